@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Block until a Kafka broker answers a real metadata request, or give up.
+
+An open TCP port is not enough: a KRaft broker accepts connections well before it
+can serve metadata, and clients started too early fail in confusing ways. So this
+asks for cluster metadata (what every producer/consumer does first) and only
+succeeds when a broker actually answers.
+
+Used by scripts/broker.sh after starting the broker, and meant to be reused as a
+container entrypoint step, so it depends on nothing but confluent_kafka and the
+standard library.
+
+Exit status: 0 when a broker answered, 1 on timeout (one error line on stderr),
+2 on bad arguments (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from typing import Sequence
+
+from confluent_kafka.admin import AdminClient
+
+DEFAULT_BROKERS = "127.0.0.1:9092"
+DEFAULT_TIMEOUT_SECONDS = 60.0
+# Per-attempt metadata timeout. Short, so a broker that comes up mid-wait is
+# noticed quickly and the overall deadline is respected closely.
+ATTEMPT_TIMEOUT_SECONDS = 2.0
+# Pause between attempts, so a refused connection does not become a busy loop.
+RETRY_PAUSE_SECONDS = 0.5
+
+
+def _env_float(name: str, default: float) -> float:
+    """Read a float from the environment; fall back to the default when unset or empty."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SystemExit(f"error: {name} must be a number of seconds, got {raw!r}") from None
+
+
+def _quiet_logger() -> logging.Logger:
+    """A logger that swallows librdkafka's logs.
+
+    While the broker is still down librdkafka logs every refused connection
+    ("Connect to ipv4#... failed: Connection refused"); that noise would bury
+    the one line that matters, so it is dropped here.
+    """
+    logger = logging.getLogger("wait_for_broker.librdkafka")
+    logger.addHandler(logging.NullHandler())
+    logger.propagate = False
+    logger.setLevel(logging.CRITICAL + 1)
+    return logger
+
+
+def _make_admin(brokers: str) -> AdminClient:
+    """Build an AdminClient configured for polling a broker that may not be up yet."""
+    return AdminClient(
+        {
+            "bootstrap.servers": brokers,
+            # Keep librdkafka quiet while the broker is still down.
+            "log_level": 0,
+            "log.connection.close": False,
+            "logger": _quiet_logger(),
+            # Retry connecting quickly rather than backing off for seconds.
+            "reconnect.backoff.ms": 100,
+            "reconnect.backoff.max.ms": 500,
+            "socket.connection.setup.timeout.ms": int(ATTEMPT_TIMEOUT_SECONDS * 1000),
+        }
+    )
+
+
+def wait_for_broker(brokers: str, timeout: float) -> bool:
+    """Return True as soon as a broker in `brokers` answers a metadata request.
+
+    Returns False once `timeout` seconds have passed without an answer.
+    """
+    deadline = time.monotonic() + timeout
+    admin = _make_admin(brokers)
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        try:
+            metadata = admin.list_topics(timeout=min(ATTEMPT_TIMEOUT_SECONDS, remaining))
+        except Exception:  # KafkaException on timeout / transport errors: keep trying.
+            metadata = None
+        if metadata is not None and metadata.brokers:
+            return True
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        time.sleep(min(RETRY_PAUSE_SECONDS, remaining))
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the command line; defaults come from the environment so containers can set them."""
+    parser = argparse.ArgumentParser(
+        description=(
+            "Wait until a Kafka broker answers a metadata request. "
+            "Exit 0 when it does, 1 if none answers within the timeout."
+        )
+    )
+    parser.add_argument(
+        "--brokers",
+        default=os.environ.get("KAFKA_BROKERS") or DEFAULT_BROKERS,
+        help="comma-separated host:port bootstrap list "
+        "(default: $KAFKA_BROKERS or %(default)s)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=_env_float("BROKER_WAIT_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS),
+        help="seconds to wait before giving up "
+        "(default: $BROKER_WAIT_TIMEOUT_SECONDS or %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    if args.timeout < 0:
+        parser.error("--timeout must be >= 0")
+    return args
+
+
+def _format_seconds(seconds: float) -> str:
+    """Print 60.0 as 60 and 2.5 as 2.5 in the error message."""
+    return f"{seconds:g}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: wait, then report the outcome as an exit status."""
+    args = parse_args(argv)
+    if wait_for_broker(args.brokers, args.timeout):
+        return 0
+    print(
+        f"error: no Kafka broker answered at {args.brokers} "
+        f"within {_format_seconds(args.timeout)} s",
+        file=sys.stderr,
+    )
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
