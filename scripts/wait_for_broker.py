@@ -21,7 +21,7 @@ import logging
 import os
 import sys
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 from confluent_kafka.admin import AdminClient
 
@@ -34,19 +34,8 @@ ATTEMPT_TIMEOUT_SECONDS = 2.0
 RETRY_PAUSE_SECONDS = 0.5
 
 
-def _env_float(name: str, default: float) -> float:
-    """Read a float from the environment; fall back to the default when unset or empty."""
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise SystemExit(f"error: {name} must be a number of seconds, got {raw!r}") from None
-
-
 def _quiet_logger() -> logging.Logger:
-    """A logger that swallows librdkafka's logs.
+    """Return a logger that swallows librdkafka's logs.
 
     While the broker is still down librdkafka logs every refused connection
     ("Connect to ipv4#... failed: Connection refused"); that noise would bury
@@ -110,17 +99,22 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--brokers",
         default=os.environ.get("KAFKA_BROKERS") or DEFAULT_BROKERS,
-        help="comma-separated host:port bootstrap list "
-        "(default: $KAFKA_BROKERS or %(default)s)",
+        help="comma-separated host:port bootstrap list (default: $KAFKA_BROKERS or %(default)s)",
     )
     parser.add_argument(
         "--timeout",
         type=float,
-        default=_env_float("BROKER_WAIT_TIMEOUT_SECONDS", DEFAULT_TIMEOUT_SECONDS),
+        default=None,
         help="seconds to wait before giving up "
-        "(default: $BROKER_WAIT_TIMEOUT_SECONDS or %(default)s)",
+        f"(default: $BROKER_WAIT_TIMEOUT_SECONDS or {DEFAULT_TIMEOUT_SECONDS:g})",
     )
     args = parser.parse_args(argv)
+    if args.timeout is None:
+        raw = os.environ.get("BROKER_WAIT_TIMEOUT_SECONDS", "").strip()
+        try:
+            args.timeout = float(raw) if raw else DEFAULT_TIMEOUT_SECONDS
+        except ValueError:
+            parser.error(f"BROKER_WAIT_TIMEOUT_SECONDS must be a number of seconds, got {raw!r}")
     if args.timeout < 0:
         parser.error("--timeout must be >= 0")
     return args

@@ -1,0 +1,1 @@
+"""Streaming anomaly detection for sensor fleets: Kafka -> Bytewax -> River -> Kafka."""

@@ -1,0 +1,215 @@
+"""The one place that reads ``os.environ``.
+
+Every knob of the dataflow is an environment variable with a default. ``Settings.from_env`` reads
+and validates them all at start-up, so a typo or a nonsensical value stops the flow before it
+touches Kafka, with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+from dataflow.readings import AIR_QUALITY, TEMPERATURE
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A bad environment value; the message names the variable."""
+
+
+# name -> (default, help). The README table is checked against this by a test.
+ENV_DOCS: dict[str, tuple[str, str]] = {
+    "KAFKA_BROKERS": ("127.0.0.1:9092", "Comma-separated bootstrap brokers."),
+    "AIR_QUALITY_TOPIC": ("air-quality", "Input topic of the air-quality family."),
+    "TEMPERATURE_TOPIC": ("temperature_readings", "Input topic of the machine-temperature family."),
+    "ANOMALIES_TOPIC": ("anomalies", "Output topic of scored windows."),
+    "DLQ_TOPIC": ("dead-letters", "Topic for messages that cannot be used, with their reason."),
+    "TOPIC_PARTITIONS": ("3", "Partitions of topics the flow creates when they are missing."),
+    "KAFKA_TAIL": ("true", "`false`: stop at the end of the input topics (replays, tests)."),
+    "KAFKA_BATCH_SIZE": ("5000", "Messages fetched per partition per poll."),
+    "KAFKA_CONSUMER_CONFIG": ("", "Extra librdkafka consumer settings, `k=v,k=v`."),
+    "KAFKA_PRODUCER_CONFIG": ("", "Extra librdkafka producer settings for the sinks, `k=v,k=v`."),
+    "WINDOW_SECONDS": ("5", "Tumbling event-time window length, per sensor."),
+    "ALLOWED_LATENESS_SECONDS": ("2", "How far a sensor's event time may pass a window's end "
+                                      "before the window closes."),
+    "IDLE_TIMEOUT_SECONDS": ("10", "Wall-clock seconds after a sensor's last reading at which "
+                                   "its open windows close anyway."),
+    "SHARDS": ("32", "Key groups that sensors are hashed into (Bytewax keys)."),
+    "TEMPERATURE_THRESHOLD_C": ("90", "Temperature window mean at or above which is an alarm."),
+    "AIR_QUALITY_THRESHOLD": ("", "Air-quality window mean at or above which is an alarm "
+                                  "(empty: no rule)."),
+    "TEMPERATURE_LIMITS": ("0,120", "HalfSpaceTrees feature range `lo,hi` for temperature."),
+    "AIR_QUALITY_LIMITS": ("0,500", "HalfSpaceTrees feature range `lo,hi` for air quality."),
+    "HST_TREES": ("5", "HalfSpaceTrees: number of trees."),
+    "HST_HEIGHT": ("3", "HalfSpaceTrees: tree height."),
+    "HST_WINDOW_SIZE": ("50", "HalfSpaceTrees: windows per reference-mass period."),
+    "ML_QUANTILE": ("0.99", "Per-sensor score quantile above which a window is an ML anomaly."),
+    "WARMUP_WINDOWS": ("100", "Windows a sensor's model learns before it may raise ML anomalies."),
+    "MODEL_SEED": ("42", "Seed of every sensor's model, so runs are reproducible."),
+    "EMIT_ALL_WINDOWS": ("false", "`true`: write every scored window, not only anomalies."),
+    "STATUS_INTERVAL_SECONDS": ("5", "Seconds between status log lines (0: none)."),
+    "LOG_LEVEL": ("INFO", "Python logging level."),
+}
+
+
+def _raw(env: Mapping[str, str], name: str) -> str:
+    return env.get(name, ENV_DOCS[name][0]).strip()
+
+
+def _parse(env: Mapping[str, str], name: str, conv: Callable[[str], T], what: str) -> T:
+    raw = _raw(env, name)
+    try:
+        return conv(raw)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{name}={raw!r}: expected {what} ({exc})") from None
+
+
+def _bool(raw: str) -> bool:
+    low = raw.lower()
+    if low in ("1", "true", "yes", "on"):
+        return True
+    if low in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("not a boolean")
+
+
+def _finite(raw: str) -> float:
+    val = float(raw)
+    if not math.isfinite(val):
+        raise ValueError("not finite")
+    return val
+
+
+def _limits(raw: str) -> tuple[float, float]:
+    lo, hi = (_finite(p) for p in raw.split(","))
+    if not lo < hi:
+        raise ValueError("lo must be below hi")
+    return lo, hi
+
+
+def _kv(raw: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        key, sep, val = part.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"{part!r} is not k=v")
+        out[key.strip()] = val.strip()
+    return out
+
+
+def _check(name: str, ok: bool, what: str, env: Mapping[str, str]) -> None:
+    if not ok:
+        raise ConfigError(f"{name}={_raw(env, name)!r}: must be {what}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated configuration of the dataflow."""
+
+    brokers: tuple[str, ...]
+    topics: dict[str, str]  # topic -> family
+    anomalies_topic: str
+    dlq_topic: str
+    tail: bool
+    batch_size: int
+    topic_partitions: int
+    consumer_config: dict[str, str]
+    producer_config: dict[str, str]
+    window_seconds: float
+    lateness_seconds: float
+    idle_timeout_seconds: float
+    shards: int
+    thresholds: dict[str, float]  # family -> alarm level of the window mean
+    limits: dict[str, tuple[float, float]]  # family -> HalfSpaceTrees range
+    hst_trees: int
+    hst_height: int
+    hst_window_size: int
+    ml_quantile: float
+    warmup_windows: int
+    model_seed: int
+    emit_all: bool
+    status_interval_seconds: float
+    log_level: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read and validate every variable; raise ``ConfigError`` naming the first bad one."""
+        env = os.environ if env is None else env
+        brokers = tuple(b.strip() for b in _raw(env, "KAFKA_BROKERS").split(",") if b.strip())
+        _check("KAFKA_BROKERS", bool(brokers), "a non-empty list of host:port", env)
+        topic_names = {}
+        for name in ("AIR_QUALITY_TOPIC", "TEMPERATURE_TOPIC", "ANOMALIES_TOPIC", "DLQ_TOPIC"):
+            topic_names[name] = _raw(env, name)
+            _check(name, bool(topic_names[name]), "a topic name", env)
+        in_topics = {topic_names["AIR_QUALITY_TOPIC"]: AIR_QUALITY,
+                     topic_names["TEMPERATURE_TOPIC"]: TEMPERATURE}
+        _check("TEMPERATURE_TOPIC", len(in_topics) == 2, "different from AIR_QUALITY_TOPIC", env)
+        outs = {topic_names["ANOMALIES_TOPIC"], topic_names["DLQ_TOPIC"]}
+        _check("ANOMALIES_TOPIC", not outs & set(in_topics) and len(outs) == 2,
+               "different from the input topics and DLQ_TOPIC", env)
+
+        batch_size = _parse(env, "KAFKA_BATCH_SIZE", int, "an integer")
+        _check("KAFKA_BATCH_SIZE", batch_size >= 1, ">= 1", env)
+        partitions = _parse(env, "TOPIC_PARTITIONS", int, "an integer")
+        _check("TOPIC_PARTITIONS", partitions >= 1, ">= 1", env)
+        window = _parse(env, "WINDOW_SECONDS", _finite, "a number of seconds")
+        _check("WINDOW_SECONDS", window > 0, "> 0", env)
+        _check("WINDOW_SECONDS", (window * 1e9).is_integer(), "a whole number of nanoseconds", env)
+        lateness = _parse(env, "ALLOWED_LATENESS_SECONDS", _finite, "a number of seconds")
+        _check("ALLOWED_LATENESS_SECONDS", lateness >= 0, ">= 0", env)
+        idle = _parse(env, "IDLE_TIMEOUT_SECONDS", _finite, "a number of seconds")
+        _check("IDLE_TIMEOUT_SECONDS", idle > 0, "> 0", env)
+        shards = _parse(env, "SHARDS", int, "an integer")
+        _check("SHARDS", 1 <= shards <= 4096, "between 1 and 4096", env)
+
+        thresholds = {TEMPERATURE: _parse(env, "TEMPERATURE_THRESHOLD_C", _finite, "a number")}
+        if _raw(env, "AIR_QUALITY_THRESHOLD"):
+            thresholds[AIR_QUALITY] = _parse(env, "AIR_QUALITY_THRESHOLD", _finite, "a number")
+        limits = {
+            TEMPERATURE: _parse(env, "TEMPERATURE_LIMITS", _limits, "`lo,hi` with lo < hi"),
+            AIR_QUALITY: _parse(env, "AIR_QUALITY_LIMITS", _limits, "`lo,hi` with lo < hi"),
+        }
+        ints = {}
+        for name, low in (("HST_TREES", 1), ("HST_HEIGHT", 1), ("HST_WINDOW_SIZE", 1),
+                          ("WARMUP_WINDOWS", 0)):
+            ints[name] = _parse(env, name, int, "an integer")
+            _check(name, ints[name] >= low, f">= {low}", env)
+        quantile = _parse(env, "ML_QUANTILE", _finite, "a number")
+        _check("ML_QUANTILE", 0 < quantile < 1, "strictly between 0 and 1", env)
+        status = _parse(env, "STATUS_INTERVAL_SECONDS", _finite, "a number of seconds")
+        _check("STATUS_INTERVAL_SECONDS", status >= 0, ">= 0", env)
+        log_level = _raw(env, "LOG_LEVEL").upper()
+        _check("LOG_LEVEL", log_level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+               "a logging level name", env)
+
+        return cls(
+            brokers=brokers,
+            topics=in_topics,
+            anomalies_topic=topic_names["ANOMALIES_TOPIC"],
+            dlq_topic=topic_names["DLQ_TOPIC"],
+            tail=_parse(env, "KAFKA_TAIL", _bool, "true or false"),
+            batch_size=batch_size,
+            topic_partitions=partitions,
+            consumer_config=_parse(env, "KAFKA_CONSUMER_CONFIG", _kv, "k=v,k=v"),
+            producer_config=_parse(env, "KAFKA_PRODUCER_CONFIG", _kv, "k=v,k=v"),
+            window_seconds=window,
+            lateness_seconds=lateness,
+            idle_timeout_seconds=idle,
+            shards=shards,
+            thresholds=thresholds,
+            limits=limits,
+            hst_trees=ints["HST_TREES"],
+            hst_height=ints["HST_HEIGHT"],
+            hst_window_size=ints["HST_WINDOW_SIZE"],
+            ml_quantile=quantile,
+            warmup_windows=ints["WARMUP_WINDOWS"],
+            model_seed=_parse(env, "MODEL_SEED", int, "an integer"),
+            emit_all=_parse(env, "EMIT_ALL_WINDOWS", _bool, "true or false"),
+            status_interval_seconds=status,
+            log_level=log_level,
+        )

@@ -1,0 +1,171 @@
+"""The dataflow's steps, with sources and sinks passed in so tests can swap them.
+
+No Kafka import here: ``main.py`` supplies the Kafka source, sinks and message type; tests supply
+``TestingSource`` and ``TestingSink``.
+"""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import bytewax.operators as op
+from bytewax.dataflow import Dataflow
+from bytewax.inputs import Source
+from bytewax.operators import StatefulBatchLogic
+from bytewax.outputs import Sink
+
+from dataflow.config import Settings
+from dataflow.readings import Reading
+from dataflow.records import (
+    DeadLetter,
+    Headers,
+    encode_dead_letter,
+    encode_late,
+    encode_window,
+    route,
+)
+from dataflow.scoring import ModelParams
+from dataflow.shard import LateReading, ShardConfig, ShardState, WindowResult
+from dataflow.status import Status
+
+log = logging.getLogger("dataflow")
+
+MessageFactory = Callable[[bytes | None, bytes | None, Headers], Any]
+Clock = Callable[[], float]
+
+
+def as_tuple(key: bytes | None, value: bytes | None, headers: Headers) -> Any:
+    """Default sink message: a plain ``(key, value, headers)`` tuple."""
+    return key, value, headers
+
+
+def shard_config(settings: Settings) -> ShardConfig:
+    """What every shard needs, from the validated settings."""
+    models = {
+        family: ModelParams(
+            limits=limits,
+            n_trees=settings.hst_trees,
+            height=settings.hst_height,
+            window_size=settings.hst_window_size,
+            quantile=settings.ml_quantile,
+            warmup=settings.warmup_windows,
+            seed=settings.model_seed,
+        )
+        for family, limits in settings.limits.items()
+    }
+    return ShardConfig(
+        window_ns=round(settings.window_seconds * 1e9),
+        lateness_ns=round(settings.lateness_seconds * 1e9),
+        idle_timeout_s=settings.idle_timeout_seconds,
+        models=models,
+        thresholds=dict(settings.thresholds),
+        emit_all=settings.emit_all,
+    )
+
+
+Out = list[WindowResult | LateReading]
+
+
+class ShardLogic(StatefulBatchLogic[list[Reading], WindowResult | LateReading, bytes]):
+    """Adapts ``ShardState`` to Bytewax: batches in, closed windows out, pickled snapshots."""
+
+    def __init__(self, state: ShardState, clock: Clock, status: Status) -> None:
+        self.state = state
+        self.clock = clock
+        self.status = status
+
+    def _report(self, out: Out) -> Out:
+        c = self.state.counts
+        self.status.add(readings=c.readings, late=c.late, windows=c.windows,
+                        anomalies=c.anomalies)
+        c.readings = c.late = c.windows = c.anomalies = 0
+        return out
+
+    def on_batch(self, values: list[list[Reading]]) -> tuple[Out, bool]:
+        now = self.clock()
+        out: Out = []
+        for readings in values:
+            out.extend(self.state.ingest(readings, now))
+        out.extend(self.state.expire(now))
+        return self._report(out), StatefulBatchLogic.RETAIN
+
+    def on_notify(self) -> tuple[Out, bool]:
+        return self._report(self.state.expire(self.clock())), StatefulBatchLogic.RETAIN
+
+    def on_eof(self) -> tuple[Out, bool]:
+        return self._report(self.state.flush()), StatefulBatchLogic.RETAIN
+
+    def notify_at(self) -> datetime | None:
+        deadline = self.state.next_deadline()
+        return None if deadline is None else datetime.fromtimestamp(deadline, UTC)
+
+    def snapshot(self) -> bytes:
+        # Bytes are immutable, so the runtime may hold them while the state moves on.
+        return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def build_flow(
+    settings: Settings,
+    source: Source[Any],
+    anomaly_sink: Sink[Any],
+    dlq_sink: Sink[Any],
+    make_message: MessageFactory = as_tuple,
+    clock: Clock = time.time,
+    status: Status | None = None,
+) -> Dataflow:
+    """Wire source -> route -> per-shard windows and scores -> anomalies / dead letters."""
+    status = status or Status(settings.status_interval_seconds)
+    config = shard_config(settings)
+    topics, shards = settings.topics, settings.shards
+    width = len(str(shards - 1))
+
+    flow = Dataflow("sensor_anomalies")
+    msgs = op.input("inp", flow, source)  # KafkaSourceMessage
+
+    def route_batch(batch: list[Any]) -> list[Any]:
+        by_shard, dead = route(batch, topics, shards)
+        if dead:
+            reasons = Counter(d.reason for d in dead)
+            log.warning("rejected %d message(s) %s; first: %s", len(dead), dict(reasons),
+                        dead[0].detail)
+            status.add(rejected=len(dead))
+        items: list[Any] = [(f"{s:0{width}d}", rs) for s, rs in by_shard.items()]
+        items.extend(dead)
+        return items
+
+    routed = op.flat_map_batch("route", msgs, route_batch)
+    split = op.branch("split_dead", routed, lambda x: isinstance(x, DeadLetter))
+    # (shard key, [Reading]) -- one item per shard per input batch
+
+    def build(resume: bytes | None) -> ShardLogic:
+        state = ShardState(config) if resume is None else pickle.loads(resume)
+        return ShardLogic(state, clock, status)
+
+    detected = op.stateful_batch("detect", split.falses, build)
+    # (shard key, WindowResult | LateReading)
+    results = op.map("unkey", detected, lambda kv: kv[1])
+    late_split = op.branch("split_late", results, lambda x: isinstance(x, LateReading))
+
+    def window_msg(res: WindowResult) -> Any:
+        return make_message(*encode_window(res))
+
+    def dead_msg(dl: DeadLetter) -> Any:
+        return make_message(*encode_dead_letter(dl))
+
+    def late_msg(late: LateReading) -> Any:
+        return make_message(*encode_late(late))
+
+    op.output("out", op.map("encode", late_split.falses, window_msg), anomaly_sink)
+    dead = op.merge(
+        "dead_letters",
+        op.map("encode_dead", split.trues, dead_msg),
+        op.map("encode_late", late_split.trues, late_msg),
+    )
+    op.output("dlq", dead, dlq_sink)
+    return flow

@@ -1,0 +1,73 @@
+"""Entry point: ``python -m bytewax.run dataflow.main:flow``.
+
+Only wiring: read the settings (failing fast, naming the bad variable), make sure the topics
+exist, and hand Bytewax's own Kafka source and sinks to ``build_flow``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage, KafkaSource
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from dataflow.config import ConfigError, Settings
+from dataflow.flow import build_flow
+
+log = logging.getLogger("dataflow")
+
+# Throughput-minded librdkafka defaults; KAFKA_CONSUMER_CONFIG / KAFKA_PRODUCER_CONFIG override.
+CONSUMER_DEFAULTS = {
+    "fetch.wait.max.ms": "100",
+    "fetch.message.max.bytes": "4194304",
+    "queued.min.messages": "200000",
+}
+PRODUCER_DEFAULTS = {"linger.ms": "5", "compression.type": "lz4"}
+
+
+def ensure_topics(settings: Settings) -> None:
+    """Create missing input and output topics, so a fresh broker works out of the box."""
+    admin = AdminClient({"bootstrap.servers": ",".join(settings.brokers)})
+    wanted = [*settings.topics, settings.anomalies_topic, settings.dlq_topic]
+    existing = set(admin.list_topics(timeout=30).topics)
+    new = [NewTopic(t, settings.topic_partitions, 1) for t in wanted if t not in existing]
+    for topic, fut in admin.create_topics(new).items() if new else ():
+        try:
+            fut.result(timeout=30)
+            log.info("created topic %s", topic)
+        except KafkaException as exc:  # another creator won the race: fine
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+
+
+def make_flow() -> object:
+    """Build the production flow from the environment."""
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ensure_topics(settings)
+    brokers = list(settings.brokers)
+    source = KafkaSource(
+        brokers,
+        list(settings.topics),
+        tail=settings.tail,
+        batch_size=settings.batch_size,
+        add_config={**CONSUMER_DEFAULTS, **settings.consumer_config},
+    )
+    producer_config = {**PRODUCER_DEFAULTS, **settings.producer_config}
+    return build_flow(
+        settings,
+        source,
+        KafkaSink(brokers, settings.anomalies_topic, add_config=producer_config),
+        KafkaSink(brokers, settings.dlq_topic, add_config=producer_config),
+        make_message=lambda k, v, h: KafkaSinkMessage(k, v, headers=h),
+    )
+
+
+flow = make_flow()

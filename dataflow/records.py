@@ -1,0 +1,116 @@
+"""Routing of raw messages, and the wire format of what the flow writes.
+
+Pure. Input: objects with the attributes of Bytewax's ``KafkaSourceMessage`` (``topic``, ``key``,
+``value``, ``partition``, ``offset``, ``timestamp``), duck-typed so tests need no Kafka. Output:
+``(key, value, headers)`` triples of bytes; the JSON value is encoded exactly once, by orjson.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+import orjson
+
+from dataflow.readings import BadMessage, Reading, parse
+from dataflow.shard import LateReading, WindowResult, shard_of
+
+Headers = list[tuple[str, bytes]]
+
+
+class DeadLetter(NamedTuple):
+    """A message the flow cannot use, with its original bytes and where it came from."""
+
+    reason: str
+    detail: str
+    key: bytes | None
+    value: bytes | None
+    topic: str | None
+    partition: int | None
+    offset: int | None
+
+
+def route(
+    msgs: Iterable[Any], topics: Mapping[str, str], shards: int
+) -> tuple[dict[int, list[Reading]], list[DeadLetter]]:
+    """Parse a batch and group its readings by shard: one item per shard per batch downstream."""
+    by_shard: dict[int, list[Reading]] = {}
+    dead: list[DeadLetter] = []
+    for msg in msgs:
+        try:
+            family = topics.get(msg.topic)
+            if family is None:
+                raise BadMessage("unknown_topic", f"no family is read from topic {msg.topic!r}")
+            ts = msg.timestamp
+            reading = parse(family, msg.key, msg.value, ts[1] if ts else None)
+        except BadMessage as exc:
+            dead.append(DeadLetter(exc.reason, exc.detail, msg.key, msg.value, msg.topic,
+                                   msg.partition, msg.offset))
+            continue
+        shard = shard_of(family, reading.sensor_id, shards)
+        bucket = by_shard.get(shard)
+        if bucket is None:
+            by_shard[shard] = [reading]
+        else:
+            bucket.append(reading)
+    return by_shard, dead
+
+
+def iso_utc(ns: int) -> str:
+    """ns since the epoch -> ``2024-03-19T13:57:05.000Z``."""
+    dt = datetime.fromtimestamp(ns // 1_000_000 / 1000, UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def window_record(res: WindowResult) -> dict[str, Any]:
+    """The JSON object written to the anomalies topic for one scored window."""
+    st = res.stats
+    return {
+        "family": res.family,
+        "sensor_id": res.sensor_id,
+        "window_start": iso_utc(st.start),
+        "window_end": iso_utc(st.end),
+        "count": st.count,
+        "mean": st.mean,
+        "min": st.min,
+        "max": st.max,
+        "score": res.score,
+        "model_ready": res.model_ready,
+        "ml_anomaly": res.ml_anomaly,
+        "ml_cut": res.ml_cut,
+        "threshold": res.threshold,
+        "threshold_alarm": res.threshold_alarm,
+        "anomaly": res.anomaly,
+        "reasons": res.reasons,
+    }
+
+
+def encode_window(res: WindowResult) -> tuple[bytes, bytes, Headers]:
+    """Key = sensor id, value = one JSON object (encoded once)."""
+    return res.sensor_id.encode(), orjson.dumps(window_record(res)), []
+
+
+def _dead_headers(reason: str, detail: str, topic: str | None, partition: int | None,
+                  offset: int | None) -> Headers:
+    headers = [("reason", reason.encode()), ("detail", detail.encode("utf-8", "replace"))]
+    for name, val in (("source_topic", topic), ("source_partition", partition),
+                      ("source_offset", offset)):
+        if val is not None:
+            headers.append((name, str(val).encode()))
+    return headers
+
+
+def encode_dead_letter(dl: DeadLetter) -> tuple[bytes | None, bytes | None, Headers]:
+    """The original key and value bytes untouched; why and where from in headers."""
+    return dl.key, dl.value, _dead_headers(dl.reason, dl.detail, dl.topic, dl.partition,
+                                           dl.offset)
+
+
+def encode_late(late: LateReading) -> tuple[bytes, bytes, Headers]:
+    """A late reading, re-encoded (its original bytes are not kept past parsing)."""
+    r = late.reading
+    value = orjson.dumps({"family": r.family, "sensor_id": r.sensor_id, "ts_ns": r.ts,
+                          "value": r.value})
+    return r.sensor_id.encode(), value, _dead_headers("late", "window already closed", None,
+                                                      None, None)

@@ -1,0 +1,113 @@
+"""The flow's wiring under ``bytewax.testing``: sources and sinks swapped, clock controlled."""
+
+import itertools
+
+import orjson
+import pytest
+from bytewax.connectors.kafka import KafkaSourceMessage
+from bytewax.testing import TestingSink, TestingSource, run_main
+
+from dataflow.config import Settings
+from dataflow.flow import build_flow
+from dataflow.status import Status
+
+S = 1_000_000_000
+T0 = 1_710_856_625 * S  # a multiple of 5 s
+
+
+def temp_msg(sensor: str, sec: float, value: float, offset: int = 0) -> KafkaSourceMessage:
+    payload = orjson.dumps({"Temperature_C": value, "Timestamp": T0 + int(sec * S)})
+    return KafkaSourceMessage(sensor.encode(), payload, topic="temperature_readings",
+                              partition=0, offset=offset)
+
+
+def aq_msg(sensor: str, stamp: str, value: float) -> KafkaSourceMessage:
+    payload = orjson.dumps({"timestamp": stamp, "value": value})
+    return KafkaSourceMessage(sensor.encode(), payload, topic="air-quality", partition=0)
+
+
+def run(msgs: list, env: dict | None = None, batch_size: int = 3, clock=None):
+    settings = Settings.from_env({"STATUS_INTERVAL_SECONDS": "0", **(env or {})})
+    out: list = []
+    dlq: list = []
+    status = Status(0)
+    kwargs = {"clock": clock} if clock else {}
+    flow = build_flow(settings, TestingSource(msgs, batch_size=batch_size), TestingSink(out),
+                      TestingSink(dlq), status=status, **kwargs)
+    run_main(flow)
+    return [(k, orjson.loads(v)) for k, v, _h in out], dlq, status.snapshot()
+
+
+def test_overheating_machine_alarms_with_the_mean_of_every_reading() -> None:
+    msgs = [temp_msg("2", s, 88.0 + s, offset=s) for s in range(12)]  # windows 0-5, 5-10, 10-12
+    msgs += [temp_msg("1", s, 65.0, offset=s) for s in range(12)]
+    out, dlq, counts = run(msgs)
+    assert dlq == []
+    assert [(k, o["window_start"], o["count"], o["mean"]) for k, o in out] == [
+        (b"2", "2024-03-19T13:57:05.000Z", 5, 90.0),  # (88+..+92)/5, not the last reading
+        (b"2", "2024-03-19T13:57:10.000Z", 5, 95.0),
+        (b"2", "2024-03-19T13:57:15.000Z", 2, 98.5),
+    ]
+    assert all(o["reasons"] == ["threshold"] and o["threshold_alarm"] for _k, o in out)
+    assert counts["readings"] == 24 and counts["windows"] == 6 and counts["anomalies"] == 3
+
+
+def test_window_of_k_readings_averages_all_k_through_the_flow() -> None:
+    values = [61.0, 93.0, 70.0, 99.5]  # mean 80.875: only the mean of all four is below 90
+    msgs = [temp_msg("5", s, v) for s, v in enumerate(values)]
+    out, _dlq, _ = run(msgs, {"EMIT_ALL_WINDOWS": "true", "TEMPERATURE_THRESHOLD_C": "81"})
+    [(_key, rec)] = out
+    assert (rec["count"], rec["mean"], rec["min"], rec["max"]) == (4, 80.875, 61.0, 99.5)
+    assert not rec["threshold_alarm"]  # 80.875 < 81, although two readings are above it
+
+
+def test_both_tutorial_formats_and_every_value_is_encoded_once() -> None:
+    msgs = [aq_msg("Sensor3", f"2022-07-15 11:34:3{i}.113400", 20.0 + i) for i in range(4)]
+    msgs += [temp_msg("0", s, 60.0) for s in range(3)]
+    out, _dlq, _ = run(msgs, {"EMIT_ALL_WINDOWS": "true"})
+    assert sorted(k for k, _ in out) == [b"0", b"Sensor3"]
+    for key, rec in out:
+        assert isinstance(rec, dict) and rec["sensor_id"] == key.decode()
+    [aq] = [rec for k, rec in out if k == b"Sensor3"]
+    assert (aq["family"], aq["window_start"], aq["count"], aq["mean"]) == (
+        "air_quality", "2022-07-15T11:34:30.000Z", 4, 21.5)
+
+
+def test_malformed_messages_go_to_dead_letters_and_the_flow_goes_on() -> None:
+    msgs = [temp_msg("2", 0, 95.0), KafkaSourceMessage(b"2", b"{oops", topic="temperature_readings",
+                                                       partition=2, offset=7)]
+    msgs += [KafkaSourceMessage(None, b"{}", topic="temperature_readings", partition=2, offset=8)]
+    msgs += [temp_msg("2", s, 95.0) for s in range(1, 4)]
+    out, dlq, counts = run(msgs)
+    assert [(k, v) for k, v, _h in dlq] == [(b"2", b"{oops"), (None, b"{}")]
+    assert [dict(h)["reason"] for _k, _v, h in dlq] == [b"invalid_json", b"bad_key"]
+    assert [o["count"] for _k, o in out] == [4]
+    assert counts["rejected"] == 2
+
+
+def test_late_reading_is_routed_to_dead_letters() -> None:
+    msgs = [temp_msg("2", 0, 60.0), temp_msg("2", 9, 60.0), temp_msg("2", 1, 60.0)]
+    _out, dlq, counts = run(msgs, batch_size=1)
+    assert [dict(h)["reason"] for _k, _v, h in dlq] == [b"late"]
+    assert counts["late"] == 1
+
+
+@pytest.mark.parametrize("batch_size", [1, 7, 100])
+def test_result_does_not_depend_on_batching(batch_size: int) -> None:
+    msgs = [temp_msg(str(i % 5), i // 5 * 0.5, 80.0 + (i * 7) % 23) for i in range(300)]
+    env = {"EMIT_ALL_WINDOWS": "true", "SHARDS": "3"}
+    ref, _, _ = run(msgs, env, batch_size=1000)
+    out, _, _ = run(msgs, env, batch_size=batch_size)
+    assert sorted(map(repr, out)) == sorted(map(repr, ref))
+
+
+def test_idle_sensor_closes_on_the_controlled_clock() -> None:
+    """Sensor "q" sends one reading and goes quiet; its window closes by wall-clock timeout,
+    before the input ends, while sensor "b" keeps sending (same shard: SHARDS=1)."""
+    ticks = itertools.count()
+    msgs = [temp_msg("q", 0, 95.0)] + [temp_msg("b", s * 0.1, 60.0) for s in range(40)]
+    out, _, _ = run(msgs, {"SHARDS": "1", "IDLE_TIMEOUT_SECONDS": "5", "EMIT_ALL_WINDOWS": "true"},
+                    batch_size=1, clock=lambda: float(next(ticks)))
+    keys = [k for k, _ in out]
+    assert keys[0] == b"q"  # closed by the timeout, ahead of b's windows flushed at the end
+    assert keys.count(b"q") == 1

@@ -1,0 +1,63 @@
+"""What goes on the wire: one JSON encoding, sensor-id keys, dead letters keep their bytes."""
+
+from types import SimpleNamespace
+
+import orjson
+
+from dataflow.readings import TEMPERATURE, Reading
+from dataflow.records import encode_dead_letter, encode_late, encode_window, iso_utc, route
+from dataflow.shard import LateReading, WindowResult, shard_of
+from dataflow.windows import WindowStats
+
+S = 1_000_000_000
+TOPICS = {"temperature_readings": TEMPERATURE}
+
+
+def msg(key: bytes | None, value: bytes | None, offset: int = 0,
+        topic: str = "temperature_readings"):
+    return SimpleNamespace(topic=topic, key=key, value=value, partition=1, offset=offset,
+                           timestamp=(1, 1_700_000_000_000))
+
+
+def test_window_value_is_a_json_object_encoded_once() -> None:
+    res = WindowResult(TEMPERATURE, "2", WindowStats(1_710_856_625 * S, 1_710_856_630 * S, 5,
+                                                     95.5, 94.0, 97.0),
+                       0.42, True, False, 0.8, 90.0, True)
+    key, value, headers = encode_window(res)
+    assert key == b"2" and headers == []
+    obj = orjson.loads(value)
+    assert isinstance(obj, dict)  # a double-encoded value would decode to a str
+    assert obj["window_start"] == "2024-03-19T13:57:05.000Z"
+    assert obj["window_end"] == "2024-03-19T13:57:10.000Z"
+    assert obj["anomaly"] is True and obj["reasons"] == ["threshold"]
+    assert (obj["count"], obj["mean"], obj["min"], obj["max"]) == (5, 95.5, 94.0, 97.0)
+
+
+def test_iso_utc_keeps_milliseconds() -> None:
+    assert iso_utc(1_710_856_626_905_833_677) == "2024-03-19T13:57:06.905Z"
+
+
+def test_route_groups_by_shard_and_keeps_bad_bytes() -> None:
+    good = [msg(str(i).encode(), orjson.dumps({"Temperature_C": i, "Timestamp": 1_700_000_000}))
+            for i in range(50)]
+    bad = msg(b"7", b"\xff not json", offset=99)
+    stray = msg(b"7", b"{}", topic="elsewhere")
+    by_shard, dead = route([*good[:25], bad, *good[25:], stray], TOPICS, 8)
+    assert sum(len(v) for v in by_shard.values()) == 50
+    for shard, readings in by_shard.items():
+        assert all(shard_of(r.family, r.sensor_id, 8) == shard for r in readings)
+    assert [(d.reason, d.key, d.value, d.offset) for d in dead] == [
+        ("invalid_json", b"7", b"\xff not json", 99),
+        ("unknown_topic", b"7", b"{}", 0),
+    ]
+    key, value, headers = encode_dead_letter(dead[0])
+    assert (key, value) == (b"7", b"\xff not json")
+    assert dict(headers)["reason"] == b"invalid_json"
+    assert dict(headers)["source_offset"] == b"99"
+
+
+def test_late_reading_record() -> None:
+    key, value, headers = encode_late(LateReading(Reading(TEMPERATURE, "3", 5, 1.5)))
+    assert key == b"3" and dict(headers)["reason"] == b"late"
+    assert orjson.loads(value) == {"family": TEMPERATURE, "sensor_id": "3", "ts_ns": 5,
+                                   "value": 1.5}

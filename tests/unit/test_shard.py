@@ -1,0 +1,106 @@
+"""A shard folds many sensors: own clocks, idle timeout, flush, snapshots."""
+
+import os
+import pickle
+import subprocess
+import sys
+
+from dataflow.readings import AIR_QUALITY, TEMPERATURE, Reading
+from dataflow.scoring import ModelParams
+from dataflow.shard import LateReading, ShardConfig, ShardState, WindowResult, shard_of
+
+S = 1_000_000_000
+T0 = 1_700_000_000 * S
+
+
+def config(emit_all: bool = True, idle: float = 10.0) -> ShardConfig:
+    models = {f: ModelParams(limits=(0.0, 150.0)) for f in (TEMPERATURE, AIR_QUALITY)}
+    return ShardConfig(window_ns=5 * S, lateness_ns=2 * S, idle_timeout_s=idle, models=models,
+                       thresholds={TEMPERATURE: 90.0}, emit_all=emit_all)
+
+
+def temp(sensor: str, sec: float, value: float) -> Reading:
+    return Reading(TEMPERATURE, sensor, T0 + int(sec * S), value)
+
+
+def windows(out: list) -> list[tuple[str, int, float]]:
+    return [(o.sensor_id, (o.stats.start - T0) // S, o.stats.mean) for o in out
+            if isinstance(o, WindowResult)]
+
+
+def test_each_sensor_advances_its_own_clock() -> None:
+    """A sensor far ahead must not make a lagging sensor's readings late."""
+    state = ShardState(config())
+    out = state.ingest([temp("fast", 100, 60.0), temp("slow", 1, 61.0)], now=0.0)
+    assert out == []
+    out = state.ingest([temp("slow", 3, 63.0), temp("slow", 7, 70.0)], now=1.0)
+    assert windows(out) == [("slow", 0, 62.0)]
+
+
+def test_late_reading_is_returned_not_dropped() -> None:
+    state = ShardState(config())
+    state.ingest([temp("a", 1, 60.0), temp("a", 8, 60.0)], now=0.0)
+    r = temp("a", 2, 99.0)
+    assert state.ingest([r], now=1.0) == [LateReading(r)]
+    assert state.counts.late == 1
+
+
+def test_threshold_alarm_and_only_anomalies_by_default() -> None:
+    state = ShardState(config(emit_all=False))
+    batch = [temp("1", s, 70.0) for s in range(5)] + [temp("2", s, 95.0) for s in range(5)]
+    batch += [temp("1", 7, 70.0), temp("2", 7, 95.0)]
+    [alarm] = state.ingest(batch, now=0.0)
+    assert alarm.sensor_id == "2" and alarm.threshold_alarm and alarm.anomaly
+    assert alarm.reasons == ["threshold"] and alarm.stats.count == 5
+    assert state.counts.windows == 2 and state.counts.anomalies == 1
+
+
+def test_no_threshold_rule_for_air_quality_by_default() -> None:
+    state = ShardState(config())
+    batch = [Reading(AIR_QUALITY, "Sensor1", T0 + s * S, 500.0) for s in (0, 1, 8)]
+    [res] = state.ingest(batch, now=0.0)
+    assert res.threshold is None and not res.threshold_alarm
+
+
+def test_idle_sensor_is_closed_by_wall_clock_only_when_due() -> None:
+    state = ShardState(config(idle=10.0))
+    state.ingest([temp("quiet", 1, 60.0)], now=100.0)
+    state.ingest([temp("busy", 1, 60.0)], now=105.0)
+    assert state.next_deadline() == 110.0
+    assert state.expire(109.9) == []
+    assert windows(state.expire(110.0)) == [("quiet", 0, 60.0)]
+    assert state.next_deadline() == 115.0
+    assert list(state.idle) == [(TEMPERATURE, "busy")]
+
+
+def test_flush_closes_everything() -> None:
+    state = ShardState(config())
+    state.ingest([temp("a", 1, 60.0), temp("b", 6, 62.0)], now=0.0)
+    assert sorted(windows(state.flush())) == [("a", 0, 60.0), ("b", 5, 62.0)]
+    assert state.next_deadline() is None
+
+
+def test_snapshot_round_trip_continues_identically() -> None:
+    first = [temp("a", s, 60.0 + s % 3) for s in range(600)]
+    rest = [temp("a", s, 60.0 + s % 4) for s in range(600, 1200)]
+    state = ShardState(config())
+    state.ingest(first, now=0.0)
+    clone = pickle.loads(pickle.dumps(state))
+    assert state.ingest(rest, now=1.0) == clone.ingest(rest, now=1.0)
+
+
+def test_shard_of_is_stable_across_processes() -> None:
+    code = "from dataflow.shard import shard_of; print(shard_of('temperature', '2', 32))"
+    seen = set()
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": "."}
+        seen.add(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                                text=True, check=True).stdout)
+    assert seen == {f"{shard_of('temperature', '2', 32)}\n"}
+
+
+def test_shards_spread_a_fleet_evenly() -> None:
+    counts = [0] * 32
+    for i in range(32_000):
+        counts[shard_of(TEMPERATURE, str(i), 32)] += 1
+    assert min(counts) > 800 and max(counts) < 1200
