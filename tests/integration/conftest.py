@@ -1,0 +1,97 @@
+"""Integration fixtures: the real local Kafka broker (``make broker``), unique topics per test.
+
+Skipped with a reason when no broker answers, unless ``REQUIRE_BROKER=1`` (set by ``make test``,
+which starts the broker), where a missing broker is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+ROOT = Path(__file__).resolve().parents[2]
+BROKERS = os.environ.get("KAFKA_BROKERS", "127.0.0.1:9092")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration" in str(item.path):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def admin() -> AdminClient:
+    client = AdminClient({"bootstrap.servers": BROKERS})
+    try:
+        client.list_topics(timeout=5)
+    except KafkaException as exc:
+        if os.environ.get("REQUIRE_BROKER") == "1":
+            pytest.fail(f"no Kafka broker at {BROKERS}: {exc}")
+        pytest.skip(f"no Kafka broker at {BROKERS} (start one with `make broker`): {exc}")
+    return client
+
+
+@pytest.fixture
+def topic_factory(admin: AdminClient) -> Iterator[Callable[..., str]]:
+    """Create uniquely named topics; delete them after the test."""
+    made: list[str] = []
+
+    def make(prefix: str, partitions: int = 3) -> str:
+        name = f"test-{prefix}-{uuid.uuid4().hex[:10]}"
+        admin.create_topics([NewTopic(name, partitions, 1)])[name].result(timeout=30)
+        made.append(name)
+        return name
+
+    yield make
+    if made:
+        for fut in admin.delete_topics(made).values():
+            fut.result(timeout=30)
+
+
+def consume_all(topic: str, timeout: float = 30.0) -> list:
+    """Every message currently in ``topic``, read from the beginning to the end offsets."""
+    consumer = Consumer({"bootstrap.servers": BROKERS, "group.id": f"t-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False, "enable.partition.eof": True})
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout)
+        parts = [TopicPartition(topic, p, 0) for p in meta.topics[topic].partitions]
+        ends = {p.partition: consumer.get_watermark_offsets(p, timeout=timeout)[1] for p in parts}
+        pending = {p for p, end in ends.items() if end > 0}
+        consumer.assign(parts)
+        out = []
+        while pending:
+            msg = consumer.poll(timeout)
+            if msg is None:
+                raise TimeoutError(f"{topic}: nothing more within {timeout} s, {pending} pending")
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    pending.discard(msg.partition())
+                    continue
+                raise RuntimeError(msg.error())
+            out.append(msg)
+            if msg.offset() + 1 >= ends[msg.partition()]:
+                pending.discard(msg.partition())
+        return out
+    finally:
+        consumer.close()
+
+
+def python_env(**extra: str) -> dict[str, str]:
+    env = {**os.environ, "KAFKA_BROKERS": BROKERS, "PYTHONPATH": str(ROOT)}
+    env.update(extra)
+    return env
+
+
+def run_module(args: list[str], env: dict[str, str], timeout: float = 180.0
+               ) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m ...`` from the repository root, as a user would."""
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout)
