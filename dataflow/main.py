@@ -27,6 +27,28 @@ CONSUMER_DEFAULTS = {
 PRODUCER_DEFAULTS = {"linger.ms": "5", "compression.type": "lz4"}
 
 
+class _KafkaSource(KafkaSource):
+    """Bytewax's source, listing partitions with a plain admin client.
+
+    The stock ``list_parts`` passes the consumer settings to an admin client, which warns about
+    every consumer-only property at start-up.
+    """
+
+    def __init__(self, brokers: list[str], topics: list[str], **kwargs: object) -> None:
+        super().__init__(brokers, topics, **kwargs)  # type: ignore[arg-type]
+        self._topics_list = list(topics)
+        self._admin_config = {"bootstrap.servers": ",".join(brokers)}
+
+    def list_parts(self) -> list[str]:
+        admin = AdminClient(self._admin_config)
+        topics = self._topics_list
+        meta = admin.list_topics(timeout=30).topics
+        missing = [t for t in topics if t not in meta]
+        if missing:
+            raise RuntimeError(f"input topics do not exist: {missing}")
+        return [f"{p}-{t}" for t in topics for p in sorted(meta[t].partitions)]
+
+
 def ensure_topics(settings: Settings) -> None:
     """Create missing input and output topics, so a fresh broker works out of the box."""
     admin = AdminClient({"bootstrap.servers": ",".join(settings.brokers)})
@@ -53,7 +75,7 @@ def make_flow() -> object:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ensure_topics(settings)
     brokers = list(settings.brokers)
-    source = KafkaSource(
+    source = _KafkaSource(
         brokers,
         list(settings.topics),
         tail=settings.tail,

@@ -20,10 +20,13 @@ True
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from river import anomaly, stats
+
+from dataflow.hst import CompactHST, Forest
 
 FEATURE = "mean"
 
@@ -50,6 +53,18 @@ class Score(NamedTuple):
     cut: float | None  # the sensor's score quantile at the time, None before any is known
 
 
+@functools.cache
+def forest(params: ModelParams) -> Forest:
+    """The trees every sensor with these parameters shares, built once by River."""
+    return Forest.from_river(anomaly.HalfSpaceTrees(
+        n_trees=params.n_trees,
+        height=params.height,
+        window_size=params.window_size,
+        limits={FEATURE: params.limits},
+        seed=params.seed,
+    ))
+
+
 class SensorScorer:
     """One sensor's model. Score, then learn, so a window never scores against itself."""
 
@@ -57,20 +72,14 @@ class SensorScorer:
 
     def __init__(self, params: ModelParams) -> None:
         self.params = params
-        self.model = anomaly.HalfSpaceTrees(
-            n_trees=params.n_trees,
-            height=params.height,
-            window_size=params.window_size,
-            limits={FEATURE: params.limits},
-            seed=params.seed,
-        )
+        self.model = CompactHST(forest(params))
         self.cut = stats.Quantile(params.quantile)
         self.seen = 0
 
     def score_learn(self, mean: float) -> Score:
         """Score a window mean against this sensor's history, then learn it unless anomalous."""
-        x = {FEATURE: mean}
-        score = float(self.model.score_one(x))
+        x = (mean,)
+        score = self.model.score_one(x)
         p = self.params
         cut = self.cut.get() if self.seen > p.window_size else None
         ready = self.seen >= p.window_size + p.warmup

@@ -4,10 +4,10 @@ import doctest
 
 import pytest
 
-from dataflow import scoring
+from dataflow import hst, scoring
 
 
-@pytest.mark.parametrize("module", [scoring])
+@pytest.mark.parametrize("module", [scoring, hst])
 def test_docstring_examples(module: object) -> None:
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0

@@ -1,0 +1,128 @@
+"""Drain rate of the dataflow at 1k and at 100k sensors, same readings per sensor per window.
+
+Run by hand (``make bench``) against the local broker. For each fleet size it loads the same
+number of temperature readings into fresh topics with confluent-kafka's producer, then runs
+``python -m bytewax.run dataflow.main:flow`` with ``KAFKA_TAIL=false`` until it has drained them,
+and subtracts the start-up time measured on empty topics. Only the number of sensors changes
+between the runs, so the ratio of the cost per message shows how the design scales with fleet size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+ROOT = Path(__file__).resolve().parents[1]
+T0_NS = 1_710_856_625 * 1_000_000_000
+
+
+def make_topics(admin: AdminClient, partitions: int) -> dict[str, str]:
+    tag = uuid.uuid4().hex[:8]
+    names = {"AIR_QUALITY_TOPIC": f"bench-aq-{tag}", "TEMPERATURE_TOPIC": f"bench-temp-{tag}",
+             "ANOMALIES_TOPIC": f"bench-anomalies-{tag}", "DLQ_TOPIC": f"bench-dlq-{tag}"}
+    futs = admin.create_topics([NewTopic(n, partitions, 1) for n in names.values()])
+    for fut in futs.values():
+        fut.result(timeout=30)
+    return names
+
+
+def load(brokers: str, topic: str, sensors: int, messages: int, per_window: int) -> float:
+    """Tick by tick, every sensor sends one reading; ``per_window`` ticks fill a 5 s window."""
+    producer = Producer({"bootstrap.servers": brokers, "linger.ms": 50, "batch.size": 1 << 20,
+                         "compression.type": "lz4", "queue.buffering.max.messages": 1_000_000})
+    step = 5_000_000_000 // per_window
+    keys = [str(i).encode() for i in range(sensors)]
+    started = time.perf_counter()
+    sent = 0
+    tick = 0
+    while sent < messages:
+        ts = T0_NS + tick * step
+        for i, key in enumerate(keys):
+            value = orjson.dumps({"Temperature_C": 60.0 + (i * 7 + tick) % 11, "Timestamp": ts})
+            while True:
+                try:
+                    producer.produce(topic, value, key)
+                    break
+                except BufferError:
+                    producer.poll(0.05)
+            sent += 1
+            if sent == messages:
+                break
+        producer.poll(0)
+        tick += 1
+    producer.flush(120)
+    return time.perf_counter() - started
+
+
+def run_flow(topics: dict[str, str], brokers: str, workers: int) -> tuple[float, float]:
+    """Wall seconds and CPU seconds of one drain of the flow."""
+    env = {**os.environ, **topics, "KAFKA_BROKERS": brokers, "KAFKA_TAIL": "false",
+           "PYTHONPATH": str(ROOT), "STATUS_INTERVAL_SECONDS": "0", "LOG_LEVEL": "WARNING"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "bytewax.run", "dataflow.main:flow", "-w", str(workers)],
+                   cwd=ROOT, env=env, check=True)
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--brokers", default=os.environ.get("KAFKA_BROKERS", "127.0.0.1:9092"))
+    parser.add_argument("--sensors", default="1000,100000",
+                        help="comma-separated fleet sizes (default: 1000,100000)")
+    parser.add_argument("--messages", type=int, default=1_000_000,
+                        help="readings per run (default: 1,000,000)")
+    parser.add_argument("--per-window", type=int, default=10,
+                        help="readings per sensor per 5 s window (default: 10)")
+    parser.add_argument("--partitions", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=1, help="runs per fleet size; median reported")
+    args = parser.parse_args(argv)
+
+    admin = AdminClient({"bootstrap.servers": args.brokers})
+    empty = make_topics(admin, args.partitions)
+    startup = statistics.median(run_flow(empty, args.brokers, args.workers)[0] for _ in range(2))
+    print(f"start-up on empty topics: {startup:.2f} s", flush=True)
+
+    per_msg: dict[int, float] = {}
+    for sensors in (int(s) for s in args.sensors.split(",")):
+        topics = make_topics(admin, args.partitions)
+        load_s = load(args.brokers, topics["TEMPERATURE_TOPIC"], sensors, args.messages,
+                      args.per_window)
+        walls, cpus = [], []
+        for _ in range(args.runs):
+            wall, cpu = run_flow(topics, args.brokers, args.workers)
+            walls.append(wall)
+            cpus.append(cpu)
+        wall, cpu = statistics.median(walls), statistics.median(cpus)
+        drain = max(wall - startup, 1e-9)
+        per_msg[sensors] = drain / args.messages
+        print(f"{sensors:>7} sensors: loaded {args.messages:,} in {load_s:.1f} s; "
+              f"drained in {drain:.2f} s (+{startup:.2f} s start-up) = "
+              f"{args.messages / drain:,.0f} msg/s, {drain / args.messages * 1e6:.2f} us/msg, "
+              f"CPU {cpu:.1f} s", flush=True)
+        admin.delete_topics(list(topics.values()))
+    admin.delete_topics(list(empty.values()))
+    if len(per_msg) >= 2:
+        sizes = sorted(per_msg)
+        ratio = per_msg[sizes[-1]] / per_msg[sizes[0]]
+        print(f"cost per message, {sizes[-1]:,} vs {sizes[0]:,} sensors: {ratio:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
