@@ -49,7 +49,8 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
     "HST_HEIGHT": ("3", "HalfSpaceTrees: tree height."),
     "HST_WINDOW_SIZE": ("50", "HalfSpaceTrees: windows per reference-mass period."),
     "ML_QUANTILE": ("0.99", "Per-sensor score quantile above which a window is an ML anomaly."),
-    "WARMUP_WINDOWS": ("100", "Windows a sensor's model learns before it may raise ML anomalies."),
+    "WARMUP_WINDOWS": ("100", "Windows a sensor's model learns, after its first "
+                              "`HST_WINDOW_SIZE`, before it may raise ML anomalies."),
     "MODEL_SEED": ("42", "Seed of every sensor's model, so runs are reproducible."),
     "EMIT_ALL_WINDOWS": ("false", "`true`: write every scored window, not only anomalies."),
     "STATUS_INTERVAL_SECONDS": ("5", "Seconds between status log lines (0: none)."),
