@@ -52,7 +52,11 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
     "WARMUP_WINDOWS": ("100", "Windows a sensor's model learns, after its first "
                               "`HST_WINDOW_SIZE`, before it may raise ML anomalies."),
     "MODEL_SEED": ("42", "Seed of every sensor's model, so runs are reproducible."),
-    "EMIT_ALL_WINDOWS": ("false", "`true`: write every scored window, not only anomalies."),
+    "ALERT_UPDATE_WINDOWS": ("12", "An open alert sends an `update` (peak moved, new reason) at "
+                                   "most once per this many windows."),
+    "ALERT_RESOLVE_WINDOWS": ("3", "Consecutive clean windows that resolve an alert."),
+    "EMIT_ALL_WINDOWS": ("false", "`true`: also write every scored window, not only alert "
+                                  "events."),
     "STATUS_INTERVAL_SECONDS": ("5", "Seconds between status log lines (0: none)."),
     "LOG_LEVEL": ("INFO", "Python logging level."),
 }
@@ -133,6 +137,8 @@ class Settings:
     ml_quantile: float
     warmup_windows: int
     model_seed: int
+    alert_update_windows: int
+    alert_resolve_windows: int
     emit_all: bool
     status_interval_seconds: float
     log_level: str
@@ -177,7 +183,8 @@ class Settings:
         }
         ints = {}
         for name, low in (("HST_TREES", 1), ("HST_HEIGHT", 1), ("HST_WINDOW_SIZE", 1),
-                          ("WARMUP_WINDOWS", 0)):
+                          ("WARMUP_WINDOWS", 0), ("ALERT_UPDATE_WINDOWS", 1),
+                          ("ALERT_RESOLVE_WINDOWS", 1)):
             ints[name] = _parse(env, name, int, "an integer")
             _check(name, ints[name] >= low, f">= {low}", env)
         quantile = _parse(env, "ML_QUANTILE", _finite, "a number")
@@ -210,6 +217,8 @@ class Settings:
             ml_quantile=quantile,
             warmup_windows=ints["WARMUP_WINDOWS"],
             model_seed=_parse(env, "MODEL_SEED", int, "an integer"),
+            alert_update_windows=ints["ALERT_UPDATE_WINDOWS"],
+            alert_resolve_windows=ints["ALERT_RESOLVE_WINDOWS"],
             emit_all=_parse(env, "EMIT_ALL_WINDOWS", _bool, "true or false"),
             status_interval_seconds=status,
             log_level=log_level,

@@ -66,6 +66,8 @@ def shard_config(settings: Settings) -> ShardConfig:
         models=models,
         thresholds=dict(settings.thresholds),
         emit_all=settings.emit_all,
+        update_every=settings.alert_update_windows,
+        resolve_after=settings.alert_resolve_windows,
     )
 
 
@@ -81,10 +83,7 @@ class ShardLogic(StatefulBatchLogic[list[Reading], WindowResult | LateReading, b
         self.status = status
 
     def _report(self, out: Out) -> Out:
-        c = self.state.counts
-        self.status.add(readings=c.readings, late=c.late, windows=c.windows,
-                        anomalies=c.anomalies)
-        c.readings = c.late = c.windows = c.anomalies = 0
+        self.status.add(**self.state.counts.take())
         return out
 
     def on_batch(self, values: list[list[Reading]]) -> tuple[Out, bool]:

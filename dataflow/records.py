@@ -64,9 +64,13 @@ def iso_utc(ns: int) -> str:
 
 
 def window_record(res: WindowResult) -> dict[str, Any]:
-    """The JSON object written to the anomalies topic for one scored window."""
+    """The JSON object written to the anomalies topic: an alert event, or a plain window."""
     st = res.stats
+    ev = res.alert
     return {
+        "event": "window" if ev is None else ev.event,
+        "alert_id": None if ev is None else ev.alert_id,
+        "state": None if ev is None else ("resolved" if ev.event == "resolved" else "open"),
         "family": res.family,
         "sensor_id": res.sensor_id,
         "window_start": iso_utc(st.start),
@@ -83,6 +87,14 @@ def window_record(res: WindowResult) -> dict[str, Any]:
         "threshold_alarm": res.threshold_alarm,
         "anomaly": res.anomaly,
         "reasons": res.reasons,
+        "alert": None if ev is None else {
+            "opened_at": iso_utc(ev.opened_at),
+            "anomalous_windows": ev.anomalous_windows,
+            "peak_mean": ev.peak_mean,
+            "peak_at": iso_utc(ev.peak_at),
+            "peak_score": ev.peak_score,
+            "reasons": list(ev.reasons),
+        },
     }
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from dataflow.alerts import AlertEvent, AlertTracker
 from dataflow.readings import Reading
 from dataflow.scoring import ModelParams, SensorScorer, threshold_alarm
 from dataflow.windows import SensorWindows, WindowStats
@@ -34,10 +35,12 @@ class ShardConfig:
     models: dict[str, ModelParams]  # family -> model parameters
     thresholds: dict[str, float]  # family -> alarm level of the mean
     emit_all: bool = False
+    update_every: int = 12  # windows between two events of one alert, at least
+    resolve_after: int = 3  # clean windows that resolve an alert
 
 
 class WindowResult(NamedTuple):
-    """A closed and scored window of one sensor."""
+    """A closed and scored window of one sensor, and the alert event it caused, if any."""
 
     family: str
     sensor_id: str
@@ -48,6 +51,7 @@ class WindowResult(NamedTuple):
     ml_cut: float | None
     threshold: float | None
     threshold_alarm: bool
+    alert: AlertEvent | None = None
 
     @property
     def anomaly(self) -> bool:
@@ -65,23 +69,28 @@ class LateReading(NamedTuple):
 
 
 class _Sensor:
-    __slots__ = ("scorer", "windows")
+    __slots__ = ("alerts", "scorer", "windows")
 
     def __init__(self) -> None:
         self.windows = SensorWindows()
         self.scorer: SensorScorer | None = None  # built at the first closed window
+        self.alerts = AlertTracker()
 
 
 class ShardCounts:
     """Counters a shard keeps; the flow sums them for status and metrics."""
 
-    __slots__ = ("anomalies", "late", "readings", "windows")
+    __slots__ = ("alerts_opened", "alerts_resolved", "anomalies", "late", "readings", "windows")
 
     def __init__(self) -> None:
-        self.readings = 0
-        self.late = 0
-        self.windows = 0
-        self.anomalies = 0
+        self.take()
+
+    def take(self) -> dict[str, int]:
+        """The counts since the last call, which start again from zero."""
+        out = {name: getattr(self, name, 0) for name in self.__slots__}
+        for name in self.__slots__:
+            setattr(self, name, 0)
+        return out
 
 
 class ShardState:
@@ -168,13 +177,22 @@ class ShardState:
             sensor.scorer = SensorScorer(cfg.models[family])
         threshold = cfg.thresholds.get(family)
         counts = self.counts
+        alert_key = f"{family}/{sensor_id}"
         for stats in closed:
             s = sensor.scorer.score_learn(stats.mean)
             alarm = threshold_alarm(stats.mean, threshold)
             counts.windows += 1
+            res = WindowResult(family, sensor_id, stats, s.score, s.model_ready, s.ml_anomaly,
+                               s.cut, threshold, alarm)
             if alarm or s.ml_anomaly:
                 counts.anomalies += 1
-            elif not cfg.emit_all:
-                continue
-            out.append(WindowResult(family, sensor_id, stats, s.score, s.model_ready,
-                                    s.ml_anomaly, s.cut, threshold, alarm))
+            event = sensor.alerts.observe(alert_key, stats.start, stats.mean, s.score,
+                                          res.reasons, cfg.update_every, cfg.resolve_after)
+            if event is not None:
+                if event.event == "open":
+                    counts.alerts_opened += 1
+                elif event.event == "resolved":
+                    counts.alerts_resolved += 1
+                out.append(res._replace(alert=event))
+            elif cfg.emit_all:
+                out.append(res)

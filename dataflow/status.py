@@ -12,7 +12,8 @@ import time
 
 log = logging.getLogger("dataflow.status")
 
-FIELDS = ("readings", "rejected", "late", "windows", "anomalies")
+FIELDS = ("readings", "rejected", "late", "windows", "anomalies", "alerts_opened",
+          "alerts_resolved")
 
 
 class Status:

@@ -50,7 +50,7 @@ def test_overheat_end_to_end(topics: dict[str, str], tmp_path: Path) -> None:
         python_env(),
     )
     assert produced.returncode == 0, produced.stderr[-3000:]
-    run_flow(topics)
+    run_flow(topics, EMIT_ALL_WINDOWS="true")
 
     # What was actually produced, per sensor and window.
     sent: dict[tuple[str, str], list[float]] = defaultdict(list)
@@ -71,12 +71,35 @@ def test_overheat_end_to_end(topics: dict[str, str], tmp_path: Path) -> None:
         records.append(value)
     alarms = [r for r in records if r["threshold_alarm"]]
     assert {(r["sensor_id"], r["window_start"]) for r in alarms} == expected
+    assert len(alarms) == len(expected)  # each window reported once
+    assert [r["sensor_id"] for r in records if r["event"] == "open"] == ["2"]
+    # every produced window was scored and written once (EMIT_ALL_WINDOWS)
+    assert sorted((r["sensor_id"], r["window_start"]) for r in records
+                  if r["family"] == "temperature") == sorted(sent)
     for r in alarms:
         vals = sent[(r["sensor_id"], r["window_start"])]
         assert r["count"] == len(vals)
         assert r["mean"] == pytest.approx(statistics.fmean(vals), abs=1e-9)
         assert (r["min"], r["max"]) == (min(vals), max(vals))
     assert consume_all(topics["DLQ_TOPIC"]) == []
+
+
+def test_injected_anomaly_is_one_open_and_one_resolved(topics: dict[str, str]) -> None:
+    """Default output through the broker: alert events, never a burst of per-window duplicates."""
+    producer = Producer({"bootstrap.servers": BROKERS})
+    base = 1_710_856_625_000_000_000
+    temps = [65.0] * 30 + [98.0] * 40 + [65.0] * 30  # one reading a second: 8 hot windows
+    for sec, temp in enumerate(temps):
+        producer.produce(topics["TEMPERATURE_TOPIC"], key=b"7", value=orjson.dumps(
+            {"Temperature_C": temp, "Timestamp": base + sec * 1_000_000_000}))
+    producer.flush(30)
+    run_flow(topics, ALERT_RESOLVE_WINDOWS="3")
+    events = [(m.key(), orjson.loads(m.value())) for m in consume_all(topics["ANOMALIES_TOPIC"])]
+    assert [(k, e["event"]) for k, e in events] == [(b"7", "open"), (b"7", "resolved")]
+    (_, opened), (_, resolved) = events
+    assert opened["alert_id"] == resolved["alert_id"]
+    assert resolved["alert"]["anomalous_windows"] == 8
+    assert resolved["alert"]["peak_mean"] == 98.0
 
 
 def test_malformed_input_reaches_dead_letters_and_good_data_still_flows(
@@ -97,9 +120,9 @@ def test_malformed_input_reaches_dead_letters_and_good_data_still_flows(
     assert sorted(((m.key(), m.value()) for m in dead), key=repr) == sorted(bad, key=repr)
     reasons = sorted(dict(m.headers())["reason"] for m in dead)
     assert reasons == [b"bad_key", b"invalid_json", b"not_an_object"]
-    alarms = [orjson.loads(m.value()) for m in consume_all(topics["ANOMALIES_TOPIC"])]
-    assert sorted((a["sensor_id"], a["count"], a["mean"]) for a in alarms) == [
-        ("9", 1, 95.0), ("9", 5, 95.0)]
+    [alarm] = [orjson.loads(m.value()) for m in consume_all(topics["ANOMALIES_TOPIC"])]
+    assert (alarm["event"], alarm["sensor_id"], alarm["count"], alarm["mean"]) == (
+        "open", "9", 5, 95.0)
 
 
 def test_bad_configuration_fails_fast_naming_the_variable(topics: dict[str, str]) -> None:

@@ -4,10 +4,10 @@ import doctest
 
 import pytest
 
-from dataflow import hst, scoring
+from dataflow import alerts, hst, scoring
 
 
-@pytest.mark.parametrize("module", [scoring, hst])
+@pytest.mark.parametrize("module", [scoring, hst, alerts])
 def test_docstring_examples(module: object) -> None:
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0

@@ -41,15 +41,36 @@ def run(msgs: list, env: dict | None = None, batch_size: int = 3, clock=None):
 def test_overheating_machine_alarms_with_the_mean_of_every_reading() -> None:
     msgs = [temp_msg("2", s, 88.0 + s, offset=s) for s in range(12)]  # windows 0-5, 5-10, 10-12
     msgs += [temp_msg("1", s, 65.0, offset=s) for s in range(12)]
-    out, dlq, counts = run(msgs)
+    out, dlq, counts = run(msgs, {"EMIT_ALL_WINDOWS": "true"})
     assert dlq == []
-    assert [(k, o["window_start"], o["count"], o["mean"]) for k, o in out] == [
+    alarms = [(k, o) for k, o in out if o["threshold_alarm"]]
+    assert [(k, o["window_start"], o["count"], o["mean"]) for k, o in alarms] == [
         (b"2", "2024-03-19T13:57:05.000Z", 5, 90.0),  # (88+..+92)/5, not the last reading
         (b"2", "2024-03-19T13:57:10.000Z", 5, 95.0),
         (b"2", "2024-03-19T13:57:15.000Z", 2, 98.5),
     ]
-    assert all(o["reasons"] == ["threshold"] and o["threshold_alarm"] for _k, o in out)
+    assert all(o["reasons"] == ["threshold"] for _k, o in alarms)
+    assert [o["event"] for _k, o in alarms] == ["open", "window", "window"]  # one alert, no repeats
+    assert not any(o["threshold_alarm"] for k, o in out if k == b"1")
     assert counts["readings"] == 24 and counts["windows"] == 6 and counts["anomalies"] == 3
+    assert counts["alerts_opened"] == 1 and counts["alerts_resolved"] == 0
+
+
+def test_an_episode_gives_one_open_and_one_resolved() -> None:
+    """Default output: alert events only; a 25 s overheat is one alert, not five."""
+    temps = [65.0] * 20 + [95.0, 97.0, 101.0, 96.0, 94.0] * 5 + [65.0] * 20  # 1 reading/s
+    msgs = [temp_msg("2", s, t, offset=s) for s, t in enumerate(temps)]
+    out, _dlq, counts = run(msgs, {"ALERT_RESOLVE_WINDOWS": "3"})
+    assert [(k, o["event"], o["state"]) for k, o in out] == [
+        (b"2", "open", "open"), (b"2", "resolved", "resolved")]
+    opened, resolved = (o for _k, o in out)
+    assert opened["alert_id"] == resolved["alert_id"]
+    assert opened["window_start"] == "2024-03-19T13:57:25.000Z"  # the first hot window
+    assert resolved["window_start"] == "2024-03-19T13:58:00.000Z"  # the third clean one
+    assert resolved["alert"]["anomalous_windows"] == 5
+    assert resolved["alert"]["peak_mean"] == pytest.approx(96.6)
+    assert resolved["alert"]["reasons"] == ["threshold"]
+    assert counts["alerts_opened"] == counts["alerts_resolved"] == 1
 
 
 def test_window_of_k_readings_averages_all_k_through_the_flow() -> None:
@@ -81,7 +102,7 @@ def test_malformed_messages_go_to_dead_letters_and_the_flow_goes_on() -> None:
     out, dlq, counts = run(msgs)
     assert [(k, v) for k, v, _h in dlq] == [(b"2", b"{oops"), (None, b"{}")]
     assert [dict(h)["reason"] for _k, _v, h in dlq] == [b"invalid_json", b"bad_key"]
-    assert [o["count"] for _k, o in out] == [4]
+    assert [(o["event"], o["count"]) for _k, o in out] == [("open", 4)]
     assert counts["rejected"] == 2
 
 

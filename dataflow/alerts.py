@@ -1,0 +1,99 @@
+"""Alert lifecycle per sensor: one alert per anomalous episode, not one per window.
+
+Pure. A tutorial this project replaces sent an alert for every anomalous (overlapping) window, so a
+fault lasting a minute paged a dozen times. Here a sensor's alert **opens** at its first anomalous
+window and stays quiet while the episode persists: an ``update`` is sent only when the peak moved
+further or a new reason appeared, and at most once per ``update_every`` windows. The alert
+**resolves** after ``resolve_after`` consecutive clean windows. The ``alert_id`` is derived from
+the sensor and the window that opened it, so a replay after a crash gives the same id.
+
+The peak is the anomalous window mean furthest from the sensor's last clean window mean (its
+baseline), so an overheat reports its hottest window and a drop its lowest.
+
+>>> t = AlertTracker()
+>>> [e and e.event for e in (t.observe("s", i, m, 0.0, r, 10, 2) for i, m, r in
+...     [(0, 65, []), (1, 95, ["threshold"]), (2, 99, ["threshold"]), (3, 66, []), (4, 65, [])])]
+[None, 'open', None, None, 'resolved']
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+OPEN, UPDATE, RESOLVED = "open", "update", "resolved"
+
+
+class AlertEvent(NamedTuple):
+    """An alert's change of state."""
+
+    event: str  # open | update | resolved
+    alert_id: str
+    opened_at: int  # start of the first anomalous window, ns
+    peak_mean: float
+    peak_score: float
+    peak_at: int  # start of the window holding peak_mean, ns
+    reasons: tuple[str, ...]  # every reason seen during the episode
+    anomalous_windows: int
+
+
+class AlertTracker:
+    """One sensor's baseline and open alert, if any. Small: it lives in every sensor's state."""
+
+    __slots__ = ("alert_id", "anomalous", "baseline", "clean", "opened_at", "peak_at",
+                 "peak_mean", "peak_score", "reasons", "since_event")
+
+    def __init__(self) -> None:
+        self.alert_id: str | None = None
+        self.baseline: float | None = None
+
+    def observe(
+        self,
+        alert_key: str,
+        start: int,
+        mean: float,
+        score: float,
+        reasons: list[str],
+        update_every: int,
+        resolve_after: int,
+    ) -> AlertEvent | None:
+        """Feed one closed window (``reasons`` empty when it is clean); return an event or None."""
+        if not reasons:
+            self.baseline = mean
+            if self.alert_id is None:
+                return None
+            self.clean += 1
+            self.since_event += 1
+            if self.clean < resolve_after:
+                return None
+            event = self._event(RESOLVED)
+            self.alert_id = None
+            return event
+        if self.alert_id is None:
+            self.alert_id = f"{alert_key}@{start}"
+            self.opened_at = self.peak_at = start
+            self.peak_mean, self.peak_score = mean, score
+            self.reasons = tuple(reasons)
+            self.anomalous, self.clean, self.since_event = 1, 0, 0
+            return self._event(OPEN)
+        self.anomalous += 1
+        self.clean = 0
+        self.since_event += 1
+        moved = False
+        base = self.peak_mean if self.baseline is None else self.baseline
+        if abs(mean - base) > abs(self.peak_mean - base):
+            self.peak_mean, self.peak_at = mean, start
+            moved = True
+        self.peak_score = max(self.peak_score, score)
+        new = tuple(r for r in reasons if r not in self.reasons)
+        if new:
+            self.reasons += new
+            moved = True
+        if moved and self.since_event >= update_every:
+            self.since_event = 0
+            return self._event(UPDATE)
+        return None
+
+    def _event(self, kind: str) -> AlertEvent:
+        assert self.alert_id is not None
+        return AlertEvent(kind, self.alert_id, self.opened_at, self.peak_mean, self.peak_score,
+                          self.peak_at, self.reasons, self.anomalous)

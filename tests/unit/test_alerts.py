@@ -1,0 +1,60 @@
+"""The alert lifecycle: opens once, never repeats, updates rarely, resolves after K clean."""
+
+from dataflow.alerts import AlertTracker
+
+
+def feed(windows: list[tuple[float, list[str]]], update_every: int = 1000,
+         resolve_after: int = 3) -> list[tuple[int, str, str]]:
+    tracker = AlertTracker()
+    events = []
+    for i, (mean, reasons) in enumerate(windows):
+        ev = tracker.observe("temperature/2", i, mean, 0.0, reasons, update_every, resolve_after)
+        if ev:
+            events.append((i, ev.event, ev.alert_id))
+    return events
+
+
+HOT = (95.0, ["threshold"])
+OK = (65.0, [])
+
+
+def test_long_episode_opens_once_and_never_repeats() -> None:
+    events = feed([OK] * 3 + [HOT] * 200 + [OK] * 3)
+    assert [(i, e) for i, e, _ in events] == [(3, "open"), (205, "resolved")]
+    assert events[0][2] == events[1][2] == "temperature/2@3"
+
+
+def test_resolves_only_after_k_consecutive_clean_windows() -> None:
+    flappy = [HOT, OK, OK, HOT, OK, OK, HOT, OK, OK, OK]
+    assert [(i, e) for i, e, _ in feed(flappy, resolve_after=3)] == [(0, "open"), (9, "resolved")]
+    assert [(i, e) for i, e, _ in feed(flappy, resolve_after=2)] == [
+        (0, "open"), (2, "resolved"), (3, "open"), (5, "resolved"), (6, "open"), (8, "resolved")]
+
+
+def test_new_episode_gets_a_new_id() -> None:
+    events = feed([HOT, OK, HOT, OK], resolve_after=1)
+    assert [e for _, e, _ in events] == ["open", "resolved", "open", "resolved"]
+    assert events[0][2] != events[2][2]
+
+
+def test_updates_at_most_every_n_windows_and_only_when_the_peak_moves() -> None:
+    rising = [OK] + [(90.0 + i, ["threshold"]) for i in range(30)]
+    events = feed(rising, update_every=10)
+    assert [(i, e) for i, e, _ in events] == [(1, "open"), (11, "update"), (21, "update")]
+    flat = [OK] + [HOT] * 30
+    assert [e for _, e, _ in feed(flat, update_every=10)] == ["open"]
+
+
+def test_a_new_reason_is_an_update() -> None:
+    events = feed([OK, HOT, HOT, (95.0, ["threshold", "ml"])], update_every=1)
+    assert [e for _, e, _ in events] == ["open", "update"]
+
+
+def test_peak_is_furthest_from_the_baseline_in_either_direction() -> None:
+    tracker = AlertTracker()
+    last = None
+    for mean, reasons in [(20.0, []), (5.0, ["ml"]), (2.0, ["ml"]), (9.0, ["ml"]), (20, []),
+                          (20, []), (20, [])]:
+        last = tracker.observe("aq/1", 0, mean, 0.5, reasons, 100, 3) or last
+    assert last is not None and last.event == "resolved"
+    assert last.peak_mean == 2.0 and last.anomalous_windows == 3
