@@ -52,9 +52,16 @@ def describe(alert: dict) -> str:
         why.append(f"threshold: mean >= {alert['threshold']:g}{unit}")
     if alert["ml_anomaly"]:
         why.append(f"ml: score {alert['score']:.3f} > cut {alert['ml_cut']:.3f}")
-    return (f"ALERT {alert['family']}/{alert['sensor_id']} {start}-{end} UTC  "
-            f"mean {alert['mean']:.2f}{unit} (n={alert['count']}, min {alert['min']:.2f}, "
-            f"max {alert['max']:.2f})  {'; '.join(why)}")
+    head = f"{alert['event'].upper():<8} {alert['family']}/{alert['sensor_id']}"
+    text = (f"{head} {start}-{end} UTC  mean {alert['mean']:.2f}{unit} (n={alert['count']}, "
+            f"min {alert['min']:.2f}, max {alert['max']:.2f})")
+    if why:
+        text += "  " + "; ".join(why)
+    info = alert.get("alert")
+    if info and alert["event"] != "open":
+        text += (f"  [peak {info['peak_mean']:.2f}{unit} at {info['peak_at'][11:19]}, "
+                 f"{info['anomalous_windows']} anomalous window(s), id {alert['alert_id']}]")
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -123,13 +130,14 @@ def main(argv: list[str] | None = None) -> int:
             msg = consumer.poll(0.5)
             now = time.monotonic()
             if msg is not None and not msg.error():
-                alerts += 1
-                text = describe(orjson.loads(msg.value()))
+                event = orjson.loads(msg.value())
+                alerts += event["event"] == "open"
+                text = describe(event)
                 print(("\r\033[K" if tty else "") + text, flush=True)
             if now - last_line >= (1 if tty else 10):
                 last_line = now
                 line = (f"[{now - started:5.0f} s] readings in {status.get('readings', 0)} | "
-                        f"windows scored {status.get('windows', 0)} | alerts {alerts} | "
+                        f"windows scored {status.get('windows', 0)} | alerts opened {alerts} | "
                         f"rejected {status.get('rejected', 0)} | late {status.get('late', 0)}")
                 print("\r\033[K" + line if tty else line, end="" if tty else "\n", flush=True)
     except KeyboardInterrupt:
@@ -145,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    print(f"demo: {alerts} alert(s); final status: {status}", flush=True)
+    print(f"demo: {alerts} alert(s) opened; final status: {status}", flush=True)
     return 0
 
 

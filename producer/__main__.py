@@ -1,0 +1,737 @@
+"""``python -m producer``: send simulated sensor readings to Kafka (kafka-python).
+
+All the simulation lives in :mod:`producer.simulate`; this module only parses settings
+(flags override environment variables, which override defaults), creates missing topics,
+paces and sends, and accounts for deliveries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import FrameType
+from typing import IO, Any
+
+from producer.simulate import (
+    AIR_QUALITY,
+    FAMILIES,
+    NS_PER_S,
+    SCENARIOS,
+    TEMPERATURE,
+    Family,
+    Reading,
+    Scenario,
+    SimulationConfig,
+    encode,
+    generate,
+    sensor_ids,
+)
+
+log = logging.getLogger("producer")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+#: How long to wait for buffered messages on shutdown before counting them as failed.
+FLUSH_TIMEOUT_S = 30.0
+#: How long to wait for the first broker connection at start-up.
+BOOTSTRAP_TIMEOUT_MS = 30_000
+#: Progress is logged at INFO at most this often.
+PROGRESS_EVERY_S = 10.0
+#: Individual delivery failures logged before going quiet (the total is always reported).
+MAX_LOGGED_FAILURES = 10
+
+
+@dataclass(frozen=True)
+class _Option:
+    """One setting: a flag, the env var it mirrors, and its default (as text)."""
+
+    dest: str
+    flag: str
+    env: str
+    default: str | None
+    metavar: str
+    help: str
+
+
+OPTIONS: tuple[_Option, ...] = (
+    _Option(
+        "brokers",
+        "--brokers",
+        "KAFKA_BROKERS",
+        "127.0.0.1:9092",
+        "HOST:PORT[,...]",
+        "Kafka bootstrap servers, comma separated.",
+    ),
+    _Option(
+        "families",
+        "--families",
+        "PRODUCER_FAMILIES",
+        "air_quality,temperature",
+        "LIST",
+        "Sensor families to simulate, comma separated: air_quality, temperature.",
+    ),
+    _Option(
+        "sensors",
+        "--sensors",
+        "PRODUCER_SENSORS",
+        "5",
+        "N",
+        "Sensors per family (>= 1): keys Sensor1..SensorN and 0..N-1.",
+    ),
+    _Option(
+        "rate",
+        "--rate",
+        "PRODUCER_RATE",
+        "0",
+        "MSG_PER_S",
+        "Wall-clock cap on messages per second (all topics together); 0 = unlimited.",
+    ),
+    _Option(
+        "realtime",
+        "--realtime",
+        "PRODUCER_REALTIME",
+        "false",
+        "BOOL",
+        "Pace ticks to the wall clock: tick t is sent t*interval seconds after sending "
+        "starts (with --start now, event time tracks wall time). Used by the live demo. "
+        "A bare --realtime means true.",
+    ),
+    _Option(
+        "interval",
+        "--interval",
+        "PRODUCER_INTERVAL_SECONDS",
+        "1.0",
+        "SECONDS",
+        "Event-time seconds between two readings of one sensor (> 0).",
+    ),
+    _Option(
+        "start",
+        "--start",
+        "PRODUCER_START",
+        "now",
+        "ISO8601|now",
+        "Event time of the first tick: ISO-8601 (naive means UTC, offsets are converted) "
+        "or 'now'. An explicit start makes the output byte-identical between runs.",
+    ),
+    _Option(
+        "count",
+        "--count",
+        "PRODUCER_COUNT",
+        None,
+        "N",
+        "Stop after N messages in total (0 or unset = unlimited).",
+    ),
+    _Option(
+        "duration",
+        "--duration",
+        "PRODUCER_DURATION_SECONDS",
+        None,
+        "SECONDS",
+        "Stop after this many seconds of event time, i.e. duration/interval ticks "
+        "(0 or unset = unlimited). With --count, whichever comes first.",
+    ),
+    _Option(
+        "partitions",
+        "--partitions",
+        "PRODUCER_PARTITIONS",
+        "3",
+        "N",
+        "Partitions for topics this producer creates (replication factor 1); existing "
+        "topics are left alone.",
+    ),
+    _Option(
+        "seed",
+        "--seed",
+        "PRODUCER_SEED",
+        "42",
+        "INT",
+        "Random seed; each sensor's walk is seeded from (seed, family, sensor id).",
+    ),
+    _Option(
+        "scenario",
+        "--scenario",
+        "PRODUCER_SCENARIO",
+        "normal",
+        "normal|overheat",
+        "normal: bounded mean-reverting walks (temperatures stay <= 80 C). overheat: "
+        "additionally one machine climbs ~3 C/s past 100 C and stays around 105 C.",
+    ),
+    _Option(
+        "overheat_sensor",
+        "--overheat-sensor",
+        "OVERHEAT_SENSOR",
+        "2",
+        "ID",
+        "Temperature machine id that overheats in the overheat scenario (0..N-1).",
+    ),
+    _Option(
+        "overheat_after",
+        "--overheat-after",
+        "OVERHEAT_AFTER_SECONDS",
+        "10",
+        "SECONDS",
+        "Event-time seconds after the start at which the machine starts overheating.",
+    ),
+    _Option(
+        "air_quality_topic",
+        "--air-quality-topic",
+        "AIR_QUALITY_TOPIC",
+        "air-quality",
+        "TOPIC",
+        "Topic for air-quality readings.",
+    ),
+    _Option(
+        "temperature_topic",
+        "--temperature-topic",
+        "TEMPERATURE_TOPIC",
+        "temperature_readings",
+        "TOPIC",
+        "Topic for machine-temperature readings.",
+    ),
+    _Option(
+        "log_sent",
+        "--log-sent",
+        "PRODUCER_LOG_SENT",
+        None,
+        "FILE",
+        "Append one JSON line per delivered message: {topic, key, value (the JSON "
+        "object), partition, offset}. For tests that need to know what was produced.",
+    ),
+    _Option(
+        "log_level",
+        "--log-level",
+        "LOG_LEVEL",
+        "INFO",
+        "LEVEL",
+        "Logging level (DEBUG, INFO, WARNING, ERROR); logs go to stderr.",
+    ),
+)
+
+EPILOG = """\
+message shapes (values are JSON encoded once; keys are plain UTF-8 sensor ids):
+  air quality      topic AIR_QUALITY_TOPIC, key b"Sensor1" .. b"SensorN"
+                   {"timestamp": "2022-07-15 11:34:32.113400", "value": 23.4}
+                   timestamp: naive UTC, %Y-%m-%d %H:%M:%S.%f; value: number, 1 decimal
+  temperature      topic TEMPERATURE_TOPIC, key b"0" .. b"N-1"
+                   {"Temperature_C": 65.3, "Timestamp": 1710856626905833677}
+                   Temperature_C: number, 2 decimals; Timestamp: int, ns since the epoch
+
+timing: on every tick each sensor of each family emits one reading stamped
+  start + tick * interval, so a 5 s window with --interval 1 holds 5 readings per sensor.
+
+settings: every flag mirrors the environment variable shown; a flag overrides its
+  variable, which overrides the default. Bad values exit with status 2 before any
+  connection is made.
+
+exit status: 0 when every message was delivered (also after Ctrl-C/SIGTERM, which stop
+  cleanly after flushing), 1 if any delivery failed or Kafka was unreachable, 2 for bad
+  settings. A summary "sent N messages (M failed)" is printed to stderr at the end.
+"""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated producer settings (start-up values; nothing here touches Kafka)."""
+
+    brokers: tuple[str, ...]
+    families: tuple[Family, ...]
+    sensors: int
+    rate: float
+    realtime: bool
+    interval_s: float
+    start_ns: int | None  # None = "now", resolved when sending starts
+    count: int | None
+    duration_s: float | None
+    partitions: int
+    seed: int
+    scenario: Scenario
+    overheat_sensor: str
+    overheat_after_s: float
+    air_quality_topic: str
+    temperature_topic: str
+    log_sent: str | None
+    log_level: int
+
+    def topic_for(self, family: Family) -> str:
+        """Topic a family's readings go to."""
+        return self.air_quality_topic if family == AIR_QUALITY else self.temperature_topic
+
+    def topics(self) -> list[str]:
+        """Topics of the selected families, in emission order."""
+        return [self.topic_for(family) for family in self.families]
+
+    def simulation(self, start_ns: int) -> SimulationConfig:
+        """The pure simulation config for these settings, starting at ``start_ns``."""
+        return SimulationConfig(
+            start_ns=start_ns,
+            families=self.families,
+            sensors=self.sensors,
+            interval_s=self.interval_s,
+            seed=self.seed,
+            scenario=self.scenario,
+            overheat_sensor=self.overheat_sensor,
+            overheat_after_s=self.overheat_after_s,
+            count=self.count,
+            duration_s=self.duration_s,
+        )
+
+
+# --- Value parsers: raise ValueError with a human reason; the caller names the setting. -----
+
+
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise ValueError("not an integer") from None
+        if value < minimum:
+            raise ValueError(f"must be >= {minimum}")
+        return value
+
+    return parse
+
+
+def _float(text: str, *, minimum: float = 0.0, strictly_positive: bool = False) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError("not a number") from None
+    if not math.isfinite(value):
+        raise ValueError("must be finite")
+    if strictly_positive and value <= 0:
+        raise ValueError("must be > 0")
+    if value < minimum:
+        raise ValueError(f"must be >= {minimum:g}")
+    return value
+
+
+def _optional_limit(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    """Empty, 'none', 'unlimited' or 0 mean no limit."""
+
+    def wrapped(text: str) -> Any:
+        if text.strip().lower() in ("", "none", "unlimited", "inf"):
+            return None
+        value = parse(text)
+        return None if value == 0 else value
+
+    return wrapped
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on", "y"):
+        return True
+    if lowered in ("0", "false", "no", "off", "n", ""):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _brokers(text: str) -> tuple[str, ...]:
+    brokers = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not brokers:
+        raise ValueError("no broker given")
+    return brokers
+
+
+def _families(text: str) -> tuple[Family, ...]:
+    names = [part.strip().replace("-", "_") for part in text.split(",") if part.strip()]
+    if not names:
+        raise ValueError(f"no family given (choose from {', '.join(FAMILIES)})")
+    unknown = [name for name in names if name not in FAMILIES]
+    if unknown:
+        raise ValueError(f"unknown family {unknown[0]!r} (choose from {', '.join(FAMILIES)})")
+    return tuple(family for family in FAMILIES if family in names)
+
+
+def _scenario(text: str) -> Scenario:
+    value = text.strip().lower()
+    for scenario in SCENARIOS:
+        if value == scenario:
+            return scenario
+    raise ValueError(f"unknown scenario (choose from {', '.join(SCENARIOS)})")
+
+
+def parse_start(text: str) -> int | None:
+    """``now`` -> None; ISO-8601 -> ns since the epoch (naive = UTC)."""
+    value = text.strip()
+    if value.lower() == "now":
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("not an ISO-8601 time (e.g. 2024-03-19T13:57:06Z) or 'now'") from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC).replace(tzinfo=None)
+    delta = moment - datetime(1970, 1, 1)
+    return (delta.days * 86_400 + delta.seconds) * NS_PER_S + delta.microseconds * 1000
+
+
+def _non_empty(text: str) -> str:
+    value = text.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    return value
+
+
+def _log_level(text: str) -> int:
+    value = text.strip().upper()
+    if value.isdigit():
+        return int(value)
+    level = logging.getLevelName(value)
+    if not isinstance(level, int):
+        raise ValueError("unknown level (use DEBUG, INFO, WARNING or ERROR)")
+    return level
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "brokers": _brokers,
+    "families": _families,
+    "sensors": _int_at_least(1),
+    "rate": lambda text: _float(text),
+    "realtime": _bool,
+    "interval": lambda text: _float(text, strictly_positive=True),
+    "start": parse_start,
+    "count": _optional_limit(_int_at_least(0)),
+    "duration": _optional_limit(lambda text: _float(text)),
+    "partitions": _int_at_least(1),
+    "seed": _int_at_least(-(2**63)),
+    "scenario": _scenario,
+    "overheat_sensor": _non_empty,
+    "overheat_after": lambda text: _float(text),
+    "air_quality_topic": _non_empty,
+    "temperature_topic": _non_empty,
+    "log_sent": lambda text: text.strip() or None,
+    "log_level": _log_level,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Argument parser; defaults are resolved later so errors can name the env var."""
+    parser = argparse.ArgumentParser(
+        prog="python -m producer",
+        description="Send simulated sensor-fleet readings (air quality and machine\n"
+        "temperature) to Kafka as seeded, bounded random walks, optionally with an\n"
+        "overheating machine. Topics that do not exist yet are created.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    for option in OPTIONS:
+        default = "unset" if option.default is None else option.default
+        help_text = f"{option.help} [env {option.env}; default: {default}]"
+        if option.dest == "realtime":
+            parser.add_argument(
+                option.flag,
+                dest=option.dest,
+                nargs="?",
+                const="true",
+                metavar=option.metavar,
+                help=help_text,
+            )
+        else:
+            parser.add_argument(
+                option.flag, dest=option.dest, metavar=option.metavar, help=help_text
+            )
+    return parser
+
+
+def parse_settings(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Flags > environment > defaults. Exits with status 2 naming the setting on bad input."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        raw = getattr(args, option.dest)
+        source = f"{option.flag} (env {option.env})"
+        if raw is not None:
+            origin = f"flag {option.flag}"
+        elif option.env in env:
+            raw, origin = env[option.env], f"env {option.env}"
+        else:
+            raw, origin = option.default, "default"
+        if raw is None:
+            values[option.dest] = None
+            continue
+        try:
+            values[option.dest] = _PARSERS[option.dest](raw)
+        except ValueError as exc:
+            parser.error(f"invalid {source} value {raw!r} (from {origin}): {exc}")
+
+    if (
+        values["scenario"] == "overheat"
+        and TEMPERATURE in values["families"]
+        and values["overheat_sensor"] not in sensor_ids(TEMPERATURE, values["sensors"])
+    ):
+        parser.error(
+            f"invalid --overheat-sensor (env OVERHEAT_SENSOR) value "
+            f"{values['overheat_sensor']!r}: not a temperature machine id; with --sensors "
+            f"(env PRODUCER_SENSORS) {values['sensors']} the ids are 0..{values['sensors'] - 1}"
+        )
+    if len(set(values[t] for t in ("air_quality_topic", "temperature_topic"))) < 2:
+        parser.error(
+            "--air-quality-topic (env AIR_QUALITY_TOPIC) and --temperature-topic "
+            "(env TEMPERATURE_TOPIC) must differ"
+        )
+
+    settings = Settings(
+        brokers=values["brokers"],
+        families=values["families"],
+        sensors=values["sensors"],
+        rate=values["rate"],
+        realtime=values["realtime"],
+        interval_s=values["interval"],
+        start_ns=values["start"],
+        count=values["count"],
+        duration_s=values["duration"],
+        partitions=values["partitions"],
+        seed=values["seed"],
+        scenario=values["scenario"],
+        overheat_sensor=values["overheat_sensor"],
+        overheat_after_s=values["overheat_after"],
+        air_quality_topic=values["air_quality_topic"],
+        temperature_topic=values["temperature_topic"],
+        log_sent=values["log_sent"],
+        log_level=values["log_level"],
+    )
+    try:  # last line of defence: the simulation validates its own config too
+        settings.simulation(settings.start_ns or 0)
+    except ValueError as exc:
+        parser.error(str(exc))
+    return settings
+
+
+# --- Kafka IO ---------------------------------------------------------------------------------
+
+
+class DeliveryTracker:
+    """Counts sends/deliveries/failures from kafka-python future callbacks (sender thread)."""
+
+    def __init__(self, log_sent: IO[str] | None = None) -> None:
+        self._lock = threading.Lock()
+        self._log_sent = log_sent
+        self.sent = 0
+        self.delivered = 0
+        self.failed = 0
+
+    def on_delivered(self, topic: str, key: bytes, value: bytes, metadata: Any) -> None:
+        with self._lock:
+            self.delivered += 1
+            if self._log_sent is not None:
+                record = {
+                    "topic": topic,
+                    "key": key.decode("utf-8"),
+                    "value": json.loads(value),
+                    "partition": metadata.partition,
+                    "offset": metadata.offset,
+                }
+                self._log_sent.write(json.dumps(record) + "\n")
+
+    def on_failed(self, topic: str, key: bytes, exc: BaseException) -> None:
+        with self._lock:
+            self.failed += 1
+            failed = self.failed
+        if failed <= MAX_LOGGED_FAILURES:
+            log.error("delivery failed for %s key=%s: %r", topic, key.decode("utf-8"), exc)
+        if failed == MAX_LOGGED_FAILURES:
+            log.error("further delivery failures are only counted")
+
+    def unconfirmed(self) -> int:
+        """Messages handed to the producer but not confirmed delivered (after flush)."""
+        with self._lock:
+            return self.sent - self.delivered
+
+
+class Pacer:
+    """Delays sends for --rate and --realtime; waits on ``stop`` so SIGTERM is prompt."""
+
+    def __init__(self, rate: float, realtime: bool, start_ns: int, stop: threading.Event) -> None:
+        self._rate = rate
+        self._realtime = realtime
+        self._start_ns = start_ns
+        self._stop = stop
+        self._t0 = time.monotonic()
+
+    def wait(self, index: int, reading: Reading) -> bool:
+        """Sleep until message ``index`` is due; False if asked to stop meanwhile."""
+        due = self._t0
+        if self._realtime:
+            due = max(due, self._t0 + (reading.event_time_ns - self._start_ns) / NS_PER_S)
+        if self._rate > 0:
+            due = max(due, self._t0 + index / self._rate)
+        delay = due - time.monotonic()
+        if delay > 0:
+            return not self._stop.wait(delay)
+        return not self._stop.is_set()
+
+
+def ensure_topics(brokers: Sequence[str], topics: Sequence[str], partitions: int) -> None:
+    """Create missing topics (replication factor 1); an existing topic is left untouched."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(
+        bootstrap_servers=list(brokers),
+        client_id="sensor-producer-admin",
+        bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
+    )
+    try:
+        existing = set(admin.list_topics())
+        for topic in topics:
+            if topic in existing:
+                log.debug("topic %s exists", topic)
+                continue
+            try:
+                admin.create_topics(
+                    {topic: {"num_partitions": partitions, "replication_factor": 1}},
+                    wait_for_metadata=True,
+                )
+                log.info("created topic %s (%d partitions)", topic, partitions)
+            except TopicAlreadyExistsError:  # created concurrently by someone else
+                log.debug("topic %s already exists", topic)
+    finally:
+        admin.close()
+
+
+def run(settings: Settings, stop: threading.Event) -> int:
+    """Create topics, then generate, pace and send until a limit or ``stop``."""
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    topics = settings.topics()
+    log.info(
+        "connecting to Kafka at %s (waiting up to %d s)",
+        ",".join(settings.brokers),
+        BOOTSTRAP_TIMEOUT_MS // 1000,
+    )
+    try:
+        ensure_topics(settings.brokers, topics, settings.partitions)
+        producer = KafkaProducer(
+            bootstrap_servers=list(settings.brokers),
+            client_id="sensor-producer",
+            acks="all",
+            linger_ms=10,
+            batch_size=64 * 1024,
+            bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
+        )
+    except KafkaError as exc:
+        log.error("cannot use Kafka at %s: %r", ",".join(settings.brokers), exc)
+        print("sent 0 messages (0 failed)", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("sent 0 messages (0 failed)", file=sys.stderr)
+        return EXIT_OK
+
+    log_file: IO[str] | None = None
+    if settings.log_sent:
+        # Line-buffered so a reader sees complete lines while we run; closed in finally.
+        log_file = open(settings.log_sent, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+    tracker = DeliveryTracker(log_file)
+    start_ns = settings.start_ns if settings.start_ns is not None else time.time_ns()
+    simulation = settings.simulation(start_ns)
+    pacer = Pacer(settings.rate, settings.realtime, start_ns, stop)
+    log.info(
+        "producing %s to %s (sensors=%d, interval=%gs, scenario=%s, seed=%d)",
+        "+".join(settings.families),
+        ",".join(topics),
+        settings.sensors,
+        settings.interval_s,
+        settings.scenario,
+        settings.seed,
+    )
+    fatal = False
+    next_progress = time.monotonic() + PROGRESS_EVERY_S
+    try:
+        for index, reading in enumerate(generate(simulation)):
+            if not pacer.wait(index, reading):
+                log.info("stop requested")
+                break
+            topic = settings.topic_for(reading.family)
+            key, value = encode(reading)
+            try:
+                future = producer.send(topic, key=key, value=value)
+            except KafkaError as exc:
+                log.error("send to %s failed, stopping: %r", topic, exc)
+                fatal = True
+                break
+            tracker.sent += 1
+            future.add_callback(tracker.on_delivered, topic, key, value)
+            future.add_errback(tracker.on_failed, topic, key)
+            if time.monotonic() >= next_progress:
+                next_progress += PROGRESS_EVERY_S
+                log.info(
+                    "progress: sent %d, delivered %d, failed %d",
+                    tracker.sent,
+                    tracker.delivered,
+                    tracker.failed,
+                )
+    except KeyboardInterrupt:
+        log.info("interrupted, flushing")
+    finally:
+        try:
+            producer.flush(timeout=FLUSH_TIMEOUT_S)
+        except KafkaError as exc:
+            log.error("flush did not complete within %g s: %r", FLUSH_TIMEOUT_S, exc)
+            # kafka-python's close() flushes again and raises while records are pending;
+            # abort them first (their errbacks fire, so they are counted as failed).
+            sender = getattr(producer, "_sender", None)
+            if sender is not None:
+                sender.force_close()
+        try:
+            producer.close(timeout=5)
+        except KafkaError as exc:
+            log.warning("producer did not close cleanly: %r", exc)
+        if log_file is not None:
+            log_file.close()
+        failed = tracker.unconfirmed()
+        print(f"sent {tracker.sent} messages ({failed} failed)", file=sys.stderr)
+    if failed:
+        log.error("%d of %d messages were not delivered", failed, tracker.sent)
+    return EXIT_FAILED if failed or fatal else EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (bad settings raise SystemExit(2))."""
+    settings = parse_settings(argv)
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # kafka-python logs every refused connection at ERROR while it retries; our own messages
+    # report what matters (unreachable cluster, failed deliveries), so keep it quiet unless
+    # debugging.
+    kafka_level = logging.WARNING if settings.log_level <= logging.DEBUG else logging.CRITICAL
+    logging.getLogger("kafka").setLevel(kafka_level)
+    stop = threading.Event()
+    previous: Any = None
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if in_main_thread:
+
+        def on_sigterm(signum: int, frame: FrameType | None) -> None:
+            stop.set()
+
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        return run(settings, stop)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

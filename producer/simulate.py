@@ -1,0 +1,303 @@
+"""Pure, seeded sensor simulation: no Kafka, no wall clock, no global state.
+
+Everything here is deterministic given a :class:`SimulationConfig`, so tests and the
+integration suite can regenerate exactly what the producer sent and know the ground truth
+(e.g. which machine overheats and from which event time on).
+
+Message shapes (the classic Bytewax tutorials' shapes, JSON-encoded exactly once):
+
+* air quality, key ``b"Sensor1"`` ... ``b"SensorN"``::
+
+      {"timestamp": "2022-07-15 11:34:32.113400", "value": 23.4}
+
+  ``timestamp`` is naive UTC formatted with :data:`AIR_QUALITY_TIME_FORMAT`.
+* machine temperature, key ``b"0"`` ... ``b"N-1"``::
+
+      {"Temperature_C": 65.3, "Timestamp": 1710856626905833677}
+
+  ``Timestamp`` is an int of nanoseconds since the Unix epoch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal
+
+Family = Literal["air_quality", "temperature"]
+Scenario = Literal["normal", "overheat"]
+
+AIR_QUALITY: Family = "air_quality"
+TEMPERATURE: Family = "temperature"
+#: Canonical family order; within a tick, families are emitted in this order.
+FAMILIES: tuple[Family, ...] = (AIR_QUALITY, TEMPERATURE)
+SCENARIOS: tuple[Scenario, ...] = ("normal", "overheat")
+
+AIR_QUALITY_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+NS_PER_S = 1_000_000_000
+_EPOCH = datetime(1970, 1, 1)  # naive UTC on purpose: the air-quality shape is naive UTC
+
+# --- Walk parameters -------------------------------------------------------------------------
+# Ornstein-Uhlenbeck residual around a per-sensor baseline; the exact discretisation is used so
+# that any --interval is numerically stable (no overshoot for large dt).
+
+#: Temperature baselines are drawn per machine in this range (°C).
+TEMPERATURE_BASELINE_RANGE = (60.0, 70.0)
+#: Normal temperatures are clamped here, so a healthy machine can never reach 90 °C.
+TEMPERATURE_NORMAL_BOUNDS = (40.0, 80.0)
+TEMPERATURE_REVERSION_PER_S = 0.1
+TEMPERATURE_STATIONARY_STD = 1.5
+
+#: Air-quality baselines (pollutant level, e.g. µg/m³) are drawn per sensor in this range.
+AIR_QUALITY_BASELINE_RANGE = (20.0, 40.0)
+AIR_QUALITY_BOUNDS = (0.0, 150.0)
+AIR_QUALITY_REVERSION_PER_S = 0.05
+AIR_QUALITY_STATIONARY_STD = 4.0
+
+#: Overheat: the machine's mean climbs at this rate (°C per event-time second) ...
+OVERHEAT_RAMP_C_PER_S = 3.0
+#: ... until it plateaus here. Noise is limited to ± OVERHEAT_NOISE_LIMIT while overheating, so
+#: once a reading passes 100 °C (mean > 98) no later reading drops below 96 °C.
+OVERHEAT_PLATEAU_C = 105.0
+OVERHEAT_NOISE_LIMIT = 2.0
+#: The residual is damped while overheating so the ± limit is rarely hit (no flat tops).
+OVERHEAT_NOISE_SCALE = 0.6
+#: Hard ceiling while overheating (keeps values physical even with huge noise draws).
+OVERHEAT_MAX_C = OVERHEAT_PLATEAU_C + OVERHEAT_NOISE_LIMIT
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One generated sensor reading, before encoding.
+
+    ``value`` is already rounded to what goes on the wire (1 decimal for air quality,
+    2 for temperature), so comparing a Reading with a consumed message is exact.
+    """
+
+    family: Family
+    sensor_id: str
+    event_time_ns: int
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationConfig:
+    """What to simulate. Validated on construction (``ValueError`` on bad values).
+
+    ``count`` caps the total number of readings (all families and sensors together);
+    ``duration_s`` caps event time: only ticks with ``tick * interval < duration`` are
+    emitted. ``None`` means unlimited; generation stops at whichever limit comes first.
+    """
+
+    start_ns: int
+    families: tuple[Family, ...] = FAMILIES
+    sensors: int = 5
+    interval_s: float = 1.0
+    seed: int = 42
+    scenario: Scenario = "normal"
+    overheat_sensor: str = "2"
+    overheat_after_s: float = 10.0
+    count: int | None = None
+    duration_s: float | None = None
+    interval_ns: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        families = tuple(self.families)
+        unknown = [f for f in families if f not in FAMILIES]
+        if unknown or not families:
+            raise ValueError(f"families must be a non-empty subset of {FAMILIES}, got {families}")
+        # Normalise to canonical order without duplicates so emission order is stable.
+        object.__setattr__(self, "families", tuple(f for f in FAMILIES if f in families))
+        if self.sensors < 1:
+            raise ValueError(f"sensors must be >= 1, got {self.sensors}")
+        if not math.isfinite(self.interval_s) or self.interval_s <= 0:
+            raise ValueError(f"interval_s must be > 0, got {self.interval_s}")
+        interval_ns = round(self.interval_s * NS_PER_S)
+        if interval_ns < 1:
+            raise ValueError(f"interval_s is below 1 ns: {self.interval_s}")
+        object.__setattr__(self, "interval_ns", interval_ns)
+        if self.scenario not in SCENARIOS:
+            raise ValueError(f"scenario must be one of {SCENARIOS}, got {self.scenario!r}")
+        if self.overheat_after_s < 0 or not math.isfinite(self.overheat_after_s):
+            raise ValueError(f"overheat_after_s must be >= 0, got {self.overheat_after_s}")
+        if (
+            self.scenario == "overheat"
+            and TEMPERATURE in self.families
+            and self.overheat_sensor not in sensor_ids(TEMPERATURE, self.sensors)
+        ):
+            raise ValueError(
+                f"overheat_sensor {self.overheat_sensor!r} is not one of the temperature "
+                f"sensors '0'..'{self.sensors - 1}'"
+            )
+        if self.count is not None and self.count < 0:
+            raise ValueError(f"count must be >= 0 or None, got {self.count}")
+        if self.duration_s is not None and (self.duration_s < 0 or math.isnan(self.duration_s)):
+            raise ValueError(f"duration_s must be >= 0 or None, got {self.duration_s}")
+
+    @property
+    def overheating(self) -> bool:
+        """True when some temperature machine will actually overheat."""
+        return self.scenario == "overheat" and TEMPERATURE in self.families
+
+    def tick_time_ns(self, tick: int) -> int:
+        """Event time of every reading in ``tick``."""
+        return self.start_ns + tick * self.interval_ns
+
+
+def sensor_ids(family: Family, sensors: int) -> list[str]:
+    """Sensor ids in emission order: ``Sensor1..SensorN`` / ``"0".."N-1"`` (tutorial ids)."""
+    if family == AIR_QUALITY:
+        return [f"Sensor{i}" for i in range(1, sensors + 1)]
+    if family == TEMPERATURE:
+        return [str(i) for i in range(sensors)]
+    raise ValueError(f"unknown family {family!r}")
+
+
+def stable_seed(*parts: object) -> int:
+    """Derive a 64-bit seed from ``parts`` (unlike ``hash()``, not salted per process)."""
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+class _SensorWalk:
+    """Bounded mean-reverting walk for one sensor, driven by its own ``random.Random``.
+
+    Seeded from (seed, family, sensor_id) only, so a sensor's stream does not change when
+    other sensors or families are added or removed.
+    """
+
+    def __init__(self, config: SimulationConfig, family: Family, sensor_id: str) -> None:
+        self._rng = random.Random(stable_seed(config.seed, family, sensor_id))
+        self._family = family
+        dt = config.interval_s
+        if family == TEMPERATURE:
+            self.baseline = self._rng.uniform(*TEMPERATURE_BASELINE_RANGE)
+            theta, std = TEMPERATURE_REVERSION_PER_S, TEMPERATURE_STATIONARY_STD
+            self._bounds = TEMPERATURE_NORMAL_BOUNDS
+            self._decimals = 2
+        else:
+            self.baseline = self._rng.uniform(*AIR_QUALITY_BASELINE_RANGE)
+            theta, std = AIR_QUALITY_REVERSION_PER_S, AIR_QUALITY_STATIONARY_STD
+            self._bounds = AIR_QUALITY_BOUNDS
+            self._decimals = 1
+        # Exact OU transition over dt: r' = r*decay + std*sqrt(1 - decay^2) * N(0, 1).
+        self._decay = math.exp(-theta * dt)
+        self._step_std = std * math.sqrt(1.0 - self._decay**2)
+        self._residual = self._rng.gauss(0.0, std)  # start in the stationary distribution
+        self._interval_ns = config.interval_ns
+        self._overheat_tick: int | None = None
+        self._overheat_after_ns = 0
+        if config.overheating and family == TEMPERATURE and sensor_id == config.overheat_sensor:
+            self._overheat_tick = first_overheat_tick(config)
+            self._overheat_after_ns = round(config.overheat_after_s * NS_PER_S)
+
+    def value_at(self, tick: int) -> float:
+        """Advance one tick and return the (rounded) reading. Call with tick = 0, 1, 2, ..."""
+        if tick > 0:
+            self._residual = self._residual * self._decay + self._rng.gauss(0.0, self._step_std)
+        if self._overheat_tick is not None and tick >= self._overheat_tick:
+            heating_ns = tick * self._interval_ns - self._overheat_after_ns
+            ramp = OVERHEAT_RAMP_C_PER_S * heating_ns / NS_PER_S
+            mean = min(OVERHEAT_PLATEAU_C, self.baseline + ramp)
+            noise = OVERHEAT_NOISE_SCALE * self._residual
+            noise = max(-OVERHEAT_NOISE_LIMIT, min(OVERHEAT_NOISE_LIMIT, noise))
+            low, high = TEMPERATURE_NORMAL_BOUNDS[0], OVERHEAT_MAX_C
+            value = mean + noise
+        else:
+            low, high = self._bounds
+            value = self.baseline + self._residual
+        return round(min(high, max(low, value)), self._decimals)
+
+
+def generate(config: SimulationConfig) -> Iterator[Reading]:
+    """Yield readings tick by tick, forever unless ``count``/``duration_s`` stop it.
+
+    Within a tick every selected family (canonical order) emits one reading per sensor
+    (sensor-id order), all stamped ``start_ns + tick * interval_ns``.
+    """
+    walks = [
+        (family, sensor_id, _SensorWalk(config, family, sensor_id))
+        for family in config.families
+        for sensor_id in sensor_ids(family, config.sensors)
+    ]
+    duration_ns = None if config.duration_s is None else round(config.duration_s * NS_PER_S)
+    emitted = 0
+    tick = 0
+    while True:
+        offset_ns = tick * config.interval_ns
+        if duration_ns is not None and offset_ns >= duration_ns:
+            return
+        event_time_ns = config.start_ns + offset_ns
+        for family, sensor_id, walk in walks:
+            if config.count is not None and emitted >= config.count:
+                return
+            yield Reading(family, sensor_id, event_time_ns, walk.value_at(tick))
+            emitted += 1
+        tick += 1
+
+
+def first_overheat_tick(config: SimulationConfig) -> int | None:
+    """First tick at which the overheat machine starts climbing (None if no overheat).
+
+    Ground truth for tests: anomalies on that machine are expected from this tick on.
+    """
+    if not config.overheating:
+        return None
+    after_ns = round(config.overheat_after_s * NS_PER_S)
+    return -(-after_ns // config.interval_ns)  # ceil without float error
+
+
+# --- Encoding ----------------------------------------------------------------------------------
+
+
+def format_air_quality_time(event_time_ns: int) -> str:
+    """Naive-UTC ``%Y-%m-%d %H:%M:%S.%f`` (microseconds; sub-µs digits are truncated)."""
+    seconds, rest_ns = divmod(event_time_ns, NS_PER_S)
+    moment = _EPOCH + timedelta(seconds=seconds, microseconds=rest_ns // 1000)
+    return moment.strftime(AIR_QUALITY_TIME_FORMAT)
+
+
+def parse_air_quality_time(text: str) -> int:
+    """Inverse of :func:`format_air_quality_time` (to µs precision), as ns since the epoch."""
+    delta = datetime.strptime(text, AIR_QUALITY_TIME_FORMAT) - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * NS_PER_S + delta.microseconds * 1000
+
+
+def encode_air_quality(reading: Reading) -> tuple[bytes, bytes]:
+    """Key/value bytes for the ``air-quality`` topic (tutorial shape, JSON once)."""
+    value = {
+        "timestamp": format_air_quality_time(reading.event_time_ns),
+        "value": round(float(reading.value), 1),
+    }
+    return reading.sensor_id.encode("utf-8"), json.dumps(value).encode("utf-8")
+
+
+def encode_temperature(reading: Reading) -> tuple[bytes, bytes]:
+    """Key/value bytes for the ``temperature_readings`` topic (tutorial shape, JSON once)."""
+    value = {
+        "Temperature_C": round(float(reading.value), 2),
+        "Timestamp": int(reading.event_time_ns),
+    }
+    return reading.sensor_id.encode("utf-8"), json.dumps(value).encode("utf-8")
+
+
+def encode(reading: Reading) -> tuple[bytes, bytes]:
+    """Key/value bytes for ``reading``; the topic is chosen by the caller from the family."""
+    if reading.family == AIR_QUALITY:
+        return encode_air_quality(reading)
+    if reading.family == TEMPERATURE:
+        return encode_temperature(reading)
+    raise ValueError(f"unknown family {reading.family!r}")
+
+
+def readings_by_sensor(readings: Sequence[Reading]) -> dict[tuple[str, str], list[Reading]]:
+    """Group readings by (family, sensor_id), preserving order."""
+    grouped: dict[tuple[str, str], list[Reading]] = {}
+    for reading in readings:
+        grouped.setdefault((reading.family, reading.sensor_id), []).append(reading)
+    return grouped

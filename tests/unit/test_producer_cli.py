@@ -1,0 +1,407 @@
+"""Unit tests for ``python -m producer`` settings and send loop (no broker: Kafka is faked)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+import producer.__main__ as cli
+from producer.simulate import AIR_QUALITY, TEMPERATURE, SimulationConfig, encode, generate
+
+ALL_ENV_VARS = [option.env for option in cli.OPTIONS]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings come from the environment; start every test from a clean one."""
+    for name in ALL_ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_help_exits_0_and_documents_env_vars_and_shapes(capsys: pytest.CaptureFixture[str]):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    for name in [
+        "KAFKA_BROKERS",
+        "PRODUCER_FAMILIES",
+        "PRODUCER_SENSORS",
+        "PRODUCER_RATE",
+        "PRODUCER_REALTIME",
+        "PRODUCER_INTERVAL_SECONDS",
+        "PRODUCER_START",
+        "PRODUCER_COUNT",
+        "PRODUCER_DURATION_SECONDS",
+        "PRODUCER_PARTITIONS",
+        "PRODUCER_SEED",
+        "PRODUCER_SCENARIO",
+        "OVERHEAT_SENSOR",
+        "OVERHEAT_AFTER_SECONDS",
+        "AIR_QUALITY_TOPIC",
+        "TEMPERATURE_TOPIC",
+        "PRODUCER_LOG_SENT",
+        "LOG_LEVEL",
+    ]:
+        assert name in out, name
+    assert '"Temperature_C"' in out and '"Timestamp"' in out
+    assert '"timestamp"' in out and "%Y-%m-%d %H:%M:%S.%f" in out
+
+
+def test_defaults() -> None:
+    settings = cli.parse_settings([], environ={})
+    assert settings.brokers == ("127.0.0.1:9092",)
+    assert settings.families == (AIR_QUALITY, TEMPERATURE)
+    assert settings.sensors == 5
+    assert settings.rate == 0
+    assert settings.realtime is False
+    assert settings.interval_s == 1.0
+    assert settings.start_ns is None  # "now", resolved when sending starts
+    assert settings.count is None and settings.duration_s is None
+    assert settings.partitions == 3
+    assert settings.seed == 42
+    assert settings.scenario == "normal"
+    assert settings.overheat_sensor == "2" and settings.overheat_after_s == 10
+    assert settings.air_quality_topic == "air-quality"
+    assert settings.temperature_topic == "temperature_readings"
+    assert settings.log_sent is None
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "flag"),
+    [
+        ("PRODUCER_RATE", "-1", "--rate"),
+        ("PRODUCER_RATE", "fast", "--rate"),
+        ("PRODUCER_FAMILIES", "air_quality,humidity", "--families"),
+        ("PRODUCER_FAMILIES", ",", "--families"),
+        ("PRODUCER_SCENARIO", "meltdown", "--scenario"),
+        ("PRODUCER_START", "yesterday", "--start"),
+        ("PRODUCER_START", "2024-13-45", "--start"),
+        ("PRODUCER_SENSORS", "0", "--sensors"),
+        ("PRODUCER_SENSORS", "three", "--sensors"),
+        ("PRODUCER_INTERVAL_SECONDS", "0", "--interval"),
+        ("PRODUCER_COUNT", "-5", "--count"),
+        ("PRODUCER_DURATION_SECONDS", "-1", "--duration"),
+        ("PRODUCER_PARTITIONS", "0", "--partitions"),
+        ("PRODUCER_SEED", "x", "--seed"),
+        ("PRODUCER_REALTIME", "maybe", "--realtime"),
+        ("OVERHEAT_AFTER_SECONDS", "-3", "--overheat-after"),
+        ("KAFKA_BROKERS", " , ", "--brokers"),
+        ("LOG_LEVEL", "LOUD", "--log-level"),
+    ],
+)
+@pytest.mark.parametrize("via", ["env", "flag"])
+def test_bad_values_exit_2_naming_the_setting(
+    via: str,
+    env: str,
+    value: str,
+    flag: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv: list[str] = []
+    if via == "env":
+        monkeypatch.setenv(env, value)
+    else:
+        argv = [f"{flag}={value}"]
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert env in err and flag in err
+    assert repr(value) in err
+
+
+def test_overheat_sensor_out_of_range_exits_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PRODUCER_SCENARIO", "overheat")
+    monkeypatch.setenv("PRODUCER_SENSORS", "2")  # ids 0..1, default overheat sensor is "2"
+    with pytest.raises(SystemExit) as exc:
+        cli.main([])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "OVERHEAT_SENSOR" in err and "--overheat-sensor" in err
+
+
+def test_overheat_sensor_not_checked_without_temperature(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("PRODUCER_SCENARIO", "overheat")
+    monkeypatch.setenv("OVERHEAT_SENSOR", "99")
+    settings = cli.parse_settings(["--families", "air_quality"])
+    assert settings.families == (AIR_QUALITY,)
+
+
+def test_bad_values_fail_before_connecting(monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*args: Any, **kwargs: Any) -> int:
+        raise AssertionError("must not try to connect")
+
+    monkeypatch.setattr(cli, "run", boom)
+    monkeypatch.setenv("PRODUCER_RATE", "-1")
+    with pytest.raises(SystemExit) as exc:
+        cli.main([])
+    assert exc.value.code == 2
+
+
+def test_env_is_used_and_flag_overrides_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRODUCER_SENSORS", "7")
+    monkeypatch.setenv("PRODUCER_SEED", "1")
+    monkeypatch.setenv("KAFKA_BROKERS", "a:1, b:2")
+    monkeypatch.setenv("PRODUCER_REALTIME", "true")
+    monkeypatch.setenv("TEMPERATURE_TOPIC", "temps-from-env")
+    settings = cli.parse_settings(["--seed", "9", "--realtime", "false"])
+    assert settings.sensors == 7  # from env
+    assert settings.brokers == ("a:1", "b:2")
+    assert settings.temperature_topic == "temps-from-env"
+    assert settings.seed == 9  # flag wins
+    assert settings.realtime is False  # flag wins
+
+
+def test_bare_realtime_flag_means_true() -> None:
+    assert cli.parse_settings(["--realtime"], environ={}).realtime is True
+
+
+def test_bad_env_value_is_ignored_when_flag_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRODUCER_RATE", "-1")
+    assert cli.parse_settings(["--rate", "50"]).rate == 50
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-03-19T13:57:06.905833", 1_710_856_626_905_833_000),
+        ("2024-03-19 13:57:06.905833", 1_710_856_626_905_833_000),
+        ("2024-03-19T13:57:06.905833Z", 1_710_856_626_905_833_000),
+        ("2024-03-19T15:57:06.905833+02:00", 1_710_856_626_905_833_000),
+        ("1970-01-01", 0),
+        ("now", None),
+        ("NOW", None),
+    ],
+)
+def test_parse_start(text: str, expected: int | None) -> None:
+    assert cli.parse_start(text) == expected
+
+
+def test_limits_zero_or_unlimited_mean_none() -> None:
+    settings = cli.parse_settings(["--count", "0", "--duration", "unlimited"], environ={})
+    assert settings.count is None and settings.duration_s is None
+    settings = cli.parse_settings(["--count", "12", "--duration", "2.5"], environ={})
+    assert settings.count == 12 and settings.duration_s == 2.5
+
+
+# --- The send loop, against a fake kafka-python producer ---------------------------------------
+
+
+class FakeMetadata:
+    def __init__(self, topic: str, partition: int, offset: int) -> None:
+        self.topic, self.partition, self.offset = topic, partition, offset
+
+
+class FakeFuture:
+    def __init__(self) -> None:
+        self.callbacks: list[Callable[[Any], None]] = []
+        self.errbacks: list[Callable[[BaseException], None]] = []
+
+    def add_callback(self, fn: Callable[..., None], *args: Any) -> FakeFuture:
+        self.callbacks.append(lambda value: fn(*args, value))
+        return self
+
+    def add_errback(self, fn: Callable[..., None], *args: Any) -> FakeFuture:
+        self.errbacks.append(lambda exc: fn(*args, exc))
+        return self
+
+
+class FakeProducer:
+    """Resolves futures on flush; fails every message whose key is in ``fail_keys``."""
+
+    instances: ClassVar[list[FakeProducer]] = []
+    fail_keys: ClassVar[set[bytes]] = set()
+
+    def __init__(self, **config: Any) -> None:
+        self.config = config
+        self.sent: list[tuple[str, bytes, bytes]] = []
+        self.pending: list[tuple[str, bytes, FakeFuture]] = []
+        self.offsets: dict[str, int] = {}
+        self.closed = False
+        FakeProducer.instances.append(self)
+
+    def send(self, topic: str, value: bytes, key: bytes) -> FakeFuture:
+        self.sent.append((topic, key, value))
+        future = FakeFuture()
+        self.pending.append((topic, key, future))
+        return future
+
+    def flush(self, timeout: float | None = None) -> None:
+        for topic, key, future in self.pending:
+            if key in self.fail_keys:
+                for errback in future.errbacks:
+                    errback(RuntimeError("boom"))
+            else:
+                offset = self.offsets.get(topic, 0)
+                self.offsets[topic] = offset + 1
+                for callback in future.callbacks:
+                    callback(FakeMetadata(topic, 0, offset))
+        self.pending.clear()
+
+    def close(self, timeout: float | None = None) -> None:
+        from kafka.errors import KafkaTimeoutError
+
+        if self.pending:  # like kafka-python: close() flushes and raises if it can't
+            raise KafkaTimeoutError("Timeout waiting for future")
+        self.closed = True
+
+
+@pytest.fixture
+def fake_kafka(monkeypatch: pytest.MonkeyPatch) -> type[FakeProducer]:
+    import kafka
+
+    created: list[tuple[tuple[str, ...], list[str], int]] = []
+    FakeProducer.instances = []
+    FakeProducer.fail_keys = set()
+    monkeypatch.setattr(kafka, "KafkaProducer", FakeProducer)
+    monkeypatch.setattr(
+        cli,
+        "ensure_topics",
+        lambda brokers, topics, partitions: created.append(
+            (tuple(brokers), list(topics), partitions)
+        ),
+    )
+    FakeProducer.created_topics = created  # type: ignore[attr-defined]
+    return FakeProducer
+
+
+def test_run_sends_exactly_the_simulated_messages_and_logs_deliveries(
+    fake_kafka: type[FakeProducer], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log_path = tmp_path / "sent.jsonl"
+    argv = [
+        "--sensors", "2", "--duration", "3", "--start", "2024-03-19T13:57:06",
+        "--scenario", "overheat", "--overheat-sensor", "1",
+        "--temperature-topic", "temps", "--log-sent", str(log_path), "--partitions", "4",
+    ]  # fmt: skip
+    assert cli.main(argv) == 0
+    (producer,) = fake_kafka.instances
+    assert producer.closed
+    assert fake_kafka.created_topics == [  # type: ignore[attr-defined]
+        (("127.0.0.1:9092",), ["air-quality", "temps"], 4)
+    ]
+    expected = SimulationConfig(
+        start_ns=cli.parse_start("2024-03-19T13:57:06") or 0,
+        sensors=2,
+        duration_s=3,
+        scenario="overheat",
+        overheat_sensor="1",
+    )
+    topics = {AIR_QUALITY: "air-quality", TEMPERATURE: "temps"}
+    assert producer.sent == [(topics[r.family], *encode(r)) for r in generate(expected)]
+    assert len(producer.sent) == 12
+
+    lines = [json.loads(line) for line in log_path.read_text().splitlines()]
+    assert len(lines) == 12
+    assert lines[0] == {
+        "topic": "air-quality",
+        "key": "Sensor1",
+        "value": json.loads(producer.sent[0][2]),
+        "partition": 0,
+        "offset": 0,
+    }
+    assert all(isinstance(line["value"], dict) for line in lines)
+    assert "sent 12 messages (0 failed)" in capsys.readouterr().err
+
+
+def test_run_reports_failed_deliveries_and_exits_nonzero(
+    fake_kafka: type[FakeProducer], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake_kafka.fail_keys = {b"0"}
+    log_path = tmp_path / "sent.jsonl"
+    argv = ["--sensors", "2", "--count", "8", "--start", "now", "--log-sent", str(log_path)]
+    assert cli.main(argv) == 1
+    assert "sent 8 messages (2 failed)" in capsys.readouterr().err
+    logged = [json.loads(line) for line in log_path.read_text().splitlines()]
+    assert len(logged) == 6 and all(line["key"] != "0" for line in logged)
+
+
+def test_flush_timeout_aborts_pending_and_counts_them_failed(
+    fake_kafka: type[FakeProducer],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Broker gone at shutdown: flush times out, pending records are aborted, exit 1."""
+    from kafka.errors import KafkaTimeoutError
+
+    class Sender:
+        def __init__(self, producer: FakeProducer) -> None:
+            self.producer = producer
+
+        def force_close(self) -> None:
+            for _, _, future in self.producer.pending:
+                for errback in future.errbacks:
+                    errback(RuntimeError("Producer is closed forcefully."))
+            self.producer.pending.clear()
+
+    def flush_times_out(self: FakeProducer, timeout: float | None = None) -> None:
+        raise KafkaTimeoutError("Timeout waiting for future")
+
+    original_init = FakeProducer.__init__
+
+    def init_with_sender(self: FakeProducer, **config: Any) -> None:
+        original_init(self, **config)
+        self._sender = Sender(self)  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(FakeProducer, "flush", flush_times_out)
+    monkeypatch.setattr(FakeProducer, "__init__", init_with_sender)
+    assert cli.main(["--count", "6", "--start", "now"]) == 1
+    (producer,) = fake_kafka.instances
+    assert producer.closed
+    assert "sent 6 messages (6 failed)" in capsys.readouterr().err
+
+
+def test_run_stops_when_asked_and_still_flushes(fake_kafka: type[FakeProducer]) -> None:
+    stop = threading.Event()
+    stop.set()
+    settings = cli.parse_settings(["--count", "5"], environ={})
+    assert cli.run(settings, stop) == 0
+    (producer,) = fake_kafka.instances
+    assert producer.sent == [] and producer.closed
+
+
+def test_unreachable_kafka_exits_1(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from kafka.errors import KafkaTimeoutError
+
+    def unreachable(*args: Any) -> None:
+        raise KafkaTimeoutError("Unable to bootstrap")
+
+    monkeypatch.setattr(cli, "ensure_topics", unreachable)
+    assert cli.main(["--count", "1"]) == 1
+    assert "sent 0 messages (0 failed)" in capsys.readouterr().err
+
+
+def test_pacer_rate_limits_wall_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+    stop = threading.Event()
+    monkeypatch.setattr(stop, "wait", lambda delay: waits.append(delay) or False)
+    clock = iter([100.0, 100.0, 100.0, 100.0])
+    monkeypatch.setattr(cli.time, "monotonic", lambda: next(clock))
+    pacer = cli.Pacer(rate=4.0, realtime=False, start_ns=0, stop=stop)
+    reading = next(generate(SimulationConfig(start_ns=0)))
+    assert pacer.wait(0, reading)
+    assert pacer.wait(2, reading)
+    assert waits == [pytest.approx(0.5)]
+
+
+def test_pacer_realtime_follows_event_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+    stop = threading.Event()
+    monkeypatch.setattr(stop, "wait", lambda delay: waits.append(delay) or False)
+    monkeypatch.setattr(cli.time, "monotonic", lambda: 50.0)
+    pacer = cli.Pacer(rate=0, realtime=True, start_ns=0, stop=stop)
+    readings = list(generate(SimulationConfig(start_ns=0, interval_s=2.0, duration_s=6)))
+    for index, reading in enumerate(readings):
+        assert pacer.wait(index, reading)
+    assert waits == [pytest.approx(2.0)] * 10 + [pytest.approx(4.0)] * 10

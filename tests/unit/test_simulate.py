@@ -1,0 +1,326 @@
+"""Unit tests for the pure simulation: wire shapes, determinism, bounds, scenarios, limits."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime
+from itertools import islice, pairwise
+
+import pytest
+
+from producer import simulate
+from producer.simulate import (
+    AIR_QUALITY,
+    AIR_QUALITY_TIME_FORMAT,
+    TEMPERATURE,
+    Reading,
+    SimulationConfig,
+    encode,
+    encode_air_quality,
+    encode_temperature,
+    first_overheat_tick,
+    format_air_quality_time,
+    generate,
+    parse_air_quality_time,
+    readings_by_sensor,
+    sensor_ids,
+    stable_seed,
+)
+
+# 2024-03-19 13:57:06.905833677 UTC, the temperature tutorial's timestamp.
+START_NS = 1_710_856_626_905_833_677
+SECOND = 1_000_000_000
+
+
+def config(**overrides: object) -> SimulationConfig:
+    """Deterministic config with an explicit start; overrides win."""
+    params: dict[str, object] = {"start_ns": START_NS, "sensors": 3}
+    params.update(overrides)
+    return SimulationConfig(**params)  # type: ignore[arg-type]
+
+
+# --- Wire shapes ------------------------------------------------------------------------------
+
+
+def test_air_quality_encoding_matches_tutorial_shape_byte_for_byte() -> None:
+    ts = parse_air_quality_time("2022-07-15 11:34:32.113400")
+    key, value = encode_air_quality(Reading(AIR_QUALITY, "Sensor1", ts, 23.0))
+    assert key == b"Sensor1"
+    assert value == b'{"timestamp": "2022-07-15 11:34:32.113400", "value": 23.0}'
+
+
+def test_temperature_encoding_matches_tutorial_shape_byte_for_byte() -> None:
+    key, value = encode_temperature(Reading(TEMPERATURE, "0", 1710856626905833677, 65.3))
+    assert key == b"0"
+    assert value == b'{"Temperature_C": 65.3, "Timestamp": 1710856626905833677}'
+
+
+def test_generated_air_quality_messages_parse_to_the_tutorial_shape() -> None:
+    readings = [r for r in islice(generate(config()), 200) if r.family == AIR_QUALITY]
+    assert readings
+    for reading in readings:
+        key, value = encode(reading)
+        assert key.decode("utf-8") in {"Sensor1", "Sensor2", "Sensor3"}
+        obj = json.loads(value)
+        assert isinstance(obj, dict), "value must be a JSON object, not a JSON string"
+        assert list(obj) == ["timestamp", "value"]
+        assert isinstance(obj["timestamp"], str)
+        parsed = datetime.strptime(obj["timestamp"], AIR_QUALITY_TIME_FORMAT)
+        assert parsed.tzinfo is None
+        assert abs(parse_air_quality_time(obj["timestamp"]) - reading.event_time_ns) < 1000
+        assert isinstance(obj["value"], int | float) and not isinstance(obj["value"], bool)
+        assert obj["value"] == reading.value == round(reading.value, 1)
+
+
+def test_generated_temperature_messages_parse_to_the_tutorial_shape() -> None:
+    readings = [r for r in islice(generate(config()), 200) if r.family == TEMPERATURE]
+    assert readings
+    for reading in readings:
+        key, value = encode(reading)
+        assert key.decode("utf-8") in {"0", "1", "2"}
+        obj = json.loads(value)
+        assert isinstance(obj, dict), "value must be a JSON object, not a JSON string"
+        assert list(obj) == ["Temperature_C", "Timestamp"]
+        assert type(obj["Timestamp"]) is int
+        assert obj["Timestamp"] == reading.event_time_ns
+        # nanoseconds: a 2024 timestamp has 19 digits (seconds would have 10, ms 13)
+        assert len(str(obj["Timestamp"])) == 19
+        assert isinstance(obj["Temperature_C"], float)
+        assert obj["Temperature_C"] == reading.value == round(reading.value, 2)
+
+
+@pytest.mark.parametrize("family", [AIR_QUALITY, TEMPERATURE])
+def test_values_are_json_encoded_exactly_once(family: str) -> None:
+    reading = next(r for r in generate(config()) if r.family == family)
+    _, value = encode(reading)
+    assert value.startswith(b"{") and value.endswith(b"}")
+    assert not isinstance(json.loads(value), str)
+    # keys are raw ids, not JSON strings
+    key, _ = encode(reading)
+    assert not key.startswith(b'"')
+
+
+def test_air_quality_time_format_round_trip_and_truncation() -> None:
+    assert format_air_quality_time(0) == "1970-01-01 00:00:00.000000"
+    assert format_air_quality_time(START_NS) == "2024-03-19 13:57:06.905833"
+    assert parse_air_quality_time("2024-03-19 13:57:06.905833") == START_NS - 677
+
+
+def test_sensor_ids_match_tutorial_keys() -> None:
+    assert sensor_ids(AIR_QUALITY, 3) == ["Sensor1", "Sensor2", "Sensor3"]
+    assert sensor_ids(TEMPERATURE, 3) == ["0", "1", "2"]
+
+
+# --- Determinism ------------------------------------------------------------------------------
+
+
+def _wire(cfg: SimulationConfig, n: int) -> list[tuple[bytes, bytes]]:
+    return [encode(r) for r in islice(generate(cfg), n)]
+
+
+def test_same_seed_gives_byte_identical_output() -> None:
+    assert _wire(config(seed=7), 2000) == _wire(config(seed=7), 2000)
+
+
+def test_different_seed_gives_different_values() -> None:
+    a = [r.value for r in islice(generate(config(seed=1)), 600)]
+    b = [r.value for r in islice(generate(config(seed=2)), 600)]
+    assert a != b
+    assert sum(x != y for x, y in zip(a, b, strict=True)) > 500
+
+
+def test_stable_seed_is_not_salted_hash() -> None:
+    # Pinned value: Python's hash() of a str changes between processes, this must not.
+    assert stable_seed(42, "temperature", "2") == 0x558BE2BE2F090B0D
+    assert stable_seed(42, "temperature", "2") != stable_seed(42, "temperature", "3")
+
+
+def test_sensor_stream_does_not_depend_on_fleet_size_or_families() -> None:
+    small = readings_by_sensor(list(generate(config(sensors=3, duration_s=50))))
+    big = readings_by_sensor(
+        list(generate(config(sensors=8, families=(TEMPERATURE,), duration_s=50)))
+    )
+    assert [r.value for r in small[(TEMPERATURE, "1")]] == [
+        r.value for r in big[(TEMPERATURE, "1")]
+    ]
+
+
+def test_emission_order_is_stable_within_a_tick() -> None:
+    first_tick = list(islice(generate(config(sensors=2)), 4))
+    assert [(r.family, r.sensor_id) for r in first_tick] == [
+        (AIR_QUALITY, "Sensor1"),
+        (AIR_QUALITY, "Sensor2"),
+        (TEMPERATURE, "0"),
+        (TEMPERATURE, "1"),
+    ]
+    assert {r.event_time_ns for r in first_tick} == {START_NS}
+
+
+def test_families_are_normalised_to_canonical_order() -> None:
+    cfg = config(families=(TEMPERATURE, AIR_QUALITY, TEMPERATURE))
+    assert cfg.families == (AIR_QUALITY, TEMPERATURE)
+
+
+# --- Bounds and realism -----------------------------------------------------------------------
+
+
+def test_readings_stay_in_bounds_over_a_long_run() -> None:
+    cfg = config(sensors=2, duration_s=100_000)  # 100k ticks, 400k readings
+    lows: dict[str, float] = {AIR_QUALITY: float("inf"), TEMPERATURE: float("inf")}
+    highs: dict[str, float] = {AIR_QUALITY: float("-inf"), TEMPERATURE: float("-inf")}
+    for reading in generate(cfg):
+        lows[reading.family] = min(lows[reading.family], reading.value)
+        highs[reading.family] = max(highs[reading.family], reading.value)
+    assert lows[AIR_QUALITY] >= 0.0 and highs[AIR_QUALITY] <= 150.0
+    assert lows[TEMPERATURE] >= 40.0 and highs[TEMPERATURE] <= 80.0
+    assert highs[TEMPERATURE] < 90.0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_normal_temperature_never_reaches_90(seed: int) -> None:
+    cfg = config(seed=seed, sensors=10, families=(TEMPERATURE,), duration_s=5000)
+    assert max(r.value for r in generate(cfg)) < 90.0
+
+
+def test_clamps_hold_even_with_wild_noise(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The <90 °C guarantee comes from clamping, not from lucky noise: force huge noise."""
+    monkeypatch.setattr(simulate, "TEMPERATURE_STATIONARY_STD", 40.0)
+    monkeypatch.setattr(simulate, "AIR_QUALITY_STATIONARY_STD", 200.0)
+    values: dict[str, list[float]] = {AIR_QUALITY: [], TEMPERATURE: []}
+    for reading in generate(config(sensors=4, duration_s=2000)):
+        values[reading.family].append(reading.value)
+    assert max(values[TEMPERATURE]) == 80.0 and min(values[TEMPERATURE]) == 40.0
+    assert min(values[AIR_QUALITY]) == 0.0 and max(values[AIR_QUALITY]) == 150.0
+
+
+def test_walk_is_mean_reverting_not_uniform_noise() -> None:
+    """Consecutive readings of a sensor are close (autocorrelated), unlike uniform noise."""
+    cfg = config(families=(TEMPERATURE,), sensors=1, duration_s=2000)
+    values = [r.value for r in generate(cfg)]
+    steps = [abs(b - a) for a, b in pairwise(values)]
+    spread = max(values) - min(values)
+    assert sum(steps) / len(steps) < 1.0
+    assert spread > 3.0  # it does move
+    mean = sum(values) / len(values)
+    assert 55.0 < mean < 75.0
+
+
+def test_interval_spacing_gives_k_readings_per_sensor_per_window() -> None:
+    cfg = config(interval_s=1.0, duration_s=60)
+    readings = list(generate(cfg))
+    windows = Counter(
+        (r.family, r.sensor_id, (r.event_time_ns - START_NS) // (5 * SECOND)) for r in readings
+    )
+    assert set(windows.values()) == {5}
+    cfg_half = config(interval_s=0.5, duration_s=60)
+    windows_half = Counter(
+        (r.family, r.sensor_id, (r.event_time_ns - START_NS) // (5 * SECOND))
+        for r in generate(cfg_half)
+    )
+    assert set(windows_half.values()) == {10}
+
+
+def test_event_time_is_start_plus_tick_times_interval() -> None:
+    cfg = config(interval_s=2.5, sensors=2, duration_s=20)
+    by_sensor = readings_by_sensor(list(generate(cfg)))
+    for readings in by_sensor.values():
+        times = [r.event_time_ns for r in readings]
+        assert times == [START_NS + i * 2_500_000_000 for i in range(8)]
+
+
+# --- Overheat scenario ------------------------------------------------------------------------
+
+
+def test_overheat_machine_exceeds_100_soon_and_others_stay_normal() -> None:
+    cfg = config(scenario="overheat", sensors=5, overheat_after_s=10, duration_s=200)
+    by_sensor = readings_by_sensor(list(generate(cfg)))
+    hot = by_sensor[(TEMPERATURE, "2")]
+    onset_ns = START_NS + 10 * SECOND
+    assert all(r.value <= 80.0 for r in hot if r.event_time_ns < onset_ns)
+    first_over_100 = next(r for r in hot if r.value > 100.0)
+    assert first_over_100.event_time_ns - onset_ns <= 60 * SECOND
+    after = [r.value for r in hot if r.event_time_ns >= first_over_100.event_time_ns]
+    assert min(after) >= 95.0
+    assert 100.0 < sum(after[-50:]) / 50 < 110.0
+    for sensor in ("0", "1", "3", "4"):
+        assert max(r.value for r in by_sensor[(TEMPERATURE, sensor)]) < 90.0
+    normal = readings_by_sensor(list(generate(config(sensors=5, duration_s=200))))
+    for sensor in sensor_ids(AIR_QUALITY, 5):
+        assert by_sensor[(AIR_QUALITY, sensor)] == normal[(AIR_QUALITY, sensor)]
+
+
+@pytest.mark.parametrize("interval_s", [0.1, 1.0, 3.0])
+@pytest.mark.parametrize("seed", [0, 42, 1234])
+def test_overheat_is_robust_to_seed_and_interval(seed: int, interval_s: float) -> None:
+    cfg = config(
+        seed=seed,
+        scenario="overheat",
+        overheat_sensor="0",
+        overheat_after_s=5,
+        interval_s=interval_s,
+        families=(TEMPERATURE,),
+        duration_s=120,
+    )
+    hot = readings_by_sensor(list(generate(cfg)))[(TEMPERATURE, "0")]
+    first_tick = first_overheat_tick(cfg)
+    assert first_tick is not None
+    over = [i for i, r in enumerate(hot) if r.value > 100.0]
+    assert over and (over[0] - first_tick) * interval_s <= 60
+    assert min(r.value for r in hot[over[0] :]) >= 95.0
+    assert max(r.value for r in hot[:first_tick]) <= 80.0
+
+
+def test_first_overheat_tick() -> None:
+    assert first_overheat_tick(config(scenario="overheat", overheat_after_s=10)) == 10
+    assert first_overheat_tick(config(scenario="overheat", overheat_after_s=1, interval_s=0.3)) == 4
+    assert first_overheat_tick(config()) is None
+    assert first_overheat_tick(config(scenario="overheat", families=(AIR_QUALITY,))) is None
+
+
+# --- Limits and validation --------------------------------------------------------------------
+
+
+def test_count_limit_counts_messages_across_families() -> None:
+    assert len(list(generate(config(count=7)))) == 7
+    assert len(list(generate(config(count=0)))) == 0
+
+
+def test_duration_limit_is_event_time() -> None:
+    cfg = config(interval_s=1.0, duration_s=30)
+    readings = list(generate(cfg))
+    assert len(readings) == 30 * 6  # 30 ticks x (3 air-quality + 3 temperature sensors)
+    assert max(r.event_time_ns for r in readings) == START_NS + 29 * SECOND
+
+
+def test_whichever_limit_comes_first() -> None:
+    assert len(list(generate(config(count=10, duration_s=30)))) == 10
+    assert len(list(generate(config(count=10_000, duration_s=2)))) == 12
+
+
+def test_unlimited_generation_keeps_going() -> None:
+    assert len(list(islice(generate(config()), 50_000))) == 50_000
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"families": ("air",)},
+        {"families": ()},
+        {"sensors": 0},
+        {"interval_s": 0},
+        {"interval_s": -1.0},
+        {"scenario": "boom"},
+        {"scenario": "overheat", "overheat_sensor": "3"},
+        {"count": -1},
+        {"duration_s": -5.0},
+    ],
+)
+def test_invalid_configs_are_rejected(overrides: dict[str, object]) -> None:
+    with pytest.raises(ValueError):
+        config(**overrides)
+
+
+def test_overheat_sensor_only_checked_when_temperature_selected() -> None:
+    cfg = config(scenario="overheat", overheat_sensor="99", families=(AIR_QUALITY,))
+    assert not cfg.overheating
