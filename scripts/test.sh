@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname -- "${BASH_SOURCE[0]}")/.."
 
+# Tests talk to the broker this script manages, unless KAFKA_BROKERS says otherwise.
+export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:${KAFKA_PORT:-9092}}"
+
 started=0
 cleanup() {
   if [[ $started == 1 ]]; then
