@@ -47,8 +47,11 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
     "AIR_QUALITY_LIMITS": ("0,500", "HalfSpaceTrees feature range `lo,hi` for air quality."),
     "HST_TREES": ("5", "HalfSpaceTrees: number of trees."),
     "HST_HEIGHT": ("3", "HalfSpaceTrees: tree height."),
-    "HST_WINDOW_SIZE": ("50", "HalfSpaceTrees: windows per reference-mass period."),
+    "HST_WINDOW_SIZE": ("100", "HalfSpaceTrees: windows per reference-mass period."),
     "ML_QUANTILE": ("0.99", "Per-sensor score quantile above which a window is an ML anomaly."),
+    "ML_MIN_DEVIATION": ("4.5", "An ML anomaly's mean must also be more than this many spreads "
+                                "from the sensor's running level (0: off)."),
+    "LEVEL_WINDOWS": ("300", "Memory, in windows, of each sensor's running level and spread."),
     "WARMUP_WINDOWS": ("100", "Windows a sensor's model learns, after its first "
                               "`HST_WINDOW_SIZE`, before it may raise ML anomalies."),
     "MODEL_SEED": ("42", "Seed of every sensor's model, so runs are reproducible."),
@@ -135,6 +138,8 @@ class Settings:
     hst_height: int
     hst_window_size: int
     ml_quantile: float
+    ml_min_deviation: float
+    level_windows: int
     warmup_windows: int
     model_seed: int
     alert_update_windows: int
@@ -183,12 +188,14 @@ class Settings:
         }
         ints = {}
         for name, low in (("HST_TREES", 1), ("HST_HEIGHT", 1), ("HST_WINDOW_SIZE", 1),
-                          ("WARMUP_WINDOWS", 0), ("ALERT_UPDATE_WINDOWS", 1),
+                          ("WARMUP_WINDOWS", 0), ("LEVEL_WINDOWS", 1), ("ALERT_UPDATE_WINDOWS", 1),
                           ("ALERT_RESOLVE_WINDOWS", 1)):
             ints[name] = _parse(env, name, int, "an integer")
             _check(name, ints[name] >= low, f">= {low}", env)
         quantile = _parse(env, "ML_QUANTILE", _finite, "a number")
         _check("ML_QUANTILE", 0 < quantile < 1, "strictly between 0 and 1", env)
+        min_dev = _parse(env, "ML_MIN_DEVIATION", _finite, "a number")
+        _check("ML_MIN_DEVIATION", min_dev >= 0, ">= 0", env)
         status = _parse(env, "STATUS_INTERVAL_SECONDS", _finite, "a number of seconds")
         _check("STATUS_INTERVAL_SECONDS", status >= 0, ">= 0", env)
         log_level = _raw(env, "LOG_LEVEL").upper()
@@ -215,6 +222,8 @@ class Settings:
             hst_height=ints["HST_HEIGHT"],
             hst_window_size=ints["HST_WINDOW_SIZE"],
             ml_quantile=quantile,
+            ml_min_deviation=min_dev,
+            level_windows=ints["LEVEL_WINDOWS"],
             warmup_windows=ints["WARMUP_WINDOWS"],
             model_seed=_parse(env, "MODEL_SEED", int, "an integer"),
             alert_update_windows=ints["ALERT_UPDATE_WINDOWS"],

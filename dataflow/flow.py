@@ -56,6 +56,8 @@ def shard_config(settings: Settings) -> ShardConfig:
             quantile=settings.ml_quantile,
             warmup=settings.warmup_windows,
             seed=settings.model_seed,
+            min_deviation=settings.ml_min_deviation,
+            level_windows=settings.level_windows,
         )
         for family, limits in settings.limits.items()
     }

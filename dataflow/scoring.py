@@ -21,6 +21,7 @@ True
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -38,10 +39,12 @@ class ModelParams:
     limits: tuple[float, float]
     n_trees: int = 5
     height: int = 3
-    window_size: int = 50
+    window_size: int = 100
     quantile: float = 0.99
     warmup: int = 100
     seed: int = 42
+    min_deviation: float = 4.5  # an ML anomaly must also be this far from the level (0: off)
+    level_windows: int = 300  # memory, in windows, of the running level and spread
 
 
 class Score(NamedTuple):
@@ -66,15 +69,43 @@ def forest(params: ModelParams) -> Forest:
 
 
 class SensorScorer:
-    """One sensor's model. Score, then learn, so a window never scores against itself."""
+    """One sensor's model. Score, then learn, so a window never scores against itself.
 
-    __slots__ = ("cut", "model", "params", "seen")
+    Beside the trees, a running level (exponentially weighted mean) and spread (weighted mean
+    absolute deviation) of the sensor's window means. HalfSpaceTrees' score saturates: once a
+    mean is outside the recent mass, 5 % and 50 % away score alike, so the top quantile of scores
+    is also full of ordinary wiggles. An ML anomaly must therefore also deviate from the level by
+    more than ``min_deviation`` spreads (a robust z-score; 1.25 mean absolute deviations are about
+    one standard deviation for normal noise), and a mean more than twice that far is one even if
+    the trees disagree.
+    """
+
+    __slots__ = ("cut", "level", "model", "params", "seen", "spread")
 
     def __init__(self, params: ModelParams) -> None:
         self.params = params
         self.model = CompactHST(forest(params))
         self.cut = stats.Quantile(params.quantile)
         self.seen = 0
+        self.level = 0.0
+        self.spread = 0.0
+
+    def deviation(self, mean: float) -> float:
+        """How many spreads ``mean`` is from the running level (0 before any window)."""
+        if self.seen == 0:
+            return 0.0
+        dev = abs(mean - self.level)
+        if self.spread > 0:
+            return dev / (1.25 * self.spread)
+        return math.inf if dev > 0 else 0.0
+
+    def _track_level(self, mean: float) -> None:
+        if self.seen == 0:
+            self.level = mean
+            return
+        a = max(1.0 / self.params.level_windows, 1.0 / (self.seen + 1))
+        self.level += a * (mean - self.level)
+        self.spread += a * (abs(mean - self.level) - self.spread)
 
     def score_learn(self, mean: float) -> Score:
         """Score a window mean against this sensor's history, then learn it unless anomalous."""
@@ -83,7 +114,13 @@ class SensorScorer:
         p = self.params
         cut = self.cut.get() if self.seen > p.window_size else None
         ready = self.seen >= p.window_size + p.warmup
-        ml = ready and cut is not None and score > cut
+        dev = self.deviation(mean)
+        far = p.min_deviation <= 0 or dev > p.min_deviation
+        # Twice as far is anomalous whatever the trees say: a mean beyond the feature range
+        # lands in an edge leaf shared with ordinary values, and can score low.
+        gross = p.min_deviation > 0 and dev > 2 * p.min_deviation
+        ml = ready and ((cut is not None and score > cut and far) or gross)
+        self._track_level(mean)
         if self.seen >= p.window_size:
             self.cut.update(score)
         if not ml:

@@ -36,8 +36,9 @@ def test_warm_up_suppresses_ml_anomalies() -> None:
     assert scorer.score_learn(65.0).model_ready
 
 
-def flag_rate(quantile: float, means: list[float]) -> float:
-    params = ModelParams(limits=(0.0, 120.0), quantile=quantile, window_size=50, warmup=100)
+def flag_rate(quantile: float, means: list[float], min_deviation: float = 0.0) -> float:
+    params = ModelParams(limits=(0.0, 120.0), quantile=quantile, window_size=50, warmup=100,
+                         min_deviation=min_deviation)
     scorer = SensorScorer(params)
     ready = [r for r in map(scorer.score_learn, means) if r.model_ready]
     return sum(r.ml_anomaly for r in ready) / len(ready)
@@ -48,6 +49,31 @@ def test_calibrated_cut_flags_about_the_configured_share_of_normal_windows() -> 
     means = normal_means(6000, seed=7)
     assert 0.025 <= flag_rate(0.95, means) <= 0.08
     assert 0.003 <= flag_rate(0.99, means) <= 0.025
+
+
+def test_deviation_gate_keeps_ordinary_noise_quiet() -> None:
+    """The quantile alone flags 1 - q of normal windows by construction; the gate asks that a
+    flagged mean also be far from the sensor's level, so normal noise stays quiet."""
+    means = normal_means(6000, seed=7)
+    assert flag_rate(0.95, means, min_deviation=4.5) == 0.0
+
+
+def test_gross_deviation_is_anomalous_even_where_the_trees_score_low() -> None:
+    scorer = SensorScorer(ModelParams(limits=(0.0, 120.0), window_size=50, warmup=100))
+    for x in normal_means(400, seed=4):
+        scorer.score_learn(x)
+    assert scorer.deviation(-500.0) > 9  # far outside the feature range: an edge leaf
+    drop = scorer.score_learn(-500.0)
+    assert drop.ml_anomaly and drop.model_ready
+
+
+def test_moderate_deviation_is_not_anomalous() -> None:
+    scorer = SensorScorer(ModelParams(limits=(0.0, 120.0), window_size=50, warmup=100))
+    for x in normal_means(400, seed=4):
+        scorer.score_learn(x)
+    near = 65.0 + 3 * 1.5  # three standard deviations: unusual, not an anomaly
+    assert scorer.deviation(near) < 4.5
+    assert not scorer.score_learn(near).ml_anomaly
 
 
 def test_spike_after_warm_up_is_an_ml_anomaly() -> None:

@@ -1,0 +1,157 @@
+"""``python -m eval --data DIR --labels FILE [--json OUT] [--plots DIR]``: NAB evaluation.
+
+Replays every labelled ``timestamp,value`` CSV under ``--data`` through the dataflow's own scoring
+code (or, with ``--through-broker``, through Kafka and the running flow), beside a seeded random
+detector and the threshold rule alone, and scores all three with the NAB rules (``eval.nab``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from eval import detectors, runner
+from eval.nab import Profile, load_profiles, load_windows
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+EPILOG = """\
+JSON (--json): {"<relative csv path>": {"nab_<profile>", "precision", "recall",
+"false_alarms_per_day"}, ..., "baselines": {"random": {<path>: {...}}, "threshold": {...}},
+"summary": {"ours" | "random" | "threshold": means over files, NAB's pooled score, ...}}.
+A value is null where it is undefined (precision with no detection, a file without windows).
+
+Definitions: precision = scored detections inside a labelled window / scored detections;
+recall = windows detected / windows; false alarms per day = detections outside every window per
+day after probation. Ours detects an anomalous episode once (the dataflow's alert opens), charged
+to the last row of the window that opened it.
+"""
+
+
+def _kv(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return key.strip(), value.strip()
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m eval",
+        description="Score the dataflow's detector on NAB-style data, beside a seeded random "
+                    "detector and the threshold rule alone (Numenta Anomaly Benchmark rules).",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--data", type=Path, required=True,
+                   help="folder laid out like NAB's data/ (e.g. realTraffic/speed_7578.csv)")
+    p.add_argument("--labels", type=Path, required=True,
+                   help="windows file in NAB's combined_windows.json format")
+    p.add_argument("--profiles", type=Path, default=None,
+                   help="NAB profiles.json (default: ../../config/profiles.json from --labels, "
+                        "else NAB's standard weights)")
+    p.add_argument("--profile", default="standard",
+                   help="profile to score with (default: %(default)s)")
+    p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write results as JSON")
+    p.add_argument("--plots", type=Path, default=None, metavar="DIR",
+                   help="write one PNG per file into DIR")
+    p.add_argument("--seed", type=int, default=42,
+                   help="random detector seed (default: %(default)s)")
+    p.add_argument("--random-rate", type=float, default=runner.Options.random_rate,
+                   help="probability that the random detector fires on a row "
+                        "(default: %(default)s)")
+    p.add_argument("--threshold-margin", type=float, default=runner.Options.threshold_margin,
+                   help="threshold baseline level: probation max + this share of the probation "
+                        "range (default: %(default)s)")
+    p.add_argument("--detections", choices=detectors.MODES, default="alerts",
+                   help="alerts: one detection per alert opened (default); windows: every "
+                        "anomalous window")
+    p.add_argument("--limit-pad", type=float, default=detectors.OursConfig.limit_pad,
+                   help="HalfSpaceTrees range: probation min/max padded by this share of their "
+                        "spread (default: %(default)s)")
+    p.add_argument("--set", type=_kv, action="append", default=[], metavar="NAME=VALUE",
+                   help="override a dataflow setting for ours, e.g. --set ML_QUANTILE=0.995")
+    p.add_argument("--through-broker", action="store_true",
+                   help="replay ours through Kafka and `python -m bytewax.run dataflow.main:flow` "
+                        "instead of calling the scoring code in-process")
+    p.add_argument("--brokers", default="127.0.0.1:9092",
+                   help="Kafka brokers for --through-broker (default: %(default)s)")
+    return p
+
+
+def _profile(args: argparse.Namespace) -> Profile:
+    path = args.profiles
+    if path is None:
+        guess = args.labels.resolve().parent.parent / "config" / "profiles.json"
+        if not guess.is_file():
+            if args.profile != "standard":
+                raise SystemExit(f"no profiles file for profile {args.profile!r}; use --profiles")
+            print("note: no profiles.json found, using NAB's standard weights (1, 1, 0.11)",
+                  file=sys.stderr)
+            return Profile()
+        path = guess
+    profiles = load_profiles(path)
+    if args.profile not in profiles:
+        raise SystemExit(f"profile {args.profile!r} not in {path} (has: {sorted(profiles)})")
+    return profiles[args.profile]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if not args.data.is_dir():
+        print(f"--data {args.data}: not a folder", file=sys.stderr)
+        return EXIT_USAGE
+    if not args.labels.is_file():
+        print(f"--labels {args.labels}: no such file", file=sys.stderr)
+        return EXIT_USAGE
+    if not 0.0 <= args.random_rate <= 1.0:
+        print("--random-rate must be between 0 and 1", file=sys.stderr)
+        return EXIT_USAGE
+    profile = _profile(args)
+    windows = load_windows(args.labels)
+    files, unlabelled = runner.find_files(args.data, windows)
+    if unlabelled:
+        print(f"note: {len(unlabelled)} CSV file(s) without labels skipped: "
+              f"{', '.join(unlabelled[:5])}{' ...' if len(unlabelled) > 5 else ''}",
+              file=sys.stderr)
+    if not files:
+        print(f"no labelled CSV file under {args.data}", file=sys.stderr)
+        return EXIT_FAILED
+    opts = runner.Options(
+        profile_name=args.profile,
+        seed=args.seed,
+        random_rate=args.random_rate,
+        threshold_margin=args.threshold_margin,
+        ours=detectors.OursConfig(limit_pad=args.limit_pad, mode=args.detections,
+                                  env=dict(args.set)),
+    )
+    ours_fn = None
+    if args.through_broker:
+        from eval.broker import BrokerReplay  # Kafka clients only when asked for
+
+        ours_fn = BrokerReplay(args.brokers, opts.ours)
+    results = runner.evaluate(args.data, windows, profile, opts, ours_fn)
+    print(runner.table(results, args.profile))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(runner.to_json(results, args.profile), indent=2) + "\n")
+        print(f"wrote {args.json}")
+    if args.plots:
+        from eval.plots import plot_file  # matplotlib only when asked for
+
+        key = f"nab_{args.profile}"
+        for r in results:
+            m = {name: runner.metrics(s, args.profile)[key] for name, s in r.scores.items()}
+            sub = "  ".join(f"{name} {'-' if v is None else f'{v:.1f}'}" for name, v in m.items())
+            out = args.plots / (r.path.removesuffix(".csv") + ".png")
+            plot_file(out, r.path, r.series, r.windows, runner.probation_of(r),
+                      r.detections["ours"], r.threshold_level, f"NAB {args.profile}: {sub}")
+        print(f"wrote {len(results)} plot(s) under {args.plots}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""``--through-broker``: replay a file through Kafka and the real running dataflow.
+
+The in-process replay (``detectors.ours``) calls the dataflow's code directly; this one checks that
+nothing between Kafka and that code (parsing, routing, sharding, batching, the sinks) changes the
+answer. Each file gets its own uniquely named topics, deleted afterwards. The rows are produced as
+one air-quality sensor's messages, ``python -m bytewax.run dataflow.main:flow`` drains them with
+``KAFKA_TAIL=false`` and ``EMIT_ALL_WINDOWS=true``, and the detections are read back from the
+anomalies topic: alert opens (``"event": "open"``), or anomalous windows with ``--detections
+windows``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from eval.detectors import SENSOR_ID, OursConfig, base_env, fit
+from eval.nab import Series, parse_time, rows_at
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def iso(ns: int) -> str:
+    """Event time as the air-quality format writes it (naive ISO 8601 = UTC)."""
+    dt = datetime.fromtimestamp(ns // 1_000_000_000, UTC).replace(tzinfo=None)
+    return f"{dt.isoformat(sep=' ')}.{ns % 1_000_000_000 // 1000:06d}"
+
+
+def record_detections(
+    series: Series, records: list[dict[str, Any]], mode: str
+) -> list[bool]:
+    """Row detections from the anomalies topic's JSON records (see ``detectors.detections``)."""
+    if mode == "alerts":
+        picked = [r for r in records if r.get("event") == "open"]
+    else:
+        picked = [r for r in records if r.get("anomaly")]
+    ends = [parse_time(r["window_end"].replace("Z", "")) - 1 for r in picked]
+    return rows_at(series.timestamps, ends)
+
+
+class BrokerReplay:
+    """Callable ``(relative path, series) -> detections`` for ``runner.evaluate``."""
+
+    def __init__(self, brokers: str, config: OursConfig, timeout_s: float = 600.0) -> None:
+        self.brokers = brokers
+        self.config = config
+        self.timeout_s = timeout_s
+        self.admin = AdminClient({"bootstrap.servers": brokers})
+        self.admin.list_topics(timeout=10)  # fail fast, with librdkafka's message, if unreachable
+
+    def __call__(self, rel: str, series: Series) -> list[bool]:
+        run = uuid.uuid4().hex[:10]
+        topics = {
+            "AIR_QUALITY_TOPIC": f"eval-aq-{run}",
+            "TEMPERATURE_TOPIC": f"eval-temp-{run}",
+            "ANOMALIES_TOPIC": f"eval-anomalies-{run}",
+            "DLQ_TOPIC": f"eval-dlq-{run}",
+        }
+        names = list(topics.values())
+        for fut in self.admin.create_topics([NewTopic(t, 1, 1) for t in names]).values():
+            fut.result(timeout=30)
+        try:
+            self._produce(topics["AIR_QUALITY_TOPIC"], series)
+            self._run_flow(rel, series, topics)
+            records = [orjson.loads(v) for v in self._consume(topics["ANOMALIES_TOPIC"])]
+            dead = self._consume(topics["DLQ_TOPIC"])
+            if dead:
+                raise RuntimeError(f"{rel}: {len(dead)} reading(s) went to the dead-letter topic")
+        finally:
+            for fut in self.admin.delete_topics(names).values():
+                fut.result(timeout=30)
+        return record_detections(series, records, self.config.mode)
+
+    def _produce(self, topic: str, series: Series) -> None:
+        producer = Producer({"bootstrap.servers": self.brokers, "linger.ms": 5,
+                             "enable.idempotence": True})
+        key = SENSOR_ID.encode()
+        for ts, value in zip(series.timestamps, series.values, strict=True):
+            producer.produce(topic, orjson.dumps({"timestamp": iso(ts), "value": value}), key)
+            producer.poll(0)
+        left = producer.flush(60)
+        if left:
+            raise RuntimeError(f"{left} message(s) not delivered to {topic}")
+
+    def _run_flow(self, rel: str, series: Series, topics: dict[str, str]) -> None:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "KAFKA_BROKERS": self.brokers,
+            "KAFKA_TAIL": "false",
+            "IDLE_TIMEOUT_SECONDS": "86400",  # a replay is fast: never close a window on idling
+            "STATUS_INTERVAL_SECONDS": "0",
+            **topics,
+            **base_env(fit(series), self.config.limit_pad),
+            **self.config.env,
+        }
+        proc = subprocess.run([sys.executable, "-m", "bytewax.run", "dataflow.main:flow"],
+                              cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=self.timeout_s, check=False)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{rel}: the dataflow failed ({proc.returncode}):\n"
+                               f"{proc.stderr[-3000:]}")
+
+    def _consume(self, topic: str) -> list[bytes]:
+        """Every message value in ``topic`` (one partition), oldest first."""
+        consumer = Consumer({"bootstrap.servers": self.brokers,
+                             "group.id": f"eval-{uuid.uuid4().hex}",
+                             "enable.auto.commit": False, "enable.partition.eof": True})
+        try:
+            part = TopicPartition(topic, 0, 0)
+            end = consumer.get_watermark_offsets(part, timeout=30)[1]
+            consumer.assign([part])
+            out: list[bytes] = []
+            while len(out) < end:
+                msg = consumer.poll(30)
+                if msg is None:
+                    raise TimeoutError(f"{topic}: {len(out)} of {end} messages within 30 s")
+                err = msg.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        continue
+                    raise RuntimeError(str(err))
+                out.append(msg.value() or b"")
+            return out
+        finally:
+            consumer.close()

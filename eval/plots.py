@@ -1,0 +1,67 @@
+"""One PNG per evaluated file: the series, labelled windows, probation, and our detections.
+
+Why a picture: a NAB score says *that* a detector missed or over-fired, not *where*; the plot
+shows whether alerts land early in a window, late, or in a burst of false alarms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display, no GUI toolkit
+
+import matplotlib.dates as mdates
+import matplotlib.pyplot as plt
+
+from eval.nab import Series, Window
+
+
+def _dt(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / 1e9, UTC)
+
+
+def plot_file(
+    out: Path,
+    title: str,
+    series: Series,
+    windows: Sequence[Window],
+    probation: int,
+    ours: Sequence[bool],
+    threshold: float | None = None,
+    subtitle: str = "",
+) -> Path:
+    """Write ``out`` (PNG) and return it."""
+    times = [_dt(t) for t in series.timestamps]
+    fig, ax = plt.subplots(figsize=(14, 4.5), dpi=100)
+    try:
+        ax.plot(times, series.values, lw=0.7, color="#1f4e79", label="value")
+        for i, (start, end) in enumerate(windows):
+            ax.axvspan(_dt(start), _dt(end), color="#f4a261", alpha=0.35, lw=0,
+                       label="labelled window" if i == 0 else None)
+        if 0 < probation < len(times):
+            ax.axvspan(times[0], times[probation], color="0.5", alpha=0.15, lw=0,
+                       label=f"probation ({probation} rows, not scored)")
+            ax.axvline(times[probation], color="0.4", lw=0.8, ls="--")
+        if threshold is not None:
+            ax.axhline(threshold, color="#6a4c93", lw=0.8, ls=":", label="threshold baseline")
+        hits = [i for i, d in enumerate(ours) if d]
+        if hits:
+            scored = sum(1 for i in hits if i >= probation)
+            ax.scatter([times[i] for i in hits], [series.values[i] for i in hits], marker="v",
+                       s=60, color="#d62828", zorder=5,
+                       label=f"our detections ({scored} scored, {len(hits) - scored} in probation)")
+        ax.set_title(f"{title}\n{subtitle}" if subtitle else title, fontsize=10)
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
+        ax.legend(loc="upper left", fontsize=8, framealpha=0.8)
+        ax.grid(alpha=0.3)
+        fig.autofmt_xdate()
+        fig.tight_layout()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out)
+    finally:
+        plt.close(fig)
+    return out
