@@ -56,9 +56,9 @@ def topic_factory(admin: AdminClient) -> Iterator[Callable[..., str]]:
             fut.result(timeout=30)
 
 
-def consume_all(topic: str, timeout: float = 30.0) -> list:
+def consume_all(topic: str, timeout: float = 30.0, brokers: str = BROKERS) -> list:
     """Every message currently in ``topic``, read from the beginning to the end offsets."""
-    consumer = Consumer({"bootstrap.servers": BROKERS, "group.id": f"t-{uuid.uuid4().hex}",
+    consumer = Consumer({"bootstrap.servers": brokers, "group.id": f"t-{uuid.uuid4().hex}",
                          "enable.auto.commit": False, "enable.partition.eof": True})
     try:
         meta = consumer.list_topics(topic, timeout=timeout)
