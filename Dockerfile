@@ -1,0 +1,34 @@
+# syntax=docker/dockerfile:1
+# One image for the producer and the dataflow: `docker run IMAGE producer|dataflow|init-topics`.
+# Slim Python 3.11 on Debian bookworm (glibc 2.36: every pinned dependency ships a manylinux
+# wheel for it, so no compiler is needed and none is installed).
+FROM python:3.11.16-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+
+# Dependencies first, so editing the code does not reinstall them. The pins are the project's
+# own requirements.txt; --only-binary fails fast instead of trying to compile on a slim image.
+COPY requirements.txt ./
+RUN pip install --only-binary=:all: -r requirements.txt
+
+# A fixed non-root user. The recovery directory is created here, owned by it, so a named
+# volume mounted on it starts out writable by that user.
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --uid 10001 --gid app --no-create-home --home-dir /nonexistent \
+       --shell /usr/sbin/nologin app \
+    && install -d -o app -g app /var/lib/sensor-anomaly/recovery
+
+# The code stays owned by root: the app user can run it but not change it.
+COPY dataflow/ ./dataflow/
+COPY producer/ ./producer/
+COPY scripts/wait_for_broker.py ./scripts/
+COPY entrypoint.sh ./
+
+USER app:app
+ENTRYPOINT ["/app/entrypoint.sh"]
+CMD ["dataflow"]

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# Container entrypoint, also usable from a checkout against the local broker:
+# wait until a Kafka broker answers, then exec one role in place of this shell.
+#
+#   entrypoint.sh producer [flags...]      python -m producer [flags...]
+#   entrypoint.sh dataflow [options...]    python -m bytewax.run dataflow.main:flow [options...]
+#   entrypoint.sh init-topics              create the four topics (idempotent), then exit
+#   entrypoint.sh wait                     only wait for the broker
+#
+# Waiting first matters: `docker compose up` starts everything at once, and a dataflow that
+# starts before the broker answers dies with a confusing librdkafka error instead of a clear one.
+#
+# Environment (defaults in brackets); the roles also read every variable in the README:
+#   KAFKA_BROKERS                     bootstrap brokers to wait for [127.0.0.1:9092]
+#   BROKER_WAIT_TIMEOUT_SECONDS       how long to wait before failing [60]
+#   BYTEWAX_WORKERS                   dataflow: worker threads in this process, `-w` [1]
+#   BYTEWAX_RECOVERY_DIRECTORY        dataflow: recovery directory, `-r` (unset: no recovery);
+#                                     created and initialised when it holds no partitions yet
+#   BYTEWAX_RECOVERY_PARTITIONS       dataflow: partitions a new recovery directory gets [1]
+#   BYTEWAX_SNAPSHOT_INTERVAL         dataflow with recovery: seconds between snapshots, `-s` [10]
+#   BYTEWAX_RECOVERY_BACKUP_INTERVAL  dataflow with recovery: seconds old snapshots are kept, `-b` [0]
+#   PYTHON                            interpreter [<repo>/.venv/bin/python if present, else python3]
+#
+# Exit status: the role's own once it runs; 1 if no broker answered in time or a setting is
+# bad (the message names the address or the variable); 2 for an unknown or missing role.
+set -euo pipefail
+
+APP_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
+readonly APP_DIR
+readonly ROLES="producer, dataflow, init-topics or wait"
+
+if [[ -z "${PYTHON:-}" ]]; then
+  if [[ -x "$APP_DIR/.venv/bin/python" ]]; then
+    PYTHON="$APP_DIR/.venv/bin/python"
+  else
+    PYTHON="python3"
+  fi
+fi
+# Import the app from this directory without changing the working directory, so relative
+# paths given by the caller (--log-sent out.jsonl, a recovery directory) mean what they say.
+export PYTHONPATH="$APP_DIR${PYTHONPATH:+:$PYTHONPATH}"
+
+die() {
+  echo "entrypoint: error: $*" >&2
+  exit 1
+}
+
+usage() {
+  sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
+}
+
+require_count() {
+  local name="$1" value="$2"
+  [[ "$value" =~ ^[1-9][0-9]*$ ]] || die "$name must be a whole number >= 1, got '$value'"
+}
+
+require_seconds() {
+  local name="$1" value="$2"
+  [[ "$value" =~ ^[0-9]+([.][0-9]+)?$ ]] || die "$name must be a number of seconds >= 0, got '$value'"
+}
+
+# scripts/wait_for_broker.py asks for real cluster metadata (an open port is not enough) and
+# prints "error: no Kafka broker answered at ADDRESS within N s" when it gives up.
+wait_for_broker() {
+  local brokers="${KAFKA_BROKERS:-127.0.0.1:9092}" timeout="${BROKER_WAIT_TIMEOUT_SECONDS:-60}"
+  require_seconds BROKER_WAIT_TIMEOUT_SECONDS "$timeout"
+  echo "entrypoint: waiting up to $timeout s for a Kafka broker at $brokers" >&2
+  if ! "$PYTHON" "$APP_DIR/scripts/wait_for_broker.py" --brokers "$brokers" --timeout "$timeout"; then
+    die "giving up: no Kafka broker at $brokers (KAFKA_BROKERS) within $timeout s (BROKER_WAIT_TIMEOUT_SECONDS)"
+  fi
+}
+
+# Bytewax refuses a recovery directory without partitions, and crashes when asked to
+# initialise one twice; so initialise exactly when none exists yet.
+init_recovery_dir() {
+  local dir="$1" parts="$2"
+  mkdir -p -- "$dir" || die "cannot create BYTEWAX_RECOVERY_DIRECTORY $dir"
+  if compgen -G "$dir/part-*.sqlite3" >/dev/null; then
+    return 0
+  fi
+  echo "entrypoint: initialising recovery directory $dir with $parts partition(s)" >&2
+  "$PYTHON" -m bytewax.recovery "$dir" "$parts" || die "could not initialise recovery directory $dir"
+}
+
+# Settings are checked before the wait, so a typo fails at once rather than after it.
+run_dataflow() {
+  local workers="${BYTEWAX_WORKERS:-1}" options=() recovery="${BYTEWAX_RECOVERY_DIRECTORY:-}"
+  local parts="${BYTEWAX_RECOVERY_PARTITIONS:-1}"
+  local snapshot="${BYTEWAX_SNAPSHOT_INTERVAL:-10}" backup="${BYTEWAX_RECOVERY_BACKUP_INTERVAL:-0}"
+  require_count BYTEWAX_WORKERS "$workers"
+  options+=(-w "$workers")
+  if [[ -n "$recovery" ]]; then
+    require_count BYTEWAX_RECOVERY_PARTITIONS "$parts"
+    require_seconds BYTEWAX_SNAPSHOT_INTERVAL "$snapshot"
+    require_seconds BYTEWAX_RECOVERY_BACKUP_INTERVAL "$backup"
+    options+=(-r "$recovery" -s "$snapshot" -b "$backup")
+  fi
+  wait_for_broker
+  if [[ -n "$recovery" ]]; then
+    init_recovery_dir "$recovery" "$parts"
+  fi
+  echo "entrypoint: exec python -m bytewax.run dataflow.main:flow ${options[*]} $*" >&2
+  exec "$PYTHON" -m bytewax.run dataflow.main:flow "${options[@]}" "$@"
+}
+
+# The flow's own topic creation (dataflow.main.ensure_topics): same variables, same partition
+# count (TOPIC_PARTITIONS), and an existing topic is left as it is, so a re-run succeeds.
+# (Importing dataflow.main builds the flow, which already creates them; the explicit call
+# keeps this role correct if that import ever stops doing so.)
+run_init_topics() {
+  (($# == 0)) || die "init-topics takes no arguments (it reads the *_TOPIC variables and TOPIC_PARTITIONS)"
+  wait_for_broker
+  exec "$PYTHON" -c '
+import sys
+from dataflow.config import ConfigError, Settings
+try:
+    settings = Settings.from_env()
+except ConfigError as exc:
+    sys.exit(f"configuration error: {exc}")
+from dataflow.main import ensure_topics
+ensure_topics(settings)
+names = " ".join([*settings.topics, settings.anomalies_topic, settings.dlq_topic])
+print(f"topics ready: {names} ({settings.topic_partitions} partitions when created)")
+'
+}
+
+main() {
+  if (($# == 0)); then
+    usage >&2
+    echo "entrypoint: error: no role given (expected $ROLES)" >&2
+    exit 2
+  fi
+  local role="$1"
+  shift
+  case "$role" in
+    producer)
+      wait_for_broker
+      exec "$PYTHON" -m producer "$@"
+      ;;
+    dataflow)
+      run_dataflow "$@"
+      ;;
+    init-topics)
+      run_init_topics "$@"
+      ;;
+    wait)
+      (($# == 0)) || die "wait takes no arguments"
+      wait_for_broker
+      ;;
+    -h | --help | help)
+      usage
+      ;;
+    *)
+      echo "entrypoint: error: unknown role '$role' (expected $ROLES)" >&2
+      exit 2
+      ;;
+  esac
+}
+
+main "$@"

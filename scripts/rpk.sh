@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Redpanda's `rpk` CLI, built once from the Go module proxy and cached outside the repo.
+#
+#   scripts/rpk.sh build      build rpk unless it is cached; print the binary's path
+#   scripts/rpk.sh path       print the cached binary's path; exit 1 if it is not built yet
+#   scripts/rpk.sh ARGS...    run `rpk ARGS...`, building it first if needed, e.g.
+#                             scripts/rpk.sh topic consume anomalies -X brokers=127.0.0.1:9092 --num 5
+#
+# Why build it: rpk ships inside Redpanda's packages and images, and none of those is reachable
+# here; only the Go module proxy is. rpk is a Go module, but `go install rpk@version` refuses it
+# (its go.mod has a replace directive). So scripts/rpk/ is a tiny wrapper module: its go.mod pins
+# rpk by pseudo-version (the proxy serves no tags or @latest for it), copies rpk's replace
+# directive, and names rpk as a `tool`; its go.sum is committed, and every build runs with
+# -mod=readonly, so each downloaded module is checked against that go.sum (some of them are not
+# in the public checksum database at all).
+#
+# First build: ~25 s of downloads and ~4 min of `go build` on 2 cores; later calls reuse the
+# binary. Concurrent builds are serialised with flock.
+#
+# To move the pin: in scripts/rpk/, delete the require blocks of go.mod and go.sum, then
+#   GONOSUMDB=buf.build/gen/go,github.com/redpanda-data,github.com/twmb/franz-go/pkg/sr,github.com/lestrrat-go/jwx \
+#     go get -tool github.com/redpanda-data/redpanda/src/go/rpk/cmd/rpk@<pseudo-version>
+# (take the replace directive from that rpk's go.mod), and commit go.mod and go.sum.
+#
+# Environment (defaults in brackets):
+#   RPK_CACHE_DIR   parent of the cached rpk-<version>/ [${XDG_CACHE_HOME:-$HOME/.cache}/sensor-anomaly]
+#   GO              the Go command, 1.24 or newer [go]
+set -euo pipefail
+
+SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
+readonly SCRIPT_DIR
+readonly MODULE_DIR="$SCRIPT_DIR/rpk"
+readonly RPK_MODULE="github.com/redpanda-data/redpanda/src/go/rpk"
+readonly RPK_PKG="$RPK_MODULE/cmd/rpk"
+readonly VERSION_PKG="$RPK_MODULE/pkg/cli/version"
+GO="${GO:-go}"
+RPK_CACHE_DIR="${RPK_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sensor-anomaly}"
+
+die() {
+  echo "error: $*" >&2
+  exit 1
+}
+
+# The pinned pseudo-version, read from the wrapper's go.mod (the one source of truth).
+rpk_version() {
+  local version
+  version="$(sed -n "s|^[[:space:]]*$RPK_MODULE \(v[^[:space:]]*\).*|\1|p" "$MODULE_DIR/go.mod")"
+  [[ -n "$version" ]] || die "no requirement on $RPK_MODULE in $MODULE_DIR/go.mod"
+  echo "$version"
+}
+
+VERSION="$(rpk_version)"
+readonly VERSION
+readonly INSTALL_DIR="$RPK_CACHE_DIR/rpk-$VERSION"
+readonly RPK="$INSTALL_DIR/rpk"
+
+is_built() {
+  [[ -x "$RPK" ]]
+}
+
+cmd_build() {
+  if is_built; then
+    echo "$RPK"
+    return 0
+  fi
+  command -v "$GO" >/dev/null 2>&1 \
+    || die "Go not found ('$GO'): rpk is built from source with Go 1.24+; install Go or set GO"
+  mkdir -p "$RPK_CACHE_DIR"
+  if command -v flock >/dev/null 2>&1; then
+    exec 9>"$INSTALL_DIR.lock"
+    flock 9
+    if is_built; then # another process built it while we waited
+      echo "$RPK"
+      return 0
+    fi
+  fi
+  local tmp start rev="${VERSION##*-}"
+  tmp="$(mktemp -d "$INSTALL_DIR.tmp.XXXXXX")"
+  # shellcheck disable=SC2064 # expand $tmp now: it is local to this function
+  trap "rm -rf -- '$tmp'" EXIT
+  start=$SECONDS
+  echo "building rpk $VERSION with $("$GO" env GOVERSION) into $INSTALL_DIR (first run only, a few minutes)..." >&2
+  # -mod=readonly: never rewrite go.mod/go.sum, so every module is verified against the
+  # committed go.sum. -buildvcs=false: the wrapper lives in this repo's git tree; its VCS state
+  # is irrelevant to rpk. -s -w: no symbol tables (91 MiB -> 65 MiB).
+  if ! (cd -- "$MODULE_DIR" && GOWORK=off "$GO" build \
+    -mod=readonly -buildvcs=false -trimpath \
+    -ldflags "-s -w -X $VERSION_PKG.version=$VERSION -X $VERSION_PKG.rev=$rev" \
+    -o "$tmp/rpk" "$RPK_PKG"); then
+    die "go build of rpk $VERSION failed (see above)"
+  fi
+  "$tmp/rpk" --version >/dev/null 2>&1 || die "the rpk just built does not run: $tmp/rpk --version failed"
+  chmod 755 "$tmp" # mktemp -d makes it private
+  rm -rf -- "$INSTALL_DIR"
+  mv -- "$tmp" "$INSTALL_DIR"
+  trap - EXIT
+  echo "built rpk in $((SECONDS - start)) s" >&2
+  echo "$RPK"
+}
+
+cmd_path() {
+  if is_built; then
+    echo "$RPK"
+    return 0
+  fi
+  echo "rpk $VERSION is not built yet (scripts/rpk.sh build)" >&2
+  return 1
+}
+
+main() {
+  case "${1:-}" in
+    build)
+      (($# == 1)) || die "usage: $(basename -- "$0") build"
+      cmd_build
+      ;;
+    path)
+      (($# == 1)) || die "usage: $(basename -- "$0") path"
+      cmd_path
+      ;;
+    "" | -h | --help | help)
+      sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
+      ;;
+    *)
+      is_built || cmd_build >/dev/null
+      exec "$RPK" "$@"
+      ;;
+  esac
+}
+
+main "$@"

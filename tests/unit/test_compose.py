@@ -1,0 +1,329 @@
+"""docker-compose.yml, Dockerfile and .dockerignore agree with the code (no Docker engine here).
+
+Compose is parsed with PyYAML (merge keys resolved) and ``${NAME:-default}`` is resolved as
+Compose does with an empty environment, so these checks see what ``docker compose up`` runs
+by default. The environments are then validated by the code's own settings parsers.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dataflow.config import ENV_DOCS, Settings
+from producer.__main__ import OPTIONS, parse_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+APP_SERVICES = ("topics", "producer", "dataflow")
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+ENTRYPOINT = (ROOT / "entrypoint.sh").read_text()
+README = (ROOT / "README.md").read_text()
+INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::?-(?P<default>[^}]*))?\}")
+TOPIC_VARS = ("AIR_QUALITY_TOPIC", "TEMPERATURE_TOPIC", "ANOMALIES_TOPIC", "DLQ_TOPIC")
+
+
+def resolve(value: object) -> str:
+    """A compose value as Compose passes it with nothing set in the shell or .env."""
+    text = str(value)
+    text = INTERPOLATION.sub(lambda m: m.group("default") or "", text)
+    return text.replace("$$", "$")
+
+
+def env_of(service: str) -> dict[str, str]:
+    return {k: resolve(v) for k, v in SERVICES[service].get("environment", {}).items()}
+
+
+def flags(command: list[str]) -> dict[str, str]:
+    """``--name=value`` / ``--name value`` items of a command list."""
+    out: dict[str, str] = {}
+    items = [part for item in command for part in str(item).split(" ", 1)]
+    for i, item in enumerate(items):
+        if item.startswith("--"):
+            name, sep, value = item[2:].partition("=")
+            if not sep and i + 1 < len(items) and not items[i + 1].startswith("--"):
+                value = items[i + 1]
+            out[name] = value
+    return out
+
+
+def listeners(spec: str) -> dict[str, str]:
+    """``internal://host:port,external://host:port`` -> {name: host:port}."""
+    return dict(part.split("://", 1) for part in spec.split(","))
+
+
+def entrypoint_roles() -> set[str]:
+    """The roles entrypoint.sh's main() dispatches on (the arms of its case statement)."""
+    body = ENTRYPOINT[ENTRYPOINT.index('case "$role" in'):]
+    body = body[:body.index("esac")]
+    arms = re.findall(r"^\s{4}([a-z][a-z-]*)\)", body, flags=re.M)
+    return set(arms)
+
+
+def documented_docker_vars() -> set[str]:
+    """Variables in the README's "Run with Docker" tables."""
+    section = README[README.index("## Run with Docker"):]
+    return set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", section, flags=re.M))
+
+
+# --- Redpanda ------------------------------------------------------------------------------
+
+
+def test_expected_services_exist() -> None:
+    assert {"redpanda", "topics", "producer", "dataflow", "console"} <= set(SERVICES)
+
+
+@pytest.mark.parametrize(("service", "repo"), [
+    ("redpanda", "docker.redpanda.com/redpandadata/redpanda"),
+    ("console", "docker.redpanda.com/redpandadata/console"),
+])
+def test_images_are_pinned_to_a_release(service: str, repo: str) -> None:
+    image = SERVICES[service]["image"]
+    name, _, tag = image.rpartition(":")
+    assert name == repo
+    assert re.fullmatch(r"v\d+\.\d+\.\d+", tag), f"{image}: pin a release, not {tag!r}"
+
+
+def test_redpanda_is_a_single_dev_container_node() -> None:
+    command = SERVICES["redpanda"]["command"]
+    assert command[:2] == ["redpanda", "start"]
+    opts = flags(command)
+    assert opts["mode"] == "dev-container"
+    assert opts["smp"] == "1"
+
+
+def test_redpanda_advertises_an_internal_and_an_external_listener() -> None:
+    opts = flags(SERVICES["redpanda"]["command"])
+    bind = listeners(opts["kafka-addr"])
+    advertised = listeners(opts["advertise-kafka-addr"])
+    assert set(bind) == set(advertised) == {"internal", "external"}
+    # Inside the network: the service name. Outside: localhost on a published port.
+    assert advertised["internal"] == f"redpanda:{bind['internal'].rsplit(':', 1)[1]}"
+    host, port = advertised["external"].rsplit(":", 1)
+    assert host == "localhost"
+    assert bind["external"] == f"0.0.0.0:{port}"
+    assert f"{port}:{port}" in SERVICES["redpanda"]["ports"]
+    assert any(p.endswith(":9644") for p in SERVICES["redpanda"]["ports"]), "admin API"
+
+
+def test_every_client_uses_the_internal_listener() -> None:
+    internal = listeners(flags(SERVICES["redpanda"]["command"])["advertise-kafka-addr"])[
+        "internal"]
+    for service in APP_SERVICES:
+        assert env_of(service)["KAFKA_BROKERS"] == internal, service
+    console = yaml.safe_load(env_of("console")["CONSOLE_CONFIG_FILE"])
+    assert console["kafka"]["brokers"] == [internal]
+    assert SERVICES["console"]["environment"]["CONFIG_FILEPATH"] in SERVICES["console"]["command"]
+    assert "8080:8080" in SERVICES["console"]["ports"]
+
+
+def test_redpanda_has_a_healthcheck_that_asks_the_cluster() -> None:
+    check = SERVICES["redpanda"]["healthcheck"]
+    test = " ".join(check["test"][1:]) if isinstance(check["test"], list) else check["test"]
+    assert "rpk cluster health" in test or "/v1/status/ready" in test
+    assert check["retries"] >= 10, "Redpanda can take a while on a cold start"
+
+
+# --- Topic set-up, producer, dataflow ------------------------------------------------------
+
+
+def test_app_services_share_one_image_built_from_the_dockerfile() -> None:
+    for service in APP_SERVICES:
+        assert SERVICES[service]["build"] == ".", service
+        assert SERVICES[service]["image"] == SERVICES["dataflow"]["image"], service
+        assert SERVICES[service]["init"] is True, f"{service}: SIGTERM must reach Python"
+
+
+def test_commands_are_entrypoint_roles() -> None:
+    roles = entrypoint_roles()
+    assert {"producer", "dataflow", "init-topics", "wait"} <= roles
+    assert SERVICES["topics"]["command"] == ["init-topics"]
+    assert SERVICES["producer"]["command"] == ["producer"]
+    assert SERVICES["dataflow"]["command"] == ["dataflow"]
+
+
+def test_topic_set_up_creates_the_codes_default_topics() -> None:
+    env = env_of("topics")
+    assert {name: env[name] for name in TOPIC_VARS} == {
+        name: ENV_DOCS[name][0] for name in TOPIC_VARS}
+    assert env["TOPIC_PARTITIONS"] == ENV_DOCS["TOPIC_PARTITIONS"][0]
+    assert SERVICES["topics"]["restart"] == "no"
+    assert SERVICES["topics"]["depends_on"] == {"redpanda": {"condition": "service_healthy"}}
+
+
+def test_all_app_services_agree_on_topics() -> None:
+    for service in APP_SERVICES:
+        env = env_of(service)
+        assert {name: env[name] for name in TOPIC_VARS} == {
+            name: ENV_DOCS[name][0] for name in TOPIC_VARS}, service
+
+
+@pytest.mark.parametrize("service", ["producer", "dataflow"])
+def test_producer_and_dataflow_wait_for_the_topics(service: str) -> None:
+    assert SERVICES[service]["depends_on"] == {
+        "redpanda": {"condition": "service_healthy"},
+        "topics": {"condition": "service_completed_successfully"},
+    }
+
+
+def test_restart_policies() -> None:
+    assert SERVICES["redpanda"]["restart"] == "unless-stopped"
+    assert SERVICES["dataflow"]["restart"] == "unless-stopped"
+    assert SERVICES["producer"]["restart"] == "on-failure"  # a finished run stays finished
+
+
+def test_every_app_variable_is_documented_and_interpolated_under_its_own_name() -> None:
+    documented = set(ENV_DOCS) | {o.env for o in OPTIONS} | documented_docker_vars()
+    for service in APP_SERVICES:
+        for name, raw in SERVICES[service]["environment"].items():
+            assert name in documented, f"{service}: {name} is not documented in README"
+            for match in INTERPOLATION.finditer(str(raw)):
+                assert match.group("name") == name, f"{service}: {name} reads ${match[0]}"
+
+
+def test_entrypoint_variables_are_documented_in_the_readme() -> None:
+    header = ENTRYPOINT[:ENTRYPOINT.index("set -euo pipefail")]
+    names = set(re.findall(r"^#\s+([A-Z][A-Z0-9_]+)\s", header, flags=re.M))
+    assert {"KAFKA_BROKERS", "BROKER_WAIT_TIMEOUT_SECONDS", "BYTEWAX_WORKERS",
+            "BYTEWAX_RECOVERY_DIRECTORY"} <= names
+    assert names - {"KAFKA_BROKERS"} <= documented_docker_vars()
+
+
+def test_dataflow_environment_is_valid_for_the_dataflow() -> None:
+    env = env_of("dataflow")
+    settings = Settings.from_env(env)  # raises ConfigError naming a bad variable
+    assert settings.brokers == ("redpanda:9092",)
+    assert int(env["BYTEWAX_WORKERS"]) >= 1
+    assert float(env["BYTEWAX_SNAPSHOT_INTERVAL"]) > 0
+
+
+def test_producer_environment_is_valid_for_the_producer() -> None:
+    settings = parse_settings([], env_of("producer"))  # exits 2 on a bad value
+    assert settings.brokers == ("redpanda:9092",)
+    assert settings.scenario == "overheat"
+    assert settings.realtime is True
+    assert settings.count is None and settings.duration_s is None  # runs until stopped
+
+
+def test_recovery_directory_is_a_named_volume_the_image_prepares() -> None:
+    directory = env_of("dataflow")["BYTEWAX_RECOVERY_DIRECTORY"]
+    mounts = dict(v.split(":", 1) for v in SERVICES["dataflow"]["volumes"])
+    named = {source for source, target in mounts.items() if target == directory}
+    assert named and named <= set(COMPOSE["volumes"]), "recovery must survive `compose down`"
+    # A fresh named volume copies the image's directory, owner included: it must exist there,
+    # owned by the non-root user.
+    assert re.search(rf"install -d -o app -g app {re.escape(directory)}\b", DOCKERFILE)
+
+
+# --- Dockerfile ----------------------------------------------------------------------------
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    joined = re.sub(r"\\\n", " ", DOCKERFILE)
+    out = []
+    for line in joined.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            keyword, _, rest = line.strip().partition(" ")
+            out.append((keyword.upper(), rest.strip()))
+    return out
+
+
+def test_dockerfile_base_is_a_pinned_slim_python_311() -> None:
+    [base] = [rest for kw, rest in dockerfile_instructions() if kw == "FROM"]
+    assert re.fullmatch(r"python:3\.11\.\d+-slim(-[a-z]+)?(@sha256:[0-9a-f]{64})?", base), base
+
+
+def test_dockerfile_installs_the_pinned_requirements() -> None:
+    steps = dockerfile_instructions()
+    copy = steps.index(("COPY", "requirements.txt ./"))
+    [install] = [i for i, (kw, rest) in enumerate(steps)
+                 if kw == "RUN" and "pip install" in rest and "-r requirements.txt" in rest]
+    assert copy < install
+    # The app's code comes after, so a code change keeps the dependency layer cached.
+    first_code = min(i for i, (kw, rest) in enumerate(steps) if kw == "COPY" and i != copy)
+    assert install < first_code
+
+
+def test_dockerfile_runs_as_a_non_root_user() -> None:
+    [user] = [rest for kw, rest in dockerfile_instructions() if kw == "USER"]
+    assert user.split(":")[0] not in ("root", "0")
+    last_user = max(i for i, (kw, _) in enumerate(dockerfile_instructions()) if kw == "USER")
+    assert all(kw != "RUN" for kw, _ in dockerfile_instructions()[last_user:])
+
+
+def test_dockerfile_entrypoint_is_entrypoint_sh_and_its_dependencies_are_copied() -> None:
+    steps = dict((kw, rest) for kw, rest in dockerfile_instructions()
+                 if kw in ("WORKDIR", "ENTRYPOINT", "CMD"))
+    entry = json.loads(steps["ENTRYPOINT"])
+    assert entry == [f"{steps['WORKDIR']}/entrypoint.sh"]
+    assert json.loads(steps["CMD"])[0] in entrypoint_roles()
+    copied = {shlex.split(rest)[0] for kw, rest in dockerfile_instructions() if kw == "COPY"}
+    # What the entrypoint and its roles import or run.
+    assert {"entrypoint.sh", "scripts/wait_for_broker.py", "dataflow/", "producer/",
+            "requirements.txt"} <= copied
+    assert "scripts/wait_for_broker.py" in ENTRYPOINT
+    assert (ROOT / "entrypoint.sh").stat().st_mode & 0o111, "entrypoint.sh must be executable"
+
+
+def dockerignored(path: str, patterns: list[str]) -> bool:
+    """Docker's rule: the last matching pattern wins; a pattern also matches a path's parents."""
+    parts = path.split("/")
+    candidates = ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+    ignored = False
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        pattern = pattern.lstrip("!").strip("/")
+        if any(fnmatch.fnmatchcase(c, pattern) for c in candidates):
+            ignored = not negate
+    return ignored
+
+
+def test_dockerignore_keeps_what_the_dockerfile_copies_and_drops_local_state() -> None:
+    patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    sources = [shlex.split(rest)[0] for kw, rest in dockerfile_instructions() if kw == "COPY"]
+    for source in sources:
+        path = ROOT / source
+        files = [path] if path.is_file() else [
+            f for f in path.rglob("*.py") if "__pycache__" not in f.parts]
+        assert files, source
+        for file in files:
+            rel = file.relative_to(ROOT).as_posix()
+            assert not dockerignored(rel, patterns), f"{rel} is excluded from the build context"
+    for local in (".venv/bin/python", ".broker/kafka.log", ".git/HEAD",
+                  "dataflow/__pycache__/x.pyc", "tests/unit/test_compose.py"):
+        assert dockerignored(local, patterns), local
+
+
+# --- Shell scripts -------------------------------------------------------------------------
+
+
+def shell_scripts() -> list[Path]:
+    skip = {".venv", ".git", ".broker", "node_modules"}
+    return sorted(p for p in ROOT.rglob("*.sh") if not skip & set(p.relative_to(ROOT).parts))
+
+
+def test_container_scripts_are_strict_bash() -> None:
+    scripts = [ROOT / "entrypoint.sh", ROOT / "scripts" / "rpk.sh"]
+    assert set(scripts) <= set(shell_scripts())
+    for script in scripts:
+        text = script.read_text()
+        assert text.startswith("#!/usr/bin/env bash\n"), script
+        assert "set -euo pipefail" in text, script
+
+
+def test_shellcheck_is_clean_on_every_shell_script() -> None:
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed (Debian package `shellcheck`)")
+    proc = subprocess.run(["shellcheck", *map(str, shell_scripts())], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
