@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv broker broker-stop demo test unit lint bench clean
+.PHONY: venv broker broker-stop demo test unit lint bench rpk clean
 
 venv: $(VENV)/.installed
 
@@ -34,6 +34,9 @@ lint: venv
 
 bench: venv broker
 	$(PY) bench/drain.py
+
+rpk:
+	scripts/rpk.sh build
 
 clean: broker-stop
 	rm -rf .broker

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from dataflow.readings import AIR_QUALITY, TEMPERATURE
+from dataflow.security import SECURITY_ENV_DOCS, KafkaSecurity, SecurityConfigError
 
 T = TypeVar("T")
 
@@ -63,6 +64,9 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
     "STATUS_INTERVAL_SECONDS": ("5", "Seconds between status log lines (0: none)."),
     "LOG_LEVEL": ("INFO", "Python logging level."),
 }
+
+
+ALL_ENV_DOCS = {**ENV_DOCS, **SECURITY_ENV_DOCS}
 
 
 def _raw(env: Mapping[str, str], name: str) -> str:
@@ -147,6 +151,7 @@ class Settings:
     emit_all: bool
     status_interval_seconds: float
     log_level: str
+    security: KafkaSecurity
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -202,6 +207,11 @@ class Settings:
         _check("LOG_LEVEL", log_level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
                "a logging level name", env)
 
+        try:
+            security = KafkaSecurity.from_env(env)
+        except SecurityConfigError as exc:
+            raise ConfigError(str(exc)) from None
+
         return cls(
             brokers=brokers,
             topics=in_topics,
@@ -231,4 +241,5 @@ class Settings:
             emit_all=_parse(env, "EMIT_ALL_WINDOWS", _bool, "true or false"),
             status_interval_seconds=status,
             log_level=log_level,
+            security=security,
         )

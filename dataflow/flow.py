@@ -75,6 +75,26 @@ def shard_config(settings: Settings) -> ShardConfig:
 
 Out = list[WindowResult | LateReading]
 
+# Bump when ShardState's pickled shape changes: an old snapshot then fails with a clear message
+# instead of an AttributeError deep in the scorer.
+SNAPSHOT_VERSION = 2
+
+
+class SnapshotVersionError(RuntimeError):
+    """A recovery snapshot written by an incompatible version of this flow."""
+
+
+def restore(resume: bytes) -> ShardState:
+    """Unpickle a shard snapshot, refusing one of another format version."""
+    obj = pickle.loads(resume)
+    version = obj[0] if isinstance(obj, tuple) and len(obj) == 2 else 1
+    if version != SNAPSHOT_VERSION:
+        raise SnapshotVersionError(
+            f"recovery snapshot has format v{version}, this flow reads v{SNAPSHOT_VERSION}: "
+            "reset the recovery directory (delete it and run `python -m bytewax.recovery DIR N` "
+            "again); the flow then starts from the beginning of its input topics")
+    return obj[1]
+
 
 class ShardLogic(StatefulBatchLogic[list[Reading], WindowResult | LateReading, bytes]):
     """Adapts ``ShardState`` to Bytewax: batches in, closed windows out, pickled snapshots."""
@@ -108,7 +128,7 @@ class ShardLogic(StatefulBatchLogic[list[Reading], WindowResult | LateReading, b
 
     def snapshot(self) -> bytes:
         # Bytes are immutable, so the runtime may hold them while the state moves on.
-        return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
+        return pickle.dumps((SNAPSHOT_VERSION, self.state), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def build_flow(
@@ -145,7 +165,7 @@ def build_flow(
     # (shard key, [Reading]) -- one item per shard per input batch
 
     def build(resume: bytes | None) -> ShardLogic:
-        state = ShardState(config) if resume is None else pickle.loads(resume)
+        state = ShardState(config) if resume is None else restore(resume)
         return ShardLogic(state, clock, status)
 
     detected = op.stateful_batch("detect", split.falses, build)

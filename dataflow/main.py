@@ -34,10 +34,11 @@ class _KafkaSource(KafkaSource):
     every consumer-only property at start-up.
     """
 
-    def __init__(self, brokers: list[str], topics: list[str], **kwargs: object) -> None:
+    def __init__(self, brokers: list[str], topics: list[str], admin_config: dict[str, str],
+                 **kwargs: object) -> None:
         super().__init__(brokers, topics, **kwargs)  # type: ignore[arg-type]
         self._topics_list = list(topics)
-        self._admin_config = {"bootstrap.servers": ",".join(brokers)}
+        self._admin_config = admin_config
 
     def list_parts(self) -> list[str]:
         admin = AdminClient(self._admin_config)
@@ -49,9 +50,14 @@ class _KafkaSource(KafkaSource):
         return [f"{p}-{t}" for t in topics for p in sorted(meta[t].partitions)]
 
 
+def admin_config(settings: Settings) -> dict[str, str]:
+    """Bootstrap and security settings, which every client gets."""
+    return {"bootstrap.servers": ",".join(settings.brokers), **settings.security.librdkafka()}
+
+
 def ensure_topics(settings: Settings) -> None:
     """Create missing input and output topics, so a fresh broker works out of the box."""
-    admin = AdminClient({"bootstrap.servers": ",".join(settings.brokers)})
+    admin = AdminClient(admin_config(settings))
     wanted = [*settings.topics, settings.anomalies_topic, settings.dlq_topic]
     existing = set(admin.list_topics(timeout=30).topics)
     new = [NewTopic(t, settings.topic_partitions, 1) for t in wanted if t not in existing]
@@ -73,16 +79,19 @@ def make_flow() -> object:
         raise SystemExit(2) from None
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log.info("Kafka at %s (%s)", ",".join(settings.brokers), settings.security.redacted())
     ensure_topics(settings)
     brokers = list(settings.brokers)
+    secure = settings.security.librdkafka()
     source = _KafkaSource(
         brokers,
         list(settings.topics),
+        admin_config=admin_config(settings),
         tail=settings.tail,
         batch_size=settings.batch_size,
-        add_config={**CONSUMER_DEFAULTS, **settings.consumer_config},
+        add_config={**CONSUMER_DEFAULTS, **settings.consumer_config, **secure},
     )
-    producer_config = {**PRODUCER_DEFAULTS, **settings.producer_config}
+    producer_config = {**PRODUCER_DEFAULTS, **settings.producer_config, **secure}
     return build_flow(
         settings,
         source,

@@ -22,7 +22,7 @@ fi
 
 .venv/bin/ruff check .
 if command -v shellcheck >/dev/null 2>&1; then
-  shellcheck scripts/*.sh
+  shellcheck scripts/*.sh entrypoint.sh
 fi
 # The broker is up, so a missing broker is a failure here, not a reason to skip.
 REQUIRE_BROKER=1 .venv/bin/python -m pytest "$@"

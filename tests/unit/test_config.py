@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from dataflow.config import ENV_DOCS, ConfigError, Settings
+from dataflow.config import ALL_ENV_DOCS, ConfigError, Settings
 from dataflow.readings import AIR_QUALITY, TEMPERATURE
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -54,6 +54,9 @@ def test_overrides() -> None:
         ("TEMPERATURE_TOPIC", "air-quality"),
         ("ANOMALIES_TOPIC", "air-quality"),
         ("TOPIC_PARTITIONS", "0"),
+        ("KAFKA_SECURITY_PROTOCOL", "SASL"),
+        ("ML_MIN_DEVIATION", "-1"),
+        ("LEVEL_WINDOWS", "0"),
     ],
 )
 def test_bad_value_names_the_variable(name: str, value: str) -> None:
@@ -61,11 +64,45 @@ def test_bad_value_names_the_variable(name: str, value: str) -> None:
         Settings.from_env({name: value})
 
 
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KAFKA_SASL_MECHANISM": "PLAIN",
+          "KAFKA_SASL_PASSWORD": "s3cret-pw"}, "KAFKA_SASL_USERNAME"),
+        ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
+          "KAFKA_SASL_USERNAME": "u"}, "KAFKA_SASL_PASSWORD"),
+        ({"KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "s3cret-pw"},
+         "KAFKA_SASL_MECHANISM/USERNAME/PASSWORD"),
+        ({"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KAFKA_SASL_MECHANISM": "GSSAPI",
+          "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "s3cret-pw"},
+         "KAFKA_SASL_MECHANISM='GSSAPI'"),
+    ],
+)
+def test_security_errors_name_the_variable_and_hide_the_password(env: dict, name: str) -> None:
+    with pytest.raises(ConfigError, match=name) as err:
+        Settings.from_env(env)
+    assert "s3cret-pw" not in str(err.value)
+
+
+def test_security_settings_reach_both_client_libraries() -> None:
+    s = Settings.from_env({"KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
+                           "KAFKA_SASL_MECHANISM": "scram-sha-512", "KAFKA_SASL_USERNAME": "u",
+                           "KAFKA_SASL_PASSWORD": "pw", "KAFKA_SSL_CA_LOCATION": "/ca.pem"})
+    assert s.security.librdkafka() == {
+        "security.protocol": "sasl_ssl", "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "u", "sasl.password": "pw", "ssl.ca.location": "/ca.pem"}
+    assert s.security.kafka_python() == {
+        "security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "u", "sasl_plain_password": "pw", "ssl_cafile": "/ca.pem"}
+    assert "pw" not in s.security.redacted().replace("password", "")
+    assert Settings.from_env({}).security.librdkafka() == {"security.protocol": "plaintext"}
+
+
 def test_readme_documents_every_variable_with_its_default() -> None:
     if not README.exists():
         pytest.fail("README.md is missing")
     text = README.read_text()
-    for name, (default, _help) in ENV_DOCS.items():
+    for name, (default, _help) in ALL_ENV_DOCS.items():
         row = next((line for line in text.splitlines() if line.startswith(f"| `{name}`")), None)
         assert row is not None, f"{name} is not in the README's configuration table"
         assert f"`{default}`" in row or (default == "" and "(unset)" in row), row

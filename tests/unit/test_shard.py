@@ -104,3 +104,17 @@ def test_shards_spread_a_fleet_evenly() -> None:
     for i in range(32_000):
         counts[shard_of(TEMPERATURE, str(i), 32)] += 1
     assert min(counts) > 800 and max(counts) < 1200
+
+
+def test_snapshots_carry_a_format_version() -> None:
+    import pytest
+
+    from dataflow.flow import ShardLogic, SnapshotVersionError, restore
+    from dataflow.status import Status
+
+    state = ShardState(config())
+    state.ingest([temp("a", 1, 60.0)], now=0.0)
+    blob = ShardLogic(state, lambda: 0.0, Status(0)).snapshot()
+    assert restore(blob).sensors.keys() == state.sensors.keys()
+    with pytest.raises(SnapshotVersionError, match="reset the recovery directory"):
+        restore(pickle.dumps(state))  # what the first version wrote: the bare state
