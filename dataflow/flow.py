@@ -105,7 +105,11 @@ class ShardLogic(StatefulBatchLogic[list[Reading], WindowResult | LateReading, b
         self.status = status
 
     def _report(self, out: Out) -> Out:
-        self.status.add(**self.state.counts.take())
+        counts = self.state.counts.take()
+        late = counts.pop("late")
+        self.status.add(**counts)
+        if late:
+            self.status.add_dead({"late": late})
         return out
 
     def on_batch(self, values: list[list[Reading]]) -> tuple[Out, bool]:
@@ -150,12 +154,13 @@ def build_flow(
     msgs = op.input("inp", flow, source)  # KafkaSourceMessage
 
     def route_batch(batch: list[Any]) -> list[Any]:
-        by_shard, dead = route(batch, topics, shards)
+        by_shard, dead, by_family = route(batch, topics, shards)
+        status.add_readings(by_family)
         if dead:
             reasons = Counter(d.reason for d in dead)
             log.warning("rejected %d message(s) %s; first: %s", len(dead), dict(reasons),
                         dead[0].detail)
-            status.add(rejected=len(dead))
+            status.add_dead(reasons)
         items: list[Any] = [(f"{s:0{width}d}", rs) for s, rs in by_shard.items()]
         items.extend(dead)
         return items

@@ -33,10 +33,14 @@ class DeadLetter(NamedTuple):
 
 def route(
     msgs: Iterable[Any], topics: Mapping[str, str], shards: int
-) -> tuple[dict[int, list[Reading]], list[DeadLetter]]:
-    """Parse a batch and group its readings by shard: one item per shard per batch downstream."""
+) -> tuple[dict[int, list[Reading]], list[DeadLetter], dict[str, int]]:
+    """Parse a batch and group its readings by shard: one item per shard per batch downstream.
+
+    Also returns how many readings each family had, for the metrics.
+    """
     by_shard: dict[int, list[Reading]] = {}
     dead: list[DeadLetter] = []
+    by_family: dict[str, int] = {}
     for msg in msgs:
         try:
             family = topics.get(msg.topic)
@@ -48,13 +52,14 @@ def route(
             dead.append(DeadLetter(exc.reason, exc.detail, msg.key, msg.value, msg.topic,
                                    msg.partition, msg.offset))
             continue
+        by_family[family] = by_family.get(family, 0) + 1
         shard = shard_of(family, reading.sensor_id, shards)
         bucket = by_shard.get(shard)
         if bucket is None:
             by_shard[shard] = [reading]
         else:
             bucket.append(reading)
-    return by_shard, dead
+    return by_shard, dead, by_family
 
 
 def iso_utc(ns: int) -> str:

@@ -80,7 +80,7 @@ class _Sensor:
 class ShardCounts:
     """Counters a shard keeps; the flow sums them for status and metrics."""
 
-    __slots__ = ("alerts_opened", "alerts_resolved", "anomalies", "late", "readings", "windows")
+    __slots__ = ("alerts_opened", "alerts_resolved", "anomalies", "late", "windows")
 
     def __init__(self) -> None:
         self.take()
@@ -112,9 +112,8 @@ class ShardState:
         size, lateness = cfg.window_ns, cfg.lateness_ns
         sensors, idle = self.sensors, self.idle
         out: list[WindowResult | LateReading] = []
-        n = late = 0
+        late = 0
         for reading in readings:
-            n += 1
             key = (reading.family, reading.sensor_id)
             sensor = sensors.get(key)
             if sensor is None:
@@ -128,7 +127,6 @@ class ShardState:
                 self._score(key, sensor, win.close_due(size, lateness), out)
             idle[key] = now
             idle.move_to_end(key)
-        self.counts.readings += n
         self.counts.late += late
         return out
 

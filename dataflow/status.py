@@ -1,7 +1,10 @@
-"""Process-wide counters and the periodic status line.
+"""Process-wide counters: the periodic status line and the Prometheus metrics.
 
-Updated once per batch (not per message), so the lock costs nothing measurable. The status line is
-a stable ``key=value`` log line that the demo reads to draw its live status.
+Updated once per batch (not per message), so the lock costs nothing measurable. The status line
+is a stable ``key=value`` log line that the demo reads. The Prometheus counters live in
+``prometheus_client``'s default registry, which Bytewax serves beside its own metrics on
+``/metrics`` when ``BYTEWAX_DATAFLOW_API_ENABLED=true`` (port ``BYTEWAX_DATAFLOW_API_PORT``,
+default 3030).
 """
 
 from __future__ import annotations
@@ -9,11 +12,25 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping
+
+from prometheus_client import Counter
 
 log = logging.getLogger("dataflow.status")
 
 FIELDS = ("readings", "rejected", "late", "windows", "anomalies", "alerts_opened",
           "alerts_resolved")
+
+READINGS = Counter("sensor_readings", "Readings accepted from the input topics.", ["family"])
+DEAD_LETTERS = Counter("sensor_dead_letters", "Messages sent to the dead-letter topic.",
+                       ["reason"])
+LATE = Counter("sensor_late_readings", "Readings whose window had already closed.")
+WINDOWS = Counter("sensor_windows_scored", "Closed windows scored.")
+ANOMALIES = Counter("sensor_anomalous_windows", "Scored windows flagged by a rule or the model.")
+ALERTS_OPENED = Counter("sensor_alerts_opened", "Alerts opened (one per anomalous episode).")
+ALERTS_RESOLVED = Counter("sensor_alerts_resolved", "Alerts resolved after clean windows.")
+_PLAIN = {"windows": WINDOWS, "anomalies": ANOMALIES, "alerts_opened": ALERTS_OPENED,
+          "alerts_resolved": ALERTS_RESOLVED}
 
 
 class Status:
@@ -26,9 +43,32 @@ class Status:
         self._last = time.monotonic()
 
     def add(self, **deltas: int) -> None:
+        """Add to the plain counters: windows, anomalies, alerts_opened, alerts_resolved."""
         with self._lock:
             for name, delta in deltas.items():
                 self._counts[name] += delta
+        for name, delta in deltas.items():
+            if delta:
+                _PLAIN[name].inc(delta)
+        self.maybe_report()
+
+    def add_readings(self, by_family: Mapping[str, int]) -> None:
+        with self._lock:
+            self._counts["readings"] += sum(by_family.values())
+        for family, n in by_family.items():
+            READINGS.labels(family).inc(n)
+        self.maybe_report()
+
+    def add_dead(self, by_reason: Mapping[str, int]) -> None:
+        """Dead letters; reason ``late`` is also counted as late, the others as rejected."""
+        late = by_reason.get("late", 0)
+        with self._lock:
+            self._counts["late"] += late
+            self._counts["rejected"] += sum(by_reason.values()) - late
+        if late:
+            LATE.inc(late)
+        for reason, n in by_reason.items():
+            DEAD_LETTERS.labels(reason).inc(n)
         self.maybe_report()
 
     def snapshot(self) -> dict[str, int]:

@@ -42,7 +42,8 @@ def test_route_groups_by_shard_and_keeps_bad_bytes() -> None:
             for i in range(50)]
     bad = msg(b"7", b"\xff not json", offset=99)
     stray = msg(b"7", b"{}", topic="elsewhere")
-    by_shard, dead = route([*good[:25], bad, *good[25:], stray], TOPICS, 8)
+    by_shard, dead, by_family = route([*good[:25], bad, *good[25:], stray], TOPICS, 8)
+    assert by_family == {TEMPERATURE: 50}
     assert sum(len(v) for v in by_shard.values()) == 50
     for shard, readings in by_shard.items():
         assert all(shard_of(r.family, r.sensor_id, 8) == shard for r in readings)
