@@ -43,12 +43,17 @@ _MAX_NS = int(datetime(2100, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000_000
 
 
 class Reading(NamedTuple):
-    """One sensor reading; ``ts`` is event time in integer nanoseconds since the epoch (UTC)."""
+    """One sensor reading; ``ts`` is event time in integer nanoseconds since the epoch (UTC).
+
+    ``source`` is the message it came from, kept (by reference, no copy) so that a reading that
+    turns out late reaches the dead-letter topic with its original bytes.
+    """
 
     family: str
     sensor_id: str
     ts: int
     value: float
+    source: Any = None
 
 
 class BadMessage(ValueError):
@@ -109,7 +114,11 @@ def timestamp_to_ns(raw: Any) -> int:
 
 
 def parse(
-    family: str, key: bytes | None, value: bytes | None, kafka_ts_ms: int | None = None
+    family: str,
+    key: bytes | None,
+    value: bytes | None,
+    kafka_ts_ms: int | None = None,
+    source: Any = None,
 ) -> Reading:
     """Decode one message of ``family``; raise ``BadMessage`` when it cannot be used."""
     if not key:
@@ -150,4 +159,4 @@ def parse(
         ts = kafka_ts_ms * 1_000_000
     else:
         raise BadMessage("missing_field", f"no {ts_field!r} field and no Kafka timestamp")
-    return Reading(family, sensor_id, ts, float(num))
+    return Reading(family, sensor_id, ts, float(num), source)

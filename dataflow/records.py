@@ -47,7 +47,7 @@ def route(
             if family is None:
                 raise BadMessage("unknown_topic", f"no family is read from topic {msg.topic!r}")
             ts = msg.timestamp
-            reading = parse(family, msg.key, msg.value, ts[1] if ts else None)
+            reading = parse(family, msg.key, msg.value, ts[1] if ts else None, msg)
         except BadMessage as exc:
             dead.append(DeadLetter(exc.reason, exc.detail, msg.key, msg.value, msg.topic,
                                    msg.partition, msg.offset))
@@ -124,10 +124,14 @@ def encode_dead_letter(dl: DeadLetter) -> tuple[bytes | None, bytes | None, Head
                                            dl.offset)
 
 
-def encode_late(late: LateReading) -> tuple[bytes, bytes, Headers]:
-    """A late reading, re-encoded (its original bytes are not kept past parsing)."""
+def encode_late(late: LateReading) -> tuple[bytes | None, bytes | None, Headers]:
+    """A late reading: its original bytes and origin when known, else re-encoded."""
     r = late.reading
+    src = r.source
+    detail = "its window had already closed"
+    if src is not None:
+        return src.key, src.value, _dead_headers("late", detail, src.topic, src.partition,
+                                                 src.offset)
     value = orjson.dumps({"family": r.family, "sensor_id": r.sensor_id, "ts_ns": r.ts,
                           "value": r.value})
-    return r.sensor_id.encode(), value, _dead_headers("late", "window already closed", None,
-                                                      None, None)
+    return r.sensor_id.encode(), value, _dead_headers("late", detail, None, None, None)

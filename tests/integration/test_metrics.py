@@ -43,7 +43,7 @@ def topics(topic_factory) -> dict[str, str]:
             "ANOMALIES_TOPIC": topic_factory("anomalies"), "DLQ_TOPIC": topic_factory("dlq")}
 
 
-def test_metrics_count_what_was_sent(topics: dict[str, str]) -> None:
+def test_metrics_count_what_was_sent(topics: dict[str, str], tmp_path) -> None:
     producer = Producer({"bootstrap.servers": BROKERS, "enable.idempotence": True})
     for sec in range(40):  # 4 machines x 40 s: 32 windows; machine 1 hot from 10 s to 20 s
         for m in range(4):
@@ -64,6 +64,7 @@ def test_metrics_count_what_was_sent(topics: dict[str, str]) -> None:
 
     port = free_port()
     env = python_env(BYTEWAX_DATAFLOW_API_ENABLED="true", BYTEWAX_DATAFLOW_API_PORT=str(port),
+                     BYTEWAX_DATAFLOW_API_CACHE_PATH=str(tmp_path),
                      IDLE_TIMEOUT_SECONDS="1", ALERT_RESOLVE_WINDOWS="2",
                      STATUS_INTERVAL_SECONDS="0", **topics)
     flow = subprocess.Popen([sys.executable, "-m", "bytewax.run", "dataflow.main:flow"],

@@ -107,9 +107,10 @@ def test_malformed_messages_go_to_dead_letters_and_the_flow_goes_on() -> None:
 
 
 def test_late_reading_is_routed_to_dead_letters() -> None:
-    msgs = [temp_msg("2", 0, 60.0), temp_msg("2", 9, 60.0), temp_msg("2", 1, 60.0)]
+    msgs = [temp_msg("2", 0, 60.0), temp_msg("2", 9, 60.0), temp_msg("2", 1, 60.0, offset=3)]
     _out, dlq, counts = run(msgs, batch_size=1)
-    assert [dict(h)["reason"] for _k, _v, h in dlq] == [b"late"]
+    assert [(k, v, dict(h)["reason"], dict(h)["source_offset"]) for k, v, h in dlq] == [
+        (b"2", msgs[2].value, b"late", b"3")]  # the original bytes
     assert counts["late"] == 1
 
 

@@ -57,7 +57,15 @@ def test_route_groups_by_shard_and_keeps_bad_bytes() -> None:
     assert dict(headers)["source_offset"] == b"99"
 
 
-def test_late_reading_record() -> None:
+def test_late_reading_keeps_its_original_bytes() -> None:
+    raw = msg(b"3", b'{"Temperature_C": 1.5, "Timestamp": 5}', offset=41)
+    key, value, headers = encode_late(LateReading(Reading(TEMPERATURE, "3", 5, 1.5, raw)))
+    assert (key, value) == (raw.key, raw.value)
+    assert dict(headers)["reason"] == b"late"
+    assert dict(headers)["source_offset"] == b"41"
+
+
+def test_late_reading_record_without_its_source() -> None:
     key, value, headers = encode_late(LateReading(Reading(TEMPERATURE, "3", 5, 1.5)))
     assert key == b"3" and dict(headers)["reason"] == b"late"
     assert orjson.loads(value) == {"family": TEMPERATURE, "sensor_id": "3", "ts_ns": 5,
