@@ -6,6 +6,7 @@ exist, and hand Bytewax's own Kafka source and sinks to ``build_flow``.
 
 from __future__ import annotations
 
+import gc
 import logging
 import sys
 
@@ -70,6 +71,15 @@ def ensure_topics(settings: Settings) -> None:
                 raise
 
 
+# CPython's cyclic GC runs a young collection every 700 container allocations and, as the
+# long-lived heap grows, full ones that walk every object. A 100k-sensor state is millions of
+# long-lived objects, and the per-message path allocates a few containers each, so the default
+# made the cost per message grow with the fleet (measured: 2.7 vs 1.35 us per reading in the
+# shard code, 100k vs 1k sensors; 2.0 vs 1.2 with these thresholds). The flow's garbage is
+# acyclic and freed by reference counting; the collector only has to catch rare cycles.
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
 def make_flow() -> object:
     """Build the production flow from the environment."""
     try:
@@ -81,6 +91,7 @@ def make_flow() -> object:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.info("Kafka at %s (%s)", ",".join(settings.brokers), settings.security.redacted())
     ensure_topics(settings)
+    gc.set_threshold(*GC_THRESHOLDS)
     brokers = list(settings.brokers)
     secure = settings.security.librdkafka()
     source = _KafkaSource(
