@@ -21,6 +21,19 @@
 #   BROKER_STOP_TIMEOUT_SECONDS   how long stop waits after SIGTERM before SIGKILL [20]
 #   PYTHON                        interpreter with confluent_kafka [<repo>/.venv/bin/python, else python3]
 #   JAVA_HOME                     if set, $JAVA_HOME/bin/java is used instead of java on PATH
+#   KAFKA_SASL_PORT               opt-in SASL_PLAINTEXT listener on 127.0.0.1, beside the PLAINTEXT
+#                                 one (which stays the inter-broker listener) [unset: none]
+#   KAFKA_SASL_USERS              its users, "name:password,name2:password2" (required with
+#                                 KAFKA_SASL_PORT); each may log in with PLAIN, SCRAM-SHA-256 and
+#                                 SCRAM-SHA-512. Names: letters, digits, . _ -; passwords: letters,
+#                                 digits and . _ ~ + / @ ! # % ^ & * ( ) ? : -
+#
+# SASL: PLAIN reads the users from server.properties, rewritten on every start. SCRAM
+# credentials live in the KRaft metadata log and are written when the data dir is formatted
+# (first start, KIP-900 `--add-scram`); if KAFKA_SASL_USERS changes later, start warns, and
+# removing the data dir re-creates them. Passwords are never printed: server.properties is
+# mode 600, and the format command gets them through a mode-600 java @argfile (not argv, so
+# `ps` does not show them) that is deleted right after.
 set -euo pipefail
 
 readonly KAFKA_VERSION="4.1.1"
@@ -38,6 +51,8 @@ KAFKA_JARS_DIR="${KAFKA_JARS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sensor-anomaly
 KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xms256m -Xmx1g}"
 BROKER_START_TIMEOUT_SECONDS="${BROKER_START_TIMEOUT_SECONDS:-90}"
 BROKER_STOP_TIMEOUT_SECONDS="${BROKER_STOP_TIMEOUT_SECONDS:-20}"
+KAFKA_SASL_PORT="${KAFKA_SASL_PORT:-}"
+KAFKA_SASL_USERS="${KAFKA_SASL_USERS:-}"
 if [[ -z "${PYTHON:-}" ]]; then
   if [[ -x "$REPO_ROOT/.venv/bin/python" ]]; then
     PYTHON="$REPO_ROOT/.venv/bin/python"
@@ -58,7 +73,21 @@ readonly JARS_MARKER_NAME=".complete"
 PID_FILE="$BROKER_DIR/kafka.pid"
 LOG_FILE="$BROKER_DIR/kafka.log"
 PROPS_FILE="$BROKER_DIR/server.properties"
+FORMAT_LOG="$BROKER_DIR/format.log"
+# sha256 of (cluster id, KAFKA_SASL_USERS) the data dir's SCRAM credentials were made from.
+SCRAM_MARKER="$BROKER_DIR/scram-users.sha256"
 ADDRESS="$HOST:$KAFKA_PORT"
+readonly SASL_MECHANISMS="PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
+readonly SASL_NAME_RE='^[A-Za-z0-9._-]+$'
+# No quotes, backslashes, commas, brackets, '=' or whitespace: the password goes unescaped
+# into a JAAS string, a properties file, a java @argfile and StorageTool's [name=..,password=..].
+readonly SASL_PASSWORD_RE='^[A-Za-z0-9._~+/@!#%^&*()?:-]+$'
+# The client variables of dataflow/security.py. broker.sh's own metadata checks run without
+# them, so a shell set up for a secured cluster does not break `start` and `status`.
+readonly CLIENT_SECURITY_VARS=(KAFKA_SECURITY_PROTOCOL KAFKA_SASL_MECHANISM KAFKA_SASL_USERNAME
+  KAFKA_SASL_PASSWORD KAFKA_SSL_CA_LOCATION KAFKA_SSL_CERT_LOCATION KAFKA_SSL_KEY_LOCATION)
+SASL_NAMES=()
+SASL_PASSWORDS=()
 
 die() {
   echo "error: $*" >&2
@@ -82,9 +111,67 @@ port_open() {
   (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null
 }
 
-# Does a Kafka broker answer a metadata request on the client port within $1 seconds?
+sasl_enabled() {
+  [[ -n "$KAFKA_SASL_PORT" ]]
+}
+
+# Parse KAFKA_SASL_USERS into SASL_NAMES / SASL_PASSWORDS. Pure bash (no here-string, pipe or
+# argv), and no message ever shows a password.
+parse_sasl_users() {
+  local rest="$KAFKA_SASL_USERS," entry name password seen
+  SASL_NAMES=()
+  SASL_PASSWORDS=()
+  while [[ -n "$rest" ]]; do
+    entry="${rest%%,*}"
+    rest="${rest#*,}"
+    entry="${entry#"${entry%%[![:space:]]*}"}" # trim leading blanks
+    [[ -n "$entry" ]] || continue
+    [[ "$entry" == *:* ]] || die "KAFKA_SASL_USERS: entry $((${#SASL_NAMES[@]} + 1)) is not name:password"
+    name="${entry%%:*}"
+    password="${entry#*:}"
+    [[ "$name" =~ $SASL_NAME_RE ]] \
+      || die "KAFKA_SASL_USERS: user name '$name' may only contain letters, digits, '.', '_' and '-'"
+    [[ -n "$password" ]] || die "KAFKA_SASL_USERS: user '$name' has an empty password"
+    [[ "$password" =~ $SASL_PASSWORD_RE ]] \
+      || die "KAFKA_SASL_USERS: the password of user '$name' (not shown) may only contain letters, digits and . _ ~ + / @ ! # % ^ & * ( ) ? : -"
+    for seen in "${SASL_NAMES[@]}"; do
+      [[ "$seen" != "$name" ]] || die "KAFKA_SASL_USERS: user '$name' is given twice"
+    done
+    SASL_NAMES+=("$name")
+    SASL_PASSWORDS+=("$password")
+  done
+  ((${#SASL_NAMES[@]} > 0)) || die "KAFKA_SASL_USERS must name at least one name:password when KAFKA_SASL_PORT is set"
+}
+
+# stdin -> stdout with every SASL password replaced by ***: for the Kafka tools' output, whose
+# error messages may quote their arguments.
+mask_passwords() {
+  local text password
+  text="$(cat)"
+  for password in "${SASL_PASSWORDS[@]}"; do
+    text="${text//"$password"/***}"
+  done
+  printf '%s\n' "$text"
+}
+
+# Does a Kafka broker answer a metadata request on the client port within $1 seconds? The
+# client security variables are removed: this is the PLAINTEXT port.
 broker_answers() {
-  "$PYTHON" "$WAIT_FOR_BROKER" --brokers "$ADDRESS" --timeout "$1" 2>/dev/null
+  (
+    unset "${CLIENT_SECURITY_VARS[@]}"
+    exec "$PYTHON" "$WAIT_FOR_BROKER" --brokers "$ADDRESS" --timeout "$1" 2>/dev/null
+  )
+}
+
+# Does the SASL listener let the first user in with PLAIN within $1 seconds? The password is
+# passed in the environment of a subshell, never on a command line.
+sasl_answers() {
+  (
+    unset "${CLIENT_SECURITY_VARS[@]}"
+    export KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT KAFKA_SASL_MECHANISM=PLAIN
+    export KAFKA_SASL_USERNAME="${SASL_NAMES[0]}" KAFKA_SASL_PASSWORD="${SASL_PASSWORDS[0]}"
+    exec "$PYTHON" "$WAIT_FOR_BROKER" --brokers "$HOST:$KAFKA_SASL_PORT" --timeout "$1"
+  )
 }
 
 # Print the PID from the pid file if it is a live java running kafka.Kafka with *our*
@@ -106,6 +193,11 @@ running_port() {
   local port
   port="$(sed -n 's|^advertised\.listeners=PLAINTEXT://[^:]*:\([0-9]*\).*|\1|p' "$PROPS_FILE" 2>/dev/null)"
   echo "${port:-$KAFKA_PORT}"
+}
+
+# SASL port of the broker started from BROKER_DIR; empty if it has no SASL listener.
+running_sasl_port() {
+  sed -n 's|^advertised\.listeners=.*SASL_PLAINTEXT://[^:,]*:\([0-9]*\).*|\1|p' "$PROPS_FILE" 2>/dev/null || true
 }
 
 # Take an exclusive lock on BROKER_DIR so two concurrent start/stop calls don't race.
@@ -178,8 +270,16 @@ ensure_jars() {
   echo "fetched $(find "$KAFKA_JARS_DIR" -name '*.jar' | wc -l) jars"
 }
 
-# Regenerated on every start so port/dir overrides always take effect.
+# Regenerated on every start so port/dir overrides always take effect. Mode 600 before any
+# content is written: with SASL it holds the PLAIN passwords.
 write_server_properties() {
+  local listeners="PLAINTEXT://$HOST:$KAFKA_PORT" protocols="PLAINTEXT:PLAINTEXT"
+  if sasl_enabled; then
+    listeners+=",SASL_PLAINTEXT://$HOST:$KAFKA_SASL_PORT"
+    protocols+=",SASL_PLAINTEXT:SASL_PLAINTEXT"
+  fi
+  (umask 077 && : >>"$PROPS_FILE")
+  chmod 600 -- "$PROPS_FILE"
   cat >"$PROPS_FILE" <<EOF
 # Generated by scripts/broker.sh on every start; edits here are overwritten.
 # Single-node KRaft: this JVM is both the broker and the (only) controller.
@@ -187,9 +287,9 @@ process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@$HOST:$KAFKA_CONTROLLER_PORT
 
-listeners=PLAINTEXT://$HOST:$KAFKA_PORT,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://$HOST:$KAFKA_PORT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=$listeners,CONTROLLER://$HOST:$KAFKA_CONTROLLER_PORT
+advertised.listeners=$listeners
+listener.security.protocol.map=$protocols,CONTROLLER:PLAINTEXT
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 
@@ -227,6 +327,21 @@ log.retention.bytes=268435456
 log.segment.bytes=16777216
 log.retention.check.interval.ms=60000
 EOF
+  if sasl_enabled; then
+    local jaas_users="" i
+    for i in "${!SASL_NAMES[@]}"; do
+      jaas_users+=" user_${SASL_NAMES[$i]}=\"${SASL_PASSWORDS[$i]}\""
+    done
+    cat >>"$PROPS_FILE" <<EOF
+
+# KAFKA_SASL_PORT: SASL_PLAINTEXT for clients; brokers and the controller stay on PLAINTEXT.
+# No authorizer: every authenticated user may do everything (a dev broker).
+sasl.enabled.mechanisms=$SASL_MECHANISMS
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required$jaas_users;
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+EOF
+  fi
 }
 
 # Python's uuid4 -> 22-char base64url, the format Kafka's Uuid uses. Like Kafka's
@@ -242,26 +357,73 @@ while True:
 EOF
 }
 
+# What the SCRAM marker holds: the users' hash, tied to one formatted data dir by its id.
+# (printf is a builtin: the users never reach a command line.)
+scram_fingerprint() {
+  printf '%s\n%s' "$1" "$KAFKA_SASL_USERS" | sha256sum | cut -d' ' -f1
+}
+
+# The data dir was formatted before: warn if its SCRAM credentials are not KAFKA_SASL_USERS.
+check_scram_users() {
+  local cluster_id
+  cluster_id="$(sed -n 's/^cluster\.id=//p' "$KAFKA_DATA_DIR/meta.properties")"
+  if [[ ! -f "$SCRAM_MARKER" || "$(cat -- "$SCRAM_MARKER")" != "$(scram_fingerprint "$cluster_id")" ]]; then
+    echo "warning: KAFKA_SASL_USERS is not what $KAFKA_DATA_DIR was formatted with: PLAIN uses the" \
+      "current users, SCRAM still the old ones (SCRAM credentials are only written at format" \
+      "time); remove $KAFKA_DATA_DIR to re-create them" >&2
+  fi
+}
+
 format_storage_if_needed() {
   if [[ -f "$KAFKA_DATA_DIR/meta.properties" ]]; then
+    if sasl_enabled; then
+      check_scram_users
+    fi
     return 0
   fi
   mkdir -p "$KAFKA_DATA_DIR"
-  local cluster_id
+  local cluster_id argfile="$BROKER_DIR/format.args" status=0 i mechanism
   cluster_id="$(new_cluster_id)"
   echo "formatting $KAFKA_DATA_DIR (cluster id $cluster_id)"
   # No --standalone: the quorum is given statically by controller.quorum.voters.
-  if ! "$JAVA" -Dlog4j2.configurationFile="$LOG4J2_CONFIG" -cp "$KAFKA_JARS_DIR/*" \
-    kafka.tools.StorageTool format -t "$cluster_id" -c "$PROPS_FILE" >"$BROKER_DIR/format.log" 2>&1; then
-    cat "$BROKER_DIR/format.log" >&2
+  local tool=(kafka.tools.StorageTool format -t "$cluster_id" -c "$PROPS_FILE")
+  if sasl_enabled; then
+    # The java launcher expands @argfile only up to the main class, so the whole tool command
+    # goes in the file; no line needs quoting but the SCRAM entries (passwords have no quote).
+    # Removed whatever happens, even if this script dies half-way.
+    trap 'rm -f -- "$BROKER_DIR/format.args"' EXIT
+    rm -f -- "$argfile"
+    (umask 077 && : >"$argfile")
+    {
+      printf '%s\n' "${tool[@]:0:5}"
+      printf "'%s'\n" "${tool[5]}"
+      for i in "${!SASL_NAMES[@]}"; do
+        for mechanism in SCRAM-SHA-256 SCRAM-SHA-512; do
+          printf "%s\n'%s'\n" --add-scram "$mechanism=[name=${SASL_NAMES[$i]},password=${SASL_PASSWORDS[$i]}]"
+        done
+      done
+    } >"$argfile"
+    tool=("@$argfile")
+  fi
+  "$JAVA" -Dlog4j2.configurationFile="$LOG4J2_CONFIG" -cp "$KAFKA_JARS_DIR/*" "${tool[@]}" \
+    2>&1 | mask_passwords >"$FORMAT_LOG" || status=$?
+  rm -f -- "$argfile"
+  trap - EXIT
+  if ((status != 0)); then
+    cat -- "$FORMAT_LOG" >&2
     die "formatting $KAFKA_DATA_DIR failed"
+  fi
+  if sasl_enabled; then
+    (umask 077 && scram_fingerprint "$cluster_id" >"$SCRAM_MARKER")
+  else
+    rm -f -- "$SCRAM_MARKER"
   fi
 }
 
 print_log_tail() {
   if [[ -f "$LOG_FILE" ]]; then
     echo "---- last 30 lines of $LOG_FILE ----" >&2
-    tail -n 30 -- "$LOG_FILE" >&2
+    tail -n 30 -- "$LOG_FILE" | mask_passwords >&2
     echo "----" >&2
   fi
 }
@@ -288,15 +450,27 @@ cmd_start() {
   require_seconds BROKER_START_TIMEOUT_SECONDS "$BROKER_START_TIMEOUT_SECONDS"
   require_seconds BROKER_STOP_TIMEOUT_SECONDS "$BROKER_STOP_TIMEOUT_SECONDS"
   [[ "$KAFKA_PORT" != "$KAFKA_CONTROLLER_PORT" ]] || die "KAFKA_PORT and KAFKA_CONTROLLER_PORT must differ"
+  if sasl_enabled; then
+    require_port KAFKA_SASL_PORT "$KAFKA_SASL_PORT"
+    [[ "$KAFKA_SASL_PORT" != "$KAFKA_PORT" && "$KAFKA_SASL_PORT" != "$KAFKA_CONTROLLER_PORT" ]] \
+      || die "KAFKA_SASL_PORT must differ from KAFKA_PORT and KAFKA_CONTROLLER_PORT"
+    parse_sasl_users
+  elif [[ -n "$KAFKA_SASL_USERS" ]]; then
+    echo "warning: KAFKA_SASL_USERS is set but KAFKA_SASL_PORT is not; no SASL listener" >&2
+  fi
   check_python
   lock_broker_dir
 
-  local pid port
+  local pid port sasl_port
   if pid="$(our_broker_pid)"; then
     port="$(running_port)"
-    echo "broker already running on $HOST:$port (pid $pid)"
+    sasl_port="$(running_sasl_port)"
+    echo "broker already running on $HOST:$port${sasl_port:+ (SASL_PLAINTEXT on $HOST:$sasl_port)} (pid $pid)"
     if [[ "$port" != "$KAFKA_PORT" ]]; then
       echo "warning: it listens on $port, not KAFKA_PORT=$KAFKA_PORT; stop it first to change ports" >&2
+    fi
+    if [[ "$sasl_port" != "$KAFKA_SASL_PORT" ]]; then
+      echo "warning: its SASL port is '${sasl_port:-none}', not KAFKA_SASL_PORT='${KAFKA_SASL_PORT:-none}'; stop it first to change it" >&2
     fi
     return 0
   fi
@@ -309,6 +483,9 @@ cmd_start() {
   fi
   if port_open "$KAFKA_CONTROLLER_PORT"; then
     die "controller port $KAFKA_CONTROLLER_PORT on $HOST is already in use (set KAFKA_CONTROLLER_PORT)"
+  fi
+  if sasl_enabled && port_open "$KAFKA_SASL_PORT"; then
+    die "SASL port $KAFKA_SASL_PORT on $HOST is already in use (set KAFKA_SASL_PORT)"
   fi
   rm -f -- "$PID_FILE" # stale: its process is gone or is not our broker
 
@@ -333,8 +510,12 @@ cmd_start() {
   pid=$!
   echo "$pid" >"$PID_FILE"
 
-  # Wait for a real metadata answer, but give up at once if the JVM dies.
-  "$PYTHON" "$WAIT_FOR_BROKER" --brokers "$ADDRESS" --timeout "$BROKER_START_TIMEOUT_SECONDS" 8>&- 9>&- &
+  # Wait for a real metadata answer, but give up at once if the JVM dies. A subshell that
+  # execs, so $! is the python process itself (a backgrounded function would be a bash wrapper).
+  (
+    unset "${CLIENT_SECURITY_VARS[@]}"
+    exec "$PYTHON" "$WAIT_FOR_BROKER" --brokers "$ADDRESS" --timeout "$BROKER_START_TIMEOUT_SECONDS"
+  ) 8>&- 9>&- &
   local waiter=$!
   while kill -0 "$waiter" 2>/dev/null; do
     if ! kill -0 "$pid" 2>/dev/null; then
@@ -352,6 +533,17 @@ cmd_start() {
     rm -f -- "$PID_FILE"
     print_log_tail
     die "broker did not answer on $ADDRESS within $BROKER_START_TIMEOUT_SECONDS s; stopped it (log: $LOG_FILE)"
+  fi
+  if sasl_enabled; then
+    # Listeners open together, so this is quick; it proves the JAAS config took.
+    if ! sasl_answers 30 8>&- 9>&-; then
+      terminate_pid "$pid"
+      rm -f -- "$PID_FILE"
+      print_log_tail
+      die "the SASL listener on $HOST:$KAFKA_SASL_PORT did not let user '${SASL_NAMES[0]}' in with PLAIN; stopped the broker (log: $LOG_FILE)"
+    fi
+    echo "broker up on $ADDRESS and SASL_PLAINTEXT $HOST:$KAFKA_SASL_PORT ($SASL_MECHANISMS; users ${SASL_NAMES[*]}) (pid $pid, log $LOG_FILE)"
+    return 0
   fi
   echo "broker up on $ADDRESS (pid $pid, log $LOG_FILE)"
 }
@@ -376,11 +568,12 @@ cmd_stop() {
 
 cmd_status() {
   check_python
-  local pid
+  local pid sasl_port
   if pid="$(our_broker_pid)"; then
     ADDRESS="$HOST:$(running_port)"
+    sasl_port="$(running_sasl_port)"
     if broker_answers 5; then
-      echo "broker running on $ADDRESS (pid $pid, log $LOG_FILE)"
+      echo "broker running on $ADDRESS${sasl_port:+ and SASL_PLAINTEXT $HOST:$sasl_port} (pid $pid, log $LOG_FILE)"
       return 0
     fi
     echo "broker process $pid is alive but not answering on $ADDRESS (log $LOG_FILE)"

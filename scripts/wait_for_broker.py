@@ -7,11 +7,14 @@ asks for cluster metadata (what every producer/consumer does first) and only
 succeeds when a broker actually answers.
 
 Used by scripts/broker.sh after starting the broker, and meant to be reused as a
-container entrypoint step, so it depends on nothing but confluent_kafka and the
-standard library.
+container entrypoint step, so it depends on nothing but confluent_kafka, the
+standard library and ``dataflow/security.py`` (pure), which gives it the same
+SASL/TLS settings (``KAFKA_SECURITY_PROTOCOL``, ``KAFKA_SASL_*``, ``KAFKA_SSL_*``)
+as every other client: a secured cluster only answers a client that logs in.
 
-Exit status: 0 when a broker answered, 1 on timeout (one error line on stderr),
-2 on bad arguments (argparse).
+Exit status: 0 when a broker answered, 1 on timeout (one error line on stderr,
+with the last client error, never the password), 2 on bad arguments or bad
+security settings (the message names the variable).
 """
 
 from __future__ import annotations
@@ -21,9 +24,19 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
+from confluent_kafka import KafkaError
 from confluent_kafka.admin import AdminClient
+
+# `python scripts/wait_for_broker.py` puts scripts/ on sys.path, not the repository root that
+# holds the dataflow package; add the root (in the image: /app) so the import works from anywhere.
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from dataflow.security import KafkaSecurity, SecurityConfigError  # noqa: E402
 
 DEFAULT_BROKERS = "127.0.0.1:9092"
 DEFAULT_TIMEOUT_SECONDS = 60.0
@@ -48,11 +61,45 @@ def _quiet_logger() -> logging.Logger:
     return logger
 
 
-def _make_admin(brokers: str) -> AdminClient:
+class _LastError:
+    """Remembers the most recent client error, so a timeout can say why (e.g. a bad login).
+
+    librdkafka's own report (``error_cb``: "SASL authentication error: ...") is preferred to the
+    metadata request's generic failure.
+    """
+
+    def __init__(self) -> None:
+        self.reported: str | None = None
+        self.raised: str | None = None
+
+    def __call__(self, error: KafkaError) -> None:
+        self.reported = error.str()
+
+    def record(self, exc: Exception) -> None:
+        """Remember the exception a metadata request raised."""
+        error = exc.args[0] if exc.args else None
+        self.raised = error.str() if isinstance(error, KafkaError) else str(exc)
+
+    @property
+    def text(self) -> str | None:
+        return self.reported or self.raised
+
+
+def _scrub(text: str, secret: str | None) -> str:
+    """``text`` with ``secret`` masked: belt and braces, librdkafka does not quote passwords."""
+    return text.replace(secret, "***") if secret else text
+
+
+def _make_admin(
+    brokers: str, security: KafkaSecurity | None = None, on_error: _LastError | None = None
+) -> AdminClient:
     """Build an AdminClient configured for polling a broker that may not be up yet."""
+    extra: dict[str, object] = {} if on_error is None else {"error_cb": on_error}
     return AdminClient(
         {
             "bootstrap.servers": brokers,
+            **(security or KafkaSecurity()).librdkafka(),
+            **extra,
             # Keep librdkafka quiet while the broker is still down.
             "log_level": 0,
             "log.connection.close": False,
@@ -65,21 +112,31 @@ def _make_admin(brokers: str) -> AdminClient:
     )
 
 
-def wait_for_broker(brokers: str, timeout: float) -> bool:
+def wait_for_broker(
+    brokers: str,
+    timeout: float,
+    security: KafkaSecurity | None = None,
+    last_error: _LastError | None = None,
+) -> bool:
     """Return True as soon as a broker in `brokers` answers a metadata request.
 
-    Returns False once `timeout` seconds have passed without an answer.
+    Returns False once `timeout` seconds have passed without an answer; `last_error`, if
+    given, then holds the last client error. A failed login is retried too: a broker may
+    learn its SCRAM users only after it starts answering.
     """
     deadline = time.monotonic() + timeout
-    admin = _make_admin(brokers)
+    admin = _make_admin(brokers, security, last_error)
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return False
         try:
             metadata = admin.list_topics(timeout=min(ATTEMPT_TIMEOUT_SECONDS, remaining))
-        except Exception:  # KafkaException on timeout / transport errors: keep trying.
+        except Exception as exc:  # KafkaException on timeout / transport errors: keep trying.
             metadata = None
+            if last_error is not None:
+                last_error.record(exc)
+                admin.poll(0)  # serve error_cb
         if metadata is not None and metadata.brokers:
             return True
         remaining = deadline - time.monotonic()
@@ -125,14 +182,24 @@ def _format_seconds(seconds: float) -> str:
     return f"{seconds:g}"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """Entry point: wait, then report the outcome as an exit status."""
     args = parse_args(argv)
-    if wait_for_broker(args.brokers, args.timeout):
+    try:
+        security = KafkaSecurity.from_env(os.environ if environ is None else environ)
+    except SecurityConfigError as exc:  # names the variable, never holds the password
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    last_error = _LastError()
+    if wait_for_broker(args.brokers, args.timeout, security, last_error):
         return 0
+    reason = f" (last error: {last_error.text})" if last_error.text else ""
     print(
-        f"error: no Kafka broker answered at {args.brokers} "
-        f"within {_format_seconds(args.timeout)} s",
+        _scrub(
+            f"error: no Kafka broker answered at {args.brokers} ({security.redacted()}) "
+            f"within {_format_seconds(args.timeout)} s{reason}",
+            security.password,
+        ),
         file=sys.stderr,
     )
     return 1
