@@ -7,6 +7,7 @@ which starts the broker), where a missing broker is a failure.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -82,6 +83,13 @@ def consume_all(topic: str, timeout: float = 30.0, brokers: str = BROKERS) -> li
         return out
     finally:
         consumer.close()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def python_env(**extra: str) -> dict[str, str]:

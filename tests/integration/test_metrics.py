@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,16 +12,10 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from tests.integration.conftest import BROKERS, ROOT, python_env
+from tests.integration.conftest import BROKERS, ROOT, free_port, python_env
 
 BASE = 1_710_856_625_000_000_000
 S = 1_000_000_000
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def scrape(port: int) -> dict[str, float]:

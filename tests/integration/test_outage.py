@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,18 +20,12 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from tests.integration.conftest import ROOT, consume_all, python_env
+from tests.integration.conftest import ROOT, consume_all, free_port, python_env
 
 BASE = 1_710_856_625_000_000_000
 S = 1_000_000_000
 TOPICS = {"AIR_QUALITY_TOPIC": "o-aq", "TEMPERATURE_TOPIC": "o-t", "ANOMALIES_TOPIC": "o-an",
           "DLQ_TOPIC": "o-dlq"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
