@@ -151,10 +151,10 @@ def build_flow(
     width = len(str(shards - 1))
 
     flow = Dataflow("sensor_anomalies")
-    msgs = op.input("inp", flow, source)  # KafkaSourceMessage
+    polls = op.input("inp", flow, source)  # [Message]: one item per partition poll
 
-    def route_batch(batch: list[Any]) -> list[Any]:
-        by_shard, dead, by_family = route(batch, topics, shards)
+    def route_batch(batches: list[list[Any]]) -> list[Any]:
+        by_shard, dead, by_family = route(batches, topics, shards)
         status.add_readings(by_family)
         if dead:
             reasons = Counter(d.reason for d in dead)
@@ -165,7 +165,7 @@ def build_flow(
         items.extend(dead)
         return items
 
-    routed = op.flat_map_batch("route", msgs, route_batch)
+    routed = op.flat_map_batch("route", polls, route_batch)
     split = op.branch("split_dead", routed, lambda x: isinstance(x, DeadLetter))
     # (shard key, [Reading]) -- one item per shard per input batch
 

@@ -1,15 +1,16 @@
 """Routing of raw messages, and the wire format of what the flow writes.
 
-Pure. Input: objects with the attributes of Bytewax's ``KafkaSourceMessage`` (``topic``, ``key``,
-``value``, ``partition``, ``offset``, ``timestamp``), duck-typed so tests need no Kafka. Output:
-``(key, value, headers)`` triples of bytes; the JSON value is encoded exactly once, by orjson.
+Pure. Input: batches of messages with the methods of confluent-kafka's ``Message`` (see
+``SourceMessage``), duck-typed so tests need no Kafka. Output: ``(key, value, headers)`` triples
+of bytes; the JSON value is encoded exactly once, by orjson.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from itertools import chain
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 
@@ -17,6 +18,17 @@ from dataflow.readings import BadMessage, Reading, parse
 from dataflow.shard import LateReading, WindowResult, shard_of
 
 Headers = list[tuple[str, bytes]]
+
+
+class SourceMessage(Protocol):
+    """What the flow reads of a Kafka message: confluent-kafka's ``Message`` methods."""
+
+    def key(self) -> bytes | None: ...
+    def value(self) -> bytes | None: ...
+    def topic(self) -> str | None: ...
+    def partition(self) -> int | None: ...
+    def offset(self) -> int | None: ...
+    def timestamp(self) -> tuple[int, int]: ...
 
 
 class DeadLetter(NamedTuple):
@@ -32,25 +44,26 @@ class DeadLetter(NamedTuple):
 
 
 def route(
-    msgs: Iterable[Any], topics: Mapping[str, str], shards: int
+    batches: Iterable[Iterable[SourceMessage]], topics: Mapping[str, str], shards: int
 ) -> tuple[dict[int, list[Reading]], list[DeadLetter], dict[str, int]]:
-    """Parse a batch and group its readings by shard: one item per shard per batch downstream.
+    """Parse batches of messages and group the readings by shard: one item per shard downstream.
 
     Also returns how many readings each family had, for the metrics.
     """
     by_shard: dict[int, list[Reading]] = {}
     dead: list[DeadLetter] = []
     by_family: dict[str, int] = {}
-    for msg in msgs:
+    for msg in chain.from_iterable(batches):
+        topic = msg.topic()
         try:
-            family = topics.get(msg.topic)
+            family = topics.get(topic)  # type: ignore[arg-type]
             if family is None:
-                raise BadMessage("unknown_topic", f"no family is read from topic {msg.topic!r}")
-            ts = msg.timestamp
-            reading = parse(family, msg.key, msg.value, ts[1] if ts else None, msg)
+                raise BadMessage("unknown_topic", f"no family is read from topic {topic!r}")
+            ts = msg.timestamp()
+            reading = parse(family, msg.key(), msg.value(), ts[1] if ts[0] else None, msg)
         except BadMessage as exc:
-            dead.append(DeadLetter(exc.reason, exc.detail, msg.key, msg.value, msg.topic,
-                                   msg.partition, msg.offset))
+            dead.append(DeadLetter(exc.reason, exc.detail, msg.key(), msg.value(), topic,
+                                   msg.partition(), msg.offset()))
             continue
         by_family[family] = by_family.get(family, 0) + 1
         shard = shard_of(family, reading.sensor_id, shards)
@@ -130,8 +143,8 @@ def encode_late(late: LateReading) -> tuple[bytes | None, bytes | None, Headers]
     src = r.source
     detail = "its window had already closed"
     if src is not None:
-        return src.key, src.value, _dead_headers("late", detail, src.topic, src.partition,
-                                                 src.offset)
+        return src.key(), src.value(), _dead_headers("late", detail, src.topic(),
+                                                     src.partition(), src.offset())
     value = orjson.dumps({"family": r.family, "sensor_id": r.sensor_id, "ts_ns": r.ts,
                           "value": r.value})
     return r.sensor_id.encode(), value, _dead_headers("late", detail, None, None, None)

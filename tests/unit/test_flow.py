@@ -4,26 +4,25 @@ import itertools
 
 import orjson
 import pytest
-from bytewax.connectors.kafka import KafkaSourceMessage
 from bytewax.testing import TestingSink, TestingSource, run_main
 
 from dataflow.config import Settings
 from dataflow.flow import build_flow
 from dataflow.status import Status
+from tests.fakes import FakeMessage
 
 S = 1_000_000_000
 T0 = 1_710_856_625 * S  # a multiple of 5 s
 
 
-def temp_msg(sensor: str, sec: float, value: float, offset: int = 0) -> KafkaSourceMessage:
+def temp_msg(sensor: str, sec: float, value: float, offset: int = 0) -> FakeMessage:
     payload = orjson.dumps({"Temperature_C": value, "Timestamp": T0 + int(sec * S)})
-    return KafkaSourceMessage(sensor.encode(), payload, topic="temperature_readings",
-                              partition=0, offset=offset)
+    return FakeMessage(sensor.encode(), payload, _offset=offset)
 
 
-def aq_msg(sensor: str, stamp: str, value: float) -> KafkaSourceMessage:
+def aq_msg(sensor: str, stamp: str, value: float) -> FakeMessage:
     payload = orjson.dumps({"timestamp": stamp, "value": value})
-    return KafkaSourceMessage(sensor.encode(), payload, topic="air-quality", partition=0)
+    return FakeMessage(sensor.encode(), payload, "air-quality")
 
 
 def run(msgs: list, env: dict | None = None, batch_size: int = 3, clock=None):
@@ -32,7 +31,8 @@ def run(msgs: list, env: dict | None = None, batch_size: int = 3, clock=None):
     dlq: list = []
     status = Status(0)
     kwargs = {"clock": clock} if clock else {}
-    flow = build_flow(settings, TestingSource(msgs, batch_size=batch_size), TestingSink(out),
+    polls = [msgs[i:i + batch_size] for i in range(0, len(msgs), batch_size)]  # as Kafka polls
+    flow = build_flow(settings, TestingSource(polls), TestingSink(out),
                       TestingSink(dlq), status=status, **kwargs)
     run_main(flow)
     return [(k, orjson.loads(v)) for k, v, _h in out], dlq, status.snapshot()
@@ -95,9 +95,8 @@ def test_both_tutorial_formats_and_every_value_is_encoded_once() -> None:
 
 
 def test_malformed_messages_go_to_dead_letters_and_the_flow_goes_on() -> None:
-    msgs = [temp_msg("2", 0, 95.0), KafkaSourceMessage(b"2", b"{oops", topic="temperature_readings",
-                                                       partition=2, offset=7)]
-    msgs += [KafkaSourceMessage(None, b"{}", topic="temperature_readings", partition=2, offset=8)]
+    msgs = [temp_msg("2", 0, 95.0), FakeMessage(b"2", b"{oops", _partition=2, _offset=7)]
+    msgs += [FakeMessage(None, b"{}", _partition=2, _offset=8)]
     msgs += [temp_msg("2", s, 95.0) for s in range(1, 4)]
     out, dlq, counts = run(msgs)
     assert [(k, v) for k, v, _h in dlq] == [(b"2", b"{oops"), (None, b"{}")]
@@ -110,7 +109,7 @@ def test_late_reading_is_routed_to_dead_letters() -> None:
     msgs = [temp_msg("2", 0, 60.0), temp_msg("2", 9, 60.0), temp_msg("2", 1, 60.0, offset=3)]
     _out, dlq, counts = run(msgs, batch_size=1)
     assert [(k, v, dict(h)["reason"], dict(h)["source_offset"]) for k, v, h in dlq] == [
-        (b"2", msgs[2].value, b"late", b"3")]  # the original bytes
+        (b"2", msgs[2].value(), b"late", b"3")]  # the original bytes
     assert counts["late"] == 1
 
 
