@@ -7,6 +7,9 @@ one air-quality sensor's messages, ``python -m bytewax.run dataflow.main:flow`` 
 ``KAFKA_TAIL=false`` and ``EMIT_ALL_WINDOWS=true``, and the detections are read back from the
 anomalies topic: alert opens (``"event": "open"``), or anomalous windows with ``--detections
 windows``.
+
+Every client here, and the dataflow it starts, logs in with the SASL/TLS variables of
+``dataflow/security.py`` (``KAFKA_SECURITY_PROTOCOL``, ``KAFKA_SASL_*``, ``KAFKA_SSL_*``).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import orjson
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from dataflow.security import KafkaSecurity, SecurityConfigError
 from eval.detectors import SENSOR_ID, OursConfig, base_env, fit
 from eval.nab import Series, parse_time, rows_at
 
@@ -54,7 +58,14 @@ class BrokerReplay:
         self.brokers = brokers
         self.config = config
         self.timeout_s = timeout_s
-        self.admin = AdminClient({"bootstrap.servers": brokers})
+        try:  # from the environment, which the dataflow subprocess inherits too
+            security = KafkaSecurity.from_env(os.environ)
+        except SecurityConfigError as exc:  # names the variable, never holds the password
+            raise SystemExit(f"configuration error: {exc}") from None
+        # Bootstrap and security settings, which every client gets.
+        self.client_config: dict[str, Any] = {"bootstrap.servers": brokers,
+                                              **security.librdkafka()}
+        self.admin = AdminClient(self.client_config)
         self.admin.list_topics(timeout=10)  # fail fast, with librdkafka's message, if unreachable
 
     def __call__(self, rel: str, series: Series) -> list[bool]:
@@ -81,8 +92,7 @@ class BrokerReplay:
         return record_detections(series, records, self.config.mode)
 
     def _produce(self, topic: str, series: Series) -> None:
-        producer = Producer({"bootstrap.servers": self.brokers, "linger.ms": 5,
-                             "enable.idempotence": True})
+        producer = Producer({**self.client_config, "linger.ms": 5, "enable.idempotence": True})
         key = SENSOR_ID.encode()
         for ts, value in zip(series.timestamps, series.values, strict=True):
             producer.produce(topic, orjson.dumps({"timestamp": iso(ts), "value": value}), key)
@@ -112,7 +122,7 @@ class BrokerReplay:
 
     def _consume(self, topic: str) -> list[bytes]:
         """Every message value in ``topic`` (one partition), oldest first."""
-        consumer = Consumer({"bootstrap.servers": self.brokers,
+        consumer = Consumer({**self.client_config,
                              "group.id": f"eval-{uuid.uuid4().hex}",
                              "enable.auto.commit": False, "enable.partition.eof": True})
         try:

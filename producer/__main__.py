@@ -2,7 +2,8 @@
 
 All the simulation lives in :mod:`producer.simulate`; this module only parses settings
 (flags override environment variables, which override defaults), creates missing topics,
-paces and sends, and accounts for deliveries.
+paces and sends, and accounts for deliveries. SASL/TLS settings come from the variables of
+:mod:`dataflow.security`, shared with the dataflow, and go to every Kafka client made here.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
 from typing import IO, Any
 
+from dataflow.security import KafkaSecurity, SecurityConfigError
 from producer.simulate import (
     AIR_QUALITY,
     FAMILIES,
@@ -38,6 +40,11 @@ from producer.simulate import (
 )
 
 log = logging.getLogger("producer")
+# librdkafka's own lines from the login probe (refused connections while a broker starts): the
+# probe reports what matters itself.
+_probe_log = logging.getLogger("producer.login-probe")
+_probe_log.propagate = False
+_probe_log.addHandler(logging.NullHandler())
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -51,6 +58,8 @@ BOOTSTRAP_TIMEOUT_MS = 30_000
 PROGRESS_EVERY_S = 10.0
 #: Individual delivery failures logged before going quiet (the total is always reported).
 MAX_LOGGED_FAILURES = 10
+#: How long the SASL login probe (see ``check_login``) may take before it lets kafka-python try.
+LOGIN_PROBE_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -235,6 +244,12 @@ settings: every flag mirrors the environment variable shown; a flag overrides it
   variable, which overrides the default. Bad values exit with status 2 before any
   connection is made.
 
+security: KAFKA_SECURITY_PROTOCOL (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL),
+  KAFKA_SASL_MECHANISM (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512), KAFKA_SASL_USERNAME,
+  KAFKA_SASL_PASSWORD, KAFKA_SSL_CA_LOCATION, KAFKA_SSL_CERT_LOCATION and
+  KAFKA_SSL_KEY_LOCATION, as for the dataflow; environment only (no flags, so a password
+  never shows in a process list). The password is never logged.
+
 exit status: 0 when every message was delivered (also after Ctrl-C/SIGTERM, which stop
   cleanly after flushing), 1 if any delivery failed or Kafka was unreachable, 2 for bad
   settings. A summary "sent N messages (M failed)" is printed to stderr at the end.
@@ -263,6 +278,7 @@ class Settings:
     temperature_topic: str
     log_sent: str | None
     log_level: int
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     def topic_for(self, family: Family) -> str:
         """Topic a family's readings go to."""
@@ -487,6 +503,10 @@ def parse_settings(
             "--air-quality-topic (env AIR_QUALITY_TOPIC) and --temperature-topic "
             "(env TEMPERATURE_TOPIC) must differ"
         )
+    try:
+        security = KafkaSecurity.from_env(env)
+    except SecurityConfigError as exc:  # names the variable, never holds the password
+        parser.error(str(exc))
 
     settings = Settings(
         brokers=values["brokers"],
@@ -507,6 +527,7 @@ def parse_settings(
         temperature_topic=values["temperature_topic"],
         log_sent=values["log_sent"],
         log_level=values["log_level"],
+        security=security,
     )
     try:  # last line of defence: the simulation validates its own config too
         settings.simulation(settings.start_ns or 0)
@@ -579,8 +600,58 @@ class Pacer:
         return not self._stop.is_set()
 
 
-def ensure_topics(brokers: Sequence[str], topics: Sequence[str], partitions: int) -> None:
-    """Create missing topics (replication factor 1); an existing topic is left untouched."""
+class LoginRefused(Exception):
+    """The brokers refused the SASL login; the message is librdkafka's, without the password."""
+
+
+def check_login(brokers: Sequence[str], security: KafkaSecurity) -> None:
+    """Raise ``LoginRefused`` if the brokers refuse the SASL login; otherwise return quickly.
+
+    Why a librdkafka probe in a kafka-python producer: after a refused login the broker just
+    closes the connection, and kafka-python 3.0.12 sees only that, retrying until its
+    bootstrap timeout and then reporting "Unable to bootstrap". librdkafka reads the broker's
+    answer and names the cause within a second. Anything but a refused login (no broker yet,
+    slow start) is left to kafka-python's own bootstrap and its error.
+    """
+    if not security.uses_sasl:
+        return
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    refused: list[str] = []
+    unreachable = False
+
+    def on_error(error: KafkaError) -> None:
+        nonlocal unreachable
+        if error.code() == KafkaError._AUTHENTICATION:
+            refused.append(error.str())
+        elif error.code() in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN,
+                              KafkaError._RESOLVE):
+            unreachable = True
+
+    admin = AdminClient({"bootstrap.servers": ",".join(brokers), **security.librdkafka(),
+                         "error_cb": on_error, "logger": _probe_log, "log_level": 0})
+    deadline = time.monotonic() + LOGIN_PROBE_TIMEOUT_S
+    while time.monotonic() < deadline and not unreachable:
+        try:
+            admin.list_topics(timeout=1.0)
+            return
+        except KafkaException:
+            admin.poll(0)  # serves error_cb
+        if refused:
+            raise LoginRefused(_scrub(refused[-1], security.password))
+
+
+def ensure_topics(
+    brokers: Sequence[str],
+    topics: Sequence[str],
+    partitions: int,
+    security: Mapping[str, str] | None = None,
+) -> None:
+    """Create missing topics (replication factor 1); an existing topic is left untouched.
+
+    ``security`` is ``KafkaSecurity.kafka_python()``: the admin client logs in like the producer.
+    """
     from kafka import KafkaAdminClient
     from kafka.errors import TopicAlreadyExistsError
 
@@ -588,6 +659,7 @@ def ensure_topics(brokers: Sequence[str], topics: Sequence[str], partitions: int
         bootstrap_servers=list(brokers),
         client_id="sensor-producer-admin",
         bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
+        **(security or {}),
     )
     try:
         existing = set(admin.list_topics())
@@ -613,13 +685,16 @@ def run(settings: Settings, stop: threading.Event) -> int:
     from kafka.errors import KafkaError
 
     topics = settings.topics()
+    security = settings.security.kafka_python()
     log.info(
-        "connecting to Kafka at %s (waiting up to %d s)",
+        "connecting to Kafka at %s (%s; waiting up to %d s)",
         ",".join(settings.brokers),
+        settings.security.redacted(),
         BOOTSTRAP_TIMEOUT_MS // 1000,
     )
     try:
-        ensure_topics(settings.brokers, topics, settings.partitions)
+        check_login(settings.brokers, settings.security)
+        ensure_topics(settings.brokers, topics, settings.partitions, security)
         producer = KafkaProducer(
             bootstrap_servers=list(settings.brokers),
             client_id="sensor-producer",
@@ -627,9 +702,25 @@ def run(settings: Settings, stop: threading.Event) -> int:
             linger_ms=10,
             batch_size=64 * 1024,
             bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
+            **security,
         )
+    except LoginRefused as exc:
+        log.error(
+            "authentication failed at %s (%s): %s; check KAFKA_SASL_USERNAME, "
+            "KAFKA_SASL_PASSWORD and KAFKA_SASL_MECHANISM",
+            ",".join(settings.brokers),
+            settings.security.redacted(),
+            exc,
+        )
+        print("sent 0 messages (0 failed)", file=sys.stderr)
+        return EXIT_FAILED
     except KafkaError as exc:
-        log.error("cannot use Kafka at %s: %r", ",".join(settings.brokers), exc)
+        log.error(
+            "cannot use Kafka at %s (%s): %s",
+            ",".join(settings.brokers),
+            settings.security.redacted(),
+            _scrub(repr(exc), settings.security.password),
+        )
         print("sent 0 messages (0 failed)", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
@@ -704,6 +795,31 @@ def run(settings: Settings, stop: threading.Event) -> int:
     return EXIT_FAILED if failed or fatal else EXIT_OK
 
 
+def _scrub(text: str, secret: str | None) -> str:
+    """``text`` with ``secret`` masked."""
+    return text.replace(secret, "***") if secret else text
+
+
+class RedactFilter(logging.Filter):
+    """Masks one secret in every record a handler emits: a backstop should a library log it."""
+
+    def __init__(self, secret: str) -> None:
+        super().__init__()
+        self._secret = secret
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if self._secret in message:
+            record.msg, record.args = _scrub(message, self._secret), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = _scrub(record.exc_text, self._secret)
+        if record.stack_info:
+            record.stack_info = _scrub(record.stack_info, self._secret)
+        return True
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (bad settings raise SystemExit(2))."""
     settings = parse_settings(argv)
@@ -714,9 +830,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     # kafka-python logs every refused connection at ERROR while it retries; our own messages
     # report what matters (unreachable cluster, failed deliveries), so keep it quiet unless
-    # debugging.
+    # debugging. Never below WARNING: at DEBUG kafka-python logs its whole configuration,
+    # sasl_plain_password included, and PLAIN's authentication bytes.
     kafka_level = logging.WARNING if settings.log_level <= logging.DEBUG else logging.CRITICAL
     logging.getLogger("kafka").setLevel(kafka_level)
+    redact: RedactFilter | None = None
+    if settings.security.password:
+        redact = RedactFilter(settings.security.password)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(redact)
     stop = threading.Event()
     previous: Any = None
     in_main_thread = threading.current_thread() is threading.main_thread()
@@ -731,6 +853,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)
+        if redact is not None:
+            for handler in logging.getLogger().handlers:
+                handler.removeFilter(redact)
 
 
 if __name__ == "__main__":

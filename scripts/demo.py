@@ -2,7 +2,8 @@
 
 Starts the dataflow and a real-time producer against the local broker, draws a status line
 (readings in, windows scored, alerts) from the dataflow's status log, and prints each alert from
-the anomalies topic as it arrives. Ctrl-C stops everything it started.
+the anomalies topic as it arrives. Ctrl-C stops everything it started. The SASL/TLS variables of
+``dataflow/security.py`` apply to its own clients and, inherited, to the producer and dataflow.
 """
 
 from __future__ import annotations
@@ -22,12 +23,20 @@ from confluent_kafka import Consumer, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = Path(__file__).resolve().parents[1]
+# `python scripts/demo.py` puts scripts/ on sys.path, not the root that holds dataflow/.
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from dataflow.security import KafkaSecurity, SecurityConfigError  # noqa: E402
+
 STATUS = re.compile(r"status (.*)$")
 
 
-def reset_topics(brokers: str, topics: list[str], partitions: int) -> None:
+def reset_topics(brokers: str, topics: list[str], partitions: int,
+                 security: KafkaSecurity | None = None) -> None:
     """Start from empty topics, so old runs' data does not replay into this one."""
-    admin = AdminClient({"bootstrap.servers": brokers})
+    admin = AdminClient({"bootstrap.servers": brokers,
+                         **(security or KafkaSecurity()).librdkafka()})
     existing = [t for t in topics if t in admin.list_topics(timeout=15).topics]
     for fut in admin.delete_topics(existing).values() if existing else ():
         fut.result(timeout=30)
@@ -73,14 +82,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     brokers = os.environ.get("KAFKA_BROKERS", "127.0.0.1:9092")
+    try:
+        security = KafkaSecurity.from_env(os.environ)
+    except SecurityConfigError as exc:  # names the variable, never holds the password
+        print(f"demo: configuration error: {exc}", file=sys.stderr)
+        return 2
     topics = {
         "AIR_QUALITY_TOPIC": os.environ.get("AIR_QUALITY_TOPIC", "air-quality"),
         "TEMPERATURE_TOPIC": os.environ.get("TEMPERATURE_TOPIC", "temperature_readings"),
         "ANOMALIES_TOPIC": os.environ.get("ANOMALIES_TOPIC", "anomalies"),
         "DLQ_TOPIC": os.environ.get("DLQ_TOPIC", "dead-letters"),
     }
-    print(f"demo: resetting topics {', '.join(topics.values())} on {brokers}", flush=True)
-    reset_topics(brokers, list(topics.values()), 3)
+    print(f"demo: resetting topics {', '.join(topics.values())} on {brokers} "
+          f"({security.redacted()})", flush=True)
+    reset_topics(brokers, list(topics.values()), 3, security)
 
     env = {**os.environ, **topics, "KAFKA_BROKERS": brokers, "PYTHONPATH": str(ROOT),
            "STATUS_INTERVAL_SECONDS": "1"}
@@ -110,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
                 status.update(kv.split("=", 1) for kv in m.group(1).split())
 
     threading.Thread(target=read_status, daemon=True).start()
-    consumer = Consumer({"bootstrap.servers": brokers, "group.id": f"demo-{os.getpid()}",
+    consumer = Consumer({"bootstrap.servers": brokers, **security.librdkafka(),
+                         "group.id": f"demo-{os.getpid()}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
     consumer.subscribe([topics["ANOMALIES_TOPIC"]])
     stop = threading.Event()

@@ -64,16 +64,21 @@ def _quiet_logger() -> logging.Logger:
 class _LastError:
     """Remembers the most recent client error, so a timeout can say why (e.g. a bad login).
 
-    librdkafka's own report (``error_cb``: "SASL authentication error: ...") is preferred to the
-    metadata request's generic failure.
+    librdkafka's own report (``error_cb``) is preferred to the metadata request's generic
+    failure, and a refused login to everything: librdkafka follows it with "1/1 brokers are
+    down", which would hide the cause.
     """
 
     def __init__(self) -> None:
+        self.refused: str | None = None
         self.reported: str | None = None
         self.raised: str | None = None
 
     def __call__(self, error: KafkaError) -> None:
-        self.reported = error.str()
+        if error.code() == KafkaError._AUTHENTICATION:
+            self.refused = error.str()
+        elif error.code() != KafkaError._ALL_BROKERS_DOWN or self.reported is None:
+            self.reported = error.str()
 
     def record(self, exc: Exception) -> None:
         """Remember the exception a metadata request raised."""
@@ -82,7 +87,7 @@ class _LastError:
 
     @property
     def text(self) -> str | None:
-        return self.reported or self.raised
+        return self.refused or self.reported or self.raised
 
 
 def _scrub(text: str, secret: str | None) -> str:

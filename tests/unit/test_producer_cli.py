@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
@@ -11,9 +13,13 @@ from typing import Any, ClassVar
 import pytest
 
 import producer.__main__ as cli
+from dataflow.security import SECURITY_ENV_DOCS, KafkaSecurity
 from producer.simulate import AIR_QUALITY, TEMPERATURE, SimulationConfig, encode, generate
 
-ALL_ENV_VARS = [option.env for option in cli.OPTIONS]
+ALL_ENV_VARS = [option.env for option in cli.OPTIONS] + list(SECURITY_ENV_DOCS)
+PASSWORD = "s3cret-Pa55word"  # a test value that must never be printed
+SCRAM_ENV = {"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
+             "KAFKA_SASL_USERNAME": "alice", "KAFKA_SASL_PASSWORD": PASSWORD}
 
 
 @pytest.fixture(autouse=True)
@@ -263,13 +269,11 @@ def fake_kafka(monkeypatch: pytest.MonkeyPatch) -> type[FakeProducer]:
     FakeProducer.instances = []
     FakeProducer.fail_keys = set()
     monkeypatch.setattr(kafka, "KafkaProducer", FakeProducer)
-    monkeypatch.setattr(
-        cli,
-        "ensure_topics",
-        lambda brokers, topics, partitions: created.append(
-            (tuple(brokers), list(topics), partitions)
-        ),
-    )
+
+    def ensure_topics(brokers, topics, partitions, security=None) -> None:
+        created.append((tuple(brokers), list(topics), partitions))
+
+    monkeypatch.setattr(cli, "ensure_topics", ensure_topics)
     FakeProducer.created_topics = created  # type: ignore[attr-defined]
     return FakeProducer
 
@@ -405,3 +409,209 @@ def test_pacer_realtime_follows_event_time(monkeypatch: pytest.MonkeyPatch) -> N
     for index, reading in enumerate(readings):
         assert pacer.wait(index, reading)
     assert waits == [pytest.approx(2.0)] * 10 + [pytest.approx(4.0)] * 10
+
+
+# --- Security settings (SASL/TLS from the environment) ------------------------------------------
+
+
+class FakeAdmin:
+    instances: ClassVar[list[FakeAdmin]] = []
+
+    def __init__(self, **config: Any) -> None:
+        self.config = config
+        self.closed = False
+        FakeAdmin.instances.append(self)
+
+    def list_topics(self) -> list[str]:
+        return ["air-quality", "temperature_readings"]
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_security_settings_reach_the_producer_and_the_admin_client(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import kafka
+
+    caplog.set_level(logging.DEBUG)
+
+    FakeProducer.instances, FakeProducer.fail_keys, FakeAdmin.instances = [], set(), []
+    monkeypatch.setattr(kafka, "KafkaProducer", FakeProducer)
+    monkeypatch.setattr(kafka, "KafkaAdminClient", FakeAdmin)  # the real ensure_topics runs
+    probed: list[tuple[tuple[str, ...], KafkaSecurity]] = []
+    monkeypatch.setattr(cli, "check_login", lambda brokers, sec: probed.append((brokers, sec)))
+    for name, value in SCRAM_ENV.items():
+        monkeypatch.setenv(name, value)
+    assert cli.main(["--count", "4", "--start", "now", "--log-level", "DEBUG"]) == 0
+
+    expected = {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-256",
+                "sasl_plain_username": "alice", "sasl_plain_password": PASSWORD}
+    (admin,) = FakeAdmin.instances
+    (producer,) = FakeProducer.instances
+    assert expected.items() <= admin.config.items() and admin.closed
+    assert expected.items() <= producer.config.items() and len(producer.sent) == 4
+    assert probed == [(("127.0.0.1:9092",), KafkaSecurity.from_env(SCRAM_ENV))]
+    out = capsys.readouterr().err + caplog.text
+    assert "SASL_PLAINTEXT, SCRAM-SHA-256 as 'alice', password ***" in out
+    assert PASSWORD not in out
+
+
+def test_plaintext_is_the_default_and_skips_the_login_probe(
+    fake_kafka: type[FakeProducer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import confluent_kafka.admin
+
+    def boom(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("no probe without SASL")
+
+    monkeypatch.setattr(confluent_kafka.admin, "AdminClient", boom)
+    assert cli.main(["--count", "2", "--start", "now"]) == 0
+    (producer,) = fake_kafka.instances
+    assert producer.config["security_protocol"] == "PLAINTEXT"
+    assert not any(key.startswith("sasl_") for key in producer.config)
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({**SCRAM_ENV, "KAFKA_SASL_PASSWORD": ""}, "KAFKA_SASL_PASSWORD"),
+        ({**SCRAM_ENV, "KAFKA_SASL_USERNAME": ""}, "KAFKA_SASL_USERNAME"),
+        ({**SCRAM_ENV, "KAFKA_SASL_MECHANISM": "GSSAPI"}, "KAFKA_SASL_MECHANISM"),
+        ({**SCRAM_ENV, "KAFKA_SECURITY_PROTOCOL": "SASL"}, "KAFKA_SECURITY_PROTOCOL"),
+        ({**SCRAM_ENV, "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"}, "KAFKA_SECURITY_PROTOCOL"),
+    ],
+)
+def test_bad_security_settings_exit_2_naming_the_variable_without_the_password(
+    env: dict[str, str],
+    named: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def boom(*args: Any, **kwargs: Any) -> int:
+        raise AssertionError("must not try to connect")
+
+    monkeypatch.setattr(cli, "run", boom)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as exc:
+        cli.main([])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert named in err
+    assert PASSWORD not in err
+
+
+def test_refused_login_exits_1_with_a_clear_message_and_no_password(
+    fake_kafka: type[FakeProducer],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    def refuse(brokers: Any, security: KafkaSecurity) -> None:
+        raise cli.LoginRefused("SASL authentication error: Authentication failed during "
+                               "authentication due to invalid credentials")
+
+    monkeypatch.setattr(cli, "check_login", refuse)
+    for name, value in SCRAM_ENV.items():
+        monkeypatch.setenv(name, value)
+    assert cli.main(["--count", "1"]) == 1
+    assert fake_kafka.instances == []  # no producer after a refused login
+    out = capsys.readouterr().err + caplog.text
+    assert "authentication failed at 127.0.0.1:9092" in out
+    assert "invalid credentials" in out and "KAFKA_SASL_PASSWORD" in out
+    assert "sent 0 messages (0 failed)" in out
+    assert PASSWORD not in out
+
+
+class FakeConfluentAdmin:
+    """Reports ``errors`` through error_cb when polled; ``answers`` says if metadata works."""
+
+    errors: ClassVar[list[Any]] = []
+    answers: ClassVar[bool] = False
+    configs: ClassVar[list[dict[str, Any]]] = []
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+        FakeConfluentAdmin.configs.append(config)
+
+    def list_topics(self, timeout: float) -> object:
+        from confluent_kafka import KafkaError, KafkaException
+
+        if self.answers:
+            return object()
+        raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "Failed to get metadata"))
+
+    def poll(self, timeout: float) -> int:
+        for error in self.errors:
+            self.config["error_cb"](error)
+        return len(self.errors)
+
+
+@pytest.fixture
+def confluent_admin(monkeypatch: pytest.MonkeyPatch) -> type[FakeConfluentAdmin]:
+    import confluent_kafka.admin
+
+    FakeConfluentAdmin.errors, FakeConfluentAdmin.answers = [], False
+    FakeConfluentAdmin.configs = []
+    monkeypatch.setattr(confluent_kafka.admin, "AdminClient", FakeConfluentAdmin)
+    return FakeConfluentAdmin
+
+
+def test_check_login_names_the_refusal_and_masks_the_password(
+    confluent_admin: type[FakeConfluentAdmin],
+) -> None:
+    from confluent_kafka import KafkaError
+
+    confluent_admin.errors = [KafkaError(
+        KafkaError._AUTHENTICATION,
+        f"SASL authentication error: invalid credentials (echoing {PASSWORD})")]
+    security = KafkaSecurity.from_env(SCRAM_ENV)
+    with pytest.raises(cli.LoginRefused) as exc:
+        cli.check_login(("h:1",), security)
+    assert "invalid credentials" in str(exc.value)
+    assert PASSWORD not in str(exc.value) and "***" in str(exc.value)
+    (config,) = confluent_admin.configs
+    assert config["bootstrap.servers"] == "h:1"
+    assert security.librdkafka().items() <= config.items()
+
+
+@pytest.mark.parametrize("answers", [True, False])
+def test_check_login_leaves_other_outcomes_to_kafka_python(
+    answers: bool, confluent_admin: type[FakeConfluentAdmin]
+) -> None:
+    """A broker that answers, or none at all: no error here, and no 10 s wait either."""
+    from confluent_kafka import KafkaError
+
+    confluent_admin.answers = answers
+    confluent_admin.errors = [KafkaError(KafkaError._TRANSPORT, "Connection refused")]
+    started = time.monotonic()
+    cli.check_login(("h:1",), KafkaSecurity.from_env(SCRAM_ENV))
+    assert time.monotonic() - started < 1
+
+
+def test_a_password_logged_by_a_library_is_masked(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    library = logging.getLogger("some.library")
+
+    def leaky_run(settings: cli.Settings, stop: threading.Event) -> int:
+        library.debug("config %s", {"sasl_plain_password": PASSWORD})
+        try:
+            raise RuntimeError(f"bad login with {PASSWORD}")
+        except RuntimeError:
+            library.exception("failed")
+        return 0
+
+    monkeypatch.setattr(cli, "run", leaky_run)
+    for name, value in SCRAM_ENV.items():
+        monkeypatch.setenv(name, value)
+    assert cli.main([]) == 0
+    assert "'sasl_plain_password': '***'" in caplog.text
+    assert "bad login with ***" in caplog.text
+    assert PASSWORD not in caplog.text
+    assert caplog.handler.filters == []  # removed again when main returns
