@@ -65,9 +65,13 @@ wait_for_broker() {
   local brokers="${KAFKA_BROKERS:-127.0.0.1:9092}" timeout="${BROKER_WAIT_TIMEOUT_SECONDS:-60}"
   require_seconds BROKER_WAIT_TIMEOUT_SECONDS "$timeout"
   echo "entrypoint: waiting up to $timeout s for a Kafka broker at $brokers" >&2
-  if ! "$PYTHON" "$APP_DIR/scripts/wait_for_broker.py" --brokers "$brokers" --timeout "$timeout"; then
-    die "giving up: no Kafka broker at $brokers (KAFKA_BROKERS) within $timeout s (BROKER_WAIT_TIMEOUT_SECONDS)"
-  fi
+  local status=0
+  "$PYTHON" "$APP_DIR/scripts/wait_for_broker.py" --brokers "$brokers" --timeout "$timeout" || status=$?
+  case $status in
+    0) ;;
+    2) echo "entrypoint: bad setting (see above); not waiting" >&2; exit 2 ;;
+    *) die "giving up: no Kafka broker at $brokers (KAFKA_BROKERS) within $timeout s (BROKER_WAIT_TIMEOUT_SECONDS)" ;;
+  esac
 }
 
 # Bytewax refuses a recovery directory without partitions, and crashes when asked to

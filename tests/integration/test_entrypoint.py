@@ -120,6 +120,17 @@ def test_bad_settings_fail_before_waiting() -> None:
     assert time.monotonic() - began < 10
 
 
+def test_a_bad_security_setting_is_reported_as_such_not_as_a_missing_broker() -> None:
+    began = time.monotonic()
+    settings = env(KAFKA_BROKERS=f"127.0.0.1:{closed_port()}", KAFKA_SECURITY_PROTOCOL="SASL",
+                   BROKER_WAIT_TIMEOUT_SECONDS="30")
+    proc = entrypoint(["wait"], settings, timeout=60)
+    assert proc.returncode == 2
+    assert "KAFKA_SECURITY_PROTOCOL='SASL'" in proc.stderr
+    assert "giving up" not in proc.stderr
+    assert time.monotonic() - began < 10, "it did not wait for a broker"
+
+
 def test_it_proceeds_once_a_late_broker_answers(admin: AdminClient) -> None:
     port = closed_port()
     server = socketserver.ThreadingTCPServer(("127.0.0.1", port), _Forward, bind_and_activate=False)
