@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import logging
 import sys
+import time
 
 from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage, KafkaSource
 from bytewax.inputs import StatefulSourcePartition
@@ -125,11 +126,39 @@ def admin_config(settings: Settings) -> dict[str, str]:
     return {"bootstrap.servers": ",".join(settings.brokers), **settings.security.librdkafka()}
 
 
+class StartupError(RuntimeError):
+    """The flow cannot start; the message says why, without a traceback or a password."""
+
+
+def connect(settings: Settings, timeout_s: float = 30.0) -> tuple[AdminClient, set[str]]:
+    """An admin client that has had a metadata answer, and the topics the cluster has.
+
+    librdkafka reports a refused login only to an error callback and then just times out, so
+    the callback is watched: a bad password fails in seconds with the broker's reason.
+    """
+    errors: list[KafkaError] = []
+    admin = AdminClient({**admin_config(settings), "error_cb": errors.append})
+    where = ",".join(settings.brokers)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return admin, set(admin.list_topics(timeout=2).topics)
+        except KafkaException as exc:
+            admin.poll(0)  # serves the error callback
+            last = errors[-1].str() if errors else str(exc.args[0].str())
+        refused = [e for e in errors if e.code() == KafkaError._AUTHENTICATION]
+        if refused:
+            raise StartupError(f"Kafka at {where} refused the login "
+                               f"({settings.security.redacted()}): {refused[-1].str()}")
+        if time.monotonic() > deadline:
+            raise StartupError(f"no Kafka broker answered at {where} (KAFKA_BROKERS) within "
+                               f"{timeout_s:g} s: {last}")
+
+
 def ensure_topics(settings: Settings) -> None:
     """Create missing input and output topics, so a fresh broker works out of the box."""
-    admin = AdminClient(admin_config(settings))
+    admin, existing = connect(settings)
     wanted = [*settings.topics, settings.anomalies_topic, settings.dlq_topic]
-    existing = set(admin.list_topics(timeout=30).topics)
     new = [NewTopic(t, settings.topic_partitions, 1) for t in wanted if t not in existing]
     for topic, fut in admin.create_topics(new).items() if new else ():
         try:
@@ -159,7 +188,11 @@ def make_flow() -> object:
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     log.info("Kafka at %s (%s)", ",".join(settings.brokers), settings.security.redacted())
-    ensure_topics(settings)
+    try:
+        ensure_topics(settings)
+    except StartupError as exc:
+        log.error("%s", exc)
+        raise SystemExit(1) from None
     gc.set_threshold(*GC_THRESHOLDS)
     brokers = list(settings.brokers)
     secure = settings.security.librdkafka()

@@ -17,6 +17,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -176,6 +177,22 @@ def test_wrong_password_fails_the_producer_with_an_authentication_error(
     assert "KAFKA_SASL_PASSWORD" in output  # says what to check
     assert wrong not in output and leaks(output, list(USERS.values())) == []
     assert "sent 0 messages" in output
+
+
+def test_wrong_password_stops_the_dataflow_at_start_up_with_the_reason(
+    sasl_broker: SaslBroker,
+) -> None:
+    wrong = f"wr0ng-{uuid.uuid4().hex}"
+    env = python_env(KAFKA_BROKERS=sasl_broker.address, LOG_LEVEL="DEBUG", KAFKA_TAIL="false",
+                     **security_env("SCRAM-SHA-256", "alice", wrong))
+    began = time.monotonic()
+    proc = run_module(["bytewax.run", "dataflow.main:flow"], env, timeout=90)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1, output
+    assert "refused the login" in output and "invalid credentials" in output, output
+    assert "Traceback" not in output
+    assert time.monotonic() - began < 20, "it did not wait out the metadata timeout"
+    assert wrong not in output and leaks(output, list(USERS.values())) == []
 
 
 def test_wait_for_broker_logs_in_and_names_a_refused_login(sasl_broker: SaslBroker) -> None:
