@@ -243,3 +243,15 @@ class Settings:
             log_level=log_level,
             security=security,
         )
+
+
+def recovery_requested(argv: list[str], env: Mapping[str, str]) -> bool:
+    """Whether ``bytewax.run`` was given a recovery directory (``-r``, ``--recovery-directory``
+    or ``BYTEWAX_RECOVERY_DIRECTORY``).
+
+    The flow is built before Bytewax parses its arguments, so it looks for itself; anything
+    that might be ``-r`` counts, erring towards taking snapshots.
+    """
+    if env.get("BYTEWAX_RECOVERY_DIRECTORY"):
+        return True
+    return any(a.startswith(("-r", "--recovery")) for a in argv[1:])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import sys
 import time
 
@@ -23,7 +24,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from dataflow.config import ConfigError, Settings
+from dataflow.config import ConfigError, Settings, recovery_requested
 from dataflow.flow import build_flow
 
 log = logging.getLogger("dataflow")
@@ -211,6 +212,7 @@ def make_flow() -> object:
         KafkaSink(brokers, settings.anomalies_topic, add_config=producer_config),
         KafkaSink(brokers, settings.dlq_topic, add_config=producer_config),
         make_message=lambda k, v, h: KafkaSinkMessage(k, v, headers=h),
+        snapshots=recovery_requested(sys.argv, dict(os.environ)),
     )
 
 

@@ -118,3 +118,24 @@ def test_snapshots_carry_a_format_version() -> None:
     assert restore(blob).sensors.keys() == state.sensors.keys()
     with pytest.raises(SnapshotVersionError, match="reset the recovery directory"):
         restore(pickle.dumps(state))  # what the first version wrote: the bare state
+
+
+def test_no_pickling_when_recovery_is_off() -> None:
+    from dataflow.flow import ShardLogic
+    from dataflow.status import Status
+
+    state = ShardState(config())
+    state.ingest([temp("a", 1, 60.0)], now=0.0)
+    assert ShardLogic(state, lambda: 0.0, Status(0), snapshots=False).snapshot() is None
+    assert ShardLogic(state, lambda: 0.0, Status(0), snapshots=True).snapshot()
+
+
+def test_recovery_is_detected_from_bytewax_run_arguments() -> None:
+    from dataflow.config import recovery_requested
+
+    run = ["bytewax.run", "dataflow.main:flow"]
+    assert not recovery_requested(run, {})
+    assert not recovery_requested([*run, "-w", "2"], {})
+    assert recovery_requested([*run, "-r", "state/", "-s", "1", "-b", "0"], {})
+    assert recovery_requested([*run, "--recovery-directory=state/"], {})
+    assert recovery_requested(run, {"BYTEWAX_RECOVERY_DIRECTORY": "/r"})
