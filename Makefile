@@ -4,7 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv broker broker-stop demo test unit lint bench rpk clean
+.PHONY: venv broker broker-stop demo test unit lint bench bench-venv bench-quick bench-latency \
+	bench-soak bench-drain rpk clean
+VENV_BENCH := .venv-bench
 
 venv: $(VENV)/.installed
 
@@ -32,7 +34,29 @@ unit: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 
-bench: venv broker
+# Benchmarks: by hand, never in CI. The Quix Streams peer needs its own venv (it pins an older
+# confluent-kafka than the project).
+bench-venv: $(VENV_BENCH)/.installed
+
+$(VENV_BENCH)/.installed: bench/requirements-bench.txt
+	test -x $(VENV_BENCH)/bin/python || $(PYTHON) -m venv $(VENV_BENCH)
+	$(VENV_BENCH)/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements-bench.txt
+	touch $@
+
+bench: venv bench-venv broker
+	$(PY) bench/harness.py $(BENCH_ARGS)
+
+bench-quick: venv bench-venv broker
+	$(PY) bench/harness.py --runs 1 --messages 200000
+
+bench-latency: venv broker
+	$(PY) bench/latency.py
+	$(PY) bench/latency.py --rate 10000
+
+bench-soak: venv broker
+	$(PY) bench/soak.py $(SOAK_ARGS)
+
+bench-drain: venv broker
 	$(PY) bench/drain.py
 
 rpk:

@@ -1,0 +1,296 @@
+"""Issue #9 benchmark: the dataflow against the floor and Quix Streams, in the same run.
+
+Run by hand (never in CI), against the local broker, from the repository root:
+
+    .venv/bin/python bench/harness.py                       # W1 and W2, 3 rounds each
+    .venv/bin/python bench/harness.py --workloads W1 --runs 1 --messages 200000   # quick check
+
+For each workload (see ``bench/workloads.py``) it creates fresh topics, loads the readings once
+with confluent-kafka's producer, and then, ``--runs`` times in rounds, measures on that same data:
+
+- **floor**: ``bench/floor.py``, a tuned confluent-kafka consumer + ``orjson.loads`` per value
+  (the ratios' reference); and the same with librdkafka's default fetch settings, for scale;
+- **ours -w 1** and **ours -w 2**: ``python -m bytewax.run dataflow.main:flow`` with
+  ``KAFKA_TAIL=false`` until drained; start-up (the same command on empty topics, measured in
+  the same round) is subtracted;
+- **ours 2 proc**: the same as two Bytewax processes of one worker each (``-i/-a``): Bytewax
+  workers of one process are threads sharing one GIL, so this is how the flow can use 2 cores;
+- **quix**: ``bench/quix_peer.py`` in ``.venv-bench`` (the classic tutorial); its start-up on
+  empty topics is subtracted the same way.
+
+Reported per system, medians over rounds: msg/s, windows/s, drain seconds, CPU seconds of the
+loaded run, CPU per message (loaded minus empty run), peak RSS of the process (``wait4``), the
+ratio to the floor and to Quix. Ratios are of medians from this one run. A markdown table goes to
+stdout and everything (every round too) to ``--json``. Topics are deleted at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import workloads as wl
+from workloads import BENCH, ROOT, Measured, Topics, run_measured
+
+QUIX_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
+PY_SPY = ROOT / ".venv-bench" / "bin" / "py-spy"
+
+
+def last_json(text: str) -> dict[str, Any]:
+    for line in reversed(text.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    raise RuntimeError(f"no JSON line in output:\n{text[-2000:]}")
+
+
+def check(m: Measured, what: str) -> Measured:
+    if m.returncode != 0:
+        raise RuntimeError(f"{what} exited {m.returncode}:\n{m.stderr[-3000:]}\n{m.stdout[-1000:]}")
+    return m
+
+
+def output_count(brokers: str, topic: str) -> int:
+    return sum(wl.end_offsets(brokers, [topic]).values())
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.brokers = args.brokers
+
+    # --- the systems -----------------------------------------------------------------------
+
+    def floor(self, topics: Topics, default: bool = False) -> dict[str, float]:
+        m = check(run_measured([sys.executable, str(BENCH / "floor.py"), "--brokers",
+                                self.brokers, "--topics", ",".join(topics.inputs),
+                                *(["--default"] if default else [])]), "floor")
+        res = last_json(m.stdout)
+        return {"drain_s": res["seconds"], "msg_per_s": res["msg_per_s"], "cpu_s": m.cpu,
+                "cpu_drain_s": m.cpu, "rss_mb": m.maxrss_mb, "wall_s": m.wall,
+                "messages": res["messages"]}
+
+    def ours(self, topics: Topics, workers: int) -> Measured:
+        cmd = [sys.executable, "-m", "bytewax.run", "dataflow.main:flow", "-w", str(workers)]
+        return check(run_measured(cmd, env=wl.bytewax_env(self.brokers, topics)),
+                     f"dataflow -w {workers}")
+
+    def ours_cluster(self, topics: Topics, processes: int) -> Measured:
+        """``processes`` Bytewax processes of one worker each (``-i/-a``): no shared GIL."""
+        addrs = ";".join(f"127.0.0.1:{p}" for p in wl.free_ports(processes))
+        cmds = [[sys.executable, "-m", "bytewax.run", "dataflow.main:flow", "-w", "1",
+                 "-i", str(i), "-a", addrs] for i in range(processes)]
+        return check(wl.run_cluster(cmds, env=wl.bytewax_env(self.brokers, topics)),
+                     f"dataflow x{processes} processes")
+
+    def quix(self, topics: Topics, out: str) -> Measured:
+        cmd = [str(self.args.quix_python), str(BENCH / "quix_peer.py"), "--brokers",
+               self.brokers, "--aq", topics.aq, "--temp", topics.temp, "--out", out]
+        if self.args.quix_no_changelog:
+            cmd.append("--no-changelog")
+        m = run_measured(cmd, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        wl.delete_prefixed(self.brokers, last_json(m.stdout)["group"])  # its changelog topics
+        return check(m, "quix peer")
+
+    # --- one workload -----------------------------------------------------------------------
+
+    def workload(self, name: str) -> dict[str, Any]:
+        args, brokers = self.args, self.brokers
+        work = wl.WORKLOADS[name]
+        messages = args.messages or work.messages
+        topics = wl.create_topics(brokers, args.partitions, f"bench-{name.lower()}")
+        empty = wl.create_topics(brokers, args.partitions, f"bench-{name.lower()}-empty")
+        quix_out, quix_empty_out = f"{topics.anomalies}-quix", f"{empty.anomalies}-quix"
+        wl.new_topics(brokers, [quix_out, quix_empty_out], args.partitions)
+        topics.extra.append(quix_out)
+        empty.extra.append(quix_empty_out)
+        try:
+            loaded = wl.load(brokers, topics, work, messages)
+            print(f"\n## {name}: {work.sensors:,} sensors, {work.per_window} reading(s) per "
+                  f"sensor per window; loaded {loaded.messages:,} readings "
+                  f"({loaded.windows:,} windows, {loaded.hot_windows:,} over 90 degC) in "
+                  f"{loaded.seconds:.1f} s", flush=True)
+            rounds = []
+            for r in range(args.runs):
+                rounds.append(self.round(topics, empty, quix_out, quix_empty_out, loaded, r))
+        finally:
+            wl.delete_topics(brokers, topics.all() + empty.all())
+        return {"workload": name, "sensors": work.sensors, "per_window": work.per_window,
+                "messages": loaded.messages, "windows": loaded.windows,
+                "hot_windows": loaded.hot_windows, "load_s": loaded.seconds,
+                "rounds": rounds, "summary": summarise(rounds)}
+
+    def round(self, topics: Topics, empty: Topics, quix_out: str, quix_empty_out: str,
+              loaded: wl.LoadResult, r: int) -> dict[str, dict[str, float]]:
+        args, n = self.args, loaded.messages
+        res: dict[str, dict[str, float]] = {"floor": self.floor(topics)}
+        self.show(r, "floor", res["floor"])
+        res["floor, default fetch"] = self.floor(topics, default=True)
+        self.show(r, "floor, default fetch", res["floor, default fetch"])
+        for workers in args.workers:
+            key = f"ours -w {workers}"
+            start = self.ours(empty, workers)
+            before = output_count(self.brokers, topics.anomalies)
+            run = self.ours(topics, workers)
+            outputs = output_count(self.brokers, topics.anomalies) - before
+            res[key] = derive(run, start, n, loaded.windows, outputs)
+            self.show(r, key, res[key])
+        for procs in args.processes:
+            key = f"ours {procs} proc"
+            start = self.ours_cluster(empty, procs)
+            before = output_count(self.brokers, topics.anomalies)
+            run = self.ours_cluster(topics, procs)
+            outputs = output_count(self.brokers, topics.anomalies) - before
+            res[key] = derive(run, start, n, loaded.windows, outputs)
+            self.show(r, key, res[key])
+        if not args.skip_quix:
+            start = self.quix(empty, quix_empty_out)
+            run = self.quix(topics, quix_out)
+            peer = last_json(run.stdout)
+            res["quix"] = derive(run, start, n, peer["windows"], peer["alerts"])
+            res["quix"]["process_s"] = peer.get("process_s", float("nan"))
+            self.show(r, "quix", res["quix"])
+        return res
+
+    @staticmethod
+    def show(r: int, key: str, m: dict[str, float]) -> None:
+        extra = f", start-up {m['startup_s']:.2f} s" if "startup_s" in m else ""
+        print(f"  round {r + 1} {key:<21} {m['msg_per_s']:>10,.0f} msg/s  drain "
+              f"{m['drain_s']:.2f} s{extra}, CPU {m['cpu_s']:.1f} s, RSS {m['rss_mb']:.0f} MB",
+              flush=True)
+
+
+def derive(run: Measured, start: Measured, messages: int, windows: int,
+           outputs: int) -> dict[str, float]:
+    drain = max(run.wall - start.wall, 1e-9)
+    return {"wall_s": run.wall, "startup_s": start.wall, "drain_s": drain,
+            "msg_per_s": messages / drain, "windows": windows, "windows_per_s": windows / drain,
+            "cpu_s": run.cpu, "cpu_drain_s": max(run.cpu - start.cpu, 0.0),
+            "rss_mb": run.maxrss_mb, "startup_rss_mb": start.maxrss_mb, "outputs": outputs,
+            "messages": messages}
+
+
+def summarise(rounds: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Medians over rounds per system, and the ratios of those medians."""
+    out: dict[str, dict[str, float]] = {}
+    for key in rounds[0]:
+        fields = rounds[0][key].keys()
+        out[key] = {f: statistics.median(rd[key][f] for rd in rounds) for f in fields}
+    floor = out["floor"]["msg_per_s"]
+    quix = out.get("quix", {}).get("msg_per_s")
+    for m in out.values():
+        m["x_floor"] = m["msg_per_s"] / floor
+        if quix:
+            m["x_quix"] = m["msg_per_s"] / quix
+        m["cpu_us_per_msg"] = m["cpu_drain_s"] / m["messages"] * 1e6
+    # Same-round ratios too, medians of them: robust to a noisy neighbour in one round.
+    for key in out:
+        out[key]["x_floor_rounds"] = statistics.median(
+            rd[key]["msg_per_s"] / rd["floor"]["msg_per_s"] for rd in rounds)
+        if quix:
+            out[key]["x_quix_rounds"] = statistics.median(
+                rd[key]["msg_per_s"] / rd["quix"]["msg_per_s"] for rd in rounds)
+    return out
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    lines = ["| workload | system | msg/s | windows/s | drain s | CPU s | CPU µs/msg | "
+             "peak RSS | x floor | x Quix |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for res in results:
+        for key, m in res["summary"].items():
+            win = f"{m['windows_per_s']:,.0f}" if "windows_per_s" in m else "-"
+            us = f"{m['cpu_us_per_msg']:.1f}"
+            xq = f"{m['x_quix']:.2f}" if "x_quix" in m else "-"
+            lines.append(
+                f"| {res['workload']} ({res['sensors']:,} sensors, {res['messages']:,} msgs) | "
+                f"{key} | {m['msg_per_s']:,.0f} | {win} | {m['drain_s']:.2f} | "
+                f"{m['cpu_s']:.1f} | {us} | {m['rss_mb']:.0f} MB | {m['x_floor']:.3f} | {xq} |")
+    return "\n".join(lines)
+
+
+def targets(results: list[dict[str, Any]]) -> list[str]:
+    """The issue's targets, checked on this run's medians."""
+    out = []
+    by = {r["workload"]: r["summary"] for r in results}
+    if "W1" in by and "ours -w 1" in by["W1"]:
+        x = by["W1"]["ours -w 1"]["x_floor"]
+        out.append(f"W1 ours -w 1 / floor = {x:.3f} (target >= 0.5): "
+                   f"{'met' if x >= 0.5 else 'NOT met'}")
+    if "W2" in by and "quix" in by["W2"] and "ours -w 1" in by["W2"]:
+        x = by["W2"]["ours -w 1"]["x_quix"]
+        out.append(f"W2 ours -w 1 / Quix = {x:.2f} (target >= 5): "
+                   f"{'met' if x >= 5 else 'NOT met'}")
+    for name, s in by.items():
+        for other in ("ours -w 2", "ours 2 proc"):
+            if "ours -w 1" in s and other in s:
+                x = s[other]["msg_per_s"] / s["ours -w 1"]["msg_per_s"]
+                out.append(f"{name} scaling {other} / ours -w 1 = {x:.2f} (target >= 1.8): "
+                           f"{'met' if x >= 1.8 else 'NOT met'}")
+    if "W2" in by and "ours -w 1" in by["W2"]:
+        rss = by["W2"]["ours -w 1"]["rss_mb"]
+        out.append(f"W2 (100k sensors) peak RSS = {rss:.0f} MB (target <= 2048 MB): "
+                   f"{'met' if rss <= 2048 else 'NOT met'}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--brokers", default=os.environ.get("KAFKA_BROKERS", "127.0.0.1:9092"))
+    parser.add_argument("--workloads", default="W1,W2", help="comma-separated: W1,W2")
+    parser.add_argument("--runs", type=int, default=3, help="rounds per workload (medians)")
+    parser.add_argument("--messages", type=int, default=0,
+                        help="readings per workload (default: the workload's 1,000,000)")
+    parser.add_argument("--partitions", type=int, default=3, help="partitions per input topic")
+    parser.add_argument("--workers", default="1,2", help="bytewax -w values to run (1,2)")
+    parser.add_argument("--processes", default="2",
+                        help="also run the flow as N processes of one worker (-i/-a); '' = none")
+    parser.add_argument("--skip-quix", action="store_true", help="no Quix Streams peer")
+    parser.add_argument("--quix-python", type=Path, default=QUIX_PYTHON,
+                        help="python of the bench venv (default: .venv-bench/bin/python)")
+    parser.add_argument("--quix-no-changelog", action="store_true",
+                        help="peer without changelog topics (not the tutorial's default)")
+    parser.add_argument("--json", type=Path, default=ROOT / "out" / "bench.json",
+                        help="results file (default: out/bench.json)")
+    args = parser.parse_args(argv)
+    args.workers = [int(w) for w in args.workers.split(",") if w]
+    args.processes = [int(p) for p in args.processes.split(",") if p]
+    if not args.skip_quix and not args.quix_python.exists():
+        parser.error(f"{args.quix_python} missing: python3.11 -m venv .venv-bench && "
+                     ".venv-bench/bin/pip install -r bench/requirements-bench.txt "
+                     "(or --skip-quix)")
+
+    started = datetime.now(UTC)
+    commit = wl.git_rev()
+    print(f"# bench {started:%Y-%m-%d %H:%M} UTC, commit {commit}, on {wl.machine()}; "
+          f"{args.runs} round(s), "
+          f"{args.partitions} partitions per input topic", flush=True)
+    bench = Bench(args)
+    results = [bench.workload(name) for name in args.workloads.split(",") if name]
+    report = {"date": started.isoformat(timespec="seconds"), "machine": wl.machine(),
+              "commit": commit, "commit_at_end": wl.git_rev(),
+              "args": {k: str(v) for k, v in vars(args).items()},
+              "results": results, "targets": targets(results),
+              "load_avg_end": os.getloadavg(), "seconds": time.time() - started.timestamp()}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=1, default=float))
+    print("\n" + table(results) + "\n")
+    for line in report["targets"]:
+        print(f"- {line}")
+    if report["commit_at_end"] != commit:
+        print(f"- WARNING: the checkout moved from {commit} to {report['commit_at_end']} during "
+              "the run; later rounds ran the newer code")
+    print(f"\nresults: {args.json}")
+    kinds = Counter(k for r in results for k in r["summary"])
+    return 0 if kinds else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
