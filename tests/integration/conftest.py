@@ -57,12 +57,18 @@ def topic_factory(admin: AdminClient) -> Iterator[Callable[..., str]]:
             fut.result(timeout=30)
 
 
-def consume_all(topic: str, timeout: float = 30.0, brokers: str = BROKERS) -> list:
-    """Every message currently in ``topic``, read from the beginning to the end offsets."""
-    consumer = Consumer({"bootstrap.servers": brokers, "group.id": f"t-{uuid.uuid4().hex}",
+def consume_all(topic: str, timeout: float = 30.0, brokers: str = BROKERS,
+                config: dict[str, str] | None = None) -> list:
+    """Every message currently in ``topic``, read from the beginning to the end offsets.
+
+    ``config`` adds client settings (e.g. SASL) and may override the bootstrap servers.
+    """
+    consumer = Consumer({"bootstrap.servers": brokers, **(config or {}),
+                         "group.id": f"t-{uuid.uuid4().hex}",
                          "enable.auto.commit": False, "enable.partition.eof": True})
     try:
         meta = consumer.list_topics(topic, timeout=timeout)
+        assert meta.topics[topic].error is None, meta.topics[topic].error
         parts = [TopicPartition(topic, p, 0) for p in meta.topics[topic].partitions]
         ends = {p.partition: consumer.get_watermark_offsets(p, timeout=timeout)[1] for p in parts}
         pending = {p for p, end in ends.items() if end > 0}

@@ -25,10 +25,9 @@ from pathlib import Path
 
 import orjson
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 
 from dataflow.security import KafkaSecurity
-from tests.integration.conftest import ROOT, free_port, python_env, run_module
+from tests.integration.conftest import ROOT, consume_all, free_port, python_env, run_module
 
 START = "2024-03-19T13:57:00"
 # Unique per run, so finding one in a log can only mean it leaked; with the punctuation that
@@ -93,31 +92,6 @@ def sasl_broker(admin, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sas
     assert broker_dir_leaks(directory, list(USERS.values())) == {}
 
 
-def consume_all_secured(topic: str, config: dict[str, str], timeout: float = 30.0) -> list:
-    """Every message in ``topic``, read from the beginning over the secured listener."""
-    consumer = Consumer({**config, "group.id": f"t-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False, "enable.partition.eof": True})
-    try:
-        meta = consumer.list_topics(topic, timeout=timeout)
-        assert meta.topics[topic].error is None, meta.topics[topic].error
-        parts = [TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.topics[topic].partitions]
-        consumer.assign(parts)
-        pending, out = {p.partition for p in parts}, []
-        while pending:
-            msg = consumer.poll(timeout)
-            if msg is None:
-                raise TimeoutError(f"{topic}: nothing more within {timeout} s, {pending} pending")
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
-                    pending.discard(msg.partition())
-                    continue
-                raise RuntimeError(msg.error())
-            out.append(msg)
-        return out
-    finally:
-        consumer.close()
-
-
 def test_broker_start_sets_up_sasl_without_showing_a_password(sasl_broker: SaslBroker) -> None:
     assert f"SASL_PLAINTEXT {sasl_broker.address}" in sasl_broker.start_output
     assert leaks(sasl_broker.start_output, list(USERS.values())) == []
@@ -154,11 +128,11 @@ def test_overheat_alert_through_a_sasl_listener(sasl_broker: SaslBroker, mechani
 
     config = {"bootstrap.servers": sasl_broker.address,
               **KafkaSecurity.from_env(secured).librdkafka()}
-    events = [orjson.loads(m.value()) for m in consume_all_secured(topics["ANOMALIES_TOPIC"],
-                                                                    config)]
+    events = [orjson.loads(m.value())
+              for m in consume_all(topics["ANOMALIES_TOPIC"], config=config)]
     opened = [(e["family"], e["sensor_id"]) for e in events if e["event"] == "open"]
     assert opened == [("temperature", "2")]
-    assert consume_all_secured(topics["DLQ_TOPIC"], config) == []
+    assert consume_all(topics["DLQ_TOPIC"], config=config) == []
     assert broker_dir_leaks(sasl_broker.directory, list(USERS.values())) == {}
 
 
