@@ -161,8 +161,10 @@ def build_flow(
     flow = Dataflow("sensor_anomalies")
     polls = op.input("inp", flow, source)  # [Message]: one item per partition poll
 
+    shard_cache: dict[tuple[str, str], int] = {}
+
     def route_batch(batches: list[list[Any]]) -> list[Any]:
-        by_shard, dead, by_family = route(batches, topics, shards)
+        by_shard, dead, by_family = route(batches, topics, shards, shard_cache)
         status.add_readings(by_family)
         if dead:
             reasons = Counter(d.reason for d in dead)

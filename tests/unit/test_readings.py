@@ -104,6 +104,13 @@ def test_rejections_carry_a_reason(key: bytes | None, value: bytes | None, reaso
     assert err.value.reason == reason
 
 
+@pytest.mark.parametrize("text", ["2022-07-15 11:34:60.000000", "2022-13-15 11:34:32.113400",
+                                  "2022-07-15 24:00:00.000000", "2022-07-15 11:34:3x.113400"])
+def test_impossible_tutorial_shaped_times_are_rejected(text: str) -> None:
+    with pytest.raises(BadMessage, match="bad_timestamp"):
+        aq({"timestamp": text, "value": 1})
+
+
 def test_families_read_their_own_field_names() -> None:
     with pytest.raises(BadMessage, match="missing_field"):
         aq({"Temperature_C": 65, "Timestamp": 1657884872})

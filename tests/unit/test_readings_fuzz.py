@@ -1,6 +1,7 @@
 """Property tests: whatever bytes arrive, parsing either gives a sane reading or says why not."""
 
 import math
+from datetime import datetime
 
 import orjson
 from hypothesis import given, settings
@@ -44,3 +45,13 @@ def test_arbitrary_bytes_never_escape_as_another_exception(family, key, value) -
 def test_json_of_any_shape_is_a_reading_or_a_reason(family, key, num, stamp, extra) -> None:
     value_field, ts_field = FIELDS[family]
     check(family, key.encode(), orjson.dumps({**extra, value_field: num, ts_field: stamp}))
+
+
+@settings(max_examples=500)
+@given(st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2099, 12, 31)),
+       st.sampled_from([" ", "T"]))
+def test_fast_timestamp_path_agrees_with_the_full_parser(dt, sep) -> None:
+    from dataflow.readings import _iso_to_ns, iso_to_ns
+
+    text = dt.strftime(f"%Y-%m-%d{sep}%H:%M:%S.%f")
+    assert iso_to_ns(text) == _iso_to_ns(text)

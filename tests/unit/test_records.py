@@ -40,7 +40,11 @@ def test_route_groups_by_shard_and_keeps_bad_bytes() -> None:
             for i in range(50)]
     bad = msg(b"7", b"\xff not json", offset=99)
     stray = msg(b"7", b"{}", topic="elsewhere")
-    by_shard, dead, by_family = route([good[:25], [bad, *good[25:]], [stray]], TOPICS, 8)
+    cache: dict = {}
+    by_shard, dead, by_family = route([good[:25], [bad, *good[25:]], [stray]], TOPICS, 8, cache)
+    assert cache == {(TEMPERATURE, str(i)): shard_of(TEMPERATURE, str(i), 8) for i in range(50)}
+    again, _, _ = route([good], TOPICS, 8, cache)
+    assert again == by_shard
     assert by_family == {TEMPERATURE: 50}
     assert sum(len(v) for v in by_shard.values()) == 50
     for shard, readings in by_shard.items():
