@@ -36,26 +36,11 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer
 from quixstreams import Application
+from workloads import end_offsets  # bench/ is on the path: this file runs as a script
 
 PROCESS_START = time.perf_counter()
-
-
-def end_offsets(brokers: str, topics: list[str]) -> dict[tuple[str, int], int]:
-    """Last offset (high watermark - 1) of every non-empty partition."""
-    consumer = Consumer({"bootstrap.servers": brokers, "group.id": "quix-peer-offsets"})
-    try:
-        meta = consumer.list_topics(timeout=30).topics
-        out = {}
-        for topic in topics:
-            for p in sorted(meta[topic].partitions):
-                _lo, hi = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
-                if hi > 0:
-                    out[(topic, p)] = hi - 1
-        return out
-    finally:
-        consumer.close()
 
 
 def aq_timestamp(value: dict, headers: object, timestamp: int, timestamp_type: object) -> int:
@@ -85,7 +70,9 @@ def main(argv: list[str] | None = None) -> int:
 
     group = args.group or f"bench-quix-{uuid.uuid4().hex[:8]}"
     state_dir = tempfile.mkdtemp(prefix="quix-state-")
-    remaining = end_offsets(args.brokers, [args.aq, args.temp])
+    # Last offset (high watermark - 1) of every non-empty partition: done when all are read.
+    ends = end_offsets(args.brokers, [args.aq, args.temp])
+    remaining = {part: hi - 1 for part, hi in ends.items() if hi > 0}
     stats = {"group": group, "messages": 0, "windows": 0, "alerts": 0,
              "first_at": None, "last_at": None, "startup_s": None}
 
