@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -150,10 +151,11 @@ def make_producer(brokers: str, **extra: object) -> Producer:
                      **extra})
 
 
-def load(brokers: str, topics: Topics, wl: Workload, messages: int | None = None) -> LoadResult:
-    """Produce ``wl`` (or its first ``messages``) into ``topics.aq`` / ``topics.temp``."""
-    total = wl.messages if messages is None else messages
-    producer = make_producer(brokers)
+def readings(wl: Workload, total: int) -> Iterator[tuple[bool, bytes, bytes, bool, bool]]:
+    """The workload's messages in production order: ``(is_aq, key, value, opens, hot)``.
+
+    ``opens``: the reading is its sensor's first in a window; ``hot``: that window overheats.
+    """
     half = wl.sensors // 2
     aq_keys = [f"Sensor{i + 1}".encode() for i in range(half)]
     temp_keys = [str(i).encode() for i in range(wl.sensors - half)]
@@ -164,19 +166,7 @@ def load(brokers: str, topics: Topics, wl: Workload, messages: int | None = None
             order.append((True, i, aq_keys[i]))
         if i < len(temp_keys):
             order.append((False, i, temp_keys[i]))
-    produce = producer.produce
-    started = time.perf_counter()
-    sent = windows = hot_windows = 0
-    tick = 0
-
-    def send(topic: str, value: bytes, key: bytes) -> None:
-        while True:
-            try:
-                produce(topic, value, key)
-                return
-            except BufferError:
-                producer.poll(0.05)
-
+    sent = tick = 0
     while sent < total:
         ts = T0_NS + tick * wl.step_ns
         window = tick // wl.per_window
@@ -187,21 +177,44 @@ def load(brokers: str, topics: Topics, wl: Workload, messages: int | None = None
         for is_aq, i, key in order[:n]:
             if is_aq:
                 value = 20.0 + (i * 13 + tick * 7) % 40
-                send(topics.aq, b'{"timestamp":"%s","value":%.2f}' % (stamp, value), key)
+                yield True, key, b'{"timestamp":"%s","value":%.2f}' % (stamp, value), \
+                    first_of_window, False
             else:
                 is_hot = hot(i, window)
                 value = (95.0 if is_hot else 60.0) + (i * 7 + tick) % 11
-                send(topics.temp, b'{"Temperature_C":%.2f,"Timestamp":%d}' % (value, ts), key)
-                if first_of_window and is_hot:
-                    hot_windows += 1
+                yield False, key, b'{"Temperature_C":%.2f,"Timestamp":%d}' % (value, ts), \
+                    first_of_window, is_hot
         sent += n
-        if first_of_window:
-            windows += n
-        producer.poll(0)
         tick += 1
+
+
+def load(brokers: str, topics: Topics, wl: Workload, messages: int | None = None) -> LoadResult:
+    """Produce ``wl`` (or its first ``messages``) into ``topics.aq`` / ``topics.temp``."""
+    total = wl.messages if messages is None else messages
+    producer = make_producer(brokers)
+    produce = producer.produce
+    started = time.perf_counter()
+    sent = windows = hot_windows = 0
+
+    def send(topic: str, value: bytes, key: bytes) -> None:
+        while True:
+            try:
+                produce(topic, value, key)
+                return
+            except BufferError:
+                producer.poll(0.05)
+
+    for is_aq, key, value, opens, is_hot in readings(wl, total):
+        send(topics.aq if is_aq else topics.temp, value, key)
+        sent += 1
+        windows += opens
+        hot_windows += opens and is_hot
+        if sent % 1000 == 0:
+            producer.poll(0)
     producer.flush(300)
+    ticks = -(-sent // wl.sensors)
     return LoadResult(sent, windows, hot_windows, time.perf_counter() - started,
-                      tick * wl.step_ns / 1e9)
+                      ticks * wl.step_ns / 1e9)
 
 
 @dataclass

@@ -1,0 +1,111 @@
+"""The flow's pure Python work on a workload, in process: no broker, no Bytewax.
+
+    .venv/bin/python bench/inproc.py                 # W1 and W2, medians of 3
+    .venv/bin/python bench/inproc.py --workload W2 --runs 5
+
+What a quick loop needs when changing the hot path: the same messages the harness loads
+(``workloads.readings``), held in memory as stand-ins for librdkafka's ``Message``, routed in
+poll-sized batches by ``records.route`` and folded by one ``ShardState`` per shard, exactly as
+``ShardLogic.on_batch`` does, then flushed. It reports µs per message for routing (parse and
+shard) and for the shards (windows, scores, alerts). Bytewax's and librdkafka's own costs are not
+in it: the harness (``make bench``) measures those end to end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import workloads as wl
+
+from dataflow.config import Settings
+from dataflow.flow import shard_config
+from dataflow.readings import AIR_QUALITY, TEMPERATURE
+from dataflow.records import route
+from dataflow.shard import ShardState
+
+
+class Msg:
+    """The ``Message`` methods ``route`` calls, as cheap as librdkafka's C methods can be."""
+
+    __slots__ = ("_key", "_topic", "_value")
+
+    def __init__(self, topic: str, key: bytes, value: bytes) -> None:
+        self._topic, self._key, self._value = topic, key, value
+
+    def topic(self) -> str:
+        return self._topic
+
+    def key(self) -> bytes:
+        return self._key
+
+    def value(self) -> bytes:
+        return self._value
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 0)
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return 0
+
+
+def run(batches: list[list[Msg]], settings: Settings) -> tuple[float, float, int]:
+    """Seconds routing, seconds in shards, windows closed."""
+    config = shard_config(settings)
+    topics = settings.topics
+    states = {i: ShardState(config) for i in range(settings.shards)}
+    cache: dict[tuple[str, str], int] = {}
+    t_route = t_shard = 0.0
+    closed = 0
+    clock = time.perf_counter
+    for batch in batches:
+        t0 = clock()
+        by_shard, dead, _ = route([batch], topics, settings.shards, cache)
+        t1 = clock()
+        for shard, readings in by_shard.items():
+            closed += len(states[shard].ingest(readings, 0.0))
+        t_route += t1 - t0
+        t_shard += clock() - t1
+        assert not dead
+    t0 = clock()
+    for state in states.values():
+        closed += len(state.flush())
+    t_shard += clock() - t0
+    return t_route, t_shard, closed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workload", choices=sorted(wl.WORKLOADS), action="append")
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=5_000, help="messages per poll")
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args(argv)
+    settings = Settings.from_env({"EMIT_ALL_WINDOWS": "false"})
+    gc.set_threshold(50_000, 20, 100)  # as dataflow.main sets it
+    for name in args.workload or sorted(wl.WORKLOADS):
+        work = wl.WORKLOADS[name]
+        by_family = {family: topic for topic, family in settings.topics.items()}
+        msgs = [Msg(by_family[AIR_QUALITY if aq else TEMPERATURE], key, value)
+                for aq, key, value, _, _ in wl.readings(work, args.messages)]
+        batches = [msgs[i:i + args.batch] for i in range(0, len(msgs), args.batch)]
+        rounds = [run(batches, settings) for _ in range(args.runs)]
+        r = statistics.median(x[0] for x in rounds) / len(msgs) * 1e6
+        s = statistics.median(x[1] for x in rounds) / len(msgs) * 1e6
+        print(f"{name}: {len(msgs):,} messages, {rounds[0][2]:,} windows emitted | "
+              f"route {r:.2f} µs/msg, shards {s:.2f} µs/msg, total {r + s:.2f} µs/msg "
+              f"= {1e6 / (r + s):,.0f} msg/s (median of {args.runs})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
