@@ -77,7 +77,7 @@ Out = list[WindowResult | LateReading]
 
 # Bump when ShardState's pickled shape changes: an old snapshot then fails with a clear message
 # instead of an AttributeError deep in the scorer.
-SNAPSHOT_VERSION = 2
+SNAPSHOT_VERSION = 3
 
 
 class SnapshotVersionError(RuntimeError):

@@ -69,12 +69,13 @@ class LateReading(NamedTuple):
 
 
 class _Sensor:
-    __slots__ = ("alerts", "scorer", "windows")
+    __slots__ = ("alerts", "heard", "scorer", "windows")
 
     def __init__(self) -> None:
         self.windows = SensorWindows()
         self.scorer: SensorScorer | None = None  # built at the first closed window
         self.alerts = AlertTracker()
+        self.heard = -1.0  # wall time of the batch it was last heard in (its ``idle`` entry)
 
 
 class ShardCounts:
@@ -125,8 +126,11 @@ class ShardState:
                 continue
             if win.max_ts >= win.next_close:
                 self._score(key, sensor, win.close_due(size, lateness), out)
-            idle[key] = now
-            idle.move_to_end(key)
+            if sensor.heard != now:
+                # Once per sensor per batch: a sensor sends many readings per poll.
+                sensor.heard = now
+                idle[key] = now
+                idle.move_to_end(key)
         self.counts.late += late
         return out
 
@@ -140,6 +144,7 @@ class ShardState:
             if last > cutoff:
                 break
             del idle[key]
+            self.sensors[key].heard = -1.0
             self._close_sensor(key, out)
         return out
 
@@ -147,6 +152,7 @@ class ShardState:
         """Close every open window: the input has ended."""
         out: list[WindowResult | LateReading] = []
         for key in list(self.idle):
+            self.sensors[key].heard = -1.0
             self._close_sensor(key, out)
         self.idle.clear()
         return out
@@ -171,26 +177,40 @@ class ShardState:
     ) -> None:
         family, sensor_id = key
         cfg = self.config
-        if sensor.scorer is None:
-            sensor.scorer = SensorScorer(cfg.models[family])
+        scorer = sensor.scorer
+        if scorer is None:
+            scorer = sensor.scorer = SensorScorer(cfg.models[family])
         threshold = cfg.thresholds.get(family)
         counts = self.counts
-        alert_key = f"{family}/{sensor_id}"
+        alerts = sensor.alerts
+        emit_all = cfg.emit_all
+        counts.windows += len(closed)
         for stats in closed:
-            s = sensor.scorer.score_learn(stats.mean)
-            alarm = threshold_alarm(stats.mean, threshold)
-            counts.windows += 1
-            res = WindowResult(family, sensor_id, stats, s.score, s.model_ready, s.ml_anomaly,
-                               s.cut, threshold, alarm)
+            mean = stats.mean
+            s = scorer.score_learn(mean)
+            alarm = threshold_alarm(mean, threshold)
             if alarm or s.ml_anomaly:
                 counts.anomalies += 1
-            event = sensor.alerts.observe(alert_key, stats.start, stats.mean, s.score,
-                                          res.reasons, cfg.update_every, cfg.resolve_after)
+                reasons = ["threshold", "ml"] if alarm and s.ml_anomaly else (
+                    ["threshold"] if alarm else ["ml"])
+            elif alerts.alert_id is None:
+                # Clean, and no alert to resolve: the tracker only moves its baseline. Most
+                # windows of a fleet end here, so this skips the call and the result object.
+                alerts.baseline = mean
+                if emit_all:
+                    out.append(WindowResult(family, sensor_id, stats, s.score, s.model_ready,
+                                            False, s.cut, threshold, False))
+                continue
+            else:
+                reasons = []
+            event = alerts.observe(f"{family}/{sensor_id}", stats.start, mean, s.score,
+                                   reasons, cfg.update_every, cfg.resolve_after)
             if event is not None:
                 if event.event == "open":
                     counts.alerts_opened += 1
                 elif event.event == "resolved":
                     counts.alerts_resolved += 1
-                out.append(res._replace(alert=event))
-            elif cfg.emit_all:
-                out.append(res)
+            elif not emit_all:
+                continue
+            out.append(WindowResult(family, sensor_id, stats, s.score, s.model_ready,
+                                    s.ml_anomaly, s.cut, threshold, alarm, event))

@@ -78,7 +78,15 @@ class SensorWindows:
     def close_due(self, size: int, lateness: int) -> list[WindowStats]:
         """Close, oldest first, every window whose ``end + lateness`` the clock has reached."""
         horizon = self.max_ts - lateness - size  # windows starting at or before this are due
-        return self._close([s for s in self.open if s <= horizon], size, lateness)
+        opened = self.open
+        first = self.next_close - size - lateness  # the earliest open window
+        if first > horizon:
+            return []
+        if len(opened) == 1 or (len(opened) == 2 and max(opened) > horizon):
+            # The usual case, without building lists: only the earliest window is due (a
+            # sensor's reading opened the next one). A fifth of a huge fleet's time was here.
+            return self._close([first], size, lateness)
+        return self._close([s for s in opened if s <= horizon], size, lateness)
 
     def close_all(self, size: int, lateness: int) -> list[WindowStats]:
         """Close every open window (idle timeout, end of input)."""
@@ -86,9 +94,16 @@ class SensorWindows:
 
     def _close(self, starts: list[int], size: int, lateness: int) -> list[WindowStats]:
         out = []
-        for start in sorted(starts):
-            count, total, lo, hi = self.open.pop(start)
-            out.append(WindowStats(start, start + size, int(count), total / count, lo, hi))
-            self.closed_until = max(self.closed_until, start + size)
-        self.next_close = min(self.open) + size + lateness if self.open else _NEVER
+        opened = self.open
+        if len(starts) > 1:
+            starts.sort()
+        for start in starts:
+            count, total, lo, hi = opened.pop(start)
+            out.append(_new(WindowStats, (start, start + size, int(count), total / count, lo, hi)))
+        if starts and starts[-1] + size > self.closed_until:
+            self.closed_until = starts[-1] + size
+        self.next_close = min(opened) + size + lateness if opened else _NEVER
         return out
+
+
+_new = tuple.__new__  # a NamedTuple without its Python-level __new__: a window is made per close

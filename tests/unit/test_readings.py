@@ -89,6 +89,12 @@ def test_kafka_timestamp_used_only_when_payload_has_none() -> None:
         (b"2", b'{"Temperature_C": 65, "Timestamp": null}', "bad_timestamp"),
         (b"2", b'{"Temperature_C": 65, "Timestamp": [1]}', "bad_timestamp"),
         (b"2", b'{"Temperature_C": 65, "Timestamp": -5}', "timestamp_out_of_range"),
+        # Digits to str.isdigit, not to int(): these once escaped as a ValueError.
+        (b"2", '{"Temperature_C": 65, "Timestamp": "\u00b9"}'.encode(), "bad_timestamp"),
+        (b"2", '{"Temperature_C": 65, "Timestamp": "2022-07-15 11:34:32.\u00b913400"}'.encode(),
+         "bad_timestamp"),
+        (b"2", b'{"Temperature_C": 65, "Timestamp": "1900-01-01 00:00:00.000000"}',
+         "timestamp_out_of_range"),
         (b"2", b'{"Temperature_C": 65, "Timestamp": "2150-01-01T00:00:00"}',
          "timestamp_out_of_range"),
         (None, b'{"Temperature_C": 65, "Timestamp": 1657884872}', "bad_key"),

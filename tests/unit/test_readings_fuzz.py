@@ -1,6 +1,7 @@
 """Property tests: whatever bytes arrive, parsing either gives a sane reading or says why not."""
 
 import math
+from collections.abc import Callable
 from datetime import datetime
 
 import orjson
@@ -55,3 +56,43 @@ def test_fast_timestamp_path_agrees_with_the_full_parser(dt, sep) -> None:
 
     text = dt.strftime(f"%Y-%m-%d{sep}%H:%M:%S.%f")
     assert iso_to_ns(text) == _iso_to_ns(text)
+
+
+def _outcome(fn: Callable[..., int], *args: object) -> int | str:
+    """What ``fn`` decides: a value, or the reason it refused."""
+    try:
+        return fn(*args)
+    except BadMessage as exc:
+        return exc.reason
+
+
+@settings(max_examples=500)
+@given(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1)),
+       st.sampled_from([" ", "T"]), st.lists(st.tuples(st.integers(0, 25), st.characters()),
+                                             max_size=2))
+def test_fast_timestamp_path_agrees_on_mutated_strings(dt, sep, edits) -> None:
+    """Cached seconds must never let through, or change, what the full parser decides."""
+    from dataflow.readings import _iso_to_ns, iso_to_ns
+
+    chars = list(dt.strftime(f"%Y-%m-%d{sep}%H:%M:%S.%f"))
+    for at, ch in edits:
+        chars[at] = ch
+    text = "".join(chars)
+    for _ in range(2):  # the second time the second may come from the cache
+        assert _outcome(iso_to_ns, text) == _outcome(_iso_to_ns, text)
+
+
+@settings(max_examples=500)
+@given(st.sampled_from(FAMILIES),
+       st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False) | st.text(max_size=30)
+       | st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1)).map(
+           lambda d: d.strftime("%Y-%m-%d %H:%M:%S.%f")))
+def test_parse_fast_paths_follow_the_event_time_rule(family, raw) -> None:
+    """``parse`` takes shortcuts for the tutorials' shapes; the result is the general rule's."""
+    from dataflow.readings import timestamp_to_ns
+
+    value_field, ts_field = FIELDS[family]
+    msg = orjson.dumps({value_field: 1, ts_field: raw})
+    for _ in range(2):
+        got = _outcome(lambda: parse(family, b"k", msg).ts)
+        assert got == _outcome(timestamp_to_ns, orjson.loads(msg)[ts_field])
