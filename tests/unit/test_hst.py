@@ -23,6 +23,34 @@ def test_scores_equal_rivers(n_trees: int, height: int, window: int, seed: int) 
         ours.learn_one((v,))
 
 
+def test_scores_equal_rivers_on_split_points_and_outside_the_range() -> None:
+    """Values exactly on a split (River sends them right) and beyond the limits."""
+    river = anomaly.HalfSpaceTrees(n_trees=5, height=3, window_size=20,
+                                   limits={"mean": (0.0, 120.0)}, seed=42)
+    ours = CompactHST(Forest.from_river(river.clone()))
+    rng = random.Random(5)
+    values = [*ours.forest.points, -1e9, 1e9, 0.0, 120.0]
+    for i in range(200):
+        v = rng.choice(values) if i % 3 else rng.uniform(-10, 130)
+        assert ours.score_one((v,)) == pytest.approx(river.score_one({"mean": v}), abs=1e-12)
+        river.learn_one({"mean": v})
+        ours.learn_one((v,))
+
+
+def test_scores_equal_rivers_with_two_features() -> None:
+    river = anomaly.HalfSpaceTrees(n_trees=5, height=4, window_size=30,
+                                   limits={"a": (0.0, 10.0), "b": (-1.0, 1.0)}, seed=11)
+    ours = CompactHST(Forest.from_river(river.clone()))
+    assert not ours.forest.points  # the general path, not the one-feature intervals
+    rng = random.Random(11)
+    for _ in range(150):
+        a, b = rng.gauss(5, 2), rng.uniform(-1.2, 1.2)
+        assert ours.score_one((a, b)) == pytest.approx(river.score_one({"a": a, "b": b}),
+                                                       abs=1e-12)
+        river.learn_one({"a": a, "b": b})
+        ours.learn_one((a, b))
+
+
 def test_sensors_share_splits_but_not_masses() -> None:
     forest = Forest.from_river(anomaly.HalfSpaceTrees(n_trees=5, height=3, window_size=4,
                                                       limits={"mean": (0.0, 1.0)}, seed=3))
