@@ -4,8 +4,10 @@ import random
 import statistics
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from dataflow.windows import SensorWindows, window_start
+from dataflow.windows import SensorWindows, WindowStats, window_start
 
 S = 1_000_000_000
 SIZE, LATE = 5 * S, 2 * S
@@ -80,3 +82,34 @@ def test_close_all() -> None:
     assert [w.start for w in win.close_all(SIZE, LATE)] == [T0, T0 + SIZE]
     assert not win.open
     assert not win.add(T0 + 9 * S, 1.0, SIZE, LATE)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.tuples(st.integers(0, 60), st.integers(-5, 5)), max_size=60),
+       st.integers(0, 12))
+def test_matches_a_brute_force_model(events: list[tuple[int, int]], lateness: int) -> None:
+    """Any order of readings: the same accepted, refused and closed windows as a naive model
+    that keeps every reading and recomputes everything from scratch."""
+    size = 5
+    w = SensorWindows()
+    closed: list[WindowStats] = []
+    kept: list[tuple[int, int]] = []  # the model: accepted readings
+    done: set[int] = set()  # the model: closed window starts
+    clock = None
+    for ts, v in events:
+        model_late = any(ts < s + size for s in done)
+        assert w.add(ts, float(v), size, lateness) is not model_late
+        if model_late:
+            continue
+        kept.append((ts, v))
+        clock = ts if clock is None else max(clock, ts)
+        if w.due():
+            closed.extend(w.close_due(size, lateness))
+        done |= {t - t % size for t, _ in kept if t - t % size + size + lateness <= clock}
+    closed.extend(w.close_all(size, lateness))
+    model = []
+    for start in sorted({t - t % size for t, _ in kept}):
+        vals = [v for t, v in kept if t - t % size == start]
+        model.append((start, len(vals), sum(vals) / len(vals), min(vals), max(vals)))
+    assert sorted((c.start, c.count, c.mean, c.min, c.max) for c in closed) == [
+        (s, n, pytest.approx(m), lo, hi) for s, n, m, lo, hi in model]
