@@ -63,7 +63,7 @@ def run(batches: list[list[Msg]], settings: Settings) -> tuple[float, float, int
     config = shard_config(settings)
     topics = settings.topics
     states = {i: ShardState(config) for i in range(settings.shards)}
-    cache: dict[tuple[str, str], int] = {}
+    cache: dict[str, dict[bytes, int]] = {}
     t_route = t_shard = 0.0
     closed = 0
     clock = time.perf_counter

@@ -161,7 +161,7 @@ def build_flow(
     flow = Dataflow("sensor_anomalies")
     polls = op.input("inp", flow, source)  # [Message]: one item per partition poll
 
-    shard_cache: dict[tuple[str, str], int] = {}
+    shard_cache: dict[str, dict[bytes, int]] = {}  # family -> key -> shard
 
     def route_batch(batches: list[list[Any]]) -> list[Any]:
         by_shard, dead, by_family = route(batches, topics, shards, shard_cache)

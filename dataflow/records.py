@@ -50,36 +50,40 @@ def route(
     batches: Iterable[Iterable[SourceMessage]],
     topics: Mapping[str, str],
     shards: int,
-    shard_cache: dict[tuple[str, str], int] | None = None,
+    shard_cache: dict[str, dict[bytes, int]] | None = None,
 ) -> tuple[dict[int, list[Reading]], list[DeadLetter], dict[str, int]]:
     """Parse batches of messages and group the readings by shard: one item per shard downstream.
 
     Also returns how many readings each family had, for the metrics. ``shard_cache`` keeps each
-    sensor's shard between batches (hashing every message was a tenth of the flow's time).
+    sensor's shard between batches, per family by key bytes (hashing every message was a tenth
+    of the flow's time, and a bytes key hashes once).
     """
-    cache: dict[tuple[str, str], int] = {} if shard_cache is None else shard_cache
+    caches: dict[str, dict[bytes, int]] = {} if shard_cache is None else shard_cache
     by_shard: dict[int, list[Reading]] = {}
     dead: list[DeadLetter] = []
     by_family: dict[str, int] = {}
     for msg in chain.from_iterable(batches):
         topic = msg.topic()
+        key = msg.key()
         try:
             family = topics.get(topic)  # type: ignore[arg-type]
             if family is None:
                 raise BadMessage("unknown_topic", f"no family is read from topic {topic!r}")
             ts = msg.timestamp()
-            reading = parse(family, msg.key(), msg.value(), ts[1] if ts[0] else None, msg)
+            reading = parse(family, key, msg.value(), ts[1] if ts[0] else None, msg)
         except BadMessage as exc:
-            dead.append(DeadLetter(exc.reason, exc.detail, msg.key(), msg.value(), topic,
+            dead.append(DeadLetter(exc.reason, exc.detail, key, msg.value(), topic,
                                    msg.partition(), msg.offset()))
             continue
         by_family[family] = by_family.get(family, 0) + 1
-        sensor = (family, reading.sensor_id)
-        shard = cache.get(sensor)
+        cache = caches.get(family)
+        if cache is None:
+            cache = caches[family] = {}
+        shard = cache.get(key)  # type: ignore[arg-type]
         if shard is None:
             if len(cache) >= SHARD_CACHE_MAX:
                 cache.clear()
-            shard = cache[sensor] = shard_of(family, reading.sensor_id, shards)
+            shard = cache[key] = shard_of(family, reading.sensor_id, shards)  # type: ignore[index]
         bucket = by_shard.get(shard)
         if bucket is None:
             by_shard[shard] = [reading]
