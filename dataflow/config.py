@@ -52,7 +52,12 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
     "ML_QUANTILE": ("0.99", "Per-sensor score quantile above which a window is an ML anomaly."),
     "ML_MIN_DEVIATION": ("4.5", "An ML anomaly's mean must also be more than this many spreads "
                                 "from the sensor's running level (0: off)."),
-    "LEVEL_WINDOWS": ("300", "Memory, in windows, of each sensor's running level and spread."),
+    "LEVEL_WINDOWS": ("300", "Memory, in windows, of each sensor's running level (the spread's "
+                             "is twice as long)."),
+    "ML_DRIFT_SLACK": ("2", "Spreads a window mean may sit from the level before it adds to the "
+                            "sensor's drift sums (CUSUM)."),
+    "ML_DRIFT_LIMIT": ("12", "A drift sum above this is an ML anomaly: a lasting moderate "
+                             "departure (0: off)."),
     "WARMUP_WINDOWS": ("100", "Windows a sensor's model learns, after its first "
                               "`HST_WINDOW_SIZE`, before it may raise ML anomalies."),
     "MODEL_SEED": ("42", "Seed of every sensor's model, so runs are reproducible."),
@@ -143,6 +148,8 @@ class Settings:
     hst_window_size: int
     ml_quantile: float
     ml_min_deviation: float
+    ml_drift_slack: float
+    ml_drift_limit: float
     level_windows: int
     warmup_windows: int
     model_seed: int
@@ -201,6 +208,10 @@ class Settings:
         _check("ML_QUANTILE", 0 < quantile < 1, "strictly between 0 and 1", env)
         min_dev = _parse(env, "ML_MIN_DEVIATION", _finite, "a number")
         _check("ML_MIN_DEVIATION", min_dev >= 0, ">= 0", env)
+        drift = {}
+        for name in ("ML_DRIFT_SLACK", "ML_DRIFT_LIMIT"):
+            drift[name] = _parse(env, name, _finite, "a number")
+            _check(name, drift[name] >= 0, ">= 0", env)
         status = _parse(env, "STATUS_INTERVAL_SECONDS", _finite, "a number of seconds")
         _check("STATUS_INTERVAL_SECONDS", status >= 0, ">= 0", env)
         log_level = _raw(env, "LOG_LEVEL").upper()
@@ -233,6 +244,8 @@ class Settings:
             hst_window_size=ints["HST_WINDOW_SIZE"],
             ml_quantile=quantile,
             ml_min_deviation=min_dev,
+            ml_drift_slack=drift["ML_DRIFT_SLACK"],
+            ml_drift_limit=drift["ML_DRIFT_LIMIT"],
             level_windows=ints["LEVEL_WINDOWS"],
             warmup_windows=ints["WARMUP_WINDOWS"],
             model_seed=_parse(env, "MODEL_SEED", int, "an integer"),

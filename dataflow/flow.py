@@ -58,6 +58,8 @@ def shard_config(settings: Settings) -> ShardConfig:
             seed=settings.model_seed,
             min_deviation=settings.ml_min_deviation,
             level_windows=settings.level_windows,
+            drift_slack=settings.ml_drift_slack,
+            drift_limit=settings.ml_drift_limit,
         )
         for family, limits in settings.limits.items()
     }
@@ -77,7 +79,7 @@ Out = list[WindowResult | LateReading]
 
 # Bump when ShardState's pickled shape changes: an old snapshot then fails with a clear message
 # instead of an AttributeError deep in the scorer.
-SNAPSHOT_VERSION = 3
+SNAPSHOT_VERSION = 4
 
 
 class SnapshotVersionError(RuntimeError):

@@ -83,3 +83,40 @@ def test_spike_after_warm_up_is_an_ml_anomaly() -> None:
     spike = scorer.score_learn(110.0)
     assert spike.model_ready and spike.ml_anomaly
     assert spike.cut is not None and spike.score > spike.cut
+
+
+def test_persistent_moderate_departure_is_an_ml_anomaly() -> None:
+    """A trough or drift 3 standard deviations out never clears the per-window gate, but
+    sustained for a dozen windows the CUSUM of the z-score flags it; without it, nothing does."""
+
+    def shifted(drift_limit: float) -> tuple[list[bool], float]:
+        scorer = SensorScorer(ModelParams(limits=(0.0, 120.0), window_size=50, warmup=100,
+                                          drift_limit=drift_limit))
+        for x in normal_means(400, seed=4):
+            scorer.score_learn(x)
+        rng = random.Random(9)
+        means = [65.0 + 3 * 1.5 + rng.gauss(0, 0.3) for _ in range(40)]
+        worst = max(scorer.deviation(m) for m in means)
+        return [scorer.score_learn(m).ml_anomaly for m in means], worst
+
+    flags, worst = shifted(ModelParams.drift_limit)
+    assert worst < ModelParams.min_deviation  # no single window is far enough
+    assert not any(flags[:5])  # a few windows out is not yet a departure ...
+    assert any(flags[5:30])  # ... a dozen are
+    without, _ = shifted(0.0)
+    assert not any(without)
+
+
+def test_spread_forgets_more_slowly_than_the_level() -> None:
+    """A sensor's spread holds its rarer, larger swings for ``spread_memory`` level memories."""
+
+    def spread_after(spread_memory: float) -> float:
+        scorer = SensorScorer(ModelParams(limits=(0.0, 120.0), level_windows=100,
+                                          spread_memory=spread_memory))
+        for i in range(2100):  # +-1, then +-3 (spread 3), then +-1 again for 100 windows
+            swing = 3.0 if 1000 <= i < 2000 else 1.0
+            scorer.score_learn(50.0 + (swing if i % 2 else -swing))
+        return scorer.spread
+
+    assert spread_after(2.0) > 2.1  # about 1 + 2 * exp(-1/2)
+    assert spread_after(1.0) < 1.8  # about 1 + 2 * exp(-1)
