@@ -59,6 +59,9 @@ class Score(NamedTuple):
     cut: float | None  # the sensor's score quantile at the time, None before any is known
 
 
+_new = tuple.__new__  # a NamedTuple without its Python-level __new__: one Score per window
+
+
 @functools.cache
 def forest(params: ModelParams) -> Forest:
     """The trees every sensor with these parameters shares, built once by River."""
@@ -109,7 +112,9 @@ class SensorScorer:
     def __init__(self, params: ModelParams) -> None:
         self.params = params
         self.model = CompactHST(forest(params))
-        self.cut = stats.Quantile(params.quantile)
+        # River's P² quantile of scores, made when the first score is learned: a sensor that has
+        # not yet filled a reference window (most of a fleet that just started) needs none.
+        self.cut: stats.Quantile | None = None
         self.seen = 0
         self.level = 0.0
         self.spread = 0.0
@@ -131,9 +136,14 @@ class SensorScorer:
         limit = p.drift_limit
         if limit <= 0:
             return False
+        up = self.up + z - p.drift_slack
+        down = self.down - z - p.drift_slack
+        if up <= 0.0 and down <= 0.0:  # the usual case: noise keeps both sums at 0
+            self.up = self.down = 0.0
+            return False
         cap = 2 * limit
-        self.up = min(cap, max(0.0, self.up + z - p.drift_slack))
-        self.down = min(cap, max(0.0, self.down - z - p.drift_slack))
+        self.up = min(cap, max(0.0, up))
+        self.down = min(cap, max(0.0, down))
         return self.up > limit or self.down > limit
 
     def _track_level(self, mean: float) -> None:
@@ -152,7 +162,7 @@ class SensorScorer:
         x = (mean,)
         score = self.model.score_one(x)
         p = self.params
-        cut = self.cut.get() if self.seen > p.window_size else None
+        cut = self.cut.get() if self.cut is not None and self.seen > p.window_size else None
         ready = self.seen >= p.window_size + p.warmup
         if self.seen and self.spread > 0:
             z = (mean - self.level) / (1.25 * self.spread)  # deviation(), signed
@@ -168,12 +178,14 @@ class SensorScorer:
         ml = ready and ((cut is not None and score > cut and far) or gross or drift)
         self._track_level(mean)
         if self.seen >= p.window_size:
+            if self.cut is None:
+                self.cut = stats.Quantile(p.quantile)
             self.cut.update(score)
         if not ml:
             # Like River's anomaly filters: do not teach the model what it just called anomalous.
             self.model.learn_one(x)
         self.seen += 1
-        return Score(score, ml, ready, cut)
+        return _new(Score, (score, ml, ready, cut))
 
 
 def threshold_alarm(mean: float, threshold: float | None) -> bool:

@@ -44,7 +44,7 @@ class SensorWindows:
     __slots__ = ("closed_until", "max_ts", "next_close", "open")
 
     def __init__(self) -> None:
-        self.open: dict[int, list[float]] = {}
+        self.open: dict[int, list] = {}  # [count (int), sum, min, max]
         self.max_ts = -_NEVER
         self.closed_until = -_NEVER  # end of the last closed window: earlier readings are late
         self.next_close = _NEVER  # sensor clock at which the earliest open window closes
@@ -99,7 +99,7 @@ class SensorWindows:
             starts.sort()
         for start in starts:
             count, total, lo, hi = opened.pop(start)
-            out.append(_new(WindowStats, (start, start + size, int(count), total / count, lo, hi)))
+            out.append(_new(WindowStats, (start, start + size, count, total / count, lo, hi)))
         if starts and starts[-1] + size > self.closed_until:
             self.closed_until = starts[-1] + size
         self.next_close = min(opened) + size + lateness if opened else _NEVER
