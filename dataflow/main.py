@@ -61,15 +61,16 @@ class _PollPartition(StatefulSourcePartition[list[Message], int]):
     def next_batch(self) -> list[list[Message]]:
         if self._eof:
             raise StopIteration
-        polled = []
-        for msg in self._consumer.consume(self._batch_size, 0.001):
-            err = msg.error()
-            if err is None:
-                polled.append(msg)
-            elif err.code() == KafkaError._PARTITION_EOF:
+        msgs = self._consumer.consume(self._batch_size, 0.001)
+        polled = [msg for msg in msgs if msg.error() is None]
+        if len(polled) < len(msgs):  # only EOF or errors, at most a few per poll
+            for msg in msgs:
+                err = msg.error()
+                if err is None:
+                    continue
+                if err.code() != KafkaError._PARTITION_EOF:
+                    raise RuntimeError(f"error consuming from Kafka topic {msg.topic()!r}: {err}")
                 self._eof = True  # after this poll's messages are out
-            else:
-                raise RuntimeError(f"error consuming from Kafka topic {msg.topic()!r}: {err}")
         if not polled:
             return []
         self._offset = polled[-1].offset() + 1

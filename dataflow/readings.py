@@ -65,6 +65,11 @@ class BadMessage(ValueError):
         self.detail = detail
 
 
+class NoTimestamp(BadMessage):
+    """The payload has no timestamp field and no Kafka timestamp was given: a caller that has
+    one (rarely needed, so not fetched for every message) may parse again with it."""
+
+
 def epoch_to_ns(num: float) -> int:
     """Epoch number -> ns, the unit inferred from magnitude (see the module docstring)."""
     mag = abs(num)
@@ -233,5 +238,5 @@ def parse(
     elif kafka_ts_ms is not None and kafka_ts_ms > 0:
         ts = kafka_ts_ms * 1_000_000
     else:
-        raise BadMessage("missing_field", f"no {ts_field!r} field and no Kafka timestamp")
+        raise NoTimestamp("missing_field", f"no {ts_field!r} field and no Kafka timestamp")
     return _new(Reading, (family, sensor_id, ts, num, source))

@@ -7,14 +7,13 @@ of bytes; the JSON value is encoded exactly once, by orjson.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from itertools import chain
 from typing import Any, NamedTuple, Protocol
 
 import orjson
 
-from dataflow.readings import BadMessage, Reading, parse
+from dataflow.readings import BadMessage, NoTimestamp, Reading, parse
 from dataflow.shard import LateReading, WindowResult, shard_of
 
 Headers = list[tuple[str, bytes]]
@@ -47,49 +46,64 @@ SHARD_CACHE_MAX = 1 << 20
 
 
 def route(
-    batches: Iterable[Iterable[SourceMessage]],
+    batches: Iterable[Sequence[SourceMessage]],
     topics: Mapping[str, str],
     shards: int,
     shard_cache: dict[str, dict[bytes, int]] | None = None,
 ) -> tuple[dict[int, list[Reading]], list[DeadLetter], dict[str, int]]:
     """Parse batches of messages and group the readings by shard: one item per shard downstream.
 
-    Also returns how many readings each family had, for the metrics. ``shard_cache`` keeps each
-    sensor's shard between batches, per family by key bytes (hashing every message was a tenth
-    of the flow's time, and a bytes key hashes once).
+    A batch is one poll of one partition, so its messages share a topic: the family and its
+    shard cache are looked up once per batch. Also returns how many readings each family had,
+    for the metrics. ``shard_cache`` keeps each sensor's shard between batches, per family by
+    key bytes (hashing every message was a tenth of the flow's time).
     """
     caches: dict[str, dict[bytes, int]] = {} if shard_cache is None else shard_cache
-    by_shard: dict[int, list[Reading]] = {}
+    buckets: list[list[Reading]] = [[] for _ in range(shards)]
     dead: list[DeadLetter] = []
     by_family: dict[str, int] = {}
-    for msg in chain.from_iterable(batches):
-        topic = msg.topic()
-        key = msg.key()
-        try:
-            family = topics.get(topic)  # type: ignore[arg-type]
-            if family is None:
-                raise BadMessage("unknown_topic", f"no family is read from topic {topic!r}")
-            ts = msg.timestamp()
-            reading = parse(family, key, msg.value(), ts[1] if ts[0] else None, msg)
-        except BadMessage as exc:
-            dead.append(DeadLetter(exc.reason, exc.detail, key, msg.value(), topic,
-                                   msg.partition(), msg.offset()))
+    for batch in batches:
+        if not batch:
             continue
-        by_family[family] = by_family.get(family, 0) + 1
+        topic = batch[0].topic()
+        family = topics.get(topic)  # type: ignore[arg-type]
+        if family is None:
+            for msg in batch:
+                dead.append(_dead(msg, "unknown_topic",
+                                  f"no family is read from topic {topic!r}"))
+            continue
         cache = caches.get(family)
         if cache is None:
             cache = caches[family] = {}
-        shard = cache.get(key)  # type: ignore[arg-type]
-        if shard is None:
-            if len(cache) >= SHARD_CACHE_MAX:
-                cache.clear()
-            shard = cache[key] = shard_of(family, reading.sensor_id, shards)  # type: ignore[index]
-        bucket = by_shard.get(shard)
-        if bucket is None:
-            by_shard[shard] = [reading]
-        else:
-            bucket.append(reading)
-    return by_shard, dead, by_family
+        good = 0
+        for msg in batch:
+            key = msg.key()
+            try:
+                try:
+                    reading = parse(family, key, msg.value(), None, msg)
+                except NoTimestamp:
+                    ts = msg.timestamp()  # only now: one C call per message saved
+                    if not ts[0]:
+                        raise
+                    reading = parse(family, key, msg.value(), ts[1], msg)
+            except BadMessage as exc:
+                dead.append(_dead(msg, exc.reason, exc.detail))
+                continue
+            good += 1
+            shard = cache.get(key)  # type: ignore[arg-type]
+            if shard is None:
+                if len(cache) >= SHARD_CACHE_MAX:
+                    cache.clear()
+                shard = cache[key] = shard_of(family, reading.sensor_id, shards)  # type: ignore[index]
+            buckets[shard].append(reading)
+        if good:
+            by_family[family] = by_family.get(family, 0) + good
+    return {s: b for s, b in enumerate(buckets) if b}, dead, by_family
+
+
+def _dead(msg: SourceMessage, reason: str, detail: str) -> DeadLetter:
+    return DeadLetter(reason, detail, msg.key(), msg.value(), msg.topic(), msg.partition(),
+                      msg.offset())
 
 
 def iso_utc(ns: int) -> str:

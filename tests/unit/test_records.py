@@ -35,6 +35,19 @@ def test_iso_utc_keeps_milliseconds() -> None:
     assert iso_utc(1_710_856_626_905_833_677) == "2024-03-19T13:57:06.905Z"
 
 
+def test_route_takes_the_kafka_timestamp_only_when_the_payload_has_none() -> None:
+    payload = orjson.dumps({"Temperature_C": 60})
+    with_ts = FakeMessage(b"1", payload, "temperature_readings", 0, 1, 1_700_000_123_456)
+    without = FakeMessage(b"2", payload, "temperature_readings", 0, 2, None)
+    own_ts = FakeMessage(b"3", orjson.dumps({"Temperature_C": 60, "Timestamp": 1_600_000_000}),
+                         "temperature_readings", 0, 3, 1_700_000_123_456)
+    by_shard, dead, by_family = route([[with_ts, without, own_ts]], TOPICS, 1)
+    assert [(r.sensor_id, r.ts) for r in by_shard[0]] == [
+        ("1", 1_700_000_123_456 * 1_000_000), ("3", 1_600_000_000 * S)]
+    assert [(d.reason, d.key, d.offset) for d in dead] == [("missing_field", b"2", 2)]
+    assert by_family == {TEMPERATURE: 2}
+
+
 def test_route_groups_by_shard_and_keeps_bad_bytes() -> None:
     good = [msg(str(i).encode(), orjson.dumps({"Temperature_C": i, "Timestamp": 1_700_000_000}))
             for i in range(50)]
