@@ -5,10 +5,10 @@
 
 What a quick loop needs when changing the hot path: the same messages the harness loads
 (``workloads.readings``), held in memory as stand-ins for librdkafka's ``Message``, routed in
-poll-sized batches of one topic by ``records.route`` and folded by one ``ShardState`` per shard, exactly as
-``ShardLogic.on_batch`` does, then flushed. It reports µs per message for routing (parse and
-shard) and for the shards (windows, scores, alerts). Bytewax's and librdkafka's own costs are not
-in it: the harness (``make bench``) measures those end to end.
+poll-sized batches of one topic by ``records.route`` and folded by one ``ShardState`` per shard,
+exactly as ``ShardLogic.on_batch`` does, then flushed. It reports µs per message for routing
+(parse and shard) and for the shards (windows, scores, alerts). Bytewax's and librdkafka's own
+costs are not in it: the harness (``make bench``) measures those end to end.
 """
 
 from __future__ import annotations

@@ -120,6 +120,8 @@ def _cache_second(head: str) -> int | None:
     if dt.tzinfo is not None or dt.isoformat(sep=head[10]) != head:
         return None  # an offset, a week date, ...: leave it to the full parser
     second = _iso_to_ns(head)
+    if not _MIN_NS <= second < _MAX_NS - 1_000_000_000:
+        return None  # the full rule refuses it, with its reason
     if len(_SECONDS) >= _SECONDS_MAX:
         _SECONDS.clear()
     _SECONDS[head] = second
@@ -214,7 +216,7 @@ def parse(
     num = obj.get(value_field, _MISSING)
     kind = type(num)
     if kind is float:
-        if not math.isfinite(num):
+        if num - num != 0.0:  # inf or nan; cheaper than math.isfinite (orjson refuses both)
             raise BadMessage("non_finite_value", f"{value_field!r} is {num}")
     elif kind is int:
         num = float(num)
@@ -228,9 +230,8 @@ def parse(
         ts = raw_ts
     elif (kind is str and len(raw_ts) == 26 and raw_ts[19] == "."
           and (second := _SECONDS.get(raw_ts[:19])) is not None
-          and raw_ts[20:].isascii() and raw_ts[20:].isdigit()
-          and _MIN_NS <= second < _MAX_NS):
-        ts = second + int(raw_ts[20:]) * 1_000
+          and (frac := raw_ts[20:]).isascii() and frac.isdigit()):
+        ts = second + int(frac) * 1_000  # cached seconds are in range: see _cache_second
     elif raw_ts is not None:
         ts = timestamp_to_ns(raw_ts)
     elif ts_field in obj:

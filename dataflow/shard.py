@@ -115,12 +115,13 @@ class ShardState:
         out: list[WindowResult | LateReading] = []
         late = 0
         for reading in readings:
-            key = (reading.family, reading.sensor_id)
+            family, sensor_id, ts, value, _ = reading  # unpacking beats four attribute reads
+            key = (family, sensor_id)
             sensor = sensors.get(key)
             if sensor is None:
                 sensor = sensors[key] = _Sensor()
             win = sensor.windows
-            if not win.add(reading.ts, reading.value, size, lateness):
+            if not win.add(ts, value, size, lateness):
                 out.append(LateReading(reading))
                 late += 1
                 continue
