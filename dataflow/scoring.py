@@ -130,61 +130,64 @@ class SensorScorer:
             return dev / (1.25 * self.spread)
         return math.inf if dev > 0 else 0.0
 
-    def _drifting(self, z: float) -> bool:
-        """Add this window's signed z-score to the CUSUM sums; True when one is over the limit."""
-        p = self.params
-        limit = p.drift_limit
-        if limit <= 0:
-            return False
-        up = self.up + z - p.drift_slack
-        down = self.down - z - p.drift_slack
-        if up <= 0.0 and down <= 0.0:  # the usual case: noise keeps both sums at 0
-            self.up = self.down = 0.0
-            return False
-        cap = 2 * limit
-        self.up = min(cap, max(0.0, up))
-        self.down = min(cap, max(0.0, down))
-        return self.up > limit or self.down > limit
-
-    def _track_level(self, mean: float) -> None:
-        if self.seen == 0:
-            self.level = mean
-            return
-        p = self.params
-        warm = 1.0 / (self.seen + 1)  # a plain mean until the memory is that long
-        a = max(1.0 / p.level_windows, warm)
-        self.level += a * (mean - self.level)
-        b = max(1.0 / (p.spread_memory * p.level_windows), warm)
-        self.spread += b * (abs(mean - self.level) - self.spread)
-
     def score_learn(self, mean: float) -> Score:
-        """Score a window mean against this sensor's history, then learn it unless anomalous."""
+        """Score a window mean against this sensor's history, then learn it unless anomalous.
+
+        One flat function (every window of a fleet passes here): the level, spread and drift
+        updates are inlined rather than methods.
+        """
         x = (mean,)
-        score = self.model.score_one(x)
+        model = self.model
+        score = model.score_one(x)
         p = self.params
-        cut = self.cut.get() if self.cut is not None and self.seen > p.window_size else None
-        ready = self.seen >= p.window_size + p.warmup
-        if self.seen and self.spread > 0:
-            z = (mean - self.level) / (1.25 * self.spread)  # deviation(), signed
+        seen = self.seen
+        quantile = self.cut
+        cut = quantile.get() if quantile is not None and seen > p.window_size else None
+        ready = seen >= p.window_size + p.warmup
+        level, spread = self.level, self.spread
+        drift = False
+        if seen and spread > 0:
+            z = (mean - level) / (1.25 * spread)  # deviation(), signed
             dev = abs(z)
-            drift = self._drifting(z)
+            limit = p.drift_limit
+            if limit > 0:
+                # Page's two-sided CUSUM of z beyond the slack, each sum in [0, 2 * limit].
+                up = self.up + z - p.drift_slack
+                down = self.down - z - p.drift_slack
+                if up > 0.0 or down > 0.0:
+                    cap = 2 * limit
+                    up = 0.0 if up < 0.0 else (cap if up > cap else up)
+                    down = 0.0 if down < 0.0 else (cap if down > cap else down)
+                    drift = up > limit or down > limit
+                else:  # the usual case: noise keeps both sums at 0
+                    up = down = 0.0
+                self.up, self.down = up, down
         else:
             dev = self.deviation(mean)
-            drift = False
-        far = p.min_deviation <= 0 or dev > p.min_deviation
+        gate = p.min_deviation
+        far = gate <= 0 or dev > gate
         # Twice as far is anomalous whatever the trees say: a mean beyond the feature range
         # lands in an edge leaf shared with ordinary values, and can score low.
-        gross = p.min_deviation > 0 and dev > 2 * p.min_deviation
+        gross = gate > 0 and dev > 2 * gate
         ml = ready and ((cut is not None and score > cut and far) or gross or drift)
-        self._track_level(mean)
-        if self.seen >= p.window_size:
-            if self.cut is None:
-                self.cut = stats.Quantile(p.quantile)
-            self.cut.update(score)
+        # Level and spread: exponentially weighted, a plain mean until the memory is that long.
+        if seen == 0:
+            self.level = mean
+        else:
+            warm = 1.0 / (seen + 1)
+            a = 1.0 / p.level_windows
+            level += (warm if warm > a else a) * (mean - level)
+            b = 1.0 / (p.spread_memory * p.level_windows)
+            self.spread = spread + (warm if warm > b else b) * (abs(mean - level) - spread)
+            self.level = level
+        if seen >= p.window_size:
+            if quantile is None:
+                quantile = self.cut = stats.Quantile(p.quantile)
+            quantile.update(score)
         if not ml:
             # Like River's anomaly filters: do not teach the model what it just called anomalous.
-            self.model.learn_one(x)
-        self.seen += 1
+            model.learn_one(x)
+        self.seen = seen + 1
         return _new(Score, (score, ml, ready, cut))
 
 
