@@ -188,23 +188,23 @@ class ShardState:
         counts.windows += len(closed)
         for stats in closed:
             mean = stats.mean
-            s = scorer.score_learn(mean)
+            score, ml, ready, cut = scorer.score_learn(mean)
             alarm = threshold_alarm(mean, threshold)
-            if alarm or s.ml_anomaly:
+            if alarm or ml:
                 counts.anomalies += 1
-                reasons = ["threshold", "ml"] if alarm and s.ml_anomaly else (
+                reasons = ["threshold", "ml"] if alarm and ml else (
                     ["threshold"] if alarm else ["ml"])
             elif alerts.alert_id is None:
                 # Clean, and no alert to resolve: the tracker only moves its baseline. Most
                 # windows of a fleet end here, so this skips the call and the result object.
                 alerts.baseline = mean
                 if emit_all:
-                    out.append(WindowResult(family, sensor_id, stats, s.score, s.model_ready,
-                                            False, s.cut, threshold, False))
+                    out.append(WindowResult(family, sensor_id, stats, score, ready, False, cut,
+                                            threshold, False))
                 continue
             else:
                 reasons = []
-            event = alerts.observe(f"{family}/{sensor_id}", stats.start, mean, s.score,
+            event = alerts.observe(f"{family}/{sensor_id}", stats.start, mean, score,
                                    reasons, cfg.update_every, cfg.resolve_after)
             if event is not None:
                 if event.event == "open":
@@ -213,5 +213,5 @@ class ShardState:
                     counts.alerts_resolved += 1
             elif not emit_all:
                 continue
-            out.append(WindowResult(family, sensor_id, stats, s.score, s.model_ready,
-                                    s.ml_anomaly, s.cut, threshold, alarm, event))
+            out.append(WindowResult(family, sensor_id, stats, score, ready, ml, cut, threshold,
+                                    alarm, event))
