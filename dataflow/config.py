@@ -38,6 +38,11 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
     "WINDOW_SECONDS": ("5", "Tumbling event-time window length, per sensor."),
     "ALLOWED_LATENESS_SECONDS": ("2", "How far a sensor's event time may pass a window's end "
                                       "before the window closes."),
+    "LIVE_SKEW_SECONDS": ("60", "A sensor whose event time is within this many seconds of the "
+                                "wall clock is live: between its readings its clock also runs "
+                                "on by the wall clock, so its windows close on time even when "
+                                "its next reading is slow to come. Older data (replays, "
+                                "backlogs) closes windows by event time only (0: never)."),
     "IDLE_TIMEOUT_SECONDS": ("10", "Wall-clock seconds after a sensor's last reading at which "
                                    "its open windows close anyway."),
     "SHARDS": ("32", "Key groups that sensors are hashed into (Bytewax keys)."),
@@ -140,6 +145,7 @@ class Settings:
     window_seconds: float
     lateness_seconds: float
     idle_timeout_seconds: float
+    live_skew_seconds: float
     shards: int
     thresholds: dict[str, float]  # family -> alarm level of the window mean
     limits: dict[str, tuple[float, float]]  # family -> HalfSpaceTrees range
@@ -188,6 +194,8 @@ class Settings:
         _check("ALLOWED_LATENESS_SECONDS", lateness >= 0, ">= 0", env)
         idle = _parse(env, "IDLE_TIMEOUT_SECONDS", _finite, "a number of seconds")
         _check("IDLE_TIMEOUT_SECONDS", idle > 0, "> 0", env)
+        live_skew = _parse(env, "LIVE_SKEW_SECONDS", _finite, "a number of seconds")
+        _check("LIVE_SKEW_SECONDS", live_skew >= 0, ">= 0", env)
         shards = _parse(env, "SHARDS", int, "an integer")
         _check("SHARDS", 1 <= shards <= 4096, "between 1 and 4096", env)
 
@@ -236,6 +244,7 @@ class Settings:
             window_seconds=window,
             lateness_seconds=lateness,
             idle_timeout_seconds=idle,
+            live_skew_seconds=live_skew,
             shards=shards,
             thresholds=thresholds,
             limits=limits,

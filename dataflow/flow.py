@@ -67,6 +67,7 @@ def shard_config(settings: Settings) -> ShardConfig:
         window_ns=round(settings.window_seconds * 1e9),
         lateness_ns=round(settings.lateness_seconds * 1e9),
         idle_timeout_s=settings.idle_timeout_seconds,
+        live_skew_s=settings.live_skew_seconds,
         models=models,
         thresholds=dict(settings.thresholds),
         emit_all=settings.emit_all,
@@ -79,7 +80,7 @@ Out = list[WindowResult | LateReading]
 
 # Bump when ShardState's pickled shape changes: an old snapshot then fails with a clear message
 # instead of an AttributeError deep in the scorer.
-SNAPSHOT_VERSION = 4
+SNAPSHOT_VERSION = 5
 
 
 class SnapshotVersionError(RuntimeError):

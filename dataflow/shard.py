@@ -8,6 +8,7 @@ no Bytewax; wall-clock time is passed in, so tests control it.
 
 from __future__ import annotations
 
+import heapq
 import zlib
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -35,6 +36,7 @@ class ShardConfig:
     models: dict[str, ModelParams]  # family -> model parameters
     thresholds: dict[str, float]  # family -> alarm level of the mean
     emit_all: bool = False
+    live_skew_s: float = 0.0  # see ShardState; 0: windows close by event time only
     update_every: int = 12  # windows between two events of one alert, at least
     resolve_after: int = 3  # clean windows that resolve an alert
 
@@ -103,6 +105,9 @@ class ShardState:
         # Sensors with open windows, least recently heard from first. Wall time only grows, so
         # this is ordered by idle deadline and expiry never scans sensors that are not due.
         self.idle: OrderedDict[tuple[str, str], float] = OrderedDict()
+        # Live sensors' close deadlines: (wall time, sensor, the next_close it was set for).
+        # Entries go stale when the sensor's own readings close the window first; skipped then.
+        self.deadlines: list[tuple[float, tuple[str, str], int]] = []
         self.counts = ShardCounts()
 
     def ingest(
@@ -112,6 +117,7 @@ class ShardState:
         cfg = self.config
         size, lateness = cfg.window_ns, cfg.lateness_ns
         sensors, idle = self.sensors, self.idle
+        live = cfg.live_skew_s > 0
         out: list[WindowResult | LateReading] = []
         late = 0
         for reading in readings:
@@ -121,12 +127,15 @@ class ShardState:
             if sensor is None:
                 sensor = sensors[key] = _Sensor()
             win = sensor.windows
+            before = win.next_close
             if not win.add(ts, value, size, lateness):
                 out.append(LateReading(reading))
                 late += 1
                 continue
             if win.max_ts >= win.next_close:
                 self._score(key, sensor, win.close_due(size, lateness), out)
+            if live and win.next_close != before:  # once per window, not per reading
+                self._arm(key, win, now)
             if sensor.heard != now:
                 # Once per sensor per batch: a sensor sends many readings per poll.
                 sensor.heard = now
@@ -147,7 +156,35 @@ class ShardState:
             del idle[key]
             self.sensors[key].heard = -1.0
             self._close_sensor(key, out)
+        deadlines = self.deadlines
+        size, lateness = self.config.window_ns, self.config.lateness_ns
+        while deadlines and deadlines[0][0] <= now:
+            due, key, next_close = heapq.heappop(deadlines)
+            sensor = self.sensors[key]
+            win = sensor.windows
+            if win.next_close != next_close:
+                continue  # its own readings (or the idle timeout) closed that window first
+            # The sensor's clock, run on by the wall clock since it was at next_close.
+            clock = next_close + round((now - due) * 1e9)
+            self._score(key, sensor, win.close_at(clock, size, lateness), out)
+            if win.open:
+                heapq.heappush(deadlines, (due + (win.next_close - next_close) / 1e9, key,
+                                           win.next_close))
         return out
+
+    def _arm(self, key: tuple[str, str], win: SensorWindows, now: float) -> None:
+        """Give a live sensor a wall-clock deadline for its earliest open window.
+
+        Live: its event clock is within ``live_skew_s`` of the wall clock, so it can be run on
+        by the wall clock between readings, as Bytewax's ``EventClock`` does. Without this a
+        window closes only when the sensor's next reading passes its end plus the lateness, up
+        to one sampling interval late (0.5 s at 2 Hz). Replays and backlogs (old event times)
+        are not live, so they close by event time only and stay deterministic.
+        """
+        if not win.open or abs(win.max_ts / 1e9 - now) > self.config.live_skew_s:
+            return
+        heapq.heappush(self.deadlines, (now + (win.next_close - win.max_ts) / 1e9, key,
+                                        win.next_close))
 
     def flush(self) -> list[WindowResult | LateReading]:
         """Close every open window: the input has ended."""
@@ -156,13 +193,16 @@ class ShardState:
             self.sensors[key].heard = -1.0
             self._close_sensor(key, out)
         self.idle.clear()
+        self.deadlines.clear()
         return out
 
     def next_deadline(self) -> float | None:
         """Wall time at which ``expire`` next has work, or None."""
-        if not self.idle:
-            return None
-        return next(iter(self.idle.values())) + self.config.idle_timeout_s
+        idle = next(iter(self.idle.values())) + self.config.idle_timeout_s if self.idle else None
+        if not self.deadlines:
+            return idle
+        live = self.deadlines[0][0]
+        return live if idle is None else min(idle, live)
 
     def _close_sensor(self, key: tuple[str, str], out: list[WindowResult | LateReading]) -> None:
         sensor = self.sensors[key]

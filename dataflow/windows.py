@@ -93,6 +93,15 @@ class SensorWindows:
             return [_new(WindowStats, (first, end, count, total / count, lo, hi))]
         return self._close([s for s in self.open if s <= horizon], size, lateness)
 
+    def close_at(self, clock: int, size: int, lateness: int) -> list[WindowStats]:
+        """Close, oldest first, every window that a sensor clock at ``clock`` would close.
+
+        For a clock that ran on without readings (a live sensor, by the wall clock): the
+        sensor's own ``max_ts`` is left alone.
+        """
+        horizon = clock - lateness - size
+        return self._close([s for s in self.open if s <= horizon], size, lateness)
+
     def close_all(self, size: int, lateness: int) -> list[WindowStats]:
         """Close every open window (idle timeout, end of input)."""
         return self._close(list(self.open), size, lateness)

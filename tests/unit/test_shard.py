@@ -13,10 +13,10 @@ S = 1_000_000_000
 T0 = 1_700_000_000 * S
 
 
-def config(emit_all: bool = True, idle: float = 10.0) -> ShardConfig:
+def config(emit_all: bool = True, idle: float = 10.0, live_skew: float = 0.0) -> ShardConfig:
     models = {f: ModelParams(limits=(0.0, 150.0)) for f in (TEMPERATURE, AIR_QUALITY)}
     return ShardConfig(window_ns=5 * S, lateness_ns=2 * S, idle_timeout_s=idle, models=models,
-                       thresholds={TEMPERATURE: 90.0}, emit_all=emit_all)
+                       thresholds={TEMPERATURE: 90.0}, emit_all=emit_all, live_skew_s=live_skew)
 
 
 def temp(sensor: str, sec: float, value: float) -> Reading:
@@ -71,6 +71,54 @@ def test_idle_sensor_is_closed_by_wall_clock_only_when_due() -> None:
     assert windows(state.expire(110.0)) == [("quiet", 0, 60.0)]
     assert state.next_deadline() == 115.0
     assert list(state.idle) == [(TEMPERATURE, "busy")]
+
+
+WALL0 = T0 / S  # wall time equal to event time: a live sensor
+
+
+def test_live_sensor_window_closes_by_the_wall_clock_at_end_plus_lateness() -> None:
+    """2 Hz: the reading at 6.5 s leaves window [0, 5) open until the clock reaches 7 s; by the
+    wall clock that is 0.5 s later, not at the next reading (7.0 s, or later if it is slow)."""
+    state = ShardState(config(live_skew=60.0))
+    for k in range(14):  # readings at 0.0 .. 6.5 s, each processed when it was made
+        assert windows(state.ingest([temp("a", k / 2, 60.0)], now=WALL0 + k / 2)) == []
+    assert state.next_deadline() == WALL0 + 7.0
+    assert windows(state.expire(WALL0 + 6.99)) == []
+    assert windows(state.expire(WALL0 + 7.0)) == [("a", 0, 60.0)]
+    # A reading for the closed window is late now, as it would be after the sensor's own 7 s.
+    late = temp("a", 4.9, 61.0)
+    assert state.ingest([late], now=WALL0 + 7.1) == [LateReading(late)]
+    # The clock runs on: window [5, 10) closes at 12 s although nothing more was heard.
+    assert state.next_deadline() == WALL0 + 12.0
+    assert windows(state.expire(WALL0 + 12.0)) == [("a", 5, 60.0)]
+    assert state.next_deadline() is None or state.next_deadline() > WALL0 + 12.0
+
+
+def test_own_readings_close_first_and_stale_deadlines_are_skipped() -> None:
+    state = ShardState(config(live_skew=60.0))
+    state.ingest([temp("a", 0, 60.0)], now=WALL0)  # [0, 5) due by the wall clock at 7.0
+    # Its own reading at 7 s arrives at 6.9 s of wall time and closes [0, 5) first.
+    assert windows(state.ingest([temp("a", 7, 61.0)], now=WALL0 + 6.9)) == [("a", 0, 60.0)]
+    assert windows(state.expire(WALL0 + 7.0)) == []  # the stale deadline: no second close
+    assert windows(state.expire(WALL0 + 11.8)) == []
+    assert windows(state.expire(WALL0 + 11.9)) == [("a", 5, 61.0)]  # 6.9 + (12 - 7)
+
+
+def test_a_burst_faster_than_real_time_runs_the_clock_from_its_newest_reading() -> None:
+    state = ShardState(config(live_skew=60.0))
+    state.ingest([temp("a", 0, 60.0), temp("a", 7.5, 61.0)], now=WALL0 + 0.1)
+    assert windows(state.expire(WALL0 + 4.59)) == []
+    assert windows(state.expire(WALL0 + 4.6)) == [("a", 5, 61.0)]  # 0.1 + (12 - 7.5)
+
+
+def test_replayed_sensor_is_not_run_on_by_the_wall_clock() -> None:
+    """Old event times (a replay, a backlog): windows close by event time only, however slowly
+    the readings come, so a replay gives the same windows at any speed."""
+    state = ShardState(config(idle=3600.0, live_skew=60.0))
+    state.ingest([temp("a", 0, 60.0), temp("a", 6.5, 60.0)], now=WALL0 + 3600)
+    assert state.deadlines == []
+    assert windows(state.expire(WALL0 + 3600 + 600)) == []
+    assert windows(state.ingest([temp("a", 7, 60.0)], now=WALL0 + 4300)) == [("a", 0, 60.0)]
 
 
 def test_flush_closes_everything() -> None:
