@@ -1,4 +1,4 @@
-"""Issue #9 benchmark: the dataflow against the floor and Quix Streams, in the same run.
+"""Issue #9 benchmark: the dataflow against the floor, Quix Streams and the textbook Bytewax flow.
 
 Run by hand (never in CI), against the local broker, from the repository root:
 
@@ -16,12 +16,17 @@ with confluent-kafka's producer, and then, ``--runs`` times in rounds, measures 
 - **ours 2 proc**: the same as two Bytewax processes of one worker each (``-i/-a``): Bytewax
   workers of one process are threads sharing one GIL, so this is how the flow can use 2 cores;
 - **quix**: ``bench/quix_peer.py`` in ``.venv-bench`` (the classic tutorial); its start-up on
-  empty topics is subtracted the same way.
+  empty topics is subtracted the same way;
+- **textbook** (``--textbook``, W1 only): ``bench/textbook_peer.py``, the classic Bytewax + River
+  tutorial flow, run like ours (``-w 1``, ``KAFKA_TAIL=false``, start-up subtracted). W1 only:
+  at the issue's ~440 msg/s on W2 a round would take over half an hour. Its exit line says how
+  many readings its windows held; a run that did not drain every reading is an error.
 
 Reported per system, medians over rounds: msg/s, windows/s, drain seconds, CPU seconds of the
 loaded run, CPU per message (loaded minus empty run), peak RSS of the process (``wait4``), the
-ratio to the floor and to Quix. Ratios are of medians from this one run. A markdown table goes to
-stdout and everything (every round too) to ``--json``. Topics are deleted at the end.
+ratio to the floor, to Quix and to the textbook flow. Ratios are of medians from this one run. A
+markdown table goes to stdout and everything (every round too) to ``--json``. Topics are deleted
+at the end.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from workloads import BENCH, ROOT, Measured, Topics, run_measured
 
 QUIX_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
 PY_SPY = ROOT / ".venv-bench" / "bin" / "py-spy"
+TEXTBOOK_WORKLOADS = ("W1",)  # the textbook flow is too slow for W2 (issue: ~440 msg/s)
 
 
 def last_json(text: str) -> dict[str, Any]:
@@ -99,6 +105,12 @@ class Bench:
         wl.delete_prefixed(self.brokers, last_json(m.stdout)["group"])  # its changelog topics
         return check(m, "quix peer")
 
+    def textbook(self, topics: Topics, out: str) -> Measured:
+        """The tutorial Bytewax flow, one worker, with the dataflow's environment."""
+        cmd = [sys.executable, "-m", "bytewax.run", "bench.textbook_peer:flow", "-w", "1"]
+        env = wl.bytewax_env(self.brokers, topics, ANOMALIES_TOPIC=out)
+        return check(run_measured(cmd, env=env), "textbook peer")
+
     # --- one workload -----------------------------------------------------------------------
 
     def workload(self, name: str) -> dict[str, Any]:
@@ -107,19 +119,25 @@ class Bench:
         messages = args.messages or work.messages
         topics = wl.create_topics(brokers, args.partitions, f"bench-{name.lower()}")
         empty = wl.create_topics(brokers, args.partitions, f"bench-{name.lower()}-empty")
-        quix_out, quix_empty_out = f"{topics.anomalies}-quix", f"{empty.anomalies}-quix"
-        wl.new_topics(brokers, [quix_out, quix_empty_out], args.partitions)
-        topics.extra.append(quix_out)
-        empty.extra.append(quix_empty_out)
+        # Each peer writes to its own output topics: (loaded run, empty run).
+        peers = ["quix"] + (["textbook"] if args.textbook and name in TEXTBOOK_WORKLOADS else [])
+        outs = {p: (f"{topics.anomalies}-{p}", f"{empty.anomalies}-{p}") for p in peers}
+        for out, empty_out in outs.values():
+            wl.new_topics(brokers, [out, empty_out], args.partitions)
+            topics.extra.append(out)
+            empty.extra.append(empty_out)
         try:
             loaded = wl.load(brokers, topics, work, messages)
             print(f"\n## {name}: {work.sensors:,} sensors, {work.per_window} reading(s) per "
                   f"sensor per window; loaded {loaded.messages:,} readings "
                   f"({loaded.windows:,} windows, {loaded.hot_windows:,} over 90 degC) in "
                   f"{loaded.seconds:.1f} s", flush=True)
+            if args.textbook and "textbook" not in outs:
+                print(f"  (no textbook peer on {name}: it runs on "
+                      f"{', '.join(TEXTBOOK_WORKLOADS)} only, too slow here)", flush=True)
             rounds = []
             for r in range(args.runs):
-                rounds.append(self.round(topics, empty, quix_out, quix_empty_out, loaded, r))
+                rounds.append(self.round(topics, empty, outs, loaded, r))
         finally:
             wl.delete_topics(brokers, topics.all() + empty.all())
         return {"workload": name, "sensors": work.sensors, "per_window": work.per_window,
@@ -127,7 +145,7 @@ class Bench:
                 "hot_windows": loaded.hot_windows, "load_s": loaded.seconds,
                 "rounds": rounds, "summary": summarise(rounds)}
 
-    def round(self, topics: Topics, empty: Topics, quix_out: str, quix_empty_out: str,
+    def round(self, topics: Topics, empty: Topics, outs: dict[str, tuple[str, str]],
               loaded: wl.LoadResult, r: int) -> dict[str, dict[str, float]]:
         args, n = self.args, loaded.messages
         res: dict[str, dict[str, float]] = {"floor": self.floor(topics)}
@@ -150,9 +168,22 @@ class Bench:
             outputs = output_count(self.brokers, topics.anomalies) - before
             res[key] = derive(run, start, n, loaded.windows, outputs)
             self.show(r, key, res[key])
+        if "textbook" in outs:
+            out, empty_out = outs["textbook"]
+            start = self.textbook(empty, empty_out)
+            before = output_count(self.brokers, out)  # the topic is reused by every round
+            run = self.textbook(topics, out)
+            peer = last_json(run.stdout)
+            if peer["readings"] + peer["late"] != n or peer["windows"] != loaded.windows:
+                raise RuntimeError(f"textbook peer did not drain the input: {peer}, expected "
+                                   f"{n} readings in {loaded.windows} windows")
+            res["textbook"] = derive(run, start, n, peer["windows"],
+                                     output_count(self.brokers, out) - before)
+            res["textbook"]["late"] = peer["late"]
+            self.show(r, "textbook", res["textbook"])
         if not args.skip_quix:
-            start = self.quix(empty, quix_empty_out)
-            run = self.quix(topics, quix_out)
+            start = self.quix(empty, outs["quix"][1])
+            run = self.quix(topics, outs["quix"][0])
             peer = last_json(run.stdout)
             res["quix"] = derive(run, start, n, peer["windows"], peer["alerts"])
             res["quix"]["process_s"] = peer.get("process_s", float("nan"))
@@ -185,10 +216,13 @@ def summarise(rounds: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, 
         out[key] = {f: statistics.median(rd[key][f] for rd in rounds) for f in fields}
     floor = out["floor"]["msg_per_s"]
     quix = out.get("quix", {}).get("msg_per_s")
+    textbook = out.get("textbook", {}).get("msg_per_s")
     for m in out.values():
         m["x_floor"] = m["msg_per_s"] / floor
         if quix:
             m["x_quix"] = m["msg_per_s"] / quix
+        if textbook:
+            m["x_textbook"] = m["msg_per_s"] / textbook
         m["cpu_us_per_msg"] = m["cpu_drain_s"] / m["messages"] * 1e6
     # Same-round ratios too, medians of them: robust to a noisy neighbour in one round.
     for key in out:
@@ -197,22 +231,27 @@ def summarise(rounds: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, 
         if quix:
             out[key]["x_quix_rounds"] = statistics.median(
                 rd[key]["msg_per_s"] / rd["quix"]["msg_per_s"] for rd in rounds)
+        if textbook:
+            out[key]["x_textbook_rounds"] = statistics.median(
+                rd[key]["msg_per_s"] / rd["textbook"]["msg_per_s"] for rd in rounds)
     return out
 
 
 def table(results: list[dict[str, Any]]) -> str:
     lines = ["| workload | system | msg/s | windows/s | drain s | CPU s | CPU µs/msg | "
-             "peak RSS | x floor | x Quix |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "peak RSS | x floor | x Quix | x textbook |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for res in results:
         for key, m in res["summary"].items():
             win = f"{m['windows_per_s']:,.0f}" if "windows_per_s" in m else "-"
             us = f"{m['cpu_us_per_msg']:.1f}"
             xq = f"{m['x_quix']:.2f}" if "x_quix" in m else "-"
+            xt = f"{m['x_textbook']:.2f}" if "x_textbook" in m else "-"
             lines.append(
                 f"| {res['workload']} ({res['sensors']:,} sensors, {res['messages']:,} msgs) | "
                 f"{key} | {m['msg_per_s']:,.0f} | {win} | {m['drain_s']:.2f} | "
-                f"{m['cpu_s']:.1f} | {us} | {m['rss_mb']:.0f} MB | {m['x_floor']:.3f} | {xq} |")
+                f"{m['cpu_s']:.1f} | {us} | {m['rss_mb']:.0f} MB | {m['x_floor']:.3f} | {xq} | "
+                f"{xt} |")
     return "\n".join(lines)
 
 
@@ -224,6 +263,10 @@ def targets(results: list[dict[str, Any]]) -> list[str]:
         x = by["W1"]["ours -w 1"]["x_floor"]
         out.append(f"W1 ours -w 1 / floor = {x:.3f} (target >= 0.5): "
                    f"{'met' if x >= 0.5 else 'NOT met'}")
+    if "W1" in by and "textbook" in by["W1"] and "ours -w 1" in by["W1"]:
+        x = by["W1"]["ours -w 1"]["x_textbook"]
+        out.append(f"W1 ours -w 1 / textbook = {x:.2f} (target >= 15): "
+                   f"{'met' if x >= 15 else 'NOT met'}")
     if "W2" in by and "quix" in by["W2"] and "ours -w 1" in by["W2"]:
         x = by["W2"]["ours -w 1"]["x_quix"]
         out.append(f"W2 ours -w 1 / Quix = {x:.2f} (target >= 5): "
@@ -253,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", default="2",
                         help="also run the flow as N processes of one worker (-i/-a); '' = none")
     parser.add_argument("--skip-quix", action="store_true", help="no Quix Streams peer")
+    parser.add_argument("--textbook", action="store_true",
+                        help="also run the textbook Bytewax flow (bench/textbook_peer.py), "
+                             "on W1 only")
     parser.add_argument("--quix-python", type=Path, default=QUIX_PYTHON,
                         help="python of the bench venv (default: .venv-bench/bin/python)")
     parser.add_argument("--quix-no-changelog", action="store_true",
