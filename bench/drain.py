@@ -16,25 +16,14 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import orjson
+import workloads as wl
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 
 ROOT = Path(__file__).resolve().parents[1]
 T0_NS = 1_710_856_625 * 1_000_000_000
-
-
-def make_topics(admin: AdminClient, partitions: int) -> dict[str, str]:
-    tag = uuid.uuid4().hex[:8]
-    names = {"AIR_QUALITY_TOPIC": f"bench-aq-{tag}", "TEMPERATURE_TOPIC": f"bench-temp-{tag}",
-             "ANOMALIES_TOPIC": f"bench-anomalies-{tag}", "DLQ_TOPIC": f"bench-dlq-{tag}"}
-    futs = admin.create_topics([NewTopic(n, partitions, 1) for n in names.values()])
-    for fut in futs.values():
-        fut.result(timeout=30)
-    return names
 
 
 def load(brokers: str, topic: str, sensors: int, messages: int, per_window: int) -> float:
@@ -65,10 +54,9 @@ def load(brokers: str, topic: str, sensors: int, messages: int, per_window: int)
     return time.perf_counter() - started
 
 
-def run_flow(topics: dict[str, str], brokers: str, workers: int) -> tuple[float, float]:
+def run_flow(topics: wl.Topics, brokers: str, workers: int) -> tuple[float, float]:
     """Wall seconds and CPU seconds of one drain of the flow."""
-    env = {**os.environ, **topics, "KAFKA_BROKERS": brokers, "KAFKA_TAIL": "false",
-           "PYTHONPATH": str(ROOT), "STATUS_INTERVAL_SECONDS": "0", "LOG_LEVEL": "WARNING"}
+    env = wl.bytewax_env(brokers, topics)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "bytewax.run", "dataflow.main:flow", "-w", str(workers)],
@@ -93,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=1, help="runs per fleet size; median reported")
     args = parser.parse_args(argv)
 
-    admin = AdminClient({"bootstrap.servers": args.brokers})
-    empty = make_topics(admin, args.partitions)
+    empty = wl.create_topics(args.brokers, args.partitions, "bench-drain")
     idle = [run_flow(empty, args.brokers, args.workers) for _ in range(2)]
     startup = statistics.median(w for w, _ in idle)
     startup_cpu = statistics.median(c for _, c in idle)
@@ -103,8 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     per_msg: dict[int, float] = {}
     cpu_per_msg: dict[int, float] = {}
     for sensors in (int(s) for s in args.sensors.split(",")):
-        topics = make_topics(admin, args.partitions)
-        load_s = load(args.brokers, topics["TEMPERATURE_TOPIC"], sensors, args.messages,
+        topics = wl.create_topics(args.brokers, args.partitions, "bench-drain")
+        load_s = load(args.brokers, topics.temp, sensors, args.messages,
                       args.per_window)
         walls, cpus = [], []
         for _ in range(args.runs):
@@ -119,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
               f"drained in {drain:.2f} s (+{startup:.2f} s start-up) = "
               f"{args.messages / drain:,.0f} msg/s, {drain / args.messages * 1e6:.2f} us/msg; "
               f"CPU {cpu:.1f} s, {cpu_per_msg[sensors] * 1e6:.2f} CPU us/msg", flush=True)
-        admin.delete_topics(list(topics.values()))
-    admin.delete_topics(list(empty.values()))
+        wl.delete_topics(args.brokers, topics.all())
+    wl.delete_topics(args.brokers, empty.all())
     if len(per_msg) >= 2:
         sizes = sorted(per_msg)
         ratio = per_msg[sizes[-1]] / per_msg[sizes[0]]
