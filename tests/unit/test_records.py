@@ -86,3 +86,26 @@ def test_late_reading_record_without_its_source() -> None:
     assert key == b"3" and dict(headers)["reason"] == b"late"
     assert orjson.loads(value) == {"family": TEMPERATURE, "sensor_id": "3", "ts_ns": 5,
                                    "value": 1.5}
+
+
+def test_a_shard_batch_crosses_processes_as_plain_values_and_keeps_late_bytes() -> None:
+    """Bytewax pickles a shard's batch to send it to another process; a reading that then turns
+    out late must still reach the dead letters with its original bytes and origin."""
+    import pickle
+
+    from dataflow.readings import SourceRef
+    from dataflow.records import ShardBatch
+
+    sources = [msg(b"7", orjson.dumps({"Temperature_C": 60 + i, "Timestamp": 1_700_000_000 + i}),
+                   offset=40 + i) for i in range(3)]
+    by_shard, _, _ = route([sources], TOPICS, 1)
+    batch = by_shard[0]
+    assert isinstance(batch, ShardBatch)
+    copy = pickle.loads(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL))
+    assert isinstance(copy, ShardBatch) and len(copy) == 3
+    for before, after in zip(batch, copy, strict=True):
+        assert after[:4] == before[:4]  # family, sensor id, time, value
+        assert isinstance(after.source, SourceRef)
+        assert encode_late(LateReading(after)) == encode_late(LateReading(before))
+    again = pickle.loads(pickle.dumps(copy))  # a second hop keeps the SourceRef as it is
+    assert [r.source for r in again] == [r.source for r in copy]
