@@ -33,7 +33,8 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
     "TOPIC_PARTITIONS": ("3", "Partitions of topics the flow creates when they are missing."),
     "KAFKA_TAIL": ("true", "`false`: stop at the end of the input topics (replays, tests)."),
     "KAFKA_BATCH_SIZE": ("5000", "Messages fetched per partition per poll."),
-    "KAFKA_CONSUMER_CONFIG": ("", "Extra librdkafka consumer settings, `k=v,k=v`."),
+    "KAFKA_CONSUMER_CONFIG": ("", "Extra librdkafka consumer settings, `k=v,k=v` (a list value "
+                                  "keeps its commas: `debug=consumer,fetch`)."),
     "KAFKA_PRODUCER_CONFIG": ("", "Extra librdkafka producer settings for the sinks, `k=v,k=v`."),
     "WINDOW_SECONDS": ("5", "Tumbling event-time window length, per sensor."),
     "ALLOWED_LATENESS_SECONDS": ("2", "How far a sensor's event time may pass a window's end "
@@ -115,12 +116,19 @@ def _limits(raw: str) -> tuple[float, float]:
 
 
 def _kv(raw: str) -> dict[str, str]:
+    """``k=v,k=v``; a part without ``=`` continues the previous value, because librdkafka lists
+    are comma-separated themselves (``debug=broker,fetch,linger.ms=5``)."""
     out: dict[str, str] = {}
+    key = ""
     for part in filter(None, (p.strip() for p in raw.split(","))):
-        key, sep, val = part.partition("=")
-        if not sep or not key.strip():
+        name, sep, val = part.partition("=")
+        if sep and name.strip():
+            key = name.strip()
+            out[key] = val.strip()
+        elif not sep and key:
+            out[key] += "," + part
+        else:
             raise ValueError(f"{part!r} is not k=v")
-        out[key.strip()] = val.strip()
     return out
 
 

@@ -50,6 +50,7 @@ def test_overrides() -> None:
         ("HST_TREES", "0"),
         ("KAFKA_BATCH_SIZE", "0"),
         ("KAFKA_CONSUMER_CONFIG", "novalue"),
+        ("KAFKA_CONSUMER_CONFIG", "=5"),
         ("LOG_LEVEL", "LOUD"),
         ("TEMPERATURE_TOPIC", "air-quality"),
         ("ANOMALIES_TOPIC", "air-quality"),
@@ -106,3 +107,11 @@ def test_readme_documents_every_variable_with_its_default() -> None:
         row = next((line for line in text.splitlines() if line.startswith(f"| `{name}`")), None)
         assert row is not None, f"{name} is not in the README's configuration table"
         assert f"`{default}`" in row or (default == "" and "(unset)" in row), row
+
+
+def test_extra_kafka_settings_keep_commas_inside_list_values() -> None:
+    """librdkafka lists are comma-separated: ``debug=consumer,fetch`` is one setting."""
+    s = Settings.from_env({"KAFKA_CONSUMER_CONFIG": "debug=consumer,fetch, fetch.wait.max.ms=10",
+                           "KAFKA_PRODUCER_CONFIG": "linger.ms=5"})
+    assert s.consumer_config == {"debug": "consumer,fetch", "fetch.wait.max.ms": "10"}
+    assert s.producer_config == {"linger.ms": "5"}
