@@ -91,7 +91,7 @@ class SensorWindows:
                 self.closed_until = end
             self._next_close(end, size, lateness)
             return [_new(WindowStats, (first, end, count, total / count, lo, hi))]
-        return self._close([s for s in self.open if s <= horizon], size, lateness)
+        return self.close_at(self.max_ts, size, lateness)
 
     def close_at(self, clock: int, size: int, lateness: int) -> list[WindowStats]:
         """Close, oldest first, every window that a sensor clock at ``clock`` would close.
@@ -114,9 +114,11 @@ class SensorWindows:
         for start in starts:
             count, total, lo, hi = opened.pop(start)
             out.append(_new(WindowStats, (start, start + size, count, total / count, lo, hi)))
-        if starts and starts[-1] + size > self.closed_until:
-            self.closed_until = starts[-1] + size
-        self.next_close = min(opened) + size + lateness if opened else _NEVER
+        if starts:
+            end = starts[-1] + size
+            if end > self.closed_until:
+                self.closed_until = end
+            self._next_close(end, size, lateness)
         return out
 
     def _next_close(self, after: int, size: int, lateness: int) -> None:
