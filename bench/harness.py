@@ -38,6 +38,7 @@ import statistics
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -152,22 +153,20 @@ class Bench:
         self.show(r, "floor", res["floor"])
         res["floor, default fetch"] = self.floor(topics, default=True)
         self.show(r, "floor, default fetch", res["floor, default fetch"])
+
+        def ours(key: str, system: Callable[[Topics], Measured]) -> None:
+            """Start-up on the empty topics, then the drain of the loaded ones."""
+            start = system(empty)
+            before = output_count(self.brokers, topics.anomalies)
+            run = system(topics)
+            outputs = output_count(self.brokers, topics.anomalies) - before
+            res[key] = derive(run, start, n, loaded.windows, outputs)
+            self.show(r, key, res[key])
+
         for workers in args.workers:
-            key = f"ours -w {workers}"
-            start = self.ours(empty, workers)
-            before = output_count(self.brokers, topics.anomalies)
-            run = self.ours(topics, workers)
-            outputs = output_count(self.brokers, topics.anomalies) - before
-            res[key] = derive(run, start, n, loaded.windows, outputs)
-            self.show(r, key, res[key])
+            ours(f"ours -w {workers}", lambda t, w=workers: self.ours(t, w))
         for procs in args.processes:
-            key = f"ours {procs} proc"
-            start = self.ours_cluster(empty, procs)
-            before = output_count(self.brokers, topics.anomalies)
-            run = self.ours_cluster(topics, procs)
-            outputs = output_count(self.brokers, topics.anomalies) - before
-            res[key] = derive(run, start, n, loaded.windows, outputs)
-            self.show(r, key, res[key])
+            ours(f"ours {procs} proc", lambda t, p=procs: self.ours_cluster(t, p))
         if "textbook" in outs:
             out, empty_out = outs["textbook"]
             start = self.textbook(empty, empty_out)
