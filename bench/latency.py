@@ -35,7 +35,6 @@ import argparse
 import bisect
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -173,11 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         sent_s = time.time() - t0
         time.sleep(3)  # let the last windows closed by readings arrive
     finally:
-        flow.send_signal(signal.SIGINT)
-        try:
-            flow.wait(30)
-        except subprocess.TimeoutExpired:
-            flow.kill()
+        wl.interrupt(flow, 30)
         reader.stop.set()
         reader.join(10)
         wl.delete_topics(args.brokers, topics.all())

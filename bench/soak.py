@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
@@ -162,11 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             producer.stop.set()
             producer.join(30)
-            flow.send_signal(signal.SIGINT)
-            try:
-                flow.wait(60)
-            except subprocess.TimeoutExpired:
-                flow.kill()
+            wl.interrupt(flow, 60)
             wl.delete_topics(args.brokers, topics.all())
 
     seconds = samples[-1]["t_s"] if samples else 0.0

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import signal
 import socket
 import subprocess
 import tempfile
@@ -225,6 +226,16 @@ class Measured:
     returncode: int
     stdout: str
     stderr: str
+
+
+def interrupt(proc: subprocess.Popen, timeout: float) -> None:
+    """Ctrl-C for a running flow, as a user stops it; killed if it has not exited in time."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def run_measured(cmd: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT,

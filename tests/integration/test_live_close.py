@@ -25,7 +25,7 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from tests.integration.conftest import BROKERS, ROOT, python_env
+from tests.integration.conftest import BROKERS, ROOT, interrupt, python_env
 
 LATENESS_S = 1.0
 
@@ -94,8 +94,7 @@ def test_last_window_closes_by_the_wall_clock_only_when_live(
             if last_end in seen:
                 break
     finally:
-        flow.terminate()
-        flow.wait(30)
+        interrupt(flow, 30)
     assert seen, "no window closed at all"
     if live_skew == "0":
         # Nothing more came from machine 7, so by event time alone its last window stays open

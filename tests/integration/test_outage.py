@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from tests.integration.conftest import ROOT, consume_all, free_port, python_env
+from tests.integration.conftest import ROOT, consume_all, free_port, interrupt, python_env
 
 BASE = 1_710_856_625_000_000_000
 S = 1_000_000_000
@@ -87,11 +86,7 @@ def test_flow_rides_through_a_broker_restart(own_broker) -> None:
         assert wait_for(lambda: len(windows(brokers)) == 11, 90)
         assert flow.poll() is None
     finally:
-        flow.send_signal(signal.SIGINT)
-        try:
-            flow.wait(20)
-        except subprocess.TimeoutExpired:
-            flow.kill()
+        interrupt(flow, 20)
     out = windows(brokers)
     assert len({w["window_start"] for w in out}) == 11  # each window once
     assert all(w["count"] == 5 for w in out)  # no reading lost across the outage
