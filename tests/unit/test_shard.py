@@ -100,6 +100,7 @@ def test_own_readings_close_first_and_stale_deadlines_are_skipped() -> None:
     # Its own reading at 7 s arrives at 6.9 s of wall time and closes [0, 5) first.
     assert windows(state.ingest([temp("a", 7, 61.0)], now=WALL0 + 6.9)) == [("a", 0, 60.0)]
     assert windows(state.expire(WALL0 + 7.0)) == []  # the stale deadline: no second close
+    assert [d[0] for d in state.deadlines] == [WALL0 + 11.9]  # and it is gone, not re-armed
     assert windows(state.expire(WALL0 + 11.8)) == []
     assert windows(state.expire(WALL0 + 11.9)) == [("a", 5, 61.0)]  # 6.9 + (12 - 7)
 
