@@ -22,8 +22,11 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from operator import attrgetter
+from typing import Annotated, Any, NamedTuple
 
+import msgspec
+import numpy as np
 import orjson
 
 AIR_QUALITY = "air_quality"
@@ -54,6 +57,27 @@ class Reading(NamedTuple):
     ts: int
     value: float
     source: Any = None
+
+
+class Run(NamedTuple):
+    """Consecutive readings of one sensor from one poll, as columns: what most of a poll is.
+
+    A sensor sends many readings per poll on a dense fleet; folding them as a run (``sum``,
+    ``min``, ``max`` over a window's slice) replaces a Python loop step per reading. ``sources``
+    are the messages, in the same order, for readings that turn out late.
+    """
+
+    family: str
+    sensor_id: str
+    ts: tuple[int, ...]
+    values: tuple[float, ...]
+    sources: tuple[Any, ...]
+
+    def readings(self) -> list[Reading]:
+        """The run as single readings, in order."""
+        fam, sid = self.family, self.sensor_id
+        return [_new(Reading, (fam, sid, t, v, s))
+                for t, v, s in zip(self.ts, self.values, self.sources, strict=True)]
 
 
 class SourceRef(tuple):
@@ -192,6 +216,28 @@ _MISSING = object()
 _new = tuple.__new__  # a NamedTuple without its Python-level __new__: one Reading per message
 
 
+# The tutorials' exact shapes, decoded and type-checked in C by msgspec: a value that is a JSON
+# number (not a bool) and the timestamp shape each tutorial sends. Anything else (a missing or
+# differently typed timestamp, a string value, bad JSON) takes the general rules below, which
+# also name the reason of a rejection. Both paths give the same reading for a message they both
+# accept; a message is never parsed differently because of the poll it came in.
+class _AirQuality(msgspec.Struct, gc=False):  # gc=False: no cycles, 25 % faster to make
+    value: float
+    timestamp: str
+
+
+class _Temperature(msgspec.Struct, gc=False):
+    Temperature_C: float
+    Timestamp: Annotated[int, msgspec.Meta(ge=_NS_FLOOR, lt=_MAX_NS)]  # ns, as epoch_to_ns
+
+
+_DECODERS = {AIR_QUALITY: msgspec.json.Decoder(_AirQuality),
+             TEMPERATURE: msgspec.json.Decoder(_Temperature)}
+_DECODE = {family: dec.decode for family, dec in _DECODERS.items()}
+_PAIR = {family: attrgetter(*FIELDS[family]) for family in FAMILIES}  # -> (value, timestamp)
+_FAST_ERRORS = (msgspec.DecodeError, ValueError)  # ValueError: invalid UTF-8
+
+
 def sensor_id_of(key: bytes | None) -> str:
     """The sensor id a message key names; raise ``BadMessage`` when it names none."""
     sensor_id = _KEYS.get(key)  # type: ignore[arg-type]
@@ -222,9 +268,9 @@ def parse(
 ) -> Reading:
     """Decode one message of ``family``; raise ``BadMessage`` when it cannot be used.
 
-    Written for speed, as every message passes here: exact type tests instead of
-    ``isinstance``, the checked keys cached, and the tutorials' two timestamp shapes (integer
-    nanoseconds, and a naive string whose second is cached) taken without the general rule.
+    Polls are decoded whole by ``parse_poll``; this is for the messages of a poll that it
+    leaves, so every one of them passes here. The tutorials' shapes still go first through the
+    decoder ``parse_poll`` uses, so that a message reads the same whichever path it takes.
     """
     sensor_id = _KEYS.get(key)  # type: ignore[arg-type]
     if sensor_id is None:
@@ -233,6 +279,20 @@ def parse(
         raise BadMessage("invalid_json", "message has no value")
     if len(value) > MAX_VALUE_BYTES:
         raise BadMessage("oversized", f"value of {len(value)} bytes is over {MAX_VALUE_BYTES}")
+    try:
+        num, raw_ts = _PAIR[family](_DECODE[family](value))
+    except _FAST_ERRORS:
+        pass
+    else:
+        # temperature: integer ns, range checked by the decoder; air quality: a string
+        ts = raw_ts if type(raw_ts) is int else timestamp_to_ns(raw_ts)
+        return _new(Reading, (family, sensor_id, ts, num, source))
+    return _parse_general(family, sensor_id, value, kafka_ts_ms, source)
+
+
+def _parse_general(family: str, sensor_id: str, value: bytes, kafka_ts_ms: int | None,
+                   source: Any) -> Reading:
+    """Every shape the event-time rule allows, and the reason when a message has none."""
     try:
         obj = orjson.loads(value)
     except orjson.JSONDecodeError as exc:
@@ -268,3 +328,65 @@ def parse(
     else:
         raise NoTimestamp("missing_field", f"no {ts_field!r} field and no Kafka timestamp")
     return _new(Reading, (family, sensor_id, ts, num, source))
+
+
+# The tutorial's naive timestamp, "YYYY-mm-dd HH:MM:SS.ffffff": where its digits and marks go.
+_NAIVE_DIGITS = (0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22, 23, 24, 25)
+_NAIVE_MARKS = ((4, "-"), (7, "-"), (13, ":"), (16, ":"), (19, "."))
+_MAX_US = _MAX_NS // 1_000
+
+
+def parse_poll(family: str, values: list[bytes]) -> tuple[list[int], list[float]] | None:
+    """Decode a whole poll of ``family`` values: (timestamps in ns, values), in order.
+
+    None when any message is not in its tutorial's exact shape: the caller then parses the poll
+    message by message (``parse``), which finds the one that needs the general rules and why.
+    Every loop here is in C (msgspec decodes and type-checks, ``map`` drives it, numpy reads the
+    timestamps), where the per-message rules cost a dozen Python steps: parsing was 37 % of a
+    dense fleet's time.
+    """
+    if not values:
+        return [], []
+    try:
+        if max(map(len, values)) > MAX_VALUE_BYTES:
+            return None
+        objs = list(map(_DECODE[family], values))
+    except (*_FAST_ERRORS, TypeError):  # TypeError: a message without a value
+        return None
+    value_field, ts_field = FIELDS[family]
+    nums = list(map(attrgetter(value_field), objs))
+    raw = list(map(attrgetter(ts_field), objs))
+    if family == TEMPERATURE:
+        return raw, nums  # integer ns, range checked by the decoder
+    ts = _naive_column(raw)
+    return None if ts is None else (ts, nums)
+
+
+def _naive_column(texts: list[str]) -> list[int] | None:
+    """``timestamp_to_ns`` over a column of ``YYYY-mm-dd HH:MM:SS.ffffff`` strings, in C loops.
+
+    The shape is checked first, on all strings joined, one character position at a time: ASCII
+    digits where digits go, ``-``, ``:`` and ``.`` where they go. Then numpy parses the column,
+    taking only a ``T`` or a space between date and time, and refusing impossible dates and
+    times as ``datetime.fromisoformat`` does.
+    None unless every string passes and lies in 1970..2100, so the result is always the
+    per-message rule's. ``datetime`` per message was a sixth of the flow's time.
+    """
+    n = len(texts)
+    if min(map(len, texts)) != 26 or max(map(len, texts)) != 26:
+        return None
+    joined = "".join(texts)
+    if not joined.isascii():  # str.isdigit() takes other scripts' digits, numpy half does
+        return None
+    for pos, mark in _NAIVE_MARKS:
+        if joined[pos::26] != mark * n:
+            return None
+    if not "".join([joined[pos::26] for pos in _NAIVE_DIGITS]).isdigit():
+        return None
+    try:
+        micros = np.array(texts, dtype="datetime64[us]").view(np.int64)
+    except ValueError:  # a month 13, a February 30th, an hour 24, ...
+        return None
+    if micros.min() < 0 or micros.max() >= _MAX_US:
+        return None
+    return (micros * 1_000).tolist()

@@ -9,11 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from operator import itemgetter, methodcaller
 from typing import Any, NamedTuple, Protocol
 
 import orjson
 
-from dataflow.readings import BadMessage, NoTimestamp, Reading, SourceRef, parse
+from dataflow.readings import (
+    BadMessage,
+    NoTimestamp,
+    Reading,
+    Run,
+    SourceRef,
+    parse,
+    parse_poll,
+    sensor_id_of,
+)
 from dataflow.shard import LateReading, WindowResult, shard_of
 
 Headers = list[tuple[str, bytes]]
@@ -46,8 +56,9 @@ SHARD_CACHE_MAX = 1 << 20
 _new = tuple.__new__
 
 
-class ShardBatch(list[Reading]):
-    """One shard's readings from a batch of polls: the item ``route`` hands each shard.
+class ShardBatch(list[Reading | Run]):
+    """One shard's readings from a batch of polls, single or as runs: the item ``route`` hands
+    each shard.
 
     A plain list in the process that routed it. Bytewax pickles it only to send it to a worker in
     another process (``-i/-a``), and then it travels as rows of plain values, each source reduced
@@ -58,17 +69,32 @@ class ShardBatch(list[Reading]):
 
     def __reduce__(self) -> tuple[Any, tuple[list[tuple[Any, ...]]]]:
         rows = []
-        for family, sensor_id, ts, value, src in self:
-            if src is not None and type(src) is not SourceRef:
-                src = (src.key(), src.value(), src.topic(), src.partition(), src.offset())
+        for item in self:
+            family, sensor_id, ts, value, src = item
+            src = tuple(map(_ref, src)) if type(item) is Run else _ref(src)
             rows.append((family, sensor_id, ts, value, src))
         return _unpack, (rows,)
 
 
+def _ref(src: Any) -> Any:
+    if src is None or type(src) is SourceRef:
+        return src
+    return (src.key(), src.value(), src.topic(), src.partition(), src.offset())
+
+
+def _unref(src: Any) -> SourceRef | None:
+    return None if src is None else _new(SourceRef, src)
+
+
 def _unpack(rows: list[tuple[Any, ...]]) -> ShardBatch:
-    return ShardBatch(_new(Reading, (family, sensor_id, ts, value,
-                                     None if src is None else _new(SourceRef, src)))
-                      for family, sensor_id, ts, value, src in rows)
+    return ShardBatch(
+        _new(Run, (family, sensor_id, ts, value, tuple(map(_unref, src))))
+        if type(ts) is tuple else _new(Reading, (family, sensor_id, ts, value, _unref(src)))
+        for family, sensor_id, ts, value, src in rows)
+
+
+_VALUE = methodcaller("value")
+_KEY = methodcaller("key")
 
 
 def route(
@@ -85,7 +111,7 @@ def route(
     key bytes (hashing every message was a tenth of the flow's time).
     """
     caches: dict[str, dict[bytes, int]] = {} if shard_cache is None else shard_cache
-    buckets: list[list[Reading]] = [[] for _ in range(shards)]
+    buckets: list[list[Reading | Run]] = [[] for _ in range(shards)]
     dead: list[DeadLetter] = []
     by_family: dict[str, int] = {}
     for batch in batches:
@@ -101,31 +127,94 @@ def route(
         cache = caches.get(family)
         if cache is None:
             cache = caches[family] = {}
-        good = 0
-        for msg in batch:
-            key = msg.key()
-            try:
-                try:
-                    reading = parse(family, key, msg.value(), None, msg)
-                except NoTimestamp:
-                    ts = msg.timestamp()  # only now: one C call per message saved
-                    if not ts[0]:
-                        raise
-                    reading = parse(family, key, msg.value(), ts[1], msg)
-            except BadMessage as exc:
-                dead.append(_dead(msg, exc.reason, exc.detail))
-                continue
-            good += 1
-            shard = cache.get(key)  # type: ignore[arg-type]
-            if shard is None:
-                if len(cache) >= SHARD_CACHE_MAX:
-                    cache.clear()
-                shard = cache[key] = shard_of(family, reading.sensor_id, shards)  # type: ignore[index]
-            buckets[shard].append(reading)
+        cols = parse_poll(family, list(map(_VALUE, batch)))
+        if cols is None:
+            good = _route_each(batch, family, cache, shards, buckets, dead)
+        else:
+            good = _route_runs(batch, family, cols, cache, shards, buckets, dead)
         if good:
             by_family[family] = by_family.get(family, 0) + good
     # Wrapped at the end: appending to a list subclass is measurably slower per reading.
     return {s: ShardBatch(b) for s, b in enumerate(buckets) if b}, dead, by_family
+
+
+def _route_runs(
+    batch: Sequence[SourceMessage],
+    family: str,
+    cols: tuple[list[int], list[float]],
+    cache: dict[bytes, int],
+    shards: int,
+    buckets: list[list[Reading | Run]],
+    dead: list[DeadLetter],
+) -> int:
+    """Group a decoded poll by sensor: a ``Run`` per sensor, or a ``Reading`` for a lone one."""
+    ts_col, value_col = cols
+    groups: dict[bytes | None, list[int]] = {}
+    for i, key in enumerate(map(_KEY, batch)):
+        idx = groups.get(key)
+        if idx is None:
+            groups[key] = [i]
+        else:
+            idx.append(i)
+    good = 0
+    for key, idx in groups.items():
+        try:
+            sensor_id = sensor_id_of(key)
+        except BadMessage as exc:
+            dead.extend(_dead(batch[i], exc.reason, exc.detail) for i in idx)
+            continue
+        shard = cache.get(key)  # type: ignore[arg-type]
+        if shard is None:
+            shard = _cache_shard(cache, key, family, sensor_id, shards)
+        if len(idx) == 1:
+            i = idx[0]
+            buckets[shard].append(_new(Reading, (family, sensor_id, ts_col[i], value_col[i],
+                                                 batch[i])))
+        else:
+            pick = itemgetter(*idx)
+            buckets[shard].append(_new(Run, (family, sensor_id, pick(ts_col), pick(value_col),
+                                             pick(batch))))
+        good += len(idx)
+    return good
+
+
+def _route_each(
+    batch: Sequence[SourceMessage],
+    family: str,
+    cache: dict[bytes, int],
+    shards: int,
+    buckets: list[list[Reading | Run]],
+    dead: list[DeadLetter],
+) -> int:
+    """Parse a poll message by message: the general rules, and a reason for each rejection."""
+    good = 0
+    for msg in batch:
+        key = msg.key()
+        try:
+            try:
+                reading = parse(family, key, msg.value(), None, msg)
+            except NoTimestamp:
+                ts = msg.timestamp()  # only now: one C call per message saved
+                if not ts[0]:
+                    raise
+                reading = parse(family, key, msg.value(), ts[1], msg)
+        except BadMessage as exc:
+            dead.append(_dead(msg, exc.reason, exc.detail))
+            continue
+        good += 1
+        shard = cache.get(key)  # type: ignore[arg-type]
+        if shard is None:
+            shard = _cache_shard(cache, key, family, reading.sensor_id, shards)
+        buckets[shard].append(reading)
+    return good
+
+
+def _cache_shard(cache: dict[bytes, int], key: bytes | None, family: str, sensor_id: str,
+                 shards: int) -> int:
+    if len(cache) >= SHARD_CACHE_MAX:
+        cache.clear()
+    shard = cache[key] = shard_of(family, sensor_id, shards)  # type: ignore[index]
+    return shard
 
 
 def _dead(msg: SourceMessage, reason: str, detail: str) -> DeadLetter:

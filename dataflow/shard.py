@@ -13,10 +13,12 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import islice
+from operator import le
 from typing import NamedTuple
 
 from dataflow.alerts import AlertEvent, AlertTracker
-from dataflow.readings import Reading
+from dataflow.readings import Reading, Run
 from dataflow.scoring import ModelParams, SensorScorer, threshold_alarm
 from dataflow.windows import SensorWindows, WindowStats
 
@@ -111,9 +113,10 @@ class ShardState:
         self.counts = ShardCounts()
 
     def ingest(
-        self, readings: Iterable[Reading], now: float
+        self, readings: Iterable[Reading | Run], now: float
     ) -> list[WindowResult | LateReading]:
-        """Fold a batch of readings at wall time ``now``; return closed windows and late ones."""
+        """Fold a batch of readings (single or runs) at wall time ``now``; return closed windows
+        and late readings."""
         cfg = self.config
         size, lateness = cfg.window_ns, cfg.lateness_ns
         sensors, idle = self.sensors, self.idle
@@ -128,12 +131,23 @@ class ShardState:
                 sensor = sensors[key] = _Sensor()
             win = sensor.windows
             before = win.next_close
-            if not win.add(ts, value, size, lateness):
-                out.append(LateReading(reading))
-                late += 1
-                continue
-            if win.max_ts >= win.next_close:
-                self._score(key, sensor, win.close_due(size, lateness), out)
+            if type(ts) is not tuple:
+                if not win.add(ts, value, size, lateness):
+                    out.append(LateReading(reading))
+                    late += 1
+                    continue
+                if win.max_ts >= win.next_close:
+                    self._score(key, sensor, win.close_due(size, lateness), out)
+            elif ts[0] >= win.closed_until and all(map(le, ts, islice(ts, 1, None))):
+                win.add_sorted(ts, value, size, lateness)  # in order: none can be late
+                if win.max_ts >= win.next_close:
+                    self._score(key, sensor, win.close_due(size, lateness), out)
+            else:  # out of order: one by one, as single readings
+                singles = reading.readings()
+                taken = self._ingest_each(key, sensor, singles, out)
+                late += len(singles) - taken
+                if not taken:
+                    continue
             if live and win.next_close != before:  # once per window, not per reading
                 self._arm(key, win, now)
             if sensor.heard != now:
@@ -143,6 +157,22 @@ class ShardState:
                 idle.move_to_end(key)
         self.counts.late += late
         return out
+
+    def _ingest_each(self, key: tuple[str, str], sensor: _Sensor, readings: list[Reading],
+                     out: list[WindowResult | LateReading]) -> int:
+        """A run's readings one by one, as ``ingest`` takes single ones; returns how many were
+        taken (not late)."""
+        size, lateness = self.config.window_ns, self.config.lateness_ns
+        win = sensor.windows
+        taken = 0
+        for reading in readings:
+            if not win.add(reading.ts, reading.value, size, lateness):
+                out.append(LateReading(reading))
+                continue
+            taken += 1
+            if win.max_ts >= win.next_close:
+                self._score(key, sensor, win.close_due(size, lateness), out)
+        return taken
 
     def expire(self, now: float) -> list[WindowResult | LateReading]:
         """Close the windows of sensors not heard from for ``idle_timeout_s`` of wall time."""

@@ -1,0 +1,299 @@
+"""Polls decoded whole and folded as per-sensor runs give what message-by-message gives.
+
+The batch paths (``parse_poll``, ``Run``, ``SensorWindows.add_sorted``) exist only for speed, so
+every test here compares them with the per-message rules they replace, to the last bit.
+"""
+
+import pickle
+import random
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dataflow.readings import (
+    AIR_QUALITY,
+    TEMPERATURE,
+    BadMessage,
+    Reading,
+    Run,
+    SourceRef,
+    _parse_general,
+    parse,
+    parse_poll,
+)
+from dataflow.records import ShardBatch, encode_late, route
+from dataflow.scoring import ModelParams
+from dataflow.shard import LateReading, ShardConfig, ShardState
+from dataflow.windows import SensorWindows
+from tests.fakes import FakeMessage
+
+S = 1_000_000_000
+SIZE, LATE = 5 * S, 2 * S
+T0 = 1_710_856_625 * S  # 2024-03-19 13:57:05, a multiple of 5 s
+TOPICS = {"temperature_readings": TEMPERATURE, "air-quality": AIR_QUALITY}
+
+numbers = st.one_of(st.integers(-(10**6), 10**6),
+                    st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False),
+                    st.sampled_from([0.0, -0.0, 1e16, 1.0, -1e16, 0.1, 0.2, 0.3]))
+
+
+def temperature(value: object, ts: object) -> bytes:
+    return orjson.dumps({"Temperature_C": value, "Timestamp": ts})
+
+
+def air(value: object, ts: str) -> bytes:
+    return orjson.dumps({"timestamp": ts, "value": value})
+
+
+def naive(ns: int, sep: str = " ") -> str:
+    sec, frac = divmod(ns, S)
+    from datetime import UTC, datetime
+    head = datetime.fromtimestamp(sec, UTC).strftime(f"%Y-%m-%d{sep}%H:%M:%S")
+    return f"{head}.{frac // 1000:06d}"
+
+
+def one_by_one(family: str, values: list[bytes]) -> list[tuple[int, float]] | None:
+    out = []
+    for value in values:
+        try:
+            r = parse(family, b"k", value)
+        except BadMessage:
+            return None
+        out.append((r.ts, r.value))
+    return out
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(numbers, st.integers(0, 4_000_000_000 * S)), min_size=1, max_size=30),
+       st.sampled_from([" ", "T"]))
+def test_a_decoded_poll_reads_as_each_message_does(rows: list[tuple[float, int]],
+                                                  sep: str) -> None:
+    for family, values in ((TEMPERATURE, [temperature(v, ts) for v, ts in rows]),
+                           (AIR_QUALITY, [air(v, naive(ts, sep)) for v, ts in rows])):
+        cols = parse_poll(family, values)
+        expected = one_by_one(family, values)
+        if cols is None:
+            # Only allowed when a message needs the general rules (a temperature below 1e17 ns
+            # reads as another unit); the tutorials' own shapes must take the fast path.
+            assert family == TEMPERATURE and any(ts < 10**17 for _, ts in rows)
+            continue
+        assert expected is not None
+        assert list(zip(*cols, strict=True)) == expected
+        assert all(type(v) is float for v in cols[1])
+
+
+@pytest.mark.parametrize("bad", [
+    b'{"Temperature_C": "65", "Timestamp": 1710856626905833677}',  # a string value
+    b'{"Temperature_C": true, "Timestamp": 1710856626905833677}',
+    b'{"Temperature_C": 65, "Timestamp": 1710856626905}',  # milliseconds: the general rule
+    b'{"Temperature_C": 65}',  # no timestamp: the Kafka time, per message
+    b'{"Temperature_C": 65, "Timestamp": 1710856626905833677',  # truncated
+    b"not json",
+    None,
+])
+def test_one_odd_message_sends_the_whole_poll_to_the_per_message_rules(bad: bytes | None) -> None:
+    good = [temperature(60.0 + i, T0 + i * S) for i in range(4)]
+    assert parse_poll(TEMPERATURE, good) is not None
+    assert parse_poll(TEMPERATURE, [*good[:2], bad, *good[2:]]) is None
+
+
+@pytest.mark.parametrize("text", [
+    "2024-02-30 00:00:00.000000",  # no such day
+    "2024-03-19 24:00:00.000000",
+    "2024-03-19 23:59:60.000000",
+    "2024-13-19 23:59:59.000000",
+    "1969-12-31 23:59:59.999999",  # before 1970
+    "2100-01-01 00:00:00.000000",  # from 2100 on
+    "2024-03-19 13:57:05.00000a",
+    "2024-03-19 13:57:05.00000٣",  # an Arabic-Indic digit: isdigit() says yes
+    "2024-03-19x13:57:05.000000",  # fromisoformat takes any separator; the fast path does not
+    "2024-03-19 13:57:05.0000000",
+    "2024-03-19 13:57:05+00:00",
+    " 2024-03-19 13:57:05.00000",
+])
+def test_unusual_timestamps_leave_the_fast_path_and_read_as_the_general_rule(text: str) -> None:
+    values = [air(20.0, naive(T0)), air(21.0, text)]
+    assert parse_poll(AIR_QUALITY, values) is None
+    try:
+        general: object = _parse_general(AIR_QUALITY, "k", values[1], None, None).ts
+    except BadMessage as exc:
+        general = exc.reason
+    try:
+        got: object = parse(AIR_QUALITY, b"k", values[1]).ts
+    except BadMessage as exc:
+        got = exc.reason
+    assert got == general
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=80) | st.builds(temperature, numbers, st.integers(0, 2 * 10**18)))
+def test_a_message_reads_the_same_through_the_fast_decoder_and_the_general_rules(
+        value: bytes) -> None:
+    """``parse`` tries the fast decoder first; whatever it accepts, the general rules must read
+    the same way, so a message never depends on which path its poll took."""
+    try:
+        fast: object = parse(TEMPERATURE, b"k", value, 1_700_000_000_000)
+    except BadMessage:
+        return  # rejections always come from the general rules, with their reason
+    general = _parse_general(TEMPERATURE, "k", value, 1_700_000_000_000, None)
+    assert fast == general
+
+
+def fold_each(win: SensorWindows, ts: list[int], values: list[float]) -> None:
+    for t, v in zip(ts, values, strict=True):
+        assert win.add(t, v, SIZE, LATE)
+
+
+def state(win: SensorWindows) -> tuple:
+    return ({k: list(v) for k, v in win.open.items()}, win.max_ts, win.next_close,
+            win.closed_until)
+
+
+@settings(max_examples=300)
+@given(st.lists(st.integers(0, 30 * S), max_size=5), st.lists(st.integers(0, 30 * S),
+                                                              min_size=1, max_size=60),
+       st.data())
+def test_a_sorted_run_folds_to_the_same_bits_as_one_reading_at_a_time(
+        before: list[int], run: list[int], data: st.DataObject) -> None:
+    before.sort()
+    run.sort()
+    run = [t + (before[-1] if before else 0) for t in run]  # never earlier than what came before
+    vals_before = data.draw(st.lists(numbers.map(float), min_size=len(before),
+                                     max_size=len(before)))
+    vals = data.draw(st.lists(numbers.map(float), min_size=len(run), max_size=len(run)))
+    a, b = SensorWindows(), SensorWindows()
+    for win in (a, b):
+        fold_each(win, before, vals_before)
+    fold_each(a, run, vals)
+    b.add_sorted(tuple(run), tuple(vals), SIZE, LATE)
+    # Sums bit for bit (and the sign of a zero), not approximately.
+    assert repr(state(a)) == repr(state(b))
+
+
+def test_float_sums_run_in_reading_order() -> None:
+    """1e16 + 1.0 rounds back to 1e16, so the order of the additions shows in the result."""
+    a, b = SensorWindows(), SensorWindows()
+    fold_each(a, [T0, T0 + 1, T0 + 2], [1e16, 1.0, -1e16])
+    b.add_sorted((T0, T0 + 1, T0 + 2), (1e16, 1.0, -1e16), SIZE, LATE)
+    assert a.open[T0][1] == b.open[T0][1] == 0.0
+
+
+def test_equal_values_keep_the_first_as_one_at_a_time_does() -> None:
+    """0.0 == -0.0: the minimum and maximum keep whichever came first, and that shows in JSON."""
+    a, b = SensorWindows(), SensorWindows()
+    for win in (a, b):
+        fold_each(win, [T0], [0.0])
+    fold_each(a, [T0 + 1, T0 + 2], [-0.0, -0.0])
+    b.add_sorted((T0 + 1, T0 + 2), (-0.0, -0.0), SIZE, LATE)
+    assert repr(state(a)) == repr(state(b))
+    assert repr(b.open[T0][2:]) == "[0.0, 0.0]"
+
+
+def shard_config() -> ShardConfig:
+    models = {f: ModelParams(limits=(0.0, 150.0)) for f in (TEMPERATURE, AIR_QUALITY)}
+    return ShardConfig(window_ns=SIZE, lateness_ns=LATE, idle_timeout_s=10.0, models=models,
+                       thresholds={TEMPERATURE: 90.0}, emit_all=True)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 2**32), st.floats(0.0, 1.0))
+def test_a_shard_gives_the_same_windows_and_late_readings_from_runs(seed: int,
+                                                                    disorder: float) -> None:
+    """Runs in order, runs out of order (some readings late): the same output as singles."""
+    rng = random.Random(seed)
+    singles, runs = ShardState(shard_config()), ShardState(shard_config())
+    clock = {s: 0 for s in "abc"}
+    for batch_no in range(12):
+        items: list[Reading | Run] = []
+        for sensor in rng.sample("abc", rng.randint(1, 3)):
+            n = rng.randint(1, 12)
+            ts = []
+            for _ in range(n):
+                clock[sensor] += rng.randint(0, 2 * S)
+                jitter = rng.randint(-4 * S, 0) if rng.random() < disorder else 0
+                ts.append(T0 + max(0, clock[sensor] + jitter))
+            vals = tuple(rng.choice([rng.uniform(20, 100), 95.0, -0.0]) for _ in ts)
+            srcs = tuple(SourceRef((sensor.encode(), b"v%d" % i, "t", 0, i))
+                         for i in range(n))
+            items.append(Run(TEMPERATURE, sensor, tuple(ts), vals, srcs) if n > 1
+                         else Reading(TEMPERATURE, sensor, ts[0], vals[0], srcs[0]))
+        flat = [r for it in items for r in (it.readings() if type(it) is Run else [it])]
+        now = float(batch_no)
+        assert runs.ingest(items, now) == singles.ingest(flat, now)
+        assert runs.counts.take() == singles.counts.take()
+    assert runs.flush() == singles.flush()
+
+
+def test_a_run_of_only_late_readings_does_not_count_as_hearing_from_the_sensor() -> None:
+    """As single late readings do not: the sensor's open window still closes by idle time."""
+    state_ = ShardState(shard_config())
+    state_.ingest([Reading(TEMPERATURE, "a", T0, 60.0), Reading(TEMPERATURE, "a", T0 + 8 * S,
+                                                                61.0)], now=0.0)
+    late = Run(TEMPERATURE, "a", (T0 + 2 * S, T0 + 1 * S), (1.0, 2.0), (None, None))
+    out = state_.ingest([late], now=5.0)
+    assert [type(o) for o in out] == [LateReading, LateReading]
+    assert [o.stats.start for o in state_.expire(now=10.5)] == [T0 + 5 * S]
+
+
+def poll(n_sensors: int, per_sensor: int, bad: bytes | None = None) -> list[FakeMessage]:
+    msgs = []
+    for i in range(per_sensor):
+        for s in range(n_sensors):
+            ts = T0 + i * S // 2
+            msgs.append(FakeMessage(str(s).encode(), temperature(60.0 + s + i / 7, ts),
+                                    "temperature_readings", 0, len(msgs)))
+    if bad is not None:
+        msgs.insert(3, FakeMessage(b"0", bad, "temperature_readings", 0, 999))
+    return msgs
+
+
+def flatten(by_shard: dict[int, ShardBatch]) -> dict[int, list[Reading]]:
+    return {s: [r for it in b for r in (it.readings() if type(it) is Run else [it])]
+            for s, b in by_shard.items()}
+
+
+def per_sensor(by_shard: dict[int, ShardBatch]) -> dict[tuple[int, str], list[tuple]]:
+    """Each sensor's readings in order, with its shard: what a shard's result depends on."""
+    out: dict[tuple[int, str], list[tuple]] = {}
+    for shard, readings in flatten(by_shard).items():
+        for r in readings:
+            out.setdefault((shard, r.sensor_id), []).append((*r[:4], r.source.offset()))
+    return out
+
+
+def test_route_groups_a_decoded_poll_into_runs_with_the_per_message_readings() -> None:
+    msgs = poll(5, 6)
+    fast, dead, counts = route([msgs], TOPICS, 4)
+    assert not dead and counts == {TEMPERATURE: 30}
+    assert any(type(it) is Run for b in fast.values() for it in b)
+    expected = per_sensor(route([[m] for m in msgs], TOPICS, 4)[0])  # one message a poll
+    assert len(expected) == 5
+    assert per_sensor(fast) == expected
+    # A malformed message: the poll is read message by message, and only it is rejected.
+    mixed, dead, counts = route([poll(5, 6, bad=b"{oops")], TOPICS, 4)
+    assert [(d.reason, d.offset) for d in dead] == [("invalid_json", 999)]
+    assert counts == {TEMPERATURE: 30}
+    assert per_sensor(mixed) == expected
+
+
+def test_route_rejects_a_bad_key_of_a_decoded_poll_with_its_messages() -> None:
+    msgs = poll(2, 3)
+    msgs += [FakeMessage(b"", temperature(60.0, T0), "temperature_readings", 0, 50 + i)
+             for i in range(2)]
+    _, dead, counts = route([msgs], TOPICS, 2)
+    assert [(d.reason, d.offset) for d in dead] == [("bad_key", 50), ("bad_key", 51)]
+    assert counts == {TEMPERATURE: 6}
+
+
+def test_a_batch_of_runs_crosses_processes_and_keeps_late_bytes() -> None:
+    by_shard, _, _ = route([poll(3, 4)], TOPICS, 1)
+    batch = by_shard[0]
+    assert all(type(it) is Run for it in batch)
+    copy = pickle.loads(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL))
+    assert isinstance(copy, ShardBatch) and [type(it) for it in copy] == [Run] * 3
+    for before, after in zip(flatten(by_shard)[0], flatten({0: copy})[0], strict=True):
+        assert after[:4] == before[:4]
+        assert isinstance(after.source, SourceRef)
+        assert encode_late(LateReading(after)) == encode_late(LateReading(before))
