@@ -25,6 +25,7 @@ from dataflow.readings import Reading
 from dataflow.records import (
     DeadLetter,
     Headers,
+    KeyCache,
     encode_dead_letter,
     encode_late,
     encode_window,
@@ -164,7 +165,7 @@ def build_flow(
     flow = Dataflow("sensor_anomalies")
     polls = op.input("inp", flow, source)  # [Message]: one item per partition poll
 
-    shard_cache: dict[str, dict[bytes, int]] = {}  # family -> key -> shard
+    shard_cache: dict[str, KeyCache] = {}  # family -> key -> (sensor id, shard)
 
     def route_batch(batches: list[list[Any]]) -> list[Any]:
         by_shard, dead, by_family = route(batches, topics, shards, shard_cache)

@@ -55,7 +55,7 @@ def test_route_groups_by_shard_and_keeps_bad_bytes() -> None:
     stray = msg(b"7", b"{}", topic="elsewhere")
     cache: dict = {}
     by_shard, dead, by_family = route([good[:25], [bad, *good[25:]], [stray]], TOPICS, 8, cache)
-    assert cache == {TEMPERATURE: {str(i).encode(): shard_of(TEMPERATURE, str(i), 8)
+    assert cache == {TEMPERATURE: {str(i).encode(): (str(i), shard_of(TEMPERATURE, str(i), 8))
                                    for i in range(50)}}
     again, _, _ = route([good], TOPICS, 8, cache)
     assert again == by_shard
