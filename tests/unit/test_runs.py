@@ -278,6 +278,18 @@ def test_route_groups_a_decoded_poll_into_runs_with_the_per_message_readings() -
     assert per_sensor(mixed) == expected
 
 
+@pytest.mark.parametrize("odd", [b', "x": 1e999}', b', "x": "\xff"}'])
+def test_a_message_is_used_whichever_poll_it_comes_in(odd: bytes) -> None:
+    """An ignored field orjson would refuse: used in a clean poll and in one read message by
+    message because of another message, never used in one and refused in the other."""
+    value = temperature(61.0, T0)[:-1] + odd
+    odd_msg = FakeMessage(b"9", value, "temperature_readings", 0, 500)
+    for bad in (None, b"{oops"):
+        by_shard, dead, _ = route([poll(2, 2, bad=bad) + [odd_msg]], TOPICS, 1)
+        assert [d.offset for d in dead] == ([] if bad is None else [999])
+        assert per_sensor(by_shard)[(0, "9")] == [(TEMPERATURE, "9", T0, 61.0, 500)]
+
+
 def test_route_rejects_a_bad_key_of_a_decoded_poll_with_its_messages() -> None:
     msgs = poll(2, 3)
     msgs += [FakeMessage(b"", temperature(60.0, T0), "temperature_readings", 0, 50 + i)
