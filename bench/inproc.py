@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args(argv)
     settings = Settings.from_env({"EMIT_ALL_WINDOWS": "false"})
-    gc.set_threshold(50_000, 20, 100)  # as dataflow.main sets it
+    gc.set_threshold(500_000, 20, 100)  # as dataflow.main sets it
     for name in args.workload or sorted(wl.WORKLOADS):
         work = wl.WORKLOADS[name]
         by_family = {family: topic for topic, family in settings.topics.items()}
