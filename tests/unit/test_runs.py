@@ -127,6 +127,23 @@ def test_unusual_timestamps_leave_the_fast_path_and_read_as_the_general_rule(tex
     assert got == general
 
 
+def test_every_one_character_change_of_a_timestamp_reads_as_the_general_rule() -> None:
+    """The column path's result, whenever it gives one, is the per-message rule's: each position
+    of the tutorial's timestamp, changed to every printable ASCII character and a few others."""
+    from dataflow.readings import _naive_column, timestamp_to_ns
+
+    base = "2024-03-19 13:57:05.123456"
+    taken = 0
+    for pos in range(len(base)):
+        for char in [*map(chr, range(32, 127)), "٣", "é", "\x00"]:
+            text = base[:pos] + char + base[pos + 1:]
+            got = _naive_column([naive(T0), text])
+            if got is not None:
+                taken += 1
+                assert got[1] == timestamp_to_ns(text), text
+    assert taken > 100  # digits changed to digits that keep the date valid and in range
+
+
 @settings(max_examples=300)
 @given(st.binary(max_size=80) | st.builds(temperature, numbers, st.integers(0, 2 * 10**18)))
 def test_a_message_reads_the_same_through_the_fast_decoder_and_the_general_rules(
@@ -285,7 +302,7 @@ def test_a_message_is_used_whichever_poll_it_comes_in(odd: bytes) -> None:
     value = temperature(61.0, T0)[:-1] + odd
     odd_msg = FakeMessage(b"9", value, "temperature_readings", 0, 500)
     for bad in (None, b"{oops"):
-        by_shard, dead, _ = route([poll(2, 2, bad=bad) + [odd_msg]], TOPICS, 1)
+        by_shard, dead, _ = route([[*poll(2, 2, bad=bad), odd_msg]], TOPICS, 1)
         assert [d.offset for d in dead] == ([] if bad is None else [999])
         assert per_sensor(by_shard)[(0, "9")] == [(TEMPERATURE, "9", T0, 61.0, 500)]
 
