@@ -136,18 +136,16 @@ class ShardState:
                     out.append(LateReading(reading))
                     late += 1
                     continue
-                if win.max_ts >= win.next_close:
-                    self._score(key, sensor, win.close_due(size, lateness), out)
             elif ts[0] >= win.closed_until and all(map(le, ts, islice(ts, 1, None))):
                 win.add_sorted(ts, value, size, lateness)  # in order: none can be late
-                if win.max_ts >= win.next_close:
-                    self._score(key, sensor, win.close_due(size, lateness), out)
-            else:  # out of order: one by one, as single readings
+            else:  # out of order: one by one, as single readings (which close as they go)
                 singles = reading.readings()
                 taken = self._ingest_each(key, sensor, singles, out)
                 late += len(singles) - taken
                 if not taken:
                     continue
+            if win.max_ts >= win.next_close:
+                self._score(key, sensor, win.close_due(size, lateness), out)
             if live and win.next_close != before:  # once per window, not per reading
                 self._arm(key, win, now)
             if sensor.heard != now:
