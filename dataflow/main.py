@@ -65,8 +65,9 @@ class _PollPartition(StatefulSourcePartition[list[Message], int]):
         if self._eof:
             raise StopIteration
         msgs = self._consumer.consume(self._batch_size, 0.001)
-        polled = [msg for msg in msgs if msg.error() is None]
-        if len(polled) < len(msgs):  # only EOF or errors, at most a few per poll
+        polled = msgs
+        if any(map(Message.error, msgs)):  # only EOF or errors, at most a few per poll
+            polled = [msg for msg in msgs if msg.error() is None]
             for msg in msgs:
                 err = msg.error()
                 if err is None:
