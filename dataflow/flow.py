@@ -111,7 +111,10 @@ class ShardLogic(StatefulBatchLogic[list[Reading], WindowResult | LateReading, b
         self.snapshots = snapshots
 
     def _report(self, out: Out) -> Out:
-        counts = self.state.counts.take()
+        pending = self.state.counts
+        if not (pending.windows or pending.late):  # nothing counted: anomalies and alerts
+            return out                            # come with windows
+        counts = pending.take()
         late = counts.pop("late")
         self.status.add(**counts)
         if late:

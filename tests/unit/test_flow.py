@@ -132,3 +132,20 @@ def test_idle_sensor_closes_on_the_controlled_clock() -> None:
     keys = [k for k, _ in out]
     assert keys[0] == b"q"  # closed by the timeout, ahead of b's windows flushed at the end
     assert keys.count(b"q") == 1
+
+
+def test_a_batch_of_only_late_readings_is_counted_at_once() -> None:
+    """Counters are reported per batch, skipped only when nothing was counted: a late reading
+    shows in the status line without waiting for a window to close."""
+    from dataflow.flow import ShardLogic, shard_config
+    from dataflow.readings import TEMPERATURE, Reading
+    from dataflow.shard import ShardState
+
+    status = Status(0)
+    logic = ShardLogic(ShardState(shard_config(Settings.from_env({}))), lambda: 0.0, status,
+                       snapshots=False)
+    logic.on_batch([[Reading(TEMPERATURE, "2", T0, 60.0), Reading(TEMPERATURE, "2", T0 + 9 * S,
+                                                                   60.0)]])
+    assert status.snapshot()["windows"] == 1
+    logic.on_batch([[Reading(TEMPERATURE, "2", T0 + S, 60.0)]])
+    assert status.snapshot()["late"] == 1
