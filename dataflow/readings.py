@@ -312,14 +312,7 @@ def _parse_general(family: str, sensor_id: str, value: bytes, kafka_ts_ms: int |
     else:  # bool included: a bool is not a reading
         raise BadMessage("bad_value_type", f"{value_field!r} is a {kind.__name__}")
     raw_ts = obj.get(ts_field)
-    kind = type(raw_ts)
-    if kind is int and _NS_FLOOR <= raw_ts < _MAX_NS:
-        ts = raw_ts
-    elif (kind is str and len(raw_ts) == 26 and raw_ts[19] == "."
-          and (second := _SECONDS.get(raw_ts[:19])) is not None
-          and (frac := raw_ts[20:]).isascii() and frac.isdigit()):
-        ts = second + int(frac) * 1_000  # cached seconds are in range: see _cache_second
-    elif raw_ts is not None:
+    if raw_ts is not None:
         ts = timestamp_to_ns(raw_ts)
     elif ts_field in obj:
         raise BadMessage("bad_timestamp", f"{ts_field!r} is null")
