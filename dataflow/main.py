@@ -67,14 +67,15 @@ class _PollPartition(StatefulSourcePartition[list[Message], int]):
         msgs = self._consumer.consume(self._batch_size, 0.001)
         polled = msgs
         if any(map(Message.error, msgs)):  # only EOF or errors, at most a few per poll
-            polled = [msg for msg in msgs if msg.error() is None]
+            polled = []
             for msg in msgs:
                 err = msg.error()
                 if err is None:
-                    continue
-                if err.code() != KafkaError._PARTITION_EOF:
+                    polled.append(msg)
+                elif err.code() == KafkaError._PARTITION_EOF:
+                    self._eof = True  # after this poll's messages are out
+                else:
                     raise RuntimeError(f"error consuming from Kafka topic {msg.topic()!r}: {err}")
-                self._eof = True  # after this poll's messages are out
         if not polled:
             return []
         self._offset = polled[-1].offset() + 1
