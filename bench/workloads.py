@@ -1,5 +1,6 @@
 """Workloads and Kafka helpers shared by the bench scripts (``harness``, ``floor``, ``latency``,
-``soak``). Runs in the main ``.venv`` (confluent-kafka, orjson); no dataflow import.
+``soak``); the integration tests stop flows with its ``interrupt`` too. Runs in the main
+``.venv`` (confluent-kafka, orjson); no dataflow import.
 
 A workload is a fleet of mixed families, half air-quality sensors (topic ``aq``, key
 ``SensorN``, value ``{"timestamp": "YYYY-mm-dd HH:MM:SS.ffffff", "value": x}``) and half machine

@@ -7,7 +7,6 @@ which starts the broker), where a missing broker is a failure.
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -103,14 +102,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def interrupt(proc: subprocess.Popen, timeout: float) -> None:
-    """Ctrl-C for a running flow, as a user stops it; killed if it has not exited in time."""
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def python_env(**extra: str) -> dict[str, str]:

@@ -25,7 +25,8 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from tests.integration.conftest import BROKERS, ROOT, interrupt, python_env
+from bench.workloads import interrupt
+from tests.integration.conftest import BROKERS, ROOT, python_env
 
 LATENESS_S = 1.0
 

@@ -19,7 +19,8 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from tests.integration.conftest import ROOT, consume_all, free_port, interrupt, python_env
+from bench.workloads import interrupt
+from tests.integration.conftest import ROOT, consume_all, free_port, python_env
 
 BASE = 1_710_856_625_000_000_000
 S = 1_000_000_000
