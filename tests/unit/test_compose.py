@@ -20,6 +20,7 @@ import yaml
 
 from dataflow.config import ENV_DOCS, Settings
 from producer.__main__ import OPTIONS, parse_settings
+from tests.checkout import project_files
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -293,8 +294,7 @@ def test_dockerignore_keeps_what_the_dockerfile_copies_and_drops_local_state() -
     sources = [shlex.split(rest)[0] for kw, rest in dockerfile_instructions() if kw == "COPY"]
     for source in sources:
         path = ROOT / source
-        files = [path] if path.is_file() else [
-            f for f in path.rglob("*.py") if "__pycache__" not in f.parts]
+        files = [path] if path.is_file() else project_files("*.py", under=source)
         assert files, source
         for file in files:
             rel = file.relative_to(ROOT).as_posix()
@@ -308,8 +308,9 @@ def test_dockerignore_keeps_what_the_dockerfile_copies_and_drops_local_state() -
 
 
 def shell_scripts() -> list[Path]:
-    skip = {".venv", ".git", ".broker", "node_modules"}
-    return sorted(p for p in ROOT.rglob("*.sh") if not skip & set(p.relative_to(ROOT).parts))
+    """Every shell script of the project (not of .venv or .broker, never walked: the broker
+    changes its data directory while the tests run)."""
+    return project_files("*.sh")
 
 
 def test_container_scripts_are_strict_bash() -> None:
