@@ -61,9 +61,18 @@ def leaks(text: str | bytes, secrets: list[str]) -> list[str]:
 def broker_dir_leaks(directory: Path, secrets: list[str]) -> dict[str, list[str]]:
     """Secrets in any file of the broker's directory but server.properties (which holds them)."""
     found = {}
-    for path in directory.rglob("*"):
-        if path.is_file() and path.name != "server.properties":
-            hits = leaks(path.read_bytes(), secrets)
+    # The broker may be running: it deletes segments and topic directories at any time. os.walk
+    # passes over a directory that vanishes (Path.rglob raises), and so does this over a file.
+    for dirpath, _, filenames in os.walk(directory):
+        for name in filenames:
+            path = Path(dirpath, name)
+            if name == "server.properties" or not path.is_file():
+                continue
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                continue  # deleted since it was listed: it holds nothing now
+            hits = leaks(data, secrets)
             if hits:
                 found[str(path.relative_to(directory))] = hits
     return found
