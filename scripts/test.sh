@@ -1,8 +1,51 @@
 #!/usr/bin/env bash
 # `make test`: lint, unit tests, and integration tests against the real local broker.
 # Starts the broker if none answers, and stops it again only if it started it.
+#
+# The programs some checks run (shellcheck, kcat) are installed first if missing, when that
+# is possible (root with apt-get); otherwise it stops and says how to install them. A missing
+# tool makes its tests fail, not skip (REQUIRE_TOOLS=1, tests/tools.py), so a green run never
+# hides a check. REQUIRE_TOOLS=0 installs nothing, and those checks skip with the reason in
+# pytest's summary.
 set -euo pipefail
 cd "$(dirname -- "${BASH_SOURCE[0]}")/.."
+
+REQUIRE_TOOLS="${REQUIRE_TOOLS:-1}"
+export REQUIRE_TOOLS
+# Programs the tests run; each is also the name of its Debian package.
+readonly TOOLS=(shellcheck kcat)
+
+ensure_tools() {
+  local missing=() tool
+  for tool in "${TOOLS[@]}"; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+  done
+  ((${#missing[@]} > 0)) || return 0
+  if [[ "$REQUIRE_TOOLS" != 1 ]]; then
+    echo "warning: ${missing[*]} not installed; REQUIRE_TOOLS=$REQUIRE_TOOLS, so their checks are skipped" >&2
+    return 0
+  fi
+  if ((EUID == 0)) && command -v apt-get >/dev/null 2>&1; then
+    echo "installing ${missing[*]} (the tests run them) with apt-get"
+    # One update, for a fresh machine whose package lists are empty or old. Waits for another
+    # apt-get to finish rather than failing at once on its lock.
+    local apt=(apt-get -qq -o DPkg::Lock::Timeout=300)
+    "${apt[@]}" update || echo "warning: apt-get update failed; trying the current lists" >&2
+    if ! DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends \
+      "${missing[@]}" >/dev/null; then
+      echo "error: apt-get could not install ${missing[*]} (see above)" >&2
+      exit 1
+    fi
+    return 0
+  fi
+  echo "error: the tests need ${missing[*]}, which are not installed. Install them, e.g." >&2
+  echo "  Debian/Ubuntu:  sudo apt-get install --no-install-recommends ${missing[*]}" >&2
+  echo "  macOS:          brew install ${missing[*]}" >&2
+  echo "or run REQUIRE_TOOLS=0 make test to skip the checks that need them." >&2
+  exit 1
+}
+
+ensure_tools
 
 # Tests talk to the broker this script manages, unless KAFKA_BROKERS says otherwise.
 export KAFKA_BROKERS="${KAFKA_BROKERS:-127.0.0.1:${KAFKA_PORT:-9092}}"
@@ -23,6 +66,10 @@ fi
 .venv/bin/ruff check .
 if command -v shellcheck >/dev/null 2>&1; then
   shellcheck scripts/*.sh entrypoint.sh
+else
+  echo "warning: shellcheck not installed: shell scripts not checked" >&2
 fi
-# The broker is up, so a missing broker is a failure here, not a reason to skip.
-REQUIRE_BROKER=1 .venv/bin/python -m pytest "$@"
+# The broker is up, so a missing broker is a failure here, not a reason to skip. -ra: the
+# summary lists every skip with its reason (and failures, errors, xfails); a later -r would
+# replace it, so do not pass -rs alone.
+REQUIRE_BROKER=1 .venv/bin/python -m pytest -ra "$@"

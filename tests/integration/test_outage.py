@@ -8,7 +8,6 @@ themselves; the flow keeps running and carries on from where it was.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from confluent_kafka import Producer
 
 from bench.workloads import interrupt
 from tests.integration.conftest import ROOT, consume_all, free_port, python_env
+from tests.tools import require_tool
 
 BASE = 1_710_856_625_000_000_000
 S = 1_000_000_000
@@ -31,8 +31,8 @@ TOPICS = {"AIR_QUALITY_TOPIC": "o-aq", "TEMPERATURE_TOPIC": "o-t", "ANOMALIES_TO
 @pytest.fixture
 def own_broker(tmp_path: Path, admin) -> Iterator[tuple[str, dict[str, str]]]:
     """A private broker; ``admin`` makes the test skip (or fail) like the others without Kafka."""
-    if shutil.which("java") is None:
-        pytest.skip("java is not installed")
+    require_tool("java", "Java 17+, e.g. Debian package `openjdk-17-jre-headless`; "
+                 "the test runs its own broker")
     port, controller = free_port(), free_port()
     env = {**os.environ, "BROKER_DIR": str(tmp_path / "broker"), "KAFKA_PORT": str(port),
            "KAFKA_CONTROLLER_PORT": str(controller)}

@@ -6,8 +6,8 @@ local broker with only the topic, the broker address and the record count substi
 its output must be exactly what the broker holds, including machine 2's alert.
 
 rpk comes from `scripts/rpk.sh` (built from the Go module proxy and cached; about 4 minutes
-the first time). If it cannot be built, or Go is missing, the rpk test skips with the reason
-and the kcat test checks the same records; kcat missing skips that one.
+the first time). If Go or kcat is missing, or rpk cannot be built, the test that needs it fails
+under `make test` (REQUIRE_TOOLS=1, see tests/tools.py) and otherwise skips with the reason.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from confluent_kafka.admin import AdminClient
 
 from tests.integration.conftest import BROKERS, ROOT, consume_all
 from tests.integration.test_entrypoint import compose_pipeline
+from tests.tools import missing, require_tool
 
 RPK_SH = ROOT / "scripts" / "rpk.sh"
 GO_MOD = (ROOT / "scripts" / "rpk" / "go.mod").read_text()
@@ -130,14 +130,13 @@ def rpk() -> str:
     cached = subprocess.run([str(RPK_SH), "path"], capture_output=True, text=True, timeout=60)
     if cached.returncode == 0:
         return cached.stdout.strip()
-    if shutil.which(os.environ.get("GO", "go")) is None:
-        pytest.skip("rpk is not built and Go is not installed, so `scripts/rpk.sh build` cannot "
-                    "build it; test_readme_kcat_command checks the same records")
+    require_tool(os.environ.get("GO", "go"), "Go 1.24 or newer, https://go.dev/dl/; "
+                 "`scripts/rpk.sh build` needs it to build rpk, which is not built yet")
     built = subprocess.run([str(RPK_SH), "build"], capture_output=True, text=True, timeout=1800)
     if built.returncode != 0:
-        pytest.skip("`scripts/rpk.sh build` failed, so the README's rpk command is not checked "
-                    "(test_readme_kcat_command checks the same records): "
-                    + built.stderr.strip()[-1500:])
+        missing("`scripts/rpk.sh build` failed, so the README's rpk command is not checked "
+                "(test_readme_kcat_command checks the same records): "
+                + built.stderr.strip()[-1500:])
     return built.stdout.strip().splitlines()[-1]
 
 
@@ -163,8 +162,7 @@ def test_readme_rpk_commands(rpk: str, anomalies: tuple[str, list[Record]]) -> N
 
 
 def test_readme_kcat_command(anomalies: tuple[str, list[Record]]) -> None:
-    if shutil.which("kcat") is None:
-        pytest.skip("kcat is not installed (Debian package kcat)")
+    require_tool("kcat", "Debian package `kcat`")
     topic, expected = anomalies
     commands = readme_kcat_commands()
     assert commands, "the README shows how to read anomalies with kcat"

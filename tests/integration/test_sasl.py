@@ -13,7 +13,6 @@ log) -- is scanned for the passwords.
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import pytest
 
 from dataflow.security import KafkaSecurity
 from tests.integration.conftest import ROOT, consume_all, free_port, python_env, run_module
+from tests.tools import require_tool
 
 START = "2024-03-19T13:57:00"
 # Unique per run, so finding one in a log can only mean it leaked; with the punctuation that
@@ -82,8 +82,8 @@ def broker_dir_leaks(directory: Path, secrets: list[str]) -> dict[str, list[str]
 def sasl_broker(admin, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SaslBroker]:
     """A private broker with a SCRAM/PLAIN SASL listener; ``admin`` skips (or fails) like the
     other integration tests when there is no Kafka at all."""
-    if shutil.which("java") is None:
-        pytest.skip("java is not installed")
+    require_tool("java", "Java 17+, e.g. Debian package `openjdk-17-jre-headless`; "
+                 "the test runs its own broker")
     directory = tmp_path_factory.mktemp("sasl") / "broker"
     sasl_port = free_port()
     env = {**os.environ, "BROKER_DIR": str(directory), "KAFKA_PORT": str(free_port()),

@@ -11,7 +11,6 @@ import fnmatch
 import json
 import re
 import shlex
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import yaml
 from dataflow.config import ENV_DOCS, Settings
 from producer.__main__ import OPTIONS, parse_settings
 from tests.checkout import project_files
+from tests.tools import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -323,8 +323,7 @@ def test_container_scripts_are_strict_bash() -> None:
 
 
 def test_shellcheck_is_clean_on_every_shell_script() -> None:
-    if shutil.which("shellcheck") is None:
-        pytest.skip("shellcheck is not installed (Debian package `shellcheck`)")
-    proc = subprocess.run(["shellcheck", *map(str, shell_scripts())], capture_output=True,
+    shellcheck = require_tool("shellcheck", "Debian package `shellcheck`")
+    proc = subprocess.run([shellcheck, *map(str, shell_scripts())], capture_output=True,
                           text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
