@@ -16,7 +16,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 
 from bench.workloads import interrupt
 from tests.integration.conftest import ROOT, consume_all, free_port, python_env
@@ -28,6 +28,21 @@ TOPICS = {"AIR_QUALITY_TOPIC": "o-aq", "TEMPERATURE_TOPIC": "o-t", "ANOMALIES_TO
           "DLQ_TOPIC": "o-dlq"}
 
 
+# Generous, for a loaded machine (CI, or other work on 2 cores): each wait ends as soon as its
+# condition holds, so a quiet machine never waits this long.
+BROKER_TIMEOUT_S = 300  # broker.sh start, stop
+WINDOWS_TIMEOUT_S = 240  # the windows a flow should write
+FLUSH_TIMEOUT_S = 120
+# How long the broker stays down: the outage the flow must ride through (not a wait).
+OUTAGE_S = 10
+
+
+def broker_sh(command: str, env: dict[str, str]) -> None:
+    proc = subprocess.run([ROOT / "scripts/broker.sh", command], env=env, capture_output=True,
+                          text=True, timeout=BROKER_TIMEOUT_S + 60)
+    assert proc.returncode == 0, f"broker.sh {command}: {proc.stdout}{proc.stderr}"
+
+
 @pytest.fixture
 def own_broker(tmp_path: Path, admin) -> Iterator[tuple[str, dict[str, str]]]:
     """A private broker; ``admin`` makes the test skip (or fail) like the others without Kafka."""
@@ -35,13 +50,14 @@ def own_broker(tmp_path: Path, admin) -> Iterator[tuple[str, dict[str, str]]]:
                  "the test runs its own broker")
     port, controller = free_port(), free_port()
     env = {**os.environ, "BROKER_DIR": str(tmp_path / "broker"), "KAFKA_PORT": str(port),
-           "KAFKA_CONTROLLER_PORT": str(controller)}
-    subprocess.run([ROOT / "scripts/broker.sh", "start"], env=env, check=True,
-                   capture_output=True)
+           "KAFKA_CONTROLLER_PORT": str(controller),
+           "BROKER_START_TIMEOUT_SECONDS": str(BROKER_TIMEOUT_S)}
+    broker_sh("start", env)
     try:
         yield f"127.0.0.1:{port}", env
     finally:
-        subprocess.run([ROOT / "scripts/broker.sh", "stop"], env=env, capture_output=True)
+        subprocess.run([ROOT / "scripts/broker.sh", "stop"], env=env, capture_output=True,
+                       timeout=BROKER_TIMEOUT_S)
 
 
 def produce(brokers: str, seconds: range) -> None:
@@ -49,7 +65,7 @@ def produce(brokers: str, seconds: range) -> None:
     for sec in seconds:
         producer.produce(TOPICS["TEMPERATURE_TOPIC"], key=b"1", value=orjson.dumps(
             {"Temperature_C": 60.0 + sec % 4, "Timestamp": BASE + sec * S}))
-    assert producer.flush(60) == 0
+    assert producer.flush(FLUSH_TIMEOUT_S) == 0
 
 
 def windows(brokers: str) -> list[dict]:
@@ -57,35 +73,55 @@ def windows(brokers: str) -> list[dict]:
                                                          brokers=brokers)]
 
 
-def wait_for(pred, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
+def flow_log(log: Path) -> str:
+    return log.read_text(errors="replace")[-3000:]
+
+
+def wait_for_windows(brokers: str, count: int, flow: subprocess.Popen, log: Path) -> list[dict]:
+    """The output once it holds ``count`` windows, read again every half second while the flow
+    runs. A broker that has just created the topic or come back may not answer a read yet
+    (e.g. "not leader for partition" while it elects one): that is a retry, not a failure."""
+    deadline = time.monotonic() + WINDOWS_TIMEOUT_S
+    seen = "nothing read yet"
+    while True:
+        try:
+            out = windows(brokers)
+        except (KafkaException, RuntimeError, TimeoutError) as exc:
+            seen = f"the last read failed: {exc}"
+        else:
+            if len(out) >= count:
+                return out
+            seen = f"{len(out)} windows"
+        assert flow.poll() is None, f"the flow exited ({flow.returncode}): {flow_log(log)}"
+        if time.monotonic() > deadline:
+            pytest.fail(f"not {count} windows within {WINDOWS_TIMEOUT_S} s ({seen}); "
+                        f"flow log: {flow_log(log)}")
         time.sleep(0.5)
-    return False
 
 
-def test_flow_rides_through_a_broker_restart(own_broker) -> None:
+def test_flow_rides_through_a_broker_restart(own_broker, tmp_path: Path) -> None:
     brokers, broker_env = own_broker
     env = python_env(KAFKA_BROKERS=brokers, EMIT_ALL_WINDOWS="true", IDLE_TIMEOUT_SECONDS="3600",
                      STATUS_INTERVAL_SECONDS="0", LOG_LEVEL="WARNING", **TOPICS)
-    flow = subprocess.Popen([sys.executable, "-m", "bytewax.run", "dataflow.main:flow"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    log = tmp_path / "flow.log"
+    with log.open("wb") as stderr:
+        flow = subprocess.Popen([sys.executable, "-m", "bytewax.run", "dataflow.main:flow"],
+                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         produce(brokers, range(0, 30))
-        assert wait_for(lambda: len(windows(brokers)) == 5, 60)
-        subprocess.run([ROOT / "scripts/broker.sh", "stop"], env=broker_env, check=True,
-                       capture_output=True)
-        time.sleep(10)
-        assert flow.poll() is None, "the flow died while the broker was down"
-        subprocess.run([ROOT / "scripts/broker.sh", "start"], env=broker_env, check=True,
-                       capture_output=True)
+        # 30 s of readings: 5 closed windows, the 6th still open.
+        assert len(wait_for_windows(brokers, 5, flow, log)) == 5
+        broker_sh("stop", broker_env)  # returns once the broker's process has exited
+        outage_ends = time.monotonic() + OUTAGE_S
+        while time.monotonic() < outage_ends:
+            assert flow.poll() is None, f"the flow died while the broker was down: {flow_log(log)}"
+            time.sleep(0.5)
+        broker_sh("start", broker_env)  # returns once the broker answers metadata again
+        assert flow.poll() is None, f"the flow died while the broker was down: {flow_log(log)}"
         produce(brokers, range(30, 60))
         # 60 s of readings: 12 windows, the last still open (no later reading closes it).
-        assert wait_for(lambda: len(windows(brokers)) == 11, 90)
-        assert flow.poll() is None
+        assert len(wait_for_windows(brokers, 11, flow, log)) == 11
+        assert flow.poll() is None, flow_log(log)
     finally:
         interrupt(flow, 20)
     out = windows(brokers)
