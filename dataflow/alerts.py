@@ -7,11 +7,16 @@ further or a new reason appeared, and at most once per ``update_every`` windows.
 **resolves** after ``resolve_after`` consecutive clean windows. The ``alert_id`` is derived from
 the sensor and the window that opened it, so a replay after a crash gives the same id.
 
+After an alert resolves, a new alert raised by the model alone stays silent for ``cooldown``
+clean windows (a silent anomalous window starts the count again): a sensor whose episode flickers
+on and off pages once, not once per flicker. A threshold alarm is the user's own rule and always
+opens.
+
 The peak is the anomalous window mean furthest from the sensor's last clean window mean (its
 baseline), so an overheat reports its hottest window and a drop its lowest.
 
 >>> t = AlertTracker()
->>> [e and e.event for e in (t.observe("s", i, m, 0.0, r, 10, 2) for i, m, r in
+>>> [e and e.event for e in (t.observe("s", i, m, 0.0, r, 10, 2, 5) for i, m, r in
 ...     [(0, 65, []), (1, 95, ["threshold"]), (2, 99, ["threshold"]), (3, 66, []), (4, 65, [])])]
 [None, 'open', None, None, 'resolved']
 """
@@ -21,6 +26,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 OPEN, UPDATE, RESOLVED = "open", "update", "resolved"
+THRESHOLD = "threshold"
+NEVER = 1 << 62  # ``calm`` of a sensor that never had an alert
 
 
 class AlertEvent(NamedTuple):
@@ -39,12 +46,22 @@ class AlertEvent(NamedTuple):
 class AlertTracker:
     """One sensor's baseline and open alert, if any. Small: it lives in every sensor's state."""
 
-    __slots__ = ("alert_id", "anomalous", "baseline", "clean", "opened_at", "peak_at",
+    __slots__ = ("alert_id", "anomalous", "baseline", "calm", "clean", "opened_at", "peak_at",
                  "peak_mean", "peak_score", "reasons", "since_event")
 
     def __init__(self) -> None:
         self.alert_id: str | None = None
         self.baseline: float | None = None
+        self.calm = NEVER  # clean windows since the last anomalous one, with no alert open
+        self.anomalous = self.clean = self.since_event = 0
+        self.opened_at = self.peak_at = 0
+        self.peak_mean = self.peak_score = 0.0
+        self.reasons: tuple[str, ...] = ()
+
+    def quiet(self, mean: float) -> None:
+        """A clean window while no alert is open: the usual case, kept cheap."""
+        self.baseline = mean
+        self.calm += 1
 
     def observe(
         self,
@@ -55,20 +72,26 @@ class AlertTracker:
         reasons: list[str],
         update_every: int,
         resolve_after: int,
+        cooldown: int = 0,
     ) -> AlertEvent | None:
         """Feed one closed window (``reasons`` empty when it is clean); return an event or None."""
         if not reasons:
-            self.baseline = mean
             if self.alert_id is None:
+                self.quiet(mean)
                 return None
+            self.baseline = mean
             self.clean += 1
             self.since_event += 1
             if self.clean < resolve_after:
                 return None
             event = self._event(RESOLVED)
             self.alert_id = None
+            self.calm = 0
             return event
         if self.alert_id is None:
+            if self.calm < cooldown and THRESHOLD not in reasons:
+                self.calm = 0  # a silent flicker: the cooldown starts again
+                return None
             self.alert_id = f"{alert_key}@{start}"
             self.opened_at = self.peak_at = start
             self.peak_mean, self.peak_score = mean, score

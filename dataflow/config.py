@@ -55,21 +55,33 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
     "HST_TREES": ("5", "HalfSpaceTrees: number of trees."),
     "HST_HEIGHT": ("3", "HalfSpaceTrees: tree height."),
     "HST_WINDOW_SIZE": ("100", "HalfSpaceTrees: windows per reference-mass period."),
-    "ML_QUANTILE": ("0.99", "Per-sensor score quantile above which a window is an ML anomaly."),
-    "ML_MIN_DEVIATION": ("4.5", "An ML anomaly's mean must also be more than this many spreads "
-                                "from the sensor's running level (0: off)."),
+    "ML_NOVELTY_MARGIN": ("1.2", "A window is novel when a feature (level distance, step, "
+                                 "burst rate, HalfSpaceTrees score) exceeds this many times its "
+                                 "decayed peak in the sensor's past."),
+    "ML_NOVELTY_FLOOR": ("6", "... and is more than this many spreads (features) from the usual."),
+    "ML_NOVELTY_HALF_LIFE": ("3000", "Windows over which a feature's remembered peak decays by "
+                                     "half."),
+    "ML_HST_NOVELTY": ("false", "`true`: HalfSpaceTrees' score also takes part in the novelty "
+                                "test (off by default: on NAB it added false alarms faster than "
+                                "it found windows, see bench/RESULTS.md)."),
+    "ML_SEASONALITY": ("true", "`false`: no daily or weekly baseline, the level alone."),
     "LEVEL_WINDOWS": ("300", "Memory, in windows, of each sensor's running level (the spread's "
                              "is twice as long)."),
     "ML_DRIFT_SLACK": ("2", "Spreads a window mean may sit from the level before it adds to the "
                             "sensor's drift sums (CUSUM)."),
-    "ML_DRIFT_LIMIT": ("12", "A drift sum above this is an ML anomaly: a lasting moderate "
+    "ML_DRIFT_LIMIT": ("16", "A drift sum above this is an ML anomaly: a lasting moderate "
                              "departure (0: off)."),
+    "ML_DRIFT_CLIP": ("4", "Most spreads one window adds to a drift sum, so a spike alone "
+                           "cannot cross the limit."),
     "WARMUP_WINDOWS": ("100", "Windows a sensor's model learns, after its first "
                               "`HST_WINDOW_SIZE`, before it may raise ML anomalies."),
     "MODEL_SEED": ("42", "Seed of every sensor's model, so runs are reproducible."),
     "ALERT_UPDATE_WINDOWS": ("12", "An open alert sends an `update` (peak moved, new reason) at "
                                    "most once per this many windows."),
     "ALERT_RESOLVE_WINDOWS": ("3", "Consecutive clean windows that resolve an alert."),
+    "ALERT_COOLDOWN_WINDOWS": ("48", "After an ML alert resolves, windows in which a new ML "
+                                     "alert of the same sensor stays silent (threshold alarms "
+                                     "always open)."),
     "EMIT_ALL_WINDOWS": ("false", "`true`: also write every scored window, not only alert "
                                   "events."),
     "STATUS_INTERVAL_SECONDS": ("5", "Seconds between status log lines (0: none)."),
@@ -160,15 +172,20 @@ class Settings:
     hst_trees: int
     hst_height: int
     hst_window_size: int
-    ml_quantile: float
-    ml_min_deviation: float
+    ml_novelty_margin: float
+    ml_novelty_floor: float
+    ml_novelty_half_life: float
+    ml_hst_novelty: bool
+    ml_seasonality: bool
     ml_drift_slack: float
     ml_drift_limit: float
+    ml_drift_clip: float
     level_windows: int
     warmup_windows: int
     model_seed: int
     alert_update_windows: int
     alert_resolve_windows: int
+    alert_cooldown_windows: int
     emit_all: bool
     status_interval_seconds: float
     log_level: str
@@ -217,17 +234,17 @@ class Settings:
         ints = {}
         for name, low in (("HST_TREES", 1), ("HST_HEIGHT", 1), ("HST_WINDOW_SIZE", 1),
                           ("WARMUP_WINDOWS", 0), ("LEVEL_WINDOWS", 1), ("ALERT_UPDATE_WINDOWS", 1),
-                          ("ALERT_RESOLVE_WINDOWS", 1)):
+                          ("ALERT_RESOLVE_WINDOWS", 1), ("ALERT_COOLDOWN_WINDOWS", 0)):
             ints[name] = _parse(env, name, int, "an integer")
             _check(name, ints[name] >= low, f">= {low}", env)
-        quantile = _parse(env, "ML_QUANTILE", _finite, "a number")
-        _check("ML_QUANTILE", 0 < quantile < 1, "strictly between 0 and 1", env)
-        min_dev = _parse(env, "ML_MIN_DEVIATION", _finite, "a number")
-        _check("ML_MIN_DEVIATION", min_dev >= 0, ">= 0", env)
-        drift = {}
-        for name in ("ML_DRIFT_SLACK", "ML_DRIFT_LIMIT"):
-            drift[name] = _parse(env, name, _finite, "a number")
-            _check(name, drift[name] >= 0, ">= 0", env)
+        nums = {}
+        for name, low, strict in (("ML_DRIFT_SLACK", 0.0, False), ("ML_DRIFT_LIMIT", 0.0, False),
+                                  ("ML_DRIFT_CLIP", 0.0, True), ("ML_NOVELTY_MARGIN", 1.0, False),
+                                  ("ML_NOVELTY_FLOOR", 0.0, False),
+                                  ("ML_NOVELTY_HALF_LIFE", 0.0, True)):
+            nums[name] = _parse(env, name, _finite, "a number")
+            ok = nums[name] > low if strict else nums[name] >= low
+            _check(name, ok, f"{'>' if strict else '>='} {low:g}", env)
         status = _parse(env, "STATUS_INTERVAL_SECONDS", _finite, "a number of seconds")
         _check("STATUS_INTERVAL_SECONDS", status >= 0, ">= 0", env)
         log_level = _raw(env, "LOG_LEVEL").upper()
@@ -259,15 +276,20 @@ class Settings:
             hst_trees=ints["HST_TREES"],
             hst_height=ints["HST_HEIGHT"],
             hst_window_size=ints["HST_WINDOW_SIZE"],
-            ml_quantile=quantile,
-            ml_min_deviation=min_dev,
-            ml_drift_slack=drift["ML_DRIFT_SLACK"],
-            ml_drift_limit=drift["ML_DRIFT_LIMIT"],
+            ml_novelty_margin=nums["ML_NOVELTY_MARGIN"],
+            ml_novelty_floor=nums["ML_NOVELTY_FLOOR"],
+            ml_novelty_half_life=nums["ML_NOVELTY_HALF_LIFE"],
+            ml_hst_novelty=_parse(env, "ML_HST_NOVELTY", _bool, "true or false"),
+            ml_seasonality=_parse(env, "ML_SEASONALITY", _bool, "true or false"),
+            ml_drift_slack=nums["ML_DRIFT_SLACK"],
+            ml_drift_limit=nums["ML_DRIFT_LIMIT"],
+            ml_drift_clip=nums["ML_DRIFT_CLIP"],
             level_windows=ints["LEVEL_WINDOWS"],
             warmup_windows=ints["WARMUP_WINDOWS"],
             model_seed=_parse(env, "MODEL_SEED", int, "an integer"),
             alert_update_windows=ints["ALERT_UPDATE_WINDOWS"],
             alert_resolve_windows=ints["ALERT_RESOLVE_WINDOWS"],
+            alert_cooldown_windows=ints["ALERT_COOLDOWN_WINDOWS"],
             emit_all=_parse(env, "EMIT_ALL_WINDOWS", _bool, "true or false"),
             status_interval_seconds=status,
             log_level=log_level,

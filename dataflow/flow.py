@@ -48,24 +48,30 @@ def as_tuple(key: bytes | None, value: bytes | None, headers: Headers) -> Any:
 
 def shard_config(settings: Settings) -> ShardConfig:
     """What every shard needs, from the validated settings."""
+    window_ns = round(settings.window_seconds * 1e9)
     models = {
         family: ModelParams(
             limits=limits,
+            window_ns=window_ns,
             n_trees=settings.hst_trees,
             height=settings.hst_height,
             window_size=settings.hst_window_size,
-            quantile=settings.ml_quantile,
             warmup=settings.warmup_windows,
             seed=settings.model_seed,
-            min_deviation=settings.ml_min_deviation,
             level_windows=settings.level_windows,
+            novelty_margin=settings.ml_novelty_margin,
+            novelty_floor=settings.ml_novelty_floor,
+            novelty_half_life=settings.ml_novelty_half_life,
+            hst_novelty=settings.ml_hst_novelty,
             drift_slack=settings.ml_drift_slack,
             drift_limit=settings.ml_drift_limit,
+            drift_clip=settings.ml_drift_clip,
+            seasonality=settings.ml_seasonality,
         )
         for family, limits in settings.limits.items()
     }
     return ShardConfig(
-        window_ns=round(settings.window_seconds * 1e9),
+        window_ns=window_ns,
         lateness_ns=round(settings.lateness_seconds * 1e9),
         idle_timeout_s=settings.idle_timeout_seconds,
         live_skew_s=settings.live_skew_seconds,
@@ -74,6 +80,7 @@ def shard_config(settings: Settings) -> ShardConfig:
         emit_all=settings.emit_all,
         update_every=settings.alert_update_windows,
         resolve_after=settings.alert_resolve_windows,
+        cooldown=settings.alert_cooldown_windows,
     )
 
 

@@ -1,35 +1,53 @@
-"""Per-sensor scoring of closed windows: River ``HalfSpaceTrees`` plus a fixed threshold rule.
+"""Per-sensor scoring of closed windows: novelty against the sensor's own past, beside a rule.
 
-Why a calibrated cut: HalfSpaceTrees scores are not probabilities. A fixed 0.7 cut, as in the
-tutorial this project replaces, flags about 40 % of normal windows. Here each sensor compares a
-window's score with a running quantile (P², O(1) memory) of *its own* past scores, so that about
-``1 - q`` of its normal windows score above the cut, whatever the sensor's range.
+Each closed window's mean goes through, in order (score first, then learn, so a window never
+scores against itself; only the sensor's own past is used):
 
-Why a warm-up: HalfSpaceTrees scores 0 until its first reference window (``window_size`` windows)
-is full, and a quantile of a handful of scores means nothing. Until a sensor has learned
-``window_size + warmup`` windows it raises no ML anomaly (``model_ready`` is false). The threshold
-rule does not need a model and fires from the first window.
+1. **Seasonality** (``dataflow.seasonality``): where a daily or weekly baseline explains the
+   sensor much better than its level does, the window is measured as its residual from it.
+2. **Features** (``dataflow.features``): the distance from the running level and the step from
+   the previous window, in the sensor's own spreads; and the level distance averaged over the
+   last few windows, for a change in how often bursts come.
+3. **Novelty** (``dataflow.novelty``): a window is an ML anomaly when a feature exceeds the
+   decaying peak of that feature in the sensor's long past (``Envelope``), or when a moderate
+   departure lasts (``Drift``, a CUSUM of the clipped level z-score). A noisy sensor's routine
+   bursts match its earlier bursts, so they stop paging; a stationary sensor that has just become
+   ready has nothing new to say, so it does not page for that reason alone.
+4. **River's HalfSpaceTrees** scores the window mean against the sensor's recent mass (the
+   ``score`` in every window's output). With ``hst_novelty`` its score takes part through the
+   same envelope as the features (a score beyond any the sensor had for a long time is novel).
+   That is off by default: on NAB's development files it added false alarms faster than it found
+   windows, fed with the mean or with the level z-score alike (``bench/RESULTS.md``).
+
+Why a warm-up: HalfSpaceTrees scores 0 until its first reference window (``window_size``
+windows) is full, and the level, spread and peaks of a handful of windows mean nothing. Until a
+sensor has learned ``window_size + warmup`` windows it raises no ML anomaly (``model_ready`` is
+false). The threshold rule does not need a model and fires from the first window.
 
 >>> from dataflow.scoring import ModelParams, SensorScorer
 >>> scorer = SensorScorer(ModelParams(limits=(0.0, 100.0), window_size=5, warmup=5, seed=7))
->>> [scorer.score_learn(50.0 + i % 3).ml_anomaly for i in range(10)]
+>>> S = 5 * 10**9
+>>> [scorer.score_learn(i * S, 50.0 + i % 3).ml_anomaly for i in range(10)]
 [False, False, False, False, False, False, False, False, False, False]
->>> scorer.score_learn(50.0).model_ready
+>>> scorer.score_learn(10 * S, 50.0).model_ready
 True
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from river import anomaly, stats
+from river import anomaly
 
+from dataflow.features import StepScale, Track
 from dataflow.hst import CompactHST, Forest
+from dataflow.novelty import Drift, Envelope
+from dataflow.seasonality import Seasonality
 
 FEATURE = "mean"
+BURST_WINDOWS = 5  # windows averaged for the burst-rate feature
 
 
 @dataclass(frozen=True)
@@ -37,26 +55,34 @@ class ModelParams:
     """How each sensor's model is built; one instance is shared by all sensors of a family."""
 
     limits: tuple[float, float]
+    window_ns: int = 5_000_000_000  # the family's window length, for seasonal slots
     n_trees: int = 5
     height: int = 3
     window_size: int = 100
-    quantile: float = 0.99
     warmup: int = 100
     seed: int = 42
-    min_deviation: float = 4.5  # an ML anomaly must also be this far from the level (0: off)
-    level_windows: int = 300  # memory, in windows, of the running level
-    spread_memory: float = 2.0  # memory of the spread, in multiples of level_windows
+    level_windows: int = 300  # memory, in windows, of the running level (spread: twice)
+    novelty_margin: float = 1.2  # a feature must exceed this times its decayed peak ...
+    novelty_floor: float = 6.0  # ... and this many spreads
+    novelty_half_life: float = 3000.0  # windows for a feature's peak to decay by half
+    novelty_start: int = 20  # windows before the peaks start to learn
+    hst_novelty: bool = False  # HalfSpaceTrees' score takes part in the novelty test
+    hst_floor: float = 0.5  # ... when above this
     drift_slack: float = 2.0  # spreads a window may deviate before it adds to the drift sums
-    drift_limit: float = 12.0  # a drift sum above this is an ML anomaly (0: off)
+    drift_limit: float = 16.0  # a drift sum above this is an ML anomaly (0: off)
+    drift_clip: float = 4.0  # most one window adds to a drift sum, in spreads
+    seasonality: bool = True
+    season_ratio: float = 0.7  # a baseline is used when its error is below this share of the
+    # level's
 
 
 class Score(NamedTuple):
     """Outcome of scoring one window."""
 
-    score: float
+    score: float  # HalfSpaceTrees' score of the mean, in [0, 1]
     ml_anomaly: bool
     model_ready: bool
-    cut: float | None  # the sensor's score quantile at the time, None before any is known
+    cut: float | None  # the HalfSpaceTrees score this window had to beat to be novel
 
 
 _new = tuple.__new__  # a NamedTuple without its Python-level __new__: one Score per window
@@ -75,120 +101,69 @@ def forest(params: ModelParams) -> Forest:
 
 
 class SensorScorer:
-    """One sensor's model. Score, then learn, so a window never scores against itself.
+    """One sensor's model: seasonal baseline, features, novelty peaks, drift and the trees."""
 
-    Beside the trees, a running level (exponentially weighted mean over about ``level_windows``
-    windows) and spread (weighted mean absolute deviation from it) of the sensor's window means.
-    HalfSpaceTrees' score saturates: once a mean is outside the recent mass, 5 % and 50 % away
-    score alike, so the top quantile of scores is also full of ordinary wiggles. An ML anomaly
-    must therefore also deviate from the level by more than ``min_deviation`` spreads (a robust
-    z-score; 1.25 mean absolute deviations are about one standard deviation for normal noise),
-    and a mean more than twice that far is one even if the trees disagree.
-
-    The spread remembers ``spread_memory`` times longer than the level: a scale takes more
-    windows to estimate than a location, most of all on a spiky sensor, whose spread is made of
-    rare large departures. With the level's memory it forgets them within a day or so of
-    5-minute windows, and the next ordinary spike is "5 spreads" out: NAB's TravelTime_451 paged
-    twice for spikes a fifth the size of those in its first days (71.1 -> 82.1 with twice the
-    memory; the other NAB files and the simulated fleet barely move).
-
-    The per-window gate misses a *persistent* moderate departure: a slow drift, or a daily or
-    weekly trough that goes deeper than usual (NAB's ambient-temperature failure). On a sensor
-    with a cycle the spread holds the cycle, so such a departure never clears 4.5 spreads in any
-    one window, while it sits 2-3 spreads out for hours. So the scorer also runs Page's
-    two-sided CUSUM on the signed z-score: ``up`` sums ``z - drift_slack`` (``down`` the same
-    below the level), never below 0, and a sum above ``drift_limit`` is an ML anomaly whatever
-    the trees say. Five windows in a row at 5 spreads, or thirteen at 3, cross the limit; noise
-    seldom stays beyond 2 spreads, so its sums stay near 0. On the simulated normal fleet
-    (``python -m eval.fleet``, seeds 1-4) that gives 0.1, 0.4, 0.3 and 0 alerts per sensor-day,
-    against 0.1, 0.1, 0.3 and 0 without it; a limit of 8 gave up to 1.0. The sums are capped at
-    twice the limit, so an alarm ends within a few windows of the departure's end. The margins
-    are not wide: ambient temperature's trough is found with limits from 6 to 15 at a slack of
-    2, and not at a slack of 2.5.
-    """
-
-    __slots__ = ("cut", "down", "level", "model", "params", "seen", "spread", "up")
+    __slots__ = ("burst", "change", "drift", "envelopes", "model", "params", "raw", "residual",
+                 "season", "seen")
 
     def __init__(self, params: ModelParams) -> None:
         self.params = params
         self.model = CompactHST(forest(params))
-        # River's P² quantile of scores, made when the first score is learned: a sensor that has
-        # not yet filled a reference window (most of a fleet that just started) needs none.
-        self.cut: stats.Quantile | None = None
         self.seen = 0
-        self.level = 0.0
-        self.spread = 0.0
-        self.up = 0.0  # CUSUM of the z-score above drift_slack, and below -drift_slack
-        self.down = 0.0
+        self.raw = Track()  # the window means
+        self.residual = Track()  # their residual from the seasonal baseline, where one is used
+        self.change = StepScale()
+        self.season = (Seasonality(params.window_ns, params.season_ratio)
+                       if params.seasonality else None)
+        self.burst: list[float] = []  # the last BURST_WINDOWS level z-scores
+        p = params
+        self.envelopes = tuple(
+            Envelope(p.novelty_half_life, p.novelty_margin, floor, p.novelty_start)
+            for floor in (p.novelty_floor, p.novelty_floor, p.novelty_floor, p.hst_floor))
+        self.drift = Drift(p.drift_slack, p.drift_limit, p.drift_clip)
 
-    def deviation(self, mean: float) -> float:
-        """How many spreads ``mean`` is from the running level (0 before any window)."""
-        if self.seen == 0:
-            return 0.0
-        dev = abs(mean - self.level)
-        if self.spread > 0:
-            return dev / (1.25 * self.spread)
-        return math.inf if dev > 0 else 0.0
-
-    def score_learn(self, mean: float) -> Score:
-        """Score a window mean against this sensor's history, then learn it unless anomalous.
-
-        One flat function (every window of a fleet passes here): the level, spread and drift
-        updates are inlined rather than methods.
-        """
+    def score_learn(self, start: int, mean: float) -> Score:
+        """Score the window starting at ``start`` (ns) with this mean, then learn it."""
+        p = self.params
+        seen = self.seen
         x = (mean,)
         model = self.model
         score = model.score_one(x)
-        p = self.params
-        seen = self.seen
-        quantile = self.cut
-        cut = quantile.get() if quantile is not None and seen > p.window_size else None
+        season = self.season
+        r = season.residual(start, mean) if season is not None else None
+        track = self.raw if r is None else self.residual
+        value = mean if r is None else r
+        z = track.z(value)
+        level_z = abs(z)
+        last = track.last
+        step = 0.0 if last is None else value - last
+        step_z = self.change.z(step) if seen else 0.0
+        burst = self.burst
+        burst.append(level_z if seen else 0.0)
+        if len(burst) > BURST_WINDOWS:
+            del burst[0]
+        lz, sz, bz, hz = self.envelopes
+        cut = hz.margin * hz.peak
+        novel = lz.observe(level_z if seen else 0.0)
+        novel = sz.observe(step_z) or novel
+        novel = bz.observe(sum(burst) / len(burst)) or novel
+        hst_novel = hz.observe(score)
+        drift = self.drift.observe(z) if track.spread > 0 else False
         ready = seen >= p.window_size + p.warmup
-        level, spread = self.level, self.spread
-        drift = False
-        if seen and spread > 0:
-            z = (mean - level) / (1.25 * spread)  # deviation(), signed
-            dev = abs(z)
-            limit = p.drift_limit
-            if limit > 0:
-                # Page's two-sided CUSUM of z beyond the slack, each sum in [0, 2 * limit].
-                up = self.up + z - p.drift_slack
-                down = self.down - z - p.drift_slack
-                if up > 0.0 or down > 0.0:
-                    cap = 2 * limit
-                    up = 0.0 if up < 0.0 else (cap if up > cap else up)
-                    down = 0.0 if down < 0.0 else (cap if down > cap else down)
-                    drift = up > limit or down > limit
-                else:  # the usual case: noise keeps both sums at 0
-                    up = down = 0.0
-                self.up, self.down = up, down
-        else:
-            dev = self.deviation(mean)
-        gate = p.min_deviation
-        far = gate <= 0 or dev > gate
-        # Twice as far is anomalous whatever the trees say: a mean beyond the feature range
-        # lands in an edge leaf shared with ordinary values, and can score low.
-        gross = gate > 0 and dev > 2 * gate
-        ml = ready and ((cut is not None and score > cut and far) or gross or drift)
-        # Level and spread: exponentially weighted, a plain mean until the memory is that long.
-        if seen == 0:
-            self.level = mean
-        else:
-            warm = 1.0 / (seen + 1)
-            a = 1.0 / p.level_windows
-            level += (warm if warm > a else a) * (mean - level)
-            b = 1.0 / (p.spread_memory * p.level_windows)
-            self.spread = spread + (warm if warm > b else b) * (abs(mean - level) - spread)
-            self.level = level
-        if seen >= p.window_size:
-            if quantile is None:
-                quantile = self.cut = stats.Quantile(p.quantile)
-            quantile.update(score)
+        ml = ready and (novel or drift or (p.hst_novelty and hst_novel))
+        self.raw.learn(mean, p.level_windows)
+        if r is not None:
+            self.residual.learn(r, p.level_windows)
+        if last is not None:
+            self.change.learn(step, p.level_windows)
+        if season is not None:
+            season.learn(start, mean, self.raw.level)
         if not ml:
-            # Like River's anomaly filters: do not teach the model what it just called anomalous.
+            # Like River's anomaly filters: do not teach the trees what they just called
+            # anomalous.
             model.learn_one(x)
         self.seen = seen + 1
-        return _new(Score, (score, ml, ready, cut))
+        return _new(Score, (score, ml, ready, cut if p.hst_novelty else None))
 
 
 def threshold_alarm(mean: float, threshold: float | None) -> bool:

@@ -41,6 +41,7 @@ class ShardConfig:
     live_skew_s: float = 0.0  # see ShardState; 0: windows close by event time only
     update_every: int = 12  # windows between two events of one alert, at least
     resolve_after: int = 3  # clean windows that resolve an alert
+    cooldown: int = 48  # clean windows after an alert before the model alone opens another
 
 
 class WindowResult(NamedTuple):
@@ -256,7 +257,7 @@ class ShardState:
         counts.windows += len(closed)
         for stats in closed:
             mean = stats.mean
-            score, ml, ready, cut = scorer.score_learn(mean)
+            score, ml, ready, cut = scorer.score_learn(stats.start, mean)
             alarm = threshold_alarm(mean, threshold)
             if alarm or ml:
                 counts.anomalies += 1
@@ -264,8 +265,8 @@ class ShardState:
                     ["threshold"] if alarm else ["ml"])
             elif alerts.alert_id is None:
                 # Clean, and no alert to resolve: the tracker only moves its baseline. Most
-                # windows of a fleet end here, so this skips the call and the result object.
-                alerts.baseline = mean
+                # windows of a fleet end here, so this skips the result object.
+                alerts.quiet(mean)
                 if emit_all:
                     out.append(WindowResult(family, sensor_id, stats, score, ready, False, cut,
                                             threshold, False))
@@ -273,7 +274,7 @@ class ShardState:
             else:
                 reasons = []
             event = alerts.observe(f"{family}/{sensor_id}", stats.start, mean, score,
-                                   reasons, cfg.update_every, cfg.resolve_after)
+                                   reasons, cfg.update_every, cfg.resolve_after, cfg.cooldown)
             if event is not None:
                 if event.event == "open":
                     counts.alerts_opened += 1

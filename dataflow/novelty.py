@@ -1,0 +1,75 @@
+"""How unusual a sensor's window is against the sensor's *own* long past. Pure.
+
+Why not a fixed z-score cut: real sensors are heavy-tailed and bursty. A CPU that spikes to
+100 % every afternoon, or a tweet count with routine bursts, puts many windows beyond any cut a
+Gaussian would suggest, and a detector that pages on each of them gets muted. What a person wants
+to hear about is what the sensor has *not* done before.
+
+``Envelope``: the running peak of a non-negative feature, decaying with a half-life of
+``half_life`` windows. A window is novel when the feature exceeds ``margin`` times the peak so
+far and an absolute ``floor``: a routine burst matches earlier bursts and stays quiet, a larger
+one than any recent pages, and after a quiet stretch the peak decays, so the detector becomes
+sensitive again. The peak only starts to learn after ``start`` windows, when the running level
+and spread that the features are measured against have settled.
+
+``Drift``: Page's two-sided CUSUM of a z-score beyond a slack, for a departure that is moderate
+in every window but lasts. Each window's z is clipped (``clip``) so that one spike cannot cross
+the limit alone: spikes are the envelopes' job, and a routine spike must not page here.
+
+>>> e = Envelope(half_life=1000.0, margin=1.2, floor=3.0, start=0)
+>>> [e.observe(x) for x in [5.0, 5.0, 5.5, 5.8, 8.0, 4.0]]
+[True, False, False, False, True, False]
+"""
+
+from __future__ import annotations
+
+
+class Envelope:
+    """Novelty of one feature against its decaying running peak."""
+
+    __slots__ = ("decay", "floor", "margin", "peak", "seen", "start")
+
+    def __init__(self, half_life: float, margin: float, floor: float, start: int) -> None:
+        self.decay = 0.5 ** (1.0 / half_life)
+        self.margin = margin
+        self.floor = floor
+        self.start = start
+        self.peak = 0.0
+        self.seen = 0
+
+    def observe(self, x: float) -> bool:
+        """Is ``x`` novel against the peak so far? Then learn it."""
+        peak = self.peak
+        novel = x > self.floor and x > self.margin * peak
+        if self.seen >= self.start:
+            decayed = peak * self.decay
+            self.peak = x if x > decayed else decayed
+        self.seen += 1
+        return novel
+
+
+class Drift:
+    """Two-sided CUSUM of a clipped z-score; each sum kept in ``[0, 2 * limit]``."""
+
+    __slots__ = ("clip", "down", "limit", "slack", "up")
+
+    def __init__(self, slack: float, limit: float, clip: float) -> None:
+        self.slack = slack
+        self.limit = limit
+        self.clip = clip
+        self.up = 0.0
+        self.down = 0.0
+
+    def observe(self, z: float) -> bool:
+        """Add a window's z-score; True while either sum is above the limit (never if 0)."""
+        limit = self.limit
+        if limit <= 0:
+            return False
+        c = self.clip
+        z = c if z > c else (-c if z < -c else z)
+        up = self.up + z - self.slack
+        down = self.down - z - self.slack
+        cap = 2 * limit
+        self.up = 0.0 if up < 0.0 else (cap if up > cap else up)
+        self.down = 0.0 if down < 0.0 else (cap if down > cap else down)
+        return self.up > limit or self.down > limit
