@@ -56,6 +56,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="standard",
                    help="profile to score with (default: %(default)s)")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write results as JSON")
+    p.add_argument("--results-dir", type=Path, default=None, metavar="DIR",
+                   help="write NAB-format result files, DIR/<detector>/<category>/"
+                        "<detector>_<file>.csv (timestamp,value,anomaly_score,label), for NAB's "
+                        "own run.py --score --normalize")
     p.add_argument("--plots", type=Path, default=None, metavar="DIR",
                    help="write one PNG per file into DIR")
     p.add_argument("--seed", type=int, default=42,
@@ -139,6 +143,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(runner.to_json(results, args.profile), indent=2) + "\n")
         print(f"wrote {args.json}")
+    if args.results_dir:
+        written = runner.write_results(results, args.results_dir)
+        print(f"wrote {len(written)} NAB result file(s) under {args.results_dir}")
     if args.plots:
         from eval.plots import plot_file  # matplotlib only when asked for
 

@@ -13,7 +13,8 @@ deployment would have as history):
   their spread on each side (the production defaults, 0-500, are for air-quality units). The
   default pad, 1.0, scored better than 0.1 or 0.5: a value beyond the range falls into an edge
   leaf that it shares with ordinary values, so the range must leave room for the unusual;
-- ``ALLOWED_LATENESS_SECONDS=0``: the replay is in order, nothing is late.
+- ``ALLOWED_LATENESS_SECONDS=0``: a row whose timestamp is behind a closed window is late, as in
+  the flow: counted, not scored (real feeds repeat timestamps and sometimes step back).
 
 The air-quality family is used because it has no threshold rule by default, so ``ours`` is the
 ML path; the threshold baseline is the same flow with only the threshold rule.
@@ -35,7 +36,7 @@ from dataclasses import dataclass, field
 from dataflow.config import Settings
 from dataflow.flow import shard_config
 from dataflow.readings import AIR_QUALITY, Reading
-from dataflow.shard import ShardState, WindowResult
+from dataflow.shard import LateReading, ShardState, WindowResult
 from eval.nab import Series, probation_rows, rows_at
 
 SENSOR_ID = "nab"
@@ -95,15 +96,24 @@ def base_env(fitted: Fitted, limit_pad: float) -> dict[str, str]:
     }
 
 
-def replay(series: Series, env: Mapping[str, str]) -> list[WindowResult]:
-    """Fold the rows as one sensor's readings through a dataflow shard; every closed window."""
+@dataclass(frozen=True)
+class Replay:
+    """What a shard made of one file: every closed window, and how many rows were late."""
+
+    windows: list[WindowResult]
+    late: int
+
+
+def replay(series: Series, env: Mapping[str, str]) -> Replay:
+    """Fold the rows as one sensor's readings through a dataflow shard, as the flow would."""
     config = shard_config(Settings.from_env(dict(env)))
     state = ShardState(config)
     readings = [Reading(AIR_QUALITY, SENSOR_ID, ts, v)
                 for ts, v in zip(series.timestamps, series.values, strict=True)]
     out = state.ingest(readings, now=0.0)
     out.extend(state.flush())
-    return [r for r in out if isinstance(r, WindowResult)]
+    return Replay([r for r in out if isinstance(r, WindowResult)],
+                  sum(1 for r in out if isinstance(r, LateReading)))
 
 
 def is_alert_open(res: WindowResult) -> bool:
@@ -122,14 +132,12 @@ def detections(series: Series, results: Sequence[WindowResult], mode: str) -> li
     return rows_at(series.timestamps, [r.stats.end - 1 for r in results if pick(r)])
 
 
-def ours(
-    series: Series, config: OursConfig = OursConfig()
-) -> tuple[list[bool], list[WindowResult]]:
-    """The dataflow's HalfSpaceTrees path on one file; detections and the scored windows."""
+def ours(series: Series, config: OursConfig = OursConfig()) -> tuple[list[bool], Replay]:
+    """The dataflow's ML path on one file; detections, and the scored windows."""
     fitted = fit(series)
     env = {**base_env(fitted, config.limit_pad), **config.env}
-    results = replay(series, env)
-    return detections(series, results, config.mode), results
+    run = replay(series, env)
+    return detections(series, run.windows, config.mode), run
 
 
 def threshold_level(fitted: Fitted, margin: float) -> float:
@@ -145,7 +153,7 @@ def threshold(
     level = threshold_level(fitted, margin)
     env = {**base_env(fitted, OursConfig.limit_pad), "AIR_QUALITY_THRESHOLD": repr(level),
            "WARMUP_WINDOWS": NEVER_READY}
-    return detections(series, replay(series, env), mode), level
+    return detections(series, replay(series, env).windows, mode), level
 
 
 def random_detector(rows: int, rate: float, seed: int, key: str) -> list[bool]:

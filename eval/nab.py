@@ -39,7 +39,7 @@ import csv
 import itertools
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -121,9 +121,20 @@ def load_series(path: Path) -> Series:
         for row in reader:
             timestamps.append(parse_time(row["timestamp"]))
             values.append(float(row["value"]))
-    if any(b < a for a, b in itertools.pairwise(timestamps)):
-        raise ValueError(f"{path}: timestamps are not in order")
     return Series(timestamps, values)
+
+
+def seen_until(timestamps: Sequence[int]) -> list[int]:
+    """The newest timestamp seen at each row: the timestamps themselves when they are in order.
+
+    Real feeds repeat timestamps and sometimes step back; a streaming detector's clock is the
+    newest time it has seen, so rows are looked up by this running maximum.
+    """
+    return list(itertools.accumulate(timestamps, max))
+
+
+def in_order(timestamps: Sequence[int]) -> bool:
+    return all(a <= b for a, b in itertools.pairwise(timestamps))
 
 
 def load_windows(path: Path) -> dict[str, list[Window]]:
@@ -167,14 +178,29 @@ _MAX_TP = scaled_sigmoid(-1.0)
 
 
 def window_rows(timestamps: Sequence[int], windows: Iterable[Window]) -> list[tuple[int, int]]:
-    """Each window as ``(first, last)`` row indices; windows holding no row are dropped."""
+    """Each window as ``(first, last)`` row indices; windows holding no row are dropped.
+
+    As NAB's labeller marks them: the rows whose timestamps fall inside, so with timestamps out
+    of order a window spans from its first such row to its last.
+    """
+    ordered = in_order(timestamps)
     out = []
     for start, end in windows:
-        first = bisect.bisect_left(timestamps, start)
-        last = bisect.bisect_right(timestamps, end) - 1
+        if ordered:
+            first = bisect.bisect_left(timestamps, start)
+            last = bisect.bisect_right(timestamps, end) - 1
+        else:
+            inside = [i for i, t in enumerate(timestamps) if start <= t <= end]
+            first, last = (inside[0], inside[-1]) if inside else (1, 0)
         if first <= last:
             out.append((first, last))
     return sorted(out)
+
+
+def labels(timestamps: Sequence[int], windows: Iterable[Window]) -> list[int]:
+    """NAB's row labels: 1 inside a window (both ends inclusive), else 0."""
+    spans = list(windows)
+    return [int(any(a <= t <= b for a, b in spans)) for t in timestamps]
 
 
 def _raw(
@@ -258,17 +284,13 @@ def rows_at(timestamps: Sequence[int], times: Iterable[int]) -> list[bool]:
     """Detections from event times: each time marks the last row at or before it.
 
     A streaming detector reports after the data it used; the row it is charged to is the last
-    one it had seen. Times before the first row are dropped.
+    one it had seen (by the newest timestamp so far, if they step back). Times before the first
+    row are dropped.
     """
     out = [False] * len(timestamps)
+    clock = timestamps if in_order(timestamps) else seen_until(timestamps)
     for t in times:
-        i = bisect.bisect_right(timestamps, t) - 1
+        i = bisect.bisect_right(clock, t) - 1
         if i >= 0:
             out[i] = True
     return out
-
-
-def summarize(values: Mapping[str, float | None]) -> float | None:
-    """Mean of the defined values (files without windows have no normalised score)."""
-    vals = [v for v in values.values() if v is not None]
-    return sum(vals) / len(vals) if vals else None

@@ -5,8 +5,10 @@ Kept apart from ``__main__`` so tests and tuning scripts can call ``evaluate`` d
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import csv
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from eval.nab import (
     Series,
     Window,
     corpus_score,
+    labels,
     load_series,
     probation_rows,
     score_file,
@@ -39,6 +42,11 @@ class FileResult:
     scores: dict[str, FileScore]  # detector -> score
     detections: dict[str, list[bool]]
     threshold_level: float
+    late: int | None = None  # rows behind a closed window (None: not known, broker replay)
+
+    @property
+    def category(self) -> str:
+        return self.path.split("/", 1)[0] if "/" in self.path else ""
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,12 @@ def evaluate_file(
     ours_fn: OursFn | None = None,
 ) -> FileResult:
     """Run the three detectors on one file and score them."""
-    ours_det = detectors.ours(series, opts.ours)[0] if ours_fn is None else ours_fn(rel, series)
+    late = None
+    if ours_fn is None:
+        ours_det, run = detectors.ours(series, opts.ours)
+        late = run.late
+    else:
+        ours_det = ours_fn(rel, series)
     thr_det, level = detectors.threshold(series, opts.threshold_margin, opts.ours.mode)
     dets = {
         "ours": ours_det,
@@ -75,7 +88,7 @@ def evaluate_file(
         "threshold": thr_det,
     }
     scores = {name: score_file(series.timestamps, d, windows, profile) for name, d in dets.items()}
-    return FileResult(rel, series, windows, scores, dets, level)
+    return FileResult(rel, series, windows, scores, dets, level, late)
 
 
 def evaluate(
@@ -112,6 +125,9 @@ def summary(results: list[FileResult], detector: str, profile_name: str) -> dict
     out: dict[str, Any] = {key: _mean([m[key] for m in per_file]) for key in
                            (f"nab_{profile_name}", "precision", "recall", "false_alarms_per_day")}
     out[f"nab_{profile_name}_pooled"] = corpus_score(r.scores[detector] for r in results)
+    out["false_alarms"] = sum(r.scores[detector].false_positives for r in results)
+    out["windows_found"] = sum(r.scores[detector].windows_found for r in results)
+    out["windows"] = sum(r.scores[detector].windows for r in results)
     ours = [r.scores["ours"].normalized for r in results]
     if detector != "ours":
         mine = [r.scores[detector].normalized for r in results]
@@ -129,6 +145,19 @@ def to_json(results: list[FileResult], profile_name: str) -> dict[str, Any]:
         for name in BASELINES
     }
     out["summary"] = {name: summary(results, name, profile_name) for name in DETECTORS}
+    out["categories"] = {
+        cat: {name: summary(rs, name, profile_name) for name in DETECTORS}
+        for cat, rs in by_category(results).items()
+    }
+    out["late_rows"] = {r.path: r.late for r in results if r.late}
+    return out
+
+
+def by_category(results: Iterable[FileResult]) -> dict[str, list[FileResult]]:
+    """Results grouped by NAB category (the first folder of the path), in path order."""
+    out: dict[str, list[FileResult]] = {}
+    for r in results:
+        out.setdefault(r.category, []).append(r)
     return out
 
 
@@ -136,21 +165,37 @@ def _fmt(v: float | None, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
 
+def _pooled_row(label: str, results: list[FileResult], profile_name: str) -> str:
+    key = f"nab_{profile_name}_pooled"
+    sums = {name: summary(results, name, profile_name) for name in DETECTORS}
+    o = sums["ours"]
+    return (f"{label:<52} {_fmt(o[key], '7.1f')} {_fmt(sums['random'][key], '7.1f')} "
+            f"{_fmt(sums['threshold'][key], '7.1f')}   {o['false_alarms']:>6} "
+            f"{o['windows_found']:>4}/{o['windows']:<4} {len(results):>5}")
+
+
 def table(results: list[FileResult], profile_name: str) -> str:
-    """The printed summary: NAB score of the three detectors, and ours' P / R / FA per day."""
+    """The printed report: NAB's pooled score first, then per category, then per file."""
     key = f"nab_{profile_name}"
+    head = (f"{'':<52} {'ours':>7} {'random':>7} {'thresh':>7}   {'FA':>6} {'found':>9} "
+            f"{'files':>5}")
+    lines = [f"NAB score ({profile_name} profile, pooled as on NAB's scoreboard; never firing = 0, "
+             "perfect = 100). FA: ours' detections outside every window.", head, "-" * len(head),
+             _pooled_row("ALL FILES (pooled)", results, profile_name), "-" * len(head)]
+    for cat, rs in by_category(results).items():
+        lines.append(_pooled_row(cat or "(top level)", rs, profile_name))
+    lines.append("")
     head = (f"{'file':<52} {'ours':>7} {'random':>7} {'thresh':>7}   "
-            f"{'prec':>5} {'recall':>6} {'FA/day':>6} {'alerts':>6}")
-    lines = [f"NAB score ({profile_name} profile; null = 0, perfect = 100)", head,
-             "-" * len(head)]
+            f"{'prec':>5} {'recall':>6} {'FA':>4} {'alerts':>6} {'late':>5}")
+    lines += [head, "-" * len(head)]
     for r in results:
         o = r.scores["ours"]
         lines.append(
             f"{r.path:<52} {_fmt(o.normalized, '7.1f')} "
             f"{_fmt(r.scores['random'].normalized, '7.1f')} "
             f"{_fmt(r.scores['threshold'].normalized, '7.1f')}   "
-            f"{_fmt(o.precision, '5.2f')} {_fmt(o.recall, '6.2f')} "
-            f"{_fmt(o.false_alarms_per_day, '6.2f')} {o.detections:>6}"
+            f"{_fmt(o.precision, '5.2f')} {_fmt(o.recall, '6.2f')} {o.false_positives:>4} "
+            f"{o.detections:>6} {'-' if r.late is None else r.late:>5}"
         )
     lines.append("-" * len(head))
     sums = {name: summary(results, name, profile_name) for name in DETECTORS}
@@ -158,18 +203,39 @@ def table(results: list[FileResult], profile_name: str) -> str:
     lines.append(
         f"{'mean over files':<52} {_fmt(o[key], '7.1f')} {_fmt(sums['random'][key], '7.1f')} "
         f"{_fmt(sums['threshold'][key], '7.1f')}   {_fmt(o['precision'], '5.2f')} "
-        f"{_fmt(o['recall'], '6.2f')} {_fmt(o['false_alarms_per_day'], '6.2f')}"
-    )
-    pooled = f"{key}_pooled"
-    lines.append(
-        f"{'NAB pooled (sums over files, as NAB reports)':<52} {_fmt(o[pooled], '7.1f')} "
-        f"{_fmt(sums['random'][pooled], '7.1f')} {_fmt(sums['threshold'][pooled], '7.1f')}"
+        f"{_fmt(o['recall'], '6.2f')}"
     )
     lines.append(
         f"ours beats random on {sums['random']['files_ours_beats']}/{len(results)} files, "
-        f"threshold on {sums['threshold']['files_ours_beats']}/{len(results)}"
+        f"threshold on {sums['threshold']['files_ours_beats']}/{len(results)}; "
+        f"{sum(r.late or 0 for r in results)} late row(s) counted, not scored"
     )
     return "\n".join(lines)
+
+
+def _nab_time(ns: int) -> str:
+    return datetime.fromtimestamp(ns // 1_000_000_000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def write_results(results: list[FileResult], out: Path) -> list[Path]:
+    """NAB's results layout, so NAB's own ``run.py --score --normalize`` can check a run:
+    ``out/<detector>/<category>/<detector>_<file>.csv`` with ``timestamp,value,anomaly_score,
+    label``: the score is 1.0 where the detector fired, the label NAB's (1 inside a window)."""
+    written = []
+    for r in results:
+        marks = labels(r.series.timestamps, r.windows)
+        folder, _, name = r.path.rpartition("/")
+        for detector, fired in r.detections.items():
+            path = out / detector / folder / f"{detector}_{name}"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("w", newline="") as fh:
+                w = csv.writer(fh, lineterminator="\n")
+                w.writerow(["timestamp", "value", "anomaly_score", "label"])
+                for ts, v, f, lab in zip(r.series.timestamps, r.series.values, fired, marks,
+                                         strict=True):
+                    w.writerow([_nab_time(ts), repr(v), "1.0" if f else "0.0", lab])
+            written.append(path)
+    return written
 
 
 def probation_of(result: FileResult) -> int:
