@@ -131,8 +131,10 @@ class SensorScorer:
         score = model.score_one(x)
         season = self.season
         r = season.residual(start, mean) if season is not None else None
-        track = self.raw if r is None else self.residual
-        value = mean if r is None else r
+        # The residual's own level and spread need windows to settle, like the raw ones did.
+        residual_ready = r is not None and self.residual.seen >= p.novelty_start
+        track = self.residual if residual_ready else self.raw
+        value = r if residual_ready else mean
         z = track.z(value)
         level_z = abs(z)
         last = track.last
