@@ -36,8 +36,17 @@ _MONDAY_SHIFT_NS = 3 * DAY_NS
 class Baseline:
     """Per-slot means of one period; ``memory`` periods of weight, as an EWMA per slot."""
 
-    __slots__ = ("eraw", "eres", "first", "means", "counts", "period_ns", "rate", "shift_ns",
-                 "slot_ns")
+    __slots__ = (
+        "counts",
+        "eraw",
+        "eres",
+        "first",
+        "means",
+        "period_ns",
+        "rate",
+        "shift_ns",
+        "slot_ns",
+    )
 
     def __init__(self, period_ns: int, slots: int, window_ns: int, memory: float,
                  shift_ns: int = 0) -> None:

