@@ -58,3 +58,32 @@ def test_peak_is_furthest_from_the_baseline_in_either_direction() -> None:
         last = tracker.observe("aq/1", 0, mean, 0.5, reasons, 100, 3) or last
     assert last is not None and last.event == "resolved"
     assert last.peak_mean == 2.0 and last.anomalous_windows == 3
+
+
+ML = (40.0, ["ml"])
+
+
+def cooled(windows: list[tuple[float, list[str]]], cooldown: int) -> list[tuple[int, str]]:
+    tracker = AlertTracker()
+    out = []
+    for i, (mean, reasons) in enumerate(windows):
+        ev = tracker.observe("s", i, mean, 0.0, reasons, 1000, 3, cooldown)
+        if ev:
+            out.append((i, ev.event))
+    return out
+
+
+def test_an_ml_episode_that_flickers_pages_once_within_the_cooldown() -> None:
+    # open at 0, resolved at 3; a flicker 5 windows later is silent with a cooldown of 10 and
+    # starts the count again; 10 clean windows after it, a new episode opens.
+    windows = [ML] + [OK] * 3 + [OK] * 2 + [ML] + [OK] * 10 + [ML] + [OK] * 3
+    assert cooled(windows, cooldown=10) == [(0, "open"), (3, "resolved"), (17, "open"),
+                                            (20, "resolved")]
+    assert cooled(windows, cooldown=0) == [(0, "open"), (3, "resolved"), (6, "open"),
+                                           (9, "resolved"), (17, "open"), (20, "resolved")]
+
+
+def test_a_threshold_alarm_opens_even_inside_the_cooldown() -> None:
+    windows = [ML] + [OK] * 3 + [HOT] + [OK] * 3
+    assert cooled(windows, cooldown=100) == [(0, "open"), (3, "resolved"), (4, "open"),
+                                             (7, "resolved")]

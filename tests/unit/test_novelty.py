@@ -1,0 +1,70 @@
+"""Envelopes, drift sums, features and seasonal baselines: the detector's parts, alone."""
+
+import random
+
+from dataflow.features import Z_CAP, StepScale, Track
+from dataflow.novelty import Drift, Envelope
+from dataflow.seasonality import DAY_NS, WEEK_NS, Seasonality
+
+
+def test_envelope_pages_for_a_new_peak_and_forgets_old_ones() -> None:
+    e = Envelope(half_life=100.0, margin=1.2, floor=3.0, start=0)
+    assert e.observe(10.0)  # the first peak is news
+    assert not e.observe(11.0)  # within 1.2x of it: routine
+    assert e.observe(14.0)  # beyond 1.2x the peak (now 11): news
+    for _ in range(1000):  # ten half-lives of quiet
+        assert not e.observe(0.5)
+    assert e.observe(5.0)  # the old peak is forgotten
+    assert not e.observe(2.9) and not Envelope(100.0, 1.2, 3.0, 0).observe(2.9)  # below floor
+
+
+def test_envelope_does_not_learn_before_start() -> None:
+    e = Envelope(half_life=100.0, margin=1.2, floor=3.0, start=5)
+    for _ in range(5):
+        e.observe(40.0)  # the unsettled first windows
+    assert e.peak == 0.0
+    assert e.observe(10.0)
+
+
+def test_drift_needs_a_lasting_departure_and_clips_spikes() -> None:
+    d = Drift(slack=2.0, limit=16.0, clip=4.0)
+    assert not d.observe(1000.0)  # one spike adds at most clip - slack
+    flags = [d.observe(4.0) for _ in range(10)]
+    assert not any(flags[:6]) and any(flags)
+    assert not Drift(2.0, 0.0, 4.0).observe(1000.0)  # limit 0: off
+
+
+def test_track_z_is_capped_and_zero_before_any_spread() -> None:
+    t = Track()
+    assert t.z(5.0) == 0.0
+    t.learn(5.0, 100)
+    assert t.z(5.0) == 0.0 and t.z(6.0) == Z_CAP and t.z(4.0) == -Z_CAP
+    s = StepScale()
+    assert s.z(0.0) == 0.0 and s.z(1.0) == Z_CAP
+
+
+def test_seasonality_is_used_only_where_it_explains_the_sensor() -> None:
+    window = 3600 * 10**9
+    rng = random.Random(1)
+    cyclic, flat = Seasonality(window), Seasonality(window)
+    for i in range(24 * 10):
+        t = i * window
+        hour = (t % DAY_NS) // (3600 * 10**9)
+        cyclic.learn(t, 100.0 + (50.0 if 8 <= hour < 20 else 0.0), level=125.0)
+        flat.learn(t, 100.0 + rng.gauss(0, 1), level=100.0)
+    noon = 10 * DAY_NS + 12 * 3600 * 10**9
+    assert cyclic.residual(noon, 150.0) == 0.0  # noon is expected high
+    assert cyclic.residual(noon, 100.0) == -50.0  # a flat noon is a departure
+    assert flat.residual(noon, 100.0) is None  # noise has no cycle to explain
+
+
+def test_weekly_baseline_knows_a_sunday_from_a_weekday() -> None:
+    window = 3600 * 10**9
+    s = Seasonality(window)
+    monday = 4 * DAY_NS  # 1970-01-05 was a Monday
+    for i in range(24 * 7 * 5):
+        t = monday + i * window
+        weekend = (t - monday) % WEEK_NS >= 5 * DAY_NS
+        s.learn(t, 20.0 if weekend else 80.0, level=63.0)
+    wednesday = monday + 5 * WEEK_NS + 2 * DAY_NS
+    assert s.residual(wednesday, 20.0) == -60.0  # a weekday that looks like a Sunday
