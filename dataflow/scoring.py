@@ -103,8 +103,8 @@ def forest(params: ModelParams) -> Forest:
 class SensorScorer:
     """One sensor's model: seasonal baseline, features, novelty peaks, drift and the trees."""
 
-    __slots__ = ("burst", "change", "drift", "envelopes", "model", "params", "raw", "residual",
-                 "season", "seen")
+    __slots__ = ("burst", "change", "drift", "envelopes", "hst_envelope", "model", "params",
+                 "raw", "residual", "season", "seen")
 
     def __init__(self, params: ModelParams) -> None:
         self.params = params
@@ -117,9 +117,13 @@ class SensorScorer:
                        if params.seasonality else None)
         self.burst: list[float] = []  # the last BURST_WINDOWS level z-scores
         p = params
-        self.envelopes = tuple(
-            Envelope(p.novelty_half_life, p.novelty_margin, floor, p.novelty_start)
-            for floor in (p.novelty_floor, p.novelty_floor, p.novelty_floor, p.hst_floor))
+        half, margin, start = p.novelty_half_life, p.novelty_margin, p.novelty_start
+        # Level distance, step, burst rate; and HalfSpaceTrees' score only where it votes.
+        self.envelopes = (Envelope(half, margin, p.novelty_floor, start),
+                          Envelope(half, margin, p.novelty_floor, start),
+                          Envelope(half, margin, p.novelty_floor, start))
+        self.hst_envelope = (Envelope(half, margin, p.hst_floor, start) if p.hst_novelty
+                             else None)
         self.drift = Drift(p.drift_slack, p.drift_limit, p.drift_clip)
 
     def score_learn(self, start: int, mean: float) -> Score:
@@ -135,24 +139,27 @@ class SensorScorer:
         residual_ready = r is not None and self.residual.seen >= p.novelty_start
         track = self.residual if residual_ready else self.raw
         value = r if residual_ready else mean
-        z = track.z(value)
+        z = track.z(value)  # 0 before the track has seen a window
         level_z = abs(z)
         last = track.last
         step = 0.0 if last is None else value - last
-        step_z = self.change.z(step) if seen else 0.0
+        step_z = self.change.z(step)  # 0 for the first window: no step yet
         burst = self.burst
-        burst.append(level_z if seen else 0.0)
+        burst.append(level_z)
         if len(burst) > BURST_WINDOWS:
             del burst[0]
-        lz, sz, bz, hz = self.envelopes
-        cut = hz.margin * hz.peak
-        novel = lz.observe(level_z if seen else 0.0)
+        lz, sz, bz = self.envelopes
+        novel = lz.observe(level_z)
         novel = sz.observe(step_z) or novel
         novel = bz.observe(sum(burst) / len(burst)) or novel
-        hst_novel = hz.observe(score)
+        cut = None
+        hz = self.hst_envelope
+        if hz is not None:
+            cut = hz.margin * hz.peak
+            novel = hz.observe(score) or novel
         drift = self.drift.observe(z) if track.spread > 0 else False
         ready = seen >= p.window_size + p.warmup
-        ml = ready and (novel or drift or (p.hst_novelty and hst_novel))
+        ml = ready and (novel or drift)
         self.raw.learn(mean, p.level_windows)
         if r is not None:
             self.residual.learn(r, p.level_windows)
@@ -165,7 +172,7 @@ class SensorScorer:
             # anomalous.
             model.learn_one(x)
         self.seen = seen + 1
-        return _new(Score, (score, ml, ready, cut if p.hst_novelty else None))
+        return _new(Score, (score, ml, ready, cut))
 
 
 def threshold_alarm(mean: float, threshold: float | None) -> bool:

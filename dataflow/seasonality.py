@@ -25,7 +25,9 @@ been seen: a sensor without a cycle is left alone. Pure, small (two flat arrays 
 
 from __future__ import annotations
 
+import functools
 from array import array
+from dataclasses import dataclass, field
 
 DAY_NS = 86_400 * 1_000_000_000
 WEEK_NS = 7 * DAY_NS
@@ -33,41 +35,48 @@ WEEK_NS = 7 * DAY_NS
 _MONDAY_SHIFT_NS = 3 * DAY_NS
 
 
+@dataclass(frozen=True)
+class Period:
+    """What every sensor's baseline of one period shares: slots, EWMA weight, empty arrays."""
+
+    period_ns: int
+    slot_ns: int
+    shift_ns: int
+    rate: float  # a slot's EWMA weight once it has ``memory`` periods of windows
+    zero_means: array = field(repr=False, compare=False)
+    zero_counts: array = field(repr=False, compare=False)
+
+
+@functools.cache
+def period(period_ns: int, slots: int, window_ns: int, memory: float, shift_ns: int) -> Period:
+    """One ``Period`` per family and period, built once: a fleet's sensors only copy its arrays."""
+    slot_ns = period_ns // slots
+    # Windows per slot per period (at least 1), times the memory in periods.
+    rate = 1.0 / (max(1.0, slot_ns / window_ns) * memory)
+    return Period(period_ns, slot_ns, shift_ns, rate, array("d", bytes(8 * slots)),
+                  array("I", bytes(4 * slots)))
+
+
 class Baseline:
     """Per-slot means of one period; ``memory`` periods of weight, as an EWMA per slot."""
 
-    __slots__ = (
-        "counts",
-        "eraw",
-        "eres",
-        "first",
-        "means",
-        "period_ns",
-        "rate",
-        "shift_ns",
-        "slot_ns",
-    )
+    __slots__ = ("counts", "eraw", "eres", "first", "means", "period")
 
-    def __init__(self, period_ns: int, slots: int, window_ns: int, memory: float,
-                 shift_ns: int = 0) -> None:
-        self.period_ns = period_ns
-        self.slot_ns = period_ns // slots
-        self.shift_ns = shift_ns
-        self.means = array("d", bytes(8 * slots))
-        self.counts = array("I", bytes(4 * slots))
-        # Windows per slot per period (at least 1), times the memory in periods: the slot's
-        # EWMA weight once it has that many windows.
-        self.rate = 1.0 / (max(1.0, self.slot_ns / window_ns) * memory)
+    def __init__(self, shape: Period) -> None:
+        self.period = shape
+        self.means = shape.zero_means[:]  # a copy of the empty arrays: faster than building
+        self.counts = shape.zero_counts[:]
         self.first = -1  # event time of the first window learned
         self.eres = 0.0  # running mean |value - slot mean|, from the second period on
         self.eraw = 0.0  # the same windows' running mean |value - level|
 
     def slot(self, t: int) -> int:
-        return ((t + self.shift_ns) % self.period_ns) // self.slot_ns
+        p = self.period
+        return ((t + p.shift_ns) % p.period_ns) // p.slot_ns
 
     def expected(self, t: int) -> float | None:
         """The slot's mean, or None before a whole period was seen or if the slot is empty."""
-        if self.first < 0 or t - self.first < self.period_ns:
+        if self.first < 0 or t - self.first < self.period.period_ns:
             return None
         i = self.slot(t)
         return self.means[i] if self.counts[i] else None
@@ -77,13 +86,14 @@ class Baseline:
             self.first = t
         i = self.slot(t)
         n = self.counts[i]
-        if n and t - self.first >= self.period_ns:
+        if n and t - self.first >= self.period.period_ns:
             self.eres += quality_rate * (abs(value - self.means[i]) - self.eres)
             self.eraw += quality_rate * (abs(value - level) - self.eraw)
         n += 1
         self.counts[i] = n if n < 0xFFFFFFFF else n - 1
         warm = 1.0 / n
-        self.means[i] += (warm if warm > self.rate else self.rate) * (value - self.means[i])
+        rate = self.period.rate
+        self.means[i] += (warm if warm > rate else rate) * (value - self.means[i])
 
 
 class Seasonality:
@@ -96,8 +106,8 @@ class Seasonality:
         self.ratio = ratio
         self.quality_rate = 1.0 / quality_windows
         self.baselines = (
-            Baseline(DAY_NS, daily_slots, window_ns, memory=7.0),
-            Baseline(WEEK_NS, weekly_slots, window_ns, memory=4.0, shift_ns=_MONDAY_SHIFT_NS),
+            Baseline(period(DAY_NS, daily_slots, window_ns, 7.0, 0)),
+            Baseline(period(WEEK_NS, weekly_slots, window_ns, 4.0, _MONDAY_SHIFT_NS)),
         )
 
     def residual(self, t: int, value: float) -> float | None:
