@@ -288,7 +288,7 @@ def rows_at(timestamps: Sequence[int], times: Iterable[int]) -> list[bool]:
     row are dropped.
     """
     out = [False] * len(timestamps)
-    clock = timestamps if in_order(timestamps) else seen_until(timestamps)
+    clock = seen_until(timestamps)  # the timestamps themselves when they are in order
     for t in times:
         i = bisect.bisect_right(clock, t) - 1
         if i >= 0:
