@@ -225,6 +225,9 @@ def test_detections_are_charged_by_the_newest_time_seen() -> None:
     assert nab.rows_at(ts, [16]) == [True, False, False, False, False]
     assert nab.rows_at(ts, [30]) == [False, False, False, True, False]  # row 3 came after 30
     assert nab.window_rows(ts, [(14, 21)]) == [(1, 3)]
+    # After a jump ahead to 50, a report at 25 belongs to row 0: the clock was past 25 from row 1
+    # on, whatever smaller timestamps came later.
+    assert nab.rows_at([10, 50, 20, 30, 60], [25]) == [True, False, False, False, False]
 
 
 # What the detector reaches on the development set (31 of NAB's 58 files, NAB's standard

@@ -71,6 +71,19 @@ def test_routine_bursts_stop_paging_and_a_larger_one_pages() -> None:
     assert big.ml_anomaly
 
 
+def test_bursts_coming_more_often_are_found_by_the_burst_rate() -> None:
+    """Spikes of the usual size, but three in a row where one came before: no single window is
+    new (same height, and the steps inside the cluster are small), the 5-window average is."""
+    rng = random.Random(6)
+    scorer = SensorScorer(PARAMS)
+    means = [50 + (25 if i % 97 == 0 else 0) + rng.gauss(0, 1) for i in range(3000)]
+    feed(scorer, means)
+    cluster = [75 + rng.gauss(0, 1) for _ in range(3)] + [50 + rng.gauss(0, 1) for _ in range(3)]
+    flags = [r.ml_anomaly for r in feed(scorer, cluster, start=3000)]
+    assert not flags[0]  # the first spike is routine ...
+    assert any(flags[1:4])  # ... the third in a row is not
+
+
 def test_a_lasting_moderate_departure_is_found_by_the_drift_sums_alone() -> None:
     """Four standard deviations out, sustained: no single window beats the novelty floor, but the
     CUSUM of the clipped z-score crosses its limit; without it nothing does."""
