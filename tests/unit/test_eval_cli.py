@@ -238,14 +238,23 @@ DEV_CATEGORY_AT_LEAST = 50.0
 DEV_FALSE_ALARMS_AT_MOST = 60  # over 31 files (NAB's HTM: about 2.6 flagged rows per file)
 
 
-@pytest.mark.skipif(not (NAB_DIR / "data").is_dir(),
-                    reason=f"NAB data not found at {NAB_DIR} (read-only, beside the checkout)")
-def test_real_nab_files(tmp_path: Path) -> None:
+needs_nab = pytest.mark.skipif(
+    not (NAB_DIR / "data").is_dir(),
+    reason=f"NAB data not found at {NAB_DIR} (read-only, beside the checkout)")
+
+
+def eval_dev_set(tmp_path: Path, *options: str) -> dict:
+    """``python -m eval`` on the development set; its JSON."""
     out = tmp_path / "eval.json"
     assert main(["--data", str(NAB_DIR / "data"),
                  "--labels", str(NAB_DIR / "labels" / "combined_windows.json"),
-                 "--json", str(out)]) == 0
-    result = strict_json(out)
+                 "--json", str(out), *options]) == 0
+    return strict_json(out)
+
+
+@needs_nab
+def test_real_nab_files(tmp_path: Path) -> None:
+    result = eval_dev_set(tmp_path)
     files = sorted(k for k in result if k.endswith(".csv"))
     assert len(files) >= 31
     ours, rnd = result["summary"]["ours"], result["summary"]["random"]
@@ -260,14 +269,10 @@ def test_real_nab_files(tmp_path: Path) -> None:
             assert pooled >= DEV_CATEGORY_AT_LEAST, cat
 
 
-@pytest.mark.skipif(not (NAB_DIR / "data").is_dir(),
-                    reason=f"NAB data not found at {NAB_DIR} (read-only, beside the checkout)")
+@needs_nab
 def test_real_nab_files_with_the_low_false_positive_profile(tmp_path: Path) -> None:
-    out = tmp_path / "eval.json"
-    assert main(["--data", str(NAB_DIR / "data"),
-                 "--labels", str(NAB_DIR / "labels" / "combined_windows.json"),
-                 "--profile", "reward_low_FP_rate", "--json", str(out)]) == 0
-    assert strict_json(out)["summary"]["ours"]["nab_reward_low_FP_rate_pooled"] >= 55.0
+    result = eval_dev_set(tmp_path, "--profile", "reward_low_FP_rate")
+    assert result["summary"]["ours"]["nab_reward_low_FP_rate_pooled"] >= 55.0
 
 
 def test_normal_fleet_stays_quiet() -> None:
