@@ -141,7 +141,8 @@ def connect(settings: Settings, timeout_s: float = 30.0) -> tuple[AdminClient, s
     """An admin client that has had a metadata answer, and the topics the cluster has.
 
     librdkafka reports a refused login only to an error callback and then just times out, so
-    the callback is watched: a bad password fails in seconds with the broker's reason.
+    the callback is watched: a bad password fails in seconds with the broker's reason, and so
+    does a certificate TLS refuses (``KafkaSecurity.tls_refusal``).
     """
     errors: list[KafkaError] = []
     admin = AdminClient({**admin_config(settings), "error_cb": errors.append})
@@ -157,6 +158,10 @@ def connect(settings: Settings, timeout_s: float = 30.0) -> tuple[AdminClient, s
         if refused:
             raise StartupError(f"Kafka at {where} refused the login "
                                f"({settings.security.redacted()}): {refused[-1].str()}")
+        tls = [(e.str(), hint) for e in errors if (hint := settings.security.tls_refusal(e.str()))]
+        if tls:
+            raise StartupError(f"TLS with Kafka at {where} failed "
+                               f"({settings.security.redacted()}): {tls[-1][0]}; {tls[-1][1]}")
         if time.monotonic() > deadline:
             raise StartupError(f"no Kafka broker answered at {where} (KAFKA_BROKERS) within "
                                f"{timeout_s:g} s: {last}")

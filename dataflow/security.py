@@ -1,13 +1,15 @@
 """Kafka security settings (SASL, TLS) from the environment, for every client the project makes.
 
-Pure: reads a mapping, returns client settings. One function per client library, so the
-dataflow's librdkafka clients (Bytewax's source and sinks, admin) and the producer's kafka-python
-client get the same settings from the same variables. Passwords are never put in an error
-message; ``redacted`` gives a loggable view.
+No Kafka here: reads a mapping (and loads the TLS files it names, to check them), returns client
+settings. One function per client library, so the dataflow's librdkafka clients (Bytewax's source
+and sinks, admin) and the producer's kafka-python client get the same settings from the same
+variables. Passwords are never put in an error message; ``redacted`` gives a loggable view.
 """
 
 from __future__ import annotations
 
+import re
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -25,9 +27,71 @@ SECURITY_ENV_DOCS: dict[str, tuple[str, str]] = {
     "KAFKA_SSL_KEY_LOCATION": ("", "Client private key file (PEM), for mutual TLS."),
 }
 
+SSL_VARS = ("KAFKA_SSL_CA_LOCATION", "KAFKA_SSL_CERT_LOCATION", "KAFKA_SSL_KEY_LOCATION")
+
+# OpenSSL's words, in librdkafka's error text, for certificates that TLS refused. Retrying cannot
+# help (the certificates stay what they are), so clients report these at once instead of timing
+# out. The first is our side rejecting the broker's certificate; the alerts are the broker
+# rejecting ours (OpenSSL 1.1 says "sslv3 alert ...", 3.x "ssl/tls alert ...", TLS 1.3 adds
+# "certificate required").
+_BROKER_CERT_REFUSED = ("certificate verify failed",)
+_CLIENT_CERT_REFUSED = ("alert bad certificate", "alert certificate required", "alert unknown ca",
+                        "alert certificate unknown", "alert certificate expired",
+                        "alert certificate revoked", "alert unsupported certificate")
+
 
 class SecurityConfigError(ValueError):
     """A bad security variable; the message names it and never holds a password."""
+
+
+def _check_tls_files(ca: str | None, cert: str | None, key: str | None) -> None:
+    """Load the files as the clients will, so a wrong path or file fails at start-up naming its
+    variable, not later as a client's "ssl.ca.location failed: BIO lib" or a bootstrap timeout.
+
+    Python's ssl module is what kafka-python uses, on the same OpenSSL checks librdkafka makes
+    when it creates a client (a CA file with a certificate, a key that matches the certificate).
+    """
+    for name, path, block in (("KAFKA_SSL_CA_LOCATION", ca, b"CERTIFICATE-----"),
+                              ("KAFKA_SSL_CERT_LOCATION", cert, b"CERTIFICATE-----"),
+                              ("KAFKA_SSL_KEY_LOCATION", key, b"PRIVATE KEY-----")):
+        if path is None:
+            continue
+        try:
+            with open(path, "rb") as file:
+                data = file.read()
+        except OSError as exc:
+            raise SecurityConfigError(f"{name}={path}: {exc.strerror or exc}") from None
+        if block not in data:
+            what = "private key" if name == "KAFKA_SSL_KEY_LOCATION" else "certificate"
+            raise SecurityConfigError(f"{name}={path}: no PEM {what} in it "
+                                      f"(no '-----BEGIN ...{block.decode()}' line)")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if ca:
+        try:
+            context.load_verify_locations(cafile=ca)
+        except ssl.SSLError as exc:
+            raise SecurityConfigError(
+                f"KAFKA_SSL_CA_LOCATION={ca}: not a PEM CA certificate ({_reason(exc)})") from None
+    if cert and key:
+
+        def no_password() -> bytes:
+            """Asked for an encrypted key only. There is no key password setting, so say so now
+            rather than let OpenSSL prompt on the terminal or a client fail at connect time."""
+            raise SecurityConfigError(f"KAFKA_SSL_KEY_LOCATION={key}: the key is encrypted; "
+                                      "give an unencrypted PEM key (there is no password setting)")
+
+        try:
+            context.load_cert_chain(cert, key, password=no_password)
+        except ssl.SSLError as exc:
+            raise SecurityConfigError(
+                f"KAFKA_SSL_CERT_LOCATION={cert} / KAFKA_SSL_KEY_LOCATION={key}: they do not load "
+                f"as a certificate and its key ({_reason(exc)})") from None
+
+
+def _reason(exc: ssl.SSLError) -> str:
+    """OpenSSL's reason, e.g. "[X509: KEY_VALUES_MISMATCH] key values mismatch", without the
+    "(_ssl.c:3926)" of CPython's source line."""
+    return re.sub(r"\s*\(_ssl\.c:\d+\)$", "", str(exc.args[-1] if exc.args else exc))
 
 
 @dataclass(frozen=True)
@@ -67,8 +131,23 @@ class KafkaSecurity:
             raise SecurityConfigError(
                 f"KAFKA_SASL_MECHANISM/USERNAME/PASSWORD are set but KAFKA_SECURITY_PROTOCOL="
                 f"{protocol} uses no SASL (use SASL_PLAINTEXT or SASL_SSL)")
-        return cls(protocol, mechanism, username, password, get("KAFKA_SSL_CA_LOCATION"),
-                   get("KAFKA_SSL_CERT_LOCATION"), get("KAFKA_SSL_KEY_LOCATION"))
+        ca, cert, key = (get(name) for name in SSL_VARS)
+        if not protocol.endswith("SSL"):
+            # Silently ignored, they would leave a cluster that needs TLS unreachable with no
+            # word of why: the likely mistake is the protocol.
+            given = [name for name in SSL_VARS if get(name)]
+            if given:
+                raise SecurityConfigError(
+                    f"{'/'.join(given)} {'is' if len(given) == 1 else 'are'} set but "
+                    f"KAFKA_SECURITY_PROTOCOL={protocol} uses no TLS (use SSL or SASL_SSL)")
+        elif bool(cert) != bool(key):
+            missing, given = (("KAFKA_SSL_KEY_LOCATION", "KAFKA_SSL_CERT_LOCATION") if cert
+                              else ("KAFKA_SSL_CERT_LOCATION", "KAFKA_SSL_KEY_LOCATION"))
+            raise SecurityConfigError(f"{missing}: required with {given} (mutual TLS needs the "
+                                      "client certificate and its key)")
+        else:
+            _check_tls_files(ca, cert, key)
+        return cls(protocol, mechanism, username, password, ca, cert, key)
 
     @property
     def uses_sasl(self) -> bool:
@@ -114,4 +193,28 @@ class KafkaSecurity:
             parts.append(f"{self.mechanism} as {self.username!r}, password ***")
         if self.uses_tls:
             parts.append(f"CA {self.ca_location or '(system)'}")
+            if self.cert_location:
+                parts.append(f"client certificate {self.cert_location}")
         return ", ".join(parts)
+
+    def tls_refusal(self, text: str) -> str | None:
+        """What to check, if librdkafka's error ``text`` says TLS refused a certificate; else None.
+
+        Such a failure comes back on every retry, so a client stops at once with this instead of
+        waiting out a timeout. Anything else (a refused connection, a broker still starting) is
+        not a refusal: it may pass.
+        """
+        if not self.uses_tls:
+            return None
+        lowered = text.lower()
+        if any(words in lowered for words in _BROKER_CERT_REFUSED):
+            return ("the broker's certificate is not trusted: KAFKA_SSL_CA_LOCATION must be the CA "
+                    f"that signed it ({self.ca_location or 'unset, so the system CAs'}), and the "
+                    "certificate must name the host given in KAFKA_BROKERS")
+        if any(words in lowered for words in _CLIENT_CERT_REFUSED):
+            if not self.cert_location:
+                return ("the broker wants a client certificate (mutual TLS): set "
+                        "KAFKA_SSL_CERT_LOCATION and KAFKA_SSL_KEY_LOCATION")
+            return (f"the broker did not accept the client certificate KAFKA_SSL_CERT_LOCATION="
+                    f"{self.cert_location}: it must be signed by a CA the broker trusts")
+        return None

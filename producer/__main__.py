@@ -58,7 +58,8 @@ BOOTSTRAP_TIMEOUT_MS = 30_000
 PROGRESS_EVERY_S = 10.0
 #: Individual delivery failures logged before going quiet (the total is always reported).
 MAX_LOGGED_FAILURES = 10
-#: How long the SASL login probe (see ``check_login``) may take before it lets kafka-python try.
+#: How long the SASL/TLS login probe (see ``check_login``) may take before it lets kafka-python
+#: try.
 LOGIN_PROBE_TIMEOUT_S = 10.0
 
 
@@ -604,26 +605,37 @@ class LoginRefused(Exception):
     """The brokers refused the SASL login; the message is librdkafka's, without the password."""
 
 
+class TlsRefused(Exception):
+    """TLS refused a certificate (the broker's or ours); librdkafka's words, then what to check."""
+
+
 def check_login(brokers: Sequence[str], security: KafkaSecurity) -> None:
-    """Raise ``LoginRefused`` if the brokers refuse the SASL login; otherwise return quickly.
+    """Raise ``LoginRefused`` if the brokers refuse the SASL login, ``TlsRefused`` if TLS refuses
+    a certificate; otherwise return quickly.
 
     Why a librdkafka probe in a kafka-python producer: after a refused login the broker just
     closes the connection, and kafka-python 3.0.12 sees only that, retrying until its
-    bootstrap timeout and then reporting "Unable to bootstrap". librdkafka reads the broker's
-    answer and names the cause within a second. Anything but a refused login (no broker yet,
-    slow start) is left to kafka-python's own bootstrap and its error.
+    bootstrap timeout and then reporting "Unable to bootstrap". It does the same with a broker
+    certificate it cannot verify, or a broker that rejects its client certificate. librdkafka
+    reads the broker's answer (or OpenSSL's verdict) and names the cause within a second.
+    Anything else (no broker yet, slow start) is left to kafka-python's own bootstrap and its
+    error.
     """
-    if not security.uses_sasl:
+    if not (security.uses_sasl or security.uses_tls):
         return
     from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient
 
     refused: list[str] = []
+    tls_refused: list[str] = []
     unreachable = False
 
     def on_error(error: KafkaError) -> None:
         nonlocal unreachable
-        if error.code() == KafkaError._AUTHENTICATION:
+        hint = security.tls_refusal(error.str())
+        if hint:  # before the transport check: a rejected client certificate is a _TRANSPORT
+            tls_refused.append(f"{error.str()}; {hint}")
+        elif error.code() == KafkaError._AUTHENTICATION:
             refused.append(error.str())
         elif error.code() in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN,
                               KafkaError._RESOLVE):
@@ -638,6 +650,8 @@ def check_login(brokers: Sequence[str], security: KafkaSecurity) -> None:
             return
         except KafkaException:
             admin.poll(0)  # serves error_cb
+        if tls_refused:
+            raise TlsRefused(_scrub(tls_refused[-1], security.password))
         if refused:
             raise LoginRefused(_scrub(refused[-1], security.password))
 
@@ -708,6 +722,15 @@ def run(settings: Settings, stop: threading.Event) -> int:
         log.error(
             "authentication failed at %s (%s): %s; check KAFKA_SASL_USERNAME, "
             "KAFKA_SASL_PASSWORD and KAFKA_SASL_MECHANISM",
+            ",".join(settings.brokers),
+            settings.security.redacted(),
+            exc,
+        )
+        print("sent 0 messages (0 failed)", file=sys.stderr)
+        return EXIT_FAILED
+    except TlsRefused as exc:
+        log.error(
+            "TLS with Kafka at %s failed (%s): %s",
             ",".join(settings.brokers),
             settings.security.redacted(),
             exc,

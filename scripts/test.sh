@@ -2,8 +2,8 @@
 # `make test`: lint, unit tests, and integration tests against the real local broker.
 # Starts the broker if none answers, and stops it again only if it started it.
 #
-# The programs some checks run (shellcheck, kcat) are installed first if missing, when that
-# is possible (root with apt-get); otherwise it stops and says how to install them. A missing
+# The programs some checks run (shellcheck, kcat, openssl) are installed first if missing, when
+# that is possible (root with apt-get); otherwise it stops and says how to install them. A missing
 # tool makes its tests fail, not skip (REQUIRE_TOOLS=1, tests/tools.py), so a green run never
 # hides a check. REQUIRE_TOOLS=0 installs nothing, and those checks skip with the reason in
 # pytest's summary.
@@ -13,7 +13,7 @@ cd "$(dirname -- "${BASH_SOURCE[0]}")/.."
 REQUIRE_TOOLS="${REQUIRE_TOOLS:-1}"
 export REQUIRE_TOOLS
 # Programs the tests run; each is also the name of its Debian package.
-readonly TOOLS=(shellcheck kcat)
+readonly TOOLS=(shellcheck kcat openssl)
 
 ensure_tools() {
   local missing=() tool

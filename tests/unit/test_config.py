@@ -6,6 +6,7 @@ import pytest
 
 from dataflow.config import ALL_ENV_DOCS, ConfigError, Settings
 from dataflow.readings import AIR_QUALITY, TEMPERATURE
+from tests.certs import make_ca
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -80,6 +81,12 @@ def test_bad_value_names_the_variable(name: str, value: str) -> None:
         ({"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KAFKA_SASL_MECHANISM": "GSSAPI",
           "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "s3cret-pw"},
          "KAFKA_SASL_MECHANISM='GSSAPI'"),
+        ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "PLAIN",
+          "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "s3cret-pw",
+          "KAFKA_SSL_CA_LOCATION": "/nonexistent/ca.pem"},
+         "KAFKA_SSL_CA_LOCATION=/nonexistent/ca.pem: No such file"),
+        ({"KAFKA_SSL_CA_LOCATION": "/ca.pem"},
+         "KAFKA_SSL_CA_LOCATION is set but KAFKA_SECURITY_PROTOCOL=PLAINTEXT uses no TLS"),
     ],
 )
 def test_security_errors_name_the_variable_and_hide_the_password(env: dict, name: str) -> None:
@@ -88,16 +95,17 @@ def test_security_errors_name_the_variable_and_hide_the_password(env: dict, name
     assert "s3cret-pw" not in str(err.value)
 
 
-def test_security_settings_reach_both_client_libraries() -> None:
+def test_security_settings_reach_both_client_libraries(tmp_path: Path) -> None:
+    ca = str(make_ca(tmp_path, "ca").cert)  # a real one: the CA file is loaded to check it
     s = Settings.from_env({"KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
                            "KAFKA_SASL_MECHANISM": "scram-sha-512", "KAFKA_SASL_USERNAME": "u",
-                           "KAFKA_SASL_PASSWORD": "pw", "KAFKA_SSL_CA_LOCATION": "/ca.pem"})
+                           "KAFKA_SASL_PASSWORD": "pw", "KAFKA_SSL_CA_LOCATION": ca})
     assert s.security.librdkafka() == {
         "security.protocol": "sasl_ssl", "sasl.mechanism": "SCRAM-SHA-512",
-        "sasl.username": "u", "sasl.password": "pw", "ssl.ca.location": "/ca.pem"}
+        "sasl.username": "u", "sasl.password": "pw", "ssl.ca.location": ca}
     assert s.security.kafka_python() == {
         "security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512",
-        "sasl_plain_username": "u", "sasl_plain_password": "pw", "ssl_cafile": "/ca.pem"}
+        "sasl_plain_username": "u", "sasl_plain_password": "pw", "ssl_cafile": ca}
     assert "pw" not in s.security.redacted().replace("password", "")
     assert Settings.from_env({}).security.librdkafka() == {"security.protocol": "plaintext"}
 

@@ -15,6 +15,7 @@ import pytest
 import producer.__main__ as cli
 from dataflow.security import SECURITY_ENV_DOCS, KafkaSecurity
 from producer.simulate import AIR_QUALITY, TEMPERATURE, SimulationConfig, encode, generate
+from tests.certs import make_ca, make_cert
 
 ALL_ENV_VARS = [option.env for option in cli.OPTIONS] + list(SECURITY_ENV_DOCS)
 PASSWORD = "s3cret-Pa55word"  # a test value that must never be printed
@@ -591,6 +592,88 @@ def test_check_login_leaves_other_outcomes_to_kafka_python(
     started = time.monotonic()
     cli.check_login(("h:1",), KafkaSecurity.from_env(SCRAM_ENV))
     assert time.monotonic() - started < 1
+
+
+@pytest.fixture(scope="module")
+def mtls_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """SSL with a CA and a client certificate: real files, as the settings load them."""
+    ca = make_ca(tmp_path_factory.mktemp("tls"), "ca")
+    client = make_cert(ca, "client")
+    return {"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CA_LOCATION": str(ca.cert),
+            "KAFKA_SSL_CERT_LOCATION": str(client.cert),
+            "KAFKA_SSL_KEY_LOCATION": str(client.key)}
+
+
+def test_tls_settings_reach_the_producer_the_admin_client_and_the_probe(
+    mtls_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import kafka
+
+    FakeProducer.instances, FakeProducer.fail_keys, FakeAdmin.instances = [], set(), []
+    monkeypatch.setattr(kafka, "KafkaProducer", FakeProducer)
+    monkeypatch.setattr(kafka, "KafkaAdminClient", FakeAdmin)
+    probed: list[KafkaSecurity] = []
+    monkeypatch.setattr(cli, "check_login", lambda brokers, sec: probed.append(sec))
+    for name, value in mtls_env.items():
+        monkeypatch.setenv(name, value)
+    assert cli.main(["--count", "2", "--start", "now"]) == 0
+    expected = {"security_protocol": "SSL", "ssl_cafile": mtls_env["KAFKA_SSL_CA_LOCATION"],
+                "ssl_certfile": mtls_env["KAFKA_SSL_CERT_LOCATION"],
+                "ssl_keyfile": mtls_env["KAFKA_SSL_KEY_LOCATION"]}
+    (admin,) = FakeAdmin.instances
+    (producer,) = FakeProducer.instances
+    assert expected.items() <= admin.config.items()
+    assert expected.items() <= producer.config.items()
+    assert probed == [KafkaSecurity.from_env(mtls_env)]  # TLS alone is probed too
+
+
+@pytest.mark.parametrize(
+    ("code", "text", "named"),
+    [
+        ("_SSL", "ssl://h:1/bootstrap: SSL handshake failed: error:0A000086:SSL routines::"
+         "certificate verify failed: broker certificate could not be verified",
+         "KAFKA_SSL_CA_LOCATION"),
+        # A rejected client certificate is a _TRANSPORT error, like a broker that is down: it
+        # must not be taken for one (that would leave it to kafka-python's 30 s timeout).
+        ("_TRANSPORT", "ssl://h:1/bootstrap: Receive failed: error:0A000412:SSL routines::"
+         "ssl/tls alert bad certificate: SSL alert number 42", "KAFKA_SSL_CERT_LOCATION="),
+    ],
+)
+def test_check_login_names_a_tls_refusal_at_once(
+    code: str, text: str, named: str, mtls_env: dict[str, str],
+    confluent_admin: type[FakeConfluentAdmin],
+) -> None:
+    from confluent_kafka import KafkaError
+
+    confluent_admin.errors = [KafkaError(getattr(KafkaError, code), text),
+                              KafkaError(KafkaError._ALL_BROKERS_DOWN, "1/1 brokers are down")]
+    started = time.monotonic()
+    with pytest.raises(cli.TlsRefused) as exc:
+        cli.check_login(("h:1",), KafkaSecurity.from_env(mtls_env))
+    assert time.monotonic() - started < 1
+    assert str(exc.value).startswith(f"{text}; ") and named in str(exc.value)
+
+
+def test_refused_tls_exits_1_with_one_clear_line(
+    mtls_env: dict[str, str],
+    fake_kafka: type[FakeProducer],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def refuse(brokers: Any, security: KafkaSecurity) -> None:
+        raise cli.TlsRefused("SSL handshake failed: certificate verify failed; check it")
+
+    monkeypatch.setattr(cli, "check_login", refuse)
+    for name, value in mtls_env.items():
+        monkeypatch.setenv(name, value)
+    assert cli.main(["--count", "1"]) == 1
+    assert fake_kafka.instances == []  # no producer after a refusal
+    out = capsys.readouterr().err + caplog.text
+    assert (f"TLS with Kafka at 127.0.0.1:9092 failed (SSL, CA {mtls_env['KAFKA_SSL_CA_LOCATION']}"
+            ", client certificate ") in out
+    assert "certificate verify failed; check it" in out
+    assert "sent 0 messages (0 failed)" in out
 
 
 def test_a_password_logged_by_a_library_is_masked(

@@ -1,0 +1,179 @@
+"""TLS settings: what reaches each client library, what fails at start-up (naming the variable),
+and which client errors mean TLS refused a certificate (so clients stop at once)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from dataflow.security import KafkaSecurity, SecurityConfigError
+from tests.certs import Pair, encrypt_key, make_ca, make_cert
+
+# librdkafka 2.16's words (OpenSSL 3), as the TLS integration test met them.
+WRONG_CA = ("ssl://127.0.0.1:40001/bootstrap: SSL handshake failed: error:0A000086:SSL routines::"
+            "certificate verify failed: broker certificate could not be verified, verify that "
+            "ssl.ca.location is correctly configured or root CA certificates are installed "
+            "(install ca-certificates package) (after 17ms in state SSL_HANDSHAKE)")
+WRONG_CA_TRANSPORT = ("ssl://127.0.0.1:40001/bootstrap: error:0A000086:SSL routines::certificate "
+                      "verify failed (after 8ms in state SSL_HANDSHAKE)")
+NO_CLIENT_CERT = ("ssl://127.0.0.1:40002/bootstrap: Receive failed: error:0A000412:SSL routines::"
+                  "ssl/tls alert bad certificate: SSL alert number 42 (after 0ms in state "
+                  "APIVERSION_QUERY)")
+TLS13_CERT_REQUIRED = ("ssl://h:1/bootstrap: Receive failed: error:0A00045C:SSL routines::tlsv13 "
+                       "alert certificate required: SSL alert number 116")
+NOT_REFUSALS = [
+    "127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused "
+    "(after 0ms in state CONNECT)",
+    "1/1 brokers are down",
+    "ssl://127.0.0.1:40003/bootstrap: SSL handshake failed: Disconnected: SSL connection closed "
+    "by peer: connecting to a PLAINTEXT broker listener? (after 2ms in state SSL_HANDSHAKE)",
+    "SASL authentication error: Authentication failed during authentication due to invalid "
+    "credentials with SASL mechanism SCRAM-SHA-256",
+]
+
+
+@dataclass(frozen=True)
+class Files:
+    ca: Pair
+    client: Pair
+    other: Pair  # a client certificate of another CA: its key does not match ``client``
+    encrypted_key: Path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Files:
+    directory = tmp_path_factory.mktemp("tls")
+    ca = make_ca(directory / "a", "ca")
+    client = make_cert(ca, "client")
+    other = make_cert(make_ca(directory / "b", "other-ca"), "other-client")
+    return Files(ca, client, other,
+                 encrypt_key(client.key, directory / "encrypted.key", "key-passphrase"))
+
+
+def mtls_env(files: Files, protocol: str = "SSL") -> dict[str, str]:
+    return {"KAFKA_SECURITY_PROTOCOL": protocol, "KAFKA_SSL_CA_LOCATION": str(files.ca.cert),
+            "KAFKA_SSL_CERT_LOCATION": str(files.client.cert),
+            "KAFKA_SSL_KEY_LOCATION": str(files.client.key)}
+
+
+def test_mutual_tls_settings_reach_both_client_libraries(files: Files) -> None:
+    security = KafkaSecurity.from_env(mtls_env(files, "ssl"))
+    assert security.librdkafka() == {
+        "security.protocol": "ssl", "ssl.ca.location": str(files.ca.cert),
+        "ssl.certificate.location": str(files.client.cert),
+        "ssl.key.location": str(files.client.key)}
+    assert security.kafka_python() == {
+        "security_protocol": "SSL", "ssl_cafile": str(files.ca.cert),
+        "ssl_certfile": str(files.client.cert), "ssl_keyfile": str(files.client.key)}
+    assert security.redacted() == (f"SSL, CA {files.ca.cert}, "
+                                   f"client certificate {files.client.cert}")
+
+
+def test_tls_without_a_ca_file_uses_the_system_cas() -> None:
+    security = KafkaSecurity.from_env({"KAFKA_SECURITY_PROTOCOL": "SSL"})
+    assert security.librdkafka() == {"security.protocol": "ssl"}
+    assert security.kafka_python() == {"security_protocol": "SSL"}
+    assert security.redacted() == "SSL, CA (system)"
+
+
+@pytest.mark.parametrize("protocol", ["", "PLAINTEXT", "SASL_PLAINTEXT"])
+def test_tls_files_without_a_tls_protocol_are_an_error(files: Files, protocol: str) -> None:
+    """Ignoring them would leave a TLS cluster unreachable with no word of why."""
+    env = {**mtls_env(files, protocol), "KAFKA_SASL_MECHANISM": "PLAIN",
+           "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "s3cret-pw"}
+    if protocol != "SASL_PLAINTEXT":
+        env = {k: v for k, v in env.items() if not k.startswith("KAFKA_SASL_")}
+    del env["KAFKA_SSL_KEY_LOCATION"]
+    with pytest.raises(SecurityConfigError) as err:
+        KafkaSecurity.from_env(env)
+    assert str(err.value) == (
+        "KAFKA_SSL_CA_LOCATION/KAFKA_SSL_CERT_LOCATION are set but KAFKA_SECURITY_PROTOCOL="
+        f"{protocol or 'PLAINTEXT'} uses no TLS (use SSL or SASL_SSL)")
+    assert "s3cret-pw" not in str(err.value)
+
+
+@pytest.mark.parametrize(("given", "missing"),
+                         [("KAFKA_SSL_CERT_LOCATION", "KAFKA_SSL_KEY_LOCATION"),
+                          ("KAFKA_SSL_KEY_LOCATION", "KAFKA_SSL_CERT_LOCATION")])
+def test_a_client_certificate_needs_its_key_and_the_other_way_round(
+    files: Files, given: str, missing: str
+) -> None:
+    env = mtls_env(files)
+    del env[missing]
+    with pytest.raises(SecurityConfigError, match=rf"^{missing}: required with {given}"):
+        KafkaSecurity.from_env(env)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"KAFKA_SSL_CA_LOCATION": "/nonexistent/ca.pem"},
+         "KAFKA_SSL_CA_LOCATION=/nonexistent/ca.pem: No such file or directory"),
+        ({"KAFKA_SSL_CERT_LOCATION": "/nonexistent/client.pem"},
+         "KAFKA_SSL_CERT_LOCATION=/nonexistent/client.pem: No such file or directory"),
+        ({"KAFKA_SSL_KEY_LOCATION": "/nonexistent/client.key"},
+         "KAFKA_SSL_KEY_LOCATION=/nonexistent/client.key: No such file or directory"),
+        ({"KAFKA_SSL_CA_LOCATION": "{ca_dir}"}, "KAFKA_SSL_CA_LOCATION={ca_dir}: Is a directory"),
+        ({"KAFKA_SSL_CA_LOCATION": "{ca_key}"},
+         "KAFKA_SSL_CA_LOCATION={ca_key}: no PEM certificate in it"),
+        ({"KAFKA_SSL_KEY_LOCATION": "{client_cert}"},
+         "KAFKA_SSL_KEY_LOCATION={client_cert}: no PEM private key in it"),
+        ({"KAFKA_SSL_KEY_LOCATION": "{other_key}"},
+         "KAFKA_SSL_CERT_LOCATION={client_cert} / KAFKA_SSL_KEY_LOCATION={other_key}: they do "
+         "not load as a certificate and its key ([X509: KEY_VALUES_MISMATCH] key values "
+         "mismatch)"),
+        ({"KAFKA_SSL_KEY_LOCATION": "{encrypted_key}"},
+         "KAFKA_SSL_KEY_LOCATION={encrypted_key}: the key is encrypted"),
+    ],
+)
+def test_a_tls_file_that_cannot_be_used_fails_at_start_up_naming_its_variable(
+    files: Files, change: dict[str, str], message: str
+) -> None:
+    """Checked as the clients would load the files: otherwise librdkafka fails later with
+    "ssl.ca.location failed: BIO lib" and kafka-python retries until its bootstrap timeout."""
+    paths = {"ca_dir": files.ca.cert.parent, "ca_key": files.ca.key,
+             "client_cert": files.client.cert, "other_key": files.other.key,
+             "encrypted_key": files.encrypted_key}
+    env = {**mtls_env(files), **{k: v.format(**paths) for k, v in change.items()}}
+    with pytest.raises(SecurityConfigError) as err:
+        KafkaSecurity.from_env(env)
+    assert str(err.value).startswith(message.format(**paths)), str(err.value)
+    assert "key-passphrase" not in str(err.value)
+
+
+@pytest.mark.parametrize("text", [WRONG_CA, WRONG_CA_TRANSPORT])
+def test_an_untrusted_broker_certificate_is_a_refusal_naming_the_ca_variable(
+    files: Files, text: str
+) -> None:
+    hint = KafkaSecurity.from_env(mtls_env(files)).tls_refusal(text)
+    assert hint is not None
+    assert "KAFKA_SSL_CA_LOCATION" in hint and str(files.ca.cert) in hint
+    assert "KAFKA_BROKERS" in hint  # a certificate for another host fails the same way
+    system = KafkaSecurity.from_env({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                                     "KAFKA_SASL_MECHANISM": "PLAIN", "KAFKA_SASL_USERNAME": "u",
+                                     "KAFKA_SASL_PASSWORD": "pw"})
+    assert "unset, so the system CAs" in str(system.tls_refusal(text))
+
+
+@pytest.mark.parametrize("text", [NO_CLIENT_CERT, TLS13_CERT_REQUIRED])
+def test_a_rejected_client_certificate_is_a_refusal_saying_what_to_set(
+    files: Files, text: str
+) -> None:
+    without = KafkaSecurity.from_env({"KAFKA_SECURITY_PROTOCOL": "SSL",
+                                      "KAFKA_SSL_CA_LOCATION": str(files.ca.cert)})
+    assert without.tls_refusal(text) == ("the broker wants a client certificate (mutual TLS): "
+                                         "set KAFKA_SSL_CERT_LOCATION and KAFKA_SSL_KEY_LOCATION")
+    hint = KafkaSecurity.from_env(mtls_env(files)).tls_refusal(text)
+    assert hint is not None and f"KAFKA_SSL_CERT_LOCATION={files.client.cert}" in hint
+
+
+@pytest.mark.parametrize("text", NOT_REFUSALS)
+def test_errors_that_may_pass_are_not_refusals(files: Files, text: str) -> None:
+    """A broker still starting, or down, must be waited for, not given up on."""
+    assert KafkaSecurity.from_env(mtls_env(files)).tls_refusal(text) is None
+
+
+def test_without_tls_nothing_is_a_tls_refusal() -> None:
+    assert KafkaSecurity().tls_refusal(WRONG_CA) is None
