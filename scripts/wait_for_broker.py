@@ -13,8 +13,10 @@ SASL/TLS settings (``KAFKA_SECURITY_PROTOCOL``, ``KAFKA_SASL_*``, ``KAFKA_SSL_*`
 as every other client: a secured cluster only answers a client that logs in.
 
 Exit status: 0 when a broker answered, 1 on timeout (one error line on stderr,
-with the last client error, never the password), 2 on bad arguments or bad
-security settings (the message names the variable).
+with the last client error, never the password) or as soon as TLS refuses a
+certificate (a wrong CA, a rejected client certificate: waiting cannot mend
+those; the line says what to check), 2 on bad arguments or bad security
+settings (the message names the variable).
 """
 
 from __future__ import annotations
@@ -65,17 +67,22 @@ class _LastError:
     """Remembers the most recent client error, so a timeout can say why (e.g. a bad login).
 
     librdkafka's own report (``error_cb``) is preferred to the metadata request's generic
-    failure, and a refused login to everything: librdkafka follows it with "1/1 brokers are
-    down", which would hide the cause.
+    failure, and a refused login or certificate to everything: librdkafka follows it with
+    "1/1 brokers are down", which would hide the cause.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, security: KafkaSecurity | None = None) -> None:
+        self.security = security or KafkaSecurity()
+        self.tls_refused: str | None = None
         self.refused: str | None = None
         self.reported: str | None = None
         self.raised: str | None = None
 
     def __call__(self, error: KafkaError) -> None:
-        if error.code() == KafkaError._AUTHENTICATION:
+        hint = self.security.tls_refusal(error.str())
+        if hint:
+            self.tls_refused = f"{error.str()}; {hint}"
+        elif error.code() == KafkaError._AUTHENTICATION:
             self.refused = error.str()
         elif error.code() != KafkaError._ALL_BROKERS_DOWN or self.reported is None:
             self.reported = error.str()
@@ -87,7 +94,7 @@ class _LastError:
 
     @property
     def text(self) -> str | None:
-        return self.refused or self.reported or self.raised
+        return self.tls_refused or self.refused or self.reported or self.raised
 
 
 def _scrub(text: str, secret: str | None) -> str:
@@ -127,7 +134,8 @@ def wait_for_broker(
 
     Returns False once `timeout` seconds have passed without an answer; `last_error`, if
     given, then holds the last client error. A failed login is retried too: a broker may
-    learn its SCRAM users only after it starts answering.
+    learn its SCRAM users only after it starts answering. A certificate TLS refuses is not
+    (the broker's and ours stay what they are): False at once, with ``last_error.tls_refused``.
     """
     deadline = time.monotonic() + timeout
     admin = _make_admin(brokers, security, last_error)
@@ -144,6 +152,8 @@ def wait_for_broker(
                 admin.poll(0)  # serve error_cb
         if metadata is not None and metadata.brokers:
             return True
+        if last_error is not None and last_error.tls_refused:
+            return False
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return False
@@ -195,9 +205,13 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     except SecurityConfigError as exc:  # names the variable, never holds the password
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    last_error = _LastError()
+    last_error = _LastError(security)
     if wait_for_broker(args.brokers, args.timeout, security, last_error):
         return 0
+    if last_error.tls_refused:
+        print(_scrub(f"error: TLS with Kafka at {args.brokers} failed ({security.redacted()}): "
+                     f"{last_error.tls_refused}", security.password), file=sys.stderr)
+        return 1
     reason = f" (last error: {last_error.text})" if last_error.text else ""
     print(
         _scrub(
