@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from dataflow.readings import AIR_QUALITY, TEMPERATURE
+from dataflow.readings import AIR_QUALITY, MAX_MAGNITUDE, TEMPERATURE, VALID_RANGES
 from dataflow.security import SECURITY_ENV_DOCS, KafkaSecurity, SecurityConfigError
 
 T = TypeVar("T")
@@ -52,6 +52,13 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
                                   "(empty: no rule)."),
     "TEMPERATURE_LIMITS": ("0,120", "HalfSpaceTrees feature range `lo,hi` for temperature."),
     "AIR_QUALITY_LIMITS": ("0,500", "HalfSpaceTrees feature range `lo,hi` for air quality."),
+    "TEMPERATURE_VALID_RANGE": (
+        "{:g},{:g}".format(*VALID_RANGES[TEMPERATURE]),
+        "Plausible temperature readings `lo,hi` (inclusive); any other goes to the dead-letter "
+        "topic as `out_of_range`, never into a window."),
+    "AIR_QUALITY_VALID_RANGE": (
+        "{:g},{:g}".format(*VALID_RANGES[AIR_QUALITY]),
+        "Plausible air-quality readings `lo,hi`, as above."),
     "HST_TREES": ("5", "HalfSpaceTrees: number of trees."),
     "HST_HEIGHT": ("3", "HalfSpaceTrees: tree height."),
     "HST_WINDOW_SIZE": ("100", "HalfSpaceTrees: windows per reference-mass period."),
@@ -127,6 +134,13 @@ def _limits(raw: str) -> tuple[float, float]:
     return lo, hi
 
 
+def _valid_range(raw: str) -> tuple[float, float]:
+    lo, hi = _limits(raw)
+    if max(-lo, hi) > MAX_MAGNITUDE:
+        raise ValueError(f"bounds must lie within +-{MAX_MAGNITUDE:g}")
+    return lo, hi
+
+
 def _kv(raw: str) -> dict[str, str]:
     """``k=v,k=v``; a part without ``=`` continues the previous value, because librdkafka lists
     are comma-separated themselves (``debug=broker,fetch,linger.ms=5``)."""
@@ -169,6 +183,7 @@ class Settings:
     shards: int
     thresholds: dict[str, float]  # family -> alarm level of the window mean
     limits: dict[str, tuple[float, float]]  # family -> HalfSpaceTrees range
+    valid_ranges: dict[str, tuple[float, float]]  # family -> plausible readings, inclusive
     hst_trees: int
     hst_height: int
     hst_window_size: int
@@ -231,6 +246,12 @@ class Settings:
             TEMPERATURE: _parse(env, "TEMPERATURE_LIMITS", _limits, "`lo,hi` with lo < hi"),
             AIR_QUALITY: _parse(env, "AIR_QUALITY_LIMITS", _limits, "`lo,hi` with lo < hi"),
         }
+        valid_ranges = {
+            TEMPERATURE: _parse(env, "TEMPERATURE_VALID_RANGE", _valid_range,
+                                f"`lo,hi` with lo < hi, within +-{MAX_MAGNITUDE:g}"),
+            AIR_QUALITY: _parse(env, "AIR_QUALITY_VALID_RANGE", _valid_range,
+                                f"`lo,hi` with lo < hi, within +-{MAX_MAGNITUDE:g}"),
+        }
         ints = {}
         for name, low in (("HST_TREES", 1), ("HST_HEIGHT", 1), ("HST_WINDOW_SIZE", 1),
                           ("WARMUP_WINDOWS", 0), ("LEVEL_WINDOWS", 1), ("ALERT_UPDATE_WINDOWS", 1),
@@ -273,6 +294,7 @@ class Settings:
             shards=shards,
             thresholds=thresholds,
             limits=limits,
+            valid_ranges=valid_ranges,
             hst_trees=ints["HST_TREES"],
             hst_height=ints["HST_HEIGHT"],
             hst_window_size=ints["HST_WINDOW_SIZE"],

@@ -41,6 +41,10 @@ MessageFactory = Callable[[bytes | None, bytes | None, Headers], Any]
 Clock = Callable[[], float]
 
 
+def never() -> bool:
+    return False
+
+
 def as_tuple(key: bytes | None, value: bytes | None, headers: Headers) -> Any:
     """Default sink message: a plain ``(key, value, headers)`` tuple."""
     return key, value, headers
@@ -88,7 +92,7 @@ Out = list[WindowResult | LateReading]
 
 # Bump when ShardState's pickled shape changes: an old snapshot then fails with a clear message
 # instead of an AttributeError deep in the scorer.
-SNAPSHOT_VERSION = 5
+SNAPSHOT_VERSION = 6
 
 
 class SnapshotVersionError(RuntimeError):
@@ -111,11 +115,12 @@ class ShardLogic(StatefulBatchLogic[list[Reading], WindowResult | LateReading, b
     """Adapts ``ShardState`` to Bytewax: batches in, closed windows out, pickled snapshots."""
 
     def __init__(self, state: ShardState, clock: Clock, status: Status,
-                 snapshots: bool = True) -> None:
+                 snapshots: bool = True, stopping: Callable[[], bool] = never) -> None:
         self.state = state
         self.clock = clock
         self.status = status
         self.snapshots = snapshots
+        self.stopping = stopping
 
     def _report(self, out: Out) -> Out:
         pending = self.state.counts
@@ -140,6 +145,10 @@ class ShardLogic(StatefulBatchLogic[list[Reading], WindowResult | LateReading, b
         return self._report(self.state.expire(self.clock())), StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[Out, bool]:
+        # Stopped by a signal (dataflow.stopping), the input has not ended: closing every open
+        # window now would emit partial windows, and a resume from the snapshot would miss them.
+        if self.stopping():
+            return self._report([]), StatefulBatchLogic.RETAIN
         return self._report(self.state.flush()), StatefulBatchLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
@@ -165,11 +174,16 @@ def build_flow(
     clock: Clock = time.time,
     status: Status | None = None,
     snapshots: bool = True,
+    stopping: Callable[[], bool] = never,
 ) -> Dataflow:
-    """Wire source -> route -> per-shard windows and scores -> anomalies / dead letters."""
+    """Wire source -> route -> per-shard windows and scores -> anomalies / dead letters.
+
+    ``stopping()`` true when the input ends means the sources were stopped (a signal), not that
+    the topics ended: open windows then stay open instead of being closed and written.
+    """
     status = status or Status(settings.status_interval_seconds)
     config = shard_config(settings)
-    topics, shards = settings.topics, settings.shards
+    topics, shards, valid = settings.topics, settings.shards, settings.valid_ranges
     width = len(str(shards - 1))
 
     flow = Dataflow("sensor_anomalies")
@@ -178,7 +192,7 @@ def build_flow(
     shard_cache: dict[str, KeyCache] = {}  # family -> key -> (sensor id, shard)
 
     def route_batch(batches: list[list[Any]]) -> list[Any]:
-        by_shard, dead, by_family = route(batches, topics, shards, shard_cache)
+        by_shard, dead, by_family = route(batches, topics, shards, shard_cache, valid)
         status.add_readings(by_family)
         if dead:
             reasons = Counter(d.reason for d in dead)
@@ -195,7 +209,7 @@ def build_flow(
 
     def build(resume: bytes | None) -> ShardLogic:
         state = ShardState(config) if resume is None else restore(resume)
-        return ShardLogic(state, clock, status, snapshots)
+        return ShardLogic(state, clock, status, snapshots, stopping)
 
     detected = op.stateful_batch("detect", split.falses, build)
     # (shard key, WindowResult | LateReading)

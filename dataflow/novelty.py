@@ -37,6 +37,10 @@ class Envelope:
         self.peak = 0.0
         self.seen = 0
 
+    def novel(self, x: float) -> bool:
+        """Is ``x`` novel against the peak so far? Without learning it."""
+        return x > self.floor and x > self.margin * self.peak
+
     def observe(self, x: float) -> bool:
         """Is ``x`` novel against the peak so far? Then learn it."""
         peak = self.peak

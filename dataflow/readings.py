@@ -16,12 +16,17 @@ Event-time rule, the same for both families:
   below 1e11 seconds, below 1e14 milliseconds, below 1e17 microseconds, otherwise nanoseconds;
 - no timestamp field at all: the Kafka message timestamp (milliseconds) is used;
 - anything else, or a time outside 1970..2100, is rejected rather than guessed.
+
+Each family has a valid range of values (``VALID_RANGES``, configurable): a reading outside it is
+not a reading of that kind of sensor but a fault (``1.7e308`` once from a broken device), and is
+rejected as ``out_of_range`` before it can reach a window or a model.
 """
 
 from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from functools import cache
 from operator import attrgetter
 from typing import Annotated, Any, NamedTuple
 
@@ -38,6 +43,19 @@ FIELDS: dict[str, tuple[str, str]] = {
     AIR_QUALITY: ("value", "timestamp"),
     TEMPERATURE: ("Temperature_C", "Timestamp"),
 }
+
+ValueRange = tuple[float, float]  # (lowest, highest) plausible value, both inclusive
+
+# Wide enough for any real sensor of the kind: temperature from absolute zero to well past any
+# furnace; air quality as a concentration or an index, with room for a small negative zero
+# offset of real instruments (the UCI data's -200 "missing" marker falls outside).
+VALID_RANGES: dict[str, ValueRange] = {
+    AIR_QUALITY: (-100.0, 100_000.0),
+    TEMPERATURE: (-273.15, 10_000.0),
+}
+# No configured range may reach past this, so a window's running sum of accepted values cannot
+# overflow: it would take more than 1e8 readings in one window of one sensor.
+MAX_MAGNITUDE = 1e300
 
 MAX_VALUE_BYTES = 64 * 1024
 MAX_KEY_BYTES = 256
@@ -221,19 +239,21 @@ _new = tuple.__new__  # a NamedTuple without its Python-level __new__: one Readi
 # differently typed timestamp, a string value, bad JSON) takes the general rules below, which
 # also name the reason of a rejection. Both paths give the same reading for a message they both
 # accept; a message is never parsed differently because of the poll it came in.
-class _AirQuality(msgspec.Struct, gc=False):  # gc=False: no cycles, 25 % faster to make
-    value: float
-    timestamp: str
+@cache
+def _decoder(family: str, valid: ValueRange) -> Any:
+    """The C decoder of ``family``'s exact shape, its value held to ``valid`` as it decodes."""
+    lo, hi = valid
+    number = Annotated[float, msgspec.Meta(ge=lo, le=hi)]
+    if family == AIR_QUALITY:
+        fields: list[tuple[str, Any]] = [("value", number), ("timestamp", str)]
+    else:  # integer ns, as epoch_to_ns reads them
+        fields = [("Temperature_C", number),
+                  ("Timestamp", Annotated[int, msgspec.Meta(ge=_NS_FLOOR, lt=_MAX_NS)])]
+    # gc=False: no cycles, a quarter faster to make.
+    shape = msgspec.defstruct(f"_{family}", fields, gc=False)
+    return msgspec.json.Decoder(shape).decode
 
 
-class _Temperature(msgspec.Struct, gc=False):
-    Temperature_C: float
-    Timestamp: Annotated[int, msgspec.Meta(ge=_NS_FLOOR, lt=_MAX_NS)]  # ns, as epoch_to_ns
-
-
-_DECODERS = {AIR_QUALITY: msgspec.json.Decoder(_AirQuality),
-             TEMPERATURE: msgspec.json.Decoder(_Temperature)}
-_DECODE = {family: dec.decode for family, dec in _DECODERS.items()}
 _PAIR = {family: attrgetter(*FIELDS[family]) for family in FAMILIES}  # -> (value, timestamp)
 _FAST_ERRORS = (msgspec.DecodeError, ValueError)  # ValueError: invalid UTF-8
 
@@ -265,12 +285,14 @@ def parse(
     value: bytes | None,
     kafka_ts_ms: int | None = None,
     source: Any = None,
+    valid: ValueRange | None = None,
 ) -> Reading:
     """Decode one message of ``family``; raise ``BadMessage`` when it cannot be used.
 
     Polls are decoded whole by ``parse_poll``; this is for the messages of a poll that it
     leaves, so every one of them passes here. The tutorials' shapes still go first through the
     decoder ``parse_poll`` uses, so that a message reads the same whichever path it takes.
+    ``valid`` is the family's valid range (``VALID_RANGES`` when None).
     """
     sensor_id = _KEYS.get(key)  # type: ignore[arg-type]
     if sensor_id is None:
@@ -279,19 +301,21 @@ def parse(
         raise BadMessage("invalid_json", "message has no value")
     if len(value) > MAX_VALUE_BYTES:
         raise BadMessage("oversized", f"value of {len(value)} bytes is over {MAX_VALUE_BYTES}")
+    if valid is None:
+        valid = VALID_RANGES[family]
     try:
-        num, raw_ts = _PAIR[family](_DECODE[family](value))
+        num, raw_ts = _PAIR[family](_decoder(family, valid)(value))
     except _FAST_ERRORS:
         pass
     else:
         # temperature: integer ns, range checked by the decoder; air quality: a string
         ts = raw_ts if type(raw_ts) is int else timestamp_to_ns(raw_ts)
         return _new(Reading, (family, sensor_id, ts, num, source))
-    return _parse_general(family, sensor_id, value, kafka_ts_ms, source)
+    return _parse_general(family, sensor_id, value, kafka_ts_ms, source, valid)
 
 
 def _parse_general(family: str, sensor_id: str, value: bytes, kafka_ts_ms: int | None,
-                   source: Any) -> Reading:
+                   source: Any, valid: ValueRange) -> Reading:
     """Every shape the event-time rule allows, and the reason when a message has none."""
     try:
         obj = orjson.loads(value)
@@ -311,6 +335,10 @@ def _parse_general(family: str, sensor_id: str, value: bytes, kafka_ts_ms: int |
         raise BadMessage("missing_field", f"no {value_field!r} field")
     else:  # bool included: a bool is not a reading
         raise BadMessage("bad_value_type", f"{value_field!r} is a {kind.__name__}")
+    lo, hi = valid
+    if not lo <= num <= hi:
+        raise BadMessage("out_of_range", f"{value_field!r} is {num!r}, outside the valid range "
+                                         f"{lo:g}..{hi:g} of {family}")
     raw_ts = obj.get(ts_field)
     if raw_ts is not None:
         ts = timestamp_to_ns(raw_ts)
@@ -330,11 +358,13 @@ _NAIVE_MARK_CODES = np.frombuffer(b"--::.", np.uint8)
 _MAX_US = _MAX_NS // 1_000
 
 
-def parse_poll(family: str, values: list[bytes]) -> tuple[list[int], list[float]] | None:
+def parse_poll(family: str, values: list[bytes], valid: ValueRange | None = None
+               ) -> tuple[list[int], list[float]] | None:
     """Decode a whole poll of ``family`` values: (timestamps in ns, values), in order.
 
     None when any message is not in its tutorial's exact shape: the caller then parses the poll
-    message by message (``parse``), which finds the one that needs the general rules and why.
+    message by message (``parse``), which finds the one that needs the general rules and why;
+    so is a value outside ``valid`` (``VALID_RANGES`` when None), which the decoder checks.
     Every loop here is in C (msgspec decodes and type-checks, ``map`` drives it, numpy reads the
     timestamps), where the per-message rules cost a dozen Python steps: parsing was 37 % of a
     dense fleet's time.
@@ -344,7 +374,8 @@ def parse_poll(family: str, values: list[bytes]) -> tuple[list[int], list[float]
     try:
         if max(map(len, values)) > MAX_VALUE_BYTES:
             return None
-        objs = list(map(_DECODE[family], values))
+        objs = list(map(_decoder(family, VALID_RANGES[family] if valid is None else valid),
+                        values))
     except (*_FAST_ERRORS, TypeError):  # TypeError: a message without a value
         return None
     value_field, ts_field = FIELDS[family]

@@ -20,6 +20,7 @@ from dataflow.readings import (
     Reading,
     Run,
     SourceRef,
+    ValueRange,
     parse,
     parse_poll,
     sensor_id_of,
@@ -101,6 +102,7 @@ def route(
     topics: Mapping[str, str],
     shards: int,
     shard_cache: dict[str, KeyCache] | None = None,
+    valid: Mapping[str, ValueRange] | None = None,
 ) -> tuple[dict[int, ShardBatch], list[DeadLetter], dict[str, int]]:
     """Parse batches of messages and group the readings by shard: one item per shard downstream.
 
@@ -108,7 +110,8 @@ def route(
     shard cache are looked up once per batch. Also returns how many readings each family had,
     for the metrics. ``shard_cache`` keeps each key's sensor id and shard between batches, per
     family by key bytes (hashing every message was a tenth of the flow's time; one lookup for
-    both, as a 100k-sensor fleet's dictionaries are bigger than the CPU's caches).
+    both, as a 100k-sensor fleet's dictionaries are bigger than the CPU's caches). ``valid``
+    maps a family to its valid range (``readings.VALID_RANGES`` for a family it lacks).
     """
     caches: dict[str, KeyCache] = {} if shard_cache is None else shard_cache
     buckets: list[list[Reading | Run]] = [[] for _ in range(shards)]
@@ -129,9 +132,10 @@ def route(
             cache = caches[family] = {}
         # A poll's messages are of one class: its unbound methods are the cheapest calls.
         kind = type(batch[0])
-        cols = parse_poll(family, list(map(kind.value, batch)))
+        bounds = None if valid is None else valid.get(family)
+        cols = parse_poll(family, list(map(kind.value, batch)), bounds)
         if cols is None:
-            good = _route_each(batch, family, cache, shards, buckets, dead)
+            good = _route_each(batch, family, cache, shards, buckets, dead, bounds)
         else:
             good = _route_runs(batch, list(map(kind.key, batch)), family, cols, cache, shards,
                                buckets, dead)
@@ -189,6 +193,7 @@ def _route_each(
     shards: int,
     buckets: list[list[Reading | Run]],
     dead: list[DeadLetter],
+    valid: ValueRange | None = None,
 ) -> int:
     """Parse a poll message by message: the general rules, and a reason for each rejection."""
     good = 0
@@ -196,12 +201,12 @@ def _route_each(
         key = msg.key()
         try:
             try:
-                reading = parse(family, key, msg.value(), None, msg)
+                reading = parse(family, key, msg.value(), None, msg, valid)
             except NoTimestamp:
                 ts = msg.timestamp()  # only now: one C call per message saved
                 if not ts[0]:
                     raise
-                reading = parse(family, key, msg.value(), ts[1], msg)
+                reading = parse(family, key, msg.value(), ts[1], msg, valid)
         except BadMessage as exc:
             dead.append(_dead(msg, exc.reason, exc.detail))
             continue

@@ -19,6 +19,12 @@ scores against itself; only the sensor's own past is used):
    That is off by default: on NAB's development files it added false alarms faster than it found
    windows, fed with the mean or with the level z-score alike (``bench/RESULTS.md``).
 
+An absurd window, more than ``ABSURD_Z`` spreads from the level (a device sending garbage that
+its valid range still lets through), is scored and may alert, but nothing learns it: it would
+drag the level and spread so far, and raise the novelty peaks so high, that the sensor's later
+anomalies went unseen. ``ABSURD_RUN`` such windows in a row are a real change of level, and
+from then on are learned as any window. A mean that is not finite is never learned.
+
 Why a warm-up: HalfSpaceTrees scores 0 until its first reference window (``window_size``
 windows) is full, and the level, spread and peaks of a handful of windows mean nothing. Until a
 sensor has learned ``window_size + warmup`` windows it raises no ML anomaly (``model_ready`` is
@@ -48,6 +54,10 @@ from dataflow.seasonality import Seasonality
 
 FEATURE = "mean"
 BURST_WINDOWS = 5  # windows averaged for the burst-rate feature
+# Spreads from the level beyond which a window is absurd, and how many absurd windows in a row
+# are a real change of level rather than garbage (see the module docstring).
+ABSURD_Z = 1000.0
+ABSURD_RUN = 3
 
 
 @dataclass(frozen=True)
@@ -103,13 +113,14 @@ def forest(params: ModelParams) -> Forest:
 class SensorScorer:
     """One sensor's model: seasonal baseline, features, novelty peaks, drift and the trees."""
 
-    __slots__ = ("burst", "change", "drift", "envelopes", "hst_envelope", "model", "params",
-                 "raw", "residual", "season", "seen")
+    __slots__ = ("absurd", "burst", "change", "drift", "envelopes", "hst_envelope", "model",
+                 "params", "raw", "residual", "season", "seen")
 
     def __init__(self, params: ModelParams) -> None:
         self.params = params
         self.model = CompactHST(forest(params))
         self.seen = 0
+        self.absurd = 0  # absurd windows in a row, not learned
         self.raw = Track()  # the window means
         self.residual = Track()  # their residual from the seasonal baseline, where one is used
         self.change = StepScale()
@@ -130,9 +141,12 @@ class SensorScorer:
         """Score the window starting at ``start`` (ns) with this mean, then learn it."""
         p = self.params
         seen = self.seen
-        x = (mean,)
+        if mean - mean != 0.0:  # inf or nan: no evidence of anything, and nothing to learn
+            hz = self.hst_envelope
+            cut = None if hz is None else hz.margin * hz.peak
+            return _new(Score, (0.0, False, seen >= p.window_size + p.warmup, cut))
         model = self.model
-        score = model.score_one(x)
+        score = model.score_one((mean,))
         season = self.season
         r = season.residual(start, mean) if season is not None else None
         # The residual's own level and spread need windows to settle, like the raw ones did.
@@ -144,33 +158,42 @@ class SensorScorer:
         last = track.last
         step = 0.0 if last is None else value - last
         step_z = self.change.z(step)  # 0 for the first window: no step yet
+        raw = self.raw
+        lz, sz, bz = self.envelopes
+        hz = self.hst_envelope
+        cut = None if hz is None else hz.margin * hz.peak
+        ready = seen >= p.window_size + p.warmup
+        if raw.spread > 0 and abs(mean - raw.level) > ABSURD_Z * 1.25 * raw.spread:
+            self.absurd += 1
+            if self.absurd < ABSURD_RUN:
+                # Judged against the peaks, and not learned by anything.
+                novel = lz.novel(level_z) or sz.novel(step_z) or (hz is not None
+                                                                  and hz.novel(score))
+                return _new(Score, (score, ready and novel, ready, cut))
+        else:
+            self.absurd = 0
         burst = self.burst
         burst.append(level_z)
         if len(burst) > BURST_WINDOWS:
             del burst[0]
-        lz, sz, bz = self.envelopes
         novel = lz.observe(level_z)
         novel = sz.observe(step_z) or novel
         novel = bz.observe(sum(burst) / len(burst)) or novel
-        cut = None
-        hz = self.hst_envelope
         if hz is not None:
-            cut = hz.margin * hz.peak
             novel = hz.observe(score) or novel
         drift = self.drift.observe(z) if track.spread > 0 else False
-        ready = seen >= p.window_size + p.warmup
         ml = ready and (novel or drift)
-        self.raw.learn(mean, p.level_windows)
+        raw.learn(mean, p.level_windows)
         if r is not None:
             self.residual.learn(r, p.level_windows)
         if last is not None:
             self.change.learn(step, p.level_windows)
         if season is not None:
-            season.learn(start, mean, self.raw.level)
+            season.learn(start, mean, raw.level)
         if not ml:
             # Like River's anomaly filters: do not teach the trees what they just called
             # anomalous.
-            model.learn_one(x)
+            model.learn_one((mean,))
         self.seen = seen + 1
         return _new(Score, (score, ml, ready, cut))
 

@@ -8,6 +8,11 @@ a lagging partition late. Windows are aligned to the Unix epoch, so all sensors 
 Every reading that is accepted lands in exactly one window, and a window's mean is the mean of all
 of them: the "5 s average over one reading" bug of the tutorial this project replaces cannot
 happen, because nothing is emitted until the window closes.
+
+A window's running sum is a plain float sum, exact as float addition goes. It cannot overflow for
+the readings the flow accepts: each family's valid range lies within ``readings.MAX_MAGNITUDE``.
+Should a caller add larger values anyway, a closed window's mean is still finite, held within its
+min and max (``_finite_mean``), though then not exact.
 """
 
 from __future__ import annotations
@@ -137,7 +142,10 @@ class SensorWindows:
             if end > self.closed_until:
                 self.closed_until = end
             self._next_close(end, size, lateness)
-            return [_new(WindowStats, (first, end, count, total / count, lo, hi))]
+            mean = total / count
+            if mean - mean != 0.0:  # inf or nan: the sum overflowed
+                mean = _finite_mean(total, lo, hi)
+            return [_new(WindowStats, (first, end, count, mean, lo, hi))]
         return self.close_at(self.max_ts, size, lateness)
 
     def close_at(self, clock: int, size: int, lateness: int) -> list[WindowStats]:
@@ -160,7 +168,10 @@ class SensorWindows:
             starts.sort()
         for start in starts:
             count, total, lo, hi = opened.pop(start)
-            out.append(_new(WindowStats, (start, start + size, count, total / count, lo, hi)))
+            mean = total / count
+            if mean - mean != 0.0:
+                mean = _finite_mean(total, lo, hi)
+            out.append(_new(WindowStats, (start, start + size, count, mean, lo, hi)))
         if starts:
             end = starts[-1] + size
             if end > self.closed_until:
@@ -175,6 +186,15 @@ class SensorWindows:
             self.next_close = after + size + lateness
         else:
             self.next_close = min(opened) + size + lateness if opened else _NEVER
+
+
+def _finite_mean(total: float, lo: float, hi: float) -> float:
+    """The mean of finite readings whose sum overflowed: the bound it ran past, else halfway."""
+    if total == float("inf"):
+        return hi
+    if total == float("-inf"):
+        return lo
+    return lo / 2 + hi / 2  # both signs overflowed; halves, so this sum cannot
 
 
 _new = tuple.__new__  # a NamedTuple without its Python-level __new__: a window is made per close

@@ -34,7 +34,7 @@ def malformed(rng: random.Random) -> tuple[bytes | None, bytes | None]:
     """One message that must be rejected; every rejection reason is drawn."""
     key: bytes | None = str(rng.randrange(20)).encode()
     ts = BASE + rng.randrange(60) * S
-    kind = rng.randrange(12)
+    kind = rng.randrange(13)
     if kind == 0:  # not JSON at all
         value = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40)))
         value = b"\x00" + value  # never valid JSON
@@ -65,6 +65,9 @@ def malformed(rng: random.Random) -> tuple[bytes | None, bytes | None]:
     elif kind == 10:  # key that is not UTF-8
         key, value = b"\xff\xfe" + bytes([rng.randrange(128, 256)]), orjson.dumps(
             {"Temperature_C": 65.0, "Timestamp": ts})
+    elif kind == 11:  # a finite number no thermometer reads
+        value = orjson.dumps({"Temperature_C": rng.choice([1.7e308, -1e5, 10_001, -273.2]),
+                              "Timestamp": ts})
     else:  # oversized value
         value = orjson.dumps({"Temperature_C": 65.0, "Timestamp": ts,
                               "pad": "x" * (70_000 + rng.randrange(1000))})
@@ -109,8 +112,8 @@ def test_fuzzed_bad_input_is_dead_lettered_and_changes_nothing(topic_sets) -> No
         expected_reasons[err.value.reason] += 1
     # NaN and infinities are not JSON, so orjson refuses them: they count as invalid_json.
     assert set(expected_reasons) == {"invalid_json", "not_an_object", "missing_field",
-                                     "bad_value_type", "bad_timestamp", "timestamp_out_of_range",
-                                     "bad_key", "oversized"}
+                                     "bad_value_type", "out_of_range", "bad_timestamp",
+                                     "timestamp_out_of_range", "bad_key", "oversized"}
 
     mixed = good + bad
     rng.shuffle(mixed)

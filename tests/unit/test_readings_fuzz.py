@@ -8,10 +8,11 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dataflow.readings import FAMILIES, FIELDS, BadMessage, Reading, parse
+from dataflow.readings import FAMILIES, FIELDS, VALID_RANGES, BadMessage, Reading, parse
 
 REASONS = {"invalid_json", "not_an_object", "missing_field", "bad_value_type",
-           "non_finite_value", "bad_timestamp", "timestamp_out_of_range", "bad_key", "oversized"}
+           "non_finite_value", "out_of_range", "bad_timestamp", "timestamp_out_of_range",
+           "bad_key", "oversized"}
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False)
@@ -30,7 +31,8 @@ def check(family: str, key: bytes | None, value: bytes | None) -> None:
         return
     assert isinstance(reading, Reading)
     assert reading.family == family and reading.sensor_id.strip()
-    assert math.isfinite(reading.value)
+    lo, hi = VALID_RANGES[family]
+    assert math.isfinite(reading.value) and lo <= reading.value <= hi
     assert 0 <= reading.ts < 4_102_444_800 * 10**9
 
 

@@ -109,3 +109,21 @@ def test_a_shard_batch_crosses_processes_as_plain_values_and_keeps_late_bytes() 
         assert encode_late(LateReading(after)) == encode_late(LateReading(before))
     again = pickle.loads(pickle.dumps(copy))  # a second hop keeps the SourceRef as it is
     assert [r.source for r in again] == [r.source for r in copy]
+
+
+def test_an_implausible_value_is_a_dead_letter_with_its_bytes_and_the_rest_are_read() -> None:
+    """Two finite values that would overflow a window's sum: refused before any window, by the
+    family's valid range, the default one or the one configured."""
+    def reading(value: float, offset: int) -> FakeMessage:
+        ts = 1_710_856_626_905_833_677 + offset * S
+        return msg(b"2", orjson.dumps({"Temperature_C": value, "Timestamp": ts}), offset)
+
+    poll = [reading(50.0, 0), reading(1.7e308, 1), reading(1.7e308, 2), reading(51.0, 3)]
+    by_shard, dead, by_family = route([poll], TOPICS, 1)
+    assert [r.value for r in by_shard[0]] == [50.0, 51.0]
+    assert [(d.reason, d.value, d.offset) for d in dead] == [
+        ("out_of_range", poll[1].value(), 1), ("out_of_range", poll[2].value(), 2)]
+    assert "-273.15..10000" in dead[0].detail
+    assert by_family == {TEMPERATURE: 2}
+    _, dead, _ = route([poll], TOPICS, 1, valid={TEMPERATURE: (0.0, 50.5)})
+    assert [d.offset for d in dead] == [1, 2, 3]

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from dataflow.readings import (
     AIR_QUALITY,
     TEMPERATURE,
+    VALID_RANGES,
     BadMessage,
     Reading,
     Run,
@@ -33,6 +34,9 @@ S = 1_000_000_000
 SIZE, LATE = 5 * S, 2 * S
 T0 = 1_710_856_625 * S  # 2024-03-19 13:57:05, a multiple of 5 s
 TOPICS = {"temperature_readings": TEMPERATURE, "air-quality": AIR_QUALITY}
+# The float tests below need values no sensor sends (1e16, to test the order of additions):
+# they read with a range that lets any of them through.
+WIDE = (-1e300, 1e300)
 
 numbers = st.one_of(st.integers(-(10**6), 10**6),
                     st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False),
@@ -58,7 +62,7 @@ def one_by_one(family: str, values: list[bytes]) -> list[tuple[int, float]] | No
     out = []
     for value in values:
         try:
-            r = parse(family, b"k", value)
+            r = parse(family, b"k", value, valid=WIDE)
         except BadMessage:
             return None
         out.append((r.ts, r.value))
@@ -72,7 +76,7 @@ def test_a_decoded_poll_reads_as_each_message_does(rows: list[tuple[float, int]]
                                                   sep: str) -> None:
     for family, values in ((TEMPERATURE, [temperature(v, ts) for v, ts in rows]),
                            (AIR_QUALITY, [air(v, naive(ts, sep)) for v, ts in rows])):
-        cols = parse_poll(family, values)
+        cols = parse_poll(family, values, WIDE)
         expected = one_by_one(family, values)
         if cols is None:
             # Only allowed when a message needs the general rules (a temperature below 1e17 ns
@@ -99,6 +103,27 @@ def test_one_odd_message_sends_the_whole_poll_to_the_per_message_rules(bad: byte
     assert parse_poll(TEMPERATURE, [*good[:2], bad, *good[2:]]) is None
 
 
+@pytest.mark.parametrize("family,value", [
+    (TEMPERATURE, 1.7e308), (TEMPERATURE, -273.16), (TEMPERATURE, 10_000.5),
+    (AIR_QUALITY, -200), (AIR_QUALITY, 1e9)])
+def test_a_value_outside_the_valid_range_leaves_the_fast_path_and_is_refused(
+        family: str, value: float) -> None:
+    """The decoder holds the value to the family's range, so a poll with one implausible value
+    is read message by message, where that one is refused as ``out_of_range``."""
+    make = temperature if family == TEMPERATURE else (lambda v, ts: air(v, naive(ts)))
+    good = [make(20.0 + i, T0 + i * S) for i in range(3)]
+    assert parse_poll(family, good) is not None
+    bad = make(value, T0 + 5 * S)
+    assert parse_poll(family, [*good, bad]) is None
+    with pytest.raises(BadMessage) as err:
+        parse(family, b"k", bad)
+    assert err.value.reason == "out_of_range" and family in err.value.detail
+    # Its own range: the same value is a reading for a family configured to take it.
+    assert parse(family, b"k", bad, valid=(-abs(value), abs(value))).value == value
+    lo, hi = VALID_RANGES[family]
+    assert parse_poll(family, [make(lo, T0), make(hi, T0 + S)]) is not None  # inclusive
+
+
 @pytest.mark.parametrize("text", [
     "2024-02-30 00:00:00.000000",  # no such day
     "2024-03-19 24:00:00.000000",
@@ -117,7 +142,8 @@ def test_unusual_timestamps_leave_the_fast_path_and_read_as_the_general_rule(tex
     values = [air(20.0, naive(T0)), air(21.0, text)]
     assert parse_poll(AIR_QUALITY, values) is None
     try:
-        general: object = _parse_general(AIR_QUALITY, "k", values[1], None, None).ts
+        general: object = _parse_general(AIR_QUALITY, "k", values[1], None, None,
+                                              VALID_RANGES[AIR_QUALITY]).ts
     except BadMessage as exc:
         general = exc.reason
     try:
@@ -151,10 +177,10 @@ def test_a_message_reads_the_same_through_the_fast_decoder_and_the_general_rules
     """``parse`` tries the fast decoder first; whatever it accepts, the general rules must read
     the same way, so a message never depends on which path its poll took."""
     try:
-        fast: object = parse(TEMPERATURE, b"k", value, 1_700_000_000_000)
+        fast: object = parse(TEMPERATURE, b"k", value, 1_700_000_000_000, valid=WIDE)
     except BadMessage:
         return  # rejections always come from the general rules, with their reason
-    general = _parse_general(TEMPERATURE, "k", value, 1_700_000_000_000, None)
+    general = _parse_general(TEMPERATURE, "k", value, 1_700_000_000_000, None, WIDE)
     assert fast == general
 
 

@@ -136,3 +136,43 @@ def test_non_finite_scores_never_reach_the_output_as_anomalies_before_ready() ->
     scorer = SensorScorer(PARAMS)
     assert not scorer.score_learn(0, 65.0).ml_anomaly
     assert scorer.score_learn(W, 66.0).cut is None  # no HalfSpaceTrees vote by default
+
+
+def test_an_absurd_window_leaves_the_sensor_able_to_see_its_next_anomaly() -> None:
+    """A garbage value inside the valid range (9999 on a 65 degree sensor) alerts, but neither
+    drags the level and spread along nor raises the novelty peaks: the later spike that a clean
+    sensor alerts on is still seen."""
+    for garbage in (9999.0, 4000.0):
+        scorer = SensorScorer(PARAMS)
+        feed(scorer, normal_means(500, seed=3))
+        level, spread = scorer.raw.level, scorer.raw.spread
+        assert scorer.score_learn(500 * W, garbage).ml_anomaly
+        assert abs(scorer.raw.level - level) < 10 * spread  # moved, but boundedly
+        assert not any(r.ml_anomaly for r in feed(scorer, normal_means(300, seed=4), 501))
+        spike = scorer.score_learn(801 * W, 110.0)
+        assert spike.ml_anomaly, garbage
+
+
+def test_a_non_finite_mean_is_not_learned_and_not_an_anomaly() -> None:
+    """The windows never give one (valid ranges keep sums finite); were one to come, it must not
+    poison a model that every later window of the sensor is scored by."""
+    scorer = SensorScorer(PARAMS)
+    feed(scorer, normal_means(500, seed=3))
+    before = (scorer.seen, scorer.raw.level, scorer.raw.spread, scorer.envelopes[0].peak)
+    for bad in (math.inf, -math.inf, math.nan):
+        result = scorer.score_learn(500 * W, bad)
+        assert not result.ml_anomaly and result.model_ready
+    assert (scorer.seen, scorer.raw.level, scorer.raw.spread,
+            scorer.envelopes[0].peak) == before
+    assert scorer.score_learn(501 * W, 110.0).ml_anomaly
+
+
+def test_a_lasting_shift_of_absurd_size_is_learned_after_a_few_windows() -> None:
+    """Garbage comes once; a sensor that really moved (re-calibrated, re-purposed) stays moved,
+    and its new level is learned rather than alerted on for ever."""
+    scorer = SensorScorer(PARAMS)
+    feed(scorer, normal_means(500, seed=3))
+    moved = feed(scorer, [m + 4000.0 for m in normal_means(400, seed=5)], 500)
+    assert moved[0].ml_anomaly
+    assert not any(r.ml_anomaly for r in moved[-100:])
+    assert scorer.raw.level > 2065.0  # on its way there, at the level's own pace

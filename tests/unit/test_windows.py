@@ -1,5 +1,6 @@
 """Window maths: every reading counts, windows close on the sensor's own clock."""
 
+import math
 import random
 import statistics
 
@@ -113,3 +114,31 @@ def test_matches_a_brute_force_model(events: list[tuple[int, int]], lateness: in
         model.append((start, len(vals), sum(vals) / len(vals), min(vals), max(vals)))
     assert sorted((c.start, c.count, c.mean, c.min, c.max) for c in closed) == [
         (s, n, pytest.approx(m), lo, hi) for s, n, m, lo, hi in model]
+
+
+def test_a_window_of_the_largest_accepted_values_has_an_exact_finite_mean() -> None:
+    """Values as large as a valid range may reach (MAX_MAGNITUDE): the sum stays finite."""
+    from dataflow.readings import MAX_MAGNITUDE
+
+    w = SensorWindows()
+    for i in range(1000):
+        w.add(T0 + i * 1_000_000, MAX_MAGNITUDE if i % 2 else -MAX_MAGNITUDE / 2, SIZE, LATE)
+    run = SensorWindows()
+    run.add_sorted(tuple(T0 + i for i in range(1000)), (MAX_MAGNITUDE,) * 1000, SIZE, LATE)
+    (one,) = w.close_all(SIZE, LATE)
+    (two,) = run.close_all(SIZE, LATE)
+    assert math.isclose(one.mean, MAX_MAGNITUDE / 4, rel_tol=1e-12)
+    assert math.isclose(two.mean, MAX_MAGNITUDE, rel_tol=1e-12)
+
+
+def test_a_sum_that_overflows_still_gives_a_finite_mean_within_min_and_max() -> None:
+    """Past what the flow accepts (1.7e308 twice): no inf or nan reaches the scorer."""
+    for values, mean in (((1.7e308, 1.7e308), 1.7e308), ((-1.7e308, -1.6e308), -1.7e308),
+                         ((1.7e308, 1.7e308, -1.7e308), 1.7e308)):
+        w = SensorWindows()
+        for i, v in enumerate(values):
+            w.add(T0 + i, v, SIZE, LATE)
+        w.add(T0 + SIZE + LATE, 1.0, SIZE, LATE)  # closes the first window by event time
+        (stats,) = w.close_due(SIZE, LATE)
+        assert math.isfinite(stats.mean) and stats.min <= stats.mean <= stats.max
+        assert stats.mean == mean
