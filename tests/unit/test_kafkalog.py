@@ -1,0 +1,116 @@
+"""librdkafka's repeated log lines, summarised: the limiter on a fake clock."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from dataflow.kafkalog import LOGGER_NAME, RepeatFilter, client_logger, kind_of
+
+REFUSED = ("127.0.0.1:9092/bootstrap: Connect to ipv4#127.0.0.1:9092 failed: Connection refused "
+           "(after {}ms in state CONNECT)")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def record(text: str, client: str = "rdkafka#consumer-1", fac: str = "FAIL",
+           level: int = logging.ERROR) -> logging.LogRecord:
+    """A record as confluent-kafka's ``logger`` setting makes it."""
+    return logging.LogRecord(LOGGER_NAME, level, __file__, 0, "%s [%s] %s",
+                             (fac, client, text), None)
+
+
+@pytest.fixture
+def limited() -> tuple[RepeatFilter, Clock]:
+    clock = Clock()
+    return RepeatFilter(interval_s=60, clock=clock), clock
+
+
+def test_the_first_refusal_shows_then_repeats_are_held_back(limited) -> None:
+    limiter, clock = limited
+    assert limiter.filter(record(REFUSED.format(0)))
+    start, shown = clock.now, []
+    for i in range(1, 1201):  # 20 a second for a minute, from eight clients
+        clock.now = start + i / 20
+        rec = record(REFUSED.format(i % 3), client=f"rdkafka#consumer-{i % 8}")
+        if limiter.filter(rec):
+            shown.append(rec.getMessage())
+    assert len(shown) == 1  # one summary line a minute
+    assert "Connection refused" in shown[0]
+    assert shown[0].endswith("(1199 more like it in the last 60 s)")
+
+
+def test_a_summary_counts_what_was_held_back_since_the_last_line(limited) -> None:
+    limiter, clock = limited
+    assert limiter.filter(record(REFUSED.format(0)))
+    for _ in range(5):
+        clock.now += 1
+        assert not limiter.filter(record(REFUSED.format(0)))
+    clock.now += 60
+    rec = record(REFUSED.format(0))
+    assert limiter.filter(rec)
+    assert rec.getMessage() == (f"FAIL [rdkafka#consumer-1] {REFUSED.format(0)} "
+                                "(5 more like it in the last 65 s)")
+    clock.now += 60
+    rec = record(REFUSED.format(0))
+    assert limiter.filter(rec)
+    assert "more like it" not in rec.getMessage()  # nothing was held back this time
+
+
+def test_another_kind_of_failure_shows_at_once(limited) -> None:
+    limiter, _clock = limited
+    assert limiter.filter(record(REFUSED.format(0)))
+    assert not limiter.filter(record(REFUSED.format(3)))
+    assert limiter.filter(record("127.0.0.1:9092/1: SSL handshake failed: certificate verify "
+                                 "failed"))
+    assert limiter.filter(record("1/1 brokers are down", fac="ERROR"))
+
+
+def test_debug_lines_asked_for_are_never_held_back(limited) -> None:
+    limiter, _clock = limited
+    assert all(limiter.filter(record("Sent FetchRequest", fac="SEND", level=logging.DEBUG))
+               for _ in range(10))
+
+
+def test_interval_zero_shows_every_line() -> None:
+    limiter = RepeatFilter(interval_s=0, clock=Clock())
+    assert all(limiter.filter(record(REFUSED.format(0))) for _ in range(10))
+
+
+def test_kinds_ignore_client_broker_and_numbers() -> None:
+    a = record(REFUSED.format(0), client="rdkafka#consumer-5")
+    b = record(REFUSED.format(12).replace("bootstrap", "1").replace("9092", "9093"),
+               client="rdkafka#producer-2")
+    assert kind_of(a) == kind_of(b) == "FAIL Connection refused (after #ms in state CONNECT)"
+    assert kind_of(a) != kind_of(record(REFUSED.format(0), fac="ERROR"))
+
+
+def test_the_oldest_kind_is_forgotten_beyond_the_cap() -> None:
+    clock = Clock()
+    limiter = RepeatFilter(interval_s=60, clock=clock, max_kinds=2)
+    for text in ("a: one", "b: two", "c: three"):
+        assert limiter.filter(record(text))
+    assert not limiter.filter(record("c: three"))
+    assert limiter.filter(record("a: one"))  # forgotten, so shown again
+
+
+def test_through_a_logger_only_the_first_line_reaches_the_handlers(caplog) -> None:
+    logger = logging.getLogger("test_kafkalog.limited")
+    logger.addFilter(RepeatFilter(interval_s=60))
+    with caplog.at_level(logging.INFO, logger="test_kafkalog.limited"):
+        for i in range(50):
+            logger.log(logging.ERROR, "%s [%s] %s", "FAIL", f"rdkafka#consumer-{i % 6}",
+                       REFUSED.format(i))
+    assert len(caplog.records) == 1
+
+
+def test_client_logger_has_one_filter_however_often_it_is_asked_for() -> None:
+    assert client_logger() is client_logger()
+    assert sum(isinstance(f, RepeatFilter) for f in client_logger().filters) == 1
