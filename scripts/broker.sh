@@ -27,6 +27,25 @@
 #                                 KAFKA_SASL_PORT); each may log in with PLAIN, SCRAM-SHA-256 and
 #                                 SCRAM-SHA-512. Names: letters, digits, . _ -; passwords: letters,
 #                                 digits and . _ ~ + / @ ! # % ^ & * ( ) ? : -
+#   KAFKA_SSL_PORT                opt-in SSL (TLS) listener on 127.0.0.1: the broker proves who it
+#                                 is, clients need no certificate [unset: none]
+#   KAFKA_MTLS_PORT               opt-in mutual-TLS listener on 127.0.0.1 (ssl.client.auth=
+#                                 required): a client must also present a certificate signed by
+#                                 the same CA [unset: none]
+#   TLS_CERT_DAYS                 validity of the certificates made for them, in days [365]
+#
+# TLS: the first start with KAFKA_SSL_PORT or KAFKA_MTLS_PORT makes, with openssl, a private CA
+# and two certificates signed by it, in $BROKER_DIR/tls (mode 700, keys mode 600; the default
+# .broker/ is gitignored): the broker's (SAN IP:127.0.0.1 and DNS:localhost, so clients verify
+# the host name) and one client certificate (CN=sensor-anomaly-client). Clients use
+#   KAFKA_SECURITY_PROTOCOL=SSL KAFKA_SSL_CA_LOCATION=$BROKER_DIR/tls/ca.pem
+# and, on the mutual-TLS port, also
+#   KAFKA_SSL_CERT_LOCATION=$BROKER_DIR/tls/client.pem
+#   KAFKA_SSL_KEY_LOCATION=$BROKER_DIR/tls/client.key
+# They are kept across restarts (the CA file clients hold stays valid) and made anew, all of
+# them, when one is missing or the broker's expires within a day; remove $BROKER_DIR/tls to
+# force it. The broker reads them as PEM (ssl.keystore.type=PEM), so no keytool and no store
+# passwords are needed.
 #
 # SASL: PLAIN reads the users from server.properties, rewritten on every start. SCRAM
 # credentials live in the KRaft metadata log and are written when the data dir is formatted
@@ -53,6 +72,9 @@ BROKER_START_TIMEOUT_SECONDS="${BROKER_START_TIMEOUT_SECONDS:-90}"
 BROKER_STOP_TIMEOUT_SECONDS="${BROKER_STOP_TIMEOUT_SECONDS:-20}"
 KAFKA_SASL_PORT="${KAFKA_SASL_PORT:-}"
 KAFKA_SASL_USERS="${KAFKA_SASL_USERS:-}"
+KAFKA_SSL_PORT="${KAFKA_SSL_PORT:-}"
+KAFKA_MTLS_PORT="${KAFKA_MTLS_PORT:-}"
+TLS_CERT_DAYS="${TLS_CERT_DAYS:-365}"
 if [[ -z "${PYTHON:-}" ]]; then
   if [[ -x "$REPO_ROOT/.venv/bin/python" ]]; then
     PYTHON="$REPO_ROOT/.venv/bin/python"
@@ -76,6 +98,7 @@ PROPS_FILE="$BROKER_DIR/server.properties"
 FORMAT_LOG="$BROKER_DIR/format.log"
 # sha256 of (cluster id, KAFKA_SASL_USERS) the data dir's SCRAM credentials were made from.
 SCRAM_MARKER="$BROKER_DIR/scram-users.sha256"
+TLS_DIR="$BROKER_DIR/tls"
 ADDRESS="$HOST:$KAFKA_PORT"
 readonly SASL_MECHANISMS="PLAIN,SCRAM-SHA-256,SCRAM-SHA-512"
 readonly SASL_NAME_RE='^[A-Za-z0-9._-]+$'
@@ -113,6 +136,10 @@ port_open() {
 
 sasl_enabled() {
   [[ -n "$KAFKA_SASL_PORT" ]]
+}
+
+tls_enabled() {
+  [[ -n "$KAFKA_SSL_PORT" || -n "$KAFKA_MTLS_PORT" ]]
 }
 
 # Parse KAFKA_SASL_USERS into SASL_NAMES / SASL_PASSWORDS. Pure bash (no here-string, pipe or
@@ -174,6 +201,20 @@ sasl_answers() {
   )
 }
 
+# Does the TLS listener on port $1 answer a client that verifies it with our CA within $2
+# seconds? With $3 = mutual, the client also presents the client certificate. (No secret in
+# these variables, so env's command line may show them.)
+tls_answers() {
+  local settings=(KAFKA_SECURITY_PROTOCOL=SSL "KAFKA_SSL_CA_LOCATION=$TLS_DIR/ca.pem")
+  if [[ "${3:-}" == mutual ]]; then
+    settings+=("KAFKA_SSL_CERT_LOCATION=$TLS_DIR/client.pem" "KAFKA_SSL_KEY_LOCATION=$TLS_DIR/client.key")
+  fi
+  (
+    unset "${CLIENT_SECURITY_VARS[@]}"
+    exec env "${settings[@]}" "$PYTHON" "$WAIT_FOR_BROKER" --brokers "$HOST:$1" --timeout "$2"
+  )
+}
+
 # Print the PID from the pid file if it is a live java running kafka.Kafka with *our*
 # server.properties; return 1 otherwise. Guards against PID reuse after a reboot or crash:
 # we must never signal a process that is not the broker we started.
@@ -198,6 +239,18 @@ running_port() {
 # SASL port of the broker started from BROKER_DIR; empty if it has no SASL listener.
 running_sasl_port() {
   sed -n 's|^advertised\.listeners=.*SASL_PLAINTEXT://[^:,]*:\([0-9]*\).*|\1|p' "$PROPS_FILE" 2>/dev/null || true
+}
+
+# TLS listeners of the broker started from BROKER_DIR, e.g. "SSL 127.0.0.1:9095, mutual TLS
+# 127.0.0.1:9096"; empty if it has none. For start's and status's messages.
+running_tls_listeners() {
+  local listeners ssl mtls out=""
+  listeners="$(sed -n 's|^advertised\.listeners=||p' "$PROPS_FILE" 2>/dev/null || true)"
+  ssl="$(sed -n 's|.*SSL://\([^,]*\).*|\1|p' <<<"$listeners")"
+  mtls="$(sed -n 's|.*MTLS://\([^,]*\).*|\1|p' <<<"$listeners")"
+  [[ -z "$ssl" ]] || out="SSL $ssl"
+  [[ -z "$mtls" ]] || out+="${out:+, }mutual TLS $mtls"
+  echo "$out"
 }
 
 # Take an exclusive lock on BROKER_DIR so two concurrent start/stop calls don't race.
@@ -270,6 +323,70 @@ ensure_jars() {
   echo "fetched $(find "$KAFKA_JARS_DIR" -name '*.jar' | wc -l) jars"
 }
 
+# Are the TLS files all there, and is the broker's certificate good for at least another day?
+tls_files_usable() {
+  local name
+  for name in ca.pem ca.key broker.pem broker.key broker-keystore.pem client.pem client.key; do
+    [[ -s "$TLS_DIR/$name" ]] || return 1
+  done
+  openssl x509 -noout -checkend 86400 -in "$TLS_DIR/broker.pem" >/dev/null 2>&1
+}
+
+# A private CA, the broker's certificate and one client certificate, made with openssl in a
+# temporary directory renamed into place (an interrupted run never leaves half a set). EC P-256
+# keys, unencrypted PKCS#8: Kafka's PEM keystore, librdkafka and Python's ssl all read them.
+make_tls_files() {
+  command -v openssl >/dev/null 2>&1 \
+    || die "openssl not found; it makes the TLS listener's certificates (Debian package openssl)"
+  local tmp out status
+  tmp="$(mktemp -d "$BROKER_DIR/tls.tmp.XXXXXX")"
+  # The steps' output is shown only if one fails. The subshell stops at the first failure: not
+  # in an `if` or `||` (where bash ignores set -e), so errexit is switched off around it instead.
+  set +e
+  out="$(
+    (
+      set -e
+      cd -- "$tmp"
+      umask 077
+      key=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
+      # A new name for each CA: a client still trusting an older one then reads "unable to get
+      # local issuer certificate", not a signature failure under a name it knows.
+      openssl req -x509 "${key[@]}" -keyout ca.key -out ca.pem -days "$TLS_CERT_DAYS" \
+        -subj "/CN=sensor-anomaly dev CA $(date -u +%Y%m%dT%H%M%SZ)" \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+      printf '%s\n' basicConstraints=CA:FALSE keyUsage=critical,digitalSignature \
+        extendedKeyUsage=serverAuth subjectAltName=IP:127.0.0.1,DNS:localhost >broker.ext
+      printf '%s\n' basicConstraints=CA:FALSE keyUsage=critical,digitalSignature \
+        extendedKeyUsage=clientAuth >client.ext
+      for who in broker client; do
+        openssl req "${key[@]}" -keyout "$who.key" -out "$who.csr" -subj "/CN=sensor-anomaly-$who"
+        openssl x509 -req -in "$who.csr" -CA ca.pem -CAkey ca.key \
+          -set_serial "0x$(openssl rand -hex 16)" -days "$TLS_CERT_DAYS" -extfile "$who.ext" \
+          -out "$who.pem"
+      done
+      # What the broker's PEM keystore wants: its key, then its certificate chain.
+      cat broker.key broker.pem ca.pem >broker-keystore.pem
+      rm -f -- ./*.csr ./*.ext
+      chmod 644 ca.pem broker.pem client.pem
+    ) 2>&1
+  )"
+  status=$?
+  set -e
+  if ((status != 0)); then
+    rm -rf -- "$tmp"
+    printf '%s\n' "$out" >&2
+    die "openssl could not make the TLS certificates (see its output above)"
+  fi
+  chmod 700 -- "$tmp"
+  rm -rf -- "$TLS_DIR"
+  mv -- "$tmp" "$TLS_DIR"
+  echo "made a CA and TLS certificates in $TLS_DIR (valid $TLS_CERT_DAYS days)"
+}
+
+ensure_tls_files() {
+  tls_files_usable || make_tls_files
+}
+
 # Regenerated on every start so port/dir overrides always take effect. Mode 600 before any
 # content is written: with SASL it holds the PLAIN passwords.
 write_server_properties() {
@@ -277,6 +394,14 @@ write_server_properties() {
   if sasl_enabled; then
     listeners+=",SASL_PLAINTEXT://$HOST:$KAFKA_SASL_PORT"
     protocols+=",SASL_PLAINTEXT:SASL_PLAINTEXT"
+  fi
+  if [[ -n "$KAFKA_SSL_PORT" ]]; then
+    listeners+=",SSL://$HOST:$KAFKA_SSL_PORT"
+    protocols+=",SSL:SSL"
+  fi
+  if [[ -n "$KAFKA_MTLS_PORT" ]]; then
+    listeners+=",MTLS://$HOST:$KAFKA_MTLS_PORT"
+    protocols+=",MTLS:SSL"
   fi
   (umask 077 && : >>"$PROPS_FILE")
   chmod 600 -- "$PROPS_FILE"
@@ -340,6 +465,20 @@ sasl.enabled.mechanisms=$SASL_MECHANISMS
 listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required$jaas_users;
 listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+EOF
+  fi
+  if tls_enabled; then
+    cat >>"$PROPS_FILE" <<EOF
+
+# KAFKA_SSL_PORT (listener SSL) and KAFKA_MTLS_PORT (listener MTLS): TLS for clients, with the
+# certificates in $TLS_DIR read as PEM files (no keytool, no store passwords; the key is not
+# encrypted: its directory is mode 700). MTLS also wants a client certificate from that CA.
+ssl.keystore.type=PEM
+ssl.keystore.location=$TLS_DIR/broker-keystore.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$TLS_DIR/ca.pem
+ssl.client.auth=none
+listener.name.mtls.ssl.client.auth=required
 EOF
   fi
 }
@@ -458,19 +597,39 @@ cmd_start() {
   elif [[ -n "$KAFKA_SASL_USERS" ]]; then
     echo "warning: KAFKA_SASL_USERS is set but KAFKA_SASL_PORT is not; no SASL listener" >&2
   fi
+  local name other
+  for name in KAFKA_SSL_PORT KAFKA_MTLS_PORT; do
+    [[ -n "${!name}" ]] || continue
+    require_port "$name" "${!name}"
+    for other in KAFKA_PORT KAFKA_CONTROLLER_PORT KAFKA_SASL_PORT KAFKA_SSL_PORT KAFKA_MTLS_PORT; do
+      [[ "$other" == "$name" || "${!name}" != "${!other}" ]] || die "$name must differ from $other"
+    done
+  done
+  if tls_enabled; then
+    if ! [[ "$TLS_CERT_DAYS" =~ ^[0-9]+$ ]] || ((TLS_CERT_DAYS < 2)); then
+      die "TLS_CERT_DAYS must be a whole number of days, at least 2, got '$TLS_CERT_DAYS'"
+    fi
+  fi
   check_python
   lock_broker_dir
 
-  local pid port sasl_port
+  local pid port sasl_port tls
   if pid="$(our_broker_pid)"; then
     port="$(running_port)"
     sasl_port="$(running_sasl_port)"
-    echo "broker already running on $HOST:$port${sasl_port:+ (SASL_PLAINTEXT on $HOST:$sasl_port)} (pid $pid)"
+    tls="$(running_tls_listeners)"
+    echo "broker already running on $HOST:$port${sasl_port:+ (SASL_PLAINTEXT on $HOST:$sasl_port)}${tls:+ ($tls)} (pid $pid)"
     if [[ "$port" != "$KAFKA_PORT" ]]; then
       echo "warning: it listens on $port, not KAFKA_PORT=$KAFKA_PORT; stop it first to change ports" >&2
     fi
     if [[ "$sasl_port" != "$KAFKA_SASL_PORT" ]]; then
       echo "warning: its SASL port is '${sasl_port:-none}', not KAFKA_SASL_PORT='${KAFKA_SASL_PORT:-none}'; stop it first to change it" >&2
+    fi
+    local wanted=""
+    [[ -z "$KAFKA_SSL_PORT" ]] || wanted="SSL $HOST:$KAFKA_SSL_PORT"
+    [[ -z "$KAFKA_MTLS_PORT" ]] || wanted+="${wanted:+, }mutual TLS $HOST:$KAFKA_MTLS_PORT"
+    if [[ "$tls" != "$wanted" ]]; then
+      echo "warning: its TLS listeners are '${tls:-none}', not '${wanted:-none}' (KAFKA_SSL_PORT, KAFKA_MTLS_PORT); stop it first to change them" >&2
     fi
     return 0
   fi
@@ -487,10 +646,18 @@ cmd_start() {
   if sasl_enabled && port_open "$KAFKA_SASL_PORT"; then
     die "SASL port $KAFKA_SASL_PORT on $HOST is already in use (set KAFKA_SASL_PORT)"
   fi
+  for name in KAFKA_SSL_PORT KAFKA_MTLS_PORT; do
+    if [[ -n "${!name}" ]] && port_open "${!name}"; then
+      die "TLS port ${!name} on $HOST is already in use (set $name)"
+    fi
+  done
   rm -f -- "$PID_FILE" # stale: its process is gone or is not our broker
 
   check_java
   ensure_jars
+  if tls_enabled; then
+    ensure_tls_files
+  fi
   write_server_properties
   format_storage_if_needed
 
@@ -534,6 +701,7 @@ cmd_start() {
     print_log_tail
     die "broker did not answer on $ADDRESS within $BROKER_START_TIMEOUT_SECONDS s; stopped it (log: $LOG_FILE)"
   fi
+  local extra=""
   if sasl_enabled; then
     # Listeners open together, so this is quick; it proves the JAAS config took.
     if ! sasl_answers 30 8>&- 9>&-; then
@@ -542,10 +710,26 @@ cmd_start() {
       print_log_tail
       die "the SASL listener on $HOST:$KAFKA_SASL_PORT did not let user '${SASL_NAMES[0]}' in with PLAIN; stopped the broker (log: $LOG_FILE)"
     fi
-    echo "broker up on $ADDRESS and SASL_PLAINTEXT $HOST:$KAFKA_SASL_PORT ($SASL_MECHANISMS; users ${SASL_NAMES[*]}) (pid $pid, log $LOG_FILE)"
-    return 0
+    extra+=" and SASL_PLAINTEXT $HOST:$KAFKA_SASL_PORT ($SASL_MECHANISMS; users ${SASL_NAMES[*]})"
   fi
-  echo "broker up on $ADDRESS (pid $pid, log $LOG_FILE)"
+  # Each TLS listener must answer a client that checks it against the CA (and, on the mutual
+  # one, shows the client certificate): proves the keystore, truststore and host name took.
+  local port_name mode
+  for port_name in KAFKA_SSL_PORT KAFKA_MTLS_PORT; do
+    [[ -n "${!port_name}" ]] || continue
+    mode=""
+    [[ "$port_name" != KAFKA_MTLS_PORT ]] || mode=mutual
+    if ! tls_answers "${!port_name}" 30 "$mode" 8>&- 9>&-; then
+      terminate_pid "$pid"
+      rm -f -- "$PID_FILE"
+      print_log_tail
+      die "the ${mode:+mutual }TLS listener on $HOST:${!port_name} did not answer a client using $TLS_DIR/ca.pem; stopped the broker (log: $LOG_FILE)"
+    fi
+  done
+  if tls_enabled; then
+    extra+=" and $(running_tls_listeners) (CA $TLS_DIR/ca.pem)"
+  fi
+  echo "broker up on $ADDRESS$extra (pid $pid, log $LOG_FILE)"
 }
 
 cmd_stop() {
@@ -568,12 +752,13 @@ cmd_stop() {
 
 cmd_status() {
   check_python
-  local pid sasl_port
+  local pid sasl_port tls
   if pid="$(our_broker_pid)"; then
     ADDRESS="$HOST:$(running_port)"
     sasl_port="$(running_sasl_port)"
+    tls="$(running_tls_listeners)"
     if broker_answers 5; then
-      echo "broker running on $ADDRESS${sasl_port:+ and SASL_PLAINTEXT $HOST:$sasl_port} (pid $pid, log $LOG_FILE)"
+      echo "broker running on $ADDRESS${sasl_port:+ and SASL_PLAINTEXT $HOST:$sasl_port}${tls:+ and $tls} (pid $pid, log $LOG_FILE)"
       return 0
     fi
     echo "broker process $pid is alive but not answering on $ADDRESS (log $LOG_FILE)"
