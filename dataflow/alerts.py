@@ -26,6 +26,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 OPEN, UPDATE, RESOLVED = "open", "update", "resolved"
+CLEAN, STALE = "clean", "stale"  # how a resolved alert ended
 THRESHOLD = "threshold"
 NEVER = 1 << 62  # ``calm`` of a sensor that never had an alert
 
@@ -41,6 +42,7 @@ class AlertEvent(NamedTuple):
     peak_at: int  # start of the window holding peak_mean, ns
     reasons: tuple[str, ...]  # every reason seen during the episode
     anomalous_windows: int
+    resolution: str | None = None  # resolved events: clean (clean windows) or stale (silence)
 
 
 class AlertTracker:
@@ -84,7 +86,7 @@ class AlertTracker:
             self.since_event += 1
             if self.clean < resolve_after:
                 return None
-            event = self._event(RESOLVED)
+            event = self._event(RESOLVED, CLEAN)
             self.alert_id = None
             self.calm = 0
             return event
@@ -116,7 +118,19 @@ class AlertTracker:
             return self._event(UPDATE)
         return None
 
-    def _event(self, kind: str) -> AlertEvent:
+    def stale(self) -> AlertEvent | None:
+        """The sensor fell silent: resolve its open alert, if any, as stale.
+
+        No cooldown follows: whatever the sensor says when it comes back is news.
+        """
+        if self.alert_id is None:
+            return None
+        event = self._event(RESOLVED, STALE)
+        self.alert_id = None
+        self.calm = NEVER
+        return event
+
+    def _event(self, kind: str, resolution: str | None = None) -> AlertEvent:
         assert self.alert_id is not None
         return AlertEvent(kind, self.alert_id, self.opened_at, self.peak_mean, self.peak_score,
-                          self.peak_at, self.reasons, self.anomalous)
+                          self.peak_at, self.reasons, self.anomalous, resolution)

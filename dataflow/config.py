@@ -89,6 +89,13 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
     "ALERT_COOLDOWN_WINDOWS": ("48", "After an ML alert resolves, windows in which a new ML "
                                      "alert of the same sensor stays silent (threshold alarms "
                                      "always open)."),
+    "ALERT_STALE_SECONDS": ("300", "Wall-clock seconds without readings after which a sensor's "
+                                   "open alert is resolved with `\"resolution\": \"stale\"` "
+                                   "(0: never)."),
+    "SENSOR_STATE_TTL_SECONDS": ("604800", "Wall-clock seconds without readings after which a "
+                                           "sensor's state (model, level, alert) is forgotten, "
+                                           "its windows closed first; its next reading starts a "
+                                           "fresh model with a warm-up. 7 days by default."),
     "EMIT_ALL_WINDOWS": ("false", "`true`: also write every scored window, not only alert "
                                   "events."),
     "STATUS_INTERVAL_SECONDS": ("5", "Seconds between status log lines (0: none)."),
@@ -201,6 +208,8 @@ class Settings:
     alert_update_windows: int
     alert_resolve_windows: int
     alert_cooldown_windows: int
+    alert_stale_seconds: float
+    sensor_state_ttl_seconds: float
     emit_all: bool
     status_interval_seconds: float
     log_level: str
@@ -266,6 +275,10 @@ class Settings:
             nums[name] = _parse(env, name, _finite, "a number")
             ok = nums[name] > low if strict else nums[name] >= low
             _check(name, ok, f"{'>' if strict else '>='} {low:g}", env)
+        stale = _parse(env, "ALERT_STALE_SECONDS", _finite, "a number of seconds")
+        _check("ALERT_STALE_SECONDS", stale >= 0, ">= 0", env)
+        ttl = _parse(env, "SENSOR_STATE_TTL_SECONDS", _finite, "a number of seconds")
+        _check("SENSOR_STATE_TTL_SECONDS", ttl > 0, "> 0", env)
         status = _parse(env, "STATUS_INTERVAL_SECONDS", _finite, "a number of seconds")
         _check("STATUS_INTERVAL_SECONDS", status >= 0, ">= 0", env)
         log_level = _raw(env, "LOG_LEVEL").upper()
@@ -312,6 +325,8 @@ class Settings:
             alert_update_windows=ints["ALERT_UPDATE_WINDOWS"],
             alert_resolve_windows=ints["ALERT_RESOLVE_WINDOWS"],
             alert_cooldown_windows=ints["ALERT_COOLDOWN_WINDOWS"],
+            alert_stale_seconds=stale,
+            sensor_state_ttl_seconds=ttl,
             emit_all=_parse(env, "EMIT_ALL_WINDOWS", _bool, "true or false"),
             status_interval_seconds=status,
             log_level=log_level,

@@ -32,7 +32,7 @@ from dataflow.records import (
     route,
 )
 from dataflow.scoring import ModelParams
-from dataflow.shard import LateReading, ShardConfig, ShardState, WindowResult
+from dataflow.shard import LateReading, Result, SensorEvent, ShardConfig, ShardState, WindowResult
 from dataflow.status import Status
 
 log = logging.getLogger("dataflow")
@@ -85,10 +85,12 @@ def shard_config(settings: Settings) -> ShardConfig:
         update_every=settings.alert_update_windows,
         resolve_after=settings.alert_resolve_windows,
         cooldown=settings.alert_cooldown_windows,
+        stale_s=settings.alert_stale_seconds,
+        state_ttl_s=settings.sensor_state_ttl_seconds,
     )
 
 
-Out = list[WindowResult | LateReading]
+Out = list[Result]
 
 # Bump when ShardState's pickled shape changes: an old snapshot then fails with a clear message
 # instead of an AttributeError deep in the scorer.
@@ -111,7 +113,7 @@ def restore(resume: bytes) -> ShardState:
     return obj[1]
 
 
-class ShardLogic(StatefulBatchLogic[list[Reading], WindowResult | LateReading, bytes]):
+class ShardLogic(StatefulBatchLogic[list[Reading], Result, bytes]):
     """Adapts ``ShardState`` to Bytewax: batches in, closed windows out, pickled snapshots."""
 
     def __init__(self, state: ShardState, clock: Clock, status: Status,
@@ -121,11 +123,16 @@ class ShardLogic(StatefulBatchLogic[list[Reading], WindowResult | LateReading, b
         self.status = status
         self.snapshots = snapshots
         self.stopping = stopping
+        self.tracked = -1  # sensors the status was last told this shard keeps
 
     def _report(self, out: Out) -> Out:
-        pending = self.state.counts
-        if not (pending.windows or pending.late):  # nothing counted: anomalies and alerts
-            return out                            # come with windows
+        state = self.state
+        if len(state.sensors) != self.tracked:
+            self.tracked = len(state.sensors)
+            self.status.set_tracked(id(self), self.tracked)
+        pending = state.counts
+        if not (pending.windows or pending.late or out):  # nothing counted: anomalies and
+            return out                                     # alerts come with windows
         counts = pending.take()
         late = counts.pop("late")
         self.status.add(**counts)
@@ -212,11 +219,11 @@ def build_flow(
         return ShardLogic(state, clock, status, snapshots, stopping)
 
     detected = op.stateful_batch("detect", split.falses, build)
-    # (shard key, WindowResult | LateReading)
+    # (shard key, WindowResult | SensorEvent | LateReading)
     results = op.map("unkey", detected, lambda kv: kv[1])
     late_split = op.branch("split_late", results, lambda x: isinstance(x, LateReading))
 
-    def window_msg(res: WindowResult) -> Any:
+    def window_msg(res: WindowResult | SensorEvent) -> Any:
         return make_message(*encode_window(res))
 
     def dead_msg(dl: DeadLetter) -> Any:

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 
+from dataflow.alerts import AlertEvent
 from dataflow.readings import (
     BadMessage,
     NoTimestamp,
@@ -25,7 +26,7 @@ from dataflow.readings import (
     parse_poll,
     sensor_id_of,
 )
-from dataflow.shard import LateReading, WindowResult, shard_of
+from dataflow.shard import LateReading, SensorEvent, WindowResult, shard_of
 
 Headers = list[tuple[str, bytes]]
 
@@ -246,6 +247,7 @@ def window_record(res: WindowResult) -> dict[str, Any]:
         "event": "window" if ev is None else ev.event,
         "alert_id": None if ev is None else ev.alert_id,
         "state": None if ev is None else ("resolved" if ev.event == "resolved" else "open"),
+        "resolution": None if ev is None else ev.resolution,
         "family": res.family,
         "sensor_id": res.sensor_id,
         "window_start": iso_utc(st.start),
@@ -262,20 +264,52 @@ def window_record(res: WindowResult) -> dict[str, Any]:
         "threshold_alarm": res.threshold_alarm,
         "anomaly": res.anomaly,
         "reasons": res.reasons,
-        "alert": None if ev is None else {
-            "opened_at": iso_utc(ev.opened_at),
-            "anomalous_windows": ev.anomalous_windows,
-            "peak_mean": ev.peak_mean,
-            "peak_at": iso_utc(ev.peak_at),
-            "peak_score": ev.peak_score,
-            "reasons": list(ev.reasons),
-        },
+        "silent_seconds": None,
+        "alert": _alert_record(ev),
     }
 
 
-def encode_window(res: WindowResult) -> tuple[bytes, bytes, Headers]:
+_NO_WINDOW = dict.fromkeys(("window_start", "window_end", "count", "mean", "min", "max", "score",
+                            "model_ready", "ml_anomaly", "ml_cut", "threshold",
+                            "threshold_alarm"))
+
+
+def event_record(res: SensorEvent) -> dict[str, Any]:
+    """A stale resolution or a forgotten sensor: the same keys as a window's record, the window's
+    own null, since no window caused it."""
+    ev = res.alert
+    return {
+        "event": res.event,
+        "alert_id": None if ev is None else ev.alert_id,
+        "state": None if ev is None else "resolved",
+        "resolution": None if ev is None else ev.resolution,
+        "family": res.family,
+        "sensor_id": res.sensor_id,
+        **_NO_WINDOW,
+        "anomaly": False,
+        "reasons": [],
+        "silent_seconds": round(res.silent_s, 3),
+        "alert": _alert_record(ev),
+    }
+
+
+def _alert_record(ev: AlertEvent | None) -> dict[str, Any] | None:
+    if ev is None:
+        return None
+    return {
+        "opened_at": iso_utc(ev.opened_at),
+        "anomalous_windows": ev.anomalous_windows,
+        "peak_mean": ev.peak_mean,
+        "peak_at": iso_utc(ev.peak_at),
+        "peak_score": ev.peak_score,
+        "reasons": list(ev.reasons),
+    }
+
+
+def encode_window(res: WindowResult | SensorEvent) -> tuple[bytes, bytes, Headers]:
     """Key = sensor id, value = one JSON object (encoded once)."""
-    return res.sensor_id.encode(), orjson.dumps(window_record(res)), []
+    record = window_record(res) if isinstance(res, WindowResult) else event_record(res)
+    return res.sensor_id.encode(), orjson.dumps(record), []
 
 
 def _dead_headers(reason: str, detail: str, topic: str | None, partition: int | None,

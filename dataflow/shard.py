@@ -4,6 +4,16 @@ A fleet has 100k sensors; Bytewax's per-key window operators slow down as keys g
 is not a Bytewax key: sensors are hashed into a fixed number of shards, and one ``ShardState`` per
 shard, held by ``op.stateful_batch``, folds a whole batch of readings in one loop. Pure: no Kafka,
 no Bytewax; wall-clock time is passed in, so tests control it.
+
+Two wall-clock rules keep a fleet's state honest as devices come and go:
+
+- an open alert of a sensor silent for ``stale_s`` is resolved as ``stale`` (only clean windows
+  resolve an alert otherwise, and a machine that overheated and went offline would stay "open"
+  until it came back);
+- a sensor silent for ``state_ttl_s`` is forgotten, its windows closed first: a fleet that
+  replaces devices and ids would otherwise keep every id it ever saw. Its next reading starts a
+  fresh model, with a warm-up. Sensors are swept for this every ``sweep_s``, a scan of the
+  shard's sensors that costs little next to the readings between two sweeps.
 """
 
 from __future__ import annotations
@@ -21,6 +31,8 @@ from dataflow.alerts import AlertEvent, AlertTracker
 from dataflow.readings import Reading, Run
 from dataflow.scoring import ModelParams, SensorScorer, threshold_alarm
 from dataflow.windows import SensorWindows, WindowStats
+
+_NEVER = float("inf")
 
 
 def shard_of(family: str, sensor_id: str, shards: int) -> int:
@@ -42,6 +54,13 @@ class ShardConfig:
     update_every: int = 12  # windows between two events of one alert, at least
     resolve_after: int = 3  # clean windows that resolve an alert
     cooldown: int = 48  # clean windows after an alert before the model alone opens another
+    stale_s: float = 300.0  # wall-clock silence that resolves an open alert as stale (0: never)
+    state_ttl_s: float = 7 * 86_400.0  # wall-clock silence after which a sensor is forgotten
+
+    @property
+    def sweep_s(self) -> float:
+        """How often the shard looks for sensors to forget: a tenth of the TTL, at most 60 s."""
+        return min(self.state_ttl_s / 10, 60.0)
 
 
 class WindowResult(NamedTuple):
@@ -67,35 +86,56 @@ class WindowResult(NamedTuple):
         return [r for r, on in (("threshold", self.threshold_alarm), ("ml", self.ml_anomaly)) if on]
 
 
+class SensorEvent(NamedTuple):
+    """What happened to a sensor without a window: its alert went stale, or it was forgotten.
+
+    ``event`` is ``resolved`` (with ``alert``, resolution ``stale``) or ``forgotten``;
+    ``silent_s`` is the wall-clock time since the sensor was last heard.
+    """
+
+    family: str
+    sensor_id: str
+    event: str
+    silent_s: float
+    alert: AlertEvent | None = None
+
+
+FORGOTTEN = "forgotten"
+
+
 class LateReading(NamedTuple):
     """A reading that arrived after its window had closed: routed, never silently dropped."""
 
     reading: Reading
 
 
-class _Sensor:
-    __slots__ = ("alerts", "heard", "scorer", "windows")
+Result = WindowResult | SensorEvent | LateReading  # what a shard hands on
 
-    def __init__(self) -> None:
+
+class _Sensor:
+    __slots__ = ("alerts", "heard", "scorer", "seen_at", "windows")
+
+    def __init__(self, now: float) -> None:
         self.windows = SensorWindows()
         self.scorer: SensorScorer | None = None  # built at the first closed window
         self.alerts = AlertTracker()
         self.heard = -1.0  # wall time of the batch it was last heard in (its ``idle`` entry)
+        self.seen_at = now  # the same, kept when the idle timeout resets ``heard``
 
 
 class ShardCounts:
     """Counters a shard keeps; the flow sums them for status and metrics."""
 
-    __slots__ = ("alerts_opened", "alerts_resolved", "anomalies", "late", "windows")
+    __slots__ = ("alerts_opened", "alerts_resolved", "anomalies", "forgotten", "late", "windows")
 
     def __init__(self) -> None:
-        self.take()
+        self.alerts_opened = self.alerts_resolved = self.anomalies = 0
+        self.forgotten = self.late = self.windows = 0
 
     def take(self) -> dict[str, int]:
         """The counts since the last call, which start again from zero."""
-        out = {name: getattr(self, name, 0) for name in self.__slots__}
-        for name in self.__slots__:
-            setattr(self, name, 0)
+        out = {name: getattr(self, name) for name in self.__slots__}
+        self.__init__()  # type: ignore[misc]
         return out
 
 
@@ -111,25 +151,30 @@ class ShardState:
         # Live sensors' close deadlines: (wall time, sensor, the next_close it was set for).
         # Entries go stale when the sensor's own readings close the window first; skipped then.
         self.deadlines: list[tuple[float, tuple[str, str], int]] = []
+        # Sensors with an open alert, least recently heard from first: the stale rule's queue.
+        self.stale: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self.next_sweep = _NEVER  # wall time of the next look for sensors to forget
         self.counts = ShardCounts()
 
     def ingest(
         self, readings: Iterable[Reading | Run], now: float
-    ) -> list[WindowResult | LateReading]:
+    ) -> list[Result]:
         """Fold a batch of readings (single or runs) at wall time ``now``; return closed windows
         and late readings."""
         cfg = self.config
         size, lateness = cfg.window_ns, cfg.lateness_ns
-        sensors, idle = self.sensors, self.idle
+        sensors, idle, stale = self.sensors, self.idle, self.stale
         live = cfg.live_skew_s > 0
-        out: list[WindowResult | LateReading] = []
+        if self.next_sweep == _NEVER:
+            self.next_sweep = now + cfg.sweep_s
+        out: list[Result] = []
         late = 0
         for reading in readings:
             family, sensor_id, ts, value, _ = reading  # unpacking beats four attribute reads
             key = (family, sensor_id)
             sensor = sensors.get(key)
             if sensor is None:
-                sensor = sensors[key] = _Sensor()
+                sensor = sensors[key] = _Sensor(now)
             win = sensor.windows
             before = win.next_close
             if type(ts) is not tuple:
@@ -151,14 +196,17 @@ class ShardState:
                 self._arm(key, win, now)
             if sensor.heard != now:
                 # Once per sensor per batch: a sensor sends many readings per poll.
-                sensor.heard = now
+                sensor.heard = sensor.seen_at = now
                 idle[key] = now
                 idle.move_to_end(key)
+                if sensor.alerts.alert_id is not None:
+                    stale[key] = now
+                    stale.move_to_end(key)
         self.counts.late += late
         return out
 
     def _ingest_each(self, key: tuple[str, str], sensor: _Sensor, readings: list[Reading],
-                     out: list[WindowResult | LateReading]) -> int:
+                     out: list[Result]) -> int:
         """A run's readings one by one, as ``ingest`` takes single ones; returns how many were
         taken (not late)."""
         size, lateness = self.config.window_ns, self.config.lateness_ns
@@ -173,9 +221,9 @@ class ShardState:
                 self._score(key, sensor, win.close_due(size, lateness), out)
         return taken
 
-    def expire(self, now: float) -> list[WindowResult | LateReading]:
+    def expire(self, now: float) -> list[Result]:
         """Close the windows of sensors not heard from for ``idle_timeout_s`` of wall time."""
-        out: list[WindowResult | LateReading] = []
+        out: list[Result] = []
         cutoff = now - self.config.idle_timeout_s
         idle = self.idle
         while idle:
@@ -189,7 +237,9 @@ class ShardState:
         size, lateness = self.config.window_ns, self.config.lateness_ns
         while deadlines and deadlines[0][0] <= now:
             due, key, next_close = heapq.heappop(deadlines)
-            sensor = self.sensors[key]
+            sensor = self.sensors.get(key)
+            if sensor is None:
+                continue  # forgotten since
             win = sensor.windows
             if win.next_close != next_close:
                 continue  # its own readings (or the idle timeout) closed that window first
@@ -199,7 +249,50 @@ class ShardState:
             if win.open:
                 heapq.heappush(deadlines, (due + (win.next_close - next_close) / 1e9, key,
                                            win.next_close))
+        if self.config.stale_s > 0:
+            self._expire_stale(now, out)
+        if now >= self.next_sweep:
+            self._sweep(now, out)
         return out
+
+    def _expire_stale(self, now: float, out: list[Result]
+                      ) -> None:
+        """Resolve, as ``stale``, the open alerts of sensors silent for ``stale_s``."""
+        stale = self.stale
+        cutoff = now - self.config.stale_s
+        while stale:
+            key, last = next(iter(stale.items()))
+            if last > cutoff:
+                break
+            del stale[key]
+            self._resolve_stale(key, now, out)
+
+    def _resolve_stale(self, key: tuple[str, str], now: float,
+                       out: list[Result]) -> None:
+        """Close a silent sensor's windows, which may resolve its alert cleanly; if they do not,
+        resolve it as stale."""
+        sensor = self.sensors[key]
+        if sensor.windows.open:
+            self.idle.pop(key, None)
+            sensor.heard = -1.0
+            self._close_sensor(key, out)
+            self.stale.pop(key, None)  # a clean resolution just now
+        event = sensor.alerts.stale()
+        if event is not None:
+            self.counts.alerts_resolved += 1
+            out.append(SensorEvent(key[0], key[1], event.event, now - sensor.seen_at, event))
+
+    def _sweep(self, now: float, out: list[Result]) -> None:
+        """Forget the sensors silent for ``state_ttl_s``, after closing what they left open."""
+        cfg = self.config
+        cutoff = now - cfg.state_ttl_s
+        for key in [k for k, sensor in self.sensors.items() if sensor.seen_at <= cutoff]:
+            self._resolve_stale(key, now, out)
+            self.stale.pop(key, None)
+            sensor = self.sensors.pop(key)
+            self.counts.forgotten += 1
+            out.append(SensorEvent(key[0], key[1], FORGOTTEN, now - sensor.seen_at))
+        self.next_sweep = now + cfg.sweep_s if self.sensors else _NEVER
 
     def _arm(self, key: tuple[str, str], win: SensorWindows, now: float) -> None:
         """Give a live sensor a wall-clock deadline for its earliest open window.
@@ -215,25 +308,32 @@ class ShardState:
         heapq.heappush(self.deadlines, (now + (win.next_close - win.max_ts) / 1e9, key,
                                         win.next_close))
 
-    def flush(self) -> list[WindowResult | LateReading]:
+    def flush(self) -> list[Result]:
         """Close every open window: the input has ended."""
-        out: list[WindowResult | LateReading] = []
+        out: list[Result] = []
         for key in list(self.idle):
             self.sensors[key].heard = -1.0
             self._close_sensor(key, out)
         self.idle.clear()
         self.deadlines.clear()
+        self.next_sweep = _NEVER  # the input has ended: nothing will fall silent any more
         return out
 
     def next_deadline(self) -> float | None:
         """Wall time at which ``expire`` next has work, or None."""
-        idle = next(iter(self.idle.values())) + self.config.idle_timeout_s if self.idle else None
-        if not self.deadlines:
-            return idle
-        live = self.deadlines[0][0]
-        return live if idle is None else min(idle, live)
+        cfg = self.config
+        times = []
+        if self.idle:
+            times.append(next(iter(self.idle.values())) + cfg.idle_timeout_s)
+        if self.deadlines:
+            times.append(self.deadlines[0][0])
+        if self.stale and cfg.stale_s > 0:
+            times.append(next(iter(self.stale.values())) + cfg.stale_s)
+        if self.next_sweep != _NEVER:
+            times.append(self.next_sweep)
+        return min(times) if times else None
 
-    def _close_sensor(self, key: tuple[str, str], out: list[WindowResult | LateReading]) -> None:
+    def _close_sensor(self, key: tuple[str, str], out: list[Result]) -> None:
         sensor = self.sensors[key]
         closed = sensor.windows.close_all(self.config.window_ns, self.config.lateness_ns)
         self._score(key, sensor, closed, out)
@@ -243,7 +343,7 @@ class ShardState:
         key: tuple[str, str],
         sensor: _Sensor,
         closed: list[WindowStats],
-        out: list[WindowResult | LateReading],
+        out: list[Result],
     ) -> None:
         family, sensor_id = key
         cfg = self.config
@@ -278,8 +378,10 @@ class ShardState:
             if event is not None:
                 if event.event == "open":
                     counts.alerts_opened += 1
+                    self.stale[key] = sensor.seen_at
                 elif event.event == "resolved":
                     counts.alerts_resolved += 1
+                    self.stale.pop(key, None)
             elif not emit_all:
                 continue
             out.append(WindowResult(family, sensor_id, stats, score, ready, ml, cut, threshold,

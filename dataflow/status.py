@@ -14,12 +14,12 @@ import threading
 import time
 from collections.abc import Mapping
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
 
 log = logging.getLogger("dataflow.status")
 
 FIELDS = ("readings", "rejected", "late", "windows", "anomalies", "alerts_opened",
-          "alerts_resolved")
+          "alerts_resolved", "forgotten")
 
 READINGS = Counter("sensor_readings", "Readings accepted from the input topics.", ["family"])
 DEAD_LETTERS = Counter("sensor_dead_letters", "Messages sent to the dead-letter topic.",
@@ -28,9 +28,13 @@ LATE = Counter("sensor_late_readings", "Readings whose window had already closed
 WINDOWS = Counter("sensor_windows_scored", "Closed windows scored.")
 ANOMALIES = Counter("sensor_anomalous_windows", "Scored windows flagged by a rule or the model.")
 ALERTS_OPENED = Counter("sensor_alerts_opened", "Alerts opened (one per anomalous episode).")
-ALERTS_RESOLVED = Counter("sensor_alerts_resolved", "Alerts resolved after clean windows.")
+ALERTS_RESOLVED = Counter("sensor_alerts_resolved",
+                          "Alerts resolved, after clean windows or a silence (stale).")
+FORGOTTEN = Counter("sensor_forgotten",
+                    "Sensors forgotten after SENSOR_STATE_TTL_SECONDS of silence.")
+TRACKED = Gauge("sensor_tracked_sensors", "Sensors whose state (windows, model, alert) is kept.")
 _PLAIN = {"windows": WINDOWS, "anomalies": ANOMALIES, "alerts_opened": ALERTS_OPENED,
-          "alerts_resolved": ALERTS_RESOLVED}
+          "alerts_resolved": ALERTS_RESOLVED, "forgotten": FORGOTTEN}
 
 
 class Status:
@@ -40,10 +44,12 @@ class Status:
         self.interval_s = interval_s
         self._lock = threading.Lock()
         self._counts = dict.fromkeys(FIELDS, 0)
+        self._tracked: dict[int, int] = {}  # shard (by its logic's id) -> sensors it keeps
         self._last = time.monotonic()
 
     def add(self, **deltas: int) -> None:
-        """Add to the plain counters: windows, anomalies, alerts_opened, alerts_resolved."""
+        """Add to the plain counters: windows, anomalies, alerts_opened, alerts_resolved,
+        forgotten."""
         with self._lock:
             for name, delta in deltas.items():
                 self._counts[name] += delta
@@ -71,9 +77,16 @@ class Status:
             DEAD_LETTERS.labels(reason).inc(n)
         self.maybe_report()
 
+    def set_tracked(self, shard: int, sensors: int) -> None:
+        """How many sensors one shard keeps now; the gauge is the sum over shards."""
+        with self._lock:
+            self._tracked[shard] = sensors
+            total = sum(self._tracked.values())
+        TRACKED.set(total)
+
     def snapshot(self) -> dict[str, int]:
         with self._lock:
-            return dict(self._counts)
+            return {**self._counts, "tracked": sum(self._tracked.values())}
 
     def line(self) -> str:
         return "status " + " ".join(f"{k}={v}" for k, v in self.snapshot().items())

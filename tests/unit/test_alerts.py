@@ -87,3 +87,18 @@ def test_a_threshold_alarm_opens_even_inside_the_cooldown() -> None:
     windows = [ML] + [OK] * 3 + [HOT] + [OK] * 3
     assert cooled(windows, cooldown=100) == [(0, "open"), (3, "resolved"), (4, "open"),
                                              (7, "resolved")]
+
+
+def test_a_silent_sensor_s_alert_resolves_as_stale_once_and_a_clean_end_says_clean() -> None:
+    t = AlertTracker()
+    assert t.stale() is None  # nothing open
+    opened = t.observe("s", 0, 95.0, 0.0, ["ml"], 10, 2, 0)
+    assert opened is not None and opened.resolution is None
+    stale = t.stale()
+    assert stale is not None and (stale.event, stale.resolution) == ("resolved", "stale")
+    assert stale.alert_id == opened.alert_id and t.stale() is None
+    # No cooldown after silence: the model's next alert opens at once.
+    again = t.observe("s", 9, 95.0, 0.0, ["ml"], 10, 2, 48)
+    assert again is not None and again.event == "open"
+    events = [t.observe("s", i, 60.0, 0.0, [], 10, 2, 48) for i in (10, 11)]
+    assert events[1] is not None and events[1].resolution == "clean"

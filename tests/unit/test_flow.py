@@ -149,3 +149,21 @@ def test_a_batch_of_only_late_readings_is_counted_at_once() -> None:
     assert status.snapshot()["windows"] == 1
     logic.on_batch([[Reading(TEMPERATURE, "2", T0 + S, 60.0)]])
     assert status.snapshot()["late"] == 1
+
+
+def test_a_silent_sensor_goes_stale_then_is_forgotten_while_others_send() -> None:
+    """Machine "hot" overheats and falls silent while "b" keeps sending (same shard): its alert
+    resolves as stale, then it is forgotten, both on the controlled wall clock, and the status
+    counts the sensors kept."""
+    ticks = itertools.count()
+    msgs = [temp_msg("hot", s, 97.0) for s in range(8)]
+    msgs += [temp_msg("b", s * 0.5, 60.0) for s in range(200)]
+    out, _, status = run(msgs, {"SHARDS": "1", "ALERT_STALE_SECONDS": "20",
+                                "SENSOR_STATE_TTL_SECONDS": "60"},
+                         batch_size=1, clock=lambda: float(next(ticks)))
+    hot = [(rec["event"], rec["resolution"]) for k, rec in out if k == b"hot"]
+    assert hot == [("open", None), ("resolved", "stale"), ("forgotten", None)]
+    stale = next(rec for k, rec in out if k == b"hot" and rec["event"] == "resolved")
+    assert 20 <= stale["silent_seconds"] < 30 and stale["alert"]["peak_mean"] == 97.0
+    assert status["forgotten"] == 1 and status["tracked"] == 1  # b is still kept
+    assert status["alerts_opened"] == status["alerts_resolved"] == 1

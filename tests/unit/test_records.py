@@ -127,3 +127,24 @@ def test_an_implausible_value_is_a_dead_letter_with_its_bytes_and_the_rest_are_r
     assert by_family == {TEMPERATURE: 2}
     _, dead, _ = route([poll], TOPICS, 1, valid={TEMPERATURE: (0.0, 50.5)})
     assert [d.offset for d in dead] == [1, 2, 3]
+
+
+def test_a_stale_resolution_and_a_forgotten_sensor_have_the_window_keys_set_to_null() -> None:
+    from dataflow.alerts import AlertEvent
+    from dataflow.shard import SensorEvent
+
+    window = orjson.loads(encode_window(WindowResult(
+        TEMPERATURE, "2", WindowStats(0, 5 * S, 1, 60.0, 60.0, 60.0), 0.1, True, False, None,
+        90.0, False))[1])
+    alert = AlertEvent("resolved", "temperature/2@0", 0, 97.0, 0.5, 5 * S, ("threshold",), 4,
+                       "stale")
+    key, value, _ = encode_window(SensorEvent(TEMPERATURE, "2", "resolved", 301.25, alert))
+    stale = orjson.loads(value)
+    assert key == b"2" and stale.keys() == window.keys()
+    assert (stale["event"], stale["state"], stale["resolution"]) == ("resolved", "resolved",
+                                                                     "stale")
+    assert stale["silent_seconds"] == 301.25 and stale["alert"]["peak_mean"] == 97.0
+    assert stale["window_start"] is None and stale["mean"] is None and stale["reasons"] == []
+    gone = orjson.loads(encode_window(SensorEvent(TEMPERATURE, "2", "forgotten", 9e5))[1])
+    assert gone.keys() == window.keys() and gone["alert"] is None and gone["alert_id"] is None
+    assert window["resolution"] is None and window["silent_seconds"] is None

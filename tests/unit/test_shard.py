@@ -7,16 +7,25 @@ import sys
 
 from dataflow.readings import AIR_QUALITY, TEMPERATURE, Reading
 from dataflow.scoring import ModelParams
-from dataflow.shard import LateReading, ShardConfig, ShardState, WindowResult, shard_of
+from dataflow.shard import (
+    LateReading,
+    SensorEvent,
+    ShardConfig,
+    ShardState,
+    WindowResult,
+    shard_of,
+)
 
 S = 1_000_000_000
 T0 = 1_700_000_000 * S
 
 
-def config(emit_all: bool = True, idle: float = 10.0, live_skew: float = 0.0) -> ShardConfig:
+def config(emit_all: bool = True, idle: float = 10.0, live_skew: float = 0.0,
+           stale: float = 300.0, ttl: float = 7 * 86_400.0) -> ShardConfig:
     models = {f: ModelParams(limits=(0.0, 150.0)) for f in (TEMPERATURE, AIR_QUALITY)}
     return ShardConfig(window_ns=5 * S, lateness_ns=2 * S, idle_timeout_s=idle, models=models,
-                       thresholds={TEMPERATURE: 90.0}, emit_all=emit_all, live_skew_s=live_skew)
+                       thresholds={TEMPERATURE: 90.0}, emit_all=emit_all, live_skew_s=live_skew,
+                       stale_s=stale, state_ttl_s=ttl)
 
 
 def temp(sensor: str, sec: float, value: float) -> Reading:
@@ -188,3 +197,91 @@ def test_recovery_is_detected_from_bytewax_run_arguments() -> None:
     assert recovery_requested([*run, "-r", "state/", "-s", "1", "-b", "0"], {})
     assert recovery_requested([*run, "--recovery-directory=state/"], {})
     assert recovery_requested(run, {"BYTEWAX_RECOVERY_DIRECTORY": "/r"})
+
+
+def overheat(state: ShardState, sensor: str, now: float) -> None:
+    """Open a threshold alert for ``sensor`` at wall time ``now``."""
+    out = state.ingest([temp(sensor, s, 95.0) for s in range(5)] + [temp(sensor, 7, 95.0)], now)
+    assert [o.alert.event for o in out if isinstance(o, WindowResult) and o.alert] == ["open"]
+
+
+def test_a_silent_sensor_s_open_alert_resolves_as_stale_after_the_stale_time() -> None:
+    state = ShardState(config(emit_all=False, stale=300.0))
+    overheat(state, "hot", now=1000.0)
+    overheat(state, "other", now=1100.0)
+    assert state.next_deadline() == 1010.0  # the idle timeout comes first
+    assert all(not isinstance(o, SensorEvent) for o in state.expire(1299.0))
+    assert state.next_deadline() == 1300.0
+    [event] = state.expire(1300.0)
+    assert isinstance(event, SensorEvent) and event.sensor_id == "hot"
+    assert event.event == "resolved" and event.alert is not None
+    assert event.alert.resolution == "stale" and event.silent_s == 300.0
+    assert event.alert.alert_id == f"temperature/hot@{T0}" and state.counts.alerts_resolved == 1
+    assert state.expire(1350.0) == []  # once
+    [other] = state.expire(1400.0)
+    assert other.sensor_id == "other"
+    # Back, and still overheating: news at once, no cooldown after a stale resolution.
+    out = state.ingest([temp("hot", s, 95.0) for s in range(100, 105)] + [temp("hot", 107, 95.0)],
+                       now=2000.0)
+    assert [o.alert.event for o in out if o.alert] == ["open"]
+
+
+def test_readings_keep_an_alert_from_going_stale_and_a_clean_end_is_not_stale() -> None:
+    state = ShardState(config(emit_all=False, stale=300.0))
+    overheat(state, "hot", now=1000.0)
+    for i in range(1, 5):  # still overheating, heard every 200 s: never stale
+        state.ingest([temp("hot", 100 * i + s, 95.0) for s in range(5)], now=1000.0 + 200 * i)
+        assert not any(isinstance(o, SensorEvent) for o in state.expire(1000.0 + 200 * i + 150))
+    cooled = [temp("hot", 1000 + s, 60.0) for s in range(0, 30)]
+    out = state.ingest(cooled, now=2000.0)
+    [resolved] = [o for o in out if o.alert]
+    assert resolved.alert.event == "resolved" and resolved.alert.resolution == "clean"
+    assert not state.stale
+    assert not any(isinstance(o, SensorEvent) for o in state.expire(5000.0))
+
+
+def test_stale_closes_the_open_windows_first_and_zero_means_never() -> None:
+    """A stale time shorter than the idle timeout: the windows still open are scored first,
+    and a clean one among them may resolve the alert the usual way."""
+    state = ShardState(config(emit_all=True, idle=600.0, stale=30.0))
+    overheat(state, "hot", now=0.0)
+    out = state.expire(30.0)
+    assert [type(o).__name__ for o in out] == ["WindowResult", "SensorEvent"]
+    assert out[0].stats.start == T0 + 5 * S and out[1].alert.resolution == "stale"
+    never = ShardState(config(emit_all=False, idle=10.0, stale=0.0))
+    overheat(never, "hot", now=0.0)
+    assert not any(isinstance(o, SensorEvent) for o in never.expire(86_400.0))
+    assert never.stale  # still open: only forgetting the sensor (the TTL) would end it
+
+
+def test_one_shot_ids_are_forgotten_so_state_stays_bounded() -> None:
+    """A churning fleet: 20,000 ids, each heard once, 10 new ones a second. With a 60 s TTL the
+    shard keeps about a minute's worth, however long it runs."""
+    state = ShardState(config(emit_all=False, ttl=60.0))
+    sizes, forgotten = [], 0
+    for sec in range(2000):
+        now = 1000.0 + sec
+        batch = [temp(f"id-{sec}-{i}", sec, 60.0) for i in range(10)]
+        out = state.ingest(batch, now) + state.expire(now)
+        forgotten += sum(isinstance(o, SensorEvent) and o.event == "forgotten" for o in out)
+        if sec % 500 == 499:
+            sizes.append((len(state.sensors), len(pickle.dumps(state))))
+    assert all(n <= 10 * (60 + 6 + 1) for n, _ in sizes), sizes  # TTL + one sweep + a second
+    assert max(b for _, b in sizes) < 1.3 * min(b for _, b in sizes), sizes
+    assert forgotten == 20_000 - len(state.sensors)
+    assert len(state.idle) <= 10 * 11 and not state.stale
+
+
+def test_a_sensor_back_after_the_ttl_starts_a_fresh_model() -> None:
+    state = ShardState(config(emit_all=True, ttl=3600.0))
+    state.ingest([temp("m", s, 60.0 + s % 3) for s in range(600)], now=0.0)
+    assert state.sensors[(TEMPERATURE, "m")].scorer.seen == 119
+    assert [o for o in state.expire(3000.0) if isinstance(o, SensorEvent)] == []
+    [gone] = [o for o in state.expire(3600.0 + 60) if isinstance(o, SensorEvent)]
+    assert (gone.event, gone.sensor_id, gone.silent_s, gone.alert) == ("forgotten", "m",
+                                                                         3660.0, None)
+    assert (TEMPERATURE, "m") not in state.sensors
+    out = state.ingest([temp("m", s, 60.0) for s in range(10_000, 10_008)], now=4000.0)
+    [first] = [o for o in out if isinstance(o, WindowResult)]
+    assert not first.model_ready
+    assert state.sensors[(TEMPERATURE, "m")].scorer.seen == 1
