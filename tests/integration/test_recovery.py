@@ -8,10 +8,12 @@ de-duplicate.
 from __future__ import annotations
 
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from collections import defaultdict
+from contextlib import closing
 from pathlib import Path
 
 import orjson
@@ -42,6 +44,17 @@ def topics(topic_factory) -> dict[str, str]:
             "ANOMALIES_TOPIC": topic_factory("anomalies"), "DLQ_TOPIC": topic_factory("dlq")}
 
 
+def committed_epoch(recovery: Path) -> int:
+    """The epoch Bytewax's recovery store has committed snapshots up to (0: none yet)."""
+    try:
+        with closing(sqlite3.connect(f"file:{recovery / 'part-0.sqlite3'}?mode=ro",
+                                     uri=True, timeout=5)) as db:
+            row = db.execute("SELECT MAX(commit_epoch) FROM commits").fetchone()
+    except sqlite3.OperationalError:  # busy while the flow writes: ask again
+        return -1
+    return row[0] or 0
+
+
 def test_sigkill_then_resume_loses_no_window(topics: dict[str, str], tmp_path: Path) -> None:
     recovery = tmp_path / "recovery"
     recovery.mkdir()
@@ -60,7 +73,14 @@ def test_sigkill_then_resume_loses_no_window(topics: dict[str, str], tmp_path: P
         # Wait until it has written output and has had time to snapshot past it.
         while time.monotonic() < deadline and not consume_all(topics["ANOMALIES_TOPIC"]):
             time.sleep(0.5)
-        time.sleep(2.5)
+        # Then until two more epochs are committed to the recovery store, so that a snapshot
+        # holds state from after that output (a loaded machine may take longer than usual).
+        seen = committed_epoch(recovery)
+        while seen < 0 and time.monotonic() < deadline:
+            seen = committed_epoch(recovery)
+        while time.monotonic() < deadline and committed_epoch(recovery) < seen + 2:
+            time.sleep(0.2)
+        assert committed_epoch(recovery) >= seen + 2, "no snapshot was committed within 60 s"
         assert first.poll() is None, first.stderr.read() if first.stderr else ""
     finally:
         first.send_signal(signal.SIGKILL)
