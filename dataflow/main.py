@@ -1,31 +1,31 @@
 """Entry point: ``python -m bytewax.run dataflow.main:flow``.
 
 Only wiring: read the settings (failing fast, naming the bad variable), make sure the topics
-exist, and hand Bytewax's own Kafka source and sinks to ``build_flow``.
+exist, and hand the Kafka source (``dataflow.source``) and Bytewax's Kafka sinks to
+``build_flow``. Every Kafka client logs through ``dataflow.kafkalog``; SIGINT and SIGTERM stop
+the flow cleanly (``dataflow.stopping``).
 """
 
 from __future__ import annotations
 
+import atexit
 import gc
 import logging
 import os
 import sys
 import time
+from typing import Any
 
-from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage, KafkaSource
-from bytewax.inputs import StatefulSourcePartition
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-    TopicPartition,
-)
+from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from dataflow.config import ConfigError, Settings, recovery_requested
 from dataflow.flow import build_flow
+from dataflow.kafkalog import client_logger
+from dataflow.source import KafkaPollSource
+from dataflow.status import Status
+from dataflow.stopping import GracefulStop
 
 log = logging.getLogger("dataflow")
 
@@ -41,96 +41,10 @@ CONSUMER_DEFAULTS = {
 PRODUCER_DEFAULTS = {"linger.ms": "5", "compression.type": "lz4"}
 
 
-class _PollPartition(StatefulSourcePartition[list[Message], int]):
-    """One Kafka partition's reader: each poll becomes ONE dataflow item, a list of messages.
-
-    Bytewax's own partition reader wraps every message in a frozen ``KafkaSourceMessage`` and
-    hands the dataflow one item per message; profiled at 1k sensors that was about a quarter of
-    the flow's time, plus Bytewax's per-item overhead. The flow decodes a poll at a time anyway,
-    so this reader keeps librdkafka's ``Message`` objects and the poll as one item: 1.5x the
-    drain rate (bench/drain.py: 206k vs 138k msg/s at 1k sensors). Offsets, end-of-partition
-    and errors behave as in Bytewax's reader: the snapshot is the next offset to read, EOF ends
-    the partition when not tailing, and any other consumer error stops the flow.
-    """
-
-    def __init__(self, config: dict[str, str], topic: str, part: int, offset: int,
-                 batch_size: int) -> None:
-        self._consumer = Consumer(config)
-        self._consumer.assign([TopicPartition(topic, part, offset)])
-        self._offset = offset
-        self._batch_size = batch_size
-        self._eof = False
-
-    def next_batch(self) -> list[list[Message]]:
-        if self._eof:
-            raise StopIteration
-        msgs = self._consumer.consume(self._batch_size, 0.001)
-        polled = msgs
-        if any(map(Message.error, msgs)):  # only EOF or errors, at most a few per poll
-            polled = []
-            for msg in msgs:
-                err = msg.error()
-                if err is None:
-                    polled.append(msg)
-                elif err.code() == KafkaError._PARTITION_EOF:
-                    self._eof = True  # after this poll's messages are out
-                else:
-                    raise RuntimeError(f"error consuming from Kafka topic {msg.topic()!r}: {err}")
-        if not polled:
-            return []
-        self._offset = polled[-1].offset() + 1
-        return [polled]
-
-    def snapshot(self) -> int:
-        return self._offset
-
-    def close(self) -> None:
-        self._consumer.close()
-
-
-class _KafkaSource(KafkaSource):
-    """Bytewax's Kafka source (partitions, offsets, recovery), reading a poll per item.
-
-    It also lists partitions with a plain admin client: the stock ``list_parts`` passes the
-    consumer settings to an admin client, which warns about every consumer-only property.
-    """
-
-    def __init__(self, brokers: list[str], topics: list[str], admin_config: dict[str, str],
-                 consumer_config: dict[str, str], tail: bool, batch_size: int) -> None:
-        super().__init__(brokers, topics, tail=tail, batch_size=batch_size,
-                         add_config=consumer_config)
-        self._topics_list = list(topics)
-        self._admin_config = admin_config
-        self._poll_size = batch_size
-        self._consumer_config = {
-            # Offsets live in Bytewax's recovery, not in a consumer group.
-            "group.id": "BYTEWAX_IGNORED",
-            "enable.auto.commit": "false",
-            "enable.partition.eof": str(not tail).lower(),
-            "bootstrap.servers": ",".join(brokers),
-            **consumer_config,
-        }
-
-    def list_parts(self) -> list[str]:
-        admin = AdminClient(self._admin_config)
-        topics = self._topics_list
-        meta = admin.list_topics(timeout=30).topics
-        missing = [t for t in topics if t not in meta]
-        if missing:
-            raise RuntimeError(f"input topics do not exist: {missing}")
-        return [f"{p}-{t}" for t in topics for p in sorted(meta[t].partitions)]
-
-    def build_part(self, step_id: str, for_part: str, resume_state: int | None
-                   ) -> _PollPartition:
-        idx, topic = for_part.split("-", 1)
-        offset = OFFSET_BEGINNING if resume_state is None else resume_state
-        return _PollPartition(dict(self._consumer_config), topic, int(idx), offset,
-                              self._poll_size)
-
-
-def admin_config(settings: Settings) -> dict[str, str]:
-    """Bootstrap and security settings, which every client gets."""
-    return {"bootstrap.servers": ",".join(settings.brokers), **settings.security.librdkafka()}
+def admin_config(settings: Settings) -> dict[str, Any]:
+    """Bootstrap and security settings, which every client gets, and the shared log limiter."""
+    return {"bootstrap.servers": ",".join(settings.brokers), **settings.security.librdkafka(),
+            "logger": client_logger()}
 
 
 class StartupError(RuntimeError):
@@ -207,26 +121,43 @@ def make_flow() -> object:
     except StartupError as exc:
         log.error("%s", exc)
         raise SystemExit(1) from None
+    except KeyboardInterrupt:  # Ctrl-C while waiting for the broker: nothing to flush yet
+        log.info("stopped by SIGINT before the flow started")
+        raise SystemExit(0) from None
     gc.set_threshold(*GC_THRESHOLDS)
-    brokers = list(settings.brokers)
-    secure = settings.security.librdkafka()
-    source = _KafkaSource(
-        brokers,
+    stop = GracefulStop()
+    stop.install()
+    status = Status(settings.status_interval_seconds)
+    atexit.register(report_stop, stop, status)
+    base = admin_config(settings)
+    source = KafkaPollSource(
         list(settings.topics),
-        admin_config=admin_config(settings),
-        consumer_config={**CONSUMER_DEFAULTS, **settings.consumer_config, **secure},
+        admin_config=base,
+        consumer_config={**base, **CONSUMER_DEFAULTS, **settings.consumer_config,
+                         **settings.security.librdkafka()},
         tail=settings.tail,
         batch_size=settings.batch_size,
+        stop=stop.event,
     )
-    producer_config = {**PRODUCER_DEFAULTS, **settings.producer_config, **secure}
+    producer_config = {**PRODUCER_DEFAULTS, **settings.producer_config,
+                       **settings.security.librdkafka(), "logger": client_logger()}
+    brokers = list(settings.brokers)
     return build_flow(
         settings,
         source,
         KafkaSink(brokers, settings.anomalies_topic, add_config=producer_config),
         KafkaSink(brokers, settings.dlq_topic, add_config=producer_config),
         make_message=lambda k, v, h: KafkaSinkMessage(k, v, headers=h),
+        status=status,
         snapshots=recovery_requested(sys.argv, dict(os.environ)),
+        stopping=stop.requested,
     )
+
+
+def report_stop(stop: GracefulStop, status: Status) -> None:
+    """At exit after a signal's clean stop: its one line, with what the flow did."""
+    if stop.requested():
+        log.info("stopped by %s; %s", stop.name, status.line())
 
 
 flow = make_flow()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
+from bench.workloads import interrupt
 from tests.integration.conftest import BROKERS, ROOT, free_port, python_env
 
 BASE = 1_710_856_625_000_000_000
@@ -93,3 +95,67 @@ def test_metrics_count_what_was_sent(topics: dict[str, str], tmp_path) -> None:
     assert {k: got.get(k) for k in want} == want
     # Bytewax's own metrics are served beside ours.
     assert any(name.startswith("bytewax_item_inp_count_total") for name in got), sorted(got)
+
+
+LAG = re.compile(r'^bytewax_kafka_consumer_lag'
+                 r'\{partition="(\d+)",step_id="([^"]+)",topic="([^"]+)"\}$')
+
+
+def consumer_lag(got: dict[str, float]) -> dict[tuple[str, int], float]:
+    """(topic, partition) -> lag, from Bytewax's gauge, checking its step label on the way."""
+    out = {}
+    for name, value in got.items():
+        m = LAG.match(name)
+        if m:
+            assert m.group(2) == "sensor_anomalies.inp", name
+            out[m.group(3), int(m.group(1))] = value
+    return out
+
+
+def test_consumer_lag_shows_the_backlog_then_falls_to_zero(topics: dict[str, str],
+                                                           tmp_path) -> None:
+    """A backlog in every temperature partition: each partition's lag is seen above 0 (and never
+    above its backlog) while the flow drains it, then every input partition reads 0."""
+    per_partition = 2000
+    temp, aq = topics["TEMPERATURE_TOPIC"], topics["AIR_QUALITY_TOPIC"]
+    producer = Producer({"bootstrap.servers": BROKERS, "enable.idempotence": True})
+    for part in range(3):
+        for sec in range(per_partition):
+            producer.produce(temp, partition=part, key=str(part).encode(), value=orjson.dumps(
+                {"Temperature_C": 60.0, "Timestamp": BASE + sec * S}))
+    assert producer.flush(30) == 0
+
+    port = free_port()
+    # One message per poll keeps the drain to a few seconds, so a scrape can catch it midway.
+    env = python_env(BYTEWAX_DATAFLOW_API_ENABLED="true", BYTEWAX_DATAFLOW_API_PORT=str(port),
+                     BYTEWAX_DATAFLOW_API_CACHE_PATH=str(tmp_path), KAFKA_BATCH_SIZE="1",
+                     STATUS_INTERVAL_SECONDS="0", **topics)
+    flow = subprocess.Popen([sys.executable, "-m", "bytewax.run", "dataflow.main:flow"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    inputs = {(t, p) for t in (temp, aq) for p in range(3)}
+    seen_behind: dict[tuple[str, int], float] = {}
+    lag: dict[tuple[str, int], float] = {}
+    readings = 0.0
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                got = scrape(port)
+            except OSError:
+                got = {}
+            lag = consumer_lag(got)
+            for key, value in lag.items():
+                assert 0 <= value <= per_partition, (key, value)
+                if value > 0:
+                    seen_behind.setdefault(key, value)
+            readings = got.get('sensor_readings_total{family="temperature"}', 0.0)
+            if set(lag) == inputs and not any(lag.values()) and readings == 3 * per_partition:
+                break
+            assert flow.poll() is None, flow.stderr.read() if flow.stderr else ""
+            time.sleep(0.05)
+    finally:
+        interrupt(flow, 30)
+    assert set(seen_behind) == {(temp, p) for p in range(3)}, seen_behind  # each was behind
+    assert lag == dict.fromkeys(inputs, 0.0)  # ... and caught up, empty partitions too
+    assert readings == 3 * per_partition

@@ -1,0 +1,173 @@
+"""The flow's Kafka source: each partition poll is ONE dataflow item, and it reports consumer lag.
+
+Bytewax's own partition reader wraps every message in a frozen ``KafkaSourceMessage`` and hands
+the dataflow one item per message; profiled at 1k sensors that was about a quarter of the flow's
+time, plus Bytewax's per-item overhead. The flow decodes a poll at a time anyway, so this reader
+keeps librdkafka's ``Message`` objects and the poll as one item (``bench/drain.py`` measured the
+difference). Offsets, end-of-partition and errors behave as in Bytewax's reader: the snapshot is
+the next offset to read, EOF ends the partition when not tailing, and any other consumer error
+stops the flow.
+
+Consumer lag goes to Bytewax's own gauge, ``bytewax_kafka_consumer_lag{step_id, topic,
+partition}``, which ``bytewax.connectors.kafka`` registers in prometheus_client's default
+registry when it is imported (registering it again would raise). Bytewax's reader fills it from
+librdkafka's statistics callback, once a second and only once a message was read; this one reads
+librdkafka's cached high watermark after every poll: a field read under a lock, no broker round
+trip, and the fetch responses that bring the messages keep it current.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from functools import partial
+from typing import Any, Protocol
+
+from bytewax.connectors.kafka import BYTEWAX_CONSUMER_LAG_GAUGE
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+
+class LagGauge(Protocol):
+    """What the reader needs of a labelled prometheus_client ``Gauge`` child."""
+
+    def set(self, value: float) -> None: ...
+
+
+class LagMetric(Protocol):
+    """A prometheus_client ``Gauge`` with the labels ``step_id``, ``topic``, ``partition``."""
+
+    def labels(self, **labels: Any) -> LagGauge: ...
+
+
+class PartitionConsumer(Protocol):
+    """The calls the reader makes on a ``confluent_kafka.Consumer`` (tests pass a fake)."""
+
+    def assign(self, partitions: list[TopicPartition]) -> None: ...
+
+    def consume(self, num_messages: int, timeout: float) -> list[Message]: ...
+
+    def get_watermark_offsets(self, partition: TopicPartition, cached: bool = ...
+                              ) -> tuple[int, int] | None: ...
+
+    def close(self) -> None: ...
+
+
+def consumer_lag(position: int, low: int, high: int) -> int | None:
+    """Messages from ``position`` (the next offset to read) to the partition's end.
+
+    ``OFFSET_BEGINNING`` counts from the low watermark; ``None`` while the watermarks are not
+    known yet (no fetch answered: librdkafka gives ``OFFSET_INVALID``) or for another logical
+    offset. Never negative: a position past a stale high watermark has nothing left to read.
+    """
+    if high < 0:
+        return None
+    if position < 0:
+        if position != OFFSET_BEGINNING or low < 0:
+            return None
+        position = low
+    return max(high - position, 0)
+
+
+class PollPartition(StatefulSourcePartition[list[Message], int]):
+    """One Kafka partition's reader: each poll becomes one dataflow item, a list of messages.
+
+    ``stop`` set: the partition ends at its next poll, as at the end of the topic, without
+    reading more; the dataflow then drains what is in flight and flushes its sinks (see
+    ``dataflow.stopping``). Per poll, beside the consume call: one flag test, one cached
+    watermark read, and a gauge update only when the lag changed. Nothing per message.
+    """
+
+    def __init__(self, consumer: PartitionConsumer, topic: str, part: int, offset: int,
+                 batch_size: int, lag_gauge: Callable[[], LagGauge], stop: threading.Event
+                 ) -> None:
+        consumer.assign([TopicPartition(topic, part, offset)])
+        self._consumer = consumer
+        self._tp = TopicPartition(topic, part)
+        self._offset = offset
+        self._batch_size = batch_size
+        self._eof = False
+        self._stop = stop
+        # Made at the first known lag: a labelled gauge exists, at 0, from the moment it is made,
+        # and 0 would read as "caught up" before anything was fetched.
+        self._make_gauge = lag_gauge
+        self._gauge: LagGauge | None = None
+        self._lag: int | None = None
+
+    def next_batch(self) -> list[list[Message]]:
+        if self._eof or self._stop.is_set():
+            raise StopIteration
+        msgs = self._consumer.consume(self._batch_size, 0.001)
+        polled = msgs
+        if any(map(Message.error, msgs)):  # only EOF or errors, at most a few per poll
+            polled = []
+            for msg in msgs:
+                err = msg.error()
+                if err is None:
+                    polled.append(msg)
+                elif err.code() == KafkaError._PARTITION_EOF:
+                    self._eof = True  # after this poll's messages are out
+                else:
+                    raise RuntimeError(f"error consuming from Kafka topic {msg.topic()!r}: {err}")
+        if polled:
+            self._offset = polled[-1].offset() + 1
+        self._report_lag()
+        return [polled] if polled else []
+
+    def _report_lag(self) -> None:
+        marks = self._consumer.get_watermark_offsets(self._tp, cached=True)
+        if marks is None:
+            return
+        lag = consumer_lag(self._offset, *marks)
+        if lag is not None and lag != self._lag:
+            if self._gauge is None:
+                self._gauge = self._make_gauge()
+            self._lag = lag
+            self._gauge.set(lag)
+
+    def snapshot(self) -> int:
+        return self._offset
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
+class KafkaPollSource(FixedPartitionedSource[list[Message], int]):
+    """Every partition of the input topics, read from the beginning or from the recovery state.
+
+    Partitions are listed with a plain admin client: Bytewax's ``list_parts`` passes the
+    consumer settings to an admin client, which warns about every consumer-only property.
+    """
+
+    def __init__(self, topics: list[str], admin_config: dict[str, Any],
+                 consumer_config: dict[str, Any], tail: bool, batch_size: int,
+                 stop: threading.Event | None = None,
+                 lag_metric: LagMetric = BYTEWAX_CONSUMER_LAG_GAUGE) -> None:
+        self._topics = list(topics)
+        self._admin_config = admin_config
+        self._batch_size = batch_size
+        self._stop = stop or threading.Event()
+        self._lag_metric = lag_metric
+        self._consumer_config = {
+            # Offsets live in Bytewax's recovery, not in a consumer group.
+            "group.id": "BYTEWAX_IGNORED",
+            "enable.auto.commit": "false",
+            "enable.partition.eof": str(not tail).lower(),
+            **consumer_config,
+        }
+
+    def list_parts(self) -> list[str]:
+        meta = AdminClient(self._admin_config).list_topics(timeout=30).topics
+        missing = [t for t in self._topics if t not in meta]
+        if missing:
+            raise RuntimeError(f"input topics do not exist: {missing}")
+        return [f"{p}-{t}" for t in self._topics for p in sorted(meta[t].partitions)]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None
+                   ) -> PollPartition:
+        idx, topic = for_part.split("-", 1)
+        offset = OFFSET_BEGINNING if resume_state is None else resume_state
+        gauge = partial(self._lag_metric.labels, step_id=step_id, topic=topic, partition=idx)
+        return PollPartition(Consumer(dict(self._consumer_config)), topic, int(idx), offset,
+                             self._batch_size, gauge, self._stop)

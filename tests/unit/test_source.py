@@ -1,0 +1,263 @@
+"""The flow's Kafka partition reader, on a fake consumer: polls, offsets, EOF, errors, lag, stop."""
+
+from __future__ import annotations
+
+import threading
+
+import orjson
+import pytest
+from bytewax.connectors.kafka import BYTEWAX_CONSUMER_LAG_GAUGE
+from bytewax.inputs import FixedPartitionedSource
+from bytewax.testing import TestingSink, run_main
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, Message, TopicPartition
+
+from dataflow import source as source_mod
+from dataflow.config import Settings
+from dataflow.flow import build_flow
+from dataflow.source import KafkaPollSource, PollPartition, consumer_lag
+from dataflow.status import Status
+
+INVALID = -1001  # librdkafka's OFFSET_INVALID: no watermark known yet
+TOPIC = "temperature_readings"
+S = 1_000_000_000
+T0 = 1_710_856_625 * S
+
+
+def msg(offset: int, value: bytes = b"{}", key: bytes = b"1") -> Message:
+    return Message(topic=TOPIC, partition=0, offset=offset, key=key, value=value)
+
+
+def eof(offset: int) -> Message:
+    return Message(topic=TOPIC, partition=0, offset=offset,
+                   error=KafkaError(KafkaError._PARTITION_EOF))
+
+
+class FakeConsumer:
+    """Serves the given polls in order (then empty ones), with the watermarks set per poll."""
+
+    def __init__(self, polls: list[list[Message]], marks: list[tuple[int, int]] | None = None,
+                 after: dict[int, threading.Event] | None = None) -> None:
+        self.polls = list(polls)
+        self.marks = list(marks or [])
+        self.mark: tuple[int, int] = (INVALID, INVALID)
+        self.after = after or {}  # poll number -> event to set once it has been served
+        self.consumed = 0
+        self.assigned: list[TopicPartition] = []
+        self.closed = False
+
+    def assign(self, partitions: list[TopicPartition]) -> None:
+        self.assigned = partitions
+
+    def consume(self, num_messages: int, timeout: float) -> list[Message]:
+        self.consumed += 1
+        if self.marks:
+            self.mark = self.marks.pop(0)
+        if self.consumed in self.after:
+            self.after[self.consumed].set()
+        return self.polls.pop(0) if self.polls else []
+
+    def get_watermark_offsets(self, partition: TopicPartition, cached: bool = False
+                              ) -> tuple[int, int]:
+        assert cached, "a broker round trip on the hot path"
+        return self.mark
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeGauge:
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    def set(self, value: float) -> None:
+        self.values.append(value)
+
+
+class Gauges:
+    """A ``Gauge`` stand-in: records the labels each child was made with."""
+
+    def __init__(self) -> None:
+        self.children: dict[tuple[str, str, str], FakeGauge] = {}
+
+    def labels(self, **labels: str) -> FakeGauge:
+        key = (labels["step_id"], labels["topic"], labels["partition"])
+        return self.children.setdefault(key, FakeGauge())
+
+
+def part(consumer: FakeConsumer, offset: int = OFFSET_BEGINNING, gauge: FakeGauge | None = None,
+         stop: threading.Event | None = None) -> tuple[PollPartition, FakeGauge, list[int]]:
+    gauge = gauge or FakeGauge()
+    made: list[int] = []
+
+    def make() -> FakeGauge:
+        made.append(1)
+        return gauge
+
+    return (PollPartition(consumer, TOPIC, 0, offset, 100, make, stop or threading.Event()),
+            gauge, made)
+
+
+@pytest.mark.parametrize(("position", "low", "high", "lag"), [
+    (10, 0, 25, 15),                   # next to read 10, end 25
+    (25, 0, 25, 0),                    # caught up
+    (30, 0, 25, 0),                    # past a stale high watermark: nothing to read, not -5
+    (OFFSET_BEGINNING, 0, 25, 25),     # nothing read yet: all of it
+    (OFFSET_BEGINNING, 7, 25, 18),     # ... from the first offset retention kept
+    (OFFSET_BEGINNING, INVALID, INVALID, None),  # no fetch answered yet
+    (10, INVALID, INVALID, None),
+    (OFFSET_BEGINNING, INVALID, 25, None),
+    (OFFSET_END, 0, 25, None),         # a logical offset the reader never uses: unknown
+])
+def test_consumer_lag(position: int, low: int, high: int, lag: int | None) -> None:
+    assert consumer_lag(position, low, high) == lag
+
+
+def test_a_poll_is_one_item_and_the_snapshot_is_the_next_offset() -> None:
+    first, second = [msg(0), msg(1), msg(2)], [msg(3)]
+    consumer = FakeConsumer([first, second])
+    reader, _gauge, _made = part(consumer)
+    assert consumer.assigned[0].offset == OFFSET_BEGINNING
+    assert reader.snapshot() == OFFSET_BEGINNING
+    assert reader.next_batch() == [first]
+    assert reader.snapshot() == 3
+    assert reader.next_batch() == [second]
+    assert reader.next_batch() == []  # an empty poll is no item
+    assert reader.snapshot() == 4
+    reader.close()
+    assert consumer.closed
+
+
+def test_resume_state_is_the_offset_assigned() -> None:
+    consumer = FakeConsumer([[msg(42)]])
+    reader, _gauge, _made = part(consumer, offset=42)
+    assert consumer.assigned[0].offset == 42
+    reader.next_batch()
+    assert reader.snapshot() == 43
+
+
+def test_eof_emits_the_poll_first_then_ends_the_partition() -> None:
+    consumer = FakeConsumer([[msg(0), msg(1), eof(2)]], marks=[(0, 2)])
+    reader, gauge, _made = part(consumer)
+    [batch] = reader.next_batch()
+    assert [m.offset() for m in batch] == [0, 1]  # the EOF marker is not an item
+    assert reader.snapshot() == 2
+    assert gauge.values == [0]  # read to the end
+    with pytest.raises(StopIteration):
+        reader.next_batch()
+    assert consumer.consumed == 1  # nothing read after EOF
+
+
+def test_any_other_consumer_error_stops_the_flow_naming_the_topic() -> None:
+    bad = Message(topic=TOPIC, partition=0, offset=5,
+                  error=KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
+    reader, _gauge, _made = part(FakeConsumer([[msg(4), bad]]))
+    with pytest.raises(RuntimeError, match=f"'{TOPIC}'"):
+        reader.next_batch()
+
+
+def test_lag_follows_the_cached_high_watermark_after_each_poll() -> None:
+    polls = [[msg(i) for i in range(0, 10)], [], [msg(i) for i in range(10, 25)], []]
+    marks = [(0, 25), (0, 25), (0, 25), (0, 30)]  # five more arrive at the broker at the end
+    reader, gauge, _made = part(FakeConsumer(polls, marks))
+    for _ in polls:
+        reader.next_batch()
+    assert gauge.values == [15, 0, 5]  # set only when it changed: not again for the empty poll
+
+
+def test_no_gauge_before_the_first_fetch_answers() -> None:
+    """A labelled gauge reads 0 from the moment it exists: 0 would say "caught up"."""
+    marks = [(INVALID, INVALID), (INVALID, INVALID), (0, 40)]
+    reader, gauge, made = part(FakeConsumer([[], [], []], marks))
+    reader.next_batch()
+    reader.next_batch()
+    assert made == [] and gauge.values == []
+    reader.next_batch()
+    assert made == [1] and gauge.values == [40]
+
+
+def test_a_stop_ends_the_partition_before_reading_more() -> None:
+    stop = threading.Event()
+    consumer = FakeConsumer([[msg(0)], [msg(1)]])
+    reader, _gauge, _made = part(consumer, stop=stop)
+    reader.next_batch()
+    stop.set()
+    with pytest.raises(StopIteration):
+        reader.next_batch()
+    assert consumer.consumed == 1
+    assert reader.snapshot() == 1  # a resume reads offset 1 next: nothing skipped
+
+
+def test_the_lag_metric_is_bytewaxs_own_gauge() -> None:
+    """Same name, help and labels as Bytewax's reader, and the very object its module registered
+    (a second registration under that name would raise)."""
+    src = KafkaPollSource(["t"], {}, {}, tail=True, batch_size=10)
+    assert src._lag_metric is BYTEWAX_CONSUMER_LAG_GAUGE
+    assert BYTEWAX_CONSUMER_LAG_GAUGE._name == "bytewax_kafka_consumer_lag"
+    assert BYTEWAX_CONSUMER_LAG_GAUGE._labelnames == ("step_id", "topic", "partition")
+
+
+def test_build_part_labels_the_gauge_with_step_topic_and_partition(monkeypatch) -> None:
+    made: list[dict] = []
+
+    def fake_consumer(config: dict) -> FakeConsumer:
+        made.append(config)
+        return FakeConsumer([[msg(0), msg(1)]], marks=[(0, 9)])
+
+    monkeypatch.setattr(source_mod, "Consumer", fake_consumer)
+    gauges = Gauges()
+    src = KafkaPollSource([TOPIC], {}, {"bootstrap.servers": "b:9092", "fetch.wait.max.ms": "5"},
+                          tail=False, batch_size=10, lag_metric=gauges)
+    reader = src.build_part("flow.inp", f"2-{TOPIC}", resume_state=None)
+    reader.next_batch()
+    assert list(gauges.children) == [("flow.inp", TOPIC, "2")]
+    assert gauges.children["flow.inp", TOPIC, "2"].values == [7]
+    assert made == [{"group.id": "BYTEWAX_IGNORED", "enable.auto.commit": "false",
+                     "enable.partition.eof": "true", "bootstrap.servers": "b:9092",
+                     "fetch.wait.max.ms": "5"}]
+
+
+class OnePartition(FixedPartitionedSource):
+    """A source of one fake partition, for a whole flow in process."""
+
+    def __init__(self, consumer: FakeConsumer, stop: threading.Event) -> None:
+        self.consumer, self.stop = consumer, stop
+        self.reader: PollPartition | None = None
+
+    def list_parts(self) -> list[str]:
+        return [f"0-{TOPIC}"]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> PollPartition:
+        self.reader = PollPartition(self.consumer, TOPIC, 0, OFFSET_BEGINNING, 100,
+                                    FakeGauge, self.stop)
+        return self.reader
+
+
+def readings(first: int, last: int) -> list[Message]:
+    return [msg(s, orjson.dumps({"Temperature_C": 60.0, "Timestamp": T0 + s * S}))
+            for s in range(first, last)]
+
+
+def run_flow(stopped: bool) -> tuple[list, OnePartition]:
+    """12 s of one sensor in two polls; ``stopped``: a signal arrives after the second poll."""
+    stop = threading.Event()
+    polls = [readings(0, 6), readings(6, 12), [eof(12)]]
+    consumer = FakeConsumer(polls, after={2: stop} if stopped else {})
+    src = OnePartition(consumer, stop)
+    settings = Settings.from_env({"STATUS_INTERVAL_SECONDS": "0", "EMIT_ALL_WINDOWS": "true",
+                                  "KAFKA_TAIL": "false", "IDLE_TIMEOUT_SECONDS": "3600"})
+    out: list = []
+    flow = build_flow(settings, src, TestingSink(out), TestingSink([]), status=Status(0),
+                      stopping=stop.is_set)
+    run_main(flow)
+    return [orjson.loads(v)["window_start"][11:19] for _k, v, _h in out], src
+
+
+def test_a_stopped_flow_writes_what_it_read_and_leaves_open_windows_open() -> None:
+    """At the end of the topic every window closes; stopped, only those that had closed by
+    event time are written (no partial window), and the snapshot is where reading stopped."""
+    ended, _src = run_flow(stopped=False)
+    assert ended == ["13:57:05", "13:57:10", "13:57:15"]  # the last two flushed at EOF
+    stopped, src = run_flow(stopped=True)
+    assert stopped == ["13:57:05"]  # 5-10 s needs event time 12 s (lateness 2 s): still open
+    assert src.reader is not None and src.reader.snapshot() == 12
+    assert src.consumer.consumed == 2  # the EOF poll was never read
