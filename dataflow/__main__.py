@@ -22,7 +22,10 @@ def usage() -> str:
         "scores every window (River HalfSpaceTrees + threshold rule) and writes anomalies to\n"
         "Kafka. Same as: python -m bytewax.run dataflow.main:flow [options]\n"
         "(python -m bytewax.run --help lists the options).\n\n"
-        f"environment variables (name, default, meaning):\n{rows}\n"
+        f"environment variables (name, default, meaning):\n{rows}\n\n"
+        "Ctrl-C (SIGINT) or SIGTERM: the flow reads no more, writes what it has read, logs one\n"
+        "line (stopped by SIGINT; status ...) and exits 0; open windows stay open (with -r, the\n"
+        "next run resumes them). A second signal exits at once, status 128 + the signal number.\n"
     )
 
 

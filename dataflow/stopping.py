@@ -11,7 +11,7 @@ write and flush it, and ``cli_main`` returns. The shard state does not treat tha
 of the input (``ShardLogic.on_eof`` keeps open windows open instead of closing them early), so
 with recovery the last snapshot resumes exactly where the flow stopped. A second signal exits at
 once with 128 + its number, for a stop that cannot finish (e.g. sinks waiting on a broker that
-is down).
+is down); a stop still running after a few seconds says so.
 """
 
 from __future__ import annotations
@@ -23,16 +23,20 @@ import threading
 from collections.abc import Callable
 from types import FrameType
 
+HINT_AFTER_S = 5.0
+
 
 class GracefulStop:
     """The stop request shared by the signal handler, the sources and the shard logic."""
 
     def __init__(self, exit_now: Callable[[int], object] = os._exit,
-                 write: Callable[[str], object] | None = None) -> None:
+                 write: Callable[[str], object] | None = None,
+                 hint_after_s: float = HINT_AFTER_S) -> None:
         self.event = threading.Event()
         self.signum: int | None = None
         self._exit_now = exit_now
         self._write = write or _write_stderr
+        self._hint_after_s = hint_after_s
 
     def requested(self) -> bool:
         return self.event.is_set()
@@ -52,11 +56,25 @@ class GracefulStop:
             return
         self.signum = signum
         self.event.set()
+        # A clean stop takes well under a second; one that does not is waiting on Kafka (e.g. a
+        # sink flushing to a broker that is down): say so, and how to stop without it.
+        hint = threading.Timer(self._hint_after_s, self._hint)
+        hint.daemon = True
+        hint.start()
+
+    def _hint(self) -> None:
+        self._write(f"still stopping after {self.name}: the output in flight waits for Kafka; "
+                    f"{self.name} again exits without it\n")
 
     def install(self, signums: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> None:
-        """Handle ``signums`` from now on (Python handlers can only be set in the main thread)."""
+        """Handle ``signums`` from now on (Python handlers can only be set in the main thread).
+
+        A signal the process was started with ignored stays ignored, as Python itself leaves
+        SIGINT of a shell's background job: whoever started it chose so.
+        """
         for signum in signums:
-            signal.signal(signum, self.handle)
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                signal.signal(signum, self.handle)
 
 
 def _write_stderr(text: str) -> None:
