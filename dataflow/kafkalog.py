@@ -84,9 +84,15 @@ class RepeatFilter(logging.Filter):
         return True
 
 
-def client_logger() -> logging.Logger:
-    """The logger every Kafka client of the flow gets, with its ``RepeatFilter`` (added once)."""
+def client_logger(debug: bool = False) -> logging.Logger:
+    """The logger every Kafka client of the flow gets, with its ``RepeatFilter`` (added once).
+
+    ``debug``: librdkafka's ``debug`` setting is on somewhere, so its DEBUG lines pass whatever
+    ``LOG_LEVEL`` is, as they did when librdkafka wrote to stderr itself.
+    """
     logger = logging.getLogger(LOGGER_NAME)
     if not any(isinstance(f, RepeatFilter) for f in logger.filters):
         logger.addFilter(RepeatFilter())
+    if debug:
+        logger.setLevel(logging.DEBUG)
     return logger

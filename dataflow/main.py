@@ -115,6 +115,7 @@ def make_flow() -> object:
         raise SystemExit(2) from None
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    client_logger(debug="debug" in settings.consumer_config or "debug" in settings.producer_config)
     log.info("Kafka at %s (%s)", ",".join(settings.brokers), settings.security.redacted())
     try:
         ensure_topics(settings)

@@ -57,14 +57,16 @@ class GracefulStop:
         self.signum = signum
         self.event.set()
         # A clean stop takes well under a second; one that does not is waiting on Kafka (e.g. a
-        # sink flushing to a broker that is down): say so, and how to stop without it.
+        # sink flushing to a broker that is down) or, with -i/-a, on the other processes, which
+        # have to stop too before the dataflow can finish: say so, and how not to wait.
         hint = threading.Timer(self._hint_after_s, self._hint)
         hint.daemon = True
         hint.start()
 
     def _hint(self) -> None:
-        self._write(f"still stopping after {self.name}: the output in flight waits for Kafka; "
-                    f"{self.name} again exits without it\n")
+        self._write(f"still stopping after {self.name}: waiting for the output in flight to "
+                    "reach Kafka, or for the cluster's other processes to stop; "
+                    f"{self.name} again exits without waiting\n")
 
     def install(self, signums: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> None:
         """Handle ``signums`` from now on (Python handlers can only be set in the main thread).

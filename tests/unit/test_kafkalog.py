@@ -114,3 +114,20 @@ def test_through_a_logger_only_the_first_line_reaches_the_handlers(caplog) -> No
 def test_client_logger_has_one_filter_however_often_it_is_asked_for() -> None:
     assert client_logger() is client_logger()
     assert sum(isinstance(f, RepeatFilter) for f in client_logger().filters) == 1
+
+
+def test_librdkafka_debug_lines_pass_whatever_the_log_level(caplog) -> None:
+    """With librdkafka's ``debug`` on, its lines show at LOG_LEVEL=WARNING too (the root logger's
+    level; basicConfig's handler has none)."""
+    logger, root = logging.getLogger(LOGGER_NAME), logging.getLogger()
+    before = logger.level, root.level
+    try:
+        root.setLevel(logging.WARNING)
+        caplog.handler.setLevel(logging.NOTSET)
+        client_logger(debug=True).log(logging.DEBUG, "%s [%s] %s", "FETCH",
+                                      "rdkafka#consumer-1", "Fetch topic t [0] at offset 5")
+        assert [r.getMessage() for r in caplog.records] == [
+            "FETCH [rdkafka#consumer-1] Fetch topic t [0] at offset 5"]
+    finally:
+        logger.setLevel(before[0])
+        root.setLevel(before[1])

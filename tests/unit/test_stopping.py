@@ -71,5 +71,6 @@ def test_a_stop_that_takes_long_says_what_it_waits_for_and_how_to_skip_it() -> N
     stop = GracefulStop(exit_now=lambda code: None, write=write, hint_after_s=0.01)
     stop.handle(signal.SIGTERM)
     assert said.wait(10)
-    assert lines == ["still stopping after SIGTERM: the output in flight waits for Kafka; "
-                     "SIGTERM again exits without it\n"]
+    assert lines == ["still stopping after SIGTERM: waiting for the output in flight to reach "
+                     "Kafka, or for the cluster's other processes to stop; SIGTERM again exits "
+                     "without waiting\n"]
