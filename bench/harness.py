@@ -26,7 +26,9 @@ with confluent-kafka's producer, and then, ``--runs`` times in rounds, measures 
 - **textbook** (``--textbook``, W1 only): ``bench/textbook_peer.py``, the classic Bytewax + River
   tutorial flow, run like ours (``-w 1``, ``KAFKA_TAIL=false``, start-up subtracted). W1 only:
   at the issue's ~440 msg/s on W2 a round would take over half an hour. Its exit line says how
-  many readings its windows held; a run that did not drain every reading is an error.
+  many readings its windows held and how many it dropped as late (its watermark is shared by
+  the partitions one worker reads, so on a long input a lagging partition's readings fall
+  behind it); a run that did not read every reading is an error.
 
 Reported per system, medians over rounds: msg/s, windows/s, drain seconds, CPU seconds of the
 loaded run, CPU per message (loaded minus empty run), peak RSS of the process (``wait4``), the
@@ -181,9 +183,9 @@ class Bench:
             before = output_count(self.brokers, out)  # the topic is reused by every round
             run = self.textbook(topics, out)
             peer = last_json(run.stdout)
-            if peer["readings"] + peer["late"] != n or peer["windows"] != loaded.windows:
+            if peer["readings"] + peer["late"] != n:
                 raise RuntimeError(f"textbook peer did not drain the input: {peer}, expected "
-                                   f"{n} readings in {loaded.windows} windows")
+                                   f"{n} readings")
             res["textbook"] = derive(run, start, n, peer["windows"],
                                      output_count(self.brokers, out) - before)
             res["textbook"]["late"] = peer["late"]
