@@ -289,6 +289,7 @@ class ShardState:
         for key in [k for k, sensor in self.sensors.items() if sensor.seen_at <= cutoff]:
             self._resolve_stale(key, now, out)
             self.stale.pop(key, None)
+            self.idle.pop(key, None)  # a TTL shorter than the idle timeout leaves it there
             sensor = self.sensors.pop(key)
             self.counts.forgotten += 1
             out.append(SensorEvent(key[0], key[1], FORGOTTEN, now - sensor.seen_at))

@@ -285,3 +285,18 @@ def test_a_sensor_back_after_the_ttl_starts_a_fresh_model() -> None:
     [first] = [o for o in out if isinstance(o, WindowResult)]
     assert not first.model_ready
     assert state.sensors[(TEMPERATURE, "m")].scorer.seen == 1
+
+
+def test_a_ttl_shorter_than_the_idle_timeout_forgets_cleanly() -> None:
+    """A live sensor whose windows the wall clock closed, forgotten before its idle entry is
+    due: the idle timeout must not look for it later."""
+    now0 = T0 / S + 11  # wall time = the event time of its last reading: live
+    state = ShardState(config(emit_all=True, idle=600.0, live_skew=60.0, ttl=12.0))
+    state.ingest([temp("m", s, 60.0) for s in range(12)], now=now0)
+    closed = state.expire(now0 + 5.5) + state.expire(now0 + 10.5)  # by the wall clock
+    assert [(o.stats.start - T0) // S for o in closed] == [5, 10]
+    assert state.sensors[(TEMPERATURE, "m")].windows.open == {}
+    [gone] = state.expire(now0 + 12.5)
+    assert isinstance(gone, SensorEvent) and gone.event == "forgotten"
+    assert not state.sensors and not state.idle
+    assert state.expire(now0 + 700.0) == [] and state.next_deadline() is None
