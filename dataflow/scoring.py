@@ -141,10 +141,11 @@ class SensorScorer:
         """Score the window starting at ``start`` (ns) with this mean, then learn it."""
         p = self.params
         seen = self.seen
+        ready = seen >= p.window_size + p.warmup
+        hz = self.hst_envelope
+        cut = None if hz is None else hz.margin * hz.peak
         if mean - mean != 0.0:  # inf or nan: no evidence of anything, and nothing to learn
-            hz = self.hst_envelope
-            cut = None if hz is None else hz.margin * hz.peak
-            return _new(Score, (0.0, False, seen >= p.window_size + p.warmup, cut))
+            return _new(Score, (0.0, False, ready, cut))
         model = self.model
         score = model.score_one((mean,))
         season = self.season
@@ -160,9 +161,6 @@ class SensorScorer:
         step_z = self.change.z(step)  # 0 for the first window: no step yet
         raw = self.raw
         lz, sz, bz = self.envelopes
-        hz = self.hst_envelope
-        cut = None if hz is None else hz.margin * hz.peak
-        ready = seen >= p.window_size + p.warmup
         if raw.spread > 0 and abs(mean - raw.level) > ABSURD_Z * 1.25 * raw.spread:
             self.absurd += 1
             if self.absurd < ABSURD_RUN:

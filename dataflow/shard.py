@@ -135,7 +135,8 @@ class ShardCounts:
     def take(self) -> dict[str, int]:
         """The counts since the last call, which start again from zero."""
         out = {name: getattr(self, name) for name in self.__slots__}
-        self.__init__()  # type: ignore[misc]
+        for name in self.__slots__:
+            setattr(self, name, 0)
         return out
 
 
@@ -230,8 +231,6 @@ class ShardState:
             key, last = next(iter(idle.items()))
             if last > cutoff:
                 break
-            del idle[key]
-            self.sensors[key].heard = -1.0
             self._close_sensor(key, out)
         deadlines = self.deadlines
         size, lateness = self.config.window_ns, self.config.lateness_ns
@@ -255,8 +254,7 @@ class ShardState:
             self._sweep(now, out)
         return out
 
-    def _expire_stale(self, now: float, out: list[Result]
-                      ) -> None:
+    def _expire_stale(self, now: float, out: list[Result]) -> None:
         """Resolve, as ``stale``, the open alerts of sensors silent for ``stale_s``."""
         stale = self.stale
         cutoff = now - self.config.stale_s
@@ -267,14 +265,11 @@ class ShardState:
             del stale[key]
             self._resolve_stale(key, now, out)
 
-    def _resolve_stale(self, key: tuple[str, str], now: float,
-                       out: list[Result]) -> None:
+    def _resolve_stale(self, key: tuple[str, str], now: float, out: list[Result]) -> None:
         """Close a silent sensor's windows, which may resolve its alert cleanly; if they do not,
         resolve it as stale."""
         sensor = self.sensors[key]
         if sensor.windows.open:
-            self.idle.pop(key, None)
-            sensor.heard = -1.0
             self._close_sensor(key, out)
             self.stale.pop(key, None)  # a clean resolution just now
         event = sensor.alerts.stale()
@@ -313,9 +308,7 @@ class ShardState:
         """Close every open window: the input has ended."""
         out: list[Result] = []
         for key in list(self.idle):
-            self.sensors[key].heard = -1.0
             self._close_sensor(key, out)
-        self.idle.clear()
         self.deadlines.clear()
         self.next_sweep = _NEVER  # the input has ended: nothing will fall silent any more
         return out
@@ -335,7 +328,10 @@ class ShardState:
         return min(times) if times else None
 
     def _close_sensor(self, key: tuple[str, str], out: list[Result]) -> None:
+        """Close and score all of a sensor's open windows; it leaves the idle queue."""
+        self.idle.pop(key, None)
         sensor = self.sensors[key]
+        sensor.heard = -1.0
         closed = sensor.windows.close_all(self.config.window_ns, self.config.lateness_ns)
         self._score(key, sensor, closed, out)
 
