@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -102,6 +103,22 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+
+
+def wait_for(what: str, check: Callable[[], object], proc: subprocess.Popen[str] | None = None,
+             timeout: float = 60.0) -> object:
+    """Poll ``check`` until it returns something truthy (returned), failing after ``timeout``
+    or as soon as ``proc`` (the program under test) exits; a loaded machine takes its time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        if proc is not None and proc.poll() is not None:
+            err = proc.stderr.read() if proc.stderr else ""
+            raise AssertionError(f"exited ({proc.returncode}) waiting for {what}: {err}")
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def python_env(**extra: str) -> dict[str, str]:

@@ -27,7 +27,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from bench.workloads import interrupt
-from tests.integration.conftest import BROKERS, ROOT, free_port, python_env
+from tests.integration.conftest import BROKERS, ROOT, free_port, python_env, wait_for
 from tests.integration.test_metrics import scrape
 
 LATENESS_S = 1.0
@@ -55,16 +55,18 @@ def start_flow(topics: dict[str, str], live_skew: str, cache: Path) -> subproces
     probe.produce(topics["AIR_QUALITY_TOPIC"], key=b"probe", value=orjson.dumps(
         {"timestamp": "2024-03-19 13:57:05.000000", "value": 1.0}))
     assert probe.flush(30) == 0
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and flow.poll() is None:
+    def probe_read() -> bool:
         try:
-            if scrape(port).get('sensor_readings_total{family="air_quality"}', 0) >= 1:
-                return flow
+            return scrape(port).get('sensor_readings_total{family="air_quality"}', 0) >= 1
         except OSError:
-            pass  # its API is not up yet
-        time.sleep(0.2)
-    interrupt(flow, 30)
-    raise AssertionError("the dataflow did not start reading within 90 s")
+            return False  # its API is not up yet
+
+    try:
+        wait_for("the dataflow to read a probe", probe_read, flow, timeout=90)
+    except AssertionError:
+        interrupt(flow, 30)
+        raise
+    return flow
 
 
 def send_live(topic: str, seconds: float) -> float:

@@ -8,12 +8,18 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 
 import orjson
 from confluent_kafka import Producer
 
-from tests.integration.conftest import BROKERS, ROOT, consume_all, free_port, python_env
+from tests.integration.conftest import (
+    BROKERS,
+    ROOT,
+    consume_all,
+    free_port,
+    python_env,
+    wait_for,
+)
 from tests.integration.test_metrics import scrape
 
 S = 1_000_000_000
@@ -28,18 +34,6 @@ def send(topic: str, sensor: str, temps: list[float]) -> None:
         producer.produce(topic, key=sensor.encode(), value=orjson.dumps(
             {"Temperature_C": temp, "Timestamp": now - (len(temps) - 1 - i) * S}))
     assert producer.flush(30) == 0
-
-
-def wait_for(what: str, check: Callable[[], object], flow: subprocess.Popen[str],
-             timeout: float = 60.0) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = check()
-        if got:
-            return got
-        assert flow.poll() is None, flow.stderr.read() if flow.stderr else ""
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_silence_resolves_as_stale_then_forgets_the_sensor(topic_factory, tmp_path) -> None:
