@@ -27,8 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import workloads as wl
 
 from dataflow.config import Settings
+from dataflow.families import AIR_QUALITY, TEMPERATURE
 from dataflow.flow import shard_config
-from dataflow.readings import AIR_QUALITY, TEMPERATURE
+from dataflow.readings import formats_by_topic
 from dataflow.records import route
 from dataflow.shard import ShardState
 
@@ -63,7 +64,7 @@ class Msg:
 def run(batches: list[list[Msg]], settings: Settings) -> tuple[float, float, int]:
     """Seconds routing, seconds in shards, windows closed."""
     config = shard_config(settings)
-    topics = settings.topics
+    topics = formats_by_topic(settings.families)
     states = {i: ShardState(config) for i in range(settings.shards)}
     cache: dict[str, dict[bytes, int]] = {}
     t_route = t_shard = 0.0
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     gc.set_threshold(500_000, 20, 100)  # as dataflow.main sets it
     for name in args.workload or sorted(wl.WORKLOADS):
         work = wl.WORKLOADS[name]
-        by_family = {family: topic for topic, family in settings.topics.items()}
+        by_family = {f.name: f.topic for f in settings.families}
         rows = [(by_family[AIR_QUALITY if aq else TEMPERATURE], key, value)
                 for aq, key, value, _, _ in wl.readings(work, args.messages)]
         # A poll is one partition's: one topic, and the sensors its keys hash to (as the loader's

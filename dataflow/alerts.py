@@ -9,8 +9,11 @@ the sensor and the window that opened it, so a replay after a crash gives the sa
 
 After an alert resolves, a new alert raised by the model alone stays silent for ``cooldown``
 clean windows (a silent anomalous window starts the count again): a sensor whose episode flickers
-on and off pages once, not once per flicker. A threshold alarm is the user's own rule and always
-opens.
+on and off pages once, not once per flicker. An alarm of a rule (the user's own, ``threshold``
+or any configured one) always opens.
+
+The alert's severity is the highest of its episode's reasons'; a rise in severity is news, sent
+as an ``update`` like a new reason.
 
 The peak is the anomalous window mean furthest from the sensor's last clean window mean (its
 baseline), so an overheat reports its hottest window and a drop its lowest.
@@ -25,9 +28,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from dataflow.rules import RANK
+
 OPEN, UPDATE, RESOLVED = "open", "update", "resolved"
 CLEAN, STALE = "clean", "stale"  # how a resolved alert ended
-THRESHOLD = "threshold"
+ML = "ml"  # the model's reason; every other reason is a user's rule
 NEVER = 1 << 62  # ``calm`` of a sensor that never had an alert
 
 
@@ -43,13 +48,14 @@ class AlertEvent(NamedTuple):
     reasons: tuple[str, ...]  # every reason seen during the episode
     anomalous_windows: int
     resolution: str | None = None  # resolved events: clean (clean windows) or stale (silence)
+    severity: str | None = None  # the highest severity of the episode's reasons
 
 
 class AlertTracker:
     """One sensor's baseline and open alert, if any. Small: it lives in every sensor's state."""
 
     __slots__ = ("alert_id", "anomalous", "baseline", "calm", "clean", "opened_at", "peak_at",
-                 "peak_mean", "peak_score", "reasons", "since_event")
+                 "peak_mean", "peak_score", "reasons", "severity", "since_event")
 
     def __init__(self) -> None:
         self.alert_id: str | None = None
@@ -59,6 +65,7 @@ class AlertTracker:
         self.opened_at = self.peak_at = 0
         self.peak_mean = self.peak_score = 0.0
         self.reasons: tuple[str, ...] = ()
+        self.severity: str | None = None
 
     def quiet(self, mean: float) -> None:
         """A clean window while no alert is open: the usual case, kept cheap."""
@@ -75,8 +82,10 @@ class AlertTracker:
         update_every: int,
         resolve_after: int,
         cooldown: int = 0,
+        severity: str | None = None,
     ) -> AlertEvent | None:
-        """Feed one closed window (``reasons`` empty when it is clean); return an event or None."""
+        """Feed one closed window (``reasons`` empty when it is clean, ``severity`` the highest
+        of its reasons'); return an event or None."""
         if not reasons:
             if self.alert_id is None:
                 self.quiet(mean)
@@ -91,13 +100,14 @@ class AlertTracker:
             self.calm = 0
             return event
         if self.alert_id is None:
-            if self.calm < cooldown and THRESHOLD not in reasons:
+            if self.calm < cooldown and reasons == [ML]:
                 self.calm = 0  # a silent flicker: the cooldown starts again
                 return None
             self.alert_id = f"{alert_key}@{start}"
             self.opened_at = self.peak_at = start
             self.peak_mean, self.peak_score = mean, score
             self.reasons = tuple(reasons)
+            self.severity = severity
             self.anomalous, self.clean, self.since_event = 1, 0, 0
             return self._event(OPEN)
         self.anomalous += 1
@@ -112,6 +122,10 @@ class AlertTracker:
         new = tuple(r for r in reasons if r not in self.reasons)
         if new:
             self.reasons += new
+            moved = True
+        if severity is not None and (self.severity is None
+                                     or RANK[severity] > RANK[self.severity]):
+            self.severity = severity
             moved = True
         if moved and self.since_event >= update_every:
             self.since_event = 0
@@ -133,4 +147,4 @@ class AlertTracker:
     def _event(self, kind: str, resolution: str | None = None) -> AlertEvent:
         assert self.alert_id is not None
         return AlertEvent(kind, self.alert_id, self.opened_at, self.peak_mean, self.peak_score,
-                          self.peak_at, self.reasons, self.anomalous, resolution)
+                          self.peak_at, self.reasons, self.anomalous, resolution, self.severity)

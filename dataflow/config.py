@@ -13,7 +13,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
-from dataflow.readings import AIR_QUALITY, MAX_MAGNITUDE, TEMPERATURE, VALID_RANGES
+from dataflow.families import (
+    AIR_QUALITY,
+    MAX_MAGNITUDE,
+    TEMPERATURE,
+    Family,
+    FamilyConfigError,
+    builtin,
+    load_families,
+    topics_of,
+)
+from dataflow.readings import VALID_RANGES
 from dataflow.security import SECURITY_ENV_DOCS, KafkaSecurity, SecurityConfigError
 
 T = TypeVar("T")
@@ -26,8 +36,12 @@ class ConfigError(ValueError):
 # name -> (default, help). The README table is checked against this by a test.
 ENV_DOCS: dict[str, tuple[str, str]] = {
     "KAFKA_BROKERS": ("127.0.0.1:9092", "Comma-separated bootstrap brokers."),
-    "AIR_QUALITY_TOPIC": ("air-quality", "Input topic of the air-quality family."),
-    "TEMPERATURE_TOPIC": ("temperature_readings", "Input topic of the machine-temperature family."),
+    "SENSORS_CONFIG": ("", "A YAML file declaring the sensor families (README, \"Your own "
+                           "sensors\"); empty: the two tutorial families, set by the variables "
+                           "marked *family* below, which a file replaces."),
+    "AIR_QUALITY_TOPIC": ("air-quality", "*family*: input topic of the air-quality family."),
+    "TEMPERATURE_TOPIC": ("temperature_readings", "*family*: input topic of the "
+                                                  "machine-temperature family."),
     "ANOMALIES_TOPIC": ("anomalies", "Output topic of scored windows."),
     "DLQ_TOPIC": ("dead-letters", "Topic for messages that cannot be used, with their reason."),
     "TOPIC_PARTITIONS": ("3", "Partitions of topics the flow creates when they are missing."),
@@ -36,7 +50,8 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
     "KAFKA_CONSUMER_CONFIG": ("", "Extra librdkafka consumer settings, `k=v,k=v` (a list value "
                                   "keeps its commas: `debug=consumer,fetch`)."),
     "KAFKA_PRODUCER_CONFIG": ("", "Extra librdkafka producer settings for the sinks, `k=v,k=v`."),
-    "WINDOW_SECONDS": ("5", "Tumbling event-time window length, per sensor."),
+    "WINDOW_SECONDS": ("5", "Tumbling event-time window length, per sensor (a family in "
+                            "`SENSORS_CONFIG` may set its own)."),
     "ALLOWED_LATENESS_SECONDS": ("2", "How far a sensor's event time may pass a window's end "
                                       "before the window closes."),
     "LIVE_SKEW_SECONDS": ("60", "A sensor whose event time is within this many seconds of the "
@@ -47,18 +62,22 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
     "IDLE_TIMEOUT_SECONDS": ("10", "Wall-clock seconds after a sensor's last reading at which "
                                    "its open windows close anyway."),
     "SHARDS": ("32", "Key groups that sensors are hashed into (Bytewax keys)."),
-    "TEMPERATURE_THRESHOLD_C": ("90", "Temperature window mean at or above which is an alarm."),
-    "AIR_QUALITY_THRESHOLD": ("", "Air-quality window mean at or above which is an alarm "
-                                  "(empty: no rule)."),
-    "TEMPERATURE_LIMITS": ("0,120", "HalfSpaceTrees feature range `lo,hi` for temperature."),
-    "AIR_QUALITY_LIMITS": ("0,500", "HalfSpaceTrees feature range `lo,hi` for air quality."),
+    "TEMPERATURE_THRESHOLD_C": ("90", "*family*: temperature window mean at or above which is "
+                                      "an alarm (the rule `threshold`, severity `critical`)."),
+    "AIR_QUALITY_THRESHOLD": ("", "*family*: air-quality window mean at or above which is an "
+                                  "alarm (the rule `threshold`, severity `warning`; empty: no "
+                                  "rule)."),
+    "TEMPERATURE_LIMITS": ("0,120", "*family*: HalfSpaceTrees feature range `lo,hi` for "
+                                    "temperature."),
+    "AIR_QUALITY_LIMITS": ("0,500", "*family*: HalfSpaceTrees feature range `lo,hi` for air "
+                                    "quality."),
     "TEMPERATURE_VALID_RANGE": (
         "{:g},{:g}".format(*VALID_RANGES[TEMPERATURE]),
-        "Plausible temperature readings `lo,hi` (inclusive); any other goes to the dead-letter "
-        "topic as `out_of_range`, never into a window."),
+        "*family*: plausible temperature readings `lo,hi` (inclusive); any other goes to the "
+        "dead-letter topic as `out_of_range`, never into a window."),
     "AIR_QUALITY_VALID_RANGE": (
         "{:g},{:g}".format(*VALID_RANGES[AIR_QUALITY]),
-        "Plausible air-quality readings `lo,hi`, as above."),
+        "*family*: plausible air-quality readings `lo,hi`, as above."),
     "HST_TREES": ("5", "HalfSpaceTrees: number of trees."),
     "HST_HEIGHT": ("3", "HalfSpaceTrees: tree height."),
     "HST_WINDOW_SIZE": ("100", "HalfSpaceTrees: windows per reference-mass period."),
@@ -104,6 +123,9 @@ ENV_DOCS: dict[str, tuple[str, str]] = {
 
 
 ALL_ENV_DOCS = {**ENV_DOCS, **SECURITY_ENV_DOCS}
+# What a sensors file declares instead: set to anything but its default beside a file, a
+# variable would silently do nothing, so that is refused.
+FAMILY_ENV = tuple(name for name, (_, text) in ENV_DOCS.items() if text.startswith("*family*"))
 
 
 def _raw(env: Mapping[str, str], name: str) -> str:
@@ -175,7 +197,7 @@ class Settings:
     """Validated configuration of the dataflow."""
 
     brokers: tuple[str, ...]
-    topics: dict[str, str]  # topic -> family
+    families: tuple[Family, ...]
     anomalies_topic: str
     dlq_topic: str
     tail: bool
@@ -188,9 +210,6 @@ class Settings:
     idle_timeout_seconds: float
     live_skew_seconds: float
     shards: int
-    thresholds: dict[str, float]  # family -> alarm level of the window mean
-    limits: dict[str, tuple[float, float]]  # family -> HalfSpaceTrees range
-    valid_ranges: dict[str, tuple[float, float]]  # family -> plausible readings, inclusive
     hst_trees: int
     hst_height: int
     hst_window_size: int
@@ -214,6 +233,12 @@ class Settings:
     status_interval_seconds: float
     log_level: str
     security: KafkaSecurity
+    sensors_config: str = ""  # the file the families came from; empty: built in
+
+    @property
+    def topics(self) -> dict[str, tuple[Family, ...]]:
+        """Input topic -> the families read from it."""
+        return topics_of(self.families)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -222,15 +247,11 @@ class Settings:
         brokers = tuple(b.strip() for b in _raw(env, "KAFKA_BROKERS").split(",") if b.strip())
         _check("KAFKA_BROKERS", bool(brokers), "a non-empty list of host:port", env)
         topic_names = {}
-        for name in ("AIR_QUALITY_TOPIC", "TEMPERATURE_TOPIC", "ANOMALIES_TOPIC", "DLQ_TOPIC"):
+        for name in ("ANOMALIES_TOPIC", "DLQ_TOPIC"):
             topic_names[name] = _raw(env, name)
             _check(name, bool(topic_names[name]), "a topic name", env)
-        in_topics = {topic_names["AIR_QUALITY_TOPIC"]: AIR_QUALITY,
-                     topic_names["TEMPERATURE_TOPIC"]: TEMPERATURE}
-        _check("TEMPERATURE_TOPIC", len(in_topics) == 2, "different from AIR_QUALITY_TOPIC", env)
-        outs = {topic_names["ANOMALIES_TOPIC"], topic_names["DLQ_TOPIC"]}
-        _check("ANOMALIES_TOPIC", not outs & set(in_topics) and len(outs) == 2,
-               "different from the input topics and DLQ_TOPIC", env)
+        _check("ANOMALIES_TOPIC", topic_names["ANOMALIES_TOPIC"] != topic_names["DLQ_TOPIC"],
+               "different from DLQ_TOPIC", env)
 
         batch_size = _parse(env, "KAFKA_BATCH_SIZE", int, "an integer")
         _check("KAFKA_BATCH_SIZE", batch_size >= 1, ">= 1", env)
@@ -248,19 +269,13 @@ class Settings:
         shards = _parse(env, "SHARDS", int, "an integer")
         _check("SHARDS", 1 <= shards <= 4096, "between 1 and 4096", env)
 
-        thresholds = {TEMPERATURE: _parse(env, "TEMPERATURE_THRESHOLD_C", _finite, "a number")}
-        if _raw(env, "AIR_QUALITY_THRESHOLD"):
-            thresholds[AIR_QUALITY] = _parse(env, "AIR_QUALITY_THRESHOLD", _finite, "a number")
-        limits = {
-            TEMPERATURE: _parse(env, "TEMPERATURE_LIMITS", _limits, "`lo,hi` with lo < hi"),
-            AIR_QUALITY: _parse(env, "AIR_QUALITY_LIMITS", _limits, "`lo,hi` with lo < hi"),
-        }
-        valid_ranges = {
-            TEMPERATURE: _parse(env, "TEMPERATURE_VALID_RANGE", _valid_range,
-                                f"`lo,hi` with lo < hi, within +-{MAX_MAGNITUDE:g}"),
-            AIR_QUALITY: _parse(env, "AIR_QUALITY_VALID_RANGE", _valid_range,
-                                f"`lo,hi` with lo < hi, within +-{MAX_MAGNITUDE:g}"),
-        }
+        sensors_config = _raw(env, "SENSORS_CONFIG")
+        families = (_file_families(env, sensors_config, window) if sensors_config
+                    else _builtin_families(env, window))
+        inputs = topics_of(families)
+        for name in ("ANOMALIES_TOPIC", "DLQ_TOPIC"):
+            _check(name, topic_names[name] not in inputs, "different from the input topics "
+                   f"({', '.join(inputs)})", env)
         ints = {}
         for name, low in (("HST_TREES", 1), ("HST_HEIGHT", 1), ("HST_WINDOW_SIZE", 1),
                           ("WARMUP_WINDOWS", 0), ("LEVEL_WINDOWS", 1), ("ALERT_UPDATE_WINDOWS", 1),
@@ -292,7 +307,7 @@ class Settings:
 
         return cls(
             brokers=brokers,
-            topics=in_topics,
+            families=families,
             anomalies_topic=topic_names["ANOMALIES_TOPIC"],
             dlq_topic=topic_names["DLQ_TOPIC"],
             tail=_parse(env, "KAFKA_TAIL", _bool, "true or false"),
@@ -305,9 +320,6 @@ class Settings:
             idle_timeout_seconds=idle,
             live_skew_seconds=live_skew,
             shards=shards,
-            thresholds=thresholds,
-            limits=limits,
-            valid_ranges=valid_ranges,
             hst_trees=ints["HST_TREES"],
             hst_height=ints["HST_HEIGHT"],
             hst_window_size=ints["HST_WINDOW_SIZE"],
@@ -331,7 +343,45 @@ class Settings:
             status_interval_seconds=status,
             log_level=log_level,
             security=security,
+            sensors_config=sensors_config,
         )
+
+
+def _builtin_families(env: Mapping[str, str], window: float) -> tuple[Family, ...]:
+    """The tutorials' two families, as the *family* variables set them."""
+    topics = {}
+    for name in ("AIR_QUALITY_TOPIC", "TEMPERATURE_TOPIC"):
+        topics[name] = _raw(env, name)
+        _check(name, bool(topics[name]), "a topic name", env)
+    _check("TEMPERATURE_TOPIC", topics["TEMPERATURE_TOPIC"] != topics["AIR_QUALITY_TOPIC"],
+           "different from AIR_QUALITY_TOPIC", env)
+    range_what = f"`lo,hi` with lo < hi, within +-{MAX_MAGNITUDE:g}"
+    return builtin(
+        air_quality_topic=topics["AIR_QUALITY_TOPIC"],
+        temperature_topic=topics["TEMPERATURE_TOPIC"],
+        window_seconds=window,
+        temperature_threshold=_parse(env, "TEMPERATURE_THRESHOLD_C", _finite, "a number"),
+        air_quality_threshold=(_parse(env, "AIR_QUALITY_THRESHOLD", _finite, "a number")
+                               if _raw(env, "AIR_QUALITY_THRESHOLD") else None),
+        temperature_limits=_parse(env, "TEMPERATURE_LIMITS", _limits, "`lo,hi` with lo < hi"),
+        air_quality_limits=_parse(env, "AIR_QUALITY_LIMITS", _limits, "`lo,hi` with lo < hi"),
+        temperature_valid=_parse(env, "TEMPERATURE_VALID_RANGE", _valid_range, range_what),
+        air_quality_valid=_parse(env, "AIR_QUALITY_VALID_RANGE", _valid_range, range_what),
+    )
+
+
+def _file_families(env: Mapping[str, str], path: str, window: float) -> tuple[Family, ...]:
+    """The families of a sensors file; a *family* variable set beside it is refused, since the
+    file replaces it and it would silently do nothing."""
+    for name in FAMILY_ENV:
+        if name in env and _raw(env, name) != ENV_DOCS[name][0]:
+            raise ConfigError(f"{name}={_raw(env, name)!r} has no effect with "
+                              f"SENSORS_CONFIG={path}: the file declares the families, so set "
+                              "it there (or unset it)")
+    try:
+        return load_families(path, window)
+    except FamilyConfigError as exc:
+        raise ConfigError(f"SENSORS_CONFIG: {exc}") from None
 
 
 def recovery_requested(argv: list[str], env: Mapping[str, str]) -> bool:

@@ -21,7 +21,7 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
 from dataflow.config import Settings
-from dataflow.readings import Reading
+from dataflow.readings import Reading, formats_by_topic
 from dataflow.records import (
     DeadLetter,
     Headers,
@@ -32,7 +32,15 @@ from dataflow.records import (
     route,
 )
 from dataflow.scoring import ModelParams
-from dataflow.shard import LateReading, Result, SensorEvent, ShardConfig, ShardState, WindowResult
+from dataflow.shard import (
+    FamilySetup,
+    LateReading,
+    Result,
+    SensorEvent,
+    ShardConfig,
+    ShardState,
+    WindowResult,
+)
 from dataflow.status import Status
 
 log = logging.getLogger("dataflow")
@@ -52,11 +60,10 @@ def as_tuple(key: bytes | None, value: bytes | None, headers: Headers) -> Any:
 
 def shard_config(settings: Settings) -> ShardConfig:
     """What every shard needs, from the validated settings."""
-    window_ns = round(settings.window_seconds * 1e9)
-    models = {
-        family: ModelParams(
-            limits=limits,
-            window_ns=window_ns,
+    families = {
+        family.name: FamilySetup(family, ModelParams(
+            limits=family.model_limits,
+            window_ns=round(family.window_seconds * 1e9),
             n_trees=settings.hst_trees,
             height=settings.hst_height,
             window_size=settings.hst_window_size,
@@ -71,16 +78,14 @@ def shard_config(settings: Settings) -> ShardConfig:
             drift_limit=settings.ml_drift_limit,
             drift_clip=settings.ml_drift_clip,
             seasonality=settings.ml_seasonality,
-        )
-        for family, limits in settings.limits.items()
+        ))
+        for family in settings.families
     }
     return ShardConfig(
-        window_ns=window_ns,
         lateness_ns=round(settings.lateness_seconds * 1e9),
         idle_timeout_s=settings.idle_timeout_seconds,
         live_skew_s=settings.live_skew_seconds,
-        models=models,
-        thresholds=dict(settings.thresholds),
+        families=families,
         emit_all=settings.emit_all,
         update_every=settings.alert_update_windows,
         resolve_after=settings.alert_resolve_windows,
@@ -94,7 +99,7 @@ Out = list[Result]
 
 # Bump when ShardState's pickled shape changes: an old snapshot then fails with a clear message
 # instead of an AttributeError deep in the scorer.
-SNAPSHOT_VERSION = 6
+SNAPSHOT_VERSION = 7
 
 
 class SnapshotVersionError(RuntimeError):
@@ -190,7 +195,8 @@ def build_flow(
     """
     status = status or Status(settings.status_interval_seconds)
     config = shard_config(settings)
-    topics, shards, valid = settings.topics, settings.shards, settings.valid_ranges
+    topics = formats_by_topic(settings.families)
+    shards = settings.shards
     width = len(str(shards - 1))
 
     flow = Dataflow("sensor_anomalies")
@@ -199,7 +205,7 @@ def build_flow(
     shard_cache: dict[str, KeyCache] = {}  # family -> key -> (sensor id, shard)
 
     def route_batch(batches: list[list[Any]]) -> list[Any]:
-        by_shard, dead, by_family = route(batches, topics, shards, shard_cache, valid)
+        by_shard, dead, by_family = route(batches, topics, shards, shard_cache)
         status.add_readings(by_family)
         if dead:
             reasons = Counter(d.reason for d in dead)
@@ -215,7 +221,11 @@ def build_flow(
     # (shard key, [Reading]) -- one item per shard per input batch
 
     def build(resume: bytes | None) -> ShardLogic:
-        state = ShardState(config) if resume is None else restore(resume)
+        if resume is None:
+            state = ShardState(config)
+        else:
+            state = restore(resume)
+            state.reconfigure(config)
         return ShardLogic(state, clock, status, snapshots, stopping)
 
     detected = op.stateful_batch("detect", split.falses, build)

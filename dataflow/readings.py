@@ -1,32 +1,35 @@
-"""Message formats of both sensor families -> ``Reading``.
+"""Message formats of the sensor families -> ``Reading``.
 
 Pure: bytes in, a ``Reading`` or a ``BadMessage`` with a machine-readable reason out. No Kafka
-import, so every edge case is unit-tested without a broker.
-
-Formats accepted (the classic tutorials' shapes):
+import, so every edge case is unit-tested without a broker. A family (``dataflow.families``)
+says where its sensor id, value and timestamp are; ``Format`` compiles that once into a C
+decoder of its exact shape. The built-in families are the classic tutorials' shapes:
 
 - air quality:  key ``Sensor3``, value ``{"timestamp": "2022-07-15 11:34:32.113400", "value": 23}``
 - temperature:  key ``2``, value ``{"Temperature_C": 65, "Timestamp": 1710856626905833677}``
 
-Event-time rule, the same for both families:
+Event-time rule of ``timestamp_format: auto`` (the built-in families'):
 
 - a string is ISO 8601 (``T`` or space separator, optional fraction); with a zone or offset it is
   converted to UTC, without one it *is* UTC;
 - a number (or a string of digits) is time since the Unix epoch, its unit read from its size:
   below 1e11 seconds, below 1e14 milliseconds, below 1e17 microseconds, otherwise nanoseconds;
-- no timestamp field at all: the Kafka message timestamp (milliseconds) is used;
 - anything else, or a time outside 1970..2100, is rejected rather than guessed.
 
-Each family has a valid range of values (``VALID_RANGES``, configurable): a reading outside it is
-not a reading of that kind of sensor but a fault (``1.7e308`` once from a broken device), and is
-rejected as ``out_of_range`` before it can reach a window or a model.
+``iso`` takes only the strings, ``s``/``ms``/``us``/``ns`` only numbers in that unit. With no
+timestamp field in a message (or none configured) the Kafka message timestamp is used.
+
+Each family has a valid range of values: a reading outside it is not a reading of that kind of
+sensor but a fault (``1.7e308`` once from a broken device), and is rejected as ``out_of_range``
+before it can reach a window or a model.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, partial
 from operator import attrgetter
 from typing import Annotated, Any, NamedTuple
 
@@ -34,28 +37,12 @@ import msgspec
 import numpy as np
 import orjson
 
-AIR_QUALITY = "air_quality"
-TEMPERATURE = "temperature"
-FAMILIES = (AIR_QUALITY, TEMPERATURE)
+from dataflow.families import KEY, Family, ValueRange, builtin, topics_of
 
-# family -> (value field, timestamp field), as the tutorials name them.
-FIELDS: dict[str, tuple[str, str]] = {
-    AIR_QUALITY: ("value", "timestamp"),
-    TEMPERATURE: ("Temperature_C", "Timestamp"),
-}
-
-ValueRange = tuple[float, float]  # (lowest, highest) plausible value, both inclusive
-
-# Wide enough for any real sensor of the kind: temperature from absolute zero to well past any
-# furnace; air quality as a concentration or an index, with room for a small negative zero
-# offset of real instruments (the UCI data's -200 "missing" marker falls outside).
-VALID_RANGES: dict[str, ValueRange] = {
-    AIR_QUALITY: (-100.0, 100_000.0),
-    TEMPERATURE: (-273.15, 10_000.0),
-}
-# No configured range may reach past this, so a window's running sum of accepted values cannot
-# overflow: it would take more than 1e8 readings in one window of one sensor.
-MAX_MAGNITUDE = 1e300
+# The built-in (tutorial) families, for callers that name them: tests, benchmarks, the evaluation.
+BUILTIN: dict[str, Family] = {f.name: f for f in builtin()}
+FAMILIES = tuple(BUILTIN)
+VALID_RANGES: dict[str, ValueRange] = {name: f.valid_range for name, f in BUILTIN.items()}
 
 MAX_VALUE_BYTES = 64 * 1024
 MAX_KEY_BYTES = 256
@@ -230,32 +217,136 @@ def timestamp_to_ns(raw: Any) -> int:
 _KEYS: dict[bytes, str] = {}  # key bytes already checked -> sensor id
 _KEYS_MAX = 1 << 18  # more than a fleet's sensors; cleared (not grown) past it
 _NS_FLOOR = 10**17  # an integer epoch at or above this is already in ns (see epoch_to_ns)
-_MISSING = object()
+_MISSING: Any = object()
 _new = tuple.__new__  # a NamedTuple without its Python-level __new__: one Reading per message
-
-
-# The tutorials' exact shapes, decoded and type-checked in C by msgspec: a value that is a JSON
-# number (not a bool) and the timestamp shape each tutorial sends. Anything else (a missing or
-# differently typed timestamp, a string value, bad JSON) takes the general rules below, which
-# also name the reason of a rejection. Both paths give the same reading for a message they both
-# accept; a message is never parsed differently because of the poll it came in.
-@cache
-def _decoder(family: str, valid: ValueRange) -> Any:
-    """The C decoder of ``family``'s exact shape, its value held to ``valid`` as it decodes."""
-    lo, hi = valid
-    number = Annotated[float, msgspec.Meta(ge=lo, le=hi)]
-    if family == AIR_QUALITY:
-        fields: list[tuple[str, Any]] = [("value", number), ("timestamp", str)]
-    else:  # integer ns, as epoch_to_ns reads them
-        fields = [("Temperature_C", number),
-                  ("Timestamp", Annotated[int, msgspec.Meta(ge=_NS_FLOOR, lt=_MAX_NS)])]
-    # gc=False: no cycles, a quarter faster to make.
-    shape = msgspec.defstruct(f"_{family}", fields, gc=False)
-    return msgspec.json.Decoder(shape).decode
-
-
-_PAIR = {family: attrgetter(*FIELDS[family]) for family in FAMILIES}  # -> (value, timestamp)
 _FAST_ERRORS = (msgspec.DecodeError, ValueError)  # ValueError: invalid UTF-8
+_UNIT_SCALE = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+
+
+def _in_range(ts: int, raw: Any) -> int:
+    if not _MIN_NS <= ts < _MAX_NS:
+        raise BadMessage("timestamp_out_of_range", f"{raw!r} is outside 1970..2100")
+    return ts
+
+
+def iso_timestamp_to_ns(raw: Any) -> int:
+    """``timestamp_format: iso``: an ISO 8601 string, nothing else."""
+    if not isinstance(raw, str):
+        raise BadMessage("bad_timestamp", f"expected an ISO 8601 string, got a "
+                                          f"{type(raw).__name__}")
+    return _in_range(iso_to_ns(raw.strip()), raw)
+
+
+def unit_timestamp_to_ns(raw: Any, scale: int) -> int:
+    """``timestamp_format: s|ms|us|ns``: a number (or a string of digits) in that unit."""
+    if isinstance(raw, str) and raw.strip().isascii() and raw.strip().isdigit():
+        raw = int(raw.strip())
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise BadMessage("bad_timestamp", f"expected a number, got a {type(raw).__name__}")
+    if isinstance(raw, float):
+        if not math.isfinite(raw):
+            raise BadMessage("bad_timestamp", "timestamp is not finite")
+        whole = int(raw)
+        return _in_range(whole * scale + round((raw - whole) * scale), raw)
+    return _in_range(raw * scale, raw)
+
+
+def _timestamp_type(fmt: str) -> Any:
+    """What the C decoder accepts for a timestamp of this format; the rest takes the general
+    rules. ``auto``: integers and strings (a float epoch is rare: general rules)."""
+    if fmt == "auto":
+        return int | str
+    if fmt == "iso":
+        return str
+    return int if fmt == "ns" else int | float
+
+
+def _struct(name: str, tree: dict[str, Any]) -> tuple[Any, dict[tuple[str, ...], str]]:
+    """A msgspec struct type for a tree of dotted paths (leaf: a type), and where each path's
+    value is as an attribute path (``f0.f1``). Unknown fields are ignored, as in the general
+    rules."""
+    fields: list[tuple[str, Any, Any]] = []
+    attrs: dict[tuple[str, ...], str] = {}
+    for i, (segment, sub) in enumerate(tree.items()):
+        attr = f"f{i}"
+        if isinstance(sub, dict):
+            kind, inner = _struct(f"{name}_{i}", sub)
+            attrs.update({(segment, *path): f"{attr}.{at}" for path, at in inner.items()})
+        else:
+            kind = sub
+            attrs[(segment,)] = attr
+        fields.append((attr, kind, msgspec.field(name=segment)))
+    # gc=False: no cycles, a quarter faster to make.
+    return msgspec.defstruct(name, fields, gc=False), attrs
+
+
+class Format:
+    """A family's message shape compiled once: its C decoder and its rules for each field.
+
+    The decoder is built from the family's paths: a value that is a JSON number (not a bool)
+    within the valid range, a timestamp of the shape its format allows, a sensor id that is a
+    string or an integer. A message it refuses takes the general rules (``parse``), which accept
+    every shape the event-time rule allows and name the reason of a rejection; both give the
+    same reading for a message they both accept, so a message never reads differently because
+    of the poll it came in.
+    """
+
+    def __init__(self, family: Family) -> None:
+        self.family = family
+        self.name = family.name
+        self.valid = family.valid_range
+        self.from_key = family.sensor_id == KEY
+        self.value_path = tuple(family.value.split("."))
+        self.ts_path = None if family.timestamp is None else tuple(family.timestamp.split("."))
+        self.id_path = None if self.from_key else tuple(family.sensor_id.split("."))
+        fmt = family.timestamp_format
+        self.auto = fmt == "auto"
+        self.to_ns: Callable[[Any], int] = (
+            timestamp_to_ns if fmt == "auto" else iso_timestamp_to_ns if fmt == "iso"
+            else partial(unit_timestamp_to_ns, scale=_UNIT_SCALE[fmt]))
+        lo, hi = family.valid_range
+        leaves: list[tuple[tuple[str, ...], Any]] = [
+            (self.value_path, Annotated[float, msgspec.Meta(ge=lo, le=hi)])]
+        if self.ts_path is not None:
+            leaves.append((self.ts_path, _timestamp_type(fmt)))
+        if self.id_path is not None:
+            leaves.append((self.id_path, str | int))
+        tree: dict[str, Any] = {}
+        for path, kind in leaves:  # families.py refuses paths that overlap
+            node = tree
+            for segment in path[:-1]:
+                node = node.setdefault(segment, {})
+            node[path[-1]] = kind
+        shape, attrs = _struct(f"_{family.name}", tree)
+        self.decode = msgspec.json.Decoder(shape).decode
+        self.value_of = attrgetter(attrs[self.value_path])
+        self.ts_of = None if self.ts_path is None else attrgetter(attrs[self.ts_path])
+        self.id_of = None if self.id_path is None else attrgetter(attrs[self.id_path])
+
+    def __repr__(self) -> str:
+        return f"Format({self.name!r})"
+
+    def __reduce__(self) -> tuple[Any, tuple[Family]]:
+        return format_of, (self.family,)
+
+
+@cache
+def format_of(family: Family) -> Format:
+    """The compiled format of a family, built once."""
+    return Format(family)
+
+
+FORMATS: dict[str, Format] = {name: format_of(f) for name, f in BUILTIN.items()}
+
+
+def formats_by_topic(families: tuple[Family, ...]) -> dict[str, list[Format]]:
+    """topic -> the formats of the families read from it, as ``records.route`` takes them."""
+    return {topic: [format_of(f) for f in fams] for topic, fams in topics_of(families).items()}
+
+
+def _as_format(family: Format | str) -> Format:
+    """A format, or a built-in family's by name (tests, benchmarks, the evaluation)."""
+    return family if type(family) is Format else FORMATS[family]  # type: ignore[index]
 
 
 def sensor_id_of(key: bytes | None) -> str:
@@ -279,43 +370,82 @@ def sensor_id_of(key: bytes | None) -> str:
     return sensor_id
 
 
+def sensor_id_from_field(raw: Any, path: str) -> str:
+    """The sensor id a JSON field holds (a string, or an integer taken as its digits)."""
+    kind = type(raw)
+    if kind is str:
+        sensor_id = raw
+    elif kind is int:
+        sensor_id = str(raw)
+    elif raw is _MISSING:
+        raise BadMessage("missing_field", f"no {path!r} field (the sensor id)")
+    else:
+        raise BadMessage("bad_sensor_id", f"{path!r} is a {kind.__name__}, not a string")
+    if not sensor_id.strip():
+        raise BadMessage("bad_sensor_id", f"{path!r} is blank")
+    if len(sensor_id.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        raise BadMessage("bad_sensor_id", f"{path!r} is over {MAX_KEY_BYTES} bytes")
+    return sensor_id
+
+
+def sensor_id_of_raw(fmt: Format, raw: Any) -> str:
+    """The sensor id behind a poll's id column entry: a key's bytes or a field's value."""
+    return sensor_id_of(raw) if fmt.from_key else sensor_id_from_field(raw, fmt.family.sensor_id)
+
+
 def parse(
-    family: str,
+    family: Format | str,
     key: bytes | None,
     value: bytes | None,
     kafka_ts_ms: int | None = None,
     source: Any = None,
-    valid: ValueRange | None = None,
 ) -> Reading:
-    """Decode one message of ``family``; raise ``BadMessage`` when it cannot be used.
+    """Decode one message of a family; raise ``BadMessage`` when it cannot be used.
 
     Polls are decoded whole by ``parse_poll``; this is for the messages of a poll that it
-    leaves, so every one of them passes here. The tutorials' shapes still go first through the
-    decoder ``parse_poll`` uses, so that a message reads the same whichever path it takes.
-    ``valid`` is the family's valid range (``VALID_RANGES`` when None).
+    leaves, so every one of them passes here. The family's decoder still goes first, as in
+    ``parse_poll``, so that a message reads the same whichever path it takes.
     """
-    sensor_id = _KEYS.get(key)  # type: ignore[arg-type]
-    if sensor_id is None:
-        sensor_id = sensor_id_of(key)
+    fmt = _as_format(family)
+    sensor_id = None
+    if fmt.from_key:
+        sensor_id = _KEYS.get(key)  # type: ignore[arg-type]
+        if sensor_id is None:
+            sensor_id = sensor_id_of(key)
     if value is None:
         raise BadMessage("invalid_json", "message has no value")
     if len(value) > MAX_VALUE_BYTES:
         raise BadMessage("oversized", f"value of {len(value)} bytes is over {MAX_VALUE_BYTES}")
-    if valid is None:
-        valid = VALID_RANGES[family]
     try:
-        num, raw_ts = _PAIR[family](_decoder(family, valid)(value))
+        obj = fmt.decode(value)
     except _FAST_ERRORS:
-        pass
+        return _parse_general(fmt, sensor_id, value, kafka_ts_ms, source)
+    if sensor_id is None:
+        sensor_id = sensor_id_from_field(fmt.id_of(obj), fmt.family.sensor_id)  # type: ignore[misc]
+    if fmt.ts_of is None:
+        ts = _kafka_ns(kafka_ts_ms)
     else:
-        # temperature: integer ns, range checked by the decoder; air quality: a string
-        ts = raw_ts if type(raw_ts) is int else timestamp_to_ns(raw_ts)
-        return _new(Reading, (family, sensor_id, ts, num, source))
-    return _parse_general(family, sensor_id, value, kafka_ts_ms, source, valid)
+        raw = fmt.ts_of(obj)
+        ts = raw if fmt.auto and type(raw) is int and _NS_FLOOR <= raw < _MAX_NS else fmt.to_ns(raw)
+    return _new(Reading, (fmt.name, sensor_id, ts, fmt.value_of(obj), source))
 
 
-def _parse_general(family: str, sensor_id: str, value: bytes, kafka_ts_ms: int | None,
-                   source: Any, valid: ValueRange) -> Reading:
+def _kafka_ns(kafka_ts_ms: int | None) -> int:
+    if kafka_ts_ms is not None and kafka_ts_ms > 0:
+        return kafka_ts_ms * 1_000_000
+    raise NoTimestamp("missing_field", "no timestamp field configured and no Kafka timestamp")
+
+
+def _lookup(obj: Any, path: tuple[str, ...]) -> Any:
+    for segment in path:
+        if type(obj) is not dict:
+            return _MISSING
+        obj = obj.get(segment, _MISSING)
+    return obj
+
+
+def _parse_general(fmt: Format, sensor_id: str | None, value: bytes, kafka_ts_ms: int | None,
+                   source: Any) -> Reading:
     """Every shape the event-time rule allows, and the reason when a message has none."""
     try:
         obj = orjson.loads(value)
@@ -323,8 +453,11 @@ def _parse_general(family: str, sensor_id: str, value: bytes, kafka_ts_ms: int |
         raise BadMessage("invalid_json", str(exc)) from None
     if type(obj) is not dict:
         raise BadMessage("not_an_object", f"value is a JSON {type(obj).__name__}")
-    value_field, ts_field = FIELDS[family]
-    num = obj.get(value_field, _MISSING)
+    fam = fmt.family
+    if sensor_id is None:
+        sensor_id = sensor_id_from_field(_lookup(obj, fmt.id_path), fam.sensor_id)  # type: ignore[arg-type]
+    value_field = fam.value
+    num = _lookup(obj, fmt.value_path)
     kind = type(num)
     if kind is float:
         if num - num != 0.0:  # inf or nan; cheaper than math.isfinite (orjson refuses both)
@@ -335,20 +468,24 @@ def _parse_general(family: str, sensor_id: str, value: bytes, kafka_ts_ms: int |
         raise BadMessage("missing_field", f"no {value_field!r} field")
     else:  # bool included: a bool is not a reading
         raise BadMessage("bad_value_type", f"{value_field!r} is a {kind.__name__}")
-    lo, hi = valid
+    lo, hi = fmt.valid
     if not lo <= num <= hi:
         raise BadMessage("out_of_range", f"{value_field!r} is {num!r}, outside the valid range "
-                                         f"{lo:g}..{hi:g} of {family}")
-    raw_ts = obj.get(ts_field)
-    if raw_ts is not None:
-        ts = timestamp_to_ns(raw_ts)
-    elif ts_field in obj:
-        raise BadMessage("bad_timestamp", f"{ts_field!r} is null")
-    elif kafka_ts_ms is not None and kafka_ts_ms > 0:
-        ts = kafka_ts_ms * 1_000_000
+                                         f"{lo:g}..{hi:g} of {fam.name}")
+    if fmt.ts_path is None:
+        ts = _kafka_ns(kafka_ts_ms)
     else:
-        raise NoTimestamp("missing_field", f"no {ts_field!r} field and no Kafka timestamp")
-    return _new(Reading, (family, sensor_id, ts, num, source))
+        raw_ts = _lookup(obj, fmt.ts_path)
+        if raw_ts is None:
+            raise BadMessage("bad_timestamp", f"{fam.timestamp!r} is null")
+        if raw_ts is not _MISSING:
+            ts = fmt.to_ns(raw_ts)
+        elif kafka_ts_ms is not None and kafka_ts_ms > 0:
+            ts = kafka_ts_ms * 1_000_000
+        else:
+            raise NoTimestamp("missing_field", f"no {fam.timestamp!r} field and no Kafka "
+                                               "timestamp")
+    return _new(Reading, (fmt.name, sensor_id, ts, num, source))
 
 
 # The tutorial's naive timestamp, "YYYY-mm-dd HH:MM:SS.ffffff": where its digits and marks go.
@@ -358,33 +495,71 @@ _NAIVE_MARK_CODES = np.frombuffer(b"--::.", np.uint8)
 _MAX_US = _MAX_NS // 1_000
 
 
-def parse_poll(family: str, values: list[bytes], valid: ValueRange | None = None
-               ) -> tuple[list[int], list[float]] | None:
-    """Decode a whole poll of ``family`` values: (timestamps in ns, values), in order.
+class Columns(NamedTuple):
+    """A poll decoded whole: sensor ids (None: the message keys are), event times in ns, values."""
 
-    None when any message is not in its tutorial's exact shape: the caller then parses the poll
+    ids: list[Any] | None
+    ts: list[int]
+    values: list[float]
+
+
+def parse_poll(family: Format | str, values: list[bytes],
+               stamps: list[tuple[int, int]] | None = None) -> Columns | None:
+    """Decode a whole poll of a family's values, in order.
+
+    None when any message is not in the family's exact shape: the caller then parses the poll
     message by message (``parse``), which finds the one that needs the general rules and why;
-    so is a value outside ``valid`` (``VALID_RANGES`` when None), which the decoder checks.
-    Every loop here is in C (msgspec decodes and type-checks, ``map`` drives it, numpy reads the
-    timestamps), where the per-message rules cost a dozen Python steps: parsing was 37 % of a
-    dense fleet's time.
+    so is a value outside the valid range, which the decoder checks. ``stamps`` are the
+    messages' Kafka timestamps, needed only by a family without a timestamp field. Every loop
+    here is in C where the shape allows it (msgspec decodes and type-checks, ``map`` drives it,
+    numpy reads naive timestamps), where the per-message rules cost a dozen Python steps:
+    parsing was 37 % of a dense fleet's time.
     """
+    fmt = _as_format(family)
     if not values:
-        return [], []
+        return Columns(None if fmt.from_key else [], [], [])
     try:
         if max(map(len, values)) > MAX_VALUE_BYTES:
             return None
-        objs = list(map(_decoder(family, VALID_RANGES[family] if valid is None else valid),
-                        values))
+        objs = list(map(fmt.decode, values))
     except (*_FAST_ERRORS, TypeError):  # TypeError: a message without a value
         return None
-    value_field, ts_field = FIELDS[family]
-    nums = list(map(attrgetter(value_field), objs))
-    raw = list(map(attrgetter(ts_field), objs))
-    if family == TEMPERATURE:
-        return raw, nums  # integer ns, range checked by the decoder
-    ts = _naive_column(raw)
-    return None if ts is None else (ts, nums)
+    nums = list(map(fmt.value_of, objs))
+    ids = None if fmt.id_of is None else list(map(fmt.id_of, objs))
+    if fmt.ts_of is None:
+        ts = None if stamps is None else _kafka_column(stamps)
+    else:
+        raw = list(map(fmt.ts_of, objs))
+        ts = _auto_column(raw) if fmt.auto else _each(raw, fmt.to_ns)
+    return None if ts is None else Columns(ids, ts, nums)
+
+
+def _each(raw: list[Any], to_ns: Callable[[Any], int]) -> list[int] | None:
+    """A timestamp column by the per-message rule; None if any is refused."""
+    try:
+        return list(map(to_ns, raw))
+    except BadMessage:
+        return None
+
+
+def _auto_column(raw: list[Any]) -> list[int] | None:
+    """``timestamp_format: auto`` over a column: nanosecond integers and naive ISO strings, the
+    tutorials' shapes, in C; anything else by the per-message rule."""
+    try:
+        lo, hi = min(raw), max(raw)
+    except TypeError:  # integers and strings mixed
+        return _each(raw, timestamp_to_ns)
+    if type(lo) is int:
+        return raw if lo >= _NS_FLOOR and hi < _MAX_NS else _each(raw, timestamp_to_ns)
+    return _naive_column(raw) or _each(raw, timestamp_to_ns)
+
+
+def _kafka_column(stamps: list[tuple[int, int]]) -> list[int] | None:
+    """The Kafka timestamps (ms) in ns; None when a message has none."""
+    kinds, millis = zip(*stamps, strict=True)
+    if not all(kinds) or min(millis) <= 0:
+        return None
+    return [ms * 1_000_000 for ms in millis]
 
 
 def _naive_column(texts: list[str]) -> list[int] | None:

@@ -17,14 +17,15 @@ import orjson
 from dataflow.alerts import AlertEvent
 from dataflow.readings import (
     BadMessage,
+    Columns,
+    Format,
     NoTimestamp,
     Reading,
     Run,
     SourceRef,
-    ValueRange,
     parse,
     parse_poll,
-    sensor_id_of,
+    sensor_id_of_raw,
 )
 from dataflow.shard import LateReading, SensorEvent, WindowResult, shard_of
 
@@ -52,10 +53,11 @@ class DeadLetter(NamedTuple):
     topic: str | None
     partition: int | None
     offset: int | None
+    family: str | None = None  # set when several families read the topic: which one refused it
 
 
 SHARD_CACHE_MAX = 1 << 20
-KeyCache = dict[bytes, tuple[str, int]]  # one family's key bytes -> (sensor id, shard)
+KeyCache = dict[Any, tuple[str, int]]  # one family's key bytes or id field -> (sensor id, shard)
 _new = tuple.__new__
 
 
@@ -100,19 +102,18 @@ def _unpack(rows: list[tuple[Any, ...]]) -> ShardBatch:
 
 def route(
     batches: Iterable[Sequence[SourceMessage]],
-    topics: Mapping[str, str],
+    topics: Mapping[str, Sequence[Format]],
     shards: int,
     shard_cache: dict[str, KeyCache] | None = None,
-    valid: Mapping[str, ValueRange] | None = None,
 ) -> tuple[dict[int, ShardBatch], list[DeadLetter], dict[str, int]]:
     """Parse batches of messages and group the readings by shard: one item per shard downstream.
 
-    A batch is one poll of one partition, so its messages share a topic: the family and its
-    shard cache are looked up once per batch. Also returns how many readings each family had,
-    for the metrics. ``shard_cache`` keeps each key's sensor id and shard between batches, per
-    family by key bytes (hashing every message was a tenth of the flow's time; one lookup for
-    both, as a 100k-sensor fleet's dictionaries are bigger than the CPU's caches). ``valid``
-    maps a family to its valid range (``readings.VALID_RANGES`` for a family it lacks).
+    A batch is one poll of one partition, so its messages share a topic: its families (one, or
+    several that read the same messages for different values) and their shard caches are looked
+    up once per batch. Also returns how many readings each family had, for the metrics.
+    ``shard_cache`` keeps each sensor's id and shard between batches, per family by key bytes
+    or id field (hashing every message was a tenth of the flow's time; one lookup for both, as
+    a 100k-sensor fleet's dictionaries are bigger than the CPU's caches).
     """
     caches: dict[str, KeyCache] = {} if shard_cache is None else shard_cache
     buckets: list[list[Reading | Run]] = [[] for _ in range(shards)]
@@ -122,44 +123,55 @@ def route(
         if not batch:
             continue
         topic = batch[0].topic()
-        family = topics.get(topic)  # type: ignore[arg-type]
-        if family is None:
+        formats = topics.get(topic)  # type: ignore[arg-type]
+        if not formats:
             for msg in batch:
                 dead.append(_dead(msg, "unknown_topic",
                                   f"no family is read from topic {topic!r}"))
             continue
-        cache = caches.get(family)
-        if cache is None:
-            cache = caches[family] = {}
         # A poll's messages are of one class: its unbound methods are the cheapest calls.
         kind = type(batch[0])
-        bounds = None if valid is None else valid.get(family)
-        cols = parse_poll(family, list(map(kind.value, batch)), bounds)
-        if cols is None:
-            good = _route_each(batch, family, cache, shards, buckets, dead, bounds)
-        else:
-            good = _route_runs(batch, list(map(kind.key, batch)), family, cols, cache, shards,
-                               buckets, dead)
-        if good:
-            by_family[family] = by_family.get(family, 0) + good
+        values = list(map(kind.value, batch))
+        keys = None
+        for fmt in formats:
+            family = fmt.name
+            cache = caches.get(family)
+            if cache is None:
+                cache = caches[family] = {}
+            stamps = list(map(kind.timestamp, batch)) if fmt.ts_of is None else None
+            cols = parse_poll(fmt, values, stamps)
+            if cols is None:
+                good = _route_each(batch, fmt, cache, shards, buckets, dead,
+                                   len(formats) > 1)
+            else:
+                if cols.ids is None and keys is None:
+                    keys = list(map(kind.key, batch))
+                good = _route_runs(batch, keys if cols.ids is None else cols.ids, fmt, cols,
+                                   cache, shards, buckets, dead)
+            if good:
+                by_family[family] = by_family.get(family, 0) + good
     # Wrapped at the end: appending to a list subclass is measurably slower per reading.
     return {s: ShardBatch(b) for s, b in enumerate(buckets) if b}, dead, by_family
 
 
 def _route_runs(
     batch: Sequence[SourceMessage],
-    keys: list[bytes | None],
-    family: str,
-    cols: tuple[list[int], list[float]],
+    ids: list[Any],
+    fmt: Format,
+    cols: Columns,
     cache: KeyCache,
     shards: int,
     buckets: list[list[Reading | Run]],
     dead: list[DeadLetter],
 ) -> int:
-    """Group a decoded poll by sensor: a ``Run`` per sensor, or a ``Reading`` for a lone one."""
-    ts_col, value_col = cols
-    groups: dict[bytes | None, list[int]] = {}
-    for i, key in enumerate(keys):
+    """Group a decoded poll by sensor: a ``Run`` per sensor, or a ``Reading`` for a lone one.
+
+    ``ids`` are the message keys, or the sensor id fields, as the family reads them.
+    """
+    family = fmt.name
+    ts_col, value_col = cols.ts, cols.values
+    groups: dict[Any, list[int]] = {}
+    for i, key in enumerate(ids):
         idx = groups.get(key)
         if idx is None:
             groups[key] = [i]
@@ -167,10 +179,10 @@ def _route_runs(
             idx.append(i)
     good = 0
     for key, idx in groups.items():
-        known = cache.get(key)  # type: ignore[arg-type]
+        known = cache.get(key)
         if known is None:
             try:
-                known = _learn_key(cache, key, family, shards)
+                known = _learn_key(cache, key, fmt, shards)
             except BadMessage as exc:
                 dead.extend(_dead(batch[i], exc.reason, exc.detail) for i in idx)
                 continue
@@ -189,48 +201,55 @@ def _route_runs(
 
 def _route_each(
     batch: Sequence[SourceMessage],
-    family: str,
+    fmt: Format,
     cache: KeyCache,
     shards: int,
     buckets: list[list[Reading | Run]],
     dead: list[DeadLetter],
-    valid: ValueRange | None = None,
+    shared: bool = False,
 ) -> int:
-    """Parse a poll message by message: the general rules, and a reason for each rejection."""
+    """Parse a poll message by message: the general rules, and a reason for each rejection.
+
+    ``shared``: the topic has several families, so a dead letter says which one refused it.
+    """
     good = 0
+    from_key = fmt.from_key
     for msg in batch:
         key = msg.key()
         try:
             try:
-                reading = parse(family, key, msg.value(), None, msg, valid)
+                reading = parse(fmt, key, msg.value(), None, msg)
             except NoTimestamp:
                 ts = msg.timestamp()  # only now: one C call per message saved
                 if not ts[0]:
                     raise
-                reading = parse(family, key, msg.value(), ts[1], msg, valid)
+                reading = parse(fmt, key, msg.value(), ts[1], msg)
         except BadMessage as exc:
-            dead.append(_dead(msg, exc.reason, exc.detail))
+            dead.append(_dead(msg, exc.reason, exc.detail, fmt.name if shared else None))
             continue
         good += 1
-        known = cache.get(key)  # type: ignore[arg-type]
+        ident = key if from_key else reading.sensor_id
+        known = cache.get(ident)  # type: ignore[arg-type]
         if known is None:
-            known = _learn_key(cache, key, family, shards)
+            known = _learn_key(cache, ident, fmt, shards)
         buckets[known[1]].append(reading)
     return good
 
 
-def _learn_key(cache: KeyCache, key: bytes | None, family: str, shards: int) -> tuple[str, int]:
-    """Check a key not seen yet, and remember its sensor id and shard (``BadMessage`` if bad)."""
-    sensor_id = sensor_id_of(key)
+def _learn_key(cache: KeyCache, key: Any, fmt: Format, shards: int) -> tuple[str, int]:
+    """Check an id not seen yet (key bytes or id field), and remember its sensor id and shard
+    (``BadMessage`` if bad)."""
+    sensor_id = sensor_id_of_raw(fmt, key)
     if len(cache) >= SHARD_CACHE_MAX:
         cache.clear()
-    known = cache[key] = (sensor_id, shard_of(family, sensor_id, shards))  # type: ignore[index]
+    known = cache[key] = (sensor_id, shard_of(fmt.name, sensor_id, shards))
     return known
 
 
-def _dead(msg: SourceMessage, reason: str, detail: str) -> DeadLetter:
+def _dead(msg: SourceMessage, reason: str, detail: str, family: str | None = None
+          ) -> DeadLetter:
     return DeadLetter(reason, detail, msg.key(), msg.value(), msg.topic(), msg.partition(),
-                      msg.offset())
+                      msg.offset(), family)
 
 
 def iso_utc(ns: int) -> str:
@@ -250,6 +269,7 @@ def window_record(res: WindowResult) -> dict[str, Any]:
         "resolution": None if ev is None else ev.resolution,
         "family": res.family,
         "sensor_id": res.sensor_id,
+        "unit": res.unit,
         "window_start": iso_utc(st.start),
         "window_end": iso_utc(st.end),
         "count": st.count,
@@ -264,6 +284,7 @@ def window_record(res: WindowResult) -> dict[str, Any]:
         "threshold_alarm": res.threshold_alarm,
         "anomaly": res.anomaly,
         "reasons": res.reasons,
+        "severity": res.severity,
         "silent_seconds": None,
         "alert": _alert_record(ev),
     }
@@ -285,9 +306,11 @@ def event_record(res: SensorEvent) -> dict[str, Any]:
         "resolution": None if ev is None else ev.resolution,
         "family": res.family,
         "sensor_id": res.sensor_id,
+        "unit": res.unit,
         **_NO_WINDOW,
         "anomaly": False,
         "reasons": [],
+        "severity": None,
         "silent_seconds": round(res.silent_s, 3),
         "alert": _alert_record(ev),
     }
@@ -303,6 +326,7 @@ def _alert_record(ev: AlertEvent | None) -> dict[str, Any] | None:
         "peak_at": iso_utc(ev.peak_at),
         "peak_score": ev.peak_score,
         "reasons": list(ev.reasons),
+        "severity": ev.severity,
     }
 
 
@@ -313,8 +337,10 @@ def encode_window(res: WindowResult | SensorEvent) -> tuple[bytes, bytes, Header
 
 
 def _dead_headers(reason: str, detail: str, topic: str | None, partition: int | None,
-                  offset: int | None) -> Headers:
+                  offset: int | None, family: str | None = None) -> Headers:
     headers = [("reason", reason.encode()), ("detail", detail.encode("utf-8", "replace"))]
+    if family is not None:
+        headers.append(("family", family.encode()))
     for name, val in (("source_topic", topic), ("source_partition", partition),
                       ("source_offset", offset)):
         if val is not None:
@@ -325,7 +351,7 @@ def _dead_headers(reason: str, detail: str, topic: str | None, partition: int | 
 def encode_dead_letter(dl: DeadLetter) -> tuple[bytes | None, bytes | None, Headers]:
     """The original key and value bytes untouched; why and where from in headers."""
     return dl.key, dl.value, _dead_headers(dl.reason, dl.detail, dl.topic, dl.partition,
-                                           dl.offset)
+                                           dl.offset, dl.family)
 
 
 def encode_late(late: LateReading) -> tuple[bytes | None, bytes | None, Headers]:

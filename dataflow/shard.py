@@ -22,14 +22,16 @@ import heapq
 import zlib
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from operator import le
 from typing import NamedTuple
 
 from dataflow.alerts import AlertEvent, AlertTracker
+from dataflow.families import ML, Family
 from dataflow.readings import Reading, Run
-from dataflow.scoring import ModelParams, SensorScorer, threshold_alarm
+from dataflow.rules import RuleSet
+from dataflow.scoring import ModelParams, SensorScorer
 from dataflow.windows import SensorWindows, WindowStats
 
 _NEVER = float("inf")
@@ -41,14 +43,25 @@ def shard_of(family: str, sensor_id: str, shards: int) -> int:
 
 
 @dataclass(frozen=True)
+class FamilySetup:
+    """One family as a shard sees it: its declaration (rules, unit) and its model's parameters,
+    which hold its window length."""
+
+    family: Family
+    model: ModelParams
+
+    @property
+    def window_ns(self) -> int:
+        return self.model.window_ns
+
+
+@dataclass(frozen=True)
 class ShardConfig:
     """What a shard needs to know; built once from ``Settings``."""
 
-    window_ns: int
     lateness_ns: int
     idle_timeout_s: float
-    models: dict[str, ModelParams]  # family -> model parameters
-    thresholds: dict[str, float]  # family -> alarm level of the mean
+    families: dict[str, FamilySetup]
     emit_all: bool = False
     live_skew_s: float = 0.0  # see ShardState; 0: windows close by event time only
     update_every: int = 12  # windows between two events of one alert, at least
@@ -56,6 +69,13 @@ class ShardConfig:
     cooldown: int = 48  # clean windows after an alert before the model alone opens another
     stale_s: float = 300.0  # wall-clock silence that resolves an open alert as stale (0: never)
     state_ttl_s: float = 7 * 86_400.0  # wall-clock silence after which a sensor is forgotten
+
+    # family -> window length in ns, looked up per reading
+    window_ns: dict[str, int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "window_ns",
+                           {name: setup.window_ns for name, setup in self.families.items()})
 
     @property
     def sweep_s(self) -> float:
@@ -73,17 +93,24 @@ class WindowResult(NamedTuple):
     model_ready: bool
     ml_anomaly: bool
     ml_cut: float | None
-    threshold: float | None
-    threshold_alarm: bool
+    threshold: float | None  # the sensor's first rule's level, as the tutorial's field
+    fired: tuple[str, ...] = ()  # the rules that fired, by name
+    severity: str | None = None  # the highest of the reasons' severities
+    unit: str | None = None
     alert: AlertEvent | None = None
 
     @property
+    def threshold_alarm(self) -> bool:
+        """A rule fired (the tutorial's name for it)."""
+        return bool(self.fired)
+
+    @property
     def anomaly(self) -> bool:
-        return self.threshold_alarm or self.ml_anomaly
+        return bool(self.fired) or self.ml_anomaly
 
     @property
     def reasons(self) -> list[str]:
-        return [r for r, on in (("threshold", self.threshold_alarm), ("ml", self.ml_anomaly)) if on]
+        return [*self.fired, ML] if self.ml_anomaly else list(self.fired)
 
 
 class SensorEvent(NamedTuple):
@@ -98,6 +125,7 @@ class SensorEvent(NamedTuple):
     event: str
     silent_s: float
     alert: AlertEvent | None = None
+    unit: str | None = None
 
 
 FORGOTTEN = "forgotten"
@@ -113,14 +141,21 @@ Result = WindowResult | SensorEvent | LateReading  # what a shard hands on
 
 
 class _Sensor:
-    __slots__ = ("alerts", "heard", "scorer", "seen_at", "windows")
+    __slots__ = ("alerts", "heard", "rules", "scorer", "seen_at", "streaks", "windows")
 
-    def __init__(self, now: float) -> None:
+    def __init__(self, now: float, rules: RuleSet) -> None:
         self.windows = SensorWindows()
         self.scorer: SensorScorer | None = None  # built at the first closed window
         self.alerts = AlertTracker()
         self.heard = -1.0  # wall time of the batch it was last heard in (its ``idle`` entry)
         self.seen_at = now  # the same, kept when the idle timeout resets ``heard``
+        self.rules = rules  # its family's, with its override; shared with its like
+        self.streaks = rules.streaks()  # consecutive windows each rule has held, if it counts
+
+    def set_rules(self, rules: RuleSet) -> None:
+        """New rules (the configuration changed across a restart): streaks start again."""
+        if rules != self.rules:
+            self.rules, self.streaks = rules, rules.streaks()
 
 
 class ShardCounts:
@@ -157,13 +192,29 @@ class ShardState:
         self.next_sweep = _NEVER  # wall time of the next look for sensors to forget
         self.counts = ShardCounts()
 
+    def reconfigure(self, config: ShardConfig) -> None:
+        """Take the current configuration after a restore from a snapshot, which holds the one
+        it was taken with: changed rules apply to every sensor, and a sensor of a family no
+        longer configured keeps its state until the TTL forgets it."""
+        self.config = config
+        for (family, sensor_id), sensor in self.sensors.items():
+            setup = config.families.get(family)
+            if setup is not None:
+                sensor.set_rules(setup.family.rules_for(sensor_id))
+
+    def _new_sensor(self, key: tuple[str, str], now: float) -> _Sensor:
+        family, sensor_id = key
+        sensor = self.sensors[key] = _Sensor(
+            now, self.config.families[family].family.rules_for(sensor_id))
+        return sensor
+
     def ingest(
         self, readings: Iterable[Reading | Run], now: float
     ) -> list[Result]:
         """Fold a batch of readings (single or runs) at wall time ``now``; return closed windows
         and late readings."""
         cfg = self.config
-        size, lateness = cfg.window_ns, cfg.lateness_ns
+        sizes, lateness = cfg.window_ns, cfg.lateness_ns
         sensors, idle, stale = self.sensors, self.idle, self.stale
         live = cfg.live_skew_s > 0
         if self.next_sweep == _NEVER:
@@ -175,7 +226,8 @@ class ShardState:
             key = (family, sensor_id)
             sensor = sensors.get(key)
             if sensor is None:
-                sensor = sensors[key] = _Sensor(now)
+                sensor = self._new_sensor(key, now)
+            size = sizes[family]
             win = sensor.windows
             before = win.next_close
             if type(ts) is not tuple:
@@ -210,7 +262,7 @@ class ShardState:
                      out: list[Result]) -> int:
         """A run's readings one by one, as ``ingest`` takes single ones; returns how many were
         taken (not late)."""
-        size, lateness = self.config.window_ns, self.config.lateness_ns
+        size, lateness = self.config.window_ns[key[0]], self.config.lateness_ns
         win = sensor.windows
         taken = 0
         for reading in readings:
@@ -233,7 +285,7 @@ class ShardState:
                 break
             self._close_sensor(key, out)
         deadlines = self.deadlines
-        size, lateness = self.config.window_ns, self.config.lateness_ns
+        sizes, lateness = self.config.window_ns, self.config.lateness_ns
         while deadlines and deadlines[0][0] <= now:
             due, key, next_close = heapq.heappop(deadlines)
             sensor = self.sensors.get(key)
@@ -244,7 +296,7 @@ class ShardState:
                 continue  # its own readings (or the idle timeout) closed that window first
             # The sensor's clock, run on by the wall clock since it was at next_close.
             clock = next_close + round((now - due) * 1e9)
-            self._score(key, sensor, win.close_at(clock, size, lateness), out)
+            self._score(key, sensor, win.close_at(clock, sizes[key[0]], lateness), out)
             if win.open:
                 heapq.heappush(deadlines, (due + (win.next_close - next_close) / 1e9, key,
                                            win.next_close))
@@ -275,7 +327,8 @@ class ShardState:
         event = sensor.alerts.stale()
         if event is not None:
             self.counts.alerts_resolved += 1
-            out.append(SensorEvent(key[0], key[1], event.event, now - sensor.seen_at, event))
+            out.append(SensorEvent(key[0], key[1], event.event, now - sensor.seen_at, event,
+                                   self._unit(key[0])))
 
     def _sweep(self, now: float, out: list[Result]) -> None:
         """Forget the sensors silent for ``state_ttl_s``, after closing what they left open."""
@@ -287,7 +340,8 @@ class ShardState:
             self.idle.pop(key, None)  # a TTL shorter than the idle timeout leaves it there
             sensor = self.sensors.pop(key)
             self.counts.forgotten += 1
-            out.append(SensorEvent(key[0], key[1], FORGOTTEN, now - sensor.seen_at))
+            out.append(SensorEvent(key[0], key[1], FORGOTTEN, now - sensor.seen_at,
+                                   unit=self._unit(key[0])))
         self.next_sweep = now + cfg.sweep_s if self.sensors else _NEVER
 
     def _arm(self, key: tuple[str, str], win: SensorWindows, now: float) -> None:
@@ -332,8 +386,12 @@ class ShardState:
         self.idle.pop(key, None)
         sensor = self.sensors[key]
         sensor.heard = -1.0
-        closed = sensor.windows.close_all(self.config.window_ns, self.config.lateness_ns)
+        closed = sensor.windows.close_all(self.config.window_ns[key[0]], self.config.lateness_ns)
         self._score(key, sensor, closed, out)
+
+    def _unit(self, family: str) -> str | None:
+        setup = self.config.families.get(family)
+        return None if setup is None else setup.family.unit
 
     def _score(
         self,
@@ -344,10 +402,12 @@ class ShardState:
     ) -> None:
         family, sensor_id = key
         cfg = self.config
+        setup = cfg.families[family]
         scorer = sensor.scorer
         if scorer is None:
-            scorer = sensor.scorer = SensorScorer(cfg.models[family])
-        threshold = cfg.thresholds.get(family)
+            scorer = sensor.scorer = SensorScorer(setup.model)
+        rules, streaks = sensor.rules, sensor.streaks
+        threshold, unit = rules.first_level, setup.family.unit
         counts = self.counts
         alerts = sensor.alerts
         emit_all = cfg.emit_all
@@ -355,23 +415,24 @@ class ShardState:
         for stats in closed:
             mean = stats.mean
             score, ml, ready, cut = scorer.score_learn(stats.start, mean)
-            alarm = threshold_alarm(mean, threshold)
-            if alarm or ml:
+            fired = rules.fired(mean, streaks) if rules else ()
+            if fired or ml:
                 counts.anomalies += 1
-                reasons = ["threshold", "ml"] if alarm and ml else (
-                    ["threshold"] if alarm else ["ml"])
+                reasons = [*fired, ML] if ml else list(fired)
+                severity = rules.severity(reasons)
             elif alerts.alert_id is None:
                 # Clean, and no alert to resolve: the tracker only moves its baseline. Most
                 # windows of a fleet end here, so this skips the result object.
                 alerts.quiet(mean)
                 if emit_all:
                     out.append(WindowResult(family, sensor_id, stats, score, ready, False, cut,
-                                            threshold, False))
+                                            threshold, (), None, unit))
                 continue
             else:
-                reasons = []
+                reasons, severity = [], None
             event = alerts.observe(f"{family}/{sensor_id}", stats.start, mean, score,
-                                   reasons, cfg.update_every, cfg.resolve_after, cfg.cooldown)
+                                   reasons, cfg.update_every, cfg.resolve_after, cfg.cooldown,
+                                   severity)
             if event is not None:
                 if event.event == "open":
                     counts.alerts_opened += 1
@@ -382,4 +443,4 @@ class ShardState:
             elif not emit_all:
                 continue
             out.append(WindowResult(family, sensor_id, stats, score, ready, ml, cut, threshold,
-                                    alarm, event))
+                                    fired, severity, unit, event))

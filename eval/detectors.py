@@ -34,8 +34,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from dataflow.config import Settings
+from dataflow.families import AIR_QUALITY
 from dataflow.flow import shard_config
-from dataflow.readings import AIR_QUALITY, Reading
+from dataflow.readings import Reading
 from dataflow.shard import LateReading, ShardState, WindowResult
 from eval.nab import Series, probation_rows, rows_at
 

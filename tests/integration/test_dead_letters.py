@@ -11,7 +11,8 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
-from dataflow.readings import TEMPERATURE, BadMessage, parse
+from dataflow.families import TEMPERATURE
+from dataflow.readings import BadMessage, parse
 from tests.integration.conftest import BROKERS, consume_all, python_env, run_module
 
 BASE = 1_710_856_625_000_000_000

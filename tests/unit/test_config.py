@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from dataflow.config import ALL_ENV_DOCS, ConfigError, Settings
-from dataflow.readings import AIR_QUALITY, TEMPERATURE
+from dataflow.families import AIR_QUALITY, TEMPERATURE
+from dataflow.rules import Rule
 from tests.certs import make_ca
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -14,11 +15,15 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 def test_defaults() -> None:
     s = Settings.from_env({})
     assert s.brokers == ("127.0.0.1:9092",)
-    assert s.topics == {"air-quality": AIR_QUALITY, "temperature_readings": TEMPERATURE}
+    assert {t: [f.name for f in fams] for t, fams in s.topics.items()} == {
+        "air-quality": [AIR_QUALITY], "temperature_readings": [TEMPERATURE]}
     assert (s.anomalies_topic, s.dlq_topic) == ("anomalies", "dead-letters")
     assert s.tail and not s.emit_all
     assert (s.window_seconds, s.lateness_seconds) == (5.0, 2.0)
-    assert s.thresholds == {TEMPERATURE: 90.0}
+    fams = {f.name: f for f in s.families}
+    assert fams[TEMPERATURE].rules == (Rule("threshold", "above", 90.0, 1, "critical"),)
+    assert fams[AIR_QUALITY].rules == ()
+    assert s.sensors_config == ""
 
 
 def test_overrides() -> None:
@@ -26,8 +31,9 @@ def test_overrides() -> None:
                            "AIR_QUALITY_THRESHOLD": "150", "TEMPERATURE_LIMITS": "-10,200",
                            "KAFKA_CONSUMER_CONFIG": "fetch.wait.max.ms=10"})
     assert s.brokers == ("a:1", "b:2") and not s.tail
-    assert s.thresholds[AIR_QUALITY] == 150.0
-    assert s.limits[TEMPERATURE] == (-10.0, 200.0)
+    fams = {f.name: f for f in s.families}
+    assert fams[AIR_QUALITY].rules == (Rule("threshold", "above", 150.0, 1, "warning"),)
+    assert fams[TEMPERATURE].model_limits == (-10.0, 200.0)
     assert s.consumer_config == {"fetch.wait.max.ms": "10"}
 
 

@@ -137,8 +137,9 @@ def test_idle_sensor_closes_on_the_controlled_clock() -> None:
 def test_a_batch_of_only_late_readings_is_counted_at_once() -> None:
     """Counters are reported per batch, skipped only when nothing was counted: a late reading
     shows in the status line without waiting for a window to close."""
+    from dataflow.families import TEMPERATURE
     from dataflow.flow import ShardLogic, shard_config
-    from dataflow.readings import TEMPERATURE, Reading
+    from dataflow.readings import Reading
     from dataflow.shard import ShardState
 
     status = Status(0)

@@ -5,7 +5,8 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from dataflow.readings import AIR_QUALITY, TEMPERATURE, BadMessage, Reading, parse
+from dataflow.families import AIR_QUALITY, TEMPERATURE
+from dataflow.readings import BadMessage, Reading, parse
 
 NS = 1_000_000_000
 T0 = datetime(2022, 7, 15, 11, 34, 32, 113400, tzinfo=UTC)

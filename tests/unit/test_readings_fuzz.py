@@ -8,7 +8,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dataflow.readings import FAMILIES, FIELDS, VALID_RANGES, BadMessage, Reading, parse
+from dataflow.readings import BUILTIN, FAMILIES, VALID_RANGES, BadMessage, Reading, parse
 
 REASONS = {"invalid_json", "not_an_object", "missing_field", "bad_value_type",
            "non_finite_value", "out_of_range", "bad_timestamp", "timestamp_out_of_range",
@@ -46,7 +46,7 @@ def test_arbitrary_bytes_never_escape_as_another_exception(family, key, value) -
 @given(st.sampled_from(FAMILIES), st.text(max_size=12), json_values, json_values,
        st.dictionaries(st.text(max_size=8), json_values, max_size=3))
 def test_json_of_any_shape_is_a_reading_or_a_reason(family, key, num, stamp, extra) -> None:
-    value_field, ts_field = FIELDS[family]
+    value_field, ts_field = BUILTIN[family].value, BUILTIN[family].timestamp
     check(family, key.encode(), orjson.dumps({**extra, value_field: num, ts_field: stamp}))
 
 
@@ -93,7 +93,7 @@ def test_parse_fast_paths_follow_the_event_time_rule(family, raw) -> None:
     """``parse`` takes shortcuts for the tutorials' shapes; the result is the general rule's."""
     from dataflow.readings import timestamp_to_ns
 
-    value_field, ts_field = FIELDS[family]
+    value_field, ts_field = BUILTIN[family].value, BUILTIN[family].timestamp
     msg = orjson.dumps({value_field: 1, ts_field: raw})
     for _ in range(2):
         got = _outcome(lambda: parse(family, b"k", msg).ts)

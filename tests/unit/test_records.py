@@ -2,14 +2,16 @@
 
 import orjson
 
-from dataflow.readings import TEMPERATURE, Reading
+from dataflow.families import TEMPERATURE
+from dataflow.readings import Reading
 from dataflow.records import encode_dead_letter, encode_late, encode_window, iso_utc, route
 from dataflow.shard import LateReading, WindowResult, shard_of
 from dataflow.windows import WindowStats
+from tests.factories import topics
 from tests.fakes import FakeMessage
 
 S = 1_000_000_000
-TOPICS = {"temperature_readings": TEMPERATURE}
+TOPICS = topics(only=(TEMPERATURE,))
 
 
 def msg(key: bytes | None, value: bytes | None, offset: int = 0,
@@ -20,7 +22,7 @@ def msg(key: bytes | None, value: bytes | None, offset: int = 0,
 def test_window_value_is_a_json_object_encoded_once() -> None:
     res = WindowResult(TEMPERATURE, "2", WindowStats(1_710_856_625 * S, 1_710_856_630 * S, 5,
                                                      95.5, 94.0, 97.0),
-                       0.42, True, False, 0.8, 90.0, True)
+                       0.42, True, False, 0.8, 90.0, ("threshold",), "critical", "°C")
     key, value, headers = encode_window(res)
     assert key == b"2" and headers == []
     obj = orjson.loads(value)
@@ -28,6 +30,8 @@ def test_window_value_is_a_json_object_encoded_once() -> None:
     assert obj["window_start"] == "2024-03-19T13:57:05.000Z"
     assert obj["window_end"] == "2024-03-19T13:57:10.000Z"
     assert obj["anomaly"] is True and obj["reasons"] == ["threshold"]
+    assert obj["threshold_alarm"] is True and obj["threshold"] == 90.0
+    assert (obj["severity"], obj["unit"]) == ("critical", "°C")
     assert (obj["count"], obj["mean"], obj["min"], obj["max"]) == (5, 95.5, 94.0, 97.0)
 
 
@@ -96,7 +100,8 @@ def test_a_shard_batch_crosses_processes_as_plain_values_and_keeps_late_bytes() 
     from dataflow.readings import SourceRef
     from dataflow.records import ShardBatch
 
-    sources = [msg(b"7", orjson.dumps({"Temperature_C": 60 + i, "Timestamp": 1_700_000_000 + i}),
+    sources = [msg(b"%d" % (7 + i),  # three sensors: single readings, not a run
+                   orjson.dumps({"Temperature_C": 60 + i, "Timestamp": 1_700_000_000 + i}),
                    offset=40 + i) for i in range(3)]
     by_shard, _, _ = route([sources], TOPICS, 1)
     batch = by_shard[0]
@@ -125,7 +130,7 @@ def test_an_implausible_value_is_a_dead_letter_with_its_bytes_and_the_rest_are_r
         ("out_of_range", poll[1].value(), 1), ("out_of_range", poll[2].value(), 2)]
     assert "-273.15..10000" in dead[0].detail
     assert by_family == {TEMPERATURE: 2}
-    _, dead, _ = route([poll], TOPICS, 1, valid={TEMPERATURE: (0.0, 50.5)})
+    _, dead, _ = route([poll], topics({TEMPERATURE: (0.0, 50.5)}), 1)
     assert [d.offset for d in dead] == [1, 2, 3]
 
 
@@ -135,16 +140,19 @@ def test_a_stale_resolution_and_a_forgotten_sensor_have_the_window_keys_set_to_n
 
     window = orjson.loads(encode_window(WindowResult(
         TEMPERATURE, "2", WindowStats(0, 5 * S, 1, 60.0, 60.0, 60.0), 0.1, True, False, None,
-        90.0, False))[1])
+        90.0))[1])
     alert = AlertEvent("resolved", "temperature/2@0", 0, 97.0, 0.5, 5 * S, ("threshold",), 4,
-                       "stale")
-    key, value, _ = encode_window(SensorEvent(TEMPERATURE, "2", "resolved", 301.25, alert))
+                       "stale", "critical")
+    key, value, _ = encode_window(SensorEvent(TEMPERATURE, "2", "resolved", 301.25, alert,
+                                              "°C"))
     stale = orjson.loads(value)
     assert key == b"2" and stale.keys() == window.keys()
     assert (stale["event"], stale["state"], stale["resolution"]) == ("resolved", "resolved",
                                                                      "stale")
     assert stale["silent_seconds"] == 301.25 and stale["alert"]["peak_mean"] == 97.0
     assert stale["window_start"] is None and stale["mean"] is None and stale["reasons"] == []
+    assert stale["severity"] is None and stale["alert"]["severity"] == "critical"
+    assert stale["unit"] == "°C"
     gone = orjson.loads(encode_window(SensorEvent(TEMPERATURE, "2", "forgotten", 9e5))[1])
     assert gone.keys() == window.keys() and gone["alert"] is None and gone["alert_id"] is None
     assert window["resolution"] is None and window["silent_seconds"] is None

@@ -12,9 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dataflow.families import AIR_QUALITY, TEMPERATURE
 from dataflow.readings import (
-    AIR_QUALITY,
-    TEMPERATURE,
     VALID_RANGES,
     BadMessage,
     Reading,
@@ -25,15 +24,16 @@ from dataflow.readings import (
     parse_poll,
 )
 from dataflow.records import ShardBatch, encode_late, route
-from dataflow.scoring import ModelParams
 from dataflow.shard import LateReading, ShardConfig, ShardState
 from dataflow.windows import SensorWindows, _sum_in_order
+from tests.factories import fmt, topics
+from tests.factories import shard_config as make_shard_config
 from tests.fakes import FakeMessage
 
 S = 1_000_000_000
 SIZE, LATE = 5 * S, 2 * S
 T0 = 1_710_856_625 * S  # 2024-03-19 13:57:05, a multiple of 5 s
-TOPICS = {"temperature_readings": TEMPERATURE, "air-quality": AIR_QUALITY}
+TOPICS = topics()
 # The float tests below need values no sensor sends (1e16, to test the order of additions):
 # they read with a range that lets any of them through.
 WIDE = (-1e300, 1e300)
@@ -62,7 +62,7 @@ def one_by_one(family: str, values: list[bytes]) -> list[tuple[int, float]] | No
     out = []
     for value in values:
         try:
-            r = parse(family, b"k", value, valid=WIDE)
+            r = parse(fmt(family, WIDE), b"k", value)
         except BadMessage:
             return None
         out.append((r.ts, r.value))
@@ -76,22 +76,21 @@ def test_a_decoded_poll_reads_as_each_message_does(rows: list[tuple[float, int]]
                                                   sep: str) -> None:
     for family, values in ((TEMPERATURE, [temperature(v, ts) for v, ts in rows]),
                            (AIR_QUALITY, [air(v, naive(ts, sep)) for v, ts in rows])):
-        cols = parse_poll(family, values, WIDE)
+        cols = parse_poll(fmt(family, WIDE), values)
         expected = one_by_one(family, values)
+        # The column path reads a poll exactly when every message reads, and as they read (an
+        # integer time below 1e17 ns is another unit there too, converted message by message).
+        assert (cols is None) == (expected is None)
         if cols is None:
-            # Only allowed when a message needs the general rules (a temperature below 1e17 ns
-            # reads as another unit); the tutorials' own shapes must take the fast path.
-            assert family == TEMPERATURE and any(ts < 10**17 for _, ts in rows)
             continue
-        assert expected is not None
-        assert list(zip(*cols, strict=True)) == expected
-        assert all(type(v) is float for v in cols[1])
+        assert list(zip(cols.ts, cols.values, strict=True)) == expected
+        assert all(type(v) is float for v in cols.values)
 
 
 @pytest.mark.parametrize("bad", [
     b'{"Temperature_C": "65", "Timestamp": 1710856626905833677}',  # a string value
     b'{"Temperature_C": true, "Timestamp": 1710856626905833677}',
-    b'{"Temperature_C": 65, "Timestamp": 1710856626905}',  # milliseconds: the general rule
+    b'{"Temperature_C": 65, "Timestamp": 1710856626905.5}',  # a float time: the general rule
     b'{"Temperature_C": 65}',  # no timestamp: the Kafka time, per message
     b'{"Temperature_C": 65, "Timestamp": 1710856626905833677',  # truncated
     b"not json",
@@ -119,7 +118,7 @@ def test_a_value_outside_the_valid_range_leaves_the_fast_path_and_is_refused(
         parse(family, b"k", bad)
     assert err.value.reason == "out_of_range" and family in err.value.detail
     # Its own range: the same value is a reading for a family configured to take it.
-    assert parse(family, b"k", bad, valid=(-abs(value), abs(value))).value == value
+    assert parse(fmt(family, (-abs(value), abs(value))), b"k", bad).value == value
     lo, hi = VALID_RANGES[family]
     assert parse_poll(family, [make(lo, T0), make(hi, T0 + S)]) is not None  # inclusive
 
@@ -138,12 +137,13 @@ def test_a_value_outside_the_valid_range_leaves_the_fast_path_and_is_refused(
     "2024-03-19 13:57:05+00:00",
     " 2024-03-19 13:57:05.00000",
 ])
-def test_unusual_timestamps_leave_the_fast_path_and_read_as_the_general_rule(text: str) -> None:
+def test_unusual_timestamps_leave_the_numpy_column_and_read_as_the_general_rule(
+        text: str) -> None:
+    """Such a poll is read by the per-message time rule (or not at all when one is refused),
+    never by numpy's parser, and every path gives the general rule's reading."""
     values = [air(20.0, naive(T0)), air(21.0, text)]
-    assert parse_poll(AIR_QUALITY, values) is None
     try:
-        general: object = _parse_general(AIR_QUALITY, "k", values[1], None, None,
-                                              VALID_RANGES[AIR_QUALITY]).ts
+        general: object = _parse_general(fmt(AIR_QUALITY), "k", values[1], None, None).ts
     except BadMessage as exc:
         general = exc.reason
     try:
@@ -151,6 +151,11 @@ def test_unusual_timestamps_leave_the_fast_path_and_read_as_the_general_rule(tex
     except BadMessage as exc:
         got = exc.reason
     assert got == general
+    cols = parse_poll(AIR_QUALITY, values)
+    if isinstance(general, str):
+        assert cols is None
+    else:
+        assert cols is not None and cols.ts == [T0, general]
 
 
 def test_every_one_character_change_of_a_timestamp_reads_as_the_general_rule() -> None:
@@ -177,10 +182,10 @@ def test_a_message_reads_the_same_through_the_fast_decoder_and_the_general_rules
     """``parse`` tries the fast decoder first; whatever it accepts, the general rules must read
     the same way, so a message never depends on which path its poll took."""
     try:
-        fast: object = parse(TEMPERATURE, b"k", value, 1_700_000_000_000, valid=WIDE)
+        fast: object = parse(fmt(TEMPERATURE, WIDE), b"k", value, 1_700_000_000_000)
     except BadMessage:
         return  # rejections always come from the general rules, with their reason
-    general = _parse_general(TEMPERATURE, "k", value, 1_700_000_000_000, None, WIDE)
+    general = _parse_general(fmt(TEMPERATURE, WIDE), "k", value, 1_700_000_000_000, None)
     assert fast == general
 
 
@@ -237,9 +242,7 @@ def test_equal_values_keep_the_first_as_one_at_a_time_does() -> None:
 
 
 def shard_config() -> ShardConfig:
-    models = {f: ModelParams(limits=(0.0, 150.0)) for f in (TEMPERATURE, AIR_QUALITY)}
-    return ShardConfig(window_ns=SIZE, lateness_ns=LATE, idle_timeout_s=10.0, models=models,
-                       thresholds={TEMPERATURE: 90.0}, emit_all=True)
+    return make_shard_config(window_ns=SIZE, lateness_ns=LATE, emit_all=True)
 
 
 @settings(max_examples=100, deadline=None)

@@ -5,8 +5,8 @@ import pickle
 import subprocess
 import sys
 
-from dataflow.readings import AIR_QUALITY, TEMPERATURE, Reading
-from dataflow.scoring import ModelParams
+from dataflow.families import AIR_QUALITY, TEMPERATURE
+from dataflow.readings import Reading
 from dataflow.shard import (
     LateReading,
     SensorEvent,
@@ -15,6 +15,7 @@ from dataflow.shard import (
     WindowResult,
     shard_of,
 )
+from tests.factories import shard_config
 
 S = 1_000_000_000
 T0 = 1_700_000_000 * S
@@ -22,10 +23,8 @@ T0 = 1_700_000_000 * S
 
 def config(emit_all: bool = True, idle: float = 10.0, live_skew: float = 0.0,
            stale: float = 300.0, ttl: float = 7 * 86_400.0) -> ShardConfig:
-    models = {f: ModelParams(limits=(0.0, 150.0)) for f in (TEMPERATURE, AIR_QUALITY)}
-    return ShardConfig(window_ns=5 * S, lateness_ns=2 * S, idle_timeout_s=idle, models=models,
-                       thresholds={TEMPERATURE: 90.0}, emit_all=emit_all, live_skew_s=live_skew,
-                       stale_s=stale, state_ttl_s=ttl)
+    return shard_config(idle=idle, emit_all=emit_all, live_skew_s=live_skew, stale_s=stale,
+                        state_ttl_s=ttl)
 
 
 def temp(sensor: str, sec: float, value: float) -> Reading:

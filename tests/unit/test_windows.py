@@ -118,7 +118,7 @@ def test_matches_a_brute_force_model(events: list[tuple[int, int]], lateness: in
 
 def test_a_window_of_the_largest_accepted_values_has_an_exact_finite_mean() -> None:
     """Values as large as a valid range may reach (MAX_MAGNITUDE): the sum stays finite."""
-    from dataflow.readings import MAX_MAGNITUDE
+    from dataflow.families import MAX_MAGNITUDE
 
     w = SensorWindows()
     for i in range(1000):

@@ -1,0 +1,47 @@
+"""Builders the unit tests share: shard configurations and family formats."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from dataflow.families import AIR_QUALITY, TEMPERATURE, Family, builtin
+from dataflow.readings import BUILTIN, Format, ValueRange, format_of
+from dataflow.scoring import ModelParams
+from dataflow.shard import FamilySetup, ShardConfig
+
+S = 1_000_000_000  # one second in ns
+
+
+def families(window_s: float = 5.0, threshold: float | None = 90.0) -> tuple[Family, ...]:
+    """The built-in families, with the temperature rule ``threshold`` at ``threshold``."""
+    return builtin(window_seconds=window_s, temperature_threshold=threshold)
+
+
+def shard_config(
+    fams: tuple[Family, ...] | None = None,
+    limits: tuple[float, float] = (0.0, 150.0),
+    window_ns: int = 5 * S,
+    lateness_ns: int = 2 * S,
+    idle: float = 10.0,
+    **kwargs: Any,
+) -> ShardConfig:
+    """A shard of ``fams`` (the built-in ones by default), every model on ``limits``."""
+    fams = families(window_ns / S) if fams is None else fams
+    setups = {f.name: FamilySetup(f, ModelParams(limits=limits,
+                                                 window_ns=round(f.window_seconds * S)))
+              for f in fams}
+    return ShardConfig(lateness_ns=lateness_ns, idle_timeout_s=idle, families=setups, **kwargs)
+
+
+def fmt(family: str, valid: ValueRange | None = None) -> Format:
+    """A built-in family's format, with another valid range if given."""
+    base = BUILTIN[family]
+    return format_of(base if valid is None else replace(base, valid_range=valid))
+
+
+def topics(valid: dict[str, ValueRange] | None = None, only: tuple[str, ...] | None = None
+           ) -> dict[str, list[Format]]:
+    """topic -> formats of the built-in families, as ``route`` takes them."""
+    names = only or (TEMPERATURE, AIR_QUALITY)
+    return {BUILTIN[n].topic: [fmt(n, (valid or {}).get(n))] for n in names}
