@@ -1,5 +1,9 @@
 """``python -m dataflow [bytewax.run options]``: run the flow; ``--help`` lists the settings.
 
+``python -m dataflow --check-config [FILE]`` validates a sensors file (default: ``SENSORS_CONFIG``,
+or none: the built-in families) with the rest of the environment, prints the resolved families
+with every default filled in, and exits: 0 when valid, 2 with one line naming the problem.
+
 The flow itself is ``dataflow.main:flow`` and is usually started with
 ``python -m bytewax.run dataflow.main:flow``; this wrapper adds a help text for the environment
 variables and passes every other argument (``-w``, ``-r``, ...) on to ``bytewax.run``.
@@ -10,14 +14,18 @@ from __future__ import annotations
 import os
 import sys
 
-from dataflow.config import ENV_DOCS
+import yaml
+
+from dataflow.config import ENV_DOCS, ConfigError, Settings
+from dataflow.families import describe
 
 
 def usage() -> str:
     rows = "\n".join(f"  {name:<26} {default or '(unset)':<22} {text}"
                      for name, (default, text) in ENV_DOCS.items())
     return (
-        "usage: python -m dataflow [bytewax.run options, e.g. -w 2]\n\n"
+        "usage: python -m dataflow [bytewax.run options, e.g. -w 2]\n"
+        "       python -m dataflow --check-config [FILE]\n\n"
         "Reads sensor readings from Kafka, averages each sensor's values per event-time window,\n"
         "scores every window (River HalfSpaceTrees + threshold rule) and writes anomalies to\n"
         "Kafka. Same as: python -m bytewax.run dataflow.main:flow [options]\n"
@@ -29,10 +37,33 @@ def usage() -> str:
     )
 
 
+def check_config(path: str | None) -> int:
+    """Validate the settings with this sensors file; print the resolved families."""
+    env = dict(os.environ)
+    if path is not None:
+        env["SENSORS_CONFIG"] = path
+    try:
+        settings = Settings.from_env(env)
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    source = settings.sensors_config or "built in (no SENSORS_CONFIG)"
+    print(f"# families: {source}")
+    print(yaml.safe_dump(describe(settings.families), sort_keys=False, allow_unicode=True,
+                         default_flow_style=None),
+          end="")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     if any(a in ("-h", "--help") for a in argv):
         print(usage())
         return 0
+    if argv and argv[0] == "--check-config":
+        if len(argv) > 2:
+            print("usage: python -m dataflow --check-config [FILE]", file=sys.stderr)
+            return 2
+        return check_config(argv[1] if len(argv) == 2 else None)
     os.execv(sys.executable, [sys.executable, "-m", "bytewax.run", "dataflow.main:flow", *argv])
 
 

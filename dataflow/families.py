@@ -301,17 +301,18 @@ def _family(name: str, raw: Any, where: _Where, window_seconds: float) -> Family
                 raise body_at.fail("a sensor pattern must not be blank")
             body = _mapping(body, body_at, {"rules": "the sensor's rules"})
             overrides.append(Override(pattern, _rules(body.get("rules"), body_at.at("rules"))))
+    valid = _pair(spec["valid_range"], where.at("valid_range"))
     return Family(
         name=name,
         topic=_text(spec["topic"], where.at("topic")),
         value=value,
-        valid_range=_pair(spec["valid_range"], where.at("valid_range")),
+        valid_range=valid,
         window_seconds=window,
         sensor_id=sensor_id,
         timestamp=timestamp,
         timestamp_format=fmt,
         unit=unit,
-        limits=None if limits is None else _pair(limits, where.at("limits")),
+        limits=valid if limits is None else _pair(limits, where.at("limits")),
         rules=_rules(spec.get("rules"), where.at("rules")),
         sensors=tuple(overrides),
         ml_severity=_choice(spec.get("ml_severity", "warning"), where.at("ml_severity"),
@@ -354,17 +355,22 @@ def load_families(path: str | Path, window_seconds: float = 5.0) -> tuple[Family
 
 
 def describe(families: tuple[Family, ...]) -> dict[str, Any]:
-    """The resolved families as plain data, every default filled in (``--check-config``)."""
+    """The resolved families as plain data, every default filled in (``--check-config``); read
+    back by ``parse_families``, it gives the same families."""
     def rule(r: Rule) -> dict[str, Any]:
         return {"name": r.name, r.direction: r.level, "for_windows": r.for_windows,
                 "severity": r.severity}
+
+    def stamp(f: Family) -> dict[str, Any]:
+        if f.timestamp is None:
+            return {"timestamp": None}  # the Kafka timestamp, which has no format
+        return {"timestamp": f.timestamp, "timestamp_format": f.timestamp_format}
 
     return {"families": {f.name: {
         "topic": f.topic,
         "sensor_id": f.sensor_id,
         "value": f.value,
-        "timestamp": f.timestamp,
-        "timestamp_format": f.timestamp_format,
+        **stamp(f),
         "unit": f.unit,
         "valid_range": list(f.valid_range),
         "window_seconds": f.window_seconds,
