@@ -13,6 +13,8 @@ import yaml
 from dataflow.config import ConfigError, Settings
 from dataflow.families import (
     AIR_QUALITY,
+    FAMILY_KEYS,
+    RULE_KEYS,
     TEMPERATURE,
     Family,
     FamilyConfigError,
@@ -266,3 +268,14 @@ def test_check_config_prints_the_resolved_families_and_fails_in_one_line(
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr == (f"configuration error: SENSORS_CONFIG: {tmp_path / 'sensors.yaml'}: "
                           "families.f.rules[0].above: expected a number, got a str\n")
+
+
+def test_the_readme_example_is_valid_and_its_tables_list_every_key() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Your own sensors", 1)[1].split("\n## ", 1)[0]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    hum, vib = parse_families(yaml.safe_load(example), "README.md")
+    assert hum.rules_for("lab-1").rules[0] == Rule("too_humid", "above", 60.0, 1, "critical")
+    assert (vib.topic, vib.value) == (hum.topic, "reading.vib")
+    for key in (*FAMILY_KEYS, *RULE_KEYS):
+        assert f"| `{key}` |" in section, f"{key} is not in the README's table of keys"
