@@ -133,6 +133,7 @@ def route(
         kind = type(batch[0])
         values = list(map(kind.value, batch))
         keys = None
+        shared = len(formats) > 1
         for fmt in formats:
             family = fmt.name
             cache = caches.get(family)
@@ -141,13 +142,12 @@ def route(
             stamps = list(map(kind.timestamp, batch)) if fmt.ts_of is None else None
             cols = parse_poll(fmt, values, stamps)
             if cols is None:
-                good = _route_each(batch, fmt, cache, shards, buckets, dead,
-                                   len(formats) > 1)
+                good = _route_each(batch, fmt, cache, shards, buckets, dead, shared)
             else:
                 if cols.ids is None and keys is None:
                     keys = list(map(kind.key, batch))
                 good = _route_runs(batch, keys if cols.ids is None else cols.ids, fmt, cols,
-                                   cache, shards, buckets, dead)
+                                   cache, shards, buckets, dead, shared)
             if good:
                 by_family[family] = by_family.get(family, 0) + good
     # Wrapped at the end: appending to a list subclass is measurably slower per reading.
@@ -163,10 +163,12 @@ def _route_runs(
     shards: int,
     buckets: list[list[Reading | Run]],
     dead: list[DeadLetter],
+    shared: bool = False,
 ) -> int:
     """Group a decoded poll by sensor: a ``Run`` per sensor, or a ``Reading`` for a lone one.
 
-    ``ids`` are the message keys, or the sensor id fields, as the family reads them.
+    ``ids`` are the message keys, or the sensor id fields, as the family reads them; ``shared``
+    as for ``_route_each``.
     """
     family = fmt.name
     ts_col, value_col = cols.ts, cols.values
@@ -184,7 +186,8 @@ def _route_runs(
             try:
                 known = _learn_key(cache, key, fmt, shards)
             except BadMessage as exc:
-                dead.extend(_dead(batch[i], exc.reason, exc.detail) for i in idx)
+                refused = fmt.name if shared else None
+                dead.extend(_dead(batch[i], exc.reason, exc.detail, refused) for i in idx)
                 continue
         sensor_id, shard = known
         if len(idx) == 1:

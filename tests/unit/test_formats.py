@@ -135,6 +135,19 @@ def test_two_families_on_one_topic_each_read_their_value() -> None:
     assert dict(encode_dead_letter(dl)[2])["family"] == b"vibration"
 
 
+def test_on_a_shared_topic_an_id_refused_after_a_whole_poll_names_its_family() -> None:
+    """A blank id decodes (it is a string): it is refused at routing, after the fast path, and
+    the dead letter still says which family refused it, as the per-message path does."""
+    fmts = [format_of(HUMIDITY), format_of(replace(VIBRATION, value="reading.vib"))]
+    blank = orjson.dumps({"device": {"id": ""}, "reading": {"rh": 1.0, "vib": 0.4},
+                          "ts": "2024-03-01T12:00:00Z"})
+    ok = blank.replace(b'"id":""', b'"id":"m1"')
+    _, dead, _ = route([[FakeMessage(None, ok, "plant", 0, 0),
+                         FakeMessage(None, blank, "plant", 0, 1)]], {"plant": fmts}, 1)
+    assert [(d.reason, d.offset, d.family) for d in dead] == [
+        ("bad_sensor_id", 1, "humidity"), ("bad_sensor_id", 1, "vibration")]
+
+
 def test_a_poll_keyed_by_an_id_field_groups_runs_per_sensor() -> None:
     msgs = [FakeMessage(b"ignored", orjson.dumps({
         "device": {"id": f"s{i % 2}"}, "reading": {"rh": float(i)},
