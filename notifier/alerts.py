@@ -293,8 +293,9 @@ class ResendClock:
         """Seconds until due (0 if due)."""
         return 0.0 if self._next is None else max(0.0, self._next - now)
 
-    def sent(self, now: float) -> None:
-        self._next = now + self.interval
+    def sent(self, now: float, after: float | None = None) -> None:
+        """Sent at ``now``: due again after the interval (or ``after`` seconds, a retry)."""
+        self._next = now + (self.interval if after is None else after)
 
     def force(self) -> None:
         self._next = None

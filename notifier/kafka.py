@@ -128,8 +128,15 @@ def load_state(settings: Settings, timeout_s: float = 60.0) -> list[tuple[str, A
 
 
 def anomalies_consumer(settings: Settings) -> Consumer:
-    """The group's consumer: manual commits only, after Alertmanager accepted the events."""
+    """The group's consumer: manual commits only, after Alertmanager accepted the events.
+
+    A static member (``group.instance.id``, KIP-345): a notifier restarted after a crash takes
+    its partitions back at once, instead of waiting out the dead one's session (45 s); and a
+    second notifier started by mistake in the same group fences the first, which then stops,
+    rather than both keeping open sets that drift apart.
+    """
     consumer = Consumer({**base_config(settings), "group.id": settings.group,
+                         "group.instance.id": f"{settings.group}-notifier",
                          "enable.auto.commit": False, "enable.auto.offset.store": False,
                          "auto.offset.reset": settings.offset_reset,
                          "error_cb": _consumer_error})

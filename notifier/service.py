@@ -54,6 +54,8 @@ class Notifier:
         self.clock = clock
         self.resend = ResendClock(settings.resend_seconds)
         self.counts = {"events": 0, "posted": 0, "retries": 0, "bad": 0}
+        self._resend_backoff = self._backoff()
+        self._down = False  # the last post failed: Alertmanager may come back empty
 
     def _backoff(self) -> Backoff:
         return Backoff(self.settings.backoff_initial_seconds, self.settings.backoff_max_seconds)
@@ -76,28 +78,54 @@ class Notifier:
                               orjson.dumps([a.payload() for a in alerts]).decode()[:1000])
                     return True
                 delay = backoff.next_delay()
-                self.counts["retries"] += 1
+                self._failed()
                 log.warning("Alertmanager at %s did not take %s (attempt %d: %s); retrying in "
                             "%.1f s", self.am.url, what, backoff.attempts, exc, delay)
                 if self.stop.wait(delay):
                     return False
                 continue
             self.counts["posted"] += len(alerts)
-            if backoff.attempts:
-                log.info("Alertmanager at %s took %s after %d failed attempt(s); re-sending the "
-                         "open alerts", self.am.url, what, backoff.attempts)
-                self.resend.force()  # it may have restarted and forgotten them
+            self._took(what)
             return True
 
-    def resend_open(self) -> bool:
-        """Re-send every open alert, so none expires in Alertmanager while it is open."""
+    def _failed(self) -> None:
+        self.counts["retries"] += 1
+        self._down = True
+
+    def _took(self, what: str) -> None:
+        """A post succeeded: after an outage, re-send the open set at once, since Alertmanager
+        may have restarted meanwhile and forgotten it (it keeps alerts in memory only)."""
+        if self._down:
+            log.info("Alertmanager at %s is back (took %s); re-sending the open alerts",
+                     self.am.url, what)
+            self._down = False
+            self.resend.force()
+
+    def resend_open(self) -> None:
+        """Re-send every open alert, so none expires in Alertmanager while it is open.
+
+        One attempt: a failed re-send is tried again after a backoff, but does not hold up
+        the events behind it (a ``resolved`` among them would otherwise wait for an open alert
+        that no longer needs re-sending)."""
         now = self.clock()
         alerts = self.open.firing()
-        if alerts and not self.deliver(alerts, f"the {len(alerts)} open alert(s)"):
-            return False
-        log.debug("re-sent %d open alert(s)", len(alerts))
-        self.resend.sent(now)
-        return True
+        if alerts:
+            what = f"the re-send of {len(alerts)} open alert(s)"
+            try:
+                self.am.post(alerts)
+            except DeliveryError as exc:
+                delay = self._resend_backoff.next_delay()
+                self._failed()
+                log.warning("Alertmanager at %s did not take %s (attempt %d: %s); next try in "
+                            "%.1f s", self.am.url, what, self._resend_backoff.attempts, exc,
+                            delay)
+                self.resend.sent(now, min(delay, self.resend.interval))
+                return
+            self.counts["posted"] += len(alerts)
+            self._resend_backoff.reset()
+            self._took(what)
+            log.debug("re-sent %d open alert(s)", len(alerts))
+        self.resend.sent(now)  # every open alert was just sent: a forced re-send is done too
 
     # --- Kafka -----------------------------------------------------------------------------
 
@@ -187,8 +215,7 @@ class Notifier:
         while not self.stop.is_set():
             now = self.clock()
             if self.resend.due(now):
-                if not self.resend_open():
-                    break
+                self.resend_open()
                 continue
             timeout = min(1.0, max(0.05, self.resend.wait(now)))
             messages = self.consumer.consume(self.settings.batch_size, timeout)
