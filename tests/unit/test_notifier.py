@@ -470,6 +470,7 @@ def notifier(log: list, failures: int = 0, stop: threading.Event | None = None) 
 def test_alertmanager_then_state_then_commit_after_retries() -> None:
     log: list = []
     n = notifier(log, failures=3)
+    n.resend.sent(NOW.timestamp())  # just re-sent: not due for a minute
     aid = "temperature/2@1795379300000000000"
     assert n.handle([FakeMessage(record("open"), 7), FakeMessage(record("window"), 8)])
     assert log == [("post-failed", 1)] * 3 + [("post", [("2", True)]),
@@ -500,3 +501,15 @@ def test_a_bad_record_is_passed_over_and_committed() -> None:
     n = notifier(log)
     assert n.handle([FakeMessage({"event": "open"}, 4)])
     assert log == [("commit", [(0, 5)])] and n.counts["bad"] == 1
+
+
+def test_a_failed_resend_does_not_block_and_is_retried_soon() -> None:
+    log: list = []
+    n = notifier(log, failures=1)
+    n.open.apply(record("open"), NOW)
+    n.resend_open()  # fails once: returns at once, next try after a short backoff
+    assert log == [("post-failed", 1)]
+    assert not n.resend.due(NOW.timestamp()) and n.resend.wait(NOW.timestamp()) <= 0.002
+    n.resend_open()
+    assert log[-1] == ("post", [("2", True)])
+    assert n.resend.wait(NOW.timestamp()) == 60  # back to the interval
