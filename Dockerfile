@@ -1,5 +1,6 @@
 # syntax=docker/dockerfile:1
-# One image for the producer and the dataflow: `docker run IMAGE producer|dataflow|init-topics`.
+# One image for the producer, the dataflow and the notifier:
+# `docker run IMAGE producer|dataflow|notifier|init-topics`.
 # Slim Python 3.11 on Debian bookworm (glibc 2.36: every pinned dependency ships a manylinux
 # wheel for it, so no compiler is needed and none is installed).
 FROM python:3.11.16-slim-bookworm
@@ -26,6 +27,7 @@ RUN groupadd --system --gid 10001 app \
 # The code stays owned by root: the app user can run it but not change it.
 COPY dataflow/ ./dataflow/
 COPY producer/ ./producer/
+COPY notifier/ ./notifier/
 COPY scripts/wait_for_broker.py ./scripts/
 COPY entrypoint.sh ./
 

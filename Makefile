@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 
 .PHONY: venv broker broker-stop demo test unit lint bench bench-venv bench-quick bench-latency \
-	bench-soak bench-drain rpk clean
+	bench-soak bench-drain rpk clean alertmanager alertmanager-stop notifier
 VENV_BENCH := .venv-bench
 
 venv: $(VENV)/.installed
@@ -62,5 +62,18 @@ bench-drain: venv broker
 rpk:
 	scripts/rpk.sh build
 
-clean: broker-stop
-	rm -rf .broker
+# The local Alertmanager (Debian's prometheus-alertmanager) on 127.0.0.1:$(ALERTMANAGER_PORT), and
+# the notifier feeding it from the local broker's anomalies topic.
+ALERTMANAGER_PORT ?= 9094
+
+alertmanager:
+	ALERTMANAGER_PORT=$(ALERTMANAGER_PORT) scripts/alertmanager.sh start
+
+alertmanager-stop:
+	scripts/alertmanager.sh stop
+
+notifier: venv broker alertmanager
+	ALERTMANAGER_URL=$${ALERTMANAGER_URL:-http://127.0.0.1:$(ALERTMANAGER_PORT)} $(PY) -m notifier
+
+clean: broker-stop alertmanager-stop
+	rm -rf .broker .alertmanager

@@ -4,6 +4,7 @@
 #
 #   entrypoint.sh producer [flags...]      python -m producer [flags...]
 #   entrypoint.sh dataflow [options...]    python -m bytewax.run dataflow.main:flow [options...]
+#   entrypoint.sh notifier                 python -m notifier (anomalies topic -> Alertmanager)
 #   entrypoint.sh init-topics              create the four topics (idempotent), then exit
 #   entrypoint.sh wait                     only wait for the broker
 #
@@ -27,7 +28,7 @@ set -euo pipefail
 
 APP_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
 readonly APP_DIR
-readonly ROLES="producer, dataflow, init-topics or wait"
+readonly ROLES="producer, dataflow, notifier, init-topics or wait"
 
 if [[ -z "${PYTHON:-}" ]]; then
   if [[ -x "$APP_DIR/.venv/bin/python" ]]; then
@@ -143,6 +144,11 @@ main() {
       ;;
     dataflow)
       run_dataflow "$@"
+      ;;
+    notifier)
+      (($# == 0)) || die "notifier takes no arguments (it reads the variables of python -m notifier --help)"
+      wait_for_broker
+      exec "$PYTHON" -m notifier
       ;;
     init-topics)
       run_init_topics "$@"

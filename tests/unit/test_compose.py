@@ -327,3 +327,96 @@ def test_shellcheck_is_clean_on_every_shell_script() -> None:
     proc = subprocess.run([shellcheck, *map(str, shell_scripts())], capture_output=True,
                           text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# --- Notifier and Alertmanager -------------------------------------------------------------
+
+AM_CONFIG = ROOT / "ops" / "alertmanager" / "alertmanager.yml"
+
+
+def test_notifier_and_alertmanager_services_exist() -> None:
+    assert {"notifier", "alertmanager"} <= set(SERVICES)
+
+
+def test_alertmanager_image_is_pinned_to_a_release() -> None:
+    name, _, tag = SERVICES["alertmanager"]["image"].rpartition(":")
+    assert name == "prom/alertmanager"
+    assert re.fullmatch(r"v\d+\.\d+\.\d+", tag), f"pin a release, not {tag!r}"
+
+
+def test_alertmanager_runs_the_ops_config_alone_and_publishes_its_api() -> None:
+    am = SERVICES["alertmanager"]
+    opts = flags(am["command"])
+    mounts = {target.removesuffix(":ro"): source
+              for source, target in (v.split(":", 1) for v in am["volumes"])}
+    assert mounts[opts["config.file"]] == "./ops/alertmanager/alertmanager.yml"
+    assert AM_CONFIG.is_file()
+    assert opts["cluster.listen-address"] == "", "one instance: no gossip port"
+    assert mounts[opts["storage.path"]] in COMPOSE["volumes"], "silences survive `down`"
+    port = opts["web.listen-address"].rsplit(":", 1)[1]
+    assert f"{port}:{port}" in am["ports"]
+    assert am["restart"] == "unless-stopped"
+
+
+def test_notifier_is_an_app_service_run_through_the_entrypoint() -> None:
+    notifier = SERVICES["notifier"]
+    assert notifier["build"] == "." and notifier["image"] == SERVICES["dataflow"]["image"]
+    assert notifier["init"] is True
+    assert notifier["command"] == ["notifier"] and "notifier" in entrypoint_roles()
+    assert notifier["restart"] == "unless-stopped"
+    assert notifier["depends_on"] == {
+        "redpanda": {"condition": "service_healthy"},
+        "topics": {"condition": "service_completed_successfully"},
+        "alertmanager": {"condition": "service_started"},
+    }
+    copied = {shlex.split(rest)[0] for kw, rest in dockerfile_instructions() if kw == "COPY"}
+    assert "notifier/" in copied
+
+
+def test_notifier_environment_is_valid_and_points_at_the_services() -> None:
+    from notifier.config import ENV_DOCS as NOTIFIER_ENV_DOCS
+    from notifier.config import Settings as NotifierSettings
+
+    env = env_of("notifier")
+    settings = NotifierSettings.from_env(env)  # raises ConfigError naming a bad variable
+    internal = listeners(flags(SERVICES["redpanda"]["command"])["advertise-kafka-addr"])[
+        "internal"]
+    assert settings.brokers == (internal,)
+    assert settings.anomalies_topic == env_of("dataflow")["ANOMALIES_TOPIC"]
+    am_port = flags(SERVICES["alertmanager"]["command"])["web.listen-address"].rsplit(":", 1)[1]
+    assert settings.alertmanager_url == f"http://alertmanager:{am_port}"
+    kafka_env = set(env_of("dataflow")) | set(ENV_DOCS)
+    for name, raw in SERVICES["notifier"]["environment"].items():
+        assert name in NOTIFIER_ENV_DOCS or name in kafka_env or name in \
+            documented_docker_vars(), f"notifier: {name} is not a setting"
+        for match in INTERPOLATION.finditer(str(raw)):
+            assert match.group("name") == name, f"notifier: {name} reads ${match[0]}"
+            docs = NOTIFIER_ENV_DOCS if name in NOTIFIER_ENV_DOCS else ENV_DOCS
+            assert match.group("default") == docs[name][0], name
+
+
+def test_notifier_resolve_timeout_equals_the_alertmanager_config() -> None:
+    from notifier.alerts import parse_go_duration
+    from notifier.config import Settings as NotifierSettings
+
+    config = yaml.safe_load(AM_CONFIG.read_text())
+    actual = parse_go_duration(config["global"]["resolve_timeout"])
+    settings = NotifierSettings.from_env(env_of("notifier"))
+    assert settings.resolve_timeout_seconds == actual
+    assert settings.resend_seconds * 3 <= actual
+
+
+def test_alertmanager_config_passes_amtool_check_config() -> None:
+    amtool = require_tool("amtool", "Debian package `prometheus-alertmanager`")
+    proc = subprocess.run([amtool, "check-config", str(AM_CONFIG)], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "SUCCESS" in proc.stdout
+
+
+def test_alertmanager_config_routes_to_a_webhook_that_hears_resolutions() -> None:
+    config = yaml.safe_load(AM_CONFIG.read_text())
+    receivers = {r["name"]: r for r in config["receivers"]}
+    [hook] = receivers[config["route"]["receiver"]]["webhook_configs"]
+    assert hook["send_resolved"] is True
+    assert {"alertname", "sensor_id"} <= set(config["route"]["group_by"])

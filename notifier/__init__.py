@@ -1,0 +1,1 @@
+"""Alert events from the anomalies topic to Prometheus Alertmanager (``python -m notifier``)."""

@@ -1,0 +1,107 @@
+"""``python -m notifier``: keep Alertmanager's alerts equal to the anomalies topic's alert
+lifecycle. ``--help`` lists the settings; everything else is the environment, as for the
+dataflow and the producer."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+
+from dataflow.config import ConfigError
+from dataflow.kafkalog import client_logger
+from dataflow.stopping import GracefulStop
+from notifier.alertmanager import Alertmanager
+from notifier.alerts import OpenAlerts
+from notifier.config import ENV_DOCS, Settings
+from notifier.kafka import (
+    StartupError,
+    anomalies_consumer,
+    connect,
+    ensure_state_topic,
+    load_state,
+    state_producer,
+)
+from notifier.service import Notifier
+
+log = logging.getLogger("notifier")
+
+
+def usage() -> str:
+    rows = "\n".join(f"  {name:<38} {default or '(unset)':<22} {text}"
+                     for name, (default, text) in ENV_DOCS.items())
+    return (
+        "usage: python -m notifier\n\n"
+        "Reads the dataflow's alert events (open, update, resolved) from Kafka and keeps\n"
+        "Prometheus Alertmanager's alerts equal to them (POST /api/v2/alerts): open alerts are\n"
+        "re-sent so they never expire there, every delivery is retried until Alertmanager takes\n"
+        "it, and the group's offsets move only past what it took. Open alerts are kept in a\n"
+        "compacted state topic, so a restarted notifier re-sends them.\n\n"
+        f"environment variables (name, default, meaning):\n{rows}\n"
+        "  KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, KAFKA_SSL_*: as for the dataflow\n"
+        "  (python -m dataflow --help, README: Configuration).\n\n"
+        "Ctrl-C (SIGINT) or SIGTERM: stops after the current step; events not yet taken by\n"
+        "Alertmanager are read again by the next run. Exit status: 0 after a stop, 1 if Kafka\n"
+        "cannot be reached at start-up, 2 for a bad setting.\n"
+    )
+
+
+def main(argv: list[str]) -> int:
+    if any(a in ("-h", "--help") for a in argv):
+        print(usage())
+        return 0
+    if argv:
+        print(f"python -m notifier takes no arguments (settings are environment variables), "
+              f"got {' '.join(argv)}; see --help", file=sys.stderr)
+        return 2
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    client_logger()
+    # httpx logs every request at INFO: one line per re-send would drown the notifier's own.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    stop = GracefulStop()
+    stop.install()
+    log.info("Kafka at %s (%s); alerts to %s", ",".join(settings.brokers),
+             settings.security.redacted(), settings.redacted_alertmanager())
+    try:
+        admin, topics = connect(settings)
+        ensure_state_topic(admin, topics, settings.state_topic)
+        open_alerts = OpenAlerts()
+        records = load_state(settings)
+        for alert_id, alert in records:
+            open_alerts.load(alert_id, alert)
+    except StartupError as exc:
+        log.error("%s", exc)
+        return 1
+    except KeyboardInterrupt:
+        log.info("stopped by SIGINT before the notifier started")
+        return 0
+    log.info("state topic %s: %d record(s), %d open alert(s) to keep in Alertmanager",
+             settings.state_topic, len(records), len(open_alerts))
+    am = Alertmanager(settings)
+    actual = am.resolve_timeout()
+    if actual is not None and settings.resend_seconds * 3 > actual:
+        log.warning("Alertmanager's resolve_timeout is %g s, but NOTIFIER_RESEND_SECONDS=%g: "
+                    "open alerts may expire there between two re-sends; set it to at most %g",
+                    actual, settings.resend_seconds, actual / 3)
+    consumer = anomalies_consumer(settings)
+    notifier = Notifier(settings, am, consumer, state_producer(settings), open_alerts,
+                        stop.event)
+    try:
+        notifier.run()
+    finally:
+        consumer.close()
+        am.close()
+    log.info("stopped by %s; events=%d posted=%d retries=%d bad=%d open=%d", stop.name,
+             *notifier.counts.values(), len(open_alerts))
+    return 0
+
+
+if __name__ == "__main__":
+    threading.current_thread().name = "notifier"
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,327 @@
+"""The project's alert lifecycle as Alertmanager alerts. Pure: no Kafka, no HTTP.
+
+Alertmanager knows an alert only by its label set: posting the same labels again updates that
+alert, other labels make another one. So the labels of one ``alert_id`` must stay the same from
+its ``open`` to its ``resolved``, and ``OpenAlerts`` is what remembers them.
+
+Severity may rise during an episode (an ML warning whose machine then crosses the threshold).
+Keeping the opening severity would leave a critical machine routed as a warning; so on a rise the
+old label set is resolved and the alert is opened again under the new one, with the same
+``alert_id`` and ``startsAt``: Alertmanager routes and notifies the escalation like any new
+alert. Severity never goes down within an episode (the label is the highest seen so far).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+ALERTNAME = "SensorAnomaly"
+#: Known severities, lowest first. An unknown one ranks as a warning.
+SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
+#: Alertmanager rejects an alert whose end is not after its start.
+MIN_DURATION = timedelta(milliseconds=1)
+#: Events the notifier acts on; ``window`` (EMIT_ALL_WINDOWS) and others are passed over.
+ALERT_EVENTS = ("open", "update", "resolved", "forgotten")
+
+
+class BadRecord(ValueError):
+    """An anomalies-topic value the notifier cannot read (logged and passed over)."""
+
+
+def parse_time(text: str) -> datetime:
+    """The records' ISO 8601 UTC (``2026-11-22T20:28:20.000Z``) as an aware datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def format_time(when: datetime) -> str:
+    """Alertmanager's RFC 3339, in UTC, to the millisecond as the records are."""
+    when = when.astimezone(UTC)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def severity_of(record: Mapping[str, Any]) -> str:
+    """The alert's severity: the dataflow's ``alert.severity`` (highest over the episode) when it
+    sends one, else ``critical`` for a threshold alarm and ``warning`` for an ML-only alert."""
+    alert = record.get("alert") or {}
+    given = alert.get("severity")
+    if isinstance(given, str) and given:
+        return given
+    return "critical" if "threshold" in (alert.get("reasons") or ()) else "warning"
+
+
+def higher(a: str, b: str) -> str:
+    """The higher of two severities (``a`` on a tie, so a known label is kept)."""
+    return b if SEVERITY_RANK.get(b, 1) > SEVERITY_RANK.get(a, 1) else a
+
+
+@dataclass(frozen=True)
+class AmAlert:
+    """One alert as Alertmanager's API v2 takes it (``postableAlert``)."""
+
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    starts_at: str
+    ends_at: str | None = None  # None: firing (Alertmanager applies its resolve_timeout)
+    alert_id: str = field(default="", compare=False)
+
+    @property
+    def key(self) -> tuple[tuple[str, str], ...]:
+        """Alertmanager's identity of the alert: its sorted label set."""
+        return tuple(sorted(self.labels.items()))
+
+    def payload(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"labels": dict(self.labels), "annotations": dict(self.annotations),
+                               "startsAt": self.starts_at}
+        if self.ends_at is not None:
+            out["endsAt"] = self.ends_at
+        return out
+
+    @classmethod
+    def from_payload(cls, alert_id: str, data: Mapping[str, Any]) -> AmAlert:
+        """Back from ``payload()`` (the state topic's value)."""
+        try:
+            return cls(labels=dict(data["labels"]), annotations=dict(data.get("annotations", {})),
+                       starts_at=str(data["startsAt"]), ends_at=data.get("endsAt"),
+                       alert_id=alert_id)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise BadRecord(f"state of {alert_id}: {exc!r}") from None
+
+    def ended(self, at: datetime) -> AmAlert:
+        """This alert resolved at ``at`` (never before its start, which Alertmanager refuses)."""
+        start = parse_time(self.starts_at)
+        return replace(self, ends_at=format_time(max(at, start + MIN_DURATION)))
+
+    @property
+    def severity(self) -> str:
+        return self.labels.get("severity", "warning")
+
+
+def _num(value: object) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def _clock(iso: str) -> str:
+    return iso[11:19]
+
+
+def annotations_of(record: Mapping[str, Any]) -> dict[str, str]:
+    """What a person reads: the window's mean, unit, window, the episode's reasons, a summary."""
+    alert = record.get("alert") or {}
+    unit = record.get("unit") or ""
+    reasons = ",".join(alert.get("reasons") or record.get("reasons") or ())
+    name = f"{record['family']}/{record['sensor_id']}"
+    out = {"reasons": reasons}
+    if unit:
+        out["unit"] = unit
+    if alert.get("opened_at"):
+        out["opened_at"] = alert["opened_at"]
+    if alert.get("peak_mean") is not None:
+        out["peak_mean"] = _num(alert["peak_mean"])
+    if alert.get("anomalous_windows") is not None:
+        out["anomalous_windows"] = str(alert["anomalous_windows"])
+    mean = record.get("mean")
+    start, end = record.get("window_start"), record.get("window_end")
+    if mean is not None:
+        out["mean"] = _num(mean)
+    if start and end:
+        out["window"] = f"{start}/{end}"
+    if record.get("event") == "resolved":
+        if record.get("resolution") == "stale":
+            how = f"silent for {_num(record.get('silent_seconds'))} s"
+        else:
+            how = "clean windows"
+        summary = f"{name} resolved ({how})"
+        if mean is not None and start and end:
+            summary += f": last window mean {_num(mean)}{' ' + unit if unit else ''}"
+        out["summary"] = summary
+    else:
+        what = f"mean {_num(mean)}{' ' + unit if unit else ''}" if mean is not None else "anomaly"
+        when = f" over {_clock(start)}-{_clock(end)} UTC" if start and end else ""
+        since = f", open since {_clock(alert['opened_at'])} UTC" if alert.get("opened_at") else ""
+        out["summary"] = f"{name}: {what}{when} ({reasons or 'anomaly'}){since}"
+    return out
+
+
+def alert_of(record: Mapping[str, Any], severity: str | None = None) -> AmAlert:
+    """The firing Alertmanager alert of an ``open``/``update`` (or the base of a ``resolved``)
+    record: ``startsAt`` is the opening window's start, whatever event this is."""
+    try:
+        alert_id = record["alert_id"]
+        alert = record["alert"]
+        labels = {"alertname": ALERTNAME, "family": str(record["family"]),
+                  "sensor_id": str(record["sensor_id"]),
+                  "severity": severity or severity_of(record), "alert_id": str(alert_id)}
+        starts_at = format_time(parse_time(alert["opened_at"]))
+        return AmAlert(labels, annotations_of(record), starts_at, alert_id=str(alert_id))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BadRecord(f"{record.get('event')!r} record without a usable alert: {exc!r}") from None
+
+
+def end_of(record: Mapping[str, Any], now: datetime) -> datetime:
+    """When a resolved alert ended: its resolving window's end (a replay gives the same), or now
+    for a stale resolution (no window); never after now, since Alertmanager would keep an alert
+    whose end is in the future firing until then (a sensor whose clock runs ahead)."""
+    end = record.get("window_end")
+    try:
+        at = parse_time(end) if end else now
+    except ValueError:
+        at = now
+    return min(at, now)
+
+
+@dataclass
+class Change:
+    """What one record asks for: alerts to post (in order) and state writes (``alert_id`` ->
+    alert, or None to forget it)."""
+
+    posts: list[AmAlert] = field(default_factory=list)
+    state: dict[str, AmAlert | None] = field(default_factory=dict)
+
+    def __iadd__(self, other: Change) -> Change:
+        self.posts.extend(other.posts)
+        self.state.update(other.state)
+        return self
+
+
+class OpenAlerts:
+    """The open alerts as Alertmanager last accepted them, by ``alert_id``: the notifier's only
+    state, rebuilt from the state topic after a restart and re-sent on a timer."""
+
+    def __init__(self, alerts: Iterable[AmAlert] = ()) -> None:
+        self._open: dict[str, AmAlert] = {a.alert_id: a for a in alerts}
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    def __contains__(self, alert_id: object) -> bool:
+        return alert_id in self._open
+
+    def get(self, alert_id: str) -> AmAlert | None:
+        return self._open.get(alert_id)
+
+    def firing(self) -> list[AmAlert]:
+        """Every open alert, to re-send."""
+        return list(self._open.values())
+
+    def load(self, alert_id: str, alert: AmAlert | None) -> None:
+        """One state-topic record, in topic order (None: a tombstone)."""
+        if alert is None:
+            self._open.pop(alert_id, None)
+        else:
+            self._open[alert_id] = replace(alert, alert_id=alert_id)
+
+    def apply(self, record: Mapping[str, Any], now: datetime) -> Change:
+        """One record of the anomalies topic; ``BadRecord`` if it cannot be read."""
+        if not isinstance(record, Mapping):
+            raise BadRecord(f"not a JSON object: {type(record).__name__}")
+        event = record.get("event")
+        if event in ("open", "update"):
+            return self._fire(record, now)
+        if event == "resolved":
+            return self._resolve(record, now)
+        if event == "forgotten":
+            return self._close_sensor(record, None, now)
+        return Change()  # "window" records and anything newer: nothing for Alertmanager
+
+    def _fire(self, record: Mapping[str, Any], now: datetime) -> Change:
+        alert = alert_of(record)
+        change = self._close_sensor(record, alert.alert_id, now)  # a lost resolve: close it
+        old = self._open.get(alert.alert_id)
+        if old is not None:
+            severity = higher(old.severity, alert.severity)
+            alert = alert_of(record, severity)
+            if alert.key != old.key:  # escalation: the old label set ends, the new one fires
+                change.posts.append(old.ended(now))
+        self._open[alert.alert_id] = alert
+        change.posts.append(alert)
+        change.state[alert.alert_id] = alert
+        return change
+
+    def _resolve(self, record: Mapping[str, Any], now: datetime) -> Change:
+        alert_id = record.get("alert_id")
+        old = self._open.pop(alert_id, None) if isinstance(alert_id, str) else None
+        fresh = alert_of(record, old.severity if old is not None else None)
+        # The labels it fired with; the record's latest annotations (how it was resolved).
+        base = fresh if old is None else replace(old, annotations=fresh.annotations)
+        return Change([base.ended(end_of(record, now))], {fresh.alert_id: None})
+
+    def _close_sensor(self, record: Mapping[str, Any], keep: str | None,
+                      now: datetime) -> Change:
+        """Resolve the sensor's open alerts other than ``keep``: a ``forgotten`` sensor's, or an
+        older alert still open when a new one opens (its resolve was never seen)."""
+        try:
+            family, sensor = str(record["family"]), str(record["sensor_id"])
+        except KeyError as exc:
+            raise BadRecord(f"record without {exc}") from None
+        change = Change()
+        for alert_id, alert in list(self._open.items()):
+            if alert_id != keep and alert.labels.get("family") == family \
+                    and alert.labels.get("sensor_id") == sensor:
+                del self._open[alert_id]
+                change.posts.append(alert.ended(now))
+                change.state[alert_id] = None
+        return change
+
+
+def collapse(alerts: Iterable[AmAlert]) -> list[AmAlert]:
+    """One alert per label set, the last one, in the order of those last ones: a batch that
+    opened and resolved an alert posts only its resolution, so Alertmanager's merge of two
+    updates stamped in the same instant cannot pick the older."""
+    last: dict[tuple[tuple[str, str], ...], AmAlert] = {}
+    for alert in alerts:
+        last.pop(alert.key, None)
+        last[alert.key] = alert
+    return list(last.values())
+
+
+class ResendClock:
+    """When to re-send every open alert: every ``interval`` seconds, and at once when asked
+    (after a restart or an outage, when Alertmanager may have lost them: it keeps alerts in
+    memory only)."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._next: float | None = None  # None: due now
+
+    def due(self, now: float) -> bool:
+        return self._next is None or now >= self._next
+
+    def wait(self, now: float) -> float:
+        """Seconds until due (0 if due)."""
+        return 0.0 if self._next is None else max(0.0, self._next - now)
+
+    def sent(self, now: float, after: float | None = None) -> None:
+        """Sent at ``now``: due again after the interval (or ``after`` seconds, a retry)."""
+        self._next = now + (self.interval if after is None else after)
+
+    def force(self) -> None:
+        self._next = None
+
+
+def parse_go_duration(text: str) -> float:
+    """Seconds of a Go/Prometheus duration (``5m``, ``1h30m``, ``90s``, ``1d``); ValueError else.
+    For the check of Alertmanager's own ``resolve_timeout``."""
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+    text = text.strip()
+    if not text:
+        raise ValueError("empty duration")
+    total, num = 0.0, ""
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch.isdigit() or ch == ".":
+            num += ch
+            i += 1
+            continue
+        unit = "ms" if text.startswith("ms", i) else ch
+        if not num or unit not in units:
+            raise ValueError(f"not a duration: {text!r}")
+        total += float(num) * units[unit]
+        num = ""
+        i += len(unit)
+    if num:
+        raise ValueError(f"not a duration (no unit): {text!r}")
+    return total

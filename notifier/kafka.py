@@ -1,0 +1,155 @@
+"""The notifier's Kafka clients (confluent-kafka), set up as the dataflow's are.
+
+Same bootstrap and SASL/TLS settings (``KafkaSecurity.librdkafka``), the same log limiter
+(``dataflow.kafkalog``), and the same start-up check as ``dataflow.main.connect``: a refused
+login or certificate fails in seconds with the broker's reason instead of a timeout.
+(``dataflow.main`` builds the flow when imported, so its ``connect`` cannot be imported here.)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+import orjson
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
+
+from dataflow.kafkalog import client_logger
+from notifier.alerts import AmAlert, BadRecord
+from notifier.config import Settings
+
+log = logging.getLogger("notifier")
+
+
+class StartupError(RuntimeError):
+    """The notifier cannot start; the message says why, without a password."""
+
+
+def base_config(settings: Settings) -> dict[str, Any]:
+    """Bootstrap and security settings, which every client gets, and the shared log limiter."""
+    return {"bootstrap.servers": ",".join(settings.brokers), **settings.security.librdkafka(),
+            "logger": client_logger()}
+
+
+def connect(settings: Settings, timeout_s: float = 60.0) -> tuple[AdminClient, set[str]]:
+    """An admin client that has had a metadata answer, and the topics the cluster has."""
+    errors: list[KafkaError] = []
+    admin = AdminClient({**base_config(settings), "error_cb": errors.append})
+    where = ",".join(settings.brokers)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return admin, set(admin.list_topics(timeout=2).topics)
+        except KafkaException as exc:
+            admin.poll(0)  # serves the error callback
+            last = errors[-1].str() if errors else str(exc.args[0].str())
+        refused = [e for e in errors if e.code() == KafkaError._AUTHENTICATION]
+        if refused:
+            raise StartupError(f"Kafka at {where} refused the login "
+                               f"({settings.security.redacted()}): {refused[-1].str()}")
+        tls = [(e.str(), hint) for e in errors if (hint := settings.security.tls_refusal(e.str()))]
+        if tls:
+            raise StartupError(f"TLS with Kafka at {where} failed "
+                               f"({settings.security.redacted()}): {tls[-1][0]}; {tls[-1][1]}")
+        if time.monotonic() > deadline:
+            raise StartupError(f"no Kafka broker answered at {where} (KAFKA_BROKERS) within "
+                               f"{timeout_s:g} s: {last}")
+
+
+def ensure_state_topic(admin: AdminClient, existing: set[str], topic: str) -> None:
+    """Create the compacted state topic if missing (one partition: it holds only open alerts),
+    with the cluster's default replication factor; warn if an existing one is not compacted,
+    since it would then lose old open alerts to retention."""
+    if topic not in existing:
+        new = NewTopic(topic, 1, replication_factor=-1, config={"cleanup.policy": "compact"})
+        try:
+            admin.create_topics([new])[topic].result(timeout=30)
+            log.info("created state topic %s (compacted)", topic)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+        return
+    resource = ConfigResource(ResourceType.TOPIC, topic)
+    try:
+        configs = admin.describe_configs([resource])[resource].result(timeout=30)
+        policy = configs["cleanup.policy"].value
+    except (KafkaException, KeyError) as exc:
+        log.warning("could not read the cleanup.policy of %s: %s", topic, exc)
+        return
+    if "compact" not in str(policy):
+        log.warning("state topic %s has cleanup.policy=%s, not compact: retention may drop the "
+                    "record of an alert that is still open", topic, policy)
+
+
+def load_state(settings: Settings, timeout_s: float = 60.0) -> list[tuple[str, AmAlert | None]]:
+    """Every record of the state topic, in order, up to its end now: (alert_id, alert or None
+    for a tombstone). Read without a group (assigned partitions, nothing committed)."""
+    consumer = Consumer({**base_config(settings), "group.id": f"notifier-load-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False, "enable.partition.eof": True,
+                         "auto.offset.reset": "earliest"})
+    topic = settings.state_topic
+    out: list[tuple[str, AmAlert | None]] = []
+    try:
+        meta = consumer.list_topics(topic, timeout=timeout_s)
+        parts = [TopicPartition(topic, p, 0) for p in meta.topics[topic].partitions]
+        ends = {p.partition: consumer.get_watermark_offsets(p, timeout=timeout_s)
+                for p in parts}
+        pending = {p for p, (low, high) in ends.items() if high > low}
+        consumer.assign([TopicPartition(topic, p.partition, ends[p.partition][0])
+                         for p in parts])
+        deadline = time.monotonic() + timeout_s
+        while pending:
+            if time.monotonic() > deadline:
+                raise StartupError(f"state topic {topic}: not read to its end within "
+                                   f"{timeout_s:g} s")
+            msg = consumer.poll(1.0)
+            if msg is None:
+                continue
+            if msg.error():
+                if msg.error().code() == KafkaError._PARTITION_EOF:
+                    pending.discard(msg.partition())
+                    continue
+                raise StartupError(f"state topic {topic}: {msg.error().str()}")
+            key = (msg.key() or b"").decode("utf-8", "replace")
+            value = msg.value()
+            try:
+                out.append((key, None if value is None
+                            else AmAlert.from_payload(key, orjson.loads(value))))
+            except (BadRecord, orjson.JSONDecodeError) as exc:
+                log.warning("state topic %s offset %s: passed over (%s)", topic, msg.offset(), exc)
+            if msg.offset() + 1 >= ends[msg.partition()][1]:
+                pending.discard(msg.partition())
+    finally:
+        consumer.close()
+    return out
+
+
+def anomalies_consumer(settings: Settings) -> Consumer:
+    """The group's consumer: manual commits only, after Alertmanager accepted the events.
+
+    A static member (``group.instance.id``, KIP-345): a notifier restarted after a crash takes
+    its partitions back at once, instead of waiting out the dead one's session (45 s); and a
+    second notifier started by mistake in the same group fences the first, which then stops,
+    rather than both keeping open sets that drift apart.
+    """
+    consumer = Consumer({**base_config(settings), "group.id": settings.group,
+                         "group.instance.id": f"{settings.group}-notifier",
+                         "enable.auto.commit": False, "enable.auto.offset.store": False,
+                         "auto.offset.reset": settings.offset_reset,
+                         "error_cb": _consumer_error})
+    consumer.subscribe([settings.anomalies_topic])
+    return consumer
+
+
+def _consumer_error(err: KafkaError) -> None:
+    log.log(logging.ERROR if err.fatal() else logging.WARNING, "Kafka: %s", err.str())
+
+
+def state_producer(settings: Settings) -> Producer:
+    """Writes the state topic: idempotent and acknowledged by all replicas, because a state
+    record is the only memory of an open alert once its event's offset is committed."""
+    return Producer({**base_config(settings), "acks": "all", "enable.idempotence": True,
+                     "linger.ms": 0})

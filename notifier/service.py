@@ -1,0 +1,223 @@
+"""The notifier's loop: anomalies topic -> Alertmanager, then state topic, then commit.
+
+For each batch of alert events, in this order, each step retried until it succeeds:
+
+1. post what the events ask for to Alertmanager (``OpenAlerts.apply``);
+2. write the open alerts' new state to the compacted state topic and flush it;
+3. commit the batch's offsets.
+
+A crash anywhere re-reads the uncommitted batch on restart and repeats steps that may already
+have happened; each is idempotent (the same labels are the same alert in Alertmanager, the same
+key overwrites the state record), so nothing is lost and nothing is opened twice. The open set
+is re-sent every ``NOTIFIER_RESEND_SECONDS``, at start-up, and after every outage (Alertmanager
+keeps alerts in memory only, so a restarted one has forgotten them).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import orjson
+from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
+
+from notifier.alertmanager import DeliveryError
+from notifier.alerts import AmAlert, BadRecord, Change, OpenAlerts, ResendClock, collapse
+from notifier.backoff import Backoff
+from notifier.config import Settings
+
+log = logging.getLogger("notifier")
+
+
+class Poster(Protocol):
+    url: str
+
+    def post(self, alerts: Sequence[AmAlert]) -> None: ...
+
+
+class Notifier:
+    """One notifier: its open set, and the clients it was given."""
+
+    def __init__(self, settings: Settings, alertmanager: Poster, consumer: Any,
+                 producer: Any, open_alerts: OpenAlerts, stop: threading.Event,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.am = alertmanager
+        self.consumer = consumer
+        self.producer = producer
+        self.open = open_alerts
+        self.stop = stop
+        self.clock = clock
+        self.resend = ResendClock(settings.resend_seconds)
+        self.counts = {"events": 0, "posted": 0, "retries": 0, "bad": 0}
+        self._resend_backoff = self._backoff()
+        self._down = False  # the last post failed: Alertmanager may come back empty
+
+    def _backoff(self) -> Backoff:
+        return Backoff(self.settings.backoff_initial_seconds, self.settings.backoff_max_seconds)
+
+    # --- Alertmanager ----------------------------------------------------------------------
+
+    def deliver(self, alerts: list[AmAlert], what: str) -> bool:
+        """Post until Alertmanager accepts (True); False only when asked to stop meanwhile."""
+        alerts = collapse(alerts)
+        backoff = self._backoff()
+        while True:
+            try:
+                self.am.post(alerts)
+            except DeliveryError as exc:
+                if exc.permanent:
+                    # Invalid alerts: Alertmanager kept the valid ones of the request and will
+                    # never take these. Retrying would block every later alert behind them.
+                    log.error("Alertmanager at %s refused %s (%s); passed over: %s",
+                              self.am.url, what, exc,
+                              orjson.dumps([a.payload() for a in alerts]).decode()[:1000])
+                    return True
+                delay = backoff.next_delay()
+                self._failed()
+                log.warning("Alertmanager at %s did not take %s (attempt %d: %s); retrying in "
+                            "%.1f s", self.am.url, what, backoff.attempts, exc, delay)
+                if self.stop.wait(delay):
+                    return False
+                continue
+            self.counts["posted"] += len(alerts)
+            self._took(what)
+            return True
+
+    def _failed(self) -> None:
+        self.counts["retries"] += 1
+        self._down = True
+
+    def _took(self, what: str) -> None:
+        """A post succeeded: after an outage, re-send the open set at once, since Alertmanager
+        may have restarted meanwhile and forgotten it (it keeps alerts in memory only)."""
+        if self._down:
+            log.info("Alertmanager at %s is back (took %s); re-sending the open alerts",
+                     self.am.url, what)
+            self._down = False
+            self.resend.force()
+
+    def resend_open(self) -> None:
+        """Re-send every open alert, so none expires in Alertmanager while it is open.
+
+        One attempt: a failed re-send is tried again after a backoff, but does not hold up
+        the events behind it (a ``resolved`` among them would otherwise wait for an open alert
+        that no longer needs re-sending)."""
+        now = self.clock()
+        alerts = self.open.firing()
+        if alerts:
+            what = f"the re-send of {len(alerts)} open alert(s)"
+            try:
+                self.am.post(alerts)
+            except DeliveryError as exc:
+                delay = self._resend_backoff.next_delay()
+                self._failed()
+                log.warning("Alertmanager at %s did not take %s (attempt %d: %s); next try in "
+                            "%.1f s", self.am.url, what, self._resend_backoff.attempts, exc,
+                            delay)
+                self.resend.sent(now, min(delay, self.resend.interval))
+                return
+            self.counts["posted"] += len(alerts)
+            self._resend_backoff.reset()
+            self._took(what)
+            log.debug("re-sent %d open alert(s)", len(alerts))
+        self.resend.sent(now)  # every open alert was just sent: a forced re-send is done too
+
+    # --- Kafka -----------------------------------------------------------------------------
+
+    def write_state(self, state: dict[str, AmAlert | None]) -> bool:
+        """Write and flush the state records; True once the broker has every one."""
+        pending = dict(state)
+        backoff = self._backoff()
+        while pending:
+            failed: list[str] = []
+
+            def delivered(err: KafkaError | None, msg: Message, failed: list = failed) -> None:
+                if err is not None:
+                    failed.append(msg.key().decode())
+                    log.warning("state topic %s: %s", self.settings.state_topic, err.str())
+
+            for alert_id, alert in pending.items():
+                value = None if alert is None else orjson.dumps(alert.payload())
+                self.producer.produce(self.settings.state_topic, key=alert_id.encode(),
+                                      value=value, on_delivery=delivered)
+            while self.producer.flush(1.0) > 0:
+                if self.stop.is_set():
+                    return False
+            pending = {key: pending[key] for key in failed}
+            if pending and self.stop.wait(backoff.next_delay()):
+                return False
+        return True
+
+    def commit(self, offsets: dict[tuple[str, int], int]) -> bool:
+        """Commit the next offset of each partition read; True when committed or moot."""
+        parts = [TopicPartition(t, p, off + 1) for (t, p), off in offsets.items()]
+        backoff = self._backoff()
+        while True:
+            try:
+                self.consumer.commit(offsets=parts, asynchronous=False)
+                return True
+            except KafkaException as exc:
+                err = exc.args[0]
+                if not err.retriable():
+                    # E.g. the partitions moved to another member: it re-reads these events and
+                    # repeats idempotent steps. Nothing is lost.
+                    log.warning("commit of %s not made: %s", parts, err.str())
+                    return True
+                log.warning("commit failed (%s); retrying", err.str())
+                if self.stop.wait(backoff.next_delay()):
+                    return False
+
+    # --- the loop --------------------------------------------------------------------------
+
+    def handle(self, messages: list[Any]) -> bool:
+        """One batch: Alertmanager, then state, then commit. False if stopped half-way (the
+        batch is then read again by the next run)."""
+        change = Change()
+        offsets: dict[tuple[str, int], int] = {}
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        for msg in messages:
+            if msg.error():
+                code = msg.error().code()
+                if code != KafkaError._PARTITION_EOF:
+                    log.log(logging.ERROR if msg.error().fatal() else logging.WARNING,
+                            "Kafka: %s", msg.error().str())
+                    if msg.error().fatal():
+                        raise KafkaException(msg.error())
+                continue
+            offsets[(msg.topic(), msg.partition())] = msg.offset()
+            try:
+                record = orjson.loads(msg.value() or b"null")
+                change += self.open.apply(record, now)
+            except (BadRecord, orjson.JSONDecodeError) as exc:
+                self.counts["bad"] += 1
+                log.warning("%s partition %s offset %s: passed over (%s)", msg.topic(),
+                            msg.partition(), msg.offset(), exc)
+                continue
+            self.counts["events"] += 1
+        if change.posts:
+            fired = sum(a.ends_at is None for a in change.posts)
+            what = f"{fired} firing and {len(change.posts) - fired} resolved alert(s)"
+            if not self.deliver(change.posts, what):
+                return False
+            log.info("Alertmanager took %s; %d open", what, len(self.open))
+        if change.state and not self.write_state(change.state):
+            return False
+        return not offsets or self.commit(offsets)
+
+    def run(self) -> None:
+        """Until ``stop`` is set: re-send when due, else read and handle a batch."""
+        self.resend.force()  # Alertmanager may have lost them while the notifier was away
+        while not self.stop.is_set():
+            now = self.clock()
+            if self.resend.due(now):
+                self.resend_open()
+                continue
+            timeout = min(1.0, max(0.05, self.resend.wait(now)))
+            messages = self.consumer.consume(self.settings.batch_size, timeout)
+            if messages and not self.handle(messages):
+                break

@@ -1,0 +1,297 @@
+"""Producer (overheat) -> dataflow -> anomalies topic -> ``python -m notifier`` -> a real
+Alertmanager (Debian's prometheus-alertmanager, started by ``scripts/alertmanager.sh``).
+
+One run, in the order an operator would meet it:
+
+1. machine 2 overheats: Alertmanager shows one firing alert for it, with the issue's labels and
+   the opening window's start, and its webhook receiver is notified;
+2. Alertmanager restarts (it keeps alerts in memory only): the notifier's retries and re-sends
+   bring the same alert back;
+3. the notifier is killed and Alertmanager restarted: a new notifier, whose group has already
+   committed past the ``open`` event, rebuilds the open alert from its state topic;
+4. the machine cools down while Alertmanager is down: the ``resolved`` event waits, uncommitted,
+   and reaches Alertmanager once it is back.
+
+Throughout, Alertmanager never holds a second alert for machine 2. Every wait has a deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+from tests.integration.conftest import (
+    BROKERS,
+    ROOT,
+    consume_all,
+    free_port,
+    python_env,
+    run_module,
+    wait_for,
+)
+from tests.tools import require_tool
+
+SCRIPT = ROOT / "scripts" / "alertmanager.sh"
+ALERT_LABELS = {"alertname", "family", "sensor_id", "severity", "alert_id"}
+
+
+class Webhook:
+    """A webhook receiver on 127.0.0.1: what Alertmanager notified."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.received.append(json.loads(body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class LocalAlertmanager:
+    """``scripts/alertmanager.sh`` on a free port with its own directory and config."""
+
+    def __init__(self, directory: Path, webhook_url: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = directory / "alertmanager.yml"
+        # Quick notifications for the test; resolve_timeout long, so an alert that leaves the
+        # API was resolved by the notifier, not expired.
+        config.write_text(
+            "global:\n  resolve_timeout: 5m\n"
+            "route:\n  receiver: hook\n  group_by: [alertname, sensor_id]\n"
+            "  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n"
+            f"receivers:\n  - name: hook\n    webhook_configs:\n      - url: {webhook_url}\n"
+            "        send_resolved: true\n")
+        self.env = {**os.environ, "ALERTMANAGER_PORT": str(self.port),
+                    "ALERTMANAGER_DIR": str(directory / "am"),
+                    "ALERTMANAGER_CONFIG": str(config)}
+
+    def script(self, command: str) -> str:
+        proc = subprocess.run([str(SCRIPT), command], env=self.env, capture_output=True,
+                              text=True, timeout=60)
+        assert proc.returncode == 0, f"alertmanager.sh {command}: {proc.stdout}{proc.stderr}"
+        return proc.stdout
+
+    def alerts(self, sensor: str = "2") -> list[dict[str, Any]]:
+        """The active alerts of ``sensor`` in Alertmanager's API (resolved ones are not listed)."""
+        url = f"{self.url}/api/v2/alerts?filter=sensor_id%3D%22{sensor}%22"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return json.load(resp)
+
+    def received(self, status: str) -> float:
+        """alertmanager_alerts_received_total for ``status`` (firing, resolved), API v2."""
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as resp:
+            for line in resp.read().decode().splitlines():
+                if line.startswith("alertmanager_alerts_received_total") and \
+                        f'status="{status}"' in line and 'version="v2"' in line:
+                    return float(line.rsplit(" ", 1)[1])
+        return 0.0
+
+
+@pytest.fixture
+def alertmanager(tmp_path: Path) -> Iterator[LocalAlertmanager]:
+    require_tool("prometheus-alertmanager", "Debian package `prometheus-alertmanager`")
+    hook = Webhook()
+    am = LocalAlertmanager(tmp_path, hook.url)
+    am.webhook = hook  # type: ignore[attr-defined]
+    am.script("start")
+    try:
+        yield am
+    finally:
+        am.script("stop")
+        hook.close()
+
+
+def stop(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """SIGINT as a user's Ctrl-C; killed if it has not exited in time."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def committed(group: str, topic: str, partitions: int) -> dict[int, int]:
+    consumer = Consumer({"bootstrap.servers": BROKERS, "group.id": group})
+    try:
+        parts = consumer.committed([TopicPartition(topic, p) for p in range(partitions)],
+                                   timeout=30)
+        return {p.partition: p.offset for p in parts}
+    finally:
+        consumer.close()
+
+
+def end_offsets(topic: str, partitions: int) -> dict[int, int]:
+    consumer = Consumer({"bootstrap.servers": BROKERS, "group.id": f"t-{uuid.uuid4().hex}"})
+    try:
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+                for p in range(partitions)}
+    finally:
+        consumer.close()
+
+
+def test_overheat_reaches_alertmanager_survives_outages_and_resolves(
+        topic_factory, admin, alertmanager: LocalAlertmanager, tmp_path: Path) -> None:
+    topics = {"AIR_QUALITY_TOPIC": topic_factory("aq"), "TEMPERATURE_TOPIC": topic_factory("t"),
+              "ANOMALIES_TOPIC": topic_factory("anomalies"), "DLQ_TOPIC": topic_factory("dlq", 1)}
+    anomalies = topics["ANOMALIES_TOPIC"]
+    state_topic = f"test-notifier-state-{uuid.uuid4().hex[:10]}"
+    group = f"test-notifier-{uuid.uuid4().hex[:10]}"
+    notifier_env = python_env(
+        ANOMALIES_TOPIC=anomalies, NOTIFIER_STATE_TOPIC=state_topic, NOTIFIER_GROUP=group,
+        ALERTMANAGER_URL=alertmanager.url, NOTIFIER_RESEND_SECONDS="2",
+        NOTIFIER_BACKOFF_INITIAL_SECONDS="0.2", NOTIFIER_BACKOFF_MAX_SECONDS="1")
+    logs: list[Path] = []
+
+    def start_notifier() -> subprocess.Popen:
+        log = tmp_path / f"notifier-{len(logs)}.log"
+        logs.append(log)
+        return subprocess.Popen([sys.executable, "-m", "notifier"], cwd=ROOT, env=notifier_env,
+                                stdout=subprocess.DEVNULL, stderr=log.open("w"))
+
+    def log_has(text: str, count: int = 1) -> bool:
+        return logs[-1].read_text().count(text) >= count
+
+    def context() -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in logs)
+
+    # Event times well in the past (not live): windows close by event time, the same every run.
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
+    flow = subprocess.Popen(
+        [sys.executable, "-m", "bytewax.run", "dataflow.main:flow"], cwd=ROOT,
+        env=python_env(**topics, IDLE_TIMEOUT_SECONDS="2", ALERT_STALE_SECONDS="0",
+                       STATUS_INTERVAL_SECONDS="0"),
+        stdout=subprocess.DEVNULL, stderr=(tmp_path / "flow.log").open("w"))
+    notifier = start_notifier()
+    seen_label_sets: set[tuple[tuple[str, str], ...]] = set()
+
+    def firing() -> list[dict[str, Any]]:
+        alerts = alertmanager.alerts()
+        seen_label_sets.update(tuple(sorted(a["labels"].items())) for a in alerts)
+        return alerts
+
+    try:
+        produced = run_module(
+            ["producer", "--scenario", "overheat", "--families", "temperature", "--sensors", "3",
+             "--duration", "60", "--start", start.strftime("%Y-%m-%dT%H:%M:%S"),
+             "--temperature-topic", topics["TEMPERATURE_TOPIC"],
+             "--air-quality-topic", topics["AIR_QUALITY_TOPIC"]], python_env())
+        assert produced.returncode == 0, produced.stderr[-3000:]
+
+        # 1. Firing, with the issue's labels and the opening window's start.
+        [alert] = wait_for("machine 2's alert in Alertmanager", firing, notifier, timeout=120)
+        opens = [orjson.loads(m.value()) for m in consume_all(anomalies)]
+        opens = [r for r in opens if r["event"] == "open"]
+        assert [r["sensor_id"] for r in opens] == ["2"], opens
+        opened = opens[0]
+        labels = alert["labels"]
+        assert set(labels) == ALERT_LABELS
+        assert labels == {"alertname": "SensorAnomaly", "family": "temperature",
+                          "sensor_id": "2", "severity": "critical",
+                          "alert_id": opened["alert_id"]}
+        assert alert["startsAt"] == opened["alert"]["opened_at"]
+        assert alert["annotations"]["reasons"] == "threshold"
+        assert float(alert["annotations"]["mean"]) >= 90
+        assert alert["status"]["state"] == "active"
+        assert alertmanager.alerts(sensor="0") == alertmanager.alerts(sensor="1") == []
+        hook = alertmanager.webhook  # type: ignore[attr-defined]
+        wait_for("a firing notification at the webhook", lambda: any(
+            n["status"] == "firing" and n["alerts"][0]["labels"] == labels
+            for n in hook.received), timeout=30)
+
+        # 2. Alertmanager restarts and forgets: the re-sends bring the same alert back.
+        alertmanager.script("stop")
+        wait_for("the notifier to see Alertmanager down", lambda: log_has("did not take"),
+                 notifier, timeout=30)
+        alertmanager.script("start")
+        [back] = wait_for("the alert back after the restart", firing, notifier, timeout=30)
+        assert back["labels"] == labels and back["startsAt"] == alert["startsAt"]
+
+        # 3. The notifier is killed; a new one has only its state topic to know the alert.
+        def all_committed() -> bool:
+            ends = end_offsets(anomalies, 3)
+            return committed(group, anomalies, 3) == {p: e or -1001 for p, e in ends.items()}
+
+        wait_for("every event so far committed", all_committed, notifier, timeout=30)
+        notifier.kill()
+        notifier.wait()
+        alertmanager.script("stop")
+        alertmanager.script("start")
+        assert firing() == [], "a restarted Alertmanager has no alerts until they are re-sent"
+        notifier = start_notifier()
+        [rebuilt] = wait_for("the alert rebuilt from the state topic", firing, notifier,
+                             timeout=60)
+        assert rebuilt["labels"] == labels and rebuilt["startsAt"] == alert["startsAt"]
+        assert "1 open alert(s)" in logs[-1].read_text(), context()
+
+        # 4. The machine cools down while Alertmanager is down.
+        alertmanager.script("stop")
+        cool = Producer({"bootstrap.servers": BROKERS})
+        base_ns = int((start + timedelta(seconds=60)).timestamp()) * 1_000_000_000
+        for sec in range(30):
+            cool.produce(topics["TEMPERATURE_TOPIC"], key=b"2", value=orjson.dumps(
+                {"Temperature_C": 60.0, "Timestamp": base_ns + sec * 1_000_000_000}))
+        assert cool.flush(30) == 0
+
+        def resolved_record() -> Any:
+            for msg in consume_all(anomalies):
+                rec = orjson.loads(msg.value())
+                if rec["event"] == "resolved":
+                    return msg.partition(), msg.offset(), rec
+            return None
+
+        part, offset, resolved = wait_for("the resolved event", resolved_record, flow,
+                                          timeout=60)
+        assert resolved["alert_id"] == labels["alert_id"]
+        wait_for("a failed delivery of the resolution",
+                 lambda: log_has("did not take 0 firing and 1 resolved", 2), notifier,
+                 timeout=30)
+        assert committed(group, anomalies, 3)[part] <= offset, "committed past an event " \
+            "Alertmanager has not taken"
+        alertmanager.script("start")  # a new process: its counters start at 0
+        wait_for("the resolution to reach Alertmanager",
+                 lambda: alertmanager.received("resolved") >= 1, notifier, timeout=30)
+        wait_for("the resolved event committed",
+                 lambda: committed(group, anomalies, 3)[part] == offset + 1, notifier, timeout=30)
+        assert firing() == []
+        assert alertmanager.received("firing") == 0, "no open alert posted after the resolve"
+        assert len(seen_label_sets) == 1, f"a second alert appeared: {seen_label_sets}"
+        assert notifier.poll() is None, context()
+    finally:
+        stop(notifier)
+        stop(flow)
+        admin.delete_topics([state_topic])
+    assert notifier.returncode == 0, context()
+    text = logs[-1].read_text()
+    assert "Traceback" not in text and "stopped by SIGINT" in text, context()

@@ -1,0 +1,515 @@
+"""The notifier's pure logic (record -> Alertmanager alert, open set, resend, backoff,
+settings) and its loop's ordering on fakes: no Kafka, no Alertmanager."""
+
+from __future__ import annotations
+
+import base64
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from dataflow.config import ConfigError
+from notifier.__main__ import main, usage
+from notifier.alertmanager import Alertmanager, DeliveryError
+from notifier.alerts import (
+    ALERTNAME,
+    AmAlert,
+    BadRecord,
+    OpenAlerts,
+    ResendClock,
+    alert_of,
+    collapse,
+    parse_go_duration,
+    severity_of,
+)
+from notifier.backoff import Backoff
+from notifier.config import ENV_DOCS, Settings
+from notifier.service import Notifier
+
+NOW = datetime(2026, 11, 22, 21, 0, 0, tzinfo=UTC)
+OPENED = "2026-11-22T20:28:20.000Z"
+
+
+def record(event: str = "open", *, sensor: str = "2", reasons: tuple[str, ...] = ("threshold",),
+           window: str = "20:28:20", mean: float | None = 97.082, alert_id: str | None = None,
+           **extra: object) -> dict:
+    start = f"2026-11-22T{window}.000Z"
+    end_dt = datetime.fromisoformat(start.replace("Z", "+00:00")) + timedelta(seconds=5)
+    rec = {
+        "event": event, "alert_id": alert_id or f"temperature/{sensor}@1795379300000000000",
+        "state": "resolved" if event == "resolved" else "open",
+        "resolution": "clean" if event == "resolved" else None,
+        "family": "temperature", "sensor_id": sensor,
+        "window_start": start, "window_end": end_dt.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        "count": 5, "mean": mean, "reasons": [] if event == "resolved" else list(reasons),
+        "silent_seconds": None,
+        "alert": {"opened_at": OPENED, "anomalous_windows": 1, "peak_mean": 97.082,
+                  "peak_at": OPENED, "peak_score": 0.0, "reasons": list(reasons)},
+    }
+    rec.update(extra)
+    return rec
+
+
+# --- record -> Alertmanager alert ----------------------------------------------------------
+
+
+def test_open_record_becomes_a_firing_alert_with_the_issue_labels() -> None:
+    alert = alert_of(record(unit="°C"))
+    assert dict(alert.labels) == {"alertname": ALERTNAME, "family": "temperature",
+                                  "sensor_id": "2", "severity": "critical",
+                                  "alert_id": "temperature/2@1795379300000000000"}
+    payload = alert.payload()
+    assert payload["startsAt"] == OPENED  # the opening window's start, not now
+    assert "endsAt" not in payload  # firing: Alertmanager applies its resolve_timeout
+    notes = payload["annotations"]
+    assert notes["mean"] == "97.082" and notes["unit"] == "°C"
+    assert notes["window"] == "2026-11-22T20:28:20.000Z/2026-11-22T20:28:25.000Z"
+    assert notes["reasons"] == "threshold"
+    assert notes["summary"] == ("temperature/2: mean 97.082 °C over 20:28:20-20:28:25 UTC "
+                                "(threshold), open since 20:28:20 UTC")
+    assert "\n" not in notes["summary"]
+    assert all(isinstance(v, str) for v in notes.values())
+
+
+def test_unit_is_left_out_when_the_record_has_none() -> None:
+    notes = alert_of(record()).annotations
+    assert "unit" not in notes and "mean 97.082 over" in notes["summary"]
+
+
+@pytest.mark.parametrize(("alert_extra", "reasons", "expected"), [
+    ({}, ("threshold",), "critical"),
+    ({}, ("ml",), "warning"),
+    ({}, ("ml", "threshold"), "critical"),
+    ({"severity": "warning"}, ("threshold",), "warning"),  # the dataflow's word wins
+    ({"severity": None}, ("ml",), "warning"),
+])
+def test_severity_comes_from_the_alert_else_from_its_reasons(alert_extra, reasons,
+                                                             expected) -> None:
+    rec = record(reasons=reasons)
+    rec["alert"].update(alert_extra)
+    assert severity_of(rec) == expected
+
+
+@pytest.mark.parametrize("broken", [
+    {"alert": None}, {"alert_id": None, "alert": {}}, {"family": None, "alert": {"x": 1}},
+])
+def test_an_unreadable_alert_record_is_a_bad_record(broken: dict) -> None:
+    rec = record()
+    rec.update(broken)
+    with pytest.raises(BadRecord):
+        OpenAlerts().apply(rec, NOW)
+
+
+def test_not_an_object_is_a_bad_record() -> None:
+    with pytest.raises(BadRecord):
+        OpenAlerts().apply(["open"], NOW)  # type: ignore[arg-type]
+
+
+# --- the open set and label stability ------------------------------------------------------
+
+
+def test_open_update_resolved_keep_one_label_set_and_the_start() -> None:
+    alerts = OpenAlerts()
+    opened = alerts.apply(record("open"), NOW)
+    updated = alerts.apply(record("update", window="20:29:20", mean=99.5), NOW)
+    resolved = alerts.apply(record("resolved", window="20:31:00", mean=60.0), NOW)
+    posts = opened.posts + updated.posts + resolved.posts
+    assert len(posts) == 3
+    assert {p.key for p in posts} == {opened.posts[0].key}
+    assert {p.starts_at for p in posts} == {OPENED}
+    assert [p.ends_at for p in posts] == [None, None, "2026-11-22T20:31:05.000Z"]
+    assert updated.posts[0].annotations["mean"] == "99.5"
+    assert "resolved (clean windows)" in resolved.posts[0].annotations["summary"]
+    assert len(alerts) == 0
+
+
+def test_state_writes_put_the_open_alert_and_tombstone_it_on_resolve() -> None:
+    alerts = OpenAlerts()
+    aid = "temperature/2@1795379300000000000"
+    opened = alerts.apply(record("open"), NOW)
+    assert opened.state == {aid: opened.posts[0]}
+    assert alerts.apply(record("resolved", window="20:31:00"), NOW).state == {aid: None}
+
+
+def test_escalation_resolves_the_old_label_set_and_fires_the_new_one() -> None:
+    alerts = OpenAlerts()
+    warn = alerts.apply(record("open", reasons=("ml",)), NOW).posts[0]
+    assert warn.labels["severity"] == "warning"
+    change = alerts.apply(record("update", reasons=("ml", "threshold")), NOW)
+    old, new = change.posts
+    assert old.key == warn.key and old.ends_at is not None
+    assert new.labels["severity"] == "critical" and new.ends_at is None
+    assert new.starts_at == OPENED and new.labels["alert_id"] == warn.labels["alert_id"]
+    # Never back down within the episode: a later record saying warning keeps critical.
+    rec = record("update", reasons=("ml",))
+    rec["alert"]["severity"] = "warning"
+    again = alerts.apply(rec, NOW).posts
+    assert [p.labels["severity"] for p in again] == ["critical"]
+    resolved = alerts.apply(record("resolved", window="20:40:00"), NOW).posts
+    assert [p.key for p in resolved] == [new.key] and resolved[0].ends_at
+
+
+def test_resolved_end_is_never_in_the_future_nor_before_the_start() -> None:
+    early_now = datetime(2026, 11, 22, 20, 30, 0, tzinfo=UTC)
+    alerts = OpenAlerts()
+    alerts.apply(record("open"), early_now)
+    # A sensor clock running ahead: its resolving window ends after now.
+    [post] = alerts.apply(record("resolved", window="20:45:00"), early_now).posts
+    assert post.ends_at == "2026-11-22T20:30:00.000Z"
+    before_start = datetime(2026, 11, 22, 20, 0, 0, tzinfo=UTC)
+    assert AmAlert({"a": "b"}, {}, OPENED).ended(before_start).ends_at == \
+        "2026-11-22T20:28:20.001Z"
+
+
+def test_a_stale_resolution_ends_now_and_says_why() -> None:
+    alerts = OpenAlerts()
+    alerts.apply(record("open"), NOW)
+    stale = record("resolved", window_start=None, window_end=None, mean=None,
+                   resolution="stale", silent_seconds=300.0)
+    [post] = alerts.apply(stale, NOW).posts
+    assert post.ends_at == "2026-11-22T21:00:00.000Z"
+    assert "silent for 300 s" in post.annotations["summary"]
+
+
+def test_a_resolve_for_an_alert_not_in_the_set_is_still_posted() -> None:
+    """After a crash between the post and the commit, the resolve is read again once the
+    state forgot the alert: Alertmanager gets the resolution once more (harmless)."""
+    [post] = OpenAlerts().apply(record("resolved", window="20:31:00"), NOW).posts
+    assert post.labels["severity"] == "critical" and post.ends_at
+
+
+def test_forgotten_sensor_resolves_its_open_alert() -> None:
+    alerts = OpenAlerts()
+    alerts.apply(record("open"), NOW)
+    alerts.apply(record("open", sensor="3"), NOW)
+    forgotten = {"event": "forgotten", "alert_id": None, "family": "temperature",
+                 "sensor_id": "2", "silent_seconds": 604800.0}
+    change = alerts.apply(forgotten, NOW)
+    assert [p.labels["sensor_id"] for p in change.posts] == ["2"]
+    assert change.posts[0].ends_at is not None
+    assert len(alerts) == 1
+
+
+def test_a_new_alert_of_a_sensor_closes_its_older_one() -> None:
+    alerts = OpenAlerts()
+    alerts.apply(record("open"), NOW)
+    change = alerts.apply(record("open", alert_id="temperature/2@1795380000000000000"), NOW)
+    assert [p.ends_at is None for p in change.posts] == [False, True]
+    assert change.state["temperature/2@1795379300000000000"] is None
+    assert len(alerts) == 1
+
+
+def test_window_records_change_nothing() -> None:
+    alerts = OpenAlerts()
+    change = alerts.apply(record("window", alert_id=None, alert=None), NOW)
+    assert change.posts == [] and change.state == {} and len(alerts) == 0
+
+
+def test_state_rebuild_from_puts_and_tombstones() -> None:
+    live = OpenAlerts()
+    writes: list[tuple[str, AmAlert | None]] = []
+    for rec in (record("open"), record("open", sensor="3"), record("update", window="20:29:00"),
+                record("resolved", sensor="3", window="20:30:00")):
+        writes.extend(live.apply(rec, NOW).state.items())
+    # Through the wire format, as the state topic stores them.
+    stored = [(k, None if v is None else orjson.dumps(v.payload())) for k, v in writes]
+    rebuilt = OpenAlerts()
+    for key, value in stored:
+        rebuilt.load(key, None if value is None else AmAlert.from_payload(key, orjson.loads(value)))
+    assert rebuilt.firing() == live.firing()
+    assert [a.labels["sensor_id"] for a in rebuilt.firing()] == ["2"]
+    assert rebuilt.firing()[0].annotations["window"].startswith("2026-11-22T20:29:00")
+
+
+def test_collapse_keeps_the_last_alert_per_label_set() -> None:
+    a1 = AmAlert({"x": "1"}, {}, OPENED)
+    b = AmAlert({"x": "2"}, {}, OPENED)
+    a2 = a1.ended(NOW)
+    assert collapse([a1, b, a2]) == [b, a2]
+
+
+# --- resend and backoff --------------------------------------------------------------------
+
+
+def test_resend_clock_is_due_at_once_then_every_interval_and_when_forced() -> None:
+    clock = ResendClock(60)
+    assert clock.due(1000.0) and clock.wait(1000.0) == 0
+    clock.sent(1000.0)
+    assert not clock.due(1059.9) and clock.wait(1030.0) == pytest.approx(30.0)
+    assert clock.due(1060.0)
+    clock.force()
+    assert clock.due(1001.0)
+
+
+def test_backoff_doubles_up_to_its_maximum_and_resets() -> None:
+    backoff = Backoff(0.5, 30, jitter=0.2, rng=lambda: 0.0)
+    assert [backoff.next_delay() for _ in range(9)] == [0.5, 1, 2, 4, 8, 16, 30, 30, 30]
+    backoff.reset()
+    assert backoff.next_delay() == 0.5
+    jittered = Backoff(1, 1, jitter=0.2, rng=lambda: 1.0)
+    assert jittered.next_delay() == pytest.approx(0.8)
+    long = Backoff(0.5, 30)
+    assert all(0 < long.next_delay() <= 30 for _ in range(2000))  # no overflow, never above
+
+
+def test_backoff_rejects_nonsense() -> None:
+    with pytest.raises(ValueError):
+        Backoff(5, 1)
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("5m", 300), ("1h30m", 5400), ("90s", 90),
+                                               ("500ms", 0.5), ("1d", 86400)])
+def test_go_durations(text: str, seconds: float) -> None:
+    assert parse_go_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "5", "m", "5x"])
+def test_bad_go_durations(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_go_duration(text)
+
+
+# --- settings -------------------------------------------------------------------------------
+
+
+def test_defaults() -> None:
+    settings = Settings.from_env({})
+    assert settings.alertmanager_url == "http://127.0.0.1:9093"
+    assert settings.anomalies_topic == "anomalies" and settings.group == "notifier"
+    assert settings.resend_seconds * 3 <= settings.resolve_timeout_seconds
+    assert settings.tls is None and settings.username is None
+    assert {name: default for name, (default, _) in ENV_DOCS.items()}["NOTIFIER_RESEND_SECONDS"] \
+        == "60"
+
+
+@pytest.mark.parametrize(("env", "name"), [
+    ({"ALERTMANAGER_URL": "ftp://x"}, "ALERTMANAGER_URL"),
+    ({"ALERTMANAGER_URL": "http://u:p@am:9093"}, "ALERTMANAGER_URL"),
+    ({"NOTIFIER_RESEND_SECONDS": "200"}, "NOTIFIER_RESEND_SECONDS"),
+    ({"NOTIFIER_RESEND_SECONDS": "0"}, "NOTIFIER_RESEND_SECONDS"),
+    ({"NOTIFIER_RESEND_SECONDS": "soon"}, "NOTIFIER_RESEND_SECONDS"),
+    ({"ALERTMANAGER_RESOLVE_TIMEOUT_SECONDS": "60"}, "NOTIFIER_RESEND_SECONDS"),
+    ({"NOTIFIER_BATCH_SIZE": "0"}, "NOTIFIER_BATCH_SIZE"),
+    ({"NOTIFIER_BACKOFF_MAX_SECONDS": "0.1"}, "NOTIFIER_BACKOFF_MAX_SECONDS"),
+    ({"NOTIFIER_OFFSET_RESET": "middle"}, "NOTIFIER_OFFSET_RESET"),
+    ({"NOTIFIER_STATE_TOPIC": "anomalies"}, "NOTIFIER_STATE_TOPIC"),
+    ({"NOTIFIER_GROUP": " "}, "NOTIFIER_GROUP"),
+    ({"KAFKA_BROKERS": ","}, "KAFKA_BROKERS"),
+    ({"ALERTMANAGER_CA_FILE": "/ca.pem"}, "ALERTMANAGER_CA_FILE"),  # with http://
+    ({"ALERTMANAGER_URL": "https://am", "ALERTMANAGER_CA_FILE": "/nonexistent.pem"},
+     "ALERTMANAGER_CA_FILE"),
+    ({"ALERTMANAGER_URL": "https://am", "ALERTMANAGER_CERT_FILE": "/c.pem"},
+     "ALERTMANAGER_KEY_FILE"),
+    ({"ALERTMANAGER_URL": "https://am", "ALERTMANAGER_TLS_INSECURE": "maybe"},
+     "ALERTMANAGER_TLS_INSECURE"),
+    ({"ALERTMANAGER_USERNAME": "ops"}, "ALERTMANAGER_PASSWORD"),
+    ({"ALERTMANAGER_TIMEOUT_SECONDS": "-1"}, "ALERTMANAGER_TIMEOUT_SECONDS"),
+    ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+    ({"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"}, "KAFKA_SASL_MECHANISM"),
+])
+def test_bad_setting_names_the_variable(env: dict, name: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env(env)
+
+
+def test_the_password_is_never_in_a_message() -> None:
+    settings = Settings.from_env({"ALERTMANAGER_USERNAME": "ops",
+                                  "ALERTMANAGER_PASSWORD": "s3cret-pw"})
+    assert "s3cret-pw" not in settings.redacted_alertmanager()
+    assert "***" in settings.redacted_alertmanager()
+    with pytest.raises(ConfigError) as exc:
+        Settings.from_env({"ALERTMANAGER_PASSWORD": "s3cret-pw"})
+    assert "s3cret-pw" not in str(exc.value)
+
+
+def test_https_with_a_ca_file(tmp_path: Path) -> None:
+    not_pem = tmp_path / "ca.pem"
+    not_pem.write_text("hello")
+    with pytest.raises(ConfigError, match="ALERTMANAGER_CA_FILE"):
+        Settings.from_env({"ALERTMANAGER_URL": "https://am", "ALERTMANAGER_CA_FILE": str(not_pem)})
+    insecure = Settings.from_env({"ALERTMANAGER_URL": "https://am",
+                                  "ALERTMANAGER_TLS_INSECURE": "true"})
+    assert insecure.tls is not None and "NOT verified" in insecure.redacted_alertmanager()
+
+
+def test_help_lists_every_variable(capsys) -> None:
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in ENV_DOCS)
+    assert usage().startswith("usage: python -m notifier")
+
+
+def test_a_bad_setting_exits_2_naming_it(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("NOTIFIER_RESEND_SECONDS", "nope")
+    assert main([]) == 2
+    assert "NOTIFIER_RESEND_SECONDS" in capsys.readouterr().err
+
+
+# --- the Alertmanager client (httpx's mock transport) --------------------------------------
+
+
+def client(handler) -> Alertmanager:
+    settings = Settings.from_env({"ALERTMANAGER_URL": "http://am:9093/prefix",
+                                  "ALERTMANAGER_USERNAME": "ops",
+                                  "ALERTMANAGER_PASSWORD": "pw"})
+    return Alertmanager(settings, transport=httpx.MockTransport(handler))
+
+
+def test_post_goes_to_api_v2_alerts_with_basic_auth() -> None:
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200)
+
+    client(handler).post([alert_of(record())])
+    [req] = seen
+    assert req.method == "POST" and str(req.url) == "http://am:9093/prefix/api/v2/alerts"
+    assert req.headers["authorization"] == "Basic " + base64.b64encode(b"ops:pw").decode()
+    [body] = orjson.loads(req.content)
+    assert body["labels"]["alertname"] == ALERTNAME and body["startsAt"] == OPENED
+
+
+@pytest.mark.parametrize(("status", "permanent"), [(500, False), (503, False), (401, False),
+                                                   (404, False), (400, True), (422, True)])
+def test_refusals_are_retryable_unless_the_alert_is_invalid(status: int, permanent: bool) -> None:
+    am = client(lambda request: httpx.Response(status, text="nope"))
+    with pytest.raises(DeliveryError) as exc:
+        am.post([alert_of(record())])
+    assert exc.value.permanent is permanent and str(status) in str(exc.value)
+
+
+def test_a_connection_error_is_retryable() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    with pytest.raises(DeliveryError) as exc:
+        client(handler).post([alert_of(record())])
+    assert not exc.value.permanent
+
+
+def test_resolve_timeout_is_read_from_the_status_api() -> None:
+    config = "global:\n  resolve_timeout: 2m\nroute:\n  receiver: x\n"
+    am = client(lambda request: httpx.Response(200, json={"config": {"original": config}}))
+    assert am.resolve_timeout() == 120
+    assert client(lambda request: httpx.Response(500)).resolve_timeout() is None
+
+
+# --- the loop's order, on fakes ------------------------------------------------------------
+
+
+class FakeMessage:
+    def __init__(self, value: dict, offset: int) -> None:
+        self._value, self._offset = orjson.dumps(value), offset
+
+    def error(self) -> None:
+        return None
+
+    def value(self) -> bytes:
+        return self._value
+
+    def topic(self) -> str:
+        return "anomalies"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+
+class FakeAm:
+    url = "http://am"
+
+    def __init__(self, log: list, failures: int = 0) -> None:
+        self.log, self.failures = log, failures
+
+    def post(self, alerts) -> None:
+        if self.failures:
+            self.failures -= 1
+            self.log.append(("post-failed", len(alerts)))
+            raise DeliveryError("connection refused")
+        self.log.append(("post", [(a.labels["sensor_id"], a.ends_at is None) for a in alerts]))
+
+
+class FakeProducer:
+    def __init__(self, log: list) -> None:
+        self.log, self.callbacks = log, []
+
+    def produce(self, topic, key, value, on_delivery) -> None:
+        self.log.append(("state", key.decode(), value is None))
+        self.callbacks.append(on_delivery)
+
+    def flush(self, timeout: float) -> int:
+        for cb in self.callbacks:
+            cb(None, None)
+        self.callbacks.clear()
+        return 0
+
+
+class FakeConsumer:
+    def __init__(self, log: list) -> None:
+        self.log = log
+
+    def commit(self, offsets, asynchronous: bool) -> None:
+        assert asynchronous is False
+        self.log.append(("commit", [(p.partition, p.offset) for p in offsets]))
+
+
+def notifier(log: list, failures: int = 0, stop: threading.Event | None = None) -> Notifier:
+    settings = Settings.from_env({"NOTIFIER_BACKOFF_INITIAL_SECONDS": "0.001",
+                                  "NOTIFIER_BACKOFF_MAX_SECONDS": "0.002"})
+    return Notifier(settings, FakeAm(log, failures), FakeConsumer(log), FakeProducer(log),
+                    OpenAlerts(), stop or threading.Event(), clock=lambda: NOW.timestamp())
+
+
+def test_alertmanager_then_state_then_commit_after_retries() -> None:
+    log: list = []
+    n = notifier(log, failures=3)
+    n.resend.sent(NOW.timestamp())  # just re-sent: not due for a minute
+    aid = "temperature/2@1795379300000000000"
+    assert n.handle([FakeMessage(record("open"), 7), FakeMessage(record("window"), 8)])
+    assert log == [("post-failed", 1)] * 3 + [("post", [("2", True)]),
+                                              ("state", aid, False), ("commit", [(0, 9)])]
+    assert n.counts["retries"] == 3
+    assert n.resend.due(NOW.timestamp())  # after an outage: re-send the open set at once
+
+
+def test_open_and_resolve_in_one_batch_post_only_the_resolution() -> None:
+    log: list = []
+    assert notifier(log).handle([FakeMessage(record("open"), 0),
+                                 FakeMessage(record("resolved", window="20:31:00"), 1)])
+    assert log[0] == ("post", [("2", False)])
+    assert log[1][2] is True  # the state ends as a tombstone
+
+
+def test_a_stop_while_alertmanager_is_down_commits_nothing() -> None:
+    log: list = []
+    stop = threading.Event()
+    n = notifier(log, failures=10**6, stop=stop)
+    threading.Timer(0.2, stop.set).start()
+    assert n.handle([FakeMessage(record("open"), 0)]) is False
+    assert {entry[0] for entry in log} == {"post-failed"}
+
+
+def test_a_bad_record_is_passed_over_and_committed() -> None:
+    log: list = []
+    n = notifier(log)
+    assert n.handle([FakeMessage({"event": "open"}, 4)])
+    assert log == [("commit", [(0, 5)])] and n.counts["bad"] == 1
+
+
+def test_a_failed_resend_does_not_block_and_is_retried_soon() -> None:
+    log: list = []
+    n = notifier(log, failures=1)
+    n.open.apply(record("open"), NOW)
+    n.resend_open()  # fails once: returns at once, next try after a short backoff
+    assert log == [("post-failed", 1)]
+    assert not n.resend.due(NOW.timestamp()) and n.resend.wait(NOW.timestamp()) <= 0.002
+    n.resend_open()
+    assert log[-1] == ("post", [("2", True)])
+    assert n.resend.wait(NOW.timestamp()) == 60  # back to the interval
