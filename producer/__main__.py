@@ -1,6 +1,8 @@
-"""``python -m producer``: send simulated sensor readings to Kafka (kafka-python).
+"""``python -m producer``: send simulated (or replayed) sensor readings to Kafka (kafka-python).
 
-All the simulation lives in :mod:`producer.simulate`; this module only parses settings
+All the simulation lives in :mod:`producer.simulate`, message shapes of configured families in
+:mod:`producer.shapes`, the CSV reader of ``--replay`` in :mod:`producer.replay`; this module
+only parses settings
 (flags override environment variables, which override defaults), creates missing topics,
 paces and sends, and accounts for deliveries. SASL/TLS settings come from the variables of
 :mod:`dataflow.security`, shared with the dataflow, and go to every Kafka client made here.
