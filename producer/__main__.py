@@ -1,6 +1,8 @@
-"""``python -m producer``: send simulated sensor readings to Kafka (kafka-python).
+"""``python -m producer``: send simulated (or replayed) sensor readings to Kafka (kafka-python).
 
-All the simulation lives in :mod:`producer.simulate`; this module only parses settings
+All the simulation lives in :mod:`producer.simulate`, message shapes of configured families in
+:mod:`producer.shapes`, the CSV reader of ``--replay`` in :mod:`producer.replay`; this module
+only parses settings
 (flags override environment variables, which override defaults), creates missing topics,
 paces and sends, and accounts for deliveries. SASL/TLS settings come from the variables of
 :mod:`dataflow.security`, shared with the dataflow, and go to every Kafka client made here.
@@ -17,13 +19,18 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from itertools import islice
 from types import FrameType
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
+from dataflow.families import Family as FamilySpec
+from dataflow.families import FamilyConfigError, builtin, load_families
 from dataflow.security import KafkaSecurity, SecurityConfigError
+from producer.replay import Layout, ReplayError, Summary, read_rows, scan
+from producer.shapes import Group, ShapeConflict, build_message, plan
 from producer.simulate import (
     AIR_QUALITY,
     FAMILIES,
@@ -31,11 +38,13 @@ from producer.simulate import (
     SCENARIOS,
     TEMPERATURE,
     Family,
+    FamilySimulation,
     Reading,
     Scenario,
     SimulationConfig,
     encode,
     generate,
+    generate_families,
     sensor_ids,
 )
 
@@ -90,7 +99,17 @@ OPTIONS: tuple[_Option, ...] = (
         "PRODUCER_FAMILIES",
         "air_quality,temperature",
         "LIST",
-        "Sensor families to simulate, comma separated: air_quality, temperature.",
+        "Sensor families to simulate, comma separated: air_quality, temperature; with "
+        "SENSORS_CONFIG, families of that file (default: all of them).",
+    ),
+    _Option(
+        "sensors_config",
+        "--sensors-config",
+        "SENSORS_CONFIG",
+        None,
+        "FILE.yaml",
+        "The dataflow's sensors file: simulate (or replay into) its families, each in its "
+        "own message shape. Unset: the two tutorial families.",
     ),
     _Option(
         "sensors",
@@ -211,6 +230,84 @@ OPTIONS: tuple[_Option, ...] = (
         "Topic for machine-temperature readings.",
     ),
     _Option(
+        "replay",
+        "--replay",
+        "PRODUCER_REPLAY",
+        None,
+        "FILE.csv",
+        "Instead of simulating, send the rows of this CSV (header: timestamp,value and "
+        "optionally sensor_id) as readings of --family, in that family's message shape. The "
+        "file is checked whole before anything is sent.",
+    ),
+    _Option(
+        "family",
+        "--family",
+        "PRODUCER_REPLAY_FAMILY",
+        None,
+        "NAME",
+        "The family --replay sends as (its topic and message shape).",
+    ),
+    _Option(
+        "speed",
+        "--speed",
+        "PRODUCER_REPLAY_SPEED",
+        "0",
+        "N",
+        "Replay paced by the rows' timestamps, N times real time (60: an hour of history "
+        "per minute); 0 = as fast as possible.",
+    ),
+    _Option(
+        "sensor_id",
+        "--sensor-id",
+        "PRODUCER_REPLAY_SENSOR_ID",
+        "replay",
+        "ID",
+        "Sensor id of every replayed row when the file has no sensor id column.",
+    ),
+    _Option(
+        "timestamp_column",
+        "--timestamp-column",
+        "PRODUCER_REPLAY_TIMESTAMP_COLUMN",
+        "timestamp",
+        "NAME[,NAME]",
+        "Replay: the timestamp column; several are joined with a space (Date,Time).",
+    ),
+    _Option(
+        "value_column",
+        "--value-column",
+        "PRODUCER_REPLAY_VALUE_COLUMN",
+        "value",
+        "NAME",
+        "Replay: the value column.",
+    ),
+    _Option(
+        "sensor_id_column",
+        "--sensor-id-column",
+        "PRODUCER_REPLAY_SENSOR_ID_COLUMN",
+        "sensor_id",
+        "NAME",
+        "Replay: the sensor id column, used when the header has it.",
+    ),
+    _Option(
+        "time_format",
+        "--time-format",
+        "PRODUCER_REPLAY_TIME_FORMAT",
+        None,
+        "STRPTIME",
+        "Replay: a strptime format for the timestamps (naive = UTC), e.g. "
+        "'%%d/%%m/%%Y %%H:%%M:%%S'. Unset: the dataflow's auto rule (ISO 8601, or an epoch "
+        "number whose unit its size tells).",
+    ),
+    _Option(
+        "skip_value",
+        "--skip-value",
+        "PRODUCER_REPLAY_SKIP_VALUES",
+        None,
+        "NUMBER[,...]",
+        "Replay: skip (and count) rows with this value, a 'missing' marker such as UCI's "
+        "-200. Several: --skip-value=-200,-999.",
+    ),
+    _Option(
         "log_sent",
         "--log-sent",
         "PRODUCER_LOG_SENT",
@@ -237,6 +334,26 @@ message shapes (values are JSON encoded once; keys are plain UTF-8 sensor ids):
   temperature      topic TEMPERATURE_TOPIC, key b"0" .. b"N-1"
                    {"Temperature_C": 65.3, "Timestamp": 1710856626905833677}
                    Temperature_C: number, 2 decimals; Timestamp: int, ns since the epoch
+
+configured families (SENSORS_CONFIG, the dataflow's sensors file): each family is sent
+  in its own shape, by its paths: the sensor id is the key (and, when sensor_id is a
+  path, also at that path); the value at its value path; the event time at its
+  timestamp path as timestamp_format says: iso "2024-03-19T13:57:06.905833+00:00",
+  s/ms/us/ns an integer of that unit (floored), auto an integer of ns. A family without
+  a timestamp gets none: the Kafka message timestamp is set to the event time.
+  Sensors are <family>-1 .. <family>-N, values a bounded walk around the middle of
+  limits (or valid_range). Families reading one topic share one message per sensor and
+  tick, {"id": "m1", "temp": 71.2, "vibration": 0.4, "ts": ...}; if two need different
+  content at one path, the producer refuses them (exit 2).
+
+replay: --replay FILE.csv --family NAME sends each row as one reading, in file order:
+  timestamps ISO 8601 (naive = UTC) or epoch numbers (unit from their size), or
+  --time-format. A bad row stops the run before anything is sent (exit 2), naming the
+  file and line; so does a value outside the family's valid_range (unless skipped by
+  --skip-value). Example, the UCI air-quality file's CO column, an hour a second:
+    python -m producer --replay AirQualityUCI_reexport.csv --family air_quality \
+      --timestamp-column Date,Time --time-format '%d/%m/%Y %H:%M:%S' \
+      --value-column CO_GT --skip-value -200 --speed 3600
 
 timing: on every tick each sensor of each family emits one reading stamped
   start + tick * interval, so a 5 s window with --interval 1 holds 5 readings per sensor.
@@ -280,6 +397,12 @@ class Settings:
     log_sent: str | None
     log_level: int
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    sensors_config: str | None = None
+    #: Families of the sensors file to simulate, as message groups (empty: the tutorials').
+    groups: tuple[Group, ...] = ()
+    replay: Replay | None = None
+    #: Warnings found while parsing, logged once logging is set up.
+    notes: tuple[str, ...] = ()
 
     def topic_for(self, family: Family) -> str:
         """Topic a family's readings go to."""
@@ -287,6 +410,10 @@ class Settings:
 
     def topics(self) -> list[str]:
         """Topics of the selected families, in emission order."""
+        if self.replay is not None:
+            return [self.replay.family.topic]
+        if self.groups:
+            return [group.topic for group in self.groups]
         return [self.topic_for(family) for family in self.families]
 
     def simulation(self, start_ns: int) -> SimulationConfig:
@@ -303,6 +430,28 @@ class Settings:
             count=self.count,
             duration_s=self.duration_s,
         )
+
+    def family_simulation(self, start_ns: int) -> FamilySimulation:
+        """The pure simulation of the configured families, starting at ``start_ns``."""
+        return FamilySimulation(
+            start_ns=start_ns,
+            groups=tuple(group.families for group in self.groups),
+            sensors=self.sensors,
+            interval_s=self.interval_s,
+            seed=self.seed,
+            count=self.count,
+            duration_s=self.duration_s,
+        )
+
+
+@dataclass(frozen=True)
+class Replay:
+    """``--replay``: which file, as which family, read how, how fast (0: unpaced)."""
+
+    path: str
+    family: FamilySpec
+    layout: Layout
+    speed: float
 
 
 # --- Value parsers: raise ValueError with a human reason; the caller names the setting. -----
@@ -403,6 +552,17 @@ def _non_empty(text: str) -> str:
     return value
 
 
+def _names(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    if not names:
+        raise ValueError("no column named")
+    return names
+
+
+def _numbers(text: str) -> tuple[float, ...]:
+    return tuple(_float(part, minimum=-math.inf) for part in text.split(",") if part.strip())
+
+
 def _log_level(text: str) -> int:
     value = text.strip().upper()
     if value.isdigit():
@@ -432,6 +592,16 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "temperature_topic": _non_empty,
     "log_sent": lambda text: text.strip() or None,
     "log_level": _log_level,
+    "sensors_config": lambda text: text.strip() or None,
+    "replay": lambda text: text.strip() or None,
+    "family": lambda text: text.strip().replace("-", "_") or None,
+    "speed": lambda text: _float(text),
+    "sensor_id": _non_empty,
+    "timestamp_column": lambda text: _names(text),
+    "value_column": _non_empty,
+    "sensor_id_column": _non_empty,
+    "time_format": lambda text: text.strip() or None,
+    "skip_value": lambda text: _numbers(text),
 }
 
 
@@ -472,6 +642,7 @@ def parse_settings(
     args = parser.parse_args(argv)
     env = os.environ if environ is None else environ
     values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
     for option in OPTIONS:
         raw = getattr(args, option.dest)
         source = f"{option.flag} (env {option.env})"
@@ -481,16 +652,44 @@ def parse_settings(
             raw, origin = env[option.env], f"env {option.env}"
         else:
             raw, origin = option.default, "default"
+        origins[option.dest] = origin
         if raw is None:
             values[option.dest] = None
+            continue
+        if option.dest == "families":
+            values["families"] = raw  # parsed below: the names depend on SENSORS_CONFIG
             continue
         try:
             values[option.dest] = _PARSERS[option.dest](raw)
         except ValueError as exc:
             parser.error(f"invalid {source} value {raw!r} (from {origin}): {exc}")
 
-    if (
-        values["scenario"] == "overheat"
+    groups: tuple[Group, ...] = ()
+    replay: Replay | None = None
+    config_path = values["sensors_config"]
+    if config_path is None:
+        families_raw = values["families"]
+        try:
+            values["families"] = _families(families_raw)
+        except ValueError as exc:
+            parser.error(f"invalid --families (env PRODUCER_FAMILIES) value {families_raw!r} "
+                         f"(from {origins['families']}): {exc}")
+        available = builtin(air_quality_topic=values["air_quality_topic"],
+                            temperature_topic=values["temperature_topic"])
+    else:
+        available = _file_families(parser, config_path, values, origins)
+        if values["replay"] is None:
+            groups = _groups(parser, available, values["families"], origins["families"])
+        values["families"] = ()
+
+    if values["replay"] is not None:
+        replay = _replay(parser, values, origins, available)
+    elif values["family"] is not None:
+        parser.error("--family (env PRODUCER_REPLAY_FAMILY) names the family of --replay; to "
+                     "simulate families use --families")
+    elif (
+        config_path is None
+        and values["scenario"] == "overheat"
         and TEMPERATURE in values["families"]
         and values["overheat_sensor"] not in sensor_ids(TEMPERATURE, values["sensors"])
     ):
@@ -499,7 +698,9 @@ def parse_settings(
             f"{values['overheat_sensor']!r}: not a temperature machine id; with --sensors "
             f"(env PRODUCER_SENSORS) {values['sensors']} the ids are 0..{values['sensors'] - 1}"
         )
-    if len(set(values[t] for t in ("air_quality_topic", "temperature_topic"))) < 2:
+    if config_path is None and len(
+        set(values[t] for t in ("air_quality_topic", "temperature_topic"))
+    ) < 2:
         parser.error(
             "--air-quality-topic (env AIR_QUALITY_TOPIC) and --temperature-topic "
             "(env TEMPERATURE_TOPIC) must differ"
@@ -529,12 +730,112 @@ def parse_settings(
         log_sent=values["log_sent"],
         log_level=values["log_level"],
         security=security,
+        sensors_config=config_path,
+        groups=groups,
+        replay=replay,
     )
+    if config_path is not None:
+        settings = replace(settings, notes=tuple(unsent_readers(settings, available)))
     try:  # last line of defence: the simulation validates its own config too
-        settings.simulation(settings.start_ns or 0)
+        if replay is None and groups:
+            settings.family_simulation(settings.start_ns or 0)
+        elif replay is None:
+            settings.simulation(settings.start_ns or 0)
     except ValueError as exc:
         parser.error(str(exc))
     return settings
+
+
+#: Settings of the tutorial families that a sensors file replaces (the dataflow refuses them
+#: beside SENSORS_CONFIG too).
+_TUTORIAL_ONLY = ("air_quality_topic", "temperature_topic")
+
+
+def _file_families(parser: argparse.ArgumentParser, path: str, values: Mapping[str, Any],
+                   origins: Mapping[str, str]) -> tuple[FamilySpec, ...]:
+    """The families of the sensors file; exits 2 on a bad file or a setting it replaces."""
+    by_dest = {option.dest: option for option in OPTIONS}
+    for dest in _TUTORIAL_ONLY:
+        option = by_dest[dest]
+        if origins[dest] != "default" and values[dest] != option.default:
+            parser.error(f"{option.flag} (env {option.env}) has no effect with SENSORS_CONFIG="
+                         f"{path}: the file declares the topics (unset it)")
+    if values["scenario"] != "normal" and values["replay"] is None:
+        parser.error("--scenario (env PRODUCER_SCENARIO) overheat needs the built-in "
+                     "temperature family: unset SENSORS_CONFIG, or use --scenario normal")
+    try:
+        return load_families(path)
+    except FamilyConfigError as exc:
+        parser.error(f"invalid --sensors-config (env SENSORS_CONFIG): {exc}")
+
+
+def _named(available: Sequence[FamilySpec], name: str) -> FamilySpec | None:
+    return next((f for f in available if f.name == name), None)
+
+
+def _groups(parser: argparse.ArgumentParser, available: tuple[FamilySpec, ...], raw: str,
+            origin: str) -> tuple[Group, ...]:
+    """The selected families of the file (default: all), grouped into messages by topic."""
+    known = ", ".join(f.name for f in available)
+    if origin == "default":
+        selected = available
+    else:
+        names = [part.strip().replace("-", "_") for part in raw.split(",") if part.strip()]
+        if not names:
+            parser.error(f"invalid --families (env PRODUCER_FAMILIES) value {raw!r} (from "
+                         f"{origin}): no family given (choose from {known})")
+        unknown = [name for name in names if _named(available, name) is None]
+        if unknown:
+            parser.error(f"invalid --families (env PRODUCER_FAMILIES) value {raw!r} (from "
+                         f"{origin}): unknown family {unknown[0]!r} (the sensors file "
+                         f"declares {known})")
+        selected = tuple(f for f in available if f.name in names)
+    try:
+        groups = plan(selected)
+    except ShapeConflict as exc:
+        parser.error(f"{exc}: simulate them in separate runs (--families); each family then "
+                     "dead-letters the other's messages as missing_field")
+    return groups
+
+
+def unsent_readers(settings: Settings, available: Sequence[FamilySpec]) -> list[str]:
+    """Warnings for families that read a topic we send to without their fields in our messages:
+    the dataflow dead-letters every such message for them (``missing_field``)."""
+    sent = ({settings.replay.family.name} if settings.replay is not None
+            else {f.name for g in settings.groups for f in g.families})
+    out = []
+    for topic in settings.topics():
+        left = [f.name for f in available if f.topic == topic and f.name not in sent]
+        if left:
+            out.append(f"topic {topic} is also read by {', '.join(left)}, not sent here: the "
+                       "dataflow will dead-letter these messages for it (missing_field)")
+    return out
+
+
+def _replay(parser: argparse.ArgumentParser, values: Mapping[str, Any],
+            origins: Mapping[str, str], available: tuple[FamilySpec, ...]) -> Replay:
+    """``--replay``'s settings: the family (built in or from the file) and the CSV layout."""
+    known = ", ".join(f.name for f in available)
+    name = values["family"]
+    if name is None:
+        parser.error(f"--replay needs --family (env PRODUCER_REPLAY_FAMILY): one of {known}")
+    family = _named(available, name)
+    if family is None:
+        parser.error(f"invalid --family (env PRODUCER_REPLAY_FAMILY) value {name!r}: unknown "
+                     f"family (choose from {known})")
+    if values["realtime"]:
+        parser.error("--realtime paces the simulation; pace --replay with --speed (1 = real "
+                     "time)")
+    layout = Layout(
+        timestamp=values["timestamp_column"],
+        value=values["value_column"],
+        sensor_id=values["sensor_id_column"],
+        default_sensor_id=values["sensor_id"],
+        time_format=values["time_format"],
+        skip_values=values["skip_value"] or (),
+        valid_range=family.valid_range,
+    )
+    return Replay(values["replay"], family, layout, values["speed"])
 
 
 # --- Kafka IO ---------------------------------------------------------------------------------
@@ -579,26 +880,69 @@ class DeliveryTracker:
 
 
 class Pacer:
-    """Delays sends for --rate and --realtime; waits on ``stop`` so SIGTERM is prompt."""
+    """Delays sends for --rate, --realtime and --speed; waits on ``stop`` so SIGTERM is prompt.
 
-    def __init__(self, rate: float, realtime: bool, start_ns: int, stop: threading.Event) -> None:
+    With ``realtime``, message ``index`` is due ``(event time - start_ns) / speed`` after the
+    first: event time runs ``speed`` times faster than the wall clock (1 for the live demo, 60
+    for an hour of history a minute). A message due in the past (a replay's row older than the
+    one before) goes at once. ``clock`` is for tests (default ``time.monotonic``).
+    """
+
+    def __init__(self, rate: float, realtime: bool, start_ns: int, stop: threading.Event,
+                 speed: float = 1.0, clock: Callable[[], float] | None = None) -> None:
         self._rate = rate
         self._realtime = realtime
         self._start_ns = start_ns
         self._stop = stop
-        self._t0 = time.monotonic()
+        self._ns_per_s = NS_PER_S * speed
+        self._clock = clock if clock is not None else (lambda: time.monotonic())
+        self._t0 = self._clock()
 
-    def wait(self, index: int, reading: Reading) -> bool:
+    def wait(self, index: int, reading: Reading | Outgoing) -> bool:
         """Sleep until message ``index`` is due; False if asked to stop meanwhile."""
         due = self._t0
         if self._realtime:
-            due = max(due, self._t0 + (reading.event_time_ns - self._start_ns) / NS_PER_S)
+            due = max(due, self._t0 + (reading.event_time_ns - self._start_ns) / self._ns_per_s)
         if self._rate > 0:
             due = max(due, self._t0 + index / self._rate)
-        delay = due - time.monotonic()
+        delay = due - self._clock()
         if delay > 0:
             return not self._stop.wait(delay)
         return not self._stop.is_set()
+
+
+class Outgoing(NamedTuple):
+    """One message to send, and the event time it stands for (for pacing)."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    timestamp_ms: int | None
+    event_time_ns: int
+
+
+def outgoing(settings: Settings, start_ns: int) -> Iterator[Outgoing]:
+    """What to send, in order: the tutorials' simulation, the configured families', or a replay
+    (``ReplayError`` if the file went bad since it was checked)."""
+    if settings.replay is not None:
+        replay = settings.replay
+        rows = read_rows(replay.path, replay.layout)
+        if settings.count is not None:
+            rows = islice(rows, settings.count)
+        for row in rows:
+            msg = build_message((replay.family,), row.sensor_id, row.event_time_ns, (row.value,))
+            yield Outgoing(replay.family.topic, *msg, row.event_time_ns)
+    elif settings.groups:
+        for reading in generate_families(settings.family_simulation(start_ns)):
+            group = settings.groups[reading.group]
+            msg = build_message(group.families, reading.sensor_id, reading.event_time_ns,
+                                reading.values)
+            yield Outgoing(group.topic, *msg, reading.event_time_ns)
+    else:
+        for reading in generate(settings.simulation(start_ns)):
+            key, value = encode(reading)
+            yield Outgoing(settings.topic_for(reading.family), key, value, None,
+                           reading.event_time_ns)
 
 
 class LoginRefused(Exception):
@@ -700,6 +1044,16 @@ def run(settings: Settings, stop: threading.Event) -> int:
 
     topics = settings.topics()
     security = settings.security.kafka_python()
+    for note in settings.notes:
+        log.warning("%s", note)
+    summary: Summary | None = None
+    if settings.replay is not None:
+        try:
+            summary = check_replay(settings.replay)
+        except ReplayError as exc:
+            log.error("%s", exc)
+            print("sent 0 messages (0 failed)", file=sys.stderr)
+            return EXIT_USAGE
     log.info(
         "connecting to Kafka at %s (%s; waiting up to %d s)",
         ",".join(settings.brokers),
@@ -756,28 +1110,45 @@ def run(settings: Settings, stop: threading.Event) -> int:
         log_file = open(settings.log_sent, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
     tracker = DeliveryTracker(log_file)
     start_ns = settings.start_ns if settings.start_ns is not None else time.time_ns()
-    simulation = settings.simulation(start_ns)
-    pacer = Pacer(settings.rate, settings.realtime, start_ns, stop)
-    log.info(
-        "producing %s to %s (sensors=%d, interval=%gs, scenario=%s, seed=%d)",
-        "+".join(settings.families),
-        ",".join(topics),
-        settings.sensors,
-        settings.interval_s,
-        settings.scenario,
-        settings.seed,
-    )
+    if settings.replay is not None and summary is not None:
+        replay = settings.replay
+        pacer = Pacer(settings.rate, replay.speed > 0, summary.start_ns or 0, stop,
+                      speed=replay.speed or 1.0)
+        log.info("replaying %s as %s to %s (%s)", replay.path, replay.family.name, topics[0],
+                 f"{replay.speed:g}x real time" if replay.speed > 0 else "unpaced")
+    elif settings.groups:
+        pacer = Pacer(settings.rate, settings.realtime, start_ns, stop)
+        log.info(
+            "producing %s to %s (sensors=%d, interval=%gs, seed=%d)",
+            ",".join(group.names for group in settings.groups),
+            ",".join(topics),
+            settings.sensors,
+            settings.interval_s,
+            settings.seed,
+        )
+    else:
+        pacer = Pacer(settings.rate, settings.realtime, start_ns, stop)
+        log.info(
+            "producing %s to %s (sensors=%d, interval=%gs, scenario=%s, seed=%d)",
+            "+".join(settings.families),
+            ",".join(topics),
+            settings.sensors,
+            settings.interval_s,
+            settings.scenario,
+            settings.seed,
+        )
     fatal = False
     next_progress = time.monotonic() + PROGRESS_EVERY_S
     try:
-        for index, reading in enumerate(generate(simulation)):
-            if not pacer.wait(index, reading):
+        for index, item in enumerate(outgoing(settings, start_ns)):
+            if not pacer.wait(index, item):
                 log.info("stop requested")
                 break
-            topic = settings.topic_for(reading.family)
-            key, value = encode(reading)
+            topic, key, value = item.topic, item.key, item.value
+            # Only when set: the client stamps the others, as it always has.
+            stamp = {} if item.timestamp_ms is None else {"timestamp_ms": item.timestamp_ms}
             try:
-                future = producer.send(topic, key=key, value=value)
+                future = producer.send(topic, key=key, value=value, **stamp)
             except KafkaError as exc:
                 log.error("send to %s failed, stopping: %r", topic, exc)
                 fatal = True
@@ -795,6 +1166,9 @@ def run(settings: Settings, stop: threading.Event) -> int:
                 )
     except KeyboardInterrupt:
         log.info("interrupted, flushing")
+    except ReplayError as exc:  # the file changed after it was checked
+        log.error("%s; stopping", exc)
+        fatal = True
     finally:
         try:
             producer.flush(timeout=FLUSH_TIMEOUT_S)
@@ -816,6 +1190,29 @@ def run(settings: Settings, stop: threading.Event) -> int:
     if failed:
         log.error("%d of %d messages were not delivered", failed, tracker.sent)
     return EXIT_FAILED if failed or fatal else EXIT_OK
+
+
+def check_replay(replay: Replay) -> Summary:
+    """Read the whole file before sending (``ReplayError`` at its first bad row) and say what
+    will be sent; warn where the dataflow will not take the history as it is."""
+    summary = scan(replay.path, replay.layout)
+    span = ""
+    if summary.first_ns is not None and summary.last_ns is not None:
+        first, last = (datetime.fromtimestamp(t / NS_PER_S, UTC).isoformat(timespec="seconds")
+                       for t in (summary.first_ns, summary.last_ns))
+        span = f", {first} .. {last}"
+    log.info("%s: %d rows of %d sensor(s) to send, %d skipped%s", replay.path, summary.rows,
+             len(summary.sensors), summary.skipped, span)
+    if summary.out_of_order:
+        log.warning("%s: %d rows are older than their sensor's row before: the dataflow takes "
+                    "them as late if their window has closed", replay.path, summary.out_of_order)
+    week_ago = time.time_ns() - 7 * 86_400 * NS_PER_S
+    if replay.family.timestamp is None and (summary.first_ns or week_ago) < week_ago:
+        log.warning("%s has no timestamp field, so these messages carry the history's times "
+                    "as Kafka timestamps: a topic with time-based retention (7 days by "
+                    "default) may delete them within minutes; set retention.ms=-1 on %s for "
+                    "a backfill", replay.family.name, replay.family.topic)
+    return summary
 
 
 def _scrub(text: str, secret: str | None) -> str:

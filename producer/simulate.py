@@ -27,7 +27,9 @@ import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Literal, NamedTuple
+
+from dataflow.families import Family as FamilySpec
 
 Family = Literal["air_quality", "temperature"]
 Scenario = Literal["normal", "overheat"]
@@ -301,3 +303,125 @@ def readings_by_sensor(readings: Sequence[Reading]) -> dict[tuple[str, str], lis
     for reading in readings:
         grouped.setdefault((reading.family, reading.sensor_id), []).append(reading)
     return grouped
+
+
+# --- Configured families (``SENSORS_CONFIG``) ----------------------------------------------------
+# Any family of a sensors file gets the same kind of walk as the tutorials, scaled to its range:
+# around the middle of its ``limits`` (or ``valid_range``), never outside its valid range.
+
+#: Reversion rate of a configured family's walk (per event-time second), as temperature's.
+RANGE_REVERSION_PER_S = 0.1
+#: Stationary spread of the walk, and the spread of sensors' baselines around the middle, as
+#: fractions of the range: readings stay well inside it (a rule near an edge stays quiet).
+RANGE_STATIONARY_STD = 0.03
+RANGE_BASELINE_SPREAD = 0.05
+
+
+def walk_range(family: FamilySpec) -> tuple[float, float]:
+    """Where a configured family's values go: ``limits`` within ``valid_range`` (or the latter
+    alone when ``limits`` is unset or does not overlap it)."""
+    lo, hi = family.valid_range
+    if family.limits is not None:
+        low, high = max(lo, family.limits[0]), min(hi, family.limits[1])
+        if low < high:
+            return low, high
+    return lo, hi
+
+
+def decimals_for(span: float) -> int:
+    """Decimals that give a range about four significant digits (100 -> 1, 1 -> 3), 0..6."""
+    return max(0, min(6, 3 - math.floor(math.log10(span))))
+
+
+class _RangeWalk:
+    """The tutorials' bounded mean-reverting walk over a configured family's range."""
+
+    def __init__(self, seed: int, family: FamilySpec, sensor_id: str, interval_s: float) -> None:
+        self._rng = random.Random(stable_seed(seed, family.name, sensor_id))
+        lo, hi = walk_range(family)
+        span = hi - lo
+        self._bounds = family.valid_range
+        self._decimals = decimals_for(span)
+        std = RANGE_STATIONARY_STD * span
+        self.baseline = lo + span / 2 + self._rng.uniform(-1.0, 1.0) * RANGE_BASELINE_SPREAD * span
+        self._decay = math.exp(-RANGE_REVERSION_PER_S * interval_s)
+        self._step_std = std * math.sqrt(1.0 - self._decay**2)
+        self._residual = self._rng.gauss(0.0, std)
+
+    def value_at(self, tick: int) -> float:
+        """Advance one tick (call with 0, 1, 2, ...) and return the rounded, clamped reading."""
+        if tick > 0:
+            self._residual = self._residual * self._decay + self._rng.gauss(0.0, self._step_std)
+        low, high = self._bounds
+        value = min(high, max(low, self.baseline + self._residual))
+        return min(high, max(low, round(value, self._decimals)))
+
+
+def group_sensor_ids(name: str, sensors: int) -> list[str]:
+    """Sensor ids of a configured family (or group of families sharing messages): ``name-1``..."""
+    return [f"{name}-{i}" for i in range(1, sensors + 1)]
+
+
+class GroupReading(NamedTuple):
+    """One message's worth of readings: ``values[i]`` is the reading of the group's family i."""
+
+    group: int
+    sensor_id: str
+    event_time_ns: int
+    values: tuple[float, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class FamilySimulation:
+    """What to simulate for configured families; limits as in :class:`SimulationConfig`.
+
+    ``groups`` are the families written into one message each (``producer.shapes.plan``);
+    ``count`` counts messages. Families of a group that read one value path get one value (the
+    first such family's walk).
+    """
+
+    start_ns: int
+    groups: tuple[tuple[FamilySpec, ...], ...]
+    sensors: int = 5
+    interval_s: float = 1.0
+    seed: int = 42
+    count: int | None = None
+    duration_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.groups or not all(self.groups):
+            raise ValueError("at least one family to simulate")
+        if self.sensors < 1:
+            raise ValueError(f"sensors must be >= 1, got {self.sensors}")
+        if not math.isfinite(self.interval_s) or round(self.interval_s * NS_PER_S) < 1:
+            raise ValueError(f"interval_s must be > 0, got {self.interval_s}")
+
+
+def generate_families(config: FamilySimulation) -> Iterator[GroupReading]:
+    """Yield a group reading per group and sensor on every tick (groups, then sensors, in order),
+    all stamped ``start_ns + tick * interval``, until ``count`` or ``duration_s``."""
+    interval_ns = round(config.interval_s * NS_PER_S)
+    plans = []
+    for index, group in enumerate(config.groups):
+        for sensor_id in group_sensor_ids(group[0].name, config.sensors):
+            walks: dict[str, _RangeWalk] = {}
+            for family in group:
+                if family.value not in walks:
+                    walks[family.value] = _RangeWalk(config.seed, family, sensor_id,
+                                                     config.interval_s)
+            plans.append((index, sensor_id, [walks[f.value] for f in group], list(walks.values())))
+    duration_ns = None if config.duration_s is None else round(config.duration_s * NS_PER_S)
+    emitted = 0
+    tick = 0
+    while True:
+        offset_ns = tick * interval_ns
+        if duration_ns is not None and offset_ns >= duration_ns:
+            return
+        for index, sensor_id, walks_of, distinct in plans:
+            if config.count is not None and emitted >= config.count:
+                return
+            now = {id(w): w.value_at(tick) for w in distinct}
+            yield GroupReading(index, sensor_id, config.start_ns + offset_ns,
+                               tuple(now[id(w)] for w in walks_of))
+            emitted += 1
+        tick += 1

@@ -1,0 +1,232 @@
+"""``--replay``: the CSV reader (errors name the file and line), pacing with an injected clock,
+and the simulation of configured families."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+import producer.__main__ as cli
+from dataflow.families import parse_families
+from producer.replay import Layout, ReplayError, parse_time, read_rows, scan
+from producer.simulate import FamilySimulation, generate_families, walk_range
+
+ROOT = Path(__file__).resolve().parents[2]
+NAB = Path("/work/shared/data/nab/data/realKnownCause/nyc_taxi.csv")
+UCI = ROOT.parent / "shared/data/airquality_uci/AirQualityUCI_reexport.csv"
+H = 3_600_000_000_000
+
+
+def csv(tmp_path: Path, text: str, name: str = "history.csv") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_reads_timestamp_value_rows_with_the_default_sensor(tmp_path: Path) -> None:
+    path = csv(tmp_path, "timestamp,value\n2024-01-01 00:00:00,1.5\n2024-01-01T01:00:00Z,2\n\n")
+    rows = list(read_rows(path, Layout(default_sensor_id="pump")))
+    start = 1_704_067_200_000_000_000
+    assert [(r.line, r.sensor_id, r.event_time_ns, r.value) for r in rows] == [
+        (2, "pump", start, 1.5), (3, "pump", start + H, 2.0)]
+
+
+@pytest.mark.parametrize(
+    ("cell", "ns"),
+    [
+        ("1704067200", 1_704_067_200_000_000_000),  # seconds
+        ("1704067200.5", 1_704_067_200_500_000_000),
+        ("1704067200000", 1_704_067_200_000_000_000),  # ms
+        ("1704067200000000", 1_704_067_200_000_000_000),  # us
+        ("1704067200000000000", 1_704_067_200_000_000_000),  # ns
+        ("2024-01-01T02:00:00+02:00", 1_704_067_200_000_000_000),
+        ("2024-01-01", 1_704_067_200_000_000_000),
+    ],
+)
+def test_timestamps_follow_the_dataflows_auto_rule(cell: str, ns: int) -> None:
+    assert parse_time(cell, None) == ns
+
+
+def test_sensor_id_column_and_other_columns(tmp_path: Path) -> None:
+    path = csv(tmp_path, "sensor_id,note,timestamp,value\na,x,1704067200,1\nb,y,1704067201,2\n")
+    summary = scan(path, Layout())
+    assert summary.rows == 2 and summary.sensors == {"a", "b"}
+    assert [r.sensor_id for r in read_rows(path, Layout())] == ["a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "what"),
+    [
+        ("", "", "empty file"),
+        ("time,value\n1,2\n", "line 1", "no column 'timestamp'"),
+        ("timestamp,value\n1704067200,1\n1704067201\n", "line 3", "1 fields, the header has 2"),
+        ("timestamp,value\n1704067200,1\n1704067201,abc\n", "line 3", "'abc' is not a number"),
+        ("timestamp,value\n1704067200,nan\n", "line 2", "not finite"),
+        ("timestamp,value\n1704067200,\n", "line 2", "'' is not a number"),
+        ("timestamp,value\nyesterday,1\n", "line 2", "timestamp: not ISO 8601"),
+        ("timestamp,value\n1704067200,1\n4200000000000,1\n", "line 3", "outside 1970..2100"),
+        ("timestamp,value\n1704067200,1e9\n", "line 2", "outside the family's valid range"),
+        ("sensor_id,timestamp,value\n ,1704067200,1\n", "line 2", "empty sensor_id"),
+        ('timestamp,value\n1704067200,1\n"2024,1\n', "line 3", "fields"),
+    ],
+)
+def test_bad_files_name_the_file_and_line(tmp_path: Path, text: str, where: str,
+                                          what: str) -> None:
+    path = csv(tmp_path, text)
+    with pytest.raises(ReplayError) as exc:
+        scan(path, Layout(valid_range=(0.0, 100.0)))
+    message = str(exc.value)
+    assert message.startswith(f"{path}: ")
+    assert where in message and what in message
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ReplayError, match="cannot read"):
+        scan(tmp_path / "nope.csv", Layout())
+
+
+def test_skip_values_are_counted_not_sent(tmp_path: Path) -> None:
+    path = csv(tmp_path, "timestamp,value\n1704067200,-200\n1704067201,3\n1704067202,-200.0\n")
+    summary = scan(path, Layout(skip_values=(-200.0,), valid_range=(0.0, 10.0)))
+    assert (summary.rows, summary.skipped) == (1, 2)
+    assert [r.value for r in read_rows(path, Layout(skip_values=(-200.0,)))] == [3.0]
+
+
+def test_out_of_order_rows_are_counted_per_sensor(tmp_path: Path) -> None:
+    path = csv(tmp_path, "sensor_id,timestamp,value\na,1704067205,1\nb,1704067200,1\n"
+                         "a,1704067201,1\n")
+    summary = scan(path, Layout())
+    assert summary.out_of_order == 1
+    assert summary.start_ns == 1_704_067_205_000_000_000  # the first row, not the earliest
+    assert summary.first_ns == 1_704_067_200_000_000_000
+
+
+@pytest.mark.skipif(not NAB.exists(), reason="NAB data not present")
+def test_a_nab_file_reads_as_is() -> None:
+    summary = scan(NAB, Layout())
+    assert summary.rows == 10_320 and summary.skipped == 0 and summary.out_of_order == 0
+
+
+@pytest.mark.skipif(not UCI.exists(), reason="UCI air-quality data not present")
+def test_the_uci_air_quality_file_reads_with_its_layout() -> None:
+    layout = Layout(timestamp=("Date", "Time"), value="CO_GT",
+                    time_format="%d/%m/%Y %H:%M:%S", skip_values=(-200.0,),
+                    valid_range=(-100.0, 100_000.0))
+    summary = scan(UCI, layout)
+    assert summary.rows + summary.skipped == 9357
+    assert summary.skipped > 0 and summary.out_of_order == 0
+    first = next(read_rows(UCI, layout))
+    assert (first.event_time_ns, first.value) == (1_078_941_600_000_000_000, 2.6)  # 2004-03-10 18h
+    with pytest.raises(ReplayError, match="outside the family's valid range"):
+        scan(UCI, Layout(timestamp=("Date", "Time"), value="CO_GT",
+                         time_format="%d/%m/%Y %H:%M:%S", valid_range=(-100.0, 100_000.0)))
+
+
+def test_time_format_errors() -> None:
+    with pytest.raises(ValueError, match="does not match"):
+        parse_time("2024-01-01", "%d/%m/%Y")
+    assert parse_time("01/02/2024 10:00:00", "%d/%m/%Y %H:%M:%S") == 1_706_781_600_000_000_000
+
+
+# --- Pacing: an injected clock, a stop event that records waits instead of sleeping -----------
+
+
+class FakeStop:
+    def __init__(self, clock: list[float]) -> None:
+        self.clock = clock
+        self.waits: list[float] = []
+
+    def wait(self, delay: float) -> bool:
+        self.waits.append(delay)
+        self.clock[0] += delay  # time passes as if we slept
+        return False
+
+    def is_set(self) -> bool:
+        return False
+
+
+def item(event_time_ns: int) -> cli.Outgoing:
+    return cli.Outgoing("t", b"k", b"{}", None, event_time_ns)
+
+
+def test_speed_paces_by_the_rows_timestamps() -> None:
+    now = [1000.0]
+    stop = FakeStop(now)
+    pacer = cli.Pacer(0, True, start_ns=0, stop=stop, speed=60.0,  # type: ignore[arg-type]
+                      clock=lambda: now[0])
+    hours = [0, 1, 2, 2, 5]
+    for index, hour in enumerate(hours):
+        assert pacer.wait(index, item(hour * H))
+    # An hour of history per minute: due at 60, 120, 120, 300 s after the first row.
+    assert stop.waits == [pytest.approx(60.0), pytest.approx(60.0), pytest.approx(180.0)]
+    assert now[0] == pytest.approx(1300.0)
+
+
+def test_rows_older_than_the_first_go_at_once() -> None:
+    now = [0.0]
+    stop = FakeStop(now)
+    pacer = cli.Pacer(0, True, start_ns=10 * H, stop=stop, speed=3600.0,  # type: ignore[arg-type]
+                      clock=lambda: now[0])
+    assert pacer.wait(0, item(10 * H)) and pacer.wait(1, item(2 * H))
+    assert stop.waits == []
+
+
+def test_unpaced_replay_never_waits_and_rate_still_caps() -> None:
+    now = [0.0]
+    stop = FakeStop(now)
+    pacer = cli.Pacer(2.0, False, start_ns=0, stop=stop, clock=lambda: now[0])  # type: ignore[arg-type]
+    for index in range(3):
+        assert pacer.wait(index, item(index * 1000 * H))
+    assert stop.waits == [pytest.approx(0.5), pytest.approx(0.5)]
+
+
+def test_stop_interrupts_a_paced_wait() -> None:
+    stop = threading.Event()
+    stop.set()
+    pacer = cli.Pacer(0, True, start_ns=0, stop=stop, speed=1.0, clock=lambda: 0.0)
+    assert not pacer.wait(1, item(H))
+
+
+# --- Simulating configured families -----------------------------------------------------------
+
+
+def configured() -> tuple:
+    return parse_families({"families": {
+        "humidity": {"topic": "h", "value": "reading.rh", "valid_range": [0, 100],
+                     "limits": [20, 80]},
+        "temp": {"topic": "m", "sensor_id": "id", "value": "temp", "timestamp": "ts",
+                 "valid_range": [-50, 200]},
+        "vibration": {"topic": "m", "sensor_id": "id", "value": "vib", "timestamp": "ts",
+                      "valid_range": [0, 10]},
+    }}, "test.yaml")
+
+
+def test_configured_walks_stay_in_range_and_revert_to_the_middle() -> None:
+    fams = configured()
+    groups = ((fams[0],), (fams[1], fams[2]))
+    sim = FamilySimulation(start_ns=0, groups=groups, sensors=3, duration_s=2000)
+    readings = list(generate_families(sim))
+    assert len(readings) == 2 * 3 * 2000
+    assert [r.sensor_id for r in readings[:6]] == [
+        "humidity-1", "humidity-2", "humidity-3", "temp-1", "temp-2", "temp-3"]
+    for index, fam in ((0, fams[0]), (1, fams[1]), (1, fams[2])):
+        slot = groups[index].index(fam)
+        values = [r.values[slot] for r in readings if r.group == index]
+        lo, hi = walk_range(fam)
+        middle = (lo + hi) / 2
+        assert all(fam.valid_range[0] <= v <= fam.valid_range[1] for v in values)
+        assert abs(sum(values) / len(values) - middle) < 0.1 * (hi - lo)
+        assert len(set(values)) > 50  # a walk, not a constant
+    assert walk_range(fams[0]) == (20.0, 80.0)
+
+
+def test_configured_simulation_is_seeded_and_limited() -> None:
+    fams = configured()
+    sim = FamilySimulation(start_ns=5, groups=((fams[0],),), sensors=2, interval_s=0.5, count=5)
+    first, again = list(generate_families(sim)), list(generate_families(sim))
+    assert first == again and len(first) == 5
+    assert [r.event_time_ns for r in first] == [5, 5, 500_000_005, 500_000_005, 1_000_000_005]
+    other = FamilySimulation(start_ns=5, groups=((fams[0],),), sensors=2, seed=7, count=5)
+    assert [r.values for r in generate_families(other)] != [r.values for r in first]
