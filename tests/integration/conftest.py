@@ -44,6 +44,17 @@ def admin() -> AdminClient:
 @pytest.fixture
 def topic_factory(admin: AdminClient) -> Iterator[Callable[..., str]]:
     """Create uniquely named topics; delete them after the test."""
+    yield from _topic_maker(admin)
+
+
+@pytest.fixture(scope="module")
+def module_topic_factory(admin: AdminClient) -> Iterator[Callable[..., str]]:
+    """``topic_factory`` for a module-scoped fixture (one flow run shared by several tests);
+    the topics are deleted after the module."""
+    yield from _topic_maker(admin)
+
+
+def _topic_maker(admin: AdminClient) -> Iterator[Callable[..., str]]:
     made: list[str] = []
 
     def make(prefix: str, partitions: int = 3) -> str:
