@@ -381,11 +381,6 @@ def test_bad_file_fails_at_start_up_with_one_line(case: str, tmp_path: Path) -> 
     assert str(path) in lines[0] and what in lines[0], lines[0]
 
 
-@pytest.mark.xfail(strict=True, reason="bug (/tmp/notes/families-it.md): on a topic read by "
-                   "several families, a message refused in a poll decoded whole (here a blank "
-                   "sensor id) is dead-lettered without the 'family' header that the "
-                   "message-by-message path gives it (records._route_runs calls _dead without "
-                   "the family)")
 def test_shared_topic_dead_letters_always_name_the_family(fleet: FleetRun) -> None:
     """A blank sensor id on the shared topic: each family refuses it, and says so."""
     dead = [m for m in fleet.dead if m.value() == fleet.sent_blank_id]
