@@ -271,7 +271,7 @@ class Settings:
 
         sensors_config = _raw(env, "SENSORS_CONFIG")
         families = (_file_families(env, sensors_config, window) if sensors_config
-                    else _builtin_families(env, window))
+                    else families_from_env(env, window))
         inputs = topics_of(families)
         for name in ("ANOMALIES_TOPIC", "DLQ_TOPIC"):
             _check(name, topic_names[name] not in inputs, "different from the input topics "
@@ -347,8 +347,9 @@ class Settings:
         )
 
 
-def _builtin_families(env: Mapping[str, str], window: float) -> tuple[Family, ...]:
-    """The tutorials' two families, as the *family* variables set them."""
+def families_from_env(env: Mapping[str, str], window: float = 5.0) -> tuple[Family, ...]:
+    """The tutorials' two families, as the *family* variables set them (``ConfigError`` naming
+    a bad one): the dataflow's, and the producer's when it has no sensors file."""
     topics = {}
     for name in ("AIR_QUALITY_TOPIC", "TEMPERATURE_TOPIC"):
         topics[name] = _raw(env, name)

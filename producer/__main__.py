@@ -26,8 +26,9 @@ from itertools import islice
 from types import FrameType
 from typing import IO, Any, NamedTuple
 
+from dataflow.config import ConfigError, families_from_env
 from dataflow.families import Family as FamilySpec
-from dataflow.families import FamilyConfigError, builtin, load_families
+from dataflow.families import FamilyConfigError, load_families
 from dataflow.security import KafkaSecurity, SecurityConfigError
 from producer.replay import Layout, ReplayError, Summary, read_rows, scan
 from producer.shapes import Group, ShapeConflict, build_message, plan
@@ -674,8 +675,12 @@ def parse_settings(
         except ValueError as exc:
             parser.error(f"invalid --families (env PRODUCER_FAMILIES) value {families_raw!r} "
                          f"(from {origins['families']}): {exc}")
-        available = builtin(air_quality_topic=values["air_quality_topic"],
-                            temperature_topic=values["temperature_topic"])
+        try:  # the dataflow's own reading of the *family* variables (valid ranges, ...)
+            available = families_from_env({**os.environ,
+                                           "AIR_QUALITY_TOPIC": values["air_quality_topic"],
+                                           "TEMPERATURE_TOPIC": values["temperature_topic"]})
+        except ConfigError as exc:
+            parser.error(str(exc))
     else:
         available = _file_families(parser, config_path, values, origins)
         if values["replay"] is None:

@@ -230,3 +230,19 @@ def test_configured_simulation_is_seeded_and_limited() -> None:
     assert [r.event_time_ns for r in first] == [5, 5, 500_000_005, 500_000_005, 1_000_000_005]
     other = FamilySimulation(start_ns=5, groups=((fams[0],),), sensors=2, seed=7, count=5)
     assert [r.values for r in generate_families(other)] != [r.values for r in first]
+
+
+def test_a_replay_into_a_built_in_family_uses_the_dataflow_s_valid_range(tmp_path: Path) -> None:
+    """TEMPERATURE_VALID_RANGE is read as the dataflow reads it: a row outside stops the run."""
+    import subprocess
+    import sys
+
+    csv = tmp_path / "h.csv"
+    csv.write_text("timestamp,value\n2024-03-01 12:00:00,40\n2024-03-01 12:00:05,60\n")
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run([sys.executable, "-m", "producer", "--replay", str(csv), "--family",
+                          "temperature", "--brokers", "127.0.0.1:1"], cwd=root,
+                         capture_output=True, text=True, timeout=60,
+                         env={"PATH": "/usr/bin:/bin", "TEMPERATURE_VALID_RANGE": "0,50"})
+    assert run.returncode == 2, run.stderr
+    assert f"{csv}: line 3: value 60" in run.stderr and "0..50" in run.stderr
