@@ -51,7 +51,7 @@ def test_datasource_is_the_compose_prometheus_with_a_fixed_uid() -> None:
 def test_dashboard_provider_reads_the_dashboards_directory() -> None:
     [provider] = yaml.safe_load(DASHBOARD_PROVIDERS.read_text())["providers"]
     assert provider["type"] == "file"
-    assert provider["options"]["path"] == "/var/lib/grafana/dashboards"
+    assert provider["options"]["path"] == "/etc/grafana/dashboards"
     assert provider["allowUiUpdates"] is False  # the file is the dashboard
 
 
