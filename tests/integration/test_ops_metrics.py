@@ -86,7 +86,15 @@ def topics(topic_factory) -> dict[str, str]:
 
 
 @pytest.fixture
-def flow(topics: dict[str, str], tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int]]:
+def tools() -> None:
+    """Checked before anything starts: without them the test fails or skips at once."""
+    require_tool("prometheus", "Debian package `prometheus`")
+    require_tool("promtool", "Debian package `prometheus`")
+
+
+@pytest.fixture
+def flow(tools: None, topics: dict[str, str], tmp_path: Path
+         ) -> Iterator[tuple[subprocess.Popen[str], int]]:
     port = free_port()
     cache = tmp_path / "api-cache"
     cache.mkdir()
@@ -105,8 +113,6 @@ def flow(topics: dict[str, str], tmp_path: Path) -> Iterator[tuple[subprocess.Po
 
 @pytest.fixture
 def prometheus(flow: tuple[subprocess.Popen[str], int], tmp_path: Path) -> Iterator[Prometheus]:
-    require_tool("prometheus", "Debian package `prometheus`")
-    require_tool("promtool", "Debian package `prometheus`")
     port = free_port()
     env = {**os.environ, "PROMETHEUS_DIR": str(tmp_path / "prometheus"),
            "PROMETHEUS_PORT": str(port), "PROMETHEUS_SCRAPE_TARGETS": f"127.0.0.1:{flow[1]}",
