@@ -68,7 +68,7 @@ ensure_tools() {
   fi
   echo "error: not installed, and the tests run them: ${missing[*]}. Install them, e.g." >&2
   echo "  Debian/Ubuntu:  sudo apt-get install --no-install-recommends ${missing[*]}" >&2
-  echo "  macOS:          brew install ${missing[*]}" >&2
+  echo "  macOS:          brew install ${missing[*]/prometheus-alertmanager/alertmanager}" >&2
   echo "or run REQUIRE_TOOLS=0 make test to skip the checks that need them." >&2
   exit 1
 }
