@@ -2,8 +2,9 @@
 # `make test`: lint, unit tests, and integration tests against the real local broker.
 # Starts the broker if none answers, and stops it again only if it started it.
 #
-# The programs some checks run (shellcheck, kcat, openssl) are installed first if missing, when
-# that is possible (root with apt-get); otherwise it stops and says how to install them. A missing
+# The programs some checks run (shellcheck, kcat, openssl, prometheus with promtool,
+# prometheus-alertmanager) are installed first if missing, when that is possible (root with
+# apt-get); otherwise it stops and says how to install them. A missing
 # tool makes its tests fail, not skip (REQUIRE_TOOLS=1, tests/tools.py), so a green run never
 # hides a check. REQUIRE_TOOLS=0 installs nothing, and those checks skip with the reason in
 # pytest's summary.
@@ -12,8 +13,32 @@ cd "$(dirname -- "${BASH_SOURCE[0]}")/.."
 
 REQUIRE_TOOLS="${REQUIRE_TOOLS:-1}"
 export REQUIRE_TOOLS
-# Programs the tests run; each is also the name of its Debian package.
-readonly TOOLS=(shellcheck kcat openssl)
+# Programs the tests run; each is also the name of its Debian package (`prometheus` brings
+# `promtool` too).
+readonly TOOLS=(shellcheck kcat openssl prometheus prometheus-alertmanager)
+# Debian's policy layer: exit 101 = "do not start services". See no_service_starts.
+readonly POLICY_RC=/usr/sbin/policy-rc.d
+
+# The prometheus packages' install scripts start system services where a service manager runs:
+# Prometheus on :9090 and Alertmanager on :9093, the local broker's controller port. The tests
+# run their own on other ports, so none is wanted: while apt-get installs, a policy-rc.d that
+# says no (unless the machine has one already, as container images do) keeps them stopped.
+added_policy=0
+no_service_starts() {
+  [[ ! -e "$POLICY_RC" ]] || return 0
+  printf '#!/bin/sh\n# Added by scripts/test.sh while it installs packages; removed after.\nexit 101\n' \
+    >"$POLICY_RC"
+  chmod 755 "$POLICY_RC"
+  added_policy=1
+  trap allow_service_starts EXIT
+}
+
+allow_service_starts() {
+  if ((added_policy == 1)); then
+    rm -f -- "$POLICY_RC"
+    added_policy=0
+  fi
+}
 
 ensure_tools() {
   local missing=() tool
@@ -29,10 +54,13 @@ ensure_tools() {
     echo "installing ${missing[*]} (the tests run them) with apt-get"
     # One update, for a fresh machine whose package lists are empty or old. Waits for another
     # apt-get to finish rather than failing at once on its lock.
-    local apt=(apt-get -qq -o DPkg::Lock::Timeout=300)
+    local apt=(apt-get -qq -o DPkg::Lock::Timeout=300) status=0
     "${apt[@]}" update || echo "warning: apt-get update failed; trying the current lists" >&2
-    if ! DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends \
-      "${missing[@]}" >/dev/null; then
+    no_service_starts
+    DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends \
+      "${missing[@]}" >/dev/null || status=$?
+    allow_service_starts
+    if ((status != 0)); then
       echo "error: apt-get could not install ${missing[*]} (see above)" >&2
       exit 1
     fi
@@ -40,7 +68,7 @@ ensure_tools() {
   fi
   echo "error: not installed, and the tests run them: ${missing[*]}. Install them, e.g." >&2
   echo "  Debian/Ubuntu:  sudo apt-get install --no-install-recommends ${missing[*]}" >&2
-  echo "  macOS:          brew install ${missing[*]}" >&2
+  echo "  macOS:          brew install ${missing[*]/prometheus-alertmanager/alertmanager}" >&2
   echo "or run REQUIRE_TOOLS=0 make test to skip the checks that need them." >&2
   exit 1
 }

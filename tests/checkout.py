@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 # Not the project's files: local state, environments and caches (see .gitignore).
-NOT_OURS = frozenset({".git", ".venv", ".venv-bench", ".broker", "__pycache__",
+NOT_OURS = frozenset({".git", ".venv", ".venv-bench", ".broker", ".prometheus", "__pycache__",
                       ".pytest_cache", ".ruff_cache", ".cache", "out", "node_modules"})
 
 

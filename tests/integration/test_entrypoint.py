@@ -24,7 +24,7 @@ import orjson
 import yaml
 from confluent_kafka.admin import AdminClient
 
-from tests.integration.conftest import BROKERS, ROOT, consume_all, python_env
+from tests.integration.conftest import BROKERS, ROOT, consume_all, free_port, python_env
 
 ENTRYPOINT = ROOT / "entrypoint.sh"
 START = "2024-03-19T13:57:00"
@@ -263,8 +263,10 @@ def compose_pipeline(admin: AdminClient, workdir: Path) -> Iterator[dict[str, st
     """Run the topics, producer and dataflow services in order against the local broker.
 
     Only what must differ outside Docker is overridden: the broker address, unique topic
-    names, a recovery directory under ``workdir``; and the producer sends 60 s of event time
-    at full speed and the dataflow stops at the end of its input, instead of running forever.
+    names, a recovery directory under ``workdir``, a free port for the dataflow's metrics API
+    (compose enables it on 3030, which may be taken here) and its cache file in ``workdir``;
+    and the producer sends 60 s of event time at full speed and the dataflow stops at the end
+    of its input, instead of running forever.
     Yields the topic names; deletes the topics afterwards.
     """
     topics = unique_topics("compose")
@@ -273,7 +275,9 @@ def compose_pipeline(admin: AdminClient, workdir: Path) -> Iterator[dict[str, st
         "producer": {"PRODUCER_REALTIME": "false", "PRODUCER_DURATION_SECONDS": "60",
                      "PRODUCER_START": START},
         "dataflow": {"KAFKA_TAIL": "false",
-                     "BYTEWAX_RECOVERY_DIRECTORY": str(workdir / "recovery")},
+                     "BYTEWAX_RECOVERY_DIRECTORY": str(workdir / "recovery"),
+                     "BYTEWAX_DATAFLOW_API_PORT": str(free_port()),
+                     "BYTEWAX_DATAFLOW_API_CACHE_PATH": str(workdir)},
     }
     try:
         for name, extra in overrides.items():

@@ -76,11 +76,19 @@ def documented_docker_vars() -> set[str]:
     return set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", section, flags=re.M))
 
 
+def documented_metrics_vars() -> set[str]:
+    """Bytewax's metrics variables, documented in the README's "Metrics." paragraph."""
+    start = README.index("**Metrics.**")
+    paragraph = README[start:README.index("\n\n", start)]
+    return set(re.findall(r"`(BYTEWAX_[A-Z0-9_]+)(?:=[^`]*)?`", paragraph))
+
+
 # --- Redpanda ------------------------------------------------------------------------------
 
 
 def test_expected_services_exist() -> None:
-    assert {"redpanda", "topics", "producer", "dataflow", "console"} <= set(SERVICES)
+    assert {"redpanda", "topics", "producer", "dataflow", "console", "prometheus",
+            "grafana"} <= set(SERVICES)
 
 
 @pytest.mark.parametrize(("service", "repo"), [
@@ -92,6 +100,17 @@ def test_images_are_pinned_to_a_release(service: str, repo: str) -> None:
     name, _, tag = image.rpartition(":")
     assert name == repo
     assert re.fullmatch(r"v\d+\.\d+\.\d+", tag), f"{image}: pin a release, not {tag!r}"
+
+
+@pytest.mark.parametrize(("service", "repo", "tag"), [
+    ("prometheus", "prom/prometheus", r"v\d+\.\d+\.\d+"),
+    ("grafana", "grafana/grafana", r"\d+\.\d+\.\d+"),
+])
+def test_monitoring_images_are_pinned_to_a_release(service: str, repo: str, tag: str) -> None:
+    image = SERVICES[service]["image"]
+    name, _, version = image.rpartition(":")
+    assert name == repo
+    assert re.fullmatch(tag, version), f"{image}: pin a release, not {version!r}"
 
 
 def test_redpanda_is_a_single_dev_container_node() -> None:
@@ -183,7 +202,8 @@ def test_restart_policies() -> None:
 
 
 def test_every_app_variable_is_documented_and_interpolated_under_its_own_name() -> None:
-    documented = set(ENV_DOCS) | {o.env for o in OPTIONS} | documented_docker_vars()
+    documented = (set(ENV_DOCS) | {o.env for o in OPTIONS} | documented_docker_vars()
+                  | documented_metrics_vars())
     for service in APP_SERVICES:
         for name, raw in SERVICES[service]["environment"].items():
             assert name in documented, f"{service}: {name} is not documented in README"
@@ -223,6 +243,67 @@ def test_recovery_directory_is_a_named_volume_the_image_prepares() -> None:
     # A fresh named volume copies the image's directory, owner included: it must exist there,
     # owned by the non-root user.
     assert re.search(rf"install -d -o app -g app {re.escape(directory)}\b", DOCKERFILE)
+
+
+# --- Prometheus and Grafana ----------------------------------------------------------------
+
+
+def mounts(service: str) -> dict[str, str]:
+    """Container path -> host source (a ./path or a named volume), read-only ones marked."""
+    out = {}
+    for spec in SERVICES[service]["volumes"]:
+        source, target, *mode = spec.split(":")
+        out[target] = source + (":ro" if mode == ["ro"] else "")
+    return out
+
+
+def test_dataflow_serves_its_metrics_where_prometheus_scrapes() -> None:
+    assert env_of("dataflow")["BYTEWAX_DATAFLOW_API_ENABLED"] == "true"
+    port = env_of("dataflow").get("BYTEWAX_DATAFLOW_API_PORT", "3030")  # Bytewax's default
+    config = yaml.safe_load((ROOT / "ops/prometheus/prometheus.yml").read_text())
+    [job] = [j for j in config["scrape_configs"] if j["job_name"] == "sensor-dataflow"]
+    assert job["static_configs"] == [{"targets": [f"dataflow:{port}"]}]
+
+
+def test_prometheus_runs_the_repository_config_and_keeps_its_data() -> None:
+    service = SERVICES["prometheus"]
+    opts = flags(service["command"])
+    config = opts["config.file"]
+    directory, _, name = config.rpartition("/")
+    volumes = mounts("prometheus")
+    assert volumes[directory] == "./ops/prometheus:ro"
+    assert (ROOT / "ops/prometheus" / name).is_file()
+    assert volumes[opts["storage.tsdb.path"]] in COMPOSE["volumes"]
+    # No authentication: published on the host's loopback only.
+    assert service["ports"] == ["127.0.0.1:9090:9090"]
+    assert service["restart"] == "unless-stopped"
+
+
+def test_grafana_is_provisioned_from_the_repository_with_the_dashboard_as_home() -> None:
+    service = SERVICES["grafana"]
+    volumes = mounts("grafana")
+    assert volumes["/etc/grafana/provisioning"] == "./ops/grafana/provisioning:ro"
+    [provider] = yaml.safe_load(
+        (ROOT / "ops/grafana/provisioning/dashboards/sensor-anomaly.yml").read_text())["providers"]
+    dashboards = provider["options"]["path"]
+    assert volumes[dashboards] == "./ops/grafana/dashboards:ro"
+    home = env_of("grafana")["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    directory, _, name = home.rpartition("/")
+    assert directory == dashboards  # provisioned too: Grafana needs the home dashboard to exist
+    assert (ROOT / "ops/grafana/dashboards" / name).is_file()
+    assert volumes["/var/lib/grafana"] in COMPOSE["volumes"]
+    assert service["ports"] == ["127.0.0.1:3000:3000"]
+    assert service["depends_on"] == ["prometheus"]
+    assert service["restart"] == "unless-stopped"
+
+
+def test_grafana_datasource_is_the_prometheus_service() -> None:
+    [source] = yaml.safe_load(
+        (ROOT / "ops/grafana/provisioning/datasources/prometheus.yml").read_text())["datasources"]
+    host_port = source["url"].removeprefix("http://")
+    host, _, port = host_port.partition(":")
+    assert host == "prometheus"
+    assert any(p.endswith(f":{port}") for p in SERVICES["prometheus"]["ports"])
 
 
 # --- Dockerfile ----------------------------------------------------------------------------
