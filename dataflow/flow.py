@@ -129,12 +129,16 @@ class ShardLogic(StatefulBatchLogic[list[Reading], Result, bytes]):
         self.snapshots = snapshots
         self.stopping = stopping
         self.tracked = -1  # sensors the status was last told this shard keeps
+        self.open_alerts = -1  # and alerts it has open
 
     def _report(self, out: Out) -> Out:
         state = self.state
         if len(state.sensors) != self.tracked:
             self.tracked = len(state.sensors)
             self.status.set_tracked(id(self), self.tracked)
+        if state.open_alerts != self.open_alerts:
+            self.open_alerts = state.open_alerts
+            self.status.set_open_alerts(id(self), self.open_alerts)
         pending = state.counts
         if not (pending.windows or pending.late or out):  # nothing counted: anomalies and
             return out                                     # alerts come with windows
@@ -194,6 +198,7 @@ def build_flow(
     the topics ended: open windows then stay open instead of being closed and written.
     """
     status = status or Status(settings.status_interval_seconds)
+    status.register_families(f.name for f in settings.families)
     config = shard_config(settings)
     topics = formats_by_topic(settings.families)
     shards = settings.shards

@@ -192,6 +192,11 @@ class ShardState:
         self.next_sweep = _NEVER  # wall time of the next look for sensors to forget
         self.counts = ShardCounts()
 
+    @property
+    def open_alerts(self) -> int:
+        """Sensors of this shard with an open alert: the stale rule's queue holds each one."""
+        return len(self.stale)
+
     def reconfigure(self, config: ShardConfig) -> None:
         """Take the current configuration after a restore from a snapshot, which holds the one
         it was taken with: changed rules apply to every sensor, and a sensor of a family no

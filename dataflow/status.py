@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import Counter, Gauge
 
@@ -33,6 +33,8 @@ ALERTS_RESOLVED = Counter("sensor_alerts_resolved",
 FORGOTTEN = Counter("sensor_forgotten",
                     "Sensors forgotten after SENSOR_STATE_TTL_SECONDS of silence.")
 TRACKED = Gauge("sensor_tracked_sensors", "Sensors whose state (windows, model, alert) is kept.")
+OPEN_ALERTS = Gauge("sensor_open_alerts", "Alerts open now (one per anomalous episode), kept "
+                                          "across a restart with recovery.")
 _PLAIN = {"windows": WINDOWS, "anomalies": ANOMALIES, "alerts_opened": ALERTS_OPENED,
           "alerts_resolved": ALERTS_RESOLVED, "forgotten": FORGOTTEN}
 
@@ -45,6 +47,7 @@ class Status:
         self._lock = threading.Lock()
         self._counts = dict.fromkeys(FIELDS, 0)
         self._tracked: dict[int, int] = {}  # shard (by its logic's id) -> sensors it keeps
+        self._open: dict[int, int] = {}  # shard -> its sensors with an open alert
         self._last = time.monotonic()
 
     def add(self, **deltas: int) -> None:
@@ -57,6 +60,12 @@ class Status:
             if delta:
                 _PLAIN[name].inc(delta)
         self.maybe_report()
+
+    def register_families(self, families: Iterable[str]) -> None:
+        """Start each family's readings counter at 0, so a family that never sends shows as a
+        flat 0 (not a missing series) and its first readings count in ``rate()``."""
+        for family in families:
+            READINGS.labels(family)
 
     def add_readings(self, by_family: Mapping[str, int]) -> None:
         with self._lock:
@@ -83,6 +92,13 @@ class Status:
             self._tracked[shard] = sensors
             total = sum(self._tracked.values())
         TRACKED.set(total)
+
+    def set_open_alerts(self, shard: int, alerts: int) -> None:
+        """How many alerts one shard has open now; the gauge is the sum over shards."""
+        with self._lock:
+            self._open[shard] = alerts
+            total = sum(self._open.values())
+        OPEN_ALERTS.set(total)
 
     def snapshot(self) -> dict[str, int]:
         with self._lock:

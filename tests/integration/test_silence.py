@@ -51,17 +51,27 @@ def test_silence_resolves_as_stale_then_forgets_the_sensor(topic_factory, tmp_pa
     def events() -> list[dict]:
         return [orjson.loads(m.value()) for m in consume_all(topics["ANOMALIES_TOPIC"])]
 
-    def tracked() -> float | None:
+    def metric(name: str) -> float | None:
         try:
-            return scrape(port).get("sensor_tracked_sensors")
+            return scrape(port).get(name)
         except OSError:
             return None
+
+    def tracked() -> float | None:
+        return metric("sensor_tracked_sensors")
+
+    def open_alerts() -> float | None:
+        return metric("sensor_open_alerts")
 
     try:
         send(topics["TEMPERATURE_TOPIC"], "9", [97.0] * 12)  # overheating, then silent
         wait_for("the tracked gauge to count the sensor", lambda: tracked() == 1.0, flow)
+        wait_for("the open-alerts gauge to count its alert", lambda: open_alerts() == 1.0, flow)
+        # A family that has sent nothing is a flat 0, not a missing series.
+        assert metric('sensor_readings_total{family="air_quality"}') == 0.0
         stale = wait_for("a stale resolution", lambda: [
             e for e in events() if e["event"] == "resolved"], flow)
+        wait_for("the open-alerts gauge to fall to 0", lambda: open_alerts() == 0.0, flow)
         forgotten = wait_for("the sensor to be forgotten", lambda: [
             e for e in events() if e["event"] == "forgotten"], flow)
         wait_for("the tracked gauge to fall to 0", lambda: tracked() == 0.0, flow)
@@ -69,6 +79,8 @@ def test_silence_resolves_as_stale_then_forgets_the_sensor(topic_factory, tmp_pa
         reopened = wait_for("a new alert", lambda: [
             e for e in events() if e["event"] == "open"][1:], flow)
         wait_for("the tracked gauge to count it again", lambda: tracked() == 1.0, flow)
+        wait_for("the open-alerts gauge to count the new alert", lambda: open_alerts() == 1.0,
+                 flow)
     finally:
         flow.send_signal(signal.SIGKILL)
         flow.wait(20)
