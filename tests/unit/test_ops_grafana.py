@@ -100,7 +100,8 @@ def test_the_issue_s_panels_are_all_there() -> None:
     for metric in ("sensor_readings_total", "sensor_windows_scored_total",
                    "sensor_anomalous_windows_total", "sensor_alerts_opened_total",
                    "sensor_open_alerts", "sensor_alerts_resolved_total",
-                   "sensor_dead_letters_total",                   "sensor_late_readings_total", "bytewax_kafka_consumer_lag",
+                   "sensor_dead_letters_total", "sensor_late_readings_total",
+                   "bytewax_kafka_consumer_lag",
                    "bytewax_stateful_batch_on_batch_duration_seconds_bucket",
                    "bytewax_inp_part_next_batch_duration_seconds_bucket",
                    "process_resident_memory_bytes"):
