@@ -28,7 +28,6 @@ RUN groupadd --system --gid 10001 app \
 COPY dataflow/ ./dataflow/
 COPY producer/ ./producer/
 COPY notifier/ ./notifier/
-COPY scripts/wait_for_broker.py ./scripts/
 COPY entrypoint.sh ./
 
 USER app:app

@@ -10,10 +10,15 @@ VENV_BENCH := .venv-bench
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt
+# The pinned set first, then the project itself, editable (its packages importable from anywhere,
+# so scripts/ and bench/ need no sys.path edits, and the sensor-* console scripts). --no-deps:
+# requirements.txt already installed the exact tested versions; letting pip resolve
+# pyproject's ranges again could only move them.
+$(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
 broker: venv

@@ -60,14 +60,15 @@ require_seconds() {
   [[ "$value" =~ ^[0-9]+([.][0-9]+)?$ ]] || die "$name must be a number of seconds >= 0, got '$value'"
 }
 
-# scripts/wait_for_broker.py asks for real cluster metadata (an open port is not enough) and
-# prints "error: no Kafka broker answered at ADDRESS within N s" when it gives up.
+# The broker wait (python -m dataflow.admin wait, also sensor-wait-for-broker) asks for real
+# cluster metadata (an open port is not enough) and prints "error: no Kafka broker answered at
+# ADDRESS within N s" when it gives up.
 wait_for_broker() {
   local brokers="${KAFKA_BROKERS:-127.0.0.1:9092}" timeout="${BROKER_WAIT_TIMEOUT_SECONDS:-60}"
   require_seconds BROKER_WAIT_TIMEOUT_SECONDS "$timeout"
   echo "entrypoint: waiting up to $timeout s for a Kafka broker at $brokers" >&2
   local status=0
-  "$PYTHON" "$APP_DIR/scripts/wait_for_broker.py" --brokers "$brokers" --timeout "$timeout" || status=$?
+  "$PYTHON" -m dataflow.admin wait --brokers "$brokers" --timeout "$timeout" || status=$?
   case $status in
     0) ;;
     2) echo "entrypoint: bad setting (see above); not waiting" >&2; exit 2 ;;
@@ -108,25 +109,13 @@ run_dataflow() {
   exec "$PYTHON" -m bytewax.run dataflow.main:flow "${options[@]}" "$@"
 }
 
-# The flow's own topic creation (dataflow.main.ensure_topics): same variables, same partition
-# count (TOPIC_PARTITIONS), and an existing topic is left as it is, so a re-run succeeds.
-# (Importing dataflow.main builds the flow, which already creates them; the explicit call
-# keeps this role correct if that import ever stops doing so.)
+# The flow's own topic creation (dataflow.admin.ensure_flow_topics, as the flow does when it
+# starts): same variables, same partition count (TOPIC_PARTITIONS), and an existing topic is
+# left as it is, so a re-run succeeds.
 run_init_topics() {
   (($# == 0)) || die "init-topics takes no arguments (it reads the *_TOPIC variables and TOPIC_PARTITIONS)"
   wait_for_broker
-  exec "$PYTHON" -c '
-import sys
-from dataflow.config import ConfigError, Settings
-try:
-    settings = Settings.from_env()
-except ConfigError as exc:
-    sys.exit(f"configuration error: {exc}")
-from dataflow.main import ensure_topics
-ensure_topics(settings)
-names = " ".join([*settings.topics, settings.anomalies_topic, settings.dlq_topic])
-print(f"topics ready: {names} ({settings.topic_partitions} partitions when created)")
-'
+  exec "$PYTHON" -m dataflow.admin init-topics
 }
 
 main() {

@@ -14,15 +14,11 @@ costs are not in it: the harness (``make bench``) measures those end to end.
 from __future__ import annotations
 
 import argparse
-import gc
 import itertools
 import statistics
 import sys
 import time
 import zlib
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import workloads as wl
 
@@ -31,6 +27,7 @@ from dataflow.families import AIR_QUALITY, TEMPERATURE
 from dataflow.flow import shard_config
 from dataflow.readings import formats_by_topic
 from dataflow.records import route
+from dataflow.runtime import tune_gc
 from dataflow.shard import ShardState
 
 
@@ -95,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args(argv)
     settings = Settings.from_env({"EMIT_ALL_WINDOWS": "false"})
-    gc.set_threshold(500_000, 20, 100)  # as dataflow.main sets it
+    tune_gc()  # as the running flow does
     for name in args.workload or sorted(wl.WORKLOADS):
         work = wl.WORKLOADS[name]
         by_family = {f.name: f.topic for f in settings.families}

@@ -17,9 +17,6 @@ import statistics
 import sys
 import time
 import tracemalloc
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from bench/
 
 from dataflow.scoring import ModelParams, SensorScorer
 

@@ -1,6 +1,7 @@
 """Workloads and Kafka helpers shared by the bench scripts (``harness``, ``floor``, ``latency``,
 ``soak``); the integration tests stop flows with its ``interrupt`` too. Runs in the main
-``.venv`` (confluent-kafka, orjson); no dataflow import.
+``.venv`` (confluent-kafka, orjson); of the project it imports only ``dataflow.admin`` (topics),
+which has no Bytewax.
 
 A workload is a fleet of mixed families, half air-quality sensors (topic ``aq``, key
 ``SensorN``, value ``{"timestamp": "YYYY-mm-dd HH:MM:SS.ffffff", "value": x}``) and half machine
@@ -28,7 +29,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
+
+from dataflow import admin as kafka_admin
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
@@ -80,7 +83,8 @@ class Topics:
 
 
 def admin(brokers: str) -> AdminClient:
-    return AdminClient({"bootstrap.servers": brokers, "log_level": 4})
+    """An admin client that has had a metadata answer (``dataflow.admin.connect``)."""
+    return kafka_admin.connect(brokers)[0]
 
 
 def create_topics(brokers: str, partitions: int, prefix: str = "bench") -> Topics:
@@ -93,26 +97,19 @@ def create_topics(brokers: str, partitions: int, prefix: str = "bench") -> Topic
 
 
 def new_topics(brokers: str, names: list[str], partitions: int) -> None:
-    client = admin(brokers)  # keep a reference: the futures die with the handle
-    futs = client.create_topics([NewTopic(n, partitions, 1) for n in names])
-    for fut in futs.values():
-        fut.result(timeout=30)
+    kafka_admin.ensure_topics(admin(brokers), names, partitions, existing=())
 
 
 def delete_topics(brokers: str, names: list[str]) -> None:
     if not names:
         return
-    client = admin(brokers)
-    futs = client.delete_topics(list(names), operation_timeout=30)
-    for fut in futs.values():
-        with contextlib.suppress(Exception):  # best effort: already gone, ...
-            fut.result(timeout=30)
+    with contextlib.suppress(Exception):  # best effort: the broker is gone, ...
+        kafka_admin.delete_topics(admin(brokers), names)
 
 
 def delete_prefixed(brokers: str, *substrings: str) -> list[str]:
     """Delete every topic whose name contains one of ``substrings`` (a peer's changelogs)."""
-    names = [t for t in admin(brokers).list_topics(timeout=30).topics
-             if any(s in t for s in substrings)]
+    names = [t for t in kafka_admin.connect(brokers)[1] if any(s in t for s in substrings)]
     delete_topics(brokers, names)
     return names
 

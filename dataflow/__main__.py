@@ -67,5 +67,10 @@ def main(argv: list[str]) -> int:
     os.execv(sys.executable, [sys.executable, "-m", "bytewax.run", "dataflow.main:flow", *argv])
 
 
+def cli() -> int:
+    """The ``sensor-dataflow`` console script: ``python -m dataflow`` under another name."""
+    return main(sys.argv[1:])
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(cli())

@@ -24,8 +24,8 @@ from typing import Any
 
 import orjson
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
 
+from dataflow.admin import StartupError, connect, delete_topics, ensure_topics
 from dataflow.security import KafkaSecurity, SecurityConfigError
 from eval.detectors import SENSOR_ID, OursConfig, base_env, fit
 from eval.nab import Series, parse_time, rows_at
@@ -65,8 +65,10 @@ class BrokerReplay:
         # Bootstrap and security settings, which every client gets.
         self.client_config: dict[str, Any] = {"bootstrap.servers": brokers,
                                               **security.librdkafka()}
-        self.admin = AdminClient(self.client_config)
-        self.admin.list_topics(timeout=10)  # fail fast, with librdkafka's message, if unreachable
+        try:  # fail fast, with the broker's reason, if unreachable or refusing the login
+            self.admin, _ = connect(brokers, security, timeout_s=10)
+        except StartupError as exc:
+            raise SystemExit(f"error: {exc}") from None
 
     def __call__(self, rel: str, series: Series) -> list[bool]:
         run = uuid.uuid4().hex[:10]
@@ -77,8 +79,7 @@ class BrokerReplay:
             "DLQ_TOPIC": f"eval-dlq-{run}",
         }
         names = list(topics.values())
-        for fut in self.admin.create_topics([NewTopic(t, 1, 1) for t in names]).values():
-            fut.result(timeout=30)
+        ensure_topics(self.admin, names, 1, existing=())
         try:
             self._produce(topics["AIR_QUALITY_TOPIC"], series)
             self._run_flow(rel, series, topics)
@@ -87,8 +88,7 @@ class BrokerReplay:
             if dead:
                 raise RuntimeError(f"{rel}: {len(dead)} reading(s) went to the dead-letter topic")
         finally:
-            for fut in self.admin.delete_topics(names).values():
-                fut.result(timeout=30)
+            delete_topics(self.admin, names)
         return record_detections(series, records, self.config.mode)
 
     def _produce(self, topic: str, series: Series) -> None:

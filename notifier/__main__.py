@@ -102,6 +102,11 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> int:
+    """``python -m notifier``, also the ``sensor-notifier`` console script."""
     threading.current_thread().name = "notifier"
-    sys.exit(main(sys.argv[1:]))
+    return main(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

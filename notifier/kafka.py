@@ -1,9 +1,8 @@
 """The notifier's Kafka clients (confluent-kafka), set up as the dataflow's are.
 
 Same bootstrap and SASL/TLS settings (``KafkaSecurity.librdkafka``), the same log limiter
-(``dataflow.kafkalog``), and the same start-up check as ``dataflow.main.connect``: a refused
-login or certificate fails in seconds with the broker's reason instead of a timeout.
-(``dataflow.main`` builds the flow when imported, so its ``connect`` cannot be imported here.)
+(``dataflow.kafkalog``), and the same start-up check and topic creation (``dataflow.admin``): a
+refused login or certificate fails in seconds with the broker's reason instead of a timeout.
 """
 
 from __future__ import annotations
@@ -15,48 +14,25 @@ from typing import Any
 
 import orjson
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
+from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
-from dataflow.kafkalog import client_logger
+from dataflow import admin as kafka_admin
+from dataflow.admin import StartupError, client_config, ensure_topics
 from notifier.alerts import AmAlert, BadRecord
 from notifier.config import Settings
 
 log = logging.getLogger("notifier")
 
 
-class StartupError(RuntimeError):
-    """The notifier cannot start; the message says why, without a password."""
-
-
 def base_config(settings: Settings) -> dict[str, Any]:
     """Bootstrap and security settings, which every client gets, and the shared log limiter."""
-    return {"bootstrap.servers": ",".join(settings.brokers), **settings.security.librdkafka(),
-            "logger": client_logger()}
+    return client_config(settings.brokers, settings.security)
 
 
 def connect(settings: Settings, timeout_s: float = 60.0) -> tuple[AdminClient, set[str]]:
-    """An admin client that has had a metadata answer, and the topics the cluster has."""
-    errors: list[KafkaError] = []
-    admin = AdminClient({**base_config(settings), "error_cb": errors.append})
-    where = ",".join(settings.brokers)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return admin, set(admin.list_topics(timeout=2).topics)
-        except KafkaException as exc:
-            admin.poll(0)  # serves the error callback
-            last = errors[-1].str() if errors else str(exc.args[0].str())
-        refused = [e for e in errors if e.code() == KafkaError._AUTHENTICATION]
-        if refused:
-            raise StartupError(f"Kafka at {where} refused the login "
-                               f"({settings.security.redacted()}): {refused[-1].str()}")
-        tls = [(e.str(), hint) for e in errors if (hint := settings.security.tls_refusal(e.str()))]
-        if tls:
-            raise StartupError(f"TLS with Kafka at {where} failed "
-                               f"({settings.security.redacted()}): {tls[-1][0]}; {tls[-1][1]}")
-        if time.monotonic() > deadline:
-            raise StartupError(f"no Kafka broker answered at {where} (KAFKA_BROKERS) within "
-                               f"{timeout_s:g} s: {last}")
+    """An admin client that has had a metadata answer, and the topics the cluster has
+    (``dataflow.admin.connect``: a refused login or certificate fails at once)."""
+    return kafka_admin.connect(settings.brokers, settings.security, timeout_s)
 
 
 def ensure_state_topic(admin: AdminClient, existing: set[str], topic: str) -> None:
@@ -64,13 +40,9 @@ def ensure_state_topic(admin: AdminClient, existing: set[str], topic: str) -> No
     with the cluster's default replication factor; warn if an existing one is not compacted,
     since it would then lose old open alerts to retention."""
     if topic not in existing:
-        new = NewTopic(topic, 1, replication_factor=-1, config={"cleanup.policy": "compact"})
-        try:
-            admin.create_topics([new])[topic].result(timeout=30)
+        if ensure_topics(admin, [topic], 1, existing=existing, replication_factor=-1,
+                         config={"cleanup.policy": "compact"}):
             log.info("created state topic %s (compacted)", topic)
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise
         return
     resource = ConfigResource(ResourceType.TOPIC, topic)
     try:

@@ -1009,43 +1009,33 @@ def ensure_topics(
     brokers: Sequence[str],
     topics: Sequence[str],
     partitions: int,
-    security: Mapping[str, str] | None = None,
+    security: KafkaSecurity | None = None,
 ) -> None:
     """Create missing topics (replication factor 1); an existing topic is left untouched.
 
-    ``security`` is ``KafkaSecurity.kafka_python()``: the admin client logs in like the producer.
+    With the project's one admin module (``dataflow.admin``, confluent-kafka): kafka-python
+    stays the client that produces, but a second admin implementation would be a second set of
+    rules for waiting, refusals and races. It waits up to the producer's bootstrap timeout for
+    a broker, and raises ``StartupError`` naming the address and the last client error.
     """
-    from kafka import KafkaAdminClient
-    from kafka.errors import TopicAlreadyExistsError
+    from dataflow.admin import connect
+    from dataflow.admin import ensure_topics as create_missing
 
-    admin = KafkaAdminClient(
-        bootstrap_servers=list(brokers),
-        client_id="sensor-producer-admin",
-        bootstrap_timeout_ms=BOOTSTRAP_TIMEOUT_MS,
-        **(security or {}),
-    )
-    try:
-        existing = set(admin.list_topics())
-        for topic in topics:
-            if topic in existing:
-                log.debug("topic %s exists", topic)
-                continue
-            try:
-                admin.create_topics(
-                    {topic: {"num_partitions": partitions, "replication_factor": 1}},
-                    wait_for_metadata=True,
-                )
-                log.info("created topic %s (%d partitions)", topic, partitions)
-            except TopicAlreadyExistsError:  # created concurrently by someone else
-                log.debug("topic %s already exists", topic)
-    finally:
-        admin.close()
+    admin, existing = connect(brokers, security, timeout_s=BOOTSTRAP_TIMEOUT_MS / 1000)
+    for topic in topics:
+        if topic in existing:
+            log.debug("topic %s exists", topic)
+    for topic in create_missing(admin, topics, partitions, existing=existing):
+        log.info("created topic %s (%d partitions)", topic, partitions)
 
 
 def run(settings: Settings, stop: threading.Event) -> int:
     """Create topics, then generate, pace and send until a limit or ``stop``."""
+    from confluent_kafka import KafkaException as ConfluentKafkaException
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
+
+    from dataflow.admin import StartupError
 
     topics = settings.topics()
     security = settings.security.kafka_python()
@@ -1067,7 +1057,7 @@ def run(settings: Settings, stop: threading.Event) -> int:
     )
     try:
         check_login(settings.brokers, settings.security)
-        ensure_topics(settings.brokers, topics, settings.partitions, security)
+        ensure_topics(settings.brokers, topics, settings.partitions, settings.security)
         producer = KafkaProducer(
             bootstrap_servers=list(settings.brokers),
             client_id="sensor-producer",
@@ -1096,7 +1086,7 @@ def run(settings: Settings, stop: threading.Event) -> int:
         )
         print("sent 0 messages (0 failed)", file=sys.stderr)
         return EXIT_FAILED
-    except KafkaError as exc:
+    except (KafkaError, StartupError, ConfluentKafkaException) as exc:
         log.error(
             "cannot use Kafka at %s (%s): %s",
             ",".join(settings.brokers),
@@ -1259,6 +1249,8 @@ def main(argv: list[str] | None = None) -> int:
     # sasl_plain_password included, and PLAIN's authentication bytes.
     kafka_level = logging.WARNING if settings.log_level <= logging.DEBUG else logging.CRITICAL
     logging.getLogger("kafka").setLevel(kafka_level)
+    # Likewise librdkafka's, from the admin client that creates the topics (dataflow.admin).
+    logging.getLogger("librdkafka").setLevel(kafka_level)
     redact: RedactFilter | None = None
     if settings.security.password:
         redact = RedactFilter(settings.security.password)

@@ -90,7 +90,9 @@ fi
 
 readonly POM="$SCRIPT_DIR/kafka/pom.xml"
 readonly LOG4J2_CONFIG="$SCRIPT_DIR/kafka/log4j2.xml"
-readonly WAIT_FOR_BROKER="$SCRIPT_DIR/wait_for_broker.py"
+# The broker wait (dataflow/admin.py), imported from this checkout whether or not it is installed.
+readonly WAIT_FOR_BROKER=(-m dataflow.admin wait)
+export PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}"
 readonly JARS_MARKER_NAME=".complete"
 PID_FILE="$BROKER_DIR/kafka.pid"
 LOG_FILE="$BROKER_DIR/kafka.log"
@@ -186,7 +188,7 @@ mask_passwords() {
 broker_answers() {
   (
     unset "${CLIENT_SECURITY_VARS[@]}"
-    exec "$PYTHON" "$WAIT_FOR_BROKER" --brokers "$ADDRESS" --timeout "$1" 2>/dev/null
+    exec "$PYTHON" "${WAIT_FOR_BROKER[@]}" --brokers "$ADDRESS" --timeout "$1" 2>/dev/null
   )
 }
 
@@ -197,7 +199,7 @@ sasl_answers() {
     unset "${CLIENT_SECURITY_VARS[@]}"
     export KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT KAFKA_SASL_MECHANISM=PLAIN
     export KAFKA_SASL_USERNAME="${SASL_NAMES[0]}" KAFKA_SASL_PASSWORD="${SASL_PASSWORDS[0]}"
-    exec "$PYTHON" "$WAIT_FOR_BROKER" --brokers "$HOST:$KAFKA_SASL_PORT" --timeout "$1"
+    exec "$PYTHON" "${WAIT_FOR_BROKER[@]}" --brokers "$HOST:$KAFKA_SASL_PORT" --timeout "$1"
   )
 }
 
@@ -211,7 +213,7 @@ tls_answers() {
   fi
   (
     unset "${CLIENT_SECURITY_VARS[@]}"
-    exec env "${settings[@]}" "$PYTHON" "$WAIT_FOR_BROKER" --brokers "$HOST:$1" --timeout "$2"
+    exec env "${settings[@]}" "$PYTHON" "${WAIT_FOR_BROKER[@]}" --brokers "$HOST:$1" --timeout "$2"
   )
 }
 
@@ -265,7 +267,7 @@ lock_broker_dir() {
 
 check_python() {
   "$PYTHON" -c 'import confluent_kafka' 2>/dev/null \
-    || die "$PYTHON cannot import confluent_kafka (needed by scripts/wait_for_broker.py); create the venv first or set PYTHON"
+    || die "$PYTHON cannot import confluent_kafka (needed by the broker wait, dataflow/admin.py); create the venv first or set PYTHON"
 }
 
 check_java() {
@@ -681,7 +683,7 @@ cmd_start() {
   # execs, so $! is the python process itself (a backgrounded function would be a bash wrapper).
   (
     unset "${CLIENT_SECURITY_VARS[@]}"
-    exec "$PYTHON" "$WAIT_FOR_BROKER" --brokers "$ADDRESS" --timeout "$BROKER_START_TIMEOUT_SECONDS"
+    exec "$PYTHON" "${WAIT_FOR_BROKER[@]}" --brokers "$ADDRESS" --timeout "$BROKER_START_TIMEOUT_SECONDS"
   ) 8>&- 9>&- &
   local waiter=$!
   while kill -0 "$waiter" 2>/dev/null; do

@@ -19,38 +19,13 @@ import time
 from pathlib import Path
 
 import orjson
-from confluent_kafka import Consumer, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Consumer
+
+from dataflow.admin import StartupError, connect, reset_topics
+from dataflow.security import KafkaSecurity, SecurityConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
-# `python scripts/demo.py` puts scripts/ on sys.path, not the root that holds dataflow/.
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from dataflow.security import KafkaSecurity, SecurityConfigError  # noqa: E402
-
 STATUS = re.compile(r"status (.*)$")
-
-
-def reset_topics(brokers: str, topics: list[str], partitions: int,
-                 security: KafkaSecurity | None = None) -> None:
-    """Start from empty topics, so old runs' data does not replay into this one."""
-    admin = AdminClient({"bootstrap.servers": brokers,
-                         **(security or KafkaSecurity()).librdkafka()})
-    existing = [t for t in topics if t in admin.list_topics(timeout=15).topics]
-    for fut in admin.delete_topics(existing).values() if existing else ():
-        fut.result(timeout=30)
-    deadline = time.monotonic() + 30
-    while True:
-        futs = admin.create_topics([NewTopic(t, partitions, 1) for t in topics])
-        try:
-            for fut in futs.values():
-                fut.result(timeout=30)
-            return
-        except KafkaException:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)  # deletion still in progress
 
 
 def describe(alert: dict) -> str:
@@ -95,7 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(f"demo: resetting topics {', '.join(topics.values())} on {brokers} "
           f"({security.redacted()})", flush=True)
-    reset_topics(brokers, list(topics.values()), 3, security)
+    try:  # start from empty topics, so old runs' data does not replay into this one
+        admin, _ = connect(brokers, security, timeout_s=15)
+        reset_topics(admin, list(topics.values()), 3)
+    except StartupError as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 1
 
     env = {**os.environ, **topics, "KAFKA_BROKERS": brokers, "PYTHONPATH": str(ROOT),
            "STATUS_INTERVAL_SECONDS": "1"}

@@ -16,8 +16,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from dataflow.admin import StartupError, connect, delete_topics, ensure_topics
 
 ROOT = Path(__file__).resolve().parents[2]
 BROKERS = os.environ.get("KAFKA_BROKERS", "127.0.0.1:9092")
@@ -31,10 +33,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def admin() -> AdminClient:
-    client = AdminClient({"bootstrap.servers": BROKERS})
     try:
-        client.list_topics(timeout=5)
-    except KafkaException as exc:
+        client, _ = connect(BROKERS, timeout_s=5)
+    except StartupError as exc:
         if os.environ.get("REQUIRE_BROKER") == "1":
             pytest.fail(f"no Kafka broker at {BROKERS}: {exc}")
         pytest.skip(f"no Kafka broker at {BROKERS} (start one with `make broker`): {exc}")
@@ -59,14 +60,12 @@ def _topic_maker(admin: AdminClient) -> Iterator[Callable[..., str]]:
 
     def make(prefix: str, partitions: int = 3) -> str:
         name = f"test-{prefix}-{uuid.uuid4().hex[:10]}"
-        admin.create_topics([NewTopic(name, partitions, 1)])[name].result(timeout=30)
+        ensure_topics(admin, [name], partitions, existing=())
         made.append(name)
         return name
 
     yield make
-    if made:
-        for fut in admin.delete_topics(made).values():
-            fut.result(timeout=30)
+    delete_topics(admin, made)
 
 
 def consume_all(topic: str, timeout: float = 30.0, brokers: str = BROKERS,

@@ -24,6 +24,7 @@ import orjson
 import yaml
 from confluent_kafka.admin import AdminClient
 
+from dataflow.admin import delete_topics
 from tests.integration.conftest import BROKERS, ROOT, consume_all, free_port, python_env
 
 ENTRYPOINT = ROOT / "entrypoint.sh"
@@ -57,12 +58,6 @@ def closed_port() -> int:
 def unique_topics(prefix: str) -> dict[str, str]:
     tag = uuid.uuid4().hex[:10]
     return {name: f"test-{prefix}-{name.split('_')[0].lower()}-{tag}" for name in TOPIC_VARS}
-
-
-def delete_topics(admin: AdminClient, names: list[str]) -> None:
-    existing = [n for n in names if n in admin.list_topics(timeout=10).topics]
-    for fut in (admin.delete_topics(existing).values() if existing else ()):
-        fut.result(timeout=30)
 
 
 class _Forward(socketserver.BaseRequestHandler):

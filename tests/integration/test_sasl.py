@@ -179,7 +179,7 @@ def test_wrong_password_stops_the_dataflow_at_start_up_with_the_reason(
 
 
 def test_wait_for_broker_logs_in_and_names_a_refused_login(sasl_broker: SaslBroker) -> None:
-    script = [sys.executable, str(ROOT / "scripts/wait_for_broker.py"),
+    script = [sys.executable, "-m", "dataflow.admin", "wait",
               "--brokers", sasl_broker.address, "--timeout", "10"]
     # From the repository root, as broker.sh and the entrypoint run it.
     good = subprocess.run(script, cwd=ROOT, capture_output=True, text=True, timeout=60,

@@ -182,7 +182,7 @@ def test_wait_for_broker_answers_over_tls_and_stops_on_the_wrong_ca(
     tls_broker: TlsBroker,
 ) -> None:
     """The container entrypoint's first step: a wrong CA must not be waited out."""
-    script = [sys.executable, str(ROOT / "scripts/wait_for_broker.py"), "--timeout", "60"]
+    script = [sys.executable, "-m", "dataflow.admin", "wait", "--timeout", "60"]
     for address, client in ((tls_broker.ssl, None), (tls_broker.mtls, tls_broker.client)):
         good = subprocess.run([*script, "--brokers", address], cwd=ROOT, capture_output=True,
                               text=True, timeout=90,

@@ -8,10 +8,12 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import pytest
 
+import dataflow.admin
 import producer.__main__ as cli
 from dataflow.security import SECURITY_ENV_DOCS, KafkaSecurity
 from producer.simulate import AIR_QUALITY, TEMPERATURE, SimulationConfig, encode, generate
@@ -416,18 +418,16 @@ def test_pacer_realtime_follows_event_time(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 class FakeAdmin:
+    """confluent-kafka's ``AdminClient`` as ``dataflow.admin`` uses it: both topics exist."""
+
     instances: ClassVar[list[FakeAdmin]] = []
 
-    def __init__(self, **config: Any) -> None:
+    def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
-        self.closed = False
         FakeAdmin.instances.append(self)
 
-    def list_topics(self) -> list[str]:
-        return ["air-quality", "temperature_readings"]
-
-    def close(self) -> None:
-        self.closed = True
+    def list_topics(self, timeout: float) -> Any:
+        return SimpleNamespace(topics={"air-quality": None, "temperature_readings": None})
 
 
 def test_security_settings_reach_the_producer_and_the_admin_client(
@@ -441,7 +441,7 @@ def test_security_settings_reach_the_producer_and_the_admin_client(
 
     FakeProducer.instances, FakeProducer.fail_keys, FakeAdmin.instances = [], set(), []
     monkeypatch.setattr(kafka, "KafkaProducer", FakeProducer)
-    monkeypatch.setattr(kafka, "KafkaAdminClient", FakeAdmin)  # the real ensure_topics runs
+    monkeypatch.setattr(dataflow.admin, "AdminClient", FakeAdmin)  # the real ensure_topics runs
     probed: list[tuple[tuple[str, ...], KafkaSecurity]] = []
     monkeypatch.setattr(cli, "check_login", lambda brokers, sec: probed.append((brokers, sec)))
     for name, value in SCRAM_ENV.items():
@@ -452,7 +452,7 @@ def test_security_settings_reach_the_producer_and_the_admin_client(
                 "sasl_plain_username": "alice", "sasl_plain_password": PASSWORD}
     (admin,) = FakeAdmin.instances
     (producer,) = FakeProducer.instances
-    assert expected.items() <= admin.config.items() and admin.closed
+    assert KafkaSecurity.from_env(SCRAM_ENV).librdkafka().items() <= admin.config.items()
     assert expected.items() <= producer.config.items() and len(producer.sent) == 4
     assert probed == [(("127.0.0.1:9092",), KafkaSecurity.from_env(SCRAM_ENV))]
     out = capsys.readouterr().err + caplog.text
@@ -611,7 +611,7 @@ def test_tls_settings_reach_the_producer_the_admin_client_and_the_probe(
 
     FakeProducer.instances, FakeProducer.fail_keys, FakeAdmin.instances = [], set(), []
     monkeypatch.setattr(kafka, "KafkaProducer", FakeProducer)
-    monkeypatch.setattr(kafka, "KafkaAdminClient", FakeAdmin)
+    monkeypatch.setattr(dataflow.admin, "AdminClient", FakeAdmin)
     probed: list[KafkaSecurity] = []
     monkeypatch.setattr(cli, "check_login", lambda brokers, sec: probed.append(sec))
     for name, value in mtls_env.items():
@@ -622,7 +622,7 @@ def test_tls_settings_reach_the_producer_the_admin_client_and_the_probe(
                 "ssl_keyfile": mtls_env["KAFKA_SSL_KEY_LOCATION"]}
     (admin,) = FakeAdmin.instances
     (producer,) = FakeProducer.instances
-    assert expected.items() <= admin.config.items()
+    assert KafkaSecurity.from_env(mtls_env).librdkafka().items() <= admin.config.items()
     assert expected.items() <= producer.config.items()
     assert probed == [KafkaSecurity.from_env(mtls_env)]  # TLS alone is probed too
 
