@@ -9,7 +9,7 @@ from dataflow.families import AIR_QUALITY, TEMPERATURE
 from dataflow.rules import Rule
 from tests.certs import make_ca
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[3] / "README.md"
 
 
 def test_defaults() -> None:

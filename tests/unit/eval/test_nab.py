@@ -8,7 +8,7 @@ import pytest
 
 from eval import nab
 
-NAB_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nab"
+NAB_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "nab"
 STANDARD = nab.Profile(tp_weight=1.0, fn_weight=1.0, fp_weight=0.11)
 MIN = 60 * 1_000_000_000
 

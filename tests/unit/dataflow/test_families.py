@@ -26,7 +26,7 @@ from dataflow.families import (
 )
 from dataflow.rules import Rule
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 FULL = """
 families:

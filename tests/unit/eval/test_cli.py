@@ -11,7 +11,7 @@ import pytest
 from eval import detectors, nab
 from eval.__main__ import main
 
-NAB_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nab"
+NAB_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "nab"
 START = datetime(2015, 9, 1, tzinfo=UTC)
 STEP = timedelta(minutes=5)
 ROWS = 1200
