@@ -1,4 +1,4 @@
-"""Builders the unit tests share: shard configurations and family formats."""
+"""What the tests share: time constants, shard configurations and family formats."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from dataflow.scoring import ModelParams
 from dataflow.shard import FamilySetup, ShardConfig
 
 S = 1_000_000_000  # one second in ns
+T0 = 1_710_856_625 * S  # 2024-03-19 13:57:05 UTC: an epoch on a 5 s window boundary
 
 
 def families(window_s: float = 5.0, threshold: float | None = 90.0) -> tuple[Family, ...]:

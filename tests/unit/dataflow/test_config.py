@@ -8,8 +8,9 @@ from dataflow.config import ALL_ENV_DOCS, ConfigError, Settings
 from dataflow.families import AIR_QUALITY, TEMPERATURE
 from dataflow.rules import Rule
 from tests.certs import make_ca
+from tests.checkout import ROOT
 
-README = Path(__file__).resolve().parents[3] / "README.md"
+README = ROOT / "README.md"
 
 
 def test_defaults() -> None:

@@ -26,13 +26,11 @@ from dataflow.readings import (
 from dataflow.records import ShardBatch, encode_late, route
 from dataflow.shard import LateReading, ShardConfig, ShardState
 from dataflow.windows import SensorWindows, _sum_in_order
-from tests.factories import fmt, topics
+from tests.factories import T0, S, fmt, topics
 from tests.factories import shard_config as make_shard_config
 from tests.fakes import FakeMessage
 
-S = 1_000_000_000
 SIZE, LATE = 5 * S, 2 * S
-T0 = 1_710_856_625 * S  # 2024-03-19 13:57:05, a multiple of 5 s
 TOPICS = topics()
 # The float tests below need values no sensor sends (1e16, to test the order of additions):
 # they read with a range that lets any of them through.

@@ -16,11 +16,10 @@ from dataflow.config import Settings
 from dataflow.flow import build_flow
 from dataflow.source import KafkaPollSource, PollPartition, consumer_lag
 from dataflow.status import Status
+from tests.factories import T0, S
 
 INVALID = -1001  # librdkafka's OFFSET_INVALID: no watermark known yet
 TOPIC = "temperature_readings"
-S = 1_000_000_000
-T0 = 1_710_856_625 * S
 
 
 def msg(offset: int, value: bytes = b"{}", key: bytes = b"1") -> Message:

@@ -9,10 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dataflow.windows import SensorWindows, WindowStats, window_start
+from tests.factories import T0, S
 
-S = 1_000_000_000
 SIZE, LATE = 5 * S, 2 * S
-T0 = 1_700_000_000 * S  # a multiple of 5 s
 
 
 def test_window_start_aligns_to_epoch() -> None:

@@ -27,10 +27,10 @@ from producer.simulate import (
     sensor_ids,
     stable_seed,
 )
+from tests.factories import S
 
 # 2024-03-19 13:57:06.905833677 UTC, the temperature tutorial's timestamp.
 START_NS = 1_710_856_626_905_833_677
-SECOND = 1_000_000_000
 
 
 def config(**overrides: object) -> SimulationConfig:
@@ -210,12 +210,12 @@ def test_interval_spacing_gives_k_readings_per_sensor_per_window() -> None:
     cfg = config(interval_s=1.0, duration_s=60)
     readings = list(generate(cfg))
     windows = Counter(
-        (r.family, r.sensor_id, (r.event_time_ns - START_NS) // (5 * SECOND)) for r in readings
+        (r.family, r.sensor_id, (r.event_time_ns - START_NS) // (5 * S)) for r in readings
     )
     assert set(windows.values()) == {5}
     cfg_half = config(interval_s=0.5, duration_s=60)
     windows_half = Counter(
-        (r.family, r.sensor_id, (r.event_time_ns - START_NS) // (5 * SECOND))
+        (r.family, r.sensor_id, (r.event_time_ns - START_NS) // (5 * S))
         for r in generate(cfg_half)
     )
     assert set(windows_half.values()) == {10}
@@ -236,10 +236,10 @@ def test_overheat_machine_exceeds_100_soon_and_others_stay_normal() -> None:
     cfg = config(scenario="overheat", sensors=5, overheat_after_s=10, duration_s=200)
     by_sensor = readings_by_sensor(list(generate(cfg)))
     hot = by_sensor[(TEMPERATURE, "2")]
-    onset_ns = START_NS + 10 * SECOND
+    onset_ns = START_NS + 10 * S
     assert all(r.value <= 80.0 for r in hot if r.event_time_ns < onset_ns)
     first_over_100 = next(r for r in hot if r.value > 100.0)
-    assert first_over_100.event_time_ns - onset_ns <= 60 * SECOND
+    assert first_over_100.event_time_ns - onset_ns <= 60 * S
     after = [r.value for r in hot if r.event_time_ns >= first_over_100.event_time_ns]
     assert min(after) >= 95.0
     assert 100.0 < sum(after[-50:]) / 50 < 110.0
@@ -290,7 +290,7 @@ def test_duration_limit_is_event_time() -> None:
     cfg = config(interval_s=1.0, duration_s=30)
     readings = list(generate(cfg))
     assert len(readings) == 30 * 6  # 30 ticks x (3 air-quality + 3 temperature sensors)
-    assert max(r.event_time_ns for r in readings) == START_NS + 29 * SECOND
+    assert max(r.event_time_ns for r in readings) == START_NS + 29 * S
 
 
 def test_whichever_limit_comes_first() -> None:

@@ -19,10 +19,9 @@ import yaml
 
 from dataflow.config import ENV_DOCS, Settings
 from producer.__main__ import OPTIONS, parse_settings
-from tests.checkout import project_files
+from tests.checkout import ROOT, project_files
 from tests.tools import require_tool
 
-ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 APP_SERVICES = ("topics", "producer", "dataflow")
