@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import subprocess
+import sys
 from collections import Counter
 from datetime import datetime
 from itertools import islice, pairwise
@@ -27,6 +31,7 @@ from producer.simulate import (
     sensor_ids,
     stable_seed,
 )
+from tests.checkout import ROOT
 from tests.factories import S
 
 # 2024-03-19 13:57:06.905833677 UTC, the temperature tutorial's timestamp.
@@ -115,12 +120,26 @@ def test_sensor_ids_match_tutorial_keys() -> None:
 # --- Determinism ------------------------------------------------------------------------------
 
 
-def _wire(cfg: SimulationConfig, n: int) -> list[tuple[bytes, bytes]]:
-    return [encode(r) for r in islice(generate(cfg), n)]
+# The wire bytes of 2000 readings of ``config(seed=7)``, hashed; run in a fresh interpreter.
+_DIGEST = """
+import hashlib, sys
+from itertools import islice
+from producer.simulate import SimulationConfig, encode, generate
+cfg = SimulationConfig(start_ns=int(sys.argv[1]), sensors=3, seed=7)
+print(hashlib.sha256(repr([encode(r) for r in islice(generate(cfg), 2000)]).encode()).hexdigest())
+"""
 
 
-def test_same_seed_gives_byte_identical_output() -> None:
-    assert _wire(config(seed=7), 2000) == _wire(config(seed=7), 2000)
+def test_same_seed_gives_byte_identical_output_in_every_process() -> None:
+    """Another process, with another str-hash salt, sends the same bytes: nothing in the
+    simulation depends on hash(), the clock or an unseeded generator."""
+    wire = [encode(r) for r in islice(generate(config(seed=7)), 2000)]
+    here = hashlib.sha256(repr(wire).encode()).hexdigest()
+    for hash_seed in ("1", "2"):
+        run = subprocess.run([sys.executable, "-c", _DIGEST, str(START_NS)], cwd=ROOT,
+                             env={**os.environ, "PYTHONHASHSEED": hash_seed},
+                             capture_output=True, text=True, timeout=60, check=True)
+        assert run.stdout.strip() == here
 
 
 def test_different_seed_gives_different_values() -> None:
