@@ -125,11 +125,6 @@ class CompactHST:
         self.scores: list[float | None] = []
         self.counter = 0
 
-    @property
-    def first_window(self) -> bool:
-        """River scores 0 until its first reference window is complete."""
-        return not self.r_mass
-
     def learn_one(self, x: tuple[float, ...]) -> None:
         f = self.forest
         counts = self.counts
