@@ -17,7 +17,10 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
+import pytest
 from hypothesis import settings
+
+from tests.certs import TlsFiles, make_tls_files
 
 settings.register_profile("unit", deadline=None)
 settings.load_profile("unit")
@@ -28,3 +31,10 @@ for _name in ("dataflow", "producer", "eval", "notifier"):
     if _file is None or _TESTS in Path(_file).resolve().parents:
         raise ImportError(f"`import {_name}` found {_file}, a test directory, not the package: "
                           "tests/__init__.py and tests/unit/__init__.py must exist")
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """A CA, a client certificate it signed, one of another CA, an encrypted key: made once with
+    openssl for every test that points TLS settings at real files."""
+    return make_tls_files(tmp_path_factory.mktemp("tls"))

@@ -12,21 +12,14 @@ from typing import Any, ClassVar
 import pytest
 
 import producer.__main__ as cli
-from dataflow.security import SECURITY_ENV_DOCS, KafkaSecurity
+from dataflow.security import KafkaSecurity
 from producer.simulate import AIR_QUALITY, TEMPERATURE, SimulationConfig, encode, generate
-from tests.certs import make_ca, make_cert
+from tests import certs
+from tests.certs import TlsFiles
 
-ALL_ENV_VARS = [option.env for option in cli.OPTIONS] + list(SECURITY_ENV_DOCS)
 PASSWORD = "s3cret-Pa55word"  # a test value that must never be printed
 SCRAM_ENV = {"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
              "KAFKA_SASL_USERNAME": "alice", "KAFKA_SASL_PASSWORD": PASSWORD}
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Settings come from the environment; start every test from a clean one."""
-    for name in ALL_ENV_VARS:
-        monkeypatch.delenv(name, raising=False)
 
 
 def test_help_exits_0_and_documents_env_vars_and_shapes(capsys: pytest.CaptureFixture[str]):
@@ -596,14 +589,10 @@ def test_check_login_leaves_other_outcomes_to_kafka_python(
     assert confluent_admin.metadata_requests == 1
 
 
-@pytest.fixture(scope="module")
-def mtls_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+@pytest.fixture
+def mtls_env(tls_files: TlsFiles) -> dict[str, str]:
     """SSL with a CA and a client certificate: real files, as the settings load them."""
-    ca = make_ca(tmp_path_factory.mktemp("tls"), "ca")
-    client = make_cert(ca, "client")
-    return {"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CA_LOCATION": str(ca.cert),
-            "KAFKA_SSL_CERT_LOCATION": str(client.cert),
-            "KAFKA_SSL_KEY_LOCATION": str(client.key)}
+    return certs.mtls_env(tls_files)
 
 
 def test_tls_settings_reach_the_producer_the_admin_client_and_the_probe(
