@@ -24,11 +24,11 @@ with confluent-kafka's producer, and then, ``--runs`` times in rounds, measures 
 - **quix**: ``bench/quix_peer.py`` in ``.venv-bench`` (the classic tutorial); its start-up on
   empty topics is subtracted the same way;
 - **textbook** (``--textbook``, W1 only): ``bench/textbook_peer.py``, the classic Bytewax + River
-  tutorial flow, run like ours (``-w 1``, ``KAFKA_TAIL=false``, start-up subtracted). W1 only:
-  at the issue's ~440 msg/s on W2 a round would take over half an hour. Its exit line says how
-  many readings its windows held and how many it dropped as late (its watermark is shared by
-  the partitions one worker reads, so on a long input a lagging partition's readings fall
-  behind it); a run that did not read every reading is an error.
+  tutorial flow, run like ours (``-w 1``, ``KAFKA_TAIL=false``, start-up subtracted). W1 only: it
+  is too slow for a W2 round to finish in reasonable time (its rate is in ``bench/RESULTS.md``).
+  Its exit line says how many readings its windows held and how many it dropped as late (its
+  watermark is shared by the partitions one worker reads, so on a long input a lagging partition's
+  readings fall behind it); a run that did not read every reading is an error.
 
 Reported per system, medians over rounds: msg/s, windows/s, drain seconds, CPU seconds of the
 loaded run, CPU per message (loaded minus empty run), peak RSS of the process (``wait4``), the
@@ -57,7 +57,7 @@ from workloads import BENCH, ROOT, Measured, Topics, run_measured
 
 QUIX_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
 PY_SPY = ROOT / ".venv-bench" / "bin" / "py-spy"
-TEXTBOOK_WORKLOADS = ("W1",)  # the textbook flow is too slow for W2 (issue: ~440 msg/s)
+TEXTBOOK_WORKLOADS = ("W1",)  # the textbook flow is too slow for W2's 100k sensors
 
 
 def last_json(text: str) -> dict[str, Any]:

@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     reader.start()
     sends: dict[str, list[float]] = {}  # "family/sensor" -> send (= event) times
     try:
-        time.sleep(5)  # start-up (about 2 s measured by the harness)
+        time.sleep(5)  # past the flow's start-up, with room (the harness measures start-up)
         if flow.poll() is not None:
             log.seek(0)
             raise RuntimeError(f"dataflow exited: {log.read().decode()[-2000:]}")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import resource
 import signal
 import socket
 import subprocess
@@ -346,7 +345,3 @@ def bytewax_env(brokers: str, topics: Topics, **extra: str) -> dict[str, str]:
            "PYTHONPATH": str(ROOT), "STATUS_INTERVAL_SECONDS": "0", "LOG_LEVEL": "WARNING"}
     env.update(extra)
     return env
-
-
-def self_rusage() -> resource.struct_rusage:
-    return resource.getrusage(resource.RUSAGE_SELF)

@@ -173,8 +173,8 @@ class ShardLogic(StatefulBatchLogic[list[Reading], Result, bytes]):
 
     def snapshot(self) -> bytes | None:
         # Bytewax 0.21 asks every touched key for a snapshot at each epoch even without a
-        # recovery store; pickling 100k sensors' state each time was a quarter of the 100k-sensor
-        # drain. Without recovery there is nobody to resume from it.
+        # recovery store, and pickling a large fleet's state at every epoch is a large share of
+        # a drain (bench/RESULTS.md). Without recovery there is nobody to resume from it.
         if not self.snapshots:
             return None
         # Bytes are immutable, so the runtime may hold them while the state moves on.

@@ -90,7 +90,7 @@ class SourceRef(tuple):
 
     ``(key, value, topic, partition, offset)`` with the methods of the message that late-reading
     routing reads. A reading sent to a shard in another Bytewax process is pickled; a librdkafka
-    ``Message`` pickles about 3x slower than this plain tuple, and that made two processes slower
+    ``Message`` pickles much slower than this plain tuple, enough to make two processes slower
     than one on a dense fleet.
     """
 
@@ -276,7 +276,8 @@ def _struct(name: str, tree: dict[str, Any]) -> tuple[Any, dict[tuple[str, ...],
             kind = sub
             attrs[(segment,)] = attr
         fields.append((attr, kind, msgspec.field(name=segment)))
-    # gc=False: no cycles, a quarter faster to make.
+    # gc=False: a reading holds no cycles, so the garbage collector need not track it, and it
+    # is cheaper to make.
     return msgspec.defstruct(name, fields, gc=False), attrs
 
 
@@ -512,8 +513,8 @@ def parse_poll(family: Format | str, values: list[bytes],
     so is a value outside the valid range, which the decoder checks. ``stamps`` are the
     messages' Kafka timestamps, needed only by a family without a timestamp field. Every loop
     here is in C where the shape allows it (msgspec decodes and type-checks, ``map`` drives it,
-    numpy reads naive timestamps), where the per-message rules cost a dozen Python steps:
-    parsing was 37 % of a dense fleet's time.
+    numpy reads naive timestamps), where the per-message rules cost a dozen Python steps, and
+    parsing is a large share of a dense fleet's time.
     """
     fmt = _as_format(family)
     if not values:

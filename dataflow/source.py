@@ -1,12 +1,11 @@
 """The flow's Kafka source: each partition poll is ONE dataflow item, and it reports consumer lag.
 
-Bytewax's own partition reader wraps every message in a frozen ``KafkaSourceMessage`` and hands
-the dataflow one item per message; profiled at 1k sensors that was about a quarter of the flow's
-time, plus Bytewax's per-item overhead. The flow decodes a poll at a time anyway, so this reader
-keeps librdkafka's ``Message`` objects and the poll as one item (``bench/drain.py`` measured the
-difference). Offsets, end-of-partition and errors behave as in Bytewax's reader: the snapshot is
-the next offset to read, EOF ends the partition when not tailing, and any other consumer error
-stops the flow.
+Bytewax's own partition reader wraps every message in a frozen ``KafkaSourceMessage`` and hands the
+dataflow one item per message: an object made and Bytewax's per-item overhead paid for every
+message, where the flow decodes a poll at a time anyway. So this reader keeps librdkafka's
+``Message`` objects and the poll as one item (``bench/drain.py`` measures the difference). Offsets,
+end-of-partition and errors behave as in Bytewax's reader: the snapshot is the next offset to read,
+EOF ends the partition when not tailing, and any other consumer error stops the flow.
 
 Consumer lag goes to Bytewax's own gauge, ``bytewax_kafka_consumer_lag{step_id, topic,
 partition}``, which ``bytewax.connectors.kafka`` registers in prometheus_client's default

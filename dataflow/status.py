@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from prometheus_client import Counter, Gauge
 
@@ -42,13 +42,14 @@ _PLAIN = {"windows": WINDOWS, "anomalies": ANOMALIES, "alerts_opened": ALERTS_OP
 class Status:
     """Thread-safe counters (Bytewax workers are threads of one process)."""
 
-    def __init__(self, interval_s: float) -> None:
+    def __init__(self, interval_s: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.interval_s = interval_s
+        self._clock = clock
         self._lock = threading.Lock()
         self._counts = dict.fromkeys(FIELDS, 0)
         self._tracked: dict[int, int] = {}  # shard (by its logic's id) -> sensors it keeps
         self._open: dict[int, int] = {}  # shard -> its sensors with an open alert
-        self._last = time.monotonic()
+        self._last = clock()
 
     def add(self, **deltas: int) -> None:
         """Add to the plain counters: windows, anomalies, alerts_opened, alerts_resolved,
@@ -107,13 +108,13 @@ class Status:
     def line(self) -> str:
         return "status " + " ".join(f"{k}={v}" for k, v in self.snapshot().items())
 
-    def maybe_report(self, force: bool = False) -> None:
+    def maybe_report(self) -> None:
         """Log the status line if ``interval_s`` has passed (never when it is 0)."""
-        if self.interval_s <= 0 and not force:
+        if self.interval_s <= 0:
             return
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
-            if not force and now - self._last < self.interval_s:
+            if now - self._last < self.interval_s:
                 return
             self._last = now
         log.info(self.line())

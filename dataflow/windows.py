@@ -36,11 +36,6 @@ class WindowStats(NamedTuple):
     max: float
 
 
-def window_start(ts: int, size: int) -> int:
-    """Start of the tumbling window of length ``size`` that holds ``ts`` (both ns)."""
-    return ts - ts % size
-
-
 class SensorWindows:
     """Open windows of one sensor, with that sensor's event clock.
 

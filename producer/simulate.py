@@ -146,10 +146,6 @@ class SimulationConfig:
         """True when some temperature machine will actually overheat."""
         return self.scenario == "overheat" and TEMPERATURE in self.families
 
-    def tick_time_ns(self, tick: int) -> int:
-        """Event time of every reading in ``tick``."""
-        return self.start_ns + tick * self.interval_ns
-
 
 def sensor_ids(family: Family, sensors: int) -> list[str]:
     """Sensor ids in emission order: ``Sensor1..SensorN`` / ``"0".."N-1"`` (tutorial ids)."""

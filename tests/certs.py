@@ -62,3 +62,31 @@ def encrypt_key(key: Path, out: Path, passphrase: str) -> Path:
     _openssl("pkey", "-in", key, "-aes256", "-passout", f"pass:{passphrase}", "-out", out,
              cwd=out.parent)
     return out
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """What the TLS unit tests point the settings at."""
+
+    ca: Pair
+    client: Pair  # signed by ``ca``
+    other: Pair  # a client certificate of another CA: its key does not match ``client``
+    encrypted_key: Path  # ``client``'s key, encrypted with ``KEY_PASSPHRASE``
+
+
+KEY_PASSPHRASE = "key-passphrase"
+
+
+def make_tls_files(directory: Path) -> TlsFiles:
+    ca = make_ca(directory / "a", "ca")
+    client = make_cert(ca, "client")
+    other = make_cert(make_ca(directory / "b", "other-ca"), "other-client")
+    return TlsFiles(ca, client, other,
+                    encrypt_key(client.key, directory / "encrypted.key", KEY_PASSPHRASE))
+
+
+def mtls_env(files: TlsFiles, protocol: str = "SSL") -> dict[str, str]:
+    """The environment of a client using ``files``' CA and client certificate."""
+    return {"KAFKA_SECURITY_PROTOCOL": protocol, "KAFKA_SSL_CA_LOCATION": str(files.ca.cert),
+            "KAFKA_SSL_CERT_LOCATION": str(files.client.cert),
+            "KAFKA_SSL_KEY_LOCATION": str(files.client.key)}

@@ -17,6 +17,9 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# Data sets kept beside the checkout, not in it (NAB, the UCI air-quality file); tests that need
+# them skip without.
+SHARED_DATA = ROOT.parent / "shared" / "data"
 
 # Not the project's files: local state, environments and caches (see .gitignore).
 NOT_OURS = frozenset({".git", ".venv", ".venv-bench", ".broker", ".prometheus", "__pycache__",

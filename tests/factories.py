@@ -1,21 +1,29 @@
-"""Builders the unit tests share: shard configurations and family formats."""
+"""What the tests share: time constants, shard configurations and family formats."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from typing import Any
 
+from dataflow.config import Settings
 from dataflow.families import AIR_QUALITY, TEMPERATURE, Family, builtin
 from dataflow.readings import BUILTIN, Format, ValueRange, format_of
 from dataflow.scoring import ModelParams
 from dataflow.shard import FamilySetup, ShardConfig
 
 S = 1_000_000_000  # one second in ns
+T0 = 1_710_856_625 * S  # 2024-03-19 13:57:05 UTC: an epoch on a 5 s window boundary
 
 
 def families(window_s: float = 5.0, threshold: float | None = 90.0) -> tuple[Family, ...]:
     """The built-in families, with the temperature rule ``threshold`` at ``threshold``."""
     return builtin(window_seconds=window_s, temperature_threshold=threshold)
+
+
+def flow_settings(**env: str) -> Settings:
+    """The dataflow's settings from ``env`` over its defaults, with no periodic status line (a
+    flow under test logs nothing by the clock)."""
+    return Settings.from_env({"STATUS_INTERVAL_SECONDS": "0", **env})
 
 
 def shard_config(

@@ -13,10 +13,8 @@ from confluent_kafka import Producer
 
 from dataflow.families import TEMPERATURE
 from dataflow.readings import BadMessage, parse
+from tests.factories import T0, S
 from tests.integration.conftest import BROKERS, consume_all, python_env, run_module
-
-BASE = 1_710_856_625_000_000_000
-S = 1_000_000_000
 
 
 def good_messages() -> list[tuple[bytes, bytes]]:
@@ -27,14 +25,14 @@ def good_messages() -> list[tuple[bytes, bytes]]:
         for m in range(20):
             temp = 97.0 if m == 3 and 20 <= sec < 40 else 65.0 + rng.uniform(-2, 2)
             out.append((str(m).encode(), orjson.dumps({"Temperature_C": round(temp, 2),
-                                                       "Timestamp": BASE + sec * S})))
+                                                       "Timestamp": T0 + sec * S})))
     return out
 
 
 def malformed(rng: random.Random) -> tuple[bytes | None, bytes | None]:
     """One message that must be rejected; every rejection reason is drawn."""
     key: bytes | None = str(rng.randrange(20)).encode()
-    ts = BASE + rng.randrange(60) * S
+    ts = T0 + rng.randrange(60) * S
     kind = rng.randrange(13)
     if kind == 0:  # not JSON at all
         value = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40)))

@@ -14,10 +14,8 @@ import pytest
 from confluent_kafka import Producer
 
 from bench.workloads import interrupt
+from tests.factories import T0, S
 from tests.integration.conftest import BROKERS, ROOT, free_port, python_env
-
-BASE = 1_710_856_625_000_000_000
-S = 1_000_000_000
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -44,7 +42,7 @@ def test_metrics_count_what_was_sent(topics: dict[str, str], tmp_path) -> None:
         for m in range(4):
             temp = 96.0 if m == 1 and 10 <= sec < 20 else 60.0 + m
             producer.produce(topics["TEMPERATURE_TOPIC"], key=str(m).encode(), value=orjson.dumps(
-                {"Temperature_C": temp, "Timestamp": BASE + sec * S}))
+                {"Temperature_C": temp, "Timestamp": T0 + sec * S}))
     for sec in range(10):  # 2 air-quality sensors x 10 s: 4 windows
         for m in (1, 2):
             stamp = f"2024-03-19 13:57:{5 + sec:02d}.000000"
@@ -54,7 +52,7 @@ def test_metrics_count_what_was_sent(topics: dict[str, str], tmp_path) -> None:
         producer.produce(topics["TEMPERATURE_TOPIC"], key=b"0", value=value)
     # Late: machine 3's first window is closed by the time this arrives (same partition order).
     producer.produce(topics["TEMPERATURE_TOPIC"], key=b"3", value=orjson.dumps(
-        {"Temperature_C": 60.0, "Timestamp": BASE + 1 * S}))
+        {"Temperature_C": 60.0, "Timestamp": T0 + 1 * S}))
     assert producer.flush(30) == 0
 
     port = free_port()
@@ -122,7 +120,7 @@ def test_consumer_lag_shows_the_backlog_then_falls_to_zero(topics: dict[str, str
     for part in range(3):
         for sec in range(per_partition):
             producer.produce(temp, partition=part, key=str(part).encode(), value=orjson.dumps(
-                {"Temperature_C": 60.0, "Timestamp": BASE + sec * S}))
+                {"Temperature_C": 60.0, "Timestamp": T0 + sec * S}))
     assert producer.flush(30) == 0
 
     port = free_port()

@@ -19,11 +19,10 @@ import pytest
 from confluent_kafka import KafkaException, Producer
 
 from bench.workloads import interrupt
+from tests.factories import T0, S
 from tests.integration.conftest import ROOT, consume_all, free_port, python_env
 from tests.tools import require_tool
 
-BASE = 1_710_856_625_000_000_000
-S = 1_000_000_000
 TOPICS = {"AIR_QUALITY_TOPIC": "o-aq", "TEMPERATURE_TOPIC": "o-t", "ANOMALIES_TOPIC": "o-an",
           "DLQ_TOPIC": "o-dlq"}
 
@@ -64,7 +63,7 @@ def produce(brokers: str, seconds: range) -> None:
     producer = Producer({"bootstrap.servers": brokers, "enable.idempotence": True})
     for sec in seconds:
         producer.produce(TOPICS["TEMPERATURE_TOPIC"], key=b"1", value=orjson.dumps(
-            {"Temperature_C": 60.0 + sec % 4, "Timestamp": BASE + sec * S}))
+            {"Temperature_C": 60.0 + sec % 4, "Timestamp": T0 + sec * S}))
     assert producer.flush(FLUSH_TIMEOUT_S) == 0
 
 

@@ -12,6 +12,7 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
+from tests.factories import T0, S
 from tests.integration.conftest import BROKERS, consume_all, python_env, run_module
 
 START = "2024-03-19T13:57:00"
@@ -87,11 +88,11 @@ def test_overheat_end_to_end(topics: dict[str, str], tmp_path: Path) -> None:
 def test_injected_anomaly_is_one_open_and_one_resolved(topics: dict[str, str]) -> None:
     """Default output through the broker: alert events, never a burst of per-window duplicates."""
     producer = Producer({"bootstrap.servers": BROKERS})
-    base = 1_710_856_625_000_000_000
+    base = T0
     temps = [65.0] * 30 + [98.0] * 40 + [65.0] * 30  # one reading a second: 8 hot windows
     for sec, temp in enumerate(temps):
         producer.produce(topics["TEMPERATURE_TOPIC"], key=b"7", value=orjson.dumps(
-            {"Temperature_C": temp, "Timestamp": base + sec * 1_000_000_000}))
+            {"Temperature_C": temp, "Timestamp": base + sec * S}))
     producer.flush(30)
     run_flow(topics, ALERT_RESOLVE_WINDOWS="3")
     events = [(m.key(), orjson.loads(m.value())) for m in consume_all(topics["ANOMALIES_TOPIC"])]
@@ -107,10 +108,10 @@ def test_malformed_input_reaches_dead_letters_and_good_data_still_flows(
 ) -> None:
     producer = Producer({"bootstrap.servers": BROKERS})
     temp_topic = topics["TEMPERATURE_TOPIC"]
-    base = 1_710_856_625_000_000_000
+    base = T0
     for i in range(6):
         producer.produce(temp_topic, key=b"9", value=orjson.dumps(
-            {"Temperature_C": 95.0, "Timestamp": base + i * 1_000_000_000}))
+            {"Temperature_C": 95.0, "Timestamp": base + i * S}))
     bad = [(b"9", b"{not json"), (b"9", b'"{\\"Temperature_C\\": 1}"'), (None, b"{}")]
     for key, value in bad:
         producer.produce(temp_topic, key=key, value=value)

@@ -18,6 +18,7 @@ from dataflow.readings import format_of, parse
 from producer.__main__ import parse_settings
 from producer.shapes import time_read_as
 from producer.simulate import generate_families
+from tests.factories import S
 from tests.integration.conftest import consume_all, python_env, run_module
 
 SENSORS = 2
@@ -113,7 +114,6 @@ def test_simulated_families_and_a_replay_read_back_exactly(topic_factory, tmp_pa
                           python_env(SENSORS_CONFIG=str(replay_file)), timeout=120)
     assert replayed.returncode == 0, replayed.stderr[-3000:]
     assert "sent 3 messages (0 failed)" in replayed.stderr
-    ns = 1_000_000_000
     assert readings(replay_topic, [families["pressure"]]) == {
-        ("pressure", "d1", base * ns, 1.5), ("pressure", "d2", (base + 2) * ns, 19.25),
-        ("pressure", "d1", (base + 3) * ns, 7.0)}
+        ("pressure", "d1", base * S, 1.5), ("pressure", "d2", (base + 2) * S, 19.25),
+        ("pressure", "d1", (base + 3) * S, 7.0)}

@@ -20,10 +20,9 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
+from tests.factories import T0, S
 from tests.integration.conftest import BROKERS, ROOT, consume_all, python_env, run_module
 
-BASE = 1_710_856_625_000_000_000
-S = 1_000_000_000
 SENSORS = 20
 
 
@@ -34,7 +33,7 @@ def produce(topic: str, seconds: range) -> None:
         for m in range(SENSORS):
             temp = 95.0 if m == 4 and 100 <= sec < 140 else 60.0 + (m * 7 + sec * 13) % 10
             producer.produce(topic, key=str(m).encode(), value=orjson.dumps(
-                {"Temperature_C": temp, "Timestamp": BASE + sec * S}))
+                {"Temperature_C": temp, "Timestamp": T0 + sec * S}))
     assert producer.flush(60) == 0
 
 

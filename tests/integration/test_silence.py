@@ -12,6 +12,7 @@ import time
 import orjson
 from confluent_kafka import Producer
 
+from tests.factories import S
 from tests.integration.conftest import (
     BROKERS,
     ROOT,
@@ -22,7 +23,6 @@ from tests.integration.conftest import (
 )
 from tests.integration.test_metrics import scrape
 
-S = 1_000_000_000
 STALE_S, TTL_S = 4, 10
 
 

@@ -18,10 +18,9 @@ import orjson
 import pytest
 from confluent_kafka import Producer
 
+from tests.factories import T0, S
 from tests.integration.conftest import BROKERS, ROOT, consume_all, python_env, run_module
 
-BASE = 1_710_856_625_000_000_000
-S = 1_000_000_000
 SENSORS = 10
 SECONDS = 600  # one reading per sensor per second: 120 windows of 5 readings per sensor
 HOT = 3  # this machine runs hot from 100 s to 140 s: one alert
@@ -42,7 +41,7 @@ def produce(topic: str) -> None:
         for m in range(SENSORS):
             temp = 95.0 if m == HOT and 100 <= sec < 140 else 60.0 + (m + sec) % 5
             producer.produce(topic, key=str(m).encode(), value=orjson.dumps(
-                {"Temperature_C": temp, "Timestamp": BASE + sec * S}))
+                {"Temperature_C": temp, "Timestamp": T0 + sec * S}))
     assert producer.flush(60) == 0
 
 

@@ -7,8 +7,8 @@ import pytest
 
 from dataflow.families import AIR_QUALITY, TEMPERATURE
 from dataflow.readings import BadMessage, Reading, parse
+from tests.factories import S
 
-NS = 1_000_000_000
 T0 = datetime(2022, 7, 15, 11, 34, 32, 113400, tzinfo=UTC)
 T0_NS = (int(T0.replace(microsecond=0).timestamp()) * 1_000_000 + 113400) * 1000
 
@@ -58,18 +58,18 @@ def test_iso_timestamps_with_and_without_zone(text: str) -> None:
     ],
 )
 def test_epoch_units_inferred_from_magnitude(raw: object) -> None:
-    assert temp({"Temperature_C": 1, "Timestamp": raw}).ts == 1657884872 * NS
+    assert temp({"Temperature_C": 1, "Timestamp": raw}).ts == 1657884872 * S
 
 
 def test_fractional_epoch_seconds() -> None:
-    assert temp({"Temperature_C": 1, "Timestamp": 1657884872.25}).ts == 1657884872 * NS + NS // 4
+    assert temp({"Temperature_C": 1, "Timestamp": 1657884872.25}).ts == 1657884872 * S + S // 4
 
 
 def test_kafka_timestamp_used_only_when_payload_has_none() -> None:
     r = parse(TEMPERATURE, b"7", b'{"Temperature_C": 70.5}', kafka_ts_ms=1657884872123)
     assert r.ts == 1657884872123 * 1_000_000
     r = parse(TEMPERATURE, b"7", b'{"Temperature_C": 70.5, "Timestamp": 1657884872}', 99)
-    assert r.ts == 1657884872 * NS
+    assert r.ts == 1657884872 * S
 
 
 @pytest.mark.parametrize(

@@ -9,10 +9,8 @@ from bytewax.testing import TestingSink, TestingSource, run_main
 from dataflow.config import Settings
 from dataflow.flow import build_flow
 from dataflow.status import Status
+from tests.factories import T0, S, flow_settings
 from tests.fakes import FakeMessage
-
-S = 1_000_000_000
-T0 = 1_710_856_625 * S  # a multiple of 5 s
 
 
 def temp_msg(sensor: str, sec: float, value: float, offset: int = 0) -> FakeMessage:
@@ -26,7 +24,7 @@ def aq_msg(sensor: str, stamp: str, value: float) -> FakeMessage:
 
 
 def run(msgs: list, env: dict | None = None, batch_size: int = 3, clock=None):
-    settings = Settings.from_env({"STATUS_INTERVAL_SECONDS": "0", **(env or {})})
+    settings = flow_settings(**(env or {}))
     out: list = []
     dlq: list = []
     status = Status(0)

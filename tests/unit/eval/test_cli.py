@@ -10,8 +10,9 @@ import pytest
 
 from eval import detectors, nab
 from eval.__main__ import main
+from tests.checkout import SHARED_DATA
 
-NAB_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nab"
+NAB_DIR = SHARED_DATA / "nab"
 START = datetime(2015, 9, 1, tzinfo=UTC)
 STEP = timedelta(minutes=5)
 ROWS = 1200

@@ -25,8 +25,7 @@ from dataflow.families import (
     topics_of,
 )
 from dataflow.rules import Rule
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.checkout import ROOT
 
 FULL = """
 families:

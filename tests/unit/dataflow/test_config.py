@@ -1,15 +1,15 @@
 """Every knob has a default, and a bad value fails at start-up naming its variable."""
 
-from pathlib import Path
 
 import pytest
 
 from dataflow.config import ALL_ENV_DOCS, ConfigError, Settings
 from dataflow.families import AIR_QUALITY, TEMPERATURE
 from dataflow.rules import Rule
-from tests.certs import make_ca
+from tests.certs import TlsFiles
+from tests.checkout import ROOT
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = ROOT / "README.md"
 
 
 def test_defaults() -> None:
@@ -101,8 +101,8 @@ def test_security_errors_name_the_variable_and_hide_the_password(env: dict, name
     assert "s3cret-pw" not in str(err.value)
 
 
-def test_security_settings_reach_both_client_libraries(tmp_path: Path) -> None:
-    ca = str(make_ca(tmp_path, "ca").cert)  # a real one: the CA file is loaded to check it
+def test_security_settings_reach_both_client_libraries(tls_files: TlsFiles) -> None:
+    ca = str(tls_files.ca.cert)  # a real one: the CA file is loaded to check it
     s = Settings.from_env({"KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
                            "KAFKA_SASL_MECHANISM": "scram-sha-512", "KAFKA_SASL_USERNAME": "u",
                            "KAFKA_SASL_PASSWORD": "pw", "KAFKA_SSL_CA_LOCATION": ca})

@@ -7,10 +7,12 @@ from pathlib import Path
 import pytest
 
 from eval import nab
+from tests.checkout import SHARED_DATA
+from tests.factories import S
 
-NAB_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "nab"
+NAB_DIR = SHARED_DATA / "nab"
 STANDARD = nab.Profile(tp_weight=1.0, fn_weight=1.0, fp_weight=0.11)
-MIN = 60 * 1_000_000_000
+MIN = 60 * S
 
 
 def times(n: int) -> list[int]:

@@ -10,9 +10,7 @@ from dataflow.families import parse_families
 from dataflow.readings import Reading
 from dataflow.rules import Rule, RuleSet, highest
 from dataflow.shard import ShardState, WindowResult
-from tests.factories import S, shard_config
-
-T0 = 1_700_000_000 * S  # a multiple of 5 s
+from tests.factories import T0, S, shard_config
 
 SENSORS = """
 families:

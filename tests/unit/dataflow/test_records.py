@@ -7,10 +7,9 @@ from dataflow.readings import Reading
 from dataflow.records import encode_dead_letter, encode_late, encode_window, iso_utc, route
 from dataflow.shard import LateReading, WindowResult, shard_of
 from dataflow.windows import WindowStats
-from tests.factories import topics
+from tests.factories import T0, S, topics
 from tests.fakes import FakeMessage
 
-S = 1_000_000_000
 TOPICS = topics(only=(TEMPERATURE,))
 
 
@@ -20,7 +19,7 @@ def msg(key: bytes | None, value: bytes | None, offset: int = 0,
 
 
 def test_window_value_is_a_json_object_encoded_once() -> None:
-    res = WindowResult(TEMPERATURE, "2", WindowStats(1_710_856_625 * S, 1_710_856_630 * S, 5,
+    res = WindowResult(TEMPERATURE, "2", WindowStats(T0, T0 + 5 * S, 5,
                                                      95.5, 94.0, 97.0),
                        0.42, True, False, 0.8, 90.0, ("threshold",), "critical", "°C")
     key, value, headers = encode_window(res)

@@ -19,10 +19,9 @@ import yaml
 
 from dataflow.config import ENV_DOCS, Settings
 from producer.__main__ import OPTIONS, parse_settings
-from tests.checkout import project_files
+from tests.checkout import ROOT, project_files
 from tests.tools import require_tool
 
-ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 APP_SERVICES = ("topics", "producer", "dataflow")
@@ -380,7 +379,7 @@ def test_dockerignore_keeps_what_the_dockerfile_copies_and_drops_local_state() -
             rel = file.relative_to(ROOT).as_posix()
             assert not dockerignored(rel, patterns), f"{rel} is excluded from the build context"
     for local in (".venv/bin/python", ".broker/kafka.log", ".git/HEAD",
-                  "dataflow/__pycache__/x.pyc", "tests/unit/test_compose.py"):
+                  "dataflow/__pycache__/x.pyc", "tests/unit/project/test_compose.py"):
         assert dockerignored(local, patterns), local
 
 

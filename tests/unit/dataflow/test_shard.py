@@ -15,10 +15,7 @@ from dataflow.shard import (
     WindowResult,
     shard_of,
 )
-from tests.factories import shard_config
-
-S = 1_000_000_000
-T0 = 1_700_000_000 * S
+from tests.factories import T0, S, shard_config
 
 
 def config(emit_all: bool = True, idle: float = 10.0, live_skew: float = 0.0,

@@ -12,15 +12,13 @@ from bytewax.testing import TestingSink, run_main
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, Message, TopicPartition
 
 from dataflow import source as source_mod
-from dataflow.config import Settings
 from dataflow.flow import build_flow
 from dataflow.source import KafkaPollSource, PollPartition, consumer_lag
 from dataflow.status import Status
+from tests.factories import T0, S, flow_settings
 
 INVALID = -1001  # librdkafka's OFFSET_INVALID: no watermark known yet
 TOPIC = "temperature_readings"
-S = 1_000_000_000
-T0 = 1_710_856_625 * S
 
 
 def msg(offset: int, value: bytes = b"{}", key: bytes = b"1") -> Message:
@@ -243,8 +241,8 @@ def run_flow(stopped: bool) -> tuple[list, OnePartition]:
     polls = [readings(0, 6), readings(6, 12), [eof(12)]]
     consumer = FakeConsumer(polls, after={2: stop} if stopped else {})
     src = OnePartition(consumer, stop)
-    settings = Settings.from_env({"STATUS_INTERVAL_SECONDS": "0", "EMIT_ALL_WINDOWS": "true",
-                                  "KAFKA_TAIL": "false", "IDLE_TIMEOUT_SECONDS": "3600"})
+    settings = flow_settings(EMIT_ALL_WINDOWS="true", KAFKA_TAIL="false",
+                             IDLE_TIMEOUT_SECONDS="3600")
     out: list = []
     flow = build_flow(settings, src, TestingSink(out), TestingSink([]), status=Status(0),
                       stopping=stop.is_set)

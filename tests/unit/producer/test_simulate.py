@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import subprocess
+import sys
 from collections import Counter
 from datetime import datetime
 from itertools import islice, pairwise
@@ -27,10 +31,11 @@ from producer.simulate import (
     sensor_ids,
     stable_seed,
 )
+from tests.checkout import ROOT
+from tests.factories import S
 
 # 2024-03-19 13:57:06.905833677 UTC, the temperature tutorial's timestamp.
 START_NS = 1_710_856_626_905_833_677
-SECOND = 1_000_000_000
 
 
 def config(**overrides: object) -> SimulationConfig:
@@ -115,12 +120,26 @@ def test_sensor_ids_match_tutorial_keys() -> None:
 # --- Determinism ------------------------------------------------------------------------------
 
 
-def _wire(cfg: SimulationConfig, n: int) -> list[tuple[bytes, bytes]]:
-    return [encode(r) for r in islice(generate(cfg), n)]
+# The wire bytes of 2000 readings of ``config(seed=7)``, hashed; run in a fresh interpreter.
+_DIGEST = """
+import hashlib, sys
+from itertools import islice
+from producer.simulate import SimulationConfig, encode, generate
+cfg = SimulationConfig(start_ns=int(sys.argv[1]), sensors=3, seed=7)
+print(hashlib.sha256(repr([encode(r) for r in islice(generate(cfg), 2000)]).encode()).hexdigest())
+"""
 
 
-def test_same_seed_gives_byte_identical_output() -> None:
-    assert _wire(config(seed=7), 2000) == _wire(config(seed=7), 2000)
+def test_same_seed_gives_byte_identical_output_in_every_process() -> None:
+    """Another process, with another str-hash salt, sends the same bytes: nothing in the
+    simulation depends on hash(), the clock or an unseeded generator."""
+    wire = [encode(r) for r in islice(generate(config(seed=7)), 2000)]
+    here = hashlib.sha256(repr(wire).encode()).hexdigest()
+    for hash_seed in ("1", "2"):
+        run = subprocess.run([sys.executable, "-c", _DIGEST, str(START_NS)], cwd=ROOT,
+                             env={**os.environ, "PYTHONHASHSEED": hash_seed},
+                             capture_output=True, text=True, timeout=60, check=True)
+        assert run.stdout.strip() == here
 
 
 def test_different_seed_gives_different_values() -> None:
@@ -210,12 +229,12 @@ def test_interval_spacing_gives_k_readings_per_sensor_per_window() -> None:
     cfg = config(interval_s=1.0, duration_s=60)
     readings = list(generate(cfg))
     windows = Counter(
-        (r.family, r.sensor_id, (r.event_time_ns - START_NS) // (5 * SECOND)) for r in readings
+        (r.family, r.sensor_id, (r.event_time_ns - START_NS) // (5 * S)) for r in readings
     )
     assert set(windows.values()) == {5}
     cfg_half = config(interval_s=0.5, duration_s=60)
     windows_half = Counter(
-        (r.family, r.sensor_id, (r.event_time_ns - START_NS) // (5 * SECOND))
+        (r.family, r.sensor_id, (r.event_time_ns - START_NS) // (5 * S))
         for r in generate(cfg_half)
     )
     assert set(windows_half.values()) == {10}
@@ -236,10 +255,10 @@ def test_overheat_machine_exceeds_100_soon_and_others_stay_normal() -> None:
     cfg = config(scenario="overheat", sensors=5, overheat_after_s=10, duration_s=200)
     by_sensor = readings_by_sensor(list(generate(cfg)))
     hot = by_sensor[(TEMPERATURE, "2")]
-    onset_ns = START_NS + 10 * SECOND
+    onset_ns = START_NS + 10 * S
     assert all(r.value <= 80.0 for r in hot if r.event_time_ns < onset_ns)
     first_over_100 = next(r for r in hot if r.value > 100.0)
-    assert first_over_100.event_time_ns - onset_ns <= 60 * SECOND
+    assert first_over_100.event_time_ns - onset_ns <= 60 * S
     after = [r.value for r in hot if r.event_time_ns >= first_over_100.event_time_ns]
     assert min(after) >= 95.0
     assert 100.0 < sum(after[-50:]) / 50 < 110.0
@@ -290,7 +309,7 @@ def test_duration_limit_is_event_time() -> None:
     cfg = config(interval_s=1.0, duration_s=30)
     readings = list(generate(cfg))
     assert len(readings) == 30 * 6  # 30 ticks x (3 air-quality + 3 temperature sensors)
-    assert max(r.event_time_ns for r in readings) == START_NS + 29 * SECOND
+    assert max(r.event_time_ns for r in readings) == START_NS + 29 * S
 
 
 def test_whichever_limit_comes_first() -> None:

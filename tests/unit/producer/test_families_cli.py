@@ -13,11 +13,9 @@ import pytest
 import producer.__main__ as cli
 from dataflow.families import load_families
 from dataflow.readings import format_of, parse
-from dataflow.security import SECURITY_ENV_DOCS
 from producer import shapes
 from producer.simulate import generate_families
 
-ALL_ENV_VARS = [option.env for option in cli.OPTIONS] + list(SECURITY_ENV_DOCS)
 START = "2024-03-19T13:57:06Z"
 START_NS = 1_710_856_626_000_000_000
 
@@ -51,12 +49,6 @@ families:
     value: bar
     valid_range: [0, 20]
 """
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ALL_ENV_VARS:
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ import producer.__main__ as cli
 from dataflow.families import parse_families
 from producer.replay import Layout, ReplayError, parse_time, read_rows, scan
 from producer.simulate import FamilySimulation, generate_families, walk_range
+from tests.checkout import ROOT, SHARED_DATA
 
-ROOT = Path(__file__).resolve().parents[2]
-NAB = Path("/work/shared/data/nab/data/realKnownCause/nyc_taxi.csv")
-UCI = ROOT.parent / "shared/data/airquality_uci/AirQualityUCI_reexport.csv"
+NAB = SHARED_DATA / "nab/data/realKnownCause/nyc_taxi.csv"
+UCI = SHARED_DATA / "airquality_uci/AirQualityUCI_reexport.csv"
 H = 3_600_000_000_000
 
 
@@ -239,9 +239,8 @@ def test_a_replay_into_a_built_in_family_uses_the_dataflow_s_valid_range(tmp_pat
 
     csv = tmp_path / "h.csv"
     csv.write_text("timestamp,value\n2024-03-01 12:00:00,40\n2024-03-01 12:00:05,60\n")
-    root = Path(__file__).resolve().parents[2]
     run = subprocess.run([sys.executable, "-m", "producer", "--replay", str(csv), "--family",
-                          "temperature", "--brokers", "127.0.0.1:1"], cwd=root,
+                          "temperature", "--brokers", "127.0.0.1:1"], cwd=ROOT,
                          capture_output=True, text=True, timeout=60,
                          env={"PATH": "/usr/bin:/bin", "TEMPERATURE_VALID_RANGE": "0,50"})
     assert run.returncode == 2, run.stderr

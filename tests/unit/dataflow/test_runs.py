@@ -26,13 +26,11 @@ from dataflow.readings import (
 from dataflow.records import ShardBatch, encode_late, route
 from dataflow.shard import LateReading, ShardConfig, ShardState
 from dataflow.windows import SensorWindows, _sum_in_order
-from tests.factories import fmt, topics
+from tests.factories import T0, S, fmt, topics
 from tests.factories import shard_config as make_shard_config
 from tests.fakes import FakeMessage
 
-S = 1_000_000_000
 SIZE, LATE = 5 * S, 2 * S
-T0 = 1_710_856_625 * S  # 2024-03-19 13:57:05, a multiple of 5 s
 TOPICS = topics()
 # The float tests below need values no sensor sends (1e16, to test the order of additions):
 # they read with a range that lets any of them through.
@@ -98,7 +96,9 @@ def test_a_decoded_poll_reads_as_each_message_does(rows: list[tuple[float, int]]
 ])
 def test_one_odd_message_sends_the_whole_poll_to_the_per_message_rules(bad: bytes | None) -> None:
     good = [temperature(60.0 + i, T0 + i * S) for i in range(4)]
-    assert parse_poll(TEMPERATURE, good) is not None
+    whole = parse_poll(TEMPERATURE, good)
+    assert whole is not None and whole.values == [60.0, 61.0, 62.0, 63.0]
+    assert whole.ts == [T0 + i * S for i in range(4)]
     assert parse_poll(TEMPERATURE, [*good[:2], bad, *good[2:]]) is None
 
 
@@ -111,7 +111,8 @@ def test_a_value_outside_the_valid_range_leaves_the_fast_path_and_is_refused(
     is read message by message, where that one is refused as ``out_of_range``."""
     make = temperature if family == TEMPERATURE else (lambda v, ts: air(v, naive(ts)))
     good = [make(20.0 + i, T0 + i * S) for i in range(3)]
-    assert parse_poll(family, good) is not None
+    whole = parse_poll(family, good)
+    assert whole is not None and whole.values == [20.0, 21.0, 22.0]
     bad = make(value, T0 + 5 * S)
     assert parse_poll(family, [*good, bad]) is None
     with pytest.raises(BadMessage) as err:
@@ -120,7 +121,8 @@ def test_a_value_outside_the_valid_range_leaves_the_fast_path_and_is_refused(
     # Its own range: the same value is a reading for a family configured to take it.
     assert parse(fmt(family, (-abs(value), abs(value))), b"k", bad).value == value
     lo, hi = VALID_RANGES[family]
-    assert parse_poll(family, [make(lo, T0), make(hi, T0 + S)]) is not None  # inclusive
+    edges = parse_poll(family, [make(lo, T0), make(hi, T0 + S)])
+    assert edges is not None and edges.values == [lo, hi]  # inclusive
 
 
 @pytest.mark.parametrize("text", [

@@ -3,13 +3,10 @@ and which client errors mean TLS refused a certificate (so clients stop at once)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import pytest
 
 from dataflow.security import KafkaSecurity, SecurityConfigError
-from tests.certs import Pair, encrypt_key, make_ca, make_cert
+from tests.certs import KEY_PASSPHRASE, TlsFiles, mtls_env
 
 # librdkafka 2.16's words (OpenSSL 3), as the TLS integration test met them.
 WRONG_CA = ("ssl://127.0.0.1:40001/bootstrap: SSL handshake failed: error:0A000086:SSL routines::"
@@ -34,41 +31,17 @@ NOT_REFUSALS = [
 ]
 
 
-@dataclass(frozen=True)
-class Files:
-    ca: Pair
-    client: Pair
-    other: Pair  # a client certificate of another CA: its key does not match ``client``
-    encrypted_key: Path
-
-
-@pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> Files:
-    directory = tmp_path_factory.mktemp("tls")
-    ca = make_ca(directory / "a", "ca")
-    client = make_cert(ca, "client")
-    other = make_cert(make_ca(directory / "b", "other-ca"), "other-client")
-    return Files(ca, client, other,
-                 encrypt_key(client.key, directory / "encrypted.key", "key-passphrase"))
-
-
-def mtls_env(files: Files, protocol: str = "SSL") -> dict[str, str]:
-    return {"KAFKA_SECURITY_PROTOCOL": protocol, "KAFKA_SSL_CA_LOCATION": str(files.ca.cert),
-            "KAFKA_SSL_CERT_LOCATION": str(files.client.cert),
-            "KAFKA_SSL_KEY_LOCATION": str(files.client.key)}
-
-
-def test_mutual_tls_settings_reach_both_client_libraries(files: Files) -> None:
-    security = KafkaSecurity.from_env(mtls_env(files, "ssl"))
+def test_mutual_tls_settings_reach_both_client_libraries(tls_files: TlsFiles) -> None:
+    security = KafkaSecurity.from_env(mtls_env(tls_files, "ssl"))
     assert security.librdkafka() == {
-        "security.protocol": "ssl", "ssl.ca.location": str(files.ca.cert),
-        "ssl.certificate.location": str(files.client.cert),
-        "ssl.key.location": str(files.client.key)}
+        "security.protocol": "ssl", "ssl.ca.location": str(tls_files.ca.cert),
+        "ssl.certificate.location": str(tls_files.client.cert),
+        "ssl.key.location": str(tls_files.client.key)}
     assert security.kafka_python() == {
-        "security_protocol": "SSL", "ssl_cafile": str(files.ca.cert),
-        "ssl_certfile": str(files.client.cert), "ssl_keyfile": str(files.client.key)}
-    assert security.redacted() == (f"SSL, CA {files.ca.cert}, "
-                                   f"client certificate {files.client.cert}")
+        "security_protocol": "SSL", "ssl_cafile": str(tls_files.ca.cert),
+        "ssl_certfile": str(tls_files.client.cert), "ssl_keyfile": str(tls_files.client.key)}
+    assert security.redacted() == (f"SSL, CA {tls_files.ca.cert}, "
+                                   f"client certificate {tls_files.client.cert}")
 
 
 def test_tls_without_a_ca_file_uses_the_system_cas() -> None:
@@ -79,9 +52,9 @@ def test_tls_without_a_ca_file_uses_the_system_cas() -> None:
 
 
 @pytest.mark.parametrize("protocol", ["", "PLAINTEXT", "SASL_PLAINTEXT"])
-def test_tls_files_without_a_tls_protocol_are_an_error(files: Files, protocol: str) -> None:
+def test_tls_files_without_a_tls_protocol_are_an_error(tls_files: TlsFiles, protocol: str) -> None:
     """Ignoring them would leave a TLS cluster unreachable with no word of why."""
-    env = {**mtls_env(files, protocol), "KAFKA_SASL_MECHANISM": "PLAIN",
+    env = {**mtls_env(tls_files, protocol), "KAFKA_SASL_MECHANISM": "PLAIN",
            "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "s3cret-pw"}
     if protocol != "SASL_PLAINTEXT":
         env = {k: v for k, v in env.items() if not k.startswith("KAFKA_SASL_")}
@@ -98,9 +71,9 @@ def test_tls_files_without_a_tls_protocol_are_an_error(files: Files, protocol: s
                          [("KAFKA_SSL_CERT_LOCATION", "KAFKA_SSL_KEY_LOCATION"),
                           ("KAFKA_SSL_KEY_LOCATION", "KAFKA_SSL_CERT_LOCATION")])
 def test_a_client_certificate_needs_its_key_and_the_other_way_round(
-    files: Files, given: str, missing: str
+    tls_files: TlsFiles, given: str, missing: str
 ) -> None:
-    env = mtls_env(files)
+    env = mtls_env(tls_files)
     del env[missing]
     with pytest.raises(SecurityConfigError, match=rf"^{missing}: required with {given}"):
         KafkaSecurity.from_env(env)
@@ -129,27 +102,27 @@ def test_a_client_certificate_needs_its_key_and_the_other_way_round(
     ],
 )
 def test_a_tls_file_that_cannot_be_used_fails_at_start_up_naming_its_variable(
-    files: Files, change: dict[str, str], message: str
+    tls_files: TlsFiles, change: dict[str, str], message: str
 ) -> None:
     """Checked as the clients would load the files: otherwise librdkafka fails later with
     "ssl.ca.location failed: BIO lib" and kafka-python retries until its bootstrap timeout."""
-    paths = {"ca_dir": files.ca.cert.parent, "ca_key": files.ca.key,
-             "client_cert": files.client.cert, "other_key": files.other.key,
-             "encrypted_key": files.encrypted_key}
-    env = {**mtls_env(files), **{k: v.format(**paths) for k, v in change.items()}}
+    paths = {"ca_dir": tls_files.ca.cert.parent, "ca_key": tls_files.ca.key,
+             "client_cert": tls_files.client.cert, "other_key": tls_files.other.key,
+             "encrypted_key": tls_files.encrypted_key}
+    env = {**mtls_env(tls_files), **{k: v.format(**paths) for k, v in change.items()}}
     with pytest.raises(SecurityConfigError) as err:
         KafkaSecurity.from_env(env)
     assert str(err.value).startswith(message.format(**paths)), str(err.value)
-    assert "key-passphrase" not in str(err.value)
+    assert KEY_PASSPHRASE not in str(err.value)
 
 
 @pytest.mark.parametrize("text", [WRONG_CA, WRONG_CA_TRANSPORT])
 def test_an_untrusted_broker_certificate_is_a_refusal_naming_the_ca_variable(
-    files: Files, text: str
+    tls_files: TlsFiles, text: str
 ) -> None:
-    hint = KafkaSecurity.from_env(mtls_env(files)).tls_refusal(text)
+    hint = KafkaSecurity.from_env(mtls_env(tls_files)).tls_refusal(text)
     assert hint is not None
-    assert "KAFKA_SSL_CA_LOCATION" in hint and str(files.ca.cert) in hint
+    assert "KAFKA_SSL_CA_LOCATION" in hint and str(tls_files.ca.cert) in hint
     assert "KAFKA_BROKERS" in hint  # a certificate for another host fails the same way
     system = KafkaSecurity.from_env({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
                                      "KAFKA_SASL_MECHANISM": "PLAIN", "KAFKA_SASL_USERNAME": "u",
@@ -159,20 +132,20 @@ def test_an_untrusted_broker_certificate_is_a_refusal_naming_the_ca_variable(
 
 @pytest.mark.parametrize("text", [NO_CLIENT_CERT, TLS13_CERT_REQUIRED])
 def test_a_rejected_client_certificate_is_a_refusal_saying_what_to_set(
-    files: Files, text: str
+    tls_files: TlsFiles, text: str
 ) -> None:
     without = KafkaSecurity.from_env({"KAFKA_SECURITY_PROTOCOL": "SSL",
-                                      "KAFKA_SSL_CA_LOCATION": str(files.ca.cert)})
+                                      "KAFKA_SSL_CA_LOCATION": str(tls_files.ca.cert)})
     assert without.tls_refusal(text) == ("the broker wants a client certificate (mutual TLS): "
                                          "set KAFKA_SSL_CERT_LOCATION and KAFKA_SSL_KEY_LOCATION")
-    hint = KafkaSecurity.from_env(mtls_env(files)).tls_refusal(text)
-    assert hint is not None and f"KAFKA_SSL_CERT_LOCATION={files.client.cert}" in hint
+    hint = KafkaSecurity.from_env(mtls_env(tls_files)).tls_refusal(text)
+    assert hint is not None and f"KAFKA_SSL_CERT_LOCATION={tls_files.client.cert}" in hint
 
 
 @pytest.mark.parametrize("text", NOT_REFUSALS)
-def test_errors_that_may_pass_are_not_refusals(files: Files, text: str) -> None:
+def test_errors_that_may_pass_are_not_refusals(tls_files: TlsFiles, text: str) -> None:
     """A broker still starting, or down, must be waited for, not given up on."""
-    assert KafkaSecurity.from_env(mtls_env(files)).tls_refusal(text) is None
+    assert KafkaSecurity.from_env(mtls_env(tls_files)).tls_refusal(text) is None
 
 
 def test_without_tls_nothing_is_a_tls_refusal() -> None:

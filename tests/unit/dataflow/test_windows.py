@@ -8,17 +8,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dataflow.windows import SensorWindows, WindowStats, window_start
+from dataflow.windows import SensorWindows, WindowStats
+from tests.factories import T0, S
 
-S = 1_000_000_000
 SIZE, LATE = 5 * S, 2 * S
-T0 = 1_700_000_000 * S  # a multiple of 5 s
 
 
-def test_window_start_aligns_to_epoch() -> None:
-    assert window_start(T0 + 4 * S, SIZE) == T0
-    assert window_start(T0 + 5 * S, SIZE) == T0 + SIZE  # end is exclusive
-    assert window_start(T0 - 1, SIZE) == T0 - SIZE
+def test_windows_align_to_the_epoch_end_exclusive() -> None:
+    win = SensorWindows()
+    for ts in (T0 + 4 * S, T0 + 5 * S, T0 - 1):  # the last is before T0, not yet late
+        assert win.add(ts, 1.0, SIZE, LATE)
+    assert sorted(win.open) == [T0 - SIZE, T0, T0 + SIZE]  # 5 s opens the next window
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 5, 10, 50])
