@@ -144,10 +144,12 @@ def route(
             if cols is None:
                 good = _route_each(batch, fmt, cache, shards, buckets, dead, shared)
             else:
-                if cols.ids is None and keys is None:
-                    keys = list(map(kind.key, batch))
-                good = _route_runs(batch, keys if cols.ids is None else cols.ids, fmt, cols,
-                                   cache, shards, buckets, dead, shared)
+                ids = cols.ids
+                if ids is None:  # the message keys are the ids: read once per poll
+                    if keys is None:
+                        keys = list(map(kind.key, batch))
+                    ids = keys
+                good = _route_runs(batch, ids, fmt, cols, cache, shards, buckets, dead, shared)
             if good:
                 by_family[family] = by_family.get(family, 0) + good
     # Wrapped at the end: appending to a list subclass is measurably slower per reading.
@@ -232,7 +234,7 @@ def _route_each(
             continue
         good += 1
         ident = key if from_key else reading.sensor_id
-        known = cache.get(ident)  # type: ignore[arg-type]
+        known = cache.get(ident)
         if known is None:
             known = _learn_key(cache, ident, fmt, shards)
         buckets[known[1]].append(reading)
