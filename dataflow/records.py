@@ -123,7 +123,7 @@ def route(
         if not batch:
             continue
         topic = batch[0].topic()
-        formats = topics.get(topic)  # type: ignore[arg-type]
+        formats = None if topic is None else topics.get(topic)
         if not formats:
             for msg in batch:
                 dead.append(_dead(msg, "unknown_topic",
