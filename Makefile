@@ -37,7 +37,7 @@ unit: venv
 	$(PY) -m pytest -q tests/unit
 
 lint: venv
-	$(VENV)/bin/ruff check .
+	scripts/lint.sh
 
 # Benchmarks: by hand, never in CI. The Quix Streams peer needs its own venv (it pins an older
 # confluent-kafka than the project).

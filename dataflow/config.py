@@ -283,13 +283,15 @@ class Settings:
             ints[name] = _parse(env, name, int, "an integer")
             _check(name, ints[name] >= low, f">= {low}", env)
         nums = {}
-        for name, low, strict in (("ML_DRIFT_SLACK", 0.0, False), ("ML_DRIFT_LIMIT", 0.0, False),
-                                  ("ML_DRIFT_CLIP", 0.0, True), ("ML_NOVELTY_MARGIN", 1.0, False),
-                                  ("ML_NOVELTY_FLOOR", 0.0, False),
-                                  ("ML_NOVELTY_HALF_LIFE", 0.0, True)):
+        # Bounds are floats here (the integers' loop above binds ``low`` to ints).
+        for name, bound, strict in (("ML_DRIFT_SLACK", 0.0, False),
+                                    ("ML_DRIFT_LIMIT", 0.0, False),
+                                    ("ML_DRIFT_CLIP", 0.0, True), ("ML_NOVELTY_MARGIN", 1.0, False),
+                                    ("ML_NOVELTY_FLOOR", 0.0, False),
+                                    ("ML_NOVELTY_HALF_LIFE", 0.0, True)):
             nums[name] = _parse(env, name, _finite, "a number")
-            ok = nums[name] > low if strict else nums[name] >= low
-            _check(name, ok, f"{'>' if strict else '>='} {low:g}", env)
+            ok = nums[name] > bound if strict else nums[name] >= bound
+            _check(name, ok, f"{'>' if strict else '>='} {bound:g}", env)
         stale = _parse(env, "ALERT_STALE_SECONDS", _finite, "a number of seconds")
         _check("ALERT_STALE_SECONDS", stale >= 0, ">= 0", env)
         ttl = _parse(env, "SENSOR_STATE_TTL_SECONDS", _finite, "a number of seconds")

@@ -12,16 +12,16 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard, cast
 
 import bytewax.operators as op
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
 from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
 from dataflow.config import Settings
-from dataflow.readings import Reading, formats_by_topic
+from dataflow.readings import Reading, Run, formats_by_topic
 from dataflow.records import (
     DeadLetter,
     Headers,
@@ -118,8 +118,9 @@ def restore(resume: bytes) -> ShardState:
     return obj[1]
 
 
-class ShardLogic(StatefulBatchLogic[list[Reading], Result, bytes]):
-    """Adapts ``ShardState`` to Bytewax: batches in, closed windows out, pickled snapshots."""
+class ShardLogic(StatefulBatchLogic[list[Reading | Run], Result, bytes | None]):
+    """Adapts ``ShardState`` to Bytewax: batches in, closed windows out, pickled snapshots (or
+    none, without recovery)."""
 
     def __init__(self, state: ShardState, clock: Clock, status: Status,
                  snapshots: bool = True, stopping: Callable[[], bool] = never) -> None:
@@ -149,7 +150,7 @@ class ShardLogic(StatefulBatchLogic[list[Reading], Result, bytes]):
             self.status.add_dead({"late": late})
         return out
 
-    def on_batch(self, values: list[list[Reading]]) -> tuple[Out, bool]:
+    def on_batch(self, values: list[list[Reading | Run]]) -> tuple[Out, bool]:
         now = self.clock()
         out: Out = []
         for readings in values:
@@ -179,6 +180,10 @@ class ShardLogic(StatefulBatchLogic[list[Reading], Result, bytes]):
             return None
         # Bytes are immutable, so the runtime may hold them while the state moves on.
         return pickle.dumps((SNAPSHOT_VERSION, self.state), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _is_late(result: Result) -> TypeGuard[LateReading]:
+    return isinstance(result, LateReading)
 
 
 def build_flow(
@@ -236,7 +241,9 @@ def build_flow(
     detected = op.stateful_batch("detect", split.falses, build)
     # (shard key, WindowResult | SensorEvent | LateReading)
     results = op.map("unkey", detected, lambda kv: kv[1])
-    late_split = op.branch("split_late", results, lambda x: isinstance(x, LateReading))
+    late_split = op.branch("split_late", results, _is_late)
+    # The predicate's TypeGuard types the trues only: the falses are the results not late.
+    windows = cast("Stream[WindowResult | SensorEvent]", late_split.falses)
 
     def window_msg(res: WindowResult | SensorEvent) -> Any:
         return make_message(*encode_window(res))
@@ -247,7 +254,7 @@ def build_flow(
     def late_msg(late: LateReading) -> Any:
         return make_message(*encode_late(late))
 
-    op.output("out", op.map("encode", late_split.falses, window_msg), anomaly_sink)
+    op.output("out", op.map("encode", windows, window_msg), anomaly_sink)
     dead = op.merge(
         "dead_letters",
         op.map("encode_dead", split.trues, dead_msg),

@@ -68,7 +68,8 @@ class Forest:
 
     @property
     def nodes(self) -> int:
-        return 2 ** (self.height + 1) - 1
+        nodes: int = 2 ** (self.height + 1) - 1  # typeshed: int ** int is Any (2 ** -1 is a float)
+        return nodes
 
     @property
     def max_score(self) -> int:

@@ -27,11 +27,11 @@ before it can reach a window or a model.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import cache, partial
 from operator import attrgetter
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any, NamedTuple, cast, final
 
 import msgspec
 import numpy as np
@@ -50,6 +50,7 @@ _MIN_NS = 0
 _MAX_NS = int(datetime(2100, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000_000
 
 
+@final  # never subclassed: the shards tell a reading from a run by ``type(x) is Run``
 class Reading(NamedTuple):
     """One sensor reading; ``ts`` is event time in integer nanoseconds since the epoch (UTC).
 
@@ -64,6 +65,7 @@ class Reading(NamedTuple):
     source: Any = None
 
 
+@final
 class Run(NamedTuple):
     """Consecutive readings of one sensor from one poll, as columns: what most of a poll is.
 
@@ -85,7 +87,7 @@ class Run(NamedTuple):
                 for t, v, s in zip(self.ts, self.values, self.sources, strict=True)]
 
 
-class SourceRef(tuple):
+class SourceRef(tuple[bytes | None, bytes | None, str | None, int | None, int | None]):
     """Where a reading came from, without the Kafka client's message object.
 
     ``(key, value, topic, partition, offset)`` with the methods of the message that late-reading
@@ -214,7 +216,8 @@ def timestamp_to_ns(raw: Any) -> int:
     return ts
 
 
-_KEYS: dict[bytes, str] = {}  # key bytes already checked -> sensor id
+# Key bytes already checked -> sensor id. Looked up with a message's key as it comes: None misses.
+_KEYS: dict[bytes | None, str] = {}
 _KEYS_MAX = 1 << 18  # more than a fleet's sensors; cleared (not grown) past it
 _NS_FLOOR = 10**17  # an integer epoch at or above this is already in ns (see epoch_to_ns)
 _MISSING: Any = object()
@@ -281,6 +284,7 @@ def _struct(name: str, tree: dict[str, Any]) -> tuple[Any, dict[tuple[str, ...],
     return msgspec.defstruct(name, fields, gc=False), attrs
 
 
+@final  # ``_as_format`` tells it from a name by ``type(x) is Format``
 class Format:
     """A family's message shape compiled once: its C decoder and its rules for each field.
 
@@ -347,12 +351,12 @@ def formats_by_topic(families: tuple[Family, ...]) -> dict[str, list[Format]]:
 
 def _as_format(family: Format | str) -> Format:
     """A format, or a built-in family's by name (tests, benchmarks, the evaluation)."""
-    return family if type(family) is Format else FORMATS[family]  # type: ignore[index]
+    return family if type(family) is Format else FORMATS[family]
 
 
 def sensor_id_of(key: bytes | None) -> str:
     """The sensor id a message key names; raise ``BadMessage`` when it names none."""
-    sensor_id = _KEYS.get(key)  # type: ignore[arg-type]
+    sensor_id = _KEYS.get(key)
     if sensor_id is not None:
         return sensor_id
     if not key:
@@ -374,6 +378,7 @@ def sensor_id_of(key: bytes | None) -> str:
 def sensor_id_from_field(raw: Any, path: str) -> str:
     """The sensor id a JSON field holds (a string, or an integer taken as its digits)."""
     kind = type(raw)
+    sensor_id: str
     if kind is str:
         sensor_id = raw
     elif kind is int:
@@ -410,7 +415,7 @@ def parse(
     fmt = _as_format(family)
     sensor_id = None
     if fmt.from_key:
-        sensor_id = _KEYS.get(key)  # type: ignore[arg-type]
+        sensor_id = _KEYS.get(key)
         if sensor_id is None:
             sensor_id = sensor_id_of(key)
     if value is None:
@@ -421,8 +426,8 @@ def parse(
         obj = fmt.decode(value)
     except _FAST_ERRORS:
         return _parse_general(fmt, sensor_id, value, kafka_ts_ms, source)
-    if sensor_id is None:
-        sensor_id = sensor_id_from_field(fmt.id_of(obj), fmt.family.sensor_id)  # type: ignore[misc]
+    if fmt.id_of is not None:  # the id is a field (else the key gave it above)
+        sensor_id = sensor_id_from_field(fmt.id_of(obj), fmt.family.sensor_id)
     if fmt.ts_of is None:
         ts = _kafka_ns(kafka_ts_ms)
     else:
@@ -455,8 +460,8 @@ def _parse_general(fmt: Format, sensor_id: str | None, value: bytes, kafka_ts_ms
     if type(obj) is not dict:
         raise BadMessage("not_an_object", f"value is a JSON {type(obj).__name__}")
     fam = fmt.family
-    if sensor_id is None:
-        sensor_id = sensor_id_from_field(_lookup(obj, fmt.id_path), fam.sensor_id)  # type: ignore[arg-type]
+    if fmt.id_path is not None:  # the id is a field (else the caller read the key)
+        sensor_id = sensor_id_from_field(_lookup(obj, fmt.id_path), fam.sensor_id)
     value_field = fam.value
     num = _lookup(obj, fmt.value_path)
     kind = type(num)
@@ -504,7 +509,7 @@ class Columns(NamedTuple):
     values: list[float]
 
 
-def parse_poll(family: Format | str, values: list[bytes],
+def parse_poll(family: Format | str, values: Sequence[bytes | None],
                stamps: list[tuple[int, int]] | None = None) -> Columns | None:
     """Decode a whole poll of a family's values, in order.
 
@@ -519,10 +524,13 @@ def parse_poll(family: Format | str, values: list[bytes],
     fmt = _as_format(family)
     if not values:
         return Columns(None if fmt.from_key else [], [], [])
+    # No test per message for a message without a value: its None fails len() with a TypeError,
+    # caught below, and the poll goes message by message.
+    present = cast("Sequence[bytes]", values)
     try:
-        if max(map(len, values)) > MAX_VALUE_BYTES:
+        if max(map(len, present)) > MAX_VALUE_BYTES:
             return None
-        objs = list(map(fmt.decode, values))
+        objs = list(map(fmt.decode, present))
     except (*_FAST_ERRORS, TypeError):  # TypeError: a message without a value
         return None
     nums = list(map(fmt.value_of, objs))
@@ -589,4 +597,5 @@ def _naive_column(texts: list[str]) -> list[int] | None:
         return None
     if micros.min() < 0 or micros.max() >= _MAX_US:
         return None
-    return (micros * 1_000).tolist()
+    ns: list[int] = (micros * 1_000).tolist()
+    return ns

@@ -124,7 +124,7 @@ def route(
         if not batch:
             continue
         topic = batch[0].topic()
-        formats = topics.get(topic)  # type: ignore[arg-type]
+        formats = None if topic is None else topics.get(topic)
         if not formats:
             for msg in batch:
                 dead.append(_dead(msg, "unknown_topic",
@@ -145,10 +145,12 @@ def route(
             if cols is None:
                 good = _route_each(batch, fmt, cache, shards, buckets, dead, shared)
             else:
-                if cols.ids is None and keys is None:
-                    keys = list(map(kind.key, batch))
-                good = _route_runs(batch, keys if cols.ids is None else cols.ids, fmt, cols,
-                                   cache, shards, buckets, dead, shared)
+                ids = cols.ids
+                if ids is None:  # the message keys are the ids: read once per poll
+                    if keys is None:
+                        keys = list(map(kind.key, batch))
+                    ids = keys
+                good = _route_runs(batch, ids, fmt, cols, cache, shards, buckets, dead, shared)
             if good:
                 by_family[family] = by_family.get(family, 0) + good
     # Wrapped at the end: appending to a list subclass is measurably slower per reading.
@@ -233,7 +235,7 @@ def _route_each(
             continue
         good += 1
         ident = key if from_key else reading.sensor_id
-        known = cache.get(ident)  # type: ignore[arg-type]
+        known = cache.get(ident)
         if known is None:
             known = _learn_key(cache, ident, fmt, shards)
         buckets[known[1]].append(reading)

@@ -151,9 +151,10 @@ class SensorScorer:
         season = self.season
         r = season.residual(start, mean) if season is not None else None
         # The residual's own level and spread need windows to settle, like the raw ones did.
-        residual_ready = r is not None and self.residual.seen >= p.novelty_start
-        track = self.residual if residual_ready else self.raw
-        value = r if residual_ready else mean
+        if r is not None and self.residual.seen >= p.novelty_start:
+            track, value = self.residual, r
+        else:
+            track, value = self.raw, mean
         z = track.z(value)  # 0 before the track has seen a window
         level_z = abs(z)
         last = track.last

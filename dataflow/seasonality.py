@@ -43,8 +43,8 @@ class Period:
     slot_ns: int
     shift_ns: int
     rate: float  # a slot's EWMA weight once it has ``memory`` periods of windows
-    zero_means: array = field(repr=False, compare=False)
-    zero_counts: array = field(repr=False, compare=False)
+    zero_means: array[float] = field(repr=False, compare=False)
+    zero_counts: array[int] = field(repr=False, compare=False)
 
 
 @functools.cache

@@ -141,9 +141,9 @@ class KafkaSecurity:
                     f"{'/'.join(given)} {'is' if len(given) == 1 else 'are'} set but "
                     f"KAFKA_SECURITY_PROTOCOL={protocol} uses no TLS (use SSL or SASL_SSL)")
         elif bool(cert) != bool(key):
-            missing, given = (("KAFKA_SSL_KEY_LOCATION", "KAFKA_SSL_CERT_LOCATION") if cert
-                              else ("KAFKA_SSL_CERT_LOCATION", "KAFKA_SSL_KEY_LOCATION"))
-            raise SecurityConfigError(f"{missing}: required with {given} (mutual TLS needs the "
+            missing, present = (("KAFKA_SSL_KEY_LOCATION", "KAFKA_SSL_CERT_LOCATION") if cert
+                                else ("KAFKA_SSL_CERT_LOCATION", "KAFKA_SSL_KEY_LOCATION"))
+            raise SecurityConfigError(f"{missing}: required with {present} (mutual TLS needs the "
                                       "client certificate and its key)")
         else:
             _check_tls_files(ca, cert, key)

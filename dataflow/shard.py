@@ -169,9 +169,11 @@ class ShardCounts:
 
     def take(self) -> dict[str, int]:
         """The counts since the last call, which start again from zero."""
-        out = {name: getattr(self, name) for name in self.__slots__}
-        for name in self.__slots__:
-            setattr(self, name, 0)
+        out = {"alerts_opened": self.alerts_opened, "alerts_resolved": self.alerts_resolved,
+               "anomalies": self.anomalies, "forgotten": self.forgotten, "late": self.late,
+               "windows": self.windows}
+        self.alerts_opened = self.alerts_resolved = self.anomalies = 0
+        self.forgotten = self.late = self.windows = 0
         return out
 
 
@@ -227,27 +229,39 @@ class ShardState:
         out: list[Result] = []
         late = 0
         for reading in readings:
-            family, sensor_id, ts, value, _ = reading  # unpacking beats four attribute reads
-            key = (family, sensor_id)
-            sensor = sensors.get(key)
-            if sensor is None:
-                sensor = self._new_sensor(key, now)
-            size = sizes[family]
-            win = sensor.windows
-            before = win.next_close
-            if type(ts) is not tuple:
+            # One test of the class (``Run`` and ``Reading`` are final), then each kind is
+            # unpacked as itself: unpacking beats four attribute reads. The sensor's lookup is
+            # written in both branches, as a call per reading would cost more than it reads.
+            if type(reading) is not Run:
+                family, sensor_id, ts, value, _ = reading
+                key = (family, sensor_id)
+                sensor = sensors.get(key)
+                if sensor is None:
+                    sensor = self._new_sensor(key, now)
+                size = sizes[family]
+                win = sensor.windows
+                before = win.next_close
                 if not win.add(ts, value, size, lateness):
                     out.append(LateReading(reading))
                     late += 1
                     continue
-            elif ts[0] >= win.closed_until and all(map(le, ts, islice(ts, 1, None))):
-                win.add_sorted(ts, value, size, lateness)  # in order: none can be late
-            else:  # out of order: one by one, as single readings (which close as they go)
-                singles = reading.readings()
-                taken = self._ingest_each(key, sensor, singles, out)
-                late += len(singles) - taken
-                if not taken:
-                    continue
+            else:
+                family, sensor_id, stamps, values, _ = reading
+                key = (family, sensor_id)
+                sensor = sensors.get(key)
+                if sensor is None:
+                    sensor = self._new_sensor(key, now)
+                size = sizes[family]
+                win = sensor.windows
+                before = win.next_close
+                if stamps[0] >= win.closed_until and all(map(le, stamps, islice(stamps, 1, None))):
+                    win.add_sorted(stamps, values, size, lateness)  # in order: none can be late
+                else:  # out of order: one by one, as single readings (which close as they go)
+                    singles = reading.readings()
+                    taken = self._ingest_each(key, sensor, singles, out)
+                    late += len(singles) - taken
+                    if not taken:
+                        continue
             if win.max_ts >= win.next_close:
                 self._score(key, sensor, win.close_due(size, lateness), out)
             if live and win.next_close != before:  # once per window, not per reading

@@ -47,8 +47,9 @@ class PartitionConsumer(Protocol):
 
     def consume(self, num_messages: int, timeout: float) -> list[Message]: ...
 
-    def get_watermark_offsets(self, partition: TopicPartition, cached: bool = ...
-                              ) -> tuple[int, int] | None: ...
+    # None: "on timeout", in librdkafka's documentation, though its stubs say otherwise.
+    def get_watermark_offsets(self, partition: TopicPartition, timeout: float = ...,
+                              cached: bool = ...) -> tuple[int, int] | None: ...
 
     def close(self) -> None: ...
 
@@ -110,7 +111,9 @@ class PollPartition(StatefulSourcePartition[list[Message], int]):
                 else:
                     raise RuntimeError(f"error consuming from Kafka topic {msg.topic()!r}: {err}")
         if polled:
-            self._offset = polled[-1].offset() + 1
+            last = polled[-1].offset()
+            assert last is not None  # a consumed message's; only a produced one has none yet
+            self._offset = last + 1
         self._report_lag()
         return [polled] if polled else []
 

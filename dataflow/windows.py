@@ -30,7 +30,9 @@ class WindowStats(NamedTuple):
 
     start: int
     end: int
-    count: int
+    # Shadows ``tuple.count`` (mypy: incompatible with the base class); the name is the wire's
+    # and the tests', and a window's stats are never searched with ``count(x)``.
+    count: int  # type: ignore[assignment]
     mean: float
     min: float
     max: float
@@ -47,7 +49,7 @@ class SensorWindows:
     __slots__ = ("closed_until", "max_ts", "next_close", "open")
 
     def __init__(self) -> None:
-        self.open: dict[int, list] = {}  # [count (int), sum, min, max]
+        self.open: dict[int, list[float]] = {}  # [count (an int), sum, min, max]
         self.max_ts = -_NEVER
         self.closed_until = -_NEVER  # end of the last closed window: earlier readings are late
         self.next_close = _NEVER  # sensor clock at which the earliest open window closes

@@ -24,6 +24,10 @@ def _dt(ns: int) -> datetime:
     return datetime.fromtimestamp(ns / 1e9, UTC)
 
 
+# matplotlib annotates x positions as floats, yet converts datetimes itself (its date units, which
+# also pick the date ticks): the ``arg-type`` ignores below are for that, not for the values.
+
+
 def plot_file(
     out: Path,
     title: str,
@@ -38,20 +42,20 @@ def plot_file(
     times = [_dt(t) for t in series.timestamps]
     fig, ax = plt.subplots(figsize=(14, 4.5), dpi=100)
     try:
-        ax.plot(times, series.values, lw=0.7, color="#1f4e79", label="value")
+        ax.plot(times, series.values, lw=0.7, color="#1f4e79", label="value")  # type: ignore[arg-type]
         for i, (start, end) in enumerate(windows):
-            ax.axvspan(_dt(start), _dt(end), color="#f4a261", alpha=0.35, lw=0,
+            ax.axvspan(_dt(start), _dt(end), color="#f4a261", alpha=0.35, lw=0,  # type: ignore[arg-type]
                        label="labelled window" if i == 0 else None)
         if 0 < probation < len(times):
-            ax.axvspan(times[0], times[probation], color="0.5", alpha=0.15, lw=0,
+            ax.axvspan(times[0], times[probation], color="0.5", alpha=0.15, lw=0,  # type: ignore[arg-type]
                        label=f"probation ({probation} rows, not scored)")
-            ax.axvline(times[probation], color="0.4", lw=0.8, ls="--")
+            ax.axvline(times[probation], color="0.4", lw=0.8, ls="--")  # type: ignore[arg-type]
         if threshold is not None:
             ax.axhline(threshold, color="#6a4c93", lw=0.8, ls=":", label="threshold baseline")
         hits = [i for i, d in enumerate(ours) if d]
         if hits:
             scored = sum(1 for i in hits if i >= probation)
-            ax.scatter([times[i] for i in hits], [series.values[i] for i in hits], marker="v",
+            ax.scatter([times[i] for i in hits], [series.values[i] for i in hits], marker="v",  # type: ignore[arg-type]
                        s=60, color="#d62828", zorder=5,
                        label=f"our detections ({scored} scored, {len(hits) - scored} in probation)")
         ax.set_title(f"{title}\n{subtitle}" if subtitle else title, fontsize=10)

@@ -199,11 +199,11 @@ def table(results: list[FileResult], profile_name: str) -> str:
         )
     lines.append("-" * len(head))
     sums = {name: summary(results, name, profile_name) for name in DETECTORS}
-    o = sums["ours"]
+    mean = sums["ours"]
     lines.append(
-        f"{'mean over files':<52} {_fmt(o[key], '7.1f')} {_fmt(sums['random'][key], '7.1f')} "
-        f"{_fmt(sums['threshold'][key], '7.1f')}   {_fmt(o['precision'], '5.2f')} "
-        f"{_fmt(o['recall'], '6.2f')}"
+        f"{'mean over files':<52} {_fmt(mean[key], '7.1f')} {_fmt(sums['random'][key], '7.1f')} "
+        f"{_fmt(sums['threshold'][key], '7.1f')}   {_fmt(mean['precision'], '5.2f')} "
+        f"{_fmt(mean['recall'], '6.2f')}"
     )
     lines.append(
         f"ours beats random on {sums['random']['files_ours_beats']}/{len(results)} files, "

@@ -33,13 +33,15 @@ class Alertmanager:
     """A client of one Alertmanager, with the configured TLS and basic auth."""
 
     def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
-        auth = (settings.username, settings.password) if settings.username else None
+        # Settings has both or neither.
+        auth = ((settings.username, settings.password)
+                if settings.username and settings.password else None)
         self.url = settings.alertmanager_url
         self._client = httpx.Client(
             base_url=settings.alertmanager_url + "/",
             timeout=settings.request_timeout_seconds,
             verify=settings.tls if settings.tls is not None else True,
-            auth=auth,  # type: ignore[arg-type]
+            auth=auth,
             headers={"User-Agent": "sensor-anomaly-notifier"},
             transport=transport,
         )

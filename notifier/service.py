@@ -136,9 +136,12 @@ class Notifier:
         while pending:
             failed: list[str] = []
 
-            def delivered(err: KafkaError | None, msg: Message, failed: list = failed) -> None:
+            def delivered(err: KafkaError | None, msg: Message, failed: list[str] = failed
+                          ) -> None:
                 if err is not None:
-                    failed.append(msg.key().decode())
+                    key = msg.key()
+                    assert key is not None  # each state record is keyed by its alert id
+                    failed.append(key.decode())
                     log.warning("state topic %s: %s", self.settings.state_topic, err.str())
 
             for alert_id, alert in pending.items():

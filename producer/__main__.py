@@ -40,6 +40,7 @@ from producer.simulate import (
     TEMPERATURE,
     Family,
     FamilySimulation,
+    GroupReading,
     Reading,
     Scenario,
     SimulationConfig,
@@ -929,6 +930,7 @@ class Outgoing(NamedTuple):
 def outgoing(settings: Settings, start_ns: int) -> Iterator[Outgoing]:
     """What to send, in order: the tutorials' simulation, the configured families', or a replay
     (``ReplayError`` if the file went bad since it was checked)."""
+    reading: GroupReading | Reading  # the loops below each bind their own kind
     if settings.replay is not None:
         replay = settings.replay
         rows = read_rows(replay.path, replay.layout)

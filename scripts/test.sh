@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make test`: lint, unit tests, and integration tests against the real local broker.
+# `make test`: lint (scripts/lint.sh: ruff, mypy, shellcheck), unit tests, and integration tests
+# against the real local broker.
 # Starts the broker if none answers, and stops it again only if it started it.
 #
 # The programs some checks run (shellcheck, kcat, openssl, prometheus with promtool,
@@ -91,12 +92,8 @@ if ! scripts/broker.sh status >/dev/null 2>&1; then
   started=1
 fi
 
-.venv/bin/ruff check .
-if command -v shellcheck >/dev/null 2>&1; then
-  shellcheck scripts/*.sh entrypoint.sh
-else
-  echo "warning: shellcheck not installed: shell scripts not checked" >&2
-fi
+# ruff, mypy and shellcheck: the same checks as `make lint`.
+scripts/lint.sh
 # The broker is up, so a missing broker is a failure here, not a reason to skip. -ra: the
 # summary lists every skip with its reason (and failures, errors, xfails); a later -r would
 # replace it, so do not pass -rs alone.
