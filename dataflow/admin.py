@@ -21,7 +21,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaError, KafkaException
@@ -29,6 +29,10 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from dataflow.kafkalog import client_logger
 from dataflow.security import KafkaSecurity, SecurityConfigError
+
+# librdkafka's settings: strings and numbers, and also callbacks and a logger (error_cb, logger),
+# which confluent-kafka's stubs do not allow for; held as Any so they pass to its clients.
+ClientConfig = dict[str, Any]
 
 if TYPE_CHECKING:
     from dataflow.config import Settings
@@ -74,7 +78,8 @@ def connect(
     """
     security = security or KafkaSecurity()
     errors: list[KafkaError] = []
-    admin = AdminClient({**client_config(brokers, security), "error_cb": errors.append})
+    conf: ClientConfig = {**client_config(brokers, security), "error_cb": errors.append}
+    admin = AdminClient(conf)
     where = _bootstrap(brokers)
     deadline = time.monotonic() + timeout_s
     while True:
@@ -239,9 +244,8 @@ def _waiting_admin(
     brokers: str, security: KafkaSecurity | None = None, on_error: LastError | None = None
 ) -> AdminClient:
     """An AdminClient configured for polling a broker that may not be up yet."""
-    extra: dict[str, object] = {} if on_error is None else {"error_cb": on_error}
-    return AdminClient(
-        {
+    extra: ClientConfig = {} if on_error is None else {"error_cb": on_error}
+    conf: ClientConfig = {
             "bootstrap.servers": brokers,
             **(security or KafkaSecurity()).librdkafka(),
             **extra,
@@ -253,8 +257,8 @@ def _waiting_admin(
             "reconnect.backoff.ms": 100,
             "reconnect.backoff.max.ms": 500,
             "socket.connection.setup.timeout.ms": int(ATTEMPT_TIMEOUT_SECONDS * 1000),
-        }
-    )
+    }
+    return AdminClient(conf)
 
 
 def wait_for_broker(
@@ -394,7 +398,8 @@ def init_topics_main(argv: Sequence[str] | None = None) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m dataflow.admin wait [...]`` or ``python -m dataflow.admin init-topics``."""
     args = list(sys.argv[1:] if argv is None else argv)
-    commands = {"wait": wait_main, "init-topics": init_topics_main}
+    commands: dict[str, Callable[[Sequence[str] | None], int]] = {
+        "wait": wait_main, "init-topics": init_topics_main}
     if not args or args[0] not in commands:
         print("usage: python -m dataflow.admin {wait [--brokers B] [--timeout S] | init-topics}",
               file=sys.stderr)

@@ -18,7 +18,7 @@ import sys
 
 from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage
 
-from dataflow.admin import StartupError, client_config, ensure_flow_topics
+from dataflow.admin import ClientConfig, StartupError, client_config, ensure_flow_topics
 from dataflow.config import ConfigError, Settings, recovery_requested
 from dataflow.flow import build_flow
 from dataflow.kafkalog import client_logger
@@ -75,8 +75,9 @@ def make_flow() -> object:
         batch_size=settings.batch_size,
         stop=stop.event,
     )
-    producer_config = {**PRODUCER_DEFAULTS, **settings.producer_config,
-                       **settings.security.librdkafka(), "logger": client_logger()}
+    # Bytewax types add_config as str values; librdkafka also takes the logger object.
+    producer_config: ClientConfig = {**PRODUCER_DEFAULTS, **settings.producer_config,
+                                     **settings.security.librdkafka(), "logger": client_logger()}
     brokers = list(settings.brokers)
     return build_flow(
         settings,

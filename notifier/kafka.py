@@ -80,20 +80,23 @@ def load_state(settings: Settings, timeout_s: float = 60.0) -> list[tuple[str, A
             msg = consumer.poll(1.0)
             if msg is None:
                 continue
-            if msg.error():
-                if msg.error().code() == KafkaError._PARTITION_EOF:
-                    pending.discard(msg.partition())
+            error, part = msg.error(), msg.partition()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF and part is not None:
+                    pending.discard(part)
                     continue
-                raise StartupError(f"state topic {topic}: {msg.error().str()}")
+                raise StartupError(f"state topic {topic}: {error.str()}")
+            offset = msg.offset()
+            assert part is not None and offset is not None  # a consumed record has both
             key = (msg.key() or b"").decode("utf-8", "replace")
             value = msg.value()
             try:
                 out.append((key, None if value is None
                             else AmAlert.from_payload(key, orjson.loads(value))))
             except (BadRecord, orjson.JSONDecodeError) as exc:
-                log.warning("state topic %s offset %s: passed over (%s)", topic, msg.offset(), exc)
-            if msg.offset() + 1 >= ends[msg.partition()][1]:
-                pending.discard(msg.partition())
+                log.warning("state topic %s offset %s: passed over (%s)", topic, offset, exc)
+            if offset + 1 >= ends[part][1]:
+                pending.discard(part)
     finally:
         consumer.close()
     return out

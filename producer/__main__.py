@@ -26,6 +26,7 @@ from itertools import islice
 from types import FrameType
 from typing import IO, Any, NamedTuple
 
+from dataflow.admin import ClientConfig
 from dataflow.config import ConfigError, families_from_env
 from dataflow.families import Family as FamilySpec
 from dataflow.families import FamilyConfigError, load_families
@@ -992,8 +993,9 @@ def check_login(brokers: Sequence[str], security: KafkaSecurity) -> None:
                               KafkaError._RESOLVE):
             unreachable = True
 
-    admin = AdminClient({"bootstrap.servers": ",".join(brokers), **security.librdkafka(),
-                         "error_cb": on_error, "logger": _probe_log, "log_level": 0})
+    conf: ClientConfig = {"bootstrap.servers": ",".join(brokers), **security.librdkafka(),
+                          "error_cb": on_error, "logger": _probe_log, "log_level": 0}
+    admin = AdminClient(conf)
     deadline = time.monotonic() + LOGIN_PROBE_TIMEOUT_S
     while time.monotonic() < deadline and not unreachable:
         try:
