@@ -36,10 +36,12 @@ def flow(checkout: Path, topics: wl.Topics, brokers: str) -> wl.Measured:
 
 
 def rev(checkout: Path) -> str:
-    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=checkout,
-                         capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "dataflow"], cwd=checkout,
-                           capture_output=True, text=True).stdout.strip()
+    out = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=checkout, capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "dataflow"], cwd=checkout, capture_output=True, text=True
+    ).stdout.strip()
     return (out or "?") + ("+dirty" if dirty else "")
 
 
@@ -49,8 +51,11 @@ def workload(name: str, checkouts: list[Path], args: argparse.Namespace) -> dict
     empty = wl.create_topics(args.brokers, args.partitions, f"ab-{name.lower()}-empty")
     try:
         loaded = wl.load(args.brokers, topics, work, args.messages)
-        print(f"\n## {name}: {work.sensors:,} sensors, loaded {loaded.messages:,} readings in "
-              f"{loaded.seconds:.1f} s", flush=True)
+        print(
+            f"\n## {name}: {work.sensors:,} sensors, loaded {loaded.messages:,} readings in "
+            f"{loaded.seconds:.1f} s",
+            flush=True,
+        )
         rounds: list[dict[str, float]] = []
         for r in range(args.runs):
             order = checkouts if r % 2 == 0 else checkouts[::-1]
@@ -60,8 +65,11 @@ def workload(name: str, checkouts: list[Path], args: argparse.Namespace) -> dict
                 run = flow(co, topics, args.brokers)
                 d = derive(run, start, loaded.messages, loaded.windows, 0)
                 res[str(co)] = d["msg_per_s"]
-                print(f"  round {r + 1} {rev(co):<14} {d['msg_per_s']:>10,.0f} msg/s  drain "
-                      f"{d['drain_s']:.2f} s, start-up {d['startup_s']:.2f} s", flush=True)
+                print(
+                    f"  round {r + 1} {rev(co):<14} {d['msg_per_s']:>10,.0f} msg/s  drain "
+                    f"{d['drain_s']:.2f} s, start-up {d['startup_s']:.2f} s",
+                    flush=True,
+                )
             rounds.append(res)
     finally:
         wl.delete_topics(args.brokers, topics.all() + empty.all())
@@ -70,8 +78,13 @@ def workload(name: str, checkouts: list[Path], args: argparse.Namespace) -> dict
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkout", type=Path, action="append", required=True,
-                        help="a checkout whose dataflow/ to run; the first is the baseline")
+    parser.add_argument(
+        "--checkout",
+        type=Path,
+        action="append",
+        required=True,
+        help="a checkout whose dataflow/ to run; the first is the baseline",
+    )
     parser.add_argument("--brokers", default="127.0.0.1:9092")
     parser.add_argument("--workloads", default="W1,W2")
     parser.add_argument("--messages", type=int, default=2_000_000)
@@ -91,16 +104,26 @@ def main(argv: list[str] | None = None) -> int:
             med = statistics.median(per_round)
             medians.setdefault(co, {})[res["workload"]] = med
             ratios = [rd[co] / rd[base] for rd in res["rounds"]]
-            print(f"  {res['workload']} {rev(Path(co)):<14} {med:>10,.0f} msg/s "
-                  f"(rounds {', '.join(f'{x:,.0f}' for x in per_round)}); "
-                  f"x{med / statistics.median(rd[base] for rd in res['rounds']):.3f} "
-                  f"(rounds {', '.join(f'{x:.3f}' for x in ratios)})")
+            print(
+                f"  {res['workload']} {rev(Path(co)):<14} {med:>10,.0f} msg/s "
+                f"(rounds {', '.join(f'{x:,.0f}' for x in per_round)}); "
+                f"x{med / statistics.median(rd[base] for rd in res['rounds']):.3f} "
+                f"(rounds {', '.join(f'{x:.3f}' for x in ratios)})"
+            )
     if {"W1", "W2"} <= {r["workload"] for r in results}:
         for co, med in medians.items():
             print(f"  W2/W1 {rev(Path(co)):<14} {med['W2'] / med['W1']:.3f}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"machine": wl.machine(), "checkouts": {
-        str(c): rev(c) for c in checkouts}, "results": results}, indent=1))
+    args.json.write_text(
+        json.dumps(
+            {
+                "machine": wl.machine(),
+                "checkouts": {str(c): rev(c) for c in checkouts},
+                "results": results,
+            },
+            indent=1,
+        )
+    )
     return 0
 
 

@@ -28,8 +28,15 @@ T0_NS = 1_710_856_625 * 1_000_000_000
 
 def load(brokers: str, topic: str, sensors: int, messages: int, per_window: int) -> float:
     """Tick by tick, every sensor sends one reading; ``per_window`` ticks fill a 5 s window."""
-    producer = Producer({"bootstrap.servers": brokers, "linger.ms": 50, "batch.size": 1 << 20,
-                         "compression.type": "lz4", "queue.buffering.max.messages": 1_000_000})
+    producer = Producer(
+        {
+            "bootstrap.servers": brokers,
+            "linger.ms": 50,
+            "batch.size": 1 << 20,
+            "compression.type": "lz4",
+            "queue.buffering.max.messages": 1_000_000,
+        }
+    )
     step = 5_000_000_000 // per_window
     keys = [str(i).encode() for i in range(sensors)]
     started = time.perf_counter()
@@ -59,8 +66,12 @@ def run_flow(topics: wl.Topics, brokers: str, workers: int) -> tuple[float, floa
     env = wl.bytewax_env(brokers, topics)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "bytewax.run", "dataflow.main:flow", "-w", str(workers)],
-                   cwd=ROOT, env=env, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "bytewax.run", "dataflow.main:flow", "-w", str(workers)],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -70,12 +81,20 @@ def run_flow(topics: wl.Topics, brokers: str, workers: int) -> tuple[float, floa
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--brokers", default=os.environ.get("KAFKA_BROKERS", "127.0.0.1:9092"))
-    parser.add_argument("--sensors", default="1000,100000",
-                        help="comma-separated fleet sizes (default: 1000,100000)")
-    parser.add_argument("--messages", type=int, default=1_000_000,
-                        help="readings per run (default: 1,000,000)")
-    parser.add_argument("--per-window", type=int, default=10,
-                        help="readings per sensor per 5 s window (default: 10)")
+    parser.add_argument(
+        "--sensors",
+        default="1000,100000",
+        help="comma-separated fleet sizes (default: 1000,100000)",
+    )
+    parser.add_argument(
+        "--messages", type=int, default=1_000_000, help="readings per run (default: 1,000,000)"
+    )
+    parser.add_argument(
+        "--per-window",
+        type=int,
+        default=10,
+        help="readings per sensor per 5 s window (default: 10)",
+    )
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--runs", type=int, default=1, help="runs per fleet size; median reported")
@@ -91,8 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     cpu_per_msg: dict[int, float] = {}
     for sensors in (int(s) for s in args.sensors.split(",")):
         topics = wl.create_topics(args.brokers, args.partitions, "bench-drain")
-        load_s = load(args.brokers, topics.temp, sensors, args.messages,
-                      args.per_window)
+        load_s = load(args.brokers, topics.temp, sensors, args.messages, args.per_window)
         walls, cpus = [], []
         for _ in range(args.runs):
             wall, cpu = run_flow(topics, args.brokers, args.workers)
@@ -102,18 +120,23 @@ def main(argv: list[str] | None = None) -> int:
         drain = max(wall - startup, 1e-9)
         per_msg[sensors] = drain / args.messages
         cpu_per_msg[sensors] = (cpu - startup_cpu) / args.messages
-        print(f"{sensors:>7} sensors: loaded {args.messages:,} in {load_s:.1f} s; "
-              f"drained in {drain:.2f} s (+{startup:.2f} s start-up) = "
-              f"{args.messages / drain:,.0f} msg/s, {drain / args.messages * 1e6:.2f} us/msg; "
-              f"CPU {cpu:.1f} s, {cpu_per_msg[sensors] * 1e6:.2f} CPU us/msg", flush=True)
+        print(
+            f"{sensors:>7} sensors: loaded {args.messages:,} in {load_s:.1f} s; "
+            f"drained in {drain:.2f} s (+{startup:.2f} s start-up) = "
+            f"{args.messages / drain:,.0f} msg/s, {drain / args.messages * 1e6:.2f} us/msg; "
+            f"CPU {cpu:.1f} s, {cpu_per_msg[sensors] * 1e6:.2f} CPU us/msg",
+            flush=True,
+        )
         wl.delete_topics(args.brokers, topics.all())
     wl.delete_topics(args.brokers, empty.all())
     if len(per_msg) >= 2:
         sizes = sorted(per_msg)
         ratio = per_msg[sizes[-1]] / per_msg[sizes[0]]
         cpu_ratio = cpu_per_msg[sizes[-1]] / cpu_per_msg[sizes[0]]
-        print(f"cost per message, {sizes[-1]:,} vs {sizes[0]:,} sensors: {ratio:.2f}x wall, "
-              f"{cpu_ratio:.2f}x CPU (CPU is less sensitive to other load on the machine)")
+        print(
+            f"cost per message, {sizes[-1]:,} vs {sizes[0]:,} sensors: {ratio:.2f}x wall, "
+            f"{cpu_ratio:.2f}x CPU (CPU is less sensitive to other load on the machine)"
+        )
     return 0
 
 

@@ -42,16 +42,26 @@ SWEEP = {
 }
 
 
-def drain(brokers: str, topics: list[str], settings: dict[str, str],
-          batch: int = 10_000) -> dict[str, float]:
+def drain(
+    brokers: str, topics: list[str], settings: dict[str, str], batch: int = 10_000
+) -> dict[str, float]:
     """Read every message of ``topics`` once; count, seconds, msg/s."""
-    consumer = Consumer({"bootstrap.servers": brokers, "group.id": f"floor-{os.getpid()}",
-                         "enable.auto.commit": False, "enable.auto.offset.store": False,
-                         **settings})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": brokers,
+            "group.id": f"floor-{os.getpid()}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            **settings,
+        }
+    )
     try:
         meta = consumer.list_topics(timeout=30).topics
-        parts = [TopicPartition(t, p, OFFSET_BEGINNING)
-                 for t in topics for p in sorted(meta[t].partitions)]
+        parts = [
+            TopicPartition(t, p, OFFSET_BEGINNING)
+            for t in topics
+            for p in sorted(meta[t].partitions)
+        ]
         remaining: dict[tuple[str, int], int] = {}
         for tp in parts:
             _lo, hi = consumer.get_watermark_offsets(tp, timeout=30)
@@ -92,8 +102,13 @@ def main(argv: list[str] | None = None) -> int:
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--default", action="store_true", help="librdkafka's fetch defaults")
     group.add_argument("--sweep", action="store_true", help="try each combination of SWEEP")
-    parser.add_argument("--set", action="append", default=[], metavar="K=V",
-                        help="extra librdkafka setting (repeatable)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="extra librdkafka setting (repeatable)",
+    )
     args = parser.parse_args(argv)
     topics = args.topics.split(",")
     extra = dict(kv.split("=", 1) for kv in args.set)

@@ -85,30 +85,73 @@ class Bench:
     # --- the systems -----------------------------------------------------------------------
 
     def floor(self, topics: Topics, default: bool = False) -> dict[str, float]:
-        m = check(run_measured([sys.executable, str(BENCH / "floor.py"), "--brokers",
-                                self.brokers, "--topics", ",".join(topics.inputs),
-                                *(["--default"] if default else [])]), "floor")
+        m = check(
+            run_measured(
+                [
+                    sys.executable,
+                    str(BENCH / "floor.py"),
+                    "--brokers",
+                    self.brokers,
+                    "--topics",
+                    ",".join(topics.inputs),
+                    *(["--default"] if default else []),
+                ]
+            ),
+            "floor",
+        )
         res = last_json(m.stdout)
-        return {"drain_s": res["seconds"], "msg_per_s": res["msg_per_s"], "cpu_s": m.cpu,
-                "cpu_drain_s": m.cpu, "rss_mb": m.maxrss_mb, "wall_s": m.wall,
-                "messages": res["messages"]}
+        return {
+            "drain_s": res["seconds"],
+            "msg_per_s": res["msg_per_s"],
+            "cpu_s": m.cpu,
+            "cpu_drain_s": m.cpu,
+            "rss_mb": m.maxrss_mb,
+            "wall_s": m.wall,
+            "messages": res["messages"],
+        }
 
     def ours(self, topics: Topics, workers: int) -> Measured:
         cmd = [sys.executable, "-m", "bytewax.run", "dataflow.main:flow", "-w", str(workers)]
-        return check(run_measured(cmd, env=wl.bytewax_env(self.brokers, topics)),
-                     f"dataflow -w {workers}")
+        return check(
+            run_measured(cmd, env=wl.bytewax_env(self.brokers, topics)), f"dataflow -w {workers}"
+        )
 
     def ours_cluster(self, topics: Topics, processes: int) -> Measured:
         """``processes`` Bytewax processes of one worker each (``-i/-a``): no shared GIL."""
         addrs = ";".join(f"127.0.0.1:{p}" for p in wl.free_ports(processes))
-        cmds = [[sys.executable, "-m", "bytewax.run", "dataflow.main:flow", "-w", "1",
-                 "-i", str(i), "-a", addrs] for i in range(processes)]
-        return check(wl.run_cluster(cmds, env=wl.bytewax_env(self.brokers, topics)),
-                     f"dataflow x{processes} processes")
+        cmds = [
+            [
+                sys.executable,
+                "-m",
+                "bytewax.run",
+                "dataflow.main:flow",
+                "-w",
+                "1",
+                "-i",
+                str(i),
+                "-a",
+                addrs,
+            ]
+            for i in range(processes)
+        ]
+        return check(
+            wl.run_cluster(cmds, env=wl.bytewax_env(self.brokers, topics)),
+            f"dataflow x{processes} processes",
+        )
 
     def quix(self, topics: Topics, out: str) -> Measured:
-        cmd = [str(self.args.quix_python), str(BENCH / "quix_peer.py"), "--brokers",
-               self.brokers, "--aq", topics.aq, "--temp", topics.temp, "--out", out]
+        cmd = [
+            str(self.args.quix_python),
+            str(BENCH / "quix_peer.py"),
+            "--brokers",
+            self.brokers,
+            "--aq",
+            topics.aq,
+            "--temp",
+            topics.temp,
+            "--out",
+            out,
+        ]
         if self.args.quix_no_changelog:
             cmd.append("--no-changelog")
         m = run_measured(cmd, env={**os.environ, "PYTHONWARNINGS": "ignore"})
@@ -138,26 +181,45 @@ class Bench:
             empty.extra.append(empty_out)
         try:
             loaded = wl.load(brokers, topics, work, messages)
-            print(f"\n## {name}: {work.sensors:,} sensors, {work.per_window} reading(s) per "
-                  f"sensor per window; loaded {loaded.messages:,} readings "
-                  f"({loaded.windows:,} windows, {loaded.hot_windows:,} over 90 degC) in "
-                  f"{loaded.seconds:.1f} s", flush=True)
+            print(
+                f"\n## {name}: {work.sensors:,} sensors, {work.per_window} reading(s) per "
+                f"sensor per window; loaded {loaded.messages:,} readings "
+                f"({loaded.windows:,} windows, {loaded.hot_windows:,} over 90 degC) in "
+                f"{loaded.seconds:.1f} s",
+                flush=True,
+            )
             if args.textbook and "textbook" not in outs:
-                print(f"  (no textbook peer on {name}: it runs on "
-                      f"{', '.join(TEXTBOOK_WORKLOADS)} only, too slow here)", flush=True)
+                print(
+                    f"  (no textbook peer on {name}: it runs on "
+                    f"{', '.join(TEXTBOOK_WORKLOADS)} only, too slow here)",
+                    flush=True,
+                )
             rounds = []
             for r in range(args.runs):
                 rounds.append(self.round(topics, empty, outs, loaded, r))
         finally:
             wl.delete_topics(brokers, topics.all() + empty.all())
-        return {"workload": name, "partitions": args.partitions, "sensors": work.sensors,
-                "per_window": work.per_window,
-                "messages": loaded.messages, "windows": loaded.windows,
-                "hot_windows": loaded.hot_windows, "load_s": loaded.seconds,
-                "rounds": rounds, "summary": summarise(rounds)}
+        return {
+            "workload": name,
+            "partitions": args.partitions,
+            "sensors": work.sensors,
+            "per_window": work.per_window,
+            "messages": loaded.messages,
+            "windows": loaded.windows,
+            "hot_windows": loaded.hot_windows,
+            "load_s": loaded.seconds,
+            "rounds": rounds,
+            "summary": summarise(rounds),
+        }
 
-    def round(self, topics: Topics, empty: Topics, outs: dict[str, tuple[str, str]],
-              loaded: wl.LoadResult, r: int) -> dict[str, dict[str, float]]:
+    def round(
+        self,
+        topics: Topics,
+        empty: Topics,
+        outs: dict[str, tuple[str, str]],
+        loaded: wl.LoadResult,
+        r: int,
+    ) -> dict[str, dict[str, float]]:
         args, n = self.args, loaded.messages
         res: dict[str, dict[str, float]] = {"floor": self.floor(topics)}
         self.show(r, "floor", res["floor"])
@@ -184,10 +246,12 @@ class Bench:
             run = self.textbook(topics, out)
             peer = last_json(run.stdout)
             if peer["readings"] + peer["late"] != n:
-                raise RuntimeError(f"textbook peer did not drain the input: {peer}, expected "
-                                   f"{n} readings")
-            res["textbook"] = derive(run, start, n, peer["windows"],
-                                     output_count(self.brokers, out) - before)
+                raise RuntimeError(
+                    f"textbook peer did not drain the input: {peer}, expected {n} readings"
+                )
+            res["textbook"] = derive(
+                run, start, n, peer["windows"], output_count(self.brokers, out) - before
+            )
             res["textbook"]["late"] = peer["late"]
             self.show(r, "textbook", res["textbook"])
         if not args.skip_quix:
@@ -202,19 +266,31 @@ class Bench:
     @staticmethod
     def show(r: int, key: str, m: dict[str, float]) -> None:
         extra = f", start-up {m['startup_s']:.2f} s" if "startup_s" in m else ""
-        print(f"  round {r + 1} {key:<21} {m['msg_per_s']:>10,.0f} msg/s  drain "
-              f"{m['drain_s']:.2f} s{extra}, CPU {m['cpu_s']:.1f} s, RSS {m['rss_mb']:.0f} MB",
-              flush=True)
+        print(
+            f"  round {r + 1} {key:<21} {m['msg_per_s']:>10,.0f} msg/s  drain "
+            f"{m['drain_s']:.2f} s{extra}, CPU {m['cpu_s']:.1f} s, RSS {m['rss_mb']:.0f} MB",
+            flush=True,
+        )
 
 
-def derive(run: Measured, start: Measured, messages: int, windows: int,
-           outputs: int) -> dict[str, float]:
+def derive(
+    run: Measured, start: Measured, messages: int, windows: int, outputs: int
+) -> dict[str, float]:
     drain = max(run.wall - start.wall, 1e-9)
-    return {"wall_s": run.wall, "startup_s": start.wall, "drain_s": drain,
-            "msg_per_s": messages / drain, "windows": windows, "windows_per_s": windows / drain,
-            "cpu_s": run.cpu, "cpu_drain_s": max(run.cpu - start.cpu, 0.0),
-            "rss_mb": run.maxrss_mb, "startup_rss_mb": start.maxrss_mb, "outputs": outputs,
-            "messages": messages}
+    return {
+        "wall_s": run.wall,
+        "startup_s": start.wall,
+        "drain_s": drain,
+        "msg_per_s": messages / drain,
+        "windows": windows,
+        "windows_per_s": windows / drain,
+        "cpu_s": run.cpu,
+        "cpu_drain_s": max(run.cpu - start.cpu, 0.0),
+        "rss_mb": run.maxrss_mb,
+        "startup_rss_mb": start.maxrss_mb,
+        "outputs": outputs,
+        "messages": messages,
+    }
 
 
 STARTUP_SHARE_MAX = 0.10  # of a loaded run's wall time; above it the drain figure is noise
@@ -243,8 +319,7 @@ def summarise(rounds: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, 
         m = out[key]
         m["msg_per_s_each"] = [rd[key]["msg_per_s"] for rd in rounds]
         if "startup_s" in rounds[0][key]:
-            m["startup_share_max"] = max(rd[key]["startup_s"] / rd[key]["wall_s"]
-                                         for rd in rounds)
+            m["startup_share_max"] = max(rd[key]["startup_s"] / rd[key]["wall_s"] for rd in rounds)
         for peer, name in (("floor", "x_floor"), ("quix", "x_quix"), ("textbook", "x_textbook")):
             if peer not in rounds[0]:
                 continue
@@ -260,17 +335,22 @@ def _each(values: list[float], fmt: str) -> str:
 
 def table(results: list[dict[str, Any]]) -> str:
     """Medians first; then every round's msg/s and same-round ratios, in round order."""
-    lines = ["| workload | system | msg/s (median) | each round | windows/s | drain s | CPU s | "
-             "CPU µs/msg | peak RSS | start-up share (max) | x floor | each round | x Quix | "
-             "each round | x textbook |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| workload | system | msg/s (median) | each round | windows/s | drain s | CPU s | "
+        "CPU µs/msg | peak RSS | start-up share (max) | x floor | each round | x Quix | "
+        "each round | x textbook |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for res in results:
         for key, m in res["summary"].items():
             win = f"{m['windows_per_s']:,.0f}" if "windows_per_s" in m else "-"
             us = f"{m['cpu_us_per_msg']:.1f}"
             share = m.get("startup_share_max")
-            share_s = "-" if share is None else (
-                f"{share:.0%}" + (" (over 10 %)" if share > STARTUP_SHARE_MAX else ""))
+            share_s = (
+                "-"
+                if share is None
+                else (f"{share:.0%}" + (" (over 10 %)" if share > STARTUP_SHARE_MAX else ""))
+            )
             xq = f"{m['x_quix']:.2f}" if "x_quix" in m else "-"
             xq_each = _each(m["x_quix_each"], ".2f") if "x_quix_each" in m else "-"
             xt = f"{m['x_textbook']:.2f}" if "x_textbook" in m else "-"
@@ -280,15 +360,19 @@ def table(results: list[dict[str, Any]]) -> str:
                 f"{_each(m['msg_per_s_each'], ',.0f')} | {win} | {m['drain_s']:.2f} | "
                 f"{m['cpu_s']:.1f} | {us} | {m['rss_mb']:.0f} MB | {share_s} | "
                 f"{m['x_floor']:.3f} | {_each(m['x_floor_each'], '.3f')} | {xq} | {xq_each} | "
-                f"{xt} |")
+                f"{xt} |"
+            )
     return "\n".join(lines)
 
 
 def verdict(median: float, each: list[float], target: float) -> str:
     """Whether a ratio target holds by the median, and in every round."""
     by_median = "met" if median >= target else "NOT met"
-    every = ("met in every round" if min(each) >= target
-             else f"not in every round (lowest {min(each):.3f})")
+    every = (
+        "met in every round"
+        if min(each) >= target
+        else f"not in every round (lowest {min(each):.3f})"
+    )
     return f"{by_median} by the median, {every}"
 
 
@@ -300,33 +384,47 @@ def targets(results: list[dict[str, Any]]) -> list[str]:
         if "ours -w 1" in by[name]:
             m = by[name]["ours -w 1"]
             if name == "W1":
-                out.append(f"W1 ours -w 1 / floor = {m['x_floor']:.3f} (target >= 0.5): "
-                           f"{verdict(m['x_floor'], m['x_floor_each'], 0.5)}")
+                out.append(
+                    f"W1 ours -w 1 / floor = {m['x_floor']:.3f} (target >= 0.5): "
+                    f"{verdict(m['x_floor'], m['x_floor_each'], 0.5)}"
+                )
             else:
-                out.append(f"{name} ours -w 1 / floor = {m['x_floor']:.3f} (no target); "
-                           f"rounds {_each(m['x_floor_each'], '.3f')}")
+                out.append(
+                    f"{name} ours -w 1 / floor = {m['x_floor']:.3f} (no target); "
+                    f"rounds {_each(m['x_floor_each'], '.3f')}"
+                )
     if "W1" in by and "textbook" in by["W1"] and "ours -w 1" in by["W1"]:
         m = by["W1"]["ours -w 1"]
-        out.append(f"W1 ours -w 1 / textbook = {m['x_textbook']:.2f} (target >= 15): "
-                   f"{verdict(m['x_textbook'], m['x_textbook_each'], 15)}")
+        out.append(
+            f"W1 ours -w 1 / textbook = {m['x_textbook']:.2f} (target >= 15): "
+            f"{verdict(m['x_textbook'], m['x_textbook_each'], 15)}"
+        )
     if "W1" in by and "quix" in by["W1"] and "ours -w 1" in by["W1"]:
         m = by["W1"]["ours -w 1"]
-        out.append(f"W1 ours -w 1 / Quix = {m['x_quix']:.2f} (target >= 25): "
-                   f"{verdict(m['x_quix'], m['x_quix_each'], 25)}")
+        out.append(
+            f"W1 ours -w 1 / Quix = {m['x_quix']:.2f} (target >= 25): "
+            f"{verdict(m['x_quix'], m['x_quix_each'], 25)}"
+        )
     if "W2" in by and "quix" in by["W2"] and "ours -w 1" in by["W2"]:
         m = by["W2"]["ours -w 1"]
-        out.append(f"W2 ours -w 1 / Quix = {m['x_quix']:.2f} (target >= 5): "
-                   f"{verdict(m['x_quix'], m['x_quix_each'], 5)}")
+        out.append(
+            f"W2 ours -w 1 / Quix = {m['x_quix']:.2f} (target >= 5): "
+            f"{verdict(m['x_quix'], m['x_quix_each'], 5)}"
+        )
     for name, s in by.items():
         for other in ("ours -w 2", "ours 2 proc"):
             if "ours -w 1" in s and other in s:
                 x = s[other]["msg_per_s"] / s["ours -w 1"]["msg_per_s"]
-                out.append(f"{name} scaling {other} / ours -w 1 = {x:.2f} (target >= 1.8): "
-                           f"{'met' if x >= 1.8 else 'NOT met'}")
+                out.append(
+                    f"{name} scaling {other} / ours -w 1 = {x:.2f} (target >= 1.8): "
+                    f"{'met' if x >= 1.8 else 'NOT met'}"
+                )
     if "W2" in by and "ours -w 1" in by["W2"]:
         rss = by["W2"]["ours -w 1"]["rss_mb"]
-        out.append(f"W2 (100k sensors) peak RSS = {rss:.0f} MB (target <= 2048 MB): "
-                   f"{'met' if rss <= 2048 else 'NOT met'}")
+        out.append(
+            f"W2 (100k sensors) peak RSS = {rss:.0f} MB (target <= 2048 MB): "
+            f"{'met' if rss <= 2048 else 'NOT met'}"
+        )
     return out
 
 
@@ -335,51 +433,83 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--brokers", default=os.environ.get("KAFKA_BROKERS", "127.0.0.1:9092"))
     parser.add_argument("--workloads", default="W1,W2", help="comma-separated: W1,W2")
     parser.add_argument("--runs", type=int, default=3, help="rounds per workload (medians)")
-    parser.add_argument("--messages", type=int, default=5_000_000,
-                        help="readings per workload (default 5,000,000: a drain of several "
-                             "times the start-up)")
+    parser.add_argument(
+        "--messages",
+        type=int,
+        default=5_000_000,
+        help="readings per workload (default 5,000,000: a drain of several times the start-up)",
+    )
     parser.add_argument("--partitions", type=int, default=3, help="partitions per input topic")
     parser.add_argument("--workers", default="1", help="bytewax -w values to run, e.g. 1,2")
-    parser.add_argument("--processes", default="",
-                        help="also run the flow as N processes of one worker (-i/-a); '' = none")
+    parser.add_argument(
+        "--processes",
+        default="",
+        help="also run the flow as N processes of one worker (-i/-a); '' = none",
+    )
     parser.add_argument("--skip-quix", action="store_true", help="no Quix Streams peer")
-    parser.add_argument("--textbook", action="store_true",
-                        help="also run the textbook Bytewax flow (bench/textbook_peer.py), "
-                             "on W1 only")
-    parser.add_argument("--quix-python", type=Path, default=QUIX_PYTHON,
-                        help="python of the bench venv (default: .venv-bench/bin/python)")
-    parser.add_argument("--quix-no-changelog", action="store_true",
-                        help="peer without changelog topics (not the tutorial's default)")
-    parser.add_argument("--json", type=Path, default=ROOT / "out" / "bench.json",
-                        help="results file (default: out/bench.json)")
+    parser.add_argument(
+        "--textbook",
+        action="store_true",
+        help="also run the textbook Bytewax flow (bench/textbook_peer.py), on W1 only",
+    )
+    parser.add_argument(
+        "--quix-python",
+        type=Path,
+        default=QUIX_PYTHON,
+        help="python of the bench venv (default: .venv-bench/bin/python)",
+    )
+    parser.add_argument(
+        "--quix-no-changelog",
+        action="store_true",
+        help="peer without changelog topics (not the tutorial's default)",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=ROOT / "out" / "bench.json",
+        help="results file (default: out/bench.json)",
+    )
     args = parser.parse_args(argv)
     args.workers = [int(w) for w in args.workers.split(",") if w]
     args.processes = [int(p) for p in args.processes.split(",") if p]
     if not args.skip_quix and not args.quix_python.exists():
-        parser.error(f"{args.quix_python} missing: python3.11 -m venv .venv-bench && "
-                     ".venv-bench/bin/pip install -r bench/requirements-bench.txt "
-                     "(or --skip-quix)")
+        parser.error(
+            f"{args.quix_python} missing: python3.11 -m venv .venv-bench && "
+            ".venv-bench/bin/pip install -r bench/requirements-bench.txt "
+            "(or --skip-quix)"
+        )
 
     started = datetime.now(UTC)
     commit = wl.git_rev()
-    print(f"# bench {started:%Y-%m-%d %H:%M} UTC, commit {commit}, on {wl.machine()}; "
-          f"{args.runs} round(s), "
-          f"{args.partitions} partitions per input topic", flush=True)
+    print(
+        f"# bench {started:%Y-%m-%d %H:%M} UTC, commit {commit}, on {wl.machine()}; "
+        f"{args.runs} round(s), "
+        f"{args.partitions} partitions per input topic",
+        flush=True,
+    )
     bench = Bench(args)
     results = [bench.workload(name) for name in args.workloads.split(",") if name]
-    report = {"date": started.isoformat(timespec="seconds"), "machine": wl.machine(),
-              "commit": commit, "commit_at_end": wl.git_rev(),
-              "args": {k: str(v) for k, v in vars(args).items()},
-              "results": results, "targets": targets(results),
-              "load_avg_end": os.getloadavg(), "seconds": time.time() - started.timestamp()}
+    report = {
+        "date": started.isoformat(timespec="seconds"),
+        "machine": wl.machine(),
+        "commit": commit,
+        "commit_at_end": wl.git_rev(),
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "results": results,
+        "targets": targets(results),
+        "load_avg_end": os.getloadavg(),
+        "seconds": time.time() - started.timestamp(),
+    }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1, default=float))
     print("\n" + table(results) + "\n")
     for line in report["targets"]:
         print(f"- {line}")
     if report["commit_at_end"] != commit:
-        print(f"- WARNING: the checkout moved from {commit} to {report['commit_at_end']} during "
-              "the run; later rounds ran the newer code")
+        print(
+            f"- WARNING: the checkout moved from {commit} to {report['commit_at_end']} during "
+            "the run; later rounds ran the newer code"
+        )
     print(f"\nresults: {args.json}")
     kinds = Counter(k for r in results for k in r["summary"])
     return 0 if kinds else 1

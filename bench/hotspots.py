@@ -66,8 +66,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--native", action="store_true", help="py-spy --native")
     parser.add_argument("--top", type=int, default=20)
     parser.add_argument("--out", type=Path, default=None, help="raw stacks (default: out/)")
-    parser.add_argument("--summarise", type=Path, default=None, metavar="RAW",
-                        help="only summarise an existing raw file")
+    parser.add_argument(
+        "--summarise",
+        type=Path,
+        default=None,
+        metavar="RAW",
+        help="only summarise an existing raw file",
+    )
     args = parser.parse_args(argv)
     if args.summarise:
         print(summarise(args.summarise, args.top))
@@ -76,25 +81,43 @@ def main(argv: list[str] | None = None) -> int:
     py_spy = ROOT / ".venv-bench" / "bin" / "py-spy"
     py_spy_cmd = str(py_spy) if py_spy.exists() else shutil.which("py-spy")
     if not py_spy_cmd:
-        parser.error("py-spy not found: "
-                     ".venv-bench/bin/pip install -r bench/requirements-bench.txt")
+        parser.error(
+            "py-spy not found: .venv-bench/bin/pip install -r bench/requirements-bench.txt"
+        )
     out = args.out or ROOT / "out" / f"profile-{args.workload}.raw"
     out.parent.mkdir(parents=True, exist_ok=True)
     work = wl.WORKLOADS[args.workload]
     topics = wl.create_topics(args.brokers, args.partitions, "bench-prof")
     try:
         loaded = wl.load(args.brokers, topics, work, args.messages or work.messages)
-        cmd = [py_spy_cmd, "record", "-r", str(args.rate), "--format", "raw", "-o", str(out),
-               *(["--native"] if args.native else []), "--",
-               sys.executable, "-m", "bytewax.run", "dataflow.main:flow", "-w", "1"]
+        cmd = [
+            py_spy_cmd,
+            "record",
+            "-r",
+            str(args.rate),
+            "--format",
+            "raw",
+            "-o",
+            str(out),
+            *(["--native"] if args.native else []),
+            "--",
+            sys.executable,
+            "-m",
+            "bytewax.run",
+            "dataflow.main:flow",
+            "-w",
+            "1",
+        ]
         m = run_measured(cmd, env=wl.bytewax_env(args.brokers, topics))
         if m.returncode != 0:
             print(m.stderr[-3000:], file=sys.stderr)
             return 1
     finally:
         wl.delete_topics(args.brokers, topics.all())
-    print(f"{args.workload}: {loaded.messages:,} readings, {loaded.windows:,} windows; "
-          f"{m.wall:.1f} s wall under py-spy (start-up included), CPU {m.cpu:.1f} s")
+    print(
+        f"{args.workload}: {loaded.messages:,} readings, {loaded.windows:,} windows; "
+        f"{m.wall:.1f} s wall under py-spy (start-up included), CPU {m.cpu:.1f} s"
+    )
     print(summarise(out, args.top))
     print(f"\nraw stacks: {out}")
     return 0

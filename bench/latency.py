@@ -59,9 +59,14 @@ def percentile(xs: list[float], q: float) -> float:
 
 
 def summary(xs: list[float]) -> dict[str, float]:
-    return {"n": len(xs), "p50_ms": percentile(xs, 50), "p90_ms": percentile(xs, 90),
-            "p99_ms": percentile(xs, 99), "max_ms": max(xs) if xs else float("nan"),
-            "mean_ms": statistics.fmean(xs) if xs else float("nan")}
+    return {
+        "n": len(xs),
+        "p50_ms": percentile(xs, 50),
+        "p90_ms": percentile(xs, 90),
+        "p99_ms": percentile(xs, 99),
+        "max_ms": max(xs) if xs else float("nan"),
+        "mean_ms": statistics.fmean(xs) if xs else float("nan"),
+    }
 
 
 class OutputReader(threading.Thread):
@@ -69,11 +74,16 @@ class OutputReader(threading.Thread):
 
     def __init__(self, brokers: str, topic: str) -> None:
         super().__init__(daemon=True)
-        self.consumer = Consumer({"bootstrap.servers": brokers, "group.id": f"lat-{os.getpid()}",
-                                  "enable.auto.commit": False, "fetch.wait.max.ms": 10})
+        self.consumer = Consumer(
+            {
+                "bootstrap.servers": brokers,
+                "group.id": f"lat-{os.getpid()}",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 10,
+            }
+        )
         meta = self.consumer.list_topics(topic, timeout=30).topics[topic]
-        self.consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING)
-                              for p in meta.partitions])
+        self.consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in meta.partitions])
         self.records: list[tuple[float, float, dict[str, Any], str]] = []
         self.stop = threading.Event()
 
@@ -83,8 +93,14 @@ class OutputReader(threading.Thread):
                 arrived = time.time()
                 if msg.error():
                     continue
-                self.records.append((arrived, msg.timestamp()[1] / 1000,
-                                     orjson.loads(msg.value()), msg.key().decode()))
+                self.records.append(
+                    (
+                        arrived,
+                        msg.timestamp()[1] / 1000,
+                        orjson.loads(msg.value()),
+                        msg.key().decode(),
+                    )
+                )
         self.consumer.close()
 
 
@@ -100,24 +116,39 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=60, help="production time")
     parser.add_argument("--lateness", type=float, default=2.0, help="ALLOWED_LATENESS_SECONDS")
     parser.add_argument("--partitions", type=int, default=3)
-    parser.add_argument("--live-skew", type=float, default=None,
-                        help="LIVE_SKEW_SECONDS (default: the flow's; 0: close by event time only)")
-    parser.add_argument("--alerts-only", action="store_true",
-                        help="EMIT_ALL_WINDOWS=false: alert events are the only samples")
+    parser.add_argument(
+        "--live-skew",
+        type=float,
+        default=None,
+        help="LIVE_SKEW_SECONDS (default: the flow's; 0: close by event time only)",
+    )
+    parser.add_argument(
+        "--alerts-only",
+        action="store_true",
+        help="EMIT_ALL_WINDOWS=false: alert events are the only samples",
+    )
     parser.add_argument("--json", type=Path, default=ROOT / "out" / "latency.json")
     args = parser.parse_args(argv)
 
     period = args.sensors / args.rate  # seconds between two readings of one sensor
     half = args.sensors // 2
     topics = wl.create_topics(args.brokers, args.partitions, "bench-lat")
-    env = wl.bytewax_env(args.brokers, topics, KAFKA_TAIL="true",
-                         EMIT_ALL_WINDOWS="false" if args.alerts_only else "true",
-                         ALLOWED_LATENESS_SECONDS=str(args.lateness),
-                         **({} if args.live_skew is None
-                            else {"LIVE_SKEW_SECONDS": str(args.live_skew)}))
+    env = wl.bytewax_env(
+        args.brokers,
+        topics,
+        KAFKA_TAIL="true",
+        EMIT_ALL_WINDOWS="false" if args.alerts_only else "true",
+        ALLOWED_LATENESS_SECONDS=str(args.lateness),
+        **({} if args.live_skew is None else {"LIVE_SKEW_SECONDS": str(args.live_skew)}),
+    )
     log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the flow
-    flow = subprocess.Popen([sys.executable, "-m", "bytewax.run", "dataflow.main:flow", "-w", "1"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    flow = subprocess.Popen(
+        [sys.executable, "-m", "bytewax.run", "dataflow.main:flow", "-w", "1"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
     reader = OutputReader(args.brokers, topics.anomalies)
     reader.start()
     sends: dict[str, list[float]] = {}  # "family/sensor" -> send (= event) times
@@ -153,16 +184,19 @@ def main(argv: list[str] | None = None) -> int:
                 ts_ns = time.time_ns()
                 if is_aq:
                     stamp = datetime.fromtimestamp(ts_ns / 1e9, UTC).strftime(
-                        "%Y-%m-%d %H:%M:%S.%f")
-                    value = b'{"timestamp":"%s","value":%.2f}' % (stamp.encode(),
-                                                                  20.0 + (i * 13 + k) % 40)
+                        "%Y-%m-%d %H:%M:%S.%f"
+                    )
+                    value = b'{"timestamp":"%s","value":%.2f}' % (
+                        stamp.encode(),
+                        20.0 + (i * 13 + k) % 40,
+                    )
                     producer.produce(topics.aq, value, key)
                 else:
                     hot = i % 100 == 3 and 20 <= (now - t0) % 60 < 40
                     temp = (95.0 if hot else 60.0) + (i * 7 + k) % 11
-                    producer.produce(topics.temp,
-                                     b'{"Temperature_C":%.2f,"Timestamp":%d}' % (temp, ts_ns),
-                                     key)
+                    producer.produce(
+                        topics.temp, b'{"Temperature_C":%.2f,"Timestamp":%d}' % (temp, ts_ns), key
+                    )
                 sends[names[s]].append(ts_ns / 1e9)
                 k += 1
                 n_sent += 1
@@ -199,31 +233,48 @@ def main(argv: list[str] | None = None) -> int:
             alert_kafka.append((produced_at - close_at) * 1000)
     report = {
         "date": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": wl.machine(), "commit": wl.git_rev(), "sensors": args.sensors,
-        "rate": args.rate, "live_skew_s": args.live_skew,
-        "achieved_rate": n_sent / sent_s, "seconds": args.seconds, "lateness_s": lateness,
-        "reading_interval_ms": period * 1000, "events": events,
+        "machine": wl.machine(),
+        "commit": wl.git_rev(),
+        "sensors": args.sensors,
+        "rate": args.rate,
+        "live_skew_s": args.live_skew,
+        "achieved_rate": n_sent / sent_s,
+        "seconds": args.seconds,
+        "lateness_s": lateness,
+        "reading_interval_ms": period * 1000,
+        "events": events,
         "latency_from_close": summary(total),
         "latency_from_close_kafka_ts": summary(kafka_ts),
-        "close_wait": summary(wait), "pipeline": summary(pipe),
+        "close_wait": summary(wait),
+        "pipeline": summary(pipe),
         "alert_events_from_close": summary(alerts),
         "alert_events_from_close_kafka_ts": summary(alert_kafka),
         "target_p99_ms_after_close": 250,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1))
-    print(f"{args.sensors:,} sensors, {report['achieved_rate']:,.0f} msg/s for {sent_s:.0f} s "
-          f"(one reading per sensor every {period * 1000:.0f} ms), lateness {lateness:g} s; "
-          f"records {events}")
+    print(
+        f"{args.sensors:,} sensors, {report['achieved_rate']:,.0f} msg/s for {sent_s:.0f} s "
+        f"(one reading per sensor every {period * 1000:.0f} ms), lateness {lateness:g} s; "
+        f"records {events}"
+    )
     split = ("close_wait", "pipeline") if args.live_skew == 0 else ()  # else not meaningful
-    for name in ("latency_from_close", "latency_from_close_kafka_ts", *split,
-                 "alert_events_from_close"):
+    for name in (
+        "latency_from_close",
+        "latency_from_close_kafka_ts",
+        *split,
+        "alert_events_from_close",
+    ):
         s = report[name]
-        print(f"  {name:<30} n={s['n']:<7} p50 {s['p50_ms']:7.1f} ms  p90 {s['p90_ms']:7.1f} ms  "
-              f"p99 {s['p99_ms']:7.1f} ms  max {s['max_ms']:7.1f} ms")
+        print(
+            f"  {name:<30} n={s['n']:<7} p50 {s['p50_ms']:7.1f} ms  p90 {s['p90_ms']:7.1f} ms  "
+            f"p99 {s['p99_ms']:7.1f} ms  max {s['max_ms']:7.1f} ms"
+        )
     p99 = report["latency_from_close"]["p99_ms"]
-    print(f"target: p99 after window end + lateness <= 250 ms: {p99:.0f} ms, "
-          f"{'met' if p99 <= 250 else 'NOT met'}; results: {args.json}")
+    print(
+        f"target: p99 after window end + lateness <= 250 ms: {p99:.0f} ms, "
+        f"{'met' if p99 <= 250 else 'NOT met'}; results: {args.json}"
+    )
     return 0
 
 

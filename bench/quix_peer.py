@@ -64,8 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="output (alerts) topic")
     parser.add_argument("--group", default=None, help="consumer group (default: unique)")
     parser.add_argument("--grace-ms", type=int, default=0, help="window grace (tutorial: 0)")
-    parser.add_argument("--no-changelog", action="store_true",
-                        help="use_changelog_topics=False (not the tutorial's default)")
+    parser.add_argument(
+        "--no-changelog",
+        action="store_true",
+        help="use_changelog_topics=False (not the tutorial's default)",
+    )
     args = parser.parse_args(argv)
 
     group = args.group or f"bench-quix-{uuid.uuid4().hex[:8]}"
@@ -73,8 +76,15 @@ def main(argv: list[str] | None = None) -> int:
     # Last offset (high watermark - 1) of every non-empty partition: done when all are read.
     ends = end_offsets(args.brokers, [args.aq, args.temp])
     remaining = {part: hi - 1 for part, hi in ends.items() if hi > 0}
-    stats = {"group": group, "messages": 0, "windows": 0, "alerts": 0,
-             "first_at": None, "last_at": None, "startup_s": None}
+    stats = {
+        "group": group,
+        "messages": 0,
+        "windows": 0,
+        "alerts": 0,
+        "first_at": None,
+        "last_at": None,
+        "startup_s": None,
+    }
 
     app: Application
 
@@ -98,10 +108,15 @@ def main(argv: list[str] | None = None) -> int:
         use_changelog_topics=not args.no_changelog,
         on_message_processed=processed,
     )
-    aq = app.topic(args.aq, key_deserializer="str", value_deserializer="json",
-                   timestamp_extractor=aq_timestamp)
-    temp = app.topic(args.temp, key_deserializer="str", value_deserializer="json",
-                     timestamp_extractor=temp_timestamp)
+    aq = app.topic(
+        args.aq, key_deserializer="str", value_deserializer="json", timestamp_extractor=aq_timestamp
+    )
+    temp = app.topic(
+        args.temp,
+        key_deserializer="str",
+        value_deserializer="json",
+        timestamp_extractor=temp_timestamp,
+    )
     out = app.topic(args.out, value_serializer="json")
 
     def count_window(_window: dict) -> None:

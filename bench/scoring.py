@@ -36,8 +36,12 @@ def means(n: int, seed: int) -> list[float]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--windows", type=int, default=2 * DAY_WINDOWS,
-                   help="windows per round (default: two days of 5 s windows)")
+    p.add_argument(
+        "--windows",
+        type=int,
+        default=2 * DAY_WINDOWS,
+        help="windows per round (default: two days of 5 s windows)",
+    )
     p.add_argument("--rounds", type=int, default=5, help="rounds (default: %(default)s)")
     args = p.parse_args(argv)
     data = means(args.windows, seed=1)
@@ -62,12 +66,16 @@ def main(argv: list[str] | None = None) -> int:
         s.score_learn(i * WINDOW_NS, 60.0)
     memory = (tracemalloc.get_traced_memory()[0] - before) / len(held)
     tracemalloc.stop()
-    print(f"{args.windows} windows x {args.rounds} rounds: per window "
-          f"median {statistics.median(per_window):.2f} us, "
-          f"min {min(per_window):.2f}, max {max(per_window):.2f} "
-          f"(rounds: {', '.join(f'{x:.2f}' for x in per_window)})")
-    print(f"state per sensor: pickled alone after the run {warm} B; in a snapshot of 1000 "
-          f"sensors {shared:.0f} B each; in memory {memory:.0f} B each")
+    print(
+        f"{args.windows} windows x {args.rounds} rounds: per window "
+        f"median {statistics.median(per_window):.2f} us, "
+        f"min {min(per_window):.2f}, max {max(per_window):.2f} "
+        f"(rounds: {', '.join(f'{x:.2f}' for x in per_window)})"
+    )
+    print(
+        f"state per sensor: pickled alone after the run {warm} B; in a snapshot of 1000 "
+        f"sensors {shared:.0f} B each; in memory {memory:.0f} B each"
+    )
     return 0
 
 

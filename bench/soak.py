@@ -74,8 +74,9 @@ class Producer(threading.Thread):
         self.keys = [(True, i, f"Sensor{i + 1}".encode()) for i in range(half)]
         self.keys += [(False, i, str(i).encode()) for i in range(sensors - half)]
         # Interleave the families.
-        self.keys = [k for pair in zip(self.keys[:half], self.keys[half:], strict=False)
-                     for k in pair] + self.keys[2 * half:]
+        self.keys = [
+            k for pair in zip(self.keys[:half], self.keys[half:], strict=False) for k in pair
+        ] + self.keys[2 * half :]
 
     def run(self) -> None:
         produce, poll = self.producer.produce, self.producer.poll
@@ -88,20 +89,29 @@ class Producer(threading.Thread):
             if due_k - k > n:  # more than a whole round behind: note it
                 self.behind_s = max(self.behind_s, (due_k - k) / n * self.interval)
             ts_ns = time.time_ns()
-            stamp = datetime.fromtimestamp(ts_ns / 1e9, UTC).strftime(
-                "%Y-%m-%d %H:%M:%S.%f").encode()
+            stamp = (
+                datetime.fromtimestamp(ts_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S.%f").encode()
+            )
             hot_phase = 20 <= (now - t0) % 60 < 40
             for kk in range(k, due_k):
                 is_aq, i, key = keys[kk % n]
                 while True:
                     try:
                         if is_aq:
-                            produce(aq, b'{"timestamp":"%s","value":%.2f}'
-                                    % (stamp, 20.0 + (i * 13 + kk) % 40), key)
+                            produce(
+                                aq,
+                                b'{"timestamp":"%s","value":%.2f}'
+                                % (stamp, 20.0 + (i * 13 + kk) % 40),
+                                key,
+                            )
                         else:
                             hot = hot_phase and i % wl.HOT_EVERY == 7
-                            produce(temp, b'{"Temperature_C":%.2f,"Timestamp":%d}'
-                                    % ((95.0 if hot else 60.0) + (i * 7 + kk) % 11, ts_ns), key)
+                            produce(
+                                temp,
+                                b'{"Temperature_C":%.2f,"Timestamp":%d}'
+                                % ((95.0 if hot else 60.0) + (i * 7 + kk) % 11, ts_ns),
+                                key,
+                            )
                         break
                     except BufferError:
                         poll(0.01)
@@ -116,8 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--brokers", default=os.environ.get("KAFKA_BROKERS", "127.0.0.1:9092"))
     parser.add_argument("--sensors", type=int, default=100_000, help="both families together")
-    parser.add_argument("--interval", type=float, default=5.0,
-                        help="seconds between two readings of one sensor")
+    parser.add_argument(
+        "--interval", type=float, default=5.0, help="seconds between two readings of one sensor"
+    )
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--sample", type=float, default=10.0, help="seconds between samples")
     parser.add_argument("--partitions", type=int, default=3)
@@ -126,23 +137,36 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     topics = wl.create_topics(args.brokers, args.partitions, "bench-soak")
-    env = wl.bytewax_env(args.brokers, topics, KAFKA_TAIL="true", LOG_LEVEL="INFO",
-                         STATUS_INTERVAL_SECONDS=str(min(args.sample, 5.0)))
+    env = wl.bytewax_env(
+        args.brokers,
+        topics,
+        KAFKA_TAIL="true",
+        LOG_LEVEL="INFO",
+        STATUS_INTERVAL_SECONDS=str(min(args.sample, 5.0)),
+    )
     samples: list[dict[str, float]] = []
     with tempfile.NamedTemporaryFile(prefix="soak-flow-", suffix=".log") as log:
         flow = subprocess.Popen(
             [sys.executable, "-m", "bytewax.run", "dataflow.main:flow", "-w", str(args.workers)],
-            cwd=ROOT, env=env, stdout=log, stderr=log)
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
         producer = Producer(args.brokers, topics, args.sensors, args.interval)
         try:
             time.sleep(5)
             if flow.poll() is not None:
-                raise RuntimeError(f"dataflow exited {flow.returncode}: "
-                                   f"{Path(log.name).read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"dataflow exited {flow.returncode}: {Path(log.name).read_text()[-2000:]}"
+                )
             startup_rss = wl.rss_mb(flow.pid) or float("nan")
-            print(f"start-up RSS {startup_rss:.0f} MB; producing {args.sensors:,} sensors every "
-                  f"{args.interval:g} s ({args.sensors / args.interval:,.0f} msg/s) for "
-                  f"{args.minutes:g} min", flush=True)
+            print(
+                f"start-up RSS {startup_rss:.0f} MB; producing {args.sensors:,} sensors every "
+                f"{args.interval:g} s ({args.sensors / args.interval:,.0f} msg/s) for "
+                f"{args.minutes:g} min",
+                flush=True,
+            )
             producer.start()
             t0 = time.time()
             end = t0 + args.minutes * 60
@@ -152,12 +176,20 @@ def main(argv: list[str] | None = None) -> int:
                     raise RuntimeError(f"dataflow exited {flow.returncode}")
                 rss = wl.rss_mb(flow.pid) or float("nan")
                 status = last_status(Path(log.name)) or (0, 0, 0)
-                sample = {"t_s": time.time() - t0, "rss_mb": rss, "sent": producer.sent,
-                          "readings": status[0], "late": status[1], "windows": status[2]}
+                sample = {
+                    "t_s": time.time() - t0,
+                    "rss_mb": rss,
+                    "sent": producer.sent,
+                    "readings": status[0],
+                    "late": status[1],
+                    "windows": status[2],
+                }
                 samples.append(sample)
-                print(f"  {sample['t_s']:6.0f} s  RSS {rss:7.1f} MB  sent {producer.sent:>10,}  "
-                      f"read {status[0]:>10,}  windows {status[2]:>10,}  late {status[1]:,}",
-                      flush=True)
+                print(
+                    f"  {sample['t_s']:6.0f} s  RSS {rss:7.1f} MB  sent {producer.sent:>10,}  "
+                    f"read {status[0]:>10,}  windows {status[2]:>10,}  late {status[1]:,}",
+                    flush=True,
+                )
         finally:
             producer.stop.set()
             producer.join(30)
@@ -174,9 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     span = max(last["t_s"] - mid["t_s"], 1e-9)
     report = {
         "date": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "machine": wl.machine(), "commit": wl.git_rev(), "sensors": args.sensors,
+        "machine": wl.machine(),
+        "commit": wl.git_rev(),
+        "sensors": args.sensors,
         "interval_s": args.interval,
-        "target_rate": args.sensors / args.interval, "achieved_rate": last["sent"] / seconds,
+        "target_rate": args.sensors / args.interval,
+        "achieved_rate": last["sent"] / seconds,
         # Rates over the second half: the status line the flow logs is up to 5 s old.
         "consumed_rate": (last["readings"] - mid["readings"]) / span,
         "produced_rate_second_half": (last["sent"] - mid["sent"]) / span,
@@ -189,21 +224,28 @@ def main(argv: list[str] | None = None) -> int:
         "end_rss_mb": last["rss_mb"],
         "kb_per_sensor": (last["rss_mb"] - startup_rss) * 1024 / args.sensors,
         "slope_second_half_mb_per_min": slope_mb_per_min(second_half),
-        "windows": last["windows"], "late": last["late"],
+        "windows": last["windows"],
+        "late": last["late"],
         "samples": samples,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=1))
-    print(f"\n{args.sensors:,} sensors for {report['minutes']:.1f} min: produced "
-          f"{report['achieved_rate']:,.0f} msg/s (target {report['target_rate']:,.0f}), flow read "
-          f"{report['consumed_rate']:,.0f} msg/s in the second half, {report['windows']:,} windows")
-    print(f"RSS: start-up {startup_rss:.0f} MB, warm {report['warm_rss_mb']:.0f} MB, peak "
-          f"{report['peak_rss_mb']:.0f} MB, end {report['end_rss_mb']:.0f} MB; "
-          f"{report['kb_per_sensor']:.1f} KB per sensor; second-half slope "
-          f"{report['slope_second_half_mb_per_min']:+.2f} MB/min")
-    print(f"targets: <= 10 KB per sensor: {'met' if report['kb_per_sensor'] <= 10 else 'NOT met'}; "
-          f"100k sensors <= 2 GB: {'met' if report['peak_rss_mb'] <= 2048 else 'NOT met'}; "
-          f"results: {args.json}")
+    print(
+        f"\n{args.sensors:,} sensors for {report['minutes']:.1f} min: produced "
+        f"{report['achieved_rate']:,.0f} msg/s (target {report['target_rate']:,.0f}), flow read "
+        f"{report['consumed_rate']:,.0f} msg/s in the second half, {report['windows']:,} windows"
+    )
+    print(
+        f"RSS: start-up {startup_rss:.0f} MB, warm {report['warm_rss_mb']:.0f} MB, peak "
+        f"{report['peak_rss_mb']:.0f} MB, end {report['end_rss_mb']:.0f} MB; "
+        f"{report['kb_per_sensor']:.1f} KB per sensor; second-half slope "
+        f"{report['slope_second_half_mb_per_min']:+.2f} MB/min"
+    )
+    print(
+        f"targets: <= 10 KB per sensor: {'met' if report['kb_per_sensor'] <= 10 else 'NOT met'}; "
+        f"100k sensors <= 2 GB: {'met' if report['peak_rss_mb'] <= 2048 else 'NOT met'}; "
+        f"results: {args.json}"
+    )
     return 0
 
 

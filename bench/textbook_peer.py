@@ -54,8 +54,7 @@ def deserialize(msg: KafkaSourceMessage) -> dict[str, Any]:
     key = msg.key.decode()
     if "Temperature_C" in data:
         ts = datetime.fromtimestamp(data["Timestamp"] / 1e9, tz=UTC)
-        return {"sensor": f"temp:{key}", "family": "temp", "ts": ts,
-                "value": data["Temperature_C"]}
+        return {"sensor": f"temp:{key}", "family": "temp", "ts": ts, "value": data["Temperature_C"]}
     ts = datetime.fromisoformat(data["timestamp"]).replace(tzinfo=UTC)
     return {"sensor": f"aq:{key}", "family": "aq", "ts": ts, "value": data["value"]}
 
@@ -71,16 +70,26 @@ def mean(id_readings: tuple[int, list[dict[str, Any]]]) -> dict[str, Any]:
     stats["windows"] += 1
     stats["readings"] += len(readings)
     start = ALIGN + window_id * WINDOW
-    return {"family": readings[0]["family"], "window_start": start.isoformat(),
-            "mean": sum(r["value"] for r in readings) / len(readings), "count": len(readings)}
+    return {
+        "family": readings[0]["family"],
+        "window_start": start.isoformat(),
+        "mean": sum(r["value"] for r in readings) / len(readings),
+        "count": len(readings),
+    }
 
 
-def detect(model: anomaly.HalfSpaceTrees | None,
-           window: dict[str, Any]) -> tuple[anomaly.HalfSpaceTrees, dict[str, Any]]:
+def detect(
+    model: anomaly.HalfSpaceTrees | None, window: dict[str, Any]
+) -> tuple[anomaly.HalfSpaceTrees, dict[str, Any]]:
     """Per sensor: score the window mean against the model so far, then learn it."""
     if model is None:
-        model = anomaly.HalfSpaceTrees(n_trees=5, height=3, window_size=100, seed=42,
-                                       limits={"value": LIMITS[window["family"]]})
+        model = anomaly.HalfSpaceTrees(
+            n_trees=5,
+            height=3,
+            window_size=100,
+            seed=42,
+            limits={"value": LIMITS[window["family"]]},
+        )
     features = {"value": window["mean"]}
     window["score"] = model.score_one(features)
     model.learn_one(features)
@@ -90,7 +99,8 @@ def detect(model: anomaly.HalfSpaceTrees | None,
 def is_anomaly(key_window: tuple[str, dict[str, Any]]) -> bool:
     _sensor, window = key_window
     hit = window["score"] > SCORE_THRESHOLD or (
-        window["family"] == "temp" and window["mean"] >= TEMPERATURE_THRESHOLD)
+        window["family"] == "temp" and window["mean"] >= TEMPERATURE_THRESHOLD
+    )
     stats["alerts"] += hit
     return hit
 
@@ -113,8 +123,7 @@ readings = op.map("deserialize", inp, deserialize)
 keyed = op.key_on("key_on_sensor", readings, lambda r: r["sensor"])
 clock = EventClock(lambda r: r["ts"], wait_for_system_duration=timedelta(seconds=2))
 windower = TumblingWindower(length=WINDOW, align_to=ALIGN)
-windowed = fold_window("collect_window", keyed, clock, windower, list, acc_values,
-                       list.__add__)
+windowed = fold_window("collect_window", keyed, clock, windower, list, acc_values, list.__add__)
 op.inspect("late", windowed.late, count_late)
 means = op.map_value("mean", windowed.down, mean)
 scored = op.stateful_map("detector", means, detect)

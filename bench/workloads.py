@@ -36,15 +36,15 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
 WINDOW_NS = 5_000_000_000
 T0_NS = 1_710_856_625 * 1_000_000_000  # 2024-03-19 13:57:05 UTC, on a window boundary
-HOT_EVERY = 50     # one temperature sensor in 50 overheats...
-HOT_PERIOD = 4     # ...in every 4th of its windows (alert opens, then resolves)
+HOT_EVERY = 50  # one temperature sensor in 50 overheats...
+HOT_PERIOD = 4  # ...in every 4th of its windows (alert opens, then resolves)
 
 
 @dataclass(frozen=True)
 class Workload:
     name: str
-    sensors: int          # both families together, half each
-    per_window: int       # readings per sensor per 5 s window (ticks per window)
+    sensors: int  # both families together, half each
+    per_window: int  # readings per sensor per 5 s window (ticks per window)
     messages: int
 
     @property
@@ -70,8 +70,12 @@ class Topics:
 
     def env(self) -> dict[str, str]:
         """The dataflow's topic variables."""
-        return {"AIR_QUALITY_TOPIC": self.aq, "TEMPERATURE_TOPIC": self.temp,
-                "ANOMALIES_TOPIC": self.anomalies, "DLQ_TOPIC": self.dlq}
+        return {
+            "AIR_QUALITY_TOPIC": self.aq,
+            "TEMPERATURE_TOPIC": self.temp,
+            "ANOMALIES_TOPIC": self.anomalies,
+            "DLQ_TOPIC": self.dlq,
+        }
 
     @property
     def inputs(self) -> list[str]:
@@ -89,8 +93,9 @@ def admin(brokers: str) -> AdminClient:
 def create_topics(brokers: str, partitions: int, prefix: str = "bench") -> Topics:
     """Four fresh topics with a unique tag; the caller deletes them (``delete_topics``)."""
     tag = uuid.uuid4().hex[:8]
-    topics = Topics(f"{prefix}-aq-{tag}", f"{prefix}-temp-{tag}", f"{prefix}-anom-{tag}",
-                    f"{prefix}-dlq-{tag}")
+    topics = Topics(
+        f"{prefix}-aq-{tag}", f"{prefix}-temp-{tag}", f"{prefix}-anom-{tag}", f"{prefix}-dlq-{tag}"
+    )
     new_topics(brokers, topics.all(), partitions)
     return topics
 
@@ -115,8 +120,9 @@ def delete_prefixed(brokers: str, *substrings: str) -> list[str]:
 
 def end_offsets(brokers: str, topics: list[str]) -> dict[tuple[str, int], int]:
     """High watermark of every partition of ``topics``."""
-    consumer = Consumer({"bootstrap.servers": brokers, "group.id": "bench-offsets",
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {"bootstrap.servers": brokers, "group.id": "bench-offsets", "enable.auto.commit": False}
+    )
     try:
         meta = consumer.list_topics(timeout=30).topics
         out = {}
@@ -137,16 +143,23 @@ def hot(sensor: int, window: int) -> bool:
 @dataclass
 class LoadResult:
     messages: int
-    windows: int          # distinct (sensor, window) pairs: what the flow scores at EOF
-    hot_windows: int      # temperature windows with mean >= 90
+    windows: int  # distinct (sensor, window) pairs: what the flow scores at EOF
+    hot_windows: int  # temperature windows with mean >= 90
     seconds: float
     event_seconds: float  # event time covered
 
 
 def make_producer(brokers: str, **extra: object) -> Producer:
-    return Producer({"bootstrap.servers": brokers, "linger.ms": 50, "batch.size": 1 << 20,
-                     "compression.type": "lz4", "queue.buffering.max.messages": 1_000_000,
-                     **extra})
+    return Producer(
+        {
+            "bootstrap.servers": brokers,
+            "linger.ms": 50,
+            "batch.size": 1 << 20,
+            "compression.type": "lz4",
+            "queue.buffering.max.messages": 1_000_000,
+            **extra,
+        }
+    )
 
 
 def readings(wl: Workload, total: int) -> Iterator[tuple[bool, bytes, bytes, bool, bool]]:
@@ -175,13 +188,23 @@ def readings(wl: Workload, total: int) -> Iterator[tuple[bool, bytes, bytes, boo
         for is_aq, i, key in order[:n]:
             if is_aq:
                 value = 20.0 + (i * 13 + tick * 7) % 40
-                yield True, key, b'{"timestamp":"%s","value":%.2f}' % (stamp, value), \
-                    first_of_window, False
+                yield (
+                    True,
+                    key,
+                    b'{"timestamp":"%s","value":%.2f}' % (stamp, value),
+                    first_of_window,
+                    False,
+                )
             else:
                 is_hot = hot(i, window)
                 value = (95.0 if is_hot else 60.0) + (i * 7 + tick) % 11
-                yield False, key, b'{"Temperature_C":%.2f,"Timestamp":%d}' % (value, ts), \
-                    first_of_window, is_hot
+                yield (
+                    False,
+                    key,
+                    b'{"Temperature_C":%.2f,"Timestamp":%d}' % (value, ts),
+                    first_of_window,
+                    is_hot,
+                )
         sent += n
         tick += 1
 
@@ -211,8 +234,9 @@ def load(brokers: str, topics: Topics, wl: Workload, messages: int | None = None
             producer.poll(0)
     producer.flush(300)
     ticks = -(-sent // wl.sensors)
-    return LoadResult(sent, windows, hot_windows, time.perf_counter() - started,
-                      ticks * wl.step_ns / 1e9)
+    return LoadResult(
+        sent, windows, hot_windows, time.perf_counter() - started, ticks * wl.step_ns / 1e9
+    )
 
 
 @dataclass
@@ -235,8 +259,9 @@ def interrupt(proc: subprocess.Popen, timeout: float) -> None:
         proc.wait()
 
 
-def run_measured(cmd: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT,
-                 timeout: float = 3600) -> Measured:
+def run_measured(
+    cmd: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT, timeout: float = 3600
+) -> Measured:
     """Run ``cmd`` to completion; wall time, and CPU and peak RSS of that one child (wait4)."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
@@ -255,21 +280,31 @@ def run_measured(cmd: list[str], env: dict[str, str] | None = None, cwd: Path = 
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        return Measured(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024,
-                        proc.returncode, out.read().decode(errors="replace"),
-                        err.read().decode(errors="replace"))
+        return Measured(
+            wall,
+            usage.ru_utime + usage.ru_stime,
+            usage.ru_maxrss / 1024,
+            proc.returncode,
+            out.read().decode(errors="replace"),
+            err.read().decode(errors="replace"),
+        )
 
 
-def run_cluster(cmds: list[list[str]], env: dict[str, str] | None = None, cwd: Path = ROOT,
-                timeout: float = 3600) -> Measured:
+def run_cluster(
+    cmds: list[list[str]],
+    env: dict[str, str] | None = None,
+    cwd: Path = ROOT,
+    timeout: float = 3600,
+) -> Measured:
     """Run several processes together (a Bytewax cluster) until all exit.
 
     Wall time until the last one exits; CPU summed; peak RSS summed (what the cluster holds).
     """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
-        procs = {subprocess.Popen(c, cwd=cwd, env=env, stdout=out, stderr=err).pid: None
-                 for c in cmds}
+        procs = {
+            subprocess.Popen(c, cwd=cwd, env=env, stdout=out, stderr=err).pid: None for c in cmds
+        }
         cpu = rss = 0.0
         code = 0
         while any(v is None for v in procs.values()):
@@ -290,8 +325,14 @@ def run_cluster(cmds: list[list[str]], env: dict[str, str] | None = None, cwd: P
         wall = time.perf_counter() - started
         out.seek(0)
         err.seek(0)
-        return Measured(wall, cpu, rss, code, out.read().decode(errors="replace"),
-                        err.read().decode(errors="replace"))
+        return Measured(
+            wall,
+            cpu,
+            rss,
+            code,
+            out.read().decode(errors="replace"),
+            err.read().decode(errors="replace"),
+        )
 
 
 def free_ports(n: int) -> list[int]:
@@ -334,14 +375,23 @@ def machine() -> str:
 
 def git_rev() -> str:
     """The commit measured, ``+dirty`` when dataflow/ has uncommitted changes."""
+
     def git(*a: str) -> str:
         return subprocess.run(["git", *a], cwd=ROOT, capture_output=True, text=True).stdout
+
     rev = git("rev-parse", "--short", "HEAD").strip() or "?"
     return rev + ("+dirty" if git("status", "--porcelain", "dataflow").strip() else "")
 
 
 def bytewax_env(brokers: str, topics: Topics, **extra: str) -> dict[str, str]:
-    env = {**os.environ, **topics.env(), "KAFKA_BROKERS": brokers, "KAFKA_TAIL": "false",
-           "PYTHONPATH": str(ROOT), "STATUS_INTERVAL_SECONDS": "0", "LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        **topics.env(),
+        "KAFKA_BROKERS": brokers,
+        "KAFKA_TAIL": "false",
+        "PYTHONPATH": str(ROOT),
+        "STATUS_INTERVAL_SECONDS": "0",
+        "LOG_LEVEL": "WARNING",
+    }
     env.update(extra)
     return env

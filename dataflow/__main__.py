@@ -21,8 +21,10 @@ from dataflow.families import describe
 
 
 def usage() -> str:
-    rows = "\n".join(f"  {name:<26} {default or '(unset)':<22} {text}"
-                     for name, (default, text) in ENV_DOCS.items())
+    rows = "\n".join(
+        f"  {name:<26} {default or '(unset)':<22} {text}"
+        for name, (default, text) in ENV_DOCS.items()
+    )
     return (
         "usage: python -m dataflow [bytewax.run options, e.g. -w 2]\n"
         "       python -m dataflow --check-config [FILE]\n\n"
@@ -49,9 +51,15 @@ def check_config(path: str | None) -> int:
         return 2
     source = settings.sensors_config or "built in (no SENSORS_CONFIG)"
     print(f"# families: {source}")
-    print(yaml.safe_dump(describe(settings.families), sort_keys=False, allow_unicode=True,
-                         default_flow_style=None),
-          end="")
+    print(
+        yaml.safe_dump(
+            describe(settings.families),
+            sort_keys=False,
+            allow_unicode=True,
+            default_flow_style=None,
+        ),
+        end="",
+    )
     return 0
 
 

@@ -60,8 +60,11 @@ def client_config(
     brokers: Sequence[str] | str, security: KafkaSecurity | None = None
 ) -> dict[str, Any]:
     """Bootstrap and security settings, which every client gets, and the shared log limiter."""
-    return {"bootstrap.servers": _bootstrap(brokers),
-            **(security or KafkaSecurity()).librdkafka(), "logger": client_logger()}
+    return {
+        "bootstrap.servers": _bootstrap(brokers),
+        **(security or KafkaSecurity()).librdkafka(),
+        "logger": client_logger(),
+    }
 
 
 def connect(
@@ -90,15 +93,20 @@ def connect(
             last = errors[-1].str() if errors else str(exc.args[0].str())
         refused = [e for e in errors if e.code() == KafkaError._AUTHENTICATION]
         if refused:
-            raise StartupError(f"Kafka at {where} refused the login "
-                               f"({security.redacted()}): {refused[-1].str()}")
+            raise StartupError(
+                f"Kafka at {where} refused the login ({security.redacted()}): {refused[-1].str()}"
+            )
         tls = [(e.str(), hint) for e in errors if (hint := security.tls_refusal(e.str()))]
         if tls:
-            raise StartupError(f"TLS with Kafka at {where} failed "
-                               f"({security.redacted()}): {tls[-1][0]}; {tls[-1][1]}")
+            raise StartupError(
+                f"TLS with Kafka at {where} failed "
+                f"({security.redacted()}): {tls[-1][0]}; {tls[-1][1]}"
+            )
         if time.monotonic() > deadline:
-            raise StartupError(f"no Kafka broker answered at {where} (KAFKA_BROKERS) within "
-                               f"{timeout_s:g} s: {last}")
+            raise StartupError(
+                f"no Kafka broker answered at {where} (KAFKA_BROKERS) within "
+                f"{timeout_s:g} s: {last}"
+            )
 
 
 def ensure_topics(
@@ -120,8 +128,11 @@ def ensure_topics(
     """
     if existing is None:
         existing = set(admin.list_topics(timeout=timeout_s).topics)
-    new = [NewTopic(t, partitions, replication_factor, config=dict(config or {}))
-           for t in dict.fromkeys(topics) if t not in existing]
+    new = [
+        NewTopic(t, partitions, replication_factor, config=dict(config or {}))
+        for t in dict.fromkeys(topics)
+        if t not in existing
+    ]
     created: list[str] = []
     for topic, fut in admin.create_topics(new).items() if new else ():
         try:
@@ -246,17 +257,17 @@ def _waiting_admin(
     """An AdminClient configured for polling a broker that may not be up yet."""
     extra: ClientConfig = {} if on_error is None else {"error_cb": on_error}
     conf: ClientConfig = {
-            "bootstrap.servers": brokers,
-            **(security or KafkaSecurity()).librdkafka(),
-            **extra,
-            # Keep librdkafka quiet while the broker is still down.
-            "log_level": 0,
-            "log.connection.close": False,
-            "logger": _quiet_logger(),
-            # Retry connecting quickly rather than backing off for seconds.
-            "reconnect.backoff.ms": 100,
-            "reconnect.backoff.max.ms": 500,
-            "socket.connection.setup.timeout.ms": int(ATTEMPT_TIMEOUT_SECONDS * 1000),
+        "bootstrap.servers": brokers,
+        **(security or KafkaSecurity()).librdkafka(),
+        **extra,
+        # Keep librdkafka quiet while the broker is still down.
+        "log_level": 0,
+        "log.connection.close": False,
+        "logger": _quiet_logger(),
+        # Retry connecting quickly rather than backing off for seconds.
+        "reconnect.backoff.ms": 100,
+        "reconnect.backoff.max.ms": 500,
+        "socket.connection.setup.timeout.ms": int(ATTEMPT_TIMEOUT_SECONDS * 1000),
     }
     return AdminClient(conf)
 
@@ -339,8 +350,14 @@ def _wait(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     if wait_for_broker(args.brokers, args.timeout, security, last_error):
         return 0
     if last_error.tls_refused:
-        print(scrub(f"error: TLS with Kafka at {args.brokers} failed ({security.redacted()}): "
-                    f"{last_error.tls_refused}", security.password), file=sys.stderr)
+        print(
+            scrub(
+                f"error: TLS with Kafka at {args.brokers} failed ({security.redacted()}): "
+                f"{last_error.tls_refused}",
+                security.password,
+            ),
+            file=sys.stderr,
+        )
         return 1
     reason = f" (last error: {last_error.text})" if last_error.text else ""
     print(
@@ -399,10 +416,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m dataflow.admin wait [...]`` or ``python -m dataflow.admin init-topics``."""
     args = list(sys.argv[1:] if argv is None else argv)
     commands: dict[str, Callable[[Sequence[str] | None], int]] = {
-        "wait": wait_main, "init-topics": init_topics_main}
+        "wait": wait_main,
+        "init-topics": init_topics_main,
+    }
     if not args or args[0] not in commands:
-        print("usage: python -m dataflow.admin {wait [--brokers B] [--timeout S] | init-topics}",
-              file=sys.stderr)
+        print(
+            "usage: python -m dataflow.admin {wait [--brokers B] [--timeout S] | init-topics}",
+            file=sys.stderr,
+        )
         return 0 if args and args[0] in ("-h", "--help") else 2
     return commands[args[0]](args[1:])
 

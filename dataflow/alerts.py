@@ -54,8 +54,20 @@ class AlertEvent(NamedTuple):
 class AlertTracker:
     """One sensor's baseline and open alert, if any. Small: it lives in every sensor's state."""
 
-    __slots__ = ("alert_id", "anomalous", "baseline", "calm", "clean", "opened_at", "peak_at",
-                 "peak_mean", "peak_score", "reasons", "severity", "since_event")
+    __slots__ = (
+        "alert_id",
+        "anomalous",
+        "baseline",
+        "calm",
+        "clean",
+        "opened_at",
+        "peak_at",
+        "peak_mean",
+        "peak_score",
+        "reasons",
+        "severity",
+        "since_event",
+    )
 
     def __init__(self) -> None:
         self.alert_id: str | None = None
@@ -123,8 +135,7 @@ class AlertTracker:
         if new:
             self.reasons += new
             moved = True
-        if severity is not None and (self.severity is None
-                                     or RANK[severity] > RANK[self.severity]):
+        if severity is not None and (self.severity is None or RANK[severity] > RANK[self.severity]):
             self.severity = severity
             moved = True
         if moved and self.since_event >= update_every:
@@ -146,5 +157,15 @@ class AlertTracker:
 
     def _event(self, kind: str, resolution: str | None = None) -> AlertEvent:
         assert self.alert_id is not None
-        return AlertEvent(kind, self.alert_id, self.opened_at, self.peak_mean, self.peak_score,
-                          self.peak_at, self.reasons, self.anomalous, resolution, self.severity)
+        return AlertEvent(
+            kind,
+            self.alert_id,
+            self.opened_at,
+            self.peak_mean,
+            self.peak_score,
+            self.peak_at,
+            self.reasons,
+            self.anomalous,
+            resolution,
+            self.severity,
+        )

@@ -36,87 +36,148 @@ class ConfigError(ValueError):
 # name -> (default, help). The README table is checked against this by a test.
 ENV_DOCS: dict[str, tuple[str, str]] = {
     "KAFKA_BROKERS": ("127.0.0.1:9092", "Comma-separated bootstrap brokers."),
-    "SENSORS_CONFIG": ("", "A YAML file declaring the sensor families (README, \"Your own "
-                           "sensors\"); empty: the two tutorial families, set by the variables "
-                           "marked *family* below, which a file replaces."),
+    "SENSORS_CONFIG": (
+        "",
+        'A YAML file declaring the sensor families (README, "Your own '
+        'sensors"); empty: the two tutorial families, set by the variables '
+        "marked *family* below, which a file replaces.",
+    ),
     "AIR_QUALITY_TOPIC": ("air-quality", "*family*: input topic of the air-quality family."),
-    "TEMPERATURE_TOPIC": ("temperature_readings", "*family*: input topic of the "
-                                                  "machine-temperature family."),
+    "TEMPERATURE_TOPIC": (
+        "temperature_readings",
+        "*family*: input topic of the machine-temperature family.",
+    ),
     "ANOMALIES_TOPIC": ("anomalies", "Output topic of scored windows."),
     "DLQ_TOPIC": ("dead-letters", "Topic for messages that cannot be used, with their reason."),
     "TOPIC_PARTITIONS": ("3", "Partitions of topics the flow creates when they are missing."),
     "KAFKA_TAIL": ("true", "`false`: stop at the end of the input topics (replays, tests)."),
     "KAFKA_BATCH_SIZE": ("5000", "Messages fetched per partition per poll."),
-    "KAFKA_CONSUMER_CONFIG": ("", "Extra librdkafka consumer settings, `k=v,k=v` (a list value "
-                                  "keeps its commas: `debug=consumer,fetch`)."),
+    "KAFKA_CONSUMER_CONFIG": (
+        "",
+        "Extra librdkafka consumer settings, `k=v,k=v` (a list value "
+        "keeps its commas: `debug=consumer,fetch`).",
+    ),
     "KAFKA_PRODUCER_CONFIG": ("", "Extra librdkafka producer settings for the sinks, `k=v,k=v`."),
-    "WINDOW_SECONDS": ("5", "Tumbling event-time window length, per sensor (a family in "
-                            "`SENSORS_CONFIG` may set its own)."),
-    "ALLOWED_LATENESS_SECONDS": ("2", "How far a sensor's event time may pass a window's end "
-                                      "before the window closes."),
-    "LIVE_SKEW_SECONDS": ("60", "A sensor whose event time is within this many seconds of the "
-                                "wall clock is live: between its readings its clock also runs "
-                                "on by the wall clock, so its windows close on time even when "
-                                "its next reading is slow to come. Older data (replays, "
-                                "backlogs) closes windows by event time only (0: never)."),
-    "IDLE_TIMEOUT_SECONDS": ("10", "Wall-clock seconds after a sensor's last reading at which "
-                                   "its open windows close anyway."),
+    "WINDOW_SECONDS": (
+        "5",
+        "Tumbling event-time window length, per sensor (a family in "
+        "`SENSORS_CONFIG` may set its own).",
+    ),
+    "ALLOWED_LATENESS_SECONDS": (
+        "2",
+        "How far a sensor's event time may pass a window's end before the window closes.",
+    ),
+    "LIVE_SKEW_SECONDS": (
+        "60",
+        "A sensor whose event time is within this many seconds of the "
+        "wall clock is live: between its readings its clock also runs "
+        "on by the wall clock, so its windows close on time even when "
+        "its next reading is slow to come. Older data (replays, "
+        "backlogs) closes windows by event time only (0: never).",
+    ),
+    "IDLE_TIMEOUT_SECONDS": (
+        "10",
+        "Wall-clock seconds after a sensor's last reading at which its open windows close anyway.",
+    ),
     "SHARDS": ("32", "Key groups that sensors are hashed into (Bytewax keys)."),
-    "TEMPERATURE_THRESHOLD_C": ("90", "*family*: temperature window mean at or above which is "
-                                      "an alarm (the rule `threshold`, severity `critical`)."),
-    "AIR_QUALITY_THRESHOLD": ("", "*family*: air-quality window mean at or above which is an "
-                                  "alarm (the rule `threshold`, severity `warning`; empty: no "
-                                  "rule)."),
-    "TEMPERATURE_LIMITS": ("0,120", "*family*: HalfSpaceTrees feature range `lo,hi` for "
-                                    "temperature."),
-    "AIR_QUALITY_LIMITS": ("0,500", "*family*: HalfSpaceTrees feature range `lo,hi` for air "
-                                    "quality."),
+    "TEMPERATURE_THRESHOLD_C": (
+        "90",
+        "*family*: temperature window mean at or above which is "
+        "an alarm (the rule `threshold`, severity `critical`).",
+    ),
+    "AIR_QUALITY_THRESHOLD": (
+        "",
+        "*family*: air-quality window mean at or above which is an "
+        "alarm (the rule `threshold`, severity `warning`; empty: no "
+        "rule).",
+    ),
+    "TEMPERATURE_LIMITS": (
+        "0,120",
+        "*family*: HalfSpaceTrees feature range `lo,hi` for temperature.",
+    ),
+    "AIR_QUALITY_LIMITS": (
+        "0,500",
+        "*family*: HalfSpaceTrees feature range `lo,hi` for air quality.",
+    ),
     "TEMPERATURE_VALID_RANGE": (
         "{:g},{:g}".format(*VALID_RANGES[TEMPERATURE]),
         "*family*: plausible temperature readings `lo,hi` (inclusive); any other goes to the "
-        "dead-letter topic as `out_of_range`, never into a window."),
+        "dead-letter topic as `out_of_range`, never into a window.",
+    ),
     "AIR_QUALITY_VALID_RANGE": (
         "{:g},{:g}".format(*VALID_RANGES[AIR_QUALITY]),
-        "*family*: plausible air-quality readings `lo,hi`, as above."),
+        "*family*: plausible air-quality readings `lo,hi`, as above.",
+    ),
     "HST_TREES": ("5", "HalfSpaceTrees: number of trees."),
     "HST_HEIGHT": ("3", "HalfSpaceTrees: tree height."),
     "HST_WINDOW_SIZE": ("100", "HalfSpaceTrees: windows per reference-mass period."),
-    "ML_NOVELTY_MARGIN": ("1.2", "A window is novel when a feature (level distance, step, "
-                                 "burst rate, HalfSpaceTrees score) exceeds this many times its "
-                                 "decayed peak in the sensor's past."),
+    "ML_NOVELTY_MARGIN": (
+        "1.2",
+        "A window is novel when a feature (level distance, step, "
+        "burst rate, HalfSpaceTrees score) exceeds this many times its "
+        "decayed peak in the sensor's past.",
+    ),
     "ML_NOVELTY_FLOOR": ("6", "... and is more than this many spreads (features) from the usual."),
-    "ML_NOVELTY_HALF_LIFE": ("3000", "Windows over which a feature's remembered peak decays by "
-                                     "half."),
-    "ML_HST_NOVELTY": ("false", "`true`: HalfSpaceTrees' score also takes part in the novelty "
-                                "test (off by default: on NAB it added false alarms faster than "
-                                "it found windows, see bench/RESULTS.md)."),
+    "ML_NOVELTY_HALF_LIFE": (
+        "3000",
+        "Windows over which a feature's remembered peak decays by half.",
+    ),
+    "ML_HST_NOVELTY": (
+        "false",
+        "`true`: HalfSpaceTrees' score also takes part in the novelty "
+        "test (off by default: on NAB it added false alarms faster than "
+        "it found windows, see bench/RESULTS.md).",
+    ),
     "ML_SEASONALITY": ("true", "`false`: no daily or weekly baseline, the level alone."),
-    "LEVEL_WINDOWS": ("300", "Memory, in windows, of each sensor's running level (the spread's "
-                             "is twice as long)."),
-    "ML_DRIFT_SLACK": ("2", "Spreads a window mean may sit from the level before it adds to the "
-                            "sensor's drift sums (CUSUM)."),
-    "ML_DRIFT_LIMIT": ("16", "A drift sum above this is an ML anomaly: a lasting moderate "
-                             "departure (0: off)."),
-    "ML_DRIFT_CLIP": ("4", "Most spreads one window adds to a drift sum, so a spike alone "
-                           "cannot cross the limit."),
-    "WARMUP_WINDOWS": ("100", "Windows a sensor's model learns, after its first "
-                              "`HST_WINDOW_SIZE`, before it may raise ML anomalies."),
+    "LEVEL_WINDOWS": (
+        "300",
+        "Memory, in windows, of each sensor's running level (the spread's is twice as long).",
+    ),
+    "ML_DRIFT_SLACK": (
+        "2",
+        "Spreads a window mean may sit from the level before it adds to the "
+        "sensor's drift sums (CUSUM).",
+    ),
+    "ML_DRIFT_LIMIT": (
+        "16",
+        "A drift sum above this is an ML anomaly: a lasting moderate departure (0: off).",
+    ),
+    "ML_DRIFT_CLIP": (
+        "4",
+        "Most spreads one window adds to a drift sum, so a spike alone cannot cross the limit.",
+    ),
+    "WARMUP_WINDOWS": (
+        "100",
+        "Windows a sensor's model learns, after its first "
+        "`HST_WINDOW_SIZE`, before it may raise ML anomalies.",
+    ),
     "MODEL_SEED": ("42", "Seed of every sensor's model, so runs are reproducible."),
-    "ALERT_UPDATE_WINDOWS": ("12", "An open alert sends an `update` (peak moved, new reason) at "
-                                   "most once per this many windows."),
+    "ALERT_UPDATE_WINDOWS": (
+        "12",
+        "An open alert sends an `update` (peak moved, new reason) at "
+        "most once per this many windows.",
+    ),
     "ALERT_RESOLVE_WINDOWS": ("3", "Consecutive clean windows that resolve an alert."),
-    "ALERT_COOLDOWN_WINDOWS": ("48", "After an ML alert resolves, windows in which a new ML "
-                                     "alert of the same sensor stays silent (threshold alarms "
-                                     "always open)."),
-    "ALERT_STALE_SECONDS": ("300", "Wall-clock seconds without readings after which a sensor's "
-                                   "open alert is resolved with `\"resolution\": \"stale\"` "
-                                   "(0: never)."),
-    "SENSOR_STATE_TTL_SECONDS": ("604800", "Wall-clock seconds without readings after which a "
-                                           "sensor's state (model, level, alert) is forgotten, "
-                                           "its windows closed first; its next reading starts a "
-                                           "fresh model with a warm-up. 7 days by default."),
-    "EMIT_ALL_WINDOWS": ("false", "`true`: also write every scored window, not only alert "
-                                  "events."),
+    "ALERT_COOLDOWN_WINDOWS": (
+        "48",
+        "After an ML alert resolves, windows in which a new ML "
+        "alert of the same sensor stays silent (threshold alarms "
+        "always open).",
+    ),
+    "ALERT_STALE_SECONDS": (
+        "300",
+        "Wall-clock seconds without readings after which a sensor's "
+        'open alert is resolved with `"resolution": "stale"` '
+        "(0: never).",
+    ),
+    "SENSOR_STATE_TTL_SECONDS": (
+        "604800",
+        "Wall-clock seconds without readings after which a "
+        "sensor's state (model, level, alert) is forgotten, "
+        "its windows closed first; its next reading starts a "
+        "fresh model with a warm-up. 7 days by default.",
+    ),
+    "EMIT_ALL_WINDOWS": ("false", "`true`: also write every scored window, not only alert events."),
     "STATUS_INTERVAL_SECONDS": ("5", "Seconds between status log lines (0: none)."),
     "LOG_LEVEL": ("INFO", "Python logging level."),
 }
@@ -250,8 +311,12 @@ class Settings:
         for name in ("ANOMALIES_TOPIC", "DLQ_TOPIC"):
             topic_names[name] = _raw(env, name)
             _check(name, bool(topic_names[name]), "a topic name", env)
-        _check("ANOMALIES_TOPIC", topic_names["ANOMALIES_TOPIC"] != topic_names["DLQ_TOPIC"],
-               "different from DLQ_TOPIC", env)
+        _check(
+            "ANOMALIES_TOPIC",
+            topic_names["ANOMALIES_TOPIC"] != topic_names["DLQ_TOPIC"],
+            "different from DLQ_TOPIC",
+            env,
+        )
 
         batch_size = _parse(env, "KAFKA_BATCH_SIZE", int, "an integer")
         _check("KAFKA_BATCH_SIZE", batch_size >= 1, ">= 1", env)
@@ -270,25 +335,42 @@ class Settings:
         _check("SHARDS", 1 <= shards <= 4096, "between 1 and 4096", env)
 
         sensors_config = _raw(env, "SENSORS_CONFIG")
-        families = (_file_families(env, sensors_config, window) if sensors_config
-                    else families_from_env(env, window))
+        families = (
+            _file_families(env, sensors_config, window)
+            if sensors_config
+            else families_from_env(env, window)
+        )
         inputs = topics_of(families)
         for name in ("ANOMALIES_TOPIC", "DLQ_TOPIC"):
-            _check(name, topic_names[name] not in inputs, "different from the input topics "
-                   f"({', '.join(inputs)})", env)
+            _check(
+                name,
+                topic_names[name] not in inputs,
+                f"different from the input topics ({', '.join(inputs)})",
+                env,
+            )
         ints = {}
-        for name, low in (("HST_TREES", 1), ("HST_HEIGHT", 1), ("HST_WINDOW_SIZE", 1),
-                          ("WARMUP_WINDOWS", 0), ("LEVEL_WINDOWS", 1), ("ALERT_UPDATE_WINDOWS", 1),
-                          ("ALERT_RESOLVE_WINDOWS", 1), ("ALERT_COOLDOWN_WINDOWS", 0)):
+        for name, low in (
+            ("HST_TREES", 1),
+            ("HST_HEIGHT", 1),
+            ("HST_WINDOW_SIZE", 1),
+            ("WARMUP_WINDOWS", 0),
+            ("LEVEL_WINDOWS", 1),
+            ("ALERT_UPDATE_WINDOWS", 1),
+            ("ALERT_RESOLVE_WINDOWS", 1),
+            ("ALERT_COOLDOWN_WINDOWS", 0),
+        ):
             ints[name] = _parse(env, name, int, "an integer")
             _check(name, ints[name] >= low, f">= {low}", env)
         nums = {}
         # Bounds are floats here (the integers' loop above binds ``low`` to ints).
-        for name, bound, strict in (("ML_DRIFT_SLACK", 0.0, False),
-                                    ("ML_DRIFT_LIMIT", 0.0, False),
-                                    ("ML_DRIFT_CLIP", 0.0, True), ("ML_NOVELTY_MARGIN", 1.0, False),
-                                    ("ML_NOVELTY_FLOOR", 0.0, False),
-                                    ("ML_NOVELTY_HALF_LIFE", 0.0, True)):
+        for name, bound, strict in (
+            ("ML_DRIFT_SLACK", 0.0, False),
+            ("ML_DRIFT_LIMIT", 0.0, False),
+            ("ML_DRIFT_CLIP", 0.0, True),
+            ("ML_NOVELTY_MARGIN", 1.0, False),
+            ("ML_NOVELTY_FLOOR", 0.0, False),
+            ("ML_NOVELTY_HALF_LIFE", 0.0, True),
+        ):
             nums[name] = _parse(env, name, _finite, "a number")
             ok = nums[name] > bound if strict else nums[name] >= bound
             _check(name, ok, f"{'>' if strict else '>='} {bound:g}", env)
@@ -299,8 +381,12 @@ class Settings:
         status = _parse(env, "STATUS_INTERVAL_SECONDS", _finite, "a number of seconds")
         _check("STATUS_INTERVAL_SECONDS", status >= 0, ">= 0", env)
         log_level = _raw(env, "LOG_LEVEL").upper()
-        _check("LOG_LEVEL", log_level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
-               "a logging level name", env)
+        _check(
+            "LOG_LEVEL",
+            log_level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+            "a logging level name",
+            env,
+        )
 
         try:
             security = KafkaSecurity.from_env(env)
@@ -356,16 +442,23 @@ def families_from_env(env: Mapping[str, str], window: float = 5.0) -> tuple[Fami
     for name in ("AIR_QUALITY_TOPIC", "TEMPERATURE_TOPIC"):
         topics[name] = _raw(env, name)
         _check(name, bool(topics[name]), "a topic name", env)
-    _check("TEMPERATURE_TOPIC", topics["TEMPERATURE_TOPIC"] != topics["AIR_QUALITY_TOPIC"],
-           "different from AIR_QUALITY_TOPIC", env)
+    _check(
+        "TEMPERATURE_TOPIC",
+        topics["TEMPERATURE_TOPIC"] != topics["AIR_QUALITY_TOPIC"],
+        "different from AIR_QUALITY_TOPIC",
+        env,
+    )
     range_what = f"`lo,hi` with lo < hi, within +-{MAX_MAGNITUDE:g}"
     return builtin(
         air_quality_topic=topics["AIR_QUALITY_TOPIC"],
         temperature_topic=topics["TEMPERATURE_TOPIC"],
         window_seconds=window,
         temperature_threshold=_parse(env, "TEMPERATURE_THRESHOLD_C", _finite, "a number"),
-        air_quality_threshold=(_parse(env, "AIR_QUALITY_THRESHOLD", _finite, "a number")
-                               if _raw(env, "AIR_QUALITY_THRESHOLD") else None),
+        air_quality_threshold=(
+            _parse(env, "AIR_QUALITY_THRESHOLD", _finite, "a number")
+            if _raw(env, "AIR_QUALITY_THRESHOLD")
+            else None
+        ),
         temperature_limits=_parse(env, "TEMPERATURE_LIMITS", _limits, "`lo,hi` with lo < hi"),
         air_quality_limits=_parse(env, "AIR_QUALITY_LIMITS", _limits, "`lo,hi` with lo < hi"),
         temperature_valid=_parse(env, "TEMPERATURE_VALID_RANGE", _valid_range, range_what),
@@ -378,9 +471,11 @@ def _file_families(env: Mapping[str, str], path: str, window: float) -> tuple[Fa
     file replaces it and it would silently do nothing."""
     for name in FAMILY_ENV:
         if name in env and _raw(env, name) != ENV_DOCS[name][0]:
-            raise ConfigError(f"{name}={_raw(env, name)!r} has no effect with "
-                              f"SENSORS_CONFIG={path}: the file declares the families, so set "
-                              "it there (or unset it)")
+            raise ConfigError(
+                f"{name}={_raw(env, name)!r} has no effect with "
+                f"SENSORS_CONFIG={path}: the file declares the families, so set "
+                "it there (or unset it)"
+            )
     try:
         return load_families(path, window)
     except FamilyConfigError as exc:

@@ -64,8 +64,9 @@ class Family:
     rules: tuple[Rule, ...] = ()
     sensors: tuple[Override, ...] = ()
     ml_severity: str = "warning"
-    _rulesets: dict[tuple[Rule, ...], RuleSet] = field(default_factory=dict, init=False,
-                                                       repr=False, compare=False, hash=False)
+    _rulesets: dict[tuple[Rule, ...], RuleSet] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
 
     @property
     def model_limits(self) -> ValueRange:
@@ -116,16 +117,32 @@ def builtin(
     concentration or an index, with room for a small negative zero offset of real instruments
     (the UCI data's -200 "missing" marker falls outside).
     """
+
     def threshold(level: float | None, severity: str) -> tuple[Rule, ...]:
         return () if level is None else (Rule("threshold", "above", level, 1, severity),)
 
     return (
-        Family(AIR_QUALITY, air_quality_topic, value="value", timestamp="timestamp",
-               valid_range=air_quality_valid, window_seconds=window_seconds,
-               limits=air_quality_limits, rules=threshold(air_quality_threshold, "warning")),
-        Family(TEMPERATURE, temperature_topic, value="Temperature_C", timestamp="Timestamp",
-               unit="°C", valid_range=temperature_valid, window_seconds=window_seconds,
-               limits=temperature_limits, rules=threshold(temperature_threshold, "critical")),
+        Family(
+            AIR_QUALITY,
+            air_quality_topic,
+            value="value",
+            timestamp="timestamp",
+            valid_range=air_quality_valid,
+            window_seconds=window_seconds,
+            limits=air_quality_limits,
+            rules=threshold(air_quality_threshold, "warning"),
+        ),
+        Family(
+            TEMPERATURE,
+            temperature_topic,
+            value="Temperature_C",
+            timestamp="Timestamp",
+            unit="°C",
+            valid_range=temperature_valid,
+            window_seconds=window_seconds,
+            limits=temperature_limits,
+            rules=threshold(temperature_threshold, "critical"),
+        ),
     )
 
 
@@ -137,7 +154,7 @@ FAMILY_KEYS = {
     "value": "Dotted path to the number.",
     "timestamp": "Dotted path to the event time; omitted: the Kafka message timestamp.",
     "timestamp_format": "`auto` (epoch unit from its size, or ISO 8601), `iso`, `s`, `ms`, "
-                        "`us`, `ns`.",
+    "`us`, `ns`.",
     "unit": "Carried into every output record (`unit`).",
     "valid_range": "`[lo, hi]`, inclusive; a value outside is a dead letter (`out_of_range`).",
     "window_seconds": "Tumbling window length of this family (default `WINDOW_SECONDS`).",
@@ -145,7 +162,7 @@ FAMILY_KEYS = {
     "ml_severity": "Severity of the model's reason `ml` (default `warning`).",
     "rules": "List of rules (below); none: the model alone.",
     "sensors": "Per-sensor overrides: `{pattern: {rules: [...]}}`, exact id or glob, first "
-               "match wins; a rule replaces the family's rule of the same name.",
+    "match wins; a rule replaces the family's rule of the same name.",
 }
 RULE_KEYS = {
     "name": "`[a-z0-9_]+`, unique in its list; it names the reason in the output.",
@@ -237,8 +254,9 @@ def _rules(raw: Any, where: _Where) -> tuple[Rule, ...]:
             raise at.fail("missing key 'name'")
         name = _text(spec["name"], at.at("name"))
         if not _NAME.match(name) or name == ML:
-            raise at.at("name").fail(f"{name!r} must match [a-z0-9_]+ and not be {ML!r} (the "
-                                     "model's reason)")
+            raise at.at("name").fail(
+                f"{name!r} must match [a-z0-9_]+ and not be {ML!r} (the model's reason)"
+            )
         if any(r.name == name for r in out):
             raise at.at("name").fail(f"{name!r} is already a rule of this list")
         sides = [k for k in ("above", "below") if k in spec]
@@ -249,8 +267,7 @@ def _rules(raw: Any, where: _Where) -> tuple[Rule, ...]:
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise at.at("for_windows").fail(f"expected a whole number >= 1, got {count!r}")
         severity = _choice(spec.get("severity", "warning"), at.at("severity"), SEVERITIES)
-        out.append(Rule(name, "above" if sides[0] == "above" else "below", level, count,
-                        severity))
+        out.append(Rule(name, "above" if sides[0] == "above" else "below", level, count, severity))
     return tuple(out)
 
 
@@ -258,7 +275,7 @@ def _no_overlap(where: _Where, **paths: str | None) -> None:
     """Two fields cannot be one, nor one inside the other (``a`` and ``a.b``)."""
     given = [(key, tuple(p.split("."))) for key, p in paths.items() if p is not None]
     for i, (key, path) in enumerate(given):
-        for other, other_path in given[i + 1:]:
+        for other, other_path in given[i + 1 :]:
             n = min(len(path), len(other_path))
             if path[:n] == other_path[:n]:
                 raise where.at(other).fail(f"{paths[other]!r} overlaps {key} {paths[key]!r}")
@@ -274,22 +291,26 @@ def _family(name: str, raw: Any, where: _Where, window_seconds: float) -> Family
     timestamp = spec.get("timestamp")
     if timestamp is not None:
         timestamp = _path(timestamp, where.at("timestamp"))
-    fmt = _choice(spec.get("timestamp_format", "auto"), where.at("timestamp_format"),
-                  TIMESTAMP_FORMATS)
+    fmt = _choice(
+        spec.get("timestamp_format", "auto"), where.at("timestamp_format"), TIMESTAMP_FORMATS
+    )
     if "timestamp_format" in spec and timestamp is None:
-        raise where.at("timestamp_format").fail("set without 'timestamp' (the Kafka message "
-                                                "timestamp has no format)")
+        raise where.at("timestamp_format").fail(
+            "set without 'timestamp' (the Kafka message timestamp has no format)"
+        )
     value = _path(spec["value"], where.at("value"))
-    _no_overlap(where, value=value, timestamp=timestamp,
-                sensor_id=None if sensor_id == KEY else sensor_id)
+    _no_overlap(
+        where, value=value, timestamp=timestamp, sensor_id=None if sensor_id == KEY else sensor_id
+    )
     unit = spec.get("unit")
     if unit is not None:
         unit = _text(unit, where.at("unit"))
     window = spec.get("window_seconds", window_seconds)
     window = _number(window, where.at("window_seconds"))
     if window <= 0 or not (window * 1e9).is_integer():
-        raise where.at("window_seconds").fail(f"must be > 0 and a whole number of nanoseconds, "
-                                              f"got {window!r}")
+        raise where.at("window_seconds").fail(
+            f"must be > 0 and a whole number of nanoseconds, got {window!r}"
+        )
     limits = spec.get("limits")
     overrides: list[Override] = []
     sensors = spec.get("sensors")
@@ -315,8 +336,9 @@ def _family(name: str, raw: Any, where: _Where, window_seconds: float) -> Family
         limits=valid if limits is None else _pair(limits, where.at("limits")),
         rules=_rules(spec.get("rules"), where.at("rules")),
         sensors=tuple(overrides),
-        ml_severity=_choice(spec.get("ml_severity", "warning"), where.at("ml_severity"),
-                            SEVERITIES),
+        ml_severity=_choice(
+            spec.get("ml_severity", "warning"), where.at("ml_severity"), SEVERITIES
+        ),
     )
 
 
@@ -357,28 +379,38 @@ def load_families(path: str | Path, window_seconds: float = 5.0) -> tuple[Family
 def describe(families: tuple[Family, ...]) -> dict[str, Any]:
     """The resolved families as plain data, every default filled in (``--check-config``); read
     back by ``parse_families``, it gives the same families."""
+
     def rule(r: Rule) -> dict[str, Any]:
-        return {"name": r.name, r.direction: r.level, "for_windows": r.for_windows,
-                "severity": r.severity}
+        return {
+            "name": r.name,
+            r.direction: r.level,
+            "for_windows": r.for_windows,
+            "severity": r.severity,
+        }
 
     def stamp(f: Family) -> dict[str, Any]:
         if f.timestamp is None:
             return {"timestamp": None}  # the Kafka timestamp, which has no format
         return {"timestamp": f.timestamp, "timestamp_format": f.timestamp_format}
 
-    return {"families": {f.name: {
-        "topic": f.topic,
-        "sensor_id": f.sensor_id,
-        "value": f.value,
-        **stamp(f),
-        "unit": f.unit,
-        "valid_range": list(f.valid_range),
-        "window_seconds": f.window_seconds,
-        "limits": list(f.model_limits),
-        "ml_severity": f.ml_severity,
-        "rules": [rule(r) for r in f.rules],
-        "sensors": {o.pattern: {"rules": [rule(r) for r in o.rules]} for o in f.sensors},
-    } for f in families}}
+    return {
+        "families": {
+            f.name: {
+                "topic": f.topic,
+                "sensor_id": f.sensor_id,
+                "value": f.value,
+                **stamp(f),
+                "unit": f.unit,
+                "valid_range": list(f.valid_range),
+                "window_seconds": f.window_seconds,
+                "limits": list(f.model_limits),
+                "ml_severity": f.ml_severity,
+                "rules": [rule(r) for r in f.rules],
+                "sensors": {o.pattern: {"rules": [rule(r) for r in o.rules]} for o in f.sensors},
+            }
+            for f in families
+        }
+    }
 
 
 def with_window(families: tuple[Family, ...], window_seconds: float) -> tuple[Family, ...]:

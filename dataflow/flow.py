@@ -61,24 +61,27 @@ def as_tuple(key: bytes | None, value: bytes | None, headers: Headers) -> Any:
 def shard_config(settings: Settings) -> ShardConfig:
     """What every shard needs, from the validated settings."""
     families = {
-        family.name: FamilySetup(family, ModelParams(
-            limits=family.model_limits,
-            window_ns=round(family.window_seconds * 1e9),
-            n_trees=settings.hst_trees,
-            height=settings.hst_height,
-            window_size=settings.hst_window_size,
-            warmup=settings.warmup_windows,
-            seed=settings.model_seed,
-            level_windows=settings.level_windows,
-            novelty_margin=settings.ml_novelty_margin,
-            novelty_floor=settings.ml_novelty_floor,
-            novelty_half_life=settings.ml_novelty_half_life,
-            hst_novelty=settings.ml_hst_novelty,
-            drift_slack=settings.ml_drift_slack,
-            drift_limit=settings.ml_drift_limit,
-            drift_clip=settings.ml_drift_clip,
-            seasonality=settings.ml_seasonality,
-        ))
+        family.name: FamilySetup(
+            family,
+            ModelParams(
+                limits=family.model_limits,
+                window_ns=round(family.window_seconds * 1e9),
+                n_trees=settings.hst_trees,
+                height=settings.hst_height,
+                window_size=settings.hst_window_size,
+                warmup=settings.warmup_windows,
+                seed=settings.model_seed,
+                level_windows=settings.level_windows,
+                novelty_margin=settings.ml_novelty_margin,
+                novelty_floor=settings.ml_novelty_floor,
+                novelty_half_life=settings.ml_novelty_half_life,
+                hst_novelty=settings.ml_hst_novelty,
+                drift_slack=settings.ml_drift_slack,
+                drift_limit=settings.ml_drift_limit,
+                drift_clip=settings.ml_drift_clip,
+                seasonality=settings.ml_seasonality,
+            ),
+        )
         for family in settings.families
     }
     return ShardConfig(
@@ -114,7 +117,8 @@ def restore(resume: bytes) -> ShardState:
         raise SnapshotVersionError(
             f"recovery snapshot has format v{version}, this flow reads v{SNAPSHOT_VERSION}: "
             "reset the recovery directory (delete it and run `python -m bytewax.recovery DIR N` "
-            "again); the flow then starts from the beginning of its input topics")
+            "again); the flow then starts from the beginning of its input topics"
+        )
     return obj[1]
 
 
@@ -122,8 +126,14 @@ class ShardLogic(StatefulBatchLogic[list[Reading | Run], Result, bytes | None]):
     """Adapts ``ShardState`` to Bytewax: batches in, closed windows out, pickled snapshots (or
     none, without recovery)."""
 
-    def __init__(self, state: ShardState, clock: Clock, status: Status,
-                 snapshots: bool = True, stopping: Callable[[], bool] = never) -> None:
+    def __init__(
+        self,
+        state: ShardState,
+        clock: Clock,
+        status: Status,
+        snapshots: bool = True,
+        stopping: Callable[[], bool] = never,
+    ) -> None:
         self.state = state
         self.clock = clock
         self.status = status
@@ -142,7 +152,7 @@ class ShardLogic(StatefulBatchLogic[list[Reading | Run], Result, bytes | None]):
             self.status.set_open_alerts(id(self), self.open_alerts)
         pending = state.counts
         if not (pending.windows or pending.late or out):  # nothing counted: anomalies and
-            return out                                     # alerts come with windows
+            return out  # alerts come with windows
         counts = pending.take()
         late = counts.pop("late")
         self.status.add(**counts)
@@ -219,8 +229,9 @@ def build_flow(
         status.add_readings(by_family)
         if dead:
             reasons = Counter(d.reason for d in dead)
-            log.warning("rejected %d message(s) %s; first: %s", len(dead), dict(reasons),
-                        dead[0].detail)
+            log.warning(
+                "rejected %d message(s) %s; first: %s", len(dead), dict(reasons), dead[0].detail
+            )
             status.add_dead(reasons)
         items: list[Any] = [(f"{s:0{width}d}", rs) for s, rs in by_shard.items()]
         items.extend(dead)

@@ -59,11 +59,10 @@ class Forest:
         probes = (-float("inf"), *points)
         object.__setattr__(self, "points", points)
         object.__setattr__(self, "probes", probes)
-        object.__setattr__(self, "interval_leaves",
-                           tuple(self.leaves_of((p,)) for p in probes))
+        object.__setattr__(self, "interval_leaves", tuple(self.leaves_of((p,)) for p in probes))
 
     def _internal(self) -> list[int]:
-        inner = 2 ** self.height - 1
+        inner = 2**self.height - 1
         return [t * self.nodes + i for t in range(self.n_trees) for i in range(inner)]
 
     @property
@@ -78,7 +77,7 @@ class Forest:
     def leaves_of(self, x: tuple[float, ...]) -> tuple[int, ...]:
         """Per tree, the leaf ``x`` falls in: tree t, leaf j -> t * 2**height + j."""
         feat, at = self.split_feature, self.split_at
-        nodes, height, width = self.nodes, self.height, 2 ** self.height
+        nodes, height, width = self.nodes, self.height, 2**self.height
         out = []
         for t in range(self.n_trees):
             base, i = t * nodes, 0
@@ -106,8 +105,7 @@ class Forest:
                     at[t * nodes + i] = node.threshold
                     stack.append((node.children[0], 2 * i + 1))
                     stack.append((node.children[1], 2 * i + 2))
-        return cls(features, probe.n_trees, probe.height, probe.window_size, tuple(feat),
-                   tuple(at))
+        return cls(features, probe.n_trees, probe.height, probe.window_size, tuple(feat), tuple(at))
 
 
 class CompactHST:
@@ -130,8 +128,7 @@ class CompactHST:
     def learn_one(self, x: tuple[float, ...]) -> None:
         f = self.forest
         counts = self.counts
-        leaves = (f.interval_leaves[bisect_right(f.points, x[0])] if f.points
-                  else f.leaves_of(x))
+        leaves = f.interval_leaves[bisect_right(f.points, x[0])] if f.points else f.leaves_of(x)
         for k in leaves:
             counts[k] += 1
         self.counter += 1
@@ -145,7 +142,7 @@ class CompactHST:
         mass = [0] * (f.n_trees * nodes)
         for t in range(f.n_trees):
             base = t * nodes
-            mass[base + width - 1:base + nodes] = self.counts[t * width:(t + 1) * width]
+            mass[base + width - 1 : base + nodes] = self.counts[t * width : (t + 1) * width]
             for i in range(width - 2, -1, -1):
                 mass[base + i] = mass[base + 2 * i + 1] + mass[base + 2 * i + 2]
         self.r_mass = mass

@@ -53,8 +53,12 @@ class RepeatFilter(logging.Filter):
     one shown. Thread-safe: librdkafka's lines are served on whichever thread polls the client.
     """
 
-    def __init__(self, interval_s: float = REPEAT_INTERVAL_S,
-                 clock: Callable[[], float] = time.monotonic, max_kinds: int = MAX_KINDS) -> None:
+    def __init__(
+        self,
+        interval_s: float = REPEAT_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+        max_kinds: int = MAX_KINDS,
+    ) -> None:
         super().__init__()
         self.interval_s = interval_s
         self._clock = clock
@@ -78,8 +82,9 @@ class RepeatFilter(logging.Filter):
                 self._kinds.popitem(last=False)
         if seen is not None and seen.held:
             since = now - seen.shown_at
-            record.msg = (f"{record.getMessage()} ({seen.held} more like it in the last "
-                          f"{since:.0f} s)")
+            record.msg = (
+                f"{record.getMessage()} ({seen.held} more like it in the last {since:.0f} s)"
+            )
             record.args = ()
         return True
 

@@ -48,8 +48,9 @@ def make_flow() -> object:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     client_logger(debug="debug" in settings.consumer_config or "debug" in settings.producer_config)
     log.info("Kafka at %s (%s)", ",".join(settings.brokers), settings.security.redacted())
     try:
@@ -69,15 +70,23 @@ def make_flow() -> object:
     source = KafkaPollSource(
         list(settings.topics),
         admin_config=base,
-        consumer_config={**base, **CONSUMER_DEFAULTS, **settings.consumer_config,
-                         **settings.security.librdkafka()},
+        consumer_config={
+            **base,
+            **CONSUMER_DEFAULTS,
+            **settings.consumer_config,
+            **settings.security.librdkafka(),
+        },
         tail=settings.tail,
         batch_size=settings.batch_size,
         stop=stop.event,
     )
     # Bytewax types add_config as str values; librdkafka also takes the logger object.
-    producer_config: ClientConfig = {**PRODUCER_DEFAULTS, **settings.producer_config,
-                                     **settings.security.librdkafka(), "logger": client_logger()}
+    producer_config: ClientConfig = {
+        **PRODUCER_DEFAULTS,
+        **settings.producer_config,
+        **settings.security.librdkafka(),
+        "logger": client_logger(),
+    }
     brokers = list(settings.brokers)
     return build_flow(
         settings,

@@ -83,8 +83,10 @@ class Run(NamedTuple):
     def readings(self) -> list[Reading]:
         """The run as single readings, in order."""
         fam, sid = self.family, self.sensor_id
-        return [_new(Reading, (fam, sid, t, v, s))
-                for t, v, s in zip(self.ts, self.values, self.sources, strict=True)]
+        return [
+            _new(Reading, (fam, sid, t, v, s))
+            for t, v, s in zip(self.ts, self.values, self.sources, strict=True)
+        ]
 
 
 class SourceRef(tuple[bytes | None, bytes | None, str | None, int | None, int | None]):
@@ -235,8 +237,9 @@ def _in_range(ts: int, raw: Any) -> int:
 def iso_timestamp_to_ns(raw: Any) -> int:
     """``timestamp_format: iso``: an ISO 8601 string, nothing else."""
     if not isinstance(raw, str):
-        raise BadMessage("bad_timestamp", f"expected an ISO 8601 string, got a "
-                                          f"{type(raw).__name__}")
+        raise BadMessage(
+            "bad_timestamp", f"expected an ISO 8601 string, got a {type(raw).__name__}"
+        )
     return _in_range(iso_to_ns(raw.strip()), raw)
 
 
@@ -307,11 +310,16 @@ class Format:
         fmt = family.timestamp_format
         self.auto = fmt == "auto"
         self.to_ns: Callable[[Any], int] = (
-            timestamp_to_ns if fmt == "auto" else iso_timestamp_to_ns if fmt == "iso"
-            else partial(unit_timestamp_to_ns, scale=_UNIT_SCALE[fmt]))
+            timestamp_to_ns
+            if fmt == "auto"
+            else iso_timestamp_to_ns
+            if fmt == "iso"
+            else partial(unit_timestamp_to_ns, scale=_UNIT_SCALE[fmt])
+        )
         lo, hi = family.valid_range
         leaves: list[tuple[tuple[str, ...], Any]] = [
-            (self.value_path, Annotated[float, msgspec.Meta(ge=lo, le=hi)])]
+            (self.value_path, Annotated[float, msgspec.Meta(ge=lo, le=hi)])
+        ]
         if self.ts_path is not None:
             leaves.append((self.ts_path, _timestamp_type(fmt)))
         if self.id_path is not None:
@@ -450,8 +458,9 @@ def _lookup(obj: Any, path: tuple[str, ...]) -> Any:
     return obj
 
 
-def _parse_general(fmt: Format, sensor_id: str | None, value: bytes, kafka_ts_ms: int | None,
-                   source: Any) -> Reading:
+def _parse_general(
+    fmt: Format, sensor_id: str | None, value: bytes, kafka_ts_ms: int | None, source: Any
+) -> Reading:
     """Every shape the event-time rule allows, and the reason when a message has none."""
     try:
         obj = orjson.loads(value)
@@ -476,8 +485,10 @@ def _parse_general(fmt: Format, sensor_id: str | None, value: bytes, kafka_ts_ms
         raise BadMessage("bad_value_type", f"{value_field!r} is a {kind.__name__}")
     lo, hi = fmt.valid
     if not lo <= num <= hi:
-        raise BadMessage("out_of_range", f"{value_field!r} is {num!r}, outside the valid range "
-                                         f"{lo:g}..{hi:g} of {fam.name}")
+        raise BadMessage(
+            "out_of_range",
+            f"{value_field!r} is {num!r}, outside the valid range {lo:g}..{hi:g} of {fam.name}",
+        )
     if fmt.ts_path is None:
         ts = _kafka_ns(kafka_ts_ms)
     else:
@@ -489,8 +500,7 @@ def _parse_general(fmt: Format, sensor_id: str | None, value: bytes, kafka_ts_ms
         elif kafka_ts_ms is not None and kafka_ts_ms > 0:
             ts = kafka_ts_ms * 1_000_000
         else:
-            raise NoTimestamp("missing_field", f"no {fam.timestamp!r} field and no Kafka "
-                                               "timestamp")
+            raise NoTimestamp("missing_field", f"no {fam.timestamp!r} field and no Kafka timestamp")
     return _new(Reading, (fmt.name, sensor_id, ts, num, source))
 
 
@@ -509,8 +519,11 @@ class Columns(NamedTuple):
     values: list[float]
 
 
-def parse_poll(family: Format | str, values: Sequence[bytes | None],
-               stamps: list[tuple[int, int]] | None = None) -> Columns | None:
+def parse_poll(
+    family: Format | str,
+    values: Sequence[bytes | None],
+    stamps: list[tuple[int, int]] | None = None,
+) -> Columns | None:
     """Decode a whole poll of a family's values, in order.
 
     None when any message is not in the family's exact shape: the caller then parses the poll
@@ -588,8 +601,10 @@ def _naive_column(texts: list[str]) -> list[int] | None:
     if len(joined) != 26 * n or not joined.isascii():  # isdigit() takes other scripts' digits
         return None
     codes = np.frombuffer(joined.encode("ascii"), np.uint8).reshape(n, 26)
-    if not (((codes[:, _NAIVE_DIGITS] - 48) < 10).all()  # unsigned: below "0" wraps round
-            and (codes[:, _NAIVE_MARKS] == _NAIVE_MARK_CODES).all()):
+    if not (
+        ((codes[:, _NAIVE_DIGITS] - 48) < 10).all()  # unsigned: below "0" wraps round
+        and (codes[:, _NAIVE_MARKS] == _NAIVE_MARK_CODES).all()
+    ):
         return None
     try:
         micros = np.array(texts, dtype="datetime64[us]").view(np.int64)

@@ -96,8 +96,10 @@ def _unref(src: Any) -> SourceRef | None:
 def _unpack(rows: list[tuple[Any, ...]]) -> ShardBatch:
     return ShardBatch(
         _new(Run, (family, sensor_id, ts, value, tuple(map(_unref, src))))
-        if type(ts) is tuple else _new(Reading, (family, sensor_id, ts, value, _unref(src)))
-        for family, sensor_id, ts, value, src in rows)
+        if type(ts) is tuple
+        else _new(Reading, (family, sensor_id, ts, value, _unref(src)))
+        for family, sensor_id, ts, value, src in rows
+    )
 
 
 def route(
@@ -127,8 +129,7 @@ def route(
         formats = None if topic is None else topics.get(topic)
         if not formats:
             for msg in batch:
-                dead.append(_dead(msg, "unknown_topic",
-                                  f"no family is read from topic {topic!r}"))
+                dead.append(_dead(msg, "unknown_topic", f"no family is read from topic {topic!r}"))
             continue
         # A poll's messages are of one class: its unbound methods are the cheapest calls.
         kind = type(batch[0])
@@ -195,12 +196,14 @@ def _route_runs(
         sensor_id, shard = known
         if len(idx) == 1:
             i = idx[0]
-            buckets[shard].append(_new(Reading, (family, sensor_id, ts_col[i], value_col[i],
-                                                 batch[i])))
+            buckets[shard].append(
+                _new(Reading, (family, sensor_id, ts_col[i], value_col[i], batch[i]))
+            )
         else:
             pick = itemgetter(*idx)
-            buckets[shard].append(_new(Run, (family, sensor_id, pick(ts_col), pick(value_col),
-                                             pick(batch))))
+            buckets[shard].append(
+                _new(Run, (family, sensor_id, pick(ts_col), pick(value_col), pick(batch)))
+            )
         good += len(idx)
     return good
 
@@ -252,10 +255,10 @@ def _learn_key(cache: KeyCache, key: Any, fmt: Format, shards: int) -> tuple[str
     return known
 
 
-def _dead(msg: SourceMessage, reason: str, detail: str, family: str | None = None
-          ) -> DeadLetter:
-    return DeadLetter(reason, detail, msg.key(), msg.value(), msg.topic(), msg.partition(),
-                      msg.offset(), family)
+def _dead(msg: SourceMessage, reason: str, detail: str, family: str | None = None) -> DeadLetter:
+    return DeadLetter(
+        reason, detail, msg.key(), msg.value(), msg.topic(), msg.partition(), msg.offset(), family
+    )
 
 
 def iso_utc(ns: int) -> str:
@@ -296,9 +299,22 @@ def window_record(res: WindowResult) -> dict[str, Any]:
     }
 
 
-_NO_WINDOW = dict.fromkeys(("window_start", "window_end", "count", "mean", "min", "max", "score",
-                            "model_ready", "ml_anomaly", "ml_cut", "threshold",
-                            "threshold_alarm"))
+_NO_WINDOW = dict.fromkeys(
+    (
+        "window_start",
+        "window_end",
+        "count",
+        "mean",
+        "min",
+        "max",
+        "score",
+        "model_ready",
+        "ml_anomaly",
+        "ml_cut",
+        "threshold",
+        "threshold_alarm",
+    )
+)
 
 
 def event_record(res: SensorEvent) -> dict[str, Any]:
@@ -342,13 +358,22 @@ def encode_window(res: WindowResult | SensorEvent) -> tuple[bytes, bytes, Header
     return res.sensor_id.encode(), orjson.dumps(record), []
 
 
-def _dead_headers(reason: str, detail: str, topic: str | None, partition: int | None,
-                  offset: int | None, family: str | None = None) -> Headers:
+def _dead_headers(
+    reason: str,
+    detail: str,
+    topic: str | None,
+    partition: int | None,
+    offset: int | None,
+    family: str | None = None,
+) -> Headers:
     headers = [("reason", reason.encode()), ("detail", detail.encode("utf-8", "replace"))]
     if family is not None:
         headers.append(("family", family.encode()))
-    for name, val in (("source_topic", topic), ("source_partition", partition),
-                      ("source_offset", offset)):
+    for name, val in (
+        ("source_topic", topic),
+        ("source_partition", partition),
+        ("source_offset", offset),
+    ):
         if val is not None:
             headers.append((name, str(val).encode()))
     return headers
@@ -356,8 +381,11 @@ def _dead_headers(reason: str, detail: str, topic: str | None, partition: int | 
 
 def encode_dead_letter(dl: DeadLetter) -> tuple[bytes | None, bytes | None, Headers]:
     """The original key and value bytes untouched; why and where from in headers."""
-    return dl.key, dl.value, _dead_headers(dl.reason, dl.detail, dl.topic, dl.partition,
-                                           dl.offset, dl.family)
+    return (
+        dl.key,
+        dl.value,
+        _dead_headers(dl.reason, dl.detail, dl.topic, dl.partition, dl.offset, dl.family),
+    )
 
 
 def encode_late(late: LateReading) -> tuple[bytes | None, bytes | None, Headers]:
@@ -366,8 +394,12 @@ def encode_late(late: LateReading) -> tuple[bytes | None, bytes | None, Headers]
     src = r.source
     detail = "its window had already closed"
     if src is not None:
-        return src.key(), src.value(), _dead_headers("late", detail, src.topic(),
-                                                     src.partition(), src.offset())
-    value = orjson.dumps({"family": r.family, "sensor_id": r.sensor_id, "ts_ns": r.ts,
-                          "value": r.value})
+        return (
+            src.key(),
+            src.value(),
+            _dead_headers("late", detail, src.topic(), src.partition(), src.offset()),
+        )
+    value = orjson.dumps(
+        {"family": r.family, "sensor_id": r.sensor_id, "ts_ns": r.ts, "value": r.value}
+    )
     return r.sensor_id.encode(), value, _dead_headers("late", detail, None, None, None)

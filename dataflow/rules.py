@@ -52,8 +52,11 @@ class RuleSet:
     def __post_init__(self) -> None:
         plan = tuple((r.level, r.direction == "above", r.for_windows, r.name) for r in self.rules)
         object.__setattr__(self, "_plan", plan)
-        object.__setattr__(self, "severity_of",
-                           {"ml": self.ml_severity, **{r.name: r.severity for r in self.rules}})
+        object.__setattr__(
+            self,
+            "severity_of",
+            {"ml": self.ml_severity, **{r.name: r.severity for r in self.rules}},
+        )
 
     def __bool__(self) -> bool:
         return bool(self.rules)
@@ -73,8 +76,11 @@ class RuleSet:
         ``streaks`` (from ``streaks()``) is updated in place; None for one-window rules only.
         """
         if streaks is None:
-            return tuple(name for level, above, _, name in self._plan
-                         if (mean >= level if above else mean <= level))
+            return tuple(
+                name
+                for level, above, _, name in self._plan
+                if (mean >= level if above else mean <= level)
+            )
         out = []
         for i, (level, above, need, name) in enumerate(self._plan):
             if mean >= level if above else mean <= level:

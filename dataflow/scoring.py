@@ -101,20 +101,34 @@ _new = tuple.__new__  # a NamedTuple without its Python-level __new__: one Score
 @functools.cache
 def forest(params: ModelParams) -> Forest:
     """The trees every sensor with these parameters shares, built once by River."""
-    return Forest.from_river(anomaly.HalfSpaceTrees(
-        n_trees=params.n_trees,
-        height=params.height,
-        window_size=params.window_size,
-        limits={FEATURE: params.limits},
-        seed=params.seed,
-    ))
+    return Forest.from_river(
+        anomaly.HalfSpaceTrees(
+            n_trees=params.n_trees,
+            height=params.height,
+            window_size=params.window_size,
+            limits={FEATURE: params.limits},
+            seed=params.seed,
+        )
+    )
 
 
 class SensorScorer:
     """One sensor's model: seasonal baseline, features, novelty peaks, drift and the trees."""
 
-    __slots__ = ("absurd", "burst", "change", "drift", "envelopes", "hst_envelope", "model",
-                 "params", "raw", "residual", "season", "seen")
+    __slots__ = (
+        "absurd",
+        "burst",
+        "change",
+        "drift",
+        "envelopes",
+        "hst_envelope",
+        "model",
+        "params",
+        "raw",
+        "residual",
+        "season",
+        "seen",
+    )
 
     def __init__(self, params: ModelParams) -> None:
         self.params = params
@@ -124,17 +138,19 @@ class SensorScorer:
         self.raw = Track()  # the window means
         self.residual = Track()  # their residual from the seasonal baseline, where one is used
         self.change = StepScale()
-        self.season = (Seasonality(params.window_ns, params.season_ratio)
-                       if params.seasonality else None)
+        self.season = (
+            Seasonality(params.window_ns, params.season_ratio) if params.seasonality else None
+        )
         self.burst: list[float] = []  # the last BURST_WINDOWS level z-scores
         p = params
         half, margin, start = p.novelty_half_life, p.novelty_margin, p.novelty_start
         # Level distance, step, burst rate; and HalfSpaceTrees' score only where it votes.
-        self.envelopes = (Envelope(half, margin, p.novelty_floor, start),
-                          Envelope(half, margin, p.novelty_floor, start),
-                          Envelope(half, margin, p.novelty_floor, start))
-        self.hst_envelope = (Envelope(half, margin, p.hst_floor, start) if p.hst_novelty
-                             else None)
+        self.envelopes = (
+            Envelope(half, margin, p.novelty_floor, start),
+            Envelope(half, margin, p.novelty_floor, start),
+            Envelope(half, margin, p.novelty_floor, start),
+        )
+        self.hst_envelope = Envelope(half, margin, p.hst_floor, start) if p.hst_novelty else None
         self.drift = Drift(p.drift_slack, p.drift_limit, p.drift_clip)
 
     def score_learn(self, start: int, mean: float) -> Score:
@@ -166,8 +182,9 @@ class SensorScorer:
             self.absurd += 1
             if self.absurd < ABSURD_RUN:
                 # Judged against the peaks, and not learned by anything.
-                novel = lz.novel(level_z) or sz.novel(step_z) or (hz is not None
-                                                                  and hz.novel(score))
+                novel = (
+                    lz.novel(level_z) or sz.novel(step_z) or (hz is not None and hz.novel(score))
+                )
                 return _new(Score, (score, ready and novel, ready, cut))
         else:
             self.absurd = 0

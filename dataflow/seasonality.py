@@ -53,8 +53,14 @@ def period(period_ns: int, slots: int, window_ns: int, memory: float, shift_ns: 
     slot_ns = period_ns // slots
     # Windows per slot per period (at least 1), times the memory in periods.
     rate = 1.0 / (max(1.0, slot_ns / window_ns) * memory)
-    return Period(period_ns, slot_ns, shift_ns, rate, array("d", bytes(8 * slots)),
-                  array("I", bytes(4 * slots)))
+    return Period(
+        period_ns,
+        slot_ns,
+        shift_ns,
+        rate,
+        array("d", bytes(8 * slots)),
+        array("I", bytes(4 * slots)),
+    )
 
 
 class Baseline:
@@ -101,8 +107,14 @@ class Seasonality:
 
     __slots__ = ("baselines", "quality_rate", "ratio")
 
-    def __init__(self, window_ns: int, ratio: float = 0.7, daily_slots: int = 48,
-                 weekly_slots: int = 336, quality_windows: int = 300) -> None:
+    def __init__(
+        self,
+        window_ns: int,
+        ratio: float = 0.7,
+        daily_slots: int = 48,
+        weekly_slots: int = 336,
+        quality_windows: int = 300,
+    ) -> None:
         self.ratio = ratio
         self.quality_rate = 1.0 / quality_windows
         self.baselines = (

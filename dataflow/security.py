@@ -35,9 +35,15 @@ SSL_VARS = ("KAFKA_SSL_CA_LOCATION", "KAFKA_SSL_CERT_LOCATION", "KAFKA_SSL_KEY_L
 # rejecting ours (OpenSSL 1.1 says "sslv3 alert ...", 3.x "ssl/tls alert ...", TLS 1.3 adds
 # "certificate required").
 _BROKER_CERT_REFUSED = ("certificate verify failed",)
-_CLIENT_CERT_REFUSED = ("alert bad certificate", "alert certificate required", "alert unknown ca",
-                        "alert certificate unknown", "alert certificate expired",
-                        "alert certificate revoked", "alert unsupported certificate")
+_CLIENT_CERT_REFUSED = (
+    "alert bad certificate",
+    "alert certificate required",
+    "alert unknown ca",
+    "alert certificate unknown",
+    "alert certificate expired",
+    "alert certificate revoked",
+    "alert unsupported certificate",
+)
 
 
 class SecurityConfigError(ValueError):
@@ -51,9 +57,11 @@ def _check_tls_files(ca: str | None, cert: str | None, key: str | None) -> None:
     Python's ssl module is what kafka-python uses, on the same OpenSSL checks librdkafka makes
     when it creates a client (a CA file with a certificate, a key that matches the certificate).
     """
-    for name, path, block in (("KAFKA_SSL_CA_LOCATION", ca, b"CERTIFICATE-----"),
-                              ("KAFKA_SSL_CERT_LOCATION", cert, b"CERTIFICATE-----"),
-                              ("KAFKA_SSL_KEY_LOCATION", key, b"PRIVATE KEY-----")):
+    for name, path, block in (
+        ("KAFKA_SSL_CA_LOCATION", ca, b"CERTIFICATE-----"),
+        ("KAFKA_SSL_CERT_LOCATION", cert, b"CERTIFICATE-----"),
+        ("KAFKA_SSL_KEY_LOCATION", key, b"PRIVATE KEY-----"),
+    ):
         if path is None:
             continue
         try:
@@ -63,29 +71,34 @@ def _check_tls_files(ca: str | None, cert: str | None, key: str | None) -> None:
             raise SecurityConfigError(f"{name}={path}: {exc.strerror or exc}") from None
         if block not in data:
             what = "private key" if name == "KAFKA_SSL_KEY_LOCATION" else "certificate"
-            raise SecurityConfigError(f"{name}={path}: no PEM {what} in it "
-                                      f"(no '-----BEGIN ...{block.decode()}' line)")
+            raise SecurityConfigError(
+                f"{name}={path}: no PEM {what} in it (no '-----BEGIN ...{block.decode()}' line)"
+            )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if ca:
         try:
             context.load_verify_locations(cafile=ca)
         except ssl.SSLError as exc:
             raise SecurityConfigError(
-                f"KAFKA_SSL_CA_LOCATION={ca}: not a PEM CA certificate ({_reason(exc)})") from None
+                f"KAFKA_SSL_CA_LOCATION={ca}: not a PEM CA certificate ({_reason(exc)})"
+            ) from None
     if cert and key:
 
         def no_password() -> bytes:
             """Asked for an encrypted key only. There is no key password setting, so say so now
             rather than let OpenSSL prompt on the terminal or a client fail at connect time."""
-            raise SecurityConfigError(f"KAFKA_SSL_KEY_LOCATION={key}: the key is encrypted; "
-                                      "give an unencrypted PEM key (there is no password setting)")
+            raise SecurityConfigError(
+                f"KAFKA_SSL_KEY_LOCATION={key}: the key is encrypted; "
+                "give an unencrypted PEM key (there is no password setting)"
+            )
 
         try:
             context.load_cert_chain(cert, key, password=no_password)
         except ssl.SSLError as exc:
             raise SecurityConfigError(
                 f"KAFKA_SSL_CERT_LOCATION={cert} / KAFKA_SSL_KEY_LOCATION={key}: they do not load "
-                f"as a certificate and its key ({_reason(exc)})") from None
+                f"as a certificate and its key ({_reason(exc)})"
+            ) from None
 
 
 def _reason(exc: ssl.SSLError) -> str:
@@ -114,7 +127,8 @@ class KafkaSecurity:
         protocol = (get("KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT").upper()
         if protocol not in PROTOCOLS:
             raise SecurityConfigError(
-                f"KAFKA_SECURITY_PROTOCOL={protocol!r}: must be one of {', '.join(PROTOCOLS)}")
+                f"KAFKA_SECURITY_PROTOCOL={protocol!r}: must be one of {', '.join(PROTOCOLS)}"
+            )
         mechanism = get("KAFKA_SASL_MECHANISM")
         username, password = get("KAFKA_SASL_USERNAME"), env.get("KAFKA_SASL_PASSWORD") or None
         if protocol.startswith("SASL_"):
@@ -122,7 +136,8 @@ class KafkaSecurity:
             if mechanism not in MECHANISMS:
                 raise SecurityConfigError(
                     f"KAFKA_SASL_MECHANISM={mechanism!r}: must be one of {', '.join(MECHANISMS)} "
-                    f"with KAFKA_SECURITY_PROTOCOL={protocol}")
+                    f"with KAFKA_SECURITY_PROTOCOL={protocol}"
+                )
             if not username:
                 raise SecurityConfigError(f"KAFKA_SASL_USERNAME: required with {protocol}")
             if not password:
@@ -130,7 +145,8 @@ class KafkaSecurity:
         elif mechanism or username or password:
             raise SecurityConfigError(
                 f"KAFKA_SASL_MECHANISM/USERNAME/PASSWORD are set but KAFKA_SECURITY_PROTOCOL="
-                f"{protocol} uses no SASL (use SASL_PLAINTEXT or SASL_SSL)")
+                f"{protocol} uses no SASL (use SASL_PLAINTEXT or SASL_SSL)"
+            )
         ca, cert, key = (get(name) for name in SSL_VARS)
         if not protocol.endswith("SSL"):
             # Silently ignored, they would leave a cluster that needs TLS unreachable with no
@@ -139,12 +155,18 @@ class KafkaSecurity:
             if given:
                 raise SecurityConfigError(
                     f"{'/'.join(given)} {'is' if len(given) == 1 else 'are'} set but "
-                    f"KAFKA_SECURITY_PROTOCOL={protocol} uses no TLS (use SSL or SASL_SSL)")
+                    f"KAFKA_SECURITY_PROTOCOL={protocol} uses no TLS (use SSL or SASL_SSL)"
+                )
         elif bool(cert) != bool(key):
-            missing, present = (("KAFKA_SSL_KEY_LOCATION", "KAFKA_SSL_CERT_LOCATION") if cert
-                                else ("KAFKA_SSL_CERT_LOCATION", "KAFKA_SSL_KEY_LOCATION"))
-            raise SecurityConfigError(f"{missing}: required with {present} (mutual TLS needs the "
-                                      "client certificate and its key)")
+            missing, present = (
+                ("KAFKA_SSL_KEY_LOCATION", "KAFKA_SSL_CERT_LOCATION")
+                if cert
+                else ("KAFKA_SSL_CERT_LOCATION", "KAFKA_SSL_KEY_LOCATION")
+            )
+            raise SecurityConfigError(
+                f"{missing}: required with {present} (mutual TLS needs the "
+                "client certificate and its key)"
+            )
         else:
             _check_tls_files(ca, cert, key)
         return cls(protocol, mechanism, username, password, ca, cert, key)
@@ -161,13 +183,19 @@ class KafkaSecurity:
         """Settings for confluent-kafka / librdkafka clients (and so for Bytewax's connector)."""
         out = {"security.protocol": self.protocol.lower()}
         if self.uses_sasl:
-            out.update({"sasl.mechanism": str(self.mechanism),
-                        "sasl.username": str(self.username),
-                        "sasl.password": str(self.password)})
+            out.update(
+                {
+                    "sasl.mechanism": str(self.mechanism),
+                    "sasl.username": str(self.username),
+                    "sasl.password": str(self.password),
+                }
+            )
         if self.uses_tls:
-            for key, val in (("ssl.ca.location", self.ca_location),
-                             ("ssl.certificate.location", self.cert_location),
-                             ("ssl.key.location", self.key_location)):
+            for key, val in (
+                ("ssl.ca.location", self.ca_location),
+                ("ssl.certificate.location", self.cert_location),
+                ("ssl.key.location", self.key_location),
+            ):
                 if val:
                     out[key] = val
         return out
@@ -176,12 +204,19 @@ class KafkaSecurity:
         """Keyword arguments for kafka-python's producer and admin client."""
         out = {"security_protocol": self.protocol}
         if self.uses_sasl:
-            out.update({"sasl_mechanism": str(self.mechanism),
-                        "sasl_plain_username": str(self.username),
-                        "sasl_plain_password": str(self.password)})
+            out.update(
+                {
+                    "sasl_mechanism": str(self.mechanism),
+                    "sasl_plain_username": str(self.username),
+                    "sasl_plain_password": str(self.password),
+                }
+            )
         if self.uses_tls:
-            for key, val in (("ssl_cafile", self.ca_location), ("ssl_certfile", self.cert_location),
-                             ("ssl_keyfile", self.key_location)):
+            for key, val in (
+                ("ssl_cafile", self.ca_location),
+                ("ssl_certfile", self.cert_location),
+                ("ssl_keyfile", self.key_location),
+            ):
                 if val:
                     out[key] = val
         return out
@@ -208,13 +243,19 @@ class KafkaSecurity:
             return None
         lowered = text.lower()
         if any(words in lowered for words in _BROKER_CERT_REFUSED):
-            return ("the broker's certificate is not trusted: KAFKA_SSL_CA_LOCATION must be the CA "
-                    f"that signed it ({self.ca_location or 'unset, so the system CAs'}), and the "
-                    "certificate must name the host given in KAFKA_BROKERS")
+            return (
+                "the broker's certificate is not trusted: KAFKA_SSL_CA_LOCATION must be the CA "
+                f"that signed it ({self.ca_location or 'unset, so the system CAs'}), and the "
+                "certificate must name the host given in KAFKA_BROKERS"
+            )
         if any(words in lowered for words in _CLIENT_CERT_REFUSED):
             if not self.cert_location:
-                return ("the broker wants a client certificate (mutual TLS): set "
-                        "KAFKA_SSL_CERT_LOCATION and KAFKA_SSL_KEY_LOCATION")
-            return (f"the broker did not accept the client certificate KAFKA_SSL_CERT_LOCATION="
-                    f"{self.cert_location}: it must be signed by a CA the broker trusts")
+                return (
+                    "the broker wants a client certificate (mutual TLS): set "
+                    "KAFKA_SSL_CERT_LOCATION and KAFKA_SSL_KEY_LOCATION"
+                )
+            return (
+                f"the broker did not accept the client certificate KAFKA_SSL_CERT_LOCATION="
+                f"{self.cert_location}: it must be signed by a CA the broker trusts"
+            )
         return None

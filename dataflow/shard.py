@@ -74,8 +74,9 @@ class ShardConfig:
     window_ns: dict[str, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "window_ns",
-                           {name: setup.window_ns for name, setup in self.families.items()})
+        object.__setattr__(
+            self, "window_ns", {name: setup.window_ns for name, setup in self.families.items()}
+        )
 
     @property
     def sweep_s(self) -> float:
@@ -169,9 +170,14 @@ class ShardCounts:
 
     def take(self) -> dict[str, int]:
         """The counts since the last call, which start again from zero."""
-        out = {"alerts_opened": self.alerts_opened, "alerts_resolved": self.alerts_resolved,
-               "anomalies": self.anomalies, "forgotten": self.forgotten, "late": self.late,
-               "windows": self.windows}
+        out = {
+            "alerts_opened": self.alerts_opened,
+            "alerts_resolved": self.alerts_resolved,
+            "anomalies": self.anomalies,
+            "forgotten": self.forgotten,
+            "late": self.late,
+            "windows": self.windows,
+        }
         self.alerts_opened = self.alerts_resolved = self.anomalies = 0
         self.forgotten = self.late = self.windows = 0
         return out
@@ -212,12 +218,11 @@ class ShardState:
     def _new_sensor(self, key: tuple[str, str], now: float) -> _Sensor:
         family, sensor_id = key
         sensor = self.sensors[key] = _Sensor(
-            now, self.config.families[family].family.rules_for(sensor_id))
+            now, self.config.families[family].family.rules_for(sensor_id)
+        )
         return sensor
 
-    def ingest(
-        self, readings: Iterable[Reading | Run], now: float
-    ) -> list[Result]:
+    def ingest(self, readings: Iterable[Reading | Run], now: float) -> list[Result]:
         """Fold a batch of readings (single or runs) at wall time ``now``; return closed windows
         and late readings."""
         cfg = self.config
@@ -277,8 +282,9 @@ class ShardState:
         self.counts.late += late
         return out
 
-    def _ingest_each(self, key: tuple[str, str], sensor: _Sensor, readings: list[Reading],
-                     out: list[Result]) -> int:
+    def _ingest_each(
+        self, key: tuple[str, str], sensor: _Sensor, readings: list[Reading], out: list[Result]
+    ) -> int:
         """A run's readings one by one, as ``ingest`` takes single ones; returns how many were
         taken (not late)."""
         size, lateness = self.config.window_ns[key[0]], self.config.lateness_ns
@@ -317,8 +323,9 @@ class ShardState:
             clock = next_close + round((now - due) * 1e9)
             self._score(key, sensor, win.close_at(clock, sizes[key[0]], lateness), out)
             if win.open:
-                heapq.heappush(deadlines, (due + (win.next_close - next_close) / 1e9, key,
-                                           win.next_close))
+                heapq.heappush(
+                    deadlines, (due + (win.next_close - next_close) / 1e9, key, win.next_close)
+                )
         if self.config.stale_s > 0:
             self._expire_stale(now, out)
         if now >= self.next_sweep:
@@ -346,8 +353,11 @@ class ShardState:
         event = sensor.alerts.stale()
         if event is not None:
             self.counts.alerts_resolved += 1
-            out.append(SensorEvent(key[0], key[1], event.event, now - sensor.seen_at, event,
-                                   self._unit(key[0])))
+            out.append(
+                SensorEvent(
+                    key[0], key[1], event.event, now - sensor.seen_at, event, self._unit(key[0])
+                )
+            )
 
     def _sweep(self, now: float, out: list[Result]) -> None:
         """Forget the sensors silent for ``state_ttl_s``, after closing what they left open."""
@@ -359,8 +369,11 @@ class ShardState:
             self.idle.pop(key, None)  # a TTL shorter than the idle timeout leaves it there
             sensor = self.sensors.pop(key)
             self.counts.forgotten += 1
-            out.append(SensorEvent(key[0], key[1], FORGOTTEN, now - sensor.seen_at,
-                                   unit=self._unit(key[0])))
+            out.append(
+                SensorEvent(
+                    key[0], key[1], FORGOTTEN, now - sensor.seen_at, unit=self._unit(key[0])
+                )
+            )
         self.next_sweep = now + cfg.sweep_s if self.sensors else _NEVER
 
     def _arm(self, key: tuple[str, str], win: SensorWindows, now: float) -> None:
@@ -374,8 +387,9 @@ class ShardState:
         """
         if not win.open or abs(win.max_ts / 1e9 - now) > self.config.live_skew_s:
             return
-        heapq.heappush(self.deadlines, (now + (win.next_close - win.max_ts) / 1e9, key,
-                                        win.next_close))
+        heapq.heappush(
+            self.deadlines, (now + (win.next_close - win.max_ts) / 1e9, key, win.next_close)
+        )
 
     def flush(self) -> list[Result]:
         """Close every open window: the input has ended."""
@@ -444,14 +458,35 @@ class ShardState:
                 # windows of a fleet end here, so this skips the result object.
                 alerts.quiet(mean)
                 if emit_all:
-                    out.append(WindowResult(family, sensor_id, stats, score, ready, False, cut,
-                                            threshold, (), None, unit))
+                    out.append(
+                        WindowResult(
+                            family,
+                            sensor_id,
+                            stats,
+                            score,
+                            ready,
+                            False,
+                            cut,
+                            threshold,
+                            (),
+                            None,
+                            unit,
+                        )
+                    )
                 continue
             else:
                 reasons, severity = [], None
-            event = alerts.observe(f"{family}/{sensor_id}", stats.start, mean, score,
-                                   reasons, cfg.update_every, cfg.resolve_after, cfg.cooldown,
-                                   severity)
+            event = alerts.observe(
+                f"{family}/{sensor_id}",
+                stats.start,
+                mean,
+                score,
+                reasons,
+                cfg.update_every,
+                cfg.resolve_after,
+                cfg.cooldown,
+                severity,
+            )
             if event is not None:
                 if event.event == "open":
                     counts.alerts_opened += 1
@@ -461,5 +496,19 @@ class ShardState:
                     self.stale.pop(key, None)
             elif not emit_all:
                 continue
-            out.append(WindowResult(family, sensor_id, stats, score, ready, ml, cut, threshold,
-                                    fired, severity, unit, event))
+            out.append(
+                WindowResult(
+                    family,
+                    sensor_id,
+                    stats,
+                    score,
+                    ready,
+                    ml,
+                    cut,
+                    threshold,
+                    fired,
+                    severity,
+                    unit,
+                    event,
+                )
+            )

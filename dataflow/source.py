@@ -48,8 +48,9 @@ class PartitionConsumer(Protocol):
     def consume(self, num_messages: int, timeout: float) -> list[Message]: ...
 
     # None: "on timeout", in librdkafka's documentation, though its stubs say otherwise.
-    def get_watermark_offsets(self, partition: TopicPartition, timeout: float = ...,
-                              cached: bool = ...) -> tuple[int, int] | None: ...
+    def get_watermark_offsets(
+        self, partition: TopicPartition, timeout: float = ..., cached: bool = ...
+    ) -> tuple[int, int] | None: ...
 
     def close(self) -> None: ...
 
@@ -79,9 +80,16 @@ class PollPartition(StatefulSourcePartition[list[Message], int]):
     watermark read, and a gauge update only when the lag changed. Nothing per message.
     """
 
-    def __init__(self, consumer: PartitionConsumer, topic: str, part: int, offset: int,
-                 batch_size: int, lag_gauge: Callable[[], LagGauge], stop: threading.Event
-                 ) -> None:
+    def __init__(
+        self,
+        consumer: PartitionConsumer,
+        topic: str,
+        part: int,
+        offset: int,
+        batch_size: int,
+        lag_gauge: Callable[[], LagGauge],
+        stop: threading.Event,
+    ) -> None:
         consumer.assign([TopicPartition(topic, part, offset)])
         self._consumer = consumer
         self._tp = TopicPartition(topic, part)
@@ -142,10 +150,16 @@ class KafkaPollSource(FixedPartitionedSource[list[Message], int]):
     consumer settings to an admin client, which warns about every consumer-only property.
     """
 
-    def __init__(self, topics: list[str], admin_config: dict[str, Any],
-                 consumer_config: dict[str, Any], tail: bool, batch_size: int,
-                 stop: threading.Event | None = None,
-                 lag_metric: LagMetric = BYTEWAX_CONSUMER_LAG_GAUGE) -> None:
+    def __init__(
+        self,
+        topics: list[str],
+        admin_config: dict[str, Any],
+        consumer_config: dict[str, Any],
+        tail: bool,
+        batch_size: int,
+        stop: threading.Event | None = None,
+        lag_metric: LagMetric = BYTEWAX_CONSUMER_LAG_GAUGE,
+    ) -> None:
         self._topics = list(topics)
         self._admin_config = admin_config
         self._batch_size = batch_size
@@ -166,10 +180,16 @@ class KafkaPollSource(FixedPartitionedSource[list[Message], int]):
             raise RuntimeError(f"input topics do not exist: {missing}")
         return [f"{p}-{t}" for t in self._topics for p in sorted(meta[t].partitions)]
 
-    def build_part(self, step_id: str, for_part: str, resume_state: int | None
-                   ) -> PollPartition:
+    def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> PollPartition:
         idx, topic = for_part.split("-", 1)
         offset = OFFSET_BEGINNING if resume_state is None else resume_state
         gauge = partial(self._lag_metric.labels, step_id=step_id, topic=topic, partition=idx)
-        return PollPartition(Consumer(dict(self._consumer_config)), topic, int(idx), offset,
-                             self._batch_size, gauge, self._stop)
+        return PollPartition(
+            Consumer(dict(self._consumer_config)),
+            topic,
+            int(idx),
+            offset,
+            self._batch_size,
+            gauge,
+            self._stop,
+        )

@@ -18,25 +18,41 @@ from prometheus_client import Counter, Gauge
 
 log = logging.getLogger("dataflow.status")
 
-FIELDS = ("readings", "rejected", "late", "windows", "anomalies", "alerts_opened",
-          "alerts_resolved", "forgotten")
+FIELDS = (
+    "readings",
+    "rejected",
+    "late",
+    "windows",
+    "anomalies",
+    "alerts_opened",
+    "alerts_resolved",
+    "forgotten",
+)
 
 READINGS = Counter("sensor_readings", "Readings accepted from the input topics.", ["family"])
-DEAD_LETTERS = Counter("sensor_dead_letters", "Messages sent to the dead-letter topic.",
-                       ["reason"])
+DEAD_LETTERS = Counter("sensor_dead_letters", "Messages sent to the dead-letter topic.", ["reason"])
 LATE = Counter("sensor_late_readings", "Readings whose window had already closed.")
 WINDOWS = Counter("sensor_windows_scored", "Closed windows scored.")
 ANOMALIES = Counter("sensor_anomalous_windows", "Scored windows flagged by a rule or the model.")
 ALERTS_OPENED = Counter("sensor_alerts_opened", "Alerts opened (one per anomalous episode).")
-ALERTS_RESOLVED = Counter("sensor_alerts_resolved",
-                          "Alerts resolved, after clean windows or a silence (stale).")
-FORGOTTEN = Counter("sensor_forgotten",
-                    "Sensors forgotten after SENSOR_STATE_TTL_SECONDS of silence.")
+ALERTS_RESOLVED = Counter(
+    "sensor_alerts_resolved", "Alerts resolved, after clean windows or a silence (stale)."
+)
+FORGOTTEN = Counter(
+    "sensor_forgotten", "Sensors forgotten after SENSOR_STATE_TTL_SECONDS of silence."
+)
 TRACKED = Gauge("sensor_tracked_sensors", "Sensors whose state (windows, model, alert) is kept.")
-OPEN_ALERTS = Gauge("sensor_open_alerts", "Alerts open now (one per anomalous episode), kept "
-                                          "across a restart with recovery.")
-_PLAIN = {"windows": WINDOWS, "anomalies": ANOMALIES, "alerts_opened": ALERTS_OPENED,
-          "alerts_resolved": ALERTS_RESOLVED, "forgotten": FORGOTTEN}
+OPEN_ALERTS = Gauge(
+    "sensor_open_alerts",
+    "Alerts open now (one per anomalous episode), kept across a restart with recovery.",
+)
+_PLAIN = {
+    "windows": WINDOWS,
+    "anomalies": ANOMALIES,
+    "alerts_opened": ALERTS_OPENED,
+    "alerts_resolved": ALERTS_RESOLVED,
+    "forgotten": FORGOTTEN,
+}
 
 
 class Status:

@@ -29,9 +29,12 @@ HINT_AFTER_S = 5.0
 class GracefulStop:
     """The stop request shared by the signal handler, the sources and the shard logic."""
 
-    def __init__(self, exit_now: Callable[[int], object] = os._exit,
-                 write: Callable[[str], object] | None = None,
-                 hint_after_s: float = HINT_AFTER_S) -> None:
+    def __init__(
+        self,
+        exit_now: Callable[[int], object] = os._exit,
+        write: Callable[[str], object] | None = None,
+        hint_after_s: float = HINT_AFTER_S,
+    ) -> None:
         self.event = threading.Event()
         self.signum: int | None = None
         self._exit_now = exit_now
@@ -50,8 +53,10 @@ class GracefulStop:
         """Signal handler: the first call asks for the stop, the second exits at once."""
         if self.event.is_set():
             # A handler may interrupt logging's own lock holder: write directly.
-            self._write(f"stopped by a second {signal.Signals(signum).name}, without waiting "
-                        "for the output in flight\n")
+            self._write(
+                f"stopped by a second {signal.Signals(signum).name}, without waiting "
+                "for the output in flight\n"
+            )
             self._exit_now(128 + signum)
             return
         self.signum = signum
@@ -64,9 +69,11 @@ class GracefulStop:
         hint.start()
 
     def _hint(self) -> None:
-        self._write(f"still stopping after {self.name}: waiting for the output in flight to "
-                    "reach Kafka, or for the cluster's other processes to stop; "
-                    f"{self.name} again exits without waiting\n")
+        self._write(
+            f"still stopping after {self.name}: waiting for the output in flight to "
+            "reach Kafka, or for the cluster's other processes to stop; "
+            f"{self.name} again exits without waiting\n"
+        )
 
     def install(self, signums: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)) -> None:
         """Handle ``signums`` from now on (Python handlers can only be set in the main thread).

@@ -76,8 +76,9 @@ class SensorWindows:
             self.max_ts = ts
         return True
 
-    def add_sorted(self, ts: tuple[int, ...], values: tuple[float, ...], size: int,
-                   lateness: int) -> None:
+    def add_sorted(
+        self, ts: tuple[int, ...], values: tuple[float, ...], size: int, lateness: int
+    ) -> None:
         """Add a run of readings whose times never decrease and start at or after
         ``closed_until``: none of them can be late, whatever closes between them.
 

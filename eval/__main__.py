@@ -42,47 +42,93 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m eval",
         description="Score the dataflow's detector on NAB-style data, beside a seeded random "
-                    "detector and the threshold rule alone (Numenta Anomaly Benchmark rules).",
+        "detector and the threshold rule alone (Numenta Anomaly Benchmark rules).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--data", type=Path, required=True,
-                   help="folder laid out like NAB's data/ (e.g. realTraffic/speed_7578.csv)")
-    p.add_argument("--labels", type=Path, required=True,
-                   help="windows file in NAB's combined_windows.json format")
-    p.add_argument("--profiles", type=Path, default=None,
-                   help="NAB profiles.json (default: ../../config/profiles.json from --labels, "
-                        "else NAB's standard weights)")
-    p.add_argument("--profile", default="standard",
-                   help="profile to score with (default: %(default)s)")
+    p.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        help="folder laid out like NAB's data/ (e.g. realTraffic/speed_7578.csv)",
+    )
+    p.add_argument(
+        "--labels",
+        type=Path,
+        required=True,
+        help="windows file in NAB's combined_windows.json format",
+    )
+    p.add_argument(
+        "--profiles",
+        type=Path,
+        default=None,
+        help="NAB profiles.json (default: ../../config/profiles.json from --labels, "
+        "else NAB's standard weights)",
+    )
+    p.add_argument(
+        "--profile", default="standard", help="profile to score with (default: %(default)s)"
+    )
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write results as JSON")
-    p.add_argument("--results-dir", type=Path, default=None, metavar="DIR",
-                   help="write NAB-format result files, DIR/<detector>/<category>/"
-                        "<detector>_<file>.csv (timestamp,value,anomaly_score,label), for NAB's "
-                        "own run.py --score --normalize")
-    p.add_argument("--plots", type=Path, default=None, metavar="DIR",
-                   help="write one PNG per file into DIR")
-    p.add_argument("--seed", type=int, default=42,
-                   help="random detector seed (default: %(default)s)")
-    p.add_argument("--random-rate", type=float, default=runner.Options.random_rate,
-                   help="probability that the random detector fires on a row "
-                        "(default: %(default)s)")
-    p.add_argument("--threshold-margin", type=float, default=runner.Options.threshold_margin,
-                   help="threshold baseline level: probation max + this share of the probation "
-                        "range (default: %(default)s)")
-    p.add_argument("--detections", choices=detectors.MODES, default="alerts",
-                   help="alerts: one detection per alert opened (default); windows: every "
-                        "anomalous window")
-    p.add_argument("--limit-pad", type=float, default=detectors.OursConfig.limit_pad,
-                   help="HalfSpaceTrees range: probation min/max padded by this share of their "
-                        "spread (default: %(default)s)")
-    p.add_argument("--set", type=_kv, action="append", default=[], metavar="NAME=VALUE",
-                   help="override a dataflow setting for ours, e.g. --set ML_QUANTILE=0.995")
-    p.add_argument("--through-broker", action="store_true",
-                   help="replay ours through Kafka and `python -m bytewax.run dataflow.main:flow` "
-                        "instead of calling the scoring code in-process")
-    p.add_argument("--brokers", default="127.0.0.1:9092",
-                   help="Kafka brokers for --through-broker (default: %(default)s)")
+    p.add_argument(
+        "--results-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write NAB-format result files, DIR/<detector>/<category>/"
+        "<detector>_<file>.csv (timestamp,value,anomaly_score,label), for NAB's "
+        "own run.py --score --normalize",
+    )
+    p.add_argument(
+        "--plots", type=Path, default=None, metavar="DIR", help="write one PNG per file into DIR"
+    )
+    p.add_argument(
+        "--seed", type=int, default=42, help="random detector seed (default: %(default)s)"
+    )
+    p.add_argument(
+        "--random-rate",
+        type=float,
+        default=runner.Options.random_rate,
+        help="probability that the random detector fires on a row (default: %(default)s)",
+    )
+    p.add_argument(
+        "--threshold-margin",
+        type=float,
+        default=runner.Options.threshold_margin,
+        help="threshold baseline level: probation max + this share of the probation "
+        "range (default: %(default)s)",
+    )
+    p.add_argument(
+        "--detections",
+        choices=detectors.MODES,
+        default="alerts",
+        help="alerts: one detection per alert opened (default); windows: every anomalous window",
+    )
+    p.add_argument(
+        "--limit-pad",
+        type=float,
+        default=detectors.OursConfig.limit_pad,
+        help="HalfSpaceTrees range: probation min/max padded by this share of their "
+        "spread (default: %(default)s)",
+    )
+    p.add_argument(
+        "--set",
+        type=_kv,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a dataflow setting for ours, e.g. --set ML_QUANTILE=0.995",
+    )
+    p.add_argument(
+        "--through-broker",
+        action="store_true",
+        help="replay ours through Kafka and `python -m bytewax.run dataflow.main:flow` "
+        "instead of calling the scoring code in-process",
+    )
+    p.add_argument(
+        "--brokers",
+        default="127.0.0.1:9092",
+        help="Kafka brokers for --through-broker (default: %(default)s)",
+    )
     return p
 
 
@@ -93,8 +139,10 @@ def _profile(args: argparse.Namespace) -> Profile:
         if not guess.is_file():
             if args.profile != "standard":
                 raise SystemExit(f"no profiles file for profile {args.profile!r}; use --profiles")
-            print("note: no profiles.json found, using NAB's standard weights (1, 1, 0.11)",
-                  file=sys.stderr)
+            print(
+                "note: no profiles.json found, using NAB's standard weights (1, 1, 0.11)",
+                file=sys.stderr,
+            )
             return Profile()
         path = guess
     profiles = load_profiles(path)
@@ -118,9 +166,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     windows = load_windows(args.labels)
     files, unlabelled = runner.find_files(args.data, windows)
     if unlabelled:
-        print(f"note: {len(unlabelled)} CSV file(s) without labels skipped: "
-              f"{', '.join(unlabelled[:5])}{' ...' if len(unlabelled) > 5 else ''}",
-              file=sys.stderr)
+        print(
+            f"note: {len(unlabelled)} CSV file(s) without labels skipped: "
+            f"{', '.join(unlabelled[:5])}{' ...' if len(unlabelled) > 5 else ''}",
+            file=sys.stderr,
+        )
     if not files:
         print(f"no labelled CSV file under {args.data}", file=sys.stderr)
         return EXIT_FAILED
@@ -129,8 +179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         random_rate=args.random_rate,
         threshold_margin=args.threshold_margin,
-        ours=detectors.OursConfig(limit_pad=args.limit_pad, mode=args.detections,
-                                  env=dict(args.set)),
+        ours=detectors.OursConfig(
+            limit_pad=args.limit_pad, mode=args.detections, env=dict(args.set)
+        ),
     )
     ours_fn = None
     if args.through_broker:
@@ -154,8 +205,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             m = {name: runner.metrics(s, args.profile)[key] for name, s in r.scores.items()}
             sub = "  ".join(f"{name} {'-' if v is None else f'{v:.1f}'}" for name, v in m.items())
             out = args.plots / (r.path.removesuffix(".csv") + ".png")
-            plot_file(out, r.path, r.series, r.windows, runner.probation_of(r),
-                      r.detections["ours"], r.threshold_level, f"NAB {args.profile}: {sub}")
+            plot_file(
+                out,
+                r.path,
+                r.series,
+                r.windows,
+                runner.probation_of(r),
+                r.detections["ours"],
+                r.threshold_level,
+                f"NAB {args.profile}: {sub}",
+            )
         print(f"wrote {len(results)} plot(s) under {args.plots}")
     return EXIT_OK
 

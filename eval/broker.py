@@ -39,9 +39,7 @@ def iso(ns: int) -> str:
     return f"{dt.isoformat(sep=' ')}.{ns % 1_000_000_000 // 1000:06d}"
 
 
-def record_detections(
-    series: Series, records: list[dict[str, Any]], mode: str
-) -> list[bool]:
+def record_detections(series: Series, records: list[dict[str, Any]], mode: str) -> list[bool]:
     """Row detections from the anomalies topic's JSON records (see ``detectors.detections``)."""
     if mode == "alerts":
         picked = [r for r in records if r.get("event") == "open"]
@@ -63,8 +61,7 @@ class BrokerReplay:
         except SecurityConfigError as exc:  # names the variable, never holds the password
             raise SystemExit(f"configuration error: {exc}") from None
         # Bootstrap and security settings, which every client gets.
-        self.client_config: dict[str, Any] = {"bootstrap.servers": brokers,
-                                              **security.librdkafka()}
+        self.client_config: dict[str, Any] = {"bootstrap.servers": brokers, **security.librdkafka()}
         try:  # fail fast, with the broker's reason, if unreachable or refusing the login
             self.admin, _ = connect(brokers, security, timeout_s=10)
         except StartupError as exc:
@@ -113,18 +110,30 @@ class BrokerReplay:
             **base_env(fit(series), self.config.limit_pad),
             **self.config.env,
         }
-        proc = subprocess.run([sys.executable, "-m", "bytewax.run", "dataflow.main:flow"],
-                              cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=self.timeout_s, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "bytewax.run", "dataflow.main:flow"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=self.timeout_s,
+            check=False,
+        )
         if proc.returncode != 0:
-            raise RuntimeError(f"{rel}: the dataflow failed ({proc.returncode}):\n"
-                               f"{proc.stderr[-3000:]}")
+            raise RuntimeError(
+                f"{rel}: the dataflow failed ({proc.returncode}):\n{proc.stderr[-3000:]}"
+            )
 
     def _consume(self, topic: str) -> list[bytes]:
         """Every message value in ``topic`` (one partition), oldest first."""
-        consumer = Consumer({**self.client_config,
-                             "group.id": f"eval-{uuid.uuid4().hex}",
-                             "enable.auto.commit": False, "enable.partition.eof": True})
+        consumer = Consumer(
+            {
+                **self.client_config,
+                "group.id": f"eval-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "enable.partition.eof": True,
+            }
+        )
         try:
             part = TopicPartition(topic, 0, 0)
             end = consumer.get_watermark_offsets(part, timeout=30)[1]

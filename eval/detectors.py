@@ -109,12 +109,16 @@ def replay(series: Series, env: Mapping[str, str]) -> Replay:
     """Fold the rows as one sensor's readings through a dataflow shard, as the flow would."""
     config = shard_config(Settings.from_env(dict(env)))
     state = ShardState(config)
-    readings = [Reading(AIR_QUALITY, SENSOR_ID, ts, v)
-                for ts, v in zip(series.timestamps, series.values, strict=True)]
+    readings = [
+        Reading(AIR_QUALITY, SENSOR_ID, ts, v)
+        for ts, v in zip(series.timestamps, series.values, strict=True)
+    ]
     out = state.ingest(readings, now=0.0)
     out.extend(state.flush())
-    return Replay([r for r in out if isinstance(r, WindowResult)],
-                  sum(1 for r in out if isinstance(r, LateReading)))
+    return Replay(
+        [r for r in out if isinstance(r, WindowResult)],
+        sum(1 for r in out if isinstance(r, LateReading)),
+    )
 
 
 def is_alert_open(res: WindowResult) -> bool:
@@ -152,8 +156,11 @@ def threshold(
     """The dataflow's fixed threshold rule alone (no model), its level from probation."""
     fitted = fit(series)
     level = threshold_level(fitted, margin)
-    env = {**base_env(fitted, OursConfig.limit_pad), "AIR_QUALITY_THRESHOLD": repr(level),
-           "WARMUP_WINDOWS": NEVER_READY}
+    env = {
+        **base_env(fitted, OursConfig.limit_pad),
+        "AIR_QUALITY_THRESHOLD": repr(level),
+        "WARMUP_WINDOWS": NEVER_READY,
+    }
     return detections(series, replay(series, env).windows, mode), level
 
 

@@ -23,20 +23,32 @@ from producer.simulate import SimulationConfig, generate
 START_NS = 1_700_000_000 * 1_000_000_000
 
 
-def alerts_per_sensor_day(hours: float, sensors: int, seed: int,
-                          env: Mapping[str, str]) -> tuple[float, Counter[str]]:
+def alerts_per_sensor_day(
+    hours: float, sensors: int, seed: int, env: Mapping[str, str]
+) -> tuple[float, Counter[str]]:
     """Replay ``hours`` of a normal fleet; return alerts per sensor-day and opens per sensor."""
     state = ShardState(shard_config(Settings.from_env({**env, "SHARDS": "1"})))
     # Every family the simulator knows (its default): the built-in ones.
-    sim = SimulationConfig(start_ns=START_NS, sensors=sensors, interval_s=1.0,
-                           seed=seed, scenario="normal", overheat_sensor="0",
-                           overheat_after_s=0.0, count=None, duration_s=hours * 3600)
+    sim = SimulationConfig(
+        start_ns=START_NS,
+        sensors=sensors,
+        interval_s=1.0,
+        seed=seed,
+        scenario="normal",
+        overheat_sensor="0",
+        overheat_after_s=0.0,
+        count=None,
+        duration_s=hours * 3600,
+    )
     opens: Counter[str] = Counter()
 
     def count(out: list[Result]) -> None:
         for res in out:
-            if (not isinstance(res, LateReading) and res.alert is not None
-                    and res.alert.event == "open"):
+            if (
+                not isinstance(res, LateReading)
+                and res.alert is not None
+                and res.alert.event == "open"
+            ):
                 opens[f"{res.family}/{res.sensor_id}"] += 1
 
     batch: list[Reading] = []
@@ -58,8 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1, help="producer seed (default 1)")
     args = parser.parse_args(argv)
     rate, opens = alerts_per_sensor_day(args.hours, args.sensors, args.seed, os.environ)
-    print(f"{args.hours:g} simulated hours, {args.sensors} sensors per family: "
-          f"{sum(opens.values())} alert(s), {rate:.2f} per sensor-day {dict(opens)}")
+    print(
+        f"{args.hours:g} simulated hours, {args.sensors} sensors per family: "
+        f"{sum(opens.values())} alert(s), {rate:.2f} per sensor-day {dict(opens)}"
+    )
     return 0
 
 

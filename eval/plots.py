@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -25,7 +26,7 @@ def _dt(ns: int) -> datetime:
 
 
 # matplotlib annotates x positions as floats, yet converts datetimes itself (its date units, which
-# also pick the date ticks): the ``arg-type`` ignores below are for that, not for the values.
+# also pick the date ticks): x positions are held as ``Any`` for that, not for the values.
 
 
 def plot_file(
@@ -39,25 +40,45 @@ def plot_file(
     subtitle: str = "",
 ) -> Path:
     """Write ``out`` (PNG) and return it."""
-    times = [_dt(t) for t in series.timestamps]
+    times: list[Any] = [_dt(t) for t in series.timestamps]
     fig, ax = plt.subplots(figsize=(14, 4.5), dpi=100)
     try:
-        ax.plot(times, series.values, lw=0.7, color="#1f4e79", label="value")  # type: ignore[arg-type]
+        ax.plot(times, series.values, lw=0.7, color="#1f4e79", label="value")
         for i, (start, end) in enumerate(windows):
-            ax.axvspan(_dt(start), _dt(end), color="#f4a261", alpha=0.35, lw=0,  # type: ignore[arg-type]
-                       label="labelled window" if i == 0 else None)
+            x0: Any = _dt(start)
+            x1: Any = _dt(end)
+            ax.axvspan(
+                x0,
+                x1,
+                color="#f4a261",
+                alpha=0.35,
+                lw=0,
+                label="labelled window" if i == 0 else None,
+            )
         if 0 < probation < len(times):
-            ax.axvspan(times[0], times[probation], color="0.5", alpha=0.15, lw=0,  # type: ignore[arg-type]
-                       label=f"probation ({probation} rows, not scored)")
-            ax.axvline(times[probation], color="0.4", lw=0.8, ls="--")  # type: ignore[arg-type]
+            ax.axvspan(
+                times[0],
+                times[probation],
+                color="0.5",
+                alpha=0.15,
+                lw=0,
+                label=f"probation ({probation} rows, not scored)",
+            )
+            ax.axvline(times[probation], color="0.4", lw=0.8, ls="--")
         if threshold is not None:
             ax.axhline(threshold, color="#6a4c93", lw=0.8, ls=":", label="threshold baseline")
         hits = [i for i, d in enumerate(ours) if d]
         if hits:
             scored = sum(1 for i in hits if i >= probation)
-            ax.scatter([times[i] for i in hits], [series.values[i] for i in hits], marker="v",  # type: ignore[arg-type]
-                       s=60, color="#d62828", zorder=5,
-                       label=f"our detections ({scored} scored, {len(hits) - scored} in probation)")
+            ax.scatter(
+                [times[i] for i in hits],
+                [series.values[i] for i in hits],
+                marker="v",
+                s=60,
+                color="#d62828",
+                zorder=5,
+                label=f"our detections ({scored} scored, {len(hits) - scored} in probation)",
+            )
         ax.set_title(f"{title}\n{subtitle}" if subtitle else title, fontsize=10)
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
         ax.legend(loc="upper left", fontsize=8, framealpha=0.8)

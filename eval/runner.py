@@ -100,8 +100,10 @@ def evaluate(
 ) -> list[FileResult]:
     """Every labelled CSV file under ``data``, in path order."""
     files, _ = find_files(data, windows)
-    return [evaluate_file(rel, load_series(data / rel), windows[rel], profile, opts, ours_fn)
-            for rel in files]
+    return [
+        evaluate_file(rel, load_series(data / rel), windows[rel], profile, opts, ours_fn)
+        for rel in files
+    ]
 
 
 def metrics(score: FileScore, profile_name: str) -> dict[str, float | None]:
@@ -122,8 +124,10 @@ def _mean(values: list[float | None]) -> float | None:
 def summary(results: list[FileResult], detector: str, profile_name: str) -> dict[str, Any]:
     """Means over files (undefined per-file values are left out) and NAB's pooled score."""
     per_file = [metrics(r.scores[detector], profile_name) for r in results]
-    out: dict[str, Any] = {key: _mean([m[key] for m in per_file]) for key in
-                           (f"nab_{profile_name}", "precision", "recall", "false_alarms_per_day")}
+    out: dict[str, Any] = {
+        key: _mean([m[key] for m in per_file])
+        for key in (f"nab_{profile_name}", "precision", "recall", "false_alarms_per_day")
+    }
     out[f"nab_{profile_name}_pooled"] = corpus_score(r.scores[detector] for r in results)
     out["false_alarms"] = sum(r.scores[detector].false_positives for r in results)
     out["windows_found"] = sum(r.scores[detector].windows_found for r in results)
@@ -131,8 +135,9 @@ def summary(results: list[FileResult], detector: str, profile_name: str) -> dict
     ours = [r.scores["ours"].normalized for r in results]
     if detector != "ours":
         mine = [r.scores[detector].normalized for r in results]
-        out["files_ours_beats"] = sum(1 for a, b in zip(ours, mine, strict=True)
-                                      if a is not None and b is not None and a > b)
+        out["files_ours_beats"] = sum(
+            1 for a, b in zip(ours, mine, strict=True) if a is not None and b is not None and a > b
+        )
     out["files"] = len(results)
     return out
 
@@ -141,8 +146,7 @@ def to_json(results: list[FileResult], profile_name: str) -> dict[str, Any]:
     """``{path: ours metrics, "baselines": {name: {path: metrics}}, "summary": {...}}``."""
     out: dict[str, Any] = {r.path: metrics(r.scores["ours"], profile_name) for r in results}
     out["baselines"] = {
-        name: {r.path: metrics(r.scores[name], profile_name) for r in results}
-        for name in BASELINES
+        name: {r.path: metrics(r.scores[name], profile_name) for r in results} for name in BASELINES
     }
     out["summary"] = {name: summary(results, name, profile_name) for name in DETECTORS}
     out["categories"] = {
@@ -169,24 +173,32 @@ def _pooled_row(label: str, results: list[FileResult], profile_name: str) -> str
     key = f"nab_{profile_name}_pooled"
     sums = {name: summary(results, name, profile_name) for name in DETECTORS}
     o = sums["ours"]
-    return (f"{label:<52} {_fmt(o[key], '7.1f')} {_fmt(sums['random'][key], '7.1f')} "
-            f"{_fmt(sums['threshold'][key], '7.1f')}   {o['false_alarms']:>6} "
-            f"{o['windows_found']:>4}/{o['windows']:<4} {len(results):>5}")
+    return (
+        f"{label:<52} {_fmt(o[key], '7.1f')} {_fmt(sums['random'][key], '7.1f')} "
+        f"{_fmt(sums['threshold'][key], '7.1f')}   {o['false_alarms']:>6} "
+        f"{o['windows_found']:>4}/{o['windows']:<4} {len(results):>5}"
+    )
 
 
 def table(results: list[FileResult], profile_name: str) -> str:
     """The printed report: NAB's pooled score first, then per category, then per file."""
     key = f"nab_{profile_name}"
-    head = (f"{'':<52} {'ours':>7} {'random':>7} {'thresh':>7}   {'FA':>6} {'found':>9} "
-            f"{'files':>5}")
-    lines = [f"NAB score ({profile_name} profile, pooled as on NAB's scoreboard; never firing = 0, "
-             "perfect = 100). FA: ours' detections outside every window.", head, "-" * len(head),
-             _pooled_row("ALL FILES (pooled)", results, profile_name), "-" * len(head)]
+    head = f"{'':<52} {'ours':>7} {'random':>7} {'thresh':>7}   {'FA':>6} {'found':>9} {'files':>5}"
+    lines = [
+        f"NAB score ({profile_name} profile, pooled as on NAB's scoreboard; never firing = 0, "
+        "perfect = 100). FA: ours' detections outside every window.",
+        head,
+        "-" * len(head),
+        _pooled_row("ALL FILES (pooled)", results, profile_name),
+        "-" * len(head),
+    ]
     for cat, rs in by_category(results).items():
         lines.append(_pooled_row(cat or "(top level)", rs, profile_name))
     lines.append("")
-    head = (f"{'file':<52} {'ours':>7} {'random':>7} {'thresh':>7}   "
-            f"{'prec':>5} {'recall':>6} {'FA':>4} {'alerts':>6} {'late':>5}")
+    head = (
+        f"{'file':<52} {'ours':>7} {'random':>7} {'thresh':>7}   "
+        f"{'prec':>5} {'recall':>6} {'FA':>4} {'alerts':>6} {'late':>5}"
+    )
     lines += [head, "-" * len(head)]
     for r in results:
         o = r.scores["ours"]
@@ -231,8 +243,9 @@ def write_results(results: list[FileResult], out: Path) -> list[Path]:
             with path.open("w", newline="") as fh:
                 w = csv.writer(fh, lineterminator="\n")
                 w.writerow(["timestamp", "value", "anomaly_score", "label"])
-                for ts, v, f, lab in zip(r.series.timestamps, r.series.values, fired, marks,
-                                         strict=True):
+                for ts, v, f, lab in zip(
+                    r.series.timestamps, r.series.values, fired, marks, strict=True
+                ):
                     w.writerow([_nab_time(ts), repr(v), "1.0" if f else "0.0", lab])
             written.append(path)
     return written

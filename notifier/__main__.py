@@ -28,8 +28,10 @@ log = logging.getLogger("notifier")
 
 
 def usage() -> str:
-    rows = "\n".join(f"  {name:<38} {default or '(unset)':<22} {text}"
-                     for name, (default, text) in ENV_DOCS.items())
+    rows = "\n".join(
+        f"  {name:<38} {default or '(unset)':<22} {text}"
+        for name, (default, text) in ENV_DOCS.items()
+    )
     return (
         "usage: python -m notifier\n\n"
         "Reads the dataflow's alert events (open, update, resolved) from Kafka and keeps\n"
@@ -51,23 +53,31 @@ def main(argv: list[str]) -> int:
         print(usage())
         return 0
     if argv:
-        print(f"python -m notifier takes no arguments (settings are environment variables), "
-              f"got {' '.join(argv)}; see --help", file=sys.stderr)
+        print(
+            f"python -m notifier takes no arguments (settings are environment variables), "
+            f"got {' '.join(argv)}; see --help",
+            file=sys.stderr,
+        )
         return 2
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     client_logger()
     # httpx logs every request at INFO: one line per re-send would drown the notifier's own.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     stop = GracefulStop()
     stop.install()
-    log.info("Kafka at %s (%s); alerts to %s", ",".join(settings.brokers),
-             settings.security.redacted(), settings.redacted_alertmanager())
+    log.info(
+        "Kafka at %s (%s); alerts to %s",
+        ",".join(settings.brokers),
+        settings.security.redacted(),
+        settings.redacted_alertmanager(),
+    )
     try:
         admin, topics = connect(settings)
         ensure_state_topic(admin, topics, settings.state_topic)
@@ -81,24 +91,35 @@ def main(argv: list[str]) -> int:
     except KeyboardInterrupt:
         log.info("stopped by SIGINT before the notifier started")
         return 0
-    log.info("state topic %s: %d record(s), %d open alert(s) to keep in Alertmanager",
-             settings.state_topic, len(records), len(open_alerts))
+    log.info(
+        "state topic %s: %d record(s), %d open alert(s) to keep in Alertmanager",
+        settings.state_topic,
+        len(records),
+        len(open_alerts),
+    )
     am = Alertmanager(settings)
     actual = am.resolve_timeout()
     if actual is not None and settings.resend_seconds * 3 > actual:
-        log.warning("Alertmanager's resolve_timeout is %g s, but NOTIFIER_RESEND_SECONDS=%g: "
-                    "open alerts may expire there between two re-sends; set it to at most %g",
-                    actual, settings.resend_seconds, actual / 3)
+        log.warning(
+            "Alertmanager's resolve_timeout is %g s, but NOTIFIER_RESEND_SECONDS=%g: "
+            "open alerts may expire there between two re-sends; set it to at most %g",
+            actual,
+            settings.resend_seconds,
+            actual / 3,
+        )
     consumer = anomalies_consumer(settings)
-    notifier = Notifier(settings, am, consumer, state_producer(settings), open_alerts,
-                        stop.event)
+    notifier = Notifier(settings, am, consumer, state_producer(settings), open_alerts, stop.event)
     try:
         notifier.run()
     finally:
         consumer.close()
         am.close()
-    log.info("stopped by %s; events=%d posted=%d retries=%d bad=%d open=%d", stop.name,
-             *notifier.counts.values(), len(open_alerts))
+    log.info(
+        "stopped by %s; events=%d posted=%d retries=%d bad=%d open=%d",
+        stop.name,
+        *notifier.counts.values(),
+        len(open_alerts),
+    )
     return 0
 
 

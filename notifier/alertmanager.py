@@ -34,8 +34,11 @@ class Alertmanager:
 
     def __init__(self, settings: Settings, transport: httpx.BaseTransport | None = None) -> None:
         # Settings has both or neither.
-        auth = ((settings.username, settings.password)
-                if settings.username and settings.password else None)
+        auth = (
+            (settings.username, settings.password)
+            if settings.username and settings.password
+            else None
+        )
         self.url = settings.alertmanager_url
         self._client = httpx.Client(
             base_url=settings.alertmanager_url + "/",
@@ -60,8 +63,9 @@ class Alertmanager:
         if resp.status_code == 200:
             return
         body = resp.text.strip().replace("\n", " ")[:300]
-        raise DeliveryError(f"HTTP {resp.status_code}: {body}",
-                            permanent=resp.status_code in PERMANENT)
+        raise DeliveryError(
+            f"HTTP {resp.status_code}: {body}", permanent=resp.status_code in PERMANENT
+        )
 
     def resolve_timeout(self) -> float | None:
         """Alertmanager's ``global.resolve_timeout`` in seconds (from GET /api/v2/status), or
@@ -72,7 +76,13 @@ class Alertmanager:
             original = resp.json()["config"]["original"]
             text = yaml.safe_load(original).get("global", {}).get("resolve_timeout", "5m")
             return parse_go_duration(str(text))
-        except (httpx.HTTPError, KeyError, TypeError, ValueError, AttributeError,
-                yaml.YAMLError) as exc:
+        except (
+            httpx.HTTPError,
+            KeyError,
+            TypeError,
+            ValueError,
+            AttributeError,
+            yaml.YAMLError,
+        ) as exc:
             log.debug("could not read Alertmanager's resolve_timeout: %s", exc)
             return None

@@ -73,8 +73,11 @@ class AmAlert:
         return tuple(sorted(self.labels.items()))
 
     def payload(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"labels": dict(self.labels), "annotations": dict(self.annotations),
-                               "startsAt": self.starts_at}
+        out: dict[str, Any] = {
+            "labels": dict(self.labels),
+            "annotations": dict(self.annotations),
+            "startsAt": self.starts_at,
+        }
         if self.ends_at is not None:
             out["endsAt"] = self.ends_at
         return out
@@ -83,9 +86,13 @@ class AmAlert:
     def from_payload(cls, alert_id: str, data: Mapping[str, Any]) -> AmAlert:
         """Back from ``payload()`` (the state topic's value)."""
         try:
-            return cls(labels=dict(data["labels"]), annotations=dict(data.get("annotations", {})),
-                       starts_at=str(data["startsAt"]), ends_at=data.get("endsAt"),
-                       alert_id=alert_id)
+            return cls(
+                labels=dict(data["labels"]),
+                annotations=dict(data.get("annotations", {})),
+                starts_at=str(data["startsAt"]),
+                ends_at=data.get("endsAt"),
+                alert_id=alert_id,
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise BadRecord(f"state of {alert_id}: {exc!r}") from None
 
@@ -151,9 +158,13 @@ def alert_of(record: Mapping[str, Any], severity: str | None = None) -> AmAlert:
     try:
         alert_id = record["alert_id"]
         alert = record["alert"]
-        labels = {"alertname": ALERTNAME, "family": str(record["family"]),
-                  "sensor_id": str(record["sensor_id"]),
-                  "severity": severity or severity_of(record), "alert_id": str(alert_id)}
+        labels = {
+            "alertname": ALERTNAME,
+            "family": str(record["family"]),
+            "sensor_id": str(record["sensor_id"]),
+            "severity": severity or severity_of(record),
+            "alert_id": str(alert_id),
+        }
         starts_at = format_time(parse_time(alert["opened_at"]))
         return AmAlert(labels, annotations_of(record), starts_at, alert_id=str(alert_id))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -248,8 +259,7 @@ class OpenAlerts:
         base = fresh if old is None else replace(old, annotations=fresh.annotations)
         return Change([base.ended(end_of(record, now))], {fresh.alert_id: None})
 
-    def _close_sensor(self, record: Mapping[str, Any], keep: str | None,
-                      now: datetime) -> Change:
+    def _close_sensor(self, record: Mapping[str, Any], keep: str | None, now: datetime) -> Change:
         """Resolve the sensor's open alerts other than ``keep``: a ``forgotten`` sensor's, or an
         older alert still open when a new one opens (its resolve was never seen)."""
         try:
@@ -258,8 +268,11 @@ class OpenAlerts:
             raise BadRecord(f"record without {exc}") from None
         change = Change()
         for alert_id, alert in list(self._open.items()):
-            if alert_id != keep and alert.labels.get("family") == family \
-                    and alert.labels.get("sensor_id") == sensor:
+            if (
+                alert_id != keep
+                and alert.labels.get("family") == family
+                and alert.labels.get("sensor_id") == sensor
+            ):
                 del self._open[alert_id]
                 change.posts.append(alert.ended(now))
                 change.state[alert_id] = None

@@ -35,7 +35,7 @@ class Backoff:
         base = self.maximum
         # Capped exponent: no float overflow however long the outage lasts.
         if self.attempts < 64:
-            base = min(self.maximum, self.initial * self.factor ** self.attempts)
+            base = min(self.maximum, self.initial * self.factor**self.attempts)
         self.attempts += 1
         return base * (1.0 - self.jitter * self.rng())
 

@@ -25,36 +25,64 @@ T = TypeVar("T")
 # and the README notes against them.
 ENV_DOCS: dict[str, tuple[str, str]] = {
     "KAFKA_BROKERS": (DATAFLOW_ENV_DOCS["KAFKA_BROKERS"][0], "Comma-separated bootstrap brokers."),
-    "ANOMALIES_TOPIC": (DATAFLOW_ENV_DOCS["ANOMALIES_TOPIC"][0],
-                        "Topic of the dataflow's alert events, read by the notifier."),
-    "NOTIFIER_GROUP": ("notifier", "Consumer group of the notifier; its committed offsets are "
-                                   "the events Alertmanager has accepted."),
-    "NOTIFIER_STATE_TOPIC": ("notifier-state", "Compacted topic of the open alerts (key "
-                                               "alert_id, tombstone on resolve); created when "
-                                               "missing. Rebuilds the open set after a restart."),
-    "NOTIFIER_OFFSET_RESET": ("earliest", "Where a group with no committed offset starts: "
-                                          "`earliest` (every alert event kept in the topic) or "
-                                          "`latest`."),
-    "NOTIFIER_RESEND_SECONDS": ("60", "Seconds between two re-sends of every open alert; must be "
-                                      "at most a third of ALERTMANAGER_RESOLVE_TIMEOUT_SECONDS."),
+    "ANOMALIES_TOPIC": (
+        DATAFLOW_ENV_DOCS["ANOMALIES_TOPIC"][0],
+        "Topic of the dataflow's alert events, read by the notifier.",
+    ),
+    "NOTIFIER_GROUP": (
+        "notifier",
+        "Consumer group of the notifier; its committed offsets are "
+        "the events Alertmanager has accepted.",
+    ),
+    "NOTIFIER_STATE_TOPIC": (
+        "notifier-state",
+        "Compacted topic of the open alerts (key "
+        "alert_id, tombstone on resolve); created when "
+        "missing. Rebuilds the open set after a restart.",
+    ),
+    "NOTIFIER_OFFSET_RESET": (
+        "earliest",
+        "Where a group with no committed offset starts: "
+        "`earliest` (every alert event kept in the topic) or "
+        "`latest`.",
+    ),
+    "NOTIFIER_RESEND_SECONDS": (
+        "60",
+        "Seconds between two re-sends of every open alert; must be "
+        "at most a third of ALERTMANAGER_RESOLVE_TIMEOUT_SECONDS.",
+    ),
     "NOTIFIER_BATCH_SIZE": ("100", "Alert events read per poll, and posted in one request."),
     "NOTIFIER_BACKOFF_INITIAL_SECONDS": ("0.5", "First wait before retrying a failed delivery."),
-    "NOTIFIER_BACKOFF_MAX_SECONDS": ("30", "Longest wait between retries (doubling from the "
-                                           "first)."),
-    "ALERTMANAGER_URL": ("http://127.0.0.1:9093", "Alertmanager's base URL (with its route "
-                                                  "prefix, if any); alerts go to "
-                                                  "`<url>/api/v2/alerts`."),
-    "ALERTMANAGER_RESOLVE_TIMEOUT_SECONDS": ("300", "Alertmanager's `global.resolve_timeout` "
-                                                    "(its default is 5m): an open alert not "
-                                                    "re-sent within it expires there."),
+    "NOTIFIER_BACKOFF_MAX_SECONDS": (
+        "30",
+        "Longest wait between retries (doubling from the first).",
+    ),
+    "ALERTMANAGER_URL": (
+        "http://127.0.0.1:9093",
+        "Alertmanager's base URL (with its route "
+        "prefix, if any); alerts go to "
+        "`<url>/api/v2/alerts`.",
+    ),
+    "ALERTMANAGER_RESOLVE_TIMEOUT_SECONDS": (
+        "300",
+        "Alertmanager's `global.resolve_timeout` "
+        "(its default is 5m): an open alert not "
+        "re-sent within it expires there.",
+    ),
     "ALERTMANAGER_TIMEOUT_SECONDS": ("10", "Timeout of one HTTP request to Alertmanager."),
-    "ALERTMANAGER_CA_FILE": ("", "CA certificate (PEM) to verify an https Alertmanager (unset: "
-                                 "the system CAs)."),
-    "ALERTMANAGER_CERT_FILE": ("", "Client certificate (PEM) for mutual TLS; needs "
-                                   "ALERTMANAGER_KEY_FILE."),
+    "ALERTMANAGER_CA_FILE": (
+        "",
+        "CA certificate (PEM) to verify an https Alertmanager (unset: the system CAs).",
+    ),
+    "ALERTMANAGER_CERT_FILE": (
+        "",
+        "Client certificate (PEM) for mutual TLS; needs ALERTMANAGER_KEY_FILE.",
+    ),
     "ALERTMANAGER_KEY_FILE": ("", "Its private key (PEM, unencrypted)."),
-    "ALERTMANAGER_TLS_INSECURE": ("false", "`true`: do not verify Alertmanager's certificate "
-                                           "(tests only)."),
+    "ALERTMANAGER_TLS_INSECURE": (
+        "false",
+        "`true`: do not verify Alertmanager's certificate (tests only).",
+    ),
     "ALERTMANAGER_USERNAME": ("", "Basic-auth user name."),
     "ALERTMANAGER_PASSWORD": ("", "Basic-auth password; never logged."),
     "LOG_LEVEL": ("INFO", "Python logging level."),
@@ -88,8 +116,10 @@ def tls_context(env: Mapping[str, str]) -> ssl.SSLContext:
     ca, cert, key = (_raw(env, name) or None for name in TLS_FILE_VARS)
     insecure = _parse(env, "ALERTMANAGER_TLS_INSECURE", _bool, "true or false")
     if insecure and ca:
-        raise ConfigError("ALERTMANAGER_TLS_INSECURE=true and ALERTMANAGER_CA_FILE are both set: "
-                          "verify with the CA, or not at all")
+        raise ConfigError(
+            "ALERTMANAGER_TLS_INSECURE=true and ALERTMANAGER_CA_FILE are both set: "
+            "verify with the CA, or not at all"
+        )
     if bool(cert) != bool(key):
         missing = "ALERTMANAGER_KEY_FILE" if cert else "ALERTMANAGER_CERT_FILE"
         given = "ALERTMANAGER_CERT_FILE" if cert else "ALERTMANAGER_KEY_FILE"
@@ -102,20 +132,24 @@ def tls_context(env: Mapping[str, str]) -> ssl.SSLContext:
         try:
             context.load_verify_locations(cafile=ca)
         except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"ALERTMANAGER_CA_FILE={ca}: not a readable PEM CA certificate "
-                              f"({exc})") from None
+            raise ConfigError(
+                f"ALERTMANAGER_CA_FILE={ca}: not a readable PEM CA certificate ({exc})"
+            ) from None
     if cert and key:
 
         def no_password() -> bytes:
             """Asked for an encrypted key only: there is no key password setting."""
-            raise ConfigError(f"ALERTMANAGER_KEY_FILE={key}: the key is encrypted; give an "
-                              "unencrypted PEM key")
+            raise ConfigError(
+                f"ALERTMANAGER_KEY_FILE={key}: the key is encrypted; give an unencrypted PEM key"
+            )
 
         try:
             context.load_cert_chain(cert, key, password=no_password)
         except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"ALERTMANAGER_CERT_FILE={cert} / ALERTMANAGER_KEY_FILE={key}: "
-                              f"they do not load as a certificate and its key ({exc})") from None
+            raise ConfigError(
+                f"ALERTMANAGER_CERT_FILE={cert} / ALERTMANAGER_KEY_FILE={key}: "
+                f"they do not load as a certificate and its key ({exc})"
+            ) from None
     return context
 
 
@@ -154,12 +188,13 @@ class Settings:
             if not names[name]:
                 raise ConfigError(f"{name}='': must not be empty")
         if names["NOTIFIER_STATE_TOPIC"] == names["ANOMALIES_TOPIC"]:
-            raise ConfigError(f"NOTIFIER_STATE_TOPIC={names['NOTIFIER_STATE_TOPIC']!r}: must "
-                              "differ from ANOMALIES_TOPIC")
+            raise ConfigError(
+                f"NOTIFIER_STATE_TOPIC={names['NOTIFIER_STATE_TOPIC']!r}: must "
+                "differ from ANOMALIES_TOPIC"
+            )
         offset_reset = _raw(env, "NOTIFIER_OFFSET_RESET").lower()
         if offset_reset not in ("earliest", "latest"):
-            raise ConfigError(f"NOTIFIER_OFFSET_RESET={offset_reset!r}: must be earliest or "
-                              "latest")
+            raise ConfigError(f"NOTIFIER_OFFSET_RESET={offset_reset!r}: must be earliest or latest")
         resend = _seconds(env, "NOTIFIER_RESEND_SECONDS")
         resolve_timeout = _seconds(env, "ALERTMANAGER_RESOLVE_TIMEOUT_SECONDS")
         # Two re-sends may fail (Alertmanager restarting, a slow request) before an open alert
@@ -168,37 +203,49 @@ class Settings:
             raise ConfigError(
                 f"NOTIFIER_RESEND_SECONDS={_raw(env, 'NOTIFIER_RESEND_SECONDS')!r}: must be at "
                 f"most a third of ALERTMANAGER_RESOLVE_TIMEOUT_SECONDS={resolve_timeout:g}, so "
-                "open alerts never expire in Alertmanager while they are open")
+                "open alerts never expire in Alertmanager while they are open"
+            )
         batch = _parse(env, "NOTIFIER_BATCH_SIZE", int, "an integer")
         if not 1 <= batch <= 10_000:
             raise ConfigError(f"NOTIFIER_BATCH_SIZE={batch}: must be between 1 and 10000")
         initial = _seconds(env, "NOTIFIER_BACKOFF_INITIAL_SECONDS")
         maximum = _seconds(env, "NOTIFIER_BACKOFF_MAX_SECONDS")
         if maximum < initial:
-            raise ConfigError(f"NOTIFIER_BACKOFF_MAX_SECONDS={maximum:g}: must be >= "
-                              f"NOTIFIER_BACKOFF_INITIAL_SECONDS={initial:g}")
+            raise ConfigError(
+                f"NOTIFIER_BACKOFF_MAX_SECONDS={maximum:g}: must be >= "
+                f"NOTIFIER_BACKOFF_INITIAL_SECONDS={initial:g}"
+            )
         url = _raw(env, "ALERTMANAGER_URL").rstrip("/")
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"ALERTMANAGER_URL={url!r}: must be an http:// or https:// URL "
-                              "with a host")
+            raise ConfigError(
+                f"ALERTMANAGER_URL={url!r}: must be an http:// or https:// URL with a host"
+            )
         if parts.username or parts.password:
-            raise ConfigError("ALERTMANAGER_URL: put no credentials in the URL; use "
-                              "ALERTMANAGER_USERNAME and ALERTMANAGER_PASSWORD")
+            raise ConfigError(
+                "ALERTMANAGER_URL: put no credentials in the URL; use "
+                "ALERTMANAGER_USERNAME and ALERTMANAGER_PASSWORD"
+            )
         if parts.scheme == "https":
             tls = tls_context(env)
         else:
-            given = [n for n in (*TLS_FILE_VARS, "ALERTMANAGER_TLS_INSECURE")
-                     if n in env and env[n].strip() and env[n].strip().lower() != "false"]
+            given = [
+                n
+                for n in (*TLS_FILE_VARS, "ALERTMANAGER_TLS_INSECURE")
+                if n in env and env[n].strip() and env[n].strip().lower() != "false"
+            ]
             if given:
-                raise ConfigError(f"{'/'.join(given)} set but ALERTMANAGER_URL={url!r} is "
-                                  "not https")
+                raise ConfigError(
+                    f"{'/'.join(given)} set but ALERTMANAGER_URL={url!r} is not https"
+                )
             tls = None
         username = _raw(env, "ALERTMANAGER_USERNAME") or None
         password = env.get("ALERTMANAGER_PASSWORD") or None
         if bool(username) != bool(password):
-            raise ConfigError("ALERTMANAGER_USERNAME and ALERTMANAGER_PASSWORD: set both for "
-                              "basic auth, or neither")
+            raise ConfigError(
+                "ALERTMANAGER_USERNAME and ALERTMANAGER_PASSWORD: set both for "
+                "basic auth, or neither"
+            )
         log_level = _raw(env, "LOG_LEVEL").upper()
         if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ConfigError(f"LOG_LEVEL={log_level!r}: must be a logging level name")

@@ -40,8 +40,14 @@ def ensure_state_topic(admin: AdminClient, existing: set[str], topic: str) -> No
     with the cluster's default replication factor; warn if an existing one is not compacted,
     since it would then lose old open alerts to retention."""
     if topic not in existing:
-        if ensure_topics(admin, [topic], 1, existing=existing, replication_factor=-1,
-                         config={"cleanup.policy": "compact"}):
+        if ensure_topics(
+            admin,
+            [topic],
+            1,
+            existing=existing,
+            replication_factor=-1,
+            config={"cleanup.policy": "compact"},
+        ):
             log.info("created state topic %s (compacted)", topic)
         return
     resource = ConfigResource(ResourceType.TOPIC, topic)
@@ -52,31 +58,40 @@ def ensure_state_topic(admin: AdminClient, existing: set[str], topic: str) -> No
         log.warning("could not read the cleanup.policy of %s: %s", topic, exc)
         return
     if "compact" not in str(policy):
-        log.warning("state topic %s has cleanup.policy=%s, not compact: retention may drop the "
-                    "record of an alert that is still open", topic, policy)
+        log.warning(
+            "state topic %s has cleanup.policy=%s, not compact: retention may drop the "
+            "record of an alert that is still open",
+            topic,
+            policy,
+        )
 
 
 def load_state(settings: Settings, timeout_s: float = 60.0) -> list[tuple[str, AmAlert | None]]:
     """Every record of the state topic, in order, up to its end now: (alert_id, alert or None
     for a tombstone). Read without a group (assigned partitions, nothing committed)."""
-    consumer = Consumer({**base_config(settings), "group.id": f"notifier-load-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False, "enable.partition.eof": True,
-                         "auto.offset.reset": "earliest"})
+    consumer = Consumer(
+        {
+            **base_config(settings),
+            "group.id": f"notifier-load-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "auto.offset.reset": "earliest",
+        }
+    )
     topic = settings.state_topic
     out: list[tuple[str, AmAlert | None]] = []
     try:
         meta = consumer.list_topics(topic, timeout=timeout_s)
         parts = [TopicPartition(topic, p, 0) for p in meta.topics[topic].partitions]
-        ends = {p.partition: consumer.get_watermark_offsets(p, timeout=timeout_s)
-                for p in parts}
+        ends = {p.partition: consumer.get_watermark_offsets(p, timeout=timeout_s) for p in parts}
         pending = {p for p, (low, high) in ends.items() if high > low}
-        consumer.assign([TopicPartition(topic, p.partition, ends[p.partition][0])
-                         for p in parts])
+        consumer.assign([TopicPartition(topic, p.partition, ends[p.partition][0]) for p in parts])
         deadline = time.monotonic() + timeout_s
         while pending:
             if time.monotonic() > deadline:
-                raise StartupError(f"state topic {topic}: not read to its end within "
-                                   f"{timeout_s:g} s")
+                raise StartupError(
+                    f"state topic {topic}: not read to its end within {timeout_s:g} s"
+                )
             msg = consumer.poll(1.0)
             if msg is None:
                 continue
@@ -91,8 +106,9 @@ def load_state(settings: Settings, timeout_s: float = 60.0) -> list[tuple[str, A
             key = (msg.key() or b"").decode("utf-8", "replace")
             value = msg.value()
             try:
-                out.append((key, None if value is None
-                            else AmAlert.from_payload(key, orjson.loads(value))))
+                out.append(
+                    (key, None if value is None else AmAlert.from_payload(key, orjson.loads(value)))
+                )
             except (BadRecord, orjson.JSONDecodeError) as exc:
                 log.warning("state topic %s offset %s: passed over (%s)", topic, offset, exc)
             if offset + 1 >= ends[part][1]:
@@ -110,11 +126,17 @@ def anomalies_consumer(settings: Settings) -> Consumer:
     second notifier started by mistake in the same group fences the first, which then stops,
     rather than both keeping open sets that drift apart.
     """
-    consumer = Consumer({**base_config(settings), "group.id": settings.group,
-                         "group.instance.id": f"{settings.group}-notifier",
-                         "enable.auto.commit": False, "enable.auto.offset.store": False,
-                         "auto.offset.reset": settings.offset_reset,
-                         "error_cb": _consumer_error})
+    consumer = Consumer(
+        {
+            **base_config(settings),
+            "group.id": settings.group,
+            "group.instance.id": f"{settings.group}-notifier",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": settings.offset_reset,
+            "error_cb": _consumer_error,
+        }
+    )
     consumer.subscribe([settings.anomalies_topic])
     return consumer
 
@@ -126,5 +148,6 @@ def _consumer_error(err: KafkaError) -> None:
 def state_producer(settings: Settings) -> Producer:
     """Writes the state topic: idempotent and acknowledged by all replicas, because a state
     record is the only memory of an open alert once its event's offset is committed."""
-    return Producer({**base_config(settings), "acks": "all", "enable.idempotence": True,
-                     "linger.ms": 0})
+    return Producer(
+        {**base_config(settings), "acks": "all", "enable.idempotence": True, "linger.ms": 0}
+    )

@@ -42,9 +42,16 @@ class Poster(Protocol):
 class Notifier:
     """One notifier: its open set, and the clients it was given."""
 
-    def __init__(self, settings: Settings, alertmanager: Poster, consumer: Any,
-                 producer: Any, open_alerts: OpenAlerts, stop: threading.Event,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        alertmanager: Poster,
+        consumer: Any,
+        producer: Any,
+        open_alerts: OpenAlerts,
+        stop: threading.Event,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.settings = settings
         self.am = alertmanager
         self.consumer = consumer
@@ -73,14 +80,24 @@ class Notifier:
                 if exc.permanent:
                     # Invalid alerts: Alertmanager kept the valid ones of the request and will
                     # never take these. Retrying would block every later alert behind them.
-                    log.error("Alertmanager at %s refused %s (%s); passed over: %s",
-                              self.am.url, what, exc,
-                              orjson.dumps([a.payload() for a in alerts]).decode()[:1000])
+                    log.error(
+                        "Alertmanager at %s refused %s (%s); passed over: %s",
+                        self.am.url,
+                        what,
+                        exc,
+                        orjson.dumps([a.payload() for a in alerts]).decode()[:1000],
+                    )
                     return True
                 delay = backoff.next_delay()
                 self._failed()
-                log.warning("Alertmanager at %s did not take %s (attempt %d: %s); retrying in "
-                            "%.1f s", self.am.url, what, backoff.attempts, exc, delay)
+                log.warning(
+                    "Alertmanager at %s did not take %s (attempt %d: %s); retrying in %.1f s",
+                    self.am.url,
+                    what,
+                    backoff.attempts,
+                    exc,
+                    delay,
+                )
                 if self.stop.wait(delay):
                     return False
                 continue
@@ -96,8 +113,11 @@ class Notifier:
         """A post succeeded: after an outage, re-send the open set at once, since Alertmanager
         may have restarted meanwhile and forgotten it (it keeps alerts in memory only)."""
         if self._down:
-            log.info("Alertmanager at %s is back (took %s); re-sending the open alerts",
-                     self.am.url, what)
+            log.info(
+                "Alertmanager at %s is back (took %s); re-sending the open alerts",
+                self.am.url,
+                what,
+            )
             self._down = False
             self.resend.force()
 
@@ -116,9 +136,14 @@ class Notifier:
             except DeliveryError as exc:
                 delay = self._resend_backoff.next_delay()
                 self._failed()
-                log.warning("Alertmanager at %s did not take %s (attempt %d: %s); next try in "
-                            "%.1f s", self.am.url, what, self._resend_backoff.attempts, exc,
-                            delay)
+                log.warning(
+                    "Alertmanager at %s did not take %s (attempt %d: %s); next try in %.1f s",
+                    self.am.url,
+                    what,
+                    self._resend_backoff.attempts,
+                    exc,
+                    delay,
+                )
                 self.resend.sent(now, min(delay, self.resend.interval))
                 return
             self.counts["posted"] += len(alerts)
@@ -136,8 +161,7 @@ class Notifier:
         while pending:
             failed: list[str] = []
 
-            def delivered(err: KafkaError | None, msg: Message, failed: list[str] = failed
-                          ) -> None:
+            def delivered(err: KafkaError | None, msg: Message, failed: list[str] = failed) -> None:
                 if err is not None:
                     key = msg.key()
                     assert key is not None  # each state record is keyed by its alert id
@@ -146,8 +170,12 @@ class Notifier:
 
             for alert_id, alert in pending.items():
                 value = None if alert is None else orjson.dumps(alert.payload())
-                self.producer.produce(self.settings.state_topic, key=alert_id.encode(),
-                                      value=value, on_delivery=delivered)
+                self.producer.produce(
+                    self.settings.state_topic,
+                    key=alert_id.encode(),
+                    value=value,
+                    on_delivery=delivered,
+                )
             while self.producer.flush(1.0) > 0:
                 if self.stop.is_set():
                     return False
@@ -187,8 +215,11 @@ class Notifier:
             if msg.error():
                 code = msg.error().code()
                 if code != KafkaError._PARTITION_EOF:
-                    log.log(logging.ERROR if msg.error().fatal() else logging.WARNING,
-                            "Kafka: %s", msg.error().str())
+                    log.log(
+                        logging.ERROR if msg.error().fatal() else logging.WARNING,
+                        "Kafka: %s",
+                        msg.error().str(),
+                    )
                     if msg.error().fatal():
                         raise KafkaException(msg.error())
                 continue
@@ -198,8 +229,13 @@ class Notifier:
                 change += self.open.apply(record, now)
             except (BadRecord, orjson.JSONDecodeError) as exc:
                 self.counts["bad"] += 1
-                log.warning("%s partition %s offset %s: passed over (%s)", msg.topic(),
-                            msg.partition(), msg.offset(), exc)
+                log.warning(
+                    "%s partition %s offset %s: passed over (%s)",
+                    msg.topic(),
+                    msg.partition(),
+                    msg.offset(),
+                    exc,
+                )
                 continue
             self.counts["events"] += 1
         if change.posts:

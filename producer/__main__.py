@@ -675,12 +675,18 @@ def parse_settings(
         try:
             values["families"] = _families(families_raw)
         except ValueError as exc:
-            parser.error(f"invalid --families (env PRODUCER_FAMILIES) value {families_raw!r} "
-                         f"(from {origins['families']}): {exc}")
+            parser.error(
+                f"invalid --families (env PRODUCER_FAMILIES) value {families_raw!r} "
+                f"(from {origins['families']}): {exc}"
+            )
         try:  # the dataflow's own reading of the *family* variables (valid ranges, ...)
-            available = families_from_env({**os.environ,
-                                           "AIR_QUALITY_TOPIC": values["air_quality_topic"],
-                                           "TEMPERATURE_TOPIC": values["temperature_topic"]})
+            available = families_from_env(
+                {
+                    **os.environ,
+                    "AIR_QUALITY_TOPIC": values["air_quality_topic"],
+                    "TEMPERATURE_TOPIC": values["temperature_topic"],
+                }
+            )
         except ConfigError as exc:
             parser.error(str(exc))
     else:
@@ -692,8 +698,10 @@ def parse_settings(
     if values["replay"] is not None:
         replay = _replay(parser, values, origins, available)
     elif values["family"] is not None:
-        parser.error("--family (env PRODUCER_REPLAY_FAMILY) names the family of --replay; to "
-                     "simulate families use --families")
+        parser.error(
+            "--family (env PRODUCER_REPLAY_FAMILY) names the family of --replay; to "
+            "simulate families use --families"
+        )
     elif (
         config_path is None
         and values["scenario"] == "overheat"
@@ -705,9 +713,10 @@ def parse_settings(
             f"{values['overheat_sensor']!r}: not a temperature machine id; with --sensors "
             f"(env PRODUCER_SENSORS) {values['sensors']} the ids are 0..{values['sensors'] - 1}"
         )
-    if config_path is None and len(
-        set(values[t] for t in ("air_quality_topic", "temperature_topic"))
-    ) < 2:
+    if (
+        config_path is None
+        and len(set(values[t] for t in ("air_quality_topic", "temperature_topic"))) < 2
+    ):
         parser.error(
             "--air-quality-topic (env AIR_QUALITY_TOPIC) and --temperature-topic "
             "(env TEMPERATURE_TOPIC) must differ"
@@ -758,18 +767,26 @@ def parse_settings(
 _TUTORIAL_ONLY = ("air_quality_topic", "temperature_topic")
 
 
-def _file_families(parser: argparse.ArgumentParser, path: str, values: Mapping[str, Any],
-                   origins: Mapping[str, str]) -> tuple[FamilySpec, ...]:
+def _file_families(
+    parser: argparse.ArgumentParser,
+    path: str,
+    values: Mapping[str, Any],
+    origins: Mapping[str, str],
+) -> tuple[FamilySpec, ...]:
     """The families of the sensors file; exits 2 on a bad file or a setting it replaces."""
     by_dest = {option.dest: option for option in OPTIONS}
     for dest in _TUTORIAL_ONLY:
         option = by_dest[dest]
         if origins[dest] != "default" and values[dest] != option.default:
-            parser.error(f"{option.flag} (env {option.env}) has no effect with SENSORS_CONFIG="
-                         f"{path}: the file declares the topics (unset it)")
+            parser.error(
+                f"{option.flag} (env {option.env}) has no effect with SENSORS_CONFIG="
+                f"{path}: the file declares the topics (unset it)"
+            )
     if values["scenario"] != "normal" and values["replay"] is None:
-        parser.error("--scenario (env PRODUCER_SCENARIO) overheat needs the built-in "
-                     "temperature family: unset SENSORS_CONFIG, or use --scenario normal")
+        parser.error(
+            "--scenario (env PRODUCER_SCENARIO) overheat needs the built-in "
+            "temperature family: unset SENSORS_CONFIG, or use --scenario normal"
+        )
     try:
         return load_families(path)
     except FamilyConfigError as exc:
@@ -780,8 +797,9 @@ def _named(available: Sequence[FamilySpec], name: str) -> FamilySpec | None:
     return next((f for f in available if f.name == name), None)
 
 
-def _groups(parser: argparse.ArgumentParser, available: tuple[FamilySpec, ...], raw: str,
-            origin: str) -> tuple[Group, ...]:
+def _groups(
+    parser: argparse.ArgumentParser, available: tuple[FamilySpec, ...], raw: str, origin: str
+) -> tuple[Group, ...]:
     """The selected families of the file (default: all), grouped into messages by topic."""
     known = ", ".join(f.name for f in available)
     if origin == "default":
@@ -789,38 +807,53 @@ def _groups(parser: argparse.ArgumentParser, available: tuple[FamilySpec, ...], 
     else:
         names = [part.strip().replace("-", "_") for part in raw.split(",") if part.strip()]
         if not names:
-            parser.error(f"invalid --families (env PRODUCER_FAMILIES) value {raw!r} (from "
-                         f"{origin}): no family given (choose from {known})")
+            parser.error(
+                f"invalid --families (env PRODUCER_FAMILIES) value {raw!r} (from "
+                f"{origin}): no family given (choose from {known})"
+            )
         unknown = [name for name in names if _named(available, name) is None]
         if unknown:
-            parser.error(f"invalid --families (env PRODUCER_FAMILIES) value {raw!r} (from "
-                         f"{origin}): unknown family {unknown[0]!r} (the sensors file "
-                         f"declares {known})")
+            parser.error(
+                f"invalid --families (env PRODUCER_FAMILIES) value {raw!r} (from "
+                f"{origin}): unknown family {unknown[0]!r} (the sensors file "
+                f"declares {known})"
+            )
         selected = tuple(f for f in available if f.name in names)
     try:
         groups = plan(selected)
     except ShapeConflict as exc:
-        parser.error(f"{exc}: simulate them in separate runs (--families); each family then "
-                     "dead-letters the other's messages as missing_field")
+        parser.error(
+            f"{exc}: simulate them in separate runs (--families); each family then "
+            "dead-letters the other's messages as missing_field"
+        )
     return groups
 
 
 def unsent_readers(settings: Settings, available: Sequence[FamilySpec]) -> list[str]:
     """Warnings for families that read a topic we send to without their fields in our messages:
     the dataflow dead-letters every such message for them (``missing_field``)."""
-    sent = ({settings.replay.family.name} if settings.replay is not None
-            else {f.name for g in settings.groups for f in g.families})
+    sent = (
+        {settings.replay.family.name}
+        if settings.replay is not None
+        else {f.name for g in settings.groups for f in g.families}
+    )
     out = []
     for topic in settings.topics():
         left = [f.name for f in available if f.topic == topic and f.name not in sent]
         if left:
-            out.append(f"topic {topic} is also read by {', '.join(left)}, not sent here: the "
-                       "dataflow will dead-letter these messages for it (missing_field)")
+            out.append(
+                f"topic {topic} is also read by {', '.join(left)}, not sent here: the "
+                "dataflow will dead-letter these messages for it (missing_field)"
+            )
     return out
 
 
-def _replay(parser: argparse.ArgumentParser, values: Mapping[str, Any],
-            origins: Mapping[str, str], available: tuple[FamilySpec, ...]) -> Replay:
+def _replay(
+    parser: argparse.ArgumentParser,
+    values: Mapping[str, Any],
+    origins: Mapping[str, str],
+    available: tuple[FamilySpec, ...],
+) -> Replay:
     """``--replay``'s settings: the family (built in or from the file) and the CSV layout."""
     known = ", ".join(f.name for f in available)
     name = values["family"]
@@ -828,11 +861,12 @@ def _replay(parser: argparse.ArgumentParser, values: Mapping[str, Any],
         parser.error(f"--replay needs --family (env PRODUCER_REPLAY_FAMILY): one of {known}")
     family = _named(available, name)
     if family is None:
-        parser.error(f"invalid --family (env PRODUCER_REPLAY_FAMILY) value {name!r}: unknown "
-                     f"family (choose from {known})")
+        parser.error(
+            f"invalid --family (env PRODUCER_REPLAY_FAMILY) value {name!r}: unknown "
+            f"family (choose from {known})"
+        )
     if values["realtime"]:
-        parser.error("--realtime paces the simulation; pace --replay with --speed (1 = real "
-                     "time)")
+        parser.error("--realtime paces the simulation; pace --replay with --speed (1 = real time)")
     layout = Layout(
         timestamp=values["timestamp_column"],
         value=values["value_column"],
@@ -895,8 +929,15 @@ class Pacer:
     one before) goes at once. ``clock`` is for tests (default ``time.monotonic``).
     """
 
-    def __init__(self, rate: float, realtime: bool, start_ns: int, stop: threading.Event,
-                 speed: float = 1.0, clock: Callable[[], float] | None = None) -> None:
+    def __init__(
+        self,
+        rate: float,
+        realtime: bool,
+        start_ns: int,
+        stop: threading.Event,
+        speed: float = 1.0,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
         self._rate = rate
         self._realtime = realtime
         self._start_ns = start_ns
@@ -943,14 +984,16 @@ def outgoing(settings: Settings, start_ns: int) -> Iterator[Outgoing]:
     elif settings.groups:
         for reading in generate_families(settings.family_simulation(start_ns)):
             group = settings.groups[reading.group]
-            msg = build_message(group.families, reading.sensor_id, reading.event_time_ns,
-                                reading.values)
+            msg = build_message(
+                group.families, reading.sensor_id, reading.event_time_ns, reading.values
+            )
             yield Outgoing(group.topic, *msg, reading.event_time_ns)
     else:
         for reading in generate(settings.simulation(start_ns)):
             key, value = encode(reading)
-            yield Outgoing(settings.topic_for(reading.family), key, value, None,
-                           reading.event_time_ns)
+            yield Outgoing(
+                settings.topic_for(reading.family), key, value, None, reading.event_time_ns
+            )
 
 
 class LoginRefused(Exception):
@@ -989,12 +1032,20 @@ def check_login(brokers: Sequence[str], security: KafkaSecurity) -> None:
             tls_refused.append(f"{error.str()}; {hint}")
         elif error.code() == KafkaError._AUTHENTICATION:
             refused.append(error.str())
-        elif error.code() in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN,
-                              KafkaError._RESOLVE):
+        elif error.code() in (
+            KafkaError._TRANSPORT,
+            KafkaError._ALL_BROKERS_DOWN,
+            KafkaError._RESOLVE,
+        ):
             unreachable = True
 
-    conf: ClientConfig = {"bootstrap.servers": ",".join(brokers), **security.librdkafka(),
-                          "error_cb": on_error, "logger": _probe_log, "log_level": 0}
+    conf: ClientConfig = {
+        "bootstrap.servers": ",".join(brokers),
+        **security.librdkafka(),
+        "error_cb": on_error,
+        "logger": _probe_log,
+        "log_level": 0,
+    }
     admin = AdminClient(conf)
     deadline = time.monotonic() + LOGIN_PROBE_TIMEOUT_S
     while time.monotonic() < deadline and not unreachable:
@@ -1111,10 +1162,16 @@ def run(settings: Settings, stop: threading.Event) -> int:
     start_ns = settings.start_ns if settings.start_ns is not None else time.time_ns()
     if settings.replay is not None and summary is not None:
         replay = settings.replay
-        pacer = Pacer(settings.rate, replay.speed > 0, summary.start_ns or 0, stop,
-                      speed=replay.speed or 1.0)
-        log.info("replaying %s as %s to %s (%s)", replay.path, replay.family.name, topics[0],
-                 f"{replay.speed:g}x real time" if replay.speed > 0 else "unpaced")
+        pacer = Pacer(
+            settings.rate, replay.speed > 0, summary.start_ns or 0, stop, speed=replay.speed or 1.0
+        )
+        log.info(
+            "replaying %s as %s to %s (%s)",
+            replay.path,
+            replay.family.name,
+            topics[0],
+            f"{replay.speed:g}x real time" if replay.speed > 0 else "unpaced",
+        )
     elif settings.groups:
         pacer = Pacer(settings.rate, settings.realtime, start_ns, stop)
         log.info(
@@ -1197,20 +1254,36 @@ def check_replay(replay: Replay) -> Summary:
     summary = scan(replay.path, replay.layout)
     span = ""
     if summary.first_ns is not None and summary.last_ns is not None:
-        first, last = (datetime.fromtimestamp(t / NS_PER_S, UTC).isoformat(timespec="seconds")
-                       for t in (summary.first_ns, summary.last_ns))
+        first, last = (
+            datetime.fromtimestamp(t / NS_PER_S, UTC).isoformat(timespec="seconds")
+            for t in (summary.first_ns, summary.last_ns)
+        )
         span = f", {first} .. {last}"
-    log.info("%s: %d rows of %d sensor(s) to send, %d skipped%s", replay.path, summary.rows,
-             len(summary.sensors), summary.skipped, span)
+    log.info(
+        "%s: %d rows of %d sensor(s) to send, %d skipped%s",
+        replay.path,
+        summary.rows,
+        len(summary.sensors),
+        summary.skipped,
+        span,
+    )
     if summary.out_of_order:
-        log.warning("%s: %d rows are older than their sensor's row before: the dataflow takes "
-                    "them as late if their window has closed", replay.path, summary.out_of_order)
+        log.warning(
+            "%s: %d rows are older than their sensor's row before: the dataflow takes "
+            "them as late if their window has closed",
+            replay.path,
+            summary.out_of_order,
+        )
     week_ago = time.time_ns() - 7 * 86_400 * NS_PER_S
     if replay.family.timestamp is None and (summary.first_ns or week_ago) < week_ago:
-        log.warning("%s has no timestamp field, so these messages carry the history's times "
-                    "as Kafka timestamps: a topic with time-based retention (7 days by "
-                    "default) may delete them within minutes; set retention.ms=-1 on %s for "
-                    "a backfill", replay.family.name, replay.family.topic)
+        log.warning(
+            "%s has no timestamp field, so these messages carry the history's times "
+            "as Kafka timestamps: a topic with time-based retention (7 days by "
+            "default) may delete them within minutes; set retention.ms=-1 on %s for "
+            "a backfill",
+            replay.family.name,
+            replay.family.topic,
+        )
     return summary
 
 

@@ -121,8 +121,9 @@ def read_rows(path: str | Path, layout: Layout, summary: Summary | None = None) 
         wanted = [*layout.timestamp, layout.value]
         missing = [c for c in wanted if c not in columns]
         if missing:
-            raise ReplayError(f"{name}: line 1: no column {missing[0]!r} in the header "
-                              f"{','.join(columns)!r}")
+            raise ReplayError(
+                f"{name}: line 1: no column {missing[0]!r} in the header {','.join(columns)!r}"
+            )
         ts_at = [columns.index(c) for c in layout.timestamp]
         value_at = columns.index(layout.value)
         id_at = columns.index(layout.sensor_id) if layout.sensor_id in columns else None
@@ -138,8 +139,9 @@ def read_rows(path: str | Path, layout: Layout, summary: Summary | None = None) 
             if not cells or all(not c.strip() for c in cells):
                 continue  # blank line
             if len(cells) != len(columns):
-                raise ReplayError(f"{name}: line {line}: {len(cells)} fields, the header has "
-                                  f"{len(columns)}")
+                raise ReplayError(
+                    f"{name}: line {line}: {len(cells)} fields, the header has {len(columns)}"
+                )
             try:
                 row = _row(cells, line, ts_at, value_at, id_at, layout)
             except ValueError as exc:
@@ -153,8 +155,9 @@ def read_rows(path: str | Path, layout: Layout, summary: Summary | None = None) 
             yield row
 
 
-def _row(cells: list[str], line: int, ts_at: list[int], value_at: int, id_at: int | None,
-         layout: Layout) -> Row | None:
+def _row(
+    cells: list[str], line: int, ts_at: list[int], value_at: int, id_at: int | None, layout: Layout
+) -> Row | None:
     text = cells[value_at].strip()
     try:
         value = float(text)
@@ -167,8 +170,10 @@ def _row(cells: list[str], line: int, ts_at: list[int], value_at: int, id_at: in
     if layout.valid_range is not None:
         lo, hi = layout.valid_range
         if not lo <= value <= hi:
-            raise ValueError(f"value {text} is outside the family's valid range {lo:g}..{hi:g} "
-                             "(the dataflow would dead-letter it; --skip-value skips a marker)")
+            raise ValueError(
+                f"value {text} is outside the family's valid range {lo:g}..{hi:g} "
+                "(the dataflow would dead-letter it; --skip-value skips a marker)"
+            )
     stamp = " ".join(cells[i].strip() for i in ts_at)
     try:
         ts = parse_time(stamp, layout.time_format)

@@ -85,7 +85,10 @@ def is_tutorial(family: Family) -> bool:
     """A built-in family in the tutorial's exact shape (topic, ranges and rules may differ)."""
     tut = _TUTORIAL.get(family.name)
     return tut is not None and (
-        family.value, family.timestamp, family.sensor_id, family.timestamp_format
+        family.value,
+        family.timestamp,
+        family.sensor_id,
+        family.timestamp_format,
     ) == (tut.value, tut.timestamp, tut.sensor_id, tut.timestamp_format)
 
 
@@ -107,8 +110,9 @@ def encoded_time(family: Family, event_time_ns: int) -> tuple[Any, int]:
     return text, micros * 1_000
 
 
-def _fields(family: Family, sensor_id: str, event_time_ns: int, value: float
-            ) -> list[tuple[str, Any]]:
+def _fields(
+    family: Family, sensor_id: str, event_time_ns: int, value: float
+) -> list[tuple[str, Any]]:
     """(dotted path, JSON value) of one family's fields: id, value, time; the tutorial air
     quality's time comes before its value, as the tutorial wrote it (same bytes as before)."""
     out: list[tuple[str, Any]] = []
@@ -134,14 +138,17 @@ def _conflict(paths: dict[str, tuple[str, Any]], path: str, owner: str, content:
             continue
         if other == path and other_content == content:
             continue
-        what = ("needs different content at" if other == path else "has a path inside")
-        return (f"families {other_owner} and {owner} cannot share one message: {owner} "
-                f"{what} {other_owner}'s {other!r} ({path!r})")
+        what = "needs different content at" if other == path else "has a path inside"
+        return (
+            f"families {other_owner} and {owner} cannot share one message: {owner} "
+            f"{what} {other_owner}'s {other!r} ({path!r})"
+        )
     return None
 
 
-def build_message(families: Sequence[Family], sensor_id: str, event_time_ns: int,
-                  values: Sequence[float]) -> Message:
+def build_message(
+    families: Sequence[Family], sensor_id: str, event_time_ns: int, values: Sequence[float]
+) -> Message:
     """The message carrying one reading of each family (``values`` in the same order).
 
     Raises ``ShapeConflict`` when two families need different content at one path (or a path

@@ -403,8 +403,9 @@ def generate_families(config: FamilySimulation) -> Iterator[GroupReading]:
             walks: dict[str, _RangeWalk] = {}
             for family in group:
                 if family.value not in walks:
-                    walks[family.value] = _RangeWalk(config.seed, family, sensor_id,
-                                                     config.interval_s)
+                    walks[family.value] = _RangeWalk(
+                        config.seed, family, sensor_id, config.interval_s
+                    )
             plans.append((index, sensor_id, [walks[f.value] for f in group], list(walks.values())))
     duration_ns = None if config.duration_s is None else round(config.duration_s * NS_PER_S)
     emitted = 0
@@ -417,7 +418,8 @@ def generate_families(config: FamilySimulation) -> Iterator[GroupReading]:
             if config.count is not None and emitted >= config.count:
                 return
             now = {id(w): w.value_at(tick) for w in distinct}
-            yield GroupReading(index, sensor_id, config.start_ns + offset_ns,
-                               tuple(now[id(w)] for w in walks_of))
+            yield GroupReading(
+                index, sensor_id, config.start_ns + offset_ns, tuple(now[id(w)] for w in walks_of)
+            )
             emitted += 1
         tick += 1

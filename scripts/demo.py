@@ -37,22 +37,29 @@ def describe(alert: dict) -> str:
     if alert["ml_anomaly"]:
         why.append(f"ml: score {alert['score']:.3f} > cut {alert['ml_cut']:.3f}")
     head = f"{alert['event'].upper():<8} {alert['family']}/{alert['sensor_id']}"
-    text = (f"{head} {start}-{end} UTC  mean {alert['mean']:.2f}{unit} (n={alert['count']}, "
-            f"min {alert['min']:.2f}, max {alert['max']:.2f})")
+    text = (
+        f"{head} {start}-{end} UTC  mean {alert['mean']:.2f}{unit} (n={alert['count']}, "
+        f"min {alert['min']:.2f}, max {alert['max']:.2f})"
+    )
     if why:
         text += "  " + "; ".join(why)
     info = alert.get("alert")
     if info and alert["event"] != "open":
-        text += (f"  [peak {info['peak_mean']:.2f}{unit} at {info['peak_at'][11:19]}, "
-                 f"{info['anomalous_windows']} anomalous window(s), id {alert['alert_id']}]")
+        text += (
+            f"  [peak {info['peak_mean']:.2f}{unit} at {info['peak_at'][11:19]}, "
+            f"{info['anomalous_windows']} anomalous window(s), id {alert['alert_id']}]"
+        )
     return text
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=float(os.environ.get("DEMO_SECONDS", 0)),
-                        help="stop after this many seconds (env DEMO_SECONDS; default 0: "
-                             "run until Ctrl-C)")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=float(os.environ.get("DEMO_SECONDS", 0)),
+        help="stop after this many seconds (env DEMO_SECONDS; default 0: run until Ctrl-C)",
+    )
     parser.add_argument("--sensors", type=int, default=5, help="sensors per family (default 5)")
     args = parser.parse_args(argv)
 
@@ -68,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         "ANOMALIES_TOPIC": os.environ.get("ANOMALIES_TOPIC", "anomalies"),
         "DLQ_TOPIC": os.environ.get("DLQ_TOPIC", "dead-letters"),
     }
-    print(f"demo: resetting topics {', '.join(topics.values())} on {brokers} "
-          f"({security.redacted()})", flush=True)
+    print(
+        f"demo: resetting topics {', '.join(topics.values())} on {brokers} ({security.redacted()})",
+        flush=True,
+    )
     try:  # start from empty topics, so old runs' data does not replay into this one
         admin, _ = connect(brokers, security, timeout_s=15)
         reset_topics(admin, list(topics.values()), 3)
@@ -77,20 +86,44 @@ def main(argv: list[str] | None = None) -> int:
         print(f"demo: {exc}", file=sys.stderr)
         return 1
 
-    env = {**os.environ, **topics, "KAFKA_BROKERS": brokers, "PYTHONPATH": str(ROOT),
-           "STATUS_INTERVAL_SECONDS": "1"}
+    env = {
+        **os.environ,
+        **topics,
+        "KAFKA_BROKERS": brokers,
+        "PYTHONPATH": str(ROOT),
+        "STATUS_INTERVAL_SECONDS": "1",
+    }
     logs = ROOT / ".broker"
     logs.mkdir(exist_ok=True)
-    flow = subprocess.Popen([sys.executable, "-m", "bytewax.run", "dataflow.main:flow"], cwd=ROOT,
-                            env=env, stderr=subprocess.PIPE, text=True)
+    flow = subprocess.Popen(
+        [sys.executable, "-m", "bytewax.run", "dataflow.main:flow"],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     producer_log = (logs / "demo-producer.log").open("w")
     producer = subprocess.Popen(
-        [sys.executable, "-m", "producer", "--scenario", "overheat", "--realtime",
-         "--sensors", str(args.sensors)],
-        cwd=ROOT, env=env, stderr=producer_log)
-    print(f"demo: dataflow pid {flow.pid}, producer pid {producer.pid} "
-          f"(log {logs / 'demo-producer.log'}); machine 2 starts overheating after 10 s. "
-          "Ctrl-C stops.", flush=True)
+        [
+            sys.executable,
+            "-m",
+            "producer",
+            "--scenario",
+            "overheat",
+            "--realtime",
+            "--sensors",
+            str(args.sensors),
+        ],
+        cwd=ROOT,
+        env=env,
+        stderr=producer_log,
+    )
+    print(
+        f"demo: dataflow pid {flow.pid}, producer pid {producer.pid} "
+        f"(log {logs / 'demo-producer.log'}); machine 2 starts overheating after 10 s. "
+        "Ctrl-C stops.",
+        flush=True,
+    )
 
     status: dict[str, str] = {}
     flow_log = (logs / "demo-dataflow.log").open("w")
@@ -105,9 +138,15 @@ def main(argv: list[str] | None = None) -> int:
                 status.update(kv.split("=", 1) for kv in m.group(1).split())
 
     threading.Thread(target=read_status, daemon=True).start()
-    consumer = Consumer({"bootstrap.servers": brokers, **security.librdkafka(),
-                         "group.id": f"demo-{os.getpid()}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": brokers,
+            **security.librdkafka(),
+            "group.id": f"demo-{os.getpid()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.subscribe([topics["ANOMALIES_TOPIC"]])
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -120,8 +159,11 @@ def main(argv: list[str] | None = None) -> int:
             if args.seconds and time.monotonic() - started > args.seconds:
                 break
             if flow.poll() is not None:
-                print(f"\ndemo: the dataflow exited with {flow.returncode}; see "
-                      f"{logs / 'demo-dataflow.log'}", flush=True)
+                print(
+                    f"\ndemo: the dataflow exited with {flow.returncode}; see "
+                    f"{logs / 'demo-dataflow.log'}",
+                    flush=True,
+                )
                 return 1
             msg = consumer.poll(0.5)
             now = time.monotonic()
@@ -132,9 +174,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(("\r\033[K" if tty else "") + text, flush=True)
             if now - last_line >= (1 if tty else 10):
                 last_line = now
-                line = (f"[{now - started:5.0f} s] readings in {status.get('readings', 0)} | "
-                        f"windows scored {status.get('windows', 0)} | alerts opened {alerts} | "
-                        f"rejected {status.get('rejected', 0)} | late {status.get('late', 0)}")
+                line = (
+                    f"[{now - started:5.0f} s] readings in {status.get('readings', 0)} | "
+                    f"windows scored {status.get('windows', 0)} | alerts opened {alerts} | "
+                    f"rejected {status.get('rejected', 0)} | late {status.get('late', 0)}"
+                )
                 print("\r\033[K" + line if tty else line, end="" if tty else "\n", flush=True)
     except KeyboardInterrupt:
         pass

@@ -9,6 +9,7 @@ set -euo pipefail
 cd "$(dirname -- "${BASH_SOURCE[0]}")/.."
 
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 .venv/bin/python -m mypy
 if command -v shellcheck >/dev/null 2>&1; then
   shellcheck scripts/*.sh entrypoint.sh

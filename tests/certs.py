@@ -26,8 +26,9 @@ class Pair:
 
 def _openssl(*args: str | Path, cwd: Path) -> None:
     openssl = require_tool("openssl", "Debian package `openssl`; the tests make certificates")
-    proc = subprocess.run([openssl, *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          timeout=60)
+    proc = subprocess.run(
+        [openssl, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, f"openssl {' '.join(map(str, args))}: {proc.stderr}"
 
 
@@ -35,9 +36,24 @@ def make_ca(directory: Path, name: str) -> Pair:
     """A self-signed CA ``<name>.pem`` / ``<name>.key`` in ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     pair = Pair(directory / f"{name}.pem", directory / f"{name}.key")
-    _openssl("req", "-x509", *_KEY, "-keyout", pair.key, "-out", pair.cert, "-days", "2",
-             "-subj", f"/CN={name}", "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign,cRLSign", cwd=directory)
+    _openssl(
+        "req",
+        "-x509",
+        *_KEY,
+        "-keyout",
+        pair.key,
+        "-out",
+        pair.cert,
+        "-days",
+        "2",
+        "-subj",
+        f"/CN={name}",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+        cwd=directory,
+    )
     return pair
 
 
@@ -50,17 +66,33 @@ def make_cert(ca: Pair, name: str, *, server: bool = False) -> Pair:
     usage = "serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost" if server else "clientAuth"
     ext.write_text(f"basicConstraints=CA:FALSE\nextendedKeyUsage={usage}\n")
     csr = directory / f"{name}.csr"
-    _openssl("req", *_KEY, "-keyout", pair.key, "-out", csr, "-subj", f"/CN={name}",
-             cwd=directory)
-    _openssl("x509", "-req", "-in", csr, "-CA", ca.cert, "-CAkey", ca.key, "-CAcreateserial",
-             "-days", "2", "-extfile", ext, "-out", pair.cert, cwd=directory)
+    _openssl("req", *_KEY, "-keyout", pair.key, "-out", csr, "-subj", f"/CN={name}", cwd=directory)
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        csr,
+        "-CA",
+        ca.cert,
+        "-CAkey",
+        ca.key,
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        ext,
+        "-out",
+        pair.cert,
+        cwd=directory,
+    )
     return pair
 
 
 def encrypt_key(key: Path, out: Path, passphrase: str) -> Path:
     """``key`` encrypted with ``passphrase`` (AES-256), written to ``out``."""
-    _openssl("pkey", "-in", key, "-aes256", "-passout", f"pass:{passphrase}", "-out", out,
-             cwd=out.parent)
+    _openssl(
+        "pkey", "-in", key, "-aes256", "-passout", f"pass:{passphrase}", "-out", out, cwd=out.parent
+    )
     return out
 
 
@@ -81,12 +113,16 @@ def make_tls_files(directory: Path) -> TlsFiles:
     ca = make_ca(directory / "a", "ca")
     client = make_cert(ca, "client")
     other = make_cert(make_ca(directory / "b", "other-ca"), "other-client")
-    return TlsFiles(ca, client, other,
-                    encrypt_key(client.key, directory / "encrypted.key", KEY_PASSPHRASE))
+    return TlsFiles(
+        ca, client, other, encrypt_key(client.key, directory / "encrypted.key", KEY_PASSPHRASE)
+    )
 
 
 def mtls_env(files: TlsFiles, protocol: str = "SSL") -> dict[str, str]:
     """The environment of a client using ``files``' CA and client certificate."""
-    return {"KAFKA_SECURITY_PROTOCOL": protocol, "KAFKA_SSL_CA_LOCATION": str(files.ca.cert),
-            "KAFKA_SSL_CERT_LOCATION": str(files.client.cert),
-            "KAFKA_SSL_KEY_LOCATION": str(files.client.key)}
+    return {
+        "KAFKA_SECURITY_PROTOCOL": protocol,
+        "KAFKA_SSL_CA_LOCATION": str(files.ca.cert),
+        "KAFKA_SSL_CERT_LOCATION": str(files.client.cert),
+        "KAFKA_SSL_KEY_LOCATION": str(files.client.key),
+    }

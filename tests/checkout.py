@@ -22,16 +22,40 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 # Not the project's files: local state, environments and caches (see .gitignore).
-NOT_OURS = frozenset({".git", ".venv", ".venv-bench", ".broker", ".prometheus", "__pycache__",
-                      ".pytest_cache", ".ruff_cache", ".cache", "out", "node_modules"})
+NOT_OURS = frozenset(
+    {
+        ".git",
+        ".venv",
+        ".venv-bench",
+        ".broker",
+        ".prometheus",
+        "__pycache__",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".cache",
+        "out",
+        "node_modules",
+    }
+)
 
 
 def _git_files(root: Path) -> list[str] | None:
     try:
         proc = subprocess.run(
-            ["git", "-C", str(root), "ls-files", "-z", "--cached", "--others",
-             "--exclude-standard"],
-            capture_output=True, timeout=60, check=False)
+            [
+                "git",
+                "-C",
+                str(root),
+                "ls-files",
+                "-z",
+                "--cached",
+                "--others",
+                "--exclude-standard",
+            ],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None  # no git
     if proc.returncode != 0:
@@ -59,8 +83,7 @@ def project_files(pattern: str = "*", under: str = "", root: Path = ROOT) -> lis
     prefix = under.strip("/") + "/" if under.strip("/") else ""
     found = []
     for name in names:
-        if not name.startswith(prefix) or not fnmatch.fnmatchcase(name.rsplit("/", 1)[-1],
-                                                                   pattern):
+        if not name.startswith(prefix) or not fnmatch.fnmatchcase(name.rsplit("/", 1)[-1], pattern):
             continue
         path = root / name
         if path.is_file():

@@ -36,9 +36,10 @@ def shard_config(
 ) -> ShardConfig:
     """A shard of ``fams`` (the built-in ones by default), every model on ``limits``."""
     fams = families(window_ns / S) if fams is None else fams
-    setups = {f.name: FamilySetup(f, ModelParams(limits=limits,
-                                                 window_ns=round(f.window_seconds * S)))
-              for f in fams}
+    setups = {
+        f.name: FamilySetup(f, ModelParams(limits=limits, window_ns=round(f.window_seconds * S)))
+        for f in fams
+    }
     return ShardConfig(lateness_ns=lateness_ns, idle_timeout_s=idle, families=setups, **kwargs)
 
 
@@ -48,8 +49,9 @@ def fmt(family: str, valid: ValueRange | None = None) -> Format:
     return format_of(base if valid is None else replace(base, valid_range=valid))
 
 
-def topics(valid: dict[str, ValueRange] | None = None, only: tuple[str, ...] | None = None
-           ) -> dict[str, list[Format]]:
+def topics(
+    valid: dict[str, ValueRange] | None = None, only: tuple[str, ...] | None = None
+) -> dict[str, list[Format]]:
     """topic -> formats of the built-in families, as ``route`` takes them."""
     names = only or (TEMPERATURE, AIR_QUALITY)
     return {BUILTIN[n].topic: [fmt(n, (valid or {}).get(n))] for n in names}

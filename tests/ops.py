@@ -41,8 +41,13 @@ class PanelQuery:
 
 
 def alerting_rules() -> list[dict[str, Any]]:
-    return [rule for path in RULES for group in yaml.safe_load(path.read_text())["groups"]
-            for rule in group["rules"] if "alert" in rule]
+    return [
+        rule
+        for path in RULES
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+        if "alert" in rule
+    ]
 
 
 def dashboard() -> dict[str, Any]:
@@ -61,18 +66,23 @@ def panels(board: dict[str, Any] | None = None) -> list[dict[str, Any]]:
 
 
 def panel_queries(board: dict[str, Any] | None = None) -> list[PanelQuery]:
-    return [PanelQuery(panel["title"], target.get("refId", "?"), target.get("expr", ""))
-            for panel in panels(board) for target in panel.get("targets", [])
-            if not target.get("hide")]
+    return [
+        PanelQuery(panel["title"], target.get("refId", "?"), target.get("expr", ""))
+        for panel in panels(board)
+        for target in panel.get("targets", [])
+        if not target.get("hide")
+    ]
 
 
 def substitute(expr: str, values: dict[str, str]) -> str:
     """Grafana's variables replaced, e.g. {"__rate_interval": "4s"}; an unknown one raises."""
+
     def value(match: re.Match[str]) -> str:
         name = match.group(1) or match.group(2)
         if name not in values:
             raise KeyError(f"no value for Grafana variable ${name} in {expr!r}")
         return values[name]
+
     return VARIABLE.sub(value, expr)
 
 

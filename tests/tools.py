@@ -21,8 +21,10 @@ def tools_required() -> bool:
 def missing(what: str) -> None:
     """The test cannot check what it is for, because ``what`` is missing: fail or skip."""
     if tools_required():
-        pytest.fail(f"{what} (REQUIRE_TOOLS=1: a missing tool fails; REQUIRE_TOOLS=0 "
-                    "skips its checks)", pytrace=False)
+        pytest.fail(
+            f"{what} (REQUIRE_TOOLS=1: a missing tool fails; REQUIRE_TOOLS=0 skips its checks)",
+            pytrace=False,
+        )
     # Reported at the test's own line, as a skipif mark is, not at this helper's.
     raise pytest.skip.Exception(what, _use_item_location=True)
 

@@ -68,15 +68,22 @@ def _topic_maker(admin: AdminClient) -> Iterator[Callable[..., str]]:
     delete_topics(admin, made)
 
 
-def consume_all(topic: str, timeout: float = 30.0, brokers: str = BROKERS,
-                config: dict[str, str] | None = None) -> list:
+def consume_all(
+    topic: str, timeout: float = 30.0, brokers: str = BROKERS, config: dict[str, str] | None = None
+) -> list:
     """Every message currently in ``topic``, read from the beginning to the end offsets.
 
     ``config`` adds client settings (e.g. SASL) and may override the bootstrap servers.
     """
-    consumer = Consumer({"bootstrap.servers": brokers, **(config or {}),
-                         "group.id": f"t-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False, "enable.partition.eof": True})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": brokers,
+            **(config or {}),
+            "group.id": f"t-{uuid.uuid4().hex}",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
     try:
         meta = consumer.list_topics(topic, timeout=timeout)
         error = meta.topics[topic].error
@@ -113,10 +120,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-
-
-def wait_for(what: str, check: Callable[[], object], proc: subprocess.Popen[str] | None = None,
-             timeout: float = 60.0) -> object:
+def wait_for(
+    what: str,
+    check: Callable[[], object],
+    proc: subprocess.Popen[str] | None = None,
+    timeout: float = 60.0,
+) -> object:
     """Poll ``check`` until it returns something truthy (returned), failing after ``timeout``
     or as soon as ``proc`` (the program under test) exits; a loaded machine takes its time."""
     deadline = time.monotonic() + timeout
@@ -137,8 +146,15 @@ def python_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_module(args: list[str], env: dict[str, str], timeout: float = 180.0
-               ) -> subprocess.CompletedProcess[str]:
+def run_module(
+    args: list[str], env: dict[str, str], timeout: float = 180.0
+) -> subprocess.CompletedProcess[str]:
     """Run ``python -m ...`` from the repository root, as a user would."""
-    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

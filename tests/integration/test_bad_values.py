@@ -42,24 +42,36 @@ def series() -> list[tuple[bytes, bytes]]:
                 value = 1.7e308
             elif sensor == "absurd" and sec == GARBAGE_AT:
                 value = 90_000.0  # inside 0..100000, thousands of spreads from 50
-            out.append((sensor.encode(), orjson.dumps({"timestamp": stamp(sec),
-                                                       "value": value})))
+            out.append((sensor.encode(), orjson.dumps({"timestamp": stamp(sec), "value": value})))
     return out
 
 
 def test_garbage_once_does_not_blind_a_sensor_to_its_next_anomaly(topic_factory) -> None:
-    topics = {"AIR_QUALITY_TOPIC": topic_factory("aq", 1), "TEMPERATURE_TOPIC": topic_factory("t"),
-              "ANOMALIES_TOPIC": topic_factory("anomalies"), "DLQ_TOPIC": topic_factory("dlq")}
+    topics = {
+        "AIR_QUALITY_TOPIC": topic_factory("aq", 1),
+        "TEMPERATURE_TOPIC": topic_factory("t"),
+        "ANOMALIES_TOPIC": topic_factory("anomalies"),
+        "DLQ_TOPIC": topic_factory("dlq"),
+    }
     msgs = series()
     producer = Producer({"bootstrap.servers": BROKERS, "linger.ms": 20})
     for key, value in msgs:
         producer.produce(topics["AIR_QUALITY_TOPIC"], key=key, value=value)
     assert producer.flush(60) == 0
 
-    proc = run_module(["bytewax.run", "dataflow.main:flow"], python_env(
-        KAFKA_TAIL="false", EMIT_ALL_WINDOWS="true", STATUS_INTERVAL_SECONDS="0",
-        LOG_LEVEL="ERROR", HST_WINDOW_SIZE="10", WARMUP_WINDOWS="30",
-        ALERT_COOLDOWN_WINDOWS="5", **topics))
+    proc = run_module(
+        ["bytewax.run", "dataflow.main:flow"],
+        python_env(
+            KAFKA_TAIL="false",
+            EMIT_ALL_WINDOWS="true",
+            STATUS_INTERVAL_SECONDS="0",
+            LOG_LEVEL="ERROR",
+            HST_WINDOW_SIZE="10",
+            WARMUP_WINDOWS="30",
+            ALERT_COOLDOWN_WINDOWS="5",
+            **topics,
+        ),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
     dead = consume_all(topics["DLQ_TOPIC"])
@@ -73,8 +85,9 @@ def test_garbage_once_does_not_blind_a_sensor_to_its_next_anomaly(topic_factory)
     for sensor, recs in by_sensor.items():
         assert len(recs) == SECONDS // 5, sensor  # every window, once
         assert all(isinstance(r["mean"], float) and math.isfinite(r["mean"]) for r in recs)
-        spike = next(r for r in recs if r["window_start"].startswith(stamp(SPIKE_AT)[:19]
-                                                                      .replace(" ", "T")))
+        spike = next(
+            r for r in recs if r["window_start"].startswith(stamp(SPIKE_AT)[:19].replace(" ", "T"))
+        )
         assert spike["mean"] == 200.0 and spike["ml_anomaly"], (sensor, spike)
         assert spike["event"] == "open" and spike["reasons"] == ["ml"], (sensor, spike)
     garbage = [r for r in by_sensor["absurd"] if r["max"] == 90_000.0]

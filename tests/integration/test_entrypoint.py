@@ -42,10 +42,17 @@ def env(**extra: str) -> dict[str, str]:
     return base
 
 
-def entrypoint(args: list[str], environ: dict[str, str], timeout: float = 180.0,
-               cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(ENTRYPOINT), *args], env=environ, cwd=cwd, capture_output=True,
-                          text=True, timeout=timeout)
+def entrypoint(
+    args: list[str], environ: dict[str, str], timeout: float = 180.0, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(ENTRYPOINT), *args],
+        env=environ,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def closed_port() -> int:
@@ -66,12 +73,14 @@ class _Forward(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         host, port = BROKERS.split(",")[0].rsplit(":", 1)
         with socket.create_connection((host, int(port))) as upstream:
+
             def pump(src: socket.socket, dst: socket.socket) -> None:
                 with contextlib.suppress(OSError):
                     while data := src.recv(65536):
                         dst.sendall(data)
                 with contextlib.suppress(OSError):
                     dst.shutdown(socket.SHUT_WR)
+
             back = threading.Thread(target=pump, args=(upstream, self.request), daemon=True)
             back.start()
             pump(self.request, upstream)
@@ -95,8 +104,11 @@ def test_without_a_broker_it_waits_then_fails_naming_the_address(tmp_path: Path)
     address = f"127.0.0.1:{closed_port()}"
     sent_log = tmp_path / "sent.jsonl"
     began = time.monotonic()
-    proc = entrypoint(["producer", "--count", "1", "--log-sent", str(sent_log)],
-                      env(KAFKA_BROKERS=address, BROKER_WAIT_TIMEOUT_SECONDS="3"), timeout=60)
+    proc = entrypoint(
+        ["producer", "--count", "1", "--log-sent", str(sent_log)],
+        env(KAFKA_BROKERS=address, BROKER_WAIT_TIMEOUT_SECONDS="3"),
+        timeout=60,
+    )
     elapsed = time.monotonic() - began
     assert proc.returncode == 1
     assert f"waiting up to 3 s for a Kafka broker at {address}" in proc.stderr
@@ -107,8 +119,11 @@ def test_without_a_broker_it_waits_then_fails_naming_the_address(tmp_path: Path)
 
 def test_bad_settings_fail_before_waiting() -> None:
     began = time.monotonic()
-    proc = entrypoint(["dataflow"], env(KAFKA_BROKERS=f"127.0.0.1:{closed_port()}",
-                                        BYTEWAX_WORKERS="two"), timeout=60)
+    proc = entrypoint(
+        ["dataflow"],
+        env(KAFKA_BROKERS=f"127.0.0.1:{closed_port()}", BYTEWAX_WORKERS="two"),
+        timeout=60,
+    )
     assert proc.returncode == 1
     assert "BYTEWAX_WORKERS must be a whole number >= 1, got 'two'" in proc.stderr
     assert "waiting" not in proc.stderr
@@ -117,8 +132,11 @@ def test_bad_settings_fail_before_waiting() -> None:
 
 def test_a_bad_security_setting_is_reported_as_such_not_as_a_missing_broker() -> None:
     began = time.monotonic()
-    settings = env(KAFKA_BROKERS=f"127.0.0.1:{closed_port()}", KAFKA_SECURITY_PROTOCOL="SASL",
-                   BROKER_WAIT_TIMEOUT_SECONDS="30")
+    settings = env(
+        KAFKA_BROKERS=f"127.0.0.1:{closed_port()}",
+        KAFKA_SECURITY_PROTOCOL="SASL",
+        BROKER_WAIT_TIMEOUT_SECONDS="30",
+    )
     proc = entrypoint(["wait"], settings, timeout=60)
     assert proc.returncode == 2
     assert "KAFKA_SECURITY_PROTOCOL='SASL'" in proc.stderr
@@ -132,10 +150,14 @@ def test_it_proceeds_once_a_late_broker_answers(admin: AdminClient) -> None:
     server.daemon_threads = True
     server.allow_reuse_address = True
     began = time.monotonic()
-    waiter = subprocess.Popen([str(ENTRYPOINT), "wait"], cwd=ROOT, text=True,
-                              env=env(KAFKA_BROKERS=f"127.0.0.1:{port}",
-                                      BROKER_WAIT_TIMEOUT_SECONDS="60"),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    waiter = subprocess.Popen(
+        [str(ENTRYPOINT), "wait"],
+        cwd=ROOT,
+        text=True,
+        env=env(KAFKA_BROKERS=f"127.0.0.1:{port}", BROKER_WAIT_TIMEOUT_SECONDS="60"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         time.sleep(3)
         assert waiter.poll() is None, "it must keep waiting while nothing answers"
@@ -160,17 +182,40 @@ def test_it_execs_the_producer_in_place(topic_factory, tmp_path: Path) -> None:
     aq, temp = topic_factory("ep-aq"), topic_factory("ep-temp")
     sent_log = tmp_path / "sent.jsonl"
     proc = subprocess.Popen(
-        [str(ENTRYPOINT), "producer", "--realtime", "--duration", "60", "--start", START,
-         "--sensors", "2", "--air-quality-topic", aq, "--temperature-topic", temp,
-         "--log-sent", str(sent_log)],
-        cwd=ROOT, env=env(), text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        [
+            str(ENTRYPOINT),
+            "producer",
+            "--realtime",
+            "--duration",
+            "60",
+            "--start",
+            START,
+            "--sensors",
+            "2",
+            "--air-quality-topic",
+            aq,
+            "--temperature-topic",
+            temp,
+            "--log-sent",
+            str(sent_log),
+        ],
+        cwd=ROOT,
+        env=env(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         cmdline: list[bytes] = []
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
             cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes().split(b"\0")
-            if b"-m" in cmdline and b"producer" in cmdline and sent_log.exists() \
-                    and sent_log.stat().st_size > 0:
+            if (
+                b"-m" in cmdline
+                and b"producer" in cmdline
+                and sent_log.exists()
+                and sent_log.stat().st_size > 0
+            ):
                 break
             time.sleep(0.1)
         assert cmdline[:1] == [sys.executable.encode()], cmdline
@@ -188,28 +233,52 @@ def test_it_execs_the_producer_in_place(topic_factory, tmp_path: Path) -> None:
 
 
 def test_dataflow_initialises_recovery_once_and_resumes(topic_factory, tmp_path: Path) -> None:
-    topics = {"AIR_QUALITY_TOPIC": topic_factory("ep-aq"),
-              "TEMPERATURE_TOPIC": topic_factory("ep-temp"),
-              "ANOMALIES_TOPIC": topic_factory("ep-anomalies", 1),
-              "DLQ_TOPIC": topic_factory("ep-dlq", 1)}
+    topics = {
+        "AIR_QUALITY_TOPIC": topic_factory("ep-aq"),
+        "TEMPERATURE_TOPIC": topic_factory("ep-temp"),
+        "ANOMALIES_TOPIC": topic_factory("ep-anomalies", 1),
+        "DLQ_TOPIC": topic_factory("ep-dlq", 1),
+    }
     produced = entrypoint(
-        ["producer", "--scenario", "overheat", "--sensors", "4", "--duration", "60",
-         "--start", START, "--air-quality-topic", topics["AIR_QUALITY_TOPIC"],
-         "--temperature-topic", topics["TEMPERATURE_TOPIC"]], env())
+        [
+            "producer",
+            "--scenario",
+            "overheat",
+            "--sensors",
+            "4",
+            "--duration",
+            "60",
+            "--start",
+            START,
+            "--air-quality-topic",
+            topics["AIR_QUALITY_TOPIC"],
+            "--temperature-topic",
+            topics["TEMPERATURE_TOPIC"],
+        ],
+        env(),
+    )
     assert produced.returncode == 0, produced.stderr[-3000:]
 
     recovery = tmp_path / "state" / "recovery"  # does not exist yet
-    flow_env = env(**topics, KAFKA_TAIL="false", BYTEWAX_WORKERS="2",
-                   BYTEWAX_RECOVERY_DIRECTORY=str(recovery), BYTEWAX_RECOVERY_PARTITIONS="2")
+    flow_env = env(
+        **topics,
+        KAFKA_TAIL="false",
+        BYTEWAX_WORKERS="2",
+        BYTEWAX_RECOVERY_DIRECTORY=str(recovery),
+        BYTEWAX_RECOVERY_PARTITIONS="2",
+    )
     first = entrypoint(["dataflow"], flow_env)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "initialising recovery directory" in first.stderr
     assert f"dataflow.main:flow -w 2 -r {recovery} -s 10 -b 0" in first.stderr
     assert sorted(p.name for p in recovery.glob("part-*.sqlite3")) == [
-        "part-0.sqlite3", "part-1.sqlite3"]
+        "part-0.sqlite3",
+        "part-1.sqlite3",
+    ]
     events = [orjson.loads(m.value()) for m in consume_all(topics["ANOMALIES_TOPIC"])]
     assert [(e["event"], e["sensor_id"], e["threshold_alarm"]) for e in events] == [
-        ("open", "2", True)]
+        ("open", "2", True)
+    ]
 
     second = entrypoint(["dataflow"], flow_env)
     assert second.returncode == 0, second.stderr[-3000:]
@@ -219,7 +288,8 @@ def test_dataflow_initialises_recovery_once_and_resumes(topic_factory, tmp_path:
 
 
 def test_init_topics_creates_missing_topics_and_leaves_existing_ones(
-    admin: AdminClient, topic_factory,
+    admin: AdminClient,
+    topic_factory,
 ) -> None:
     names = unique_topics("init")
     names["AIR_QUALITY_TOPIC"] = topic_factory("init-aq", 1)  # exists already
@@ -230,7 +300,11 @@ def test_init_topics_creates_missing_topics_and_leaves_existing_ones(
             assert "topics ready: " + " ".join(names[n] for n in TOPIC_VARS) in proc.stdout
         meta = admin.list_topics(timeout=10).topics
         assert {n: len(meta[names[n]].partitions) for n in TOPIC_VARS} == {
-            "AIR_QUALITY_TOPIC": 1, "TEMPERATURE_TOPIC": 2, "ANOMALIES_TOPIC": 2, "DLQ_TOPIC": 2}
+            "AIR_QUALITY_TOPIC": 1,
+            "TEMPERATURE_TOPIC": 2,
+            "ANOMALIES_TOPIC": 2,
+            "DLQ_TOPIC": 2,
+        }
     finally:
         delete_topics(admin, [names[n] for n in TOPIC_VARS[1:]])
 
@@ -248,8 +322,10 @@ def test_init_topics_rejects_bad_settings_naming_the_variable(admin: AdminClient
 def compose_service(name: str) -> tuple[list[str], dict[str, str]]:
     """A service's command and environment as `docker compose up` passes them by default."""
     service = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"][name]
-    environ = {k: INTERPOLATION.sub(lambda m: m.group("default") or "", str(v))
-               for k, v in service["environment"].items()}
+    environ = {
+        k: INTERPOLATION.sub(lambda m: m.group("default") or "", str(v))
+        for k, v in service["environment"].items()
+    }
     return service["command"], environ
 
 
@@ -267,12 +343,17 @@ def compose_pipeline(admin: AdminClient, workdir: Path) -> Iterator[dict[str, st
     topics = unique_topics("compose")
     overrides = {
         "topics": {},
-        "producer": {"PRODUCER_REALTIME": "false", "PRODUCER_DURATION_SECONDS": "60",
-                     "PRODUCER_START": START},
-        "dataflow": {"KAFKA_TAIL": "false",
-                     "BYTEWAX_RECOVERY_DIRECTORY": str(workdir / "recovery"),
-                     "BYTEWAX_DATAFLOW_API_PORT": str(free_port()),
-                     "BYTEWAX_DATAFLOW_API_CACHE_PATH": str(workdir)},
+        "producer": {
+            "PRODUCER_REALTIME": "false",
+            "PRODUCER_DURATION_SECONDS": "60",
+            "PRODUCER_START": START,
+        },
+        "dataflow": {
+            "KAFKA_TAIL": "false",
+            "BYTEWAX_RECOVERY_DIRECTORY": str(workdir / "recovery"),
+            "BYTEWAX_DATAFLOW_API_PORT": str(free_port()),
+            "BYTEWAX_DATAFLOW_API_CACHE_PATH": str(workdir),
+        },
     }
     try:
         for name, extra in overrides.items():
@@ -295,4 +376,3 @@ def test_compose_services_run_end_to_end(admin: AdminClient, tmp_path: Path) -> 
         assert all(e["sensor_id"] == "2" for e in events if e["threshold_alarm"])
         assert consume_all(topics["DLQ_TOPIC"]) == []
         assert list((tmp_path / "recovery").glob("part-*.sqlite3")), "recovery was on"
-

@@ -129,8 +129,9 @@ def utc(sec: float) -> str:
 
 
 def humidity_msg(sensor: str, when: str, rh: float) -> bytes:
-    return orjson.dumps({"device": {"id": sensor, "model": "HX-1"}, "reading": {"rh": rh},
-                         "meta": {"time": when}})
+    return orjson.dumps(
+        {"device": {"id": sensor, "model": "HX-1"}, "reading": {"rh": rh}, "meta": {"time": when}}
+    )
 
 
 @dataclass
@@ -143,9 +144,10 @@ class FleetRun:
     sent_blank_id: bytes
 
     def windows(self, family: str, sensor: str) -> list[dict[str, Any]]:
-        return sorted((r for r in self.records
-                       if r["family"] == family and r["sensor_id"] == sensor),
-                      key=lambda r: r["window_start"])
+        return sorted(
+            (r for r in self.records if r["family"] == family and r["sensor_id"] == sensor),
+            key=lambda r: r["window_start"],
+        )
 
 
 def produce_fleet(topics: dict[str, str]) -> tuple[list[bytes], bytes, bytes]:
@@ -163,8 +165,9 @@ def produce_fleet(topics: dict[str, str]) -> tuple[list[bytes], bytes, bytes]:
         msgs.append((sec, humidity_msg("hall-1", when, rh)))
     for _, value in sorted(msgs, key=lambda m: m[0]):
         producer.produce(hum, value=value, partition=0)
-    oor = [humidity_msg(key.decode(), iso_at(2 + i, 0), rh)
-           for i, (key, rh) in enumerate(OUT_OF_RANGE)]
+    oor = [
+        humidity_msg(key.decode(), iso_at(2 + i, 0), rh) for i, (key, rh) in enumerate(OUT_OF_RANGE)
+    ]
     for key, value in zip((k for k, _ in OUT_OF_RANGE), oor, strict=True):
         producer.produce(hum, key=key, value=value, partition=1)
     # machine: one message carries a temperature and a vibration
@@ -187,19 +190,32 @@ def produce_fleet(topics: dict[str, str]) -> tuple[list[bytes], bytes, bytes]:
 
 @pytest.fixture(scope="module")
 def fleet(module_topic_factory, tmp_path_factory) -> Iterator[FleetRun]:
-    topics = {"humidity": module_topic_factory("humidity", 2),
-              "machine": module_topic_factory("machine", 1),
-              "ANOMALIES_TOPIC": module_topic_factory("anomalies", 1),
-              "DLQ_TOPIC": module_topic_factory("dlq", 1)}
+    topics = {
+        "humidity": module_topic_factory("humidity", 2),
+        "machine": module_topic_factory("machine", 1),
+        "ANOMALIES_TOPIC": module_topic_factory("anomalies", 1),
+        "DLQ_TOPIC": module_topic_factory("dlq", 1),
+    }
     config = tmp_path_factory.mktemp("families") / "sensors.yaml"
-    config.write_text(SENSORS_YAML.format(humidity_topic=topics["humidity"],
-                                          machine_topic=topics["machine"]), encoding="utf-8")
+    config.write_text(
+        SENSORS_YAML.format(humidity_topic=topics["humidity"], machine_topic=topics["machine"]),
+        encoding="utf-8",
+    )
     oor, vib_oor, blank = produce_fleet(topics)
-    proc = run_module(["bytewax.run", "dataflow.main:flow"], python_env(
-        SENSORS_CONFIG=str(config), KAFKA_TAIL="false", EMIT_ALL_WINDOWS="true",
-        STATUS_INTERVAL_SECONDS="0", LOG_LEVEL="ERROR", ALERT_RESOLVE_WINDOWS="3",
-        ALERT_UPDATE_WINDOWS="1",
-        ANOMALIES_TOPIC=topics["ANOMALIES_TOPIC"], DLQ_TOPIC=topics["DLQ_TOPIC"]))
+    proc = run_module(
+        ["bytewax.run", "dataflow.main:flow"],
+        python_env(
+            SENSORS_CONFIG=str(config),
+            KAFKA_TAIL="false",
+            EMIT_ALL_WINDOWS="true",
+            STATUS_INTERVAL_SECONDS="0",
+            LOG_LEVEL="ERROR",
+            ALERT_RESOLVE_WINDOWS="3",
+            ALERT_UPDATE_WINDOWS="1",
+            ANOMALIES_TOPIC=topics["ANOMALIES_TOPIC"],
+            DLQ_TOPIC=topics["DLQ_TOPIC"],
+        ),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = consume_all(topics["ANOMALIES_TOPIC"])
     records = []
@@ -207,8 +223,7 @@ def fleet(module_topic_factory, tmp_path_factory) -> Iterator[FleetRun]:
         rec = orjson.loads(msg.value())
         assert msg.key() == rec["sensor_id"].encode()
         records.append(rec)
-    yield FleetRun(topics, records, consume_all(topics["DLQ_TOPIC"]), oor, vib_oor,
-                   blank)
+    yield FleetRun(topics, records, consume_all(topics["DLQ_TOPIC"]), oor, vib_oor, blank)
 
 
 def test_nested_fields_and_iso_offsets_are_windowed_in_utc(fleet: FleetRun) -> None:
@@ -235,7 +250,10 @@ def test_threshold_rule_opens_an_alert_with_its_name_mean_unit_and_severity(
     assert hot["threshold_alarm"] and hot["anomaly"] and not hot["ml_anomaly"]
     alert = hot["alert"]
     assert (alert["reasons"], alert["severity"], alert["peak_mean"]) == (
-        ["too_humid"], "warning", 85.0)
+        ["too_humid"],
+        "warning",
+        85.0,
+    )
     assert alert["opened_at"] == utc(0)
     # clean afterwards: no reason, resolved after ALERT_RESOLVE_WINDOWS=3 clean windows
     assert [r["reasons"] for r in rest] == [[], [], [], []]
@@ -247,7 +265,11 @@ def test_threshold_rule_opens_an_alert_with_its_name_mean_unit_and_severity(
 def test_below_rule(fleet: FleetRun) -> None:
     dry, *rest = fleet.windows("humidity", "hall-dry")
     assert (dry["event"], dry["mean"], dry["reasons"], dry["severity"]) == (
-        "open", 20.0, ["too_dry"], "info")  # at the level: inclusive
+        "open",
+        20.0,
+        ["too_dry"],
+        "info",
+    )  # at the level: inclusive
     assert (dry["alert"]["reasons"], dry["alert"]["severity"]) == (["too_dry"], "info")
     assert all(r["reasons"] == [] for r in rest)
 
@@ -262,7 +284,11 @@ def test_for_windows_3_needs_three_consecutive_windows(fleet: FleetRun) -> None:
     assert [r["reasons"] for r in spell_3] == [[], [], ["damp_spell"], [], []]
     third = spell_3[2]
     assert (third["event"], third["window_start"], third["mean"], third["severity"]) == (
-        "open", utc(20), 70.0, "critical")
+        "open",
+        utc(20),
+        70.0,
+        "critical",
+    )
     assert third["alert"]["reasons"] == ["damp_spell"]
 
 
@@ -270,15 +296,29 @@ def test_severity_is_the_highest_of_the_reasons_that_fired(fleet: FleetRun) -> N
     """hall-4 stays at 85: too_humid (warning) from window 0, damp_spell (critical) joins it
     on window 2, which raises the open alert's severity: news, sent as an update."""
     recs = fleet.windows("humidity", "hall-4")
-    assert [r["reasons"] for r in recs] == [["too_humid"], ["too_humid"],
-                                            ["too_humid", "damp_spell"], [], [], []]
+    assert [r["reasons"] for r in recs] == [
+        ["too_humid"],
+        ["too_humid"],
+        ["too_humid", "damp_spell"],
+        [],
+        [],
+        [],
+    ]
     assert [r["severity"] for r in recs] == ["warning", "warning", "critical", None, None, None]
-    assert [r["event"] for r in recs] == ["open", "window", "update", "window", "window",
-                                          "resolved"]
+    assert [r["event"] for r in recs] == [
+        "open",
+        "window",
+        "update",
+        "window",
+        "window",
+        "resolved",
+    ]
     assert recs[0]["alert"]["severity"] == "warning"
     for rec in recs[2], recs[5]:
         assert (rec["alert"]["severity"], rec["alert"]["reasons"]) == (
-            "critical", ["too_humid", "damp_spell"])
+            "critical",
+            ["too_humid", "damp_spell"],
+        )
         assert rec["alert"]["anomalous_windows"] == 3
 
 
@@ -291,19 +331,29 @@ def test_per_sensor_override_applies_to_matching_sensors_only(fleet: FleetRun) -
     # critical; its other rules are the family's, so too_dry still fires on its dry window
     hot, dry, *_, last = fleet.windows("humidity", "lab-1")
     assert (hot["event"], hot["mean"], hot["reasons"], hot["severity"], hot["threshold"]) == (
-        "open", 65.0, ["too_humid"], "critical", 60.0)
+        "open",
+        65.0,
+        ["too_humid"],
+        "critical",
+        60.0,
+    )
     assert hot["alert"]["severity"] == "critical"
     assert (dry["mean"], dry["reasons"], dry["severity"]) == (10.0, ["too_dry"], "info")
     assert (dry["event"], dry["alert"]["reasons"]) == ("update", ["too_humid", "too_dry"])
     # one episode: it keeps its highest severity and gathers both reasons
     assert (last["event"], last["alert_id"]) == ("resolved", hot["alert_id"])
     assert (last["alert"]["severity"], last["alert"]["reasons"]) == (
-        "critical", ["too_humid", "too_dry"])
+        "critical",
+        ["too_humid", "too_dry"],
+    )
 
 
 def test_out_of_range_value_is_a_dead_letter_with_its_original_bytes(fleet: FleetRun) -> None:
-    dead = [m for m in fleet.dead if dict(m.headers())["source_topic"]
-            == fleet.topics["humidity"].encode()]
+    dead = [
+        m
+        for m in fleet.dead
+        if dict(m.headers())["source_topic"] == fleet.topics["humidity"].encode()
+    ]
     assert sorted(m.value() for m in dead) == sorted(fleet.sent_oor)
     assert sorted(m.key() for m in dead) == sorted(k for k, _ in OUT_OF_RANGE)
     for msg in dead:
@@ -338,15 +388,26 @@ def test_two_families_read_one_topic(fleet: FleetRun) -> None:
     # each family's own rule, on its own value
     overheat = fleet.windows("temperature", "m2")[0]
     assert (overheat["event"], overheat["mean"], overheat["reasons"], overheat["severity"]) == (
-        "open", 95.0, ["overheat"], "critical")
+        "open",
+        95.0,
+        ["overheat"],
+        "critical",
+    )
     shaking = fleet.windows("vibration", "m3")[0]
     assert (shaking["event"], shaking["mean"], shaking["reasons"], shaking["severity"]) == (
-        "open", 12.0, ["shaking"], "warning")
+        "open",
+        12.0,
+        ["shaking"],
+        "warning",
+    )
     assert fleet.windows("vibration", "m2")[0]["reasons"] == []
     assert fleet.windows("temperature", "m3")[0]["reasons"] == []
     # the message vibration refused: a dead letter naming the family, its bytes untouched
-    machine = [m for m in fleet.dead
-               if dict(m.headers())["source_topic"] == fleet.topics["machine"].encode()]
+    machine = [
+        m
+        for m in fleet.dead
+        if dict(m.headers())["source_topic"] == fleet.topics["machine"].encode()
+    ]
     [dead] = [m for m in machine if dict(m.headers())["reason"] == b"out_of_range"]
     headers = dict(dead.headers())
     assert (dead.key(), dead.value()) == (b"m1", fleet.sent_vibration_oor)
@@ -357,13 +418,15 @@ BAD_CONFIGS = {
     "rule level not a number": (
         "families:\n  humidity:\n    topic: t\n    value: rh\n    valid_range: [0, 100]\n"
         "    rules:\n      - {name: too_humid, above: high}\n",
-        "families.humidity.rules[0].above: expected a number, got a str"),
+        "families.humidity.rules[0].above: expected a number, got a str",
+    ),
     "override severity": (
         "families:\n  humidity:\n    topic: t\n    value: rh\n    valid_range: [0, 100]\n"
         "    sensors:\n      'lab-*':\n        rules:\n"
         "          - {name: too_humid, above: 60, severity: urgent}\n",
         "families.humidity.sensors['lab-*'].rules[0].severity: expected one of info, warning, "
-        "critical, got 'urgent'"),
+        "critical, got 'urgent'",
+    ),
     "not YAML": ("families:\n  humidity: [\n", "line 3, column 1: not valid YAML"),
 }
 
@@ -373,8 +436,11 @@ def test_bad_file_fails_at_start_up_with_one_line(case: str, tmp_path: Path) -> 
     text, what = BAD_CONFIGS[case]
     path = tmp_path / "sensors.yaml"
     path.write_text(text, encoding="utf-8")
-    proc = run_module(["bytewax.run", "dataflow.main:flow"],
-                      python_env(SENSORS_CONFIG=str(path), KAFKA_TAIL="false"), timeout=60)
+    proc = run_module(
+        ["bytewax.run", "dataflow.main:flow"],
+        python_env(SENSORS_CONFIG=str(path), KAFKA_TAIL="false"),
+        timeout=60,
+    )
     assert proc.returncode == 2  # a configuration error, before any Kafka client
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr

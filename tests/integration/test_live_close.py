@@ -35,26 +35,44 @@ LATENESS_S = 1.0
 
 @pytest.fixture
 def topics(topic_factory) -> dict[str, str]:
-    return {"AIR_QUALITY_TOPIC": topic_factory("aq", 1), "TEMPERATURE_TOPIC": topic_factory("t", 1),
-            "ANOMALIES_TOPIC": topic_factory("anomalies", 1), "DLQ_TOPIC": topic_factory("dlq", 1)}
+    return {
+        "AIR_QUALITY_TOPIC": topic_factory("aq", 1),
+        "TEMPERATURE_TOPIC": topic_factory("t", 1),
+        "ANOMALIES_TOPIC": topic_factory("anomalies", 1),
+        "DLQ_TOPIC": topic_factory("dlq", 1),
+    }
 
 
 def start_flow(topics: dict[str, str], live_skew: str, cache: Path) -> subprocess.Popen[bytes]:
     """Start the flow and return once it has read a probe message: a loaded machine may take
     longer than usual to start, and the test measures when windows close after that."""
     port = free_port()
-    env = python_env(IDLE_TIMEOUT_SECONDS="600", ALLOWED_LATENESS_SECONDS=str(LATENESS_S),
-                     EMIT_ALL_WINDOWS="true", LIVE_SKEW_SECONDS=live_skew,
-                     STATUS_INTERVAL_SECONDS="0", BYTEWAX_DATAFLOW_API_ENABLED="true",
-                     BYTEWAX_DATAFLOW_API_PORT=str(port),
-                     BYTEWAX_DATAFLOW_API_CACHE_PATH=str(cache), **topics)
-    flow = subprocess.Popen([sys.executable, "-m", "bytewax.run", "dataflow.main:flow"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    env = python_env(
+        IDLE_TIMEOUT_SECONDS="600",
+        ALLOWED_LATENESS_SECONDS=str(LATENESS_S),
+        EMIT_ALL_WINDOWS="true",
+        LIVE_SKEW_SECONDS=live_skew,
+        STATUS_INTERVAL_SECONDS="0",
+        BYTEWAX_DATAFLOW_API_ENABLED="true",
+        BYTEWAX_DATAFLOW_API_PORT=str(port),
+        BYTEWAX_DATAFLOW_API_CACHE_PATH=str(cache),
+        **topics,
+    )
+    flow = subprocess.Popen(
+        [sys.executable, "-m", "bytewax.run", "dataflow.main:flow"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     probe = Producer({"bootstrap.servers": BROKERS})  # another family: no effect on machine 7
-    probe.produce(topics["AIR_QUALITY_TOPIC"], key=b"probe", value=orjson.dumps(
-        {"timestamp": "2024-03-19 13:57:05.000000", "value": 1.0}))
+    probe.produce(
+        topics["AIR_QUALITY_TOPIC"],
+        key=b"probe",
+        value=orjson.dumps({"timestamp": "2024-03-19 13:57:05.000000", "value": 1.0}),
+    )
     assert probe.flush(30) == 0
+
     def probe_read() -> bool:
         try:
             return scrape(port).get('sensor_readings_total{family="air_quality"}', 0) >= 1
@@ -76,8 +94,11 @@ def send_live(topic: str, seconds: float) -> float:
     stop = time.time() + seconds
     while time.time() < stop:
         last = time.time()
-        producer.produce(topic, key=b"7", value=orjson.dumps(
-            {"Temperature_C": 60.0, "Timestamp": int(last * 1e9)}))
+        producer.produce(
+            topic,
+            key=b"7",
+            value=orjson.dumps({"Temperature_C": 60.0, "Timestamp": int(last * 1e9)}),
+        )
         producer.poll(0)
         time.sleep(0.5)
     assert producer.flush(30) == 0
@@ -86,8 +107,13 @@ def send_live(topic: str, seconds: float) -> float:
 
 def windows(topic: str, until: float) -> Iterator[dict]:
     """Window records from ``topic`` as they arrive, until wall time ``until``."""
-    consumer = Consumer({"bootstrap.servers": BROKERS, "group.id": f"t-{uuid.uuid4().hex}",
-                         "auto.offset.reset": "earliest"})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": BROKERS,
+            "group.id": f"t-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+        }
+    )
     consumer.subscribe([topic])
     try:
         while time.time() < until:
@@ -104,7 +130,8 @@ def window_end(record: dict) -> float:
 
 @pytest.mark.parametrize("live_skew", ["60", "0"])
 def test_last_window_closes_by_the_wall_clock_only_when_live(
-        topics: dict[str, str], live_skew: str, tmp_path: Path) -> None:
+    topics: dict[str, str], live_skew: str, tmp_path: Path
+) -> None:
     flow = start_flow(topics, live_skew, tmp_path)
     try:
         last = send_live(topics["TEMPERATURE_TOPIC"], 7.0)

@@ -32,8 +32,12 @@ def scrape(port: int) -> dict[str, float]:
 
 @pytest.fixture
 def topics(topic_factory) -> dict[str, str]:
-    return {"AIR_QUALITY_TOPIC": topic_factory("aq"), "TEMPERATURE_TOPIC": topic_factory("t"),
-            "ANOMALIES_TOPIC": topic_factory("anomalies"), "DLQ_TOPIC": topic_factory("dlq")}
+    return {
+        "AIR_QUALITY_TOPIC": topic_factory("aq"),
+        "TEMPERATURE_TOPIC": topic_factory("t"),
+        "ANOMALIES_TOPIC": topic_factory("anomalies"),
+        "DLQ_TOPIC": topic_factory("dlq"),
+    }
 
 
 def test_metrics_count_what_was_sent(topics: dict[str, str], tmp_path) -> None:
@@ -41,28 +45,47 @@ def test_metrics_count_what_was_sent(topics: dict[str, str], tmp_path) -> None:
     for sec in range(40):  # 4 machines x 40 s: 32 windows; machine 1 hot from 10 s to 20 s
         for m in range(4):
             temp = 96.0 if m == 1 and 10 <= sec < 20 else 60.0 + m
-            producer.produce(topics["TEMPERATURE_TOPIC"], key=str(m).encode(), value=orjson.dumps(
-                {"Temperature_C": temp, "Timestamp": T0 + sec * S}))
+            producer.produce(
+                topics["TEMPERATURE_TOPIC"],
+                key=str(m).encode(),
+                value=orjson.dumps({"Temperature_C": temp, "Timestamp": T0 + sec * S}),
+            )
     for sec in range(10):  # 2 air-quality sensors x 10 s: 4 windows
         for m in (1, 2):
             stamp = f"2024-03-19 13:57:{5 + sec:02d}.000000"
-            producer.produce(topics["AIR_QUALITY_TOPIC"], key=f"Sensor{m}".encode(),
-                             value=orjson.dumps({"timestamp": stamp, "value": 20.0}))
+            producer.produce(
+                topics["AIR_QUALITY_TOPIC"],
+                key=f"Sensor{m}".encode(),
+                value=orjson.dumps({"timestamp": stamp, "value": 20.0}),
+            )
     for value in (b"{bad", b"[]", b"{bad"):
         producer.produce(topics["TEMPERATURE_TOPIC"], key=b"0", value=value)
     # Late: machine 3's first window is closed by the time this arrives (same partition order).
-    producer.produce(topics["TEMPERATURE_TOPIC"], key=b"3", value=orjson.dumps(
-        {"Temperature_C": 60.0, "Timestamp": T0 + 1 * S}))
+    producer.produce(
+        topics["TEMPERATURE_TOPIC"],
+        key=b"3",
+        value=orjson.dumps({"Temperature_C": 60.0, "Timestamp": T0 + 1 * S}),
+    )
     assert producer.flush(30) == 0
 
     port = free_port()
-    env = python_env(BYTEWAX_DATAFLOW_API_ENABLED="true", BYTEWAX_DATAFLOW_API_PORT=str(port),
-                     BYTEWAX_DATAFLOW_API_CACHE_PATH=str(tmp_path),
-                     IDLE_TIMEOUT_SECONDS="1", ALERT_RESOLVE_WINDOWS="2",
-                     STATUS_INTERVAL_SECONDS="0", **topics)
-    flow = subprocess.Popen([sys.executable, "-m", "bytewax.run", "dataflow.main:flow"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    env = python_env(
+        BYTEWAX_DATAFLOW_API_ENABLED="true",
+        BYTEWAX_DATAFLOW_API_PORT=str(port),
+        BYTEWAX_DATAFLOW_API_CACHE_PATH=str(tmp_path),
+        IDLE_TIMEOUT_SECONDS="1",
+        ALERT_RESOLVE_WINDOWS="2",
+        STATUS_INTERVAL_SECONDS="0",
+        **topics,
+    )
+    flow = subprocess.Popen(
+        [sys.executable, "-m", "bytewax.run", "dataflow.main:flow"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     want = {
         'sensor_readings_total{family="temperature"}': 161.0,  # the late one was read too
         'sensor_readings_total{family="air_quality"}': 20.0,
@@ -95,8 +118,10 @@ def test_metrics_count_what_was_sent(topics: dict[str, str], tmp_path) -> None:
     assert any(name.startswith("bytewax_item_inp_count_total") for name in got), sorted(got)
 
 
-LAG = re.compile(r'^bytewax_kafka_consumer_lag'
-                 r'\{partition="(\d+)",step_id="([^"]+)",topic="([^"]+)"\}$')
+LAG = re.compile(
+    r"^bytewax_kafka_consumer_lag"
+    r'\{partition="(\d+)",step_id="([^"]+)",topic="([^"]+)"\}$'
+)
 
 
 def consumer_lag(got: dict[str, float]) -> dict[tuple[str, int], float]:
@@ -110,8 +135,9 @@ def consumer_lag(got: dict[str, float]) -> dict[tuple[str, int], float]:
     return out
 
 
-def test_consumer_lag_shows_the_backlog_then_falls_to_zero(topics: dict[str, str],
-                                                           tmp_path) -> None:
+def test_consumer_lag_shows_the_backlog_then_falls_to_zero(
+    topics: dict[str, str], tmp_path
+) -> None:
     """A backlog in every temperature partition: each partition's lag is seen above 0 (and never
     above its backlog) while the flow drains it, then every input partition reads 0."""
     per_partition = 2000
@@ -119,18 +145,32 @@ def test_consumer_lag_shows_the_backlog_then_falls_to_zero(topics: dict[str, str
     producer = Producer({"bootstrap.servers": BROKERS, "enable.idempotence": True})
     for part in range(3):
         for sec in range(per_partition):
-            producer.produce(temp, partition=part, key=str(part).encode(), value=orjson.dumps(
-                {"Temperature_C": 60.0, "Timestamp": T0 + sec * S}))
+            producer.produce(
+                temp,
+                partition=part,
+                key=str(part).encode(),
+                value=orjson.dumps({"Temperature_C": 60.0, "Timestamp": T0 + sec * S}),
+            )
     assert producer.flush(30) == 0
 
     port = free_port()
     # One message per poll keeps the drain to a few seconds, so a scrape can catch it midway.
-    env = python_env(BYTEWAX_DATAFLOW_API_ENABLED="true", BYTEWAX_DATAFLOW_API_PORT=str(port),
-                     BYTEWAX_DATAFLOW_API_CACHE_PATH=str(tmp_path), KAFKA_BATCH_SIZE="1",
-                     STATUS_INTERVAL_SECONDS="0", **topics)
-    flow = subprocess.Popen([sys.executable, "-m", "bytewax.run", "dataflow.main:flow"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    env = python_env(
+        BYTEWAX_DATAFLOW_API_ENABLED="true",
+        BYTEWAX_DATAFLOW_API_PORT=str(port),
+        BYTEWAX_DATAFLOW_API_CACHE_PATH=str(tmp_path),
+        KAFKA_BATCH_SIZE="1",
+        STATUS_INTERVAL_SECONDS="0",
+        **topics,
+    )
+    flow = subprocess.Popen(
+        [sys.executable, "-m", "bytewax.run", "dataflow.main:flow"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     inputs = {(t, p) for t in (temp, aq) for p in range(3)}
     seen_behind: dict[tuple[str, int], float] = {}
     lag: dict[tuple[str, int], float] = {}

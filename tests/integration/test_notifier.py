@@ -90,14 +90,19 @@ class LocalAlertmanager:
             "route:\n  receiver: hook\n  group_by: [alertname, sensor_id]\n"
             "  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\n"
             f"receivers:\n  - name: hook\n    webhook_configs:\n      - url: {webhook_url}\n"
-            "        send_resolved: true\n")
-        self.env = {**os.environ, "ALERTMANAGER_PORT": str(self.port),
-                    "ALERTMANAGER_DIR": str(directory / "am"),
-                    "ALERTMANAGER_CONFIG": str(config)}
+            "        send_resolved: true\n"
+        )
+        self.env = {
+            **os.environ,
+            "ALERTMANAGER_PORT": str(self.port),
+            "ALERTMANAGER_DIR": str(directory / "am"),
+            "ALERTMANAGER_CONFIG": str(config),
+        }
 
     def script(self, command: str) -> str:
-        proc = subprocess.run([str(SCRIPT), command], env=self.env, capture_output=True,
-                              text=True, timeout=60)
+        proc = subprocess.run(
+            [str(SCRIPT), command], env=self.env, capture_output=True, text=True, timeout=60
+        )
         assert proc.returncode == 0, f"alertmanager.sh {command}: {proc.stdout}{proc.stderr}"
         return proc.stdout
 
@@ -111,8 +116,11 @@ class LocalAlertmanager:
         """alertmanager_alerts_received_total for ``status`` (firing, resolved), API v2."""
         with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as resp:
             for line in resp.read().decode().splitlines():
-                if line.startswith("alertmanager_alerts_received_total") and \
-                        f'status="{status}"' in line and 'version="v2"' in line:
+                if (
+                    line.startswith("alertmanager_alerts_received_total")
+                    and f'status="{status}"' in line
+                    and 'version="v2"' in line
+                ):
                     return float(line.rsplit(" ", 1)[1])
         return 0.0
 
@@ -145,8 +153,9 @@ def stop(proc: subprocess.Popen, timeout: float = 30) -> None:
 def committed(group: str, topic: str, partitions: int) -> dict[int, int]:
     consumer = Consumer({"bootstrap.servers": BROKERS, "group.id": group})
     try:
-        parts = consumer.committed([TopicPartition(topic, p) for p in range(partitions)],
-                                   timeout=30)
+        parts = consumer.committed(
+            [TopicPartition(topic, p) for p in range(partitions)], timeout=30
+        )
         return {p.partition: p.offset for p in parts}
     finally:
         consumer.close()
@@ -155,30 +164,47 @@ def committed(group: str, topic: str, partitions: int) -> dict[int, int]:
 def end_offsets(topic: str, partitions: int) -> dict[int, int]:
     consumer = Consumer({"bootstrap.servers": BROKERS, "group.id": f"t-{uuid.uuid4().hex}"})
     try:
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
-                for p in range(partitions)}
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+            for p in range(partitions)
+        }
     finally:
         consumer.close()
 
 
 def test_overheat_reaches_alertmanager_survives_outages_and_resolves(
-        topic_factory, admin, alertmanager: LocalAlertmanager, tmp_path: Path) -> None:
-    topics = {"AIR_QUALITY_TOPIC": topic_factory("aq"), "TEMPERATURE_TOPIC": topic_factory("t"),
-              "ANOMALIES_TOPIC": topic_factory("anomalies"), "DLQ_TOPIC": topic_factory("dlq", 1)}
+    topic_factory, admin, alertmanager: LocalAlertmanager, tmp_path: Path
+) -> None:
+    topics = {
+        "AIR_QUALITY_TOPIC": topic_factory("aq"),
+        "TEMPERATURE_TOPIC": topic_factory("t"),
+        "ANOMALIES_TOPIC": topic_factory("anomalies"),
+        "DLQ_TOPIC": topic_factory("dlq", 1),
+    }
     anomalies = topics["ANOMALIES_TOPIC"]
     state_topic = f"test-notifier-state-{uuid.uuid4().hex[:10]}"
     group = f"test-notifier-{uuid.uuid4().hex[:10]}"
     notifier_env = python_env(
-        ANOMALIES_TOPIC=anomalies, NOTIFIER_STATE_TOPIC=state_topic, NOTIFIER_GROUP=group,
-        ALERTMANAGER_URL=alertmanager.url, NOTIFIER_RESEND_SECONDS="2",
-        NOTIFIER_BACKOFF_INITIAL_SECONDS="0.2", NOTIFIER_BACKOFF_MAX_SECONDS="1")
+        ANOMALIES_TOPIC=anomalies,
+        NOTIFIER_STATE_TOPIC=state_topic,
+        NOTIFIER_GROUP=group,
+        ALERTMANAGER_URL=alertmanager.url,
+        NOTIFIER_RESEND_SECONDS="2",
+        NOTIFIER_BACKOFF_INITIAL_SECONDS="0.2",
+        NOTIFIER_BACKOFF_MAX_SECONDS="1",
+    )
     logs: list[Path] = []
 
     def start_notifier() -> subprocess.Popen:
         log = tmp_path / f"notifier-{len(logs)}.log"
         logs.append(log)
-        return subprocess.Popen([sys.executable, "-m", "notifier"], cwd=ROOT, env=notifier_env,
-                                stdout=subprocess.DEVNULL, stderr=log.open("w"))
+        return subprocess.Popen(
+            [sys.executable, "-m", "notifier"],
+            cwd=ROOT,
+            env=notifier_env,
+            stdout=subprocess.DEVNULL,
+            stderr=log.open("w"),
+        )
 
     def log_has(text: str, count: int = 1) -> bool:
         return logs[-1].read_text().count(text) >= count
@@ -189,10 +215,14 @@ def test_overheat_reaches_alertmanager_survives_outages_and_resolves(
     # Event times well in the past (not live): windows close by event time, the same every run.
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=10)
     flow = subprocess.Popen(
-        [sys.executable, "-m", "bytewax.run", "dataflow.main:flow"], cwd=ROOT,
-        env=python_env(**topics, IDLE_TIMEOUT_SECONDS="2", ALERT_STALE_SECONDS="0",
-                       STATUS_INTERVAL_SECONDS="0"),
-        stdout=subprocess.DEVNULL, stderr=(tmp_path / "flow.log").open("w"))
+        [sys.executable, "-m", "bytewax.run", "dataflow.main:flow"],
+        cwd=ROOT,
+        env=python_env(
+            **topics, IDLE_TIMEOUT_SECONDS="2", ALERT_STALE_SECONDS="0", STATUS_INTERVAL_SECONDS="0"
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp_path / "flow.log").open("w"),
+    )
     notifier = start_notifier()
     seen_label_sets: set[tuple[tuple[str, str], ...]] = set()
 
@@ -203,10 +233,25 @@ def test_overheat_reaches_alertmanager_survives_outages_and_resolves(
 
     try:
         produced = run_module(
-            ["producer", "--scenario", "overheat", "--families", "temperature", "--sensors", "3",
-             "--duration", "60", "--start", start.strftime("%Y-%m-%dT%H:%M:%S"),
-             "--temperature-topic", topics["TEMPERATURE_TOPIC"],
-             "--air-quality-topic", topics["AIR_QUALITY_TOPIC"]], python_env())
+            [
+                "producer",
+                "--scenario",
+                "overheat",
+                "--families",
+                "temperature",
+                "--sensors",
+                "3",
+                "--duration",
+                "60",
+                "--start",
+                start.strftime("%Y-%m-%dT%H:%M:%S"),
+                "--temperature-topic",
+                topics["TEMPERATURE_TOPIC"],
+                "--air-quality-topic",
+                topics["AIR_QUALITY_TOPIC"],
+            ],
+            python_env(),
+        )
         assert produced.returncode == 0, produced.stderr[-3000:]
 
         # 1. Firing, with the issue's labels and the opening window's start.
@@ -217,23 +262,36 @@ def test_overheat_reaches_alertmanager_survives_outages_and_resolves(
         opened = opens[0]
         labels = alert["labels"]
         assert set(labels) == ALERT_LABELS
-        assert labels == {"alertname": "SensorAnomaly", "family": "temperature",
-                          "sensor_id": "2", "severity": "critical",
-                          "alert_id": opened["alert_id"]}
+        assert labels == {
+            "alertname": "SensorAnomaly",
+            "family": "temperature",
+            "sensor_id": "2",
+            "severity": "critical",
+            "alert_id": opened["alert_id"],
+        }
         assert alert["startsAt"] == opened["alert"]["opened_at"]
         assert alert["annotations"]["reasons"] == "threshold"
         assert float(alert["annotations"]["mean"]) >= 90
         assert alert["status"]["state"] == "active"
         assert alertmanager.alerts(sensor="0") == alertmanager.alerts(sensor="1") == []
         hook = alertmanager.webhook  # type: ignore[attr-defined]
-        wait_for("a firing notification at the webhook", lambda: any(
-            n["status"] == "firing" and n["alerts"][0]["labels"] == labels
-            for n in hook.received), timeout=30)
+        wait_for(
+            "a firing notification at the webhook",
+            lambda: any(
+                n["status"] == "firing" and n["alerts"][0]["labels"] == labels
+                for n in hook.received
+            ),
+            timeout=30,
+        )
 
         # 2. Alertmanager restarts and forgets: the re-sends bring the same alert back.
         alertmanager.script("stop")
-        wait_for("the notifier to see Alertmanager down", lambda: log_has("did not take"),
-                 notifier, timeout=30)
+        wait_for(
+            "the notifier to see Alertmanager down",
+            lambda: log_has("did not take"),
+            notifier,
+            timeout=30,
+        )
         alertmanager.script("start")
         [back] = wait_for("the alert back after the restart", firing, notifier, timeout=30)
         assert back["labels"] == labels and back["startsAt"] == alert["startsAt"]
@@ -250,8 +308,7 @@ def test_overheat_reaches_alertmanager_survives_outages_and_resolves(
         alertmanager.script("start")
         assert firing() == [], "a restarted Alertmanager has no alerts until they are re-sent"
         notifier = start_notifier()
-        [rebuilt] = wait_for("the alert rebuilt from the state topic", firing, notifier,
-                             timeout=60)
+        [rebuilt] = wait_for("the alert rebuilt from the state topic", firing, notifier, timeout=60)
         assert rebuilt["labels"] == labels and rebuilt["startsAt"] == alert["startsAt"]
         assert "1 open alert(s)" in logs[-1].read_text(), context()
 
@@ -260,8 +317,13 @@ def test_overheat_reaches_alertmanager_survives_outages_and_resolves(
         cool = Producer({"bootstrap.servers": BROKERS})
         base_ns = int((start + timedelta(seconds=60)).timestamp()) * 1_000_000_000
         for sec in range(30):
-            cool.produce(topics["TEMPERATURE_TOPIC"], key=b"2", value=orjson.dumps(
-                {"Temperature_C": 60.0, "Timestamp": base_ns + sec * 1_000_000_000}))
+            cool.produce(
+                topics["TEMPERATURE_TOPIC"],
+                key=b"2",
+                value=orjson.dumps(
+                    {"Temperature_C": 60.0, "Timestamp": base_ns + sec * 1_000_000_000}
+                ),
+            )
         assert cool.flush(30) == 0
 
         def resolved_record() -> Any:
@@ -271,19 +333,30 @@ def test_overheat_reaches_alertmanager_survives_outages_and_resolves(
                     return msg.partition(), msg.offset(), rec
             return None
 
-        part, offset, resolved = wait_for("the resolved event", resolved_record, flow,
-                                          timeout=60)
+        part, offset, resolved = wait_for("the resolved event", resolved_record, flow, timeout=60)
         assert resolved["alert_id"] == labels["alert_id"]
-        wait_for("a failed delivery of the resolution",
-                 lambda: log_has("did not take 0 firing and 1 resolved", 2), notifier,
-                 timeout=30)
-        assert committed(group, anomalies, 3)[part] <= offset, "committed past an event " \
-            "Alertmanager has not taken"
+        wait_for(
+            "a failed delivery of the resolution",
+            lambda: log_has("did not take 0 firing and 1 resolved", 2),
+            notifier,
+            timeout=30,
+        )
+        assert committed(group, anomalies, 3)[part] <= offset, (
+            "committed past an event Alertmanager has not taken"
+        )
         alertmanager.script("start")  # a new process: its counters start at 0
-        wait_for("the resolution to reach Alertmanager",
-                 lambda: alertmanager.received("resolved") >= 1, notifier, timeout=30)
-        wait_for("the resolved event committed",
-                 lambda: committed(group, anomalies, 3)[part] == offset + 1, notifier, timeout=30)
+        wait_for(
+            "the resolution to reach Alertmanager",
+            lambda: alertmanager.received("resolved") >= 1,
+            notifier,
+            timeout=30,
+        )
+        wait_for(
+            "the resolved event committed",
+            lambda: committed(group, anomalies, 3)[part] == offset + 1,
+            notifier,
+            timeout=30,
+        )
         assert firing() == []
         assert alertmanager.received("firing") == 0, "no open alert posted after the resolve"
         assert len(seen_label_sets) == 1, f"a second alert appeared: {seen_label_sets}"

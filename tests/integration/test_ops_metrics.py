@@ -70,19 +70,29 @@ class Prometheus:
         return float(result[0]["value"][1]) if result else None
 
     def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict]:
-        return self.get("/api/v1/query_range", query=expr, start=f"{start:.3f}",
-                        end=f"{end:.3f}", step=str(step))["result"]
+        return self.get(
+            "/api/v1/query_range",
+            query=expr,
+            start=f"{start:.3f}",
+            end=f"{end:.3f}",
+            step=str(step),
+        )["result"]
 
 
 def script(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(SCRIPT), command], env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [str(SCRIPT), command], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.fixture
 def topics(topic_factory) -> dict[str, str]:
-    return {"AIR_QUALITY_TOPIC": topic_factory("aq", 1), "TEMPERATURE_TOPIC": topic_factory("t", 2),
-            "ANOMALIES_TOPIC": topic_factory("anomalies", 1), "DLQ_TOPIC": topic_factory("dlq", 1)}
+    return {
+        "AIR_QUALITY_TOPIC": topic_factory("aq", 1),
+        "TEMPERATURE_TOPIC": topic_factory("t", 2),
+        "ANOMALIES_TOPIC": topic_factory("anomalies", 1),
+        "DLQ_TOPIC": topic_factory("dlq", 1),
+    }
 
 
 @pytest.fixture
@@ -93,17 +103,28 @@ def tools() -> None:
 
 
 @pytest.fixture
-def flow(tools: None, topics: dict[str, str], tmp_path: Path
-         ) -> Iterator[tuple[subprocess.Popen[str], int]]:
+def flow(
+    tools: None, topics: dict[str, str], tmp_path: Path
+) -> Iterator[tuple[subprocess.Popen[str], int]]:
     port = free_port()
     cache = tmp_path / "api-cache"
     cache.mkdir()
-    env = python_env(BYTEWAX_DATAFLOW_API_ENABLED="true", BYTEWAX_DATAFLOW_API_PORT=str(port),
-                     BYTEWAX_DATAFLOW_API_CACHE_PATH=str(cache), ALERT_RESOLVE_WINDOWS="2",
-                     STATUS_INTERVAL_SECONDS="0", **topics)
-    proc = subprocess.Popen([sys.executable, "-m", "bytewax.run", "dataflow.main:flow"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    env = python_env(
+        BYTEWAX_DATAFLOW_API_ENABLED="true",
+        BYTEWAX_DATAFLOW_API_PORT=str(port),
+        BYTEWAX_DATAFLOW_API_CACHE_PATH=str(cache),
+        ALERT_RESOLVE_WINDOWS="2",
+        STATUS_INTERVAL_SECONDS="0",
+        **topics,
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bytewax.run", "dataflow.main:flow"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         yield proc, port
     finally:
@@ -114,9 +135,14 @@ def flow(tools: None, topics: dict[str, str], tmp_path: Path
 @pytest.fixture
 def prometheus(flow: tuple[subprocess.Popen[str], int], tmp_path: Path) -> Iterator[Prometheus]:
     port = free_port()
-    env = {**os.environ, "PROMETHEUS_DIR": str(tmp_path / "prometheus"),
-           "PROMETHEUS_PORT": str(port), "PROMETHEUS_SCRAPE_TARGETS": f"127.0.0.1:{flow[1]}",
-           "PROMETHEUS_SCRAPE_INTERVAL": f"{SCRAPE_S}s", "PROMETHEUS_ALERTMANAGERS": ""}
+    env = {
+        **os.environ,
+        "PROMETHEUS_DIR": str(tmp_path / "prometheus"),
+        "PROMETHEUS_PORT": str(port),
+        "PROMETHEUS_SCRAPE_TARGETS": f"127.0.0.1:{flow[1]}",
+        "PROMETHEUS_SCRAPE_INTERVAL": f"{SCRAPE_S}s",
+        "PROMETHEUS_ALERTMANAGERS": "",
+    }
     started = script("start", env)
     try:
         assert started.returncode == 0, started.stdout + started.stderr
@@ -139,18 +165,27 @@ def send_batch(producer: Producer, topics: dict[str, str], batch: int) -> int:
     sent = 0
     for sec in range(batch * WINDOW_S, (batch + 1) * WINDOW_S):
         for machine in range(MACHINES):
-            producer.produce(temp, key=str(machine).encode(), value=orjson.dumps(
-                {"Temperature_C": temperature(machine, sec), "Timestamp": BASE + sec * S}))
+            producer.produce(
+                temp,
+                key=str(machine).encode(),
+                value=orjson.dumps(
+                    {"Temperature_C": temperature(machine, sec), "Timestamp": BASE + sec * S}
+                ),
+            )
         for sensor in AIR_SENSORS:
-            producer.produce(air, key=sensor.encode(), value=orjson.dumps(
-                {"timestamp": (BASE + sec * S) // 1000, "value": 20.0}))
+            producer.produce(
+                air,
+                key=sensor.encode(),
+                value=orjson.dumps({"timestamp": (BASE + sec * S) // 1000, "value": 20.0}),
+            )
         sent += MACHINES + len(AIR_SENSORS)
     producer.produce(temp, key=b"0", value=b"{bad")  # invalid_json
     producer.produce(temp, key=b"0", value=b"[]")  # not_an_object
     if batch >= 2:  # after this batch's own readings: machine 3's clock is past that window
         sec = (batch - 2) * WINDOW_S + 1
-        producer.produce(temp, key=b"3", value=orjson.dumps(
-            {"Temperature_C": 63.0, "Timestamp": BASE + sec * S}))
+        producer.produce(
+            temp, key=b"3", value=orjson.dumps({"Temperature_C": 63.0, "Timestamp": BASE + sec * S})
+        )
         sent += 1
     assert producer.flush(30) == 0
     return sent
@@ -161,12 +196,13 @@ def counter(prom: Prometheus, name: str) -> float:
 
 
 def test_every_dashboard_query_returns_data_and_every_rule_evaluates(
-        flow: tuple[subprocess.Popen[str], int], prometheus: Prometheus,
-        topics: dict[str, str]) -> None:
+    flow: tuple[subprocess.Popen[str], int], prometheus: Prometheus, topics: dict[str, str]
+) -> None:
     proc, _ = flow
     prom = prometheus
-    wait_for("Prometheus to scrape the dataflow",
-             lambda: prom.scalar(f'up{{job="{JOB}"}}') == 1, proc)
+    wait_for(
+        "Prometheus to scrape the dataflow", lambda: prom.scalar(f'up{{job="{JOB}"}}') == 1, proc
+    )
     start = time.time()
 
     producer = Producer({"bootstrap.servers": BROKERS, "enable.idempotence": True})
@@ -174,18 +210,26 @@ def test_every_dashboard_query_returns_data_and_every_rule_evaluates(
     for batch in range(BATCHES):
         readings += send_batch(producer, topics, batch)
         # The next batch only once Prometheus has scraped this one whole.
-        wait_for(f"batch {batch} in Prometheus",
-                 lambda want=readings: counter(prom, "sensor_readings_total") == want, proc)
-    wait_for("the alert to open and resolve",
-             lambda: counter(prom, "sensor_alerts_resolved_total") == 1, proc)
+        wait_for(
+            f"batch {batch} in Prometheus",
+            lambda want=readings: counter(prom, "sensor_readings_total") == want,
+            proc,
+        )
+    wait_for(
+        "the alert to open and resolve",
+        lambda: counter(prom, "sensor_alerts_resolved_total") == 1,
+        proc,
+    )
     end = time.time()
 
     # What was sent is what Prometheus saw (so the queries below look at a known run).
     assert counter(prom, "sensor_alerts_opened_total") == 1
     late = BATCHES - 2
     assert counter(prom, "sensor_late_readings_total") == late
-    by_reason = {r["metric"]["reason"]: float(r["value"][1]) for r in prom.query(
-        f'sum by (reason) (sensor_dead_letters_total{{job="{JOB}"}})')}
+    by_reason = {
+        r["metric"]["reason"]: float(r["value"][1])
+        for r in prom.query(f'sum by (reason) (sensor_dead_letters_total{{job="{JOB}"}})')
+    }
     assert by_reason == {"invalid_json": BATCHES, "not_an_object": BATCHES, "late": late}
 
     # Every panel's query, with Grafana's interval variables as a 1 s panel step gives them.
@@ -214,8 +258,13 @@ def test_every_dashboard_query_returns_data_and_every_rule_evaluates(
 
     def all_ok() -> bool:
         health.clear()
-        health.update({r["name"]: (r["health"], r.get("lastError", ""))
-                       for g in prom.get("/api/v1/rules")["groups"] for r in g["rules"]})
+        health.update(
+            {
+                r["name"]: (r["health"], r.get("lastError", ""))
+                for g in prom.get("/api/v1/rules")["groups"]
+                for r in g["rules"]
+            }
+        )
         return set(health) == names and all(h == "ok" for h, _ in health.values())
 
     try:
@@ -225,14 +274,25 @@ def test_every_dashboard_query_returns_data_and_every_rule_evaluates(
     # The run had late readings, and none the hour before: that is "late readings rising"
     # (pending: it fires after 5 minutes). No other rule but a lag that rose for a moment
     # may be active: both families were read, the flow is up, dead letters are few.
-    wait_for("SensorLateReadingsRising to be pending", lambda: "SensorLateReadingsRising" in {
-        a["labels"]["alertname"] for a in prom.get("/api/v1/alerts")["alerts"]}, timeout=30)
+    wait_for(
+        "SensorLateReadingsRising to be pending",
+        lambda: (
+            "SensorLateReadingsRising"
+            in {a["labels"]["alertname"] for a in prom.get("/api/v1/alerts")["alerts"]}
+        ),
+        timeout=30,
+    )
     active = {a["labels"]["alertname"] for a in prom.get("/api/v1/alerts")["alerts"]}
     assert active - {"SensorConsumerLagGrowing"} == {"SensorLateReadingsRising"}
 
     # Stop the flow: the down rule's condition holds at the next scrape, and the alert is
     # pending (it fires after 1 minute).
     interrupt(proc, 30)
-    wait_for("SensorDataflowDown to be pending", lambda: any(
-        a["labels"]["alertname"] == "SensorDataflowDown" and a["state"] == "pending"
-        for a in prom.get("/api/v1/alerts")["alerts"]), timeout=30)
+    wait_for(
+        "SensorDataflowDown to be pending",
+        lambda: any(
+            a["labels"]["alertname"] == "SensorDataflowDown" and a["state"] == "pending"
+            for a in prom.get("/api/v1/alerts")["alerts"]
+        ),
+        timeout=30,
+    )

@@ -23,8 +23,12 @@ from tests.factories import T0, S
 from tests.integration.conftest import ROOT, consume_all, free_port, python_env
 from tests.tools import require_tool
 
-TOPICS = {"AIR_QUALITY_TOPIC": "o-aq", "TEMPERATURE_TOPIC": "o-t", "ANOMALIES_TOPIC": "o-an",
-          "DLQ_TOPIC": "o-dlq"}
+TOPICS = {
+    "AIR_QUALITY_TOPIC": "o-aq",
+    "TEMPERATURE_TOPIC": "o-t",
+    "ANOMALIES_TOPIC": "o-an",
+    "DLQ_TOPIC": "o-dlq",
+}
 
 
 # Generous, for a loaded machine (CI, or other work on 2 cores): each wait ends as soon as its
@@ -37,39 +41,58 @@ OUTAGE_S = 10
 
 
 def broker_sh(command: str, env: dict[str, str]) -> None:
-    proc = subprocess.run([ROOT / "scripts/broker.sh", command], env=env, capture_output=True,
-                          text=True, timeout=BROKER_TIMEOUT_S + 60)
+    proc = subprocess.run(
+        [ROOT / "scripts/broker.sh", command],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=BROKER_TIMEOUT_S + 60,
+    )
     assert proc.returncode == 0, f"broker.sh {command}: {proc.stdout}{proc.stderr}"
 
 
 @pytest.fixture
 def own_broker(tmp_path: Path, admin) -> Iterator[tuple[str, dict[str, str]]]:
     """A private broker; ``admin`` makes the test skip (or fail) like the others without Kafka."""
-    require_tool("java", "Java 17+, e.g. Debian package `openjdk-17-jre-headless`; "
-                 "the test runs its own broker")
+    require_tool(
+        "java",
+        "Java 17+, e.g. Debian package `openjdk-17-jre-headless`; the test runs its own broker",
+    )
     port, controller = free_port(), free_port()
-    env = {**os.environ, "BROKER_DIR": str(tmp_path / "broker"), "KAFKA_PORT": str(port),
-           "KAFKA_CONTROLLER_PORT": str(controller),
-           "BROKER_START_TIMEOUT_SECONDS": str(BROKER_TIMEOUT_S)}
+    env = {
+        **os.environ,
+        "BROKER_DIR": str(tmp_path / "broker"),
+        "KAFKA_PORT": str(port),
+        "KAFKA_CONTROLLER_PORT": str(controller),
+        "BROKER_START_TIMEOUT_SECONDS": str(BROKER_TIMEOUT_S),
+    }
     broker_sh("start", env)
     try:
         yield f"127.0.0.1:{port}", env
     finally:
-        subprocess.run([ROOT / "scripts/broker.sh", "stop"], env=env, capture_output=True,
-                       timeout=BROKER_TIMEOUT_S)
+        subprocess.run(
+            [ROOT / "scripts/broker.sh", "stop"],
+            env=env,
+            capture_output=True,
+            timeout=BROKER_TIMEOUT_S,
+        )
 
 
 def produce(brokers: str, seconds: range) -> None:
     producer = Producer({"bootstrap.servers": brokers, "enable.idempotence": True})
     for sec in seconds:
-        producer.produce(TOPICS["TEMPERATURE_TOPIC"], key=b"1", value=orjson.dumps(
-            {"Temperature_C": 60.0 + sec % 4, "Timestamp": T0 + sec * S}))
+        producer.produce(
+            TOPICS["TEMPERATURE_TOPIC"],
+            key=b"1",
+            value=orjson.dumps({"Temperature_C": 60.0 + sec % 4, "Timestamp": T0 + sec * S}),
+        )
     assert producer.flush(FLUSH_TIMEOUT_S) == 0
 
 
 def windows(brokers: str) -> list[dict]:
-    return [orjson.loads(m.value()) for m in consume_all(TOPICS["ANOMALIES_TOPIC"],
-                                                         brokers=brokers)]
+    return [
+        orjson.loads(m.value()) for m in consume_all(TOPICS["ANOMALIES_TOPIC"], brokers=brokers)
+    ]
 
 
 def flow_log(log: Path) -> str:
@@ -93,19 +116,32 @@ def wait_for_windows(brokers: str, count: int, flow: subprocess.Popen, log: Path
             seen = f"{len(out)} windows"
         assert flow.poll() is None, f"the flow exited ({flow.returncode}): {flow_log(log)}"
         if time.monotonic() > deadline:
-            pytest.fail(f"not {count} windows within {WINDOWS_TIMEOUT_S} s ({seen}); "
-                        f"flow log: {flow_log(log)}")
+            pytest.fail(
+                f"not {count} windows within {WINDOWS_TIMEOUT_S} s ({seen}); "
+                f"flow log: {flow_log(log)}"
+            )
         time.sleep(0.5)
 
 
 def test_flow_rides_through_a_broker_restart(own_broker, tmp_path: Path) -> None:
     brokers, broker_env = own_broker
-    env = python_env(KAFKA_BROKERS=brokers, EMIT_ALL_WINDOWS="true", IDLE_TIMEOUT_SECONDS="3600",
-                     STATUS_INTERVAL_SECONDS="0", LOG_LEVEL="WARNING", **TOPICS)
+    env = python_env(
+        KAFKA_BROKERS=brokers,
+        EMIT_ALL_WINDOWS="true",
+        IDLE_TIMEOUT_SECONDS="3600",
+        STATUS_INTERVAL_SECONDS="0",
+        LOG_LEVEL="WARNING",
+        **TOPICS,
+    )
     log = tmp_path / "flow.log"
     with log.open("wb") as stderr:
-        flow = subprocess.Popen([sys.executable, "-m", "bytewax.run", "dataflow.main:flow"],
-                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        flow = subprocess.Popen(
+            [sys.executable, "-m", "bytewax.run", "dataflow.main:flow"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     try:
         produce(brokers, range(0, 30))
         # 30 s of readings: 5 closed windows, the 6th still open.
@@ -128,6 +164,9 @@ def test_flow_rides_through_a_broker_restart(own_broker, tmp_path: Path) -> None
     assert all(w["count"] == 5 for w in out)  # no reading lost across the outage
     # librdkafka logs every refused connection of every client (hundreds a second while the
     # broker is down); dataflow.kafkalog shows the first of a kind, then one line a minute.
-    refused = [line for line in log.read_text(errors="replace").splitlines()
-               if "Connection refused" in line]
+    refused = [
+        line
+        for line in log.read_text(errors="replace").splitlines()
+        if "Connection refused" in line
+    ]
     assert 0 < len(refused) <= 10, "\n".join(refused[:20])

@@ -35,8 +35,9 @@ def topics(topic_factory) -> dict[str, str]:
 
 
 def run_flow(topics: dict[str, str], **env: str):
-    proc = run_module(["bytewax.run", "dataflow.main:flow"],
-                      python_env(KAFKA_TAIL="false", **topics, **env))
+    proc = run_module(
+        ["bytewax.run", "dataflow.main:flow"], python_env(KAFKA_TAIL="false", **topics, **env)
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -44,10 +45,23 @@ def run_flow(topics: dict[str, str], **env: str):
 def test_overheat_end_to_end(topics: dict[str, str], tmp_path: Path) -> None:
     sent_log = tmp_path / "sent.jsonl"
     produced = run_module(
-        ["producer", "--scenario", "overheat", "--sensors", "4", "--duration", "60",
-         "--start", START, "--log-sent", str(sent_log),
-         "--air-quality-topic", topics["AIR_QUALITY_TOPIC"],
-         "--temperature-topic", topics["TEMPERATURE_TOPIC"]],
+        [
+            "producer",
+            "--scenario",
+            "overheat",
+            "--sensors",
+            "4",
+            "--duration",
+            "60",
+            "--start",
+            START,
+            "--log-sent",
+            str(sent_log),
+            "--air-quality-topic",
+            topics["AIR_QUALITY_TOPIC"],
+            "--temperature-topic",
+            topics["TEMPERATURE_TOPIC"],
+        ],
         python_env(),
     )
     assert produced.returncode == 0, produced.stderr[-3000:]
@@ -75,8 +89,9 @@ def test_overheat_end_to_end(topics: dict[str, str], tmp_path: Path) -> None:
     assert len(alarms) == len(expected)  # each window reported once
     assert [r["sensor_id"] for r in records if r["event"] == "open"] == ["2"]
     # every produced window was scored and written once (EMIT_ALL_WINDOWS)
-    assert sorted((r["sensor_id"], r["window_start"]) for r in records
-                  if r["family"] == "temperature") == sorted(sent)
+    assert sorted(
+        (r["sensor_id"], r["window_start"]) for r in records if r["family"] == "temperature"
+    ) == sorted(sent)
     for r in alarms:
         vals = sent[(r["sensor_id"], r["window_start"])]
         assert r["count"] == len(vals)
@@ -91,8 +106,11 @@ def test_injected_anomaly_is_one_open_and_one_resolved(topics: dict[str, str]) -
     base = T0
     temps = [65.0] * 30 + [98.0] * 40 + [65.0] * 30  # one reading a second: 8 hot windows
     for sec, temp in enumerate(temps):
-        producer.produce(topics["TEMPERATURE_TOPIC"], key=b"7", value=orjson.dumps(
-            {"Temperature_C": temp, "Timestamp": base + sec * S}))
+        producer.produce(
+            topics["TEMPERATURE_TOPIC"],
+            key=b"7",
+            value=orjson.dumps({"Temperature_C": temp, "Timestamp": base + sec * S}),
+        )
     producer.flush(30)
     run_flow(topics, ALERT_RESOLVE_WINDOWS="3")
     events = [(m.key(), orjson.loads(m.value())) for m in consume_all(topics["ANOMALIES_TOPIC"])]
@@ -110,8 +128,11 @@ def test_malformed_input_reaches_dead_letters_and_good_data_still_flows(
     temp_topic = topics["TEMPERATURE_TOPIC"]
     base = T0
     for i in range(6):
-        producer.produce(temp_topic, key=b"9", value=orjson.dumps(
-            {"Temperature_C": 95.0, "Timestamp": base + i * S}))
+        producer.produce(
+            temp_topic,
+            key=b"9",
+            value=orjson.dumps({"Temperature_C": 95.0, "Timestamp": base + i * S}),
+        )
     bad = [(b"9", b"{not json"), (b"9", b'"{\\"Temperature_C\\": 1}"'), (None, b"{}")]
     for key, value in bad:
         producer.produce(temp_topic, key=key, value=value)
@@ -123,11 +144,18 @@ def test_malformed_input_reaches_dead_letters_and_good_data_still_flows(
     assert reasons == [b"bad_key", b"invalid_json", b"not_an_object"]
     [alarm] = [orjson.loads(m.value()) for m in consume_all(topics["ANOMALIES_TOPIC"])]
     assert (alarm["event"], alarm["sensor_id"], alarm["count"], alarm["mean"]) == (
-        "open", "9", 5, 95.0)
+        "open",
+        "9",
+        5,
+        95.0,
+    )
 
 
 def test_bad_configuration_fails_fast_naming_the_variable(topics: dict[str, str]) -> None:
-    proc = run_module(["bytewax.run", "dataflow.main:flow"],
-                      python_env(KAFKA_TAIL="false", WINDOW_SECONDS="-5", **topics), timeout=60)
+    proc = run_module(
+        ["bytewax.run", "dataflow.main:flow"],
+        python_env(KAFKA_TAIL="false", WINDOW_SECONDS="-5", **topics),
+        timeout=60,
+    )
     assert proc.returncode != 0
     assert "WINDOW_SECONDS" in proc.stderr

@@ -26,7 +26,8 @@ SECONDS = 4
 
 
 def config(path: Path, topics: dict[str, str]) -> Path:
-    path.write_text(f"""\
+    path.write_text(
+        f"""\
 families:
   temp:
     topic: {topics["machines"]}
@@ -55,7 +56,9 @@ families:
     sensor_id: device.id
     value: bar
     valid_range: [0, 20]
-""", encoding="utf-8")
+""",
+        encoding="utf-8",
+    )
     return path
 
 
@@ -78,8 +81,16 @@ def test_simulated_families_and_a_replay_read_back_exactly(topic_factory, tmp_pa
     families = {f.name: f for f in load_families(sensors_file)}
     env = python_env(SENSORS_CONFIG=str(sensors_file))
     start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 600))
-    argv = ["--families", "temp,vibration,humidity,pressure", "--sensors", str(SENSORS),
-            "--duration", str(SECONDS), "--start", start]
+    argv = [
+        "--families",
+        "temp,vibration,humidity,pressure",
+        "--sensors",
+        str(SENSORS),
+        "--duration",
+        str(SECONDS),
+        "--start",
+        start,
+    ]
 
     produced = run_module(["producer", *argv], env, timeout=120)
     assert produced.returncode == 0, produced.stderr[-3000:]
@@ -91,29 +102,51 @@ def test_simulated_families_and_a_replay_read_back_exactly(topic_factory, tmp_pa
     for reading in generate_families(settings.family_simulation(settings.start_ns)):
         group = settings.groups[reading.group]
         for fam, value in zip(group.families, reading.values, strict=True):
-            expected[group.topic].add((fam.name, reading.sensor_id,
-                                       time_read_as(fam, reading.event_time_ns), value))
-    assert readings(topics["machines"], [families["temp"], families["vibration"]]) \
+            expected[group.topic].add(
+                (fam.name, reading.sensor_id, time_read_as(fam, reading.event_time_ns), value)
+            )
+    assert (
+        readings(topics["machines"], [families["temp"], families["vibration"]])
         == expected[topics["machines"]]
+    )
     assert readings(topics["humidity"], [families["humidity"]]) == expected[topics["humidity"]]
     assert readings(topics["pressure"], [families["pressure"]]) == expected[topics["pressure"]]
     assert len(expected[topics["machines"]]) == 2 * SENSORS * SECONDS
 
     # Replay: ISO and epoch timestamps, a sensor id column, a "missing" marker skipped.
     base = int(time.time()) - 3600
-    rows = [("d1", str(base), "1.5"), ("d2", f"{base + 1}000", "-200"),
-            ("d2", time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(base + 2)), "19.25"),
-            ("d1", str(base + 3), "7")]
+    rows = [
+        ("d1", str(base), "1.5"),
+        ("d2", f"{base + 1}000", "-200"),
+        ("d2", time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(base + 2)), "19.25"),
+        ("d1", str(base + 3), "7"),
+    ]
     history = tmp_path / "history.csv"
-    history.write_text("sensor_id,timestamp,value\n"
-                       + "".join(f"{s},{t},{v}\n" for s, t, v in rows), encoding="utf-8")
+    history.write_text(
+        "sensor_id,timestamp,value\n" + "".join(f"{s},{t},{v}\n" for s, t, v in rows),
+        encoding="utf-8",
+    )
     replay_topic = topic_factory("replay")
     replay_file = config(tmp_path / "replay.yaml", {**topics, "pressure": replay_topic})
-    replayed = run_module(["producer", "--replay", str(history), "--family", "pressure",
-                           "--skip-value", "-200", "--speed", "1000"],
-                          python_env(SENSORS_CONFIG=str(replay_file)), timeout=120)
+    replayed = run_module(
+        [
+            "producer",
+            "--replay",
+            str(history),
+            "--family",
+            "pressure",
+            "--skip-value",
+            "-200",
+            "--speed",
+            "1000",
+        ],
+        python_env(SENSORS_CONFIG=str(replay_file)),
+        timeout=120,
+    )
     assert replayed.returncode == 0, replayed.stderr[-3000:]
     assert "sent 3 messages (0 failed)" in replayed.stderr
     assert readings(replay_topic, [families["pressure"]]) == {
-        ("pressure", "d1", base * S, 1.5), ("pressure", "d2", (base + 2) * S, 19.25),
-        ("pressure", "d1", (base + 3) * S, 7.0)}
+        ("pressure", "d1", base * S, 1.5),
+        ("pressure", "d2", (base + 2) * S, 19.25),
+        ("pressure", "d1", (base + 3) * S, 7.0),
+    }

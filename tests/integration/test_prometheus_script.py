@@ -23,18 +23,23 @@ SCRIPT = ROOT / "scripts" / "prometheus.sh"
 
 
 def run(command: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(SCRIPT), command], env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [str(SCRIPT), command], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
     require_tool("prometheus", "Debian package `prometheus`")
     require_tool("promtool", "Debian package `prometheus`")
-    return {**os.environ, "PROMETHEUS_DIR": str(tmp_path / "prometheus"),
-            "PROMETHEUS_PORT": str(free_port()),
-            "PROMETHEUS_SCRAPE_TARGETS": f"127.0.0.1:{free_port()}",
-            "PROMETHEUS_SCRAPE_INTERVAL": "2s", "PROMETHEUS_ALERTMANAGERS": ""}
+    return {
+        **os.environ,
+        "PROMETHEUS_DIR": str(tmp_path / "prometheus"),
+        "PROMETHEUS_PORT": str(free_port()),
+        "PROMETHEUS_SCRAPE_TARGETS": f"127.0.0.1:{free_port()}",
+        "PROMETHEUS_SCRAPE_INTERVAL": "2s",
+        "PROMETHEUS_ALERTMANAGERS": "",
+    }
 
 
 def test_start_status_stop_are_idempotent(env: dict[str, str], tmp_path: Path) -> None:
@@ -57,7 +62,8 @@ def test_start_status_stop_are_idempotent(env: dict[str, str], tmp_path: Path) -
         assert config["global"] == {"scrape_interval": "2s", "evaluation_interval": "2s"}
         assert config["rule_files"] == [str(ROOT / "ops/prometheus/rules/*.yml")]
         assert config["scrape_configs"][0]["static_configs"] == [
-            {"targets": [env["PROMETHEUS_SCRAPE_TARGETS"]]}]
+            {"targets": [env["PROMETHEUS_SCRAPE_TARGETS"]]}
+        ]
         assert "alerting" not in config  # no Alertmanager unless PROMETHEUS_ALERTMANAGERS
         # Listens on the loopback only.
         pid = (tmp_path / "prometheus" / "prometheus.pid").read_text().strip()
@@ -73,14 +79,16 @@ def test_start_status_stop_are_idempotent(env: dict[str, str], tmp_path: Path) -
     assert "not running" in again.stdout
 
 
-@pytest.mark.parametrize(("name", "value", "message"), [
-    ("PROMETHEUS_PORT", "99999", "PROMETHEUS_PORT must be a TCP port number"),
-    ("PROMETHEUS_SCRAPE_TARGETS", "dataflow", "'dataflow' is not host:port"),
-    ("PROMETHEUS_SCRAPE_INTERVAL", "fast", "PROMETHEUS_SCRAPE_INTERVAL must be a duration"),
-    ("PROMETHEUS_ALERTMANAGERS", "127.0.0.1", "'127.0.0.1' is not host:port"),
-])
-def test_bad_settings_are_refused(env: dict[str, str], name: str, value: str,
-                                  message: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("PROMETHEUS_PORT", "99999", "PROMETHEUS_PORT must be a TCP port number"),
+        ("PROMETHEUS_SCRAPE_TARGETS", "dataflow", "'dataflow' is not host:port"),
+        ("PROMETHEUS_SCRAPE_INTERVAL", "fast", "PROMETHEUS_SCRAPE_INTERVAL must be a duration"),
+        ("PROMETHEUS_ALERTMANAGERS", "127.0.0.1", "'127.0.0.1' is not host:port"),
+    ],
+)
+def test_bad_settings_are_refused(env: dict[str, str], name: str, value: str, message: str) -> None:
     proc = run("start", {**env, name: value})
     assert proc.returncode == 1
     assert message in proc.stderr
@@ -103,7 +111,8 @@ def test_alertmanagers_go_into_the_config(env: dict[str, str], tmp_path: Path) -
         proc = run("start", env)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         config = yaml.safe_load((tmp_path / "prometheus" / "prometheus.yml").read_text())
-        assert config["alerting"] == {"alertmanagers": [
-            {"static_configs": [{"targets": [env["PROMETHEUS_ALERTMANAGERS"]]}]}]}
+        assert config["alerting"] == {
+            "alertmanagers": [{"static_configs": [{"targets": [env["PROMETHEUS_ALERTMANAGERS"]]}]}]
+        }
     finally:
         assert run("stop", env).returncode == 0

@@ -27,27 +27,34 @@ SENSORS = 20
 
 
 def produce(topic: str, seconds: range) -> None:
-    producer = Producer({"bootstrap.servers": BROKERS, "enable.idempotence": True,
-                         "linger.ms": 10})
+    producer = Producer({"bootstrap.servers": BROKERS, "enable.idempotence": True, "linger.ms": 10})
     for sec in seconds:
         for m in range(SENSORS):
             temp = 95.0 if m == 4 and 100 <= sec < 140 else 60.0 + (m * 7 + sec * 13) % 10
-            producer.produce(topic, key=str(m).encode(), value=orjson.dumps(
-                {"Temperature_C": temp, "Timestamp": T0 + sec * S}))
+            producer.produce(
+                topic,
+                key=str(m).encode(),
+                value=orjson.dumps({"Temperature_C": temp, "Timestamp": T0 + sec * S}),
+            )
     assert producer.flush(60) == 0
 
 
 @pytest.fixture
 def topics(topic_factory) -> dict[str, str]:
-    return {"AIR_QUALITY_TOPIC": topic_factory("aq"), "TEMPERATURE_TOPIC": topic_factory("t"),
-            "ANOMALIES_TOPIC": topic_factory("anomalies"), "DLQ_TOPIC": topic_factory("dlq")}
+    return {
+        "AIR_QUALITY_TOPIC": topic_factory("aq"),
+        "TEMPERATURE_TOPIC": topic_factory("t"),
+        "ANOMALIES_TOPIC": topic_factory("anomalies"),
+        "DLQ_TOPIC": topic_factory("dlq"),
+    }
 
 
 def committed_epoch(recovery: Path) -> int:
     """The epoch Bytewax's recovery store has committed snapshots up to (0: none yet)."""
     try:
-        with closing(sqlite3.connect(f"file:{recovery / 'part-0.sqlite3'}?mode=ro",
-                                     uri=True, timeout=5)) as db:
+        with closing(
+            sqlite3.connect(f"file:{recovery / 'part-0.sqlite3'}?mode=ro", uri=True, timeout=5)
+        ) as db:
             row = db.execute("SELECT MAX(commit_epoch) FROM commits").fetchone()
     except sqlite3.OperationalError:  # busy while the flow writes: ask again
         return -1
@@ -59,14 +66,26 @@ def test_sigkill_then_resume_loses_no_window(topics: dict[str, str], tmp_path: P
     recovery.mkdir()
     init = run_module(["bytewax.recovery", str(recovery), "1"], python_env())
     assert init.returncode == 0, init.stderr
-    env = python_env(EMIT_ALL_WINDOWS="true", IDLE_TIMEOUT_SECONDS="3600",
-                     STATUS_INTERVAL_SECONDS="0", **topics)
-    args = [sys.executable, "-m", "bytewax.run", "dataflow.main:flow", "-r", str(recovery),
-            "-s", "1", "-b", "0"]
+    env = python_env(
+        EMIT_ALL_WINDOWS="true", IDLE_TIMEOUT_SECONDS="3600", STATUS_INTERVAL_SECONDS="0", **topics
+    )
+    args = [
+        sys.executable,
+        "-m",
+        "bytewax.run",
+        "dataflow.main:flow",
+        "-r",
+        str(recovery),
+        "-s",
+        "1",
+        "-b",
+        "0",
+    ]
 
     produce(topics["TEMPERATURE_TOPIC"], range(0, 150))
-    first = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 60
         # Wait until it has written output and has had time to snapshot past it.
@@ -88,8 +107,14 @@ def test_sigkill_then_resume_loses_no_window(topics: dict[str, str], tmp_path: P
     assert written_before > 0
 
     produce(topics["TEMPERATURE_TOPIC"], range(150, 300))
-    second = subprocess.run(args, cwd=ROOT, env={**env, "KAFKA_TAIL": "false"},
-                            capture_output=True, text=True, timeout=180)
+    second = subprocess.run(
+        args,
+        cwd=ROOT,
+        env={**env, "KAFKA_TAIL": "false"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert second.returncode == 0, second.stderr[-3000:]
 
     by_window: dict[tuple[bytes, str], set[bytes]] = defaultdict(set)
@@ -107,6 +132,10 @@ def test_sigkill_then_resume_loses_no_window(topics: dict[str, str], tmp_path: P
     # output is written again, not everything the first run wrote.
     duplicates = len(everything) - len(by_window)
     assert duplicates < written_before, (duplicates, written_before)
-    opens = {orjson.loads(v)["alert_id"] for vs in by_window.values() for v in vs
-             if orjson.loads(v)["event"] == "open"}
+    opens = {
+        orjson.loads(v)["alert_id"]
+        for vs in by_window.values()
+        for v in vs
+        if orjson.loads(v)["event"] == "open"
+    }
     assert len(opens) == 1

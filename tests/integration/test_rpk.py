@@ -57,9 +57,12 @@ def readme_rpk_commands() -> list[list[str]]:
             continue
         tokens = shlex.split(line, comments=True)
         for i, token in enumerate(tokens):
-            if token in ("rpk", "scripts/rpk.sh") and tokens[i + 1:i + 4] == [
-                    "topic", "consume", "anomalies"]:
-                out.append(tokens[i + 1:])
+            if token in ("rpk", "scripts/rpk.sh") and tokens[i + 1 : i + 4] == [
+                "topic",
+                "consume",
+                "anomalies",
+            ]:
+                out.append(tokens[i + 1 :])
     return out
 
 
@@ -69,8 +72,11 @@ def readme_kcat_commands() -> list[list[str]]:
         if not line.startswith("kcat "):
             continue
         tokens = shlex.split(line, comments=True)
-        if tokens[:1] == ["kcat"] and "-t" in tokens and \
-                tokens[tokens.index("-t") + 1] == "anomalies":
+        if (
+            tokens[:1] == ["kcat"]
+            and "-t" in tokens
+            and tokens[tokens.index("-t") + 1] == "anomalies"
+        ):
             out.append(tokens[1:])
     return out
 
@@ -109,7 +115,8 @@ def assert_machine_2_alert(values: list[str]) -> None:
     events = [orjson.loads(v) for v in values]
     assert all(isinstance(e, dict) for e in events), "each value is one JSON object"
     assert ("open", "temperature", "2", True) in {
-        (e["event"], e["family"], e["sensor_id"], e["threshold_alarm"]) for e in events}
+        (e["event"], e["family"], e["sensor_id"], e["threshold_alarm"]) for e in events
+    }
     assert {e["sensor_id"] for e in events if e["threshold_alarm"]} == {"2"}
 
 
@@ -118,8 +125,10 @@ def anomalies(admin: AdminClient, tmp_path_factory) -> Iterator[tuple[str, list[
     """A unique anomalies topic after an overheat run, and what the broker holds in it."""
     with compose_pipeline(admin, tmp_path_factory.mktemp("rpk")) as topics:
         topic = topics["ANOMALIES_TOPIC"]
-        records = [(m.key().decode(), m.value().decode(), m.partition(), m.offset())
-                   for m in consume_all(topic)]
+        records = [
+            (m.key().decode(), m.value().decode(), m.partition(), m.offset())
+            for m in consume_all(topic)
+        ]
         assert records, "the overheat scenario must raise an alert"
         yield topic, sorted(records)
 
@@ -130,13 +139,17 @@ def rpk() -> str:
     cached = subprocess.run([str(RPK_SH), "path"], capture_output=True, text=True, timeout=60)
     if cached.returncode == 0:
         return cached.stdout.strip()
-    require_tool(os.environ.get("GO", "go"), "Go 1.24 or newer, https://go.dev/dl/; "
-                 "`scripts/rpk.sh build` needs it to build rpk, which is not built yet")
+    require_tool(
+        os.environ.get("GO", "go"),
+        "Go 1.24 or newer, https://go.dev/dl/; "
+        "`scripts/rpk.sh build` needs it to build rpk, which is not built yet",
+    )
     built = subprocess.run([str(RPK_SH), "build"], capture_output=True, text=True, timeout=1800)
     if built.returncode != 0:
-        missing("`scripts/rpk.sh build` failed, so the README's rpk command is not checked "
-                "(test_readme_kcat_command checks the same records): "
-                + built.stderr.strip()[-1500:])
+        missing(
+            "`scripts/rpk.sh build` failed, so the README's rpk command is not checked "
+            "(test_readme_kcat_command checks the same records): " + built.stderr.strip()[-1500:]
+        )
     return built.stdout.strip().splitlines()[-1]
 
 
@@ -193,7 +206,8 @@ def test_rpk_pin_is_consistent_and_verified_by_go_sum() -> None:
     assert re.fullmatch(r"v0\.0\.0-\d{14}-[0-9a-f]{12}", version), "a pseudo-version"
     assert f"tool {RPK_MODULE}/cmd/rpk" in GO_MOD
     [(replaced, target, target_version)] = re.findall(
-        r"^replace (\S+) => (\S+) (\S+)$", GO_MOD, flags=re.M)
+        r"^replace (\S+) => (\S+) (\S+)$", GO_MOD, flags=re.M
+    )
     assert replaced == "github.com/hamba/avro/v2"
     for module, ver in ((RPK_MODULE, version), (target, target_version)):
         assert f"{module} {ver} h1:" in GO_SUM, f"go.sum must pin {module} {ver}"
@@ -202,12 +216,21 @@ def test_rpk_pin_is_consistent_and_verified_by_go_sum() -> None:
 
 
 def test_rpk_sh_reports_a_missing_go_clearly(tmp_path: Path) -> None:
-    proc = subprocess.run([str(RPK_SH), "build"], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "RPK_CACHE_DIR": str(tmp_path),
-                               "GO": str(tmp_path / "no-go")})
+    proc = subprocess.run(
+        [str(RPK_SH), "build"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "RPK_CACHE_DIR": str(tmp_path), "GO": str(tmp_path / "no-go")},
+    )
     assert proc.returncode == 1
     assert "Go not found" in proc.stderr and "Go 1.24+" in proc.stderr
-    path = subprocess.run([str(RPK_SH), "path"], capture_output=True, text=True, timeout=60,
-                          env={**os.environ, "RPK_CACHE_DIR": str(tmp_path)})
+    path = subprocess.run(
+        [str(RPK_SH), "path"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "RPK_CACHE_DIR": str(tmp_path)},
+    )
     assert path.returncode == 1
     assert f"rpk {pinned_version()} is not built yet" in path.stderr

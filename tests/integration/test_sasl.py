@@ -47,8 +47,12 @@ class SaslBroker:
 
 
 def security_env(mechanism: str, user: str, password: str) -> dict[str, str]:
-    return {"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KAFKA_SASL_MECHANISM": mechanism,
-            "KAFKA_SASL_USERNAME": user, "KAFKA_SASL_PASSWORD": password}
+    return {
+        "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+        "KAFKA_SASL_MECHANISM": mechanism,
+        "KAFKA_SASL_USERNAME": user,
+        "KAFKA_SASL_PASSWORD": password,
+    }
 
 
 def leaks(text: str | bytes, secrets: list[str]) -> list[str]:
@@ -82,21 +86,30 @@ def broker_dir_leaks(directory: Path, secrets: list[str]) -> dict[str, list[str]
 def sasl_broker(admin, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SaslBroker]:
     """A private broker with a SCRAM/PLAIN SASL listener; ``admin`` skips (or fails) like the
     other integration tests when there is no Kafka at all."""
-    require_tool("java", "Java 17+, e.g. Debian package `openjdk-17-jre-headless`; "
-                 "the test runs its own broker")
+    require_tool(
+        "java",
+        "Java 17+, e.g. Debian package `openjdk-17-jre-headless`; the test runs its own broker",
+    )
     directory = tmp_path_factory.mktemp("sasl") / "broker"
     sasl_port = free_port()
-    env = {**os.environ, "BROKER_DIR": str(directory), "KAFKA_PORT": str(free_port()),
-           "KAFKA_CONTROLLER_PORT": str(free_port()), "KAFKA_SASL_PORT": str(sasl_port),
-           "KAFKA_SASL_USERS": ",".join(f"{u}:{p}" for u, p in USERS.items())}
-    started = subprocess.run([ROOT / "scripts/broker.sh", "start"], env=env, capture_output=True,
-                             text=True, timeout=180)
+    env = {
+        **os.environ,
+        "BROKER_DIR": str(directory),
+        "KAFKA_PORT": str(free_port()),
+        "KAFKA_CONTROLLER_PORT": str(free_port()),
+        "KAFKA_SASL_PORT": str(sasl_port),
+        "KAFKA_SASL_USERS": ",".join(f"{u}:{p}" for u, p in USERS.items()),
+    }
+    started = subprocess.run(
+        [ROOT / "scripts/broker.sh", "start"], env=env, capture_output=True, text=True, timeout=180
+    )
     assert started.returncode == 0, started.stdout + started.stderr
     try:
         yield SaslBroker(f"127.0.0.1:{sasl_port}", directory, started.stdout + started.stderr)
     finally:
-        subprocess.run([ROOT / "scripts/broker.sh", "stop"], env=env, capture_output=True,
-                       timeout=60)
+        subprocess.run(
+            [ROOT / "scripts/broker.sh", "stop"], env=env, capture_output=True, timeout=60
+        )
     # After shutdown too: nothing the broker wrote on the way down holds a password.
     assert broker_dir_leaks(directory, list(USERS.values())) == {}
 
@@ -114,17 +127,41 @@ def test_broker_start_sets_up_sasl_without_showing_a_password(sasl_broker: SaslB
 def test_overheat_alert_through_a_sasl_listener(sasl_broker: SaslBroker, mechanism: str) -> None:
     user = LOGINS[mechanism]
     run = f"sasl-{mechanism.lower()}-{uuid.uuid4().hex[:8]}"
-    topics = {"AIR_QUALITY_TOPIC": f"{run}-aq", "TEMPERATURE_TOPIC": f"{run}-temp",
-              "ANOMALIES_TOPIC": f"{run}-anomalies", "DLQ_TOPIC": f"{run}-dlq"}
+    topics = {
+        "AIR_QUALITY_TOPIC": f"{run}-aq",
+        "TEMPERATURE_TOPIC": f"{run}-temp",
+        "ANOMALIES_TOPIC": f"{run}-anomalies",
+        "DLQ_TOPIC": f"{run}-dlq",
+    }
     secured = security_env(mechanism, user, USERS[user])
     # As chatty as the programs get: DEBUG for our loggers, every librdkafka debug context in
     # the dataflow (kafka-python stays at WARNING by design: its DEBUG output holds the password).
-    env = python_env(KAFKA_BROKERS=sasl_broker.address, KAFKA_TAIL="false", LOG_LEVEL="DEBUG",
-                     STATUS_INTERVAL_SECONDS="1", KAFKA_CONSUMER_CONFIG="debug=all",
-                     KAFKA_PRODUCER_CONFIG="debug=all", **topics, **secured)
+    env = python_env(
+        KAFKA_BROKERS=sasl_broker.address,
+        KAFKA_TAIL="false",
+        LOG_LEVEL="DEBUG",
+        STATUS_INTERVAL_SECONDS="1",
+        KAFKA_CONSUMER_CONFIG="debug=all",
+        KAFKA_PRODUCER_CONFIG="debug=all",
+        **topics,
+        **secured,
+    )
 
-    produced = run_module(["producer", "--scenario", "overheat", "--start", START,
-                           "--duration", "40", "--sensors", "3"], env, timeout=120)
+    produced = run_module(
+        [
+            "producer",
+            "--scenario",
+            "overheat",
+            "--start",
+            START,
+            "--duration",
+            "40",
+            "--sensors",
+            "3",
+        ],
+        env,
+        timeout=120,
+    )
     flow = run_module(["bytewax.run", "dataflow.main:flow"], env, timeout=180)
     logs = {"producer": produced.stdout + produced.stderr, "dataflow": flow.stdout + flow.stderr}
     assert produced.returncode == 0, logs["producer"][-3000:]
@@ -135,10 +172,13 @@ def test_overheat_alert_through_a_sasl_listener(sasl_broker: SaslBroker, mechani
         assert f"{mechanism} as '{user}', password ***" in text, f"{name} logged no settings"
         assert leaks(text, list(USERS.values())) == [], f"a password in the {name} output"
 
-    config = {"bootstrap.servers": sasl_broker.address,
-              **KafkaSecurity.from_env(secured).librdkafka()}
-    events = [orjson.loads(m.value())
-              for m in consume_all(topics["ANOMALIES_TOPIC"], config=config)]
+    config = {
+        "bootstrap.servers": sasl_broker.address,
+        **KafkaSecurity.from_env(secured).librdkafka(),
+    }
+    events = [
+        orjson.loads(m.value()) for m in consume_all(topics["ANOMALIES_TOPIC"], config=config)
+    ]
     opened = [(e["family"], e["sensor_id"]) for e in events if e["event"] == "open"]
     assert opened == [("temperature", "2")]
     assert consume_all(topics["DLQ_TOPIC"], config=config) == []
@@ -149,10 +189,13 @@ def test_wrong_password_fails_the_producer_with_an_authentication_error(
     sasl_broker: SaslBroker,
 ) -> None:
     wrong = f"wr0ng-{uuid.uuid4().hex}"
-    env = python_env(KAFKA_BROKERS=sasl_broker.address, LOG_LEVEL="DEBUG",
-                     AIR_QUALITY_TOPIC=f"sasl-wrong-{wrong[-8:]}-aq",
-                     TEMPERATURE_TOPIC=f"sasl-wrong-{wrong[-8:]}-temp",
-                     **security_env("SCRAM-SHA-256", "alice", wrong))
+    env = python_env(
+        KAFKA_BROKERS=sasl_broker.address,
+        LOG_LEVEL="DEBUG",
+        AIR_QUALITY_TOPIC=f"sasl-wrong-{wrong[-8:]}-aq",
+        TEMPERATURE_TOPIC=f"sasl-wrong-{wrong[-8:]}-temp",
+        **security_env("SCRAM-SHA-256", "alice", wrong),
+    )
     proc = run_module(["producer", "--count", "10"], env, timeout=90)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 1, output
@@ -166,8 +209,12 @@ def test_wrong_password_stops_the_dataflow_at_start_up_with_the_reason(
     sasl_broker: SaslBroker,
 ) -> None:
     wrong = f"wr0ng-{uuid.uuid4().hex}"
-    env = python_env(KAFKA_BROKERS=sasl_broker.address, LOG_LEVEL="DEBUG", KAFKA_TAIL="false",
-                     **security_env("SCRAM-SHA-256", "alice", wrong))
+    env = python_env(
+        KAFKA_BROKERS=sasl_broker.address,
+        LOG_LEVEL="DEBUG",
+        KAFKA_TAIL="false",
+        **security_env("SCRAM-SHA-256", "alice", wrong),
+    )
     began = time.monotonic()
     proc = run_module(["bytewax.run", "dataflow.main:flow"], env, timeout=90)
     output = proc.stdout + proc.stderr
@@ -179,23 +226,47 @@ def test_wrong_password_stops_the_dataflow_at_start_up_with_the_reason(
 
 
 def test_wait_for_broker_logs_in_and_names_a_refused_login(sasl_broker: SaslBroker) -> None:
-    script = [sys.executable, "-m", "dataflow.admin", "wait",
-              "--brokers", sasl_broker.address, "--timeout", "10"]
+    script = [
+        sys.executable,
+        "-m",
+        "dataflow.admin",
+        "wait",
+        "--brokers",
+        sasl_broker.address,
+        "--timeout",
+        "10",
+    ]
     # From the repository root, as broker.sh and the entrypoint run it.
-    good = subprocess.run(script, cwd=ROOT, capture_output=True, text=True, timeout=60,
-                          env={**os.environ, **security_env("SCRAM-SHA-512", "bob",
-                                                            USERS["bob"])})
+    good = subprocess.run(
+        script,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **security_env("SCRAM-SHA-512", "bob", USERS["bob"])},
+    )
     assert good.returncode == 0, good.stderr
     wrong = f"wr0ng-{uuid.uuid4().hex}"
-    bad = subprocess.run([*script[:-1], "3"], cwd=ROOT, capture_output=True, text=True,
-                         timeout=60, env={**os.environ,
-                                          **security_env("SCRAM-SHA-512", "bob", wrong)})
+    bad = subprocess.run(
+        [*script[:-1], "3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **security_env("SCRAM-SHA-512", "bob", wrong)},
+    )
     assert bad.returncode == 1
     assert "SASL authentication error" in bad.stderr, bad.stderr
     assert wrong not in bad.stderr + bad.stdout
     # A PLAINTEXT client on the SASL port gets no answer at all.
-    plain = subprocess.run([*script[:-1], "3"], cwd=ROOT, capture_output=True, text=True,
-                           timeout=60, env={**os.environ, "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"})
+    plain = subprocess.run(
+        [*script[:-1], "3"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"},
+    )
     assert plain.returncode == 1
 
 
@@ -214,11 +285,17 @@ def test_broker_rejects_bad_sasl_users_without_echoing_passwords(
     users: str, named: str, tmp_path: Path
 ) -> None:
     """Checked before anything starts, so this needs neither java nor a broker."""
-    env = {**os.environ, "BROKER_DIR": str(tmp_path / "broker"), "KAFKA_PORT": str(free_port()),
-           "KAFKA_CONTROLLER_PORT": str(free_port()), "KAFKA_SASL_PORT": str(free_port()),
-           "KAFKA_SASL_USERS": users}
-    proc = subprocess.run([ROOT / "scripts/broker.sh", "start"], env=env, capture_output=True,
-                          text=True, timeout=60)
+    env = {
+        **os.environ,
+        "BROKER_DIR": str(tmp_path / "broker"),
+        "KAFKA_PORT": str(free_port()),
+        "KAFKA_CONTROLLER_PORT": str(free_port()),
+        "KAFKA_SASL_PORT": str(free_port()),
+        "KAFKA_SASL_USERS": users,
+    }
+    proc = subprocess.run(
+        [ROOT / "scripts/broker.sh", "start"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 1
     assert named in proc.stderr and "KAFKA_SASL_USERS" in proc.stderr, proc.stderr
     for secret in ('has"quote', "has space", "pw1", "pw2"):

@@ -117,15 +117,20 @@ def produce_workload(aq_topic: str, temp_topic: str) -> Workload:
                 n += 1
                 if i % 7 == 2 and n == 20:  # one reading far behind: its window has closed
                     old = t - 15_000_000_000
-                    stale = ({"Temperature_C": 66.0, "Timestamp": BASE_NS + old}
-                             if fam == "temp" else {"timestamp": _aq_ts(BASE_NS + old),
-                                                    "value": 30.0})
+                    stale = (
+                        {"Temperature_C": 66.0, "Timestamp": BASE_NS + old}
+                        if fam == "temp"
+                        else {"timestamp": _aq_ts(BASE_NS + old), "value": 30.0}
+                    )
                     events.append((t + 1, topic, key, orjson.dumps(stale)))
                     late += 1
                 t += rng.randrange(1_500_000_000, 3_000_000_000)
-    bad = [(temp_topic, b"11", b"{not json"), (temp_topic, b"12", b'"{\\"Temperature_C\\": 1}"'),
-           (aq_topic, b"Sensor3", b'{"timestamp": "yesterday", "value": 1}'),
-           (aq_topic, b"Sensor4", b'{"timestamp": "2024-03-19 13:57:01", "value": "high"}')]
+    bad = [
+        (temp_topic, b"11", b"{not json"),
+        (temp_topic, b"12", b'"{\\"Temperature_C\\": 1}"'),
+        (aq_topic, b"Sensor3", b'{"timestamp": "yesterday", "value": 1}'),
+        (aq_topic, b"Sensor4", b'{"timestamp": "2024-03-19 13:57:01", "value": "high"}'),
+    ]
     for j, (topic, key, value) in enumerate(bad):
         events.append((j * 30_000_000_000 + 7, topic, key, value))
     events.sort(key=lambda e: e[0])  # stable: a sensor's own order is kept
@@ -147,8 +152,12 @@ def _cmd(*args: str) -> list[str]:
 
 def run_cluster(cmds: list[list[str]], env: dict[str, str]) -> list[str]:
     """Start the processes together, wait for all; return each one's stderr."""
-    procs = [subprocess.Popen(c, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True) for c in cmds]
+    procs = [
+        subprocess.Popen(
+            c, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        for c in cmds
+    ]
     deadline = time.monotonic() + RUN_TIMEOUT_S
     errs: list[str] = []
     try:
@@ -196,13 +205,16 @@ def dlq_stream(r: Record) -> object:
     return r[0], dict(r[2]).get("reason") == b"late"
 
 
-def assert_same(name: str, got: list[Record], want: list[Record],
-                stream: Callable[[Record], object]) -> None:
+def assert_same(
+    name: str, got: list[Record], want: list[Record], stream: Callable[[Record], object]
+) -> None:
     gc, wc = Counter(got), Counter(want)
     if gc != wc:
         extra, missing = list((gc - wc).elements()), list((wc - gc).elements())
-        pytest.fail(f"{name}: {len(got)} records vs {len(want)}; {len(extra)} extra, e.g. "
-                    f"{extra[:3]}; {len(missing)} missing, e.g. {missing[:3]}")
+        pytest.fail(
+            f"{name}: {len(got)} records vs {len(want)}; {len(extra)} extra, e.g. "
+            f"{extra[:3]}; {len(missing)} missing, e.g. {missing[:3]}"
+        )
     gs, ws = per_stream(got, stream), per_stream(want, stream)
     bad = [k for k in ws if gs.get(k) != ws[k]]
     assert not bad, f"{name}: order differs within {len(bad)} sensor(s), e.g. {bad[:3]}"
@@ -218,8 +230,13 @@ def test_one_worker_two_workers_and_two_processes_write_the_same(topic_factory) 
     for name in ("-w 1", "-w 2", "2 processes"):
         anomalies = topic_factory("scale-anomalies", 1)
         dlq = topic_factory("scale-dlq", 1)
-        env = python_env(AIR_QUALITY_TOPIC=aq, TEMPERATURE_TOPIC=temp, ANOMALIES_TOPIC=anomalies,
-                         DLQ_TOPIC=dlq, **ENV)
+        env = python_env(
+            AIR_QUALITY_TOPIC=aq,
+            TEMPERATURE_TOPIC=temp,
+            ANOMALIES_TOPIC=anomalies,
+            DLQ_TOPIC=dlq,
+            **ENV,
+        )
         if name == "2 processes":
             addrs = ";".join(f"127.0.0.1:{free_port()}" for _ in range(2))
             cmds = [_cmd("-w", "1", "-i", str(i), "-a", addrs) for i in range(2)]

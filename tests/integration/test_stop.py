@@ -30,18 +30,24 @@ WAIT_S = 120  # generous, for a loaded machine; every wait ends as soon as its c
 
 @pytest.fixture
 def topics(topic_factory) -> dict[str, str]:
-    return {"AIR_QUALITY_TOPIC": topic_factory("aq"), "TEMPERATURE_TOPIC": topic_factory("t"),
-            "ANOMALIES_TOPIC": topic_factory("anomalies"), "DLQ_TOPIC": topic_factory("dlq")}
+    return {
+        "AIR_QUALITY_TOPIC": topic_factory("aq"),
+        "TEMPERATURE_TOPIC": topic_factory("t"),
+        "ANOMALIES_TOPIC": topic_factory("anomalies"),
+        "DLQ_TOPIC": topic_factory("dlq"),
+    }
 
 
 def produce(topic: str) -> None:
-    producer = Producer({"bootstrap.servers": BROKERS, "enable.idempotence": True,
-                         "linger.ms": 10})
+    producer = Producer({"bootstrap.servers": BROKERS, "enable.idempotence": True, "linger.ms": 10})
     for sec in range(SECONDS):
         for m in range(SENSORS):
             temp = 95.0 if m == HOT and 100 <= sec < 140 else 60.0 + (m + sec) % 5
-            producer.produce(topic, key=str(m).encode(), value=orjson.dumps(
-                {"Temperature_C": temp, "Timestamp": T0 + sec * S}))
+            producer.produce(
+                topic,
+                key=str(m).encode(),
+                value=orjson.dumps({"Temperature_C": temp, "Timestamp": T0 + sec * S}),
+            )
     assert producer.flush(60) == 0
 
 
@@ -51,9 +57,13 @@ def events(topic: str) -> list[dict]:
 
 def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     with log.open("wb") as stderr:
-        return subprocess.Popen([sys.executable, "-m", "bytewax.run", "dataflow.main:flow",
-                                 *args], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                                stderr=stderr)
+        return subprocess.Popen(
+            [sys.executable, "-m", "bytewax.run", "dataflow.main:flow", *args],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
 
 
 def signal_once_it_alerted(flow: subprocess.Popen, signum: int, topic: str, log: Path) -> int:
@@ -76,10 +86,16 @@ def signal_once_it_alerted(flow: subprocess.Popen, signum: int, topic: str, log:
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_stops_the_flow_with_one_line_and_writes_all_it_produced(
-        topics: dict[str, str], tmp_path: Path, signum: int) -> None:
+    topics: dict[str, str], tmp_path: Path, signum: int
+) -> None:
     produce(topics["TEMPERATURE_TOPIC"])
-    env = python_env(EMIT_ALL_WINDOWS="true", KAFKA_BATCH_SIZE="1", IDLE_TIMEOUT_SECONDS="3600",
-                     STATUS_INTERVAL_SECONDS="0", **topics)
+    env = python_env(
+        EMIT_ALL_WINDOWS="true",
+        KAFKA_BATCH_SIZE="1",
+        IDLE_TIMEOUT_SECONDS="3600",
+        STATUS_INTERVAL_SECONDS="0",
+        **topics,
+    )
     log = tmp_path / "flow.log"
     flow = start([], env, log)
     code = signal_once_it_alerted(flow, signum, topics["ANOMALIES_TOPIC"], log)
@@ -103,7 +119,8 @@ def test_a_signal_stops_the_flow_with_one_line_and_writes_all_it_produced(
 
 
 def test_stop_then_resume_with_recovery_writes_every_window_exactly_once(
-        topics: dict[str, str], tmp_path: Path) -> None:
+    topics: dict[str, str], tmp_path: Path
+) -> None:
     """The stop leaves open windows open and snapshots where it stopped: the resumed run writes
     the rest, and nothing twice (a SIGKILL replays the last epoch instead)."""
     recovery = tmp_path / "recovery"
@@ -111,19 +128,26 @@ def test_stop_then_resume_with_recovery_writes_every_window_exactly_once(
     init = run_module(["bytewax.recovery", str(recovery), "1"], python_env())
     assert init.returncode == 0, init.stderr
     produce(topics["TEMPERATURE_TOPIC"])
-    env = python_env(EMIT_ALL_WINDOWS="true", IDLE_TIMEOUT_SECONDS="3600",
-                     STATUS_INTERVAL_SECONDS="0", **topics)
+    env = python_env(
+        EMIT_ALL_WINDOWS="true", IDLE_TIMEOUT_SECONDS="3600", STATUS_INTERVAL_SECONDS="0", **topics
+    )
     args = ["-r", str(recovery), "-s", "1", "-b", "0"]
     log = tmp_path / "first.log"
     first = start(args, {**env, "KAFKA_BATCH_SIZE": "1"}, log)
-    assert signal_once_it_alerted(first, signal.SIGINT, topics["ANOMALIES_TOPIC"], log) == 0, \
+    assert signal_once_it_alerted(first, signal.SIGINT, topics["ANOMALIES_TOPIC"], log) == 0, (
         log.read_text()
+    )
     written = len(events(topics["ANOMALIES_TOPIC"]))
     assert 0 < written < SENSORS * SECONDS // 5
 
-    second = subprocess.run([sys.executable, "-m", "bytewax.run", "dataflow.main:flow", *args],
-                            cwd=ROOT, env={**env, "KAFKA_TAIL": "false"}, capture_output=True,
-                            text=True, timeout=WAIT_S * 2)
+    second = subprocess.run(
+        [sys.executable, "-m", "bytewax.run", "dataflow.main:flow", *args],
+        cwd=ROOT,
+        env={**env, "KAFKA_TAIL": "false"},
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S * 2,
+    )
     assert second.returncode == 0, second.stderr[-3000:]
     out = events(topics["ANOMALIES_TOPIC"])
     per_window = Counter((e["sensor_id"], e["window_start"]) for e in out)

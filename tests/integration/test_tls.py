@@ -47,11 +47,15 @@ class TlsBroker:
 
     def env(self, *, ca: Path | None = None, client: Pair | None = None) -> dict[str, str]:
         """The client variables: the broker's CA unless ``ca``, a client certificate if given."""
-        env = {"KAFKA_SECURITY_PROTOCOL": "SSL",
-               "KAFKA_SSL_CA_LOCATION": str(ca or self.tls_dir / "ca.pem")}
+        env = {
+            "KAFKA_SECURITY_PROTOCOL": "SSL",
+            "KAFKA_SSL_CA_LOCATION": str(ca or self.tls_dir / "ca.pem"),
+        }
         if client is not None:
-            env |= {"KAFKA_SSL_CERT_LOCATION": str(client.cert),
-                    "KAFKA_SSL_KEY_LOCATION": str(client.key)}
+            env |= {
+                "KAFKA_SSL_CERT_LOCATION": str(client.cert),
+                "KAFKA_SSL_KEY_LOCATION": str(client.key),
+            }
         return env
 
     @property
@@ -64,25 +68,39 @@ class TlsBroker:
 def tls_broker(admin, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
     """A private broker with a TLS and a mutual-TLS listener; ``admin`` skips (or fails) like the
     other integration tests when there is no Kafka at all."""
-    require_tool("java", "Java 17+, e.g. Debian package `openjdk-17-jre-headless`; "
-                 "the test runs its own broker")
+    require_tool(
+        "java",
+        "Java 17+, e.g. Debian package `openjdk-17-jre-headless`; the test runs its own broker",
+    )
     require_tool("openssl", "Debian package `openssl`; broker.sh makes the broker's certificates")
     directory = tmp_path_factory.mktemp("tls") / "broker"
     ssl_port, mtls_port = free_port(), free_port()
-    env = {**os.environ, "BROKER_DIR": str(directory), "KAFKA_PORT": str(free_port()),
-           "KAFKA_CONTROLLER_PORT": str(free_port()), "KAFKA_SSL_PORT": str(ssl_port),
-           "KAFKA_MTLS_PORT": str(mtls_port)}
-    started = subprocess.run([ROOT / "scripts/broker.sh", "start"], env=env, capture_output=True,
-                             text=True, timeout=180)
+    env = {
+        **os.environ,
+        "BROKER_DIR": str(directory),
+        "KAFKA_PORT": str(free_port()),
+        "KAFKA_CONTROLLER_PORT": str(free_port()),
+        "KAFKA_SSL_PORT": str(ssl_port),
+        "KAFKA_MTLS_PORT": str(mtls_port),
+    }
+    started = subprocess.run(
+        [ROOT / "scripts/broker.sh", "start"], env=env, capture_output=True, text=True, timeout=180
+    )
     assert started.returncode == 0, started.stdout + started.stderr
     wrong_ca = make_ca(tmp_path_factory.mktemp("wrong-ca"), "wrong-ca")
     try:
-        yield TlsBroker(f"127.0.0.1:{ssl_port}", f"127.0.0.1:{mtls_port}", directory / "tls",
-                        started.stdout + started.stderr, wrong_ca,
-                        make_cert(wrong_ca, "stranger"))
+        yield TlsBroker(
+            f"127.0.0.1:{ssl_port}",
+            f"127.0.0.1:{mtls_port}",
+            directory / "tls",
+            started.stdout + started.stderr,
+            wrong_ca,
+            make_cert(wrong_ca, "stranger"),
+        )
     finally:
-        subprocess.run([ROOT / "scripts/broker.sh", "stop"], env=env, capture_output=True,
-                       timeout=60)
+        subprocess.run(
+            [ROOT / "scripts/broker.sh", "stop"], env=env, capture_output=True, timeout=60
+        )
 
 
 def test_broker_start_makes_its_certificates_with_private_keys(tls_broker: TlsBroker) -> None:
@@ -92,9 +110,20 @@ def test_broker_start_makes_its_certificates_with_private_keys(tls_broker: TlsBr
     assert stat.S_IMODE(tls_broker.tls_dir.stat().st_mode) == 0o700
     for key in ("ca.key", "broker.key", "client.key", "broker-keystore.pem"):
         assert stat.S_IMODE((tls_broker.tls_dir / key).stat().st_mode) == 0o600, key
-    san = subprocess.run(["openssl", "x509", "-noout", "-ext", "subjectAltName", "-in",
-                          tls_broker.tls_dir / "broker.pem"], capture_output=True, text=True,
-                         check=True).stdout
+    san = subprocess.run(
+        [
+            "openssl",
+            "x509",
+            "-noout",
+            "-ext",
+            "subjectAltName",
+            "-in",
+            tls_broker.tls_dir / "broker.pem",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "IP Address:127.0.0.1" in san and "DNS:localhost" in san
     # The default broker directory, where `make broker` would put them, is never committed.
     ignored = subprocess.run(["git", "check-ignore", "-q", ".broker/tls/client.key"], cwd=ROOT)
@@ -106,13 +135,36 @@ def test_overheat_alert_over_tls(tls_broker: TlsBroker, mutual: bool) -> None:
     address = tls_broker.mtls if mutual else tls_broker.ssl
     secured = tls_broker.env(client=tls_broker.client if mutual else None)
     run = f"tls-{'m' if mutual else ''}{uuid.uuid4().hex[:8]}"
-    topics = {"AIR_QUALITY_TOPIC": f"{run}-aq", "TEMPERATURE_TOPIC": f"{run}-temp",
-              "ANOMALIES_TOPIC": f"{run}-anomalies", "DLQ_TOPIC": f"{run}-dlq"}
-    env = python_env(KAFKA_BROKERS=address, KAFKA_TAIL="false", LOG_LEVEL="DEBUG",
-                     STATUS_INTERVAL_SECONDS="1", **topics, **secured)
+    topics = {
+        "AIR_QUALITY_TOPIC": f"{run}-aq",
+        "TEMPERATURE_TOPIC": f"{run}-temp",
+        "ANOMALIES_TOPIC": f"{run}-anomalies",
+        "DLQ_TOPIC": f"{run}-dlq",
+    }
+    env = python_env(
+        KAFKA_BROKERS=address,
+        KAFKA_TAIL="false",
+        LOG_LEVEL="DEBUG",
+        STATUS_INTERVAL_SECONDS="1",
+        **topics,
+        **secured,
+    )
 
-    produced = run_module(["producer", "--scenario", "overheat", "--start", START,
-                           "--duration", "40", "--sensors", "3"], env, timeout=120)
+    produced = run_module(
+        [
+            "producer",
+            "--scenario",
+            "overheat",
+            "--start",
+            START,
+            "--duration",
+            "40",
+            "--sensors",
+            "3",
+        ],
+        env,
+        timeout=120,
+    )
     flow = run_module(DATAFLOW, env, timeout=180)
     logs = {"producer": produced.stdout + produced.stderr, "dataflow": flow.stdout + flow.stderr}
     assert produced.returncode == 0, logs["producer"][-3000:]
@@ -125,19 +177,26 @@ def test_overheat_alert_over_tls(tls_broker: TlsBroker, mutual: bool) -> None:
         assert "Traceback" not in text, name
 
     config = {"bootstrap.servers": address, **KafkaSecurity.from_env(secured).librdkafka()}
-    events = [orjson.loads(m.value())
-              for m in consume_all(topics["ANOMALIES_TOPIC"], config=config)]
+    events = [
+        orjson.loads(m.value()) for m in consume_all(topics["ANOMALIES_TOPIC"], config=config)
+    ]
     opened = [(e["family"], e["sensor_id"]) for e in events if e["event"] == "open"]
     assert opened == [("temperature", "2")]
     assert consume_all(topics["DLQ_TOPIC"], config=config) == []
 
 
-def refused(tls_broker: TlsBroker, program: list[str], address: str, secured: dict[str, str]
-            ) -> str:
+def refused(
+    tls_broker: TlsBroker, program: list[str], address: str, secured: dict[str, str]
+) -> str:
     """Run ``program`` against ``address``; assert it fails fast and cleanly; its output."""
     run = uuid.uuid4().hex[:8]
-    env = python_env(KAFKA_BROKERS=address, KAFKA_TAIL="false", AIR_QUALITY_TOPIC=f"{run}-aq",
-                     TEMPERATURE_TOPIC=f"{run}-temp", **secured)
+    env = python_env(
+        KAFKA_BROKERS=address,
+        KAFKA_TAIL="false",
+        AIR_QUALITY_TOPIC=f"{run}-aq",
+        TEMPERATURE_TOPIC=f"{run}-temp",
+        **secured,
+    )
     began = time.monotonic()
     proc = run_module(program, env, timeout=90)
     took = time.monotonic() - began
@@ -145,8 +204,9 @@ def refused(tls_broker: TlsBroker, program: list[str], address: str, secured: di
     assert proc.returncode == 1, output
     assert took < FAST_S, f"took {took:.1f} s: it waited out a timeout\n{output}"
     assert "Traceback" not in output
-    line = next((x for x in output.splitlines() if f"TLS with Kafka at {address} failed" in x),
-                None)
+    line = next(
+        (x for x in output.splitlines() if f"TLS with Kafka at {address} failed" in x), None
+    )
     assert line is not None, output  # one line names the broker, the reason and what to check
     return line
 
@@ -155,11 +215,11 @@ def refused(tls_broker: TlsBroker, program: list[str], address: str, secured: di
 def test_a_client_with_the_wrong_ca_fails_in_seconds_naming_the_broker_and_the_reason(
     tls_broker: TlsBroker, program: list[str]
 ) -> None:
-    line = refused(tls_broker, program, tls_broker.ssl,
-                   tls_broker.env(ca=tls_broker.wrong_ca.cert))
+    line = refused(tls_broker, program, tls_broker.ssl, tls_broker.env(ca=tls_broker.wrong_ca.cert))
     assert "certificate verify failed" in line
-    assert f"KAFKA_SSL_CA_LOCATION must be the CA that signed it ({tls_broker.wrong_ca.cert})" \
-        in line
+    assert (
+        f"KAFKA_SSL_CA_LOCATION must be the CA that signed it ({tls_broker.wrong_ca.cert})" in line
+    )
 
 
 @pytest.mark.parametrize("program", [PRODUCER, DATAFLOW], ids=["producer", "dataflow"])
@@ -172,10 +232,12 @@ def test_mutual_tls_refuses_a_client_without_a_certificate(
 
 
 def test_mutual_tls_refuses_a_certificate_from_another_ca(tls_broker: TlsBroker) -> None:
-    line = refused(tls_broker, PRODUCER, tls_broker.mtls,
-                   tls_broker.env(client=tls_broker.stranger))
-    assert (f"did not accept the client certificate KAFKA_SSL_CERT_LOCATION="
-            f"{tls_broker.stranger.cert}") in line
+    line = refused(
+        tls_broker, PRODUCER, tls_broker.mtls, tls_broker.env(client=tls_broker.stranger)
+    )
+    assert (
+        f"did not accept the client certificate KAFKA_SSL_CERT_LOCATION={tls_broker.stranger.cert}"
+    ) in line
 
 
 def test_wait_for_broker_answers_over_tls_and_stops_on_the_wrong_ca(
@@ -184,14 +246,24 @@ def test_wait_for_broker_answers_over_tls_and_stops_on_the_wrong_ca(
     """The container entrypoint's first step: a wrong CA must not be waited out."""
     script = [sys.executable, "-m", "dataflow.admin", "wait", "--timeout", "60"]
     for address, client in ((tls_broker.ssl, None), (tls_broker.mtls, tls_broker.client)):
-        good = subprocess.run([*script, "--brokers", address], cwd=ROOT, capture_output=True,
-                              text=True, timeout=90,
-                              env={**os.environ, **tls_broker.env(client=client)})
+        good = subprocess.run(
+            [*script, "--brokers", address],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=90,
+            env={**os.environ, **tls_broker.env(client=client)},
+        )
         assert good.returncode == 0, good.stderr
     began = time.monotonic()
-    bad = subprocess.run([*script, "--brokers", tls_broker.ssl], cwd=ROOT, capture_output=True,
-                         text=True, timeout=90,
-                         env={**os.environ, **tls_broker.env(ca=tls_broker.wrong_ca.cert)})
+    bad = subprocess.run(
+        [*script, "--brokers", tls_broker.ssl],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env={**os.environ, **tls_broker.env(ca=tls_broker.wrong_ca.cert)},
+    )
     assert bad.returncode == 1
     assert time.monotonic() - began < FAST_S, bad.stderr
     assert f"error: TLS with Kafka at {tls_broker.ssl} failed" in bad.stderr

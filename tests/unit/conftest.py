@@ -29,8 +29,10 @@ _TESTS = Path(__file__).resolve().parent.parent
 for _name in ("dataflow", "producer", "eval", "notifier"):
     _file = importlib.import_module(_name).__file__
     if _file is None or _TESTS in Path(_file).resolve().parents:
-        raise ImportError(f"`import {_name}` found {_file}, a test directory, not the package: "
-                          "tests/__init__.py and tests/unit/__init__.py must exist")
+        raise ImportError(
+            f"`import {_name}` found {_file}, a test directory, not the package: "
+            "tests/__init__.py and tests/unit/__init__.py must exist"
+        )
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,9 @@
 from dataflow.alerts import AlertTracker
 
 
-def feed(windows: list[tuple[float, list[str]]], update_every: int = 1000,
-         resolve_after: int = 3) -> list[tuple[int, str, str]]:
+def feed(
+    windows: list[tuple[float, list[str]]], update_every: int = 1000, resolve_after: int = 3
+) -> list[tuple[int, str, str]]:
     tracker = AlertTracker()
     events = []
     for i, (mean, reasons) in enumerate(windows):
@@ -28,7 +29,13 @@ def test_resolves_only_after_k_consecutive_clean_windows() -> None:
     flappy = [HOT, OK, OK, HOT, OK, OK, HOT, OK, OK, OK]
     assert [(i, e) for i, e, _ in feed(flappy, resolve_after=3)] == [(0, "open"), (9, "resolved")]
     assert [(i, e) for i, e, _ in feed(flappy, resolve_after=2)] == [
-        (0, "open"), (2, "resolved"), (3, "open"), (5, "resolved"), (6, "open"), (8, "resolved")]
+        (0, "open"),
+        (2, "resolved"),
+        (3, "open"),
+        (5, "resolved"),
+        (6, "open"),
+        (8, "resolved"),
+    ]
 
 
 def test_new_episode_gets_a_new_id() -> None:
@@ -53,8 +60,15 @@ def test_a_new_reason_is_an_update() -> None:
 def test_peak_is_furthest_from_the_baseline_in_either_direction() -> None:
     tracker = AlertTracker()
     last = None
-    for mean, reasons in [(20.0, []), (5.0, ["ml"]), (2.0, ["ml"]), (9.0, ["ml"]), (20, []),
-                          (20, []), (20, [])]:
+    for mean, reasons in [
+        (20.0, []),
+        (5.0, ["ml"]),
+        (2.0, ["ml"]),
+        (9.0, ["ml"]),
+        (20, []),
+        (20, []),
+        (20, []),
+    ]:
         last = tracker.observe("aq/1", 0, mean, 0.5, reasons, 100, 3) or last
     assert last is not None and last.event == "resolved"
     assert last.peak_mean == 2.0 and last.anomalous_windows == 3
@@ -77,16 +91,30 @@ def test_an_ml_episode_that_flickers_pages_once_within_the_cooldown() -> None:
     # open at 0, resolved at 3; a flicker 5 windows later is silent with a cooldown of 10 and
     # starts the count again; 10 clean windows after it, a new episode opens.
     windows = [ML] + [OK] * 3 + [OK] * 2 + [ML] + [OK] * 10 + [ML] + [OK] * 3
-    assert cooled(windows, cooldown=10) == [(0, "open"), (3, "resolved"), (17, "open"),
-                                            (20, "resolved")]
-    assert cooled(windows, cooldown=0) == [(0, "open"), (3, "resolved"), (6, "open"),
-                                           (9, "resolved"), (17, "open"), (20, "resolved")]
+    assert cooled(windows, cooldown=10) == [
+        (0, "open"),
+        (3, "resolved"),
+        (17, "open"),
+        (20, "resolved"),
+    ]
+    assert cooled(windows, cooldown=0) == [
+        (0, "open"),
+        (3, "resolved"),
+        (6, "open"),
+        (9, "resolved"),
+        (17, "open"),
+        (20, "resolved"),
+    ]
 
 
 def test_a_threshold_alarm_opens_even_inside_the_cooldown() -> None:
     windows = [ML] + [OK] * 3 + [HOT] + [OK] * 3
-    assert cooled(windows, cooldown=100) == [(0, "open"), (3, "resolved"), (4, "open"),
-                                             (7, "resolved")]
+    assert cooled(windows, cooldown=100) == [
+        (0, "open"),
+        (3, "resolved"),
+        (4, "open"),
+        (7, "resolved"),
+    ]
 
 
 def test_a_silent_sensor_s_alert_resolves_as_stale_once_and_a_clean_end_says_clean() -> None:

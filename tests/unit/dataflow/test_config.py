@@ -1,6 +1,5 @@
 """Every knob has a default, and a bad value fails at start-up naming its variable."""
 
-
 import pytest
 
 from dataflow.config import ALL_ENV_DOCS, ConfigError, Settings
@@ -16,7 +15,9 @@ def test_defaults() -> None:
     s = Settings.from_env({})
     assert s.brokers == ("127.0.0.1:9092",)
     assert {t: [f.name for f in fams] for t, fams in s.topics.items()} == {
-        "air-quality": [AIR_QUALITY], "temperature_readings": [TEMPERATURE]}
+        "air-quality": [AIR_QUALITY],
+        "temperature_readings": [TEMPERATURE],
+    }
     assert (s.anomalies_topic, s.dlq_topic) == ("anomalies", "dead-letters")
     assert s.tail and not s.emit_all
     assert (s.window_seconds, s.lateness_seconds) == (5.0, 2.0)
@@ -27,9 +28,15 @@ def test_defaults() -> None:
 
 
 def test_overrides() -> None:
-    s = Settings.from_env({"KAFKA_BROKERS": "a:1, b:2", "KAFKA_TAIL": "false",
-                           "AIR_QUALITY_THRESHOLD": "150", "TEMPERATURE_LIMITS": "-10,200",
-                           "KAFKA_CONSUMER_CONFIG": "fetch.wait.max.ms=10"})
+    s = Settings.from_env(
+        {
+            "KAFKA_BROKERS": "a:1, b:2",
+            "KAFKA_TAIL": "false",
+            "AIR_QUALITY_THRESHOLD": "150",
+            "TEMPERATURE_LIMITS": "-10,200",
+            "KAFKA_CONSUMER_CONFIG": "fetch.wait.max.ms=10",
+        }
+    )
     assert s.brokers == ("a:1", "b:2") and not s.tail
     fams = {f.name: f for f in s.families}
     assert fams[AIR_QUALITY].rules == (Rule("threshold", "above", 150.0, 1, "warning"),)
@@ -78,21 +85,49 @@ def test_bad_value_names_the_variable(name: str, value: str) -> None:
 @pytest.mark.parametrize(
     ("env", "name"),
     [
-        ({"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KAFKA_SASL_MECHANISM": "PLAIN",
-          "KAFKA_SASL_PASSWORD": "s3cret-pw"}, "KAFKA_SASL_USERNAME"),
-        ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
-          "KAFKA_SASL_USERNAME": "u"}, "KAFKA_SASL_PASSWORD"),
-        ({"KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "s3cret-pw"},
-         "KAFKA_SASL_MECHANISM/USERNAME/PASSWORD"),
-        ({"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KAFKA_SASL_MECHANISM": "GSSAPI",
-          "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "s3cret-pw"},
-         "KAFKA_SASL_MECHANISM='GSSAPI'"),
-        ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "KAFKA_SASL_MECHANISM": "PLAIN",
-          "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "s3cret-pw",
-          "KAFKA_SSL_CA_LOCATION": "/nonexistent/ca.pem"},
-         "KAFKA_SSL_CA_LOCATION=/nonexistent/ca.pem: No such file"),
-        ({"KAFKA_SSL_CA_LOCATION": "/ca.pem"},
-         "KAFKA_SSL_CA_LOCATION is set but KAFKA_SECURITY_PROTOCOL=PLAINTEXT uses no TLS"),
+        (
+            {
+                "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                "KAFKA_SASL_MECHANISM": "PLAIN",
+                "KAFKA_SASL_PASSWORD": "s3cret-pw",
+            },
+            "KAFKA_SASL_USERNAME",
+        ),
+        (
+            {
+                "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                "KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
+                "KAFKA_SASL_USERNAME": "u",
+            },
+            "KAFKA_SASL_PASSWORD",
+        ),
+        (
+            {"KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "s3cret-pw"},
+            "KAFKA_SASL_MECHANISM/USERNAME/PASSWORD",
+        ),
+        (
+            {
+                "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+                "KAFKA_SASL_MECHANISM": "GSSAPI",
+                "KAFKA_SASL_USERNAME": "u",
+                "KAFKA_SASL_PASSWORD": "s3cret-pw",
+            },
+            "KAFKA_SASL_MECHANISM='GSSAPI'",
+        ),
+        (
+            {
+                "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                "KAFKA_SASL_MECHANISM": "PLAIN",
+                "KAFKA_SASL_USERNAME": "u",
+                "KAFKA_SASL_PASSWORD": "s3cret-pw",
+                "KAFKA_SSL_CA_LOCATION": "/nonexistent/ca.pem",
+            },
+            "KAFKA_SSL_CA_LOCATION=/nonexistent/ca.pem: No such file",
+        ),
+        (
+            {"KAFKA_SSL_CA_LOCATION": "/ca.pem"},
+            "KAFKA_SSL_CA_LOCATION is set but KAFKA_SECURITY_PROTOCOL=PLAINTEXT uses no TLS",
+        ),
     ],
 )
 def test_security_errors_name_the_variable_and_hide_the_password(env: dict, name: str) -> None:
@@ -103,15 +138,29 @@ def test_security_errors_name_the_variable_and_hide_the_password(env: dict, name
 
 def test_security_settings_reach_both_client_libraries(tls_files: TlsFiles) -> None:
     ca = str(tls_files.ca.cert)  # a real one: the CA file is loaded to check it
-    s = Settings.from_env({"KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
-                           "KAFKA_SASL_MECHANISM": "scram-sha-512", "KAFKA_SASL_USERNAME": "u",
-                           "KAFKA_SASL_PASSWORD": "pw", "KAFKA_SSL_CA_LOCATION": ca})
+    s = Settings.from_env(
+        {
+            "KAFKA_SECURITY_PROTOCOL": "sasl_ssl",
+            "KAFKA_SASL_MECHANISM": "scram-sha-512",
+            "KAFKA_SASL_USERNAME": "u",
+            "KAFKA_SASL_PASSWORD": "pw",
+            "KAFKA_SSL_CA_LOCATION": ca,
+        }
+    )
     assert s.security.librdkafka() == {
-        "security.protocol": "sasl_ssl", "sasl.mechanism": "SCRAM-SHA-512",
-        "sasl.username": "u", "sasl.password": "pw", "ssl.ca.location": ca}
+        "security.protocol": "sasl_ssl",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": "u",
+        "sasl.password": "pw",
+        "ssl.ca.location": ca,
+    }
     assert s.security.kafka_python() == {
-        "security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512",
-        "sasl_plain_username": "u", "sasl_plain_password": "pw", "ssl_cafile": ca}
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "u",
+        "sasl_plain_password": "pw",
+        "ssl_cafile": ca,
+    }
     assert "pw" not in s.security.redacted().replace("password", "")
     assert Settings.from_env({}).security.librdkafka() == {"security.protocol": "plaintext"}
 
@@ -128,7 +177,11 @@ def test_readme_documents_every_variable_with_its_default() -> None:
 
 def test_extra_kafka_settings_keep_commas_inside_list_values() -> None:
     """librdkafka lists are comma-separated: ``debug=consumer,fetch`` is one setting."""
-    s = Settings.from_env({"KAFKA_CONSUMER_CONFIG": "debug=consumer,fetch, fetch.wait.max.ms=10",
-                           "KAFKA_PRODUCER_CONFIG": "linger.ms=5"})
+    s = Settings.from_env(
+        {
+            "KAFKA_CONSUMER_CONFIG": "debug=consumer,fetch, fetch.wait.max.ms=10",
+            "KAFKA_PRODUCER_CONFIG": "linger.ms=5",
+        }
+    )
     assert s.consumer_config == {"debug": "consumer,fetch", "fetch.wait.max.ms": "10"}
     assert s.producer_config == {"linger.ms": "5"}

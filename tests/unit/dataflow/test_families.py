@@ -70,12 +70,23 @@ def load(text: str, window: float = 5.0) -> tuple[Family, ...]:
 def test_every_key_of_a_family_is_read() -> None:
     hum = load(FULL)[0]
     assert hum == Family(
-        name="humidity", topic="humidity-readings", value="reading.rh", valid_range=(0.0, 100.0),
-        window_seconds=10.0, sensor_id="device.id", timestamp="ts", timestamp_format="iso",
-        unit="%RH", limits=(20.0, 90.0), ml_severity="info",
-        rules=(Rule("too_humid", "above", 80.0, 2, "warning"),
-               Rule("too_dry", "below", 15.0, 1, "critical")),
-        sensors=hum.sensors)
+        name="humidity",
+        topic="humidity-readings",
+        value="reading.rh",
+        valid_range=(0.0, 100.0),
+        window_seconds=10.0,
+        sensor_id="device.id",
+        timestamp="ts",
+        timestamp_format="iso",
+        unit="%RH",
+        limits=(20.0, 90.0),
+        ml_severity="info",
+        rules=(
+            Rule("too_humid", "above", 80.0, 2, "warning"),
+            Rule("too_dry", "below", 15.0, 1, "critical"),
+        ),
+        sensors=hum.sensors,
+    )
     assert [o.pattern for o in hum.sensors] == ["lab-*", "lab-7", "basement-[0-9]"]
     assert hum.model_limits == (20.0, 90.0)
 
@@ -83,7 +94,12 @@ def test_every_key_of_a_family_is_read() -> None:
 def test_defaults_fill_what_a_family_leaves_out() -> None:
     vib = load(FULL, window=7.5)[1]
     assert (vib.sensor_id, vib.timestamp, vib.unit, vib.rules, vib.sensors) == (
-        "key", None, None, (), ())
+        "key",
+        None,
+        None,
+        (),
+        (),
+    )
     assert vib.window_seconds == 7.5  # WINDOW_SECONDS
     assert vib.model_limits == vib.valid_range == (0.0, 50.0)
     assert vib.ml_severity == "warning"
@@ -92,16 +108,21 @@ def test_defaults_fill_what_a_family_leaves_out() -> None:
 def test_two_families_may_read_one_topic() -> None:
     fams = load(FULL)
     assert {t: [f.name for f in fs] for t, fs in topics_of(fams).items()} == {
-        "humidity-readings": ["humidity", "vibration"]}
+        "humidity-readings": ["humidity", "vibration"]
+    }
 
 
 def test_overrides_first_match_wins_and_replace_rules_by_name() -> None:
     hum = load(FULL)[0]
     lab = hum.rules_for("lab-7")  # "lab-*" comes first: "lab-7" never applies
-    assert lab.rules == (Rule("too_humid", "above", 60.0, 1, "critical"),
-                         Rule("too_dry", "below", 15.0, 1, "critical"))
-    assert hum.rules_for("basement-3").rules == (*hum.rules,
-                                                 Rule("flooded", "above", 95.0, 3, "critical"))
+    assert lab.rules == (
+        Rule("too_humid", "above", 60.0, 1, "critical"),
+        Rule("too_dry", "below", 15.0, 1, "critical"),
+    )
+    assert hum.rules_for("basement-3").rules == (
+        *hum.rules,
+        Rule("flooded", "above", 95.0, 3, "critical"),
+    )
     assert hum.rules_for("basement-33").rules == hum.rules  # the glob is one character
     assert hum.rules_for("office").rules == hum.rules
     assert hum.rules_for("lab-1") is hum.rules_for("lab-2")  # one RuleSet shared
@@ -125,13 +146,24 @@ families:
 
 def test_the_builtin_families_are_the_tutorials() -> None:
     aq, temp = builtin()
-    assert (temp.name, temp.topic, temp.sensor_id, temp.value, temp.timestamp,
-            temp.timestamp_format, temp.unit) == (
-        TEMPERATURE, "temperature_readings", "key", "Temperature_C", "Timestamp", "auto", "°C")
+    assert (
+        temp.name,
+        temp.topic,
+        temp.sensor_id,
+        temp.value,
+        temp.timestamp,
+        temp.timestamp_format,
+        temp.unit,
+    ) == (TEMPERATURE, "temperature_readings", "key", "Temperature_C", "Timestamp", "auto", "°C")
     assert temp.rules == (Rule("threshold", "above", 90.0, 1, "critical"),)
     assert temp.model_limits == (0.0, 120.0) and temp.valid_range == (-273.15, 10_000.0)
     assert (aq.name, aq.topic, aq.value, aq.timestamp, aq.rules) == (
-        AIR_QUALITY, "air-quality", "value", "timestamp", ())
+        AIR_QUALITY,
+        "air-quality",
+        "value",
+        "timestamp",
+        (),
+    )
     assert aq.model_limits == (0.0, 500.0)
 
 
@@ -154,64 +186,102 @@ def doc(**family: Any) -> dict[str, Any]:
     return {"families": {"f": {**BASE, **family}}}
 
 
-@pytest.mark.parametrize(("raw", "message"), [
-    (None, "(top level): expected a mapping, got nothing"),
-    ({"famlies": {}}, "famlies: unknown key"),
-    ({}, "(top level): missing key 'families'"),
-    ({"families": {}}, "families: declares no family"),
-    ({"families": []}, "families: expected a mapping, got a list"),
-    ({"families": {"Hum-1": BASE}}, "families['Hum-1']: family name 'Hum-1' must match"),
-    ({"families": {"f": {"value": "v", "valid_range": [0, 1]}}}, "families.f: missing key 'topic'"),
-    ({"families": {"f": {"topic": "t", "valid_range": [0, 1]}}}, "families.f: missing key 'value'"),
-    ({"families": {"f": {"topic": "t", "value": "v"}}}, "families.f: missing key 'valid_range'"),
-    (doc(topc="x"), "families.f.topc: unknown key (known: topic,"),
-    (doc(topic=""), "families.f.topic: expected a non-empty string, got a str"),
-    (doc(topic=7), "families.f.topic: expected a non-empty string, got a int"),
-    (doc(value="a..b"), "families.f.value: 'a..b' is not a dotted path"),
-    (doc(sensor_id="dev ice"), "families.f.sensor_id: 'dev ice' is not a dotted path"),
-    (doc(timestamp="v.t"), "families.f.timestamp: 'v.t' overlaps value 'v'"),
-    (doc(sensor_id="v"), "families.f.sensor_id: 'v' overlaps value 'v'"),
-    (doc(timestamp="ts", timestamp_format="seconds"),
-     "families.f.timestamp_format: expected one of auto, iso, s, ms, us, ns, got 'seconds'"),
-    (doc(timestamp_format="ms"), "families.f.timestamp_format: set without 'timestamp'"),
-    (doc(unit=""), "families.f.unit: expected a non-empty string"),
-    (doc(valid_range=[1]), "families.f.valid_range: expected [lo, hi], got [1]"),
-    (doc(valid_range=[5, 1]), "families.f.valid_range: lo must be below hi, got [5, 1]"),
-    (doc(valid_range=[0, "x"]), "families.f.valid_range[1]: expected a number, got a str"),
-    (doc(valid_range=[0, 1e301]), "families.f.valid_range[1]: must be finite, within +-1e+300"),
-    (doc(valid_range=[0, float("inf")]), "families.f.valid_range[1]: must be finite"),
-    (doc(limits=[0, True]), "families.f.limits[1]: expected a number, got a bool"),
-    (doc(window_seconds=0), "families.f.window_seconds: must be > 0"),
-    (doc(window_seconds=1e-10), "families.f.window_seconds: must be > 0 and a whole number"),
-    (doc(ml_severity="page"), "families.f.ml_severity: expected one of info, warning, critical"),
-    (doc(rules={"name": "x"}), "families.f.rules: expected a list of rules, got a dict"),
-    (doc(rules=["x"]), "families.f.rules[0]: expected a mapping, got a str"),
-    (doc(rules=[{"above": 1}]), "families.f.rules[0]: missing key 'name'"),
-    (doc(rules=[{"name": "Hot", "above": 1}]), "families.f.rules[0].name: 'Hot' must match"),
-    (doc(rules=[{"name": "ml", "above": 1}]), "families.f.rules[0].name: 'ml' must match"),
-    (doc(rules=[{"name": "a", "above": 1}, {"name": "a", "below": 0}]),
-     "families.f.rules[1].name: 'a' is already a rule of this list"),
-    (doc(rules=[{"name": "a"}]), "families.f.rules[0]: give exactly one of 'above' or 'below'"),
-    (doc(rules=[{"name": "a", "above": 1, "below": 0}]),
-     "families.f.rules[0]: give exactly one of 'above' or 'below'"),
-    (doc(rules=[{"name": "a", "above": "hot"}]),
-     "families.f.rules[0].above: expected a number, got a str"),
-    (doc(rules=[{"name": "a", "below": None}]),
-     "families.f.rules[0].below: expected a number, got nothing"),
-    (doc(rules=[{"name": "a", "above": 1, "for_windows": 0}]),
-     "families.f.rules[0].for_windows: expected a whole number >= 1, got 0"),
-    (doc(rules=[{"name": "a", "above": 1, "for_windows": 1.5}]),
-     "families.f.rules[0].for_windows: expected a whole number >= 1, got 1.5"),
-    (doc(rules=[{"name": "a", "above": 1, "severity": "high"}]),
-     "families.f.rules[0].severity: expected one of info, warning, critical, got 'high'"),
-    (doc(rules=[{"name": "a", "above": 1, "when": "now"}]),
-     "families.f.rules[0].when: unknown key"),
-    (doc(sensors=["lab-*"]), "families.f.sensors: expected a mapping, got a list"),
-    (doc(sensors={" ": {"rules": []}}), "families.f.sensors[' ']: a sensor pattern must not be"),
-    (doc(sensors={"lab-*": {"unit": "x"}}), "families.f.sensors['lab-*'].unit: unknown key"),
-    (doc(sensors={"lab-*": {"rules": [{"name": "a", "abve": 1}]}}),
-     "families.f.sensors['lab-*'].rules[0].abve: unknown key"),
-])
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (None, "(top level): expected a mapping, got nothing"),
+        ({"famlies": {}}, "famlies: unknown key"),
+        ({}, "(top level): missing key 'families'"),
+        ({"families": {}}, "families: declares no family"),
+        ({"families": []}, "families: expected a mapping, got a list"),
+        ({"families": {"Hum-1": BASE}}, "families['Hum-1']: family name 'Hum-1' must match"),
+        (
+            {"families": {"f": {"value": "v", "valid_range": [0, 1]}}},
+            "families.f: missing key 'topic'",
+        ),
+        (
+            {"families": {"f": {"topic": "t", "valid_range": [0, 1]}}},
+            "families.f: missing key 'value'",
+        ),
+        (
+            {"families": {"f": {"topic": "t", "value": "v"}}},
+            "families.f: missing key 'valid_range'",
+        ),
+        (doc(topc="x"), "families.f.topc: unknown key (known: topic,"),
+        (doc(topic=""), "families.f.topic: expected a non-empty string, got a str"),
+        (doc(topic=7), "families.f.topic: expected a non-empty string, got a int"),
+        (doc(value="a..b"), "families.f.value: 'a..b' is not a dotted path"),
+        (doc(sensor_id="dev ice"), "families.f.sensor_id: 'dev ice' is not a dotted path"),
+        (doc(timestamp="v.t"), "families.f.timestamp: 'v.t' overlaps value 'v'"),
+        (doc(sensor_id="v"), "families.f.sensor_id: 'v' overlaps value 'v'"),
+        (
+            doc(timestamp="ts", timestamp_format="seconds"),
+            "families.f.timestamp_format: expected one of auto, iso, s, ms, us, ns, got 'seconds'",
+        ),
+        (doc(timestamp_format="ms"), "families.f.timestamp_format: set without 'timestamp'"),
+        (doc(unit=""), "families.f.unit: expected a non-empty string"),
+        (doc(valid_range=[1]), "families.f.valid_range: expected [lo, hi], got [1]"),
+        (doc(valid_range=[5, 1]), "families.f.valid_range: lo must be below hi, got [5, 1]"),
+        (doc(valid_range=[0, "x"]), "families.f.valid_range[1]: expected a number, got a str"),
+        (doc(valid_range=[0, 1e301]), "families.f.valid_range[1]: must be finite, within +-1e+300"),
+        (doc(valid_range=[0, float("inf")]), "families.f.valid_range[1]: must be finite"),
+        (doc(limits=[0, True]), "families.f.limits[1]: expected a number, got a bool"),
+        (doc(window_seconds=0), "families.f.window_seconds: must be > 0"),
+        (doc(window_seconds=1e-10), "families.f.window_seconds: must be > 0 and a whole number"),
+        (
+            doc(ml_severity="page"),
+            "families.f.ml_severity: expected one of info, warning, critical",
+        ),
+        (doc(rules={"name": "x"}), "families.f.rules: expected a list of rules, got a dict"),
+        (doc(rules=["x"]), "families.f.rules[0]: expected a mapping, got a str"),
+        (doc(rules=[{"above": 1}]), "families.f.rules[0]: missing key 'name'"),
+        (doc(rules=[{"name": "Hot", "above": 1}]), "families.f.rules[0].name: 'Hot' must match"),
+        (doc(rules=[{"name": "ml", "above": 1}]), "families.f.rules[0].name: 'ml' must match"),
+        (
+            doc(rules=[{"name": "a", "above": 1}, {"name": "a", "below": 0}]),
+            "families.f.rules[1].name: 'a' is already a rule of this list",
+        ),
+        (doc(rules=[{"name": "a"}]), "families.f.rules[0]: give exactly one of 'above' or 'below'"),
+        (
+            doc(rules=[{"name": "a", "above": 1, "below": 0}]),
+            "families.f.rules[0]: give exactly one of 'above' or 'below'",
+        ),
+        (
+            doc(rules=[{"name": "a", "above": "hot"}]),
+            "families.f.rules[0].above: expected a number, got a str",
+        ),
+        (
+            doc(rules=[{"name": "a", "below": None}]),
+            "families.f.rules[0].below: expected a number, got nothing",
+        ),
+        (
+            doc(rules=[{"name": "a", "above": 1, "for_windows": 0}]),
+            "families.f.rules[0].for_windows: expected a whole number >= 1, got 0",
+        ),
+        (
+            doc(rules=[{"name": "a", "above": 1, "for_windows": 1.5}]),
+            "families.f.rules[0].for_windows: expected a whole number >= 1, got 1.5",
+        ),
+        (
+            doc(rules=[{"name": "a", "above": 1, "severity": "high"}]),
+            "families.f.rules[0].severity: expected one of info, warning, critical, got 'high'",
+        ),
+        (
+            doc(rules=[{"name": "a", "above": 1, "when": "now"}]),
+            "families.f.rules[0].when: unknown key",
+        ),
+        (doc(sensors=["lab-*"]), "families.f.sensors: expected a mapping, got a list"),
+        (
+            doc(sensors={" ": {"rules": []}}),
+            "families.f.sensors[' ']: a sensor pattern must not be",
+        ),
+        (doc(sensors={"lab-*": {"unit": "x"}}), "families.f.sensors['lab-*'].unit: unknown key"),
+        (
+            doc(sensors={"lab-*": {"rules": [{"name": "a", "abve": 1}]}}),
+            "families.f.sensors['lab-*'].rules[0].abve: unknown key",
+        ),
+    ],
+)
 def test_every_mistake_names_the_file_and_the_path(raw: Any, message: str) -> None:
     with pytest.raises(FamilyConfigError) as err:
         parse_families(raw, "sensors.yaml")
@@ -236,25 +306,36 @@ def test_settings_read_the_file_and_refuse_family_variables_beside_it(tmp_path: 
     assert list(s.topics) == ["humidity-readings"]
     # At its default (as compose sets it), a family variable is harmless; changed, it is refused.
     Settings.from_env({"SENSORS_CONFIG": path, "TEMPERATURE_TOPIC": "temperature_readings"})
-    with pytest.raises(ConfigError, match=r"^TEMPERATURE_THRESHOLD_C='80' has no effect with "
-                                          rf"SENSORS_CONFIG={path}"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^TEMPERATURE_THRESHOLD_C='80' has no effect with "
+        rf"SENSORS_CONFIG={path}",
+    ):
         Settings.from_env({"SENSORS_CONFIG": path, "TEMPERATURE_THRESHOLD_C": "80"})
     with pytest.raises(ConfigError, match=r"^SENSORS_CONFIG: .*families.f.valid_range"):
-        Settings.from_env({"SENSORS_CONFIG": write(tmp_path, yaml.safe_dump(
-            doc(valid_range=[1, 0])), "bad.yaml")})
-    with pytest.raises(ConfigError, match=r"^DLQ_TOPIC='humidity-readings': must be different "
-                                          r"from the input topics"):
+        Settings.from_env(
+            {"SENSORS_CONFIG": write(tmp_path, yaml.safe_dump(doc(valid_range=[1, 0])), "bad.yaml")}
+        )
+    with pytest.raises(
+        ConfigError,
+        match=r"^DLQ_TOPIC='humidity-readings': must be different "
+        r"from the input topics",
+    ):
         Settings.from_env({"SENSORS_CONFIG": path, "DLQ_TOPIC": "humidity-readings"})
 
 
 def run_check(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "dataflow", "--check-config", *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60,
-                          env={"PATH": "/usr/bin:/bin", **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-m", "dataflow", "--check-config", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", **(env or {})},
+    )
 
 
-def test_check_config_prints_the_resolved_families_and_fails_in_one_line(
-        tmp_path: Path) -> None:
+def test_check_config_prints_the_resolved_families_and_fails_in_one_line(tmp_path: Path) -> None:
     good = run_check(write(tmp_path, FULL))
     assert good.returncode == 0, good.stderr
     assert good.stdout.startswith(f"# families: {tmp_path / 'sensors.yaml'}\n")
@@ -265,8 +346,10 @@ def test_check_config_prints_the_resolved_families_and_fails_in_one_line(
     assert builtin_run.returncode == 0 and "built in" in builtin_run.stdout.splitlines()[0]
     bad = run_check(write(tmp_path, yaml.safe_dump(doc(rules=[{"name": "a", "above": "x"}]))))
     assert bad.returncode == 2 and bad.stdout == ""
-    assert bad.stderr == (f"configuration error: SENSORS_CONFIG: {tmp_path / 'sensors.yaml'}: "
-                          "families.f.rules[0].above: expected a number, got a str\n")
+    assert bad.stderr == (
+        f"configuration error: SENSORS_CONFIG: {tmp_path / 'sensors.yaml'}: "
+        "families.f.rules[0].above: expected a number, got a str\n"
+    )
 
 
 def test_the_readme_example_is_valid_and_its_tables_list_every_key() -> None:

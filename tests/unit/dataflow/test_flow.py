@@ -29,9 +29,10 @@ def run(msgs: list, env: dict | None = None, batch_size: int = 3, clock=None):
     dlq: list = []
     status = Status(0)
     kwargs = {"clock": clock} if clock else {}
-    polls = [msgs[i:i + batch_size] for i in range(0, len(msgs), batch_size)]  # as Kafka polls
-    flow = build_flow(settings, TestingSource(polls), TestingSink(out),
-                      TestingSink(dlq), status=status, **kwargs)
+    polls = [msgs[i : i + batch_size] for i in range(0, len(msgs), batch_size)]  # as Kafka polls
+    flow = build_flow(
+        settings, TestingSource(polls), TestingSink(out), TestingSink(dlq), status=status, **kwargs
+    )
     run_main(flow)
     return [(k, orjson.loads(v)) for k, v, _h in out], dlq, status.snapshot()
 
@@ -60,7 +61,9 @@ def test_an_episode_gives_one_open_and_one_resolved() -> None:
     msgs = [temp_msg("2", s, t, offset=s) for s, t in enumerate(temps)]
     out, _dlq, counts = run(msgs, {"ALERT_RESOLVE_WINDOWS": "3"})
     assert [(k, o["event"], o["state"]) for k, o in out] == [
-        (b"2", "open", "open"), (b"2", "resolved", "resolved")]
+        (b"2", "open", "open"),
+        (b"2", "resolved", "resolved"),
+    ]
     opened, resolved = (o for _k, o in out)
     assert opened["alert_id"] == resolved["alert_id"]
     assert opened["window_start"] == "2024-03-19T13:57:25.000Z"  # the first hot window
@@ -89,7 +92,11 @@ def test_both_tutorial_formats_and_every_value_is_encoded_once() -> None:
         assert isinstance(rec, dict) and rec["sensor_id"] == key.decode()
     [aq] = [rec for k, rec in out if k == b"Sensor3"]
     assert (aq["family"], aq["window_start"], aq["count"], aq["mean"]) == (
-        "air_quality", "2022-07-15T11:34:30.000Z", 4, 21.5)
+        "air_quality",
+        "2022-07-15T11:34:30.000Z",
+        4,
+        21.5,
+    )
 
 
 def test_malformed_messages_go_to_dead_letters_and_the_flow_goes_on() -> None:
@@ -107,7 +114,8 @@ def test_late_reading_is_routed_to_dead_letters() -> None:
     msgs = [temp_msg("2", 0, 60.0), temp_msg("2", 9, 60.0), temp_msg("2", 1, 60.0, offset=3)]
     _out, dlq, counts = run(msgs, batch_size=1)
     assert [(k, v, dict(h)["reason"], dict(h)["source_offset"]) for k, v, h in dlq] == [
-        (b"2", msgs[2].value(), b"late", b"3")]  # the original bytes
+        (b"2", msgs[2].value(), b"late", b"3")
+    ]  # the original bytes
     assert counts["late"] == 1
 
 
@@ -125,8 +133,12 @@ def test_idle_sensor_closes_on_the_controlled_clock() -> None:
     before the input ends, while sensor "b" keeps sending (same shard: SHARDS=1)."""
     ticks = itertools.count()
     msgs = [temp_msg("q", 0, 95.0)] + [temp_msg("b", s * 0.1, 60.0) for s in range(40)]
-    out, _, _ = run(msgs, {"SHARDS": "1", "IDLE_TIMEOUT_SECONDS": "5", "EMIT_ALL_WINDOWS": "true"},
-                    batch_size=1, clock=lambda: float(next(ticks)))
+    out, _, _ = run(
+        msgs,
+        {"SHARDS": "1", "IDLE_TIMEOUT_SECONDS": "5", "EMIT_ALL_WINDOWS": "true"},
+        batch_size=1,
+        clock=lambda: float(next(ticks)),
+    )
     keys = [k for k, _ in out]
     assert keys[0] == b"q"  # closed by the timeout, ahead of b's windows flushed at the end
     assert keys.count(b"q") == 1
@@ -141,10 +153,12 @@ def test_a_batch_of_only_late_readings_is_counted_at_once() -> None:
     from dataflow.shard import ShardState
 
     status = Status(0)
-    logic = ShardLogic(ShardState(shard_config(Settings.from_env({}))), lambda: 0.0, status,
-                       snapshots=False)
-    logic.on_batch([[Reading(TEMPERATURE, "2", T0, 60.0), Reading(TEMPERATURE, "2", T0 + 9 * S,
-                                                                   60.0)]])
+    logic = ShardLogic(
+        ShardState(shard_config(Settings.from_env({}))), lambda: 0.0, status, snapshots=False
+    )
+    logic.on_batch(
+        [[Reading(TEMPERATURE, "2", T0, 60.0), Reading(TEMPERATURE, "2", T0 + 9 * S, 60.0)]]
+    )
     assert status.snapshot()["windows"] == 1
     logic.on_batch([[Reading(TEMPERATURE, "2", T0 + S, 60.0)]])
     assert status.snapshot()["late"] == 1
@@ -157,9 +171,12 @@ def test_a_silent_sensor_goes_stale_then_is_forgotten_while_others_send() -> Non
     ticks = itertools.count()
     msgs = [temp_msg("hot", s, 97.0) for s in range(8)]
     msgs += [temp_msg("b", s * 0.5, 60.0) for s in range(200)]
-    out, _, status = run(msgs, {"SHARDS": "1", "ALERT_STALE_SECONDS": "20",
-                                "SENSOR_STATE_TTL_SECONDS": "60"},
-                         batch_size=1, clock=lambda: float(next(ticks)))
+    out, _, status = run(
+        msgs,
+        {"SHARDS": "1", "ALERT_STALE_SECONDS": "20", "SENSOR_STATE_TTL_SECONDS": "60"},
+        batch_size=1,
+        clock=lambda: float(next(ticks)),
+    )
     hot = [(rec["event"], rec["resolution"]) for k, rec in out if k == b"hot"]
     assert hot == [("open", None), ("resolved", "stale"), ("forgotten", None)]
     stale = next(rec for k, rec in out if k == b"hot" and rec["event"] == "resolved")

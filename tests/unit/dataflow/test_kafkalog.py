@@ -8,8 +8,10 @@ import pytest
 
 from dataflow.kafkalog import LOGGER_NAME, RepeatFilter, client_logger, kind_of
 
-REFUSED = ("127.0.0.1:9092/bootstrap: Connect to ipv4#127.0.0.1:9092 failed: Connection refused "
-           "(after {}ms in state CONNECT)")
+REFUSED = (
+    "127.0.0.1:9092/bootstrap: Connect to ipv4#127.0.0.1:9092 failed: Connection refused "
+    "(after {}ms in state CONNECT)"
+)
 
 
 class Clock:
@@ -20,11 +22,13 @@ class Clock:
         return self.now
 
 
-def record(text: str, client: str = "rdkafka#consumer-1", fac: str = "FAIL",
-           level: int = logging.ERROR) -> logging.LogRecord:
+def record(
+    text: str, client: str = "rdkafka#consumer-1", fac: str = "FAIL", level: int = logging.ERROR
+) -> logging.LogRecord:
     """A record as confluent-kafka's ``logger`` setting makes it."""
-    return logging.LogRecord(LOGGER_NAME, level, __file__, 0, "%s [%s] %s",
-                             (fac, client, text), None)
+    return logging.LogRecord(
+        LOGGER_NAME, level, __file__, 0, "%s [%s] %s", (fac, client, text), None
+    )
 
 
 @pytest.fixture
@@ -56,8 +60,9 @@ def test_a_summary_counts_what_was_held_back_since_the_last_line(limited) -> Non
     clock.now += 60
     rec = record(REFUSED.format(0))
     assert limiter.filter(rec)
-    assert rec.getMessage() == (f"FAIL [rdkafka#consumer-1] {REFUSED.format(0)} "
-                                "(5 more like it in the last 65 s)")
+    assert rec.getMessage() == (
+        f"FAIL [rdkafka#consumer-1] {REFUSED.format(0)} (5 more like it in the last 65 s)"
+    )
     clock.now += 60
     rec = record(REFUSED.format(0))
     assert limiter.filter(rec)
@@ -68,15 +73,18 @@ def test_another_kind_of_failure_shows_at_once(limited) -> None:
     limiter, _clock = limited
     assert limiter.filter(record(REFUSED.format(0)))
     assert not limiter.filter(record(REFUSED.format(3)))
-    assert limiter.filter(record("127.0.0.1:9092/1: SSL handshake failed: certificate verify "
-                                 "failed"))
+    assert limiter.filter(
+        record("127.0.0.1:9092/1: SSL handshake failed: certificate verify failed")
+    )
     assert limiter.filter(record("1/1 brokers are down", fac="ERROR"))
 
 
 def test_debug_lines_asked_for_are_never_held_back(limited) -> None:
     limiter, _clock = limited
-    assert all(limiter.filter(record("Sent FetchRequest", fac="SEND", level=logging.DEBUG))
-               for _ in range(10))
+    assert all(
+        limiter.filter(record("Sent FetchRequest", fac="SEND", level=logging.DEBUG))
+        for _ in range(10)
+    )
 
 
 def test_interval_zero_shows_every_line() -> None:
@@ -86,8 +94,10 @@ def test_interval_zero_shows_every_line() -> None:
 
 def test_kinds_ignore_client_broker_and_numbers() -> None:
     a = record(REFUSED.format(0), client="rdkafka#consumer-5")
-    b = record(REFUSED.format(12).replace("bootstrap", "1").replace("9092", "9093"),
-               client="rdkafka#producer-2")
+    b = record(
+        REFUSED.format(12).replace("bootstrap", "1").replace("9092", "9093"),
+        client="rdkafka#producer-2",
+    )
     assert kind_of(a) == kind_of(b) == "FAIL Connection refused (after #ms in state CONNECT)"
     assert kind_of(a) != kind_of(record(REFUSED.format(0), fac="ERROR"))
 
@@ -106,8 +116,9 @@ def test_through_a_logger_only_the_first_line_reaches_the_handlers(caplog) -> No
     logger.addFilter(RepeatFilter(interval_s=60))
     with caplog.at_level(logging.INFO, logger="test_kafkalog.limited"):
         for i in range(50):
-            logger.log(logging.ERROR, "%s [%s] %s", "FAIL", f"rdkafka#consumer-{i % 6}",
-                       REFUSED.format(i))
+            logger.log(
+                logging.ERROR, "%s [%s] %s", "FAIL", f"rdkafka#consumer-{i % 6}", REFUSED.format(i)
+            )
     assert len(caplog.records) == 1
 
 
@@ -124,10 +135,16 @@ def test_librdkafka_debug_lines_pass_whatever_the_log_level(caplog) -> None:
     try:
         root.setLevel(logging.WARNING)
         caplog.handler.setLevel(logging.NOTSET)
-        client_logger(debug=True).log(logging.DEBUG, "%s [%s] %s", "FETCH",
-                                      "rdkafka#consumer-1", "Fetch topic t [0] at offset 5")
+        client_logger(debug=True).log(
+            logging.DEBUG,
+            "%s [%s] %s",
+            "FETCH",
+            "rdkafka#consumer-1",
+            "Fetch topic t [0] at offset 5",
+        )
         assert [r.getMessage() for r in caplog.records] == [
-            "FETCH [rdkafka#consumer-1] Fetch topic t [0] at offset 5"]
+            "FETCH [rdkafka#consumer-1] Fetch topic t [0] at offset 5"
+        ]
     finally:
         logger.setLevel(before[0])
         root.setLevel(before[1])

@@ -92,12 +92,21 @@ def test_kafka_timestamp_used_only_when_payload_has_none() -> None:
         (b"2", b'{"Temperature_C": 65, "Timestamp": -5}', "timestamp_out_of_range"),
         # Digits to str.isdigit, not to int(): these once escaped as a ValueError.
         (b"2", '{"Temperature_C": 65, "Timestamp": "\u00b9"}'.encode(), "bad_timestamp"),
-        (b"2", '{"Temperature_C": 65, "Timestamp": "2022-07-15 11:34:32.\u00b913400"}'.encode(),
-         "bad_timestamp"),
-        (b"2", b'{"Temperature_C": 65, "Timestamp": "1900-01-01 00:00:00.000000"}',
-         "timestamp_out_of_range"),
-        (b"2", b'{"Temperature_C": 65, "Timestamp": "2150-01-01T00:00:00"}',
-         "timestamp_out_of_range"),
+        (
+            b"2",
+            '{"Temperature_C": 65, "Timestamp": "2022-07-15 11:34:32.\u00b913400"}'.encode(),
+            "bad_timestamp",
+        ),
+        (
+            b"2",
+            b'{"Temperature_C": 65, "Timestamp": "1900-01-01 00:00:00.000000"}',
+            "timestamp_out_of_range",
+        ),
+        (
+            b"2",
+            b'{"Temperature_C": 65, "Timestamp": "2150-01-01T00:00:00"}',
+            "timestamp_out_of_range",
+        ),
         (None, b'{"Temperature_C": 65, "Timestamp": 1657884872}', "bad_key"),
         (b"", b'{"Temperature_C": 65, "Timestamp": 1657884872}', "bad_key"),
         (b"\xff\xfe", b'{"Temperature_C": 65, "Timestamp": 1657884872}', "bad_key"),
@@ -111,8 +120,15 @@ def test_rejections_carry_a_reason(key: bytes | None, value: bytes | None, reaso
     assert err.value.reason == reason
 
 
-@pytest.mark.parametrize("text", ["2022-07-15 11:34:60.000000", "2022-13-15 11:34:32.113400",
-                                  "2022-07-15 24:00:00.000000", "2022-07-15 11:34:3x.113400"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2022-07-15 11:34:60.000000",
+        "2022-13-15 11:34:32.113400",
+        "2022-07-15 24:00:00.000000",
+        "2022-07-15 11:34:3x.113400",
+    ],
+)
 def test_impossible_tutorial_shaped_times_are_rejected(text: str) -> None:
     with pytest.raises(BadMessage, match="bad_timestamp"):
         aq({"timestamp": text, "value": 1})

@@ -10,15 +10,28 @@ from hypothesis import strategies as st
 
 from dataflow.readings import BUILTIN, FAMILIES, VALID_RANGES, BadMessage, Reading, parse
 
-REASONS = {"invalid_json", "not_an_object", "missing_field", "bad_value_type",
-           "non_finite_value", "out_of_range", "bad_timestamp", "timestamp_out_of_range",
-           "bad_key", "oversized"}
+REASONS = {
+    "invalid_json",
+    "not_an_object",
+    "missing_field",
+    "bad_value_type",
+    "non_finite_value",
+    "out_of_range",
+    "bad_timestamp",
+    "timestamp_out_of_range",
+    "bad_key",
+    "oversized",
+}
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False)
     | st.text(),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=10,
 )
 
@@ -43,16 +56,23 @@ def test_arbitrary_bytes_never_escape_as_another_exception(family, key, value) -
 
 
 @settings(max_examples=300)
-@given(st.sampled_from(FAMILIES), st.text(max_size=12), json_values, json_values,
-       st.dictionaries(st.text(max_size=8), json_values, max_size=3))
+@given(
+    st.sampled_from(FAMILIES),
+    st.text(max_size=12),
+    json_values,
+    json_values,
+    st.dictionaries(st.text(max_size=8), json_values, max_size=3),
+)
 def test_json_of_any_shape_is_a_reading_or_a_reason(family, key, num, stamp, extra) -> None:
     value_field, ts_field = BUILTIN[family].value, BUILTIN[family].timestamp
     check(family, key.encode(), orjson.dumps({**extra, value_field: num, ts_field: stamp}))
 
 
 @settings(max_examples=500)
-@given(st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2099, 12, 31)),
-       st.sampled_from([" ", "T"]))
+@given(
+    st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2099, 12, 31)),
+    st.sampled_from([" ", "T"]),
+)
 def test_fast_timestamp_path_agrees_with_the_full_parser(dt, sep) -> None:
     from dataflow.readings import _iso_to_ns, iso_to_ns
 
@@ -69,9 +89,11 @@ def _outcome(fn: Callable[..., int], *args: object) -> int | str:
 
 
 @settings(max_examples=500)
-@given(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1)),
-       st.sampled_from([" ", "T"]), st.lists(st.tuples(st.integers(0, 25), st.characters()),
-                                             max_size=2))
+@given(
+    st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1)),
+    st.sampled_from([" ", "T"]),
+    st.lists(st.tuples(st.integers(0, 25), st.characters()), max_size=2),
+)
 def test_fast_timestamp_path_agrees_on_mutated_strings(dt, sep, edits) -> None:
     """Cached seconds must never let through, or change, what the full parser decides."""
     from dataflow.readings import _iso_to_ns, iso_to_ns
@@ -85,10 +107,15 @@ def test_fast_timestamp_path_agrees_on_mutated_strings(dt, sep, edits) -> None:
 
 
 @settings(max_examples=500)
-@given(st.sampled_from(FAMILIES),
-       st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False) | st.text(max_size=30)
-       | st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1)).map(
-           lambda d: d.strftime("%Y-%m-%d %H:%M:%S.%f")))
+@given(
+    st.sampled_from(FAMILIES),
+    st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=30)
+    | st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1)).map(
+        lambda d: d.strftime("%Y-%m-%d %H:%M:%S.%f")
+    ),
+)
 def test_parse_fast_paths_follow_the_event_time_rule(family, raw) -> None:
     """``parse`` takes shortcuts for the tutorials' shapes; the result is the general rule's."""
     from dataflow.readings import timestamp_to_ns

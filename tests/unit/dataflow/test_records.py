@@ -13,15 +13,26 @@ from tests.fakes import FakeMessage
 TOPICS = topics(only=(TEMPERATURE,))
 
 
-def msg(key: bytes | None, value: bytes | None, offset: int = 0,
-        topic: str = "temperature_readings") -> FakeMessage:
+def msg(
+    key: bytes | None, value: bytes | None, offset: int = 0, topic: str = "temperature_readings"
+) -> FakeMessage:
     return FakeMessage(key, value, topic, 1, offset, 1_700_000_000_000)
 
 
 def test_window_value_is_a_json_object_encoded_once() -> None:
-    res = WindowResult(TEMPERATURE, "2", WindowStats(T0, T0 + 5 * S, 5,
-                                                     95.5, 94.0, 97.0),
-                       0.42, True, False, 0.8, 90.0, ("threshold",), "critical", "°C")
+    res = WindowResult(
+        TEMPERATURE,
+        "2",
+        WindowStats(T0, T0 + 5 * S, 5, 95.5, 94.0, 97.0),
+        0.42,
+        True,
+        False,
+        0.8,
+        90.0,
+        ("threshold",),
+        "critical",
+        "°C",
+    )
     key, value, headers = encode_window(res)
     assert key == b"2" and headers == []
     obj = orjson.loads(value)
@@ -42,24 +53,37 @@ def test_route_takes_the_kafka_timestamp_only_when_the_payload_has_none() -> Non
     payload = orjson.dumps({"Temperature_C": 60})
     with_ts = FakeMessage(b"1", payload, "temperature_readings", 0, 1, 1_700_000_123_456)
     without = FakeMessage(b"2", payload, "temperature_readings", 0, 2, None)
-    own_ts = FakeMessage(b"3", orjson.dumps({"Temperature_C": 60, "Timestamp": 1_600_000_000}),
-                         "temperature_readings", 0, 3, 1_700_000_123_456)
+    own_ts = FakeMessage(
+        b"3",
+        orjson.dumps({"Temperature_C": 60, "Timestamp": 1_600_000_000}),
+        "temperature_readings",
+        0,
+        3,
+        1_700_000_123_456,
+    )
     by_shard, dead, by_family = route([[with_ts, without, own_ts]], TOPICS, 1)
     assert [(r.sensor_id, r.ts) for r in by_shard[0]] == [
-        ("1", 1_700_000_123_456 * 1_000_000), ("3", 1_600_000_000 * S)]
+        ("1", 1_700_000_123_456 * 1_000_000),
+        ("3", 1_600_000_000 * S),
+    ]
     assert [(d.reason, d.key, d.offset) for d in dead] == [("missing_field", b"2", 2)]
     assert by_family == {TEMPERATURE: 2}
 
 
 def test_route_groups_by_shard_and_keeps_bad_bytes() -> None:
-    good = [msg(str(i).encode(), orjson.dumps({"Temperature_C": i, "Timestamp": 1_700_000_000}))
-            for i in range(50)]
+    good = [
+        msg(str(i).encode(), orjson.dumps({"Temperature_C": i, "Timestamp": 1_700_000_000}))
+        for i in range(50)
+    ]
     bad = msg(b"7", b"\xff not json", offset=99)
     stray = msg(b"7", b"{}", topic="elsewhere")
     cache: dict = {}
     by_shard, dead, by_family = route([good[:25], [bad, *good[25:]], [stray]], TOPICS, 8, cache)
-    assert cache == {TEMPERATURE: {str(i).encode(): (str(i), shard_of(TEMPERATURE, str(i), 8))
-                                   for i in range(50)}}
+    assert cache == {
+        TEMPERATURE: {
+            str(i).encode(): (str(i), shard_of(TEMPERATURE, str(i), 8)) for i in range(50)
+        }
+    }
     again, _, _ = route([good], TOPICS, 8, cache)
     assert again == by_shard
     assert by_family == {TEMPERATURE: 50}
@@ -87,8 +111,12 @@ def test_late_reading_keeps_its_original_bytes() -> None:
 def test_late_reading_record_without_its_source() -> None:
     key, value, headers = encode_late(LateReading(Reading(TEMPERATURE, "3", 5, 1.5)))
     assert key == b"3" and dict(headers)["reason"] == b"late"
-    assert orjson.loads(value) == {"family": TEMPERATURE, "sensor_id": "3", "ts_ns": 5,
-                                   "value": 1.5}
+    assert orjson.loads(value) == {
+        "family": TEMPERATURE,
+        "sensor_id": "3",
+        "ts_ns": 5,
+        "value": 1.5,
+    }
 
 
 def test_a_shard_batch_crosses_processes_as_plain_values_and_keeps_late_bytes() -> None:
@@ -99,9 +127,14 @@ def test_a_shard_batch_crosses_processes_as_plain_values_and_keeps_late_bytes() 
     from dataflow.readings import SourceRef
     from dataflow.records import ShardBatch
 
-    sources = [msg(b"%d" % (7 + i),  # three sensors: single readings, not a run
-                   orjson.dumps({"Temperature_C": 60 + i, "Timestamp": 1_700_000_000 + i}),
-                   offset=40 + i) for i in range(3)]
+    sources = [
+        msg(
+            b"%d" % (7 + i),  # three sensors: single readings, not a run
+            orjson.dumps({"Temperature_C": 60 + i, "Timestamp": 1_700_000_000 + i}),
+            offset=40 + i,
+        )
+        for i in range(3)
+    ]
     by_shard, _, _ = route([sources], TOPICS, 1)
     batch = by_shard[0]
     assert isinstance(batch, ShardBatch)
@@ -118,6 +151,7 @@ def test_a_shard_batch_crosses_processes_as_plain_values_and_keeps_late_bytes() 
 def test_an_implausible_value_is_a_dead_letter_with_its_bytes_and_the_rest_are_read() -> None:
     """Two finite values that would overflow a window's sum: refused before any window, by the
     family's valid range, the default one or the one configured."""
+
     def reading(value: float, offset: int) -> FakeMessage:
         ts = 1_710_856_626_905_833_677 + offset * S
         return msg(b"2", orjson.dumps({"Temperature_C": value, "Timestamp": ts}), offset)
@@ -126,7 +160,9 @@ def test_an_implausible_value_is_a_dead_letter_with_its_bytes_and_the_rest_are_r
     by_shard, dead, by_family = route([poll], TOPICS, 1)
     assert [r.value for r in by_shard[0]] == [50.0, 51.0]
     assert [(d.reason, d.value, d.offset) for d in dead] == [
-        ("out_of_range", poll[1].value(), 1), ("out_of_range", poll[2].value(), 2)]
+        ("out_of_range", poll[1].value(), 1),
+        ("out_of_range", poll[2].value(), 2),
+    ]
     assert "-273.15..10000" in dead[0].detail
     assert by_family == {TEMPERATURE: 2}
     _, dead, _ = route([poll], topics({TEMPERATURE: (0.0, 50.5)}), 1)
@@ -137,17 +173,31 @@ def test_a_stale_resolution_and_a_forgotten_sensor_have_the_window_keys_set_to_n
     from dataflow.alerts import AlertEvent
     from dataflow.shard import SensorEvent
 
-    window = orjson.loads(encode_window(WindowResult(
-        TEMPERATURE, "2", WindowStats(0, 5 * S, 1, 60.0, 60.0, 60.0), 0.1, True, False, None,
-        90.0))[1])
-    alert = AlertEvent("resolved", "temperature/2@0", 0, 97.0, 0.5, 5 * S, ("threshold",), 4,
-                       "stale", "critical")
-    key, value, _ = encode_window(SensorEvent(TEMPERATURE, "2", "resolved", 301.25, alert,
-                                              "°C"))
+    window = orjson.loads(
+        encode_window(
+            WindowResult(
+                TEMPERATURE,
+                "2",
+                WindowStats(0, 5 * S, 1, 60.0, 60.0, 60.0),
+                0.1,
+                True,
+                False,
+                None,
+                90.0,
+            )
+        )[1]
+    )
+    alert = AlertEvent(
+        "resolved", "temperature/2@0", 0, 97.0, 0.5, 5 * S, ("threshold",), 4, "stale", "critical"
+    )
+    key, value, _ = encode_window(SensorEvent(TEMPERATURE, "2", "resolved", 301.25, alert, "°C"))
     stale = orjson.loads(value)
     assert key == b"2" and stale.keys() == window.keys()
-    assert (stale["event"], stale["state"], stale["resolution"]) == ("resolved", "resolved",
-                                                                     "stale")
+    assert (stale["event"], stale["state"], stale["resolution"]) == (
+        "resolved",
+        "resolved",
+        "stale",
+    )
     assert stale["silent_seconds"] == 301.25 and stale["alert"]["peak_mean"] == 97.0
     assert stale["window_start"] is None and stale["mean"] is None and stale["reasons"] == []
     assert stale["severity"] is None and stale["alert"]["severity"] == "critical"

@@ -30,8 +30,11 @@ families:
 
 
 def state(text: str = SENSORS) -> ShardState:
-    return ShardState(shard_config(parse_families(yaml.safe_load(text), "t.yaml"),
-                                   limits=(0.0, 100.0), emit_all=True))
+    return ShardState(
+        shard_config(
+            parse_families(yaml.safe_load(text), "t.yaml"), limits=(0.0, 100.0), emit_all=True
+        )
+    )
 
 
 def hum(sensor: str, window: int, value: float) -> list[Reading]:
@@ -40,8 +43,9 @@ def hum(sensor: str, window: int, value: float) -> list[Reading]:
     return [Reading("humidity", sensor, T0 + window * 5 * S + k * S, value) for k in (0, 3)]
 
 
-def feed(st: ShardState, sensor: str, means: list[float], first: int = 0, close: bool = True
-         ) -> list[WindowResult]:
+def feed(
+    st: ShardState, sensor: str, means: list[float], first: int = 0, close: bool = True
+) -> list[WindowResult]:
     """One window per mean from window ``first`` on; the last is closed by a reading in the next
     window unless ``close`` is false."""
     out = []
@@ -55,7 +59,12 @@ def feed(st: ShardState, sensor: str, means: list[float], first: int = 0, close:
 def test_a_rule_compares_the_mean_inclusively_in_its_direction() -> None:
     rules = RuleSet((Rule("hi", "above", 80.0), Rule("lo", "below", 20.0)))
     assert [rules.fired(m, None) for m in (80.0, 79.9, 20.0, 20.1, 50.0)] == [
-        ("hi",), (), ("lo",), (), ()]
+        ("hi",),
+        (),
+        ("lo",),
+        (),
+        (),
+    ]
 
 
 def test_a_rule_for_three_windows_needs_three_in_a_row() -> None:
@@ -85,8 +94,14 @@ def test_severity_is_the_highest_of_the_reasons_the_model_s_included() -> None:
 
 
 def test_the_alert_keeps_the_episode_s_highest_severity() -> None:
-    st = ShardState(shard_config(parse_families(yaml.safe_load(SENSORS), "t.yaml"),
-                                 limits=(0.0, 100.0), emit_all=True, update_every=1))
+    st = ShardState(
+        shard_config(
+            parse_families(yaml.safe_load(SENSORS), "t.yaml"),
+            limits=(0.0, 100.0),
+            emit_all=True,
+            update_every=1,
+        )
+    )
     res = feed(st, "office", [10.0, 10.0, 10.0, 85.0, 10.0])
     events = [(r.alert.event, r.alert.severity) for r in res if r.alert is not None]
     # too_dry (info) opens on the third window; too_humid (warning) raises it: an update.

@@ -36,9 +36,11 @@ TOPICS = topics()
 # they read with a range that lets any of them through.
 WIDE = (-1e300, 1e300)
 
-numbers = st.one_of(st.integers(-(10**6), 10**6),
-                    st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False),
-                    st.sampled_from([0.0, -0.0, 1e16, 1.0, -1e16, 0.1, 0.2, 0.3]))
+numbers = st.one_of(
+    st.integers(-(10**6), 10**6),
+    st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False),
+    st.sampled_from([0.0, -0.0, 1e16, 1.0, -1e16, 0.1, 0.2, 0.3]),
+)
 
 
 def temperature(value: object, ts: object) -> bytes:
@@ -52,6 +54,7 @@ def air(value: object, ts: str) -> bytes:
 def naive(ns: int, sep: str = " ") -> str:
     sec, frac = divmod(ns, S)
     from datetime import UTC, datetime
+
     head = datetime.fromtimestamp(sec, UTC).strftime(f"%Y-%m-%d{sep}%H:%M:%S")
     return f"{head}.{frac // 1000:06d}"
 
@@ -68,12 +71,15 @@ def one_by_one(family: str, values: list[bytes]) -> list[tuple[int, float]] | No
 
 
 @settings(max_examples=200)
-@given(st.lists(st.tuples(numbers, st.integers(0, 4_000_000_000 * S)), min_size=1, max_size=30),
-       st.sampled_from([" ", "T"]))
-def test_a_decoded_poll_reads_as_each_message_does(rows: list[tuple[float, int]],
-                                                  sep: str) -> None:
-    for family, values in ((TEMPERATURE, [temperature(v, ts) for v, ts in rows]),
-                           (AIR_QUALITY, [air(v, naive(ts, sep)) for v, ts in rows])):
+@given(
+    st.lists(st.tuples(numbers, st.integers(0, 4_000_000_000 * S)), min_size=1, max_size=30),
+    st.sampled_from([" ", "T"]),
+)
+def test_a_decoded_poll_reads_as_each_message_does(rows: list[tuple[float, int]], sep: str) -> None:
+    for family, values in (
+        (TEMPERATURE, [temperature(v, ts) for v, ts in rows]),
+        (AIR_QUALITY, [air(v, naive(ts, sep)) for v, ts in rows]),
+    ):
         cols = parse_poll(fmt(family, WIDE), values)
         expected = one_by_one(family, values)
         # The column path reads a poll exactly when every message reads, and as they read (an
@@ -85,15 +91,18 @@ def test_a_decoded_poll_reads_as_each_message_does(rows: list[tuple[float, int]]
         assert all(type(v) is float for v in cols.values)
 
 
-@pytest.mark.parametrize("bad", [
-    b'{"Temperature_C": "65", "Timestamp": 1710856626905833677}',  # a string value
-    b'{"Temperature_C": true, "Timestamp": 1710856626905833677}',
-    b'{"Temperature_C": 65, "Timestamp": 1710856626905.5}',  # a float time: the general rule
-    b'{"Temperature_C": 65}',  # no timestamp: the Kafka time, per message
-    b'{"Temperature_C": 65, "Timestamp": 1710856626905833677',  # truncated
-    b"not json",
-    None,
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b'{"Temperature_C": "65", "Timestamp": 1710856626905833677}',  # a string value
+        b'{"Temperature_C": true, "Timestamp": 1710856626905833677}',
+        b'{"Temperature_C": 65, "Timestamp": 1710856626905.5}',  # a float time: the general rule
+        b'{"Temperature_C": 65}',  # no timestamp: the Kafka time, per message
+        b'{"Temperature_C": 65, "Timestamp": 1710856626905833677',  # truncated
+        b"not json",
+        None,
+    ],
+)
 def test_one_odd_message_sends_the_whole_poll_to_the_per_message_rules(bad: bytes | None) -> None:
     good = [temperature(60.0 + i, T0 + i * S) for i in range(4)]
     whole = parse_poll(TEMPERATURE, good)
@@ -102,11 +111,19 @@ def test_one_odd_message_sends_the_whole_poll_to_the_per_message_rules(bad: byte
     assert parse_poll(TEMPERATURE, [*good[:2], bad, *good[2:]]) is None
 
 
-@pytest.mark.parametrize("family,value", [
-    (TEMPERATURE, 1.7e308), (TEMPERATURE, -273.16), (TEMPERATURE, 10_000.5),
-    (AIR_QUALITY, -200), (AIR_QUALITY, 1e9)])
+@pytest.mark.parametrize(
+    "family,value",
+    [
+        (TEMPERATURE, 1.7e308),
+        (TEMPERATURE, -273.16),
+        (TEMPERATURE, 10_000.5),
+        (AIR_QUALITY, -200),
+        (AIR_QUALITY, 1e9),
+    ],
+)
 def test_a_value_outside_the_valid_range_leaves_the_fast_path_and_is_refused(
-        family: str, value: float) -> None:
+    family: str, value: float
+) -> None:
     """The decoder holds the value to the family's range, so a poll with one implausible value
     is read message by message, where that one is refused as ``out_of_range``."""
     make = temperature if family == TEMPERATURE else (lambda v, ts: air(v, naive(ts)))
@@ -125,22 +142,24 @@ def test_a_value_outside_the_valid_range_leaves_the_fast_path_and_is_refused(
     assert edges is not None and edges.values == [lo, hi]  # inclusive
 
 
-@pytest.mark.parametrize("text", [
-    "2024-02-30 00:00:00.000000",  # no such day
-    "2024-03-19 24:00:00.000000",
-    "2024-03-19 23:59:60.000000",
-    "2024-13-19 23:59:59.000000",
-    "1969-12-31 23:59:59.999999",  # before 1970
-    "2100-01-01 00:00:00.000000",  # from 2100 on
-    "2024-03-19 13:57:05.00000a",
-    "2024-03-19 13:57:05.00000٣",  # an Arabic-Indic digit: isdigit() says yes
-    "2024-03-19x13:57:05.000000",  # fromisoformat takes any separator; the fast path does not
-    "2024-03-19 13:57:05.0000000",
-    "2024-03-19 13:57:05+00:00",
-    " 2024-03-19 13:57:05.00000",
-])
-def test_unusual_timestamps_leave_the_numpy_column_and_read_as_the_general_rule(
-        text: str) -> None:
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2024-02-30 00:00:00.000000",  # no such day
+        "2024-03-19 24:00:00.000000",
+        "2024-03-19 23:59:60.000000",
+        "2024-13-19 23:59:59.000000",
+        "1969-12-31 23:59:59.999999",  # before 1970
+        "2100-01-01 00:00:00.000000",  # from 2100 on
+        "2024-03-19 13:57:05.00000a",
+        "2024-03-19 13:57:05.00000٣",  # an Arabic-Indic digit: isdigit() says yes
+        "2024-03-19x13:57:05.000000",  # fromisoformat takes any separator; the fast path does not
+        "2024-03-19 13:57:05.0000000",
+        "2024-03-19 13:57:05+00:00",
+        " 2024-03-19 13:57:05.00000",
+    ],
+)
+def test_unusual_timestamps_leave_the_numpy_column_and_read_as_the_general_rule(text: str) -> None:
     """Such a poll is read by the per-message time rule (or not at all when one is refused),
     never by numpy's parser, and every path gives the general rule's reading."""
     values = [air(20.0, naive(T0)), air(21.0, text)]
@@ -169,7 +188,7 @@ def test_every_one_character_change_of_a_timestamp_reads_as_the_general_rule() -
     taken = 0
     for pos in range(len(base)):
         for char in [*map(chr, range(32, 127)), "٣", "é", "\x00"]:
-            text = base[:pos] + char + base[pos + 1:]
+            text = base[:pos] + char + base[pos + 1 :]
             got = _naive_column([naive(T0), text])
             if got is not None:
                 taken += 1
@@ -180,7 +199,8 @@ def test_every_one_character_change_of_a_timestamp_reads_as_the_general_rule() -
 @settings(max_examples=300)
 @given(st.binary(max_size=80) | st.builds(temperature, numbers, st.integers(0, 2 * 10**18)))
 def test_a_message_reads_the_same_through_the_fast_decoder_and_the_general_rules(
-        value: bytes) -> None:
+    value: bytes,
+) -> None:
     """``parse`` tries the fast decoder first; whatever it accepts, the general rules must read
     the same way, so a message never depends on which path its poll took."""
     try:
@@ -197,21 +217,24 @@ def fold_each(win: SensorWindows, ts: list[int], values: list[float]) -> None:
 
 
 def state(win: SensorWindows) -> tuple:
-    return ({k: list(v) for k, v in win.open.items()}, win.max_ts, win.next_close,
-            win.closed_until)
+    return ({k: list(v) for k, v in win.open.items()}, win.max_ts, win.next_close, win.closed_until)
 
 
 @settings(max_examples=300)
-@given(st.lists(st.integers(0, 30 * S), max_size=5), st.lists(st.integers(0, 30 * S),
-                                                              min_size=1, max_size=60),
-       st.data())
+@given(
+    st.lists(st.integers(0, 30 * S), max_size=5),
+    st.lists(st.integers(0, 30 * S), min_size=1, max_size=60),
+    st.data(),
+)
 def test_a_sorted_run_folds_to_the_same_bits_as_one_reading_at_a_time(
-        before: list[int], run: list[int], data: st.DataObject) -> None:
+    before: list[int], run: list[int], data: st.DataObject
+) -> None:
     before.sort()
     run.sort()
     run = [t + (before[-1] if before else 0) for t in run]  # never earlier than what came before
-    vals_before = data.draw(st.lists(numbers.map(float), min_size=len(before),
-                                     max_size=len(before)))
+    vals_before = data.draw(
+        st.lists(numbers.map(float), min_size=len(before), max_size=len(before))
+    )
     vals = data.draw(st.lists(numbers.map(float), min_size=len(run), max_size=len(run)))
     a, b = SensorWindows(), SensorWindows()
     for win in (a, b):
@@ -249,8 +272,9 @@ def shard_config() -> ShardConfig:
 
 @settings(max_examples=100, deadline=None)
 @given(st.integers(0, 2**32), st.floats(0.0, 1.0))
-def test_a_shard_gives_the_same_windows_and_late_readings_from_runs(seed: int,
-                                                                    disorder: float) -> None:
+def test_a_shard_gives_the_same_windows_and_late_readings_from_runs(
+    seed: int, disorder: float
+) -> None:
     """Runs in order, runs out of order (some readings late): the same output as singles."""
     rng = random.Random(seed)
     singles, runs = ShardState(shard_config()), ShardState(shard_config())
@@ -265,10 +289,12 @@ def test_a_shard_gives_the_same_windows_and_late_readings_from_runs(seed: int,
                 jitter = rng.randint(-4 * S, 0) if rng.random() < disorder else 0
                 ts.append(T0 + max(0, clock[sensor] + jitter))
             vals = tuple(rng.choice([rng.uniform(20, 100), 95.0, -0.0]) for _ in ts)
-            srcs = tuple(SourceRef((sensor.encode(), b"v%d" % i, "t", 0, i))
-                         for i in range(n))
-            items.append(Run(TEMPERATURE, sensor, tuple(ts), vals, srcs) if n > 1
-                         else Reading(TEMPERATURE, sensor, ts[0], vals[0], srcs[0]))
+            srcs = tuple(SourceRef((sensor.encode(), b"v%d" % i, "t", 0, i)) for i in range(n))
+            items.append(
+                Run(TEMPERATURE, sensor, tuple(ts), vals, srcs)
+                if n > 1
+                else Reading(TEMPERATURE, sensor, ts[0], vals[0], srcs[0])
+            )
         flat = [r for it in items for r in (it.readings() if type(it) is Run else [it])]
         now = float(batch_no)
         assert runs.ingest(items, now) == singles.ingest(flat, now)
@@ -279,8 +305,9 @@ def test_a_shard_gives_the_same_windows_and_late_readings_from_runs(seed: int,
 def test_a_run_of_only_late_readings_does_not_count_as_hearing_from_the_sensor() -> None:
     """As single late readings do not: the sensor's open window still closes by idle time."""
     state_ = ShardState(shard_config())
-    state_.ingest([Reading(TEMPERATURE, "a", T0, 60.0), Reading(TEMPERATURE, "a", T0 + 8 * S,
-                                                                61.0)], now=0.0)
+    state_.ingest(
+        [Reading(TEMPERATURE, "a", T0, 60.0), Reading(TEMPERATURE, "a", T0 + 8 * S, 61.0)], now=0.0
+    )
     late = Run(TEMPERATURE, "a", (T0 + 2 * S, T0 + 1 * S), (1.0, 2.0), (None, None))
     out = state_.ingest([late], now=5.0)
     assert [type(o) for o in out] == [LateReading, LateReading]
@@ -292,16 +319,25 @@ def poll(n_sensors: int, per_sensor: int, bad: bytes | None = None) -> list[Fake
     for i in range(per_sensor):
         for s in range(n_sensors):
             ts = T0 + i * S // 2
-            msgs.append(FakeMessage(str(s).encode(), temperature(60.0 + s + i / 7, ts),
-                                    "temperature_readings", 0, len(msgs)))
+            msgs.append(
+                FakeMessage(
+                    str(s).encode(),
+                    temperature(60.0 + s + i / 7, ts),
+                    "temperature_readings",
+                    0,
+                    len(msgs),
+                )
+            )
     if bad is not None:
         msgs.insert(3, FakeMessage(b"0", bad, "temperature_readings", 0, 999))
     return msgs
 
 
 def flatten(by_shard: dict[int, ShardBatch]) -> dict[int, list[Reading]]:
-    return {s: [r for it in b for r in (it.readings() if type(it) is Run else [it])]
-            for s, b in by_shard.items()}
+    return {
+        s: [r for it in b for r in (it.readings() if type(it) is Run else [it])]
+        for s, b in by_shard.items()
+    }
 
 
 def per_sensor(by_shard: dict[int, ShardBatch]) -> dict[tuple[int, str], list[tuple]]:
@@ -342,8 +378,9 @@ def test_a_message_is_used_whichever_poll_it_comes_in(odd: bytes) -> None:
 
 def test_route_rejects_a_bad_key_of_a_decoded_poll_with_its_messages() -> None:
     msgs = poll(2, 3)
-    msgs += [FakeMessage(b"", temperature(60.0, T0), "temperature_readings", 0, 50 + i)
-             for i in range(2)]
+    msgs += [
+        FakeMessage(b"", temperature(60.0, T0), "temperature_readings", 0, 50 + i) for i in range(2)
+    ]
     _, dead, counts = route([msgs], TOPICS, 2)
     assert [(d.reason, d.offset) for d in dead] == [("bad_key", 50), ("bad_key", 51)]
     assert counts == {TEMPERATURE: 6}

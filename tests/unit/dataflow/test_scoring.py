@@ -50,7 +50,7 @@ def test_a_stationary_sensor_that_just_became_ready_does_not_page() -> None:
         spiky = [50 + (30 if rng.random() < 0.05 else 0) + rng.gauss(0, 1) for _ in range(600)]
         results = feed(SensorScorer(PARAMS), spiky)
         assert results[ready].model_ready and not results[ready - 1].model_ready
-        assert not any(r.ml_anomaly for r in results[ready:ready + 300]), seed
+        assert not any(r.ml_anomaly for r in results[ready : ready + 300]), seed
 
 
 def test_a_spike_beyond_anything_seen_is_an_ml_anomaly() -> None:
@@ -89,8 +89,15 @@ def test_a_lasting_moderate_departure_is_found_by_the_drift_sums_alone() -> None
     CUSUM of the clipped z-score crosses its limit; without it nothing does."""
 
     def shifted(drift_limit: float) -> list[bool]:
-        scorer = SensorScorer(ModelParams(limits=(0.0, 120.0), window_size=50, warmup=100,
-                                          drift_limit=drift_limit, seasonality=False))
+        scorer = SensorScorer(
+            ModelParams(
+                limits=(0.0, 120.0),
+                window_size=50,
+                warmup=100,
+                drift_limit=drift_limit,
+                seasonality=False,
+            )
+        )
         feed(scorer, normal_means(600, seed=4))
         rng = random.Random(9)
         means = [65.0 + 4 * 1.5 + rng.gauss(0, 0.3) for _ in range(40)]
@@ -103,8 +110,9 @@ def test_a_lasting_moderate_departure_is_found_by_the_drift_sums_alone() -> None
 
 
 def test_one_spike_cannot_cross_the_drift_limit_alone() -> None:
-    scorer = SensorScorer(ModelParams(limits=(0.0, 120.0), window_size=50, warmup=100,
-                                      novelty_floor=1e9))  # only the drift sums can flag
+    scorer = SensorScorer(
+        ModelParams(limits=(0.0, 120.0), window_size=50, warmup=100, novelty_floor=1e9)
+    )  # only the drift sums can flag
     feed(scorer, normal_means(600, seed=4))
     assert not scorer.score_learn(600 * W, 1000.0).ml_anomaly
 
@@ -114,8 +122,13 @@ def test_a_daily_cycle_that_goes_flat_is_found_through_the_seasonal_baseline() -
     per_day = 288  # 5-minute windows
 
     def run(seasonality: bool) -> list[bool]:
-        params = ModelParams(limits=(0.0, 200.0), window_ns=300 * 10**9, window_size=50,
-                             warmup=100, seasonality=seasonality)
+        params = ModelParams(
+            limits=(0.0, 200.0),
+            window_ns=300 * 10**9,
+            window_size=50,
+            warmup=100,
+            seasonality=seasonality,
+        )
         scorer = SensorScorer(params)
         rng = random.Random(2)
         flags = []
@@ -127,9 +140,9 @@ def test_a_daily_cycle_that_goes_flat_is_found_through_the_seasonal_baseline() -
         return flags
 
     with_season = run(True)
-    assert not any(with_season[:per_day * 7])
-    assert any(with_season[per_day * 7:per_day * 7 + per_day // 2])
-    assert not any(run(False)[per_day * 7:per_day * 7 + per_day // 4])
+    assert not any(with_season[: per_day * 7])
+    assert any(with_season[per_day * 7 : per_day * 7 + per_day // 2])
+    assert not any(run(False)[per_day * 7 : per_day * 7 + per_day // 4])
 
 
 def test_non_finite_scores_never_reach_the_output_as_anomalies_before_ready() -> None:
@@ -162,8 +175,7 @@ def test_a_non_finite_mean_is_not_learned_and_not_an_anomaly() -> None:
     for bad in (math.inf, -math.inf, math.nan):
         result = scorer.score_learn(500 * W, bad)
         assert not result.ml_anomaly and result.model_ready
-    assert (scorer.seen, scorer.raw.level, scorer.raw.spread,
-            scorer.envelopes[0].peak) == before
+    assert (scorer.seen, scorer.raw.level, scorer.raw.spread, scorer.envelopes[0].peak) == before
     assert scorer.score_learn(501 * W, 110.0).ml_anomaly
 
 

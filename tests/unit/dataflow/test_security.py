@@ -9,17 +9,25 @@ from dataflow.security import KafkaSecurity, SecurityConfigError
 from tests.certs import KEY_PASSPHRASE, TlsFiles, mtls_env
 
 # librdkafka 2.16's words (OpenSSL 3), as the TLS integration test met them.
-WRONG_CA = ("ssl://127.0.0.1:40001/bootstrap: SSL handshake failed: error:0A000086:SSL routines::"
-            "certificate verify failed: broker certificate could not be verified, verify that "
-            "ssl.ca.location is correctly configured or root CA certificates are installed "
-            "(install ca-certificates package) (after 17ms in state SSL_HANDSHAKE)")
-WRONG_CA_TRANSPORT = ("ssl://127.0.0.1:40001/bootstrap: error:0A000086:SSL routines::certificate "
-                      "verify failed (after 8ms in state SSL_HANDSHAKE)")
-NO_CLIENT_CERT = ("ssl://127.0.0.1:40002/bootstrap: Receive failed: error:0A000412:SSL routines::"
-                  "ssl/tls alert bad certificate: SSL alert number 42 (after 0ms in state "
-                  "APIVERSION_QUERY)")
-TLS13_CERT_REQUIRED = ("ssl://h:1/bootstrap: Receive failed: error:0A00045C:SSL routines::tlsv13 "
-                       "alert certificate required: SSL alert number 116")
+WRONG_CA = (
+    "ssl://127.0.0.1:40001/bootstrap: SSL handshake failed: error:0A000086:SSL routines::"
+    "certificate verify failed: broker certificate could not be verified, verify that "
+    "ssl.ca.location is correctly configured or root CA certificates are installed "
+    "(install ca-certificates package) (after 17ms in state SSL_HANDSHAKE)"
+)
+WRONG_CA_TRANSPORT = (
+    "ssl://127.0.0.1:40001/bootstrap: error:0A000086:SSL routines::certificate "
+    "verify failed (after 8ms in state SSL_HANDSHAKE)"
+)
+NO_CLIENT_CERT = (
+    "ssl://127.0.0.1:40002/bootstrap: Receive failed: error:0A000412:SSL routines::"
+    "ssl/tls alert bad certificate: SSL alert number 42 (after 0ms in state "
+    "APIVERSION_QUERY)"
+)
+TLS13_CERT_REQUIRED = (
+    "ssl://h:1/bootstrap: Receive failed: error:0A00045C:SSL routines::tlsv13 "
+    "alert certificate required: SSL alert number 116"
+)
 NOT_REFUSALS = [
     "127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused "
     "(after 0ms in state CONNECT)",
@@ -34,14 +42,20 @@ NOT_REFUSALS = [
 def test_mutual_tls_settings_reach_both_client_libraries(tls_files: TlsFiles) -> None:
     security = KafkaSecurity.from_env(mtls_env(tls_files, "ssl"))
     assert security.librdkafka() == {
-        "security.protocol": "ssl", "ssl.ca.location": str(tls_files.ca.cert),
+        "security.protocol": "ssl",
+        "ssl.ca.location": str(tls_files.ca.cert),
         "ssl.certificate.location": str(tls_files.client.cert),
-        "ssl.key.location": str(tls_files.client.key)}
+        "ssl.key.location": str(tls_files.client.key),
+    }
     assert security.kafka_python() == {
-        "security_protocol": "SSL", "ssl_cafile": str(tls_files.ca.cert),
-        "ssl_certfile": str(tls_files.client.cert), "ssl_keyfile": str(tls_files.client.key)}
-    assert security.redacted() == (f"SSL, CA {tls_files.ca.cert}, "
-                                   f"client certificate {tls_files.client.cert}")
+        "security_protocol": "SSL",
+        "ssl_cafile": str(tls_files.ca.cert),
+        "ssl_certfile": str(tls_files.client.cert),
+        "ssl_keyfile": str(tls_files.client.key),
+    }
+    assert security.redacted() == (
+        f"SSL, CA {tls_files.ca.cert}, client certificate {tls_files.client.cert}"
+    )
 
 
 def test_tls_without_a_ca_file_uses_the_system_cas() -> None:
@@ -54,8 +68,12 @@ def test_tls_without_a_ca_file_uses_the_system_cas() -> None:
 @pytest.mark.parametrize("protocol", ["", "PLAINTEXT", "SASL_PLAINTEXT"])
 def test_tls_files_without_a_tls_protocol_are_an_error(tls_files: TlsFiles, protocol: str) -> None:
     """Ignoring them would leave a TLS cluster unreachable with no word of why."""
-    env = {**mtls_env(tls_files, protocol), "KAFKA_SASL_MECHANISM": "PLAIN",
-           "KAFKA_SASL_USERNAME": "u", "KAFKA_SASL_PASSWORD": "s3cret-pw"}
+    env = {
+        **mtls_env(tls_files, protocol),
+        "KAFKA_SASL_MECHANISM": "PLAIN",
+        "KAFKA_SASL_USERNAME": "u",
+        "KAFKA_SASL_PASSWORD": "s3cret-pw",
+    }
     if protocol != "SASL_PLAINTEXT":
         env = {k: v for k, v in env.items() if not k.startswith("KAFKA_SASL_")}
     del env["KAFKA_SSL_KEY_LOCATION"]
@@ -63,13 +81,18 @@ def test_tls_files_without_a_tls_protocol_are_an_error(tls_files: TlsFiles, prot
         KafkaSecurity.from_env(env)
     assert str(err.value) == (
         "KAFKA_SSL_CA_LOCATION/KAFKA_SSL_CERT_LOCATION are set but KAFKA_SECURITY_PROTOCOL="
-        f"{protocol or 'PLAINTEXT'} uses no TLS (use SSL or SASL_SSL)")
+        f"{protocol or 'PLAINTEXT'} uses no TLS (use SSL or SASL_SSL)"
+    )
     assert "s3cret-pw" not in str(err.value)
 
 
-@pytest.mark.parametrize(("given", "missing"),
-                         [("KAFKA_SSL_CERT_LOCATION", "KAFKA_SSL_KEY_LOCATION"),
-                          ("KAFKA_SSL_KEY_LOCATION", "KAFKA_SSL_CERT_LOCATION")])
+@pytest.mark.parametrize(
+    ("given", "missing"),
+    [
+        ("KAFKA_SSL_CERT_LOCATION", "KAFKA_SSL_KEY_LOCATION"),
+        ("KAFKA_SSL_KEY_LOCATION", "KAFKA_SSL_CERT_LOCATION"),
+    ],
+)
 def test_a_client_certificate_needs_its_key_and_the_other_way_round(
     tls_files: TlsFiles, given: str, missing: str
 ) -> None:
@@ -82,23 +105,37 @@ def test_a_client_certificate_needs_its_key_and_the_other_way_round(
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"KAFKA_SSL_CA_LOCATION": "/nonexistent/ca.pem"},
-         "KAFKA_SSL_CA_LOCATION=/nonexistent/ca.pem: No such file or directory"),
-        ({"KAFKA_SSL_CERT_LOCATION": "/nonexistent/client.pem"},
-         "KAFKA_SSL_CERT_LOCATION=/nonexistent/client.pem: No such file or directory"),
-        ({"KAFKA_SSL_KEY_LOCATION": "/nonexistent/client.key"},
-         "KAFKA_SSL_KEY_LOCATION=/nonexistent/client.key: No such file or directory"),
+        (
+            {"KAFKA_SSL_CA_LOCATION": "/nonexistent/ca.pem"},
+            "KAFKA_SSL_CA_LOCATION=/nonexistent/ca.pem: No such file or directory",
+        ),
+        (
+            {"KAFKA_SSL_CERT_LOCATION": "/nonexistent/client.pem"},
+            "KAFKA_SSL_CERT_LOCATION=/nonexistent/client.pem: No such file or directory",
+        ),
+        (
+            {"KAFKA_SSL_KEY_LOCATION": "/nonexistent/client.key"},
+            "KAFKA_SSL_KEY_LOCATION=/nonexistent/client.key: No such file or directory",
+        ),
         ({"KAFKA_SSL_CA_LOCATION": "{ca_dir}"}, "KAFKA_SSL_CA_LOCATION={ca_dir}: Is a directory"),
-        ({"KAFKA_SSL_CA_LOCATION": "{ca_key}"},
-         "KAFKA_SSL_CA_LOCATION={ca_key}: no PEM certificate in it"),
-        ({"KAFKA_SSL_KEY_LOCATION": "{client_cert}"},
-         "KAFKA_SSL_KEY_LOCATION={client_cert}: no PEM private key in it"),
-        ({"KAFKA_SSL_KEY_LOCATION": "{other_key}"},
-         "KAFKA_SSL_CERT_LOCATION={client_cert} / KAFKA_SSL_KEY_LOCATION={other_key}: they do "
-         "not load as a certificate and its key ([X509: KEY_VALUES_MISMATCH] key values "
-         "mismatch)"),
-        ({"KAFKA_SSL_KEY_LOCATION": "{encrypted_key}"},
-         "KAFKA_SSL_KEY_LOCATION={encrypted_key}: the key is encrypted"),
+        (
+            {"KAFKA_SSL_CA_LOCATION": "{ca_key}"},
+            "KAFKA_SSL_CA_LOCATION={ca_key}: no PEM certificate in it",
+        ),
+        (
+            {"KAFKA_SSL_KEY_LOCATION": "{client_cert}"},
+            "KAFKA_SSL_KEY_LOCATION={client_cert}: no PEM private key in it",
+        ),
+        (
+            {"KAFKA_SSL_KEY_LOCATION": "{other_key}"},
+            "KAFKA_SSL_CERT_LOCATION={client_cert} / KAFKA_SSL_KEY_LOCATION={other_key}: they do "
+            "not load as a certificate and its key ([X509: KEY_VALUES_MISMATCH] key values "
+            "mismatch)",
+        ),
+        (
+            {"KAFKA_SSL_KEY_LOCATION": "{encrypted_key}"},
+            "KAFKA_SSL_KEY_LOCATION={encrypted_key}: the key is encrypted",
+        ),
     ],
 )
 def test_a_tls_file_that_cannot_be_used_fails_at_start_up_naming_its_variable(
@@ -106,9 +143,13 @@ def test_a_tls_file_that_cannot_be_used_fails_at_start_up_naming_its_variable(
 ) -> None:
     """Checked as the clients would load the files: otherwise librdkafka fails later with
     "ssl.ca.location failed: BIO lib" and kafka-python retries until its bootstrap timeout."""
-    paths = {"ca_dir": tls_files.ca.cert.parent, "ca_key": tls_files.ca.key,
-             "client_cert": tls_files.client.cert, "other_key": tls_files.other.key,
-             "encrypted_key": tls_files.encrypted_key}
+    paths = {
+        "ca_dir": tls_files.ca.cert.parent,
+        "ca_key": tls_files.ca.key,
+        "client_cert": tls_files.client.cert,
+        "other_key": tls_files.other.key,
+        "encrypted_key": tls_files.encrypted_key,
+    }
     env = {**mtls_env(tls_files), **{k: v.format(**paths) for k, v in change.items()}}
     with pytest.raises(SecurityConfigError) as err:
         KafkaSecurity.from_env(env)
@@ -124,9 +165,14 @@ def test_an_untrusted_broker_certificate_is_a_refusal_naming_the_ca_variable(
     assert hint is not None
     assert "KAFKA_SSL_CA_LOCATION" in hint and str(tls_files.ca.cert) in hint
     assert "KAFKA_BROKERS" in hint  # a certificate for another host fails the same way
-    system = KafkaSecurity.from_env({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
-                                     "KAFKA_SASL_MECHANISM": "PLAIN", "KAFKA_SASL_USERNAME": "u",
-                                     "KAFKA_SASL_PASSWORD": "pw"})
+    system = KafkaSecurity.from_env(
+        {
+            "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "KAFKA_SASL_MECHANISM": "PLAIN",
+            "KAFKA_SASL_USERNAME": "u",
+            "KAFKA_SASL_PASSWORD": "pw",
+        }
+    )
     assert "unset, so the system CAs" in str(system.tls_refusal(text))
 
 
@@ -134,10 +180,13 @@ def test_an_untrusted_broker_certificate_is_a_refusal_naming_the_ca_variable(
 def test_a_rejected_client_certificate_is_a_refusal_saying_what_to_set(
     tls_files: TlsFiles, text: str
 ) -> None:
-    without = KafkaSecurity.from_env({"KAFKA_SECURITY_PROTOCOL": "SSL",
-                                      "KAFKA_SSL_CA_LOCATION": str(tls_files.ca.cert)})
-    assert without.tls_refusal(text) == ("the broker wants a client certificate (mutual TLS): "
-                                         "set KAFKA_SSL_CERT_LOCATION and KAFKA_SSL_KEY_LOCATION")
+    without = KafkaSecurity.from_env(
+        {"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CA_LOCATION": str(tls_files.ca.cert)}
+    )
+    assert without.tls_refusal(text) == (
+        "the broker wants a client certificate (mutual TLS): "
+        "set KAFKA_SSL_CERT_LOCATION and KAFKA_SSL_KEY_LOCATION"
+    )
     hint = KafkaSecurity.from_env(mtls_env(tls_files)).tls_refusal(text)
     assert hint is not None and f"KAFKA_SSL_CERT_LOCATION={tls_files.client.cert}" in hint
 

@@ -18,10 +18,16 @@ from dataflow.shard import (
 from tests.factories import T0, S, shard_config
 
 
-def config(emit_all: bool = True, idle: float = 10.0, live_skew: float = 0.0,
-           stale: float = 300.0, ttl: float = 7 * 86_400.0) -> ShardConfig:
-    return shard_config(idle=idle, emit_all=emit_all, live_skew_s=live_skew, stale_s=stale,
-                        state_ttl_s=ttl)
+def config(
+    emit_all: bool = True,
+    idle: float = 10.0,
+    live_skew: float = 0.0,
+    stale: float = 300.0,
+    ttl: float = 7 * 86_400.0,
+) -> ShardConfig:
+    return shard_config(
+        idle=idle, emit_all=emit_all, live_skew_s=live_skew, stale_s=stale, state_ttl_s=ttl
+    )
 
 
 def temp(sensor: str, sec: float, value: float) -> Reading:
@@ -29,8 +35,11 @@ def temp(sensor: str, sec: float, value: float) -> Reading:
 
 
 def windows(out: list) -> list[tuple[str, int, float]]:
-    return [(o.sensor_id, (o.stats.start - T0) // S, o.stats.mean) for o in out
-            if isinstance(o, WindowResult)]
+    return [
+        (o.sensor_id, (o.stats.start - T0) // S, o.stats.mean)
+        for o in out
+        if isinstance(o, WindowResult)
+    ]
 
 
 def test_each_sensor_advances_its_own_clock() -> None:
@@ -148,8 +157,11 @@ def test_shard_of_is_stable_across_processes() -> None:
     seen = set()
     for seed in ("1", "2"):
         env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": "."}
-        seen.add(subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                                text=True, check=True).stdout)
+        seen.add(
+            subprocess.run(
+                [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+            ).stdout
+        )
     assert seen == {f"{shard_of('temperature', '2', 32)}\n"}
 
 
@@ -217,8 +229,9 @@ def test_a_silent_sensor_s_open_alert_resolves_as_stale_after_the_stale_time() -
     [other] = state.expire(1400.0)
     assert other.sensor_id == "other"
     # Back, and still overheating: news at once, no cooldown after a stale resolution.
-    out = state.ingest([temp("hot", s, 95.0) for s in range(100, 105)] + [temp("hot", 107, 95.0)],
-                       now=2000.0)
+    out = state.ingest(
+        [temp("hot", s, 95.0) for s in range(100, 105)] + [temp("hot", 107, 95.0)], now=2000.0
+    )
     assert [o.alert.event for o in out if o.alert] == ["open"]
 
 
@@ -274,8 +287,12 @@ def test_a_sensor_back_after_the_ttl_starts_a_fresh_model() -> None:
     assert state.sensors[(TEMPERATURE, "m")].scorer.seen == 119
     assert [o for o in state.expire(3000.0) if isinstance(o, SensorEvent)] == []
     [gone] = [o for o in state.expire(3600.0 + 60) if isinstance(o, SensorEvent)]
-    assert (gone.event, gone.sensor_id, gone.silent_s, gone.alert) == ("forgotten", "m",
-                                                                         3660.0, None)
+    assert (gone.event, gone.sensor_id, gone.silent_s, gone.alert) == (
+        "forgotten",
+        "m",
+        3660.0,
+        None,
+    )
     assert (TEMPERATURE, "m") not in state.sensors
     out = state.ingest([temp("m", s, 60.0) for s in range(10_000, 10_008)], now=4000.0)
     [first] = [o for o in out if isinstance(o, WindowResult)]

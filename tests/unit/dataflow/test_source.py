@@ -26,15 +26,20 @@ def msg(offset: int, value: bytes = b"{}", key: bytes = b"1") -> Message:
 
 
 def eof(offset: int) -> Message:
-    return Message(topic=TOPIC, partition=0, offset=offset,
-                   error=KafkaError(KafkaError._PARTITION_EOF))
+    return Message(
+        topic=TOPIC, partition=0, offset=offset, error=KafkaError(KafkaError._PARTITION_EOF)
+    )
 
 
 class FakeConsumer:
     """Serves the given polls in order (then empty ones), with the watermarks set per poll."""
 
-    def __init__(self, polls: list[list[Message]], marks: list[tuple[int, int]] | None = None,
-                 after: dict[int, threading.Event] | None = None) -> None:
+    def __init__(
+        self,
+        polls: list[list[Message]],
+        marks: list[tuple[int, int]] | None = None,
+        after: dict[int, threading.Event] | None = None,
+    ) -> None:
         self.polls = list(polls)
         self.marks = list(marks or [])
         self.mark: tuple[int, int] = (INVALID, INVALID)
@@ -54,8 +59,9 @@ class FakeConsumer:
             self.after[self.consumed].set()
         return self.polls.pop(0) if self.polls else []
 
-    def get_watermark_offsets(self, partition: TopicPartition, cached: bool = False
-                              ) -> tuple[int, int]:
+    def get_watermark_offsets(
+        self, partition: TopicPartition, cached: bool = False
+    ) -> tuple[int, int]:
         assert cached, "a broker round trip on the hot path"
         return self.mark
 
@@ -82,8 +88,12 @@ class Gauges:
         return self.children.setdefault(key, FakeGauge())
 
 
-def part(consumer: FakeConsumer, offset: int = OFFSET_BEGINNING, gauge: FakeGauge | None = None,
-         stop: threading.Event | None = None) -> tuple[PollPartition, FakeGauge, list[int]]:
+def part(
+    consumer: FakeConsumer,
+    offset: int = OFFSET_BEGINNING,
+    gauge: FakeGauge | None = None,
+    stop: threading.Event | None = None,
+) -> tuple[PollPartition, FakeGauge, list[int]]:
     gauge = gauge or FakeGauge()
     made: list[int] = []
 
@@ -91,21 +101,27 @@ def part(consumer: FakeConsumer, offset: int = OFFSET_BEGINNING, gauge: FakeGaug
         made.append(1)
         return gauge
 
-    return (PollPartition(consumer, TOPIC, 0, offset, 100, make, stop or threading.Event()),
-            gauge, made)
+    return (
+        PollPartition(consumer, TOPIC, 0, offset, 100, make, stop or threading.Event()),
+        gauge,
+        made,
+    )
 
 
-@pytest.mark.parametrize(("position", "low", "high", "lag"), [
-    (10, 0, 25, 15),                   # next to read 10, end 25
-    (25, 0, 25, 0),                    # caught up
-    (30, 0, 25, 0),                    # past a stale high watermark: nothing to read, not -5
-    (OFFSET_BEGINNING, 0, 25, 25),     # nothing read yet: all of it
-    (OFFSET_BEGINNING, 7, 25, 18),     # ... from the first offset retention kept
-    (OFFSET_BEGINNING, INVALID, INVALID, None),  # no fetch answered yet
-    (10, INVALID, INVALID, None),
-    (OFFSET_BEGINNING, INVALID, 25, None),
-    (OFFSET_END, 0, 25, None),         # a logical offset the reader never uses: unknown
-])
+@pytest.mark.parametrize(
+    ("position", "low", "high", "lag"),
+    [
+        (10, 0, 25, 15),  # next to read 10, end 25
+        (25, 0, 25, 0),  # caught up
+        (30, 0, 25, 0),  # past a stale high watermark: nothing to read, not -5
+        (OFFSET_BEGINNING, 0, 25, 25),  # nothing read yet: all of it
+        (OFFSET_BEGINNING, 7, 25, 18),  # ... from the first offset retention kept
+        (OFFSET_BEGINNING, INVALID, INVALID, None),  # no fetch answered yet
+        (10, INVALID, INVALID, None),
+        (OFFSET_BEGINNING, INVALID, 25, None),
+        (OFFSET_END, 0, 25, None),  # a logical offset the reader never uses: unknown
+    ],
+)
 def test_consumer_lag(position: int, low: int, high: int, lag: int | None) -> None:
     assert consumer_lag(position, low, high) == lag
 
@@ -146,8 +162,9 @@ def test_eof_emits_the_poll_first_then_ends_the_partition() -> None:
 
 
 def test_any_other_consumer_error_stops_the_flow_naming_the_topic() -> None:
-    bad = Message(topic=TOPIC, partition=0, offset=5,
-                  error=KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))
+    bad = Message(
+        topic=TOPIC, partition=0, offset=5, error=KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED)
+    )
     reader, _gauge, _made = part(FakeConsumer([[msg(4), bad]]))
     with pytest.raises(RuntimeError, match=f"'{TOPIC}'"):
         reader.next_batch()
@@ -203,15 +220,27 @@ def test_build_part_labels_the_gauge_with_step_topic_and_partition(monkeypatch) 
 
     monkeypatch.setattr(source_mod, "Consumer", fake_consumer)
     gauges = Gauges()
-    src = KafkaPollSource([TOPIC], {}, {"bootstrap.servers": "b:9092", "fetch.wait.max.ms": "5"},
-                          tail=False, batch_size=10, lag_metric=gauges)
+    src = KafkaPollSource(
+        [TOPIC],
+        {},
+        {"bootstrap.servers": "b:9092", "fetch.wait.max.ms": "5"},
+        tail=False,
+        batch_size=10,
+        lag_metric=gauges,
+    )
     reader = src.build_part("flow.inp", f"2-{TOPIC}", resume_state=None)
     reader.next_batch()
     assert list(gauges.children) == [("flow.inp", TOPIC, "2")]
     assert gauges.children["flow.inp", TOPIC, "2"].values == [7]
-    assert made == [{"group.id": "BYTEWAX_IGNORED", "enable.auto.commit": "false",
-                     "enable.partition.eof": "true", "bootstrap.servers": "b:9092",
-                     "fetch.wait.max.ms": "5"}]
+    assert made == [
+        {
+            "group.id": "BYTEWAX_IGNORED",
+            "enable.auto.commit": "false",
+            "enable.partition.eof": "true",
+            "bootstrap.servers": "b:9092",
+            "fetch.wait.max.ms": "5",
+        }
+    ]
 
 
 class OnePartition(FixedPartitionedSource):
@@ -225,14 +254,17 @@ class OnePartition(FixedPartitionedSource):
         return [f"0-{TOPIC}"]
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> PollPartition:
-        self.reader = PollPartition(self.consumer, TOPIC, 0, OFFSET_BEGINNING, 100,
-                                    FakeGauge, self.stop)
+        self.reader = PollPartition(
+            self.consumer, TOPIC, 0, OFFSET_BEGINNING, 100, FakeGauge, self.stop
+        )
         return self.reader
 
 
 def readings(first: int, last: int) -> list[Message]:
-    return [msg(s, orjson.dumps({"Temperature_C": 60.0, "Timestamp": T0 + s * S}))
-            for s in range(first, last)]
+    return [
+        msg(s, orjson.dumps({"Temperature_C": 60.0, "Timestamp": T0 + s * S}))
+        for s in range(first, last)
+    ]
 
 
 def run_flow(stopped: bool) -> tuple[list, OnePartition]:
@@ -241,11 +273,13 @@ def run_flow(stopped: bool) -> tuple[list, OnePartition]:
     polls = [readings(0, 6), readings(6, 12), [eof(12)]]
     consumer = FakeConsumer(polls, after={2: stop} if stopped else {})
     src = OnePartition(consumer, stop)
-    settings = flow_settings(EMIT_ALL_WINDOWS="true", KAFKA_TAIL="false",
-                             IDLE_TIMEOUT_SECONDS="3600")
+    settings = flow_settings(
+        EMIT_ALL_WINDOWS="true", KAFKA_TAIL="false", IDLE_TIMEOUT_SECONDS="3600"
+    )
     out: list = []
-    flow = build_flow(settings, src, TestingSink(out), TestingSink([]), status=Status(0),
-                      stopping=stop.is_set)
+    flow = build_flow(
+        settings, src, TestingSink(out), TestingSink([]), status=Status(0), stopping=stop.is_set
+    )
     run_main(flow)
     return [orjson.loads(v)["window_start"][11:19] for _k, v, _h in out], src
 

@@ -32,15 +32,24 @@ class Clock:
 def test_a_new_status_counts_nothing_and_says_so_in_a_stable_line() -> None:
     status = Status(0)
     assert status.snapshot() == {**dict.fromkeys(FIELDS, 0), "tracked": 0}
-    assert status.line() == ("status readings=0 rejected=0 late=0 windows=0 anomalies=0 "
-                             "alerts_opened=0 alerts_resolved=0 forgotten=0 tracked=0")
+    assert status.line() == (
+        "status readings=0 rejected=0 late=0 windows=0 anomalies=0 "
+        "alerts_opened=0 alerts_resolved=0 forgotten=0 tracked=0"
+    )
 
 
 def test_counts_add_up_in_the_snapshot_and_in_prometheus() -> None:
     status = Status(0)
-    before = {name: metric(f"sensor_{name}_total") for name in
-              ("windows_scored", "anomalous_windows", "alerts_opened", "alerts_resolved",
-               "forgotten")}
+    before = {
+        name: metric(f"sensor_{name}_total")
+        for name in (
+            "windows_scored",
+            "anomalous_windows",
+            "alerts_opened",
+            "alerts_resolved",
+            "forgotten",
+        )
+    }
     temps = metric("sensor_readings_total", family="temperature")
     status.add(windows=3, anomalies=1, alerts_opened=1)
     status.add(windows=2, alerts_resolved=1, forgotten=4)
@@ -51,8 +60,13 @@ def test_counts_add_up_in_the_snapshot_and_in_prometheus() -> None:
     assert (counts["alerts_opened"], counts["alerts_resolved"], counts["forgotten"]) == (1, 1, 4)
     assert metric("sensor_readings_total", family="temperature") - temps == 8
     after = {name: metric(f"sensor_{name}_total") - value for name, value in before.items()}
-    assert after == {"windows_scored": 5, "anomalous_windows": 1, "alerts_opened": 1,
-                     "alerts_resolved": 1, "forgotten": 4}
+    assert after == {
+        "windows_scored": 5,
+        "anomalous_windows": 1,
+        "alerts_opened": 1,
+        "alerts_resolved": 1,
+        "forgotten": 4,
+    }
 
 
 def test_an_unknown_counter_is_an_error_not_a_new_field() -> None:

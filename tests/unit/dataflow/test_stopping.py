@@ -11,8 +11,11 @@ from dataflow.stopping import GracefulStop
 def fake_stop(hint_after_s: float = 3600) -> tuple[GracefulStop, list[int], list[str]]:
     exits: list[int] = []
     lines: list[str] = []
-    return (GracefulStop(exit_now=exits.append, write=lines.append, hint_after_s=hint_after_s),
-            exits, lines)
+    return (
+        GracefulStop(exit_now=exits.append, write=lines.append, hint_after_s=hint_after_s),
+        exits,
+        lines,
+    )
 
 
 def test_the_first_signal_only_asks_for_the_stop() -> None:
@@ -71,6 +74,8 @@ def test_a_stop_that_takes_long_says_what_it_waits_for_and_how_to_skip_it() -> N
     stop = GracefulStop(exit_now=lambda code: None, write=write, hint_after_s=0.01)
     stop.handle(signal.SIGTERM)
     assert said.wait(10)
-    assert lines == ["still stopping after SIGTERM: waiting for the output in flight to reach "
-                     "Kafka, or for the cluster's other processes to stop; SIGTERM again exits "
-                     "without waiting\n"]
+    assert lines == [
+        "still stopping after SIGTERM: waiting for the output in flight to reach "
+        "Kafka, or for the cluster's other processes to stop; SIGTERM again exits "
+        "without waiting\n"
+    ]

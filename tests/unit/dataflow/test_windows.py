@@ -86,8 +86,7 @@ def test_close_all() -> None:
 
 
 @settings(max_examples=300)
-@given(st.lists(st.tuples(st.integers(0, 60), st.integers(-5, 5)), max_size=60),
-       st.integers(0, 12))
+@given(st.lists(st.tuples(st.integers(0, 60), st.integers(-5, 5)), max_size=60), st.integers(0, 12))
 def test_matches_a_brute_force_model(events: list[tuple[int, int]], lateness: int) -> None:
     """Any order of readings: the same accepted, refused and closed windows as a naive model
     that keeps every reading and recomputes everything from scratch."""
@@ -113,7 +112,8 @@ def test_matches_a_brute_force_model(events: list[tuple[int, int]], lateness: in
         vals = [v for t, v in kept if t - t % size == start]
         model.append((start, len(vals), sum(vals) / len(vals), min(vals), max(vals)))
     assert sorted((c.start, c.count, c.mean, c.min, c.max) for c in closed) == [
-        (s, n, pytest.approx(m), lo, hi) for s, n, m, lo, hi in model]
+        (s, n, pytest.approx(m), lo, hi) for s, n, m, lo, hi in model
+    ]
 
 
 def test_a_window_of_the_largest_accepted_values_has_an_exact_finite_mean() -> None:
@@ -133,8 +133,11 @@ def test_a_window_of_the_largest_accepted_values_has_an_exact_finite_mean() -> N
 
 def test_a_sum_that_overflows_still_gives_a_finite_mean_within_min_and_max() -> None:
     """Past what the flow accepts (1.7e308 twice): no inf or nan reaches the scorer."""
-    for values, mean in (((1.7e308, 1.7e308), 1.7e308), ((-1.7e308, -1.6e308), -1.7e308),
-                         ((1.7e308, 1.7e308, -1.7e308), 1.7e308)):
+    for values, mean in (
+        ((1.7e308, 1.7e308), 1.7e308),
+        ((-1.7e308, -1.6e308), -1.7e308),
+        ((1.7e308, 1.7e308, -1.7e308), 1.7e308),
+    ):
         w = SensorWindows()
         for i, v in enumerate(values):
             w.add(T0 + i, v, SIZE, LATE)

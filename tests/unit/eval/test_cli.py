@@ -52,10 +52,14 @@ def corpus(tmp_path: Path) -> tuple[Path, Path]:
     write_csv(data / "other" / "unlabelled.csv", synthetic(3))
     labels = tmp_path / "labels" / "combined_windows.json"
     labels.parent.mkdir()
-    labels.write_text(json.dumps({
-        "synthetic/spike.csv": [[stamp(780) + ".000000", stamp(830) + ".000000"]],
-        "synthetic/drop.csv": [[stamp(880) + ".000000", stamp(930) + ".000000"]],
-    }))
+    labels.write_text(
+        json.dumps(
+            {
+                "synthetic/spike.csv": [[stamp(780) + ".000000", stamp(830) + ".000000"]],
+                "synthetic/drop.csv": [[stamp(880) + ".000000", stamp(930) + ".000000"]],
+            }
+        )
+    )
     return data, labels
 
 
@@ -71,8 +75,15 @@ def test_help_lists_the_options(capsys) -> None:
         main(["--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for flag in ("--data", "--labels", "--json", "--plots", "--profile", "--seed",
-                 "--through-broker"):
+    for flag in (
+        "--data",
+        "--labels",
+        "--json",
+        "--plots",
+        "--profile",
+        "--seed",
+        "--through-broker",
+    ):
         assert flag in out
 
 
@@ -87,15 +98,29 @@ def test_bad_arguments_fail_with_a_message(tmp_path: Path, capsys) -> None:
 def test_cli_writes_the_json_format_and_one_png_per_file(corpus, tmp_path: Path, capsys) -> None:
     data, labels = corpus
     out, plots = tmp_path / "out" / "eval.json", tmp_path / "plots"
-    assert main(["--data", str(data), "--labels", str(labels), "--json", str(out),
-                 "--plots", str(plots)]) == 0
+    assert (
+        main(
+            [
+                "--data",
+                str(data),
+                "--labels",
+                str(labels),
+                "--json",
+                str(out),
+                "--plots",
+                str(plots),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr()
     assert "mean over files" in printed.out and "synthetic/spike.csv" in printed.out
     lines = printed.out.splitlines()
     # NAB's pooled score is the headline, then each category, then each file.
     assert lines[3].startswith("ALL FILES (pooled)")
-    assert lines.index(next(x for x in lines if x.startswith("synthetic "))) < \
-        lines.index(next(x for x in lines if x.startswith("synthetic/spike.csv")))
+    assert lines.index(next(x for x in lines if x.startswith("synthetic "))) < lines.index(
+        next(x for x in lines if x.startswith("synthetic/spike.csv"))
+    )
     assert "other/unlabelled.csv" in printed.err  # skipped, and said so
 
     result = strict_json(out)
@@ -130,13 +155,29 @@ def test_same_seed_same_result_other_seed_other_random_baseline(corpus, tmp_path
     runs = {}
     for name, seed in (("a", "7"), ("b", "7"), ("c", "8")):
         out = tmp_path / f"{name}.json"
-        assert main(["--data", str(data), "--labels", str(labels), "--json", str(out),
-                     "--seed", seed, "--random-rate", "0.02"]) == 0
+        assert (
+            main(
+                [
+                    "--data",
+                    str(data),
+                    "--labels",
+                    str(labels),
+                    "--json",
+                    str(out),
+                    "--seed",
+                    seed,
+                    "--random-rate",
+                    "0.02",
+                ]
+            )
+            == 0
+        )
         runs[name] = strict_json(out)
     assert runs["a"] == runs["b"]
     assert runs["a"]["baselines"]["random"] != runs["c"]["baselines"]["random"]
-    assert {k: v for k, v in runs["a"].items() if k.endswith(".csv")} == \
-        {k: v for k, v in runs["c"].items() if k.endswith(".csv")}  # ours has no seed here
+    assert {k: v for k, v in runs["a"].items() if k.endswith(".csv")} == {
+        k: v for k, v in runs["c"].items() if k.endswith(".csv")
+    }  # ours has no seed here
 
 
 def test_random_detector_is_seeded_per_file() -> None:
@@ -172,8 +213,9 @@ def test_threshold_baseline_level_comes_from_probation(tmp_path: Path) -> None:
     det, level = detectors.threshold(series, margin=0.1, mode="windows")
     head = series.values[:180]
     assert level == pytest.approx(max(head) + 0.1 * (max(head) - min(head)))
-    assert [i for i, d in enumerate(det) if d] == [i for i, v in enumerate(series.values)
-                                                   if v >= level]
+    assert [i for i, d in enumerate(det) if d] == [
+        i for i, v in enumerate(series.values) if v >= level
+    ]
 
 
 def test_results_dir_is_laid_out_as_nabs_results(corpus, tmp_path: Path) -> None:
@@ -181,8 +223,11 @@ def test_results_dir_is_laid_out_as_nabs_results(corpus, tmp_path: Path) -> None
     out = tmp_path / "results"
     assert main(["--data", str(data), "--labels", str(labels), "--results-dir", str(out)]) == 0
     written = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.csv"))
-    assert written == [f"{d}/synthetic/{d}_{f}" for d in ("ours", "random", "threshold")
-                       for f in ("drop.csv", "spike.csv")]
+    assert written == [
+        f"{d}/synthetic/{d}_{f}"
+        for d in ("ours", "random", "threshold")
+        for f in ("drop.csv", "spike.csv")
+    ]
     rows = (out / "ours" / "synthetic" / "ours_spike.csv").read_text().splitlines()
     assert rows[0] == "timestamp,value,anomaly_score,label"
     assert len(rows) == ROWS + 1
@@ -207,8 +252,9 @@ def test_repeated_and_backward_timestamps_are_late_not_an_error(tmp_path: Path, 
     data = tmp_path / "data"
     path = data / "feed" / "repeats.csv"
     path.parent.mkdir(parents=True)
-    path.write_text("timestamp,value\n" + "".join(f"{t},{v}\n" for t, v in zip(stamps, values,
-                                                                                   strict=True)))
+    path.write_text(
+        "timestamp,value\n" + "".join(f"{t},{v}\n" for t, v in zip(stamps, values, strict=True))
+    )
     labels = tmp_path / "windows.json"
     labels.write_text(json.dumps({"feed/repeats.csv": [[stamp(780), stamp(830)]]}))
     out = tmp_path / "eval.json"
@@ -241,15 +287,27 @@ DEV_FALSE_ALARMS_AT_MOST = 60  # over 31 files (NAB's HTM: about 2.6 flagged row
 
 needs_nab = pytest.mark.skipif(
     not (NAB_DIR / "data").is_dir(),
-    reason=f"NAB data not found at {NAB_DIR} (read-only, beside the checkout)")
+    reason=f"NAB data not found at {NAB_DIR} (read-only, beside the checkout)",
+)
 
 
 def eval_dev_set(tmp_path: Path, *options: str) -> dict:
     """``python -m eval`` on the development set; its JSON."""
     out = tmp_path / "eval.json"
-    assert main(["--data", str(NAB_DIR / "data"),
-                 "--labels", str(NAB_DIR / "labels" / "combined_windows.json"),
-                 "--json", str(out), *options]) == 0
+    assert (
+        main(
+            [
+                "--data",
+                str(NAB_DIR / "data"),
+                "--labels",
+                str(NAB_DIR / "labels" / "combined_windows.json"),
+                "--json",
+                str(out),
+                *options,
+            ]
+        )
+        == 0
+    )
     return strict_json(out)
 
 

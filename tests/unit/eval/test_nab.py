@@ -146,18 +146,41 @@ def test_event_times_are_charged_to_the_last_row_seen() -> None:
 
 
 def test_profiles_and_windows_are_read_from_nabs_files(tmp_path: Path) -> None:
-    (tmp_path / "profiles.json").write_text(json.dumps({
-        "standard": {"CostMatrix": {"tpWeight": 1.0, "fnWeight": 1.0, "fpWeight": 0.11,
-                                    "tnWeight": 1.0}},
-        "odd": {"CostMatrix": {"tpWeight": 2.0, "fnWeight": 3.0, "fpWeight": 0.5,
-                               "tnWeight": 1.0}},
-    }))
+    (tmp_path / "profiles.json").write_text(
+        json.dumps(
+            {
+                "standard": {
+                    "CostMatrix": {
+                        "tpWeight": 1.0,
+                        "fnWeight": 1.0,
+                        "fpWeight": 0.11,
+                        "tnWeight": 1.0,
+                    }
+                },
+                "odd": {
+                    "CostMatrix": {
+                        "tpWeight": 2.0,
+                        "fnWeight": 3.0,
+                        "fpWeight": 0.5,
+                        "tnWeight": 1.0,
+                    }
+                },
+            }
+        )
+    )
     profiles = nab.load_profiles(tmp_path / "profiles.json")
     assert profiles["standard"] == STANDARD
     assert profiles["odd"] == nab.Profile(2.0, 3.0, 0.5)
-    (tmp_path / "windows.json").write_text(json.dumps({
-        "a/b.csv": [["2015-09-11 17:54:00.000000", "2015-09-11 18:54:00.000000"],
-                    ["2015-09-11 15:34:00.000000", "2015-09-11 15:35:00.000000"]]}))
+    (tmp_path / "windows.json").write_text(
+        json.dumps(
+            {
+                "a/b.csv": [
+                    ["2015-09-11 17:54:00.000000", "2015-09-11 18:54:00.000000"],
+                    ["2015-09-11 15:34:00.000000", "2015-09-11 15:35:00.000000"],
+                ]
+            }
+        )
+    )
     wins = nab.load_windows(tmp_path / "windows.json")["a/b.csv"]
     assert wins[0][0] == nab.parse_time("2015-09-11 15:34:00")  # sorted
     assert wins[1][1] - wins[1][0] == 60 * MIN
@@ -168,8 +191,10 @@ def test_parse_time_reads_naive_nab_timestamps_as_utc() -> None:
     assert nab.parse_time("1970-01-01 00:00:00.000001") == 1000
 
 
-@pytest.mark.skipif(not (NAB_DIR / "config" / "profiles.json").exists(),
-                    reason=f"NAB data not found at {NAB_DIR} (read-only, beside the checkout)")
+@pytest.mark.skipif(
+    not (NAB_DIR / "config" / "profiles.json").exists(),
+    reason=f"NAB data not found at {NAB_DIR} (read-only, beside the checkout)",
+)
 def test_profiles_file_beside_the_checkout() -> None:
     profiles = nab.load_profiles(NAB_DIR / "config" / "profiles.json")
     assert profiles["standard"] == STANDARD
@@ -180,26 +205,47 @@ def test_profiles_file_beside_the_checkout() -> None:
 SPEED_7578 = NAB_DIR / "data" / "realTraffic" / "speed_7578.csv"
 
 
-@pytest.mark.skipif(not SPEED_7578.exists(),
-                    reason=f"NAB data not found at {SPEED_7578} (read-only, beside the checkout)")
+@pytest.mark.skipif(
+    not SPEED_7578.exists(),
+    reason=f"NAB data not found at {SPEED_7578} (read-only, beside the checkout)",
+)
 def test_reproduces_nabs_published_score_of_numentas_detector_on_speed_7578() -> None:
     """NAB's results/numenta/realTraffic/numenta_speed_7578.csv: its detections at NAB's
     threshold, and its per-row S(t) columns, which sum to these raw scores per profile."""
     series = nab.load_series(SPEED_7578)
     windows = nab.load_windows(NAB_DIR / "labels" / "combined_windows.json")[
-        "realTraffic/speed_7578.csv"]
-    detected = ["2015-09-12 00:16:00", "2015-09-14 17:45:00", "2015-09-15 06:05:00",
-                "2015-09-15 14:34:00", "2015-09-16 14:19:00", "2015-09-16 17:15:00",
-                "2015-09-16 17:45:00"]
+        "realTraffic/speed_7578.csv"
+    ]
+    detected = [
+        "2015-09-12 00:16:00",
+        "2015-09-14 17:45:00",
+        "2015-09-15 06:05:00",
+        "2015-09-15 14:34:00",
+        "2015-09-16 14:19:00",
+        "2015-09-16 17:15:00",
+        "2015-09-16 17:45:00",
+    ]
     det = nab.rows_at(series.timestamps, [nab.parse_time(t) for t in detected])
     assert sum(det) == len(detected)
     published = {  # sum of the S(t)_<profile> column
-        nab.Profile(1.0, 1.0, 0.11): -1 - 0.109276714495 - 0.11 - 0.11
-        + 0.871604206333 + 2 * 0.847084961863,
-        nab.Profile(1.0, 1.0, 0.22): -1 - 0.21855342899 - 0.22 - 0.22
-        + 0.871604206333 + 2 * 0.847084961863,
-        nab.Profile(1.0, 2.0, 0.11): -2 - 0.109276714495 - 0.11 - 0.11
-        + 0.871604206333 + 2 * 0.847084961863,
+        nab.Profile(1.0, 1.0, 0.11): -1
+        - 0.109276714495
+        - 0.11
+        - 0.11
+        + 0.871604206333
+        + 2 * 0.847084961863,
+        nab.Profile(1.0, 1.0, 0.22): -1
+        - 0.21855342899
+        - 0.22
+        - 0.22
+        + 0.871604206333
+        + 2 * 0.847084961863,
+        nab.Profile(1.0, 2.0, 0.11): -2
+        - 0.109276714495
+        - 0.11
+        - 0.11
+        + 0.871604206333
+        + 2 * 0.847084961863,
     }
     for profile, raw in published.items():
         s = nab.score_file(series.timestamps, det, windows, profile)

@@ -34,21 +34,39 @@ NOW = datetime(2026, 11, 22, 21, 0, 0, tzinfo=UTC)
 OPENED = "2026-11-22T20:28:20.000Z"
 
 
-def record(event: str = "open", *, sensor: str = "2", reasons: tuple[str, ...] = ("threshold",),
-           window: str = "20:28:20", mean: float | None = 97.082, alert_id: str | None = None,
-           **extra: object) -> dict:
+def record(
+    event: str = "open",
+    *,
+    sensor: str = "2",
+    reasons: tuple[str, ...] = ("threshold",),
+    window: str = "20:28:20",
+    mean: float | None = 97.082,
+    alert_id: str | None = None,
+    **extra: object,
+) -> dict:
     start = f"2026-11-22T{window}.000Z"
     end_dt = datetime.fromisoformat(start.replace("Z", "+00:00")) + timedelta(seconds=5)
     rec = {
-        "event": event, "alert_id": alert_id or f"temperature/{sensor}@1795379300000000000",
+        "event": event,
+        "alert_id": alert_id or f"temperature/{sensor}@1795379300000000000",
         "state": "resolved" if event == "resolved" else "open",
         "resolution": "clean" if event == "resolved" else None,
-        "family": "temperature", "sensor_id": sensor,
-        "window_start": start, "window_end": end_dt.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-        "count": 5, "mean": mean, "reasons": [] if event == "resolved" else list(reasons),
+        "family": "temperature",
+        "sensor_id": sensor,
+        "window_start": start,
+        "window_end": end_dt.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        "count": 5,
+        "mean": mean,
+        "reasons": [] if event == "resolved" else list(reasons),
         "silent_seconds": None,
-        "alert": {"opened_at": OPENED, "anomalous_windows": 1, "peak_mean": 97.082,
-                  "peak_at": OPENED, "peak_score": 0.0, "reasons": list(reasons)},
+        "alert": {
+            "opened_at": OPENED,
+            "anomalous_windows": 1,
+            "peak_mean": 97.082,
+            "peak_at": OPENED,
+            "peak_score": 0.0,
+            "reasons": list(reasons),
+        },
     }
     rec.update(extra)
     return rec
@@ -59,9 +77,13 @@ def record(event: str = "open", *, sensor: str = "2", reasons: tuple[str, ...] =
 
 def test_open_record_becomes_a_firing_alert_with_the_issue_labels() -> None:
     alert = alert_of(record(unit="°C"))
-    assert dict(alert.labels) == {"alertname": ALERTNAME, "family": "temperature",
-                                  "sensor_id": "2", "severity": "critical",
-                                  "alert_id": "temperature/2@1795379300000000000"}
+    assert dict(alert.labels) == {
+        "alertname": ALERTNAME,
+        "family": "temperature",
+        "sensor_id": "2",
+        "severity": "critical",
+        "alert_id": "temperature/2@1795379300000000000",
+    }
     payload = alert.payload()
     assert payload["startsAt"] == OPENED  # the opening window's start, not now
     assert "endsAt" not in payload  # firing: Alertmanager applies its resolve_timeout
@@ -69,8 +91,10 @@ def test_open_record_becomes_a_firing_alert_with_the_issue_labels() -> None:
     assert notes["mean"] == "97.082" and notes["unit"] == "°C"
     assert notes["window"] == "2026-11-22T20:28:20.000Z/2026-11-22T20:28:25.000Z"
     assert notes["reasons"] == "threshold"
-    assert notes["summary"] == ("temperature/2: mean 97.082 °C over 20:28:20-20:28:25 UTC "
-                                "(threshold), open since 20:28:20 UTC")
+    assert notes["summary"] == (
+        "temperature/2: mean 97.082 °C over 20:28:20-20:28:25 UTC "
+        "(threshold), open since 20:28:20 UTC"
+    )
     assert "\n" not in notes["summary"]
     assert all(isinstance(v, str) for v in notes.values())
 
@@ -80,23 +104,32 @@ def test_unit_is_left_out_when_the_record_has_none() -> None:
     assert "unit" not in notes and "mean 97.082 over" in notes["summary"]
 
 
-@pytest.mark.parametrize(("alert_extra", "reasons", "expected"), [
-    ({}, ("threshold",), "critical"),
-    ({}, ("ml",), "warning"),
-    ({}, ("ml", "threshold"), "critical"),
-    ({"severity": "warning"}, ("threshold",), "warning"),  # the dataflow's word wins
-    ({"severity": None}, ("ml",), "warning"),
-])
-def test_severity_comes_from_the_alert_else_from_its_reasons(alert_extra, reasons,
-                                                             expected) -> None:
+@pytest.mark.parametrize(
+    ("alert_extra", "reasons", "expected"),
+    [
+        ({}, ("threshold",), "critical"),
+        ({}, ("ml",), "warning"),
+        ({}, ("ml", "threshold"), "critical"),
+        ({"severity": "warning"}, ("threshold",), "warning"),  # the dataflow's word wins
+        ({"severity": None}, ("ml",), "warning"),
+    ],
+)
+def test_severity_comes_from_the_alert_else_from_its_reasons(
+    alert_extra, reasons, expected
+) -> None:
     rec = record(reasons=reasons)
     rec["alert"].update(alert_extra)
     assert severity_of(rec) == expected
 
 
-@pytest.mark.parametrize("broken", [
-    {"alert": None}, {"alert_id": None, "alert": {}}, {"family": None, "alert": {"x": 1}},
-])
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"alert": None},
+        {"alert_id": None, "alert": {}},
+        {"family": None, "alert": {"x": 1}},
+    ],
+)
 def test_an_unreadable_alert_record_is_a_bad_record(broken: dict) -> None:
     rec = record()
     rec.update(broken)
@@ -161,15 +194,20 @@ def test_resolved_end_is_never_in_the_future_nor_before_the_start() -> None:
     [post] = alerts.apply(record("resolved", window="20:45:00"), early_now).posts
     assert post.ends_at == "2026-11-22T20:30:00.000Z"
     before_start = datetime(2026, 11, 22, 20, 0, 0, tzinfo=UTC)
-    assert AmAlert({"a": "b"}, {}, OPENED).ended(before_start).ends_at == \
-        "2026-11-22T20:28:20.001Z"
+    assert AmAlert({"a": "b"}, {}, OPENED).ended(before_start).ends_at == "2026-11-22T20:28:20.001Z"
 
 
 def test_a_stale_resolution_ends_now_and_says_why() -> None:
     alerts = OpenAlerts()
     alerts.apply(record("open"), NOW)
-    stale = record("resolved", window_start=None, window_end=None, mean=None,
-                   resolution="stale", silent_seconds=300.0)
+    stale = record(
+        "resolved",
+        window_start=None,
+        window_end=None,
+        mean=None,
+        resolution="stale",
+        silent_seconds=300.0,
+    )
     [post] = alerts.apply(stale, NOW).posts
     assert post.ends_at == "2026-11-22T21:00:00.000Z"
     assert "silent for 300 s" in post.annotations["summary"]
@@ -186,8 +224,13 @@ def test_forgotten_sensor_resolves_its_open_alert() -> None:
     alerts = OpenAlerts()
     alerts.apply(record("open"), NOW)
     alerts.apply(record("open", sensor="3"), NOW)
-    forgotten = {"event": "forgotten", "alert_id": None, "family": "temperature",
-                 "sensor_id": "2", "silent_seconds": 604800.0}
+    forgotten = {
+        "event": "forgotten",
+        "alert_id": None,
+        "family": "temperature",
+        "sensor_id": "2",
+        "silent_seconds": 604800.0,
+    }
     change = alerts.apply(forgotten, NOW)
     assert [p.labels["sensor_id"] for p in change.posts] == ["2"]
     assert change.posts[0].ends_at is not None
@@ -212,8 +255,12 @@ def test_window_records_change_nothing() -> None:
 def test_state_rebuild_from_puts_and_tombstones() -> None:
     live = OpenAlerts()
     writes: list[tuple[str, AmAlert | None]] = []
-    for rec in (record("open"), record("open", sensor="3"), record("update", window="20:29:00"),
-                record("resolved", sensor="3", window="20:30:00")):
+    for rec in (
+        record("open"),
+        record("open", sensor="3"),
+        record("update", window="20:29:00"),
+        record("resolved", sensor="3", window="20:30:00"),
+    ):
         writes.extend(live.apply(rec, NOW).state.items())
     # Through the wire format, as the state topic stores them.
     stored = [(k, None if v is None else orjson.dumps(v.payload())) for k, v in writes]
@@ -261,8 +308,9 @@ def test_backoff_rejects_nonsense() -> None:
         Backoff(5, 1)
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("5m", 300), ("1h30m", 5400), ("90s", 90),
-                                               ("500ms", 0.5), ("1d", 86400)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("5m", 300), ("1h30m", 5400), ("90s", 90), ("500ms", 0.5), ("1d", 86400)]
+)
 def test_go_durations(text: str, seconds: float) -> None:
     assert parse_go_duration(text) == seconds
 
@@ -282,43 +330,54 @@ def test_defaults() -> None:
     assert settings.anomalies_topic == "anomalies" and settings.group == "notifier"
     assert settings.resend_seconds * 3 <= settings.resolve_timeout_seconds
     assert settings.tls is None and settings.username is None
-    assert {name: default for name, (default, _) in ENV_DOCS.items()}["NOTIFIER_RESEND_SECONDS"] \
-        == "60"
+    assert {name: default for name, (default, _) in ENV_DOCS.items()}[
+        "NOTIFIER_RESEND_SECONDS"
+    ] == "60"
 
 
-@pytest.mark.parametrize(("env", "name"), [
-    ({"ALERTMANAGER_URL": "ftp://x"}, "ALERTMANAGER_URL"),
-    ({"ALERTMANAGER_URL": "http://u:p@am:9093"}, "ALERTMANAGER_URL"),
-    ({"NOTIFIER_RESEND_SECONDS": "200"}, "NOTIFIER_RESEND_SECONDS"),
-    ({"NOTIFIER_RESEND_SECONDS": "0"}, "NOTIFIER_RESEND_SECONDS"),
-    ({"NOTIFIER_RESEND_SECONDS": "soon"}, "NOTIFIER_RESEND_SECONDS"),
-    ({"ALERTMANAGER_RESOLVE_TIMEOUT_SECONDS": "60"}, "NOTIFIER_RESEND_SECONDS"),
-    ({"NOTIFIER_BATCH_SIZE": "0"}, "NOTIFIER_BATCH_SIZE"),
-    ({"NOTIFIER_BACKOFF_MAX_SECONDS": "0.1"}, "NOTIFIER_BACKOFF_MAX_SECONDS"),
-    ({"NOTIFIER_OFFSET_RESET": "middle"}, "NOTIFIER_OFFSET_RESET"),
-    ({"NOTIFIER_STATE_TOPIC": "anomalies"}, "NOTIFIER_STATE_TOPIC"),
-    ({"NOTIFIER_GROUP": " "}, "NOTIFIER_GROUP"),
-    ({"KAFKA_BROKERS": ","}, "KAFKA_BROKERS"),
-    ({"ALERTMANAGER_CA_FILE": "/ca.pem"}, "ALERTMANAGER_CA_FILE"),  # with http://
-    ({"ALERTMANAGER_URL": "https://am", "ALERTMANAGER_CA_FILE": "/nonexistent.pem"},
-     "ALERTMANAGER_CA_FILE"),
-    ({"ALERTMANAGER_URL": "https://am", "ALERTMANAGER_CERT_FILE": "/c.pem"},
-     "ALERTMANAGER_KEY_FILE"),
-    ({"ALERTMANAGER_URL": "https://am", "ALERTMANAGER_TLS_INSECURE": "maybe"},
-     "ALERTMANAGER_TLS_INSECURE"),
-    ({"ALERTMANAGER_USERNAME": "ops"}, "ALERTMANAGER_PASSWORD"),
-    ({"ALERTMANAGER_TIMEOUT_SECONDS": "-1"}, "ALERTMANAGER_TIMEOUT_SECONDS"),
-    ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
-    ({"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"}, "KAFKA_SASL_MECHANISM"),
-])
+@pytest.mark.parametrize(
+    ("env", "name"),
+    [
+        ({"ALERTMANAGER_URL": "ftp://x"}, "ALERTMANAGER_URL"),
+        ({"ALERTMANAGER_URL": "http://u:p@am:9093"}, "ALERTMANAGER_URL"),
+        ({"NOTIFIER_RESEND_SECONDS": "200"}, "NOTIFIER_RESEND_SECONDS"),
+        ({"NOTIFIER_RESEND_SECONDS": "0"}, "NOTIFIER_RESEND_SECONDS"),
+        ({"NOTIFIER_RESEND_SECONDS": "soon"}, "NOTIFIER_RESEND_SECONDS"),
+        ({"ALERTMANAGER_RESOLVE_TIMEOUT_SECONDS": "60"}, "NOTIFIER_RESEND_SECONDS"),
+        ({"NOTIFIER_BATCH_SIZE": "0"}, "NOTIFIER_BATCH_SIZE"),
+        ({"NOTIFIER_BACKOFF_MAX_SECONDS": "0.1"}, "NOTIFIER_BACKOFF_MAX_SECONDS"),
+        ({"NOTIFIER_OFFSET_RESET": "middle"}, "NOTIFIER_OFFSET_RESET"),
+        ({"NOTIFIER_STATE_TOPIC": "anomalies"}, "NOTIFIER_STATE_TOPIC"),
+        ({"NOTIFIER_GROUP": " "}, "NOTIFIER_GROUP"),
+        ({"KAFKA_BROKERS": ","}, "KAFKA_BROKERS"),
+        ({"ALERTMANAGER_CA_FILE": "/ca.pem"}, "ALERTMANAGER_CA_FILE"),  # with http://
+        (
+            {"ALERTMANAGER_URL": "https://am", "ALERTMANAGER_CA_FILE": "/nonexistent.pem"},
+            "ALERTMANAGER_CA_FILE",
+        ),
+        (
+            {"ALERTMANAGER_URL": "https://am", "ALERTMANAGER_CERT_FILE": "/c.pem"},
+            "ALERTMANAGER_KEY_FILE",
+        ),
+        (
+            {"ALERTMANAGER_URL": "https://am", "ALERTMANAGER_TLS_INSECURE": "maybe"},
+            "ALERTMANAGER_TLS_INSECURE",
+        ),
+        ({"ALERTMANAGER_USERNAME": "ops"}, "ALERTMANAGER_PASSWORD"),
+        ({"ALERTMANAGER_TIMEOUT_SECONDS": "-1"}, "ALERTMANAGER_TIMEOUT_SECONDS"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"}, "KAFKA_SASL_MECHANISM"),
+    ],
+)
 def test_bad_setting_names_the_variable(env: dict, name: str) -> None:
     with pytest.raises(ConfigError, match=name):
         Settings.from_env(env)
 
 
 def test_the_password_is_never_in_a_message() -> None:
-    settings = Settings.from_env({"ALERTMANAGER_USERNAME": "ops",
-                                  "ALERTMANAGER_PASSWORD": "s3cret-pw"})
+    settings = Settings.from_env(
+        {"ALERTMANAGER_USERNAME": "ops", "ALERTMANAGER_PASSWORD": "s3cret-pw"}
+    )
     assert "s3cret-pw" not in settings.redacted_alertmanager()
     assert "***" in settings.redacted_alertmanager()
     with pytest.raises(ConfigError) as exc:
@@ -331,8 +390,9 @@ def test_https_with_a_ca_file(tmp_path: Path) -> None:
     not_pem.write_text("hello")
     with pytest.raises(ConfigError, match="ALERTMANAGER_CA_FILE"):
         Settings.from_env({"ALERTMANAGER_URL": "https://am", "ALERTMANAGER_CA_FILE": str(not_pem)})
-    insecure = Settings.from_env({"ALERTMANAGER_URL": "https://am",
-                                  "ALERTMANAGER_TLS_INSECURE": "true"})
+    insecure = Settings.from_env(
+        {"ALERTMANAGER_URL": "https://am", "ALERTMANAGER_TLS_INSECURE": "true"}
+    )
     assert insecure.tls is not None and "NOT verified" in insecure.redacted_alertmanager()
 
 
@@ -353,9 +413,13 @@ def test_a_bad_setting_exits_2_naming_it(monkeypatch, capsys) -> None:
 
 
 def client(handler) -> Alertmanager:
-    settings = Settings.from_env({"ALERTMANAGER_URL": "http://am:9093/prefix",
-                                  "ALERTMANAGER_USERNAME": "ops",
-                                  "ALERTMANAGER_PASSWORD": "pw"})
+    settings = Settings.from_env(
+        {
+            "ALERTMANAGER_URL": "http://am:9093/prefix",
+            "ALERTMANAGER_USERNAME": "ops",
+            "ALERTMANAGER_PASSWORD": "pw",
+        }
+    )
     return Alertmanager(settings, transport=httpx.MockTransport(handler))
 
 
@@ -374,8 +438,10 @@ def test_post_goes_to_api_v2_alerts_with_basic_auth() -> None:
     assert body["labels"]["alertname"] == ALERTNAME and body["startsAt"] == OPENED
 
 
-@pytest.mark.parametrize(("status", "permanent"), [(500, False), (503, False), (401, False),
-                                                   (404, False), (400, True), (422, True)])
+@pytest.mark.parametrize(
+    ("status", "permanent"),
+    [(500, False), (503, False), (401, False), (404, False), (400, True), (422, True)],
+)
 def test_refusals_are_retryable_unless_the_alert_is_invalid(status: int, permanent: bool) -> None:
     am = client(lambda request: httpx.Response(status, text="nope"))
     with pytest.raises(DeliveryError) as exc:
@@ -461,10 +527,18 @@ class FakeConsumer:
 
 
 def notifier(log: list, failures: int = 0, stop: threading.Event | None = None) -> Notifier:
-    settings = Settings.from_env({"NOTIFIER_BACKOFF_INITIAL_SECONDS": "0.001",
-                                  "NOTIFIER_BACKOFF_MAX_SECONDS": "0.002"})
-    return Notifier(settings, FakeAm(log, failures), FakeConsumer(log), FakeProducer(log),
-                    OpenAlerts(), stop or threading.Event(), clock=lambda: NOW.timestamp())
+    settings = Settings.from_env(
+        {"NOTIFIER_BACKOFF_INITIAL_SECONDS": "0.001", "NOTIFIER_BACKOFF_MAX_SECONDS": "0.002"}
+    )
+    return Notifier(
+        settings,
+        FakeAm(log, failures),
+        FakeConsumer(log),
+        FakeProducer(log),
+        OpenAlerts(),
+        stop or threading.Event(),
+        clock=lambda: NOW.timestamp(),
+    )
 
 
 def test_alertmanager_then_state_then_commit_after_retries() -> None:
@@ -473,16 +547,20 @@ def test_alertmanager_then_state_then_commit_after_retries() -> None:
     n.resend.sent(NOW.timestamp())  # just re-sent: not due for a minute
     aid = "temperature/2@1795379300000000000"
     assert n.handle([FakeMessage(record("open"), 7), FakeMessage(record("window"), 8)])
-    assert log == [("post-failed", 1)] * 3 + [("post", [("2", True)]),
-                                              ("state", aid, False), ("commit", [(0, 9)])]
+    assert log == [("post-failed", 1)] * 3 + [
+        ("post", [("2", True)]),
+        ("state", aid, False),
+        ("commit", [(0, 9)]),
+    ]
     assert n.counts["retries"] == 3
     assert n.resend.due(NOW.timestamp())  # after an outage: re-send the open set at once
 
 
 def test_open_and_resolve_in_one_batch_post_only_the_resolution() -> None:
     log: list = []
-    assert notifier(log).handle([FakeMessage(record("open"), 0),
-                                 FakeMessage(record("resolved", window="20:31:00"), 1)])
+    assert notifier(log).handle(
+        [FakeMessage(record("open"), 0), FakeMessage(record("resolved", window="20:31:00"), 1)]
+    )
     assert log[0] == ("post", [("2", False)])
     assert log[1][2] is True  # the state ends as a tombstone
 

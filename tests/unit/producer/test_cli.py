@@ -20,8 +20,12 @@ from tests import certs
 from tests.certs import TlsFiles
 
 PASSWORD = "s3cret-Pa55word"  # a test value that must never be printed
-SCRAM_ENV = {"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
-             "KAFKA_SASL_USERNAME": "alice", "KAFKA_SASL_PASSWORD": PASSWORD}
+SCRAM_ENV = {
+    "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+    "KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
+    "KAFKA_SASL_USERNAME": "alice",
+    "KAFKA_SASL_PASSWORD": PASSWORD,
+}
 
 
 def test_help_exits_0_and_documents_env_vars_and_shapes(capsys: pytest.CaptureFixture[str]):
@@ -440,8 +444,12 @@ def test_security_settings_reach_the_producer_and_the_admin_client(
         monkeypatch.setenv(name, value)
     assert cli.main(["--count", "4", "--start", "now", "--log-level", "DEBUG"]) == 0
 
-    expected = {"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-256",
-                "sasl_plain_username": "alice", "sasl_plain_password": PASSWORD}
+    expected = {
+        "security_protocol": "SASL_PLAINTEXT",
+        "sasl_mechanism": "SCRAM-SHA-256",
+        "sasl_plain_username": "alice",
+        "sasl_plain_password": PASSWORD,
+    }
     (admin,) = FakeAdmin.instances
     (producer,) = FakeProducer.instances
     assert KafkaSecurity.from_env(SCRAM_ENV).librdkafka().items() <= admin.config.items()
@@ -504,9 +512,12 @@ def test_refused_login_exits_1_with_a_clear_message_and_no_password(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
+
     def refuse(brokers: Any, security: KafkaSecurity) -> None:
-        raise cli.LoginRefused("SASL authentication error: Authentication failed during "
-                               "authentication due to invalid credentials")
+        raise cli.LoginRefused(
+            "SASL authentication error: Authentication failed during "
+            "authentication due to invalid credentials"
+        )
 
     monkeypatch.setattr(cli, "check_login", refuse)
     for name, value in SCRAM_ENV.items():
@@ -561,9 +572,12 @@ def test_check_login_names_the_refusal_and_masks_the_password(
 ) -> None:
     from confluent_kafka import KafkaError
 
-    confluent_admin.errors = [KafkaError(
-        KafkaError._AUTHENTICATION,
-        f"SASL authentication error: invalid credentials (echoing {PASSWORD})")]
+    confluent_admin.errors = [
+        KafkaError(
+            KafkaError._AUTHENTICATION,
+            f"SASL authentication error: invalid credentials (echoing {PASSWORD})",
+        )
+    ]
     security = KafkaSecurity.from_env(SCRAM_ENV)
     with pytest.raises(cli.LoginRefused) as exc:
         cli.check_login(("h:1",), security)
@@ -608,9 +622,12 @@ def test_tls_settings_reach_the_producer_the_admin_client_and_the_probe(
     for name, value in mtls_env.items():
         monkeypatch.setenv(name, value)
     assert cli.main(["--count", "2", "--start", "now"]) == 0
-    expected = {"security_protocol": "SSL", "ssl_cafile": mtls_env["KAFKA_SSL_CA_LOCATION"],
-                "ssl_certfile": mtls_env["KAFKA_SSL_CERT_LOCATION"],
-                "ssl_keyfile": mtls_env["KAFKA_SSL_KEY_LOCATION"]}
+    expected = {
+        "security_protocol": "SSL",
+        "ssl_cafile": mtls_env["KAFKA_SSL_CA_LOCATION"],
+        "ssl_certfile": mtls_env["KAFKA_SSL_CERT_LOCATION"],
+        "ssl_keyfile": mtls_env["KAFKA_SSL_KEY_LOCATION"],
+    }
     (admin,) = FakeAdmin.instances
     (producer,) = FakeProducer.instances
     assert KafkaSecurity.from_env(mtls_env).librdkafka().items() <= admin.config.items()
@@ -621,23 +638,35 @@ def test_tls_settings_reach_the_producer_the_admin_client_and_the_probe(
 @pytest.mark.parametrize(
     ("code", "text", "named"),
     [
-        ("_SSL", "ssl://h:1/bootstrap: SSL handshake failed: error:0A000086:SSL routines::"
-         "certificate verify failed: broker certificate could not be verified",
-         "KAFKA_SSL_CA_LOCATION"),
+        (
+            "_SSL",
+            "ssl://h:1/bootstrap: SSL handshake failed: error:0A000086:SSL routines::"
+            "certificate verify failed: broker certificate could not be verified",
+            "KAFKA_SSL_CA_LOCATION",
+        ),
         # A rejected client certificate is a _TRANSPORT error, like a broker that is down: it
         # must not be taken for one (that would leave it to kafka-python's 30 s timeout).
-        ("_TRANSPORT", "ssl://h:1/bootstrap: Receive failed: error:0A000412:SSL routines::"
-         "ssl/tls alert bad certificate: SSL alert number 42", "KAFKA_SSL_CERT_LOCATION="),
+        (
+            "_TRANSPORT",
+            "ssl://h:1/bootstrap: Receive failed: error:0A000412:SSL routines::"
+            "ssl/tls alert bad certificate: SSL alert number 42",
+            "KAFKA_SSL_CERT_LOCATION=",
+        ),
     ],
 )
 def test_check_login_names_a_tls_refusal_at_once(
-    code: str, text: str, named: str, mtls_env: dict[str, str],
+    code: str,
+    text: str,
+    named: str,
+    mtls_env: dict[str, str],
     confluent_admin: type[FakeConfluentAdmin],
 ) -> None:
     from confluent_kafka import KafkaError
 
-    confluent_admin.errors = [KafkaError(getattr(KafkaError, code), text),
-                              KafkaError(KafkaError._ALL_BROKERS_DOWN, "1/1 brokers are down")]
+    confluent_admin.errors = [
+        KafkaError(getattr(KafkaError, code), text),
+        KafkaError(KafkaError._ALL_BROKERS_DOWN, "1/1 brokers are down"),
+    ]
     with pytest.raises(cli.TlsRefused) as exc:
         cli.check_login(("h:1",), KafkaSecurity.from_env(mtls_env))
     assert confluent_admin.metadata_requests == 1  # at the first answer, not after retrying
@@ -660,8 +689,10 @@ def test_refused_tls_exits_1_with_one_clear_line(
     assert cli.main(["--count", "1"]) == 1
     assert fake_kafka.instances == []  # no producer after a refusal
     out = capsys.readouterr().err + caplog.text
-    assert (f"TLS with Kafka at 127.0.0.1:9092 failed (SSL, CA {mtls_env['KAFKA_SSL_CA_LOCATION']}"
-            ", client certificate ") in out
+    assert (
+        f"TLS with Kafka at 127.0.0.1:9092 failed (SSL, CA {mtls_env['KAFKA_SSL_CA_LOCATION']}"
+        ", client certificate "
+    ) in out
     assert "certificate verify failed; check it" in out
     assert "sent 0 messages (0 failed)" in out
 

@@ -80,8 +80,9 @@ class FakeProducer:
         self.futures: list[FakeFuture] = []
         FakeProducer.instances.append(self)
 
-    def send(self, topic: str, value: bytes, key: bytes, timestamp_ms: int | None = None
-             ) -> FakeFuture:
+    def send(
+        self, topic: str, value: bytes, key: bytes, timestamp_ms: int | None = None
+    ) -> FakeFuture:
         self.sent.append(Sent(topic, key, value, timestamp_ms))
         future = FakeFuture()
         self.futures.append(future)
@@ -107,9 +108,11 @@ def fake_kafka(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     created: list[list[str]] = []
     FakeProducer.instances = []
     monkeypatch.setattr(kafka, "KafkaProducer", FakeProducer)
-    monkeypatch.setattr(cli, "ensure_topics",
-                        lambda brokers, topics, partitions, security=None: created.append(
-                            list(topics)))
+    monkeypatch.setattr(
+        cli,
+        "ensure_topics",
+        lambda brokers, topics, partitions, security=None: created.append(list(topics)),
+    )
     return created
 
 
@@ -121,15 +124,28 @@ def test_help_documents_the_new_options(capsys: pytest.CaptureFixture[str]) -> N
         cli.main(["--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for text in ("--sensors-config", "SENSORS_CONFIG", "--replay", "--family", "--speed",
-                 "--sensor-id", "--timestamp-column", "--value-column", "--time-format",
-                 "--skip-value", "PRODUCER_REPLAY", "%d/%m/%Y %H:%M:%S", "timestamp_format",
-                 "valid_range"):
+    for text in (
+        "--sensors-config",
+        "SENSORS_CONFIG",
+        "--replay",
+        "--family",
+        "--speed",
+        "--sensor-id",
+        "--timestamp-column",
+        "--value-column",
+        "--time-format",
+        "--skip-value",
+        "PRODUCER_REPLAY",
+        "%d/%m/%Y %H:%M:%S",
+        "timestamp_format",
+        "valid_range",
+    ):
         assert text in out, text
 
 
-def test_config_from_env_or_flag_selects_all_its_families(config: Path,
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_config_from_env_or_flag_selects_all_its_families(
+    config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     by_flag = cli.parse_settings(["--sensors-config", str(config)], environ={})
     monkeypatch.setenv("SENSORS_CONFIG", str(config))
     by_env = cli.parse_settings([])
@@ -140,10 +156,10 @@ def test_config_from_env_or_flag_selects_all_its_families(config: Path,
         assert settings.replay is None
 
 
-def test_families_picks_from_the_file_and_warns_about_the_others_on_its_topic(
-        config: Path) -> None:
-    settings = cli.parse_settings(["--families", "vibration,humidity"],
-                                  environ={"SENSORS_CONFIG": str(config)})
+def test_families_picks_from_the_file_and_warns_about_the_others_on_its_topic(config: Path) -> None:
+    settings = cli.parse_settings(
+        ["--families", "vibration,humidity"], environ={"SENSORS_CONFIG": str(config)}
+    )
     assert [g.names for g in settings.groups] == ["humidity", "vibration"]
     (note,) = settings.notes
     assert "machines is also read by temp" in note and "missing_field" in note
@@ -164,9 +180,14 @@ def test_families_picks_from_the_file_and_warns_about_the_others_on_its_topic(
         (["--replay", "x.csv", "--family", "temp", "--speed", "-1"], {}, "--speed"),
     ],
 )
-def test_bad_combinations_exit_2(config: Path, argv: list[str], env: dict[str, str], what: str,
-                                 monkeypatch: pytest.MonkeyPatch,
-                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_combinations_exit_2(
+    config: Path,
+    argv: list[str],
+    env: dict[str, str],
+    what: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.setenv("SENSORS_CONFIG", str(config))
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -176,8 +197,9 @@ def test_bad_combinations_exit_2(config: Path, argv: list[str], env: dict[str, s
     assert what in capsys.readouterr().err
 
 
-def test_a_bad_sensors_file_exits_2_naming_it(tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_bad_sensors_file_exits_2_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "bad.yaml"
     path.write_text("families:\n  h:\n    topic: t\n    value: v\n    valid_range: [5, 1]\n")
     with pytest.raises(SystemExit) as exc:
@@ -187,11 +209,16 @@ def test_a_bad_sensors_file_exits_2_naming_it(tmp_path: Path,
     assert f"{path}: families.h.valid_range: lo must be below hi" in err
 
 
-def test_families_that_cannot_share_a_message_exit_2(tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_families_that_cannot_share_a_message_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "clash.yaml"
-    path.write_text(CONFIG.replace("timestamp_format: ms\n    valid_range: [0, 10]",
-                                   "timestamp_format: iso\n    valid_range: [0, 10]"))
+    path.write_text(
+        CONFIG.replace(
+            "timestamp_format: ms\n    valid_range: [0, 10]",
+            "timestamp_format: iso\n    valid_range: [0, 10]",
+        )
+    )
     with pytest.raises(SystemExit) as exc:
         cli.main(["--sensors-config", str(path)])
     assert exc.value.code == 2
@@ -201,10 +228,27 @@ def test_families_that_cannot_share_a_message_exit_2(tmp_path: Path,
 
 def test_replay_settings(config: Path) -> None:
     settings = cli.parse_settings(
-        ["--replay", "h.csv", "--family", "humidity", "--speed", "60", "--sensor-id", "lab-1",
-         "--timestamp-column", "Date,Time", "--value-column", "RH", "--time-format",
-         "%d/%m/%Y %H:%M:%S", "--skip-value=-200,-999", "--sensors-config", str(config)],
-        environ={})
+        [
+            "--replay",
+            "h.csv",
+            "--family",
+            "humidity",
+            "--speed",
+            "60",
+            "--sensor-id",
+            "lab-1",
+            "--timestamp-column",
+            "Date,Time",
+            "--value-column",
+            "RH",
+            "--time-format",
+            "%d/%m/%Y %H:%M:%S",
+            "--skip-value=-200,-999",
+            "--sensors-config",
+            str(config),
+        ],
+        environ={},
+    )
     replay = settings.replay
     assert replay is not None and replay.family.name == "humidity" and replay.speed == 60
     assert replay.layout.timestamp == ("Date", "Time") and replay.layout.value == "RH"
@@ -215,9 +259,19 @@ def test_replay_settings(config: Path) -> None:
 
 
 def test_replay_into_a_tutorial_family_without_a_config() -> None:
-    settings = cli.parse_settings(["--replay", "t.csv", "--family", "temperature",
-                                   "--temperature-topic", "temps", "--skip-value", "-200"],
-                                  environ={})
+    settings = cli.parse_settings(
+        [
+            "--replay",
+            "t.csv",
+            "--family",
+            "temperature",
+            "--temperature-topic",
+            "temps",
+            "--skip-value",
+            "-200",
+        ],
+        environ={},
+    )
     assert settings.replay is not None and settings.replay.family.topic == "temps"
     assert settings.replay.layout.skip_values == (-200.0,)
     assert settings.replay.speed == 0
@@ -227,11 +281,21 @@ def test_replay_into_a_tutorial_family_without_a_config() -> None:
 
 
 def test_simulating_configured_families_sends_their_shapes(
-        config: Path, fake_kafka: list[list[str]], tmp_path: Path,
-        capsys: pytest.CaptureFixture[str]) -> None:
+    config: Path, fake_kafka: list[list[str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     log_path = tmp_path / "sent.jsonl"
-    argv = ["--sensors-config", str(config), "--sensors", "2", "--duration", "3",
-            "--start", START, "--log-sent", str(log_path)]
+    argv = [
+        "--sensors-config",
+        str(config),
+        "--sensors",
+        "2",
+        "--duration",
+        "3",
+        "--start",
+        START,
+        "--log-sent",
+        str(log_path),
+    ]
     assert cli.main(argv) == 0
     assert fake_kafka == [["humidity-readings", "machines", "pressure"]]
     (producer,) = FakeProducer.instances
@@ -246,7 +310,11 @@ def test_simulating_configured_families_sends_their_shapes(
         for fam, value in zip(group.families, reading.values, strict=True):
             got = parse(format_of(families[fam.name]), sent.key, sent.value, sent.timestamp_ms)
             assert (got.family, got.sensor_id, got.ts, got.value) == (
-                fam.name, reading.sensor_id, reading.event_time_ns, value)
+                fam.name,
+                reading.sensor_id,
+                reading.event_time_ns,
+                value,
+            )
     pressure = [s for s in producer.sent if s.topic == "pressure"]
     assert all(s.timestamp_ms is not None for s in pressure)  # no field: the Kafka time
     assert all(s.timestamp_ms is None for s in producer.sent if s.topic != "pressure")
@@ -256,20 +324,36 @@ def test_simulating_configured_families_sends_their_shapes(
 
 
 def test_replay_sends_every_row_in_the_familys_shape(
-        config: Path, fake_kafka: list[list[str]], tmp_path: Path,
-        capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    config: Path,
+    fake_kafka: list[list[str]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.INFO, logger="producer")
     path = tmp_path / "p.csv"
-    path.write_text("timestamp,sensor_id,value\n2024-01-01T00:00:00Z,d1,1.5\n"
-                    "2024-01-01T00:00:01Z,d2,-200\n1704067202,d1,19.25\n")
-    argv = ["--sensors-config", str(config), "--replay", str(path), "--family", "pressure",
-            "--skip-value", "-200"]
+    path.write_text(
+        "timestamp,sensor_id,value\n2024-01-01T00:00:00Z,d1,1.5\n"
+        "2024-01-01T00:00:01Z,d2,-200\n1704067202,d1,19.25\n"
+    )
+    argv = [
+        "--sensors-config",
+        str(config),
+        "--replay",
+        str(path),
+        "--family",
+        "pressure",
+        "--skip-value",
+        "-200",
+    ]
     assert cli.main(argv) == 0
     (producer,) = FakeProducer.instances
     fam = next(f for f in load_families(config) if f.name == "pressure")
     got = [parse(format_of(fam), s.key, s.value, s.timestamp_ms) for s in producer.sent]
     assert [(r.sensor_id, r.ts, r.value) for r in got] == [
-        ("d1", 1_704_067_200_000_000_000, 1.5), ("d1", 1_704_067_202_000_000_000, 19.25)]
+        ("d1", 1_704_067_200_000_000_000, 1.5),
+        ("d1", 1_704_067_202_000_000_000, 19.25),
+    ]
     assert {s.topic for s in producer.sent} == {"pressure"}
     assert json.loads(producer.sent[0].value) == {"device": {"id": "d1"}, "bar": 1.5}
     assert "sent 2 messages (0 failed)" in capsys.readouterr().err
@@ -277,39 +361,63 @@ def test_replay_sends_every_row_in_the_familys_shape(
     assert "retention" in caplog.text  # old history as Kafka timestamps: warned
 
 
-def test_replay_count_limits_rows(config: Path, fake_kafka: list[list[str]],
-                                  tmp_path: Path) -> None:
+def test_replay_count_limits_rows(
+    config: Path, fake_kafka: list[list[str]], tmp_path: Path
+) -> None:
     path = tmp_path / "h.csv"
     path.write_text("timestamp,value\n" + "".join(f"{1704067200 + i},{i}\n" for i in range(10)))
-    assert cli.main(["--sensors-config", str(config), "--replay", str(path), "--family",
-                     "humidity", "--count", "4"]) == 0
+    assert (
+        cli.main(
+            [
+                "--sensors-config",
+                str(config),
+                "--replay",
+                str(path),
+                "--family",
+                "humidity",
+                "--count",
+                "4",
+            ]
+        )
+        == 0
+    )
     (producer,) = FakeProducer.instances
     assert [json.loads(s.value)["reading"]["rh"] for s in producer.sent] == [0, 1, 2, 3]
     assert {s.key for s in producer.sent} == {b"replay"}
 
 
-def test_a_bad_row_fails_before_connecting(config: Path, fake_kafka: list[list[str]],
-                                           tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                           caplog: pytest.LogCaptureFixture) -> None:
+def test_a_bad_row_fails_before_connecting(
+    config: Path,
+    fake_kafka: list[list[str]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     path = tmp_path / "h.csv"
     path.write_text("timestamp,value\n1704067200,5\n1704067201,500\n")
-    assert cli.main(["--sensors-config", str(config), "--replay", str(path), "--family",
-                     "humidity"]) == 2
+    assert (
+        cli.main(["--sensors-config", str(config), "--replay", str(path), "--family", "humidity"])
+        == 2
+    )
     assert FakeProducer.instances == [] and fake_kafka == []
     assert "sent 0 messages (0 failed)" in capsys.readouterr().err
     assert f"{path}: line 3: value 500 is outside the family's valid range 0..100" in caplog.text
 
 
-def test_replay_without_config_is_the_tutorial_shape(fake_kafka: list[list[str]],
-                                                     tmp_path: Path) -> None:
+def test_replay_without_config_is_the_tutorial_shape(
+    fake_kafka: list[list[str]], tmp_path: Path
+) -> None:
     path = tmp_path / "t.csv"
     path.write_text("timestamp,value\n2013-07-04 00:00:00,69.88083514\n")
     assert cli.main(["--replay", str(path), "--family", "temperature"]) == 0
     (producer,) = FakeProducer.instances
     (sent,) = producer.sent
     assert sent.topic == "temperature_readings" and sent.key == b"replay"
-    assert json.loads(sent.value) == {"Temperature_C": 69.88083514,
-                                      "Timestamp": 1_372_896_000_000_000_000}
+    assert json.loads(sent.value) == {
+        "Temperature_C": 69.88083514,
+        "Timestamp": 1_372_896_000_000_000_000,
+    }
     assert sent.timestamp_ms is None
-    assert shapes.is_tutorial(cli.parse_settings(["--replay", "x", "--family", "temperature"],
-                                                 environ={}).replay.family)  # type: ignore[union-attr]
+    assert shapes.is_tutorial(
+        cli.parse_settings(["--replay", "x", "--family", "temperature"], environ={}).replay.family
+    )  # type: ignore[union-attr]

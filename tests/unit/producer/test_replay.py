@@ -30,7 +30,9 @@ def test_reads_timestamp_value_rows_with_the_default_sensor(tmp_path: Path) -> N
     rows = list(read_rows(path, Layout(default_sensor_id="pump")))
     start = 1_704_067_200_000_000_000
     assert [(r.line, r.sensor_id, r.event_time_ns, r.value) for r in rows] == [
-        (2, "pump", start, 1.5), (3, "pump", start + H, 2.0)]
+        (2, "pump", start, 1.5),
+        (3, "pump", start + H, 2.0),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -72,8 +74,7 @@ def test_sensor_id_column_and_other_columns(tmp_path: Path) -> None:
         ('timestamp,value\n1704067200,1\n"2024,1\n', "line 3", "fields"),
     ],
 )
-def test_bad_files_name_the_file_and_line(tmp_path: Path, text: str, where: str,
-                                          what: str) -> None:
+def test_bad_files_name_the_file_and_line(tmp_path: Path, text: str, where: str, what: str) -> None:
     path = csv(tmp_path, text)
     with pytest.raises(ReplayError) as exc:
         scan(path, Layout(valid_range=(0.0, 100.0)))
@@ -95,8 +96,9 @@ def test_skip_values_are_counted_not_sent(tmp_path: Path) -> None:
 
 
 def test_out_of_order_rows_are_counted_per_sensor(tmp_path: Path) -> None:
-    path = csv(tmp_path, "sensor_id,timestamp,value\na,1704067205,1\nb,1704067200,1\n"
-                         "a,1704067201,1\n")
+    path = csv(
+        tmp_path, "sensor_id,timestamp,value\na,1704067205,1\nb,1704067200,1\na,1704067201,1\n"
+    )
     summary = scan(path, Layout())
     assert summary.out_of_order == 1
     assert summary.start_ns == 1_704_067_205_000_000_000  # the first row, not the earliest
@@ -111,17 +113,28 @@ def test_a_nab_file_reads_as_is() -> None:
 
 @pytest.mark.skipif(not UCI.exists(), reason="UCI air-quality data not present")
 def test_the_uci_air_quality_file_reads_with_its_layout() -> None:
-    layout = Layout(timestamp=("Date", "Time"), value="CO_GT",
-                    time_format="%d/%m/%Y %H:%M:%S", skip_values=(-200.0,),
-                    valid_range=(-100.0, 100_000.0))
+    layout = Layout(
+        timestamp=("Date", "Time"),
+        value="CO_GT",
+        time_format="%d/%m/%Y %H:%M:%S",
+        skip_values=(-200.0,),
+        valid_range=(-100.0, 100_000.0),
+    )
     summary = scan(UCI, layout)
     assert summary.rows + summary.skipped == 9357
     assert summary.skipped > 0 and summary.out_of_order == 0
     first = next(read_rows(UCI, layout))
     assert (first.event_time_ns, first.value) == (1_078_941_600_000_000_000, 2.6)  # 2004-03-10 18h
     with pytest.raises(ReplayError, match="outside the family's valid range"):
-        scan(UCI, Layout(timestamp=("Date", "Time"), value="CO_GT",
-                         time_format="%d/%m/%Y %H:%M:%S", valid_range=(-100.0, 100_000.0)))
+        scan(
+            UCI,
+            Layout(
+                timestamp=("Date", "Time"),
+                value="CO_GT",
+                time_format="%d/%m/%Y %H:%M:%S",
+                valid_range=(-100.0, 100_000.0),
+            ),
+        )
 
 
 def test_time_format_errors() -> None:
@@ -154,8 +167,14 @@ def item(event_time_ns: int) -> cli.Outgoing:
 def test_speed_paces_by_the_rows_timestamps() -> None:
     now = [1000.0]
     stop = FakeStop(now)
-    pacer = cli.Pacer(0, True, start_ns=0, stop=stop, speed=60.0,  # type: ignore[arg-type]
-                      clock=lambda: now[0])
+    pacer = cli.Pacer(
+        0,
+        True,
+        start_ns=0,
+        stop=stop,
+        speed=60.0,  # type: ignore[arg-type]
+        clock=lambda: now[0],
+    )
     hours = [0, 1, 2, 2, 5]
     for index, hour in enumerate(hours):
         assert pacer.wait(index, item(hour * H))
@@ -167,8 +186,14 @@ def test_speed_paces_by_the_rows_timestamps() -> None:
 def test_rows_older_than_the_first_go_at_once() -> None:
     now = [0.0]
     stop = FakeStop(now)
-    pacer = cli.Pacer(0, True, start_ns=10 * H, stop=stop, speed=3600.0,  # type: ignore[arg-type]
-                      clock=lambda: now[0])
+    pacer = cli.Pacer(
+        0,
+        True,
+        start_ns=10 * H,
+        stop=stop,
+        speed=3600.0,  # type: ignore[arg-type]
+        clock=lambda: now[0],
+    )
     assert pacer.wait(0, item(10 * H)) and pacer.wait(1, item(2 * H))
     assert stop.waits == []
 
@@ -193,14 +218,33 @@ def test_stop_interrupts_a_paced_wait() -> None:
 
 
 def configured() -> tuple:
-    return parse_families({"families": {
-        "humidity": {"topic": "h", "value": "reading.rh", "valid_range": [0, 100],
-                     "limits": [20, 80]},
-        "temp": {"topic": "m", "sensor_id": "id", "value": "temp", "timestamp": "ts",
-                 "valid_range": [-50, 200]},
-        "vibration": {"topic": "m", "sensor_id": "id", "value": "vib", "timestamp": "ts",
-                      "valid_range": [0, 10]},
-    }}, "test.yaml")
+    return parse_families(
+        {
+            "families": {
+                "humidity": {
+                    "topic": "h",
+                    "value": "reading.rh",
+                    "valid_range": [0, 100],
+                    "limits": [20, 80],
+                },
+                "temp": {
+                    "topic": "m",
+                    "sensor_id": "id",
+                    "value": "temp",
+                    "timestamp": "ts",
+                    "valid_range": [-50, 200],
+                },
+                "vibration": {
+                    "topic": "m",
+                    "sensor_id": "id",
+                    "value": "vib",
+                    "timestamp": "ts",
+                    "valid_range": [0, 10],
+                },
+            }
+        },
+        "test.yaml",
+    )
 
 
 def test_configured_walks_stay_in_range_and_revert_to_the_middle() -> None:
@@ -210,7 +254,13 @@ def test_configured_walks_stay_in_range_and_revert_to_the_middle() -> None:
     readings = list(generate_families(sim))
     assert len(readings) == 2 * 3 * 2000
     assert [r.sensor_id for r in readings[:6]] == [
-        "humidity-1", "humidity-2", "humidity-3", "temp-1", "temp-2", "temp-3"]
+        "humidity-1",
+        "humidity-2",
+        "humidity-3",
+        "temp-1",
+        "temp-2",
+        "temp-3",
+    ]
     for index, fam in ((0, fams[0]), (1, fams[1]), (1, fams[2])):
         slot = groups[index].index(fam)
         values = [r.values[slot] for r in readings if r.group == index]
@@ -239,9 +289,23 @@ def test_a_replay_into_a_built_in_family_uses_the_dataflow_s_valid_range(tmp_pat
 
     csv = tmp_path / "h.csv"
     csv.write_text("timestamp,value\n2024-03-01 12:00:00,40\n2024-03-01 12:00:05,60\n")
-    run = subprocess.run([sys.executable, "-m", "producer", "--replay", str(csv), "--family",
-                          "temperature", "--brokers", "127.0.0.1:1"], cwd=ROOT,
-                         capture_output=True, text=True, timeout=60,
-                         env={"PATH": "/usr/bin:/bin", "TEMPERATURE_VALID_RANGE": "0,50"})
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "producer",
+            "--replay",
+            str(csv),
+            "--family",
+            "temperature",
+            "--brokers",
+            "127.0.0.1:1",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "TEMPERATURE_VALID_RANGE": "0,50"},
+    )
     assert run.returncode == 2, run.stderr
     assert f"{csv}: line 3: value 60" in run.stderr and "0..50" in run.stderr

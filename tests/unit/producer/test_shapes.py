@@ -16,9 +16,14 @@ from producer import shapes
 from producer.simulate import SimulationConfig, encode, generate
 
 T = 1_710_856_626_905_833_677  # 2024-03-19T13:57:06.905833677Z: digits below every unit
-FLOOR = {"s": 1_710_856_626_000_000_000, "ms": 1_710_856_626_905_000_000,
-         "us": 1_710_856_626_905_833_000, "ns": T, "iso": 1_710_856_626_905_833_000,
-         "auto": T}
+FLOOR = {
+    "s": 1_710_856_626_000_000_000,
+    "ms": 1_710_856_626_905_000_000,
+    "us": 1_710_856_626_905_833_000,
+    "ns": T,
+    "iso": 1_710_856_626_905_833_000,
+    "auto": T,
+}
 
 
 def family(**spec: object) -> Family:
@@ -34,8 +39,9 @@ def read_back(fam: Family, msg: shapes.Message) -> tuple[str, int, float]:
 @pytest.mark.parametrize("fmt", ["auto", "iso", "s", "ms", "us", "ns"])
 @pytest.mark.parametrize("sensor_id", ["key", "device.id"])
 def test_every_format_and_id_source_reads_back(fmt: str, sensor_id: str) -> None:
-    fam = family(sensor_id=sensor_id, value="reading.rh", timestamp="meta.time.ts",
-                 timestamp_format=fmt)
+    fam = family(
+        sensor_id=sensor_id, value="reading.rh", timestamp="meta.time.ts", timestamp_format=fmt
+    )
     msg = shapes.build_message([fam], "lab-7", T, [42.25])
     assert read_back(fam, msg) == ("lab-7", FLOOR[fmt], 42.25)
     assert shapes.time_read_as(fam, T) == FLOOR[fmt]
@@ -83,25 +89,30 @@ def test_odd_sensor_ids_read_back() -> None:
 
 @pytest.mark.parametrize("name", ["air_quality", "temperature"])
 def test_tutorial_families_are_byte_identical_to_the_tutorial_encoders(name: str) -> None:
-    fam = next(f for f in builtin(air_quality_topic="aq", temperature_topic="tt")
-               if f.name == name)
+    fam = next(f for f in builtin(air_quality_topic="aq", temperature_topic="tt") if f.name == name)
     config = SimulationConfig(start_ns=T, families=(name,), sensors=3, duration_s=4)  # type: ignore[arg-type]
     for reading in generate(config):
-        msg = shapes.build_message([fam], reading.sensor_id, reading.event_time_ns,
-                                   [reading.value])
+        msg = shapes.build_message([fam], reading.sensor_id, reading.event_time_ns, [reading.value])
         assert (msg.key, msg.value) == encode(reading)
         assert msg.timestamp_ms is None
         got = read_back(fam, msg)
-        assert got == (reading.sensor_id, shapes.time_read_as(fam, reading.event_time_ns),
-                       reading.value)
+        assert got == (
+            reading.sensor_id,
+            shapes.time_read_as(fam, reading.event_time_ns),
+            reading.value,
+        )
 
 
 def test_tutorial_auto_shapes() -> None:
     aq, temp = builtin()
     assert json.loads(shapes.build_message([aq], "Sensor1", T, [23.4]).value) == {
-        "timestamp": "2024-03-19 13:57:06.905833", "value": 23.4}
+        "timestamp": "2024-03-19 13:57:06.905833",
+        "value": 23.4,
+    }
     assert json.loads(shapes.build_message([temp], "0", T, [65.25]).value) == {
-        "Temperature_C": 65.25, "Timestamp": T}
+        "Temperature_C": 65.25,
+        "Timestamp": T,
+    }
     # A replayed value is not rounded as the tutorial simulation rounds it.
     assert read_back(temp, shapes.build_message([temp], "0", T, [69.88083514]))[2] == 69.88083514
 
@@ -117,11 +128,23 @@ def test_a_configured_family_named_like_a_tutorial_keeps_its_own_paths() -> None
 def two_families(**vibration: object) -> tuple[Family, ...]:
     spec = {
         "families": {
-            "temp": {"topic": "machines", "sensor_id": "id", "value": "temp", "timestamp": "ts",
-                     "timestamp_format": "ms", "valid_range": [-50, 200]},
-            "vibration": {"topic": "machines", "sensor_id": "id", "value": "vibration",
-                          "timestamp": "ts", "timestamp_format": "ms", "valid_range": [0, 10],
-                          **vibration},
+            "temp": {
+                "topic": "machines",
+                "sensor_id": "id",
+                "value": "temp",
+                "timestamp": "ts",
+                "timestamp_format": "ms",
+                "valid_range": [-50, 200],
+            },
+            "vibration": {
+                "topic": "machines",
+                "sensor_id": "id",
+                "value": "vibration",
+                "timestamp": "ts",
+                "timestamp_format": "ms",
+                "valid_range": [0, 10],
+                **vibration,
+            },
         }
     }
     return parse_families(spec, "test.yaml")
@@ -132,16 +155,22 @@ def test_families_sharing_a_topic_share_one_message() -> None:
     (group,) = shapes.plan(fams)
     assert group.topic == "machines" and group.families == fams
     msg = shapes.build_message(fams, "m1", T, [71.2, 0.4])
-    assert json.loads(msg.value) == {"id": "m1", "temp": 71.2, "vibration": 0.4,
-                                     "ts": T // 1_000_000}
+    assert json.loads(msg.value) == {
+        "id": "m1",
+        "temp": 71.2,
+        "vibration": 0.4,
+        "ts": T // 1_000_000,
+    }
     assert read_back(fams[0], msg) == ("m1", FLOOR["ms"], 71.2)
     assert read_back(fams[1], msg) == ("m1", FLOOR["ms"], 0.4)
 
 
 def test_shared_topic_with_different_but_compatible_fields() -> None:
     # Id from the key for one, a field for the other; a second timestamp, and none at all.
-    for extra in ({"sensor_id": "key", "timestamp": "meta.t", "timestamp_format": "iso"},
-                  {"sensor_id": "device", "timestamp": None}):
+    for extra in (
+        {"sensor_id": "key", "timestamp": "meta.t", "timestamp_format": "iso"},
+        {"sensor_id": "device", "timestamp": None},
+    ):
         spec = {k: v for k, v in extra.items() if v is not None}
         fams = two_families(**spec)
         if extra["timestamp"] is None:
@@ -180,7 +209,10 @@ def test_plan_groups_by_topic_in_order() -> None:
     fams = (*builtin(), family(timestamp="ts"))
     groups = shapes.plan(fams)
     assert [(g.topic, g.names) for g in groups] == [
-        ("air-quality", "air_quality"), ("temperature_readings", "temperature"), ("t", "f")]
+        ("air-quality", "air_quality"),
+        ("temperature_readings", "temperature"),
+        ("t", "f"),
+    ]
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf"), True, "1"])

@@ -136,9 +136,15 @@ def test_same_seed_gives_byte_identical_output_in_every_process() -> None:
     wire = [encode(r) for r in islice(generate(config(seed=7)), 2000)]
     here = hashlib.sha256(repr(wire).encode()).hexdigest()
     for hash_seed in ("1", "2"):
-        run = subprocess.run([sys.executable, "-c", _DIGEST, str(START_NS)], cwd=ROOT,
-                             env={**os.environ, "PYTHONHASHSEED": hash_seed},
-                             capture_output=True, text=True, timeout=60, check=True)
+        run = subprocess.run(
+            [sys.executable, "-c", _DIGEST, str(START_NS)],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
         assert run.stdout.strip() == here
 
 
@@ -234,8 +240,7 @@ def test_interval_spacing_gives_k_readings_per_sensor_per_window() -> None:
     assert set(windows.values()) == {5}
     cfg_half = config(interval_s=0.5, duration_s=60)
     windows_half = Counter(
-        (r.family, r.sensor_id, (r.event_time_ns - START_NS) // (5 * S))
-        for r in generate(cfg_half)
+        (r.family, r.sensor_id, (r.event_time_ns - START_NS) // (5 * S)) for r in generate(cfg_half)
     )
     assert set(windows_half.values()) == {10}
 

@@ -63,22 +63,22 @@ def listeners(spec: str) -> dict[str, str]:
 
 def entrypoint_roles() -> set[str]:
     """The roles entrypoint.sh's main() dispatches on (the arms of its case statement)."""
-    body = ENTRYPOINT[ENTRYPOINT.index('case "$role" in'):]
-    body = body[:body.index("esac")]
+    body = ENTRYPOINT[ENTRYPOINT.index('case "$role" in') :]
+    body = body[: body.index("esac")]
     arms = re.findall(r"^\s{4}([a-z][a-z-]*)\)", body, flags=re.M)
     return set(arms)
 
 
 def documented_docker_vars() -> set[str]:
     """Variables in the README's "Run with Docker" tables."""
-    section = README[README.index("## Run with Docker"):]
+    section = README[README.index("## Run with Docker") :]
     return set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", section, flags=re.M))
 
 
 def documented_metrics_vars() -> set[str]:
     """Bytewax's metrics variables, documented in the README's "Metrics." paragraph."""
     start = README.index("**Metrics.**")
-    paragraph = README[start:README.index("\n\n", start)]
+    paragraph = README[start : README.index("\n\n", start)]
     return set(re.findall(r"`(BYTEWAX_[A-Z0-9_]+)(?:=[^`]*)?`", paragraph))
 
 
@@ -86,14 +86,24 @@ def documented_metrics_vars() -> set[str]:
 
 
 def test_expected_services_exist() -> None:
-    assert {"redpanda", "topics", "producer", "dataflow", "console", "prometheus",
-            "grafana"} <= set(SERVICES)
+    assert {
+        "redpanda",
+        "topics",
+        "producer",
+        "dataflow",
+        "console",
+        "prometheus",
+        "grafana",
+    } <= set(SERVICES)
 
 
-@pytest.mark.parametrize(("service", "repo"), [
-    ("redpanda", "docker.redpanda.com/redpandadata/redpanda"),
-    ("console", "docker.redpanda.com/redpandadata/console"),
-])
+@pytest.mark.parametrize(
+    ("service", "repo"),
+    [
+        ("redpanda", "docker.redpanda.com/redpandadata/redpanda"),
+        ("console", "docker.redpanda.com/redpandadata/console"),
+    ],
+)
 def test_images_are_pinned_to_a_release(service: str, repo: str) -> None:
     image = SERVICES[service]["image"]
     name, _, tag = image.rpartition(":")
@@ -101,10 +111,13 @@ def test_images_are_pinned_to_a_release(service: str, repo: str) -> None:
     assert re.fullmatch(r"v\d+\.\d+\.\d+", tag), f"{image}: pin a release, not {tag!r}"
 
 
-@pytest.mark.parametrize(("service", "repo", "tag"), [
-    ("prometheus", "prom/prometheus", r"v\d+\.\d+\.\d+"),
-    ("grafana", "grafana/grafana", r"\d+\.\d+\.\d+"),
-])
+@pytest.mark.parametrize(
+    ("service", "repo", "tag"),
+    [
+        ("prometheus", "prom/prometheus", r"v\d+\.\d+\.\d+"),
+        ("grafana", "grafana/grafana", r"\d+\.\d+\.\d+"),
+    ],
+)
 def test_monitoring_images_are_pinned_to_a_release(service: str, repo: str, tag: str) -> None:
     image = SERVICES[service]["image"]
     name, _, version = image.rpartition(":")
@@ -135,8 +148,7 @@ def test_redpanda_advertises_an_internal_and_an_external_listener() -> None:
 
 
 def test_every_client_uses_the_internal_listener() -> None:
-    internal = listeners(flags(SERVICES["redpanda"]["command"])["advertise-kafka-addr"])[
-        "internal"]
+    internal = listeners(flags(SERVICES["redpanda"]["command"])["advertise-kafka-addr"])["internal"]
     for service in APP_SERVICES:
         assert env_of(service)["KAFKA_BROKERS"] == internal, service
     console = yaml.safe_load(env_of("console")["CONSOLE_CONFIG_FILE"])
@@ -173,7 +185,8 @@ def test_commands_are_entrypoint_roles() -> None:
 def test_topic_set_up_creates_the_codes_default_topics() -> None:
     env = env_of("topics")
     assert {name: env[name] for name in TOPIC_VARS} == {
-        name: ENV_DOCS[name][0] for name in TOPIC_VARS}
+        name: ENV_DOCS[name][0] for name in TOPIC_VARS
+    }
     assert env["TOPIC_PARTITIONS"] == ENV_DOCS["TOPIC_PARTITIONS"][0]
     assert SERVICES["topics"]["restart"] == "no"
     assert SERVICES["topics"]["depends_on"] == {"redpanda": {"condition": "service_healthy"}}
@@ -183,7 +196,8 @@ def test_all_app_services_agree_on_topics() -> None:
     for service in APP_SERVICES:
         env = env_of(service)
         assert {name: env[name] for name in TOPIC_VARS} == {
-            name: ENV_DOCS[name][0] for name in TOPIC_VARS}, service
+            name: ENV_DOCS[name][0] for name in TOPIC_VARS
+        }, service
 
 
 @pytest.mark.parametrize("service", ["producer", "dataflow"])
@@ -201,8 +215,12 @@ def test_restart_policies() -> None:
 
 
 def test_every_app_variable_is_documented_and_interpolated_under_its_own_name() -> None:
-    documented = (set(ENV_DOCS) | {o.env for o in OPTIONS} | documented_docker_vars()
-                  | documented_metrics_vars())
+    documented = (
+        set(ENV_DOCS)
+        | {o.env for o in OPTIONS}
+        | documented_docker_vars()
+        | documented_metrics_vars()
+    )
     for service in APP_SERVICES:
         for name, raw in SERVICES[service]["environment"].items():
             assert name in documented, f"{service}: {name} is not documented in README"
@@ -211,10 +229,14 @@ def test_every_app_variable_is_documented_and_interpolated_under_its_own_name() 
 
 
 def test_entrypoint_variables_are_documented_in_the_readme() -> None:
-    header = ENTRYPOINT[:ENTRYPOINT.index("set -euo pipefail")]
+    header = ENTRYPOINT[: ENTRYPOINT.index("set -euo pipefail")]
     names = set(re.findall(r"^#\s+([A-Z][A-Z0-9_]+)\s", header, flags=re.M))
-    assert {"KAFKA_BROKERS", "BROKER_WAIT_TIMEOUT_SECONDS", "BYTEWAX_WORKERS",
-            "BYTEWAX_RECOVERY_DIRECTORY"} <= names
+    assert {
+        "KAFKA_BROKERS",
+        "BROKER_WAIT_TIMEOUT_SECONDS",
+        "BYTEWAX_WORKERS",
+        "BYTEWAX_RECOVERY_DIRECTORY",
+    } <= names
     assert names - {"KAFKA_BROKERS"} <= documented_docker_vars()
 
 
@@ -283,7 +305,8 @@ def test_grafana_is_provisioned_from_the_repository_with_the_dashboard_as_home()
     volumes = mounts("grafana")
     assert volumes["/etc/grafana/provisioning"] == "./ops/grafana/provisioning:ro"
     [provider] = yaml.safe_load(
-        (ROOT / "ops/grafana/provisioning/dashboards/sensor-anomaly.yml").read_text())["providers"]
+        (ROOT / "ops/grafana/provisioning/dashboards/sensor-anomaly.yml").read_text()
+    )["providers"]
     dashboards = provider["options"]["path"]
     assert volumes[dashboards] == "./ops/grafana/dashboards:ro"
     home = env_of("grafana")["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
@@ -298,7 +321,8 @@ def test_grafana_is_provisioned_from_the_repository_with_the_dashboard_as_home()
 
 def test_grafana_datasource_is_the_prometheus_service() -> None:
     [source] = yaml.safe_load(
-        (ROOT / "ops/grafana/provisioning/datasources/prometheus.yml").read_text())["datasources"]
+        (ROOT / "ops/grafana/provisioning/datasources/prometheus.yml").read_text()
+    )["datasources"]
     host_port = source["url"].removeprefix("http://")
     host, _, port = host_port.partition(":")
     assert host == "prometheus"
@@ -326,8 +350,11 @@ def test_dockerfile_base_is_a_pinned_slim_python_311() -> None:
 def test_dockerfile_installs_the_pinned_requirements() -> None:
     steps = dockerfile_instructions()
     copy = steps.index(("COPY", "requirements.txt ./"))
-    [install] = [i for i, (kw, rest) in enumerate(steps)
-                 if kw == "RUN" and "pip install" in rest and "-r requirements.txt" in rest]
+    [install] = [
+        i
+        for i, (kw, rest) in enumerate(steps)
+        if kw == "RUN" and "pip install" in rest and "-r requirements.txt" in rest
+    ]
     assert copy < install
     # The app's code comes after, so a code change keeps the dependency layer cached.
     first_code = min(i for i, (kw, rest) in enumerate(steps) if kw == "COPY" and i != copy)
@@ -342,8 +369,11 @@ def test_dockerfile_runs_as_a_non_root_user() -> None:
 
 
 def test_dockerfile_entrypoint_is_entrypoint_sh_and_its_dependencies_are_copied() -> None:
-    steps = dict((kw, rest) for kw, rest in dockerfile_instructions()
-                 if kw in ("WORKDIR", "ENTRYPOINT", "CMD"))
+    steps = dict(
+        (kw, rest)
+        for kw, rest in dockerfile_instructions()
+        if kw in ("WORKDIR", "ENTRYPOINT", "CMD")
+    )
     entry = json.loads(steps["ENTRYPOINT"])
     assert entry == [f"{steps['WORKDIR']}/entrypoint.sh"]
     assert json.loads(steps["CMD"])[0] in entrypoint_roles()
@@ -368,8 +398,11 @@ def dockerignored(path: str, patterns: list[str]) -> bool:
 
 
 def test_dockerignore_keeps_what_the_dockerfile_copies_and_drops_local_state() -> None:
-    patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
-                if line.strip() and not line.startswith("#")]
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     sources = [shlex.split(rest)[0] for kw, rest in dockerfile_instructions() if kw == "COPY"]
     for source in sources:
         path = ROOT / source
@@ -378,8 +411,13 @@ def test_dockerignore_keeps_what_the_dockerfile_copies_and_drops_local_state() -
         for file in files:
             rel = file.relative_to(ROOT).as_posix()
             assert not dockerignored(rel, patterns), f"{rel} is excluded from the build context"
-    for local in (".venv/bin/python", ".broker/kafka.log", ".git/HEAD",
-                  "dataflow/__pycache__/x.pyc", "tests/unit/project/test_compose.py"):
+    for local in (
+        ".venv/bin/python",
+        ".broker/kafka.log",
+        ".git/HEAD",
+        "dataflow/__pycache__/x.pyc",
+        "tests/unit/project/test_compose.py",
+    ):
         assert dockerignored(local, patterns), local
 
 
@@ -403,8 +441,7 @@ def test_container_scripts_are_strict_bash() -> None:
 
 def test_shellcheck_is_clean_on_every_shell_script() -> None:
     shellcheck = require_tool("shellcheck", "Debian package `shellcheck`")
-    proc = subprocess.run([shellcheck, *map(str, shell_scripts())], capture_output=True,
-                          text=True)
+    proc = subprocess.run([shellcheck, *map(str, shell_scripts())], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -426,8 +463,10 @@ def test_alertmanager_image_is_pinned_to_a_release() -> None:
 def test_alertmanager_runs_the_ops_config_alone_and_publishes_its_api() -> None:
     am = SERVICES["alertmanager"]
     opts = flags(am["command"])
-    mounts = {target.removesuffix(":ro"): source
-              for source, target in (v.split(":", 1) for v in am["volumes"])}
+    mounts = {
+        target.removesuffix(":ro"): source
+        for source, target in (v.split(":", 1) for v in am["volumes"])
+    }
     assert mounts[opts["config.file"]] == "./ops/alertmanager/alertmanager.yml"
     assert AM_CONFIG.is_file()
     assert opts["cluster.listen-address"] == "", "one instance: no gossip port"
@@ -458,16 +497,16 @@ def test_notifier_environment_is_valid_and_points_at_the_services() -> None:
 
     env = env_of("notifier")
     settings = NotifierSettings.from_env(env)  # raises ConfigError naming a bad variable
-    internal = listeners(flags(SERVICES["redpanda"]["command"])["advertise-kafka-addr"])[
-        "internal"]
+    internal = listeners(flags(SERVICES["redpanda"]["command"])["advertise-kafka-addr"])["internal"]
     assert settings.brokers == (internal,)
     assert settings.anomalies_topic == env_of("dataflow")["ANOMALIES_TOPIC"]
     am_port = flags(SERVICES["alertmanager"]["command"])["web.listen-address"].rsplit(":", 1)[1]
     assert settings.alertmanager_url == f"http://alertmanager:{am_port}"
     kafka_env = set(env_of("dataflow")) | set(ENV_DOCS)
     for name, raw in SERVICES["notifier"]["environment"].items():
-        assert name in NOTIFIER_ENV_DOCS or name in kafka_env or name in \
-            documented_docker_vars(), f"notifier: {name} is not a setting"
+        assert name in NOTIFIER_ENV_DOCS or name in kafka_env or name in documented_docker_vars(), (
+            f"notifier: {name} is not a setting"
+        )
         for match in INTERPOLATION.finditer(str(raw)):
             assert match.group("name") == name, f"notifier: {name} reads ${match[0]}"
             docs = NOTIFIER_ENV_DOCS if name in NOTIFIER_ENV_DOCS else ENV_DOCS
@@ -487,8 +526,7 @@ def test_notifier_resolve_timeout_equals_the_alertmanager_config() -> None:
 
 def test_alertmanager_config_passes_amtool_check_config() -> None:
     amtool = require_tool("amtool", "Debian package `prometheus-alertmanager`")
-    proc = subprocess.run([amtool, "check-config", str(AM_CONFIG)], capture_output=True,
-                          text=True)
+    proc = subprocess.run([amtool, "check-config", str(AM_CONFIG)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "SUCCESS" in proc.stdout
 

@@ -81,8 +81,9 @@ def test_every_panel_uses_the_provisioned_datasource_and_has_a_query() -> None:
 
 
 def test_panel_ids_are_unique_and_panels_do_not_overlap() -> None:
-    ids = [p["id"] for p in BOARD["panels"]] + [p["id"] for p in panels(BOARD)
-                                                  if p not in BOARD["panels"]]
+    ids = [p["id"] for p in BOARD["panels"]] + [
+        p["id"] for p in panels(BOARD) if p not in BOARD["panels"]
+    ]
     assert len(set(ids)) == len(ids)
     cells: dict[tuple[int, int], str] = {}
     for panel in BOARD["panels"]:
@@ -97,14 +98,20 @@ def test_panel_ids_are_unique_and_panels_do_not_overlap() -> None:
 def test_the_issue_s_panels_are_all_there() -> None:
     """Each thing issue #17 asks the dashboard to show is in some panel's query."""
     exprs = " ".join(q.expr for q in panel_queries(BOARD))
-    for metric in ("sensor_readings_total", "sensor_windows_scored_total",
-                   "sensor_anomalous_windows_total", "sensor_alerts_opened_total",
-                   "sensor_open_alerts", "sensor_alerts_resolved_total",
-                   "sensor_dead_letters_total", "sensor_late_readings_total",
-                   "bytewax_kafka_consumer_lag",
-                   "bytewax_stateful_batch_on_batch_duration_seconds_bucket",
-                   "bytewax_inp_part_next_batch_duration_seconds_bucket",
-                   "process_resident_memory_bytes"):
+    for metric in (
+        "sensor_readings_total",
+        "sensor_windows_scored_total",
+        "sensor_anomalous_windows_total",
+        "sensor_alerts_opened_total",
+        "sensor_open_alerts",
+        "sensor_alerts_resolved_total",
+        "sensor_dead_letters_total",
+        "sensor_late_readings_total",
+        "bytewax_kafka_consumer_lag",
+        "bytewax_stateful_batch_on_batch_duration_seconds_bucket",
+        "bytewax_inp_part_next_batch_duration_seconds_bucket",
+        "process_resident_memory_bytes",
+    ):
         assert metric in exprs, metric
     rows = [p["title"] for p in BOARD["panels"] if p["type"] == "row"]
     assert rows == ["Throughput", "Alerts", "Input health", "Dataflow process"]
@@ -116,20 +123,32 @@ def test_every_query_parses(tmp_path: Path) -> None:
     does not parse fails the test file."""
     promtool = require_tool("promtool", "Debian package `prometheus`")
     values = grafana_intervals(scrape_interval_s=15, step_s=15)
-    cases = [{"expr": substitute(q.expr, values), "eval_time": "1m", "exp_samples": []}
-             for q in panel_queries(BOARD)]
+    cases = [
+        {"expr": substitute(q.expr, values), "eval_time": "1m", "exp_samples": []}
+        for q in panel_queries(BOARD)
+    ]
     test_file = tmp_path / "dashboard_queries_test.yml"
-    test_file.write_text(yaml.safe_dump({"rule_files": [], "tests": [
-        {"interval": "15s", "input_series": [], "promql_expr_test": cases}]}))
-    proc = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True,
-                          text=True, timeout=60)
+    test_file.write_text(
+        yaml.safe_dump(
+            {
+                "rule_files": [],
+                "tests": [{"interval": "15s", "input_series": [], "promql_expr_test": cases}],
+            }
+        )
+    )
+    proc = subprocess.run(
+        [promtool, "test", "rules", str(test_file)], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize(("expr", "values", "want"), [
-    ("rate(x[$__rate_interval])", {"__rate_interval": "1m"}, "rate(x[1m])"),
-    ("rate(x[${__interval}])", {"__interval": "15000ms"}, "rate(x[15000ms])"),
-])
+@pytest.mark.parametrize(
+    ("expr", "values", "want"),
+    [
+        ("rate(x[$__rate_interval])", {"__rate_interval": "1m"}, "rate(x[1m])"),
+        ("rate(x[${__interval}])", {"__interval": "15000ms"}, "rate(x[15000ms])"),
+    ],
+)
 def test_substitute(expr: str, values: dict[str, str], want: str) -> None:
     assert substitute(expr, values) == want
 

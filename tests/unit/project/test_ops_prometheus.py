@@ -20,8 +20,9 @@ SEVERITIES = {"critical", "warning"}
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
     tool = require_tool("promtool", "Debian package `prometheus`")
-    return subprocess.run([tool, *args], capture_output=True, text=True, cwd=PROMETHEUS_DIR,
-                          timeout=120)
+    return subprocess.run(
+        [tool, *args], capture_output=True, text=True, cwd=PROMETHEUS_DIR, timeout=120
+    )
 
 
 def test_promtool_checks_the_config_and_the_rules_it_loads() -> None:
@@ -47,8 +48,9 @@ def test_config_scrapes_the_dataflow_and_loads_the_rules() -> None:
     [job] = [j for j in config["scrape_configs"] if j["job_name"] == JOB]
     [static] = job["static_configs"]
     assert static["targets"] == ["dataflow:3030"]  # the compose service, Bytewax's API port
-    loaded = {path for pattern in config["rule_files"]
-              for path in PROMETHEUS_CONFIG.parent.glob(pattern)}
+    loaded = {
+        path for pattern in config["rule_files"] for path in PROMETHEUS_CONFIG.parent.glob(pattern)
+    }
     assert loaded == set(RULES)
 
 
@@ -63,8 +65,14 @@ def test_every_rule_has_a_severity_a_summary_and_a_description() -> None:
 
 def test_the_issue_s_rules_are_all_there() -> None:
     names = {rule["alert"] for rule in alerting_rules()}
-    assert names == {"SensorDataflowDown", "SensorConsumerLagGrowing", "SensorDeadLettersHigh",
-                     "SensorLateReadingsRising", "SensorFamilySilent", "SensorAlertStorm"}
+    assert names == {
+        "SensorDataflowDown",
+        "SensorConsumerLagGrowing",
+        "SensorDeadLettersHigh",
+        "SensorLateReadingsRising",
+        "SensorFamilySilent",
+        "SensorAlertStorm",
+    }
 
 
 def rule_test_cases() -> dict[str, dict[str, int]]:

@@ -46,19 +46,22 @@ def test_dependencies_are_ranges_and_requirements_txt_pins_exactly_them() -> Non
     pinned = pins()
     assert not runtime.keys() & dev.keys()
     assert runtime.keys() | dev.keys() == pinned.keys(), (
-        "pyproject.toml (dependencies + the dev extra) and requirements.txt name different "
-        "packages")
+        "pyproject.toml (dependencies + the dev extra) and requirements.txt name different packages"
+    )
     for name, req in {**runtime, **dev}.items():
         assert not any(s.operator in ("==", "===") for s in req.specifier), (
-            f"{req}: pyproject.toml declares ranges; the exact pin is requirements.txt's")
+            f"{req}: pyproject.toml declares ranges; the exact pin is requirements.txt's"
+        )
         assert req.specifier.contains(pinned[name]), (
-            f"requirements.txt pins {name}=={pinned[name]}, outside pyproject's {req}")
+            f"requirements.txt pins {name}=={pinned[name]}, outside pyproject's {req}"
+        )
 
 
 def test_python_version_and_packages() -> None:
     assert PROJECT["requires-python"] == ">=3.11"
     packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
-        "packages"]
+        "packages"
+    ]
     assert sorted(packages) == sorted(PACKAGES)
     for name in packages:
         assert (ROOT / name / "__init__.py").is_file()
@@ -75,8 +78,14 @@ def test_console_script_targets_import(script: str) -> None:
 
 
 def test_the_console_scripts_that_the_readme_promises() -> None:
-    assert {"sensor-producer", "sensor-dataflow", "sensor-eval", "sensor-notifier",
-            "sensor-wait-for-broker", "sensor-init-topics"} <= PROJECT["scripts"].keys()
+    assert {
+        "sensor-producer",
+        "sensor-dataflow",
+        "sensor-eval",
+        "sensor-notifier",
+        "sensor-wait-for-broker",
+        "sensor-init-topics",
+    } <= PROJECT["scripts"].keys()
 
 
 SYS_PATH_EDIT = re.compile(r"sys\.path\.(insert|append|extend)|sys\.path\s*[+]?=")
@@ -84,10 +93,12 @@ SYS_PATH_EDIT = re.compile(r"sys\.path\.(insert|append|extend)|sys\.path\s*[+]?=
 
 def test_no_program_edits_sys_path() -> None:
     """With the project installed (``make venv``: ``pip install -e .``) none is needed."""
-    offenders = [str(path.relative_to(ROOT))
-                 for folder in (*PACKAGES, "scripts", "bench")
-                 for path in sorted((ROOT / folder).rglob("*.py"))
-                 if SYS_PATH_EDIT.search(path.read_text(encoding="utf-8"))]
+    offenders = [
+        str(path.relative_to(ROOT))
+        for folder in (*PACKAGES, "scripts", "bench")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if SYS_PATH_EDIT.search(path.read_text(encoding="utf-8"))
+    ]
     assert offenders == []
 
 
@@ -104,8 +115,15 @@ def test_importing_the_flow_module_builds_nothing_and_admin_needs_no_bytewax() -
     )
     # An unreachable broker and a bad setting: building the flow would fail at once.
     env = {"KAFKA_BROKERS": "127.0.0.1:1", "TOPIC_PARTITIONS": "0", "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr
 
 
