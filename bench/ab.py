@@ -66,9 +66,11 @@ def workload(name: str, checkouts: list[Path], args: argparse.Namespace) -> dict
                 run = flow(co, topics, args.brokers)
                 d = derive(run, start, loaded.messages, loaded.windows, 0)
                 res[str(co)] = d["msg_per_s"]
+                res[f"{co} cpu"] = d["cpu_drain_s"] / loaded.messages * 1e6
                 print(
                     f"  round {r + 1} {rev(co):<14} {d['msg_per_s']:>10,.0f} msg/s  drain "
-                    f"{d['drain_s']:.2f} s, start-up {d['startup_s']:.2f} s",
+                    f"{d['drain_s']:.2f} s, start-up {d['startup_s']:.2f} s, CPU "
+                    f"{res[f'{co} cpu']:.3f} µs/msg",
                     flush=True,
                 )
             rounds.append(res)
@@ -110,6 +112,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"(rounds {', '.join(f'{x:,.0f}' for x in per_round)}); "
                 f"x{med / statistics.median(rd[base] for rd in res['rounds']):.3f} "
                 f"(rounds {', '.join(f'{x:.3f}' for x in ratios)})"
+            )
+            cpu = [rd[f"{co} cpu"] for rd in res["rounds"]]
+            cpu_ratios = [rd[f"{co} cpu"] / rd[f"{base} cpu"] for rd in res["rounds"]]
+            print(
+                f"  {'':<2} {'':<14} CPU {statistics.median(cpu):.3f} µs/msg (rounds "
+                f"{', '.join(f'{x:.3f}' for x in cpu)}); x{statistics.median(cpu_ratios):.3f} "
+                f"of the first's (rounds {', '.join(f'{x:.3f}' for x in cpu_ratios)})"
             )
     if {"W1", "W2"} <= {r["workload"] for r in results}:
         for co, med in medians.items():
