@@ -58,7 +58,8 @@ class Expected(ValueError):
     """The text is not of the option's type: worded ``expected <what> (<detail>)``."""
 
     def __init__(self, what: str, detail: str = "") -> None:
-        super().__init__(f"expected {what}" + (f" ({detail})" if detail else ""))
+        self.short = f"expected {what}"
+        super().__init__(self.short + (f" ({detail})" if detail else ""))
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,10 @@ class Reader:
         try:
             return option.parse(raw.strip())
         except (ValueError, TypeError) as exc:
-            raise OptionError(option, raw, origin, str(exc)) from None
+            # A flag's message is longer already: Python's own wording of the refusal is left
+            # to the variables' (the dataflow's and the notifier's, as they have always had it).
+            reason = exc.short if option.flag and isinstance(exc, Expected) else str(exc)
+            raise OptionError(option, raw, origin, reason) from None
 
     def fail(self, option: Option[Any], reason: str) -> OptionError:
         """An error about ``option``'s current value, for checks across settings."""
@@ -200,11 +204,14 @@ def boolean(raw: str) -> bool:
 
 
 def _bound_text(lo: float | None, hi: float | None, strict: bool) -> str | None:
+    def show(bound: float) -> str:
+        return f"{bound:g}" if isinstance(bound, float) else str(bound)
+
     if lo is not None and hi is not None:
-        return f"between {lo:g} and {hi:g}"
+        return f"between {show(lo)} and {show(hi)}"
     if lo is not None:
-        return f"{'>' if strict else '>='} {lo:g}"
-    return None if hi is None else f"<= {hi:g}"
+        return f"{'>' if strict else '>='} {show(lo)}"
+    return None if hi is None else f"<= {show(hi)}"
 
 
 def integer(lo: int | None = None, hi: int | None = None, what: str = "an integer") -> Parser[int]:
