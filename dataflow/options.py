@@ -359,8 +359,9 @@ def env_docs(options: Iterable[Option[Any]]) -> dict[str, tuple[str, str]]:
 
 def add_options(parser: argparse.ArgumentParser, options: Iterable[Option[Any]]) -> None:
     """Add a flag per option that has one, its help ending ``[env X; default: D]``; options
-    without a flag are listed in a group of environment variables. Flags default to ``None``
-    so that :class:`Reader` can tell a flag from a variable."""
+    without a flag are listed in a group of environment variables, a line each (with
+    ``argparse.RawDescriptionHelpFormatter``; other formatters reflow them). Flags default to
+    ``None`` so that :class:`Reader` can tell a flag from a variable."""
     env_only: list[Option[Any]] = []
     for option in options:
         if option.flag is None:
@@ -376,9 +377,7 @@ def add_options(parser: argparse.ArgumentParser, options: Iterable[Option[Any]])
             **extra,
         )
     if env_only:
-        rows = "\n".join(
-            f"  {o.env} (default: {o.shown_default}): {o.help.replace('%', '%%')}" for o in env_only
-        )
+        rows = "\n".join(f"  {o.env} (default: {o.shown_default}): {o.help}" for o in env_only)
         parser.add_argument_group("environment variables", rows)
 
 
