@@ -16,8 +16,12 @@ Why the standard library's argparse with environment defaults, not click or pyda
 it adds no dependency (neither is pinned in requirements.txt), the producer and the scripts
 already use argparse, and flags must win over variables for the producer while the dataflow and
 the notifier read variables only; argparse gives the flags and ``--help``, and this module the
-precedence and the typed parsing both sides share. A parser is a plain function ``str -> T`` that
-raises ``ValueError`` with a human reason; the reader adds the names.
+precedence and the typed parsing both sides share. pydantic-settings would bring pydantic (a
+compiled dependency) for a dozen scalar types and word errors its own way, where operators and
+tests know these; click would own the command line, which ``python -m dataflow`` cannot give up
+(it hands its arguments to ``bytewax.run``: its options have no flag). A parser is a plain
+function ``str -> T`` that raises ``ValueError`` with a human reason; the reader adds the names.
+There is one boolean parser (:func:`boolean`), used by every program.
 
 Pure: no Kafka, no process state; :class:`Reader` takes the environment as a mapping.
 """
