@@ -22,12 +22,13 @@ import os
 import sys
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from dataflow.kafkalog import client_logger
+from dataflow.options import Option, OptionError, Parser, Reader, add_options, number
 from dataflow.security import KafkaSecurity, SecurityConfigError
 
 # librdkafka's settings: strings and numbers, and also callbacks and a logger (error_cb, logger),
@@ -312,34 +313,33 @@ def wait_for_broker(
         time.sleep(min(RETRY_PAUSE_SECONDS, remaining))
 
 
-def _wait_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--brokers",
-        default=os.environ.get("KAFKA_BROKERS") or DEFAULT_BROKERS,
-        help="comma-separated host:port bootstrap list (default: $KAFKA_BROKERS or %(default)s)",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=float,
-        default=None,
-        help="seconds to wait before giving up "
-        f"(default: $BROKER_WAIT_TIMEOUT_SECONDS or {DEFAULT_WAIT_SECONDS:g})",
-    )
+T = TypeVar("T")
 
 
-def _wait_timeout(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Fill in ``args.timeout`` from the environment when not given; reject a bad one."""
-    if args.timeout is None:
-        raw = os.environ.get("BROKER_WAIT_TIMEOUT_SECONDS", "").strip()
-        try:
-            args.timeout = float(raw) if raw else DEFAULT_WAIT_SECONDS
-        except ValueError:
-            parser.error(f"BROKER_WAIT_TIMEOUT_SECONDS must be a number of seconds, got {raw!r}")
-    if args.timeout < 0:
-        parser.error("--timeout must be >= 0")
+def _or_default(parse: Parser[T], default: T) -> Parser[T]:
+    """An empty value means the default, as ``${VAR:-default}`` does in the scripts."""
+    return lambda text: parse(text) if text else default
 
 
-def _wait(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+WAIT_OPTIONS: tuple[Option[Any], ...] = (
+    Option(
+        "KAFKA_BROKERS",
+        DEFAULT_BROKERS,
+        _or_default(str, DEFAULT_BROKERS),
+        "comma-separated host:port bootstrap list",
+        flag="--brokers",
+    ),
+    Option(
+        "BROKER_WAIT_TIMEOUT_SECONDS",
+        f"{DEFAULT_WAIT_SECONDS:g}",
+        _or_default(number(0, what="a number of seconds"), DEFAULT_WAIT_SECONDS),
+        "seconds to wait before giving up",
+        flag="--timeout",
+    ),
+)
+
+
+def _wait(brokers: str, timeout: float, environ: Mapping[str, str]) -> int:
     """Wait, then report the outcome as an exit status (0 answered, 1 not, 2 bad settings)."""
     try:
         security = KafkaSecurity.from_env(environ)
@@ -347,12 +347,12 @@ def _wait(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     last_error = LastError(security)
-    if wait_for_broker(args.brokers, args.timeout, security, last_error):
+    if wait_for_broker(brokers, timeout, security, last_error):
         return 0
     if last_error.tls_refused:
         print(
             scrub(
-                f"error: TLS with Kafka at {args.brokers} failed ({security.redacted()}): "
+                f"error: TLS with Kafka at {brokers} failed ({security.redacted()}): "
                 f"{last_error.tls_refused}",
                 security.password,
             ),
@@ -362,8 +362,8 @@ def _wait(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     reason = f" (last error: {last_error.text})" if last_error.text else ""
     print(
         scrub(
-            f"error: no Kafka broker answered at {args.brokers} ({security.redacted()}) "
-            f"within {args.timeout:g} s{reason}",
+            f"error: no Kafka broker answered at {brokers} ({security.redacted()}) "
+            f"within {timeout:g} s{reason}",
             security.password,
         ),
         file=sys.stderr,
@@ -381,10 +381,14 @@ WAIT_DESCRIPTION = (
 def wait_main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     """``sensor-wait-for-broker [--brokers B] [--timeout S]``."""
     parser = argparse.ArgumentParser(prog="sensor-wait-for-broker", description=WAIT_DESCRIPTION)
-    _wait_arguments(parser)
-    args = parser.parse_args(argv)
-    _wait_timeout(parser, args)
-    return _wait(args, os.environ if environ is None else environ)
+    add_options(parser, WAIT_OPTIONS)
+    env = os.environ if environ is None else environ
+    read = Reader(env, parser.parse_args(argv))
+    try:
+        brokers, timeout = (read(option) for option in WAIT_OPTIONS)
+    except OptionError as exc:
+        parser.error(str(exc))
+    return _wait(brokers, timeout, env)
 
 
 def init_topics_main(argv: Sequence[str] | None = None) -> int:

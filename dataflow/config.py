@@ -1,17 +1,18 @@
-"""The one place that reads ``os.environ``.
+"""The one place that reads ``os.environ`` for the dataflow.
 
-Every knob of the dataflow is an environment variable with a default. ``Settings.from_env`` reads
-and validates them all at start-up, so a typo or a nonsensical value stops the flow before it
-touches Kafka, with a message naming the variable.
+Every knob of the dataflow is an environment variable with a default, declared once below as a
+:class:`dataflow.options.Option` (variable, default, typed parser, help). ``Settings.from_env``
+reads and validates them all at start-up, so a typo or a nonsensical value stops the flow before
+it touches Kafka, with a message naming the variable; ``ENV_DOCS`` (``python -m dataflow
+--help``, the README's table, checked by a test) is derived from the same declarations.
 """
 
 from __future__ import annotations
 
-import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from dataflow.families import (
     AIR_QUALITY,
@@ -23,6 +24,24 @@ from dataflow.families import (
     load_families,
     topics_of,
 )
+from dataflow.options import (
+    Option,
+    OptionError,
+    Parser,
+    Reader,
+    boolean,
+    comma_list,
+    env_docs,
+    expecting,
+    integer,
+    key_values,
+    level_name,
+    non_empty,
+    number,
+    optional,
+    pair,
+    text,
+)
 from dataflow.readings import VALID_RANGES
 from dataflow.security import SECURITY_ENV_DOCS, KafkaSecurity, SecurityConfigError
 
@@ -33,224 +52,282 @@ class ConfigError(ValueError):
     """A bad environment value; the message names the variable."""
 
 
-# name -> (default, help). The README table is checked against this by a test.
-ENV_DOCS: dict[str, tuple[str, str]] = {
-    "KAFKA_BROKERS": ("127.0.0.1:9092", "Comma-separated bootstrap brokers."),
-    "SENSORS_CONFIG": (
-        "",
-        'A YAML file declaring the sensor families (README, "Your own '
-        'sensors"); empty: the two tutorial families, set by the variables '
-        "marked *family* below, which a file replaces.",
-    ),
-    "AIR_QUALITY_TOPIC": ("air-quality", "*family*: input topic of the air-quality family."),
-    "TEMPERATURE_TOPIC": (
-        "temperature_readings",
-        "*family*: input topic of the machine-temperature family.",
-    ),
-    "ANOMALIES_TOPIC": ("anomalies", "Output topic of scored windows."),
-    "DLQ_TOPIC": ("dead-letters", "Topic for messages that cannot be used, with their reason."),
-    "TOPIC_PARTITIONS": ("3", "Partitions of topics the flow creates when they are missing."),
-    "KAFKA_TAIL": ("true", "`false`: stop at the end of the input topics (replays, tests)."),
-    "KAFKA_BATCH_SIZE": ("5000", "Messages fetched per partition per poll."),
-    "KAFKA_CONSUMER_CONFIG": (
-        "",
-        "Extra librdkafka consumer settings, `k=v,k=v` (a list value "
-        "keeps its commas: `debug=consumer,fetch`).",
-    ),
-    "KAFKA_PRODUCER_CONFIG": ("", "Extra librdkafka producer settings for the sinks, `k=v,k=v`."),
-    "WINDOW_SECONDS": (
-        "5",
-        "Tumbling event-time window length, per sensor (a family in "
-        "`SENSORS_CONFIG` may set its own).",
-    ),
-    "ALLOWED_LATENESS_SECONDS": (
-        "2",
-        "How far a sensor's event time may pass a window's end before the window closes.",
-    ),
-    "LIVE_SKEW_SECONDS": (
-        "60",
-        "A sensor whose event time is within this many seconds of the "
-        "wall clock is live: between its readings its clock also runs "
-        "on by the wall clock, so its windows close on time even when "
-        "its next reading is slow to come. Older data (replays, "
-        "backlogs) closes windows by event time only (0: never).",
-    ),
-    "IDLE_TIMEOUT_SECONDS": (
-        "10",
-        "Wall-clock seconds after a sensor's last reading at which its open windows close anyway.",
-    ),
-    "SHARDS": ("32", "Key groups that sensors are hashed into (Bytewax keys)."),
-    "TEMPERATURE_THRESHOLD_C": (
-        "90",
-        "*family*: temperature window mean at or above which is "
-        "an alarm (the rule `threshold`, severity `critical`).",
-    ),
-    "AIR_QUALITY_THRESHOLD": (
-        "",
-        "*family*: air-quality window mean at or above which is an "
-        "alarm (the rule `threshold`, severity `warning`; empty: no "
-        "rule).",
-    ),
-    "TEMPERATURE_LIMITS": (
-        "0,120",
-        "*family*: HalfSpaceTrees feature range `lo,hi` for temperature.",
-    ),
-    "AIR_QUALITY_LIMITS": (
-        "0,500",
-        "*family*: HalfSpaceTrees feature range `lo,hi` for air quality.",
-    ),
-    "TEMPERATURE_VALID_RANGE": (
-        "{:g},{:g}".format(*VALID_RANGES[TEMPERATURE]),
-        "*family*: plausible temperature readings `lo,hi` (inclusive); any other goes to the "
-        "dead-letter topic as `out_of_range`, never into a window.",
-    ),
-    "AIR_QUALITY_VALID_RANGE": (
-        "{:g},{:g}".format(*VALID_RANGES[AIR_QUALITY]),
-        "*family*: plausible air-quality readings `lo,hi`, as above.",
-    ),
-    "HST_TREES": ("5", "HalfSpaceTrees: number of trees."),
-    "HST_HEIGHT": ("3", "HalfSpaceTrees: tree height."),
-    "HST_WINDOW_SIZE": ("100", "HalfSpaceTrees: windows per reference-mass period."),
-    "ML_NOVELTY_MARGIN": (
-        "1.2",
-        "A window is novel when a feature (level distance, step, "
-        "burst rate, HalfSpaceTrees score) exceeds this many times its "
-        "decayed peak in the sensor's past.",
-    ),
-    "ML_NOVELTY_FLOOR": ("6", "... and is more than this many spreads (features) from the usual."),
-    "ML_NOVELTY_HALF_LIFE": (
-        "3000",
-        "Windows over which a feature's remembered peak decays by half.",
-    ),
-    "ML_HST_NOVELTY": (
-        "false",
-        "`true`: HalfSpaceTrees' score also takes part in the novelty "
-        "test (off by default: on NAB it added false alarms faster than "
-        "it found windows, see bench/RESULTS.md).",
-    ),
-    "ML_SEASONALITY": ("true", "`false`: no daily or weekly baseline, the level alone."),
-    "LEVEL_WINDOWS": (
-        "300",
-        "Memory, in windows, of each sensor's running level (the spread's is twice as long).",
-    ),
-    "ML_DRIFT_SLACK": (
-        "2",
-        "Spreads a window mean may sit from the level before it adds to the "
-        "sensor's drift sums (CUSUM).",
-    ),
-    "ML_DRIFT_LIMIT": (
-        "16",
-        "A drift sum above this is an ML anomaly: a lasting moderate departure (0: off).",
-    ),
-    "ML_DRIFT_CLIP": (
-        "4",
-        "Most spreads one window adds to a drift sum, so a spike alone cannot cross the limit.",
-    ),
-    "WARMUP_WINDOWS": (
-        "100",
-        "Windows a sensor's model learns, after its first "
-        "`HST_WINDOW_SIZE`, before it may raise ML anomalies.",
-    ),
-    "MODEL_SEED": ("42", "Seed of every sensor's model, so runs are reproducible."),
-    "ALERT_UPDATE_WINDOWS": (
-        "12",
-        "An open alert sends an `update` (peak moved, new reason) at "
-        "most once per this many windows.",
-    ),
-    "ALERT_RESOLVE_WINDOWS": ("3", "Consecutive clean windows that resolve an alert."),
-    "ALERT_COOLDOWN_WINDOWS": (
-        "48",
-        "After an ML alert resolves, windows in which a new ML "
-        "alert of the same sensor stays silent (threshold alarms "
-        "always open).",
-    ),
-    "ALERT_STALE_SECONDS": (
-        "300",
-        "Wall-clock seconds without readings after which a sensor's "
-        'open alert is resolved with `"resolution": "stale"` '
-        "(0: never).",
-    ),
-    "SENSOR_STATE_TTL_SECONDS": (
-        "604800",
-        "Wall-clock seconds without readings after which a "
-        "sensor's state (model, level, alert) is forgotten, "
-        "its windows closed first; its next reading starts a "
-        "fresh model with a warm-up. 7 days by default.",
-    ),
-    "EMIT_ALL_WINDOWS": ("false", "`true`: also write every scored window, not only alert events."),
-    "STATUS_INTERVAL_SECONDS": ("5", "Seconds between status log lines (0: none)."),
-    "LOG_LEVEL": ("INFO", "Python logging level."),
-}
+#: Every option of the dataflow, in the order ``--help`` and the README list them.
+OPTIONS: list[Option[Any]] = []
 
 
-ALL_ENV_DOCS = {**ENV_DOCS, **SECURITY_ENV_DOCS}
-# What a sensors file declares instead: set to anything but its default beside a file, a
-# variable would silently do nothing, so that is refused.
-FAMILY_ENV = tuple(name for name, (_, text) in ENV_DOCS.items() if text.startswith("*family*"))
-
-
-def _raw(env: Mapping[str, str], name: str) -> str:
-    return env.get(name, ENV_DOCS[name][0]).strip()
-
-
-def _parse(env: Mapping[str, str], name: str, conv: Callable[[str], T], what: str) -> T:
-    raw = _raw(env, name)
-    try:
-        return conv(raw)
-    except (ValueError, TypeError) as exc:
-        raise ConfigError(f"{name}={raw!r}: expected {what} ({exc})") from None
-
-
-def _bool(raw: str) -> bool:
-    low = raw.lower()
-    if low in ("1", "true", "yes", "on"):
-        return True
-    if low in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("not a boolean")
-
-
-def _finite(raw: str) -> float:
-    val = float(raw)
-    if not math.isfinite(val):
-        raise ValueError("not finite")
-    return val
-
-
-def _limits(raw: str) -> tuple[float, float]:
-    lo, hi = (_finite(p) for p in raw.split(","))
-    if not lo < hi:
-        raise ValueError("lo must be below hi")
-    return lo, hi
+def _declare(env: str, default: str, parse: Parser[T], help: str) -> Option[T]:
+    option = Option(env, default, parse, help)
+    OPTIONS.append(option)
+    return option
 
 
 def _valid_range(raw: str) -> tuple[float, float]:
-    lo, hi = _limits(raw)
+    lo, hi = pair(raw)
     if max(-lo, hi) > MAX_MAGNITUDE:
         raise ValueError(f"bounds must lie within +-{MAX_MAGNITUDE:g}")
     return lo, hi
 
 
-def _kv(raw: str) -> dict[str, str]:
-    """``k=v,k=v``; a part without ``=`` continues the previous value, because librdkafka lists
-    are comma-separated themselves (``debug=broker,fetch,linger.ms=5``)."""
-    out: dict[str, str] = {}
-    key = ""
-    for part in filter(None, (p.strip() for p in raw.split(","))):
-        name, sep, val = part.partition("=")
-        if sep and name.strip():
-            key = name.strip()
-            out[key] = val.strip()
-        elif not sep and key:
-            out[key] += "," + part
-        else:
-            raise ValueError(f"{part!r} is not k=v")
-    return out
+def _range_text(family: str) -> str:
+    return "{:g},{:g}".format(*VALID_RANGES[family])
 
 
-def _check(name: str, ok: bool, what: str, env: Mapping[str, str]) -> None:
-    if not ok:
-        raise ConfigError(f"{name}={_raw(env, name)!r}: must be {what}")
+_SECONDS = "a number of seconds"
+_KV = expecting("k=v,k=v", key_values)
+_LIMITS = expecting("`lo,hi` with lo < hi", pair)
+_VALID_RANGE = expecting(f"`lo,hi` with lo < hi, within +-{MAX_MAGNITUDE:g}", _valid_range)
+
+KAFKA_BROKERS = _declare(
+    "KAFKA_BROKERS",
+    "127.0.0.1:9092",
+    comma_list("must be a non-empty list of host:port"),
+    "Comma-separated bootstrap brokers.",
+)
+SENSORS_CONFIG = _declare(
+    "SENSORS_CONFIG",
+    "",
+    text,
+    'A YAML file declaring the sensor families (README, "Your own sensors"); empty: the two '
+    "tutorial families, set by the variables marked *family* below, which a file replaces.",
+)
+AIR_QUALITY_TOPIC = _declare(
+    "AIR_QUALITY_TOPIC",
+    "air-quality",
+    non_empty("must be a topic name"),
+    "*family*: input topic of the air-quality family.",
+)
+TEMPERATURE_TOPIC = _declare(
+    "TEMPERATURE_TOPIC",
+    "temperature_readings",
+    non_empty("must be a topic name"),
+    "*family*: input topic of the machine-temperature family.",
+)
+ANOMALIES_TOPIC = _declare(
+    "ANOMALIES_TOPIC",
+    "anomalies",
+    non_empty("must be a topic name"),
+    "Output topic of scored windows.",
+)
+DLQ_TOPIC = _declare(
+    "DLQ_TOPIC",
+    "dead-letters",
+    non_empty("must be a topic name"),
+    "Topic for messages that cannot be used, with their reason.",
+)
+TOPIC_PARTITIONS = _declare(
+    "TOPIC_PARTITIONS",
+    "3",
+    integer(1),
+    "Partitions of topics the flow creates when they are missing.",
+)
+KAFKA_TAIL = _declare(
+    "KAFKA_TAIL", "true", boolean, "`false`: stop at the end of the input topics (replays, tests)."
+)
+KAFKA_BATCH_SIZE = _declare(
+    "KAFKA_BATCH_SIZE", "5000", integer(1), "Messages fetched per partition per poll."
+)
+KAFKA_CONSUMER_CONFIG = _declare(
+    "KAFKA_CONSUMER_CONFIG",
+    "",
+    _KV,
+    "Extra librdkafka consumer settings, `k=v,k=v` (a list value keeps its commas: "
+    "`debug=consumer,fetch`).",
+)
+KAFKA_PRODUCER_CONFIG = _declare(
+    "KAFKA_PRODUCER_CONFIG", "", _KV, "Extra librdkafka producer settings for the sinks, `k=v,k=v`."
+)
+WINDOW_SECONDS = _declare(
+    "WINDOW_SECONDS",
+    "5",
+    number(0, strict=True, what=_SECONDS),
+    "Tumbling event-time window length, per sensor (a family in `SENSORS_CONFIG` may set its own).",
+)
+ALLOWED_LATENESS_SECONDS = _declare(
+    "ALLOWED_LATENESS_SECONDS",
+    "2",
+    number(0, what=_SECONDS),
+    "How far a sensor's event time may pass a window's end before the window closes.",
+)
+LIVE_SKEW_SECONDS = _declare(
+    "LIVE_SKEW_SECONDS",
+    "60",
+    number(0, what=_SECONDS),
+    "A sensor whose event time is within this many seconds of the wall clock is live: between "
+    "its readings its clock also runs on by the wall clock, so its windows close on time even "
+    "when its next reading is slow to come. Older data (replays, backlogs) closes windows by "
+    "event time only (0: never).",
+)
+IDLE_TIMEOUT_SECONDS = _declare(
+    "IDLE_TIMEOUT_SECONDS",
+    "10",
+    number(0, strict=True, what=_SECONDS),
+    "Wall-clock seconds after a sensor's last reading at which its open windows close anyway.",
+)
+SHARDS = _declare(
+    "SHARDS", "32", integer(1, 4096), "Key groups that sensors are hashed into (Bytewax keys)."
+)
+TEMPERATURE_THRESHOLD_C = _declare(
+    "TEMPERATURE_THRESHOLD_C",
+    "90",
+    number(),
+    "*family*: temperature window mean at or above which is an alarm (the rule `threshold`, "
+    "severity `critical`).",
+)
+AIR_QUALITY_THRESHOLD = _declare(
+    "AIR_QUALITY_THRESHOLD",
+    "",
+    optional(number()),
+    "*family*: air-quality window mean at or above which is an alarm (the rule `threshold`, "
+    "severity `warning`; empty: no rule).",
+)
+TEMPERATURE_LIMITS = _declare(
+    "TEMPERATURE_LIMITS",
+    "0,120",
+    _LIMITS,
+    "*family*: HalfSpaceTrees feature range `lo,hi` for temperature.",
+)
+AIR_QUALITY_LIMITS = _declare(
+    "AIR_QUALITY_LIMITS",
+    "0,500",
+    _LIMITS,
+    "*family*: HalfSpaceTrees feature range `lo,hi` for air quality.",
+)
+TEMPERATURE_VALID_RANGE = _declare(
+    "TEMPERATURE_VALID_RANGE",
+    _range_text(TEMPERATURE),
+    _VALID_RANGE,
+    "*family*: plausible temperature readings `lo,hi` (inclusive); any other goes to the "
+    "dead-letter topic as `out_of_range`, never into a window.",
+)
+AIR_QUALITY_VALID_RANGE = _declare(
+    "AIR_QUALITY_VALID_RANGE",
+    _range_text(AIR_QUALITY),
+    _VALID_RANGE,
+    "*family*: plausible air-quality readings `lo,hi`, as above.",
+)
+HST_TREES = _declare("HST_TREES", "5", integer(1), "HalfSpaceTrees: number of trees.")
+HST_HEIGHT = _declare("HST_HEIGHT", "3", integer(1), "HalfSpaceTrees: tree height.")
+HST_WINDOW_SIZE = _declare(
+    "HST_WINDOW_SIZE", "100", integer(1), "HalfSpaceTrees: windows per reference-mass period."
+)
+ML_NOVELTY_MARGIN = _declare(
+    "ML_NOVELTY_MARGIN",
+    "1.2",
+    number(1),
+    "A window is novel when a feature (level distance, step, burst rate, HalfSpaceTrees score) "
+    "exceeds this many times its decayed peak in the sensor's past.",
+)
+ML_NOVELTY_FLOOR = _declare(
+    "ML_NOVELTY_FLOOR",
+    "6",
+    number(0),
+    "... and is more than this many spreads (features) from the usual.",
+)
+ML_NOVELTY_HALF_LIFE = _declare(
+    "ML_NOVELTY_HALF_LIFE",
+    "3000",
+    number(0, strict=True),
+    "Windows over which a feature's remembered peak decays by half.",
+)
+ML_HST_NOVELTY = _declare(
+    "ML_HST_NOVELTY",
+    "false",
+    boolean,
+    "`true`: HalfSpaceTrees' score also takes part in the novelty test (off by default: on NAB "
+    "it added false alarms faster than it found windows, see bench/RESULTS.md).",
+)
+ML_SEASONALITY = _declare(
+    "ML_SEASONALITY", "true", boolean, "`false`: no daily or weekly baseline, the level alone."
+)
+LEVEL_WINDOWS = _declare(
+    "LEVEL_WINDOWS",
+    "300",
+    integer(1),
+    "Memory, in windows, of each sensor's running level (the spread's is twice as long).",
+)
+ML_DRIFT_SLACK = _declare(
+    "ML_DRIFT_SLACK",
+    "2",
+    number(0),
+    "Spreads a window mean may sit from the level before it adds to the sensor's drift sums "
+    "(CUSUM).",
+)
+ML_DRIFT_LIMIT = _declare(
+    "ML_DRIFT_LIMIT",
+    "16",
+    number(0),
+    "A drift sum above this is an ML anomaly: a lasting moderate departure (0: off).",
+)
+ML_DRIFT_CLIP = _declare(
+    "ML_DRIFT_CLIP",
+    "4",
+    number(0, strict=True),
+    "Most spreads one window adds to a drift sum, so a spike alone cannot cross the limit.",
+)
+WARMUP_WINDOWS = _declare(
+    "WARMUP_WINDOWS",
+    "100",
+    integer(0),
+    "Windows a sensor's model learns, after its first `HST_WINDOW_SIZE`, before it may raise ML"
+    " anomalies.",
+)
+MODEL_SEED = _declare(
+    "MODEL_SEED", "42", integer(), "Seed of every sensor's model, so runs are reproducible."
+)
+ALERT_UPDATE_WINDOWS = _declare(
+    "ALERT_UPDATE_WINDOWS",
+    "12",
+    integer(1),
+    "An open alert sends an `update` (peak moved, new reason) at most once per this many windows.",
+)
+ALERT_RESOLVE_WINDOWS = _declare(
+    "ALERT_RESOLVE_WINDOWS", "3", integer(1), "Consecutive clean windows that resolve an alert."
+)
+ALERT_COOLDOWN_WINDOWS = _declare(
+    "ALERT_COOLDOWN_WINDOWS",
+    "48",
+    integer(0),
+    "After an ML alert resolves, windows in which a new ML alert of the same sensor stays "
+    "silent (threshold alarms always open).",
+)
+ALERT_STALE_SECONDS = _declare(
+    "ALERT_STALE_SECONDS",
+    "300",
+    number(0, what=_SECONDS),
+    "Wall-clock seconds without readings after which a sensor's open alert is resolved with "
+    '`"resolution": "stale"` (0: never).',
+)
+SENSOR_STATE_TTL_SECONDS = _declare(
+    "SENSOR_STATE_TTL_SECONDS",
+    "604800",
+    number(0, strict=True, what=_SECONDS),
+    "Wall-clock seconds without readings after which a sensor's state (model, level, alert) is "
+    "forgotten, its windows closed first; its next reading starts a fresh model with a warm-up."
+    " 7 days by default.",
+)
+EMIT_ALL_WINDOWS = _declare(
+    "EMIT_ALL_WINDOWS",
+    "false",
+    boolean,
+    "`true`: also write every scored window, not only alert events.",
+)
+STATUS_INTERVAL_SECONDS = _declare(
+    "STATUS_INTERVAL_SECONDS",
+    "5",
+    number(0, what=_SECONDS),
+    "Seconds between status log lines (0: none).",
+)
+LOG_LEVEL = _declare("LOG_LEVEL", "INFO", level_name, "Python logging level.")
+
+
+# name -> (default, help), derived: the README table is checked against it by a test.
+ENV_DOCS: dict[str, tuple[str, str]] = env_docs(OPTIONS)
+ALL_ENV_DOCS = {**ENV_DOCS, **SECURITY_ENV_DOCS}
+# What a sensors file declares instead: set to anything but its default beside a file, a
+# variable would silently do nothing, so that is refused.
+FAMILY_OPTIONS = tuple(o for o in OPTIONS if o.help.startswith("*family*"))
+FAMILY_ENV = tuple(o.env for o in FAMILY_OPTIONS)
 
 
 @dataclass(frozen=True)
@@ -304,105 +381,74 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read and validate every variable; raise ``ConfigError`` naming the first bad one."""
-        env = os.environ if env is None else env
-        brokers = tuple(b.strip() for b in _raw(env, "KAFKA_BROKERS").split(",") if b.strip())
-        _check("KAFKA_BROKERS", bool(brokers), "a non-empty list of host:port", env)
-        topic_names = {}
-        for name in ("ANOMALIES_TOPIC", "DLQ_TOPIC"):
-            topic_names[name] = _raw(env, name)
-            _check(name, bool(topic_names[name]), "a topic name", env)
-        _check(
-            "ANOMALIES_TOPIC",
-            topic_names["ANOMALIES_TOPIC"] != topic_names["DLQ_TOPIC"],
-            "different from DLQ_TOPIC",
-            env,
-        )
+        try:
+            return cls._read(Reader(os.environ if env is None else env))
+        except OptionError as exc:
+            raise ConfigError(str(exc)) from None
 
-        batch_size = _parse(env, "KAFKA_BATCH_SIZE", int, "an integer")
-        _check("KAFKA_BATCH_SIZE", batch_size >= 1, ">= 1", env)
-        partitions = _parse(env, "TOPIC_PARTITIONS", int, "an integer")
-        _check("TOPIC_PARTITIONS", partitions >= 1, ">= 1", env)
-        window = _parse(env, "WINDOW_SECONDS", _finite, "a number of seconds")
-        _check("WINDOW_SECONDS", window > 0, "> 0", env)
-        _check("WINDOW_SECONDS", (window * 1e9).is_integer(), "a whole number of nanoseconds", env)
-        lateness = _parse(env, "ALLOWED_LATENESS_SECONDS", _finite, "a number of seconds")
-        _check("ALLOWED_LATENESS_SECONDS", lateness >= 0, ">= 0", env)
-        idle = _parse(env, "IDLE_TIMEOUT_SECONDS", _finite, "a number of seconds")
-        _check("IDLE_TIMEOUT_SECONDS", idle > 0, "> 0", env)
-        live_skew = _parse(env, "LIVE_SKEW_SECONDS", _finite, "a number of seconds")
-        _check("LIVE_SKEW_SECONDS", live_skew >= 0, ">= 0", env)
-        shards = _parse(env, "SHARDS", int, "an integer")
-        _check("SHARDS", 1 <= shards <= 4096, "between 1 and 4096", env)
+    @classmethod
+    def _read(cls, read: Reader) -> Settings:
+        brokers = read(KAFKA_BROKERS)
+        anomalies, dlq = read(ANOMALIES_TOPIC), read(DLQ_TOPIC)
+        read.check(ANOMALIES_TOPIC, anomalies != dlq, "different from DLQ_TOPIC")
+        batch_size, partitions = read(KAFKA_BATCH_SIZE), read(TOPIC_PARTITIONS)
+        window = read(WINDOW_SECONDS)
+        read.check(WINDOW_SECONDS, (window * 1e9).is_integer(), "a whole number of nanoseconds")
+        lateness, idle = read(ALLOWED_LATENESS_SECONDS), read(IDLE_TIMEOUT_SECONDS)
+        live_skew, shards = read(LIVE_SKEW_SECONDS), read(SHARDS)
 
-        sensors_config = _raw(env, "SENSORS_CONFIG")
+        sensors_config = read(SENSORS_CONFIG)
         families = (
-            _file_families(env, sensors_config, window)
+            _file_families(read, sensors_config, window)
             if sensors_config
-            else families_from_env(env, window)
+            else _tutorial_families(read, window)
         )
         inputs = topics_of(families)
-        for name in ("ANOMALIES_TOPIC", "DLQ_TOPIC"):
-            _check(
-                name,
-                topic_names[name] not in inputs,
-                f"different from the input topics ({', '.join(inputs)})",
-                env,
+        for option, name in ((ANOMALIES_TOPIC, anomalies), (DLQ_TOPIC, dlq)):
+            what = f"different from the input topics ({', '.join(inputs)})"
+            read.check(option, name not in inputs, what)
+        ints = {
+            o.env: read(o)
+            for o in (
+                HST_TREES,
+                HST_HEIGHT,
+                HST_WINDOW_SIZE,
+                WARMUP_WINDOWS,
+                LEVEL_WINDOWS,
+                ALERT_UPDATE_WINDOWS,
+                ALERT_RESOLVE_WINDOWS,
+                ALERT_COOLDOWN_WINDOWS,
             )
-        ints = {}
-        for name, low in (
-            ("HST_TREES", 1),
-            ("HST_HEIGHT", 1),
-            ("HST_WINDOW_SIZE", 1),
-            ("WARMUP_WINDOWS", 0),
-            ("LEVEL_WINDOWS", 1),
-            ("ALERT_UPDATE_WINDOWS", 1),
-            ("ALERT_RESOLVE_WINDOWS", 1),
-            ("ALERT_COOLDOWN_WINDOWS", 0),
-        ):
-            ints[name] = _parse(env, name, int, "an integer")
-            _check(name, ints[name] >= low, f">= {low}", env)
-        nums = {}
-        # Bounds are floats here (the integers' loop above binds ``low`` to ints).
-        for name, bound, strict in (
-            ("ML_DRIFT_SLACK", 0.0, False),
-            ("ML_DRIFT_LIMIT", 0.0, False),
-            ("ML_DRIFT_CLIP", 0.0, True),
-            ("ML_NOVELTY_MARGIN", 1.0, False),
-            ("ML_NOVELTY_FLOOR", 0.0, False),
-            ("ML_NOVELTY_HALF_LIFE", 0.0, True),
-        ):
-            nums[name] = _parse(env, name, _finite, "a number")
-            ok = nums[name] > bound if strict else nums[name] >= bound
-            _check(name, ok, f"{'>' if strict else '>='} {bound:g}", env)
-        stale = _parse(env, "ALERT_STALE_SECONDS", _finite, "a number of seconds")
-        _check("ALERT_STALE_SECONDS", stale >= 0, ">= 0", env)
-        ttl = _parse(env, "SENSOR_STATE_TTL_SECONDS", _finite, "a number of seconds")
-        _check("SENSOR_STATE_TTL_SECONDS", ttl > 0, "> 0", env)
-        status = _parse(env, "STATUS_INTERVAL_SECONDS", _finite, "a number of seconds")
-        _check("STATUS_INTERVAL_SECONDS", status >= 0, ">= 0", env)
-        log_level = _raw(env, "LOG_LEVEL").upper()
-        _check(
-            "LOG_LEVEL",
-            log_level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
-            "a logging level name",
-            env,
-        )
+        }
+        nums = {
+            o.env: read(o)
+            for o in (
+                ML_DRIFT_SLACK,
+                ML_DRIFT_LIMIT,
+                ML_DRIFT_CLIP,
+                ML_NOVELTY_MARGIN,
+                ML_NOVELTY_FLOOR,
+                ML_NOVELTY_HALF_LIFE,
+            )
+        }
+        stale, ttl = read(ALERT_STALE_SECONDS), read(SENSOR_STATE_TTL_SECONDS)
+        status, log_level = read(STATUS_INTERVAL_SECONDS), read(LOG_LEVEL)
 
         try:
-            security = KafkaSecurity.from_env(env)
+            security = KafkaSecurity.from_env(read.env)
         except SecurityConfigError as exc:
             raise ConfigError(str(exc)) from None
 
         return cls(
             brokers=brokers,
             families=families,
-            anomalies_topic=topic_names["ANOMALIES_TOPIC"],
-            dlq_topic=topic_names["DLQ_TOPIC"],
-            tail=_parse(env, "KAFKA_TAIL", _bool, "true or false"),
+            anomalies_topic=anomalies,
+            dlq_topic=dlq,
+            tail=read(KAFKA_TAIL),
             batch_size=batch_size,
             topic_partitions=partitions,
-            consumer_config=_parse(env, "KAFKA_CONSUMER_CONFIG", _kv, "k=v,k=v"),
-            producer_config=_parse(env, "KAFKA_PRODUCER_CONFIG", _kv, "k=v,k=v"),
+            consumer_config=read(KAFKA_CONSUMER_CONFIG),
+            producer_config=read(KAFKA_PRODUCER_CONFIG),
             window_seconds=window,
             lateness_seconds=lateness,
             idle_timeout_seconds=idle,
@@ -414,20 +460,20 @@ class Settings:
             ml_novelty_margin=nums["ML_NOVELTY_MARGIN"],
             ml_novelty_floor=nums["ML_NOVELTY_FLOOR"],
             ml_novelty_half_life=nums["ML_NOVELTY_HALF_LIFE"],
-            ml_hst_novelty=_parse(env, "ML_HST_NOVELTY", _bool, "true or false"),
-            ml_seasonality=_parse(env, "ML_SEASONALITY", _bool, "true or false"),
+            ml_hst_novelty=read(ML_HST_NOVELTY),
+            ml_seasonality=read(ML_SEASONALITY),
             ml_drift_slack=nums["ML_DRIFT_SLACK"],
             ml_drift_limit=nums["ML_DRIFT_LIMIT"],
             ml_drift_clip=nums["ML_DRIFT_CLIP"],
             level_windows=ints["LEVEL_WINDOWS"],
             warmup_windows=ints["WARMUP_WINDOWS"],
-            model_seed=_parse(env, "MODEL_SEED", int, "an integer"),
+            model_seed=read(MODEL_SEED),
             alert_update_windows=ints["ALERT_UPDATE_WINDOWS"],
             alert_resolve_windows=ints["ALERT_RESOLVE_WINDOWS"],
             alert_cooldown_windows=ints["ALERT_COOLDOWN_WINDOWS"],
             alert_stale_seconds=stale,
             sensor_state_ttl_seconds=ttl,
-            emit_all=_parse(env, "EMIT_ALL_WINDOWS", _bool, "true or false"),
+            emit_all=read(EMIT_ALL_WINDOWS),
             status_interval_seconds=status,
             log_level=log_level,
             security=security,
@@ -438,41 +484,35 @@ class Settings:
 def families_from_env(env: Mapping[str, str], window: float = 5.0) -> tuple[Family, ...]:
     """The tutorials' two families, as the *family* variables set them (``ConfigError`` naming
     a bad one): the dataflow's, and the producer's when it has no sensors file."""
-    topics = {}
-    for name in ("AIR_QUALITY_TOPIC", "TEMPERATURE_TOPIC"):
-        topics[name] = _raw(env, name)
-        _check(name, bool(topics[name]), "a topic name", env)
-    _check(
-        "TEMPERATURE_TOPIC",
-        topics["TEMPERATURE_TOPIC"] != topics["AIR_QUALITY_TOPIC"],
-        "different from AIR_QUALITY_TOPIC",
-        env,
-    )
-    range_what = f"`lo,hi` with lo < hi, within +-{MAX_MAGNITUDE:g}"
+    try:
+        return _tutorial_families(Reader(env), window)
+    except OptionError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _tutorial_families(read: Reader, window: float) -> tuple[Family, ...]:
+    air_topic, temp_topic = read(AIR_QUALITY_TOPIC), read(TEMPERATURE_TOPIC)
+    read.check(TEMPERATURE_TOPIC, temp_topic != air_topic, "different from AIR_QUALITY_TOPIC")
     return builtin(
-        air_quality_topic=topics["AIR_QUALITY_TOPIC"],
-        temperature_topic=topics["TEMPERATURE_TOPIC"],
+        air_quality_topic=air_topic,
+        temperature_topic=temp_topic,
         window_seconds=window,
-        temperature_threshold=_parse(env, "TEMPERATURE_THRESHOLD_C", _finite, "a number"),
-        air_quality_threshold=(
-            _parse(env, "AIR_QUALITY_THRESHOLD", _finite, "a number")
-            if _raw(env, "AIR_QUALITY_THRESHOLD")
-            else None
-        ),
-        temperature_limits=_parse(env, "TEMPERATURE_LIMITS", _limits, "`lo,hi` with lo < hi"),
-        air_quality_limits=_parse(env, "AIR_QUALITY_LIMITS", _limits, "`lo,hi` with lo < hi"),
-        temperature_valid=_parse(env, "TEMPERATURE_VALID_RANGE", _valid_range, range_what),
-        air_quality_valid=_parse(env, "AIR_QUALITY_VALID_RANGE", _valid_range, range_what),
+        temperature_threshold=read(TEMPERATURE_THRESHOLD_C),
+        air_quality_threshold=read(AIR_QUALITY_THRESHOLD),
+        temperature_limits=read(TEMPERATURE_LIMITS),
+        air_quality_limits=read(AIR_QUALITY_LIMITS),
+        temperature_valid=read(TEMPERATURE_VALID_RANGE),
+        air_quality_valid=read(AIR_QUALITY_VALID_RANGE),
     )
 
 
-def _file_families(env: Mapping[str, str], path: str, window: float) -> tuple[Family, ...]:
+def _file_families(read: Reader, path: str, window: float) -> tuple[Family, ...]:
     """The families of a sensors file; a *family* variable set beside it is refused, since the
     file replaces it and it would silently do nothing."""
-    for name in FAMILY_ENV:
-        if name in env and _raw(env, name) != ENV_DOCS[name][0]:
+    for option in FAMILY_OPTIONS:
+        if option.env in read.env and read.text(option) != option.default:
             raise ConfigError(
-                f"{name}={_raw(env, name)!r} has no effect with "
+                f"{option.env}={read.text(option)!r} has no effect with "
                 f"SENSORS_CONFIG={path}: the file declares the families, so set "
                 "it there (or unset it)"
             )

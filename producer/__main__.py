@@ -2,10 +2,11 @@
 
 All the simulation lives in :mod:`producer.simulate`, message shapes of configured families in
 :mod:`producer.shapes`, the CSV reader of ``--replay`` in :mod:`producer.replay`; this module
-only parses settings
-(flags override environment variables, which override defaults), creates missing topics,
-paces and sends, and accounts for deliveries. SASL/TLS settings come from the variables of
-:mod:`dataflow.security`, shared with the dataflow, and go to every Kafka client made here.
+only declares its settings (read by :mod:`dataflow.options`, shared with the dataflow and the
+notifier: a flag overrides its environment variable, which overrides the default), creates
+missing topics, paces and sends, and accounts for deliveries. SASL/TLS settings come from the
+variables of :mod:`dataflow.security`, shared with the dataflow, and go to every Kafka client
+made here.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import os
 import signal
 import sys
@@ -30,6 +30,23 @@ from dataflow.admin import ClientConfig
 from dataflow.config import ConfigError, families_from_env
 from dataflow.families import Family as FamilySpec
 from dataflow.families import FamilyConfigError, load_families
+from dataflow.options import (
+    DEFAULT,
+    Option,
+    OptionError,
+    Reader,
+    add_options,
+    boolean,
+    comma_list,
+    integer,
+    items,
+    non_empty,
+    number,
+    numbers,
+    optional_text,
+    text,
+    unlimited,
+)
 from dataflow.security import KafkaSecurity, SecurityConfigError
 from producer.replay import Layout, ReplayError, Summary, read_rows, scan
 from producer.shapes import Group, ShapeConflict, build_message, plan
@@ -74,260 +91,6 @@ MAX_LOGGED_FAILURES = 10
 #: try.
 LOGIN_PROBE_TIMEOUT_S = 10.0
 
-
-@dataclass(frozen=True)
-class _Option:
-    """One setting: a flag, the env var it mirrors, and its default (as text)."""
-
-    dest: str
-    flag: str
-    env: str
-    default: str | None
-    metavar: str
-    help: str
-
-
-OPTIONS: tuple[_Option, ...] = (
-    _Option(
-        "brokers",
-        "--brokers",
-        "KAFKA_BROKERS",
-        "127.0.0.1:9092",
-        "HOST:PORT[,...]",
-        "Kafka bootstrap servers, comma separated.",
-    ),
-    _Option(
-        "families",
-        "--families",
-        "PRODUCER_FAMILIES",
-        "air_quality,temperature",
-        "LIST",
-        "Sensor families to simulate, comma separated: air_quality, temperature; with "
-        "SENSORS_CONFIG, families of that file (default: all of them).",
-    ),
-    _Option(
-        "sensors_config",
-        "--sensors-config",
-        "SENSORS_CONFIG",
-        None,
-        "FILE.yaml",
-        "The dataflow's sensors file: simulate (or replay into) its families, each in its "
-        "own message shape. Unset: the two tutorial families.",
-    ),
-    _Option(
-        "sensors",
-        "--sensors",
-        "PRODUCER_SENSORS",
-        "5",
-        "N",
-        "Sensors per family (>= 1): keys Sensor1..SensorN and 0..N-1.",
-    ),
-    _Option(
-        "rate",
-        "--rate",
-        "PRODUCER_RATE",
-        "0",
-        "MSG_PER_S",
-        "Wall-clock cap on messages per second (all topics together); 0 = unlimited.",
-    ),
-    _Option(
-        "realtime",
-        "--realtime",
-        "PRODUCER_REALTIME",
-        "false",
-        "BOOL",
-        "Pace ticks to the wall clock: tick t is sent t*interval seconds after sending "
-        "starts (with --start now, event time tracks wall time). Used by the live demo. "
-        "A bare --realtime means true.",
-    ),
-    _Option(
-        "interval",
-        "--interval",
-        "PRODUCER_INTERVAL_SECONDS",
-        "1.0",
-        "SECONDS",
-        "Event-time seconds between two readings of one sensor (> 0).",
-    ),
-    _Option(
-        "start",
-        "--start",
-        "PRODUCER_START",
-        "now",
-        "ISO8601|now",
-        "Event time of the first tick: ISO-8601 (naive means UTC, offsets are converted) "
-        "or 'now'. An explicit start makes the output byte-identical between runs.",
-    ),
-    _Option(
-        "count",
-        "--count",
-        "PRODUCER_COUNT",
-        None,
-        "N",
-        "Stop after N messages in total (0 or unset = unlimited).",
-    ),
-    _Option(
-        "duration",
-        "--duration",
-        "PRODUCER_DURATION_SECONDS",
-        None,
-        "SECONDS",
-        "Stop after this many seconds of event time, i.e. duration/interval ticks "
-        "(0 or unset = unlimited). With --count, whichever comes first.",
-    ),
-    _Option(
-        "partitions",
-        "--partitions",
-        "PRODUCER_PARTITIONS",
-        "3",
-        "N",
-        "Partitions for topics this producer creates (replication factor 1); existing "
-        "topics are left alone.",
-    ),
-    _Option(
-        "seed",
-        "--seed",
-        "PRODUCER_SEED",
-        "42",
-        "INT",
-        "Random seed; each sensor's walk is seeded from (seed, family, sensor id).",
-    ),
-    _Option(
-        "scenario",
-        "--scenario",
-        "PRODUCER_SCENARIO",
-        "normal",
-        "normal|overheat",
-        "normal: bounded mean-reverting walks (temperatures stay <= 80 C). overheat: "
-        "additionally one machine climbs ~3 C/s past 100 C and stays around 105 C.",
-    ),
-    _Option(
-        "overheat_sensor",
-        "--overheat-sensor",
-        "OVERHEAT_SENSOR",
-        "2",
-        "ID",
-        "Temperature machine id that overheats in the overheat scenario (0..N-1).",
-    ),
-    _Option(
-        "overheat_after",
-        "--overheat-after",
-        "OVERHEAT_AFTER_SECONDS",
-        "10",
-        "SECONDS",
-        "Event-time seconds after the start at which the machine starts overheating.",
-    ),
-    _Option(
-        "air_quality_topic",
-        "--air-quality-topic",
-        "AIR_QUALITY_TOPIC",
-        "air-quality",
-        "TOPIC",
-        "Topic for air-quality readings.",
-    ),
-    _Option(
-        "temperature_topic",
-        "--temperature-topic",
-        "TEMPERATURE_TOPIC",
-        "temperature_readings",
-        "TOPIC",
-        "Topic for machine-temperature readings.",
-    ),
-    _Option(
-        "replay",
-        "--replay",
-        "PRODUCER_REPLAY",
-        None,
-        "FILE.csv",
-        "Instead of simulating, send the rows of this CSV (header: timestamp,value and "
-        "optionally sensor_id) as readings of --family, in that family's message shape. The "
-        "file is checked whole before anything is sent.",
-    ),
-    _Option(
-        "family",
-        "--family",
-        "PRODUCER_REPLAY_FAMILY",
-        None,
-        "NAME",
-        "The family --replay sends as (its topic and message shape).",
-    ),
-    _Option(
-        "speed",
-        "--speed",
-        "PRODUCER_REPLAY_SPEED",
-        "0",
-        "N",
-        "Replay paced by the rows' timestamps, N times real time (60: an hour of history "
-        "per minute); 0 = as fast as possible.",
-    ),
-    _Option(
-        "sensor_id",
-        "--sensor-id",
-        "PRODUCER_REPLAY_SENSOR_ID",
-        "replay",
-        "ID",
-        "Sensor id of every replayed row when the file has no sensor id column.",
-    ),
-    _Option(
-        "timestamp_column",
-        "--timestamp-column",
-        "PRODUCER_REPLAY_TIMESTAMP_COLUMN",
-        "timestamp",
-        "NAME[,NAME]",
-        "Replay: the timestamp column; several are joined with a space (Date,Time).",
-    ),
-    _Option(
-        "value_column",
-        "--value-column",
-        "PRODUCER_REPLAY_VALUE_COLUMN",
-        "value",
-        "NAME",
-        "Replay: the value column.",
-    ),
-    _Option(
-        "sensor_id_column",
-        "--sensor-id-column",
-        "PRODUCER_REPLAY_SENSOR_ID_COLUMN",
-        "sensor_id",
-        "NAME",
-        "Replay: the sensor id column, used when the header has it.",
-    ),
-    _Option(
-        "time_format",
-        "--time-format",
-        "PRODUCER_REPLAY_TIME_FORMAT",
-        None,
-        "STRPTIME",
-        "Replay: a strptime format for the timestamps (naive = UTC), e.g. "
-        "'%%d/%%m/%%Y %%H:%%M:%%S'. Unset: the dataflow's auto rule (ISO 8601, or an epoch "
-        "number whose unit its size tells).",
-    ),
-    _Option(
-        "skip_value",
-        "--skip-value",
-        "PRODUCER_REPLAY_SKIP_VALUES",
-        None,
-        "NUMBER[,...]",
-        "Replay: skip (and count) rows with this value, a 'missing' marker such as UCI's "
-        "-200. Several: --skip-value=-200,-999.",
-    ),
-    _Option(
-        "log_sent",
-        "--log-sent",
-        "PRODUCER_LOG_SENT",
-        None,
-        "FILE",
-        "Append one JSON line per delivered message: {topic, key, value (the JSON "
-        "object), partition, offset}. For tests that need to know what was produced.",
-    ),
-    _Option(
-        "log_level",
-        "--log-level",
-        "LOG_LEVEL",
-        "INFO",
-        "LEVEL",
-        "Logging level (DEBUG, INFO, WARNING, ERROR); logs go to stderr.",
-    ),
-)
 
 EPILOG = """\
 message shapes (values are JSON encoded once; keys are plain UTF-8 sensor ids):
@@ -457,66 +220,20 @@ class Replay:
     speed: float
 
 
-# --- Value parsers: raise ValueError with a human reason; the caller names the setting. -----
+# --- Settings: declared once (dataflow.options), flag > environment > default. ------------------
 
 
-def _int_at_least(minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text.strip())
-        except ValueError:
-            raise ValueError("not an integer") from None
-        if value < minimum:
-            raise ValueError(f"must be >= {minimum}")
-        return value
-
-    return parse
+def _realtime(text: str) -> bool:
+    """``--realtime``: empty means false, as it always has here."""
+    return boolean(text or "false")
 
 
-def _float(text: str, *, minimum: float = 0.0, strictly_positive: bool = False) -> float:
-    try:
-        value = float(text.strip())
-    except ValueError:
-        raise ValueError("not a number") from None
-    if not math.isfinite(value):
-        raise ValueError("must be finite")
-    if strictly_positive and value <= 0:
-        raise ValueError("must be > 0")
-    if value < minimum:
-        raise ValueError(f"must be >= {minimum:g}")
-    return value
-
-
-def _optional_limit(parse: Callable[[str], Any]) -> Callable[[str], Any]:
-    """Empty, 'none', 'unlimited' or 0 mean no limit."""
-
-    def wrapped(text: str) -> Any:
-        if text.strip().lower() in ("", "none", "unlimited", "inf"):
-            return None
-        value = parse(text)
-        return None if value == 0 else value
-
-    return wrapped
-
-
-def _bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on", "y"):
-        return True
-    if lowered in ("0", "false", "no", "off", "n", ""):
-        return False
-    raise ValueError("expected true or false")
-
-
-def _brokers(text: str) -> tuple[str, ...]:
-    brokers = tuple(part.strip() for part in text.split(",") if part.strip())
-    if not brokers:
-        raise ValueError("no broker given")
-    return brokers
+def _family_name(text: str) -> str | None:
+    return text.replace("-", "_") or None
 
 
 def _families(text: str) -> tuple[Family, ...]:
-    names = [part.strip().replace("-", "_") for part in text.split(",") if part.strip()]
+    names = [part.replace("-", "_") for part in items(text)]
     if not names:
         raise ValueError(f"no family given (choose from {', '.join(FAMILIES)})")
     unknown = [name for name in names if name not in FAMILIES]
@@ -548,24 +265,6 @@ def parse_start(text: str) -> int | None:
     return (delta.days * 86_400 + delta.seconds) * NS_PER_S + delta.microseconds * 1000
 
 
-def _non_empty(text: str) -> str:
-    value = text.strip()
-    if not value:
-        raise ValueError("must not be empty")
-    return value
-
-
-def _names(text: str) -> tuple[str, ...]:
-    names = tuple(part.strip() for part in text.split(",") if part.strip())
-    if not names:
-        raise ValueError("no column named")
-    return names
-
-
-def _numbers(text: str) -> tuple[float, ...]:
-    return tuple(_float(part, minimum=-math.inf) for part in text.split(",") if part.strip())
-
-
 def _log_level(text: str) -> int:
     value = text.strip().upper()
     if value.isdigit():
@@ -576,40 +275,257 @@ def _log_level(text: str) -> int:
     return level
 
 
-_PARSERS: dict[str, Callable[[str], Any]] = {
-    "brokers": _brokers,
-    "families": _families,
-    "sensors": _int_at_least(1),
-    "rate": lambda text: _float(text),
-    "realtime": _bool,
-    "interval": lambda text: _float(text, strictly_positive=True),
-    "start": parse_start,
-    "count": _optional_limit(_int_at_least(0)),
-    "duration": _optional_limit(lambda text: _float(text)),
-    "partitions": _int_at_least(1),
-    "seed": _int_at_least(-(2**63)),
-    "scenario": _scenario,
-    "overheat_sensor": _non_empty,
-    "overheat_after": lambda text: _float(text),
-    "air_quality_topic": _non_empty,
-    "temperature_topic": _non_empty,
-    "log_sent": lambda text: text.strip() or None,
-    "log_level": _log_level,
-    "sensors_config": lambda text: text.strip() or None,
-    "replay": lambda text: text.strip() or None,
-    "family": lambda text: text.strip().replace("-", "_") or None,
-    "speed": lambda text: _float(text),
-    "sensor_id": _non_empty,
-    "timestamp_column": lambda text: _names(text),
-    "value_column": _non_empty,
-    "sensor_id_column": _non_empty,
-    "time_format": lambda text: text.strip() or None,
-    "skip_value": lambda text: _numbers(text),
-}
+#: Every setting: its variable, default, parser, help, flag and metavar.
+OPTIONS: tuple[Option[Any], ...] = (
+    Option(
+        "KAFKA_BROKERS",
+        "127.0.0.1:9092",
+        comma_list("no broker given"),
+        "Kafka bootstrap servers, comma separated.",
+        flag="--brokers",
+        metavar="HOST:PORT[,...]",
+    ),
+    Option(
+        "PRODUCER_FAMILIES",
+        "air_quality,temperature",
+        text,
+        "Sensor families to simulate, comma separated: air_quality, temperature; with "
+        "SENSORS_CONFIG, families of that file (default: all of them).",
+        flag="--families",
+        metavar="LIST",
+    ),
+    Option(
+        "SENSORS_CONFIG",
+        "",
+        optional_text,
+        "The dataflow's sensors file: simulate (or replay into) its families, each in its own "
+        "message shape. Unset: the two tutorial families.",
+        flag="--sensors-config",
+        metavar="FILE.yaml",
+    ),
+    Option(
+        "PRODUCER_SENSORS",
+        "5",
+        integer(1),
+        "Sensors per family (>= 1): keys Sensor1..SensorN and 0..N-1.",
+        flag="--sensors",
+        metavar="N",
+    ),
+    Option(
+        "PRODUCER_RATE",
+        "0",
+        number(0),
+        "Wall-clock cap on messages per second (all topics together); 0 = unlimited.",
+        flag="--rate",
+        metavar="MSG_PER_S",
+    ),
+    Option(
+        "PRODUCER_REALTIME",
+        "false",
+        _realtime,
+        "Pace ticks to the wall clock: tick t is sent t*interval seconds after sending starts "
+        "(with --start now, event time tracks wall time). Used by the live demo. A bare "
+        "--realtime means true.",
+        flag="--realtime",
+        metavar="BOOL",
+        bare="true",
+    ),
+    Option(
+        "PRODUCER_INTERVAL_SECONDS",
+        "1.0",
+        number(0, strict=True),
+        "Event-time seconds between two readings of one sensor (> 0).",
+        flag="--interval",
+        metavar="SECONDS",
+    ),
+    Option(
+        "PRODUCER_START",
+        "now",
+        parse_start,
+        "Event time of the first tick: ISO-8601 (naive means UTC, offsets are converted) or "
+        "'now'. An explicit start makes the output byte-identical between runs.",
+        flag="--start",
+        metavar="ISO8601|now",
+    ),
+    Option(
+        "PRODUCER_COUNT",
+        "",
+        unlimited(integer(0)),
+        "Stop after N messages in total (0 or unset = unlimited).",
+        flag="--count",
+        metavar="N",
+    ),
+    Option(
+        "PRODUCER_DURATION_SECONDS",
+        "",
+        unlimited(number(0)),
+        "Stop after this many seconds of event time, i.e. duration/interval ticks (0 or unset ="
+        " unlimited). With --count, whichever comes first.",
+        flag="--duration",
+        metavar="SECONDS",
+    ),
+    Option(
+        "PRODUCER_PARTITIONS",
+        "3",
+        integer(1),
+        "Partitions for topics this producer creates (replication factor 1); existing topics "
+        "are left alone.",
+        flag="--partitions",
+        metavar="N",
+    ),
+    Option(
+        "PRODUCER_SEED",
+        "42",
+        integer(-(2**63)),
+        "Random seed; each sensor's walk is seeded from (seed, family, sensor id).",
+        flag="--seed",
+        metavar="INT",
+    ),
+    Option(
+        "PRODUCER_SCENARIO",
+        "normal",
+        _scenario,
+        "normal: bounded mean-reverting walks (temperatures stay <= 80 C). overheat: "
+        "additionally one machine climbs ~3 C/s past 100 C and stays around 105 C.",
+        flag="--scenario",
+        metavar="normal|overheat",
+    ),
+    Option(
+        "OVERHEAT_SENSOR",
+        "2",
+        non_empty(),
+        "Temperature machine id that overheats in the overheat scenario (0..N-1).",
+        flag="--overheat-sensor",
+        metavar="ID",
+    ),
+    Option(
+        "OVERHEAT_AFTER_SECONDS",
+        "10",
+        number(0),
+        "Event-time seconds after the start at which the machine starts overheating.",
+        flag="--overheat-after",
+        metavar="SECONDS",
+    ),
+    Option(
+        "AIR_QUALITY_TOPIC",
+        "air-quality",
+        non_empty(),
+        "Topic for air-quality readings.",
+        flag="--air-quality-topic",
+        metavar="TOPIC",
+    ),
+    Option(
+        "TEMPERATURE_TOPIC",
+        "temperature_readings",
+        non_empty(),
+        "Topic for machine-temperature readings.",
+        flag="--temperature-topic",
+        metavar="TOPIC",
+    ),
+    Option(
+        "PRODUCER_REPLAY",
+        "",
+        optional_text,
+        "Instead of simulating, send the rows of this CSV (header: timestamp,value and "
+        "optionally sensor_id) as readings of --family, in that family's message shape. The "
+        "file is checked whole before anything is sent.",
+        flag="--replay",
+        metavar="FILE.csv",
+    ),
+    Option(
+        "PRODUCER_REPLAY_FAMILY",
+        "",
+        _family_name,
+        "The family --replay sends as (its topic and message shape).",
+        flag="--family",
+        metavar="NAME",
+    ),
+    Option(
+        "PRODUCER_REPLAY_SPEED",
+        "0",
+        number(0),
+        "Replay paced by the rows' timestamps, N times real time (60: an hour of history per "
+        "minute); 0 = as fast as possible.",
+        flag="--speed",
+        metavar="N",
+    ),
+    Option(
+        "PRODUCER_REPLAY_SENSOR_ID",
+        "replay",
+        non_empty(),
+        "Sensor id of every replayed row when the file has no sensor id column.",
+        flag="--sensor-id",
+        metavar="ID",
+    ),
+    Option(
+        "PRODUCER_REPLAY_TIMESTAMP_COLUMN",
+        "timestamp",
+        comma_list("no column named"),
+        "Replay: the timestamp column; several are joined with a space (Date,Time).",
+        flag="--timestamp-column",
+        metavar="NAME[,NAME]",
+    ),
+    Option(
+        "PRODUCER_REPLAY_VALUE_COLUMN",
+        "value",
+        non_empty(),
+        "Replay: the value column.",
+        flag="--value-column",
+        metavar="NAME",
+    ),
+    Option(
+        "PRODUCER_REPLAY_SENSOR_ID_COLUMN",
+        "sensor_id",
+        non_empty(),
+        "Replay: the sensor id column, used when the header has it.",
+        flag="--sensor-id-column",
+        metavar="NAME",
+    ),
+    Option(
+        "PRODUCER_REPLAY_TIME_FORMAT",
+        "",
+        optional_text,
+        "Replay: a strptime format for the timestamps (naive = UTC), e.g. '%%d/%%m/%%Y "
+        "%%H:%%M:%%S'. Unset: the dataflow's auto rule (ISO 8601, or an epoch number whose unit"
+        " its size tells).",
+        flag="--time-format",
+        metavar="STRPTIME",
+    ),
+    Option(
+        "PRODUCER_REPLAY_SKIP_VALUES",
+        "",
+        numbers,
+        "Replay: skip (and count) rows with this value, a 'missing' marker such as UCI's -200. "
+        "Several: --skip-value=-200,-999.",
+        flag="--skip-value",
+        metavar="NUMBER[,...]",
+    ),
+    Option(
+        "PRODUCER_LOG_SENT",
+        "",
+        optional_text,
+        "Append one JSON line per delivered message: {topic, key, value (the JSON object), "
+        "partition, offset}. For tests that need to know what was produced.",
+        flag="--log-sent",
+        metavar="FILE",
+    ),
+    Option(
+        "LOG_LEVEL",
+        "INFO",
+        _log_level,
+        "Logging level (DEBUG, INFO, WARNING, ERROR); logs go to stderr.",
+        flag="--log-level",
+        metavar="LEVEL",
+    ),
+)
+
+FAMILIES_OPTION = next(o for o in OPTIONS if o.env == "PRODUCER_FAMILIES")
+_BY_DEST = {option.dest: option for option in OPTIONS}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Argument parser; defaults are resolved later so errors can name the env var."""
+    """Argument parser; values are resolved by ``dataflow.options.Reader`` so errors can name
+    the variable."""
     parser = argparse.ArgumentParser(
         prog="python -m producer",
         description="Send simulated sensor-fleet readings (air quality and machine\n"
@@ -618,22 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    for option in OPTIONS:
-        default = "unset" if option.default is None else option.default
-        help_text = f"{option.help} [env {option.env}; default: {default}]"
-        if option.dest == "realtime":
-            parser.add_argument(
-                option.flag,
-                dest=option.dest,
-                nargs="?",
-                const="true",
-                metavar=option.metavar,
-                help=help_text,
-            )
-        else:
-            parser.add_argument(
-                option.flag, dest=option.dest, metavar=option.metavar, help=help_text
-            )
+    add_options(parser, OPTIONS)
     return parser
 
 
@@ -642,43 +543,24 @@ def parse_settings(
 ) -> Settings:
     """Flags > environment > defaults. Exits with status 2 naming the setting on bad input."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    env = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
-    origins: dict[str, str] = {}
-    for option in OPTIONS:
-        raw = getattr(args, option.dest)
-        source = f"{option.flag} (env {option.env})"
-        if raw is not None:
-            origin = f"flag {option.flag}"
-        elif option.env in env:
-            raw, origin = env[option.env], f"env {option.env}"
-        else:
-            raw, origin = option.default, "default"
-        origins[option.dest] = origin
-        if raw is None:
-            values[option.dest] = None
-            continue
-        if option.dest == "families":
-            values["families"] = raw  # parsed below: the names depend on SENSORS_CONFIG
-            continue
-        try:
-            values[option.dest] = _PARSERS[option.dest](raw)
-        except ValueError as exc:
-            parser.error(f"invalid {source} value {raw!r} (from {origin}): {exc}")
+    read = Reader(os.environ if environ is None else environ, parser.parse_args(argv))
+    try:
+        return _settings(parser, read)
+    except OptionError as exc:
+        parser.error(str(exc))
 
+
+def _settings(parser: argparse.ArgumentParser, read: Reader) -> Settings:
+    # PRODUCER_FAMILIES is parsed below: the names depend on SENSORS_CONFIG.
+    values: dict[str, Any] = {o.dest: read(o) for o in OPTIONS if o is not FAMILIES_OPTION}
     groups: tuple[Group, ...] = ()
     replay: Replay | None = None
     config_path = values["sensors_config"]
     if config_path is None:
-        families_raw = values["families"]
         try:
-            values["families"] = _families(families_raw)
+            values["families"] = _families(read.text(FAMILIES_OPTION))
         except ValueError as exc:
-            parser.error(
-                f"invalid --families (env PRODUCER_FAMILIES) value {families_raw!r} "
-                f"(from {origins['families']}): {exc}"
-            )
+            raise read.fail(FAMILIES_OPTION, str(exc)) from None
         try:  # the dataflow's own reading of the *family* variables (valid ranges, ...)
             available = families_from_env(
                 {
@@ -690,13 +572,13 @@ def parse_settings(
         except ConfigError as exc:
             parser.error(str(exc))
     else:
-        available = _file_families(parser, config_path, values, origins)
+        available = _file_families(parser, config_path, values, read)
         if values["replay"] is None:
-            groups = _groups(parser, available, values["families"], origins["families"])
+            groups = _groups(parser, available, read)
         values["families"] = ()
 
     if values["replay"] is not None:
-        replay = _replay(parser, values, origins, available)
+        replay = _replay(parser, values, available)
     elif values["family"] is not None:
         parser.error(
             "--family (env PRODUCER_REPLAY_FAMILY) names the family of --replay; to "
@@ -722,7 +604,7 @@ def parse_settings(
             "(env TEMPERATURE_TOPIC) must differ"
         )
     try:
-        security = KafkaSecurity.from_env(env)
+        security = KafkaSecurity.from_env(read.env)
     except SecurityConfigError as exc:  # names the variable, never holds the password
         parser.error(str(exc))
 
@@ -768,16 +650,12 @@ _TUTORIAL_ONLY = ("air_quality_topic", "temperature_topic")
 
 
 def _file_families(
-    parser: argparse.ArgumentParser,
-    path: str,
-    values: Mapping[str, Any],
-    origins: Mapping[str, str],
+    parser: argparse.ArgumentParser, path: str, values: Mapping[str, Any], read: Reader
 ) -> tuple[FamilySpec, ...]:
     """The families of the sensors file; exits 2 on a bad file or a setting it replaces."""
-    by_dest = {option.dest: option for option in OPTIONS}
     for dest in _TUTORIAL_ONLY:
-        option = by_dest[dest]
-        if origins[dest] != "default" and values[dest] != option.default:
+        option = _BY_DEST[dest]
+        if read.origin(option) != DEFAULT and values[dest] != option.default:
             parser.error(
                 f"{option.flag} (env {option.env}) has no effect with SENSORS_CONFIG="
                 f"{path}: the file declares the topics (unset it)"
@@ -798,25 +676,21 @@ def _named(available: Sequence[FamilySpec], name: str) -> FamilySpec | None:
 
 
 def _groups(
-    parser: argparse.ArgumentParser, available: tuple[FamilySpec, ...], raw: str, origin: str
+    parser: argparse.ArgumentParser, available: tuple[FamilySpec, ...], read: Reader
 ) -> tuple[Group, ...]:
     """The selected families of the file (default: all), grouped into messages by topic."""
     known = ", ".join(f.name for f in available)
-    if origin == "default":
+    if read.origin(FAMILIES_OPTION) == DEFAULT:
         selected = available
     else:
-        names = [part.strip().replace("-", "_") for part in raw.split(",") if part.strip()]
+        names = [part.replace("-", "_") for part in items(read.text(FAMILIES_OPTION))]
         if not names:
-            parser.error(
-                f"invalid --families (env PRODUCER_FAMILIES) value {raw!r} (from "
-                f"{origin}): no family given (choose from {known})"
-            )
+            raise read.fail(FAMILIES_OPTION, f"no family given (choose from {known})")
         unknown = [name for name in names if _named(available, name) is None]
         if unknown:
-            parser.error(
-                f"invalid --families (env PRODUCER_FAMILIES) value {raw!r} (from "
-                f"{origin}): unknown family {unknown[0]!r} (the sensors file "
-                f"declares {known})"
+            raise read.fail(
+                FAMILIES_OPTION,
+                f"unknown family {unknown[0]!r} (the sensors file declares {known})",
             )
         selected = tuple(f for f in available if f.name in names)
     try:
@@ -849,10 +723,7 @@ def unsent_readers(settings: Settings, available: Sequence[FamilySpec]) -> list[
 
 
 def _replay(
-    parser: argparse.ArgumentParser,
-    values: Mapping[str, Any],
-    origins: Mapping[str, str],
-    available: tuple[FamilySpec, ...],
+    parser: argparse.ArgumentParser, values: Mapping[str, Any], available: tuple[FamilySpec, ...]
 ) -> Replay:
     """``--replay``'s settings: the family (built in or from the file) and the CSV layout."""
     known = ", ".join(f.name for f in available)
