@@ -298,3 +298,11 @@ def test_dest_and_label() -> None:
     assert RATE.dest == "rate" and RATE.label == "--rate (env PRODUCER_RATE)"
     assert WINDOW.dest == "window_seconds" and WINDOW.label == "WINDOW_SECONDS"
     assert Option("X", "", o.text, "", flag="--sensor-id-column").dest == "sensor_id_column"
+
+
+def test_the_readme_s_producer_table_is_the_one_rendered_from_its_declarations() -> None:
+    from producer.__main__ import OPTIONS as PRODUCER_OPTIONS
+    from tests.checkout import ROOT
+
+    table = o.markdown_table(PRODUCER_OPTIONS, flags=True).rstrip("\n")
+    assert table in (ROOT / "README.md").read_text(), "README's producer table has drifted"
