@@ -49,7 +49,7 @@ from dataflow.options import (
 )
 from dataflow.security import KafkaSecurity, SecurityConfigError
 from producer.replay import Layout, ReplayError, Summary, read_rows, scan
-from producer.shapes import Group, ShapeConflict, build_message, plan
+from producer.shapes import Group, ShapeConflict, build_message, encode, plan
 from producer.simulate import (
     AIR_QUALITY,
     FAMILIES,
@@ -62,7 +62,6 @@ from producer.simulate import (
     Reading,
     Scenario,
     SimulationConfig,
-    encode,
     generate,
     generate_families,
     sensor_ids,

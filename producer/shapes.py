@@ -34,12 +34,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from dataflow.families import AIR_QUALITY, KEY, Family, builtin
-from producer import simulate
+from producer.simulate import Reading
 
 NS_PER_MS = 1_000_000
 _UNIT_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 _EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
 _TUTORIAL = {f.name: f for f in builtin()}
+#: The air-quality tutorial's naive UTC timestamp, microseconds (sub-µs digits are truncated).
+AIR_QUALITY_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
 
 class ShapeConflict(ValueError):
@@ -104,7 +106,7 @@ def encoded_time(family: Family, event_time_ns: int) -> tuple[Any, int]:
     micros = event_time_ns // 1_000
     moment = _EPOCH_UTC + timedelta(microseconds=micros)
     if fmt == "naive":
-        text = moment.strftime(simulate.AIR_QUALITY_TIME_FORMAT)
+        text = moment.strftime(AIR_QUALITY_TIME_FORMAT)
     else:
         text = moment.isoformat(timespec="microseconds")  # "...+00:00"
     return text, micros * 1_000
@@ -202,3 +204,12 @@ def probe_values(group: Group) -> list[float]:
     """A distinct value per value path (families reading one path are given one value)."""
     index: dict[str, float] = {}
     return [index.setdefault(f.value, float(len(index))) for f in group.families]
+
+
+def encode(reading: Reading) -> tuple[bytes, bytes]:
+    """Key and value bytes of a simulated tutorial reading: the built-in family's message, as
+    ``build_message`` makes every family's (the topic is the caller's)."""
+    msg = build_message(
+        (_TUTORIAL[reading.family],), reading.sensor_id, reading.event_time_ns, (reading.value,)
+    )
+    return msg.key, msg.value

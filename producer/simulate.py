@@ -1,5 +1,8 @@
 """Pure, seeded sensor simulation: no Kafka, no wall clock, no global state.
 
+It makes readings; ``producer.shapes`` turns them into messages (one encoder for the tutorials'
+shapes and every configured family's).
+
 Everything here is deterministic given a :class:`SimulationConfig`, so tests and the
 integration suite can regenerate exactly what the producer sent and know the ground truth
 (e.g. which machine overheats and from which event time on).
@@ -10,7 +13,7 @@ Message shapes (the classic Bytewax tutorials' shapes, JSON-encoded exactly once
 
       {"timestamp": "2022-07-15 11:34:32.113400", "value": 23.4}
 
-  ``timestamp`` is naive UTC formatted with :data:`AIR_QUALITY_TIME_FORMAT`.
+  ``timestamp`` is naive UTC (``producer.shapes.AIR_QUALITY_TIME_FORMAT``).
 * machine temperature, key ``b"0"`` ... ``b"N-1"``::
 
       {"Temperature_C": 65.3, "Timestamp": 1710856626905833677}
@@ -21,12 +24,10 @@ Message shapes (the classic Bytewax tutorials' shapes, JSON-encoded exactly once
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import Literal, NamedTuple
 
 from dataflow.families import Family as FamilySpec
@@ -40,9 +41,7 @@ TEMPERATURE: Family = "temperature"
 FAMILIES: tuple[Family, ...] = (AIR_QUALITY, TEMPERATURE)
 SCENARIOS: tuple[Scenario, ...] = ("normal", "overheat")
 
-AIR_QUALITY_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 NS_PER_S = 1_000_000_000
-_EPOCH = datetime(1970, 1, 1)  # naive UTC on purpose: the air-quality shape is naive UTC
 
 # --- Walk parameters -------------------------------------------------------------------------
 # Ornstein-Uhlenbeck residual around a per-sensor baseline; the exact discretisation is used so
@@ -251,46 +250,6 @@ def first_overheat_tick(config: SimulationConfig) -> int | None:
 
 
 # --- Encoding ----------------------------------------------------------------------------------
-
-
-def format_air_quality_time(event_time_ns: int) -> str:
-    """Naive-UTC ``%Y-%m-%d %H:%M:%S.%f`` (microseconds; sub-µs digits are truncated)."""
-    seconds, rest_ns = divmod(event_time_ns, NS_PER_S)
-    moment = _EPOCH + timedelta(seconds=seconds, microseconds=rest_ns // 1000)
-    return moment.strftime(AIR_QUALITY_TIME_FORMAT)
-
-
-def parse_air_quality_time(text: str) -> int:
-    """Inverse of :func:`format_air_quality_time` (to µs precision), as ns since the epoch."""
-    delta = datetime.strptime(text, AIR_QUALITY_TIME_FORMAT) - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * NS_PER_S + delta.microseconds * 1000
-
-
-def encode_air_quality(reading: Reading) -> tuple[bytes, bytes]:
-    """Key/value bytes for the ``air-quality`` topic (tutorial shape, JSON once)."""
-    value = {
-        "timestamp": format_air_quality_time(reading.event_time_ns),
-        "value": round(float(reading.value), 1),
-    }
-    return reading.sensor_id.encode("utf-8"), json.dumps(value).encode("utf-8")
-
-
-def encode_temperature(reading: Reading) -> tuple[bytes, bytes]:
-    """Key/value bytes for the ``temperature_readings`` topic (tutorial shape, JSON once)."""
-    value = {
-        "Temperature_C": round(float(reading.value), 2),
-        "Timestamp": int(reading.event_time_ns),
-    }
-    return reading.sensor_id.encode("utf-8"), json.dumps(value).encode("utf-8")
-
-
-def encode(reading: Reading) -> tuple[bytes, bytes]:
-    """Key/value bytes for ``reading``; the topic is chosen by the caller from the family."""
-    if reading.family == AIR_QUALITY:
-        return encode_air_quality(reading)
-    if reading.family == TEMPERATURE:
-        return encode_temperature(reading)
-    raise ValueError(f"unknown family {reading.family!r}")
 
 
 def readings_by_sensor(readings: Sequence[Reading]) -> dict[tuple[str, str], list[Reading]]:

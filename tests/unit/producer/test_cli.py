@@ -15,7 +15,8 @@ import pytest
 import dataflow.admin
 import producer.__main__ as cli
 from dataflow.security import KafkaSecurity
-from producer.simulate import AIR_QUALITY, TEMPERATURE, SimulationConfig, encode, generate
+from producer.shapes import encode
+from producer.simulate import AIR_QUALITY, TEMPERATURE, SimulationConfig, generate
 from tests import certs
 from tests.certs import TlsFiles
 

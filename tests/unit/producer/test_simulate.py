@@ -13,20 +13,17 @@ from itertools import islice, pairwise
 
 import pytest
 
+from dataflow.families import builtin
+from dataflow.readings import iso_to_ns
 from producer import simulate
+from producer.shapes import AIR_QUALITY_TIME_FORMAT, encode, encoded_time
 from producer.simulate import (
     AIR_QUALITY,
-    AIR_QUALITY_TIME_FORMAT,
     TEMPERATURE,
     Reading,
     SimulationConfig,
-    encode,
-    encode_air_quality,
-    encode_temperature,
     first_overheat_tick,
-    format_air_quality_time,
     generate,
-    parse_air_quality_time,
     readings_by_sensor,
     sensor_ids,
     stable_seed,
@@ -49,14 +46,14 @@ def config(**overrides: object) -> SimulationConfig:
 
 
 def test_air_quality_encoding_matches_tutorial_shape_byte_for_byte() -> None:
-    ts = parse_air_quality_time("2022-07-15 11:34:32.113400")
-    key, value = encode_air_quality(Reading(AIR_QUALITY, "Sensor1", ts, 23.0))
+    ts = iso_to_ns("2022-07-15 11:34:32.113400")
+    key, value = encode(Reading(AIR_QUALITY, "Sensor1", ts, 23.0))
     assert key == b"Sensor1"
     assert value == b'{"timestamp": "2022-07-15 11:34:32.113400", "value": 23.0}'
 
 
 def test_temperature_encoding_matches_tutorial_shape_byte_for_byte() -> None:
-    key, value = encode_temperature(Reading(TEMPERATURE, "0", 1710856626905833677, 65.3))
+    key, value = encode(Reading(TEMPERATURE, "0", 1710856626905833677, 65.3))
     assert key == b"0"
     assert value == b'{"Temperature_C": 65.3, "Timestamp": 1710856626905833677}'
 
@@ -73,7 +70,7 @@ def test_generated_air_quality_messages_parse_to_the_tutorial_shape() -> None:
         assert isinstance(obj["timestamp"], str)
         parsed = datetime.strptime(obj["timestamp"], AIR_QUALITY_TIME_FORMAT)
         assert parsed.tzinfo is None
-        assert abs(parse_air_quality_time(obj["timestamp"]) - reading.event_time_ns) < 1000
+        assert 0 <= reading.event_time_ns - iso_to_ns(obj["timestamp"]) < 1000  # µs, truncated
         assert isinstance(obj["value"], int | float) and not isinstance(obj["value"], bool)
         assert obj["value"] == reading.value == round(reading.value, 1)
 
@@ -107,9 +104,10 @@ def test_values_are_json_encoded_exactly_once(family: str) -> None:
 
 
 def test_air_quality_time_format_round_trip_and_truncation() -> None:
-    assert format_air_quality_time(0) == "1970-01-01 00:00:00.000000"
-    assert format_air_quality_time(START_NS) == "2024-03-19 13:57:06.905833"
-    assert parse_air_quality_time("2024-03-19 13:57:06.905833") == START_NS - 677
+    fam = builtin()[0]
+    assert encoded_time(fam, 0) == ("1970-01-01 00:00:00.000000", 0)
+    assert encoded_time(fam, START_NS) == ("2024-03-19 13:57:06.905833", START_NS - 677)
+    assert iso_to_ns("2024-03-19 13:57:06.905833") == START_NS - 677
 
 
 def test_sensor_ids_match_tutorial_keys() -> None:
@@ -124,7 +122,8 @@ def test_sensor_ids_match_tutorial_keys() -> None:
 _DIGEST = """
 import hashlib, sys
 from itertools import islice
-from producer.simulate import SimulationConfig, encode, generate
+from producer.shapes import encode
+from producer.simulate import SimulationConfig, generate
 cfg = SimulationConfig(start_ns=int(sys.argv[1]), sensors=3, seed=7)
 print(hashlib.sha256(repr([encode(r) for r in islice(generate(cfg), 2000)]).encode()).hexdigest())
 """
