@@ -41,8 +41,9 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
+
+from dataflow.readings import iso_to_ns
 
 PROBATION_PERCENT = 0.15
 NS_PER_DAY = 86_400 * 1_000_000_000
@@ -102,12 +103,9 @@ class FileScore:
 
 
 def parse_time(text: str) -> int:
-    """NAB timestamp (``YYYY-MM-DD HH:MM:SS[.ffffff]``, no zone: taken as UTC) -> ns."""
-    dt = datetime.fromisoformat(text.strip())
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    delta = dt - datetime(1970, 1, 1, tzinfo=UTC)  # integer maths: exact microseconds
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+    """NAB timestamp (``YYYY-MM-DD HH:MM:SS[.ffffff]``, no zone: taken as UTC) -> ns, by the
+    dataflow's own ISO rule, so a file reads as the flow would read its rows."""
+    return iso_to_ns(text.strip())
 
 
 def load_series(path: Path) -> Series:
