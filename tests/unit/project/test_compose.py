@@ -419,6 +419,9 @@ def test_dockerignore_keeps_what_the_dockerfile_copies_and_drops_local_state() -
         "tests/unit/project/test_compose.py",
     ):
         assert dockerignored(local, patterns), local
+    # An allow-list entry names something that exists: a stale one hides a removed file.
+    for kept in (p[1:].rstrip("/") for p in patterns if p.startswith("!")):
+        assert (ROOT / kept).exists(), f".dockerignore allows {kept!r}, which is not there"
 
 
 # --- Shell scripts -------------------------------------------------------------------------
