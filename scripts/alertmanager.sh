@@ -25,6 +25,8 @@
 set -euo pipefail
 
 SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
+# shellcheck source=scripts/server-lib.sh
+source "$SCRIPT_DIR/server-lib.sh"
 REPO_ROOT="$(cd -- "$SCRIPT_DIR/.." && pwd -P)"
 readonly SCRIPT_DIR REPO_ROOT
 
@@ -45,28 +47,6 @@ PID_FILE="$ALERTMANAGER_DIR/alertmanager.pid"
 PORT_FILE="$ALERTMANAGER_DIR/alertmanager.port"
 LOG_FILE="$ALERTMANAGER_DIR/alertmanager.log"
 DATA_DIR="$ALERTMANAGER_DIR/data"
-
-die() {
-  echo "error: $*" >&2
-  exit 1
-}
-
-require_port() {
-  local name="$1" value="$2"
-  if ! [[ "$value" =~ ^[0-9]+$ ]] || ((value < 1 || value > 65535)); then
-    die "$name must be a TCP port number, got '$value'"
-  fi
-}
-
-require_seconds() {
-  local name="$1" value="$2"
-  [[ "$value" =~ ^[0-9]+$ ]] || die "$name must be a whole number of seconds, got '$value'"
-}
-
-# Is a TCP port on $HOST accepting connections? (bash's /dev/tcp: no extra tools.)
-port_open() {
-  (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null
-}
 
 # Does an Alertmanager answer 200 on GET /-/ready at port $1? Plain HTTP/1.0 over /dev/tcp.
 am_ready() {
@@ -104,30 +84,6 @@ running_port() {
   local port=""
   [[ -f "$PORT_FILE" ]] && port="$(tr -dc '0-9' <"$PORT_FILE")"
   echo "${port:-$ALERTMANAGER_PORT}"
-}
-
-print_log_tail() {
-  if [[ -f "$LOG_FILE" ]]; then
-    echo "---- last 20 lines of $LOG_FILE ----" >&2
-    tail -n 20 -- "$LOG_FILE" >&2
-    echo "----" >&2
-  fi
-}
-
-# SIGTERM, wait up to ALERTMANAGER_STOP_TIMEOUT_SECONDS, then SIGKILL. Only ever by PID.
-terminate_pid() {
-  local pid="$1" waited=0
-  kill -TERM "$pid" 2>/dev/null || return 0
-  while kill -0 "$pid" 2>/dev/null; do
-    if ((waited >= ALERTMANAGER_STOP_TIMEOUT_SECONDS * 10)); then
-      echo "alertmanager (pid $pid) still running after ${ALERTMANAGER_STOP_TIMEOUT_SECONDS} s; sending SIGKILL" >&2
-      kill -KILL "$pid" 2>/dev/null || true
-      while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-      break
-    fi
-    sleep 0.1
-    waited=$((waited + 1))
-  done
 }
 
 cmd_start() {
@@ -180,7 +136,7 @@ cmd_start() {
       die "alertmanager (pid $pid) exited during start-up (log: $LOG_FILE)"
     fi
     if ((waited >= ALERTMANAGER_START_TIMEOUT_SECONDS * 10)); then
-      terminate_pid "$pid"
+      terminate_pid "$pid" alertmanager "$ALERTMANAGER_STOP_TIMEOUT_SECONDS"
       rm -f -- "$PID_FILE"
       print_log_tail
       die "alertmanager did not answer /-/ready on $HOST:$ALERTMANAGER_PORT within $ALERTMANAGER_START_TIMEOUT_SECONDS s; stopped it (log: $LOG_FILE)"
@@ -204,7 +160,7 @@ cmd_stop() {
     echo "alertmanager not running"
     return 0
   fi
-  terminate_pid "$pid"
+  terminate_pid "$pid" alertmanager "$ALERTMANAGER_STOP_TIMEOUT_SECONDS"
   rm -f -- "$PID_FILE"
   echo "alertmanager stopped (pid $pid)"
 }

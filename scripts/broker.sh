@@ -58,6 +58,8 @@ set -euo pipefail
 readonly KAFKA_VERSION="4.1.1"
 
 SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
+# shellcheck source=scripts/server-lib.sh
+source "$SCRIPT_DIR/server-lib.sh"
 REPO_ROOT="$(cd -- "$SCRIPT_DIR/.." && pwd -P)"
 readonly SCRIPT_DIR REPO_ROOT
 
@@ -113,28 +115,6 @@ readonly CLIENT_SECURITY_VARS=(KAFKA_SECURITY_PROTOCOL KAFKA_SASL_MECHANISM KAFK
   KAFKA_SASL_PASSWORD KAFKA_SSL_CA_LOCATION KAFKA_SSL_CERT_LOCATION KAFKA_SSL_KEY_LOCATION)
 SASL_NAMES=()
 SASL_PASSWORDS=()
-
-die() {
-  echo "error: $*" >&2
-  exit 1
-}
-
-require_port() {
-  local name="$1" value="$2"
-  if ! [[ "$value" =~ ^[0-9]+$ ]] || ((value < 1 || value > 65535)); then
-    die "$name must be a TCP port number, got '$value'"
-  fi
-}
-
-require_seconds() {
-  local name="$1" value="$2"
-  [[ "$value" =~ ^[0-9]+$ ]] || die "$name must be a whole number of seconds, got '$value'"
-}
-
-# Is a TCP port on $HOST accepting connections? (bash's /dev/tcp: no extra tools.)
-port_open() {
-  (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null
-}
 
 sasl_enabled() {
   [[ -n "$KAFKA_SASL_PORT" ]]
@@ -569,22 +549,6 @@ print_log_tail() {
   fi
 }
 
-# SIGTERM, wait up to BROKER_STOP_TIMEOUT_SECONDS, then SIGKILL. Only ever by PID.
-terminate_pid() {
-  local pid="$1" waited=0
-  kill -TERM "$pid" 2>/dev/null || return 0
-  while kill -0 "$pid" 2>/dev/null; do
-    if ((waited >= BROKER_STOP_TIMEOUT_SECONDS * 10)); then
-      echo "broker (pid $pid) still running after ${BROKER_STOP_TIMEOUT_SECONDS} s; sending SIGKILL" >&2
-      kill -KILL "$pid" 2>/dev/null || true
-      while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-      break
-    fi
-    sleep 0.1
-    waited=$((waited + 1))
-  done
-}
-
 cmd_start() {
   require_port KAFKA_PORT "$KAFKA_PORT"
   require_port KAFKA_CONTROLLER_PORT "$KAFKA_CONTROLLER_PORT"
@@ -698,7 +662,7 @@ cmd_start() {
   done
   if ! wait "$waiter"; then
     # Don't leave a half-started broker behind holding the ports and the pid file.
-    terminate_pid "$pid"
+    terminate_pid "$pid" broker "$BROKER_STOP_TIMEOUT_SECONDS"
     rm -f -- "$PID_FILE"
     print_log_tail
     die "broker did not answer on $ADDRESS within $BROKER_START_TIMEOUT_SECONDS s; stopped it (log: $LOG_FILE)"
@@ -707,7 +671,7 @@ cmd_start() {
   if sasl_enabled; then
     # Listeners open together, so this is quick; it proves the JAAS config took.
     if ! sasl_answers 30 8>&- 9>&-; then
-      terminate_pid "$pid"
+      terminate_pid "$pid" broker "$BROKER_STOP_TIMEOUT_SECONDS"
       rm -f -- "$PID_FILE"
       print_log_tail
       die "the SASL listener on $HOST:$KAFKA_SASL_PORT did not let user '${SASL_NAMES[0]}' in with PLAIN; stopped the broker (log: $LOG_FILE)"
@@ -722,7 +686,7 @@ cmd_start() {
     mode=""
     [[ "$port_name" != KAFKA_MTLS_PORT ]] || mode=mutual
     if ! tls_answers "${!port_name}" 30 "$mode" 8>&- 9>&-; then
-      terminate_pid "$pid"
+      terminate_pid "$pid" broker "$BROKER_STOP_TIMEOUT_SECONDS"
       rm -f -- "$PID_FILE"
       print_log_tail
       die "the ${mode:+mutual }TLS listener on $HOST:${!port_name} did not answer a client using $TLS_DIR/ca.pem; stopped the broker (log: $LOG_FILE)"
@@ -747,7 +711,7 @@ cmd_stop() {
     echo "broker not running"
     return 0
   fi
-  terminate_pid "$pid"
+  terminate_pid "$pid" broker "$BROKER_STOP_TIMEOUT_SECONDS"
   rm -f -- "$PID_FILE"
   echo "broker stopped (pid $pid)"
 }

@@ -34,6 +34,8 @@
 set -euo pipefail
 
 SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
+# shellcheck source=scripts/server-lib.sh
+source "$SCRIPT_DIR/server-lib.sh"
 REPO_ROOT="$(cd -- "$SCRIPT_DIR/.." && pwd -P)"
 readonly SCRIPT_DIR REPO_ROOT
 
@@ -68,23 +70,6 @@ STARTED_FILE="$PROMETHEUS_DIR/started-with"
 readonly DURATION_RE='^[0-9]+(ms|s|m|h|d)$'
 readonly ADDRESS_RE='^[A-Za-z0-9._-]+:[0-9]{1,5}$'
 
-die() {
-  echo "error: $*" >&2
-  exit 1
-}
-
-require_port() {
-  local name="$1" value="$2"
-  if ! [[ "$value" =~ ^[0-9]+$ ]] || ((value < 1 || value > 65535)); then
-    die "$name must be a TCP port number, got '$value'"
-  fi
-}
-
-require_seconds() {
-  local name="$1" value="$2"
-  [[ "$value" =~ ^[0-9]+$ ]] || die "$name must be a whole number of seconds, got '$value'"
-}
-
 require_duration() {
   local name="$1" value="$2"
   [[ "$value" =~ $DURATION_RE ]] || die "$name must be a duration like 15s, 500ms or 1m, got '$value'"
@@ -99,11 +84,6 @@ require_addresses() {
   for address in "${addresses[@]}"; do
     [[ "$address" =~ $ADDRESS_RE ]] || die "$name: '$address' is not host:port"
   done
-}
-
-# Is a TCP port on $HOST accepting connections? (bash's /dev/tcp: no extra tools.)
-port_open() {
-  (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null
 }
 
 # Does Prometheus on port $1 answer GET /-/ready with 200 within 5 s?
@@ -196,30 +176,6 @@ EOF
   fi
 }
 
-print_log_tail() {
-  if [[ -f "$LOG_FILE" ]]; then
-    echo "---- last 20 lines of $LOG_FILE ----" >&2
-    tail -n 20 -- "$LOG_FILE" >&2
-    echo "----" >&2
-  fi
-}
-
-# SIGTERM, wait up to PROMETHEUS_STOP_TIMEOUT_SECONDS, then SIGKILL. Only ever by PID.
-terminate_pid() {
-  local pid="$1" waited=0
-  kill -TERM "$pid" 2>/dev/null || return 0
-  while kill -0 "$pid" 2>/dev/null; do
-    if ((waited >= PROMETHEUS_STOP_TIMEOUT_SECONDS * 10)); then
-      echo "prometheus (pid $pid) still running after ${PROMETHEUS_STOP_TIMEOUT_SECONDS} s; sending SIGKILL" >&2
-      kill -KILL "$pid" 2>/dev/null || true
-      while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
-      break
-    fi
-    sleep 0.1
-    waited=$((waited + 1))
-  done
-}
-
 cmd_start() {
   require_port PROMETHEUS_PORT "$PROMETHEUS_PORT"
   require_addresses PROMETHEUS_SCRAPE_TARGETS "$PROMETHEUS_SCRAPE_TARGETS"
@@ -274,7 +230,7 @@ cmd_start() {
       die "prometheus (pid $pid) exited during start-up (log: $LOG_FILE)"
     fi
     if ((waited >= PROMETHEUS_START_TIMEOUT_SECONDS * 5)); then
-      terminate_pid "$pid"
+      terminate_pid "$pid" prometheus "$PROMETHEUS_STOP_TIMEOUT_SECONDS"
       rm -f -- "$PID_FILE"
       print_log_tail
       die "prometheus was not ready on $HOST:$PROMETHEUS_PORT within $PROMETHEUS_START_TIMEOUT_SECONDS s; stopped it (log: $LOG_FILE)"
@@ -299,7 +255,7 @@ cmd_stop() {
     echo "prometheus not running"
     return 0
   fi
-  terminate_pid "$pid"
+  terminate_pid "$pid" prometheus "$PROMETHEUS_STOP_TIMEOUT_SECONDS"
   rm -f -- "$PID_FILE"
   echo "prometheus stopped (pid $pid)"
 }
