@@ -287,7 +287,7 @@ def _struct(name: str, tree: dict[str, Any]) -> tuple[Any, dict[tuple[str, ...],
     return msgspec.defstruct(name, fields, gc=False), attrs
 
 
-@final  # ``_as_format`` tells it from a name by ``type(x) is Format``
+@final
 class Format:
     """A family's message shape compiled once: its C decoder and its rules for each field.
 
@@ -349,17 +349,9 @@ def format_of(family: Family) -> Format:
     return Format(family)
 
 
-FORMATS: dict[str, Format] = {name: format_of(f) for name, f in BUILTIN.items()}
-
-
 def formats_by_topic(families: tuple[Family, ...]) -> dict[str, list[Format]]:
     """topic -> the formats of the families read from it, as ``records.route`` takes them."""
     return {topic: [format_of(f) for f in fams] for topic, fams in topics_of(families).items()}
-
-
-def _as_format(family: Format | str) -> Format:
-    """A format, or a built-in family's by name (tests, benchmarks, the evaluation)."""
-    return family if type(family) is Format else FORMATS[family]
 
 
 def sensor_id_of(key: bytes | None) -> str:
@@ -408,7 +400,7 @@ def sensor_id_of_raw(fmt: Format, raw: Any) -> str:
 
 
 def parse(
-    family: Format | str,
+    fmt: Format,
     key: bytes | None,
     value: bytes | None,
     kafka_ts_ms: int | None = None,
@@ -420,7 +412,6 @@ def parse(
     leaves, so every one of them passes here. The family's decoder still goes first, as in
     ``parse_poll``, so that a message reads the same whichever path it takes.
     """
-    fmt = _as_format(family)
     sensor_id = None
     if fmt.from_key:
         sensor_id = _KEYS.get(key)
@@ -520,7 +511,7 @@ class Columns(NamedTuple):
 
 
 def parse_poll(
-    family: Format | str,
+    fmt: Format,
     values: Sequence[bytes | None],
     stamps: list[tuple[int, int]] | None = None,
 ) -> Columns | None:
@@ -534,7 +525,6 @@ def parse_poll(
     numpy reads naive timestamps), where the per-message rules cost a dozen Python steps, and
     parsing is a large share of a dense fleet's time.
     """
-    fmt = _as_format(family)
     if not values:
         return Columns(None if fmt.from_key else [], [], [])
     # No test per message for a message without a value: its None fails len() with a TypeError,

@@ -13,7 +13,7 @@ from confluent_kafka import Producer
 
 from dataflow.families import TEMPERATURE
 from dataflow.readings import BadMessage, parse
-from tests.factories import T0, S
+from tests.factories import T0, S, fmt
 from tests.integration.conftest import BROKERS, consume_all, python_env, run_module
 
 
@@ -141,7 +141,7 @@ def test_fuzzed_bad_input_is_dead_lettered_and_changes_nothing(topic_sets) -> No
     expected_reasons = Counter()
     for key, value in bad:  # the generator itself must only make unusable messages
         with pytest.raises(BadMessage) as err:
-            parse(TEMPERATURE, key, value, kafka_ts_ms=int(time.time() * 1000))
+            parse(fmt(TEMPERATURE), key, value, kafka_ts_ms=int(time.time() * 1000))
         expected_reasons[err.value.reason] += 1
     # NaN and infinities are not JSON, so orjson refuses them: they count as invalid_json.
     assert set(expected_reasons) == {

@@ -7,27 +7,29 @@ import pytest
 
 from dataflow.families import AIR_QUALITY, TEMPERATURE
 from dataflow.readings import BadMessage, Reading, parse
-from tests.factories import S
+from tests.factories import S, fmt
 
 T0 = datetime(2022, 7, 15, 11, 34, 32, 113400, tzinfo=UTC)
 T0_NS = (int(T0.replace(microsecond=0).timestamp()) * 1_000_000 + 113400) * 1000
 
 
 def aq(obj: object, key: bytes = b"Sensor3") -> Reading:
-    return parse(AIR_QUALITY, key, orjson.dumps(obj))
+    return parse(fmt(AIR_QUALITY), key, orjson.dumps(obj))
 
 
 def temp(obj: object, key: bytes = b"2") -> Reading:
-    return parse(TEMPERATURE, key, orjson.dumps(obj))
+    return parse(fmt(TEMPERATURE), key, orjson.dumps(obj))
 
 
 def test_air_quality_tutorial_shape() -> None:
-    r = parse(AIR_QUALITY, b"Sensor3", b'{"timestamp": "2022-07-15 11:34:32.113400", "value": 23}')
+    r = parse(
+        fmt(AIR_QUALITY), b"Sensor3", b'{"timestamp": "2022-07-15 11:34:32.113400", "value": 23}'
+    )
     assert r == Reading(AIR_QUALITY, "Sensor3", T0_NS, 23.0)
 
 
 def test_temperature_tutorial_shape_keeps_every_nanosecond() -> None:
-    r = parse(TEMPERATURE, b"2", b'{"Temperature_C": 65, "Timestamp": 1710856626905833677}')
+    r = parse(fmt(TEMPERATURE), b"2", b'{"Temperature_C": 65, "Timestamp": 1710856626905833677}')
     assert r == Reading(TEMPERATURE, "2", 1710856626905833677, 65.0)
 
 
@@ -66,9 +68,9 @@ def test_fractional_epoch_seconds() -> None:
 
 
 def test_kafka_timestamp_used_only_when_payload_has_none() -> None:
-    r = parse(TEMPERATURE, b"7", b'{"Temperature_C": 70.5}', kafka_ts_ms=1657884872123)
+    r = parse(fmt(TEMPERATURE), b"7", b'{"Temperature_C": 70.5}', kafka_ts_ms=1657884872123)
     assert r.ts == 1657884872123 * 1_000_000
-    r = parse(TEMPERATURE, b"7", b'{"Temperature_C": 70.5, "Timestamp": 1657884872}', 99)
+    r = parse(fmt(TEMPERATURE), b"7", b'{"Temperature_C": 70.5, "Timestamp": 1657884872}', 99)
     assert r.ts == 1657884872 * S
 
 
@@ -116,7 +118,7 @@ def test_kafka_timestamp_used_only_when_payload_has_none() -> None:
 )
 def test_rejections_carry_a_reason(key: bytes | None, value: bytes | None, reason: str) -> None:
     with pytest.raises(BadMessage) as err:
-        parse(TEMPERATURE, key, value)
+        parse(fmt(TEMPERATURE), key, value)
     assert err.value.reason == reason
 
 

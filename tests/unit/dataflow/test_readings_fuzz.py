@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dataflow.readings import BUILTIN, FAMILIES, VALID_RANGES, BadMessage, Reading, parse
+from tests.factories import fmt
 
 REASONS = {
     "invalid_json",
@@ -38,7 +39,7 @@ json_values = st.recursive(
 
 def check(family: str, key: bytes | None, value: bytes | None) -> None:
     try:
-        reading = parse(family, key, value, kafka_ts_ms=1_700_000_000_000)
+        reading = parse(fmt(family), key, value, kafka_ts_ms=1_700_000_000_000)
     except BadMessage as exc:
         assert exc.reason in REASONS
         return
@@ -123,5 +124,5 @@ def test_parse_fast_paths_follow_the_event_time_rule(family, raw) -> None:
     value_field, ts_field = BUILTIN[family].value, BUILTIN[family].timestamp
     msg = orjson.dumps({value_field: 1, ts_field: raw})
     for _ in range(2):
-        got = _outcome(lambda: parse(family, b"k", msg).ts)
+        got = _outcome(lambda: parse(fmt(family), b"k", msg).ts)
         assert got == _outcome(timestamp_to_ns, orjson.loads(msg)[ts_field])

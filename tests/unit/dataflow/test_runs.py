@@ -105,10 +105,10 @@ def test_a_decoded_poll_reads_as_each_message_does(rows: list[tuple[float, int]]
 )
 def test_one_odd_message_sends_the_whole_poll_to_the_per_message_rules(bad: bytes | None) -> None:
     good = [temperature(60.0 + i, T0 + i * S) for i in range(4)]
-    whole = parse_poll(TEMPERATURE, good)
+    whole = parse_poll(fmt(TEMPERATURE), good)
     assert whole is not None and whole.values == [60.0, 61.0, 62.0, 63.0]
     assert whole.ts == [T0 + i * S for i in range(4)]
-    assert parse_poll(TEMPERATURE, [*good[:2], bad, *good[2:]]) is None
+    assert parse_poll(fmt(TEMPERATURE), [*good[:2], bad, *good[2:]]) is None
 
 
 @pytest.mark.parametrize(
@@ -128,17 +128,17 @@ def test_a_value_outside_the_valid_range_leaves_the_fast_path_and_is_refused(
     is read message by message, where that one is refused as ``out_of_range``."""
     make = temperature if family == TEMPERATURE else (lambda v, ts: air(v, naive(ts)))
     good = [make(20.0 + i, T0 + i * S) for i in range(3)]
-    whole = parse_poll(family, good)
+    whole = parse_poll(fmt(family), good)
     assert whole is not None and whole.values == [20.0, 21.0, 22.0]
     bad = make(value, T0 + 5 * S)
-    assert parse_poll(family, [*good, bad]) is None
+    assert parse_poll(fmt(family), [*good, bad]) is None
     with pytest.raises(BadMessage) as err:
-        parse(family, b"k", bad)
+        parse(fmt(family), b"k", bad)
     assert err.value.reason == "out_of_range" and family in err.value.detail
     # Its own range: the same value is a reading for a family configured to take it.
     assert parse(fmt(family, (-abs(value), abs(value))), b"k", bad).value == value
     lo, hi = VALID_RANGES[family]
-    edges = parse_poll(family, [make(lo, T0), make(hi, T0 + S)])
+    edges = parse_poll(fmt(family), [make(lo, T0), make(hi, T0 + S)])
     assert edges is not None and edges.values == [lo, hi]  # inclusive
 
 
@@ -168,11 +168,11 @@ def test_unusual_timestamps_leave_the_numpy_column_and_read_as_the_general_rule(
     except BadMessage as exc:
         general = exc.reason
     try:
-        got: object = parse(AIR_QUALITY, b"k", values[1]).ts
+        got: object = parse(fmt(AIR_QUALITY), b"k", values[1]).ts
     except BadMessage as exc:
         got = exc.reason
     assert got == general
-    cols = parse_poll(AIR_QUALITY, values)
+    cols = parse_poll(fmt(AIR_QUALITY), values)
     if isinstance(general, str):
         assert cols is None
     else:
