@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -118,6 +119,23 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def scrape(server: int | str) -> dict[str, float]:
+    """A Prometheus text endpoint as ``name{labels}`` -> value, comment lines skipped.
+
+    ``server`` is a local port (the dataflow's API) or a base URL (Alertmanager). The keys are
+    the sample lines' own text, so a test names a series exactly as ``/metrics`` prints it.
+    """
+    base = f"http://127.0.0.1:{server}" if isinstance(server, int) else server
+    with urllib.request.urlopen(f"{base}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
 
 
 def wait_for(

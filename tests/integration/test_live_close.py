@@ -27,8 +27,7 @@ import pytest
 from confluent_kafka import Consumer, Producer
 
 from bench.workloads import interrupt
-from tests.integration.conftest import BROKERS, ROOT, free_port, python_env, wait_for
-from tests.integration.test_metrics import scrape
+from tests.integration.conftest import BROKERS, ROOT, free_port, python_env, scrape, wait_for
 
 LATENESS_S = 1.0
 

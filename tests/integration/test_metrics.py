@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 
 import orjson
 import pytest
@@ -15,19 +14,7 @@ from confluent_kafka import Producer
 
 from bench.workloads import interrupt
 from tests.factories import T0, S
-from tests.integration.conftest import BROKERS, ROOT, free_port, python_env
-
-
-def scrape(port: int) -> dict[str, float]:
-    """``name{labels}`` -> value, for our own sample lines."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            out[name] = float(value)
-    return out
+from tests.integration.conftest import BROKERS, ROOT, free_port, python_env, scrape
 
 
 @pytest.fixture

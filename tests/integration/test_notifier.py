@@ -42,6 +42,7 @@ from tests.integration.conftest import (
     free_port,
     python_env,
     run_module,
+    scrape,
     wait_for,
 )
 from tests.tools import require_tool
@@ -114,14 +115,13 @@ class LocalAlertmanager:
 
     def received(self, status: str) -> float:
         """alertmanager_alerts_received_total for ``status`` (firing, resolved), API v2."""
-        with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as resp:
-            for line in resp.read().decode().splitlines():
-                if (
-                    line.startswith("alertmanager_alerts_received_total")
-                    and f'status="{status}"' in line
-                    and 'version="v2"' in line
-                ):
-                    return float(line.rsplit(" ", 1)[1])
+        for series, value in scrape(self.url).items():
+            if (
+                series.startswith("alertmanager_alerts_received_total")
+                and f'status="{status}"' in series
+                and 'version="v2"' in series
+            ):
+                return value
         return 0.0
 
 

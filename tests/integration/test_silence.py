@@ -19,9 +19,9 @@ from tests.integration.conftest import (
     consume_all,
     free_port,
     python_env,
+    scrape,
     wait_for,
 )
-from tests.integration.test_metrics import scrape
 
 STALE_S, TTL_S = 4, 10
 
