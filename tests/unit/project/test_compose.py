@@ -9,9 +9,14 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import re
 import shlex
+import shutil
 import subprocess
+import sys
+import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -342,23 +347,62 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
     return out
 
 
+def stages() -> dict[str, list[tuple[str, str]]]:
+    """Stage name (``AS ...``; the last, unnamed one is "final") -> its instructions."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    steps: list[tuple[str, str]] = []
+    for kw, rest in dockerfile_instructions():
+        if kw == "FROM":
+            _, _, name = rest.partition(" AS ")
+            steps = out.setdefault(name.strip() or "final", [])
+        steps.append((kw, rest))
+    return out
+
+
+def copied(steps: list[tuple[str, str]]) -> list[str]:
+    """What COPY instructions take from the build context (not ``--from`` another stage)."""
+    sources = []
+    for kw, rest in steps:
+        words = shlex.split(rest)
+        if kw == "COPY" and not any(w.startswith("--from") for w in words):
+            sources += [w for w in words[:-1] if not w.startswith("--")]
+    return sources
+
+
 def test_dockerfile_base_is_a_pinned_slim_python_311() -> None:
-    [base] = [rest for kw, rest in dockerfile_instructions() if kw == "FROM"]
+    bases = {rest.partition(" AS ")[0] for kw, rest in dockerfile_instructions() if kw == "FROM"}
+    [base] = bases  # the wheel is built on the interpreter it is installed on
     assert re.fullmatch(r"python:3\.11\.\d+-slim(-[a-z]+)?(@sha256:[0-9a-f]{64})?", base), base
 
 
-def test_dockerfile_installs_the_pinned_requirements() -> None:
-    steps = dockerfile_instructions()
+def test_dockerfile_installs_the_pinned_requirements_then_the_project_wheel() -> None:
+    steps = stages()["final"]
     copy = steps.index(("COPY", "requirements.txt ./"))
     [install] = [
         i
         for i, (kw, rest) in enumerate(steps)
         if kw == "RUN" and "pip install" in rest and "-r requirements.txt" in rest
     ]
-    assert copy < install
+    [project] = [
+        i
+        for i, (kw, rest) in enumerate(steps)
+        if kw == "RUN" and "from=build" in rest and "pip install" in rest
+    ]
+    assert copy < install < project
+    # The pins are the tested set: installing the project must not resolve its ranges again.
+    assert "--no-deps" in steps[project][1]
     # The app's code comes after, so a code change keeps the dependency layer cached.
-    first_code = min(i for i, (kw, rest) in enumerate(steps) if kw == "COPY" and i != copy)
-    assert install < first_code
+    assert copied(steps) == ["requirements.txt", "entrypoint.sh"]
+
+
+def test_dockerfile_builds_the_wheel_from_the_declared_packages() -> None:
+    build = stages()["build"]
+    [wheel] = [rest for kw, rest in build if kw == "RUN" and "pip wheel" in rest]
+    assert "--no-deps" in wheel and "--wheel-dir /wheels" in wheel
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    needed = {"pyproject.toml", project["project"]["readme"]}
+    needed |= {f"{package}/" for package in project["tool"]["setuptools"]["packages"]}
+    assert set(copied(build)) == needed
 
 
 def test_dockerfile_runs_as_a_non_root_user() -> None:
@@ -368,20 +412,82 @@ def test_dockerfile_runs_as_a_non_root_user() -> None:
     assert all(kw != "RUN" for kw, _ in dockerfile_instructions()[last_user:])
 
 
-def test_dockerfile_entrypoint_is_entrypoint_sh_and_its_dependencies_are_copied() -> None:
+def test_dockerfile_entrypoint_is_entrypoint_sh() -> None:
     steps = dict(
-        (kw, rest)
-        for kw, rest in dockerfile_instructions()
-        if kw in ("WORKDIR", "ENTRYPOINT", "CMD")
+        (kw, rest) for kw, rest in stages()["final"] if kw in ("WORKDIR", "ENTRYPOINT", "CMD")
     )
     entry = json.loads(steps["ENTRYPOINT"])
     assert entry == [f"{steps['WORKDIR']}/entrypoint.sh"]
     assert json.loads(steps["CMD"])[0] in entrypoint_roles()
-    copied = {shlex.split(rest)[0] for kw, rest in dockerfile_instructions() if kw == "COPY"}
-    # What the entrypoint and its roles import or run.
-    assert {"entrypoint.sh", "dataflow/", "producer/", "requirements.txt"} <= copied
     assert "-m dataflow.admin wait" in ENTRYPOINT  # the broker wait lives in dataflow/
     assert (ROOT / "entrypoint.sh").stat().st_mode & 0o111, "entrypoint.sh must be executable"
+
+
+def test_the_image_wheel_builds_from_the_docker_context_and_imports(tmp_path: Path) -> None:
+    """The build stage's step, run here on the files Docker would send (what the build stage
+    copies, less what .dockerignore drops): the wheel holds every module of the packages and
+    the console scripts, and its packages import from where it is installed.
+
+    Offline: the venv's setuptools builds it (no build isolation). The Docker build itself,
+    with its isolated build, is not run here.
+    """
+    patterns = dockerignore_patterns()
+    context = tmp_path / "context"
+    for source in copied(stages()["build"]):
+        path = ROOT / source
+        for file in [path] if path.is_file() else project_files(under=source):
+            rel = file.relative_to(ROOT).as_posix()
+            if not dockerignored(rel, patterns):
+                (context / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(file, context / rel)
+    wheels = tmp_path / "wheels"
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-cache-dir"]
+    build = subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(wheels), "."],
+        cwd=context,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert build.returncode == 0, build.stdout + build.stderr
+    [wheel] = wheels.glob("*.whl")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+        [entry_points] = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+        scripts = archive.read(entry_points).decode()
+    for package in project["tool"]["setuptools"]["packages"]:
+        for module in project_files("*.py", under=package):
+            assert module.relative_to(ROOT).as_posix() in names
+    for script, target in project["project"]["scripts"].items():
+        assert f"{script} = {target}" in scripts
+    site = tmp_path / "site"
+    install = subprocess.run(
+        [*pip, "install", "--no-deps", "--no-index", "--target", str(site), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert install.returncode == 0, install.stdout + install.stderr
+    probe = "import dataflow.main, notifier.service, producer.shapes\nprint(dataflow.__file__)"
+    ran = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert Path(ran.stdout.strip()).is_relative_to(site)
+
+
+def dockerignore_patterns() -> list[str]:
+    return [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
 
 
 def dockerignored(path: str, patterns: list[str]) -> bool:
@@ -398,12 +504,8 @@ def dockerignored(path: str, patterns: list[str]) -> bool:
 
 
 def test_dockerignore_keeps_what_the_dockerfile_copies_and_drops_local_state() -> None:
-    patterns = [
-        line.strip()
-        for line in (ROOT / ".dockerignore").read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
-    sources = [shlex.split(rest)[0] for kw, rest in dockerfile_instructions() if kw == "COPY"]
+    patterns = dockerignore_patterns()
+    sources = [source for steps in stages().values() for source in copied(steps)]
     for source in sources:
         path = ROOT / source
         files = [path] if path.is_file() else project_files("*.py", under=source)
