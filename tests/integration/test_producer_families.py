@@ -15,7 +15,7 @@ from pathlib import Path
 
 from dataflow.families import load_families
 from dataflow.readings import format_of, parse
-from producer.__main__ import parse_settings
+from producer.settings import parse_settings
 from producer.shapes import time_read_as
 from producer.simulate import generate_families
 from tests.factories import S
