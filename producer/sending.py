@@ -177,6 +177,11 @@ def ensure_topics(
         log.info("created topic %s (%d partitions)", topic, partitions)
 
 
+def print_summary(sent: int, failed: int) -> None:
+    """The last line on stderr whatever happened, as ``--help`` promises (tests read it)."""
+    print(f"sent {sent} messages ({failed} failed)", file=sys.stderr)
+
+
 def run(settings: Settings, stop: threading.Event) -> int:
     """Create topics, then generate, pace and send until a limit or ``stop``."""
     from confluent_kafka import KafkaException as ConfluentKafkaException
@@ -195,8 +200,16 @@ def run(settings: Settings, stop: threading.Event) -> int:
             summary = check_replay(settings.replay)
         except ReplayError as exc:
             log.error("%s", exc)
-            print("sent 0 messages (0 failed)", file=sys.stderr)
+            print_summary(0, 0)
             return EXIT_USAGE
+
+    def cannot_start(message: str, detail: object) -> int:
+        """Log why Kafka cannot be used (``message`` takes the brokers, the security settings
+        and ``detail``), then give up having sent nothing."""
+        log.error(message, ",".join(settings.brokers), settings.security.redacted(), detail)
+        print_summary(0, 0)
+        return EXIT_FAILED
+
     log.info(
         "connecting to Kafka at %s (%s; waiting up to %d s)",
         ",".join(settings.brokers),
@@ -216,35 +229,19 @@ def run(settings: Settings, stop: threading.Event) -> int:
             **security,
         )
     except LoginRefused as exc:
-        log.error(
+        return cannot_start(
             "authentication failed at %s (%s): %s; check KAFKA_SASL_USERNAME, "
             "KAFKA_SASL_PASSWORD and KAFKA_SASL_MECHANISM",
-            ",".join(settings.brokers),
-            settings.security.redacted(),
             exc,
         )
-        print("sent 0 messages (0 failed)", file=sys.stderr)
-        return EXIT_FAILED
     except TlsRefused as exc:
-        log.error(
-            "TLS with Kafka at %s failed (%s): %s",
-            ",".join(settings.brokers),
-            settings.security.redacted(),
-            exc,
-        )
-        print("sent 0 messages (0 failed)", file=sys.stderr)
-        return EXIT_FAILED
+        return cannot_start("TLS with Kafka at %s failed (%s): %s", exc)
     except (KafkaError, StartupError, ConfluentKafkaException) as exc:
-        log.error(
-            "cannot use Kafka at %s (%s): %s",
-            ",".join(settings.brokers),
-            settings.security.redacted(),
-            scrub(repr(exc), settings.security.password),
+        return cannot_start(
+            "cannot use Kafka at %s (%s): %s", scrub(repr(exc), settings.security.password)
         )
-        print("sent 0 messages (0 failed)", file=sys.stderr)
-        return EXIT_FAILED
     except KeyboardInterrupt:
-        print("sent 0 messages (0 failed)", file=sys.stderr)
+        print_summary(0, 0)
         return EXIT_OK
 
     log_file: IO[str] | None = None
@@ -335,7 +332,7 @@ def run(settings: Settings, stop: threading.Event) -> int:
         if log_file is not None:
             log_file.close()
         failed = tracker.unconfirmed()
-        print(f"sent {tracker.sent} messages ({failed} failed)", file=sys.stderr)
+        print_summary(tracker.sent, failed)
     if failed:
         log.error("%d of %d messages were not delivered", failed, tracker.sent)
     return EXIT_FAILED if failed or fatal else EXIT_OK
