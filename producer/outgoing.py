@@ -14,10 +14,11 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import NamedTuple
 
+from dataflow.readings import Reading
 from producer.replay import Summary, read_rows, scan
 from producer.settings import Replay, Settings
 from producer.shapes import build_message, encode
-from producer.simulate import NS_PER_S, GroupReading, Reading, generate, generate_families
+from producer.simulate import NS_PER_S, GroupReading, generate, generate_families
 
 log = logging.getLogger("producer")
 
@@ -54,9 +55,7 @@ def outgoing(settings: Settings, start_ns: int) -> Iterator[Outgoing]:
     else:
         for reading in generate(settings.simulation(start_ns)):
             key, value = encode(reading)
-            yield Outgoing(
-                settings.topic_for(reading.family), key, value, None, reading.event_time_ns
-            )
+            yield Outgoing(settings.topic_for(reading.family), key, value, None, reading.ts)
 
 
 def check_replay(replay: Replay) -> Summary:

@@ -137,7 +137,7 @@ class Settings:
     #: Warnings found while parsing, logged once logging is set up.
     notes: tuple[str, ...] = ()
 
-    def topic_for(self, family: Family) -> str:
+    def topic_for(self, family: str) -> str:
         """Topic a family's readings go to."""
         return self.air_quality_topic if family == AIR_QUALITY else self.temperature_topic
 

@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from dataflow.families import AIR_QUALITY, KEY, Family, builtin
-from producer.simulate import Reading
+from dataflow.readings import Reading
 
 NS_PER_MS = 1_000_000
 _UNIT_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
@@ -210,6 +210,6 @@ def encode(reading: Reading) -> tuple[bytes, bytes]:
     """Key and value bytes of a simulated tutorial reading: the built-in family's message, as
     ``build_message`` makes every family's (the topic is the caller's)."""
     msg = build_message(
-        (_TUTORIAL[reading.family],), reading.sensor_id, reading.event_time_ns, (reading.value,)
+        (_TUTORIAL[reading.family],), reading.sensor_id, reading.ts, (reading.value,)
     )
     return msg.key, msg.value

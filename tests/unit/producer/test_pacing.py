@@ -22,8 +22,8 @@ def test_pacer_rate_limits_wall_clock(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(pacing.time, "monotonic", lambda: next(clock))
     pacer = Pacer(rate=4.0, realtime=False, start_ns=0, stop=stop)
     reading = next(generate(SimulationConfig(start_ns=0)))
-    assert pacer.wait(0, reading.event_time_ns)
-    assert pacer.wait(2, reading.event_time_ns)
+    assert pacer.wait(0, reading.ts)
+    assert pacer.wait(2, reading.ts)
     assert waits == [pytest.approx(0.5)]
 
 
@@ -35,7 +35,7 @@ def test_pacer_realtime_follows_event_time(monkeypatch: pytest.MonkeyPatch) -> N
     pacer = Pacer(rate=0, realtime=True, start_ns=0, stop=stop)
     readings = list(generate(SimulationConfig(start_ns=0, interval_s=2.0, duration_s=6)))
     for index, reading in enumerate(readings):
-        assert pacer.wait(index, reading.event_time_ns)
+        assert pacer.wait(index, reading.ts)
     assert waits == [pytest.approx(2.0)] * 10 + [pytest.approx(4.0)] * 10
 
 
