@@ -43,15 +43,13 @@ def outgoing(settings: Settings, start_ns: int) -> Iterator[Outgoing]:
         if settings.count is not None:
             rows = islice(rows, settings.count)
         for row in rows:
-            msg = build_message((replay.family,), row.sensor_id, row.event_time_ns, (row.value,))
-            yield Outgoing(replay.family.topic, *msg, row.event_time_ns)
+            msg = build_message((replay.family,), row.sensor_id, row.ts, (row.value,))
+            yield Outgoing(replay.family.topic, *msg, row.ts)
     elif settings.groups:
         for reading in generate_families(settings.family_simulation(start_ns)):
             group = settings.groups[reading.group]
-            msg = build_message(
-                group.families, reading.sensor_id, reading.event_time_ns, reading.values
-            )
-            yield Outgoing(group.topic, *msg, reading.event_time_ns)
+            msg = build_message(group.families, reading.sensor_id, reading.ts, reading.values)
+            yield Outgoing(group.topic, *msg, reading.ts)
     else:
         for reading in generate(settings.simulation(start_ns)):
             key, value = encode(reading)

@@ -312,7 +312,7 @@ class GroupReading(NamedTuple):
 
     group: int
     sensor_id: str
-    event_time_ns: int
+    ts: int
     values: tuple[float, ...]
 
 

@@ -103,7 +103,7 @@ def test_simulated_families_and_a_replay_read_back_exactly(topic_factory, tmp_pa
         group = settings.groups[reading.group]
         for fam, value in zip(group.families, reading.values, strict=True):
             expected[group.topic].add(
-                (fam.name, reading.sensor_id, time_read_as(fam, reading.event_time_ns), value)
+                (fam.name, reading.sensor_id, time_read_as(fam, reading.ts), value)
             )
     assert (
         readings(topics["machines"], [families["temp"], families["vibration"]])

@@ -313,7 +313,7 @@ def test_simulating_configured_families_sends_their_shapes(
             assert (got.family, got.sensor_id, got.ts, got.value) == (
                 fam.name,
                 reading.sensor_id,
-                reading.event_time_ns,
+                reading.ts,
                 value,
             )
     pressure = [s for s in producer.sent if s.topic == "pressure"]

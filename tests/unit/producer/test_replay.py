@@ -27,7 +27,7 @@ def test_reads_timestamp_value_rows_with_the_default_sensor(tmp_path: Path) -> N
     path = csv(tmp_path, "timestamp,value\n2024-01-01 00:00:00,1.5\n2024-01-01T01:00:00Z,2\n\n")
     rows = list(read_rows(path, Layout(default_sensor_id="pump")))
     start = 1_704_067_200_000_000_000
-    assert [(r.line, r.sensor_id, r.event_time_ns, r.value) for r in rows] == [
+    assert [(r.line, r.sensor_id, r.ts, r.value) for r in rows] == [
         (2, "pump", start, 1.5),
         (3, "pump", start + H, 2.0),
     ]
@@ -122,7 +122,7 @@ def test_the_uci_air_quality_file_reads_with_its_layout() -> None:
     assert summary.rows + summary.skipped == 9357
     assert summary.skipped > 0 and summary.out_of_order == 0
     first = next(read_rows(UCI, layout))
-    assert (first.event_time_ns, first.value) == (1_078_941_600_000_000_000, 2.6)  # 2004-03-10 18h
+    assert (first.ts, first.value) == (1_078_941_600_000_000_000, 2.6)  # 2004-03-10 18h
     with pytest.raises(ReplayError, match="outside the family's valid range"):
         scan(
             UCI,
@@ -204,7 +204,7 @@ def test_configured_simulation_is_seeded_and_limited() -> None:
     sim = FamilySimulation(start_ns=5, groups=((fams[0],),), sensors=2, interval_s=0.5, count=5)
     first, again = list(generate_families(sim)), list(generate_families(sim))
     assert first == again and len(first) == 5
-    assert [r.event_time_ns for r in first] == [5, 5, 500_000_005, 500_000_005, 1_000_000_005]
+    assert [r.ts for r in first] == [5, 5, 500_000_005, 500_000_005, 1_000_000_005]
     other = FamilySimulation(start_ns=5, groups=((fams[0],),), sensors=2, seed=7, count=5)
     assert [r.values for r in generate_families(other)] != [r.values for r in first]
 
