@@ -13,9 +13,9 @@ sends (simulated or replayed) reads back as exactly the sensor id, event time an
   shapes: a naive ``YYYY-mm-dd HH:MM:SS.ffffff`` string for the family named ``air_quality``,
   an integer of nanoseconds for every other family. A family without a timestamp path gets no
   field: the Kafka message timestamp (milliseconds) is then set to the event time.
-- The two tutorial families, in their built-in shape, come out byte for byte as the tutorial
-  encoders of ``producer.simulate`` write them (for values already rounded as those round them;
-  a replayed value is sent as it is, not rounded).
+- The two tutorial families, in their built-in shape, come out byte for byte as the tutorials
+  wrote them (``encode``, for a simulated reading: its value is already rounded as they round
+  it; a replayed value is sent as it is, not rounded).
 
 Families that read one topic are written into one message holding every family's fields
 (``{"id": "m1", "temp": 71.2, "vibration": 0.4, "ts": ...}``), so each family reads its own

@@ -239,7 +239,7 @@ def first_overheat_tick(config: SimulationConfig) -> int | None:
     return -(-after_ns // config.interval_ns)  # ceil without float error
 
 
-# --- Encoding ----------------------------------------------------------------------------------
+# --- Reading the output ------------------------------------------------------------------------
 
 
 def readings_by_sensor(readings: Sequence[Reading]) -> dict[tuple[str, str], list[Reading]]:
