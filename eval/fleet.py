@@ -53,7 +53,7 @@ def alerts_per_sensor_day(
 
     batch: list[Reading] = []
     for r in generate(sim):
-        batch.append(Reading(r.family, r.sensor_id, r.event_time_ns, r.value))
+        batch.append(r)
         if len(batch) == 10_000:
             count(state.ingest(batch, 0.0))
             batch = []

@@ -49,9 +49,12 @@ class Layout:
 
 
 class Row(NamedTuple):
+    """One row of the file as a reading: its line number, sensor id, event time (``ts``, ns since
+    the epoch, as the dataflow's ``Reading``) and value."""
+
     line: int
     sensor_id: str
-    event_time_ns: int
+    ts: int
     value: float
 
 
@@ -193,15 +196,15 @@ def _count(summary: Summary, row: Row, last: dict[str, int]) -> None:
     summary.rows += 1
     summary.sensors.add(row.sensor_id)
     if summary.start_ns is None:
-        summary.start_ns = row.event_time_ns
-    if summary.first_ns is None or row.event_time_ns < summary.first_ns:
-        summary.first_ns = row.event_time_ns
-    if summary.last_ns is None or row.event_time_ns > summary.last_ns:
-        summary.last_ns = row.event_time_ns
+        summary.start_ns = row.ts
+    if summary.first_ns is None or row.ts < summary.first_ns:
+        summary.first_ns = row.ts
+    if summary.last_ns is None or row.ts > summary.last_ns:
+        summary.last_ns = row.ts
     before = last.get(row.sensor_id)
-    if before is not None and row.event_time_ns < before:
+    if before is not None and row.ts < before:
         summary.out_of_order += 1
-    last[row.sensor_id] = row.event_time_ns
+    last[row.sensor_id] = row.ts
 
 
 def scan(path: str | Path, layout: Layout) -> Summary:

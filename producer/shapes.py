@@ -13,9 +13,9 @@ sends (simulated or replayed) reads back as exactly the sensor id, event time an
   shapes: a naive ``YYYY-mm-dd HH:MM:SS.ffffff`` string for the family named ``air_quality``,
   an integer of nanoseconds for every other family. A family without a timestamp path gets no
   field: the Kafka message timestamp (milliseconds) is then set to the event time.
-- The two tutorial families, in their built-in shape, come out byte for byte as the tutorial
-  encoders of ``producer.simulate`` write them (for values already rounded as those round them;
-  a replayed value is sent as it is, not rounded).
+- The two tutorial families, in their built-in shape, come out byte for byte as the tutorials
+  wrote them (``encode``, for a simulated reading: its value is already rounded as they round
+  it; a replayed value is sent as it is, not rounded).
 
 Families that read one topic are written into one message holding every family's fields
 (``{"id": "m1", "temp": 71.2, "vibration": 0.4, "ts": ...}``), so each family reads its own
@@ -34,7 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from dataflow.families import AIR_QUALITY, KEY, Family, builtin
-from producer.simulate import Reading
+from dataflow.readings import Reading
 
 NS_PER_MS = 1_000_000
 _UNIT_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
@@ -210,6 +210,6 @@ def encode(reading: Reading) -> tuple[bytes, bytes]:
     """Key and value bytes of a simulated tutorial reading: the built-in family's message, as
     ``build_message`` makes every family's (the topic is the caller's)."""
     msg = build_message(
-        (_TUTORIAL[reading.family],), reading.sensor_id, reading.event_time_ns, (reading.value,)
+        (_TUTORIAL[reading.family],), reading.sensor_id, reading.ts, (reading.value,)
     )
     return msg.key, msg.value

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
 from dataflow.families import Family as FamilySpec
+from dataflow.readings import Reading
 
 Family = Literal["air_quality", "temperature"]
 Scenario = Literal["normal", "overheat"]
@@ -70,20 +71,6 @@ OVERHEAT_NOISE_LIMIT = 2.0
 OVERHEAT_NOISE_SCALE = 0.6
 #: Hard ceiling while overheating (keeps values physical even with huge noise draws).
 OVERHEAT_MAX_C = OVERHEAT_PLATEAU_C + OVERHEAT_NOISE_LIMIT
-
-
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """One generated sensor reading, before encoding.
-
-    ``value`` is already rounded to what goes on the wire (1 decimal for air quality,
-    2 for temperature), so comparing a Reading with a consumed message is exact.
-    """
-
-    family: Family
-    sensor_id: str
-    event_time_ns: int
-    value: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +202,10 @@ def generate(config: SimulationConfig) -> Iterator[Reading]:
     """Yield readings tick by tick, forever unless ``count``/``duration_s`` stop it.
 
     Within a tick every selected family (canonical order) emits one reading per sensor
-    (sensor-id order), all stamped ``start_ns + tick * interval_ns``.
+    (sensor-id order), all stamped ``start_ns + tick * interval_ns`` (``ts``). They are the
+    dataflow's ``Reading`` (``source`` None), so a test compares them with what it parsed.
+    ``value`` is already rounded to what goes on the wire (1 decimal for air quality, 2 for
+    temperature), so that comparison is exact.
     """
     walks = [
         (family, sensor_id, _SensorWalk(config, family, sensor_id))
@@ -229,11 +219,11 @@ def generate(config: SimulationConfig) -> Iterator[Reading]:
         offset_ns = tick * config.interval_ns
         if duration_ns is not None and offset_ns >= duration_ns:
             return
-        event_time_ns = config.start_ns + offset_ns
+        ts = config.start_ns + offset_ns
         for family, sensor_id, walk in walks:
             if config.count is not None and emitted >= config.count:
                 return
-            yield Reading(family, sensor_id, event_time_ns, walk.value_at(tick))
+            yield Reading(family, sensor_id, ts, walk.value_at(tick))
             emitted += 1
         tick += 1
 
@@ -249,7 +239,7 @@ def first_overheat_tick(config: SimulationConfig) -> int | None:
     return -(-after_ns // config.interval_ns)  # ceil without float error
 
 
-# --- Encoding ----------------------------------------------------------------------------------
+# --- Reading the output ------------------------------------------------------------------------
 
 
 def readings_by_sensor(readings: Sequence[Reading]) -> dict[tuple[str, str], list[Reading]]:
@@ -322,7 +312,7 @@ class GroupReading(NamedTuple):
 
     group: int
     sensor_id: str
-    event_time_ns: int
+    ts: int
     values: tuple[float, ...]
 
 

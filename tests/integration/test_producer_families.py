@@ -15,7 +15,7 @@ from pathlib import Path
 
 from dataflow.families import load_families
 from dataflow.readings import format_of, parse
-from producer.__main__ import parse_settings
+from producer.settings import parse_settings
 from producer.shapes import time_read_as
 from producer.simulate import generate_families
 from tests.factories import S
@@ -103,7 +103,7 @@ def test_simulated_families_and_a_replay_read_back_exactly(topic_factory, tmp_pa
         group = settings.groups[reading.group]
         for fam, value in zip(group.families, reading.values, strict=True):
             expected[group.topic].add(
-                (fam.name, reading.sensor_id, time_read_as(fam, reading.event_time_ns), value)
+                (fam.name, reading.sensor_id, time_read_as(fam, reading.ts), value)
             )
     assert (
         readings(topics["machines"], [families["temp"], families["vibration"]])

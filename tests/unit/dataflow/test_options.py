@@ -230,7 +230,7 @@ def test_every_declared_default_parses() -> None:
     from dataflow.admin import WAIT_OPTIONS
     from dataflow.config import OPTIONS as DATAFLOW
     from notifier.config import OPTIONS as NOTIFIER
-    from producer.__main__ import OPTIONS as PRODUCER
+    from producer.settings import OPTIONS as PRODUCER
 
     for option in (*DATAFLOW, *NOTIFIER, *PRODUCER, *WAIT_OPTIONS):
         value = Reader({})(option)
@@ -301,7 +301,7 @@ def test_dest_and_label() -> None:
 
 
 def test_the_readme_s_producer_table_is_the_one_rendered_from_its_declarations() -> None:
-    from producer.__main__ import OPTIONS as PRODUCER_OPTIONS
+    from producer.settings import OPTIONS as PRODUCER_OPTIONS
     from tests.checkout import ROOT
 
     table = o.markdown_table(PRODUCER_OPTIONS, flags=True).rstrip("\n")

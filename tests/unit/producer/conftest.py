@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dataflow.security import SECURITY_ENV_DOCS
-from producer.__main__ import OPTIONS
+from producer.settings import OPTIONS
 
 
 @pytest.fixture(autouse=True)

@@ -10,10 +10,11 @@ from typing import Any, ClassVar
 
 import pytest
 
-import producer.__main__ as cli
 from dataflow.families import load_families
 from dataflow.readings import format_of, parse
-from producer import shapes
+from producer import sending, shapes
+from producer.__main__ import main
+from producer.settings import parse_settings
 from producer.simulate import generate_families
 
 START = "2024-03-19T13:57:06Z"
@@ -109,7 +110,7 @@ def fake_kafka(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     FakeProducer.instances = []
     monkeypatch.setattr(kafka, "KafkaProducer", FakeProducer)
     monkeypatch.setattr(
-        cli,
+        sending,
         "ensure_topics",
         lambda brokers, topics, partitions, security=None: created.append(list(topics)),
     )
@@ -121,7 +122,7 @@ def fake_kafka(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
 
 def test_help_documents_the_new_options(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
-        cli.main(["--help"])
+        main(["--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
     for text in (
@@ -146,9 +147,9 @@ def test_help_documents_the_new_options(capsys: pytest.CaptureFixture[str]) -> N
 def test_config_from_env_or_flag_selects_all_its_families(
     config: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    by_flag = cli.parse_settings(["--sensors-config", str(config)], environ={})
+    by_flag = parse_settings(["--sensors-config", str(config)], environ={})
     monkeypatch.setenv("SENSORS_CONFIG", str(config))
-    by_env = cli.parse_settings([])
+    by_env = parse_settings([])
     for settings in (by_flag, by_env):
         assert settings.sensors_config == str(config)
         assert [g.names for g in settings.groups] == ["humidity", "temp+vibration", "pressure"]
@@ -157,7 +158,7 @@ def test_config_from_env_or_flag_selects_all_its_families(
 
 
 def test_families_picks_from_the_file_and_warns_about_the_others_on_its_topic(config: Path) -> None:
-    settings = cli.parse_settings(
+    settings = parse_settings(
         ["--families", "vibration,humidity"], environ={"SENSORS_CONFIG": str(config)}
     )
     assert [g.names for g in settings.groups] == ["humidity", "vibration"]
@@ -192,7 +193,7 @@ def test_bad_combinations_exit_2(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     with pytest.raises(SystemExit) as exc:
-        cli.main(argv)
+        main(argv)
     assert exc.value.code == 2
     assert what in capsys.readouterr().err
 
@@ -203,7 +204,7 @@ def test_a_bad_sensors_file_exits_2_naming_it(
     path = tmp_path / "bad.yaml"
     path.write_text("families:\n  h:\n    topic: t\n    value: v\n    valid_range: [5, 1]\n")
     with pytest.raises(SystemExit) as exc:
-        cli.main(["--sensors-config", str(path)])
+        main(["--sensors-config", str(path)])
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert f"{path}: families.h.valid_range: lo must be below hi" in err
@@ -220,14 +221,14 @@ def test_families_that_cannot_share_a_message_exit_2(
         )
     )
     with pytest.raises(SystemExit) as exc:
-        cli.main(["--sensors-config", str(path)])
+        main(["--sensors-config", str(path)])
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert "temp and vibration cannot share one message" in err and "separate runs" in err
 
 
 def test_replay_settings(config: Path) -> None:
-    settings = cli.parse_settings(
+    settings = parse_settings(
         [
             "--replay",
             "h.csv",
@@ -259,7 +260,7 @@ def test_replay_settings(config: Path) -> None:
 
 
 def test_replay_into_a_tutorial_family_without_a_config() -> None:
-    settings = cli.parse_settings(
+    settings = parse_settings(
         [
             "--replay",
             "t.csv",
@@ -296,13 +297,13 @@ def test_simulating_configured_families_sends_their_shapes(
         "--log-sent",
         str(log_path),
     ]
-    assert cli.main(argv) == 0
+    assert main(argv) == 0
     assert fake_kafka == [["humidity-readings", "machines", "pressure"]]
     (producer,) = FakeProducer.instances
     assert len(producer.sent) == 3 * 2 * 3  # groups x sensors x ticks
     assert "sent 18 messages (0 failed)" in capsys.readouterr().err
     families = {f.name: f for f in load_families(config)}
-    settings = cli.parse_settings(argv, environ={})
+    settings = parse_settings(argv, environ={})
     expected = list(generate_families(settings.family_simulation(START_NS)))
     for sent, reading in zip(producer.sent, expected, strict=True):
         group = settings.groups[reading.group]
@@ -312,7 +313,7 @@ def test_simulating_configured_families_sends_their_shapes(
             assert (got.family, got.sensor_id, got.ts, got.value) == (
                 fam.name,
                 reading.sensor_id,
-                reading.event_time_ns,
+                reading.ts,
                 value,
             )
     pressure = [s for s in producer.sent if s.topic == "pressure"]
@@ -346,7 +347,7 @@ def test_replay_sends_every_row_in_the_familys_shape(
         "--skip-value",
         "-200",
     ]
-    assert cli.main(argv) == 0
+    assert main(argv) == 0
     (producer,) = FakeProducer.instances
     fam = next(f for f in load_families(config) if f.name == "pressure")
     got = [parse(format_of(fam), s.key, s.value, s.timestamp_ms) for s in producer.sent]
@@ -367,7 +368,7 @@ def test_replay_count_limits_rows(
     path = tmp_path / "h.csv"
     path.write_text("timestamp,value\n" + "".join(f"{1704067200 + i},{i}\n" for i in range(10)))
     assert (
-        cli.main(
+        main(
             [
                 "--sensors-config",
                 str(config),
@@ -396,8 +397,7 @@ def test_a_bad_row_fails_before_connecting(
     path = tmp_path / "h.csv"
     path.write_text("timestamp,value\n1704067200,5\n1704067201,500\n")
     assert (
-        cli.main(["--sensors-config", str(config), "--replay", str(path), "--family", "humidity"])
-        == 2
+        main(["--sensors-config", str(config), "--replay", str(path), "--family", "humidity"]) == 2
     )
     assert FakeProducer.instances == [] and fake_kafka == []
     assert "sent 0 messages (0 failed)" in capsys.readouterr().err
@@ -409,7 +409,7 @@ def test_replay_without_config_is_the_tutorial_shape(
 ) -> None:
     path = tmp_path / "t.csv"
     path.write_text("timestamp,value\n2013-07-04 00:00:00,69.88083514\n")
-    assert cli.main(["--replay", str(path), "--family", "temperature"]) == 0
+    assert main(["--replay", str(path), "--family", "temperature"]) == 0
     (producer,) = FakeProducer.instances
     (sent,) = producer.sent
     assert sent.topic == "temperature_readings" and sent.key == b"replay"
@@ -419,5 +419,5 @@ def test_replay_without_config_is_the_tutorial_shape(
     }
     assert sent.timestamp_ms is None
     assert shapes.is_tutorial(
-        cli.parse_settings(["--replay", "x", "--family", "temperature"], environ={}).replay.family
+        parse_settings(["--replay", "x", "--family", "temperature"], environ={}).replay.family
     )  # type: ignore[union-attr]

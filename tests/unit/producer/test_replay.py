@@ -1,14 +1,12 @@
-"""``--replay``: the CSV reader (errors name the file and line), pacing with an injected clock,
-and the simulation of configured families."""
+"""``--replay``: the CSV reader (errors name the file and line), and the simulation of configured
+families."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
 
-import producer.__main__ as cli
 from dataflow.families import parse_families
 from producer.replay import Layout, ReplayError, parse_time, read_rows, scan
 from producer.simulate import FamilySimulation, generate_families, walk_range
@@ -29,7 +27,7 @@ def test_reads_timestamp_value_rows_with_the_default_sensor(tmp_path: Path) -> N
     path = csv(tmp_path, "timestamp,value\n2024-01-01 00:00:00,1.5\n2024-01-01T01:00:00Z,2\n\n")
     rows = list(read_rows(path, Layout(default_sensor_id="pump")))
     start = 1_704_067_200_000_000_000
-    assert [(r.line, r.sensor_id, r.event_time_ns, r.value) for r in rows] == [
+    assert [(r.line, r.sensor_id, r.ts, r.value) for r in rows] == [
         (2, "pump", start, 1.5),
         (3, "pump", start + H, 2.0),
     ]
@@ -124,7 +122,7 @@ def test_the_uci_air_quality_file_reads_with_its_layout() -> None:
     assert summary.rows + summary.skipped == 9357
     assert summary.skipped > 0 and summary.out_of_order == 0
     first = next(read_rows(UCI, layout))
-    assert (first.event_time_ns, first.value) == (1_078_941_600_000_000_000, 2.6)  # 2004-03-10 18h
+    assert (first.ts, first.value) == (1_078_941_600_000_000_000, 2.6)  # 2004-03-10 18h
     with pytest.raises(ReplayError, match="outside the family's valid range"):
         scan(
             UCI,
@@ -141,77 +139,6 @@ def test_time_format_errors() -> None:
     with pytest.raises(ValueError, match="does not match"):
         parse_time("2024-01-01", "%d/%m/%Y")
     assert parse_time("01/02/2024 10:00:00", "%d/%m/%Y %H:%M:%S") == 1_706_781_600_000_000_000
-
-
-# --- Pacing: an injected clock, a stop event that records waits instead of sleeping -----------
-
-
-class FakeStop:
-    def __init__(self, clock: list[float]) -> None:
-        self.clock = clock
-        self.waits: list[float] = []
-
-    def wait(self, delay: float) -> bool:
-        self.waits.append(delay)
-        self.clock[0] += delay  # time passes as if we slept
-        return False
-
-    def is_set(self) -> bool:
-        return False
-
-
-def item(event_time_ns: int) -> cli.Outgoing:
-    return cli.Outgoing("t", b"k", b"{}", None, event_time_ns)
-
-
-def test_speed_paces_by_the_rows_timestamps() -> None:
-    now = [1000.0]
-    stop = FakeStop(now)
-    pacer = cli.Pacer(
-        0,
-        True,
-        start_ns=0,
-        stop=stop,
-        speed=60.0,  # type: ignore[arg-type]
-        clock=lambda: now[0],
-    )
-    hours = [0, 1, 2, 2, 5]
-    for index, hour in enumerate(hours):
-        assert pacer.wait(index, item(hour * H))
-    # An hour of history per minute: due at 60, 120, 120, 300 s after the first row.
-    assert stop.waits == [pytest.approx(60.0), pytest.approx(60.0), pytest.approx(180.0)]
-    assert now[0] == pytest.approx(1300.0)
-
-
-def test_rows_older_than_the_first_go_at_once() -> None:
-    now = [0.0]
-    stop = FakeStop(now)
-    pacer = cli.Pacer(
-        0,
-        True,
-        start_ns=10 * H,
-        stop=stop,
-        speed=3600.0,  # type: ignore[arg-type]
-        clock=lambda: now[0],
-    )
-    assert pacer.wait(0, item(10 * H)) and pacer.wait(1, item(2 * H))
-    assert stop.waits == []
-
-
-def test_unpaced_replay_never_waits_and_rate_still_caps() -> None:
-    now = [0.0]
-    stop = FakeStop(now)
-    pacer = cli.Pacer(2.0, False, start_ns=0, stop=stop, clock=lambda: now[0])  # type: ignore[arg-type]
-    for index in range(3):
-        assert pacer.wait(index, item(index * 1000 * H))
-    assert stop.waits == [pytest.approx(0.5), pytest.approx(0.5)]
-
-
-def test_stop_interrupts_a_paced_wait() -> None:
-    stop = threading.Event()
-    stop.set()
-    pacer = cli.Pacer(0, True, start_ns=0, stop=stop, speed=1.0, clock=lambda: 0.0)
-    assert not pacer.wait(1, item(H))
 
 
 # --- Simulating configured families -----------------------------------------------------------
@@ -277,7 +204,7 @@ def test_configured_simulation_is_seeded_and_limited() -> None:
     sim = FamilySimulation(start_ns=5, groups=((fams[0],),), sensors=2, interval_s=0.5, count=5)
     first, again = list(generate_families(sim)), list(generate_families(sim))
     assert first == again and len(first) == 5
-    assert [r.event_time_ns for r in first] == [5, 5, 500_000_005, 500_000_005, 1_000_000_005]
+    assert [r.ts for r in first] == [5, 5, 500_000_005, 500_000_005, 1_000_000_005]
     other = FamilySimulation(start_ns=5, groups=((fams[0],),), sensors=2, seed=7, count=5)
     assert [r.values for r in generate_families(other)] != [r.values for r in first]
 

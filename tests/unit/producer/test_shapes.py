@@ -92,18 +92,18 @@ def test_tutorial_families_are_byte_identical_to_the_tutorial_shapes(name: str) 
     fam = next(f for f in builtin(air_quality_topic="aq", temperature_topic="tt") if f.name == name)
     config = SimulationConfig(start_ns=T, families=(name,), sensors=3, duration_s=4)  # type: ignore[arg-type]
     for reading in generate(config):
-        msg = shapes.build_message([fam], reading.sensor_id, reading.event_time_ns, [reading.value])
+        msg = shapes.build_message([fam], reading.sensor_id, reading.ts, [reading.value])
         if name == "air_quality":  # the tutorial's field order and text, written by hand
-            stamp = shapes.encoded_time(fam, reading.event_time_ns)[0]
+            stamp = shapes.encoded_time(fam, reading.ts)[0]
             want = f'{{"timestamp": "{stamp}", "value": {reading.value!r}}}'
         else:
-            want = f'{{"Temperature_C": {reading.value!r}, "Timestamp": {reading.event_time_ns}}}'
+            want = f'{{"Temperature_C": {reading.value!r}, "Timestamp": {reading.ts}}}'
         assert (msg.key, msg.value) == (reading.sensor_id.encode(), want.encode())
         assert msg.timestamp_ms is None
         got = read_back(fam, msg)
         assert got == (
             reading.sensor_id,
-            shapes.time_read_as(fam, reading.event_time_ns),
+            shapes.time_read_as(fam, reading.ts),
             reading.value,
         )
 

@@ -14,13 +14,12 @@ from itertools import islice, pairwise
 import pytest
 
 from dataflow.families import builtin
-from dataflow.readings import iso_to_ns
+from dataflow.readings import Reading, iso_to_ns
 from producer import simulate
 from producer.shapes import AIR_QUALITY_TIME_FORMAT, encode, encoded_time
 from producer.simulate import (
     AIR_QUALITY,
     TEMPERATURE,
-    Reading,
     SimulationConfig,
     first_overheat_tick,
     generate,
@@ -70,7 +69,7 @@ def test_generated_air_quality_messages_parse_to_the_tutorial_shape() -> None:
         assert isinstance(obj["timestamp"], str)
         parsed = datetime.strptime(obj["timestamp"], AIR_QUALITY_TIME_FORMAT)
         assert parsed.tzinfo is None
-        assert 0 <= reading.event_time_ns - iso_to_ns(obj["timestamp"]) < 1000  # µs, truncated
+        assert 0 <= reading.ts - iso_to_ns(obj["timestamp"]) < 1000  # µs, truncated
         assert isinstance(obj["value"], int | float) and not isinstance(obj["value"], bool)
         assert obj["value"] == reading.value == round(reading.value, 1)
 
@@ -85,7 +84,7 @@ def test_generated_temperature_messages_parse_to_the_tutorial_shape() -> None:
         assert isinstance(obj, dict), "value must be a JSON object, not a JSON string"
         assert list(obj) == ["Temperature_C", "Timestamp"]
         assert type(obj["Timestamp"]) is int
-        assert obj["Timestamp"] == reading.event_time_ns
+        assert obj["Timestamp"] == reading.ts
         # nanoseconds: a 2024 timestamp has 19 digits (seconds would have 10, ms 13)
         assert len(str(obj["Timestamp"])) == 19
         assert isinstance(obj["Temperature_C"], float)
@@ -178,7 +177,7 @@ def test_emission_order_is_stable_within_a_tick() -> None:
         (TEMPERATURE, "0"),
         (TEMPERATURE, "1"),
     ]
-    assert {r.event_time_ns for r in first_tick} == {START_NS}
+    assert {r.ts for r in first_tick} == {START_NS}
 
 
 def test_families_are_normalised_to_canonical_order() -> None:
@@ -233,13 +232,11 @@ def test_walk_is_mean_reverting_not_uniform_noise() -> None:
 def test_interval_spacing_gives_k_readings_per_sensor_per_window() -> None:
     cfg = config(interval_s=1.0, duration_s=60)
     readings = list(generate(cfg))
-    windows = Counter(
-        (r.family, r.sensor_id, (r.event_time_ns - START_NS) // (5 * S)) for r in readings
-    )
+    windows = Counter((r.family, r.sensor_id, (r.ts - START_NS) // (5 * S)) for r in readings)
     assert set(windows.values()) == {5}
     cfg_half = config(interval_s=0.5, duration_s=60)
     windows_half = Counter(
-        (r.family, r.sensor_id, (r.event_time_ns - START_NS) // (5 * S)) for r in generate(cfg_half)
+        (r.family, r.sensor_id, (r.ts - START_NS) // (5 * S)) for r in generate(cfg_half)
     )
     assert set(windows_half.values()) == {10}
 
@@ -248,7 +245,7 @@ def test_event_time_is_start_plus_tick_times_interval() -> None:
     cfg = config(interval_s=2.5, sensors=2, duration_s=20)
     by_sensor = readings_by_sensor(list(generate(cfg)))
     for readings in by_sensor.values():
-        times = [r.event_time_ns for r in readings]
+        times = [r.ts for r in readings]
         assert times == [START_NS + i * 2_500_000_000 for i in range(8)]
 
 
@@ -260,10 +257,10 @@ def test_overheat_machine_exceeds_100_soon_and_others_stay_normal() -> None:
     by_sensor = readings_by_sensor(list(generate(cfg)))
     hot = by_sensor[(TEMPERATURE, "2")]
     onset_ns = START_NS + 10 * S
-    assert all(r.value <= 80.0 for r in hot if r.event_time_ns < onset_ns)
+    assert all(r.value <= 80.0 for r in hot if r.ts < onset_ns)
     first_over_100 = next(r for r in hot if r.value > 100.0)
-    assert first_over_100.event_time_ns - onset_ns <= 60 * S
-    after = [r.value for r in hot if r.event_time_ns >= first_over_100.event_time_ns]
+    assert first_over_100.ts - onset_ns <= 60 * S
+    after = [r.value for r in hot if r.ts >= first_over_100.ts]
     assert min(after) >= 95.0
     assert 100.0 < sum(after[-50:]) / 50 < 110.0
     for sensor in ("0", "1", "3", "4"):
@@ -313,7 +310,7 @@ def test_duration_limit_is_event_time() -> None:
     cfg = config(interval_s=1.0, duration_s=30)
     readings = list(generate(cfg))
     assert len(readings) == 30 * 6  # 30 ticks x (3 air-quality + 3 temperature sensors)
-    assert max(r.event_time_ns for r in readings) == START_NS + 29 * S
+    assert max(r.ts for r in readings) == START_NS + 29 * S
 
 
 def test_whichever_limit_comes_first() -> None:

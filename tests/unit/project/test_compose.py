@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from dataflow.config import ENV_DOCS, Settings
-from producer.__main__ import OPTIONS, parse_settings
+from producer.settings import OPTIONS, parse_settings
 from tests.checkout import ROOT, project_files
 from tests.tools import require_tool
 

@@ -1,0 +1,81 @@
+"""Unit tests for ``producer.settings``: defaults, flag > environment > default, and the
+parsers of its values."""
+
+from __future__ import annotations
+
+import pytest
+
+from producer.settings import parse_settings, parse_start
+from producer.simulate import AIR_QUALITY, TEMPERATURE
+
+
+def test_defaults() -> None:
+    settings = parse_settings([], environ={})
+    assert settings.brokers == ("127.0.0.1:9092",)
+    assert settings.families == (AIR_QUALITY, TEMPERATURE)
+    assert settings.sensors == 5
+    assert settings.rate == 0
+    assert settings.realtime is False
+    assert settings.interval_s == 1.0
+    assert settings.start_ns is None  # "now", resolved when sending starts
+    assert settings.count is None and settings.duration_s is None
+    assert settings.partitions == 3
+    assert settings.seed == 42
+    assert settings.scenario == "normal"
+    assert settings.overheat_sensor == "2" and settings.overheat_after_s == 10
+    assert settings.air_quality_topic == "air-quality"
+    assert settings.temperature_topic == "temperature_readings"
+    assert settings.log_sent is None
+
+
+def test_overheat_sensor_not_checked_without_temperature(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("PRODUCER_SCENARIO", "overheat")
+    monkeypatch.setenv("OVERHEAT_SENSOR", "99")
+    settings = parse_settings(["--families", "air_quality"])
+    assert settings.families == (AIR_QUALITY,)
+
+
+def test_env_is_used_and_flag_overrides_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRODUCER_SENSORS", "7")
+    monkeypatch.setenv("PRODUCER_SEED", "1")
+    monkeypatch.setenv("KAFKA_BROKERS", "a:1, b:2")
+    monkeypatch.setenv("PRODUCER_REALTIME", "true")
+    monkeypatch.setenv("TEMPERATURE_TOPIC", "temps-from-env")
+    settings = parse_settings(["--seed", "9", "--realtime", "false"])
+    assert settings.sensors == 7  # from env
+    assert settings.brokers == ("a:1", "b:2")
+    assert settings.temperature_topic == "temps-from-env"
+    assert settings.seed == 9  # flag wins
+    assert settings.realtime is False  # flag wins
+
+
+def test_bare_realtime_flag_means_true() -> None:
+    assert parse_settings(["--realtime"], environ={}).realtime is True
+
+
+def test_bad_env_value_is_ignored_when_flag_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRODUCER_RATE", "-1")
+    assert parse_settings(["--rate", "50"]).rate == 50
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-03-19T13:57:06.905833", 1_710_856_626_905_833_000),
+        ("2024-03-19 13:57:06.905833", 1_710_856_626_905_833_000),
+        ("2024-03-19T13:57:06.905833Z", 1_710_856_626_905_833_000),
+        ("2024-03-19T15:57:06.905833+02:00", 1_710_856_626_905_833_000),
+        ("1970-01-01", 0),
+        ("now", None),
+        ("NOW", None),
+    ],
+)
+def test_parse_start(text: str, expected: int | None) -> None:
+    assert parse_start(text) == expected
+
+
+def test_limits_zero_or_unlimited_mean_none() -> None:
+    settings = parse_settings(["--count", "0", "--duration", "unlimited"], environ={})
+    assert settings.count is None and settings.duration_s is None
+    settings = parse_settings(["--count", "12", "--duration", "2.5"], environ={})
+    assert settings.count == 12 and settings.duration_s == 2.5
