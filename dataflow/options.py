@@ -175,13 +175,17 @@ def non_empty(reason: str = "must not be empty") -> Parser[str]:
     return parse
 
 
-def choice(*choices: str) -> Parser[str]:
-    """One of ``choices`` (any case; given lower-case)."""
+def choice(
+    *choices: str, fold: Callable[[str], str] = str.lower, reason: str | None = None
+) -> Parser[str]:
+    """One of ``choices``, in any case: the text is given through ``fold`` (lower-case by
+    default; ``str.upper`` where the choices are upper-case). ``reason`` words the refusal
+    (default ``must be a, b or c``)."""
 
     def parse(raw: str) -> str:
-        value = raw.strip().lower()
+        value = fold(raw.strip())
         if value not in choices:
-            raise ValueError(f"must be {', '.join(choices[:-1])} or {choices[-1]}")
+            raise ValueError(reason or f"must be {', '.join(choices[:-1])} or {choices[-1]}")
         return value
 
     return parse
@@ -268,6 +272,16 @@ def optional(parse: Parser[T], none: Sequence[str] = ("",)) -> Parser[T | None]:
 
     def wrapped(raw: str) -> T | None:
         return None if raw.strip().lower() in none else parse(raw)
+
+    return wrapped
+
+
+def or_default(parse: Parser[T], default: T) -> Parser[T]:
+    """``parse``, but an empty text means ``default``, as ``${VAR:-default}`` does in the
+    scripts (a variable set to nothing is not a bad value)."""
+
+    def wrapped(raw: str) -> T:
+        return parse(raw) if raw.strip() else default
 
     return wrapped
 

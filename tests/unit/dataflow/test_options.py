@@ -183,6 +183,20 @@ def test_text_parsers() -> None:
         o.level_name("LOUD")
 
 
+def test_a_choice_may_fold_to_upper_case_and_word_its_own_refusal() -> None:
+    protocol = o.choice("PLAINTEXT", "SSL", fold=str.upper, reason="must be one of PLAINTEXT, SSL")
+    assert protocol(" ssl ") == "SSL"
+    with pytest.raises(ValueError, match=r"^must be one of PLAINTEXT, SSL$"):
+        protocol("tls")
+
+
+def test_or_default_gives_the_default_for_an_empty_text_only() -> None:
+    parse = o.or_default(o.choice("a", "b"), "a")
+    assert parse("") == "a" and parse("  ") == "a" and parse("B") == "b"
+    with pytest.raises(ValueError, match=r"^must be a or b$"):
+        parse("c")
+
+
 def test_comma_lists() -> None:
     assert o.items(" a, ,b ,") == ("a", "b")
     assert o.items("") == ()
