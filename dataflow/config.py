@@ -43,7 +43,7 @@ from dataflow.options import (
     text,
 )
 from dataflow.readings import VALID_RANGES
-from dataflow.security import SECURITY_ENV_DOCS, KafkaSecurity, SecurityConfigError
+from dataflow.security import SECURITY_OPTIONS, KafkaSecurity, SecurityConfigError
 
 T = TypeVar("T")
 
@@ -323,7 +323,9 @@ LOG_LEVEL = _declare("LOG_LEVEL", "INFO", level_name, "Python logging level.")
 
 # name -> (default, help), derived: the README table is checked against it by a test.
 ENV_DOCS: dict[str, tuple[str, str]] = env_docs(OPTIONS)
-ALL_ENV_DOCS = {**ENV_DOCS, **SECURITY_ENV_DOCS}
+#: What the dataflow reads: its own options and the Kafka security ones.
+ALL_OPTIONS: tuple[Option[Any], ...] = (*OPTIONS, *SECURITY_OPTIONS)
+ALL_ENV_DOCS = env_docs(ALL_OPTIONS)
 # What a sensors file declares instead: set to anything but its default beside a file, a
 # variable would silently do nothing, so that is refused.
 FAMILY_OPTIONS = tuple(o for o in OPTIONS if o.help.startswith("*family*"))

@@ -243,10 +243,11 @@ def test_every_declared_default_parses() -> None:
     """A default is text parsed like a variable's: a typo in one would fail every start."""
     from dataflow.admin import WAIT_OPTIONS
     from dataflow.config import OPTIONS as DATAFLOW
+    from dataflow.security import SECURITY_OPTIONS
     from notifier.config import OPTIONS as NOTIFIER
     from producer.__main__ import OPTIONS as PRODUCER
 
-    for option in (*DATAFLOW, *NOTIFIER, *PRODUCER, *WAIT_OPTIONS):
+    for option in (*DATAFLOW, *SECURITY_OPTIONS, *NOTIFIER, *PRODUCER, *WAIT_OPTIONS):
         value = Reader({})(option)
         assert not (isinstance(value, float) and math.isnan(value)), option.env
 
