@@ -23,13 +23,16 @@ tests know these; click would own the command line, which ``python -m dataflow``
 function ``str -> T`` that raises ``ValueError`` with a human reason; the reader adds the names.
 There is one boolean parser (:func:`boolean`), used by every program.
 
-Pure: no Kafka, no process state; :class:`Reader` takes the environment as a mapping.
+Pure: no Kafka, no process state; :class:`Reader` takes the environment as a mapping (only
+:func:`read_settings` falls back to ``os.environ`` when given none, as each program's
+``Settings.from_env`` does).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -153,6 +156,23 @@ class Reader:
         """Raise ``must be <what>`` about ``option`` unless ``ok``."""
         if not ok:
             raise self.fail(option, f"must be {what}")
+
+
+def read_settings(
+    read: Callable[[Reader], T],
+    env: Mapping[str, str] | None,
+    error: Callable[[str], Exception],
+    *also: type[Exception],
+) -> T:
+    """``read`` with a :class:`Reader` of ``env`` (``os.environ`` when ``None``): how a program
+    reads its settings. An :class:`OptionError`, or an exception of a type in ``also`` (checks
+    made outside this layer), is raised again as ``error(message)``, the program's own
+    configuration error, with the message unchanged and no traceback of the parse."""
+    caught: tuple[type[Exception], ...] = (OptionError, *also)
+    try:
+        return read(Reader(os.environ if env is None else env))
+    except caught as exc:
+        raise error(str(exc)) from None
 
 
 # --- Parsers: text -> value, ValueError with a human reason. ----------------------------------

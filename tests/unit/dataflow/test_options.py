@@ -100,6 +100,42 @@ def test_the_error_keeps_its_parts() -> None:
     assert isinstance(err, ValueError)
 
 
+class _ProgramError(ValueError):
+    """A program's own configuration error, as ``dataflow.config.ConfigError``."""
+
+
+class _CheckError(ValueError):
+    """An error of a check made outside the layer, as ``SecurityConfigError``."""
+
+
+def test_read_settings_reads_the_mapping_or_else_the_process_environment(monkeypatch) -> None:
+    def window(read: Reader) -> float:
+        return read(WINDOW)
+
+    assert o.read_settings(window, {"WINDOW_SECONDS": "2"}, _ProgramError) == 2.0
+    monkeypatch.setenv("WINDOW_SECONDS", "3")
+    assert o.read_settings(window, None, _ProgramError) == 3.0
+    assert o.read_settings(window, {}, _ProgramError) == 5.0
+
+
+def test_read_settings_raises_the_program_s_error_with_the_message_unchanged() -> None:
+    def window(read: Reader) -> float:
+        return read(WINDOW)
+
+    with pytest.raises(_ProgramError) as exc:
+        o.read_settings(window, {"WINDOW_SECONDS": "0"}, _ProgramError)
+    assert str(exc.value) == "WINDOW_SECONDS='0': must be > 0"
+    assert exc.value.__cause__ is None and exc.value.__suppress_context__
+
+    def check(read: Reader) -> float:
+        raise _CheckError("KAFKA_SASL_USERNAME: required with SASL_SSL")
+
+    with pytest.raises(_ProgramError, match=r"^KAFKA_SASL_USERNAME: required with SASL_SSL$"):
+        o.read_settings(check, {}, _ProgramError, _CheckError)
+    with pytest.raises(_CheckError):  # not listed: left as it is
+        o.read_settings(check, {}, _ProgramError)
+
+
 # --- parsers ----------------------------------------------------------------------------------
 
 
