@@ -8,7 +8,8 @@ parser from text to a typed value, a help line. From that one declaration come
 - one error per bad value (:class:`OptionError`) naming the flag and/or the variable, the text
   and where it came from,
 - ``--help`` (:func:`add_options`: each flag with its variable and default; options without a
-  flag listed as environment variables),
+  flag listed as environment variables, as :func:`env_section` lists them for the programs
+  that have no flags),
 - the README's tables (:func:`markdown_table`) and ``name -> (default, help)`` maps
   (:func:`env_docs`), so documentation cannot drift from what the code reads.
 
@@ -33,6 +34,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -395,6 +397,31 @@ def env_docs(options: Iterable[Option[Any]]) -> dict[str, tuple[str, str]]:
     return {option.env: (option.default, option.help) for option in options}
 
 
+#: Width of the rows :func:`env_rows` wraps, as the programs' hand-written help paragraphs.
+HELP_WIDTH = 90
+ENV_TITLE = "environment variables"
+
+
+def env_rows(options: Iterable[Option[Any]]) -> str:
+    """A row per option, ``  NAME (default: D): help``, a long one wrapped under itself."""
+    return "\n".join(
+        textwrap.fill(
+            f"{option.env} (default: {option.shown_default}): {option.help}",
+            HELP_WIDTH,
+            initial_indent="  ",
+            subsequent_indent="      ",
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        for option in options
+    )
+
+
+def env_section(options: Iterable[Option[Any]], title: str = ENV_TITLE) -> str:
+    """``title:`` and :func:`env_rows`: how a ``--help`` lists settings that have no flag."""
+    return f"{title}:\n{env_rows(options)}\n"
+
+
 def add_options(parser: argparse.ArgumentParser, options: Iterable[Option[Any]]) -> None:
     """Add a flag per option that has one, its help ending ``[env X; default: D]``; options
     without a flag are listed in a group of environment variables, a line each (with
@@ -415,8 +442,7 @@ def add_options(parser: argparse.ArgumentParser, options: Iterable[Option[Any]])
             **extra,
         )
     if env_only:
-        rows = "\n".join(f"  {o.env} (default: {o.shown_default}): {o.help}" for o in env_only)
-        parser.add_argument_group("environment variables", rows)
+        parser.add_argument_group(ENV_TITLE, env_rows(env_only))
 
 
 def markdown_table(options: Iterable[Option[Any]], *, flags: bool = False) -> str:

@@ -302,6 +302,27 @@ def test_help_lists_every_option_with_its_variable_and_default() -> None:
     assert "environment variables: WINDOW_SECONDS (default: 5): W." in text
 
 
+def test_env_section_lists_a_row_per_option_a_long_help_wrapped_under_it() -> None:
+    long = Option("LONG_ONE", "", o.text, " ".join(["word"] * 60))
+    section = o.env_section((WINDOW, long, RATE))
+    lines = section.splitlines()
+    assert lines[:2] == ["environment variables:", "  WINDOW_SECONDS (default: 5): W."]
+    assert lines[2].startswith("  LONG_ONE (default: unset): word word")
+    rest = lines[3:-1]
+    assert rest and all(line.startswith("      word") for line in rest)
+    assert all(len(line) <= o.HELP_WIDTH for line in lines)
+    assert " ".join(section.split()).count("word") == 60
+    assert lines[-1] == "  PRODUCER_RATE (default: 0): Messages per second."
+    assert section.endswith("\n")
+    assert o.env_section((WINDOW,), "settings").startswith("settings:\n  WINDOW_SECONDS")
+
+
+def test_argparse_help_lists_options_without_a_flag_as_env_section_does() -> None:
+    parser = argparse.ArgumentParser(prog="p", formatter_class=argparse.RawDescriptionHelpFormatter)
+    o.add_options(parser, (RATE, WINDOW))
+    assert f"{o.ENV_TITLE}:\n  {o.env_rows((WINDOW,))}\n" in parser.format_help()
+
+
 def test_help_of_an_option_without_a_flag_escapes_percent() -> None:
     parser = argparse.ArgumentParser(prog="p")
     o.add_options(parser, (Option("FMT", "", o.text, "strptime, e.g. %d/%m"),))
