@@ -16,15 +16,12 @@ import sys
 
 import yaml
 
-from dataflow.config import ENV_DOCS, ConfigError, Settings
+from dataflow.config import ALL_OPTIONS, ConfigError, Settings
 from dataflow.families import describe
+from dataflow.options import env_section
 
 
 def usage() -> str:
-    rows = "\n".join(
-        f"  {name:<26} {default or '(unset)':<22} {text}"
-        for name, (default, text) in ENV_DOCS.items()
-    )
     return (
         "usage: python -m dataflow [bytewax.run options, e.g. -w 2]\n"
         "       python -m dataflow --check-config [FILE]\n\n"
@@ -32,7 +29,7 @@ def usage() -> str:
         "scores every window (River HalfSpaceTrees + threshold rule) and writes anomalies to\n"
         "Kafka. Same as: python -m bytewax.run dataflow.main:flow [options]\n"
         "(python -m bytewax.run --help lists the options).\n\n"
-        f"environment variables (name, default, meaning):\n{rows}\n\n"
+        f"{env_section(ALL_OPTIONS)}\n"
         "Ctrl-C (SIGINT) or SIGTERM: the flow reads no more, writes what it has read, logs one\n"
         "line (stopped by SIGINT; status ...) and exits 0; open windows stay open (with -r, the\n"
         "next run resumes them). A second signal exits at once, status 128 + the signal number.\n"

@@ -22,13 +22,13 @@ import os
 import sys
 import time
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from dataflow.kafkalog import client_logger
-from dataflow.options import Option, OptionError, Parser, Reader, add_options, number
+from dataflow.options import Option, OptionError, Reader, add_options, number, or_default
 from dataflow.security import KafkaSecurity, SecurityConfigError
 
 # librdkafka's settings: strings and numbers, and also callbacks and a logger (error_cb, logger),
@@ -313,26 +313,18 @@ def wait_for_broker(
         time.sleep(min(RETRY_PAUSE_SECONDS, remaining))
 
 
-T = TypeVar("T")
-
-
-def _or_default(parse: Parser[T], default: T) -> Parser[T]:
-    """An empty value means the default, as ``${VAR:-default}`` does in the scripts."""
-    return lambda text: parse(text) if text else default
-
-
 WAIT_OPTIONS: tuple[Option[Any], ...] = (
     Option(
         "KAFKA_BROKERS",
         DEFAULT_BROKERS,
-        _or_default(str, DEFAULT_BROKERS),
+        or_default(str, DEFAULT_BROKERS),
         "comma-separated host:port bootstrap list",
         flag="--brokers",
     ),
     Option(
         "BROKER_WAIT_TIMEOUT_SECONDS",
         f"{DEFAULT_WAIT_SECONDS:g}",
-        _or_default(number(0, what="a number of seconds"), DEFAULT_WAIT_SECONDS),
+        or_default(number(0, what="a number of seconds"), DEFAULT_WAIT_SECONDS),
         "seconds to wait before giving up",
         flag="--timeout",
     ),

@@ -9,7 +9,6 @@ it touches Kafka, with a message naming the variable; ``ENV_DOCS`` (``python -m 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -26,7 +25,6 @@ from dataflow.families import (
 )
 from dataflow.options import (
     Option,
-    OptionError,
     Parser,
     Reader,
     boolean,
@@ -40,10 +38,11 @@ from dataflow.options import (
     number,
     optional,
     pair,
+    read_settings,
     text,
 )
 from dataflow.readings import VALID_RANGES
-from dataflow.security import SECURITY_ENV_DOCS, KafkaSecurity, SecurityConfigError
+from dataflow.security import SECURITY_OPTIONS, KafkaSecurity, SecurityConfigError
 
 T = TypeVar("T")
 
@@ -323,7 +322,9 @@ LOG_LEVEL = _declare("LOG_LEVEL", "INFO", level_name, "Python logging level.")
 
 # name -> (default, help), derived: the README table is checked against it by a test.
 ENV_DOCS: dict[str, tuple[str, str]] = env_docs(OPTIONS)
-ALL_ENV_DOCS = {**ENV_DOCS, **SECURITY_ENV_DOCS}
+#: What the dataflow reads: its own options and the Kafka security ones.
+ALL_OPTIONS: tuple[Option[Any], ...] = (*OPTIONS, *SECURITY_OPTIONS)
+ALL_ENV_DOCS = env_docs(ALL_OPTIONS)
 # What a sensors file declares instead: set to anything but its default beside a file, a
 # variable would silently do nothing, so that is refused.
 FAMILY_OPTIONS = tuple(o for o in OPTIONS if o.help.startswith("*family*"))
@@ -381,10 +382,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read and validate every variable; raise ``ConfigError`` naming the first bad one."""
-        try:
-            return cls._read(Reader(os.environ if env is None else env))
-        except OptionError as exc:
-            raise ConfigError(str(exc)) from None
+        return read_settings(cls._read, env, ConfigError, SecurityConfigError)
 
     @classmethod
     def _read(cls, read: Reader) -> Settings:
@@ -434,10 +432,7 @@ class Settings:
         stale, ttl = read(ALERT_STALE_SECONDS), read(SENSOR_STATE_TTL_SECONDS)
         status, log_level = read(STATUS_INTERVAL_SECONDS), read(LOG_LEVEL)
 
-        try:
-            security = KafkaSecurity.from_env(read.env)
-        except SecurityConfigError as exc:
-            raise ConfigError(str(exc)) from None
+        security = KafkaSecurity.from_env(read.env)
 
         return cls(
             brokers=brokers,
@@ -484,10 +479,7 @@ class Settings:
 def families_from_env(env: Mapping[str, str], window: float = 5.0) -> tuple[Family, ...]:
     """The tutorials' two families, as the *family* variables set them (``ConfigError`` naming
     a bad one): the dataflow's, and the producer's when it has no sensors file."""
-    try:
-        return _tutorial_families(Reader(env), window)
-    except OptionError as exc:
-        raise ConfigError(str(exc)) from None
+    return read_settings(lambda read: _tutorial_families(read, window), env, ConfigError)
 
 
 def _tutorial_families(read: Reader, window: float) -> tuple[Family, ...]:

@@ -8,7 +8,8 @@ parser from text to a typed value, a help line. From that one declaration come
 - one error per bad value (:class:`OptionError`) naming the flag and/or the variable, the text
   and where it came from,
 - ``--help`` (:func:`add_options`: each flag with its variable and default; options without a
-  flag listed as environment variables),
+  flag listed as environment variables, as :func:`env_section` lists them for the programs
+  that have no flags),
 - the README's tables (:func:`markdown_table`) and ``name -> (default, help)`` maps
   (:func:`env_docs`), so documentation cannot drift from what the code reads.
 
@@ -23,13 +24,17 @@ tests know these; click would own the command line, which ``python -m dataflow``
 function ``str -> T`` that raises ``ValueError`` with a human reason; the reader adds the names.
 There is one boolean parser (:func:`boolean`), used by every program.
 
-Pure: no Kafka, no process state; :class:`Reader` takes the environment as a mapping.
+Pure: no Kafka, no process state; :class:`Reader` takes the environment as a mapping (only
+:func:`read_settings` falls back to ``os.environ`` when given none, as each program's
+``Settings.from_env`` does).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
+import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -155,6 +160,23 @@ class Reader:
             raise self.fail(option, f"must be {what}")
 
 
+def read_settings(
+    read: Callable[[Reader], T],
+    env: Mapping[str, str] | None,
+    error: Callable[[str], Exception],
+    *also: type[Exception],
+) -> T:
+    """``read`` with a :class:`Reader` of ``env`` (``os.environ`` when ``None``): how a program
+    reads its settings. An :class:`OptionError`, or an exception of a type in ``also`` (checks
+    made outside this layer), is raised again as ``error(message)``, the program's own
+    configuration error, with the message unchanged and no traceback of the parse."""
+    caught: tuple[type[Exception], ...] = (OptionError, *also)
+    try:
+        return read(Reader(os.environ if env is None else env))
+    except caught as exc:
+        raise error(str(exc)) from None
+
+
 # --- Parsers: text -> value, ValueError with a human reason. ----------------------------------
 
 
@@ -175,13 +197,17 @@ def non_empty(reason: str = "must not be empty") -> Parser[str]:
     return parse
 
 
-def choice(*choices: str) -> Parser[str]:
-    """One of ``choices`` (any case; given lower-case)."""
+def choice(
+    *choices: str, fold: Callable[[str], str] = str.lower, reason: str | None = None
+) -> Parser[str]:
+    """One of ``choices``, in any case: the text is given through ``fold`` (lower-case by
+    default; ``str.upper`` where the choices are upper-case). ``reason`` words the refusal
+    (default ``must be a, b or c``)."""
 
     def parse(raw: str) -> str:
-        value = raw.strip().lower()
+        value = fold(raw.strip())
         if value not in choices:
-            raise ValueError(f"must be {', '.join(choices[:-1])} or {choices[-1]}")
+            raise ValueError(reason or f"must be {', '.join(choices[:-1])} or {choices[-1]}")
         return value
 
     return parse
@@ -268,6 +294,16 @@ def optional(parse: Parser[T], none: Sequence[str] = ("",)) -> Parser[T | None]:
 
     def wrapped(raw: str) -> T | None:
         return None if raw.strip().lower() in none else parse(raw)
+
+    return wrapped
+
+
+def or_default(parse: Parser[T], default: T) -> Parser[T]:
+    """``parse``, but an empty text means ``default``, as ``${VAR:-default}`` does in the
+    scripts (a variable set to nothing is not a bad value)."""
+
+    def wrapped(raw: str) -> T:
+        return parse(raw) if raw.strip() else default
 
     return wrapped
 
@@ -361,6 +397,31 @@ def env_docs(options: Iterable[Option[Any]]) -> dict[str, tuple[str, str]]:
     return {option.env: (option.default, option.help) for option in options}
 
 
+#: Width of the rows :func:`env_rows` wraps, as the programs' hand-written help paragraphs.
+HELP_WIDTH = 90
+ENV_TITLE = "environment variables"
+
+
+def env_rows(options: Iterable[Option[Any]]) -> str:
+    """A row per option, ``  NAME (default: D): help``, a long one wrapped under itself."""
+    return "\n".join(
+        textwrap.fill(
+            f"{option.env} (default: {option.shown_default}): {option.help}",
+            HELP_WIDTH,
+            initial_indent="  ",
+            subsequent_indent="      ",
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        for option in options
+    )
+
+
+def env_section(options: Iterable[Option[Any]], title: str = ENV_TITLE) -> str:
+    """``title:`` and :func:`env_rows`: how a ``--help`` lists settings that have no flag."""
+    return f"{title}:\n{env_rows(options)}\n"
+
+
 def add_options(parser: argparse.ArgumentParser, options: Iterable[Option[Any]]) -> None:
     """Add a flag per option that has one, its help ending ``[env X; default: D]``; options
     without a flag are listed in a group of environment variables, a line each (with
@@ -381,8 +442,7 @@ def add_options(parser: argparse.ArgumentParser, options: Iterable[Option[Any]])
             **extra,
         )
     if env_only:
-        rows = "\n".join(f"  {o.env} (default: {o.shown_default}): {o.help}" for o in env_only)
-        parser.add_argument_group("environment variables", rows)
+        parser.add_argument_group(ENV_TITLE, env_rows(env_only))
 
 
 def markdown_table(options: Iterable[Option[Any]], *, flags: bool = False) -> str:

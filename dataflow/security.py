@@ -1,9 +1,13 @@
 """Kafka security settings (SASL, TLS) from the environment, for every client the project makes.
 
 No Kafka here: reads a mapping (and loads the TLS files it names, to check them), returns client
-settings. One function per client library, so the dataflow's librdkafka clients (Bytewax's source
-and sinks, admin) and the producer's kafka-python client get the same settings from the same
-variables. Passwords are never put in an error message; ``redacted`` gives a loggable view.
+settings. The seven variables are declared once below as :class:`dataflow.options.Option` values
+(read, and documented in ``--help`` and the README, by the same layer as every other setting);
+what one variable alone cannot say (a SASL mechanism only with a SASL protocol, TLS files only
+with TLS, a certificate with its key, files that load) is checked here. One function per client
+library, so the dataflow's librdkafka clients (Bytewax's source and sinks, admin) and the
+producer's kafka-python client get the same settings from the same variables. Passwords are never
+put in an error message; ``redacted`` gives a loggable view.
 """
 
 from __future__ import annotations
@@ -12,22 +16,75 @@ import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from dataflow.options import (
+    Option,
+    OptionError,
+    Reader,
+    choice,
+    env_docs,
+    optional,
+    optional_text,
+    or_default,
+)
+
+T = TypeVar("T")
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+_MECHANISM_REASON = f"must be one of {', '.join(MECHANISMS)}"
 
-# name -> (default, help); merged into the README table by the config test.
-SECURITY_ENV_DOCS: dict[str, tuple[str, str]] = {
-    "KAFKA_SECURITY_PROTOCOL": ("PLAINTEXT", "`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`."),
-    "KAFKA_SASL_MECHANISM": ("", "`PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512` (SASL protocols)."),
-    "KAFKA_SASL_USERNAME": ("", "SASL user name."),
-    "KAFKA_SASL_PASSWORD": ("", "SASL password; never logged."),
-    "KAFKA_SSL_CA_LOCATION": ("", "CA certificate file (PEM) to verify the brokers (TLS)."),
-    "KAFKA_SSL_CERT_LOCATION": ("", "Client certificate file (PEM), for mutual TLS."),
-    "KAFKA_SSL_KEY_LOCATION": ("", "Client private key file (PEM), for mutual TLS."),
-}
+KAFKA_SECURITY_PROTOCOL = Option(
+    "KAFKA_SECURITY_PROTOCOL",
+    "PLAINTEXT",
+    or_default(
+        choice(*PROTOCOLS, fold=str.upper, reason=f"must be one of {', '.join(PROTOCOLS)}"),
+        "PLAINTEXT",
+    ),
+    "`PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or `SASL_SSL`.",
+)
+KAFKA_SASL_MECHANISM = Option(
+    "KAFKA_SASL_MECHANISM",
+    "",
+    optional(choice(*MECHANISMS, fold=str.upper, reason=_MECHANISM_REASON)),
+    "`PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512` (SASL protocols).",
+)
+KAFKA_SASL_USERNAME = Option("KAFKA_SASL_USERNAME", "", optional_text, "SASL user name.")
+# Read as given (``Reader.raw``), not through its parser: spaces in a password may be meant.
+KAFKA_SASL_PASSWORD = Option(
+    "KAFKA_SASL_PASSWORD", "", optional_text, "SASL password; never logged."
+)
+KAFKA_SSL_CA_LOCATION = Option(
+    "KAFKA_SSL_CA_LOCATION",
+    "",
+    optional_text,
+    "CA certificate file (PEM) to verify the brokers (TLS).",
+)
+KAFKA_SSL_CERT_LOCATION = Option(
+    "KAFKA_SSL_CERT_LOCATION",
+    "",
+    optional_text,
+    "Client certificate file (PEM), for mutual TLS.",
+)
+KAFKA_SSL_KEY_LOCATION = Option(
+    "KAFKA_SSL_KEY_LOCATION",
+    "",
+    optional_text,
+    "Client private key file (PEM), for mutual TLS.",
+)
+SSL_OPTIONS = (KAFKA_SSL_CA_LOCATION, KAFKA_SSL_CERT_LOCATION, KAFKA_SSL_KEY_LOCATION)
 
-SSL_VARS = ("KAFKA_SSL_CA_LOCATION", "KAFKA_SSL_CERT_LOCATION", "KAFKA_SSL_KEY_LOCATION")
+#: The security variables, in the order ``--help`` and the README list them.
+SECURITY_OPTIONS: tuple[Option[Any], ...] = (
+    KAFKA_SECURITY_PROTOCOL,
+    KAFKA_SASL_MECHANISM,
+    KAFKA_SASL_USERNAME,
+    KAFKA_SASL_PASSWORD,
+    *SSL_OPTIONS,
+)
+# name -> (default, help), derived; merged into the README table by the config test.
+SECURITY_ENV_DOCS: dict[str, tuple[str, str]] = env_docs(SECURITY_OPTIONS)
 
 # OpenSSL's words, in librdkafka's error text, for certificates that TLS refused. Retrying cannot
 # help (the certificates stay what they are), so clients report these at once instead of timing
@@ -101,6 +158,20 @@ def _check_tls_files(ca: str | None, cert: str | None, key: str | None) -> None:
             ) from None
 
 
+def _refused(read: Reader, option: Option[Any], reason: str) -> SecurityConfigError:
+    """``VAR='TEXT': reason``, the text upper-cased as the clients would get it. For the
+    protocol and the mechanism only: a password is never shown."""
+    return SecurityConfigError(f"{option.env}={read.text(option).upper()!r}: {reason}")
+
+
+def _value(read: Reader, option: Option[T], context: str = "") -> T:
+    """``read(option)``; a refusal as ``SecurityConfigError``, ``context`` after its reason."""
+    try:
+        return read(option)
+    except OptionError as exc:
+        raise _refused(read, option, exc.reason + context) from None
+
+
 def _reason(exc: ssl.SSLError) -> str:
     """OpenSSL's reason, e.g. "[X509: KEY_VALUES_MISMATCH] key values mismatch", without the
     "(_ssl.c:3926)" of CPython's source line."""
@@ -121,37 +192,32 @@ class KafkaSecurity:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> KafkaSecurity:
-        def get(name: str) -> str | None:
-            return env.get(name, "").strip() or None
-
-        protocol = (get("KAFKA_SECURITY_PROTOCOL") or "PLAINTEXT").upper()
-        if protocol not in PROTOCOLS:
-            raise SecurityConfigError(
-                f"KAFKA_SECURITY_PROTOCOL={protocol!r}: must be one of {', '.join(PROTOCOLS)}"
-            )
-        mechanism = get("KAFKA_SASL_MECHANISM")
-        username, password = get("KAFKA_SASL_USERNAME"), env.get("KAFKA_SASL_PASSWORD") or None
+        """The settings the variables of ``env`` give; ``SecurityConfigError`` naming the first
+        bad one."""
+        read = Reader(env)
+        protocol = _value(read, KAFKA_SECURITY_PROTOCOL)
+        username = read(KAFKA_SASL_USERNAME)
+        password = read.raw(KAFKA_SASL_PASSWORD)[0] or None  # as given, never stripped
+        mechanism: str | None = None
         if protocol.startswith("SASL_"):
-            mechanism = (mechanism or "").upper()
-            if mechanism not in MECHANISMS:
-                raise SecurityConfigError(
-                    f"KAFKA_SASL_MECHANISM={mechanism!r}: must be one of {', '.join(MECHANISMS)} "
-                    f"with KAFKA_SECURITY_PROTOCOL={protocol}"
-                )
+            with_protocol = f" with {KAFKA_SECURITY_PROTOCOL.env}={protocol}"
+            mechanism = _value(read, KAFKA_SASL_MECHANISM, with_protocol)
+            if mechanism is None:
+                raise _refused(read, KAFKA_SASL_MECHANISM, _MECHANISM_REASON + with_protocol)
             if not username:
                 raise SecurityConfigError(f"KAFKA_SASL_USERNAME: required with {protocol}")
             if not password:
                 raise SecurityConfigError(f"KAFKA_SASL_PASSWORD: required with {protocol}")
-        elif mechanism or username or password:
+        elif read.text(KAFKA_SASL_MECHANISM) or username or password:
             raise SecurityConfigError(
                 f"KAFKA_SASL_MECHANISM/USERNAME/PASSWORD are set but KAFKA_SECURITY_PROTOCOL="
                 f"{protocol} uses no SASL (use SASL_PLAINTEXT or SASL_SSL)"
             )
-        ca, cert, key = (get(name) for name in SSL_VARS)
+        ca, cert, key = (read(option) for option in SSL_OPTIONS)
         if not protocol.endswith("SSL"):
             # Silently ignored, they would leave a cluster that needs TLS unreachable with no
             # word of why: the likely mistake is the protocol.
-            given = [name for name in SSL_VARS if get(name)]
+            given = [option.env for option in SSL_OPTIONS if read(option)]
             if given:
                 raise SecurityConfigError(
                     f"{'/'.join(given)} {'is' if len(given) == 1 else 'are'} set but "

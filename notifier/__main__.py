@@ -10,10 +10,12 @@ import threading
 
 from dataflow.config import ConfigError
 from dataflow.kafkalog import client_logger
+from dataflow.options import env_section
+from dataflow.security import SECURITY_OPTIONS
 from dataflow.stopping import GracefulStop
 from notifier.alertmanager import Alertmanager
 from notifier.alerts import OpenAlerts
-from notifier.config import ENV_DOCS, Settings
+from notifier.config import OPTIONS, Settings
 from notifier.kafka import (
     StartupError,
     anomalies_consumer,
@@ -28,10 +30,6 @@ log = logging.getLogger("notifier")
 
 
 def usage() -> str:
-    rows = "\n".join(
-        f"  {name:<38} {default or '(unset)':<22} {text}"
-        for name, (default, text) in ENV_DOCS.items()
-    )
     return (
         "usage: python -m notifier\n\n"
         "Reads the dataflow's alert events (open, update, resolved) from Kafka and keeps\n"
@@ -39,9 +37,7 @@ def usage() -> str:
         "re-sent so they never expire there, every delivery is retried until Alertmanager takes\n"
         "it, and the group's offsets move only past what it took. Open alerts are kept in a\n"
         "compacted state topic, so a restarted notifier re-sends them.\n\n"
-        f"environment variables (name, default, meaning):\n{rows}\n"
-        "  KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, KAFKA_SSL_*: as for the dataflow\n"
-        "  (python -m dataflow --help, README: Configuration).\n\n"
+        f"{env_section((*OPTIONS, *SECURITY_OPTIONS))}\n"
         "Ctrl-C (SIGINT) or SIGTERM: stops after the current step; events not yet taken by\n"
         "Alertmanager are read again by the next run. Exit status: 0 after a stop, 1 if Kafka\n"
         "cannot be reached at start-up, 2 for a bad setting.\n"

@@ -9,7 +9,6 @@ code, as the dataflow's clients (``dataflow.security.KafkaSecurity``).
 
 from __future__ import annotations
 
-import os
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,7 +20,6 @@ from dataflow.config import KAFKA_BROKERS as DATAFLOW_BROKERS
 from dataflow.config import ConfigError
 from dataflow.options import (
     Option,
-    OptionError,
     Parser,
     Reader,
     boolean,
@@ -31,6 +29,7 @@ from dataflow.options import (
     level_name,
     non_empty,
     number,
+    read_settings,
     text,
 )
 from dataflow.security import KafkaSecurity, SecurityConfigError
@@ -162,10 +161,7 @@ TLS_FILE_VARS = tuple(option.env for option in TLS_FILES)
 def tls_context(env: Mapping[str, str]) -> ssl.SSLContext:
     """The TLS context for an https Alertmanager, its files loaded now so a bad one fails at
     start-up naming its variable."""
-    try:
-        return _tls_context(Reader(env))
-    except OptionError as exc:
-        raise ConfigError(str(exc)) from None
+    return read_settings(_tls_context, env, ConfigError)
 
 
 def _tls_context(read: Reader) -> ssl.SSLContext:
@@ -234,10 +230,7 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Read and validate every variable; raise ``ConfigError`` naming the first bad one."""
-        try:
-            return cls._read(Reader(os.environ if env is None else env))
-        except OptionError as exc:
-            raise ConfigError(str(exc)) from None
+        return read_settings(cls._read, env, ConfigError, SecurityConfigError)
 
     @classmethod
     def _read(cls, read: Reader) -> Settings:
@@ -298,10 +291,7 @@ class Settings:
                 "basic auth, or neither"
             )
         log_level = read(LOG_LEVEL)
-        try:
-            security = KafkaSecurity.from_env(read.env)
-        except SecurityConfigError as exc:
-            raise ConfigError(str(exc)) from None
+        security = KafkaSecurity.from_env(read.env)
         return cls(
             brokers=brokers,
             anomalies_topic=anomalies,

@@ -100,6 +100,42 @@ def test_the_error_keeps_its_parts() -> None:
     assert isinstance(err, ValueError)
 
 
+class _ProgramError(ValueError):
+    """A program's own configuration error, as ``dataflow.config.ConfigError``."""
+
+
+class _CheckError(ValueError):
+    """An error of a check made outside the layer, as ``SecurityConfigError``."""
+
+
+def test_read_settings_reads_the_mapping_or_else_the_process_environment(monkeypatch) -> None:
+    def window(read: Reader) -> float:
+        return read(WINDOW)
+
+    assert o.read_settings(window, {"WINDOW_SECONDS": "2"}, _ProgramError) == 2.0
+    monkeypatch.setenv("WINDOW_SECONDS", "3")
+    assert o.read_settings(window, None, _ProgramError) == 3.0
+    assert o.read_settings(window, {}, _ProgramError) == 5.0
+
+
+def test_read_settings_raises_the_program_s_error_with_the_message_unchanged() -> None:
+    def window(read: Reader) -> float:
+        return read(WINDOW)
+
+    with pytest.raises(_ProgramError) as exc:
+        o.read_settings(window, {"WINDOW_SECONDS": "0"}, _ProgramError)
+    assert str(exc.value) == "WINDOW_SECONDS='0': must be > 0"
+    assert exc.value.__cause__ is None and exc.value.__suppress_context__
+
+    def check(read: Reader) -> float:
+        raise _CheckError("KAFKA_SASL_USERNAME: required with SASL_SSL")
+
+    with pytest.raises(_ProgramError, match=r"^KAFKA_SASL_USERNAME: required with SASL_SSL$"):
+        o.read_settings(check, {}, _ProgramError, _CheckError)
+    with pytest.raises(_CheckError):  # not listed: left as it is
+        o.read_settings(check, {}, _ProgramError)
+
+
 # --- parsers ----------------------------------------------------------------------------------
 
 
@@ -183,6 +219,20 @@ def test_text_parsers() -> None:
         o.level_name("LOUD")
 
 
+def test_a_choice_may_fold_to_upper_case_and_word_its_own_refusal() -> None:
+    protocol = o.choice("PLAINTEXT", "SSL", fold=str.upper, reason="must be one of PLAINTEXT, SSL")
+    assert protocol(" ssl ") == "SSL"
+    with pytest.raises(ValueError, match=r"^must be one of PLAINTEXT, SSL$"):
+        protocol("tls")
+
+
+def test_or_default_gives_the_default_for_an_empty_text_only() -> None:
+    parse = o.or_default(o.choice("a", "b"), "a")
+    assert parse("") == "a" and parse("  ") == "a" and parse("B") == "b"
+    with pytest.raises(ValueError, match=r"^must be a or b$"):
+        parse("c")
+
+
 def test_comma_lists() -> None:
     assert o.items(" a, ,b ,") == ("a", "b")
     assert o.items("") == ()
@@ -229,10 +279,11 @@ def test_every_declared_default_parses() -> None:
     """A default is text parsed like a variable's: a typo in one would fail every start."""
     from dataflow.admin import WAIT_OPTIONS
     from dataflow.config import OPTIONS as DATAFLOW
+    from dataflow.security import SECURITY_OPTIONS
     from notifier.config import OPTIONS as NOTIFIER
     from producer.settings import OPTIONS as PRODUCER
 
-    for option in (*DATAFLOW, *NOTIFIER, *PRODUCER, *WAIT_OPTIONS):
+    for option in (*DATAFLOW, *SECURITY_OPTIONS, *NOTIFIER, *PRODUCER, *WAIT_OPTIONS):
         value = Reader({})(option)
         assert not (isinstance(value, float) and math.isnan(value)), option.env
 
@@ -249,6 +300,27 @@ def test_help_lists_every_option_with_its_variable_and_default() -> None:
     assert "[env COUNT; default: unset]" in text
     assert "--realtime [REALTIME]" in text
     assert "environment variables: WINDOW_SECONDS (default: 5): W." in text
+
+
+def test_env_section_lists_a_row_per_option_a_long_help_wrapped_under_it() -> None:
+    long = Option("LONG_ONE", "", o.text, " ".join(["word"] * 60))
+    section = o.env_section((WINDOW, long, RATE))
+    lines = section.splitlines()
+    assert lines[:2] == ["environment variables:", "  WINDOW_SECONDS (default: 5): W."]
+    assert lines[2].startswith("  LONG_ONE (default: unset): word word")
+    rest = lines[3:-1]
+    assert rest and all(line.startswith("      word") for line in rest)
+    assert all(len(line) <= o.HELP_WIDTH for line in lines)
+    assert " ".join(section.split()).count("word") == 60
+    assert lines[-1] == "  PRODUCER_RATE (default: 0): Messages per second."
+    assert section.endswith("\n")
+    assert o.env_section((WINDOW,), "settings").startswith("settings:\n  WINDOW_SECONDS")
+
+
+def test_argparse_help_lists_options_without_a_flag_as_env_section_does() -> None:
+    parser = argparse.ArgumentParser(prog="p", formatter_class=argparse.RawDescriptionHelpFormatter)
+    o.add_options(parser, (RATE, WINDOW))
+    assert f"{o.ENV_TITLE}:\n  {o.env_rows((WINDOW,))}\n" in parser.format_help()
 
 
 def test_help_of_an_option_without_a_flag_escapes_percent() -> None:

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from dataflow.security import KafkaSecurity, SecurityConfigError
+from dataflow.options import Reader
+from dataflow.security import (
+    SECURITY_ENV_DOCS,
+    SECURITY_OPTIONS,
+    KafkaSecurity,
+    SecurityConfigError,
+)
 from tests.certs import KEY_PASSPHRASE, TlsFiles, mtls_env
 
 # librdkafka 2.16's words (OpenSSL 3), as the TLS integration test met them.
@@ -199,3 +205,104 @@ def test_errors_that_may_pass_are_not_refusals(tls_files: TlsFiles, text: str) -
 
 def test_without_tls_nothing_is_a_tls_refusal() -> None:
     assert KafkaSecurity().tls_refusal(WRONG_CA) is None
+
+
+# --- the declarations ---------------------------------------------------------------------
+
+
+def test_the_seven_variables_are_declared_once_and_documented_from_the_declarations() -> None:
+    names = [option.env for option in SECURITY_OPTIONS]
+    assert names == [
+        "KAFKA_SECURITY_PROTOCOL",
+        "KAFKA_SASL_MECHANISM",
+        "KAFKA_SASL_USERNAME",
+        "KAFKA_SASL_PASSWORD",
+        "KAFKA_SSL_CA_LOCATION",
+        "KAFKA_SSL_CERT_LOCATION",
+        "KAFKA_SSL_KEY_LOCATION",
+    ]
+    defaults = {name: default for name, (default, _help) in SECURITY_ENV_DOCS.items()}
+    assert defaults == {"KAFKA_SECURITY_PROTOCOL": "PLAINTEXT", **dict.fromkeys(names[1:], "")}
+    assert [Reader({})(option) for option in SECURITY_OPTIONS] == ["PLAINTEXT"] + [None] * 6
+    assert KafkaSecurity.from_env({}) == KafkaSecurity()
+
+
+def test_an_empty_protocol_is_plaintext_and_any_case_is_upper_cased() -> None:
+    assert KafkaSecurity.from_env({"KAFKA_SECURITY_PROTOCOL": "  "}).protocol == "PLAINTEXT"
+    sasl = KafkaSecurity.from_env(
+        {
+            "KAFKA_SECURITY_PROTOCOL": " sasl_plaintext ",
+            "KAFKA_SASL_MECHANISM": " scram-sha-256 ",
+            "KAFKA_SASL_USERNAME": " u ",
+            "KAFKA_SASL_PASSWORD": " pw ",
+        }
+    )
+    assert (sasl.protocol, sasl.mechanism, sasl.username) == (
+        "SASL_PLAINTEXT",
+        "SCRAM-SHA-256",
+        "u",
+    )
+    assert sasl.password == " pw "  # as given: spaces in a password may be meant
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"KAFKA_SECURITY_PROTOCOL": " sasl "},
+            "KAFKA_SECURITY_PROTOCOL='SASL': must be one of PLAINTEXT, SSL, SASL_PLAINTEXT, "
+            "SASL_SSL",
+        ),
+        (
+            {"KAFKA_SECURITY_PROTOCOL": "sasl_ssl", "KAFKA_SASL_MECHANISM": "gssapi"},
+            "KAFKA_SASL_MECHANISM='GSSAPI': must be one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 "
+            "with KAFKA_SECURITY_PROTOCOL=SASL_SSL",
+        ),
+        (
+            {"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KAFKA_SASL_PASSWORD": "s3cret-pw"},
+            "KAFKA_SASL_MECHANISM='': must be one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 "
+            "with KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT",
+        ),
+        (
+            {
+                "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                "KAFKA_SASL_MECHANISM": "PLAIN",
+                "KAFKA_SASL_USERNAME": " ",
+                "KAFKA_SASL_PASSWORD": "s3cret-pw",
+            },
+            "KAFKA_SASL_USERNAME: required with SASL_SSL",
+        ),
+        (
+            {
+                "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                "KAFKA_SASL_MECHANISM": "PLAIN",
+                "KAFKA_SASL_USERNAME": "u",
+                "KAFKA_SASL_PASSWORD": "",
+            },
+            "KAFKA_SASL_PASSWORD: required with SASL_SSL",
+        ),
+        (
+            {"KAFKA_SASL_PASSWORD": "s3cret-pw"},
+            "KAFKA_SASL_MECHANISM/USERNAME/PASSWORD are set but KAFKA_SECURITY_PROTOCOL="
+            "PLAINTEXT uses no SASL (use SASL_PLAINTEXT or SASL_SSL)",
+        ),
+        (
+            {"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_KEY_LOCATION": "/k.pem"},
+            "KAFKA_SSL_CERT_LOCATION: required with KAFKA_SSL_KEY_LOCATION (mutual TLS needs "
+            "the client certificate and its key)",
+        ),
+        (
+            {"KAFKA_SSL_KEY_LOCATION": "/k.pem"},
+            "KAFKA_SSL_KEY_LOCATION is set but KAFKA_SECURITY_PROTOCOL=PLAINTEXT uses no TLS "
+            "(use SSL or SASL_SSL)",
+        ),
+    ],
+)
+def test_each_refusal_keeps_its_words_names_its_variable_and_hides_the_password(
+    env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(SecurityConfigError) as err:
+        KafkaSecurity.from_env(env)
+    assert str(err.value) == message
+    assert any(option.env in message for option in SECURITY_OPTIONS)
+    assert "s3cret-pw" not in str(err.value)

@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from dataflow.config import ConfigError
+from dataflow.security import SECURITY_OPTIONS
 from notifier.__main__ import main, usage
 from notifier.alertmanager import Alertmanager, DeliveryError
 from notifier.alerts import (
@@ -27,7 +28,7 @@ from notifier.alerts import (
     severity_of,
 )
 from notifier.backoff import Backoff
-from notifier.config import ENV_DOCS, Settings
+from notifier.config import ENV_DOCS, OPTIONS, Settings
 from notifier.service import Notifier
 
 NOW = datetime(2026, 11, 22, 21, 0, 0, tzinfo=UTC)
@@ -400,6 +401,8 @@ def test_help_lists_every_variable(capsys) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in ENV_DOCS)
+    for option in (*OPTIONS, *SECURITY_OPTIONS):  # Kafka security too: the notifier reads it
+        assert f"\n  {option.env} (default: {option.shown_default}): " in out, option.env
     assert usage().startswith("usage: python -m notifier")
 
 
