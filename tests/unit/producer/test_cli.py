@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from dataflow.security import SECURITY_OPTIONS
 from producer import sending
 from producer.__main__ import main
 from producer.settings import Settings
@@ -43,6 +44,17 @@ def test_help_exits_0_and_documents_env_vars_and_shapes(capsys: pytest.CaptureFi
         assert name in out, name
     assert '"Temperature_C"' in out and '"Timestamp"' in out
     assert '"timestamp"' in out and "%Y-%m-%d %H:%M:%S.%f" in out
+
+
+def test_help_lists_the_security_variables_from_their_declarations(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    lines = capsys.readouterr().out.splitlines()
+    for option in SECURITY_OPTIONS:
+        row = f"  {option.env} (default: {option.shown_default}): "
+        assert any(line.startswith(row) for line in lines), f"{option.env} is not in --help"
 
 
 @pytest.mark.parametrize(
