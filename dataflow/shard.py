@@ -234,23 +234,31 @@ class ShardState:
         out: list[Result] = []
         late = 0
         for reading in readings:
-            key = reading[:2]  # (family, sensor_id): both kinds start with it
-            sensor = sensors.get(key)
-            if sensor is None:
-                sensor = self._new_sensor(key, now)
-            size = sizes[key[0]]
-            win = sensor.windows
-            before = win.next_close
             # One test of the class (``Run`` and ``Reading`` are final), then each kind is
-            # unpacked as itself: unpacking beats attribute reads.
+            # unpacked as itself: unpacking beats four attribute reads. The sensor's lookup is
+            # written in both branches, as a call per reading would cost more than it reads.
             if type(reading) is not Run:
-                _, _, ts, value, _ = reading
+                family, sensor_id, ts, value, _ = reading
+                key = (family, sensor_id)
+                sensor = sensors.get(key)
+                if sensor is None:
+                    sensor = self._new_sensor(key, now)
+                size = sizes[family]
+                win = sensor.windows
+                before = win.next_close
                 if not win.add(ts, value, size, lateness):
                     out.append(LateReading(reading))
                     late += 1
                     continue
             else:
-                _, _, stamps, values, _ = reading
+                family, sensor_id, stamps, values, _ = reading
+                key = (family, sensor_id)
+                sensor = sensors.get(key)
+                if sensor is None:
+                    sensor = self._new_sensor(key, now)
+                size = sizes[family]
+                win = sensor.windows
+                before = win.next_close
                 if stamps[0] >= win.closed_until and all(map(le, stamps, islice(stamps, 1, None))):
                     win.add_sorted(stamps, values, size, lateness)  # in order: none can be late
                 else:  # out of order: one by one, as single readings (which close as they go)
