@@ -83,6 +83,29 @@ def run(batches: list[list[Msg]], settings: Settings) -> tuple[float, float, int
     return t_route, t_shard, closed
 
 
+def polls(
+    settings: Settings, work: wl.Workload, messages: int, batch: int = 5_000, partitions: int = 3
+) -> list[list[Msg]]:
+    """The workload's messages as the source hands them over: polls of one partition each.
+
+    A poll is one partition's: one topic, and the sensors its keys hash to (as the loader's
+    producer partitions by key). The partitions are polled in turn. Messages are made in
+    partition order, so that a poll's are near each other in memory, as a real poll's are.
+    """
+    by_family = {f.name: f.topic for f in settings.families}
+    rows = [
+        (by_family[AIR_QUALITY if aq else TEMPERATURE], key, value)
+        for aq, key, value, _, _ in wl.readings(work, messages)
+    ]
+    parts = [
+        [Msg(*row) for row in rows if row[0] == t and zlib.crc32(row[1]) % partitions == p]
+        for t in by_family.values()
+        for p in range(partitions)
+    ]
+    each = [[p[i : i + batch] for i in range(0, len(p), batch)] for p in parts]
+    return [b for pair in itertools.zip_longest(*each, fillvalue=[]) for b in pair if b]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workload", choices=sorted(wl.WORKLOADS), action="append")
@@ -94,27 +117,13 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env({"EMIT_ALL_WINDOWS": "false"})
     tune_gc()  # as the running flow does
     for name in args.workload or sorted(wl.WORKLOADS):
-        work = wl.WORKLOADS[name]
-        by_family = {f.name: f.topic for f in settings.families}
-        rows = [
-            (by_family[AIR_QUALITY if aq else TEMPERATURE], key, value)
-            for aq, key, value, _, _ in wl.readings(work, args.messages)
-        ]
-        # A poll is one partition's: one topic, and the sensors its keys hash to (as the loader's
-        # producer partitions by key). The partitions are polled in turn. Messages are made in
-        # partition order, so that a poll's are near each other in memory, as a real poll's are.
-        parts = [
-            [Msg(*row) for row in rows if row[0] == t and zlib.crc32(row[1]) % args.partitions == p]
-            for t in by_family.values()
-            for p in range(args.partitions)
-        ]
-        polls = [[p[i : i + args.batch] for i in range(0, len(p), args.batch)] for p in parts]
-        batches = [b for pair in itertools.zip_longest(*polls, fillvalue=[]) for b in pair if b]
+        batches = polls(settings, wl.WORKLOADS[name], args.messages, args.batch, args.partitions)
+        messages = sum(map(len, batches))
         rounds = [run(batches, settings) for _ in range(args.runs)]
-        r = statistics.median(x[0] for x in rounds) / len(rows) * 1e6
-        s = statistics.median(x[1] for x in rounds) / len(rows) * 1e6
+        r = statistics.median(x[0] for x in rounds) / messages * 1e6
+        s = statistics.median(x[1] for x in rounds) / messages * 1e6
         print(
-            f"{name}: {len(rows):,} messages, {rounds[0][2]:,} windows emitted | "
+            f"{name}: {messages:,} messages, {rounds[0][2]:,} windows emitted | "
             f"route {r:.2f} µs/msg, shards {s:.2f} µs/msg, total {r + s:.2f} µs/msg "
             f"= {1e6 / (r + s):,.0f} msg/s (median of {args.runs})"
         )
