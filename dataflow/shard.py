@@ -236,7 +236,8 @@ class ShardState:
         for reading in readings:
             # One test of the class (``Run`` and ``Reading`` are final), then each kind is
             # unpacked as itself: unpacking beats four attribute reads. The sensor's lookup is
-            # written in both branches, as a call per reading would cost more than it reads.
+            # written in both branches: a call per reading, or a slice of the reading hoisted
+            # above the branch, measured slower (bench/RESULTS.md, "A rejected change").
             if type(reading) is not Run:
                 family, sensor_id, ts, value, _ = reading
                 key = (family, sensor_id)
