@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache, partial
 from operator import attrgetter
 from typing import Annotated, Any, NamedTuple, cast, final
@@ -38,6 +38,16 @@ import numpy as np
 import orjson
 
 from dataflow.families import KEY, Family, ValueRange, builtin, topics_of
+from dataflow.timestamps import (
+    MAX_NS,
+    MIN_NS,
+    NS_PER_MS,
+    NS_PER_S,
+    NS_PER_US,
+    RANGE_TEXT,
+    UNIT_NS,
+    datetime_to_ns,
+)
 
 # The built-in (tutorial) families, for callers that name them: tests, benchmarks, the evaluation.
 BUILTIN: dict[str, Family] = {f.name: f for f in builtin()}
@@ -46,8 +56,6 @@ VALID_RANGES: dict[str, ValueRange] = {name: f.valid_range for name, f in BUILTI
 
 MAX_VALUE_BYTES = 64 * 1024
 MAX_KEY_BYTES = 256
-_MIN_NS = 0
-_MAX_NS = int(datetime(2100, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000_000
 
 
 @final  # never subclassed: the shards tell a reading from a run by ``type(x) is Run``
@@ -134,11 +142,11 @@ def epoch_to_ns(num: float) -> int:
     """Epoch number -> ns, the unit inferred from magnitude (see the module docstring)."""
     mag = abs(num)
     if mag < 1e11:
-        scale = 1_000_000_000
+        scale = NS_PER_S
     elif mag < 1e14:
-        scale = 1_000_000
+        scale = NS_PER_MS
     elif mag < 1e17:
-        scale = 1_000
+        scale = NS_PER_US
     else:
         scale = 1
     if isinstance(num, int):
@@ -167,7 +175,7 @@ def iso_to_ns(text: str) -> int:
                 second = _cache_second(text[:19])
                 if second is None:
                     return _iso_to_ns(text)
-            return second + int(frac) * 1_000
+            return second + int(frac) * NS_PER_US
     return _iso_to_ns(text)
 
 
@@ -180,7 +188,7 @@ def _cache_second(head: str) -> int | None:
     if dt.tzinfo is not None or dt.isoformat(sep=head[10]) != head:
         return None  # an offset, a week date, ...: leave it to the full parser
     second = _iso_to_ns(head)
-    if not _MIN_NS <= second < _MAX_NS - 1_000_000_000:
+    if not MIN_NS <= second < MAX_NS - NS_PER_S:
         return None  # the full rule refuses it, with its reason
     if len(_SECONDS) >= _SECONDS_MAX:
         _SECONDS.clear()
@@ -193,11 +201,7 @@ def _iso_to_ns(text: str) -> int:
         dt = datetime.fromisoformat(text)
     except ValueError:
         raise BadMessage("bad_timestamp", f"not ISO 8601 or epoch: {text[:64]!r}") from None
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    # Integer maths keeps microseconds exact (float seconds would round them).
-    delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+    return datetime_to_ns(dt)
 
 
 def timestamp_to_ns(raw: Any) -> int:
@@ -213,8 +217,8 @@ def timestamp_to_ns(raw: Any) -> int:
         ts = epoch_to_ns(int(text)) if text.isascii() and text.isdigit() else iso_to_ns(text)
     else:
         raise BadMessage("bad_timestamp", f"timestamp is a {type(raw).__name__}")
-    if not _MIN_NS <= ts < _MAX_NS:
-        raise BadMessage("timestamp_out_of_range", f"{raw!r} is outside 1970..2100")
+    if not MIN_NS <= ts < MAX_NS:
+        raise BadMessage("timestamp_out_of_range", f"{raw!r} is outside {RANGE_TEXT}")
     return ts
 
 
@@ -225,12 +229,11 @@ _NS_FLOOR = 10**17  # an integer epoch at or above this is already in ns (see ep
 _MISSING: Any = object()
 _new = tuple.__new__  # a NamedTuple without its Python-level __new__: one Reading per message
 _FAST_ERRORS = (msgspec.DecodeError, ValueError)  # ValueError: invalid UTF-8
-_UNIT_SCALE = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 
 
 def _in_range(ts: int, raw: Any) -> int:
-    if not _MIN_NS <= ts < _MAX_NS:
-        raise BadMessage("timestamp_out_of_range", f"{raw!r} is outside 1970..2100")
+    if not MIN_NS <= ts < MAX_NS:
+        raise BadMessage("timestamp_out_of_range", f"{raw!r} is outside {RANGE_TEXT}")
     return ts
 
 
@@ -314,7 +317,7 @@ class Format:
             if fmt == "auto"
             else iso_timestamp_to_ns
             if fmt == "iso"
-            else partial(unit_timestamp_to_ns, scale=_UNIT_SCALE[fmt])
+            else partial(unit_timestamp_to_ns, scale=UNIT_NS[fmt])
         )
         lo, hi = family.valid_range
         leaves: list[tuple[tuple[str, ...], Any]] = [
@@ -431,7 +434,7 @@ def parse(
         ts = _kafka_ns(kafka_ts_ms)
     else:
         raw = fmt.ts_of(obj)
-        ts = raw if fmt.auto and type(raw) is int and _NS_FLOOR <= raw < _MAX_NS else fmt.to_ns(raw)
+        ts = raw if fmt.auto and type(raw) is int and _NS_FLOOR <= raw < MAX_NS else fmt.to_ns(raw)
     return _new(Reading, (fmt.name, sensor_id, ts, fmt.value_of(obj), source))
 
 
@@ -499,7 +502,7 @@ def _parse_general(
 _NAIVE_DIGITS = np.array([0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22, 23, 24, 25])
 _NAIVE_MARKS = np.array([4, 7, 13, 16, 19])
 _NAIVE_MARK_CODES = np.frombuffer(b"--::.", np.uint8)
-_MAX_US = _MAX_NS // 1_000
+_MAX_US = MAX_NS // NS_PER_US
 
 
 class Columns(NamedTuple):
@@ -562,7 +565,7 @@ def _auto_column(raw: list[Any]) -> list[int] | None:
     except TypeError:  # integers and strings mixed
         return _each(raw, timestamp_to_ns)
     if type(lo) is int:
-        return raw if lo >= _NS_FLOOR and hi < _MAX_NS else _each(raw, timestamp_to_ns)
+        return raw if lo >= _NS_FLOOR and hi < MAX_NS else _each(raw, timestamp_to_ns)
     return _naive_column(raw) or _each(raw, timestamp_to_ns)
 
 
@@ -602,5 +605,5 @@ def _naive_column(texts: list[str]) -> list[int] | None:
         return None
     if micros.min() < 0 or micros.max() >= _MAX_US:
         return None
-    ns: list[int] = (micros * 1_000).tolist()
+    ns: list[int] = (micros * NS_PER_US).tolist()
     return ns

@@ -15,10 +15,11 @@ from itertools import islice
 from typing import NamedTuple
 
 from dataflow.readings import Reading
+from dataflow.timestamps import NS_PER_S
 from producer.replay import Summary, read_rows, scan
 from producer.settings import Replay, Settings
 from producer.shapes import build_message, encode
-from producer.simulate import NS_PER_S, GroupReading, generate, generate_families
+from producer.simulate import GroupReading, generate, generate_families
 
 log = logging.getLogger("producer")
 

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from producer.simulate import NS_PER_S
+from dataflow.timestamps import NS_PER_S
 
 
 class Pacer:

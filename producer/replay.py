@@ -19,14 +19,12 @@ import csv
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from dataflow.readings import MAX_KEY_BYTES, BadMessage, timestamp_to_ns
-
-_EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
-_YEAR_2100_NS = int(datetime(2100, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000_000
+from dataflow.timestamps import RANGE_TEXT, datetime_to_ns, in_range
 
 
 class ReplayError(ValueError):
@@ -96,12 +94,9 @@ def parse_time(text: str, time_format: str | None) -> int:
         moment = datetime.strptime(text.strip(), time_format)
     except ValueError:
         raise ValueError(f"{text!r} does not match --time-format {time_format!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    delta = moment - _EPOCH_UTC
-    ns = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
-    if not 0 <= ns < _YEAR_2100_NS:  # the dataflow's range
-        raise ValueError(f"{text!r} is outside 1970..2100")
+    ns = datetime_to_ns(moment)
+    if not in_range(ns):  # the dataflow's range
+        raise ValueError(f"{text!r} is outside {RANGE_TEXT}")
     return ns
 
 

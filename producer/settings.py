@@ -19,7 +19,7 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from dataflow.config import ConfigError, families_from_env
@@ -44,12 +44,12 @@ from dataflow.options import (
     unlimited,
 )
 from dataflow.security import SECURITY_OPTIONS, KafkaSecurity, SecurityConfigError
+from dataflow.timestamps import datetime_to_ns
 from producer.replay import Layout
 from producer.shapes import Group, ShapeConflict, plan
 from producer.simulate import (
     AIR_QUALITY,
     FAMILIES,
-    NS_PER_S,
     SCENARIOS,
     TEMPERATURE,
     Family,
@@ -225,10 +225,7 @@ def parse_start(text: str) -> int | None:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise ValueError("not an ISO-8601 time (e.g. 2024-03-19T13:57:06Z) or 'now'") from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    delta = moment - datetime(1970, 1, 1)
-    return (delta.days * 86_400 + delta.seconds) * NS_PER_S + delta.microseconds * 1000
+    return datetime_to_ns(moment)
 
 
 def _log_level(text: str) -> int:

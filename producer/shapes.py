@@ -30,18 +30,13 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from dataflow.families import AIR_QUALITY, KEY, Family, builtin
 from dataflow.readings import Reading
+from dataflow.timestamps import NAIVE_FORMAT, NS_PER_MS, UNIT_NS, datetime_to_ns, ns_to_datetime
 
-NS_PER_MS = 1_000_000
-_UNIT_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
-_EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
 _TUTORIAL = {f.name: f for f in builtin()}
-#: The air-quality tutorial's naive UTC timestamp, microseconds (sub-µs digits are truncated).
-AIR_QUALITY_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
 
 class ShapeConflict(ValueError):
@@ -99,17 +94,16 @@ def encoded_time(family: Family, event_time_ns: int) -> tuple[Any, int]:
     fmt = family.timestamp_format
     if fmt == "auto":
         fmt = "naive" if family.name == AIR_QUALITY else "ns"
-    if fmt in _UNIT_NS:
-        scale = _UNIT_NS[fmt]
+    if fmt in UNIT_NS:
+        scale = UNIT_NS[fmt]
         count = event_time_ns // scale
         return count, count * scale
-    micros = event_time_ns // 1_000
-    moment = _EPOCH_UTC + timedelta(microseconds=micros)
-    if fmt == "naive":
-        text = moment.strftime(AIR_QUALITY_TIME_FORMAT)
+    moment = ns_to_datetime(event_time_ns)
+    if fmt == "naive":  # sub-µs digits are truncated
+        text = moment.strftime(NAIVE_FORMAT)
     else:
         text = moment.isoformat(timespec="microseconds")  # "...+00:00"
-    return text, micros * 1_000
+    return text, datetime_to_ns(moment)
 
 
 def _fields(

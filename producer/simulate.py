@@ -13,7 +13,7 @@ Message shapes (the classic Bytewax tutorials' shapes, JSON-encoded exactly once
 
       {"timestamp": "2022-07-15 11:34:32.113400", "value": 23.4}
 
-  ``timestamp`` is naive UTC (``producer.shapes.AIR_QUALITY_TIME_FORMAT``).
+  ``timestamp`` is naive UTC (``dataflow.timestamps.NAIVE_FORMAT``).
 * machine temperature, key ``b"0"`` ... ``b"N-1"``::
 
       {"Temperature_C": 65.3, "Timestamp": 1710856626905833677}
@@ -32,6 +32,7 @@ from typing import Literal, NamedTuple
 
 from dataflow.families import Family as FamilySpec
 from dataflow.readings import Reading
+from dataflow.timestamps import NS_PER_S
 
 Family = Literal["air_quality", "temperature"]
 Scenario = Literal["normal", "overheat"]
@@ -42,7 +43,6 @@ TEMPERATURE: Family = "temperature"
 FAMILIES: tuple[Family, ...] = (AIR_QUALITY, TEMPERATURE)
 SCENARIOS: tuple[Scenario, ...] = ("normal", "overheat")
 
-NS_PER_S = 1_000_000_000
 
 # --- Walk parameters -------------------------------------------------------------------------
 # Ornstein-Uhlenbeck residual around a per-sensor baseline; the exact discretisation is used so

@@ -15,8 +15,9 @@ import pytest
 
 from dataflow.families import builtin
 from dataflow.readings import Reading, iso_to_ns
+from dataflow.timestamps import NAIVE_FORMAT
 from producer import simulate
-from producer.shapes import AIR_QUALITY_TIME_FORMAT, encode, encoded_time
+from producer.shapes import encode, encoded_time
 from producer.simulate import (
     AIR_QUALITY,
     TEMPERATURE,
@@ -67,7 +68,7 @@ def test_generated_air_quality_messages_parse_to_the_tutorial_shape() -> None:
         assert isinstance(obj, dict), "value must be a JSON object, not a JSON string"
         assert list(obj) == ["timestamp", "value"]
         assert isinstance(obj["timestamp"], str)
-        parsed = datetime.strptime(obj["timestamp"], AIR_QUALITY_TIME_FORMAT)
+        parsed = datetime.strptime(obj["timestamp"], NAIVE_FORMAT)
         assert parsed.tzinfo is None
         assert 0 <= reading.ts - iso_to_ns(obj["timestamp"]) < 1000  # µs, truncated
         assert isinstance(obj["value"], int | float) and not isinstance(obj["value"], bool)
