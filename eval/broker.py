@@ -3,10 +3,10 @@
 The in-process replay (``detectors.ours``) calls the dataflow's code directly; this one checks that
 nothing between Kafka and that code (parsing, routing, sharding, batching, the sinks) changes the
 answer. Each file gets its own uniquely named topics, deleted afterwards. The rows are produced as
-one air-quality sensor's messages, ``python -m bytewax.run dataflow.main:flow`` drains them with
-``KAFKA_TAIL=false`` and ``EMIT_ALL_WINDOWS=true``, and the detections are read back from the
-anomalies topic: alert opens (``"event": "open"``), or anomalous windows with ``--detections
-windows``.
+one air-quality sensor's messages, by the producer's own encoder; ``python -m bytewax.run
+dataflow.main:flow`` drains them with ``KAFKA_TAIL=false`` and ``EMIT_ALL_WINDOWS=true``, and
+the detections are read back from the anomalies topic: alert opens (``"event": "open"``), or
+anomalous windows with ``--detections windows``.
 
 Every client here, and the dataflow it starts, logs in with the SASL/TLS variables of
 ``dataflow/security.py`` (``KAFKA_SECURITY_PROTOCOL``, ``KAFKA_SASL_*``, ``KAFKA_SSL_*``).
@@ -18,7 +18,6 @@ import os
 import subprocess
 import sys
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +25,14 @@ import orjson
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from dataflow.admin import StartupError, connect, delete_topics, ensure_topics
+from dataflow.families import AIR_QUALITY
+from dataflow.readings import Reading
 from dataflow.security import KafkaSecurity, SecurityConfigError
 from eval.detectors import SENSOR_ID, OursConfig, base_env, fit
 from eval.nab import Series, parse_time, rows_at
+from producer.shapes import encode
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def iso(ns: int) -> str:
-    """Event time as the air-quality format writes it (naive ISO 8601 = UTC)."""
-    dt = datetime.fromtimestamp(ns // 1_000_000_000, UTC).replace(tzinfo=None)
-    return f"{dt.isoformat(sep=' ')}.{ns % 1_000_000_000 // 1000:06d}"
 
 
 def record_detections(series: Series, records: list[dict[str, Any]], mode: str) -> list[bool]:
@@ -90,9 +86,9 @@ class BrokerReplay:
 
     def _produce(self, topic: str, series: Series) -> None:
         producer = Producer({**self.client_config, "linger.ms": 5, "enable.idempotence": True})
-        key = SENSOR_ID.encode()
         for ts, value in zip(series.timestamps, series.values, strict=True):
-            producer.produce(topic, orjson.dumps({"timestamp": iso(ts), "value": value}), key)
+            key, message = encode(Reading(AIR_QUALITY, SENSOR_ID, ts, value))
+            producer.produce(topic, message, key)
             producer.poll(0)
         left = producer.flush(60)
         if left:
