@@ -18,7 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-import orjson
 import workloads as wl
 from confluent_kafka import Producer
 
@@ -45,7 +44,7 @@ def load(brokers: str, topic: str, sensors: int, messages: int, per_window: int)
     while sent < messages:
         ts = T0_NS + tick * step
         for i, key in enumerate(keys):
-            value = orjson.dumps({"Temperature_C": 60.0 + (i * 7 + tick) % 11, "Timestamp": ts})
+            value = wl.temperature_value(60.0 + (i * 7 + tick) % 11, ts)
             while True:
                 try:
                     producer.produce(topic, value, key)

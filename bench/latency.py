@@ -41,7 +41,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -183,20 +183,12 @@ def main(argv: list[str] | None = None) -> int:
                 is_aq, i, key = sensors[s]
                 ts_ns = time.time_ns()
                 if is_aq:
-                    stamp = datetime.fromtimestamp(ts_ns / 1e9, UTC).strftime(
-                        "%Y-%m-%d %H:%M:%S.%f"
-                    )
-                    value = b'{"timestamp":"%s","value":%.2f}' % (
-                        stamp.encode(),
-                        20.0 + (i * 13 + k) % 40,
-                    )
+                    value = wl.air_quality_value(wl.naive_stamp(ts_ns), 20.0 + (i * 13 + k) % 40)
                     producer.produce(topics.aq, value, key)
                 else:
                     hot = i % 100 == 3 and 20 <= (now - t0) % 60 < 40
                     temp = (95.0 if hot else 60.0) + (i * 7 + k) % 11
-                    producer.produce(
-                        topics.temp, b'{"Temperature_C":%.2f,"Timestamp":%d}' % (temp, ts_ns), key
-                    )
+                    producer.produce(topics.temp, wl.temperature_value(temp, ts_ns), key)
                 sends[names[s]].append(ts_ns / 1e9)
                 k += 1
                 n_sent += 1

@@ -28,7 +28,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import workloads as wl
@@ -89,29 +89,18 @@ class Producer(threading.Thread):
             if due_k - k > n:  # more than a whole round behind: note it
                 self.behind_s = max(self.behind_s, (due_k - k) / n * self.interval)
             ts_ns = time.time_ns()
-            stamp = (
-                datetime.fromtimestamp(ts_ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S.%f").encode()
-            )
+            stamp = wl.naive_stamp(ts_ns)
             hot_phase = 20 <= (now - t0) % 60 < 40
             for kk in range(k, due_k):
                 is_aq, i, key = keys[kk % n]
                 while True:
                     try:
                         if is_aq:
-                            produce(
-                                aq,
-                                b'{"timestamp":"%s","value":%.2f}'
-                                % (stamp, 20.0 + (i * 13 + kk) % 40),
-                                key,
-                            )
+                            produce(aq, wl.air_quality_value(stamp, 20.0 + (i * 13 + kk) % 40), key)
                         else:
                             hot = hot_phase and i % wl.HOT_EVERY == 7
-                            produce(
-                                temp,
-                                b'{"Temperature_C":%.2f,"Timestamp":%d}'
-                                % ((95.0 if hot else 60.0) + (i * 7 + kk) % 11, ts_ns),
-                                key,
-                            )
+                            value = (95.0 if hot else 60.0) + (i * 7 + kk) % 11
+                            produce(temp, wl.temperature_value(value, ts_ns), key)
                         break
                     except BufferError:
                         poll(0.01)

@@ -24,13 +24,13 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from dataflow import admin as kafka_admin
+from dataflow.timestamps import NAIVE_FORMAT, ns_to_datetime
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = Path(__file__).resolve().parent
@@ -162,6 +162,23 @@ def make_producer(brokers: str, **extra: object) -> Producer:
     )
 
 
+def naive_stamp(ts_ns: int) -> bytes:
+    """The air-quality tutorial's timestamp for ``ts_ns``; a loader formats it once per tick."""
+    return ns_to_datetime(ts_ns).strftime(NAIVE_FORMAT).encode()
+
+
+def air_quality_value(stamp: bytes, value: float) -> bytes:
+    """An air-quality message value, as ``producer.shapes`` writes the tutorial's shape but
+    by %-formatting bytes: a loader must outrun the flow it feeds, and a dict through
+    ``json.dumps`` per message cannot. tests/unit/project/test_bench.py reads these back."""
+    return b'{"timestamp":"%s","value":%.2f}' % (stamp, value)
+
+
+def temperature_value(value: float, ts_ns: int) -> bytes:
+    """A machine-temperature message value (see ``air_quality_value``)."""
+    return b'{"Temperature_C":%.2f,"Timestamp":%d}' % (value, ts_ns)
+
+
 def readings(wl: Workload, total: int) -> Iterator[tuple[bool, bytes, bytes, bool, bool]]:
     """The workload's messages in production order: ``(is_aq, key, value, opens, hot)``.
 
@@ -183,7 +200,7 @@ def readings(wl: Workload, total: int) -> Iterator[tuple[bool, bytes, bytes, boo
         window = tick // wl.per_window
         first_of_window = tick % wl.per_window == 0
         # The air-quality string is the same for the whole tick: format it once.
-        stamp = datetime.fromtimestamp(ts / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S.%f").encode()
+        stamp = naive_stamp(ts)
         n = min(wl.sensors, total - sent)
         for is_aq, i, key in order[:n]:
             if is_aq:
@@ -191,7 +208,7 @@ def readings(wl: Workload, total: int) -> Iterator[tuple[bool, bytes, bytes, boo
                 yield (
                     True,
                     key,
-                    b'{"timestamp":"%s","value":%.2f}' % (stamp, value),
+                    air_quality_value(stamp, value),
                     first_of_window,
                     False,
                 )
@@ -201,7 +218,7 @@ def readings(wl: Workload, total: int) -> Iterator[tuple[bool, bytes, bytes, boo
                 yield (
                     False,
                     key,
-                    b'{"Temperature_C":%.2f,"Timestamp":%d}' % (value, ts),
+                    temperature_value(value, ts),
                     first_of_window,
                     is_hot,
                 )
