@@ -23,7 +23,7 @@ from inproc import polls
 from dataflow.config import Settings
 from dataflow.flow import shard_config
 from dataflow.readings import formats_by_topic
-from dataflow.records import route
+from dataflow.routing import route
 from dataflow.runtime import tune_gc
 from dataflow.shard import ShardState
 

@@ -5,7 +5,7 @@
 
 What a quick loop needs when changing the hot path: the same messages the harness loads
 (``workloads.readings``), held in memory as stand-ins for librdkafka's ``Message``, routed in
-poll-sized batches of one topic by ``records.route`` and folded by one ``ShardState`` per shard,
+poll-sized batches of one topic by ``routing.route`` and folded by one ``ShardState`` per shard,
 exactly as ``ShardLogic.on_batch`` does, then flushed. It reports µs per message for routing
 (parse and shard) and for the shards (windows, scores, alerts). Bytewax's and librdkafka's own
 costs are not in it: the harness (``make bench``) measures those end to end.
@@ -26,7 +26,7 @@ from dataflow.config import Settings
 from dataflow.families import AIR_QUALITY, TEMPERATURE
 from dataflow.flow import shard_config
 from dataflow.readings import formats_by_topic
-from dataflow.records import route
+from dataflow.routing import route
 from dataflow.runtime import tune_gc
 from dataflow.shard import ShardState
 

@@ -21,16 +21,9 @@ from bytewax.operators import StatefulBatchLogic
 from bytewax.outputs import Sink
 
 from dataflow.config import Settings
+from dataflow.encoding import Headers, encode_dead_letter, encode_late, encode_window
 from dataflow.readings import Reading, Run, formats_by_topic
-from dataflow.records import (
-    DeadLetter,
-    Headers,
-    KeyCache,
-    encode_dead_letter,
-    encode_late,
-    encode_window,
-    route,
-)
+from dataflow.routing import DeadLetter, KeyCache, route
 from dataflow.scoring import ModelParams
 from dataflow.shard import (
     FamilySetup,

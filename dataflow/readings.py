@@ -353,7 +353,7 @@ def format_of(family: Family) -> Format:
 
 
 def formats_by_topic(families: tuple[Family, ...]) -> dict[str, list[Format]]:
-    """topic -> the formats of the families read from it, as ``records.route`` takes them."""
+    """topic -> the formats of the families read from it, as ``routing.route`` takes them."""
     return {topic: [format_of(f) for f in fams] for topic, fams in topics_of(families).items()}
 
 

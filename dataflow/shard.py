@@ -19,7 +19,6 @@ Two wall-clock rules keep a fleet's state honest as devices come and go:
 from __future__ import annotations
 
 import heapq
-import zlib
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -35,11 +34,6 @@ from dataflow.scoring import ModelParams, SensorScorer
 from dataflow.windows import SensorWindows, WindowStats
 
 _NEVER = float("inf")
-
-
-def shard_of(family: str, sensor_id: str, shards: int) -> int:
-    """Stable shard of a sensor: CRC-32 of ``family/sensor_id`` (Python's ``hash`` is salted)."""
-    return zlib.crc32(f"{family}/{sensor_id}".encode()) % shards
 
 
 @dataclass(frozen=True)

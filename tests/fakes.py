@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class FakeMessage:
-    """The ``Message`` methods the flow calls (``dataflow.records.SourceMessage``)."""
+    """The ``Message`` methods the flow calls (``dataflow.routing.SourceMessage``)."""
 
     _key: bytes | None
     _value: bytes | None

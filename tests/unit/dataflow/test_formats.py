@@ -8,9 +8,10 @@ from dataclasses import replace
 import orjson
 import pytest
 
+from dataflow.encoding import encode_dead_letter
 from dataflow.families import Family
 from dataflow.readings import BadMessage, Columns, format_of, parse, parse_poll
-from dataflow.records import encode_dead_letter, route
+from dataflow.routing import route
 from tests.factories import S
 from tests.fakes import FakeMessage
 

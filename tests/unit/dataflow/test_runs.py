@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dataflow.encoding import encode_late
 from dataflow.families import AIR_QUALITY, TEMPERATURE
 from dataflow.readings import (
     VALID_RANGES,
@@ -23,7 +24,7 @@ from dataflow.readings import (
     parse,
     parse_poll,
 )
-from dataflow.records import ShardBatch, encode_late, route
+from dataflow.routing import ShardBatch, route
 from dataflow.shard import LateReading, ShardConfig, ShardState
 from dataflow.windows import SensorWindows, _sum_in_order
 from tests.factories import T0, S, fmt, topics

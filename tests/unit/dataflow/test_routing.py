@@ -1,13 +1,17 @@
-"""What goes on the wire: one JSON encoding, sensor-id keys, dead letters keep their bytes."""
+"""Routing: polls to each shard's readings, the shard a sensor lives in, dead letters with their
+bytes."""
+
+import os
+import subprocess
+import sys
 
 import orjson
 
+from dataflow.encoding import encode_dead_letter, encode_late
 from dataflow.families import TEMPERATURE
-from dataflow.readings import Reading
-from dataflow.records import encode_dead_letter, encode_late, encode_window, iso_utc, route
-from dataflow.shard import LateReading, WindowResult, shard_of
-from dataflow.windows import WindowStats
-from tests.factories import T0, S, topics
+from dataflow.routing import route, shard_of
+from dataflow.shard import LateReading
+from tests.factories import S, topics
 from tests.fakes import FakeMessage
 
 TOPICS = topics(only=(TEMPERATURE,))
@@ -17,36 +21,6 @@ def msg(
     key: bytes | None, value: bytes | None, offset: int = 0, topic: str = "temperature_readings"
 ) -> FakeMessage:
     return FakeMessage(key, value, topic, 1, offset, 1_700_000_000_000)
-
-
-def test_window_value_is_a_json_object_encoded_once() -> None:
-    res = WindowResult(
-        TEMPERATURE,
-        "2",
-        WindowStats(T0, T0 + 5 * S, 5, 95.5, 94.0, 97.0),
-        0.42,
-        True,
-        False,
-        0.8,
-        90.0,
-        ("threshold",),
-        "critical",
-        "°C",
-    )
-    key, value, headers = encode_window(res)
-    assert key == b"2" and headers == []
-    obj = orjson.loads(value)
-    assert isinstance(obj, dict)  # a double-encoded value would decode to a str
-    assert obj["window_start"] == "2024-03-19T13:57:05.000Z"
-    assert obj["window_end"] == "2024-03-19T13:57:10.000Z"
-    assert obj["anomaly"] is True and obj["reasons"] == ["threshold"]
-    assert obj["threshold_alarm"] is True and obj["threshold"] == 90.0
-    assert (obj["severity"], obj["unit"]) == ("critical", "°C")
-    assert (obj["count"], obj["mean"], obj["min"], obj["max"]) == (5, 95.5, 94.0, 97.0)
-
-
-def test_iso_utc_keeps_milliseconds() -> None:
-    assert iso_utc(1_710_856_626_905_833_677) == "2024-03-19T13:57:06.905Z"
 
 
 def test_route_takes_the_kafka_timestamp_only_when_the_payload_has_none() -> None:
@@ -100,32 +74,13 @@ def test_route_groups_by_shard_and_keeps_bad_bytes() -> None:
     assert dict(headers)["source_offset"] == b"99"
 
 
-def test_late_reading_keeps_its_original_bytes() -> None:
-    raw = msg(b"3", b'{"Temperature_C": 1.5, "Timestamp": 5}', offset=41)
-    key, value, headers = encode_late(LateReading(Reading(TEMPERATURE, "3", 5, 1.5, raw)))
-    assert (key, value) == (raw.key(), raw.value())
-    assert dict(headers)["reason"] == b"late"
-    assert dict(headers)["source_offset"] == b"41"
-
-
-def test_late_reading_record_without_its_source() -> None:
-    key, value, headers = encode_late(LateReading(Reading(TEMPERATURE, "3", 5, 1.5)))
-    assert key == b"3" and dict(headers)["reason"] == b"late"
-    assert orjson.loads(value) == {
-        "family": TEMPERATURE,
-        "sensor_id": "3",
-        "ts_ns": 5,
-        "value": 1.5,
-    }
-
-
 def test_a_shard_batch_crosses_processes_as_plain_values_and_keeps_late_bytes() -> None:
     """Bytewax pickles a shard's batch to send it to another process; a reading that then turns
     out late must still reach the dead letters with its original bytes and origin."""
     import pickle
 
     from dataflow.readings import SourceRef
-    from dataflow.records import ShardBatch
+    from dataflow.routing import ShardBatch
 
     sources = [
         msg(
@@ -169,39 +124,21 @@ def test_an_implausible_value_is_a_dead_letter_with_its_bytes_and_the_rest_are_r
     assert [d.offset for d in dead] == [1, 2, 3]
 
 
-def test_a_stale_resolution_and_a_forgotten_sensor_have_the_window_keys_set_to_null() -> None:
-    from dataflow.alerts import AlertEvent
-    from dataflow.shard import SensorEvent
+def test_shard_of_is_stable_across_processes() -> None:
+    code = "from dataflow.routing import shard_of; print(shard_of('temperature', '2', 32))"
+    seen = set()
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": "."}
+        seen.add(
+            subprocess.run(
+                [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+            ).stdout
+        )
+    assert seen == {f"{shard_of('temperature', '2', 32)}\n"}
 
-    window = orjson.loads(
-        encode_window(
-            WindowResult(
-                TEMPERATURE,
-                "2",
-                WindowStats(0, 5 * S, 1, 60.0, 60.0, 60.0),
-                0.1,
-                True,
-                False,
-                None,
-                90.0,
-            )
-        )[1]
-    )
-    alert = AlertEvent(
-        "resolved", "temperature/2@0", 0, 97.0, 0.5, 5 * S, ("threshold",), 4, "stale", "critical"
-    )
-    key, value, _ = encode_window(SensorEvent(TEMPERATURE, "2", "resolved", 301.25, alert, "°C"))
-    stale = orjson.loads(value)
-    assert key == b"2" and stale.keys() == window.keys()
-    assert (stale["event"], stale["state"], stale["resolution"]) == (
-        "resolved",
-        "resolved",
-        "stale",
-    )
-    assert stale["silent_seconds"] == 301.25 and stale["alert"]["peak_mean"] == 97.0
-    assert stale["window_start"] is None and stale["mean"] is None and stale["reasons"] == []
-    assert stale["severity"] is None and stale["alert"]["severity"] == "critical"
-    assert stale["unit"] == "°C"
-    gone = orjson.loads(encode_window(SensorEvent(TEMPERATURE, "2", "forgotten", 9e5))[1])
-    assert gone.keys() == window.keys() and gone["alert"] is None and gone["alert_id"] is None
-    assert window["resolution"] is None and window["silent_seconds"] is None
+
+def test_shards_spread_a_fleet_evenly() -> None:
+    counts = [0] * 32
+    for i in range(32_000):
+        counts[shard_of(TEMPERATURE, str(i), 32)] += 1
+    assert min(counts) > 800 and max(counts) < 1200

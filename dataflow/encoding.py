@@ -1,0 +1,163 @@
+"""Encoding: what the flow writes, as ``(key, value, headers)`` bytes for the Kafka sinks.
+
+Pure. A window's result or a sensor event becomes one JSON object, encoded exactly once, by
+orjson, keyed by sensor id; a dead letter or a late reading keeps its original bytes, with why
+and where from in headers.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from dataflow.alerts import AlertEvent
+from dataflow.routing import DeadLetter
+from dataflow.shard import LateReading, SensorEvent, WindowResult
+
+Headers = list[tuple[str, bytes]]
+
+
+def iso_utc(ns: int) -> str:
+    """ns since the epoch -> ``2024-03-19T13:57:05.000Z``."""
+    dt = datetime.fromtimestamp(ns // 1_000_000 / 1000, UTC)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{dt.microsecond // 1000:03d}Z"
+
+
+def window_record(res: WindowResult) -> dict[str, Any]:
+    """The JSON object written to the anomalies topic: an alert event, or a plain window."""
+    st = res.stats
+    ev = res.alert
+    return {
+        "event": "window" if ev is None else ev.event,
+        "alert_id": None if ev is None else ev.alert_id,
+        "state": None if ev is None else ("resolved" if ev.event == "resolved" else "open"),
+        "resolution": None if ev is None else ev.resolution,
+        "family": res.family,
+        "sensor_id": res.sensor_id,
+        "unit": res.unit,
+        "window_start": iso_utc(st.start),
+        "window_end": iso_utc(st.end),
+        "count": st.count,
+        "mean": st.mean,
+        "min": st.min,
+        "max": st.max,
+        "score": res.score,
+        "model_ready": res.model_ready,
+        "ml_anomaly": res.ml_anomaly,
+        "ml_cut": res.ml_cut,
+        "threshold": res.threshold,
+        "threshold_alarm": res.threshold_alarm,
+        "anomaly": res.anomaly,
+        "reasons": res.reasons,
+        "severity": res.severity,
+        "silent_seconds": None,
+        "alert": _alert_record(ev),
+    }
+
+
+_NO_WINDOW = dict.fromkeys(
+    (
+        "window_start",
+        "window_end",
+        "count",
+        "mean",
+        "min",
+        "max",
+        "score",
+        "model_ready",
+        "ml_anomaly",
+        "ml_cut",
+        "threshold",
+        "threshold_alarm",
+    )
+)
+
+
+def event_record(res: SensorEvent) -> dict[str, Any]:
+    """A stale resolution or a forgotten sensor: the same keys as a window's record, the window's
+    own null, since no window caused it."""
+    ev = res.alert
+    return {
+        "event": res.event,
+        "alert_id": None if ev is None else ev.alert_id,
+        "state": None if ev is None else "resolved",
+        "resolution": None if ev is None else ev.resolution,
+        "family": res.family,
+        "sensor_id": res.sensor_id,
+        "unit": res.unit,
+        **_NO_WINDOW,
+        "anomaly": False,
+        "reasons": [],
+        "severity": None,
+        "silent_seconds": round(res.silent_s, 3),
+        "alert": _alert_record(ev),
+    }
+
+
+def _alert_record(ev: AlertEvent | None) -> dict[str, Any] | None:
+    if ev is None:
+        return None
+    return {
+        "opened_at": iso_utc(ev.opened_at),
+        "anomalous_windows": ev.anomalous_windows,
+        "peak_mean": ev.peak_mean,
+        "peak_at": iso_utc(ev.peak_at),
+        "peak_score": ev.peak_score,
+        "reasons": list(ev.reasons),
+        "severity": ev.severity,
+    }
+
+
+def encode_window(res: WindowResult | SensorEvent) -> tuple[bytes, bytes, Headers]:
+    """Key = sensor id, value = one JSON object (encoded once)."""
+    record = window_record(res) if isinstance(res, WindowResult) else event_record(res)
+    return res.sensor_id.encode(), orjson.dumps(record), []
+
+
+def _dead_headers(
+    reason: str,
+    detail: str,
+    topic: str | None,
+    partition: int | None,
+    offset: int | None,
+    family: str | None = None,
+) -> Headers:
+    headers = [("reason", reason.encode()), ("detail", detail.encode("utf-8", "replace"))]
+    if family is not None:
+        headers.append(("family", family.encode()))
+    for name, val in (
+        ("source_topic", topic),
+        ("source_partition", partition),
+        ("source_offset", offset),
+    ):
+        if val is not None:
+            headers.append((name, str(val).encode()))
+    return headers
+
+
+def encode_dead_letter(dl: DeadLetter) -> tuple[bytes | None, bytes | None, Headers]:
+    """The original key and value bytes untouched; why and where from in headers."""
+    return (
+        dl.key,
+        dl.value,
+        _dead_headers(dl.reason, dl.detail, dl.topic, dl.partition, dl.offset, dl.family),
+    )
+
+
+def encode_late(late: LateReading) -> tuple[bytes | None, bytes | None, Headers]:
+    """A late reading: its original bytes and origin when known, else re-encoded."""
+    r = late.reading
+    src = r.source
+    detail = "its window had already closed"
+    if src is not None:
+        return (
+            src.key(),
+            src.value(),
+            _dead_headers("late", detail, src.topic(), src.partition(), src.offset()),
+        )
+    value = orjson.dumps(
+        {"family": r.family, "sensor_id": r.sensor_id, "ts_ns": r.ts, "value": r.value}
+    )
+    return r.sensor_id.encode(), value, _dead_headers("late", detail, None, None, None)

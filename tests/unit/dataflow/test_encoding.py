@@ -1,0 +1,98 @@
+"""What goes on the wire: one JSON encoding, sensor-id keys, dead letters keep their bytes."""
+
+import orjson
+
+from dataflow.encoding import encode_late, encode_window, iso_utc
+from dataflow.families import TEMPERATURE
+from dataflow.readings import Reading
+from dataflow.shard import LateReading, WindowResult
+from dataflow.windows import WindowStats
+from tests.factories import T0, S
+from tests.fakes import FakeMessage
+
+
+def test_window_value_is_a_json_object_encoded_once() -> None:
+    res = WindowResult(
+        TEMPERATURE,
+        "2",
+        WindowStats(T0, T0 + 5 * S, 5, 95.5, 94.0, 97.0),
+        0.42,
+        True,
+        False,
+        0.8,
+        90.0,
+        ("threshold",),
+        "critical",
+        "°C",
+    )
+    key, value, headers = encode_window(res)
+    assert key == b"2" and headers == []
+    obj = orjson.loads(value)
+    assert isinstance(obj, dict)  # a double-encoded value would decode to a str
+    assert obj["window_start"] == "2024-03-19T13:57:05.000Z"
+    assert obj["window_end"] == "2024-03-19T13:57:10.000Z"
+    assert obj["anomaly"] is True and obj["reasons"] == ["threshold"]
+    assert obj["threshold_alarm"] is True and obj["threshold"] == 90.0
+    assert (obj["severity"], obj["unit"]) == ("critical", "°C")
+    assert (obj["count"], obj["mean"], obj["min"], obj["max"]) == (5, 95.5, 94.0, 97.0)
+
+
+def test_iso_utc_keeps_milliseconds() -> None:
+    assert iso_utc(1_710_856_626_905_833_677) == "2024-03-19T13:57:06.905Z"
+
+
+def test_late_reading_keeps_its_original_bytes() -> None:
+    raw = FakeMessage(b"3", b'{"Temperature_C": 1.5, "Timestamp": 5}', _offset=41)
+    key, value, headers = encode_late(LateReading(Reading(TEMPERATURE, "3", 5, 1.5, raw)))
+    assert (key, value) == (raw.key(), raw.value())
+    assert dict(headers)["reason"] == b"late"
+    assert dict(headers)["source_offset"] == b"41"
+
+
+def test_late_reading_record_without_its_source() -> None:
+    key, value, headers = encode_late(LateReading(Reading(TEMPERATURE, "3", 5, 1.5)))
+    assert key == b"3" and dict(headers)["reason"] == b"late"
+    assert orjson.loads(value) == {
+        "family": TEMPERATURE,
+        "sensor_id": "3",
+        "ts_ns": 5,
+        "value": 1.5,
+    }
+
+
+def test_a_stale_resolution_and_a_forgotten_sensor_have_the_window_keys_set_to_null() -> None:
+    from dataflow.alerts import AlertEvent
+    from dataflow.shard import SensorEvent
+
+    window = orjson.loads(
+        encode_window(
+            WindowResult(
+                TEMPERATURE,
+                "2",
+                WindowStats(0, 5 * S, 1, 60.0, 60.0, 60.0),
+                0.1,
+                True,
+                False,
+                None,
+                90.0,
+            )
+        )[1]
+    )
+    alert = AlertEvent(
+        "resolved", "temperature/2@0", 0, 97.0, 0.5, 5 * S, ("threshold",), 4, "stale", "critical"
+    )
+    key, value, _ = encode_window(SensorEvent(TEMPERATURE, "2", "resolved", 301.25, alert, "°C"))
+    stale = orjson.loads(value)
+    assert key == b"2" and stale.keys() == window.keys()
+    assert (stale["event"], stale["state"], stale["resolution"]) == (
+        "resolved",
+        "resolved",
+        "stale",
+    )
+    assert stale["silent_seconds"] == 301.25 and stale["alert"]["peak_mean"] == 97.0
+    assert stale["window_start"] is None and stale["mean"] is None and stale["reasons"] == []
+    assert stale["severity"] is None and stale["alert"]["severity"] == "critical"
+    assert stale["unit"] == "°C"
+    gone = orjson.loads(encode_window(SensorEvent(TEMPERATURE, "2", "forgotten", 9e5))[1])
+    assert gone.keys() == window.keys() and gone["alert"] is None and gone["alert_id"] is None
+    assert window["resolution"] is None and window["silent_seconds"] is None
