@@ -204,6 +204,12 @@ def _iso_to_ns(text: str) -> int:
     return datetime_to_ns(dt)
 
 
+def _in_range(ts: int, raw: Any) -> int:
+    if not MIN_NS <= ts < MAX_NS:
+        raise BadMessage("timestamp_out_of_range", f"{raw!r} is outside {RANGE_TEXT}")
+    return ts
+
+
 def timestamp_to_ns(raw: Any) -> int:
     """Apply the event-time rule to a payload's timestamp field."""
     if isinstance(raw, bool):
@@ -217,9 +223,7 @@ def timestamp_to_ns(raw: Any) -> int:
         ts = epoch_to_ns(int(text)) if text.isascii() and text.isdigit() else iso_to_ns(text)
     else:
         raise BadMessage("bad_timestamp", f"timestamp is a {type(raw).__name__}")
-    if not MIN_NS <= ts < MAX_NS:
-        raise BadMessage("timestamp_out_of_range", f"{raw!r} is outside {RANGE_TEXT}")
-    return ts
+    return _in_range(ts, raw)
 
 
 # Key bytes already checked -> sensor id. Looked up with a message's key as it comes: None misses.
@@ -229,12 +233,6 @@ _NS_FLOOR = 10**17  # an integer epoch at or above this is already in ns (see ep
 _MISSING: Any = object()
 _new = tuple.__new__  # a NamedTuple without its Python-level __new__: one Reading per message
 _FAST_ERRORS = (msgspec.DecodeError, ValueError)  # ValueError: invalid UTF-8
-
-
-def _in_range(ts: int, raw: Any) -> int:
-    if not MIN_NS <= ts < MAX_NS:
-        raise BadMessage("timestamp_out_of_range", f"{raw!r} is outside {RANGE_TEXT}")
-    return ts
 
 
 def iso_timestamp_to_ns(raw: Any) -> int:
