@@ -148,23 +148,33 @@ ALLOWED_LATENESS_SECONDS = _declare(
     number(0, what=_SECONDS),
     "How far a sensor's event time may pass a window's end before the window closes.",
 )
-LIVE_SKEW_SECONDS = _declare(
-    "LIVE_SKEW_SECONDS",
-    "60",
-    number(0, what=_SECONDS),
-    "A sensor whose event time is within this many seconds of the wall clock is live: between "
-    "its readings its clock also runs on by the wall clock, so its windows close on time even "
-    "when its next reading is slow to come. Older data (replays, backlogs) closes windows by "
-    "event time only (0: never).",
-)
 IDLE_TIMEOUT_SECONDS = _declare(
     "IDLE_TIMEOUT_SECONDS",
     "10",
     number(0, strict=True, what=_SECONDS),
-    "Wall-clock seconds after a sensor's last reading at which its open windows close anyway.",
+    "Seconds of input time (see *Time and silence*) after a sensor's last reading at which its "
+    "open windows close anyway; longer for a sensor whose usual gap between readings is longer.",
 )
 SHARDS = _declare(
-    "SHARDS", "32", integer(1, 4096), "Key groups that sensors are hashed into (Bytewax keys)."
+    "SHARDS",
+    "32",
+    integer(1, 4096),
+    "Key groups that sensors are hashed into (Bytewax keys). A recovery store remembers it: "
+    "see *Upgrading and changing settings*.",
+)
+MAX_FUTURE_SECONDS = _declare(
+    "MAX_FUTURE_SECONDS",
+    "300",
+    number(0, what=_SECONDS),
+    "A reading dated more than this far ahead of the wall clock goes to the dead-letter topic "
+    "as `future`: it learns nothing and moves no clock.",
+)
+MAX_SENSORS_PER_SHARD = _declare(
+    "MAX_SENSORS_PER_SHARD",
+    "40000",
+    integer(1),
+    "Sensors one shard keeps at most (the default holds 1M sensors at 32 shards); a new "
+    "sensor's readings beyond it go to the dead-letter topic as `sensor_limit`.",
 )
 TEMPERATURE_THRESHOLD_C = _declare(
     "TEMPERATURE_THRESHOLD_C",
@@ -294,16 +304,16 @@ ALERT_STALE_SECONDS = _declare(
     "ALERT_STALE_SECONDS",
     "300",
     number(0, what=_SECONDS),
-    "Wall-clock seconds without readings after which a sensor's open alert is resolved with "
-    '`"resolution": "stale"` (0: never).',
+    "Seconds of input time without readings (or three of the sensor's usual gaps, if longer) "
+    'after which its open alert is resolved with `"resolution": "stale"` (0: never).',
 )
 SENSOR_STATE_TTL_SECONDS = _declare(
     "SENSOR_STATE_TTL_SECONDS",
     "604800",
     number(0, strict=True, what=_SECONDS),
-    "Wall-clock seconds without readings after which a sensor's state (model, level, alert) is "
-    "forgotten, its windows closed first; its next reading starts a fresh model with a warm-up."
-    " 7 days by default.",
+    "Seconds of input time without readings after which a sensor's state (model, level, "
+    "alert) is forgotten, its windows closed first; its next reading starts a fresh model with "
+    "a warm-up. 7 days by default.",
 )
 EMIT_ALL_WINDOWS = _declare(
     "EMIT_ALL_WINDOWS",
@@ -347,8 +357,9 @@ class Settings:
     window_seconds: float
     lateness_seconds: float
     idle_timeout_seconds: float
-    live_skew_seconds: float
     shards: int
+    max_future_seconds: float
+    max_sensors_per_shard: int
     hst_trees: int
     hst_height: int
     hst_window_size: int
@@ -393,7 +404,7 @@ class Settings:
         window = read(WINDOW_SECONDS)
         read.check(WINDOW_SECONDS, (window * 1e9).is_integer(), "a whole number of nanoseconds")
         lateness, idle = read(ALLOWED_LATENESS_SECONDS), read(IDLE_TIMEOUT_SECONDS)
-        live_skew, shards = read(LIVE_SKEW_SECONDS), read(SHARDS)
+        shards = read(SHARDS)
 
         sensors_config = read(SENSORS_CONFIG)
         families = (
@@ -447,8 +458,9 @@ class Settings:
             window_seconds=window,
             lateness_seconds=lateness,
             idle_timeout_seconds=idle,
-            live_skew_seconds=live_skew,
             shards=shards,
+            max_future_seconds=read(MAX_FUTURE_SECONDS),
+            max_sensors_per_shard=read(MAX_SENSORS_PER_SHARD),
             hst_trees=ints["HST_TREES"],
             hst_height=ints["HST_HEIGHT"],
             hst_window_size=ints["HST_WINDOW_SIZE"],

@@ -147,17 +147,18 @@ def encode_dead_letter(dl: DeadLetter) -> tuple[bytes | None, bytes | None, Head
 
 
 def encode_late(late: LateReading) -> tuple[bytes | None, bytes | None, Headers]:
-    """A late reading: its original bytes and origin when known, else re-encoded."""
+    """A reading the shard refused (late, future, sensor limit): its original bytes and origin
+    when known, else re-encoded."""
     r = late.reading
     src = r.source
-    detail = "its window had already closed"
+    reason, detail = late.reason, late.detail
     if src is not None:
         return (
             src.key(),
             src.value(),
-            _dead_headers("late", detail, src.topic(), src.partition(), src.offset()),
+            _dead_headers(reason, detail, src.topic(), src.partition(), src.offset()),
         )
     value = orjson.dumps(
         {"family": r.family, "sensor_id": r.sensor_id, "ts_ns": r.ts, "value": r.value}
     )
-    return r.sensor_id.encode(), value, _dead_headers("late", detail, None, None, None)
+    return r.sensor_id.encode(), value, _dead_headers(reason, detail, None, None, None)

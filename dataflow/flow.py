@@ -22,6 +22,7 @@ from bytewax.outputs import Sink
 
 from dataflow.config import Settings
 from dataflow.encoding import Headers, encode_dead_letter, encode_late, encode_window
+from dataflow.progress import Beat
 from dataflow.readings import Reading, Run, formats_by_topic
 from dataflow.routing import DeadLetter, KeyCache, route
 from dataflow.scoring import ModelParams
@@ -80,7 +81,6 @@ def shard_config(settings: Settings) -> ShardConfig:
     return ShardConfig(
         lateness_ns=round(settings.lateness_seconds * 1e9),
         idle_timeout_s=settings.idle_timeout_seconds,
-        live_skew_s=settings.live_skew_seconds,
         families=families,
         emit_all=settings.emit_all,
         update_every=settings.alert_update_windows,
@@ -88,6 +88,9 @@ def shard_config(settings: Settings) -> ShardConfig:
         cooldown=settings.alert_cooldown_windows,
         stale_s=settings.alert_stale_seconds,
         state_ttl_s=settings.sensor_state_ttl_seconds,
+        max_future_ns=round(settings.max_future_seconds * 1e9),
+        max_sensors=settings.max_sensors_per_shard,
+        shards=settings.shards,
     )
 
 
@@ -95,27 +98,44 @@ Out = list[Result]
 
 # Bump when ShardState's pickled shape changes: an old snapshot then fails with a clear message
 # instead of an AttributeError deep in the scorer.
-SNAPSHOT_VERSION = 7
+SNAPSHOT_VERSION = 8
+
+RESET_HOW = (
+    "reset the recovery directory (delete it and run `python -m bytewax.recovery DIR N` again); "
+    "the flow then starts from the beginning of its input topics"
+)
 
 
 class SnapshotVersionError(RuntimeError):
     """A recovery snapshot written by an incompatible version of this flow."""
 
 
-def restore(resume: bytes) -> ShardState:
-    """Unpickle a shard snapshot, refusing one of another format version."""
+class SnapshotSettingsError(RuntimeError):
+    """A recovery snapshot made under settings that cannot change across a restore."""
+
+
+def restore(resume: bytes, config: ShardConfig | None = None) -> ShardState:
+    """Unpickle a shard snapshot, refusing one of another format version, or one made with
+    another shard count (``SHARDS``) than ``config``'s: its sensors would hash to other shards,
+    and each would start again while its old state lingered."""
     obj = pickle.loads(resume)
     version = obj[0] if isinstance(obj, tuple) and len(obj) == 2 else 1
     if version != SNAPSHOT_VERSION:
         raise SnapshotVersionError(
             f"recovery snapshot has format v{version}, this flow reads v{SNAPSHOT_VERSION}: "
-            "reset the recovery directory (delete it and run `python -m bytewax.recovery DIR N` "
-            "again); the flow then starts from the beginning of its input topics"
+            + RESET_HOW
         )
-    return obj[1]
+    state: ShardState = obj[1]
+    if config is not None and state.config.shards != config.shards:
+        raise SnapshotSettingsError(
+            f"SHARDS={config.shards}, but the recovery snapshot was made with "
+            f"SHARDS={state.config.shards}, and a sensor's shard comes from it: set "
+            f"SHARDS={state.config.shards} again, or, to change it, {RESET_HOW}"
+        )
+    return state
 
 
-class ShardLogic(StatefulBatchLogic[list[Reading | Run], Result, bytes | None]):
+class ShardLogic(StatefulBatchLogic[list[Reading | Run | Beat], Result, bytes | None]):
     """Adapts ``ShardState`` to Bytewax: batches in, closed windows out, pickled snapshots (or
     none, without recovery)."""
 
@@ -137,6 +157,10 @@ class ShardLogic(StatefulBatchLogic[list[Reading | Run], Result, bytes | None]):
 
     def _report(self, out: Out) -> Out:
         state = self.state
+        if state.notes:
+            for note in state.notes:
+                log.warning("%s", note)
+            state.notes.clear()
         if len(state.sensors) != self.tracked:
             self.tracked = len(state.sensors)
             self.status.set_tracked(id(self), self.tracked)
@@ -144,16 +168,23 @@ class ShardLogic(StatefulBatchLogic[list[Reading | Run], Result, bytes | None]):
             self.open_alerts = state.open_alerts
             self.status.set_open_alerts(id(self), self.open_alerts)
         pending = state.counts
-        if not (pending.windows or pending.late or out):  # nothing counted: anomalies and
-            return out  # alerts come with windows
+        if not (pending.windows or out):  # nothing counted: anomalies, alerts and refused
+            return out  # readings come with results
         counts = pending.take()
-        late = counts.pop("late")
+        dead = {
+            "late": counts.pop("late"),
+            "future": counts.pop("future"),
+            "sensor_limit": counts.pop("limited"),
+        }
+        moved = counts.pop("moved")
         self.status.add(**counts)
-        if late:
-            self.status.add_dead({"late": late})
+        if moved:
+            self.status.add_moved(moved)
+        if any(dead.values()):
+            self.status.add_dead({reason: n for reason, n in dead.items() if n})
         return out
 
-    def on_batch(self, values: list[list[Reading | Run]]) -> tuple[Out, bool]:
+    def on_batch(self, values: list[list[Reading | Run | Beat]]) -> tuple[Out, bool]:
         now = self.clock()
         out: Out = []
         for readings in values:
@@ -234,12 +265,17 @@ def build_flow(
     split = op.branch("split_dead", routed, lambda x: isinstance(x, DeadLetter))
     # (shard key, [Reading]) -- one item per shard per input batch
 
+    restored_lines: set[str] = set()
+
     def build(resume: bytes | None) -> ShardLogic:
         if resume is None:
             state = ShardState(config)
         else:
-            state = restore(resume)
-            state.reconfigure(config)
+            state = restore(resume, config)
+            for line in state.reconfigure(config):
+                if line not in restored_lines:  # once per process, not once per shard
+                    restored_lines.add(line)
+                    log.info("restored with changed settings: %s", line)
         return ShardLogic(state, clock, status, snapshots, stopping)
 
     detected = op.stateful_batch("detect", split.falses, build)

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any, NamedTuple, Protocol
 
+from dataflow.progress import MARK, Beat, part_name
 from dataflow.readings import (
     BadMessage,
     Columns,
@@ -66,7 +67,7 @@ KeyCache = dict[Any, tuple[str, int]]  # one family's key bytes or id field -> (
 _new = tuple.__new__
 
 
-class ShardBatch(list[Reading | Run]):
+class ShardBatch(list[Reading | Run | Beat]):
     """One shard's readings from a batch of polls, single or as runs: the item ``route`` hands
     each shard.
 
@@ -78,11 +79,16 @@ class ShardBatch(list[Reading | Run]):
     __slots__ = ()
 
     def __reduce__(self) -> tuple[Any, tuple[list[tuple[Any, ...]]]]:
-        rows = []
+        rows: list[tuple[Any, ...]] = []
         for item in self:
-            family, sensor_id, ts, value, src = item
-            src = tuple(map(_ref, src)) if type(item) is Run else _ref(src)
-            rows.append((family, sensor_id, ts, value, src))
+            if type(item) is Run:
+                family, sensor_id, ts, value, src = item
+                rows.append((family, sensor_id, ts, value, tuple(map(_ref, src))))
+            elif type(item) is Reading:
+                fam, sid, t, v, one = item
+                rows.append((fam, sid, t, v, _ref(one)))
+            else:
+                rows.append(item)  # a Beat: plain values
         return _unpack, (rows,)
 
 
@@ -99,16 +105,20 @@ def _unref(src: Any) -> SourceRef | None:
 
 
 def _unpack(rows: list[tuple[Any, ...]]) -> ShardBatch:
-    return ShardBatch(
-        _new(Run, (family, sensor_id, ts, value, tuple(map(_unref, src))))
-        if type(ts) is tuple
-        else _new(Reading, (family, sensor_id, ts, value, _unref(src)))
-        for family, sensor_id, ts, value, src in rows
-    )
+    return ShardBatch(map(_unrow, rows))
+
+
+def _unrow(row: tuple[Any, ...]) -> Reading | Run | Beat:
+    if type(row) is Beat:
+        return row
+    family, sensor_id, ts, value, src = row
+    if type(ts) is tuple:
+        return _new(Run, (family, sensor_id, ts, value, tuple(map(_unref, src))))
+    return _new(Reading, (family, sensor_id, ts, value, _unref(src)))
 
 
 def route(
-    batches: Iterable[Sequence[SourceMessage]],
+    batches: Iterable[Sequence[SourceMessage] | Beat],
     topics: Mapping[str, Sequence[Format]],
     shards: int,
     shard_cache: dict[str, KeyCache] | None = None,
@@ -124,18 +134,29 @@ def route(
     caches).
     """
     caches: dict[str, KeyCache] = {} if shard_cache is None else shard_cache
-    buckets: list[list[Reading | Run]] = [[] for _ in range(shards)]
+    buckets: list[list[Reading | Run | Beat]] = [[] for _ in range(shards)]
     dead: list[DeadLetter] = []
     by_family: dict[str, int] = {}
     for batch in batches:
+        if isinstance(batch, Beat):  # the source's word on a partition, for every shard
+            for bucket in buckets:
+                bucket.append(batch)
+            continue
         if not batch:
             continue
         topic = batch[0].topic()
+        # Each shard's readings of this poll follow a mark of their partition (and the
+        # source's word on it, when the poll came with one); shards that got none drop it.
+        mark = getattr(batch, "beat", None) or Beat(
+            part_name(topic, batch[0].partition()), MARK, None
+        )
         formats = None if topic is None else topics.get(topic)
         if not formats:
             for msg in batch:
                 dead.append(_dead(msg, "unknown_topic", f"no family is read from topic {topic!r}"))
             continue
+        for bucket in buckets:
+            bucket.append(mark)
         # A poll's messages are of one class: its unbound methods are the cheapest calls.
         kind = type(batch[0])
         values = list(map(kind.value, batch))
@@ -159,6 +180,9 @@ def route(
                 good = _route_runs(batch, ids, fmt, cols, cache, shards, buckets, dead, shared)
             if good:
                 by_family[family] = by_family.get(family, 0) + good
+        for bucket in buckets:
+            if bucket[-1] is mark:
+                bucket.pop()
     # Wrapped at the end: appending to a list subclass is measurably slower per reading.
     return {s: ShardBatch(b) for s, b in enumerate(buckets) if b}, dead, by_family
 
@@ -170,7 +194,7 @@ def _route_runs(
     cols: Columns,
     cache: KeyCache,
     shards: int,
-    buckets: list[list[Reading | Run]],
+    buckets: list[list[Reading | Run | Beat]],
     dead: list[DeadLetter],
     shared: bool = False,
 ) -> int:
@@ -218,7 +242,7 @@ def _route_each(
     fmt: Format,
     cache: KeyCache,
     shards: int,
-    buckets: list[list[Reading | Run]],
+    buckets: list[list[Reading | Run | Beat]],
     dead: list[DeadLetter],
     shared: bool = False,
 ) -> int:

@@ -86,6 +86,22 @@ class ModelParams:
     # level's
 
 
+# Settings that shape what a model has learned: a restored model keeps its own (see retune).
+STRUCTURAL = (
+    "limits",
+    "window_ns",
+    "n_trees",
+    "height",
+    "window_size",
+    "seed",
+    "seasonality",
+    "season_ratio",
+    "hst_novelty",
+    "hst_floor",
+    "novelty_start",
+)
+
+
 class Score(NamedTuple):
     """Outcome of scoring one window."""
 
@@ -152,6 +168,26 @@ class SensorScorer:
         )
         self.hst_envelope = Envelope(half, margin, p.hst_floor, start) if p.hst_novelty else None
         self.drift = Drift(p.drift_slack, p.drift_limit, p.drift_clip)
+
+    def retune(self, params: ModelParams) -> bool:
+        """Take new settings after a restore, where they can apply to what was learned: the
+        warm-up, level memory, novelty and drift settings. Those that shape what was learned
+        (the trees, the feature range, the window length, seasonality, the seed) cannot, and
+        then the model keeps its own (False): they apply to new sensors only."""
+        if any(getattr(params, name) != getattr(self.params, name) for name in STRUCTURAL):
+            return False
+        self.params = p = params
+        decay = 0.5 ** (1.0 / p.novelty_half_life)
+        for env in self.envelopes:
+            env.decay, env.margin, env.floor = decay, p.novelty_margin, p.novelty_floor
+        if self.hst_envelope is not None:
+            self.hst_envelope.decay, self.hst_envelope.margin = decay, p.novelty_margin
+        self.drift.slack, self.drift.limit, self.drift.clip = (
+            p.drift_slack,
+            p.drift_limit,
+            p.drift_clip,
+        )
+        return True
 
     def score_learn(self, start: int, mean: float) -> Score:
         """Score the window starting at ``start`` (ns) with this mean, then learn it."""

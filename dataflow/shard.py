@@ -1,39 +1,57 @@
-"""The state of one shard: many sensors' open windows, models and idle clocks.
+"""The state of one shard: many sensors' open windows, models and silence clocks.
 
 A fleet has 100k sensors; Bytewax's per-key window operators slow down as keys grow. So a sensor
 is not a Bytewax key: sensors are hashed into a fixed number of shards, and one ``ShardState`` per
 shard, held by ``op.stateful_batch``, folds a whole batch of readings in one loop. Pure: no Kafka,
 no Bytewax; wall-clock time is passed in, so tests control it.
 
-Two wall-clock rules keep a fleet's state honest as devices come and go:
+Silence is measured in *input time* (``dataflow.progress``): how far the sensor's input
+partition has moved on since the sensor was last heard, never the wall clock alone. A restart, a
+broker outage or a slow backlog therefore makes no sensor look silent: while the flow is behind,
+disconnected or just restored, only the readings it reads move input time. And it is measured
+against the sensor's own cadence: a sensor is silent after ``SILENCE_GAPS`` of its usual gaps
+between readings, or the configured duration, whichever is longer, so a sensor that reports
+every five minutes is not "silent" between two of its readings. Four rules act on silence:
 
+- a window closes when the sensor's clock, run on by its partition's input time (less its usual
+  gap), passes the window's end plus the lateness, without waiting for its next reading;
+- a sensor silent for ``idle_timeout_s`` has all its open windows closed;
 - an open alert of a sensor silent for ``stale_s`` is resolved as ``stale`` (only clean windows
   resolve an alert otherwise, and a machine that overheated and went offline would stay "open"
   until it came back);
 - a sensor silent for ``state_ttl_s`` is forgotten, its windows closed first: a fleet that
   replaces devices and ids would otherwise keep every id it ever saw. Its next reading starts a
-  fresh model, with a warm-up. Sensors are swept for this every ``sweep_s``, a scan of the
-  shard's sensors that costs little next to the readings between two sweeps.
+  fresh model, with a warm-up. Sensors are swept for this every ``sweep_s`` of wall time.
+
+Two guards on input: a reading dated more than ``max_future_ns`` ahead of the wall clock is
+refused (``future``) before it can move any clock; and a shard keeps at most ``max_sensors``
+sensors, refusing readings of new ones beyond (``sensor_limit``), so a producer that keys every
+message by a new id cannot grow the state until the process dies.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections import OrderedDict
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields
 from itertools import islice
 from operator import le
 from typing import NamedTuple
 
 from dataflow.alerts import AlertEvent, AlertTracker
 from dataflow.families import ML, Family
+from dataflow.progress import Beat, PartClock, SilenceQueue
 from dataflow.readings import Reading, Run
 from dataflow.rules import RuleSet
-from dataflow.scoring import ModelParams, SensorScorer
+from dataflow.scoring import STRUCTURAL, ModelParams, SensorScorer
 from dataflow.windows import SensorWindows, WindowStats
 
 _NEVER = float("inf")
+SILENCE_GAPS = 3.0  # a sensor is silent after this many of its usual gaps (or the floor)
+GAP_WEIGHT = 0.1  # weight of the newest gap in a sensor's running usual gap
+GAP_CLIP = 4.0  # a gap longer than this many usual gaps counts as this many (a silence)
+RESTART_READINGS = 3  # readings behind a sensor's clock, over a window, that restart it
+NO_PART = ""  # readings that came without a partition's beat (tests, the evaluation)
 
 
 @dataclass(frozen=True)
@@ -51,18 +69,21 @@ class FamilySetup:
 
 @dataclass(frozen=True)
 class ShardConfig:
-    """What a shard needs to know; built once from ``Settings``."""
+    """What a shard needs to know; built once from ``Settings``. Durations are floors, in
+    seconds of input time."""
 
     lateness_ns: int
     idle_timeout_s: float
     families: dict[str, FamilySetup]
     emit_all: bool = False
-    live_skew_s: float = 0.0  # see ShardState; 0: windows close by event time only
     update_every: int = 12  # windows between two events of one alert, at least
     resolve_after: int = 3  # clean windows that resolve an alert
     cooldown: int = 48  # clean windows after an alert before the model alone opens another
-    stale_s: float = 300.0  # wall-clock silence that resolves an open alert as stale (0: never)
-    state_ttl_s: float = 7 * 86_400.0  # wall-clock silence after which a sensor is forgotten
+    stale_s: float = 300.0  # silence that resolves an open alert as stale (0: never)
+    state_ttl_s: float = 7 * 86_400.0  # silence after which a sensor is forgotten
+    max_future_ns: int = 300 * 10**9  # readings further ahead of the wall clock are refused
+    max_sensors: int = 40_000  # sensors one shard keeps at most
+    shards: int = 1  # how many shards the fleet is hashed into (a snapshot's must match)
 
     # family -> window length in ns, looked up per reading
     window_ns: dict[str, int] = field(init=False, repr=False, compare=False)
@@ -76,6 +97,20 @@ class ShardConfig:
     def sweep_s(self) -> float:
         """How often the shard looks for sensors to forget: a tenth of the TTL, at most 60 s."""
         return min(self.state_ttl_s / 10, 60.0)
+
+
+# Settings a restored shard simply takes (named as ShardConfig's fields, for its log line).
+_PLAIN_SETTINGS = (
+    "idle_timeout_s",
+    "stale_s",
+    "state_ttl_s",
+    "update_every",
+    "resolve_after",
+    "cooldown",
+    "emit_all",
+    "max_future_ns",
+    "max_sensors",
+)
 
 
 class WindowResult(NamedTuple):
@@ -112,7 +147,7 @@ class SensorEvent(NamedTuple):
     """What happened to a sensor without a window: its alert went stale, or it was forgotten.
 
     ``event`` is ``resolved`` (with ``alert``, resolution ``stale``) or ``forgotten``;
-    ``silent_s`` is the wall-clock time since the sensor was last heard.
+    ``silent_s`` is the input time since the sensor was last heard.
     """
 
     family: str
@@ -124,26 +159,70 @@ class SensorEvent(NamedTuple):
 
 
 FORGOTTEN = "forgotten"
+LATE, FUTURE, SENSOR_LIMIT = "late", "future", "sensor_limit"
+_DETAILS = {
+    LATE: "its window had already closed",
+    FUTURE: "its time is further ahead of the wall clock than MAX_FUTURE_SECONDS",
+    SENSOR_LIMIT: "its shard keeps MAX_SENSORS_PER_SHARD sensors already; a new one is refused",
+}
 
 
 class LateReading(NamedTuple):
-    """A reading that arrived after its window had closed: routed, never silently dropped."""
+    """A reading the shard cannot use (late, from the future, or a sensor beyond the limit):
+    routed to the dead-letter topic with its reason, never silently dropped."""
 
     reading: Reading
+    reason: str = LATE
+
+    @property
+    def detail(self) -> str:
+        return _DETAILS[self.reason]
 
 
 Result = WindowResult | SensorEvent | LateReading  # what a shard hands on
 
 
-class _Sensor:
-    __slots__ = ("alerts", "heard", "rules", "scorer", "seen_at", "streaks", "windows")
+class _Part:
+    """One input partition as a shard sees it: its input time, and its sensors' silences."""
 
-    def __init__(self, now: float, rules: RuleSet) -> None:
+    __slots__ = ("clock", "closes", "idle", "stale")
+
+    def __init__(self, name: str) -> None:
+        self.clock = PartClock(name)
+        # Windows to close by input time: (input time, sensor, the next_close it was set for).
+        # Entries go stale when the sensor's own readings close the window first; skipped then.
+        self.closes: list[tuple[float, tuple[str, str], int]] = []
+        self.idle = SilenceQueue()  # sensors with open windows
+        self.stale = SilenceQueue()  # sensors with an open alert
+
+
+class _Sensor:
+    __slots__ = (
+        "alerts",
+        "batch",
+        "gap",
+        "heard",
+        "late_from",
+        "late_n",
+        "moved",
+        "part",
+        "rules",
+        "scorer",
+        "streaks",
+        "windows",
+    )
+
+    def __init__(self, rules: RuleSet) -> None:
         self.windows = SensorWindows()
         self.scorer: SensorScorer | None = None  # built at the first closed window
         self.alerts = AlertTracker()
-        self.heard = -1.0  # wall time of the batch it was last heard in (its ``idle`` entry)
-        self.seen_at = now  # the same, kept when the idle timeout resets ``heard``
+        self.part: _Part | None = None  # the partition its readings come from
+        self.heard = 0.0  # its partition's input time when it was last heard
+        self.gap = 0.0  # its usual input time between two hearings (0: not known yet)
+        self.batch = -1.0  # wall time of the batch it was last heard in
+        self.late_from: int | None = None  # event time where its current run of late began
+        self.late_n = 0  # readings in that run
+        self.moved = False  # seen on a second partition (reported once)
         self.rules = rules  # its family's, with its override; shared with its like
         self.streaks = rules.streaks()  # consecutive windows each rule has held, if it counts
 
@@ -156,24 +235,27 @@ class _Sensor:
 class ShardCounts:
     """Counters a shard keeps; the flow sums them for status and metrics."""
 
-    __slots__ = ("alerts_opened", "alerts_resolved", "anomalies", "forgotten", "late", "windows")
+    __slots__ = (
+        "alerts_opened",
+        "alerts_resolved",
+        "anomalies",
+        "forgotten",
+        "future",
+        "late",
+        "limited",
+        "moved",
+        "windows",
+    )
 
     def __init__(self) -> None:
         self.alerts_opened = self.alerts_resolved = self.anomalies = 0
         self.forgotten = self.late = self.windows = 0
+        self.future = self.limited = self.moved = 0
 
     def take(self) -> dict[str, int]:
         """The counts since the last call, which start again from zero."""
-        out = {
-            "alerts_opened": self.alerts_opened,
-            "alerts_resolved": self.alerts_resolved,
-            "anomalies": self.anomalies,
-            "forgotten": self.forgotten,
-            "late": self.late,
-            "windows": self.windows,
-        }
-        self.alerts_opened = self.alerts_resolved = self.anomalies = 0
-        self.forgotten = self.late = self.windows = 0
+        out = {name: getattr(self, name) for name in self.__slots__}
+        self.__init__()  # type: ignore[misc]
         return out
 
 
@@ -183,243 +265,451 @@ class ShardState:
     def __init__(self, config: ShardConfig) -> None:
         self.config = config
         self.sensors: dict[tuple[str, str], _Sensor] = {}
-        # Sensors with open windows, least recently heard from first. Wall time only grows, so
-        # this is ordered by idle deadline and expiry never scans sensors that are not due.
-        self.idle: OrderedDict[tuple[str, str], float] = OrderedDict()
-        # Live sensors' close deadlines: (wall time, sensor, the next_close it was set for).
-        # Entries go stale when the sensor's own readings close the window first; skipped then.
-        self.deadlines: list[tuple[float, tuple[str, str], int]] = []
-        # Sensors with an open alert, least recently heard from first: the stale rule's queue.
-        self.stale: OrderedDict[tuple[str, str], float] = OrderedDict()
+        self.parts: dict[str, _Part] = {}
+        self.open_alerts = 0  # sensors of this shard with an open alert
         self.next_sweep = _NEVER  # wall time of the next look for sensors to forget
         self.counts = ShardCounts()
+        self.notes: list[str] = []  # one-line news for the log (a sensor on a second partition)
+        self.pending: list[Result] = []  # results of a restore's reconfiguration, not yet out
 
-    @property
-    def open_alerts(self) -> int:
-        """Sensors of this shard with an open alert: the stale rule's queue holds each one."""
-        return len(self.stale)
+    # -- input -------------------------------------------------------------------------------
 
-    def reconfigure(self, config: ShardConfig) -> None:
-        """Take the current configuration after a restore from a snapshot, which holds the one
-        it was taken with: changed rules apply to every sensor, and a sensor of a family no
-        longer configured keeps its state until the TTL forgets it."""
-        self.config = config
-        for (family, sensor_id), sensor in self.sensors.items():
-            setup = config.families.get(family)
-            if setup is not None:
-                sensor.set_rules(setup.family.rules_for(sensor_id))
+    def _part(self, name: str) -> _Part:
+        part = self.parts.get(name)
+        if part is None:
+            part = self.parts[name] = _Part(name)
+        return part
 
-    def _new_sensor(self, key: tuple[str, str], now: float) -> _Sensor:
+    def _new_sensor(self, key: tuple[str, str]) -> _Sensor | None:
+        if len(self.sensors) >= self.config.max_sensors:
+            return None
         family, sensor_id = key
         sensor = self.sensors[key] = _Sensor(
-            now, self.config.families[family].family.rules_for(sensor_id)
+            self.config.families[family].family.rules_for(sensor_id)
         )
         return sensor
 
-    def ingest(self, readings: Iterable[Reading | Run], now: float) -> list[Result]:
-        """Fold a batch of readings (single or runs) at wall time ``now``; return closed windows
-        and late readings."""
+    def _join(self, key: tuple[str, str], sensor: _Sensor, part: _Part) -> None:
+        """The sensor's readings come from ``part`` (first heard, or moved)."""
+        old = sensor.part
+        if old is not None:
+            old.idle.drop(key)
+            old.stale.drop(key)
+            sensor.gap = 0.0  # input times of two partitions do not compare
+            if not sensor.moved:
+                sensor.moved = True
+                self.counts.moved += 1
+                self.notes.append(
+                    f"sensor {key[0]}/{key[1]} moved from partition {old.clock.name or '-'} to "
+                    f"{part.clock.name or '-'}: key every message by its sensor (or machine) id "
+                    "so a sensor's readings stay in one partition, or they may be late"
+                )
+            if sensor.alerts.alert_id is not None:
+                part.stale.touch(key, sensor.heard)
+        sensor.part = part
+
+    def ingest(self, readings: Iterable[Reading | Run | Beat], now: float) -> list[Result]:
+        """Fold a batch (readings single or as runs, each partition's after its ``Beat``) at
+        wall time ``now``; return closed windows and refused readings."""
         cfg = self.config
         sizes, lateness = cfg.window_ns, cfg.lateness_ns
-        sensors, idle, stale = self.sensors, self.idle, self.stale
-        live = cfg.live_skew_s > 0
+        sensors = self.sensors
+        now_ns = int(now * 1e9)
+        horizon = now_ns + cfg.max_future_ns
         if self.next_sweep == _NEVER:
             self.next_sweep = now + cfg.sweep_s
         out: list[Result] = []
-        late = 0
+        part = self._part(NO_PART)
+        clock = part.clock
+        base = clock.at(now)  # input time before this segment's readings
+        top = 0  # the segment's latest event time, ns, capped at the wall clock
         for reading in readings:
-            # One test of the class (``Run`` and ``Reading`` are final), then each kind is
-            # unpacked as itself: unpacking beats four attribute reads. The sensor's lookup is
-            # written in both branches: a call per reading, or a slice of the reading hoisted
-            # above the branch, measured slower (bench/RESULTS.md, "A rejected change").
-            if type(reading) is not Run:
+            # One test of the class (``Run``, ``Reading`` and ``Beat`` are final), then each
+            # kind is unpacked as itself: unpacking beats four attribute reads. The sensor's
+            # lookup is written in both reading branches: a call per reading, or a slice of the
+            # reading hoisted above the branch, measured slower (bench/RESULTS.md).
+            if type(reading) is Reading:
                 family, sensor_id, ts, value, _ = reading
+                if ts > horizon:
+                    out.append(LateReading(reading, FUTURE))
+                    self.counts.future += 1
+                    continue
                 key = (family, sensor_id)
                 sensor = sensors.get(key)
                 if sensor is None:
-                    sensor = self._new_sensor(key, now)
+                    sensor = self._new_sensor(key)
+                    if sensor is None:
+                        out.append(LateReading(reading, SENSOR_LIMIT))
+                        self.counts.limited += 1
+                        continue
+                if sensor.part is not part:
+                    self._join(key, sensor, part)
                 size = sizes[family]
                 win = sensor.windows
                 before = win.next_close
-                if not win.add(ts, value, size, lateness):
-                    out.append(LateReading(reading))
-                    late += 1
-                    continue
-            else:
+                if ts + size + lateness <= win.max_ts or not win.add(ts, value, size, lateness):
+                    if not self._one(key, sensor, reading, size, out):
+                        continue
+                elif sensor.late_from is not None:
+                    sensor.late_from = None
+                last = ts
+            elif type(reading) is Run:
                 family, sensor_id, stamps, values, _ = reading
                 key = (family, sensor_id)
                 sensor = sensors.get(key)
                 if sensor is None:
-                    sensor = self._new_sensor(key, now)
+                    sensor = self._new_sensor(key)
+                    if sensor is None:
+                        out.extend(LateReading(r, SENSOR_LIMIT) for r in reading.readings())
+                        self.counts.limited += len(stamps)
+                        continue
+                if sensor.part is not part:
+                    self._join(key, sensor, part)
                 size = sizes[family]
                 win = sensor.windows
                 before = win.next_close
-                if stamps[0] >= win.closed_until and all(map(le, stamps, islice(stamps, 1, None))):
+                last = stamps[-1]
+                if (
+                    stamps[0] >= win.closed_until
+                    and stamps[0] + size + lateness > win.max_ts
+                    and last <= horizon
+                    and all(map(le, stamps, islice(stamps, 1, None)))
+                ):
                     win.add_sorted(stamps, values, size, lateness)  # in order: none can be late
+                    if sensor.late_from is not None:
+                        sensor.late_from = None
                 else:  # out of order: one by one, as single readings (which close as they go)
-                    singles = reading.readings()
-                    taken = self._ingest_each(key, sensor, singles, out)
-                    late += len(singles) - taken
-                    if not taken:
+                    if not self._ingest_each(key, sensor, reading.readings(), horizon, out):
                         continue
+                    last = win.max_ts
+            else:  # a Beat: the next readings come from its partition
+                assert type(reading) is Beat
+                if top:
+                    clock.event(top / 1e9)
+                part = self._part(reading.part)
+                clock = part.clock
+                clock.beat(reading.wall, reading.since, now)
+                base, top = clock.at(now), 0
+                continue
             if win.max_ts >= win.next_close:
                 self._score(key, sensor, win.close_due(size, lateness), out)
-            if live and win.next_close != before:  # once per window, not per reading
-                self._arm(key, win, now)
-            if sensor.heard != now:
-                # Once per sensor per batch: a sensor sends many readings per poll.
-                sensor.heard = sensor.seen_at = now
-                idle[key] = now
-                idle.move_to_end(key)
-                if sensor.alerts.alert_id is not None:
-                    stale[key] = now
-                    stale.move_to_end(key)
-        self.counts.late += late
+            if last > top:
+                top = last if last < now_ns else now_ns
+            heard = top / 1e9
+            if heard < base:
+                heard = base
+            if sensor.batch != now:
+                # Once per sensor per batch: its usual gap between hearings.
+                if sensor.gap == 0.0:
+                    sensor.gap = heard - sensor.heard if sensor.batch >= 0 else 0.0
+                else:
+                    gap = heard - sensor.heard
+                    cap = GAP_CLIP * sensor.gap
+                    sensor.gap += GAP_WEIGHT * ((gap if gap < cap else cap) - sensor.gap)
+                sensor.batch = now
+            sensor.heard = heard
+            part.idle.touch(key, heard)
+            if sensor.alerts.alert_id is not None:
+                part.stale.touch(key, heard)
+            if win.next_close != before and win.open:  # once per window, not per reading
+                heapq.heappush(
+                    part.closes,
+                    (heard + sensor.gap + (win.next_close - win.max_ts) / 1e9, key, win.next_close),
+                )
+        if top:
+            clock.event(top / 1e9)
         return out
 
     def _ingest_each(
-        self, key: tuple[str, str], sensor: _Sensor, readings: list[Reading], out: list[Result]
+        self,
+        key: tuple[str, str],
+        sensor: _Sensor,
+        readings: list[Reading],
+        horizon: int,
+        out: list[Result],
     ) -> int:
         """A run's readings one by one, as ``ingest`` takes single ones; returns how many were
-        taken (not late)."""
+        taken (not late, not from the future)."""
         size, lateness = self.config.window_ns[key[0]], self.config.lateness_ns
         win = sensor.windows
         taken = 0
         for reading in readings:
-            if not win.add(reading.ts, reading.value, size, lateness):
-                out.append(LateReading(reading))
+            ts = reading.ts
+            if ts > horizon:
+                out.append(LateReading(reading, FUTURE))
+                self.counts.future += 1
                 continue
+            if ts + size + lateness <= win.max_ts or not win.add(ts, reading.value, size, lateness):
+                if not self._one(key, sensor, reading, size, out):
+                    continue
+            elif sensor.late_from is not None:
+                sensor.late_from = None
             taken += 1
             if win.max_ts >= win.next_close:
                 self._score(key, sensor, win.close_due(size, lateness), out)
         return taken
 
+    def _one(
+        self, key: tuple[str, str], sensor: _Sensor, reading: Reading, size: int, out: list[Result]
+    ) -> bool:
+        """A reading late, or so far behind its sensor's clock that its window closes at once.
+
+        Late, unless the sensor's readings have all been that far behind for a whole window of
+        their own time, and ``RESTART_READINGS`` of them: its clock stepped forward and came
+        back (an NTP correction, a gateway's clock set back), so it starts again from this
+        reading. True: taken.
+        """
+        ts = reading.ts
+        lateness = self.config.lateness_ns
+        win = sensor.windows
+        start = sensor.late_from
+        if start is None or ts < start:
+            sensor.late_from, sensor.late_n = ts, 1
+        elif sensor.late_n + 1 >= RESTART_READINGS and ts - start >= size:
+            sensor.late_from = None
+            self._score(key, sensor, win.close_all(size, lateness), out)
+            win.rebase(ts, size)
+        else:
+            sensor.late_n += 1
+        if win.add(ts, reading.value, size, lateness):
+            return True  # behind, but its window was not closed yet
+        out.append(LateReading(reading))
+        self.counts.late += 1
+        return False
+
+    # -- silence ----------------------------------------------------------------------------
+
+    def _limit(self, floor: float) -> Callable[[tuple[str, str]], float]:
+        """A sensor's silence limit: the floor, or longer by its own cadence."""
+        sensors = self.sensors
+
+        def limit_of(key: tuple[str, str]) -> float:
+            sensor = sensors.get(key)
+            return floor if sensor is None else max(floor, SILENCE_GAPS * sensor.gap)
+
+        return limit_of
+
+    def _heard_of(self, part: _Part) -> Callable[[tuple[str, str]], float | None]:
+        sensors = self.sensors
+
+        def heard_of(key: tuple[str, str]) -> float | None:
+            sensor = sensors.get(key)
+            return None if sensor is None or sensor.part is not part else sensor.heard
+
+        return heard_of
+
     def expire(self, now: float) -> list[Result]:
-        """Close the windows of sensors not heard from for ``idle_timeout_s`` of wall time."""
-        out: list[Result] = []
-        cutoff = now - self.config.idle_timeout_s
-        idle = self.idle
-        while idle:
-            key, last = next(iter(idle.items()))
-            if last > cutoff:
-                break
-            self._close_sensor(key, out)
-        deadlines = self.deadlines
-        sizes, lateness = self.config.window_ns, self.config.lateness_ns
-        while deadlines and deadlines[0][0] <= now:
-            due, key, next_close = heapq.heappop(deadlines)
-            sensor = self.sensors.get(key)
-            if sensor is None:
-                continue  # forgotten since
-            win = sensor.windows
-            if win.next_close != next_close:
-                continue  # its own readings (or the idle timeout) closed that window first
-            # The sensor's clock, run on by the wall clock since it was at next_close.
-            clock = next_close + round((now - due) * 1e9)
-            self._score(key, sensor, win.close_at(clock, sizes[key[0]], lateness), out)
-            if win.open:
-                heapq.heappush(
-                    deadlines, (due + (win.next_close - next_close) / 1e9, key, win.next_close)
-                )
-        if self.config.stale_s > 0:
-            self._expire_stale(now, out)
+        """Act on silence at wall time ``now``: close windows, resolve stale alerts, forget."""
+        out: list[Result] = self.pending
+        self.pending = []
+        cfg = self.config
+        sizes, lateness = cfg.window_ns, cfg.lateness_ns
+        for part in list(self.parts.values()):
+            at = part.clock.at(now)
+            closes = part.closes
+            while closes and closes[0][0] <= at:
+                _, key, next_close = heapq.heappop(closes)
+                sensor = self.sensors.get(key)
+                if sensor is None or sensor.part is not part:
+                    continue  # forgotten, or moved, since
+                win = sensor.windows
+                if win.next_close != next_close:
+                    continue  # its own readings (or the idle rule) closed that window first
+                # The sensor's clock, run on by its partition's input time less its usual gap.
+                clock = win.max_ts + round((at - sensor.heard - sensor.gap) * 1e9)
+                if clock < next_close:  # heard again since the entry was made
+                    due = sensor.heard + sensor.gap + (next_close - win.max_ts) / 1e9
+                    heapq.heappush(closes, (due, key, next_close))
+                    continue
+                self._score(key, sensor, win.close_at(clock, sizes[key[0]], lateness), out)
+                if win.open:
+                    due = sensor.heard + sensor.gap + (win.next_close - win.max_ts) / 1e9
+                    heapq.heappush(closes, (due, key, win.next_close))
+            heard_of = self._heard_of(part)
+            idle = cfg.idle_timeout_s
+            for key in part.idle.due(at, idle, self._limit(idle), heard_of):
+                self._close_sensor(key, out)
+            if cfg.stale_s > 0:
+                stale = cfg.stale_s
+                for key in part.stale.due(at, stale, self._limit(stale), heard_of):
+                    self._resolve_stale(key, at, out)
         if now >= self.next_sweep:
             self._sweep(now, out)
         return out
 
-    def _expire_stale(self, now: float, out: list[Result]) -> None:
-        """Resolve, as ``stale``, the open alerts of sensors silent for ``stale_s``."""
-        stale = self.stale
-        cutoff = now - self.config.stale_s
-        while stale:
-            key, last = next(iter(stale.items()))
-            if last > cutoff:
-                break
-            del stale[key]
-            self._resolve_stale(key, now, out)
+    def _silence(self, sensor: _Sensor, now: float) -> float:
+        part = sensor.part
+        return 0.0 if part is None else part.clock.at(now) - sensor.heard
 
-    def _resolve_stale(self, key: tuple[str, str], now: float, out: list[Result]) -> None:
+    def _resolve_stale(self, key: tuple[str, str], at: float, out: list[Result]) -> None:
         """Close a silent sensor's windows, which may resolve its alert cleanly; if they do not,
         resolve it as stale."""
         sensor = self.sensors[key]
         if sensor.windows.open:
             self._close_sensor(key, out)
-            self.stale.pop(key, None)  # a clean resolution just now
         event = sensor.alerts.stale()
         if event is not None:
             self.counts.alerts_resolved += 1
+            self.open_alerts -= 1
+            if sensor.part is not None:
+                sensor.part.stale.drop(key)
             out.append(
                 SensorEvent(
-                    key[0], key[1], event.event, now - sensor.seen_at, event, self._unit(key[0])
+                    key[0], key[1], event.event, at - sensor.heard, event, self._unit(key[0])
                 )
             )
 
     def _sweep(self, now: float, out: list[Result]) -> None:
-        """Forget the sensors silent for ``state_ttl_s``, after closing what they left open."""
+        """Forget the sensors silent for ``state_ttl_s`` (or longer, by their cadence)."""
         cfg = self.config
-        cutoff = now - cfg.state_ttl_s
-        for key in [k for k, sensor in self.sensors.items() if sensor.seen_at <= cutoff]:
-            self._resolve_stale(key, now, out)
-            self.stale.pop(key, None)
-            self.idle.pop(key, None)  # a TTL shorter than the idle timeout leaves it there
-            sensor = self.sensors.pop(key)
-            self.counts.forgotten += 1
-            out.append(
-                SensorEvent(
-                    key[0], key[1], FORGOTTEN, now - sensor.seen_at, unit=self._unit(key[0])
-                )
-            )
+        ttl = cfg.state_ttl_s
+        gone = [
+            k
+            for k, sensor in self.sensors.items()
+            if self._silence(sensor, now) >= max(ttl, SILENCE_GAPS * sensor.gap)
+        ]
+        for key in gone:
+            self._forget(key, now, out)
         self.next_sweep = now + cfg.sweep_s if self.sensors else _NEVER
 
-    def _arm(self, key: tuple[str, str], win: SensorWindows, now: float) -> None:
-        """Give a live sensor a wall-clock deadline for its earliest open window.
-
-        Live: its event clock is within ``live_skew_s`` of the wall clock, so it can be run on
-        by the wall clock between readings, as Bytewax's ``EventClock`` does. Without this a
-        window closes only when the sensor's next reading passes its end plus the lateness, up
-        to one sampling interval late (0.5 s at 2 Hz). Replays and backlogs (old event times)
-        are not live, so they close by event time only and stay deterministic.
-        """
-        if not win.open or abs(win.max_ts / 1e9 - now) > self.config.live_skew_s:
-            return
-        heapq.heappush(
-            self.deadlines, (now + (win.next_close - win.max_ts) / 1e9, key, win.next_close)
-        )
+    def _forget(self, key: tuple[str, str], now: float, out: list[Result]) -> None:
+        """Close what a sensor left open, resolve its alert as stale, and drop its state."""
+        sensor = self.sensors[key]
+        silent = self._silence(sensor, now)
+        self._resolve_stale(key, sensor.heard + silent, out)
+        if sensor.part is not None:
+            sensor.part.idle.drop(key)
+            sensor.part.stale.drop(key)
+        del self.sensors[key]
+        self.counts.forgotten += 1
+        out.append(SensorEvent(key[0], key[1], FORGOTTEN, silent, unit=self._unit(key[0])))
 
     def flush(self) -> list[Result]:
         """Close every open window: the input has ended."""
-        out: list[Result] = []
-        for key in list(self.idle):
-            self._close_sensor(key, out)
-        self.deadlines.clear()
+        out: list[Result] = self.pending
+        self.pending = []
+        for key, sensor in list(self.sensors.items()):
+            if sensor.windows.open:
+                self._close_sensor(key, out)
+        for part in self.parts.values():
+            part.closes.clear()
+            part.idle.clear()
         self.next_sweep = _NEVER  # the input has ended: nothing will fall silent any more
         return out
 
     def next_deadline(self) -> float | None:
-        """Wall time at which ``expire`` next has work, or None."""
+        """Wall time at which ``expire`` next has work, or None (the input will say)."""
         cfg = self.config
+        if self.pending:
+            return 0.0
         times = []
-        if self.idle:
-            times.append(next(iter(self.idle.values())) + cfg.idle_timeout_s)
-        if self.deadlines:
-            times.append(self.deadlines[0][0])
-        if self.stale and cfg.stale_s > 0:
-            times.append(next(iter(self.stale.values())) + cfg.stale_s)
+        for part in self.parts.values():
+            dues = []
+            if part.closes:
+                dues.append(part.closes[0][0])
+            idle = part.idle.next_due(cfg.idle_timeout_s)
+            if idle is not None:
+                dues.append(idle)
+            if cfg.stale_s > 0:
+                stale = part.stale.next_due(cfg.stale_s)
+                if stale is not None:
+                    dues.append(stale)
+            if dues:
+                wall = part.clock.wall_of(min(dues))
+                if wall is not None:
+                    times.append(wall)
         if self.next_sweep != _NEVER:
             times.append(self.next_sweep)
         return min(times) if times else None
 
     def _close_sensor(self, key: tuple[str, str], out: list[Result]) -> None:
         """Close and score all of a sensor's open windows; it leaves the idle queue."""
-        self.idle.pop(key, None)
         sensor = self.sensors[key]
-        sensor.heard = -1.0
+        if sensor.part is not None:
+            sensor.part.idle.drop(key)
         closed = sensor.windows.close_all(self.config.window_ns[key[0]], self.config.lateness_ns)
         self._score(key, sensor, closed, out)
 
     def _unit(self, family: str) -> str | None:
         setup = self.config.families.get(family)
         return None if setup is None else setup.family.unit
+
+    # -- a restore --------------------------------------------------------------------------
+
+    def reconfigure(self, config: ShardConfig) -> list[str]:
+        """Take the current configuration after a restore from a snapshot, which holds the one
+        it was made under; return one line per difference, for the log.
+
+        A removed family's sensors are closed and forgotten; a family whose window length
+        changed has its open windows closed as they are, and the new length applies from its
+        next reading; a new lateness applies to open windows; changed rules apply to every
+        sensor; model settings apply to restored models where ``SensorScorer.retune`` says
+        that is sound (else to new sensors only). Nothing is silent yet: every partition waits
+        for its source to say it is caught up. Changing the shard count is refused by the
+        caller (``dataflow.flow.restore``): it would move sensors between shards.
+        """
+        old = self.config
+        lines: list[str] = []
+        out = self.pending
+        for part in self.parts.values():
+            part.clock.pause()
+        gone = [name for name in old.families if name not in config.families]
+        for name in gone:
+            for key in [k for k in self.sensors if k[0] == name]:
+                self._forget(key, 0.0, out)
+            lines.append(f"family {name!r} is no longer configured: its sensors were forgotten")
+        for name, setup in config.families.items():
+            before = old.families.get(name)
+            if before is None:
+                continue
+            if before.window_ns != setup.window_ns:
+                for key, sensor in self.sensors.items():
+                    if key[0] == name and sensor.windows.open:
+                        self._close_sensor(key, out)
+                        sensor.windows.reopen_after(sensor.windows.max_ts)
+                lines.append(
+                    f"family {name!r}: window {before.window_ns / 1e9:g} s -> "
+                    f"{setup.window_ns / 1e9:g} s: open windows were closed at the old length, "
+                    "the new one applies from each sensor's next reading"
+                )
+            changed = [
+                f.name
+                for f in fields(ModelParams)
+                if f.name != "window_ns"
+                and getattr(before.model, f.name) != getattr(setup.model, f.name)
+            ]
+            if changed:
+                for key, sensor in self.sensors.items():
+                    if key[0] == name and sensor.scorer is not None:
+                        sensor.scorer.retune(setup.model)
+                fixed = [c for c in changed if c in STRUCTURAL]
+                lines.append(
+                    f"family {name!r}: model settings changed ({', '.join(changed)}): "
+                    + (
+                        f"restored models keep theirs, as {', '.join(fixed)} shape what they "
+                        "learned; new sensors take the new ones"
+                        if fixed
+                        else "applied to restored models"
+                    )
+                )
+        if old.lateness_ns != config.lateness_ns:
+            for key, sensor in self.sensors.items():
+                size = config.window_ns.get(key[0])
+                if size is not None:
+                    sensor.windows.relate(size, config.lateness_ns)
+            lines.append(
+                f"allowed lateness {old.lateness_ns / 1e9:g} s -> {config.lateness_ns / 1e9:g} s:"
+                " applied to open windows"
+            )
+        for name in _PLAIN_SETTINGS:
+            if getattr(old, name) != getattr(config, name):
+                lines.append(f"{name} {getattr(old, name)} -> {getattr(config, name)}: applied")
+        self.config = config
+        for (family, sensor_id), sensor in self.sensors.items():
+            sensor.set_rules(config.families[family].family.rules_for(sensor_id))
+        return lines
+
+    # -- scoring ----------------------------------------------------------------------------
 
     def _score(
         self,
@@ -483,12 +773,17 @@ class ShardState:
                 severity,
             )
             if event is not None:
+                part = sensor.part
                 if event.event == "open":
                     counts.alerts_opened += 1
-                    self.stale[key] = sensor.seen_at
+                    self.open_alerts += 1
+                    if part is not None:
+                        part.stale.touch(key, sensor.heard)
                 elif event.event == "resolved":
                     counts.alerts_resolved += 1
-                    self.stale.pop(key, None)
+                    self.open_alerts -= 1
+                    if part is not None:
+                        part.stale.drop(key)
             elif not emit_all:
                 continue
             out.append(

@@ -18,14 +18,28 @@ trip, and the fetch responses that bring the messages keep it current.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any, Protocol
 
 from bytewax.connectors.kafka import BYTEWAX_CONSUMER_LAG_GAUGE
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient
+
+from dataflow.progress import BEAT_SECONDS, Beat, Poll, part_name
+
+# How long a beat waits for the broker's high watermark when a poll brought nothing; during an
+# outage it does not answer, and the reader then says it is not caught up.
+WATERMARK_TIMEOUT_S = 0.5
 
 
 class LagGauge(Protocol):
@@ -71,7 +85,7 @@ def consumer_lag(position: int, low: int, high: int) -> int | None:
     return max(high - position, 0)
 
 
-class PollPartition(StatefulSourcePartition[list[Message], int]):
+class PollPartition(StatefulSourcePartition[Poll | Beat, int]):
     """One Kafka partition's reader: each poll becomes one dataflow item, a list of messages.
 
     ``stop`` set: the partition ends at its next poll, as at the end of the topic, without
@@ -89,6 +103,7 @@ class PollPartition(StatefulSourcePartition[list[Message], int]):
         batch_size: int,
         lag_gauge: Callable[[], LagGauge],
         stop: threading.Event,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         consumer.assign([TopicPartition(topic, part, offset)])
         self._consumer = consumer
@@ -102,8 +117,15 @@ class PollPartition(StatefulSourcePartition[list[Message], int]):
         self._make_gauge = lag_gauge
         self._gauge: LagGauge | None = None
         self._lag: int | None = None
+        # The word on this partition that each poll carries, and a beat every BEAT_SECONDS
+        # (dataflow.progress): since when it has been caught up; None while behind, when the
+        # broker does not answer, and at start until it is known.
+        self._name = part_name(topic, part)
+        self._clock = clock
+        self._since: float | None = None
+        self._next_beat = 0.0
 
-    def next_batch(self) -> list[list[Message]]:
+    def next_batch(self) -> list[Poll | Beat]:
         if self._eof or self._stop.is_set():
             raise StopIteration
         msgs = self._consumer.consume(self._batch_size, 0.001)
@@ -122,19 +144,50 @@ class PollPartition(StatefulSourcePartition[list[Message], int]):
             last = polled[-1].offset()
             assert last is not None  # a consumed message's; only a produced one has none yet
             self._offset = last + 1
-        self._report_lag()
-        return [polled] if polled else []
+        lag = self._report_lag()
+        now = self._clock()
+        items: list[Poll | Beat] = []
+        if polled:
+            # Messages just came, so the cached high watermark is fresh: lag 0 is caught up.
+            self._caught_up(lag == 0, now)
+            items.append(Poll(polled, Beat(self._name, now, self._since)))
+        if now >= self._next_beat:
+            if not polled:
+                self._caught_up(self._at_end(), now)
+            self._next_beat = now + BEAT_SECONDS
+            items.append(Beat(self._name, now, self._since))
+        return items
 
-    def _report_lag(self) -> None:
+    def _caught_up(self, yes: bool, now: float) -> None:
+        if not yes:
+            self._since = None
+        elif self._since is None:
+            self._since = now
+
+    def _at_end(self) -> bool:
+        """Whether this reader has read all the broker has, asking the broker (not the cache,
+        which an outage leaves as it was): an unanswered question is not caught up."""
+        try:
+            marks = self._consumer.get_watermark_offsets(
+                self._tp, timeout=WATERMARK_TIMEOUT_S, cached=False
+            )
+        except KafkaException:
+            return False
+        if marks is None:
+            return False
+        return consumer_lag(self._offset, *marks) == 0
+
+    def _report_lag(self) -> int | None:
         marks = self._consumer.get_watermark_offsets(self._tp, cached=True)
         if marks is None:
-            return
+            return None
         lag = consumer_lag(self._offset, *marks)
         if lag is not None and lag != self._lag:
             if self._gauge is None:
                 self._gauge = self._make_gauge()
             self._lag = lag
             self._gauge.set(lag)
+        return lag
 
     def snapshot(self) -> int:
         return self._offset
@@ -143,7 +196,7 @@ class PollPartition(StatefulSourcePartition[list[Message], int]):
         self._consumer.close()
 
 
-class KafkaPollSource(FixedPartitionedSource[list[Message], int]):
+class KafkaPollSource(FixedPartitionedSource[Poll | Beat, int]):
     """Every partition of the input topics, read from the beginning or from the recovery state.
 
     Partitions are listed with a plain admin client: Bytewax's ``list_parts`` passes the

@@ -46,6 +46,11 @@ OPEN_ALERTS = Gauge(
     "sensor_open_alerts",
     "Alerts open now (one per anomalous episode), kept across a restart with recovery.",
 )
+MOVED = Counter(
+    "sensor_partition_moves",
+    "Sensors seen on a second input partition (counted once each): their messages are not "
+    "keyed by sensor or machine id, and their readings may be late.",
+)
 _PLAIN = {
     "windows": WINDOWS,
     "anomalies": ANOMALIES,
@@ -102,6 +107,10 @@ class Status:
         for reason, n in by_reason.items():
             DEAD_LETTERS.labels(reason).inc(n)
         self.maybe_report()
+
+    def add_moved(self, sensors: int) -> None:
+        """Sensors newly seen on a second input partition."""
+        MOVED.inc(sensors)
 
     def set_tracked(self, shard: int, sensors: int) -> None:
         """How many sensors one shard keeps now; the gauge is the sum over shards."""

@@ -177,6 +177,25 @@ class SensorWindows:
             self._next_close(end, size, lateness)
         return out
 
+    def relate(self, size: int, lateness: int) -> None:
+        """Re-derive the next close time under another lateness (a restore whose settings
+        changed): the close time of the earliest open window is kept, not searched for."""
+        self.next_close = min(self.open) + size + lateness if self.open else _NEVER
+
+    def reopen_after(self, ts: int) -> None:
+        """Readings after ``ts`` are not late, whatever was closed (a window length changed: the
+        old windows were closed as they were, and the new ones take what follows)."""
+        if ts + 1 < self.closed_until:
+            self.closed_until = ts + 1
+
+    def rebase(self, ts: int, size: int) -> None:
+        """Start again at ``ts``'s window, every window closed first: the sensor's clock had
+        stepped forward and has come back, so what is behind its old clock is not late."""
+        assert not self.open, "close the open windows first"
+        self.closed_until = ts - ts % size
+        self.max_ts = -_NEVER
+        self.next_close = _NEVER
+
     def _next_close(self, after: int, size: int, lateness: int) -> None:
         """Set the next close time once the windows before ``after`` are closed."""
         opened = self.open

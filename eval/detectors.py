@@ -14,7 +14,15 @@ deployment would have as history):
   default pad, 1.0, scored better than 0.1 or 0.5: a value beyond the range falls into an edge
   leaf that it shares with ordinary values, so the range must leave room for the unusual;
 - ``ALLOWED_LATENESS_SECONDS=0``: a row whose timestamp is behind a closed window is late, as in
-  the flow: counted, not scored (real feeds repeat timestamps and sometimes step back).
+  the flow: counted, not scored (real feeds repeat timestamps and sometimes step back);
+- the valid range (``AIR_QUALITY_VALID_RANGE``): the widest the flow accepts, as a user would
+  declare for series without physical units; each row is encoded as the producer encodes a
+  reading and decoded by the flow's parser, so a row the flow would refuse is refused here too
+  (counted, not scored).
+
+Every other rule runs as in the flow, at its defaults: each row arrives at its own timestamp on
+a virtual wall clock, with the source caught up, so the silence rules (closing windows on input
+time, idle, stale, forgetting) act as they would on a live feed of that file.
 
 The air-quality family is used because it has no threshold rule by default, so ``ours`` is the
 ML path; the threshold baseline is the same flow with only the threshold rule.
@@ -36,11 +44,15 @@ from dataclasses import dataclass, field
 from dataflow.config import Settings
 from dataflow.families import AIR_QUALITY
 from dataflow.flow import shard_config
-from dataflow.readings import Reading
-from dataflow.shard import LateReading, ShardState, WindowResult
+from dataflow.families import MAX_MAGNITUDE
+from dataflow.progress import Beat
+from dataflow.readings import BadMessage, Reading, format_of, parse
+from dataflow.shard import LateReading, Result, SensorEvent, ShardState, WindowResult
 from eval.nab import Series, probation_rows, rows_at
+from producer.shapes import encode
 
 SENSOR_ID = "nab"
+PART = "nab/0"  # the one input partition a file's rows arrive on
 NEVER_READY = str(10**12)  # WARMUP_WINDOWS that no file reaches: the model never raises
 MODES = ("alerts", "windows")
 
@@ -94,30 +106,47 @@ def base_env(fitted: Fitted, limit_pad: float) -> dict[str, str]:
         "AIR_QUALITY_LIMITS": f"{fitted.lo - pad!r},{fitted.hi + pad!r}",
         "EMIT_ALL_WINDOWS": "true",  # the adapter needs every window, not only alert events
         "SHARDS": "1",
+        "AIR_QUALITY_VALID_RANGE": f"{-MAX_MAGNITUDE!r},{MAX_MAGNITUDE!r}",
     }
 
 
 @dataclass(frozen=True)
 class Replay:
-    """What a shard made of one file: every closed window, and how many rows were late."""
+    """What a shard made of one file: every closed window; how many rows were late; how many
+    alerts were resolved as stale (silence); how many rows the parser refused."""
 
     windows: list[WindowResult]
     late: int
+    stale: int = 0
+    refused: int = 0
 
 
 def replay(series: Series, env: Mapping[str, str]) -> Replay:
-    """Fold the rows as one sensor's readings through a dataflow shard, as the flow would."""
-    config = shard_config(Settings.from_env(dict(env)))
-    state = ShardState(config)
-    readings = [
-        Reading(AIR_QUALITY, SENSOR_ID, ts, v)
-        for ts, v in zip(series.timestamps, series.values, strict=True)
-    ]
-    out = state.ingest(readings, now=0.0)
+    """Fold the rows as one sensor's messages through the flow's parser and a dataflow shard,
+    each at its own time on a virtual wall clock (see the module doc)."""
+    settings = Settings.from_env(dict(env))
+    (family,) = [f for f in settings.families if f.name == AIR_QUALITY]
+    fmt = format_of(family)
+    state = ShardState(shard_config(settings))
+    out: list[Result] = []
+    refused = 0
+    first = series.timestamps[0] / 1e9 if series.timestamps else 0.0
+    for ts, value in zip(series.timestamps, series.values, strict=True):
+        key, message = encode(Reading(AIR_QUALITY, SENSOR_ID, ts, value))
+        try:
+            reading = parse(fmt, key, message)
+        except BadMessage:
+            refused += 1
+            continue
+        now = ts / 1e9
+        out.extend(state.ingest([Beat(PART, now, first), reading], now))
+        out.extend(state.expire(now))
     out.extend(state.flush())
     return Replay(
         [r for r in out if isinstance(r, WindowResult)],
         sum(1 for r in out if isinstance(r, LateReading)),
+        sum(1 for r in out if isinstance(r, SensorEvent) and r.event == "resolved"),
+        refused,
     )
 
 

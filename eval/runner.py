@@ -43,6 +43,8 @@ class FileResult:
     detections: dict[str, list[bool]]
     threshold_level: float
     late: int | None = None  # rows behind a closed window (None: not known, broker replay)
+    stale: int | None = None  # alerts resolved as stale (silence), as the flow's rules ran
+    refused: int | None = None  # rows the flow's parser refused (dead letters)
 
     @property
     def category(self) -> str:
@@ -75,10 +77,10 @@ def evaluate_file(
     ours_fn: OursFn | None = None,
 ) -> FileResult:
     """Run the three detectors on one file and score them."""
-    late = None
+    late = stale = refused = None
     if ours_fn is None:
         ours_det, run = detectors.ours(series, opts.ours)
-        late = run.late
+        late, stale, refused = run.late, run.stale, run.refused
     else:
         ours_det = ours_fn(rel, series)
     thr_det, level = detectors.threshold(series, opts.threshold_margin, opts.ours.mode)
@@ -88,7 +90,7 @@ def evaluate_file(
         "threshold": thr_det,
     }
     scores = {name: score_file(series.timestamps, d, windows, profile) for name, d in dets.items()}
-    return FileResult(rel, series, windows, scores, dets, level, late)
+    return FileResult(rel, series, windows, scores, dets, level, late, stale, refused)
 
 
 def evaluate(
@@ -154,6 +156,8 @@ def to_json(results: list[FileResult], profile_name: str) -> dict[str, Any]:
         for cat, rs in by_category(results).items()
     }
     out["late_rows"] = {r.path: r.late for r in results if r.late}
+    out["stale_resolutions"] = {r.path: r.stale for r in results if r.stale}
+    out["refused_rows"] = {r.path: r.refused for r in results if r.refused}
     return out
 
 
@@ -220,7 +224,9 @@ def table(results: list[FileResult], profile_name: str) -> str:
     lines.append(
         f"ours beats random on {sums['random']['files_ours_beats']}/{len(results)} files, "
         f"threshold on {sums['threshold']['files_ours_beats']}/{len(results)}; "
-        f"{sum(r.late or 0 for r in results)} late row(s) counted, not scored"
+        f"{sum(r.late or 0 for r in results)} late row(s) counted, not scored; "
+        f"{sum(r.stale or 0 for r in results)} alert(s) resolved as stale; "
+        f"{sum(r.refused or 0 for r in results)} row(s) refused by the parser"
     )
     return "\n".join(lines)
 

@@ -13,6 +13,9 @@ from dataflow.shard import FamilySetup, ShardConfig
 
 S = 1_000_000_000  # one second in ns
 T0 = 1_710_856_625 * S  # 2024-03-19 13:57:05 UTC: an epoch on a 5 s window boundary
+# A wall time (s) long after T0, for tests about windows and rules, not silence: every reading
+# of theirs is in the wall clock's past, as a replayed backlog's are.
+LATER = 4_000_000_000.0
 
 
 def families(window_s: float = 5.0, threshold: float | None = 90.0) -> tuple[Family, ...]:
@@ -55,3 +58,17 @@ def topics(
     """topic -> formats of the built-in families, as ``route`` takes them."""
     names = only or (TEMPERATURE, AIR_QUALITY)
     return {BUILTIN[n].topic: [fmt(n, (valid or {}).get(n))] for n in names}
+
+
+def readings_only(routed: Any) -> Any:
+    """``route``'s answer with each shard's partition marks (``Beat``) left out: what tests of
+    decoding and grouping compare. ``test_routing`` checks the marks themselves."""
+    from dataflow.progress import Beat
+    from dataflow.routing import ShardBatch
+
+    by_shard, *rest = routed
+    kept = {
+        shard: ShardBatch(item for item in batch if type(item) is not Beat)
+        for shard, batch in by_shard.items()
+    }
+    return (kept, *rest)

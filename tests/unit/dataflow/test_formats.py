@@ -12,7 +12,7 @@ from dataflow.encoding import encode_dead_letter
 from dataflow.families import Family
 from dataflow.readings import BadMessage, Columns, format_of, parse, parse_poll
 from dataflow.routing import route
-from tests.factories import S
+from tests.factories import S, readings_only
 from tests.fakes import FakeMessage
 
 T = 1_709_294_400  # 2024-03-01T12:00:00Z
@@ -174,7 +174,7 @@ def test_a_configured_shape_names_what_is_wrong(value: dict, reason: str) -> Non
     # Through routing (a whole poll, where ids are checked once per sensor): the same reason.
     good = orjson.dumps({"device": {"id": "a"}, "reading": {"rh": 5}, "ts": "2024-03-01T12:00Z"})
     poll = [FakeMessage(None, good, "plant", 0, 0), FakeMessage(None, msg, "plant", 0, 1)]
-    by_shard, dead, _ = route([poll], {"plant": [format_of(HUMIDITY)]}, 1)
+    by_shard, dead, _ = readings_only(route([poll], {"plant": [format_of(HUMIDITY)]}, 1))
     assert [(d.reason, d.offset, d.value) for d in dead] == [(reason, 1, msg)]
     assert [r.sensor_id for r in by_shard[0]] == ["a"]
 
@@ -191,7 +191,7 @@ def test_two_families_on_one_topic_each_read_their_value() -> None:
         [FakeMessage(None, good, "plant", 0, 1)],
         [FakeMessage(None, good, "plant", 0, 2), FakeMessage(None, half, "plant", 0, 3)],
     ]
-    by_shard, dead, by_family = route(polls, {"plant": fmts}, 1)
+    by_shard, dead, by_family = readings_only(route(polls, {"plant": fmts}, 1))
     readings = sorted((r.family, r.sensor_id, r.value) for r in by_shard[0])
     assert readings == [
         ("humidity", "m1", 71.2),
@@ -215,10 +215,12 @@ def test_on_a_shared_topic_an_id_refused_after_a_whole_poll_names_its_family() -
         {"device": {"id": ""}, "reading": {"rh": 1.0, "vib": 0.4}, "ts": "2024-03-01T12:00:00Z"}
     )
     ok = blank.replace(b'"id":""', b'"id":"m1"')
-    _, dead, _ = route(
-        [[FakeMessage(None, ok, "plant", 0, 0), FakeMessage(None, blank, "plant", 0, 1)]],
-        {"plant": fmts},
-        1,
+    _, dead, _ = readings_only(
+        route(
+            [[FakeMessage(None, ok, "plant", 0, 0), FakeMessage(None, blank, "plant", 0, 1)]],
+            {"plant": fmts},
+            1,
+        )
     )
     assert [(d.reason, d.offset, d.family) for d in dead] == [
         ("bad_sensor_id", 1, "humidity"),
@@ -243,7 +245,7 @@ def test_a_poll_keyed_by_an_id_field_groups_runs_per_sensor() -> None:
         )
         for i in range(4)
     ]
-    by_shard, dead, _ = route([msgs], {"plant": [format_of(HUMIDITY)]}, 1)
+    by_shard, dead, _ = readings_only(route([msgs], {"plant": [format_of(HUMIDITY)]}, 1))
     assert dead == []
     runs = {r.sensor_id: r for r in by_shard[0]}
     assert runs["s0"].values == (0.0, 2.0) and runs["s1"].ts == (T * S + S, T * S + 3 * S)

@@ -11,7 +11,7 @@ from dataflow.encoding import encode_dead_letter, encode_late
 from dataflow.families import TEMPERATURE
 from dataflow.routing import route, shard_of
 from dataflow.shard import LateReading
-from tests.factories import S, topics
+from tests.factories import S, readings_only, topics
 from tests.fakes import FakeMessage
 
 TOPICS = topics(only=(TEMPERATURE,))
@@ -35,7 +35,7 @@ def test_route_takes_the_kafka_timestamp_only_when_the_payload_has_none() -> Non
         3,
         1_700_000_123_456,
     )
-    by_shard, dead, by_family = route([[with_ts, without, own_ts]], TOPICS, 1)
+    by_shard, dead, by_family = readings_only(route([[with_ts, without, own_ts]], TOPICS, 1))
     assert [(r.sensor_id, r.ts) for r in by_shard[0]] == [
         ("1", 1_700_000_123_456 * 1_000_000),
         ("3", 1_600_000_000 * S),
@@ -52,13 +52,15 @@ def test_route_groups_by_shard_and_keeps_bad_bytes() -> None:
     bad = msg(b"7", b"\xff not json", offset=99)
     stray = msg(b"7", b"{}", topic="elsewhere")
     cache: dict = {}
-    by_shard, dead, by_family = route([good[:25], [bad, *good[25:]], [stray]], TOPICS, 8, cache)
+    by_shard, dead, by_family = readings_only(
+        route([good[:25], [bad, *good[25:]], [stray]], TOPICS, 8, cache)
+    )
     assert cache == {
         TEMPERATURE: {
             str(i).encode(): (str(i), shard_of(TEMPERATURE, str(i), 8)) for i in range(50)
         }
     }
-    again, _, _ = route([good], TOPICS, 8, cache)
+    again, _, _ = readings_only(route([good], TOPICS, 8, cache))
     assert again == by_shard
     assert by_family == {TEMPERATURE: 50}
     assert sum(len(v) for v in by_shard.values()) == 50
@@ -90,7 +92,7 @@ def test_a_shard_batch_crosses_processes_as_plain_values_and_keeps_late_bytes() 
         )
         for i in range(3)
     ]
-    by_shard, _, _ = route([sources], TOPICS, 1)
+    by_shard, _, _ = readings_only(route([sources], TOPICS, 1))
     batch = by_shard[0]
     assert isinstance(batch, ShardBatch)
     copy = pickle.loads(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL))
@@ -112,7 +114,7 @@ def test_an_implausible_value_is_a_dead_letter_with_its_bytes_and_the_rest_are_r
         return msg(b"2", orjson.dumps({"Temperature_C": value, "Timestamp": ts}), offset)
 
     poll = [reading(50.0, 0), reading(1.7e308, 1), reading(1.7e308, 2), reading(51.0, 3)]
-    by_shard, dead, by_family = route([poll], TOPICS, 1)
+    by_shard, dead, by_family = readings_only(route([poll], TOPICS, 1))
     assert [r.value for r in by_shard[0]] == [50.0, 51.0]
     assert [(d.reason, d.value, d.offset) for d in dead] == [
         ("out_of_range", poll[1].value(), 1),
@@ -120,7 +122,7 @@ def test_an_implausible_value_is_a_dead_letter_with_its_bytes_and_the_rest_are_r
     ]
     assert "-273.15..10000" in dead[0].detail
     assert by_family == {TEMPERATURE: 2}
-    _, dead, _ = route([poll], topics({TEMPERATURE: (0.0, 50.5)}), 1)
+    _, dead, _ = readings_only(route([poll], topics({TEMPERATURE: (0.0, 50.5)}), 1))
     assert [d.offset for d in dead] == [1, 2, 3]
 
 

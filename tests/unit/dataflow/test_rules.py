@@ -10,7 +10,7 @@ from dataflow.families import parse_families
 from dataflow.readings import Reading
 from dataflow.rules import Rule, RuleSet, highest
 from dataflow.shard import ShardState, WindowResult
-from tests.factories import T0, S, shard_config
+from tests.factories import LATER, T0, S, shard_config
 
 SENSORS = """
 families:
@@ -50,9 +50,9 @@ def feed(
     window unless ``close`` is false."""
     out = []
     for i, mean in enumerate(means):
-        out += st.ingest(hum(sensor, first + i, mean), now=0.0)
+        out += st.ingest(hum(sensor, first + i, mean), now=LATER)
     if close:
-        out += st.ingest(hum(sensor, first + len(means), 50.0), now=0.0)
+        out += st.ingest(hum(sensor, first + len(means), 50.0), now=LATER)
     return [r for r in out if isinstance(r, WindowResult)]
 
 

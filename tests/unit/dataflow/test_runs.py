@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from dataflow.encoding import encode_late
 from dataflow.families import AIR_QUALITY, TEMPERATURE
+from dataflow.progress import Beat
 from dataflow.readings import (
     VALID_RANGES,
     BadMessage,
@@ -27,7 +28,7 @@ from dataflow.readings import (
 from dataflow.routing import ShardBatch, route
 from dataflow.shard import LateReading, ShardConfig, ShardState
 from dataflow.windows import SensorWindows, _sum_in_order
-from tests.factories import T0, S, fmt, topics
+from tests.factories import T0, S, fmt, readings_only, topics
 from tests.factories import shard_config as make_shard_config
 from tests.fakes import FakeMessage
 
@@ -297,22 +298,27 @@ def test_a_shard_gives_the_same_windows_and_late_readings_from_runs(
                 else Reading(TEMPERATURE, sensor, ts[0], vals[0], srcs[0])
             )
         flat = [r for it in items for r in (it.readings() if type(it) is Run else [it])]
-        now = float(batch_no)
+        now = T0 / S + 1000 + batch_no
         assert runs.ingest(items, now) == singles.ingest(flat, now)
         assert runs.counts.take() == singles.counts.take()
     assert runs.flush() == singles.flush()
 
 
 def test_a_run_of_only_late_readings_does_not_count_as_hearing_from_the_sensor() -> None:
-    """As single late readings do not: the sensor's open window still closes by idle time."""
+    """As single late readings do not: the sensor's open window still closes when its
+    partition's input time, run on from its last accepted reading, passes end + lateness."""
+    wall0 = T0 / S
+    live = Beat("temperature_readings/0", wall0 + 8, wall0)
     state_ = ShardState(shard_config())
     state_.ingest(
-        [Reading(TEMPERATURE, "a", T0, 60.0), Reading(TEMPERATURE, "a", T0 + 8 * S, 61.0)], now=0.0
+        [live, Reading(TEMPERATURE, "a", T0, 60.0), Reading(TEMPERATURE, "a", T0 + 8 * S, 61.0)],
+        now=wall0 + 8,
     )
     late = Run(TEMPERATURE, "a", (T0 + 2 * S, T0 + 1 * S), (1.0, 2.0), (None, None))
-    out = state_.ingest([late], now=5.0)
+    out = state_.ingest([live._replace(wall=wall0 + 9), late], now=wall0 + 9)
     assert [type(o) for o in out] == [LateReading, LateReading]
-    assert [o.stats.start for o in state_.expire(now=10.5)] == [T0 + 5 * S]
+    # Heard at 8 s, so [5, 10) closes at 8 + (12 - 8) = 12 s; had the late run counted, 13 s.
+    assert [o.stats.start for o in state_.expire(now=wall0 + 12)] == [T0 + 5 * S]
 
 
 def poll(n_sensors: int, per_sensor: int, bad: bytes | None = None) -> list[FakeMessage]:
@@ -352,14 +358,16 @@ def per_sensor(by_shard: dict[int, ShardBatch]) -> dict[tuple[int, str], list[tu
 
 def test_route_groups_a_decoded_poll_into_runs_with_the_per_message_readings() -> None:
     msgs = poll(5, 6)
-    fast, dead, counts = route([msgs], TOPICS, 4)
+    fast, dead, counts = readings_only(route([msgs], TOPICS, 4))
     assert not dead and counts == {TEMPERATURE: 30}
     assert any(type(it) is Run for b in fast.values() for it in b)
-    expected = per_sensor(route([[m] for m in msgs], TOPICS, 4)[0])  # one message a poll
+    expected = per_sensor(
+        readings_only(route([[m] for m in msgs], TOPICS, 4))[0]
+    )  # one message a poll
     assert len(expected) == 5
     assert per_sensor(fast) == expected
     # A malformed message: the poll is read message by message, and only it is rejected.
-    mixed, dead, counts = route([poll(5, 6, bad=b"{oops")], TOPICS, 4)
+    mixed, dead, counts = readings_only(route([poll(5, 6, bad=b"{oops")], TOPICS, 4))
     assert [(d.reason, d.offset) for d in dead] == [("invalid_json", 999)]
     assert counts == {TEMPERATURE: 30}
     assert per_sensor(mixed) == expected
@@ -372,7 +380,7 @@ def test_a_message_is_used_whichever_poll_it_comes_in(odd: bytes) -> None:
     value = temperature(61.0, T0)[:-1] + odd
     odd_msg = FakeMessage(b"9", value, "temperature_readings", 0, 500)
     for bad in (None, b"{oops"):
-        by_shard, dead, _ = route([[*poll(2, 2, bad=bad), odd_msg]], TOPICS, 1)
+        by_shard, dead, _ = readings_only(route([[*poll(2, 2, bad=bad), odd_msg]], TOPICS, 1))
         assert [d.offset for d in dead] == ([] if bad is None else [999])
         assert per_sensor(by_shard)[(0, "9")] == [(TEMPERATURE, "9", T0, 61.0, 500)]
 
@@ -382,13 +390,13 @@ def test_route_rejects_a_bad_key_of_a_decoded_poll_with_its_messages() -> None:
     msgs += [
         FakeMessage(b"", temperature(60.0, T0), "temperature_readings", 0, 50 + i) for i in range(2)
     ]
-    _, dead, counts = route([msgs], TOPICS, 2)
+    _, dead, counts = readings_only(route([msgs], TOPICS, 2))
     assert [(d.reason, d.offset) for d in dead] == [("bad_key", 50), ("bad_key", 51)]
     assert counts == {TEMPERATURE: 6}
 
 
 def test_a_batch_of_runs_crosses_processes_and_keeps_late_bytes() -> None:
-    by_shard, _, _ = route([poll(3, 4)], TOPICS, 1)
+    by_shard, _, _ = readings_only(route([poll(3, 4)], TOPICS, 1))
     batch = by_shard[0]
     assert all(type(it) is Run for it in batch)
     copy = pickle.loads(pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL))

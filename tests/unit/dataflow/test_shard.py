@@ -1,8 +1,13 @@
-"""A shard folds many sensors: own clocks, idle timeout, flush, snapshots."""
+"""A shard folds many sensors: own clocks, flush, snapshots, alerts going stale, forgetting.
+
+Silence is input time (``dataflow.progress``): tests that want the wall clock to count say the
+source is caught up with a ``Beat`` (``live``), as the source does every second.
+"""
 
 import pickle
 
 from dataflow.families import AIR_QUALITY, TEMPERATURE
+from dataflow.progress import Beat
 from dataflow.readings import Reading
 from dataflow.shard import (
     LateReading,
@@ -13,17 +18,28 @@ from dataflow.shard import (
 )
 from tests.factories import T0, S, shard_config
 
+WALL0 = T0 / S  # wall time equal to the event time of T0: a live sensor
+PART = "temperature_readings/0"
+
 
 def config(
     emit_all: bool = True,
     idle: float = 10.0,
-    live_skew: float = 0.0,
     stale: float = 300.0,
     ttl: float = 7 * 86_400.0,
 ) -> ShardConfig:
-    return shard_config(
-        idle=idle, emit_all=emit_all, live_skew_s=live_skew, stale_s=stale, state_ttl_s=ttl
-    )
+    return shard_config(idle=idle, emit_all=emit_all, stale_s=stale, state_ttl_s=ttl)
+
+
+def live(sec: float, since: float = 0.0) -> Beat:
+    """The source's word at wall time ``WALL0 + sec``: caught up since ``WALL0 + since``."""
+    return Beat(PART, WALL0 + sec, WALL0 + since)
+
+
+def feed(state: ShardState, sec: float, readings: list, since: float = 0.0) -> list:
+    """A batch at wall time ``WALL0 + sec`` from a caught-up partition, then the silence rules."""
+    now = WALL0 + sec
+    return state.ingest([live(sec, since), *readings], now) + state.expire(now)
 
 
 def temp(sensor: str, sec: float, value: float) -> Reading:
@@ -41,17 +57,17 @@ def windows(out: list) -> list[tuple[str, int, float]]:
 def test_each_sensor_advances_its_own_clock() -> None:
     """A sensor far ahead must not make a lagging sensor's readings late."""
     state = ShardState(config())
-    out = state.ingest([temp("fast", 100, 60.0), temp("slow", 1, 61.0)], now=0.0)
+    out = state.ingest([temp("fast", 100, 60.0), temp("slow", 1, 61.0)], now=WALL0 + 100)
     assert out == []
-    out = state.ingest([temp("slow", 3, 63.0), temp("slow", 7, 70.0)], now=1.0)
+    out = state.ingest([temp("slow", 3, 63.0), temp("slow", 7, 70.0)], now=WALL0 + 101)
     assert windows(out) == [("slow", 0, 62.0)]
 
 
 def test_late_reading_is_returned_not_dropped() -> None:
     state = ShardState(config())
-    state.ingest([temp("a", 1, 60.0), temp("a", 8, 60.0)], now=0.0)
+    state.ingest([temp("a", 1, 60.0), temp("a", 8, 60.0)], now=WALL0 + 100)
     r = temp("a", 2, 99.0)
-    assert state.ingest([r], now=1.0) == [LateReading(r)]
+    assert state.ingest([r], now=WALL0 + 101) == [LateReading(r)]
     assert state.counts.late == 1
 
 
@@ -59,7 +75,7 @@ def test_threshold_alarm_and_only_anomalies_by_default() -> None:
     state = ShardState(config(emit_all=False))
     batch = [temp("1", s, 70.0) for s in range(5)] + [temp("2", s, 95.0) for s in range(5)]
     batch += [temp("1", 7, 70.0), temp("2", 7, 95.0)]
-    [alarm] = state.ingest(batch, now=0.0)
+    [alarm] = state.ingest(batch, now=WALL0 + 100)
     assert alarm.sensor_id == "2" and alarm.threshold_alarm and alarm.anomaly
     assert alarm.reasons == ["threshold"] and alarm.stats.count == 5
     assert state.counts.windows == 2 and state.counts.anomalies == 1
@@ -68,73 +84,13 @@ def test_threshold_alarm_and_only_anomalies_by_default() -> None:
 def test_no_threshold_rule_for_air_quality_by_default() -> None:
     state = ShardState(config())
     batch = [Reading(AIR_QUALITY, "Sensor1", T0 + s * S, 500.0) for s in (0, 1, 8)]
-    [res] = state.ingest(batch, now=0.0)
+    [res] = state.ingest(batch, now=WALL0 + 100)
     assert res.threshold is None and not res.threshold_alarm
-
-
-def test_idle_sensor_is_closed_by_wall_clock_only_when_due() -> None:
-    state = ShardState(config(idle=10.0))
-    state.ingest([temp("quiet", 1, 60.0)], now=100.0)
-    state.ingest([temp("busy", 1, 60.0)], now=105.0)
-    assert state.next_deadline() == 110.0
-    assert state.expire(109.9) == []
-    assert windows(state.expire(110.0)) == [("quiet", 0, 60.0)]
-    assert state.next_deadline() == 115.0
-    assert list(state.idle) == [(TEMPERATURE, "busy")]
-
-
-WALL0 = T0 / S  # wall time equal to event time: a live sensor
-
-
-def test_live_sensor_window_closes_by_the_wall_clock_at_end_plus_lateness() -> None:
-    """2 Hz: the reading at 6.5 s leaves window [0, 5) open until the clock reaches 7 s; by the
-    wall clock that is 0.5 s later, not at the next reading (7.0 s, or later if it is slow)."""
-    state = ShardState(config(live_skew=60.0))
-    for k in range(14):  # readings at 0.0 .. 6.5 s, each processed when it was made
-        assert windows(state.ingest([temp("a", k / 2, 60.0)], now=WALL0 + k / 2)) == []
-    assert state.next_deadline() == WALL0 + 7.0
-    assert windows(state.expire(WALL0 + 6.99)) == []
-    assert windows(state.expire(WALL0 + 7.0)) == [("a", 0, 60.0)]
-    # A reading for the closed window is late now, as it would be after the sensor's own 7 s.
-    late = temp("a", 4.9, 61.0)
-    assert state.ingest([late], now=WALL0 + 7.1) == [LateReading(late)]
-    # The clock runs on: window [5, 10) closes at 12 s although nothing more was heard.
-    assert state.next_deadline() == WALL0 + 12.0
-    assert windows(state.expire(WALL0 + 12.0)) == [("a", 5, 60.0)]
-    assert state.next_deadline() is None or state.next_deadline() > WALL0 + 12.0
-
-
-def test_own_readings_close_first_and_stale_deadlines_are_skipped() -> None:
-    state = ShardState(config(live_skew=60.0))
-    state.ingest([temp("a", 0, 60.0)], now=WALL0)  # [0, 5) due by the wall clock at 7.0
-    # Its own reading at 7 s arrives at 6.9 s of wall time and closes [0, 5) first.
-    assert windows(state.ingest([temp("a", 7, 61.0)], now=WALL0 + 6.9)) == [("a", 0, 60.0)]
-    assert windows(state.expire(WALL0 + 7.0)) == []  # the stale deadline: no second close
-    assert [d[0] for d in state.deadlines] == [WALL0 + 11.9]  # and it is gone, not re-armed
-    assert windows(state.expire(WALL0 + 11.8)) == []
-    assert windows(state.expire(WALL0 + 11.9)) == [("a", 5, 61.0)]  # 6.9 + (12 - 7)
-
-
-def test_a_burst_faster_than_real_time_runs_the_clock_from_its_newest_reading() -> None:
-    state = ShardState(config(live_skew=60.0))
-    state.ingest([temp("a", 0, 60.0), temp("a", 7.5, 61.0)], now=WALL0 + 0.1)
-    assert windows(state.expire(WALL0 + 4.59)) == []
-    assert windows(state.expire(WALL0 + 4.6)) == [("a", 5, 61.0)]  # 0.1 + (12 - 7.5)
-
-
-def test_replayed_sensor_is_not_run_on_by_the_wall_clock() -> None:
-    """Old event times (a replay, a backlog): windows close by event time only, however slowly
-    the readings come, so a replay gives the same windows at any speed."""
-    state = ShardState(config(idle=3600.0, live_skew=60.0))
-    state.ingest([temp("a", 0, 60.0), temp("a", 6.5, 60.0)], now=WALL0 + 3600)
-    assert state.deadlines == []
-    assert windows(state.expire(WALL0 + 3600 + 600)) == []
-    assert windows(state.ingest([temp("a", 7, 60.0)], now=WALL0 + 4300)) == [("a", 0, 60.0)]
 
 
 def test_flush_closes_everything() -> None:
     state = ShardState(config())
-    state.ingest([temp("a", 1, 60.0), temp("b", 6, 62.0)], now=0.0)
+    state.ingest([temp("a", 1, 60.0), temp("b", 6, 62.0)], now=WALL0 + 100)
     assert sorted(windows(state.flush())) == [("a", 0, 60.0), ("b", 5, 62.0)]
     assert state.next_deadline() is None
 
@@ -143,9 +99,9 @@ def test_snapshot_round_trip_continues_identically() -> None:
     first = [temp("a", s, 60.0 + s % 3) for s in range(600)]
     rest = [temp("a", s, 60.0 + s % 4) for s in range(600, 1200)]
     state = ShardState(config())
-    state.ingest(first, now=0.0)
+    state.ingest(first, now=WALL0 + 10_000)
     clone = pickle.loads(pickle.dumps(state))
-    assert state.ingest(rest, now=1.0) == clone.ingest(rest, now=1.0)
+    assert state.ingest(rest, now=WALL0 + 10_001) == clone.ingest(rest, now=WALL0 + 10_001)
 
 
 def test_snapshots_carry_a_format_version() -> None:
@@ -155,7 +111,7 @@ def test_snapshots_carry_a_format_version() -> None:
     from dataflow.status import Status
 
     state = ShardState(config())
-    state.ingest([temp("a", 1, 60.0)], now=0.0)
+    state.ingest([temp("a", 1, 60.0)], now=WALL0 + 100)
     blob = ShardLogic(state, lambda: 0.0, Status(0)).snapshot()
     assert restore(blob).sensors.keys() == state.sensors.keys()
     with pytest.raises(SnapshotVersionError, match="reset the recovery directory"):
@@ -167,7 +123,7 @@ def test_no_pickling_when_recovery_is_off() -> None:
     from dataflow.status import Status
 
     state = ShardState(config())
-    state.ingest([temp("a", 1, 60.0)], now=0.0)
+    state.ingest([temp("a", 1, 60.0)], now=WALL0 + 100)
     assert ShardLogic(state, lambda: 0.0, Status(0), snapshots=False).snapshot() is None
     assert ShardLogic(state, lambda: 0.0, Status(0), snapshots=True).snapshot()
 
@@ -183,60 +139,163 @@ def test_recovery_is_detected_from_bytewax_run_arguments() -> None:
     assert recovery_requested(run, {"BYTEWAX_RECOVERY_DIRECTORY": "/r"})
 
 
-def overheat(state: ShardState, sensor: str, now: float) -> None:
-    """Open a threshold alert for ``sensor`` at wall time ``now``."""
-    out = state.ingest([temp(sensor, s, 95.0) for s in range(5)] + [temp(sensor, 7, 95.0)], now)
+def overheat(state: ShardState, sensor: str, sec: float) -> None:
+    """Open a threshold alert for ``sensor``: its readings 0..7 s after ``sec``, read live."""
+    out = feed(state, sec + 7, [temp(sensor, sec + s, 95.0) for s in (0, 1, 2, 3, 4, 7)])
     assert [o.alert.event for o in out if isinstance(o, WindowResult) and o.alert] == ["open"]
 
 
 def test_a_silent_sensor_s_open_alert_resolves_as_stale_after_the_stale_time() -> None:
     state = ShardState(config(emit_all=False, stale=300.0))
-    overheat(state, "hot", now=1000.0)
-    overheat(state, "other", now=1100.0)
-    assert state.next_deadline() == 1010.0  # the idle timeout comes first
-    assert all(not isinstance(o, SensorEvent) for o in state.expire(1299.0))
-    assert state.next_deadline() == 1300.0
-    [event] = state.expire(1300.0)
-    assert isinstance(event, SensorEvent) and event.sensor_id == "hot"
-    assert event.event == "resolved" and event.alert is not None
+    overheat(state, "hot", 0)
+    overheat(state, "other", 100)
+    assert all(not isinstance(o, SensorEvent) for o in feed(state, 306.9, []))
+    [event] = [o for o in feed(state, 307.0, []) if isinstance(o, SensorEvent)]
+    assert event.sensor_id == "hot" and event.event == "resolved" and event.alert is not None
     assert event.alert.resolution == "stale" and event.silent_s == 300.0
     assert event.alert.alert_id == f"temperature/hot@{T0}" and state.counts.alerts_resolved == 1
-    assert state.expire(1350.0) == []  # once
-    [other] = state.expire(1400.0)
+    assert [o for o in feed(state, 350, []) if isinstance(o, SensorEvent)] == []  # once
+    [other] = [o for o in feed(state, 407, []) if isinstance(o, SensorEvent)]
     assert other.sensor_id == "other"
     # Back, and still overheating: news at once, no cooldown after a stale resolution.
-    out = state.ingest(
-        [temp("hot", s, 95.0) for s in range(100, 105)] + [temp("hot", 107, 95.0)], now=2000.0
-    )
-    assert [o.alert.event for o in out if o.alert] == ["open"]
+    out = feed(state, 1007, [temp("hot", 1000 + s, 95.0) for s in (0, 1, 2, 3, 4, 7)])
+    assert [o.alert.event for o in out if isinstance(o, WindowResult) and o.alert] == ["open"]
+    assert state.open_alerts == 1
 
 
-def test_readings_keep_an_alert_from_going_stale_and_a_clean_end_is_not_stale() -> None:
+def test_no_silence_while_the_source_is_not_caught_up() -> None:
+    """A restart after a pause, an outage, a backlog: the wall clock runs, the input does not,
+    and nothing goes stale, idle or forgotten until the source is caught up again."""
+    state = ShardState(config(emit_all=False, ttl=3600.0))
+    overheat(state, "hot", 0)
+    behind = Beat(PART, WALL0 + 20, None)  # the source is behind (or the broker is away)
+    for wall in (20, 400, 8 * 86_400):
+        out = state.ingest([behind], WALL0 + wall) + state.expire(WALL0 + wall)
+        assert out == [] and state.open_alerts == 1 and (TEMPERATURE, "hot") in state.sensors
+        assert state.next_deadline() is None or state.next_deadline() > WALL0 + wall
+    # Caught up again from wall time 8 days: silence counts from there.
+    back = 8 * 86_400
+    assert [o for o in feed(state, back + 290, [], since=back) if isinstance(o, SensorEvent)] == []
+    [stale] = [o for o in feed(state, back + 300, [], since=back) if isinstance(o, SensorEvent)]
+    assert stale.alert.resolution == "stale"
+
+
+def test_the_clock_of_a_caught_up_partition_closes_a_window_at_end_plus_lateness() -> None:
+    """2 Hz, caught up: window [0, 5) closes once the input time passes 5 + 2 s of lateness and
+    the sensor's usual gap (0.5 s), without waiting for its next reading."""
+    state = ShardState(config())
+    for k in range(14):  # readings at 0.0 .. 6.5 s, each processed when it was made
+        assert windows(feed(state, k / 2, [temp("a", k / 2, 60.0)])) == []
+    # A wake-up no later than that (an entry made before the sensor was heard again is
+    # checked, and set later, when it comes up).
+    assert WALL0 + 7.0 <= state.next_deadline() <= WALL0 + 7.5
+    assert windows(state.expire(WALL0 + 7.49)) == []
+    assert windows(state.expire(WALL0 + 7.5)) == [("a", 0, 60.0)]
+    late = temp("a", 4.9, 61.0)  # a reading for the closed window is late now
+    assert state.ingest([live(7.6), late], now=WALL0 + 7.6) == [LateReading(late)]
+
+
+def test_a_partition_that_moves_on_closes_the_window_of_a_sensor_left_behind() -> None:
+    """Not caught up (a backlog): other sensors' readings move the input time, so a sensor that
+    stopped has its window closed, at the same place however fast the backlog is read."""
+    for wall in (WALL0 + 3600, WALL0 + 86_400):
+        state = ShardState(config())
+        behind = Beat(PART, wall, None)
+        state.ingest([behind, temp("quiet", 1, 60.0), temp("busy", 1, 61.0)], wall)
+        assert windows(state.expire(wall)) == []
+        batch = [behind, *(temp("busy", s, 61.0) for s in range(2, 9))]
+        out = state.ingest(batch, wall) + state.expire(wall)
+        assert windows(out) == [("busy", 0, 61.0), ("quiet", 0, 60.0)]
+
+
+def test_a_restored_shard_waits_for_its_source_and_takes_the_replayed_readings() -> None:
+    """Snapshot with window [10, 15) open after 2 of its 5 readings; restored 15 s, 5 min or
+    8 days later: the replayed readings complete the window, none is late."""
+    from dataflow.flow import ShardLogic, restore
+    from dataflow.status import Status
+
+    cfg = config(emit_all=True)
+    for pause in (15, 300, 8 * 86_400):
+        state = ShardState(cfg)
+        for k in range(12):  # 10 s .. 11 s at 10 Hz... two readings of [10, 15) at 10, 11 s
+            feed(state, 5 + k, [temp("a", 5 + k, 60.0)] if k < 7 else [])
+        blob = ShardLogic(state, lambda: 0.0, Status(0)).snapshot()
+        assert blob is not None
+        back = restore(blob, cfg)
+        assert back.reconfigure(cfg) == []
+        wall = 16 + pause
+        assert back.expire(WALL0 + wall) == []  # nothing is silent: the source has not spoken
+        replay = [Beat(PART, WALL0 + wall, None), *(temp("a", s, 60.0) for s in (12, 13, 14, 17))]
+        out = back.ingest(replay, WALL0 + wall) + back.expire(WALL0 + wall)
+        assert [(o.stats.start - T0) // S for o in out if isinstance(o, WindowResult)] == [10]
+        assert [o.stats.count for o in out if isinstance(o, WindowResult)] == [5]
+        assert back.counts.late == 0
+
+
+def test_an_alert_is_not_stale_between_two_readings_of_a_slow_sensor() -> None:
+    """A sensor that reports every 5 minutes: silence is measured in its own gaps (three of
+    them), the stale time is only the floor."""
     state = ShardState(config(emit_all=False, stale=300.0))
-    overheat(state, "hot", now=1000.0)
-    for i in range(1, 5):  # still overheating, heard every 200 s: never stale
-        state.ingest([temp("hot", 100 * i + s, 95.0) for s in range(5)], now=1000.0 + 200 * i)
-        assert not any(isinstance(o, SensorEvent) for o in state.expire(1000.0 + 200 * i + 150))
-    cooled = [temp("hot", 1000 + s, 60.0) for s in range(0, 30)]
-    out = state.ingest(cooled, now=2000.0)
-    [resolved] = [o for o in out if o.alert]
-    assert resolved.alert.event == "resolved" and resolved.alert.resolution == "clean"
-    assert not state.stale
-    assert not any(isinstance(o, SensorEvent) for o in state.expire(5000.0))
+    for k in range(6):  # heard every 300 s, each reading its own window
+        feed(state, 300 * k, [temp("slow", 300 * k, 60.0)])
+    out = feed(state, 1800, [temp("slow", 1800, 95.0)])
+    out += feed(state, 2100, [temp("slow", 2100, 95.0)])
+    assert [o.alert.event for o in out if isinstance(o, WindowResult) and o.alert] == ["open"]
+    for k in range(8, 12):  # still overheating every 5 minutes: never stale
+        out = feed(state, 300 * k, [temp("slow", 300 * k, 95.0)])
+        assert not any(isinstance(o, SensorEvent) for o in out)
+        assert not any(isinstance(o, SensorEvent) for o in feed(state, 300 * k + 299, []))
+    # Silent for three of its gaps (900 s) after its last reading at 3300 s: stale.
+    assert not any(isinstance(o, SensorEvent) for o in feed(state, 3300 + 899, []))
+    [stale] = [o for o in feed(state, 3300 + 900.5, []) if isinstance(o, SensorEvent)]
+    assert stale.alert.resolution == "stale"
 
 
-def test_stale_closes_the_open_windows_first_and_zero_means_never() -> None:
-    """A stale time shorter than the idle timeout: the windows still open are scored first,
-    and a clean one among them may resolve the alert the usual way."""
-    state = ShardState(config(emit_all=True, idle=600.0, stale=30.0))
-    overheat(state, "hot", now=0.0)
-    out = state.expire(30.0)
-    assert [type(o).__name__ for o in out] == ["WindowResult", "SensorEvent"]
-    assert out[0].stats.start == T0 + 5 * S and out[1].alert.resolution == "stale"
-    never = ShardState(config(emit_all=False, idle=10.0, stale=0.0))
-    overheat(never, "hot", now=0.0)
-    assert not any(isinstance(o, SensorEvent) for o in never.expire(86_400.0))
-    assert never.stale  # still open: only forgetting the sensor (the TTL) would end it
+def test_a_reading_from_the_future_is_refused_and_moves_no_clock() -> None:
+    state = ShardState(config(emit_all=False))
+    future = Reading(TEMPERATURE, "a", T0 + 75 * 365 * 86_400 * S, 60.0)  # dated about 2099
+    out = feed(state, 0, [temp("a", 0, 60.0), future])
+    assert out == [LateReading(future, "future")] and state.counts.future == 1
+    # Every later genuine reading is taken, and an overheat opens an alert.
+    out = []
+    for sec in range(1, 30):
+        out += feed(state, sec, [temp("a", sec, 95.0 if sec >= 10 else 60.0)])
+    assert not any(isinstance(o, LateReading) for o in out)
+    assert [o.alert.event for o in out if isinstance(o, WindowResult) and o.alert] == ["open"]
+
+
+def test_a_clock_that_steps_forward_and_back_recovers_within_a_window() -> None:
+    """An NTP correction: one reading 100 s ahead (inside MAX_FUTURE_SECONDS), then the sensor's
+    true time again. Its readings are late for at most one window, then taken again."""
+    state = ShardState(config(emit_all=True))
+    feed(state, 0, [temp("a", s / 2, 60.0) for s in range(4)])
+    feed(state, 2, [temp("a", 102, 60.0)])  # the forward step
+    out = []
+    for k in range(5, 40):  # 2.5 s .. 19.5 s, the sensor's true time
+        out += feed(state, k / 2, [temp("a", k / 2, 61.0)])
+    late = [o for o in out if isinstance(o, LateReading)]
+    assert 0 < len(late) <= 11  # 5 s of 2 Hz readings, and the one that starts again
+    assert all(o.reading.ts < T0 + int(8 * S) for o in late)
+    taken = [o for o in out if isinstance(o, WindowResult)]
+    assert taken and taken[-1].stats.start >= T0 + 10 * S
+
+
+def test_a_shard_keeps_at_most_max_sensors() -> None:
+    state = ShardState(shard_config(max_sensors=3))
+    batch = [temp(f"s{i}", 0, 60.0) for i in range(5)]
+    out = feed(state, 0, batch)
+    assert [o.reason for o in out] == ["sensor_limit", "sensor_limit"]
+    assert len(state.sensors) == 3 and state.counts.limited == 2
+    assert feed(state, 1, [temp("s0", 1, 60.0)]) == []  # a known sensor is still read
+
+
+def test_a_sensor_on_a_second_partition_is_counted_and_noted_once() -> None:
+    state = ShardState(config())
+    other = Beat("temperature_readings/1", WALL0, WALL0)
+    state.ingest([live(0), temp("a", 0, 60.0), other, temp("a", 1, 60.0)], WALL0)
+    state.ingest([live(1), temp("a", 2, 60.0), other, temp("a", 3, 60.0)], WALL0 + 1)
+    assert state.counts.moved == 1 and len(state.notes) == 1
+    assert "temperature_readings/0 to temperature_readings/1" in state.notes[0]
 
 
 def test_one_shot_ids_are_forgotten_so_state_stays_bounded() -> None:
@@ -245,24 +304,26 @@ def test_one_shot_ids_are_forgotten_so_state_stays_bounded() -> None:
     state = ShardState(config(emit_all=False, ttl=60.0))
     sizes, forgotten = [], 0
     for sec in range(2000):
-        now = 1000.0 + sec
         batch = [temp(f"id-{sec}-{i}", sec, 60.0) for i in range(10)]
-        out = state.ingest(batch, now) + state.expire(now)
+        out = feed(state, sec, batch)
         forgotten += sum(isinstance(o, SensorEvent) and o.event == "forgotten" for o in out)
         if sec % 500 == 499:
             sizes.append((len(state.sensors), len(pickle.dumps(state))))
     assert all(n <= 10 * (60 + 6 + 1) for n, _ in sizes), sizes  # TTL + one sweep + a second
     assert max(b for _, b in sizes) < 1.3 * min(b for _, b in sizes), sizes
     assert forgotten == 20_000 - len(state.sensors)
-    assert len(state.idle) <= 10 * 11 and not state.stale
+    part = state.parts[PART]
+    assert len(part.idle) <= 10 * 11 and not part.stale and state.open_alerts == 0
 
 
 def test_a_sensor_back_after_the_ttl_starts_a_fresh_model() -> None:
     state = ShardState(config(emit_all=True, ttl=3600.0))
-    state.ingest([temp("m", s, 60.0 + s % 3) for s in range(600)], now=0.0)
+    feed(state, 600, [temp("m", s, 60.0 + s % 3) for s in range(600)])
     assert state.sensors[(TEMPERATURE, "m")].scorer.seen == 119
-    assert [o for o in state.expire(3000.0) if isinstance(o, SensorEvent)] == []
-    [gone] = [o for o in state.expire(3600.0 + 60) if isinstance(o, SensorEvent)]
+    assert [o for o in feed(state, 3000, []) if isinstance(o, SensorEvent)] == []
+    # Input time lags the wall clock by a second here: the last reading was at 599 s, read
+    # at 600 s.
+    [gone] = [o for o in feed(state, 600 + 3660, []) if isinstance(o, SensorEvent)]
     assert (gone.event, gone.sensor_id, gone.silent_s, gone.alert) == (
         "forgotten",
         "m",
@@ -270,22 +331,7 @@ def test_a_sensor_back_after_the_ttl_starts_a_fresh_model() -> None:
         None,
     )
     assert (TEMPERATURE, "m") not in state.sensors
-    out = state.ingest([temp("m", s, 60.0) for s in range(10_000, 10_008)], now=4000.0)
+    out = feed(state, 10_008, [temp("m", s, 60.0) for s in range(10_000, 10_008)])
     [first] = [o for o in out if isinstance(o, WindowResult)]
     assert not first.model_ready
     assert state.sensors[(TEMPERATURE, "m")].scorer.seen == 1
-
-
-def test_a_ttl_shorter_than_the_idle_timeout_forgets_cleanly() -> None:
-    """A live sensor whose windows the wall clock closed, forgotten before its idle entry is
-    due: the idle timeout must not look for it later."""
-    now0 = T0 / S + 11  # wall time = the event time of its last reading: live
-    state = ShardState(config(emit_all=True, idle=600.0, live_skew=60.0, ttl=12.0))
-    state.ingest([temp("m", s, 60.0) for s in range(12)], now=now0)
-    closed = state.expire(now0 + 5.5) + state.expire(now0 + 10.5)  # by the wall clock
-    assert [(o.stats.start - T0) // S for o in closed] == [5, 10]
-    assert state.sensors[(TEMPERATURE, "m")].windows.open == {}
-    [gone] = state.expire(now0 + 12.5)
-    assert isinstance(gone, SensorEvent) and gone.event == "forgotten"
-    assert not state.sensors and not state.idle
-    assert state.expire(now0 + 700.0) == [] and state.next_deadline() is None

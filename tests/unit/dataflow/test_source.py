@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import orjson
 import pytest
 from bytewax.connectors.kafka import BYTEWAX_CONSUMER_LAG_GAUGE
 from bytewax.inputs import FixedPartitionedSource
 from bytewax.testing import TestingSink, run_main
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from dataflow import source as source_mod
 from dataflow.flow import build_flow
+from dataflow.progress import Beat
 from dataflow.source import KafkaPollSource, PollPartition, consumer_lag
 from dataflow.status import Status
 from tests.factories import T0, S, flow_settings
@@ -47,6 +56,9 @@ class FakeConsumer:
         self.consumed = 0
         self.assigned: list[TopicPartition] = []
         self.closed = False
+        self.asked = 0  # uncached watermark questions
+        self.down = False  # the broker does not answer them
+        self.broker_mark: tuple[int, int] | None = None  # what it answers (else ``mark``)
 
     def assign(self, partitions: list[TopicPartition]) -> None:
         self.assigned = partitions
@@ -60,9 +72,13 @@ class FakeConsumer:
         return self.polls.pop(0) if self.polls else []
 
     def get_watermark_offsets(
-        self, partition: TopicPartition, cached: bool = False
+        self, partition: TopicPartition, timeout: float = -1, cached: bool = False
     ) -> tuple[int, int]:
-        assert cached, "a broker round trip on the hot path"
+        if not cached:  # a broker round trip: only for a beat after an empty poll
+            self.asked += 1
+            if self.down:
+                raise KafkaException(KafkaError(KafkaError._TRANSPORT))
+            return self.broker_mark or self.mark
         return self.mark
 
     def close(self) -> None:
@@ -93,6 +109,7 @@ def part(
     offset: int = OFFSET_BEGINNING,
     gauge: FakeGauge | None = None,
     stop: threading.Event | None = None,
+    clock: Callable[[], float] = lambda: 0.5,  # never a second beat
 ) -> tuple[PollPartition, FakeGauge, list[int]]:
     gauge = gauge or FakeGauge()
     made: list[int] = []
@@ -102,7 +119,7 @@ def part(
         return gauge
 
     return (
-        PollPartition(consumer, TOPIC, 0, offset, 100, make, stop or threading.Event()),
+        PollPartition(consumer, TOPIC, 0, offset, 100, make, stop or threading.Event(), clock),
         gauge,
         made,
     )
@@ -132,13 +149,40 @@ def test_a_poll_is_one_item_and_the_snapshot_is_the_next_offset() -> None:
     reader, _gauge, _made = part(consumer)
     assert consumer.assigned[0].offset == OFFSET_BEGINNING
     assert reader.snapshot() == OFFSET_BEGINNING
-    assert reader.next_batch() == [first]
+    assert polls(reader.next_batch()) == [first]  # and the first beat
     assert reader.snapshot() == 3
     assert reader.next_batch() == [second]
-    assert reader.next_batch() == []  # an empty poll is no item
+    assert reader.next_batch() == []  # an empty poll is no item (no beat due)
     assert reader.snapshot() == 4
     reader.close()
     assert consumer.closed
+
+
+def polls(items: list) -> list:
+    """The polls among a reader's items, without its beats."""
+    return [item for item in items if not isinstance(item, Beat)]
+
+
+def test_a_beat_says_since_when_the_partition_is_caught_up() -> None:
+    """Each poll carries the word as it stands; a beat comes every BEAT_SECONDS. After an empty
+    poll, the beat asks the broker (the cache would not notice an outage)."""
+    consumer = FakeConsumer([[msg(0), msg(1)], [msg(2)]], marks=[(0, 5), (0, 3)])
+    wall = iter([100.0, 100.2, 101.0, 101.5, 102.0, 103.0])
+    reader, _gauge, _made = part(consumer, clock=lambda: next(wall))
+    poll, beat = reader.next_batch()  # 100.0: behind (read 2 of 5), a beat is due
+    assert poll.beat == beat == Beat(f"{TOPIC}/0", 100.0, None)
+    [poll] = reader.next_batch()  # 100.2: read to the end
+    assert poll.beat == Beat(f"{TOPIC}/0", 100.2, 100.2)
+    consumer.broker_mark = (0, 3)
+    [beat] = reader.next_batch()  # 101.0: nothing new, and the broker says so
+    assert beat == Beat(f"{TOPIC}/0", 101.0, 100.2) and consumer.asked == 1
+    assert reader.next_batch() == []  # 101.5: no beat due yet
+    consumer.down = True
+    [beat] = reader.next_batch()  # 102.0: the broker does not answer: not caught up
+    assert beat.since is None
+    consumer.down = False
+    [beat] = reader.next_batch()  # 103.0: it answers again: caught up from now on
+    assert beat.since == 103.0
 
 
 def test_resume_state_is_the_offset_assigned() -> None:
@@ -152,7 +196,7 @@ def test_resume_state_is_the_offset_assigned() -> None:
 def test_eof_emits_the_poll_first_then_ends_the_partition() -> None:
     consumer = FakeConsumer([[msg(0), msg(1), eof(2)]], marks=[(0, 2)])
     reader, gauge, _made = part(consumer)
-    [batch] = reader.next_batch()
+    [batch] = polls(reader.next_batch())
     assert [m.offset() for m in batch] == [0, 1]  # the EOF marker is not an item
     assert reader.snapshot() == 2
     assert gauge.values == [0]  # read to the end

@@ -1,0 +1,196 @@
+"""Input time: how far each input partition has moved on, so silence is judged by the input.
+
+Pure: no Kafka, no Bytewax. A sensor is silent when the input it would have come with has moved
+on without it, not merely when the wall clock has. The wall clock alone cannot tell a quiet
+sensor from a flow that is behind: after a restart, a broker outage, a slow backlog or a long
+pause, every sensor looks silent although its readings wait in the topic. So each shard keeps,
+per input partition, an *input time* (``PartClock``) that only moves on
+
+- with the event times of the readings read from that partition (never past the wall clock, so
+  one sensor whose clock runs ahead cannot make the others look silent), and
+- with the wall clock, but only over the stretches in which the source says it was caught up
+  with that partition (lag 0, and the broker answering): a ``Beat``. While the flow is behind,
+  disconnected, or just restored, nothing but the readings moves it.
+
+A sensor's silence is its partition's input time now less the input time at which it was last
+heard. ``SilenceQueue`` keeps a partition's sensors in the order they were last heard, so the
+rules that act on silence (close, stale, forget) never scan sensors that are not due.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
+
+# How long a caught-up partition's input time runs on after the source's last word on it. The
+# source speaks about every ``BEAT_SECONDS``; when it falls silent (stalled, blocked by an
+# outage, the process paused) input time stops soon after instead of running on regardless.
+BEAT_SECONDS = 1.0
+BEAT_GRACE_S = 3 * BEAT_SECONDS
+
+
+class Beat(NamedTuple):
+    """A source's word on one partition, sent to every shard: at wall time ``wall`` it has been
+    caught up since ``since`` (lag 0 and the broker answering), or it is not (``since`` None:
+    behind, disconnected, or not known yet).
+
+    Inside a shard's batch it also marks where one partition's readings start: the readings
+    after it, up to the next ``Beat``, came from ``part``. A ``wall`` of ``MARK`` is only that
+    mark, with no word on the partition (its poll came without one).
+    """
+
+    part: str
+    wall: float
+    since: float | None
+
+
+MARK = -1.0
+
+
+def part_name(topic: str | None, partition: int | None) -> str:
+    """How a partition is named in beats and logs."""
+    return f"{topic}/{partition}"
+
+
+class Poll(list[Any]):
+    """One poll of one partition (its messages), with the source's word on that partition as
+    it stood right after the poll."""
+
+    __slots__ = ("beat",)
+
+    def __init__(self, messages: Iterable[Any], beat: Beat) -> None:
+        super().__init__(messages)
+        self.beat = beat
+
+
+class PartClock:
+    """One input partition's time, as one shard sees it, in seconds.
+
+    ``input`` never goes back. ``counted`` is the wall time up to which caught-up wall time has
+    been added (None: not caught up now); between two beats input time runs on with the wall
+    clock for at most ``BEAT_GRACE_S``.
+    """
+
+    __slots__ = ("counted", "input", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.input = 0.0
+        self.counted: float | None = None
+
+    def at(self, now: float) -> float:
+        """Input time at wall time ``now``."""
+        counted = self.counted
+        if counted is None or now <= counted:
+            return self.input
+        return self.input + min(now - counted, BEAT_GRACE_S)
+
+    def beat(self, wall: float, since: float | None, now: float) -> None:
+        """Take the source's word: add the caught-up wall time it vouches for."""
+        if wall == MARK:
+            return
+        if since is None:
+            # Behind or disconnected: what ran on since the last beat is kept (input time never
+            # goes back), and nothing more is added until the source is caught up again.
+            self.input = self.at(now)
+            self.counted = None
+            return
+        start = since if self.counted is None else max(since, self.counted)
+        if wall > start:
+            self.input = max(self.input + (wall - start), self.at(now))
+        self.counted = wall if self.counted is None else max(wall, self.counted)
+
+    def event(self, seconds: float) -> None:
+        """Readings up to this event time (already capped at the wall clock) were read."""
+        if seconds > self.input:
+            self.input = seconds
+
+    def pause(self) -> None:
+        """The flow was restored from a snapshot: not caught up until the source says so."""
+        self.counted = None
+
+    def wall_of(self, input_time: float) -> float | None:
+        """Wall time at which input time reaches ``input_time`` while the partition stays caught
+        up; None when only the input can move it there (readings, or the next beat, will)."""
+        counted = self.counted
+        ahead = input_time - self.input
+        if counted is None or ahead <= 0 or ahead > BEAT_GRACE_S:
+            return None
+        return counted + ahead
+
+
+Key = tuple[str, str]  # (family, sensor id)
+
+
+class SilenceQueue:
+    """One partition's sensors in the order they were last heard (input time only grows, so
+    this is also the order of their silence).
+
+    A sensor is due when silent for ``max(floor, its own limit)``: the floor is a configured
+    duration, the limit comes from the sensor's own cadence. The front of the queue is checked
+    against the floor; one whose own limit is longer waits in a small heap by its own due time.
+    """
+
+    __slots__ = ("order", "slow")
+
+    def __init__(self) -> None:
+        self.order: OrderedDict[Key, float] = OrderedDict()
+        self.slow: list[tuple[float, Key, float]] = []  # (due, key, heard)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __contains__(self, key: Key) -> bool:
+        return key in self.order
+
+    def touch(self, key: Key, heard: float) -> None:
+        order = self.order
+        order[key] = heard
+        order.move_to_end(key)
+
+    def drop(self, key: Key) -> None:
+        self.order.pop(key, None)
+
+    def due(
+        self,
+        now: float,
+        floor: float,
+        limit_of: Callable[[Key], float],
+        heard_of: Callable[[Key], float | None],
+    ) -> list[Key]:
+        """Take the sensors silent for at least ``max(floor, limit_of(key))`` at input time
+        ``now``. ``heard_of`` is the sensor's current last-heard time (None: gone), so a heap
+        entry of a sensor heard again since is skipped."""
+        out: list[Key] = []
+        order, slow = self.order, self.slow
+        cutoff = now - floor
+        while order:
+            key, heard = next(iter(order.items()))
+            if heard > cutoff:
+                break
+            del order[key]
+            due = heard + max(floor, limit_of(key))
+            if due <= now:
+                out.append(key)
+            else:
+                heapq.heappush(slow, (due, key, heard))
+        while slow and slow[0][0] <= now:
+            _, key, heard = heapq.heappop(slow)
+            if key not in order and heard_of(key) == heard:
+                out.append(key)
+        return out
+
+    def next_due(self, floor: float) -> float | None:
+        """Input time at which ``due`` may next have work, or None."""
+        times = []
+        if self.order:
+            times.append(next(iter(self.order.values())) + floor)
+        if self.slow:
+            times.append(self.slow[0][0])
+        return min(times) if times else None
+
+    def clear(self) -> None:
+        self.order.clear()
+        self.slow.clear()
