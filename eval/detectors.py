@@ -42,9 +42,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from dataflow.config import Settings
-from dataflow.families import AIR_QUALITY
+from dataflow.families import AIR_QUALITY, MAX_MAGNITUDE
 from dataflow.flow import shard_config
-from dataflow.families import MAX_MAGNITUDE
 from dataflow.progress import Beat
 from dataflow.readings import BadMessage, Reading, format_of, parse
 from dataflow.shard import LateReading, Result, SensorEvent, ShardState, WindowResult

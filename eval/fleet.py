@@ -3,8 +3,8 @@
 A detector that pages for healthy machines gets muted. This replays the producer's own normal
 scenario (seeded, bounded mean-reverting walks, both families) through the dataflow's pure shard
 code with the settings from the environment, each batch on a virtual wall clock at its newest
-reading (so the silence rules run as on a live feed), and counts the alerts that open. Nothing in it is
-anomalous, so every alert is a false alarm.
+reading (so the silence rules run as on a live feed), and counts the alerts that open. Nothing
+in it is anomalous, so every alert is a false alarm.
 """
 
 from __future__ import annotations
