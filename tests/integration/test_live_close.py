@@ -1,12 +1,12 @@
-"""A live sensor's window closes by the wall clock, through the real flow and Bytewax's timers.
+"""A caught-up sensor's window closes by the wall clock, through the real flow, its source's
+beats and Bytewax's timers.
 
-The unit tests check ``ShardState``'s deadlines; this checks the wiring: the shard's
-``notify_at`` must wake the flow at the deadline when no reading comes. One machine sends readings
-stamped with the wall clock for a few seconds and then goes quiet. The idle timeout is set far
-away (``IDLE_TIMEOUT_SECONDS=600``), so without the live close its windows would only close ten
-minutes later. With it, each window must reach the anomalies topic soon after its end plus the
-lateness, and the same data with ``LIVE_SKEW_SECONDS=0`` must not close the last window in that
-time.
+The unit tests check ``ShardState``'s input time; this checks the wiring: the source must say
+the partition is caught up, and the shard's ``notify_at`` must wake the flow at the deadline when
+no reading comes. One machine sends readings stamped with the wall clock for a few seconds and
+then goes quiet. The idle timeout is set far away (``IDLE_TIMEOUT_SECONDS=600``), so without the
+caught-up close its windows would only close ten minutes later. With it, each window must reach
+the anomalies topic soon after its end plus the lateness.
 
 The bounds are generous (seconds, not the benchmark's milliseconds): this is a test of behaviour,
 not of speed.
@@ -42,7 +42,7 @@ def topics(topic_factory) -> dict[str, str]:
     }
 
 
-def start_flow(topics: dict[str, str], live_skew: str, cache: Path) -> subprocess.Popen[bytes]:
+def start_flow(topics: dict[str, str], cache: Path) -> subprocess.Popen[bytes]:
     """Start the flow and return once it has read a probe message: a loaded machine may take
     longer than usual to start, and the test measures when windows close after that."""
     port = free_port()
@@ -50,7 +50,6 @@ def start_flow(topics: dict[str, str], live_skew: str, cache: Path) -> subproces
         IDLE_TIMEOUT_SECONDS="600",
         ALLOWED_LATENESS_SECONDS=str(LATENESS_S),
         EMIT_ALL_WINDOWS="true",
-        LIVE_SKEW_SECONDS=live_skew,
         STATUS_INTERVAL_SECONDS="0",
         BYTEWAX_DATAFLOW_API_ENABLED="true",
         BYTEWAX_DATAFLOW_API_PORT=str(port),
@@ -127,28 +126,22 @@ def window_end(record: dict) -> float:
     return datetime.fromisoformat(record["window_end"].replace("Z", "+00:00")).timestamp()
 
 
-@pytest.mark.parametrize("live_skew", ["60", "0"])
-def test_last_window_closes_by_the_wall_clock_only_when_live(
-    topics: dict[str, str], live_skew: str, tmp_path: Path
+def test_last_window_closes_by_the_wall_clock_once_caught_up(
+    topics: dict[str, str], tmp_path: Path
 ) -> None:
-    flow = start_flow(topics, live_skew, tmp_path)
+    flow = start_flow(topics, tmp_path)
     try:
         last = send_live(topics["TEMPERATURE_TOPIC"], 7.0)
         last_end = (int(last) // 5 + 1) * 5  # end of the window holding the last reading
         due = last_end + LATENESS_S
         seen = {}
-        for rec in windows(topics["ANOMALIES_TOPIC"], due + (15 if live_skew != "0" else 8)):
+        for rec in windows(topics["ANOMALIES_TOPIC"], due + 15):
             seen[window_end(rec)] = (time.time(), rec["count"])
             if last_end in seen:
                 break
     finally:
         interrupt(flow, 30)
     assert seen, "no window closed at all"
-    if live_skew == "0":
-        # Nothing more came from machine 7, so by event time alone its last window stays open
-        # (until the 600 s idle timeout).
-        assert last_end not in seen
-        return
     assert last_end in seen, f"the last window (end {last_end}) did not close by {due + 15}"
     arrived, count = seen[last_end]
     assert count >= 1

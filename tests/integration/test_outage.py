@@ -128,7 +128,6 @@ def test_flow_rides_through_a_broker_restart(own_broker, tmp_path: Path) -> None
     env = python_env(
         KAFKA_BROKERS=brokers,
         EMIT_ALL_WINDOWS="true",
-        IDLE_TIMEOUT_SECONDS="3600",
         STATUS_INTERVAL_SECONDS="0",
         LOG_LEVEL="WARNING",
         **TOPICS,

@@ -66,9 +66,7 @@ def test_sigkill_then_resume_loses_no_window(topics: dict[str, str], tmp_path: P
     recovery.mkdir()
     init = run_module(["bytewax.recovery", str(recovery), "1"], python_env())
     assert init.returncode == 0, init.stderr
-    env = python_env(
-        EMIT_ALL_WINDOWS="true", IDLE_TIMEOUT_SECONDS="3600", STATUS_INTERVAL_SECONDS="0", **topics
-    )
+    env = python_env(EMIT_ALL_WINDOWS="true", STATUS_INTERVAL_SECONDS="0", **topics)
     args = [
         sys.executable,
         "-m",

@@ -92,7 +92,6 @@ def test_a_signal_stops_the_flow_with_one_line_and_writes_all_it_produced(
     env = python_env(
         EMIT_ALL_WINDOWS="true",
         KAFKA_BATCH_SIZE="1",
-        IDLE_TIMEOUT_SECONDS="3600",
         STATUS_INTERVAL_SECONDS="0",
         **topics,
     )
@@ -128,9 +127,7 @@ def test_stop_then_resume_with_recovery_writes_every_window_exactly_once(
     init = run_module(["bytewax.recovery", str(recovery), "1"], python_env())
     assert init.returncode == 0, init.stderr
     produce(topics["TEMPERATURE_TOPIC"])
-    env = python_env(
-        EMIT_ALL_WINDOWS="true", IDLE_TIMEOUT_SECONDS="3600", STATUS_INTERVAL_SECONDS="0", **topics
-    )
+    env = python_env(EMIT_ALL_WINDOWS="true", STATUS_INTERVAL_SECONDS="0", **topics)
     args = ["-r", str(recovery), "-s", "1", "-b", "0"]
     log = tmp_path / "first.log"
     first = start(args, {**env, "KAFKA_BATCH_SIZE": "1"}, log)
