@@ -158,6 +158,13 @@ ALERTMANAGER_USERNAME = _declare("ALERTMANAGER_USERNAME", "", text, "Basic-auth 
 ALERTMANAGER_PASSWORD = _declare(
     "ALERTMANAGER_PASSWORD", "", text, "Basic-auth password; never logged.", hidden
 )
+ALERTMANAGER_ALLOW_INSECURE_AUTH = _declare(
+    "ALERTMANAGER_ALLOW_INSECURE_AUTH",
+    "false",
+    boolean,
+    "`true`: send the basic-auth password to a plain `http://` ALERTMANAGER_URL anyway (refused "
+    "by default: anyone on the path could read it).",
+)
 LOG_LEVEL = _declare("LOG_LEVEL", "INFO", level_name, "Python logging level.")
 
 # name -> (default, help), derived: `python -m notifier --help` prints them, tests check the
@@ -313,6 +320,13 @@ class Settings:
                 "ALERTMANAGER_USERNAME and ALERTMANAGER_PASSWORD: set both for "
                 "basic auth, or neither"
             )
+        allow_insecure_auth = read(ALERTMANAGER_ALLOW_INSECURE_AUTH)
+        if username and tls is None and not allow_insecure_auth:
+            raise ConfigError(
+                f"ALERTMANAGER_USERNAME/ALERTMANAGER_PASSWORD set but ALERTMANAGER_URL={url!r} "
+                "is plain http, which would send the password unencrypted: use https, or set "
+                "ALERTMANAGER_ALLOW_INSECURE_AUTH=true to send it anyway"
+            )
         log_level = read(LOG_LEVEL)
         security = KafkaSecurity.from_env(read.env)
         return cls(
@@ -343,6 +357,8 @@ class Settings:
     def redacted_alertmanager(self) -> str:
         """Where alerts go, loggable: the password masked."""
         extra = [f"basic auth as {self.username!r}, password ***"] if self.username else []
+        if self.username and self.tls is None:
+            extra.append("over plain http, NOT encrypted")
         if self.tls is not None and self.tls.verify_mode == ssl.CERT_NONE:
             extra.append("certificate NOT verified")
         return self.alertmanager_url + (f" ({', '.join(extra)})" if extra else "")

@@ -1,5 +1,5 @@
-"""The notifier's settings and secrets: the passwords never in a repr or a message, and the
-README's table of its variables."""
+"""The notifier's settings and secrets: basic auth only over https unless allowed, the
+passwords never in a repr or a message, and the README's table of its variables."""
 
 from __future__ import annotations
 
@@ -8,11 +8,54 @@ import re
 import pytest
 
 from dataflow.config import ConfigError
+from notifier import __main__ as notifier_main
+from notifier.__main__ import main
 from notifier.config import OPTIONS, Settings
 from tests.checkout import ROOT
 
 SECRET = "s3cret-pw"
 AUTH = {"ALERTMANAGER_USERNAME": "ops", "ALERTMANAGER_PASSWORD": SECRET}
+
+
+def test_basic_auth_over_plain_http_is_refused_naming_the_variable_that_allows_it() -> None:
+    with pytest.raises(ConfigError) as exc:
+        Settings.from_env({**AUTH, "ALERTMANAGER_URL": "http://am:9093"})
+    message = str(exc.value)
+    assert "ALERTMANAGER_URL='http://am:9093' is plain http" in message
+    assert "ALERTMANAGER_ALLOW_INSECURE_AUTH=true" in message
+    assert SECRET not in message
+
+
+def test_the_refusal_stops_the_notifier_at_start_up_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def connect(*args: object) -> None:
+        raise AssertionError("must stop before it connects to Kafka")
+
+    monkeypatch.setattr(notifier_main, "connect", connect)
+    for name, value in {**AUTH, "ALERTMANAGER_URL": "http://am:9093"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("ALERTMANAGER_ALLOW_INSECURE_AUTH", raising=False)
+    assert main([]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("configuration error: ") and "ALERTMANAGER_ALLOW_INSECURE_AUTH" in line
+    assert SECRET not in line
+
+
+def test_basic_auth_over_http_when_allowed_and_over_https_always() -> None:
+    allowed = Settings.from_env({**AUTH, "ALERTMANAGER_ALLOW_INSECURE_AUTH": "true"})
+    assert (allowed.username, allowed.password, allowed.tls) == ("ops", SECRET, None)
+    assert "over plain http, NOT encrypted" in allowed.redacted_alertmanager()
+    https = Settings.from_env({**AUTH, "ALERTMANAGER_URL": "https://am:9093"})
+    assert https.password == SECRET and https.tls is not None
+    assert "NOT encrypted" not in https.redacted_alertmanager()
+    # Without credentials there is nothing to protect: plain http stays the default.
+    assert Settings.from_env({}).alertmanager_url.startswith("http://")
+
+
+def test_a_bad_allow_value_names_the_variable() -> None:
+    with pytest.raises(ConfigError, match=r"^ALERTMANAGER_ALLOW_INSECURE_AUTH='maybe'"):
+        Settings.from_env({**AUTH, "ALERTMANAGER_ALLOW_INSECURE_AUTH": "maybe"})
 
 
 def test_the_repr_hides_both_passwords() -> None:
