@@ -9,7 +9,7 @@ it touches Kafka, with a message naming the variable; ``ENV_DOCS`` (``python -m 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -39,6 +39,9 @@ from dataflow.options import (
     optional,
     pair,
     read_settings,
+    redact_key_values,
+    redacted_config,
+    redacted_repr,
     text,
 )
 from dataflow.readings import VALID_RANGES
@@ -55,8 +58,14 @@ class ConfigError(ValueError):
 OPTIONS: list[Option[Any]] = []
 
 
-def _declare(env: str, default: str, parse: Parser[T], help: str) -> Option[T]:
-    option = Option(env, default, parse, help)
+def _declare(
+    env: str,
+    default: str,
+    parse: Parser[T],
+    help: str,
+    redact: Callable[[str], str] | None = None,
+) -> Option[T]:
+    option = Option(env, default, parse, help, redact=redact)
     OPTIONS.append(option)
     return option
 
@@ -132,9 +141,14 @@ KAFKA_CONSUMER_CONFIG = _declare(
     _KV,
     "Extra librdkafka consumer settings, `k=v,k=v` (a list value keeps its commas: "
     "`debug=consumer,fetch`).",
+    redact_key_values,  # may hold sasl.password=...: an error shows the keys, not the secrets
 )
 KAFKA_PRODUCER_CONFIG = _declare(
-    "KAFKA_PRODUCER_CONFIG", "", _KV, "Extra librdkafka producer settings for the sinks, `k=v,k=v`."
+    "KAFKA_PRODUCER_CONFIG",
+    "",
+    _KV,
+    "Extra librdkafka producer settings for the sinks, `k=v,k=v`.",
+    redact_key_values,
 )
 WINDOW_SECONDS = _declare(
     "WINDOW_SECONDS",
@@ -384,6 +398,14 @@ class Settings:
     log_level: str
     security: KafkaSecurity
     sensors_config: str = ""  # the file the families came from; empty: built in
+
+    def __repr__(self) -> str:
+        """The dataclass repr, secrets redacted (``security``'s own repr hides its password)."""
+        return redacted_repr(
+            self,
+            consumer_config=redacted_config(self.consumer_config),
+            producer_config=redacted_config(self.producer_config),
+        )
 
     @property
     def topics(self) -> dict[str, tuple[Family, ...]]:

@@ -11,7 +11,10 @@ parser from text to a typed value, a help line. From that one declaration come
   flag listed as environment variables, as :func:`env_section` lists them for the programs
   that have no flags),
 - the README's tables (:func:`markdown_table`) and ``name -> (default, help)`` maps
-  (:func:`env_docs`), so documentation cannot drift from what the code reads.
+  (:func:`env_docs`), so documentation cannot drift from what the code reads,
+- for a setting that is or may hold a secret, errors that never show it (``redact``:
+  :func:`hidden`, :func:`redact_key_values`); the settings classes' reprs hide theirs with
+  :func:`redacted_repr`.
 
 Why the standard library's argparse with environment defaults, not click or pydantic-settings:
 it adds no dependency (neither is pinned in requirements.txt), the producer and the scripts
@@ -32,8 +35,10 @@ Pure: no Kafka, no process state; :class:`Reader` takes the environment as a map
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import os
+import re
 import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -55,11 +60,13 @@ class OptionError(ValueError):
     """
 
     def __init__(self, option: Option[Any], raw: str, origin: str, reason: str) -> None:
+        if option.redact is not None and raw.strip():  # a parser's reason may quote the text
+            reason = reason.replace(raw.strip(), option.shown(raw.strip()))
         self.option, self.raw, self.origin, self.reason = option, raw, origin, reason
         if option.flag is None:  # the variable's value as the program read it: stripped
-            text = f"{option.env}={raw.strip()!r}: {reason}"
+            text = f"{option.env}={option.shown(raw.strip())!r}: {reason}"
         else:
-            text = f"invalid {option.label} value {raw!r} (from {origin}): {reason}"
+            text = f"invalid {option.label} value {option.shown(raw)!r} (from {origin}): {reason}"
         super().__init__(text)
 
 
@@ -77,7 +84,8 @@ class Option(Generic[T]):
 
     ``default`` is text, parsed like a value from the environment (``""``: unset; the parser
     decides what that means). ``bare`` is the value of the flag given without one (``--realtime``
-    alone means ``true``).
+    alone means ``true``). ``redact`` gives the text as an error message may show it, for a
+    setting that is or may hold a secret (:func:`hidden`, :func:`redact_key_values`).
     """
 
     env: str
@@ -87,6 +95,11 @@ class Option(Generic[T]):
     flag: str | None = None
     metavar: str | None = None
     bare: str | None = None
+    redact: Callable[[str], str] | None = None
+
+    def shown(self, raw: str) -> str:
+        """``raw`` as a message may show it: secrets redacted."""
+        return raw if self.redact is None else self.redact(raw)
 
     @property
     def dest(self) -> str:
@@ -351,10 +364,11 @@ def pair(raw: str) -> tuple[float, float]:
 
 def key_values(raw: str) -> dict[str, str]:
     """``k=v,k=v``; a part without ``=`` continues the previous value, because librdkafka lists
-    are comma-separated themselves (``debug=broker,fetch,linger.ms=5``)."""
+    are comma-separated themselves (``debug=broker,fetch,linger.ms=5``). A refusal names the
+    part by its position and shows it only if it cannot be (part of) a secret."""
     out: dict[str, str] = {}
     key = ""
-    for part in items(raw):
+    for number, (part, hide) in enumerate(_key_value_parts(raw), 1):
         name, sep, val = part.partition("=")
         if sep and name.strip():
             key = name.strip()
@@ -362,8 +376,87 @@ def key_values(raw: str) -> dict[str, str]:
         elif not sep and key:
             out[key] += "," + part
         else:
-            raise ValueError(f"{part!r} is not k=v")
+            if hide:
+                raise ValueError(f"part {number}, not shown as it may hold a secret, is not k=v")
+            raise ValueError(f"part {number}, {part!r}, is not k=v")
     return out
+
+
+# --- Secrets: what messages and reprs never show. ---------------------------------------------
+
+#: What a message or a repr shows instead of a secret.
+REDACTED = "***"
+
+# Names of settings whose values are secret, or may hold one: passwords, keys, tokens, and
+# librdkafka's settings that embed credentials (sasl.oauthbearer.config, sasl.jaas.config).
+# Broad on purpose: hiding a harmless value costs little, showing a password costs a lot.
+_SECRET_NAME = re.compile(
+    r"passw|secret|passphrase|token|credential|private|key\.pem|ssl_key|api.?key|jaas|"
+    r"oauthbearer\.(config|extensions)",
+    re.IGNORECASE,
+)
+
+
+def is_secret(name: str) -> bool:
+    """Whether the setting ``name`` (a librdkafka key, a variable) is or may hold a secret."""
+    return bool(_SECRET_NAME.search(name))
+
+
+def hidden(raw: str) -> str:
+    """``redact`` of a setting that is a secret: never shown."""
+    return REDACTED
+
+
+def _key_value_parts(raw: str) -> list[tuple[str, bool]]:
+    """The parts of a ``k=v,k=v`` text, each with whether it may be (part of) a secret: the
+    value of a secret key, a part continuing one, or a part that names a secret itself (as in
+    ``sasl.password:pw``, a mistyped ``=``)."""
+    out = []
+    hiding = False
+    for part in items(raw):
+        name, sep, _ = part.partition("=")
+        if sep and name.strip():
+            hiding = is_secret(name)
+            out.append((part, hiding))
+        else:
+            out.append((part, hiding or is_secret(part)))
+    return out
+
+
+def redact_key_values(raw: str) -> str:
+    """A ``k=v,k=v`` text (:func:`key_values`) as a message may show it: the keys, and the
+    values that cannot be secrets."""
+    shown = []
+    for part, hide in _key_value_parts(raw):
+        name, sep, _ = part.partition("=")
+        if not hide:
+            shown.append(part)
+        elif sep and name.strip():
+            shown.append(f"{name.strip()}={REDACTED}")
+        else:
+            shown.append(REDACTED)
+    return ",".join(shown)
+
+
+def redacted_config(config: Mapping[str, str]) -> dict[str, str]:
+    """Client settings as a log or a repr may show them: secret values :data:`REDACTED`."""
+    return {key: REDACTED if is_secret(key) else value for key, value in config.items()}
+
+
+def redacted_repr(obj: Any, **shown: object) -> str:
+    """The dataclass repr of ``obj``, with the values of ``shown`` in place of its fields'
+    (the settings classes' ``__repr__``: their passwords never reach a log or a traceback)."""
+    fields = ", ".join(
+        f"{f.name}={shown[f.name] if f.name in shown else getattr(obj, f.name)!r}"
+        for f in dataclasses.fields(obj)
+        if f.repr
+    )
+    return f"{type(obj).__qualname__}({fields})"
+
+
+def masked(secret: str | None) -> str | None:
+    """A secret as :func:`redacted_repr` shows it: ``None`` if unset, else :data:`REDACTED`."""
+    return None if secret is None else REDACTED
 
 
 def expecting(what: str, parse: Parser[T]) -> Parser[T]:

@@ -7,7 +7,7 @@ what one variable alone cannot say (a SASL mechanism only with a SASL protocol, 
 with TLS, a certificate with its key, files that load) is checked here. One function per client
 library, so the dataflow's librdkafka clients (Bytewax's source and sinks, admin) and the
 producer's kafka-python client get the same settings from the same variables. Passwords are never
-put in an error message; ``redacted`` gives a loggable view.
+put in an error message nor in the repr; ``redacted`` gives a loggable view.
 """
 
 from __future__ import annotations
@@ -24,9 +24,12 @@ from dataflow.options import (
     Reader,
     choice,
     env_docs,
+    hidden,
+    masked,
     optional,
     optional_text,
     or_default,
+    redacted_repr,
 )
 
 T = TypeVar("T")
@@ -53,7 +56,7 @@ KAFKA_SASL_MECHANISM = Option(
 KAFKA_SASL_USERNAME = Option("KAFKA_SASL_USERNAME", "", optional_text, "SASL user name.")
 # Read as given (``Reader.raw``), not through its parser: spaces in a password may be meant.
 KAFKA_SASL_PASSWORD = Option(
-    "KAFKA_SASL_PASSWORD", "", optional_text, "SASL password; never logged."
+    "KAFKA_SASL_PASSWORD", "", optional_text, "SASL password; never logged.", redact=hidden
 )
 KAFKA_SSL_CA_LOCATION = Option(
     "KAFKA_SSL_CA_LOCATION",
@@ -236,6 +239,11 @@ class KafkaSecurity:
         else:
             _check_tls_files(ca, cert, key)
         return cls(protocol, mechanism, username, password, ca, cert, key)
+
+    def __repr__(self) -> str:
+        """The dataclass repr, the password :data:`dataflow.options.REDACTED`: settings are
+        printed in logs, tracebacks and test failures."""
+        return redacted_repr(self, password=masked(self.password))
 
     @property
     def uses_sasl(self) -> bool:

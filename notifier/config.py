@@ -9,8 +9,9 @@ code, as the dataflow's clients (``dataflow.security.KafkaSecurity``).
 
 from __future__ import annotations
 
+import re
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -25,11 +26,14 @@ from dataflow.options import (
     boolean,
     choice,
     env_docs,
+    hidden,
     integer,
     level_name,
+    masked,
     non_empty,
     number,
     read_settings,
+    redacted_repr,
     text,
 )
 from dataflow.security import KafkaSecurity, SecurityConfigError
@@ -40,8 +44,14 @@ T = TypeVar("T")
 OPTIONS: list[Option[Any]] = []
 
 
-def _declare(env: str, default: str, parse: Parser[T], help: str) -> Option[T]:
-    option = Option(env, default, parse, help)
+def _declare(
+    env: str,
+    default: str,
+    parse: Parser[T],
+    help: str,
+    redact: Callable[[str], str] | None = None,
+) -> Option[T]:
+    option = Option(env, default, parse, help, redact=redact)
     OPTIONS.append(option)
     return option
 
@@ -146,7 +156,14 @@ ALERTMANAGER_TLS_INSECURE = _declare(
 )
 ALERTMANAGER_USERNAME = _declare("ALERTMANAGER_USERNAME", "", text, "Basic-auth user name.")
 ALERTMANAGER_PASSWORD = _declare(
-    "ALERTMANAGER_PASSWORD", "", text, "Basic-auth password; never logged."
+    "ALERTMANAGER_PASSWORD", "", text, "Basic-auth password; never logged.", hidden
+)
+ALERTMANAGER_ALLOW_INSECURE_AUTH = _declare(
+    "ALERTMANAGER_ALLOW_INSECURE_AUTH",
+    "false",
+    boolean,
+    "`true`: send the basic-auth password to a plain `http://` ALERTMANAGER_URL anyway (refused "
+    "by default: anyone on the path could read it).",
 )
 LOG_LEVEL = _declare("LOG_LEVEL", "INFO", level_name, "Python logging level.")
 
@@ -156,6 +173,15 @@ ENV_DOCS: dict[str, tuple[str, str]] = env_docs(OPTIONS)
 
 TLS_FILES = (ALERTMANAGER_CA_FILE, ALERTMANAGER_CERT_FILE, ALERTMANAGER_KEY_FILE)
 TLS_FILE_VARS = tuple(option.env for option in TLS_FILES)
+
+# What precedes the host of a URL: an optional scheme and "//", then any "user:password@".
+_USERINFO = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*:)?//)?[^/?#]*@")
+
+
+def _shown_url(url: str) -> str:
+    """``url`` as a message may show it: any ``user:password@`` (refused, but a message may
+    still quote the URL it was in) as ``***@``."""
+    return _USERINFO.sub(r"\1***@", url)
 
 
 def tls_context(env: Mapping[str, str]) -> ssl.SSLContext:
@@ -260,15 +286,19 @@ class Settings:
                 f"NOTIFIER_BACKOFF_INITIAL_SECONDS={initial:g}"
             )
         url = read(ALERTMANAGER_URL).rstrip("/")
-        parts = urlsplit(url)
+        shown = _shown_url(url)
+        if shown != url:
+            raise ConfigError(
+                f"ALERTMANAGER_URL={shown!r}: put no credentials in the URL; use "
+                "ALERTMANAGER_USERNAME and ALERTMANAGER_PASSWORD"
+            )
+        try:
+            parts = urlsplit(url)
+        except ValueError as exc:  # e.g. "Invalid IPv6 URL"
+            raise ConfigError(f"ALERTMANAGER_URL={url!r}: not a URL ({exc})") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(
                 f"ALERTMANAGER_URL={url!r}: must be an http:// or https:// URL with a host"
-            )
-        if parts.username or parts.password:
-            raise ConfigError(
-                "ALERTMANAGER_URL: put no credentials in the URL; use "
-                "ALERTMANAGER_USERNAME and ALERTMANAGER_PASSWORD"
             )
         if parts.scheme == "https":
             tls = _tls_context(read)
@@ -289,6 +319,13 @@ class Settings:
             raise ConfigError(
                 "ALERTMANAGER_USERNAME and ALERTMANAGER_PASSWORD: set both for "
                 "basic auth, or neither"
+            )
+        allow_insecure_auth = read(ALERTMANAGER_ALLOW_INSECURE_AUTH)
+        if username and tls is None and not allow_insecure_auth:
+            raise ConfigError(
+                f"ALERTMANAGER_USERNAME/ALERTMANAGER_PASSWORD set but ALERTMANAGER_URL={url!r} "
+                "is plain http, which would send the password unencrypted: use https, or set "
+                "ALERTMANAGER_ALLOW_INSECURE_AUTH=true to send it anyway"
             )
         log_level = read(LOG_LEVEL)
         security = KafkaSecurity.from_env(read.env)
@@ -312,9 +349,16 @@ class Settings:
             security=security,
         )
 
+    def __repr__(self) -> str:
+        """The dataclass repr, the password :data:`dataflow.options.REDACTED` (``security``'s
+        own repr hides the Kafka one)."""
+        return redacted_repr(self, password=masked(self.password))
+
     def redacted_alertmanager(self) -> str:
         """Where alerts go, loggable: the password masked."""
         extra = [f"basic auth as {self.username!r}, password ***"] if self.username else []
+        if self.username and self.tls is None:
+            extra.append("over plain http, NOT encrypted")
         if self.tls is not None and self.tls.verify_mode == ssl.CERT_NONE:
             extra.append("certificate NOT verified")
         return self.alertmanager_url + (f" ({', '.join(extra)})" if extra else "")

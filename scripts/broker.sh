@@ -15,7 +15,10 @@
 #   KAFKA_CONTROLLER_PORT         KRaft controller listener on 127.0.0.1 [9093]
 #   BROKER_DIR                    state: server.properties, kafka.log, kafka.pid [<repo>/.broker]
 #   KAFKA_DATA_DIR                log.dirs (topic data + metadata log) [$BROKER_DIR/data]
-#   KAFKA_JARS_DIR                jar cache [${XDG_CACHE_HOME:-$HOME/.cache}/sensor-anomaly/kafka-4.1.1]
+#   KAFKA_JARS_DIR                jar cache [${XDG_CACHE_HOME:-$HOME/.cache}/sensor-anomaly/kafka-4.1.1];
+#                                 a new or empty directory: it is deleted and fetched again when
+#                                 the pom changes, so a non-empty one broker.sh did not make is
+#                                 refused
 #   KAFKA_HEAP_OPTS               JVM heap flags [-Xms256m -Xmx1g]
 #   BROKER_START_TIMEOUT_SECONDS  how long start waits for the broker to answer [90]
 #   BROKER_STOP_TIMEOUT_SECONDS   how long stop waits after SIGTERM before SIGKILL [20]
@@ -266,9 +269,15 @@ jars_complete() {
     && compgen -G "$KAFKA_JARS_DIR/kafka_2.13-$KAFKA_VERSION.jar" >/dev/null
 }
 
+# What broker.sh put in KAFKA_JARS_DIR before it wrote the ownership marker (server-lib.sh's
+# owned_or_absent): the pom's hash in .complete, and jars.
+readonly JARS_LEGACY=("$JARS_MARKER_NAME" "*.jar")
+readonly JARS_WHY="to fetch the Kafka jars into it; set KAFKA_JARS_DIR to a new or empty directory"
+
 # Resolve the broker classpath with Maven into KAFKA_JARS_DIR, once. The marker holds
 # the pom's hash, so editing the pom refreshes the cache. Copies go to a temporary
-# directory renamed into place, so an interrupted download never looks complete.
+# directory renamed into place, so an interrupted download never looks complete. The old
+# cache is deleted only if broker.sh made it: KAFKA_JARS_DIR may name any directory.
 ensure_jars() {
   if jars_complete; then
     return 0
@@ -286,8 +295,10 @@ ensure_jars() {
       return 0
     fi
   fi
+  require_owned "$KAFKA_JARS_DIR" "$JARS_WHY" "${JARS_LEGACY[@]}"
   echo "fetching Kafka $KAFKA_VERSION jars with Maven into $KAFKA_JARS_DIR (first run only)..."
   tmp="$(mktemp -d "$KAFKA_JARS_DIR.tmp.XXXXXX")"
+  mark_owned "$tmp" "Kafka $KAFKA_VERSION jars, fetched again when scripts/kafka/pom.xml changes"
   # Debian's Maven 3.8 prints stray ANSI resets even with -B -q; strip them (pipefail
   # keeps mvn's own exit status).
   if ! mvn -B -q -f "$POM" dependency:copy-dependencies \
@@ -297,18 +308,22 @@ ensure_jars() {
     die "Maven could not fetch the Kafka jars (see its output above)"
   fi
   sha256sum "$POM" | cut -d' ' -f1 >"$tmp/$JARS_MARKER_NAME"
-  rm -rf -- "$KAFKA_JARS_DIR"
-  mv -- "$tmp" "$KAFKA_JARS_DIR"
+  replace_owned_dir "$tmp" "$KAFKA_JARS_DIR" "$JARS_WHY" "${JARS_LEGACY[@]}"
   if command -v flock >/dev/null 2>&1; then
     exec 9>&-
   fi
   echo "fetched $(find "$KAFKA_JARS_DIR" -name '*.jar' | wc -l) jars"
 }
 
+readonly TLS_FILES=(ca.pem ca.key broker.pem broker.key broker-keystore.pem client.pem client.key)
+# What broker.sh put in TLS_DIR before it wrote the ownership marker: those files.
+readonly TLS_LEGACY=(broker-keystore.pem "${TLS_FILES[@]}")
+readonly TLS_WHY="to make the TLS certificates in it; move it away, or set BROKER_DIR to another directory"
+
 # Are the TLS files all there, and is the broker's certificate good for at least another day?
 tls_files_usable() {
   local name
-  for name in ca.pem ca.key broker.pem broker.key broker-keystore.pem client.pem client.key; do
+  for name in "${TLS_FILES[@]}"; do
     [[ -s "$TLS_DIR/$name" ]] || return 1
   done
   openssl x509 -noout -checkend 86400 -in "$TLS_DIR/broker.pem" >/dev/null 2>&1
@@ -321,6 +336,7 @@ make_tls_files() {
   command -v openssl >/dev/null 2>&1 \
     || die "openssl not found; it makes the TLS listener's certificates (Debian package openssl)"
   local tmp out status
+  require_owned "$TLS_DIR" "$TLS_WHY" "${TLS_LEGACY[@]}"
   tmp="$(mktemp -d "$BROKER_DIR/tls.tmp.XXXXXX")"
   # The steps' output is shown only if one fails. The subshell stops at the first failure: not
   # in an `if` or `||` (where bash ignores set -e), so errexit is switched off around it instead.
@@ -360,8 +376,8 @@ make_tls_files() {
     die "openssl could not make the TLS certificates (see its output above)"
   fi
   chmod 700 -- "$tmp"
-  rm -rf -- "$TLS_DIR"
-  mv -- "$tmp" "$TLS_DIR"
+  mark_owned "$tmp" "TLS certificates for the broker's listeners"
+  replace_owned_dir "$tmp" "$TLS_DIR" "$TLS_WHY" "${TLS_LEGACY[@]}"
   echo "made a CA and TLS certificates in $TLS_DIR (valid $TLS_CERT_DAYS days)"
 }
 

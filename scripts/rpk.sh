@@ -23,23 +23,22 @@
 # (take the replace directive from that rpk's go.mod), and commit go.mod and go.sum.
 #
 # Environment (defaults in brackets):
-#   RPK_CACHE_DIR   parent of the cached rpk-<version>/ [${XDG_CACHE_HOME:-$HOME/.cache}/sensor-anomaly]
+#   RPK_CACHE_DIR   parent of the cached rpk-<version>/ [${XDG_CACHE_HOME:-$HOME/.cache}/sensor-anomaly];
+#                   an rpk-<version>/ there that this script did not make is never replaced
 #   GO              the Go command, 1.24 or newer [go]
 set -euo pipefail
 
 SCRIPT_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
 readonly SCRIPT_DIR
+# die, and the replacement of a directory only if this script made it.
+# shellcheck source=scripts/server-lib.sh
+source "$SCRIPT_DIR/server-lib.sh"
 readonly MODULE_DIR="$SCRIPT_DIR/rpk"
 readonly RPK_MODULE="github.com/redpanda-data/redpanda/src/go/rpk"
 readonly RPK_PKG="$RPK_MODULE/cmd/rpk"
 readonly VERSION_PKG="$RPK_MODULE/pkg/cli/version"
 GO="${GO:-go}"
 RPK_CACHE_DIR="${RPK_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/sensor-anomaly}"
-
-die() {
-  echo "error: $*" >&2
-  exit 1
-}
 
 # The pinned pseudo-version, read from the wrapper's go.mod (the one source of truth).
 rpk_version() {
@@ -53,6 +52,10 @@ VERSION="$(rpk_version)"
 readonly VERSION
 readonly INSTALL_DIR="$RPK_CACHE_DIR/rpk-$VERSION"
 readonly RPK="$INSTALL_DIR/rpk"
+# RPK_CACHE_DIR may name any directory: its rpk-<version>/ is replaced only if this script made it
+# (the binary alone, before it wrote the ownership marker).
+readonly INSTALL_LEGACY=(rpk)
+readonly INSTALL_WHY="to put the rpk it builds there; move it away, or set RPK_CACHE_DIR to another directory"
 
 is_built() {
   [[ -x "$RPK" ]]
@@ -75,6 +78,7 @@ cmd_build() {
     fi
   fi
   local tmp start rev="${VERSION##*-}"
+  require_owned "$INSTALL_DIR" "$INSTALL_WHY" "${INSTALL_LEGACY[@]}"
   tmp="$(mktemp -d "$INSTALL_DIR.tmp.XXXXXX")"
   # shellcheck disable=SC2064 # expand $tmp now: it is local to this function
   trap "rm -rf -- '$tmp'" EXIT
@@ -91,8 +95,8 @@ cmd_build() {
   fi
   "$tmp/rpk" --version >/dev/null 2>&1 || die "the rpk just built does not run: $tmp/rpk --version failed"
   chmod 755 "$tmp" # mktemp -d makes it private
-  rm -rf -- "$INSTALL_DIR"
-  mv -- "$tmp" "$INSTALL_DIR"
+  mark_owned "$tmp" "rpk $VERSION"
+  replace_owned_dir "$tmp" "$INSTALL_DIR" "$INSTALL_WHY" "${INSTALL_LEGACY[@]}"
   trap - EXIT
   echo "built rpk in $((SECONDS - start)) s" >&2
   echo "$RPK"

@@ -136,6 +136,56 @@ def test_security_errors_name_the_variable_and_hide_the_password(env: dict, name
     assert "s3cret-pw" not in str(err.value)
 
 
+SECRET = "s3cret-pw"
+
+
+def test_the_settings_repr_hides_every_password() -> None:
+    """The SASL password (in ``security``) and any secret given in the extra librdkafka
+    settings: a repr reaches logs, tracebacks and test failures."""
+    s = Settings.from_env(
+        {
+            "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "KAFKA_SASL_MECHANISM": "PLAIN",
+            "KAFKA_SASL_USERNAME": "u",
+            "KAFKA_SASL_PASSWORD": SECRET,
+            "KAFKA_CONSUMER_CONFIG": f"fetch.wait.max.ms=10,ssl.key.password={SECRET}",
+            "KAFKA_PRODUCER_CONFIG": f"sasl.oauthbearer.config=principal=u secret={SECRET}",
+        }
+    )
+    assert SECRET not in repr(s) and SECRET not in str(s)
+    assert "password='***'" in repr(s)
+    assert "'fetch.wait.max.ms': '10', 'ssl.key.password': '***'" in repr(s)
+    assert "'sasl.oauthbearer.config': '***'" in repr(s)
+    # The values themselves are untouched: the clients need them.
+    assert s.consumer_config["ssl.key.password"] == SECRET
+    assert s.security.password == SECRET
+
+
+@pytest.mark.parametrize("name", ["KAFKA_CONSUMER_CONFIG", "KAFKA_PRODUCER_CONFIG"])
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        # A bad part before the secret: the secret's key shows, its value does not.
+        (f"=5,sasl.password={SECRET}", "'=5,sasl.password=***': expected k=v,k=v (part 1, '=5',"),
+        # A bad part after a secret may be a piece of it (a password with ",=" in it).
+        (f"sasl.password=ab,={SECRET}", "'sasl.password=***,***': expected k=v,k=v (part 2, not"),
+        # A mistyped "=": the part names a secret, so it is hidden whole.
+        (f"ssl.key.pem:{SECRET}", "'***': expected k=v,k=v (part 1, not shown"),
+        (
+            f"debug=all,sasl.oauthbearer.client.secret={SECRET},=x",
+            "'debug=all,sasl.oauthbearer.client.secret=***,***': expected k=v,k=v (part 3, not",
+        ),
+    ],
+)
+def test_a_bad_extra_kafka_setting_never_shows_a_secret(name: str, value: str, shown: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        Settings.from_env({name: value})
+    message = str(err.value)
+    assert SECRET not in message
+    assert message.startswith(f"{name}=")
+    assert shown in message
+
+
 def test_security_settings_reach_both_client_libraries(tls_files: TlsFiles) -> None:
     ca = str(tls_files.ca.cert)  # a real one: the CA file is loaded to check it
     s = Settings.from_env(

@@ -378,3 +378,61 @@ def test_the_readme_s_producer_table_is_the_one_rendered_from_its_declarations()
 
     table = o.markdown_table(PRODUCER_OPTIONS, flags=True).rstrip("\n")
     assert table in (ROOT / "README.md").read_text(), "README's producer table has drifted"
+
+
+# --- secrets ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "sasl.password",
+        "ssl.key.password",
+        "ssl.keystore.password",
+        "ssl.key.pem",
+        "ssl_key",
+        "sasl.oauthbearer.config",
+        "sasl.oauthbearer.client.secret",
+        "sasl.oauthbearer.assertion.private.key.passphrase",
+        "sasl.jaas.config",
+        "KAFKA_SASL_PASSWORD",
+    ],
+)
+def test_secret_settings_are_recognised(key: str) -> None:
+    assert o.is_secret(key)
+    assert o.redacted_config({key: "pw", "linger.ms": "5"}) == {key: "***", "linger.ms": "5"}
+
+
+@pytest.mark.parametrize("key", ["linger.ms", "debug", "ssl.key.location", "sasl.username"])
+def test_other_settings_are_shown(key: str) -> None:
+    assert not o.is_secret(key)
+
+
+def test_redact_key_values_keeps_the_keys_and_hides_the_secrets() -> None:
+    assert o.redact_key_values("debug=broker,fetch, sasl.password=a,b,linger.ms=5") == (
+        "debug=broker,fetch,sasl.password=***,***,linger.ms=5"
+    )
+    assert o.redact_key_values("sasl.password:pw,x=1") == "***,x=1"
+
+
+def test_a_refused_part_is_named_by_position_and_hidden_if_it_may_be_secret() -> None:
+    with pytest.raises(ValueError, match=r"^part 2, '=x', is not k=v$"):
+        o.key_values("a=1,=x")
+    with pytest.raises(ValueError) as exc:
+        o.key_values("sasl.password=a,=pw")
+    assert str(exc.value) == "part 2, not shown as it may hold a secret, is not k=v"
+
+
+def test_an_option_s_redact_hides_its_text_in_both_message_shapes() -> None:
+    """The text, and the parser's reason, which may quote it (int()'s does)."""
+    secret = Option("X_PASSWORD", "", o.integer(), "", redact=o.hidden)
+    flagged = Option("X_PASSWORD", "", o.integer(), "", flag="--password", redact=o.hidden)
+    with pytest.raises(OptionError) as exc:
+        Reader({"X_PASSWORD": " s3cret "})(secret)
+    assert str(exc.value) == (
+        "X_PASSWORD='***': expected an integer (invalid literal for int() with base 10: '***')"
+    )
+    with pytest.raises(OptionError) as exc:
+        Reader({}, {"password": "s3cret"})(flagged)
+    assert "value '***' (from flag --password)" in str(exc.value)
+    assert "s3cret" not in str(exc.value) and "s3cret" not in repr(exc.value)

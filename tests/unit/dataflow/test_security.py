@@ -306,3 +306,22 @@ def test_each_refusal_keeps_its_words_names_its_variable_and_hides_the_password(
     assert str(err.value) == message
     assert any(option.env in message for option in SECURITY_OPTIONS)
     assert "s3cret-pw" not in str(err.value)
+
+
+# --- secrets in reprs -------------------------------------------------------------------------
+
+
+def test_the_repr_hides_the_password() -> None:
+    """Settings end up in logs, tracebacks and test failures: the dataclass repr had it all."""
+    security = KafkaSecurity.from_env(
+        {
+            "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "KAFKA_SASL_MECHANISM": "PLAIN",
+            "KAFKA_SASL_USERNAME": "u",
+            "KAFKA_SASL_PASSWORD": "s3cret-pw",
+        }
+    )
+    assert "s3cret-pw" not in repr(security) and "s3cret-pw" not in str(security)
+    assert "password='***'" in repr(security) and "username='u'" in repr(security)
+    assert security.password == "s3cret-pw"  # the clients still get it
+    assert "password=None" in repr(KafkaSecurity())

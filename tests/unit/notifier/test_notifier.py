@@ -377,7 +377,11 @@ def test_bad_setting_names_the_variable(env: dict, name: str) -> None:
 
 def test_the_password_is_never_in_a_message() -> None:
     settings = Settings.from_env(
-        {"ALERTMANAGER_USERNAME": "ops", "ALERTMANAGER_PASSWORD": "s3cret-pw"}
+        {
+            "ALERTMANAGER_USERNAME": "ops",
+            "ALERTMANAGER_PASSWORD": "s3cret-pw",
+            "ALERTMANAGER_ALLOW_INSECURE_AUTH": "true",
+        }
     )
     assert "s3cret-pw" not in settings.redacted_alertmanager()
     assert "***" in settings.redacted_alertmanager()
@@ -421,6 +425,7 @@ def client(handler) -> Alertmanager:
             "ALERTMANAGER_URL": "http://am:9093/prefix",
             "ALERTMANAGER_USERNAME": "ops",
             "ALERTMANAGER_PASSWORD": "pw",
+            "ALERTMANAGER_ALLOW_INSECURE_AUTH": "true",
         }
     )
     return Alertmanager(settings, transport=httpx.MockTransport(handler))

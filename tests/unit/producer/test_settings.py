@@ -7,6 +7,7 @@ import pytest
 
 from producer.settings import parse_settings, parse_start
 from producer.simulate import AIR_QUALITY, TEMPERATURE
+from tests.unit.producer.logins import PASSWORD, SCRAM_ENV
 
 
 def test_defaults() -> None:
@@ -79,3 +80,11 @@ def test_limits_zero_or_unlimited_mean_none() -> None:
     assert settings.count is None and settings.duration_s is None
     settings = parse_settings(["--count", "12", "--duration", "2.5"], environ={})
     assert settings.count == 12 and settings.duration_s == 2.5
+
+
+def test_the_settings_repr_hides_the_password() -> None:
+    """Settings reach logs and tracebacks; the SASL password must not come with them."""
+    settings = parse_settings([], environ=SCRAM_ENV)
+    assert settings.security.password == PASSWORD  # the client still gets it
+    assert PASSWORD not in repr(settings) and PASSWORD not in str(settings)
+    assert "password='***'" in repr(settings)
