@@ -1,9 +1,10 @@
 """Entry point: ``python -m bytewax.run dataflow.main:flow``.
 
 Only wiring: read the settings (failing fast, naming the bad variable), make sure the topics
-exist (``dataflow.admin``), and hand the Kafka source (``dataflow.source``) and Bytewax's Kafka
-sinks to ``build_flow``. Every Kafka client logs through ``dataflow.kafkalog``; SIGINT and
-SIGTERM stop the flow cleanly (``dataflow.stopping``); the GC is tuned by ``dataflow.runtime``.
+exist (``dataflow.admin``), and hand the Kafka source (``dataflow.source``) and sinks
+(``dataflow.sink``: an undelivered message fails the epoch) to ``build_flow``. Every Kafka
+client logs through ``dataflow.kafkalog``; SIGINT and SIGTERM stop the flow cleanly
+(``dataflow.stopping``); the GC is tuned by ``dataflow.runtime``.
 
 Importing this module does nothing: ``flow`` is built, once, when first asked for (a module
 ``__getattr__``), which is what ``bytewax.run``'s ``getattr(module, "flow")`` does.
@@ -16,13 +17,14 @@ import logging
 import os
 import sys
 
-from bytewax.connectors.kafka import KafkaSink, KafkaSinkMessage
+from bytewax.connectors.kafka import KafkaSinkMessage
 
 from dataflow.admin import ClientConfig, StartupError, client_config, ensure_flow_topics
 from dataflow.config import ConfigError, Settings, recovery_requested
 from dataflow.flow import build_flow
 from dataflow.kafkalog import client_logger
 from dataflow.runtime import tune_gc
+from dataflow.sink import DeliveringKafkaSink
 from dataflow.source import KafkaPollSource
 from dataflow.status import Status
 from dataflow.stopping import GracefulStop
@@ -80,7 +82,7 @@ def make_flow() -> object:
         batch_size=settings.batch_size,
         stop=stop.event,
     )
-    # Bytewax types add_config as str values; librdkafka also takes the logger object.
+    # librdkafka takes the logger object beside the str settings.
     producer_config: ClientConfig = {
         **PRODUCER_DEFAULTS,
         **settings.producer_config,
@@ -91,8 +93,8 @@ def make_flow() -> object:
     return build_flow(
         settings,
         source,
-        KafkaSink(brokers, settings.anomalies_topic, add_config=producer_config),
-        KafkaSink(brokers, settings.dlq_topic, add_config=producer_config),
+        DeliveringKafkaSink(brokers, settings.anomalies_topic, add_config=producer_config),
+        DeliveringKafkaSink(brokers, settings.dlq_topic, add_config=producer_config),
         make_message=lambda k, v, h: KafkaSinkMessage(k, v, headers=h),
         status=status,
         snapshots=recovery_requested(sys.argv, dict(os.environ)),

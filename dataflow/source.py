@@ -13,10 +13,18 @@ registry when it is imported (registering it again would raise). Bytewax's reade
 librdkafka's statistics callback, once a second and only once a message was read; this one reads
 librdkafka's cached high watermark after every poll: a field read under a lock, no broker round
 trip, and the fetch responses that bring the messages keep it current.
+
+A resumed offset that retention has deleted (the flow was stopped longer than the topic keeps
+messages) would make librdkafka apply ``auto.offset.reset``, whose default jumps to the END of
+the partition and skips everything still kept, silently. ``resume_offset`` starts such a
+partition at the earliest offset left instead, logs one warning and counts the messages lost in
+``sensor_input_skipped_messages_total``; ``auto.offset.reset`` is ``earliest`` for the rarer
+resets it does not see (retention racing the first fetch).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -36,10 +44,14 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 
 from dataflow.progress import BEAT_SECONDS, Beat, Poll, part_name
+from dataflow.status import INPUT_SKIPPED
+
+log = logging.getLogger("dataflow.source")
 
 # How long a beat waits for the broker's high watermark when a poll brought nothing; during an
 # outage it does not answer, and the reader then says it is not caught up.
 WATERMARK_TIMEOUT_S = 0.5
+WATERMARKS_TIMEOUT_S = 30.0  # a resumed partition's first broker round trip, as list_parts'
 
 
 class LagGauge(Protocol):
@@ -52,6 +64,18 @@ class LagMetric(Protocol):
     """A prometheus_client ``Gauge`` with the labels ``step_id``, ``topic``, ``partition``."""
 
     def labels(self, **labels: Any) -> LagGauge: ...
+
+
+class SkipCounter(Protocol):
+    """What the reader needs of a labelled prometheus_client ``Counter`` child."""
+
+    def inc(self, amount: float = 1) -> None: ...
+
+
+class SkipMetric(Protocol):
+    """A prometheus_client ``Counter`` with the labels ``topic``, ``partition``."""
+
+    def labels(self, **labels: Any) -> SkipCounter: ...
 
 
 class PartitionConsumer(Protocol):
@@ -83,6 +107,48 @@ def consumer_lag(position: int, low: int, high: int) -> int | None:
             return None
         position = low
     return max(high - position, 0)
+
+
+def deleted_before_read(offset: int, low: int) -> int:
+    """Messages from ``offset`` (the next to read) up to the low watermark ``low``: deleted
+    before they were read. 0 for a logical offset or an unknown watermark."""
+    if offset < 0 or low < 0:
+        return 0
+    return max(low - offset, 0)
+
+
+def resume_offset(
+    consumer: PartitionConsumer, topic: str, part: int, offset: int, skipped: SkipCounter
+) -> int:
+    """Where a resumed partition starts: ``offset``, or the earliest offset still there when
+    retention deleted it (one warning, and the lost messages counted), never the end."""
+    if offset < 0:  # nothing read before: librdkafka resolves the logical offset
+        return offset
+    marks = consumer.get_watermark_offsets(
+        TopicPartition(topic, part), timeout=WATERMARKS_TIMEOUT_S, cached=False
+    )
+    if marks is None:
+        raise RuntimeError(
+            f"no offsets of Kafka topic {topic!r} partition {part} within "
+            f"{WATERMARKS_TIMEOUT_S:g} s: cannot tell whether offset {offset} still exists"
+        )
+    low = marks[0]
+    lost = deleted_before_read(offset, low)
+    if lost:
+        log.warning(
+            "%s/%d: resumed at offset %d, but offsets %d..%d were deleted (retention) before "
+            "the flow read them; skipping %d messages, reading from offset %d, the earliest left",
+            topic,
+            part,
+            offset,
+            offset,
+            low - 1,
+            lost,
+            low,
+        )
+        skipped.inc(lost)
+        return low
+    return offset
 
 
 class PollPartition(StatefulSourcePartition[Poll | Beat, int]):
@@ -212,17 +278,22 @@ class KafkaPollSource(FixedPartitionedSource[Poll | Beat, int]):
         batch_size: int,
         stop: threading.Event | None = None,
         lag_metric: LagMetric = BYTEWAX_CONSUMER_LAG_GAUGE,
+        skipped_metric: SkipMetric = INPUT_SKIPPED,
     ) -> None:
         self._topics = list(topics)
         self._admin_config = admin_config
         self._batch_size = batch_size
         self._stop = stop or threading.Event()
         self._lag_metric = lag_metric
+        self._skipped_metric = skipped_metric
         self._consumer_config = {
             # Offsets live in Bytewax's recovery, not in a consumer group.
             "group.id": "BYTEWAX_IGNORED",
             "enable.auto.commit": "false",
             "enable.partition.eof": str(not tail).lower(),
+            # Not the default "latest": a reset jumps over what is still there. Resumes below
+            # the low watermark are handled (and counted) by resume_offset before this.
+            "auto.offset.reset": "earliest",
             **consumer_config,
         }
 
@@ -235,10 +306,16 @@ class KafkaPollSource(FixedPartitionedSource[Poll | Beat, int]):
 
     def build_part(self, step_id: str, for_part: str, resume_state: int | None) -> PollPartition:
         idx, topic = for_part.split("-", 1)
-        offset = OFFSET_BEGINNING if resume_state is None else resume_state
         gauge = partial(self._lag_metric.labels, step_id=step_id, topic=topic, partition=idx)
+        # Every partition's series exists, at 0: a skip after a restart is then an increase
+        # over the run before (ops/prometheus/rules).
+        skipped = self._skipped_metric.labels(topic=topic, partition=idx)
+        consumer = Consumer(dict(self._consumer_config))
+        offset = OFFSET_BEGINNING
+        if resume_state is not None:
+            offset = resume_offset(consumer, topic, int(idx), resume_state, skipped)
         return PollPartition(
-            Consumer(dict(self._consumer_config)),
+            consumer,
             topic,
             int(idx),
             offset,

@@ -41,6 +41,11 @@ ALERTS_RESOLVED = Counter(
 FORGOTTEN = Counter(
     "sensor_forgotten", "Sensors forgotten after SENSOR_STATE_TTL_SECONDS of silence."
 )
+INPUT_SKIPPED = Counter(
+    "sensor_input_skipped_messages",
+    "Input messages deleted by retention before the flow read them, skipped on a resume.",
+    ["topic", "partition"],
+)
 TRACKED = Gauge("sensor_tracked_sensors", "Sensors whose state (windows, model, alert) is kept.")
 OPEN_ALERTS = Gauge(
     "sensor_open_alerts",

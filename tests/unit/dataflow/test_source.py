@@ -281,6 +281,7 @@ def test_build_part_labels_the_gauge_with_step_topic_and_partition(monkeypatch) 
             "group.id": "BYTEWAX_IGNORED",
             "enable.auto.commit": "false",
             "enable.partition.eof": "true",
+            "auto.offset.reset": "earliest",
             "bootstrap.servers": "b:9092",
             "fetch.wait.max.ms": "5",
         }

@@ -72,6 +72,7 @@ def test_the_issue_s_rules_are_all_there() -> None:
         "SensorLateReadingsRising",
         "SensorFamilySilent",
         "SensorAlertStorm",
+        "SensorInputSkipped",
     }
 
 
