@@ -80,6 +80,20 @@ def documented_docker_vars() -> set[str]:
     return set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", section, flags=re.M))
 
 
+def published(service: str) -> list[tuple[str, int, int]]:
+    """A service's published ports as (host address as written, host port, container port);
+    the address is "" when the spec has none (every interface)."""
+    out = []
+    for spec in SERVICES[service].get("ports", []):
+        *address, host, container = str(spec).rsplit(":", 2)
+        out.append((address[0] if address else "", int(host), int(container)))
+    return out
+
+
+def port_pairs(service: str) -> list[tuple[int, int]]:
+    return [(host, container) for _, host, container in published(service)]
+
+
 def documented_metrics_vars() -> set[str]:
     """Bytewax's metrics variables, documented in the README's "Metrics." paragraph."""
     start = README.index("**Metrics.**")
@@ -143,13 +157,13 @@ def test_redpanda_advertises_an_internal_and_an_external_listener() -> None:
     bind = listeners(opts["kafka-addr"])
     advertised = listeners(opts["advertise-kafka-addr"])
     assert set(bind) == set(advertised) == {"internal", "external"}
-    # Inside the network: the service name. Outside: localhost on a published port.
+    # Inside the network: the service name. Outside: the IPv4 loopback the port is published on.
     assert advertised["internal"] == f"redpanda:{bind['internal'].rsplit(':', 1)[1]}"
     host, port = advertised["external"].rsplit(":", 1)
-    assert host == "localhost"
+    assert host == "127.0.0.1"
     assert bind["external"] == f"0.0.0.0:{port}"
-    assert f"{port}:{port}" in SERVICES["redpanda"]["ports"]
-    assert any(p.endswith(":9644") for p in SERVICES["redpanda"]["ports"]), "admin API"
+    assert (int(port), int(port)) in port_pairs("redpanda")
+    assert any(container == 9644 for _, container in port_pairs("redpanda")), "admin API"
 
 
 def test_every_client_uses_the_internal_listener() -> None:
@@ -159,7 +173,7 @@ def test_every_client_uses_the_internal_listener() -> None:
     console = yaml.safe_load(env_of("console")["CONSOLE_CONFIG_FILE"])
     assert console["kafka"]["brokers"] == [internal]
     assert SERVICES["console"]["environment"]["CONFIG_FILEPATH"] in SERVICES["console"]["command"]
-    assert "8080:8080" in SERVICES["console"]["ports"]
+    assert (8080, 8080) in port_pairs("console")
 
 
 def test_redpanda_has_a_healthcheck_that_asks_the_cluster() -> None:
@@ -167,6 +181,35 @@ def test_redpanda_has_a_healthcheck_that_asks_the_cluster() -> None:
     test = " ".join(check["test"][1:]) if isinstance(check["test"], list) else check["test"]
     assert "rpk cluster health" in test or "/v1/status/ready" in test
     assert check["retries"] >= 10, "Redpanda can take a while on a cold start"
+
+
+# --- Published ports -----------------------------------------------------------------------
+
+BIND_ADDRESS = re.compile(r"\$\{(?P<name>[A-Z][A-Z0-9_]*_BIND_ADDRESS):-127\.0\.0\.1\}")
+
+
+def test_every_published_port_is_on_the_loopback_unless_a_documented_variable_opens_it() -> None:
+    """Nothing in this stack but Grafana asks for a login: a port published without an address
+    is open on every interface of the host (and Docker's rules bypass a host firewall)."""
+    documented = documented_docker_vars()
+    variables = set()
+    for name in SERVICES:
+        for address, host, container in published(name):
+            spec = f"{name}: {address}:{host}:{container}"
+            match = BIND_ADDRESS.fullmatch(address)
+            assert match, f"{spec}: publish on ${{<NAME>_BIND_ADDRESS:-127.0.0.1}}"
+            assert resolve(address) == "127.0.0.1", spec
+            assert match["name"] in documented, f"{spec}: document {match['name']} in README"
+            variables.add(match["name"])
+    # One variable per kind of access, so opening one (the Kafka API) opens nothing else.
+    assert {
+        "REDPANDA_KAFKA_BIND_ADDRESS",
+        "REDPANDA_ADMIN_BIND_ADDRESS",
+        "CONSOLE_BIND_ADDRESS",
+        "ALERTMANAGER_BIND_ADDRESS",
+        "PROMETHEUS_BIND_ADDRESS",
+        "GRAFANA_BIND_ADDRESS",
+    } <= variables
 
 
 # --- Topic set-up, producer, dataflow ------------------------------------------------------
@@ -300,8 +343,7 @@ def test_prometheus_runs_the_repository_config_and_keeps_its_data() -> None:
     assert volumes[directory] == "./ops/prometheus:ro"
     assert (ROOT / "ops/prometheus" / name).is_file()
     assert volumes[opts["storage.tsdb.path"]] in COMPOSE["volumes"]
-    # No authentication: published on the host's loopback only.
-    assert service["ports"] == ["127.0.0.1:9090:9090"]
+    assert port_pairs("prometheus") == [(9090, 9090)]
     assert service["restart"] == "unless-stopped"
 
 
@@ -319,7 +361,7 @@ def test_grafana_is_provisioned_from_the_repository_with_the_dashboard_as_home()
     assert directory == dashboards  # provisioned too: Grafana needs the home dashboard to exist
     assert (ROOT / "ops/grafana/dashboards" / name).is_file()
     assert volumes["/var/lib/grafana"] in COMPOSE["volumes"]
-    assert service["ports"] == ["127.0.0.1:3000:3000"]
+    assert port_pairs("grafana") == [(3000, 3000)]
     assert service["depends_on"] == ["prometheus"]
     assert service["restart"] == "unless-stopped"
 
@@ -576,8 +618,8 @@ def test_alertmanager_runs_the_ops_config_alone_and_publishes_its_api() -> None:
     assert AM_CONFIG.is_file()
     assert opts["cluster.listen-address"] == "", "one instance: no gossip port"
     assert mounts[opts["storage.path"]] in COMPOSE["volumes"], "silences survive `down`"
-    port = opts["web.listen-address"].rsplit(":", 1)[1]
-    assert f"{port}:{port}" in am["ports"]
+    port = int(opts["web.listen-address"].rsplit(":", 1)[1])
+    assert (port, port) in port_pairs("alertmanager")
     assert am["restart"] == "unless-stopped"
 
 
