@@ -144,6 +144,29 @@ def test_monitoring_images_are_pinned_to_a_release(service: str, repo: str, tag:
     assert re.fullmatch(tag, version), f"{image}: pin a release, not {version!r}"
 
 
+# The first release without a known hole these images must stay at or above: a pin can move
+# up, never back to a vulnerable release.
+PATCHED = {
+    # CVE-2023-40577: stored cross-site scripting through the v1 alerts API (fixed in 0.25.1).
+    "prom/alertmanager": (0, 25, 1),
+    # 11.x is out of support; 13.2.2 is the security release the pin was moved to.
+    "grafana/grafana": (13, 2, 2),
+}
+
+
+def version_of(image: str) -> tuple[int, ...]:
+    tag = image.rpartition(":")[2]
+    match = re.fullmatch(r"v?(\d+)\.(\d+)\.(\d+)", tag)
+    assert match, f"{image}: pin a release, not {tag!r}"
+    return tuple(int(part) for part in match.groups())
+
+
+@pytest.mark.parametrize(("repo", "minimum"), sorted(PATCHED.items()))
+def test_images_are_at_or_above_their_patched_release(repo: str, minimum: tuple[int, ...]) -> None:
+    [image] = [s["image"] for s in SERVICES.values() if s["image"].rpartition(":")[0] == repo]
+    assert version_of(image) >= minimum, f"{image} is older than {minimum}, which fixed a hole"
+
+
 def test_redpanda_is_a_single_dev_container_node() -> None:
     command = SERVICES["redpanda"]["command"]
     assert command[:2] == ["redpanda", "start"]
