@@ -389,6 +389,26 @@ def test_grafana_is_provisioned_from_the_repository_with_the_dashboard_as_home()
     assert service["restart"] == "unless-stopped"
 
 
+def test_grafana_s_admin_password_is_a_required_secret_not_a_variable() -> None:
+    grafana = SERVICES["grafana"]
+    env = grafana["environment"]
+    # A plain variable shows in `docker inspect`; Grafana reads the password from a file.
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in env
+    directory, _, secret = env["GF_SECURITY_ADMIN_PASSWORD__FILE"].rpartition("/")
+    assert directory == "/run/secrets"  # where Compose puts a secret granted by its short name
+    assert grafana["secrets"] == [secret]
+    # Its source is a variable of the shell or .env, with no default anywhere: Compose refuses
+    # to start Grafana while it is unset.
+    assert COMPOSE["secrets"][secret] == {"environment": "GF_ADMIN_PASSWORD"}
+    raw = (ROOT / "docker-compose.yml").read_text()
+    defaults = [m[0] for m in INTERPOLATION.finditer(raw) if m["name"] == "GF_ADMIN_PASSWORD"]
+    assert defaults == [], defaults
+    assert "GF_ADMIN_PASSWORD" in documented_docker_vars()
+    # ... and the .env that holds it is never committed.
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert ".env" in ignored or "/.env" in ignored, ".env must be in .gitignore"
+
+
 def test_grafana_datasource_is_the_prometheus_service() -> None:
     [source] = yaml.safe_load(
         (ROOT / "ops/grafana/provisioning/datasources/prometheus.yml").read_text()
