@@ -18,6 +18,7 @@ import sys
 import tomllib
 import zipfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -235,6 +236,64 @@ def test_every_published_port_is_on_the_loopback_unless_a_documented_variable_op
     } <= variables
 
 
+# --- Health checks -------------------------------------------------------------------------
+
+
+def healthcheck(service: str) -> list[str]:
+    """A service's health-check command, without the leading CMD."""
+    test = SERVICES[service]["healthcheck"]["test"]
+    assert isinstance(test, list) and test[0] == "CMD", f"{service}: an exec-form command"
+    return [str(part) for part in test[1:]]
+
+
+def test_every_service_has_a_health_check() -> None:
+    for name, service in SERVICES.items():
+        check = service.get("healthcheck", {})
+        assert check.get("test") and not check.get("disable"), f"{name}: no health check"
+        assert healthcheck(name), name
+
+
+@pytest.mark.parametrize("service", ["alertmanager", "prometheus", "grafana", "console"])
+def test_http_health_checks_ask_the_port_the_service_listens_on(service: str) -> None:
+    [url] = [part for part in healthcheck(service) if part.startswith("http://")]
+    host, _, port = urlsplit(url).netloc.partition(":")
+    assert host == "127.0.0.1"  # inside the container, whatever the published address
+    assert any(container == int(port) for _, container in port_pairs(service)), url
+    if service == "alertmanager":
+        listen = flags(SERVICES[service]["command"])["web.listen-address"]
+        assert listen.rsplit(":", 1)[1] == port
+
+
+def test_app_services_without_an_endpoint_check_the_broker_with_the_entrypoint_s_wait() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    for name in ("topics", "producer", "notifier"):
+        command = healthcheck(name)
+        assert command[0] in project["project"]["scripts"], f"{name}: {command[0]} is installed"
+        timeout = float(command[command.index("--timeout") + 1])
+        assert timeout < float(str(SERVICES[name]["healthcheck"]["timeout"]).rstrip("s"))
+
+
+def test_the_dataflow_s_health_check_asks_its_metrics_api() -> None:
+    command = healthcheck("dataflow")
+    assert command[:2] == ["python", "-c"]
+    assert "BYTEWAX_DATAFLOW_API_PORT" in command[2] and "/metrics" in command[2]
+    assert env_of("dataflow")["BYTEWAX_DATAFLOW_API_ENABLED"] == "true"
+
+
+def test_services_wait_for_what_they_need_to_be_healthy() -> None:
+    """The notifier starts once Alertmanager is ready, Grafana once Prometheus is; Console,
+    the topic set-up, the producer and the dataflow once the broker is."""
+    for name, needs in {
+        "notifier": "alertmanager",
+        "grafana": "prometheus",
+        "console": "redpanda",
+        "topics": "redpanda",
+        "producer": "redpanda",
+        "dataflow": "redpanda",
+    }.items():
+        assert SERVICES[name]["depends_on"][needs] == {"condition": "service_healthy"}, name
+
+
 # --- Topic set-up, producer, dataflow ------------------------------------------------------
 
 
@@ -385,7 +444,7 @@ def test_grafana_is_provisioned_from_the_repository_with_the_dashboard_as_home()
     assert (ROOT / "ops/grafana/dashboards" / name).is_file()
     assert volumes["/var/lib/grafana"] in COMPOSE["volumes"]
     assert port_pairs("grafana") == [(3000, 3000)]
-    assert service["depends_on"] == ["prometheus"]
+    assert service["depends_on"] == {"prometheus": {"condition": "service_healthy"}}
     assert service["restart"] == "unless-stopped"
 
 
@@ -675,7 +734,7 @@ def test_notifier_is_an_app_service_run_through_the_entrypoint() -> None:
     assert notifier["depends_on"] == {
         "redpanda": {"condition": "service_healthy"},
         "topics": {"condition": "service_completed_successfully"},
-        "alertmanager": {"condition": "service_started"},
+        "alertmanager": {"condition": "service_healthy"},
     }
     copied = {shlex.split(rest)[0] for kw, rest in dockerfile_instructions() if kw == "COPY"}
     assert "notifier/" in copied
