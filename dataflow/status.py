@@ -1,6 +1,9 @@
 """Process-wide counters: the periodic status line and the Prometheus metrics.
 
-Updated once per batch (not per message), so the lock costs nothing measurable. The status line
+Updated once per batch (not per message), so the lock costs nothing measurable. Beside the
+counters, three wall-clock gauges let Prometheus see silence, which a counter only shows as the
+absence of change: when the flow last routed a batch, and per family when its last reading
+arrived and how far apart its readings usually are (``dataflow.cadence``). The status line
 is a stable ``key=value`` log line that the demo reads. The Prometheus counters live in
 ``prometheus_client``'s default registry, which Bytewax serves beside its own metrics on
 ``/metrics`` when ``BYTEWAX_DATAFLOW_API_ENABLED=true`` (port ``BYTEWAX_DATAFLOW_API_PORT``,
@@ -15,6 +18,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 
 from prometheus_client import Counter, Gauge
+
+from dataflow.cadence import Cadence
 
 log = logging.getLogger("dataflow.status")
 
@@ -56,6 +61,21 @@ MOVED = Counter(
     "Sensors seen on a second input partition (counted once each): their messages are not "
     "keyed by sensor or machine id, and their readings may be late.",
 )
+LAST_BATCH = Gauge(
+    "sensor_last_batch_timestamp_seconds",
+    "Wall-clock time the flow last routed a batch of input messages (its start, before one).",
+)
+FAMILY_LAST_READING = Gauge(
+    "sensor_family_last_reading_timestamp_seconds",
+    "Wall-clock time the flow last read a reading of the family (its start, before one).",
+    ["family"],
+)
+FAMILY_INTERVAL = Gauge(
+    "sensor_family_reading_interval_seconds",
+    "The family's usual gap between readings: the time-weighted median of its recent gaps "
+    "(0 until one is known).",
+    ["family"],
+)
 _PLAIN = {
     "windows": WINDOWS,
     "anomalies": ANOMALIES,
@@ -68,13 +88,20 @@ _PLAIN = {
 class Status:
     """Thread-safe counters (Bytewax workers are threads of one process)."""
 
-    def __init__(self, interval_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        interval_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self.interval_s = interval_s
-        self._clock = clock
+        self._clock = clock  # paces the status line
+        self._wall = wall  # the gauges' timestamps, and the gaps between a family's readings
         self._lock = threading.Lock()
         self._counts = dict.fromkeys(FIELDS, 0)
         self._tracked: dict[int, int] = {}  # shard (by its logic's id) -> sensors it keeps
         self._open: dict[int, int] = {}  # shard -> its sensors with an open alert
+        self._cadence: dict[str, Cadence] = {}  # family -> its arrivals
         self._last = clock()
 
     def add(self, **deltas: int) -> None:
@@ -89,16 +116,33 @@ class Status:
         self.maybe_report()
 
     def register_families(self, families: Iterable[str]) -> None:
-        """Start each family's readings counter at 0, so a family that never sends shows as a
-        flat 0 (not a missing series) and its first readings count in ``rate()``."""
+        """The flow starts: each family's readings counter at 0, so a family that never sends
+        shows as a flat 0 (not a missing series) and its first readings count in ``rate()``;
+        the last batch and each family's last reading at now, so silence is measured from the
+        start until something arrives; no interval known yet."""
+        now = self._wall()
+        LAST_BATCH.set(now)
+        with self._lock:
+            self._cadence.clear()
         for family in families:
             READINGS.labels(family)
+            FAMILY_LAST_READING.labels(family).set(now)
+            FAMILY_INTERVAL.labels(family).set(0)
 
     def add_readings(self, by_family: Mapping[str, int]) -> None:
+        """One routed batch of input: how many readings of each family it held (0 when all of
+        a family's were rejected, which is not an arrival)."""
+        now = self._wall()
+        LAST_BATCH.set(now)
+        arrived = [family for family, n in by_family.items() if n]
         with self._lock:
             self._counts["readings"] += sum(by_family.values())
+            intervals = [self._cadence.setdefault(f, Cadence()).observe(now) for f in arrived]
         for family, n in by_family.items():
             READINGS.labels(family).inc(n)
+        for family, interval in zip(arrived, intervals, strict=True):
+            FAMILY_LAST_READING.labels(family).set(now)
+            FAMILY_INTERVAL.labels(family).set(interval)
         self.maybe_report()
 
     def add_dead(self, by_reason: Mapping[str, int]) -> None:

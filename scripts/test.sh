@@ -4,7 +4,7 @@
 # Starts the broker if none answers, and stops it again only if it started it.
 #
 # The programs some checks run (shellcheck, kcat, openssl, prometheus with promtool,
-# prometheus-alertmanager) are installed first if missing, when that is possible (root with
+# prometheus-alertmanager, wget) are installed first if missing, when that is possible (root with
 # apt-get); otherwise it stops and says how to install them. A missing
 # tool makes its tests fail, not skip (REQUIRE_TOOLS=1, tests/tools.py), so a green run never
 # hides a check. REQUIRE_TOOLS=0 installs nothing, and those checks skip with the reason in
@@ -16,7 +16,7 @@ REQUIRE_TOOLS="${REQUIRE_TOOLS:-1}"
 export REQUIRE_TOOLS
 # Programs the tests run; each is also the name of its Debian package (`prometheus` brings
 # `promtool` too).
-readonly TOOLS=(shellcheck kcat openssl prometheus prometheus-alertmanager)
+readonly TOOLS=(shellcheck kcat openssl prometheus prometheus-alertmanager wget)
 # Debian's policy layer: exit 101 = "do not start services". See no_service_starts.
 readonly POLICY_RC=/usr/sbin/policy-rc.d
 

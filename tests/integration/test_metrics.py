@@ -65,6 +65,7 @@ def test_metrics_count_what_was_sent(topics: dict[str, str], tmp_path) -> None:
         STATUS_INTERVAL_SECONDS="0",
         **topics,
     )
+    started = time.time()
     flow = subprocess.Popen(
         [sys.executable, "-m", "bytewax.run", "dataflow.main:flow"],
         cwd=ROOT,
@@ -100,7 +101,21 @@ def test_metrics_count_what_was_sent(topics: dict[str, str], tmp_path) -> None:
     finally:
         flow.send_signal(signal.SIGKILL)
         flow.wait(20)
+    scraped = time.time()
     assert {k: got.get(k) for k in want} == want
+    # The silence gauges (SensorFamilySilent, SensorDataflowStalled): wall-clock times of this
+    # run, and an interval for each family that sent.
+    stamps = {
+        name: got.get(name, 0.0)
+        for name in (
+            "sensor_last_batch_timestamp_seconds",
+            'sensor_family_last_reading_timestamp_seconds{family="temperature"}',
+            'sensor_family_last_reading_timestamp_seconds{family="air_quality"}',
+        )
+    }
+    assert all(started <= t <= scraped for t in stamps.values()), (started, stamps, scraped)
+    for family in ("temperature", "air_quality"):
+        assert got.get(f'sensor_family_reading_interval_seconds{{family="{family}"}}', -1) >= 0
     # Bytewax's own metrics are served beside ours.
     assert any(name.startswith("bytewax_item_inp_count_total") for name in got), sorted(got)
 

@@ -149,3 +149,49 @@ def test_counts_from_many_threads_are_not_lost() -> None:
         thread.join()
     counts = status.snapshot()
     assert (counts["windows"], counts["readings"]) == (8000, 16000)
+
+
+def test_the_flow_start_sets_every_silence_clock_to_now() -> None:
+    """Before anything arrives, silence counts from the start: a family that never sends is
+    silent since then, not since 1970."""
+    wall = Clock()
+    status = Status(0, wall=wall)
+    status.register_families(["temperature", "humidity_x"])
+    assert metric("sensor_last_batch_timestamp_seconds") == wall.now
+    for family in ("temperature", "humidity_x"):
+        assert metric("sensor_family_last_reading_timestamp_seconds", family=family) == wall.now
+        assert metric("sensor_family_reading_interval_seconds", family=family) == 0
+
+
+def test_a_batch_moves_the_clocks_of_the_families_it_had_readings_of() -> None:
+    wall = Clock()
+    status = Status(0, wall=wall)
+    status.register_families(["temperature", "air_quality"])
+    start = wall.now
+    wall.now += 300
+    status.add_readings({"temperature": 5, "air_quality": 0})  # air quality all rejected
+    assert metric("sensor_last_batch_timestamp_seconds") == wall.now
+    assert metric("sensor_family_last_reading_timestamp_seconds", family="temperature") == (
+        wall.now
+    )
+    assert metric("sensor_family_last_reading_timestamp_seconds", family="air_quality") == start
+    wall.now += 300
+    status.add_readings({})  # a batch of dead letters only: the flow is alive
+    assert metric("sensor_last_batch_timestamp_seconds") == wall.now
+    assert metric("sensor_family_last_reading_timestamp_seconds", family="temperature") == (
+        wall.now - 300
+    )
+
+
+def test_a_family_s_interval_is_the_gap_between_its_arrivals() -> None:
+    wall = Clock()
+    status = Status(0, wall=wall)
+    status.register_families(["temperature", "air_quality"])
+    for _ in range(4):
+        status.add_readings({"temperature": 1})
+        status.add_readings({"air_quality": 1})
+        wall.now += 300
+    assert metric("sensor_family_reading_interval_seconds", family="temperature") == 300
+    assert metric("sensor_family_reading_interval_seconds", family="air_quality") == 300
+    status.register_families(["temperature"])  # a new flow in this process starts afresh
+    assert metric("sensor_family_reading_interval_seconds", family="temperature") == 0

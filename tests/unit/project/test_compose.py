@@ -18,6 +18,7 @@ import sys
 import tomllib
 import zipfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -80,6 +81,20 @@ def documented_docker_vars() -> set[str]:
     return set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", section, flags=re.M))
 
 
+def published(service: str) -> list[tuple[str, int, int]]:
+    """A service's published ports as (host address as written, host port, container port);
+    the address is "" when the spec has none (every interface)."""
+    out = []
+    for spec in SERVICES[service].get("ports", []):
+        *address, host, container = str(spec).rsplit(":", 2)
+        out.append((address[0] if address else "", int(host), int(container)))
+    return out
+
+
+def port_pairs(service: str) -> list[tuple[int, int]]:
+    return [(host, container) for _, host, container in published(service)]
+
+
 def documented_metrics_vars() -> set[str]:
     """Bytewax's metrics variables, documented in the README's "Metrics." paragraph."""
     start = README.index("**Metrics.**")
@@ -130,6 +145,29 @@ def test_monitoring_images_are_pinned_to_a_release(service: str, repo: str, tag:
     assert re.fullmatch(tag, version), f"{image}: pin a release, not {version!r}"
 
 
+# The first release without a known hole these images must stay at or above: a pin can move
+# up, never back to a vulnerable release.
+PATCHED = {
+    # CVE-2023-40577: stored cross-site scripting through the v1 alerts API (fixed in 0.25.1).
+    "prom/alertmanager": (0, 25, 1),
+    # 11.x is out of support; 13.2.2 is the security release the pin was moved to.
+    "grafana/grafana": (13, 2, 2),
+}
+
+
+def version_of(image: str) -> tuple[int, ...]:
+    tag = image.rpartition(":")[2]
+    match = re.fullmatch(r"v?(\d+)\.(\d+)\.(\d+)", tag)
+    assert match, f"{image}: pin a release, not {tag!r}"
+    return tuple(int(part) for part in match.groups())
+
+
+@pytest.mark.parametrize(("repo", "minimum"), sorted(PATCHED.items()))
+def test_images_are_at_or_above_their_patched_release(repo: str, minimum: tuple[int, ...]) -> None:
+    [image] = [s["image"] for s in SERVICES.values() if s["image"].rpartition(":")[0] == repo]
+    assert version_of(image) >= minimum, f"{image} is older than {minimum}, which fixed a hole"
+
+
 def test_redpanda_is_a_single_dev_container_node() -> None:
     command = SERVICES["redpanda"]["command"]
     assert command[:2] == ["redpanda", "start"]
@@ -143,13 +181,13 @@ def test_redpanda_advertises_an_internal_and_an_external_listener() -> None:
     bind = listeners(opts["kafka-addr"])
     advertised = listeners(opts["advertise-kafka-addr"])
     assert set(bind) == set(advertised) == {"internal", "external"}
-    # Inside the network: the service name. Outside: localhost on a published port.
+    # Inside the network: the service name. Outside: the IPv4 loopback the port is published on.
     assert advertised["internal"] == f"redpanda:{bind['internal'].rsplit(':', 1)[1]}"
     host, port = advertised["external"].rsplit(":", 1)
-    assert host == "localhost"
+    assert host == "127.0.0.1"
     assert bind["external"] == f"0.0.0.0:{port}"
-    assert f"{port}:{port}" in SERVICES["redpanda"]["ports"]
-    assert any(p.endswith(":9644") for p in SERVICES["redpanda"]["ports"]), "admin API"
+    assert (int(port), int(port)) in port_pairs("redpanda")
+    assert any(container == 9644 for _, container in port_pairs("redpanda")), "admin API"
 
 
 def test_every_client_uses_the_internal_listener() -> None:
@@ -159,7 +197,7 @@ def test_every_client_uses_the_internal_listener() -> None:
     console = yaml.safe_load(env_of("console")["CONSOLE_CONFIG_FILE"])
     assert console["kafka"]["brokers"] == [internal]
     assert SERVICES["console"]["environment"]["CONFIG_FILEPATH"] in SERVICES["console"]["command"]
-    assert "8080:8080" in SERVICES["console"]["ports"]
+    assert (8080, 8080) in port_pairs("console")
 
 
 def test_redpanda_has_a_healthcheck_that_asks_the_cluster() -> None:
@@ -167,6 +205,93 @@ def test_redpanda_has_a_healthcheck_that_asks_the_cluster() -> None:
     test = " ".join(check["test"][1:]) if isinstance(check["test"], list) else check["test"]
     assert "rpk cluster health" in test or "/v1/status/ready" in test
     assert check["retries"] >= 10, "Redpanda can take a while on a cold start"
+
+
+# --- Published ports -----------------------------------------------------------------------
+
+BIND_ADDRESS = re.compile(r"\$\{(?P<name>[A-Z][A-Z0-9_]*_BIND_ADDRESS):-127\.0\.0\.1\}")
+
+
+def test_every_published_port_is_on_the_loopback_unless_a_documented_variable_opens_it() -> None:
+    """Nothing in this stack but Grafana asks for a login: a port published without an address
+    is open on every interface of the host (and Docker's rules bypass a host firewall)."""
+    documented = documented_docker_vars()
+    variables = set()
+    for name in SERVICES:
+        for address, host, container in published(name):
+            spec = f"{name}: {address}:{host}:{container}"
+            match = BIND_ADDRESS.fullmatch(address)
+            assert match, f"{spec}: publish on ${{<NAME>_BIND_ADDRESS:-127.0.0.1}}"
+            assert resolve(address) == "127.0.0.1", spec
+            assert match["name"] in documented, f"{spec}: document {match['name']} in README"
+            variables.add(match["name"])
+    # One variable per kind of access, so opening one (the Kafka API) opens nothing else.
+    assert {
+        "REDPANDA_KAFKA_BIND_ADDRESS",
+        "REDPANDA_ADMIN_BIND_ADDRESS",
+        "CONSOLE_BIND_ADDRESS",
+        "ALERTMANAGER_BIND_ADDRESS",
+        "PROMETHEUS_BIND_ADDRESS",
+        "GRAFANA_BIND_ADDRESS",
+    } <= variables
+
+
+# --- Health checks -------------------------------------------------------------------------
+
+
+def healthcheck(service: str) -> list[str]:
+    """A service's health-check command, without the leading CMD."""
+    test = SERVICES[service]["healthcheck"]["test"]
+    assert isinstance(test, list) and test[0] == "CMD", f"{service}: an exec-form command"
+    return [str(part) for part in test[1:]]
+
+
+def test_every_service_has_a_health_check() -> None:
+    for name, service in SERVICES.items():
+        check = service.get("healthcheck", {})
+        assert check.get("test") and not check.get("disable"), f"{name}: no health check"
+        assert healthcheck(name), name
+
+
+@pytest.mark.parametrize("service", ["alertmanager", "prometheus", "grafana", "console"])
+def test_http_health_checks_ask_the_port_the_service_listens_on(service: str) -> None:
+    [url] = [part for part in healthcheck(service) if part.startswith("http://")]
+    host, _, port = urlsplit(url).netloc.partition(":")
+    assert host == "127.0.0.1"  # inside the container, whatever the published address
+    assert any(container == int(port) for _, container in port_pairs(service)), url
+    if service == "alertmanager":
+        listen = flags(SERVICES[service]["command"])["web.listen-address"]
+        assert listen.rsplit(":", 1)[1] == port
+
+
+def test_app_services_without_an_endpoint_check_the_broker_with_the_entrypoint_s_wait() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    for name in ("topics", "producer", "notifier"):
+        command = healthcheck(name)
+        assert command[0] in project["project"]["scripts"], f"{name}: {command[0]} is installed"
+        timeout = float(command[command.index("--timeout") + 1])
+        assert timeout < float(str(SERVICES[name]["healthcheck"]["timeout"]).rstrip("s"))
+
+
+def test_the_dataflow_s_health_check_asks_its_metrics_api() -> None:
+    command = healthcheck("dataflow")
+    assert command[:2] == ["python", "-c"]
+    assert "BYTEWAX_DATAFLOW_API_PORT" in command[2] and "/metrics" in command[2]
+    assert env_of("dataflow")["BYTEWAX_DATAFLOW_API_ENABLED"] == "true"
+
+
+def test_services_wait_for_what_they_need_to_be_healthy() -> None:
+    """The notifier starts once Alertmanager is ready, Grafana once Prometheus is; Console,
+    the topic set-up, the producer and the dataflow once the broker is."""
+    for name, needs in {
+        "notifier": "alertmanager",
+        "grafana": "prometheus",
+        "console": "redpanda",
+        "topics": "redpanda",
+        "producer": "redpanda",
+        "dataflow": "redpanda",
+    }.items():
+        assert SERVICES[name]["depends_on"][needs] == {"condition": "service_healthy"}, name
 
 
 # --- Topic set-up, producer, dataflow ------------------------------------------------------
@@ -300,8 +425,7 @@ def test_prometheus_runs_the_repository_config_and_keeps_its_data() -> None:
     assert volumes[directory] == "./ops/prometheus:ro"
     assert (ROOT / "ops/prometheus" / name).is_file()
     assert volumes[opts["storage.tsdb.path"]] in COMPOSE["volumes"]
-    # No authentication: published on the host's loopback only.
-    assert service["ports"] == ["127.0.0.1:9090:9090"]
+    assert port_pairs("prometheus") == [(9090, 9090)]
     assert service["restart"] == "unless-stopped"
 
 
@@ -319,9 +443,29 @@ def test_grafana_is_provisioned_from_the_repository_with_the_dashboard_as_home()
     assert directory == dashboards  # provisioned too: Grafana needs the home dashboard to exist
     assert (ROOT / "ops/grafana/dashboards" / name).is_file()
     assert volumes["/var/lib/grafana"] in COMPOSE["volumes"]
-    assert service["ports"] == ["127.0.0.1:3000:3000"]
-    assert service["depends_on"] == ["prometheus"]
+    assert port_pairs("grafana") == [(3000, 3000)]
+    assert service["depends_on"] == {"prometheus": {"condition": "service_healthy"}}
     assert service["restart"] == "unless-stopped"
+
+
+def test_grafana_s_admin_password_is_a_required_secret_not_a_variable() -> None:
+    grafana = SERVICES["grafana"]
+    env = grafana["environment"]
+    # A plain variable shows in `docker inspect`; Grafana reads the password from a file.
+    assert "GF_SECURITY_ADMIN_PASSWORD" not in env
+    directory, _, secret = env["GF_SECURITY_ADMIN_PASSWORD__FILE"].rpartition("/")
+    assert directory == "/run/secrets"  # where Compose puts a secret granted by its short name
+    assert grafana["secrets"] == [secret]
+    # Its source is a variable of the shell or .env, with no default anywhere: Compose refuses
+    # to start Grafana while it is unset.
+    assert COMPOSE["secrets"][secret] == {"environment": "GF_ADMIN_PASSWORD"}
+    raw = (ROOT / "docker-compose.yml").read_text()
+    defaults = [m[0] for m in INTERPOLATION.finditer(raw) if m["name"] == "GF_ADMIN_PASSWORD"]
+    assert defaults == [], defaults
+    assert "GF_ADMIN_PASSWORD" in documented_docker_vars()
+    # ... and the .env that holds it is never committed.
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert ".env" in ignored or "/.env" in ignored, ".env must be in .gitignore"
 
 
 def test_grafana_datasource_is_the_prometheus_service() -> None:
@@ -576,8 +720,8 @@ def test_alertmanager_runs_the_ops_config_alone_and_publishes_its_api() -> None:
     assert AM_CONFIG.is_file()
     assert opts["cluster.listen-address"] == "", "one instance: no gossip port"
     assert mounts[opts["storage.path"]] in COMPOSE["volumes"], "silences survive `down`"
-    port = opts["web.listen-address"].rsplit(":", 1)[1]
-    assert f"{port}:{port}" in am["ports"]
+    port = int(opts["web.listen-address"].rsplit(":", 1)[1])
+    assert (port, port) in port_pairs("alertmanager")
     assert am["restart"] == "unless-stopped"
 
 
@@ -590,7 +734,7 @@ def test_notifier_is_an_app_service_run_through_the_entrypoint() -> None:
     assert notifier["depends_on"] == {
         "redpanda": {"condition": "service_healthy"},
         "topics": {"condition": "service_completed_successfully"},
-        "alertmanager": {"condition": "service_started"},
+        "alertmanager": {"condition": "service_healthy"},
     }
     copied = {shlex.split(rest)[0] for kw, rest in dockerfile_instructions() if kw == "COPY"}
     assert "notifier/" in copied

@@ -67,6 +67,7 @@ def test_the_issue_s_rules_are_all_there() -> None:
     names = {rule["alert"] for rule in alerting_rules()}
     assert names == {
         "SensorDataflowDown",
+        "SensorDataflowStalled",
         "SensorConsumerLagGrowing",
         "SensorDeadLettersHigh",
         "SensorLateReadingsRising",
