@@ -74,6 +74,8 @@ def test_the_issue_s_rules_are_all_there() -> None:
         "SensorFamilySilent",
         "SensorAlertStorm",
         "SensorInputSkipped",
+        "SensorLimitReached",
+        "SensorPartitionMoves",
     }
 
 
