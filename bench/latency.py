@@ -13,16 +13,11 @@ for 20 s of every minute, so alerts open and resolve too.
 
 A consumer on the anomalies topic timestamps every record on arrival. For a window
 ``[start, end)`` the latency is ``arrival - (end + ALLOWED_LATENESS_SECONDS)``: the time past the
-earliest moment the window may close. Live sensors (event time near the wall clock, see
-``LIVE_SKEW_SECONDS``) have their windows closed by a wall-clock deadline, so this is processing
-only. With ``--live-skew 0`` windows close by event time only, and the latency has two parts,
-reported separately:
-
-- **close wait**: a window closes when its sensor's next reading passes ``end + lateness``; with
-  a reading every ``sensors / rate`` seconds per sensor that reading comes up to one interval
-  later;
-- **pipeline**: ``arrival`` minus the send time of that closing reading (we sent it, so we know
-  it): Kafka in, the flow, Kafka out, the consumer.
+earliest moment the window may close. A window closes when its sensor's next reading passes
+``end + lateness``, or when its partition's input time (caught up: the wall clock) does, less
+the sensor's usual gap between readings; the latency is that wait and the pipeline (Kafka in,
+the flow, Kafka out, the consumer) together. ``close_wait`` and ``pipeline`` are still computed
+from the closing reading's send time, for the JSON.
 
 The Kafka timestamp of the output record (set when the flow produced it) is reported beside the
 consumer's arrival time. Windows closed by the idle timeout (the last ones, after production
@@ -117,12 +112,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lateness", type=float, default=2.0, help="ALLOWED_LATENESS_SECONDS")
     parser.add_argument("--partitions", type=int, default=3)
     parser.add_argument(
-        "--live-skew",
-        type=float,
-        default=None,
-        help="LIVE_SKEW_SECONDS (default: the flow's; 0: close by event time only)",
-    )
-    parser.add_argument(
         "--alerts-only",
         action="store_true",
         help="EMIT_ALL_WINDOWS=false: alert events are the only samples",
@@ -139,7 +128,6 @@ def main(argv: list[str] | None = None) -> int:
         KAFKA_TAIL="true",
         EMIT_ALL_WINDOWS="false" if args.alerts_only else "true",
         ALLOWED_LATENESS_SECONDS=str(args.lateness),
-        **({} if args.live_skew is None else {"LIVE_SKEW_SECONDS": str(args.live_skew)}),
     )
     log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the flow
     flow = subprocess.Popen(
@@ -229,7 +217,6 @@ def main(argv: list[str] | None = None) -> int:
         "commit": wl.git_rev(),
         "sensors": args.sensors,
         "rate": args.rate,
-        "live_skew_s": args.live_skew,
         "achieved_rate": n_sent / sent_s,
         "seconds": args.seconds,
         "lateness_s": lateness,
@@ -250,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         f"(one reading per sensor every {period * 1000:.0f} ms), lateness {lateness:g} s; "
         f"records {events}"
     )
-    split = ("close_wait", "pipeline") if args.live_skew == 0 else ()  # else not meaningful
+    split: tuple[str, ...] = ()  # windows close by input time: a split is not meaningful
     for name in (
         "latency_from_close",
         "latency_from_close_kafka_ts",
