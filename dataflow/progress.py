@@ -161,16 +161,21 @@ class SilenceQueue:
         heard_of: Callable[[Key], float | None],
     ) -> list[Key]:
         """Take the sensors silent for at least ``max(floor, limit_of(key))`` at input time
-        ``now``. ``heard_of`` is the sensor's current last-heard time (None: gone), so a heap
-        entry of a sensor heard again since is skipped."""
+        ``now``. ``heard_of`` is the sensor's latest last-heard time (None: gone): the queue
+        keeps the order of hearings, a sensor heard again in the same batch is not moved again
+        (so it may wait in the heap instead), and a heap entry of a sensor heard since is
+        skipped."""
         out: list[Key] = []
         order, slow = self.order, self.slow
         cutoff = now - floor
         while order:
-            key, heard = next(iter(order.items()))
-            if heard > cutoff:
+            key, queued = next(iter(order.items()))
+            if queued > cutoff:
                 break
             del order[key]
+            heard = heard_of(key)
+            if heard is None:
+                continue
             due = heard + max(floor, limit_of(key))
             if due <= now:
                 out.append(key)

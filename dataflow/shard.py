@@ -13,9 +13,11 @@ against the sensor's own cadence: a sensor is silent after ``SILENCE_GAPS`` of i
 between readings, or the configured duration, whichever is longer, so a sensor that reports
 every five minutes is not "silent" between two of its readings. Four rules act on silence:
 
-- a window closes when the sensor's clock, run on by its partition's input time (less its usual
-  gap), passes the window's end plus the lateness, without waiting for its next reading;
-- a sensor silent for ``idle_timeout_s`` has all its open windows closed;
+- a window closes when the sensor's clock, run on by its partition's input time, passes the
+  window's end plus the lateness, without waiting for its next reading; less the sensor's usual
+  gap between readings, at most ``idle_timeout_s``, so a sensor whose readings come in bundles
+  (a gateway's) is not closed between two of them. Never before its end: a window of a sensor
+  that fell silent in its middle stays open, so a reading that comes later is not late;
 - an open alert of a sensor silent for ``stale_s`` is resolved as ``stale`` (only clean windows
   resolve an alert otherwise, and a machine that overheated and went offline would stay "open"
   until it came back);
@@ -185,14 +187,13 @@ Result = WindowResult | SensorEvent | LateReading  # what a shard hands on
 class _Part:
     """One input partition as a shard sees it: its input time, and its sensors' silences."""
 
-    __slots__ = ("clock", "closes", "idle", "stale")
+    __slots__ = ("clock", "closes", "stale")
 
     def __init__(self, name: str) -> None:
         self.clock = PartClock(name)
         # Windows to close by input time: (input time, sensor, the next_close it was set for).
         # Entries go stale when the sensor's own readings close the window first; skipped then.
         self.closes: list[tuple[float, tuple[str, str], int]] = []
-        self.idle = SilenceQueue()  # sensors with open windows
         self.stale = SilenceQueue()  # sensors with an open alert
 
 
@@ -293,7 +294,6 @@ class ShardState:
         """The sensor's readings come from ``part`` (first heard, or moved)."""
         old = sensor.part
         if old is not None:
-            old.idle.drop(key)
             old.stale.drop(key)
             sensor.gap = 0.0  # input times of two partitions do not compare
             if not sensor.moved:
@@ -312,7 +312,7 @@ class ShardState:
         """Fold a batch (readings single or as runs, each partition's after its ``Beat``) at
         wall time ``now``; return closed windows and refused readings."""
         cfg = self.config
-        sizes, lateness = cfg.window_ns, cfg.lateness_ns
+        sizes, lateness, idle = cfg.window_ns, cfg.lateness_ns, cfg.idle_timeout_s
         sensors = self.sensors
         now_ns = int(now * 1e9)
         horizon = now_ns + cfg.max_future_ns
@@ -399,7 +399,8 @@ class ShardState:
             if heard < base:
                 heard = base
             if sensor.batch != now:
-                # Once per sensor per batch: its usual gap between hearings.
+                # Once per sensor per batch: its usual gap between hearings, and its place in
+                # the silence queues (which read its latest ``heard`` when it comes up).
                 if sensor.gap == 0.0:
                     sensor.gap = heard - sensor.heard if sensor.batch >= 0 else 0.0
                 else:
@@ -407,14 +408,17 @@ class ShardState:
                     cap = GAP_CLIP * sensor.gap
                     sensor.gap += GAP_WEIGHT * ((gap if gap < cap else cap) - sensor.gap)
                 sensor.batch = now
+                if sensor.alerts.alert_id is not None:
+                    part.stale.touch(key, heard)
             sensor.heard = heard
-            part.idle.touch(key, heard)
-            if sensor.alerts.alert_id is not None:
-                part.stale.touch(key, heard)
             if win.next_close != before and win.open:  # once per window, not per reading
                 heapq.heappush(
                     part.closes,
-                    (heard + sensor.gap + (win.next_close - win.max_ts) / 1e9, key, win.next_close),
+                    (
+                        heard + min(sensor.gap, idle) + (win.next_close - win.max_ts) / 1e9,
+                        key,
+                        win.next_close,
+                    ),
                 )
         if top:
             clock.event(top / 1e9)
@@ -503,7 +507,7 @@ class ShardState:
         out: list[Result] = self.pending
         self.pending = []
         cfg = self.config
-        sizes, lateness = cfg.window_ns, cfg.lateness_ns
+        sizes, lateness, idle = cfg.window_ns, cfg.lateness_ns, cfg.idle_timeout_s
         for part in list(self.parts.values()):
             at = part.clock.at(now)
             closes = part.closes
@@ -514,21 +518,19 @@ class ShardState:
                     continue  # forgotten, or moved, since
                 win = sensor.windows
                 if win.next_close != next_close:
-                    continue  # its own readings (or the idle rule) closed that window first
+                    continue  # its own readings closed that window first
                 # The sensor's clock, run on by its partition's input time less its usual gap.
-                clock = win.max_ts + round((at - sensor.heard - sensor.gap) * 1e9)
+                wait = min(sensor.gap, idle)
+                clock = win.max_ts + round((at - sensor.heard - wait) * 1e9)
                 if clock < next_close:  # heard again since the entry was made
-                    due = sensor.heard + sensor.gap + (next_close - win.max_ts) / 1e9
+                    due = sensor.heard + wait + (next_close - win.max_ts) / 1e9
                     heapq.heappush(closes, (due, key, next_close))
                     continue
                 self._score(key, sensor, win.close_at(clock, sizes[key[0]], lateness), out)
                 if win.open:
-                    due = sensor.heard + sensor.gap + (win.next_close - win.max_ts) / 1e9
+                    due = sensor.heard + wait + (win.next_close - win.max_ts) / 1e9
                     heapq.heappush(closes, (due, key, win.next_close))
             heard_of = self._heard_of(part)
-            idle = cfg.idle_timeout_s
-            for key in part.idle.due(at, idle, self._limit(idle), heard_of):
-                self._close_sensor(key, out)
             if cfg.stale_s > 0:
                 stale = cfg.stale_s
                 for key in part.stale.due(at, stale, self._limit(stale), heard_of):
@@ -578,7 +580,6 @@ class ShardState:
         silent = self._silence(sensor, now)
         self._resolve_stale(key, sensor.heard + silent, out)
         if sensor.part is not None:
-            sensor.part.idle.drop(key)
             sensor.part.stale.drop(key)
         del self.sensors[key]
         self.counts.forgotten += 1
@@ -593,7 +594,6 @@ class ShardState:
                 self._close_sensor(key, out)
         for part in self.parts.values():
             part.closes.clear()
-            part.idle.clear()
         self.next_sweep = _NEVER  # the input has ended: nothing will fall silent any more
         return out
 
@@ -607,9 +607,6 @@ class ShardState:
             dues = []
             if part.closes:
                 dues.append(part.closes[0][0])
-            idle = part.idle.next_due(cfg.idle_timeout_s)
-            if idle is not None:
-                dues.append(idle)
             if cfg.stale_s > 0:
                 stale = part.stale.next_due(cfg.stale_s)
                 if stale is not None:
@@ -623,10 +620,8 @@ class ShardState:
         return min(times) if times else None
 
     def _close_sensor(self, key: tuple[str, str], out: list[Result]) -> None:
-        """Close and score all of a sensor's open windows; it leaves the idle queue."""
+        """Close and score all of a sensor's open windows."""
         sensor = self.sensors[key]
-        if sensor.part is not None:
-            sensor.part.idle.drop(key)
         closed = sensor.windows.close_all(self.config.window_ns[key[0]], self.config.lateness_ns)
         self._score(key, sensor, closed, out)
 

@@ -128,10 +128,10 @@ def test_result_does_not_depend_on_batching(batch_size: int) -> None:
     assert sorted(map(repr, out)) == sorted(map(repr, ref))
 
 
-def test_idle_sensor_closes_as_its_partition_moves_on() -> None:
-    """Sensor "q" sends one reading and goes quiet; its window closes by the idle timeout,
-    before the input ends, as sensor "b" of the same partition keeps sending (same shard:
-    SHARDS=1). The source says nothing about being caught up: its input time is b's."""
+def test_a_quiet_sensor_closes_as_its_partition_moves_on() -> None:
+    """Sensor "q" sends one reading and goes quiet; its window closes before the input ends,
+    as sensor "b" of the same partition keeps sending (same shard: SHARDS=1). The source says
+    nothing about being caught up: its input time is b's."""
     ticks = itertools.count()
     msgs = [temp_msg("q", 0, 95.0)] + [temp_msg("b", s * 0.1, 60.0) for s in range(80)]
     out, _, _ = run(
@@ -140,9 +140,12 @@ def test_idle_sensor_closes_as_its_partition_moves_on() -> None:
         batch_size=1,
         clock=lambda: LATER + next(ticks),
     )
-    keys = [k for k, _ in out]
-    assert keys[0] == b"q"  # closed by the timeout, ahead of b's windows flushed at the end
-    assert keys.count(b"q") == 1
+    starts = [(k, rec["window_start"]) for k, rec in out]
+    q = starts.index((b"q", "2024-03-19T13:57:05.000Z"))
+    # Closed as b's readings moved the partition past its end and lateness, with b's own
+    # window, ahead of b's later windows (the last of them flushed at the end of the input).
+    assert q < starts.index((b"b", "2024-03-19T13:57:10.000Z"))
+    assert [k for k, _ in starts].count(b"q") == 1
 
 
 def test_a_batch_of_only_late_readings_is_counted_at_once() -> None:

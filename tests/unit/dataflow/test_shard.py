@@ -313,7 +313,7 @@ def test_one_shot_ids_are_forgotten_so_state_stays_bounded() -> None:
     assert max(b for _, b in sizes) < 1.3 * min(b for _, b in sizes), sizes
     assert forgotten == 20_000 - len(state.sensors)
     part = state.parts[PART]
-    assert len(part.idle) <= 10 * 11 and not part.stale and state.open_alerts == 0
+    assert not part.stale and state.open_alerts == 0 and len(part.closes) <= 10 * 11
 
 
 def test_a_sensor_back_after_the_ttl_starts_a_fresh_model() -> None:
