@@ -111,7 +111,7 @@ def main(argv: list[str]) -> int:
         consumer.close()
         am.close()
     log.info(
-        "stopped by %s; events=%d posted=%d retries=%d bad=%d open=%d",
+        "stopped by %s; events=%d posted=%d retries=%d rejected=%d bad=%d open=%d",
         stop.name,
         *notifier.counts.values(),
         len(open_alerts),

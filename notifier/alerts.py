@@ -97,9 +97,21 @@ class AmAlert:
             raise BadRecord(f"state of {alert_id}: {exc!r}") from None
 
     def ended(self, at: datetime) -> AmAlert:
-        """This alert resolved at ``at`` (never before its start, which Alertmanager refuses)."""
-        start = parse_time(self.starts_at)
-        return replace(self, ends_at=format_time(max(at, start + MIN_DURATION)))
+        """This alert resolved at ``at``. Alertmanager refuses an end before the start, and keeps
+        an alert whose end is in the future firing until then: so when ``at`` is not after the
+        start (a sensor clock running ahead), the start moves back, never the end forward."""
+        end = format_time(at)
+        if parse_time(self.starts_at) + MIN_DURATION > at:
+            return replace(self, starts_at=format_time(at - MIN_DURATION), ends_at=end)
+        return replace(self, ends_at=end)
+
+    def started_by(self, now: datetime) -> AmAlert:
+        """This alert with ``startsAt`` at most ``now``: Alertmanager refuses (400) a firing
+        alert that starts after ``now`` + its resolve_timeout, and the start is the sensor's own
+        event time, which may run ahead of this clock."""
+        if parse_time(self.starts_at) > now:
+            return replace(self, starts_at=format_time(now))
+        return self
 
     @property
     def severity(self) -> str:
@@ -152,9 +164,12 @@ def annotations_of(record: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-def alert_of(record: Mapping[str, Any], severity: str | None = None) -> AmAlert:
+def alert_of(
+    record: Mapping[str, Any], severity: str | None = None, now: datetime | None = None
+) -> AmAlert:
     """The firing Alertmanager alert of an ``open``/``update`` (or the base of a ``resolved``)
-    record: ``startsAt`` is the opening window's start, whatever event this is."""
+    record: ``startsAt`` is the opening window's start, whatever event this is, but never after
+    ``now`` when given (``AmAlert.started_by``)."""
     try:
         alert_id = record["alert_id"]
         alert = record["alert"]
@@ -166,7 +181,8 @@ def alert_of(record: Mapping[str, Any], severity: str | None = None) -> AmAlert:
             "alert_id": str(alert_id),
         }
         starts_at = format_time(parse_time(alert["opened_at"]))
-        return AmAlert(labels, annotations_of(record), starts_at, alert_id=str(alert_id))
+        made = AmAlert(labels, annotations_of(record), starts_at, alert_id=str(alert_id))
+        return made if now is None else made.started_by(now)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise BadRecord(f"{record.get('event')!r} record without a usable alert: {exc!r}") from None
 
@@ -213,9 +229,12 @@ class OpenAlerts:
     def get(self, alert_id: str) -> AmAlert | None:
         return self._open.get(alert_id)
 
-    def firing(self) -> list[AmAlert]:
-        """Every open alert, to re-send."""
-        return list(self._open.values())
+    def firing(self, now: datetime | None = None) -> list[AmAlert]:
+        """Every open alert, to re-send; none starting after ``now`` when given (a state record
+        written before starts were capped)."""
+        if now is None:
+            return list(self._open.values())
+        return [alert.started_by(now) for alert in self._open.values()]
 
     def load(self, alert_id: str, alert: AmAlert | None) -> None:
         """One state-topic record, in topic order (None: a tombstone)."""
@@ -238,12 +257,13 @@ class OpenAlerts:
         return Change()  # "window" records and anything newer: nothing for Alertmanager
 
     def _fire(self, record: Mapping[str, Any], now: datetime) -> Change:
-        alert = alert_of(record)
+        alert = alert_of(record, now=now)
         change = self._close_sensor(record, alert.alert_id, now)  # a lost resolve: close it
         old = self._open.get(alert.alert_id)
         if old is not None:
             severity = higher(old.severity, alert.severity)
-            alert = alert_of(record, severity)
+            # The start it was first posted with: a start capped at an earlier now stays put.
+            alert = replace(alert_of(record, severity), starts_at=old.starts_at).started_by(now)
             if alert.key != old.key:  # escalation: the old label set ends, the new one fires
                 change.posts.append(old.ended(now))
         self._open[alert.alert_id] = alert
@@ -254,7 +274,7 @@ class OpenAlerts:
     def _resolve(self, record: Mapping[str, Any], now: datetime) -> Change:
         alert_id = record.get("alert_id")
         old = self._open.pop(alert_id, None) if isinstance(alert_id, str) else None
-        fresh = alert_of(record, old.severity if old is not None else None)
+        fresh = alert_of(record, old.severity if old is not None else None, now)
         # The labels it fired with; the record's latest annotations (how it was resolved).
         base = fresh if old is None else replace(old, annotations=fresh.annotations)
         return Change([base.ended(end_of(record, now))], {fresh.alert_id: None})

@@ -51,6 +51,7 @@ class Notifier:
         open_alerts: OpenAlerts,
         stop: threading.Event,
         clock: Callable[[], float] = time.time,
+        wall: Callable[[], float] | None = None,
     ) -> None:
         self.settings = settings
         self.am = alertmanager
@@ -59,8 +60,9 @@ class Notifier:
         self.open = open_alerts
         self.stop = stop
         self.clock = clock
+        self.wall = clock if wall is None else wall
         self.resend = ResendClock(settings.resend_seconds)
-        self.counts = {"events": 0, "posted": 0, "retries": 0, "bad": 0}
+        self.counts = {"events": 0, "posted": 0, "retries": 0, "rejected": 0, "bad": 0}
         self._resend_backoff = self._backoff()
         self._down = False  # the last post failed: Alertmanager may come back empty
 
@@ -70,24 +72,14 @@ class Notifier:
     # --- Alertmanager ----------------------------------------------------------------------
 
     def deliver(self, alerts: list[AmAlert], what: str) -> bool:
-        """Post until Alertmanager accepts (True); False only when asked to stop meanwhile."""
+        """Post until Alertmanager answers (True); False only when asked to stop meanwhile.
+        Alerts it refuses on their own (``post_each``) are logged and counted, not retried."""
         alerts = collapse(alerts)
         backoff = self._backoff()
         while True:
             try:
-                self.am.post(alerts)
+                rejected = self.post_each(alerts, what)
             except DeliveryError as exc:
-                if exc.permanent:
-                    # Invalid alerts: Alertmanager kept the valid ones of the request and will
-                    # never take these. Retrying would block every later alert behind them.
-                    log.error(
-                        "Alertmanager at %s refused %s (%s); passed over: %s",
-                        self.am.url,
-                        what,
-                        exc,
-                        orjson.dumps([a.payload() for a in alerts]).decode()[:1000],
-                    )
-                    return True
                 delay = backoff.next_delay()
                 self._failed()
                 log.warning(
@@ -101,9 +93,37 @@ class Notifier:
                 if self.stop.wait(delay):
                     return False
                 continue
-            self.counts["posted"] += len(alerts)
+            self.counts["posted"] += len(alerts) - rejected
             self._took(what)
             return True
+
+    def post_each(self, alerts: Sequence[AmAlert], what: str) -> int:
+        """POST ``alerts``; how many Alertmanager refused as invalid (400/422), each logged as an
+        error. A refused request is posted again in halves, down to single alerts: Alertmanager
+        kept the valid alerts of it, but its answer does not say which it refused, and a refusal
+        of one alert must not cost the others theirs. Raises ``DeliveryError`` for a failure a
+        retry may cure (the caller retries the whole, which is idempotent)."""
+        try:
+            self.am.post(alerts)
+            return 0
+        except DeliveryError as exc:
+            if not exc.permanent:
+                raise
+            if len(alerts) > 1:
+                self.counts["retries"] += 1
+                half = len(alerts) // 2
+                return self.post_each(alerts[:half], what) + self.post_each(alerts[half:], what)
+            [alert] = alerts
+            self.counts["rejected"] += 1
+            log.error(
+                "Alertmanager at %s refused alert %s of %s (%s); not retried: %s",
+                self.am.url,
+                alert.alert_id or dict(alert.labels),
+                what,
+                exc,
+                orjson.dumps(alert.payload()).decode()[:1000],
+            )
+            return 1
 
     def _failed(self) -> None:
         self.counts["retries"] += 1
@@ -126,13 +146,14 @@ class Notifier:
 
         One attempt: a failed re-send is tried again after a backoff, but does not hold up
         the events behind it (a ``resolved`` among them would otherwise wait for an open alert
-        that no longer needs re-sending)."""
+        that no longer needs re-sending). Alerts refused as invalid are counted as in
+        ``deliver``; Alertmanager answered, so they are no outage."""
         now = self.clock()
-        alerts = self.open.firing()
+        alerts = self.open.firing(datetime.fromtimestamp(self.wall(), UTC))
         if alerts:
             what = f"the re-send of {len(alerts)} open alert(s)"
             try:
-                self.am.post(alerts)
+                rejected = self.post_each(alerts, what)
             except DeliveryError as exc:
                 delay = self._resend_backoff.next_delay()
                 self._failed()
@@ -146,7 +167,7 @@ class Notifier:
                 )
                 self.resend.sent(now, min(delay, self.resend.interval))
                 return
-            self.counts["posted"] += len(alerts)
+            self.counts["posted"] += len(alerts) - rejected
             self._resend_backoff.reset()
             self._took(what)
             log.debug("re-sent %d open alert(s)", len(alerts))
@@ -210,7 +231,7 @@ class Notifier:
         batch is then read again by the next run)."""
         change = Change()
         offsets: dict[tuple[str, int], int] = {}
-        now = datetime.fromtimestamp(self.clock(), UTC)
+        now = datetime.fromtimestamp(self.wall(), UTC)
         for msg in messages:
             if msg.error():
                 code = msg.error().code()

@@ -368,3 +368,117 @@ def test_overheat_reaches_alertmanager_survives_outages_and_resolves(
     assert notifier.returncode == 0, context()
     text = logs[-1].read_text()
     assert "Traceback" not in text and "stopped by SIGINT" in text, context()
+
+
+# --- notifier on its own: alert records written straight to its topic -----------------------
+
+
+def iso(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def alert_record(event: str, sensor: str, opened: datetime, window_end: datetime) -> bytes:
+    """One of the dataflow's alert events, as it writes them to the anomalies topic."""
+    return orjson.dumps(
+        {
+            "event": event,
+            "alert_id": f"temperature/{sensor}@{int(opened.timestamp() * 1e9)}",
+            "state": "resolved" if event == "resolved" else "open",
+            "resolution": "clean" if event == "resolved" else None,
+            "family": "temperature",
+            "sensor_id": sensor,
+            "window_start": iso(window_end - timedelta(seconds=5)),
+            "window_end": iso(window_end),
+            "count": 5,
+            "mean": 60.0 if event == "resolved" else 97.0,
+            "reasons": [] if event == "resolved" else ["threshold"],
+            "silent_seconds": None,
+            "alert": {"opened_at": iso(opened), "anomalous_windows": 1, "reasons": ["threshold"]},
+        }
+    )
+
+
+class NotifierRun:
+    """``python -m notifier`` processes on one anomalies topic, state topic and group, each with
+    its log file; records are written to the topic as the dataflow would."""
+
+    def __init__(self, anomalies: str, am: LocalAlertmanager, tmp_path: Path, **env: str) -> None:
+        self.anomalies = anomalies
+        self.state_topic = f"test-notifier-state-{uuid.uuid4().hex[:10]}"
+        self.group = f"test-notifier-{uuid.uuid4().hex[:10]}"
+        self.env = python_env(
+            ANOMALIES_TOPIC=anomalies,
+            NOTIFIER_STATE_TOPIC=self.state_topic,
+            NOTIFIER_GROUP=self.group,
+            ALERTMANAGER_URL=am.url,
+            NOTIFIER_RESEND_SECONDS="2",
+            NOTIFIER_BACKOFF_INITIAL_SECONDS="0.2",
+            NOTIFIER_BACKOFF_MAX_SECONDS="1",
+            **env,
+        )
+        self.tmp_path = tmp_path
+        self.logs: list[Path] = []
+        self.procs: list[subprocess.Popen] = []
+        self.producer = Producer({"bootstrap.servers": BROKERS})
+
+    def start(self, **env: str) -> subprocess.Popen:
+        log = self.tmp_path / f"notifier-{len(self.logs)}.log"
+        self.logs.append(log)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "notifier"],
+            cwd=ROOT,
+            env={**self.env, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=log.open("w"),
+        )
+        self.procs.append(proc)
+        return proc
+
+    def send(self, *values: bytes) -> None:
+        for value in values:
+            self.producer.produce(self.anomalies, key=b"temperature/7", value=value)
+        assert self.producer.flush(30) == 0
+
+    def all_committed(self) -> bool:
+        ends = end_offsets(self.anomalies, 1)
+        return committed(self.group, self.anomalies, 1) == {p: e or -1001 for p, e in ends.items()}
+
+    def context(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in self.logs)
+
+    def close(self, admin) -> None:
+        for proc in self.procs:
+            stop(proc)
+        admin.delete_topics([self.state_topic])
+
+
+@pytest.fixture
+def notifiers(topic_factory, admin, alertmanager, tmp_path: Path) -> Iterator[NotifierRun]:
+    run = NotifierRun(topic_factory("anomalies", 1), alertmanager, tmp_path)
+    try:
+        yield run
+    finally:
+        run.close(admin)
+
+
+def test_a_sensor_clock_ahead_fires_now_and_resolves_now(
+    notifiers: NotifierRun, alertmanager: LocalAlertmanager
+) -> None:
+    """The sensor's clock runs an hour ahead: Alertmanager refuses a firing alert that starts
+    after its own end (400), and keeps a resolved one firing until its end."""
+    now = datetime.now(UTC)
+    ahead = now + timedelta(hours=1)
+    notifiers.send(alert_record("open", "7", ahead, ahead + timedelta(seconds=5)))
+    proc = notifiers.start()
+    [alert] = wait_for(
+        "the alert of the sensor ahead in Alertmanager",
+        lambda: alertmanager.alerts("7"),
+        proc,
+        timeout=60,
+    )
+    assert datetime.fromisoformat(alert["startsAt"]) <= datetime.now(UTC)
+    assert "refused" not in notifiers.logs[-1].read_text(), notifiers.context()
+    notifiers.send(alert_record("resolved", "7", ahead, ahead + timedelta(minutes=2)))
+    wait_for("the resolved alert gone from the active ones", lambda: not alertmanager.alerts("7"))
+    assert alertmanager.received("resolved") >= 1
+    assert proc.poll() is None, notifiers.context()

@@ -194,8 +194,39 @@ def test_resolved_end_is_never_in_the_future_nor_before_the_start() -> None:
     # A sensor clock running ahead: its resolving window ends after now.
     [post] = alerts.apply(record("resolved", window="20:45:00"), early_now).posts
     assert post.ends_at == "2026-11-22T20:30:00.000Z"
+    # An end not after the start: the start moves back, the end stays (never in the future).
     before_start = datetime(2026, 11, 22, 20, 0, 0, tzinfo=UTC)
-    assert AmAlert({"a": "b"}, {}, OPENED).ended(before_start).ends_at == "2026-11-22T20:28:20.001Z"
+    ended = AmAlert({"a": "b"}, {}, OPENED).ended(before_start)
+    assert ended.ends_at == "2026-11-22T20:00:00.000Z"
+    assert ended.starts_at == "2026-11-22T19:59:59.999Z"
+
+
+def test_a_sensor_clock_ahead_starts_now_and_ends_by_now() -> None:
+    """opened_at an hour after now: Alertmanager would refuse the firing alert (400) and keep
+    the resolved one firing until its future end."""
+    now = datetime(2026, 11, 22, 19, 28, 20, tzinfo=UTC)  # an hour before OPENED
+    alerts = OpenAlerts()
+    [opened] = alerts.apply(record("open"), now).posts
+    assert opened.starts_at == "2026-11-22T19:28:20.000Z" and opened.ends_at is None
+    later = now + timedelta(minutes=1)
+    [updated] = alerts.apply(record("update", window="20:29:20"), later).posts
+    assert updated.starts_at == opened.starts_at  # the start first posted, not a moving one
+    assert alerts.firing(later)[0].starts_at == opened.starts_at
+    resolve_at = now + timedelta(minutes=2)
+    [resolved] = alerts.apply(record("resolved", window="20:31:00"), resolve_at).posts
+    assert resolved.starts_at == opened.starts_at
+    assert resolved.ends_at == "2026-11-22T19:30:20.000Z"  # now, not the sensor's future
+    # A resolve seen without its open (state lost): start and end both by now, in order.
+    [alone] = OpenAlerts().apply(record("resolved", window="20:31:00"), resolve_at).posts
+    assert alone.ends_at == "2026-11-22T19:30:20.000Z"
+    assert alone.starts_at == "2026-11-22T19:30:19.999Z"
+
+
+def test_a_state_record_starting_in_the_future_is_re_sent_starting_now() -> None:
+    alerts = OpenAlerts()
+    alerts.load("a", AmAlert({"alert_id": "a"}, {}, "2026-11-22T22:00:00.000Z"))
+    [alert] = alerts.firing(NOW)
+    assert alert.starts_at == "2026-11-22T21:00:00.000Z"
 
 
 def test_a_stale_resolution_ends_now_and_says_why() -> None:
@@ -492,16 +523,25 @@ class FakeMessage:
 
 
 class FakeAm:
+    """Takes every post after ``failures`` failed ones; refuses (400) any request with an alert
+    of a sensor in ``invalid``, as Alertmanager does: it keeps the request's valid alerts."""
+
     url = "http://am"
 
-    def __init__(self, log: list, failures: int = 0) -> None:
-        self.log, self.failures = log, failures
+    def __init__(self, log: list, failures: int = 0, invalid: frozenset = frozenset()) -> None:
+        self.log, self.failures, self.invalid = log, failures, invalid
+        self.kept: list[str] = []
 
     def post(self, alerts) -> None:
         if self.failures:
             self.failures -= 1
             self.log.append(("post-failed", len(alerts)))
             raise DeliveryError("connection refused")
+        bad = [a for a in alerts if a.labels["sensor_id"] in self.invalid]
+        self.kept += [a.labels["sensor_id"] for a in alerts if a not in bad]
+        if bad:
+            self.log.append(("post-refused", len(alerts)))
+            raise DeliveryError("HTTP 400: start time must be before end time", permanent=True)
         self.log.append(("post", [(a.labels["sensor_id"], a.ends_at is None) for a in alerts]))
 
 
@@ -529,13 +569,18 @@ class FakeConsumer:
         self.log.append(("commit", [(p.partition, p.offset) for p in offsets]))
 
 
-def notifier(log: list, failures: int = 0, stop: threading.Event | None = None) -> Notifier:
+def notifier(
+    log: list,
+    failures: int = 0,
+    stop: threading.Event | None = None,
+    invalid: frozenset = frozenset(),
+) -> Notifier:
     settings = Settings.from_env(
         {"NOTIFIER_BACKOFF_INITIAL_SECONDS": "0.001", "NOTIFIER_BACKOFF_MAX_SECONDS": "0.002"}
     )
     return Notifier(
         settings,
-        FakeAm(log, failures),
+        FakeAm(log, failures, invalid),
         FakeConsumer(log),
         FakeProducer(log),
         OpenAlerts(),
@@ -594,3 +639,25 @@ def test_a_failed_resend_does_not_block_and_is_retried_soon() -> None:
     n.resend_open()
     assert log[-1] == ("post", [("2", True)])
     assert n.resend.wait(NOW.timestamp()) == 60  # back to the interval
+
+
+def test_a_refused_alert_costs_the_others_nothing_and_is_counted() -> None:
+    """Alertmanager refuses a request (400) for one invalid alert among valid ones: each is
+    posted again on its own, the refused one counted as rejected, no outage assumed."""
+    log: list = []
+    n = notifier(log, invalid=frozenset({"3"}))
+    n.resend.sent(NOW.timestamp())
+    batch = [FakeMessage(record("open", sensor=s), i) for i, s in enumerate("1234")]
+    assert n.handle(batch)
+    assert ("post-refused", 4) in log
+    assert [entry for entry in log if entry[0] == "post"] == [
+        ("post", [("1", True), ("2", True)]),
+        ("post", [("4", True)]),
+    ]
+    assert n.counts["rejected"] == 1 and n.counts["posted"] == 3
+    assert not n._down and not n.resend.due(NOW.timestamp())  # Alertmanager answered
+    assert log[-1] == ("commit", [(0, 4)])
+    log.clear()
+    n.resend_open()  # the re-send: the same split, the same count, still no outage
+    assert n.counts["rejected"] == 2 and not n._down
+    assert set(n.am.kept) == {"1", "2", "4"}  # type: ignore[attr-defined]
