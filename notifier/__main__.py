@@ -40,7 +40,8 @@ def usage() -> str:
         f"{env_section((*OPTIONS, *SECURITY_OPTIONS))}\n"
         "Ctrl-C (SIGINT) or SIGTERM: stops after the current step; events not yet taken by\n"
         "Alertmanager are read again by the next run. Exit status: 0 after a stop, 1 if Kafka\n"
-        "cannot be reached at start-up, 2 for a bad setting.\n"
+        "cannot be reached at start-up, 2 for a bad setting, 3 after a fatal Kafka error (such\n"
+        "as being fenced by a second notifier with the same group).\n"
     )
 
 
@@ -103,19 +104,26 @@ def main(argv: list[str]) -> int:
             settings.resend_seconds,
             actual / 3,
         )
-    consumer = anomalies_consumer(settings)
+    fatal: list[Notifier] = []
+    consumer = anomalies_consumer(settings, on_fatal=lambda err: fatal[0].fail(err))
     notifier = Notifier(settings, am, consumer, state_producer(settings), open_alerts, stop.event)
+    fatal.append(notifier)
     try:
         notifier.run()
     finally:
         consumer.close()
         am.close()
-    log.info(
-        "stopped by %s; events=%d posted=%d retries=%d rejected=%d bad=%d open=%d",
-        stop.name,
-        *notifier.counts.values(),
-        len(open_alerts),
-    )
+    counts = " ".join(f"{k}={v}" for k, v in notifier.counts.items())
+    if notifier.fatal is not None:
+        log.error(
+            "stopped by a fatal Kafka error in group %s (%s); %s open=%d",
+            settings.group,
+            notifier.fatal.str(),
+            counts,
+            len(open_alerts),
+        )
+        return 3
+    log.info("stopped by %s; %s open=%d", stop.name, counts, len(open_alerts))
     return 0
 
 

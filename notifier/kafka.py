@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -118,14 +119,32 @@ def load_state(settings: Settings, timeout_s: float = 60.0) -> list[tuple[str, A
     return out
 
 
-def anomalies_consumer(settings: Settings) -> Consumer:
+def is_fatal(err: KafkaError) -> bool:
+    """A client error that ends the consumer for good. confluent-kafka sets ``fatal()`` on the
+    errors given to ``error_cb``, but never on a message's error: a fenced static member (a
+    second notifier with the same ``group.instance.id``) comes back from ``consume`` as a
+    message error with code ``_FATAL``."""
+    return bool(err.fatal()) or err.code() == KafkaError._FATAL
+
+
+def anomalies_consumer(
+    settings: Settings, on_fatal: Callable[[KafkaError], None] | None = None
+) -> Consumer:
     """The group's consumer: manual commits only, after Alertmanager accepted the events.
 
     A static member (``group.instance.id``, KIP-345): a notifier restarted after a crash takes
     its partitions back at once, instead of waiting out the dead one's session (45 s); and a
     second notifier started by mistake in the same group fences the first, which then stops,
-    rather than both keeping open sets that drift apart.
+    rather than both keeping open sets that drift apart: ``on_fatal`` is called with such an
+    error (the caller stops), every other client error is logged as a warning.
     """
+
+    def error_cb(err: KafkaError) -> None:
+        if is_fatal(err) and on_fatal is not None:
+            on_fatal(err)
+        else:
+            log.warning("Kafka: %s", err.str())
+
     consumer = Consumer(
         {
             **base_config(settings),
@@ -134,15 +153,11 @@ def anomalies_consumer(settings: Settings) -> Consumer:
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "auto.offset.reset": settings.offset_reset,
-            "error_cb": _consumer_error,
+            "error_cb": error_cb,
         }
     )
     consumer.subscribe([settings.anomalies_topic])
     return consumer
-
-
-def _consumer_error(err: KafkaError) -> None:
-    log.log(logging.ERROR if err.fatal() else logging.WARNING, "Kafka: %s", err.str())
 
 
 def state_producer(settings: Settings) -> Producer:

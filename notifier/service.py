@@ -29,6 +29,7 @@ from notifier.alertmanager import DeliveryError
 from notifier.alerts import AmAlert, BadRecord, Change, OpenAlerts, ResendClock, collapse
 from notifier.backoff import Backoff
 from notifier.config import Settings
+from notifier.kafka import is_fatal
 
 log = logging.getLogger("notifier")
 
@@ -65,6 +66,8 @@ class Notifier:
         self.counts = {"events": 0, "posted": 0, "retries": 0, "rejected": 0, "bad": 0}
         self._resend_backoff = self._backoff()
         self._down = False  # the last post failed: Alertmanager may come back empty
+        #: A fatal Kafka error (e.g. fenced by a second notifier): the loop stops, main exits 3.
+        self.fatal: KafkaError | None = None
 
     def _backoff(self) -> Backoff:
         return Backoff(self.settings.backoff_initial_seconds, self.settings.backoff_max_seconds)
@@ -175,6 +178,13 @@ class Notifier:
 
     # --- Kafka -----------------------------------------------------------------------------
 
+    def fail(self, err: KafkaError) -> None:
+        """A fatal Kafka error: this consumer is done (a fenced member stays fenced), so stop,
+        rather than keep re-sending an open set that another notifier now owns."""
+        if self.fatal is None:
+            self.fatal = err
+        self.stop.set()
+
     def write_state(self, state: dict[str, AmAlert | None]) -> bool:
         """Write and flush the state records; True once the broker has every one."""
         pending = dict(state)
@@ -215,6 +225,9 @@ class Notifier:
                 return True
             except KafkaException as exc:
                 err = exc.args[0]
+                if is_fatal(err):
+                    self.fail(err)
+                    return False
                 if not err.retriable():
                     # E.g. the partitions moved to another member: it re-reads these events and
                     # repeats idempotent steps. Nothing is lost.
@@ -233,16 +246,13 @@ class Notifier:
         offsets: dict[tuple[str, int], int] = {}
         now = datetime.fromtimestamp(self.wall(), UTC)
         for msg in messages:
-            if msg.error():
-                code = msg.error().code()
-                if code != KafkaError._PARTITION_EOF:
-                    log.log(
-                        logging.ERROR if msg.error().fatal() else logging.WARNING,
-                        "Kafka: %s",
-                        msg.error().str(),
-                    )
-                    if msg.error().fatal():
-                        raise KafkaException(msg.error())
+            err = msg.error()
+            if err:
+                if is_fatal(err):
+                    self.fail(err)
+                    return False  # nothing of this batch posted or committed: the next run reads it
+                if err.code() != KafkaError._PARTITION_EOF:
+                    log.warning("Kafka: %s", err.str())
                 continue
             offsets[(msg.topic(), msg.partition())] = msg.offset()
             try:

@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -482,3 +483,23 @@ def test_a_sensor_clock_ahead_fires_now_and_resolves_now(
     wait_for("the resolved alert gone from the active ones", lambda: not alertmanager.alerts("7"))
     assert alertmanager.received("resolved") >= 1
     assert proc.poll() is None, notifiers.context()
+
+
+def test_a_fenced_notifier_exits_non_zero_with_one_line(notifiers: NotifierRun) -> None:
+    """A second notifier in the same group (same group.instance.id) fences the first."""
+    first = notifiers.start()
+    wait_for("the first notifier to start", lambda: "state topic" in notifiers.logs[0].read_text())
+    time.sleep(5)  # joined: static members get their assignment within a few seconds
+    second = notifiers.start()
+    try:
+        first.wait(60)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the fenced notifier kept running:\n{notifiers.context()}")
+    assert first.returncode == 3, notifiers.context()
+    mine = [
+        line
+        for line in notifiers.logs[0].read_text().splitlines()
+        if " notifier: " in line and ("ERROR" in line or "WARNING" in line)
+    ]
+    assert len(mine) == 1 and "fenced" in mine[0], notifiers.context()
+    assert second.poll() is None, notifiers.context()

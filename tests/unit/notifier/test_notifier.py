@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 
 from dataflow.config import ConfigError
 from dataflow.security import SECURITY_OPTIONS
@@ -503,11 +504,11 @@ def test_resolve_timeout_is_read_from_the_status_api() -> None:
 
 
 class FakeMessage:
-    def __init__(self, value: dict, offset: int) -> None:
-        self._value, self._offset = orjson.dumps(value), offset
+    def __init__(self, value: dict, offset: int, error: KafkaError | None = None) -> None:
+        self._value, self._offset, self._error = orjson.dumps(value), offset, error
 
-    def error(self) -> None:
-        return None
+    def error(self) -> KafkaError | None:
+        return self._error
 
     def value(self) -> bytes:
         return self._value
@@ -661,3 +662,31 @@ def test_a_refused_alert_costs_the_others_nothing_and_is_counted() -> None:
     n.resend_open()  # the re-send: the same split, the same count, still no outage
     assert n.counts["rejected"] == 2 and not n._down
     assert set(n.am.kept) == {"1", "2", "4"}  # type: ignore[attr-defined]
+
+
+FENCED = "Broker: Static consumer fenced by other consumer with same group.instance.id"
+
+
+def test_a_fenced_consumer_stops_the_notifier_before_it_posts_or_commits() -> None:
+    """librdkafka reports the fencing as a message error with code _FATAL; confluent-kafka
+    leaves its ``fatal()`` False."""
+    log: list = []
+    stop = threading.Event()
+    n = notifier(log, stop=stop)
+    fenced = KafkaError(KafkaError._FATAL, FENCED)
+    assert not fenced.fatal()
+    batch = [FakeMessage(record("open"), 0), FakeMessage({}, -1, error=fenced)]
+    assert n.handle(batch) is False
+    assert log == [] and stop.is_set() and n.fatal is fenced
+
+
+def test_a_fatal_commit_error_stops_the_notifier() -> None:
+    log: list = []
+    n = notifier(log)
+
+    def commit(offsets, asynchronous: bool) -> None:
+        raise KafkaException(KafkaError(KafkaError._FATAL, FENCED))
+
+    n.consumer.commit = commit  # type: ignore[method-assign]
+    assert n.handle([FakeMessage(record("open"), 0)]) is False
+    assert n.stop.is_set() and n.fatal is not None and n.fatal.code() == KafkaError._FATAL
