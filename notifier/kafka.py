@@ -153,6 +153,8 @@ def anomalies_consumer(
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "auto.offset.reset": settings.offset_reset,
+            # An end-of-partition event tells the notifier it has read the backlog.
+            "enable.partition.eof": True,
             "error_cb": error_cb,
         }
     )

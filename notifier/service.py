@@ -9,7 +9,8 @@ For each batch of alert events, in this order, each step retried until it succee
 A crash anywhere re-reads the uncommitted batch on restart and repeats steps that may already
 have happened; each is idempotent (the same labels are the same alert in Alertmanager, the same
 key overwrites the state record), so nothing is lost and nothing is opened twice. The open set
-is re-sent every ``NOTIFIER_RESEND_SECONDS``, at start-up, and after every outage (Alertmanager
+is re-sent every ``NOTIFIER_RESEND_SECONDS``, at start-up once the backlog is read, and after
+every outage (Alertmanager
 keeps alerts in memory only, so a restarted one has forgotten them).
 """
 
@@ -68,6 +69,7 @@ class Notifier:
         self._down = False  # the last post failed: Alertmanager may come back empty
         #: A fatal Kafka error (e.g. fenced by a second notifier): the loop stops, main exits 3.
         self.fatal: KafkaError | None = None
+        self._at_end: set[tuple[str, int]] = set()  # partitions read to their end at least once
 
     def _backoff(self) -> Backoff:
         return Backoff(self.settings.backoff_initial_seconds, self.settings.backoff_max_seconds)
@@ -251,7 +253,9 @@ class Notifier:
                 if is_fatal(err):
                     self.fail(err)
                     return False  # nothing of this batch posted or committed: the next run reads it
-                if err.code() != KafkaError._PARTITION_EOF:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    self._at_end.add((msg.topic(), msg.partition()))
+                else:
                     log.warning("Kafka: %s", err.str())
                 continue
             offsets[(msg.topic(), msg.partition())] = msg.offset()
@@ -279,15 +283,36 @@ class Notifier:
             return False
         return not offsets or self.commit(offsets)
 
+    def backlog_read(self) -> bool:
+        """Every partition assigned to this notifier has been read to its end at least once."""
+        assigned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+        return bool(assigned) and assigned <= self._at_end
+
     def run(self) -> None:
-        """Until ``stop`` is set: re-send when due, else read and handle a batch."""
-        self.resend.force()  # Alertmanager may have lost them while the notifier was away
+        """Until ``stop`` is set: re-send when due, else read and handle a batch.
+
+        The first re-send waits for the backlog: the stored open set may hold alerts whose
+        ``resolved`` is among the events not yet read, and re-sending those first would page
+        them again. So it comes once every assigned partition is read to its end, or one
+        re-send interval after the start at the latest (a long backlog, or Alertmanager down
+        meanwhile), before a restarted Alertmanager could let the open alerts expire."""
+        started = self.clock()
+        self.resend.sent(started)
+        backlog = True
         while not self.stop.is_set():
             now = self.clock()
-            if self.resend.due(now):
+            if backlog and (self.backlog_read() or now >= started + self.resend.interval):
+                backlog = False
+                log.info(
+                    "%s; re-sending the %d open alert(s)",
+                    "backlog read" if self.backlog_read() else "backlog not read yet",
+                    len(self.open),
+                )
+                self.resend.force()
+            if not backlog and self.resend.due(now):
                 self.resend_open()
                 continue
-            timeout = min(1.0, max(0.05, self.resend.wait(now)))
-            messages = self.consumer.consume(self.settings.batch_size, timeout)
+            wait = self.resend.wait(now) if not backlog else started + self.resend.interval - now
+            messages = self.consumer.consume(self.settings.batch_size, min(1.0, max(0.05, wait)))
             if messages and not self.handle(messages):
                 break

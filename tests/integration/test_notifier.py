@@ -503,3 +503,26 @@ def test_a_fenced_notifier_exits_non_zero_with_one_line(notifiers: NotifierRun) 
     ]
     assert len(mine) == 1 and "fenced" in mine[0], notifiers.context()
     assert second.poll() is None, notifiers.context()
+
+
+def test_a_restart_reads_the_backlog_before_it_re_sends(
+    notifiers: NotifierRun, alertmanager: LocalAlertmanager
+) -> None:
+    """The alert is open in the state topic, its ``resolved`` waits in the backlog: the new
+    notifier must not post it firing first."""
+    opened = datetime.now(UTC) - timedelta(minutes=5)
+    notifiers.send(alert_record("open", "7", opened, opened + timedelta(seconds=5)))
+    first = notifiers.start()
+    wait_for("the alert in Alertmanager", lambda: alertmanager.alerts("7"), first, timeout=60)
+    wait_for("the open event committed", notifiers.all_committed, first, timeout=30)
+    first.kill()
+    first.wait()
+    notifiers.send(alert_record("resolved", "7", opened, opened + timedelta(minutes=1)))
+    alertmanager.script("stop")
+    alertmanager.script("start")  # its counters start at 0
+    second = notifiers.start()
+    wait_for("the resolved event committed", notifiers.all_committed, second, timeout=60)
+    time.sleep(3)  # a re-send interval (2 s): a late re-send would show too
+    assert alertmanager.received("firing") == 0, notifiers.context()
+    assert alertmanager.received("resolved") == 1
+    assert alertmanager.alerts("7") == []

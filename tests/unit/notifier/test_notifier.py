@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from dataflow.config import ConfigError
 from dataflow.security import SECURITY_OPTIONS
@@ -690,3 +690,60 @@ def test_a_fatal_commit_error_stops_the_notifier() -> None:
     n.consumer.commit = commit  # type: ignore[method-assign]
     assert n.handle([FakeMessage(record("open"), 0)]) is False
     assert n.stop.is_set() and n.fatal is not None and n.fatal.code() == KafkaError._FATAL
+
+
+class ScriptedConsumer(FakeConsumer):
+    """Hands out ``batches`` one per consume (after ``assigned_after`` empty ones, no partition
+    assigned yet), then sets ``stop``."""
+
+    def __init__(self, log: list, batches: list, stop: threading.Event, assigned: bool) -> None:
+        super().__init__(log)
+        self.batches, self.stop, self.assigned = batches, stop, assigned
+
+    def assignment(self) -> list:
+        return [TopicPartition("anomalies", 0)] if self.assigned else []
+
+    def consume(self, num_messages: int, timeout: float) -> list:
+        if self.batches:
+            return self.batches.pop(0)
+        self.stop.set()
+        return []
+
+
+def eof() -> FakeMessage:
+    return FakeMessage({}, -1, error=KafkaError(KafkaError._PARTITION_EOF))
+
+
+def test_the_backlog_is_read_before_the_stored_open_set_is_re_sent() -> None:
+    """The state says machine 2 is open; its ``resolved`` waits in the backlog: it must not
+    page again at start-up."""
+    log: list = []
+    n = notifier(log)
+    n.open.apply(record("open"), NOW)
+    resolved = FakeMessage(record("resolved", window="20:31:00"), 5)
+    n.consumer = ScriptedConsumer(log, [[resolved], [eof()], [], []], n.stop, assigned=True)
+    n.run()
+    posts = [entry for entry in log if entry[0] == "post"]
+    assert posts == [("post", [("2", False)])]  # the resolution, never a firing re-send
+    assert len(n.open) == 0
+
+
+def test_the_first_re_send_waits_at_most_one_interval_for_the_backlog() -> None:
+    log: list = []
+    n = notifier(log)
+    n.open.apply(record("open"), NOW)
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 7
+        return now[0]
+
+    posted_at: list[float] = []
+    post = n.am.post
+    n.am.post = lambda alerts: (posted_at.append(now[0]), post(alerts))  # type: ignore[method-assign]
+    n.clock = clock
+    n.consumer = ScriptedConsumer(log, [[] for _ in range(12)], n.stop, assigned=False)
+    n.run()
+    # No backlog end ever seen: re-sent once a re-send interval (60 s) has passed, not before.
+    assert log == [("post", [("2", True)])]
+    assert 7 + 60 <= posted_at[0] < 7 + 60 + 2 * 7
