@@ -35,8 +35,9 @@ def usage() -> str:
         "Reads the dataflow's alert events (open, update, resolved) from Kafka and keeps\n"
         "Prometheus Alertmanager's alerts equal to them (POST /api/v2/alerts): open alerts are\n"
         "re-sent so they never expire there, every delivery is retried until Alertmanager takes\n"
-        "it, and the group's offsets move only past what it took. Open alerts are kept in a\n"
-        "compacted state topic, so a restarted notifier re-sends them.\n\n"
+        "it, and the group's offsets move only past what it took. Open alerts (and the ids of\n"
+        "resolved ones) are kept in a compacted state topic, so a restarted notifier re-sends\n"
+        "them once it has read its backlog.\n\n"
         f"{env_section((*OPTIONS, *SECURITY_OPTIONS))}\n"
         "Ctrl-C (SIGINT) or SIGTERM: stops after the current step; events not yet taken by\n"
         "Alertmanager are read again by the next run. Exit status: 0 after a stop, 1 if Kafka\n"
@@ -78,7 +79,7 @@ def main(argv: list[str]) -> int:
     try:
         admin, topics = connect(settings)
         ensure_state_topic(admin, topics, settings.state_topic)
-        open_alerts = OpenAlerts()
+        open_alerts = OpenAlerts(resolved_memory=settings.resolved_memory)
         records = load_state(settings)
         for alert_id, alert in records:
             open_alerts.load(alert_id, alert)
@@ -89,10 +90,12 @@ def main(argv: list[str]) -> int:
         log.info("stopped by SIGINT before the notifier started")
         return 0
     log.info(
-        "state topic %s: %d record(s), %d open alert(s) to keep in Alertmanager",
+        "state topic %s: %d record(s), %d open alert(s) to keep in Alertmanager, "
+        "%d resolved id(s) remembered",
         settings.state_topic,
         len(records),
         len(open_alerts),
+        open_alerts.resolved,
     )
     am = Alertmanager(settings)
     actual = am.resolve_timeout()

@@ -199,26 +199,57 @@ def end_of(record: Mapping[str, Any], now: datetime) -> datetime:
     return min(at, now)
 
 
+@dataclass(frozen=True)
+class Resolved:
+    """The state value of a resolved ``alert_id``: remembered, so that a replayed ``open`` of it
+    (a new consumer group, the dataflow's own replay after a restart) does not fire it again."""
+
+    ends_at: str
+
+    def payload(self) -> dict[str, Any]:
+        return {"resolved": self.ends_at}
+
+
+def state_value(alert_id: str, data: object) -> AmAlert | Resolved:
+    """A state-topic value back from ``payload()``: an open alert or a resolved marker."""
+    if isinstance(data, Mapping) and "resolved" in data:
+        return Resolved(str(data["resolved"]))
+    if not isinstance(data, Mapping):
+        raise BadRecord(f"state of {alert_id}: not a JSON object")
+    return AmAlert.from_payload(alert_id, data)
+
+
 @dataclass
 class Change:
-    """What one record asks for: alerts to post (in order) and state writes (``alert_id`` ->
-    alert, or None to forget it)."""
+    """What one record asks for: alerts to post (in order), state writes (``alert_id`` -> open
+    alert, ``Resolved``, or None to forget it), and the ids of replayed ``open``/``update``
+    records of alerts already resolved, passed over."""
 
     posts: list[AmAlert] = field(default_factory=list)
-    state: dict[str, AmAlert | None] = field(default_factory=dict)
+    state: dict[str, AmAlert | Resolved | None] = field(default_factory=dict)
+    replayed: list[str] = field(default_factory=list)
 
     def __iadd__(self, other: Change) -> Change:
         self.posts.extend(other.posts)
         self.state.update(other.state)
+        self.replayed.extend(other.replayed)
         return self
 
 
 class OpenAlerts:
-    """The open alerts as Alertmanager last accepted them, by ``alert_id``: the notifier's only
-    state, rebuilt from the state topic after a restart and re-sent on a timer."""
+    """The open alerts as Alertmanager last accepted them, by ``alert_id``, and the ids of the
+    last ``resolved_memory`` resolved ones: the notifier's only state, rebuilt from the state
+    topic after a restart; the open alerts are re-sent on a timer."""
 
-    def __init__(self, alerts: Iterable[AmAlert] = ()) -> None:
+    def __init__(self, alerts: Iterable[AmAlert] = (), resolved_memory: int = 10_000) -> None:
         self._open: dict[str, AmAlert] = {a.alert_id: a for a in alerts}
+        self.resolved_memory = resolved_memory
+        self._resolved: dict[str, None] = {}  # insertion order: the oldest resolved first
+
+    @property
+    def resolved(self) -> int:
+        """How many resolved ids are remembered."""
+        return len(self._resolved)
 
     def __len__(self) -> int:
         return len(self._open)
@@ -236,12 +267,28 @@ class OpenAlerts:
             return list(self._open.values())
         return [alert.started_by(now) for alert in self._open.values()]
 
-    def load(self, alert_id: str, alert: AmAlert | None) -> None:
+    def load(self, alert_id: str, alert: AmAlert | Resolved | None) -> None:
         """One state-topic record, in topic order (None: a tombstone)."""
-        if alert is None:
-            self._open.pop(alert_id, None)
-        else:
+        self._open.pop(alert_id, None)
+        self._resolved.pop(alert_id, None)
+        if isinstance(alert, AmAlert):
             self._open[alert_id] = replace(alert, alert_id=alert_id)
+        elif isinstance(alert, Resolved):
+            self._resolved[alert_id] = None
+            self._forget_oldest(Change())
+
+    def _remember(self, alert_id: str, ended: AmAlert, change: Change) -> None:
+        """``alert_id`` resolved: keep it (and write it) as resolved, forgetting the oldest."""
+        self._resolved.pop(alert_id, None)
+        self._resolved[alert_id] = None
+        change.state[alert_id] = Resolved(ended.ends_at or "")
+        self._forget_oldest(change)
+
+    def _forget_oldest(self, change: Change) -> None:
+        while len(self._resolved) > self.resolved_memory:
+            oldest = next(iter(self._resolved))
+            del self._resolved[oldest]
+            change.state[oldest] = None  # a tombstone: compaction drops it from the state topic
 
     def apply(self, record: Mapping[str, Any], now: datetime) -> Change:
         """One record of the anomalies topic; ``BadRecord`` if it cannot be read."""
@@ -258,6 +305,8 @@ class OpenAlerts:
 
     def _fire(self, record: Mapping[str, Any], now: datetime) -> Change:
         alert = alert_of(record, now=now)
+        if alert.alert_id in self._resolved:  # a replay of an episode already over
+            return Change(replayed=[alert.alert_id])
         change = self._close_sensor(record, alert.alert_id, now)  # a lost resolve: close it
         old = self._open.get(alert.alert_id)
         if old is not None:
@@ -277,7 +326,10 @@ class OpenAlerts:
         fresh = alert_of(record, old.severity if old is not None else None, now)
         # The labels it fired with; the record's latest annotations (how it was resolved).
         base = fresh if old is None else replace(old, annotations=fresh.annotations)
-        return Change([base.ended(end_of(record, now))], {fresh.alert_id: None})
+        ended = base.ended(end_of(record, now))
+        change = Change([ended])
+        self._remember(fresh.alert_id, ended, change)
+        return change
 
     def _close_sensor(self, record: Mapping[str, Any], keep: str | None, now: datetime) -> Change:
         """Resolve the sensor's open alerts other than ``keep``: a ``forgotten`` sensor's, or an
@@ -294,8 +346,9 @@ class OpenAlerts:
                 and alert.labels.get("sensor_id") == sensor
             ):
                 del self._open[alert_id]
-                change.posts.append(alert.ended(now))
-                change.state[alert_id] = None
+                ended = alert.ended(now)
+                change.posts.append(ended)
+                self._remember(alert_id, ended, change)
         return change
 
 

@@ -149,6 +149,13 @@ ALERTMANAGER_PASSWORD = _declare(
     "ALERTMANAGER_PASSWORD", "", text, "Basic-auth password; never logged."
 )
 LOG_LEVEL = _declare("LOG_LEVEL", "INFO", level_name, "Python logging level.")
+NOTIFIER_RESOLVED_MEMORY = _declare(
+    "NOTIFIER_RESOLVED_MEMORY",
+    "10000",
+    integer(0, 10_000_000),
+    "How many resolved alert ids are remembered (in the state topic too), so a replayed `open` "
+    "of one does not fire it again; the oldest is forgotten first.",
+)
 
 # name -> (default, help), derived: `python -m notifier --help` prints them, tests check the
 # compose file and the README notes against them.
@@ -226,6 +233,7 @@ class Settings:
     password: str | None
     log_level: str
     security: KafkaSecurity
+    resolved_memory: int = 10_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -310,6 +318,7 @@ class Settings:
             password=password,
             log_level=log_level,
             security=security,
+            resolved_memory=read(NOTIFIER_RESOLVED_MEMORY),
         )
 
     def redacted_alertmanager(self) -> str:

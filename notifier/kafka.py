@@ -19,7 +19,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from dataflow import admin as kafka_admin
 from dataflow.admin import StartupError, client_config, ensure_topics
-from notifier.alerts import AmAlert, BadRecord
+from notifier.alerts import AmAlert, BadRecord, Resolved, state_value
 from notifier.config import Settings
 
 log = logging.getLogger("notifier")
@@ -67,9 +67,12 @@ def ensure_state_topic(admin: AdminClient, existing: set[str], topic: str) -> No
         )
 
 
-def load_state(settings: Settings, timeout_s: float = 60.0) -> list[tuple[str, AmAlert | None]]:
-    """Every record of the state topic, in order, up to its end now: (alert_id, alert or None
-    for a tombstone). Read without a group (assigned partitions, nothing committed)."""
+def load_state(
+    settings: Settings, timeout_s: float = 60.0
+) -> list[tuple[str, AmAlert | Resolved | None]]:
+    """Every record of the state topic, in order, up to its end now: (alert_id, open alert,
+    ``Resolved`` or None for a tombstone). Read without a group (assigned partitions, nothing
+    committed)."""
     consumer = Consumer(
         {
             **base_config(settings),
@@ -80,7 +83,7 @@ def load_state(settings: Settings, timeout_s: float = 60.0) -> list[tuple[str, A
         }
     )
     topic = settings.state_topic
-    out: list[tuple[str, AmAlert | None]] = []
+    out: list[tuple[str, AmAlert | Resolved | None]] = []
     try:
         meta = consumer.list_topics(topic, timeout=timeout_s)
         parts = [TopicPartition(topic, p, 0) for p in meta.topics[topic].partitions]
@@ -107,9 +110,7 @@ def load_state(settings: Settings, timeout_s: float = 60.0) -> list[tuple[str, A
             key = (msg.key() or b"").decode("utf-8", "replace")
             value = msg.value()
             try:
-                out.append(
-                    (key, None if value is None else AmAlert.from_payload(key, orjson.loads(value)))
-                )
+                out.append((key, None if value is None else state_value(key, orjson.loads(value))))
             except (BadRecord, orjson.JSONDecodeError) as exc:
                 log.warning("state topic %s offset %s: passed over (%s)", topic, offset, exc)
             if offset + 1 >= ends[part][1]:

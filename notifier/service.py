@@ -27,7 +27,15 @@ import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from notifier.alertmanager import DeliveryError
-from notifier.alerts import AmAlert, BadRecord, Change, OpenAlerts, ResendClock, collapse
+from notifier.alerts import (
+    AmAlert,
+    BadRecord,
+    Change,
+    OpenAlerts,
+    ResendClock,
+    Resolved,
+    collapse,
+)
 from notifier.backoff import Backoff
 from notifier.config import Settings
 from notifier.kafka import is_fatal
@@ -64,7 +72,14 @@ class Notifier:
         self.clock = clock
         self.wall = clock if wall is None else wall
         self.resend = ResendClock(settings.resend_seconds)
-        self.counts = {"events": 0, "posted": 0, "retries": 0, "rejected": 0, "bad": 0}
+        self.counts = {
+            "events": 0,
+            "posted": 0,
+            "retries": 0,
+            "rejected": 0,
+            "replayed": 0,
+            "bad": 0,
+        }
         self._resend_backoff = self._backoff()
         self._down = False  # the last post failed: Alertmanager may come back empty
         #: A fatal Kafka error (e.g. fenced by a second notifier): the loop stops, main exits 3.
@@ -187,7 +202,7 @@ class Notifier:
             self.fatal = err
         self.stop.set()
 
-    def write_state(self, state: dict[str, AmAlert | None]) -> bool:
+    def write_state(self, state: dict[str, AmAlert | Resolved | None]) -> bool:
         """Write and flush the state records; True once the broker has every one."""
         pending = dict(state)
         backoff = self._backoff()
@@ -273,6 +288,13 @@ class Notifier:
                 )
                 continue
             self.counts["events"] += 1
+        if change.replayed:
+            self.counts["replayed"] += len(change.replayed)
+            log.info(
+                "passed over %d open/update event(s) of alert(s) already resolved (a replay): %s",
+                len(change.replayed),
+                ", ".join(change.replayed[:10]),
+            )
         if change.posts:
             fired = sum(a.ends_at is None for a in change.posts)
             what = f"{fired} firing and {len(change.posts) - fired} resolved alert(s)"

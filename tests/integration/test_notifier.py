@@ -526,3 +526,26 @@ def test_a_restart_reads_the_backlog_before_it_re_sends(
     assert alertmanager.received("firing") == 0, notifiers.context()
     assert alertmanager.received("resolved") == 1
     assert alertmanager.alerts("7") == []
+
+
+def test_a_replayed_open_of_a_resolved_alert_stays_quiet_across_a_restart(
+    notifiers: NotifierRun, alertmanager: LocalAlertmanager
+) -> None:
+    """The dataflow replays an episode already resolved (e.g. after its own restart): the
+    notifier, restarted meanwhile, remembers the resolved id from its state topic."""
+    opened = datetime.now(UTC) - timedelta(minutes=5)
+    open_event = alert_record("open", "7", opened, opened + timedelta(seconds=5))
+    notifiers.send(open_event, alert_record("resolved", "7", opened, opened + timedelta(minutes=1)))
+    first = notifiers.start()
+    wait_for("both events committed", notifiers.all_committed, first, timeout=60)
+    stop(first)
+    assert first.returncode == 0, notifiers.context()
+    alertmanager.script("stop")
+    alertmanager.script("start")  # its counters start at 0
+    second = notifiers.start()
+    wait_for("the state loaded", lambda: "state topic" in notifiers.logs[-1].read_text(), second)
+    notifiers.send(open_event)
+    wait_for("the replayed open committed", notifiers.all_committed, second, timeout=60)
+    time.sleep(3)  # a re-send interval (2 s)
+    assert alertmanager.alerts("7") == [], notifiers.context()
+    assert alertmanager.received("firing") == 0, notifiers.context()

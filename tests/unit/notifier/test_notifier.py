@@ -23,10 +23,12 @@ from notifier.alerts import (
     BadRecord,
     OpenAlerts,
     ResendClock,
+    Resolved,
     alert_of,
     collapse,
     parse_go_duration,
     severity_of,
+    state_value,
 )
 from notifier.backoff import Backoff
 from notifier.config import ENV_DOCS, OPTIONS, Settings
@@ -34,6 +36,7 @@ from notifier.service import Notifier
 
 NOW = datetime(2026, 11, 22, 21, 0, 0, tzinfo=UTC)
 OPENED = "2026-11-22T20:28:20.000Z"
+NOW_TEXT = "2026-11-22T21:00:00.000Z"
 
 
 def record(
@@ -162,12 +165,14 @@ def test_open_update_resolved_keep_one_label_set_and_the_start() -> None:
     assert len(alerts) == 0
 
 
-def test_state_writes_put_the_open_alert_and_tombstone_it_on_resolve() -> None:
+def test_state_writes_put_the_open_alert_and_mark_it_resolved() -> None:
     alerts = OpenAlerts()
     aid = "temperature/2@1795379300000000000"
     opened = alerts.apply(record("open"), NOW)
     assert opened.state == {aid: opened.posts[0]}
-    assert alerts.apply(record("resolved", window="20:31:00"), NOW).state == {aid: None}
+    resolved = alerts.apply(record("resolved", window="20:31:00"), NOW)
+    assert resolved.state == {aid: Resolved("2026-11-22T20:31:05.000Z")}
+    assert resolved.state[aid].payload() == {"resolved": resolved.posts[0].ends_at}
 
 
 def test_escalation_resolves_the_old_label_set_and_fires_the_new_one() -> None:
@@ -275,7 +280,7 @@ def test_a_new_alert_of_a_sensor_closes_its_older_one() -> None:
     alerts.apply(record("open"), NOW)
     change = alerts.apply(record("open", alert_id="temperature/2@1795380000000000000"), NOW)
     assert [p.ends_at is None for p in change.posts] == [False, True]
-    assert change.state["temperature/2@1795379300000000000"] is None
+    assert change.state["temperature/2@1795379300000000000"] == Resolved(NOW_TEXT)
     assert len(alerts) == 1
 
 
@@ -299,9 +304,17 @@ def test_state_rebuild_from_puts_and_tombstones() -> None:
     stored = [(k, None if v is None else orjson.dumps(v.payload())) for k, v in writes]
     rebuilt = OpenAlerts()
     for key, value in stored:
-        rebuilt.load(key, None if value is None else AmAlert.from_payload(key, orjson.loads(value)))
+        rebuilt.load(key, None if value is None else state_value(key, orjson.loads(value)))
     assert rebuilt.firing() == live.firing()
     assert [a.labels["sensor_id"] for a in rebuilt.firing()] == ["2"]
+    # The resolved alert of sensor 3 is remembered across the restart: a replay stays quiet.
+    assert rebuilt.resolved == 1
+    replay = rebuilt.apply(record("open", sensor="3"), NOW)
+    assert (
+        replay.posts == []
+        and replay.state == {}
+        and replay.replayed == ["temperature/3@1795379300000000000"]
+    )
     assert rebuilt.firing()[0].annotations["window"].startswith("2026-11-22T20:29:00")
 
 
@@ -399,6 +412,7 @@ def test_defaults() -> None:
         ({"ALERTMANAGER_USERNAME": "ops"}, "ALERTMANAGER_PASSWORD"),
         ({"ALERTMANAGER_TIMEOUT_SECONDS": "-1"}, "ALERTMANAGER_TIMEOUT_SECONDS"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"NOTIFIER_RESOLVED_MEMORY": "-1"}, "NOTIFIER_RESOLVED_MEMORY"),
         ({"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"}, "KAFKA_SASL_MECHANISM"),
     ],
 )
@@ -436,6 +450,17 @@ def test_help_lists_every_variable(capsys) -> None:
     for option in (*OPTIONS, *SECURITY_OPTIONS):  # Kafka security too: the notifier reads it
         assert f"\n  {option.env} (default: {option.shown_default}): " in out, option.env
     assert usage().startswith("usage: python -m notifier")
+
+
+def test_the_readme_table_lists_every_variable_with_its_default() -> None:
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    start = readme.index("### Alertmanager: the notifier")
+    section = readme[start : readme.index("\n### ", start + 1)]
+    for option in OPTIONS:
+        if option.env in ("KAFKA_BROKERS", "LOG_LEVEL"):
+            continue  # the row "as for the dataflow"
+        default = f"`{option.default}`" if option.default else "(unset)"
+        assert f"| `{option.env}` | {default} |" in section, option.env
 
 
 def test_a_bad_setting_exits_2_naming_it(monkeypatch, capsys) -> None:
@@ -611,7 +636,7 @@ def test_open_and_resolve_in_one_batch_post_only_the_resolution() -> None:
         [FakeMessage(record("open"), 0), FakeMessage(record("resolved", window="20:31:00"), 1)]
     )
     assert log[0] == ("post", [("2", False)])
-    assert log[1][2] is True  # the state ends as a tombstone
+    assert log[1][2] is False  # the state ends as the resolved marker (Resolved)
 
 
 def test_a_stop_while_alertmanager_is_down_commits_nothing() -> None:
@@ -747,3 +772,40 @@ def test_the_first_re_send_waits_at_most_one_interval_for_the_backlog() -> None:
     # No backlog end ever seen: re-sent once a re-send interval (60 s) has passed, not before.
     assert log == [("post", [("2", True)])]
     assert 7 + 60 <= posted_at[0] < 7 + 60 + 2 * 7
+
+
+def test_a_replayed_open_of_a_resolved_alert_is_not_fired_again() -> None:
+    alerts = OpenAlerts()
+    alerts.apply(record("open"), NOW)
+    alerts.apply(record("resolved", window="20:31:00"), NOW)
+    for event in ("open", "update"):
+        change = alerts.apply(record(event), NOW)
+        assert change.posts == [] and change.replayed == ["temperature/2@1795379300000000000"]
+    assert len(alerts) == 0
+    # A new episode of the same sensor (another alert_id) fires as usual.
+    new = alerts.apply(record("open", alert_id="temperature/2@1795380000000000000"), NOW)
+    assert [p.ends_at for p in new.posts] == [None]
+
+
+def test_the_resolved_memory_is_bounded_and_tombstones_what_it_forgets() -> None:
+    alerts = OpenAlerts(resolved_memory=2)
+    ids = [f"temperature/{s}@1795379300000000000" for s in "123"]
+    for sensor in "123":
+        alerts.apply(record("open", sensor=sensor), NOW)
+    states = [
+        alerts.apply(record("resolved", sensor=s, window="20:31:00"), NOW).state for s in "123"
+    ]
+    assert alerts.resolved == 2
+    assert states[2] == {ids[2]: Resolved("2026-11-22T20:31:05.000Z"), ids[0]: None}
+    # The forgotten one fires again on a replay; the remembered ones do not.
+    assert alerts.apply(record("open", sensor="1"), NOW).posts
+    assert not alerts.apply(record("open", sensor="3"), NOW).posts
+
+
+def test_a_replayed_open_is_committed_and_counted_not_posted() -> None:
+    log: list = []
+    n = notifier(log)
+    assert n.handle([FakeMessage(record("open"), 0), FakeMessage(record("resolved"), 1)])
+    log.clear()
+    assert n.handle([FakeMessage(record("open"), 2)])
+    assert log == [("commit", [(0, 3)])] and n.counts["replayed"] == 1
