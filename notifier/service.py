@@ -60,9 +60,12 @@ class Notifier:
         producer: Any,
         open_alerts: OpenAlerts,
         stop: threading.Event,
-        clock: Callable[[], float] = time.time,
-        wall: Callable[[], float] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
+        """``clock`` schedules (re-sends): monotonic, so a step of the wall clock (NTP, a
+        suspended VM) neither delays a re-send past Alertmanager's resolve_timeout nor fires a
+        burst of them; ``wall`` dates what Alertmanager and the state topic get."""
         self.settings = settings
         self.am = alertmanager
         self.consumer = consumer
@@ -70,7 +73,7 @@ class Notifier:
         self.open = open_alerts
         self.stop = stop
         self.clock = clock
-        self.wall = clock if wall is None else wall
+        self.wall = wall
         self.resend = ResendClock(settings.resend_seconds)
         self.counts = {
             "events": 0,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -612,6 +613,7 @@ def notifier(
         OpenAlerts(),
         stop or threading.Event(),
         clock=lambda: NOW.timestamp(),
+        wall=lambda: NOW.timestamp(),
     )
 
 
@@ -809,3 +811,16 @@ def test_a_replayed_open_is_committed_and_counted_not_posted() -> None:
     log.clear()
     assert n.handle([FakeMessage(record("open"), 2)])
     assert log == [("commit", [(0, 3)])] and n.counts["replayed"] == 1
+
+
+def test_re_sends_are_scheduled_on_the_monotonic_clock() -> None:
+    """A wall clock stepped back an hour must not hold the next re-send back an hour."""
+    log: list = []
+    settings = Settings.from_env({})
+    n = Notifier(
+        settings, FakeAm(log), FakeConsumer(log), FakeProducer(log), OpenAlerts(), threading.Event()
+    )
+    n.open.apply(record("open"), NOW)
+    n.resend_open()
+    assert n.resend.wait(time.monotonic()) == pytest.approx(settings.resend_seconds, abs=1)
+    assert log[-1] == ("post", [("2", True)])
