@@ -24,6 +24,7 @@ from notifier.kafka import (
     load_state,
     state_producer,
 )
+from notifier.metrics import Metrics
 from notifier.service import Notifier
 
 log = logging.getLogger("notifier")
@@ -68,13 +69,23 @@ def main(argv: list[str]) -> int:
     client_logger()
     # httpx logs every request at INFO: one line per re-send would drown the notifier's own.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    metrics = Metrics()
+    if settings.metrics_port:
+        try:
+            metrics.serve(settings.metrics_port)
+        except OSError as exc:
+            log.error(
+                "NOTIFIER_METRICS_PORT=%d: cannot serve /metrics (%s)", settings.metrics_port, exc
+            )
+            return 1
     stop = GracefulStop()
     stop.install()
     log.info(
-        "Kafka at %s (%s); alerts to %s",
+        "Kafka at %s (%s); alerts to %s; metrics %s",
         ",".join(settings.brokers),
         settings.security.redacted(),
         settings.redacted_alertmanager(),
+        f"on :{settings.metrics_port}/metrics" if settings.metrics_port else "off",
     )
     try:
         admin, topics = connect(settings)
@@ -109,7 +120,15 @@ def main(argv: list[str]) -> int:
         )
     fatal: list[Notifier] = []
     consumer = anomalies_consumer(settings, on_fatal=lambda err: fatal[0].fail(err))
-    notifier = Notifier(settings, am, consumer, state_producer(settings), open_alerts, stop.event)
+    notifier = Notifier(
+        settings,
+        am,
+        consumer,
+        state_producer(settings),
+        open_alerts,
+        stop.event,
+        metrics=metrics,
+    )
     fatal.append(notifier)
     try:
         notifier.run()

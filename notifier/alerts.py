@@ -66,6 +66,9 @@ class AmAlert:
     starts_at: str
     ends_at: str | None = None  # None: firing (Alertmanager applies its resolve_timeout)
     alert_id: str = field(default="", compare=False)
+    #: When the notifier last had an event of this alert (its wall clock; from a state record,
+    #: the record's Kafka timestamp): not posted, for ``OpenAlerts.expire``.
+    seen_at: datetime | None = field(default=None, compare=False)
 
     @property
     def key(self) -> tuple[tuple[str, str], ...]:
@@ -315,9 +318,23 @@ class OpenAlerts:
             alert = replace(alert_of(record, severity), starts_at=old.starts_at).started_by(now)
             if alert.key != old.key:  # escalation: the old label set ends, the new one fires
                 change.posts.append(old.ended(now))
+        alert = replace(alert, seen_at=now)
         self._open[alert.alert_id] = alert
         change.posts.append(alert)
         change.state[alert.alert_id] = alert
+        return change
+
+    def expire(self, now: datetime, max_age: timedelta) -> Change:
+        """Resolve, at ``now``, every open alert without an event for more than ``max_age``:
+        its ``resolved`` was lost (the notifier was down longer than the anomalies topic keeps
+        events), or it would be re-sent forever. Forgotten, not remembered as resolved: a later
+        event of it is evidence that it is still open, and fires it again."""
+        change = Change()
+        for alert_id, alert in list(self._open.items()):
+            if alert.seen_at is not None and now - alert.seen_at > max_age:
+                del self._open[alert_id]
+                change.posts.append(alert.started_by(now).ended(now))
+                change.state[alert_id] = None
         return change
 
     def _resolve(self, record: Mapping[str, Any], now: datetime) -> Change:

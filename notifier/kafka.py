@@ -11,10 +11,19 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from dataflow import admin as kafka_admin
@@ -37,9 +46,11 @@ def connect(settings: Settings, timeout_s: float = 60.0) -> tuple[AdminClient, s
 
 
 def ensure_state_topic(admin: AdminClient, existing: set[str], topic: str) -> None:
-    """Create the compacted state topic if missing (one partition: it holds only open alerts),
-    with the cluster's default replication factor; warn if an existing one is not compacted,
-    since it would then lose old open alerts to retention."""
+    """Create the compacted state topic if missing (one partition: it holds only open alerts
+    and the resolved ids), with the cluster's default replication factor. An existing one must
+    have ``cleanup.policy`` exactly ``compact``, or ``StartupError``: with ``delete`` too,
+    retention drops the record of an alert open longer than it (and of the resolved ids), and
+    a restart would then forget them. Unreadable (no DescribeConfigs right): a warning."""
     if topic not in existing:
         if ensure_topics(
             admin,
@@ -58,21 +69,22 @@ def ensure_state_topic(admin: AdminClient, existing: set[str], topic: str) -> No
     except (KafkaException, KeyError) as exc:
         log.warning("could not read the cleanup.policy of %s: %s", topic, exc)
         return
-    if "compact" not in str(policy):
-        log.warning(
-            "state topic %s has cleanup.policy=%s, not compact: retention may drop the "
-            "record of an alert that is still open",
-            topic,
-            policy,
+    if str(policy).strip() != "compact":
+        raise StartupError(
+            f"state topic {topic} has cleanup.policy={policy}, not compact: retention would "
+            "drop the record of an alert still open; set cleanup.policy=compact on it, or "
+            "NOTIFIER_STATE_TOPIC to another topic"
         )
 
 
 def load_state(
-    settings: Settings, timeout_s: float = 60.0
+    settings: Settings, timeout_s: float | None = None
 ) -> list[tuple[str, AmAlert | Resolved | None]]:
     """Every record of the state topic, in order, up to its end now: (alert_id, open alert,
     ``Resolved`` or None for a tombstone). Read without a group (assigned partitions, nothing
-    committed)."""
+    committed). Gives up after ``timeout_s`` (``NOTIFIER_STATE_LOAD_TIMEOUT_SECONDS``)."""
+    if timeout_s is None:
+        timeout_s = settings.state_load_timeout_seconds
     consumer = Consumer(
         {
             **base_config(settings),
@@ -94,7 +106,8 @@ def load_state(
         while pending:
             if time.monotonic() > deadline:
                 raise StartupError(
-                    f"state topic {topic}: not read to its end within {timeout_s:g} s"
+                    f"state topic {topic}: not read to its end within {timeout_s:g} s "
+                    "(NOTIFIER_STATE_LOAD_TIMEOUT_SECONDS)"
                 )
             msg = consumer.poll(1.0)
             if msg is None:
@@ -110,7 +123,12 @@ def load_state(
             key = (msg.key() or b"").decode("utf-8", "replace")
             value = msg.value()
             try:
-                out.append((key, None if value is None else state_value(key, orjson.loads(value))))
+                state = None if value is None else state_value(key, orjson.loads(value))
+                kind, millis = msg.timestamp()
+                if isinstance(state, AmAlert) and kind != TIMESTAMP_NOT_AVAILABLE:
+                    # Written at the alert's last event: when the notifier last heard of it.
+                    state = replace(state, seen_at=datetime.fromtimestamp(millis / 1000, UTC))
+                out.append((key, state))
             except (BadRecord, orjson.JSONDecodeError) as exc:
                 log.warning("state topic %s offset %s: passed over (%s)", topic, offset, exc)
             if offset + 1 >= ends[part][1]:

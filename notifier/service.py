@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import orjson
@@ -39,6 +39,7 @@ from notifier.alerts import (
 from notifier.backoff import Backoff
 from notifier.config import Settings
 from notifier.kafka import is_fatal
+from notifier.metrics import COUNTERS, Metrics
 
 log = logging.getLogger("notifier")
 
@@ -62,6 +63,7 @@ class Notifier:
         stop: threading.Event,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
         """``clock`` schedules (re-sends): monotonic, so a step of the wall clock (NTP, a
         suspended VM) neither delays a re-send past Alertmanager's resolve_timeout nor fires a
@@ -75,19 +77,20 @@ class Notifier:
         self.clock = clock
         self.wall = wall
         self.resend = ResendClock(settings.resend_seconds)
-        self.counts = {
-            "events": 0,
-            "posted": 0,
-            "retries": 0,
-            "rejected": 0,
-            "replayed": 0,
-            "bad": 0,
-        }
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.counts = dict.fromkeys(COUNTERS, 0)
+        self.metrics.open.set_function(lambda: len(self.open))
         self._resend_backoff = self._backoff()
         self._down = False  # the last post failed: Alertmanager may come back empty
         #: A fatal Kafka error (e.g. fenced by a second notifier): the loop stops, main exits 3.
         self.fatal: KafkaError | None = None
         self._at_end: set[tuple[str, int]] = set()  # partitions read to their end at least once
+
+    def count(self, key: str, n: int = 1) -> None:
+        """Add to one of ``counts`` (the stop line) and its Prometheus counter."""
+        self.counts[key] += n
+        if n:
+            self.metrics.counters[key].inc(n)
 
     def _backoff(self) -> Backoff:
         return Backoff(self.settings.backoff_initial_seconds, self.settings.backoff_max_seconds)
@@ -116,7 +119,7 @@ class Notifier:
                 if self.stop.wait(delay):
                     return False
                 continue
-            self.counts["posted"] += len(alerts) - rejected
+            self.count("posted", len(alerts) - rejected)
             self._took(what)
             return True
 
@@ -133,11 +136,11 @@ class Notifier:
             if not exc.permanent:
                 raise
             if len(alerts) > 1:
-                self.counts["retries"] += 1
+                self.count("retries", 1)
                 half = len(alerts) // 2
                 return self.post_each(alerts[:half], what) + self.post_each(alerts[half:], what)
             [alert] = alerts
-            self.counts["rejected"] += 1
+            self.count("rejected", 1)
             log.error(
                 "Alertmanager at %s refused alert %s of %s (%s); not retried: %s",
                 self.am.url,
@@ -149,12 +152,13 @@ class Notifier:
             return 1
 
     def _failed(self) -> None:
-        self.counts["retries"] += 1
+        self.count("retries", 1)
         self._down = True
 
     def _took(self, what: str) -> None:
         """A post succeeded: after an outage, re-send the open set at once, since Alertmanager
         may have restarted meanwhile and forgotten it (it keeps alerts in memory only)."""
+        self.metrics.last_success.set(self.wall())
         if self._down:
             log.info(
                 "Alertmanager at %s is back (took %s); re-sending the open alerts",
@@ -190,11 +194,32 @@ class Notifier:
                 )
                 self.resend.sent(now, min(delay, self.resend.interval))
                 return
-            self.counts["posted"] += len(alerts) - rejected
+            self.count("posted", len(alerts) - rejected)
             self._resend_backoff.reset()
             self._took(what)
             log.debug("re-sent %d open alert(s)", len(alerts))
         self.resend.sent(now)  # every open alert was just sent: a forced re-send is done too
+
+    def expire(self) -> bool:
+        """Resolve the open alerts without an event for ``NOTIFIER_EXPIRE_SECONDS``
+        (``OpenAlerts.expire``), each logged and counted; False if stopped half-way."""
+        if self.settings.expire_seconds <= 0:
+            return True
+        now = datetime.fromtimestamp(self.wall(), UTC)
+        change = self.open.expire(now, timedelta(seconds=self.settings.expire_seconds))
+        if not change.posts:
+            return True
+        for alert in change.posts:
+            log.warning(
+                "alert %s expired: no event of it for over %g s (NOTIFIER_EXPIRE_SECONDS), "
+                "so its resolved was lost; resolving it in Alertmanager",
+                alert.alert_id,
+                self.settings.expire_seconds,
+            )
+        self.count("expired", len(change.posts))
+        return self.deliver(change.posts, f"{len(change.posts)} expired alert(s)") and (
+            self.write_state(change.state)
+        )
 
     # --- Kafka -----------------------------------------------------------------------------
 
@@ -281,7 +306,7 @@ class Notifier:
                 record = orjson.loads(msg.value() or b"null")
                 change += self.open.apply(record, now)
             except (BadRecord, orjson.JSONDecodeError) as exc:
-                self.counts["bad"] += 1
+                self.count("bad", 1)
                 log.warning(
                     "%s partition %s offset %s: passed over (%s)",
                     msg.topic(),
@@ -290,9 +315,9 @@ class Notifier:
                     exc,
                 )
                 continue
-            self.counts["events"] += 1
+            self.count("events", 1)
         if change.replayed:
-            self.counts["replayed"] += len(change.replayed)
+            self.count("replayed", len(change.replayed))
             log.info(
                 "passed over %d open/update event(s) of alert(s) already resolved (a replay): %s",
                 len(change.replayed),
@@ -335,6 +360,8 @@ class Notifier:
                 )
                 self.resend.force()
             if not backlog and self.resend.due(now):
+                if not self.expire():
+                    break
                 self.resend_open()
                 continue
             wait = self.resend.wait(now) if not backlog else started + self.resend.interval - now

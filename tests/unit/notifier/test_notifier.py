@@ -8,14 +8,17 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import orjson
 import pytest
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+from dataflow.admin import StartupError
 from dataflow.config import ConfigError
 from dataflow.security import SECURITY_OPTIONS
+from notifier import kafka as notifier_kafka
 from notifier.__main__ import main, usage
 from notifier.alertmanager import Alertmanager, DeliveryError
 from notifier.alerts import (
@@ -33,6 +36,7 @@ from notifier.alerts import (
 )
 from notifier.backoff import Backoff
 from notifier.config import ENV_DOCS, OPTIONS, Settings
+from notifier.kafka import ensure_state_topic
 from notifier.service import Notifier
 
 NOW = datetime(2026, 11, 22, 21, 0, 0, tzinfo=UTC)
@@ -414,6 +418,9 @@ def test_defaults() -> None:
         ({"ALERTMANAGER_TIMEOUT_SECONDS": "-1"}, "ALERTMANAGER_TIMEOUT_SECONDS"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
         ({"NOTIFIER_RESOLVED_MEMORY": "-1"}, "NOTIFIER_RESOLVED_MEMORY"),
+        ({"NOTIFIER_EXPIRE_SECONDS": "-1"}, "NOTIFIER_EXPIRE_SECONDS"),
+        ({"NOTIFIER_METRICS_PORT": "70000"}, "NOTIFIER_METRICS_PORT"),
+        ({"NOTIFIER_STATE_LOAD_TIMEOUT_SECONDS": "0"}, "NOTIFIER_STATE_LOAD_TIMEOUT_SECONDS"),
         ({"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"}, "KAFKA_SASL_MECHANISM"),
     ],
 )
@@ -824,3 +831,109 @@ def test_re_sends_are_scheduled_on_the_monotonic_clock() -> None:
     n.resend_open()
     assert n.resend.wait(time.monotonic()) == pytest.approx(settings.resend_seconds, abs=1)
     assert log[-1] == ("post", [("2", True)])
+
+
+# --- expiry, metrics, the state topic -------------------------------------------------------
+
+
+def sample(n: Notifier, name: str) -> float | None:
+    return n.metrics.registry.get_sample_value(name)
+
+
+def test_an_open_alert_without_events_for_the_expiry_age_is_resolved_and_counted() -> None:
+    """Its ``resolved`` was lost (the notifier was down longer than the topic's retention)."""
+    log: list = []
+    n = notifier(log)  # NOTIFIER_EXPIRE_SECONDS: a day
+    n.open.apply(record("open"), NOW - timedelta(days=1, seconds=1))
+    n.open.apply(record("open", sensor="3"), NOW - timedelta(hours=23))
+    assert n.expire()
+    assert log == [("post", [("2", False)]), ("state", "temperature/2@1795379300000000000", True)]
+    assert [a.labels["sensor_id"] for a in n.open.firing()] == ["3"]
+    assert n.counts["expired"] == 1 and sample(n, "notifier_alerts_expired_total") == 1
+    # Forgotten, not remembered as resolved: a later event is news and fires it again.
+    assert n.open.apply(record("update"), NOW).posts[-1].ends_at is None
+
+
+def test_an_event_restarts_the_expiry_age() -> None:
+    alerts = OpenAlerts()
+    alerts.apply(record("open"), NOW - timedelta(days=2))
+    alerts.apply(record("update", window="20:29:20"), NOW - timedelta(hours=1))
+    assert alerts.expire(NOW, timedelta(days=1)).posts == []
+    [ended] = alerts.expire(NOW + timedelta(days=1), timedelta(days=1)).posts
+    assert ended.ends_at == "2026-11-23T21:00:00.000Z" and ended.labels["sensor_id"] == "2"
+
+
+def test_expiry_zero_never_expires() -> None:
+    log: list = []
+    n = notifier(log)
+    n.settings = Settings.from_env({"NOTIFIER_EXPIRE_SECONDS": "0"})
+    n.open.apply(record("open"), NOW - timedelta(days=365))
+    assert n.expire() and log == [] and len(n.open) == 1
+
+
+def test_the_metrics_follow_posts_retries_rejections_and_the_open_set() -> None:
+    log: list = []
+    n = notifier(log, failures=2, invalid=frozenset({"3"}))
+    n.resend.sent(NOW.timestamp())
+    assert sample(n, "notifier_last_success_timestamp_seconds") == 0
+    assert n.handle([FakeMessage(record("open", sensor=s), i) for i, s in enumerate("123")])
+    assert sample(n, "notifier_alerts_posted_total") == 2
+    assert sample(n, "notifier_post_retries_total") == n.counts["retries"] == 4  # 2 down, 2 splits
+    assert sample(n, "notifier_alerts_rejected_total") == 1
+    assert sample(n, "notifier_events_total") == 3
+    assert sample(n, "notifier_open_alerts") == 3
+    assert sample(n, "notifier_last_success_timestamp_seconds") == NOW.timestamp()
+    n.handle([FakeMessage(record("resolved", sensor="1"), 3)])
+    assert sample(n, "notifier_open_alerts") == 2
+
+
+class FakeAdmin:
+    def __init__(self, policy: str) -> None:
+        self.policy = policy
+
+    def describe_configs(self, resources: list) -> dict:
+        class Entry:
+            value = self.policy
+
+        class Future:
+            def result(self, timeout: float) -> dict:
+                return {"cleanup.policy": Entry()}
+
+        return {resources[0]: Future()}
+
+
+@pytest.mark.parametrize("policy", ["compact,delete", "delete", "delete,compact"])
+def test_a_state_topic_that_is_not_exactly_compact_is_refused(policy: str) -> None:
+    with pytest.raises(StartupError, match=f"cleanup.policy={policy}, not compact"):
+        ensure_state_topic(FakeAdmin(policy), {"state"}, "state")  # type: ignore[arg-type]
+    ensure_state_topic(FakeAdmin("compact"), {"state"}, "state")  # type: ignore[arg-type]
+
+
+def test_the_state_load_deadline_is_the_setting(monkeypatch) -> None:
+    class SlowConsumer:
+        """A state topic with one record that never arrives."""
+
+        def __init__(self, config: dict) -> None:
+            pass
+
+        def list_topics(self, topic: str, timeout: float) -> SimpleNamespace:
+            return SimpleNamespace(topics={topic: SimpleNamespace(partitions={0: None})})
+
+        def get_watermark_offsets(self, part, timeout: float) -> tuple[int, int]:
+            return 0, 1
+
+        def assign(self, parts: list) -> None:
+            pass
+
+        def poll(self, timeout: float) -> None:
+            time.sleep(0.05)
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(notifier_kafka, "Consumer", SlowConsumer)
+    settings = Settings.from_env({"NOTIFIER_STATE_LOAD_TIMEOUT_SECONDS": "0.3"})
+    started = time.monotonic()
+    with pytest.raises(StartupError, match=r"within 0\.3 s \(NOTIFIER_STATE_LOAD_TIMEOUT"):
+        notifier_kafka.load_state(settings)
+    assert time.monotonic() - started < 5
