@@ -36,6 +36,7 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from dataflow.admin import ensure_topics
 from tests.integration.conftest import (
     BROKERS,
     ROOT,
@@ -46,6 +47,8 @@ from tests.integration.conftest import (
     scrape,
     wait_for,
 )
+from tests.integration.test_ops_metrics import Prometheus
+from tests.integration.test_ops_metrics import script as prometheus_script
 from tests.tools import require_tool
 
 SCRIPT = ROOT / "scripts" / "alertmanager.sh"
@@ -193,6 +196,7 @@ def test_overheat_reaches_alertmanager_survives_outages_and_resolves(
         NOTIFIER_RESEND_SECONDS="2",
         NOTIFIER_BACKOFF_INITIAL_SECONDS="0.2",
         NOTIFIER_BACKOFF_MAX_SECONDS="1",
+        NOTIFIER_METRICS_PORT=str(free_port()),
     )
     logs: list[Path] = []
 
@@ -415,7 +419,7 @@ class NotifierRun:
             NOTIFIER_RESEND_SECONDS="2",
             NOTIFIER_BACKOFF_INITIAL_SECONDS="0.2",
             NOTIFIER_BACKOFF_MAX_SECONDS="1",
-            **env,
+            **{"NOTIFIER_METRICS_PORT": str(free_port()), **env},
         )
         self.tmp_path = tmp_path
         self.logs: list[Path] = []
@@ -490,7 +494,7 @@ def test_a_fenced_notifier_exits_non_zero_with_one_line(notifiers: NotifierRun) 
     first = notifiers.start()
     wait_for("the first notifier to start", lambda: "state topic" in notifiers.logs[0].read_text())
     time.sleep(5)  # joined: static members get their assignment within a few seconds
-    second = notifiers.start()
+    second = notifiers.start(NOTIFIER_METRICS_PORT=str(free_port()))  # beside the first
     try:
         first.wait(60)
     except subprocess.TimeoutExpired:
@@ -549,3 +553,74 @@ def test_a_replayed_open_of_a_resolved_alert_stays_quiet_across_a_restart(
     time.sleep(3)  # a re-send interval (2 s)
     assert alertmanager.alerts("7") == [], notifiers.context()
     assert alertmanager.received("firing") == 0, notifiers.context()
+
+
+def test_a_state_topic_with_delete_in_its_policy_is_refused(notifiers: NotifierRun, admin) -> None:
+    """compact,delete: retention would drop the record of an alert open longer than it."""
+    ensure_topics(
+        admin, [notifiers.state_topic], 1, existing=(), config={"cleanup.policy": "compact,delete"}
+    )
+    proc = notifiers.start()
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"started on a compact,delete state topic:\n{notifiers.context()}")
+    assert proc.returncode == 1, notifiers.context()
+    errors = [line for line in notifiers.logs[0].read_text().splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and "cleanup.policy=compact,delete" in errors[0], notifiers.context()
+
+
+def test_an_alert_without_events_expires_and_prometheus_sees_it(
+    notifiers: NotifierRun, alertmanager: LocalAlertmanager, tmp_path: Path
+) -> None:
+    """The resolve was lost: after NOTIFIER_EXPIRE_SECONDS without an event the notifier
+    resolves the alert itself, and says so in its metrics, which Prometheus scrapes and its
+    NotifierAlertsExpired rule fires on."""
+    require_tool("prometheus", "Debian package `prometheus`")
+    require_tool("promtool", "Debian package `prometheus`")
+    port = int(notifiers.env["NOTIFIER_METRICS_PORT"])
+    prom_env = {
+        **os.environ,
+        "PROMETHEUS_DIR": str(tmp_path / "prometheus"),
+        "PROMETHEUS_PORT": str(free_port()),
+        "PROMETHEUS_SCRAPE_TARGETS": f"127.0.0.1:{free_port()}",  # no dataflow here
+        "PROMETHEUS_NOTIFIER_TARGETS": f"127.0.0.1:{port}",
+        "PROMETHEUS_SCRAPE_INTERVAL": "1s",
+        "PROMETHEUS_ALERTMANAGERS": "",
+    }
+    started = prometheus_script("start", prom_env)
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        prom = Prometheus(int(prom_env["PROMETHEUS_PORT"]), prom_env)
+        opened = datetime.now(UTC) - timedelta(minutes=5)
+        notifiers.send(alert_record("open", "7", opened, opened + timedelta(seconds=5)))
+        proc = notifiers.start(NOTIFIER_EXPIRE_SECONDS="3")
+        wait_for("the alert in Alertmanager", lambda: alertmanager.alerts("7"), proc, timeout=60)
+        metrics = scrape(port)
+        assert metrics["notifier_open_alerts"] == 1 and metrics["notifier_events_total"] == 1
+        wait_for("the alert expired", lambda: not alertmanager.alerts("7"), proc, timeout=30)
+        assert alertmanager.received("resolved") >= 1
+        metrics = scrape(port)
+        assert metrics["notifier_alerts_expired_total"] == 1, notifiers.context()
+        assert metrics["notifier_open_alerts"] == 0
+        assert metrics["notifier_alerts_posted_total"] >= 2  # the open, the expiry
+        assert metrics["notifier_last_success_timestamp_seconds"] > opened.timestamp()
+        assert "expired: no event of it" in notifiers.logs[-1].read_text()
+        wait_for(
+            "Prometheus to scrape the notifier's expiry",
+            lambda: prom.scalar('notifier_alerts_expired_total{job="sensor-notifier"}') == 1,
+            proc,
+            timeout=30,
+        )
+        wait_for(
+            "NotifierAlertsExpired to fire",
+            lambda: any(
+                a["labels"]["alertname"] == "NotifierAlertsExpired" and a["state"] == "firing"
+                for a in prom.get("/api/v1/alerts")["alerts"]
+            ),
+            proc,
+            timeout=60,
+        )
+    finally:
+        stopped = prometheus_script("stop", prom_env)
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
