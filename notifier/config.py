@@ -253,10 +253,10 @@ class Settings:
     password: str | None
     log_level: str
     security: KafkaSecurity
-    resolved_memory: int = 10_000
-    expire_seconds: float = 86_400.0
-    metrics_port: int = 9495
-    state_load_timeout_seconds: float = 60.0
+    resolved_memory: int
+    expire_seconds: float
+    metrics_port: int
+    state_load_timeout_seconds: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
