@@ -24,6 +24,7 @@ from notifier.kafka import (
     load_state,
     state_producer,
 )
+from notifier.metrics import Metrics
 from notifier.service import Notifier
 
 log = logging.getLogger("notifier")
@@ -35,12 +36,14 @@ def usage() -> str:
         "Reads the dataflow's alert events (open, update, resolved) from Kafka and keeps\n"
         "Prometheus Alertmanager's alerts equal to them (POST /api/v2/alerts): open alerts are\n"
         "re-sent so they never expire there, every delivery is retried until Alertmanager takes\n"
-        "it, and the group's offsets move only past what it took. Open alerts are kept in a\n"
-        "compacted state topic, so a restarted notifier re-sends them.\n\n"
+        "it, and the group's offsets move only past what it took. Open alerts (and the ids of\n"
+        "resolved ones) are kept in a compacted state topic, so a restarted notifier re-sends\n"
+        "them once it has read its backlog.\n\n"
         f"{env_section((*OPTIONS, *SECURITY_OPTIONS))}\n"
         "Ctrl-C (SIGINT) or SIGTERM: stops after the current step; events not yet taken by\n"
         "Alertmanager are read again by the next run. Exit status: 0 after a stop, 1 if Kafka\n"
-        "cannot be reached at start-up, 2 for a bad setting.\n"
+        "cannot be reached at start-up, 2 for a bad setting, 3 after a fatal Kafka error (such\n"
+        "as being fenced by a second notifier with the same group).\n"
     )
 
 
@@ -66,18 +69,28 @@ def main(argv: list[str]) -> int:
     client_logger()
     # httpx logs every request at INFO: one line per re-send would drown the notifier's own.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    metrics = Metrics()
+    if settings.metrics_port:
+        try:
+            metrics.serve(settings.metrics_port)
+        except OSError as exc:
+            log.error(
+                "NOTIFIER_METRICS_PORT=%d: cannot serve /metrics (%s)", settings.metrics_port, exc
+            )
+            return 1
     stop = GracefulStop()
     stop.install()
     log.info(
-        "Kafka at %s (%s); alerts to %s",
+        "Kafka at %s (%s); alerts to %s; metrics %s",
         ",".join(settings.brokers),
         settings.security.redacted(),
         settings.redacted_alertmanager(),
+        f"on :{settings.metrics_port}/metrics" if settings.metrics_port else "off",
     )
     try:
         admin, topics = connect(settings)
         ensure_state_topic(admin, topics, settings.state_topic)
-        open_alerts = OpenAlerts()
+        open_alerts = OpenAlerts(resolved_memory=settings.resolved_memory)
         records = load_state(settings)
         for alert_id, alert in records:
             open_alerts.load(alert_id, alert)
@@ -88,10 +101,12 @@ def main(argv: list[str]) -> int:
         log.info("stopped by SIGINT before the notifier started")
         return 0
     log.info(
-        "state topic %s: %d record(s), %d open alert(s) to keep in Alertmanager",
+        "state topic %s: %d record(s), %d open alert(s) to keep in Alertmanager, "
+        "%d resolved id(s) remembered",
         settings.state_topic,
         len(records),
         len(open_alerts),
+        open_alerts.resolved,
     )
     am = Alertmanager(settings)
     actual = am.resolve_timeout()
@@ -103,19 +118,34 @@ def main(argv: list[str]) -> int:
             settings.resend_seconds,
             actual / 3,
         )
-    consumer = anomalies_consumer(settings)
-    notifier = Notifier(settings, am, consumer, state_producer(settings), open_alerts, stop.event)
+    fatal: list[Notifier] = []
+    consumer = anomalies_consumer(settings, on_fatal=lambda err: fatal[0].fail(err))
+    notifier = Notifier(
+        settings,
+        am,
+        consumer,
+        state_producer(settings),
+        open_alerts,
+        stop.event,
+        metrics=metrics,
+    )
+    fatal.append(notifier)
     try:
         notifier.run()
     finally:
         consumer.close()
         am.close()
-    log.info(
-        "stopped by %s; events=%d posted=%d retries=%d bad=%d open=%d",
-        stop.name,
-        *notifier.counts.values(),
-        len(open_alerts),
-    )
+    counts = " ".join(f"{k}={v}" for k, v in notifier.counts.items())
+    if notifier.fatal is not None:
+        log.error(
+            "stopped by a fatal Kafka error in group %s (%s); %s open=%d",
+            settings.group,
+            notifier.fatal.str(),
+            counts,
+            len(open_alerts),
+        )
+        return 3
+    log.info("stopped by %s; %s open=%d", stop.name, counts, len(open_alerts))
     return 0
 
 

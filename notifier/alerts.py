@@ -66,6 +66,9 @@ class AmAlert:
     starts_at: str
     ends_at: str | None = None  # None: firing (Alertmanager applies its resolve_timeout)
     alert_id: str = field(default="", compare=False)
+    #: When the notifier last had an event of this alert (its wall clock; from a state record,
+    #: the record's Kafka timestamp): not posted, for ``OpenAlerts.expire``.
+    seen_at: datetime | None = field(default=None, compare=False)
 
     @property
     def key(self) -> tuple[tuple[str, str], ...]:
@@ -97,9 +100,21 @@ class AmAlert:
             raise BadRecord(f"state of {alert_id}: {exc!r}") from None
 
     def ended(self, at: datetime) -> AmAlert:
-        """This alert resolved at ``at`` (never before its start, which Alertmanager refuses)."""
-        start = parse_time(self.starts_at)
-        return replace(self, ends_at=format_time(max(at, start + MIN_DURATION)))
+        """This alert resolved at ``at``. Alertmanager refuses an end before the start, and keeps
+        an alert whose end is in the future firing until then: so when ``at`` is not after the
+        start (a sensor clock running ahead), the start moves back, never the end forward."""
+        end = format_time(at)
+        if parse_time(self.starts_at) + MIN_DURATION > at:
+            return replace(self, starts_at=format_time(at - MIN_DURATION), ends_at=end)
+        return replace(self, ends_at=end)
+
+    def started_by(self, now: datetime) -> AmAlert:
+        """This alert with ``startsAt`` at most ``now``: Alertmanager refuses (400) a firing
+        alert that starts after ``now`` + its resolve_timeout, and the start is the sensor's own
+        event time, which may run ahead of this clock."""
+        if parse_time(self.starts_at) > now:
+            return replace(self, starts_at=format_time(now))
+        return self
 
     @property
     def severity(self) -> str:
@@ -152,9 +167,12 @@ def annotations_of(record: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-def alert_of(record: Mapping[str, Any], severity: str | None = None) -> AmAlert:
+def alert_of(
+    record: Mapping[str, Any], severity: str | None = None, now: datetime | None = None
+) -> AmAlert:
     """The firing Alertmanager alert of an ``open``/``update`` (or the base of a ``resolved``)
-    record: ``startsAt`` is the opening window's start, whatever event this is."""
+    record: ``startsAt`` is the opening window's start, whatever event this is, but never after
+    ``now`` when given (``AmAlert.started_by``)."""
     try:
         alert_id = record["alert_id"]
         alert = record["alert"]
@@ -166,7 +184,8 @@ def alert_of(record: Mapping[str, Any], severity: str | None = None) -> AmAlert:
             "alert_id": str(alert_id),
         }
         starts_at = format_time(parse_time(alert["opened_at"]))
-        return AmAlert(labels, annotations_of(record), starts_at, alert_id=str(alert_id))
+        made = AmAlert(labels, annotations_of(record), starts_at, alert_id=str(alert_id))
+        return made if now is None else made.started_by(now)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise BadRecord(f"{record.get('event')!r} record without a usable alert: {exc!r}") from None
 
@@ -183,26 +202,57 @@ def end_of(record: Mapping[str, Any], now: datetime) -> datetime:
     return min(at, now)
 
 
+@dataclass(frozen=True)
+class Resolved:
+    """The state value of a resolved ``alert_id``: remembered, so that a replayed ``open`` of it
+    (a new consumer group, the dataflow's own replay after a restart) does not fire it again."""
+
+    ends_at: str
+
+    def payload(self) -> dict[str, Any]:
+        return {"resolved": self.ends_at}
+
+
+def state_value(alert_id: str, data: object) -> AmAlert | Resolved:
+    """A state-topic value back from ``payload()``: an open alert or a resolved marker."""
+    if isinstance(data, Mapping) and "resolved" in data:
+        return Resolved(str(data["resolved"]))
+    if not isinstance(data, Mapping):
+        raise BadRecord(f"state of {alert_id}: not a JSON object")
+    return AmAlert.from_payload(alert_id, data)
+
+
 @dataclass
 class Change:
-    """What one record asks for: alerts to post (in order) and state writes (``alert_id`` ->
-    alert, or None to forget it)."""
+    """What one record asks for: alerts to post (in order), state writes (``alert_id`` -> open
+    alert, ``Resolved``, or None to forget it), and the ids of replayed ``open``/``update``
+    records of alerts already resolved, passed over."""
 
     posts: list[AmAlert] = field(default_factory=list)
-    state: dict[str, AmAlert | None] = field(default_factory=dict)
+    state: dict[str, AmAlert | Resolved | None] = field(default_factory=dict)
+    replayed: list[str] = field(default_factory=list)
 
     def __iadd__(self, other: Change) -> Change:
         self.posts.extend(other.posts)
         self.state.update(other.state)
+        self.replayed.extend(other.replayed)
         return self
 
 
 class OpenAlerts:
-    """The open alerts as Alertmanager last accepted them, by ``alert_id``: the notifier's only
-    state, rebuilt from the state topic after a restart and re-sent on a timer."""
+    """The open alerts as Alertmanager last accepted them, by ``alert_id``, and the ids of the
+    last ``resolved_memory`` resolved ones: the notifier's only state, rebuilt from the state
+    topic after a restart; the open alerts are re-sent on a timer."""
 
-    def __init__(self, alerts: Iterable[AmAlert] = ()) -> None:
+    def __init__(self, alerts: Iterable[AmAlert] = (), resolved_memory: int = 10_000) -> None:
         self._open: dict[str, AmAlert] = {a.alert_id: a for a in alerts}
+        self.resolved_memory = resolved_memory
+        self._resolved: dict[str, None] = {}  # insertion order: the oldest resolved first
+
+    @property
+    def resolved(self) -> int:
+        """How many resolved ids are remembered."""
+        return len(self._resolved)
 
     def __len__(self) -> int:
         return len(self._open)
@@ -213,16 +263,35 @@ class OpenAlerts:
     def get(self, alert_id: str) -> AmAlert | None:
         return self._open.get(alert_id)
 
-    def firing(self) -> list[AmAlert]:
-        """Every open alert, to re-send."""
-        return list(self._open.values())
+    def firing(self, now: datetime | None = None) -> list[AmAlert]:
+        """Every open alert, to re-send; none starting after ``now`` when given (a state record
+        written before starts were capped)."""
+        if now is None:
+            return list(self._open.values())
+        return [alert.started_by(now) for alert in self._open.values()]
 
-    def load(self, alert_id: str, alert: AmAlert | None) -> None:
+    def load(self, alert_id: str, alert: AmAlert | Resolved | None) -> None:
         """One state-topic record, in topic order (None: a tombstone)."""
-        if alert is None:
-            self._open.pop(alert_id, None)
-        else:
+        self._open.pop(alert_id, None)
+        self._resolved.pop(alert_id, None)
+        if isinstance(alert, AmAlert):
             self._open[alert_id] = replace(alert, alert_id=alert_id)
+        elif isinstance(alert, Resolved):
+            self._resolved[alert_id] = None
+            self._forget_oldest(Change())
+
+    def _remember(self, alert_id: str, ended: AmAlert, change: Change) -> None:
+        """``alert_id`` resolved: keep it (and write it) as resolved, forgetting the oldest."""
+        self._resolved.pop(alert_id, None)
+        self._resolved[alert_id] = None
+        change.state[alert_id] = Resolved(ended.ends_at or "")
+        self._forget_oldest(change)
+
+    def _forget_oldest(self, change: Change) -> None:
+        while len(self._resolved) > self.resolved_memory:
+            oldest = next(iter(self._resolved))
+            del self._resolved[oldest]
+            change.state[oldest] = None  # a tombstone: compaction drops it from the state topic
 
     def apply(self, record: Mapping[str, Any], now: datetime) -> Change:
         """One record of the anomalies topic; ``BadRecord`` if it cannot be read."""
@@ -238,26 +307,46 @@ class OpenAlerts:
         return Change()  # "window" records and anything newer: nothing for Alertmanager
 
     def _fire(self, record: Mapping[str, Any], now: datetime) -> Change:
-        alert = alert_of(record)
+        alert = alert_of(record, now=now)
+        if alert.alert_id in self._resolved:  # a replay of an episode already over
+            return Change(replayed=[alert.alert_id])
         change = self._close_sensor(record, alert.alert_id, now)  # a lost resolve: close it
         old = self._open.get(alert.alert_id)
         if old is not None:
             severity = higher(old.severity, alert.severity)
-            alert = alert_of(record, severity)
+            # The start it was first posted with: a start capped at an earlier now stays put.
+            alert = replace(alert_of(record, severity), starts_at=old.starts_at).started_by(now)
             if alert.key != old.key:  # escalation: the old label set ends, the new one fires
                 change.posts.append(old.ended(now))
+        alert = replace(alert, seen_at=now)
         self._open[alert.alert_id] = alert
         change.posts.append(alert)
         change.state[alert.alert_id] = alert
         return change
 
+    def expire(self, now: datetime, max_age: timedelta) -> Change:
+        """Resolve, at ``now``, every open alert without an event for more than ``max_age``:
+        its ``resolved`` was lost (the notifier was down longer than the anomalies topic keeps
+        events), or it would be re-sent forever. Forgotten, not remembered as resolved: a later
+        event of it is evidence that it is still open, and fires it again."""
+        change = Change()
+        for alert_id, alert in list(self._open.items()):
+            if alert.seen_at is not None and now - alert.seen_at > max_age:
+                del self._open[alert_id]
+                change.posts.append(alert.started_by(now).ended(now))
+                change.state[alert_id] = None
+        return change
+
     def _resolve(self, record: Mapping[str, Any], now: datetime) -> Change:
         alert_id = record.get("alert_id")
         old = self._open.pop(alert_id, None) if isinstance(alert_id, str) else None
-        fresh = alert_of(record, old.severity if old is not None else None)
+        fresh = alert_of(record, old.severity if old is not None else None, now)
         # The labels it fired with; the record's latest annotations (how it was resolved).
         base = fresh if old is None else replace(old, annotations=fresh.annotations)
-        return Change([base.ended(end_of(record, now))], {fresh.alert_id: None})
+        ended = base.ended(end_of(record, now))
+        change = Change([ended])
+        self._remember(fresh.alert_id, ended, change)
+        return change
 
     def _close_sensor(self, record: Mapping[str, Any], keep: str | None, now: datetime) -> Change:
         """Resolve the sensor's open alerts other than ``keep``: a ``forgotten`` sensor's, or an
@@ -274,8 +363,9 @@ class OpenAlerts:
                 and alert.labels.get("sensor_id") == sensor
             ):
                 del self._open[alert_id]
-                change.posts.append(alert.ended(now))
-                change.state[alert_id] = None
+                ended = alert.ended(now)
+                change.posts.append(ended)
+                self._remember(alert_id, ended, change)
         return change
 
 

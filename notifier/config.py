@@ -166,6 +166,33 @@ ALERTMANAGER_ALLOW_INSECURE_AUTH = _declare(
     "by default: anyone on the path could read it).",
 )
 LOG_LEVEL = _declare("LOG_LEVEL", "INFO", level_name, "Python logging level.")
+NOTIFIER_RESOLVED_MEMORY = _declare(
+    "NOTIFIER_RESOLVED_MEMORY",
+    "10000",
+    integer(0, 10_000_000),
+    "How many resolved alert ids are remembered (in the state topic too), so a replayed `open` "
+    "of one does not fire it again; the oldest is forgotten first.",
+)
+NOTIFIER_EXPIRE_SECONDS = _declare(
+    "NOTIFIER_EXPIRE_SECONDS",
+    "86400",
+    number(0, what="a number of seconds"),
+    "An open alert with no event for this long is resolved by the notifier, logged and counted "
+    "as expired: its `resolved` was lost (e.g. the notifier was down longer than the anomalies "
+    "topic's retention). 0: never.",
+)
+NOTIFIER_METRICS_PORT = _declare(
+    "NOTIFIER_METRICS_PORT",
+    "9495",
+    integer(0, 65535),
+    "Port of the notifier's Prometheus `/metrics`, on every interface; 0: none.",
+)
+NOTIFIER_STATE_LOAD_TIMEOUT_SECONDS = _declare(
+    "NOTIFIER_STATE_LOAD_TIMEOUT_SECONDS",
+    "60",
+    _SECONDS,
+    "How long start-up may take to read the state topic to its end before it gives up (exit 1).",
+)
 
 # name -> (default, help), derived: `python -m notifier --help` prints them, tests check the
 # compose file and the README notes against them.
@@ -252,6 +279,10 @@ class Settings:
     password: str | None
     log_level: str
     security: KafkaSecurity
+    resolved_memory: int
+    expire_seconds: float
+    metrics_port: int
+    state_load_timeout_seconds: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -347,6 +378,10 @@ class Settings:
             password=password,
             log_level=log_level,
             security=security,
+            resolved_memory=read(NOTIFIER_RESOLVED_MEMORY),
+            expire_seconds=read(NOTIFIER_EXPIRE_SECONDS),
+            metrics_port=read(NOTIFIER_METRICS_PORT),
+            state_load_timeout_seconds=read(NOTIFIER_STATE_LOAD_TIMEOUT_SECONDS),
         )
 
     def __repr__(self) -> str:

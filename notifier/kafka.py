@@ -10,15 +10,25 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from dataflow import admin as kafka_admin
 from dataflow.admin import StartupError, client_config, ensure_topics
-from notifier.alerts import AmAlert, BadRecord
+from notifier.alerts import AmAlert, BadRecord, Resolved, state_value
 from notifier.config import Settings
 
 log = logging.getLogger("notifier")
@@ -36,9 +46,11 @@ def connect(settings: Settings, timeout_s: float = 60.0) -> tuple[AdminClient, s
 
 
 def ensure_state_topic(admin: AdminClient, existing: set[str], topic: str) -> None:
-    """Create the compacted state topic if missing (one partition: it holds only open alerts),
-    with the cluster's default replication factor; warn if an existing one is not compacted,
-    since it would then lose old open alerts to retention."""
+    """Create the compacted state topic if missing (one partition: it holds only open alerts
+    and the resolved ids), with the cluster's default replication factor. An existing one must
+    have ``cleanup.policy`` exactly ``compact``, or ``StartupError``: with ``delete`` too,
+    retention drops the record of an alert open longer than it (and of the resolved ids), and
+    a restart would then forget them. Unreadable (no DescribeConfigs right): a warning."""
     if topic not in existing:
         if ensure_topics(
             admin,
@@ -57,18 +69,22 @@ def ensure_state_topic(admin: AdminClient, existing: set[str], topic: str) -> No
     except (KafkaException, KeyError) as exc:
         log.warning("could not read the cleanup.policy of %s: %s", topic, exc)
         return
-    if "compact" not in str(policy):
-        log.warning(
-            "state topic %s has cleanup.policy=%s, not compact: retention may drop the "
-            "record of an alert that is still open",
-            topic,
-            policy,
+    if str(policy).strip() != "compact":
+        raise StartupError(
+            f"state topic {topic} has cleanup.policy={policy}, not compact: retention would "
+            "drop the record of an alert still open; set cleanup.policy=compact on it, or "
+            "NOTIFIER_STATE_TOPIC to another topic"
         )
 
 
-def load_state(settings: Settings, timeout_s: float = 60.0) -> list[tuple[str, AmAlert | None]]:
-    """Every record of the state topic, in order, up to its end now: (alert_id, alert or None
-    for a tombstone). Read without a group (assigned partitions, nothing committed)."""
+def load_state(
+    settings: Settings, timeout_s: float | None = None
+) -> list[tuple[str, AmAlert | Resolved | None]]:
+    """Every record of the state topic, in order, up to its end now: (alert_id, open alert,
+    ``Resolved`` or None for a tombstone). Read without a group (assigned partitions, nothing
+    committed). Gives up after ``timeout_s`` (``NOTIFIER_STATE_LOAD_TIMEOUT_SECONDS``)."""
+    if timeout_s is None:
+        timeout_s = settings.state_load_timeout_seconds
     consumer = Consumer(
         {
             **base_config(settings),
@@ -79,7 +95,7 @@ def load_state(settings: Settings, timeout_s: float = 60.0) -> list[tuple[str, A
         }
     )
     topic = settings.state_topic
-    out: list[tuple[str, AmAlert | None]] = []
+    out: list[tuple[str, AmAlert | Resolved | None]] = []
     try:
         meta = consumer.list_topics(topic, timeout=timeout_s)
         parts = [TopicPartition(topic, p, 0) for p in meta.topics[topic].partitions]
@@ -90,7 +106,8 @@ def load_state(settings: Settings, timeout_s: float = 60.0) -> list[tuple[str, A
         while pending:
             if time.monotonic() > deadline:
                 raise StartupError(
-                    f"state topic {topic}: not read to its end within {timeout_s:g} s"
+                    f"state topic {topic}: not read to its end within {timeout_s:g} s "
+                    "(NOTIFIER_STATE_LOAD_TIMEOUT_SECONDS)"
                 )
             msg = consumer.poll(1.0)
             if msg is None:
@@ -106,9 +123,12 @@ def load_state(settings: Settings, timeout_s: float = 60.0) -> list[tuple[str, A
             key = (msg.key() or b"").decode("utf-8", "replace")
             value = msg.value()
             try:
-                out.append(
-                    (key, None if value is None else AmAlert.from_payload(key, orjson.loads(value)))
-                )
+                state = None if value is None else state_value(key, orjson.loads(value))
+                kind, millis = msg.timestamp()
+                if isinstance(state, AmAlert) and kind != TIMESTAMP_NOT_AVAILABLE:
+                    # Written at the alert's last event: when the notifier last heard of it.
+                    state = replace(state, seen_at=datetime.fromtimestamp(millis / 1000, UTC))
+                out.append((key, state))
             except (BadRecord, orjson.JSONDecodeError) as exc:
                 log.warning("state topic %s offset %s: passed over (%s)", topic, offset, exc)
             if offset + 1 >= ends[part][1]:
@@ -118,14 +138,32 @@ def load_state(settings: Settings, timeout_s: float = 60.0) -> list[tuple[str, A
     return out
 
 
-def anomalies_consumer(settings: Settings) -> Consumer:
+def is_fatal(err: KafkaError) -> bool:
+    """A client error that ends the consumer for good. confluent-kafka sets ``fatal()`` on the
+    errors given to ``error_cb``, but never on a message's error: a fenced static member (a
+    second notifier with the same ``group.instance.id``) comes back from ``consume`` as a
+    message error with code ``_FATAL``."""
+    return bool(err.fatal()) or err.code() == KafkaError._FATAL
+
+
+def anomalies_consumer(
+    settings: Settings, on_fatal: Callable[[KafkaError], None] | None = None
+) -> Consumer:
     """The group's consumer: manual commits only, after Alertmanager accepted the events.
 
     A static member (``group.instance.id``, KIP-345): a notifier restarted after a crash takes
     its partitions back at once, instead of waiting out the dead one's session (45 s); and a
     second notifier started by mistake in the same group fences the first, which then stops,
-    rather than both keeping open sets that drift apart.
+    rather than both keeping open sets that drift apart: ``on_fatal`` is called with such an
+    error (the caller stops), every other client error is logged as a warning.
     """
+
+    def error_cb(err: KafkaError) -> None:
+        if is_fatal(err) and on_fatal is not None:
+            on_fatal(err)
+        else:
+            log.warning("Kafka: %s", err.str())
+
     consumer = Consumer(
         {
             **base_config(settings),
@@ -134,15 +172,13 @@ def anomalies_consumer(settings: Settings) -> Consumer:
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
             "auto.offset.reset": settings.offset_reset,
-            "error_cb": _consumer_error,
+            # An end-of-partition event tells the notifier it has read the backlog.
+            "enable.partition.eof": True,
+            "error_cb": error_cb,
         }
     )
     consumer.subscribe([settings.anomalies_topic])
     return consumer
-
-
-def _consumer_error(err: KafkaError) -> None:
-    log.log(logging.ERROR if err.fatal() else logging.WARNING, "Kafka: %s", err.str())
 
 
 def state_producer(settings: Settings) -> Producer:

@@ -9,7 +9,8 @@ For each batch of alert events, in this order, each step retried until it succee
 A crash anywhere re-reads the uncommitted batch on restart and repeats steps that may already
 have happened; each is idempotent (the same labels are the same alert in Alertmanager, the same
 key overwrites the state record), so nothing is lost and nothing is opened twice. The open set
-is re-sent every ``NOTIFIER_RESEND_SECONDS``, at start-up, and after every outage (Alertmanager
+is re-sent every ``NOTIFIER_RESEND_SECONDS``, at start-up once the backlog is read, and after
+every outage (Alertmanager
 keeps alerts in memory only, so a restarted one has forgotten them).
 """
 
@@ -19,16 +20,26 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import orjson
 from confluent_kafka import KafkaError, KafkaException, Message, TopicPartition
 
 from notifier.alertmanager import DeliveryError
-from notifier.alerts import AmAlert, BadRecord, Change, OpenAlerts, ResendClock, collapse
+from notifier.alerts import (
+    AmAlert,
+    BadRecord,
+    Change,
+    OpenAlerts,
+    ResendClock,
+    Resolved,
+    collapse,
+)
 from notifier.backoff import Backoff
 from notifier.config import Settings
+from notifier.kafka import is_fatal
+from notifier.metrics import COUNTERS, Metrics
 
 log = logging.getLogger("notifier")
 
@@ -50,8 +61,13 @@ class Notifier:
         producer: Any,
         open_alerts: OpenAlerts,
         stop: threading.Event,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
     ) -> None:
+        """``clock`` schedules (re-sends): monotonic, so a step of the wall clock (NTP, a
+        suspended VM) neither delays a re-send past Alertmanager's resolve_timeout nor fires a
+        burst of them; ``wall`` dates what Alertmanager and the state topic get."""
         self.settings = settings
         self.am = alertmanager
         self.consumer = consumer
@@ -59,10 +75,22 @@ class Notifier:
         self.open = open_alerts
         self.stop = stop
         self.clock = clock
+        self.wall = wall
         self.resend = ResendClock(settings.resend_seconds)
-        self.counts = {"events": 0, "posted": 0, "retries": 0, "bad": 0}
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.counts = dict.fromkeys(COUNTERS, 0)
+        self.metrics.open.set_function(lambda: len(self.open))
         self._resend_backoff = self._backoff()
         self._down = False  # the last post failed: Alertmanager may come back empty
+        #: A fatal Kafka error (e.g. fenced by a second notifier): the loop stops, main exits 3.
+        self.fatal: KafkaError | None = None
+        self._at_end: set[tuple[str, int]] = set()  # partitions read to their end at least once
+
+    def count(self, key: str, n: int = 1) -> None:
+        """Add to one of ``counts`` (the stop line) and its Prometheus counter."""
+        self.counts[key] += n
+        if n:
+            self.metrics.counters[key].inc(n)
 
     def _backoff(self) -> Backoff:
         return Backoff(self.settings.backoff_initial_seconds, self.settings.backoff_max_seconds)
@@ -70,24 +98,14 @@ class Notifier:
     # --- Alertmanager ----------------------------------------------------------------------
 
     def deliver(self, alerts: list[AmAlert], what: str) -> bool:
-        """Post until Alertmanager accepts (True); False only when asked to stop meanwhile."""
+        """Post until Alertmanager answers (True); False only when asked to stop meanwhile.
+        Alerts it refuses on their own (``post_each``) are logged and counted, not retried."""
         alerts = collapse(alerts)
         backoff = self._backoff()
         while True:
             try:
-                self.am.post(alerts)
+                rejected = self.post_each(alerts, what)
             except DeliveryError as exc:
-                if exc.permanent:
-                    # Invalid alerts: Alertmanager kept the valid ones of the request and will
-                    # never take these. Retrying would block every later alert behind them.
-                    log.error(
-                        "Alertmanager at %s refused %s (%s); passed over: %s",
-                        self.am.url,
-                        what,
-                        exc,
-                        orjson.dumps([a.payload() for a in alerts]).decode()[:1000],
-                    )
-                    return True
                 delay = backoff.next_delay()
                 self._failed()
                 log.warning(
@@ -101,17 +119,46 @@ class Notifier:
                 if self.stop.wait(delay):
                     return False
                 continue
-            self.counts["posted"] += len(alerts)
+            self.count("posted", len(alerts) - rejected)
             self._took(what)
             return True
 
+    def post_each(self, alerts: Sequence[AmAlert], what: str) -> int:
+        """POST ``alerts``; how many Alertmanager refused as invalid (400/422), each logged as an
+        error. A refused request is posted again in halves, down to single alerts: Alertmanager
+        kept the valid alerts of it, but its answer does not say which it refused, and a refusal
+        of one alert must not cost the others theirs. Raises ``DeliveryError`` for a failure a
+        retry may cure (the caller retries the whole, which is idempotent)."""
+        try:
+            self.am.post(alerts)
+            return 0
+        except DeliveryError as exc:
+            if not exc.permanent:
+                raise
+            if len(alerts) > 1:
+                self.count("retries", 1)
+                half = len(alerts) // 2
+                return self.post_each(alerts[:half], what) + self.post_each(alerts[half:], what)
+            [alert] = alerts
+            self.count("rejected", 1)
+            log.error(
+                "Alertmanager at %s refused alert %s of %s (%s); not retried: %s",
+                self.am.url,
+                alert.alert_id or dict(alert.labels),
+                what,
+                exc,
+                orjson.dumps(alert.payload()).decode()[:1000],
+            )
+            return 1
+
     def _failed(self) -> None:
-        self.counts["retries"] += 1
+        self.count("retries", 1)
         self._down = True
 
     def _took(self, what: str) -> None:
         """A post succeeded: after an outage, re-send the open set at once, since Alertmanager
         may have restarted meanwhile and forgotten it (it keeps alerts in memory only)."""
+        self.metrics.last_success.set(self.wall())
         if self._down:
             log.info(
                 "Alertmanager at %s is back (took %s); re-sending the open alerts",
@@ -126,13 +173,14 @@ class Notifier:
 
         One attempt: a failed re-send is tried again after a backoff, but does not hold up
         the events behind it (a ``resolved`` among them would otherwise wait for an open alert
-        that no longer needs re-sending)."""
+        that no longer needs re-sending). Alerts refused as invalid are counted as in
+        ``deliver``; Alertmanager answered, so they are no outage."""
         now = self.clock()
-        alerts = self.open.firing()
+        alerts = self.open.firing(datetime.fromtimestamp(self.wall(), UTC))
         if alerts:
             what = f"the re-send of {len(alerts)} open alert(s)"
             try:
-                self.am.post(alerts)
+                rejected = self.post_each(alerts, what)
             except DeliveryError as exc:
                 delay = self._resend_backoff.next_delay()
                 self._failed()
@@ -146,15 +194,43 @@ class Notifier:
                 )
                 self.resend.sent(now, min(delay, self.resend.interval))
                 return
-            self.counts["posted"] += len(alerts)
+            self.count("posted", len(alerts) - rejected)
             self._resend_backoff.reset()
             self._took(what)
             log.debug("re-sent %d open alert(s)", len(alerts))
         self.resend.sent(now)  # every open alert was just sent: a forced re-send is done too
 
+    def expire(self) -> bool:
+        """Resolve the open alerts without an event for ``NOTIFIER_EXPIRE_SECONDS``
+        (``OpenAlerts.expire``), each logged and counted; False if stopped half-way."""
+        if self.settings.expire_seconds <= 0:
+            return True
+        now = datetime.fromtimestamp(self.wall(), UTC)
+        change = self.open.expire(now, timedelta(seconds=self.settings.expire_seconds))
+        if not change.posts:
+            return True
+        for alert in change.posts:
+            log.warning(
+                "alert %s expired: no event of it for over %g s (NOTIFIER_EXPIRE_SECONDS), "
+                "so its resolved was lost; resolving it in Alertmanager",
+                alert.alert_id,
+                self.settings.expire_seconds,
+            )
+        self.count("expired", len(change.posts))
+        return self.deliver(change.posts, f"{len(change.posts)} expired alert(s)") and (
+            self.write_state(change.state)
+        )
+
     # --- Kafka -----------------------------------------------------------------------------
 
-    def write_state(self, state: dict[str, AmAlert | None]) -> bool:
+    def fail(self, err: KafkaError) -> None:
+        """A fatal Kafka error: this consumer is done (a fenced member stays fenced), so stop,
+        rather than keep re-sending an open set that another notifier now owns."""
+        if self.fatal is None:
+            self.fatal = err
+        self.stop.set()
+
+    def write_state(self, state: dict[str, AmAlert | Resolved | None]) -> bool:
         """Write and flush the state records; True once the broker has every one."""
         pending = dict(state)
         backoff = self._backoff()
@@ -194,6 +270,9 @@ class Notifier:
                 return True
             except KafkaException as exc:
                 err = exc.args[0]
+                if is_fatal(err):
+                    self.fail(err)
+                    return False
                 if not err.retriable():
                     # E.g. the partitions moved to another member: it re-reads these events and
                     # repeats idempotent steps. Nothing is lost.
@@ -210,25 +289,24 @@ class Notifier:
         batch is then read again by the next run)."""
         change = Change()
         offsets: dict[tuple[str, int], int] = {}
-        now = datetime.fromtimestamp(self.clock(), UTC)
+        now = datetime.fromtimestamp(self.wall(), UTC)
         for msg in messages:
-            if msg.error():
-                code = msg.error().code()
-                if code != KafkaError._PARTITION_EOF:
-                    log.log(
-                        logging.ERROR if msg.error().fatal() else logging.WARNING,
-                        "Kafka: %s",
-                        msg.error().str(),
-                    )
-                    if msg.error().fatal():
-                        raise KafkaException(msg.error())
+            err = msg.error()
+            if err:
+                if is_fatal(err):
+                    self.fail(err)
+                    return False  # nothing of this batch posted or committed: the next run reads it
+                if err.code() == KafkaError._PARTITION_EOF:
+                    self._at_end.add((msg.topic(), msg.partition()))
+                else:
+                    log.warning("Kafka: %s", err.str())
                 continue
             offsets[(msg.topic(), msg.partition())] = msg.offset()
             try:
                 record = orjson.loads(msg.value() or b"null")
                 change += self.open.apply(record, now)
             except (BadRecord, orjson.JSONDecodeError) as exc:
-                self.counts["bad"] += 1
+                self.count("bad", 1)
                 log.warning(
                     "%s partition %s offset %s: passed over (%s)",
                     msg.topic(),
@@ -237,7 +315,14 @@ class Notifier:
                     exc,
                 )
                 continue
-            self.counts["events"] += 1
+            self.count("events", 1)
+        if change.replayed:
+            self.count("replayed", len(change.replayed))
+            log.info(
+                "passed over %d open/update event(s) of alert(s) already resolved (a replay): %s",
+                len(change.replayed),
+                ", ".join(change.replayed[:10]),
+            )
         if change.posts:
             fired = sum(a.ends_at is None for a in change.posts)
             what = f"{fired} firing and {len(change.posts) - fired} resolved alert(s)"
@@ -248,15 +333,38 @@ class Notifier:
             return False
         return not offsets or self.commit(offsets)
 
+    def backlog_read(self) -> bool:
+        """Every partition assigned to this notifier has been read to its end at least once."""
+        assigned = {(tp.topic, tp.partition) for tp in self.consumer.assignment()}
+        return bool(assigned) and assigned <= self._at_end
+
     def run(self) -> None:
-        """Until ``stop`` is set: re-send when due, else read and handle a batch."""
-        self.resend.force()  # Alertmanager may have lost them while the notifier was away
+        """Until ``stop`` is set: re-send when due, else read and handle a batch.
+
+        The first re-send waits for the backlog: the stored open set may hold alerts whose
+        ``resolved`` is among the events not yet read, and re-sending those first would page
+        them again. So it comes once every assigned partition is read to its end, or one
+        re-send interval after the start at the latest (a long backlog, or Alertmanager down
+        meanwhile), before a restarted Alertmanager could let the open alerts expire."""
+        started = self.clock()
+        self.resend.sent(started)
+        backlog = True
         while not self.stop.is_set():
             now = self.clock()
-            if self.resend.due(now):
+            if backlog and (self.backlog_read() or now >= started + self.resend.interval):
+                backlog = False
+                log.info(
+                    "%s; re-sending the %d open alert(s)",
+                    "backlog read" if self.backlog_read() else "backlog not read yet",
+                    len(self.open),
+                )
+                self.resend.force()
+            if not backlog and self.resend.due(now):
+                if not self.expire():
+                    break
                 self.resend_open()
                 continue
-            timeout = min(1.0, max(0.05, self.resend.wait(now)))
-            messages = self.consumer.consume(self.settings.batch_size, timeout)
+            wait = self.resend.wait(now) if not backlog else started + self.resend.interval - now
+            messages = self.consumer.consume(self.settings.batch_size, min(1.0, max(0.05, wait)))
             if messages and not self.handle(messages):
                 break

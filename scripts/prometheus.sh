@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Local Prometheus (Debian package `prometheus`) for development and tests: scrapes the
-# dataflow's /metrics and evaluates the alerting rules of ops/prometheus/rules/.
+# dataflow's and the notifier's /metrics and evaluates the alerting rules of ops/prometheus/rules/.
 #
 #   scripts/prometheus.sh start    write the config, start it (idempotent), wait until ready
 #   scripts/prometheus.sh stop     stop it by the PID in its pid file (idempotent)
@@ -17,6 +17,8 @@
 #                                     [<repo>/.prometheus]
 #   PROMETHEUS_SCRAPE_TARGETS         the dataflow's /metrics, host:port[,host:port...] (one per
 #                                     dataflow process; its BYTEWAX_DATAFLOW_API_PORT) [127.0.0.1:3030]
+#   PROMETHEUS_NOTIFIER_TARGETS       the notifier's /metrics, host:port[,...] (its
+#                                     NOTIFIER_METRICS_PORT) [127.0.0.1:9495]
 #   PROMETHEUS_SCRAPE_INTERVAL        scrape interval, e.g. 15s, 1s, 500ms [15s]
 #   PROMETHEUS_EVALUATION_INTERVAL    rule evaluation interval [PROMETHEUS_SCRAPE_INTERVAL]
 #   PROMETHEUS_ALERTMANAGERS          Alertmanagers to send firing rules to, host:port[,...]
@@ -42,9 +44,11 @@ readonly SCRIPT_DIR REPO_ROOT
 readonly HOST="127.0.0.1"
 readonly BASE_CONFIG="$REPO_ROOT/ops/prometheus/prometheus.yml"
 readonly JOB="sensor-dataflow"
+readonly NOTIFIER_JOB="sensor-notifier"
 PROMETHEUS_PORT="${PROMETHEUS_PORT:-9490}"
 PROMETHEUS_DIR="${PROMETHEUS_DIR:-$REPO_ROOT/.prometheus}"
 PROMETHEUS_SCRAPE_TARGETS="${PROMETHEUS_SCRAPE_TARGETS:-127.0.0.1:3030}"
+PROMETHEUS_NOTIFIER_TARGETS="${PROMETHEUS_NOTIFIER_TARGETS:-127.0.0.1:9495}"
 PROMETHEUS_SCRAPE_INTERVAL="${PROMETHEUS_SCRAPE_INTERVAL:-15s}"
 PROMETHEUS_EVALUATION_INTERVAL="${PROMETHEUS_EVALUATION_INTERVAL:-$PROMETHEUS_SCRAPE_INTERVAL}"
 PROMETHEUS_ALERTMANAGERS="${PROMETHEUS_ALERTMANAGERS:-}"
@@ -65,7 +69,8 @@ CONFIG_FILE="$PROMETHEUS_DIR/prometheus.yml"
 DATA_DIR="$PROMETHEUS_DIR/data"
 PID_FILE="$PROMETHEUS_DIR/prometheus.pid"
 LOG_FILE="$PROMETHEUS_DIR/prometheus.log"
-# What the running server was started with: port, then targets, then intervals (one a line).
+# What the running server was started with: port, targets (the dataflow's, the notifier's),
+# intervals, Alertmanagers (one a line).
 STARTED_FILE="$PROMETHEUS_DIR/started-with"
 readonly DURATION_RE='^[0-9]+(ms|s|m|h|d)$'
 readonly ADDRESS_RE='^[A-Za-z0-9._-]+:[0-9]{1,5}$'
@@ -118,7 +123,7 @@ running_port() {
 }
 
 started_with() {
-  printf '%s\n%s\n%s %s\n%s\n' "$PROMETHEUS_PORT" "$PROMETHEUS_SCRAPE_TARGETS" \
+  printf '%s\n%s %s\n%s %s\n%s\n' "$PROMETHEUS_PORT" "$PROMETHEUS_SCRAPE_TARGETS" "$PROMETHEUS_NOTIFIER_TARGETS" \
     "$PROMETHEUS_SCRAPE_INTERVAL" "$PROMETHEUS_EVALUATION_INTERVAL" "${PROMETHEUS_ALERTMANAGERS:-no alertmanager}"
 }
 
@@ -144,8 +149,9 @@ check_tools() {
 # ops/prometheus/prometheus.yml with this run's intervals, targets, Alertmanagers and the rule
 # files' absolute path, to $CONFIG_FILE; then promtool checks it (and the rules it loads).
 write_config() {
-  SOURCE="$BASE_CONFIG" DEST="$CONFIG_FILE" JOB_NAME="$JOB" \
-    TARGETS="$PROMETHEUS_SCRAPE_TARGETS" ALERTMANAGERS="$PROMETHEUS_ALERTMANAGERS" \
+  SOURCE="$BASE_CONFIG" DEST="$CONFIG_FILE" JOB_NAME="$JOB" NOTIFIER_JOB_NAME="$NOTIFIER_JOB" \
+    TARGETS="$PROMETHEUS_SCRAPE_TARGETS" NOTIFIER_TARGETS="$PROMETHEUS_NOTIFIER_TARGETS" \
+    ALERTMANAGERS="$PROMETHEUS_ALERTMANAGERS" \
     SCRAPE_INTERVAL="$PROMETHEUS_SCRAPE_INTERVAL" EVALUATION_INTERVAL="$PROMETHEUS_EVALUATION_INTERVAL" \
     "$PYTHON" - <<'EOF'
 import os
@@ -159,8 +165,10 @@ config = yaml.safe_load(base.read_text())
 config["global"]["scrape_interval"] = env["SCRAPE_INTERVAL"]
 config["global"]["evaluation_interval"] = env["EVALUATION_INTERVAL"]
 config["rule_files"] = [str(base.parent / pattern) for pattern in config["rule_files"]]
-[job] = [job for job in config["scrape_configs"] if job["job_name"] == env["JOB_NAME"]]
-job["static_configs"] = [{"targets": env["TARGETS"].split(",")}]
+jobs = {env["JOB_NAME"]: env["TARGETS"], env["NOTIFIER_JOB_NAME"]: env["NOTIFIER_TARGETS"]}
+for name, targets in jobs.items():
+    [job] = [job for job in config["scrape_configs"] if job["job_name"] == name]
+    job["static_configs"] = [{"targets": targets.split(",")}]
 if env["ALERTMANAGERS"]:
     config["alerting"] = {"alertmanagers": [
         {"static_configs": [{"targets": env["ALERTMANAGERS"].split(",")}]}]}
@@ -179,6 +187,7 @@ EOF
 cmd_start() {
   require_port PROMETHEUS_PORT "$PROMETHEUS_PORT"
   require_addresses PROMETHEUS_SCRAPE_TARGETS "$PROMETHEUS_SCRAPE_TARGETS"
+  require_addresses PROMETHEUS_NOTIFIER_TARGETS "$PROMETHEUS_NOTIFIER_TARGETS"
   if [[ -n "$PROMETHEUS_ALERTMANAGERS" ]]; then
     require_addresses PROMETHEUS_ALERTMANAGERS "$PROMETHEUS_ALERTMANAGERS"
   fi
@@ -238,7 +247,7 @@ cmd_start() {
     sleep 0.2
     waited=$((waited + 1))
   done
-  echo "prometheus up on http://$HOST:$PROMETHEUS_PORT (pid $pid), scraping $PROMETHEUS_SCRAPE_TARGETS" \
+  echo "prometheus up on http://$HOST:$PROMETHEUS_PORT (pid $pid), scraping $PROMETHEUS_SCRAPE_TARGETS and $PROMETHEUS_NOTIFIER_TARGETS" \
     "every $PROMETHEUS_SCRAPE_INTERVAL (config $CONFIG_FILE, log $LOG_FILE)"
 }
 

@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ import orjson
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from dataflow.admin import ensure_topics
 from tests.integration.conftest import (
     BROKERS,
     ROOT,
@@ -45,6 +47,8 @@ from tests.integration.conftest import (
     scrape,
     wait_for,
 )
+from tests.integration.test_ops_metrics import Prometheus
+from tests.integration.test_ops_metrics import script as prometheus_script
 from tests.tools import require_tool
 
 SCRIPT = ROOT / "scripts" / "alertmanager.sh"
@@ -192,6 +196,7 @@ def test_overheat_reaches_alertmanager_survives_outages_and_resolves(
         NOTIFIER_RESEND_SECONDS="2",
         NOTIFIER_BACKOFF_INITIAL_SECONDS="0.2",
         NOTIFIER_BACKOFF_MAX_SECONDS="1",
+        NOTIFIER_METRICS_PORT=str(free_port()),
     )
     logs: list[Path] = []
 
@@ -368,3 +373,254 @@ def test_overheat_reaches_alertmanager_survives_outages_and_resolves(
     assert notifier.returncode == 0, context()
     text = logs[-1].read_text()
     assert "Traceback" not in text and "stopped by SIGINT" in text, context()
+
+
+# --- notifier on its own: alert records written straight to its topic -----------------------
+
+
+def iso(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def alert_record(event: str, sensor: str, opened: datetime, window_end: datetime) -> bytes:
+    """One of the dataflow's alert events, as it writes them to the anomalies topic."""
+    return orjson.dumps(
+        {
+            "event": event,
+            "alert_id": f"temperature/{sensor}@{int(opened.timestamp() * 1e9)}",
+            "state": "resolved" if event == "resolved" else "open",
+            "resolution": "clean" if event == "resolved" else None,
+            "family": "temperature",
+            "sensor_id": sensor,
+            "window_start": iso(window_end - timedelta(seconds=5)),
+            "window_end": iso(window_end),
+            "count": 5,
+            "mean": 60.0 if event == "resolved" else 97.0,
+            "reasons": [] if event == "resolved" else ["threshold"],
+            "silent_seconds": None,
+            "alert": {"opened_at": iso(opened), "anomalous_windows": 1, "reasons": ["threshold"]},
+        }
+    )
+
+
+class NotifierRun:
+    """``python -m notifier`` processes on one anomalies topic, state topic and group, each with
+    its log file; records are written to the topic as the dataflow would."""
+
+    def __init__(self, anomalies: str, am: LocalAlertmanager, tmp_path: Path, **env: str) -> None:
+        self.anomalies = anomalies
+        self.state_topic = f"test-notifier-state-{uuid.uuid4().hex[:10]}"
+        self.group = f"test-notifier-{uuid.uuid4().hex[:10]}"
+        self.env = python_env(
+            ANOMALIES_TOPIC=anomalies,
+            NOTIFIER_STATE_TOPIC=self.state_topic,
+            NOTIFIER_GROUP=self.group,
+            ALERTMANAGER_URL=am.url,
+            NOTIFIER_RESEND_SECONDS="2",
+            NOTIFIER_BACKOFF_INITIAL_SECONDS="0.2",
+            NOTIFIER_BACKOFF_MAX_SECONDS="1",
+            **{"NOTIFIER_METRICS_PORT": str(free_port()), **env},
+        )
+        self.tmp_path = tmp_path
+        self.logs: list[Path] = []
+        self.procs: list[subprocess.Popen] = []
+        self.producer = Producer({"bootstrap.servers": BROKERS})
+
+    def start(self, **env: str) -> subprocess.Popen:
+        log = self.tmp_path / f"notifier-{len(self.logs)}.log"
+        self.logs.append(log)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "notifier"],
+            cwd=ROOT,
+            env={**self.env, **env},
+            stdout=subprocess.DEVNULL,
+            stderr=log.open("w"),
+        )
+        self.procs.append(proc)
+        return proc
+
+    def send(self, *values: bytes) -> None:
+        for value in values:
+            self.producer.produce(self.anomalies, key=b"temperature/7", value=value)
+        assert self.producer.flush(30) == 0
+
+    def all_committed(self) -> bool:
+        ends = end_offsets(self.anomalies, 1)
+        return committed(self.group, self.anomalies, 1) == {p: e or -1001 for p, e in ends.items()}
+
+    def context(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in self.logs)
+
+    def close(self, admin) -> None:
+        for proc in self.procs:
+            stop(proc)
+        admin.delete_topics([self.state_topic])
+
+
+@pytest.fixture
+def notifiers(topic_factory, admin, alertmanager, tmp_path: Path) -> Iterator[NotifierRun]:
+    run = NotifierRun(topic_factory("anomalies", 1), alertmanager, tmp_path)
+    try:
+        yield run
+    finally:
+        run.close(admin)
+
+
+def test_a_sensor_clock_ahead_fires_now_and_resolves_now(
+    notifiers: NotifierRun, alertmanager: LocalAlertmanager
+) -> None:
+    """The sensor's clock runs an hour ahead: Alertmanager refuses a firing alert that starts
+    after its own end (400), and keeps a resolved one firing until its end."""
+    now = datetime.now(UTC)
+    ahead = now + timedelta(hours=1)
+    notifiers.send(alert_record("open", "7", ahead, ahead + timedelta(seconds=5)))
+    proc = notifiers.start()
+    [alert] = wait_for(
+        "the alert of the sensor ahead in Alertmanager",
+        lambda: alertmanager.alerts("7"),
+        proc,
+        timeout=60,
+    )
+    assert datetime.fromisoformat(alert["startsAt"]) <= datetime.now(UTC)
+    assert "refused" not in notifiers.logs[-1].read_text(), notifiers.context()
+    notifiers.send(alert_record("resolved", "7", ahead, ahead + timedelta(minutes=2)))
+    wait_for("the resolved alert gone from the active ones", lambda: not alertmanager.alerts("7"))
+    assert alertmanager.received("resolved") >= 1
+    assert proc.poll() is None, notifiers.context()
+
+
+def test_a_fenced_notifier_exits_non_zero_with_one_line(notifiers: NotifierRun) -> None:
+    """A second notifier in the same group (same group.instance.id) fences the first."""
+    first = notifiers.start()
+    wait_for("the first notifier to start", lambda: "state topic" in notifiers.logs[0].read_text())
+    time.sleep(5)  # joined: static members get their assignment within a few seconds
+    second = notifiers.start(NOTIFIER_METRICS_PORT=str(free_port()))  # beside the first
+    try:
+        first.wait(60)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the fenced notifier kept running:\n{notifiers.context()}")
+    assert first.returncode == 3, notifiers.context()
+    mine = [
+        line
+        for line in notifiers.logs[0].read_text().splitlines()
+        if " notifier: " in line and ("ERROR" in line or "WARNING" in line)
+    ]
+    assert len(mine) == 1 and "fenced" in mine[0], notifiers.context()
+    assert second.poll() is None, notifiers.context()
+
+
+def test_a_restart_reads_the_backlog_before_it_re_sends(
+    notifiers: NotifierRun, alertmanager: LocalAlertmanager
+) -> None:
+    """The alert is open in the state topic, its ``resolved`` waits in the backlog: the new
+    notifier must not post it firing first."""
+    opened = datetime.now(UTC) - timedelta(minutes=5)
+    notifiers.send(alert_record("open", "7", opened, opened + timedelta(seconds=5)))
+    first = notifiers.start()
+    wait_for("the alert in Alertmanager", lambda: alertmanager.alerts("7"), first, timeout=60)
+    wait_for("the open event committed", notifiers.all_committed, first, timeout=30)
+    first.kill()
+    first.wait()
+    notifiers.send(alert_record("resolved", "7", opened, opened + timedelta(minutes=1)))
+    alertmanager.script("stop")
+    alertmanager.script("start")  # its counters start at 0
+    second = notifiers.start()
+    wait_for("the resolved event committed", notifiers.all_committed, second, timeout=60)
+    time.sleep(3)  # a re-send interval (2 s): a late re-send would show too
+    assert alertmanager.received("firing") == 0, notifiers.context()
+    assert alertmanager.received("resolved") == 1
+    assert alertmanager.alerts("7") == []
+
+
+def test_a_replayed_open_of_a_resolved_alert_stays_quiet_across_a_restart(
+    notifiers: NotifierRun, alertmanager: LocalAlertmanager
+) -> None:
+    """The dataflow replays an episode already resolved (e.g. after its own restart): the
+    notifier, restarted meanwhile, remembers the resolved id from its state topic."""
+    opened = datetime.now(UTC) - timedelta(minutes=5)
+    open_event = alert_record("open", "7", opened, opened + timedelta(seconds=5))
+    notifiers.send(open_event, alert_record("resolved", "7", opened, opened + timedelta(minutes=1)))
+    first = notifiers.start()
+    wait_for("both events committed", notifiers.all_committed, first, timeout=60)
+    stop(first)
+    assert first.returncode == 0, notifiers.context()
+    alertmanager.script("stop")
+    alertmanager.script("start")  # its counters start at 0
+    second = notifiers.start()
+    wait_for("the state loaded", lambda: "state topic" in notifiers.logs[-1].read_text(), second)
+    notifiers.send(open_event)
+    wait_for("the replayed open committed", notifiers.all_committed, second, timeout=60)
+    time.sleep(3)  # a re-send interval (2 s)
+    assert alertmanager.alerts("7") == [], notifiers.context()
+    assert alertmanager.received("firing") == 0, notifiers.context()
+
+
+def test_a_state_topic_with_delete_in_its_policy_is_refused(notifiers: NotifierRun, admin) -> None:
+    """compact,delete: retention would drop the record of an alert open longer than it."""
+    ensure_topics(
+        admin, [notifiers.state_topic], 1, existing=(), config={"cleanup.policy": "compact,delete"}
+    )
+    proc = notifiers.start()
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"started on a compact,delete state topic:\n{notifiers.context()}")
+    assert proc.returncode == 1, notifiers.context()
+    errors = [line for line in notifiers.logs[0].read_text().splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and "cleanup.policy=compact,delete" in errors[0], notifiers.context()
+
+
+def test_an_alert_without_events_expires_and_prometheus_sees_it(
+    notifiers: NotifierRun, alertmanager: LocalAlertmanager, tmp_path: Path
+) -> None:
+    """The resolve was lost: after NOTIFIER_EXPIRE_SECONDS without an event the notifier
+    resolves the alert itself, and says so in its metrics, which Prometheus scrapes and its
+    NotifierAlertsExpired rule fires on."""
+    require_tool("prometheus", "Debian package `prometheus`")
+    require_tool("promtool", "Debian package `prometheus`")
+    port = int(notifiers.env["NOTIFIER_METRICS_PORT"])
+    prom_env = {
+        **os.environ,
+        "PROMETHEUS_DIR": str(tmp_path / "prometheus"),
+        "PROMETHEUS_PORT": str(free_port()),
+        "PROMETHEUS_SCRAPE_TARGETS": f"127.0.0.1:{free_port()}",  # no dataflow here
+        "PROMETHEUS_NOTIFIER_TARGETS": f"127.0.0.1:{port}",
+        "PROMETHEUS_SCRAPE_INTERVAL": "1s",
+        "PROMETHEUS_ALERTMANAGERS": "",
+    }
+    started = prometheus_script("start", prom_env)
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        prom = Prometheus(int(prom_env["PROMETHEUS_PORT"]), prom_env)
+        opened = datetime.now(UTC) - timedelta(minutes=5)
+        notifiers.send(alert_record("open", "7", opened, opened + timedelta(seconds=5)))
+        proc = notifiers.start(NOTIFIER_EXPIRE_SECONDS="3")
+        wait_for("the alert in Alertmanager", lambda: alertmanager.alerts("7"), proc, timeout=60)
+        metrics = scrape(port)
+        assert metrics["notifier_open_alerts"] == 1 and metrics["notifier_events_total"] == 1
+        wait_for("the alert expired", lambda: not alertmanager.alerts("7"), proc, timeout=30)
+        assert alertmanager.received("resolved") >= 1
+        metrics = scrape(port)
+        assert metrics["notifier_alerts_expired_total"] == 1, notifiers.context()
+        assert metrics["notifier_open_alerts"] == 0
+        assert metrics["notifier_alerts_posted_total"] >= 2  # the open, the expiry
+        assert metrics["notifier_last_success_timestamp_seconds"] > opened.timestamp()
+        assert "expired: no event of it" in notifiers.logs[-1].read_text()
+        wait_for(
+            "Prometheus to scrape the notifier's expiry",
+            lambda: prom.scalar('notifier_alerts_expired_total{job="sensor-notifier"}') == 1,
+            proc,
+            timeout=30,
+        )
+        wait_for(
+            "NotifierAlertsExpired to fire",
+            lambda: any(
+                a["labels"]["alertname"] == "NotifierAlertsExpired" and a["state"] == "firing"
+                for a in prom.get("/api/v1/alerts")["alerts"]
+            ),
+            proc,
+            timeout=60,
+        )
+    finally:
+        stopped = prometheus_script("stop", prom_env)
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr

@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import base64
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import orjson
 import pytest
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+from dataflow.admin import StartupError
 from dataflow.config import ConfigError
 from dataflow.security import SECURITY_OPTIONS
+from notifier import kafka as notifier_kafka
 from notifier.__main__ import main, usage
 from notifier.alertmanager import Alertmanager, DeliveryError
 from notifier.alerts import (
@@ -22,17 +27,21 @@ from notifier.alerts import (
     BadRecord,
     OpenAlerts,
     ResendClock,
+    Resolved,
     alert_of,
     collapse,
     parse_go_duration,
     severity_of,
+    state_value,
 )
 from notifier.backoff import Backoff
 from notifier.config import ENV_DOCS, OPTIONS, Settings
+from notifier.kafka import ensure_state_topic
 from notifier.service import Notifier
 
 NOW = datetime(2026, 11, 22, 21, 0, 0, tzinfo=UTC)
 OPENED = "2026-11-22T20:28:20.000Z"
+NOW_TEXT = "2026-11-22T21:00:00.000Z"
 
 
 def record(
@@ -161,12 +170,14 @@ def test_open_update_resolved_keep_one_label_set_and_the_start() -> None:
     assert len(alerts) == 0
 
 
-def test_state_writes_put_the_open_alert_and_tombstone_it_on_resolve() -> None:
+def test_state_writes_put_the_open_alert_and_mark_it_resolved() -> None:
     alerts = OpenAlerts()
     aid = "temperature/2@1795379300000000000"
     opened = alerts.apply(record("open"), NOW)
     assert opened.state == {aid: opened.posts[0]}
-    assert alerts.apply(record("resolved", window="20:31:00"), NOW).state == {aid: None}
+    resolved = alerts.apply(record("resolved", window="20:31:00"), NOW)
+    assert resolved.state == {aid: Resolved("2026-11-22T20:31:05.000Z")}
+    assert resolved.state[aid].payload() == {"resolved": resolved.posts[0].ends_at}
 
 
 def test_escalation_resolves_the_old_label_set_and_fires_the_new_one() -> None:
@@ -194,8 +205,39 @@ def test_resolved_end_is_never_in_the_future_nor_before_the_start() -> None:
     # A sensor clock running ahead: its resolving window ends after now.
     [post] = alerts.apply(record("resolved", window="20:45:00"), early_now).posts
     assert post.ends_at == "2026-11-22T20:30:00.000Z"
+    # An end not after the start: the start moves back, the end stays (never in the future).
     before_start = datetime(2026, 11, 22, 20, 0, 0, tzinfo=UTC)
-    assert AmAlert({"a": "b"}, {}, OPENED).ended(before_start).ends_at == "2026-11-22T20:28:20.001Z"
+    ended = AmAlert({"a": "b"}, {}, OPENED).ended(before_start)
+    assert ended.ends_at == "2026-11-22T20:00:00.000Z"
+    assert ended.starts_at == "2026-11-22T19:59:59.999Z"
+
+
+def test_a_sensor_clock_ahead_starts_now_and_ends_by_now() -> None:
+    """opened_at an hour after now: Alertmanager would refuse the firing alert (400) and keep
+    the resolved one firing until its future end."""
+    now = datetime(2026, 11, 22, 19, 28, 20, tzinfo=UTC)  # an hour before OPENED
+    alerts = OpenAlerts()
+    [opened] = alerts.apply(record("open"), now).posts
+    assert opened.starts_at == "2026-11-22T19:28:20.000Z" and opened.ends_at is None
+    later = now + timedelta(minutes=1)
+    [updated] = alerts.apply(record("update", window="20:29:20"), later).posts
+    assert updated.starts_at == opened.starts_at  # the start first posted, not a moving one
+    assert alerts.firing(later)[0].starts_at == opened.starts_at
+    resolve_at = now + timedelta(minutes=2)
+    [resolved] = alerts.apply(record("resolved", window="20:31:00"), resolve_at).posts
+    assert resolved.starts_at == opened.starts_at
+    assert resolved.ends_at == "2026-11-22T19:30:20.000Z"  # now, not the sensor's future
+    # A resolve seen without its open (state lost): start and end both by now, in order.
+    [alone] = OpenAlerts().apply(record("resolved", window="20:31:00"), resolve_at).posts
+    assert alone.ends_at == "2026-11-22T19:30:20.000Z"
+    assert alone.starts_at == "2026-11-22T19:30:19.999Z"
+
+
+def test_a_state_record_starting_in_the_future_is_re_sent_starting_now() -> None:
+    alerts = OpenAlerts()
+    alerts.load("a", AmAlert({"alert_id": "a"}, {}, "2026-11-22T22:00:00.000Z"))
+    [alert] = alerts.firing(NOW)
+    assert alert.starts_at == "2026-11-22T21:00:00.000Z"
 
 
 def test_a_stale_resolution_ends_now_and_says_why() -> None:
@@ -243,7 +285,7 @@ def test_a_new_alert_of_a_sensor_closes_its_older_one() -> None:
     alerts.apply(record("open"), NOW)
     change = alerts.apply(record("open", alert_id="temperature/2@1795380000000000000"), NOW)
     assert [p.ends_at is None for p in change.posts] == [False, True]
-    assert change.state["temperature/2@1795379300000000000"] is None
+    assert change.state["temperature/2@1795379300000000000"] == Resolved(NOW_TEXT)
     assert len(alerts) == 1
 
 
@@ -267,9 +309,17 @@ def test_state_rebuild_from_puts_and_tombstones() -> None:
     stored = [(k, None if v is None else orjson.dumps(v.payload())) for k, v in writes]
     rebuilt = OpenAlerts()
     for key, value in stored:
-        rebuilt.load(key, None if value is None else AmAlert.from_payload(key, orjson.loads(value)))
+        rebuilt.load(key, None if value is None else state_value(key, orjson.loads(value)))
     assert rebuilt.firing() == live.firing()
     assert [a.labels["sensor_id"] for a in rebuilt.firing()] == ["2"]
+    # The resolved alert of sensor 3 is remembered across the restart: a replay stays quiet.
+    assert rebuilt.resolved == 1
+    replay = rebuilt.apply(record("open", sensor="3"), NOW)
+    assert (
+        replay.posts == []
+        and replay.state == {}
+        and replay.replayed == ["temperature/3@1795379300000000000"]
+    )
     assert rebuilt.firing()[0].annotations["window"].startswith("2026-11-22T20:29:00")
 
 
@@ -367,6 +417,10 @@ def test_defaults() -> None:
         ({"ALERTMANAGER_USERNAME": "ops"}, "ALERTMANAGER_PASSWORD"),
         ({"ALERTMANAGER_TIMEOUT_SECONDS": "-1"}, "ALERTMANAGER_TIMEOUT_SECONDS"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({"NOTIFIER_RESOLVED_MEMORY": "-1"}, "NOTIFIER_RESOLVED_MEMORY"),
+        ({"NOTIFIER_EXPIRE_SECONDS": "-1"}, "NOTIFIER_EXPIRE_SECONDS"),
+        ({"NOTIFIER_METRICS_PORT": "70000"}, "NOTIFIER_METRICS_PORT"),
+        ({"NOTIFIER_STATE_LOAD_TIMEOUT_SECONDS": "0"}, "NOTIFIER_STATE_LOAD_TIMEOUT_SECONDS"),
         ({"KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT"}, "KAFKA_SASL_MECHANISM"),
     ],
 )
@@ -408,6 +462,17 @@ def test_help_lists_every_variable(capsys) -> None:
     for option in (*OPTIONS, *SECURITY_OPTIONS):  # Kafka security too: the notifier reads it
         assert f"\n  {option.env} (default: {option.shown_default}): " in out, option.env
     assert usage().startswith("usage: python -m notifier")
+
+
+def test_the_readme_table_lists_every_variable_with_its_default() -> None:
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
+    start = readme.index("### Alertmanager: the notifier")
+    section = readme[start : readme.index("\n### ", start + 1)]
+    for option in OPTIONS:
+        if option.env in ("KAFKA_BROKERS", "LOG_LEVEL"):
+            continue  # the row "as for the dataflow"
+        default = f"`{option.default}`" if option.default else "(unset)"
+        assert f"| `{option.env}` | {default} |" in section, option.env
 
 
 def test_a_bad_setting_exits_2_naming_it(monkeypatch, capsys) -> None:
@@ -477,11 +542,11 @@ def test_resolve_timeout_is_read_from_the_status_api() -> None:
 
 
 class FakeMessage:
-    def __init__(self, value: dict, offset: int) -> None:
-        self._value, self._offset = orjson.dumps(value), offset
+    def __init__(self, value: dict, offset: int, error: KafkaError | None = None) -> None:
+        self._value, self._offset, self._error = orjson.dumps(value), offset, error
 
-    def error(self) -> None:
-        return None
+    def error(self) -> KafkaError | None:
+        return self._error
 
     def value(self) -> bytes:
         return self._value
@@ -497,16 +562,25 @@ class FakeMessage:
 
 
 class FakeAm:
+    """Takes every post after ``failures`` failed ones; refuses (400) any request with an alert
+    of a sensor in ``invalid``, as Alertmanager does: it keeps the request's valid alerts."""
+
     url = "http://am"
 
-    def __init__(self, log: list, failures: int = 0) -> None:
-        self.log, self.failures = log, failures
+    def __init__(self, log: list, failures: int = 0, invalid: frozenset = frozenset()) -> None:
+        self.log, self.failures, self.invalid = log, failures, invalid
+        self.kept: list[str] = []
 
     def post(self, alerts) -> None:
         if self.failures:
             self.failures -= 1
             self.log.append(("post-failed", len(alerts)))
             raise DeliveryError("connection refused")
+        bad = [a for a in alerts if a.labels["sensor_id"] in self.invalid]
+        self.kept += [a.labels["sensor_id"] for a in alerts if a not in bad]
+        if bad:
+            self.log.append(("post-refused", len(alerts)))
+            raise DeliveryError("HTTP 400: start time must be before end time", permanent=True)
         self.log.append(("post", [(a.labels["sensor_id"], a.ends_at is None) for a in alerts]))
 
 
@@ -534,18 +608,24 @@ class FakeConsumer:
         self.log.append(("commit", [(p.partition, p.offset) for p in offsets]))
 
 
-def notifier(log: list, failures: int = 0, stop: threading.Event | None = None) -> Notifier:
+def notifier(
+    log: list,
+    failures: int = 0,
+    stop: threading.Event | None = None,
+    invalid: frozenset = frozenset(),
+) -> Notifier:
     settings = Settings.from_env(
         {"NOTIFIER_BACKOFF_INITIAL_SECONDS": "0.001", "NOTIFIER_BACKOFF_MAX_SECONDS": "0.002"}
     )
     return Notifier(
         settings,
-        FakeAm(log, failures),
+        FakeAm(log, failures, invalid),
         FakeConsumer(log),
         FakeProducer(log),
         OpenAlerts(),
         stop or threading.Event(),
         clock=lambda: NOW.timestamp(),
+        wall=lambda: NOW.timestamp(),
     )
 
 
@@ -570,7 +650,7 @@ def test_open_and_resolve_in_one_batch_post_only_the_resolution() -> None:
         [FakeMessage(record("open"), 0), FakeMessage(record("resolved", window="20:31:00"), 1)]
     )
     assert log[0] == ("post", [("2", False)])
-    assert log[1][2] is True  # the state ends as a tombstone
+    assert log[1][2] is False  # the state ends as the resolved marker (Resolved)
 
 
 def test_a_stop_while_alertmanager_is_down_commits_nothing() -> None:
@@ -599,3 +679,266 @@ def test_a_failed_resend_does_not_block_and_is_retried_soon() -> None:
     n.resend_open()
     assert log[-1] == ("post", [("2", True)])
     assert n.resend.wait(NOW.timestamp()) == 60  # back to the interval
+
+
+def test_a_refused_alert_costs_the_others_nothing_and_is_counted() -> None:
+    """Alertmanager refuses a request (400) for one invalid alert among valid ones: each is
+    posted again on its own, the refused one counted as rejected, no outage assumed."""
+    log: list = []
+    n = notifier(log, invalid=frozenset({"3"}))
+    n.resend.sent(NOW.timestamp())
+    batch = [FakeMessage(record("open", sensor=s), i) for i, s in enumerate("1234")]
+    assert n.handle(batch)
+    assert ("post-refused", 4) in log
+    assert [entry for entry in log if entry[0] == "post"] == [
+        ("post", [("1", True), ("2", True)]),
+        ("post", [("4", True)]),
+    ]
+    assert n.counts["rejected"] == 1 and n.counts["posted"] == 3
+    assert not n._down and not n.resend.due(NOW.timestamp())  # Alertmanager answered
+    assert log[-1] == ("commit", [(0, 4)])
+    log.clear()
+    n.resend_open()  # the re-send: the same split, the same count, still no outage
+    assert n.counts["rejected"] == 2 and not n._down
+    assert set(n.am.kept) == {"1", "2", "4"}  # type: ignore[attr-defined]
+
+
+FENCED = "Broker: Static consumer fenced by other consumer with same group.instance.id"
+
+
+def test_a_fenced_consumer_stops_the_notifier_before_it_posts_or_commits() -> None:
+    """librdkafka reports the fencing as a message error with code _FATAL; confluent-kafka
+    leaves its ``fatal()`` False."""
+    log: list = []
+    stop = threading.Event()
+    n = notifier(log, stop=stop)
+    fenced = KafkaError(KafkaError._FATAL, FENCED)
+    assert not fenced.fatal()
+    batch = [FakeMessage(record("open"), 0), FakeMessage({}, -1, error=fenced)]
+    assert n.handle(batch) is False
+    assert log == [] and stop.is_set() and n.fatal is fenced
+
+
+def test_a_fatal_commit_error_stops_the_notifier() -> None:
+    log: list = []
+    n = notifier(log)
+
+    def commit(offsets, asynchronous: bool) -> None:
+        raise KafkaException(KafkaError(KafkaError._FATAL, FENCED))
+
+    n.consumer.commit = commit  # type: ignore[method-assign]
+    assert n.handle([FakeMessage(record("open"), 0)]) is False
+    assert n.stop.is_set() and n.fatal is not None and n.fatal.code() == KafkaError._FATAL
+
+
+class ScriptedConsumer(FakeConsumer):
+    """Hands out ``batches`` one per consume (after ``assigned_after`` empty ones, no partition
+    assigned yet), then sets ``stop``."""
+
+    def __init__(self, log: list, batches: list, stop: threading.Event, assigned: bool) -> None:
+        super().__init__(log)
+        self.batches, self.stop, self.assigned = batches, stop, assigned
+
+    def assignment(self) -> list:
+        return [TopicPartition("anomalies", 0)] if self.assigned else []
+
+    def consume(self, num_messages: int, timeout: float) -> list:
+        if self.batches:
+            return self.batches.pop(0)
+        self.stop.set()
+        return []
+
+
+def eof() -> FakeMessage:
+    return FakeMessage({}, -1, error=KafkaError(KafkaError._PARTITION_EOF))
+
+
+def test_the_backlog_is_read_before_the_stored_open_set_is_re_sent() -> None:
+    """The state says machine 2 is open; its ``resolved`` waits in the backlog: it must not
+    page again at start-up."""
+    log: list = []
+    n = notifier(log)
+    n.open.apply(record("open"), NOW)
+    resolved = FakeMessage(record("resolved", window="20:31:00"), 5)
+    n.consumer = ScriptedConsumer(log, [[resolved], [eof()], [], []], n.stop, assigned=True)
+    n.run()
+    posts = [entry for entry in log if entry[0] == "post"]
+    assert posts == [("post", [("2", False)])]  # the resolution, never a firing re-send
+    assert len(n.open) == 0
+
+
+def test_the_first_re_send_waits_at_most_one_interval_for_the_backlog() -> None:
+    log: list = []
+    n = notifier(log)
+    n.open.apply(record("open"), NOW)
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 7
+        return now[0]
+
+    posted_at: list[float] = []
+    post = n.am.post
+    n.am.post = lambda alerts: (posted_at.append(now[0]), post(alerts))  # type: ignore[method-assign]
+    n.clock = clock
+    n.consumer = ScriptedConsumer(log, [[] for _ in range(12)], n.stop, assigned=False)
+    n.run()
+    # No backlog end ever seen: re-sent once a re-send interval (60 s) has passed, not before.
+    assert log == [("post", [("2", True)])]
+    assert 7 + 60 <= posted_at[0] < 7 + 60 + 2 * 7
+
+
+def test_a_replayed_open_of_a_resolved_alert_is_not_fired_again() -> None:
+    alerts = OpenAlerts()
+    alerts.apply(record("open"), NOW)
+    alerts.apply(record("resolved", window="20:31:00"), NOW)
+    for event in ("open", "update"):
+        change = alerts.apply(record(event), NOW)
+        assert change.posts == [] and change.replayed == ["temperature/2@1795379300000000000"]
+    assert len(alerts) == 0
+    # A new episode of the same sensor (another alert_id) fires as usual.
+    new = alerts.apply(record("open", alert_id="temperature/2@1795380000000000000"), NOW)
+    assert [p.ends_at for p in new.posts] == [None]
+
+
+def test_the_resolved_memory_is_bounded_and_tombstones_what_it_forgets() -> None:
+    alerts = OpenAlerts(resolved_memory=2)
+    ids = [f"temperature/{s}@1795379300000000000" for s in "123"]
+    for sensor in "123":
+        alerts.apply(record("open", sensor=sensor), NOW)
+    states = [
+        alerts.apply(record("resolved", sensor=s, window="20:31:00"), NOW).state for s in "123"
+    ]
+    assert alerts.resolved == 2
+    assert states[2] == {ids[2]: Resolved("2026-11-22T20:31:05.000Z"), ids[0]: None}
+    # The forgotten one fires again on a replay; the remembered ones do not.
+    assert alerts.apply(record("open", sensor="1"), NOW).posts
+    assert not alerts.apply(record("open", sensor="3"), NOW).posts
+
+
+def test_a_replayed_open_is_committed_and_counted_not_posted() -> None:
+    log: list = []
+    n = notifier(log)
+    assert n.handle([FakeMessage(record("open"), 0), FakeMessage(record("resolved"), 1)])
+    log.clear()
+    assert n.handle([FakeMessage(record("open"), 2)])
+    assert log == [("commit", [(0, 3)])] and n.counts["replayed"] == 1
+
+
+def test_re_sends_are_scheduled_on_the_monotonic_clock() -> None:
+    """A wall clock stepped back an hour must not hold the next re-send back an hour."""
+    log: list = []
+    settings = Settings.from_env({})
+    n = Notifier(
+        settings, FakeAm(log), FakeConsumer(log), FakeProducer(log), OpenAlerts(), threading.Event()
+    )
+    n.open.apply(record("open"), NOW)
+    n.resend_open()
+    assert n.resend.wait(time.monotonic()) == pytest.approx(settings.resend_seconds, abs=1)
+    assert log[-1] == ("post", [("2", True)])
+
+
+# --- expiry, metrics, the state topic -------------------------------------------------------
+
+
+def sample(n: Notifier, name: str) -> float | None:
+    return n.metrics.registry.get_sample_value(name)
+
+
+def test_an_open_alert_without_events_for_the_expiry_age_is_resolved_and_counted() -> None:
+    """Its ``resolved`` was lost (the notifier was down longer than the topic's retention)."""
+    log: list = []
+    n = notifier(log)  # NOTIFIER_EXPIRE_SECONDS: a day
+    n.open.apply(record("open"), NOW - timedelta(days=1, seconds=1))
+    n.open.apply(record("open", sensor="3"), NOW - timedelta(hours=23))
+    assert n.expire()
+    assert log == [("post", [("2", False)]), ("state", "temperature/2@1795379300000000000", True)]
+    assert [a.labels["sensor_id"] for a in n.open.firing()] == ["3"]
+    assert n.counts["expired"] == 1 and sample(n, "notifier_alerts_expired_total") == 1
+    # Forgotten, not remembered as resolved: a later event is news and fires it again.
+    assert n.open.apply(record("update"), NOW).posts[-1].ends_at is None
+
+
+def test_an_event_restarts_the_expiry_age() -> None:
+    alerts = OpenAlerts()
+    alerts.apply(record("open"), NOW - timedelta(days=2))
+    alerts.apply(record("update", window="20:29:20"), NOW - timedelta(hours=1))
+    assert alerts.expire(NOW, timedelta(days=1)).posts == []
+    [ended] = alerts.expire(NOW + timedelta(days=1), timedelta(days=1)).posts
+    assert ended.ends_at == "2026-11-23T21:00:00.000Z" and ended.labels["sensor_id"] == "2"
+
+
+def test_expiry_zero_never_expires() -> None:
+    log: list = []
+    n = notifier(log)
+    n.settings = Settings.from_env({"NOTIFIER_EXPIRE_SECONDS": "0"})
+    n.open.apply(record("open"), NOW - timedelta(days=365))
+    assert n.expire() and log == [] and len(n.open) == 1
+
+
+def test_the_metrics_follow_posts_retries_rejections_and_the_open_set() -> None:
+    log: list = []
+    n = notifier(log, failures=2, invalid=frozenset({"3"}))
+    n.resend.sent(NOW.timestamp())
+    assert sample(n, "notifier_last_success_timestamp_seconds") == 0
+    assert n.handle([FakeMessage(record("open", sensor=s), i) for i, s in enumerate("123")])
+    assert sample(n, "notifier_alerts_posted_total") == 2
+    assert sample(n, "notifier_post_retries_total") == n.counts["retries"] == 4  # 2 down, 2 splits
+    assert sample(n, "notifier_alerts_rejected_total") == 1
+    assert sample(n, "notifier_events_total") == 3
+    assert sample(n, "notifier_open_alerts") == 3
+    assert sample(n, "notifier_last_success_timestamp_seconds") == NOW.timestamp()
+    n.handle([FakeMessage(record("resolved", sensor="1"), 3)])
+    assert sample(n, "notifier_open_alerts") == 2
+
+
+class FakeAdmin:
+    def __init__(self, policy: str) -> None:
+        self.policy = policy
+
+    def describe_configs(self, resources: list) -> dict:
+        class Entry:
+            value = self.policy
+
+        class Future:
+            def result(self, timeout: float) -> dict:
+                return {"cleanup.policy": Entry()}
+
+        return {resources[0]: Future()}
+
+
+@pytest.mark.parametrize("policy", ["compact,delete", "delete", "delete,compact"])
+def test_a_state_topic_that_is_not_exactly_compact_is_refused(policy: str) -> None:
+    with pytest.raises(StartupError, match=f"cleanup.policy={policy}, not compact"):
+        ensure_state_topic(FakeAdmin(policy), {"state"}, "state")  # type: ignore[arg-type]
+    ensure_state_topic(FakeAdmin("compact"), {"state"}, "state")  # type: ignore[arg-type]
+
+
+def test_the_state_load_deadline_is_the_setting(monkeypatch) -> None:
+    class SlowConsumer:
+        """A state topic with one record that never arrives."""
+
+        def __init__(self, config: dict) -> None:
+            pass
+
+        def list_topics(self, topic: str, timeout: float) -> SimpleNamespace:
+            return SimpleNamespace(topics={topic: SimpleNamespace(partitions={0: None})})
+
+        def get_watermark_offsets(self, part, timeout: float) -> tuple[int, int]:
+            return 0, 1
+
+        def assign(self, parts: list) -> None:
+            pass
+
+        def poll(self, timeout: float) -> None:
+            time.sleep(0.05)
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(notifier_kafka, "Consumer", SlowConsumer)
+    settings = Settings.from_env({"NOTIFIER_STATE_LOAD_TIMEOUT_SECONDS": "0.3"})
+    started = time.monotonic()
+    with pytest.raises(StartupError, match=r"within 0\.3 s \(NOTIFIER_STATE_LOAD_TIMEOUT"):
+        notifier_kafka.load_state(settings)
+    assert time.monotonic() - started < 5

@@ -6,6 +6,7 @@ otherwise these skip with the reason (tests/tools.py).
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections import defaultdict
 
@@ -16,6 +17,9 @@ from tests.ops import JOB, PROMETHEUS_CONFIG, PROMETHEUS_DIR, RULE_TESTS, RULES,
 from tests.tools import require_tool
 
 SEVERITIES = {"critical", "warning"}
+NOTIFIER_JOB = "sensor-notifier"
+#: Always firing, for the dead-man's switch: no job of ours, and no one to page (severity none).
+WATCHDOG = "Watchdog"
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:
@@ -48,6 +52,8 @@ def test_config_scrapes_the_dataflow_and_loads_the_rules() -> None:
     [job] = [j for j in config["scrape_configs"] if j["job_name"] == JOB]
     [static] = job["static_configs"]
     assert static["targets"] == ["dataflow:3030"]  # the compose service, Bytewax's API port
+    [notifier] = [j for j in config["scrape_configs"] if j["job_name"] == NOTIFIER_JOB]
+    assert notifier["static_configs"] == [{"targets": ["notifier:9495"]}]  # NOTIFIER_METRICS_PORT
     loaded = {
         path for pattern in config["rule_files"] for path in PROMETHEUS_CONFIG.parent.glob(pattern)
     }
@@ -58,9 +64,14 @@ def test_every_rule_has_a_severity_a_summary_and_a_description() -> None:
     rules = alerting_rules()
     assert len(rules) >= 6
     for rule in rules:
-        assert rule["labels"]["severity"] in SEVERITIES, rule["alert"]
         assert {"summary", "description"} <= set(rule["annotations"]), rule["alert"]
-        assert f'job="{JOB}"' in rule["expr"], f"{rule['alert']}: only the dataflow's series"
+        if rule["alert"] == WATCHDOG:
+            assert rule["labels"]["severity"] == "none"
+            continue
+        assert rule["labels"]["severity"] in SEVERITIES, rule["alert"]
+        assert f'job="{JOB}"' in rule["expr"] or f'job="{NOTIFIER_JOB}"' in rule["expr"], (
+            f"{rule['alert']}: only the dataflow's and the notifier's series"
+        )
 
 
 def test_the_issue_s_rules_are_all_there() -> None:
@@ -76,7 +87,57 @@ def test_the_issue_s_rules_are_all_there() -> None:
         "SensorInputSkipped",
         "SensorLimitReached",
         "SensorPartitionMoves",
+        "NotifierDown",
+        "NotifierDeliveryFailing",
+        "NotifierAlertsRejected",
+        "NotifierAlertsExpired",
+        "NotifierOpenAlertsMismatch",
+        WATCHDOG,
     }
+
+
+def test_the_mismatch_rule_compares_with_the_dataflow_s_open_alerts_gauge() -> None:
+    from dataflow.status import OPEN_ALERTS
+    from notifier.metrics import Metrics
+
+    [rule] = [r for r in alerting_rules() if r["alert"] == "NotifierOpenAlertsMismatch"]
+    [dataflow_gauge] = [m.name for m in OPEN_ALERTS.collect()]
+    [notifier_gauge] = [m.name for m in Metrics().open.collect()]
+    assert f'{dataflow_gauge}{{job="{JOB}"}}' in rule["expr"]
+    assert f'{notifier_gauge}{{job="{NOTIFIER_JOB}"}}' in rule["expr"]
+
+
+def test_every_notifier_metric_a_rule_names_exists() -> None:
+    from notifier.metrics import Metrics
+
+    names = {
+        sample.name
+        for metric in Metrics().registry.collect()
+        for sample in metric.samples
+        if not sample.name.endswith("_created")
+    }
+    for rule in alerting_rules():
+        for used in set(re.findall(r"\b(notifier_[a-z_]+)\b", rule["expr"])):
+            assert used in names, f"{rule['alert']}: {used} is not a notifier metric"
+
+
+def test_the_watchdog_goes_to_the_dead_man_s_switch_and_nothing_else_does() -> None:
+    amtool = require_tool("amtool", "Debian package `prometheus-alertmanager`")
+    config = PROMETHEUS_DIR.parent / "alertmanager" / "alertmanager.yml"
+
+    def route(*labels: str) -> str:
+        proc = subprocess.run(
+            [amtool, "config", "routes", "test", f"--config.file={config}", *labels],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return proc.stdout.strip()
+
+    assert route("alertname=Watchdog", "severity=none") == "dead-mans-switch"
+    assert route("alertname=SensorAnomaly", "severity=critical") == "sensor-webhook"
+    assert route("alertname=NotifierDown", "severity=critical") == "sensor-webhook"
 
 
 def rule_test_cases() -> dict[str, dict[str, int]]:
@@ -93,4 +154,5 @@ def rule_test_cases() -> dict[str, dict[str, int]]:
 def test_every_rule_is_tested_firing_and_silent(alert: str) -> None:
     cases = rule_test_cases()[alert]
     assert cases["fires"] >= 1, f"{alert}: no promtool test expects it to fire"
-    assert cases["silent"] >= 1, f"{alert}: no promtool test expects it to stay silent"
+    if alert != WATCHDOG:  # always firing: it has no silent case
+        assert cases["silent"] >= 1, f"{alert}: no promtool test expects it to stay silent"
