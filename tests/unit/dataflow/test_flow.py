@@ -187,3 +187,16 @@ def test_a_silent_sensor_goes_stale_then_is_forgotten_while_others_send() -> Non
     assert 20 <= stale["silent_seconds"] < 30 and stale["alert"]["peak_mean"] == 97.0
     assert status["forgotten"] == 1 and status["tracked"] == 1  # b is still kept
     assert status["alerts_opened"] == status["alerts_resolved"] == 1
+
+
+def test_a_reading_from_the_future_goes_to_dead_letters_and_blinds_nothing() -> None:
+    """One reading dated about 2099 (a gateway's clock gone wrong): refused as ``future`` with
+    its bytes; the machine's later overheat still opens an alert, no reading is late."""
+    future = FakeMessage(
+        b"2", orjson.dumps({"Temperature_C": 60.0, "Timestamp": T0 + 75 * 365 * 86_400 * S})
+    )
+    msgs = [temp_msg("2", 0, 60.0), future] + [temp_msg("2", s, 95.0) for s in range(1, 12)]
+    out, dlq, counts = run(msgs, clock=lambda: T0 / S + 60)
+    assert [(v, dict(h)["reason"]) for _k, v, h in dlq] == [(future.value(), b"future")]
+    assert [o["event"] for _k, o in out] == ["open"]
+    assert counts["late"] == 0 and counts["rejected"] == 1
