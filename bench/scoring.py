@@ -1,6 +1,6 @@
 """``python bench/scoring.py``: the cost of scoring one window, and one sensor's state size.
 
-Pure Python, no broker: a sensor's scorer (``dataflow.scoring.SensorScorer`` with the default
+Pure Python, no broker: a sensor's scorer (``dataflow.model.scoring.SensorScorer`` with the default
 settings) is fed ``--windows`` window means of 5 s windows (noise with a daily cycle and bursts,
 so the seasonal baselines are in use), ``--rounds`` times; each round reports the time per
 window, and the median and the spread are printed. The state size is the pickled size of the
@@ -18,7 +18,7 @@ import sys
 import time
 import tracemalloc
 
-from dataflow.scoring import ModelParams, SensorScorer
+from dataflow.model.scoring import ModelParams, SensorScorer
 
 WINDOW_NS = 5_000_000_000
 DAY_WINDOWS = 86_400 // 5

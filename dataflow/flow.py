@@ -22,10 +22,10 @@ from bytewax.outputs import Sink
 
 from dataflow.config import Settings
 from dataflow.encoding import Headers, encode_dead_letter, encode_late, encode_window
+from dataflow.model.scoring import ModelParams
 from dataflow.progress import Beat
 from dataflow.readings import Reading, Run, formats_by_topic
 from dataflow.routing import DeadLetter, KeyCache, route
-from dataflow.scoring import ModelParams
 from dataflow.shard import (
     FamilySetup,
     LateReading,

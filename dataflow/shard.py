@@ -42,10 +42,10 @@ from typing import NamedTuple
 
 from dataflow.alerts import AlertEvent, AlertTracker
 from dataflow.families import ML, Family
+from dataflow.model.scoring import STRUCTURAL, ModelParams, SensorScorer
 from dataflow.progress import Beat, PartClock, SilenceQueue
 from dataflow.readings import Reading, Run
 from dataflow.rules import RuleSet
-from dataflow.scoring import STRUCTURAL, ModelParams, SensorScorer
 from dataflow.windows import SensorWindows, WindowStats
 
 _NEVER = float("inf")

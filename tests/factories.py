@@ -7,8 +7,8 @@ from typing import Any
 
 from dataflow.config import Settings
 from dataflow.families import AIR_QUALITY, TEMPERATURE, Family, builtin
+from dataflow.model.scoring import ModelParams
 from dataflow.readings import BUILTIN, Format, ValueRange, format_of
-from dataflow.scoring import ModelParams
 from dataflow.shard import FamilySetup, ShardConfig
 
 S = 1_000_000_000  # one second in ns

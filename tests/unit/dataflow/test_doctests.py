@@ -4,7 +4,8 @@ import doctest
 
 import pytest
 
-from dataflow import alerts, hst, scoring
+from dataflow import alerts
+from dataflow.model import hst, scoring
 
 
 @pytest.mark.parametrize("module", [scoring, hst, alerts])

@@ -545,7 +545,7 @@ def test_dockerfile_builds_the_wheel_from_the_declared_packages() -> None:
     assert "--no-deps" in wheel and "--wheel-dir /wheels" in wheel
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     needed = {"pyproject.toml", project["project"]["readme"]}
-    needed |= {f"{package}/" for package in project["tool"]["setuptools"]["packages"]}
+    needed |= {f"{package.split('.')[0]}/" for package in project["tool"]["setuptools"]["packages"]}
     assert set(copied(build)) == needed
 
 
@@ -601,7 +601,7 @@ def test_the_image_wheel_builds_from_the_docker_context_and_imports(tmp_path: Pa
         [entry_points] = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         scripts = archive.read(entry_points).decode()
     for package in project["tool"]["setuptools"]["packages"]:
-        for module in project_files("*.py", under=package):
+        for module in project_files("*.py", under=package.replace(".", "/")):
             assert module.relative_to(ROOT).as_posix() in names
     for script, target in project["project"]["scripts"].items():
         assert f"{script} = {target}" in scripts

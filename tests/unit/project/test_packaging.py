@@ -62,9 +62,16 @@ def test_python_version_and_packages() -> None:
     packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
         "packages"
     ]
-    assert sorted(packages) == sorted(PACKAGES)
+    assert sorted({name.split(".")[0] for name in packages}) == sorted(PACKAGES)
     for name in packages:
-        assert (ROOT / name / "__init__.py").is_file()
+        assert (ROOT / name.replace(".", "/") / "__init__.py").is_file()
+    # An explicit list installs only what it names: every subpackage must be in it.
+    found = {
+        init.parent.relative_to(ROOT).as_posix().replace("/", ".")
+        for package in PACKAGES
+        for init in (ROOT / package).rglob("__init__.py")
+    }
+    assert found == set(packages)
     # The program folders that are not installed are not packages either.
     for folder in ("bench", "scripts"):
         assert not (ROOT / folder / "__init__.py").exists()

@@ -2,9 +2,9 @@
 
 import random
 
-from dataflow.features import Z_CAP, StepScale, Track
-from dataflow.novelty import Drift, Envelope
-from dataflow.seasonality import DAY_NS, WEEK_NS, Seasonality
+from dataflow.model.features import Z_CAP, StepScale, Track
+from dataflow.model.novelty import Drift, Envelope
+from dataflow.model.seasonality import DAY_NS, WEEK_NS, Seasonality
 
 
 def test_envelope_pages_for_a_new_peak_and_forgets_old_ones() -> None:

@@ -3,7 +3,7 @@
 import math
 import random
 
-from dataflow.scoring import ModelParams, SensorScorer, threshold_alarm
+from dataflow.model.scoring import ModelParams, SensorScorer, threshold_alarm
 
 PARAMS = ModelParams(limits=(0.0, 120.0), window_size=50, warmup=100, seed=42)
 W = 5_000_000_000  # one 5 s window, ns

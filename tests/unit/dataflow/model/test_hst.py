@@ -6,7 +6,7 @@ import random
 import pytest
 from river import anomaly
 
-from dataflow.hst import CompactHST, Forest
+from dataflow.model.hst import CompactHST, Forest
 
 
 @pytest.mark.parametrize(

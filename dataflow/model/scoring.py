@@ -3,12 +3,12 @@
 Each closed window's mean goes through, in order (score first, then learn, so a window never
 scores against itself; only the sensor's own past is used):
 
-1. **Seasonality** (``dataflow.seasonality``): where a daily or weekly baseline explains the
+1. **Seasonality** (``dataflow.model.seasonality``): where a daily or weekly baseline explains the
    sensor much better than its level does, the window is measured as its residual from it.
-2. **Features** (``dataflow.features``): the distance from the running level and the step from
+2. **Features** (``dataflow.model.features``): the distance from the running level and the step from
    the previous window, in the sensor's own spreads; and the level distance averaged over the
    last few windows, for a change in how often bursts come.
-3. **Novelty** (``dataflow.novelty``): a window is an ML anomaly when a feature exceeds the
+3. **Novelty** (``dataflow.model.novelty``): a window is an ML anomaly when a feature exceeds the
    decaying peak of that feature in the sensor's long past (``Envelope``), or when a moderate
    departure lasts (``Drift``, a CUSUM of the clipped level z-score). A noisy sensor's routine
    bursts match its earlier bursts, so they stop paging; a stationary sensor that has just become
@@ -30,7 +30,7 @@ windows) is full, and the level, spread and peaks of a handful of windows mean n
 sensor has learned ``window_size + warmup`` windows it raises no ML anomaly (``model_ready`` is
 false). The threshold rule does not need a model and fires from the first window.
 
->>> from dataflow.scoring import ModelParams, SensorScorer
+>>> from dataflow.model.scoring import ModelParams, SensorScorer
 >>> scorer = SensorScorer(ModelParams(limits=(0.0, 100.0), window_size=5, warmup=5, seed=7))
 >>> S = 5 * 10**9
 >>> [scorer.score_learn(i * S, 50.0 + i % 3).ml_anomaly for i in range(10)]
@@ -47,10 +47,10 @@ from typing import NamedTuple
 
 from river import anomaly
 
-from dataflow.features import StepScale, Track
-from dataflow.hst import CompactHST, Forest
-from dataflow.novelty import Drift, Envelope
-from dataflow.seasonality import Seasonality
+from dataflow.model.features import StepScale, Track
+from dataflow.model.hst import CompactHST, Forest
+from dataflow.model.novelty import Drift, Envelope
+from dataflow.model.seasonality import Seasonality
 
 FEATURE = "mean"
 BURST_WINDOWS = 5  # windows averaged for the burst-rate feature
