@@ -118,7 +118,15 @@ def restore(resume: bytes, config: ShardConfig | None = None) -> ShardState:
     """Unpickle a shard snapshot, refusing one of another format version, or one made with
     another shard count (``SHARDS``) than ``config``'s: its sensors would hash to other shards,
     and each would start again while its old state lingered."""
-    obj = pickle.loads(resume)
+    try:
+        obj = pickle.loads(resume)
+    except (ModuleNotFoundError, AttributeError) as exc:
+        # Written by a version whose classes lived elsewhere (the model moved to
+        # dataflow.model): unreadable before its version can even be read.
+        raise SnapshotVersionError(
+            f"recovery snapshot is of an older format ({exc}), this flow reads "
+            f"v{SNAPSHOT_VERSION}: " + RESET_HOW
+        ) from None
     version = obj[0] if isinstance(obj, tuple) and len(obj) == 2 else 1
     if version != SNAPSHOT_VERSION:
         raise SnapshotVersionError(

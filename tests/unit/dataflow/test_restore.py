@@ -126,3 +126,26 @@ def test_an_unchanged_restore_says_nothing_and_loses_nothing() -> None:
     state, lines, out = resume(blob, cfg)
     assert lines == [] and windows(out)[:2] == [(95, 5), (100, 5)] and state.counts.late == 0
     assert pickle.loads(blob)[1].config == replace(cfg)
+
+
+def test_a_snapshot_naming_classes_that_moved_is_refused_with_the_reset_line() -> None:
+    """A snapshot of an older release names dataflow.scoring, which moved to dataflow.model:
+    the clear one-line refusal, not a ModuleNotFoundError from deep inside pickle."""
+    import sys
+    import types
+
+    from dataflow.flow import SnapshotVersionError
+    from dataflow.model import scoring
+
+    fake = types.ModuleType("dataflow.scoring")
+    fake.SensorScorer = scoring.SensorScorer  # type: ignore[attr-defined]
+    sys.modules["dataflow.scoring"] = fake
+    scoring.SensorScorer.__module__ = "dataflow.scoring"
+    try:
+        old = snapshot_with_open_window(config())  # names dataflow.scoring.SensorScorer
+    finally:
+        scoring.SensorScorer.__module__ = "dataflow.model.scoring"
+        del sys.modules["dataflow.scoring"]
+    assert b"dataflow.scoring" in old
+    with pytest.raises(SnapshotVersionError, match=r"older format.*reset the recovery"):
+        restore(old, config())
