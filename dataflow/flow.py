@@ -280,7 +280,7 @@ def build_flow(
             state = ShardState(config)
         else:
             state = restore(resume, config)
-            for line in state.reconfigure(config):
+            for line in state.reconfigure(config, clock()):
                 if line not in restored_lines:  # once per process, not once per shard
                     restored_lines.add(line)
                     log.info("restored with changed settings: %s", line)

@@ -87,28 +87,40 @@ class PartClock:
             return self.input
         return self.input + min(now - counted, BEAT_GRACE_S)
 
+    def _fold(self, now: float) -> None:
+        """Take what ran on since the last beat into ``input``: ``counted`` moves with it, so
+        nothing is counted twice."""
+        counted = self.counted
+        if counted is not None and now > counted:
+            ran = min(now - counted, BEAT_GRACE_S)
+            self.input += ran
+            self.counted = counted + ran
+
     def beat(self, wall: float, since: float | None, now: float) -> None:
         """Take the source's word: add the caught-up wall time it vouches for."""
         if wall == MARK:
             return
+        self._fold(now)
         if since is None:
             # Behind or disconnected: what ran on since the last beat is kept (input time never
             # goes back), and nothing more is added until the source is caught up again.
-            self.input = self.at(now)
             self.counted = None
             return
-        start = since if self.counted is None else max(since, self.counted)
+        counted = self.counted
+        start = since if counted is None else max(since, counted)
         if wall > start:
-            self.input = max(self.input + (wall - start), self.at(now))
-        self.counted = wall if self.counted is None else max(wall, self.counted)
+            self.input += wall - start
+        self.counted = wall if counted is None else max(wall, counted)
 
     def event(self, seconds: float) -> None:
         """Readings up to this event time (already capped at the wall clock) were read."""
         if seconds > self.input:
             self.input = seconds
 
-    def pause(self) -> None:
-        """The flow was restored from a snapshot: not caught up until the source says so."""
+    def pause(self, now: float) -> None:
+        """The flow was restored from a snapshot: not caught up until the source says so. What
+        ran on before the snapshot stays counted (input time never goes back)."""
+        self._fold(now)
         self.counted = None
 
     def wall_of(self, input_time: float) -> float | None:

@@ -16,8 +16,9 @@ every five minutes is not "silent" between two of its readings. Four rules act o
 - a window closes when the sensor's clock, run on by its partition's input time, passes the
   window's end plus the lateness, without waiting for its next reading; less the sensor's usual
   gap between readings, at most ``idle_timeout_s``, so a sensor whose readings come in bundles
-  (a gateway's) is not closed between two of them. Never before its end: a window of a sensor
-  that fell silent in its middle stays open, so a reading that comes later is not late;
+  (a gateway's) up to that far apart is not closed between two of them (raise it for gateways
+  that bundle longer). Never before its end: a window of a sensor that fell silent in its
+  middle stays open, so a reading that comes later is not late;
 - an open alert of a sensor silent for ``stale_s`` is resolved as ``stale`` (only clean windows
   resolve an alert otherwise, and a machine that overheated and went offline would stay "open"
   until it came back);
@@ -304,9 +305,21 @@ class ShardState:
                     f"{part.clock.name or '-'}: key every message by its sensor (or machine) id "
                     "so a sensor's readings stay in one partition, or they may be late"
                 )
+            sensor.heard, sensor.batch = part.clock.input, -1.0  # heard anew, on the new one
             if sensor.alerts.alert_id is not None:
                 part.stale.touch(key, sensor.heard)
+            sensor.part = part
+            self._arm(key, sensor)  # its pending close went with the old partition
         sensor.part = part
+
+    def _arm(self, key: tuple[str, str], sensor: _Sensor) -> None:
+        """Queue the close of the sensor's earliest open window on its partition's input time
+        (``ingest`` does the same inline, once per window)."""
+        win, part = sensor.windows, sensor.part
+        if win.open and part is not None:
+            wait = min(sensor.gap, self.config.idle_timeout_s)
+            due = sensor.heard + wait + (win.next_close - win.max_ts) / 1e9
+            heapq.heappush(part.closes, (due, key, win.next_close))
 
     def ingest(self, readings: Iterable[Reading | Run | Beat], now: float) -> list[Result]:
         """Fold a batch (readings single or as runs, each partition's after its ``Beat``) at
@@ -344,6 +357,8 @@ class ShardState:
                         continue
                 if sensor.part is not part:
                     self._join(key, sensor, part)
+                if sensor.batch != now and sensor.alerts.alert_id is not None:
+                    self._back(key, sensor, max(base, top / 1e9, min(ts, now_ns) / 1e9), out)
                 size = sizes[family]
                 win = sensor.windows
                 before = win.next_close
@@ -355,6 +370,10 @@ class ShardState:
                 last = ts
             elif type(reading) is Run:
                 family, sensor_id, stamps, values, _ = reading
+                if stamps[-1] > horizon and min(stamps) > horizon:  # all from the future
+                    out.extend(LateReading(r, FUTURE) for r in reading.readings())
+                    self.counts.future += len(stamps)
+                    continue
                 key = (family, sensor_id)
                 sensor = sensors.get(key)
                 if sensor is None:
@@ -365,6 +384,9 @@ class ShardState:
                         continue
                 if sensor.part is not part:
                     self._join(key, sensor, part)
+                if sensor.batch != now and sensor.alerts.alert_id is not None:
+                    first = min(stamps[0], now_ns) / 1e9
+                    self._back(key, sensor, max(base, top / 1e9, first), out)
                 size = sizes[family]
                 win = sensor.windows
                 before = win.next_close
@@ -401,10 +423,12 @@ class ShardState:
             if sensor.batch != now:
                 # Once per sensor per batch: its usual gap between hearings, and its place in
                 # the silence queues (which read its latest ``heard`` when it comes up).
+                gap = heard - sensor.heard if sensor.batch >= 0 else 0.0
+                if gap < 0.0:  # input times of another partition, or a clock set back
+                    gap = 0.0
                 if sensor.gap == 0.0:
-                    sensor.gap = heard - sensor.heard if sensor.batch >= 0 else 0.0
+                    sensor.gap = gap
                 else:
-                    gap = heard - sensor.heard
                     cap = GAP_CLIP * sensor.gap
                     sensor.gap += GAP_WEIGHT * ((gap if gap < cap else cap) - sensor.gap)
                 sensor.batch = now
@@ -423,6 +447,15 @@ class ShardState:
         if top:
             clock.event(top / 1e9)
         return out
+
+    def _back(self, key: tuple[str, str], sensor: _Sensor, at: float, out: list[Result]) -> None:
+        """A sensor with an open alert is heard again at input time ``at``: if it was silent
+        for its stale time, its alert goes stale first, as it would have live. Read from a
+        backlog, the partition's input time only reaches the silence with this very reading,
+        after the timers that would have caught it."""
+        stale = self.config.stale_s
+        if stale > 0 and at - sensor.heard >= max(stale, SILENCE_GAPS * sensor.gap):
+            self._resolve_stale(key, at, out)
 
     def _ingest_each(
         self,
@@ -521,11 +554,12 @@ class ShardState:
                     continue  # its own readings closed that window first
                 # The sensor's clock, run on by its partition's input time less its usual gap.
                 wait = min(sensor.gap, idle)
-                clock = win.max_ts + round((at - sensor.heard - wait) * 1e9)
-                if clock < next_close:  # heard again since the entry was made
-                    due = sensor.heard + wait + (next_close - win.max_ts) / 1e9
+                due = sensor.heard + wait + (next_close - win.max_ts) / 1e9
+                if at < due:  # heard again since the entry was made
                     heapq.heappush(closes, (due, key, next_close))
                     continue
+                # At least its earliest window (rounding must not leave it open at its due).
+                clock = max(win.max_ts + round((at - sensor.heard - wait) * 1e9), next_close)
                 self._score(key, sensor, win.close_at(clock, sizes[key[0]], lateness), out)
                 if win.open:
                     due = sensor.heard + wait + (win.next_close - win.max_ts) / 1e9
@@ -549,6 +583,8 @@ class ShardState:
         sensor = self.sensors[key]
         if sensor.windows.open:
             self._close_sensor(key, out)
+            # Closed as they were: a reading that still belongs to one is not late.
+            sensor.windows.reopen_after(sensor.windows.max_ts)
         event = sensor.alerts.stale()
         if event is not None:
             self.counts.alerts_resolved += 1
@@ -631,7 +667,7 @@ class ShardState:
 
     # -- a restore --------------------------------------------------------------------------
 
-    def reconfigure(self, config: ShardConfig) -> list[str]:
+    def reconfigure(self, config: ShardConfig, now: float = 0.0) -> list[str]:
         """Take the current configuration after a restore from a snapshot, which holds the one
         it was made under; return one line per difference, for the log.
 
@@ -646,8 +682,9 @@ class ShardState:
         old = self.config
         lines: list[str] = []
         out = self.pending
+        pending: list[tuple[tuple[str, str], _Sensor]] = []  # open windows to queue anew
         for part in self.parts.values():
-            part.clock.pause()
+            part.clock.pause(now)
         gone = [name for name in old.families if name not in config.families]
         for name in gone:
             for key in [k for k in self.sensors if k[0] == name]:
@@ -690,8 +727,9 @@ class ShardState:
         if old.lateness_ns != config.lateness_ns:
             for key, sensor in self.sensors.items():
                 size = config.window_ns.get(key[0])
-                if size is not None:
+                if size is not None and sensor.windows.open:
                     sensor.windows.relate(size, config.lateness_ns)
+                    pending.append((key, sensor))
             lines.append(
                 f"allowed lateness {old.lateness_ns / 1e9:g} s -> {config.lateness_ns / 1e9:g} s:"
                 " applied to open windows"
@@ -702,6 +740,8 @@ class ShardState:
         self.config = config
         for (family, sensor_id), sensor in self.sensors.items():
             sensor.set_rules(config.families[family].family.rules_for(sensor_id))
+        for key, sensor in pending:  # their queued closes were for the old close times
+            self._arm(key, sensor)
         return lines
 
     # -- scoring ----------------------------------------------------------------------------

@@ -51,6 +51,9 @@ log = logging.getLogger("dataflow.source")
 # How long a beat waits for the broker's high watermark when a poll brought nothing; during an
 # outage it does not answer, and the reader then says it is not caught up.
 WATERMARK_TIMEOUT_S = 0.5
+# A reader not polled for this long, or whose wall clock moved this much more or less than its
+# monotonic clock between two polls, starts its caught-up time again.
+STALL_S = 2 * BEAT_SECONDS
 WATERMARKS_TIMEOUT_S = 30.0  # a resumed partition's first broker round trip, as list_parts'
 
 
@@ -170,6 +173,7 @@ class PollPartition(StatefulSourcePartition[Poll | Beat, int]):
         lag_gauge: Callable[[], LagGauge],
         stop: threading.Event,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         consumer.assign([TopicPartition(topic, part, offset)])
         self._consumer = consumer
@@ -188,8 +192,10 @@ class PollPartition(StatefulSourcePartition[Poll | Beat, int]):
         # broker does not answer, and at start until it is known.
         self._name = part_name(topic, part)
         self._clock = clock
+        self._monotonic = monotonic
         self._since: float | None = None
         self._next_beat = 0.0
+        self._wall, self._mono = 0.0, 0.0  # of the last poll (checked once caught up)
 
     def next_batch(self) -> list[Poll | Beat]:
         if self._eof or self._stop.is_set():
@@ -211,7 +217,14 @@ class PollPartition(StatefulSourcePartition[Poll | Beat, int]):
             assert last is not None  # a consumed message's; only a produced one has none yet
             self._offset = last + 1
         lag = self._report_lag()
-        now = self._clock()
+        now, mono = self._clock(), self._monotonic()
+        if self._since is not None and (
+            mono - self._mono > STALL_S or abs((now - self._wall) - (mono - self._mono)) > STALL_S
+        ):
+            # Not polled for a while (a frozen process), or the wall clock stepped: what came
+            # before cannot be vouched for as caught-up time.
+            self._since = None
+        self._wall, self._mono = now, mono
         items: list[Poll | Beat] = []
         if polled:
             # Messages just came, so the cached high watermark is fresh: lag 0 is caught up.

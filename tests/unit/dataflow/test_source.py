@@ -110,6 +110,7 @@ def part(
     gauge: FakeGauge | None = None,
     stop: threading.Event | None = None,
     clock: Callable[[], float] = lambda: 0.5,  # never a second beat
+    monotonic: Callable[[], float] | None = None,  # by default, the same as ``clock``
 ) -> tuple[PollPartition, FakeGauge, list[int]]:
     gauge = gauge or FakeGauge()
     made: list[int] = []
@@ -119,7 +120,17 @@ def part(
         return gauge
 
     return (
-        PollPartition(consumer, TOPIC, 0, offset, 100, make, stop or threading.Event(), clock),
+        PollPartition(
+            consumer,
+            TOPIC,
+            0,
+            offset,
+            100,
+            make,
+            stop or threading.Event(),
+            clock,
+            monotonic or Ticks.last_of(clock),
+        ),
         gauge,
         made,
     )
@@ -158,6 +169,25 @@ def test_a_poll_is_one_item_and_the_snapshot_is_the_next_offset() -> None:
     assert consumer.closed
 
 
+class Ticks:
+    """A fake wall clock serving the given times in turn; ``last_of`` reads the one it served
+    last, as a monotonic clock that agrees with it."""
+
+    def __init__(self, times: list[float]) -> None:
+        self.times = iter(times)
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now = next(self.times)
+        return self.now
+
+    @staticmethod
+    def last_of(clock: Callable[[], float]) -> Callable[[], float]:
+        if isinstance(clock, Ticks):
+            return lambda: clock.now
+        return clock
+
+
 def polls(items: list) -> list:
     """The polls among a reader's items, without its beats."""
     return [item for item in items if not isinstance(item, Beat)]
@@ -167,8 +197,7 @@ def test_a_beat_says_since_when_the_partition_is_caught_up() -> None:
     """Each poll carries the word as it stands; a beat comes every BEAT_SECONDS. After an empty
     poll, the beat asks the broker (the cache would not notice an outage)."""
     consumer = FakeConsumer([[msg(0), msg(1)], [msg(2)]], marks=[(0, 5), (0, 3)])
-    wall = iter([100.0, 100.2, 101.0, 101.5, 102.0, 103.0])
-    reader, _gauge, _made = part(consumer, clock=lambda: next(wall))
+    reader, _gauge, _made = part(consumer, clock=Ticks([100.0, 100.2, 101.0, 101.5, 102.0, 103.0]))
     poll, beat = reader.next_batch()  # 100.0: behind (read 2 of 5), a beat is due
     assert poll.beat == beat == Beat(f"{TOPIC}/0", 100.0, None)
     [poll] = reader.next_batch()  # 100.2: read to the end
@@ -338,3 +367,25 @@ def test_a_stopped_flow_writes_what_it_read_and_leaves_open_windows_open() -> No
     assert stopped == ["13:57:05"]  # 5-10 s needs event time 12 s (lateness 2 s): still open
     assert src.reader is not None and src.reader.snapshot() == 12
     assert src.consumer.consumed == 2  # the EOF poll was never read
+
+
+@pytest.mark.parametrize(
+    ("wall", "mono", "what"),
+    [
+        ([100.0, 101.0, 3700.0], [0.0, 1.0, 2.0], "the wall clock stepped an hour forward"),
+        ([100.0, 101.0, 3700.0], [0.0, 1.0, 3600.0], "not polled for an hour (frozen)"),
+    ],
+)
+def test_caught_up_time_starts_again_after_a_clock_step_or_a_freeze(
+    wall: list[float], mono: list[float], what: str
+) -> None:
+    """What the reader cannot vouch for is not caught-up time: the shard would count the hour
+    as silence of every sensor."""
+    consumer = FakeConsumer([[msg(0)], [msg(1)], [msg(2)]], marks=[(0, 1), (0, 2), (0, 3)])
+    monotonic = iter(mono)
+    reader, _gauge, _made = part(consumer, clock=Ticks(wall), monotonic=lambda: next(monotonic))
+    reader.next_batch()
+    [poll] = polls(reader.next_batch())
+    assert poll.beat.since == 100.0
+    [poll] = polls(reader.next_batch())
+    assert poll.beat.since == 3700.0, what
