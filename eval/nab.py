@@ -19,9 +19,17 @@ so an evaluation needs no pandas and no NAB checkout. The rules, per data file:
   three window-widths or more after it, or that has no preceding window, costs the full
   ``fp_weight``.
 - **Normalisation.** ``100 * (raw - null) / (perfect - null)``: ``null`` is the raw score of a
-  detector that never fires (``-fn_weight`` per window) and ``perfect`` that of one detection at
-  each window's first scored row (``+tp_weight`` per window). NAB itself normalises the sum over
-  the corpus (``corpus_score``); ``FileScore.normalized`` does it per file.
+  detector that never fires (``-fn_weight`` per window with a row after probation) and
+  ``perfect`` is ``tp_weight`` times the number of labelled windows, *all* of them, as NAB's
+  ``runner.normalize`` counts them (``tpCount``): a window wholly inside probation, which can be
+  neither found nor missed, still counts towards ``perfect``, and one partly inside it is worth
+  a full ``tp_weight`` although no scored row can earn that much. NAB itself normalises the sum
+  over the corpus (``corpus_score``); ``FileScore.normalized`` does it per file.
+- **Thresholds.** NAB scores anomaly scores in ``[0, 1]``, a row being a detection when its score
+  is at or above the detector's threshold, and its optimiser (``nab/sweeper.py``) picks, per
+  profile, the threshold that maximises the raw score summed over the corpus
+  (``optimise_threshold``). Our own detector's detections are binary, so they need none; NAB's
+  random detector does.
 
 Beside the NAB score, and defined here because NAB does not define them:
 
@@ -247,14 +255,15 @@ def score_file(
     if len(timestamps) != len(detections):
         raise ValueError(f"{len(timestamps)} timestamps but {len(detections)} detections")
     n = len(timestamps)
+    labelled = list(windows)
     probation = probation_rows(n, probation_percent)
-    spans = window_rows(timestamps, windows)
+    spans = window_rows(timestamps, labelled)
     detected = [i for i, d in enumerate(detections) if d]
     raw, found, fps = _raw(detected, spans, probation, profile)
     scored_detections = len([r for r in detected if r >= probation])
     scored = [(f, last) for f, last in spans if last >= probation]
     null = _raw([], spans, probation, profile)[0]
-    perfect = _raw([max(f, probation) for f, _ in scored], spans, probation, profile)[0]
+    perfect = profile.tp_weight * len(labelled)  # NAB: every labelled window, scored or not
     days = (timestamps[-1] - timestamps[probation]) / NS_PER_DAY if probation < n else 0.0
     return FileScore(
         raw=raw,
