@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from eval import detectors, nab
+from eval import detectors, nab, runner
 from eval.__main__ import main
 from tests.checkout import SHARED_DATA
 
@@ -174,8 +174,6 @@ def test_same_seed_same_result_other_seed_other_random_baseline(corpus, tmp_path
                     str(out),
                     "--seed",
                     seed,
-                    "--random-rate",
-                    "0.02",
                 ]
             )
             == 0
@@ -188,12 +186,30 @@ def test_same_seed_same_result_other_seed_other_random_baseline(corpus, tmp_path
     }  # ours has no seed here
 
 
-def test_random_detector_is_seeded_per_file() -> None:
-    a = detectors.random_detector(20_000, 0.01, 42, "x.csv")
-    assert a == detectors.random_detector(20_000, 0.01, 42, "x.csv")
-    assert a != detectors.random_detector(20_000, 0.01, 42, "y.csv")
-    assert a != detectors.random_detector(20_000, 0.01, 43, "x.csv")
-    assert 150 <= sum(a) <= 250
+def test_random_baseline_is_nabs_random_detector_with_its_threshold_optimised(corpus) -> None:
+    """NAB's random detector: a uniform score in [0, 1] per row from ``random.seed(42)`` at each
+    file's start; detections are the rows at or above the threshold NAB's optimiser picks over
+    the run's files, not a firing rate chosen beforehand."""
+    nabs = random.Random()
+    nabs.seed(42)
+    assert detectors.random_scores(ROWS) == [nabs.uniform(0, 1) for _ in range(ROWS)]
+    assert detectors.random_scores(ROWS, 43) != detectors.random_scores(ROWS, 42)
+    data, labels = corpus
+    windows = nab.load_windows(labels)
+    results = runner.evaluate(data, windows, nab.Profile(), runner.Options())
+    threshold = results[0].random_threshold
+    expected, _ = nab.optimise_threshold(
+        [nab.Scored(r.series.timestamps, r.random_scores, r.windows) for r in results],
+        nab.Profile(),
+    )
+    assert threshold == expected and 0.0 < threshold <= nab.NO_DETECTION
+    for r in results:
+        assert r.random_threshold == threshold  # one threshold for the corpus, not per file
+        assert r.random_scores == detectors.random_scores(len(r.series.values))
+        assert r.detections["random"] == [x >= threshold for x in r.random_scores]
+        assert r.scores["random"] == nab.score_file(
+            r.series.timestamps, r.detections["random"], r.windows, nab.Profile()
+        )
 
 
 def test_ours_replays_the_rows_through_a_dataflow_shard(tmp_path: Path) -> None:

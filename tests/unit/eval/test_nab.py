@@ -2,6 +2,7 @@
 
 import json
 import math
+import random
 from pathlib import Path
 
 import pytest
@@ -139,6 +140,42 @@ def test_normalisation_is_per_file_and_pooled_like_nab() -> None:
     assert nab.corpus_score([a, b]) == pytest.approx(50.0)
     no_windows = score(300, windows=[])
     assert no_windows.normalized is None and no_windows.false_positives == 1
+
+
+def test_threshold_optimiser_picks_the_best_corpus_threshold_as_nabs_sweep_does() -> None:
+    """The threshold maximises the raw score summed over the files (each scored by
+    ``score_file`` at that threshold), ties going to the highest threshold, as in NAB."""
+    rng = random.Random(5)
+    files = []
+    for n, wins in (
+        (1000, WIN),
+        (600, [window(80, 120), window(300, 359)]),  # the first one straddles probation (90)
+        (400, []),  # no window: every detection a false positive
+    ):
+        scores = [round(rng.random(), 2) for _ in range(n)]  # few levels: ties
+        files.append(nab.Scored(times(n), scores, wins))
+
+    def raw_at(threshold: float) -> float:
+        return sum(
+            nab.score_file(
+                f.timestamps, nab.detections_at(f.scores, threshold), f.windows, STANDARD
+            ).raw
+            for f in files
+        )
+
+    sweep = nab.threshold_scores(files, STANDARD)
+    levels = sorted({s for f in files for s in f.scores} | {nab.NO_DETECTION}, reverse=True)
+    assert [t for t, _ in sweep] == levels
+    raws = {t: raw_at(t) for t in levels}
+    for t, total in sweep:
+        assert total == pytest.approx(raws[t]), t  # the sweep scores as score_file does
+    threshold, total = nab.optimise_threshold(files, STANDARD)
+    assert total == pytest.approx(raw_at(threshold))
+    assert total == pytest.approx(max(raws.values()))
+    assert threshold == max(t for t, r in raws.items() if r >= total - 1e-9)
+    assert threshold < nab.NO_DETECTION  # here some detections are worth their false alarms
+    # With no window at all nothing is worth a false alarm: NAB's threshold above every score.
+    assert nab.optimise_threshold([files[2]], STANDARD) == (nab.NO_DETECTION, 0.0)
 
 
 def test_other_profiles_weigh_differently() -> None:
