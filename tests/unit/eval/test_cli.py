@@ -371,3 +371,75 @@ def test_normal_fleet_stays_quiet() -> None:
     # With a novelty floor as low as the noise, the same fleet pages: the test can fail.
     noisy, _ = alerts_per_sensor_day(6, 5, seed=1, env={"ML_NOVELTY_FLOOR": "2"})
     assert noisy > 1
+
+
+def test_loco_scores_each_category_with_the_point_chosen_on_the_others(
+    tmp_path: Path, capsys
+) -> None:
+    """Three made-up categories and a two-point grid, the model on or never ready. ``alpha`` has
+    its spike inside its window: on is best for it. ``beta`` has its spike outside its window and
+    ``gamma`` has no window at all: there the model only adds false alarms, so off is best. Held
+    out, each must get the point best on the *others*: alpha off (chosen on beta and gamma),
+    beta and gamma on (chosen on alpha's hit, worth more than the other's false alarm). Chosen
+    on their own files instead, all three would get their best, and the pool would be high."""
+    data = tmp_path / "data"
+    write_csv(data / "alpha" / "hit.csv", synthetic(1, spike=SPIKE))
+    write_csv(data / "beta" / "miss.csv", synthetic(2, spike=SPIKE))
+    write_csv(data / "gamma" / "quiet.csv", synthetic(3, spike=SPIKE))
+    labels = tmp_path / "labels" / "combined_windows.json"
+    labels.parent.mkdir()
+    labels.write_text(
+        json.dumps(
+            {
+                "alpha/hit.csv": [[stamp(780), stamp(830)]],
+                "beta/miss.csv": [[stamp(1000), stamp(1050)]],  # nothing happens there
+                "gamma/quiet.csv": [],
+            }
+        )
+    )
+    on, off = "100", detectors.NEVER_READY
+    out = tmp_path / "loco.json"
+    argv = ["--data", str(data), "--labels", str(labels), "--json", str(out), "--loco"]
+    assert main([*argv, "--grid", f"WARMUP_WINDOWS={on},{off}", "--jobs", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "POOLED held-out" in printed and "WARMUP_WINDOWS=" in printed
+    result = strict_json(out)
+    assert result["grid"] == {"WARMUP_WINDOWS": [on, off]}
+    per_point = {p["point"]["WARMUP_WINDOWS"]: p["categories"] for p in result["points"]}
+    # Each category's own best is the other point from the one it is scored with.
+    assert per_point[on]["alpha"] > 50.0 and per_point[off]["alpha"] == 0.0
+    assert per_point[on]["beta"] < 0.0 and per_point[off]["beta"] == 0.0
+    assert per_point[on]["gamma"] is per_point[off]["gamma"] is None  # no window: no score
+    folds = result["folds"]
+    assert folds["alpha"]["point"] == {"WARMUP_WINDOWS": off}
+    assert folds["alpha"]["nab_standard_held_out"] == 0.0
+    assert folds["beta"]["point"] == {"WARMUP_WINDOWS": on}
+    assert folds["beta"]["nab_standard_held_out"] == per_point[on]["beta"]
+    assert folds["gamma"]["point"] == {"WARMUP_WINDOWS": on}
+    assert folds["gamma"]["nab_standard_held_out"] is None
+    assert folds["gamma"]["false_alarms"] >= 1  # counted though it has no window
+    # The pool sums raw, null and perfect of the held-out files: alpha off, beta and gamma on.
+    windows = nab.load_windows(labels)
+
+    def at(rel: str, point: str) -> nab.FileScore:
+        series = nab.load_series(data / rel)
+        fired, _ = detectors.ours(series, detectors.OursConfig(env={"WARMUP_WINDOWS": point}))
+        return nab.score_file(series.timestamps, fired, windows[rel], nab.Profile())
+
+    held = [at("alpha/hit.csv", off), at("beta/miss.csv", on), at("gamma/quiet.csv", on)]
+    assert result["pooled"]["nab_standard_held_out"] == pytest.approx(nab.corpus_score(held))
+    assert result["pooled"]["nab_standard_held_out"] < 0.0
+    assert result["pooled"]["false_alarms"] == sum(s.false_positives for s in held)
+    assert result["tuned_on_all"]["point"] == {"WARMUP_WINDOWS": on}
+    assert result["tuned_on_all"]["nab_standard"] > 0.0
+
+
+def test_loco_grid_is_checked(corpus, capsys) -> None:
+    data, labels = corpus
+    argv = ["--data", str(data), "--labels", str(labels), "--loco"]
+    assert main([*argv, "--grid", "NOT_A_SETTING=1,2"]) == 2
+    assert "not a dataflow setting" in capsys.readouterr().err
+    assert main([*argv, "--grid", "ML_NOVELTY_FLOOR=six"]) == 2
+    assert "ML_NOVELTY_FLOOR=six" in capsys.readouterr().err
+    assert main([*argv, "--through-broker"]) == 2
+    assert main(["--data", str(data), "--labels", str(labels), "--grid", "WARMUP_WINDOWS=1"]) == 2
