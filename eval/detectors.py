@@ -1,4 +1,4 @@
-"""The detectors compared on NAB files: ours (the dataflow's own code), seeded random, threshold.
+"""The detectors compared on NAB files: ours (the dataflow's own code), NAB's random, threshold.
 
 ``ours`` is a small adapter, not a re-implementation: the CSV rows become ``Reading``s of one
 sensor, folded by the dataflow's ``ShardState`` built by ``shard_config(Settings.from_env(...))``,
@@ -197,11 +197,14 @@ def threshold(
     return detections(series, replay(series, env).windows, mode), level
 
 
-def random_detector(rows: int, rate: float, seed: int, key: str) -> list[bool]:
-    """NAB's random baseline as detections: each row fires with probability ``rate``.
+def random_scores(rows: int, seed: int = 42) -> list[float]:
+    """NAB's random detector (``nab/detectors/random``): each row's anomaly score is drawn
+    uniformly from [0, 1] by a generator seeded with ``seed`` (NAB's: 42) when the file starts,
+    so every file gets the same sequence and a file's scores do not depend on the others.
 
-    Seeded by ``seed`` and the file's ``key`` (a str seed is hashed stably), so a file's
-    detections do not depend on which other files are evaluated.
+    Its detections are the rows at or above the threshold NAB's optimiser picks for it over the
+    corpus (``eval.nab.optimise_threshold``), as for every NAB detector: no firing rate is
+    chosen by hand.
     """
-    rng = random.Random(f"{seed}/{key}")
-    return [rng.random() < rate for _ in range(rows)]
+    rng = random.Random(seed)
+    return [rng.uniform(0.0, 1.0) for _ in range(rows)]

@@ -19,9 +19,17 @@ so an evaluation needs no pandas and no NAB checkout. The rules, per data file:
   three window-widths or more after it, or that has no preceding window, costs the full
   ``fp_weight``.
 - **Normalisation.** ``100 * (raw - null) / (perfect - null)``: ``null`` is the raw score of a
-  detector that never fires (``-fn_weight`` per window) and ``perfect`` that of one detection at
-  each window's first scored row (``+tp_weight`` per window). NAB itself normalises the sum over
-  the corpus (``corpus_score``); ``FileScore.normalized`` does it per file.
+  detector that never fires (``-fn_weight`` per window with a row after probation) and
+  ``perfect`` is ``tp_weight`` times the number of labelled windows, *all* of them, as NAB's
+  ``runner.normalize`` counts them (``tpCount``): a window wholly inside probation, which can be
+  neither found nor missed, still counts towards ``perfect``, and one partly inside it is worth
+  a full ``tp_weight`` although no scored row can earn that much. NAB itself normalises the sum
+  over the corpus (``corpus_score``); ``FileScore.normalized`` does it per file.
+- **Thresholds.** NAB scores anomaly scores in ``[0, 1]``, a row being a detection when its score
+  is at or above the detector's threshold, and its optimiser (``nab/sweeper.py``) picks, per
+  profile, the threshold that maximises the raw score summed over the corpus
+  (``optimise_threshold``). Our own detector's detections are binary, so they need none; NAB's
+  random detector does.
 
 Beside the NAB score, and defined here because NAB does not define them:
 
@@ -247,14 +255,15 @@ def score_file(
     if len(timestamps) != len(detections):
         raise ValueError(f"{len(timestamps)} timestamps but {len(detections)} detections")
     n = len(timestamps)
+    labelled = list(windows)
     probation = probation_rows(n, probation_percent)
-    spans = window_rows(timestamps, windows)
+    spans = window_rows(timestamps, labelled)
     detected = [i for i, d in enumerate(detections) if d]
     raw, found, fps = _raw(detected, spans, probation, profile)
     scored_detections = len([r for r in detected if r >= probation])
     scored = [(f, last) for f, last in spans if last >= probation]
     null = _raw([], spans, probation, profile)[0]
-    perfect = _raw([max(f, probation) for f, _ in scored], spans, probation, profile)[0]
+    perfect = profile.tp_weight * len(labelled)  # NAB: every labelled window, scored or not
     days = (timestamps[-1] - timestamps[probation]) / NS_PER_DAY if probation < n else 0.0
     return FileScore(
         raw=raw,
@@ -267,6 +276,102 @@ def score_file(
         false_positives=fps,
         scored_days=days,
     )
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One file as NAB's threshold optimiser takes it: rows, anomaly scores, labelled windows."""
+
+    timestamps: Sequence[int]
+    scores: Sequence[float]
+    windows: Sequence[Window]
+
+
+NO_DETECTION = 1.1  # NAB's first threshold, above every score in [0, 1]: nothing detected
+
+
+def _row_values(
+    timestamps: Sequence[int], windows: Iterable[Window], profile: Profile, probation: int
+) -> list[tuple[float, int]]:
+    """What a detection at each scored row (from ``probation`` on) is worth on its own, and the
+    index of the window it lies in (-1 outside every window): the scoring rules above, row by
+    row. Windows are taken in time order, not overlapping, as NAB's sweep takes them."""
+    spans = window_rows(timestamps, windows)
+    out: list[tuple[float, int]] = []
+    k = 0  # the first window not yet wholly behind the row
+    before: tuple[int, int] | None = None  # the closest window wholly behind it
+    for row in range(probation, len(timestamps)):
+        while k < len(spans) and spans[k][1] < row:
+            before = spans[k]
+            k += 1
+        if k < len(spans) and spans[k][0] <= row:
+            first, last = spans[k]
+            position = -(last - row + 1) / (last - first + 1)
+            out.append((profile.tp_weight * scaled_sigmoid(position) / _MAX_TP, k))
+        elif before is None:
+            out.append((-profile.fp_weight, -1))
+        else:
+            first, last = before
+            width = last - first + 1
+            distance = math.inf if width <= 1 else (row - last) / (width - 1)
+            out.append((profile.fp_weight * scaled_sigmoid(distance), -1))
+    return out
+
+
+def threshold_scores(
+    files: Iterable[Scored], profile: Profile, probation_percent: float = PROBATION_PERCENT
+) -> list[tuple[float, float]]:
+    """NAB's sweep (``nab/sweeper.py``): ``(threshold, raw score summed over all files)`` for
+    ``NO_DETECTION`` and each distinct score, highest threshold first.
+
+    Every scored row of every file, highest score first: lowering the threshold past a score
+    turns its rows into detections, a false positive adding its cost, a row in a window raising
+    the window's worth from ``-fn_weight`` to the best detection in it so far.
+    """
+    rows: list[tuple[float, float, tuple[int, int] | None]] = []
+    total = 0.0
+    for f, item in enumerate(files):
+        if len(item.scores) != len(item.timestamps):
+            raise ValueError(f"{len(item.timestamps)} timestamps but {len(item.scores)} scores")
+        probation = probation_rows(len(item.timestamps), probation_percent)
+        values = _row_values(item.timestamps, item.windows, profile, probation)
+        total -= profile.fn_weight * len({k for _, k in values if k >= 0})  # all missed
+        for (value, k), level in zip(values, item.scores[probation:], strict=True):
+            rows.append((level, value, (f, k) if k >= 0 else None))
+    rows.sort(key=lambda r: r[0], reverse=True)
+    out = [(NO_DETECTION, total)]
+    worth: dict[tuple[int, int], float] = {}  # window -> its best detection so far
+    i = 0
+    while i < len(rows):
+        level = rows[i][0]
+        while i < len(rows) and rows[i][0] == level:
+            _, value, window = rows[i]
+            if window is None:
+                total += value
+            else:
+                old = worth.get(window, -profile.fn_weight)
+                if value > old:
+                    total += value - old
+                    worth[window] = value
+            i += 1
+        out.append((level, total))
+    return out
+
+
+def optimise_threshold(
+    files: Iterable[Scored], profile: Profile, probation_percent: float = PROBATION_PERCENT
+) -> tuple[float, float]:
+    """NAB's optimiser: the threshold whose detections (score >= threshold) give the highest raw
+    score summed over all ``files``, and that score; of equal scores the highest threshold, as
+    NAB's stable sort of its sweep leaves it first."""
+    sweep = threshold_scores(files, profile, probation_percent)
+    best = max(sweep, key=lambda item: item[1])  # max keeps the first of equals
+    return best
+
+
+def detections_at(scores: Sequence[float], threshold: float) -> list[bool]:
+    """NAB's rule: a row is a detection when its anomaly score is at or above the threshold."""
+    return [s >= threshold for s in scores]
 
 
 def corpus_score(scores: Iterable[FileScore]) -> float | None:

@@ -16,11 +16,14 @@ from eval import detectors
 from eval.nab import (
     FileScore,
     Profile,
+    Scored,
     Series,
     Window,
     corpus_score,
+    detections_at,
     labels,
     load_series,
+    optimise_threshold,
     probation_rows,
     score_file,
 )
@@ -42,6 +45,8 @@ class FileResult:
     scores: dict[str, FileScore]  # detector -> score
     detections: dict[str, list[bool]]
     threshold_level: float
+    random_scores: list[float] = field(default_factory=list)  # NAB's random detector, per row
+    random_threshold: float = 0.0  # its threshold, optimised over every file of the run
     late: int | None = None  # rows behind a closed window (None: not known, broker replay)
     stale: int | None = None  # alerts resolved as stale (silence), as the flow's rules ran
     refused: int | None = None  # rows the flow's parser refused (dead letters)
@@ -56,8 +61,7 @@ class Options:
     """Knobs of a run; the defaults are what ``python -m eval`` uses."""
 
     profile_name: str = "standard"
-    seed: int = 42
-    random_rate: float = 0.003  # maximises random's expected NAB score on the public set
+    seed: int = 42  # NAB's random detector's seed
     threshold_margin: float = 0.1
     ours: detectors.OursConfig = field(default_factory=detectors.OursConfig)
 
@@ -75,8 +79,16 @@ def evaluate_file(
     profile: Profile,
     opts: Options,
     ours_fn: OursFn | None = None,
+    random_threshold: float | None = None,
 ) -> FileResult:
-    """Run the three detectors on one file and score them."""
+    """Run the three detectors on one file and score them.
+
+    The random detector's threshold is NAB's, optimised over the whole run (``evaluate``); for
+    one file alone it is optimised on that file.
+    """
+    rnd = detectors.random_scores(len(series.values), opts.seed)
+    if random_threshold is None:
+        random_threshold, _ = optimise_threshold([Scored(series.timestamps, rnd, windows)], profile)
     late = stale = refused = None
     if ours_fn is None:
         ours_det, run = detectors.ours(series, opts.ours)
@@ -86,11 +98,13 @@ def evaluate_file(
     thr_det, level = detectors.threshold(series, opts.threshold_margin, opts.ours.mode)
     dets = {
         "ours": ours_det,
-        "random": detectors.random_detector(len(series.values), opts.random_rate, opts.seed, rel),
+        "random": detections_at(rnd, random_threshold),
         "threshold": thr_det,
     }
     scores = {name: score_file(series.timestamps, d, windows, profile) for name, d in dets.items()}
-    return FileResult(rel, series, windows, scores, dets, level, late, stale, refused)
+    return FileResult(
+        rel, series, windows, scores, dets, level, rnd, random_threshold, late, stale, refused
+    )
 
 
 def evaluate(
@@ -100,10 +114,22 @@ def evaluate(
     opts: Options,
     ours_fn: OursFn | None = None,
 ) -> list[FileResult]:
-    """Every labelled CSV file under ``data``, in path order."""
+    """Every labelled CSV file under ``data``, in path order.
+
+    NAB's random detector gets the threshold NAB's optimiser picks for it over all these files
+    (the run's profile), as NAB's ``--optimize`` step does for every detector over its corpus.
+    """
     files, _ = find_files(data, windows)
+    series = {rel: load_series(data / rel) for rel in files}
+    threshold, _ = optimise_threshold(
+        (
+            Scored(s.timestamps, detectors.random_scores(len(s.values), opts.seed), windows[rel])
+            for rel, s in series.items()
+        ),
+        profile,
+    )
     return [
-        evaluate_file(rel, load_series(data / rel), windows[rel], profile, opts, ours_fn)
+        evaluate_file(rel, series[rel], windows[rel], profile, opts, ours_fn, threshold)
         for rel in files
     ]
 
@@ -141,6 +167,8 @@ def summary(results: list[FileResult], detector: str, profile_name: str) -> dict
             1 for a, b in zip(ours, mine, strict=True) if a is not None and b is not None and a > b
         )
     out["files"] = len(results)
+    if detector == "random" and results:
+        out["threshold"] = results[0].random_threshold
     return out
 
 
@@ -228,7 +256,15 @@ def table(results: list[FileResult], profile_name: str) -> str:
         f"{sum(r.stale or 0 for r in results)} alert(s) resolved as stale; "
         f"{sum(r.refused or 0 for r in results)} row(s) refused by the parser"
     )
+    lines.append(
+        f"random: NAB's random detector, its threshold {_fmt(_random_threshold(results), '.4f')} "
+        "picked by NAB's optimiser over these files"
+    )
     return "\n".join(lines)
+
+
+def _random_threshold(results: list[FileResult]) -> float | None:
+    return results[0].random_threshold if results else None
 
 
 def _nab_time(ns: int) -> str:
@@ -238,7 +274,8 @@ def _nab_time(ns: int) -> str:
 def write_results(results: list[FileResult], out: Path) -> list[Path]:
     """NAB's results layout, so NAB's own ``run.py --score --normalize`` can check a run:
     ``out/<detector>/<category>/<detector>_<file>.csv`` with ``timestamp,value,anomaly_score,
-    label``: the score is 1.0 where the detector fired, the label NAB's (1 inside a window)."""
+    label``: the score is 1.0 where the detector fired (the random detector's: its own score, so
+    NAB's optimiser finds the same threshold), the label NAB's (1 inside a window)."""
     written = []
     for r in results:
         marks = labels(r.series.timestamps, r.windows)
@@ -246,13 +283,18 @@ def write_results(results: list[FileResult], out: Path) -> list[Path]:
         for detector, fired in r.detections.items():
             path = out / detector / folder / f"{detector}_{name}"
             path.parent.mkdir(parents=True, exist_ok=True)
+            scores = (
+                [repr(x) for x in r.random_scores]
+                if detector == "random" and r.random_scores
+                else ["1.0" if f else "0.0" for f in fired]
+            )
             with path.open("w", newline="") as fh:
                 w = csv.writer(fh, lineterminator="\n")
                 w.writerow(["timestamp", "value", "anomaly_score", "label"])
-                for ts, v, f, lab in zip(
-                    r.series.timestamps, r.series.values, fired, marks, strict=True
+                for ts, v, a, lab in zip(
+                    r.series.timestamps, r.series.values, scores, marks, strict=True
                 ):
-                    w.writerow([_nab_time(ts), repr(v), "1.0" if f else "0.0", lab])
+                    w.writerow([_nab_time(ts), repr(v), a, lab])
             written.append(path)
     return written
 

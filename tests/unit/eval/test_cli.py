@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from eval import detectors, nab
+from eval import detectors, nab, runner
 from eval.__main__ import main
 from tests.checkout import SHARED_DATA
 
@@ -174,8 +174,6 @@ def test_same_seed_same_result_other_seed_other_random_baseline(corpus, tmp_path
                     str(out),
                     "--seed",
                     seed,
-                    "--random-rate",
-                    "0.02",
                 ]
             )
             == 0
@@ -188,12 +186,30 @@ def test_same_seed_same_result_other_seed_other_random_baseline(corpus, tmp_path
     }  # ours has no seed here
 
 
-def test_random_detector_is_seeded_per_file() -> None:
-    a = detectors.random_detector(20_000, 0.01, 42, "x.csv")
-    assert a == detectors.random_detector(20_000, 0.01, 42, "x.csv")
-    assert a != detectors.random_detector(20_000, 0.01, 42, "y.csv")
-    assert a != detectors.random_detector(20_000, 0.01, 43, "x.csv")
-    assert 150 <= sum(a) <= 250
+def test_random_baseline_is_nabs_random_detector_with_its_threshold_optimised(corpus) -> None:
+    """NAB's random detector: a uniform score in [0, 1] per row from ``random.seed(42)`` at each
+    file's start; detections are the rows at or above the threshold NAB's optimiser picks over
+    the run's files, not a firing rate chosen beforehand."""
+    nabs = random.Random()
+    nabs.seed(42)
+    assert detectors.random_scores(ROWS) == [nabs.uniform(0, 1) for _ in range(ROWS)]
+    assert detectors.random_scores(ROWS, 43) != detectors.random_scores(ROWS, 42)
+    data, labels = corpus
+    windows = nab.load_windows(labels)
+    results = runner.evaluate(data, windows, nab.Profile(), runner.Options())
+    threshold = results[0].random_threshold
+    expected, _ = nab.optimise_threshold(
+        [nab.Scored(r.series.timestamps, r.random_scores, r.windows) for r in results],
+        nab.Profile(),
+    )
+    assert threshold == expected and 0.0 < threshold <= nab.NO_DETECTION
+    for r in results:
+        assert r.random_threshold == threshold  # one threshold for the corpus, not per file
+        assert r.random_scores == detectors.random_scores(len(r.series.values))
+        assert r.detections["random"] == [x >= threshold for x in r.random_scores]
+        assert r.scores["random"] == nab.score_file(
+            r.series.timestamps, r.detections["random"], r.windows, nab.Profile()
+        )
 
 
 def test_ours_replays_the_rows_through_a_dataflow_shard(tmp_path: Path) -> None:
@@ -355,3 +371,75 @@ def test_normal_fleet_stays_quiet() -> None:
     # With a novelty floor as low as the noise, the same fleet pages: the test can fail.
     noisy, _ = alerts_per_sensor_day(6, 5, seed=1, env={"ML_NOVELTY_FLOOR": "2"})
     assert noisy > 1
+
+
+def test_loco_scores_each_category_with_the_point_chosen_on_the_others(
+    tmp_path: Path, capsys
+) -> None:
+    """Three made-up categories and a two-point grid, the model on or never ready. ``alpha`` has
+    its spike inside its window: on is best for it. ``beta`` has its spike outside its window and
+    ``gamma`` has no window at all: there the model only adds false alarms, so off is best. Held
+    out, each must get the point best on the *others*: alpha off (chosen on beta and gamma),
+    beta and gamma on (chosen on alpha's hit, worth more than the other's false alarm). Chosen
+    on their own files instead, all three would get their best, and the pool would be high."""
+    data = tmp_path / "data"
+    write_csv(data / "alpha" / "hit.csv", synthetic(1, spike=SPIKE))
+    write_csv(data / "beta" / "miss.csv", synthetic(2, spike=SPIKE))
+    write_csv(data / "gamma" / "quiet.csv", synthetic(3, spike=SPIKE))
+    labels = tmp_path / "labels" / "combined_windows.json"
+    labels.parent.mkdir()
+    labels.write_text(
+        json.dumps(
+            {
+                "alpha/hit.csv": [[stamp(780), stamp(830)]],
+                "beta/miss.csv": [[stamp(1000), stamp(1050)]],  # nothing happens there
+                "gamma/quiet.csv": [],
+            }
+        )
+    )
+    on, off = "100", detectors.NEVER_READY
+    out = tmp_path / "loco.json"
+    argv = ["--data", str(data), "--labels", str(labels), "--json", str(out), "--loco"]
+    assert main([*argv, "--grid", f"WARMUP_WINDOWS={on},{off}", "--jobs", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "POOLED held-out" in printed and "WARMUP_WINDOWS=" in printed
+    result = strict_json(out)
+    assert result["grid"] == {"WARMUP_WINDOWS": [on, off]}
+    per_point = {p["point"]["WARMUP_WINDOWS"]: p["categories"] for p in result["points"]}
+    # Each category's own best is the other point from the one it is scored with.
+    assert per_point[on]["alpha"] > 50.0 and per_point[off]["alpha"] == 0.0
+    assert per_point[on]["beta"] < 0.0 and per_point[off]["beta"] == 0.0
+    assert per_point[on]["gamma"] is per_point[off]["gamma"] is None  # no window: no score
+    folds = result["folds"]
+    assert folds["alpha"]["point"] == {"WARMUP_WINDOWS": off}
+    assert folds["alpha"]["nab_standard_held_out"] == 0.0
+    assert folds["beta"]["point"] == {"WARMUP_WINDOWS": on}
+    assert folds["beta"]["nab_standard_held_out"] == per_point[on]["beta"]
+    assert folds["gamma"]["point"] == {"WARMUP_WINDOWS": on}
+    assert folds["gamma"]["nab_standard_held_out"] is None
+    assert folds["gamma"]["false_alarms"] >= 1  # counted though it has no window
+    # The pool sums raw, null and perfect of the held-out files: alpha off, beta and gamma on.
+    windows = nab.load_windows(labels)
+
+    def at(rel: str, point: str) -> nab.FileScore:
+        series = nab.load_series(data / rel)
+        fired, _ = detectors.ours(series, detectors.OursConfig(env={"WARMUP_WINDOWS": point}))
+        return nab.score_file(series.timestamps, fired, windows[rel], nab.Profile())
+
+    held = [at("alpha/hit.csv", off), at("beta/miss.csv", on), at("gamma/quiet.csv", on)]
+    assert result["pooled"]["nab_standard_held_out"] == pytest.approx(nab.corpus_score(held))
+    assert result["pooled"]["nab_standard_held_out"] < 0.0
+    assert result["pooled"]["false_alarms"] == sum(s.false_positives for s in held)
+    assert result["tuned_on_all"]["point"] == {"WARMUP_WINDOWS": on}
+    assert result["tuned_on_all"]["nab_standard"] > 0.0
+
+
+def test_loco_grid_is_checked(corpus, capsys) -> None:
+    data, labels = corpus
+    argv = ["--data", str(data), "--labels", str(labels), "--loco"]
+    assert main([*argv, "--grid", "NOT_A_SETTING=1,2"]) == 2
+    assert "not a dataflow setting" in capsys.readouterr().err
+    assert main([*argv, "--grid", "ML_NOVELTY_FLOOR=six"]) == 2
+    assert "ML_NOVELTY_FLOOR=six" in capsys.readouterr().err
+    assert main([*argv, "--through-broker"]) == 2
+    assert main(["--data", str(data), "--labels", str(labels), "--grid", "WARMUP_WINDOWS=1"]) == 2

@@ -2,6 +2,7 @@
 
 import json
 import math
+import random
 from pathlib import Path
 
 import pytest
@@ -108,8 +109,30 @@ def test_probation_rows_are_not_scored() -> None:
     assert score(10, 149).detections == 0
     early = [window(20, 60), *WIN]  # a window wholly inside probation is neither hit nor missed
     s = score(500, windows=early)
-    assert (s.windows, s.null, s.perfect, s.raw) == (1, -1.0, 1.0, pytest.approx(1.0))
+    assert (s.windows, s.null, s.raw) == (1, -1.0, pytest.approx(1.0))
     assert score(30, windows=early).raw == pytest.approx(-1.0)
+
+
+def test_windows_in_probation_still_count_towards_perfect_as_in_nabs_normalisation() -> None:
+    """NAB's ``runner.normalize``: perfect = number of labelled windows x tp weight, whether or
+    not probation hides them, so a detector cannot reach 100 on such a file."""
+    early = [window(20, 60), *WIN]  # wholly inside probation (rows 0..149)
+    s = score(500, windows=early)
+    assert s.perfect == pytest.approx(2.0)  # not 1.0: the early window still counts
+    assert s.normalized == pytest.approx(100.0 * (1.0 + 1.0) / (2.0 + 1.0))
+    straddling = [window(100, 199)]  # rows 100..149 in probation, 150..199 scored
+    first_scored = score(150, windows=straddling)
+    # The best a detector can do, at the first scored row, earns S(-0.5)/S(-1) < 1 ...
+    assert first_scored.raw == pytest.approx(nab.scaled_sigmoid(-0.5) / nab.scaled_sigmoid(-1.0))
+    # ... but perfect is a whole tp weight, so that is not 100.
+    assert first_scored.perfect == pytest.approx(1.0)
+    assert first_scored.normalized == pytest.approx(100.0 * (first_scored.raw + 1.0) / 2.0)
+    assert first_scored.normalized < 93.0
+    only_early = score(30, windows=[window(20, 60)])  # nothing scorable: null 0, perfect 1
+    assert (only_early.null, only_early.perfect, only_early.normalized) == (0.0, 1.0, 0.0)
+    assert nab.corpus_score([s, first_scored]) == pytest.approx(
+        100.0 * (s.raw + first_scored.raw + 2.0) / (3.0 + 2.0)
+    )
 
 
 def test_normalisation_is_per_file_and_pooled_like_nab() -> None:
@@ -117,6 +140,42 @@ def test_normalisation_is_per_file_and_pooled_like_nab() -> None:
     assert nab.corpus_score([a, b]) == pytest.approx(50.0)
     no_windows = score(300, windows=[])
     assert no_windows.normalized is None and no_windows.false_positives == 1
+
+
+def test_threshold_optimiser_picks_the_best_corpus_threshold_as_nabs_sweep_does() -> None:
+    """The threshold maximises the raw score summed over the files (each scored by
+    ``score_file`` at that threshold), ties going to the highest threshold, as in NAB."""
+    rng = random.Random(5)
+    files = []
+    for n, wins in (
+        (1000, WIN),
+        (600, [window(80, 120), window(300, 359)]),  # the first one straddles probation (90)
+        (400, []),  # no window: every detection a false positive
+    ):
+        scores = [round(rng.random(), 2) for _ in range(n)]  # few levels: ties
+        files.append(nab.Scored(times(n), scores, wins))
+
+    def raw_at(threshold: float) -> float:
+        return sum(
+            nab.score_file(
+                f.timestamps, nab.detections_at(f.scores, threshold), f.windows, STANDARD
+            ).raw
+            for f in files
+        )
+
+    sweep = nab.threshold_scores(files, STANDARD)
+    levels = sorted({s for f in files for s in f.scores} | {nab.NO_DETECTION}, reverse=True)
+    assert [t for t, _ in sweep] == levels
+    raws = {t: raw_at(t) for t in levels}
+    for t, total in sweep:
+        assert total == pytest.approx(raws[t]), t  # the sweep scores as score_file does
+    threshold, total = nab.optimise_threshold(files, STANDARD)
+    assert total == pytest.approx(raw_at(threshold))
+    assert total == pytest.approx(max(raws.values()))
+    assert threshold == max(t for t, r in raws.items() if r >= total - 1e-9)
+    assert threshold < nab.NO_DETECTION  # here some detections are worth their false alarms
+    # With no window at all nothing is worth a false alarm: NAB's threshold above every score.
+    assert nab.optimise_threshold([files[2]], STANDARD) == (nab.NO_DETECTION, 0.0)
 
 
 def test_other_profiles_weigh_differently() -> None:
