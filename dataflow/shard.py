@@ -204,6 +204,7 @@ class _Sensor:
         "batch",
         "gap",
         "heard",
+        "last_end",
         "late_from",
         "late_n",
         "moved",
@@ -224,6 +225,7 @@ class _Sensor:
         self.batch = -1.0  # wall time of the batch it was last heard in
         self.late_from: int | None = None  # event time where its current run of late began
         self.late_n = 0  # readings in that run
+        self.last_end = 0  # end of its last scored window, ns (0: none yet)
         self.moved = False  # seen on a second partition (reported once)
         self.rules = rules  # its family's, with its override; shared with its like
         self.streaks = rules.streaks()  # consecutive windows each rule has held, if it counts
@@ -357,8 +359,6 @@ class ShardState:
                         continue
                 if sensor.part is not part:
                     self._join(key, sensor, part)
-                if sensor.batch != now and sensor.alerts.alert_id is not None:
-                    self._back(key, sensor, max(base, top / 1e9, min(ts, now_ns) / 1e9), out)
                 size = sizes[family]
                 win = sensor.windows
                 before = win.next_close
@@ -384,9 +384,6 @@ class ShardState:
                         continue
                 if sensor.part is not part:
                     self._join(key, sensor, part)
-                if sensor.batch != now and sensor.alerts.alert_id is not None:
-                    first = min(stamps[0], now_ns) / 1e9
-                    self._back(key, sensor, max(base, top / 1e9, first), out)
                 size = sizes[family]
                 win = sensor.windows
                 before = win.next_close
@@ -447,15 +444,6 @@ class ShardState:
         if top:
             clock.event(top / 1e9)
         return out
-
-    def _back(self, key: tuple[str, str], sensor: _Sensor, at: float, out: list[Result]) -> None:
-        """A sensor with an open alert is heard again at input time ``at``: if it was silent
-        for its stale time, its alert goes stale first, as it would have live. Read from a
-        backlog, the partition's input time only reaches the silence with this very reading,
-        after the timers that would have caught it."""
-        stale = self.config.stale_s
-        if stale > 0 and at - sensor.heard >= max(stale, SILENCE_GAPS * sensor.gap):
-            self._resolve_stale(key, at, out)
 
     def _ingest_each(
         self,
@@ -596,6 +584,17 @@ class ShardState:
                     key[0], key[1], event.event, at - sensor.heard, event, self._unit(key[0])
                 )
             )
+
+    def _stale_between(
+        self, key: tuple[str, str], sensor: _Sensor, silent: float, out: list[Result]
+    ) -> None:
+        event = sensor.alerts.stale()
+        if event is not None:
+            self.counts.alerts_resolved += 1
+            self.open_alerts -= 1
+            if sensor.part is not None:
+                sensor.part.stale.drop(key)
+            out.append(SensorEvent(key[0], key[1], event.event, silent, event, self._unit(key[0])))
 
     def _sweep(self, now: float, out: list[Result]) -> None:
         """Forget the sensors silent for ``state_ttl_s`` (or longer, by their cadence)."""
@@ -765,7 +764,18 @@ class ShardState:
         alerts = sensor.alerts
         emit_all = cfg.emit_all
         counts.windows += len(closed)
+        stale = cfg.stale_s
         for stats in closed:
+            if (
+                alerts.alert_id is not None
+                and stale > 0
+                and sensor.last_end
+                and (stats.start - sensor.last_end) / 1e9 >= max(stale, SILENCE_GAPS * sensor.gap)
+            ):
+                # Silent for its stale time between two windows, and no timer said so: they
+                # came closed together, read from a backlog. Stale first, as live.
+                self._stale_between(key, sensor, (stats.start - sensor.last_end) / 1e9, out)
+            sensor.last_end = stats.end
             mean = stats.mean
             score, ml, ready, cut = scorer.score_learn(stats.start, mean)
             fired = rules.fired(mean, streaks) if rules else ()
