@@ -50,7 +50,7 @@ from dataflow.rules import RuleSet
 from dataflow.windows import SensorWindows, WindowStats
 
 _NEVER = float("inf")
-SILENCE_GAPS = 3.0  # a sensor is silent after this many of its usual gaps (or the floor)
+SILENCE_GAPS = 3.0  # a sensor is silent after this many of its readings' usual interval
 GAP_WEIGHT = 0.1  # weight of the newest gap in a sensor's running usual gap
 GAP_CLIP = 4.0  # a gap longer than this many usual gaps counts as this many (a silence)
 RESTART_READINGS = 3  # readings behind a sensor's clock, over a window, that restart it
@@ -202,6 +202,7 @@ class _Sensor:
     __slots__ = (
         "alerts",
         "batch",
+        "cadence",
         "gap",
         "heard",
         "last_end",
@@ -222,6 +223,7 @@ class _Sensor:
         self.part: _Part | None = None  # the partition its readings come from
         self.heard = 0.0  # its partition's input time when it was last heard
         self.gap = 0.0  # its usual input time between two hearings (0: not known yet)
+        self.cadence = 0.0  # its usual time between two readings, by their own times, s
         self.batch = -1.0  # wall time of the batch it was last heard in
         self.late_from: int | None = None  # event time where its current run of late began
         self.late_n = 0  # readings in that run
@@ -510,7 +512,7 @@ class ShardState:
 
         def limit_of(key: tuple[str, str]) -> float:
             sensor = sensors.get(key)
-            return floor if sensor is None else max(floor, SILENCE_GAPS * sensor.gap)
+            return floor if sensor is None else max(floor, SILENCE_GAPS * sensor.cadence)
 
         return limit_of
 
@@ -603,7 +605,7 @@ class ShardState:
         gone = [
             k
             for k, sensor in self.sensors.items()
-            if self._silence(sensor, now) >= max(ttl, SILENCE_GAPS * sensor.gap)
+            if self._silence(sensor, now) >= max(ttl, SILENCE_GAPS * sensor.cadence)
         ]
         for key in gone:
             self._forget(key, now, out)
@@ -770,11 +772,26 @@ class ShardState:
                 alerts.alert_id is not None
                 and stale > 0
                 and sensor.last_end
-                and (stats.start - sensor.last_end) / 1e9 >= max(stale, SILENCE_GAPS * sensor.gap)
+                and (stats.start - sensor.last_end) / 1e9
+                >= max(stale, SILENCE_GAPS * sensor.cadence)
             ):
                 # Silent for its stale time between two windows, and no timer said so: they
                 # came closed together, read from a backlog. Stale first, as live.
                 self._stale_between(key, sensor, (stats.start - sensor.last_end) / 1e9, out)
+            if sensor.last_end:
+                # Its usual time between readings, by their own times (not by when they were
+                # read, which a backlog compresses): within a window, or between windows.
+                size = stats.end - stats.start
+                step = (
+                    size / stats.count if stats.count > 1 else stats.start - sensor.last_end + size
+                )
+                step /= 1e9
+                cad = sensor.cadence
+                if cad == 0.0:
+                    sensor.cadence = step
+                else:
+                    cap = GAP_CLIP * cad
+                    sensor.cadence = cad + GAP_WEIGHT * ((step if step < cap else cap) - cad)
             sensor.last_end = stats.end
             mean = stats.mean
             score, ml, ready, cut = scorer.score_learn(stats.start, mean)
