@@ -575,21 +575,12 @@ class ShardState:
             self._close_sensor(key, out)
             # Closed as they were: a reading that still belongs to one is not late.
             sensor.windows.reopen_after(sensor.windows.max_ts)
-        event = sensor.alerts.stale()
-        if event is not None:
-            self.counts.alerts_resolved += 1
-            self.open_alerts -= 1
-            if sensor.part is not None:
-                sensor.part.stale.drop(key)
-            out.append(
-                SensorEvent(
-                    key[0], key[1], event.event, at - sensor.heard, event, self._unit(key[0])
-                )
-            )
+        self._stale(key, sensor, at - sensor.heard, out)
 
-    def _stale_between(
+    def _stale(
         self, key: tuple[str, str], sensor: _Sensor, silent: float, out: list[Result]
     ) -> None:
+        """Resolve the sensor's open alert, if any, as stale after ``silent`` seconds."""
         event = sensor.alerts.stale()
         if event is not None:
             self.counts.alerts_resolved += 1
@@ -777,7 +768,7 @@ class ShardState:
             ):
                 # Silent for its stale time between two windows, and no timer said so: they
                 # came closed together, read from a backlog. Stale first, as live.
-                self._stale_between(key, sensor, (stats.start - sensor.last_end) / 1e9, out)
+                self._stale(key, sensor, (stats.start - sensor.last_end) / 1e9, out)
             if sensor.last_end:
                 # Its usual time between readings, by their own times (not by when they were
                 # read, which a backlog compresses): within a window, or between windows.
