@@ -9,9 +9,9 @@ it touches Kafka, with a message naming the variable; ``ENV_DOCS`` (``python -m 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from dataflow.families import (
     AIR_QUALITY,
@@ -25,8 +25,8 @@ from dataflow.families import (
 )
 from dataflow.options import (
     Option,
-    Parser,
     Reader,
+    Registry,
     boolean,
     comma_list,
     env_docs,
@@ -47,27 +47,14 @@ from dataflow.options import (
 from dataflow.readings import VALID_RANGES
 from dataflow.security import SECURITY_OPTIONS, KafkaSecurity, SecurityConfigError
 
-T = TypeVar("T")
-
 
 class ConfigError(ValueError):
     """A bad environment value; the message names the variable."""
 
 
 #: Every option of the dataflow, in the order ``--help`` and the README list them.
-OPTIONS: list[Option[Any]] = []
-
-
-def _declare(
-    env: str,
-    default: str,
-    parse: Parser[T],
-    help: str,
-    redact: Callable[[str], str] | None = None,
-) -> Option[T]:
-    option = Option(env, default, parse, help, redact=redact)
-    OPTIONS.append(option)
-    return option
+OPTIONS = Registry()
+_declare = OPTIONS.declare
 
 
 def _valid_range(raw: str) -> tuple[float, float]:

@@ -173,6 +173,23 @@ class Reader:
             raise self.fail(option, f"must be {what}")
 
 
+class Registry(list[Option[Any]]):
+    """A program's options in the order they are declared (the order ``--help`` and the README
+    list them): each settings module declares into its own."""
+
+    def declare(
+        self,
+        env: str,
+        default: str,
+        parse: Parser[T],
+        help: str,
+        redact: Callable[[str], str] | None = None,
+    ) -> Option[T]:
+        option = Option(env, default, parse, help, redact=redact)
+        self.append(option)
+        return option
+
+
 def read_settings(
     read: Callable[[Reader], T],
     env: Mapping[str, str] | None,

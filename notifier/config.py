@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import re
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from dataflow.config import ANOMALIES_TOPIC as DATAFLOW_ANOMALIES
 from dataflow.config import KAFKA_BROKERS as DATAFLOW_BROKERS
 from dataflow.config import ConfigError
 from dataflow.options import (
-    Option,
-    Parser,
     Reader,
+    Registry,
     boolean,
     choice,
     env_docs,
@@ -38,22 +36,9 @@ from dataflow.options import (
 )
 from dataflow.security import KafkaSecurity, SecurityConfigError
 
-T = TypeVar("T")
-
 #: Every variable of the notifier, in the order ``python -m notifier --help`` lists them.
-OPTIONS: list[Option[Any]] = []
-
-
-def _declare(
-    env: str,
-    default: str,
-    parse: Parser[T],
-    help: str,
-    redact: Callable[[str], str] | None = None,
-) -> Option[T]:
-    option = Option(env, default, parse, help, redact=redact)
-    OPTIONS.append(option)
-    return option
+OPTIONS = Registry()
+_declare = OPTIONS.declare
 
 
 _NAME = non_empty()
