@@ -42,6 +42,7 @@ True
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -58,6 +59,9 @@ BURST_WINDOWS = 5  # windows averaged for the burst-rate feature
 # are a real change of level rather than garbage (see the module docstring).
 ABSURD_Z = 1000.0
 ABSURD_RUN = 3
+# Spreads from the level an alert's sensor must come back within for the alert to resolve as
+# clean rather than adapted (see dataflow.alerts).
+HOME_SPREADS = 3.0
 
 
 @dataclass(frozen=True)
@@ -142,6 +146,7 @@ class SensorScorer:
         "params",
         "raw",
         "residual",
+        "scatter",
         "season",
         "seen",
     )
@@ -151,6 +156,7 @@ class SensorScorer:
         self.model = CompactHST(forest(params))
         self.seen = 0
         self.absurd = 0  # absurd windows in a row, not learned
+        self.scatter = 0.0  # running share of a window mean owed to its readings' scatter
         self.raw = Track()  # the window means
         self.residual = Track()  # their residual from the seasonal baseline, where one is used
         self.change = StepScale()
@@ -189,8 +195,24 @@ class SensorScorer:
         )
         return True
 
-    def score_learn(self, start: int, mean: float) -> Score:
-        """Score the window starting at ``start`` (ns) with this mean, then learn it."""
+    def home(self) -> tuple[float, float]:
+        """Where the sensor is, as the model knows it: its level, and how far from it a window
+        is still near it (``HOME_SPREADS`` spreads); (level, 0) before it has a spread."""
+        raw = self.raw
+        floor = raw.resolution()
+        if self.scatter > floor:
+            floor = self.scatter
+        reach = HOME_SPREADS * 1.25 * raw.scale(floor) if raw.spread > 0 else 0.0
+        return raw.level, reach
+
+    def score_learn(self, start: int, mean: float, scatter: float = 0.0) -> Score:
+        """Score the window starting at ``start`` (ns) with this mean, then learn it.
+
+        ``scatter`` is ``window_scatter`` of the window's readings (0 for one reading): the
+        running value of it floors the spread, so a mean that moved by no more than its own
+        readings' scatter allows (a flat signal, a window that lost a few readings) is not
+        news however still the sensor has been.
+        """
         p = self.params
         seen = self.seen
         ready = seen >= p.window_size + p.warmup
@@ -207,14 +229,18 @@ class SensorScorer:
             track, value = self.residual, r
         else:
             track, value = self.raw, mean
-        z = track.z(value)  # 0 before the track has seen a window
+        raw = self.raw
+        # A residual or a step is in the raw means' units: one floor for all three.
+        floor = raw.resolution()
+        if self.scatter > floor:
+            floor = self.scatter
+        z = track.z(value, floor)  # 0 before the track has seen a window
         level_z = abs(z)
         last = track.last
         step = 0.0 if last is None else value - last
-        step_z = self.change.z(step)  # 0 for the first window: no step yet
-        raw = self.raw
+        step_z = self.change.z(step, floor)  # 0 for the first window: no step yet
         lz, sz, bz = self.envelopes
-        if raw.spread > 0 and abs(mean - raw.level) > ABSURD_Z * 1.25 * raw.spread:
+        if raw.spread > 0 and abs(mean - raw.level) > ABSURD_Z * 1.25 * raw.scale():
             self.absurd += 1
             if self.absurd < ABSURD_RUN:
                 # Judged against the peaks, and not learned by anything.
@@ -236,6 +262,9 @@ class SensorScorer:
         drift = self.drift.observe(z) if track.spread > 0 else False
         ml = ready and (novel or drift)
         raw.learn(mean, p.level_windows)
+        if scatter > 0.0 or self.scatter > 0.0:
+            n = seen + 1 if seen + 1 < p.level_windows else p.level_windows
+            self.scatter += (scatter - self.scatter) / n
         if r is not None:
             self.residual.learn(r, p.level_windows)
         if last is not None:
@@ -248,6 +277,16 @@ class SensorScorer:
             model.learn_one((mean,))
         self.seen = seen + 1
         return _new(Score, (score, ml, ready, cut))
+
+
+def window_scatter(count: int, low: float, high: float) -> float:
+    """How far a window's mean may move by its readings' own scatter: about a third of the
+    standard error of a mean of ``count`` readings whose range is ``high - low`` (a range of
+    ten normal readings is about three standard deviations), so it floors the spread only
+    where the window means' own spread has collapsed below what their readings allow."""
+    if count < 2:
+        return 0.0
+    return (high - low) / (9.0 * math.sqrt(count))
 
 
 def threshold_alarm(mean: float, threshold: float | None) -> bool:
