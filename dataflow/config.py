@@ -301,6 +301,14 @@ ALERT_COOLDOWN_WINDOWS = _declare(
     "After an ML alert resolves, windows in which a new ML alert of the same sensor stays "
     "silent (threshold alarms always open).",
 )
+ALERT_ADAPT_WINDOWS = _declare(
+    "ALERT_ADAPT_WINDOWS",
+    "360",
+    integer(0),
+    "Clean windows after which an ML alert whose sensor never came back near its level from "
+    'before the alert resolves with `"resolution": "adapted"` (its new level is the baseline '
+    "now); until then it stays open.",
+)
 ALERT_STALE_SECONDS = _declare(
     "ALERT_STALE_SECONDS",
     "300",
@@ -378,6 +386,7 @@ class Settings:
     alert_update_windows: int
     alert_resolve_windows: int
     alert_cooldown_windows: int
+    alert_adapt_windows: int
     alert_stale_seconds: float
     sensor_state_ttl_seconds: float
     emit_all: bool
@@ -436,6 +445,7 @@ class Settings:
                 ALERT_UPDATE_WINDOWS,
                 ALERT_RESOLVE_WINDOWS,
                 ALERT_COOLDOWN_WINDOWS,
+                ALERT_ADAPT_WINDOWS,
             )
         }
         nums = {
@@ -487,6 +497,7 @@ class Settings:
             alert_update_windows=ints["ALERT_UPDATE_WINDOWS"],
             alert_resolve_windows=ints["ALERT_RESOLVE_WINDOWS"],
             alert_cooldown_windows=ints["ALERT_COOLDOWN_WINDOWS"],
+            alert_adapt_windows=ints["ALERT_ADAPT_WINDOWS"],
             alert_stale_seconds=stale,
             sensor_state_ttl_seconds=ttl,
             emit_all=read(EMIT_ALL_WINDOWS),

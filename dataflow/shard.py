@@ -43,7 +43,7 @@ from typing import NamedTuple
 
 from dataflow.alerts import AlertEvent, AlertTracker
 from dataflow.families import ML, Family
-from dataflow.model.scoring import STRUCTURAL, ModelParams, SensorScorer
+from dataflow.model.scoring import STRUCTURAL, ModelParams, SensorScorer, window_scatter
 from dataflow.progress import Beat, PartClock, SilenceQueue
 from dataflow.readings import Reading, Run
 from dataflow.rules import RuleSet
@@ -81,7 +81,8 @@ class ShardConfig:
     emit_all: bool = False
     update_every: int = 12  # windows between two events of one alert, at least
     resolve_after: int = 3  # clean windows that resolve an alert
-    cooldown: int = 48  # clean windows after an alert before the model alone opens another
+    cooldown: int = 48  # windows after an alert before the model alone opens another
+    adapt_after: int = 360  # clean windows before an alert whose sensor stayed away resolves
     stale_s: float = 300.0  # silence that resolves an open alert as stale (0: never)
     state_ttl_s: float = 7 * 86_400.0  # silence after which a sensor is forgotten
     max_future_ns: int = 300 * 10**9  # readings further ahead of the wall clock are refused
@@ -110,6 +111,7 @@ _PLAIN_SETTINGS = (
     "update_every",
     "resolve_after",
     "cooldown",
+    "adapt_after",
     "emit_all",
     "max_future_ns",
     "max_sensors",
@@ -785,7 +787,9 @@ class ShardState:
                     sensor.cadence = cad + GAP_WEIGHT * ((step if step < cap else cap) - cad)
             sensor.last_end = stats.end
             mean = stats.mean
-            score, ml, ready, cut = scorer.score_learn(stats.start, mean)
+            score, ml, ready, cut = scorer.score_learn(
+                stats.start, mean, window_scatter(stats.count, stats.min, stats.max)
+            )
             fired = rules.fired(mean, streaks) if rules else ()
             if fired or ml:
                 counts.anomalies += 1
@@ -824,6 +828,8 @@ class ShardState:
                 cfg.resolve_after,
                 cfg.cooldown,
                 severity,
+                scorer.home(),
+                cfg.adapt_after,
             )
             if event is not None:
                 part = sensor.part

@@ -149,3 +149,52 @@ def test_a_snapshot_naming_classes_that_moved_is_refused_with_the_reset_line() -
     assert b"dataflow.scoring" in old
     with pytest.raises(SnapshotVersionError, match=r"older format.*reset the recovery"):
         restore(old, config())
+
+
+def as_previous_format(blob: bytes) -> tuple[bytes, int]:
+    """The snapshot as the previous release wrote it: the state the current format added is
+    absent, and an envelope peak above what the current format remembers. Returns it and the
+    number of windows its sensor's model had learned."""
+    from dataflow.flow import SNAPSHOT_VERSION
+
+    state = restore(blob, config())
+    sensor = state.sensors[(TEMPERATURE, "a")]
+    assert sensor.scorer is not None
+    for alerts_or_scorer, names in (
+        (sensor.alerts, ("home", "reach")),
+        (sensor.scorer, ("scatter",)),
+    ):
+        for name in names:
+            delattr(alerts_or_scorer, name)
+    sensor.scorer.envelopes[0].peak = 500.0
+    object.__delattr__(state.config, "adapt_after")
+    seen = sensor.scorer.seen
+    return pickle.dumps((SNAPSHOT_VERSION - 1, state)), seen
+
+
+def test_a_snapshot_of_the_previous_format_is_migrated_and_keeps_every_model() -> None:
+    from dataflow.model.features import Z_KNEE
+
+    old, seen = as_previous_format(snapshot_with_open_window(config()))
+    state, _, out = resume(old, config())
+    sensor = state.sensors[(TEMPERATURE, "a")]
+    assert sensor.scorer is not None
+    assert sensor.scorer.seen == seen + len(windows(out))  # learned on: no second warm-up
+    assert sensor.scorer.envelopes[0].peak <= 1.2 * Z_KNEE
+    assert (sensor.alerts.home, sensor.alerts.reach) == (0.0, 0.0)
+    assert state.config.adapt_after == config().adapt_after
+    # The resumed windows are those a snapshot of the current format resumes to.
+    _, _, fresh = resume(snapshot_with_open_window(config()), config())
+    assert windows(out) == windows(fresh) and windows(out)
+
+
+def test_a_snapshot_two_formats_back_is_refused_with_the_reset_line() -> None:
+    from dataflow.flow import SNAPSHOT_VERSION, SnapshotVersionError
+
+    state = restore(snapshot_with_open_window(config()), config())
+    older = pickle.dumps((SNAPSHOT_VERSION - 2, state))
+    with pytest.raises(SnapshotVersionError, match=r"migrates v\d+ only.*reset the recovery"):
+        restore(older, config())
+    newer = pickle.dumps((SNAPSHOT_VERSION + 1, state))
+    with pytest.raises(SnapshotVersionError, match=r"reset the recovery"):
+        restore(newer, config())

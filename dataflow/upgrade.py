@@ -1,0 +1,67 @@
+"""Snapshots of the previous format, brought up to this one. Pure.
+
+An upgrade must not throw away what every sensor's model has learned: a refused snapshot means
+deleting the recovery store, replaying the retained input from its start and a second warm-up
+for the whole fleet. So each format change that only *adds* state comes with a step here that
+fills the new state in as a fresh sensor would have it, keeping everything else. Only the
+previous format is migrated; older ones are refused (``dataflow.flow.restore``), so each step is
+written once, against the code of the release before it.
+
+v8 -> v9 (the detection changes to the features and the alert lifecycle):
+
+- ``SensorScorer.scatter``: how far a mean moves by its readings' scatter; starts at 0 (no
+  floor) and learns from the next windows.
+- ``Envelope.peak``: now remembers at most ``margin * Z_KNEE``; an older peak is clipped.
+- ``AlertTracker.home`` and ``reach``: where an open alert's sensor was when it opened. An alert
+  open across the upgrade has none (0: it resolves ``clean`` as before).
+- ``ShardConfig.adapt_after``: its default; the configured value replaces it on resume, as any
+  setting does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+from dataflow.model.features import Z_KNEE
+
+
+def _fill(obj: Any, name: str, value: object) -> None:
+    """Set a slot the pickle did not carry; leave one it did."""
+    try:
+        getattr(obj, name)
+    except AttributeError:
+        setattr(obj, name, value)
+
+
+def _v8_to_v9(state: Any) -> Any:
+    config = state.config
+    if not hasattr(config, "adapt_after"):
+        default = next(f.default for f in dataclasses.fields(config) if f.name == "adapt_after")
+        object.__setattr__(config, "adapt_after", default)
+    for sensor in state.sensors.values():
+        _fill(sensor.alerts, "home", 0.0)
+        _fill(sensor.alerts, "reach", 0.0)
+        scorer = sensor.scorer
+        if scorer is None:
+            continue
+        _fill(scorer, "scatter", 0.0)
+        for envelope in scorer.envelopes:
+            envelope.peak = min(envelope.peak, envelope.margin * Z_KNEE)
+    return state
+
+
+# From-version -> the step that makes it the next version.
+STEPS: dict[int, Callable[[Any], Any]] = {8: _v8_to_v9}
+
+
+def migrate(version: int, state: Any, to: int) -> Any | None:
+    """``state`` of format ``version`` as format ``to``; None where no step leads there."""
+    while version < to:
+        step = STEPS.get(version)
+        if step is None:
+            return None
+        state = step(state)
+        version += 1
+    return state if version == to else None
