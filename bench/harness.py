@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import workloads as wl
+from offsets import end_offsets
 from workloads import BENCH, ROOT, Measured, Topics, run_measured
 
 QUIX_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
@@ -74,7 +75,7 @@ def check(m: Measured, what: str) -> Measured:
 
 
 def output_count(brokers: str, topic: str) -> int:
-    return sum(wl.end_offsets(brokers, [topic]).values())
+    return sum(end_offsets(brokers, [topic]).values())
 
 
 class Bench:
