@@ -46,6 +46,7 @@ import os
 import statistics
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -141,6 +142,9 @@ class Bench:
         )
 
     def quix(self, topics: Topics, out: str) -> Measured:
+        # The group names the peer's changelog topics: chosen here, so that they are deleted
+        # even when the peer dies before it prints anything, and its error is what is reported.
+        group = f"bench-quix-{uuid.uuid4().hex[:8]}"
         cmd = [
             str(self.args.quix_python),
             str(BENCH / "quix_peer.py"),
@@ -152,11 +156,15 @@ class Bench:
             topics.temp,
             "--out",
             out,
+            "--group",
+            group,
         ]
         if self.args.quix_no_changelog:
             cmd.append("--no-changelog")
-        m = run_measured(cmd, env={**os.environ, "PYTHONWARNINGS": "ignore"})
-        wl.delete_prefixed(self.brokers, last_json(m.stdout)["group"])  # its changelog topics
+        try:
+            m = run_measured(cmd, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        finally:
+            wl.delete_prefixed(self.brokers, group)  # its changelog topics
         return check(m, "quix peer")
 
     def textbook(self, topics: Topics, out: str) -> Measured:
