@@ -1,6 +1,8 @@
 """Issue #9 benchmark: the dataflow against the floor, Quix Streams and the textbook Bytewax flow.
 
-Run by hand (never in CI), against the local broker, from the repository root:
+Run by hand for its figures (never in CI), against the local broker, from the repository root
+(``make bench``; ``make test`` only runs it once on a tiny load and checks the report's
+structure, ``tests/integration/test_bench_harness.py``):
 
     .venv/bin/python bench/harness.py                       # W1 and W2, 3 rounds each
     .venv/bin/python bench/harness.py --partitions 1 --skip-quix   # one-partition topics
@@ -482,11 +484,7 @@ def main(argv: list[str] | None = None) -> int:
     args.workers = [int(w) for w in args.workers.split(",") if w]
     args.processes = [int(p) for p in args.processes.split(",") if p]
     if not args.skip_quix and not args.quix_python.exists():
-        parser.error(
-            f"{args.quix_python} missing: python3.11 -m venv .venv-bench && "
-            ".venv-bench/bin/pip install -r bench/requirements-bench.txt "
-            "(or --skip-quix)"
-        )
+        parser.error(f"{args.quix_python} missing: make bench-venv (or --skip-quix)")
 
     started = datetime.now(UTC)
     commit = wl.git_rev()
