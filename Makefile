@@ -30,7 +30,8 @@ broker-stop:
 demo: venv broker
 	$(PY) scripts/demo.py
 
-test: venv
+# bench-venv: tests/integration/test_bench_harness.py runs the benchmark harness, Quix peer too.
+test: venv bench-venv
 	scripts/test.sh
 
 unit: venv
@@ -39,8 +40,9 @@ unit: venv
 lint: venv
 	scripts/lint.sh
 
-# Benchmarks: by hand, never in CI. The Quix Streams peer needs its own venv (it pins an older
-# confluent-kafka than the project).
+# Benchmarks: their figures by hand, never in CI; `make test` runs the harness once on a tiny
+# load, for its structure only. The Quix Streams peer needs its own venv (it pins an older
+# confluent-kafka than the project), without the project: bench/offsets.py is what it shares.
 bench-venv: $(VENV_BENCH)/.installed
 
 $(VENV_BENCH)/.installed: bench/requirements-bench.txt
