@@ -115,7 +115,8 @@ readonly SASL_PASSWORD_RE='^[A-Za-z0-9._~+/@!#%^&*()?:-]+$'
 # The client variables of dataflow/security.py. broker.sh's own metadata checks run without
 # them, so a shell set up for a secured cluster does not break `start` and `status`.
 readonly CLIENT_SECURITY_VARS=(KAFKA_SECURITY_PROTOCOL KAFKA_SASL_MECHANISM KAFKA_SASL_USERNAME
-  KAFKA_SASL_PASSWORD KAFKA_SSL_CA_LOCATION KAFKA_SSL_CERT_LOCATION KAFKA_SSL_KEY_LOCATION)
+  KAFKA_SASL_PASSWORD KAFKA_SSL_CA_LOCATION KAFKA_SSL_CERT_LOCATION KAFKA_SSL_KEY_LOCATION
+  KAFKA_SSL_KEY_PASSWORD)
 SASL_NAMES=()
 SASL_PASSWORDS=()
 

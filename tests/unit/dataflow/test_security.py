@@ -140,7 +140,21 @@ def test_a_client_certificate_needs_its_key_and_the_other_way_round(
         ),
         (
             {"KAFKA_SSL_KEY_LOCATION": "{encrypted_key}"},
-            "KAFKA_SSL_KEY_LOCATION={encrypted_key}: the key is encrypted",
+            "KAFKA_SSL_KEY_LOCATION={encrypted_key}: the key is encrypted; set "
+            "KAFKA_SSL_KEY_PASSWORD",
+        ),
+        (
+            {"KAFKA_SSL_KEY_LOCATION": "{encrypted_key}", "KAFKA_SSL_KEY_PASSWORD": "not-it"},
+            "KAFKA_SSL_KEY_PASSWORD does not decrypt KAFKA_SSL_KEY_LOCATION={encrypted_key}",
+        ),
+        (
+            {
+                "KAFKA_SSL_CERT_LOCATION": "{other_cert}",
+                "KAFKA_SSL_KEY_LOCATION": "{encrypted_key}",
+                "KAFKA_SSL_KEY_PASSWORD": KEY_PASSPHRASE,
+            },
+            "KAFKA_SSL_CERT_LOCATION={other_cert} / KAFKA_SSL_KEY_LOCATION={encrypted_key}: they "
+            "do not load as a certificate and its key ([X509: KEY_VALUES_MISMATCH]",
         ),
     ],
 )
@@ -154,6 +168,7 @@ def test_a_tls_file_that_cannot_be_used_fails_at_start_up_naming_its_variable(
         "ca_key": tls_files.ca.key,
         "client_cert": tls_files.client.cert,
         "other_key": tls_files.other.key,
+        "other_cert": tls_files.other.cert,
         "encrypted_key": tls_files.encrypted_key,
     }
     env = {**mtls_env(tls_files), **{k: v.format(**paths) for k, v in change.items()}}
@@ -161,6 +176,48 @@ def test_a_tls_file_that_cannot_be_used_fails_at_start_up_naming_its_variable(
         KafkaSecurity.from_env(env)
     assert str(err.value).startswith(message.format(**paths)), str(err.value)
     assert KEY_PASSPHRASE not in str(err.value)
+
+
+def test_an_encrypted_client_key_with_its_password_reaches_both_libraries_never_shown(
+    tls_files: TlsFiles,
+) -> None:
+    env = {
+        **mtls_env(tls_files, "SSL"),
+        "KAFKA_SSL_KEY_LOCATION": str(tls_files.encrypted_key),
+        "KAFKA_SSL_KEY_PASSWORD": KEY_PASSPHRASE,
+    }
+    security = KafkaSecurity.from_env(env)
+    assert security.librdkafka()["ssl.key.password"] == KEY_PASSPHRASE
+    assert security.librdkafka()["ssl.key.location"] == str(tls_files.encrypted_key)
+    assert security.kafka_python()["ssl_password"] == KEY_PASSPHRASE
+    assert security.kafka_python()["ssl_keyfile"] == str(tls_files.encrypted_key)
+    assert security.redacted().endswith(", key password ***")
+    for shown in (security.redacted(), repr(security), str(security)):
+        assert KEY_PASSPHRASE not in shown
+    assert "key_password='***'" in repr(security)
+    # As given: spaces in a password may be meant, so it is not stripped.
+    with pytest.raises(SecurityConfigError, match="KAFKA_SSL_KEY_PASSWORD does not decrypt"):
+        KafkaSecurity.from_env({**env, "KAFKA_SSL_KEY_PASSWORD": f" {KEY_PASSPHRASE}"})
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"KAFKA_SSL_KEY_PASSWORD": "s3cret-pw"},
+            "KAFKA_SSL_KEY_PASSWORD is set but KAFKA_SECURITY_PROTOCOL=PLAINTEXT uses no TLS",
+        ),
+        (
+            {"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_KEY_PASSWORD": "s3cret-pw"},
+            "KAFKA_SSL_KEY_PASSWORD: set but KAFKA_SSL_KEY_LOCATION is not",
+        ),
+    ],
+)
+def test_a_key_password_without_a_key_is_an_error(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SecurityConfigError) as err:
+        KafkaSecurity.from_env(env)
+    assert str(err.value).startswith(message), str(err.value)
+    assert "s3cret-pw" not in str(err.value)
 
 
 @pytest.mark.parametrize("text", [WRONG_CA, WRONG_CA_TRANSPORT])
@@ -210,7 +267,7 @@ def test_without_tls_nothing_is_a_tls_refusal() -> None:
 # --- the declarations ---------------------------------------------------------------------
 
 
-def test_the_seven_variables_are_declared_once_and_documented_from_the_declarations() -> None:
+def test_the_eight_variables_are_declared_once_and_documented_from_the_declarations() -> None:
     names = [option.env for option in SECURITY_OPTIONS]
     assert names == [
         "KAFKA_SECURITY_PROTOCOL",
@@ -220,10 +277,11 @@ def test_the_seven_variables_are_declared_once_and_documented_from_the_declarati
         "KAFKA_SSL_CA_LOCATION",
         "KAFKA_SSL_CERT_LOCATION",
         "KAFKA_SSL_KEY_LOCATION",
+        "KAFKA_SSL_KEY_PASSWORD",
     ]
     defaults = {name: default for name, (default, _help) in SECURITY_ENV_DOCS.items()}
     assert defaults == {"KAFKA_SECURITY_PROTOCOL": "PLAINTEXT", **dict.fromkeys(names[1:], "")}
-    assert [Reader({})(option) for option in SECURITY_OPTIONS] == ["PLAINTEXT"] + [None] * 6
+    assert [Reader({})(option) for option in SECURITY_OPTIONS] == ["PLAINTEXT"] + [None] * 7
     assert KafkaSecurity.from_env({}) == KafkaSecurity()
 
 
