@@ -116,6 +116,13 @@ _CLIENT_CERT_REFUSED = (
 )
 
 
+# librdkafka's words when the peer closes the connection in the middle of the TLS handshake, as a
+# PLAINTEXT or SASL_PLAINTEXT listener does on a TLS client's first bytes. A TLS broker may do so
+# once (stopping, or at its connection limit), so a client gives up only after NOT_TLS_AFTER.
+_NOT_TLS = "connecting to a PLAINTEXT broker listener?"
+NOT_TLS_AFTER = 3
+
+
 class SecurityConfigError(ValueError):
     """A bad security variable; the message names it and never holds a password."""
 
@@ -371,3 +378,40 @@ class KafkaSecurity:
                 f"{self.cert_location}: it must be signed by a CA the broker trusts"
             )
         return None
+
+    def not_tls(self, text: str) -> str | None:
+        """What to check, if librdkafka's error ``text`` says the broker closed the TLS
+        handshake as a listener without TLS does; else None. One such error may pass (see
+        :class:`TlsWatch`)."""
+        if not self.uses_tls or _NOT_TLS not in text:
+            return None
+        return (
+            "the broker did not speak TLS: it closed the connection during the TLS handshake, as "
+            f"a listener without TLS does; KAFKA_BROKERS must name a listener for "
+            f"KAFKA_SECURITY_PROTOCOL={self.protocol}, or that protocol is not the listener's"
+        )
+
+
+class TlsWatch:
+    """Reads one client's errors (librdkafka's ``error_cb`` texts, one call each) and says when
+    TLS cannot work, so the client stops at once instead of waiting out its timeout.
+
+    ``refused``, then, is librdkafka's words and what to check: after the first certificate
+    TLS refused (``KafkaSecurity.tls_refusal``), or after ``NOT_TLS_AFTER`` handshakes the
+    broker closed (``KafkaSecurity.not_tls``). Anything else leaves it None.
+    """
+
+    def __init__(self, security: KafkaSecurity) -> None:
+        self.security = security
+        self.refused: str | None = None
+        self._closed = 0
+
+    def __call__(self, text: str) -> str | None:
+        """Note one error; ``refused`` so far."""
+        hint = self.security.tls_refusal(text)
+        if hint is None and (closed := self.security.not_tls(text)):
+            self._closed += 1
+            hint = closed if self._closed >= NOT_TLS_AFTER else None
+        if hint:
+            self.refused = f"{text}; {hint}"
+        return self.refused

@@ -7,10 +7,12 @@ import pytest
 
 from dataflow.options import Reader
 from dataflow.security import (
+    NOT_TLS_AFTER,
     SECURITY_ENV_DOCS,
     SECURITY_OPTIONS,
     KafkaSecurity,
     SecurityConfigError,
+    TlsWatch,
 )
 from tests.certs import KEY_PASSPHRASE, TlsFiles, mtls_env
 
@@ -33,6 +35,12 @@ NO_CLIENT_CERT = (
 TLS13_CERT_REQUIRED = (
     "ssl://h:1/bootstrap: Receive failed: error:0A00045C:SSL routines::tlsv13 "
     "alert certificate required: SSL alert number 116"
+)
+# An SSL client on a PLAINTEXT listener, as the TLS integration test met it: the broker reads the
+# TLS hello as a request and closes the connection.
+PLAINTEXT_LISTENER = (
+    "ssl://127.0.0.1:40003/bootstrap: SSL handshake failed: Disconnected: SSL connection closed "
+    "by peer: connecting to a PLAINTEXT broker listener? (after 2ms in state SSL_HANDSHAKE)"
 )
 NOT_REFUSALS = [
     "127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused "
@@ -262,6 +270,36 @@ def test_errors_that_may_pass_are_not_refusals(tls_files: TlsFiles, text: str) -
 
 def test_without_tls_nothing_is_a_tls_refusal() -> None:
     assert KafkaSecurity().tls_refusal(WRONG_CA) is None
+    assert KafkaSecurity().not_tls(PLAINTEXT_LISTENER) is None
+
+
+def test_a_watch_gives_up_on_a_refused_certificate_at_once(tls_files: TlsFiles) -> None:
+    watch = TlsWatch(KafkaSecurity.from_env(mtls_env(tls_files)))
+    assert watch("1/1 brokers are down") is None
+    refused = watch(NO_CLIENT_CERT)
+    assert refused is not None and refused.startswith(f"{NO_CLIENT_CERT}; the broker did not")
+    assert watch("1/1 brokers are down") == refused  # it stays refused
+
+
+def test_a_watch_gives_up_on_a_broker_without_tls_after_a_few_closed_handshakes(
+    tls_files: TlsFiles,
+) -> None:
+    """One handshake closed may be a TLS broker stopping; the same again and again is a
+    listener without TLS, which waiting cannot mend."""
+    security = KafkaSecurity.from_env(
+        {"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CA_LOCATION": str(tls_files.ca.cert)}
+    )
+    watch = TlsWatch(security)
+    for _ in range(NOT_TLS_AFTER - 1):
+        assert watch(PLAINTEXT_LISTENER) is None
+        assert watch("1/1 brokers are down") is None
+    refused = watch(PLAINTEXT_LISTENER)
+    assert refused is not None and refused.startswith(f"{PLAINTEXT_LISTENER}; ")
+    assert "the broker did not speak TLS" in refused
+    assert "KAFKA_BROKERS" in refused and "KAFKA_SECURITY_PROTOCOL=SSL" in refused
+    # A client without TLS never reads it so (it would not have started a handshake).
+    plain = TlsWatch(KafkaSecurity())
+    assert all(plain(PLAINTEXT_LISTENER) is None for _ in range(NOT_TLS_AFTER * 2))
 
 
 # --- the declarations ---------------------------------------------------------------------
