@@ -195,6 +195,9 @@ def test_overheat_alert_over_tls(tls_broker: TlsBroker, how: str) -> None:
         KAFKA_TAIL="false",
         LOG_LEVEL="DEBUG",
         STATUS_INTERVAL_SECONDS="1",
+        # librdkafka prints every client's settings, the key password among them (masked).
+        KAFKA_CONSUMER_CONFIG="debug=conf",
+        KAFKA_PRODUCER_CONFIG="debug=conf",
         **topics,
         **secured,
     )
@@ -225,6 +228,8 @@ def test_overheat_alert_over_tls(tls_broker: TlsBroker, how: str) -> None:
         assert f"{address} ({described}" in text, f"{name} logged no TLS settings"
         assert "Traceback" not in text, name
         assert not [secret for secret in SECRETS if secret in text], f"a secret in {name}"
+    if how == "mutual-tls-encrypted-key":
+        assert "ssl.key.password = [redacted]" in logs["dataflow"]
 
     config = {"bootstrap.servers": address, **KafkaSecurity.from_env(secured).librdkafka()}
     events = [
