@@ -363,15 +363,32 @@ def parse_families(raw: Any, source: str, window_seconds: float = 5.0) -> tuple[
 def load_families(path: str | Path, window_seconds: float = 5.0) -> tuple[Family, ...]:
     """Read and validate a sensors file (YAML, so JSON too)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise FamilyConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A binary file, or text saved in another encoding (UTF-16, Latin-1): say where.
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise FamilyConfigError(
+            f"{path}: line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+            f"{exc.start}); a sensors file is YAML saved as UTF-8"
+        ) from None
+    try:
         raw = yaml.safe_load(text)
+    except yaml.reader.ReaderError as exc:
+        # Valid UTF-8 but a control character YAML refuses (a NUL of a binary file): PyYAML's
+        # own message spans two lines and counts characters from the start.
+        lines = text[: exc.position].split("\n")
+        where = f"line {len(lines)}, column {len(lines[-1]) + 1}"
+        raise FamilyConfigError(
+            f"{path}: {where}: not text: character #x{exc.character:04x} ({exc.reason})"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(parse)"
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())  # one line
         raise FamilyConfigError(f"{path}: {where}: not valid YAML: {problem}") from None
     return parse_families(raw, str(path), window_seconds)
 
