@@ -1,9 +1,9 @@
-"""The README's `rpk topic consume anomalies` and `kcat` commands, run for real.
+"""The documentation's `rpk topic consume anomalies` and `kcat` commands, run for real.
 
 A dataflow run (docker-compose.yml's services through entrypoint.sh, overheat scenario) fills
-a unique anomalies topic; every README command that reads `anomalies` is then run against the
-local broker with only the topic, the broker address and the record count substituted, and
-its output must be exactly what the broker holds, including machine 2's alert.
+a unique anomalies topic; every command of README.md and docs/*.md that reads `anomalies` is
+then run against the local broker with only the topic, the broker address and the record count
+substituted, and its output must be exactly what the broker holds, including machine 2's alert.
 
 rpk comes from `scripts/rpk.sh` (built from the Go module proxy and cached; about 4 minutes
 the first time). If Go or kcat is missing, or rpk cannot be built, the test that needs it fails
@@ -31,13 +31,15 @@ from tests.tools import missing, require_tool
 RPK_SH = ROOT / "scripts" / "rpk.sh"
 GO_MOD = (ROOT / "scripts" / "rpk" / "go.mod").read_text()
 GO_SUM = (ROOT / "scripts" / "rpk" / "go.sum").read_text()
-README = (ROOT / "README.md").read_text()
+# README.md and the reference pages it links (docs/), where the commands live.
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+README = "\n".join(page.read_text() for page in PAGES)
 RPK_MODULE = "github.com/redpanda-data/redpanda/src/go/rpk"
 Record = tuple[str, str, int, int]  # key, value, partition, offset
 
 
 def readme_command_lines() -> list[str]:
-    """Lines of fenced code blocks, and inline code spans, of the README."""
+    """Lines of fenced code blocks, and inline code spans, of the README and docs/."""
     lines, fenced = [], False
     for line in README.splitlines():
         if line.startswith("```"):

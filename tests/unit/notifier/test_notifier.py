@@ -464,10 +464,10 @@ def test_help_lists_every_variable(capsys) -> None:
     assert usage().startswith("usage: python -m notifier")
 
 
-def test_the_readme_table_lists_every_variable_with_its_default() -> None:
-    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
-    start = readme.index("### Alertmanager: the notifier")
-    section = readme[start : readme.index("\n### ", start + 1)]
+def test_the_operations_page_lists_every_variable_with_its_default() -> None:
+    page = (Path(__file__).resolve().parents[3] / "docs" / "operations.md").read_text()
+    start = page.index("## Alertmanager: the notifier")
+    section = page[start : page.index("\n## ", start + 1)]
     for option in OPTIONS:
         if option.env in ("KAFKA_BROKERS", "LOG_LEVEL"):
             continue  # the row "as for the dataflow"
