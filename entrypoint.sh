@@ -11,7 +11,7 @@
 # Waiting first matters: `docker compose up` starts everything at once, and a dataflow that
 # starts before the broker answers dies with a confusing librdkafka error instead of a clear one.
 #
-# Environment (defaults in brackets); the roles also read every variable in the README:
+# Environment (defaults in brackets); the roles also read every variable in docs/configuration.md:
 #   KAFKA_BROKERS                     bootstrap brokers to wait for [127.0.0.1:9092]
 #   BROKER_WAIT_TIMEOUT_SECONDS       how long to wait before failing [60]
 #   BYTEWAX_WORKERS                   dataflow: worker threads in this process, `-w` [1]

@@ -4,7 +4,8 @@ Every knob of the dataflow is an environment variable with a default, declared o
 :class:`dataflow.options.Option` (variable, default, typed parser, help). ``Settings.from_env``
 reads and validates them all at start-up, so a typo or a nonsensical value stops the flow before
 it touches Kafka, with a message naming the variable; ``ENV_DOCS`` (``python -m dataflow
---help``, the README's table, checked by a test) is derived from the same declarations.
+--help``, the table in docs/configuration.md, checked by a test) is derived from the same
+declarations.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class ConfigError(ValueError):
     """A bad environment value; the message names the variable."""
 
 
-#: Every option of the dataflow, in the order ``--help`` and the README list them.
+#: Every option of the dataflow, in the order ``--help`` and docs/configuration.md list them.
 OPTIONS = Registry()
 _declare = OPTIONS.declare
 
@@ -83,7 +84,7 @@ SENSORS_CONFIG = _declare(
     "SENSORS_CONFIG",
     "",
     text,
-    'A YAML file declaring the sensor families (README, "Your own sensors"); empty: the two '
+    "A YAML file declaring the sensor families (docs/sensor-families.md); empty: the two "
     "tutorial families, set by the variables marked *family* below, which a file replaces.",
 )
 AIR_QUALITY_TOPIC = _declare(
@@ -339,7 +340,7 @@ STATUS_INTERVAL_SECONDS = _declare(
 LOG_LEVEL = _declare("LOG_LEVEL", "INFO", level_name, "Python logging level.")
 
 
-# name -> (default, help), derived: the README table is checked against it by a test.
+# name -> (default, help), derived: docs/configuration.md's table is checked against it by a test.
 ENV_DOCS: dict[str, tuple[str, str]] = env_docs(OPTIONS)
 #: What the dataflow reads: its own options and the Kafka security ones.
 ALL_OPTIONS: tuple[Option[Any], ...] = (*OPTIONS, *SECURITY_OPTIONS)

@@ -3,7 +3,7 @@
 Pure: no Kafka, no Bytewax. A family is a kind of sensor (humidity, vibration, machine
 temperature) read from one topic in one JSON shape. Without a file the two tutorials' families are
 built in, from the environment as they always were; with ``SENSORS_CONFIG`` a YAML file declares
-them (README, "Your own sensors"). Every mistake in a file is reported as one line naming the
+them (docs/sensor-families.md). Every mistake in a file is reported as one line naming the
 file, the path inside it and what is wrong, before the flow touches Kafka.
 """
 

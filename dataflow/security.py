@@ -2,7 +2,8 @@
 
 No Kafka here: reads a mapping (and loads the TLS files it names, to check them), returns client
 settings. The eight variables are declared once below as :class:`dataflow.options.Option` values
-(read, and documented in ``--help`` and the README, by the same layer as every other setting);
+(read, and documented in ``--help`` and docs/configuration.md, by the same layer as every other
+setting);
 what one variable alone cannot say (a SASL mechanism only with a SASL protocol, TLS files only
 with TLS, a certificate with its key, files that load) is checked here. One function per client
 library, so the dataflow's librdkafka clients (Bytewax's source and sinks, admin) and the
@@ -88,7 +89,7 @@ KAFKA_SSL_KEY_PASSWORD = Option(
 SSL_FILES = (KAFKA_SSL_CA_LOCATION, KAFKA_SSL_CERT_LOCATION, KAFKA_SSL_KEY_LOCATION)
 SSL_OPTIONS = (*SSL_FILES, KAFKA_SSL_KEY_PASSWORD)
 
-#: The security variables, in the order ``--help`` and the README list them.
+#: The security variables, in the order ``--help`` and docs/configuration.md list them.
 SECURITY_OPTIONS: tuple[Option[Any], ...] = (
     KAFKA_SECURITY_PROTOCOL,
     KAFKA_SASL_MECHANISM,
@@ -96,7 +97,7 @@ SECURITY_OPTIONS: tuple[Option[Any], ...] = (
     KAFKA_SASL_PASSWORD,
     *SSL_OPTIONS,
 )
-# name -> (default, help), derived; merged into the README table by the config test.
+# name -> (default, help), derived; merged into docs/configuration.md's table by the config test.
 SECURITY_ENV_DOCS: dict[str, tuple[str, str]] = env_docs(SECURITY_OPTIONS)
 
 # OpenSSL's words, in librdkafka's error text, for certificates that TLS refused. Retrying cannot
