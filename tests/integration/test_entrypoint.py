@@ -94,7 +94,7 @@ def test_unknown_or_missing_role_is_a_usage_error() -> None:
     proc = entrypoint(["consumer"], env())
     assert proc.returncode == 2
     assert "unknown role 'consumer'" in proc.stderr
-    assert "producer, dataflow, notifier, init-topics or wait" in proc.stderr
+    assert "producer, dataflow, notifier, init-topics, init-recovery or wait" in proc.stderr
     proc = entrypoint([], env())
     assert proc.returncode == 2
     assert "no role given" in proc.stderr
