@@ -8,7 +8,6 @@ Without Go, or when Helm cannot be built, a test that needs it fails under ``mak
 
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import yaml
 
 from tests.checkout import ROOT
-from tests.tools import missing, require_tool
+from tests.tools import go_built
 
 HELM_SH = ROOT / "scripts" / "helm.sh"
 CHART = ROOT / "charts" / "sensor-anomaly"
@@ -32,18 +31,7 @@ Obj = dict[str, Any]
 
 def helm_binary() -> str:
     """The cached Helm, else built with scripts/helm.sh, else fail or skip with the reason."""
-    cached = subprocess.run([str(HELM_SH), "path"], capture_output=True, text=True, timeout=60)
-    if cached.returncode == 0:
-        return cached.stdout.strip()
-    require_tool(
-        os.environ.get("GO", "go"),
-        "Go 1.24 or newer, https://go.dev/dl/; `scripts/helm.sh build` needs it to build Helm",
-    )
-    built = subprocess.run([str(HELM_SH), "build"], capture_output=True, text=True, timeout=1800)
-    if built.returncode != 0:
-        why = built.stderr[-1500:]
-        missing(f"`scripts/helm.sh build` failed, so the chart is not checked: {why}")
-    return built.stdout.strip().splitlines()[-1]
+    return go_built(HELM_SH, "the Helm chart")
 
 
 def helm(binary: str, *args: str) -> subprocess.CompletedProcess[str]:
