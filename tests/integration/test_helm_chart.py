@@ -240,3 +240,14 @@ def test_the_sensors_config_value_is_a_valid_sensors_file(helm_bin: str, tmp_pat
     )
     assert proc.returncode == 0, proc.stderr
     assert "pressure:" in proc.stdout
+
+
+def test_every_variable_the_chart_sets_is_documented(rendered: tuple[Path, list[Obj]]) -> None:
+    """In the README's tables and notes, or in docs/kubernetes.md for Bytewax's own cluster
+    variables."""
+    _, objs = rendered
+    docs = (ROOT / "README.md").read_text() + (ROOT / "docs" / "kubernetes.md").read_text()
+    for _, template in pod_specs(objs):
+        for c in [*template["spec"].get("initContainers", []), *template["spec"]["containers"]]:
+            for var in c["env"]:
+                assert f"`{var['name']}" in docs, f"{c['name']}: {var['name']} is not documented"
