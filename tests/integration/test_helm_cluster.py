@@ -220,6 +220,12 @@ def workload(module_topic_factory: Callable[..., str]) -> dict[str, str]:
     return {"airQuality": aq, "temperature": temp}
 
 
+@pytest.fixture
+def topics(workload: dict[str, str], topic_factory: Callable[..., str]) -> dict[str, str]:
+    """The workload's input topics and fresh output topics of this test's own."""
+    return {**workload, **output_topics(topic_factory)}
+
+
 @pytest.fixture(scope="module")
 def one_process(
     helm_bin: str,
@@ -244,12 +250,10 @@ def one_process(
 
 def test_the_pods_write_what_one_process_writes(
     helm_bin: str,
-    workload: dict[str, str],
+    topics: dict[str, str],
     one_process: tuple[list[Record], list[Record]],
-    topic_factory: Callable[..., str],
     tmp_path: Path,
 ) -> None:
-    topics = {**workload, **output_topics(topic_factory)}
     pods = pods_of(render(helm_bin, values_file(tmp_path, topics)), tmp_path)
     for i, pod in enumerate(pods):
         assert f"initialising recovery partition {i} of {REPLICAS}" in pod.init()
@@ -268,12 +272,10 @@ def test_the_pods_write_what_one_process_writes(
 
 def test_a_pod_killed_mid_stream_resumes_from_its_claim_losing_nothing(
     helm_bin: str,
-    workload: dict[str, str],
+    topics: dict[str, str],
     one_process: tuple[list[Record], list[Record]],
-    topic_factory: Callable[..., str],
     tmp_path: Path,
 ) -> None:
-    topics = {**workload, **output_topics(topic_factory)}
     values = values_file(tmp_path, topics, snapshotIntervalSeconds=1)
     pods = pods_of(render(helm_bin, values), tmp_path)
     for pod in pods:
