@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 
 .PHONY: venv broker broker-stop demo test unit lint bench bench-venv bench-quick bench-latency \
-	bench-soak bench-drain rpk clean alertmanager alertmanager-stop notifier
+	bench-soak bench-drain rpk helm clean alertmanager alertmanager-stop notifier
 VENV_BENCH := .venv-bench
 
 venv: $(VENV)/.installed
@@ -68,6 +68,10 @@ bench-drain: venv broker
 
 rpk:
 	scripts/rpk.sh build
+
+# Helm, for the chart in charts/sensor-anomaly (docs/kubernetes.md); the tests build it too.
+helm:
+	scripts/helm.sh build
 
 # The local Alertmanager (Debian's prometheus-alertmanager) on 127.0.0.1:$(ALERTMANAGER_PORT), and
 # the notifier feeding it from the local broker's anomalies topic.

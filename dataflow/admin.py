@@ -191,14 +191,16 @@ def flow_topics(settings: Settings) -> list[str]:
     return [*settings.topics, settings.anomalies_topic, settings.dlq_topic]
 
 
-def ensure_flow_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
+def ensure_flow_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str, int]:
     """Create the dataflow's missing topics (``TOPIC_PARTITIONS`` partitions), so a fresh broker
-    works out of the box; return all of them. Raises ``StartupError`` as ``connect`` does."""
+    works out of the box; return all of them with their partition counts (what the cluster's
+    workers share, ``dataflow.cluster``). Raises ``StartupError`` as ``connect`` does."""
     admin, existing = connect(settings.brokers, settings.security, timeout_s)
     wanted = flow_topics(settings)
     for topic in ensure_topics(admin, wanted, settings.topic_partitions, existing=existing):
         log.info("created topic %s", topic)
-    return wanted
+    meta = admin.list_topics(timeout=timeout_s).topics
+    return {t: len(meta[t].partitions) if t in meta else settings.topic_partitions for t in wanted}
 
 
 # --- Waiting for a broker ----------------------------------------------------------------------

@@ -26,7 +26,7 @@ from confluent_kafka.admin import AdminClient
 
 from tests.integration.conftest import BROKERS, ROOT, consume_all
 from tests.integration.test_entrypoint import compose_pipeline
-from tests.tools import missing, require_tool
+from tests.tools import go_built, require_tool
 
 RPK_SH = ROOT / "scripts" / "rpk.sh"
 GO_MOD = (ROOT / "scripts" / "rpk" / "go.mod").read_text()
@@ -137,22 +137,11 @@ def anomalies(admin: AdminClient, tmp_path_factory) -> Iterator[tuple[str, list[
 
 @pytest.fixture(scope="module")
 def rpk() -> str:
-    """The rpk binary: cached, else built with scripts/rpk.sh, else skip with the reason."""
-    cached = subprocess.run([str(RPK_SH), "path"], capture_output=True, text=True, timeout=60)
-    if cached.returncode == 0:
-        return cached.stdout.strip()
-    require_tool(
-        os.environ.get("GO", "go"),
-        "Go 1.24 or newer, https://go.dev/dl/; "
-        "`scripts/rpk.sh build` needs it to build rpk, which is not built yet",
+    """The rpk binary: cached, else built with scripts/rpk.sh, else fail or skip with the reason."""
+    return go_built(
+        RPK_SH,
+        "the README's rpk command (test_readme_kcat_command checks the same records)",
     )
-    built = subprocess.run([str(RPK_SH), "build"], capture_output=True, text=True, timeout=1800)
-    if built.returncode != 0:
-        missing(
-            "`scripts/rpk.sh build` failed, so the README's rpk command is not checked "
-            "(test_readme_kcat_command checks the same records): " + built.stderr.strip()[-1500:]
-        )
-    return built.stdout.strip().splitlines()[-1]
 
 
 def test_readme_rpk_commands(rpk: str, anomalies: tuple[str, list[Record]]) -> None:
