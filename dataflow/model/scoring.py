@@ -48,6 +48,7 @@ from typing import NamedTuple
 
 from river import anomaly
 
+from dataflow.model.explain import BURST, DRIFT, LEVEL, STEP, TREES, Evidence
 from dataflow.model.features import StepScale, Track
 from dataflow.model.hst import CompactHST, Forest
 from dataflow.model.novelty import Drift, Envelope
@@ -113,6 +114,7 @@ class Score(NamedTuple):
     ml_anomaly: bool
     model_ready: bool
     cut: float | None  # the HalfSpaceTrees score this window had to beat to be novel
+    why: Evidence | None = None  # for an ML anomaly only: what it was judged against
 
 
 _new = tuple.__new__  # a NamedTuple without its Python-level __new__: one Score per window
@@ -219,7 +221,7 @@ class SensorScorer:
         hz = self.hst_envelope
         cut = None if hz is None else hz.margin * hz.peak
         if mean - mean != 0.0:  # inf or nan: no evidence of anything, and nothing to learn
-            return _new(Score, (0.0, False, ready, cut))
+            return _new(Score, (0.0, False, ready, cut, None))
         model = self.model
         score = model.score_one((mean,))
         season = self.season
@@ -247,20 +249,46 @@ class SensorScorer:
                 novel = (
                     lz.novel(level_z) or sz.novel(step_z) or (hz is not None and hz.novel(score))
                 )
-                return _new(Score, (score, ready and novel, ready, cut))
+                if not (ready and novel):
+                    return _new(Score, (score, False, ready, cut, None))
+                fired = (
+                    (LEVEL if lz.novel(level_z) else 0)
+                    | (STEP if sz.novel(step_z) else 0)
+                    | (TREES if hz is not None and hz.novel(score) else 0)
+                )
+                burst = self.burst
+                rate = sum(burst) / len(burst) if burst else 0.0
+                peaks = (lz.peak, sz.peak, bz.peak)
+                evidence = self._why(
+                    fired, track, value, mean, floor, step, peaks, rate, score, cut
+                )
+                return _new(Score, (score, True, ready, cut, evidence))
         else:
             self.absurd = 0
         burst = self.burst
         burst.append(level_z)
         if len(burst) > BURST_WINDOWS:
             del burst[0]
-        novel = lz.observe(level_z)
-        novel = sz.observe(step_z) or novel
-        novel = bz.observe(sum(burst) / len(burst)) or novel
-        if hz is not None:
-            novel = hz.observe(score) or novel
+        rate = sum(burst) / len(burst)
+        # The peaks each window is judged against, kept for the explanation of an anomaly.
+        peaks = (lz.peak, sz.peak, bz.peak)
+        by_level = lz.observe(level_z)
+        by_step = sz.observe(step_z)
+        by_burst = bz.observe(rate)
+        novel = by_level or by_step or by_burst
+        by_trees = hz is not None and hz.observe(score)
         drift = self.drift.observe(z) if track.spread > 0 else False
-        ml = ready and (novel or drift)
+        ml = ready and (novel or by_trees or drift)
+        why: Evidence | None = None
+        if ml:  # rare: only now is the evidence gathered, before anything learns the window
+            fired = (
+                (LEVEL if by_level else 0)
+                | (STEP if by_step else 0)
+                | (BURST if by_burst else 0)
+                | (TREES if by_trees else 0)
+                | (DRIFT if drift else 0)
+            )
+            why = self._why(fired, track, value, mean, floor, step, peaks, rate, score, cut)
         raw.learn(mean, p.level_windows)
         if scatter > 0.0 or self.scatter > 0.0:
             n = seen + 1 if seen + 1 < p.level_windows else p.level_windows
@@ -276,7 +304,48 @@ class SensorScorer:
             # anomalous.
             model.learn_one((mean,))
         self.seen = seen + 1
-        return _new(Score, (score, ml, ready, cut))
+        return _new(Score, (score, ml, ready, cut, why))
+
+    def _why(
+        self,
+        fired: int,
+        track: Track,
+        value: float,
+        mean: float,
+        floor: float,
+        step: float,
+        peaks: tuple[float, float, float],
+        rate: float,
+        score: float,
+        cut: float | None,
+    ) -> Evidence:
+        """The numbers an anomalous window was judged by (``dataflow.model.explain``); called
+        before the window is learned. ``value`` is what ``track`` measured (the mean, or its
+        seasonal residual), ``peaks`` the level, step and burst envelopes' peaks before it."""
+        lz, sz, bz = self.envelopes
+        hz = self.hst_envelope
+        change = self.change.scale
+        drift = self.drift
+        up, down = drift.up, drift.down
+        return Evidence(
+            fired,
+            mean,
+            mean - value + track.level,  # the level, or the seasonal expectation plus the
+            # residual's own level: where the detectors expected this window
+            track is self.residual,
+            1.25 * track.scale(floor),
+            max(lz.floor, lz.margin * peaks[0]),
+            step,
+            1.25 * (change if change > floor else floor),
+            max(sz.floor, sz.margin * peaks[1]),
+            rate,
+            len(self.burst),
+            max(bz.floor, bz.margin * peaks[2]),
+            score,
+            0.0 if hz is None or cut is None else max(hz.floor, cut),
+            up if up >= down else -down,
+            drift.limit,
+        )
 
 
 def window_scatter(count: int, low: float, high: float) -> float:
