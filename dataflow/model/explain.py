@@ -80,13 +80,11 @@ def explain(ev: Evidence, unit: str | None = None) -> dict[str, Any]:
     """The record's ``explain`` object: the first detector that fired (in ``DETECTORS`` order)
     with its numbers, every detector that fired, and one line of text naming each of them."""
     places = _decimals(ev.spread)
+    fine = _decimals(min(ev.spread, ev.step_spread))  # a step is told in its own precision
     u = f" {unit}" if unit else ""
 
-    def num(x: float) -> str:
+    def num(x: float, places: int = places) -> str:
         return f"{x:.{places}f}{u}"
-
-    def signed(x: float) -> str:
-        return f"{x:+.{places}f}{u}"
 
     dev = ev.mean - ev.baseline
     side = "above" if dev >= 0 else "below"
@@ -111,7 +109,7 @@ def explain(ev: Evidence, unit: str | None = None) -> dict[str, Any]:
             cut = round(harden(ev.step_cut), 2)
             facts[name] = (ev.mean - ev.step, steps, cut)
             texts.append(
-                f"step {signed(ev.step)} to {num(ev.mean)}"
+                f"step {ev.step:+.{fine}f}{u} to {num(ev.mean, fine)}"
                 + (" against its seasonal baseline" if ev.seasonal else "")
                 + f", {_spreads(steps)} usual steps (pages beyond {cut:.1f})"
             )
