@@ -109,8 +109,7 @@ def test_a_step_inside_the_usual_range_names_the_step() -> None:
     assert out["spreads"] == pytest.approx(steps, abs=0.01)
     assert out["threshold_spreads"] == pytest.approx(was["step_cut"], abs=0.01)
     assert out["text"] == (
-        f"step +8.0 % to {jump:.1f} %, {steps:.1f} usual steps "
-        f"(pages beyond {was['step_cut']:.1f})"
+        f"step +8.0 % to {jump:.1f} %, {steps:.1f} usual steps (pages beyond {was['step_cut']:.1f})"
     )
 
 
