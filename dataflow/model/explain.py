@@ -61,6 +61,11 @@ class Evidence(NamedTuple):
     drift_limit: float
 
 
+def names_of(fired: int) -> list[str]:
+    """The detectors a ``fired`` bitmask names, in ``DETECTORS`` order."""
+    return [name for bit, name in DETECTORS if fired & bit]
+
+
 def _decimals(spread: float) -> int:
     """Decimals that show a third of a spread (none for a large one, at most six)."""
     if not spread > 0 or math.isinf(spread):
