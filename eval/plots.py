@@ -59,7 +59,8 @@ def mark_detectors(
                 xytext=(0, 9),
                 textcoords="offset points",
                 ha="center",
-                fontsize=7,
+                fontsize=8,
+                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.7},
                 color=colour,
                 zorder=6,
             )
