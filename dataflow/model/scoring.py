@@ -251,16 +251,21 @@ class SensorScorer:
                 )
                 if not (ready and novel):
                     return _new(Score, (score, False, ready, cut, None))
-                fired = (
-                    (LEVEL if lz.novel(level_z) else 0)
-                    | (STEP if sz.novel(step_z) else 0)
-                    | (TREES if hz is not None and hz.novel(score) else 0)
-                )
-                burst = self.burst
-                rate = sum(burst) / len(burst) if burst else 0.0
-                peaks = (lz.peak, sz.peak, bz.peak)
                 evidence = self._why(
-                    fired, track, value, mean, floor, step, peaks, rate, score, cut
+                    track,
+                    value,
+                    mean,
+                    floor,
+                    level_z,
+                    step,
+                    step_z,
+                    None,
+                    lz.peak,
+                    sz.peak,
+                    bz.peak,
+                    score,
+                    cut,
+                    False,
                 )
                 return _new(Score, (score, True, ready, cut, evidence))
         else:
@@ -270,25 +275,33 @@ class SensorScorer:
         if len(burst) > BURST_WINDOWS:
             del burst[0]
         rate = sum(burst) / len(burst)
-        # The peaks each window is judged against, kept for the explanation of an anomaly.
-        peaks = (lz.peak, sz.peak, bz.peak)
-        by_level = lz.observe(level_z)
-        by_step = sz.observe(step_z)
-        by_burst = bz.observe(rate)
-        novel = by_level or by_step or by_burst
-        by_trees = hz is not None and hz.observe(score)
+        # The peaks this window is judged against: the explanation of an anomaly needs them.
+        lp, sp, bp = lz.peak, sz.peak, bz.peak
+        novel = lz.observe(level_z)
+        novel = sz.observe(step_z) or novel
+        novel = bz.observe(rate) or novel
+        if hz is not None:
+            novel = hz.observe(score) or novel
         drift = self.drift.observe(z) if track.spread > 0 else False
-        ml = ready and (novel or by_trees or drift)
-        why: Evidence | None = None
+        ml = ready and (novel or drift)
+        why = None
         if ml:  # rare: only now is the evidence gathered, before anything learns the window
-            fired = (
-                (LEVEL if by_level else 0)
-                | (STEP if by_step else 0)
-                | (BURST if by_burst else 0)
-                | (TREES if by_trees else 0)
-                | (DRIFT if drift else 0)
+            why = self._why(
+                track,
+                value,
+                mean,
+                floor,
+                level_z,
+                step,
+                step_z,
+                rate,
+                lp,
+                sp,
+                bp,
+                score,
+                cut,
+                drift,
             )
-            why = self._why(fired, track, value, mean, floor, step, peaks, rate, score, cut)
         raw.learn(mean, p.level_windows)
         if scatter > 0.0 or self.scatter > 0.0:
             n = seen + 1 if seen + 1 < p.level_windows else p.level_windows
@@ -308,43 +321,62 @@ class SensorScorer:
 
     def _why(
         self,
-        fired: int,
         track: Track,
         value: float,
         mean: float,
         floor: float,
+        level_z: float,
         step: float,
-        peaks: tuple[float, float, float],
-        rate: float,
+        step_z: float,
+        rate: float | None,
+        level_peak: float,
+        step_peak: float,
+        burst_peak: float,
         score: float,
         cut: float | None,
+        drift: bool,
     ) -> Evidence:
         """The numbers an anomalous window was judged by (``dataflow.model.explain``); called
-        before the window is learned. ``value`` is what ``track`` measured (the mean, or its
-        seasonal residual), ``peaks`` the level, step and burst envelopes' peaks before it."""
+        before the window is learned, with the envelopes' peaks from before they observed it.
+        ``value`` is what ``track`` measured (the mean, or its seasonal residual); ``rate`` the
+        burst rate (None for an absurd window, which no burst or drift sees). Which detectors
+        fired is decided again here from those numbers, as the envelopes decide it, so the
+        clean windows' path keeps no record of it."""
         lz, sz, bz = self.envelopes
         hz = self.hst_envelope
+        level_cut = max(lz.floor, lz.margin * level_peak)
+        step_cut = max(sz.floor, sz.margin * step_peak)
+        burst_cut = max(bz.floor, bz.margin * burst_peak)
+        score_cut = 0.0 if hz is None or cut is None else max(hz.floor, cut)
+        fired = (
+            (LEVEL if level_z > level_cut else 0)
+            | (STEP if step_z > step_cut else 0)
+            | (BURST if rate is not None and rate > burst_cut else 0)
+            | (TREES if hz is not None and score > score_cut else 0)
+            | (DRIFT if drift else 0)
+        )
         change = self.change.scale
-        drift = self.drift
-        up, down = drift.up, drift.down
+        sums = self.drift
+        up, down = sums.up, sums.down
         return Evidence(
             fired,
             mean,
-            mean - value + track.level,  # the level, or the seasonal expectation plus the
-            # residual's own level: where the detectors expected this window
+            # The level, or the seasonal expectation plus the residual's own level: where the
+            # detectors expected this window.
+            mean - value + track.level,
             track is self.residual,
             1.25 * track.scale(floor),
-            max(lz.floor, lz.margin * peaks[0]),
+            level_cut,
             step,
             1.25 * (change if change > floor else floor),
-            max(sz.floor, sz.margin * peaks[1]),
-            rate,
+            step_cut,
+            0.0 if rate is None else rate,
             len(self.burst),
-            max(bz.floor, bz.margin * peaks[2]),
+            burst_cut,
             score,
-            0.0 if hz is None or cut is None else max(hz.floor, cut),
+            score_cut,
             up if up >= down else -down,
-            drift.limit,
+            sums.limit,
         )
 
 

@@ -202,3 +202,22 @@ def test_the_record_of_an_ml_alert_explains_it_and_a_clean_window_has_null() -> 
     assert record["explain"] == orjson.loads(orjson.dumps(explain(ml[0].why or _missing())))
     clean = [window_record(r) for r in windows if not r.ml_anomaly]
     assert clean and all(r["explain"] is None for r in clean)
+
+
+def test_every_ml_anomaly_names_a_detector_and_only_ml_anomalies_carry_evidence() -> None:
+    """Which detectors fired is decided again from the numbers kept, as the envelopes decide it:
+    it must name one for every anomaly, whatever made it one."""
+    for seed in range(4):
+        rng = random.Random(seed)
+        scorer = SensorScorer(PARAMS)
+        means = [
+            50 + (rng.choice((10, 25, 60)) if rng.random() < 0.01 else 0) + rng.gauss(0, 1)
+            for _ in range(2500)
+        ]
+        means[1500:1540] = [m + 6 for m in means[1500:1540]]  # a lasting shift
+        means[2000] = 5000.0  # an absurd window
+        results = feed(scorer, means)
+        anomalies = [r for r in results if r.ml_anomaly]
+        assert anomalies
+        assert all(r.why is not None and r.why.fired for r in anomalies), seed
+        assert all(r.why is None for r in results if not r.ml_anomaly)
