@@ -25,6 +25,10 @@ drag the level and spread so far, and raise the novelty peaks so high, that the 
 anomalies went unseen. ``ABSURD_RUN`` such windows in a row are a real change of level, and
 from then on are learned as any window. A mean that is not finite is never learned.
 
+Why an anomaly: a window the model calls anomalous carries ``Score.why``, the numbers it was
+judged by before it was learned (``dataflow.model.explain``); a clean window carries None and
+costs nothing more than reading the three envelopes' peaks.
+
 Why a warm-up: HalfSpaceTrees scores 0 until its first reference window (``window_size``
 windows) is full, and the level, spread and peaks of a handful of windows mean nothing. Until a
 sensor has learned ``window_size + warmup`` windows it raises no ML anomaly (``model_ready`` is
