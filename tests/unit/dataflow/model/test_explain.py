@@ -10,7 +10,7 @@ import pytest
 
 from dataflow.encoding import encode_window, window_record
 from dataflow.families import AIR_QUALITY
-from dataflow.model.explain import BURST, DRIFT, LEVEL, STEP, Evidence, explain
+from dataflow.model.explain import BURST, DRIFT, LEVEL, STEP, TREES, Evidence, explain
 from dataflow.model.features import Z_KNEE, harden, soften
 from dataflow.model.scoring import ModelParams, Score, SensorScorer
 from dataflow.readings import Reading
@@ -221,3 +221,21 @@ def test_every_ml_anomaly_names_a_detector_and_only_ml_anomalies_carry_evidence(
         assert anomalies
         assert all(r.why is not None and r.why.fired for r in anomalies), seed
         assert all(r.why is None for r in results if not r.ml_anomaly)
+
+
+def test_with_the_trees_voting_their_score_and_cut_are_named() -> None:
+    params = ModelParams(
+        limits=(0.0, 120.0), window_size=50, warmup=100, hst_novelty=True, seasonality=False
+    )
+    scorer = SensorScorer(params)
+    feed(scorer, normal_means(500, seed=3))
+    assert scorer.hst_envelope is not None
+    cut = max(scorer.hst_envelope.floor, scorer.hst_envelope.margin * scorer.hst_envelope.peak)
+    result = scorer.score_learn(500 * W, 110.0)
+    assert result.why is not None and result.why.fired & TREES
+    out = explain(result.why)
+    assert "trees" in out["detectors"] and out["detector"] == "level"
+    assert (
+        f"trees: score {result.score:.3f} beyond {cut:.3f}, 110.0 against its usual "
+        in (out["text"])
+    )
