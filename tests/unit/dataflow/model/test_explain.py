@@ -239,3 +239,24 @@ def test_with_the_trees_voting_their_score_and_cut_are_named() -> None:
         f"trees: score {result.score:.3f} beyond {cut:.3f}, 110.0 against its usual "
         in (out["text"])
     )
+
+
+def test_a_cycle_gone_flat_is_told_against_its_usual_value_for_this_time() -> None:
+    """Measured through the seasonal baseline: the baseline given is what the sensor usually
+    reads at this time of day, not its overall level."""
+    per_day = 288  # five-minute windows
+    params = ModelParams(limits=(0.0, 200.0), window_ns=300 * S, window_size=50, warmup=100)
+    scorer = SensorScorer(params)
+    rng = random.Random(2)
+    found = []
+    for i in range(per_day * 8):
+        phase = 2 * math.pi * (i % per_day) / per_day
+        value = 100 + (50 * math.sin(phase) if i < per_day * 7 else 0.0) + rng.gauss(0, 1)
+        result = scorer.score_learn(i * 300 * S, value)
+        if result.why is not None:
+            found.append((phase, value, explain(result.why, "kW")))
+    assert found
+    phase, value, out = found[0]
+    assert out["seasonal"] is True and " for this time" in out["text"]
+    assert out["baseline"] == pytest.approx(100 + 50 * math.sin(phase), abs=5.0)
+    assert abs(out["baseline"] - value) > 10  # though within its daily range
