@@ -43,6 +43,7 @@ from typing import NamedTuple
 
 from dataflow.alerts import AlertEvent, AlertTracker
 from dataflow.families import ML, Family
+from dataflow.model.explain import Evidence
 from dataflow.model.scoring import STRUCTURAL, ModelParams, SensorScorer, window_scatter
 from dataflow.progress import Beat, PartClock, SilenceQueue
 from dataflow.readings import Reading, Run
@@ -133,6 +134,7 @@ class WindowResult(NamedTuple):
     severity: str | None = None  # the highest of the reasons' severities
     unit: str | None = None
     alert: AlertEvent | None = None
+    why: Evidence | None = None  # an ML anomaly's evidence (``dataflow.model.explain``)
 
     @property
     def threshold_alarm(self) -> bool:
@@ -787,7 +789,7 @@ class ShardState:
                     sensor.cadence = cad + GAP_WEIGHT * ((step if step < cap else cap) - cad)
             sensor.last_end = stats.end
             mean = stats.mean
-            score, ml, ready, cut = scorer.score_learn(
+            score, ml, ready, cut, why = scorer.score_learn(
                 stats.start, mean, window_scatter(stats.count, stats.min, stats.max)
             )
             fired = rules.fired(mean, streaks) if rules else ()
@@ -859,5 +861,6 @@ class ShardState:
                     severity,
                     unit,
                     event,
+                    why,
                 )
             )

@@ -49,6 +49,15 @@ def soften(z: float) -> float:
     return Z_KNEE * (1.0 + math.log(z / Z_KNEE))
 
 
+def harden(z: float) -> float:
+    """The distance ``soften`` made ``z`` of (inverse of it; infinite at ``Z_CAP``)."""
+    if z <= Z_KNEE:
+        return z
+    if z >= Z_CAP:
+        return math.inf
+    return Z_KNEE * math.exp(z / Z_KNEE - 1.0)
+
+
 class Track:
     """Running level, spread and last value of one signal."""
 
