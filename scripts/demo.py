@@ -1,9 +1,15 @@
-"""``make demo``: producer (overheat scenario) -> dataflow -> anomalies, shown live.
+"""``make demo``: producer (history, then live: an overheat and a level shift) -> dataflow ->
+anomalies, shown live.
 
-Starts the dataflow and a real-time producer against the local broker, draws a status line
-(readings in, windows scored, alerts) from the dataflow's status log, and prints each alert from
-the anomalies topic as it arrives. Ctrl-C stops everything it started. The SASL/TLS variables of
-``dataflow/security.py`` apply to its own clients and, inherited, to the producer and dataflow.
+Starts the dataflow and the producer against the local broker. The producer first writes
+``HISTORY_SECONDS`` of its sensors' past at full speed (event times in the past, so windows
+close by event time and every model learns until it is ready), then goes live: machine 2, new
+to the fleet (no history, so only its threshold rule guards it), overheats; air-quality
+``SHIFT_SENSOR``'s level shifts well below any rule, which only its model can catch. The demo
+draws a status line (readings in, windows scored, alerts) from the dataflow's status log, and
+prints each alert from the anomalies topic as it arrives. Ctrl-C stops everything it started.
+The SASL/TLS variables of ``dataflow/security.py`` apply to its own clients and, inherited, to
+the producer and dataflow.
 """
 
 from __future__ import annotations
@@ -26,6 +32,14 @@ from dataflow.security import KafkaSecurity, SecurityConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 STATUS = re.compile(r"status (.*)$")
+HISTORY_SENT = re.compile(r"history sent: (\d+) messages in ([\d.]+) s")
+#: The past the producer writes before going live: long enough for every model with history to
+#: become ready (``HST_WINDOW_SIZE + WARMUP_WINDOWS`` windows) and to learn what is usual.
+HISTORY_SECONDS = 2 * 3600
+#: Machine 2 overheats (its threshold rule fires; it has no history, so no model yet) ...
+OVERHEAT_SENSOR, OVERHEAT_AFTER_SECONDS = "2", 10
+#: ... and, later, this sensor's level shifts, inside every rule's limits: only its model sees it.
+SHIFT_SENSOR, SHIFT_AFTER_SECONDS = "Sensor1", 30
 
 
 def describe(alert: dict) -> str:
@@ -35,7 +49,8 @@ def describe(alert: dict) -> str:
     if alert["threshold_alarm"]:
         why.append(f"threshold: mean >= {alert['threshold']:g}{unit}")
     if alert["ml_anomaly"]:
-        why.append(f"ml: score {alert['score']:.3f} > cut {alert['ml_cut']:.3f}")
+        cut = alert["ml_cut"]  # None unless HalfSpaceTrees' score takes part (ML_HST_NOVELTY)
+        why.append("ml" if cut is None else f"ml: score {alert['score']:.3f} > cut {cut:.3f}")
     head = f"{alert['event'].upper():<8} {alert['family']}/{alert['sensor_id']}"
     text = (
         f"{head} {start}-{end} UTC  mean {alert['mean']:.2f}{unit} (n={alert['count']}, "
@@ -50,6 +65,22 @@ def describe(alert: dict) -> str:
             f"{info['anomalous_windows']} anomalous window(s), id {alert['alert_id']}]"
         )
     return text
+
+
+def producer_args(sensors: int) -> list[str]:
+    """The producer's arguments: history, then live with both scenarios (a unit test runs the
+    same simulation through the detector)."""
+    return [
+        "--scenario", "overheat,shift",
+        "--overheat-sensor", OVERHEAT_SENSOR,
+        "--overheat-after", str(OVERHEAT_AFTER_SECONDS),
+        "--shift-sensor", SHIFT_SENSOR,
+        "--shift-after", str(SHIFT_AFTER_SECONDS),
+        "--history", str(HISTORY_SECONDS),
+        "--history-skip", OVERHEAT_SENSOR,
+        "--realtime",
+        "--sensors", str(sensors),
+    ]  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,31 +133,39 @@ def main(argv: list[str] | None = None) -> int:
         stderr=subprocess.PIPE,
         text=True,
     )
-    producer_log = (logs / "demo-producer.log").open("w")
     producer = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "producer",
-            "--scenario",
-            "overheat",
-            "--realtime",
-            "--sensors",
-            str(args.sensors),
-        ],
+        [sys.executable, "-m", "producer", *producer_args(args.sensors)],
         cwd=ROOT,
         env=env,
-        stderr=producer_log,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     print(
-        f"demo: dataflow pid {flow.pid}, producer pid {producer.pid} "
-        f"(log {logs / 'demo-producer.log'}); machine 2 starts overheating after 10 s. "
-        "Ctrl-C stops.",
+        f"demo: dataflow pid {flow.pid}, producer pid {producer.pid} (logs in {logs}); "
+        f"the producer first writes the past {HISTORY_SECONDS / 3600:g} h of its sensors, "
+        "then goes live. Ctrl-C stops.",
         flush=True,
     )
 
     status: dict[str, str] = {}
     flow_log = (logs / "demo-dataflow.log").open("w")
+    producer_log = (logs / "demo-producer.log").open("w")
+
+    def read_producer() -> None:
+        assert producer.stderr is not None
+        for line in producer.stderr:
+            producer_log.write(line)
+            producer_log.flush()
+            m = HISTORY_SENT.search(line)
+            if m:
+                print(
+                    ("\r\033[K" if sys.stdout.isatty() else "")
+                    + f"demo: history sent ({m.group(1)} readings in {float(m.group(2)):.0f} s); "
+                    f"live now: machine {OVERHEAT_SENSOR} starts overheating in "
+                    f"{OVERHEAT_AFTER_SECONDS} s, air quality {SHIFT_SENSOR}'s level shifts in "
+                    f"{SHIFT_AFTER_SECONDS} s",
+                    flush=True,
+                )
 
     def read_status() -> None:
         assert flow.stderr is not None
@@ -138,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
                 status.update(kv.split("=", 1) for kv in m.group(1).split())
 
     threading.Thread(target=read_status, daemon=True).start()
+    threading.Thread(target=read_producer, daemon=True).start()
     consumer = Consumer(
         {
             "bootstrap.servers": brokers,
