@@ -84,7 +84,7 @@ def producer_args(sensors: int) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument(
         "--seconds",
         type=float,
@@ -92,7 +92,17 @@ def main(argv: list[str] | None = None) -> int:
         help="stop after this many seconds (env DEMO_SECONDS; default 0: run until Ctrl-C)",
     )
     parser.add_argument("--sensors", type=int, default=5, help="sensors per family (default 5)")
+    parser.add_argument(
+        "--log-dir",
+        type=Path,
+        default=ROOT / ".broker",
+        help="where the producer's and the dataflow's logs go (default .broker/)",
+    )
     args = parser.parse_args(argv)
+    if args.sensors <= int(OVERHEAT_SENSOR):
+        parser.error(
+            f"--sensors must be above {OVERHEAT_SENSOR}: machine {OVERHEAT_SENSOR} overheats"
+        )
 
     brokers = os.environ.get("KAFKA_BROKERS", "127.0.0.1:9092")
     try:
@@ -124,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         "PYTHONPATH": str(ROOT),
         "STATUS_INTERVAL_SECONDS": "1",
     }
-    logs = ROOT / ".broker"
-    logs.mkdir(exist_ok=True)
+    logs = args.log_dir
+    logs.mkdir(parents=True, exist_ok=True)
     flow = subprocess.Popen(
         [sys.executable, "-m", "bytewax.run", "dataflow.main:flow"],
         cwd=ROOT,
@@ -202,6 +212,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(
                     f"\ndemo: the dataflow exited with {flow.returncode}; see "
                     f"{logs / 'demo-dataflow.log'}",
+                    flush=True,
+                )
+                return 1
+            if producer.poll() is not None:
+                print(
+                    f"\ndemo: the producer exited with {producer.returncode}; see "
+                    f"{logs / 'demo-producer.log'}",
                     flush=True,
                 )
                 return 1
