@@ -161,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     flow_log = (logs / "demo-dataflow.log").open("w")
     producer_log = (logs / "demo-producer.log").open("w")
 
+    live_at: list[float] = []  # when the producer went live
+
     def read_producer() -> None:
         assert producer.stderr is not None
         for line in producer.stderr:
@@ -168,12 +170,13 @@ def main(argv: list[str] | None = None) -> int:
             producer_log.flush()
             m = HISTORY_SENT.search(line)
             if m:
+                live_at.append(time.monotonic())
                 print(
                     ("\r\033[K" if sys.stdout.isatty() else "")
-                    + f"demo: history sent ({m.group(1)} readings in {float(m.group(2)):.0f} s); "
-                    f"live now: machine {OVERHEAT_SENSOR} starts overheating in "
-                    f"{OVERHEAT_AFTER_SECONDS} s, air quality {SHIFT_SENSOR}'s level shifts in "
-                    f"{SHIFT_AFTER_SECONDS} s",
+                    + f"demo: {HISTORY_SECONDS / 3600:g} h of history sent ({m.group(1)} readings"
+                    f" in {float(m.group(2)):.0f} s); live now: machine {OVERHEAT_SENSOR} starts "
+                    f"overheating in {OVERHEAT_AFTER_SECONDS} s, air quality {SHIFT_SENSOR}'s "
+                    f"level shifts in {SHIFT_AFTER_SECONDS} s",
                     flush=True,
                 )
 
@@ -202,6 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     tty = sys.stdout.isatty()
     started = time.monotonic()
+
+    def live_for(now: float) -> str:
+        return f", live {now - live_at[0]:3.0f} s" if live_at else ""
+
     alerts = 0
     last_line = 0.0
     try:
@@ -232,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
             if now - last_line >= (1 if tty else 10):
                 last_line = now
                 line = (
-                    f"[{now - started:5.0f} s] readings in {status.get('readings', 0)} | "
+                    f"[{now - started:5.0f} s{live_for(now)}] readings in "
+                    f"{status.get('readings', 0)} | "
                     f"windows scored {status.get('windows', 0)} | alerts opened {alerts} | "
                     f"rejected {status.get('rejected', 0)} | late {status.get('late', 0)}"
                 )
