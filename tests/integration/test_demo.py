@@ -11,6 +11,7 @@ cleanly on SIGTERM, as on Ctrl-C.
 
 from __future__ import annotations
 
+import ast
 import queue
 import re
 import signal
@@ -103,5 +104,12 @@ def test_the_demo_opens_a_threshold_alert_and_an_ml_alert_soon_after_going_live(
         assert at - live_at <= LIVE_LIMIT_S, transcript
 
     assert proc.returncode == 0, transcript
-    assert "demo: 2 alert(s) opened" in transcript, transcript
+    final = re.search(r"demo: 2 alert\(s\) opened; final status: (\{.*\})$", transcript, re.M)
+    assert final, transcript
+    status = ast.literal_eval(final.group(1))
+    # The history was read as it was written, by event time: nothing late, nothing refused; and
+    # going live made no sensor silent (no alert resolved as stale, no sensor forgotten).
+    assert int(status["readings"]) > 60_000, status
+    assert (status["late"], status["rejected"]) == ("0", "0"), status
+    assert (status["alerts_resolved"], status["forgotten"]) == ("0", "0"), status
     assert not [line for line in transcript.splitlines() if line.startswith("OPEN")][2:]
