@@ -359,7 +359,7 @@ OPTIONS: tuple[Option[Any], ...] = (
         _scenario,
         "normal: bounded mean-reverting walks (temperatures stay <= 80 C). overheat: "
         "additionally one machine climbs ~3 C/s past 100 C and stays around 105 C. shift: one "
-        "air-quality sensor's level jumps by 8 of its spreads and stays there, below any rule "
+        "air-quality sensor's level jumps by many of its spreads and stays there, below any rule "
         "(a change only its model catches). Several: overheat,shift.",
         flag="--scenario",
         metavar="normal|overheat|shift[,...]",

@@ -4,7 +4,7 @@
 for every sensor but machine 2, then live, where machine 2 overheats and an air-quality sensor's
 level shifts inside every rule's limits. Here the same readings go through the shard the flow
 uses (windows closed by event time, the scorer, the alert tracker), for every way the live start
-can fall on the five-second window grid. What the demo promises must hold for each:
+can fall on the window grid. What the demo promises must hold for each:
 
 - the history alone opens no alert (a clean history), and leaves every sensor it covers with a
   ready model, machine 2 without one;
