@@ -28,6 +28,7 @@ import orjson
 from confluent_kafka import Consumer
 
 from dataflow.admin import StartupError, connect, reset_topics
+from dataflow.config import ConfigError, Settings
 from dataflow.security import KafkaSecurity, SecurityConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,6 +111,23 @@ def main(argv: list[str] | None = None) -> int:
     except SecurityConfigError as exc:  # names the variable, never holds the password
         print(f"demo: configuration error: {exc}", file=sys.stderr)
         return 2
+    try:  # the dataflow's own reading of the environment, before anything starts
+        settings = Settings.from_env(os.environ)
+    except (ConfigError, SecurityConfigError) as exc:
+        print(f"demo: configuration error: {exc}", file=sys.stderr)
+        return 2
+    learn_s = max(
+        (settings.hst_window_size + settings.warmup_windows) * family.window_seconds
+        for family in settings.families
+    )
+    if learn_s > HISTORY_SECONDS:
+        print(
+            f"demo: warning: a model needs {learn_s / 3600:.1f} h of readings to become ready "
+            "(HST_WINDOW_SIZE + WARMUP_WINDOWS windows of WINDOW_SECONDS) and the history is "
+            f"{HISTORY_SECONDS / 3600:g} h: no ML alert will show",
+            file=sys.stderr,
+            flush=True,
+        )
     topics = {
         "AIR_QUALITY_TOPIC": os.environ.get("AIR_QUALITY_TOPIC", "air-quality"),
         "TEMPERATURE_TOPIC": os.environ.get("TEMPERATURE_TOPIC", "temperature_readings"),
