@@ -286,9 +286,30 @@ def run(settings: Settings, stop: threading.Event) -> int:
         )
     fatal = False
     next_progress = time.monotonic() + PROGRESS_EVERY_S
+    sending_history = settings.replay is None and settings.history_s > 0
+    if sending_history:
+        log.info(
+            "history first: the %g s before the start, at full speed",
+            settings.history_s,
+        )
+    began = time.monotonic()
+    paced_from = 0  # index of the first message the pacer counts
     try:
         for index, item in enumerate(outgoing(settings, start_ns)):
-            if not pacer.wait(index, item.event_time_ns):
+            if sending_history and item.event_time_ns >= start_ns:
+                # The start is where the history ends: paced from now on, so the scenario's
+                # events come when they are due after the switch, however long the history
+                # took (event time then runs that much behind the wall clock).
+                sending_history = False
+                log.info(
+                    "history sent: %d messages in %.1f s; now %s",
+                    tracker.sent,
+                    time.monotonic() - began,
+                    "live, in real time" if settings.realtime else "from the start",
+                )
+                pacer = Pacer(settings.rate, settings.realtime, start_ns, stop)
+                paced_from = index
+            if not pacer.wait(index - paced_from, item.event_time_ns):
                 log.info("stop requested")
                 break
             topic, key, value = item.topic, item.key, item.value

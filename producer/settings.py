@@ -50,12 +50,12 @@ from producer.shapes import Group, ShapeConflict, plan
 from producer.simulate import (
     AIR_QUALITY,
     FAMILIES,
-    SCENARIOS,
     TEMPERATURE,
     Family,
     FamilySimulation,
     Scenario,
     SimulationConfig,
+    scenario_names,
     sensor_ids,
 )
 
@@ -91,6 +91,11 @@ replay: --replay FILE.csv --family NAME sends each row as one reading, in file o
 
 timing: on every tick each sensor of each family emits one reading stamped
   start + tick * interval, so a 5 s window with --interval 1 holds 5 readings per sensor.
+  --history H first sends the ticks of the H seconds before the start, at full speed
+  (event times in the past, so the dataflow's windows close and its models learn), then
+  goes on from the start, paced from then (--realtime). --overheat-after, --shift-after
+  and --duration count from the start; --count counts history too. The live demo:
+    python -m producer --realtime --history 7200 --history-skip 2 --scenario overheat,shift
 
 settings: every flag mirrors the environment variable shown; a flag overrides its
   variable, which overrides the default. Bad values exit with status 2 before any
@@ -129,6 +134,10 @@ class Settings:
     log_sent: str | None
     log_level: int
     security: KafkaSecurity = field(default_factory=KafkaSecurity)
+    shift_sensor: str = "Sensor1"
+    shift_after_s: float = 30.0
+    history_s: float = 0.0
+    history_skip: tuple[str, ...] = ()
     sensors_config: str | None = None
     #: Families of the sensors file to simulate, as message groups (empty: the tutorials').
     groups: tuple[Group, ...] = ()
@@ -159,8 +168,12 @@ class Settings:
             scenario=self.scenario,
             overheat_sensor=self.overheat_sensor,
             overheat_after_s=self.overheat_after_s,
+            shift_sensor=self.shift_sensor,
+            shift_after_s=self.shift_after_s,
             count=self.count,
             duration_s=self.duration_s,
+            history_s=self.history_s,
+            history_skip=self.history_skip,
         )
 
     def family_simulation(self, start_ns: int) -> FamilySimulation:
@@ -209,11 +222,7 @@ def _families(text: str) -> tuple[Family, ...]:
 
 
 def _scenario(text: str) -> Scenario:
-    value = text.strip().lower()
-    for scenario in SCENARIOS:
-        if value == scenario:
-            return scenario
-    raise ValueError(f"unknown scenario (choose from {', '.join(SCENARIOS)})")
+    return ",".join(scenario_names(text))
 
 
 def parse_start(text: str) -> int | None:
@@ -349,9 +358,11 @@ OPTIONS: tuple[Option[Any], ...] = (
         "normal",
         _scenario,
         "normal: bounded mean-reverting walks (temperatures stay <= 80 C). overheat: "
-        "additionally one machine climbs ~3 C/s past 100 C and stays around 105 C.",
+        "additionally one machine climbs ~3 C/s past 100 C and stays around 105 C. shift: one "
+        "air-quality sensor's level jumps by many of its spreads and stays there, below any rule "
+        "(a change only its model catches). Several: overheat,shift.",
         flag="--scenario",
-        metavar="normal|overheat",
+        metavar="normal|overheat|shift[,...]",
     ),
     Option(
         "OVERHEAT_SENSOR",
@@ -368,6 +379,42 @@ OPTIONS: tuple[Option[Any], ...] = (
         "Event-time seconds after the start at which the machine starts overheating.",
         flag="--overheat-after",
         metavar="SECONDS",
+    ),
+    Option(
+        "SHIFT_SENSOR",
+        "Sensor1",
+        non_empty(),
+        "Air-quality sensor whose level shifts in the shift scenario (Sensor1..SensorN).",
+        flag="--shift-sensor",
+        metavar="ID",
+    ),
+    Option(
+        "SHIFT_AFTER_SECONDS",
+        "30",
+        number(0),
+        "Event-time seconds after the start at which its level shifts.",
+        flag="--shift-after",
+        metavar="SECONDS",
+    ),
+    Option(
+        "PRODUCER_HISTORY_SECONDS",
+        "0",
+        number(0),
+        "First send the readings of this many seconds before the start at full speed (event "
+        "times in the past, so the dataflow's models learn from them), then go on from the "
+        "start, paced from then on (--realtime: event time runs behind the wall clock by the "
+        "time the history took). The built-in families only.",
+        flag="--history",
+        metavar="SECONDS",
+    ),
+    Option(
+        "PRODUCER_HISTORY_SKIP",
+        "",
+        items,
+        "Sensors that send no history (new to the fleet: they join at the start, their model "
+        "not yet warmed up), comma separated.",
+        flag="--history-skip",
+        metavar="ID[,...]",
     ),
     Option(
         "AIR_QUALITY_TOPIC",
@@ -558,6 +605,18 @@ def _settings(parser: argparse.ArgumentParser, read: Reader) -> Settings:
             f"{values['overheat_sensor']!r}: not a temperature machine id; with --sensors "
             f"(env PRODUCER_SENSORS) {values['sensors']} the ids are 0..{values['sensors'] - 1}"
         )
+    elif (
+        config_path is None
+        and "shift" in values["scenario"].split(",")
+        and AIR_QUALITY in values["families"]
+        and values["shift_sensor"] not in sensor_ids(AIR_QUALITY, values["sensors"])
+    ):
+        parser.error(
+            f"invalid --shift-sensor (env SHIFT_SENSOR) value {values['shift_sensor']!r}: not "
+            f"an air-quality sensor id; with --sensors (env PRODUCER_SENSORS) "
+            f"{values['sensors']} the ids are Sensor1..Sensor{values['sensors']}"
+        )
+    _check_history(parser, values, config_path)
     if (
         config_path is None
         and len(set(values[t] for t in ("air_quality_topic", "temperature_topic"))) < 2
@@ -586,6 +645,10 @@ def _settings(parser: argparse.ArgumentParser, read: Reader) -> Settings:
         scenario=values["scenario"],
         overheat_sensor=values["overheat_sensor"],
         overheat_after_s=values["overheat_after"],
+        shift_sensor=values["shift_sensor"],
+        shift_after_s=values["shift_after"],
+        history_s=values["history"],
+        history_skip=values["history_skip"],
         air_quality_topic=values["air_quality_topic"],
         temperature_topic=values["temperature_topic"],
         log_sent=values["log_sent"],
@@ -624,14 +687,44 @@ def _file_families(
                 f"{path}: the file declares the topics (unset it)"
             )
     if values["scenario"] != "normal" and values["replay"] is None:
+        needs = {"overheat": "temperature", "shift": "air-quality"}
+        families = " and ".join(needs[name] for name in values["scenario"].split(","))
         parser.error(
-            "--scenario (env PRODUCER_SCENARIO) overheat needs the built-in "
-            "temperature family: unset SENSORS_CONFIG, or use --scenario normal"
+            f"--scenario (env PRODUCER_SCENARIO) {values['scenario']} needs the built-in "
+            f"{families} family: unset SENSORS_CONFIG, or use --scenario normal"
         )
     try:
         return load_families(path)
     except FamilyConfigError as exc:
         parser.error(f"invalid --sensors-config (env SENSORS_CONFIG): {exc}")
+
+
+def _check_history(
+    parser: argparse.ArgumentParser, values: Mapping[str, Any], config_path: str | None
+) -> None:
+    """``--history`` simulates the built-in families' past; ``--history-skip`` names sensors
+    of theirs. Exits 2 where either would do nothing."""
+    if values["history"] and (values["replay"] is not None or config_path is not None):
+        parser.error(
+            "--history (env PRODUCER_HISTORY_SECONDS) simulates the built-in families' past: "
+            "a replay sends its file's own history, and SENSORS_CONFIG families have none; "
+            "unset it"
+        )
+    skip = values["history_skip"]
+    if not skip:
+        return
+    if not values["history"]:
+        parser.error(
+            "--history-skip (env PRODUCER_HISTORY_SKIP) names sensors without history, but "
+            "--history (env PRODUCER_HISTORY_SECONDS) sends none: set it, or unset the skip"
+        )
+    known = [sid for family in values["families"] for sid in sensor_ids(family, values["sensors"])]
+    unknown = [sid for sid in skip if sid not in known]
+    if unknown:
+        parser.error(
+            f"invalid --history-skip (env PRODUCER_HISTORY_SKIP) value {unknown[0]!r}: not a "
+            f"sensor of {', '.join(values['families'])} with --sensors {values['sensors']}"
+        )
 
 
 def _named(available: Sequence[FamilySpec], name: str) -> FamilySpec | None:

@@ -35,13 +35,14 @@ from dataflow.readings import Reading
 from dataflow.timestamps import NS_PER_S
 
 Family = Literal["air_quality", "temperature"]
-Scenario = Literal["normal", "overheat"]
+#: A scenario's name, or several joined by commas in ``SCENARIOS`` order ("overheat,shift").
+Scenario = str
 
 AIR_QUALITY: Family = "air_quality"
 TEMPERATURE: Family = "temperature"
 #: Canonical family order; within a tick, families are emitted in this order.
 FAMILIES: tuple[Family, ...] = (AIR_QUALITY, TEMPERATURE)
-SCENARIOS: tuple[Scenario, ...] = ("normal", "overheat")
+SCENARIOS: tuple[Scenario, ...] = ("normal", "overheat", "shift")
 
 
 # --- Walk parameters -------------------------------------------------------------------------
@@ -72,6 +73,27 @@ OVERHEAT_NOISE_SCALE = 0.6
 #: Hard ceiling while overheating (keeps values physical even with huge noise draws).
 OVERHEAT_MAX_C = OVERHEAT_PLATEAU_C + OVERHEAT_NOISE_LIMIT
 
+#: Shift: one air-quality sensor's level jumps up by this much and stays there, its noise
+#: unchanged. Many of its own spreads (its window means vary by about the walk's stationary
+#: spread), so the model's level envelope fires at once; yet a level that other sensors of the
+#: fleet reach on their own, and no rule of the family is near it: only the model can tell.
+SHIFT_LEVEL = 8 * AIR_QUALITY_STATIONARY_STD
+
+
+def scenario_names(text: str) -> tuple[str, ...]:
+    """The scenarios of ``text`` (``"overheat,shift"``) in ``SCENARIOS`` order; ``ValueError``
+    for an unknown one, none, or ``normal`` beside another."""
+    names = {part.strip().lower() for part in text.split(",") if part.strip()}
+    unknown = sorted(names - set(SCENARIOS))
+    if unknown or not names:
+        raise ValueError(
+            f"unknown scenario {unknown[0] if unknown else text!r} (choose from "
+            f"{', '.join(SCENARIOS)}, or several joined by commas)"
+        )
+    if "normal" in names and len(names) > 1:
+        raise ValueError("normal is the scenario without events: it combines with none")
+    return tuple(name for name in SCENARIOS if name in names)
+
 
 @dataclass(frozen=True, slots=True)
 class SimulationConfig:
@@ -80,6 +102,12 @@ class SimulationConfig:
     ``count`` caps the total number of readings (all families and sensors together);
     ``duration_s`` caps event time: only ticks with ``tick * interval < duration`` are
     emitted. ``None`` means unlimited; generation stops at whichever limit comes first.
+
+    ``history_s``: ticks before ``start_ns`` come first, as many as cover it (tick -n .. -1,
+    stamped in the past), the walks running through them, so the sensors have a past to learn
+    from. Scenario times (``overheat_after_s``, ``shift_after_s``) and ``duration_s`` count from
+    ``start_ns``, as without history. ``history_skip`` names sensors that send none (a machine
+    new to the fleet): they join at ``start_ns``.
     """
 
     start_ns: int
@@ -90,9 +118,14 @@ class SimulationConfig:
     scenario: Scenario = "normal"
     overheat_sensor: str = "2"
     overheat_after_s: float = 10.0
+    shift_sensor: str = "Sensor1"
+    shift_after_s: float = 30.0
     count: int | None = None
     duration_s: float | None = None
+    history_s: float = 0.0
+    history_skip: tuple[str, ...] = ()
     interval_ns: int = field(init=False)
+    history_ticks: int = field(init=False)
 
     def __post_init__(self) -> None:
         families = tuple(self.families)
@@ -109,18 +142,22 @@ class SimulationConfig:
         if interval_ns < 1:
             raise ValueError(f"interval_s is below 1 ns: {self.interval_s}")
         object.__setattr__(self, "interval_ns", interval_ns)
-        if self.scenario not in SCENARIOS:
-            raise ValueError(f"scenario must be one of {SCENARIOS}, got {self.scenario!r}")
-        if self.overheat_after_s < 0 or not math.isfinite(self.overheat_after_s):
-            raise ValueError(f"overheat_after_s must be >= 0, got {self.overheat_after_s}")
-        if (
-            self.scenario == "overheat"
-            and TEMPERATURE in self.families
-            and self.overheat_sensor not in sensor_ids(TEMPERATURE, self.sensors)
-        ):
+        object.__setattr__(self, "scenario", ",".join(scenario_names(self.scenario)))
+        for name in ("overheat_after_s", "shift_after_s", "history_s"):
+            value = getattr(self, name)
+            if value < 0 or not math.isfinite(value):
+                raise ValueError(f"{name} must be >= 0, got {value}")
+        history_ns = round(self.history_s * NS_PER_S)
+        object.__setattr__(self, "history_ticks", -(-history_ns // interval_ns))  # ceil
+        if self.overheating and self.overheat_sensor not in sensor_ids(TEMPERATURE, self.sensors):
             raise ValueError(
                 f"overheat_sensor {self.overheat_sensor!r} is not one of the temperature "
                 f"sensors '0'..'{self.sensors - 1}'"
+            )
+        if self.shifting and self.shift_sensor not in sensor_ids(AIR_QUALITY, self.sensors):
+            raise ValueError(
+                f"shift_sensor {self.shift_sensor!r} is not one of the air-quality sensors "
+                f"'Sensor1'..'Sensor{self.sensors}'"
             )
         if self.count is not None and self.count < 0:
             raise ValueError(f"count must be >= 0 or None, got {self.count}")
@@ -130,7 +167,12 @@ class SimulationConfig:
     @property
     def overheating(self) -> bool:
         """True when some temperature machine will actually overheat."""
-        return self.scenario == "overheat" and TEMPERATURE in self.families
+        return "overheat" in self.scenario.split(",") and TEMPERATURE in self.families
+
+    @property
+    def shifting(self) -> bool:
+        """True when some air-quality sensor's level will shift."""
+        return "shift" in self.scenario.split(",") and AIR_QUALITY in self.families
 
 
 def sensor_ids(family: Family, sensors: int) -> list[str]:
@@ -174,15 +216,20 @@ class _SensorWalk:
         self._step_std = std * math.sqrt(1.0 - self._decay**2)
         self._residual = self._rng.gauss(0.0, std)  # start in the stationary distribution
         self._interval_ns = config.interval_ns
+        self._first = -config.history_ticks
         self._overheat_tick: int | None = None
         self._overheat_after_ns = 0
         if config.overheating and family == TEMPERATURE and sensor_id == config.overheat_sensor:
             self._overheat_tick = first_overheat_tick(config)
             self._overheat_after_ns = round(config.overheat_after_s * NS_PER_S)
+        self._shift_tick: int | None = None
+        if config.shifting and family == AIR_QUALITY and sensor_id == config.shift_sensor:
+            self._shift_tick = first_shift_tick(config)
 
     def value_at(self, tick: int) -> float:
-        """Advance one tick and return the (rounded) reading. Call with tick = 0, 1, 2, ..."""
-        if tick > 0:
+        """Advance one tick and return the (rounded) reading. Call with tick = -history_ticks,
+        ..., -1, 0, 1, 2, ... (tick 0 at the start)."""
+        if tick > self._first:
             self._residual = self._residual * self._decay + self._rng.gauss(0.0, self._step_std)
         if self._overheat_tick is not None and tick >= self._overheat_tick:
             heating_ns = tick * self._interval_ns - self._overheat_after_ns
@@ -195,6 +242,8 @@ class _SensorWalk:
         else:
             low, high = self._bounds
             value = self.baseline + self._residual
+            if self._shift_tick is not None and tick >= self._shift_tick:
+                value += SHIFT_LEVEL
         return round(min(high, max(low, value)), self._decimals)
 
 
@@ -202,28 +251,32 @@ def generate(config: SimulationConfig) -> Iterator[Reading]:
     """Yield readings tick by tick, forever unless ``count``/``duration_s`` stop it.
 
     Within a tick every selected family (canonical order) emits one reading per sensor
-    (sensor-id order), all stamped ``start_ns + tick * interval_ns`` (``ts``). They are the
-    dataflow's ``Reading`` (``source`` None), so a test compares them with what it parsed.
-    ``value`` is already rounded to what goes on the wire (1 decimal for air quality, 2 for
-    temperature), so that comparison is exact.
+    (sensor-id order), all stamped ``start_ns + tick * interval_ns`` (``ts``), from the first
+    tick of the history (negative) on. They are the dataflow's ``Reading`` (``source`` None),
+    so a test compares them with what it parsed. ``value`` is already rounded to what goes on
+    the wire (1 decimal for air quality, 2 for temperature), so that comparison is exact.
     """
+    skip = set(config.history_skip)
     walks = [
-        (family, sensor_id, _SensorWalk(config, family, sensor_id))
+        (family, sensor_id, _SensorWalk(config, family, sensor_id), sensor_id in skip)
         for family in config.families
         for sensor_id in sensor_ids(family, config.sensors)
     ]
     duration_ns = None if config.duration_s is None else round(config.duration_s * NS_PER_S)
     emitted = 0
-    tick = 0
+    tick = -config.history_ticks
     while True:
         offset_ns = tick * config.interval_ns
         if duration_ns is not None and offset_ns >= duration_ns:
             return
         ts = config.start_ns + offset_ns
-        for family, sensor_id, walk in walks:
+        for family, sensor_id, walk, skipped in walks:
             if config.count is not None and emitted >= config.count:
                 return
-            yield Reading(family, sensor_id, ts, walk.value_at(tick))
+            value = walk.value_at(tick)
+            if skipped and tick < 0:
+                continue
+            yield Reading(family, sensor_id, ts, value)
             emitted += 1
         tick += 1
 
@@ -237,6 +290,15 @@ def first_overheat_tick(config: SimulationConfig) -> int | None:
         return None
     after_ns = round(config.overheat_after_s * NS_PER_S)
     return -(-after_ns // config.interval_ns)  # ceil without float error
+
+
+def first_shift_tick(config: SimulationConfig) -> int | None:
+    """First tick at which the shift sensor's level has shifted (None if no shift): ground
+    truth, as ``first_overheat_tick``."""
+    if not config.shifting:
+        return None
+    after_ns = round(config.shift_after_s * NS_PER_S)
+    return -(-after_ns // config.interval_ns)
 
 
 # --- Reading the output ------------------------------------------------------------------------

@@ -76,6 +76,9 @@ def test_help_lists_the_security_variables_from_their_declarations(
         ("PRODUCER_SEED", "x", "--seed"),
         ("PRODUCER_REALTIME", "maybe", "--realtime"),
         ("OVERHEAT_AFTER_SECONDS", "-3", "--overheat-after"),
+        ("PRODUCER_SCENARIO", "normal,shift", "--scenario"),
+        ("SHIFT_AFTER_SECONDS", "-3", "--shift-after"),
+        ("PRODUCER_HISTORY_SECONDS", "-1", "--history"),
         ("KAFKA_BROKERS", " , ", "--brokers"),
         ("LOG_LEVEL", "LOUD", "--log-level"),
     ],
@@ -177,3 +180,25 @@ def test_a_password_logged_by_a_library_is_masked(
     assert "bad login with ***" in caplog.text
     assert PASSWORD not in caplog.text
     assert caplog.handler.filters == []  # removed again when main returns
+
+
+@pytest.mark.parametrize(
+    ("argv", "what"),
+    [
+        (["--scenario", "shift", "--sensors", "2", "--shift-sensor", "Sensor3"], "SHIFT_SENSOR"),
+        (["--history-skip", "2"], "PRODUCER_HISTORY_SECONDS"),
+        (["--history", "60", "--history-skip", "7"], "PRODUCER_HISTORY_SKIP"),
+        (
+            ["--history", "60", "--families", "temperature", "--history-skip", "Sensor1"],
+            "'Sensor1'",
+        ),
+        (["--history", "60", "--replay", "x.csv", "--family", "temperature"], "a replay sends"),
+    ],
+)
+def test_history_and_shift_settings_that_would_do_nothing_exit_2(
+    argv: list[str], what: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert what in capsys.readouterr().err

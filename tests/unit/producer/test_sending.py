@@ -142,6 +142,31 @@ def test_run_sends_exactly_the_simulated_messages_and_logs_deliveries(
     assert "sent 12 messages (0 failed)" in capsys.readouterr().err
 
 
+def test_history_goes_first_then_the_run_says_it_switched(
+    fake_kafka: type[FakeProducer], caplog: pytest.LogCaptureFixture
+) -> None:
+    argv = [
+        "--sensors", "3", "--duration", "4", "--start", "2024-03-19T13:57:06",
+        "--history", "30", "--history-skip", "2", "--scenario", "overheat,shift",
+    ]  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="producer"):
+        assert main(argv) == 0
+    (producer,) = fake_kafka.instances
+    expected = SimulationConfig(
+        start_ns=parse_start("2024-03-19T13:57:06") or 0,
+        sensors=3,
+        duration_s=4,
+        history_s=30,
+        history_skip=("2",),
+        scenario="overheat,shift",
+    )
+    topics = {AIR_QUALITY: "air-quality", TEMPERATURE: "temperature_readings"}
+    assert producer.sent == [(topics[r.family], *encode(r)) for r in generate(expected)]
+    assert len(producer.sent) == 30 * 5 + 4 * 6
+    switched = [r.getMessage() for r in caplog.records if "history sent" in r.getMessage()]
+    assert len(switched) == 1 and switched[0].startswith("history sent: 150 messages in ")
+
+
 def test_run_reports_failed_deliveries_and_exits_nonzero(
     fake_kafka: type[FakeProducer], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

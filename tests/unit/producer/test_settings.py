@@ -24,6 +24,8 @@ def test_defaults() -> None:
     assert settings.seed == 42
     assert settings.scenario == "normal"
     assert settings.overheat_sensor == "2" and settings.overheat_after_s == 10
+    assert settings.shift_sensor == "Sensor1" and settings.shift_after_s == 30
+    assert settings.history_s == 0 and settings.history_skip == ()
     assert settings.air_quality_topic == "air-quality"
     assert settings.temperature_topic == "temperature_readings"
     assert settings.log_sent is None
@@ -88,3 +90,15 @@ def test_the_settings_repr_hides_the_password() -> None:
     assert settings.security.password == PASSWORD  # the client still gets it
     assert PASSWORD not in repr(settings) and PASSWORD not in str(settings)
     assert "password='***'" in repr(settings)
+
+
+def test_the_demos_settings_reach_the_simulation() -> None:
+    argv = [
+        "--scenario", "shift,overheat", "--shift-sensor", "Sensor4", "--shift-after", "12",
+        "--history", "3600", "--history-skip", "2, Sensor5", "--start", "2024-03-19T13:57:06",
+    ]  # fmt: skip
+    settings = parse_settings(argv, environ={})
+    assert settings.scenario == "overheat,shift"
+    sim = settings.simulation(settings.start_ns or 0)
+    assert (sim.scenario, sim.shift_sensor, sim.shift_after_s) == ("overheat,shift", "Sensor4", 12)
+    assert (sim.history_s, sim.history_skip, sim.history_ticks) == (3600, ("2", "Sensor5"), 3600)

@@ -20,11 +20,14 @@ from producer import simulate
 from producer.shapes import encode, encoded_time
 from producer.simulate import (
     AIR_QUALITY,
+    SHIFT_LEVEL,
     TEMPERATURE,
     SimulationConfig,
     first_overheat_tick,
+    first_shift_tick,
     generate,
     readings_by_sensor,
+    scenario_names,
     sensor_ids,
     stable_seed,
 )
@@ -345,3 +348,86 @@ def test_invalid_configs_are_rejected(overrides: dict[str, object]) -> None:
 def test_overheat_sensor_only_checked_when_temperature_selected() -> None:
     cfg = config(scenario="overheat", overheat_sensor="99", families=(AIR_QUALITY,))
     assert not cfg.overheating
+
+
+# --- History, and the shift scenario --------------------------------------------------------
+
+
+def test_history_comes_first_in_the_past_and_the_walk_runs_on_through_the_start() -> None:
+    cfg = config(history_s=10, duration_s=5)
+    readings = list(generate(cfg))
+    by_sensor = readings_by_sensor(readings)
+    for series in by_sensor.values():
+        assert [r.ts for r in series] == [START_NS + i * S for i in range(-10, 5)]
+    assert [r.ts for r in readings] == sorted(r.ts for r in readings)  # tick by tick
+    # The same walks as without history, only longer: from the start on they are what a run
+    # without history would have sent ten ticks in.
+    longer = readings_by_sensor(list(generate(config(start_ns=START_NS - 10 * S, duration_s=15))))
+    assert by_sensor == longer
+
+
+def test_history_covers_whole_ticks() -> None:
+    cfg = config(history_s=2.5, interval_s=1.0, duration_s=1, sensors=1)
+    assert cfg.history_ticks == 3
+    times = sorted({r.ts for r in generate(cfg)})
+    assert times == [START_NS - 3 * S, START_NS - 2 * S, START_NS - S, START_NS]
+
+
+def test_history_skip_sensors_join_at_the_start() -> None:
+    cfg = config(history_s=20, duration_s=5, history_skip=("1", "Sensor2"))
+    by_sensor = readings_by_sensor(list(generate(cfg)))
+    for key, series in by_sensor.items():
+        first = series[0].ts
+        assert first == (START_NS if key[1] in ("1", "Sensor2") else START_NS - 20 * S)
+        assert series[-1].ts == START_NS + 4 * S
+
+
+def test_scenario_times_count_from_the_start_not_from_the_history() -> None:
+    plain = config(scenario="overheat,shift", sensors=5, duration_s=60)
+    with_history = config(scenario="overheat,shift", sensors=5, duration_s=60, history_s=600)
+    assert first_overheat_tick(with_history) == first_overheat_tick(plain) == 10
+    assert first_shift_tick(with_history) == first_shift_tick(plain) == 30
+    hot = readings_by_sensor(list(generate(with_history)))[(TEMPERATURE, "2")]
+    assert max(r.value for r in hot if r.ts < START_NS + 10 * S) <= 80.0
+    assert max(r.value for r in hot if r.ts >= START_NS + 40 * S) > 95.0
+
+
+def test_shift_moves_one_sensors_level_and_nothing_else() -> None:
+    shifted = config(scenario="shift", sensors=5, duration_s=400, shift_sensor="Sensor3")
+    normal = config(sensors=5, duration_s=400)
+    got = readings_by_sensor(list(generate(shifted)))
+    want = readings_by_sensor(list(generate(normal)))
+    after = START_NS + 30 * S
+    for key in want:
+        if key != (AIR_QUALITY, "Sensor3"):
+            assert got[key] == want[key]
+    for a, b in zip(got[(AIR_QUALITY, "Sensor3")], want[(AIR_QUALITY, "Sensor3")], strict=True):
+        assert a.ts == b.ts
+        if a.ts < after:
+            assert a.value == b.value
+        else:  # the same noise on a higher level (rounding aside), inside the family's bounds
+            assert a.value == pytest.approx(min(150.0, b.value + SHIFT_LEVEL), abs=0.11)
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("overheat", ("overheat",)),
+        ("shift, Overheat", ("overheat", "shift")),
+        ("normal", ("normal",)),
+    ],
+)
+def test_scenario_names(text: str, names: tuple[str, ...]) -> None:
+    assert scenario_names(text) == names
+
+
+@pytest.mark.parametrize("text", ["", "meltdown", "normal,overheat", "overheat,melt"])
+def test_scenario_names_refuse(text: str) -> None:
+    with pytest.raises(ValueError, match=r"scenario|normal"):
+        scenario_names(text)
+
+
+def test_shift_sensor_must_exist() -> None:
+    with pytest.raises(ValueError, match="shift_sensor"):
+        config(scenario="shift", sensors=2, shift_sensor="Sensor3")
+    config(scenario="shift", sensors=2, shift_sensor="Sensor3", families=(TEMPERATURE,))
