@@ -1,5 +1,8 @@
 """``python -m eval --data DIR --labels FILE [--json OUT] [--plots DIR]``: NAB evaluation.
 
+``python -m eval tep ...`` and ``python -m eval machine ...``: a machine's joint model
+(``eval.tep``, ``eval.machine``).
+
 Replays every labelled ``timestamp,value`` CSV under ``--data`` through the dataflow's own scoring
 code (or, with ``--through-broker``, through Kafka and the running flow), beside NAB's random
 detector (its threshold optimised over the files, as NAB does) and the threshold rule alone, and
@@ -184,6 +187,11 @@ def _profile(args: argparse.Namespace) -> Profile:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "tep":
+        from eval import tep
+
+        return tep.main(argv[1:])
     args = parser().parse_args(argv)
     if not args.data.is_dir():
         print(f"--data {args.data}: not a folder", file=sys.stderr)
