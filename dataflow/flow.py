@@ -22,6 +22,7 @@ from bytewax.outputs import Sink
 
 from dataflow.config import Settings
 from dataflow.encoding import Headers, encode_dead_letter, encode_late, encode_window
+from dataflow.model.machine import MachineParams
 from dataflow.model.scoring import ModelParams
 from dataflow.progress import Beat
 from dataflow.readings import Reading, Run, formats_by_topic
@@ -75,6 +76,13 @@ def shard_config(settings: Settings) -> ShardConfig:
                 drift_clip=settings.ml_drift_clip,
                 seasonality=settings.ml_seasonality,
             ),
+            # A machine's joint model: its memory and warm-up are the sensors' own settings.
+            MachineParams(
+                memory=settings.level_windows,
+                warmup=settings.hst_window_size + settings.warmup_windows,
+            )
+            if family.channels
+            else None,
         )
         for family in settings.families
     }
@@ -98,7 +106,7 @@ Out = list[Result]
 
 # Bump when ShardState's pickled shape changes: an old snapshot then fails with a clear message
 # instead of an AttributeError deep in the scorer.
-SNAPSHOT_VERSION = 8
+SNAPSHOT_VERSION = 9  # 9: the shard's machines (dataflow.machines)
 
 RESET_HOW = (
     "reset the recovery directory (delete it and run `python -m bytewax.recovery DIR N` again); "

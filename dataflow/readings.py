@@ -300,14 +300,26 @@ class Format:
     of the poll it came in.
     """
 
-    def __init__(self, family: Family) -> None:
+    def __init__(self, family: Family, channel: str | None = None) -> None:
         self.family = family
         self.name = family.name
         self.valid = family.valid_range
-        self.from_key = family.sensor_id == KEY
-        self.value_path = tuple(family.value.split("."))
+        # A machine family has a format per channel: its value is the channel's, its id the
+        # machine's, and its sensor ids "<machine>/<channel>" (``suffix``).
+        self.channel = channel
+        self.suffix = "" if channel is None else f"/{channel}"
+        self.cache_key = family.name + self.suffix  # its ids' cache, in routing
+        if channel is None:
+            if family.channels:
+                raise ValueError(f"family {family.name!r} has channels: a format is per channel")
+            value, ident = family.value, family.sensor_id
+        else:
+            value, ident = dict(family.channels)[channel], family.machine or KEY
+        self.id_field = ident  # "key", or the path that names a message's id in errors
+        self.from_key = ident == KEY
+        self.value_path = tuple(value.split("."))
         self.ts_path = None if family.timestamp is None else tuple(family.timestamp.split("."))
-        self.id_path = None if self.from_key else tuple(family.sensor_id.split("."))
+        self.id_path = None if self.from_key else tuple(ident.split("."))
         fmt = family.timestamp_format
         self.auto = fmt == "auto"
         self.to_ns: Callable[[Any], int] = (
@@ -338,21 +350,35 @@ class Format:
         self.id_of = None if self.id_path is None else attrgetter(attrs[self.id_path])
 
     def __repr__(self) -> str:
-        return f"Format({self.name!r})"
+        return f"Format({self.cache_key!r})"
 
-    def __reduce__(self) -> tuple[Any, tuple[Family]]:
-        return format_of, (self.family,)
+    def __reduce__(self) -> tuple[Any, tuple[Family, str | None]]:
+        return format_of, (self.family, self.channel)
+
+    def machine_of(self, sensor_id: str) -> str:
+        """What a sensor's shard is chosen by: its machine's id, or its own."""
+        return sensor_id[: -len(self.suffix)] if self.suffix else sensor_id
 
 
 @cache
-def format_of(family: Family) -> Format:
-    """The compiled format of a family, built once."""
-    return Format(family)
+def format_of(family: Family, channel: str | None = None) -> Format:
+    """The compiled format of a family (of one channel of a machine family), built once."""
+    return Format(family, channel)
+
+
+def formats_of(family: Family) -> list[Format]:
+    """A family's formats: one, or one per channel of a machine family."""
+    if family.channels:
+        return [format_of(family, name) for name in family.channel_names]
+    return [format_of(family)]
 
 
 def formats_by_topic(families: tuple[Family, ...]) -> dict[str, list[Format]]:
     """topic -> the formats of the families read from it, as ``routing.route`` takes them."""
-    return {topic: [format_of(f) for f in fams] for topic, fams in topics_of(families).items()}
+    return {
+        topic: [fmt for f in fams for fmt in formats_of(f)]
+        for topic, fams in topics_of(families).items()
+    }
 
 
 def sensor_id_of(key: bytes | None) -> str:
@@ -397,7 +423,8 @@ def sensor_id_from_field(raw: Any, path: str) -> str:
 
 def sensor_id_of_raw(fmt: Format, raw: Any) -> str:
     """The sensor id behind a poll's id column entry: a key's bytes or a field's value."""
-    return sensor_id_of(raw) if fmt.from_key else sensor_id_from_field(raw, fmt.family.sensor_id)
+    ident = sensor_id_of(raw) if fmt.from_key else sensor_id_from_field(raw, fmt.id_field)
+    return ident + fmt.suffix if fmt.suffix else ident
 
 
 def parse(
@@ -427,7 +454,9 @@ def parse(
     except _FAST_ERRORS:
         return _parse_general(fmt, sensor_id, value, kafka_ts_ms, source)
     if fmt.id_of is not None:  # the id is a field (else the key gave it above)
-        sensor_id = sensor_id_from_field(fmt.id_of(obj), fmt.family.sensor_id)
+        sensor_id = sensor_id_from_field(fmt.id_of(obj), fmt.id_field)
+    if fmt.suffix:
+        sensor_id = f"{sensor_id}{fmt.suffix}"
     if fmt.ts_of is None:
         ts = _kafka_ns(kafka_ts_ms)
     else:
@@ -462,8 +491,8 @@ def _parse_general(
         raise BadMessage("not_an_object", f"value is a JSON {type(obj).__name__}")
     fam = fmt.family
     if fmt.id_path is not None:  # the id is a field (else the caller read the key)
-        sensor_id = sensor_id_from_field(_lookup(obj, fmt.id_path), fam.sensor_id)
-    value_field = fam.value
+        sensor_id = sensor_id_from_field(_lookup(obj, fmt.id_path), fmt.id_field)
+    value_field = ".".join(fmt.value_path)
     num = _lookup(obj, fmt.value_path)
     kind = type(num)
     if kind is float:
@@ -493,6 +522,8 @@ def _parse_general(
             ts = kafka_ts_ms * 1_000_000
         else:
             raise NoTimestamp("missing_field", f"no {fam.timestamp!r} field and no Kafka timestamp")
+    if fmt.suffix:
+        sensor_id = f"{sensor_id}{fmt.suffix}"
     return _new(Reading, (fmt.name, sensor_id, ts, num, source))
 
 

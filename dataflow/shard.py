@@ -43,6 +43,8 @@ from typing import NamedTuple
 
 from dataflow.alerts import AlertEvent, AlertTracker
 from dataflow.families import ML, Family
+from dataflow.machines import MachineWindows
+from dataflow.model.machine import MachineParams
 from dataflow.model.scoring import STRUCTURAL, ModelParams, SensorScorer
 from dataflow.progress import Beat, PartClock, SilenceQueue
 from dataflow.readings import Reading, Run
@@ -64,6 +66,7 @@ class FamilySetup:
 
     family: Family
     model: ModelParams
+    machine: MachineParams | None = None  # a machine family's joint model (dataflow.machines)
 
     @property
     def window_ns(self) -> int:
@@ -131,6 +134,9 @@ class WindowResult(NamedTuple):
     severity: str | None = None  # the highest of the reasons' severities
     unit: str | None = None
     alert: AlertEvent | None = None
+    # A machine's window (``sensor_id`` is the machine id): the channels that drove it, ranked,
+    # each with its deviation in its own spreads. None: a sensor's window.
+    drivers: tuple[tuple[str, float], ...] | None = None
 
     @property
     def threshold_alarm(self) -> bool:
@@ -277,6 +283,8 @@ class ShardState:
         self.counts = ShardCounts()
         self.notes: list[str] = []  # one-line news for the log (a sensor on a second partition)
         self.pending: list[Result] = []  # results of a restore's reconfiguration, not yet out
+        self.machines: dict[tuple[str, str], MachineWindows] = {}  # (family, machine id) ->
+        self._machine_due: list[tuple[tuple[str, str], list[int]]] = []  # scored after a window
 
     # -- input -------------------------------------------------------------------------------
 
@@ -612,6 +620,29 @@ class ShardState:
         del self.sensors[key]
         self.counts.forgotten += 1
         out.append(SensorEvent(key[0], key[1], FORGOTTEN, silent, unit=self._unit(key[0])))
+        if key[1].rpartition("/")[0] and self.machines:
+            self._forget_machine(key, silent, out)
+
+    def _forget_machine(self, key: tuple[str, str], silent: float, out: list[Result]) -> None:
+        """A machine whose last channel is forgotten: its pending windows are scored, its alert
+        resolved as stale, and it is forgotten too."""
+        family, sensor_id = key
+        machine_id = sensor_id.rpartition("/")[0]
+        mkey = (family, machine_id)
+        mw = self.machines.get(mkey)
+        if mw is None:
+            return
+        prefix = machine_id + "/"
+        if any(f == family and s.startswith(prefix) for f, s in self.sensors):
+            return
+        for start in mw.due_all():
+            self._machine_window(mkey, mw, start, out)
+        event = mw.alerts.stale()
+        if event is not None:
+            self.counts.alerts_resolved += 1
+            self.open_alerts -= 1
+            out.append(SensorEvent(family, machine_id, event.event, silent, event))
+        del self.machines[mkey]
 
     def flush(self) -> list[Result]:
         """Close every open window: the input has ended."""
@@ -620,6 +651,7 @@ class ShardState:
         for key, sensor in list(self.sensors.items()):
             if sensor.windows.open:
                 self._close_sensor(key, out)
+        self._machines_flush(out)
         for part in self.parts.values():
             part.closes.clear()
         self.next_sweep = _NEVER  # the input has ended: nothing will fall silent any more
@@ -716,6 +748,10 @@ class ShardState:
                         else "applied to restored models"
                     )
                 )
+        for mkey in list(self.machines):
+            fam = config.families.get(mkey[0])
+            if fam is None or fam.family.channel_names != self.machines[mkey].names:
+                del self.machines[mkey]  # its family, or its channels, changed: it starts anew
         if old.lateness_ns != config.lateness_ns:
             for key, sensor in self.sensors.items():
                 size = config.window_ns.get(key[0])
@@ -753,6 +789,7 @@ class ShardState:
             scorer = sensor.scorer = SensorScorer(setup.model)
         rules, streaks = sensor.rules, sensor.streaks
         threshold, unit = rules.first_level, setup.family.unit
+        machine = setup.machine  # a machine's channel: its model pages through the machine
         counts = self.counts
         alerts = sensor.alerts
         emit_all = cfg.emit_all
@@ -787,9 +824,12 @@ class ShardState:
             mean = stats.mean
             score, ml, ready, cut = scorer.score_learn(stats.start, mean)
             fired = rules.fired(mean, streaks) if rules else ()
-            if fired or ml:
+            paged = ml if machine is None else False
+            if machine is not None:
+                self._to_machine(key, setup, stats, ml)
+            if fired or paged:
                 counts.anomalies += 1
-                reasons = [*fired, ML] if ml else list(fired)
+                reasons = [*fired, ML] if paged else list(fired)
                 severity = rules.severity(reasons)
             elif alerts.alert_id is None:
                 # Clean, and no alert to resolve: the tracker only moves its baseline. Most
@@ -803,7 +843,7 @@ class ShardState:
                             stats,
                             score,
                             ready,
-                            False,
+                            ml,
                             cut,
                             threshold,
                             (),
@@ -811,6 +851,7 @@ class ShardState:
                             unit,
                         )
                     )
+                self._machine_out(out)
                 continue
             else:
                 reasons, severity = [], None
@@ -838,6 +879,7 @@ class ShardState:
                     if part is not None:
                         part.stale.drop(key)
             elif not emit_all:
+                self._machine_out(out)
                 continue
             out.append(
                 WindowResult(
@@ -855,3 +897,91 @@ class ShardState:
                     event,
                 )
             )
+            self._machine_out(out)
+
+    # -- machines ---------------------------------------------------------------------------
+
+    def _to_machine(
+        self, key: tuple[str, str], setup: FamilySetup, stats: WindowStats, ml: bool
+    ) -> None:
+        """File a machine channel's closed window; the machine windows it completes are scored
+        and written after the channel's own (``_machine_out``)."""
+        family, sensor_id = key
+        machine_id, _, channel = sensor_id.rpartition("/")
+        mkey = (family, machine_id)
+        mw = self.machines.get(mkey)
+        if mw is None:
+            assert setup.machine is not None
+            mw = self.machines[mkey] = MachineWindows(setup.family.channel_names, setup.machine)
+        due = mw.channel_closed(channel, stats.start, stats.end, stats.mean, ml, setup.window_ns)
+        if due:
+            self._machine_due.append((mkey, due))
+
+    def _machine_out(self, out: list[Result]) -> None:
+        due_list = self._machine_due
+        if not due_list:
+            return
+        self._machine_due = []
+        for mkey, due in due_list:
+            mw = self.machines.get(mkey)
+            if mw is not None:
+                for start in due:
+                    if start in mw.pending:
+                        self._machine_window(mkey, mw, start, out)
+
+    def _machine_window(
+        self, mkey: tuple[str, str], mw: MachineWindows, start: int, out: list[Result]
+    ) -> None:
+        """Score one machine window once, move its alert, and write it (as a sensor's window is
+        written: alert events, or every window with ``emit_all``)."""
+        cfg = self.config
+        family, machine_id = mkey
+        setup = cfg.families.get(family)
+        if setup is None:
+            return
+        res = mw.score(
+            f"{family}/{machine_id}",
+            start,
+            cfg.update_every,
+            cfg.resolve_after,
+            cfg.cooldown,
+            setup.family.ml_severity,
+        )
+        counts = self.counts
+        if res.anomaly:
+            counts.anomalies += 1
+        event = res.alert
+        if event is not None:
+            if event.event == "open":
+                counts.alerts_opened += 1
+                self.open_alerts += 1
+            elif event.event == "resolved":
+                counts.alerts_resolved += 1
+                self.open_alerts -= 1
+        elif not cfg.emit_all:
+            return
+        s = res.score
+        out.append(
+            WindowResult(
+                family,
+                machine_id,
+                WindowStats(res.start, res.end, res.channels, s, s, s),
+                s,
+                res.ready,
+                res.anomaly,
+                None,
+                None,
+                (),
+                setup.family.ml_severity if res.anomaly else None,
+                None,
+                event,
+                res.drivers,
+            )
+        )
+
+    def _machines_flush(self, out: list[Result], family: str | None = None) -> None:
+        """Score every pending machine window (of one family, or all): the input ended."""
+        for mkey, mw in list(self.machines.items()):
+            if family is None or mkey[0] == family:
+                for start in mw.due_all():
+                    self._machine_window(mkey, mw, start, out)

@@ -1,0 +1,121 @@
+"""A machine's windows: its channels' closed windows gathered, scored once together, one alert.
+
+Pure: no Kafka, no Bytewax. In a machine family (``machine`` and ``channels`` in the sensors
+file, docs/machines.md) every channel is a sensor ``<machine>/<channel>`` with its own windows
+and model, as any sensor; all of them live in the machine's shard. As each channel closes a
+window (by its own clock, lateness or silence, as today), ``MachineWindows.channel_closed``
+files its mean under the window's start. The machine's window for that start closes when every
+channel has closed it, or when a channel has gone ``MAX_BEHIND`` windows past it while another
+sent nothing for it (a dead channel must not hold its machine back): it is scored once by the
+machine's joint model (``dataflow.model.machine``), with a missing channel taken at its level.
+
+One alert per machine, with the usual lifecycle (``dataflow.alerts``): its reason is ``ml`` when
+the joint model found the window anomalous *or* a channel's own model did (which then names that
+channel as a driver). So the model's alerts page once per machine, not once per channel; a
+channel's rules (``above``/``below``, what a person asked for by name) still open the channel's
+own alert, as in any family.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+from dataflow.alerts import AlertEvent, AlertTracker
+from dataflow.families import ML
+from dataflow.model.machine import MachineModel, MachineParams
+
+MAX_BEHIND = 3  # windows a channel may run ahead of a window another channel never sent
+Driver = tuple[str, float]  # a channel's name and its deviation, in its own spreads
+
+
+class MachineWindow(NamedTuple):
+    """A machine's window, scored: what the shard makes a record of."""
+
+    start: int
+    end: int
+    channels: int  # channels that sent a reading in it
+    score: float  # the joint model's: above 1 is anomalous
+    ready: bool
+    anomaly: bool
+    drivers: tuple[Driver, ...]
+    alert: AlertEvent | None
+
+
+class MachineWindows:
+    """One machine's pending windows, joint model and alert. Picklable."""
+
+    __slots__ = ("alerts", "closed", "model", "names", "pending")
+
+    def __init__(self, names: tuple[str, ...], params: MachineParams) -> None:
+        self.names = names
+        self.model = MachineModel(len(names), params)
+        self.alerts = AlertTracker()
+        self.closed = [-1] * len(names)  # each channel's latest closed window start, ns
+        # window start -> [end, each channel's mean (nan: none yet), each channel's own ml flag]
+        self.pending: dict[int, tuple[int, list[float], list[bool]]] = {}
+
+    def channel_closed(
+        self, channel: str, start: int, end: int, mean: float, ml: bool, window_ns: int
+    ) -> list[int]:
+        """File a channel's closed window; return the machine windows now due, oldest first."""
+        try:
+            i = self.names.index(channel)
+        except ValueError:
+            return []  # not one of the machine's channels (the file changed): its own only
+        entry = self.pending.get(start)
+        if entry is None:
+            n = len(self.names)
+            entry = self.pending[start] = (end, [math.nan] * n, [False] * n)
+        entry[1][i] = mean
+        entry[2][i] = ml
+        if start > self.closed[i]:
+            self.closed[i] = start
+        low = min(self.closed)
+        horizon = max(self.closed) - MAX_BEHIND * window_ns
+        return sorted(s for s in self.pending if s <= low or s <= horizon)
+
+    def due_all(self) -> list[int]:
+        """Every pending window (the input ended, or the machine is forgotten)."""
+        return sorted(self.pending)
+
+    def score(
+        self,
+        alert_key: str,
+        start: int,
+        update_every: int,
+        resolve_after: int,
+        cooldown: int,
+        severity: str,
+    ) -> MachineWindow:
+        """Score a pending machine window once, and move the machine's alert."""
+        end, values, own = self.pending.pop(start)
+        model = self.model
+        z = model.deviations(values) if any(own) else None  # against what it knew before
+        out = model.score_learn(values) if any(v == v for v in values) else None
+        if out is None:  # nothing at all in it: nothing to say
+            return MachineWindow(start, end, 0, 0.0, False, False, (), None)
+        drivers: tuple[Driver, ...] = tuple((self.names[i], z) for i, z in out.drivers)
+        anomaly = out.anomaly
+        if out.ready and z is not None:
+            anomaly = True
+            # A channel's own model flagged it: it drives, beside the joint model's drivers.
+            named = {name for name, _ in drivers}
+            drivers += tuple(
+                (self.names[i], round(z[i], 2))
+                for i, flagged in enumerate(own)
+                if flagged and self.names[i] not in named
+            )
+        event = self.alerts.observe(
+            alert_key,
+            start,
+            out.score,
+            out.score,
+            [ML] if anomaly else [],
+            update_every,
+            resolve_after,
+            cooldown,
+            severity if anomaly else None,
+        )
+        present = sum(1 for v in values if v == v)
+        return MachineWindow(start, end, present, out.score, out.ready, anomaly, drivers, event)
