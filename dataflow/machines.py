@@ -9,11 +9,15 @@ channel has closed it, or when a channel has gone ``MAX_BEHIND`` windows past it
 sent nothing for it (a dead channel must not hold its machine back): it is scored once by the
 machine's joint model (``dataflow.model.machine``), with a missing channel taken at its level.
 
-One alert per machine, with the usual lifecycle (``dataflow.alerts``): its reason is ``ml`` when
-the joint model found the window anomalous *or* a channel's own model did (which then names that
-channel as a driver). So the model's alerts page once per machine, not once per channel; a
-channel's rules (``above``/``below``, what a person asked for by name) still open the channel's
-own alert, as in any family.
+One alert per machine, with the usual lifecycle (``dataflow.alerts``), reason ``ml``, opened by
+the joint model. **The machine alert wins over a channel's model**: in a machine family a
+channel's own ML anomaly is in its window record (``ml_anomaly``) but opens no alert, so one
+episode pages once, from the model that sees the channels together and can name which drove it
+(a channel's own model sees a relation break not at all, and a single channel's jump shows in
+the joint model's T² or Q with that channel as its driver; OR-ing every channel's model into the
+machine alert multiplied false alarms with the channels on a fault-free plant run). A channel's
+rules (``above``/``below``: what a person asked for by name) still open the channel's own alert,
+as in any family.
 """
 
 from __future__ import annotations
@@ -52,11 +56,11 @@ class MachineWindows:
         self.model = MachineModel(len(names), params)
         self.alerts = AlertTracker()
         self.closed = [-1] * len(names)  # each channel's latest closed window start, ns
-        # window start -> [end, each channel's mean (nan: none yet), each channel's own ml flag]
-        self.pending: dict[int, tuple[int, list[float], list[bool]]] = {}
+        # window start -> (end, each channel's mean (nan: none yet))
+        self.pending: dict[int, tuple[int, list[float]]] = {}
 
     def channel_closed(
-        self, channel: str, start: int, end: int, mean: float, ml: bool, window_ns: int
+        self, channel: str, start: int, end: int, mean: float, window_ns: int
     ) -> list[int]:
         """File a channel's closed window; return the machine windows now due, oldest first."""
         try:
@@ -65,10 +69,8 @@ class MachineWindows:
             return []  # not one of the machine's channels (the file changed): its own only
         entry = self.pending.get(start)
         if entry is None:
-            n = len(self.names)
-            entry = self.pending[start] = (end, [math.nan] * n, [False] * n)
+            entry = self.pending[start] = (end, [math.nan] * len(self.names))
         entry[1][i] = mean
-        entry[2][i] = ml
         if start > self.closed[i]:
             self.closed[i] = start
         low = min(self.closed)
@@ -89,23 +91,12 @@ class MachineWindows:
         severity: str,
     ) -> MachineWindow:
         """Score a pending machine window once, and move the machine's alert."""
-        end, values, own = self.pending.pop(start)
-        model = self.model
-        z = model.deviations(values) if any(own) else None  # against what it knew before
-        out = model.score_learn(values) if any(v == v for v in values) else None
-        if out is None:  # nothing at all in it: nothing to say
+        end, values = self.pending.pop(start)
+        if not any(v == v for v in values):  # nothing at all in it: nothing to say
             return MachineWindow(start, end, 0, 0.0, False, False, (), None)
+        out = self.model.score_learn(values)
         drivers: tuple[Driver, ...] = tuple((self.names[i], z) for i, z in out.drivers)
         anomaly = out.anomaly
-        if out.ready and z is not None:
-            anomaly = True
-            # A channel's own model flagged it: it drives, beside the joint model's drivers.
-            named = {name for name, _ in drivers}
-            drivers += tuple(
-                (self.names[i], round(z[i], 2))
-                for i, flagged in enumerate(own)
-                if flagged and self.names[i] not in named
-            )
         event = self.alerts.observe(
             alert_key,
             start,

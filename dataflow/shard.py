@@ -826,7 +826,7 @@ class ShardState:
             fired = rules.fired(mean, streaks) if rules else ()
             paged = ml if machine is None else False
             if machine is not None:
-                self._to_machine(key, setup, stats, ml)
+                self._to_machine(key, setup, stats)
             if fired or paged:
                 counts.anomalies += 1
                 reasons = [*fired, ML] if paged else list(fired)
@@ -901,9 +901,7 @@ class ShardState:
 
     # -- machines ---------------------------------------------------------------------------
 
-    def _to_machine(
-        self, key: tuple[str, str], setup: FamilySetup, stats: WindowStats, ml: bool
-    ) -> None:
+    def _to_machine(self, key: tuple[str, str], setup: FamilySetup, stats: WindowStats) -> None:
         """File a machine channel's closed window; the machine windows it completes are scored
         and written after the channel's own (``_machine_out``)."""
         family, sensor_id = key
@@ -913,7 +911,7 @@ class ShardState:
         if mw is None:
             assert setup.machine is not None
             mw = self.machines[mkey] = MachineWindows(setup.family.channel_names, setup.machine)
-        due = mw.channel_closed(channel, stats.start, stats.end, stats.mean, ml, setup.window_ns)
+        due = mw.channel_closed(channel, stats.start, stats.end, stats.mean, setup.window_ns)
         if due:
             self._machine_due.append((mkey, due))
 

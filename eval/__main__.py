@@ -192,6 +192,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from eval import tep
 
         return tep.main(argv[1:])
+    if argv and argv[0] == "machine":
+        from eval import machine
+
+        return machine.main(argv[1:])
     args = parser().parse_args(argv)
     if not args.data.is_dir():
         print(f"--data {args.data}: not a folder", file=sys.stderr)

@@ -138,14 +138,6 @@ class MachineModel:
     def channels(self) -> int:
         return int(self.mean.shape[0])
 
-    def deviations(self, values: Sequence[float]) -> list[float]:
-        """Each channel's deviation from its level in its own spreads (0 where missing), as the
-        next window would be scored against."""
-        x = np.array(values, dtype=np.float64)
-        dev = np.where(np.isfinite(x), x - self.mean, 0.0)
-        z: list[float] = np.clip(dev * self.inv_sd, -Z_CAP, Z_CAP).tolist()
-        return z
-
     def retune(self, params: MachineParams) -> None:
         """New settings after a restore: every one applies to what was learned."""
         self.params = params

@@ -237,13 +237,13 @@ def test_a_silent_channel_does_not_hold_its_machine_back() -> None:
 def test_machine_windows_wait_for_every_channel_or_a_dead_one() -> None:
     mw = MachineWindows(("a", "b"), MachineParams())
     w = 5 * S
-    assert mw.channel_closed("a", 0, w, 1.0, False, w) == []
-    assert mw.channel_closed("b", 0, w, 2.0, False, w) == [0]
+    assert mw.channel_closed("a", 0, w, 1.0, w) == []
+    assert mw.channel_closed("b", 0, w, 2.0, w) == [0]
     mw.score("m", 0, 12, 3, 48, "warning")
     for k in range(1, MAX_BEHIND + 1):
-        assert mw.channel_closed("a", k * w, (k + 1) * w, 1.0, False, w) == []
-    assert mw.channel_closed("a", (MAX_BEHIND + 1) * w, 0, 1.0, False, w) == [w]
-    assert mw.channel_closed("zzz", 0, w, 1.0, False, w) == []  # not a channel of it
+        assert mw.channel_closed("a", k * w, (k + 1) * w, 1.0, w) == []
+    assert mw.channel_closed("a", (MAX_BEHIND + 1) * w, 0, 1.0, w) == [w]
+    assert mw.channel_closed("zzz", 0, w, 1.0, w) == []  # not a channel of it
 
 
 def test_a_forgotten_machine_resolves_its_alert_as_stale() -> None:
