@@ -49,7 +49,7 @@ class MachineWindow(NamedTuple):
 class MachineWindows:
     """One machine's pending windows, joint model and alert. Picklable."""
 
-    __slots__ = ("alerts", "closed", "model", "names", "pending")
+    __slots__ = ("alerts", "closed", "model", "names", "pending", "scored")
 
     def __init__(self, names: tuple[str, ...], params: MachineParams) -> None:
         self.names = names
@@ -58,21 +58,29 @@ class MachineWindows:
         self.closed = [-1] * len(names)  # each channel's latest closed window start, ns
         # window start -> (end, each channel's mean (nan: none yet))
         self.pending: dict[int, tuple[int, list[float]]] = {}
+        self.scored = -1  # the latest window start scored: a channel's window before it is late
 
-    def channel_closed(
-        self, channel: str, start: int, end: int, mean: float, window_ns: int
-    ) -> list[int]:
-        """File a channel's closed window; return the machine windows now due, oldest first."""
+    def channel_closed(self, channel: str, start: int, end: int, mean: float) -> None:
+        """File a channel's closed window (``due`` says which machine windows it completed)."""
         try:
             i = self.names.index(channel)
         except ValueError:
-            return []  # not one of the machine's channels (the file changed): its own only
+            return  # not one of the machine's channels (the file changed): its own only
+        if start <= self.scored:
+            return  # its machine window was scored without it (the channel was that late)
         entry = self.pending.get(start)
         if entry is None:
             entry = self.pending[start] = (end, [math.nan] * len(self.names))
         entry[1][i] = mean
         if start > self.closed[i]:
             self.closed[i] = start
+
+    def due(self, window_ns: int) -> list[int]:
+        """The machine windows to score now, oldest first: those every channel has closed, and
+        those a channel has run ``MAX_BEHIND`` windows past. Asked once a batch is folded, so a
+        batch's runs of one channel cannot leave its other channels behind."""
+        if not self.pending:
+            return []
         low = min(self.closed)
         horizon = max(self.closed) - MAX_BEHIND * window_ns
         return sorted(s for s in self.pending if s <= low or s <= horizon)
@@ -92,6 +100,8 @@ class MachineWindows:
     ) -> MachineWindow:
         """Score a pending machine window once, and move the machine's alert."""
         end, values = self.pending.pop(start)
+        if start > self.scored:
+            self.scored = start
         if not any(v == v for v in values):  # nothing at all in it: nothing to say
             return MachineWindow(start, end, 0, 0.0, False, False, (), None)
         out = self.model.score_learn(values)

@@ -284,7 +284,7 @@ class ShardState:
         self.notes: list[str] = []  # one-line news for the log (a sensor on a second partition)
         self.pending: list[Result] = []  # results of a restore's reconfiguration, not yet out
         self.machines: dict[tuple[str, str], MachineWindows] = {}  # (family, machine id) ->
-        self._machine_due: list[tuple[tuple[str, str], list[int]]] = []  # scored after a window
+        self._touched: set[tuple[str, str]] = set()  # machines with windows filed, not yet due
 
     # -- input -------------------------------------------------------------------------------
 
@@ -453,6 +453,7 @@ class ShardState:
                 )
         if top:
             clock.event(top / 1e9)
+        self._machine_out(out)
         return out
 
     def _ingest_each(
@@ -569,6 +570,7 @@ class ShardState:
                     self._resolve_stale(key, at, out)
         if now >= self.next_sweep:
             self._sweep(now, out)
+        self._machine_out(out)
         return out
 
     def _silence(self, sensor: _Sensor, now: float) -> float:
@@ -651,6 +653,7 @@ class ShardState:
         for key, sensor in list(self.sensors.items()):
             if sensor.windows.open:
                 self._close_sensor(key, out)
+        self._touched.clear()
         self._machines_flush(out)
         for part in self.parts.values():
             part.closes.clear()
@@ -851,7 +854,6 @@ class ShardState:
                             unit,
                         )
                     )
-                self._machine_out(out)
                 continue
             else:
                 reasons, severity = [], None
@@ -879,7 +881,6 @@ class ShardState:
                     if part is not None:
                         part.stale.drop(key)
             elif not emit_all:
-                self._machine_out(out)
                 continue
             out.append(
                 WindowResult(
@@ -897,13 +898,12 @@ class ShardState:
                     event,
                 )
             )
-            self._machine_out(out)
 
     # -- machines ---------------------------------------------------------------------------
 
     def _to_machine(self, key: tuple[str, str], setup: FamilySetup, stats: WindowStats) -> None:
         """File a machine channel's closed window; the machine windows it completes are scored
-        and written after the channel's own (``_machine_out``)."""
+        once the batch is folded (``_machine_out``)."""
         family, sensor_id = key
         machine_id, _, channel = sensor_id.rpartition("/")
         mkey = (family, machine_id)
@@ -911,21 +911,22 @@ class ShardState:
         if mw is None:
             assert setup.machine is not None
             mw = self.machines[mkey] = MachineWindows(setup.family.channel_names, setup.machine)
-        due = mw.channel_closed(channel, stats.start, stats.end, stats.mean, setup.window_ns)
-        if due:
-            self._machine_due.append((mkey, due))
+        mw.channel_closed(channel, stats.start, stats.end, stats.mean)
+        self._touched.add(mkey)
 
     def _machine_out(self, out: list[Result]) -> None:
-        due_list = self._machine_due
-        if not due_list:
+        """Score the machine windows the folded batch completed (see ``MachineWindows.due``)."""
+        touched = self._touched
+        if not touched:
             return
-        self._machine_due = []
-        for mkey, due in due_list:
+        families = self.config.families
+        for mkey in sorted(touched):
             mw = self.machines.get(mkey)
-            if mw is not None:
-                for start in due:
-                    if start in mw.pending:
-                        self._machine_window(mkey, mw, start, out)
+            setup = families.get(mkey[0])
+            if mw is not None and setup is not None:
+                for start in mw.due(setup.window_ns):
+                    self._machine_window(mkey, mw, start, out)
+        touched.clear()
 
     def _machine_window(
         self, mkey: tuple[str, str], mw: MachineWindows, start: int, out: list[Result]

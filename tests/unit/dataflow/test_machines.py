@@ -237,13 +237,35 @@ def test_a_silent_channel_does_not_hold_its_machine_back() -> None:
 def test_machine_windows_wait_for_every_channel_or_a_dead_one() -> None:
     mw = MachineWindows(("a", "b"), MachineParams())
     w = 5 * S
-    assert mw.channel_closed("a", 0, w, 1.0, w) == []
-    assert mw.channel_closed("b", 0, w, 2.0, w) == [0]
+    mw.channel_closed("a", 0, w, 1.0)
+    assert mw.due(w) == []
+    mw.channel_closed("b", 0, w, 2.0)
+    assert mw.due(w) == [0]
     mw.score("m", 0, 12, 3, 48, "warning")
     for k in range(1, MAX_BEHIND + 1):
-        assert mw.channel_closed("a", k * w, (k + 1) * w, 1.0, w) == []
-    assert mw.channel_closed("a", (MAX_BEHIND + 1) * w, 0, 1.0, w) == [w]
-    assert mw.channel_closed("zzz", 0, w, 1.0, w) == []  # not a channel of it
+        mw.channel_closed("a", k * w, (k + 1) * w, 1.0)
+        assert mw.due(w) == []
+    mw.channel_closed("a", (MAX_BEHIND + 1) * w, 0, 1.0)
+    assert mw.due(w) == [w]
+    mw.score("m", w, 12, 3, 48, "warning")
+    mw.channel_closed("b", w, 2 * w, 2.0)  # too late: its machine window was scored
+    assert w not in mw.pending
+    mw.channel_closed("zzz", 9 * w, 10 * w, 1.0)  # not a channel of it
+    assert 9 * w not in mw.pending
+
+
+def test_a_batch_of_runs_scores_each_machine_window_once_with_every_channel() -> None:
+    """A poll is folded a sensor at a time: one channel's run closes many windows before the
+    other channel's run is read. The machine waits for the batch, not for a window."""
+    state = shard(emit_all=True)
+    batches = pump_readings("p5", 120, seed=5, break_at=None)
+    readings = [r for batch in batches for r in batch]
+    ordered = sorted(readings, key=lambda r: (r.sensor_id, r.ts))  # all current, then all flow
+    now = (T0 + 200 * 5 * S) / S
+    out = state.ingest([Beat("pumps/0", now, T0 / S), *ordered], now) + state.flush()
+    scored = machine_results(out)
+    assert len({o.stats.start for o in scored}) == len(scored) == 120
+    assert all(o.stats.count == 2 for o in scored)
 
 
 def test_a_forgotten_machine_resolves_its_alert_as_stale() -> None:
