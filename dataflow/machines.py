@@ -23,7 +23,7 @@ as in any family.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from dataflow.alerts import AlertEvent, AlertTracker
 from dataflow.families import ML
@@ -49,29 +49,35 @@ class MachineWindow(NamedTuple):
 class MachineWindows:
     """One machine's pending windows, joint model and alert. Picklable."""
 
-    __slots__ = ("alerts", "closed", "model", "names", "pending", "scored")
+    __slots__ = ("alerts", "closed", "index", "model", "names", "pending", "scored")
 
     def __init__(self, names: tuple[str, ...], params: MachineParams) -> None:
         self.names = names
+        self.index = {name: i for i, name in enumerate(names)}
         self.model = MachineModel(len(names), params)
         self.alerts = AlertTracker()
         self.closed = [-1] * len(names)  # each channel's latest closed window start, ns
-        # window start -> (end, each channel's mean (nan: none yet))
-        self.pending: dict[int, tuple[int, list[float]]] = {}
+        # window start -> [end, each channel's mean (nan: none yet), channels filed]
+        self.pending: dict[int, list[Any]] = {}
         self.scored = -1  # the latest window start scored: a channel's window before it is late
 
     def channel_closed(self, channel: str, start: int, end: int, mean: float) -> None:
         """File a channel's closed window (``due`` says which machine windows it completed)."""
-        try:
-            i = self.names.index(channel)
-        except ValueError:
-            return  # not one of the machine's channels (the file changed): its own only
+        i = self.index.get(channel)
+        if i is not None:  # else not one of the machine's channels (the file changed)
+            self.file(i, start, end, mean)
+
+    def file(self, i: int, start: int, end: int, mean: float) -> None:
+        """``channel_closed`` of the ``i``-th channel."""
         if start <= self.scored:
             return  # its machine window was scored without it (the channel was that late)
         entry = self.pending.get(start)
         if entry is None:
-            entry = self.pending[start] = (end, [math.nan] * len(self.names))
-        entry[1][i] = mean
+            entry = self.pending[start] = [end, [math.nan] * len(self.names), 0]
+        values = entry[1]
+        if values[i] != values[i]:
+            entry[2] += 1
+        values[i] = mean
         if start > self.closed[i]:
             self.closed[i] = start
 
@@ -79,11 +85,18 @@ class MachineWindows:
         """The machine windows to score now, oldest first: those every channel has closed, and
         those a channel has run ``MAX_BEHIND`` windows past. Asked once a batch is folded, so a
         batch's runs of one channel cannot leave its other channels behind."""
-        if not self.pending:
+        pending = self.pending
+        if not pending:
             return []
-        low = min(self.closed)
-        horizon = max(self.closed) - MAX_BEHIND * window_ns
-        return sorted(s for s in self.pending if s <= low or s <= horizon)
+        closed = self.closed
+        low = min(closed)
+        horizon = max(closed) - MAX_BEHIND * window_ns
+        if horizon > low:
+            low = horizon
+        if len(pending) == 1:
+            (start,) = pending
+            return [start] if start <= low else []
+        return sorted(s for s in pending if s <= low)
 
     def due_all(self) -> list[int]:
         """Every pending window (the input ended, or the machine is forgotten)."""
@@ -99,15 +112,20 @@ class MachineWindows:
         severity: str,
     ) -> MachineWindow:
         """Score a pending machine window once, and move the machine's alert."""
-        end, values = self.pending.pop(start)
+        end, values, present = self.pending.pop(start)
         if start > self.scored:
             self.scored = start
-        if not any(v == v for v in values):  # nothing at all in it: nothing to say
+        if not present:  # nothing at all in it: nothing to say
             return MachineWindow(start, end, 0, 0.0, False, False, (), None)
         out = self.model.score_learn(values)
-        drivers: tuple[Driver, ...] = tuple((self.names[i], z) for i, z in out.drivers)
+        alerts = self.alerts
+        if not out.anomaly and alerts.alert_id is None:
+            alerts.quiet(out.score)  # the usual case, kept cheap
+            return MachineWindow(start, end, present, out.score, out.ready, False, (), None)
+        names = self.names
+        drivers = tuple((names[i], z) for i, z in out.drivers)
         anomaly = out.anomaly
-        event = self.alerts.observe(
+        event = alerts.observe(
             alert_key,
             start,
             out.score,
@@ -118,5 +136,4 @@ class MachineWindows:
             cooldown,
             severity if anomaly else None,
         )
-        present = sum(1 for v in values if v == v)
         return MachineWindow(start, end, present, out.score, out.ready, anomaly, drivers, event)

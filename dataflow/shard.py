@@ -214,6 +214,7 @@ class _Sensor:
         "last_end",
         "late_from",
         "late_n",
+        "machine",
         "moved",
         "part",
         "rules",
@@ -235,6 +236,7 @@ class _Sensor:
         self.late_n = 0  # readings in that run
         self.last_end = 0  # end of its last scored window, ns (0: none yet)
         self.moved = False  # seen on a second partition (reported once)
+        self.machine: tuple[tuple[str, str], int] | None = None  # its machine, its channel
         self.rules = rules  # its family's, with its override; shared with its like
         self.streaks = rules.streaks()  # consecutive windows each rule has held, if it counts
 
@@ -829,7 +831,7 @@ class ShardState:
             fired = rules.fired(mean, streaks) if rules else ()
             paged = ml if machine is None else False
             if machine is not None:
-                self._to_machine(key, setup, stats)
+                self._to_machine(key, sensor, setup, stats)
             if fired or paged:
                 counts.anomalies += 1
                 reasons = [*fired, ML] if paged else list(fired)
@@ -901,17 +903,28 @@ class ShardState:
 
     # -- machines ---------------------------------------------------------------------------
 
-    def _to_machine(self, key: tuple[str, str], setup: FamilySetup, stats: WindowStats) -> None:
+    def _to_machine(
+        self, key: tuple[str, str], sensor: _Sensor, setup: FamilySetup, stats: WindowStats
+    ) -> None:
         """File a machine channel's closed window; the machine windows it completes are scored
         once the batch is folded (``_machine_out``)."""
-        family, sensor_id = key
-        machine_id, _, channel = sensor_id.rpartition("/")
-        mkey = (family, machine_id)
-        mw = self.machines.get(mkey)
-        if mw is None:
-            assert setup.machine is not None
-            mw = self.machines[mkey] = MachineWindows(setup.family.channel_names, setup.machine)
-        mw.channel_closed(channel, stats.start, stats.end, stats.mean)
+        link = sensor.machine
+        mw = None if link is None else self.machines.get(link[0])
+        if link is None or mw is None:
+            family, sensor_id = key
+            machine_id, _, channel = sensor_id.rpartition("/")
+            mkey = (family, machine_id)
+            mw = self.machines.get(mkey)
+            if mw is None:
+                assert setup.machine is not None
+                mw = MachineWindows(setup.family.channel_names, setup.machine)
+                self.machines[mkey] = mw
+            index = mw.index.get(channel)
+            if index is None:
+                return  # not one of its machine's channels: its own model only
+            link = sensor.machine = (mkey, index)
+        mkey = link[0]
+        mw.file(link[1], stats.start, stats.end, stats.mean)
         self._touched.add(mkey)
 
     def _machine_out(self, out: list[Result]) -> None:

@@ -46,6 +46,7 @@ False
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,7 +57,7 @@ import numpy as np
 import numpy.typing as npt
 
 Z_CAP = 50.0  # a channel's deviation, in spreads, counts at most this much (inf stays out)
-REFRESH = 8  # windows between two eigen-decompositions of the covariance
+REFRESH = 8  # windows learned between two eigen-decompositions of the covariance
 EIGEN_FLOOR = 1e-6  # share of the trace below which an eigenvalue counts as that
 VAR_FLOOR = 1e-200  # a moved channel's variance is taken as at least this
 MAX_DRIVERS = 5  # channels a score names, at most
@@ -89,22 +90,35 @@ class MachineScore(NamedTuple):
     drivers: tuple[tuple[int, float], ...]  # (channel index, z), largest contribution first
 
 
+@functools.cache
+def _normal_quantile(p: float) -> float:
+    return NormalDist().inv_cdf(p)
+
+
 def chi2_quantile(p: float, df: float) -> float:
     """The ``p`` quantile of chi-squared with ``df`` degrees of freedom (Wilson and Hilferty's
     cube-root normal approximation; close enough for a limit, and no scipy in the flow)."""
     if df <= 0:
         return 0.0
-    z = NormalDist().inv_cdf(p)
+    z = _normal_quantile(p)
     a = 2.0 / (9.0 * df)
     return float(df * max(1.0 - a + z * math.sqrt(a), 0.0) ** 3)
 
 
 class MachineModel:
-    """One machine's model over ``channels`` window values. Picklable: a few small arrays."""
+    """One machine's model over ``channels`` window values. Picklable: a few small arrays.
+
+    Per window the work is a dozen small numpy operations. The correlations are only read when
+    they are decomposed, every ``REFRESH`` learned windows, so the windows' z are kept until
+    then and folded in with one product; and after the warm-up the spreads' inverses are
+    refreshed with them.
+    """
 
     __slots__ = (
         "age",
         "basis",
+        "buf",
+        "buf_w",
         "cov",
         "flat",
         "inv_lam",
@@ -124,12 +138,14 @@ class MachineModel:
         self.params = params
         self.seen = 0  # windows learned
         self.run = 0  # anomalous windows in a row
-        self.age = REFRESH  # windows since the last decomposition (REFRESH: due)
+        self.age = REFRESH  # windows learned since the last decomposition (REFRESH: due)
         self.mean: Vector = np.zeros(channels)
         self.var: Vector = np.zeros(channels)
         self.inv_sd: Vector = np.zeros(channels)  # 1 / sqrt(var), 0 where var is 0
         self.flat = True  # some channel has not moved yet (var 0) since its first window
         self.cov: Vector = np.eye(channels)  # of z: the running correlations
+        self.buf: Vector = np.zeros((REFRESH, channels))  # z learned since, not yet in cov
+        self.buf_w: list[float] = []  # the weight each of them has in cov
         self.basis: Vector = np.zeros((channels, 0))  # the principal directions, columns
         self.inv_lam: Vector = np.zeros(0)  # 1 / their variances
         self.t2_limit = self.q_limit = 0.0
@@ -143,24 +159,49 @@ class MachineModel:
         self.params = params
         self.age = REFRESH
 
+    def _fold(self) -> None:
+        """Fold the z kept since the last decomposition into the correlations: each decays the
+        ones before it, as learning them one by one would."""
+        ws = self.buf_w
+        if not ws:
+            return
+        coef = []
+        keep = 1.0
+        for a in reversed(ws):
+            coef.append(a * keep)
+            keep *= 1.0 - a
+        coef.reverse()
+        zs = self.buf[: len(ws)]
+        c = self.cov
+        c *= keep
+        c += (zs.T * np.array(coef)) @ zs
+        self.buf_w = []
+
     def _decompose(self) -> None:
         p = self.params
-        lam, vec = np.linalg.eigh(self.cov)  # ascending
-        lam = lam[::-1]
-        vec = vec[:, ::-1]
-        total = float(lam.sum())
+        self._fold()
+        if self.seen >= p.warmup:
+            self._spread()
+        lam_a, vec = np.linalg.eigh(self.cov)  # ascending
+        lam = lam_a.tolist()[::-1]  # a handful of numbers: plain floats are quicker here
+        n = len(lam)
+        total = sum(lam)
         floor = EIGEN_FLOOR * total if total > 0 else EIGEN_FLOOR
-        lam = np.maximum(lam, floor)
-        share = np.cumsum(lam) / float(lam.sum())
-        k = int(np.searchsorted(share, p.variance)) + 1
-        n = lam.shape[0]
+        lam = [x if x > floor else floor for x in lam]
+        whole = sum(lam)
+        k, cum = 0, 0.0
+        while k < n:
+            cum += lam[k]
+            k += 1
+            if cum >= p.variance * whole:
+                break
         if k >= n and n > 1:
             k = n - 1  # a residual is left, for Q: relations are what a machine model is for
-        self.basis = np.ascontiguousarray(vec[:, :k])
-        self.inv_lam = 1.0 / lam[:k]
+        self.basis = vec[:, n - k :][:, ::-1].copy()
+        self.inv_lam = np.array([1.0 / x for x in lam[:k]])
         self.t2_limit = chi2_quantile(p.confidence, k)
         rest = lam[k:]
-        theta1, theta2 = float(rest.sum()), float((rest * rest).sum())
+        theta1, theta2 = sum(rest), sum(x * x for x in rest)
         self.q_limit = (
             theta2 / theta1 * chi2_quantile(p.confidence, theta1 * theta1 / theta2)
             if theta1 > 0
@@ -174,7 +215,9 @@ class MachineModel:
         p = self.params
         x = np.array(values, dtype=np.float64)
         dev = x - self.mean
-        whole = bool(np.isfinite(dev).all())
+        # One sum tells a whole window (nan and inf spread through it); a huge one that
+        # overflows only takes the slower path.
+        whole = math.isfinite(sum(values))
         if not whole:
             present = np.isfinite(x)
             dev[~present] = 0.0  # at its level
@@ -182,60 +225,70 @@ class MachineModel:
         z = dev * self.inv_sd
         if self.flat:  # a channel that never moved: any move is as far as it gets
             z = np.where(self.inv_sd > 0, z, np.sign(dev) * Z_CAP)
-        np.minimum(z, Z_CAP, out=z)
-        np.maximum(z, -Z_CAP, out=z)
         if self.age >= REFRESH:
             self._decompose()
         ready = seen >= p.warmup
-        t = self.basis.T @ z
-        ts = t * self.inv_lam
-        t2 = float(t @ ts)
-        r = z - self.basis @ t
-        q = float(r @ r)
+        basis = self.basis
+        t = z @ basis
+        t2 = float((t * t) @ self.inv_lam)
+        q = float(z @ z) - float(t @ t)  # the residual's squared length (the basis is
+        q = q if q > 0.0 else 0.0  # orthonormal), but never below 0 by rounding
         tl, ql = self.t2_limit, self.q_limit
         score = max(t2 / tl if tl > 0 else 0.0, q / ql if ql > 0 else 0.0)
         anomaly = ready and score > 1.0
         drivers: tuple[tuple[int, float], ...] = ()
         if anomaly:
-            part_t2 = z * (self.basis @ ts)  # each channel's term of T²; they sum to it
-            contrib = (r * r) / (ql if ql > 0 else 1.0) + np.maximum(part_t2, 0.0) / (
-                tl if tl > 0 else 1.0
-            )
-            total = float(contrib.sum())
-            order = np.argsort(-contrib, kind="stable")
-            picked: list[tuple[int, float]] = []
-            share = 0.0
-            for i in order[:MAX_DRIVERS]:
-                c = float(contrib[i])
-                if c <= 0 or (picked and c < total / (4 * len(contrib))):
-                    break
-                picked.append((int(i), round(float(z[i]), 2)))
-                share += c
-                if share >= 0.9 * total:
-                    break
-            drivers = tuple(picked)
+            drivers = self._drivers(z, t)
             self.run += 1
             if self.run < RELEARN * p.memory:
                 return MachineScore(score, True, ready, t2, tl, q, ql, drivers)
         else:
             self.run = 0
         if whole:
-            self._learn(x, z, seen)
+            self._learn(x, dev, z, seen)
         elif present.any():
-            self._learn_some(x, z, present, seen)
+            self._learn_some(dev, z, present, seen)
         return MachineScore(score, anomaly, ready, t2, tl, q, ql, drivers)
 
-    def _learn(self, x: Vector, z: Vector, seen: int) -> None:
-        mem = self.params.memory
-        a = max(1.0 / (seen + 1), 1.0 / mem)
+    def _drivers(self, z: Vector, t: Vector) -> tuple[tuple[int, float], ...]:
+        """Channels ranked by their share of the score: the squared residual (of Q) and the
+        term of T² of each, over the statistic's limit; with each one's z (within +-Z_CAP)."""
+        tl, ql = self.t2_limit, self.q_limit
+        r = z - self.basis @ t
+        part_t2 = z * (self.basis @ (t * self.inv_lam))  # each channel's term; they sum to T²
+        contrib = (r * r) / (ql if ql > 0 else 1.0) + np.maximum(part_t2, 0.0) / (
+            tl if tl > 0 else 1.0
+        )
+        total = float(contrib.sum())
+        order = np.argsort(-contrib, kind="stable")
+        picked: list[tuple[int, float]] = []
+        share = 0.0
+        for i in order[:MAX_DRIVERS]:
+            c = float(contrib[i])
+            if c <= 0 or (picked and c < total / (4 * len(contrib))):
+                break
+            zi = float(z[i])
+            picked.append((int(i), round(Z_CAP if zi > Z_CAP else max(zi, -Z_CAP), 2)))
+            share += c
+            if share >= 0.9 * total:
+                break
+        return tuple(picked)
+
+    def _learn(self, x: Vector, dev: Vector, z: Vector, seen: int) -> None:
+        a = 1.0 / (seen + 1)
+        if a < 1.0 / self.params.memory:
+            a = 1.0 / self.params.memory
         if seen:
-            d = x - self.mean
-            self.mean += a * d
-            self.var += a * (d * (x - self.mean) - self.var)
+            # Exponentially weighted mean and variance (West's update).
+            self.mean += a * dev
+            var = self.var
+            var += a * (dev * dev)
+            var *= 1.0 - a
             self._correlate(z, seen)
         else:
             self.mean[:] = x
-        self._spread()
+        if seen < self.params.warmup or self.flat:
+            self._spread()
         self.seen = seen + 1
         self.age += 1
 
@@ -250,27 +303,33 @@ class MachineModel:
         self.inv_sd = np.divide(1.0, np.sqrt(var), out=np.zeros_like(var), where=moved)
 
     def _correlate(self, z: Vector, seen: int) -> None:
-        """Learn the correlations from the ``START``-th window on: the first windows' z, against
-        the level and spread of a handful, would weigh on them far beyond their number."""
+        """Keep z for the correlations from the ``START``-th window on (the first windows' z,
+        against the level and spread of a handful, would weigh on them far beyond their
+        number); ``_fold`` takes them in."""
         n = seen - START
         if n < 0:
             return
         a = max(1.0 / (n + 2), 1.0 / self.params.memory)  # the identity counts as one window
-        c = self.cov
-        c *= 1.0 - a
-        c += np.multiply.outer(a * z, z)
+        ws = self.buf_w
+        if len(ws) >= REFRESH:
+            self._fold()
+            ws = self.buf_w
+        self.buf[len(ws)] = z
+        ws.append(a)
 
-    def _learn_some(self, x: Vector, z: Vector, present: npt.NDArray[np.bool_], seen: int) -> None:
+    def _learn_some(
+        self, dev: Vector, z: Vector, present: npt.NDArray[np.bool_], seen: int
+    ) -> None:
         """Some channels are missing: they keep their level and spread; the correlations learn
         the window with the missing channels at their levels (z 0)."""
         if not seen:
             return  # a first level must have every channel
-        mem = self.params.memory
-        a = max(1.0 / (seen + 1), 1.0 / mem)
-        d = np.where(present, x - self.mean, 0.0)
-        self.mean += a * d
-        self.var += np.where(present, a * (d * (d * (1.0 - a)) - self.var), 0.0)
+        a = max(1.0 / (seen + 1), 1.0 / self.params.memory)
+        self.mean += a * dev  # dev is 0 where missing
+        self.var += np.where(present, a * (dev * dev), 0.0)
+        self.var *= np.where(present, 1.0 - a, 1.0)
         self._correlate(z, seen)
-        self._spread()
+        if seen < self.params.warmup or self.flat:
+            self._spread()
         self.seen = seen + 1
         self.age += 1
