@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 
 .PHONY: venv broker broker-stop demo test unit lint bench bench-venv bench-quick bench-latency \
-	bench-soak bench-drain rpk clean alertmanager alertmanager-stop notifier
+	bench-soak bench-drain rpk helm clean alertmanager alertmanager-stop notifier
 VENV_BENCH := .venv-bench
 
 venv: $(VENV)/.installed
@@ -30,7 +30,8 @@ broker-stop:
 demo: venv broker
 	$(PY) scripts/demo.py
 
-test: venv
+# bench-venv: tests/integration/test_bench_harness.py runs the benchmark harness, Quix peer too.
+test: venv bench-venv
 	scripts/test.sh
 
 unit: venv
@@ -39,8 +40,9 @@ unit: venv
 lint: venv
 	scripts/lint.sh
 
-# Benchmarks: by hand, never in CI. The Quix Streams peer needs its own venv (it pins an older
-# confluent-kafka than the project).
+# Benchmarks: their figures by hand, never in CI; `make test` runs the harness once on a tiny
+# load, for its structure only. The Quix Streams peer needs its own venv (it pins an older
+# confluent-kafka than the project), without the project: bench/offsets.py is what it shares.
 bench-venv: $(VENV_BENCH)/.installed
 
 $(VENV_BENCH)/.installed: bench/requirements-bench.txt
@@ -66,6 +68,10 @@ bench-drain: venv broker
 
 rpk:
 	scripts/rpk.sh build
+
+# Helm, for the chart in charts/sensor-anomaly (docs/kubernetes.md); the tests build it too.
+helm:
+	scripts/helm.sh build
 
 # The local Alertmanager (Debian's prometheus-alertmanager) on 127.0.0.1:$(ALERTMANAGER_PORT), and
 # the notifier feeding it from the local broker's anomalies topic.

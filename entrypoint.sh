@@ -6,18 +6,25 @@
 #   entrypoint.sh dataflow [options...]    python -m bytewax.run dataflow.main:flow [options...]
 #   entrypoint.sh notifier                 python -m notifier (anomalies topic -> Alertmanager)
 #   entrypoint.sh init-topics              create the four topics (idempotent), then exit
+#   entrypoint.sh init-recovery            initialise this process's recovery partitions where
+#                                          none exist yet, then exit (a Kubernetes init container)
 #   entrypoint.sh wait                     only wait for the broker
 #
 # Waiting first matters: `docker compose up` starts everything at once, and a dataflow that
 # starts before the broker answers dies with a confusing librdkafka error instead of a clear one.
 #
-# Environment (defaults in brackets); the roles also read every variable in the README:
+# Environment (defaults in brackets); the roles also read every variable in docs/configuration.md:
 #   KAFKA_BROKERS                     bootstrap brokers to wait for [127.0.0.1:9092]
 #   BROKER_WAIT_TIMEOUT_SECONDS       how long to wait before failing [60]
 #   BYTEWAX_WORKERS                   dataflow: worker threads in this process, `-w` [1]
 #   BYTEWAX_RECOVERY_DIRECTORY        dataflow: recovery directory, `-r` (unset: no recovery);
 #                                     created and initialised when it holds no partitions yet
-#   BYTEWAX_RECOVERY_PARTITIONS       dataflow: partitions a new recovery directory gets [1]
+#   BYTEWAX_RECOVERY_PARTITIONS       dataflow: partitions of the recovery store [1]; one
+#                                     process holds them all, a cluster's process N holds
+#                                     partition N only (none if N >= the count)
+#   BYTEWAX_PROCESS_ID, or BYTEWAX_POD_NAME with BYTEWAX_STATEFULSET_NAME
+#                                     dataflow: this process's id in a cluster, as bytewax.run
+#                                     reads it (the pod's ordinal: pod NAME-2 is process 2)
 #   BYTEWAX_SNAPSHOT_INTERVAL         dataflow with recovery: seconds between snapshots, `-s` [10]
 #   BYTEWAX_RECOVERY_BACKUP_INTERVAL  dataflow with recovery: seconds old snapshots are kept, `-b` [0]
 #   PYTHON                            interpreter [<repo>/.venv/bin/python if present, else python3]
@@ -28,7 +35,7 @@ set -euo pipefail
 
 APP_DIR="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)"
 readonly APP_DIR
-readonly ROLES="producer, dataflow, notifier, init-topics or wait"
+readonly ROLES="producer, dataflow, notifier, init-topics, init-recovery or wait"
 
 if [[ -z "${PYTHON:-}" ]]; then
   if [[ -x "$APP_DIR/.venv/bin/python" ]]; then
@@ -76,16 +83,58 @@ wait_for_broker() {
   esac
 }
 
-# Bytewax refuses a recovery directory without partitions, and crashes when asked to
-# initialise one twice; so initialise exactly when none exists yet.
+# This process's id in a Bytewax cluster, read as bytewax.run reads it: BYTEWAX_PROCESS_ID, else
+# the StatefulSet pod's ordinal (BYTEWAX_POD_NAME less "$BYTEWAX_STATEFULSET_NAME-"). Empty: one
+# process, no cluster.
+process_id() {
+  local id="${BYTEWAX_PROCESS_ID:-}" pod="${BYTEWAX_POD_NAME:-}" set="${BYTEWAX_STATEFULSET_NAME:-}"
+  if [[ -z "$id" && -n "$pod" && -n "$set" ]]; then
+    id="${pod#"$set"-}"
+    [[ "$id" != "$pod" ]] \
+      || die "BYTEWAX_POD_NAME '$pod' is not a pod of BYTEWAX_STATEFULSET_NAME '$set' ($set-N)"
+  fi
+  [[ -z "$id" || "$id" =~ ^[0-9]+$ ]] || die "the process id must be a whole number >= 0, got '$id'"
+  echo "$id"
+}
+
+# Bytewax refuses a recovery store without partitions, and crashes when asked to initialise
+# one twice; so initialise exactly when none exists yet. The store is the union of the
+# processes' directories: Bytewax wants every partition somewhere in the cluster, each in one
+# place (a copy would be a second, diverging store). A cluster process N keeps partition N of
+# the set (each partition file records its index and the count) and drops the others; a single
+# process keeps them all.
 init_recovery_dir() {
-  local dir="$1" parts="$2"
+  local dir="$1" parts="$2" id tmp
   mkdir -p -- "$dir" || die "cannot create BYTEWAX_RECOVERY_DIRECTORY $dir"
   if compgen -G "$dir/part-*.sqlite3" >/dev/null; then
     return 0
   fi
-  echo "entrypoint: initialising recovery directory $dir with $parts partition(s)" >&2
-  "$PYTHON" -m bytewax.recovery "$dir" "$parts" || die "could not initialise recovery directory $dir"
+  id="$(process_id)"
+  if [[ -z "$id" ]]; then
+    echo "entrypoint: initialising recovery directory $dir with $parts partition(s)" >&2
+    "$PYTHON" -m bytewax.recovery "$dir" "$parts" || die "could not initialise recovery directory $dir"
+    return 0
+  fi
+  if ((id >= parts)); then
+    echo "entrypoint: process $id holds no recovery partition (BYTEWAX_RECOVERY_PARTITIONS=$parts: processes 0 to $((parts - 1)) hold one each)" >&2
+    return 0
+  fi
+  echo "entrypoint: initialising recovery partition $id of $parts in $dir (process $id)" >&2
+  tmp="$(mktemp -d "$dir/.init.XXXXXX")" || die "cannot write to BYTEWAX_RECOVERY_DIRECTORY $dir"
+  if ! { "$PYTHON" -m bytewax.recovery "$tmp" "$parts" && mv -- "$tmp/part-$id.sqlite3" "$dir/"; }; then
+    rm -rf -- "$tmp"
+    die "could not initialise recovery partition $id in $dir"
+  fi
+  rm -rf -- "$tmp"
+}
+
+# The init container of a StatefulSet pod: this process's partitions, nothing else.
+run_init_recovery() {
+  (($# == 0)) || die "init-recovery takes no arguments (it reads BYTEWAX_RECOVERY_DIRECTORY and BYTEWAX_RECOVERY_PARTITIONS)"
+  local recovery="${BYTEWAX_RECOVERY_DIRECTORY:-}" parts="${BYTEWAX_RECOVERY_PARTITIONS:-1}"
+  [[ -n "$recovery" ]] || die "init-recovery needs BYTEWAX_RECOVERY_DIRECTORY"
+  require_count BYTEWAX_RECOVERY_PARTITIONS "$parts"
+  init_recovery_dir "$recovery" "$parts"
 }
 
 # Settings are checked before the wait, so a typo fails at once rather than after it.
@@ -141,6 +190,9 @@ main() {
       ;;
     init-topics)
       run_init_topics "$@"
+      ;;
+    init-recovery)
+      run_init_recovery "$@"
       ;;
     wait)
       (($# == 0)) || die "wait takes no arguments"

@@ -1,6 +1,8 @@
 """Issue #9 benchmark: the dataflow against the floor, Quix Streams and the textbook Bytewax flow.
 
-Run by hand (never in CI), against the local broker, from the repository root:
+Run by hand for its figures (never in CI), against the local broker, from the repository root
+(``make bench``; ``make test`` only runs it once on a tiny load and checks the report's
+structure, ``tests/integration/test_bench_harness.py``):
 
     .venv/bin/python bench/harness.py                       # W1 and W2, 3 rounds each
     .venv/bin/python bench/harness.py --partitions 1 --skip-quix   # one-partition topics
@@ -46,6 +48,7 @@ import os
 import statistics
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -53,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 import workloads as wl
+from offsets import end_offsets
 from workloads import BENCH, ROOT, Measured, Topics, run_measured
 
 QUIX_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
@@ -74,7 +78,7 @@ def check(m: Measured, what: str) -> Measured:
 
 
 def output_count(brokers: str, topic: str) -> int:
-    return sum(wl.end_offsets(brokers, [topic]).values())
+    return sum(end_offsets(brokers, [topic]).values())
 
 
 class Bench:
@@ -140,6 +144,9 @@ class Bench:
         )
 
     def quix(self, topics: Topics, out: str) -> Measured:
+        # The group names the peer's changelog topics: chosen here, so that they are deleted
+        # even when the peer dies before it prints anything, and its error is what is reported.
+        group = f"bench-quix-{uuid.uuid4().hex[:8]}"
         cmd = [
             str(self.args.quix_python),
             str(BENCH / "quix_peer.py"),
@@ -151,11 +158,15 @@ class Bench:
             topics.temp,
             "--out",
             out,
+            "--group",
+            group,
         ]
         if self.args.quix_no_changelog:
             cmd.append("--no-changelog")
-        m = run_measured(cmd, env={**os.environ, "PYTHONWARNINGS": "ignore"})
-        wl.delete_prefixed(self.brokers, last_json(m.stdout)["group"])  # its changelog topics
+        try:
+            m = run_measured(cmd, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        finally:
+            wl.delete_prefixed(self.brokers, group)  # its changelog topics
         return check(m, "quix peer")
 
     def textbook(self, topics: Topics, out: str) -> Measured:
@@ -473,11 +484,7 @@ def main(argv: list[str] | None = None) -> int:
     args.workers = [int(w) for w in args.workers.split(",") if w]
     args.processes = [int(p) for p in args.processes.split(",") if p]
     if not args.skip_quix and not args.quix_python.exists():
-        parser.error(
-            f"{args.quix_python} missing: python3.11 -m venv .venv-bench && "
-            ".venv-bench/bin/pip install -r bench/requirements-bench.txt "
-            "(or --skip-quix)"
-        )
+        parser.error(f"{args.quix_python} missing: make bench-venv (or --skip-quix)")
 
     started = datetime.now(UTC)
     commit = wl.git_rev()

@@ -1,7 +1,8 @@
 """Workloads and Kafka helpers shared by the bench scripts (``harness``, ``floor``, ``latency``,
 ``soak``); the integration tests stop flows with its ``interrupt`` too. Runs in the main
-``.venv`` (confluent-kafka, orjson); of the project it imports only ``dataflow.admin`` (topics),
-which has no Bytewax.
+``.venv`` (confluent-kafka, orjson); of the project it imports ``dataflow.admin`` (topics) and
+``dataflow.timestamps``, neither of which needs Bytewax. So the Quix Streams peer, whose venv has
+no project, must not import it: what the peer shares with the harness is in ``offsets.py``.
 
 A workload is a fleet of mixed families, half air-quality sensors (topic ``aq``, key
 ``SensorN``, value ``{"timestamp": "YYYY-mm-dd HH:MM:SS.ffffff", "value": x}``) and half machine
@@ -26,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 from dataflow import admin as kafka_admin
@@ -116,23 +117,6 @@ def delete_prefixed(brokers: str, *substrings: str) -> list[str]:
     names = [t for t in kafka_admin.connect(brokers)[1] if any(s in t for s in substrings)]
     delete_topics(brokers, names)
     return names
-
-
-def end_offsets(brokers: str, topics: list[str]) -> dict[tuple[str, int], int]:
-    """High watermark of every partition of ``topics``."""
-    consumer = Consumer(
-        {"bootstrap.servers": brokers, "group.id": "bench-offsets", "enable.auto.commit": False}
-    )
-    try:
-        meta = consumer.list_topics(timeout=30).topics
-        out = {}
-        for topic in topics:
-            for p in sorted(meta[topic].partitions):
-                _lo, hi = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
-                out[(topic, p)] = hi
-        return out
-    finally:
-        consumer.close()
 
 
 def hot(sensor: int, window: int) -> bool:

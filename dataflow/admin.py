@@ -29,7 +29,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from dataflow.kafkalog import client_logger
 from dataflow.options import Option, OptionError, Reader, add_options, number, or_default
-from dataflow.security import KafkaSecurity, SecurityConfigError
+from dataflow.security import KafkaSecurity, SecurityConfigError, TlsWatch
 
 # librdkafka's settings: strings and numbers, and also callbacks and a logger (error_cb, logger),
 # which confluent-kafka's stubs do not allow for; held as Any so they pass to its clients.
@@ -77,12 +77,19 @@ def connect(
 
     librdkafka reports a refused login only to an error callback and then just times out, so
     the callback is watched: a bad password fails in seconds with the broker's reason, and so
-    does a certificate TLS refuses (``KafkaSecurity.tls_refusal``). Raises ``StartupError``.
+    does a certificate TLS refuses, or a broker that does not speak TLS (``TlsWatch``). Raises
+    ``StartupError``.
     Keep the client while its futures are pending: they die with its handle.
     """
     security = security or KafkaSecurity()
     errors: list[KafkaError] = []
-    conf: ClientConfig = {**client_config(brokers, security), "error_cb": errors.append}
+    tls = TlsWatch(security)
+
+    def on_error(error: KafkaError) -> None:
+        errors.append(error)
+        tls(error.str())
+
+    conf: ClientConfig = {**client_config(brokers, security), "error_cb": on_error}
     admin = AdminClient(conf)
     where = _bootstrap(brokers)
     deadline = time.monotonic() + timeout_s
@@ -97,11 +104,9 @@ def connect(
             raise StartupError(
                 f"Kafka at {where} refused the login ({security.redacted()}): {refused[-1].str()}"
             )
-        tls = [(e.str(), hint) for e in errors if (hint := security.tls_refusal(e.str()))]
-        if tls:
+        if tls.refused:
             raise StartupError(
-                f"TLS with Kafka at {where} failed "
-                f"({security.redacted()}): {tls[-1][0]}; {tls[-1][1]}"
+                f"TLS with Kafka at {where} failed ({security.redacted()}): {tls.refused}"
             )
         if time.monotonic() > deadline:
             raise StartupError(
@@ -186,14 +191,16 @@ def flow_topics(settings: Settings) -> list[str]:
     return [*settings.topics, settings.anomalies_topic, settings.dlq_topic]
 
 
-def ensure_flow_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
+def ensure_flow_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str, int]:
     """Create the dataflow's missing topics (``TOPIC_PARTITIONS`` partitions), so a fresh broker
-    works out of the box; return all of them. Raises ``StartupError`` as ``connect`` does."""
+    works out of the box; return all of them with their partition counts (what the cluster's
+    workers share, ``dataflow.cluster``). Raises ``StartupError`` as ``connect`` does."""
     admin, existing = connect(settings.brokers, settings.security, timeout_s)
     wanted = flow_topics(settings)
     for topic in ensure_topics(admin, wanted, settings.topic_partitions, existing=existing):
         log.info("created topic %s", topic)
-    return wanted
+    meta = admin.list_topics(timeout=timeout_s).topics
+    return {t: len(meta[t].partitions) if t in meta else settings.topic_partitions for t in wanted}
 
 
 # --- Waiting for a broker ----------------------------------------------------------------------
@@ -223,15 +230,15 @@ class LastError:
 
     def __init__(self, security: KafkaSecurity | None = None) -> None:
         self.security = security or KafkaSecurity()
+        self._tls = TlsWatch(self.security)
         self.tls_refused: str | None = None
         self.refused: str | None = None
         self.reported: str | None = None
         self.raised: str | None = None
 
     def __call__(self, error: KafkaError) -> None:
-        hint = self.security.tls_refusal(error.str())
-        if hint:
-            self.tls_refused = f"{error.str()}; {hint}"
+        if self._tls(error.str()):
+            self.tls_refused = self._tls.refused
         elif error.code() == KafkaError._AUTHENTICATION:
             self.refused = error.str()
         elif error.code() != KafkaError._ALL_BROKERS_DOWN or self.reported is None:
@@ -288,7 +295,8 @@ def wait_for_broker(
     Returns False once ``timeout`` seconds have passed without an answer; ``last_error``, if
     given, then holds the last client error. A failed login is retried too: a broker may
     learn its SCRAM users only after it starts answering. A certificate TLS refuses is not
-    (the broker's and ours stay what they are): False at once, with ``last_error.tls_refused``.
+    (the broker's and ours stay what they are), nor a broker that does not speak TLS: False at
+    once, with ``last_error.tls_refused``.
     """
     deadline = time.monotonic() + timeout
     admin = _waiting_admin(brokers, security, last_error)
@@ -365,8 +373,9 @@ def _wait(brokers: str, timeout: float, environ: Mapping[str, str]) -> int:
 
 WAIT_DESCRIPTION = (
     "Wait until a Kafka broker answers a metadata request. Exit 0 when it does, 1 if none "
-    "answers within the timeout or TLS refuses a certificate (waiting cannot mend that), 2 on "
-    "bad arguments or security settings (KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, KAFKA_SSL_*)."
+    "answers within the timeout or TLS cannot work (a refused certificate, a broker without "
+    "TLS: waiting cannot mend those), 2 on bad arguments or security settings "
+    "(KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, KAFKA_SSL_*)."
 )
 
 

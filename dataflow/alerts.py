@@ -8,9 +8,17 @@ further or a new reason appeared, and at most once per ``update_every`` windows.
 the sensor and the window that opened it, so a replay after a crash gives the same id.
 
 After an alert resolves, a new alert raised by the model alone stays silent for ``cooldown``
-clean windows (a silent anomalous window starts the count again): a sensor whose episode flickers
-on and off pages once, not once per flicker. An alarm of a rule (the user's own, ``threshold``
-or any configured one) always opens.
+windows: a sensor whose episode flickers on and off pages once, not once per flicker. The count
+runs from the resolution and silent anomalous windows do not restart it, so a fault that keeps
+coming back pages again once the cooldown is over. An alarm of a rule (the user's own,
+``threshold`` or any configured one) always opens.
+
+**Adapted.** The model learns every window, so a lasting shift becomes its new normal and the
+windows turn clean while the sensor is still far from where it was. An episode the model took
+part in therefore resolves ``clean`` only when the sensor is back: within ``reach`` of its
+``home`` (the scorer's level and a few of its spreads when the alert opened). A sensor that
+stays away resolves ``adapted`` after ``adapt_after`` clean windows: the new level is its
+baseline now, and the alert says so instead of calling it clean.
 
 The alert's severity is the highest of its episode's reasons'; a rise in severity is news, sent
 as an ``update`` like a new reason.
@@ -31,7 +39,7 @@ from typing import NamedTuple
 from dataflow.rules import RANK
 
 OPEN, UPDATE, RESOLVED = "open", "update", "resolved"
-CLEAN, STALE = "clean", "stale"  # how a resolved alert ended
+CLEAN, STALE, ADAPTED = "clean", "stale", "adapted"  # how a resolved alert ended
 ML = "ml"  # the model's reason; every other reason is a user's rule
 NEVER = 1 << 62  # ``calm`` of a sensor that never had an alert
 
@@ -47,7 +55,9 @@ class AlertEvent(NamedTuple):
     peak_at: int  # start of the window holding peak_mean, ns
     reasons: tuple[str, ...]  # every reason seen during the episode
     anomalous_windows: int
-    resolution: str | None = None  # resolved events: clean (clean windows) or stale (silence)
+    # Resolved events: clean (back, clean windows), adapted (clean but never back) or stale
+    # (silence).
+    resolution: str | None = None
     severity: str | None = None  # the highest severity of the episode's reasons
 
 
@@ -60,10 +70,12 @@ class AlertTracker:
         "baseline",
         "calm",
         "clean",
+        "home",
         "opened_at",
         "peak_at",
         "peak_mean",
         "peak_score",
+        "reach",
         "reasons",
         "severity",
         "since_event",
@@ -76,6 +88,7 @@ class AlertTracker:
         self.anomalous = self.clean = self.since_event = 0
         self.opened_at = self.peak_at = 0
         self.peak_mean = self.peak_score = 0.0
+        self.home = self.reach = 0.0  # where the sensor was when the alert opened; 0: no test
         self.reasons: tuple[str, ...] = ()
         self.severity: str | None = None
 
@@ -95,9 +108,12 @@ class AlertTracker:
         resolve_after: int,
         cooldown: int = 0,
         severity: str | None = None,
+        home: tuple[float, float] | None = None,
+        adapt_after: int = 0,
     ) -> AlertEvent | None:
         """Feed one closed window (``reasons`` empty when it is clean, ``severity`` the highest
-        of its reasons'); return an event or None."""
+        of its reasons'); return an event or None. ``home`` is (level, reach) of the sensor as
+        its model knows it, read when an alert opens."""
         if not reasons:
             if self.alert_id is None:
                 self.quiet(mean)
@@ -107,14 +123,20 @@ class AlertTracker:
             self.since_event += 1
             if self.clean < resolve_after:
                 return None
-            event = self._event(RESOLVED, CLEAN)
+            how = CLEAN
+            if self.reach > 0.0 and ML in self.reasons and abs(mean - self.home) > self.reach:
+                if self.clean < adapt_after:
+                    return None  # clean to the model, but not back where it was: wait
+                how = ADAPTED
+            event = self._event(RESOLVED, how)
             self.alert_id = None
             self.calm = 0
             return event
         if self.alert_id is None:
             if self.calm < cooldown and reasons == [ML]:
-                self.calm = 0  # a silent flicker: the cooldown starts again
+                self.calm += 1  # silent; the cooldown runs on from the last resolution
                 return None
+            self.home, self.reach = home if home is not None else (0.0, 0.0)
             self.alert_id = f"{alert_key}@{start}"
             self.opened_at = self.peak_at = start
             self.peak_mean, self.peak_score = mean, score

@@ -3,7 +3,7 @@
 A fixed silence limit lies for a family that reports every few minutes: it pages between two
 normal reports. ``Cadence`` learns the usual gap between the batches that carry a family's
 readings, and the Prometheus rule ``SensorFamilySilent`` fires only after a silence several
-times that long (README, "Prometheus rules").
+times that long (docs/operations.md, "Prometheus rules").
 
 The estimate is the time-weighted median of the recent gaps: the gap length that at least half
 of the recent time was spent in gaps no longer than. Weighting by time makes it the pace of the

@@ -4,7 +4,8 @@ Every knob of the dataflow is an environment variable with a default, declared o
 :class:`dataflow.options.Option` (variable, default, typed parser, help). ``Settings.from_env``
 reads and validates them all at start-up, so a typo or a nonsensical value stops the flow before
 it touches Kafka, with a message naming the variable; ``ENV_DOCS`` (``python -m dataflow
---help``, the README's table, checked by a test) is derived from the same declarations.
+--help``, the table in docs/configuration.md, checked by a test) is derived from the same
+declarations.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class ConfigError(ValueError):
     """A bad environment value; the message names the variable."""
 
 
-#: Every option of the dataflow, in the order ``--help`` and the README list them.
+#: Every option of the dataflow, in the order ``--help`` and docs/configuration.md list them.
 OPTIONS = Registry()
 _declare = OPTIONS.declare
 
@@ -83,7 +84,7 @@ SENSORS_CONFIG = _declare(
     "SENSORS_CONFIG",
     "",
     text,
-    'A YAML file declaring the sensor families (README, "Your own sensors"); empty: the two '
+    "A YAML file declaring the sensor families (docs/sensor-families.md); empty: the two "
     "tutorial families, set by the variables marked *family* below, which a file replaces.",
 )
 AIR_QUALITY_TOPIC = _declare(
@@ -301,6 +302,14 @@ ALERT_COOLDOWN_WINDOWS = _declare(
     "After an ML alert resolves, windows in which a new ML alert of the same sensor stays "
     "silent (threshold alarms always open).",
 )
+ALERT_ADAPT_WINDOWS = _declare(
+    "ALERT_ADAPT_WINDOWS",
+    "360",
+    integer(0),
+    "Clean windows after which an ML alert whose sensor never came back near its level from "
+    'before the alert resolves with `"resolution": "adapted"` (its new level is the baseline '
+    "now); until then it stays open.",
+)
 ALERT_STALE_SECONDS = _declare(
     "ALERT_STALE_SECONDS",
     "300",
@@ -331,7 +340,7 @@ STATUS_INTERVAL_SECONDS = _declare(
 LOG_LEVEL = _declare("LOG_LEVEL", "INFO", level_name, "Python logging level.")
 
 
-# name -> (default, help), derived: the README table is checked against it by a test.
+# name -> (default, help), derived: docs/configuration.md's table is checked against it by a test.
 ENV_DOCS: dict[str, tuple[str, str]] = env_docs(OPTIONS)
 #: What the dataflow reads: its own options and the Kafka security ones.
 ALL_OPTIONS: tuple[Option[Any], ...] = (*OPTIONS, *SECURITY_OPTIONS)
@@ -378,6 +387,7 @@ class Settings:
     alert_update_windows: int
     alert_resolve_windows: int
     alert_cooldown_windows: int
+    alert_adapt_windows: int
     alert_stale_seconds: float
     sensor_state_ttl_seconds: float
     emit_all: bool
@@ -436,6 +446,7 @@ class Settings:
                 ALERT_UPDATE_WINDOWS,
                 ALERT_RESOLVE_WINDOWS,
                 ALERT_COOLDOWN_WINDOWS,
+                ALERT_ADAPT_WINDOWS,
             )
         }
         nums = {
@@ -487,6 +498,7 @@ class Settings:
             alert_update_windows=ints["ALERT_UPDATE_WINDOWS"],
             alert_resolve_windows=ints["ALERT_RESOLVE_WINDOWS"],
             alert_cooldown_windows=ints["ALERT_COOLDOWN_WINDOWS"],
+            alert_adapt_windows=ints["ALERT_ADAPT_WINDOWS"],
             alert_stale_seconds=stale,
             sensor_state_ttl_seconds=ttl,
             emit_all=read(EMIT_ALL_WINDOWS),

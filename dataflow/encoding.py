@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from dataflow.alerts import AlertEvent
+from dataflow.model.explain import explain
 from dataflow.routing import DeadLetter
 from dataflow.shard import LateReading, SensorEvent, WindowResult
 
@@ -47,6 +48,7 @@ def window_record(res: WindowResult) -> dict[str, Any]:
         "model_ready": res.model_ready,
         "ml_anomaly": res.ml_anomaly,
         "ml_cut": res.ml_cut,
+        "explain": None if res.why is None else explain(res.why, res.unit),
         "threshold": res.threshold,
         "threshold_alarm": res.threshold_alarm,
         "anomaly": res.anomaly,
@@ -69,6 +71,7 @@ _NO_WINDOW = dict.fromkeys(
         "model_ready",
         "ml_anomaly",
         "ml_cut",
+        "explain",
         "threshold",
         "threshold_alarm",
     )

@@ -3,7 +3,7 @@
 Pure: no Kafka, no Bytewax. A family is a kind of sensor (humidity, vibration, machine
 temperature) read from one topic in one JSON shape. Without a file the two tutorials' families are
 built in, from the environment as they always were; with ``SENSORS_CONFIG`` a YAML file declares
-them (README, "Your own sensors"). Every mistake in a file is reported as one line naming the
+them (docs/sensor-families.md). Every mistake in a file is reported as one line naming the
 file, the path inside it and what is wrong, before the flow touches Kafka.
 """
 
@@ -173,7 +173,7 @@ FAMILY_KEYS = {
     "sensors": "Per-sensor overrides: `{pattern: {rules: [...]}}`, exact id or glob, first "
     "match wins; a rule replaces the family's rule of the same name.",
     "machine": "`key` or a dotted path: the machine id of each message; with `channels`, a "
-    "machine family ([docs/machines.md](docs/machines.md)): sensor ids are `<machine>/<channel>`.",
+    "machine family ([docs/machines.md](machines.md)): sensor ids are `<machine>/<channel>`.",
     "channels": "With `machine`, instead of `value`: `{name: dotted path, ...}`, the channels one "
     "message carries; one joint model and one alert per machine.",
 }
@@ -423,15 +423,32 @@ def parse_families(raw: Any, source: str, window_seconds: float = 5.0) -> tuple[
 def load_families(path: str | Path, window_seconds: float = 5.0) -> tuple[Family, ...]:
     """Read and validate a sensors file (YAML, so JSON too)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise FamilyConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # A binary file, or text saved in another encoding (UTF-16, Latin-1): say where.
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise FamilyConfigError(
+            f"{path}: line {line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+            f"{exc.start}); a sensors file is YAML saved as UTF-8"
+        ) from None
+    try:
         raw = yaml.safe_load(text)
+    except yaml.reader.ReaderError as exc:
+        # Valid UTF-8 but a control character YAML refuses (a NUL of a binary file): PyYAML's
+        # own message spans two lines and counts characters from the start.
+        lines = text[: exc.position].split("\n")
+        where = f"line {len(lines)}, column {len(lines[-1]) + 1}"
+        raise FamilyConfigError(
+            f"{path}: {where}: not text: character #x{exc.character:04x} ({exc.reason})"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(parse)"
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = " ".join(str(getattr(exc, "problem", None) or exc).split())  # one line
         raise FamilyConfigError(f"{path}: {where}: not valid YAML: {problem}") from None
     return parse_families(raw, str(path), window_seconds)
 

@@ -37,6 +37,7 @@ from dataflow.shard import (
     WindowResult,
 )
 from dataflow.status import Status
+from dataflow.upgrade import migrate
 
 log = logging.getLogger("dataflow")
 
@@ -94,6 +95,7 @@ def shard_config(settings: Settings) -> ShardConfig:
         update_every=settings.alert_update_windows,
         resolve_after=settings.alert_resolve_windows,
         cooldown=settings.alert_cooldown_windows,
+        adapt_after=settings.alert_adapt_windows,
         stale_s=settings.alert_stale_seconds,
         state_ttl_s=settings.sensor_state_ttl_seconds,
         max_future_ns=round(settings.max_future_seconds * 1e9),
@@ -104,9 +106,10 @@ def shard_config(settings: Settings) -> ShardConfig:
 
 Out = list[Result]
 
-# Bump when ShardState's pickled shape changes: an old snapshot then fails with a clear message
-# instead of an AttributeError deep in the scorer.
-SNAPSHOT_VERSION = 9  # 9: the shard's machines (dataflow.machines)
+# Bump when ShardState's pickled shape changes, with a step in dataflow.upgrade that migrates
+# the previous format; an older one fails with a clear message instead of an AttributeError
+# deep in the scorer.
+SNAPSHOT_VERSION = 10  # 10: the shard's machines (dataflow.machines)
 
 RESET_HOW = (
     "reset the recovery directory (delete it and run `python -m bytewax.recovery DIR N` again); "
@@ -136,12 +139,21 @@ def restore(resume: bytes, config: ShardConfig | None = None) -> ShardState:
             f"v{SNAPSHOT_VERSION}: " + RESET_HOW
         ) from None
     version = obj[0] if isinstance(obj, tuple) and len(obj) == 2 else 1
+    state: ShardState | None = obj[1] if version != 1 else None
     if version != SNAPSHOT_VERSION:
-        raise SnapshotVersionError(
-            f"recovery snapshot has format v{version}, this flow reads v{SNAPSHOT_VERSION}: "
-            + RESET_HOW
+        state = migrate(version, state, SNAPSHOT_VERSION) if version < SNAPSHOT_VERSION else None
+        if state is None:
+            raise SnapshotVersionError(
+                f"recovery snapshot has format v{version}, this flow reads v{SNAPSHOT_VERSION} "
+                f"and migrates v{SNAPSHOT_VERSION - 1} only: " + RESET_HOW
+            )
+        log.warning(
+            "recovery snapshot of format v%d migrated to v%d: every sensor keeps what its model "
+            "learned",
+            version,
+            SNAPSHOT_VERSION,
         )
-    state: ShardState = obj[1]
+    assert state is not None
     if config is not None and state.config.shards != config.shards:
         raise SnapshotSettingsError(
             f"SHARDS={config.shards}, but the recovery snapshot was made with "

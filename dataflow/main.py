@@ -16,10 +16,12 @@ import atexit
 import logging
 import os
 import sys
+from typing import NoReturn
 
 from bytewax.connectors.kafka import KafkaSinkMessage
 
 from dataflow.admin import ClientConfig, StartupError, client_config, ensure_flow_topics
+from dataflow.cluster import check_input_partitions, check_shards, cluster_shape
 from dataflow.config import ConfigError, Settings, recovery_requested
 from dataflow.flow import build_flow
 from dataflow.kafkalog import client_logger
@@ -47,16 +49,20 @@ def make_flow() -> object:
     """Build the production flow from the environment."""
     try:
         settings = Settings.from_env()
+        shape = cluster_shape(sys.argv, os.environ)
+        check_shards(settings.shards, shape)
     except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        config_error(exc)
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     client_logger(debug="debug" in settings.consumer_config or "debug" in settings.producer_config)
     log.info("Kafka at %s (%s)", ",".join(settings.brokers), settings.security.redacted())
     try:
-        ensure_flow_topics(settings)
+        partitions = ensure_flow_topics(settings)
+        check_input_partitions({t: partitions[t] for t in settings.topics}, shape)
+    except ConfigError as exc:
+        config_error(exc)
     except StartupError as exc:
         log.error("%s", exc)
         raise SystemExit(1) from None
@@ -100,6 +106,11 @@ def make_flow() -> object:
         snapshots=recovery_requested(sys.argv, dict(os.environ)),
         stopping=stop.requested,
     )
+
+
+def config_error(exc: ConfigError) -> NoReturn:
+    print(f"configuration error: {exc}", file=sys.stderr)
+    raise SystemExit(2) from None
 
 
 def report_stop(stop: GracefulStop, status: Status) -> None:

@@ -10,7 +10,7 @@ parser from text to a typed value, a help line. From that one declaration come
 - ``--help`` (:func:`add_options`: each flag with its variable and default; options without a
   flag listed as environment variables, as :func:`env_section` lists them for the programs
   that have no flags),
-- the README's tables (:func:`markdown_table`) and ``name -> (default, help)`` maps
+- the tables of docs/configuration.md (:func:`markdown_table`) and ``name -> (default, help)`` maps
   (:func:`env_docs`), so documentation cannot drift from what the code reads,
 - for a setting that is or may hold a secret, errors that never show it (``redact``:
   :func:`hidden`, :func:`redact_key_values`); the settings classes' reprs hide theirs with
@@ -174,8 +174,8 @@ class Reader:
 
 
 class Registry(list[Option[Any]]):
-    """A program's options in the order they are declared (the order ``--help`` and the README
-    list them): each settings module declares into its own."""
+    """A program's options in the order they are declared (the order ``--help`` and
+    docs/configuration.md list them): each settings module declares into its own."""
 
     def declare(
         self,
@@ -556,7 +556,7 @@ def add_options(parser: argparse.ArgumentParser, options: Iterable[Option[Any]])
 
 
 def markdown_table(options: Iterable[Option[Any]], *, flags: bool = False) -> str:
-    """The README's table of ``options``: ``| variable | default | meaning |`` (with a flag
+    """The documentation's table of ``options``: ``| variable | default | meaning |`` (with a flag
     column when ``flags``); an empty default shows as ``(unset)``."""
     head = ["variable", *(["flag"] if flags else []), "default", "meaning"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

@@ -1,13 +1,15 @@
 """Kafka security settings (SASL, TLS) from the environment, for every client the project makes.
 
 No Kafka here: reads a mapping (and loads the TLS files it names, to check them), returns client
-settings. The seven variables are declared once below as :class:`dataflow.options.Option` values
-(read, and documented in ``--help`` and the README, by the same layer as every other setting);
+settings. The eight variables are declared once below as :class:`dataflow.options.Option` values
+(read, and documented in ``--help`` and docs/configuration.md, by the same layer as every other
+setting);
 what one variable alone cannot say (a SASL mechanism only with a SASL protocol, TLS files only
 with TLS, a certificate with its key, files that load) is checked here. One function per client
 library, so the dataflow's librdkafka clients (Bytewax's source and sinks, admin) and the
-producer's kafka-python client get the same settings from the same variables. Passwords are never
-put in an error message nor in the repr; ``redacted`` gives a loggable view.
+producer's kafka-python client get the same settings from the same variables. Passwords (the
+SASL one, the client key's) are never put in an error message nor in the repr; ``redacted``
+gives a loggable view.
 """
 
 from __future__ import annotations
@@ -76,9 +78,18 @@ KAFKA_SSL_KEY_LOCATION = Option(
     optional_text,
     "Client private key file (PEM), for mutual TLS.",
 )
-SSL_OPTIONS = (KAFKA_SSL_CA_LOCATION, KAFKA_SSL_CERT_LOCATION, KAFKA_SSL_KEY_LOCATION)
+# Read as given, as the SASL password is.
+KAFKA_SSL_KEY_PASSWORD = Option(
+    "KAFKA_SSL_KEY_PASSWORD",
+    "",
+    optional_text,
+    "Password of an encrypted client key; never logged.",
+    redact=hidden,
+)
+SSL_FILES = (KAFKA_SSL_CA_LOCATION, KAFKA_SSL_CERT_LOCATION, KAFKA_SSL_KEY_LOCATION)
+SSL_OPTIONS = (*SSL_FILES, KAFKA_SSL_KEY_PASSWORD)
 
-#: The security variables, in the order ``--help`` and the README list them.
+#: The security variables, in the order ``--help`` and docs/configuration.md list them.
 SECURITY_OPTIONS: tuple[Option[Any], ...] = (
     KAFKA_SECURITY_PROTOCOL,
     KAFKA_SASL_MECHANISM,
@@ -86,7 +97,7 @@ SECURITY_OPTIONS: tuple[Option[Any], ...] = (
     KAFKA_SASL_PASSWORD,
     *SSL_OPTIONS,
 )
-# name -> (default, help), derived; merged into the README table by the config test.
+# name -> (default, help), derived; merged into docs/configuration.md's table by the config test.
 SECURITY_ENV_DOCS: dict[str, tuple[str, str]] = env_docs(SECURITY_OPTIONS)
 
 # OpenSSL's words, in librdkafka's error text, for certificates that TLS refused. Retrying cannot
@@ -106,11 +117,20 @@ _CLIENT_CERT_REFUSED = (
 )
 
 
+# librdkafka's words when the peer closes the connection in the middle of the TLS handshake, as a
+# PLAINTEXT or SASL_PLAINTEXT listener does on a TLS client's first bytes. A TLS broker may do so
+# once (stopping, or at its connection limit), so a client gives up only after NOT_TLS_AFTER.
+_NOT_TLS = "connecting to a PLAINTEXT broker listener?"
+NOT_TLS_AFTER = 3
+
+
 class SecurityConfigError(ValueError):
     """A bad security variable; the message names it and never holds a password."""
 
 
-def _check_tls_files(ca: str | None, cert: str | None, key: str | None) -> None:
+def _check_tls_files(
+    ca: str | None, cert: str | None, key: str | None, key_password: str | None = None
+) -> None:
     """Load the files as the clients will, so a wrong path or file fails at start-up naming its
     variable, not later as a client's "ssl.ca.location failed: BIO lib" or a bootstrap timeout.
 
@@ -143,18 +163,30 @@ def _check_tls_files(ca: str | None, cert: str | None, key: str | None) -> None:
                 f"KAFKA_SSL_CA_LOCATION={ca}: not a PEM CA certificate ({_reason(exc)})"
             ) from None
     if cert and key:
+        asked = False
 
-        def no_password() -> bytes:
-            """Asked for an encrypted key only. There is no key password setting, so say so now
-            rather than let OpenSSL prompt on the terminal or a client fail at connect time."""
-            raise SecurityConfigError(
-                f"KAFKA_SSL_KEY_LOCATION={key}: the key is encrypted; "
-                "give an unencrypted PEM key (there is no password setting)"
-            )
+        def password() -> str:
+            """Asked for an encrypted key only. Without a password, say so now rather than let
+            OpenSSL prompt on the terminal or a client fail at connect time."""
+            nonlocal asked
+            asked = True
+            if key_password is None:
+                raise SecurityConfigError(
+                    f"KAFKA_SSL_KEY_LOCATION={key}: the key is encrypted; "
+                    "set KAFKA_SSL_KEY_PASSWORD (or give an unencrypted PEM key)"
+                )
+            return key_password
 
         try:
-            context.load_cert_chain(cert, key, password=no_password)
+            context.load_cert_chain(cert, key, password=password)
         except ssl.SSLError as exc:
+            # Asked, a wrong password fails as "PEM lib"; a key that decrypted but belongs to
+            # another certificate fails as a mismatch, like an unencrypted one.
+            if asked and "KEY_VALUES_MISMATCH" not in str(exc):
+                raise SecurityConfigError(
+                    f"KAFKA_SSL_KEY_PASSWORD does not decrypt KAFKA_SSL_KEY_LOCATION={key} "
+                    f"({_reason(exc)})"
+                ) from None
             raise SecurityConfigError(
                 f"KAFKA_SSL_CERT_LOCATION={cert} / KAFKA_SSL_KEY_LOCATION={key}: they do not load "
                 f"as a certificate and its key ({_reason(exc)})"
@@ -192,6 +224,7 @@ class KafkaSecurity:
     ca_location: str | None = None
     cert_location: str | None = None
     key_location: str | None = None
+    key_password: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> KafkaSecurity:
@@ -216,11 +249,13 @@ class KafkaSecurity:
                 f"KAFKA_SASL_MECHANISM/USERNAME/PASSWORD are set but KAFKA_SECURITY_PROTOCOL="
                 f"{protocol} uses no SASL (use SASL_PLAINTEXT or SASL_SSL)"
             )
-        ca, cert, key = (read(option) for option in SSL_OPTIONS)
+        ca, cert, key = (read(option) for option in SSL_FILES)
+        key_password = read.raw(KAFKA_SSL_KEY_PASSWORD)[0] or None  # as given, never stripped
         if not protocol.endswith("SSL"):
             # Silently ignored, they would leave a cluster that needs TLS unreachable with no
             # word of why: the likely mistake is the protocol.
-            given = [option.env for option in SSL_OPTIONS if read(option)]
+            given = [option.env for option in SSL_FILES if read(option)]
+            given += [KAFKA_SSL_KEY_PASSWORD.env] if key_password else []
             if given:
                 raise SecurityConfigError(
                     f"{'/'.join(given)} {'is' if len(given) == 1 else 'are'} set but "
@@ -236,14 +271,21 @@ class KafkaSecurity:
                 f"{missing}: required with {present} (mutual TLS needs the "
                 "client certificate and its key)"
             )
+        elif key_password and not key:
+            raise SecurityConfigError(
+                "KAFKA_SSL_KEY_PASSWORD: set but KAFKA_SSL_KEY_LOCATION is not (it is the "
+                "password of the client key)"
+            )
         else:
-            _check_tls_files(ca, cert, key)
-        return cls(protocol, mechanism, username, password, ca, cert, key)
+            _check_tls_files(ca, cert, key, key_password)
+        return cls(protocol, mechanism, username, password, ca, cert, key, key_password)
 
     def __repr__(self) -> str:
         """The dataclass repr, the password :data:`dataflow.options.REDACTED`: settings are
         printed in logs, tracebacks and test failures."""
-        return redacted_repr(self, password=masked(self.password))
+        return redacted_repr(
+            self, password=masked(self.password), key_password=masked(self.key_password)
+        )
 
     @property
     def uses_sasl(self) -> bool:
@@ -269,6 +311,7 @@ class KafkaSecurity:
                 ("ssl.ca.location", self.ca_location),
                 ("ssl.certificate.location", self.cert_location),
                 ("ssl.key.location", self.key_location),
+                ("ssl.key.password", self.key_password),
             ):
                 if val:
                     out[key] = val
@@ -290,6 +333,7 @@ class KafkaSecurity:
                 ("ssl_cafile", self.ca_location),
                 ("ssl_certfile", self.cert_location),
                 ("ssl_keyfile", self.key_location),
+                ("ssl_password", self.key_password),
             ):
                 if val:
                     out[key] = val
@@ -304,6 +348,8 @@ class KafkaSecurity:
             parts.append(f"CA {self.ca_location or '(system)'}")
             if self.cert_location:
                 parts.append(f"client certificate {self.cert_location}")
+            if self.key_password:
+                parts.append("key password ***")
         return ", ".join(parts)
 
     def tls_refusal(self, text: str) -> str | None:
@@ -333,3 +379,40 @@ class KafkaSecurity:
                 f"{self.cert_location}: it must be signed by a CA the broker trusts"
             )
         return None
+
+    def not_tls(self, text: str) -> str | None:
+        """What to check, if librdkafka's error ``text`` says the broker closed the TLS
+        handshake as a listener without TLS does; else None. One such error may pass (see
+        :class:`TlsWatch`)."""
+        if not self.uses_tls or _NOT_TLS not in text:
+            return None
+        return (
+            "the broker did not speak TLS: it closed the connection during the TLS handshake, as "
+            f"a listener without TLS does; KAFKA_BROKERS must name a listener for "
+            f"KAFKA_SECURITY_PROTOCOL={self.protocol}, or that protocol is not the listener's"
+        )
+
+
+class TlsWatch:
+    """Reads one client's errors (librdkafka's ``error_cb`` texts, one call each) and says when
+    TLS cannot work, so the client stops at once instead of waiting out its timeout.
+
+    ``refused``, then, is librdkafka's words and what to check: after the first certificate
+    TLS refused (``KafkaSecurity.tls_refusal``), or after ``NOT_TLS_AFTER`` handshakes the
+    broker closed (``KafkaSecurity.not_tls``). Anything else leaves it None.
+    """
+
+    def __init__(self, security: KafkaSecurity) -> None:
+        self.security = security
+        self.refused: str | None = None
+        self._closed = 0
+
+    def __call__(self, text: str) -> str | None:
+        """Note one error; ``refused`` so far."""
+        hint = self.security.tls_refusal(text)
+        if hint is None and (closed := self.security.not_tls(text)):
+            self._closed += 1
+            hint = closed if self._closed >= NOT_TLS_AFTER else None
+        if hint:
+            self.refused = f"{text}; {hint}"
+        return self.refused

@@ -44,8 +44,9 @@ from typing import NamedTuple
 from dataflow.alerts import AlertEvent, AlertTracker
 from dataflow.families import ML, Family
 from dataflow.machines import MachineWindows
+from dataflow.model.explain import Evidence
 from dataflow.model.machine import MachineParams
-from dataflow.model.scoring import STRUCTURAL, ModelParams, SensorScorer
+from dataflow.model.scoring import STRUCTURAL, ModelParams, SensorScorer, window_scatter
 from dataflow.progress import Beat, PartClock, SilenceQueue
 from dataflow.readings import Reading, Run
 from dataflow.rules import RuleSet
@@ -84,7 +85,8 @@ class ShardConfig:
     emit_all: bool = False
     update_every: int = 12  # windows between two events of one alert, at least
     resolve_after: int = 3  # clean windows that resolve an alert
-    cooldown: int = 48  # clean windows after an alert before the model alone opens another
+    cooldown: int = 48  # windows after an alert before the model alone opens another
+    adapt_after: int = 360  # clean windows before an alert whose sensor stayed away resolves
     stale_s: float = 300.0  # silence that resolves an open alert as stale (0: never)
     state_ttl_s: float = 7 * 86_400.0  # silence after which a sensor is forgotten
     max_future_ns: int = 300 * 10**9  # readings further ahead of the wall clock are refused
@@ -113,6 +115,7 @@ _PLAIN_SETTINGS = (
     "update_every",
     "resolve_after",
     "cooldown",
+    "adapt_after",
     "emit_all",
     "max_future_ns",
     "max_sensors",
@@ -134,6 +137,7 @@ class WindowResult(NamedTuple):
     severity: str | None = None  # the highest of the reasons' severities
     unit: str | None = None
     alert: AlertEvent | None = None
+    why: Evidence | None = None  # an ML anomaly's evidence (``dataflow.model.explain``)
     # A machine's window (``sensor_id`` is the machine id): the channels that drove it, ranked,
     # each with its deviation in its own spreads. None: a sensor's window.
     drivers: tuple[tuple[str, float], ...] | None = None
@@ -827,7 +831,9 @@ class ShardState:
                     sensor.cadence = cad + GAP_WEIGHT * ((step if step < cap else cap) - cad)
             sensor.last_end = stats.end
             mean = stats.mean
-            score, ml, ready, cut = scorer.score_learn(stats.start, mean)
+            score, ml, ready, cut, why = scorer.score_learn(
+                stats.start, mean, window_scatter(stats.count, stats.min, stats.max)
+            )
             fired = rules.fired(mean, streaks) if rules else ()
             paged = ml if machine is None else False
             if machine is not None:
@@ -869,6 +875,8 @@ class ShardState:
                 cfg.resolve_after,
                 cfg.cooldown,
                 severity,
+                scorer.home(),
+                cfg.adapt_after,
             )
             if event is not None:
                 part = sensor.part
@@ -898,6 +906,7 @@ class ShardState:
                     severity,
                     unit,
                     event,
+                    why,
                 )
             )
 
@@ -987,6 +996,7 @@ class ShardState:
                 setup.family.ml_severity if res.anomaly else None,
                 None,
                 event,
+                None,
                 res.drivers,
             )
         )

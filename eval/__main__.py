@@ -279,6 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 r.detections["ours"],
                 r.threshold_level,
                 f"NAB {args.profile}: {sub}",
+                r.fired_by,
             )
         print(f"wrote {len(results)} plot(s) under {args.plots}")
     return EXIT_OK

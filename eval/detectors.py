@@ -35,6 +35,7 @@ last row inside the window: the window's alert is raised from those rows.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import random
 import statistics
@@ -44,10 +45,11 @@ from dataclasses import dataclass, field
 from dataflow.config import Settings
 from dataflow.families import AIR_QUALITY, MAX_MAGNITUDE
 from dataflow.flow import shard_config
+from dataflow.model.explain import names_of
 from dataflow.progress import Beat
 from dataflow.readings import BadMessage, Reading, format_of, parse
 from dataflow.shard import LateReading, Result, SensorEvent, ShardState, WindowResult
-from eval.nab import Series, probation_rows, rows_at
+from eval.nab import Series, probation_rows, rows_at, seen_until
 from producer.shapes import encode
 
 SENSOR_ID = "nab"
@@ -168,6 +170,29 @@ def detections(series: Series, results: Sequence[WindowResult], mode: str) -> li
         raise RuntimeError("this dataflow emits no alert events; use mode='windows'")
     pick = is_alert_open if mode == "alerts" else (lambda r: r.anomaly)
     return rows_at(series.timestamps, [r.stats.end - 1 for r in results if pick(r)])
+
+
+def fired_in(res: WindowResult) -> str:
+    """What fired in a window, for a plot: its rules, then the model's detectors, joined by
+    ``+`` (``level+step``; ``ml`` when the window carries no evidence)."""
+    names = list(res.fired)
+    if res.ml_anomaly:
+        names += names_of(res.why.fired) if res.why is not None else ["ml"]
+    return "+".join(names)
+
+
+def fired_by(series: Series, results: Sequence[WindowResult], mode: str) -> dict[int, str]:
+    """Row -> what fired (``fired_in``), at the rows ``detections`` marks; a later detection
+    charged to the same row wins, as there."""
+    pick = is_alert_open if mode == "alerts" else (lambda r: r.anomaly)
+    clock = seen_until(series.timestamps)
+    out: dict[int, str] = {}
+    for res in results:
+        if pick(res):
+            i = bisect.bisect_right(clock, res.stats.end - 1) - 1
+            if i >= 0:
+                out[i] = fired_in(res)
+    return out
 
 
 def ours(series: Series, config: OursConfig = OursConfig()) -> tuple[list[bool], Replay]:

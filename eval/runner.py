@@ -50,6 +50,7 @@ class FileResult:
     late: int | None = None  # rows behind a closed window (None: not known, broker replay)
     stale: int | None = None  # alerts resolved as stale (silence), as the flow's rules ran
     refused: int | None = None  # rows the flow's parser refused (dead letters)
+    fired_by: dict[int, str] = field(default_factory=dict)  # ours' detection rows -> what fired
 
     @property
     def category(self) -> str:
@@ -90,9 +91,11 @@ def evaluate_file(
     if random_threshold is None:
         random_threshold, _ = optimise_threshold([Scored(series.timestamps, rnd, windows)], profile)
     late = stale = refused = None
+    fired: dict[int, str] = {}  # not known from a broker replay's detections
     if ours_fn is None:
         ours_det, run = detectors.ours(series, opts.ours)
         late, stale, refused = run.late, run.stale, run.refused
+        fired = detectors.fired_by(series, run.windows, opts.ours.mode)
     else:
         ours_det = ours_fn(rel, series)
     thr_det, level = detectors.threshold(series, opts.threshold_margin, opts.ours.mode)
@@ -103,7 +106,18 @@ def evaluate_file(
     }
     scores = {name: score_file(series.timestamps, d, windows, profile) for name, d in dets.items()}
     return FileResult(
-        rel, series, windows, scores, dets, level, rnd, random_threshold, late, stale, refused
+        rel,
+        series,
+        windows,
+        scores,
+        dets,
+        level,
+        rnd,
+        random_threshold,
+        late,
+        stale,
+        refused,
+        fired,
     )
 
 

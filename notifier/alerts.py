@@ -147,8 +147,35 @@ def drivers_of(record: Mapping[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def description_of(record: Mapping[str, Any]) -> str | None:
+    """Why this window is anomalous, in a line: its rules with the mean, and for ``ml`` the
+    dataflow's ``explain`` text (which detector, the value against the sensor's own baseline,
+    the threshold it crossed); None when the record says nothing of why."""
+    unit = record.get("unit") or ""
+    mean = record.get("mean")
+    parts = []
+    rules = [r for r in record.get("reasons") or () if r != "ml"]
+    if rules and mean is not None:
+        parts.append(f"{','.join(rules)}: mean {_num(mean)}{' ' + unit if unit else ''}")
+    why = record.get("explain")
+    text = why.get("text") if isinstance(why, Mapping) else None
+    if isinstance(text, str) and text:
+        parts.append(f"ml: {text}")
+    return "; ".join(parts) or None
+
+
+def _keep_description(old: AmAlert, annotations: Mapping[str, str]) -> dict[str, str]:
+    """``annotations``, with ``old``'s description where they have none: an update or a
+    resolution whose own window says nothing of why keeps the last word on it."""
+    out = dict(annotations)
+    if "description" not in out and "description" in old.annotations:
+        out["description"] = old.annotations["description"]
+    return out
+
+
 def annotations_of(record: Mapping[str, Any]) -> dict[str, str]:
-    """What a person reads: the window's mean, unit, window, the episode's reasons, a summary."""
+    """What a person reads: the window's mean, unit, window, the episode's reasons, a summary,
+    and a description of why (``description_of``)."""
     alert = record.get("alert") or {}
     unit = record.get("unit") or ""
     reasons = ",".join(alert.get("reasons") or record.get("reasons") or ())
@@ -187,6 +214,9 @@ def annotations_of(record: Mapping[str, Any]) -> dict[str, str]:
         when = f" over {_clock(start)}-{_clock(end)} UTC" if start and end else ""
         since = f", open since {_clock(alert['opened_at'])} UTC" if alert.get("opened_at") else ""
         out["summary"] = f"{name}: {what}{when} ({reasons or 'anomaly'}){since}"
+        description = description_of(record)
+        if description:
+            out["description"] = description
     return out
 
 
@@ -338,7 +368,11 @@ class OpenAlerts:
         if old is not None:
             severity = higher(old.severity, alert.severity)
             # The start it was first posted with: a start capped at an earlier now stays put.
-            alert = replace(alert_of(record, severity), starts_at=old.starts_at).started_by(now)
+            alert = replace(
+                alert_of(record, severity),
+                starts_at=old.starts_at,
+                annotations=_keep_description(old, alert.annotations),
+            ).started_by(now)
             if alert.key != old.key:  # escalation: the old label set ends, the new one fires
                 change.posts.append(old.ended(now))
         alert = replace(alert, seen_at=now)
@@ -365,7 +399,11 @@ class OpenAlerts:
         old = self._open.pop(alert_id, None) if isinstance(alert_id, str) else None
         fresh = alert_of(record, old.severity if old is not None else None, now)
         # The labels it fired with; the record's latest annotations (how it was resolved).
-        base = fresh if old is None else replace(old, annotations=fresh.annotations)
+        base = (
+            fresh
+            if old is None
+            else replace(old, annotations=_keep_description(old, fresh.annotations))
+        )
         ended = base.ended(end_of(record, now))
         change = Change([ended])
         self._remember(fresh.alert_id, ended, change)

@@ -180,7 +180,7 @@ NOTIFIER_STATE_LOAD_TIMEOUT_SECONDS = _declare(
 )
 
 # name -> (default, help), derived: `python -m notifier --help` prints them, tests check the
-# compose file and the README notes against them.
+# compose file and docs/operations.md against them.
 ENV_DOCS: dict[str, tuple[str, str]] = env_docs(OPTIONS)
 
 TLS_FILES = (ALERTMANAGER_CA_FILE, ALERTMANAGER_CERT_FILE, ALERTMANAGER_KEY_FILE)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import IO, Any
 
 from dataflow.admin import ClientConfig, scrub
-from dataflow.security import KafkaSecurity
+from dataflow.security import KafkaSecurity, TlsWatch
 from producer.outgoing import check_replay, outgoing
 from producer.pacing import Pacer
 from producer.replay import ReplayError, Summary
@@ -99,7 +99,7 @@ class TlsRefused(Exception):
 
 def check_login(brokers: Sequence[str], security: KafkaSecurity) -> None:
     """Raise ``LoginRefused`` if the brokers refuse the SASL login, ``TlsRefused`` if TLS refuses
-    a certificate; otherwise return quickly.
+    a certificate or the broker does not speak TLS; otherwise return quickly.
 
     Why a librdkafka probe in a kafka-python producer: after a refused login the broker just
     closes the connection, and kafka-python 3.0.12 sees only that, retrying until its
@@ -115,15 +115,16 @@ def check_login(brokers: Sequence[str], security: KafkaSecurity) -> None:
     from confluent_kafka.admin import AdminClient
 
     refused: list[str] = []
-    tls_refused: list[str] = []
+    tls = TlsWatch(security)
     unreachable = False
 
     def on_error(error: KafkaError) -> None:
         nonlocal unreachable
-        hint = security.tls_refusal(error.str())
-        if hint:  # before the transport check: a rejected client certificate is a _TRANSPORT
-            tls_refused.append(f"{error.str()}; {hint}")
-        elif error.code() == KafkaError._AUTHENTICATION:
+        # Before the transport check: a rejected client certificate, a handshake closed by a
+        # listener without TLS, are _TRANSPORT errors too.
+        if tls(error.str()) or security.not_tls(error.str()):
+            return
+        if error.code() == KafkaError._AUTHENTICATION:
             refused.append(error.str())
         elif error.code() in (
             KafkaError._TRANSPORT,
@@ -147,8 +148,8 @@ def check_login(brokers: Sequence[str], security: KafkaSecurity) -> None:
             return
         except KafkaException:
             admin.poll(0)  # serves error_cb
-        if tls_refused:
-            raise TlsRefused(scrub(tls_refused[-1], security.password))
+        if tls.refused:
+            raise TlsRefused(scrub(tls.refused, security.password))
         if refused:
             raise LoginRefused(scrub(refused[-1], security.password))
 

@@ -27,7 +27,8 @@
 #   KAFKA_SASL_PORT               opt-in SASL_PLAINTEXT listener on 127.0.0.1, beside the PLAINTEXT
 #                                 one (which stays the inter-broker listener) [unset: none]
 #   KAFKA_SASL_USERS              its users, "name:password,name2:password2" (required with
-#                                 KAFKA_SASL_PORT); each may log in with PLAIN, SCRAM-SHA-256 and
+#                                 KAFKA_SASL_PORT or KAFKA_SASL_SSL_PORT); each may log in with
+#                                 PLAIN, SCRAM-SHA-256 and
 #                                 SCRAM-SHA-512. Names: letters, digits, . _ -; passwords: letters,
 #                                 digits and . _ ~ + / @ ! # % ^ & * ( ) ? : -
 #   KAFKA_SSL_PORT                opt-in SSL (TLS) listener on 127.0.0.1: the broker proves who it
@@ -35,9 +36,12 @@
 #   KAFKA_MTLS_PORT               opt-in mutual-TLS listener on 127.0.0.1 (ssl.client.auth=
 #                                 required): a client must also present a certificate signed by
 #                                 the same CA [unset: none]
+#   KAFKA_SASL_SSL_PORT           opt-in SASL_SSL listener on 127.0.0.1: TLS as on KAFKA_SSL_PORT,
+#                                 then a SASL login as on KAFKA_SASL_PORT, by the users of
+#                                 KAFKA_SASL_USERS [unset: none]
 #   TLS_CERT_DAYS                 validity of the certificates made for them, in days [365]
 #
-# TLS: the first start with KAFKA_SSL_PORT or KAFKA_MTLS_PORT makes, with openssl, a private CA
+# TLS: the first start with KAFKA_SSL_PORT, KAFKA_MTLS_PORT or KAFKA_SASL_SSL_PORT makes, with openssl, a private CA
 # and two certificates signed by it, in $BROKER_DIR/tls (mode 700, keys mode 600; the default
 # .broker/ is gitignored): the broker's (SAN IP:127.0.0.1 and DNS:localhost, so clients verify
 # the host name) and one client certificate (CN=sensor-anomaly-client). Clients use
@@ -79,6 +83,7 @@ KAFKA_SASL_PORT="${KAFKA_SASL_PORT:-}"
 KAFKA_SASL_USERS="${KAFKA_SASL_USERS:-}"
 KAFKA_SSL_PORT="${KAFKA_SSL_PORT:-}"
 KAFKA_MTLS_PORT="${KAFKA_MTLS_PORT:-}"
+KAFKA_SASL_SSL_PORT="${KAFKA_SASL_SSL_PORT:-}"
 TLS_CERT_DAYS="${TLS_CERT_DAYS:-365}"
 if [[ -z "${PYTHON:-}" ]]; then
   if [[ -x "$REPO_ROOT/.venv/bin/python" ]]; then
@@ -115,16 +120,18 @@ readonly SASL_PASSWORD_RE='^[A-Za-z0-9._~+/@!#%^&*()?:-]+$'
 # The client variables of dataflow/security.py. broker.sh's own metadata checks run without
 # them, so a shell set up for a secured cluster does not break `start` and `status`.
 readonly CLIENT_SECURITY_VARS=(KAFKA_SECURITY_PROTOCOL KAFKA_SASL_MECHANISM KAFKA_SASL_USERNAME
-  KAFKA_SASL_PASSWORD KAFKA_SSL_CA_LOCATION KAFKA_SSL_CERT_LOCATION KAFKA_SSL_KEY_LOCATION)
+  KAFKA_SASL_PASSWORD KAFKA_SSL_CA_LOCATION KAFKA_SSL_CERT_LOCATION KAFKA_SSL_KEY_LOCATION
+  KAFKA_SSL_KEY_PASSWORD)
 SASL_NAMES=()
 SASL_PASSWORDS=()
 
+# Users, SCRAM credentials and JAAS settings are needed: a SASL listener, with or without TLS.
 sasl_enabled() {
-  [[ -n "$KAFKA_SASL_PORT" ]]
+  [[ -n "$KAFKA_SASL_PORT" || -n "$KAFKA_SASL_SSL_PORT" ]]
 }
 
 tls_enabled() {
-  [[ -n "$KAFKA_SSL_PORT" || -n "$KAFKA_MTLS_PORT" ]]
+  [[ -n "$KAFKA_SSL_PORT" || -n "$KAFKA_MTLS_PORT" || -n "$KAFKA_SASL_SSL_PORT" ]]
 }
 
 # Parse KAFKA_SASL_USERS into SASL_NAMES / SASL_PASSWORDS. Pure bash (no here-string, pipe or
@@ -152,7 +159,7 @@ parse_sasl_users() {
     SASL_NAMES+=("$name")
     SASL_PASSWORDS+=("$password")
   done
-  ((${#SASL_NAMES[@]} > 0)) || die "KAFKA_SASL_USERS must name at least one name:password when KAFKA_SASL_PORT is set"
+  ((${#SASL_NAMES[@]} > 0)) || die "KAFKA_SASL_USERS must name at least one name:password when KAFKA_SASL_PORT or KAFKA_SASL_SSL_PORT is set"
 }
 
 # stdin -> stdout with every SASL password replaced by ***: for the Kafka tools' output, whose
@@ -175,14 +182,18 @@ broker_answers() {
   )
 }
 
-# Does the SASL listener let the first user in with PLAIN within $1 seconds? The password is
-# passed in the environment of a subshell, never on a command line.
+# Does the SASL listener on port $2 let the first user in with PLAIN within $1 seconds? With
+# $3 = tls, it is the SASL_SSL one, checked against our CA. The password is passed in the
+# environment of a subshell, never on a command line.
 sasl_answers() {
   (
     unset "${CLIENT_SECURITY_VARS[@]}"
     export KAFKA_SECURITY_PROTOCOL=SASL_PLAINTEXT KAFKA_SASL_MECHANISM=PLAIN
+    if [[ "${3:-}" == tls ]]; then
+      export KAFKA_SECURITY_PROTOCOL=SASL_SSL KAFKA_SSL_CA_LOCATION="$TLS_DIR/ca.pem"
+    fi
     export KAFKA_SASL_USERNAME="${SASL_NAMES[0]}" KAFKA_SASL_PASSWORD="${SASL_PASSWORDS[0]}"
-    exec "$PYTHON" "${WAIT_FOR_BROKER[@]}" --brokers "$HOST:$KAFKA_SASL_PORT" --timeout "$1"
+    exec "$PYTHON" "${WAIT_FOR_BROKER[@]}" --brokers "$HOST:$2" --timeout "$1"
   )
 }
 
@@ -227,14 +238,18 @@ running_sasl_port() {
 }
 
 # TLS listeners of the broker started from BROKER_DIR, e.g. "SSL 127.0.0.1:9095, mutual TLS
-# 127.0.0.1:9096"; empty if it has none. For start's and status's messages.
+# 127.0.0.1:9096, SASL_SSL 127.0.0.1:9097"; empty if it has none. For start's and status's
+# messages.
 running_tls_listeners() {
-  local listeners ssl mtls out=""
+  local listeners ssl mtls sasl_ssl out=""
   listeners="$(sed -n 's|^advertised\.listeners=||p' "$PROPS_FILE" 2>/dev/null || true)"
-  ssl="$(sed -n 's|.*SSL://\([^,]*\).*|\1|p' <<<"$listeners")"
+  # SSL:// at the start or after a comma: not the end of SASL_SSL://.
+  ssl="$(sed -n 's|^\(.*,\)\{0,1\}SSL://\([^,]*\).*|\2|p' <<<"$listeners")"
   mtls="$(sed -n 's|.*MTLS://\([^,]*\).*|\1|p' <<<"$listeners")"
+  sasl_ssl="$(sed -n 's|.*SASL_SSL://\([^,]*\).*|\1|p' <<<"$listeners")"
   [[ -z "$ssl" ]] || out="SSL $ssl"
   [[ -z "$mtls" ]] || out+="${out:+, }mutual TLS $mtls"
+  [[ -z "$sasl_ssl" ]] || out+="${out:+, }SASL_SSL $sasl_ssl"
   echo "$out"
 }
 
@@ -389,7 +404,7 @@ ensure_tls_files() {
 # content is written: with SASL it holds the PLAIN passwords.
 write_server_properties() {
   local listeners="PLAINTEXT://$HOST:$KAFKA_PORT" protocols="PLAINTEXT:PLAINTEXT"
-  if sasl_enabled; then
+  if [[ -n "$KAFKA_SASL_PORT" ]]; then
     listeners+=",SASL_PLAINTEXT://$HOST:$KAFKA_SASL_PORT"
     protocols+=",SASL_PLAINTEXT:SASL_PLAINTEXT"
   fi
@@ -400,6 +415,10 @@ write_server_properties() {
   if [[ -n "$KAFKA_MTLS_PORT" ]]; then
     listeners+=",MTLS://$HOST:$KAFKA_MTLS_PORT"
     protocols+=",MTLS:SSL"
+  fi
+  if [[ -n "$KAFKA_SASL_SSL_PORT" ]]; then
+    listeners+=",SASL_SSL://$HOST:$KAFKA_SASL_SSL_PORT"
+    protocols+=",SASL_SSL:SASL_SSL"
   fi
   (umask 077 && : >>"$PROPS_FILE")
   chmod 600 -- "$PROPS_FILE"
@@ -451,26 +470,37 @@ log.segment.bytes=16777216
 log.retention.check.interval.ms=60000
 EOF
   if sasl_enabled; then
-    local jaas_users="" i
+    local jaas_users="" i listener
     for i in "${!SASL_NAMES[@]}"; do
       jaas_users+=" user_${SASL_NAMES[$i]}=\"${SASL_PASSWORDS[$i]}\""
     done
     cat >>"$PROPS_FILE" <<EOF
 
-# KAFKA_SASL_PORT: SASL_PLAINTEXT for clients; brokers and the controller stay on PLAINTEXT.
-# No authorizer: every authenticated user may do everything (a dev broker).
+# KAFKA_SASL_PORT (SASL_PLAINTEXT) and KAFKA_SASL_SSL_PORT (SASL_SSL, TLS below): SASL for
+# clients; brokers and the controller stay on PLAINTEXT. No authorizer: every authenticated
+# user may do everything (a dev broker).
 sasl.enabled.mechanisms=$SASL_MECHANISMS
-listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required$jaas_users;
-listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
-listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 EOF
+    for listener in sasl_plaintext sasl_ssl; do
+      if [[ "$listener" == sasl_plaintext ]]; then
+        [[ -n "$KAFKA_SASL_PORT" ]] || continue
+      else
+        [[ -n "$KAFKA_SASL_SSL_PORT" ]] || continue
+      fi
+      cat >>"$PROPS_FILE" <<EOF
+listener.name.$listener.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required$jaas_users;
+listener.name.$listener.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.$listener.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+EOF
+    done
   fi
   if tls_enabled; then
     cat >>"$PROPS_FILE" <<EOF
 
-# KAFKA_SSL_PORT (listener SSL) and KAFKA_MTLS_PORT (listener MTLS): TLS for clients, with the
-# certificates in $TLS_DIR read as PEM files (no keytool, no store passwords; the key is not
-# encrypted: its directory is mode 700). MTLS also wants a client certificate from that CA.
+# KAFKA_SSL_PORT (listener SSL), KAFKA_MTLS_PORT (listener MTLS) and KAFKA_SASL_SSL_PORT: TLS
+# for clients, with the certificates in $TLS_DIR read as PEM files (no keytool, no store
+# passwords; the key is not encrypted: its directory is mode 700). MTLS also wants a client
+# certificate from that CA; SASL_SSL wants none, its clients log in.
 ssl.keystore.type=PEM
 ssl.keystore.location=$TLS_DIR/broker-keystore.pem
 ssl.truststore.type=PEM
@@ -571,19 +601,22 @@ cmd_start() {
   require_seconds BROKER_START_TIMEOUT_SECONDS "$BROKER_START_TIMEOUT_SECONDS"
   require_seconds BROKER_STOP_TIMEOUT_SECONDS "$BROKER_STOP_TIMEOUT_SECONDS"
   [[ "$KAFKA_PORT" != "$KAFKA_CONTROLLER_PORT" ]] || die "KAFKA_PORT and KAFKA_CONTROLLER_PORT must differ"
-  if sasl_enabled; then
+  if [[ -n "$KAFKA_SASL_PORT" ]]; then
     require_port KAFKA_SASL_PORT "$KAFKA_SASL_PORT"
     [[ "$KAFKA_SASL_PORT" != "$KAFKA_PORT" && "$KAFKA_SASL_PORT" != "$KAFKA_CONTROLLER_PORT" ]] \
       || die "KAFKA_SASL_PORT must differ from KAFKA_PORT and KAFKA_CONTROLLER_PORT"
+  fi
+  if sasl_enabled; then
     parse_sasl_users
   elif [[ -n "$KAFKA_SASL_USERS" ]]; then
-    echo "warning: KAFKA_SASL_USERS is set but KAFKA_SASL_PORT is not; no SASL listener" >&2
+    echo "warning: KAFKA_SASL_USERS is set but neither KAFKA_SASL_PORT nor KAFKA_SASL_SSL_PORT is; no SASL listener" >&2
   fi
   local name other
-  for name in KAFKA_SSL_PORT KAFKA_MTLS_PORT; do
+  for name in KAFKA_SSL_PORT KAFKA_MTLS_PORT KAFKA_SASL_SSL_PORT; do
     [[ -n "${!name}" ]] || continue
     require_port "$name" "${!name}"
-    for other in KAFKA_PORT KAFKA_CONTROLLER_PORT KAFKA_SASL_PORT KAFKA_SSL_PORT KAFKA_MTLS_PORT; do
+    for other in KAFKA_PORT KAFKA_CONTROLLER_PORT KAFKA_SASL_PORT KAFKA_SSL_PORT KAFKA_MTLS_PORT \
+      KAFKA_SASL_SSL_PORT; do
       [[ "$other" == "$name" || "${!name}" != "${!other}" ]] || die "$name must differ from $other"
     done
   done
@@ -610,8 +643,9 @@ cmd_start() {
     local wanted=""
     [[ -z "$KAFKA_SSL_PORT" ]] || wanted="SSL $HOST:$KAFKA_SSL_PORT"
     [[ -z "$KAFKA_MTLS_PORT" ]] || wanted+="${wanted:+, }mutual TLS $HOST:$KAFKA_MTLS_PORT"
+    [[ -z "$KAFKA_SASL_SSL_PORT" ]] || wanted+="${wanted:+, }SASL_SSL $HOST:$KAFKA_SASL_SSL_PORT"
     if [[ "$tls" != "$wanted" ]]; then
-      echo "warning: its TLS listeners are '${tls:-none}', not '${wanted:-none}' (KAFKA_SSL_PORT, KAFKA_MTLS_PORT); stop it first to change them" >&2
+      echo "warning: its TLS listeners are '${tls:-none}', not '${wanted:-none}' (KAFKA_SSL_PORT, KAFKA_MTLS_PORT, KAFKA_SASL_SSL_PORT); stop it first to change them" >&2
     fi
     return 0
   fi
@@ -625,10 +659,10 @@ cmd_start() {
   if port_open "$KAFKA_CONTROLLER_PORT"; then
     die "controller port $KAFKA_CONTROLLER_PORT on $HOST is already in use (set KAFKA_CONTROLLER_PORT)"
   fi
-  if sasl_enabled && port_open "$KAFKA_SASL_PORT"; then
+  if [[ -n "$KAFKA_SASL_PORT" ]] && port_open "$KAFKA_SASL_PORT"; then
     die "SASL port $KAFKA_SASL_PORT on $HOST is already in use (set KAFKA_SASL_PORT)"
   fi
-  for name in KAFKA_SSL_PORT KAFKA_MTLS_PORT; do
+  for name in KAFKA_SSL_PORT KAFKA_MTLS_PORT KAFKA_SASL_SSL_PORT; do
     if [[ -n "${!name}" ]] && port_open "${!name}"; then
       die "TLS port ${!name} on $HOST is already in use (set $name)"
     fi
@@ -684,15 +718,24 @@ cmd_start() {
     die "broker did not answer on $ADDRESS within $BROKER_START_TIMEOUT_SECONDS s; stopped it (log: $LOG_FILE)"
   fi
   local extra=""
-  if sasl_enabled; then
+  if [[ -n "$KAFKA_SASL_PORT" ]]; then
     # Listeners open together, so this is quick; it proves the JAAS config took.
-    if ! sasl_answers 30 8>&- 9>&-; then
+    if ! sasl_answers 30 "$KAFKA_SASL_PORT" 8>&- 9>&-; then
       terminate_pid "$pid" broker "$BROKER_STOP_TIMEOUT_SECONDS"
       rm -f -- "$PID_FILE"
       print_log_tail
       die "the SASL listener on $HOST:$KAFKA_SASL_PORT did not let user '${SASL_NAMES[0]}' in with PLAIN; stopped the broker (log: $LOG_FILE)"
     fi
     extra+=" and SASL_PLAINTEXT $HOST:$KAFKA_SASL_PORT ($SASL_MECHANISMS; users ${SASL_NAMES[*]})"
+  fi
+  if [[ -n "$KAFKA_SASL_SSL_PORT" ]]; then
+    # TLS with our CA, then the login: proves the keystore and the JAAS config of this listener.
+    if ! sasl_answers 30 "$KAFKA_SASL_SSL_PORT" tls 8>&- 9>&-; then
+      terminate_pid "$pid" broker "$BROKER_STOP_TIMEOUT_SECONDS"
+      rm -f -- "$PID_FILE"
+      print_log_tail
+      die "the SASL_SSL listener on $HOST:$KAFKA_SASL_SSL_PORT did not let user '${SASL_NAMES[0]}' in with PLAIN over TLS (CA $TLS_DIR/ca.pem); stopped the broker (log: $LOG_FILE)"
+    fi
   fi
   # Each TLS listener must answer a client that checks it against the CA (and, on the mutual
   # one, shows the client certificate): proves the keystore, truststore and host name took.

@@ -35,7 +35,8 @@ def describe(alert: dict) -> str:
     if alert["threshold_alarm"]:
         why.append(f"threshold: mean >= {alert['threshold']:g}{unit}")
     if alert["ml_anomaly"]:
-        why.append(f"ml: score {alert['score']:.3f} > cut {alert['ml_cut']:.3f}")
+        explain = alert.get("explain") or {}
+        why.append(f"ml: {explain.get('text') or 'the model'}")
     head = f"{alert['event'].upper():<8} {alert['family']}/{alert['sensor_id']}"
     text = (
         f"{head} {start}-{end} UTC  mean {alert['mean']:.2f}{unit} (n={alert['count']}, "

@@ -33,6 +33,9 @@ readonly SCRIPT_DIR
 # die, and the replacement of a directory only if this script made it.
 # shellcheck source=scripts/server-lib.sh
 source "$SCRIPT_DIR/server-lib.sh"
+# build | path | help | ARGS..., the cache and its lock, shared with helm.sh.
+# shellcheck source=scripts/gotool-lib.sh
+source "$SCRIPT_DIR/gotool-lib.sh"
 readonly MODULE_DIR="$SCRIPT_DIR/rpk"
 readonly RPK_MODULE="github.com/redpanda-data/redpanda/src/go/rpk"
 readonly RPK_PKG="$RPK_MODULE/cmd/rpk"
@@ -48,87 +51,23 @@ rpk_version() {
   echo "$version"
 }
 
-VERSION="$(rpk_version)"
-readonly VERSION
-readonly INSTALL_DIR="$RPK_CACHE_DIR/rpk-$VERSION"
-readonly RPK="$INSTALL_DIR/rpk"
+readonly TOOL=rpk
+TOOL_VERSION="$(rpk_version)"
+readonly TOOL_VERSION
+readonly INSTALL_DIR="$RPK_CACHE_DIR/rpk-$TOOL_VERSION"
 # RPK_CACHE_DIR may name any directory: its rpk-<version>/ is replaced only if this script made it
 # (the binary alone, before it wrote the ownership marker).
-readonly INSTALL_LEGACY=(rpk)
 readonly INSTALL_WHY="to put the rpk it builds there; move it away, or set RPK_CACHE_DIR to another directory"
 
-is_built() {
-  [[ -x "$RPK" ]]
-}
-
-cmd_build() {
-  if is_built; then
-    echo "$RPK"
-    return 0
-  fi
-  command -v "$GO" >/dev/null 2>&1 \
-    || die "Go not found ('$GO'): rpk is built from source with Go 1.24+; install Go or set GO"
-  mkdir -p "$RPK_CACHE_DIR"
-  if command -v flock >/dev/null 2>&1; then
-    exec 9>"$INSTALL_DIR.lock"
-    flock 9
-    if is_built; then # another process built it while we waited
-      echo "$RPK"
-      return 0
-    fi
-  fi
-  local tmp start rev="${VERSION##*-}"
-  require_owned "$INSTALL_DIR" "$INSTALL_WHY" "${INSTALL_LEGACY[@]}"
-  tmp="$(mktemp -d "$INSTALL_DIR.tmp.XXXXXX")"
-  # shellcheck disable=SC2064 # expand $tmp now: it is local to this function
-  trap "rm -rf -- '$tmp'" EXIT
-  start=$SECONDS
-  echo "building rpk $VERSION with $("$GO" env GOVERSION) into $INSTALL_DIR (first run only, a few minutes)..." >&2
-  # -mod=readonly: never rewrite go.mod/go.sum, so every module is verified against the
-  # committed go.sum. -buildvcs=false: the wrapper lives in this repo's git tree; its VCS state
-  # is irrelevant to rpk. -s -w: no symbol tables (91 MiB -> 65 MiB).
-  if ! (cd -- "$MODULE_DIR" && GOWORK=off "$GO" build \
+# -mod=readonly: never rewrite go.mod/go.sum, so every module is verified against the
+# committed go.sum. -buildvcs=false: the wrapper lives in this repo's git tree; its VCS state
+# is irrelevant to rpk. -s -w: no symbol tables (91 MiB -> 65 MiB).
+gotool_build() {
+  local rev="${TOOL_VERSION##*-}"
+  (cd -- "$MODULE_DIR" && GOWORK=off "$GO" build \
     -mod=readonly -buildvcs=false -trimpath \
-    -ldflags "-s -w -X $VERSION_PKG.version=$VERSION -X $VERSION_PKG.rev=$rev" \
-    -o "$tmp/rpk" "$RPK_PKG"); then
-    die "go build of rpk $VERSION failed (see above)"
-  fi
-  "$tmp/rpk" --version >/dev/null 2>&1 || die "the rpk just built does not run: $tmp/rpk --version failed"
-  chmod 755 "$tmp" # mktemp -d makes it private
-  mark_owned "$tmp" "rpk $VERSION"
-  replace_owned_dir "$tmp" "$INSTALL_DIR" "$INSTALL_WHY" "${INSTALL_LEGACY[@]}"
-  trap - EXIT
-  echo "built rpk in $((SECONDS - start)) s" >&2
-  echo "$RPK"
+    -ldflags "-s -w -X $VERSION_PKG.version=$TOOL_VERSION -X $VERSION_PKG.rev=$rev" \
+    -o "$1/rpk" "$RPK_PKG")
 }
 
-cmd_path() {
-  if is_built; then
-    echo "$RPK"
-    return 0
-  fi
-  echo "rpk $VERSION is not built yet (scripts/rpk.sh build)" >&2
-  return 1
-}
-
-main() {
-  case "${1:-}" in
-    build)
-      (($# == 1)) || die "usage: $(basename -- "$0") build"
-      cmd_build
-      ;;
-    path)
-      (($# == 1)) || die "usage: $(basename -- "$0") path"
-      cmd_path
-      ;;
-    "" | -h | --help | help)
-      sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
-      ;;
-    *)
-      is_built || cmd_build >/dev/null
-      exec "$RPK" "$@"
-      ;;
-  esac
-}
-
-main "$@"
+gotool_main "$@"

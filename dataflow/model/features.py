@@ -13,6 +13,17 @@ sensor's own variability, so one set of novelty rules serves a thermometer and a
 ``Track`` holds one signal's level, spread and last value; the scorer keeps one for the raw
 means and one for their residual from a seasonal baseline.
 
+Why a floor under the spread: a flat or quantised signal's spread decays toward zero, and then
+floating-point noise, or a window that lost some of its readings, would score as an enormous
+distance. The spread is never taken below a ``floor`` the caller knows (the scorer's: how much a
+window mean can move by its readings' own scatter) nor below ``REL_EPS`` of the level
+(differences that small are rounding, not readings).
+
+Why a knee and not a cap: beyond ``Z_KNEE`` spreads a feature grows with the logarithm of the
+distance. More is still more unusual, so a spike larger than any before still beats the peak
+an earlier huge one left (a hard cap made every later spike equal to it, and unseen), while one
+absurd distance cannot lift a peak so high that it hides everything after it.
+
 >>> t = Track()
 >>> for x in [10.0, 12.0, 10.0, 12.0]:
 ...     t.learn(x, level_windows=100)
@@ -22,7 +33,29 @@ means and one for their residual from a seasonal baseline.
 
 from __future__ import annotations
 
-Z_CAP = 50.0  # a feature's ceiling: beyond it, more is not more unusual, and inf stays out
+import math
+
+Z_KNEE = 50.0  # spreads beyond which a feature grows with the logarithm of the distance
+Z_CAP = Z_KNEE * (1.0 + math.log(1e12))  # where an infinite distance lands
+REL_EPS = 1e-9  # a difference this small relative to the value is rounding, not the sensor
+
+
+def soften(z: float) -> float:
+    """``z`` (non-negative) itself up to the knee, logarithmic beyond, at most ``Z_CAP``."""
+    if z <= Z_KNEE:
+        return z
+    if z >= 1e12 * Z_KNEE:
+        return Z_CAP
+    return Z_KNEE * (1.0 + math.log(z / Z_KNEE))
+
+
+def harden(z: float) -> float:
+    """The distance ``soften`` made ``z`` of (inverse of it; infinite at ``Z_CAP``)."""
+    if z <= Z_KNEE:
+        return z
+    if z >= Z_CAP:
+        return math.inf
+    return Z_KNEE * math.exp(z / Z_KNEE - 1.0)
 
 
 class Track:
@@ -36,12 +69,27 @@ class Track:
         self.last: float | None = None
         self.seen = 0
 
-    def z(self, x: float) -> float:
-        """Signed distance of ``x`` from the level in spreads, within +-``Z_CAP``."""
+    def resolution(self) -> float:
+        """The smallest difference from the level that is not rounding."""
+        return REL_EPS * abs(self.level)
+
+    def scale(self, floor: float = 0.0) -> float:
+        """The spread, never below ``floor`` or this signal's own resolution."""
+        s = self.spread
+        if floor > s:
+            s = floor
+        r = self.resolution()
+        return r if r > s else s
+
+    def z(self, x: float, floor: float = 0.0) -> float:
+        """Signed distance of ``x`` from the level in spreads (``soften``ed)."""
         dev = x - self.level
-        if self.spread > 0:
-            z = dev / (1.25 * self.spread)
-            return Z_CAP if z > Z_CAP else (-Z_CAP if z < -Z_CAP else z)
+        s = self.scale(floor)
+        if s > 0:
+            z = dev / (1.25 * s)
+            if -Z_KNEE <= z <= Z_KNEE:
+                return z
+            return soften(z) if z > 0 else -soften(-z)
         if not self.seen or dev == 0:
             return 0.0
         return Z_CAP if dev > 0 else -Z_CAP
@@ -70,12 +118,13 @@ class StepScale:
         self.scale = 0.0
         self.seen = 0
 
-    def z(self, step: float) -> float:
-        """``|step|`` in mean absolute steps, at most ``Z_CAP``."""
+    def z(self, step: float, floor: float = 0.0) -> float:
+        """``|step|`` in mean absolute steps (never fewer than ``floor``), ``soften``ed."""
         step = abs(step)
-        if self.scale > 0:
-            z = step / (1.25 * self.scale)
-            return Z_CAP if z > Z_CAP else z
+        s = self.scale if self.scale > floor else floor
+        if s > 0:
+            z = step / (1.25 * s)
+            return z if z <= Z_KNEE else soften(z)
         return 0.0 if step == 0 else Z_CAP
 
     def learn(self, step: float, level_windows: int) -> None:

@@ -23,6 +23,8 @@ the limit alone: spikes are the envelopes' job, and a routine spike must not pag
 
 from __future__ import annotations
 
+from dataflow.model.features import Z_KNEE
+
 
 class Envelope:
     """Novelty of one feature against its decaying running peak."""
@@ -47,6 +49,8 @@ class Envelope:
         novel = x > self.floor and x > self.margin * peak
         if self.seen >= self.start:
             decayed = peak * self.decay
+            top = self.margin * Z_KNEE  # what a peak remembers at most (see features)
+            x = x if x < top else top
             self.peak = x if x > decayed else decayed
         self.seen += 1
         return novel

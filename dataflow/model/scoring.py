@@ -25,6 +25,10 @@ drag the level and spread so far, and raise the novelty peaks so high, that the 
 anomalies went unseen. ``ABSURD_RUN`` such windows in a row are a real change of level, and
 from then on are learned as any window. A mean that is not finite is never learned.
 
+Why an anomaly: a window the model calls anomalous carries ``Score.why``, the numbers it was
+judged by before it was learned (``dataflow.model.explain``); a clean window carries None and
+costs nothing more than reading the three envelopes' peaks.
+
 Why a warm-up: HalfSpaceTrees scores 0 until its first reference window (``window_size``
 windows) is full, and the level, spread and peaks of a handful of windows mean nothing. Until a
 sensor has learned ``window_size + warmup`` windows it raises no ML anomaly (``model_ready`` is
@@ -42,11 +46,13 @@ True
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from river import anomaly
 
+from dataflow.model.explain import BURST, DRIFT, LEVEL, STEP, TREES, Evidence
 from dataflow.model.features import StepScale, Track
 from dataflow.model.hst import CompactHST, Forest
 from dataflow.model.novelty import Drift, Envelope
@@ -58,6 +64,9 @@ BURST_WINDOWS = 5  # windows averaged for the burst-rate feature
 # are a real change of level rather than garbage (see the module docstring).
 ABSURD_Z = 1000.0
 ABSURD_RUN = 3
+# Spreads from the level an alert's sensor must come back within for the alert to resolve as
+# clean rather than adapted (see dataflow.alerts).
+HOME_SPREADS = 3.0
 
 
 @dataclass(frozen=True)
@@ -109,6 +118,7 @@ class Score(NamedTuple):
     ml_anomaly: bool
     model_ready: bool
     cut: float | None  # the HalfSpaceTrees score this window had to beat to be novel
+    why: Evidence | None = None  # for an ML anomaly only: what it was judged against
 
 
 _new = tuple.__new__  # a NamedTuple without its Python-level __new__: one Score per window
@@ -142,6 +152,7 @@ class SensorScorer:
         "params",
         "raw",
         "residual",
+        "scatter",
         "season",
         "seen",
     )
@@ -151,6 +162,7 @@ class SensorScorer:
         self.model = CompactHST(forest(params))
         self.seen = 0
         self.absurd = 0  # absurd windows in a row, not learned
+        self.scatter = 0.0  # running share of a window mean owed to its readings' scatter
         self.raw = Track()  # the window means
         self.residual = Track()  # their residual from the seasonal baseline, where one is used
         self.change = StepScale()
@@ -189,15 +201,31 @@ class SensorScorer:
         )
         return True
 
-    def score_learn(self, start: int, mean: float) -> Score:
-        """Score the window starting at ``start`` (ns) with this mean, then learn it."""
+    def home(self) -> tuple[float, float]:
+        """Where the sensor is, as the model knows it: its level, and how far from it a window
+        is still near it (``HOME_SPREADS`` spreads); (level, 0) before it has a spread."""
+        raw = self.raw
+        floor = raw.resolution()
+        if self.scatter > floor:
+            floor = self.scatter
+        reach = HOME_SPREADS * 1.25 * raw.scale(floor) if raw.spread > 0 else 0.0
+        return raw.level, reach
+
+    def score_learn(self, start: int, mean: float, scatter: float = 0.0) -> Score:
+        """Score the window starting at ``start`` (ns) with this mean, then learn it.
+
+        ``scatter`` is ``window_scatter`` of the window's readings (0 for one reading): the
+        running value of it floors the spread, so a mean that moved by no more than its own
+        readings' scatter allows (a flat signal, a window that lost a few readings) is not
+        news however still the sensor has been.
+        """
         p = self.params
         seen = self.seen
         ready = seen >= p.window_size + p.warmup
         hz = self.hst_envelope
         cut = None if hz is None else hz.margin * hz.peak
         if mean - mean != 0.0:  # inf or nan: no evidence of anything, and nothing to learn
-            return _new(Score, (0.0, False, ready, cut))
+            return _new(Score, (0.0, False, ready, cut, None))
         model = self.model
         score = model.score_one((mean,))
         season = self.season
@@ -207,35 +235,81 @@ class SensorScorer:
             track, value = self.residual, r
         else:
             track, value = self.raw, mean
-        z = track.z(value)  # 0 before the track has seen a window
+        raw = self.raw
+        # A residual or a step is in the raw means' units: one floor for all three.
+        floor = raw.resolution()
+        if self.scatter > floor:
+            floor = self.scatter
+        z = track.z(value, floor)  # 0 before the track has seen a window
         level_z = abs(z)
         last = track.last
         step = 0.0 if last is None else value - last
-        step_z = self.change.z(step)  # 0 for the first window: no step yet
-        raw = self.raw
+        step_z = self.change.z(step, floor)  # 0 for the first window: no step yet
         lz, sz, bz = self.envelopes
-        if raw.spread > 0 and abs(mean - raw.level) > ABSURD_Z * 1.25 * raw.spread:
+        if raw.spread > 0 and abs(mean - raw.level) > ABSURD_Z * 1.25 * raw.scale():
             self.absurd += 1
             if self.absurd < ABSURD_RUN:
                 # Judged against the peaks, and not learned by anything.
                 novel = (
                     lz.novel(level_z) or sz.novel(step_z) or (hz is not None and hz.novel(score))
                 )
-                return _new(Score, (score, ready and novel, ready, cut))
+                if not (ready and novel):
+                    return _new(Score, (score, False, ready, cut, None))
+                evidence = self._why(
+                    track,
+                    value,
+                    mean,
+                    floor,
+                    level_z,
+                    step,
+                    step_z,
+                    None,
+                    lz.peak,
+                    sz.peak,
+                    bz.peak,
+                    score,
+                    cut,
+                    False,
+                )
+                return _new(Score, (score, True, ready, cut, evidence))
         else:
             self.absurd = 0
         burst = self.burst
         burst.append(level_z)
         if len(burst) > BURST_WINDOWS:
             del burst[0]
+        rate = sum(burst) / len(burst)
+        # The peaks this window is judged against: the explanation of an anomaly needs them.
+        lp, sp, bp = lz.peak, sz.peak, bz.peak
         novel = lz.observe(level_z)
         novel = sz.observe(step_z) or novel
-        novel = bz.observe(sum(burst) / len(burst)) or novel
+        novel = bz.observe(rate) or novel
         if hz is not None:
             novel = hz.observe(score) or novel
         drift = self.drift.observe(z) if track.spread > 0 else False
         ml = ready and (novel or drift)
+        why = None
+        if ml:  # rare: only now is the evidence gathered, before anything learns the window
+            why = self._why(
+                track,
+                value,
+                mean,
+                floor,
+                level_z,
+                step,
+                step_z,
+                rate,
+                lp,
+                sp,
+                bp,
+                score,
+                cut,
+                drift,
+            )
         raw.learn(mean, p.level_windows)
+        if scatter > 0.0 or self.scatter > 0.0:
+            n = seen + 1 if seen + 1 < p.level_windows else p.level_windows
+            self.scatter += (scatter - self.scatter) / n
         if r is not None:
             self.residual.learn(r, p.level_windows)
         if last is not None:
@@ -247,7 +321,77 @@ class SensorScorer:
             # anomalous.
             model.learn_one((mean,))
         self.seen = seen + 1
-        return _new(Score, (score, ml, ready, cut))
+        return _new(Score, (score, ml, ready, cut, why))
+
+    def _why(
+        self,
+        track: Track,
+        value: float,
+        mean: float,
+        floor: float,
+        level_z: float,
+        step: float,
+        step_z: float,
+        rate: float | None,
+        level_peak: float,
+        step_peak: float,
+        burst_peak: float,
+        score: float,
+        cut: float | None,
+        drift: bool,
+    ) -> Evidence:
+        """The numbers an anomalous window was judged by (``dataflow.model.explain``); called
+        before the window is learned, with the envelopes' peaks from before they observed it.
+        ``value`` is what ``track`` measured (the mean, or its seasonal residual); ``rate`` the
+        burst rate (None for an absurd window, which no burst or drift sees). Which detectors
+        fired is decided again here from those numbers, as the envelopes decide it, so the
+        clean windows' path keeps no record of it."""
+        lz, sz, bz = self.envelopes
+        hz = self.hst_envelope
+        level_cut = max(lz.floor, lz.margin * level_peak)
+        step_cut = max(sz.floor, sz.margin * step_peak)
+        burst_cut = max(bz.floor, bz.margin * burst_peak)
+        score_cut = 0.0 if hz is None or cut is None else max(hz.floor, cut)
+        fired = (
+            (LEVEL if level_z > level_cut else 0)
+            | (STEP if step_z > step_cut else 0)
+            | (BURST if rate is not None and rate > burst_cut else 0)
+            | (TREES if hz is not None and score > score_cut else 0)
+            | (DRIFT if drift else 0)
+        )
+        change = self.change.scale
+        sums = self.drift
+        up, down = sums.up, sums.down
+        return Evidence(
+            fired,
+            mean,
+            # The level, or the seasonal expectation plus the residual's own level: where the
+            # detectors expected this window.
+            mean - value + track.level,
+            track is self.residual,
+            1.25 * track.scale(floor),
+            level_cut,
+            step,
+            1.25 * (change if change > floor else floor),
+            step_cut,
+            0.0 if rate is None else rate,
+            len(self.burst),
+            burst_cut,
+            score,
+            score_cut,
+            up if up >= down else -down,
+            sums.limit,
+        )
+
+
+def window_scatter(count: int, low: float, high: float) -> float:
+    """How far a window's mean may move by its readings' own scatter: about a third of the
+    standard error of a mean of ``count`` readings whose range is ``high - low`` (a range of
+    ten normal readings is about three standard deviations), so it floors the spread only
+    where the window means' own spread has collapsed below what their readings allow."""
+    if count < 2:
+        return 0.0
+    return (high - low) / (9.0 * math.sqrt(count))
 
 
 def threshold_alarm(mean: float, threshold: float | None) -> bool:

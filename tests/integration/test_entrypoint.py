@@ -90,11 +90,45 @@ class _Forward(socketserver.BaseRequestHandler):
 # --- No broker / a broker that comes up late -----------------------------------------------
 
 
+def test_init_recovery_gives_a_cluster_process_its_own_partition_only(tmp_path: Path) -> None:
+    """Pod N of a StatefulSet keeps partition N of the set; a pod past the count holds none; a
+    second run finds the partition and leaves it; a pod name that is not the set's is refused.
+    (The chart's init container; test_helm_cluster.py runs a cluster on what it makes.)"""
+
+    def init(pod: str, directory: Path) -> subprocess.CompletedProcess[str]:
+        return entrypoint(
+            ["init-recovery"],
+            env(
+                BYTEWAX_RECOVERY_DIRECTORY=str(directory),
+                BYTEWAX_RECOVERY_PARTITIONS="2",
+                BYTEWAX_POD_NAME=pod,
+                BYTEWAX_STATEFULSET_NAME="flow",
+            ),
+        )
+
+    for i in range(3):
+        proc = init(f"flow-{i}", tmp_path / f"claim-{i}")
+        assert proc.returncode == 0, proc.stderr
+    assert [sorted(p.name for p in (tmp_path / f"claim-{i}").iterdir()) for i in range(3)] == [
+        ["part-0.sqlite3"],
+        ["part-1.sqlite3"],
+        [],
+    ]
+    assert "process 2 holds no recovery partition" in proc.stderr
+    again = init("flow-1", tmp_path / "claim-1")
+    assert again.returncode == 0 and "initialising" not in again.stderr
+    bad = init("other-0", tmp_path / "claim-x")
+    assert bad.returncode == 1
+    assert (
+        "BYTEWAX_POD_NAME 'other-0' is not a pod of BYTEWAX_STATEFULSET_NAME 'flow'" in bad.stderr
+    )
+
+
 def test_unknown_or_missing_role_is_a_usage_error() -> None:
     proc = entrypoint(["consumer"], env())
     assert proc.returncode == 2
     assert "unknown role 'consumer'" in proc.stderr
-    assert "producer, dataflow, notifier, init-topics or wait" in proc.stderr
+    assert "producer, dataflow, notifier, init-topics, init-recovery or wait" in proc.stderr
     proc = entrypoint([], env())
     assert proc.returncode == 2
     assert "no role given" in proc.stderr

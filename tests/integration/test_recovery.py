@@ -49,11 +49,14 @@ def topics(topic_factory) -> dict[str, str]:
     }
 
 
-def committed_epoch(recovery: Path) -> int:
-    """The epoch Bytewax's recovery store has committed snapshots up to (0: none yet)."""
+def committed_epoch(recovery: Path, part: int = 0) -> int:
+    """The epoch Bytewax's recovery partition ``part`` in ``recovery`` has committed snapshots up
+    to (0: none yet)."""
     try:
         with closing(
-            sqlite3.connect(f"file:{recovery / 'part-0.sqlite3'}?mode=ro", uri=True, timeout=5)
+            sqlite3.connect(
+                f"file:{recovery / f'part-{part}.sqlite3'}?mode=ro", uri=True, timeout=5
+            )
         ) as db:
             row = db.execute("SELECT MAX(commit_epoch) FROM commits").fetchone()
     except sqlite3.OperationalError:  # busy while the flow writes: ask again

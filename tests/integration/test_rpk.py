@@ -1,9 +1,9 @@
-"""The README's `rpk topic consume anomalies` and `kcat` commands, run for real.
+"""The documentation's `rpk topic consume anomalies` and `kcat` commands, run for real.
 
 A dataflow run (docker-compose.yml's services through entrypoint.sh, overheat scenario) fills
-a unique anomalies topic; every README command that reads `anomalies` is then run against the
-local broker with only the topic, the broker address and the record count substituted, and
-its output must be exactly what the broker holds, including machine 2's alert.
+a unique anomalies topic; every command of README.md and docs/*.md that reads `anomalies` is
+then run against the local broker with only the topic, the broker address and the record count
+substituted, and its output must be exactly what the broker holds, including machine 2's alert.
 
 rpk comes from `scripts/rpk.sh` (built from the Go module proxy and cached; about 4 minutes
 the first time). If Go or kcat is missing, or rpk cannot be built, the test that needs it fails
@@ -26,18 +26,20 @@ from confluent_kafka.admin import AdminClient
 
 from tests.integration.conftest import BROKERS, ROOT, consume_all
 from tests.integration.test_entrypoint import compose_pipeline
-from tests.tools import missing, require_tool
+from tests.tools import go_built, require_tool
 
 RPK_SH = ROOT / "scripts" / "rpk.sh"
 GO_MOD = (ROOT / "scripts" / "rpk" / "go.mod").read_text()
 GO_SUM = (ROOT / "scripts" / "rpk" / "go.sum").read_text()
-README = (ROOT / "README.md").read_text()
+# README.md and the reference pages it links (docs/), where the commands live.
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+README = "\n".join(page.read_text() for page in PAGES)
 RPK_MODULE = "github.com/redpanda-data/redpanda/src/go/rpk"
 Record = tuple[str, str, int, int]  # key, value, partition, offset
 
 
 def readme_command_lines() -> list[str]:
-    """Lines of fenced code blocks, and inline code spans, of the README."""
+    """Lines of fenced code blocks, and inline code spans, of the README and docs/."""
     lines, fenced = [], False
     for line in README.splitlines():
         if line.startswith("```"):
@@ -135,22 +137,11 @@ def anomalies(admin: AdminClient, tmp_path_factory) -> Iterator[tuple[str, list[
 
 @pytest.fixture(scope="module")
 def rpk() -> str:
-    """The rpk binary: cached, else built with scripts/rpk.sh, else skip with the reason."""
-    cached = subprocess.run([str(RPK_SH), "path"], capture_output=True, text=True, timeout=60)
-    if cached.returncode == 0:
-        return cached.stdout.strip()
-    require_tool(
-        os.environ.get("GO", "go"),
-        "Go 1.24 or newer, https://go.dev/dl/; "
-        "`scripts/rpk.sh build` needs it to build rpk, which is not built yet",
+    """The rpk binary: cached, else built with scripts/rpk.sh, else fail or skip with the reason."""
+    return go_built(
+        RPK_SH,
+        "the README's rpk command (test_readme_kcat_command checks the same records)",
     )
-    built = subprocess.run([str(RPK_SH), "build"], capture_output=True, text=True, timeout=1800)
-    if built.returncode != 0:
-        missing(
-            "`scripts/rpk.sh build` failed, so the README's rpk command is not checked "
-            "(test_readme_kcat_command checks the same records): " + built.stderr.strip()[-1500:]
-        )
-    return built.stdout.strip().splitlines()[-1]
 
 
 def test_readme_rpk_commands(rpk: str, anomalies: tuple[str, list[Record]]) -> None:

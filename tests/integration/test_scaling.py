@@ -71,8 +71,9 @@ def _aq_ts(ns: int) -> str:
     return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-def produce_workload(aq_topic: str, temp_topic: str) -> Workload:
-    """Seeded readings of both families in event-time order, each sensor in one partition.
+def produce_workload(aq_topic: str, temp_topic: str, sensors: int = SENSORS) -> Workload:
+    """Seeded readings of ``sensors`` sensors of both families in event-time order, each sensor
+    in one partition.
 
     Temperature: every 10th machine overheats (>= 90 degC) for windows 8-11 then cools (open,
     resolved), every 25th heats up from window 18 to the end (open, updates). Air quality: every
@@ -84,7 +85,7 @@ def produce_workload(aq_topic: str, temp_topic: str) -> Workload:
     events: list[tuple[int, str, bytes, bytes]] = []  # (order ns, topic, key, value)
     late = 0
     for fam, topic in (("aq", aq_topic), ("temp", temp_topic)):
-        for i in range(SENSORS):
+        for i in range(sensors):
             key = (f"Sensor{i + 1}" if fam == "aq" else str(i)).encode()
             base = rng.uniform(20, 40) if fam == "aq" else rng.uniform(60, 70)
             # about 2 readings per window, with jitter; the sensor's clock only moves forward

@@ -1,11 +1,13 @@
-"""TLS: producer -> TLS listener -> dataflow -> anomalies, with and without client certificates.
+"""TLS: producer -> TLS listener -> dataflow -> anomalies, with and without client certificates
+(one of them with an encrypted key), and with a SASL login over TLS.
 
-One private broker for the module (``scripts/broker.sh`` with ``KAFKA_SSL_PORT`` and
-``KAFKA_MTLS_PORT`` on free ports in a temporary directory, so the shared broker is not
-reconfigured); broker.sh makes its CA and certificates with openssl. Clients reach it only through
-its TLS ports, configured by ``KAFKA_SECURITY_PROTOCOL=SSL`` and the ``KAFKA_SSL_*`` variables.
-A second CA, made here, stands for a client configured with the wrong one, and signs a client
-certificate the broker must not accept.
+One private broker for the module (``scripts/broker.sh`` with ``KAFKA_SSL_PORT``,
+``KAFKA_MTLS_PORT`` and ``KAFKA_SASL_SSL_PORT`` on free ports in a temporary directory, so the
+shared broker is not reconfigured); broker.sh makes its CA and certificates with openssl. Clients
+reach it only through its TLS ports, configured by ``KAFKA_SECURITY_PROTOCOL=SSL`` (or
+``SASL_SSL``), the ``KAFKA_SSL_*`` and the ``KAFKA_SASL_*`` variables. A second CA, made here,
+stands for a client configured with the wrong one, and signs a client certificate the broker must
+not accept; its PLAINTEXT port stands for a broker that does not speak TLS.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import orjson
 import pytest
 
 from dataflow.security import KafkaSecurity
-from tests.certs import Pair, make_ca, make_cert
+from tests.certs import Pair, encrypt_key, make_ca, make_cert
 from tests.integration.conftest import ROOT, consume_all, free_port, python_env, run_module
 from tests.tools import require_tool
 
@@ -34,16 +36,24 @@ START = "2024-03-19T13:57:00"
 FAST_S = 15.0
 DATAFLOW = ["bytewax.run", "dataflow.main:flow"]
 PRODUCER = ["producer", "--count", "10"]
+# Unique per run, so finding one in a log can only mean it leaked.
+TAG = uuid.uuid4().hex
+KEY_PASSWORD = f"key-{TAG}"
+SASL_USER, SASL_PASSWORD = "carol", f"c4rol-{TAG[::-1]}"
+SECRETS = (KEY_PASSWORD, SASL_PASSWORD, TAG, TAG[::-1])
 
 
 @dataclass(frozen=True)
 class TlsBroker:
     ssl: str  # the TLS listener: the broker shows its certificate, asks for none
     mtls: str  # the mutual-TLS listener: a client certificate from the broker's CA is required
+    sasl_ssl: str  # TLS as on ``ssl``, then a SASL login by SASL_USER
+    plain: str  # the PLAINTEXT listener: no TLS at all
     tls_dir: Path
     start_output: str
     wrong_ca: Pair  # a CA the broker's certificate is not signed by
     stranger: Pair  # a client certificate signed by wrong_ca
+    encrypted: Pair  # the client certificate, its key encrypted with KEY_PASSWORD
 
     def env(self, *, ca: Path | None = None, client: Pair | None = None) -> dict[str, str]:
         """The client variables: the broker's CA unless ``ca``, a client certificate if given."""
@@ -74,28 +84,43 @@ def tls_broker(admin, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsB
     )
     require_tool("openssl", "Debian package `openssl`; broker.sh makes the broker's certificates")
     directory = tmp_path_factory.mktemp("tls") / "broker"
-    ssl_port, mtls_port = free_port(), free_port()
+    ssl_port, mtls_port, sasl_ssl_port, plain_port = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    )
     env = {
         **os.environ,
         "BROKER_DIR": str(directory),
-        "KAFKA_PORT": str(free_port()),
+        "KAFKA_PORT": str(plain_port),
         "KAFKA_CONTROLLER_PORT": str(free_port()),
         "KAFKA_SSL_PORT": str(ssl_port),
         "KAFKA_MTLS_PORT": str(mtls_port),
+        "KAFKA_SASL_SSL_PORT": str(sasl_ssl_port),
+        "KAFKA_SASL_USERS": f"{SASL_USER}:{SASL_PASSWORD}",
     }
     started = subprocess.run(
         [ROOT / "scripts/broker.sh", "start"], env=env, capture_output=True, text=True, timeout=180
     )
     assert started.returncode == 0, started.stdout + started.stderr
     wrong_ca = make_ca(tmp_path_factory.mktemp("wrong-ca"), "wrong-ca")
+    # An encrypted copy of broker.sh's client key, made by openssl as an operator would.
+    encrypted_key = tmp_path_factory.mktemp("encrypted") / "client.key"
     try:
         yield TlsBroker(
             f"127.0.0.1:{ssl_port}",
             f"127.0.0.1:{mtls_port}",
+            f"127.0.0.1:{sasl_ssl_port}",
+            f"127.0.0.1:{plain_port}",
             directory / "tls",
             started.stdout + started.stderr,
             wrong_ca,
             make_cert(wrong_ca, "stranger"),
+            Pair(
+                directory / "tls" / "client.pem",
+                encrypt_key(directory / "tls" / "client.key", encrypted_key, KEY_PASSWORD),
+            ),
         )
     finally:
         subprocess.run(
@@ -106,7 +131,10 @@ def tls_broker(admin, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsB
 def test_broker_start_makes_its_certificates_with_private_keys(tls_broker: TlsBroker) -> None:
     out = tls_broker.start_output
     assert f"made a CA and TLS certificates in {tls_broker.tls_dir}" in out
-    assert f"SSL {tls_broker.ssl}, mutual TLS {tls_broker.mtls}" in out
+    assert (
+        f"SSL {tls_broker.ssl}, mutual TLS {tls_broker.mtls}, SASL_SSL {tls_broker.sasl_ssl}" in out
+    )
+    assert not [secret for secret in SECRETS if secret in out]
     assert stat.S_IMODE(tls_broker.tls_dir.stat().st_mode) == 0o700
     for key in ("ca.key", "broker.key", "client.key", "broker-keystore.pem"):
         assert stat.S_IMODE((tls_broker.tls_dir / key).stat().st_mode) == 0o600, key
@@ -130,11 +158,32 @@ def test_broker_start_makes_its_certificates_with_private_keys(tls_broker: TlsBr
     assert ignored.returncode == 0
 
 
-@pytest.mark.parametrize("mutual", [False, True], ids=["tls", "mutual-tls"])
-def test_overheat_alert_over_tls(tls_broker: TlsBroker, mutual: bool) -> None:
-    address = tls_broker.mtls if mutual else tls_broker.ssl
-    secured = tls_broker.env(client=tls_broker.client if mutual else None)
-    run = f"tls-{'m' if mutual else ''}{uuid.uuid4().hex[:8]}"
+def listener(tls_broker: TlsBroker, how: str) -> tuple[str, dict[str, str]]:
+    """The address and the client variables of ``how`` the overheat test connects."""
+    if how == "tls":
+        return tls_broker.ssl, tls_broker.env()
+    if how == "mutual-tls":
+        return tls_broker.mtls, tls_broker.env(client=tls_broker.client)
+    if how == "mutual-tls-encrypted-key":
+        secured = tls_broker.env(client=tls_broker.encrypted)
+        return tls_broker.mtls, {**secured, "KAFKA_SSL_KEY_PASSWORD": KEY_PASSWORD}
+    assert how == "sasl-ssl"
+    return tls_broker.sasl_ssl, {
+        **tls_broker.env(),
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SASL_MECHANISM": "SCRAM-SHA-256",
+        "KAFKA_SASL_USERNAME": SASL_USER,
+        "KAFKA_SASL_PASSWORD": SASL_PASSWORD,
+    }
+
+
+@pytest.mark.parametrize("how", ["tls", "mutual-tls", "mutual-tls-encrypted-key", "sasl-ssl"])
+def test_overheat_alert_over_tls(tls_broker: TlsBroker, how: str) -> None:
+    """Every client the two programs make (kafka-python's producer, librdkafka's admin,
+    consumers and sinks) uses the key password and the SASL login, and shows neither."""
+    address, secured = listener(tls_broker, how)
+    mutual = how.startswith("mutual")
+    run = f"tls-{how[:4]}{uuid.uuid4().hex[:8]}"
     topics = {
         "AIR_QUALITY_TOPIC": f"{run}-aq",
         "TEMPERATURE_TOPIC": f"{run}-temp",
@@ -146,6 +195,9 @@ def test_overheat_alert_over_tls(tls_broker: TlsBroker, mutual: bool) -> None:
         KAFKA_TAIL="false",
         LOG_LEVEL="DEBUG",
         STATUS_INTERVAL_SECONDS="1",
+        # librdkafka prints every client's settings, the key password among them (masked).
+        KAFKA_CONSUMER_CONFIG="debug=conf",
+        KAFKA_PRODUCER_CONFIG="debug=conf",
         **topics,
         **secured,
     )
@@ -175,6 +227,9 @@ def test_overheat_alert_over_tls(tls_broker: TlsBroker, mutual: bool) -> None:
     for name, text in logs.items():
         assert f"{address} ({described}" in text, f"{name} logged no TLS settings"
         assert "Traceback" not in text, name
+        assert not [secret for secret in SECRETS if secret in text], f"a secret in {name}"
+    if how == "mutual-tls-encrypted-key":
+        assert "ssl.key.password = [redacted]" in logs["dataflow"]
 
     config = {"bootstrap.servers": address, **KafkaSecurity.from_env(secured).librdkafka()}
     events = [
@@ -238,6 +293,34 @@ def test_mutual_tls_refuses_a_certificate_from_another_ca(tls_broker: TlsBroker)
     assert (
         f"did not accept the client certificate KAFKA_SSL_CERT_LOCATION={tls_broker.stranger.cert}"
     ) in line
+
+
+@pytest.mark.parametrize("program", [PRODUCER, DATAFLOW], ids=["producer", "dataflow"])
+def test_a_tls_client_on_a_port_without_tls_fails_in_seconds_saying_so(
+    tls_broker: TlsBroker, program: list[str]
+) -> None:
+    """The broker closes the TLS handshake of a client on its PLAINTEXT port: that comes back on
+    every retry, so the client says so at once instead of waiting out its timeout."""
+    line = refused(tls_broker, program, tls_broker.plain, tls_broker.env())
+    assert "SSL handshake failed" in line, line
+    assert "the broker did not speak TLS" in line
+    assert "KAFKA_BROKERS must name a listener for KAFKA_SECURITY_PROTOCOL=SSL" in line
+
+
+def test_wait_for_broker_stops_on_a_port_without_tls(tls_broker: TlsBroker) -> None:
+    began = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "dataflow.admin", "wait", "--brokers", tls_broker.plain],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env={**os.environ, **tls_broker.env(), "BROKER_WAIT_TIMEOUT_SECONDS": "60"},
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert time.monotonic() - began < FAST_S, proc.stderr
+    assert f"error: TLS with Kafka at {tls_broker.plain} failed" in proc.stderr
+    assert "the broker did not speak TLS" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_wait_for_broker_answers_over_tls_and_stops_on_the_wrong_ca(

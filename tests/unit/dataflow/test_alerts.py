@@ -88,8 +88,8 @@ def cooled(windows: list[tuple[float, list[str]]], cooldown: int) -> list[tuple[
 
 
 def test_an_ml_episode_that_flickers_pages_once_within_the_cooldown() -> None:
-    # open at 0, resolved at 3; a flicker 5 windows later is silent with a cooldown of 10 and
-    # starts the count again; 10 clean windows after it, a new episode opens.
+    # open at 0, resolved at 3; a flicker 3 windows later is silent with a cooldown of 10;
+    # the episode at 17, 14 windows after the resolution, opens.
     windows = [ML] + [OK] * 3 + [OK] * 2 + [ML] + [OK] * 10 + [ML] + [OK] * 3
     assert cooled(windows, cooldown=10) == [
         (0, "open"),
@@ -105,6 +105,16 @@ def test_an_ml_episode_that_flickers_pages_once_within_the_cooldown() -> None:
         (17, "open"),
         (20, "resolved"),
     ]
+
+
+def test_a_fault_that_keeps_coming_back_pages_again_after_the_cooldown() -> None:
+    """Silent flickers do not restart the cooldown: an intermittent fault is not muted for
+    good by its first episode."""
+    windows = [ML] + [OK] * 3 + ([OK] * 4 + [ML]) * 6
+    events = cooled(windows, cooldown=10)
+    assert events[:2] == [(0, "open"), (3, "resolved")]
+    opened = [i for i, kind in events if kind == "open"]
+    assert len(opened) >= 2 and 3 + 10 <= opened[1] <= 3 + 10 + 5
 
 
 def test_a_threshold_alarm_opens_even_inside_the_cooldown() -> None:

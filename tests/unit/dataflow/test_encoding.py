@@ -96,3 +96,41 @@ def test_a_stale_resolution_and_a_forgotten_sensor_have_the_window_keys_set_to_n
     gone = orjson.loads(encode_window(SensorEvent(TEMPERATURE, "2", "forgotten", 9e5))[1])
     assert gone.keys() == window.keys() and gone["alert"] is None and gone["alert_id"] is None
     assert window["resolution"] is None and window["silent_seconds"] is None
+
+
+def test_every_field_of_a_window_record_is_in_the_documented_schema_table() -> None:
+    """The anomalies topic's table (in README.md, or the docs/ page it moved to) names every key
+    a window record has, ``explain`` included."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    pages = [root / "README.md", *sorted((root / "docs").rglob("*.md"))]
+    text = next(
+        (p.read_text() for p in pages if p.exists() and "| `ml_anomaly` |" in p.read_text()), ""
+    )
+    assert text, "no page has the anomalies topic's field table"
+    start = text.index("| `ml_anomaly` |")
+    start = text.rindex("\n\n", 0, start)
+    end = text.find("\n\n", start + 2)
+    table = text[start : end if end > 0 else len(text)]
+    documented = {
+        name
+        for row in table.splitlines()
+        if row.startswith("| `")
+        for name in re.findall(r"`([a-z_]+)`", row.split("|")[1])
+    }
+    res = WindowResult(
+        TEMPERATURE,
+        "2",
+        WindowStats(T0, T0 + 5 * S, 1, 60.0, 60.0, 60.0),
+        0.1,
+        True,
+        False,
+        None,
+        90.0,
+    )
+    from dataflow.encoding import window_record
+
+    missing = sorted(set(window_record(res)) - documented)
+    assert not missing, f"not in the anomalies table: {missing}"

@@ -298,6 +298,35 @@ def test_a_file_that_is_not_yaml_or_cannot_be_read_says_where(tmp_path: Path) ->
         load_families(tmp_path / "nope.yaml")
 
 
+NOT_TEXT = [
+    # (file contents, what the one line says after the path)
+    ("families:\n  f: ré\n".encode("utf-16"), "line 1: not UTF-8 text (byte 0xff at offset 0)"),
+    ("families:\n  f: café\n".encode("latin-1"), "line 2: not UTF-8 text (byte 0xe9 at offset"),
+    (b"\x7fELF\x02\x01\x01\x00\x00\x00\xb7\x00", "line 1: not UTF-8 text (byte 0xb7"),
+    (b"families:\n  f: a\x00b\n", "line 2, column 7: not text: character #x0000"),
+]
+
+
+@pytest.mark.parametrize(("data", "said"), NOT_TEXT, ids=["utf-16", "latin-1", "binary", "nul"])
+def test_a_file_that_is_not_utf8_text_is_one_line_naming_it(
+    tmp_path: Path, data: bytes, said: str
+) -> None:
+    """Not a UnicodeDecodeError traceback (nor PyYAML's two-line reader error): the one line
+    every other mistake in the file gets, at start-up and from --check-config."""
+    path = tmp_path / "sensors.yaml"
+    path.write_bytes(data)
+    with pytest.raises(FamilyConfigError) as err:
+        load_families(path)
+    assert str(err.value).startswith(f"{path}: {said}"), str(err.value)
+    assert "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match=rf"^SENSORS_CONFIG: {path}: "):
+        Settings.from_env({"SENSORS_CONFIG": str(path)})
+    checked = run_check(str(path))
+    assert checked.returncode == 2 and checked.stdout == ""
+    assert checked.stderr.startswith(f"configuration error: SENSORS_CONFIG: {path}: {said}")
+    assert checked.stderr.count("\n") == 1, checked.stderr
+
+
 def test_settings_read_the_file_and_refuse_family_variables_beside_it(tmp_path: Path) -> None:
     path = write(tmp_path, FULL)
     s = Settings.from_env({"SENSORS_CONFIG": path, "WINDOW_SECONDS": "2"})
@@ -352,12 +381,11 @@ def test_check_config_prints_the_resolved_families_and_fails_in_one_line(tmp_pat
     )
 
 
-def test_the_readme_example_is_valid_and_its_tables_list_every_key() -> None:
-    readme = (ROOT / "README.md").read_text()
-    section = readme.split("## Your own sensors", 1)[1].split("\n## ", 1)[0]
+def test_the_documented_example_is_valid_and_its_tables_list_every_key() -> None:
+    section = (ROOT / "docs" / "sensor-families.md").read_text()
     example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
-    hum, vib = parse_families(yaml.safe_load(example), "README.md")
+    hum, vib = parse_families(yaml.safe_load(example), "docs/sensor-families.md")
     assert hum.rules_for("lab-1").rules[0] == Rule("too_humid", "above", 60.0, 1, "critical")
     assert (vib.topic, vib.value) == (hum.topic, "reading.vib")
     for key in (*FAMILY_KEYS, *RULE_KEYS):
-        assert f"| `{key}` |" in section, f"{key} is not in the README's table of keys"
+        assert f"| `{key}` |" in section, f"{key} is not in docs/sensor-families.md's table of keys"

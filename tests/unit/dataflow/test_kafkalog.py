@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import pytest
 
@@ -69,6 +70,81 @@ def test_a_summary_counts_what_was_held_back_since_the_last_line(limited) -> Non
     assert "more like it" not in rec.getMessage()  # nothing was held back this time
 
 
+class Timer:
+    """Stands for the summary thread: remembers what it was asked to call, calls it on demand."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple[float, Callable[[], object]]] = []
+
+    def __call__(self, period_s: float, tick: Callable[[], object]) -> None:
+        self.started.append((period_s, tick))
+
+    def tick(self) -> None:
+        ((_period, tick),) = self.started
+        tick()
+
+
+def test_a_short_outage_still_gets_its_count_from_the_timer() -> None:
+    """The refusals stop before the interval is over and nothing of their kind comes again:
+    the count is sent on when the interval ends, not when a later line would carry it."""
+    clock, timer, sent = Clock(), Timer(), []
+    limiter = RepeatFilter(interval_s=60, clock=clock, emit=sent.append, start_timer=timer)
+    assert limiter.filter(record(REFUSED.format(0)))
+    assert timer.started == []  # no thread for a process that never holds anything back
+    for i in range(1, 6):  # a five-second outage
+        clock.now += 1
+        assert not limiter.filter(record(REFUSED.format(i), client=f"rdkafka#consumer-{i}"))
+    assert len(timer.started) == 1 and 0 < timer.started[0][0] <= 60
+    clock.now += 30
+    timer.tick()
+    assert sent == []  # its interval is not over yet
+    clock.now += 25
+    timer.tick()
+    assert [(r.levelno, r.name, r.getMessage()) for r in sent] == [
+        (
+            logging.ERROR,
+            LOGGER_NAME,
+            f"FAIL [rdkafka#consumer-5] {REFUSED.format(5)} (5 more like it in the last 60 s)",
+        )
+    ]
+    clock.now += 30
+    timer.tick()
+    assert len(sent) == 1  # said once
+    clock.now += 60
+    timer.tick()
+    assert len(sent) == 1
+    assert limiter.filter(record(REFUSED.format(0)))  # quiet for an interval: shows at once
+    assert len(timer.started) == 1  # one timer for the filter's life
+
+
+def test_a_long_outage_gets_one_line_an_interval_from_the_timer_or_a_line() -> None:
+    clock, timer, sent = Clock(), Timer(), []
+    limiter = RepeatFilter(interval_s=60, clock=clock, emit=sent.append, start_timer=timer)
+    shown = [limiter.filter(record(REFUSED.format(0)))]
+    start = clock.now
+    for i in range(1, 3001):  # twenty a second for two and a half minutes
+        clock.now = start + i / 20
+        shown.append(limiter.filter(record(REFUSED.format(0))))
+        if i % 20 == 0:  # the timer, every second
+            timer.tick()
+    assert sum(shown) + len(sent) == 3  # at the start, after one interval, after two
+
+
+def test_the_timers_summary_reaches_the_loggers_handlers(caplog) -> None:
+    clock, timer = Clock(), Timer()
+    logger = logging.getLogger("test_kafkalog.flushed")
+    logger.addFilter(RepeatFilter(interval_s=60, clock=clock, start_timer=timer))
+    with caplog.at_level(logging.INFO, logger="test_kafkalog.flushed"):
+        for i in range(3):
+            logger.log(logging.ERROR, "%s [%s] %s", "FAIL", "rdkafka#producer-1", REFUSED.format(i))
+        clock.now += 60
+        timer.tick()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"FAIL [rdkafka#producer-1] {REFUSED.format(0)}",
+        f"FAIL [rdkafka#producer-1] {REFUSED.format(2)} (2 more like it in the last 60 s)",
+    ]
+
+
 def test_another_kind_of_failure_shows_at_once(limited) -> None:
     limiter, _clock = limited
     assert limiter.filter(record(REFUSED.format(0)))
@@ -113,7 +189,8 @@ def test_the_oldest_kind_is_forgotten_beyond_the_cap() -> None:
 
 def test_through_a_logger_only_the_first_line_reaches_the_handlers(caplog) -> None:
     logger = logging.getLogger("test_kafkalog.limited")
-    logger.addFilter(RepeatFilter(interval_s=60))
+    # No summary thread: a minute on, it would log into whichever test then runs.
+    logger.addFilter(RepeatFilter(interval_s=60, start_timer=lambda _period, _tick: None))
     with caplog.at_level(logging.INFO, logger="test_kafkalog.limited"):
         for i in range(50):
             logger.log(

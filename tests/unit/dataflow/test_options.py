@@ -1,4 +1,5 @@
-"""The shared settings layer: precedence, parsers, errors, ``--help`` and the README tables."""
+"""The shared settings layer: precedence, parsers, errors, ``--help`` and the tables of
+``docs/configuration.md``."""
 
 from __future__ import annotations
 
@@ -353,12 +354,12 @@ def test_env_docs_and_the_readme_table_come_from_the_declarations() -> None:
     ]
 
 
-def test_the_rendered_dataflow_table_agrees_with_the_readme_rows() -> None:
-    """Each row ``markdown_table`` renders for the dataflow has the README row's default."""
+def test_the_rendered_dataflow_table_agrees_with_the_documented_rows() -> None:
+    """Each row ``markdown_table`` renders for the dataflow has docs/configuration.md's default."""
     from dataflow.config import OPTIONS
     from tests.checkout import ROOT
 
-    readme = (ROOT / "README.md").read_text().splitlines()
+    readme = (ROOT / "docs" / "configuration.md").read_text().splitlines()
     for row in o.markdown_table(OPTIONS).splitlines()[2:]:
         name, default = (cell.strip() for cell in row.strip("|").split(" | ")[:2])
         line = next((line for line in readme if line.startswith(f"| {name} |")), None)
@@ -372,12 +373,13 @@ def test_dest_and_label() -> None:
     assert Option("X", "", o.text, "", flag="--sensor-id-column").dest == "sensor_id_column"
 
 
-def test_the_readme_s_producer_table_is_the_one_rendered_from_its_declarations() -> None:
+def test_the_documented_producer_table_is_the_one_rendered_from_its_declarations() -> None:
     from producer.settings import OPTIONS as PRODUCER_OPTIONS
     from tests.checkout import ROOT
 
     table = o.markdown_table(PRODUCER_OPTIONS, flags=True).rstrip("\n")
-    assert table in (ROOT / "README.md").read_text(), "README's producer table has drifted"
+    page = (ROOT / "docs" / "configuration.md").read_text()
+    assert table in page, "docs/configuration.md's producer table has drifted"
 
 
 # --- secrets ------------------------------------------------------------------------------------

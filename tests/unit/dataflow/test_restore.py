@@ -149,3 +149,41 @@ def test_a_snapshot_naming_classes_that_moved_is_refused_with_the_reset_line() -
     assert b"dataflow.scoring" in old
     with pytest.raises(SnapshotVersionError, match=r"older format.*reset the recovery"):
         restore(old, config())
+
+
+def as_previous_format(blob: bytes) -> tuple[bytes, int]:
+    """The snapshot as the previous release wrote it: the state the current format added is
+    absent. Returns it and the number of windows its sensor's model had learned."""
+    from dataflow.flow import SNAPSHOT_VERSION
+
+    state = restore(blob, config())
+    sensor = state.sensors[(TEMPERATURE, "a")]
+    assert sensor.scorer is not None
+    delattr(sensor, "machine")
+    del state.machines, state._touched
+    seen = sensor.scorer.seen
+    return pickle.dumps((SNAPSHOT_VERSION - 1, state)), seen
+
+
+def test_a_snapshot_of_the_previous_format_is_migrated_and_keeps_every_model() -> None:
+    old, seen = as_previous_format(snapshot_with_open_window(config()))
+    state, _, out = resume(old, config())
+    sensor = state.sensors[(TEMPERATURE, "a")]
+    assert sensor.scorer is not None
+    assert sensor.scorer.seen == seen + len(windows(out))  # learned on: no second warm-up
+    assert sensor.machine is None and state.machines == {} and state._touched == set()
+    # The resumed windows are those a snapshot of the current format resumes to.
+    _, _, fresh = resume(snapshot_with_open_window(config()), config())
+    assert windows(out) == windows(fresh) and windows(out)
+
+
+def test_a_snapshot_two_formats_back_is_refused_with_the_reset_line() -> None:
+    from dataflow.flow import SNAPSHOT_VERSION, SnapshotVersionError
+
+    state = restore(snapshot_with_open_window(config()), config())
+    older = pickle.dumps((SNAPSHOT_VERSION - 2, state))
+    with pytest.raises(SnapshotVersionError, match=r"migrates v\d+ only.*reset the recovery"):
+        restore(older, config())
+    newer = pickle.dumps((SNAPSHOT_VERSION + 1, state))
+    with pytest.raises(SnapshotVersionError, match=r"reset the recovery"):
+        restore(newer, config())

@@ -7,10 +7,12 @@ import pytest
 
 from dataflow.options import Reader
 from dataflow.security import (
+    NOT_TLS_AFTER,
     SECURITY_ENV_DOCS,
     SECURITY_OPTIONS,
     KafkaSecurity,
     SecurityConfigError,
+    TlsWatch,
 )
 from tests.certs import KEY_PASSPHRASE, TlsFiles, mtls_env
 
@@ -33,6 +35,12 @@ NO_CLIENT_CERT = (
 TLS13_CERT_REQUIRED = (
     "ssl://h:1/bootstrap: Receive failed: error:0A00045C:SSL routines::tlsv13 "
     "alert certificate required: SSL alert number 116"
+)
+# An SSL client on a PLAINTEXT listener, as the TLS integration test met it: the broker reads the
+# TLS hello as a request and closes the connection.
+PLAINTEXT_LISTENER = (
+    "ssl://127.0.0.1:40003/bootstrap: SSL handshake failed: Disconnected: SSL connection closed "
+    "by peer: connecting to a PLAINTEXT broker listener? (after 2ms in state SSL_HANDSHAKE)"
 )
 NOT_REFUSALS = [
     "127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused "
@@ -140,7 +148,21 @@ def test_a_client_certificate_needs_its_key_and_the_other_way_round(
         ),
         (
             {"KAFKA_SSL_KEY_LOCATION": "{encrypted_key}"},
-            "KAFKA_SSL_KEY_LOCATION={encrypted_key}: the key is encrypted",
+            "KAFKA_SSL_KEY_LOCATION={encrypted_key}: the key is encrypted; set "
+            "KAFKA_SSL_KEY_PASSWORD",
+        ),
+        (
+            {"KAFKA_SSL_KEY_LOCATION": "{encrypted_key}", "KAFKA_SSL_KEY_PASSWORD": "not-it"},
+            "KAFKA_SSL_KEY_PASSWORD does not decrypt KAFKA_SSL_KEY_LOCATION={encrypted_key}",
+        ),
+        (
+            {
+                "KAFKA_SSL_CERT_LOCATION": "{other_cert}",
+                "KAFKA_SSL_KEY_LOCATION": "{encrypted_key}",
+                "KAFKA_SSL_KEY_PASSWORD": KEY_PASSPHRASE,
+            },
+            "KAFKA_SSL_CERT_LOCATION={other_cert} / KAFKA_SSL_KEY_LOCATION={encrypted_key}: they "
+            "do not load as a certificate and its key ([X509: KEY_VALUES_MISMATCH]",
         ),
     ],
 )
@@ -154,6 +176,7 @@ def test_a_tls_file_that_cannot_be_used_fails_at_start_up_naming_its_variable(
         "ca_key": tls_files.ca.key,
         "client_cert": tls_files.client.cert,
         "other_key": tls_files.other.key,
+        "other_cert": tls_files.other.cert,
         "encrypted_key": tls_files.encrypted_key,
     }
     env = {**mtls_env(tls_files), **{k: v.format(**paths) for k, v in change.items()}}
@@ -161,6 +184,48 @@ def test_a_tls_file_that_cannot_be_used_fails_at_start_up_naming_its_variable(
         KafkaSecurity.from_env(env)
     assert str(err.value).startswith(message.format(**paths)), str(err.value)
     assert KEY_PASSPHRASE not in str(err.value)
+
+
+def test_an_encrypted_client_key_with_its_password_reaches_both_libraries_never_shown(
+    tls_files: TlsFiles,
+) -> None:
+    env = {
+        **mtls_env(tls_files, "SSL"),
+        "KAFKA_SSL_KEY_LOCATION": str(tls_files.encrypted_key),
+        "KAFKA_SSL_KEY_PASSWORD": KEY_PASSPHRASE,
+    }
+    security = KafkaSecurity.from_env(env)
+    assert security.librdkafka()["ssl.key.password"] == KEY_PASSPHRASE
+    assert security.librdkafka()["ssl.key.location"] == str(tls_files.encrypted_key)
+    assert security.kafka_python()["ssl_password"] == KEY_PASSPHRASE
+    assert security.kafka_python()["ssl_keyfile"] == str(tls_files.encrypted_key)
+    assert security.redacted().endswith(", key password ***")
+    for shown in (security.redacted(), repr(security), str(security)):
+        assert KEY_PASSPHRASE not in shown
+    assert "key_password='***'" in repr(security)
+    # As given: spaces in a password may be meant, so it is not stripped.
+    with pytest.raises(SecurityConfigError, match="KAFKA_SSL_KEY_PASSWORD does not decrypt"):
+        KafkaSecurity.from_env({**env, "KAFKA_SSL_KEY_PASSWORD": f" {KEY_PASSPHRASE}"})
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"KAFKA_SSL_KEY_PASSWORD": "s3cret-pw"},
+            "KAFKA_SSL_KEY_PASSWORD is set but KAFKA_SECURITY_PROTOCOL=PLAINTEXT uses no TLS",
+        ),
+        (
+            {"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_KEY_PASSWORD": "s3cret-pw"},
+            "KAFKA_SSL_KEY_PASSWORD: set but KAFKA_SSL_KEY_LOCATION is not",
+        ),
+    ],
+)
+def test_a_key_password_without_a_key_is_an_error(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SecurityConfigError) as err:
+        KafkaSecurity.from_env(env)
+    assert str(err.value).startswith(message), str(err.value)
+    assert "s3cret-pw" not in str(err.value)
 
 
 @pytest.mark.parametrize("text", [WRONG_CA, WRONG_CA_TRANSPORT])
@@ -205,12 +270,42 @@ def test_errors_that_may_pass_are_not_refusals(tls_files: TlsFiles, text: str) -
 
 def test_without_tls_nothing_is_a_tls_refusal() -> None:
     assert KafkaSecurity().tls_refusal(WRONG_CA) is None
+    assert KafkaSecurity().not_tls(PLAINTEXT_LISTENER) is None
+
+
+def test_a_watch_gives_up_on_a_refused_certificate_at_once(tls_files: TlsFiles) -> None:
+    watch = TlsWatch(KafkaSecurity.from_env(mtls_env(tls_files)))
+    assert watch("1/1 brokers are down") is None
+    refused = watch(NO_CLIENT_CERT)
+    assert refused is not None and refused.startswith(f"{NO_CLIENT_CERT}; the broker did not")
+    assert watch("1/1 brokers are down") == refused  # it stays refused
+
+
+def test_a_watch_gives_up_on_a_broker_without_tls_after_a_few_closed_handshakes(
+    tls_files: TlsFiles,
+) -> None:
+    """One handshake closed may be a TLS broker stopping; the same again and again is a
+    listener without TLS, which waiting cannot mend."""
+    security = KafkaSecurity.from_env(
+        {"KAFKA_SECURITY_PROTOCOL": "SSL", "KAFKA_SSL_CA_LOCATION": str(tls_files.ca.cert)}
+    )
+    watch = TlsWatch(security)
+    for _ in range(NOT_TLS_AFTER - 1):
+        assert watch(PLAINTEXT_LISTENER) is None
+        assert watch("1/1 brokers are down") is None
+    refused = watch(PLAINTEXT_LISTENER)
+    assert refused is not None and refused.startswith(f"{PLAINTEXT_LISTENER}; ")
+    assert "the broker did not speak TLS" in refused
+    assert "KAFKA_BROKERS" in refused and "KAFKA_SECURITY_PROTOCOL=SSL" in refused
+    # A client without TLS never reads it so (it would not have started a handshake).
+    plain = TlsWatch(KafkaSecurity())
+    assert all(plain(PLAINTEXT_LISTENER) is None for _ in range(NOT_TLS_AFTER * 2))
 
 
 # --- the declarations ---------------------------------------------------------------------
 
 
-def test_the_seven_variables_are_declared_once_and_documented_from_the_declarations() -> None:
+def test_the_eight_variables_are_declared_once_and_documented_from_the_declarations() -> None:
     names = [option.env for option in SECURITY_OPTIONS]
     assert names == [
         "KAFKA_SECURITY_PROTOCOL",
@@ -220,10 +315,11 @@ def test_the_seven_variables_are_declared_once_and_documented_from_the_declarati
         "KAFKA_SSL_CA_LOCATION",
         "KAFKA_SSL_CERT_LOCATION",
         "KAFKA_SSL_KEY_LOCATION",
+        "KAFKA_SSL_KEY_PASSWORD",
     ]
     defaults = {name: default for name, (default, _help) in SECURITY_ENV_DOCS.items()}
     assert defaults == {"KAFKA_SECURITY_PROTOCOL": "PLAINTEXT", **dict.fromkeys(names[1:], "")}
-    assert [Reader({})(option) for option in SECURITY_OPTIONS] == ["PLAINTEXT"] + [None] * 6
+    assert [Reader({})(option) for option in SECURITY_OPTIONS] == ["PLAINTEXT"] + [None] * 7
     assert KafkaSecurity.from_env({}) == KafkaSecurity()
 
 

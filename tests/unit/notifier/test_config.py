@@ -1,5 +1,5 @@
 """The notifier's settings and secrets: basic auth only over https unless allowed, the
-passwords never in a repr or a message, and the README's table of its variables."""
+passwords never in a repr or a message, and the table of its variables in docs/operations.md."""
 
 from __future__ import annotations
 
@@ -97,12 +97,12 @@ def test_a_url_python_cannot_split_is_a_configuration_error() -> None:
         Settings.from_env({"ALERTMANAGER_URL": "http://[::1"})
 
 
-def test_the_readme_documents_every_notifier_variable_with_its_default() -> None:
+def test_the_operations_page_documents_every_notifier_variable_with_its_default() -> None:
     """The notifier section's table: a row per variable with its default; the variables shared
     with the dataflow may sit in the one row that says so."""
-    readme = (ROOT / "README.md").read_text()
-    start = readme.index("Pointing it at your Alertmanager:")
-    section = readme[start : readme.index("\n### ", start)]
+    page = (ROOT / "docs" / "operations.md").read_text()
+    start = page.index("Pointing it at your Alertmanager:")
+    section = page[start : page.index("\n## ", start)]
     rows = [line for line in section.splitlines() if line.startswith("| `")]
     shared = next(row for row in rows if "as for the dataflow" in row)
     for option in OPTIONS:

@@ -27,7 +27,7 @@ def machine_record(drivers: tuple[tuple[str, float], ...]) -> dict:
         "warning",
         None,
         event,
-        drivers,
+        drivers=drivers,
     )
     return orjson.loads(encode_window(res)[1])
 

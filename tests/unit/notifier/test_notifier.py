@@ -464,10 +464,10 @@ def test_help_lists_every_variable(capsys) -> None:
     assert usage().startswith("usage: python -m notifier")
 
 
-def test_the_readme_table_lists_every_variable_with_its_default() -> None:
-    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
-    start = readme.index("### Alertmanager: the notifier")
-    section = readme[start : readme.index("\n### ", start + 1)]
+def test_the_operations_page_lists_every_variable_with_its_default() -> None:
+    page = (Path(__file__).resolve().parents[3] / "docs" / "operations.md").read_text()
+    start = page.index("## Alertmanager: the notifier")
+    section = page[start : page.index("\n## ", start + 1)]
     for option in OPTIONS:
         if option.env in ("KAFKA_BROKERS", "LOG_LEVEL"):
             continue  # the row "as for the dataflow"
@@ -942,3 +942,46 @@ def test_the_state_load_deadline_is_the_setting(monkeypatch) -> None:
     with pytest.raises(StartupError, match=r"within 0\.3 s \(NOTIFIER_STATE_LOAD_TIMEOUT"):
         notifier_kafka.load_state(settings)
     assert time.monotonic() - started < 5
+
+
+# --- why: the description annotation ------------------------------------------------------
+
+EXPLAIN = {
+    "detector": "level",
+    "detectors": ["level"],
+    "value": 71.3,
+    "baseline": 64.2,
+    "unit": "°C",
+    "spreads": 9.4,
+    "threshold_spreads": 7.2,
+    "seasonal": False,
+    "text": "level 71.3 °C, 9.4 spreads above its usual 64.2 °C (pages beyond 7.2)",
+}
+
+
+def test_an_ml_alert_says_why_in_its_description() -> None:
+    notes = alert_of(record(reasons=("ml",), mean=71.3, unit="°C", explain=EXPLAIN)).annotations
+    assert notes["description"] == (
+        "ml: level 71.3 °C, 9.4 spreads above its usual 64.2 °C (pages beyond 7.2)"
+    )
+    both = record(reasons=("threshold", "ml"), mean=97.082, unit="°C", explain=EXPLAIN)
+    assert alert_of(both).annotations["description"] == (
+        "threshold: mean 97.082 °C; ml: " + EXPLAIN["text"]
+    )
+    assert alert_of(record(explain=None)).annotations["description"] == "threshold: mean 97.082"
+
+
+def test_the_description_stays_through_updates_and_the_resolution_that_say_nothing_of_why() -> None:
+    alerts = OpenAlerts()
+    opened = alerts.apply(record(reasons=("ml",), mean=71.3, explain=EXPLAIN), NOW)
+    quiet = alerts.apply(record("update", reasons=(), window="20:29:20", mean=71.0), NOW)
+    resolved = alerts.apply(record("resolved", window="20:31:00", mean=64.0), NOW)
+    expected = "ml: " + EXPLAIN["text"]
+    assert opened.posts[0].payload()["annotations"]["description"] == expected
+    assert quiet.posts[0].annotations["description"] == expected
+    assert resolved.posts[0].annotations["description"] == expected
+    newer = dict(EXPLAIN, text="step +5.0 °C to 76.3 °C, 12.0 usual steps (pages beyond 6.0)")
+    later = OpenAlerts()
+    later.apply(record(reasons=("ml",), explain=EXPLAIN), NOW)
+    moved = later.apply(record("update", reasons=("ml",), window="20:29:20", explain=newer), NOW)
+    assert moved.posts[0].annotations["description"] == "ml: " + newer["text"]

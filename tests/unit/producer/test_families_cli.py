@@ -210,6 +210,18 @@ def test_a_bad_sensors_file_exits_2_naming_it(
     assert f"{path}: families.h.valid_range: lo must be below hi" in err
 
 
+def test_a_sensors_file_that_is_not_text_exits_2_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "sensors.yaml"
+    path.write_bytes("families:\n  h: ré\n".encode("utf-16"))
+    with pytest.raises(SystemExit) as exc:
+        main(["--sensors-config", str(path)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{path}: line 1: not UTF-8 text" in err and "Traceback" not in err
+
+
 def test_families_that_cannot_share_a_message_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

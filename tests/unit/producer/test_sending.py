@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import pytest
 
 import dataflow.admin
-from dataflow.security import KafkaSecurity
+from dataflow.security import NOT_TLS_AFTER, KafkaSecurity
 from producer import sending
 from producer.__main__ import main
 from producer.settings import parse_settings, parse_start
@@ -442,6 +442,24 @@ def test_check_login_names_a_tls_refusal_at_once(
         sending.check_login(("h:1",), KafkaSecurity.from_env(mtls_env))
     assert confluent_admin.metadata_requests == 1  # at the first answer, not after retrying
     assert str(exc.value).startswith(f"{text}; ") and named in str(exc.value)
+
+
+def test_check_login_names_a_broker_without_tls(
+    mtls_env: dict[str, str], confluent_admin: type[FakeConfluentAdmin]
+) -> None:
+    """Handshakes closed by a listener without TLS are _TRANSPORT errors, like a broker that is
+    down; the probe must read them, or the producer waits out a timeout."""
+    from confluent_kafka import KafkaError
+
+    closed = (
+        "ssl://h:1/bootstrap: SSL handshake failed: Disconnected: SSL connection closed by "
+        "peer: connecting to a PLAINTEXT broker listener? (after 1ms in state SSL_HANDSHAKE)"
+    )
+    confluent_admin.errors = [KafkaError(KafkaError._TRANSPORT, closed)] * NOT_TLS_AFTER
+    with pytest.raises(sending.TlsRefused) as exc:
+        sending.check_login(("h:1",), KafkaSecurity.from_env(mtls_env))
+    assert confluent_admin.metadata_requests == 1
+    assert str(exc.value).startswith(f"{closed}; the broker did not speak TLS")
 
 
 def test_refused_tls_exits_1_with_one_clear_line(

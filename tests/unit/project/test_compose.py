@@ -33,7 +33,9 @@ SERVICES = COMPOSE["services"]
 APP_SERVICES = ("topics", "producer", "dataflow")
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
 ENTRYPOINT = (ROOT / "entrypoint.sh").read_text()
-README = (ROOT / "README.md").read_text()
+# The reference pages the compose file is documented in.
+DEPLOYMENT = (ROOT / "docs" / "deployment.md").read_text()
+OPERATIONS = (ROOT / "docs" / "operations.md").read_text()
 INTERPOLATION = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::?-(?P<default>[^}]*))?\}")
 TOPIC_VARS = ("AIR_QUALITY_TOPIC", "TEMPERATURE_TOPIC", "ANOMALIES_TOPIC", "DLQ_TOPIC")
 
@@ -76,9 +78,8 @@ def entrypoint_roles() -> set[str]:
 
 
 def documented_docker_vars() -> set[str]:
-    """Variables in the README's "Run with Docker" tables."""
-    section = README[README.index("## Run with Docker") :]
-    return set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", section, flags=re.M))
+    """Variables in the tables of docs/deployment.md ("Run with Docker")."""
+    return set(re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \|", DEPLOYMENT, flags=re.M))
 
 
 def published(service: str) -> list[tuple[str, int, int]]:
@@ -96,9 +97,9 @@ def port_pairs(service: str) -> list[tuple[int, int]]:
 
 
 def documented_metrics_vars() -> set[str]:
-    """Bytewax's metrics variables, documented in the README's "Metrics." paragraph."""
-    start = README.index("**Metrics.**")
-    paragraph = README[start : README.index("\n\n", start)]
+    """Bytewax's metrics variables, documented in docs/operations.md's "Metrics." paragraph."""
+    start = OPERATIONS.index("**Metrics.**")
+    paragraph = OPERATIONS[start : OPERATIONS.index("\n\n", start)]
     return set(re.findall(r"`(BYTEWAX_[A-Z0-9_]+)(?:=[^`]*)?`", paragraph))
 
 
@@ -223,7 +224,8 @@ def test_every_published_port_is_on_the_loopback_unless_a_documented_variable_op
             match = BIND_ADDRESS.fullmatch(address)
             assert match, f"{spec}: publish on ${{<NAME>_BIND_ADDRESS:-127.0.0.1}}"
             assert resolve(address) == "127.0.0.1", spec
-            assert match["name"] in documented, f"{spec}: document {match['name']} in README"
+            where = "docs/deployment.md"
+            assert match["name"] in documented, f"{spec}: document {match['name']} in {where}"
             variables.add(match["name"])
     # One variable per kind of access, so opening one (the Kafka API) opens nothing else.
     assert {
@@ -353,7 +355,7 @@ def test_every_app_variable_is_documented_and_interpolated_under_its_own_name() 
     )
     for service in APP_SERVICES:
         for name, raw in SERVICES[service]["environment"].items():
-            assert name in documented, f"{service}: {name} is not documented in README"
+            assert name in documented, f"{service}: {name} is not documented in docs/"
             for match in INTERPOLATION.finditer(str(raw)):
                 assert match.group("name") == name, f"{service}: {name} reads ${match[0]}"
 

@@ -1,8 +1,10 @@
 """Envelopes, drift sums, features and seasonal baselines: the detector's parts, alone."""
 
+import itertools
+import math
 import random
 
-from dataflow.model.features import Z_CAP, StepScale, Track
+from dataflow.model.features import Z_CAP, Z_KNEE, StepScale, Track, soften
 from dataflow.model.novelty import Drift, Envelope
 from dataflow.model.seasonality import DAY_NS, WEEK_NS, Seasonality
 
@@ -34,13 +36,35 @@ def test_drift_needs_a_lasting_departure_and_clips_spikes() -> None:
     assert not Drift(2.0, 0.0, 4.0).observe(1000.0)  # limit 0: off
 
 
-def test_track_z_is_capped_and_zero_before_any_spread() -> None:
+def test_track_z_is_zero_before_any_spread_and_finite_after() -> None:
     t = Track()
     assert t.z(5.0) == 0.0
     t.learn(5.0, 100)
-    assert t.z(5.0) == 0.0 and t.z(6.0) == Z_CAP and t.z(4.0) == -Z_CAP
+    assert t.z(5.0) == 0.0
+    up, down = t.z(6.0), t.z(4.0)
+    assert Z_KNEE < up < Z_CAP and down == -up  # a flat sensor's departure: huge, finite
+    assert t.z(5.0 + 1e-12) == 0.0 or abs(t.z(5.0 + 1e-12)) < 1.0  # rounding is not news
+    assert t.z(math.inf) == Z_CAP and t.z(-math.inf) == -Z_CAP
     s = StepScale()
     assert s.z(0.0) == 0.0 and s.z(1.0) == Z_CAP
+
+
+def test_the_knee_keeps_order_beyond_it() -> None:
+    """A hard cap made every huge distance equal; past the knee, more is still more."""
+    points = [0.0, 10.0, Z_KNEE, 60.0, 100.0, 500.0, 5000.0, 1e9, 1e80]
+    soft = [soften(x) for x in points]
+    assert soft[:3] == points[:3]
+    assert all(a < b for a, b in itertools.pairwise(soft))
+    assert soften(Z_KNEE * (1 + 1e-9)) - Z_KNEE < 1e-6  # continuous at the knee
+    assert soften(math.inf) == Z_CAP
+
+
+def test_envelope_memory_stops_at_the_knee() -> None:
+    """One absurd distance must not lift the peak so high that nothing after it is news."""
+    e = Envelope(half_life=3000.0, margin=1.2, floor=6.0, start=0)
+    assert e.observe(soften(1e6))
+    assert e.peak == 1.2 * Z_KNEE
+    assert e.observe(soften(100.0))
 
 
 def test_seasonality_is_used_only_where_it_explains_the_sensor() -> None:

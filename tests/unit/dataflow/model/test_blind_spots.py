@@ -1,0 +1,109 @@
+"""What the detector must not be blind to, and must not page on (issue: detection II).
+
+Each test reproduces a case that the scorer got wrong before the knee and the scatter floor.
+"""
+
+import random
+
+from dataflow.alerts import AlertTracker
+from dataflow.model.scoring import ModelParams, SensorScorer, window_scatter
+
+PARAMS = ModelParams(limits=(-1e6, 1e6), window_size=50, warmup=100, seed=42)
+W = 5_000_000_000  # one 5 s window, ns
+READY = PARAMS.window_size + PARAMS.warmup
+
+
+def test_a_huge_spike_does_not_blind_the_sensor_to_larger_ones() -> None:
+    """After one spike of 60 spreads, larger ones must still page (a hard cap hid them)."""
+    rng = random.Random(3)
+    scorer = SensorScorer(PARAMS)
+    t = 0
+
+    def window(value: float) -> bool:
+        nonlocal t
+        t += 1
+        return scorer.score_learn(t * W, value).ml_anomaly
+
+    for _ in range(READY + 200):
+        window(65.0 + rng.gauss(0, 1.0))
+    spread = 1.25 * scorer.raw.spread  # one "spread" as the features count it
+    assert window(scorer.raw.level + 60 * spread)
+    for size in (100, 500, 1_000, 5_000):
+        for _ in range(30):
+            window(65.0 + rng.gauss(0, 1.0))
+        assert window(scorer.raw.level + size * spread), size
+
+
+def test_a_flat_signal_does_not_page_on_rounding() -> None:
+    """A constant sensor's window means differ only in their last bits when a window holds
+    fewer readings; that is not news."""
+    scorer = SensorScorer(PARAMS)
+    rng = random.Random(5)
+    pages = []
+    for i in range(READY + 500):
+        n = rng.choice([10, 10, 10, 9, 8])
+        mean = sum([20.1] * n) / n
+        pages.append(scorer.score_learn(i * W, mean, window_scatter(n, 20.1, 20.1)).ml_anomaly)
+    assert not any(pages)
+    assert scorer.score_learn((READY + 500) * W, 21.1).ml_anomaly  # a real step still pages
+
+
+def test_a_quantised_signal_does_not_page_when_a_window_loses_readings() -> None:
+    """Readings at a 0.1 resolution, half of them one step up: the window means are flat, so
+    their spread collapses; a window that lost two readings moves by an eighth of a step."""
+    scorer = SensorScorer(PARAMS)
+    rng = random.Random(7)
+    pages = []
+    for i in range(READY + 2_000):
+        readings = [20.0] * 5 + [20.1] * 5
+        if rng.random() < 0.02:
+            del readings[:2]  # two readings lost
+        mean = sum(readings) / len(readings)
+        scatter = window_scatter(len(readings), min(readings), max(readings))
+        pages.append(scorer.score_learn(i * W, mean, scatter).ml_anomaly)
+    assert not any(pages[READY:])
+    step = [21.0] * 5 + [21.1] * 5  # the sensor moved by ten of its steps
+    t = (READY + 2_000) * W
+    assert scorer.score_learn(t, sum(step) / 10, window_scatter(10, 21.0, 21.1)).ml_anomaly
+
+
+def test_window_scatter_is_zero_for_one_reading() -> None:
+    assert window_scatter(1, 5.0, 5.0) == 0.0
+    assert window_scatter(0, 0.0, 0.0) == 0.0
+    assert window_scatter(4, 1.0, 3.0) > window_scatter(16, 1.0, 3.0) > 0.0
+
+
+def lasting_shift(adapt_after: int, back_after: int | None) -> list[tuple[int, str, str | None]]:
+    """A sensor 30 spreads off for good (or back after ``back_after`` windows), its windows
+    through the scorer and the alert lifecycle as the shard runs them."""
+    rng = random.Random(11)
+    scorer, tracker = SensorScorer(PARAMS), AlertTracker()
+    events = []
+    shifted_from = READY + 100
+    for i in range(READY + 1_500):
+        off = i >= shifted_from and (back_after is None or i < shifted_from + back_after)
+        mean = 65.0 + rng.gauss(0, 1.0) + (30 * 1.25 * 0.8 if off else 0.0)
+        score = scorer.score_learn(i * W, mean)
+        reasons = ["ml"] if score.ml_anomaly else []
+        ev = tracker.observe(
+            "s", i, mean, 0.0, reasons, 12, 3, 48, None, scorer.home(), adapt_after
+        )
+        if ev is not None:
+            events.append((i, ev.event, ev.resolution))
+    return events
+
+
+def test_a_lasting_shift_resolves_as_adapted_and_only_after_the_set_time() -> None:
+    events = lasting_shift(adapt_after=360, back_after=None)
+    opened = [i for i, kind, _ in events if kind == "open"]
+    resolved = [(i, how) for i, kind, how in events if kind == "resolved"]
+    assert opened and opened[0] >= READY + 100
+    assert resolved and all(how == "adapted" for _, how in resolved)
+    # Adapted only once the model had called it clean for the time the user set.
+    assert resolved[0][0] - opened[0] >= 360
+
+
+def test_a_sensor_that_comes_back_resolves_clean() -> None:
+    events = lasting_shift(adapt_after=10_000, back_after=60)
+    resolved = [how for _, kind, how in events if kind == "resolved"]
+    assert resolved and resolved[0] == "clean"
