@@ -65,7 +65,8 @@ def test_a_family_without_machine_describes_as_before() -> None:
         ({"channels": {}}, "families.pump.channels", "declares no channel"),
         ({"channels": {"a/b": "x"}}, "families.pump.channels['a/b']", "no '/'"),
         ({"channels": {"a": "x y"}}, "families.pump.channels.a", "not a dotted path"),
-        ({"channels": ["amps"]}, "families.pump.channels", "expected a mapping"),
+        ({"channels": ["amps"]}, "families.pump.channels", "needs 'channel'"),
+        ({"channels": "amps"}, "families.pump.channels", "expected a mapping"),
         ({"sensor_id": "id"}, "families.pump.sensor_id", "beside 'machine'"),
         ({"machine": "ts"}, "families.pump.machine", "overlaps timestamp"),
         ({"channels": {"a": "ts.x"}}, "families.pump.channels.a", "overlaps timestamp"),
@@ -278,3 +279,115 @@ def test_a_forgotten_machine_resolves_its_alert_as_stale() -> None:
     stale = [o for o in out if isinstance(o, SensorEvent) and o.alert is not None]
     assert [(o.sensor_id, o.alert.resolution) for o in stale] == [("p4", "stale")]
     assert state.open_alerts == 0 and not state.machines
+
+
+# -- per-channel messages: a machine path and a channel field ----------------------------------
+
+PER_CHANNEL = {
+    "families": {
+        "pump": {
+            "topic": "pumps",
+            "machine": "asset",
+            "channel": "sensor",
+            "value": "reading",
+            "channels": ["current", "flow"],
+            "timestamp": "ts",
+            "valid_range": [-1000, 1000],
+            "window_seconds": 5,
+        }
+    }
+}
+
+
+def per_channel(asset: str, channel: str, sec: float, value: float, offset: int) -> FakeMessage:
+    doc = {"asset": asset, "sensor": channel, "reading": value, "ts": T0 + int(sec * S)}
+    return FakeMessage(asset.encode(), orjson.dumps(doc), "pumps", 0, offset, 1_700_000_000_000)
+
+
+def test_per_channel_messages_read_as_machine_slash_channel() -> None:
+    (fam,) = parse_families(PER_CHANNEL, "p")
+    assert fam.channel == "sensor" and fam.channel_names == ("current", "flow")
+    assert parse_families(describe((fam,)), "again") == (fam,)
+    (fmt,) = formats_by_topic((fam,))["pumps"]
+    m = per_channel("p3", "flow", 1, 41.5, 0)
+    got = parse(fmt, m.key(), m.value())
+    assert (got.sensor_id, got.value) == ("p3/flow", 41.5)
+
+
+@pytest.mark.parametrize("odd", [False, True])
+def test_per_channel_messages_go_to_their_machines_shard(odd: bool) -> None:
+    (fam,) = parse_families(PER_CHANNEL, "p")
+    topics = formats_by_topic((fam,))
+    batch = [
+        per_channel(f"p{i}", ch, 1 + (0.5 if odd and i == 0 else 0), 10.0 + i, 2 * i + k)
+        for i in range(10)
+        for k, ch in enumerate(("current", "flow"))
+    ]
+    if odd:  # a float timestamp: the poll is read message by message
+        batch.append(
+            FakeMessage(
+                b"p0",
+                orjson.dumps(
+                    {"asset": "p0", "sensor": "flow", "reading": 1, "ts": (T0 + 2 * S) / 1e9}
+                ),
+                "pumps",
+                0,
+                99,
+                1_700_000_000_000,
+            )
+        )
+    by_shard, dead, _ = readings_only(route([batch], topics, 8))
+    assert not dead
+    ids = set()
+    for shard, items in by_shard.items():
+        for r in items:
+            for one in r.readings() if hasattr(r, "readings") else [r]:
+                assert shard == shard_of("pump", one.sensor_id.rpartition("/")[0], 8)
+                ids.add(one.sensor_id)
+    assert ids == {f"p{i}/{ch}" for i in range(10) for ch in ("current", "flow")}
+
+
+def test_a_channel_field_with_a_slash_is_a_dead_letter() -> None:
+    (fam,) = parse_families(PER_CHANNEL, "p")
+    topics = formats_by_topic((fam,))
+    _, dead, _ = readings_only(route([[per_channel("p1", "a/b", 1, 1.0, 0)]], topics, 4))
+    assert [d.reason for d in dead] == ["bad_sensor_id"]
+
+
+def test_per_channel_messages_make_one_machine_alert() -> None:
+    (fam,) = parse_families(PER_CHANNEL, "p")
+    setup = FamilySetup(
+        fam,
+        ModelParams(limits=(-1000.0, 1000.0), window_ns=5 * S, window_size=20, warmup=20),
+        MachineParams(memory=100, warmup=WARM),
+    )
+    state = ShardState(ShardConfig(lateness_ns=0, idle_timeout_s=10.0, families={"pump": setup}))
+    out = run(state, pump_readings("p9", 400, seed=1, break_at=300))
+    opened = [o for o in out if isinstance(o, WindowResult) and o.alert and o.alert.event == "open"]
+    assert [
+        (o.sensor_id, {c for c, _ in o.drivers or ()} >= {"current", "flow"}) for o in opened
+    ] == [("p9", True)]
+
+
+@pytest.mark.parametrize(
+    ("changes", "where", "what"),
+    [
+        ({"channel": None}, "families.pump.channels", "needs 'channel'"),
+        ({"value": None}, "families.pump", "missing key 'value'"),
+        ({"machine": "key"}, "families.pump.machine", "dotted path with 'channel'"),
+        ({"channels": ["a", "a"]}, "families.pump.channels", "twice"),
+        ({"channel": "asset"}, "families.pump.channel", "overlaps machine"),
+    ],
+)
+def test_per_channel_config_errors(changes: dict, where: str, what: str) -> None:
+    body = {**PER_CHANNEL["families"]["pump"], **changes}
+    raw = {"families": {"pump": {k: v for k, v in body.items() if v is not None}}}
+    with pytest.raises(FamilyConfigError) as err:
+        parse_families(raw, "pumps.yaml")
+    assert str(err.value).startswith(f"pumps.yaml: {where}: "), str(err.value)
+    assert what in str(err.value)
+
+
+def test_a_channel_field_beside_a_mapping_of_channels_is_refused() -> None:
+    with pytest.raises(FamilyConfigError, match=r"families\.pump\.channel: set beside a mapping"):
+        parse_families(pumps(channel="sensor"), "pumps.yaml")
