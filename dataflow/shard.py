@@ -577,6 +577,8 @@ class ShardState:
         if now >= self.next_sweep:
             self._sweep(now, out)
         self._machine_out(out)
+        if cfg.stale_s > 0 and self.machines:
+            self._stale_machines(now, out)
         return out
 
     def _silence(self, sensor: _Sensor, now: float) -> float:
@@ -1000,6 +1002,36 @@ class ShardState:
                 res.drivers,
             )
         )
+
+    def _stale_machines(self, now: float, out: list[Result]) -> None:
+        """Resolve the open alert of a machine whose every channel has been silent for its stale
+        time (``stale_s``, or longer by its cadence), as a sensor's: its pending windows are
+        scored first, which may resolve it cleanly. Only machines with an open alert are looked
+        at (a few)."""
+        stale = self.config.stale_s
+        for mkey, mw in list(self.machines.items()):
+            if mw.alerts.alert_id is None:
+                continue
+            family, machine_id = mkey
+            silent = _NEVER
+            for name in mw.names:
+                sensor = self.sensors.get((family, f"{machine_id}/{name}"))
+                if sensor is None:
+                    continue
+                quiet = self._silence(sensor, now)
+                if quiet < max(stale, SILENCE_GAPS * sensor.cadence):
+                    silent = -1.0
+                    break
+                silent = min(silent, quiet)
+            if silent < 0 or silent == _NEVER:
+                continue
+            for start in mw.due_all():
+                self._machine_window(mkey, mw, start, out)
+            event = mw.alerts.stale()
+            if event is not None:
+                self.counts.alerts_resolved += 1
+                self.open_alerts -= 1
+                out.append(SensorEvent(family, machine_id, event.event, silent, event))
 
     def _machines_flush(self, out: list[Result], family: str | None = None) -> None:
         """Score every pending machine window (of one family, or all): the input ended."""

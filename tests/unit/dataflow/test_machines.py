@@ -391,3 +391,30 @@ def test_per_channel_config_errors(changes: dict, where: str, what: str) -> None
 def test_a_channel_field_beside_a_mapping_of_channels_is_refused() -> None:
     with pytest.raises(FamilyConfigError, match=r"families\.pump\.channel: set beside a mapping"):
         parse_families(pumps(channel="sensor"), "pumps.yaml")
+
+
+def test_a_silent_machine_resolves_its_alert_as_stale() -> None:
+    (fam,) = parse_families(PUMPS, "p")
+    setup = FamilySetup(
+        fam,
+        ModelParams(limits=(-1000.0, 1000.0), window_ns=5 * S, window_size=20, warmup=20),
+        MachineParams(memory=100, warmup=WARM),
+    )
+    state = ShardState(
+        ShardConfig(lateness_ns=0, idle_timeout_s=10.0, families={"pump": setup}, stale_s=60.0)
+    )
+    batches = pump_readings("p6", 320, seed=6, break_at=300)
+    out: list = []
+    for i, batch in enumerate(batches):
+        now = (T0 + i * 5 * S + 5 * S) / S
+        out += state.ingest([Beat("pumps/0", now, T0 / S), *batch], now)
+        out += state.expire(now)
+    assert state.open_alerts == 1
+    last = (T0 + 320 * 5 * S) / S
+    quiet = state.expire(last + 30) + state.ingest([Beat("pumps/0", last + 30, T0 / S)], last + 30)
+    assert not [o for o in quiet if isinstance(o, SensorEvent)]  # not yet silent for long
+    later = last + 200
+    out = state.ingest([Beat("pumps/0", later, T0 / S)], later) + state.expire(later)
+    stale = [o for o in out if isinstance(o, SensorEvent) and o.alert is not None]
+    assert [(o.sensor_id, o.alert.resolution) for o in stale] == [("p6", "stale")]
+    assert state.open_alerts == 0
