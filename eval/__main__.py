@@ -36,6 +36,10 @@ are pooled as NAB pools a corpus. Default grid: GRID
 "nab_<profile>_held_out", "nab_<profile>_others", counts}},
 "pooled": {...}, "tuned_on_all": {...}, "points": [{"point", "nab_<profile>", "categories"}]}.
 
+Machines (docs/machines.md): `python -m eval tep --data DIR` (the Tennessee Eastman process,
+the machine model beside PCA T²/Q at the same false alarm rate) and `python -m eval machine CSV
+--out OUT.csv` (one machine's channels, a column each); each has its own --help.
+
 Definitions: precision = scored detections inside a labelled window / scored detections;
 recall = windows detected / windows; false alarms per day = detections outside every window per
 day after probation. Ours detects an anomalous episode once (the dataflow's alert opens), charged
