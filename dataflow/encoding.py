@@ -113,9 +113,22 @@ def _alert_record(ev: AlertEvent | None) -> dict[str, Any] | None:
     }
 
 
+def machine_record(res: WindowResult) -> dict[str, Any]:
+    """A machine's window: a sensor window's keys (``sensor_id`` is the machine id; ``mean``,
+    ``min``, ``max`` and ``score`` the joint model's score, above 1 anomalous; ``count`` the
+    channels that sent readings), and ``machine`` and ``drivers``."""
+    record = window_record(res)
+    record["machine"] = res.sensor_id
+    record["drivers"] = [{"channel": c, "z": z} for c, z in res.drivers or ()]
+    return record
+
+
 def encode_window(res: WindowResult | SensorEvent) -> tuple[bytes, bytes, Headers]:
-    """Key = sensor id, value = one JSON object (encoded once)."""
-    record = window_record(res) if isinstance(res, WindowResult) else event_record(res)
+    """Key = sensor id (a machine's: the machine id), value = one JSON object (encoded once)."""
+    if isinstance(res, WindowResult):
+        record = window_record(res) if res.drivers is None else machine_record(res)
+    else:
+        record = event_record(res)
     return res.sensor_id.encode(), orjson.dumps(record), []
 
 

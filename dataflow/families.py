@@ -32,6 +32,7 @@ MAX_MAGNITUDE = 1e300
 ValueRange = tuple[float, float]  # (lowest, highest), both inclusive
 
 _NAME = re.compile(r"[a-z0-9_]+\Z")
+_CHANNEL = re.compile(r"[^/]+\Z")  # a channel name: no "/" (ids join with it)
 _SEGMENT = re.compile(r"[^.\s]+\Z")
 
 
@@ -64,9 +65,20 @@ class Family:
     rules: tuple[Rule, ...] = ()
     sensors: tuple[Override, ...] = ()
     ml_severity: str = "warning"
+    # A machine family (docs/machines.md): where the machine id is ("key" or a dotted path), and
+    # each channel's name and dotted path. A sensor is then "<machine>/<channel>".
+    machine: str | None = None
+    channels: tuple[tuple[str, str], ...] = ()
+    # Per-channel messages: the dotted path of the field naming the channel (``value`` is then
+    # the channel's number, and ``channels`` name the machine's channels, their paths "").
+    channel: str | None = None
     _rulesets: dict[tuple[Rule, ...], RuleSet] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False
     )
+
+    @property
+    def channel_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.channels)
 
     @property
     def model_limits(self) -> ValueRange:
@@ -163,6 +175,12 @@ FAMILY_KEYS = {
     "rules": "List of rules (below); none: the model alone.",
     "sensors": "Per-sensor overrides: `{pattern: {rules: [...]}}`, exact id or glob, first "
     "match wins; a rule replaces the family's rule of the same name.",
+    "machine": "`key` or a dotted path: the machine id of each message; with `channels`, a "
+    "machine family ([docs/machines.md](machines.md)): sensor ids are `<machine>/<channel>`.",
+    "channels": "With `machine`, instead of `value`: `{name: dotted path, ...}`, the channels one "
+    "message carries; or, with `channel`, the list of the machine's channel names.",
+    "channel": "With `machine` and a list of `channels`: the dotted path of the field naming "
+    "each message's channel (a message per channel, its number at `value`).",
 }
 RULE_KEYS = {
     "name": "`[a-z0-9_]+`, unique in its list; it names the reason in the output.",
@@ -278,12 +296,64 @@ def _no_overlap(where: _Where, **paths: str | None) -> None:
         for other, other_path in given[i + 1 :]:
             n = min(len(path), len(other_path))
             if path[:n] == other_path[:n]:
-                raise where.at(other).fail(f"{paths[other]!r} overlaps {key} {paths[key]!r}")
+                head, dot, channel = other.partition(".")  # "channels.<name>": a channel's
+                at = where.at(head).at(channel) if dot else where.at(other)
+                raise at.fail(f"{paths[other]!r} overlaps {key} {paths[key]!r}")
+
+
+def _channels(
+    spec: dict[str, Any], where: _Where
+) -> tuple[str | None, tuple[tuple[str, str], ...], str | None]:
+    """A machine family's ``machine``, ``channels`` and ``channel`` (None, (), None for any
+    other). ``channels`` is a mapping of paths (every channel in one message), or a list of
+    names with ``channel`` naming each message's (a message per channel)."""
+    if "machine" not in spec:
+        for key in ("channels", "channel"):
+            if key in spec:
+                raise where.at(key).fail("set without 'machine' (whose channels are they?)")
+        return None, (), None
+    machine = spec["machine"]
+    machine = KEY if machine == KEY else _path(machine, where.at("machine"))
+    if "channels" not in spec:
+        raise where.fail("missing key 'channels' (a machine family names its channels)")
+    at = where.at("channels")
+    raw = spec["channels"]
+    channel = None
+    if isinstance(raw, list):
+        if "channel" not in spec:
+            raise at.fail("a list of names needs 'channel': the field naming each message's")
+        if machine == KEY:
+            raise where.at("machine").fail("must be a dotted path with 'channel' (not the key)")
+        channel = _path(spec["channel"], where.at("channel"))
+        if "value" not in spec:
+            raise where.fail("missing key 'value' (each message's number)")
+        names = [_text(n, at.at(i)) for i, n in enumerate(raw)]
+        raw = dict.fromkeys(names, "")
+        if len(raw) != len(names):
+            raise at.fail("names a channel twice")
+    else:
+        if "channel" in spec:
+            raise where.at("channel").fail("set beside a mapping of 'channels' (give a list)")
+        if "value" in spec:
+            raise where.at("value").fail("set beside 'channels' (each channel names its own value)")
+        raw = _mapping(raw, at)
+    if not raw:
+        raise at.fail("declares no channel")
+    out = []
+    for name, path in raw.items():
+        if not _CHANNEL.match(name) or name.strip() != name:
+            raise at.at(name).fail(
+                f"channel name {name!r} must have no '/' and no blank at either end"
+            )
+        out.append((name, path if channel is not None else _path(path, at.at(name))))
+    return machine, tuple(out), channel
 
 
 def _family(name: str, raw: Any, where: _Where, window_seconds: float) -> Family:
     spec = _mapping(raw, where, FAMILY_KEYS)
-    for key in ("topic", "value", "valid_range"):
+    machine, channels, channel = _channels(spec, where)
+    whole = channels and channel is None  # every channel in one message
+    for key in ("topic", "valid_range") if whole else ("topic", "value", "valid_range"):
         if key not in spec:
             raise where.fail(f"missing key {key!r}")
     sensor_id = spec.get("sensor_id", KEY)
@@ -298,10 +368,27 @@ def _family(name: str, raw: Any, where: _Where, window_seconds: float) -> Family
         raise where.at("timestamp_format").fail(
             "set without 'timestamp' (the Kafka message timestamp has no format)"
         )
-    value = _path(spec["value"], where.at("value"))
-    _no_overlap(
-        where, value=value, timestamp=timestamp, sensor_id=None if sensor_id == KEY else sensor_id
-    )
+    if channels and "sensor_id" in spec:
+        raise where.at("sensor_id").fail("set beside 'machine' (a sensor is machine/channel)")
+    if channel is not None:
+        value = _path(spec["value"], where.at("value"))
+        _no_overlap(where, value=value, timestamp=timestamp, machine=machine, channel=channel)
+    elif channels:
+        value = channels[0][1]
+        _no_overlap(
+            where,
+            timestamp=timestamp,
+            machine=None if machine == KEY else machine,
+            **{f"channels.{c}": p for c, p in channels},
+        )
+    else:
+        value = _path(spec["value"], where.at("value"))
+        _no_overlap(
+            where,
+            value=value,
+            timestamp=timestamp,
+            sensor_id=None if sensor_id == KEY else sensor_id,
+        )
     unit = spec.get("unit")
     if unit is not None:
         unit = _text(unit, where.at("unit"))
@@ -339,6 +426,9 @@ def _family(name: str, raw: Any, where: _Where, window_seconds: float) -> Family
         ml_severity=_choice(
             spec.get("ml_severity", "warning"), where.at("ml_severity"), SEVERITIES
         ),
+        machine=machine,
+        channels=channels,
+        channel=channel,
     )
 
 
@@ -410,12 +500,23 @@ def describe(families: tuple[Family, ...]) -> dict[str, Any]:
             return {"timestamp": None}  # the Kafka timestamp, which has no format
         return {"timestamp": f.timestamp, "timestamp_format": f.timestamp_format}
 
+    def shape(f: Family) -> dict[str, Any]:
+        if f.machine is None:
+            return {"sensor_id": f.sensor_id, "value": f.value}
+        if f.channel is not None:
+            return {
+                "machine": f.machine,
+                "channel": f.channel,
+                "value": f.value,
+                "channels": list(f.channel_names),
+            }
+        return {"machine": f.machine, "channels": dict(f.channels)}
+
     return {
         "families": {
             f.name: {
                 "topic": f.topic,
-                "sensor_id": f.sensor_id,
-                "value": f.value,
+                **shape(f),
                 **stamp(f),
                 "unit": f.unit,
                 "valid_range": list(f.valid_range),

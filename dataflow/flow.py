@@ -22,6 +22,7 @@ from bytewax.outputs import Sink
 
 from dataflow.config import Settings
 from dataflow.encoding import Headers, encode_dead_letter, encode_late, encode_window
+from dataflow.model.machine import MachineParams
 from dataflow.model.scoring import ModelParams
 from dataflow.progress import Beat
 from dataflow.readings import Reading, Run, formats_by_topic
@@ -76,6 +77,13 @@ def shard_config(settings: Settings) -> ShardConfig:
                 drift_clip=settings.ml_drift_clip,
                 seasonality=settings.ml_seasonality,
             ),
+            # A machine's joint model: its memory and warm-up are the sensors' own settings.
+            MachineParams(
+                memory=settings.level_windows,
+                warmup=settings.hst_window_size + settings.warmup_windows,
+            )
+            if family.channels
+            else None,
         )
         for family in settings.families
     }

@@ -300,14 +300,31 @@ class Format:
     of the poll it came in.
     """
 
-    def __init__(self, family: Family) -> None:
+    def __init__(self, family: Family, channel: str | None = None) -> None:
         self.family = family
         self.name = family.name
         self.valid = family.valid_range
-        self.from_key = family.sensor_id == KEY
-        self.value_path = tuple(family.value.split("."))
+        # A machine family has a format per channel: its value is the channel's, its id the
+        # machine's, and its sensor ids "<machine>/<channel>" (``suffix``).
+        self.channel = channel
+        self.suffix = "" if channel is None else f"/{channel}"
+        self.cache_key = family.name + self.suffix  # its ids' cache, in routing
+        # Per-channel messages (``family.channel``): the id is the machine's and the channel's
+        # fields together, the sensor id "<machine>/<channel>".
+        self.chan_path = None if family.channel is None else tuple(family.channel.split("."))
+        if self.chan_path is not None:
+            value, ident = family.value, family.machine or KEY
+        elif channel is None:
+            if family.channels:
+                raise ValueError(f"family {family.name!r} has channels: a format is per channel")
+            value, ident = family.value, family.sensor_id
+        else:
+            value, ident = dict(family.channels)[channel], family.machine or KEY
+        self.id_field = ident  # "key", or the path that names a message's id in errors
+        self.from_key = ident == KEY
+        self.value_path = tuple(value.split("."))
         self.ts_path = None if family.timestamp is None else tuple(family.timestamp.split("."))
-        self.id_path = None if self.from_key else tuple(family.sensor_id.split("."))
+        self.id_path = None if self.from_key else tuple(ident.split("."))
         fmt = family.timestamp_format
         self.auto = fmt == "auto"
         self.to_ns: Callable[[Any], int] = (
@@ -325,6 +342,8 @@ class Format:
             leaves.append((self.ts_path, _timestamp_type(fmt)))
         if self.id_path is not None:
             leaves.append((self.id_path, str | int))
+        if self.chan_path is not None:
+            leaves.append((self.chan_path, str | int))
         tree: dict[str, Any] = {}
         for path, kind in leaves:  # families.py refuses paths that overlap
             node = tree
@@ -336,23 +355,42 @@ class Format:
         self.value_of = attrgetter(attrs[self.value_path])
         self.ts_of = None if self.ts_path is None else attrgetter(attrs[self.ts_path])
         self.id_of = None if self.id_path is None else attrgetter(attrs[self.id_path])
+        if self.chan_path is not None and self.id_path is not None:
+            # A column of (machine, channel) pairs: one id per sensor, as any family's.
+            self.id_of = attrgetter(attrs[self.id_path], attrs[self.chan_path])
 
     def __repr__(self) -> str:
-        return f"Format({self.name!r})"
+        return f"Format({self.cache_key!r})"
 
-    def __reduce__(self) -> tuple[Any, tuple[Family]]:
-        return format_of, (self.family,)
+    def __reduce__(self) -> tuple[Any, tuple[Family, str | None]]:
+        return format_of, (self.family, self.channel)
+
+    def machine_of(self, sensor_id: str) -> str:
+        """What a sensor's shard is chosen by: its machine's id, or its own."""
+        if self.chan_path is not None:
+            return sensor_id.rpartition("/")[0]
+        return sensor_id[: -len(self.suffix)] if self.suffix else sensor_id
 
 
 @cache
-def format_of(family: Family) -> Format:
-    """The compiled format of a family, built once."""
-    return Format(family)
+def format_of(family: Family, channel: str | None = None) -> Format:
+    """The compiled format of a family (of one channel of a machine family), built once."""
+    return Format(family, channel)
+
+
+def formats_of(family: Family) -> list[Format]:
+    """A family's formats: one, or one per channel of a machine family."""
+    if family.channels and family.channel is None:
+        return [format_of(family, name) for name in family.channel_names]
+    return [format_of(family)]
 
 
 def formats_by_topic(families: tuple[Family, ...]) -> dict[str, list[Format]]:
     """topic -> the formats of the families read from it, as ``routing.route`` takes them."""
-    return {topic: [format_of(f) for f in fams] for topic, fams in topics_of(families).items()}
+    return {
+        topic: [fmt for f in fams for fmt in formats_of(f)]
+        for topic, fams in topics_of(families).items()
+    }
 
 
 def sensor_id_of(key: bytes | None) -> str:
@@ -396,8 +434,21 @@ def sensor_id_from_field(raw: Any, path: str) -> str:
 
 
 def sensor_id_of_raw(fmt: Format, raw: Any) -> str:
-    """The sensor id behind a poll's id column entry: a key's bytes or a field's value."""
-    return sensor_id_of(raw) if fmt.from_key else sensor_id_from_field(raw, fmt.family.sensor_id)
+    """The sensor id behind a poll's id column entry: a key's bytes or a field's value (a
+    (machine, channel) pair for per-channel messages)."""
+    if fmt.chan_path is not None:
+        return _machine_channel(fmt, raw[0], raw[1])
+    ident = sensor_id_of(raw) if fmt.from_key else sensor_id_from_field(raw, fmt.id_field)
+    return ident + fmt.suffix if fmt.suffix else ident
+
+
+def _machine_channel(fmt: Format, machine: Any, channel: Any) -> str:
+    """``<machine>/<channel>`` from a per-channel message's two fields."""
+    path = fmt.family.channel or ""
+    name = sensor_id_from_field(channel, path)
+    if "/" in name:
+        raise BadMessage("bad_sensor_id", f"{path!r} holds a '/' ({name!r})")
+    return f"{sensor_id_from_field(machine, fmt.id_field)}/{name}"
 
 
 def parse(
@@ -426,8 +477,12 @@ def parse(
         obj = fmt.decode(value)
     except _FAST_ERRORS:
         return _parse_general(fmt, sensor_id, value, kafka_ts_ms, source)
-    if fmt.id_of is not None:  # the id is a field (else the key gave it above)
-        sensor_id = sensor_id_from_field(fmt.id_of(obj), fmt.family.sensor_id)
+    if fmt.chan_path is not None:
+        sensor_id = sensor_id_of_raw(fmt, fmt.id_of(obj))  # type: ignore[misc]
+    elif fmt.id_of is not None:  # the id is a field (else the key gave it above)
+        sensor_id = sensor_id_from_field(fmt.id_of(obj), fmt.id_field)
+    if fmt.suffix:
+        sensor_id = f"{sensor_id}{fmt.suffix}"
     if fmt.ts_of is None:
         ts = _kafka_ns(kafka_ts_ms)
     else:
@@ -461,9 +516,12 @@ def _parse_general(
     if type(obj) is not dict:
         raise BadMessage("not_an_object", f"value is a JSON {type(obj).__name__}")
     fam = fmt.family
-    if fmt.id_path is not None:  # the id is a field (else the caller read the key)
-        sensor_id = sensor_id_from_field(_lookup(obj, fmt.id_path), fam.sensor_id)
-    value_field = fam.value
+    if fmt.chan_path is not None:
+        assert fmt.id_path is not None  # families.py: the machine is a path here
+        sensor_id = _machine_channel(fmt, _lookup(obj, fmt.id_path), _lookup(obj, fmt.chan_path))
+    elif fmt.id_path is not None:  # the id is a field (else the caller read the key)
+        sensor_id = sensor_id_from_field(_lookup(obj, fmt.id_path), fmt.id_field)
+    value_field = ".".join(fmt.value_path)
     num = _lookup(obj, fmt.value_path)
     kind = type(num)
     if kind is float:
@@ -493,6 +551,8 @@ def _parse_general(
             ts = kafka_ts_ms * 1_000_000
         else:
             raise NoTimestamp("missing_field", f"no {fam.timestamp!r} field and no Kafka timestamp")
+    if fmt.suffix:
+        sensor_id = f"{sensor_id}{fmt.suffix}"
     return _new(Reading, (fmt.name, sensor_id, ts, num, source))
 
 

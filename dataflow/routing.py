@@ -30,7 +30,8 @@ from dataflow.readings import (
 
 
 def shard_of(family: str, sensor_id: str, shards: int) -> int:
-    """Stable shard of a sensor: CRC-32 of ``family/sensor_id`` (Python's ``hash`` is salted)."""
+    """Stable shard of a sensor: CRC-32 of ``family/sensor_id`` (Python's ``hash`` is salted).
+    A machine family's sensors take their machine's: ``shard_of(family, machine_id, shards)``."""
     return zlib.crc32(f"{family}/{sensor_id}".encode()) % shards
 
 
@@ -164,9 +165,9 @@ def route(
         shared = len(formats) > 1
         for fmt in formats:
             family = fmt.name
-            cache = caches.get(family)
+            cache = caches.get(fmt.cache_key)
             if cache is None:
-                cache = caches[family] = {}
+                cache = caches[fmt.cache_key] = {}
             stamps = list(map(kind.timestamp, batch)) if fmt.ts_of is None else None
             cols = parse_poll(fmt, values, stamps)
             if cols is None:
@@ -269,7 +270,13 @@ def _route_each(
         ident = key if from_key else reading.sensor_id
         known = cache.get(ident)
         if known is None:
-            known = _learn_key(cache, ident, fmt, shards)
+            if from_key:
+                known = _learn_key(cache, ident, fmt, shards)
+            else:  # the reading holds the id already (a machine's with its channel)
+                if len(cache) >= SHARD_CACHE_MAX:
+                    cache.clear()
+                sid = reading.sensor_id
+                known = cache[ident] = (sid, shard_of(fmt.name, fmt.machine_of(sid), shards))
         buckets[known[1]].append(reading)
     return good
 
@@ -280,7 +287,8 @@ def _learn_key(cache: KeyCache, key: Any, fmt: Format, shards: int) -> tuple[str
     sensor_id = sensor_id_of_raw(fmt, key)
     if len(cache) >= SHARD_CACHE_MAX:
         cache.clear()
-    known = cache[key] = (sensor_id, shard_of(fmt.name, sensor_id, shards))
+    # A machine's channels share its shard: its model sees them together, with no exchange.
+    known = cache[key] = (sensor_id, shard_of(fmt.name, fmt.machine_of(sensor_id), shards))
     return known
 
 

@@ -43,7 +43,9 @@ from typing import NamedTuple
 
 from dataflow.alerts import AlertEvent, AlertTracker
 from dataflow.families import ML, Family
+from dataflow.machines import MachineWindows
 from dataflow.model.explain import Evidence
+from dataflow.model.machine import MachineParams
 from dataflow.model.scoring import STRUCTURAL, ModelParams, SensorScorer, window_scatter
 from dataflow.progress import Beat, PartClock, SilenceQueue
 from dataflow.readings import Reading, Run
@@ -65,6 +67,7 @@ class FamilySetup:
 
     family: Family
     model: ModelParams
+    machine: MachineParams | None = None  # a machine family's joint model (dataflow.machines)
 
     @property
     def window_ns(self) -> int:
@@ -135,6 +138,9 @@ class WindowResult(NamedTuple):
     unit: str | None = None
     alert: AlertEvent | None = None
     why: Evidence | None = None  # an ML anomaly's evidence (``dataflow.model.explain``)
+    # A machine's window (``sensor_id`` is the machine id): the channels that drove it, ranked,
+    # each with its deviation in its own spreads. None: a sensor's window.
+    drivers: tuple[tuple[str, float], ...] | None = None
 
     @property
     def threshold_alarm(self) -> bool:
@@ -212,6 +218,7 @@ class _Sensor:
         "last_end",
         "late_from",
         "late_n",
+        "machine",
         "moved",
         "part",
         "rules",
@@ -233,6 +240,7 @@ class _Sensor:
         self.late_n = 0  # readings in that run
         self.last_end = 0  # end of its last scored window, ns (0: none yet)
         self.moved = False  # seen on a second partition (reported once)
+        self.machine: tuple[tuple[str, str], int] | None = None  # its machine, its channel
         self.rules = rules  # its family's, with its override; shared with its like
         self.streaks = rules.streaks()  # consecutive windows each rule has held, if it counts
 
@@ -281,6 +289,8 @@ class ShardState:
         self.counts = ShardCounts()
         self.notes: list[str] = []  # one-line news for the log (a sensor on a second partition)
         self.pending: list[Result] = []  # results of a restore's reconfiguration, not yet out
+        self.machines: dict[tuple[str, str], MachineWindows] = {}  # (family, machine id) ->
+        self._touched: set[tuple[str, str]] = set()  # machines with windows filed, not yet due
 
     # -- input -------------------------------------------------------------------------------
 
@@ -449,6 +459,7 @@ class ShardState:
                 )
         if top:
             clock.event(top / 1e9)
+        self._machine_out(out)
         return out
 
     def _ingest_each(
@@ -565,6 +576,9 @@ class ShardState:
                     self._resolve_stale(key, at, out)
         if now >= self.next_sweep:
             self._sweep(now, out)
+        self._machine_out(out)
+        if cfg.stale_s > 0 and self.machines:
+            self._stale_machines(now, out)
         return out
 
     def _silence(self, sensor: _Sensor, now: float) -> float:
@@ -616,6 +630,29 @@ class ShardState:
         del self.sensors[key]
         self.counts.forgotten += 1
         out.append(SensorEvent(key[0], key[1], FORGOTTEN, silent, unit=self._unit(key[0])))
+        if key[1].rpartition("/")[0] and self.machines:
+            self._forget_machine(key, silent, out)
+
+    def _forget_machine(self, key: tuple[str, str], silent: float, out: list[Result]) -> None:
+        """A machine whose last channel is forgotten: its pending windows are scored, its alert
+        resolved as stale, and it is forgotten too."""
+        family, sensor_id = key
+        machine_id = sensor_id.rpartition("/")[0]
+        mkey = (family, machine_id)
+        mw = self.machines.get(mkey)
+        if mw is None:
+            return
+        prefix = machine_id + "/"
+        if any(f == family and s.startswith(prefix) for f, s in self.sensors):
+            return
+        for start in mw.due_all():
+            self._machine_window(mkey, mw, start, out)
+        event = mw.alerts.stale()
+        if event is not None:
+            self.counts.alerts_resolved += 1
+            self.open_alerts -= 1
+            out.append(SensorEvent(family, machine_id, event.event, silent, event))
+        del self.machines[mkey]
 
     def flush(self) -> list[Result]:
         """Close every open window: the input has ended."""
@@ -624,6 +661,8 @@ class ShardState:
         for key, sensor in list(self.sensors.items()):
             if sensor.windows.open:
                 self._close_sensor(key, out)
+        self._touched.clear()
+        self._machines_flush(out)
         for part in self.parts.values():
             part.closes.clear()
         self.next_sweep = _NEVER  # the input has ended: nothing will fall silent any more
@@ -720,6 +759,10 @@ class ShardState:
                         else "applied to restored models"
                     )
                 )
+        for mkey in list(self.machines):
+            fam = config.families.get(mkey[0])
+            if fam is None or fam.family.channel_names != self.machines[mkey].names:
+                del self.machines[mkey]  # its family, or its channels, changed: it starts anew
         if old.lateness_ns != config.lateness_ns:
             for key, sensor in self.sensors.items():
                 size = config.window_ns.get(key[0])
@@ -757,6 +800,7 @@ class ShardState:
             scorer = sensor.scorer = SensorScorer(setup.model)
         rules, streaks = sensor.rules, sensor.streaks
         threshold, unit = rules.first_level, setup.family.unit
+        machine = setup.machine  # a machine's channel: its model pages through the machine
         counts = self.counts
         alerts = sensor.alerts
         emit_all = cfg.emit_all
@@ -793,9 +837,12 @@ class ShardState:
                 stats.start, mean, window_scatter(stats.count, stats.min, stats.max)
             )
             fired = rules.fired(mean, streaks) if rules else ()
-            if fired or ml:
+            paged = ml if machine is None else False
+            if machine is not None:
+                self._to_machine(key, sensor, setup, stats)
+            if fired or paged:
                 counts.anomalies += 1
-                reasons = [*fired, ML] if ml else list(fired)
+                reasons = [*fired, ML] if paged else list(fired)
                 severity = rules.severity(reasons)
             elif alerts.alert_id is None:
                 # Clean, and no alert to resolve: the tracker only moves its baseline. Most
@@ -809,7 +856,7 @@ class ShardState:
                             stats,
                             score,
                             ready,
-                            False,
+                            ml,
                             cut,
                             threshold,
                             (),
@@ -864,3 +911,131 @@ class ShardState:
                     why,
                 )
             )
+
+    # -- machines ---------------------------------------------------------------------------
+
+    def _to_machine(
+        self, key: tuple[str, str], sensor: _Sensor, setup: FamilySetup, stats: WindowStats
+    ) -> None:
+        """File a machine channel's closed window; the machine windows it completes are scored
+        once the batch is folded (``_machine_out``)."""
+        link = sensor.machine
+        mw = None if link is None else self.machines.get(link[0])
+        if link is None or mw is None:
+            family, sensor_id = key
+            machine_id, _, channel = sensor_id.rpartition("/")
+            mkey = (family, machine_id)
+            mw = self.machines.get(mkey)
+            if mw is None:
+                assert setup.machine is not None
+                mw = MachineWindows(setup.family.channel_names, setup.machine)
+                self.machines[mkey] = mw
+            index = mw.index.get(channel)
+            if index is None:
+                return  # not one of its machine's channels: its own model only
+            link = sensor.machine = (mkey, index)
+        mkey = link[0]
+        mw.file(link[1], stats.start, stats.end, stats.mean)
+        self._touched.add(mkey)
+
+    def _machine_out(self, out: list[Result]) -> None:
+        """Score the machine windows the folded batch completed (see ``MachineWindows.due``)."""
+        touched = self._touched
+        if not touched:
+            return
+        families = self.config.families
+        for mkey in sorted(touched):
+            mw = self.machines.get(mkey)
+            setup = families.get(mkey[0])
+            if mw is not None and setup is not None:
+                for start in mw.due(setup.window_ns):
+                    self._machine_window(mkey, mw, start, out)
+        touched.clear()
+
+    def _machine_window(
+        self, mkey: tuple[str, str], mw: MachineWindows, start: int, out: list[Result]
+    ) -> None:
+        """Score one machine window once, move its alert, and write it (as a sensor's window is
+        written: alert events, or every window with ``emit_all``)."""
+        cfg = self.config
+        family, machine_id = mkey
+        setup = cfg.families.get(family)
+        if setup is None:
+            return
+        res = mw.score(
+            f"{family}/{machine_id}",
+            start,
+            cfg.update_every,
+            cfg.resolve_after,
+            cfg.cooldown,
+            setup.family.ml_severity,
+        )
+        counts = self.counts
+        if res.anomaly:
+            counts.anomalies += 1
+        event = res.alert
+        if event is not None:
+            if event.event == "open":
+                counts.alerts_opened += 1
+                self.open_alerts += 1
+            elif event.event == "resolved":
+                counts.alerts_resolved += 1
+                self.open_alerts -= 1
+        elif not cfg.emit_all:
+            return
+        s = res.score
+        out.append(
+            WindowResult(
+                family,
+                machine_id,
+                WindowStats(res.start, res.end, res.channels, s, s, s),
+                s,
+                res.ready,
+                res.anomaly,
+                None,
+                None,
+                (),
+                setup.family.ml_severity if res.anomaly else None,
+                None,
+                event,
+                None,
+                res.drivers,
+            )
+        )
+
+    def _stale_machines(self, now: float, out: list[Result]) -> None:
+        """Resolve the open alert of a machine whose every channel has been silent for its stale
+        time (``stale_s``, or longer by its cadence), as a sensor's: its pending windows are
+        scored first, which may resolve it cleanly. Only machines with an open alert are looked
+        at (a few)."""
+        stale = self.config.stale_s
+        for mkey, mw in list(self.machines.items()):
+            if mw.alerts.alert_id is None:
+                continue
+            family, machine_id = mkey
+            silent = _NEVER
+            for name in mw.names:
+                sensor = self.sensors.get((family, f"{machine_id}/{name}"))
+                if sensor is None:
+                    continue
+                quiet = self._silence(sensor, now)
+                if quiet < max(stale, SILENCE_GAPS * sensor.cadence):
+                    silent = -1.0
+                    break
+                silent = min(silent, quiet)
+            if silent < 0 or silent == _NEVER:
+                continue
+            for start in mw.due_all():
+                self._machine_window(mkey, mw, start, out)
+            event = mw.alerts.stale()
+            if event is not None:
+                self.counts.alerts_resolved += 1
+                self.open_alerts -= 1
+                out.append(SensorEvent(family, machine_id, event.event, silent, event))
+
+    def _machines_flush(self, out: list[Result], family: str | None = None) -> None:
+        """Score every pending machine window (of one family, or all): the input ended."""
+        for mkey, mw in list(self.machines.items()):
+            if family is None or mkey[0] == family:
+                for start in mw.due_all():
+                    self._machine_window(mkey, mw, start, out)

@@ -7,7 +7,7 @@ fills the new state in as a fresh sensor would have it, keeping everything else.
 previous format is migrated; older ones are refused (``dataflow.flow.restore``), so each step is
 written once, against the code of the release before it.
 
-v8 -> v9 (the detection changes to the features and the alert lifecycle):
+v8 -> v9 (the detection changes to the features and the alert lifecycle; machine families):
 
 - ``SensorScorer.scatter``: how far a mean moves by its readings' scatter; starts at 0 (no
   floor) and learns from the next windows.
@@ -16,6 +16,8 @@ v8 -> v9 (the detection changes to the features and the alert lifecycle):
   open across the upgrade has none (0: it resolves ``clean`` as before).
 - ``ShardConfig.adapt_after``: its default; the configured value replaces it on resume, as any
   setting does.
+- ``ShardState.machines`` and ``_touched``: empty (no family of a v8 flow had machines);
+  ``_Sensor.machine``: None (a channel finds its machine at its next window).
 """
 
 from __future__ import annotations
@@ -40,7 +42,12 @@ def _v8_to_v9(state: Any) -> Any:
     if not hasattr(config, "adapt_after"):
         default = next(f.default for f in dataclasses.fields(config) if f.name == "adapt_after")
         object.__setattr__(config, "adapt_after", default)
+    if not hasattr(state, "machines"):
+        state.machines = {}
+    if not hasattr(state, "_touched"):
+        state._touched = set()
     for sensor in state.sensors.values():
+        _fill(sensor, "machine", None)
         _fill(sensor.alerts, "home", 0.0)
         _fill(sensor.alerts, "reach", 0.0)
         scorer = sensor.scorer

@@ -1,5 +1,8 @@
 """``python -m eval --data DIR --labels FILE [--json OUT] [--plots DIR]``: NAB evaluation.
 
+``python -m eval tep ...`` and ``python -m eval machine ...``: a machine's joint model
+(``eval.tep``, ``eval.machine``).
+
 Replays every labelled ``timestamp,value`` CSV under ``--data`` through the dataflow's own scoring
 code (or, with ``--through-broker``, through Kafka and the running flow), beside NAB's random
 detector (its threshold optimised over the files, as NAB does) and the threshold rule alone, and
@@ -32,6 +35,10 @@ are pooled as NAB pools a corpus. Default grid: GRID
 (--jobs processes). JSON (--json): {"grid", "folds": {<category>: {"point",
 "nab_<profile>_held_out", "nab_<profile>_others", counts}},
 "pooled": {...}, "tuned_on_all": {...}, "points": [{"point", "nab_<profile>", "categories"}]}.
+
+Machines (docs/machines.md): `python -m eval tep --data DIR` (the Tennessee Eastman process,
+the machine model beside PCA T²/Q at the same false alarm rate) and `python -m eval machine CSV
+--out OUT.csv` (one machine's channels, a column each); each has its own --help.
 
 Definitions: precision = scored detections inside a labelled window / scored detections;
 recall = windows detected / windows; false alarms per day = detections outside every window per
@@ -184,6 +191,15 @@ def _profile(args: argparse.Namespace) -> Profile:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "tep":
+        from eval import tep
+
+        return tep.main(argv[1:])
+    if argv and argv[0] == "machine":
+        from eval import machine
+
+        return machine.main(argv[1:])
     args = parser().parse_args(argv)
     if not args.data.is_dir():
         print(f"--data {args.data}: not a folder", file=sys.stderr)

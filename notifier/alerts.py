@@ -129,6 +129,24 @@ def _clock(iso: str) -> str:
     return iso[11:19]
 
 
+TOP_DRIVERS = 3  # a machine alert's drivers in its annotation
+
+
+def drivers_of(record: Mapping[str, Any]) -> str:
+    """A machine record's top drivers, e.g. ``current (z 4.2), flow (z -3.1)``; "" for others."""
+    raw = record.get("drivers")
+    if not isinstance(raw, list):
+        return ""
+    parts = []
+    for d in raw[:TOP_DRIVERS]:
+        if isinstance(d, dict) and "channel" in d:
+            z = d.get("z")
+            parts.append(
+                f"{d['channel']} (z {_num(z)})" if isinstance(z, int | float) else str(d["channel"])
+            )
+    return ", ".join(parts)
+
+
 def description_of(record: Mapping[str, Any]) -> str | None:
     """Why this window is anomalous, in a line: its rules with the mean, and for ``ml`` the
     dataflow's ``explain`` text (which detector, the value against the sensor's own baseline,
@@ -173,6 +191,9 @@ def annotations_of(record: Mapping[str, Any]) -> dict[str, str]:
         out["anomalous_windows"] = str(alert["anomalous_windows"])
     mean = record.get("mean")
     start, end = record.get("window_start"), record.get("window_end")
+    drivers = drivers_of(record)
+    if drivers:
+        out["drivers"] = drivers
     if mean is not None:
         out["mean"] = _num(mean)
     if start and end:
@@ -188,6 +209,8 @@ def annotations_of(record: Mapping[str, Any]) -> dict[str, str]:
         out["summary"] = summary
     else:
         what = f"mean {_num(mean)}{' ' + unit if unit else ''}" if mean is not None else "anomaly"
+        if "machine" in record:
+            what = f"machine score {_num(mean)}" + (f", drivers {drivers}" if drivers else "")
         when = f" over {_clock(start)}-{_clock(end)} UTC" if start and end else ""
         since = f", open since {_clock(alert['opened_at'])} UTC" if alert.get("opened_at") else ""
         out["summary"] = f"{name}: {what}{when} ({reasons or 'anomaly'}){since}"

@@ -44,7 +44,8 @@ def outgoing(settings: Settings, start_ns: int) -> Iterator[Outgoing]:
         if settings.count is not None:
             rows = islice(rows, settings.count)
         for row in rows:
-            msg = build_message((replay.family,), row.sensor_id, row.ts, (row.value,))
+            one = row.values if replay.family.channels else row.value
+            msg = build_message((replay.family,), row.sensor_id, row.ts, (one,))
             yield Outgoing(replay.family.topic, *msg, row.ts)
     elif settings.groups:
         for reading in generate_families(settings.family_simulation(start_ns)):

@@ -44,6 +44,9 @@ class Layout:
     time_format: str | None = None
     skip_values: tuple[float, ...] = ()
     valid_range: tuple[float, float] | None = None  # the family's: a value outside is an error
+    # A machine family's channels: a column each, named as the channel, instead of ``value``;
+    # an empty or skipped cell is a channel not sent in that row.
+    channels: tuple[str, ...] = ()
 
 
 class Row(NamedTuple):
@@ -54,6 +57,7 @@ class Row(NamedTuple):
     sensor_id: str
     ts: int
     value: float
+    values: tuple[float, ...] = ()  # a machine family's row: a value per channel (nan: none)
 
 
 @dataclass
@@ -116,14 +120,14 @@ def read_rows(path: str | Path, layout: Layout, summary: Summary | None = None) 
         except (csv.Error, UnicodeDecodeError) as exc:
             raise ReplayError(f"{name}: line 1: {exc}") from None
         columns = [c.strip() for c in header]
-        wanted = [*layout.timestamp, layout.value]
+        wanted = [*layout.timestamp, *(layout.channels or (layout.value,))]
         missing = [c for c in wanted if c not in columns]
         if missing:
             raise ReplayError(
                 f"{name}: line 1: no column {missing[0]!r} in the header {','.join(columns)!r}"
             )
         ts_at = [columns.index(c) for c in layout.timestamp]
-        value_at = columns.index(layout.value)
+        value_at = [columns.index(c) for c in layout.channels or (layout.value,)]
         id_at = columns.index(layout.sensor_id) if layout.sensor_id in columns else None
         last: dict[str, int] = {}
         while True:
@@ -153,10 +157,8 @@ def read_rows(path: str | Path, layout: Layout, summary: Summary | None = None) 
             yield row
 
 
-def _row(
-    cells: list[str], line: int, ts_at: list[int], value_at: int, id_at: int | None, layout: Layout
-) -> Row | None:
-    text = cells[value_at].strip()
+def _value(text: str, layout: Layout) -> float | None:
+    """A value cell: None when it is a ``--skip-value`` marker; ``ValueError`` if bad."""
     try:
         value = float(text)
     except ValueError:
@@ -172,6 +174,29 @@ def _row(
                 f"value {text} is outside the family's valid range {lo:g}..{hi:g} "
                 "(the dataflow would dead-letter it; --skip-value skips a marker)"
             )
+    return value
+
+
+def _row(
+    cells: list[str],
+    line: int,
+    ts_at: list[int],
+    value_at: list[int],
+    id_at: int | None,
+    layout: Layout,
+) -> Row | None:
+    values: tuple[float, ...] = ()
+    if layout.channels:
+        got = [None if not cells[i].strip() else _value(cells[i].strip(), layout) for i in value_at]
+        if all(v is None for v in got):
+            return None
+        values = tuple(math.nan if v is None else v for v in got)
+        value = next(v for v in values if v == v)
+    else:
+        one = _value(cells[value_at[0]].strip(), layout)
+        if one is None:
+            return None
+        value = one
     stamp = " ".join(cells[i].strip() for i in ts_at)
     try:
         ts = parse_time(stamp, layout.time_format)
@@ -184,7 +209,7 @@ def _row(
             raise ValueError("empty sensor_id")
     if len(sensor_id.encode("utf-8")) > MAX_KEY_BYTES:
         raise ValueError(f"sensor_id is over {MAX_KEY_BYTES} bytes")
-    return Row(line, sensor_id, ts, value)
+    return Row(line, sensor_id, ts, value, values)
 
 
 def _count(summary: Summary, row: Row, last: dict[str, int]) -> None:

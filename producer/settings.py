@@ -39,6 +39,7 @@ from dataflow.options import (
     non_empty,
     number,
     numbers,
+    optional,
     optional_text,
     text,
     unlimited,
@@ -144,6 +145,7 @@ class Settings:
     replay: Replay | None = None
     #: Warnings found while parsing, logged once logging is set up.
     notes: tuple[str, ...] = ()
+    relation_fault_after_s: float | None = None
 
     def topic_for(self, family: str) -> str:
         """Topic a family's readings go to."""
@@ -186,6 +188,7 @@ class Settings:
             seed=self.seed,
             count=self.count,
             duration_s=self.duration_s,
+            relation_fault_after_s=self.relation_fault_after_s,
         )
 
 
@@ -417,6 +420,16 @@ OPTIONS: tuple[Option[Any], ...] = (
         metavar="ID[,...]",
     ),
     Option(
+        "RELATION_FAULT_AFTER_SECONDS",
+        "",
+        optional(number(0)),
+        "Machine families (SENSORS_CONFIG): event-time seconds after the start from which the "
+        "first machine's second channel follows its load the other way: each channel stays in "
+        "its range, only their relation breaks. Unset: no fault.",
+        flag="--relation-fault-after",
+        metavar="SECONDS",
+    ),
+    Option(
         "AIR_QUALITY_TOPIC",
         "air-quality",
         non_empty(),
@@ -437,8 +450,9 @@ OPTIONS: tuple[Option[Any], ...] = (
         "",
         optional_text,
         "Instead of simulating, send the rows of this CSV (header: timestamp,value and "
-        "optionally sensor_id) as readings of --family, in that family's message shape. The "
-        "file is checked whole before anything is sent.",
+        "optionally sensor_id; for a machine family a column per channel instead of value) as "
+        "readings of --family, in that family's message shape. The file is checked whole "
+        "before anything is sent.",
         flag="--replay",
         metavar="FILE.csv",
     ),
@@ -657,6 +671,7 @@ def _settings(parser: argparse.ArgumentParser, read: Reader) -> Settings:
         sensors_config=config_path,
         groups=groups,
         replay=replay,
+        relation_fault_after_s=values["relation_fault_after"],
     )
     if config_path is not None:
         settings = replace(settings, notes=tuple(unsent_readers(settings, available)))
@@ -802,5 +817,6 @@ def _replay(
         time_format=values["time_format"],
         skip_values=values["skip_value"] or (),
         valid_range=family.valid_range,
+        channels=family.channel_names,
     )
     return Replay(values["replay"], family, layout, values["speed"])

@@ -106,15 +106,24 @@ def encoded_time(family: Family, event_time_ns: int) -> tuple[Any, int]:
     return text, datetime_to_ns(moment)
 
 
+Value = float | tuple[float, ...]  # a machine family's: one per channel (nan: not sent)
+
+
 def _fields(
-    family: Family, sensor_id: str, event_time_ns: int, value: float
+    family: Family, sensor_id: str, event_time_ns: int, value: Value
 ) -> list[tuple[str, Any]]:
     """(dotted path, JSON value) of one family's fields: id, value, time; the tutorial air
-    quality's time comes before its value, as the tutorial wrote it (same bytes as before)."""
+    quality's time comes before its value, as the tutorial wrote it (same bytes as before).
+    A machine family's: the machine id, each channel's value, time."""
     out: list[tuple[str, Any]] = []
-    if family.sensor_id != KEY:
-        out.append((family.sensor_id, sensor_id))
-    out.append((family.value, value))
+    if isinstance(value, tuple):
+        if family.machine is not None and family.machine != KEY:
+            out.append((family.machine, sensor_id))
+        out.extend((path, v) for (_, path), v in zip(family.channels, value, strict=True) if v == v)
+    else:
+        if family.sensor_id != KEY:
+            out.append((family.sensor_id, sensor_id))
+        out.append((family.value, value))
     if family.timestamp is not None:
         stamp = (family.timestamp, encoded_time(family, event_time_ns)[0])
         if family.name == AIR_QUALITY and is_tutorial(family):
@@ -143,9 +152,10 @@ def _conflict(paths: dict[str, tuple[str, Any]], path: str, owner: str, content:
 
 
 def build_message(
-    families: Sequence[Family], sensor_id: str, event_time_ns: int, values: Sequence[float]
+    families: Sequence[Family], sensor_id: str, event_time_ns: int, values: Sequence[Value]
 ) -> Message:
-    """The message carrying one reading of each family (``values`` in the same order).
+    """The message carrying one reading of each family (``values`` in the same order; a machine
+    family's is a tuple, a value per channel, nan for a channel not sent).
 
     Raises ``ShapeConflict`` when two families need different content at one path (or a path
     inside another's), ``ValueError`` for a blank sensor id or a value that is not finite.
@@ -154,14 +164,20 @@ def build_message(
         raise ValueError("one value per family, at least one family")
     if not sensor_id.strip():
         raise ValueError("blank sensor id")
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, int | float) or v - v != 0:
+    for family, v in zip(families, values, strict=True):
+        if family.channels:
+            if not isinstance(v, tuple) or len(v) != len(family.channels):
+                raise ValueError(f"family {family.name}: one value per channel, got {v!r}")
+            if not any(x == x for x in v) or any(x - x != 0 and x == x for x in v):
+                raise ValueError(f"values {v!r}: finite numbers, nan for a channel not sent")
+        elif isinstance(v, bool) or not isinstance(v, int | float) or v - v != 0:
             raise ValueError(f"value {v!r} is not a finite number")
     key = sensor_id.encode("utf-8")
     written: dict[str, tuple[str, Any]] = {}
     doc: dict[str, Any] = {}
     for family, value in zip(families, values, strict=True):
-        for path, content in _fields(family, sensor_id, event_time_ns, float(value)):
+        one: Value = tuple(map(float, value)) if isinstance(value, tuple) else float(value)
+        for path, content in _fields(family, sensor_id, event_time_ns, one):
             why = _conflict(written, path, family.name, content)
             if why is not None:
                 raise ShapeConflict(why)
@@ -194,10 +210,15 @@ def plan(families: Sequence[Family]) -> tuple[Group, ...]:
     return groups
 
 
-def probe_values(group: Group) -> list[float]:
+def probe_values(group: Group) -> list[Value]:
     """A distinct value per value path (families reading one path are given one value)."""
     index: dict[str, float] = {}
-    return [index.setdefault(f.value, float(len(index))) for f in group.families]
+    return [
+        tuple(index.setdefault(p, float(len(index))) for _, p in f.channels)
+        if f.channels
+        else index.setdefault(f.value, float(len(index)))
+        for f in group.families
+    ]
 
 
 def encode(reading: Reading) -> tuple[bytes, bytes]:

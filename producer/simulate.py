@@ -364,18 +364,82 @@ class _RangeWalk:
         return min(high, max(low, round(value, self._decimals)))
 
 
+#: A machine family's load: every channel follows it (``MACHINE_COUPLING`` of its variance), so
+#: the channels move together; the rest of each channel is its own noise, per reading.
+MACHINE_LOAD_REVERSION_PER_S = 0.02
+MACHINE_COUPLING = 0.9
+
+
+class _MachineWalk:
+    """A machine family's channels on a shared load: a reading per channel per tick.
+
+    From ``fault_tick`` on, the second channel follows the load the other way: each channel's
+    own distribution is unchanged (the load is symmetric about its level), so each stays in its
+    usual range, and only their relation shows the fault.
+    """
+
+    def __init__(
+        self,
+        seed: int,
+        family: FamilySpec,
+        machine_id: str,
+        interval_s: float,
+        fault_tick: int | None = None,
+    ) -> None:
+        self._rng = random.Random(stable_seed(seed, family.name, machine_id))
+        lo, hi = walk_range(family)
+        span = hi - lo
+        self._bounds = family.valid_range
+        self._decimals = decimals_for(span)
+        self._std = RANGE_STATIONARY_STD * span
+        n = len(family.channels)
+        self.baselines = [
+            lo + span / 2 + self._rng.uniform(-1.0, 1.0) * RANGE_BASELINE_SPREAD * span
+            for _ in range(n)
+        ]
+        self._decay = math.exp(-MACHINE_LOAD_REVERSION_PER_S * interval_s)
+        self._step = math.sqrt(1.0 - self._decay**2)
+        self._load = self._rng.gauss(0.0, 1.0)
+        self._fault_tick = fault_tick
+
+    def value_at(self, tick: int) -> tuple[float, ...]:
+        """Advance one tick (call with 0, 1, 2, ...); each channel's rounded, clamped reading."""
+        rng = self._rng
+        if tick > 0:
+            self._load = self._load * self._decay + rng.gauss(0.0, self._step)
+        a = math.sqrt(MACHINE_COUPLING)
+        b = math.sqrt(1.0 - MACHINE_COUPLING)
+        low, high = self._bounds
+        out = []
+        for i, base in enumerate(self.baselines):
+            sign = (
+                -1.0
+                if i == 1 and self._fault_tick is not None and tick >= self._fault_tick
+                else 1.0
+            )
+            v = base + self._std * (sign * a * self._load + b * rng.gauss(0.0, 1.0))
+            out.append(min(high, max(low, round(min(high, max(low, v)), self._decimals))))
+        return tuple(out)
+
+
+def relation_fault_machine(family: FamilySpec) -> str:
+    """The machine of a machine family that ``relation_fault_after_s`` breaks: its first."""
+    return group_sensor_ids(family.name, 1)[0]
+
+
 def group_sensor_ids(name: str, sensors: int) -> list[str]:
     """Sensor ids of a configured family (or group of families sharing messages): ``name-1``..."""
     return [f"{name}-{i}" for i in range(1, sensors + 1)]
 
 
 class GroupReading(NamedTuple):
-    """One message's worth of readings: ``values[i]`` is the reading of the group's family i."""
+    """One message's worth of readings: ``values[i]`` is the reading of the group's family i (a
+    machine family's: a tuple, a value per channel)."""
 
     group: int
     sensor_id: str
     ts: int
-    values: tuple[float, ...]
+    values: tuple[float | tuple[float, ...], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -394,6 +458,9 @@ class FamilySimulation:
     seed: int = 42
     count: int | None = None
     duration_s: float | None = None
+    # Machine families: from this event time on (s after the start), their first machine's
+    # channels break their relation (``_MachineWalk``); None: never.
+    relation_fault_after_s: float | None = None
 
     def __post_init__(self) -> None:
         if not self.groups or not all(self.groups):
@@ -409,15 +476,27 @@ def generate_families(config: FamilySimulation) -> Iterator[GroupReading]:
     all stamped ``start_ns + tick * interval``, until ``count`` or ``duration_s``."""
     interval_ns = round(config.interval_s * NS_PER_S)
     plans = []
+    fault = config.relation_fault_after_s
+    fault_tick = None if fault is None else math.ceil(fault * NS_PER_S / interval_ns)
     for index, group in enumerate(config.groups):
         for sensor_id in group_sensor_ids(group[0].name, config.sensors):
-            walks: dict[str, _RangeWalk] = {}
+            walks: dict[str, _RangeWalk | _MachineWalk] = {}
             for family in group:
-                if family.value not in walks:
+                if family.channels:
+                    broken = sensor_id == relation_fault_machine(family)
+                    walks[f"machine:{family.name}"] = _MachineWalk(
+                        config.seed,
+                        family,
+                        sensor_id,
+                        config.interval_s,
+                        fault_tick if broken else None,
+                    )
+                elif family.value not in walks:
                     walks[family.value] = _RangeWalk(
                         config.seed, family, sensor_id, config.interval_s
                     )
-            plans.append((index, sensor_id, [walks[f.value] for f in group], list(walks.values())))
+            mine = [walks[f"machine:{f.name}" if f.channels else f.value] for f in group]
+            plans.append((index, sensor_id, mine, list(walks.values())))
     duration_ns = None if config.duration_s is None else round(config.duration_s * NS_PER_S)
     emitted = 0
     tick = 0

@@ -160,6 +160,8 @@ def as_previous_format(blob: bytes) -> tuple[bytes, int]:
     state = restore(blob, config())
     sensor = state.sensors[(TEMPERATURE, "a")]
     assert sensor.scorer is not None
+    delattr(sensor, "machine")
+    del state.machines, state._touched
     for alerts_or_scorer, names in (
         (sensor.alerts, ("home", "reach")),
         (sensor.scorer, ("scatter",)),
@@ -180,6 +182,7 @@ def test_a_snapshot_of_the_previous_format_is_migrated_and_keeps_every_model() -
     sensor = state.sensors[(TEMPERATURE, "a")]
     assert sensor.scorer is not None
     assert sensor.scorer.seen == seen + len(windows(out))  # learned on: no second warm-up
+    assert sensor.machine is None and state.machines == {} and state._touched == set()
     assert sensor.scorer.envelopes[0].peak <= 1.2 * Z_KNEE
     assert (sensor.alerts.home, sensor.alerts.reach) == (0.0, 0.0)
     assert state.config.adapt_after == config().adapt_after

@@ -1,0 +1,335 @@
+"""One machine's joint model: its channels' windows together, and which channels drove a change.
+
+Pure: numpy only, no Kafka, no Bytewax. A pump's current may rise a little while its flow falls a
+little, each inside its usual range: no per-sensor model sees it, as only their relation is new.
+``MachineModel`` sees the channels of one machine as one vector per window:
+
+1. **Standardised.** Each channel's window value is measured against its own running level and
+   spread (exponentially weighted mean and variance over about ``memory`` windows; a plain mean
+   until then), so a thermometer and an ammeter weigh alike: ``z`` is each channel's deviation in
+   its own spreads, which the drivers report.
+2. **Correlated.** An exponentially weighted covariance of ``z`` (the channels' running
+   correlations) is decomposed into principal components: the few directions that hold
+   ``variance`` of the machine's movement, and the rest. Two statistics are the classic monitor
+   of a plant unit (process monitoring's PCA): Hotelling's **T²**, the distance inside the
+   principal subspace in its own variances (the usual relations, pushed far), and **Q**, the
+   squared residual off it (a relation that no longer holds). Each has a limit from its
+   distribution under normal operation at ``confidence`` (chi-squared; Q by Box's scaled
+   chi-squared), so ``score``, the larger of the two over its limit, is above 1 for an anomalous
+   window. The decomposition is refreshed every ``REFRESH`` windows, between which the
+   covariance moves by a small share.
+3. **Not taught its faults.** A window the model called anomalous is not learned (a fault learned
+   as normal would stop paging while it lasts). ``RELEARN`` memories of anomalous windows in a
+   row are a new normal (a machine rebuilt, a new operating point), learned from then on, as the
+   per-sensor scorer does with absurd windows. The clean windows of an episode are learned: a
+   fault that comes and goes is taken in over a few memories.
+4. **Drivers.** Each channel's share of the anomaly: its squared residual (of Q) and its part of
+   T² (Σ of its term of ``z·C⁻¹z`` in the subspace), each over its limit; ranked, with the
+   channel's ``z``. A relation break shows in the channels of the relation.
+
+A missing channel (``nan`` or infinite: it sent nothing in this window) counts as at its level
+and keeps its level and spread. No anomaly until ``warmup`` windows were learned (``ready``):
+the spreads and correlations of a few windows mean nothing.
+
+>>> import random
+>>> rng = random.Random(1)
+>>> model = MachineModel(2, MachineParams(warmup=50))
+>>> for _ in range(200):
+...     load = rng.gauss(0, 1)
+...     _ = model.score_learn([10 + load + rng.gauss(0, 0.1), 5 - load + rng.gauss(0, 0.1)])
+>>> model.score_learn([10.5, 4.5]).anomaly      # both moved, together as usual
+False
+>>> out = model.score_learn([10.5, 5.5])       # each within a spread, but against each other
+>>> out.anomaly, [i for i, _ in out.drivers]
+(True, [0, 1])
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from statistics import NormalDist
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+Z_CAP = 50.0  # a channel's deviation, in spreads, counts at most this much (inf stays out)
+REFRESH = 8  # windows learned between two eigen-decompositions of the covariance
+EIGEN_FLOOR = 1e-6  # share of the trace below which an eigenvalue counts as that
+VAR_FLOOR = 1e-200  # a moved channel's variance is taken as at least this
+MAX_DRIVERS = 5  # channels a score names, at most
+START = 20  # windows learned before the correlations start to learn
+RELEARN = 10  # anomalous windows in a row, in memories, that are a new normal
+
+Vector = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class MachineParams:
+    """How a machine's model is built; one instance is shared by all machines of a family."""
+
+    memory: int = 300  # windows of memory of levels, spreads and correlations
+    variance: float = 0.9  # share of the variance the principal subspace keeps
+    confidence: float = 0.999  # of each statistic's limit under normal operation
+    warmup: int = 100  # windows learned before any anomaly
+
+
+class MachineScore(NamedTuple):
+    """Outcome of scoring one machine window."""
+
+    score: float  # the larger of T² and Q over its limit: above 1 is anomalous
+    anomaly: bool
+    ready: bool
+    t2: float  # Hotelling's T², and its limit
+    t2_limit: float
+    q: float  # the squared residual off the principal subspace, and its limit
+    q_limit: float
+    drivers: tuple[tuple[int, float], ...]  # (channel index, z), largest contribution first
+
+
+@functools.cache
+def _normal_quantile(p: float) -> float:
+    return NormalDist().inv_cdf(p)
+
+
+def chi2_quantile(p: float, df: float) -> float:
+    """The ``p`` quantile of chi-squared with ``df`` degrees of freedom (Wilson and Hilferty's
+    cube-root normal approximation; close enough for a limit, and no scipy in the flow)."""
+    if df <= 0:
+        return 0.0
+    z = _normal_quantile(p)
+    a = 2.0 / (9.0 * df)
+    return float(df * max(1.0 - a + z * math.sqrt(a), 0.0) ** 3)
+
+
+class MachineModel:
+    """One machine's model over ``channels`` window values. Picklable: a few small arrays.
+
+    Per window the work is a dozen small numpy operations. The correlations are only read when
+    they are decomposed, every ``REFRESH`` learned windows, so the windows' z are kept until
+    then and folded in with one product; and after the warm-up the spreads' inverses are
+    refreshed with them.
+    """
+
+    __slots__ = (
+        "age",
+        "basis",
+        "buf",
+        "buf_w",
+        "cov",
+        "flat",
+        "inv_lam",
+        "inv_sd",
+        "mean",
+        "params",
+        "q_limit",
+        "run",
+        "seen",
+        "t2_limit",
+        "var",
+    )
+
+    def __init__(self, channels: int, params: MachineParams) -> None:
+        if channels < 1:
+            raise ValueError("a machine needs at least one channel")
+        self.params = params
+        self.seen = 0  # windows learned
+        self.run = 0  # anomalous windows in a row
+        self.age = REFRESH  # windows learned since the last decomposition (REFRESH: due)
+        self.mean: Vector = np.zeros(channels)
+        self.var: Vector = np.zeros(channels)
+        self.inv_sd: Vector = np.zeros(channels)  # 1 / sqrt(var), 0 where var is 0
+        self.flat = True  # some channel has not moved yet (var 0) since its first window
+        self.cov: Vector = np.eye(channels)  # of z: the running correlations
+        self.buf: Vector = np.zeros((REFRESH, channels))  # z learned since, not yet in cov
+        self.buf_w: list[float] = []  # the weight each of them has in cov
+        self.basis: Vector = np.zeros((channels, 0))  # the principal directions, columns
+        self.inv_lam: Vector = np.zeros(0)  # 1 / their variances
+        self.t2_limit = self.q_limit = 0.0
+
+    @property
+    def channels(self) -> int:
+        return int(self.mean.shape[0])
+
+    def retune(self, params: MachineParams) -> None:
+        """New settings after a restore: every one applies to what was learned."""
+        self.params = params
+        self.age = REFRESH
+
+    def _fold(self) -> None:
+        """Fold the z kept since the last decomposition into the correlations: each decays the
+        ones before it, as learning them one by one would."""
+        ws = self.buf_w
+        if not ws:
+            return
+        coef = []
+        keep = 1.0
+        for a in reversed(ws):
+            coef.append(a * keep)
+            keep *= 1.0 - a
+        coef.reverse()
+        zs = self.buf[: len(ws)]
+        c = self.cov
+        c *= keep
+        c += (zs.T * np.array(coef)) @ zs
+        self.buf_w = []
+
+    def _decompose(self) -> None:
+        p = self.params
+        self._fold()
+        if self.seen >= p.warmup:
+            self._spread()
+        lam_a, vec = np.linalg.eigh(self.cov)  # ascending
+        lam = lam_a.tolist()[::-1]  # a handful of numbers: plain floats are quicker here
+        n = len(lam)
+        total = sum(lam)
+        floor = EIGEN_FLOOR * total if total > 0 else EIGEN_FLOOR
+        lam = [x if x > floor else floor for x in lam]
+        whole = sum(lam)
+        k, cum = 0, 0.0
+        while k < n:
+            cum += lam[k]
+            k += 1
+            if cum >= p.variance * whole:
+                break
+        if k >= n and n > 1:
+            k = n - 1  # a residual is left, for Q: relations are what a machine model is for
+        self.basis = vec[:, n - k :][:, ::-1].copy()
+        self.inv_lam = np.array([1.0 / x for x in lam[:k]])
+        self.t2_limit = chi2_quantile(p.confidence, k)
+        rest = lam[k:]
+        theta1, theta2 = sum(rest), sum(x * x for x in rest)
+        self.q_limit = (
+            theta2 / theta1 * chi2_quantile(p.confidence, theta1 * theta1 / theta2)
+            if theta1 > 0
+            else 0.0
+        )
+        self.age = 0
+
+    def score_learn(self, values: Sequence[float]) -> MachineScore:
+        """Score one window of every channel (``nan``: the channel sent nothing), then learn it
+        unless it was anomalous."""
+        p = self.params
+        x = np.array(values, dtype=np.float64)
+        dev = x - self.mean
+        # One sum tells a whole window (nan and inf spread through it); a huge one that
+        # overflows only takes the slower path.
+        whole = math.isfinite(sum(values))
+        if not whole:
+            present = np.isfinite(x)
+            dev[~present] = 0.0  # at its level
+        seen = self.seen
+        z = dev * self.inv_sd
+        if self.flat:  # a channel that never moved: any move is as far as it gets
+            z = np.where(self.inv_sd > 0, z, np.sign(dev) * Z_CAP)
+        if self.age >= REFRESH:
+            self._decompose()
+        ready = seen >= p.warmup
+        basis = self.basis
+        t = z @ basis
+        t2 = float((t * t) @ self.inv_lam)
+        q = float(z @ z) - float(t @ t)  # the residual's squared length (the basis is
+        q = q if q > 0.0 else 0.0  # orthonormal), but never below 0 by rounding
+        tl, ql = self.t2_limit, self.q_limit
+        score = max(t2 / tl if tl > 0 else 0.0, q / ql if ql > 0 else 0.0)
+        anomaly = ready and score > 1.0
+        drivers: tuple[tuple[int, float], ...] = ()
+        if anomaly:
+            drivers = self._drivers(z, t)
+            self.run += 1
+            if self.run < RELEARN * p.memory:
+                return MachineScore(score, True, ready, t2, tl, q, ql, drivers)
+        else:
+            self.run = 0
+        if whole:
+            self._learn(x, dev, z, seen)
+        elif present.any():
+            self._learn_some(dev, z, present, seen)
+        return MachineScore(score, anomaly, ready, t2, tl, q, ql, drivers)
+
+    def _drivers(self, z: Vector, t: Vector) -> tuple[tuple[int, float], ...]:
+        """Channels ranked by their share of the score: the squared residual (of Q) and the
+        term of T² of each, over the statistic's limit; with each one's z (within +-Z_CAP)."""
+        tl, ql = self.t2_limit, self.q_limit
+        r = z - self.basis @ t
+        part_t2 = z * (self.basis @ (t * self.inv_lam))  # each channel's term; they sum to T²
+        contrib = (r * r) / (ql if ql > 0 else 1.0) + np.maximum(part_t2, 0.0) / (
+            tl if tl > 0 else 1.0
+        )
+        total = float(contrib.sum())
+        order = np.argsort(-contrib, kind="stable")
+        picked: list[tuple[int, float]] = []
+        share = 0.0
+        for i in order[:MAX_DRIVERS]:
+            c = float(contrib[i])
+            if c <= 0 or (picked and c < total / (4 * len(contrib))):
+                break
+            zi = float(z[i])
+            picked.append((int(i), round(Z_CAP if zi > Z_CAP else max(zi, -Z_CAP), 2)))
+            share += c
+            if share >= 0.9 * total:
+                break
+        return tuple(picked)
+
+    def _learn(self, x: Vector, dev: Vector, z: Vector, seen: int) -> None:
+        a = 1.0 / (seen + 1)
+        if a < 1.0 / self.params.memory:
+            a = 1.0 / self.params.memory
+        if seen:
+            # Exponentially weighted mean and variance (West's update).
+            self.mean += a * dev
+            var = self.var
+            var += a * (dev * dev)
+            var *= 1.0 - a
+            self._correlate(z, seen)
+        else:
+            self.mean[:] = x
+        if seen < self.params.warmup or self.flat:
+            self._spread()
+        self.seen = seen + 1
+        self.age += 1
+
+    def _spread(self) -> None:
+        var = self.var
+        if not self.flat:  # every channel has moved: a variance never returns to 0
+            # (floored: a channel constant for long enough would underflow to 0, and 0 * inf)
+            np.divide(1.0, np.sqrt(np.maximum(var, VAR_FLOOR)), out=self.inv_sd)
+            return
+        moved = var > 0
+        self.flat = not bool(moved.all())
+        self.inv_sd = np.divide(1.0, np.sqrt(var), out=np.zeros_like(var), where=moved)
+
+    def _correlate(self, z: Vector, seen: int) -> None:
+        """Keep z for the correlations from the ``START``-th window on (the first windows' z,
+        against the level and spread of a handful, would weigh on them far beyond their
+        number); ``_fold`` takes them in."""
+        n = seen - START
+        if n < 0:
+            return
+        a = max(1.0 / (n + 2), 1.0 / self.params.memory)  # the identity counts as one window
+        ws = self.buf_w
+        if len(ws) >= REFRESH:
+            self._fold()
+            ws = self.buf_w
+        self.buf[len(ws)] = z
+        ws.append(a)
+
+    def _learn_some(
+        self, dev: Vector, z: Vector, present: npt.NDArray[np.bool_], seen: int
+    ) -> None:
+        """Some channels are missing: they keep their level and spread; the correlations learn
+        the window with the missing channels at their levels (z 0)."""
+        if not seen:
+            return  # a first level must have every channel
+        a = max(1.0 / (seen + 1), 1.0 / self.params.memory)
+        self.mean += a * dev  # dev is 0 where missing
+        self.var += np.where(present, a * (dev * dev), 0.0)
+        self.var *= np.where(present, 1.0 - a, 1.0)
+        self._correlate(z, seen)
+        if seen < self.params.warmup or self.flat:
+            self._spread()
+        self.seen = seen + 1
+        self.age += 1

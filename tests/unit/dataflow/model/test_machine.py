@@ -1,0 +1,137 @@
+"""A machine's joint model: a relation that breaks is found, with the channels that broke it,
+where each channel alone stays in its range and its own model stays quiet."""
+
+import math
+import pickle
+import random
+
+import pytest
+
+from dataflow.model.machine import MachineModel, MachineParams, chi2_quantile
+from dataflow.model.scoring import ModelParams, SensorScorer
+
+PARAMS = MachineParams(warmup=100)
+W = 5_000_000_000  # one 5 s window, ns
+NAMES = ("current", "flow", "temperature", "vibration")
+SHIFT = 0.8  # the break: the flow falls by this share of the load's spread
+
+
+def pump(n: int, seed: int, break_at: int | None = None, shift: float = 0.0) -> list[list[float]]:
+    """A pump's windows: current and flow both follow the load (current up, flow up), the
+    temperature and the vibration their own noise. From ``break_at`` on, the flow falls by
+    ``shift`` of the load's spread while the current does not: only their relation is new."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        load = rng.gauss(0.0, 1.0)
+        broken = break_at is not None and i >= break_at
+        current = 20.0 + 2.0 * load + rng.gauss(0.0, 0.2)
+        flow = 50.0 + 5.0 * load + rng.gauss(0.0, 0.5) - (5.0 * shift if broken else 0.0)
+        rows.append([current, flow, 40.0 + rng.gauss(0.0, 1.0), 3.0 + rng.gauss(0.0, 0.3)])
+    return rows
+
+
+def run(model: MachineModel, rows: list[list[float]]) -> list:
+    return [model.score_learn(r) for r in rows]
+
+
+def test_a_broken_relation_is_found_and_its_channels_named() -> None:
+    rows = pump(1400, seed=3, break_at=1000, shift=SHIFT)
+    scores = run(MachineModel(4, PARAMS), rows)
+    before, after = scores[PARAMS.warmup : 1000], scores[1000:]
+    assert sum(s.anomaly for s in before) / len(before) < 0.02
+    assert sum(s.anomaly for s in after) / len(after) > 0.9
+    first = next(s for s in after if s.anomaly)
+    assert {NAMES[i] for i, _ in first.drivers[:2]} == {"current", "flow"}
+    # The flow fell against the current: each driver's z is its deviation in its own spreads.
+    z = dict(first.drivers)
+    assert z[1] < z[0]
+
+
+def test_each_channel_alone_stays_in_range_and_its_own_model_quiet() -> None:
+    normal = pump(5000, seed=99)  # the usual range: a long normal run's
+    rows = pump(1400, seed=3, break_at=1000, shift=SHIFT)
+    for ch in range(2):  # the two channels of the relation
+        lo = min(r[ch] for r in normal)
+        hi = max(r[ch] for r in normal)
+        assert all(lo <= r[ch] <= hi for r in rows[1000:]), NAMES[ch]
+        scorer = SensorScorer(ModelParams(limits=(0.0, 100.0), window_size=50, warmup=50))
+        alone = [scorer.score_learn(i * W, r[ch]) for i, r in enumerate(rows)]
+        assert all(s.model_ready for s in alone[1000:])
+        assert not any(s.ml_anomaly for s in alone[1000:]), NAMES[ch]
+    assert sum(s.anomaly for s in run(MachineModel(4, PARAMS), rows)[1000:]) > 300
+
+
+def test_a_machine_moving_as_usual_is_quiet() -> None:
+    """Large swings of the load move both channels together: the relation holds."""
+    rng = random.Random(9)
+    rows = []
+    for i in range(3000):
+        load = 3.0 * math.sin(i / 40.0) + rng.gauss(0.0, 1.0)
+        rows.append([20 + 2 * load + rng.gauss(0, 0.2), 50 + 5 * load + rng.gauss(0, 0.5)])
+    scores = run(MachineModel(2, PARAMS), rows)[PARAMS.warmup :]
+    assert sum(s.anomaly for s in scores) / len(scores) < 0.02
+
+
+def test_the_same_stream_scores_the_same() -> None:
+    rows = pump(600, seed=5, break_at=400, shift=SHIFT)
+    assert run(MachineModel(4, PARAMS), rows) == run(MachineModel(4, PARAMS), rows)
+
+
+def test_no_anomaly_during_warm_up() -> None:
+    rng = random.Random(2)
+    rows = [[rng.gauss(0, 1) * (100 if i % 7 == 6 else 1), rng.gauss(0, 1)] for i in range(99)]
+    scores = run(MachineModel(2, PARAMS), rows)
+    assert not any(s.anomaly or s.ready for s in scores)
+
+
+def test_anomalous_windows_are_not_learned() -> None:
+    """A break that lasts is not learned as normal: it keeps flagging for a memory's length,
+    where a model that learned it would have taken it in."""
+    rows = pump(1000 + 100, seed=4, break_at=1000, shift=SHIFT)
+    scores = run(MachineModel(4, MachineParams(memory=100, warmup=100)), rows)
+    assert sum(s.anomaly for s in scores[1050:]) / 50 > 0.9
+
+
+def test_a_missing_channel_is_taken_at_its_level() -> None:
+    rows = pump(500, seed=6)
+    model = MachineModel(4, PARAMS)
+    run(model, rows)
+    out = model.score_learn([float("nan"), rows[0][1], float("inf"), rows[0][3]])
+    assert math.isfinite(out.score)
+    assert all(math.isfinite(v) for v in (*model.mean, *model.var, *model.cov.ravel()))
+    out = model.score_learn(rows[1])
+    assert math.isfinite(out.score)
+
+
+def test_a_constant_channel_does_not_break_the_model() -> None:
+    rng = random.Random(8)
+    model = MachineModel(3, PARAMS)
+    rows = [[5.0, rng.gauss(0, 1), rng.gauss(0, 1)] for _ in range(300)]
+    scores = run(model, rows)
+    assert all(math.isfinite(s.score) for s in scores)
+    moved = model.score_learn([6.0, 0.0, 0.0])
+    assert moved.anomaly
+    assert moved.drivers[0][0] == 0
+
+
+def test_state_of_eight_channels_is_small() -> None:
+    model = MachineModel(8, MachineParams())
+    rng = random.Random(1)
+    for _ in range(500):
+        model.score_learn([rng.gauss(0, 1) for _ in range(8)])
+    assert len(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL)) <= 20_000
+
+
+@pytest.mark.parametrize(
+    ("p", "df", "rel"), [(0.999, 1, 0.05), (0.999, 7, 0.02), (0.99, 30, 0.01), (0.95, 3.5, 0.02)]
+)
+def test_chi2_quantile_is_close(p: float, df: float, rel: float) -> None:
+    scipy_stats = pytest.importorskip("scipy.stats")
+    exact = float(scipy_stats.chi2.ppf(p, df))
+    assert chi2_quantile(p, df) == pytest.approx(exact, rel=rel)
+
+
+def test_a_machine_needs_a_channel() -> None:
+    with pytest.raises(ValueError, match="at least one channel"):
+        MachineModel(0, PARAMS)

@@ -1,0 +1,50 @@
+"""A machine's alert reaches Alertmanager with its top drivers as an annotation."""
+
+import orjson
+
+from dataflow.alerts import AlertEvent
+from dataflow.encoding import encode_window
+from dataflow.shard import WindowResult
+from dataflow.windows import WindowStats
+from notifier.alerts import TOP_DRIVERS, alert_of, annotations_of
+
+T0 = 1_700_000_000 * 10**9
+W = 5 * 10**9
+
+
+def machine_record(drivers: tuple[tuple[str, float], ...]) -> dict:
+    event = AlertEvent("open", f"pump/p1@{T0}", T0, 2.5, 2.5, T0, ("ml",), 1, None, "warning")
+    res = WindowResult(
+        "pump",
+        "p1",
+        WindowStats(T0, T0 + W, 2, 2.5, 2.5, 2.5),
+        2.5,
+        True,
+        True,
+        None,
+        None,
+        (),
+        "warning",
+        None,
+        event,
+        drivers=drivers,
+    )
+    return orjson.loads(encode_window(res)[1])
+
+
+def test_the_top_drivers_are_an_annotation_and_in_the_summary() -> None:
+    record = machine_record(
+        (("flow", -3.1), ("current", 2.4), ("temperature", 0.5), ("vibration", 0.3))
+    )
+    alert = alert_of(record)
+    drivers = alert.annotations["drivers"]
+    assert drivers == "flow (z -3.1), current (z 2.4), temperature (z 0.5)"
+    assert drivers.count("(z") == TOP_DRIVERS
+    assert "drivers flow (z -3.1)" in alert.annotations["summary"]
+    assert alert.labels["sensor_id"] == "p1"
+
+
+def test_a_sensors_alert_has_no_drivers_annotation() -> None:
+    record = machine_record((("flow", 1.0),))
+    del record["drivers"], record["machine"]
+    assert "drivers" not in annotations_of(record)
