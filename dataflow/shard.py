@@ -645,14 +645,21 @@ class ShardState:
         prefix = machine_id + "/"
         if any(f == family and s.startswith(prefix) for f, s in self.sensors):
             return
+        self._close_machine(mkey, mw, silent, out)
+        del self.machines[mkey]
+
+    def _close_machine(
+        self, mkey: tuple[str, str], mw: MachineWindows, silent: float, out: list[Result]
+    ) -> None:
+        """Score a silent machine's pending windows, then resolve its alert (if still open) as
+        stale."""
         for start in mw.due_all():
             self._machine_window(mkey, mw, start, out)
         event = mw.alerts.stale()
         if event is not None:
             self.counts.alerts_resolved += 1
             self.open_alerts -= 1
-            out.append(SensorEvent(family, machine_id, event.event, silent, event))
-        del self.machines[mkey]
+            out.append(SensorEvent(mkey[0], mkey[1], event.event, silent, event))
 
     def flush(self) -> list[Result]:
         """Close every open window: the input has ended."""
@@ -1025,13 +1032,7 @@ class ShardState:
                 silent = min(silent, quiet)
             if silent < 0 or silent == _NEVER:
                 continue
-            for start in mw.due_all():
-                self._machine_window(mkey, mw, start, out)
-            event = mw.alerts.stale()
-            if event is not None:
-                self.counts.alerts_resolved += 1
-                self.open_alerts -= 1
-                out.append(SensorEvent(family, machine_id, event.event, silent, event))
+            self._close_machine(mkey, mw, silent, out)
 
     def _machines_flush(self, out: list[Result], family: str | None = None) -> None:
         """Score every pending machine window (of one family, or all): the input ended."""
