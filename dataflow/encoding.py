@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from dataflow.alerts import AlertEvent
-from dataflow.model.explain import explain
+from dataflow.model.explain import explain, explain_machine
 from dataflow.routing import DeadLetter
 from dataflow.shard import LateReading, SensorEvent, WindowResult
 
@@ -119,7 +119,10 @@ def machine_record(res: WindowResult) -> dict[str, Any]:
     channels that sent readings), and ``machine`` and ``drivers``."""
     record = window_record(res)
     record["machine"] = res.sensor_id
-    record["drivers"] = [{"channel": c, "z": z} for c, z in res.drivers or ()]
+    drivers = res.drivers or ()
+    record["drivers"] = [{"channel": c, "z": z} for c, z in drivers]
+    if res.ml_anomaly:
+        record["explain"] = explain_machine(drivers, res.score)
     return record
 
 

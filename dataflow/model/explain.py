@@ -18,6 +18,8 @@ The detectors, in the order ``explain`` names them:
 - ``trees``: HalfSpaceTrees' score beyond its own decayed peak (only with ``hst_novelty``).
 - ``drift``: a CUSUM sum of the clipped level distance crossed its limit: a departure that is
   moderate in each window but lasts.
+- ``machine``: a machine's joint model (``dataflow.model.machine``) found its channels' window
+  vector unusual; ``explain_machine`` names the drivers, each in its own spreads.
 
 An envelope's threshold is what its feature had to exceed: its floor, or its margin times the
 feature's decayed peak, whichever is higher. Features beyond ``Z_KNEE`` spreads reach the
@@ -156,4 +158,23 @@ def explain(ev: Evidence, unit: str | None = None) -> dict[str, Any]:
         "threshold_spreads": threshold,
         "seasonal": ev.seasonal,
         "text": "; ".join(texts),
+    }
+
+
+def explain_machine(drivers: tuple[tuple[str, float], ...], score: float) -> dict[str, Any]:
+    """A machine window's ``explain``: the joint model fired; its drivers, ranked, each with
+    its deviation in its own spreads, and the joint score against its limit (1)."""
+    told = ", ".join(f"{name} {z:+.1f} spreads" for name, z in drivers[:3]) or "no driver"
+    return {
+        "detector": "machine",
+        "detectors": ["machine"],
+        "value": score,
+        "baseline": None,
+        "unit": None,
+        "spreads": drivers[0][1] if drivers else None,
+        "threshold_spreads": None,
+        "seasonal": False,
+        "drivers": [name for name, _ in drivers],
+        "text": f"machine: its channels together are unusual (joint score {score:.2f}, pages "
+        f"beyond 1.00), driven by {told}",
     }

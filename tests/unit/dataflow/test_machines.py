@@ -209,6 +209,10 @@ def test_a_broken_relation_opens_one_machine_alert_naming_both_channels() -> Non
     assert record["machine"] == "p1" and record["event"] == "open"
     assert {d["channel"] for d in record["drivers"]} >= {"current", "flow"}
     assert all(isinstance(d["z"], float) for d in record["drivers"])
+    # It says why: the joint model, and the two channels that drove it, first.
+    explain = record["explain"]
+    assert explain["detector"] == "machine" and set(explain["drivers"][:2]) == {"current", "flow"}
+    assert "current" in explain["text"] and "flow" in explain["text"]
     # No channel alert: the machine's pages for the episode.
     assert all(o.drivers is not None for o in events)
 
