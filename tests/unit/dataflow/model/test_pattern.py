@@ -122,3 +122,11 @@ def test_a_v8_snapshot_scorer_gets_no_pattern_detector() -> None:
     migrate(8, state, 9)
     assert old.pattern is None and old.pattern_envelope is None
     assert not old.score_learn(0, 0.5).ml_anomaly
+
+
+def test_the_module_examples_hold() -> None:
+    import doctest
+
+    from dataflow.model import pattern
+
+    assert doctest.testmod(pattern).failed == 0
