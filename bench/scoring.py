@@ -1,11 +1,11 @@
 """``python bench/scoring.py``: the cost of scoring one window, and one sensor's state size.
 
 Pure Python, no broker: a sensor's scorer (``dataflow.model.scoring.SensorScorer`` with the default
-settings) is fed ``--windows`` window means of 5 s windows (noise with a daily cycle and bursts,
-so the seasonal baselines are in use), ``--rounds`` times; each round reports the time per
-window, and the median and the spread are printed. The state size is the pickled size of the
-scorer after the run (what a Bytewax snapshot stores per sensor), and the size of a fresh one.
-"""
+settings; ``--pattern``: with the pattern detector on) is fed ``--windows`` window means of 5 s
+windows (noise with a daily cycle and bursts, so the seasonal baselines are in use), ``--rounds``
+times; each round reports the time per window, and the median and the spread are printed. The
+state size is the pickled size of the scorer after the run (what a Bytewax snapshot stores per
+sensor), and the size of a fresh one."""
 
 from __future__ import annotations
 
@@ -43,9 +43,12 @@ def main(argv: list[str] | None = None) -> int:
         help="windows per round (default: two days of 5 s windows)",
     )
     p.add_argument("--rounds", type=int, default=5, help="rounds (default: %(default)s)")
+    p.add_argument(
+        "--pattern", action="store_true", help="with the pattern detector on (ML_PATTERN=true)"
+    )
     args = p.parse_args(argv)
     data = means(args.windows, seed=1)
-    params = ModelParams(limits=(0.0, 120.0))
+    params = ModelParams(limits=(0.0, 120.0), pattern=args.pattern)
     per_window = []
     scorer = SensorScorer(params)
     for _ in range(args.rounds):

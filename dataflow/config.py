@@ -248,6 +248,14 @@ ML_HST_NOVELTY = _declare(
     "`true`: HalfSpaceTrees' score also takes part in the novelty test (off by default: on NAB "
     "it added false alarms faster than it found windows, see bench/RESULTS.md).",
 )
+ML_PATTERN = _declare(
+    "ML_PATTERN",
+    "false",
+    boolean,
+    "`true`: a pattern detector takes part in the novelty test: the distance of the last few "
+    "windows' shape to the nearest the sensor showed recently (off by default, see "
+    "bench/RESULTS.md).",
+)
 ML_SEASONALITY = _declare(
     "ML_SEASONALITY", "true", boolean, "`false`: no daily or weekly baseline, the level alone."
 )
@@ -377,6 +385,7 @@ class Settings:
     ml_novelty_floor: float
     ml_novelty_half_life: float
     ml_hst_novelty: bool
+    ml_pattern: bool
     ml_seasonality: bool
     ml_drift_slack: float
     ml_drift_limit: float
@@ -488,6 +497,7 @@ class Settings:
             ml_novelty_floor=nums["ML_NOVELTY_FLOOR"],
             ml_novelty_half_life=nums["ML_NOVELTY_HALF_LIFE"],
             ml_hst_novelty=read(ML_HST_NOVELTY),
+            ml_pattern=read(ML_PATTERN),
             ml_seasonality=read(ML_SEASONALITY),
             ml_drift_slack=nums["ML_DRIFT_SLACK"],
             ml_drift_limit=nums["ML_DRIFT_LIMIT"],

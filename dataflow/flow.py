@@ -72,6 +72,7 @@ def shard_config(settings: Settings) -> ShardConfig:
                 novelty_floor=settings.ml_novelty_floor,
                 novelty_half_life=settings.ml_novelty_half_life,
                 hst_novelty=settings.ml_hst_novelty,
+                pattern=settings.ml_pattern,
                 drift_slack=settings.ml_drift_slack,
                 drift_limit=settings.ml_drift_limit,
                 drift_clip=settings.ml_drift_clip,

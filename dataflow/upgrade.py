@@ -16,6 +16,8 @@ v8 -> v9 (the detection changes to the features and the alert lifecycle; machine
   open across the upgrade has none (0: it resolves ``clean`` as before).
 - ``ShardConfig.adapt_after``: its default; the configured value replaces it on resume, as any
   setting does.
+- ``SensorScorer.pattern`` and ``pattern_envelope``: None (the pattern detector, ``ML_PATTERN``,
+  is allocated only where it is on; v8 had none, and a restored model keeps its structure).
 - ``ShardState.machines`` and ``_touched``: empty (no family of a v8 flow had machines);
   ``_Sensor.machine``: None (a channel finds its machine at its next window).
 """
@@ -54,6 +56,10 @@ def _v8_to_v9(state: Any) -> Any:
         if scorer is None:
             continue
         _fill(scorer, "scatter", 0.0)
+        # The pattern detector (ML_PATTERN): none, as for a family that has it off; a restored
+        # model keeps its own structure (``retune``), so it stays off for this sensor.
+        _fill(scorer, "pattern", None)
+        _fill(scorer, "pattern_envelope", None)
         for envelope in scorer.envelopes:
             envelope.peak = min(envelope.peak, envelope.margin * Z_KNEE)
     return state

@@ -18,6 +18,8 @@ The detectors, in the order ``explain`` names them:
 - ``trees``: HalfSpaceTrees' score beyond its own decayed peak (only with ``hst_novelty``).
 - ``drift``: a CUSUM sum of the clipped level distance crossed its limit: a departure that is
   moderate in each window but lasts.
+- ``pattern``: the last few windows' shape is far from every shape of the sensor's recent past
+  (only with ``ML_PATTERN``; ``dataflow.model.pattern``).
 - ``machine``: a machine's joint model (``dataflow.model.machine``) found its channels' window
   vector unusual; ``explain_machine`` names the drivers, each in its own spreads.
 
@@ -34,8 +36,15 @@ from typing import Any, NamedTuple
 
 from dataflow.model.features import harden
 
-LEVEL, STEP, BURST, TREES, DRIFT = 1, 2, 4, 8, 16
-DETECTORS = ((LEVEL, "level"), (STEP, "step"), (BURST, "burst"), (TREES, "trees"), (DRIFT, "drift"))
+LEVEL, STEP, BURST, TREES, DRIFT, PATTERN = 1, 2, 4, 8, 16, 32
+DETECTORS = (
+    (LEVEL, "level"),
+    (STEP, "step"),
+    (BURST, "burst"),
+    (TREES, "trees"),
+    (DRIFT, "drift"),
+    (PATTERN, "pattern"),
+)
 
 
 class Evidence(NamedTuple):
@@ -45,7 +54,7 @@ class Evidence(NamedTuple):
     values; ``baseline``, ``spread``, ``step`` and ``step_spread`` are in the mean's units.
     """
 
-    fired: int  # bitmask of LEVEL, STEP, BURST, TREES, DRIFT
+    fired: int  # bitmask of LEVEL, STEP, BURST, TREES, DRIFT, PATTERN
     mean: float
     baseline: float  # the usual level (seasonal expectation plus the residual's level if used)
     seasonal: bool
@@ -61,6 +70,8 @@ class Evidence(NamedTuple):
     score_cut: float
     drift: float  # the drift sum nearer its limit: positive upward, negative downward
     drift_limit: float
+    pattern: float = 0.0  # the last few windows' distance to the nearest recent shape, spreads
+    pattern_cut: float = 0.0
 
 
 def names_of(fired: int) -> list[str]:
@@ -133,6 +144,13 @@ def explain(ev: Evidence, unit: str | None = None) -> dict[str, Any]:
             texts.append(
                 f"trees: score {ev.score:.3f} beyond {ev.score_cut:.3f}, {num(ev.mean)} against "
                 f"{usual}"
+            )
+        elif bit == PATTERN:
+            distance, cut = round(ev.pattern, 2), round(ev.pattern_cut, 2)
+            facts[name] = (ev.baseline, distance, cut)
+            texts.append(
+                f"pattern: the last windows' shape is {distance:.1f} spreads from any recent one "
+                f"(pages beyond {cut:.1f}), now {num(ev.mean)} against {usual}"
             )
         else:
             drift, limit = round(ev.drift, 2), round(ev.drift_limit, 2)

@@ -52,10 +52,11 @@ from typing import NamedTuple
 
 from river import anomaly
 
-from dataflow.model.explain import BURST, DRIFT, LEVEL, STEP, TREES, Evidence
+from dataflow.model.explain import BURST, DRIFT, LEVEL, PATTERN, STEP, TREES, Evidence
 from dataflow.model.features import StepScale, Track
 from dataflow.model.hst import CompactHST, Forest
 from dataflow.model.novelty import Drift, Envelope
+from dataflow.model.pattern import Memory
 from dataflow.model.seasonality import Seasonality
 
 FEATURE = "mean"
@@ -90,6 +91,8 @@ class ModelParams:
     drift_slack: float = 2.0  # spreads a window may deviate before it adds to the drift sums
     drift_limit: float = 16.0  # a drift sum above this is an ML anomaly (0: off)
     drift_clip: float = 4.0  # most one window adds to a drift sum, in spreads
+    pattern: bool = False  # the pattern detector (``dataflow.model.pattern``) takes part
+    pattern_floor: float = 2.0  # ... when its distance is above this many spreads
     seasonality: bool = True
     season_ratio: float = 0.7  # a baseline is used when its error is below this share of the
     # level's
@@ -108,6 +111,8 @@ STRUCTURAL = (
     "hst_novelty",
     "hst_floor",
     "novelty_start",
+    "pattern",
+    "pattern_floor",
 )
 
 
@@ -150,6 +155,8 @@ class SensorScorer:
         "hst_envelope",
         "model",
         "params",
+        "pattern",
+        "pattern_envelope",
         "raw",
         "residual",
         "scatter",
@@ -180,6 +187,12 @@ class SensorScorer:
         )
         self.hst_envelope = Envelope(half, margin, p.hst_floor, start) if p.hst_novelty else None
         self.drift = Drift(p.drift_slack, p.drift_limit, p.drift_clip)
+        # Allocated only where the pattern detector is on: nothing more to store otherwise.
+        self.pattern: Memory | None = None
+        self.pattern_envelope: Envelope | None = None
+        if p.pattern:
+            self.pattern = Memory()
+            self.pattern_envelope = Envelope(half, margin, p.pattern_floor, start)
 
     def retune(self, params: ModelParams) -> bool:
         """Take new settings after a restore, where they can apply to what was learned: the
@@ -194,6 +207,8 @@ class SensorScorer:
             env.decay, env.margin, env.floor = decay, p.novelty_margin, p.novelty_floor
         if self.hst_envelope is not None:
             self.hst_envelope.decay, self.hst_envelope.margin = decay, p.novelty_margin
+        if self.pattern_envelope is not None:
+            self.pattern_envelope.decay, self.pattern_envelope.margin = decay, p.novelty_margin
         self.drift.slack, self.drift.limit, self.drift.clip = (
             p.drift_slack,
             p.drift_limit,
@@ -286,6 +301,13 @@ class SensorScorer:
         novel = bz.observe(rate) or novel
         if hz is not None:
             novel = hz.observe(score) or novel
+        pattern = self.pattern
+        distance = pattern_peak = 0.0
+        if pattern is not None:
+            pe = self.pattern_envelope
+            assert pe is not None
+            distance, pattern_peak = pattern.observe(z), pe.peak
+            novel = pe.observe(distance) or novel
         drift = self.drift.observe(z) if track.spread > 0 else False
         ml = ready and (novel or drift)
         why = None
@@ -305,6 +327,8 @@ class SensorScorer:
                 score,
                 cut,
                 drift,
+                distance,
+                pattern_peak,
             )
         raw.learn(mean, p.level_windows)
         if scatter > 0.0 or self.scatter > 0.0:
@@ -339,25 +363,31 @@ class SensorScorer:
         score: float,
         cut: float | None,
         drift: bool,
+        pattern: float = 0.0,
+        pattern_peak: float = 0.0,
     ) -> Evidence:
         """The numbers an anomalous window was judged by (``dataflow.model.explain``); called
         before the window is learned, with the envelopes' peaks from before they observed it.
         ``value`` is what ``track`` measured (the mean, or its seasonal residual); ``rate`` the
-        burst rate (None for an absurd window, which no burst or drift sees). Which detectors
-        fired is decided again here from those numbers, as the envelopes decide it, so the
-        clean windows' path keeps no record of it."""
+        burst rate (None for an absurd window, which no burst, drift or pattern sees);
+        ``pattern`` the pattern distance and ``pattern_peak`` its envelope's peak (0 where it
+        is off). Which detectors fired is decided again here from those numbers, as the
+        envelopes decide it, so the clean windows' path keeps no record of it."""
         lz, sz, bz = self.envelopes
         hz = self.hst_envelope
         level_cut = max(lz.floor, lz.margin * level_peak)
         step_cut = max(sz.floor, sz.margin * step_peak)
         burst_cut = max(bz.floor, bz.margin * burst_peak)
         score_cut = 0.0 if hz is None or cut is None else max(hz.floor, cut)
+        pz = self.pattern_envelope
+        pattern_cut = 0.0 if pz is None else max(pz.floor, pz.margin * pattern_peak)
         fired = (
             (LEVEL if level_z > level_cut else 0)
             | (STEP if step_z > step_cut else 0)
             | (BURST if rate is not None and rate > burst_cut else 0)
             | (TREES if hz is not None and score > score_cut else 0)
             | (DRIFT if drift else 0)
+            | (PATTERN if pz is not None and rate is not None and pattern > pattern_cut else 0)
         )
         change = self.change.scale
         sums = self.drift
@@ -381,6 +411,8 @@ class SensorScorer:
             score_cut,
             up if up >= down else -down,
             sums.limit,
+            pattern,
+            pattern_cut,
         )
 
 
