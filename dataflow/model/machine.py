@@ -63,6 +63,7 @@ VAR_FLOOR = 1e-200  # a moved channel's variance is taken as at least this
 MAX_DRIVERS = 5  # channels a score names, at most
 START = 20  # windows learned before the correlations start to learn
 RELEARN = 10  # anomalous windows in a row, in memories, that are a new normal
+CHART_CAP = 100.0  # a window's z² counts at most this much in a channel's chart
 
 Vector = npt.NDArray[np.float64]
 
@@ -75,6 +76,7 @@ class MachineParams:
     variance: float = 0.9  # share of the variance the principal subspace keeps
     confidence: float = 0.999  # of each statistic's limit under normal operation
     warmup: int = 100  # windows learned before any anomaly
+    chart: float = 0.1  # weight of a window in each channel's chart of z² (0: no charts)
 
 
 class MachineScore(NamedTuple):
@@ -105,6 +107,27 @@ def chi2_quantile(p: float, df: float) -> float:
     return float(df * max(1.0 - a + z * math.sqrt(a), 0.0) ** 3)
 
 
+def scaled_chi2_quantile(p: float, mean: float, variance: float) -> float:
+    """The ``p`` quantile of the scaled chi-squared ``g·χ²(h)`` with this mean and variance
+    (``g = variance / 2·mean``, ``h = 2·mean² / variance``); 0 when they say nothing."""
+    if mean <= 0 or variance <= 0:
+        return 0.0
+    h = 2.0 * mean * mean / variance
+    return variance / (2.0 * mean) * chi2_quantile(p, h)
+
+
+def _weights(ws: Sequence[float]) -> tuple[float, list[float]]:
+    """Exponential weighting of a few values learned one by one with weights ``ws``: what is
+    left of the old state, and each value's weight (each decays the ones before it)."""
+    coef = []
+    keep = 1.0
+    for a in reversed(ws):
+        coef.append(a * keep)
+        keep *= 1.0 - a
+    coef.reverse()
+    return keep, coef
+
+
 class MachineModel:
     """One machine's model over ``channels`` window values. Picklable: a few small arrays.
 
@@ -117,6 +140,13 @@ class MachineModel:
     __slots__ = (
         "age",
         "basis",
+        "chart",
+        "chart_buf",
+        "chart_hi",
+        "chart_lo",
+        "chart_m",
+        "chart_s",
+        "chart_w",
         "buf",
         "buf_w",
         "cov",
@@ -128,6 +158,7 @@ class MachineModel:
         "q_limit",
         "run",
         "seen",
+        "stat_mom",
         "t2_limit",
         "var",
     )
@@ -149,6 +180,17 @@ class MachineModel:
         self.basis: Vector = np.zeros((channels, 0))  # the principal directions, columns
         self.inv_lam: Vector = np.zeros(0)  # 1 / their variances
         self.t2_limit = self.q_limit = 0.0
+        # T² and Q out of sample, on the windows learned: running mean and mean square of each
+        self.stat_mom = [0.0, 0.0, 0.0, 0.0]
+        # Each channel's chart: an EWMA of its z², its running mean and mean square on the
+        # windows learned (kept since the last decomposition in chart_buf), and its limits.
+        self.chart: Vector = np.ones(channels)
+        self.chart_m: Vector = np.ones(channels)
+        self.chart_s: Vector = np.ones(channels)
+        self.chart_buf: Vector = np.zeros((REFRESH, channels))
+        self.chart_w: list[float] = []
+        self.chart_hi: Vector = np.full(channels, np.inf)
+        self.chart_lo: Vector = np.zeros(channels)
 
     @property
     def channels(self) -> int:
@@ -165,12 +207,7 @@ class MachineModel:
         ws = self.buf_w
         if not ws:
             return
-        coef = []
-        keep = 1.0
-        for a in reversed(ws):
-            coef.append(a * keep)
-            keep *= 1.0 - a
-        coef.reverse()
+        keep, coef = _weights(ws)
         zs = self.buf[: len(ws)]
         c = self.cov
         c *= keep
@@ -207,7 +244,38 @@ class MachineModel:
             if theta1 > 0
             else 0.0
         )
+        if self.seen >= p.warmup:
+            self._empirical()
         self.age = 0
+
+    def _empirical(self) -> None:
+        """From the warm-up on, the limits of T², Q and the channels' charts come from their own
+        distribution on the windows learned (a scaled chi-squared of their running mean and
+        variance, as Box's for Q), not from the theory: a window is scored before it is learned,
+        and out of sample a statistic runs larger and more correlated in time than in theory."""
+        p = self.params
+        m_t, s_t, m_q, s_q = self.stat_mom
+        self.t2_limit = scaled_chi2_quantile(p.confidence, m_t, s_t - m_t * m_t) or self.t2_limit
+        self.q_limit = scaled_chi2_quantile(p.confidence, m_q, s_q - m_q * m_q) or self.q_limit
+        if not p.chart:
+            return
+        ws = self.chart_w
+        if ws:
+            keep, coef = _weights(ws)
+            es = self.chart_buf[: len(ws)]
+            w = np.array(coef)
+            self.chart_m = keep * self.chart_m + w @ es
+            self.chart_s = keep * self.chart_s + w @ (es * es)
+            self.chart_w = []
+        m = self.chart_m
+        v = np.maximum(self.chart_s - m * m, 1e-12 * m * m)
+        # Both tails, Bonferroni over the channels: a channel moving more than its usual, and
+        # one gone still (a stuck valve or sensor).
+        tail = (1.0 - p.confidence) / len(m)
+        a = v / (9.0 * m * m)
+        ra = np.sqrt(a)
+        self.chart_hi = m * np.maximum(1.0 - a + _normal_quantile(1.0 - tail) * ra, 0.0) ** 3
+        self.chart_lo = m * np.maximum(1.0 - a - _normal_quantile(1.0 - tail) * ra, 0.0) ** 3
 
     def score_learn(self, values: Sequence[float]) -> MachineScore:
         """Score one window of every channel (``nan``: the channel sent nothing), then learn it
@@ -235,6 +303,17 @@ class MachineModel:
         q = q if q > 0.0 else 0.0  # orthonormal), but never below 0 by rounding
         tl, ql = self.t2_limit, self.q_limit
         score = max(t2 / tl if tl > 0 else 0.0, q / ql if ql > 0 else 0.0)
+        lam = p.chart
+        if lam:
+            zz = z * z
+            np.minimum(zz, CHART_CAP, out=zz)
+            chart = self.chart
+            chart *= 1.0 - lam
+            chart += lam * zz
+            if ready:
+                hi = float((chart / self.chart_hi).max())
+                lo = float((self.chart_lo / np.maximum(chart, 1e-300)).max())
+                score = max(score, hi, lo)
         anomaly = ready and score > 1.0
         drivers: tuple[tuple[int, float], ...] = ()
         if anomaly:
@@ -244,11 +323,36 @@ class MachineModel:
                 return MachineScore(score, True, ready, t2, tl, q, ql, drivers)
         else:
             self.run = 0
+        self._moments(t2, q, seen)
         if whole:
             self._learn(x, dev, z, seen)
         elif present.any():
             self._learn_some(dev, z, present, seen)
         return MachineScore(score, anomaly, ready, t2, tl, q, ql, drivers)
+
+    def _moments(self, t2: float, q: float, seen: int) -> None:
+        """Learn T², Q and the charts' values of a window about to be learned, from half the
+        warm-up on (before, the correlations are those of a handful of windows)."""
+        n = seen - self.params.warmup // 2
+        if n < 0:
+            if n == -1:  # the next one starts the charts' moments
+                self.chart_m = self.chart.copy()
+                self.chart_s = self.chart * self.chart
+            return
+        a = max(1.0 / (n + 1), 1.0 / self.params.memory)
+        m = self.stat_mom
+        b = 1.0 - a
+        m[0] = b * m[0] + a * t2
+        m[1] = b * m[1] + a * t2 * t2
+        m[2] = b * m[2] + a * q
+        m[3] = b * m[3] + a * q * q
+        if self.params.chart:
+            ws = self.chart_w
+            if len(ws) >= REFRESH:
+                self._empirical()
+                ws = self.chart_w
+            self.chart_buf[len(ws)] = self.chart
+            ws.append(a)
 
     def _drivers(self, z: Vector, t: Vector) -> tuple[tuple[int, float], ...]:
         """Channels ranked by their share of the score: the squared residual (of Q) and the
@@ -259,6 +363,11 @@ class MachineModel:
         contrib = (r * r) / (ql if ql > 0 else 1.0) + np.maximum(part_t2, 0.0) / (
             tl if tl > 0 else 1.0
         )
+        if self.params.chart:  # a channel beyond its chart's limits
+            out = np.maximum(
+                self.chart / self.chart_hi, self.chart_lo / np.maximum(self.chart, 1e-300)
+            )
+            contrib = contrib + np.where(out > 1.0, out, 0.0)
         total = float(contrib.sum())
         order = np.argsort(-contrib, kind="stable")
         picked: list[tuple[int, float]] = []
