@@ -107,15 +107,6 @@ def chi2_quantile(p: float, df: float) -> float:
     return float(df * max(1.0 - a + z * math.sqrt(a), 0.0) ** 3)
 
 
-def scaled_chi2_quantile(p: float, mean: float, variance: float) -> float:
-    """The ``p`` quantile of the scaled chi-squared ``g·χ²(h)`` with this mean and variance
-    (``g = variance / 2·mean``, ``h = 2·mean² / variance``); 0 when they say nothing."""
-    if mean <= 0 or variance <= 0:
-        return 0.0
-    h = 2.0 * mean * mean / variance
-    return variance / (2.0 * mean) * chi2_quantile(p, h)
-
-
 def _weights(ws: Sequence[float]) -> tuple[float, list[float]]:
     """Exponential weighting of a few values learned one by one with weights ``ws``: what is
     left of the old state, and each value's weight (each decays the ones before it)."""
@@ -140,6 +131,8 @@ class MachineModel:
     __slots__ = (
         "age",
         "basis",
+        "buf",
+        "buf_w",
         "chart",
         "chart_buf",
         "chart_hi",
@@ -147,8 +140,6 @@ class MachineModel:
         "chart_m",
         "chart_s",
         "chart_w",
-        "buf",
-        "buf_w",
         "cov",
         "flat",
         "inv_lam",
@@ -158,7 +149,6 @@ class MachineModel:
         "q_limit",
         "run",
         "seen",
-        "stat_mom",
         "t2_limit",
         "var",
     )
@@ -180,8 +170,6 @@ class MachineModel:
         self.basis: Vector = np.zeros((channels, 0))  # the principal directions, columns
         self.inv_lam: Vector = np.zeros(0)  # 1 / their variances
         self.t2_limit = self.q_limit = 0.0
-        # T² and Q out of sample, on the windows learned: running mean and mean square of each
-        self.stat_mom = [0.0, 0.0, 0.0, 0.0]
         # Each channel's chart: an EWMA of its z², its running mean and mean square on the
         # windows learned (kept since the last decomposition in chart_buf), and its limits.
         self.chart: Vector = np.ones(channels)
@@ -244,38 +232,30 @@ class MachineModel:
             if theta1 > 0
             else 0.0
         )
-        if self.seen >= p.warmup:
-            self._empirical()
+        if p.chart and self.seen >= p.warmup:
+            self._chart_limits()
         self.age = 0
 
-    def _empirical(self) -> None:
-        """From the warm-up on, the limits of T², Q and the channels' charts come from their own
-        distribution on the windows learned (a scaled chi-squared of their running mean and
-        variance, as Box's for Q), not from the theory: a window is scored before it is learned,
-        and out of sample a statistic runs larger and more correlated in time than in theory."""
+    def _chart_limits(self) -> None:
+        """Each chart's limits from its own distribution on the windows learned (each chart
+        value taken before its window was learned): the scaled chi-squared of its running mean
+        and variance, at ``confidence`` shared over the channels and the two tails."""
         p = self.params
-        m_t, s_t, m_q, s_q = self.stat_mom
-        self.t2_limit = scaled_chi2_quantile(p.confidence, m_t, s_t - m_t * m_t) or self.t2_limit
-        self.q_limit = scaled_chi2_quantile(p.confidence, m_q, s_q - m_q * m_q) or self.q_limit
-        if not p.chart:
-            return
-        ws = self.chart_w
-        if ws:
-            keep, coef = _weights(ws)
-            es = self.chart_buf[: len(ws)]
-            w = np.array(coef)
-            self.chart_m = keep * self.chart_m + w @ es
-            self.chart_s = keep * self.chart_s + w @ (es * es)
-            self.chart_w = []
+        self._fold_charts()
         m = self.chart_m
         v = np.maximum(self.chart_s - m * m, 1e-12 * m * m)
         # Both tails, Bonferroni over the channels: a channel moving more than its usual, and
         # one gone still (a stuck valve or sensor).
-        tail = (1.0 - p.confidence) / len(m)
-        a = v / (9.0 * m * m)
+        # Never narrower than for independent windows of a standardised channel (z² of mean 1
+        # and variance 2: its EWMA's variance 2·lam / (2 - lam)), which a few windows' moments
+        # can understate: windows that follow each other only widen an EWMA's distribution.
+        z = _normal_quantile(1.0 - (1.0 - p.confidence) / len(m))
+        lam = p.chart
+        a0 = 2.0 * lam / (2.0 - lam) / 9.0
+        a = np.maximum(v / (9.0 * m * m), a0)
         ra = np.sqrt(a)
-        self.chart_hi = m * np.maximum(1.0 - a + _normal_quantile(1.0 - tail) * ra, 0.0) ** 3
-        self.chart_lo = m * np.maximum(1.0 - a - _normal_quantile(1.0 - tail) * ra, 0.0) ** 3
+        self.chart_hi = m * np.maximum(1.0 - a + z * ra, 0.0) ** 3
+        self.chart_lo = m * np.maximum(1.0 - a - z * ra, 0.0) ** 3
 
     def score_learn(self, values: Sequence[float]) -> MachineScore:
         """Score one window of every channel (``nan``: the channel sent nothing), then learn it
@@ -308,9 +288,11 @@ class MachineModel:
             zz = z * z
             np.minimum(zz, CHART_CAP, out=zz)
             chart = self.chart
+            if not whole:  # a channel that sent nothing keeps its chart
+                zz[~present] = chart[~present]
             chart *= 1.0 - lam
             chart += lam * zz
-            if ready:
+            if seen >= p.warmup + p.memory:  # the charts' moments span a memory
                 hi = float((chart / self.chart_hi).max())
                 lo = float((self.chart_lo / np.maximum(chart, 1e-300)).max())
                 score = max(score, hi, lo)
@@ -323,36 +305,38 @@ class MachineModel:
                 return MachineScore(score, True, ready, t2, tl, q, ql, drivers)
         else:
             self.run = 0
-        self._moments(t2, q, seen)
+        if lam:
+            self._chart_moments(seen)
         if whole:
             self._learn(x, dev, z, seen)
         elif present.any():
             self._learn_some(dev, z, present, seen)
         return MachineScore(score, anomaly, ready, t2, tl, q, ql, drivers)
 
-    def _moments(self, t2: float, q: float, seen: int) -> None:
-        """Learn T², Q and the charts' values of a window about to be learned, from half the
-        warm-up on (before, the correlations are those of a handful of windows)."""
+    def _fold_charts(self) -> None:
+        """Fold the charts' values kept since the last decomposition into their moments."""
+        ws = self.chart_w
+        if ws:
+            keep, coef = _weights(ws)
+            es = self.chart_buf[: len(ws)]
+            w = np.array(coef)
+            self.chart_m = keep * self.chart_m + w @ es
+            self.chart_s = keep * self.chart_s + w @ (es * es)
+            self.chart_w = []
+
+    def _chart_moments(self, seen: int) -> None:
+        """Keep the charts' values of a window about to be learned for their moments, from half
+        the warm-up on (before, the levels and spreads are those of a handful of windows)."""
         n = seen - self.params.warmup // 2
         if n < 0:
-            if n == -1:  # the next one starts the charts' moments
-                self.chart_m = self.chart.copy()
-                self.chart_s = self.chart * self.chart
             return
-        a = max(1.0 / (n + 1), 1.0 / self.params.memory)
-        m = self.stat_mom
-        b = 1.0 - a
-        m[0] = b * m[0] + a * t2
-        m[1] = b * m[1] + a * t2 * t2
-        m[2] = b * m[2] + a * q
-        m[3] = b * m[3] + a * q * q
-        if self.params.chart:
+        a = max(1.0 / (n + 1), 1.0 / self.params.memory)  # the first replaces the start
+        ws = self.chart_w
+        if len(ws) >= REFRESH:
+            self._fold_charts()
             ws = self.chart_w
-            if len(ws) >= REFRESH:
-                self._empirical()
-                ws = self.chart_w
-            self.chart_buf[len(ws)] = self.chart
-            ws.append(a)
+        self.chart_buf[len(ws)] = self.chart
+        ws.append(a)
 
     def _drivers(self, z: Vector, t: Vector) -> tuple[tuple[int, float], ...]:
         """Channels ranked by their share of the score: the squared residual (of Q) and the
