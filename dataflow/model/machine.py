@@ -64,6 +64,8 @@ MAX_DRIVERS = 5  # channels a score names, at most
 START = 20  # windows learned before the correlations start to learn
 RELEARN = 10  # anomalous windows in a row, in memories, that are a new normal
 CHART_CAP = 100.0  # a window's z² counts at most this much in a channel's chart
+LIMITS_EVERY = 4  # decompositions between two refreshes of the charts' limits
+STILL_EVERY = 8  # windows between two looks for a channel gone still (a slow change)
 
 Vector = npt.NDArray[np.float64]
 
@@ -107,18 +109,6 @@ def chi2_quantile(p: float, df: float) -> float:
     return float(df * max(1.0 - a + z * math.sqrt(a), 0.0) ** 3)
 
 
-def _weights(ws: Sequence[float]) -> tuple[float, list[float]]:
-    """Exponential weighting of a few values learned one by one with weights ``ws``: what is
-    left of the old state, and each value's weight (each decays the ones before it)."""
-    coef = []
-    keep = 1.0
-    for a in reversed(ws):
-        coef.append(a * keep)
-        keep *= 1.0 - a
-    coef.reverse()
-    return keep, coef
-
-
 class MachineModel:
     """One machine's model over ``channels`` window values. Picklable: a few small arrays.
 
@@ -134,14 +124,16 @@ class MachineModel:
         "buf",
         "buf_w",
         "chart",
-        "chart_buf",
-        "chart_hi",
+        "chart_bound",
+        "chart_inv_hi",
         "chart_lo",
+        "chart_max_inv",
         "chart_m",
         "chart_s",
-        "chart_w",
+        "chart_n",
         "cov",
         "flat",
+        "forms",
         "inv_lam",
         "inv_sd",
         "mean",
@@ -149,7 +141,9 @@ class MachineModel:
         "q_limit",
         "run",
         "seen",
+        "still",
         "t2_limit",
+        "tick",
         "var",
     )
 
@@ -170,15 +164,25 @@ class MachineModel:
         self.basis: Vector = np.zeros((channels, 0))  # the principal directions, columns
         self.inv_lam: Vector = np.zeros(0)  # 1 / their variances
         self.t2_limit = self.q_limit = 0.0
-        # Each channel's chart: an EWMA of its z², its running mean and mean square on the
-        # windows learned (kept since the last decomposition in chart_buf), and its limits.
-        self.chart: Vector = np.ones(channels)
-        self.chart_m: Vector = np.ones(channels)
-        self.chart_s: Vector = np.ones(channels)
-        self.chart_buf: Vector = np.zeros((REFRESH, channels))
-        self.chart_w: list[float] = []
-        self.chart_hi: Vector = np.full(channels, np.inf)
+        # Each channel's chart: an EWMA of its z², its running mean and mean square (taken at
+        # each decomposition: the EWMA moves little in REFRESH windows), and its limits.
+        level = 1.0 / params.chart if params.chart else 1.0
+        self.chart: Vector = np.full(channels, level)
+        self.chart_m: Vector = np.full(channels, level)
+        self.chart_s: Vector = np.full(channels, level * level)
+        self.chart_n = 0  # values taken into the moments
+        self.chart_inv_hi: Vector = np.zeros(channels)  # 1 / the upper limits
+        # A bound on the largest chart over its upper limit, so that most windows need not
+        # look at every chart: it grows by at most lam·|z|²·max(chart_inv_hi) a window.
+        self.chart_bound = math.inf
+        self.chart_max_inv = 0.0
         self.chart_lo: Vector = np.zeros(channels)
+        self.still = 0.0  # the lower limits' part of the score, every STILL_EVERY windows
+        self.tick = 0  # windows scored
+        # T², Q and |z|² as quadratic forms of z, stacked: one product scores a window
+        self.forms: Vector = np.stack(
+            [np.zeros((channels, channels)), np.eye(channels), np.eye(channels)]
+        )
 
     @property
     def channels(self) -> int:
@@ -195,7 +199,12 @@ class MachineModel:
         ws = self.buf_w
         if not ws:
             return
-        keep, coef = _weights(ws)
+        coef = []
+        keep = 1.0
+        for a in reversed(ws):
+            coef.append(a * keep)
+            keep *= 1.0 - a
+        coef.reverse()
         zs = self.buf[: len(ws)]
         c = self.cov
         c *= keep
@@ -222,8 +231,10 @@ class MachineModel:
                 break
         if k >= n and n > 1:
             k = n - 1  # a residual is left, for Q: relations are what a machine model is for
-        self.basis = vec[:, n - k :][:, ::-1].copy()
+        self.basis = basis = vec[:, n - k :][:, ::-1].copy()
         self.inv_lam = np.array([1.0 / x for x in lam[:k]])
+        eye = np.eye(n)
+        self.forms = np.stack([(basis * self.inv_lam) @ basis.T, eye - basis @ basis.T, eye])
         self.t2_limit = chi2_quantile(p.confidence, k)
         rest = lam[k:]
         theta1, theta2 = sum(rest), sum(x * x for x in rest)
@@ -232,8 +243,10 @@ class MachineModel:
             if theta1 > 0
             else 0.0
         )
-        if p.chart and self.seen >= p.warmup:
-            self._chart_limits()
+        if p.chart and self.seen >= p.warmup // 2:
+            self._chart_learn()
+            if self.seen >= p.warmup and self.chart_n % LIMITS_EVERY == 0:
+                self._chart_limits()
         self.age = 0
 
     def _chart_limits(self) -> None:
@@ -241,7 +254,6 @@ class MachineModel:
         value taken before its window was learned): the scaled chi-squared of its running mean
         and variance, at ``confidence`` shared over the channels and the two tails."""
         p = self.params
-        self._fold_charts()
         m = self.chart_m
         v = np.maximum(self.chart_s - m * m, 1e-12 * m * m)
         # Both tails, Bonferroni over the channels: a channel moving more than its usual, and
@@ -254,7 +266,10 @@ class MachineModel:
         a0 = 2.0 * lam / (2.0 - lam) / 9.0
         a = np.maximum(v / (9.0 * m * m), a0)
         ra = np.sqrt(a)
-        self.chart_hi = m * np.maximum(1.0 - a + z * ra, 0.0) ** 3
+        hi = m * np.maximum(1.0 - a + z * ra, 0.0) ** 3
+        self.chart_inv_hi = np.divide(1.0, hi, out=np.zeros_like(hi), where=hi > 0)
+        self.chart_max_inv = float(self.chart_inv_hi.max())
+        self.chart_bound = math.inf  # new limits: look again
         self.chart_lo = m * np.maximum(1.0 - a - z * ra, 0.0) ** 3
 
     def score_learn(self, values: Sequence[float]) -> MachineScore:
@@ -276,67 +291,57 @@ class MachineModel:
         if self.age >= REFRESH:
             self._decompose()
         ready = seen >= p.warmup
-        basis = self.basis
-        t = z @ basis
-        t2 = float((t * t) @ self.inv_lam)
-        q = float(z @ z) - float(t @ t)  # the residual's squared length (the basis is
-        q = q if q > 0.0 else 0.0  # orthonormal), but never below 0 by rounding
+        t2, q, zsq = (self.forms @ z @ z).tolist()
+        q = q if q > 0.0 else 0.0  # the residual's squared length, never below 0 by rounding
         tl, ql = self.t2_limit, self.q_limit
         score = max(t2 / tl if tl > 0 else 0.0, q / ql if ql > 0 else 0.0)
         lam = p.chart
         if lam:
             zz = z * z
-            np.minimum(zz, CHART_CAP, out=zz)
+            if zsq > CHART_CAP:
+                np.minimum(zz, CHART_CAP, out=zz)
             chart = self.chart
             if not whole:  # a channel that sent nothing keeps its chart
                 zz[~present] = chart[~present]
+                self.chart_bound = math.inf
             chart *= 1.0 - lam
-            chart += lam * zz
+            chart += zz
             if seen >= p.warmup + p.memory:  # the charts' moments span a memory
-                hi = float((chart / self.chart_hi).max())
-                lo = float((self.chart_lo / np.maximum(chart, 1e-300)).max())
-                score = max(score, hi, lo)
+                self.tick += 1
+                if self.tick >= STILL_EVERY:
+                    self.tick = 0
+                    self.still = max((self.chart_lo / np.maximum(chart, 1e-300)).tolist())
+                bound = (1.0 - lam) * self.chart_bound + min(zsq, CHART_CAP) * self.chart_max_inv
+                if bound > 1.0:  # maybe above: look (below, the charts' part stays out)
+                    bound = max((chart * self.chart_inv_hi).tolist())  # quicker than .max()
+                    score = max(score, bound)
+                self.chart_bound = bound
+                score = max(score, self.still)
         anomaly = ready and score > 1.0
         drivers: tuple[tuple[int, float], ...] = ()
         if anomaly:
-            drivers = self._drivers(z, t)
+            drivers = self._drivers(z, z @ self.basis)
             self.run += 1
             if self.run < RELEARN * p.memory:
                 return MachineScore(score, True, ready, t2, tl, q, ql, drivers)
         else:
             self.run = 0
-        if lam:
-            self._chart_moments(seen)
         if whole:
             self._learn(x, dev, z, seen)
         elif present.any():
             self._learn_some(dev, z, present, seen)
         return MachineScore(score, anomaly, ready, t2, tl, q, ql, drivers)
 
-    def _fold_charts(self) -> None:
-        """Fold the charts' values kept since the last decomposition into their moments."""
-        ws = self.chart_w
-        if ws:
-            keep, coef = _weights(ws)
-            es = self.chart_buf[: len(ws)]
-            w = np.array(coef)
-            self.chart_m = keep * self.chart_m + w @ es
-            self.chart_s = keep * self.chart_s + w @ (es * es)
-            self.chart_w = []
-
-    def _chart_moments(self, seen: int) -> None:
-        """Keep the charts' values of a window about to be learned for their moments, from half
-        the warm-up on (before, the levels and spreads are those of a handful of windows)."""
-        n = seen - self.params.warmup // 2
-        if n < 0:
-            return
-        a = max(1.0 / (n + 1), 1.0 / self.params.memory)  # the first replaces the start
-        ws = self.chart_w
-        if len(ws) >= REFRESH:
-            self._fold_charts()
-            ws = self.chart_w
-        self.chart_buf[len(ws)] = self.chart
-        ws.append(a)
+    def _chart_learn(self) -> None:
+        """Take the charts' values into their moments (from half the warm-up: before, the
+        levels and spreads are those of a handful of windows), once per REFRESH windows
+        learned, each with the weight of those windows; the first replaces the start."""
+        n = self.chart_n
+        a = max(1.0 / (n + 1), REFRESH / self.params.memory)
+        c = self.chart
+        self.chart_m += a * (c - self.chart_m)
+        self.chart_s += a * (c * c - self.chart_s)
+        self.chart_n = n + 1
 
     def _drivers(self, z: Vector, t: Vector) -> tuple[tuple[int, float], ...]:
         """Channels ranked by their share of the score: the squared residual (of Q) and the
@@ -349,7 +354,7 @@ class MachineModel:
         )
         if self.params.chart:  # a channel beyond its chart's limits
             out = np.maximum(
-                self.chart / self.chart_hi, self.chart_lo / np.maximum(self.chart, 1e-300)
+                self.chart * self.chart_inv_hi, self.chart_lo / np.maximum(self.chart, 1e-300)
             )
             contrib = contrib + np.where(out > 1.0, out, 0.0)
         total = float(contrib.sum())
