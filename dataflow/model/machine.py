@@ -65,6 +65,7 @@ START = 20  # windows learned before the correlations start to learn
 RELEARN = 10  # anomalous windows in a row, in memories, that are a new normal
 CHART_CAP = 100.0  # a window's z² counts at most this much in a channel's chart
 LIMITS_EVERY = 4  # decompositions between two refreshes of the charts' limits
+HALF_LIFE = math.log(2.0)  # times 1 / chart: windows in which a window's weight halves
 STILL_EVERY = 8  # windows between two looks for a channel gone still (a slow change)
 
 Vector = npt.NDArray[np.float64]
@@ -123,6 +124,7 @@ class MachineModel:
         "basis",
         "buf",
         "buf_w",
+        "calm",
         "chart",
         "chart_bound",
         "chart_inv_hi",
@@ -171,6 +173,7 @@ class MachineModel:
         self.chart_m: Vector = np.full(channels, level)
         self.chart_s: Vector = np.full(channels, level * level)
         self.chart_n = 0  # values taken into the moments
+        self.calm = 0  # windows since the last anomalous one
         self.chart_inv_hi: Vector = np.zeros(channels)  # 1 / the upper limits
         # A bound on the largest chart over its upper limit, so that most windows need not
         # look at every chart: it grows by at most lam·|z|²·max(chart_inv_hi) a window.
@@ -322,10 +325,12 @@ class MachineModel:
         if anomaly:
             drivers = self._drivers(z, z @ self.basis)
             self.run += 1
+            self.calm = 0
             if self.run < RELEARN * p.memory:
                 return MachineScore(score, True, ready, t2, tl, q, ql, drivers)
         else:
             self.run = 0
+            self.calm += 1
         if whole:
             self._learn(x, dev, z, seen)
         elif present.any():
@@ -336,9 +341,13 @@ class MachineModel:
         """Take the charts' values into their moments (from half the warm-up: before, the
         levels and spreads are those of a handful of windows), once per REFRESH windows
         learned, each with the weight of those windows; the first replaces the start."""
+        c = self.chart
+        if self.calm * self.params.chart < HALF_LIFE:
+            # An anomalous window still weighs half or more in the charts: what they show is
+            # not learned (an episode's clean windows would teach its charts otherwise).
+            return
         n = self.chart_n
         a = max(1.0 / (n + 1), REFRESH / self.params.memory)
-        c = self.chart
         self.chart_m += a * (c - self.chart_m)
         self.chart_s += a * (c * c - self.chart_s)
         self.chart_n = n + 1
