@@ -23,9 +23,20 @@ little, each inside its usual range: no per-sensor model sees it, as only their 
    row are a new normal (a machine rebuilt, a new operating point), learned from then on, as the
    per-sensor scorer does with absurd windows. The clean windows of an episode are learned: a
    fault that comes and goes is taken in over a few memories.
-4. **Drivers.** Each channel's share of the anomaly: its squared residual (of Q) and its part of
-   T² (Σ of its term of ``z·C⁻¹z`` in the subspace), each over its limit; ranked, with the
-   channel's ``z``. A relation break shows in the channels of the relation.
+4. **A chart per channel.** A lasting small change in one channel (its noise grown, a drift, a
+   sensor gone still) stays inside every window's T² and Q limits, and would be learned. Each
+   channel's ``chart`` is a discounted sum of its z² (weight ``chart``; mean ``1 / chart``
+   under normal operation), judged against its own distribution on the windows learned: the
+   scaled chi-squared of its running mean and variance (taken at each decomposition), never
+   narrower than for independent windows, at ``confidence`` shared over the channels and both
+   tails (above: moving more than usual; below: gone still). The charts judge once their
+   moments span a memory (``warmup + memory`` windows learned), and their moments learn only
+   once an episode's windows weigh less than half in them. A chart beyond a limit makes the
+   window anomalous, so not learned.
+5. **Drivers.** Each channel's share of the anomaly: its squared residual (of Q) and its part of
+   T² (Σ of its term of ``z·C⁻¹z`` in the subspace), each over its limit, and its chart over its
+   limit where beyond; ranked, with the channel's ``z``. A relation break shows in the channels
+   of the relation.
 
 A missing channel (``nan`` or infinite: it sent nothing in this window) counts as at its level
 and keeps its level and spread. No anomaly until ``warmup`` windows were learned (``ready``):
@@ -166,7 +177,7 @@ class MachineModel:
         self.basis: Vector = np.zeros((channels, 0))  # the principal directions, columns
         self.inv_lam: Vector = np.zeros(0)  # 1 / their variances
         self.t2_limit = self.q_limit = 0.0
-        # Each channel's chart: an EWMA of its z², its running mean and mean square (taken at
+        # Each channel's chart: a discounted sum of its z², its running mean and mean square (taken at
         # each decomposition: the EWMA moves little in REFRESH windows), and its limits.
         level = 1.0 / params.chart if params.chart else 1.0
         self.chart: Vector = np.full(channels, level)
@@ -176,7 +187,7 @@ class MachineModel:
         self.calm = 0  # windows since the last anomalous one
         self.chart_inv_hi: Vector = np.zeros(channels)  # 1 / the upper limits
         # A bound on the largest chart over its upper limit, so that most windows need not
-        # look at every chart: it grows by at most lam·|z|²·max(chart_inv_hi) a window.
+        # look at every chart: it grows by at most |z|²·max(chart_inv_hi) a window.
         self.chart_bound = math.inf
         self.chart_max_inv = 0.0
         self.chart_lo: Vector = np.zeros(channels)
