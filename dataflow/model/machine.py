@@ -177,8 +177,8 @@ class MachineModel:
         self.basis: Vector = np.zeros((channels, 0))  # the principal directions, columns
         self.inv_lam: Vector = np.zeros(0)  # 1 / their variances
         self.t2_limit = self.q_limit = 0.0
-        # Each channel's chart: a discounted sum of its z², its running mean and mean square (taken at
-        # each decomposition: the EWMA moves little in REFRESH windows), and its limits.
+        # Each channel's chart: a discounted sum of its z², its running mean and mean square
+        # (taken at each decomposition: it moves little in REFRESH windows), and its limits.
         level = 1.0 / params.chart if params.chart else 1.0
         self.chart: Vector = np.full(channels, level)
         self.chart_m: Vector = np.full(channels, level)
