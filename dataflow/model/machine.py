@@ -121,6 +121,17 @@ def chi2_quantile(p: float, df: float) -> float:
     return float(df * max(1.0 - a + z * math.sqrt(a), 0.0) ** 3)
 
 
+@functools.cache
+def _level_weights(k: int, a: float) -> tuple[Vector, Vector, float]:
+    """For ``k`` deviations learned one by one at weight ``a``: the level's moves after each
+    (``steps @ devs``), each one's weight in the variance, and what is left of the old one."""
+    b = 1.0 - a
+    i = np.arange(k)
+    lag = i[:, None] - i[None, :]
+    steps = np.where(lag >= 0, a * b ** np.maximum(lag, 0), 0.0)
+    return steps, a * b ** (k - i).astype(np.float64), b**k
+
+
 class MachineModel:
     """One machine's model over ``channels`` window values. Picklable: a few small arrays.
 
@@ -145,6 +156,8 @@ class MachineModel:
         "chart_n",
         "chart_s",
         "cov",
+        "dev_buf",
+        "dev_n",
         "flat",
         "forms",
         "inv_lam",
@@ -169,6 +182,8 @@ class MachineModel:
         self.age = REFRESH  # windows learned since the last decomposition (REFRESH: due)
         self.mean: Vector = np.zeros(channels)
         self.var: Vector = np.zeros(channels)
+        self.dev_buf: Vector = np.zeros((REFRESH, channels))  # deviations not yet learned
+        self.dev_n = 0
         self.inv_sd: Vector = np.zeros(channels)  # 1 / sqrt(var), 0 where var is 0
         self.flat = True  # some channel has not moved yet (var 0) since its first window
         self.cov: Vector = np.eye(channels)  # of z: the running correlations
@@ -228,6 +243,7 @@ class MachineModel:
     def _decompose(self) -> None:
         p = self.params
         self._fold()
+        self._fold_levels()
         if self.seen >= p.warmup:
             self._spread()
         lam_a, vec = np.linalg.eigh(self.cov)  # ascending
@@ -290,6 +306,8 @@ class MachineModel:
         """Score one window of every channel (``nan``: the channel sent nothing), then learn it
         unless it was anomalous."""
         p = self.params
+        if self.age >= REFRESH:  # first: it moves the levels (_fold_levels)
+            self._decompose()
         x = np.array(values, dtype=np.float64)
         dev = x - self.mean
         # One sum tells a whole window (nan and inf spread through it); a huge one that
@@ -302,8 +320,6 @@ class MachineModel:
         z = dev * self.inv_sd
         if self.flat:  # a channel that never moved: any move is as far as it gets
             z = np.where(self.inv_sd > 0, z, np.sign(dev) * Z_CAP)
-        if self.age >= REFRESH:
-            self._decompose()
         ready = seen >= p.warmup
         t2, q, zsq = (self.forms @ z @ z).tolist()
         q = q if q > 0.0 else 0.0  # the residual's squared length, never below 0 by rounding
@@ -393,9 +409,24 @@ class MachineModel:
         return tuple(picked)
 
     def _learn(self, x: Vector, dev: Vector, z: Vector, seen: int) -> None:
+        p = self.params
+        if seen + 1 >= p.memory and seen >= p.warmup and not self.flat:
+            # Past the warm-up the weight is 1 / memory and the spreads are only read at the
+            # decompositions: the deviations are kept and folded in there (_fold_levels).
+            n = self.dev_n
+            if n >= REFRESH:
+                self._fold_levels()
+                n = 0
+            self.dev_buf[n] = dev
+            self.dev_n = n + 1
+            self._correlate(z, seen)
+            self.seen = seen + 1
+            self.age += 1
+            return
+        self._fold_levels()
         a = 1.0 / (seen + 1)
-        if a < 1.0 / self.params.memory:
-            a = 1.0 / self.params.memory
+        if a < 1.0 / p.memory:
+            a = 1.0 / p.memory
         if seen:
             # Exponentially weighted mean and variance (West's update).
             self.mean += a * dev
@@ -409,6 +440,23 @@ class MachineModel:
             self._spread()
         self.seen = seen + 1
         self.age += 1
+
+    def _fold_levels(self) -> None:
+        """Learn the deviations kept since the last fold, as learning them one by one would:
+        each was taken against the level before them, which then moved by ``d``."""
+        k = self.dev_n
+        if not k:
+            return
+        self.dev_n = 0
+        steps, var_w, keep = _level_weights(k, 1.0 / self.params.memory)
+        devs = self.dev_buf[:k]
+        d = steps @ devs  # the level's move after each of them
+        own = devs.copy()
+        own[1:] -= d[:-1]  # each against the level just before it
+        var = self.var
+        var *= keep
+        var += var_w @ (own * own)
+        self.mean += d[-1]
 
     def _spread(self) -> None:
         var = self.var
@@ -442,6 +490,7 @@ class MachineModel:
         the window with the missing channels at their levels (z 0)."""
         if not seen:
             return  # a first level must have every channel
+        self._fold_levels()
         a = max(1.0 / (seen + 1), 1.0 / self.params.memory)
         self.mean += a * dev  # dev is 0 where missing
         self.var += np.where(present, a * (dev * dev), 0.0)
