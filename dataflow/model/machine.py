@@ -122,14 +122,11 @@ def chi2_quantile(p: float, df: float) -> float:
 
 
 @functools.cache
-def _level_weights(k: int, a: float) -> tuple[Vector, Vector, float]:
-    """For ``k`` deviations learned one by one at weight ``a``: the level's moves after each
-    (``steps @ devs``), each one's weight in the variance, and what is left of the old one."""
+def _spread_weights(k: int, a: float) -> tuple[Vector, float]:
+    """For ``k`` squared deviations learned one by one at weight ``a`` (West's update): each
+    one's weight in the variance, and what is left of the old variance."""
     b = 1.0 - a
-    i = np.arange(k)
-    lag = i[:, None] - i[None, :]
-    steps = np.where(lag >= 0, a * b ** np.maximum(lag, 0), 0.0)
-    return steps, a * b ** (k - i).astype(np.float64), b**k
+    return a * b ** (k - np.arange(k)).astype(np.float64), b**k
 
 
 class MachineModel:
@@ -306,8 +303,6 @@ class MachineModel:
         """Score one window of every channel (``nan``: the channel sent nothing), then learn it
         unless it was anomalous."""
         p = self.params
-        if self.age >= REFRESH:  # first: it moves the levels (_fold_levels)
-            self._decompose()
         x = np.array(values, dtype=np.float64)
         dev = x - self.mean
         # One sum tells a whole window (nan and inf spread through it); a huge one that
@@ -320,6 +315,8 @@ class MachineModel:
         z = dev * self.inv_sd
         if self.flat:  # a channel that never moved: any move is as far as it gets
             z = np.where(self.inv_sd > 0, z, np.sign(dev) * Z_CAP)
+        if self.age >= REFRESH:
+            self._decompose()
         ready = seen >= p.warmup
         t2, q, zsq = (self.forms @ z @ z).tolist()
         q = q if q > 0.0 else 0.0  # the residual's squared length, never below 0 by rounding
@@ -412,13 +409,15 @@ class MachineModel:
         p = self.params
         if seen + 1 >= p.memory and seen >= p.warmup and not self.flat:
             # Past the warm-up the weight is 1 / memory and the spreads are only read at the
-            # decompositions: the deviations are kept and folded in there (_fold_levels).
+            # decompositions: the deviations are kept and folded in there (_fold_levels); the
+            # level moves at once.
             n = self.dev_n
             if n >= REFRESH:
                 self._fold_levels()
                 n = 0
             self.dev_buf[n] = dev
             self.dev_n = n + 1
+            self.mean += dev * (1.0 / p.memory)
             self._correlate(z, seen)
             self.seen = seen + 1
             self.age += 1
@@ -442,21 +441,17 @@ class MachineModel:
         self.age += 1
 
     def _fold_levels(self) -> None:
-        """Learn the deviations kept since the last fold, as learning them one by one would:
-        each was taken against the level before them, which then moved by ``d``."""
+        """Learn the spreads of the deviations kept since the last fold, as learning them one
+        by one would (each was taken against the level of its window)."""
         k = self.dev_n
         if not k:
             return
         self.dev_n = 0
-        steps, var_w, keep = _level_weights(k, 1.0 / self.params.memory)
+        var_w, keep = _spread_weights(k, 1.0 / self.params.memory)
         devs = self.dev_buf[:k]
-        d = steps @ devs  # the level's move after each of them
-        own = devs.copy()
-        own[1:] -= d[:-1]  # each against the level just before it
         var = self.var
         var *= keep
-        var += var_w @ (own * own)
-        self.mean += d[-1]
+        var += var_w @ (devs * devs)
 
     def _spread(self) -> None:
         var = self.var

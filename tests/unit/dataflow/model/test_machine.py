@@ -201,3 +201,26 @@ def test_no_chart_judges_before_its_moments_span_a_memory() -> None:
     rows = spread_rows(PARAMS.warmup + PARAMS.memory, seed=3, wide_from=PARAMS.warmup)
     scores = run(MachineModel(4, PARAMS), rows)
     assert not any(s.anomaly for s in scores if s.t2 <= s.t2_limit and s.q <= s.q_limit)
+
+
+def test_spreads_folded_at_decompositions_are_those_learned_one_by_one() -> None:
+    """Past the warm-up a window's deviation is kept and its spread folded in at the next
+    decomposition: the same levels and spreads as West's update window by window."""
+    rng = random.Random(11)
+    rows = [[rng.gauss(10, 3), rng.gauss(0, 2) + i * 0.01, rng.gauss(5, 1)] for i in range(900)]
+    params = MachineParams(confidence=1 - 1e-12, chart=0.0)  # every window learned
+    model = MachineModel(3, params)
+    run(model, rows)
+    model._fold_levels()
+    mean, var = [0.0] * 3, [0.0] * 3
+    for seen, row in enumerate(rows):
+        a = max(1.0 / (seen + 1), 1.0 / params.memory)
+        for c in range(3):
+            if not seen:
+                mean[c] = row[c]
+                continue
+            dev = row[c] - mean[c]
+            mean[c] += a * dev
+            var[c] = (1.0 - a) * (var[c] + a * dev * dev)
+    assert model.mean.tolist() == pytest.approx(mean, rel=1e-9)
+    assert model.var.tolist() == pytest.approx(var, rel=1e-9)
