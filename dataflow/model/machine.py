@@ -260,8 +260,10 @@ class MachineModel:
             k = n - 1  # a residual is left, for Q: relations are what a machine model is for
         self.basis = basis = vec[:, n - k :][:, ::-1].copy()
         self.inv_lam = np.array([1.0 / x for x in lam[:k]])
-        eye = np.eye(n)
-        self.forms = np.stack([(basis * self.inv_lam) @ basis.T, eye - basis @ basis.T, eye])
+        forms = self.forms  # in place: T²'s, Q's (the residual's projector), and |z|²'s (eye)
+        np.matmul(basis * self.inv_lam, basis.T, out=forms[0])
+        np.matmul(basis, basis.T, out=forms[1])
+        np.subtract(forms[2], forms[1], out=forms[1])
         self.t2_limit = chi2_quantile(p.confidence, k)
         rest = lam[k:]
         theta1, theta2 = sum(rest), sum(x * x for x in rest)
