@@ -23,9 +23,20 @@ little, each inside its usual range: no per-sensor model sees it, as only their 
    row are a new normal (a machine rebuilt, a new operating point), learned from then on, as the
    per-sensor scorer does with absurd windows. The clean windows of an episode are learned: a
    fault that comes and goes is taken in over a few memories.
-4. **Drivers.** Each channel's share of the anomaly: its squared residual (of Q) and its part of
-   T² (Σ of its term of ``z·C⁻¹z`` in the subspace), each over its limit; ranked, with the
-   channel's ``z``. A relation break shows in the channels of the relation.
+4. **A chart per channel.** A lasting small change in one channel (its noise grown, a drift, a
+   sensor gone still) stays inside every window's T² and Q limits, and would be learned. Each
+   channel's ``chart`` is a discounted sum of its z² (weight ``chart``; mean ``1 / chart``
+   under normal operation), judged against its own distribution on the windows learned: the
+   scaled chi-squared of its running mean and variance (taken at each decomposition), never
+   narrower than for independent windows, at ``confidence`` shared over the channels and both
+   tails (above: moving more than usual; below: gone still). The charts judge once their
+   moments span a memory (``warmup + memory`` windows learned), and their moments learn only
+   once an episode's windows weigh less than half in them. A chart beyond a limit makes the
+   window anomalous, so not learned.
+5. **Drivers.** Each channel's share of the anomaly: its squared residual (of Q) and its part of
+   T² (Σ of its term of ``z·C⁻¹z`` in the subspace), each over its limit, and its chart over its
+   limit where beyond; ranked, with the channel's ``z``. A relation break shows in the channels
+   of the relation.
 
 A missing channel (``nan`` or infinite: it sent nothing in this window) counts as at its level
 and keeps its level and spread. No anomaly until ``warmup`` windows were learned (``ready``):
@@ -63,6 +74,10 @@ VAR_FLOOR = 1e-200  # a moved channel's variance is taken as at least this
 MAX_DRIVERS = 5  # channels a score names, at most
 START = 20  # windows learned before the correlations start to learn
 RELEARN = 10  # anomalous windows in a row, in memories, that are a new normal
+CHART_CAP = 100.0  # a window's z² counts at most this much in a channel's chart
+LIMITS_EVERY = 4  # decompositions between two refreshes of the charts' limits
+HALF_LIFE = math.log(2.0)  # times 1 / chart: windows in which a window's weight halves
+STILL_EVERY = 8  # windows between two looks for a channel gone still (a slow change)
 
 Vector = npt.NDArray[np.float64]
 
@@ -75,6 +90,7 @@ class MachineParams:
     variance: float = 0.9  # share of the variance the principal subspace keeps
     confidence: float = 0.999  # of each statistic's limit under normal operation
     warmup: int = 100  # windows learned before any anomaly
+    chart: float = 0.1  # weight of a window in each channel's chart of z² (0: no charts)
 
 
 class MachineScore(NamedTuple):
@@ -105,6 +121,14 @@ def chi2_quantile(p: float, df: float) -> float:
     return float(df * max(1.0 - a + z * math.sqrt(a), 0.0) ** 3)
 
 
+@functools.cache
+def _spread_weights(k: int, a: float) -> tuple[Vector, float]:
+    """For ``k`` squared deviations learned one by one at weight ``a`` (West's update): each
+    one's weight in the variance, and what is left of the old variance."""
+    b = 1.0 - a
+    return a * b ** (k - np.arange(k)).astype(np.float64), b**k
+
+
 class MachineModel:
     """One machine's model over ``channels`` window values. Picklable: a few small arrays.
 
@@ -119,8 +143,20 @@ class MachineModel:
         "basis",
         "buf",
         "buf_w",
+        "calm",
+        "chart",
+        "chart_bound",
+        "chart_inv_hi",
+        "chart_lo",
+        "chart_m",
+        "chart_max_inv",
+        "chart_n",
+        "chart_s",
         "cov",
+        "dev_buf",
+        "dev_n",
         "flat",
+        "forms",
         "inv_lam",
         "inv_sd",
         "mean",
@@ -128,7 +164,9 @@ class MachineModel:
         "q_limit",
         "run",
         "seen",
+        "still",
         "t2_limit",
+        "tick",
         "var",
     )
 
@@ -141,6 +179,8 @@ class MachineModel:
         self.age = REFRESH  # windows learned since the last decomposition (REFRESH: due)
         self.mean: Vector = np.zeros(channels)
         self.var: Vector = np.zeros(channels)
+        self.dev_buf: Vector = np.zeros((REFRESH, channels))  # deviations not yet learned
+        self.dev_n = 0
         self.inv_sd: Vector = np.zeros(channels)  # 1 / sqrt(var), 0 where var is 0
         self.flat = True  # some channel has not moved yet (var 0) since its first window
         self.cov: Vector = np.eye(channels)  # of z: the running correlations
@@ -149,6 +189,26 @@ class MachineModel:
         self.basis: Vector = np.zeros((channels, 0))  # the principal directions, columns
         self.inv_lam: Vector = np.zeros(0)  # 1 / their variances
         self.t2_limit = self.q_limit = 0.0
+        # Each channel's chart: a discounted sum of its z², its running mean and mean square
+        # (taken at each decomposition: it moves little in REFRESH windows), and its limits.
+        level = 1.0 / params.chart if params.chart else 1.0
+        self.chart: Vector = np.full(channels, level)
+        self.chart_m: Vector = np.full(channels, level)
+        self.chart_s: Vector = np.full(channels, level * level)
+        self.chart_n = 0  # values taken into the moments
+        self.calm = 0  # windows since the last anomalous one
+        self.chart_inv_hi: Vector = np.zeros(channels)  # 1 / the upper limits
+        # A bound on the largest chart over its upper limit, so that most windows need not
+        # look at every chart: it grows by at most |z|²·max(chart_inv_hi) a window.
+        self.chart_bound = math.inf
+        self.chart_max_inv = 0.0
+        self.chart_lo: Vector = np.zeros(channels)
+        self.still = 0.0  # the lower limits' part of the score, every STILL_EVERY windows
+        self.tick = 0  # windows scored
+        # T², Q and |z|² as quadratic forms of z, stacked: one product scores a window
+        self.forms: Vector = np.stack(
+            [np.zeros((channels, channels)), np.eye(channels), np.eye(channels)]
+        )
 
     @property
     def channels(self) -> int:
@@ -180,6 +240,7 @@ class MachineModel:
     def _decompose(self) -> None:
         p = self.params
         self._fold()
+        self._fold_levels()
         if self.seen >= p.warmup:
             self._spread()
         lam_a, vec = np.linalg.eigh(self.cov)  # ascending
@@ -197,8 +258,12 @@ class MachineModel:
                 break
         if k >= n and n > 1:
             k = n - 1  # a residual is left, for Q: relations are what a machine model is for
-        self.basis = vec[:, n - k :][:, ::-1].copy()
+        self.basis = basis = vec[:, n - k :][:, ::-1].copy()
         self.inv_lam = np.array([1.0 / x for x in lam[:k]])
+        forms = self.forms  # in place: T²'s, Q's (the residual's projector), and |z|²'s (eye)
+        np.matmul(basis * self.inv_lam, basis.T, out=forms[0])
+        np.matmul(basis, basis.T, out=forms[1])
+        np.subtract(forms[2], forms[1], out=forms[1])
         self.t2_limit = chi2_quantile(p.confidence, k)
         rest = lam[k:]
         theta1, theta2 = sum(rest), sum(x * x for x in rest)
@@ -207,7 +272,34 @@ class MachineModel:
             if theta1 > 0
             else 0.0
         )
+        if p.chart and self.seen >= p.warmup // 2:
+            self._chart_learn()
+            if self.seen >= p.warmup and self.chart_n % LIMITS_EVERY == 0:
+                self._chart_limits()
         self.age = 0
+
+    def _chart_limits(self) -> None:
+        """Each chart's limits from its own distribution on the windows learned (each chart
+        value taken before its window was learned): the scaled chi-squared of its running mean
+        and variance, at ``confidence`` shared over the channels and the two tails."""
+        p = self.params
+        m = self.chart_m
+        v = np.maximum(self.chart_s - m * m, 1e-12 * m * m)
+        # Both tails, Bonferroni over the channels: a channel moving more than its usual, and
+        # one gone still (a stuck valve or sensor).
+        # Never narrower than for independent windows of a standardised channel (z² of mean 1
+        # and variance 2: its EWMA's variance 2·lam / (2 - lam)), which a few windows' moments
+        # can understate: windows that follow each other only widen an EWMA's distribution.
+        z = _normal_quantile(1.0 - (1.0 - p.confidence) / len(m))
+        lam = p.chart
+        a0 = 2.0 * lam / (2.0 - lam) / 9.0
+        a = np.maximum(v / (9.0 * m * m), a0)
+        ra = np.sqrt(a)
+        hi = m * np.maximum(1.0 - a + z * ra, 0.0) ** 3
+        self.chart_inv_hi = np.divide(1.0, hi, out=np.zeros_like(hi), where=hi > 0)
+        self.chart_max_inv = float(self.chart_inv_hi.max())
+        self.chart_bound = math.inf  # new limits: look again
+        self.chart_lo = m * np.maximum(1.0 - a - z * ra, 0.0) ** 3
 
     def score_learn(self, values: Sequence[float]) -> MachineScore:
         """Score one window of every channel (``nan``: the channel sent nothing), then learn it
@@ -228,27 +320,63 @@ class MachineModel:
         if self.age >= REFRESH:
             self._decompose()
         ready = seen >= p.warmup
-        basis = self.basis
-        t = z @ basis
-        t2 = float((t * t) @ self.inv_lam)
-        q = float(z @ z) - float(t @ t)  # the residual's squared length (the basis is
-        q = q if q > 0.0 else 0.0  # orthonormal), but never below 0 by rounding
+        t2, q, zsq = (self.forms @ z @ z).tolist()
+        q = q if q > 0.0 else 0.0  # the residual's squared length, never below 0 by rounding
         tl, ql = self.t2_limit, self.q_limit
         score = max(t2 / tl if tl > 0 else 0.0, q / ql if ql > 0 else 0.0)
+        lam = p.chart
+        if lam:
+            zz = z * z
+            if zsq > CHART_CAP:
+                np.minimum(zz, CHART_CAP, out=zz)
+            chart = self.chart
+            if not whole:  # a channel that sent nothing keeps its chart
+                zz[~present] = chart[~present]
+                self.chart_bound = math.inf
+            chart *= 1.0 - lam
+            chart += zz
+            if seen >= p.warmup + p.memory:  # the charts' moments span a memory
+                self.tick += 1
+                if self.tick >= STILL_EVERY:
+                    self.tick = 0
+                    self.still = max((self.chart_lo / np.maximum(chart, 1e-300)).tolist())
+                bound = (1.0 - lam) * self.chart_bound + min(zsq, CHART_CAP) * self.chart_max_inv
+                if bound > 1.0:  # maybe above: look (below, the charts' part stays out)
+                    bound = max((chart * self.chart_inv_hi).tolist())  # quicker than .max()
+                    score = max(score, bound)
+                self.chart_bound = bound
+                score = max(score, self.still)
         anomaly = ready and score > 1.0
         drivers: tuple[tuple[int, float], ...] = ()
         if anomaly:
-            drivers = self._drivers(z, t)
+            drivers = self._drivers(z, z @ self.basis)
             self.run += 1
+            self.calm = 0
             if self.run < RELEARN * p.memory:
                 return MachineScore(score, True, ready, t2, tl, q, ql, drivers)
         else:
             self.run = 0
+            self.calm += 1
         if whole:
             self._learn(x, dev, z, seen)
         elif present.any():
             self._learn_some(dev, z, present, seen)
         return MachineScore(score, anomaly, ready, t2, tl, q, ql, drivers)
+
+    def _chart_learn(self) -> None:
+        """Take the charts' values into their moments (from half the warm-up: before, the
+        levels and spreads are those of a handful of windows), once per REFRESH windows
+        learned, each with the weight of those windows; the first replaces the start."""
+        c = self.chart
+        if self.calm * self.params.chart < HALF_LIFE:
+            # An anomalous window still weighs half or more in the charts: what they show is
+            # not learned (an episode's clean windows would teach its charts otherwise).
+            return
+        n = self.chart_n
+        a = max(1.0 / (n + 1), REFRESH / self.params.memory)
+        self.chart_m += a * (c - self.chart_m)
+        self.chart_s += a * (c * c - self.chart_s)
+        self.chart_n = n + 1
 
     def _drivers(self, z: Vector, t: Vector) -> tuple[tuple[int, float], ...]:
         """Channels ranked by their share of the score: the squared residual (of Q) and the
@@ -259,6 +387,11 @@ class MachineModel:
         contrib = (r * r) / (ql if ql > 0 else 1.0) + np.maximum(part_t2, 0.0) / (
             tl if tl > 0 else 1.0
         )
+        if self.params.chart:  # a channel beyond its chart's limits
+            out = np.maximum(
+                self.chart * self.chart_inv_hi, self.chart_lo / np.maximum(self.chart, 1e-300)
+            )
+            contrib = contrib + np.where(out > 1.0, out, 0.0)
         total = float(contrib.sum())
         order = np.argsort(-contrib, kind="stable")
         picked: list[tuple[int, float]] = []
@@ -275,9 +408,26 @@ class MachineModel:
         return tuple(picked)
 
     def _learn(self, x: Vector, dev: Vector, z: Vector, seen: int) -> None:
+        p = self.params
+        if seen + 1 >= p.memory and seen >= p.warmup and not self.flat:
+            # Past the warm-up the weight is 1 / memory and the spreads are only read at the
+            # decompositions: the deviations are kept and folded in there (_fold_levels); the
+            # level moves at once.
+            n = self.dev_n
+            if n >= REFRESH:
+                self._fold_levels()
+                n = 0
+            self.dev_buf[n] = dev
+            self.dev_n = n + 1
+            self.mean += dev * (1.0 / p.memory)
+            self._correlate(z, seen)
+            self.seen = seen + 1
+            self.age += 1
+            return
+        self._fold_levels()
         a = 1.0 / (seen + 1)
-        if a < 1.0 / self.params.memory:
-            a = 1.0 / self.params.memory
+        if a < 1.0 / p.memory:
+            a = 1.0 / p.memory
         if seen:
             # Exponentially weighted mean and variance (West's update).
             self.mean += a * dev
@@ -291,6 +441,19 @@ class MachineModel:
             self._spread()
         self.seen = seen + 1
         self.age += 1
+
+    def _fold_levels(self) -> None:
+        """Learn the spreads of the deviations kept since the last fold, as learning them one
+        by one would (each was taken against the level of its window)."""
+        k = self.dev_n
+        if not k:
+            return
+        self.dev_n = 0
+        var_w, keep = _spread_weights(k, 1.0 / self.params.memory)
+        devs = self.dev_buf[:k]
+        var = self.var
+        var *= keep
+        var += var_w @ (devs * devs)
 
     def _spread(self) -> None:
         var = self.var
@@ -324,6 +487,7 @@ class MachineModel:
         the window with the missing channels at their levels (z 0)."""
         if not seen:
             return  # a first level must have every channel
+        self._fold_levels()
         a = max(1.0 / (seen + 1), 1.0 / self.params.memory)
         self.mean += a * dev  # dev is 0 where missing
         self.var += np.where(present, a * (dev * dev), 0.0)

@@ -135,3 +135,92 @@ def test_chi2_quantile_is_close(p: float, df: float, rel: float) -> None:
 def test_a_machine_needs_a_channel() -> None:
     with pytest.raises(ValueError, match="at least one channel"):
         MachineModel(0, PARAMS)
+
+
+# -- the channels' charts: a lasting small change in one channel ---------------------------------
+
+
+def spread_rows(
+    n: int, seed: int, wide_from: int | None = None, still_from: int | None = None
+) -> list[list[float]]:
+    """The pump's windows; from ``wide_from`` the temperature's noise doubles (each window
+    still within a few spreads), from ``still_from`` the vibration sensor is stuck at its
+    level."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        load = rng.gauss(0.0, 1.0)
+        wide = 2.0 if wide_from is not None and i >= wide_from else 1.0
+        stuck = still_from is not None and i >= still_from
+        rows.append(
+            [
+                20.0 + 2.0 * load + rng.gauss(0.0, 0.2),
+                50.0 + 5.0 * load + rng.gauss(0.0, 0.5),
+                40.0 + rng.gauss(0.0, 1.0) * wide,
+                3.0 if stuck else 3.0 + rng.gauss(0.0, 0.3),
+            ]
+        )
+    return rows
+
+
+def test_a_channel_whose_spread_grows_is_found_by_its_chart() -> None:
+    """Twice its usual noise, each window within a few spreads: single-window T² and Q see
+    almost nothing (and would learn it), the channel's chart keeps flagging it."""
+    rows = spread_rows(1400, seed=3, wide_from=1000)
+    charted = run(MachineModel(4, PARAMS), rows)
+    plain = run(MachineModel(4, MachineParams(warmup=100, chart=0.0)), rows)
+    assert sum(s.anomaly for s in charted[400:1000]) / 600 < 0.01
+    assert sum(s.anomaly for s in charted[1100:]) / 300 > 0.5
+    assert sum(s.anomaly for s in plain[1100:]) / 300 < 0.05
+    named = [s.drivers[0][0] for s in charted[1100:] if s.anomaly]
+    assert named.count(2) / len(named) > 0.9  # the temperature
+
+
+def test_a_channel_gone_still_is_found_and_named() -> None:
+    """A stuck sensor (or a valve fixed in place) sits at its level: no window is far off, but
+    its chart falls below what its noise always gave."""
+    rows = spread_rows(1400, seed=3, still_from=1000)
+    charted = run(MachineModel(4, PARAMS), rows)
+    plain = run(MachineModel(4, MachineParams(warmup=100, chart=0.0)), rows)
+    assert sum(s.anomaly for s in charted[1050:]) / 350 > 0.9
+    assert not any(s.anomaly for s in plain[1050:])
+    assert all(s.drivers[0][0] == 3 for s in charted[1050:] if s.anomaly)
+
+
+def test_the_charts_bound_hides_no_crossing() -> None:
+    """Most windows skip looking at every chart, under a bound of the largest one over its
+    limit: the flags are those of looking every window."""
+    rows = spread_rows(1400, seed=5, wide_from=1000)
+    quick, full = MachineModel(4, PARAMS), MachineModel(4, PARAMS)
+    for row in rows:
+        full.chart_bound = math.inf  # look at every chart
+        assert quick.score_learn(row).anomaly == full.score_learn(row).anomaly
+
+
+def test_no_chart_judges_before_its_moments_span_a_memory() -> None:
+    rows = spread_rows(PARAMS.warmup + PARAMS.memory, seed=3, wide_from=PARAMS.warmup)
+    scores = run(MachineModel(4, PARAMS), rows)
+    assert not any(s.anomaly for s in scores if s.t2 <= s.t2_limit and s.q <= s.q_limit)
+
+
+def test_spreads_folded_at_decompositions_are_those_learned_one_by_one() -> None:
+    """Past the warm-up a window's deviation is kept and its spread folded in at the next
+    decomposition: the same levels and spreads as West's update window by window."""
+    rng = random.Random(11)
+    rows = [[rng.gauss(10, 3), rng.gauss(0, 2) + i * 0.01, rng.gauss(5, 1)] for i in range(900)]
+    params = MachineParams(confidence=1 - 1e-12, chart=0.0)  # every window learned
+    model = MachineModel(3, params)
+    run(model, rows)
+    model._fold_levels()
+    mean, var = [0.0] * 3, [0.0] * 3
+    for seen, row in enumerate(rows):
+        a = max(1.0 / (seen + 1), 1.0 / params.memory)
+        for c in range(3):
+            if not seen:
+                mean[c] = row[c]
+                continue
+            dev = row[c] - mean[c]
+            mean[c] += a * dev
+            var[c] = (1.0 - a) * (var[c] + a * dev * dev)
+    assert model.mean.tolist() == pytest.approx(mean, rel=1e-9)
+    assert model.var.tolist() == pytest.approx(var, rel=1e-9)
