@@ -139,6 +139,11 @@ def restore(resume: bytes, config: ShardConfig | None = None) -> ShardState:
             f"recovery snapshot is of an older format ({exc}), this flow reads "
             f"v{SNAPSHOT_VERSION}: " + RESET_HOW
         ) from None
+    except Exception as exc:  # pickle raises many kinds of error on damaged bytes
+        raise SnapshotVersionError(
+            f"recovery snapshot is unreadable ({type(exc).__name__}: {exc}), this flow reads "
+            f"v{SNAPSHOT_VERSION}: " + RESET_HOW
+        ) from None
     version = obj[0] if isinstance(obj, tuple) and len(obj) == 2 else 1
     state: ShardState | None = obj[1] if version != 1 else None
     if version != SNAPSHOT_VERSION:

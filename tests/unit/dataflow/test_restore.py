@@ -201,3 +201,14 @@ def test_a_snapshot_two_formats_back_is_refused_with_the_reset_line() -> None:
     newer = pickle.dumps((SNAPSHOT_VERSION + 1, state))
     with pytest.raises(SnapshotVersionError, match=r"reset the recovery"):
         restore(newer, config())
+
+
+@pytest.mark.parametrize("damage", [b"", b"not a pickle", b"\x80\x05\x95garbage"])
+def test_a_damaged_snapshot_is_refused_with_the_reset_line(damage: bytes) -> None:
+    from dataflow.flow import SnapshotVersionError
+
+    with pytest.raises(SnapshotVersionError, match=r"unreadable.*reset the recovery"):
+        restore(damage, config())
+    whole = snapshot_with_open_window(config())
+    with pytest.raises(SnapshotVersionError, match=r"reset the recovery"):
+        restore(whole[: len(whole) // 2], config())
