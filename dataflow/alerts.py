@@ -17,8 +17,15 @@ coming back pages again once the cooldown is over. An alarm of a rule (the user'
 windows turn clean while the sensor is still far from where it was. An episode the model took
 part in therefore resolves ``clean`` only when the sensor is back: within ``reach`` of its
 ``home`` (the scorer's level and a few of its spreads when the alert opened). A sensor that
-stays away resolves ``adapted`` after ``adapt_after`` clean windows: the new level is its
-baseline now, and the alert says so instead of calling it clean.
+stays away resolves ``adapted`` once the episode has had ``adapt_after`` clean windows in all
+(a flicker of anomalous windows does not start the count again, or a fault that never settles
+would hold its alert open for good, and a new fault would only be an ``update``): the new level
+is its baseline now, and the alert says so instead of calling it clean.
+
+The home from before an adapted episode is kept as the sensor's ``origin``: when it later
+returns there, the model calls the return a change (it learned the fault's level), and that
+alert resolves ``clean`` once the sensor is back near its origin, or near its home at the open.
+It is where the sensor belongs, not a new level to adapt to.
 
 The alert's severity is the highest of its episode's reasons'; a rise in severity is news, sent
 as an ``update`` like a new reason.
@@ -71,7 +78,10 @@ class AlertTracker:
         "calm",
         "clean",
         "home",
+        "lasted",
         "opened_at",
+        "origin",
+        "origin_reach",
         "peak_at",
         "peak_mean",
         "peak_score",
@@ -89,6 +99,9 @@ class AlertTracker:
         self.opened_at = self.peak_at = 0
         self.peak_mean = self.peak_score = 0.0
         self.home = self.reach = 0.0  # where the sensor was when the alert opened; 0: no test
+        self.lasted = 0  # windows since the alert opened
+        # The home from before an episode that resolved adapted (reach 0: none).
+        self.origin = self.origin_reach = 0.0
         self.reasons: tuple[str, ...] = ()
         self.severity: str | None = None
 
@@ -120,14 +133,20 @@ class AlertTracker:
                 return None
             self.baseline = mean
             self.clean += 1
+            self.lasted += 1
             self.since_event += 1
             if self.clean < resolve_after:
                 return None
             how = CLEAN
             if self.reach > 0.0 and ML in self.reasons and abs(mean - self.home) > self.reach:
-                if self.clean < adapt_after:
+                if self.origin_reach > 0.0 and abs(mean - self.origin) <= self.origin_reach:
+                    self.origin_reach = 0.0  # back where it belongs: no origin any more
+                elif self.lasted - self.anomalous < adapt_after:
                     return None  # clean to the model, but not back where it was: wait
-                how = ADAPTED
+                else:
+                    how = ADAPTED
+                    if self.origin_reach == 0.0:  # the first adapted episode's home
+                        self.origin, self.origin_reach = self.home, self.reach
             event = self._event(RESOLVED, how)
             self.alert_id = None
             self.calm = 0
@@ -142,9 +161,10 @@ class AlertTracker:
             self.peak_mean, self.peak_score = mean, score
             self.reasons = tuple(reasons)
             self.severity = severity
-            self.anomalous, self.clean, self.since_event = 1, 0, 0
+            self.anomalous, self.clean, self.since_event, self.lasted = 1, 0, 0, 1
             return self._event(OPEN)
         self.anomalous += 1
+        self.lasted += 1
         self.clean = 0
         self.since_event += 1
         moved = False

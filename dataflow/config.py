@@ -314,9 +314,9 @@ ALERT_ADAPT_WINDOWS = _declare(
     "ALERT_ADAPT_WINDOWS",
     "360",
     integer(0),
-    "Clean windows after which an ML alert whose sensor never came back near its level from "
-    'before the alert resolves with `"resolution": "adapted"` (its new level is the baseline '
-    "now); until then it stays open.",
+    "Clean windows, in all since the alert opened, after which an ML alert whose sensor never "
+    "came back near its level from before the alert resolves with "
+    '`"resolution": "adapted"` (its new level is the baseline now); until then it stays open.',
 )
 ALERT_STALE_SECONDS = _declare(
     "ALERT_STALE_SECONDS",

@@ -37,7 +37,7 @@ from dataflow.shard import (
     WindowResult,
 )
 from dataflow.status import Status
-from dataflow.upgrade import migrate
+from dataflow.upgrade import STEPS, migrate
 
 log = logging.getLogger("dataflow")
 
@@ -110,7 +110,7 @@ Out = list[Result]
 # Bump when ShardState's pickled shape changes, with a step in dataflow.upgrade that migrates
 # the previous format; an older one fails with a clear message instead of an AttributeError
 # deep in the scorer.
-SNAPSHOT_VERSION = 9
+SNAPSHOT_VERSION = 10
 
 RESET_HOW = (
     "reset the recovery directory (delete it and run `python -m bytewax.recovery DIR N` again); "
@@ -144,14 +144,27 @@ def restore(resume: bytes, config: ShardConfig | None = None) -> ShardState:
             f"recovery snapshot is unreadable ({type(exc).__name__}: {exc}), this flow reads "
             f"v{SNAPSHOT_VERSION}: " + RESET_HOW
         ) from None
-    version = obj[0] if isinstance(obj, tuple) and len(obj) == 2 else 1
-    state: ShardState | None = obj[1] if version != 1 else None
+    # (version, state) since v2; v1 pickled the state alone. Anything else: not ours (v0).
+    pair = isinstance(obj, tuple) and len(obj) == 2
+    version = (obj[0] if type(obj[0]) is int else 0) if pair else 1
+    state: object = obj[1] if pair else None
     if version != SNAPSHOT_VERSION:
-        state = migrate(version, state, SNAPSHOT_VERSION) if version < SNAPSHOT_VERSION else None
+        oldest = min(STEPS)
+        if oldest <= version < SNAPSHOT_VERSION:
+            try:
+                state = migrate(version, state, SNAPSHOT_VERSION)
+            except Exception as exc:  # a step meets state that is not what its format holds
+                raise SnapshotVersionError(
+                    f"recovery snapshot of format v{version} could not be migrated "
+                    f"({type(exc).__name__}: {exc}), this flow reads v{SNAPSHOT_VERSION}: "
+                    + RESET_HOW
+                ) from None
+        else:
+            state = None
         if state is None:
             raise SnapshotVersionError(
                 f"recovery snapshot has format v{version}, this flow reads v{SNAPSHOT_VERSION} "
-                f"and migrates v{SNAPSHOT_VERSION - 1} only: " + RESET_HOW
+                f"and migrates v{oldest} to v{SNAPSHOT_VERSION - 1}: " + RESET_HOW
             )
         log.warning(
             "recovery snapshot of format v%d migrated to v%d: every sensor keeps what its model "
@@ -159,7 +172,11 @@ def restore(resume: bytes, config: ShardConfig | None = None) -> ShardState:
             version,
             SNAPSHOT_VERSION,
         )
-    assert state is not None
+    if not isinstance(state, ShardState):
+        raise SnapshotVersionError(
+            f"recovery snapshot holds no shard state ({type(state).__name__}), this flow reads "
+            f"v{SNAPSHOT_VERSION}: " + RESET_HOW
+        )
     if config is not None and state.config.shards != config.shards:
         raise SnapshotSettingsError(
             f"SHARDS={config.shards}, but the recovery snapshot was made with "

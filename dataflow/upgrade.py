@@ -4,8 +4,9 @@ An upgrade must not throw away what every sensor's model has learned: a refused 
 deleting the recovery store, replaying the retained input from its start and a second warm-up
 for the whole fleet. So each format change that only *adds* state comes with a step here that
 fills the new state in as a fresh sensor would have it, keeping everything else. Only the
-previous format is migrated; older ones are refused (``dataflow.flow.restore``), so each step is
-written once, against the code of the release before it.
+previous formats that have a step are migrated, one step after the other; older ones are refused
+(``dataflow.flow.restore``). Each step is written once, against the code of the release before
+it, and proven by a snapshot that release wrote (``tests/fixtures``).
 
 v8 -> v9 (the detection changes to the features and the alert lifecycle; machine families):
 
@@ -20,6 +21,14 @@ v8 -> v9 (the detection changes to the features and the alert lifecycle; machine
   is allocated only where it is on; v8 had none, and a restored model keeps its structure).
 - ``ShardState.machines`` and ``_touched``: empty (no family of a v8 flow had machines);
   ``_Sensor.machine``: None (a channel finds its machine at its next window).
+
+v9 -> v10 (an adapted alert counts its clean windows in all, and remembers where it came from):
+
+- ``AlertTracker.lasted``: windows since the alert opened. For an alert open across the upgrade,
+  its anomalous windows and its current run of clean ones (v9 kept no more): its clean windows
+  in all may be undercounted, so it may stay open a little longer, never shorter.
+- ``AlertTracker.origin`` and ``origin_reach``: none (0), as for a sensor that never had an
+  adapted alert.
 """
 
 from __future__ import annotations
@@ -65,8 +74,17 @@ def _v8_to_v9(state: Any) -> Any:
     return state
 
 
+def _v9_to_v10(state: Any) -> Any:
+    for sensor in state.sensors.values():
+        alerts = sensor.alerts
+        _fill(alerts, "lasted", alerts.anomalous + alerts.clean if alerts.alert_id else 0)
+        _fill(alerts, "origin", 0.0)
+        _fill(alerts, "origin_reach", 0.0)
+    return state
+
+
 # From-version -> the step that makes it the next version.
-STEPS: dict[int, Callable[[Any], Any]] = {8: _v8_to_v9}
+STEPS: dict[int, Callable[[Any], Any]] = {8: _v8_to_v9, 9: _v9_to_v10}
 
 
 def migrate(version: int, state: Any, to: int) -> Any | None:

@@ -331,6 +331,8 @@ class SensorScorer:
                 pattern_peak,
             )
         raw.learn(mean, p.level_windows)
+        if not 0.0 <= scatter < math.inf:  # nothing the running value could recover from
+            scatter = 0.0
         if scatter > 0.0 or self.scatter > 0.0:
             n = seen + 1 if seen + 1 < p.level_windows else p.level_windows
             self.scatter += (scatter - self.scatter) / n
@@ -421,9 +423,10 @@ def window_scatter(count: int, low: float, high: float) -> float:
     standard error of a mean of ``count`` readings whose range is ``high - low`` (a range of
     ten normal readings is about three standard deviations), so it floors the spread only
     where the window means' own spread has collapsed below what their readings allow."""
-    if count < 2:
+    if count < 2 or not high >= low:  # one reading, or no honest range (nan, swapped)
         return 0.0
-    return (high - low) / (9.0 * math.sqrt(count))
+    scatter = (high - low) / (9.0 * math.sqrt(count))
+    return scatter if scatter < math.inf else 0.0  # a range beyond floats floors nothing
 
 
 def threshold_alarm(mean: float, threshold: float | None) -> bool:

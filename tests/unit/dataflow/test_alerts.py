@@ -140,3 +140,60 @@ def test_a_silent_sensor_s_alert_resolves_as_stale_once_and_a_clean_end_says_cle
     assert again is not None and again.event == "open"
     events = [t.observe("s", i, 60.0, 0.0, [], 10, 2, 48) for i in (10, 11)]
     assert events[1] is not None and events[1].resolution == "clean"
+
+
+def away(
+    windows: list[tuple[float, list[str]]], adapt_after: int, reach: float = 3.0
+) -> list[tuple[int, str, str | None]]:
+    """Windows of an ML episode through the lifecycle, with the model's home as the shard
+    passes it: the level of the last clean window before each one (as a model that learns
+    every window has it), and a fixed reach."""
+    tracker = AlertTracker()
+    events = []
+    level = windows[0][0]
+    for i, (mean, reasons) in enumerate(windows):
+        ev = tracker.observe(
+            "s", i, mean, 0.0, reasons, 1000, 3, 0, None, (level, reach), adapt_after
+        )
+        if not reasons:
+            level = mean
+        if ev is not None:
+            events.append((i, ev.event, ev.resolution))
+    return events
+
+
+HOME, FAULT = (50.0, []), (80.0, [])
+FAULT_ML = (80.0, ["ml"])
+
+
+def test_a_fault_that_flickers_while_away_still_resolves_adapted() -> None:
+    """The count of clean windows is in all, not in a row: a fault that keeps flickering must
+    not hold its alert open for good (then a new fault would only be an update)."""
+    windows = [HOME] * 5 + [FAULT_ML] + ([FAULT] * 9 + [FAULT_ML]) * 10 + [FAULT] * 3
+    events = away(windows, adapt_after=40)
+    assert events[0] == (5, "open", None)
+    resolved = [(i, how) for i, kind, how in events if kind == "resolved"]
+    assert resolved and resolved[0][1] == "adapted"
+    assert 5 + 40 <= resolved[0][0] <= 5 + 40 + 12  # about 40 clean windows after the open
+
+
+def test_a_sensor_that_returns_after_an_adapted_alert_resolves_clean() -> None:
+    """After the fault's level became the baseline, the return is a change to the model, but
+    the sensor is back where it belongs: that alert resolves clean, not adapted."""
+    windows = [HOME] * 5 + [FAULT_ML] + [FAULT] * 30 + [(50.0, ["ml"])] + [HOME] * 3
+    events = away(windows, adapt_after=20)
+    assert [(kind, how) for _, kind, how in events] == [
+        ("open", None),
+        ("resolved", "adapted"),
+        ("open", None),
+        ("resolved", "clean"),
+    ]
+    assert events[-1][0] == len(windows) - 1  # after resolve_after windows, not adapt_after
+
+
+def test_a_spike_on_the_adapted_level_resolves_clean_and_the_origin_is_kept() -> None:
+    windows = [HOME] * 5 + [FAULT_ML] + [FAULT] * 30  # adapted: 80 is the baseline now
+    windows += [(99.0, ["ml"])] + [FAULT] * 3  # a spike on it, and back to 80: clean
+    windows += [FAULT] * 10 + [(50.0, ["ml"])] + [HOME] * 3  # then home: clean too
+    events = away(windows, adapt_after=20)
+    assert [how for _, kind, how in events if kind == "resolved"] == ["adapted", "clean", "clean"]

@@ -151,27 +151,38 @@ def test_a_snapshot_naming_classes_that_moved_is_refused_with_the_reset_line() -
         restore(old, config())
 
 
-def as_previous_format(blob: bytes) -> tuple[bytes, int]:
-    """The snapshot as the previous release wrote it: the state the current format added is
-    absent, and an envelope peak above what the current format remembers. Returns it and the
-    number of windows its sensor's model had learned."""
+# What each format added, as (object, slot): absent from a snapshot of the format before.
+ADDED = {
+    10: (("alerts", "lasted"), ("alerts", "origin"), ("alerts", "origin_reach")),
+    9: (("alerts", "home"), ("alerts", "reach"), ("scorer", "scatter")),
+}
+
+
+def as_older_format(blob: bytes, version: int) -> tuple[bytes, int]:
+    """The snapshot as the release of format ``version`` wrote it: the state later formats
+    added is absent (and, before v9, an envelope peak above what v9 remembers). Returns it and
+    the number of windows its sensor's model had learned."""
     from dataflow.flow import SNAPSHOT_VERSION
 
     state = restore(blob, config())
     sensor = state.sensors[(TEMPERATURE, "a")]
     assert sensor.scorer is not None
-    delattr(sensor, "machine")
-    del state.machines, state._touched
-    for alerts_or_scorer, names in (
-        (sensor.alerts, ("home", "reach")),
-        (sensor.scorer, ("scatter",)),
-    ):
-        for name in names:
-            delattr(alerts_or_scorer, name)
-    sensor.scorer.envelopes[0].peak = 500.0
-    object.__delattr__(state.config, "adapt_after")
+    for added in range(version + 1, SNAPSHOT_VERSION + 1):
+        for owner, name in ADDED[added]:
+            delattr(getattr(sensor, owner), name)
+    if version < 9:
+        delattr(sensor, "machine")
+        del state.machines, state._touched
+        sensor.scorer.envelopes[0].peak = 500.0
+        object.__delattr__(state.config, "adapt_after")
     seen = sensor.scorer.seen
-    return pickle.dumps((SNAPSHOT_VERSION - 1, state)), seen
+    return pickle.dumps((version, state)), seen
+
+
+def as_previous_format(blob: bytes) -> tuple[bytes, int]:
+    from dataflow.flow import SNAPSHOT_VERSION
+
+    return as_older_format(blob, SNAPSHOT_VERSION - 1)
 
 
 def test_a_snapshot_of_the_previous_format_is_migrated_and_keeps_every_model() -> None:
@@ -191,16 +202,44 @@ def test_a_snapshot_of_the_previous_format_is_migrated_and_keeps_every_model() -
     assert windows(out) == windows(fresh) and windows(out)
 
 
-def test_a_snapshot_two_formats_back_is_refused_with_the_reset_line() -> None:
+def test_a_snapshot_two_formats_back_is_migrated_step_by_step() -> None:
+    old, seen = as_older_format(snapshot_with_open_window(config()), 8)
+    state, _, out = resume(old, config())
+    sensor = state.sensors[(TEMPERATURE, "a")]
+    assert sensor.scorer is not None and sensor.scorer.seen == seen + len(windows(out))
+    assert (sensor.alerts.lasted, sensor.alerts.origin_reach) == (0, 0.0)
+    _, _, fresh = resume(snapshot_with_open_window(config()), config())
+    assert windows(out) == windows(fresh) and windows(out)
+
+
+def test_a_snapshot_older_than_every_step_is_refused_with_the_reset_line() -> None:
     from dataflow.flow import SNAPSHOT_VERSION, SnapshotVersionError
+    from dataflow.upgrade import STEPS
 
     state = restore(snapshot_with_open_window(config()), config())
-    older = pickle.dumps((SNAPSHOT_VERSION - 2, state))
-    with pytest.raises(SnapshotVersionError, match=r"migrates v\d+ only.*reset the recovery"):
+    older = pickle.dumps((min(STEPS) - 1, state))
+    with pytest.raises(SnapshotVersionError, match=r"migrates v\d+ to v\d+.*reset the recovery"):
         restore(older, config())
     newer = pickle.dumps((SNAPSHOT_VERSION + 1, state))
     with pytest.raises(SnapshotVersionError, match=r"reset the recovery"):
         restore(newer, config())
+
+
+def _not_ours() -> list[object]:
+    from dataflow.flow import SNAPSHOT_VERSION
+
+    v = SNAPSHOT_VERSION
+    return [(v, None), (str(v), None), (v - 1, None), (v - 1, "state"), (True, None), (v,), 7, []]
+
+
+@pytest.mark.parametrize("obj", _not_ours())
+def test_a_pickle_that_is_not_a_shard_snapshot_is_refused_with_the_reset_line(obj: object) -> None:
+    """A valid pickle of something else (a wrong file, a hand-made one): the one line, not a
+    TypeError or AttributeError from deep inside a migration."""
+    from dataflow.flow import SnapshotVersionError
+
+    with pytest.raises(SnapshotVersionError, match=r"reset the recovery"):
+        restore(pickle.dumps(obj), config())
 
 
 @pytest.mark.parametrize("damage", [b"", b"not a pickle", b"\x80\x05\x95garbage"])

@@ -1,9 +1,11 @@
-"""A snapshot written by the previous release's own code resumes: nothing lost, nothing
-repeated, and every model it knew stays ready (no second warm-up)."""
+"""Snapshots written by earlier releases' own code resume: nothing lost, nothing repeated, and
+every model it knew stays ready (no second warm-up). One fixture per format a step migrates."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import pytest
 
 from dataflow.config import Settings
 from dataflow.families import TEMPERATURE
@@ -13,7 +15,8 @@ from dataflow.readings import Reading
 from dataflow.shard import ShardState, WindowResult
 from tests.fixtures import snapshots as fx
 
-FIXTURE = Path(__file__).parents[2] / "fixtures" / "snapshot-v8.bin"
+FIXTURES = Path(__file__).parents[2] / "fixtures"
+FORMATS = (SNAPSHOT_VERSION - 1, SNAPSHOT_VERSION - 2)
 
 
 def feed(state: ShardState, first_s: int, last_s: int, pause_s: float) -> list[WindowResult]:
@@ -31,13 +34,19 @@ def key(w: WindowResult) -> tuple[str, int, int, float]:
     return (w.sensor_id, w.stats.start, w.stats.count, w.stats.mean)
 
 
-def test_the_fixture_is_of_the_previous_format() -> None:
-    assert FIXTURE.read_bytes()[:40].find(bytes([0x4B, SNAPSHOT_VERSION - 1])) > 0
+def fixture(version: int) -> bytes:
+    return (FIXTURES / f"snapshot-v{version}.bin").read_bytes()
 
 
-def test_a_previous_release_snapshot_resumes_without_loss_repeat_or_warm_up() -> None:
+@pytest.mark.parametrize("version", FORMATS)
+def test_each_fixture_is_of_its_format(version: int) -> None:
+    assert fixture(version)[:40].find(bytes([0x4B, version])) > 0
+
+
+@pytest.mark.parametrize("version", FORMATS)
+def test_an_earlier_release_snapshot_resumes_without_loss_repeat_or_warm_up(version: int) -> None:
     config = shard_config(Settings.from_env(fx.ENV))
-    state = restore(FIXTURE.read_bytes(), config)
+    state = restore(fixture(version), config)
     state.reconfigure(config)
     assert sorted(s for _, s in state.sensors) == sorted(fx.SENSORS)
     learned = {s: sensor.scorer.seen for (_, s), sensor in state.sensors.items() if sensor.scorer}

@@ -3,6 +3,7 @@
 Each test reproduces a case that the scorer got wrong before the knee and the scatter floor.
 """
 
+import math
 import random
 
 from dataflow.alerts import AlertTracker
@@ -107,3 +108,20 @@ def test_a_sensor_that_comes_back_resolves_clean() -> None:
     events = lasting_shift(adapt_after=10_000, back_after=60)
     resolved = [how for _, kind, how in events if kind == "resolved"]
     assert resolved and resolved[0] == "clean"
+
+
+def test_window_scatter_of_no_honest_range_is_zero() -> None:
+    """Swapped, non-finite or beyond-float ranges floor nothing (they made the running scatter
+    inf, then nan, for good)."""
+    assert window_scatter(4, 3.0, 1.0) == 0.0
+    assert window_scatter(4, -1e308, 1e308) == 0.0
+    assert window_scatter(4, math.nan, 1.0) == window_scatter(4, 1.0, math.inf) == 0.0
+
+
+def test_a_window_of_absurd_scatter_does_not_poison_the_spread() -> None:
+    scorer = SensorScorer(PARAMS)
+    rng = random.Random(9)
+    for i in range(READY + 100):
+        scorer.score_learn(i * W, 65.0 + rng.gauss(0, 1.0), math.inf if i == 120 else 0.1)
+    assert math.isfinite(scorer.scatter)
+    assert scorer.score_learn((READY + 100) * W, 95.0, 0.1).ml_anomaly  # a step still pages
