@@ -24,8 +24,10 @@ is its baseline now, and the alert says so instead of calling it clean.
 
 The home from before an adapted episode is kept as the sensor's ``origin``: when it later
 returns there, the model calls the return a change (it learned the fault's level), and that
-alert resolves ``clean`` once the sensor is back near its origin, or near its home at the open.
-It is where the sensor belongs, not a new level to adapt to.
+alert resolves ``clean`` once the sensor is back near its origin and the model's level has
+followed it there (or ``adapt_after`` clean windows passed): resolved before the model agrees,
+the return would page again a few windows later. It is where the sensor belongs, not a new
+level to adapt to; the origin is kept until the sensor comes back to it.
 
 The alert's severity is the highest of its episode's reasons'; a rise in severity is news, sent
 as an ``update`` like a new reason.
@@ -140,7 +142,15 @@ class AlertTracker:
             how = CLEAN
             if self.reach > 0.0 and ML in self.reasons and abs(mean - self.home) > self.reach:
                 if self.origin_reach > 0.0 and abs(mean - self.origin) <= self.origin_reach:
-                    self.origin_reach = 0.0  # back where it belongs: no origin any more
+                    # Back where it belongs. Clean once the model's level is back too (or it
+                    # had the time to adapt): until then its next windows page again.
+                    if (
+                        home is not None
+                        and abs(home[0] - self.origin) > self.origin_reach
+                        and self.lasted - self.anomalous < adapt_after
+                    ):
+                        return None
+                    self.origin_reach = 0.0  # no origin any more
                 elif self.lasted - self.anomalous < adapt_after:
                     return None  # clean to the model, but not back where it was: wait
                 else:

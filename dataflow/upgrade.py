@@ -24,9 +24,10 @@ v8 -> v9 (the detection changes to the features and the alert lifecycle; machine
 
 v9 -> v10 (an adapted alert counts its clean windows in all, and remembers where it came from):
 
-- ``AlertTracker.lasted``: windows since the alert opened. For an alert open across the upgrade,
-  its anomalous windows and its current run of clean ones (v9 kept no more): its clean windows
-  in all may be undercounted, so it may stay open a little longer, never shorter.
+- ``AlertTracker.lasted`` (sensors' and machines' trackers): windows since the alert opened.
+  For an alert open across the upgrade, its anomalous windows and its current run of clean
+  ones (v9 kept no more): its clean windows in all may be undercounted, so it may stay open a
+  little longer, never shorter.
 - ``AlertTracker.origin`` and ``origin_reach``: none (0), as for a sensor that never had an
   adapted alert.
 """
@@ -75,8 +76,9 @@ def _v8_to_v9(state: Any) -> Any:
 
 
 def _v9_to_v10(state: Any) -> Any:
-    for sensor in state.sensors.values():
-        alerts = sensor.alerts
+    trackers = [sensor.alerts for sensor in state.sensors.values()]
+    trackers += [machine.alerts for machine in state.machines.values()]  # machines came in v9
+    for alerts in trackers:
         _fill(alerts, "lasted", alerts.anomalous + alerts.clean if alerts.alert_id else 0)
         _fill(alerts, "origin", 0.0)
         _fill(alerts, "origin_reach", 0.0)

@@ -34,8 +34,12 @@ def key(w: WindowResult) -> tuple[str, int, int, float]:
     return (w.sensor_id, w.stats.start, w.stats.count, w.stats.mean)
 
 
+def fixture_named(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
 def fixture(version: int) -> bytes:
-    return (FIXTURES / f"snapshot-v{version}.bin").read_bytes()
+    return fixture_named(f"snapshot-v{version}.bin")
 
 
 @pytest.mark.parametrize("version", FORMATS)
@@ -69,3 +73,21 @@ def test_an_earlier_release_snapshot_resumes_without_loss_repeat_or_warm_up(vers
         assert sensor.scorer is not None
         n = sum(1 for w in resumed if w.sensor_id == s)
         assert sensor.scorer.seen == learned[s] + n
+
+
+def test_a_machine_with_its_alert_open_resumes_and_its_alert_goes_on() -> None:
+    """v9 brought machines, with alert trackers of their own: the v9 -> v10 step must reach
+    them too (it once did not, and the first machine window after the upgrade crashed)."""
+    from dataflow.alerts import AlertEvent
+
+    config = fx.machine_config()
+    state = restore(fixture_named("snapshot-v9-machine.bin"), config)
+    state.reconfigure(config)
+    (mw,) = state.machines.values()
+    opened = mw.alerts.alert_id
+    assert opened is not None and mw.alerts.lasted >= 1
+    out = fx.feed_machine(state, fx.MACHINE_WINDOWS, fx.MACHINE_WINDOWS + 40)
+    events = [o.alert for o in out if getattr(o, "alert", None) is not None]
+    assert all(isinstance(e, AlertEvent) for e in events)
+    assert mw.alerts.alert_id in (None, opened)  # the same episode goes on, or ends
+    assert state.open_alerts == (1 if mw.alerts.alert_id else 0)

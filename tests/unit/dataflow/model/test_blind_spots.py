@@ -125,3 +125,31 @@ def test_a_window_of_absurd_scatter_does_not_poison_the_spread() -> None:
         scorer.score_learn(i * W, 65.0 + rng.gauss(0, 1.0), math.inf if i == 120 else 0.1)
     assert math.isfinite(scorer.scatter)
     assert scorer.score_learn((READY + 100) * W, 95.0, 0.1).ml_anomaly  # a step still pages
+
+
+def test_a_return_after_an_adapted_alert_is_one_alert_that_resolves_clean() -> None:
+    """20 -> 50 for good (adapted), then back to 20: one alert for the return, resolved
+    clean, not a clean resolution at the first quiet windows and a second page after the
+    cooldown (the model's level was still at 50); the fault coming back is news again."""
+    rng = random.Random(0)
+    scorer, tracker = SensorScorer(PARAMS), AlertTracker()
+    events = []
+    i = 0
+    for level, n in ((20.0, 1_000), (50.0, 1_500), (20.0, 1_500), (50.0, 1_500)):
+        for _ in range(n):
+            mean = level + rng.gauss(0, 1.0)
+            score = scorer.score_learn(i * W, mean)
+            reasons = ["ml"] if score.ml_anomaly else []
+            ev = tracker.observe("s", i, mean, 0.0, reasons, 12, 3, 48, None, scorer.home(), 360)
+            if ev is not None and ev.event != "update":
+                events.append((i // 500 * 500, ev.event, ev.resolution))
+            i += 1
+    assert [(kind, how) for _, kind, how in events] == [
+        ("open", None),
+        ("resolved", "adapted"),
+        ("open", None),  # the return
+        ("resolved", "clean"),
+        ("open", None),  # the fault again
+        ("resolved", "adapted"),
+    ]
+    assert [at for at, kind, _ in events if kind == "open"] == [1_000, 2_500, 4_000]
