@@ -38,9 +38,11 @@ little, each inside its usual range: no per-sensor model sees it, as only their 
    limit where beyond; ranked, with the channel's ``z``. A relation break shows in the channels
    of the relation.
 
-A missing channel (``nan`` or infinite: it sent nothing in this window) counts as at its level
-and keeps its level and spread. No anomaly until ``warmup`` windows were learned (``ready``):
-the spreads and correlations of a few windows mean nothing.
+A missing channel (``nan`` or infinite: it sent nothing in this window) keeps its level, spread
+and chart, and its z is what the present channels imply through the principal directions
+(``_impute``): it neither breaks a relation nor drives an alert, and the correlations learn only
+whole windows. No anomaly until ``warmup`` windows were learned (``ready``): the spreads and
+correlations of a few windows mean nothing.
 
 >>> import random
 >>> rng = random.Random(1)
@@ -319,6 +321,8 @@ class MachineModel:
             z = np.where(self.inv_sd > 0, z, np.sign(dev) * Z_CAP)
         if self.age >= REFRESH:
             self._decompose()
+        if not whole:
+            z = self._impute(z, present)
         ready = seen >= p.warmup
         t2, q, zsq = (self.forms @ z @ z).tolist()
         q = q if q > 0.0 else 0.0  # the residual's squared length, never below 0 by rounding
@@ -330,8 +334,8 @@ class MachineModel:
             if zsq > CHART_CAP:
                 np.minimum(zz, CHART_CAP, out=zz)
             chart = self.chart
-            if not whole:  # a channel that sent nothing keeps its chart
-                zz[~present] = chart[~present]
+            if not whole:  # a channel that sent nothing keeps its chart (c = (1-lam)c + lam*c)
+                zz[~present] = lam * chart[~present]
                 self.chart_bound = math.inf
             chart *= 1.0 - lam
             chart += zz
@@ -349,7 +353,7 @@ class MachineModel:
         anomaly = ready and score > 1.0
         drivers: tuple[tuple[int, float], ...] = ()
         if anomaly:
-            drivers = self._drivers(z, z @ self.basis)
+            drivers = self._drivers(z, z @ self.basis, None if whole else present)
             self.run += 1
             self.calm = 0
             if self.run < RELEARN * p.memory:
@@ -360,7 +364,7 @@ class MachineModel:
         if whole:
             self._learn(x, dev, z, seen)
         elif present.any():
-            self._learn_some(dev, z, present, seen)
+            self._learn_some(dev, present, seen)
         return MachineScore(score, anomaly, ready, t2, tl, q, ql, drivers)
 
     def _chart_learn(self) -> None:
@@ -378,9 +382,25 @@ class MachineModel:
         self.chart_s += a * (c * c - self.chart_s)
         self.chart_n = n + 1
 
-    def _drivers(self, z: Vector, t: Vector) -> tuple[tuple[int, float], ...]:
+    def _impute(self, z: Vector, present: npt.NDArray[np.bool_]) -> Vector:
+        """The missing channels' z as the present ones imply through the principal directions
+        (least squares on the present rows), so a channel that sent nothing neither breaks the
+        relations (at its level, 0, it would while the others move) nor teaches them that it
+        stays put. Before there are directions, or with no channel present: 0."""
+        basis = self.basis
+        if basis.shape[1] == 0 or not present.any():
+            return z
+        t = np.linalg.lstsq(basis[present], z[present], rcond=None)[0]
+        z = z.copy()
+        z[~present] = basis[~present] @ t
+        return z
+
+    def _drivers(
+        self, z: Vector, t: Vector, present: npt.NDArray[np.bool_] | None = None
+    ) -> tuple[tuple[int, float], ...]:
         """Channels ranked by their share of the score: the squared residual (of Q) and the
-        term of T² of each, over the statistic's limit; with each one's z (within +-Z_CAP)."""
+        term of T² of each, over the statistic's limit; with each one's z (within +-Z_CAP).
+        A channel that sent nothing (not ``present``) drives nothing: its z was imputed."""
         tl, ql = self.t2_limit, self.q_limit
         r = z - self.basis @ t
         part_t2 = z * (self.basis @ (t * self.inv_lam))  # each channel's term; they sum to T²
@@ -392,6 +412,8 @@ class MachineModel:
                 self.chart * self.chart_inv_hi, self.chart_lo / np.maximum(self.chart, 1e-300)
             )
             contrib = contrib + np.where(out > 1.0, out, 0.0)
+        if present is not None:
+            contrib = np.where(present, contrib, 0.0)
         total = float(contrib.sum())
         order = np.argsort(-contrib, kind="stable")
         picked: list[tuple[int, float]] = []
@@ -480,11 +502,10 @@ class MachineModel:
         self.buf[len(ws)] = z
         ws.append(a)
 
-    def _learn_some(
-        self, dev: Vector, z: Vector, present: npt.NDArray[np.bool_], seen: int
-    ) -> None:
-        """Some channels are missing: they keep their level and spread; the correlations learn
-        the window with the missing channels at their levels (z 0)."""
+    def _learn_some(self, dev: Vector, present: npt.NDArray[np.bool_], seen: int) -> None:
+        """Some channels are missing: they keep their level and spread, and the correlations
+        learn nothing (a missing channel's z, imputed or at its level, would teach them a
+        relation that holds exactly, or not at all, and narrow or break their limits)."""
         if not seen:
             return  # a first level must have every channel
         self._fold_levels()
@@ -492,7 +513,6 @@ class MachineModel:
         self.mean += a * dev  # dev is 0 where missing
         self.var += np.where(present, a * (dev * dev), 0.0)
         self.var *= np.where(present, 1.0 - a, 1.0)
-        self._correlate(z, seen)
         if seen < self.params.warmup or self.flat:
             self._spread()
         self.seen = seen + 1

@@ -104,6 +104,28 @@ def test_a_missing_channel_is_taken_at_its_level() -> None:
     assert math.isfinite(out.score)
 
 
+@pytest.mark.parametrize("silent", [2, 60, 1_200])
+def test_a_channel_that_sends_nothing_keeps_its_chart_and_pages_nothing(silent: int) -> None:
+    """The current silent for a while (its windows nan): its chart stays where it was (it
+    once grew by 1.9 a window, paged after two windows and for good after an hour), the
+    load still moves the flow, which is no broken relation, and nothing names the silent
+    channel; after it comes back the machine is as quiet as before."""
+    rows = pump(1_500 + silent + 1_000, seed=8)
+    model = MachineModel(4, PARAMS)
+    run(model, rows[:1_500])
+    chart = model.chart[0]
+    gap = []
+    for row in rows[1_500 : 1_500 + silent]:
+        gap.append(model.score_learn([math.nan, *row[1:]]))
+    assert model.chart[0] == pytest.approx(chart)
+    assert sum(o.anomaly for o in gap) <= max(1, silent // 50)
+    assert all(i != 0 for o in gap for i, _ in o.drivers)
+    after = run(model, rows[1_500 + silent :])
+    quiet = MachineModel(4, PARAMS)
+    baseline = run(quiet, rows[:1_500] + rows[1_500 + silent :])[1_500:]
+    assert sum(o.anomaly for o in after) <= sum(o.anomaly for o in baseline) + 10
+
+
 def test_a_constant_channel_does_not_break_the_model() -> None:
     rng = random.Random(8)
     model = MachineModel(3, PARAMS)
