@@ -766,10 +766,24 @@ class ShardState:
                         else "applied to restored models"
                     )
                 )
-        for mkey in list(self.machines):
+        dropped = set()
+        for mkey, mw in list(self.machines.items()):
             fam = config.families.get(mkey[0])
-            if fam is None or fam.family.channel_names != self.machines[mkey].names:
-                del self.machines[mkey]  # its family, or its channels, changed: it starts anew
+            if fam is None or fam.family.channel_names != mw.names:
+                # Its family, or its channels, changed: it starts anew. What it had pending is
+                # scored by the model it has, and its alert resolved (it would stay open).
+                self._close_machine(mkey, mw, 0.0, out)
+                del self.machines[mkey]
+                dropped.add(mkey)
+        if dropped:
+            for sensor in self.sensors.values():
+                if sensor.machine is not None and sensor.machine[0] in dropped:
+                    sensor.machine = None  # its channel's place is found again
+            for name in sorted({family for family, _ in dropped}):
+                lines.append(
+                    f"family {name!r}: its machines' channels changed: their models start anew"
+                    " (open machine alerts resolved)"
+                )
         if old.lateness_ns != config.lateness_ns:
             for key, sensor in self.sensors.items():
                 size = config.window_ns.get(key[0])

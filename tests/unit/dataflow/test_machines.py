@@ -19,12 +19,13 @@ from dataflow.shard import FamilySetup, SensorEvent, ShardConfig, ShardState, Wi
 from tests.factories import T0, S, readings_only
 from tests.fakes import FakeMessage
 
+PUMPS_CHANNELS = {"current": "amps", "flow": "m3h"}
 PUMPS = {
     "families": {
         "pump": {
             "topic": "pumps",
             "machine": "asset",
-            "channels": {"current": "amps", "flow": "m3h"},
+            "channels": PUMPS_CHANNELS,
             "timestamp": "ts",
             "valid_range": [-1000, 1000],
             "window_seconds": 5,
@@ -422,3 +423,58 @@ def test_a_silent_machine_resolves_its_alert_as_stale() -> None:
     stale = [o for o in out if isinstance(o, SensorEvent) and o.alert is not None]
     assert [(o.sensor_id, o.alert.resolution) for o in stale] == [("p6", "stale")]
     assert state.open_alerts == 0
+
+
+def restarted(state: ShardState, channels: dict[str, str]) -> tuple[ShardState, list[str]]:
+    """Snapshot, restore under the pump family with these channels, reconfigure."""
+    from dataflow.flow import ShardLogic, restore
+    from dataflow.status import Status
+
+    (fam,) = parse_families(pumps(channels=channels), "p")
+    setup = FamilySetup(fam, state.config.families["pump"].model, MachineParams(100, WARM))
+    cfg = ShardConfig(lateness_ns=0, idle_timeout_s=10.0, families={"pump": setup})
+    blob = ShardLogic(state, lambda: 0.0, Status(0)).snapshot()
+    assert blob is not None
+    restored = restore(blob, cfg)
+    return restored, restored.reconfigure(cfg)
+
+
+def feed(state: ShardState, batches: list[list[Reading]], first: int) -> list:
+    out: list = []
+    for i, batch in enumerate(batches, first):
+        now = (T0 + i * 5 * S + 5 * S) / S
+        out += state.ingest([Beat("pumps/0", now, T0 / S), *batch], now)
+        out += state.expire(now)
+    return out
+
+
+@pytest.mark.parametrize(
+    "channels",
+    [{"flow": "m3h", "current": "amps"}, {"current": "amps"}, {**PUMPS_CHANNELS, "rpm": "rpm"}],
+    ids=["reordered", "one-dropped", "one-added"],
+)
+def test_channels_changed_across_a_restore_start_the_machine_anew(channels: dict) -> None:
+    """Its open alert resolves (it stayed open for good), each channel finds its new place
+    (a kept link pointed at the old order: two channels in one slot, a machine never scored,
+    or an index past the end and a crash loop), and the log says so."""
+    readings = pump_readings("p1", 700, seed=1, break_at=300)
+    state = shard()
+    feed(state, readings[:320], 0)
+    assert state.open_alerts == 1
+    state, lines = restarted(state, channels)
+    assert any("channels changed" in line for line in lines)
+    resolved = [o for o in state.pending if getattr(o, "alert", None) is not None]
+    assert [o.alert.event for o in resolved] == ["resolved"] and state.open_alerts == 0
+    later = pump_readings("p1", 700, seed=2, break_at=None)[320:]
+    if "rpm" in channels:  # the new channel reports too
+        later = [
+            [*batch, Reading("pump", "p1/rpm", batch[0].ts, 1450.0 + i % 7)]
+            for i, batch in enumerate(later)
+        ]
+    feed(state, later, 320)
+    (mw,) = state.machines.values()
+    assert mw.names == tuple(channels) and mw.model.seen > 0
+    for (_, sensor_id), sensor in state.sensors.items():
+        channel = sensor_id.rpartition("/")[2]
+        if channel in channels:
+            assert sensor.machine is not None and mw.names[sensor.machine[1]] == channel
