@@ -643,7 +643,8 @@ class ShardState:
         if mw is None:
             return
         prefix = machine_id + "/"
-        if any(f == family and s.startswith(prefix) for f, s in self.sensors):
+        sensors = self.sensors  # a lookup per channel: a scan of the shard was quadratic
+        if any((family, prefix + name) in sensors for name in mw.names):
             return
         self._close_machine(mkey, mw, silent, out)
         del self.machines[mkey]
