@@ -120,7 +120,9 @@ def machine_record(res: WindowResult) -> dict[str, Any]:
     record = window_record(res)
     record["machine"] = res.sensor_id
     drivers = res.drivers or ()
-    record["drivers"] = [{"channel": c, "z": z} for c, z in drivers]
+    record["drivers"] = [
+        {"channel": c, "z": z, "movement": moved or None} for c, z, moved in drivers
+    ]
     if res.ml_anomaly:
         record["explain"] = explain_machine(drivers, res.score)
     return record

@@ -30,7 +30,9 @@ from dataflow.families import ML
 from dataflow.model.machine import MachineModel, MachineParams
 
 MAX_BEHIND = 3  # windows a channel may run ahead of a window another channel never sent
-Driver = tuple[str, float]  # a channel's name and its deviation, in its own spreads
+# A channel's name, its deviation in its own spreads, and its movement against its usual where
+# its chart drove it (0 otherwise; see MachineScore.drivers).
+Driver = tuple[str, float, float]
 
 
 class MachineWindow(NamedTuple):
@@ -123,7 +125,7 @@ class MachineWindows:
             alerts.quiet(out.score)  # the usual case, kept cheap
             return MachineWindow(start, end, present, out.score, out.ready, False, (), None)
         names = self.names
-        drivers = tuple((names[i], z) for i, z in out.drivers)
+        drivers = tuple((names[i], z, moved) for i, z, moved in out.drivers)
         anomaly = out.anomaly
         event = alerts.observe(
             alert_key,

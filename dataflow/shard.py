@@ -140,7 +140,7 @@ class WindowResult(NamedTuple):
     why: Evidence | None = None  # an ML anomaly's evidence (``dataflow.model.explain``)
     # A machine's window (``sensor_id`` is the machine id): the channels that drove it, ranked,
     # each with its deviation in its own spreads. None: a sensor's window.
-    drivers: tuple[tuple[str, float], ...] | None = None
+    drivers: tuple[tuple[str, float, float], ...] | None = None
 
     @property
     def threshold_alarm(self) -> bool:

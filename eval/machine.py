@@ -166,7 +166,7 @@ def rows_out(table: Table, windows: Sequence[WindowResult]) -> list[tuple[str, i
         if w.alert is not None and w.alert.event == "open":
             alert[hi - 1] = 1
         if w.anomaly:
-            names = "|".join(c for c, _ in w.drivers or ())
+            names = "|".join(d[0] for d in w.drivers or ())
             for i in range(lo, hi):
                 anomaly[i] = 1
                 drivers[i] = names

@@ -133,17 +133,26 @@ TOP_DRIVERS = 3  # a machine alert's drivers in its annotation
 
 
 def drivers_of(record: Mapping[str, Any]) -> str:
-    """A machine record's top drivers, e.g. ``current (z 4.2), flow (z -3.1)``; "" for others."""
+    """A machine record's top drivers, e.g. ``current (z 4.2), flow (z -3.1)``, or ``valve
+    (still, 4% of its usual movement)`` where its chart drove it; "" for others."""
     raw = record.get("drivers")
     if not isinstance(raw, list):
         return ""
     parts = []
     for d in raw[:TOP_DRIVERS]:
         if isinstance(d, dict) and "channel" in d:
-            z = d.get("z")
-            parts.append(
-                f"{d['channel']} (z {_num(z)})" if isinstance(z, int | float) else str(d["channel"])
-            )
+            z, moved = d.get("z"), d.get("movement")
+            if isinstance(moved, int | float) and moved > 0:  # its chart drove it
+                how = (
+                    f"moving {moved:.1f}x its usual"
+                    if moved >= 1
+                    else f"still, {moved:.0%} of its usual movement"
+                )
+                parts.append(f"{d['channel']} ({how})")
+            elif isinstance(z, int | float):
+                parts.append(f"{d['channel']} (z {_num(z)})")
+            else:
+                parts.append(str(d["channel"]))
     return ", ".join(parts)
 
 

@@ -179,10 +179,22 @@ def explain(ev: Evidence, unit: str | None = None) -> dict[str, Any]:
     }
 
 
-def explain_machine(drivers: tuple[tuple[str, float], ...], score: float) -> dict[str, Any]:
+def _driver(name: str, z: float, movement: float) -> str:
+    """One driver in words: its deviation, or, where its chart drove it, how much it moves."""
+    if not movement:
+        return f"{name} {z:+.1f} spreads"
+    if movement >= 1.0:
+        return f"{name} moving {movement:.1f}x its usual"
+    return f"{name} gone still ({movement:.0%} of its usual movement)"
+
+
+def explain_machine(drivers: tuple[tuple[str, float, float], ...], score: float) -> dict[str, Any]:
     """A machine window's ``explain``: the joint model fired; its drivers, ranked, each with
-    its deviation in its own spreads, and the joint score against its limit (1)."""
-    told = ", ".join(f"{name} {z:+.1f} spreads" for name, z in drivers[:3]) or "no driver"
+    its deviation in its own spreads (or its movement, where its chart drove it), and the joint
+    score against its limit (1), told as "over 999" beyond that: a chart gone still scores
+    without bound, and the number says nothing more."""
+    told = ", ".join(_driver(*d) for d in drivers[:3]) or "no driver"
+    joint = f"{score:.2f}" if score < 1000 else "over 999"
     return {
         "detector": "machine",
         "detectors": ["machine"],
@@ -192,7 +204,7 @@ def explain_machine(drivers: tuple[tuple[str, float], ...], score: float) -> dic
         "spreads": drivers[0][1] if drivers else None,
         "threshold_spreads": None,
         "seasonal": False,
-        "drivers": [name for name, _ in drivers],
-        "text": f"machine: its channels together are unusual (joint score {score:.2f}, pages "
+        "drivers": [d[0] for d in drivers],
+        "text": f"machine: its channels together are unusual (joint score {joint}, pages "
         f"beyond 1.00), driven by {told}",
     }

@@ -53,7 +53,7 @@ correlations of a few windows mean nothing.
 >>> model.score_learn([10.5, 4.5]).anomaly      # both moved, together as usual
 False
 >>> out = model.score_learn([10.5, 5.5])       # each within a spread, but against each other
->>> out.anomaly, [i for i, _ in out.drivers]
+>>> out.anomaly, [i for i, *_ in out.drivers]
 (True, [0, 1])
 """
 
@@ -105,7 +105,10 @@ class MachineScore(NamedTuple):
     t2_limit: float
     q: float  # the squared residual off the principal subspace, and its limit
     q_limit: float
-    drivers: tuple[tuple[int, float], ...]  # (channel index, z), largest contribution first
+    # (channel index, z, movement), largest contribution first; movement is the root of the
+    # channel's chart over its usual value where the chart drove it (above 1: moving more than
+    # usual, below: gone still), 0 where its deviation did
+    drivers: tuple[tuple[int, float, float], ...]
 
 
 @functools.cache
@@ -351,7 +354,7 @@ class MachineModel:
                 self.chart_bound = bound
                 score = max(score, self.still)
         anomaly = ready and score > 1.0
-        drivers: tuple[tuple[int, float], ...] = ()
+        drivers: tuple[tuple[int, float, float], ...] = ()
         if anomaly:
             drivers = self._drivers(z, z @ self.basis, None if whole else present)
             self.run += 1
@@ -397,7 +400,7 @@ class MachineModel:
 
     def _drivers(
         self, z: Vector, t: Vector, present: npt.NDArray[np.bool_] | None = None
-    ) -> tuple[tuple[int, float], ...]:
+    ) -> tuple[tuple[int, float, float], ...]:
         """Channels ranked by their share of the score: the squared residual (of Q) and the
         term of T² of each, over the statistic's limit; with each one's z (within +-Z_CAP).
         A channel that sent nothing (not ``present``) drives nothing: its z was imputed."""
@@ -407,23 +410,29 @@ class MachineModel:
         contrib = (r * r) / (ql if ql > 0 else 1.0) + np.maximum(part_t2, 0.0) / (
             tl if tl > 0 else 1.0
         )
+        charted = np.zeros_like(contrib)  # each channel's chart part, where beyond a limit
         if self.params.chart:  # a channel beyond its chart's limits
             out = np.maximum(
                 self.chart * self.chart_inv_hi, self.chart_lo / np.maximum(self.chart, 1e-300)
             )
-            contrib = contrib + np.where(out > 1.0, out, 0.0)
+            charted = np.where(out > 1.0, out, 0.0)
+            contrib = contrib + charted
         if present is not None:
             contrib = np.where(present, contrib, 0.0)
         total = float(contrib.sum())
         order = np.argsort(-contrib, kind="stable")
-        picked: list[tuple[int, float]] = []
+        picked: list[tuple[int, float, float]] = []
         share = 0.0
         for i in order[:MAX_DRIVERS]:
             c = float(contrib[i])
             if c <= 0 or (picked and c < total / (4 * len(contrib))):
                 break
             zi = float(z[i])
-            picked.append((int(i), round(Z_CAP if zi > Z_CAP else max(zi, -Z_CAP), 2)))
+            movement = 0.0
+            if charted[i] > 0.5 * c:  # its chart, more than its deviation, drove it
+                movement = math.sqrt(float(self.chart[i]) / max(float(self.chart_m[i]), 1e-300))
+            zi = round(Z_CAP if zi > Z_CAP else max(zi, -Z_CAP), 2)
+            picked.append((int(i), zi, round(movement, 3)))
             share += c
             if share >= 0.9 * total:
                 break

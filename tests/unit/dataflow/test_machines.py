@@ -205,7 +205,7 @@ def test_a_broken_relation_opens_one_machine_alert_naming_both_channels() -> Non
     (alert,) = opened
     assert alert.sensor_id == "p1" and alert.drivers is not None
     assert (alert.stats.start - T0) // (5 * S) >= 300
-    assert {c for c, _ in alert.drivers[:2]} == {"current", "flow"}
+    assert {c for c, *_ in alert.drivers[:2]} == {"current", "flow"}
     record = orjson.loads(encode_window(alert)[1])
     assert record["machine"] == "p1" and record["event"] == "open"
     assert {d["channel"] for d in record["drivers"]} >= {"current", "flow"}
@@ -370,7 +370,7 @@ def test_per_channel_messages_make_one_machine_alert() -> None:
     out = run(state, pump_readings("p9", 400, seed=1, break_at=300))
     opened = [o for o in out if isinstance(o, WindowResult) and o.alert and o.alert.event == "open"]
     assert [
-        (o.sensor_id, {c for c, _ in o.drivers or ()} >= {"current", "flow"}) for o in opened
+        (o.sensor_id, {c for c, *_ in o.drivers or ()} >= {"current", "flow"}) for o in opened
     ] == [("p9", True)]
 
 

@@ -12,7 +12,7 @@ T0 = 1_700_000_000 * 10**9
 W = 5 * 10**9
 
 
-def machine_record(drivers: tuple[tuple[str, float], ...]) -> dict:
+def machine_record(drivers: tuple[tuple[str, float, float], ...]) -> dict:
     event = AlertEvent("open", f"pump/p1@{T0}", T0, 2.5, 2.5, T0, ("ml",), 1, None, "warning")
     res = WindowResult(
         "pump",
@@ -34,7 +34,12 @@ def machine_record(drivers: tuple[tuple[str, float], ...]) -> dict:
 
 def test_the_top_drivers_are_an_annotation_and_in_the_summary() -> None:
     record = machine_record(
-        (("flow", -3.1), ("current", 2.4), ("temperature", 0.5), ("vibration", 0.3))
+        (
+            ("flow", -3.1, 0.0),
+            ("current", 2.4, 0.0),
+            ("temperature", 0.5, 0.0),
+            ("vibration", 0.3, 0),
+        )
     )
     alert = alert_of(record)
     drivers = alert.annotations["drivers"]
@@ -45,6 +50,13 @@ def test_the_top_drivers_are_an_annotation_and_in_the_summary() -> None:
 
 
 def test_a_sensors_alert_has_no_drivers_annotation() -> None:
-    record = machine_record((("flow", 1.0),))
+    record = machine_record((("flow", 1.0, 0.0),))
     del record["drivers"], record["machine"]
     assert "drivers" not in annotations_of(record)
+
+
+def test_a_driver_its_chart_drove_says_how_it_moves() -> None:
+    record = machine_record((("valve", 0.0, 0.04), ("flow", 0.3, 3.2)))
+    assert annotations_of(record)["drivers"] == "valve (still, 4% of its usual movement), " + (
+        "flow (moving 3.2x its usual)"
+    )

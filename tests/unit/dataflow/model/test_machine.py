@@ -42,9 +42,9 @@ def test_a_broken_relation_is_found_and_its_channels_named() -> None:
     assert sum(s.anomaly for s in before) / len(before) < 0.02
     assert sum(s.anomaly for s in after) / len(after) > 0.9
     first = next(s for s in after if s.anomaly)
-    assert {NAMES[i] for i, _ in first.drivers[:2]} == {"current", "flow"}
+    assert {NAMES[i] for i, *_ in first.drivers[:2]} == {"current", "flow"}
     # The flow fell against the current: each driver's z is its deviation in its own spreads.
-    z = dict(first.drivers)
+    z = {i: zi for i, zi, _ in first.drivers}
     assert z[1] < z[0]
 
 
@@ -119,7 +119,7 @@ def test_a_channel_that_sends_nothing_keeps_its_chart_and_pages_nothing(silent: 
         gap.append(model.score_learn([math.nan, *row[1:]]))
     assert model.chart[0] == pytest.approx(chart)
     assert sum(o.anomaly for o in gap) <= max(1, silent // 50)
-    assert all(i != 0 for o in gap for i, _ in o.drivers)
+    assert all(i != 0 for o in gap for i, *_ in o.drivers)
     after = run(model, rows[1_500 + silent :])
     quiet = MachineModel(4, PARAMS)
     baseline = run(quiet, rows[:1_500] + rows[1_500 + silent :])[1_500:]
@@ -207,6 +207,22 @@ def test_a_channel_gone_still_is_found_and_named() -> None:
     assert sum(s.anomaly for s in charted[1050:]) / 350 > 0.9
     assert not any(s.anomaly for s in plain[1050:])
     assert all(s.drivers[0][0] == 3 for s in charted[1050:] if s.anomaly)
+
+
+def test_a_chart_driven_alert_says_the_channel_went_still_not_zero_spreads() -> None:
+    """The stuck channel sits at its level, so its z is about 0: an explanation naming it by
+    its z ("vibration -0.0 spreads", joint score 1e4) told the reader the opposite of what
+    happened."""
+    from dataflow.model.explain import explain_machine
+
+    rows = spread_rows(1400, seed=3, still_from=1000)
+    charted = [s for s in run(MachineModel(4, PARAMS), rows)[1050:] if s.anomaly]
+    last = charted[-1]
+    i, _, movement = last.drivers[0]
+    assert i == 3 and 0.0 < movement < 0.5
+    text = explain_machine(tuple((NAMES[j], z, m) for j, z, m in last.drivers), last.score)["text"]
+    assert "vibration gone still" in text and "vibration -0.0" not in text
+    assert ("over 999" in text) == (last.score >= 1000)
 
 
 def test_the_charts_bound_hides_no_crossing() -> None:
