@@ -30,6 +30,7 @@ v9 -> v10 (an adapted alert counts its clean windows in all, and remembers where
   little longer, never shorter.
 - ``AlertTracker.origin`` and ``origin_reach``: none (0), as for a sensor that never had an
   adapted alert.
+- ``MachineModel.glitch``: 0 (no glitch in a row being held back).
 """
 
 from __future__ import annotations
@@ -78,6 +79,8 @@ def _v8_to_v9(state: Any) -> Any:
 def _v9_to_v10(state: Any) -> Any:
     trackers = [sensor.alerts for sensor in state.sensors.values()]
     trackers += [machine.alerts for machine in state.machines.values()]  # machines came in v9
+    for machine in state.machines.values():
+        _fill(machine.model, "glitch", 0)
     for alerts in trackers:
         _fill(alerts, "lasted", alerts.anomalous + alerts.clean if alerts.alert_id else 0)
         _fill(alerts, "origin", 0.0)

@@ -18,8 +18,11 @@ little, each inside its usual range: no per-sensor model sees it, as only their 
    chi-squared), so ``score``, the larger of the two over its limit, is above 1 for an anomalous
    window. The decomposition is refreshed every ``REFRESH`` windows, between which the
    covariance moves by a small share.
-3. **Not taught its faults.** A window the model called anomalous is not learned (a fault learned
-   as normal would stop paging while it lasts). ``RELEARN`` memories of anomalous windows in a
+3. **Not taught its faults.** During the warm-up, when nothing is judged yet, a window with a
+   channel ``GLITCH_Z`` spreads off is a glitch: the correlations do not learn it, the levels
+   and spreads only as far as ``GLITCH_Z`` (``GLITCH_RUN`` in a row are a real change). After
+   it, a window the model called anomalous is not learned (a fault learned as normal would
+   stop paging while it lasts). ``RELEARN`` memories of anomalous windows in a
    row are a new normal (a machine rebuilt, a new operating point), learned from then on, as the
    per-sensor scorer does with absurd windows. The clean windows of an episode are learned: a
    fault that comes and goes is taken in over a few memories.
@@ -80,6 +83,10 @@ CHART_CAP = 100.0  # a window's z² counts at most this much in a channel's char
 LIMITS_EVERY = 4  # decompositions between two refreshes of the charts' limits
 HALF_LIFE = math.log(2.0)  # times 1 / chart: windows in which a window's weight halves
 STILL_EVERY = 8  # windows between two looks for a channel gone still (a slow change)
+# During the warm-up, a window with a channel this many spreads off is a glitch, not learned,
+# unless GLITCH_RUN of them come in a row (a real change of level).
+GLITCH_Z = 8.0
+GLITCH_RUN = 3
 
 Vector = npt.NDArray[np.float64]
 
@@ -162,6 +169,7 @@ class MachineModel:
         "dev_n",
         "flat",
         "forms",
+        "glitch",
         "inv_lam",
         "inv_sd",
         "mean",
@@ -181,6 +189,7 @@ class MachineModel:
         self.params = params
         self.seen = 0  # windows learned
         self.run = 0  # anomalous windows in a row
+        self.glitch = 0  # glitches in a row during the warm-up, not learned
         self.age = REFRESH  # windows learned since the last decomposition (REFRESH: due)
         self.mean: Vector = np.zeros(channels)
         self.var: Vector = np.zeros(channels)
@@ -364,8 +373,23 @@ class MachineModel:
         else:
             self.run = 0
             self.calm += 1
+        relate = True
+        if not ready and seen >= START and not self.flat:
+            # Nothing is judged yet, so nothing would stop one glitch (a PLC restart reading
+            # 0) from teaching the correlations a relation broken for memories. The levels and
+            # spreads still learn it, as if GLITCH_Z spreads off: a heavy-tailed channel's
+            # spread needs its tails (leaving such windows out narrowed TEP's limits).
+            if float(np.abs(z).max()) > GLITCH_Z:
+                self.glitch += 1
+                relate = self.glitch >= GLITCH_RUN
+                if not relate:  # and the levels and spreads learn it as GLITCH_Z spreads off
+                    sd = np.divide(1.0, self.inv_sd, out=np.zeros_like(dev), where=self.inv_sd > 0)
+                    dev = np.clip(dev, -GLITCH_Z * sd, GLITCH_Z * sd)
+                    x = self.mean + dev
+            else:
+                self.glitch = 0
         if whole:
-            self._learn(x, dev, z, seen)
+            self._learn(x, dev, z, seen, relate)
         elif present.any():
             self._learn_some(dev, present, seen)
         return MachineScore(score, anomaly, ready, t2, tl, q, ql, drivers)
@@ -438,7 +462,7 @@ class MachineModel:
                 break
         return tuple(picked)
 
-    def _learn(self, x: Vector, dev: Vector, z: Vector, seen: int) -> None:
+    def _learn(self, x: Vector, dev: Vector, z: Vector, seen: int, relate: bool = True) -> None:
         p = self.params
         if seen + 1 >= p.memory and seen >= p.warmup and not self.flat:
             # Past the warm-up the weight is 1 / memory and the spreads are only read at the
@@ -451,7 +475,8 @@ class MachineModel:
             self.dev_buf[n] = dev
             self.dev_n = n + 1
             self.mean += dev * (1.0 / p.memory)
-            self._correlate(z, seen)
+            if relate:
+                self._correlate(z, seen)
             self.seen = seen + 1
             self.age += 1
             return
@@ -465,7 +490,8 @@ class MachineModel:
             var = self.var
             var += a * (dev * dev)
             var *= 1.0 - a
-            self._correlate(z, seen)
+            if relate:
+                self._correlate(z, seen)
         else:
             self.mean[:] = x
         if seen < self.params.warmup or self.flat:
