@@ -1,0 +1,715 @@
+"""Column-wise scoring: every per-sensor number of ``SensorScorer`` in numpy arrays by slot.
+
+Why (issue 28): at a fleet's scale every reading closes a window, and scoring closed windows
+one at a time in Python, each with its own tree of per-sensor objects, is most of the time and
+most of the memory. ``ColumnScorer`` keeps one family's sensors in arrays indexed by a sensor
+slot and scores all the windows a batch closes in vectorised passes: the first window of each
+slot in the batch, then the second, and so on, so one sensor's windows still go in order.
+
+The decisions are those of ``dataflow.model.scoring.SensorScorer`` bit for bit (the tests
+compare them on random streams): the same IEEE operations in the same order, float64 for every
+number a decision reads (a float32 would move a comparison), narrow integers for the counts.
+``soften`` beyond the knee goes through ``math`` on the few rows that need it, so its logarithm
+is Python's. Evidence is built only for ML rows, in a Python loop: they are rare.
+
+Only the default detectors are supported (``hst_novelty`` and ``pattern`` off): with them on the
+constructor refuses, and callers keep the per-window scorer. Seasonal baselines live in a pool
+of rows handed to a sensor when it first learns a window (as ``SensorScorer`` starts learning
+them); a forgotten sensor's slot and pool row are reset and reused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from dataflow.model.explain import BURST, DRIFT, LEVEL, STEP, Evidence
+from dataflow.model.features import REL_EPS, Z_CAP, Z_KNEE, soften
+from dataflow.model.scoring import (
+    ABSURD_RUN,
+    ABSURD_Z,
+    BURST_WINDOWS,
+    HOME_SPREADS,
+    ModelParams,
+    SensorScorer,
+    forest,
+)
+from dataflow.model.seasonality import Seasonality
+
+F8 = NDArray[np.float64]
+I8 = NDArray[np.int64]
+B1 = NDArray[np.bool_]
+
+# Per-sensor columns: name -> (dtype, trailing shape, value of a fresh sensor). The HST leaf
+# counts' dtype and width depend on the forest and are added in __init__.
+_SENSOR: dict[str, tuple[str, tuple[int, ...], float]] = {
+    "seen": ("i8", (), 0),
+    "absurd": ("i4", (), 0),
+    "scatter": ("f8", (), 0.0),
+    # The raw means' Track (its seen is ``seen``: both count the windows learned).
+    "level": ("f8", (), 0.0),
+    "spread": ("f8", (), 0.0),
+    "last": ("f8", (), 0.0),
+    # The residual's Track.
+    "r_level": ("f8", (), 0.0),
+    "r_spread": ("f8", (), 0.0),
+    "r_last": ("f8", (), 0.0),
+    "r_seen": ("i8", (), 0),
+    # StepScale.
+    "c_scale": ("f8", (), 0.0),
+    "c_seen": ("i8", (), 0),
+    # The last BURST_WINDOWS level distances, oldest first, and how many there are.
+    "burst": ("f8", (BURST_WINDOWS,), 0.0),
+    "burst_n": ("i1", (), 0),
+    # The level, step and burst envelopes' peaks (their seen is ``seen`` too).
+    "peak": ("f8", (3,), 0.0),
+    "up": ("f8", (), 0.0),
+    "down": ("f8", (), 0.0),
+    "hst_counter": ("i4", (), 0),
+    "hst_ready": ("?", (), 0),  # a reference window exists (CompactHST.r_mass non-empty)
+    "pool": ("i4", (), -1),  # the seasonal pool row, -1 while none
+}
+
+
+class Batch(NamedTuple):
+    """``score_batch``'s outcome, row for row of its input."""
+
+    score: F8
+    ml: B1
+    ready: B1
+    cut: F8  # always nan (None): without ``hst_novelty`` no score has a cut
+    why: dict[int, Evidence]  # input row -> Evidence, for the ML rows only
+
+
+def envelope(
+    peak: F8, seen: I8, x: F8, margin: float, floor: float, decay: float, start: int
+) -> tuple[B1, F8]:
+    """``Envelope.observe`` over rows: (novel, the new peak). Kept in one place so that a change
+    of the envelope's rule ports here in one edit."""
+    novel = (x > floor) & (x > margin * peak)
+    decayed = peak * decay
+    top = margin * Z_KNEE
+    clipped = np.where(x < top, x, top)
+    learned = np.where(clipped > decayed, clipped, decayed)
+    return novel, np.where(seen >= start, learned, peak)
+
+
+def envelope_novel(peak: F8, x: F8, margin: float, floor: float) -> B1:
+    """``Envelope.novel`` over rows."""
+    return (x > floor) & (x > margin * peak)
+
+
+def _soften_signed(z: F8, rows: I8) -> None:
+    """``soften`` of the rows beyond the knee, in place, with ``math`` (Python's log)."""
+    for j in rows.tolist():
+        v = float(z[j])
+        z[j] = soften(v) if v > 0 else -soften(-v)
+
+
+def _track_z(x: F8, level: F8, spread: F8, seen: I8, floor: F8) -> tuple[F8, F8]:
+    """``Track.z(x, floor)`` over rows, and ``Track.scale(floor)`` (the evidence's spread)."""
+    dev = x - level
+    s = np.where(floor > spread, floor, spread)
+    res = REL_EPS * np.abs(level)
+    s = np.where(res > s, res, s)
+    pos = s > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = dev / (1.25 * s)
+    inside = (q >= -Z_KNEE) & (q <= Z_KNEE)
+    _soften_signed(q, np.flatnonzero(pos & ~inside))
+    still = np.where((seen == 0) | (dev == 0), 0.0, np.where(dev > 0, Z_CAP, -Z_CAP))
+    return np.where(pos, q, still), s
+
+
+def _step_z(step: F8, scale: F8, floor: F8) -> F8:
+    """``StepScale.z(step, floor)`` over rows."""
+    a = np.abs(step)
+    s = np.where(scale > floor, scale, floor)
+    pos = s > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = a / (1.25 * s)
+    beyond = np.flatnonzero(pos & ~(q <= Z_KNEE))
+    for j in beyond.tolist():
+        q[j] = soften(float(q[j]))
+    return np.where(pos, q, np.where(a == 0, 0.0, Z_CAP))
+
+
+def _learn_track(level: F8, spread: F8, seen: I8, x: F8, level_windows: int) -> tuple[F8, F8]:
+    """``Track.learn`` over rows: the new level and spread (last is x, seen one more)."""
+    warm = 1.0 / (seen + 1)
+    a = 1.0 / level_windows
+    b = 0.5 / level_windows
+    moved = level + np.where(warm > a, warm, a) * (x - level)
+    spread2 = spread + np.where(warm > b, warm, b) * (np.abs(x - moved) - spread)
+    first = seen == 0
+    return np.where(first, x, moved), np.where(first, spread, spread2)
+
+
+class ColumnScorer:
+    """One family's sensors, column-wise; ``score_batch`` scores many sensors' windows at once."""
+
+    def __init__(self, params: ModelParams, capacity: int = 1024) -> None:
+        if params.hst_novelty or params.pattern:
+            raise ValueError("ColumnScorer supports hst_novelty=False and pattern=False only")
+        self.params = params
+        self.capacity = max(1, capacity)
+        self._setup()
+        cap = self.capacity
+        self.cols: dict[str, NDArray[Any]] = {}
+        for name, (dtype, shape, fill) in self._spec.items():
+            self.cols[name] = np.full((cap, *shape), fill, dtype=dtype)
+        self.live = np.zeros(cap, dtype=bool)
+        self.free_slots: list[int] = []
+        self.next_slot = 0
+        # The seasonal pool: rows of baselines' means and counts, and per row its first
+        # learned time and the two quality sums per period.
+        self.pool_cap = 0
+        self.pool: dict[str, NDArray[Any]] = {}
+        self.pool_free: list[int] = []
+        self.pool_next = 0
+        if params.seasonality:
+            self._grow_pool(max(1, min(cap, 1024)))
+
+    # -- derived tables (not pickled: rebuilt from the params) --------------------------------
+
+    def _setup(self) -> None:
+        p = self.params
+        f = forest(p)
+        if not f.points:
+            raise ValueError("ColumnScorer needs a one-feature forest")
+        self._points = np.asarray(f.points, dtype=np.float64)
+        self._leaves = np.asarray(f.interval_leaves, dtype=np.int64)  # interval -> tree leaves
+        width = 1 << f.height
+        n_int = len(f.probes)
+        # Per interval, tree and depth: the leaf range under the node its probe passes.
+        lo = np.zeros((n_int, f.n_trees, f.height + 1), dtype=np.int64)
+        hi = np.zeros_like(lo)
+        for i, probe in enumerate(f.probes):
+            for t in range(f.n_trees):
+                node = 0
+                for d in range(f.height + 1):
+                    j = node - ((1 << d) - 1)
+                    span = 1 << (f.height - d)
+                    lo[i, t, d] = t * width + j * span
+                    hi[i, t, d] = t * width + (j + 1) * span
+                    if d < f.height:
+                        k = t * f.nodes + node
+                        node = 2 * node + 1 if probe < f.split_at[k] else 2 * node + 2
+        self._lo, self._hi = lo, hi
+        self._n_trees, self._height = f.n_trees, f.height
+        self._size_limit = 0.1 * f.window_size
+        self._max_score = f.max_score
+        self._window_size = f.window_size
+        n_leaves = f.n_trees << f.height
+        count = "u2" if f.window_size < 1 << 16 else "u4"
+        self._spec = dict(_SENSOR)
+        self._spec["hst_counts"] = (count, (n_leaves,), 0)
+        self._spec["hst_ref"] = (count, (n_leaves,), 0)
+        self._ready_at = p.window_size + p.warmup
+        self._decay = 0.5 ** (1.0 / p.novelty_half_life)
+        proto = Seasonality(p.window_ns, p.season_ratio)
+        self._periods = [b.period for b in proto.baselines]
+        self._quality_rate = proto.quality_rate
+        self._ratio = proto.ratio
+
+    def __getstate__(self) -> dict[str, Any]:
+        keep = ("params", "capacity", "cols", "live", "free_slots", "next_slot")
+        pool = ("pool_cap", "pool", "pool_free", "pool_next")
+        return {k: getattr(self, k) for k in keep + pool}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._setup()
+
+    # -- slots ----------------------------------------------------------------------------------
+
+    def _grow(self, cap: int) -> None:
+        for name, (dtype, shape, fill) in self._spec.items():
+            old = self.cols[name]
+            new = np.full((cap, *shape), fill, dtype=dtype)
+            new[: len(old)] = old
+            self.cols[name] = new
+        live = np.zeros(cap, dtype=bool)
+        live[: len(self.live)] = self.live
+        self.live = live
+        self.capacity = cap
+
+    def _grow_pool(self, cap: int) -> None:
+        n = self.pool_cap
+        spec: dict[str, tuple[str, tuple[int, ...], float]] = {
+            "first": ("i8", (), -1),
+            "eres": ("f8", (len(self._periods),), 0.0),
+            "eraw": ("f8", (len(self._periods),), 0.0),
+        }
+        for k, per in enumerate(self._periods):
+            slots = len(per.zero_means)
+            spec[f"means{k}"] = ("f8", (slots,), 0.0)
+            spec[f"counts{k}"] = ("u4", (slots,), 0)
+        for name, (dtype, shape, fill) in spec.items():
+            new = np.full((cap, *shape), fill, dtype=dtype)
+            if n:
+                new[:n] = self.pool[name]
+            self.pool[name] = new
+        self.pool_cap = cap
+
+    def alloc(self) -> int:
+        """A slot for a new sensor: a forgotten one's if any (already reset), else a new one."""
+        if self.free_slots:
+            slot = self.free_slots.pop()
+        else:
+            slot = self.next_slot
+            self.next_slot += 1
+            if slot >= self.capacity:
+                self._grow(2 * self.capacity)
+        self.live[slot] = True
+        return slot
+
+    def free(self, slot: int) -> None:
+        """Forget a sensor: its slot (and seasonal pool row) are reset for the next one."""
+        if not self.live[slot]:
+            raise ValueError(f"slot {slot} is not in use")
+        row = int(self.cols["pool"][slot])
+        if row >= 0:
+            self._free_pool_row(row)
+        for name, (_, _, fill) in self._spec.items():
+            self.cols[name][slot] = fill
+        self.live[slot] = False
+        self.free_slots.append(slot)
+
+    def _free_pool_row(self, row: int) -> None:
+        for name, arr in self.pool.items():
+            arr[row] = -1 if name == "first" else 0
+        self.pool_free.append(row)
+
+    def _pool_rows(self, n: int) -> I8:
+        """``n`` fresh pool rows."""
+        out = [self.pool_free.pop() for _ in range(min(n, len(self.pool_free)))]
+        more = n - len(out)
+        if more:
+            need = self.pool_next + more
+            if need > self.pool_cap:
+                cap = self.pool_cap
+                while cap < need:
+                    cap *= 2
+                self._grow_pool(cap)
+            out.extend(range(self.pool_next, need))
+            self.pool_next = need
+        return np.asarray(out, dtype=np.int64)
+
+    def home(self, slot: int) -> tuple[float, float]:
+        """``SensorScorer.home`` of the sensor in ``slot``."""
+        c = self.cols
+        level, spread = float(c["level"][slot]), float(c["spread"][slot])
+        floor = REL_EPS * abs(level)
+        scatter = float(c["scatter"][slot])
+        if scatter > floor:
+            floor = scatter
+        s = spread
+        if floor > s:
+            s = floor
+        r = REL_EPS * abs(level)
+        s = r if r > s else s
+        reach = HOME_SPREADS * 1.25 * s if spread > 0 else 0.0
+        return level, reach
+
+    def nbytes(self) -> int:
+        """Bytes of every array (sensor columns and the seasonal pool)."""
+        return sum(a.nbytes for a in self.cols.values()) + sum(a.nbytes for a in self.pool.values())
+
+    # -- scoring --------------------------------------------------------------------------------
+
+    def score_batch(
+        self,
+        slots: Sequence[int] | I8,
+        starts: Sequence[int] | I8,
+        means: Sequence[float] | F8,
+        scatters: Sequence[float] | F8 | None = None,
+    ) -> Batch:
+        """Score then learn each row's window, as ``SensorScorer.score_learn`` would one by one
+        in input order. Rows of one slot are taken in input order."""
+        sl = np.asarray(slots, dtype=np.int64)
+        st = np.asarray(starts, dtype=np.int64)
+        mn = np.asarray(means, dtype=np.float64)
+        sc = np.zeros(len(sl)) if scatters is None else np.asarray(scatters, dtype=np.float64)
+        n = len(sl)
+        if not (len(st) == len(mn) == len(sc) == n):
+            raise ValueError("slots, starts, means and scatters differ in length")
+        out = Batch(
+            np.zeros(n), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), np.full(n, np.nan), {}
+        )
+        if n == 0:
+            return out
+        if sl.min() < 0 or sl.max() >= self.capacity or not self.live[sl].all():
+            raise ValueError("a slot that is not in use")
+        # Each row's rank among its slot's rows: pass k takes the rows of rank k.
+        order = np.argsort(sl, kind="stable")
+        ss = sl[order]
+        head = np.ones(n, dtype=bool)
+        head[1:] = ss[1:] != ss[:-1]
+        starts_at = np.flatnonzero(head)
+        group = np.cumsum(head) - 1
+        rank = np.empty(n, dtype=np.int64)
+        rank[order] = np.arange(n) - starts_at[group]
+        by_rank = np.lexsort((np.arange(n), rank))
+        edges = np.searchsorted(rank[by_rank], np.arange(int(rank.max()) + 2))
+        for k in range(len(edges) - 1):
+            self._pass(by_rank[edges[k] : edges[k + 1]], sl, st, mn, sc, out)
+        return out
+
+    def _hst_score(self, s: I8, idx: I8) -> F8:
+        """``CompactHST.score_one`` over rows (each row's interval ``idx``)."""
+        ref = self.cols["hst_ref"][s].astype(np.int64)
+        cs = np.zeros((len(s), ref.shape[1] + 1), dtype=np.int64)
+        np.cumsum(ref, axis=1, out=cs[:, 1:])
+        rows = np.arange(len(s))
+        total = np.zeros(len(s), dtype=np.int64)
+        h = self._height
+        for t in range(self._n_trees):
+            alive = np.ones(len(s), dtype=bool)
+            for d in range(h + 1):
+                mass = cs[rows, self._hi[idx, t, d]] - cs[rows, self._lo[idx, t, d]]
+                total += np.where(alive, mass << d, 0)
+                if d < h:
+                    alive &= ~(mass < self._size_limit)
+        score = 1 - total.astype(np.float64) / self._max_score
+        return np.where(self.cols["hst_ready"][s], score, 0.0)
+
+    def _hst_learn(self, s: I8, idx: I8) -> None:
+        c = self.cols
+        counts = c["hst_counts"]
+        counts[s[:, None], self._leaves[idx]] += 1
+        counter = c["hst_counter"][s] + 1
+        pivot = counter == self._window_size
+        p = s[pivot]
+        c["hst_ref"][p] = counts[p]
+        counts[p] = 0
+        c["hst_ready"][p] = True
+        c["hst_counter"][s] = np.where(pivot, 0, counter)
+
+    def _residual(self, s: I8, t: I8, x: F8) -> tuple[B1, F8]:
+        """``Seasonality.residual`` over rows: (has one, the residual)."""
+        n = len(s)
+        has = np.zeros(n, dtype=bool)
+        best = np.zeros(n)
+        if not self.params.seasonality:
+            return has, best
+        row = self.cols["pool"][s].astype(np.int64)
+        pooled = row >= 0
+        row = np.where(pooled, row, 0)
+        pool = self.pool
+        first = pool["first"][row]
+        best_err = np.zeros(n)
+        for k, per in enumerate(self._periods):
+            eres, eraw = pool["eres"][row, k], pool["eraw"][row, k]
+            skip = (eres >= self._ratio * eraw) | (has & (eres >= best_err))
+            i = ((t + per.shift_ns) % per.period_ns) // per.slot_ns
+            seen = (first >= 0) & ~(t - first < per.period_ns)
+            take = pooled & ~skip & seen & (pool[f"counts{k}"][row, i] != 0)
+            best = np.where(take, x - pool[f"means{k}"][row, i], best)
+            best_err = np.where(take, eres, best_err)
+            has |= take
+        return has, best
+
+    def _season_learn(self, s: I8, t: I8, x: F8, level: F8) -> None:
+        """``Seasonality.learn`` over rows, handing a pool row to sensors that have none."""
+        c = self.cols
+        row = c["pool"][s].astype(np.int64)
+        new = np.flatnonzero(row < 0)
+        if len(new):
+            row[new] = self._pool_rows(len(new))
+            c["pool"][s[new]] = row[new]
+        pool = self.pool
+        first = pool["first"][row]
+        first = np.where(first < 0, t, first)
+        pool["first"][row] = first
+        qr = self._quality_rate
+        for k, per in enumerate(self._periods):
+            i = ((t + per.shift_ns) % per.period_ns) // per.slot_ns
+            means, counts = pool[f"means{k}"], pool[f"counts{k}"]
+            m = means[row, i]
+            n = counts[row, i].astype(np.int64)
+            q = (n != 0) & (t - first >= per.period_ns)
+            eres, eraw = pool["eres"][row, k], pool["eraw"][row, k]
+            pool["eres"][row, k] = np.where(q, eres + qr * (np.abs(x - m) - eres), eres)
+            pool["eraw"][row, k] = np.where(q, eraw + qr * (np.abs(x - level) - eraw), eraw)
+            n = n + 1
+            counts[row, i] = np.where(n < 0xFFFFFFFF, n, n - 1)
+            warm = 1.0 / n
+            rate = per.rate
+            means[row, i] = m + np.where(warm > rate, warm, rate) * (x - m)
+
+    def _pass(self, rows: I8, sl: I8, st: I8, mn: F8, sc: F8, out: Batch) -> None:
+        """One vectorised pass over rows of distinct slots."""
+        p = self.params
+        c = self.cols
+        s = sl[rows]
+        seen = c["seen"][s]
+        ready = seen >= self._ready_at
+        out.ready[rows] = ready
+        x = mn[rows]
+        with np.errstate(invalid="ignore"):
+            finite = (x - x) == 0.0  # as the reference: inf or nan is neither scored nor learned
+        if not finite.all():
+            rows, s, seen, ready, x = (
+                rows[finite],
+                s[finite],
+                seen[finite],
+                ready[finite],
+                x[finite],
+            )
+        t, scat_in = st[rows], sc[rows]
+        idx = np.searchsorted(self._points, x, side="right")
+        score = self._hst_score(s, idx)
+        out.score[rows] = score
+        has_r, r = self._residual(s, t, x)
+        r_seen = c["r_seen"][s]
+        use = has_r & (r_seen >= p.novelty_start)
+        value = np.where(use, r, x)
+        level, spread = c["level"][s], c["spread"][s]
+        t_level = np.where(use, c["r_level"][s], level)
+        t_spread = np.where(use, c["r_spread"][s], spread)
+        t_last = np.where(use, c["r_last"][s], c["last"][s])
+        t_seen = np.where(use, r_seen, seen)
+        floor = REL_EPS * np.abs(level)
+        scatter = c["scatter"][s]
+        floor = np.where(scatter > floor, scatter, floor)
+        z, t_scale = _track_z(value, t_level, t_spread, t_seen, floor)
+        level_z = np.abs(z)
+        has_last = t_seen > 0
+        step = np.where(has_last, value - t_last, 0.0)
+        c_scale = c["c_scale"][s]
+        step_z = _step_z(step, c_scale, floor)
+        peaks = c["peak"][s]
+        lp, sp, bp = peaks[:, 0], peaks[:, 1], peaks[:, 2]
+        raw_scale = np.where(spread < 0.0, 0.0, spread)
+        res = REL_EPS * np.abs(level)
+        raw_scale = np.where(res > raw_scale, res, raw_scale)
+        absurd = (spread > 0) & (np.abs(x - level) > ABSURD_Z * 1.25 * raw_scale)
+        run = np.where(absurd, c["absurd"][s] + 1, 0)
+        c["absurd"][s] = run
+        # Absurd windows not yet a run are judged against the peaks and learned by nothing.
+        held = absurd & (run < ABSURD_RUN)
+        m, f = p.novelty_margin, p.novelty_floor
+        up, down = c["up"][s], c["down"][s]
+        burst_n = c["burst_n"][s].astype(np.int64)
+        if held.any():
+            h = np.flatnonzero(held)
+            novel = envelope_novel(lp[h], level_z[h], m, f) | envelope_novel(sp[h], step_z[h], m, f)
+            for j in h[ready[h] & novel].tolist():
+                out.ml[rows[j]] = True
+                out.why[int(rows[j])] = self._why(
+                    use[j], value[j], x[j], t_level[j], t_scale[j], floor[j], level_z[j],
+                    step[j], step_z[j], None, lp[j], sp[j], bp[j], score[j], False,
+                    c_scale[j], int(burst_n[j]), up[j], down[j],
+                )  # fmt: skip
+        lrn = ~held
+        # The burst window: append level_z, then its mean, summed oldest first.
+        burst = c["burst"][s]
+        full = burst_n == BURST_WINDOWS
+        burst[full, :-1] = burst[full, 1:]
+        burst[np.arange(len(s)), np.where(full, BURST_WINDOWS - 1, burst_n)] = level_z
+        burst_n = np.where(full, burst_n, burst_n + 1)
+        total = burst[:, 0].copy()
+        for j in range(1, BURST_WINDOWS):
+            total = np.where(j < burst_n, total + burst[:, j], total)
+        rate = total / burst_n
+        ls = s[lrn]
+        c["burst"][ls] = burst[lrn]
+        c["burst_n"][ls] = burst_n[lrn]
+        decay, start = self._decay, p.novelty_start
+        novel, new_lp = envelope(lp, seen, level_z, m, f, decay, start)
+        n2, new_sp = envelope(sp, seen, step_z, m, f, decay, start)
+        n3, new_bp = envelope(bp, seen, rate, m, f, decay, start)
+        novel = novel | n2 | n3
+        c["peak"][ls] = np.stack((new_lp, new_sp, new_bp), axis=1)[lrn]
+        limit = p.drift_limit
+        drift = np.zeros(len(s), dtype=bool)
+        if limit > 0:
+            moves = lrn & (t_spread > 0)
+            cl = p.drift_clip
+            zc = np.where(z > cl, cl, np.where(z < -cl, -cl, z))
+            u = up + zc - p.drift_slack
+            d = down - zc - p.drift_slack
+            cap = 2 * limit
+            u = np.where(u < 0.0, 0.0, np.where(u > cap, cap, u))
+            d = np.where(d < 0.0, 0.0, np.where(d > cap, cap, d))
+            up, down = np.where(moves, u, up), np.where(moves, d, down)
+            drift = moves & ((up > limit) | (down > limit))
+            c["up"][s], c["down"][s] = up, down
+        ml = lrn & ready & (novel | drift)
+        for j in np.flatnonzero(ml).tolist():
+            out.ml[rows[j]] = True
+            out.why[int(rows[j])] = self._why(
+                use[j], value[j], x[j], t_level[j], t_scale[j], floor[j], level_z[j], step[j],
+                step_z[j], rate[j], lp[j], sp[j], bp[j], score[j], bool(drift[j]), c_scale[j],
+                int(burst_n[j]), up[j], down[j],
+            )  # fmt: skip
+        if held.any():
+            k = np.flatnonzero(lrn)
+            s, seen, x, t, level, spread, ml, idx = (
+                s[k], seen[k], x[k], t[k], level[k], spread[k], ml[k], idx[k]
+            )  # fmt: skip
+            scat_in, scatter, r, step = scat_in[k], scatter[k], r[k], step[k]
+            has_r, has_last = has_r[k], has_last[k]
+        self._learn(s, seen, x, t, level, spread, scat_in, scatter, has_r, r, has_last, step)
+        calm = ~ml
+        self._hst_learn(s[calm], idx[calm])  # like River's filters: not what they called anomalous
+
+    def _learn(
+        self,
+        s: I8,
+        seen: I8,
+        x: F8,
+        t: I8,
+        level: F8,
+        spread: F8,
+        scat_in: F8,
+        scatter: F8,
+        has_r: B1,
+        r: F8,
+        has_last: B1,
+        step: F8,
+    ) -> None:
+        """Learn the rows' windows, as the reference does after scoring: the raw track, the
+        scatter, the residual, the step scale, the baselines (all but the trees)."""
+        p = self.params
+        c = self.cols
+        lw = p.level_windows
+        new_level, new_spread = _learn_track(level, spread, seen, x, lw)
+        c["level"][s], c["spread"][s], c["last"][s] = new_level, new_spread, x
+        moved = (scat_in > 0.0) | (scatter > 0.0)
+        w = np.where(seen + 1 < lw, seen + 1, lw)
+        c["scatter"][s] = np.where(moved, scatter + (scat_in - scatter) / w, scatter)
+        if has_r.any():
+            rs, rv = s[has_r], r[has_r]
+            rl, rsp = _learn_track(c["r_level"][rs], c["r_spread"][rs], c["r_seen"][rs], rv, lw)
+            c["r_level"][rs], c["r_spread"][rs], c["r_last"][rs] = rl, rsp, rv
+            c["r_seen"][rs] += 1
+        if has_last.any():
+            cs, cstep = s[has_last], step[has_last]
+            cn = c["c_seen"][cs] + 1
+            warm = 1.0 / cn
+            a = 1.0 / lw
+            cur = c["c_scale"][cs]
+            c["c_scale"][cs] = cur + np.where(warm > a, warm, a) * (np.abs(cstep) - cur)
+            c["c_seen"][cs] = cn
+        if p.seasonality:
+            self._season_learn(s, t, x, new_level)
+        c["seen"][s] = seen + 1
+
+    def _why(
+        self,
+        seasonal: bool,
+        value: float,
+        mean: float,
+        level: float,
+        scale: float,
+        floor: float,
+        level_z: float,
+        step: float,
+        step_z: float,
+        rate: float | None,
+        level_peak: float,
+        step_peak: float,
+        burst_peak: float,
+        score: float,
+        drift: bool,
+        change: float,
+        burst_windows: int,
+        up: float,
+        down: float,
+    ) -> Evidence:
+        """``SensorScorer._why`` from one row's pre-learn numbers (``scale``: the track's spread
+        floored; ``change``: the step scale; ``up``/``down``: the drift sums as it sees them)."""
+        p = self.params
+        m, f = p.novelty_margin, p.novelty_floor
+        level_cut = max(f, m * float(level_peak))
+        step_cut = max(f, m * float(step_peak))
+        burst_cut = max(f, m * float(burst_peak))
+        fired = (
+            (LEVEL if level_z > level_cut else 0)
+            | (STEP if step_z > step_cut else 0)
+            | (BURST if rate is not None and rate > burst_cut else 0)
+            | (DRIFT if drift else 0)
+        )
+        mean, value, floor = float(mean), float(value), float(floor)
+        change = float(change)
+        up, down = float(up), float(down)
+        return Evidence(
+            fired,
+            mean,
+            mean - value + float(level),
+            bool(seasonal),
+            1.25 * float(scale),
+            level_cut,
+            float(step),
+            1.25 * (change if change > floor else floor),
+            step_cut,
+            0.0 if rate is None else float(rate),
+            burst_windows,
+            burst_cut,
+            float(score),
+            0.0,
+            up if up >= down else -down,
+            p.drift_limit,
+            0.0,
+            0.0,
+        )
+
+    # -- migration ------------------------------------------------------------------------------
+
+    @classmethod
+    def from_scorers(cls, scorers: Sequence[SensorScorer]) -> ColumnScorer:
+        """Column-wise state of existing per-sensor scorers (an old snapshot), scorer i in slot
+        i. They must share one ``ModelParams``."""
+        if not scorers:
+            raise ValueError("no scorers")
+        params = scorers[0].params
+        out = cls(params, capacity=len(scorers))
+        c = out.cols
+        for sc in scorers:
+            if sc.params != params:
+                raise ValueError("scorers of different ModelParams")
+            slot = out.alloc()
+            envs = sc.envelopes
+            if any(e.seen != sc.seen for e in envs) or sc.raw.seen != sc.seen:
+                raise ValueError("a scorer whose envelopes or level missed windows")
+            c["seen"][slot], c["absurd"][slot], c["scatter"][slot] = sc.seen, sc.absurd, sc.scatter
+            raw, res = sc.raw, sc.residual
+            c["level"][slot], c["spread"][slot] = raw.level, raw.spread
+            c["last"][slot] = 0.0 if raw.last is None else raw.last
+            c["r_level"][slot], c["r_spread"][slot] = res.level, res.spread
+            c["r_last"][slot] = 0.0 if res.last is None else res.last
+            c["r_seen"][slot] = res.seen
+            c["c_scale"][slot], c["c_seen"][slot] = sc.change.scale, sc.change.seen
+            c["burst"][slot, : len(sc.burst)] = sc.burst
+            c["burst_n"][slot] = len(sc.burst)
+            c["peak"][slot] = [e.peak for e in envs]
+            c["up"][slot], c["down"][slot] = sc.drift.up, sc.drift.down
+            model = sc.model
+            c["hst_counts"][slot] = model.counts
+            c["hst_counter"][slot] = model.counter
+            if model.r_mass:
+                f = model.forest
+                width = 1 << f.height
+                ref = [
+                    model.r_mass[t * f.nodes + width - 1 + j]
+                    for t in range(f.n_trees)
+                    for j in range(width)
+                ]
+                c["hst_ref"][slot] = ref
+                c["hst_ready"][slot] = True
+            season = sc.season
+            if season is not None and season.baselines[0].first >= 0:
+                row = int(out._pool_rows(1)[0])
+                c["pool"][slot] = row
+                pool = out.pool
+                pool["first"][row] = season.baselines[0].first
+                for k, b in enumerate(season.baselines):
+                    pool["eres"][row, k], pool["eraw"][row, k] = b.eres, b.eraw
+                    pool[f"means{k}"][row] = b.means
+                    pool[f"counts{k}"][row] = b.counts
+        return out
