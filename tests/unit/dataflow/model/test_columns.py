@@ -1,0 +1,231 @@
+"""The column-wise scorer decides exactly as the per-window reference, on random fleets."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+
+from dataflow.model.columns import Batch, ColumnScorer
+from dataflow.model.scoring import ModelParams, Score, SensorScorer
+
+HALF_HOUR = 1800 * 10**9  # a day is 48 windows: the daily baseline engages within days
+THREE_HOURS = 6 * HALF_HOUR  # a week is 56 windows: the weekly one engages too
+DAY = 86_400 * 10**9
+BASE = ModelParams(
+    limits=(0.0, 200.0),
+    window_ns=HALF_HOUR,
+    window_size=16,
+    warmup=16,
+    level_windows=60,
+    novelty_half_life=150.0,
+)
+
+
+@dataclass
+class Sensor:
+    """One simulated sensor: its kind, the next window index, and its own random stream."""
+
+    kind: str
+    rng: random.Random
+    window_ns: int
+    index: int = 0
+    base: float = field(default=0.0)
+
+    def next_window(self) -> tuple[int, float, float]:
+        i = self.index
+        self.index += 1
+        rng = self.rng
+        t = i * self.window_ns
+        day = math.sin(2 * math.pi * (t % DAY) / DAY)
+        weekend = (t // DAY) % 7 in (2, 3)  # the epoch's Saturday and Sunday
+        if self.kind == "cycle":
+            mean = self.base + 20 * day + (0.0 if weekend else 15.0) + rng.gauss(0, 1)
+            if t > 3 * DAY and rng.random() < 0.05:  # a flattened cycle, a seasonal anomaly
+                mean = self.base + rng.gauss(0, 1)
+        elif self.kind == "flat":
+            mean = self.base if rng.random() < 0.9 else self.base + rng.choice([0.0, 1e-12, 1.0])
+        elif self.kind == "steps":
+            mean = self.base + (25.0 if (i // 40) % 2 else 0.0) + rng.gauss(0, 0.5)
+        else:
+            mean = self.base + rng.gauss(0, 2)
+        u = rng.random()
+        if u < 0.03:
+            mean += rng.choice([30.0, -30.0, 80.0])  # spikes
+        elif u < 0.045:
+            mean += rng.choice([1e6, -1e6]) * 3.0  # absurd: about a million spreads off
+        elif u < 0.05:
+            mean = rng.choice([math.nan, math.inf, -math.inf])
+        scatter = 0.0 if self.kind == "flat" or rng.random() < 0.3 else rng.uniform(0.0, 2.0)
+        return t, mean, scatter
+
+
+def new_sensor(rng: random.Random, window_ns: int) -> Sensor:
+    kind = rng.choice(["noise", "cycle", "cycle", "flat", "steps"])
+    return Sensor(kind, random.Random(rng.random()), window_ns, base=rng.uniform(20.0, 150.0))
+
+
+def same(a: float | None, b: float) -> bool:
+    if a is None:
+        return math.isnan(b)
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+def same_evidence(a: object, b: object) -> bool:
+    assert isinstance(a, tuple) and isinstance(b, tuple)
+    return len(a) == len(b) and all(
+        type(x) is type(y) and same(x, y) if isinstance(x, float) else x == y
+        for x, y in zip(a, b, strict=True)
+    )
+
+
+def check(ref: list[Score], got: Batch) -> None:
+    for i, want in enumerate(ref):
+        assert same(want.score, float(got.score[i])), (i, want, got.score[i])
+        assert want.ml_anomaly == bool(got.ml[i]), (i, want)
+        assert want.model_ready == bool(got.ready[i]), (i, want)
+        assert same(want.cut, float(got.cut[i])), (i, want)
+        if want.why is None:
+            assert i not in got.why, (i, want)
+        else:
+            assert same_evidence(want.why, got.why[i]), (i, want.why, got.why.get(i))
+
+
+@dataclass
+class Fleet:
+    """The same random fleet scored by both scorers, slot by slot."""
+
+    params: ModelParams
+    seed: int
+    cols: ColumnScorer = field(init=False)
+    refs: dict[int, SensorScorer] = field(default_factory=dict)
+    sensors: dict[int, Sensor] = field(default_factory=dict)
+    stats: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self.cols = ColumnScorer(self.params, capacity=8)  # small: it must grow
+
+    def add(self) -> None:
+        slot = self.cols.alloc()
+        if slot in self.refs:
+            self.stats["reused"] = self.stats.get("reused", 0) + 1
+        self.refs[slot] = SensorScorer(self.params)
+        self.sensors[slot] = new_sensor(self.rng, self.params.window_ns)
+
+    def forget(self, slot: int) -> None:
+        self.cols.free(slot)
+        del self.sensors[slot]
+
+    def batch(self, with_cols: bool = True) -> None:
+        rng = self.rng
+        live = sorted(self.sensors)
+        chosen = rng.sample(live, k=max(1, len(live) * 2 // 3))
+        order = [s for s in chosen for _ in range(rng.randint(1, 4))]
+        rng.shuffle(order)  # sensors interleaved; each sensor's windows stay in time order
+        rows = [(slot, *self.sensors[slot].next_window()) for slot in order]
+        ref = [self.refs[slot].score_learn(t, m, sc) for slot, t, m, sc in rows]
+        st = self.stats
+        st["rows"] = st.get("rows", 0) + len(rows)
+        st["ml"] = st.get("ml", 0) + sum(r.ml_anomaly for r in ref)
+        st["seasonal"] = st.get("seasonal", 0) + sum(bool(r.why and r.why.seasonal) for r in ref)
+        if not with_cols:
+            return
+        slots, starts, means, scatters = zip(*rows, strict=True)
+        check(ref, self.cols.score_batch(slots, starts, means, scatters))
+
+    def churn(self) -> None:
+        rng = self.rng
+        for slot in rng.sample(sorted(self.sensors), k=len(self.sensors) // 20):
+            self.forget(slot)
+        for _ in range(len(self.refs) - len(self.sensors)):
+            self.add()
+
+    def homes(self) -> None:
+        for slot in self.sensors:
+            assert self.cols.home(slot) == self.refs[slot].home(), slot
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        BASE,
+        ModelParams(limits=(0.0, 200.0), window_ns=THREE_HOURS, window_size=8, warmup=4),
+        BASE.__class__(**{**BASE.__dict__, "seasonality": False, "drift_limit": 6.0}),
+    ],
+    ids=["daily", "weekly", "no-seasons"],
+)
+def test_column_scorer_decides_as_the_reference(params: ModelParams) -> None:
+    fleet = Fleet(params, seed=hash(params) % 1000)
+    for _ in range(200):
+        fleet.add()
+    for b in range(90):
+        fleet.batch()
+        if b % 10 == 9:
+            fleet.churn()
+            fleet.homes()
+    fleet.homes()
+    st = fleet.stats
+    # The streams reached what the comparison is for (not expected figures: coverage).
+    assert st["ml"] > 20 and st["reused"] > 10, st
+    if params.seasonality:
+        assert st["seasonal"] > 0, st
+
+
+def test_a_pickled_column_scorer_is_arrays_and_continues_identically() -> None:
+    fleet = Fleet(BASE, seed=5)
+    for _ in range(150):
+        fleet.add()
+    for b in range(50):
+        fleet.batch()
+        if b % 10 == 9:
+            fleet.churn()
+    blob = pickle.dumps(fleet.cols, protocol=pickle.HIGHEST_PROTOCOL)
+    assert b"SensorScorer" not in blob and b"Envelope" not in blob
+    state = fleet.cols.__getstate__()
+    assert all(isinstance(a, np.ndarray) for a in state["cols"].values())
+    assert all(isinstance(a, np.ndarray) for a in state["pool"].values())
+    fleet.cols = pickle.loads(blob)
+    for b in range(50):
+        fleet.batch()
+        if b % 10 == 9:
+            fleet.churn()
+    fleet.homes()
+    assert fleet.stats["ml"] > 0 and fleet.stats["seasonal"] > 0, fleet.stats
+
+
+def test_scorers_converted_from_an_old_snapshot_continue_identically() -> None:
+    fleet = Fleet(BASE, seed=11)
+    for _ in range(150):
+        fleet.add()
+    for _ in range(60):  # the reference alone, as a fleet before the change
+        fleet.batch(with_cols=False)
+    slots = sorted(fleet.sensors)
+    old = [fleet.refs[s] for s in slots]
+    fleet.cols = ColumnScorer.from_scorers(pickle.loads(pickle.dumps(old)))
+    fleet.refs = dict(enumerate(old))
+    fleet.sensors = {i: fleet.sensors[s] for i, s in enumerate(slots)}
+    fleet.homes()
+    before = fleet.stats["ml"]
+    for b in range(40):
+        fleet.batch()
+        if b % 10 == 9:
+            fleet.churn()
+    fleet.homes()
+    assert fleet.stats["ml"] > before and fleet.stats["seasonal"] > 0, fleet.stats
+
+
+def test_features_it_cannot_score_are_refused() -> None:
+    with pytest.raises(ValueError):
+        ColumnScorer(ModelParams(limits=(0.0, 1.0), hst_novelty=True))
+    with pytest.raises(ValueError):
+        ColumnScorer(ModelParams(limits=(0.0, 1.0), pattern=True))
+    cols = ColumnScorer(BASE)
+    slot = cols.alloc()
+    cols.free(slot)
+    with pytest.raises(ValueError):
+        cols.score_batch([slot], [0], [1.0])
