@@ -13,9 +13,11 @@ number a decision reads (a float32 would move a comparison), narrow integers for
 is Python's. Evidence is built only for ML rows, in a Python loop: they are rare.
 
 Only the default detectors are supported (``hst_novelty`` and ``pattern`` off): with them on the
-constructor refuses, and callers keep the per-window scorer. Seasonal baselines live in a pool
-of rows handed to a sensor when it first learns a window (as ``SensorScorer`` starts learning
-them); a forgotten sensor's slot and pool row are reset and reused.
+constructor refuses, and callers keep the per-window scorer. Seasonal baselines live in pools
+of rows, one pool per period, handed to a sensor when the reference's ``Seasonality`` would
+have them: the daily one at its first learned window, the weekly one a day later (seeded from
+the daily one, ``dataflow.model.seasonality``). A forgotten sensor's slot and rows are reset and
+reused.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from dataflow.model.scoring import (
     SensorScorer,
     forest,
 )
-from dataflow.model.seasonality import Seasonality
+from dataflow.model.seasonality import DAY_NS, Period, Seasonality, lined_up
 
 F8 = NDArray[np.float64]
 I8 = NDArray[np.int64]
@@ -70,7 +72,8 @@ _SENSOR: dict[str, tuple[str, tuple[int, ...], float]] = {
     "down": ("f8", (), 0.0),
     "hst_counter": ("i4", (), 0),
     "hst_ready": ("?", (), 0),  # a reference window exists (CompactHST.r_mass non-empty)
-    "pool": ("i4", (), -1),  # the seasonal pool row, -1 while none
+    "pool0": ("i4", (), -1),  # the daily baseline's pool row, -1 while none
+    "pool1": ("i4", (), -1),  # the weekly one's
 }
 
 
@@ -82,6 +85,57 @@ class Batch(NamedTuple):
     ready: B1
     cut: F8  # always nan (None): without ``hst_novelty`` no score has a cut
     why: dict[int, Evidence]  # input row -> Evidence, for the ML rows only
+
+
+class Pool:
+    """Rows of one period's baselines (slot means and counts, the two quality sums, and for the
+    daily one the first learned time), handed out and taken back whole; grows by doubling."""
+
+    def __init__(self, shape: Period, first: bool, capacity: int) -> None:
+        slots = len(shape.zero_means)
+        self.spec: dict[str, tuple[str, tuple[int, ...], float]] = {
+            "eres": ("f8", (), 0.0),
+            "eraw": ("f8", (), 0.0),
+            "means": ("f8", (slots,), 0.0),
+            "counts": ("u4", (slots,), 0),
+        }
+        if first:
+            self.spec["first"] = ("i8", (), -1)
+        self.capacity = 0
+        self.a: dict[str, NDArray[Any]] = {}
+        self.free: list[int] = []
+        self.next = 0
+        self.grow(capacity)
+
+    def grow(self, cap: int) -> None:
+        for name, (dtype, shape, fill) in self.spec.items():
+            new = np.full((cap, *shape), fill, dtype=dtype)
+            if self.capacity:
+                new[: self.capacity] = self.a[name]
+            self.a[name] = new
+        self.capacity = cap
+
+    def take(self, n: int) -> I8:
+        """``n`` fresh rows: released ones first."""
+        out = [self.free.pop() for _ in range(min(n, len(self.free)))]
+        need = self.next + n - len(out)
+        if need > self.next:
+            if need > self.capacity:
+                cap = self.capacity
+                while cap < need:
+                    cap *= 2
+                self.grow(cap)
+            out.extend(range(self.next, need))
+            self.next = need
+        return np.asarray(out, dtype=np.int64)
+
+    def release(self, row: int) -> None:
+        for name, (_, _, fill) in self.spec.items():
+            self.a[name][row] = fill
+        self.free.append(row)
+
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.a.values())
 
 
 def envelope(
@@ -164,14 +218,8 @@ class ColumnScorer:
         self.live = np.zeros(cap, dtype=bool)
         self.free_slots: list[int] = []
         self.next_slot = 0
-        # The seasonal pool: rows of baselines' means and counts, and per row its first
-        # learned time and the two quality sums per period.
-        self.pool_cap = 0
-        self.pool: dict[str, NDArray[Any]] = {}
-        self.pool_free: list[int] = []
-        self.pool_next = 0
-        if params.seasonality:
-            self._grow_pool(max(1, min(cap, 1024)))
+        rows = 16 if params.seasonality else 1  # grown by doubling as sensors need them
+        self.pools = [Pool(per, k == 0, rows) for k, per in enumerate(self._periods)]
 
     # -- derived tables (not pickled: rebuilt from the params) --------------------------------
 
@@ -211,14 +259,15 @@ class ColumnScorer:
         self._ready_at = p.window_size + p.warmup
         self._decay = 0.5 ** (1.0 / p.novelty_half_life)
         proto = Seasonality(p.window_ns, p.season_ratio)
-        self._periods = [b.period for b in proto.baselines]
+        self._periods = [proto.baselines[0].period]
+        self._periods.append(proto.weekly or proto.baselines[1].period)
         self._quality_rate = proto.quality_rate
         self._ratio = proto.ratio
+        self._weekly_later = lined_up(*self._periods)
 
     def __getstate__(self) -> dict[str, Any]:
         keep = ("params", "capacity", "cols", "live", "free_slots", "next_slot")
-        pool = ("pool_cap", "pool", "pool_free", "pool_next")
-        return {k: getattr(self, k) for k in keep + pool}
+        return {k: getattr(self, k) for k in (*keep, "pools")}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -237,24 +286,6 @@ class ColumnScorer:
         self.live = live
         self.capacity = cap
 
-    def _grow_pool(self, cap: int) -> None:
-        n = self.pool_cap
-        spec: dict[str, tuple[str, tuple[int, ...], float]] = {
-            "first": ("i8", (), -1),
-            "eres": ("f8", (len(self._periods),), 0.0),
-            "eraw": ("f8", (len(self._periods),), 0.0),
-        }
-        for k, per in enumerate(self._periods):
-            slots = len(per.zero_means)
-            spec[f"means{k}"] = ("f8", (slots,), 0.0)
-            spec[f"counts{k}"] = ("u4", (slots,), 0)
-        for name, (dtype, shape, fill) in spec.items():
-            new = np.full((cap, *shape), fill, dtype=dtype)
-            if n:
-                new[:n] = self.pool[name]
-            self.pool[name] = new
-        self.pool_cap = cap
-
     def alloc(self) -> int:
         """A slot for a new sensor: a forgotten one's if any (already reset), else a new one."""
         if self.free_slots:
@@ -268,36 +299,17 @@ class ColumnScorer:
         return slot
 
     def free(self, slot: int) -> None:
-        """Forget a sensor: its slot (and seasonal pool row) are reset for the next one."""
+        """Forget a sensor: its slot (and seasonal pool rows) are reset for the next one."""
         if not self.live[slot]:
             raise ValueError(f"slot {slot} is not in use")
-        row = int(self.cols["pool"][slot])
-        if row >= 0:
-            self._free_pool_row(row)
+        for k, pool in enumerate(self.pools):
+            row = int(self.cols[f"pool{k}"][slot])
+            if row >= 0:
+                pool.release(row)
         for name, (_, _, fill) in self._spec.items():
             self.cols[name][slot] = fill
         self.live[slot] = False
         self.free_slots.append(slot)
-
-    def _free_pool_row(self, row: int) -> None:
-        for name, arr in self.pool.items():
-            arr[row] = -1 if name == "first" else 0
-        self.pool_free.append(row)
-
-    def _pool_rows(self, n: int) -> I8:
-        """``n`` fresh pool rows."""
-        out = [self.pool_free.pop() for _ in range(min(n, len(self.pool_free)))]
-        more = n - len(out)
-        if more:
-            need = self.pool_next + more
-            if need > self.pool_cap:
-                cap = self.pool_cap
-                while cap < need:
-                    cap *= 2
-                self._grow_pool(cap)
-            out.extend(range(self.pool_next, need))
-            self.pool_next = need
-        return np.asarray(out, dtype=np.int64)
 
     def home(self, slot: int) -> tuple[float, float]:
         """``SensorScorer.home`` of the sensor in ``slot``."""
@@ -316,8 +328,8 @@ class ColumnScorer:
         return level, reach
 
     def nbytes(self) -> int:
-        """Bytes of every array (sensor columns and the seasonal pool)."""
-        return sum(a.nbytes for a in self.cols.values()) + sum(a.nbytes for a in self.pool.values())
+        """Bytes of every array (sensor columns and the seasonal pools)."""
+        return sum(a.nbytes for a in self.cols.values()) + sum(p.nbytes() for p in self.pools)
 
     # -- scoring --------------------------------------------------------------------------------
 
@@ -396,50 +408,81 @@ class ColumnScorer:
         best = np.zeros(n)
         if not self.params.seasonality:
             return has, best
-        row = self.cols["pool"][s].astype(np.int64)
-        pooled = row >= 0
-        row = np.where(pooled, row, 0)
-        pool = self.pool
-        first = pool["first"][row]
+        c = self.cols
+        daily = c["pool0"][s].astype(np.int64)
+        first = self.pools[0].a["first"][np.where(daily >= 0, daily, 0)]
         best_err = np.zeros(n)
-        for k, per in enumerate(self._periods):
-            eres, eraw = pool["eres"][row, k], pool["eraw"][row, k]
+        for k, (per, pool) in enumerate(zip(self._periods, self.pools, strict=True)):
+            row = daily if k == 0 else c[f"pool{k}"][s].astype(np.int64)
+            pooled = row >= 0
+            row = np.where(pooled, row, 0)
+            a = pool.a
+            eres, eraw = a["eres"][row], a["eraw"][row]
             skip = (eres >= self._ratio * eraw) | (has & (eres >= best_err))
             i = ((t + per.shift_ns) % per.period_ns) // per.slot_ns
             seen = (first >= 0) & ~(t - first < per.period_ns)
-            take = pooled & ~skip & seen & (pool[f"counts{k}"][row, i] != 0)
-            best = np.where(take, x - pool[f"means{k}"][row, i], best)
+            take = pooled & ~skip & seen & (a["counts"][row, i] != 0)
+            best = np.where(take, x - a["means"][row, i], best)
             best_err = np.where(take, eres, best_err)
             has |= take
         return has, best
 
     def _season_learn(self, s: I8, t: I8, x: F8, level: F8) -> None:
-        """``Seasonality.learn`` over rows, handing a pool row to sensors that have none."""
+        """``Seasonality.learn`` over rows: a daily row for a sensor's first window, a weekly one
+        seeded from it a day on (both at once where the slots do not line up), then learn."""
         c = self.cols
-        row = c["pool"][s].astype(np.int64)
-        new = np.flatnonzero(row < 0)
+        daily, weekly = self.pools[0], self.pools[1]
+        row0 = c["pool0"][s].astype(np.int64)
+        new = np.flatnonzero(row0 < 0)
         if len(new):
-            row[new] = self._pool_rows(len(new))
-            c["pool"][s[new]] = row[new]
-        pool = self.pool
-        first = pool["first"][row]
+            row0[new] = daily.take(len(new))
+            c["pool0"][s[new]] = row0[new]
+            if not self._weekly_later:
+                c["pool1"][s[new]] = weekly.take(len(new))
+        first = daily.a["first"][row0]
+        row1 = c["pool1"][s].astype(np.int64)
+        if self._weekly_later:
+            d = self._periods[0]
+            due = first - (first + d.shift_ns) % d.slot_ns + DAY_NS
+            grow = np.flatnonzero((row1 < 0) & (first >= 0) & (t >= due))
+            if len(grow):
+                row1[grow] = self._weekly_from_daily(row0[grow], due[grow] - DAY_NS)
+                c["pool1"][s[grow]] = row1[grow]
         first = np.where(first < 0, t, first)
-        pool["first"][row] = first
+        daily.a["first"][row0] = first
         qr = self._quality_rate
-        for k, per in enumerate(self._periods):
-            i = ((t + per.shift_ns) % per.period_ns) // per.slot_ns
-            means, counts = pool[f"means{k}"], pool[f"counts{k}"]
-            m = means[row, i]
-            n = counts[row, i].astype(np.int64)
-            q = (n != 0) & (t - first >= per.period_ns)
-            eres, eraw = pool["eres"][row, k], pool["eraw"][row, k]
-            pool["eres"][row, k] = np.where(q, eres + qr * (np.abs(x - m) - eres), eres)
-            pool["eraw"][row, k] = np.where(q, eraw + qr * (np.abs(x - level) - eraw), eraw)
+        for k, (per, pool) in enumerate(zip(self._periods, self.pools, strict=True)):
+            if k == 0:
+                row, tk, xk, lk, fk = row0, t, x, level, first
+            else:
+                on = row1 >= 0
+                row, tk, xk, lk, fk = row1[on], t[on], x[on], level[on], first[on]
+            a = pool.a
+            i = ((tk + per.shift_ns) % per.period_ns) // per.slot_ns
+            m = a["means"][row, i]
+            n = a["counts"][row, i].astype(np.int64)
+            q = (n != 0) & (tk - fk >= per.period_ns)
+            eres, eraw = a["eres"][row], a["eraw"][row]
+            a["eres"][row] = np.where(q, eres + qr * (np.abs(xk - m) - eres), eres)
+            a["eraw"][row] = np.where(q, eraw + qr * (np.abs(xk - lk) - eraw), eraw)
             n = n + 1
-            counts[row, i] = np.where(n < 0xFFFFFFFF, n, n - 1)
+            a["counts"][row, i] = np.where(n < 0xFFFFFFFF, n, n - 1)
             warm = 1.0 / n
             rate = per.rate
-            means[row, i] = m + np.where(warm > rate, warm, rate) * (x - m)
+            a["means"][row, i] = m + np.where(warm > rate, warm, rate) * (xk - m)
+
+    def _weekly_from_daily(self, row0: I8, start: I8) -> I8:
+        """``seasonality.weekly_from`` over rows: new weekly rows holding each daily slot's mean
+        and count in the weekly slot of the same time of the day from ``start``."""
+        d, w = self._periods
+        row1 = self.pools[1].take(len(row0))
+        tt = start[:, None] + np.arange(DAY_NS // d.slot_ns, dtype=np.int64) * d.slot_ns
+        i = ((tt + d.shift_ns) % d.period_ns) // d.slot_ns
+        k = ((tt + w.shift_ns) % w.period_ns) // w.slot_ns
+        src, dst = self.pools[0].a, self.pools[1].a
+        dst["means"][row1[:, None], k] = src["means"][row0[:, None], i]
+        dst["counts"][row1[:, None], k] = src["counts"][row0[:, None], i]
+        return row1
 
     def _pass(self, rows: I8, sl: I8, st: I8, mn: F8, sc: F8, out: Batch) -> None:
         """One vectorised pass over rows of distinct slots."""
@@ -703,13 +746,14 @@ class ColumnScorer:
                 c["hst_ref"][slot] = ref
                 c["hst_ready"][slot] = True
             season = sc.season
-            if season is not None and season.baselines[0].first >= 0:
-                row = int(out._pool_rows(1)[0])
-                c["pool"][slot] = row
-                pool = out.pool
-                pool["first"][row] = season.baselines[0].first
-                for k, b in enumerate(season.baselines):
-                    pool["eres"][row, k], pool["eraw"][row, k] = b.eres, b.eraw
-                    pool[f"means{k}"][row] = b.means
-                    pool[f"counts{k}"][row] = b.counts
+            if season is None:
+                continue
+            for k, b in enumerate(season.baselines):
+                row = int(out.pools[k].take(1)[0])
+                c[f"pool{k}"][slot] = row
+                a = out.pools[k].a
+                a["eres"][row], a["eraw"][row] = b.eres, b.eraw
+                a["means"][row], a["counts"][row] = b.means, b.counts
+                if k == 0:
+                    a["first"][row] = b.first
         return out

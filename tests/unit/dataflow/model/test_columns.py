@@ -13,12 +13,13 @@ import pytest
 from dataflow.model.columns import Batch, ColumnScorer
 from dataflow.model.scoring import ModelParams, Score, SensorScorer
 
-HALF_HOUR = 1800 * 10**9  # a day is 48 windows: the daily baseline engages within days
-THREE_HOURS = 6 * HALF_HOUR  # a week is 56 windows: the weekly one engages too
+HALF_HOUR = 1800 * 10**9
+TWENTY_MINUTES = 1200 * 10**9  # a day is 72 windows, some starting mid-slot
+THREE_HOURS = 6 * HALF_HOUR  # a week is 56 windows: the weekly baseline engages too
 DAY = 86_400 * 10**9
 BASE = ModelParams(
     limits=(0.0, 200.0),
-    window_ns=HALF_HOUR,
+    window_ns=TWENTY_MINUTES,
     window_size=16,
     warmup=16,
     level_windows=60,
@@ -35,16 +36,18 @@ class Sensor:
     window_ns: int
     index: int = 0
     base: float = field(default=0.0)
+    t0: int = 0
 
     def next_window(self) -> tuple[int, float, float]:
         i = self.index
         self.index += 1
         rng = self.rng
-        t = i * self.window_ns
+        t = self.t0 + i * self.window_ns
         day = math.sin(2 * math.pi * (t % DAY) / DAY)
         weekend = (t // DAY) % 7 in (2, 3)  # the epoch's Saturday and Sunday
-        if self.kind == "cycle":
-            mean = self.base + 20 * day + (0.0 if weekend else 15.0) + rng.gauss(0, 1)
+        if self.kind in ("daily", "weekly"):
+            week = 0.0 if weekend or self.kind == "daily" else 15.0
+            mean = self.base + 20 * day + week + rng.gauss(0, 1)
             if t > 3 * DAY and rng.random() < 0.05:  # a flattened cycle, a seasonal anomaly
                 mean = self.base + rng.gauss(0, 1)
         elif self.kind == "flat":
@@ -65,8 +68,11 @@ class Sensor:
 
 
 def new_sensor(rng: random.Random, window_ns: int) -> Sensor:
-    kind = rng.choice(["noise", "cycle", "cycle", "flat", "steps"])
-    return Sensor(kind, random.Random(rng.random()), window_ns, base=rng.uniform(20.0, 150.0))
+    kind = rng.choice(["noise", "daily", "weekly", "flat", "steps"])
+    t0 = rng.randrange(10**5) * window_ns
+    return Sensor(
+        kind, random.Random(rng.random()), window_ns, base=rng.uniform(20.0, 150.0), t0=t0
+    )
 
 
 def same(a: float | None, b: float) -> bool:
@@ -140,14 +146,40 @@ class Fleet:
 
     def churn(self) -> None:
         rng = self.rng
+        live = np.asarray(sorted(self.sensors))
+        daily, weekly = self.cols.cols["pool0"][live] >= 0, self.cols.cols["pool1"][live] >= 0
+        self.stats["young"] = self.stats.get("young", 0) + int((daily & ~weekly).sum())
+        self.stats["weekly"] = self.stats.get("weekly", 0) + int(weekly.sum())
         for slot in rng.sample(sorted(self.sensors), k=len(self.sensors) // 20):
             self.forget(slot)
         for _ in range(len(self.refs) - len(self.sensors)):
             self.add()
 
     def homes(self) -> None:
+        """Where each sensor is, and its seasonal baselines, as the reference has them."""
+        cols = self.cols
         for slot in self.sensors:
-            assert self.cols.home(slot) == self.refs[slot].home(), slot
+            ref = self.refs[slot]
+            assert cols.home(slot) == ref.home(), slot
+            c = {name: arr[slot] for name, arr in cols.cols.items()}
+            want = (ref.seen, ref.absurd, ref.scatter, ref.change.scale, ref.change.seen)
+            assert (c["seen"], c["absurd"], c["scatter"], c["c_scale"], c["c_seen"]) == want
+            res = ref.residual
+            assert (c["r_level"], c["r_spread"], c["r_seen"]) == (res.level, res.spread, res.seen)
+            assert list(c["peak"]) == [e.peak for e in ref.envelopes], slot
+            assert (c["up"], c["down"]) == (ref.drift.up, ref.drift.down), slot
+            baselines = () if ref.season is None else ref.season.baselines
+            for k, pool in enumerate(cols.pools):
+                row = int(cols.cols[f"pool{k}"][slot])
+                if k >= len(baselines):
+                    assert row < 0, slot
+                    continue
+                b, a = baselines[k], pool.a
+                assert row >= 0 or b.first < 0, slot
+                if row >= 0:
+                    assert list(a["means"][row]) == list(b.means), slot
+                    assert list(a["counts"][row]) == list(b.counts), slot
+                    assert (a["eres"][row], a["eraw"][row]) == (b.eres, b.eraw), slot
 
 
 @pytest.mark.parametrize(
@@ -173,7 +205,7 @@ def test_column_scorer_decides_as_the_reference(params: ModelParams) -> None:
     # The streams reached what the comparison is for (not expected figures: coverage).
     assert st["ml"] > 20 and st["reused"] > 10, st
     if params.seasonality:
-        assert st["seasonal"] > 0, st
+        assert st["seasonal"] > 0 and st["young"] > 0 and st["weekly"] > 0, st
 
 
 def test_a_pickled_column_scorer_is_arrays_and_continues_identically() -> None:
@@ -188,7 +220,7 @@ def test_a_pickled_column_scorer_is_arrays_and_continues_identically() -> None:
     assert b"SensorScorer" not in blob and b"Envelope" not in blob
     state = fleet.cols.__getstate__()
     assert all(isinstance(a, np.ndarray) for a in state["cols"].values())
-    assert all(isinstance(a, np.ndarray) for a in state["pool"].values())
+    assert all(isinstance(a, np.ndarray) for p in state["pools"] for a in p.a.values())
     fleet.cols = pickle.loads(blob)
     for b in range(50):
         fleet.batch()
