@@ -121,13 +121,24 @@ class Pool:
         need = self.next + n - len(out)
         if need > self.next:
             if need > self.capacity:
-                cap = self.capacity
-                while cap < need:
-                    cap *= 2
-                self.grow(cap)
+                # By a quarter, not double: a weekly row is most of a sensor's state.
+                self.grow(max(need, self.capacity + self.capacity // 4 + 1))
             out.extend(range(self.next, need))
             self.next = need
         return np.asarray(out, dtype=np.int64)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Only the rows ever handed out: a snapshot carries no spare capacity."""
+        state = dict(self.__dict__)
+        state["a"] = {name: arr[: self.next] for name, arr in self.a.items()}
+        state["capacity"] = self.next
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self.capacity == 0:
+            self.capacity, self.a = 0, {}
+            self.grow(1)
 
     def release(self, row: int) -> None:
         for name, (_, _, fill) in self.spec.items():
@@ -255,7 +266,9 @@ class ColumnScorer:
         count = "u2" if f.window_size < 1 << 16 else "u4"
         self._spec = dict(_SENSOR)
         self._spec["hst_counts"] = (count, (n_leaves,), 0)
-        self._spec["hst_ref"] = (count, (n_leaves,), 0)
+        # Per interval of the reference window, the trees' total (an integer below max_score).
+        total = "u2" if f.max_score < 1 << 16 else "u4"
+        self._spec["hst_total"] = (total, (n_int,), 0)
         self._ready_at = p.window_size + p.warmup
         self._decay = 0.5 ** (1.0 / p.novelty_half_life)
         proto = Seasonality(p.window_ns, p.season_ratio)
@@ -266,8 +279,14 @@ class ColumnScorer:
         self._weekly_later = lined_up(*self._periods)
 
     def __getstate__(self) -> dict[str, Any]:
-        keep = ("params", "capacity", "cols", "live", "free_slots", "next_slot")
-        return {k: getattr(self, k) for k in (*keep, "pools")}
+        """The arrays up to the last slot ever handed out (no spare capacity), the free lists
+        and the params; the forest's tables are rebuilt from the params."""
+        n = max(1, self.next_slot)
+        state = {k: getattr(self, k) for k in ("params", "free_slots", "next_slot", "pools")}
+        state["cols"] = {name: arr[:n] for name, arr in self.cols.items()}
+        state["live"] = self.live[:n]
+        state["capacity"] = n
+        return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -371,23 +390,27 @@ class ColumnScorer:
             self._pass(by_rank[edges[k] : edges[k + 1]], sl, st, mn, sc, out)
         return out
 
-    def _hst_score(self, s: I8, idx: I8) -> F8:
-        """``CompactHST.score_one`` over rows (each row's interval ``idx``)."""
-        ref = self.cols["hst_ref"][s].astype(np.int64)
-        cs = np.zeros((len(s), ref.shape[1] + 1), dtype=np.int64)
+    def _hst_totals(self, ref: NDArray[Any]) -> I8:
+        """Per row of reference-window leaf counts, ``CompactHST._score``'s integer total for
+        every interval's probe (the score is ``1 - total / max_score``): summed exactly, so
+        keeping the totals instead of the masses changes no score."""
+        cs = np.zeros((len(ref), ref.shape[1] + 1), dtype=np.int64)
         np.cumsum(ref, axis=1, out=cs[:, 1:])
-        rows = np.arange(len(s))
-        total = np.zeros(len(s), dtype=np.int64)
+        total = np.zeros((len(ref), self._hi.shape[0]), dtype=np.int64)
         h = self._height
         for t in range(self._n_trees):
-            alive = np.ones(len(s), dtype=bool)
+            alive = np.ones(total.shape, dtype=bool)
             for d in range(h + 1):
-                mass = cs[rows, self._hi[idx, t, d]] - cs[rows, self._lo[idx, t, d]]
+                mass = cs[:, self._hi[:, t, d]] - cs[:, self._lo[:, t, d]]
                 total += np.where(alive, mass << d, 0)
                 if d < h:
                     alive &= ~(mass < self._size_limit)
-        score = 1 - total.astype(np.float64) / self._max_score
-        return np.where(self.cols["hst_ready"][s], score, 0.0)
+        return total
+
+    def _hst_score(self, s: I8, idx: I8) -> F8:
+        """``CompactHST.score_one`` over rows (each row's interval ``idx``)."""
+        total = self.cols["hst_total"][s, idx].astype(np.float64)
+        return np.where(self.cols["hst_ready"][s], 1 - total / self._max_score, 0.0)
 
     def _hst_learn(self, s: I8, idx: I8) -> None:
         c = self.cols
@@ -396,9 +419,10 @@ class ColumnScorer:
         counter = c["hst_counter"][s] + 1
         pivot = counter == self._window_size
         p = s[pivot]
-        c["hst_ref"][p] = counts[p]
-        counts[p] = 0
-        c["hst_ready"][p] = True
+        if len(p):  # River's pivot: the window just learned becomes the reference
+            c["hst_total"][p] = self._hst_totals(counts[p])
+            counts[p] = 0
+            c["hst_ready"][p] = True
         c["hst_counter"][s] = np.where(pivot, 0, counter)
 
     def _residual(self, s: I8, t: I8, x: F8) -> tuple[B1, F8]:
@@ -743,7 +767,7 @@ class ColumnScorer:
                     for t in range(f.n_trees)
                     for j in range(width)
                 ]
-                c["hst_ref"][slot] = ref
+                c["hst_total"][slot] = out._hst_totals(np.asarray([ref], dtype=np.int64))[0]
                 c["hst_ready"][slot] = True
             season = sc.season
             if season is None:
