@@ -181,8 +181,7 @@ def _track_z(x: F8, level: F8, spread: F8, seen: I8, floor: F8) -> tuple[F8, F8]
     res = REL_EPS * np.abs(level)
     s = np.where(res > s, res, s)
     pos = s > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        q = dev / (1.25 * s)
+    q = np.divide(dev, 1.25 * s, out=np.zeros_like(dev), where=pos)
     inside = (q >= -Z_KNEE) & (q <= Z_KNEE)
     _soften_signed(q, np.flatnonzero(pos & ~inside))
     still = np.where((seen == 0) | (dev == 0), 0.0, np.where(dev > 0, Z_CAP, -Z_CAP))
@@ -194,8 +193,7 @@ def _step_z(step: F8, scale: F8, floor: F8) -> F8:
     a = np.abs(step)
     s = np.where(scale > floor, scale, floor)
     pos = s > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        q = a / (1.25 * s)
+    q = np.divide(a, 1.25 * s, out=np.zeros_like(a), where=pos)
     beyond = np.flatnonzero(pos & ~(q <= Z_KNEE))
     for j in beyond.tolist():
         q[j] = soften(float(q[j]))
@@ -517,8 +515,7 @@ class ColumnScorer:
         ready = seen >= self._ready_at
         out.ready[rows] = ready
         x = mn[rows]
-        with np.errstate(invalid="ignore"):
-            finite = (x - x) == 0.0  # as the reference: inf or nan is neither scored nor learned
+        finite = np.isfinite(x)  # the reference's mean - mean == 0: inf or nan is not learned
         if not finite.all():
             rows, s, seen, ready, x = (
                 rows[finite],
@@ -591,7 +588,9 @@ class ColumnScorer:
         n2, new_sp = envelope(sp, seen, step_z, m, f, decay, start)
         n3, new_bp = envelope(bp, seen, rate, m, f, decay, start)
         novel = novel | n2 | n3
-        c["peak"][ls] = np.stack((new_lp, new_sp, new_bp), axis=1)[lrn]
+        learned = np.empty_like(peaks)  # not into peaks: lp, sp, bp are its columns
+        learned[:, 0], learned[:, 1], learned[:, 2] = new_lp, new_sp, new_bp
+        c["peak"][ls] = learned[lrn]
         limit = p.drift_limit
         drift = np.zeros(len(s), dtype=bool)
         if limit > 0:
