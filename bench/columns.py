@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
             f"cols {', '.join(f'{x:.2f}' for x in col_t)}"
         )
     print(f"decisions compared: {mismatches} differ ({alerts} ML windows in all)")
-    per_slot = sum(a.nbytes for a in cols.cols.values()) / cols.capacity
+    per_slot = sum(m.nbytes for m in cols.mats.values()) / cols.capacity
     pools = [pool.nbytes() / pool.capacity for pool in cols.pools]
     fleet = cols.nbytes() / args.sensors
     pickled = len(pickle.dumps(refs[:1000], protocol=pickle.HIGHEST_PROTOCOL)) / 1000

@@ -22,6 +22,7 @@ reused.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -221,13 +222,13 @@ class ColumnScorer:
         self.capacity = max(1, capacity)
         self._setup()
         cap = self.capacity
+        self.mats: dict[str, NDArray[Any]] = {}
         self.cols: dict[str, NDArray[Any]] = {}
-        for name, (dtype, shape, fill) in self._spec.items():
-            self.cols[name] = np.full((cap, *shape), fill, dtype=dtype)
+        self._allocate(cap, {})
         self.live = np.zeros(cap, dtype=bool)
         self.free_slots: list[int] = []
         self.next_slot = 0
-        rows = 16 if params.seasonality else 1  # grown by doubling as sensors need them
+        rows = 16 if params.seasonality else 1  # grown as sensors need them
         self.pools = [Pool(per, k == 0, rows) for k, per in enumerate(self._periods)]
 
     # -- derived tables (not pickled: rebuilt from the params) --------------------------------
@@ -281,23 +282,41 @@ class ColumnScorer:
         and the params; the forest's tables are rebuilt from the params."""
         n = max(1, self.next_slot)
         state = {k: getattr(self, k) for k in ("params", "free_slots", "next_slot", "pools")}
-        state["cols"] = {name: arr[:n] for name, arr in self.cols.items()}
+        state["mats"] = {dtype: m[:n] for dtype, m in self.mats.items()}
         state["live"] = self.live[:n]
         state["capacity"] = n
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        mats = state.pop("mats")
         self.__dict__.update(state)
         self._setup()
+        self._allocate(self.capacity, mats)
+
+    def _allocate(self, cap: int, old: dict[str, NDArray[Any]]) -> None:
+        """One matrix per dtype, a row per slot, holding ``old``'s rows; per name a view of its
+        columns. A sensor's numbers of one type share a few cache lines, so a batch's gathers
+        over a large fleet touch a few lines per row rather than one per number."""
+        widths: dict[str, int] = {}
+        for dtype, shape, _ in self._spec.values():
+            widths[dtype] = widths.get(dtype, 0) + math.prod(shape)
+        mats = {dtype: np.zeros((cap, w), dtype=dtype) for dtype, w in widths.items()}
+        cols: dict[str, NDArray[Any]] = {}
+        at = dict.fromkeys(widths, 0)
+        for name, (dtype, shape, fill) in self._spec.items():
+            o, w = at[dtype], math.prod(shape)
+            at[dtype] = o + w
+            view = mats[dtype][:, o] if shape == () else mats[dtype][:, o : o + w]
+            view[...] = fill
+            cols[name] = view
+        for dtype, m in old.items():
+            mats[dtype][: len(m)] = m
+        self.mats, self.cols = mats, cols
 
     # -- slots ----------------------------------------------------------------------------------
 
     def _grow(self, cap: int) -> None:
-        for name, (dtype, shape, fill) in self._spec.items():
-            old = self.cols[name]
-            new = np.full((cap, *shape), fill, dtype=dtype)
-            new[: len(old)] = old
-            self.cols[name] = new
+        self._allocate(cap, self.mats)
         live = np.zeros(cap, dtype=bool)
         live[: len(self.live)] = self.live
         self.live = live
@@ -346,7 +365,7 @@ class ColumnScorer:
 
     def nbytes(self) -> int:
         """Bytes of every array (sensor columns and the seasonal pools)."""
-        return sum(a.nbytes for a in self.cols.values()) + sum(p.nbytes() for p in self.pools)
+        return sum(m.nbytes for m in self.mats.values()) + sum(p.nbytes() for p in self.pools)
 
     # -- scoring --------------------------------------------------------------------------------
 

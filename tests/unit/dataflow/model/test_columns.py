@@ -219,7 +219,7 @@ def test_a_pickled_column_scorer_is_arrays_and_continues_identically() -> None:
     blob = pickle.dumps(fleet.cols, protocol=pickle.HIGHEST_PROTOCOL)
     assert b"SensorScorer" not in blob and b"Envelope" not in blob
     state = fleet.cols.__getstate__()
-    assert all(isinstance(a, np.ndarray) for a in state["cols"].values())
+    assert all(isinstance(a, np.ndarray) for a in state["mats"].values())
     assert all(isinstance(a, np.ndarray) for p in state["pools"] for a in p.a.values())
     fleet.cols = pickle.loads(blob)
     for b in range(50):
