@@ -5,12 +5,12 @@ windows, noise with a daily cycle and bursts) is warmed with the per-window refe
 (``SensorScorer``): ``--templates`` distinct sensors learn ``--warm`` windows each (the last few
 a day later, so each has its weekly baseline and is ready), and the fleet is copies of them. The
 column-wise scorer starts from the same state (``ColumnScorer.from_scorers``). Then, in each of
-``--rounds`` rounds and for each batch size, the same batch of windows (sensors drawn at random
-with replacement, each row that sensor's next window) is scored by the reference loop and by one
-``score_batch``; the per-window times' medians (CPU time of this process: the machine may be
-shared) and the median of the rounds' ratios are printed, with the decisions compared. State:
-the column arrays' bytes per slot, and per sensor of the warmed fleet (its seasonal rows
-included); the reference's pickled bytes per sensor, for scale.
+``--rounds`` rounds (after one not counted) and for each batch size, the same batch of windows
+(sensors drawn at random with replacement, each row that sensor's next window) is scored by the
+reference loop and by one ``score_batch``; the per-window times' medians (CPU time of this
+process: the machine may be shared) and the median of the rounds' ratios are printed, with the
+decisions compared. State: the column arrays' bytes per slot, and per sensor of the warmed
+fleet (its seasonal rows included); the reference's pickled bytes per sensor, for scale.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed + 1)
     times: dict[int, tuple[list[float], list[float]]] = {n: ([], []) for n in sizes}
     mismatches = alerts = 0
-    for _ in range(args.rounds):
+    for round_ in range(args.rounds + 1):  # round 0 is not counted: first touches, a GC pass
         for n in sizes:
             slots = [rng.randrange(args.sensors) for _ in range(n)]
             starts, means, scatters = [], [], []
@@ -119,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
                 np.asarray(slots), np.asarray(starts), np.asarray(means), np.asarray(scatters)
             )
             c = time.process_time()
+            if not round_:
+                continue
             times[n][0].append((b - a) / n * 1e6)
             times[n][1].append((c - b) / n * 1e6)
             ml = np.asarray([r.ml_anomaly for r in ref])
