@@ -12,6 +12,11 @@ number a decision reads (a float32 would move a comparison), narrow integers for
 ``soften`` beyond the knee goes through ``math`` on the few rows that need it, so its logarithm
 is Python's. Evidence is built only for ML rows, in a Python loop: they are rare.
 
+A pass costs a few hundred numpy calls whatever its size, so a sensor's long run in one batch
+(a backlog read back) would cost far more per window than the per-window scorer: once a pass
+would hold fewer than ``SCALAR_BELOW`` rows, the remaining rows go through a ``SensorScorer``
+built from the slot's state (``to_scorer``) and the state is put back (``_load``), exactly.
+
 Only the default detectors are supported (``hst_novelty`` and ``pattern`` off): with them on the
 constructor refuses, and callers keep the per-window scorer. Seasonal baselines live in pools
 of rows, one pool per period, handed to a sensor when the reference's ``Seasonality`` would
@@ -23,6 +28,7 @@ reused.
 from __future__ import annotations
 
 import math
+from array import array
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -40,7 +46,12 @@ from dataflow.model.scoring import (
     SensorScorer,
     forest,
 )
-from dataflow.model.seasonality import DAY_NS, Period, Seasonality, lined_up
+from dataflow.model.seasonality import DAY_NS, Baseline, Period, Seasonality, lined_up
+
+# Passes of fewer rows than this go through the per-window scorer (``ColumnScorer._one_by_one``).
+SCALAR_BELOW = 32
+# A converted scorer's reference masses: its trees score from the interval scores it was given.
+_TOTALS_KEPT: list[int] = [0]
 
 F8 = NDArray[np.float64]
 I8 = NDArray[np.int64]
@@ -219,6 +230,7 @@ class ColumnScorer:
         if params.hst_novelty or params.pattern:
             raise ValueError("ColumnScorer supports hst_novelty=False and pattern=False only")
         self.params = params
+        self.scalar_below = SCALAR_BELOW
         self.capacity = max(1, capacity)
         self._setup()
         cap = self.capacity
@@ -281,7 +293,8 @@ class ColumnScorer:
         """The arrays up to the last slot ever handed out (no spare capacity), the free lists
         and the params; the forest's tables are rebuilt from the params."""
         n = max(1, self.next_slot)
-        state = {k: getattr(self, k) for k in ("params", "free_slots", "next_slot", "pools")}
+        keep = ("params", "free_slots", "next_slot", "pools", "scalar_below")
+        state = {k: getattr(self, k) for k in keep}
         state["mats"] = {dtype: m[:n] for dtype, m in self.mats.items()}
         state["live"] = self.live[:n]
         state["capacity"] = n
@@ -404,6 +417,9 @@ class ColumnScorer:
         by_rank = np.lexsort((np.arange(n), rank))
         edges = np.searchsorted(rank[by_rank], np.arange(int(rank.max()) + 2))
         for k in range(len(edges) - 1):
+            if edges[k + 1] - edges[k] < self.scalar_below:
+                self._one_by_one(by_rank[edges[k] :], sl, st, mn, sc, out)
+                break
             self._pass(by_rank[edges[k] : edges[k + 1]], sl, st, mn, sc, out)
         return out
 
@@ -754,48 +770,131 @@ class ColumnScorer:
             raise ValueError("no scorers")
         params = scorers[0].params
         out = cls(params, capacity=len(scorers))
-        c = out.cols
         for sc in scorers:
             if sc.params != params:
                 raise ValueError("scorers of different ModelParams")
-            slot = out.alloc()
-            envs = sc.envelopes
-            if any(e.seen != sc.seen for e in envs) or sc.raw.seen != sc.seen:
-                raise ValueError("a scorer whose envelopes or level missed windows")
-            c["seen"][slot], c["absurd"][slot], c["scatter"][slot] = sc.seen, sc.absurd, sc.scatter
-            raw, res = sc.raw, sc.residual
-            c["level"][slot], c["spread"][slot] = raw.level, raw.spread
-            c["last"][slot] = 0.0 if raw.last is None else raw.last
-            c["r_level"][slot], c["r_spread"][slot] = res.level, res.spread
-            c["r_last"][slot] = 0.0 if res.last is None else res.last
-            c["r_seen"][slot] = res.seen
-            c["c_scale"][slot], c["c_seen"][slot] = sc.change.scale, sc.change.seen
-            c["burst"][slot, : len(sc.burst)] = sc.burst
-            c["burst_n"][slot] = len(sc.burst)
-            c["peak"][slot] = [e.peak for e in envs]
-            c["up"][slot], c["down"][slot] = sc.drift.up, sc.drift.down
-            model = sc.model
-            c["hst_counts"][slot] = model.counts
-            c["hst_counter"][slot] = model.counter
-            if model.r_mass:
-                f = model.forest
-                width = 1 << f.height
-                ref = [
-                    model.r_mass[t * f.nodes + width - 1 + j]
-                    for t in range(f.n_trees)
-                    for j in range(width)
-                ]
-                c["hst_total"][slot] = out._hst_totals(np.asarray([ref], dtype=np.int64))[0]
-                c["hst_ready"][slot] = True
-            season = sc.season
-            if season is None:
-                continue
-            for k, b in enumerate(season.baselines):
-                row = int(out.pools[k].take(1)[0])
-                c[f"pool{k}"][slot] = row
-                a = out.pools[k].a
-                a["eres"][row], a["eraw"][row] = b.eres, b.eraw
-                a["means"][row], a["counts"][row] = b.means, b.counts
-                if k == 0:
-                    a["first"][row] = b.first
+            out._load(out.alloc(), sc)
         return out
+
+    def _load(self, slot: int, sc: SensorScorer) -> None:
+        """Put a per-sensor scorer's state in ``slot`` (its seasonal rows reused or taken)."""
+        envs = sc.envelopes
+        if any(e.seen != sc.seen for e in envs) or sc.raw.seen != sc.seen:
+            raise ValueError("a scorer whose envelopes or level missed windows")
+        c = self.cols
+        c["seen"][slot], c["absurd"][slot], c["scatter"][slot] = sc.seen, sc.absurd, sc.scatter
+        raw, res = sc.raw, sc.residual
+        c["level"][slot], c["spread"][slot] = raw.level, raw.spread
+        c["last"][slot] = 0.0 if raw.last is None else raw.last
+        c["r_level"][slot], c["r_spread"][slot] = res.level, res.spread
+        c["r_last"][slot] = 0.0 if res.last is None else res.last
+        c["r_seen"][slot] = res.seen
+        c["c_scale"][slot], c["c_seen"][slot] = sc.change.scale, sc.change.seen
+        c["burst"][slot] = 0.0
+        c["burst"][slot, : len(sc.burst)] = sc.burst
+        c["burst_n"][slot] = len(sc.burst)
+        c["peak"][slot] = [e.peak for e in envs]
+        c["up"][slot], c["down"][slot] = sc.drift.up, sc.drift.down
+        model = sc.model
+        c["hst_counts"][slot] = model.counts
+        c["hst_counter"][slot] = model.counter
+        if model.r_mass and model.r_mass is not _TOTALS_KEPT:
+            f = model.forest
+            width = 1 << f.height
+            ref = [
+                model.r_mass[t * f.nodes + width - 1 + j]
+                for t in range(f.n_trees)
+                for j in range(width)
+            ]
+            c["hst_total"][slot] = self._hst_totals(np.asarray([ref], dtype=np.int64))[0]
+        c["hst_ready"][slot] = bool(model.r_mass)
+        season = sc.season
+        if season is None:
+            return
+        for k, b in enumerate(season.baselines):
+            row = int(c[f"pool{k}"][slot])
+            if row < 0:
+                row = int(self.pools[k].take(1)[0])
+                c[f"pool{k}"][slot] = row
+            a = self.pools[k].a
+            a["eres"][row], a["eraw"][row] = b.eres, b.eraw
+            a["means"][row], a["counts"][row] = b.means, b.counts
+            if k == 0:
+                a["first"][row] = b.first
+
+    def to_scorer(self, slot: int) -> SensorScorer:
+        """The per-window scorer of the sensor in ``slot``, in the same state: it scores on as
+        this slot would (``_load`` puts it back). Its trees keep the interval scores only."""
+        p = self.params
+        c = self.cols
+        sc = SensorScorer(p)
+        seen = int(c["seen"][slot])
+        sc.seen, sc.absurd, sc.scatter = seen, int(c["absurd"][slot]), float(c["scatter"][slot])
+        raw, res = sc.raw, sc.residual
+        raw.level, raw.spread, raw.seen = float(c["level"][slot]), float(c["spread"][slot]), seen
+        raw.last = float(c["last"][slot]) if seen else None
+        r_seen = int(c["r_seen"][slot])
+        res.level, res.spread, res.seen = (
+            float(c["r_level"][slot]),
+            float(c["r_spread"][slot]),
+            r_seen,
+        )
+        res.last = float(c["r_last"][slot]) if r_seen else None
+        sc.change.scale, sc.change.seen = float(c["c_scale"][slot]), int(c["c_seen"][slot])
+        sc.burst = [float(x) for x in c["burst"][slot, : int(c["burst_n"][slot])]]
+        for e, peak in zip(sc.envelopes, c["peak"][slot].tolist(), strict=True):
+            e.peak, e.seen = peak, seen
+        sc.drift.up, sc.drift.down = float(c["up"][slot]), float(c["down"][slot])
+        model = sc.model
+        model.counts = [int(x) for x in c["hst_counts"][slot]]
+        model.counter = int(c["hst_counter"][slot])
+        if c["hst_ready"][slot]:
+            model.r_mass = _TOTALS_KEPT
+            model.scores = (1 - c["hst_total"][slot].astype(np.float64) / self._max_score).tolist()
+        season = sc.season
+        if season is not None and c["pool0"][slot] >= 0:
+            baselines = []
+            for k, b in enumerate(season.baselines):
+                row = int(c[f"pool{k}"][slot])
+                if row < 0:
+                    baselines.append(b)
+                    continue
+                a = self.pools[k].a
+                b.eres, b.eraw = float(a["eres"][row]), float(a["eraw"][row])
+                b.means = array("d", a["means"][row].tobytes())
+                b.counts = array("I", a["counts"][row].astype(np.uint32).tobytes())
+                b.first = int(self.pools[0].a["first"][int(c["pool0"][slot])])
+                baselines.append(b)
+            row1 = int(c["pool1"][slot])
+            if row1 >= 0 and len(baselines) == 1:
+                assert season.weekly is not None
+                weekly = Baseline(season.weekly)
+                a = self.pools[1].a
+                weekly.eres, weekly.eraw = float(a["eres"][row1]), float(a["eraw"][row1])
+                weekly.means = array("d", a["means"][row1].tobytes())
+                weekly.counts = array("I", a["counts"][row1].astype(np.uint32).tobytes())
+                weekly.first = baselines[0].first
+                baselines.append(weekly)
+                season.weekly = None
+            season.baselines = tuple(baselines)
+        return sc
+
+    def _one_by_one(self, rows: I8, sl: I8, st: I8, mn: F8, sc: F8, out: Batch) -> None:
+        """The rows' windows through the per-window scorer, slot by slot in input order: for a
+        sensor's long run in one batch (a backlog), where a pass would hold a handful of rows
+        and cost more per window than the reference."""
+        rows = rows[np.lexsort((rows, sl[rows]))]
+        slots = sl[rows]
+        heads = np.flatnonzero(np.r_[True, slots[1:] != slots[:-1]])
+        for g, start in enumerate(heads.tolist()):
+            end = int(heads[g + 1]) if g + 1 < len(heads) else len(rows)
+            slot = int(slots[start])
+            scorer = self.to_scorer(slot)
+            for r in rows[start:end].tolist():
+                score, ml, ready, _, why = scorer.score_learn(
+                    int(st[r]), float(mn[r]), float(sc[r])
+                )
+                out.score[r], out.ml[r], out.ready[r] = score, ml, ready
+                if why is not None:
+                    out.why[r] = why
+            self._load(slot, scorer)

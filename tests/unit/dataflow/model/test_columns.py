@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from dataflow.model.columns import Batch, ColumnScorer
+from dataflow.model.columns import SCALAR_BELOW, Batch, ColumnScorer
 from dataflow.model.scoring import ModelParams, Score, SensorScorer
 
 HALF_HOUR = 1800 * 10**9
@@ -25,6 +25,7 @@ BASE = ModelParams(
     level_windows=60,
     novelty_half_life=150.0,
 )
+WEEKLY = ModelParams(limits=(0.0, 200.0), window_ns=THREE_HOURS, window_size=8, warmup=4)
 
 
 @dataclass
@@ -127,11 +128,14 @@ class Fleet:
         self.cols.free(slot)
         del self.sensors[slot]
 
-    def batch(self, with_cols: bool = True) -> None:
+    def batch(self, with_cols: bool = True, backlog: int = 0) -> None:
+        """One batch: two thirds of the sensors with 1 to 4 windows each, and ``backlog`` of
+        them with a long run (a sensor read back after a gap)."""
         rng = self.rng
         live = sorted(self.sensors)
         chosen = rng.sample(live, k=max(1, len(live) * 2 // 3))
         order = [s for s in chosen for _ in range(rng.randint(1, 4))]
+        order += [s for s in rng.sample(live, k=backlog) for _ in range(rng.randint(10, 60))]
         rng.shuffle(order)  # sensors interleaved; each sensor's windows stay in time order
         rows = [(slot, *self.sensors[slot].next_window()) for slot in order]
         ref = [self.refs[slot].score_learn(t, m, sc) for slot, t, m, sc in rows]
@@ -186,7 +190,7 @@ class Fleet:
     "params",
     [
         BASE,
-        ModelParams(limits=(0.0, 200.0), window_ns=THREE_HOURS, window_size=8, warmup=4),
+        WEEKLY,
         BASE.__class__(**{**BASE.__dict__, "seasonality": False, "drift_limit": 6.0}),
     ],
     ids=["daily", "weekly", "no-seasons"],
@@ -261,3 +265,44 @@ def test_features_it_cannot_score_are_refused() -> None:
     cols.free(slot)
     with pytest.raises(ValueError):
         cols.score_batch([slot], [0], [1.0])
+
+
+@pytest.mark.parametrize(
+    ("params", "scalar_below"),
+    [(BASE, 0), (BASE, SCALAR_BELOW), (BASE, 10**9), (WEEKLY, 10**9)],
+    ids=["passes", "default", "one-by-one", "weekly-one-by-one"],
+)
+def test_long_runs_of_one_sensor_decide_as_the_reference(
+    params: ModelParams, scalar_below: int
+) -> None:
+    """A sensor's backlog in one batch: many passes of a few rows, or the per-window scorer
+    on the slot's state and back (``scalar_below``); either way the reference's decisions."""
+    fleet = Fleet(params, seed=23)
+    fleet.cols.scalar_below = scalar_below
+    for _ in range(60):
+        fleet.add()
+    for b in range(40):
+        fleet.batch(backlog=3)
+        if b % 10 == 9:
+            fleet.churn()
+            fleet.homes()
+    fleet.homes()
+    assert fleet.stats["ml"] > 0 and fleet.stats["seasonal"] > 0, fleet.stats
+
+
+def test_a_slot_as_a_per_window_scorer_and_back_is_the_same_state() -> None:
+    fleet = Fleet(BASE, seed=29)
+    for _ in range(80):
+        fleet.add()
+    for _ in range(40):
+        fleet.batch()
+    cols = fleet.cols
+    before = {name: m.copy() for name, m in cols.mats.items()}
+    pools = [{name: a.copy() for name, a in p.a.items()} for p in cols.pools]
+    for slot in fleet.sensors:
+        cols._load(slot, cols.to_scorer(slot))
+    for name, m in cols.mats.items():
+        assert np.array_equal(m, before[name], equal_nan=True), name
+    for p, old in zip(cols.pools, pools, strict=True):
+        for name, a in p.a.items():
+            assert np.array_equal(a, old[name], equal_nan=True), name
