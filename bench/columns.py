@@ -76,6 +76,12 @@ def main(argv: list[str] | None = None) -> int:
         default=260,
         help="windows each template learns first (default: %(default)s; ready at 200)",
     )
+    p.add_argument(
+        "--runs",
+        default="",
+        help="also: batches of N sensors x 20 windows each, for each N in this comma-separated "
+        "list, scored in passes and one by one (the choice of SCALAR_BELOW); default: none",
+    )
     p.add_argument("--seed", type=int, default=1)
     args = p.parse_args(argv)
     sizes = [int(x) for x in args.batches.split(",")]
@@ -137,6 +143,28 @@ def main(argv: list[str] | None = None) -> int:
             f"cols {', '.join(f'{x:.2f}' for x in col_t)}"
         )
     print(f"decisions compared: {mismatches} differ ({alerts} ML windows in all)")
+    for m in [int(x) for x in args.runs.split(",") if x]:
+        per: list[list[float]] = [[], []]
+        for _ in range(args.rounds):
+            chosen = rng.sample(range(args.sensors), m)
+            slots = [s for s in chosen for _ in range(20)]
+            rng.shuffle(slots)
+            starts, means = [], []
+            for s in slots:
+                starts.append(nxt[s])
+                nxt[s] += WINDOW_NS
+                means.append(mean_at(rng, starts[-1], base[s % len(base)]))
+            batch = (np.asarray(slots), np.asarray(starts), np.asarray(means), None)
+            for k, below in enumerate((0, 1 << 30)):  # the same rows, each way, on copies
+                copy = pickle.loads(pickle.dumps(cols, protocol=pickle.HIGHEST_PROTOCOL))
+                copy.scalar_below = below
+                a = time.process_time()
+                copy.score_batch(*batch)
+                per[k].append((time.process_time() - a) / len(slots) * 1e6)
+        print(
+            f"runs: {m:>4} sensors x 20 windows: CPU per window in passes "
+            f"{statistics.median(per[0]):.1f} us, one by one {statistics.median(per[1]):.1f} us"
+        )
     per_slot = sum(m.nbytes for m in cols.mats.values()) / cols.capacity
     pools = [pool.nbytes() / pool.capacity for pool in cols.pools]
     fleet = cols.nbytes() / args.sensors
