@@ -13,9 +13,10 @@ number a decision reads (a float32 would move a comparison), narrow integers for
 is Python's. Evidence is built only for ML rows, in a Python loop: they are rare.
 
 A pass costs a few hundred numpy calls whatever its size, so a sensor's long run in one batch
-(a backlog read back) would cost far more per window than the per-window scorer: once a pass
-would hold fewer than ``SCALAR_BELOW`` rows, the remaining rows go through a ``SensorScorer``
-built from the slot's state (``to_scorer``) and the state is put back (``_load``), exactly.
+(a backlog read back) would cost far more per window than the per-window scorer. Once a pass
+would hold fewer rows than ``SCALAR_PER_PASS`` times the passes left (taking a slot through the
+per-window scorer and back costs about half a pass), the remaining rows go through a
+``SensorScorer`` built from the slot's state (``to_scorer``), put back after (``_load``), exactly.
 
 Only the default detectors are supported (``hst_novelty`` and ``pattern`` off): with them on the
 constructor refuses, and callers keep the per-window scorer. Seasonal baselines live in pools
@@ -48,8 +49,9 @@ from dataflow.model.scoring import (
 )
 from dataflow.model.seasonality import DAY_NS, Baseline, Period, Seasonality, lined_up
 
-# Passes of fewer rows than this go through the per-window scorer (``ColumnScorer._one_by_one``).
-SCALAR_BELOW = 32
+# A pass of fewer rows than this times the passes left goes, with the rest of the batch, through
+# the per-window scorer (``ColumnScorer._one_by_one``): 0 never, a huge value always.
+SCALAR_PER_PASS = 2.0
 # A converted scorer's reference masses: its trees score from the interval scores it was given.
 _TOTALS_KEPT: list[int] = [0]
 
@@ -230,7 +232,7 @@ class ColumnScorer:
         if params.hst_novelty or params.pattern:
             raise ValueError("ColumnScorer supports hst_novelty=False and pattern=False only")
         self.params = params
-        self.scalar_below = SCALAR_BELOW
+        self.scalar_per_pass = SCALAR_PER_PASS
         self.capacity = max(1, capacity)
         self._setup()
         cap = self.capacity
@@ -293,7 +295,7 @@ class ColumnScorer:
         """The arrays up to the last slot ever handed out (no spare capacity), the free lists
         and the params; the forest's tables are rebuilt from the params."""
         n = max(1, self.next_slot)
-        keep = ("params", "free_slots", "next_slot", "pools", "scalar_below")
+        keep = ("params", "free_slots", "next_slot", "pools", "scalar_per_pass")
         state = {k: getattr(self, k) for k in keep}
         state["mats"] = {dtype: m[:n] for dtype, m in self.mats.items()}
         state["live"] = self.live[:n]
@@ -417,7 +419,7 @@ class ColumnScorer:
         by_rank = np.lexsort((np.arange(n), rank))
         edges = np.searchsorted(rank[by_rank], np.arange(int(rank.max()) + 2))
         for k in range(len(edges) - 1):
-            if edges[k + 1] - edges[k] < self.scalar_below:
+            if edges[k + 1] - edges[k] < self.scalar_per_pass * (len(edges) - 1 - k):
                 self._one_by_one(by_rank[edges[k] :], sl, st, mn, sc, out)
                 break
             self._pass(by_rank[edges[k] : edges[k + 1]], sl, st, mn, sc, out)

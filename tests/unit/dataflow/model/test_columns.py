@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from dataflow.model.columns import SCALAR_BELOW, Batch, ColumnScorer
+from dataflow.model.columns import SCALAR_PER_PASS, Batch, ColumnScorer
 from dataflow.model.scoring import ModelParams, Score, SensorScorer
 
 HALF_HOUR = 1800 * 10**9
@@ -268,17 +268,17 @@ def test_features_it_cannot_score_are_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    ("params", "scalar_below"),
-    [(BASE, 0), (BASE, SCALAR_BELOW), (BASE, 10**9), (WEEKLY, 10**9)],
+    ("params", "scalar_per_pass"),
+    [(BASE, 0.0), (BASE, SCALAR_PER_PASS), (BASE, 1e9), (WEEKLY, 1e9)],
     ids=["passes", "default", "one-by-one", "weekly-one-by-one"],
 )
 def test_long_runs_of_one_sensor_decide_as_the_reference(
-    params: ModelParams, scalar_below: int
+    params: ModelParams, scalar_per_pass: float
 ) -> None:
     """A sensor's backlog in one batch: many passes of a few rows, or the per-window scorer
-    on the slot's state and back (``scalar_below``); either way the reference's decisions."""
+    on the slot's state and back (``scalar_per_pass``); either way the reference's decisions."""
     fleet = Fleet(params, seed=23)
-    fleet.cols.scalar_below = scalar_below
+    fleet.cols.scalar_per_pass = scalar_per_pass
     for _ in range(60):
         fleet.add()
     for b in range(40):
