@@ -418,11 +418,14 @@ class ColumnScorer:
         rank[order] = np.arange(n) - starts_at[group]
         by_rank = np.lexsort((np.arange(n), rank))
         edges = np.searchsorted(rank[by_rank], np.arange(int(rank.max()) + 2))
-        for k in range(len(edges) - 1):
-            if edges[k + 1] - edges[k] < self.scalar_per_pass * (len(edges) - 1 - k):
-                self._one_by_one(by_rank[edges[k] :], sl, st, mn, sc, out)
-                break
-            self._pass(by_rank[edges[k] : edges[k + 1]], sl, st, mn, sc, out)
+        # Python's floats turn inf - inf into nan without a word; so does a pass (one errstate
+        # per batch: entering one costs more than a small pass's arithmetic).
+        with np.errstate(all="ignore"):
+            for k in range(len(edges) - 1):
+                if edges[k + 1] - edges[k] < self.scalar_per_pass * (len(edges) - 1 - k):
+                    self._one_by_one(by_rank[edges[k] :], sl, st, mn, sc, out)
+                    break
+                self._pass(by_rank[edges[k] : edges[k + 1]], sl, st, mn, sc, out)
         return out
 
     def _hst_totals(self, ref: NDArray[Any]) -> I8:
