@@ -103,9 +103,17 @@ class Baseline:
 
 
 class Seasonality:
-    """A daily and a weekly ``Baseline``; the residual of whichever explains the sensor best."""
+    """A daily and a weekly ``Baseline``; the residual of whichever explains the sensor best.
 
-    __slots__ = ("baselines", "quality_rate", "ratio")
+    Why the weekly baseline starts as a copy of the daily one, at the first window a day (from
+    the start of its first slot) after the first: until then each weekly slot the sensor visited
+    saw exactly the windows of one daily slot, and both are still plain means of them, so the
+    copy equals a weekly baseline learned from the start (this is its definition, for irregular
+    windows too); a sensor younger than a day carries no weekly arrays (``weekly`` holds the
+    shape it will have, None once it exists or where the slots do not line up).
+    """
+
+    __slots__ = ("baselines", "quality_rate", "ratio", "weekly")
 
     def __init__(
         self,
@@ -117,10 +125,18 @@ class Seasonality:
     ) -> None:
         self.ratio = ratio
         self.quality_rate = 1.0 / quality_windows
-        self.baselines = (
-            Baseline(period(DAY_NS, daily_slots, window_ns, 7.0, 0)),
-            Baseline(period(WEEK_NS, weekly_slots, window_ns, 4.0, _MONDAY_SHIFT_NS)),
-        )
+        daily = Baseline(period(DAY_NS, daily_slots, window_ns, 7.0, 0))
+        weekly = period(WEEK_NS, weekly_slots, window_ns, 4.0, _MONDAY_SHIFT_NS)
+        self.baselines: tuple[Baseline, ...] = (daily,)
+        self.weekly: Period | None = weekly
+        if not lined_up(daily.period, weekly):
+            self.baselines, self.weekly = (daily, Baseline(weekly)), None
+
+    def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
+        """Snapshots from before ``weekly`` existed have both baselines already."""
+        self.weekly = None
+        for name, value in state[1].items():
+            setattr(self, name, value)
 
     def residual(self, t: int, value: float) -> float | None:
         """``value`` minus the best baseline's expectation at ``t``; None where none is used."""
@@ -136,5 +152,42 @@ class Seasonality:
 
     def learn(self, t: int, value: float, level: float) -> None:
         """Learn a window mean; ``level`` is the sensor's running level, the yardstick."""
+        if self.weekly is not None:
+            daily = self.baselines[0]
+            if daily.first >= 0 and t >= weekly_due(daily):
+                self.baselines = (daily, weekly_from(daily, self.weekly))
+                self.weekly = None
         for b in self.baselines:
             b.learn(t, value, level, self.quality_rate)
+
+
+def lined_up(daily: Period, weekly: Period) -> bool:
+    """Does every daily slot of a day fall in one weekly slot (so a copy can seed the week)?"""
+    slot = daily.slot_ns
+    return (
+        weekly.slot_ns == slot
+        and DAY_NS % slot == 0
+        and weekly.shift_ns % slot == 0
+        and daily.shift_ns % slot == 0
+    )
+
+
+def weekly_due(daily: Baseline) -> int:
+    """When the weekly baseline is built: a day after the start of the first window's slot."""
+    first = daily.first
+    return first - (first + daily.period.shift_ns) % daily.period.slot_ns + DAY_NS
+
+
+def weekly_from(daily: Baseline, shape: Period) -> Baseline:
+    """The weekly baseline of a sensor's first day: each daily slot's mean and count in the
+    weekly slot of the same time within that day."""
+    weekly = Baseline(shape)
+    weekly.first = daily.first
+    slot = daily.period.slot_ns
+    start = weekly_due(daily) - DAY_NS
+    for j in range(DAY_NS // slot):
+        t = start + j * slot
+        i, k = daily.slot(t), weekly.slot(t)
+        weekly.means[k] = daily.means[i]
+        weekly.counts[k] = daily.counts[i]
+    return weekly

@@ -6,7 +6,7 @@ import random
 
 from dataflow.model.features import Z_CAP, Z_KNEE, StepScale, Track, soften
 from dataflow.model.novelty import Drift, Envelope
-from dataflow.model.seasonality import DAY_NS, WEEK_NS, Seasonality
+from dataflow.model.seasonality import DAY_NS, WEEK_NS, Baseline, Seasonality
 
 
 def test_envelope_pages_for_a_new_peak_and_forgets_old_ones() -> None:
@@ -92,3 +92,38 @@ def test_weekly_baseline_knows_a_sunday_from_a_weekday() -> None:
         s.learn(t, 20.0 if weekend else 80.0, level=63.0)
     wednesday = monday + 5 * WEEK_NS + 2 * DAY_NS
     assert s.residual(wednesday, 20.0) == -60.0  # a weekday that looks like a Sunday
+
+
+def test_weekly_baseline_seeded_a_day_on_equals_one_learned_from_the_start() -> None:
+    """The weekly arrays exist only from a sensor's second day; on regular windows (with gaps,
+    starting mid-slot) they hold what a weekly baseline learning from the first window holds."""
+    for window in (5 * 10**9, 300 * 10**9, 1800 * 10**9, 3 * 3600 * 10**9):
+        rng = random.Random(window)
+        s = Seasonality(window)
+        eager = Baseline(s.weekly) if s.weekly is not None else None
+        assert eager is not None and len(s.baselines) == 1
+        t = rng.randrange(10**15)
+        young = True
+        for _ in range(min(20_000, 9 * DAY_NS // window)):
+            t += window * (1 if rng.random() < 0.95 else rng.randint(2, 30))
+            x = 10 * math.sin(2 * math.pi * (t % DAY_NS) / DAY_NS) + rng.gauss(0, 1)
+            young = young and len(s.baselines) == 1
+            s.learn(t, x, level=0.0)
+            eager.learn(t, x, 0.0, s.quality_rate)
+            assert young or t - s.baselines[0].first >= DAY_NS - s.baselines[0].period.slot_ns
+        weekly = s.baselines[1]
+        assert list(weekly.means) == list(eager.means), window
+        assert list(weekly.counts) == list(eager.counts), window
+        assert (weekly.eres, weekly.eraw, weekly.first) == (eager.eres, eager.eraw, eager.first)
+
+
+def test_a_seasonality_pickled_before_lazy_weeks_restores_with_both_baselines() -> None:
+    s = Seasonality(300 * 10**9)
+    assert s.weekly is not None
+    old = (None, {"baselines": (*s.baselines, Baseline(s.weekly)), "quality_rate": 0.01})
+    restored = Seasonality.__new__(Seasonality)
+    restored.__setstate__(old)
+    restored.learn(0, 1.0, level=1.0)
+    restored.learn(2 * DAY_NS, 1.0, level=1.0)
+    assert restored.weekly is None and len(restored.baselines) == 2
+    assert [b.first for b in restored.baselines] == [0, 0]
