@@ -686,6 +686,8 @@ class ColumnScorer:
         lw = p.level_windows
         new_level, new_spread = _learn_track(level, spread, seen, x, lw)
         c["level"][s], c["spread"][s], c["last"][s] = new_level, new_spread, x
+        # As the reference: a scatter that is not a finite non-negative number counts as 0.
+        scat_in = np.where((scat_in >= 0.0) & (scat_in < np.inf), scat_in, 0.0)
         moved = (scat_in > 0.0) | (scatter > 0.0)
         w = np.where(seen + 1 < lw, seen + 1, lw)
         c["scatter"][s] = np.where(moved, scatter + (scat_in - scatter) / w, scatter)
