@@ -1,0 +1,52 @@
+"""The in-process benchmarks run end to end on a tiny load: what nothing runs, rots.
+
+Each is a script a person runs by hand (``bench/``); here each runs once, small, and its report
+is checked for its structure, never for its speed. The harness, which needs a broker, has its
+own smoke test (``tests/integration/test_bench_harness.py``).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).parents[3] / "bench"
+
+RUNS = {
+    "scoring": (
+        ["--windows", "400", "--rounds", "1"],
+        [r"per window median [\d.]+ us", r"state per sensor: pickled alone after the run \d+ B"],
+    ),
+    "columns": (
+        ["--sensors", "2000", "--batches", "100", "--rounds", "2", "--templates", "20"],
+        [r"CPU per window reference [\d.]+ us, columns [\d.]+ us", r"decisions compared: 0 differ"],
+    ),
+    "machine": (
+        ["--windows", "300", "--rounds", "1"],
+        [r"\(sensors \+ machine\) / sensors median [\d.]+", r"machine state pickled: after"],
+    ),
+    "inproc": (
+        ["--workload", "W2", "--messages", "20000", "--runs", "1"],
+        [r"W2: 20,000 messages, \d+ windows emitted \| route [\d.]+ µs/msg, shards [\d.]+"],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_a_bench_script_runs_and_reports(name: str) -> None:
+    args, patterns = RUNS[name]
+    done = subprocess.run(
+        [sys.executable, f"{name}.py", *args],
+        cwd=BENCH,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    for pattern in patterns:
+        assert re.search(pattern, done.stdout), (pattern, done.stdout[-2000:])
