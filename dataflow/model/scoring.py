@@ -56,6 +56,7 @@ from dataflow.model.explain import BURST, DRIFT, LEVEL, PATTERN, STEP, TREES, Ev
 from dataflow.model.features import StepScale, Track
 from dataflow.model.hst import CompactHST, Forest
 from dataflow.model.novelty import Drift, Envelope
+from dataflow.model.novelty import cut as novelty_cut
 from dataflow.model.pattern import Memory
 from dataflow.model.seasonality import Seasonality
 
@@ -238,7 +239,7 @@ class SensorScorer:
         seen = self.seen
         ready = seen >= p.window_size + p.warmup
         hz = self.hst_envelope
-        cut = None if hz is None else hz.margin * hz.peak
+        cut = None if hz is None else novelty_cut(hz.margin, hz.peak)
         if mean - mean != 0.0:  # inf or nan: no evidence of anything, and nothing to learn
             return _new(Score, (0.0, False, ready, cut, None))
         model = self.model
@@ -375,12 +376,12 @@ class SensorScorer:
         envelopes decide it, so the clean windows' path keeps no record of it."""
         lz, sz, bz = self.envelopes
         hz = self.hst_envelope
-        level_cut = max(lz.floor, lz.margin * level_peak)
-        step_cut = max(sz.floor, sz.margin * step_peak)
-        burst_cut = max(bz.floor, bz.margin * burst_peak)
+        level_cut = max(lz.floor, novelty_cut(lz.margin, level_peak))
+        step_cut = max(sz.floor, novelty_cut(sz.margin, step_peak))
+        burst_cut = max(bz.floor, novelty_cut(bz.margin, burst_peak))
         score_cut = 0.0 if hz is None or cut is None else max(hz.floor, cut)
         pz = self.pattern_envelope
-        pattern_cut = 0.0 if pz is None else max(pz.floor, pz.margin * pattern_peak)
+        pattern_cut = 0.0 if pz is None else max(pz.floor, novelty_cut(pz.margin, pattern_peak))
         fired = (
             (LEVEL if level_z > level_cut else 0)
             | (STEP if step_z > step_cut else 0)

@@ -22,7 +22,10 @@ def test_a_huge_spike_does_not_blind_the_sensor_to_larger_ones() -> None:
     def window(value: float) -> bool:
         nonlocal t
         t += 1
-        return scorer.score_learn(t * W, value).ml_anomaly
+        result = scorer.score_learn(t * W, value)
+        # The explanation recomputes the envelopes' cuts: it must name what decided.
+        assert not result.ml_anomaly or (result.why is not None and result.why.fired)
+        return result.ml_anomaly
 
     for _ in range(READY + 200):
         window(65.0 + rng.gauss(0, 1.0))
@@ -107,3 +110,19 @@ def test_a_sensor_that_comes_back_resolves_clean() -> None:
     events = lasting_shift(adapt_after=10_000, back_after=60)
     resolved = [how for _, kind, how in events if kind == "resolved"]
     assert resolved and resolved[0] == "clean"
+
+
+def test_the_same_huge_spike_again_is_not_news() -> None:
+    """A spike far beyond the knee pages once; the identical spike again, while its peak is
+    remembered, is routine. (A peak capped near the knee made every such spike page.)"""
+    rng = random.Random(13)
+    scorer = SensorScorer(PARAMS)
+    pages = []
+    for i in range(READY + 500 * 12):
+        spike = i >= READY and (i - READY) % 500 == 250
+        mean = 1.0 + rng.uniform(-0.01, 0.01) + (3.0 if spike else 0.0)
+        paged = scorer.score_learn(i * W, mean).ml_anomaly
+        if spike:
+            pages.append(paged)
+    assert pages[0]
+    assert not any(pages[1:]), pages
