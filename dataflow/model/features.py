@@ -49,6 +49,10 @@ import math
 
 Z_KNEE = 50.0  # spreads beyond which a feature grows with the logarithm of the distance
 Z_CAP = Z_KNEE * (1.0 + math.log(1e12))  # where an infinite distance lands
+# Spreads from the level beyond which a window is absurd: garbage, or (when it lasts) a change of
+# level, never a size that later windows should be compared with (``dataflow.model.scoring``, and
+# the most a novelty peak remembers, ``dataflow.model.novelty``).
+ABSURD_Z = 1000.0
 # Spreads beyond which a window teaches a spread (or a step scale) only logarithmically: see "Why
 # a spread learns far windows softened".
 SPREAD_KNEE = 25.0

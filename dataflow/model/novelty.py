@@ -22,6 +22,12 @@ distance, and decaying the softened value would forget a big spike much faster t
 one; a peak capped near the knee (as it once was) made every distance beyond ``margin`` times the
 cap novel, however often the same spike came.
 
+A peak remembers at most ``ABSURD_Z`` spreads (``PEAK_MOST``, softened): beyond that a window is
+garbage or a change of level (``dataflow.model.scoring``), or a sensor that never varied before
+measured against rounding, never a spike size that later windows should be compared with. One
+such window learned in full would leave a peak of millions of spreads that hid every later spike
+for many half-lives.
+
 ``Drift``: Page's two-sided CUSUM of a z-score beyond a slack, for a departure that is moderate
 in every window but lasts. Each window's z is clipped (``clip``) so that one spike cannot cross
 the limit alone: spikes are the envelopes' job, and a routine spike must not page here.
@@ -35,7 +41,9 @@ from __future__ import annotations
 
 import math
 
-from dataflow.model.features import Z_KNEE, harden, soften
+from dataflow.model.features import ABSURD_Z, Z_KNEE, harden, soften
+
+PEAK_MOST = soften(ABSURD_Z)  # the most a peak remembers (see the module docstring)
 
 
 def cut(margin: float, peak: float) -> float:
@@ -82,6 +90,8 @@ class Envelope:
         novel = x > self.floor and x > cut(self.margin, peak)
         if self.seen >= self.start:
             decayed = fade(peak, self.decay)
+            if x > PEAK_MOST:
+                x = PEAK_MOST
             self.peak = x if x > decayed else decayed
         self.seen += 1
         return novel

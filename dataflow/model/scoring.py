@@ -53,7 +53,7 @@ from typing import NamedTuple
 from river import anomaly
 
 from dataflow.model.explain import BURST, DRIFT, LEVEL, PATTERN, STEP, TREES, Evidence
-from dataflow.model.features import StepScale, Track
+from dataflow.model.features import ABSURD_Z, StepScale, Track
 from dataflow.model.hst import CompactHST, Forest
 from dataflow.model.novelty import Drift, Envelope
 from dataflow.model.novelty import cut as novelty_cut
@@ -62,9 +62,8 @@ from dataflow.model.seasonality import Seasonality
 
 FEATURE = "mean"
 BURST_WINDOWS = 5  # windows averaged for the burst-rate feature
-# Spreads from the level beyond which a window is absurd, and how many absurd windows in a row
-# are a real change of level rather than garbage (see the module docstring).
-ABSURD_Z = 1000.0
+# How many absurd windows in a row (beyond ``ABSURD_Z`` spreads, ``features``) are a real change
+# of level rather than garbage (see the module docstring).
 ABSURD_RUN = 3
 # Spreads from the level an alert's sensor must come back within for the alert to resolve as
 # clean rather than adapted (see dataflow.alerts).

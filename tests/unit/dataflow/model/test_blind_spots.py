@@ -126,3 +126,19 @@ def test_the_same_huge_spike_again_is_not_news() -> None:
             pages.append(paged)
     assert pages[0]
     assert not any(pages[1:]), pages
+
+
+def test_a_flat_start_does_not_blind_the_sensor() -> None:
+    """A sensor flat through its warm-up has no spread: its first departure measures millions
+    of spreads against rounding. That must not become a peak that hides later spikes."""
+    rng = random.Random(17)
+    scorer = SensorScorer(PARAMS)
+    t = 0
+    for _ in range(READY):
+        scorer.score_learn(t * W, 5.0)
+        t += 1
+    for _ in range(8_000):  # the sensor starts to vary, and the peaks fade for a while
+        scorer.score_learn(t * W, 5.0 + rng.gauss(0, 1.0))
+        t += 1
+    spread = 1.25 * scorer.raw.spread
+    assert scorer.score_learn(t * W, scorer.raw.level + 300 * spread).ml_anomaly
