@@ -13,14 +13,14 @@ becomes sensitive again. The peak only starts to learn after ``start`` windows, 
 level and spread that the features are measured against have settled.
 
 Margin and decay apply to *distances*. Beyond ``Z_KNEE`` a feature is the logarithm of its
-distance (``features.soften``); a peak there is remembered as that softened value, uncapped, but
-``cut`` is ``margin`` times the distance it stands for and ``fade`` decays that distance, both
-softened back. So the same spike again, while its peak is remembered, is routine at any size
-(beyond the knee the cut is the peak plus ``Z_KNEE * ln(margin)``), and one ``margin`` times
-larger is news at any size. A margin on the softened value would be a far larger margin on the
-distance, and decaying the softened value would forget a big spike much faster than a small
-one; a peak capped near the knee (as it once was) made every distance beyond ``margin`` times the
-cap novel, however often the same spike came.
+distance (``features.soften``); a peak there is remembered as that softened value (up to
+``PEAK_MOST``, below), but ``cut`` is ``margin`` times the distance it stands for and ``fade``
+decays that distance, both softened back. So the same spike again, while its peak is remembered,
+is routine at any size (beyond the knee the cut is the peak plus ``Z_KNEE * ln(margin)``), and
+one ``margin`` times larger is news at any size. A margin on the softened value would be a far
+larger margin on the distance, and decaying the softened value would forget a big spike much
+faster than a small one; a peak capped near the knee (as it once was) made every distance beyond
+``margin`` times the cap novel, however often the same spike came.
 
 A peak remembers at most ``ABSURD_Z`` spreads (``PEAK_MOST``, softened): beyond that a window is
 garbage or a change of level (``dataflow.model.scoring``), or a sensor that never varied before
