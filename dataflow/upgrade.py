@@ -12,7 +12,9 @@ v8 -> v9 (the detection changes to the features and the alert lifecycle; machine
 
 - ``SensorScorer.scatter``: how far a mean moves by its readings' scatter; starts at 0 (no
   floor) and learns from the next windows.
-- ``Envelope.peak``: now remembers at most ``margin * Z_KNEE``; an older peak is clipped.
+- ``Envelope.peak``: kept as it is. v9 remembers a softened distance, uncapped; a v8 peak is at
+  most v8's hard cap of 50 spreads, below the knee, where the softened distance is the distance,
+  so it means the same to v9.
 - ``AlertTracker.home`` and ``reach``: where an open alert's sensor was when it opened. An alert
   open across the upgrade has none (0: it resolves ``clean`` as before).
 - ``ShardConfig.adapt_after``: its default; the configured value replaces it on resume, as any
@@ -38,8 +40,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from typing import Any
-
-from dataflow.model.features import Z_KNEE
 
 
 def _fill(obj: Any, name: str, value: object) -> None:
@@ -71,8 +71,6 @@ def _v8_to_v9(state: Any) -> Any:
         # model keeps its own structure (``retune``), so it stays off for this sensor.
         _fill(scorer, "pattern", None)
         _fill(scorer, "pattern_envelope", None)
-        for envelope in scorer.envelopes:
-            envelope.peak = min(envelope.peak, envelope.margin * Z_KNEE)
     return state
 
 

@@ -37,10 +37,18 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dataflow.model.explain import BURST, DRIFT, LEVEL, STEP, Evidence
-from dataflow.model.features import REL_EPS, Z_CAP, Z_KNEE, soften
+from dataflow.model.features import (
+    ABSURD_Z,
+    REL_EPS,
+    SPREAD_KNEE,
+    Z_CAP,
+    Z_KNEE,
+    soften,
+    tamed,
+)
+from dataflow.model.novelty import PEAK_MOST, cut, fade
 from dataflow.model.scoring import (
     ABSURD_RUN,
-    ABSURD_Z,
     BURST_WINDOWS,
     HOME_SPREADS,
     ModelParams,
@@ -168,17 +176,37 @@ def envelope(
 ) -> tuple[B1, F8]:
     """``Envelope.observe`` over rows: (novel, the new peak). Kept in one place so that a change
     of the envelope's rule ports here in one edit."""
-    novel = (x > floor) & (x > margin * peak)
+    novel = envelope_novel(peak, x, margin, floor)
     decayed = peak * decay
-    top = margin * Z_KNEE
-    clipped = np.where(x < top, x, top)
+    beyond = np.flatnonzero(peak > Z_KNEE)  # few: ``fade`` with ``math`` there, as the reference
+    for j in beyond.tolist():
+        decayed[j] = fade(float(peak[j]), decay)
+    clipped = np.where(x < PEAK_MOST, x, PEAK_MOST)
     learned = np.where(clipped > decayed, clipped, decayed)
     return novel, np.where(seen >= start, learned, peak)
 
 
 def envelope_novel(peak: F8, x: F8, margin: float, floor: float) -> B1:
-    """``Envelope.novel`` over rows."""
-    return (x > floor) & (x > margin * peak)
+    """``Envelope.novel`` over rows: ``novelty.cut`` is ``margin * peak`` up to the knee, and
+    computed with ``math`` on the few rows beyond it."""
+    c = margin * peak
+    beyond = np.flatnonzero((c > Z_KNEE) | (peak > Z_KNEE))
+    for j in beyond.tolist():
+        c[j] = cut(margin, float(peak[j]))
+    return (x > floor) & (x > c)
+
+
+def _tamed(dev: F8, scale: F8) -> F8:
+    """``features.tamed`` over rows (non-negative ``dev``): with ``math`` on the few beyond
+    ``SPREAD_KNEE`` spreads."""
+    unit = 1.25 * scale
+    beyond = np.flatnonzero((unit > 0) & (dev > SPREAD_KNEE * unit))
+    if not len(beyond):
+        return dev
+    dev = dev.copy()
+    for j in beyond.tolist():
+        dev[j] = tamed(float(dev[j]), float(scale[j]))
+    return dev
 
 
 def _soften_signed(z: F8, rows: I8) -> None:
@@ -220,7 +248,7 @@ def _learn_track(level: F8, spread: F8, seen: I8, x: F8, level_windows: int) -> 
     a = 1.0 / level_windows
     b = 0.5 / level_windows
     moved = level + np.where(warm > a, warm, a) * (x - level)
-    spread2 = spread + np.where(warm > b, warm, b) * (np.abs(x - moved) - spread)
+    spread2 = spread + np.where(warm > b, warm, b) * (_tamed(np.abs(x - moved), spread) - spread)
     first = seen == 0
     return np.where(first, x, moved), np.where(first, spread, spread2)
 
@@ -702,7 +730,9 @@ class ColumnScorer:
             warm = 1.0 / cn
             a = 1.0 / lw
             cur = c["c_scale"][cs]
-            c["c_scale"][cs] = cur + np.where(warm > a, warm, a) * (np.abs(cstep) - cur)
+            c["c_scale"][cs] = cur + np.where(warm > a, warm, a) * (
+                _tamed(np.abs(cstep), cur) - cur
+            )
             c["c_seen"][cs] = cn
         if p.seasonality:
             self._season_learn(s, t, x, new_level)
@@ -734,9 +764,9 @@ class ColumnScorer:
         floored; ``change``: the step scale; ``up``/``down``: the drift sums as it sees them)."""
         p = self.params
         m, f = p.novelty_margin, p.novelty_floor
-        level_cut = max(f, m * float(level_peak))
-        step_cut = max(f, m * float(step_peak))
-        burst_cut = max(f, m * float(burst_peak))
+        level_cut = max(f, cut(m, float(level_peak)))
+        step_cut = max(f, cut(m, float(step_peak)))
+        burst_cut = max(f, cut(m, float(burst_peak)))
         fired = (
             (LEVEL if level_z > level_cut else 0)
             | (STEP if step_z > step_cut else 0)

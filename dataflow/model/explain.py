@@ -24,9 +24,11 @@ The detectors, in the order ``explain`` names them:
   vector unusual; ``explain_machine`` names the drivers, each in its own spreads.
 
 An envelope's threshold is what its feature had to exceed: its floor, or its margin times the
-feature's decayed peak, whichever is higher. Features beyond ``Z_KNEE`` spreads reach the
-envelopes softened (logarithmic); for the level and the step the explanation gives the real
-distance and the threshold hardened back, so a large number means what it says.
+feature's decayed peak (``novelty.cut``: times the *distance* the peak stands for, also beyond
+the knee), whichever is higher. Features beyond ``Z_KNEE`` spreads reach the envelopes softened
+(logarithmic); for the level and the step the explanation gives the real distance and the
+threshold hardened back, so a large number means what it says: the margin times the real
+distance of the peak.
 """
 
 from __future__ import annotations

@@ -22,7 +22,19 @@ window mean can move by its readings' own scatter) nor below ``REL_EPS`` of the 
 Why a knee and not a cap: beyond ``Z_KNEE`` spreads a feature grows with the logarithm of the
 distance. More is still more unusual, so a spike larger than any before still beats the peak
 an earlier huge one left (a hard cap made every later spike equal to it, and unseen), while one
-absurd distance cannot lift a peak so high that it hides everything after it.
+absurd distance cannot lift a peak so high that it hides everything after it. The novelty test
+(``dataflow.model.novelty``) compares *distances*: its margin and its decay are applied to what
+a softened value stands for (``harden``), not to the logarithm, so a spike beyond the knee needs
+``margin`` times the distance of the peak, as one below it does. (A margin on the logarithm is a
+far larger one on the distance, and a peak capped near the knee made every distance beyond
+``margin`` times the cap novel however often it came.)
+
+Why a spread learns far windows softened: the spread is the sensor's routine scatter, and one
+spike hundreds of spreads out is not scatter. Learned at its full size it could double the
+spread at once, so that a spike twice as large a few windows later measured no larger than the
+first, and went unseen. Beyond ``SPREAD_KNEE`` spreads a deviation teaches the spread (and a
+step the step scale) only logarithmically: a lasting change of level still widens them within
+a few windows, since every window of it teaches them again.
 
 >>> t = Track()
 >>> for x in [10.0, 12.0, 10.0, 12.0]:
@@ -37,6 +49,13 @@ import math
 
 Z_KNEE = 50.0  # spreads beyond which a feature grows with the logarithm of the distance
 Z_CAP = Z_KNEE * (1.0 + math.log(1e12))  # where an infinite distance lands
+# Spreads from the level beyond which a window is absurd: garbage, or (when it lasts) a change of
+# level, never a size that later windows should be compared with (``dataflow.model.scoring``, and
+# the most a novelty peak remembers, ``dataflow.model.novelty``).
+ABSURD_Z = 1000.0
+# Spreads beyond which a window teaches a spread (or a step scale) only logarithmically: see "Why
+# a spread learns far windows softened".
+SPREAD_KNEE = 25.0
 REL_EPS = 1e-9  # a difference this small relative to the value is rounding, not the sensor
 
 
@@ -56,6 +75,15 @@ def harden(z: float) -> float:
     if z >= Z_CAP:
         return math.inf
     return Z_KNEE * math.exp(z / Z_KNEE - 1.0)
+
+
+def tamed(dev: float, scale: float) -> float:
+    """``dev`` (non-negative) as a spread of ``scale`` learns it: itself up to ``SPREAD_KNEE``
+    spreads (of ``1.25 * scale``), logarithmic beyond, as ``soften`` is beyond its knee."""
+    unit = 1.25 * scale
+    if unit > 0 and dev > SPREAD_KNEE * unit:
+        return unit * SPREAD_KNEE * (1.0 + math.log(dev / (SPREAD_KNEE * unit)))
+    return dev
 
 
 class Track:
@@ -104,7 +132,8 @@ class Track:
             a = 1.0 / level_windows
             self.level += (warm if warm > a else a) * (x - self.level)
             b = 0.5 / level_windows
-            self.spread += (warm if warm > b else b) * (abs(x - self.level) - self.spread)
+            dev = tamed(abs(x - self.level), self.spread)
+            self.spread += (warm if warm > b else b) * (dev - self.spread)
         self.last = x
         self.seen = n + 1
 
@@ -131,4 +160,4 @@ class StepScale:
         self.seen += 1
         warm = 1.0 / self.seen
         a = 1.0 / level_windows
-        self.scale += (warm if warm > a else a) * (abs(step) - self.scale)
+        self.scale += (warm if warm > a else a) * (tamed(abs(step), self.scale) - self.scale)

@@ -7,10 +7,26 @@ to hear about is what the sensor has *not* done before.
 
 ``Envelope``: the running peak of a non-negative feature, decaying with a half-life of
 ``half_life`` windows. A window is novel when the feature exceeds ``margin`` times the peak so
-far and an absolute ``floor``: a routine burst matches earlier bursts and stays quiet, a larger
-one than any recent pages, and after a quiet stretch the peak decays, so the detector becomes
-sensitive again. The peak only starts to learn after ``start`` windows, when the running level
-and spread that the features are measured against have settled.
+far (``cut``) and an absolute ``floor``: a routine burst matches earlier bursts and stays quiet, a
+larger one than any recent pages, and after a quiet stretch the peak decays, so the detector
+becomes sensitive again. The peak only starts to learn after ``start`` windows, when the running
+level and spread that the features are measured against have settled.
+
+Margin and decay apply to *distances*. Beyond ``Z_KNEE`` a feature is the logarithm of its
+distance (``features.soften``); a peak there is remembered as that softened value (up to
+``PEAK_MOST``, below), but ``cut`` is ``margin`` times the distance it stands for and ``fade``
+decays that distance, both softened back. So the same spike again, while its peak is remembered,
+is routine at any size (beyond the knee the cut is the peak plus ``Z_KNEE * ln(margin)``), and
+one ``margin`` times larger is news at any size. A margin on the softened value would be a far
+larger margin on the distance, and decaying the softened value would forget a big spike much
+faster than a small one; a peak capped near the knee (as it once was) made every distance beyond
+``margin`` times the cap novel, however often the same spike came.
+
+A peak remembers at most ``ABSURD_Z`` spreads (``PEAK_MOST``, softened): beyond that a window is
+garbage or a change of level (``dataflow.model.scoring``), or a sensor that never varied before
+measured against rounding, never a spike size that later windows should be compared with. One
+such window learned in full would leave a peak of millions of spreads that hid every later spike
+for many half-lives.
 
 ``Drift``: Page's two-sided CUSUM of a z-score beyond a slack, for a departure that is moderate
 in every window but lasts. Each window's z is clipped (``clip``) so that one spike cannot cross
@@ -23,7 +39,32 @@ the limit alone: spikes are the envelopes' job, and a routine spike must not pag
 
 from __future__ import annotations
 
-from dataflow.model.features import Z_KNEE
+import math
+
+from dataflow.model.features import ABSURD_Z, Z_KNEE, harden, soften
+
+PEAK_MOST = soften(ABSURD_Z)  # the most a peak remembers (see the module docstring)
+
+
+def cut(margin: float, peak: float) -> float:
+    """What a feature must exceed to beat ``peak``: ``margin`` times the *distance* the peak
+    stands for, softened as the feature is (``margin * peak`` up to the knee, ``peak`` plus
+    ``Z_KNEE * ln(margin)`` beyond it). The one place this rule lives: the envelopes decide
+    with it and the scorer's explanation (``SensorScorer._why``) recomputes it."""
+    c = margin * peak
+    if c <= Z_KNEE and peak <= Z_KNEE:
+        return c
+    return soften(margin * harden(peak))
+
+
+def fade(peak: float, decay: float) -> float:
+    """``peak`` one window later: the *distance* it stands for times ``decay``, softened again
+    (``peak * decay`` up to the knee; beyond it ``Z_KNEE * ln(decay)`` less each window, so even
+    a peak at ``Z_CAP``, an infinite distance, fades)."""
+    if peak <= Z_KNEE:
+        return peak * decay
+    faded = peak + Z_KNEE * math.log(decay)
+    return faded if faded >= Z_KNEE else Z_KNEE * math.exp(faded / Z_KNEE - 1.0)
 
 
 class Envelope:
@@ -41,16 +82,16 @@ class Envelope:
 
     def novel(self, x: float) -> bool:
         """Is ``x`` novel against the peak so far? Without learning it."""
-        return x > self.floor and x > self.margin * self.peak
+        return x > self.floor and x > cut(self.margin, self.peak)
 
     def observe(self, x: float) -> bool:
         """Is ``x`` novel against the peak so far? Then learn it."""
         peak = self.peak
-        novel = x > self.floor and x > self.margin * peak
+        novel = x > self.floor and x > cut(self.margin, peak)
         if self.seen >= self.start:
-            decayed = peak * self.decay
-            top = self.margin * Z_KNEE  # what a peak remembers at most (see features)
-            x = x if x < top else top
+            decayed = fade(peak, self.decay)
+            if x > PEAK_MOST:
+                x = PEAK_MOST
             self.peak = x if x > decayed else decayed
         self.seen += 1
         return novel

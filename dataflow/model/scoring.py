@@ -53,17 +53,17 @@ from typing import NamedTuple
 from river import anomaly
 
 from dataflow.model.explain import BURST, DRIFT, LEVEL, PATTERN, STEP, TREES, Evidence
-from dataflow.model.features import StepScale, Track
+from dataflow.model.features import ABSURD_Z, StepScale, Track
 from dataflow.model.hst import CompactHST, Forest
 from dataflow.model.novelty import Drift, Envelope
+from dataflow.model.novelty import cut as novelty_cut
 from dataflow.model.pattern import Memory
 from dataflow.model.seasonality import Seasonality
 
 FEATURE = "mean"
 BURST_WINDOWS = 5  # windows averaged for the burst-rate feature
-# Spreads from the level beyond which a window is absurd, and how many absurd windows in a row
-# are a real change of level rather than garbage (see the module docstring).
-ABSURD_Z = 1000.0
+# How many absurd windows in a row (beyond ``ABSURD_Z`` spreads, ``features``) are a real change
+# of level rather than garbage (see the module docstring).
 ABSURD_RUN = 3
 # Spreads from the level an alert's sensor must come back within for the alert to resolve as
 # clean rather than adapted (see dataflow.alerts).
@@ -238,7 +238,7 @@ class SensorScorer:
         seen = self.seen
         ready = seen >= p.window_size + p.warmup
         hz = self.hst_envelope
-        cut = None if hz is None else hz.margin * hz.peak
+        cut = None if hz is None else novelty_cut(hz.margin, hz.peak)
         if mean - mean != 0.0:  # inf or nan: no evidence of anything, and nothing to learn
             return _new(Score, (0.0, False, ready, cut, None))
         model = self.model
@@ -377,12 +377,12 @@ class SensorScorer:
         envelopes decide it, so the clean windows' path keeps no record of it."""
         lz, sz, bz = self.envelopes
         hz = self.hst_envelope
-        level_cut = max(lz.floor, lz.margin * level_peak)
-        step_cut = max(sz.floor, sz.margin * step_peak)
-        burst_cut = max(bz.floor, bz.margin * burst_peak)
+        level_cut = max(lz.floor, novelty_cut(lz.margin, level_peak))
+        step_cut = max(sz.floor, novelty_cut(sz.margin, step_peak))
+        burst_cut = max(bz.floor, novelty_cut(bz.margin, burst_peak))
         score_cut = 0.0 if hz is None or cut is None else max(hz.floor, cut)
         pz = self.pattern_envelope
-        pattern_cut = 0.0 if pz is None else max(pz.floor, pz.margin * pattern_peak)
+        pattern_cut = 0.0 if pz is None else max(pz.floor, novelty_cut(pz.margin, pattern_peak))
         fired = (
             (LEVEL if level_z > level_cut else 0)
             | (STEP if step_z > step_cut else 0)

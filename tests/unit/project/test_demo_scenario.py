@@ -23,6 +23,7 @@ import pytest
 
 from dataflow.config import Settings
 from dataflow.flow import shard_config
+from dataflow.model.novelty import cut
 from dataflow.model.scoring import SensorScorer, window_scatter
 from dataflow.readings import Reading
 from dataflow.shard import ShardState, WindowResult
@@ -108,7 +109,7 @@ def test_the_demo_shows_a_threshold_alert_and_an_ml_alert_and_nothing_else(phase
             level_z = abs(scorer.raw.z(st.mean, floor))
             envelope = scorer.envelopes[0]
             assert level_z > params.novelty_floor
-            assert level_z > params.novelty_margin * envelope.peak
+            assert level_z > cut(params.novelty_margin, envelope.peak)
             assert envelope.novel(level_z)
             break
         scorer.score_learn(st.start, st.mean, window_scatter(st.count, st.min, st.max))

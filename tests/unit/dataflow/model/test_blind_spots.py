@@ -23,7 +23,10 @@ def test_a_huge_spike_does_not_blind_the_sensor_to_larger_ones() -> None:
     def window(value: float) -> bool:
         nonlocal t
         t += 1
-        return scorer.score_learn(t * W, value).ml_anomaly
+        result = scorer.score_learn(t * W, value)
+        # The explanation recomputes the envelopes' cuts: it must name what decided.
+        assert not result.ml_anomaly or (result.why is not None and result.why.fired)
+        return result.ml_anomaly
 
     for _ in range(READY + 200):
         window(65.0 + rng.gauss(0, 1.0))
@@ -153,3 +156,35 @@ def test_a_return_after_an_adapted_alert_is_one_alert_that_resolves_clean() -> N
         ("resolved", "adapted"),
     ]
     assert [at for at, kind, _ in events if kind == "open"] == [1_000, 2_500, 4_000]
+
+
+def test_the_same_huge_spike_again_is_not_news() -> None:
+    """A spike far beyond the knee pages once; the identical spike again, while its peak is
+    remembered, is routine. (A peak capped near the knee made every such spike page.)"""
+    rng = random.Random(13)
+    scorer = SensorScorer(PARAMS)
+    pages = []
+    for i in range(READY + 500 * 12):
+        spike = i >= READY and (i - READY) % 500 == 250
+        mean = 1.0 + rng.uniform(-0.01, 0.01) + (3.0 if spike else 0.0)
+        paged = scorer.score_learn(i * W, mean).ml_anomaly
+        if spike:
+            pages.append(paged)
+    assert pages[0]
+    assert not any(pages[1:]), pages
+
+
+def test_a_flat_start_does_not_blind_the_sensor() -> None:
+    """A sensor flat through its warm-up has no spread: its first departure measures millions
+    of spreads against rounding. That must not become a peak that hides later spikes."""
+    rng = random.Random(17)
+    scorer = SensorScorer(PARAMS)
+    t = 0
+    for _ in range(READY):
+        scorer.score_learn(t * W, 5.0)
+        t += 1
+    for _ in range(8_000):  # the sensor starts to vary, and the peaks fade for a while
+        scorer.score_learn(t * W, 5.0 + rng.gauss(0, 1.0))
+        t += 1
+    spread = 1.25 * scorer.raw.spread
+    assert scorer.score_learn(t * W, scorer.raw.level + 300 * spread).ml_anomaly

@@ -12,6 +12,7 @@ from dataflow.encoding import encode_window, window_record
 from dataflow.families import AIR_QUALITY
 from dataflow.model.explain import BURST, DRIFT, LEVEL, STEP, TREES, Evidence, explain
 from dataflow.model.features import Z_KNEE, harden, soften
+from dataflow.model.novelty import cut
 from dataflow.model.scoring import ModelParams, Score, SensorScorer
 from dataflow.readings import Reading
 from dataflow.shard import ShardState, WindowResult
@@ -39,9 +40,9 @@ def before(scorer: SensorScorer) -> dict[str, float]:
         "spread": 1.25 * scorer.raw.scale(floor),
         "last": scorer.raw.last or 0.0,
         "step": 1.25 * max(scorer.change.scale, floor),
-        "level_cut": max(lz.floor, lz.margin * lz.peak),
-        "step_cut": max(sz.floor, sz.margin * sz.peak),
-        "burst_cut": max(bz.floor, bz.margin * bz.peak),
+        "level_cut": max(lz.floor, cut(lz.margin, lz.peak)),
+        "step_cut": max(sz.floor, cut(sz.margin, sz.peak)),
+        "burst_cut": max(bz.floor, cut(bz.margin, bz.peak)),
     }
 
 
@@ -230,13 +231,14 @@ def test_with_the_trees_voting_their_score_and_cut_are_named() -> None:
     scorer = SensorScorer(params)
     feed(scorer, normal_means(500, seed=3))
     assert scorer.hst_envelope is not None
-    cut = max(scorer.hst_envelope.floor, scorer.hst_envelope.margin * scorer.hst_envelope.peak)
+    hz = scorer.hst_envelope
+    score_cut = max(hz.floor, cut(hz.margin, hz.peak))
     result = scorer.score_learn(500 * W, 110.0)
     assert result.why is not None and result.why.fired & TREES
     out = explain(result.why)
     assert "trees" in out["detectors"] and out["detector"] == "level"
     assert (
-        f"trees: score {result.score:.3f} beyond {cut:.3f}, 110.0 against its usual "
+        f"trees: score {result.score:.3f} beyond {score_cut:.3f}, 110.0 against its usual "
         in (out["text"])
     )
 

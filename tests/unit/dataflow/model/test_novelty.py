@@ -4,8 +4,10 @@ import itertools
 import math
 import random
 
-from dataflow.model.features import Z_CAP, Z_KNEE, StepScale, Track, soften
-from dataflow.model.novelty import Drift, Envelope
+import pytest
+
+from dataflow.model.features import ABSURD_Z, Z_CAP, Z_KNEE, StepScale, Track, harden, soften
+from dataflow.model.novelty import PEAK_MOST, Drift, Envelope, cut, fade
 from dataflow.model.seasonality import DAY_NS, WEEK_NS, Baseline, Seasonality
 
 
@@ -59,12 +61,43 @@ def test_the_knee_keeps_order_beyond_it() -> None:
     assert soften(math.inf) == Z_CAP
 
 
-def test_envelope_memory_stops_at_the_knee() -> None:
-    """One absurd distance must not lift the peak so high that nothing after it is news."""
+def test_the_margin_and_the_decay_apply_to_distances_beyond_the_knee() -> None:
+    """Beyond the knee a spike needs ``margin`` times the *distance* of the peak, not of its
+    logarithm; the same spike again is routine, one ``margin`` times larger is news."""
+    for size in (100.0, 500.0, 800.0):
+        e = Envelope(half_life=3000.0, margin=1.2, floor=6.0, start=0)
+        assert e.observe(soften(size))
+        assert e.peak == soften(size)  # remembered as it is, beyond the knee
+        assert harden(cut(1.2, e.peak)) == pytest.approx(1.2 * size)
+        assert not e.observe(soften(size))  # the same spike again
+        assert not e.observe(soften(1.15 * size))
+        assert e.observe(soften(1.4 * size))  # beyond 1.2 times the 1.15 it learned
+    assert cut(1.2, 10.0) == 12.0  # below the knee: margin times the peak
+    assert cut(1.2, 0.0) == 0.0
+
+
+def test_a_peak_remembers_at_most_an_absurd_distance() -> None:
+    """Beyond ABSURD_Z spreads a window is garbage or a change of level: one of millions of
+    spreads must not leave a peak that hides every later spike."""
     e = Envelope(half_life=3000.0, margin=1.2, floor=6.0, start=0)
-    assert e.observe(soften(1e6))
-    assert e.peak == 1.2 * Z_KNEE
-    assert e.observe(soften(100.0))
+    assert e.observe(soften(1e7))
+    assert e.peak == PEAK_MOST == soften(ABSURD_Z)
+    assert e.observe(soften(1.3 * ABSURD_Z))
+    assert e.observe(Z_CAP)  # an infinite distance: news, and remembered within the same bound
+    assert e.peak == PEAK_MOST
+
+
+def test_a_peak_fades_as_the_distance_it_stands_for() -> None:
+    decay = 0.5 ** (1.0 / 100.0)
+    for size in (10.0, 100.0, 1e4):
+        peak = soften(size)
+        for _ in range(100):  # one half-life
+            peak = fade(peak, decay)
+        assert harden(peak) == pytest.approx(size / 2)
+    peak = Z_CAP  # an infinite distance: fades too, never stuck
+    for _ in range(100_000):
+        peak = fade(peak, decay)
+    assert peak < 1.0
 
 
 def test_seasonality_is_used_only_where_it_explains_the_sensor() -> None:
