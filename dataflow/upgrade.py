@@ -32,7 +32,8 @@ v9 -> v10 (an adapted alert counts its clean windows in all, and remembers where
   little longer, never shorter.
 - ``AlertTracker.origin`` and ``origin_reach``: none (0), as for a sensor that never had an
   adapted alert.
-- ``MachineModel.glitch``: 0 (no glitch in a row being held back).
+- ``MachineModel.glitch``: 0 (no glitch in a row being held back); ``related``: its windows
+  learned, every one of which v9 taught the correlations.
 """
 
 from __future__ import annotations
@@ -79,6 +80,8 @@ def _v9_to_v10(state: Any) -> Any:
     trackers += [machine.alerts for machine in state.machines.values()]  # machines came in v9
     for machine in state.machines.values():
         _fill(machine.model, "glitch", 0)
+        # v9 offered the correlations every window learned (missing channels at z 0).
+        _fill(machine.model, "related", machine.model.seen)
     for alerts in trackers:
         _fill(alerts, "lasted", alerts.anomalous + alerts.clean if alerts.alert_id else 0)
         _fill(alerts, "origin", 0.0)

@@ -175,6 +175,7 @@ class MachineModel:
         "mean",
         "params",
         "q_limit",
+        "related",
         "run",
         "seen",
         "still",
@@ -190,6 +191,7 @@ class MachineModel:
         self.seen = 0  # windows learned
         self.run = 0  # anomalous windows in a row
         self.glitch = 0  # glitches in a row during the warm-up, not learned
+        self.related = 0  # whole windows learned: the correlations' count (see _correlate)
         self.age = REFRESH  # windows learned since the last decomposition (REFRESH: due)
         self.mean: Vector = np.zeros(channels)
         self.var: Vector = np.zeros(channels)
@@ -410,16 +412,23 @@ class MachineModel:
         self.chart_n = n + 1
 
     def _impute(self, z: Vector, present: npt.NDArray[np.bool_]) -> Vector:
-        """The missing channels' z as the present ones imply through the principal directions
-        (least squares on the present rows), so a channel that sent nothing neither breaks the
-        relations (at its level, 0, it would while the others move) nor teaches them that it
-        stays put. Before there are directions, or with no channel present: 0."""
-        basis = self.basis
-        if basis.shape[1] == 0 or not present.any():
+        """The missing channels' z as the present ones imply it: its conditional mean under the
+        learned correlations (``C_mp C_pp^-1 z_p``), so a channel that sent nothing neither
+        breaks the relations (at its level, 0, it would while the others move) nor scores
+        beyond what the present ones show. (A fit through the principal directions was nearly
+        singular with one channel missing, and put T² in the millions.) With no channel
+        present: 0."""
+        if not present.any():
             return z
-        t = np.linalg.lstsq(basis[present], z[present], rcond=None)[0]
+        cov = self.cov
+        p_idx = np.flatnonzero(present)
+        m_idx = np.flatnonzero(~present)
+        try:
+            w = np.linalg.solve(cov[np.ix_(p_idx, p_idx)], z[p_idx])
+        except np.linalg.LinAlgError:
+            w = np.linalg.lstsq(cov[np.ix_(p_idx, p_idx)], z[p_idx], rcond=None)[0]
         z = z.copy()
-        z[~present] = basis[~present] @ t
+        z[m_idx] = cov[np.ix_(m_idx, p_idx)] @ w
         return z
 
     def _drivers(
@@ -476,7 +485,8 @@ class MachineModel:
             self.dev_n = n + 1
             self.mean += dev * (1.0 / p.memory)
             if relate:
-                self._correlate(z, seen)
+                self._correlate(z)
+            self.related += 1
             self.seen = seen + 1
             self.age += 1
             return
@@ -491,11 +501,12 @@ class MachineModel:
             var += a * (dev * dev)
             var *= 1.0 - a
             if relate:
-                self._correlate(z, seen)
+                self._correlate(z)
         else:
             self.mean[:] = x
         if seen < self.params.warmup or self.flat:
             self._spread()
+        self.related += 1
         self.seen = seen + 1
         self.age += 1
 
@@ -522,11 +533,13 @@ class MachineModel:
         self.flat = not bool(moved.all())
         self.inv_sd = np.divide(1.0, np.sqrt(var), out=np.zeros_like(var), where=moved)
 
-    def _correlate(self, z: Vector, seen: int) -> None:
-        """Keep z for the correlations from the ``START``-th window on (the first windows' z,
-        against the level and spread of a handful, would weigh on them far beyond their
-        number); ``_fold`` takes them in."""
-        n = seen - START
+    def _correlate(self, z: Vector) -> None:
+        """Keep z for the correlations from the ``START``-th whole window on (the first
+        windows' z, against the level and spread of a handful, would weigh on them far beyond
+        their number); ``_fold`` takes them in. Counted in whole windows learned (``related``),
+        the only ones the correlations learn: counted in all windows, a channel missing half
+        the time left the identity's weight in them for good, and a wide Q limit hid breaks."""
+        n = self.related - START
         if n < 0:
             return
         a = max(1.0 / (n + 2), 1.0 / self.params.memory)  # the identity counts as one window
