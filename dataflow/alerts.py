@@ -22,12 +22,16 @@ stays away resolves ``adapted`` once the episode has had ``adapt_after`` clean w
 would hold its alert open for good, and a new fault would only be an ``update``): the new level
 is its baseline now, and the alert says so instead of calling it clean.
 
+An episode the model took part in resolves only once the model has **settled**: its level
+(``home`` as passed with each window) within one of its spreads of the sensor. The model learns
+a lasting move slowly; resolved while its level still lags, its next windows would call the
+sensor's place a change again (the drift sums) and page a second time for one episode.
+
 The home from before an adapted episode is kept as the sensor's ``origin``: when it later
 returns there, the model calls the return a change (it learned the fault's level), and that
-alert resolves ``clean`` once the sensor is back near its origin and the model's level has
-followed it there (or ``adapt_after`` clean windows passed): resolved before the model agrees,
-the return would page again a few windows later. It is where the sensor belongs, not a new
-level to adapt to; the origin is kept until the sensor comes back to it.
+alert resolves ``clean`` once the sensor is back near its origin and the model has settled. It
+is where the sensor belongs, not a new level to adapt to; the origin is kept until the sensor
+comes back to it.
 
 The alert's severity is the highest of its episode's reasons'; a rise in severity is news, sent
 as an ``update`` like a new reason.
@@ -51,6 +55,9 @@ OPEN, UPDATE, RESOLVED = "open", "update", "resolved"
 CLEAN, STALE, ADAPTED = "clean", "stale", "adapted"  # how a resolved alert ended
 ML = "ml"  # the model's reason; every other reason is a user's rule
 NEVER = 1 << 62  # ``calm`` of a sensor that never had an alert
+# The model's level must be within 1 / SETTLED_SHARE of the reach (one spread of the three it
+# spans, dataflow.model.scoring.HOME_SPREADS) from the sensor for its ML alert to resolve.
+SETTLED_SHARE = 3.0
 
 
 class AlertEvent(NamedTuple):
@@ -140,20 +147,23 @@ class AlertTracker:
             if self.clean < resolve_after:
                 return None
             how = CLEAN
-            if self.reach > 0.0 and ML in self.reasons and abs(mean - self.home) > self.reach:
+            if self.reach > 0.0 and ML in self.reasons:
+                waited = self.lasted - self.anomalous >= adapt_after
+                # Settled: the model's level is within one of its spreads (a third of its
+                # reach) of the sensor. Resolved before that, the model's next windows call
+                # the sensor's new place a change again, and page a second time. The level
+                # follows the sensor, so it settles.
+                if (
+                    home is not None
+                    and home[1] > 0.0
+                    and abs(home[0] - mean) * SETTLED_SHARE > home[1]
+                ):
+                    return None
                 if self.origin_reach > 0.0 and abs(mean - self.origin) <= self.origin_reach:
-                    # Back where it belongs. Clean once the model's level is back too (or it
-                    # had the time to adapt): until then its next windows page again.
-                    if (
-                        home is not None
-                        and abs(home[0] - self.origin) > self.origin_reach
-                        and self.lasted - self.anomalous < adapt_after
-                    ):
-                        return None
-                    self.origin_reach = 0.0  # no origin any more
-                elif self.lasted - self.anomalous < adapt_after:
-                    return None  # clean to the model, but not back where it was: wait
-                else:
+                    self.origin_reach = 0.0  # back where it belongs: no origin any more
+                elif abs(mean - self.home) > self.reach:
+                    if not waited:
+                        return None  # clean to the model, but not back where it was: wait
                     how = ADAPTED
                     if self.origin_reach == 0.0:  # the first adapted episode's home
                         self.origin, self.origin_reach = self.home, self.reach

@@ -6,6 +6,8 @@ Each test reproduces a case that the scorer got wrong before the knee and the sc
 import math
 import random
 
+import pytest
+
 from dataflow.alerts import AlertTracker
 from dataflow.model.scoring import ModelParams, SensorScorer, window_scatter
 
@@ -188,3 +190,28 @@ def test_a_flat_start_does_not_blind_the_sensor() -> None:
         t += 1
     spread = 1.25 * scorer.raw.spread
     assert scorer.score_learn(t * W, scorer.raw.level + 300 * spread).ml_anomaly
+
+
+@pytest.mark.parametrize(
+    ("lasting", "expected"),
+    [
+        (200, ["open", "clean"]),
+        (580, ["open", "clean"]),  # back just before it would have adapted
+        (700, ["open", "adapted", "open", "clean"]),  # adapted, then the return
+    ],
+)
+def test_a_fault_and_its_return_page_once_each(lasting: int, expected: list[str]) -> None:
+    """A +30 fault of ``lasting`` windows, then back: each episode is one alert. Resolved as
+    soon as one window was near home, the model (its level still lagging at the fault's) paged
+    the return again after the cooldown."""
+    rng = random.Random(0)
+    scorer, tracker = SensorScorer(PARAMS), AlertTracker()
+    events = []
+    for i in range(1_000 + lasting + 1_500):
+        mean = 20.0 + rng.gauss(0, 1.0) + (30.0 if 1_000 <= i < 1_000 + lasting else 0.0)
+        score = scorer.score_learn(i * W, mean)
+        reasons = ["ml"] if score.ml_anomaly else []
+        ev = tracker.observe("s", i, mean, 0.0, reasons, 12, 3, 48, None, scorer.home(), 360)
+        if ev is not None and ev.event != "update":
+            events.append(ev.resolution or ev.event)
+    assert events == expected
