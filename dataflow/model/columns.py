@@ -196,16 +196,16 @@ def envelope_novel(peak: F8, x: F8, margin: float, floor: float) -> B1:
     return (x > floor) & (x > c)
 
 
-def _tamed(dev: F8, scale: F8) -> F8:
+def _tamed(dev: F8, scale: F8, knee: float = SPREAD_KNEE) -> F8:
     """``features.tamed`` over rows (non-negative ``dev``): with ``math`` on the few beyond
-    ``SPREAD_KNEE`` spreads."""
+    ``knee`` spreads."""
     unit = 1.25 * scale
-    beyond = np.flatnonzero((unit > 0) & (dev > SPREAD_KNEE * unit))
+    beyond = np.flatnonzero((unit > 0) & (dev > knee * unit))
     if not len(beyond):
         return dev
     dev = dev.copy()
     for j in beyond.tolist():
-        dev[j] = tamed(float(dev[j]), float(scale[j]))
+        dev[j] = tamed(float(dev[j]), float(scale[j]), knee)
     return dev
 
 
@@ -247,7 +247,9 @@ def _learn_track(level: F8, spread: F8, seen: I8, x: F8, level_windows: int) -> 
     warm = 1.0 / (seen + 1)
     a = 1.0 / level_windows
     b = 0.5 / level_windows
-    moved = level + np.where(warm > a, warm, a) * (x - level)
+    d = x - level
+    d = np.where(d >= 0, _tamed(np.abs(d), spread, Z_KNEE), -_tamed(np.abs(d), spread, Z_KNEE))
+    moved = level + np.where(warm > a, warm, a) * d
     spread2 = spread + np.where(warm > b, warm, b) * (_tamed(np.abs(x - moved), spread) - spread)
     first = seen == 0
     return np.where(first, x, moved), np.where(first, spread, spread2)

@@ -29,12 +29,15 @@ a softened value stands for (``harden``), not to the logarithm, so a spike beyon
 far larger one on the distance, and a peak capped near the knee made every distance beyond
 ``margin`` times the cap novel however often it came.)
 
-Why a spread learns far windows softened: the spread is the sensor's routine scatter, and one
-spike hundreds of spreads out is not scatter. Learned at its full size it could double the
-spread at once, so that a spike twice as large a few windows later measured no larger than the
-first, and went unseen. Beyond ``SPREAD_KNEE`` spreads a deviation teaches the spread (and a
-step the step scale) only logarithmically: a lasting change of level still widens them within
-a few windows, since every window of it teaches them again.
+Why the level and the spread learn far windows softened: the spread is the sensor's routine
+scatter, and one spike hundreds of spreads out is not scatter; nor is it where the sensor is.
+Learned at its full size it could double the spread at once, so that a spike twice as large a
+few windows later measured no larger than the first, and went unseen; and it dragged the level
+by several spreads, so that the normal windows after a routine huge spike sat below the level
+long enough for the drift sums to page. Beyond ``SPREAD_KNEE`` spreads a deviation teaches the
+spread (and a step the step scale) only logarithmically, and beyond ``Z_KNEE`` the level (a
+knee as low as the spread's cost NAB windows: the level must follow real moves): a lasting
+change of level still moves them within a few windows, since every window teaches them again.
 
 >>> t = Track()
 >>> for x in [10.0, 12.0, 10.0, 12.0]:
@@ -53,8 +56,8 @@ Z_CAP = Z_KNEE * (1.0 + math.log(1e12))  # where an infinite distance lands
 # level, never a size that later windows should be compared with (``dataflow.model.scoring``, and
 # the most a novelty peak remembers, ``dataflow.model.novelty``).
 ABSURD_Z = 1000.0
-# Spreads beyond which a window teaches a spread (or a step scale) only logarithmically: see "Why
-# a spread learns far windows softened".
+# Spreads beyond which a window teaches the level, the spread (or a step scale) only
+# logarithmically: see "Why the level and the spread learn far windows softened".
 SPREAD_KNEE = 25.0
 REL_EPS = 1e-9  # a difference this small relative to the value is rounding, not the sensor
 
@@ -77,12 +80,12 @@ def harden(z: float) -> float:
     return Z_KNEE * math.exp(z / Z_KNEE - 1.0)
 
 
-def tamed(dev: float, scale: float) -> float:
-    """``dev`` (non-negative) as a spread of ``scale`` learns it: itself up to ``SPREAD_KNEE``
-    spreads (of ``1.25 * scale``), logarithmic beyond, as ``soften`` is beyond its knee."""
+def tamed(dev: float, scale: float, knee: float = SPREAD_KNEE) -> float:
+    """``dev`` (non-negative) as a spread of ``scale`` learns it: itself up to ``knee`` spreads
+    (of ``1.25 * scale``), logarithmic beyond, as ``soften`` is beyond its knee."""
     unit = 1.25 * scale
-    if unit > 0 and dev > SPREAD_KNEE * unit:
-        return unit * SPREAD_KNEE * (1.0 + math.log(dev / (SPREAD_KNEE * unit)))
+    if unit > 0 and dev > knee * unit:
+        return unit * knee * (1.0 + math.log(dev / (knee * unit)))
     return dev
 
 
@@ -130,7 +133,9 @@ class Track:
         else:
             warm = 1.0 / (n + 1)
             a = 1.0 / level_windows
-            self.level += (warm if warm > a else a) * (x - self.level)
+            d = x - self.level
+            d = tamed(d, self.spread, Z_KNEE) if d >= 0 else -tamed(-d, self.spread, Z_KNEE)
+            self.level += (warm if warm > a else a) * d
             b = 0.5 / level_windows
             dev = tamed(abs(x - self.level), self.spread)
             self.spread += (warm if warm > b else b) * (dev - self.spread)

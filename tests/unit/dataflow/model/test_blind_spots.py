@@ -215,3 +215,21 @@ def test_a_fault_and_its_return_page_once_each(lasting: int, expected: list[str]
         if ev is not None and ev.event != "update":
             events.append(ev.resolution or ev.event)
     assert events == expected
+
+
+def test_a_routine_of_huge_spikes_leaves_the_normal_windows_normal() -> None:
+    """Ten identical 900-spread spikes, one every 40 windows: the spikes may page, the normal
+    windows between them must not. Learned in full, each spike dragged the level by about
+    three spreads, and the normal windows below it paged as drift for hundreds of windows."""
+    for seed in range(3):
+        rng = random.Random(seed)
+        values = [65 + rng.gauss(0, 1) for _ in range(350)]
+        for _ in range(10):
+            values += [65 + rng.gauss(0, 1) for _ in range(39)] + [65.0 + 900]
+        values += [65 + rng.gauss(0, 1) for _ in range(300)]
+        scorer = SensorScorer(PARAMS)
+        normal_pages = 0
+        for i, v in enumerate(values):
+            paged = scorer.score_learn(i * W, v).ml_anomaly
+            normal_pages += paged and v < 100
+        assert normal_pages == 0, seed
