@@ -23,7 +23,8 @@ would hold its alert open for good, and a new fault would only be an ``update``)
 is its baseline now, and the alert says so instead of calling it clean.
 
 An episode the model took part in resolves only once the model has **settled**: its level
-(``home`` as passed with each window) within one of its spreads of the sensor. The model learns
+(``home`` as passed with each window) within two of its spreads of the sensor, the slack within
+which its drift sums do not grow. The model learns
 a lasting move slowly; resolved while its level still lags, its next windows would call the
 sensor's place a change again (the drift sums) and page a second time for one episode.
 
@@ -55,9 +56,10 @@ OPEN, UPDATE, RESOLVED = "open", "update", "resolved"
 CLEAN, STALE, ADAPTED = "clean", "stale", "adapted"  # how a resolved alert ended
 ML = "ml"  # the model's reason; every other reason is a user's rule
 NEVER = 1 << 62  # ``calm`` of a sensor that never had an alert
-# The model's level must be within 1 / SETTLED_SHARE of the reach (one spread of the three it
-# spans, dataflow.model.scoring.HOME_SPREADS) from the sensor for its ML alert to resolve.
-SETTLED_SHARE = 3.0
+# The model's level must be within 1 / SETTLED_SHARE of the reach (two spreads of the three it
+# spans, dataflow.model.scoring.HOME_SPREADS: the drift sums' slack) from the sensor for its ML
+# alert to resolve. One spread held alerts open 90-145 windows after a plain return.
+SETTLED_SHARE = 1.5
 
 
 class AlertEvent(NamedTuple):
@@ -149,8 +151,8 @@ class AlertTracker:
             how = CLEAN
             if self.reach > 0.0 and ML in self.reasons:
                 waited = self.lasted - self.anomalous >= adapt_after
-                # Settled: the model's level is within one of its spreads (a third of its
-                # reach) of the sensor. Resolved before that, the model's next windows call
+                # Settled: the model's level is within two of its spreads (the drift sums'
+                # slack) of the sensor. Resolved before that, the model's next windows call
                 # the sensor's new place a change again, and page a second time. The level
                 # follows the sensor, so it settles.
                 if (

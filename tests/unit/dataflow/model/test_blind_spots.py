@@ -233,3 +233,24 @@ def test_a_routine_of_huge_spikes_leaves_the_normal_windows_normal() -> None:
             paged = scorer.score_learn(i * W, v).ml_anomaly
             normal_pages += paged and v < 100
         assert normal_pages == 0, seed
+
+
+@pytest.mark.parametrize("noise", [1.0, 0.0])
+def test_a_plain_return_resolves_within_a_few_windows_of_the_last_page(noise: float) -> None:
+    """A 200-window fault and an exact return: the model stops paging at once, so the alert
+    resolves a few windows later. (Waiting for the level to come within one spread held it
+    open 90-145 windows longer, with nothing to page about.)"""
+    rng = random.Random(0)
+    scorer, tracker = SensorScorer(PARAMS), AlertTracker()
+    last_page = resolved_at = -1
+    for i in range(3_000):
+        mean = 20.0 + noise * rng.gauss(0, 1.0) + (30.0 if 1_000 <= i < 1_200 else 0.0)
+        if noise == 0.0:
+            mean += 0.01 * (i % 3)  # a little movement: a perfectly flat sensor has no spread
+        score = scorer.score_learn(i * W, mean)
+        last_page = i if score.ml_anomaly else last_page
+        reasons = ["ml"] if score.ml_anomaly else []
+        ev = tracker.observe("s", i, mean, 0.0, reasons, 12, 3, 48, None, scorer.home(), 360)
+        if ev is not None and ev.event == "resolved":
+            resolved_at = i
+    assert resolved_at - last_page <= 10, (last_page, resolved_at)
