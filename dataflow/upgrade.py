@@ -33,7 +33,8 @@ v9 -> v10 (an adapted alert counts its clean windows in all, and remembers where
 - ``AlertTracker.origin`` and ``origin_reach``: none (0), as for a sensor that never had an
   adapted alert.
 - ``MachineModel.glitch``: 0 (no glitch in a row being held back); ``related``: its windows
-  learned, every one of which v9 taught the correlations.
+  learned, every one of which v9 taught the correlations; ``counts`` (windows each channel was
+  present in): that same number for every channel, the count v9 weighed them all with.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from typing import Any
+
+import numpy as np
 
 
 def _fill(obj: Any, name: str, value: object) -> None:
@@ -82,6 +85,8 @@ def _v9_to_v10(state: Any) -> Any:
         _fill(machine.model, "glitch", 0)
         # v9 offered the correlations every window learned (missing channels at z 0).
         _fill(machine.model, "related", machine.model.seen)
+        # v9 learned every channel's level and spread with the count of all windows.
+        _fill(machine.model, "counts", np.full(machine.model.channels, float(machine.model.seen)))
     for alerts in trackers:
         _fill(alerts, "lasted", alerts.anomalous + alerts.clean if alerts.alert_id else 0)
         _fill(alerts, "origin", 0.0)

@@ -164,6 +164,7 @@ class MachineModel:
         "chart_max_inv",
         "chart_n",
         "chart_s",
+        "counts",
         "cov",
         "dev_buf",
         "dev_n",
@@ -189,6 +190,10 @@ class MachineModel:
             raise ValueError("a machine needs at least one channel")
         self.params = params
         self.seen = 0  # windows learned
+        # Windows each channel was present in, of those learned: its level and spread learn with
+        # its own count (a channel sent one window in thirty kept its warm-up spread for
+        # thousands of windows when they counted every window).
+        self.counts: Vector = np.zeros(channels)
         self.run = 0  # anomalous windows in a row
         self.glitch = 0  # glitches in a row during the warm-up, not learned
         self.related = 0  # whole windows learned: the correlations' count (see _correlate)
@@ -473,7 +478,8 @@ class MachineModel:
 
     def _learn(self, x: Vector, dev: Vector, z: Vector, seen: int, relate: bool = True) -> None:
         p = self.params
-        if seen + 1 >= p.memory and seen >= p.warmup and not self.flat:
+        counts = self.counts
+        if counts.min() + 1 >= p.memory and seen >= p.warmup and not self.flat:
             # Past the warm-up the weight is 1 / memory and the spreads are only read at the
             # decompositions: the deviations are kept and folded in there (_fold_levels); the
             # level moves at once.
@@ -487,13 +493,12 @@ class MachineModel:
             if relate:
                 self._correlate(z)
             self.related += 1
+            counts += 1
             self.seen = seen + 1
             self.age += 1
             return
         self._fold_levels()
-        a = 1.0 / (seen + 1)
-        if a < 1.0 / p.memory:
-            a = 1.0 / p.memory
+        a = np.maximum(1.0 / (counts + 1), 1.0 / p.memory)
         if seen:
             # Exponentially weighted mean and variance (West's update).
             self.mean += a * dev
@@ -507,6 +512,7 @@ class MachineModel:
         if seen < self.params.warmup or self.flat:
             self._spread()
         self.related += 1
+        counts += 1
         self.seen = seen + 1
         self.age += 1
 
@@ -557,10 +563,11 @@ class MachineModel:
         if not seen:
             return  # a first level must have every channel
         self._fold_levels()
-        a = max(1.0 / (seen + 1), 1.0 / self.params.memory)
+        a = np.maximum(1.0 / (self.counts + 1), 1.0 / self.params.memory)
         self.mean += a * dev  # dev is 0 where missing
         self.var += np.where(present, a * (dev * dev), 0.0)
         self.var *= np.where(present, 1.0 - a, 1.0)
+        self.counts[present] += 1
         if seen < self.params.warmup or self.flat:
             self._spread()
         self.seen = seen + 1

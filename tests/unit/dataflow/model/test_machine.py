@@ -198,6 +198,21 @@ def test_a_relation_break_is_found_while_one_of_its_channels_is_missing_half_the
     assert found >= 0.8 * whole
 
 
+def test_a_channel_that_reports_one_window_in_thirty_learns_its_own_spread() -> None:
+    """Its level and spread learn with the count of windows it was in: with the count of all
+    windows its spread stayed at a few warm-up samples' (0.06 for a true 1.0) for thousands of
+    windows, and most windows it was in paged."""
+    model = MachineModel(4, PARAMS)
+    whole = []
+    for i, row in enumerate(pump(9_000, seed=3)):
+        present = i % 30 == 0
+        out = model.score_learn(row if present else [*row[:2], math.nan, row[3]])
+        if present and i >= 30 * PARAMS.warmup // 10:
+            whole.append(out.anomaly)
+    assert sum(whole) <= 0.03 * len(whole) + 1
+    assert 0.7 < math.sqrt(model.var[2]) < 1.4  # the temperature's noise is 1.0
+
+
 def test_a_constant_channel_does_not_break_the_model() -> None:
     rng = random.Random(8)
     model = MachineModel(3, PARAMS)
