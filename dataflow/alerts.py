@@ -22,9 +22,10 @@ stays away resolves ``adapted`` once the episode has had ``adapt_after`` clean w
 would hold its alert open for good, and a new fault would only be an ``update``): the new level
 is its baseline now, and the alert says so instead of calling it clean.
 
-An episode the model took part in resolves only once the model has **settled**: its level
-(``home`` as passed with each window) within two of its spreads of the sensor, the slack within
-which its drift sums do not grow. The model learns
+An episode of the model alone resolves only once the model has **settled**: its level (``home``
+as passed with each window) within two of its spreads of the sensor, the slack within which its
+drift sums do not grow. (One a user's rule took part in ends with the rule's condition: an
+overheat resolves when the machine has cooled down.) The model learns
 a lasting move slowly; resolved while its level still lags, its next windows would call the
 sensor's place a change again (the drift sums) and page a second time for one episode.
 
@@ -154,10 +155,12 @@ class AlertTracker:
                 # Settled: the model's level is within two of its spreads (the drift sums'
                 # slack) of the sensor. Resolved before that, the model's next windows call
                 # the sensor's new place a change again, and page a second time. The level
-                # follows the sensor, so it settles.
+                # follows the sensor, so it settles. An episode a user's rule took part in
+                # ends with the rule's condition (an overheat resolves when it cools down).
                 if (
                     home is not None
                     and home[1] > 0.0
+                    and self.reasons == (ML,)
                     and abs(home[0] - mean) * SETTLED_SHARE > home[1]
                 ):
                     return None

@@ -197,3 +197,20 @@ def test_a_spike_on_the_adapted_level_resolves_clean_and_the_origin_is_kept() ->
     windows += [FAULT] * 10 + [(50.0, ["ml"])] + [HOME] * 3  # then home: clean too
     events = away(windows, adapt_after=20)
     assert [how for _, kind, how in events if kind == "resolved"] == ["adapted", "clean", "clean"]
+
+
+def test_an_overheat_the_model_saw_too_resolves_when_it_cools_down() -> None:
+    """A rule took part (threshold and ml): the episode ends with the rule's condition, three
+    clean windows back near home, though the model's level still lags above (it resolved
+    only when the model settled, and a cooled machine's alert stayed open)."""
+    tracker = AlertTracker()
+    events = []
+    for i, (mean, reasons, level) in enumerate(
+        [(65.0, [], 65.0)] * 3
+        + [(100.0, ["threshold", "ml"], 66.0)] * 10
+        + [(65.0, [], 80.0)] * 3  # cooled; the model's level is still 15 off, its reach 3
+    ):
+        ev = tracker.observe("t/2", i, mean, 0.0, reasons, 1000, 3, 48, None, (level, 3.0), 360)
+        if ev is not None:
+            events.append((i, ev.event, ev.resolution))
+    assert events == [(3, "open", None), (15, "resolved", "clean")]
