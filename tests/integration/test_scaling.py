@@ -136,7 +136,12 @@ def produce_workload(aq_topic: str, temp_topic: str, sensors: int = SENSORS) -> 
     for _, topic, key, value in events:
         part = zlib.crc32(key) % PARTITIONS  # explicit: one partition per sensor, all used
         used.add((topic, part))
-        producer.produce(topic, key=key, value=value, partition=part)
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value, partition=part)
+                break
+            except BufferError:  # the local queue is full: let deliveries drain it, then again
+                producer.poll(0.5)
         producer.poll(0)
     assert producer.flush(30) == 0
     return Workload(len(events), late, len(bad), used)
