@@ -8,6 +8,7 @@ settings never reached restored sensors, and a changed ``SHARDS`` re-hashed sens
 from __future__ import annotations
 
 import pickle
+import random
 from dataclasses import replace
 
 import pytest
@@ -250,3 +251,58 @@ def test_a_damaged_snapshot_is_refused_with_the_reset_line(damage: bytes) -> Non
     whole = snapshot_with_open_window(config())
     with pytest.raises(SnapshotVersionError, match=r"reset the recovery"):
         restore(whole[: len(whole) // 2], config())
+
+
+def test_machine_settings_reach_restored_machines() -> None:
+    """LEVEL_WINDOWS and WARMUP_WINDOWS shape the machines' models too: the log said they were
+    applied to restored models while every restored machine kept its old settings."""
+    from pathlib import Path
+
+    from dataflow.model.machine import MachineParams
+    from dataflow.shard import FamilySetup
+    from tests.fixtures import snapshots as fx
+
+    blob = (Path(__file__).parents[2] / "fixtures" / "snapshot-v9-machine.bin").read_bytes()
+    old = fx.machine_config()
+    setup = old.families["pump"]
+    params = MachineParams(memory=600, warmup=320)
+    model = replace(setup.model, level_windows=600, warmup=300)
+    new = replace(old, families={"pump": FamilySetup(setup.family, model, params)})
+    state = restore(blob, new)
+    lines = state.reconfigure(new, 0.0)
+    (machine,) = state.machines.values()
+    assert machine.model.params == params
+    assert any("machine model settings changed: applied to restored machines" in x for x in lines)
+
+
+def test_a_changed_window_length_starts_the_family_s_models_anew() -> None:
+    """Minute means scatter less than 5 s means: kept across a change to 5 s windows, the
+    models' spreads were of the old length and the fleet paged (19 of 20 sensors within an
+    hour in a reviewer's run); a fresh model warms up on the new length and pages on nothing."""
+    sensors = [f"s{i}" for i in range(4)]
+    minute = shard_config(flow_settings(WINDOW_SECONDS="60"))
+    state = ShardState(minute)
+    rng = random.Random(2)
+    for sec in range(0, 60 * 320, 5):  # 320 minute windows: past the warm-up, 12 readings each
+        now = WALL0 + sec + 1
+        batch = [temp(s, sec, 60.0 + rng.gauss(0, 1.0)) for s in sensors]
+        state.ingest([Beat(PART, now, WALL0), *batch], now)
+    for s in sensors:
+        scorer = state.sensors[(TEMPERATURE, s)].scorer
+        assert scorer is not None and scorer.seen >= 300
+    blob = ShardLogic(state, lambda: 0.0, Status(0)).snapshot()
+    assert blob is not None
+    five = shard_config(flow_settings(WINDOW_SECONDS="5"))
+    back = restore(blob, five)
+    lines = back.reconfigure(five, WALL0 + 60 * 320)
+    assert any("models start anew" in line for line in lines)
+    opened = []
+    for sec in range(60 * 320, 60 * 380, 5):  # an hour of 5 s windows, one reading each
+        now = WALL0 + sec + 6
+        batch = [temp(s, sec, 60.0 + rng.gauss(0, 1.0)) for s in sensors]
+        out = back.ingest([Beat(PART, now, WALL0), *batch], now) + back.expire(now)
+        opened += [o.sensor_id for o in out if isinstance(o, WindowResult) and o.alert]
+    assert opened == []
+    for s in sensors:
+        scorer = back.sensors[(TEMPERATURE, s)].scorer
+        assert scorer is not None and scorer.params.window_ns == 5 * S and scorer.seen < 800
