@@ -89,6 +89,7 @@ class AlertTracker:
     """One sensor's baseline and open alert, if any. Small: it lives in every sensor's state."""
 
     __slots__ = (
+        "accepted",
         "alert_id",
         "anomalous",
         "baseline",
@@ -123,10 +124,11 @@ class AlertTracker:
         self.reasons: tuple[str, ...] = ()
         self.severity: str | None = None
         self.pending = False  # a peak that moved within ``update_every`` of the last event
+        self.accepted = False  # the model took the episode's state as its new normal (accept)
 
     def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
-        """Trackers pickled before ``pending`` existed had none."""
-        self.pending = False
+        """Trackers pickled before ``pending`` and ``accepted`` existed had neither."""
+        self.pending = self.accepted = False
         for name, value in state[1].items():
             setattr(self, name, value)
 
@@ -162,7 +164,9 @@ class AlertTracker:
             if self.clean < resolve_after:
                 return None
             how = CLEAN
-            if self.reach > 0.0 and ML in self.reasons:
+            if self.accepted:
+                how = ADAPTED  # the model's normal now, not where the sensor was
+            elif self.reach > 0.0 and ML in self.reasons:
                 waited = self.lasted - self.anomalous >= adapt_after
                 # Settled: the model's level is within two of its spreads (the drift sums'
                 # slack) of the sensor. Resolved before that, the model's next windows call
@@ -187,6 +191,7 @@ class AlertTracker:
             event = self._event(RESOLVED, how)
             self.alert_id = None
             self.calm = 0
+            self.accepted = False
             return event
         if self.alert_id is None:
             if self.calm < cooldown and reasons == [ML]:
@@ -199,7 +204,7 @@ class AlertTracker:
             self.reasons = tuple(reasons)
             self.severity = severity
             self.anomalous, self.clean, self.since_event, self.lasted = 1, 0, 0, 1
-            self.pending = False
+            self.pending = self.accepted = False
             return self._event(OPEN)
         self.anomalous += 1
         self.lasted += 1
@@ -224,6 +229,13 @@ class AlertTracker:
             return self._event(UPDATE)
         return None
 
+    def accept(self) -> None:
+        """The model took the state of the open episode as its new normal (a machine's joint
+        model that started anew on it): the alert resolves ``adapted`` at its clean windows,
+        which are clean to the new model only."""
+        if self.alert_id is not None:
+            self.accepted = True
+
     def stale(self) -> AlertEvent | None:
         """The sensor fell silent: resolve its open alert, if any, as stale.
 
@@ -233,6 +245,7 @@ class AlertTracker:
             return None
         event = self._event(RESOLVED, STALE)
         self.alert_id = None
+        self.accepted = False
         self.calm = NEVER
         return event
 
