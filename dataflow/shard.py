@@ -207,6 +207,11 @@ class _Part:
         self.closes: list[tuple[float, tuple[str, str], int]] = []
         self.stale = SilenceQueue()  # sensors with an open alert
 
+    @property
+    def topic(self) -> str:
+        """The topic of a partition named ``topic/partition``."""
+        return (self.clock.name or "").rpartition("/")[0]
+
 
 class _Sensor:
     __slots__ = (
@@ -315,7 +320,10 @@ class ShardState:
         if old is not None:
             old.stale.drop(key)
             sensor.gap = 0.0  # input times of two partitions do not compare
-            if not sensor.moved:
+            # A family moved to another topic (``reconfigure`` says so) moves every sensor:
+            # no keying error, nothing to warn about per sensor.
+            retopic = old.topic != part.topic
+            if not sensor.moved and not retopic:
                 sensor.moved = True
                 self.counts.moved += 1
                 self.notes.append(
@@ -739,6 +747,11 @@ class ShardState:
             before = old.families.get(name)
             if before is None:
                 continue
+            if before.family.topic != setup.family.topic:
+                lines.append(
+                    f"family {name!r}: topic {before.family.topic!r} -> "
+                    f"{setup.family.topic!r}: its sensors go on from the new topic's readings"
+                )
             if before.window_ns != setup.window_ns:
                 # Means of another length are another signal (a 5 s mean scatters more than a
                 # minute's): a model kept from the old length pages on the new noise, or misses

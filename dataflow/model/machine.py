@@ -363,7 +363,10 @@ class MachineModel:
             chart += zz
             if seen >= p.warmup + p.memory:  # the charts' moments span a memory
                 self.tick += 1
-                if self.tick >= STILL_EVERY:
+                # Every window while a channel is flagged still: looked at every STILL_EVERY
+                # windows only, a channel moving again kept its machine anomalous (and other
+                # channels named its drivers) for up to STILL_EVERY - 1 windows.
+                if self.tick >= STILL_EVERY or self.still > 1.0:
                     self.tick = 0
                     self.still = max((self.chart_lo / np.maximum(chart, 1e-300)).tolist())
                 bound = (1.0 - lam) * self.chart_bound + min(zsq, CHART_CAP) * self.chart_max_inv

@@ -333,3 +333,34 @@ def test_a_changed_window_length_starts_the_family_s_models_anew() -> None:
     for s in sensors:
         scorer = back.sensors[(TEMPERATURE, s)].scorer
         assert scorer is not None and scorer.params.window_ns == 5 * S and scorer.seen < 800
+
+
+def test_a_family_moved_to_another_topic_is_said_once_not_as_each_sensor_s_keying_error() -> None:
+    """Every sensor's next reading comes from the new topic's partition: it was counted and
+    warned about as a sensor "moved to a second partition" (key every message by its id), for
+    the whole fleet, and the partition-moves alert fired, though every message was keyed."""
+    cfg = config()
+    state = ShardState(cfg)
+    for sec in range(30):
+        now = WALL0 + sec + 1
+        batch = [temp(f"s{i}", sec) for i in range(20)]
+        state.ingest([Beat(PART, now, WALL0), *batch], now)
+    blob = ShardLogic(state, lambda: 0.0, Status(0)).snapshot()
+    assert blob is not None
+    moved = config(TEMPERATURE_TOPIC="plant.temperature")
+    back = restore(blob, moved)
+    lines = back.reconfigure(moved, WALL0 + 31)
+    assert lines == [
+        "family 'temperature': topic 'temperature_readings' -> 'plant.temperature': its sensors "
+        "go on from the new topic's readings"
+    ]
+    now = WALL0 + 32
+    out = back.ingest(
+        [Beat("plant.temperature/0", now, WALL0 + 31), *(temp(f"s{i}", 31) for i in range(20))],
+        now,
+    )
+    assert back.counts.moved == 0 and back.notes == []
+    assert [o for o in out if not isinstance(o, WindowResult)] == []  # none refused as late
+    # A sensor that then turns up on a second partition of the same topic is still warned of.
+    back.ingest([Beat("plant.temperature/1", now, WALL0), temp("s0", 32)], now)
+    assert back.counts.moved == 1 and len(back.notes) == 1
