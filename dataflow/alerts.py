@@ -202,6 +202,11 @@ class AlertTracker:
                 self.calm += 1  # silent; the cooldown runs on from the last resolution
                 return None
             self.home, self.reach = home if home is not None else (0.0, 0.0)
+            if self.baseline is None:
+                # No clean window yet (a sensor that starts hot): the peak is measured from
+                # the model's level if it has one, else from the opening window, never from
+                # the peak itself (every other window "moved" it, with an update each time).
+                self.baseline = self.home if self.reach > 0.0 else mean
             self.alert_id = f"{alert_key}@{start}"
             self.opened_at = self.peak_at = start
             self.peak_mean, self.peak_score = mean, score
@@ -214,7 +219,7 @@ class AlertTracker:
         self.lasted += 1
         self.clean = 0
         self.since_event += 1
-        base = self.peak_mean if self.baseline is None else self.baseline
+        base = self.baseline if self.baseline is not None else self.peak_mean
         if abs(mean - base) > abs(self.peak_mean - base):
             self.peak_mean, self.peak_at = mean, start
             self.pending = True

@@ -169,7 +169,13 @@ def encode_dead_letter(dl: DeadLetter) -> tuple[bytes | None, bytes | None, Head
     """The original key and value bytes untouched (the first ``DEAD_LETTER_MAX_BYTES`` of them,
     with a ``truncated`` header saying how many there were); why and where from in headers."""
     headers = _dead_headers(dl.reason, dl.detail, dl.topic, dl.partition, dl.offset, dl.family)
-    key, value = dl.key, dl.value
+    return _bounded(dl.key, dl.value, headers)
+
+
+def _bounded(
+    key: bytes | None, value: bytes | None, headers: Headers
+) -> tuple[bytes | None, bytes | None, Headers]:
+    """Key and value cut to ``DEAD_LETTER_MAX_BYTES`` together, with a ``truncated`` header."""
     nk, nv = len(key or b""), len(value or b"")
     if nk + nv > DEAD_LETTER_MAX_BYTES:
         # The value first (what was sent), the key at least half the room if it needs it.
@@ -193,7 +199,7 @@ def encode_late(late: LateReading) -> tuple[bytes | None, bytes | None, Headers]
     src = r.source
     reason, detail = late.reason, late.detail
     if src is not None:
-        return (
+        return _bounded(
             src.key(),
             src.value(),
             _dead_headers(reason, detail, src.topic(), src.partition(), src.offset()),

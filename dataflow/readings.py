@@ -224,11 +224,23 @@ def _digits(text: str) -> int:
     return int(text)
 
 
+def _not_huge(raw: int | float) -> None:
+    """A dead letter for an integer no epoch can be: beyond a float (``isfinite`` raises
+    OverflowError) or too long to print in the reason (int's digit limit)."""
+    if isinstance(raw, int) and not -(10**_MAX_DIGITS) < raw < 10**_MAX_DIGITS:
+        raise BadMessage(
+            "timestamp_out_of_range",
+            f"timestamp is an integer of about {int(raw.bit_length() * 0.30103) + 1} digits, "
+            "an epoch at most 19",
+        )
+
+
 def timestamp_to_ns(raw: Any) -> int:
     """Apply the event-time rule to a payload's timestamp field."""
     if isinstance(raw, bool):
         raise BadMessage("bad_timestamp", "timestamp is a boolean")
     if isinstance(raw, int | float):
+        _not_huge(raw)
         if not math.isfinite(raw):
             raise BadMessage("bad_timestamp", "timestamp is not finite")
         ts = epoch_to_ns(raw)
@@ -264,6 +276,7 @@ def unit_timestamp_to_ns(raw: Any, scale: int) -> int:
         raw = _digits(raw.strip())
     if isinstance(raw, bool) or not isinstance(raw, int | float):
         raise BadMessage("bad_timestamp", f"expected a number, got a {type(raw).__name__}")
+    _not_huge(raw)
     if isinstance(raw, float):
         if not math.isfinite(raw):
             raise BadMessage("bad_timestamp", "timestamp is not finite")

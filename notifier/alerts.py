@@ -72,6 +72,18 @@ class AmAlert:
     #: When this notifier first posted it firing (its wall clock; None from a state record: in a
     #: previous run, long enough ago), for ``OpenAlerts``' ``min_firing``.
     posted_at: datetime | None = field(default=None, compare=False)
+    #: A resolution Alertmanager must show firing this much longer (``OpenAlerts.min_firing``):
+    #: its end is set when it is posted (``shown_from``), after an outage too.
+    hold: timedelta = field(default=timedelta(0), compare=False)
+
+    def shown_from(self, at: datetime) -> AmAlert:
+        """As posted at ``at``: a held resolution ends no sooner than ``hold`` after it."""
+        if self.hold <= timedelta(0) or self.ends_at is None:
+            return self
+        until = at + self.hold
+        if parse_time(self.ends_at) >= until:
+            return self
+        return replace(self, ends_at=format_time(until))
 
     @property
     def key(self) -> tuple[tuple[str, str], ...]:
@@ -320,6 +332,9 @@ class OpenAlerts:
         self._open: dict[str, AmAlert] = {a.alert_id: a for a in alerts}
         self.resolved_memory = resolved_memory
         self.min_firing = min_firing
+        # Expired alerts (memory only, the newest ``resolved_memory``): their late ``resolved``
+        # is not held firing again, which paged an alert that was ending.
+        self._expired: dict[str, None] = {}
         self._resolved: dict[str, None] = {}  # insertion order: the oldest resolved first
 
     @property
@@ -395,7 +410,10 @@ class OpenAlerts:
             ).started_by(now)
             if alert.key != old.key:  # escalation: the old label set ends, the new one fires
                 change.posts.append(old.ended(now))
-        alert = replace(alert, seen_at=now, posted_at=now if old is None else old.posted_at)
+        # A new label set (a first open, an escalation) is a new alert to Alertmanager.
+        first = now if old is None or alert.key != old.key else old.posted_at
+        self._expired.pop(alert.alert_id, None)
+        alert = replace(alert, seen_at=now, posted_at=first)
         self._open[alert.alert_id] = alert
         change.posts.append(alert)
         change.state[alert.alert_id] = alert
@@ -412,6 +430,9 @@ class OpenAlerts:
                 del self._open[alert_id]
                 change.posts.append(alert.started_by(now).ended(now))
                 change.state[alert_id] = None
+                self._expired[alert_id] = None
+                if len(self._expired) > self.resolved_memory:
+                    del self._expired[next(iter(self._expired))]
         return change
 
     def _resolve(self, record: Mapping[str, Any], now: datetime) -> Change:
@@ -438,17 +459,24 @@ class OpenAlerts:
         if self.min_firing <= timedelta(0):
             return ended
         if old is None:
-            if ended.alert_id in self._resolved:
-                return ended  # a resolution read again (a crash before its commit)
-            first = now  # its open never reached this notifier: shown from now
+            if ended.alert_id in self._resolved or ended.alert_id in self._expired:
+                return ended  # read again after a crash, or expired here: already shown
+            left = self.min_firing  # its open never reached this notifier: shown when posted
         elif old.posted_at is None:
             return ended  # posted in an earlier run (from the state topic): long enough ago
         else:
-            first = old.posted_at
-        until = first + self.min_firing
-        if until <= now or (ended.ends_at is not None and parse_time(ended.ends_at) >= until):
+            left = old.posted_at + self.min_firing - now
+        if left <= timedelta(0):
             return ended  # shown firing long enough by now
-        return replace(ended, ends_at=format_time(until))
+        return replace(ended, hold=left)
+
+    def posted(self, alerts: Iterable[AmAlert], read: datetime, at: datetime) -> None:
+        """Alertmanager took these at ``at``: a firing one first posted from the batch read at
+        ``read`` was shown from ``at`` (an outage between them is no time shown firing)."""
+        for alert in alerts:
+            mine = self._open.get(alert.alert_id)
+            if alert.ends_at is None and mine is not None and mine.posted_at == read:
+                self._open[alert.alert_id] = replace(mine, posted_at=at)
 
     def _close_sensor(self, record: Mapping[str, Any], keep: str | None, now: datetime) -> Change:
         """Resolve the sensor's open alerts other than ``keep``: a ``forgotten`` sensor's, or an

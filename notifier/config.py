@@ -168,12 +168,13 @@ NOTIFIER_EXPIRE_SECONDS = _declare(
 )
 NOTIFIER_MIN_FIRING_SECONDS = _declare(
     "NOTIFIER_MIN_FIRING_SECONDS",
-    "30",
+    "90",
     number(0, what="a number of seconds"),
     "A resolved alert is posted ending at least this long after it was first posted firing: "
     "Alertmanager notifies nothing of an alert it first sees resolved, or resolved within its "
     "`group_wait`, so an episode that opened and resolved while the notifier was behind (a "
-    "backlog) would page no one. Keep it above the route's `group_wait`. 0: off.",
+    "backlog) would page no one; nor, in a group that exists, of one resolved before the next "
+    "`group_interval`. Keep it above both. 0: off.",
 )
 NOTIFIER_METRICS_PORT = _declare(
     "NOTIFIER_METRICS_PORT",

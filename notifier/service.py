@@ -103,8 +103,9 @@ class Notifier:
         alerts = collapse(alerts)
         backoff = self._backoff()
         while True:
+            at = datetime.fromtimestamp(self.wall(), UTC)
             try:
-                rejected = self.post_each(alerts, what)
+                rejected = self.post_each([a.shown_from(at) for a in alerts], what)
             except DeliveryError as exc:
                 delay = backoff.next_delay()
                 self._failed()
@@ -328,6 +329,7 @@ class Notifier:
             what = f"{fired} firing and {len(change.posts) - fired} resolved alert(s)"
             if not self.deliver(change.posts, what):
                 return False
+            self.open.posted(change.posts, now, datetime.fromtimestamp(self.wall(), UTC))
             log.info("Alertmanager took %s; %d open", what, len(self.open))
         if change.state and not self.write_state(change.state):
             return False

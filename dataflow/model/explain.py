@@ -92,10 +92,10 @@ def _ratio(dev: float, unit: float) -> float | None:
     return round(dev / unit, 2) if unit > 0 else None
 
 
-def _fixed(x: float, places: int) -> str:
-    """``x`` to ``places`` decimals; a huge one (a declared range reaches 1e300) in 6
-    significant digits, or a pager's text would be hundreds of digits long."""
-    return f"{x:.{places}f}" if abs(x) < 1e12 else f"{x:.6g}"
+def _fixed(x: float, places: int, sign: str = "") -> str:
+    """``x`` to ``places`` decimals (``sign`` "+": always signed); a huge one (a declared range
+    reaches 1e300) in 6 significant digits, or a pager's text would be hundreds of digits."""
+    return f"{x:{sign}.{places}f}" if abs(x) < 1e12 else f"{x:{sign}.6g}"
 
 
 def _spreads(x: float | None) -> str:
@@ -128,23 +128,23 @@ def explain(ev: Evidence, unit: str | None = None) -> dict[str, Any]:
             facts[name] = (ev.baseline, level_spreads, cut)
             texts.append(
                 f"level {num(ev.mean)}, {_spreads(level_spreads)} spreads {side} {usual} "
-                f"(pages beyond {cut:.1f})"
+                f"(pages beyond {_fixed(cut, 1)})"
             )
         elif bit == STEP:
             steps = _ratio(ev.step, ev.step_spread)
             cut = round(harden(ev.step_cut), 2)
             facts[name] = (ev.mean - ev.step, steps, cut)
             texts.append(
-                f"step {ev.step:+.{fine}f}{u} to {num(ev.mean, fine)}"
+                f"step {_fixed(ev.step, fine, '+')}{u} to {num(ev.mean, fine)}"
                 + (" against its seasonal baseline" if ev.seasonal else "")
-                + f", {_spreads(steps)} usual steps (pages beyond {cut:.1f})"
+                + f", {_spreads(steps)} usual steps (pages beyond {_fixed(cut, 1)})"
             )
         elif bit == BURST:
             burst, cut = round(ev.burst, 2), round(ev.burst_cut, 2)
             facts[name] = (ev.baseline, burst, cut)
             texts.append(
-                f"burst: the last {ev.burst_windows} windows averaged {burst:.1f} spreads from "
-                f"{usual} (pages beyond {cut:.1f})"
+                f"burst: the last {ev.burst_windows} windows averaged {_fixed(burst, 1)} "
+                f"spreads from {usual} (pages beyond {_fixed(cut, 1)})"
                 + ("" if ev.fired & LEVEL else f", now {num(ev.mean)}")
             )
         elif bit == TREES:
@@ -157,8 +157,8 @@ def explain(ev: Evidence, unit: str | None = None) -> dict[str, Any]:
             distance, cut = round(ev.pattern, 2), round(ev.pattern_cut, 2)
             facts[name] = (ev.baseline, distance, cut)
             texts.append(
-                f"pattern: the last windows' shape is {distance:.1f} spreads from any recent one "
-                f"(pages beyond {cut:.1f}), now {num(ev.mean)} against {usual}"
+                f"pattern: the last windows' shape is {_fixed(distance, 1)} spreads from any "
+                f"recent one (pages beyond {_fixed(cut, 1)}), now {num(ev.mean)} against {usual}"
             )
         else:
             drift, limit = round(ev.drift, 2), round(ev.drift_limit, 2)
@@ -166,8 +166,8 @@ def explain(ev: Evidence, unit: str | None = None) -> dict[str, Any]:
             way = "above" if drift >= 0 else "below"
             texts.append(
                 f"drift: a lasting shift {way} {usual}, now {num(ev.mean)} "
-                f"({_spreads(level_spreads)} spreads); its sum reached {abs(drift):.1f} spreads "
-                f"(pages beyond {limit:.1f})"
+                f"({_spreads(level_spreads)} spreads); its sum reached "
+                f"{_fixed(abs(drift), 1)} spreads (pages beyond {_fixed(limit, 1)})"
             )
     if not names:  # not an ML anomaly's evidence: nothing to say beyond the numbers
         names.append("level")
@@ -190,9 +190,9 @@ def explain(ev: Evidence, unit: str | None = None) -> dict[str, Any]:
 def _driver(name: str, z: float, movement: float) -> str:
     """One driver in words: its deviation, or, where its chart drove it, how much it moves."""
     if not movement:
-        return f"{name} {z:+.1f} spreads"
+        return f"{name} {_fixed(z, 1, '+')} spreads"
     if movement >= 1.0:
-        return f"{name} moving {movement:.1f}x its usual"
+        return f"{name} moving {_fixed(movement, 1)}x its usual"
     return f"{name} gone still ({movement:.0%} of its usual movement)"
 
 

@@ -295,3 +295,17 @@ def test_an_overheat_that_cools_to_a_warmer_level_resolves_adapted_when_the_rule
         for i, (m, r) in enumerate([(65.0, [])] * 3 + [(72.0, ["ml"])] + [(72.0, [])] * 20)
     ]
     assert [e.event for e in out if e is not None] == ["open"]
+
+
+def test_a_sensor_that_starts_hot_reports_its_hottest_window_without_an_update_storm() -> None:
+    """No clean window before the alert: the peak was measured from the peak itself, so each
+    different window "moved" it (an update every interval), ending at 91 of 95..99."""
+    tracker = AlertTracker()
+    events = []
+    for i, mean in enumerate([95.0, 97.0, 99.0, 98.0, 96.0, 93.0, 91.0] * 3 + [65.0] * 3):
+        reasons = ["threshold"] if mean >= 90 else []
+        ev = tracker.observe("t/9", i, mean, 0.0, reasons, 5, 3)
+        if ev is not None:
+            events.append((ev.event, ev.peak_mean))
+    assert events[0] == ("open", 95.0) and events[-1] == ("resolved", 99.0)
+    assert [e for e in events if e[0] == "update"] == [("update", 99.0)]

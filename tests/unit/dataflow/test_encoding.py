@@ -165,3 +165,15 @@ def test_a_dead_letter_too_large_to_produce_keeps_its_first_bytes_and_says_so() 
     assert encode_dead_letter(small)[:2] == (b"2", b"{}") and "truncated" not in dict(
         encode_dead_letter(small)[2]
     )
+
+
+def test_a_late_or_future_reading_s_dead_letter_is_bounded_too() -> None:
+    """A family reading its id from a field never checks the message key: a 2 MB key on a
+    reading dated 2099 went out whole as a `future` dead letter, and produce refused it."""
+    from dataflow.encoding import DEAD_LETTER_MAX_BYTES
+
+    msg = FakeMessage(b"k" * 2_000_000, b'{"id": "a", "v": 1}')
+    r = Reading(TEMPERATURE, "a", T0, 1.0, msg)  # type: ignore[call-arg]
+    key, value, headers = encode_late(LateReading(r, "future"))
+    assert key is not None and value == b'{"id": "a", "v": 1}'
+    assert len(key) + len(value) == DEAD_LETTER_MAX_BYTES and "truncated" in dict(headers)

@@ -157,3 +157,19 @@ def test_a_timestamp_string_of_too_many_digits_is_a_dead_letter_not_a_crash(digi
         assert err.value.reason == "timestamp_out_of_range"
     # An epoch in ns as a string is still read.
     assert temp({"Temperature_C": 65, "Timestamp": "1710856626905833677"}).ts == 1710856626905833677
+
+
+@pytest.mark.parametrize("digits", [25, 400, 4000, 5000])
+def test_a_timestamp_number_of_too_many_digits_is_a_dead_letter_not_a_crash(digits: int) -> None:
+    """As a JSON number: beyond a float, ``isfinite`` raised OverflowError out of the parser."""
+    from dataflow.readings import unit_timestamp_to_ns
+
+    raw = b'{"Temperature_C": 65, "Timestamp": ' + b"9" * digits + b"}"
+    air = b'{"timestamp": ' + b"9" * digits + b', "value": 23}'
+    for f, key, message in ((fmt(TEMPERATURE), b"2", raw), (fmt(AIR_QUALITY), b"S", air)):
+        with pytest.raises(BadMessage) as err:
+            parse(f, key, message)
+        assert err.value.reason in ("timestamp_out_of_range", "invalid_json"), err.value
+    with pytest.raises(BadMessage) as err:
+        unit_timestamp_to_ns(10**digits, S)
+    assert err.value.reason == "timestamp_out_of_range"

@@ -1000,10 +1000,12 @@ def test_an_episode_opened_and_resolved_in_one_batch_is_held_firing_long_enough_
     change += alerts.apply(record("resolved", window="20:31:00"), NOW)
     [post] = collapse(change.posts)
     assert post.starts_at == OPENED  # still says when it happened
-    assert post.ends_at == "2026-11-22T21:00:30.000Z"  # NOW + 30 s: firing until then
-    # Its open never reached the notifier (only the resolve is left): shown from now on too.
+    assert post.hold == hold  # ends 30 s after Alertmanager takes it: firing until then
+    later = NOW + timedelta(minutes=3)  # Alertmanager was down: counted from when it answers
+    assert post.shown_from(later).ends_at == "2026-11-22T21:03:30.000Z"
+    # Its open never reached the notifier (only the resolve is left): shown from then on too.
     [post] = OpenAlerts(min_firing=hold).apply(record("resolved", sensor="3"), NOW).posts
-    assert post.ends_at == "2026-11-22T21:00:30.000Z"
+    assert post.shown_from(NOW).ends_at == "2026-11-22T21:00:30.000Z"
 
 
 def test_an_alert_shown_firing_long_enough_resolves_at_its_own_end() -> None:
@@ -1011,21 +1013,51 @@ def test_an_alert_shown_firing_long_enough_resolves_at_its_own_end() -> None:
     alerts = OpenAlerts(min_firing=hold)
     alerts.apply(record("open"), NOW - timedelta(minutes=5))
     [post] = alerts.apply(record("resolved", window="20:31:00"), NOW).posts
-    assert post.ends_at == "2026-11-22T20:31:05.000Z"
+    assert post.shown_from(NOW).ends_at == "2026-11-22T20:31:05.000Z"
     # Posted 10 s ago: within Alertmanager's group_wait, so held to 30 s after the post.
     alerts.apply(
         record("open", sensor="4", alert_id="temperature/4@1"), NOW - timedelta(seconds=10)
     )
     [post] = alerts.apply(record("resolved", sensor="4", alert_id="temperature/4@1"), NOW).posts
-    assert post.ends_at == "2026-11-22T21:00:20.000Z"
+    assert post.shown_from(NOW).ends_at == "2026-11-22T21:00:20.000Z"
     # One loaded from the state topic was posted in an earlier run: no hold.
     loaded = OpenAlerts(min_firing=hold)
     loaded.load("temperature/5@1", AmAlert({"alertname": "x"}, {}, OPENED, alert_id="t"))
     [post] = loaded.apply(record("resolved", sensor="5", alert_id="temperature/5@1"), NOW).posts
-    assert post.ends_at == "2026-11-22T20:28:25.000Z"
+    assert post.shown_from(NOW).ends_at == "2026-11-22T20:28:25.000Z"
     # A resolution read again after a crash (remembered as resolved) is not fired again.
     again = alerts.apply(record("resolved", window="20:31:00"), NOW + timedelta(minutes=1))
-    assert again.posts[0].ends_at == "2026-11-22T20:31:05.000Z"
+    assert again.posts[0].shown_from(NOW).ends_at == "2026-11-22T20:31:05.000Z"
+
+
+def test_an_expired_alert_s_late_resolution_is_not_held_firing_again() -> None:
+    """Expired after a day without events, then its real ``resolved`` came: held firing as an
+    episode never shown, it paged the on-call again about an alert that was ending."""
+    alerts = OpenAlerts(min_firing=timedelta(seconds=30))
+    alerts.apply(record("open"), NOW - timedelta(days=2))
+    assert len(alerts.expire(NOW, timedelta(days=1)).posts) == 1
+    [post] = alerts.apply(record("resolved", window="20:31:00"), NOW).posts
+    assert post.hold == timedelta(0)
+
+
+def test_an_escalation_is_a_new_alert_to_alertmanager_and_held_as_one() -> None:
+    """The critical label set fires as a new alert; resolved soon after, it was not held (it
+    inherited the warning's post time) and reached no one as firing."""
+    hold = timedelta(seconds=90)
+    alerts = OpenAlerts(min_firing=hold)
+    alerts.apply(record("open", reasons=("ml",)), NOW - timedelta(minutes=10))
+    alerts.apply(record("update", reasons=("ml", "threshold")), NOW - timedelta(seconds=20))
+    [post] = alerts.apply(record("resolved", window="20:40:00"), NOW).posts
+    assert post.labels["severity"] == "critical" and post.hold == timedelta(seconds=70)
+
+
+def test_a_firing_post_delayed_by_an_outage_is_shown_from_when_alertmanager_took_it() -> None:
+    hold = timedelta(seconds=30)
+    alerts = OpenAlerts(min_firing=hold)
+    opened = alerts.apply(record("open"), NOW)
+    alerts.posted(opened.posts, NOW, NOW + timedelta(minutes=3))  # taken three minutes later
+    [post] = alerts.apply(record("resolved"), NOW + timedelta(minutes=3, seconds=5)).posts
+    assert post.hold == timedelta(seconds=25)
 
 
 def test_expiry_waits_until_the_backlog_is_read() -> None:

@@ -289,3 +289,32 @@ def test_huge_values_are_told_in_a_few_significant_digits() -> None:
     assert "1e+300" in text and "2.5e+299" in text and len(text) < 300, text
     small = explain(ev._replace(mean=61.5, baseline=60.0, spread=0.25, step=1.5, step_spread=0.2))
     assert "61.5" in small["text"] and "e+" not in small["text"]
+
+
+def test_every_detector_s_text_tells_huge_numbers_briefly() -> None:
+    """The step, burst, drift, pattern texts formatted their own numbers in full."""
+    from dataflow.model.explain import BURST, DRIFT, PATTERN, STEP
+
+    ev = Evidence(
+        fired=STEP | BURST | DRIFT | PATTERN,
+        mean=1e300,
+        baseline=2.5e299,
+        seasonal=False,
+        spread=1e297,
+        level_cut=6.0,
+        step=7.5e299,
+        step_spread=1e297,
+        step_cut=6.0,
+        burst=3e299,
+        burst_windows=5,
+        burst_cut=6.0,
+        score=0.0,
+        score_cut=0.0,
+        drift=-2e298,
+        drift_limit=16.0,
+        pattern=4e298,
+        pattern_cut=2.0,
+    )
+    text = explain(ev)["text"]
+    assert "step +7.5e+299" in text and "averaged 3e+299" in text and "reached 2e+298" in text
+    assert len(text) < 600 and "0000000000000" not in text, text
