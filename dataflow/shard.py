@@ -872,7 +872,10 @@ class ShardState:
             self._model(key[0], sensor)
         self.counts.windows += len(closed)
         heard, pos = sensor.heard, len(out)
-        self._queue.extend([(key, sensor, stats, out, pos, heard) for stats in closed])
+        if len(closed) == 1:  # most often, at a fleet's scale
+            self._queue.append((key, sensor, closed[0], out, pos, heard))
+        else:
+            self._queue.extend([(key, sensor, stats, out, pos, heard) for stats in closed])
         if not BATCH:
             self._drain()
 
@@ -882,7 +885,10 @@ class ShardState:
         params = self.config.families[family].model
         if BATCH and not (params.hst_novelty or params.pattern):
             scorers = self.columns.setdefault(family, [])
-            cols = next((c for c in scorers if c.params == params), None)
+            # By identity first: the configuration's own instance, unless a restore retuned.
+            cols = next((c for c in scorers if c.params is params), None)
+            if cols is None:
+                cols = next((c for c in scorers if c.params == params), None)
             if cols is None:
                 cols = ColumnScorer(params, capacity=64)
                 scorers.append(cols)
@@ -906,26 +912,25 @@ class ShardState:
         if not queue:
             return
         self._queue = []
-        groups: dict[int, tuple[ColumnScorer, list[int]]] = {}
-        for i, row in enumerate(queue):
-            cols = row[1].cols
-            if cols is not None and row[2] is not None:
+        # Per ColumnScorer: its rows' places in the queue, slots, starts, means and scatters.
+        groups: dict[int, tuple[ColumnScorer, list[int], list[int], list[int], list[float]]] = {}
+        scatters: dict[int, list[float]] = {}
+        for i, (_, sensor, stats, _, _, _) in enumerate(queue):
+            cols = sensor.cols
+            if cols is not None and stats is not None:
                 group = groups.get(id(cols))
                 if group is None:
-                    group = groups[id(cols)] = (cols, [])
+                    group = groups[id(cols)] = (cols, [], [], [], [])
+                    scatters[id(cols)] = []
                 group[1].append(i)
+                group[2].append(sensor.slot)
+                group[3].append(stats.start)
+                group[4].append(stats.mean)
+                scatters[id(cols)].append(window_scatter(stats.count, stats.min, stats.max))
         scored: list[tuple[float, bool, bool, Evidence | None, float, float] | None]
         scored = [None] * len(queue)
-        for cols, rows in groups.values():
-            slots, starts, means, scatters = [], [], [], []
-            for i in rows:
-                sensor, stats = queue[i][1], queue[i][2]
-                assert stats is not None
-                slots.append(sensor.slot)
-                starts.append(stats.start)
-                means.append(stats.mean)
-                scatters.append(window_scatter(stats.count, stats.min, stats.max))
-            b = cols.score_batch(slots, starts, means, scatters)
+        for cols, rows, slots, starts, means in groups.values():
+            b = cols.score_batch(slots, starts, means, scatters[id(cols)])
             why = b.why
             for j, (i, score, ml, ready, level, reach) in enumerate(
                 zip(
