@@ -837,7 +837,13 @@ class ColumnScorer:
         model = sc.model
         c["hst_counts"][slot] = model.counts
         c["hst_counter"][slot] = model.counter
-        if model.r_mass and model.r_mass is not _TOTALS_KEPT:
+        if model.r_mass and (model.r_mass is _TOTALS_KEPT or len(model.r_mass) == 1):
+            # A converted scorer (``to_scorer``), maybe pickled since (the marker then a copy):
+            # its interval scores are ``1 - total / max_score``, from which the integer totals
+            # come back exactly.
+            kept = np.asarray(model.scores, dtype=np.float64)
+            c["hst_total"][slot] = np.rint((1 - kept) * self._max_score).astype(np.int64)
+        elif model.r_mass:
             f = model.forest
             width = 1 << f.height
             ref = [

@@ -348,3 +348,27 @@ def test_retuned_settings_apply_as_the_reference_retunes_them() -> None:
             fleet.churn()
     fleet.homes()
     assert fleet.stats["ml"] > before, fleet.stats
+
+
+def test_a_slot_taken_out_pickled_and_put_back_continues_identically() -> None:
+    """The shard keeps a slot as a per-window scorer across calls where its batches are small,
+    and a snapshot may hold it so: put back after a pickle, it scores on as the reference."""
+    fleet = Fleet(BASE, seed=23)
+    for _ in range(60):
+        fleet.add()
+    for _ in range(40):  # past the trees' first reference window
+        fleet.batch()
+    cols = fleet.cols
+    assert cols.cols["hst_ready"][sorted(fleet.sensors)].all()
+    for slot in sorted(fleet.sensors)[:20]:
+        out = pickle.loads(pickle.dumps(cols.to_scorer(slot)))
+        sensor, ref = fleet.sensors[slot], fleet.refs[slot]
+        for _ in range(3):
+            t, m, sc = sensor.next_window()
+            want, got = ref.score_learn(t, m, sc), out.score_learn(t, m, sc)
+            assert all_same(want[:3], got[:3]) and (want.why is None) == (got.why is None)
+            assert want.why is None or same_evidence(want.why, got.why)
+        cols._load(slot, out)
+    for _ in range(20):
+        fleet.batch()
+    fleet.homes()
