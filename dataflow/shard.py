@@ -63,6 +63,12 @@ NO_PART = ""  # readings that came without a partition's beat (tests, the evalua
 # family's model allows. False: every window is scored as it closes, by a per-sensor scorer
 # (the path before issue 28, kept for the test that proves both give the same results).
 BATCH = True
+# A drain with fewer of one ColumnScorer's windows than this scores them per sensor: a pass of
+# ``score_batch`` costs a few hundred numpy calls whatever its size, more than this many
+# windows cost one by one. Their slots are taken out as per-sensor scorers (``to_scorer``) and
+# stay out, scored per window, until a drain large enough puts them back (``_load``), so a shard
+# whose batches close few windows (few sensors, many readings each) pays the conversion once.
+COLUMN_ROWS = 32
 
 
 @dataclass(frozen=True)
@@ -242,7 +248,8 @@ class _Sensor:
     def __init__(self, rules: RuleSet) -> None:
         self.windows = SensorWindows()
         # Its model, made at its first closed window: a slot of its family's ColumnScorer, or
-        # (a family whose model that cannot score) a scorer of its own.
+        # (a family whose model that cannot score) a scorer of its own. Both: the slot is
+        # reserved, its state taken out as the scorer (see COLUMN_ROWS).
         self._scorer: SensorScorer | None = None
         self.cols: ColumnScorer | None = None
         self.slot = -1
@@ -262,10 +269,10 @@ class _Sensor:
 
     @property
     def scorer(self) -> SensorScorer | None:
-        """Its model as a per-sensor scorer: its own, or a copy of its slot's state (to read,
-        not to change: changes to the copy do not reach the slot)."""
+        """Its model as a per-sensor scorer: its own (or its slot's, taken out), or a copy of
+        its slot's state (to read, not to change: changes to a copy do not reach the slot)."""
         cols: ColumnScorer | None = getattr(self, "cols", None)  # unset while one upgrades
-        if cols is not None:
+        if cols is not None and self._scorer is None:
             return cols.to_scorer(self.slot)
         return self._scorer
 
@@ -930,6 +937,17 @@ class ShardState:
         scored: list[tuple[float, bool, bool, Evidence | None, float, float] | None]
         scored = [None] * len(queue)
         for cols, rows, slots, starts, means in groups.values():
+            if len(rows) < COLUMN_ROWS:  # per sensor, the slots taken out
+                for i in rows:
+                    sensor = queue[i][1]
+                    if sensor._scorer is None:
+                        sensor._scorer = cols.to_scorer(sensor.slot)
+                continue
+            for i in rows:  # in a batch: the slots taken out go back first
+                sensor = queue[i][1]
+                if sensor._scorer is not None:
+                    cols._load(sensor.slot, sensor._scorer)
+                    sensor._scorer = None
             b = cols.score_batch(slots, starts, means, scatters[id(cols)])
             why = b.why
             for j, (i, score, ml, ready, level, reach) in enumerate(

@@ -95,10 +95,10 @@ def workload(seed: int) -> list[tuple[float, list[Beat | Reading]]]:
     return batches
 
 
-def run(batch: bool, seed: int) -> list[str]:
+def run(batch: bool, seed: int, column_rows: int = shard.COLUMN_ROWS) -> list[str]:
     """Every result of the workload, as its repr (exact floats, nan equal to nan)."""
-    was = shard.BATCH
-    shard.BATCH = batch
+    was = shard.BATCH, shard.COLUMN_ROWS
+    shard.BATCH, shard.COLUMN_ROWS = batch, column_rows
     try:
         state = ShardState(config())
         out: list[object] = []
@@ -114,14 +114,21 @@ def run(batch: bool, seed: int) -> list[str]:
         else:
             assert all(s.cols is None for s in state.sensors.values())
     finally:
-        shard.BATCH = was
+        shard.BATCH, shard.COLUMN_ROWS = was
     return [repr(o) for o in out]
 
 
-@pytest.mark.parametrize("seed", [3, 11])
-def test_batches_write_what_scoring_each_window_as_it_closed_writes(seed: int) -> None:
+@pytest.mark.parametrize(
+    ("seed", "column_rows"),
+    # The default; and small enough that most drains go column-wise, while slots still go out
+    # and back (an expiry's few windows) between them.
+    [(3, shard.COLUMN_ROWS), (11, 8)],
+)
+def test_batches_write_what_scoring_each_window_as_it_closed_writes(
+    seed: int, column_rows: int
+) -> None:
     one_by_one = run(False, seed)
-    batched = run(True, seed)
+    batched = run(True, seed, column_rows)
     assert len(batched) == len(one_by_one)
     for i, (a, b) in enumerate(zip(one_by_one, batched, strict=True)):
         assert a == b, (i, a, b)
