@@ -139,3 +139,24 @@ def test_batches_write_what_scoring_each_window_as_it_closed_writes(
     for needle in ("ml_anomaly=True", "event='open'", "'stale'", "'forgotten'", "resolution="):
         assert needle in text, needle
     assert "why=Evidence(" in text
+
+
+def test_scatters_of_a_batch_are_window_scatter_bit_for_bit() -> None:
+    import math
+
+    import numpy as np
+
+    from dataflow.model.scoring import window_scatter
+
+    rng = random.Random(5)
+    odd = [math.nan, math.inf, -math.inf, 0.0, -0.0, 1e308, -1e308, 5e-324]
+    rows = []
+    for _ in range(5000):
+        count = rng.choice([0, 1, 2, 3, 7, 50, 10**6])
+        low = rng.choice(odd) if rng.random() < 0.1 else rng.uniform(-100, 100)
+        high = rng.choice(odd) if rng.random() < 0.1 else low + abs(rng.gauss(0, 3))
+        rows.append((count, low, high))
+    got = shard._scatters(*(np.array(col, dtype=np.float64) for col in zip(*rows, strict=True)))
+    for (count, low, high), g in zip(rows, got.tolist(), strict=True):
+        want = window_scatter(count, low, high)
+        assert repr(want) == repr(g), (count, low, high, want, g)
