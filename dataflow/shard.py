@@ -30,6 +30,15 @@ Two guards on input: a reading dated more than ``max_future_ns`` ahead of the wa
 refused (``future``) before it can move any clock; and a shard keeps at most ``max_sensors``
 sensors, refusing readings of new ones beyond (``sensor_limit``), so a producer that keys every
 message by a new id cannot grow the state until the process dies.
+
+Closed windows are scored in batches (issue 28): at a fleet's scale every reading closes a
+window, and scoring them one at a time in Python was most of a shard's time. A closed window is
+queued with its place in the output; the queue is drained at the end of each call, and wherever
+alert state is read right after scoring, with one ``ColumnScorer.score_batch`` per family (and
+settings); then each window is acted on in queue order exactly as if scored when it closed, so
+the results, their order and every side effect are the same (``tests/unit/dataflow/
+test_shard_batch.py``). A family whose settings the column-wise scorer refuses keeps a scorer
+per sensor, in the same queue.
 """
 
 from __future__ import annotations
