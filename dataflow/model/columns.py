@@ -837,7 +837,8 @@ class ColumnScorer:
         model = sc.model
         c["hst_counts"][slot] = model.counts
         c["hst_counter"][slot] = model.counter
-        if model.r_mass and (model.r_mass is _TOTALS_KEPT or len(model.r_mass) == 1):
+        forest_masses = model.forest.n_trees * model.forest.nodes
+        if model.r_mass and (model.r_mass is _TOTALS_KEPT or len(model.r_mass) != forest_masses):
             # A converted scorer (``to_scorer``), maybe pickled since (the marker then a copy):
             # its interval scores are ``1 - total / max_score``, from which the integer totals
             # come back exactly.
