@@ -91,3 +91,39 @@ def test_a_machine_with_its_alert_open_resumes_and_its_alert_goes_on() -> None:
     assert all(isinstance(e, AlertEvent) for e in events)
     assert mw.alerts.alert_id in (None, opened)  # the same episode goes on, or ends
     assert state.open_alerts == (1 if mw.alerts.alert_id else 0)
+
+
+@pytest.mark.parametrize("name", ["snapshot-v10.bin", "snapshot-v10-machine.bin"])
+def test_v10_models_become_slots_of_their_family_column_scorer(name: str) -> None:
+    """v10 -> v11: every restored per-sensor scorer is moved, in its state, into a slot of one
+    ColumnScorer per family and settings; none is left behind, none shares a slot."""
+    import pickle
+
+    config = shard_config(Settings.from_env(fx.ENV)) if "machine" not in name else None
+    config = config or fx.machine_config()
+    blob = fixture_named(name)
+    version, raw = pickle.loads(blob)
+    assert version == 10
+    before = {k: s._scorer for k, s in raw.sensors.items() if s._scorer is not None}
+    assert before and not hasattr(raw, "columns")  # v10 knew no columns
+    state = restore(blob, config)
+    state.reconfigure(config)
+    assert set(state.sensors) == set(raw.sensors)
+    for k, sensor in state.sensors.items():
+        assert sensor._scorer is None and sensor.cols is not None
+        assert sensor.cols in state.columns[k[0]]
+        got, want = sensor.scorer, before[k]
+        assert got is not None
+        assert (got.seen, got.raw.level, got.raw.spread, got.scatter) == (
+            want.seen,
+            want.raw.level,
+            want.raw.spread,
+            want.scatter,
+        )
+    slots = [(id(s.cols), s.slot) for s in state.sensors.values()]
+    assert len(set(slots)) == len(slots)
+    if "machine" in name:  # the machine goes on after the upgrade, its channels column-wise
+        fx.feed_machine(state, fx.MACHINE_WINDOWS, fx.MACHINE_WINDOWS + 40)
+        for k, sensor in state.sensors.items():
+            scorer = sensor.scorer
+            assert scorer is not None and scorer.seen >= before[k].seen + 39, k
