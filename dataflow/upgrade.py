@@ -44,6 +44,9 @@ v10 -> v11 (closed windows scored in batches, column-wise: issue 28):
   ``hst_novelty`` or ``pattern``) keep their own scorer, as a new sensor of such a family does.
 - ``ShardState.columns``: those ColumnScorers, by family; ``_queue``: empty (a snapshot is taken
   between two calls, with nothing queued).
+- ``MachineModel.related`` and ``counts``, where a v10 snapshot lacks them: as v9 -> v10 fills
+  them. They came in v10's code after its first release (``0b69e88``, ``7918e8f``) without a new
+  format, so a v10 snapshot from before them (``86ec06c``) has neither.
 """
 
 from __future__ import annotations
@@ -106,6 +109,12 @@ def _v9_to_v10(state: Any) -> Any:
 def _v10_to_v11(state: Any) -> Any:
     from dataflow.model.columns import ColumnScorer
 
+    # A v10 written before 0b69e88 and 7918e8f (86ec06c's, say) has machine models without
+    # ``related`` and ``counts``, which came without a new format: what v9 -> v10 gives them.
+    for machine in state.machines.values():
+        model = machine.model
+        _fill(model, "related", model.seen)
+        _fill(model, "counts", np.full(model.channels, float(model.seen)))
     state._queue = []
     state.columns = {}
     groups: dict[tuple[str, Any], list[Any]] = {}

@@ -5,18 +5,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dataflow.config import Settings
 from dataflow.families import TEMPERATURE
-from dataflow.flow import SNAPSHOT_VERSION, restore, shard_config
+from dataflow.flow import restore, shard_config
 from dataflow.progress import Beat
 from dataflow.readings import Reading
 from dataflow.shard import ShardState, WindowResult
+from dataflow.upgrade import STEPS
 from tests.fixtures import snapshots as fx
 
 FIXTURES = Path(__file__).parents[2] / "fixtures"
-FORMATS = (SNAPSHOT_VERSION - 1, SNAPSHOT_VERSION - 2)
+FORMATS = tuple(sorted(STEPS, reverse=True))  # every format a step migrates, each from its fixture
 
 
 def feed(state: ShardState, first_s: int, last_s: int, pause_s: float) -> list[WindowResult]:
@@ -127,3 +129,23 @@ def test_v10_models_become_slots_of_their_family_column_scorer(name: str) -> Non
         for k, sensor in state.sensors.items():
             scorer = sensor.scorer
             assert scorer is not None and scorer.seen >= before[k].seen + 39, k
+
+
+def test_an_early_v10_machine_gets_the_fields_v10_gained_later() -> None:
+    """A machine model of a v10 written before ``related`` and ``counts`` came (by 86ec06c,
+    with no new format) gets them as v9 -> v10 gives them, and learns on with them."""
+    import pickle
+
+    config = fx.machine_config()
+    blob = fixture_named("snapshot-v10-86ec06c-machine.bin")
+    version, raw = pickle.loads(blob)
+    (before,) = raw.machines.values()
+    assert version == 10 and not hasattr(before.model, "counts")
+    assert not hasattr(before.model, "related")
+    state = restore(blob, config)
+    state.reconfigure(config)
+    (mw,) = state.machines.values()
+    model = mw.model
+    assert model.related == model.seen and list(model.counts) == [float(model.seen)] * 2
+    model._learn(model.mean.copy(), np.zeros(2), np.zeros(2), model.seen)  # a window at its level
+    assert model.related == model.seen and list(model.counts) == [float(model.seen)] * 2
