@@ -17,25 +17,36 @@ from dataclasses import replace
 import pytest
 
 from dataflow import shard
-from dataflow.families import AIR_QUALITY, TEMPERATURE
+from dataflow.families import AIR_QUALITY, TEMPERATURE, Override
 from dataflow.progress import Beat
 from dataflow.readings import Reading
+from dataflow.rules import Rule
 from dataflow.shard import FamilySetup, ShardConfig, ShardState
 from tests.factories import T0, S, shard_config
 
 WALL0 = T0 / S
 PARTS = ("p/0", "p/1")
 STEP_S = 20  # seconds of readings per batch: four 5 s windows of each sensor
+COLD = 35.0  # the level of the rule that keeps streaks (``config(rules)``)
 
 
-def config() -> ShardConfig:
+def config(rules: str = "") -> ShardConfig:
+    """``rules``: "streaks", temperature gets a rule that must hold for three windows;
+    "override", that and a tighter threshold of their own for the sensors s10 to s19 (a second
+    RuleSet in the family)."""
     base = shard_config(emit_all=True, stale_s=60.0, state_ttl_s=400.0, lateness_ns=S)
     fams = dict(base.families)
     for name, setup in fams.items():
         params = replace(setup.model, window_size=8, warmup=8, novelty_start=5)
         if name == AIR_QUALITY:  # the pattern detector: the columns refuse it
             params = replace(params, pattern=True)
-        fams[name] = FamilySetup(setup.family, params, setup.machine)
+        family = setup.family
+        if rules and name == TEMPERATURE:
+            family = replace(family, rules=(*family.rules, Rule("cold", "below", COLD, 3)))
+        if rules == "override" and name == TEMPERATURE:
+            tight = Rule(family.rules[0].name, "above", 60.0)
+            family = replace(family, sensors=(Override("s1?", (tight,)),))
+        fams[name] = FamilySetup(family, params, setup.machine)
     return replace(base, families=fams)
 
 
@@ -95,14 +106,33 @@ def workload(seed: int) -> list[tuple[float, list[Beat | Reading]]]:
     return batches
 
 
-def run(batch: bool, seed: int, column_rows: int = shard.COLUMN_ROWS) -> list[str]:
-    """Every result of the workload, as its repr (exact floats, nan equal to nan)."""
+def at_levels(
+    batches: list[tuple[float, list[Beat | Reading]]], rules: str
+) -> list[tuple[float, list[Beat | Reading]]]:
+    """With rules, some temperature sensors read exactly a rule's level (both inclusive):
+    those numbered 7 modulo 10 the cold rule's, 8 modulo 10 the threshold's."""
+    if not rules:
+        return batches
+    at = {7: COLD, 8: config(rules).families[TEMPERATURE].family.rules[0].level}
+
+    def level(r: Beat | Reading) -> Beat | Reading:
+        if type(r) is Reading and r.family == TEMPERATURE and int(r.sensor_id[1:]) % 10 in at:
+            return r._replace(value=at[int(r.sensor_id[1:]) % 10])
+        return r
+
+    return [(wall, [level(r) for r in batch]) for wall, batch in batches]
+
+
+def run(batch: bool, seed: int, column_rows: int = shard.COLUMN_ROWS, rules: str = "") -> list[str]:
+    """Every result of the workload, as its repr (exact floats, nan equal to nan), then each
+    sensor's state besides its model at the end (what a clean window changes, and leaves for
+    later windows to read)."""
     was = shard.BATCH, shard.COLUMN_ROWS
     shard.BATCH, shard.COLUMN_ROWS = batch, column_rows
     try:
-        state = ShardState(config())
+        state = ShardState(config(rules))
         out: list[object] = []
-        for i, (wall, readings) in enumerate(workload(seed)):
+        for i, (wall, readings) in enumerate(at_levels(workload(seed), rules)):
             out += state.ingest(readings, wall)
             out += state.expire(wall + 0.5)
             if i == 25:  # a snapshot and a restore in the middle
@@ -115,20 +145,25 @@ def run(batch: bool, seed: int, column_rows: int = shard.COLUMN_ROWS) -> list[st
             assert all(s.cols is None for s in state.sensors.values())
     finally:
         shard.BATCH, shard.COLUMN_ROWS = was
-    return [repr(o) for o in out]
+    kept = [
+        (key, s.cadence, s.last_end, s.streaks, [getattr(s.alerts, n) for n in s.alerts.__slots__])
+        for key, s in sorted(state.sensors.items())
+    ]
+    return [repr(o) for o in out] + [repr(k) for k in kept]
 
 
 @pytest.mark.parametrize(
-    ("seed", "column_rows"),
+    ("seed", "column_rows", "rules"),
     # The default; and small enough that most drains go column-wise, while slots still go out
-    # and back (an expiry's few windows) between them.
-    [(3, shard.COLUMN_ROWS), (11, 8)],
+    # and back (an expiry's few windows) between them; with a rule that keeps streaks; and
+    # with rules that differ between a family's sensors.
+    [(3, shard.COLUMN_ROWS, ""), (11, 8, ""), (5, 8, "streaks"), (7, 8, "override")],
 )
 def test_batches_write_what_scoring_each_window_as_it_closed_writes(
-    seed: int, column_rows: int
+    seed: int, column_rows: int, rules: str
 ) -> None:
-    one_by_one = run(False, seed)
-    batched = run(True, seed, column_rows)
+    one_by_one = run(False, seed, rules=rules)
+    batched = run(True, seed, column_rows, rules)
     assert len(batched) == len(one_by_one)
     for i, (a, b) in enumerate(zip(one_by_one, batched, strict=True)):
         assert a == b, (i, a, b)
