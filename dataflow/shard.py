@@ -228,6 +228,20 @@ def _scatters(
     return np.where(honest, scatter, 0.0)
 
 
+def _calm(sensors: list[_Sensor], means: NDArray[np.float64], ml: Any) -> Any:
+    """Per row of a batch: the model called it clean and none of its sensor's rules' conditions
+    holds for its mean (so ``RuleSet.fired`` would fire nothing and end every streak). None
+    when the rows' sensors do not share one ``RuleSet`` (overrides): they go window by window."""
+    rules = sensors[0].rules
+    for sensor in sensors:
+        if sensor.rules is not rules:
+            return None
+    calm = ~ml
+    for level, above, _, _ in rules._plan:
+        calm &= ~(means >= level if above else means <= level)
+    return calm
+
+
 class _Part:
     """One input partition as a shard sees it: its input time, and its sensors' silences."""
 
@@ -952,6 +966,11 @@ class ShardState:
                 group[1].append(i)
         scored: list[tuple[float, bool, bool, Evidence | None, float, float] | None]
         scored = [None] * len(queue)
+        # Rows the model called clean and no rule condition holds for, computed over the batch:
+        # if the sensor has no alert open when its row comes up, nothing but its clean-window
+        # bookkeeping follows (``_quiet``), as ``_window`` would find window by window.
+        quiet = [False] * len(queue)
+        cfg = self.config
         for cols, rows in groups.values():
             sensors = [queue[i][1] for i in rows]
             if len(rows) < COLUMN_ROWS:  # per sensor, the slots taken out
@@ -985,6 +1004,11 @@ class ShardState:
                 )
             ):
                 scored[i] = (score, ml, ready, why.get(j) if ml else None, level, reach)
+            if cfg.families[queue[rows[0]][0][0]].machine is None:  # a machine's: its own way
+                calm = _calm(sensors, table[:, 3], b.ml)
+                if calm is not None:
+                    for i, c in zip(rows, calm.tolist(), strict=True):
+                        quiet[i] = c
         moved: dict[int, tuple[list[Result], list[tuple[int, Result]]]] = {}
         written: list[Result] = []
         for i, (key, sensor, stats, out, pos, heard) in enumerate(queue):
@@ -992,7 +1016,10 @@ class ShardState:
                 if sensor.alerts.alert_id is not None:
                     out.stale.touch(key, heard)
                 continue
-            self._window(key, sensor, stats, scored[i], heard, written)
+            if quiet[i] and sensor.alerts.alert_id is None:
+                self._quiet(key, sensor, stats, scored[i], written)  # type: ignore[arg-type]
+            else:
+                self._window(key, sensor, stats, scored[i], heard, written)
             if written:
                 place = moved.get(id(out))
                 if place is None:
@@ -1008,6 +1035,57 @@ class ShardState:
                 at = pos
             merged.extend(out[at:])
             out[:] = merged
+
+    def _quiet(
+        self,
+        key: tuple[str, str],
+        sensor: _Sensor,
+        stats: WindowStats,
+        scored: tuple[float, bool, bool, Evidence | None, float, float],
+        out: list[Result],
+    ) -> None:
+        """``_window`` of a window scored in a batch that the model called clean, no rule's
+        condition holds for and whose sensor has no alert open (``_calm``): its bookkeeping
+        only. The same changes as ``_window``'s, which the equivalence test holds it to."""
+        last = sensor.last_end
+        if last:
+            size = stats.end - stats.start
+            count = stats.count
+            step = size / count if count > 1 else stats.start - last + size
+            step /= 1e9
+            cad = sensor.cadence
+            if cad == 0.0:
+                sensor.cadence = step
+            else:
+                cap = GAP_CLIP * cad
+                sensor.cadence = cad + GAP_WEIGHT * ((step if step < cap else cap) - cad)
+        sensor.last_end = stats.end
+        streaks = sensor.streaks
+        if streaks is not None:  # no condition holds: every streak ends
+            for n in range(len(streaks)):
+                streaks[n] = 0
+        alerts = sensor.alerts
+        alerts.baseline = stats.mean  # AlertTracker.quiet, inline
+        alerts.calm += 1
+        cfg = self.config
+        if cfg.emit_all:
+            family, sensor_id = key
+            rules = sensor.rules
+            out.append(
+                WindowResult(
+                    family,
+                    sensor_id,
+                    stats,
+                    scored[0],
+                    scored[2],
+                    False,
+                    None,
+                    rules.first_level,
+                    (),
+                    None,
+                    cfg.families[family].family.unit,
+                )
+            )
 
     def _window(
         self,
