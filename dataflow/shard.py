@@ -38,7 +38,10 @@ alert state is read right after scoring, with one ``ColumnScorer.score_batch`` p
 settings); then each window is acted on in queue order exactly as if scored when it closed, so
 the results, their order and every side effect are the same (``tests/unit/dataflow/
 test_shard_batch.py``). A family whose settings the column-wise scorer refuses keeps a scorer
-per sensor, in the same queue.
+per sensor, in the same queue. Most windows of a running fleet are clean: the rows a batch's
+model called clean and no rule's condition holds for (both over the batch) get only the clean
+window's bookkeeping (``_quiet``) when their sensor has no alert open, not the whole per-window
+path (``_window``).
 """
 
 from __future__ import annotations
