@@ -5,7 +5,9 @@ settings; ``--pattern``: with the pattern detector on) is fed ``--windows`` wind
 windows (noise with a daily cycle and bursts, so the seasonal baselines are in use), ``--rounds``
 times; each round reports the time per window, and the median and the spread are printed. The
 state size is the pickled size of the scorer after the run (what a Bytewax snapshot stores per
-sensor), and the size of a fresh one."""
+sensor), the size of a fresh one, and the memory of a sensor after one window and after
+``--age-windows`` windows 50 s apart (about 1.2 days at the default: old enough to carry both
+seasonal baselines), each averaged over ``--sensors`` sensors with ``tracemalloc``."""
 
 from __future__ import annotations
 
@@ -34,6 +36,22 @@ def means(n: int, seed: int) -> list[float]:
     return out
 
 
+def aged_memory(params: ModelParams, sensors: int, windows: int) -> float:
+    """Memory per sensor (``tracemalloc``) of ``sensors`` scorers each fed ``windows`` means,
+    50 s apart: what an older fleet's sensors hold, once the lazily built parts exist."""
+    data = means(windows, seed=2)
+    step = 10 * WINDOW_NS
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    held = [SensorScorer(params) for _ in range(sensors)]
+    for s in held:
+        for i, m in enumerate(data):
+            s.score_learn(i * step, m)
+    memory = (tracemalloc.get_traced_memory()[0] - before) / len(held)
+    tracemalloc.stop()
+    return memory
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument(
@@ -45,6 +63,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rounds", type=int, default=5, help="rounds (default: %(default)s)")
     p.add_argument(
         "--pattern", action="store_true", help="with the pattern detector on (ML_PATTERN=true)"
+    )
+    p.add_argument(
+        "--age-windows",
+        type=int,
+        default=2000,
+        help="windows, 50 s apart, fed to each aged sensor (default: %(default)s)",
+    )
+    p.add_argument(
+        "--sensors",
+        type=int,
+        default=50,
+        help="sensors in the aged memory measure (default: %(default)s)",
     )
     args = p.parse_args(argv)
     data = means(args.windows, seed=1)
@@ -69,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         s.score_learn(i * WINDOW_NS, 60.0)
     memory = (tracemalloc.get_traced_memory()[0] - before) / len(held)
     tracemalloc.stop()
+    aged = aged_memory(params, args.sensors, args.age_windows)
     print(
         f"{args.windows} windows x {args.rounds} rounds: per window "
         f"median {statistics.median(per_window):.2f} us, "
@@ -77,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"state per sensor: pickled alone after the run {warm} B; in a snapshot of 1000 "
-        f"sensors {shared:.0f} B each; in memory {memory:.0f} B each"
+        f"sensors {shared:.0f} B each; in memory {memory:.0f} B each after one window, "
+        f"{aged:.0f} B each after {args.age_windows} windows 50 s apart"
     )
     return 0
 

@@ -2,8 +2,10 @@
 
 Pure. A tutorial this project replaces sent an alert for every anomalous (overlapping) window, so a
 fault lasting a minute paged a dozen times. Here a sensor's alert **opens** at its first anomalous
-window and stays quiet while the episode persists: an ``update`` is sent only when the peak moved
-further or a new reason appeared, and at most once per ``update_every`` windows. The alert
+window and stays quiet while the episode persists: an ``update`` is sent at once when a new reason
+appears or the severity rises (a warning that became critical must not wait: routing follows
+it), and when the peak moved further, at most once per ``update_every`` windows (a move within
+them is sent with the first anomalous window after them, not lost). The alert
 **resolves** after ``resolve_after`` consecutive clean windows. The ``alert_id`` is derived from
 the sensor and the window that opened it, so a replay after a crash gives the same id.
 
@@ -36,10 +38,13 @@ is where the sensor belongs, not a new level to adapt to; the origin is kept unt
 comes back to it.
 
 The alert's severity is the highest of its episode's reasons'; a rise in severity is news, sent
-as an ``update`` like a new reason.
+as an ``update`` at once, like a new reason.
 
-The peak is the anomalous window mean furthest from the sensor's last clean window mean (its
-baseline), so an overheat reports its hottest window and a drop its lowest.
+The peak is the anomalous window mean furthest from the sensor's last clean window mean before
+the alert opened (its baseline), so an overheat reports its hottest window and a drop its
+lowest. Clean windows within the episode do not move the baseline: once the model has accepted
+a shifted level, the sensor's return to normal would otherwise be "further" from it than the
+fault was, and the healthy value reported as the peak.
 
 >>> t = AlertTracker()
 >>> [e and e.event for e in (t.observe("s", i, m, 0.0, r, 10, 2, 5) for i, m, r in
@@ -84,6 +89,7 @@ class AlertTracker:
     """One sensor's baseline and open alert, if any. Small: it lives in every sensor's state."""
 
     __slots__ = (
+        "accepted",
         "alert_id",
         "anomalous",
         "baseline",
@@ -97,6 +103,7 @@ class AlertTracker:
         "peak_at",
         "peak_mean",
         "peak_score",
+        "pending",
         "reach",
         "reasons",
         "severity",
@@ -116,6 +123,14 @@ class AlertTracker:
         self.origin = self.origin_reach = 0.0
         self.reasons: tuple[str, ...] = ()
         self.severity: str | None = None
+        self.pending = False  # a peak that moved within ``update_every`` of the last event
+        self.accepted = False  # the model took the episode's state as its new normal (accept)
+
+    def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
+        """Trackers pickled before ``pending`` and ``accepted`` existed had neither."""
+        self.pending = self.accepted = False
+        for name, value in state[1].items():
+            setattr(self, name, value)
 
     def quiet(self, mean: float) -> None:
         """A clean window while no alert is open: the usual case, kept cheap."""
@@ -143,14 +158,15 @@ class AlertTracker:
             if self.alert_id is None:
                 self.quiet(mean)
                 return None
-            self.baseline = mean
             self.clean += 1
             self.lasted += 1
             self.since_event += 1
             if self.clean < resolve_after:
                 return None
             how = CLEAN
-            if self.reach > 0.0 and ML in self.reasons:
+            if self.accepted:
+                how = ADAPTED  # the model's normal now, not where the sensor was
+            elif self.reach > 0.0 and ML in self.reasons:
                 waited = self.lasted - self.anomalous >= adapt_after
                 # Settled: the model's level is within two of its spreads (the drift sums'
                 # slack) of the sensor. Resolved before that, the model's next windows call
@@ -175,6 +191,7 @@ class AlertTracker:
             event = self._event(RESOLVED, how)
             self.alert_id = None
             self.calm = 0
+            self.accepted = False
             return event
         if self.alert_id is None:
             if self.calm < cooldown and reasons == [ML]:
@@ -187,28 +204,37 @@ class AlertTracker:
             self.reasons = tuple(reasons)
             self.severity = severity
             self.anomalous, self.clean, self.since_event, self.lasted = 1, 0, 0, 1
+            self.pending = self.accepted = False
             return self._event(OPEN)
         self.anomalous += 1
         self.lasted += 1
         self.clean = 0
         self.since_event += 1
-        moved = False
         base = self.peak_mean if self.baseline is None else self.baseline
         if abs(mean - base) > abs(self.peak_mean - base):
             self.peak_mean, self.peak_at = mean, start
-            moved = True
+            self.pending = True
         self.peak_score = max(self.peak_score, score)
+        news = False
         new = tuple(r for r in reasons if r not in self.reasons)
         if new:
             self.reasons += new
-            moved = True
+            news = True
         if severity is not None and (self.severity is None or RANK[severity] > RANK[self.severity]):
             self.severity = severity
-            moved = True
-        if moved and self.since_event >= update_every:
+            news = True
+        if news or (self.pending and self.since_event >= update_every):
             self.since_event = 0
+            self.pending = False
             return self._event(UPDATE)
         return None
+
+    def accept(self) -> None:
+        """The model took the state of the open episode as its new normal (a machine's joint
+        model that started anew on it): the alert resolves ``adapted`` at its clean windows,
+        which are clean to the new model only."""
+        if self.alert_id is not None:
+            self.accepted = True
 
     def stale(self) -> AlertEvent | None:
         """The sensor fell silent: resolve its open alert, if any, as stale.
@@ -219,6 +245,7 @@ class AlertTracker:
             return None
         event = self._event(RESOLVED, STALE)
         self.alert_id = None
+        self.accepted = False
         self.calm = NEVER
         return event
 

@@ -298,7 +298,8 @@ ALERT_UPDATE_WINDOWS = _declare(
     "ALERT_UPDATE_WINDOWS",
     "12",
     integer(1),
-    "An open alert sends an `update` (peak moved, new reason) at most once per this many windows.",
+    "An open alert sends an `update` for a peak that moved at most once per this many windows "
+    "(a new reason or a rise in severity is sent at once).",
 )
 ALERT_RESOLVE_WINDOWS = _declare(
     "ALERT_RESOLVE_WINDOWS", "3", integer(1), "Consecutive clean windows that resolve an alert."

@@ -121,6 +121,8 @@ class MachineWindows:
             return MachineWindow(start, end, 0, 0.0, False, False, (), None)
         out = self.model.score_learn(values)
         alerts = self.alerts
+        if out.restarted:
+            alerts.accept()
         if not out.anomaly and alerts.alert_id is None:
             alerts.quiet(out.score)  # the usual case, kept cheap
             return MachineWindow(start, end, present, out.score, out.ready, False, (), None)

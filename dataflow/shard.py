@@ -257,6 +257,11 @@ class _Part:
         self.closes: list[tuple[float, tuple[str, str], int]] = []
         self.stale = SilenceQueue()  # sensors with an open alert
 
+    @property
+    def topic(self) -> str:
+        """The topic of a partition named ``topic/partition``."""
+        return (self.clock.name or "").rpartition("/")[0]
+
 
 # A queued closed window: (key, sensor, stats, the output list, its place there, the sensor's
 # last hearing then); or a queued silence touch: (key, sensor, None, its partition, 0, heard).
@@ -398,7 +403,10 @@ class ShardState:
             self._drain()  # its queued windows act on its alert on the old partition
             old.stale.drop(key)
             sensor.gap = 0.0  # input times of two partitions do not compare
-            if not sensor.moved:
+            # A family moved to another topic (``reconfigure`` says so) moves every sensor:
+            # no keying error, nothing to warn about per sensor.
+            retopic = old.topic != part.topic
+            if not sensor.moved and not retopic:
                 sensor.moved = True
                 self.counts.moved += 1
                 self.notes.append(
@@ -808,9 +816,11 @@ class ShardState:
         changed has its open windows closed as they are, and the new length applies from its
         next reading; a new lateness applies to open windows; changed rules apply to every
         sensor; model settings apply to restored models where ``SensorScorer.retune`` says
-        that is sound (else to new sensors only). Nothing is silent yet: every partition waits
-        for its source to say it is caught up. Changing the shard count is refused by the
-        caller (``dataflow.flow.restore``): it would move sensors between shards.
+        that is sound (else to new sensors only), machine settings to restored machines; a
+        family whose window length changed starts its sensors' and machines' models anew.
+        Nothing is silent yet: every partition waits for its source to say it is caught up.
+        Changing the shard count is refused by the caller (``dataflow.flow.restore``): it would
+        move sensors between shards.
         """
         old = self.config
         lines: list[str] = []
@@ -828,16 +838,41 @@ class ShardState:
             before = old.families.get(name)
             if before is None:
                 continue
+            if before.family.topic != setup.family.topic:
+                lines.append(
+                    f"family {name!r}: topic {before.family.topic!r} -> "
+                    f"{setup.family.topic!r}: its sensors go on from the new topic's readings"
+                )
             if before.window_ns != setup.window_ns:
+                # Means of another length are another signal (a 5 s mean scatters more than a
+                # minute's): a model kept from the old length pages on the new noise, or misses
+                # what its wider spread hides. The models start anew; open alerts stay open and
+                # resolve by their windows, as after any pause.
                 for key, sensor in self.sensors.items():
                     if key[0] == name and sensor.windows.open:
                         self._close_sensor(key, out)
                         sensor.windows.reopen_after(sensor.windows.max_ts)
                 self._drain()  # scored by the models and settings they closed under
+                for key, sensor in self.sensors.items():
+                    if key[0] == name:  # its model anew, at its next window: no slot, no scorer
+                        if sensor.cols is not None:
+                            sensor.cols.free(sensor.slot)
+                            sensor.cols, sensor.slot = None, -1
+                        sensor._scorer = None
+                self.columns.pop(name, None)  # of the old length, every slot freed
                 lines.append(
                     f"family {name!r}: window {before.window_ns / 1e9:g} s -> "
                     f"{setup.window_ns / 1e9:g} s: open windows were closed at the old length, "
-                    "the new one applies from each sensor's next reading"
+                    "the new one applies from each sensor's next reading; its sensors' and "
+                    "machines' models start anew (what they learned was of the old length)"
+                )
+                continue
+            if before.machine != setup.machine and setup.machine is not None:
+                for mkey, mw in self.machines.items():
+                    if mkey[0] == name:
+                        mw.model.retune(setup.machine)
+                lines.append(
+                    f"family {name!r}: machine model settings changed: applied to restored machines"
                 )
             changed = [
                 f.name
@@ -864,7 +899,12 @@ class ShardState:
         dropped = set()
         for mkey, mw in list(self.machines.items()):
             fam = config.families.get(mkey[0])
-            if fam is None or fam.family.channel_names != mw.names:
+            was = old.families.get(mkey[0])
+            if (
+                fam is None
+                or fam.family.channel_names != mw.names
+                or (was is not None and was.window_ns != fam.window_ns)
+            ):
                 # Its family, or its channels, changed: it starts anew. What it had pending is
                 # scored by the model it has, and its alert resolved (it would stay open).
                 self._close_machine(mkey, mw, 0.0, out)
@@ -875,6 +915,9 @@ class ShardState:
                 if sensor.machine is not None and sensor.machine[0] in dropped:
                     sensor.machine = None  # its channel's place is found again
             for name in sorted({family for family, _ in dropped}):
+                was, now_fam = old.families.get(name), config.families.get(name)
+                if was is not None and now_fam is not None and was.window_ns != now_fam.window_ns:
+                    continue  # said with the window length's line
                 lines.append(
                     f"family {name!r}: its machines' channels changed: their models start anew"
                     " (open machine alerts resolved)"

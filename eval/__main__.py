@@ -213,6 +213,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    for name, value in args.set:
+        try:
+            loco.check_setting("--set", name, value)
+        except ValueError as exc:
+            print(str(exc), file=sys.stderr)
+            return EXIT_USAGE
     if args.grid is not None and not args.loco:
         print("--grid is for --loco", file=sys.stderr)
         return EXIT_USAGE

@@ -257,23 +257,31 @@ def to_json(loco: Loco, profile_name: str) -> dict[str, Any]:
     }
 
 
+def check_setting(flag: str, name: str, value: str | None = None) -> None:
+    """``ValueError`` unless ``name`` is a dataflow setting that takes ``value``: a misspelt
+    override would otherwise be ignored, and its run look like the setting made no difference."""
+    if name not in {o.env for o in OPTIONS}:
+        raise ValueError(f"{flag} {name}: not a dataflow setting")
+    if value is None:
+        return
+    try:
+        Settings.from_env({name: value})
+    except ConfigError as exc:
+        raise ValueError(f"{flag} {name}={value}: {exc}") from None
+
+
 def parse_grid(items: Sequence[tuple[str, str]]) -> dict[str, tuple[str, ...]]:
     """``NAME=v1,v2`` pairs -> a grid. Each name must be a dataflow setting, given once, and
     each value one the dataflow accepts (``ValueError`` naming the first that is not)."""
-    known = {o.env for o in OPTIONS}
     grid: dict[str, tuple[str, ...]] = {}
     for name, values in items:
         vals = tuple(v.strip() for v in values.split(",") if v.strip())
-        if name not in known:
-            raise ValueError(f"--grid {name}: not a dataflow setting")
+        check_setting("--grid", name)
         if not vals:
             raise ValueError(f"--grid {name}: no values")
         if name in grid:
             raise ValueError(f"--grid {name}: given twice")
         for v in vals:
-            try:
-                Settings.from_env({name: v})
-            except ConfigError as exc:
-                raise ValueError(f"--grid {name}={v}: {exc}") from None
+            check_setting("--grid", name, v)
         grid[name] = vals
     return grid

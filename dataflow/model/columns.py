@@ -114,6 +114,17 @@ class Batch(NamedTuple):
     reach: F8
 
 
+def counts_dtype(shape: Period) -> str:
+    """The numpy type of a period's slot counts: that of its ``array`` (``seasonality.period``)."""
+    return "u2" if shape.zero_counts.typecode == "H" else "u4"
+
+
+def counts_array(shape: Period, counts: NDArray[Any]) -> array[int]:
+    """A row of slot counts as the per-window baseline keeps them."""
+    tc = shape.zero_counts.typecode
+    return array(tc, counts.astype(counts_dtype(shape)).tobytes())
+
+
 class Pool:
     """Rows of one period's baselines (slot means and counts, the two quality sums, and for the
     daily one the first learned time), handed out and taken back whole; grows by doubling."""
@@ -124,7 +135,7 @@ class Pool:
             "eres": ("f8", (), 0.0),
             "eraw": ("f8", (), 0.0),
             "means": ("f8", (slots,), 0.0),
-            "counts": ("u4", (slots,), 0),
+            "counts": (counts_dtype(shape), (slots,), 0),
         }
         if first:
             self.spec["first"] = ("i8", (), -1)
@@ -588,7 +599,7 @@ class ColumnScorer:
             a["eres"][row] = np.where(q, eres + qr * (np.abs(xk - m) - eres), eres)
             a["eraw"][row] = np.where(q, eraw + qr * (np.abs(xk - lk) - eraw), eraw)
             n = n + 1
-            a["counts"][row, i] = np.where(n < 0xFFFFFFFF, n, n - 1)
+            a["counts"][row, i] = np.minimum(n, per.cap)
             warm = 1.0 / n
             rate = per.rate
             a["means"][row, i] = m + np.where(warm > rate, warm, rate) * (xk - m)
@@ -603,7 +614,7 @@ class ColumnScorer:
         k = ((tt + w.shift_ns) % w.period_ns) // w.slot_ns
         src, dst = self.pools[0].a, self.pools[1].a
         dst["means"][row1[:, None], k] = src["means"][row0[:, None], i]
-        dst["counts"][row1[:, None], k] = src["counts"][row0[:, None], i]
+        dst["counts"][row1[:, None], k] = np.minimum(src["counts"][row0[:, None], i], w.cap)
         return row1
 
     def _pass(self, rows: I8, sl: I8, st: I8, mn: F8, sc: F8, out: Batch) -> None:
@@ -896,7 +907,8 @@ class ColumnScorer:
                 c[f"pool{k}"][slot] = row
             a = self.pools[k].a
             a["eres"][row], a["eraw"][row] = b.eres, b.eraw
-            a["means"][row], a["counts"][row] = b.means, b.counts
+            a["means"][row] = b.means
+            a["counts"][row] = np.minimum(np.asarray(b.counts, dtype=np.int64), b.period.cap)
             if k == 0:
                 a["first"][row] = b.first
 
@@ -940,7 +952,7 @@ class ColumnScorer:
                 a = self.pools[k].a
                 b.eres, b.eraw = float(a["eres"][row]), float(a["eraw"][row])
                 b.means = array("d", a["means"][row].tobytes())
-                b.counts = array("I", a["counts"][row].astype(np.uint32).tobytes())
+                b.counts = counts_array(b.period, a["counts"][row])
                 b.first = int(self.pools[0].a["first"][int(c["pool0"][slot])])
                 baselines.append(b)
             row1 = int(c["pool1"][slot])
@@ -950,7 +962,7 @@ class ColumnScorer:
                 a = self.pools[1].a
                 weekly.eres, weekly.eraw = float(a["eres"][row1]), float(a["eraw"][row1])
                 weekly.means = array("d", a["means"][row1].tobytes())
-                weekly.counts = array("I", a["counts"][row1].astype(np.uint32).tobytes())
+                weekly.counts = counts_array(weekly.period, a["counts"][row1])
                 weekly.first = baselines[0].first
                 baselines.append(weekly)
                 season.weekly = None

@@ -22,10 +22,10 @@ little, each inside its usual range: no per-sensor model sees it, as only their 
    channel ``GLITCH_Z`` spreads off is a glitch: the correlations do not learn it, the levels
    and spreads only as far as ``GLITCH_Z`` (``GLITCH_RUN`` in a row are a real change). After
    it, a window the model called anomalous is not learned (a fault learned as normal would
-   stop paging while it lasts). ``RELEARN`` memories of anomalous windows in a
-   row are a new normal (a machine rebuilt, a new operating point), learned from then on, as the
-   per-sensor scorer does with absurd windows. The clean windows of an episode are learned: a
-   fault that comes and goes is taken in over a few memories.
+   stop paging while it lasts). ``RELEARN`` memories of anomalous windows in a row are a new
+   normal (a machine rebuilt, a new operating point): the model starts anew from then on, with
+   its warm-up, and says so (``restarted``: the open alert resolves adapted). The clean windows
+   of an episode are learned: a fault that comes and goes is taken in over a few memories.
 4. **A chart per channel.** A lasting small change in one channel (its noise grown, a drift, a
    sensor gone still) stays inside every window's T² and Q limits, and would be learned. Each
    channel's ``chart`` is a discounted sum of its z² (weight ``chart``; mean ``1 / chart``
@@ -116,6 +116,9 @@ class MachineScore(NamedTuple):
     # channel's chart over its usual value where the chart drove it (above 1: moving more than
     # usual, below: gone still), 0 where its deviation did
     drivers: tuple[tuple[int, float, float], ...]
+    # The model started anew at this window: ``RELEARN`` memories of anomalous windows in a row
+    # are a new normal, which the machine's open alert is told (it resolves ``adapted``).
+    restarted: bool = False
 
 
 @functools.cache
@@ -360,7 +363,10 @@ class MachineModel:
             chart += zz
             if seen >= p.warmup + p.memory:  # the charts' moments span a memory
                 self.tick += 1
-                if self.tick >= STILL_EVERY:
+                # Every window while a channel is flagged still: looked at every STILL_EVERY
+                # windows only, a channel moving again kept its machine anomalous (and other
+                # channels named its drivers) for up to STILL_EVERY - 1 windows.
+                if self.tick >= STILL_EVERY or self.still > 1.0:
                     self.tick = 0
                     self.still = max((self.chart_lo / np.maximum(chart, 1e-300)).tolist())
                 bound = (1.0 - lam) * self.chart_bound + min(zsq, CHART_CAP) * self.chart_max_inv
@@ -377,6 +383,12 @@ class MachineModel:
             self.calm = 0
             if self.run < RELEARN * p.memory:
                 return MachineScore(score, True, ready, t2, tl, q, ql, drivers)
+            # A new normal (a machine rebuilt, a new operating point): the model starts anew
+            # from this window, with a warm-up. Learned on top of the old relations, it
+            # called the new state's ordinary windows anomalous until they outweighed them,
+            # and paged the same lasting change again after each cooldown.
+            self.__init__(self.channels, p)  # type: ignore[misc]
+            return self.score_learn(values)._replace(restarted=True)
         else:
             self.run = 0
             self.calm += 1

@@ -43,8 +43,19 @@ class Period:
     slot_ns: int
     shift_ns: int
     rate: float  # a slot's EWMA weight once it has ``memory`` periods of windows
+    cap: int  # a slot's count stops here: from it on the weight is ``rate`` (see ``count_cap``)
     zero_means: array[float] = field(repr=False, compare=False)
     zero_counts: array[int] = field(repr=False, compare=False)
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        """A period pickled before counts saturated has no ``cap``: it follows from the rate, and
+        its counts take the type ``period`` gives them now (``Baseline.__setstate__``)."""
+        self.__dict__.update(state)
+        if "cap" not in state:
+            cap = count_cap(self.rate)
+            object.__setattr__(self, "cap", cap)
+            if cap <= 0xFFFF:
+                object.__setattr__(self, "zero_counts", array("H", bytes(2 * len(self.zero_means))))
 
 
 @functools.cache
@@ -53,14 +64,28 @@ def period(period_ns: int, slots: int, window_ns: int, memory: float, shift_ns: 
     slot_ns = period_ns // slots
     # Windows per slot per period (at least 1), times the memory in periods.
     rate = 1.0 / (max(1.0, slot_ns / window_ns) * memory)
+    cap = count_cap(rate)
+    wide = cap > 0xFFFF
     return Period(
         period_ns,
         slot_ns,
         shift_ns,
         rate,
+        cap,
         array("d", bytes(8 * slots)),
-        array("I", bytes(4 * slots)),
+        array("I" if wide else "H", bytes((4 if wide else 2) * slots)),
     )
+
+
+def count_cap(rate: float) -> int:
+    """The first count whose warm weight ``1/n`` is no more than ``rate``: a slot's count saturates
+    there, since every later window learns with ``rate`` whatever its true count. Why: counts then
+    fit two bytes at any usual window length, and the weekly baseline's are most of what a
+    day-old sensor holds (at most ``0xFFFFFFFE``, the widest count kept)."""
+    n = max(1, int(1.0 / rate))
+    while 1.0 / n > rate:
+        n += 1
+    return min(n, 0xFFFFFFFE)
 
 
 class Baseline:
@@ -75,6 +100,16 @@ class Baseline:
         self.first = -1  # event time of the first window learned
         self.eres = 0.0  # running mean |value - slot mean|, from the second period on
         self.eraw = 0.0  # the same windows' running mean |value - level|
+
+    def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
+        """Counts pickled before they saturated (four bytes, up to ``0xFFFFFFFE``) come back in
+        the period's type, saturated: every later window learns with the same weight."""
+        for name, value in state[1].items():
+            setattr(self, name, value)
+        shape, counts = self.period, self.counts
+        if counts.typecode != shape.zero_counts.typecode:
+            cap = shape.cap
+            self.counts = array(shape.zero_counts.typecode, (min(n, cap) for n in counts))
 
     def slot(self, t: int) -> int:
         p = self.period
@@ -96,7 +131,8 @@ class Baseline:
             self.eres += quality_rate * (abs(value - self.means[i]) - self.eres)
             self.eraw += quality_rate * (abs(value - level) - self.eraw)
         n += 1
-        self.counts[i] = n if n < 0xFFFFFFFF else n - 1
+        cap = self.period.cap
+        self.counts[i] = n if n < cap else cap
         warm = 1.0 / n
         rate = self.period.rate
         self.means[i] += (warm if warm > rate else rate) * (value - self.means[i])
@@ -180,7 +216,8 @@ def weekly_due(daily: Baseline) -> int:
 
 def weekly_from(daily: Baseline, shape: Period) -> Baseline:
     """The weekly baseline of a sensor's first day: each daily slot's mean and count in the
-    weekly slot of the same time within that day."""
+    weekly slot of the same time within that day (the count at most the weekly cap: the daily
+    one, with more periods of memory, saturates later, so its count is the true one until then)."""
     weekly = Baseline(shape)
     weekly.first = daily.first
     slot = daily.period.slot_ns
@@ -189,5 +226,6 @@ def weekly_from(daily: Baseline, shape: Period) -> Baseline:
         t = start + j * slot
         i, k = daily.slot(t), weekly.slot(t)
         weekly.means[k] = daily.means[i]
-        weekly.counts[k] = daily.counts[i]
+        n = daily.counts[i]
+        weekly.counts[k] = n if n < shape.cap else shape.cap
     return weekly

@@ -214,3 +214,63 @@ def test_an_overheat_the_model_saw_too_resolves_when_it_cools_down() -> None:
         if ev is not None:
             events.append((i, ev.event, ev.resolution))
     assert events == [(3, "open", None), (15, "resolved", "clean")]
+
+
+def test_a_rise_in_severity_within_the_update_interval_is_sent_at_once() -> None:
+    """A warning of the model that crosses the threshold the next window is critical now: the
+    notifier routes by that update, so it must not wait for (or die within) ``update_every``."""
+    tracker = AlertTracker()
+    events = []
+    windows = [(65.0, [], None), (80.0, ["ml"], "warning")]
+    windows += [(95.0, ["threshold", "ml"], "critical")] * 40 + [(65.0, [], None)] * 3
+    for i, (mean, reasons, severity) in enumerate(windows):
+        ev = tracker.observe("t/1", i, mean, 0.0, reasons, 12, 3, 48, severity)
+        if ev is not None:
+            events.append((i, ev.event, ev.severity, ev.reasons))
+    assert events[:2] == [
+        (1, "open", "warning", ("ml",)),
+        (2, "update", "critical", ("ml", "threshold")),
+    ]
+    assert events[-1][1:3] == ("resolved", "critical")
+
+
+def test_a_peak_move_within_the_update_interval_is_sent_later_not_lost() -> None:
+    """The peak moved on the second window and never again: it reaches the user with the first
+    anomalous window after ``update_every``, not only when the peak happens to move again."""
+    events = feed([OK, (95.0, ["threshold"]), (99.0, ["threshold"])] + [HOT] * 30, update_every=10)
+    assert [(i, e) for i, e, _ in events] == [(1, "open"), (11, "update")]
+    tracker = AlertTracker()
+    sent = [
+        tracker.observe("t/2", i, m, 0.0, r, 10, 3)
+        for i, (m, r) in enumerate([OK, (95.0, ["threshold"]), (99.0, ["threshold"])] + [HOT] * 9)
+    ]
+    assert [e.peak_mean for e in sent if e is not None] == [95.0, 99.0]
+
+
+def test_the_sensor_s_return_to_normal_is_never_its_alert_s_peak() -> None:
+    """The model accepted a shifted level (its windows turned clean, the alert still open as the
+    sensor is away); the return to the old level is anomalous to the model. The peak stays the
+    fault's: measured from the last clean window before the alert, the healthy value is not
+    "further" than the fault (it used to be reported as the peak, with an update saying so)."""
+    windows = [HOME] * 5 + [(75.0, ["ml"])] + [(75.0, [])] * 10
+    windows += [(50.0, ["ml"])] * 5 + [HOME] * 3
+    tracker = AlertTracker()
+    events = []
+    for i, (mean, reasons) in enumerate(windows):
+        ev = tracker.observe("s", i, mean, 0.0, reasons, 1, 3, 0, None, (50.0, 3.0), 360)
+        if ev is not None:
+            events.append(ev)
+    assert [e.event for e in events] == ["open", "resolved"]
+    assert events[-1].peak_mean == 75.0 and events[-1].resolution == "clean"
+
+
+def test_a_tracker_pickled_before_deferred_updates_restores() -> None:
+    tracker = AlertTracker()
+    tracker.observe("s", 0, 95.0, 0.0, ["threshold"], 10, 3)
+    state = tracker.__reduce_ex__(2)[2]
+    old = (None, {k: v for k, v in state[1].items() if k != "pending"})
+    restored = AlertTracker.__new__(AlertTracker)
+    restored.__setstate__(old)
+    assert restored.pending is False and restored.alert_id == "s@0"
+    restored.observe("s", 1, 99.0, 0.0, ["threshold"], 10, 3)
+    assert restored.pending is True

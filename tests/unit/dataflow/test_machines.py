@@ -478,3 +478,32 @@ def test_channels_changed_across_a_restore_start_the_machine_anew(channels: dict
         channel = sensor_id.rpartition("/")[2]
         if channel in channels:
             assert sensor.machine is not None and mw.names[sensor.machine[1]] == channel
+
+
+def test_a_relation_broken_for_good_resolves_adapted_and_pages_no_more_than_before() -> None:
+    """The pump's current/flow relation flips and is never repaired. After ``RELEARN`` memories
+    the model takes it as the new normal: that alert resolves ``adapted`` (it resolved clean,
+    "machine back", though it never came back), and the model starts anew on the new state
+    instead of calling its ordinary windows anomalous and paging again after each cooldown."""
+    rng = random.Random(3)
+    mw = MachineWindows(("current", "flow"), MachineParams(memory=50, warmup=100))
+    w = 10**9
+    events: list[tuple[int, str, str | None]] = []
+    anomalous = [0] * 8
+    brk, n = 1000, 8000
+    for i in range(n):
+        load = rng.gauss(0, 1)
+        mw.file(0, i * w, (i + 1) * w, 10 + load + rng.gauss(0, 0.1))
+        mw.file(1, i * w, (i + 1) * w, (5 - load if i < brk else 3 + load) + rng.gauss(0, 0.1))
+        for s in mw.due(w):
+            r = mw.score("pump/p1", s, 12, 3, 48, "warning")
+            anomalous[s // w // 1000] += r.anomaly
+            if r.alert is not None and r.alert.event != "update":
+                events.append((s // w, r.alert.event, r.alert.resolution))
+    fault = [e for e in events if e[0] >= brk]
+    assert fault[0][:2] == (brk, "open")
+    assert fault[1][1:] == ("resolved", "adapted")
+    assert all(how != "adapted" for _, _, how in fault[2:])  # later ones are ordinary
+    before = anomalous[0]  # the false alarms of the first thousand windows (warm-up aside)
+    after = anomalous[2:]  # from about the restart on (the old model's 2,000s held 29)
+    assert max(after) <= max(3 * before, 20), (anomalous, fault[:6])

@@ -443,3 +443,14 @@ def test_loco_grid_is_checked(corpus, capsys) -> None:
     assert "ML_NOVELTY_FLOOR=six" in capsys.readouterr().err
     assert main([*argv, "--through-broker"]) == 2
     assert main(["--data", str(data), "--labels", str(labels), "--grid", "WARMUP_WINDOWS=1"]) == 2
+
+
+def test_set_names_a_dataflow_setting_and_a_value_it_takes(corpus, capsys) -> None:
+    """A misspelt --set was ignored: the run looked as if the setting changed nothing."""
+    data, labels = corpus
+    argv = ["--data", str(data), "--labels", str(labels)]
+    assert main([*argv, "--set", "drift_limit=20"]) == 2
+    assert "--set drift_limit: not a dataflow setting" in capsys.readouterr().err
+    assert main([*argv, "--set", "ML_DRIFT_LIMIT=high"]) == 2
+    assert "ML_DRIFT_LIMIT=high" in capsys.readouterr().err
+    assert main([*argv, "--set", "ML_DRIFT_LIMIT=20"]) == 0

@@ -5,6 +5,7 @@ import math
 import pickle
 import random
 
+import numpy as np
 import pytest
 
 from dataflow.model.machine import MachineModel, MachineParams, chi2_quantile
@@ -349,3 +350,22 @@ def test_spreads_folded_at_decompositions_are_those_learned_one_by_one() -> None
             var[c] = (1.0 - a) * (var[c] + a * dev * dev)
     assert model.mean.tolist() == pytest.approx(mean, rel=1e-9)
     assert model.var.tolist() == pytest.approx(var, rel=1e-9)
+
+
+def test_a_still_channel_that_moves_again_stops_scoring_still_at_once() -> None:
+    """The stuck channel was looked at every STILL_EVERY windows only: once it moved again, its
+    machine stayed anomalous for up to seven windows on the old value, with the other channels
+    named as drivers. While one is flagged, every window looks again."""
+    rng = random.Random(11)
+    m = MachineModel(3, MachineParams(memory=300, warmup=200))
+    stuck, back = 2000, 2100
+    lingered = []
+    for i in range(2200):
+        load = rng.gauss(0, 1)
+        v = [10 + load + rng.gauss(0, 0.3), 5 - load + rng.gauss(0, 0.3)]
+        v.append(7.0 if stuck <= i < back else 7 + 0.5 * load + rng.gauss(0, 0.3))
+        out = m.score_learn(v)
+        ratio = max((m.chart_lo / np.maximum(m.chart, 1e-300)).tolist())
+        if i >= back and out.anomaly and ratio <= 1.0 and out.score == m.still:
+            lingered.append(i)
+    assert m.seen > 2000 and lingered == []

@@ -3,6 +3,7 @@
 import itertools
 import math
 import random
+from array import array
 
 import pytest
 
@@ -160,3 +161,71 @@ def test_a_seasonality_pickled_before_lazy_weeks_restores_with_both_baselines() 
     restored.learn(2 * DAY_NS, 1.0, level=1.0)
     assert restored.weekly is None and len(restored.baselines) == 2
     assert [b.first for b in restored.baselines] == [0, 0]
+
+
+def _learn_unsaturated(means: list[float], counts: list[int], slot: int, x: float, rate: float):
+    """A slot's EWMA step with the true count, as before counts saturated (the reference)."""
+    n = counts[slot] + 1
+    counts[slot] = n
+    warm = 1.0 / n
+    means[slot] += (warm if warm > rate else rate) * (x - means[slot])
+
+
+def test_slot_counts_saturate_at_the_cap_and_learn_as_with_true_counts() -> None:
+    """Counts stop at the first count whose warm weight is the rate: two bytes each, and every
+    mean bit for bit what true counts give, at window lengths from 100 ms to 3 hours."""
+    for window in (10**8, 5 * 10**9, 300 * 10**9, 3 * 3600 * 10**9):
+        s = Seasonality(window)
+        daily = s.baselines[0]
+        shape = daily.period
+        assert 1.0 / shape.cap <= shape.rate < 1.0 / (shape.cap - 1) or shape.cap == 1
+        assert daily.counts.typecode == ("H" if shape.cap <= 0xFFFF else "I")
+        means, counts = [0.0] * len(daily.means), [0] * len(daily.means)
+        rng = random.Random(window)
+        slot_windows = max(1, shape.slot_ns // window)
+        for i in range(min(3 * shape.cap, 30_000)):  # beyond the cap in the first slot
+            t = (i // slot_windows) * shape.period_ns + (i % slot_windows) * window
+            x = rng.gauss(50.0, 5.0)
+            slot = daily.slot(t)
+            _learn_unsaturated(means, counts, slot, x, shape.rate)
+            daily.learn(t, x, 50.0, s.quality_rate)
+        assert list(daily.means) == means, window
+        assert list(daily.counts) == [min(n, shape.cap) for n in counts], window
+        assert max(counts) > shape.cap or 3 * shape.cap > 30_000
+
+
+def test_counts_pickled_wide_come_back_saturated_in_two_bytes() -> None:
+    """A baseline pickled with four-byte counts beyond the cap (and a period without a cap)
+    restores in the new type, saturated, and learns on exactly as the old one would."""
+    s = Seasonality(5 * 10**9)
+    old = s.baselines[0]
+    shape = old.period
+    state = {k: v for k, v in shape.__dict__.items() if k != "cap"}
+    state["zero_counts"] = array("I", bytes(4 * len(shape.zero_means)))
+    period = type(shape).__new__(type(shape))
+    period.__setstate__(state)
+    assert period.cap == shape.cap and period.zero_counts.typecode == "H"
+    wide = array("I", [0, 3, shape.cap + 5, 0xFFFFFFFE] + [0] * (len(shape.zero_means) - 4))
+    means = array("d", [0.0, 1.0, 2.0, 3.0] + [0.0] * (len(shape.zero_means) - 4))
+    b = Baseline.__new__(Baseline)
+    b.__setstate__(
+        (
+            None,
+            {
+                "period": period,
+                "means": means[:],
+                "counts": wide,
+                "first": 0,
+                "eres": 0.0,
+                "eraw": 0.0,
+            },
+        )
+    )
+    assert b.counts.typecode == "H"
+    assert list(b.counts[:4]) == [0, 3, shape.cap, shape.cap]
+    ref_means, ref_counts = list(means), list(wide)
+    for slot in range(4):
+        t = slot * shape.slot_ns
+        b.learn(t, 10.0, 5.0, 0.01)
+        _learn_unsaturated(ref_means, ref_counts, slot, 10.0, shape.rate)
+    assert list(b.means) == ref_means
