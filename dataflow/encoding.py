@@ -158,13 +158,32 @@ def _dead_headers(
     return headers
 
 
+# Most bytes of a dead letter's original key and value kept together: librdkafka refuses a
+# message over its ``message.max.bytes`` (1,000,000 by default) when it is produced, and that
+# error stopped the flow on the same message at every restart (a compressed 1 MB reading gets
+# through a broker, then cannot be written back uncompressed). Room is left for the headers.
+DEAD_LETTER_MAX_BYTES = 900_000
+
+
 def encode_dead_letter(dl: DeadLetter) -> tuple[bytes | None, bytes | None, Headers]:
-    """The original key and value bytes untouched; why and where from in headers."""
-    return (
-        dl.key,
-        dl.value,
-        _dead_headers(dl.reason, dl.detail, dl.topic, dl.partition, dl.offset, dl.family),
-    )
+    """The original key and value bytes untouched (the first ``DEAD_LETTER_MAX_BYTES`` of them,
+    with a ``truncated`` header saying how many there were); why and where from in headers."""
+    headers = _dead_headers(dl.reason, dl.detail, dl.topic, dl.partition, dl.offset, dl.family)
+    key, value = dl.key, dl.value
+    nk, nv = len(key or b""), len(value or b"")
+    if nk + nv > DEAD_LETTER_MAX_BYTES:
+        # The value first (what was sent), the key at least half the room if it needs it.
+        keep_v = min(nv, DEAD_LETTER_MAX_BYTES - min(nk, DEAD_LETTER_MAX_BYTES // 2))
+        keep_k = min(nk, DEAD_LETTER_MAX_BYTES - keep_v)
+        headers.append(
+            (
+                "truncated",
+                f"key of {nk} bytes, value of {nv}: the first {keep_k} and {keep_v} kept".encode(),
+            )
+        )
+        key = None if key is None else key[:keep_k]
+        value = None if value is None else value[:keep_v]
+    return key, value, headers
 
 
 def encode_late(late: LateReading) -> tuple[bytes | None, bytes | None, Headers]:

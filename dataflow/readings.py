@@ -210,6 +210,20 @@ def _in_range(ts: int, raw: Any) -> int:
     return ts
 
 
+# Digits in a timestamp string at most: an epoch in ns has 19. Python refuses to convert more
+# than 4,300 with a plain ValueError, which no parser expects (one message stopped the flow).
+_MAX_DIGITS = 24
+
+
+def _digits(text: str) -> int:
+    """A string of ASCII digits as an int, or a dead letter if no epoch is that long."""
+    if len(text) > _MAX_DIGITS:
+        raise BadMessage(
+            "timestamp_out_of_range", f"timestamp has {len(text)} digits, an epoch at most 19"
+        )
+    return int(text)
+
+
 def timestamp_to_ns(raw: Any) -> int:
     """Apply the event-time rule to a payload's timestamp field."""
     if isinstance(raw, bool):
@@ -220,7 +234,7 @@ def timestamp_to_ns(raw: Any) -> int:
         ts = epoch_to_ns(raw)
     elif isinstance(raw, str):
         text = raw.strip()
-        ts = epoch_to_ns(int(text)) if text.isascii() and text.isdigit() else iso_to_ns(text)
+        ts = epoch_to_ns(_digits(text)) if text.isascii() and text.isdigit() else iso_to_ns(text)
     else:
         raise BadMessage("bad_timestamp", f"timestamp is a {type(raw).__name__}")
     return _in_range(ts, raw)
@@ -247,7 +261,7 @@ def iso_timestamp_to_ns(raw: Any) -> int:
 def unit_timestamp_to_ns(raw: Any, scale: int) -> int:
     """``timestamp_format: s|ms|us|ns``: a number (or a string of digits) in that unit."""
     if isinstance(raw, str) and raw.strip().isascii() and raw.strip().isdigit():
-        raw = int(raw.strip())
+        raw = _digits(raw.strip())
     if isinstance(raw, bool) or not isinstance(raw, int | float):
         raise BadMessage("bad_timestamp", f"expected a number, got a {type(raw).__name__}")
     if isinstance(raw, float):

@@ -134,3 +134,34 @@ def test_every_field_of_a_window_record_is_in_the_documented_schema_table() -> N
 
     missing = sorted(set(window_record(res)) - documented)
     assert not missing, f"not in the anomalies table: {missing}"
+
+
+def test_a_dead_letter_too_large_to_produce_keeps_its_first_bytes_and_says_so() -> None:
+    """A compressed 1.2 MB reading gets through a broker, is refused as oversized, and its
+    original bytes could not be produced (librdkafka checks ``message.max.bytes``, 1,000,000,
+    on the uncompressed size, in ``produce`` itself): the flow stopped at every restart."""
+    from confluent_kafka import Producer
+
+    from dataflow.encoding import DEAD_LETTER_MAX_BYTES, encode_dead_letter
+    from dataflow.routing import DeadLetter
+
+    value = b'{"Temperature_C": 65, "pad": "' + b"a" * 1_200_000 + b'"}'
+    dl = DeadLetter("oversized", "value too large", b"2", value, "temperature_readings", 0, 7)
+    key, got, headers = encode_dead_letter(dl)
+    assert key == b"2" and got is not None and value.startswith(got)
+    assert len(key) + len(got) == DEAD_LETTER_MAX_BYTES
+    assert dict(headers)["truncated"] == (
+        f"key of 1 bytes, value of {len(value)}: the first 1 and {len(got)} kept".encode()
+    )
+    assert dict(headers)["reason"] == b"oversized" and dict(headers)["source_offset"] == b"7"
+    # librdkafka takes it (its size check is local: no broker needed to see it refuse).
+    producer = Producer({"bootstrap.servers": "127.0.0.1:1", "compression.type": "lz4"})
+    producer.produce("dead-letters", value=got, key=key, headers=headers)
+    producer.purge()
+    # A huge key is cut too; a small dead letter is untouched.
+    _, _, hk = encode_dead_letter(dl._replace(key=b"k" * 2_000_000, value=b"{}"))
+    assert b"the first 899998 and 2 kept" in dict(hk)["truncated"]
+    small = dl._replace(value=b"{}")
+    assert encode_dead_letter(small)[:2] == (b"2", b"{}") and "truncated" not in dict(
+        encode_dead_letter(small)[2]
+    )

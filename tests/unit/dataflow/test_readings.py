@@ -139,3 +139,21 @@ def test_impossible_tutorial_shaped_times_are_rejected(text: str) -> None:
 def test_families_read_their_own_field_names() -> None:
     with pytest.raises(BadMessage, match="missing_field"):
         aq({"Temperature_C": 65, "Timestamp": 1657884872})
+
+
+@pytest.mark.parametrize("digits", [25, 4301, 5000])
+def test_a_timestamp_string_of_too_many_digits_is_a_dead_letter_not_a_crash(digits: int) -> None:
+    """Python refuses int() of more than 4,300 digits with a plain ValueError: one such message
+    (5 KB, under the size limit) stopped the flow, and again after every restart."""
+    from dataflow.readings import unit_timestamp_to_ns
+
+    for call in (
+        lambda t: aq({"timestamp": t, "value": 23}),
+        lambda t: temp({"Temperature_C": 65, "Timestamp": t}),
+        lambda t: unit_timestamp_to_ns(t, S),
+    ):
+        with pytest.raises(BadMessage) as err:
+            call("9" * digits)
+        assert err.value.reason == "timestamp_out_of_range"
+    # An epoch in ns as a string is still read.
+    assert temp({"Temperature_C": 65, "Timestamp": "1710856626905833677"}).ts == 1710856626905833677

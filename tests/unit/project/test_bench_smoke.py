@@ -18,8 +18,12 @@ BENCH = Path(__file__).parents[3] / "bench"
 
 RUNS = {
     "scoring": (
-        ["--windows", "400", "--rounds", "1"],
-        [r"per window median [\d.]+ us", r"state per sensor: pickled alone after the run \d+ B"],
+        ["--windows", "400", "--rounds", "1", "--age-windows", "300", "--sensors", "3"],
+        [
+            r"per window median [\d.]+ us",
+            r"state per sensor: pickled alone after the run \d+ B",
+            r"\d+ B each after 300 windows 50 s apart",
+        ],
     ),
     "columns": (
         ["--sensors", "2000", "--batches", "100", "--rounds", "2", "--templates", "20"],
