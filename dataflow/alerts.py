@@ -27,7 +27,8 @@ is its baseline now, and the alert says so instead of calling it clean.
 An episode of the model alone resolves only once the model has **settled**: its level (``home``
 as passed with each window) within two of its spreads of the sensor, the slack within which its
 drift sums do not grow. (One a user's rule took part in ends with the rule's condition: an
-overheat resolves when the machine has cooled down.) The model learns
+overheat resolves when the machine has cooled down, ``clean`` if back near home, else
+``adapted`` at once: not back, and no wait for an episode that is over.) The model learns
 a lasting move slowly; resolved while its level still lags, its next windows would call the
 sensor's place a change again (the drift sums) and page a second time for one episode.
 
@@ -183,8 +184,11 @@ class AlertTracker:
                 if self.origin_reach > 0.0 and abs(mean - self.origin) <= self.origin_reach:
                     self.origin_reach = 0.0  # back where it belongs: no origin any more
                 elif abs(mean - self.home) > self.reach:
-                    if not waited:
-                        return None  # clean to the model, but not back where it was: wait
+                    # Clean to the model, but not back where it was: the model's episode waits
+                    # (it may yet come back); one a rule took part in ends with the rule's
+                    # condition, said to be away (an overheat that cooled to a warmer level).
+                    if not waited and self.reasons == (ML,):
+                        return None
                     how = ADAPTED
                     if self.origin_reach == 0.0:  # the first adapted episode's home
                         self.origin, self.origin_reach = self.home, self.reach

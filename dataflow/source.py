@@ -55,6 +55,10 @@ WATERMARK_TIMEOUT_S = 0.5
 # monotonic clock between two polls, starts its caught-up time again.
 STALL_S = 2 * BEAT_SECONDS
 WATERMARKS_TIMEOUT_S = 30.0  # a resumed partition's first broker round trip, as list_parts'
+# How often each topic's reader of partition 0 asks how many partitions the topic has. The
+# source lists them once, at start (Bytewax's fixed partitions): a partition added later would
+# go unread, its sensors silent with no lag to show it.
+PARTITIONS_CHECK_S = 60.0
 
 
 class LagGauge(Protocol):
@@ -93,7 +97,14 @@ class PartitionConsumer(Protocol):
         self, partition: TopicPartition, timeout: float = ..., cached: bool = ...
     ) -> tuple[int, int] | None: ...
 
+    def list_topics(self, topic: str | None = ..., timeout: float = ...) -> Any: ...
+
     def close(self) -> None: ...
+
+
+class PartitionsAdded(RuntimeError):
+    """An input topic has more partitions than the flow reads: it must start again to read
+    them (with recovery, from where it was)."""
 
 
 def consumer_lag(position: int, low: int, high: int) -> int | None:
@@ -196,6 +207,9 @@ class PollPartition(StatefulSourcePartition[Poll | Beat, int]):
         self._since: float | None = None
         self._next_beat = 0.0
         self._wall, self._mono = 0.0, 0.0  # of the last poll (checked once caught up)
+        # The topic's partition count, as partition 0's reader first saw it (PARTITIONS_CHECK_S).
+        self._parts: int | None = None
+        self._next_parts = 0.0
 
     def next_batch(self) -> list[Poll | Beat]:
         if self._eof or self._stop.is_set():
@@ -231,6 +245,9 @@ class PollPartition(StatefulSourcePartition[Poll | Beat, int]):
             self._caught_up(lag == 0, now)
             items.append(Poll(polled, Beat(self._name, now, self._since)))
         if now >= self._next_beat:
+            if self._tp.partition == 0 and mono >= self._next_parts:
+                self._next_parts = mono + PARTITIONS_CHECK_S
+                self._check_partitions()
             if not polled:
                 self._caught_up(self._at_end(), now)
             self._next_beat = now + BEAT_SECONDS
@@ -242,6 +259,26 @@ class PollPartition(StatefulSourcePartition[Poll | Beat, int]):
             self._since = None
         elif self._since is None:
             self._since = now
+
+    def _check_partitions(self) -> None:
+        """Stop the flow, saying why, once the topic has more partitions than it had when this
+        reader started: they are not read until it starts again (an unanswered question is
+        asked again later)."""
+        topic = self._tp.topic
+        try:
+            meta = self._consumer.list_topics(topic, timeout=WATERMARK_TIMEOUT_S)
+            n = len(meta.topics[topic].partitions)
+        except (KafkaException, KeyError):
+            return
+        if self._parts is None or n <= self._parts:
+            self._parts = n if self._parts is None else self._parts
+            return
+        raise PartitionsAdded(
+            f"input topic {topic!r} has {n} partitions now, {self._parts} when the flow "
+            "started: the new ones are not read (sensors whose keys moved to them would be "
+            "silent). Start the flow again to read them; with recovery (-r) it resumes where "
+            "it was"
+        )
 
     def _at_end(self) -> bool:
         """Whether this reader has read all the broker has, asking the broker (not the cache,

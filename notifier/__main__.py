@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+from datetime import timedelta
 
 from dataflow.config import ConfigError
 from dataflow.kafkalog import client_logger
@@ -90,7 +91,10 @@ def main(argv: list[str]) -> int:
     try:
         admin, topics = connect(settings)
         ensure_state_topic(admin, topics, settings.state_topic)
-        open_alerts = OpenAlerts(resolved_memory=settings.resolved_memory)
+        open_alerts = OpenAlerts(
+            resolved_memory=settings.resolved_memory,
+            min_firing=timedelta(seconds=settings.min_firing_seconds),
+        )
         records = load_state(settings)
         for alert_id, alert in records:
             open_alerts.load(alert_id, alert)

@@ -69,6 +69,9 @@ class AmAlert:
     #: When the notifier last had an event of this alert (its wall clock; from a state record,
     #: the record's Kafka timestamp): not posted, for ``OpenAlerts.expire``.
     seen_at: datetime | None = field(default=None, compare=False)
+    #: When this notifier first posted it firing (its wall clock; None from a state record: in a
+    #: previous run, long enough ago), for ``OpenAlerts``' ``min_firing``.
+    posted_at: datetime | None = field(default=None, compare=False)
 
     @property
     def key(self) -> tuple[tuple[str, str], ...]:
@@ -257,6 +260,8 @@ def end_of(record: Mapping[str, Any], now: datetime) -> datetime:
     for a stale resolution (no window); never after now, since Alertmanager would keep an alert
     whose end is in the future firing until then (a sensor whose clock runs ahead)."""
     end = record.get("window_end")
+    if end is not None and not isinstance(end, str):
+        raise BadRecord(f"window_end is a {type(end).__name__}, not a time")
     try:
         at = parse_time(end) if end else now
     except ValueError:
@@ -306,9 +311,15 @@ class OpenAlerts:
     last ``resolved_memory`` resolved ones: the notifier's only state, rebuilt from the state
     topic after a restart; the open alerts are re-sent on a timer."""
 
-    def __init__(self, alerts: Iterable[AmAlert] = (), resolved_memory: int = 10_000) -> None:
+    def __init__(
+        self,
+        alerts: Iterable[AmAlert] = (),
+        resolved_memory: int = 10_000,
+        min_firing: timedelta = timedelta(0),
+    ) -> None:
         self._open: dict[str, AmAlert] = {a.alert_id: a for a in alerts}
         self.resolved_memory = resolved_memory
+        self.min_firing = min_firing
         self._resolved: dict[str, None] = {}  # insertion order: the oldest resolved first
 
     @property
@@ -384,7 +395,7 @@ class OpenAlerts:
             ).started_by(now)
             if alert.key != old.key:  # escalation: the old label set ends, the new one fires
                 change.posts.append(old.ended(now))
-        alert = replace(alert, seen_at=now)
+        alert = replace(alert, seen_at=now, posted_at=now if old is None else old.posted_at)
         self._open[alert.alert_id] = alert
         change.posts.append(alert)
         change.state[alert.alert_id] = alert
@@ -413,10 +424,31 @@ class OpenAlerts:
             if old is None
             else replace(old, annotations=_keep_description(old, fresh.annotations))
         )
-        ended = base.ended(end_of(record, now))
+        ended = self._shown(base.ended(end_of(record, now)), old, now)
         change = Change([ended])
         self._remember(fresh.alert_id, ended, change)
         return change
+
+    def _shown(self, ended: AmAlert, old: AmAlert | None, now: datetime) -> AmAlert:
+        """``ended``, its end moved to ``min_firing`` after it was first posted when that is
+        later: Alertmanager notifies nothing of an alert it first sees resolved, nor of one
+        resolved within its group_wait, so an episode that opened and resolved while this
+        notifier was behind (a backlog after a restart or an outage) paged no one. With its end
+        ahead, Alertmanager holds it firing until then, notifies it, then its resolution."""
+        if self.min_firing <= timedelta(0):
+            return ended
+        if old is None:
+            if ended.alert_id in self._resolved:
+                return ended  # a resolution read again (a crash before its commit)
+            first = now  # its open never reached this notifier: shown from now
+        elif old.posted_at is None:
+            return ended  # posted in an earlier run (from the state topic): long enough ago
+        else:
+            first = old.posted_at
+        until = first + self.min_firing
+        if until <= now or (ended.ends_at is not None and parse_time(ended.ends_at) >= until):
+            return ended  # shown firing long enough by now
+        return replace(ended, ends_at=format_time(until))
 
     def _close_sensor(self, record: Mapping[str, Any], keep: str | None, now: datetime) -> Change:
         """Resolve the sensor's open alerts other than ``keep``: a ``forgotten`` sensor's, or an

@@ -166,6 +166,15 @@ NOTIFIER_EXPIRE_SECONDS = _declare(
     "as expired: its `resolved` was lost (e.g. the notifier was down longer than the anomalies "
     "topic's retention). 0: never.",
 )
+NOTIFIER_MIN_FIRING_SECONDS = _declare(
+    "NOTIFIER_MIN_FIRING_SECONDS",
+    "30",
+    number(0, what="a number of seconds"),
+    "A resolved alert is posted ending at least this long after it was first posted firing: "
+    "Alertmanager notifies nothing of an alert it first sees resolved, or resolved within its "
+    "`group_wait`, so an episode that opened and resolved while the notifier was behind (a "
+    "backlog) would page no one. Keep it above the route's `group_wait`. 0: off.",
+)
 NOTIFIER_METRICS_PORT = _declare(
     "NOTIFIER_METRICS_PORT",
     "9495",
@@ -266,6 +275,7 @@ class Settings:
     security: KafkaSecurity
     resolved_memory: int
     expire_seconds: float
+    min_firing_seconds: float
     metrics_port: int
     state_load_timeout_seconds: float
 
@@ -365,6 +375,7 @@ class Settings:
             security=security,
             resolved_memory=read(NOTIFIER_RESOLVED_MEMORY),
             expire_seconds=read(NOTIFIER_EXPIRE_SECONDS),
+            min_firing_seconds=read(NOTIFIER_MIN_FIRING_SECONDS),
             metrics_port=read(NOTIFIER_METRICS_PORT),
             state_load_timeout_seconds=read(NOTIFIER_STATE_LOAD_TIMEOUT_SECONDS),
         )

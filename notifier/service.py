@@ -345,7 +345,8 @@ class Notifier:
         ``resolved`` is among the events not yet read, and re-sending those first would page
         them again. So it comes once every assigned partition is read to its end, or one
         re-send interval after the start at the latest (a long backlog, or Alertmanager down
-        meanwhile), before a restarted Alertmanager could let the open alerts expire."""
+        meanwhile), before a restarted Alertmanager could let the open alerts expire. Expiry
+        (``NOTIFIER_EXPIRE_SECONDS``) waits until the backlog is read."""
         started = self.clock()
         self.resend.sent(started)
         backlog = True
@@ -360,7 +361,9 @@ class Notifier:
                 )
                 self.resend.force()
             if not backlog and self.resend.due(now):
-                if not self.expire():
+                # Expiry waits for the backlog: its events are what it is waiting for (an
+                # alert expired before them was resolved, then fired again by its update).
+                if self.backlog_read() and not self.expire():
                     break
                 self.resend_open()
                 continue

@@ -92,8 +92,14 @@ def _ratio(dev: float, unit: float) -> float | None:
     return round(dev / unit, 2) if unit > 0 else None
 
 
+def _fixed(x: float, places: int) -> str:
+    """``x`` to ``places`` decimals; a huge one (a declared range reaches 1e300) in 6
+    significant digits, or a pager's text would be hundreds of digits long."""
+    return f"{x:.{places}f}" if abs(x) < 1e12 else f"{x:.6g}"
+
+
 def _spreads(x: float | None) -> str:
-    return "beyond measure" if x is None else f"{abs(x):.1f}"
+    return "beyond measure" if x is None else _fixed(abs(x), 1)
 
 
 def explain(ev: Evidence, unit: str | None = None) -> dict[str, Any]:
@@ -104,7 +110,7 @@ def explain(ev: Evidence, unit: str | None = None) -> dict[str, Any]:
     u = f" {unit}" if unit else ""
 
     def num(x: float, places: int = places) -> str:
-        return f"{x:.{places}f}{u}"
+        return f"{_fixed(x, places)}{u}"
 
     dev = ev.mean - ev.baseline
     side = "above" if dev >= 0 else "below"

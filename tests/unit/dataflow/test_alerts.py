@@ -274,3 +274,24 @@ def test_a_tracker_pickled_before_deferred_updates_restores() -> None:
     assert restored.pending is False and restored.alert_id == "s@0"
     restored.observe("s", 1, 99.0, 0.0, ["threshold"], 10, 3)
     assert restored.pending is True
+
+
+def test_an_overheat_that_cools_to_a_warmer_level_resolves_adapted_when_the_rule_ends() -> None:
+    """Threshold and ml, cooled to 72 (home 65, reach 3): the episode ends with the rule, said
+    to be away, three clean windows on (it waited out ALERT_ADAPT_WINDOWS, 373 windows in a
+    reviewer's run: a critical page held open half an hour after the machine cooled)."""
+    tracker = AlertTracker()
+    events = []
+    windows = [(65.0, [])] * 3 + [(95.0, ["threshold", "ml"])] * 10 + [(72.0, [])] * 400
+    for i, (mean, reasons) in enumerate(windows):
+        ev = tracker.observe("t/2", i, mean, 0.0, reasons, 1000, 3, 48, None, (65.0, 3.0), 360)
+        if ev is not None:
+            events.append((i, ev.event, ev.resolution))
+    assert events == [(3, "open", None), (15, "resolved", "adapted")]
+    # The model's own episode at that level still waits: it may yet come back.
+    ml_only = AlertTracker()
+    out = [
+        ml_only.observe("s", i, m, 0.0, r, 1000, 3, 48, None, (65.0, 3.0), 360)
+        for i, (m, r) in enumerate([(65.0, [])] * 3 + [(72.0, ["ml"])] + [(72.0, [])] * 20)
+    ]
+    assert [e.event for e in out if e is not None] == ["open"]

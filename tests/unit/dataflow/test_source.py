@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from types import SimpleNamespace
 
 import orjson
 import pytest
@@ -80,6 +81,12 @@ class FakeConsumer:
                 raise KafkaException(KafkaError(KafkaError._TRANSPORT))
             return self.broker_mark or self.mark
         return self.mark
+
+    partitions = 1  # what list_topics says the topic has
+
+    def list_topics(self, topic: str | None = None, timeout: float = -1) -> SimpleNamespace:
+        parts = dict.fromkeys(range(self.partitions))
+        return SimpleNamespace(topics={TOPIC: SimpleNamespace(partitions=parts)})
 
     def close(self) -> None:
         self.closed = True
@@ -389,3 +396,23 @@ def test_caught_up_time_starts_again_after_a_clock_step_or_a_freeze(
     assert poll.beat.since == 100.0
     [poll] = polls(reader.next_batch())
     assert poll.beat.since == 3700.0, what
+
+
+def test_partitions_added_to_the_input_topic_stop_the_flow_saying_how_to_read_them() -> None:
+    """The source lists the partitions once, at start: one added later went unread, and the
+    sensors whose keys moved to it fell silent with no lag or dead letter to show it."""
+    from dataflow.source import PARTITIONS_CHECK_S, PartitionsAdded
+
+    consumer = FakeConsumer([])
+    consumer.partitions = 3
+    t = [0.0]
+    p, _, _ = part(consumer, clock=lambda: t[0])
+    for step in (1.5, 30.0, PARTITIONS_CHECK_S):  # the first beat takes the count, then quiet
+        t[0] += step
+        p.next_batch()
+    consumer.partitions = 4
+    t[0] += 1.5  # a beat, but within a minute of the last look: not asked yet
+    p.next_batch()
+    t[0] += PARTITIONS_CHECK_S
+    with pytest.raises(PartitionsAdded, match=r"has 4 partitions now, 3 when the flow started"):
+        p.next_batch()

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Message, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, Message, TopicPartition
 from prometheus_client import REGISTRY
 
 from dataflow import source as source_mod
@@ -37,6 +38,9 @@ class WatermarkConsumer:
     ) -> tuple[int, int] | None:
         self.queries.append((partition, cached))
         return self.marks
+
+    def list_topics(self, topic: str | None = None, timeout: float = -1) -> Any:
+        raise KafkaException(KafkaError(KafkaError._TRANSPORT))  # not asked here
 
     def close(self) -> None:
         pass

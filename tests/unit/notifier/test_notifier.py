@@ -985,3 +985,83 @@ def test_the_description_stays_through_updates_and_the_resolution_that_say_nothi
     later.apply(record(reasons=("ml",), explain=EXPLAIN), NOW)
     moved = later.apply(record("update", reasons=("ml",), window="20:29:20", explain=newer), NOW)
     assert moved.posts[0].annotations["description"] == "ml: " + newer["text"]
+
+
+# --- episodes read from a backlog ----------------------------------------------------------
+
+
+def test_an_episode_opened_and_resolved_in_one_batch_is_held_firing_long_enough_to_page() -> None:
+    """Alertmanager notifies nothing of an alert it first sees resolved, nor of one resolved
+    within its group_wait: the episode read from a backlog (open and resolved together) paged
+    no one. Its resolution ends ``min_firing`` after it was posted firing instead."""
+    hold = timedelta(seconds=30)
+    alerts = OpenAlerts(min_firing=hold)
+    change = alerts.apply(record("open"), NOW)
+    change += alerts.apply(record("resolved", window="20:31:00"), NOW)
+    [post] = collapse(change.posts)
+    assert post.starts_at == OPENED  # still says when it happened
+    assert post.ends_at == "2026-11-22T21:00:30.000Z"  # NOW + 30 s: firing until then
+    # Its open never reached the notifier (only the resolve is left): shown from now on too.
+    [post] = OpenAlerts(min_firing=hold).apply(record("resolved", sensor="3"), NOW).posts
+    assert post.ends_at == "2026-11-22T21:00:30.000Z"
+
+
+def test_an_alert_shown_firing_long_enough_resolves_at_its_own_end() -> None:
+    hold = timedelta(seconds=30)
+    alerts = OpenAlerts(min_firing=hold)
+    alerts.apply(record("open"), NOW - timedelta(minutes=5))
+    [post] = alerts.apply(record("resolved", window="20:31:00"), NOW).posts
+    assert post.ends_at == "2026-11-22T20:31:05.000Z"
+    # Posted 10 s ago: within Alertmanager's group_wait, so held to 30 s after the post.
+    alerts.apply(
+        record("open", sensor="4", alert_id="temperature/4@1"), NOW - timedelta(seconds=10)
+    )
+    [post] = alerts.apply(record("resolved", sensor="4", alert_id="temperature/4@1"), NOW).posts
+    assert post.ends_at == "2026-11-22T21:00:20.000Z"
+    # One loaded from the state topic was posted in an earlier run: no hold.
+    loaded = OpenAlerts(min_firing=hold)
+    loaded.load("temperature/5@1", AmAlert({"alertname": "x"}, {}, OPENED, alert_id="t"))
+    [post] = loaded.apply(record("resolved", sensor="5", alert_id="temperature/5@1"), NOW).posts
+    assert post.ends_at == "2026-11-22T20:28:25.000Z"
+    # A resolution read again after a crash (remembered as resolved) is not fired again.
+    again = alerts.apply(record("resolved", window="20:31:00"), NOW + timedelta(minutes=1))
+    assert again.posts[0].ends_at == "2026-11-22T20:31:05.000Z"
+
+
+def test_expiry_waits_until_the_backlog_is_read() -> None:
+    """Down for more than NOTIFIER_EXPIRE_SECONDS but within the topic's retention: the backlog
+    holds the alert's events. The forced first re-send (the backlog still unread after one
+    interval) re-sends it firing; expiring it there posted it resolved while the machine was
+    still hot, and its ``update`` in the backlog then paged the episode a second time."""
+    log: list = []
+    n = notifier(log)
+    n.open.apply(record("open"), NOW - timedelta(days=2))  # its last event: two days ago
+    now = [0.0]
+
+    def clock() -> float:
+        now[0] += 7
+        return now[0]
+
+    n.clock = clock
+    n.consumer = ScriptedConsumer(log, [[] for _ in range(12)], n.stop, assigned=False)
+    n.run()
+    assert log == [("post", [("2", True)])] and n.counts["expired"] == 0
+    # Once the backlog is read, expiry does its work at the next re-send.
+    log.clear()
+    n.stop.clear()
+    n.consumer = ScriptedConsumer(log, [[eof()]] + [[] for _ in range(12)], n.stop, assigned=True)
+    n.resend.force()
+    n.run()
+    assert n.counts["expired"] == 1 and ("post", [("2", False)]) in log
+
+
+@pytest.mark.parametrize("end", [123, ["2026-11-22T20:31:05.000Z"], {"a": 1}, True])
+def test_a_resolved_record_whose_window_end_is_not_a_string_is_passed_over(end: object) -> None:
+    """It raised AttributeError out of the loop, uncommitted: the notifier died on it at every
+    restart, and no sensor's alert reached Alertmanager."""
+    log: list = []
+    n = notifier(log)
+    rec = record("resolved", window="20:31:00")
+    rec["window_end"] = end
+    assert n.handle([FakeMessage(rec, 3)])
+    assert n.counts["bad"] == 1 and log == [("commit", [(0, 4)])]

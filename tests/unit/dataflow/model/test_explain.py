@@ -262,3 +262,30 @@ def test_a_cycle_gone_flat_is_told_against_its_usual_value_for_this_time() -> No
     assert out["seasonal"] is True and " for this time" in out["text"]
     assert out["baseline"] == pytest.approx(100 + 50 * math.sin(phase), abs=5.0)
     assert abs(out["baseline"] - value) > 10  # though within its daily range
+
+
+def test_huge_values_are_told_in_a_few_significant_digits() -> None:
+    """A declared range may reach 1e300: the text of a window there was 1,639 characters of
+    300-digit numbers, unreadable on a pager (and cut or refused by some receivers)."""
+    ev = Evidence(
+        fired=LEVEL,
+        mean=1e300,
+        baseline=2.5e299,
+        seasonal=False,
+        spread=1e297,
+        level_cut=6.0,
+        step=7.5e299,
+        step_spread=1e297,
+        step_cut=6.0,
+        burst=3.0,
+        burst_windows=5,
+        burst_cut=6.0,
+        score=0.0,
+        score_cut=0.0,
+        drift=0.0,
+        drift_limit=16.0,
+    )
+    text = explain(ev)["text"]
+    assert "1e+300" in text and "2.5e+299" in text and len(text) < 300, text
+    small = explain(ev._replace(mean=61.5, baseline=60.0, spread=0.25, step=1.5, step_spread=0.2))
+    assert "61.5" in small["text"] and "e+" not in small["text"]
