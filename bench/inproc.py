@@ -2,26 +2,42 @@
 
     .venv/bin/python bench/inproc.py                 # W1 and W2, medians of 3
     .venv/bin/python bench/inproc.py --workload W2 --runs 5
+    .venv/bin/python bench/inproc.py --workload W2 --sensors 20000 --warm 300   # a day-old fleet
 
 What a quick loop needs when changing the hot path: the same messages the harness loads
 (``workloads.readings``), held in memory as stand-ins for librdkafka's ``Message``, routed in
 poll-sized batches of one topic by ``routing.route`` and folded by one ``ShardState`` per shard,
 exactly as ``ShardLogic.on_batch`` does, then flushed. It reports µs per message for routing
 (parse and shard) and for the shards (windows, scores, alerts). Bytewax's and librdkafka's own
-costs are not in it: the harness (``make bench``) measures those end to end.
+costs are not in it: the harness (``make bench``) measures those end to end. Each figure is
+given twice: by the wall clock and by the process's CPU time (the machine may be shared).
+
+``--warm N`` gives every sensor a past before the timed part, as a fleet that has run for a day
+has: N windows of one reading each, ``--warm-gap`` seconds apart (300: 300 windows span 25
+hours, so models are past their warm-up, 200 windows by default, and have a daily baseline),
+ending one gap before the workload's first reading. The warm-up is routed and ingested the same
+way but not timed. W2 alone is a fleet's first windows: every model still in its warm-up, every
+sensor new. ``--sensors`` changes the fleet's size (a warmed 100k-sensor fleet is tens of
+millions of windows to make first).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import gc
 import itertools
+import pickle
 import statistics
 import sys
 import time
 import zlib
+from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import workloads as wl
 
+import dataflow
 from dataflow.config import Settings
 from dataflow.families import AIR_QUALITY, TEMPERATURE
 from dataflow.flow import shard_config
@@ -62,29 +78,85 @@ class Msg:
         return 0
 
 
-def run(batches: list[list[Msg]], settings: Settings) -> tuple[float, float, int]:
-    """Seconds routing, seconds in shards, windows closed."""
+@dataclasses.dataclass
+class Round:
+    route: float  # seconds routing, wall clock
+    shards: float  # seconds in the shards (windows, scores, alerts), wall clock
+    route_cpu: float  # the same by the process's CPU time
+    shards_cpu: float
+    closed: int  # results emitted in the timed part
+
+
+Fleet = tuple[dict[int, ShardState], dict[str, dict[bytes, int]]]  # shards, routing's cache
+
+
+def warm_up(settings: Settings, warm: Iterable[list[Msg]]) -> bytes:
+    """The shards (and routing's cache) after ``warm``, routed and ingested, pickled: each timed
+    round starts from its own copy."""
     config = shard_config(settings)
     topics = formats_by_topic(settings.families)
-    states = {i: ShardState(config) for i in range(settings.shards)}
-    cache: dict[str, dict[bytes, int]] = {}
-    t_route = t_shard = 0.0
-    closed = 0
-    clock = time.perf_counter
-    for batch in batches:
-        t0 = clock()
+    fleet: Fleet = ({i: ShardState(config) for i in range(settings.shards)}, {})
+    states, cache = fleet
+    for batch in warm:
         by_shard, dead, _ = route([batch], topics, settings.shards, cache)
-        t1 = clock()
+        for shard, readings in by_shard.items():
+            states[shard].ingest(readings, LATER)
+        assert not dead
+    return pickle.dumps(fleet, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def run(batches: list[list[Msg]], settings: Settings, warm: bytes | None = None) -> Round:
+    """Time ``batches`` and the flush, through fresh shards or a copy of the ``warm`` ones."""
+    topics = formats_by_topic(settings.families)
+    if warm is None:
+        config = shard_config(settings)
+        fleet: Fleet = ({i: ShardState(config) for i in range(settings.shards)}, {})
+    else:
+        fleet = pickle.loads(warm)
+        gc.collect()  # the copy's making is not the timed part's
+    states, cache = fleet
+    t_route = t_shard = c_route = c_shard = 0.0
+    closed = 0
+    clock, cpu = time.perf_counter, time.process_time
+    for batch in batches:
+        t0, p0 = clock(), cpu()
+        by_shard, dead, _ = route([batch], topics, settings.shards, cache)
+        t1, p1 = clock(), cpu()
         for shard, readings in by_shard.items():
             closed += len(states[shard].ingest(readings, LATER))
         t_route += t1 - t0
         t_shard += clock() - t1
+        c_route += p1 - p0
+        c_shard += cpu() - p1
         assert not dead
-    t0 = clock()
+    t0, p0 = clock(), cpu()
     for state in states.values():
         closed += len(state.flush())
     t_shard += clock() - t0
-    return t_route, t_shard, closed
+    c_shard += cpu() - p0
+    return Round(t_route, t_shard, c_route, c_shard, closed)
+
+
+def warm_polls(
+    settings: Settings, work: wl.Workload, windows: int, gap_s: float, batch: int = 5_000
+) -> Iterator[list[Msg]]:
+    """Every sensor's ``windows`` past windows, one reading each, ``gap_s`` apart, ending one
+    gap before the workload's first reading; made as they are routed (they would not fit in
+    memory at once), in polls of one topic."""
+    by_family = {f.name: f.topic for f in settings.families}
+    topics = (by_family[AIR_QUALITY], by_family[TEMPERATURE])
+    gap = int(gap_s * 1e9)
+    past = dataclasses.replace(work, per_window=1)
+    polls: tuple[list[Msg], list[Msg]] = ([], [])
+    for aq, key, value, _, _ in wl.readings(
+        past, work.sensors * windows, wl.T0_NS - windows * gap, gap
+    ):
+        poll = polls[0 if aq else 1]
+        poll.append(Msg(topics[0 if aq else 1], key, value))
+        if len(poll) == batch:
+            yield poll[:]
+            poll.clear()
+    yield from (p for p in polls if p)
 
 
 def polls(
@@ -117,19 +189,52 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=5_000, help="messages per poll")
     parser.add_argument("--partitions", type=int, default=3, help="per topic, as the harness")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--sensors", type=int, help="the fleet's size (the workload's by default)")
+    parser.add_argument("--warm", type=int, default=0, help="past windows per sensor, untimed")
+    parser.add_argument("--warm-gap", type=float, default=300.0, help="seconds between them")
+    parser.add_argument(
+        "--warm-cache",
+        type=Path,
+        help="a file to keep the warmed shards in, or read them from if it exists: one per "
+        "checkout and settings (nothing checks that it is the right one)",
+    )
     args = parser.parse_args(argv)
     settings = Settings.from_env({"EMIT_ALL_WINDOWS": "false"})
     tune_gc()  # as the running flow does
+    print(f"dataflow from {Path(dataflow.__file__).parent}")
     for name in args.workload or sorted(wl.WORKLOADS):
-        batches = polls(settings, wl.WORKLOADS[name], args.messages, args.batch, args.partitions)
+        work = wl.WORKLOADS[name]
+        if args.sensors:
+            work = dataclasses.replace(work, sensors=args.sensors)
+        batches = polls(settings, work, args.messages, args.batch, args.partitions)
         messages = sum(map(len, batches))
-        rounds = [run(batches, settings) for _ in range(args.runs)]
-        r = statistics.median(x[0] for x in rounds) / messages * 1e6
-        s = statistics.median(x[1] for x in rounds) / messages * 1e6
+        warm = None
+        if args.warm:
+            w0 = time.perf_counter()
+            cached = args.warm_cache and args.warm_cache.exists()
+            if cached:
+                warm = args.warm_cache.read_bytes()
+            else:
+                polls_ = warm_polls(settings, work, args.warm, args.warm_gap, args.batch)
+                warm = warm_up(settings, polls_)
+                if args.warm_cache:
+                    args.warm_cache.write_bytes(warm)
+            print(
+                f"{name} warm-up: {work.sensors:,} sensors x {args.warm} windows "
+                f"{args.warm_gap:g} s apart, untimed: "
+                f"{'read from ' + str(args.warm_cache) if cached else 'made'} in "
+                f"{time.perf_counter() - w0:.0f} s, {len(warm) / 1e6:.0f} MB pickled"
+            )
+        rounds = [run(batches, settings, warm) for _ in range(args.runs)]
+        r, s, rc, sc = (
+            statistics.median(getattr(x, attr) for x in rounds) / messages * 1e6
+            for attr in ("route", "shards", "route_cpu", "shards_cpu")
+        )
         print(
-            f"{name}: {messages:,} messages, {rounds[0][2]:,} windows emitted | "
+            f"{name}: {messages:,} messages, {rounds[0].closed:,} windows emitted | "
             f"route {r:.2f} µs/msg, shards {s:.2f} µs/msg, total {r + s:.2f} µs/msg "
-            f"= {1e6 / (r + s):,.0f} msg/s (median of {args.runs})"
+            f"= {1e6 / (r + s):,.0f} msg/s (median of {args.runs}) | CPU time: route "
+            f"{rc:.2f}, shards {sc:.2f}, total {rc + sc:.2f} µs/msg"
         )
     return 0
 

@@ -163,11 +163,16 @@ def temperature_value(value: float, ts_ns: int) -> bytes:
     return b'{"Temperature_C":%.2f,"Timestamp":%d}' % (value, ts_ns)
 
 
-def readings(wl: Workload, total: int) -> Iterator[tuple[bool, bytes, bytes, bool, bool]]:
+def readings(
+    wl: Workload, total: int, t0_ns: int = T0_NS, step_ns: int | None = None
+) -> Iterator[tuple[bool, bytes, bytes, bool, bool]]:
     """The workload's messages in production order: ``(is_aq, key, value, opens, hot)``.
 
     ``opens``: the reading is its sensor's first in a window; ``hot``: that window overheats.
+    ``t0_ns`` and ``step_ns`` (event time of the first tick, between ticks; the workload's by
+    default) let a fleet's past be made sparser than its live ticks (``inproc.py --warm``).
     """
+    step = wl.step_ns if step_ns is None else step_ns
     half = wl.sensors // 2
     aq_keys = [f"Sensor{i + 1}".encode() for i in range(half)]
     temp_keys = [str(i).encode() for i in range(wl.sensors - half)]
@@ -180,7 +185,7 @@ def readings(wl: Workload, total: int) -> Iterator[tuple[bool, bytes, bytes, boo
             order.append((False, i, temp_keys[i]))
     sent = tick = 0
     while sent < total:
-        ts = T0_NS + tick * wl.step_ns
+        ts = t0_ns + tick * step
         window = tick // wl.per_window
         first_of_window = tick % wl.per_window == 0
         # The air-quality string is the same for the whole tick: format it once.

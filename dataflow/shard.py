@@ -30,6 +30,18 @@ Two guards on input: a reading dated more than ``max_future_ns`` ahead of the wa
 refused (``future``) before it can move any clock; and a shard keeps at most ``max_sensors``
 sensors, refusing readings of new ones beyond (``sensor_limit``), so a producer that keys every
 message by a new id cannot grow the state until the process dies.
+
+Closed windows are scored in batches (issue 28): at a fleet's scale every reading closes a
+window, and scoring them one at a time in Python was most of a shard's time. A closed window is
+queued with its place in the output; the queue is drained at the end of each call, and wherever
+alert state is read right after scoring, with one ``ColumnScorer.score_batch`` per family (and
+settings); then each window is acted on in queue order exactly as if scored when it closed, so
+the results, their order and every side effect are the same (``tests/unit/dataflow/
+test_shard_batch.py``). A family whose settings the column-wise scorer refuses keeps a scorer
+per sensor, in the same queue. Most windows of a running fleet are clean: the rows a batch's
+model called clean and no rule's condition holds for (both over the batch) get only the clean
+window's bookkeeping (``_quiet``) when their sensor has no alert open, not the whole per-window
+path (``_window``).
 """
 
 from __future__ import annotations
@@ -39,11 +51,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from itertools import islice
 from operator import le
-from typing import NamedTuple
+from typing import Any, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
 
 from dataflow.alerts import AlertEvent, AlertTracker
 from dataflow.families import ML, Family
 from dataflow.machines import MachineWindows
+from dataflow.model.columns import ColumnScorer
 from dataflow.model.explain import Evidence
 from dataflow.model.machine import MachineParams
 from dataflow.model.scoring import STRUCTURAL, ModelParams, SensorScorer, window_scatter
@@ -58,6 +74,16 @@ GAP_WEIGHT = 0.1  # weight of the newest gap in a sensor's running usual gap
 GAP_CLIP = 4.0  # a gap longer than this many usual gaps counts as this many (a silence)
 RESTART_READINGS = 3  # readings behind a sensor's clock, over a window, that restart it
 NO_PART = ""  # readings that came without a partition's beat (tests, the evaluation)
+# Closed windows are queued and scored in batches, column-wise (``ColumnScorer``) where the
+# family's model allows. False: every window is scored as it closes, by a per-sensor scorer
+# (the path before issue 28, kept for the test that proves both give the same results).
+BATCH = True
+# A drain with fewer of one ColumnScorer's windows than this scores them per sensor: a pass of
+# ``score_batch`` costs a few hundred numpy calls whatever its size, more than this many
+# windows cost one by one. Their slots are taken out as per-sensor scorers (``to_scorer``) and
+# stay out, scored per window, until a drain large enough puts them back (``_load``), so a shard
+# whose batches close few windows (few sensors, many readings each) pays the conversion once.
+COLUMN_ROWS = 32
 
 
 @dataclass(frozen=True)
@@ -195,6 +221,30 @@ class LateReading(NamedTuple):
 Result = WindowResult | SensorEvent | LateReading  # what a shard hands on
 
 
+def _scatters(
+    count: NDArray[np.float64], low: NDArray[np.float64], high: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """``window_scatter`` over rows, bit for bit (IEEE square root and division, as ``math``)."""
+    with np.errstate(all="ignore"):
+        scatter = (high - low) / (9.0 * np.sqrt(count))
+    honest = (count >= 2) & (high >= low) & (scatter < np.inf)
+    return np.where(honest, scatter, 0.0)
+
+
+def _calm(sensors: list[_Sensor], means: NDArray[np.float64], ml: Any) -> Any:
+    """Per row of a batch: the model called it clean and none of its sensor's rules' conditions
+    holds for its mean (so ``RuleSet.fired`` would fire nothing and end every streak). None
+    when the rows' sensors do not share one ``RuleSet`` (overrides): they go window by window."""
+    rules = sensors[0].rules
+    for sensor in sensors:
+        if sensor.rules is not rules:
+            return None
+    calm = ~ml
+    for level, above, _, _ in rules._plan:
+        calm &= ~(means >= level if above else means <= level)
+    return calm
+
+
 class _Part:
     """One input partition as a shard sees it: its input time, and its sensors' silences."""
 
@@ -213,11 +263,18 @@ class _Part:
         return (self.clock.name or "").rpartition("/")[0]
 
 
+# A queued closed window: (key, sensor, stats, the output list, its place there, the sensor's
+# last hearing then); or a queued silence touch: (key, sensor, None, its partition, 0, heard).
+_Row = tuple[tuple[str, str], "_Sensor", WindowStats | None, Any, int, float]
+
+
 class _Sensor:
     __slots__ = (
+        "_scorer",
         "alerts",
         "batch",
         "cadence",
+        "cols",
         "gap",
         "heard",
         "last_end",
@@ -227,14 +284,19 @@ class _Sensor:
         "moved",
         "part",
         "rules",
-        "scorer",
+        "slot",
         "streaks",
         "windows",
     )
 
     def __init__(self, rules: RuleSet) -> None:
         self.windows = SensorWindows()
-        self.scorer: SensorScorer | None = None  # built at the first closed window
+        # Its model, made at its first closed window: a slot of its family's ColumnScorer, or
+        # (a family whose model that cannot score) a scorer of its own. Both: the slot is
+        # reserved, its state taken out as the scorer (see COLUMN_ROWS).
+        self._scorer: SensorScorer | None = None
+        self.cols: ColumnScorer | None = None
+        self.slot = -1
         self.alerts = AlertTracker()
         self.part: _Part | None = None  # the partition its readings come from
         self.heard = 0.0  # its partition's input time when it was last heard
@@ -248,6 +310,20 @@ class _Sensor:
         self.machine: tuple[tuple[str, str], int] | None = None  # its machine, its channel
         self.rules = rules  # its family's, with its override; shared with its like
         self.streaks = rules.streaks()  # consecutive windows each rule has held, if it counts
+
+    @property
+    def scorer(self) -> SensorScorer | None:
+        """Its model as a per-sensor scorer: its own (or its slot's, taken out), or a copy of
+        its slot's state (to read, not to change: changes to a copy do not reach the slot)."""
+        cols: ColumnScorer | None = getattr(self, "cols", None)  # unset while one upgrades
+        if cols is not None and self._scorer is None:
+            return cols.to_scorer(self.slot)
+        return self._scorer
+
+    @scorer.setter
+    def scorer(self, scorer: SensorScorer | None) -> None:
+        # An older snapshot's pickle sets it by name (``dataflow.upgrade`` moves it to a slot).
+        self._scorer = scorer
 
     def set_rules(self, rules: RuleSet) -> None:
         """New rules (the configuration changed across a restart): streaks start again."""
@@ -296,6 +372,12 @@ class ShardState:
         self.pending: list[Result] = []  # results of a restore's reconfiguration, not yet out
         self.machines: dict[tuple[str, str], MachineWindows] = {}  # (family, machine id) ->
         self._touched: set[tuple[str, str]] = set()  # machines with windows filed, not yet due
+        # Per family, its ColumnScorers: one for its current model settings, and any a restore
+        # kept with settings the current ones could not retune.
+        self.columns: dict[str, list[ColumnScorer]] = {}
+        # Closed windows not scored yet, and silence-queue touches queued behind them, in the
+        # order the per-window path would have acted on them (``_drain``). Empty between calls.
+        self._queue: list[_Row] = []
 
     # -- input -------------------------------------------------------------------------------
 
@@ -318,6 +400,7 @@ class ShardState:
         """The sensor's readings come from ``part`` (first heard, or moved)."""
         old = sensor.part
         if old is not None:
+            self._drain()  # its queued windows act on its alert on the old partition
             old.stale.drop(key)
             sensor.gap = 0.0  # input times of two partitions do not compare
             # A family moved to another topic (``reconfigure`` says so) moves every sensor:
@@ -453,8 +536,7 @@ class ShardState:
                     cap = GAP_CLIP * sensor.gap
                     sensor.gap += GAP_WEIGHT * ((gap if gap < cap else cap) - sensor.gap)
                 sensor.batch = now
-                if sensor.alerts.alert_id is not None:
-                    part.stale.touch(key, heard)
+                self._touch(key, sensor, part, heard)
             sensor.heard = heard
             if win.next_close != before and win.open:  # once per window, not per reading
                 heapq.heappush(
@@ -467,6 +549,7 @@ class ShardState:
                 )
         if top:
             clock.event(top / 1e9)
+        self._drain()
         self._machine_out(out)
         return out
 
@@ -579,9 +662,11 @@ class ShardState:
                     heapq.heappush(closes, (due, key, win.next_close))
             heard_of = self._heard_of(part)
             if cfg.stale_s > 0:
+                self._drain()  # the windows closed may open or resolve alerts, and set cadences
                 stale = cfg.stale_s
                 for key in part.stale.due(at, stale, self._limit(stale), heard_of):
                     self._resolve_stale(key, at, out)
+        self._drain()
         if now >= self.next_sweep:
             self._sweep(now, out)
         self._machine_out(out)
@@ -601,6 +686,7 @@ class ShardState:
             self._close_sensor(key, out)
             # Closed as they were: a reading that still belongs to one is not late.
             sensor.windows.reopen_after(sensor.windows.max_ts)
+        self._drain()  # its windows may resolve its alert cleanly
         self._stale(key, sensor, at - sensor.heard, out)
 
     def _stale(
@@ -636,6 +722,9 @@ class ShardState:
         if sensor.part is not None:
             sensor.part.stale.drop(key)
         del self.sensors[key]
+        if sensor.cols is not None:  # its windows were scored (_resolve_stale drained them)
+            sensor.cols.free(sensor.slot)
+            sensor.cols, sensor.slot = None, -1
         self.counts.forgotten += 1
         out.append(SensorEvent(key[0], key[1], FORGOTTEN, silent, unit=self._unit(key[0])))
         if key[1].rpartition("/")[0] and self.machines:
@@ -677,6 +766,7 @@ class ShardState:
         for key, sensor in list(self.sensors.items()):
             if sensor.windows.open:
                 self._close_sensor(key, out)
+        self._drain()
         self._touched.clear()
         self._machines_flush(out)
         for part in self.parts.values():
@@ -742,6 +832,7 @@ class ShardState:
         for name in gone:
             for key in [k for k in self.sensors if k[0] == name]:
                 self._forget(key, 0.0, out)
+            self.columns.pop(name, None)
             lines.append(f"family {name!r} is no longer configured: its sensors were forgotten")
         for name, setup in config.families.items():
             before = old.families.get(name)
@@ -758,11 +849,17 @@ class ShardState:
                 # what its wider spread hides. The models start anew; open alerts stay open and
                 # resolve by their windows, as after any pause.
                 for key, sensor in self.sensors.items():
-                    if key[0] == name:
-                        if sensor.windows.open:
-                            self._close_sensor(key, out)
-                            sensor.windows.reopen_after(sensor.windows.max_ts)
-                        sensor.scorer = None
+                    if key[0] == name and sensor.windows.open:
+                        self._close_sensor(key, out)
+                        sensor.windows.reopen_after(sensor.windows.max_ts)
+                self._drain()  # scored by the models and settings they closed under
+                for key, sensor in self.sensors.items():
+                    if key[0] == name:  # its model anew, at its next window: no slot, no scorer
+                        if sensor.cols is not None:
+                            sensor.cols.free(sensor.slot)
+                            sensor.cols, sensor.slot = None, -1
+                        sensor._scorer = None
+                self.columns.pop(name, None)  # of the old length, every slot freed
                 lines.append(
                     f"family {name!r}: window {before.window_ns / 1e9:g} s -> "
                     f"{setup.window_ns / 1e9:g} s: open windows were closed at the old length, "
@@ -785,8 +882,10 @@ class ShardState:
             ]
             if changed:
                 for key, sensor in self.sensors.items():
-                    if key[0] == name and sensor.scorer is not None:
-                        sensor.scorer.retune(setup.model)
+                    if key[0] == name and sensor._scorer is not None:
+                        sensor._scorer.retune(setup.model)
+                for cols in self.columns.get(name, ()):
+                    cols.retune(setup.model)  # or it keeps its own, as a per-sensor scorer
                 fixed = [c for c in changed if c in STRUCTURAL]
                 lines.append(
                     f"family {name!r}: model settings changed ({', '.join(changed)}): "
@@ -836,6 +935,7 @@ class ShardState:
         for name in _PLAIN_SETTINGS:
             if getattr(old, name) != getattr(config, name):
                 lines.append(f"{name} {getattr(old, name)} -> {getattr(config, name)}: applied")
+        self._drain()  # nothing is queued across a change of configuration
         self.config = config
         for (family, sensor_id), sensor in self.sensors.items():
             sensor.set_rules(config.families[family].family.rules_for(sensor_id))
@@ -852,125 +952,319 @@ class ShardState:
         closed: list[WindowStats],
         out: list[Result],
     ) -> None:
-        family, sensor_id = key
+        """Queue the sensor's closed windows, to be scored in a batch (``_drain``): what each
+        would have written goes in its place in ``out``, so the output's order is that of
+        scoring each window as it closed."""
+        if not closed:
+            return
+        if sensor.cols is None and sensor._scorer is None:
+            self._model(key[0], sensor)
+        self.counts.windows += len(closed)
+        heard, pos = sensor.heard, len(out)
+        if len(closed) == 1:  # most often, at a fleet's scale
+            self._queue.append((key, sensor, closed[0], out, pos, heard))
+        else:
+            self._queue.extend([(key, sensor, stats, out, pos, heard) for stats in closed])
+        if not BATCH:
+            self._drain()
+
+    def _model(self, family: str, sensor: _Sensor) -> None:
+        """A new sensor's model: a slot of its family's ColumnScorer for the current settings,
+        or a scorer of its own where the ColumnScorer cannot score them."""
+        params = self.config.families[family].model
+        if BATCH and not (params.hst_novelty or params.pattern):
+            scorers = self.columns.setdefault(family, [])
+            # By identity first: the configuration's own instance, unless a restore retuned.
+            cols = next((c for c in scorers if c.params is params), None)
+            if cols is None:
+                cols = next((c for c in scorers if c.params == params), None)
+            if cols is None:
+                cols = ColumnScorer(params, capacity=64)
+                scorers.append(cols)
+            sensor.cols, sensor.slot = cols, cols.alloc()
+        else:
+            sensor._scorer = SensorScorer(params)
+
+    def _touch(self, key: tuple[str, str], sensor: _Sensor, part: _Part, heard: float) -> None:
+        """Put a sensor with an open alert at the back of its partition's silence queue; behind
+        the windows still queued, if any (they may open or resolve its alert)."""
+        if self._queue:
+            self._queue.append((key, sensor, None, part, 0, heard))
+        elif sensor.alerts.alert_id is not None:
+            part.stale.touch(key, heard)
+
+    def _drain(self) -> None:
+        """Score the queued windows, one ``score_batch`` per ColumnScorer, then act on each in
+        queue order exactly as on a window scored as it closed (``_window``); what they write
+        goes in their places in the output."""
+        queue = self._queue
+        if not queue:
+            return
+        self._queue = []
+        # Per ColumnScorer: its rows' places in the queue.
+        groups: dict[int, tuple[ColumnScorer, list[int]]] = {}
+        for i, (_, sensor, stats, _, _, _) in enumerate(queue):
+            cols = sensor.cols
+            if cols is not None and stats is not None:
+                group = groups.get(id(cols))
+                if group is None:
+                    group = groups[id(cols)] = (cols, [])
+                group[1].append(i)
+        scored: list[tuple[float, bool, bool, Evidence | None, float, float] | None]
+        scored = [None] * len(queue)
+        # Rows the model called clean and no rule condition holds for, computed over the batch:
+        # if the sensor has no alert open when its row comes up, nothing but its clean-window
+        # bookkeeping follows (``_quiet``), as ``_window`` would find window by window.
+        quiet = [False] * len(queue)
         cfg = self.config
-        setup = cfg.families[family]
-        scorer = sensor.scorer
-        if scorer is None:
-            scorer = sensor.scorer = SensorScorer(setup.model)
-        rules, streaks = sensor.rules, sensor.streaks
-        threshold, unit = rules.first_level, setup.family.unit
-        machine = setup.machine  # a machine's channel: its model pages through the machine
-        counts = self.counts
-        alerts = sensor.alerts
-        emit_all = cfg.emit_all
-        counts.windows += len(closed)
-        stale = cfg.stale_s
-        for stats in closed:
-            if (
-                alerts.alert_id is not None
-                and stale > 0
-                and sensor.last_end
-                and (stats.start - sensor.last_end) / 1e9
-                >= max(stale, SILENCE_GAPS * sensor.cadence)
-            ):
-                # Silent for its stale time between two windows, and no timer said so: they
-                # came closed together, read from a backlog. Stale first, as live.
-                self._stale(key, sensor, (stats.start - sensor.last_end) / 1e9, out)
-            if sensor.last_end:
-                # Its usual time between readings, by their own times (not by when they were
-                # read, which a backlog compresses): within a window, or between windows.
-                size = stats.end - stats.start
-                step = (
-                    size / stats.count if stats.count > 1 else stats.start - sensor.last_end + size
+        for cols, rows in groups.values():
+            sensors = [queue[i][1] for i in rows]
+            if len(rows) < COLUMN_ROWS:  # per sensor, the slots taken out
+                for sensor in sensors:
+                    if sensor._scorer is None:
+                        sensor._scorer = cols.to_scorer(sensor.slot)
+                continue
+            for sensor in sensors:  # in a batch: the slots taken out go back first
+                if sensor._scorer is not None:
+                    cols._load(sensor.slot, sensor._scorer)
+                    sensor._scorer = None
+            # The stats as numbers (start and end too, lossy as floats: not read from here).
+            table = np.array([queue[i][2] for i in rows], dtype=np.float64)
+            starts = [queue[i][2].start for i in rows]  # type: ignore[union-attr]
+            b = cols.score_batch(
+                [sensor.slot for sensor in sensors],
+                starts,
+                table[:, 3],
+                _scatters(table[:, 2], table[:, 4], table[:, 5]),
+            )
+            why = b.why
+            for j, (i, score, ml, ready, level, reach) in enumerate(
+                zip(
+                    rows,
+                    b.score.tolist(),
+                    b.ml.tolist(),
+                    b.ready.tolist(),
+                    b.level.tolist(),
+                    b.reach.tolist(),
+                    strict=True,
                 )
-                step /= 1e9
-                cad = sensor.cadence
-                if cad == 0.0:
-                    sensor.cadence = step
-                else:
-                    cap = GAP_CLIP * cad
-                    sensor.cadence = cad + GAP_WEIGHT * ((step if step < cap else cap) - cad)
-            sensor.last_end = stats.end
-            mean = stats.mean
-            score, ml, ready, cut, why = scorer.score_learn(
-                stats.start, mean, window_scatter(stats.count, stats.min, stats.max)
-            )
-            fired = rules.fired(mean, streaks) if rules else ()
-            paged = ml if machine is None else False
-            if machine is not None:
-                self._to_machine(key, sensor, setup, stats)
-            if fired or paged:
-                counts.anomalies += 1
-                reasons = [*fired, ML] if paged else list(fired)
-                severity = rules.severity(reasons)
-            elif alerts.alert_id is None:
-                # Clean, and no alert to resolve: the tracker only moves its baseline. Most
-                # windows of a fleet end here, so this skips the result object.
-                alerts.quiet(mean)
-                if emit_all:
-                    out.append(
-                        WindowResult(
-                            family,
-                            sensor_id,
-                            stats,
-                            score,
-                            ready,
-                            ml,
-                            cut,
-                            threshold,
-                            (),
-                            None,
-                            unit,
-                        )
-                    )
+            ):
+                scored[i] = (score, ml, ready, why.get(j) if ml else None, level, reach)
+            if cfg.families[queue[rows[0]][0][0]].machine is None:  # a machine's: its own way
+                calm = _calm(sensors, table[:, 3], b.ml)
+                if calm is not None:
+                    for i, c in zip(rows, calm.tolist(), strict=True):
+                        quiet[i] = c
+        moved: dict[int, tuple[list[Result], list[tuple[int, Result]]]] = {}
+        written: list[Result] = []
+        for i, (key, sensor, stats, out, pos, heard) in enumerate(queue):
+            if stats is None:  # a touch queued behind windows
+                if sensor.alerts.alert_id is not None:
+                    out.stale.touch(key, heard)
                 continue
+            if quiet[i] and sensor.alerts.alert_id is None:
+                self._quiet(key, sensor, stats, scored[i], written)  # type: ignore[arg-type]
             else:
-                reasons, severity = [], None
-            event = alerts.observe(
-                f"{family}/{sensor_id}",
-                stats.start,
-                mean,
-                score,
-                reasons,
-                cfg.update_every,
-                cfg.resolve_after,
-                cfg.cooldown,
-                severity,
-                scorer.home(),
-                cfg.adapt_after,
-            )
-            if event is not None:
-                part = sensor.part
-                if event.event == "open":
-                    counts.alerts_opened += 1
-                    self.open_alerts += 1
-                    if part is not None:
-                        part.stale.touch(key, sensor.heard)
-                elif event.event == "resolved":
-                    counts.alerts_resolved += 1
-                    self.open_alerts -= 1
-                    if part is not None:
-                        part.stale.drop(key)
-            elif not emit_all:
-                continue
+                self._window(key, sensor, stats, scored[i], heard, written)
+            if written:
+                place = moved.get(id(out))
+                if place is None:
+                    place = moved[id(out)] = (out, [])
+                place[1].extend((pos, r) for r in written)
+                written.clear()
+        for out, items in moved.values():  # in queue order: their places never go back
+            merged: list[Result] = []
+            at = 0
+            for pos, r in items:
+                merged.extend(out[at:pos])
+                merged.append(r)
+                at = pos
+            merged.extend(out[at:])
+            out[:] = merged
+
+    def _quiet(
+        self,
+        key: tuple[str, str],
+        sensor: _Sensor,
+        stats: WindowStats,
+        scored: tuple[float, bool, bool, Evidence | None, float, float],
+        out: list[Result],
+    ) -> None:
+        """``_window`` of a window scored in a batch that the model called clean, no rule's
+        condition holds for and whose sensor has no alert open (``_calm``): its bookkeeping
+        only. The same changes as ``_window``'s, which the equivalence test holds it to."""
+        last = sensor.last_end
+        if last:
+            size = stats.end - stats.start
+            count = stats.count
+            step = size / count if count > 1 else stats.start - last + size
+            step /= 1e9
+            cad = sensor.cadence
+            if cad == 0.0:
+                sensor.cadence = step
+            else:
+                cap = GAP_CLIP * cad
+                sensor.cadence = cad + GAP_WEIGHT * ((step if step < cap else cap) - cad)
+        sensor.last_end = stats.end
+        streaks = sensor.streaks
+        if streaks is not None:  # no condition holds: every streak ends
+            for n in range(len(streaks)):
+                streaks[n] = 0
+        alerts = sensor.alerts
+        alerts.baseline = stats.mean  # AlertTracker.quiet, inline
+        alerts.calm += 1
+        cfg = self.config
+        if cfg.emit_all:
+            family, sensor_id = key
+            rules = sensor.rules
             out.append(
                 WindowResult(
                     family,
                     sensor_id,
                     stats,
-                    score,
-                    ready,
-                    ml,
-                    cut,
-                    threshold,
-                    fired,
-                    severity,
-                    unit,
-                    event,
-                    why,
+                    scored[0],
+                    scored[2],
+                    False,
+                    None,
+                    rules.first_level,
+                    (),
+                    None,
+                    cfg.families[family].family.unit,
                 )
             )
+
+    def _window(
+        self,
+        key: tuple[str, str],
+        sensor: _Sensor,
+        stats: WindowStats,
+        scored: tuple[float, bool, bool, Evidence | None, float, float] | None,
+        heard: float,
+        out: list[Result],
+    ) -> None:
+        """One closed window, in order: its score (``scored``: from a batch, with its home;
+        None: by the sensor's own scorer now), rules, alert and output. ``heard``: the
+        sensor's last hearing when the window closed."""
+        family, sensor_id = key
+        cfg = self.config
+        setup = cfg.families[family]
+        rules = sensor.rules
+        alerts = sensor.alerts
+        stale = cfg.stale_s
+        if (
+            alerts.alert_id is not None
+            and stale > 0
+            and sensor.last_end
+            and (stats.start - sensor.last_end) / 1e9 >= max(stale, SILENCE_GAPS * sensor.cadence)
+        ):
+            # Silent for its stale time between two windows, and no timer said so: they
+            # came closed together, read from a backlog. Stale first, as live.
+            self._stale(key, sensor, (stats.start - sensor.last_end) / 1e9, out)
+        if sensor.last_end:
+            # Its usual time between readings, by their own times (not by when they were
+            # read, which a backlog compresses): within a window, or between windows.
+            size = stats.end - stats.start
+            step = size / stats.count if stats.count > 1 else stats.start - sensor.last_end + size
+            step /= 1e9
+            cad = sensor.cadence
+            if cad == 0.0:
+                sensor.cadence = step
+            else:
+                cap = GAP_CLIP * cad
+                sensor.cadence = cad + GAP_WEIGHT * ((step if step < cap else cap) - cad)
+        sensor.last_end = stats.end
+        mean = stats.mean
+        home: tuple[float, float] | None = None
+        cut: float | None = None
+        scorer = sensor._scorer
+        if scored is None:
+            assert scorer is not None
+            score, ml, ready, cut, why = scorer.score_learn(
+                stats.start, mean, window_scatter(stats.count, stats.min, stats.max)
+            )
+        else:
+            score, ml, ready, why, level, reach = scored
+            home = (level, reach)
+        fired = rules.fired(mean, sensor.streaks) if rules else ()
+        machine = setup.machine  # a machine's channel: its model pages through the machine
+        paged = ml if machine is None else False
+        if machine is not None:
+            self._to_machine(key, sensor, setup, stats)
+        counts = self.counts
+        if fired or paged:
+            counts.anomalies += 1
+            reasons = [*fired, ML] if paged else list(fired)
+            severity = rules.severity(reasons)
+        elif alerts.alert_id is None:
+            # Clean, and no alert to resolve: the tracker only moves its baseline. Most
+            # windows of a fleet end here, so this skips the result object.
+            alerts.quiet(mean)
+            if cfg.emit_all:
+                out.append(
+                    WindowResult(
+                        family,
+                        sensor_id,
+                        stats,
+                        score,
+                        ready,
+                        ml,
+                        cut,
+                        rules.first_level,
+                        (),
+                        None,
+                        setup.family.unit,
+                    )
+                )
+            return
+        else:
+            reasons, severity = [], None
+        if home is None:
+            assert scorer is not None
+            home = scorer.home()
+        event = alerts.observe(
+            f"{family}/{sensor_id}",
+            stats.start,
+            mean,
+            score,
+            reasons,
+            cfg.update_every,
+            cfg.resolve_after,
+            cfg.cooldown,
+            severity,
+            home,
+            cfg.adapt_after,
+        )
+        if event is not None:
+            part = sensor.part
+            if event.event == "open":
+                counts.alerts_opened += 1
+                self.open_alerts += 1
+                if part is not None:
+                    part.stale.touch(key, heard)
+            elif event.event == "resolved":
+                counts.alerts_resolved += 1
+                self.open_alerts -= 1
+                if part is not None:
+                    part.stale.drop(key)
+        elif not cfg.emit_all:
+            return
+        out.append(
+            WindowResult(
+                family,
+                sensor_id,
+                stats,
+                score,
+                ready,
+                ml,
+                cut,
+                rules.first_level,
+                fired,
+                severity,
+                setup.family.unit,
+                event,
+                why,
+            )
+        )
 
     # -- machines ---------------------------------------------------------------------------
 

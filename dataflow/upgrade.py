@@ -35,6 +35,18 @@ v9 -> v10 (an adapted alert counts its clean windows in all, and remembers where
 - ``MachineModel.glitch``: 0 (no glitch in a row being held back); ``related``: its windows
   learned, every one of which v9 taught the correlations; ``counts`` (windows each channel was
   present in): that same number for every channel, the count v9 weighed them all with.
+
+v10 -> v11 (closed windows scored in batches, column-wise: issue 28):
+
+- ``_Sensor.cols`` and ``slot``: each family's restored per-sensor scorers of one
+  ``ModelParams`` become the slots of one ``ColumnScorer`` (``from_scorers``), in the same
+  state, so they score on as they would have. Those it cannot take (settings it does not score,
+  ``hst_novelty`` or ``pattern``) keep their own scorer, as a new sensor of such a family does.
+- ``ShardState.columns``: those ColumnScorers, by family; ``_queue``: empty (a snapshot is taken
+  between two calls, with nothing queued).
+- ``MachineModel.related`` and ``counts``, where a v10 snapshot lacks them: as v9 -> v10 fills
+  them. They came in v10's code after its first release (``0b69e88``, ``7918e8f``) without a new
+  format, so a v10 snapshot from before them (``86ec06c``) has neither.
 """
 
 from __future__ import annotations
@@ -94,8 +106,38 @@ def _v9_to_v10(state: Any) -> Any:
     return state
 
 
+def _v10_to_v11(state: Any) -> Any:
+    from dataflow.model.columns import ColumnScorer
+
+    # A v10 written before 0b69e88 and 7918e8f (86ec06c's, say) has machine models without
+    # ``related`` and ``counts``, which came without a new format: what v9 -> v10 gives them.
+    for machine in state.machines.values():
+        model = machine.model
+        _fill(model, "related", model.seen)
+        _fill(model, "counts", np.full(model.channels, float(model.seen)))
+    state._queue = []
+    state.columns = {}
+    groups: dict[tuple[str, Any], list[Any]] = {}
+    for (family, _), sensor in state.sensors.items():
+        _fill(sensor, "_scorer", None)  # v10 had no scorer yet for a sensor with no window
+        _fill(sensor, "cols", None)
+        _fill(sensor, "slot", -1)
+        scorer = sensor._scorer
+        if scorer is not None:
+            groups.setdefault((family, scorer.params), []).append(sensor)
+    for (family, _), sensors in groups.items():
+        try:
+            cols = ColumnScorer.from_scorers([sensor._scorer for sensor in sensors])
+        except ValueError:  # settings it does not score: they keep their own scorers
+            continue
+        for slot, sensor in enumerate(sensors):  # from_scorers puts scorer i in slot i
+            sensor.cols, sensor.slot, sensor._scorer = cols, slot, None
+        state.columns.setdefault(family, []).append(cols)
+    return state
+
+
 # From-version -> the step that makes it the next version.
-STEPS: dict[int, Callable[[Any], Any]] = {8: _v8_to_v9, 9: _v9_to_v10}
+STEPS: dict[int, Callable[[Any], Any]] = {8: _v8_to_v9, 9: _v9_to_v10, 10: _v10_to_v11}
 
 
 def migrate(version: int, state: Any, to: int) -> Any | None:

@@ -51,6 +51,7 @@ from dataflow.model.scoring import (
     ABSURD_RUN,
     BURST_WINDOWS,
     HOME_SPREADS,
+    STRUCTURAL,
     ModelParams,
     SensorScorer,
     forest,
@@ -107,6 +108,10 @@ class Batch(NamedTuple):
     ready: B1
     cut: F8  # always nan (None): without ``hst_novelty`` no score has a cut
     why: dict[int, Evidence]  # input row -> Evidence, for the ML rows only
+    # ``SensorScorer.home`` right after the row's window was scored and learned: an alert's
+    # tracker reads it per window, and a later row of the same slot has moved it on.
+    level: F8
+    reach: F8
 
 
 def counts_dtype(shape: Period) -> str:
@@ -403,6 +408,25 @@ class ColumnScorer:
         self.live[slot] = False
         self.free_slots.append(slot)
 
+    def retune(self, params: ModelParams) -> bool:
+        """``SensorScorer.retune`` for every slot: take new settings where they can apply to
+        what was learned (False, and the old ones kept, where a ``STRUCTURAL`` one differs)."""
+        if any(getattr(params, name) != getattr(self.params, name) for name in STRUCTURAL):
+            return False
+        self.params = params
+        self._setup()  # the derived tables: the warm-up's end, the peaks' decay
+        return True
+
+    def _homes(self, s: I8) -> tuple[F8, F8]:
+        """``home`` over rows of slots."""
+        c = self.cols
+        level, spread, scatter = c["level"][s], c["spread"][s], c["scatter"][s]
+        res = REL_EPS * np.abs(level)
+        floor = np.where(scatter > res, scatter, res)
+        sc = np.where(floor > spread, floor, spread)
+        sc = np.where(res > sc, res, sc)
+        return level, np.where(spread > 0, HOME_SPREADS * 1.25 * sc, 0.0)
+
     def home(self, slot: int) -> tuple[float, float]:
         """``SensorScorer.home`` of the sensor in ``slot``."""
         c = self.cols
@@ -442,7 +466,13 @@ class ColumnScorer:
         if not (len(st) == len(mn) == len(sc) == n):
             raise ValueError("slots, starts, means and scatters differ in length")
         out = Batch(
-            np.zeros(n), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool), np.full(n, np.nan), {}
+            np.zeros(n),
+            np.zeros(n, dtype=bool),
+            np.zeros(n, dtype=bool),
+            np.full(n, np.nan),
+            {},
+            np.zeros(n),
+            np.zeros(n),
         )
         if n == 0:
             return out
@@ -592,6 +622,7 @@ class ColumnScorer:
         p = self.params
         c = self.cols
         s = sl[rows]
+        every, every_s = rows, s  # the rows not learned too: their home is read at the end
         seen = c["seen"][s]
         ready = seen >= self._ready_at
         out.ready[rows] = ready
@@ -704,6 +735,7 @@ class ColumnScorer:
         self._learn(s, seen, x, t, level, spread, scat_in, scatter, has_r, r, has_last, step)
         calm = ~ml
         self._hst_learn(s[calm], idx[calm])  # like River's filters: not what they called anomalous
+        out.level[every], out.reach[every] = self._homes(every_s)
 
     def _learn(
         self,
@@ -848,7 +880,14 @@ class ColumnScorer:
         model = sc.model
         c["hst_counts"][slot] = model.counts
         c["hst_counter"][slot] = model.counter
-        if model.r_mass and model.r_mass is not _TOTALS_KEPT:
+        forest_masses = model.forest.n_trees * model.forest.nodes
+        if model.r_mass and (model.r_mass is _TOTALS_KEPT or len(model.r_mass) != forest_masses):
+            # A converted scorer (``to_scorer``), maybe pickled since (the marker then a copy):
+            # its interval scores are ``1 - total / max_score``, from which the integer totals
+            # come back exactly.
+            kept = np.asarray(model.scores, dtype=np.float64)
+            c["hst_total"][slot] = np.rint((1 - kept) * self._max_score).astype(np.int64)
+        elif model.r_mass:
             f = model.forest
             width = 1 << f.height
             ref = [
@@ -946,6 +985,7 @@ class ColumnScorer:
                     int(st[r]), float(mn[r]), float(sc[r])
                 )
                 out.score[r], out.ml[r], out.ready[r] = score, ml, ready
+                out.level[r], out.reach[r] = scorer.home()
                 if why is not None:
                     out.why[r] = why
             self._load(slot, scorer)

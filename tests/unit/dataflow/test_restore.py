@@ -33,12 +33,19 @@ def temp(sensor: str, sec: float, value: float = 60.0) -> Reading:
     return Reading(TEMPERATURE, sensor, T0 + int(sec * S), value)
 
 
-def snapshot_with_open_window(cfg: ShardConfig) -> bytes:
+def snapshot_with_open_window(cfg: ShardConfig, batch: bool = True) -> bytes:
     """Sensor "a": 19 windows scored; [95, 100) open, waiting for its lateness, and
-    [100, 105) open after 2 of its readings."""
+    [100, 105) open after 2 of its readings. ``batch`` False: scored as before v11, by a
+    scorer of its own (the shape of an older release's snapshot)."""
+    from dataflow import shard
+
     state = ShardState(cfg)
-    for sec in range(102):
-        state.ingest([Beat(PART, WALL0 + sec, WALL0), temp("a", sec)], WALL0 + sec)
+    was, shard.BATCH = shard.BATCH, batch
+    try:
+        for sec in range(102):
+            state.ingest([Beat(PART, WALL0 + sec, WALL0), temp("a", sec)], WALL0 + sec)
+    finally:
+        shard.BATCH = was
     blob = ShardLogic(state, lambda: 0.0, Status(0)).snapshot()
     assert blob is not None
     return blob
@@ -143,7 +150,7 @@ def test_a_snapshot_naming_classes_that_moved_is_refused_with_the_reset_line() -
     sys.modules["dataflow.scoring"] = fake
     scoring.SensorScorer.__module__ = "dataflow.scoring"
     try:
-        old = snapshot_with_open_window(config())  # names dataflow.scoring.SensorScorer
+        old = snapshot_with_open_window(config(), batch=False)  # names it, as before v11
     finally:
         scoring.SensorScorer.__module__ = "dataflow.model.scoring"
         del sys.modules["dataflow.scoring"]
@@ -154,6 +161,7 @@ def test_a_snapshot_naming_classes_that_moved_is_refused_with_the_reset_line() -
 
 # What each format added, as (object, slot): absent from a snapshot of the format before.
 ADDED = {
+    11: (),  # a sensor's scorer became a slot of its family's ColumnScorer: see as_older_format
     10: (("alerts", "lasted"), ("alerts", "origin"), ("alerts", "origin_reach")),
     9: (("alerts", "home"), ("alerts", "reach"), ("scorer", "scatter")),
 }
@@ -168,6 +176,11 @@ def as_older_format(blob: bytes, version: int) -> tuple[bytes, int]:
     state = restore(blob, config())
     sensor = state.sensors[(TEMPERATURE, "a")]
     assert sensor.scorer is not None
+    if version < 11:  # a scorer per sensor (the blob was made so), no columns, nothing queued
+        assert sensor.cols is None and sensor._scorer is not None
+        delattr(sensor, "cols")
+        delattr(sensor, "slot")
+        del state.columns, state._queue
     for added in range(version + 1, SNAPSHOT_VERSION + 1):
         for owner, name in ADDED[added]:
             delattr(getattr(sensor, owner), name)
@@ -187,7 +200,7 @@ def as_previous_format(blob: bytes) -> tuple[bytes, int]:
 
 
 def test_a_snapshot_of_the_previous_format_is_migrated_and_keeps_every_model() -> None:
-    old, seen = as_previous_format(snapshot_with_open_window(config()))
+    old, seen = as_previous_format(snapshot_with_open_window(config(), batch=False))
     state, _, out = resume(old, config())
     sensor = state.sensors[(TEMPERATURE, "a")]
     assert sensor.scorer is not None
@@ -201,7 +214,7 @@ def test_a_snapshot_of_the_previous_format_is_migrated_and_keeps_every_model() -
 
 
 def test_a_snapshot_two_formats_back_is_migrated_step_by_step() -> None:
-    old, seen = as_older_format(snapshot_with_open_window(config()), 8)
+    old, seen = as_older_format(snapshot_with_open_window(config(), batch=False), 8)
     state, _, out = resume(old, config())
     sensor = state.sensors[(TEMPERATURE, "a")]
     assert sensor.scorer is not None and sensor.scorer.seen == seen + len(windows(out))

@@ -5,18 +5,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dataflow.config import Settings
 from dataflow.families import TEMPERATURE
-from dataflow.flow import SNAPSHOT_VERSION, restore, shard_config
+from dataflow.flow import SEAL, restore, shard_config
 from dataflow.progress import Beat
 from dataflow.readings import Reading
 from dataflow.shard import ShardState, WindowResult
+from dataflow.upgrade import STEPS
 from tests.fixtures import snapshots as fx
 
 FIXTURES = Path(__file__).parents[2] / "fixtures"
-FORMATS = (SNAPSHOT_VERSION - 1, SNAPSHOT_VERSION - 2)
+FORMATS = tuple(sorted(STEPS, reverse=True))  # every format a step migrates, each from its fixture
 
 
 def feed(state: ShardState, first_s: int, last_s: int, pause_s: float) -> list[WindowResult]:
@@ -47,10 +49,13 @@ def test_each_fixture_is_of_its_format(version: int) -> None:
     assert fixture(version)[:40].find(bytes([0x4B, version])) > 0
 
 
-@pytest.mark.parametrize("version", FORMATS)
-def test_an_earlier_release_snapshot_resumes_without_loss_repeat_or_warm_up(version: int) -> None:
+# Each format's fixture, and v10 as main wrote it later (sealed, two-byte seasonal counts).
+@pytest.mark.parametrize(
+    "name", [*(f"snapshot-v{v}.bin" for v in FORMATS), "snapshot-v10-sealed.bin"]
+)
+def test_an_earlier_release_snapshot_resumes_without_loss_repeat_or_warm_up(name: str) -> None:
     config = shard_config(Settings.from_env(fx.ENV))
-    state = restore(fixture(version), config)
+    state = restore(fixture_named(name), config)
     state.reconfigure(config)
     assert sorted(s for _, s in state.sensors) == sorted(fx.SENSORS)
     learned = {s: sensor.scorer.seen for (_, s), sensor in state.sensors.items() if sensor.scorer}
@@ -91,3 +96,69 @@ def test_a_machine_with_its_alert_open_resumes_and_its_alert_goes_on() -> None:
     assert all(isinstance(e, AlertEvent) for e in events)
     assert mw.alerts.alert_id in (None, opened)  # the same episode goes on, or ends
     assert state.open_alerts == (1 if mw.alerts.alert_id else 0)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "snapshot-v10.bin",
+        "snapshot-v10-machine.bin",
+        "snapshot-v10-sealed.bin",
+        "snapshot-v10-sealed-machine.bin",
+    ],
+)
+def test_v10_models_become_slots_of_their_family_column_scorer(name: str) -> None:
+    """v10 -> v11: every restored per-sensor scorer is moved, in its state, into a slot of one
+    ColumnScorer per family and settings; none is left behind, none shares a slot."""
+    import pickle
+
+    config = shard_config(Settings.from_env(fx.ENV)) if "machine" not in name else None
+    config = config or fx.machine_config()
+    blob = fixture_named(name)
+    sealed = blob.startswith(SEAL)
+    assert sealed == ("sealed" in name)
+    version, raw = pickle.loads(blob[len(SEAL) + 4 :] if sealed else blob)  # SEAL, CRC-32, body
+    assert version == 10
+    before = {k: s._scorer for k, s in raw.sensors.items() if s._scorer is not None}
+    assert before and not hasattr(raw, "columns")  # v10 knew no columns
+    state = restore(blob, config)
+    state.reconfigure(config)
+    assert set(state.sensors) == set(raw.sensors)
+    for k, sensor in state.sensors.items():
+        assert sensor._scorer is None and sensor.cols is not None
+        assert sensor.cols in state.columns[k[0]]
+        got, want = sensor.scorer, before[k]
+        assert got is not None
+        assert (got.seen, got.raw.level, got.raw.spread, got.scatter) == (
+            want.seen,
+            want.raw.level,
+            want.raw.spread,
+            want.scatter,
+        )
+    slots = [(id(s.cols), s.slot) for s in state.sensors.values()]
+    assert len(set(slots)) == len(slots)
+    if "machine" in name:  # the machine goes on after the upgrade, its channels column-wise
+        fx.feed_machine(state, fx.MACHINE_WINDOWS, fx.MACHINE_WINDOWS + 40)
+        for k, sensor in state.sensors.items():
+            scorer = sensor.scorer
+            assert scorer is not None and scorer.seen >= before[k].seen + 39, k
+
+
+def test_an_early_v10_machine_gets_the_fields_v10_gained_later() -> None:
+    """A machine model of a v10 written before ``related`` and ``counts`` came (by 86ec06c,
+    with no new format) gets them as v9 -> v10 gives them, and learns on with them."""
+    import pickle
+
+    config = fx.machine_config()
+    blob = fixture_named("snapshot-v10-86ec06c-machine.bin")
+    version, raw = pickle.loads(blob)
+    (before,) = raw.machines.values()
+    assert version == 10 and not hasattr(before.model, "counts")
+    assert not hasattr(before.model, "related")
+    state = restore(blob, config)
+    state.reconfigure(config)
+    (mw,) = state.machines.values()
+    model = mw.model
+    assert model.related == model.seen and list(model.counts) == [float(model.seen)] * 2
+    model._learn(model.mean.copy(), np.zeros(2), np.zeros(2), model.seen)  # a window at its level
+    assert model.related == model.seen and list(model.counts) == [float(model.seen)] * 2

@@ -54,3 +54,25 @@ def test_a_bench_script_runs_and_reports(name: str) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     for pattern in patterns:
         assert re.search(pattern, done.stdout), (pattern, done.stdout[-2000:])
+
+
+def test_the_in_process_bench_warms_a_fleet_and_reads_it_back(tmp_path: Path) -> None:
+    """``inproc.py --warm``: the warmed shards are made, kept in ``--warm-cache``, and a second
+    run reads them from it; both report the timed part."""
+    cache = tmp_path / "warm.pkl"
+    args = ["--workload", "W2", "--messages", "4000", "--runs", "1", "--sensors", "400"]
+    args += ["--warm", "5", "--warm-cache", str(cache)]
+    for made in ("made", "read from"):
+        done = subprocess.run(
+            [sys.executable, "inproc.py", *args],
+            cwd=BENCH,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert re.search(rf"W2 warm-up: 400 sensors x 5 windows .*untimed: {made}", done.stdout)
+        assert re.search(r"W2: 4,000 messages, \d+ windows emitted \| route [\d.]+", done.stdout)
+        assert re.search(r"CPU time: route [\d.]+, shards [\d.]+", done.stdout)
+        assert cache.exists()

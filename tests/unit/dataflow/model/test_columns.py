@@ -100,7 +100,10 @@ def same_evidence(a: object, b: object) -> bool:
     )
 
 
-def check(ref: list[Score], got: Batch) -> None:
+def check(ref: list[Score], got: Batch, homes: list[tuple[float, float]] | None = None) -> None:
+    for i, home in enumerate(homes or ()):
+        # Where the sensor was right after this row's window, not after the batch.
+        assert all_same(home, (got.level[i], got.reach[i])), (i, home)
     for i, want in enumerate(ref):
         assert same(want.score, float(got.score[i])), (i, want, got.score[i])
         assert want.ml_anomaly == bool(got.ml[i]), (i, want)
@@ -148,7 +151,10 @@ class Fleet:
         order += [s for s in rng.sample(live, k=backlog) for _ in range(rng.randint(10, 60))]
         rng.shuffle(order)  # sensors interleaved; each sensor's windows stay in time order
         rows = [(slot, *self.sensors[slot].next_window()) for slot in order]
-        ref = [self.refs[slot].score_learn(t, m, sc) for slot, t, m, sc in rows]
+        ref, homes = [], []
+        for slot, t, m, sc in rows:
+            ref.append(self.refs[slot].score_learn(t, m, sc))
+            homes.append(self.refs[slot].home())
         st = self.stats
         st["rows"] = st.get("rows", 0) + len(rows)
         st["ml"] = st.get("ml", 0) + sum(r.ml_anomaly for r in ref)
@@ -156,7 +162,7 @@ class Fleet:
         if not with_cols:
             return
         slots, starts, means, scatters = zip(*rows, strict=True)
-        check(ref, self.cols.score_batch(slots, starts, means, scatters))
+        check(ref, self.cols.score_batch(slots, starts, means, scatters), homes)
 
     def churn(self) -> None:
         rng = self.rng
@@ -317,3 +323,52 @@ def test_a_slot_as_a_per_window_scorer_and_back_is_the_same_state() -> None:
     for p, old in zip(cols.pools, pools, strict=True):
         for name, a in p.a.items():
             assert np.array_equal(a, old[name], equal_nan=True), name
+
+
+def test_retuned_settings_apply_as_the_reference_retunes_them() -> None:
+    """A restore with new settings: those a model can take apply to every slot as
+    ``SensorScorer.retune`` applies them; a structural one is refused and changes nothing."""
+    from dataclasses import replace
+
+    fleet = Fleet(BASE, seed=17)
+    for _ in range(120):
+        fleet.add()
+    for _ in range(30):
+        fleet.batch()
+    assert not fleet.cols.retune(replace(BASE, n_trees=BASE.n_trees + 1))
+    assert fleet.cols.params == BASE
+    new = replace(BASE, warmup=3, novelty_floor=4.0, novelty_margin=1.1, drift_limit=8.0)
+    assert fleet.cols.retune(new)
+    assert all(ref.retune(new) for ref in fleet.refs.values())
+    fleet.params = new
+    before = fleet.stats["ml"]
+    for b in range(30):
+        fleet.batch()
+        if b % 10 == 9:
+            fleet.churn()
+    fleet.homes()
+    assert fleet.stats["ml"] > before, fleet.stats
+
+
+def test_a_slot_taken_out_pickled_and_put_back_continues_identically() -> None:
+    """The shard keeps a slot as a per-window scorer across calls where its batches are small,
+    and a snapshot may hold it so: put back after a pickle, it scores on as the reference."""
+    fleet = Fleet(BASE, seed=23)
+    for _ in range(60):
+        fleet.add()
+    for _ in range(40):  # past the trees' first reference window
+        fleet.batch()
+    cols = fleet.cols
+    assert cols.cols["hst_ready"][sorted(fleet.sensors)].all()
+    for slot in sorted(fleet.sensors)[:20]:
+        out = pickle.loads(pickle.dumps(cols.to_scorer(slot)))
+        sensor, ref = fleet.sensors[slot], fleet.refs[slot]
+        for _ in range(3):
+            t, m, sc = sensor.next_window()
+            want, got = ref.score_learn(t, m, sc), out.score_learn(t, m, sc)
+            assert all_same(want[:3], got[:3]) and (want.why is None) == (got.why is None)
+            assert want.why is None or same_evidence(want.why, got.why)
+        cols._load(slot, out)
+    for _ in range(20):
+        fleet.batch()
+    fleet.homes()
