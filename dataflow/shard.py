@@ -231,6 +231,24 @@ def _scatters(
     return np.where(honest, scatter, 0.0)
 
 
+def _follow_cadence(sensor: _Sensor, stats: WindowStats) -> None:
+    """Learn the sensor's usual time between readings from a closed window, by the readings'
+    own times (not by when they were read, which a backlog compresses): within the window, or
+    between windows; then mark the window's end as the sensor's last."""
+    last = sensor.last_end
+    if last:
+        size = stats.end - stats.start
+        count = stats.count
+        step = (size / count if count > 1 else stats.start - last + size) / 1e9
+        cad = sensor.cadence
+        if cad == 0.0:
+            sensor.cadence = step
+        else:
+            cap = GAP_CLIP * cad
+            sensor.cadence = cad + GAP_WEIGHT * ((step if step < cap else cap) - cad)
+    sensor.last_end = stats.end
+
+
 def _calm(sensors: list[_Sensor], means: NDArray[np.float64], ml: Any) -> Any:
     """Per row of a batch: the model called it clean and none of its sensor's rules' conditions
     holds for its mean (so ``RuleSet.fired`` would fire nothing and end every streak). None
@@ -1093,26 +1111,12 @@ class ShardState:
         """``_window`` of a window scored in a batch that the model called clean, no rule's
         condition holds for and whose sensor has no alert open (``_calm``): its bookkeeping
         only. The same changes as ``_window``'s, which the equivalence test holds it to."""
-        last = sensor.last_end
-        if last:
-            size = stats.end - stats.start
-            count = stats.count
-            step = size / count if count > 1 else stats.start - last + size
-            step /= 1e9
-            cad = sensor.cadence
-            if cad == 0.0:
-                sensor.cadence = step
-            else:
-                cap = GAP_CLIP * cad
-                sensor.cadence = cad + GAP_WEIGHT * ((step if step < cap else cap) - cad)
-        sensor.last_end = stats.end
+        _follow_cadence(sensor, stats)
         streaks = sensor.streaks
         if streaks is not None:  # no condition holds: every streak ends
             for n in range(len(streaks)):
                 streaks[n] = 0
-        alerts = sensor.alerts
-        alerts.baseline = stats.mean  # AlertTracker.quiet, inline
-        alerts.calm += 1
+        sensor.alerts.quiet(stats.mean)
         cfg = self.config
         if cfg.emit_all:
             family, sensor_id = key
@@ -1160,19 +1164,7 @@ class ShardState:
             # Silent for its stale time between two windows, and no timer said so: they
             # came closed together, read from a backlog. Stale first, as live.
             self._stale(key, sensor, (stats.start - sensor.last_end) / 1e9, out)
-        if sensor.last_end:
-            # Its usual time between readings, by their own times (not by when they were
-            # read, which a backlog compresses): within a window, or between windows.
-            size = stats.end - stats.start
-            step = size / stats.count if stats.count > 1 else stats.start - sensor.last_end + size
-            step /= 1e9
-            cad = sensor.cadence
-            if cad == 0.0:
-                sensor.cadence = step
-            else:
-                cap = GAP_CLIP * cad
-                sensor.cadence = cad + GAP_WEIGHT * ((step if step < cap else cap) - cad)
-        sensor.last_end = stats.end
+        _follow_cadence(sensor, stats)
         mean = stats.mean
         home: tuple[float, float] | None = None
         cut: float | None = None

@@ -40,9 +40,8 @@ RUNS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(RUNS))
-def test_a_bench_script_runs_and_reports(name: str) -> None:
-    args, patterns = RUNS[name]
+def run_bench(name: str, args: list[str]) -> subprocess.CompletedProcess[str]:
+    """``bench/<name>.py`` with ``args``, which must exit 0."""
     done = subprocess.run(
         [sys.executable, f"{name}.py", *args],
         cwd=BENCH,
@@ -52,6 +51,13 @@ def test_a_bench_script_runs_and_reports(name: str) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
+    return done
+
+
+@pytest.mark.parametrize("name", sorted(RUNS))
+def test_a_bench_script_runs_and_reports(name: str) -> None:
+    args, patterns = RUNS[name]
+    done = run_bench(name, args)
     for pattern in patterns:
         assert re.search(pattern, done.stdout), (pattern, done.stdout[-2000:])
 
@@ -63,15 +69,7 @@ def test_the_in_process_bench_warms_a_fleet_and_reads_it_back(tmp_path: Path) ->
     args = ["--workload", "W2", "--messages", "4000", "--runs", "1", "--sensors", "400"]
     args += ["--warm", "5", "--warm-cache", str(cache)]
     for made in ("made", "read from"):
-        done = subprocess.run(
-            [sys.executable, "inproc.py", *args],
-            cwd=BENCH,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr[-2000:]
+        done = run_bench("inproc", args)
         assert re.search(rf"W2 warm-up: 400 sensors x 5 windows .*untimed: {made}", done.stdout)
         assert re.search(r"W2: 4,000 messages, \d+ windows emitted \| route [\d.]+", done.stdout)
         assert re.search(r"CPU time: route [\d.]+, shards [\d.]+", done.stdout)

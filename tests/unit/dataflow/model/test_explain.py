@@ -264,27 +264,31 @@ def test_a_cycle_gone_flat_is_told_against_its_usual_value_for_this_time() -> No
     assert abs(out["baseline"] - value) > 10  # though within its daily range
 
 
+# A window of a family whose declared range reaches 1e300, by the level detector.
+HUGE = Evidence(
+    fired=LEVEL,
+    mean=1e300,
+    baseline=2.5e299,
+    seasonal=False,
+    spread=1e297,
+    level_cut=6.0,
+    step=7.5e299,
+    step_spread=1e297,
+    step_cut=6.0,
+    burst=3.0,
+    burst_windows=5,
+    burst_cut=6.0,
+    score=0.0,
+    score_cut=0.0,
+    drift=0.0,
+    drift_limit=16.0,
+)
+
+
 def test_huge_values_are_told_in_a_few_significant_digits() -> None:
     """A declared range may reach 1e300: the text of a window there was 1,639 characters of
     300-digit numbers, unreadable on a pager (and cut or refused by some receivers)."""
-    ev = Evidence(
-        fired=LEVEL,
-        mean=1e300,
-        baseline=2.5e299,
-        seasonal=False,
-        spread=1e297,
-        level_cut=6.0,
-        step=7.5e299,
-        step_spread=1e297,
-        step_cut=6.0,
-        burst=3.0,
-        burst_windows=5,
-        burst_cut=6.0,
-        score=0.0,
-        score_cut=0.0,
-        drift=0.0,
-        drift_limit=16.0,
-    )
+    ev = HUGE
     text = explain(ev)["text"]
     assert "1e+300" in text and "2.5e+299" in text and len(text) < 300, text
     small = explain(ev._replace(mean=61.5, baseline=60.0, spread=0.25, step=1.5, step_spread=0.2))
@@ -295,23 +299,10 @@ def test_every_detector_s_text_tells_huge_numbers_briefly() -> None:
     """The step, burst, drift, pattern texts formatted their own numbers in full."""
     from dataflow.model.explain import BURST, DRIFT, PATTERN, STEP
 
-    ev = Evidence(
+    ev = HUGE._replace(
         fired=STEP | BURST | DRIFT | PATTERN,
-        mean=1e300,
-        baseline=2.5e299,
-        seasonal=False,
-        spread=1e297,
-        level_cut=6.0,
-        step=7.5e299,
-        step_spread=1e297,
-        step_cut=6.0,
         burst=3e299,
-        burst_windows=5,
-        burst_cut=6.0,
-        score=0.0,
-        score_cut=0.0,
         drift=-2e298,
-        drift_limit=16.0,
         pattern=4e298,
         pattern_cut=2.0,
     )
