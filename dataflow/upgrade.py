@@ -47,6 +47,14 @@ v10 -> v11 (closed windows scored in batches, column-wise: issue 28):
 - ``MachineModel.related`` and ``counts``, where a v10 snapshot lacks them: as v9 -> v10 fills
   them. They came in v10's code after its first release (``0b69e88``, ``7918e8f``) without a new
   format, so a v10 snapshot from before them (``86ec06c``) has neither.
+
+v11 -> v12 (a spike that recurs keeps its size in memory: issue 26):
+
+- ``Envelope.top`` (every envelope of a per-sensor scorer) and a ``ColumnScorer``'s ``top``
+  columns: the envelope's peak. A v11 envelope kept no larger value than its peak, so the
+  peak is the most it can know; the top is renewed by the next larger window. (The columns'
+  matrices are widened when they are read: ``ColumnScorer._allocate``.) The v10 -> v11 step
+  builds its columns with today's ``ColumnScorer``, which reads the tops: it fills them first.
 """
 
 from __future__ import annotations
@@ -106,6 +114,14 @@ def _v9_to_v10(state: Any) -> Any:
     return state
 
 
+def _tops(scorer: Any) -> None:
+    """Each envelope of a per-sensor scorer from before v12: its top is its peak."""
+    envelopes = [*scorer.envelopes, scorer.hst_envelope, scorer.pattern_envelope]
+    for envelope in envelopes:
+        if envelope is not None:
+            _fill(envelope, "top", envelope.peak)
+
+
 def _v10_to_v11(state: Any) -> Any:
     from dataflow.model.columns import ColumnScorer
 
@@ -124,6 +140,7 @@ def _v10_to_v11(state: Any) -> Any:
         _fill(sensor, "slot", -1)
         scorer = sensor._scorer
         if scorer is not None:
+            _tops(scorer)  # today's from_scorers reads them (see v11 -> v12)
             groups.setdefault((family, scorer.params), []).append(sensor)
     for (family, _), sensors in groups.items():
         try:
@@ -136,8 +153,24 @@ def _v10_to_v11(state: Any) -> Any:
     return state
 
 
+def _v11_to_v12(state: Any) -> Any:
+    for sensor in state.sensors.values():
+        if sensor._scorer is not None:
+            _tops(sensor._scorer)
+    for family_columns in state.columns.values():
+        for cols in family_columns:
+            n = cols.next_slot
+            cols.cols["top"][:n] = cols.cols["peak"][:n]
+    return state
+
+
 # From-version -> the step that makes it the next version.
-STEPS: dict[int, Callable[[Any], Any]] = {8: _v8_to_v9, 9: _v9_to_v10, 10: _v10_to_v11}
+STEPS: dict[int, Callable[[Any], Any]] = {
+    8: _v8_to_v9,
+    9: _v9_to_v10,
+    10: _v10_to_v11,
+    11: _v11_to_v12,
+}
 
 
 def migrate(version: int, state: Any, to: int) -> Any | None:

@@ -97,6 +97,8 @@ _SENSOR: dict[str, tuple[str, tuple[int, ...], float]] = {
     "hst_ready": ("?", (), 0),  # a reference window exists (CompactHST.r_mass non-empty)
     "pool0": ("i4", (), -1),  # the daily baseline's pool row, -1 while none
     "pool1": ("i4", (), -1),  # the weekly one's
+    # The envelopes' tops (``Envelope.top``), last: a v11 snapshot's matrices lack them.
+    "top": ("f8", (3,), 0.0),
 }
 
 
@@ -188,10 +190,17 @@ class Pool:
 
 
 def envelope(
-    peak: F8, seen: I8, x: F8, margin: float, floor: float, decay: float, start: int
-) -> tuple[B1, F8]:
-    """``Envelope.observe`` over rows: (novel, the new peak). Kept in one place so that a change
-    of the envelope's rule ports here in one edit."""
+    peak: F8,
+    top: F8,
+    seen: I8,
+    x: F8,
+    margin: float,
+    floor: float,
+    decay: float,
+    start: int,
+) -> tuple[B1, F8, F8]:
+    """``Envelope.observe`` over rows: (novel, the new peak, the new top). Kept in one place so
+    that a change of the envelope's rule ports here in one edit."""
     novel = envelope_novel(peak, x, margin, floor)
     decayed = peak * decay
     beyond = np.flatnonzero(peak > Z_KNEE)  # few: ``fade`` with ``math`` there, as the reference
@@ -199,17 +208,27 @@ def envelope(
         decayed[j] = fade(float(peak[j]), decay)
     clipped = np.where(x < PEAK_MOST, x, PEAK_MOST)
     learned = np.where(clipped > decayed, clipped, decayed)
-    return novel, np.where(seen >= start, learned, peak)
+    # The top again (routine against it: ``cut`` of the window reaches it) renews the peak.
+    again = _cuts(clipped, margin) >= top
+    learned = np.where(clipped > top, clipped, np.where(again, top, learned))
+    new_top = np.where(clipped > top, clipped, top)
+    on = seen >= start
+    return novel, np.where(on, learned, peak), np.where(on, new_top, top)
+
+
+def _cuts(peak: F8, margin: float) -> F8:
+    """``novelty.cut`` over rows: ``margin * peak`` up to the knee, ``math`` on the few beyond."""
+    c = margin * peak
+    beyond = np.flatnonzero((c > Z_KNEE) | (peak > Z_KNEE))
+    for j in beyond.tolist():
+        c[j] = cut(margin, float(peak[j]))
+    return c
 
 
 def envelope_novel(peak: F8, x: F8, margin: float, floor: float) -> B1:
     """``Envelope.novel`` over rows: ``novelty.cut`` is ``margin * peak`` up to the knee, and
     computed with ``math`` on the few rows beyond it."""
-    c = margin * peak
-    beyond = np.flatnonzero((c > Z_KNEE) | (peak > Z_KNEE))
-    for j in beyond.tolist():
-        c[j] = cut(margin, float(peak[j]))
-    return (x > floor) & (x > c)
+    return (x > floor) & (x > _cuts(peak, margin))
 
 
 def _tamed(dev: F8, scale: F8, knee: float = SPREAD_KNEE) -> F8:
@@ -371,7 +390,7 @@ class ColumnScorer:
             view[...] = fill
             cols[name] = view
         for dtype, m in old.items():
-            mats[dtype][: len(m)] = m
+            mats[dtype][: len(m), : m.shape[1]] = m  # a v11 snapshot's f8 lacks the tops
         self.mats, self.cols = mats, cols
 
     # -- slots ----------------------------------------------------------------------------------
@@ -696,13 +715,16 @@ class ColumnScorer:
         c["burst"][ls] = burst[lrn]
         c["burst_n"][ls] = burst_n[lrn]
         decay, start = self._decay, p.novelty_start
-        novel, new_lp = envelope(lp, seen, level_z, m, f, decay, start)
-        n2, new_sp = envelope(sp, seen, step_z, m, f, decay, start)
-        n3, new_bp = envelope(bp, seen, rate, m, f, decay, start)
+        tops = c["top"][s]
+        novel, new_lp, new_lt = envelope(lp, tops[:, 0], seen, level_z, m, f, decay, start)
+        n2, new_sp, new_st = envelope(sp, tops[:, 1], seen, step_z, m, f, decay, start)
+        n3, new_bp, new_bt = envelope(bp, tops[:, 2], seen, rate, m, f, decay, start)
         novel = novel | n2 | n3
         learned = np.empty_like(peaks)  # not into peaks: lp, sp, bp are its columns
         learned[:, 0], learned[:, 1], learned[:, 2] = new_lp, new_sp, new_bp
         c["peak"][ls] = learned[lrn]
+        tops[:, 0], tops[:, 1], tops[:, 2] = new_lt, new_st, new_bt  # a copy: nothing reads it
+        c["top"][ls] = tops[lrn]
         limit = p.drift_limit
         drift = np.zeros(len(s), dtype=bool)
         if limit > 0:
@@ -876,6 +898,7 @@ class ColumnScorer:
         c["burst"][slot, : len(sc.burst)] = sc.burst
         c["burst_n"][slot] = len(sc.burst)
         c["peak"][slot] = [e.peak for e in envs]
+        c["top"][slot] = [e.top for e in envs]
         c["up"][slot], c["down"][slot] = sc.drift.up, sc.drift.down
         model = sc.model
         c["hst_counts"][slot] = model.counts
@@ -932,8 +955,9 @@ class ColumnScorer:
         res.last = float(c["r_last"][slot]) if r_seen else None
         sc.change.scale, sc.change.seen = float(c["c_scale"][slot]), int(c["c_seen"][slot])
         sc.burst = [float(x) for x in c["burst"][slot, : int(c["burst_n"][slot])]]
-        for e, peak in zip(sc.envelopes, c["peak"][slot].tolist(), strict=True):
-            e.peak, e.seen = peak, seen
+        tops = c["top"][slot].tolist()
+        for e, peak, top in zip(sc.envelopes, c["peak"][slot].tolist(), tops, strict=True):
+            e.peak, e.top, e.seen = peak, top, seen
         sc.drift.up, sc.drift.down = float(c["up"][slot]), float(c["down"][slot])
         model = sc.model
         model.counts = [int(x) for x in c["hst_counts"][slot]]

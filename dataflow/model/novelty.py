@@ -22,6 +22,14 @@ larger margin on the distance, and decaying the softened value would forget a bi
 faster than a small one; a peak capped near the knee (as it once was) made every distance beyond
 ``margin`` times the cap novel, however often the same spike came.
 
+A spike that recurs keeps its size in memory: each envelope also keeps the ``top``, the
+largest value it ever learned, and a window that would be routine against that top (within
+``margin`` of it: the same spike again) brings the peak back up to it. Without this a sensor
+with a daily spike of varying size (a cron job's CPU) paged whenever one day's spike beat the
+previous days' by more than the margin less a day's decay (about 12 % at a half-life of ten
+days), although it had done as much every day; its spikes now meet the largest of them, as
+routine as they are. A spike that does not recur still fades: lesser windows do not renew it.
+
 A peak remembers at most ``ABSURD_Z`` spreads (``PEAK_MOST``, softened): beyond that a window is
 garbage or a change of level (``dataflow.model.scoring``), or a sensor that never varied before
 measured against rounding, never a spike size that later windows should be compared with. One
@@ -70,7 +78,7 @@ def fade(peak: float, decay: float) -> float:
 class Envelope:
     """Novelty of one feature against its decaying running peak."""
 
-    __slots__ = ("decay", "floor", "margin", "peak", "seen", "start")
+    __slots__ = ("decay", "floor", "margin", "peak", "seen", "start", "top")
 
     def __init__(self, half_life: float, margin: float, floor: float, start: int) -> None:
         self.decay = 0.5 ** (1.0 / half_life)
@@ -78,6 +86,7 @@ class Envelope:
         self.floor = floor
         self.start = start
         self.peak = 0.0
+        self.top = 0.0  # the largest value learned, never decayed (see the module docstring)
         self.seen = 0
 
     def novel(self, x: float) -> bool:
@@ -85,14 +94,22 @@ class Envelope:
         return x > self.floor and x > cut(self.margin, self.peak)
 
     def observe(self, x: float) -> bool:
-        """Is ``x`` novel against the peak so far? Then learn it."""
+        """Is ``x`` novel against the peak so far? Then learn it: a new top, or the top again
+        (routine against it: the peak is renewed to it), or the decayed peak."""
         peak = self.peak
-        novel = x > self.floor and x > cut(self.margin, peak)
+        margin = self.margin
+        novel = x > self.floor and x > cut(margin, peak)
         if self.seen >= self.start:
             decayed = fade(peak, self.decay)
             if x > PEAK_MOST:
                 x = PEAK_MOST
-            self.peak = x if x > decayed else decayed
+            top = self.top
+            if x > top:
+                self.top = self.peak = x
+            elif cut(margin, x) >= top:
+                self.peak = top
+            else:
+                self.peak = x if x > decayed else decayed
         self.seen += 1
         return novel
 

@@ -161,6 +161,7 @@ def test_a_snapshot_naming_classes_that_moved_is_refused_with_the_reset_line() -
 
 # What each format added, as (object, slot): absent from a snapshot of the format before.
 ADDED = {
+    12: (),  # each envelope's top: see as_older_format
     11: (),  # a sensor's scorer became a slot of its family's ColumnScorer: see as_older_format
     10: (("alerts", "lasted"), ("alerts", "origin"), ("alerts", "origin_reach")),
     9: (("alerts", "home"), ("alerts", "reach"), ("scorer", "scatter")),
@@ -181,6 +182,9 @@ def as_older_format(blob: bytes, version: int) -> tuple[bytes, int]:
         delattr(sensor, "cols")
         delattr(sensor, "slot")
         del state.columns, state._queue
+    if version < 12:  # no envelope kept a top
+        for envelope in sensor.scorer.envelopes:
+            delattr(envelope, "top")
     for added in range(version + 1, SNAPSHOT_VERSION + 1):
         for owner, name in ADDED[added]:
             delattr(getattr(sensor, owner), name)
@@ -208,6 +212,7 @@ def test_a_snapshot_of_the_previous_format_is_migrated_and_keeps_every_model() -
     assert sensor.machine is None and state.machines == {} and state._touched == set()
     assert (sensor.alerts.lasted, sensor.alerts.origin, sensor.alerts.origin_reach) == (0, 0, 0)
     assert state.config.adapt_after == config().adapt_after
+    assert all(e.top == e.peak for e in sensor.scorer.envelopes)  # its tops: its peaks
     # The resumed windows are those a snapshot of the current format resumes to.
     _, _, fresh = resume(snapshot_with_open_window(config()), config())
     assert windows(out) == windows(fresh) and windows(out)

@@ -4,6 +4,7 @@ every model it knew stays ready (no second warm-up). One fixture per format a st
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -142,6 +143,38 @@ def test_v10_models_become_slots_of_their_family_column_scorer(name: str) -> Non
         for k, sensor in state.sensors.items():
             scorer = sensor.scorer
             assert scorer is not None and scorer.seen >= before[k].seen + 39, k
+
+
+def test_v11_models_get_their_envelopes_tops_from_their_peaks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """v11 -> v12: every envelope's top is its peak (the most a v11 envelope knew), and a v11
+    ColumnScorer's matrices, which have no ``top`` columns, are widened as they are read with
+    every number they held kept in place."""
+    from dataflow.model.columns import ColumnScorer
+
+    pickled: dict[str, np.ndarray] = {}  # the matrices as the v11 snapshot holds them
+    setstate = ColumnScorer.__setstate__
+
+    def keep(self: ColumnScorer, state: dict[str, Any]) -> None:
+        pickled.update({dtype: m.copy() for dtype, m in state["mats"].items()})
+        setstate(self, state)
+
+    monkeypatch.setattr(ColumnScorer, "__setstate__", keep)
+    config = shard_config(Settings.from_env(fx.ENV))
+    state = restore(fixture_named("snapshot-v11.bin"), config)
+    state.reconfigure(config)
+    (cols,) = state.columns[TEMPERATURE]
+    for dtype, m in pickled.items():
+        assert (cols.mats[dtype][: len(m), : m.shape[1]] == m).all(), dtype
+    assert cols.mats["f8"].shape[1] == pickled["f8"].shape[1] + 3
+    n = cols.next_slot
+    assert (cols.cols["top"][:n] == cols.cols["peak"][:n]).all()
+    for sensor in state.sensors.values():
+        scorer = sensor.scorer
+        assert scorer is not None
+        assert all(e.top == e.peak for e in scorer.envelopes)
+        assert scorer.envelopes[0].peak > 0.0  # a model that had learned peaks
 
 
 def test_an_early_v10_machine_gets_the_fields_v10_gained_later() -> None:

@@ -188,6 +188,7 @@ class Fleet:
             got = (c["r_level"], c["r_spread"], c["r_seen"])
             assert all_same(got, (res.level, res.spread, res.seen)), slot
             assert all_same(c["peak"], [e.peak for e in ref.envelopes]), slot
+            assert all_same(c["top"], [e.top for e in ref.envelopes]), slot
             assert all_same((c["up"], c["down"]), (ref.drift.up, ref.drift.down)), slot
             baselines = () if ref.season is None else ref.season.baselines
             for k, pool in enumerate(cols.pools):

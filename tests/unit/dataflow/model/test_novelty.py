@@ -229,3 +229,31 @@ def test_counts_pickled_wide_come_back_saturated_in_two_bytes() -> None:
         b.learn(t, 10.0, 5.0, 0.01)
         _learn_unsaturated(ref_means, ref_counts, slot, 10.0, shape.rate)
     assert list(b.means) == ref_means
+
+
+def test_a_spike_that_recurs_is_routine_at_the_size_of_the_largest_of_them() -> None:
+    """A daily spike whose size varies by some 15 % (a cron job's CPU): each day's meets the
+    largest before it, however much the peak decayed in between. It paged once the decay
+    (6 % a day at a half-life of ten days of 5-minute windows) and the variation together beat
+    the margin (``ec2_cpu_utilization_c6585a`` in NAB)."""
+    e = Envelope(half_life=3000.0, margin=1.2, floor=6.0, start=0)
+    day = 288
+    sizes = [37.5, 32.7, 36.0, 34.1, 37.7, 34.3, 34.8, 37.8, 37.2, 36.1, 36.2, 41.3]
+    paged = []
+    for size in sizes:
+        paged.append(e.observe(size))
+        for _ in range(day - 1):
+            e.observe(0.3)
+    assert paged == [True] + [False] * (len(sizes) - 1)
+    assert e.top == 41.3
+
+
+def test_a_spike_that_does_not_recur_still_fades() -> None:
+    """Lesser windows do not renew the top: after one huge spike and weeks of ordinary ones, a
+    spike of half its size is news again, as it was before tops."""
+    e = Envelope(half_life=1000.0, margin=1.2, floor=6.0, start=0)
+    assert e.observe(40.0)
+    for _ in range(3000):  # three half-lives
+        assert not e.observe(5.0 + (_ % 7))
+    assert e.top == 40.0 and e.peak < 12.0
+    assert e.observe(20.0)
