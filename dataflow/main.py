@@ -34,13 +34,16 @@ from dataflow.stopping import GracefulStop
 log = logging.getLogger("dataflow")
 
 # Throughput-minded librdkafka defaults; KAFKA_CONSUMER_CONFIG / KAFKA_PRODUCER_CONFIG override.
-# Fetch sizes as bench/floor.py's sweep chose (whole partitions in big requests: W1 0.34 -> 0.41
-# of the floor); not its fetch.min.bytes, which would hold back fetches on a quiet topic.
+# Each partition has its own consumer, so its prefetch is paid once per partition: a few polls'
+# worth (KAFKA_BATCH_SIZE is 5,000) in fetches of librdkafka's default size keeps the flow fed,
+# while bench/floor.py's 8 MiB fetches and 200,000-message queues held several hundred MB of a
+# backlog in memory for no speed (bench/RESULTS.md, "Consumer prefetch"). Not fetch.min.bytes,
+# which would hold back fetches on a quiet topic.
 CONSUMER_DEFAULTS = {
     "fetch.wait.max.ms": "100",
-    "fetch.message.max.bytes": "8388608",
+    "fetch.message.max.bytes": "1048576",
     "fetch.max.bytes": "67108864",
-    "queued.min.messages": "200000",
+    "queued.min.messages": "20000",
 }
 PRODUCER_DEFAULTS = {"linger.ms": "5", "compression.type": "lz4"}
 
