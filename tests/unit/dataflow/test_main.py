@@ -36,3 +36,14 @@ def test_help_is_the_shared_section_inside_the_flow_s_own_text() -> None:
         text
     )
     assert text.endswith("A second signal exits at once, status 128 + the signal number.\n")
+
+
+def test_each_partitions_prefetch_is_a_few_polls_not_a_backlog() -> None:
+    """One consumer per partition: the floor's 8 MiB fetches and 200,000 queued messages held
+    hundreds of MB of a backlog per flow for no speed (bench/RESULTS.md, "Consumer prefetch")."""
+    from dataflow.config import KAFKA_BATCH_SIZE
+    from dataflow.main import CONSUMER_DEFAULTS
+
+    batch = int(KAFKA_BATCH_SIZE.default)
+    assert int(CONSUMER_DEFAULTS["queued.min.messages"]) <= 4 * batch
+    assert int(CONSUMER_DEFAULTS["fetch.message.max.bytes"]) <= 1 << 20
