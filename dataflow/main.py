@@ -35,16 +35,16 @@ log = logging.getLogger("dataflow")
 
 # Throughput-minded librdkafka defaults; KAFKA_CONSUMER_CONFIG / KAFKA_PRODUCER_CONFIG override.
 # Each partition has its own consumer, so its prefetch is paid once per partition: a few polls'
-# worth (KAFKA_BATCH_SIZE is 5,000) in fetches of librdkafka's default size keeps the flow fed,
-# while bench/floor.py's 8 MiB fetches and 200,000-message queues held several hundred MB of a
-# backlog in memory for no speed (bench/RESULTS.md, "Consumer prefetch"). Not fetch.min.bytes,
-# which would hold back fetches on a quiet topic.
+# worth (PREFETCH_POLLS x KAFKA_BATCH_SIZE) in fetches of librdkafka's default size keeps the
+# flow fed, while bench/floor.py's 8 MiB fetches and 200,000-message queues held several hundred
+# MB of a backlog in memory for no speed (bench/RESULTS.md, "Consumer prefetch"). Not
+# fetch.min.bytes, which would hold back fetches on a quiet topic.
 CONSUMER_DEFAULTS = {
     "fetch.wait.max.ms": "100",
     "fetch.message.max.bytes": "1048576",
     "fetch.max.bytes": "67108864",
-    "queued.min.messages": "20000",
 }
+PREFETCH_POLLS = 4  # queued.min.messages, in polls of KAFKA_BATCH_SIZE
 PRODUCER_DEFAULTS = {"linger.ms": "5", "compression.type": "lz4"}
 
 
@@ -84,6 +84,7 @@ def make_flow() -> object:
         consumer_config={
             **base,
             **CONSUMER_DEFAULTS,
+            "queued.min.messages": str(PREFETCH_POLLS * settings.batch_size),
             **settings.consumer_config,
             **settings.security.librdkafka(),
         },

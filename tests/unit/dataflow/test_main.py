@@ -42,8 +42,8 @@ def test_each_partitions_prefetch_is_a_few_polls_not_a_backlog() -> None:
     """One consumer per partition: the floor's 8 MiB fetches and 200,000 queued messages held
     hundreds of MB of a backlog per flow for no speed (bench/RESULTS.md, "Consumer prefetch")."""
     from dataflow.config import KAFKA_BATCH_SIZE
-    from dataflow.main import CONSUMER_DEFAULTS
+    from dataflow.main import CONSUMER_DEFAULTS, PREFETCH_POLLS
 
-    batch = int(KAFKA_BATCH_SIZE.default)
-    assert int(CONSUMER_DEFAULTS["queued.min.messages"]) <= 4 * batch
+    assert "queued.min.messages" not in CONSUMER_DEFAULTS  # PREFETCH_POLLS polls of a batch
+    assert PREFETCH_POLLS * int(KAFKA_BATCH_SIZE.default) <= 20_000
     assert int(CONSUMER_DEFAULTS["fetch.message.max.bytes"]) <= 1 << 20
