@@ -15,10 +15,12 @@ every five minutes is not "silent" between two of its readings. Four rules act o
 
 - a window closes when the sensor's clock, run on by its partition's input time, passes the
   window's end plus the lateness, without waiting for its next reading; less the sensor's usual
-  gap between readings, at most ``idle_timeout_s``, so a sensor whose readings come in bundles
-  (a gateway's) up to that far apart is not closed between two of them (raise it for gateways
-  that bundle longer). Never before its end: a window of a sensor that fell silent in its
-  middle stays open, so a reading that comes later is not late;
+  gap between hearings beyond its usual time between readings (``_close_wait``), at most
+  ``idle_timeout_s``, so a sensor whose readings come in bundles (a gateway's) up to that far
+  apart is not closed between two of them (raise it for gateways that bundle longer), while one
+  that sends each reading as it is made closes at its end and lateness. Never before its end:
+  a window of a sensor that fell silent in its middle stays open, so a reading that comes later
+  is not late;
 - an open alert of a sensor silent for ``stale_s`` is resolved as ``stale`` (only clean windows
   resolve an alert otherwise, and a machine that overheated and went offline would stay "open"
   until it came back);
@@ -249,6 +251,21 @@ def _follow_cadence(sensor: _Sensor, stats: WindowStats) -> None:
     sensor.last_end = stats.end
 
 
+def _close_wait(sensor: _Sensor, idle: float) -> float:
+    """How far a sensor's clock lags its partition's input time when its windows are closed by
+    a timer: its usual gap between hearings less its usual time between readings, at most
+    ``idle``. A sensor heard about as often as it reads (each reading sent when made) waits for
+    nothing beyond the lateness: waiting a whole gap more delayed every window, and its alert,
+    by one reading interval. One whose readings come in bundles waits for the next bundle, which
+    holds the readings made in between. Nothing while its cadence is not known (until its
+    second window closes): a gap alone does not tell bundles from readings."""
+    cadence = sensor.cadence
+    wait = sensor.gap - cadence
+    if wait <= 0.0 or cadence == 0.0:
+        return 0.0
+    return wait if wait < idle else idle
+
+
 def _calm(sensors: list[_Sensor], means: NDArray[np.float64], ml: Any) -> Any:
     """Per row of a batch: the model called it clean and none of its sensor's rules' conditions
     holds for its mean (so ``RuleSet.fired`` would fire nothing and end every streak). None
@@ -444,7 +461,7 @@ class ShardState:
         (``ingest`` does the same inline, once per window)."""
         win, part = sensor.windows, sensor.part
         if win.open and part is not None:
-            wait = min(sensor.gap, self.config.idle_timeout_s)
+            wait = _close_wait(sensor, self.config.idle_timeout_s)
             due = sensor.heard + wait + (win.next_close - win.max_ts) / 1e9
             heapq.heappush(part.closes, (due, key, win.next_close))
 
@@ -560,7 +577,7 @@ class ShardState:
                 heapq.heappush(
                     part.closes,
                     (
-                        heard + min(sensor.gap, idle) + (win.next_close - win.max_ts) / 1e9,
+                        heard + _close_wait(sensor, idle) + (win.next_close - win.max_ts) / 1e9,
                         key,
                         win.next_close,
                     ),
@@ -666,8 +683,8 @@ class ShardState:
                 win = sensor.windows
                 if win.next_close != next_close:
                     continue  # its own readings closed that window first
-                # The sensor's clock, run on by its partition's input time less its usual gap.
-                wait = min(sensor.gap, idle)
+                # The sensor's clock, run on by its partition's input time, less its wait.
+                wait = _close_wait(sensor, idle)
                 due = sensor.heard + wait + (next_close - win.max_ts) / 1e9
                 if at < due:  # heard again since the entry was made
                     heapq.heappush(closes, (due, key, next_close))

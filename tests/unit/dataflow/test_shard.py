@@ -181,18 +181,51 @@ def test_no_silence_while_the_source_is_not_caught_up() -> None:
 
 
 def test_the_clock_of_a_caught_up_partition_closes_a_window_at_end_plus_lateness() -> None:
-    """2 Hz, caught up: window [0, 5) closes once the input time passes 5 + 2 s of lateness and
-    the sensor's usual gap (0.5 s), without waiting for its next reading."""
+    """2 Hz, caught up: window [0, 5), its first, closes once the input time passes 5 + 2 s of
+    lateness, without waiting for its next reading (nor its usual gap, 0.5 s: nothing says yet
+    that its readings come in bundles)."""
     state = ShardState(config())
     for k in range(14):  # readings at 0.0 .. 6.5 s, each processed when it was made
         assert windows(feed(state, k / 2, [temp("a", k / 2, 60.0)])) == []
-    # A wake-up no later than that (an entry made before the sensor was heard again is
-    # checked, and set later, when it comes up).
-    assert WALL0 + 7.0 <= state.next_deadline() <= WALL0 + 7.5
-    assert windows(state.expire(WALL0 + 7.49)) == []
-    assert windows(state.expire(WALL0 + 7.5)) == [("a", 0, 60.0)]
+    # A wake-up no later than that.
+    assert WALL0 + 6.5 <= state.next_deadline() <= WALL0 + 7.0
+    assert windows(state.expire(WALL0 + 6.99)) == []
+    assert windows(state.expire(WALL0 + 7.0)) == [("a", 0, 60.0)]
     late = temp("a", 4.9, 61.0)  # a reading for the closed window is late now
-    assert state.ingest([live(7.6), late], now=WALL0 + 7.6) == [LateReading(late)]
+    assert state.ingest([live(7.1), late], now=WALL0 + 7.1) == [LateReading(late)]
+
+
+def test_a_sensor_that_sends_each_reading_when_made_closes_at_end_plus_lateness() -> None:
+    """2 Hz, caught up, its cadence known from its first windows: window [20, 25) closes once the
+    input time passes 25 + 2 s of lateness, not a reading interval later (its alert with it)."""
+    state = ShardState(config())
+    for k in range(54):  # readings at 0.0 .. 26.5 s, each processed when it was made
+        t = k / 2
+        feed(state, t, [temp("a", t, 60.0)])
+    closed = windows(state.expire(WALL0 + 27.05))
+    assert closed == [("a", 20, 60.0)]
+
+
+def test_a_sensor_whose_readings_come_in_bundles_waits_for_the_next_bundle() -> None:
+    """A gateway sends the last 8 s of 1 Hz readings every 8 s (under the 10 s idle timeout):
+    once its gap is known (its second bundle), a window is not closed between two bundles, so
+    none of the next bundle's readings is late (closing at end + lateness by its clock alone
+    would make 24 and 25 s late for [20, 25))."""
+    state = ShardState(config())
+    out: list = []
+    for b in range(1, 8):  # bundles at 8, 16, ..., 56 s, with readings at 8b-8 .. 8b-1 s
+        sent = 8.0 * b
+        readings = [temp("g", sent - 8 + i, 60.0 + i) for i in range(8)]
+        out += state.ingest([live(sent), *readings], WALL0 + sent)
+        for tick in range(1, 80):  # the source's word every second, the silence rules between
+            t = sent + tick / 10
+            beat = [live(t)] if tick % 10 == 0 else []
+            out += state.ingest(beat, WALL0 + t) + state.expire(WALL0 + t)
+    late = [(o.reading.ts - T0) // S for o in out if isinstance(o, LateReading)]
+    assert all(ts < 16 for ts in late)  # the first bundles', while its gap was not known
+    after = [o for o in out if isinstance(o, WindowResult) and o.stats.start >= T0 + 15 * S]
+    assert [(o.stats.start - T0) // S for o in after] == [15, 20, 25, 30, 35, 40, 45]
+    assert all(o.stats.count == 5 for o in after)
 
 
 def test_a_partition_that_moves_on_closes_the_window_of_a_sensor_left_behind() -> None:
