@@ -55,6 +55,15 @@ v11 -> v12 (a spike that recurs keeps its size in memory: issue 26):
   peak is the most it can know; the top is renewed by the next larger window. (The columns'
   matrices are widened when they are read: ``ColumnScorer._allocate``.) The v10 -> v11 step
   builds its columns with today's ``ColumnScorer``, which reads the tops: it fills them first.
+
+v12 -> v13 (a change of level accepted: issue 26):
+
+- ``SensorScorer.calm`` (the envelopes' peaks before the current drift episode): None, and a
+  ``ColumnScorer``'s ``calm`` columns: nan, the same (the matrices are widened when they are
+  read, the new columns filled with nan: ``ColumnScorer._allocate``). A sensor in a drift
+  episode when the snapshot was taken keeps the peaks it has if that episode is accepted as a
+  change of level; the next episode keeps its own. The v10 -> v11 step's ``ColumnScorer``
+  reads it: it is filled first there too.
 """
 
 from __future__ import annotations
@@ -122,6 +131,11 @@ def _tops(scorer: Any) -> None:
             _fill(envelope, "top", envelope.peak)
 
 
+def _calm(scorer: Any) -> None:
+    """A per-sensor scorer from before v13: no peaks kept from before a drift episode."""
+    _fill(scorer, "calm", None)
+
+
 def _v10_to_v11(state: Any) -> Any:
     from dataflow.model.columns import ColumnScorer
 
@@ -141,6 +155,7 @@ def _v10_to_v11(state: Any) -> Any:
         scorer = sensor._scorer
         if scorer is not None:
             _tops(scorer)  # today's from_scorers reads them (see v11 -> v12)
+            _calm(scorer)  # and this (see v12 -> v13)
             groups.setdefault((family, scorer.params), []).append(sensor)
     for (family, _), sensors in groups.items():
         try:
@@ -164,12 +179,20 @@ def _v11_to_v12(state: Any) -> Any:
     return state
 
 
+def _v12_to_v13(state: Any) -> Any:
+    for sensor in state.sensors.values():
+        if sensor._scorer is not None:
+            _calm(sensor._scorer)
+    return state  # the columns' calm: nan from _allocate, as the reading widened them
+
+
 # From-version -> the step that makes it the next version.
 STEPS: dict[int, Callable[[Any], Any]] = {
     8: _v8_to_v9,
     9: _v9_to_v10,
     10: _v10_to_v11,
     11: _v11_to_v12,
+    12: _v12_to_v13,
 }
 
 

@@ -97,8 +97,11 @@ _SENSOR: dict[str, tuple[str, tuple[int, ...], float]] = {
     "hst_ready": ("?", (), 0),  # a reference window exists (CompactHST.r_mass non-empty)
     "pool0": ("i4", (), -1),  # the daily baseline's pool row, -1 while none
     "pool1": ("i4", (), -1),  # the weekly one's
-    # The envelopes' tops (``Envelope.top``), last: a v11 snapshot's matrices lack them.
+    # The envelopes' tops (``Envelope.top``), late: a v11 snapshot's matrices lack them.
     "top": ("f8", (3,), 0.0),
+    # The peaks before the current drift episode (``SensorScorer.calm``), nan for None; last:
+    # a v12 snapshot's matrices lack them.
+    "calm": ("f8", (3,), math.nan),
 }
 
 
@@ -740,6 +743,21 @@ class ColumnScorer:
             drift = moves & ((up > limit) | (down > limit))
             c["up"][s], c["down"][s] = up, down
         ml = lrn & ready & (novel | drift)
+        # The peaks before a drift episode, kept while its sums are not 0; a change of level
+        # accepted where the sums are capped and every burst window beyond the floor.
+        before = c["calm"][s]
+        quiet = (up == 0.0) & (down == 0.0)
+        before[quiet] = math.nan
+        begins = ~quiet & np.isnan(before[:, 0])
+        before[begins, 0], before[begins, 1], before[begins, 2] = lp[begins], sp[begins], bp[begins]
+        c["calm"][s[lrn]] = before[lrn]
+        anchor = (
+            drift
+            & ~use
+            & (burst_n == BURST_WINDOWS)
+            & (burst.min(axis=1) > f)
+            & (np.where(up > down, up, down) >= 2 * limit)
+        )
         for j in np.flatnonzero(ml).tolist():
             out.ml[rows[j]] = True
             out.why[int(rows[j])] = self._why(
@@ -747,6 +765,7 @@ class ColumnScorer:
                 step_z[j], rate[j], lp[j], sp[j], bp[j], score[j], bool(drift[j]), c_scale[j],
                 int(burst_n[j]), up[j], down[j],
             )  # fmt: skip
+        s_all = s
         if held.any():
             k = np.flatnonzero(lrn)
             s, seen, x, t, level, spread, ml, idx = (
@@ -755,9 +774,26 @@ class ColumnScorer:
             scat_in, scatter, r, step = scat_in[k], scatter[k], r[k], step[k]
             has_r, has_last = has_r[k], has_last[k]
         self._learn(s, seen, x, t, level, spread, scat_in, scatter, has_r, r, has_last, step)
+        if anchor.any():
+            a = np.flatnonzero(anchor)
+            self._anchor(s_all[a], burst[a].min(axis=1), floor[a], up[a] > down[a], before[a])
         calm = ~ml
         self._hst_learn(s[calm], idx[calm])  # like River's filters: not what they called anomalous
         out.level[every], out.reach[every] = self._homes(every_s)
+
+    def _anchor(self, s: I8, moved: F8, floor: F8, rising: B1, calm: F8) -> None:
+        """``SensorScorer._anchor`` over rows of slots, after they learned their windows."""
+        c = self.cols
+        level, spread = c["level"][s], c["spread"][s]
+        sc = np.where(floor > spread, floor, spread)
+        res = REL_EPS * np.abs(level)
+        sc = np.where(res > sc, res, sc)
+        sign = np.where(rising, 1.0, -1.0)
+        c["level"][s] = level + sign * moved * 1.25 * sc
+        c["up"][s], c["down"][s] = 0.0, 0.0
+        had = ~np.isnan(calm[:, 0])
+        c["peak"][s[had]] = calm[had]
+        c["calm"][s] = math.nan
 
     def _learn(
         self,
@@ -899,6 +935,7 @@ class ColumnScorer:
         c["burst_n"][slot] = len(sc.burst)
         c["peak"][slot] = [e.peak for e in envs]
         c["top"][slot] = [e.top for e in envs]
+        c["calm"][slot] = (math.nan,) * 3 if sc.calm is None else sc.calm
         c["up"][slot], c["down"][slot] = sc.drift.up, sc.drift.down
         model = sc.model
         c["hst_counts"][slot] = model.counts
@@ -959,6 +996,8 @@ class ColumnScorer:
         for e, peak, top in zip(sc.envelopes, c["peak"][slot].tolist(), tops, strict=True):
             e.peak, e.top, e.seen = peak, top, seen
         sc.drift.up, sc.drift.down = float(c["up"][slot]), float(c["down"][slot])
+        calm = c["calm"][slot].tolist()
+        sc.calm = None if math.isnan(calm[0]) else (calm[0], calm[1], calm[2])
         model = sc.model
         model.counts = [int(x) for x in c["hst_counts"][slot]]
         model.counter = int(c["hst_counter"][slot])

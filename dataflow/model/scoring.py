@@ -19,6 +19,19 @@ scores against itself; only the sensor's own past is used):
    That is off by default: on NAB's development files it added false alarms faster than it found
    windows, fed with the mean or with the level z-score alike (``bench/RESULTS.md``).
 
+A change of level accepted: when the drift sums have been at their cap (twice the limit) and
+each of the last ``BURST_WINDOWS`` windows was beyond the novelty floor, the sensor has moved
+for good, not burst. Left to the running level, a large move (a CPU from 6 to 14.5 at a spread
+of 0.25) lags for hundreds of windows, and every window of the lag teaches the spread a
+distance of many spreads: the spread grows to the lag, and the sensor is blind to spikes in its
+new regime for days. So the level is re-anchored at once, by the nearest of those windows'
+distances (``min`` of the burst window, in the spread of now: it moves no further than every one
+of them went), the drift sums restart, and the three envelopes' peaks go back to those from
+before the episode (``calm``): the windows of the move were measured against the old level, and
+are not a size the new regime's spikes should be compared with. A burst that lasts (a tweet
+storm) rarely holds every window beyond the floor until the sums are capped; one that does is
+re-anchored to, and the drift the other way when it ends is paged as drift always was.
+
 An absurd window, more than ``ABSURD_Z`` spreads from the level (a device sending garbage that
 its valid range still lets through), is scored and may alert, but nothing learns it: it would
 drag the level and spread so far, and raise the novelty peaks so high, that the sensor's later
@@ -149,6 +162,7 @@ class SensorScorer:
     __slots__ = (
         "absurd",
         "burst",
+        "calm",
         "change",
         "drift",
         "envelopes",
@@ -177,6 +191,8 @@ class SensorScorer:
             Seasonality(params.window_ns, params.season_ratio) if params.seasonality else None
         )
         self.burst: list[float] = []  # the last BURST_WINDOWS level z-scores
+        # The envelopes' peaks before the current drift episode; None while the sums are 0.
+        self.calm: tuple[float, float, float] | None = None
         p = params
         half, margin, start = p.novelty_half_life, p.novelty_margin, p.novelty_start
         # Level distance, step, burst rate; and HalfSpaceTrees' score only where it votes.
@@ -347,7 +363,33 @@ class SensorScorer:
             # anomalous.
             model.learn_one((mean,))
         self.seen = seen + 1
+        sums = self.drift
+        if sums.up == 0.0 and sums.down == 0.0:
+            self.calm = None
+        elif self.calm is None:
+            self.calm = (lp, sp, bp)
+        if (
+            drift
+            and track is raw
+            and len(burst) == BURST_WINDOWS
+            and min(burst) > p.novelty_floor
+            and (sums.up if sums.up > sums.down else sums.down) >= 2 * sums.limit
+        ):
+            self._anchor(min(burst), floor)
         return _new(Score, (score, ml, ready, cut, why))
+
+    def _anchor(self, moved: float, floor: float) -> None:
+        """Accept a change of level (see the module docstring): the level moves by ``moved``
+        spreads towards the drift, the sums restart, and the peaks are those before it."""
+        sums, raw = self.drift, self.raw
+        sign = 1.0 if sums.up > sums.down else -1.0
+        raw.level = raw.level + sign * moved * 1.25 * raw.scale(floor)
+        sums.up = sums.down = 0.0
+        calm = self.calm
+        if calm is not None:
+            for env, peak in zip(self.envelopes, calm, strict=True):
+                env.peak = peak
+        self.calm = None
 
     def _why(
         self,

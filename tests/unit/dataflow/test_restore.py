@@ -161,6 +161,7 @@ def test_a_snapshot_naming_classes_that_moved_is_refused_with_the_reset_line() -
 
 # What each format added, as (object, slot): absent from a snapshot of the format before.
 ADDED = {
+    13: (("scorer", "calm"),),
     12: (),  # each envelope's top: see as_older_format
     11: (),  # a sensor's scorer became a slot of its family's ColumnScorer: see as_older_format
     10: (("alerts", "lasted"), ("alerts", "origin"), ("alerts", "origin_reach")),
@@ -213,6 +214,7 @@ def test_a_snapshot_of_the_previous_format_is_migrated_and_keeps_every_model() -
     assert (sensor.alerts.lasted, sensor.alerts.origin, sensor.alerts.origin_reach) == (0, 0, 0)
     assert state.config.adapt_after == config().adapt_after
     assert all(e.top == e.peak for e in sensor.scorer.envelopes)  # its tops: its peaks
+    assert sensor.scorer.calm is None or sensor.scorer.drift.up or sensor.scorer.drift.down
     # The resumed windows are those a snapshot of the current format resumes to.
     _, _, fresh = resume(snapshot_with_open_window(config()), config())
     assert windows(out) == windows(fresh) and windows(out)

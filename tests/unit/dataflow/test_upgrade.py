@@ -167,13 +167,43 @@ def test_v11_models_get_their_envelopes_tops_from_their_peaks(
     (cols,) = state.columns[TEMPERATURE]
     for dtype, m in pickled.items():
         assert (cols.mats[dtype][: len(m), : m.shape[1]] == m).all(), dtype
-    assert cols.mats["f8"].shape[1] == pickled["f8"].shape[1] + 3
+    assert cols.mats["f8"].shape[1] == pickled["f8"].shape[1] + 6  # the tops, then v13's calm
     n = cols.next_slot
     assert (cols.cols["top"][:n] == cols.cols["peak"][:n]).all()
     for sensor in state.sensors.values():
         scorer = sensor.scorer
         assert scorer is not None
         assert all(e.top == e.peak for e in scorer.envelopes)
+        assert scorer.envelopes[0].peak > 0.0  # a model that had learned peaks
+
+
+def test_v12_models_keep_no_peaks_from_before_a_drift_episode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """v12 -> v13: no scorer holds peaks from before a drift episode (``calm``: None, nan in
+    the columns), and a v12 ColumnScorer's matrices, which have no ``calm`` columns, are
+    widened as they are read with every number they held kept in place."""
+    from dataflow.model.columns import ColumnScorer
+
+    pickled: dict[str, np.ndarray] = {}  # the matrices as the v12 snapshot holds them
+    setstate = ColumnScorer.__setstate__
+
+    def keep(self: ColumnScorer, state: dict[str, Any]) -> None:
+        pickled.update({dtype: m.copy() for dtype, m in state["mats"].items()})
+        setstate(self, state)
+
+    monkeypatch.setattr(ColumnScorer, "__setstate__", keep)
+    config = shard_config(Settings.from_env(fx.ENV))
+    state = restore(fixture_named("snapshot-v12.bin"), config)
+    state.reconfigure(config)
+    (cols,) = state.columns[TEMPERATURE]
+    for dtype, m in pickled.items():
+        assert (cols.mats[dtype][: len(m), : m.shape[1]] == m).all(), dtype
+    assert cols.mats["f8"].shape[1] == pickled["f8"].shape[1] + 3
+    assert np.isnan(cols.cols["calm"][: cols.next_slot]).all()
+    for sensor in state.sensors.values():
+        scorer = sensor.scorer
+        assert scorer is not None and scorer.calm is None
         assert scorer.envelopes[0].peak > 0.0  # a model that had learned peaks
 
 

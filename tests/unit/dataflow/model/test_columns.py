@@ -189,6 +189,7 @@ class Fleet:
             assert all_same(got, (res.level, res.spread, res.seen)), slot
             assert all_same(c["peak"], [e.peak for e in ref.envelopes]), slot
             assert all_same(c["top"], [e.top for e in ref.envelopes]), slot
+            assert all_same(c["calm"], ref.calm or (math.nan,) * 3), slot
             assert all_same((c["up"], c["down"]), (ref.drift.up, ref.drift.down)), slot
             baselines = () if ref.season is None else ref.season.baselines
             for k, pool in enumerate(cols.pools):
@@ -213,7 +214,17 @@ class Fleet:
     ],
     ids=["daily", "weekly", "no-seasons"],
 )
-def test_column_scorer_decides_as_the_reference(params: ModelParams) -> None:
+def test_column_scorer_decides_as_the_reference(
+    params: ModelParams, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    anchored = []  # the reference's accepted changes of level (the steps sensors')
+    anchor = SensorScorer._anchor
+
+    def counted(self: SensorScorer, moved: float, floor: float) -> None:
+        anchored.append(moved)
+        anchor(self, moved, floor)
+
+    monkeypatch.setattr(SensorScorer, "_anchor", counted)
     fleet = Fleet(params, seed=hash(params) % 1000)
     for _ in range(200):
         fleet.add()
@@ -226,6 +237,7 @@ def test_column_scorer_decides_as_the_reference(params: ModelParams) -> None:
     st = fleet.stats
     # The streams reached what the comparison is for (not expected figures: coverage).
     assert st["ml"] > 20 and st["reused"] > 10, st
+    assert params.seasonality or len(anchored) > 5, len(anchored)  # the short drift limit's
     if params.seasonality:
         assert st["seasonal"] > 0 and st["young"] > 0 and st["weekly"] > 0, st
 

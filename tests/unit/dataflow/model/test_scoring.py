@@ -188,3 +188,22 @@ def test_a_lasting_shift_of_absurd_size_is_learned_after_a_few_windows() -> None
     assert moved[0].ml_anomaly
     assert not any(r.ml_anomaly for r in moved[-100:])
     assert scorer.raw.level > 2065.0  # on its way there, at the level's own pace
+
+
+def test_a_change_of_level_is_accepted_and_the_new_regime_s_spikes_are_seen() -> None:
+    """A CPU at 6 that moves to 14.5 for good (rds_cpu_utilization_cc0c53): once the drift sums
+    are capped and every recent window is beyond the floor, the level is re-anchored near the
+    new regime, the spread is not inflated by hundreds of windows of lag, and the peaks are those
+    from before the move, so a spike of a few new-regime spreads a day later is an anomaly."""
+    params = ModelParams(limits=(0.0, 40.0), window_size=50, warmup=100, seed=3, seasonality=False)
+    rng = random.Random(11)
+    scorer = SensorScorer(params)
+    feed(scorer, [6.0 + rng.gauss(0, 0.3) for _ in range(600)])
+    peaks = [e.peak for e in scorer.envelopes]
+    after = feed(scorer, [14.5 + rng.gauss(0, 0.6) for _ in range(300)], start=600)
+    assert any(s.ml_anomaly for s in after[:20])  # the move itself pages
+    assert abs(scorer.raw.level - 14.5) < 1.0, scorer.raw.level  # not still lagging near 9
+    assert scorer.raw.spread < 1.0, scorer.raw.spread
+    assert [e.peak for e in scorer.envelopes] < [p + 1.0 for p in peaks]  # the move's peaks gone
+    (spike,) = feed(scorer, [14.5 + 9 * 1.25 * 0.6], start=900)
+    assert spike.ml_anomaly
