@@ -204,6 +204,9 @@ def test_a_change_of_level_is_accepted_and_the_new_regime_s_spikes_are_seen() ->
     assert any(s.ml_anomaly for s in after[:20])  # the move itself pages
     assert abs(scorer.raw.level - 14.5) < 1.0, scorer.raw.level  # not still lagging near 9
     assert scorer.raw.spread < 1.0, scorer.raw.spread
-    assert [e.peak for e in scorer.envelopes] < [p + 1.0 for p in peaks]  # the move's peaks gone
+    # The level and step peaks are those from before the move; the burst peak learned the move's
+    # last distances again (the burst list still held them for five windows after the anchor).
+    now = [e.peak for e in scorer.envelopes]
+    assert now[0] < peaks[0] + 1.0 and now[1] < peaks[1] + 1.0, (now, peaks)
     (spike,) = feed(scorer, [14.5 + 9 * 1.25 * 0.6], start=900)
     assert spike.ml_anomaly
