@@ -145,15 +145,14 @@ def test_v10_models_become_slots_of_their_family_column_scorer(name: str) -> Non
             assert scorer is not None and scorer.seen >= before[k].seen + 39, k
 
 
-def test_v11_models_get_their_envelopes_tops_from_their_peaks(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """v11 -> v12: every envelope's top is its peak (the most a v11 envelope knew), and a v11
-    ColumnScorer's matrices, which have no ``top`` columns, are widened as they are read with
-    every number they held kept in place."""
+def _restored_widened(
+    monkeypatch: pytest.MonkeyPatch, fixture: str
+) -> tuple[Any, Any, dict[str, np.ndarray]]:
+    """The fixture restored and reconfigured, its temperature ColumnScorer, and the matrices as
+    the snapshot held them: each is checked to be kept in place in the widened ones."""
     from dataflow.model.columns import ColumnScorer
 
-    pickled: dict[str, np.ndarray] = {}  # the matrices as the v11 snapshot holds them
+    pickled: dict[str, np.ndarray] = {}
     setstate = ColumnScorer.__setstate__
 
     def keep(self: ColumnScorer, state: dict[str, Any]) -> None:
@@ -162,11 +161,21 @@ def test_v11_models_get_their_envelopes_tops_from_their_peaks(
 
     monkeypatch.setattr(ColumnScorer, "__setstate__", keep)
     config = shard_config(Settings.from_env(fx.ENV))
-    state = restore(fixture_named("snapshot-v11.bin"), config)
+    state = restore(fixture_named(fixture), config)
     state.reconfigure(config)
     (cols,) = state.columns[TEMPERATURE]
     for dtype, m in pickled.items():
         assert (cols.mats[dtype][: len(m), : m.shape[1]] == m).all(), dtype
+    return state, cols, pickled
+
+
+def test_v11_models_get_their_envelopes_tops_from_their_peaks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """v11 -> v12: every envelope's top is its peak (the most a v11 envelope knew), and a v11
+    ColumnScorer's matrices, which have no ``top`` columns, are widened as they are read with
+    every number they held kept in place."""
+    state, cols, pickled = _restored_widened(monkeypatch, "snapshot-v11.bin")
     assert cols.mats["f8"].shape[1] == pickled["f8"].shape[1] + 6  # the tops, then v13's calm
     n = cols.next_slot
     assert (cols.cols["top"][:n] == cols.cols["peak"][:n]).all()
@@ -183,22 +192,7 @@ def test_v12_models_keep_no_peaks_from_before_a_drift_episode(
     """v12 -> v13: no scorer holds peaks from before a drift episode (``calm``: None, nan in
     the columns), and a v12 ColumnScorer's matrices, which have no ``calm`` columns, are
     widened as they are read with every number they held kept in place."""
-    from dataflow.model.columns import ColumnScorer
-
-    pickled: dict[str, np.ndarray] = {}  # the matrices as the v12 snapshot holds them
-    setstate = ColumnScorer.__setstate__
-
-    def keep(self: ColumnScorer, state: dict[str, Any]) -> None:
-        pickled.update({dtype: m.copy() for dtype, m in state["mats"].items()})
-        setstate(self, state)
-
-    monkeypatch.setattr(ColumnScorer, "__setstate__", keep)
-    config = shard_config(Settings.from_env(fx.ENV))
-    state = restore(fixture_named("snapshot-v12.bin"), config)
-    state.reconfigure(config)
-    (cols,) = state.columns[TEMPERATURE]
-    for dtype, m in pickled.items():
-        assert (cols.mats[dtype][: len(m), : m.shape[1]] == m).all(), dtype
+    state, cols, pickled = _restored_widened(monkeypatch, "snapshot-v12.bin")
     assert cols.mats["f8"].shape[1] == pickled["f8"].shape[1] + 3
     assert np.isnan(cols.cols["calm"][: cols.next_slot]).all()
     for sensor in state.sensors.values():
