@@ -164,6 +164,16 @@ class Fleet:
         slots, starts, means, scatters = zip(*rows, strict=True)
         check(ref, self.cols.score_batch(slots, starts, means, scatters), homes)
 
+    def run(self, batches: int, backlog: int = 0, homes: bool = False) -> None:
+        """``batches`` batches, a twentieth of the sensors replaced after every tenth (and, with
+        ``homes``, every sensor's home compared with the reference's then)."""
+        for b in range(batches):
+            self.batch(backlog=backlog)
+            if b % 10 == 9:
+                self.churn()
+                if homes:
+                    self.homes()
+
     def churn(self) -> None:
         rng = self.rng
         live = np.asarray(sorted(self.sensors))
@@ -228,11 +238,7 @@ def test_column_scorer_decides_as_the_reference(
     fleet = Fleet(params, seed=hash(params) % 1000)
     for _ in range(200):
         fleet.add()
-    for b in range(90):
-        fleet.batch()
-        if b % 10 == 9:
-            fleet.churn()
-            fleet.homes()
+    fleet.run(90, homes=True)
     fleet.homes()
     st = fleet.stats
     # The streams reached what the comparison is for (not expected figures: coverage).
@@ -246,20 +252,14 @@ def test_a_pickled_column_scorer_is_arrays_and_continues_identically() -> None:
     fleet = Fleet(BASE, seed=5)
     for _ in range(150):
         fleet.add()
-    for b in range(50):
-        fleet.batch()
-        if b % 10 == 9:
-            fleet.churn()
+    fleet.run(50)
     blob = pickle.dumps(fleet.cols, protocol=pickle.HIGHEST_PROTOCOL)
     assert b"SensorScorer" not in blob and b"Envelope" not in blob
     state = fleet.cols.__getstate__()
     assert all(isinstance(a, np.ndarray) for a in state["mats"].values())
     assert all(isinstance(a, np.ndarray) for p in state["pools"] for a in p.a.values())
     fleet.cols = pickle.loads(blob)
-    for b in range(50):
-        fleet.batch()
-        if b % 10 == 9:
-            fleet.churn()
+    fleet.run(50)
     fleet.homes()
     assert fleet.stats["ml"] > 0 and fleet.stats["seasonal"] > 0, fleet.stats
 
@@ -277,10 +277,7 @@ def test_scorers_converted_from_an_old_snapshot_continue_identically() -> None:
     fleet.sensors = {i: fleet.sensors[s] for i, s in enumerate(slots)}
     fleet.homes()
     before = fleet.stats["ml"]
-    for b in range(40):
-        fleet.batch()
-        if b % 10 == 9:
-            fleet.churn()
+    fleet.run(40)
     fleet.homes()
     assert fleet.stats["ml"] > before and fleet.stats["seasonal"] > 0, fleet.stats
 
@@ -311,11 +308,7 @@ def test_long_runs_of_one_sensor_decide_as_the_reference(
     fleet.cols.scalar_per_pass = scalar_per_pass
     for _ in range(60):
         fleet.add()
-    for b in range(40):
-        fleet.batch(backlog=3)
-        if b % 10 == 9:
-            fleet.churn()
-            fleet.homes()
+    fleet.run(40, backlog=3, homes=True)
     fleet.homes()
     assert fleet.stats["ml"] > 0 and fleet.stats["seasonal"] > 0, fleet.stats
 
@@ -355,10 +348,7 @@ def test_retuned_settings_apply_as_the_reference_retunes_them() -> None:
     assert all(ref.retune(new) for ref in fleet.refs.values())
     fleet.params = new
     before = fleet.stats["ml"]
-    for b in range(30):
-        fleet.batch()
-        if b % 10 == 9:
-            fleet.churn()
+    fleet.run(30)
     fleet.homes()
     assert fleet.stats["ml"] > before, fleet.stats
 
