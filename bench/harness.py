@@ -7,6 +7,7 @@ structure, ``tests/integration/test_bench_harness.py``):
     .venv/bin/python bench/harness.py                       # W1 and W2, 3 rounds each
     .venv/bin/python bench/harness.py --partitions 1 --skip-quix   # one-partition topics
     .venv/bin/python bench/harness.py --workloads W1 --runs 1 --messages 200000   # quick check
+    .venv/bin/python bench/harness.py --workloads W1,W3 --messages 10000000 --skip-quix  # fleet
 
 5,000,000 readings per workload by default, so that a drain of the dataflow takes several
 times its start-up: the start-up (a few seconds) is subtracted, and on a short drain the figure
@@ -387,62 +388,86 @@ def verdict(median: float, each: list[float], target: float) -> str:
     return f"{by_median} by the median, {every}"
 
 
+# Issue #28's targets: each workload's ratio to the floor and to the Quix peer, W2's peak RSS,
+# and the fleet ratio (W3's 100k sensors against W1's 1k, the same readings per window).
+FLOOR_TARGETS = {"W1": 0.6, "W2": 0.25}
+QUIX_TARGETS = {"W1": 20.0, "W2": 10.0}
+TEXTBOOK_TARGET = 15.0  # issue #9's, W1 only
+W2_RSS_MB_MAX = 800.0
+FLEET_RATIO_MIN = 0.7
+SCALING_MIN = 1.8  # issue #15's: two processes against one
+
+
+def fleet_ratio(by: dict[str, dict[str, Any]]) -> str | None:
+    """W3 (100k sensors) against W1 (1k), ``ours -w 1``'s msg/s: the cost of a fleet's size
+    alone. Beside the medians' ratio, each workload's msg/s as a share of its own rounds'
+    floor, so a broker that ran slower in one workload's rounds does not pass for the flow."""
+    if not all(w in by and "ours -w 1" in by[w] for w in ("W1", "W3")):
+        return None
+    small, large = by["W1"]["ours -w 1"], by["W3"]["ours -w 1"]
+    x = large["msg_per_s"] / small["msg_per_s"]
+    per_floor = large["x_floor"] / small["x_floor"]
+    return (
+        f"fleet ratio W3 / W1 (ours -w 1 msg/s) = {x:.3f} (target >= {FLEET_RATIO_MIN}): "
+        f"{'met' if x >= FLEET_RATIO_MIN else 'NOT met'}; "
+        f"as shares of each one's floor {per_floor:.3f}"
+    )
+
+
 def targets(results: list[dict[str, Any]]) -> list[str]:
-    """The issue's targets, checked on this run's medians."""
+    """The issue's targets, checked on this run's medians (and the ratios in every round)."""
     out = []
     by = {r["workload"]: r["summary"] for r in results}
-    for name in by:
-        if "ours -w 1" in by[name]:
-            m = by[name]["ours -w 1"]
-            if name == "W1":
-                out.append(
-                    f"W1 ours -w 1 / floor = {m['x_floor']:.3f} (target >= 0.5): "
-                    f"{verdict(m['x_floor'], m['x_floor_each'], 0.5)}"
-                )
-            else:
-                out.append(
-                    f"{name} ours -w 1 / floor = {m['x_floor']:.3f} (no target); "
-                    f"rounds {_each(m['x_floor_each'], '.3f')}"
-                )
-    if "W1" in by and "textbook" in by["W1"] and "ours -w 1" in by["W1"]:
-        m = by["W1"]["ours -w 1"]
-        out.append(
-            f"W1 ours -w 1 / textbook = {m['x_textbook']:.2f} (target >= 15): "
-            f"{verdict(m['x_textbook'], m['x_textbook_each'], 15)}"
-        )
-    if "W1" in by and "quix" in by["W1"] and "ours -w 1" in by["W1"]:
-        m = by["W1"]["ours -w 1"]
-        out.append(
-            f"W1 ours -w 1 / Quix = {m['x_quix']:.2f} (target >= 25): "
-            f"{verdict(m['x_quix'], m['x_quix_each'], 25)}"
-        )
-    if "W2" in by and "quix" in by["W2"] and "ours -w 1" in by["W2"]:
-        m = by["W2"]["ours -w 1"]
-        out.append(
-            f"W2 ours -w 1 / Quix = {m['x_quix']:.2f} (target >= 5): "
-            f"{verdict(m['x_quix'], m['x_quix_each'], 5)}"
-        )
     for name, s in by.items():
+        if "ours -w 1" not in s:
+            continue
+        m = s["ours -w 1"]
+        goal = FLOOR_TARGETS.get(name)
+        if goal is None:
+            out.append(
+                f"{name} ours -w 1 / floor = {m['x_floor']:.3f} (no target); "
+                f"rounds {_each(m['x_floor_each'], '.3f')}"
+            )
+        else:
+            out.append(
+                f"{name} ours -w 1 / floor = {m['x_floor']:.3f} (target >= {goal}): "
+                f"{verdict(m['x_floor'], m['x_floor_each'], goal)}"
+            )
+        if "quix" in s and name in QUIX_TARGETS:
+            goal = QUIX_TARGETS[name]
+            out.append(
+                f"{name} ours -w 1 / Quix = {m['x_quix']:.2f} (target >= {goal:g}): "
+                f"{verdict(m['x_quix'], m['x_quix_each'], goal)}"
+            )
+        if "textbook" in s:
+            out.append(
+                f"{name} ours -w 1 / textbook = {m['x_textbook']:.2f} "
+                f"(target >= {TEXTBOOK_TARGET:g}): "
+                f"{verdict(m['x_textbook'], m['x_textbook_each'], TEXTBOOK_TARGET)}"
+            )
         for other in ("ours -w 2", "ours 2 proc"):
-            if "ours -w 1" in s and other in s:
-                x = s[other]["msg_per_s"] / s["ours -w 1"]["msg_per_s"]
+            if other in s:
+                x = s[other]["msg_per_s"] / m["msg_per_s"]
                 out.append(
-                    f"{name} scaling {other} / ours -w 1 = {x:.2f} (target >= 1.8): "
-                    f"{'met' if x >= 1.8 else 'NOT met'}"
+                    f"{name} scaling {other} / ours -w 1 = {x:.2f} (target >= {SCALING_MIN}): "
+                    f"{'met' if x >= SCALING_MIN else 'NOT met'}"
                 )
-    if "W2" in by and "ours -w 1" in by["W2"]:
-        rss = by["W2"]["ours -w 1"]["rss_mb"]
-        out.append(
-            f"W2 (100k sensors) peak RSS = {rss:.0f} MB (target <= 2048 MB): "
-            f"{'met' if rss <= 2048 else 'NOT met'}"
-        )
+        if name == "W2":
+            rss = m["rss_mb"]
+            out.append(
+                f"W2 (100k sensors) peak RSS = {rss:.0f} MB (target <= {W2_RSS_MB_MAX:.0f} MB): "
+                f"{'met' if rss <= W2_RSS_MB_MAX else 'NOT met'}"
+            )
+    fleet = fleet_ratio(by)
+    if fleet:
+        out.append(fleet)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--brokers", default=os.environ.get("KAFKA_BROKERS", "127.0.0.1:9092"))
-    parser.add_argument("--workloads", default="W1,W2", help="comma-separated: W1,W2")
+    parser.add_argument("--workloads", default="W1,W2", help="comma-separated: W1,W2,W3")
     parser.add_argument("--runs", type=int, default=3, help="rounds per workload (medians)")
     parser.add_argument(
         "--messages",

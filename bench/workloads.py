@@ -58,6 +58,9 @@ WORKLOADS = {
     "W1": Workload("W1", sensors=1_000, per_window=50, messages=1_000_000),
     # 100k sensors, one reading per sensor per 5 s window: 1M readings = 1M windows.
     "W2": Workload("W2", sensors=100_000, per_window=1, messages=1_000_000),
+    # W1's readings per window over W2's fleet: beside W1 in one run, the cost of a fleet's size
+    # alone (the fleet ratio). 10M readings = two windows per sensor, W1's windows at 10M.
+    "W3": Workload("W3", sensors=100_000, per_window=50, messages=10_000_000),
 }
 
 

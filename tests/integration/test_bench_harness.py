@@ -4,7 +4,7 @@ The harness is part of the product (``make bench``), and it runs programs of two
 dataflow, the floor and the textbook flow in ``.venv``, the Quix Streams peer in
 ``.venv-bench`` (``make bench-venv``; ``make test`` makes it first). Nothing else runs it, so
 an import or an option that breaks it would go unseen until the next benchmark. Here it runs
-once, against the real broker, on both workloads with a couple of thousand readings and one
+once, against the real broker, on the three workloads with a couple of thousand readings and one
 round, with every kind of system it measures: the floor (tuned and default fetch), the flow
 as one process (``-w 1``) and as a two-process cluster, the textbook flow, and the Quix peer.
 ``-w 2`` is left out: the harness runs it the same way as ``-w 1`` with another number.
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -33,11 +34,11 @@ from tests.tools import missing
 
 QUIX_PYTHON = ROOT / ".venv-bench" / "bin" / "python"
 MESSAGES = 2_000
-WORKLOADS = ("W1", "W2")
+WORKLOADS = ("W1", "W2", "W3")
 # What the harness measures with --workers 1 --processes 2 --textbook; the textbook flow runs
 # on W1 only (the harness's TEXTBOOK_WORKLOADS).
 SYSTEMS = {"floor", "floor, default fetch", "ours -w 1", "ours 2 proc", "quix"}
-EXPECTED = {"W1": SYSTEMS | {"textbook"}, "W2": SYSTEMS}
+EXPECTED = {"W1": SYSTEMS | {"textbook"}, "W2": SYSTEMS, "W3": SYSTEMS}
 # Measured in every run of every system: a zero or a negative here is a broken measurement.
 MEASURED = ("wall_s", "drain_s", "msg_per_s", "cpu_s", "rss_mb")
 # Also measured for the systems whose start-up the harness subtracts (the flows and the peers).
@@ -132,6 +133,10 @@ def test_the_report_has_every_workload_and_every_system_in_one_round(run: Run) -
             assert ("x_textbook" in m) is (name == "W1"), (name, system)
     assert report["targets"], "no target was checked"
     assert all(isinstance(t, str) for t in report["targets"])
+    # W3 beside W1 in one run gives the fleet ratio, checked as a target.
+    fleet = [t for t in report["targets"] if t.startswith("fleet ratio W3 / W1")]
+    assert len(fleet) == 1, report["targets"]
+    assert re.search(r"= \d+\.\d{3} \(target >= 0\.7\): (met|NOT met); as shares", fleet[0])
 
 
 def test_every_number_is_finite_and_every_measured_one_positive(run: Run) -> None:
