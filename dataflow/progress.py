@@ -123,6 +123,18 @@ class PartClock:
         self._fold(now)
         self.counted = None
 
+    def follow(self, now: float) -> None:
+        """Run on with the wall clock up to ``now``, from the last call (or the first): for a
+        partition the flow no longer reads (its family moved to another topic), while the ones
+        it does read are caught up. Nothing can come from it, so its sensors are as silent as
+        the wall clock says."""
+        counted = self.counted
+        if counted is None:
+            self.counted = now
+        elif now > counted:
+            self.input += now - counted
+            self.counted = now
+
     def wall_of(self, input_time: float) -> float | None:
         """Wall time at which input time reaches ``input_time`` while the partition stays caught
         up; None when only the input can move it there (readings, or the next beat, will)."""

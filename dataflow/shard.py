@@ -672,6 +672,7 @@ class ShardState:
         self.pending = []
         cfg = self.config
         sizes, lateness, idle = cfg.window_ns, cfg.lateness_ns, cfg.idle_timeout_s
+        self._retired(now)
         for part in list(self.parts.values()):
             at = part.clock.at(now)
             closes = part.closes
@@ -708,6 +709,24 @@ class ShardState:
         if cfg.stale_s > 0 and self.machines:
             self._stale_machines(now, out)
         return out
+
+    def _retired(self, now: float) -> None:
+        """Run on the input time of partitions of topics no family reads any more (a family
+        moved to another topic): with the wall clock while every partition the flow does read
+        is caught up, so a sensor that never turns up on its new topic goes stale and is
+        forgotten as any silent sensor, and one still waiting in the new topic's backlog
+        does not."""
+        topics = {setup.family.topic for setup in self.config.families.values()}
+        retired = [p for p in self.parts.values() if p.topic and p.topic not in topics]
+        if not retired:
+            return
+        live = [p.clock.counted for p in self.parts.values() if p.topic in topics]
+        caught_up = bool(live) and None not in live
+        for part in retired:
+            if caught_up:
+                part.clock.follow(now)
+            else:
+                part.clock.pause(now)
 
     def _silence(self, sensor: _Sensor, now: float) -> float:
         part = sensor.part

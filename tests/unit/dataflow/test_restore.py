@@ -17,12 +17,13 @@ from dataflow.families import AIR_QUALITY, TEMPERATURE
 from dataflow.flow import ShardLogic, SnapshotSettingsError, restore, shard_config
 from dataflow.progress import Beat
 from dataflow.readings import Reading
-from dataflow.shard import ShardConfig, ShardState, WindowResult
+from dataflow.shard import SensorEvent, ShardConfig, ShardState, WindowResult
 from dataflow.status import Status
 from tests.factories import T0, S, flow_settings
 
 WALL0 = T0 / S
 PART = "temperature_readings/0"
+FLEET = ["hot", "back", *(f"s{i}" for i in range(8))]
 
 
 def config(**env: str) -> ShardConfig:
@@ -384,3 +385,45 @@ def test_a_family_moved_to_another_topic_is_said_once_not_as_each_sensor_s_keyin
     # A sensor that then turns up on a second partition of the same topic is still warned of.
     back.ingest([Beat("plant.temperature/1", now, WALL0), temp("s0", 32)], now)
     assert back.counts.moved == 1 and len(back.notes) == 1
+
+
+def test_a_sensor_never_seen_on_its_family_s_new_topic_goes_stale_once_that_topic_is_read() -> None:
+    """The old topic is no longer read, so its input time stood still: an open alert of a
+    sensor that never turned up on the new topic stayed open for good (neither the stale rule
+    nor the TTL ran). Now the old topic's input time runs on while the topics the flow does read
+    are caught up: not while the new topic's backlog is read (the sensor may be in it), then
+    ``ALERT_STALE_SECONDS`` (default) after, as for any silent sensor."""
+    cfg = config()
+    state = ShardState(cfg)
+    for sec in range(30):  # "hot" and "back" open threshold alerts, the others run cool
+        now = WALL0 + sec + 1
+        batch = [temp(s, sec, 95.0 if s in ("hot", "back") else 60.0) for s in FLEET]
+        state.ingest([Beat(PART, now, WALL0), *batch], now)
+    assert state.open_alerts == 2
+    blob = ShardLogic(state, lambda: 0.0, Status(0)).snapshot()
+    assert blob is not None
+    moved = config(TEMPERATURE_TOPIC="plant.temperature")
+    back = restore(blob, moved)
+    back.reconfigure(moved, WALL0 + 31)
+    new, stale = "plant.temperature/0", []
+
+    def step(now: float, since: float | None, sec: float, who: list[str]) -> None:
+        batch = [temp(s, sec, 95.0 if s in ("hot", "back") else 60.0) for s in who]
+        out = back.ingest([Beat(new, now, since), *batch], now) + back.expire(now)
+        stale.extend(o.sensor_id for o in out if isinstance(o, SensorEvent) and o.alert)
+
+    cool = [s for s in FLEET if s not in ("hot", "back")]
+    # Twenty minutes reading the new topic's backlog (no word yet that it is caught up): a
+    # minute of readings, "back" among them only at its end, "hot" never.
+    for i in range(1200):
+        step(WALL0 + 32 + i, None, 31 + i * 0.05, cool + (["back"] if i >= 1100 else []))
+    assert stale == []
+    # Caught up: "back" goes on, still hot; "hot" never turns up.
+    caught = WALL0 + 1232
+    for i in range(400):
+        step(caught + i, caught, 92 + i, ["back", *cool])
+        if stale:
+            break
+    assert stale == ["hot"]
+    assert 295 <= i <= 305  # ALERT_STALE_SECONDS of silence, nearly all after the backlog
+    assert back.sensors[(TEMPERATURE, "back")].alerts.alert_id is not None
