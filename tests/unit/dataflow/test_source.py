@@ -355,7 +355,7 @@ def run_flow(stopped: bool) -> tuple[list, OnePartition]:
     consumer = FakeConsumer(polls, after={2: stop} if stopped else {})
     src = OnePartition(consumer, stop)
     settings = flow_settings(
-        EMIT_ALL_WINDOWS="true", KAFKA_TAIL="false", IDLE_TIMEOUT_SECONDS="3600"
+        EMIT_ALL_WINDOWS="true", KAFKA_TAIL="false"
     )
     out: list = []
     flow = build_flow(
