@@ -209,7 +209,7 @@ def envelope(
     beyond = np.flatnonzero(peak > Z_KNEE)  # few: ``fade`` with ``math`` there, as the reference
     for j in beyond.tolist():
         decayed[j] = fade(float(peak[j]), decay)
-    clipped = np.where(x < PEAK_MOST, x, PEAK_MOST)
+    clipped = np.where(x > PEAK_MOST, PEAK_MOST, x)
     learned = np.where(clipped > decayed, clipped, decayed)
     # The top again (routine against it: ``cut`` of the window reaches it) renews the peak.
     again = _cuts(clipped, margin) >= top
