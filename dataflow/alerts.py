@@ -36,7 +36,9 @@ The home from before an adapted episode is kept as the sensor's ``origin``: when
 returns there, the model calls the return a change (it learned the fault's level), and that
 alert resolves ``clean`` once the sensor is back near its origin and the model has settled. It
 is where the sensor belongs, not a new level to adapt to; the origin is kept until the sensor
-comes back to it.
+comes back to it. A window back at the origin opens its alert inside the cooldown too: the
+return is news, not a flicker, and held back the model accepts it as a change of level
+(``SensorScorer._anchor``, some 20 windows) before the cooldown ends, so it never paged.
 
 The alert's severity is the highest of its episode's reasons'; a rise in severity is news, sent
 as an ``update`` at once, like a new reason.
@@ -181,7 +183,7 @@ class AlertTracker:
                     and abs(home[0] - mean) * SETTLED_SHARE > home[1]
                 ):
                     return None
-                if self.origin_reach > 0.0 and abs(mean - self.origin) <= self.origin_reach:
+                if self._returning(mean):
                     self.origin_reach = 0.0  # back where it belongs: no origin any more
                 elif abs(mean - self.home) > self.reach:
                     # Clean to the model, but not back where it was: the model's episode waits
@@ -198,7 +200,7 @@ class AlertTracker:
             self.accepted = False
             return event
         if self.alert_id is None:
-            if self.calm < cooldown and reasons == [ML]:
+            if self.calm < cooldown and reasons == [ML] and not self._returning(mean):
                 self.calm += 1  # silent; the cooldown runs on from the last resolution
                 return None
             self.home, self.reach = home if home is not None else (0.0, 0.0)
@@ -237,6 +239,12 @@ class AlertTracker:
             self.pending = False
             return self._event(UPDATE)
         return None
+
+    def _returning(self, mean: float) -> bool:
+        """Is the sensor back near its origin (its home before an adapted episode)? Such a
+        window is the return, news that the cooldown must not hold back: held, the model
+        accepts the return as a change of level within the cooldown, and it is never paged."""
+        return self.origin_reach > 0.0 and abs(mean - self.origin) <= self.origin_reach
 
     def accept(self) -> None:
         """The model took the state of the open episode as its new normal (a machine's joint

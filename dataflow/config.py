@@ -309,7 +309,8 @@ ALERT_COOLDOWN_WINDOWS = _declare(
     "48",
     integer(0),
     "After an ML alert resolves, windows in which a new ML alert of the same sensor stays "
-    "silent (threshold alarms always open).",
+    "silent (threshold alarms always open, and so does a return to where the sensor was before "
+    "an `adapted` alert).",
 )
 ALERT_ADAPT_WINDOWS = _declare(
     "ALERT_ADAPT_WINDOWS",

@@ -209,7 +209,7 @@ def envelope(
     beyond = np.flatnonzero(peak > Z_KNEE)  # few: ``fade`` with ``math`` there, as the reference
     for j in beyond.tolist():
         decayed[j] = fade(float(peak[j]), decay)
-    clipped = np.where(x < PEAK_MOST, x, PEAK_MOST)
+    clipped = np.where(x > PEAK_MOST, PEAK_MOST, x)
     learned = np.where(clipped > decayed, clipped, decayed)
     # The top again (routine against it: ``cut`` of the window reaches it) renews the peak.
     again = _cuts(clipped, margin) >= top
@@ -254,12 +254,18 @@ def _soften_signed(z: F8, rows: I8) -> None:
         z[j] = soften(v) if v > 0 else -soften(-v)
 
 
+def _scale(level: F8, spread: F8, floor: F8 | float) -> F8:
+    """``Track.scale(floor)`` over rows: the spread, never below ``floor`` nor ``REL_EPS`` of
+    the level (the one place the columns compute it)."""
+    s = np.where(floor > spread, floor, spread)
+    res = REL_EPS * np.abs(level)
+    return np.where(res > s, res, s)
+
+
 def _track_z(x: F8, level: F8, spread: F8, seen: I8, floor: F8) -> tuple[F8, F8]:
     """``Track.z(x, floor)`` over rows, and ``Track.scale(floor)`` (the evidence's spread)."""
     dev = x - level
-    s = np.where(floor > spread, floor, spread)
-    res = REL_EPS * np.abs(level)
-    s = np.where(res > s, res, s)
+    s = _scale(level, spread, floor)
     pos = s > 0
     q = np.divide(dev, 1.25 * s, out=np.zeros_like(dev), where=pos)
     inside = (q >= -Z_KNEE) & (q <= Z_KNEE)
@@ -444,9 +450,7 @@ class ColumnScorer:
         c = self.cols
         level, spread, scatter = c["level"][s], c["spread"][s], c["scatter"][s]
         res = REL_EPS * np.abs(level)
-        floor = np.where(scatter > res, scatter, res)
-        sc = np.where(floor > spread, floor, spread)
-        sc = np.where(res > sc, res, sc)
+        sc = _scale(level, spread, np.where(scatter > res, scatter, res))
         return level, np.where(spread > 0, HOME_SPREADS * 1.25 * sc, 0.0)
 
     def home(self, slot: int) -> tuple[float, float]:
@@ -682,9 +686,7 @@ class ColumnScorer:
         step_z = _step_z(step, c_scale, floor)
         peaks = c["peak"][s]
         lp, sp, bp = peaks[:, 0], peaks[:, 1], peaks[:, 2]
-        raw_scale = np.where(spread < 0.0, 0.0, spread)
-        res = REL_EPS * np.abs(level)
-        raw_scale = np.where(res > raw_scale, res, raw_scale)
+        raw_scale = _scale(level, spread, 0.0)
         absurd = (spread > 0) & (np.abs(x - level) > ABSURD_Z * 1.25 * raw_scale)
         run = np.where(absurd, c["absurd"][s] + 1, 0)
         c["absurd"][s] = run
@@ -784,12 +786,9 @@ class ColumnScorer:
     def _anchor(self, s: I8, moved: F8, floor: F8, rising: B1, calm: F8) -> None:
         """``SensorScorer._anchor`` over rows of slots, after they learned their windows."""
         c = self.cols
-        level, spread = c["level"][s], c["spread"][s]
-        sc = np.where(floor > spread, floor, spread)
-        res = REL_EPS * np.abs(level)
-        sc = np.where(res > sc, res, sc)
+        level = c["level"][s]
         sign = np.where(rising, 1.0, -1.0)
-        c["level"][s] = level + sign * moved * 1.25 * sc
+        c["level"][s] = level + sign * moved * 1.25 * _scale(level, c["spread"][s], floor)
         c["up"][s], c["down"][s] = 0.0, 0.0
         had = ~np.isnan(calm[:, 0])
         c["peak"][s[had]] = calm[had]

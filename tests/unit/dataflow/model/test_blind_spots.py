@@ -257,3 +257,52 @@ def test_a_plain_return_resolves_within_a_few_windows_of_the_last_page(noise: fl
         if ev is not None and ev.event == "resolved":
             resolved_at = i
     assert resolved_at - last_page <= 10, (last_page, resolved_at)
+
+
+@pytest.mark.parametrize("back_after", [1, 20, 30, 40])
+def test_a_return_soon_after_an_adapted_alert_is_paged(back_after: int) -> None:
+    """A +30 fault that adapts (``ALERT_ADAPT_WINDOWS`` clean windows at the new level), then
+    the sensor comes home ``back_after`` windows after that resolution, with the flow's own
+    defaults. The return is news (the alert for it resolves clean, as the return long after
+    does above); but its windows fall in the cooldown that the adapted resolution started, and
+    the model accepts the return as a change of level (``SensorScorer._anchor``, some 20
+    windows) before the cooldown is over: held back by the cooldown, it was never paged."""
+    from dataflow.config import Settings
+    from dataflow.flow import shard_config
+
+    cfg = shard_config(Settings.from_env({}))
+    params = cfg.families["air_quality"].model
+    rng = random.Random(11)
+    scorer, tracker = SensorScorer(params), AlertTracker()
+    events: list[tuple[int, str, str | None]] = []
+    adapted_at = back_at = None
+    for i in range(2_500):
+        if adapted_at is not None and back_at is None and i >= adapted_at + back_after:
+            back_at = i
+        off = i >= 400 and back_at is None
+        mean = 65.0 + rng.gauss(0, 1.0) + (30.0 if off else 0.0)
+        score = scorer.score_learn(i * params.window_ns, mean)
+        ev = tracker.observe(
+            "s",
+            i * params.window_ns,
+            mean,
+            0.0,
+            ["ml"] if score.ml_anomaly else [],
+            cfg.update_every,
+            cfg.resolve_after,
+            cfg.cooldown,
+            None,
+            scorer.home(),
+            cfg.adapt_after,
+        )
+        if ev is not None and ev.event != "update":
+            events.append((i, ev.event, ev.resolution))
+            if ev.resolution == "adapted":
+                adapted_at = i
+    assert adapted_at is not None and back_at is not None, events
+    assert [(kind, how) for _, kind, how in events] == [
+        ("open", None),
+        ("resolved", "adapted"),
+        ("open", None),  # the return
+        ("resolved", "clean"),
+    ], events

@@ -375,3 +375,34 @@ def test_a_slot_taken_out_pickled_and_put_back_continues_identically() -> None:
     for _ in range(20):
         fleet.batch()
     fleet.homes()
+
+
+def test_a_feature_that_is_nan_leaves_the_peaks_as_the_reference_does() -> None:
+    """Means beyond half the float range (outside every family's valid range, but floats the
+    scorers take) make a step of inf, then a step scale of inf and a step z of nan: the
+    reference's envelope learns nothing from a nan (``x > PEAK_MOST`` is false, so is every
+    comparison after), and the columns must not clip it to ``PEAK_MOST`` instead."""
+    from dataflow.model.columns import envelope
+    from dataflow.model.novelty import Envelope
+
+    ref = Envelope(half_life=150.0, margin=1.2, floor=6.0, start=0)
+    ref.peak, ref.top, ref.seen = 5.0, 10.0, 100
+    ref.observe(math.nan)
+    _, peak, top = envelope(
+        np.array([5.0]), np.array([10.0]), np.array([100]), np.array([math.nan]),
+        1.2, 6.0, ref.decay, 0,
+    )  # fmt: skip
+    assert (float(peak[0]), float(top[0])) == (ref.peak, ref.top)
+
+    params = BASE.__class__(**{**BASE.__dict__, "seasonality": False})
+    rng = random.Random(3)
+    means = [rng.gauss(0.0, 1.0) for _ in range(45)]
+    means += [1.7e308, -1e300, -1.7e308, -1.7e308, -1.7e308, 1.7e308, -1.7e308, 1e300]
+    means += [rng.gauss(0.0, 1.0) for _ in range(10)]
+    sensor, cols = SensorScorer(params), ColumnScorer(params)
+    cols.scalar_per_pass = 0.0  # a pass even for one row: the vectorised path
+    slot = cols.alloc()
+    for i, mean in enumerate(means):
+        t = i * params.window_ns
+        check([sensor.score_learn(t, mean)], cols.score_batch([slot], [t], [mean]))
+        assert all_same(cols.cols["peak"][slot], [e.peak for e in sensor.envelopes]), i
