@@ -354,9 +354,7 @@ def run_flow(stopped: bool) -> tuple[list, OnePartition]:
     polls = [readings(0, 6), readings(6, 12), [eof(12)]]
     consumer = FakeConsumer(polls, after={2: stop} if stopped else {})
     src = OnePartition(consumer, stop)
-    settings = flow_settings(
-        EMIT_ALL_WINDOWS="true", KAFKA_TAIL="false"
-    )
+    settings = flow_settings(EMIT_ALL_WINDOWS="true", KAFKA_TAIL="false")
     out: list = []
     flow = build_flow(
         settings, src, TestingSink(out), TestingSink([]), status=Status(0), stopping=stop.is_set
