@@ -718,10 +718,10 @@ class ShardState:
         does not."""
         topics = {setup.family.topic for setup in self.config.families.values()}
         retired = [p for p in self.parts.values() if p.topic and p.topic not in topics]
-        if not retired:
-            return
         live = [p.clock.counted for p in self.parts.values() if p.topic in topics]
-        caught_up = bool(live) and None not in live
+        if not retired or not live:
+            return  # none moved; or no word yet from what is read (or partitions not by topic)
+        caught_up = None not in live
         for part in retired:
             if caught_up:
                 part.clock.follow(now)
