@@ -9,7 +9,7 @@ from dataflow.progress import Beat
 from dataflow.shard import LateReading, ShardState, WindowResult
 from dataflow.status import Status
 from tests.factories import T0, S
-from tests.unit.dataflow.test_shard import PART, WALL0, config, feed, temp
+from tests.unit.dataflow.test_shard import PART, WALL0, config, feed, live, temp
 
 
 def late_at(out: list) -> list[float]:
@@ -75,3 +75,54 @@ def test_a_frozen_process_is_given_no_input_time_for_its_freeze() -> None:
             wall = last + 20
             out = read_backlog(state, last + 1 / hz, hz, wall, wall if caught_up else None)
             assert late_at(out) == [], (hz, last, caught_up)
+
+
+def gateway(sends: list[float], cadence: float = 1.0) -> list:
+    """A gateway sending, at each time of ``sends`` (s), the readings its sensor made since its
+    last send, one every ``cadence`` s; the source's word each second and with each poll, the
+    silence rules every 0.1 s, the idle timeout at its default."""
+    state = ShardState(config())
+    out: list = []
+    made, tick, due = 0.0, 0, list(sends)
+    while due:
+        t = tick / 10
+        readings = []
+        if abs(t - due[0]) < 1e-6:
+            due.pop(0)
+            while made < t - 1e-9:
+                readings.append(temp("g", made, 60.0))
+                made += cadence
+        beat = [live(t)] if readings or tick % 10 == 0 else []
+        out += state.ingest([*beat, *readings], WALL0 + t) + state.expire(WALL0 + t)
+        tick += 1
+    return out
+
+
+def test_a_gateway_whose_bundles_grow_loses_no_reading_to_the_old_interval() -> None:
+    """2 s bundles for a minute, then 8 s bundles (1 Hz readings, under the 10 s idle timeout).
+    The first 8 s bundle says how long the next one may take: a window is not closed before it.
+    The usual gap followed 8 s by a tenth of the difference a bundle (2.6, 3.1, ...), so the
+    first long bundles' windows closed before the next bundle came."""
+    out = gateway([2.0 * k for k in range(1, 31)] + [60.0 + 8 * k for k in range(1, 16)])
+    assert late_at(out) == []
+
+
+def test_a_sensor_that_starts_bundling_loses_readings_only_while_its_gap_is_learned() -> None:
+    """A 2 Hz sensor that sent each reading as it was made, then through a gateway's 8 s
+    bundles: readings are late only in the first two bundles (a gap is taken at most four usual
+    gaps at a time: 0.5 s, then 2, then 8), not for a minute and more of bundles."""
+    sends = [0.5 * k for k in range(1, 121)] + [60.0 + 8 * k for k in range(1, 16)]
+    late = late_at(gateway(sends, cadence=0.5))
+    assert all(ts < 76 for ts in late), late
+
+
+def test_bundles_of_varying_length_wait_for_the_longest_recent_one() -> None:
+    """A gateway that sends 3 s and 10 s bundles in turn (a buffer that fills, or a timer):
+    once its gap is known, no reading is late. The usual gap is the mean (6.5 s), and a wait
+    of the mean less the cadence closed windows before the 10 s bundles."""
+    sends, t = [], 0.0
+    for k in range(40):
+        t += 3.0 if k % 2 else 10.0
+        sends.append(t)
+    late = late_at(gateway(sends))
+    assert [ts for ts in late if ts >= 20] == []
