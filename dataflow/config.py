@@ -121,7 +121,13 @@ KAFKA_TAIL = _declare(
     "KAFKA_TAIL", "true", boolean, "`false`: stop at the end of the input topics (replays, tests)."
 )
 KAFKA_BATCH_SIZE = _declare(
-    "KAFKA_BATCH_SIZE", "5000", integer(1), "Messages fetched per partition per poll."
+    "KAFKA_BATCH_SIZE",
+    "5000",
+    # confluent-kafka's consume() refuses more than 1,000,000 messages a call, and
+    # queued.min.messages (4 polls) more than 10,000,000: a larger batch passed here and stopped
+    # the flow at its first poll.
+    integer(1, 1_000_000),
+    "Messages fetched per partition per poll (at most 1,000,000).",
 )
 KAFKA_CONSUMER_CONFIG = _declare(
     "KAFKA_CONSUMER_CONFIG",

@@ -19,6 +19,7 @@ import sys
 from typing import NoReturn
 
 from bytewax.connectors.kafka import KafkaSinkMessage
+from confluent_kafka import Consumer, KafkaError, KafkaException
 
 from dataflow.admin import ClientConfig, StartupError, client_config, ensure_flow_topics
 from dataflow.cluster import check_input_partitions, check_shards, cluster_shape
@@ -54,6 +55,7 @@ def make_flow() -> object:
         settings = Settings.from_env()
         shape = cluster_shape(sys.argv, os.environ)
         check_shards(settings.shards, shape)
+        check_consumer_config(settings)
     except ConfigError as exc:
         config_error(exc)
     logging.basicConfig(
@@ -83,9 +85,7 @@ def make_flow() -> object:
         admin_config=base,
         consumer_config={
             **base,
-            **CONSUMER_DEFAULTS,
-            "queued.min.messages": str(PREFETCH_POLLS * settings.batch_size),
-            **settings.consumer_config,
+            **consumer_settings(settings),
             **settings.security.librdkafka(),
         },
         tail=settings.tail,
@@ -110,6 +110,33 @@ def make_flow() -> object:
         snapshots=recovery_requested(sys.argv, dict(os.environ)),
         stopping=stop.requested,
     )
+
+
+def consumer_settings(settings: Settings) -> dict[str, str]:
+    """The consumers' librdkafka settings of this project: its defaults, KAFKA_CONSUMER_CONFIG
+    over them (the connection and security settings are added beside)."""
+    return {
+        **CONSUMER_DEFAULTS,
+        "queued.min.messages": str(PREFETCH_POLLS * settings.batch_size),
+        **settings.consumer_config,
+    }
+
+
+def check_consumer_config(settings: Settings) -> None:
+    """librdkafka's word on the consumers' settings (its defaults here, KAFKA_CONSUMER_CONFIG
+    over them) before the flow starts, as a configuration error: a value it refuses, or one at
+    odds with a default here (``message.max.bytes`` over ``fetch.max.bytes``), stopped the flow
+    at its first partition's consumer with a traceback. No broker is asked (none is named)."""
+    config = {**consumer_settings(settings), "group.id": "BYTEWAX_IGNORED", "log_level": "0"}
+    try:
+        Consumer(config).close()
+    except KafkaException as exc:
+        reason = exc.args[0].str() if exc.args and isinstance(exc.args[0], KafkaError) else exc
+        raise ConfigError(
+            f"KAFKA_CONSUMER_CONFIG: librdkafka refuses the consumer's settings "
+            f"(with the defaults: {', '.join(f'{k}={v}' for k, v in CONSUMER_DEFAULTS.items())}"
+            f"): {str(reason).strip()}"
+        ) from None
 
 
 def config_error(exc: ConfigError) -> NoReturn:

@@ -70,7 +70,9 @@ class PartClock:
 
     ``input`` never goes back. ``counted`` is the wall time up to which caught-up wall time has
     been added (None: not caught up now); between two beats input time runs on with the wall
-    clock for at most ``BEAT_GRACE_S``.
+    clock for at most ``BEAT_GRACE_S``, a grace that is counted only if the next beat says the
+    stretch went on (``at`` may then give less than it gave during the grace: the shard takes a
+    hearing before that as a gap of 0).
     """
 
     __slots__ = ("counted", "input", "name")
@@ -100,13 +102,20 @@ class PartClock:
         """Take the source's word: add the caught-up wall time it vouches for."""
         if wall == MARK:
             return
-        self._fold(now)
-        if since is None:
-            # Behind or disconnected: what ran on since the last beat is kept (input time never
-            # goes back), and nothing more is added until the source is caught up again.
-            self.counted = None
-            return
         counted = self.counted
+        if since is None or (counted is not None and since > counted):
+            # Behind, disconnected, or caught up anew (the source saw a stall or a wall-clock
+            # step): the stretch the last beat vouched for ended at some unknown time after it,
+            # so the grace is not counted. Counted, a process frozen for a minute woke with
+            # BEAT_GRACE_S of input time nobody read, more than the lateness: windows closed
+            # before the readings made meanwhile, which came in late. Nothing more is added
+            # until the source is caught up again.
+            self.counted = counted = None
+            if since is None:
+                return
+        else:
+            self._fold(now)
+            counted = self.counted
         start = since if counted is None else max(since, counted)
         if wall > start:
             self.input += wall - start
@@ -118,9 +127,12 @@ class PartClock:
             self.input = seconds
 
     def pause(self, now: float) -> None:
-        """The flow was restored from a snapshot: not caught up until the source says so. What
-        ran on before the snapshot stays counted (input time never goes back)."""
-        self._fold(now)
+        """The flow was restored from a snapshot: not caught up until the source says so. The
+        grace past the snapshot's last beat is not counted: folded at ``now``, the restore's
+        wall time, it gave every restored partition BEAT_GRACE_S of input time that nobody read
+        (the flow was down), so windows closed before their replayed readings, which were
+        late."""
+        del now  # kept for the callers: nothing that ran on after the last beat is vouched for
         self.counted = None
 
     def follow(self, now: float) -> None:

@@ -74,6 +74,12 @@ _NEVER = float("inf")
 SILENCE_GAPS = 3.0  # a sensor is silent after this many of its readings' usual interval
 GAP_WEIGHT = 0.1  # weight of the newest gap in a sensor's running usual gap
 GAP_CLIP = 4.0  # a gap longer than this many usual gaps counts as this many (a silence)
+# A gap between hearings of at least this many readings (a bundle, not one reading's jitter)
+# that is longer than the usual gap is taken at once, not by GAP_WEIGHT: a window's close waits
+# for the next bundle by the usual gap, and a running mean lagged a gateway whose bundles grew
+# (2 s to 8 s: a dozen bundles) or varied (3 s and 10 s in turn: the mean, 6.5 s), so windows
+# closed before the next bundle and its readings were late.
+BUNDLE_READINGS = 2.0
 RESTART_READINGS = 3  # readings behind a sensor's clock, over a window, that restart it
 NO_PART = ""  # readings that came without a partition's beat (tests, the evaluation)
 # Closed windows are queued and scored in batches, column-wise (``ColumnScorer``) where the
@@ -569,7 +575,12 @@ class ShardState:
                     sensor.gap = gap
                 else:
                     cap = GAP_CLIP * sensor.gap
-                    sensor.gap += GAP_WEIGHT * ((gap if gap < cap else cap) - sensor.gap)
+                    if gap > cap:
+                        gap = cap
+                    if gap > sensor.gap and gap > BUNDLE_READINGS * sensor.cadence:
+                        sensor.gap = gap  # a longer bundle: the next may be as long (_close_wait)
+                    else:
+                        sensor.gap += GAP_WEIGHT * (gap - sensor.gap)
                 sensor.batch = now
                 self._touch(key, sensor, part, heard)
             sensor.heard = heard

@@ -66,6 +66,7 @@ def test_overrides() -> None:
         ("ALERT_COOLDOWN_WINDOWS", "-1"),
         ("HST_TREES", "0"),
         ("KAFKA_BATCH_SIZE", "0"),
+        ("KAFKA_BATCH_SIZE", "1000001"),  # consume() refuses it at the first poll
         ("KAFKA_CONSUMER_CONFIG", "novalue"),
         ("KAFKA_CONSUMER_CONFIG", "=5"),
         ("LOG_LEVEL", "LOUD"),

@@ -47,3 +47,41 @@ def test_each_partitions_prefetch_is_a_few_polls_not_a_backlog() -> None:
     assert "queued.min.messages" not in CONSUMER_DEFAULTS  # PREFETCH_POLLS polls of a batch
     assert PREFETCH_POLLS * int(KAFKA_BATCH_SIZE.default) <= 20_000
     assert int(CONSUMER_DEFAULTS["fetch.message.max.bytes"]) <= 1 << 20
+
+
+@pytest.mark.parametrize(
+    ("override", "reason"),
+    [
+        ("queued.min.messages=0", "outside allowed range"),
+        ("message.max.bytes=100000000", "`fetch.max.bytes` must be >= `message.max.bytes`"),
+        ("fetch.wait.max.ms=soon", 'Invalid value for configuration property "fetch.wait.max.ms"'),
+    ],
+)
+def test_a_consumer_setting_librdkafka_refuses_is_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], override: str, reason: str
+) -> None:
+    """Exit 2 with librdkafka's reason, before any broker is asked: it stopped the flow at its
+    first partition's consumer, with a traceback naming Bytewax's build_part (and, for the
+    second, a setting the user never set: this project's fetch.max.bytes)."""
+    import dataflow.main
+
+    def no_broker(*_: object) -> None:
+        raise AssertionError("asked the broker")
+
+    monkeypatch.setattr("sys.argv", ["bytewax.run", "dataflow.main:flow"])
+    monkeypatch.setattr(dataflow.main, "ensure_flow_topics", no_broker)
+    monkeypatch.setenv("KAFKA_BROKERS", "127.0.0.1:1")
+    monkeypatch.setenv("KAFKA_CONSUMER_CONFIG", override)
+    with pytest.raises(SystemExit) as exit_:
+        dataflow.main.make_flow()
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("configuration error: KAFKA_CONSUMER_CONFIG: ") and reason in err
+
+
+def test_the_default_consumer_settings_pass_librdkafka_s_check() -> None:
+    from dataflow.config import Settings
+    from dataflow.main import check_consumer_config
+
+    check_consumer_config(Settings.from_env({}))
+    check_consumer_config(Settings.from_env({"KAFKA_BATCH_SIZE": "1000000"}))

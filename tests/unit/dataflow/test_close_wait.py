@@ -1,0 +1,128 @@
+"""Regressions found by a hostile review of the close wait (``_close_wait``, 73aaa32) and of the
+input time around it: restores, a frozen process, gateways whose bundles change (each failed
+before its fix). The idle timeout is the default's, 10 s."""
+
+from __future__ import annotations
+
+from dataflow.flow import ShardLogic, restore
+from dataflow.progress import Beat
+from dataflow.shard import LateReading, ShardState, WindowResult
+from dataflow.status import Status
+from tests.factories import T0, S
+from tests.unit.dataflow.test_shard import PART, WALL0, config, feed, live, temp
+
+
+def late_at(out: list) -> list[float]:
+    return sorted((o.reading.ts - T0) / S for o in out if isinstance(o, LateReading))
+
+
+def live_until(state: ShardState, last: float, hz: int) -> None:
+    """Sensors a and b at ``hz``, each reading processed when made, up to ``last`` s."""
+    for k in range(round(last * hz) + 1):
+        t = k / hz
+        feed(state, t, [temp("a", t, 60.0), temp("b", t, 60.0)])
+
+
+def read_backlog(state: ShardState, first: float, hz: int, wall: float, since: float | None):
+    """The readings made from ``first`` s on, for 4 s, read as a backlog in the partition's
+    order (b's, then a's, at each time), one poll each, at wall time ``WALL0 + wall``."""
+    out: list = []
+    for k in range(round(first * hz), round((first + 4) * hz)):
+        t = k / hz
+        for name in ("b", "a"):
+            beat = Beat(PART, WALL0 + wall, None if since is None else WALL0 + since)
+            out += state.ingest([beat, temp(name, t, 60.0)], WALL0 + wall)
+            out += state.expire(WALL0 + wall)
+    return out
+
+
+def test_a_restore_does_not_close_windows_by_the_time_the_flow_was_down() -> None:
+    """Snapshot of two 10 Hz sensors, caught up, at 24.0 s; restored a minute later (the flow
+    passes its wall clock). The readings made meanwhile are replayed, b's before a's at each
+    time, as the partition holds them: none is late, and [20, 25) is whole. Restoring counted
+    3 s (BEAT_GRACE_S) of input time past the snapshot's last beat, more than the lateness: the
+    first replayed reading of b closed a's [20, 25) before a's readings 24.1 .. 24.9 came."""
+    cfg = config()
+    for hz, last in ((10, 24.0), (10, 24.3), (2, 24.0)):
+        state = ShardState(cfg)
+        live_until(state, last, hz)
+        blob = ShardLogic(state, lambda: 0.0, Status(0)).snapshot()
+        assert blob is not None
+        back = restore(blob, cfg)
+        wall = last + 60
+        assert back.reconfigure(cfg, WALL0 + wall) == []
+        out = back.expire(WALL0 + wall) + read_backlog(back, last + 1 / hz, hz, wall, None)
+        assert late_at(out) == [], (hz, last)
+        whole = [
+            o.stats.count
+            for o in out
+            if isinstance(o, WindowResult) and o.stats.start == T0 + 20 * S
+        ]
+        assert whole == [5 * hz, 5 * hz], (hz, last)
+
+
+def test_a_frozen_process_is_given_no_input_time_for_its_freeze() -> None:
+    """The same two sensors; the process is frozen for 20 s at 24.0 s (a pause, a VM stopped).
+    Its source's first poll after says it is behind, or, having fetched everything, caught up
+    since now; either way the readings made during the freeze are read and none is late. The
+    shard counted the 3 s of grace after the last beat before the freeze, and closed a's
+    [20, 25) as b's first reading came."""
+    cfg = config()
+    for hz, last in ((10, 24.0), (10, 24.3), (2, 24.0)):
+        for caught_up in (False, True):
+            state = ShardState(cfg)
+            live_until(state, last, hz)
+            wall = last + 20
+            out = read_backlog(state, last + 1 / hz, hz, wall, wall if caught_up else None)
+            assert late_at(out) == [], (hz, last, caught_up)
+
+
+def gateway(sends: list[float], cadence: float = 1.0) -> list:
+    """A gateway sending, at each time of ``sends`` (s), the readings its sensor made since its
+    last send, one every ``cadence`` s; the source's word each second and with each poll, the
+    silence rules every 0.1 s, the idle timeout at its default."""
+    state = ShardState(config())
+    out: list = []
+    made, tick, due = 0.0, 0, list(sends)
+    while due:
+        t = tick / 10
+        readings = []
+        if abs(t - due[0]) < 1e-6:
+            due.pop(0)
+            while made < t - 1e-9:
+                readings.append(temp("g", made, 60.0))
+                made += cadence
+        beat = [live(t)] if readings or tick % 10 == 0 else []
+        out += state.ingest([*beat, *readings], WALL0 + t) + state.expire(WALL0 + t)
+        tick += 1
+    return out
+
+
+def test_a_gateway_whose_bundles_grow_loses_no_reading_to_the_old_interval() -> None:
+    """2 s bundles for a minute, then 8 s bundles (1 Hz readings, under the 10 s idle timeout).
+    The first 8 s bundle says how long the next one may take: a window is not closed before it.
+    The usual gap followed 8 s by a tenth of the difference a bundle (2.6, 3.1, ...), so the
+    first long bundles' windows closed before the next bundle came."""
+    out = gateway([2.0 * k for k in range(1, 31)] + [60.0 + 8 * k for k in range(1, 16)])
+    assert late_at(out) == []
+
+
+def test_a_sensor_that_starts_bundling_loses_readings_only_while_its_gap_is_learned() -> None:
+    """A 2 Hz sensor that sent each reading as it was made, then through a gateway's 8 s
+    bundles: readings are late only in the first two bundles (a gap is taken at most four usual
+    gaps at a time: 0.5 s, then 2, then 8), not for a minute and more of bundles."""
+    sends = [0.5 * k for k in range(1, 121)] + [60.0 + 8 * k for k in range(1, 16)]
+    late = late_at(gateway(sends, cadence=0.5))
+    assert all(ts < 76 for ts in late), late
+
+
+def test_bundles_of_varying_length_wait_for_the_longest_recent_one() -> None:
+    """A gateway that sends 3 s and 10 s bundles in turn (a buffer that fills, or a timer):
+    once its gap is known, no reading is late. The usual gap is the mean (6.5 s), and a wait
+    of the mean less the cadence closed windows before the 10 s bundles."""
+    sends, t = [], 0.0
+    for k in range(40):
+        t += 3.0 if k % 2 else 10.0
+        sends.append(t)
+    late = late_at(gateway(sends))
+    assert [ts for ts in late if ts >= 20] == []
