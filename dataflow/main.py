@@ -38,12 +38,16 @@ log = logging.getLogger("dataflow")
 # Each partition has its own consumer, so its prefetch is paid once per partition: a few polls'
 # worth (PREFETCH_POLLS x KAFKA_BATCH_SIZE) in fetches of librdkafka's default size keeps the
 # flow fed, while bench/floor.py's 8 MiB fetches and 200,000-message queues held several hundred
-# MB of a backlog in memory for no speed (bench/RESULTS.md, "Consumer prefetch"). Not
-# fetch.min.bytes, which would hold back fetches on a quiet topic.
+# MB of a backlog in memory for no speed (bench/RESULTS.md, "Consumer prefetch"). A queue that
+# small is full after a fetch or two, and librdkafka then puts off the partition's next fetch
+# by fetch.queue.backoff.ms, 1 s by default: with one partition the flow sat idle most of each
+# second. The backoff is kept well under the time the flow takes to work through the queue.
+# Not fetch.min.bytes, which would hold back fetches on a quiet topic.
 CONSUMER_DEFAULTS = {
     "fetch.wait.max.ms": "100",
     "fetch.message.max.bytes": "1048576",
     "fetch.max.bytes": "67108864",
+    "fetch.queue.backoff.ms": "20",
 }
 PREFETCH_POLLS = 4  # queued.min.messages, in polls of KAFKA_BATCH_SIZE
 PRODUCER_DEFAULTS = {"linger.ms": "5", "compression.type": "lz4"}

@@ -49,6 +49,18 @@ def test_each_partitions_prefetch_is_a_few_polls_not_a_backlog() -> None:
     assert int(CONSUMER_DEFAULTS["fetch.message.max.bytes"]) <= 1 << 20
 
 
+def test_a_full_prefetch_puts_off_the_next_fetch_for_less_than_the_queue_takes_to_drain() -> None:
+    """With a queue of a few polls, librdkafka's default backoff once it is full (1 s) left a
+    one-partition flow idle most of each second (bench/RESULTS.md, "fetch.queue.backoff.ms").
+    The next fetch must be asked for before the flow has worked through the queue, even at its
+    fastest (a microsecond a message, at the least)."""
+    from dataflow.config import KAFKA_BATCH_SIZE
+    from dataflow.main import CONSUMER_DEFAULTS, PREFETCH_POLLS
+
+    drain_ms = PREFETCH_POLLS * int(KAFKA_BATCH_SIZE.default) * 1e-3
+    assert int(CONSUMER_DEFAULTS["fetch.queue.backoff.ms"]) <= drain_ms
+
+
 @pytest.mark.parametrize(
     ("override", "reason"),
     [
