@@ -134,7 +134,8 @@ KAFKA_CONSUMER_CONFIG = _declare(
     "",
     _KV,
     "Extra librdkafka consumer settings, `k=v,k=v` (a list value keeps its commas: "
-    "`debug=consumer,fetch`).",
+    "`debug=consumer,fetch`); checked by librdkafka at start. Not `group.id`, "
+    "`enable.auto.commit`, `enable.partition.eof` or `auto.offset.reset`: the source sets those.",
     redact_key_values,  # may hold sasl.password=...: an error shows the keys, not the secrets
 )
 KAFKA_PRODUCER_CONFIG = _declare(

@@ -28,7 +28,7 @@ from dataflow.flow import build_flow
 from dataflow.kafkalog import client_logger
 from dataflow.runtime import tune_gc
 from dataflow.sink import DeliveringKafkaSink
-from dataflow.source import KafkaPollSource
+from dataflow.source import SOURCE_SETTINGS, KafkaPollSource
 from dataflow.status import Status
 from dataflow.stopping import GracefulStop
 
@@ -131,6 +131,13 @@ def check_consumer_config(settings: Settings) -> None:
     over them) before the flow starts, as a configuration error: a value it refuses, or one at
     odds with a default here (``message.max.bytes`` over ``fetch.max.bytes``), stopped the flow
     at its first partition's consumer with a traceback. No broker is asked (none is named)."""
+    owned = sorted(set(settings.consumer_config) & set(SOURCE_SETTINGS))
+    if owned:
+        raise ConfigError(
+            f"KAFKA_CONSUMER_CONFIG: sets {', '.join(owned)}, which the source sets itself: "
+            "offsets are kept in Bytewax's recovery, not a consumer group, and KAFKA_TAIL says "
+            "whether a replay ends; remove it"
+        )
     config = {**consumer_settings(settings), "group.id": "BYTEWAX_IGNORED", "log_level": "0"}
     try:
         Consumer(config).close()

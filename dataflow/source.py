@@ -59,6 +59,9 @@ WATERMARKS_TIMEOUT_S = 30.0  # a resumed partition's first broker round trip, as
 # source lists them once, at start (Bytewax's fixed partitions): a partition added later would
 # go unread, its sensors silent with no lag to show it.
 PARTITIONS_CHECK_S = 60.0
+# Consumer settings the source sets itself, as its reading depends on them (offsets in Bytewax's
+# recovery, the end of a replay, the reset after a gap): KAFKA_CONSUMER_CONFIG may not set them.
+SOURCE_SETTINGS = ("group.id", "enable.auto.commit", "enable.partition.eof", "auto.offset.reset")
 
 
 class LagGauge(Protocol):
@@ -337,6 +340,7 @@ class KafkaPollSource(FixedPartitionedSource[Poll | Beat, int]):
         self._lag_metric = lag_metric
         self._skipped_metric = skipped_metric
         self._consumer_config = {
+            **consumer_config,
             # Offsets live in Bytewax's recovery, not in a consumer group.
             "group.id": "BYTEWAX_IGNORED",
             "enable.auto.commit": "false",
@@ -344,7 +348,6 @@ class KafkaPollSource(FixedPartitionedSource[Poll | Beat, int]):
             # Not the default "latest": a reset jumps over what is still there. Resumes below
             # the low watermark are handled (and counted) by resume_offset before this.
             "auto.offset.reset": "earliest",
-            **consumer_config,
         }
 
     def list_parts(self) -> list[str]:

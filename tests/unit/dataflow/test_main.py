@@ -67,6 +67,9 @@ def test_a_full_prefetch_puts_off_the_next_fetch_for_less_than_the_queue_takes_t
         ("queued.min.messages=0", "outside allowed range"),
         ("message.max.bytes=100000000", "`fetch.max.bytes` must be >= `message.max.bytes`"),
         ("fetch.wait.max.ms=soon", 'Invalid value for configuration property "fetch.wait.max.ms"'),
+        # The source's own settings: a replay that never ends, a group's commits, a reset.
+        ("enable.partition.eof=false", "sets enable.partition.eof, which the source sets"),
+        ("group.id=mine,auto.offset.reset=latest", "sets auto.offset.reset, group.id, which"),
     ],
 )
 def test_a_consumer_setting_librdkafka_refuses_is_a_configuration_error(
