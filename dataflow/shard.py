@@ -65,7 +65,7 @@ from dataflow.model.columns import ColumnScorer
 from dataflow.model.explain import Evidence
 from dataflow.model.machine import MachineParams
 from dataflow.model.scoring import STRUCTURAL, ModelParams, SensorScorer, window_scatter
-from dataflow.progress import Beat, PartClock, SilenceQueue
+from dataflow.progress import BEAT_GRACE_S, Beat, PartClock, SilenceQueue
 from dataflow.readings import Reading, Run
 from dataflow.rules import RuleSet
 from dataflow.windows import SensorWindows, WindowStats
@@ -732,7 +732,9 @@ class ShardState:
         live = [p.clock.counted for p in self.parts.values() if p.topic in topics]
         if not retired or not live:
             return  # none moved; or no word yet from what is read (or partitions not by topic)
-        caught_up = None not in live
+        # Caught up now: each one's last word said so, and within the grace (past it, its own
+        # input time has stopped: a stall or a frozen process, said only by its next beat).
+        caught_up = all(c is not None and now - c <= BEAT_GRACE_S for c in live)
         for part in retired:
             if caught_up:
                 part.clock.follow(now)

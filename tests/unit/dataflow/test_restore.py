@@ -427,3 +427,41 @@ def test_a_sensor_never_seen_on_its_family_s_new_topic_goes_stale_once_that_topi
     assert stale == ["hot"]
     assert 295 <= i <= 305  # ALERT_STALE_SECONDS of silence, nearly all after the backlog
     assert back.sensors[(TEMPERATURE, "back")].alerts.alert_id is not None
+
+
+def test_a_frozen_process_gives_a_retired_partition_no_silence_for_its_freeze() -> None:
+    """As the topics read get no input time for a freeze (0f90738), the old topic's must not
+    either: on waking, the first call is the overdue expiry, before any beat says the source
+    stalled, and the old topic ran on with the whole freeze because the new one's last word,
+    from before it, was "caught up". Both alerts resolved stale at once, although the readings
+    made on the new topic during the freeze (of "back", say) were not read yet."""
+    cfg = config()
+    state = ShardState(cfg)
+    for sec in range(30):
+        now = WALL0 + sec + 1
+        batch = [temp(s, sec, 95.0 if s in ("hot", "back") else 60.0) for s in FLEET]
+        state.ingest([Beat(PART, now, WALL0), *batch], now)
+    blob = ShardLogic(state, lambda: 0.0, Status(0)).snapshot()
+    assert blob is not None
+    moved = config(TEMPERATURE_TOPIC="plant.temperature")
+    back = restore(blob, moved)
+    back.reconfigure(moved, WALL0 + 31)
+    new, cool, out = "plant.temperature/0", [s for s in FLEET if s not in ("hot", "back")], []
+    caught = WALL0 + 40
+    for i in range(60):  # a minute caught up on the new topic
+        now = caught + i
+        out += back.ingest([Beat(new, now, caught), *(temp(s, 40 + i, 60.0) for s in cool)], now)
+        out += back.expire(now)
+    woke = caught + 60 + 600  # frozen for ten minutes
+    out += back.expire(woke)
+    out += back.ingest([Beat(new, woke, None)], woke) + back.expire(woke)  # "stalled"
+    assert [o.sensor_id for o in out if isinstance(o, SensorEvent) and o.alert] == []
+    # Caught up again: the old topic runs on from here, "hot" goes stale after its silence.
+    for i in range(300):
+        now = woke + 1 + i
+        out += back.ingest([Beat(new, now, woke + 1), *(temp(s, 700 + i, 60.0) for s in cool)], now)
+        out += back.expire(now)
+    assert sorted(o.sensor_id for o in out if isinstance(o, SensorEvent) and o.alert) == [
+        "back",
+        "hot",
+    ]
