@@ -906,6 +906,7 @@ class ShardState:
             if before is None:
                 continue
             if before.family.topic != setup.family.topic:
+                self._retire(name, before.family.topic)
                 lines.append(
                     f"family {name!r}: topic {before.family.topic!r} -> "
                     f"{setup.family.topic!r}: its sensors go on from the new topic's readings"
@@ -1009,6 +1010,34 @@ class ShardState:
         for key, sensor in pending:  # their queued closes were for the old close times
             self._arm(key, sensor)
         return lines
+
+    def _retire(self, family: str, topic: str) -> None:
+        """The family moved off ``topic``: its sensors still on a partition of it go to a
+        partition of their own (``family@topic/N``, named after no topic), retired as a topic no
+        family reads (``_retired``) even when another family still reads ``topic``. Else that
+        family's input time judged them, running on while the new topic's backlog, where they
+        may be, was still read. Same input time, so their hearings stand."""
+        moving = sorted(
+            (
+                (sensor.heard, key, sensor)
+                for key, sensor in self.sensors.items()
+                if key[0] == family and sensor.part is not None and sensor.part.topic == topic
+            ),
+            key=lambda row: row[0],  # the silence queues keep the order of hearings
+        )
+        for _, key, sensor in moving:
+            old = sensor.part
+            assert old is not None
+            name = f"{family}@{old.clock.name}"
+            part = self.parts.get(name)
+            if part is None:
+                part = self._part(name)
+                part.clock.input = old.clock.input
+            old.stale.drop(key)
+            sensor.part = part
+            if sensor.alerts.alert_id is not None:
+                part.stale.touch(key, sensor.heard)
+            self._arm(key, sensor)  # its pending close went with the old partition
 
     # -- scoring ----------------------------------------------------------------------------
 

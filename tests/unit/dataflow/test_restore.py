@@ -465,3 +465,52 @@ def test_a_frozen_process_gives_a_retired_partition_no_silence_for_its_freeze() 
         "back",
         "hot",
     ]
+
+
+def _sharing(cfg: ShardConfig) -> ShardConfig:
+    """``cfg`` with the air-quality family read from the temperature topic too (families of a
+    sensors file may share one)."""
+    air = cfg.families[AIR_QUALITY]
+    shared = replace(air, family=replace(air.family, topic="temperature_readings"))
+    return replace(cfg, families={**cfg.families, AIR_QUALITY: shared})
+
+
+def test_a_family_moved_off_a_topic_another_family_still_reads_waits_for_its_new_topic() -> None:
+    """Two families on one topic, one moved to another: the old topic is still read (the
+    other family's), so its input time ran on as soon as it was caught up, and a sensor of the
+    moved family still in the new topic's backlog was resolved stale before it was read (the
+    old topic, retired, would have waited). Its sensors are judged as on a retired topic."""
+    state = ShardState(_sharing(config()))
+    for sec in range(30):
+        now = WALL0 + sec + 1
+        batch = [temp(s, sec, 95.0 if s in ("hot", "back") else 60.0) for s in FLEET]
+        air = Reading(AIR_QUALITY, "q", T0 + sec * S, 10.0)
+        state.ingest([Beat(PART, now, WALL0), air, *batch], now)
+    blob = ShardLogic(state, lambda: 0.0, Status(0)).snapshot()
+    assert blob is not None
+    moved = _sharing(config(TEMPERATURE_TOPIC="plant.temperature"))
+    back = restore(blob, moved)
+    back.reconfigure(moved, WALL0 + 31)
+    new, events = "plant.temperature/0", []
+    # The old topic is caught up at once; the new one's backlog takes ten minutes to read,
+    # "hot" in it only at its end, "back" not at all.
+    for i in range(600):
+        now = WALL0 + 32 + i
+        who = [s for s in FLEET if s != "back" and (s != "hot" or i >= 590)]
+        batch = [temp(s, 31 + i * 0.05, 95.0 if s in ("hot", "back") else 60.0) for s in who]
+        air = Reading(AIR_QUALITY, "q", T0 + int((31 + i) * S), 10.0)
+        out = back.ingest([Beat(PART, now, WALL0 + 32), air, Beat(new, now, None), *batch], now)
+        out += back.expire(now)
+        events += [o.sensor_id for o in out if isinstance(o, SensorEvent)]
+    assert events == []
+    assert back.sensors[(TEMPERATURE, "hot")].alerts.alert_id is not None
+    # Both topics caught up: "back", never on the new one, goes stale, as on a retired topic.
+    caught = WALL0 + 632
+    for i in range(320):
+        now = caught + i
+        batch = [temp(s, 61 + i, 95.0 if s == "hot" else 60.0) for s in FLEET if s != "back"]
+        air = Reading(AIR_QUALITY, "q", T0 + int((631 + i) * S), 10.0)
+        out = back.ingest([Beat(PART, now, WALL0 + 32), air, Beat(new, now, caught), *batch], now)
+        out += back.expire(now)
+        events += [o.sensor_id for o in out if isinstance(o, SensorEvent)]
+    assert events == ["back"]
