@@ -729,9 +729,11 @@ class ShardState:
         does not."""
         topics = {setup.family.topic for setup in self.config.families.values()}
         retired = [p for p in self.parts.values() if p.topic and p.topic not in topics]
+        if not retired:
+            return  # the usual case: no family moved
         live = [p.clock.counted for p in self.parts.values() if p.topic in topics]
-        if not retired or not live:
-            return  # none moved; or no word yet from what is read (or partitions not by topic)
+        if not live:
+            return  # no word yet from what is read (or partitions not named by topic)
         # Caught up now: each one's last word said so, and within the grace (past it, its own
         # input time has stopped: a stall or a frozen process, said only by its next beat).
         caught_up = all(c is not None and now - c <= BEAT_GRACE_S for c in live)
