@@ -51,9 +51,9 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
-from itertools import islice
+from itertools import chain, islice
 from operator import le
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -1126,9 +1126,12 @@ class ShardState:
                 if sensor._scorer is not None:
                     cols._load(sensor.slot, sensor._scorer)
                     sensor._scorer = None
-            # The stats as numbers (start and end too, lossy as floats: not read from here).
-            table = np.array([queue[i][2] for i in rows], dtype=np.float64)
-            starts = [queue[i][2].start for i in rows]  # type: ignore[union-attr]
+            # The stats as numbers (start and end too, lossy as floats: not read from here),
+            # flattened in C: numpy's own list-of-tuples conversion inspects every row's shape.
+            closed = cast("list[WindowStats]", [queue[i][2] for i in rows])
+            table = np.fromiter(chain.from_iterable(closed), np.float64, 6 * len(rows))
+            table = table.reshape(len(rows), 6)
+            starts = [stats.start for stats in closed]
             b = cols.score_batch(
                 [sensor.slot for sensor in sensors],
                 starts,
