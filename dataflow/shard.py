@@ -264,9 +264,20 @@ def _close_wait(sensor: _Sensor, idle: float) -> float:
     nothing beyond the lateness: waiting a whole gap more delayed every window, and its alert,
     by one reading interval. One whose readings come in bundles waits for the next bundle, which
     holds the readings made in between. Nothing while its cadence is not known (until its
-    second window closes): a gap alone does not tell bundles from readings."""
-    cadence = sensor.cadence
-    wait = sensor.gap - cadence
+    second window closes): a gap alone does not tell bundles from readings.
+
+    Heard once (its gap not known), a sensor whose one hearing brought more than a reading (a
+    window closed, or one holding two) sent a bundle: it waits ``idle``, as long as bundles may
+    be apart, since the next bundle's time is not known. Waiting nothing (or its cadence less,
+    once its first bundle closed two windows) cut a gateway's first windows before its second
+    bundle, whose readings for them were late."""
+    cadence, gap = sensor.cadence, sensor.gap
+    if gap == 0.0:
+        win = sensor.windows
+        if win.closed_any() or any(acc[0] > 1 for acc in win.open.values()):
+            return idle
+        return 0.0
+    wait = gap - cadence
     if wait <= 0.0 or cadence == 0.0:
         return 0.0
     return wait if wait < idle else idle

@@ -126,3 +126,17 @@ def test_bundles_of_varying_length_wait_for_the_longest_recent_one() -> None:
         sends.append(t)
     late = late_at(gateway(sends))
     assert [ts for ts in late if ts >= 20] == []
+
+
+def test_a_new_gateway_loses_nothing_to_its_first_bundles() -> None:
+    """A gateway that sends its sensor's 1 Hz readings in bundles from the start, every 6 to
+    9.5 s (under the 10 s idle timeout), at several phases: no reading is late and no window is
+    cut. Until the sensor's cadence and gap were learned its close timer waited nothing, so the
+    first bundle's last open window closed before the second bundle brought the rest of it (an
+    8 s bundle from 0: [5, 10) written with 3 readings, 8 and 9 dead-lettered as late)."""
+    for period in (6.0, 8.0, 9.5):
+        for phase in (0.0, 0.3, 2.5, 4.1):
+            out = gateway([round(phase + period * k, 1) for k in range(1, 8)])
+            assert late_at(out) == [], (period, phase)
+            cut = [o.stats for o in out if isinstance(o, WindowResult) and o.stats.count != 5]
+            assert cut == [], (period, phase)
