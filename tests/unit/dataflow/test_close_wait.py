@@ -140,3 +140,33 @@ def test_a_new_gateway_loses_nothing_to_its_first_bundles() -> None:
             assert late_at(out) == [], (period, phase)
             cut = [o.stats for o in out if isinstance(o, WindowResult) and o.stats.count != 5]
             assert cut == [], (period, phase)
+
+
+def test_a_partition_whose_word_stops_closes_no_window_its_unread_readings_belong_to() -> None:
+    """Two 10 Hz sensors, caught up; the partition's word stops after its beat at ``last`` (its
+    reader's worker is busy, or stalled) while the shard's expiry runs on, every 0.1 s, for 3 s;
+    then the readings made meanwhile are read, the source saying it is behind or caught up
+    anew. None is late and [20, 25) is whole. Input time ran on for 3 s (BEAT_GRACE_S) past the
+    last beat, more than the 2 s lateness, so [20, 25) closed at 27 with the readings made after
+    the last beat still unread: those were late."""
+    cfg = config()
+    for last in (24.0, 24.3, 24.5):
+        for caught_up in (False, True):
+            state = ShardState(cfg)
+            live_until(state, last, 10)
+            out: list = []
+            for k in range(1, 31):
+                out += state.expire(WALL0 + last + k / 10)
+            wall = last + 3.5
+            since = WALL0 + wall if caught_up else None
+            for k in range(round(last * 10) + 1, round(wall * 10) + 1):
+                beat = Beat(PART, WALL0 + wall, since)
+                batch = [beat, temp("a", k / 10, 60.0), temp("b", k / 10, 60.0)]
+                out += state.ingest(batch, WALL0 + wall) + state.expire(WALL0 + wall)
+            assert late_at(out) == [], (last, caught_up)
+            whole = [
+                o.stats.count
+                for o in out
+                if isinstance(o, WindowResult) and o.stats.start == T0 + 20 * S
+            ]
+            assert whole == [50, 50], (last, caught_up)

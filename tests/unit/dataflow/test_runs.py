@@ -317,6 +317,7 @@ def test_a_run_of_only_late_readings_does_not_count_as_hearing_from_the_sensor()
     out = state_.ingest([live._replace(wall=wall0 + 9), late], now=wall0 + 9)
     assert [type(o) for o in out] == [LateReading, LateReading]
     # Heard at 8 s, so [5, 10) closes at 8 + (12 - 8) = 12 s; had the late run counted, 13 s.
+    state_.ingest([live._replace(wall=wall0 + 12)], now=wall0 + 12)  # the source's word at 12
     assert [o.stats.start for o in state_.expire(now=wall0 + 12)] == [T0 + 5 * S]
 
 
