@@ -4,6 +4,8 @@ before its fix). The idle timeout is the default's, 10 s."""
 
 from __future__ import annotations
 
+import pytest
+
 from dataflow.flow import ShardLogic, restore
 from dataflow.progress import Beat
 from dataflow.shard import LateReading, ShardState, WindowResult
@@ -170,3 +172,27 @@ def test_a_partition_whose_word_stops_closes_no_window_its_unread_readings_belon
                 if isinstance(o, WindowResult) and o.stats.start == T0 + 20 * S
             ]
             assert whole == [50, 50], (last, caught_up)
+
+
+@pytest.mark.xfail(strict=True, reason="input time jumps with a clock ahead, read in a backlog")
+def test_a_sensor_whose_clock_is_ahead_cuts_no_window_of_its_partition_mates_in_a_backlog() -> None:
+    """A backlog read an hour late: sensors a and b at 2 Hz, then from 30 s on a sensor whose
+    clock is a minute ahead (within MAX_FUTURE_SECONDS) among them, between a and b in the
+    partition's order. Not caught up, the partition's input time is the latest event time read,
+    so the first reading of the fast sensor moves it a minute on at once: a, heard just before,
+    looks a minute silent and its [30, 35) is written with one reading, the other nine late.
+    Live, the wall clock caps input time and nothing is cut (the guard progress.py describes);
+    a backlog has no such cap."""
+    state = ShardState(config())
+    out: list = []
+    wall = WALL0 + 3600
+    for k in range(120):
+        t = k / 2
+        batch = [temp("a", t, 60.0), temp("b", t, 60.0)]
+        if t >= 30:
+            batch.insert(1, temp("fast", t + 60, 60.0))
+        for reading in batch:
+            out += state.ingest([Beat(PART, wall, None), reading], wall) + state.expire(wall)
+    assert late_at(out) == []
+    cut = [o for o in out if isinstance(o, WindowResult) and o.stats.count != 10]
+    assert [o.sensor_id for o in cut if o.sensor_id != "fast"] == []
