@@ -27,8 +27,17 @@ from typing import Any, NamedTuple
 # How long a caught-up partition's input time runs on after the source's last word on it. The
 # source speaks about every ``BEAT_SECONDS``; when it falls silent (stalled, blocked by an
 # outage, the process paused) input time stops soon after instead of running on regardless.
+# A shard gives the grace no longer than its lateness (``grace``): a beat vouches only for the
+# readings made before it, and a grace longer than the lateness closed windows that readings
+# made after it, unread while the word was missing, belonged to.
 BEAT_SECONDS = 1.0
 BEAT_GRACE_S = 3 * BEAT_SECONDS
+
+
+def grace(lateness_s: float) -> float:
+    """The grace past a partition's last beat, for windows closed ``lateness_s`` after their
+    end: no window closes in it that a reading made after the beat belongs to."""
+    return lateness_s if lateness_s < BEAT_GRACE_S else BEAT_GRACE_S
 
 
 class Beat(NamedTuple):
@@ -70,9 +79,9 @@ class PartClock:
 
     ``input`` never goes back. ``counted`` is the wall time up to which caught-up wall time has
     been added (None: not caught up now); between two beats input time runs on with the wall
-    clock for at most ``BEAT_GRACE_S``, a grace that is counted only if the next beat says the
-    stretch went on (``at`` may then give less than it gave during the grace: the shard takes a
-    hearing before that as a gap of 0).
+    clock for at most ``grace`` (``BEAT_GRACE_S``, or the shard's lateness if less), a grace
+    that is counted only if the next beat says the stretch went on (``at`` may then give less
+    than it gave during the grace: the shard takes a hearing before that as a gap of 0).
     """
 
     __slots__ = ("counted", "input", "name")
@@ -82,23 +91,25 @@ class PartClock:
         self.input = 0.0
         self.counted: float | None = None
 
-    def at(self, now: float) -> float:
+    def at(self, now: float, grace: float = BEAT_GRACE_S) -> float:
         """Input time at wall time ``now``."""
         counted = self.counted
         if counted is None or now <= counted:
             return self.input
-        return self.input + min(now - counted, BEAT_GRACE_S)
+        return self.input + min(now - counted, grace)
 
-    def _fold(self, now: float) -> None:
+    def _fold(self, now: float, grace: float) -> None:
         """Take what ran on since the last beat into ``input``: ``counted`` moves with it, so
         nothing is counted twice."""
         counted = self.counted
         if counted is not None and now > counted:
-            ran = min(now - counted, BEAT_GRACE_S)
+            ran = min(now - counted, grace)
             self.input += ran
             self.counted = counted + ran
 
-    def beat(self, wall: float, since: float | None, now: float) -> None:
+    def beat(
+        self, wall: float, since: float | None, now: float, grace: float = BEAT_GRACE_S
+    ) -> None:
         """Take the source's word: add the caught-up wall time it vouches for."""
         if wall == MARK:
             return
@@ -114,7 +125,7 @@ class PartClock:
             if since is None:
                 return
         else:
-            self._fold(now)
+            self._fold(now, grace)
             counted = self.counted
         start = since if counted is None else max(since, counted)
         if wall > start:
@@ -147,12 +158,12 @@ class PartClock:
             self.input += now - counted
             self.counted = now
 
-    def wall_of(self, input_time: float) -> float | None:
+    def wall_of(self, input_time: float, grace: float = BEAT_GRACE_S) -> float | None:
         """Wall time at which input time reaches ``input_time`` while the partition stays caught
         up; None when only the input can move it there (readings, or the next beat, will)."""
         counted = self.counted
         ahead = input_time - self.input
-        if counted is None or ahead <= 0 or ahead > BEAT_GRACE_S:
+        if counted is None or ahead <= 0 or ahead > grace:
             return None
         return counted + ahead
 

@@ -65,7 +65,7 @@ from dataflow.model.columns import ColumnScorer
 from dataflow.model.explain import Evidence
 from dataflow.model.machine import MachineParams
 from dataflow.model.scoring import STRUCTURAL, ModelParams, SensorScorer, window_scatter
-from dataflow.progress import BEAT_GRACE_S, Beat, PartClock, SilenceQueue
+from dataflow.progress import BEAT_GRACE_S, Beat, PartClock, SilenceQueue, grace
 from dataflow.readings import Reading, Run
 from dataflow.rules import RuleSet
 from dataflow.windows import SensorWindows, WindowStats
@@ -134,6 +134,12 @@ class ShardConfig:
         object.__setattr__(
             self, "window_ns", {name: setup.window_ns for name, setup in self.families.items()}
         )
+
+    @property
+    def grace_s(self) -> float:
+        """How long a partition's input time runs on past its source's last word
+        (``progress.grace``): no longer than the lateness."""
+        return grace(self.lateness_ns / 1e9)
 
     @property
     def sweep_s(self) -> float:
@@ -264,9 +270,20 @@ def _close_wait(sensor: _Sensor, idle: float) -> float:
     nothing beyond the lateness: waiting a whole gap more delayed every window, and its alert,
     by one reading interval. One whose readings come in bundles waits for the next bundle, which
     holds the readings made in between. Nothing while its cadence is not known (until its
-    second window closes): a gap alone does not tell bundles from readings."""
-    cadence = sensor.cadence
-    wait = sensor.gap - cadence
+    second window closes): a gap alone does not tell bundles from readings.
+
+    Heard once (its gap not known), a sensor whose one hearing brought more than a reading (a
+    window closed, or one holding two) sent a bundle: it waits ``idle``, as long as bundles may
+    be apart, since the next bundle's time is not known. Waiting nothing (or its cadence less,
+    once its first bundle closed two windows) cut a gateway's first windows before its second
+    bundle, whose readings for them were late."""
+    cadence, gap = sensor.cadence, sensor.gap
+    if gap == 0.0:
+        win = sensor.windows
+        if win.closed_any() or any(acc[0] > 1 for acc in win.open.values()):
+            return idle
+        return 0.0
+    wait = gap - cadence
     if wait <= 0.0 or cadence == 0.0:
         return 0.0
     return wait if wait < idle else idle
@@ -484,7 +501,8 @@ class ShardState:
         out: list[Result] = []
         part = self._part(NO_PART)
         clock = part.clock
-        base = clock.at(now)  # input time before this segment's readings
+        beat_grace = cfg.grace_s
+        base = clock.at(now, beat_grace)  # input time before this segment's readings
         top = 0  # the segment's latest event time, ns, capped at the wall clock
         for reading in readings:
             # One test of the class (``Run``, ``Reading`` and ``Beat`` are final), then each
@@ -555,8 +573,8 @@ class ShardState:
                     clock.event(top / 1e9)
                 part = self._part(reading.part)
                 clock = part.clock
-                clock.beat(reading.wall, reading.since, now)
-                base, top = clock.at(now), 0
+                clock.beat(reading.wall, reading.since, now, beat_grace)
+                base, top = clock.at(now, beat_grace), 0
                 continue
             if win.max_ts >= win.next_close:
                 self._score(key, sensor, win.close_due(size, lateness), out)
@@ -683,9 +701,10 @@ class ShardState:
         self.pending = []
         cfg = self.config
         sizes, lateness, idle = cfg.window_ns, cfg.lateness_ns, cfg.idle_timeout_s
+        beat_grace = cfg.grace_s
         self._retired(now)
         for part in list(self.parts.values()):
-            at = part.clock.at(now)
+            at = part.clock.at(now, beat_grace)
             closes = part.closes
             while closes and closes[0][0] <= at:
                 _, key, next_close = heapq.heappop(closes)
@@ -745,7 +764,7 @@ class ShardState:
 
     def _silence(self, sensor: _Sensor, now: float) -> float:
         part = sensor.part
-        return 0.0 if part is None else part.clock.at(now) - sensor.heard
+        return 0.0 if part is None else part.clock.at(now, self.config.grace_s) - sensor.heard
 
     def _resolve_stale(self, key: tuple[str, str], at: float, out: list[Result]) -> None:
         """Close a silent sensor's windows, which may resolve its alert cleanly; if they do not,
@@ -858,7 +877,7 @@ class ShardState:
                 if stale is not None:
                     dues.append(stale)
             if dues:
-                wall = part.clock.wall_of(min(dues))
+                wall = part.clock.wall_of(min(dues), cfg.grace_s)
                 if wall is not None:
                     times.append(wall)
         if self.next_sweep != _NEVER:

@@ -121,6 +121,10 @@ class SensorWindows:
             if hi > acc[3]:
                 acc[3] = hi
 
+    def closed_any(self) -> bool:
+        """Whether a window of this sensor has been closed (or its clock restarted)."""
+        return self.closed_until != -_NEVER
+
     def due(self) -> bool:
         """Whether the sensor's clock has passed the close time of its earliest window."""
         return self.max_ts >= self.next_close

@@ -4,6 +4,8 @@ before its fix). The idle timeout is the default's, 10 s."""
 
 from __future__ import annotations
 
+import pytest
+
 from dataflow.flow import ShardLogic, restore
 from dataflow.progress import Beat
 from dataflow.shard import LateReading, ShardState, WindowResult
@@ -126,3 +128,71 @@ def test_bundles_of_varying_length_wait_for_the_longest_recent_one() -> None:
         sends.append(t)
     late = late_at(gateway(sends))
     assert [ts for ts in late if ts >= 20] == []
+
+
+def test_a_new_gateway_loses_nothing_to_its_first_bundles() -> None:
+    """A gateway that sends its sensor's 1 Hz readings in bundles from the start, every 6 to
+    9.5 s (under the 10 s idle timeout), at several phases: no reading is late and no window is
+    cut. Until the sensor's cadence and gap were learned its close timer waited nothing, so the
+    first bundle's last open window closed before the second bundle brought the rest of it (an
+    8 s bundle from 0: [5, 10) written with 3 readings, 8 and 9 dead-lettered as late)."""
+    for period in (6.0, 8.0, 9.5):
+        for phase in (0.0, 0.3, 2.5, 4.1):
+            out = gateway([round(phase + period * k, 1) for k in range(1, 8)])
+            assert late_at(out) == [], (period, phase)
+            cut = [o.stats for o in out if isinstance(o, WindowResult) and o.stats.count != 5]
+            assert cut == [], (period, phase)
+
+
+def test_a_partition_whose_word_stops_closes_no_window_its_unread_readings_belong_to() -> None:
+    """Two 10 Hz sensors, caught up; the partition's word stops after its beat at ``last`` (its
+    reader's worker is busy, or stalled) while the shard's expiry runs on, every 0.1 s, for 3 s;
+    then the readings made meanwhile are read, the source saying it is behind or caught up
+    anew. None is late and [20, 25) is whole. Input time ran on for 3 s (BEAT_GRACE_S) past the
+    last beat, more than the 2 s lateness, so [20, 25) closed at 27 with the readings made after
+    the last beat still unread: those were late."""
+    cfg = config()
+    for last in (24.0, 24.3, 24.5):
+        for caught_up in (False, True):
+            state = ShardState(cfg)
+            live_until(state, last, 10)
+            out: list = []
+            for k in range(1, 31):
+                out += state.expire(WALL0 + last + k / 10)
+            wall = last + 3.5
+            since = WALL0 + wall if caught_up else None
+            for k in range(round(last * 10) + 1, round(wall * 10) + 1):
+                beat = Beat(PART, WALL0 + wall, since)
+                batch = [beat, temp("a", k / 10, 60.0), temp("b", k / 10, 60.0)]
+                out += state.ingest(batch, WALL0 + wall) + state.expire(WALL0 + wall)
+            assert late_at(out) == [], (last, caught_up)
+            whole = [
+                o.stats.count
+                for o in out
+                if isinstance(o, WindowResult) and o.stats.start == T0 + 20 * S
+            ]
+            assert whole == [50, 50], (last, caught_up)
+
+
+@pytest.mark.xfail(strict=True, reason="input time jumps with a clock ahead, read in a backlog")
+def test_a_sensor_whose_clock_is_ahead_cuts_no_window_of_its_partition_mates_in_a_backlog() -> None:
+    """A backlog read an hour late: sensors a and b at 2 Hz, then from 30 s on a sensor whose
+    clock is a minute ahead (within MAX_FUTURE_SECONDS) among them, between a and b in the
+    partition's order. Not caught up, the partition's input time is the latest event time read,
+    so the first reading of the fast sensor moves it a minute on at once: a, heard just before,
+    looks a minute silent and its [30, 35) is written with one reading, the other nine late.
+    Live, the wall clock caps input time and nothing is cut (the guard progress.py describes);
+    a backlog has no such cap."""
+    state = ShardState(config())
+    out: list = []
+    wall = WALL0 + 3600
+    for k in range(120):
+        t = k / 2
+        batch = [temp("a", t, 60.0), temp("b", t, 60.0)]
+        if t >= 30:
+            batch.insert(1, temp("fast", t + 60, 60.0))
+        for reading in batch:
+            out += state.ingest([Beat(PART, wall, None), reading], wall) + state.expire(wall)
+    assert late_at(out) == []
+    cut = [o for o in out if isinstance(o, WindowResult) and o.stats.count != 10]
+    assert [o.sensor_id for o in cut if o.sensor_id != "fast"] == []

@@ -310,14 +310,14 @@ def test_a_run_of_only_late_readings_does_not_count_as_hearing_from_the_sensor()
     wall0 = T0 / S
     live = Beat("temperature_readings/0", wall0 + 8, wall0)
     state_ = ShardState(shard_config())
-    state_.ingest(
-        [live, Reading(TEMPERATURE, "a", T0, 60.0), Reading(TEMPERATURE, "a", T0 + 8 * S, 61.0)],
-        now=wall0 + 8,
-    )
+    # Two hearings: one bringing both readings would be a bundle, whose windows wait longer.
+    state_.ingest([live._replace(wall=wall0), Reading(TEMPERATURE, "a", T0, 60.0)], now=wall0)
+    state_.ingest([live, Reading(TEMPERATURE, "a", T0 + 8 * S, 61.0)], now=wall0 + 8)
     late = Run(TEMPERATURE, "a", (T0 + 2 * S, T0 + 1 * S), (1.0, 2.0), (None, None))
     out = state_.ingest([live._replace(wall=wall0 + 9), late], now=wall0 + 9)
     assert [type(o) for o in out] == [LateReading, LateReading]
     # Heard at 8 s, so [5, 10) closes at 8 + (12 - 8) = 12 s; had the late run counted, 13 s.
+    state_.ingest([live._replace(wall=wall0 + 12)], now=wall0 + 12)  # the source's word at 12
     assert [o.stats.start for o in state_.expire(now=wall0 + 12)] == [T0 + 5 * S]
 
 
