@@ -790,6 +790,7 @@ class ColumnScorer:
         sign = np.where(rising, 1.0, -1.0)
         c["level"][s] = level + sign * moved * 1.25 * _scale(level, c["spread"][s], floor)
         c["up"][s], c["down"][s] = 0.0, 0.0
+        c["burst"][s], c["burst_n"][s] = 0.0, 0
         had = ~np.isnan(calm[:, 0])
         c["peak"][s[had]] = calm[had]
         c["calm"][s] = math.nan

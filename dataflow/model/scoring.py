@@ -26,11 +26,13 @@ of 0.25) lags for hundreds of windows, and every window of the lag teaches the s
 distance of many spreads: the spread grows to the lag, and the sensor is blind to spikes in its
 new regime for days. So the level is re-anchored at once, by the nearest of those windows'
 distances (``min`` of the burst window, in the spread of now: it moves no further than every one
-of them went), the drift sums restart, and the three envelopes' peaks go back to those from
-before the episode (``calm``): the windows of the move were measured against the old level, and
-are not a size the new regime's spikes should be compared with. A burst that lasts (a tweet
-storm) rarely holds every window beyond the floor until the sums are capped; one that does is
-re-anchored to, and the drift the other way when it ends is paged as drift always was.
+of them went), the drift sums and the burst window restart, and the three envelopes' peaks go
+back to those from before the episode (``calm``): the windows of the move were measured against
+the old level, and are not a size the new regime's spikes should be compared with (kept in the
+burst window, they made the next windows a burst against the peak put back). A burst that
+lasts (a tweet storm) rarely holds every window beyond the floor until the sums are capped; one
+that does is re-anchored to, and the drift the other way when it ends is paged as drift always
+was.
 
 An absurd window, more than ``ABSURD_Z`` spreads from the level (a device sending garbage that
 its valid range still lets through), is scored and may alert, but nothing learns it: it would
@@ -385,6 +387,7 @@ class SensorScorer:
         sign = 1.0 if sums.up > sums.down else -1.0
         raw.level = raw.level + sign * moved * 1.25 * raw.scale(floor)
         sums.up = sums.down = 0.0
+        self.burst.clear()  # distances from the old level
         calm = self.calm
         if calm is not None:
             for env, peak in zip(self.envelopes, calm, strict=True):
