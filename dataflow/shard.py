@@ -459,7 +459,6 @@ class ShardState:
         old = sensor.part
         if old is not None:
             self._drain()  # its queued windows act on its alert on the old partition
-            old.stale.drop(key)
             sensor.gap = 0.0  # input times of two partitions do not compare
             # A family moved to another topic (``reconfigure`` says so) moves every sensor:
             # no keying error, nothing to warn about per sensor.
@@ -473,11 +472,18 @@ class ShardState:
                     "so a sensor's readings stay in one partition, or they may be late"
                 )
             sensor.heard, sensor.batch = part.clock.input, -1.0  # heard anew, on the new one
-            if sensor.alerts.alert_id is not None:
-                part.stale.touch(key, sensor.heard)
-            sensor.part = part
-            self._arm(key, sensor)  # its pending close went with the old partition
+            self._rehome(key, sensor, old, part)
         sensor.part = part
+
+    def _rehome(self, key: tuple[str, str], sensor: _Sensor, old: _Part, part: _Part) -> None:
+        """Move a sensor from partition ``old`` to ``part``, heard at ``sensor.heard``: its
+        place in the silence queues if an alert is open, and its pending close, which was queued
+        on the old partition."""
+        old.stale.drop(key)
+        sensor.part = part
+        if sensor.alerts.alert_id is not None:
+            part.stale.touch(key, sensor.heard)
+        self._arm(key, sensor)
 
     def _arm(self, key: tuple[str, str], sensor: _Sensor) -> None:
         """Queue the close of the sensor's earliest open window on its partition's input time
@@ -1054,11 +1060,7 @@ class ShardState:
             if part is None:
                 part = self._part(name)
                 part.clock.input = old.clock.input
-            old.stale.drop(key)
-            sensor.part = part
-            if sensor.alerts.alert_id is not None:
-                part.stale.touch(key, sensor.heard)
-            self._arm(key, sensor)  # its pending close went with the old partition
+            self._rehome(key, sensor, old, part)  # same input time: its hearing stands
 
     # -- scoring ----------------------------------------------------------------------------
 
