@@ -816,9 +816,15 @@ class ShardState:
         if sensor.part is not None:
             sensor.part.stale.drop(key)
         del self.sensors[key]
-        if sensor.cols is not None:  # its windows were scored (_resolve_stale drained them)
-            sensor.cols.free(sensor.slot)
+        cols = sensor.cols
+        if cols is not None:  # its windows were scored (_resolve_stale drained them)
+            cols.free(sensor.slot)
             sensor.cols, sensor.slot = None, -1
+            setup = self.config.families.get(key[0])
+            if not cols.in_use and (setup is None or cols.params != setup.model):
+                # Its last sensor from before a change of settings that restored models keep:
+                # no new sensor takes its slots, and its arrays would stay in every snapshot.
+                self.columns[key[0]].remove(cols)
         self.counts.forgotten += 1
         out.append(SensorEvent(key[0], key[1], FORGOTTEN, silent, unit=self._unit(key[0])))
         if key[1].rpartition("/")[0] and self.machines:

@@ -411,6 +411,11 @@ class ColumnScorer:
         self.live = live
         self.capacity = cap
 
+    @property
+    def in_use(self) -> int:
+        """Slots held by sensors."""
+        return self.next_slot - len(self.free_slots)
+
     def alloc(self) -> int:
         """A slot for a new sensor: a forgotten one's if any (already reset), else a new one."""
         if self.free_slots:

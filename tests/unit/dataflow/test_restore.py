@@ -123,6 +123,29 @@ def test_model_settings_reach_restored_models_where_they_can() -> None:
     assert "restored models keep theirs" in lines[0] and "n_trees" in lines[0]
 
 
+def test_the_columns_of_settings_no_longer_configured_go_with_their_last_sensor() -> None:
+    """Restored under a structural change (the trees), sensor "a" keeps its old model in the
+    old settings' columns and a new sensor gets new ones. Once "a" is forgotten (the default
+    TTL), nothing will use the old columns again: they were kept, in memory and in every
+    snapshot, sized to every slot they ever handed out."""
+    blob = snapshot_with_open_window(config())
+    cfg = config(HST_TREES="7")
+    state, _, _ = resume(blob, cfg)
+    for n in range(40):  # their models: columns of the new settings
+        state.ingest([Beat(PART, WALL0 + 210, WALL0 + 200), temp(f"new{n}", 130)], WALL0 + 210)
+        state.ingest([Beat(PART, WALL0 + 211, WALL0 + 200), temp(f"new{n}", 140)], WALL0 + 211)
+    old, new = state.columns[TEMPERATURE]
+    assert old.params.n_trees == 5 and new.params.n_trees == 7 and old.in_use == 1
+    later = WALL0 + 211 + cfg.state_ttl_s + 120
+    state.ingest([Beat(PART, later, WALL0 + 200)], later)
+    state.expire(later)
+    assert (TEMPERATURE, "a") not in state.sensors
+    assert state.columns[TEMPERATURE] == [new]  # its sensors were forgotten too: of the settings
+    blob = ShardLogic(state, lambda: 0.0, Status(0)).snapshot()
+    assert blob is not None
+    assert [c.params.n_trees for c in restore(blob, cfg).columns[TEMPERATURE]] == [7]
+
+
 def test_a_changed_shard_count_is_refused_with_the_way_to_change_it() -> None:
     blob = snapshot_with_open_window(config(SHARDS="32"))
     with pytest.raises(SnapshotSettingsError, match=r"SHARDS=8.*SHARDS=32.*reset the recovery"):
