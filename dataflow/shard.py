@@ -759,14 +759,20 @@ class ShardState:
         live = [p.clock.counted for p in self.parts.values() if p.topic in topics]
         if not live:
             return  # no word yet from what is read (or partitions not named by topic)
-        # Caught up now: each one's last word said so, and within the grace (past it, its own
-        # input time has stopped: a stall or a frozen process, said only by its next beat).
-        caught_up = all(c is not None and now - c <= BEAT_GRACE_S for c in live)
-        for part in retired:
-            if caught_up:
-                part.clock.follow(now)
-            else:
+        # Caught up now: each one's last word said so, and recent (past BEAT_GRACE_S: a stall
+        # or a frozen process, said only by its next beat). It follows the wall clock up to
+        # their last word, and runs on past it by the shard's grace (``PartClock.at``), no
+        # further than they do: following the wall clock itself, it ran BEAT_GRACE_S past the
+        # word, more than the lateness, and closed a retired sensor's window that its first
+        # readings on the new topic, made after the word and unread while it was missing,
+        # belonged to.
+        if any(c is None or now - c > BEAT_GRACE_S for c in live):
+            for part in retired:
                 part.clock.pause(now)
+            return
+        word = min(cast("list[float]", live))
+        for part in retired:
+            part.clock.follow(now if now < word else word)
 
     def _silence(self, sensor: _Sensor, now: float) -> float:
         part = sensor.part

@@ -17,7 +17,7 @@ from dataflow.families import AIR_QUALITY, TEMPERATURE
 from dataflow.flow import ShardLogic, SnapshotSettingsError, restore, shard_config
 from dataflow.progress import Beat
 from dataflow.readings import Reading
-from dataflow.shard import SensorEvent, ShardConfig, ShardState, WindowResult
+from dataflow.shard import LateReading, SensorEvent, ShardConfig, ShardState, WindowResult
 from dataflow.status import Status
 from tests.factories import T0, S, flow_settings
 
@@ -615,3 +615,39 @@ def test_restores_across_forgotten_sensors_reused_slots_and_changes_of_level_los
     assert seen.get("reused", 0) > 3 and seen.get("out", 0) > 10, seen
     assert sum("forgotten" in r for r in whole) > 5 and sum("ml_anomaly=True" in r for r in whole)
     assert len(anchored) > 5, anchored  # changes of level accepted (the long-lived sensors')
+
+
+def test_a_retired_partition_runs_on_past_the_last_word_no_longer_than_the_lateness() -> None:
+    """Sensor "x" reads every 3 s; its family moves to another topic across a restore, and x has not
+    turned up on the new one when that topic's word stops (its reader stalled at 24.5) while
+    the shard's timers run on. x's reading of 24.8, made after the last word, is read when the
+    word comes back: it is not late and [20, 25) is whole. The old topic, retired, ran on with
+    the wall clock for BEAT_GRACE_S (3 s) past the new topic's last word where the partitions
+    read stop at the lateness (2 s): x's [20, 25) closed with one reading, 24.8 was late."""
+    cfg = config()
+    state = ShardState(cfg)
+    for k in range(231):  # "a" at 1 Hz, "x" every 3 s (at 0.8, 3.8, ...), live, to 23.0
+        t = k / 10
+        batch = ([temp("a", t)] if k % 10 == 0 else []) + ([temp("x", t)] if k % 30 == 8 else [])
+        if batch:
+            now = WALL0 + t
+            state.ingest([Beat(PART, now, WALL0), *batch], now)
+            state.expire(now)
+    blob = ShardLogic(state, lambda: 0.0, Status(0)).snapshot()
+    assert blob is not None
+    moved = config(TEMPERATURE_TOPIC="plant.temperature")
+    back = restore(blob, moved)
+    back.reconfigure(moved, WALL0 + 23.0)
+    new, out = "plant.temperature/0", []
+    for t in (23.1, 23.5, 24.0, 24.5):  # the new topic caught up: "a" is on it
+        now = WALL0 + t
+        batch = [temp("a", t)] if t == 24.0 else []
+        out += back.ingest([Beat(new, now, WALL0 + 23.1), *batch], now) + back.expire(now)
+    for k in range(1, 31):  # its word stops for 3 s; the timers run on
+        out += back.expire(WALL0 + 24.5 + k / 10)
+    now = WALL0 + 28.0
+    out += back.ingest([Beat(new, now, None), temp("x", 24.8), temp("a", 25.0)], now)
+    out += back.expire(now) + back.flush()
+    assert [o for o in out if isinstance(o, LateReading)] == []
+    x = [o.stats.count for o in out if isinstance(o, WindowResult) and o.sensor_id == "x"]
+    assert x[0] == 2  # [20, 25): 21.8 and 24.8
