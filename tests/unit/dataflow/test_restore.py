@@ -66,6 +66,16 @@ def windows(out: list) -> list[tuple[int, int]]:
     return [((o.stats.start - T0) // S, o.stats.count) for o in out if isinstance(o, WindowResult)]
 
 
+def on_new_topic(state: ShardState, wall: float) -> tuple[ShardState, list[str]]:
+    """``state`` snapshotted, restored with the temperature family moved to another topic at
+    wall time ``wall``; and what the reconfiguration said."""
+    blob = ShardLogic(state, lambda: 0.0, Status(0)).snapshot()
+    assert blob is not None
+    moved = config(TEMPERATURE_TOPIC="plant.temperature")
+    back = restore(blob, moved)
+    return back, back.reconfigure(moved, wall)
+
+
 @pytest.mark.parametrize("lateness", ["0", "7"])
 def test_a_changed_lateness_applies_to_open_windows(lateness: str) -> None:
     blob = snapshot_with_open_window(config())
@@ -389,11 +399,7 @@ def test_a_family_moved_to_another_topic_is_said_once_not_as_each_sensor_s_keyin
         now = WALL0 + sec + 1
         batch = [temp(f"s{i}", sec) for i in range(20)]
         state.ingest([Beat(PART, now, WALL0), *batch], now)
-    blob = ShardLogic(state, lambda: 0.0, Status(0)).snapshot()
-    assert blob is not None
-    moved = config(TEMPERATURE_TOPIC="plant.temperature")
-    back = restore(blob, moved)
-    lines = back.reconfigure(moved, WALL0 + 31)
+    back, lines = on_new_topic(state, WALL0 + 31)
     assert lines == [
         "family 'temperature': topic 'temperature_readings' -> 'plant.temperature': its sensors "
         "go on from the new topic's readings"
@@ -423,11 +429,7 @@ def test_a_sensor_never_seen_on_its_family_s_new_topic_goes_stale_once_that_topi
         batch = [temp(s, sec, 95.0 if s in ("hot", "back") else 60.0) for s in FLEET]
         state.ingest([Beat(PART, now, WALL0), *batch], now)
     assert state.open_alerts == 2
-    blob = ShardLogic(state, lambda: 0.0, Status(0)).snapshot()
-    assert blob is not None
-    moved = config(TEMPERATURE_TOPIC="plant.temperature")
-    back = restore(blob, moved)
-    back.reconfigure(moved, WALL0 + 31)
+    back, _ = on_new_topic(state, WALL0 + 31)
     new, stale = "plant.temperature/0", []
 
     def step(now: float, since: float | None, sec: float, who: list[str]) -> None:
@@ -464,11 +466,7 @@ def test_a_frozen_process_gives_a_retired_partition_no_silence_for_its_freeze() 
         now = WALL0 + sec + 1
         batch = [temp(s, sec, 95.0 if s in ("hot", "back") else 60.0) for s in FLEET]
         state.ingest([Beat(PART, now, WALL0), *batch], now)
-    blob = ShardLogic(state, lambda: 0.0, Status(0)).snapshot()
-    assert blob is not None
-    moved = config(TEMPERATURE_TOPIC="plant.temperature")
-    back = restore(blob, moved)
-    back.reconfigure(moved, WALL0 + 31)
+    back, _ = on_new_topic(state, WALL0 + 31)
     new, cool, out = "plant.temperature/0", [s for s in FLEET if s not in ("hot", "back")], []
     caught = WALL0 + 40
     for i in range(60):  # a minute caught up on the new topic
@@ -633,11 +631,7 @@ def test_a_retired_partition_runs_on_past_the_last_word_no_longer_than_the_laten
             now = WALL0 + t
             state.ingest([Beat(PART, now, WALL0), *batch], now)
             state.expire(now)
-    blob = ShardLogic(state, lambda: 0.0, Status(0)).snapshot()
-    assert blob is not None
-    moved = config(TEMPERATURE_TOPIC="plant.temperature")
-    back = restore(blob, moved)
-    back.reconfigure(moved, WALL0 + 23.0)
+    back, _ = on_new_topic(state, WALL0 + 23.0)
     new, out = "plant.temperature/0", []
     for t in (23.1, 23.5, 24.0, 24.5):  # the new topic caught up: "a" is on it
         now = WALL0 + t
