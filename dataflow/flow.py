@@ -111,7 +111,7 @@ Out = list[Result]
 # Bump when ShardState's pickled shape changes, with a step in dataflow.upgrade that migrates
 # the previous format; an older one fails with a clear message instead of an AttributeError
 # deep in the scorer.
-SNAPSHOT_VERSION = 13
+SNAPSHOT_VERSION = 14
 
 RESET_HOW = (
     "reset the recovery directory (delete it and run `python -m bytewax.recovery DIR N` again); "

@@ -6,8 +6,9 @@ sensor from a flow that is behind: after a restart, a broker outage, a slow back
 pause, every sensor looks silent although its readings wait in the topic. So each shard keeps,
 per input partition, an *input time* (``PartClock``) that only moves on
 
-- with the event times of the readings read from that partition (never past the wall clock, so
-  one sensor whose clock runs ahead cannot make the others look silent), and
+- with the event times of the readings read from that partition: never past the wall clock,
+  and to the latest of every sensor but the one furthest ahead (``Lead``), so one sensor whose
+  clock runs ahead cannot make the others look silent, even in a backlog, and
 - with the wall clock, but only over the stretches in which the source says it was caught up
   with that partition (lag 0, and the broker answering): a ``Beat``. While the flow is behind,
   disconnected, or just restored, nothing but the readings moves it.
@@ -169,6 +170,45 @@ class PartClock:
 
 
 Key = tuple[str, str]  # (family, sensor id)
+
+
+class Lead:
+    """How far one partition's readings have moved its input time: the latest event time read
+    of any sensor but the one read furthest ahead (``first``'s, ``key``), in ns, capped at the
+    wall clock. Not the latest of all: in a backlog (where the wall clock caps nothing) one
+    sensor whose clock runs a minute ahead, within ``MAX_FUTURE_SECONDS``, would move input time
+    a minute on at its first reading, and every sensor read with it would look a minute silent:
+    its open windows cut, the rest of their readings late. A max-event-time watermark (Kafka
+    Streams' stream time, Flink's bounded out-of-orderness) has that flaw.
+
+    The partition's time is ``second``: the latest of the *other* sensors. It is ``first``
+    when no other sensor has been heard (one sensor alone on its partition), or none since
+    ``first`` moved on ``span`` (the idle timeout) of its own time: then the others are silent,
+    and input time follows the one still read. ``mark`` is ``first`` as it stood when another
+    sensor was last heard. ``ShardState.ingest`` runs the update inline, once per reading;
+    a second sensor ahead moves input time as before (two against the rest is not told apart
+    from the rest falling behind)."""
+
+    __slots__ = ("first", "key", "mark", "second")
+
+    def __init__(self) -> None:
+        self.key: Key | None = None
+        self.first = -1
+        self.second = -1  # negative: no other sensor heard
+        self.mark = -1
+
+    @classmethod
+    def of(cls, latest: Iterable[tuple[Key, int]]) -> Lead:
+        """The lead of sensors last read at these event times (ns), each sensor once: a
+        restored partition's, from the sensors the snapshot holds."""
+        lead = cls()
+        ranked = sorted(latest, key=lambda pair: pair[1], reverse=True)
+        if ranked:
+            lead.key, lead.first = ranked[0]
+            lead.mark = lead.first
+            if len(ranked) > 1:
+                lead.second = ranked[1][1]
+        return lead
 
 
 class SilenceQueue:

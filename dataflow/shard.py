@@ -65,7 +65,7 @@ from dataflow.model.columns import ColumnScorer
 from dataflow.model.explain import Evidence
 from dataflow.model.machine import MachineParams
 from dataflow.model.scoring import STRUCTURAL, ModelParams, SensorScorer, window_scatter
-from dataflow.progress import BEAT_GRACE_S, Beat, PartClock, SilenceQueue, grace
+from dataflow.progress import BEAT_GRACE_S, Beat, Lead, PartClock, SilenceQueue, grace
 from dataflow.readings import Reading, Run
 from dataflow.rules import RuleSet
 from dataflow.windows import SensorWindows, WindowStats
@@ -140,6 +140,10 @@ class ShardConfig:
         """How long a partition's input time runs on past its source's last word
         (``progress.grace``): no longer than the lateness."""
         return grace(self.lateness_ns / 1e9)
+
+    @property
+    def idle_timeout_ns(self) -> int:
+        return int(self.idle_timeout_s * 1e9)
 
     @property
     def sweep_s(self) -> float:
@@ -306,10 +310,11 @@ def _calm(sensors: list[_Sensor], means: NDArray[np.float64], ml: Any) -> Any:
 class _Part:
     """One input partition as a shard sees it: its input time, and its sensors' silences."""
 
-    __slots__ = ("clock", "closes", "stale")
+    __slots__ = ("clock", "closes", "lead", "stale")
 
     def __init__(self, name: str) -> None:
         self.clock = PartClock(name)
+        self.lead = Lead()  # what its readings move input time to (``Lead``)
         # Windows to close by input time: (input time, sensor, the next_close it was set for).
         # Entries go stale when the sensor's own readings close the window first; skipped then.
         self.closes: list[tuple[float, tuple[str, str], int]] = []
@@ -509,7 +514,11 @@ class ShardState:
         clock = part.clock
         beat_grace = cfg.grace_s
         base = clock.at(now, beat_grace)  # input time before this segment's readings
-        top = 0  # the segment's latest event time, ns, capped at the wall clock
+        # The partition's lead (``Lead``), in locals while its readings are read.
+        span = cfg.idle_timeout_ns
+        lead = part.lead
+        lkey, first, second, mark = lead.key, lead.first, lead.second, lead.mark
+        top = 0  # the lead's time after the segment's last reading, ns (0: none read)
         for reading in readings:
             # One test of the class (``Run``, ``Reading`` and ``Beat`` are final), then each
             # kind is unpacked as itself: unpacking beats four attribute reads. The sensor's
@@ -577,15 +586,28 @@ class ShardState:
                 assert type(reading) is Beat
                 if top:
                     clock.event(top / 1e9)
+                lead.key, lead.first, lead.second, lead.mark = lkey, first, second, mark
                 part = self._part(reading.part)
-                clock = part.clock
+                clock, lead = part.clock, part.lead
+                lkey, first, second, mark = lead.key, lead.first, lead.second, lead.mark
                 clock.beat(reading.wall, reading.since, now, beat_grace)
                 base, top = clock.at(now, beat_grace), 0
                 continue
             if win.max_ts >= win.next_close:
                 self._score(key, sensor, win.close_due(size, lateness), out)
-            if last > top:
-                top = last if last < now_ns else now_ns
+            # The lead, inline (once per reading): see ``Lead``.
+            if last > now_ns:
+                last = now_ns
+            if key == lkey:
+                if last > first:
+                    first = last
+            else:
+                if last > first:
+                    second, first, lkey = first, last, key
+                elif last > second:
+                    second = last
+                mark = first
+            top = second if second >= 0 and first - mark <= span else first
             heard = top / 1e9
             if heard < base:
                 heard = base
@@ -619,6 +641,7 @@ class ShardState:
                 )
         if top:
             clock.event(top / 1e9)
+        lead.key, lead.first, lead.second, lead.mark = lkey, first, second, mark
         self._drain()
         self._machine_out(out)
         return out

@@ -64,6 +64,12 @@ v12 -> v13 (a change of level accepted: issue 26):
   episode when the snapshot was taken keeps the peaks it has if that episode is accepted as a
   change of level; the next episode keeps its own. The v10 -> v11 step's ``ColumnScorer``
   reads it: it is filled first there too.
+
+v13 -> v14 (one sensor ahead no longer moves its partition's input time: ``progress.Lead``):
+
+- ``_Part.lead``: from the partition's sensors, each at its latest event time read
+  (``Lead.of``), as the readings that made the snapshot would have left it. A fresh lead would
+  follow the first sensor read after the restore, even one whose clock runs ahead.
 """
 
 from __future__ import annotations
@@ -73,6 +79,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
+from dataflow.progress import Lead
 
 
 def _fill(obj: Any, name: str, value: object) -> None:
@@ -186,6 +194,16 @@ def _v12_to_v13(state: Any) -> Any:
     return state  # the columns' calm: nan from _allocate, as the reading widened them
 
 
+def _v13_to_v14(state: Any) -> Any:
+    for part in state.parts.values():
+        part.lead = Lead.of(
+            (key, sensor.windows.max_ts)
+            for key, sensor in state.sensors.items()
+            if sensor.part is part
+        )
+    return state
+
+
 # From-version -> the step that makes it the next version.
 STEPS: dict[int, Callable[[Any], Any]] = {
     8: _v8_to_v9,
@@ -193,6 +211,7 @@ STEPS: dict[int, Callable[[Any], Any]] = {
     10: _v10_to_v11,
     11: _v11_to_v12,
     12: _v12_to_v13,
+    13: _v13_to_v14,
 }
 
 

@@ -4,8 +4,6 @@ before its fix). The idle timeout is the default's, 10 s."""
 
 from __future__ import annotations
 
-import pytest
-
 from dataflow.flow import ShardLogic, restore
 from dataflow.progress import Beat
 from dataflow.shard import LateReading, ShardState, WindowResult
@@ -174,15 +172,14 @@ def test_a_partition_whose_word_stops_closes_no_window_its_unread_readings_belon
             assert whole == [50, 50], (last, caught_up)
 
 
-@pytest.mark.xfail(strict=True, reason="input time jumps with a clock ahead, read in a backlog")
 def test_a_sensor_whose_clock_is_ahead_cuts_no_window_of_its_partition_mates_in_a_backlog() -> None:
     """A backlog read an hour late: sensors a and b at 2 Hz, then from 30 s on a sensor whose
     clock is a minute ahead (within MAX_FUTURE_SECONDS) among them, between a and b in the
-    partition's order. Not caught up, the partition's input time is the latest event time read,
-    so the first reading of the fast sensor moves it a minute on at once: a, heard just before,
-    looks a minute silent and its [30, 35) is written with one reading, the other nine late.
-    Live, the wall clock caps input time and nothing is cut (the guard progress.py describes);
-    a backlog has no such cap."""
+    partition's order. Live, the wall clock caps input time; a backlog has no such cap, and when
+    input time was the latest event time read, the first reading of the fast sensor moved it a
+    minute on at once: a, heard just before, looked a minute silent and its [30, 35) was written
+    with one reading, the other nine late. Input time is now the latest of the others
+    (``progress.Lead``)."""
     state = ShardState(config())
     out: list = []
     wall = WALL0 + 3600

@@ -195,6 +195,7 @@ def test_a_snapshot_naming_classes_that_moved_is_refused_with_the_reset_line() -
 
 # What each format added, as (object, slot): absent from a snapshot of the format before.
 ADDED = {
+    14: (),  # each partition's lead: see as_older_format
     13: (("scorer", "calm"),),
     12: (),  # each envelope's top: see as_older_format
     11: (),  # a sensor's scorer became a slot of its family's ColumnScorer: see as_older_format
@@ -220,6 +221,9 @@ def as_older_format(blob: bytes, version: int) -> tuple[bytes, int]:
     if version < 12:  # no envelope kept a top
         for envelope in sensor.scorer.envelopes:
             delattr(envelope, "top")
+    if version < 14:  # no partition kept a lead
+        for part in state.parts.values():
+            delattr(part, "lead")
     for added in range(version + 1, SNAPSHOT_VERSION + 1):
         for owner, name in ADDED[added]:
             delattr(getattr(sensor, owner), name)
@@ -249,9 +253,15 @@ def test_a_snapshot_of_the_previous_format_is_migrated_and_keeps_every_model() -
     assert state.config.adapt_after == config().adapt_after
     assert all(e.top == e.peak for e in sensor.scorer.envelopes)  # its tops: its peaks
     assert sensor.scorer.calm is None or sensor.scorer.drift.up or sensor.scorer.drift.down
-    # The resumed windows are those a snapshot of the current format resumes to.
-    _, _, fresh = resume(snapshot_with_open_window(config()), config())
+    # The resumed windows are those a snapshot of the current format resumes to, and each
+    # partition's lead is where that one's is (rebuilt from its sensors).
+    now, _, fresh = resume(snapshot_with_open_window(config()), config())
     assert windows(out) == windows(fresh) and windows(out)
+    leads = [
+        {name: (p.lead.key, p.lead.first, p.lead.second) for name, p in s.parts.items()}
+        for s in (state, now)
+    ]
+    assert leads[0] == leads[1] and leads[0]
 
 
 def test_a_snapshot_two_formats_back_is_migrated_step_by_step() -> None:

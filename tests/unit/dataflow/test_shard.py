@@ -234,11 +234,34 @@ def test_a_partition_that_moves_on_closes_the_window_of_a_sensor_left_behind() -
     for wall in (WALL0 + 3600, WALL0 + 86_400):
         state = ShardState(config())
         behind = Beat(PART, wall, None)
-        state.ingest([behind, temp("quiet", 1, 60.0), temp("busy", 1, 61.0)], wall)
+        first = [temp(s, 1, 60.0) for s in ("quiet", "busy", "also")]
+        state.ingest([behind, *first], wall)
         assert windows(state.expire(wall)) == []
-        batch = [behind, *(temp("busy", s, 61.0) for s in range(2, 9))]
+        batch = [behind, *(temp(b, s, 61.0) for s in range(2, 9) for b in ("busy", "also"))]
         out = state.ingest(batch, wall) + state.expire(wall)
-        assert windows(out) == [("busy", 0, 61.0), ("quiet", 0, 60.0)]
+        assert ("quiet", 0, 60.0) in windows(out)
+        assert sorted(w[0] for w in windows(out)) == ["also", "busy", "quiet"]
+
+
+def test_a_sensor_left_alone_on_its_partition_moves_its_input_time_after_the_idle_timeout() -> None:
+    """Two sensors in a backlog, one stops. One sensor ahead of the others does not move input
+    time (``progress.Lead``), so the one still read moves it only once it has gone on an idle
+    timeout of its own time past the other with no other sensor heard (from 2 s, where it
+    passed quiet's last reading, to past 12 s): then the other is silent, and its window closes
+    (later than with a third sensor read, never lost)."""
+    idle = config().idle_timeout_s
+    for wall in (WALL0 + 3600, WALL0 + 86_400):
+        state = ShardState(config())
+        behind = Beat(PART, wall, None)
+        state.ingest([behind, temp("quiet", 1, 60.0), temp("busy", 1, 61.0)], wall)
+        out = []
+        closed_at = None
+        for sec in range(2, 20):
+            out += state.ingest([behind, temp("busy", sec, 61.0)], wall) + state.expire(wall)
+            if closed_at is None and ("quiet", 0, 60.0) in windows(out):
+                closed_at = sec
+        assert closed_at == 2 + idle + 1
+        assert not [o for o in out if isinstance(o, LateReading)]
 
 
 def test_a_restored_shard_waits_for_its_source_and_takes_the_replayed_readings() -> None:

@@ -219,3 +219,17 @@ def test_an_early_v10_machine_gets_the_fields_v10_gained_later() -> None:
     assert model.related == model.seen and list(model.counts) == [float(model.seen)] * 2
     model._learn(model.mean.copy(), np.zeros(2), np.zeros(2), model.seen)  # a window at its level
     assert model.related == model.seen and list(model.counts) == [float(model.seen)] * 2
+
+
+def test_v13_partitions_get_the_lead_their_readings_would_have_left() -> None:
+    """v13 -> v14: each partition's lead (``progress.Lead``) is rebuilt from its sensors, as the
+    same readings leave it in one run of this release: a fresh one would follow whichever
+    sensor is read first after the upgrade, even one whose clock runs ahead."""
+    config = shard_config(Settings.from_env(fx.ENV))
+    state = restore(fixture(13), config)
+    state.reconfigure(config)
+    whole = ShardState(config)
+    feed(whole, 0, fx.BEFORE_S, pause_s=0.0)
+    got, want = state.parts[fx.PART].lead, whole.parts[fx.PART].lead
+    assert want.second >= 0  # three sensors: the lead is another's
+    assert (got.key, got.first, got.second) == (want.key, want.first, want.second)
