@@ -92,8 +92,10 @@ class PartClock:
         self.input = 0.0
         self.counted: float | None = None
 
-    def at(self, now: float, grace: float = BEAT_GRACE_S) -> float:
-        """Input time at wall time ``now``."""
+    def at(self, now: float, grace: float) -> float:
+        """Input time at wall time ``now``, running on at most ``grace`` past the last beat
+        (the shard's: ``ShardConfig.grace_s``; required, so no caller runs on longer than its
+        lateness by leaving it out)."""
         counted = self.counted
         if counted is None or now <= counted:
             return self.input
@@ -108,9 +110,7 @@ class PartClock:
             self.input += ran
             self.counted = counted + ran
 
-    def beat(
-        self, wall: float, since: float | None, now: float, grace: float = BEAT_GRACE_S
-    ) -> None:
+    def beat(self, wall: float, since: float | None, now: float, grace: float) -> None:
         """Take the source's word: add the caught-up wall time it vouches for."""
         if wall == MARK:
             return
@@ -159,7 +159,7 @@ class PartClock:
             self.input += now - counted
             self.counted = now
 
-    def wall_of(self, input_time: float, grace: float = BEAT_GRACE_S) -> float | None:
+    def wall_of(self, input_time: float, grace: float) -> float | None:
         """Wall time at which input time reaches ``input_time`` while the partition stays caught
         up; None when only the input can move it there (readings, or the next beat, will)."""
         counted = self.counted

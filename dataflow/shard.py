@@ -827,11 +827,14 @@ class ShardState:
     def _sweep(self, now: float, out: list[Result]) -> None:
         """Forget the sensors silent for ``state_ttl_s`` (or longer, by their cadence)."""
         cfg = self.config
-        ttl = cfg.state_ttl_s
+        ttl, grace_s = cfg.state_ttl_s, cfg.grace_s
+        # Each partition's input time once, not once per sensor (``_silence``'s, per sensor).
+        at = {part: part.clock.at(now, grace_s) for part in self.parts.values()}
         gone = [
             k
             for k, sensor in self.sensors.items()
-            if self._silence(sensor, now) >= max(ttl, SILENCE_GAPS * sensor.cadence)
+            if sensor.part is not None
+            and at[sensor.part] - sensor.heard >= max(ttl, SILENCE_GAPS * sensor.cadence)
         ]
         for key in gone:
             self._forget(key, now, out)

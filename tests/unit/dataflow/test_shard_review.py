@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataflow.families import TEMPERATURE
 from dataflow.flow import ShardLogic, restore
 from dataflow.flow import shard_config as flow_shard_config
-from dataflow.progress import Beat, PartClock
+from dataflow.progress import BEAT_GRACE_S, Beat, PartClock
 from dataflow.readings import Reading
 from dataflow.shard import LateReading, SensorEvent, ShardState, WindowResult
 from dataflow.status import Status
@@ -40,9 +40,10 @@ def test_beats_handled_late_count_their_wall_time_once() -> None:
                 wall += step
                 beats.append(wall)
             for b in beats:
-                clock.beat(b, 0.0, wall + delay)
+                clock.beat(b, 0.0, wall + delay, BEAT_GRACE_S)
         now = wall + delay
-        assert abs(clock.at(now) - now) < 1e-6, (step, delay, clock.at(now), now)
+        at = clock.at(now, BEAT_GRACE_S)
+        assert abs(at - now) < 1e-6, (step, delay, at, now)
 
 
 def test_a_close_that_rounding_leaves_due_is_not_re_queued_forever() -> None:
