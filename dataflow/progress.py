@@ -173,21 +173,27 @@ Key = tuple[str, str]  # (family, sensor id)
 
 
 class Lead:
-    """How far one partition's readings have moved its input time: the latest event time read
-    of any sensor but the one read furthest ahead (``first``'s, ``key``), in ns, capped at the
-    wall clock. Not the latest of all: in a backlog (where the wall clock caps nothing) one
-    sensor whose clock runs a minute ahead, within ``MAX_FUTURE_SECONDS``, would move input time
-    a minute on at its first reading, and every sensor read with it would look a minute silent:
-    its open windows cut, the rest of their readings late. A max-event-time watermark (Kafka
-    Streams' stream time, Flink's bounded out-of-orderness) has that flaw.
+    """How far one partition's readings have moved its input time, robust to one sensor whose
+    clock runs ahead. In a backlog (where the wall clock caps nothing) input time was the latest
+    event time read: one sensor a minute ahead, within ``MAX_FUTURE_SECONDS``, moved it a minute
+    on at its first reading, and every sensor read with it looked a minute silent (its open
+    windows cut, the rest of their readings late). A max-event-time watermark (Kafka Streams'
+    stream time, Flink's bounded out-of-orderness) has that flaw.
 
-    The partition's time is ``second``: the latest of the *other* sensors. It is ``first``
-    when no other sensor has been heard (one sensor alone on its partition), or none since
-    ``first`` moved on ``span`` (the idle timeout) of its own time: then the others are silent,
-    and input time follows the one still read. ``mark`` is ``first`` as it stood when another
-    sensor was last heard. ``ShardState.ingest`` runs the update inline, once per reading;
-    a second sensor ahead moves input time as before (two against the rest is not told apart
-    from the rest falling behind)."""
+    So the sensor read furthest ahead (the lead: ``key``, at ``first``, ns, capped at the wall
+    clock) never moves input time by its own clock, only by how far it has gone on since a mate
+    was last heard: input time is ``second`` (the latest of the others) plus ``first - mark``
+    (``mark``: ``first`` when a mate was last heard). While its mates are read, that is about
+    their time; once they fall silent, input time goes on as the lead does, and they are silent
+    by as much. A step of the lead's clock of more than ``span`` (the idle timeout), forward or
+    back, is not taken as the input moving on (a clock set, not time passing), nor is a
+    sensor's step past the lead when it takes the lead; the span of a run (a poll's readings of
+    one sensor) past the lead is. The sensor read is heard at its own reading's time if that is
+    later (the lead's windows close by its own clock, never before it). A mate counts as
+    heard only at or past ``second``: one far behind (a gateway backfilling old readings) tells
+    nothing of how far the partition is. With no mate heard yet (one sensor alone), input time
+    is ``first``. ``ShardState.ingest`` runs the update inline, once per reading. Two sensors
+    ahead together still move it: told apart from the rest falling behind they are not."""
 
     __slots__ = ("first", "key", "mark", "second")
 

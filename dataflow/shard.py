@@ -599,16 +599,37 @@ class ShardState:
             if last > now_ns:
                 last = now_ns
             if key == lkey:
-                if last > first:
+                step = last - first
+                if step > 0:
+                    if step > span:
+                        # Its clock jumped before these readings (a run's own span is time
+                        # passing): the jump is not how far the input moved.
+                        begin = stamps[0] if type(reading) is Run else last
+                        jump = (begin if begin < last else last) - first
+                        if jump > span:
+                            mark += jump
                     first = last
-            else:
-                if last > first:
-                    second, first, lkey = first, last, key
-                elif last > second:
-                    second = last
-                mark = first
-            top = second if second >= 0 and first - mark <= span else first
-            heard = top / 1e9
+                elif step < -span:  # its clock stepped back: go on from there
+                    mark += step
+                    first = last
+            elif last > first:  # another sensor ahead of the lead: it leads from here
+                if first > second:
+                    second = first
+                # Its step past the lead may be a clock set ahead: not counted. A run's own
+                # span past the lead is time passing.
+                mark = last
+                if type(reading) is Run:
+                    begin = stamps[0]
+                    if begin < mark:
+                        mark = begin if begin > first else first
+                first = last
+                lkey = key
+            elif last >= second:  # a mate heard, not behind the others
+                second, mark = last, first
+            top = second + first - mark if second >= 0 else first
+            # Heard no earlier than its own reading: a sensor ahead of input time (the lead)
+            # has its windows closed by its own clock, never before it.
+            heard = (last if last > top else top) / 1e9
             if heard < base:
                 heard = base
             if sensor.batch != now:

@@ -4,8 +4,12 @@ before its fix). The idle timeout is the default's, 10 s."""
 
 from __future__ import annotations
 
+import random
+
+from dataflow.families import TEMPERATURE
 from dataflow.flow import ShardLogic, restore
 from dataflow.progress import Beat
+from dataflow.readings import Run
 from dataflow.shard import LateReading, ShardState, WindowResult
 from dataflow.status import Status
 from tests.factories import T0, S
@@ -193,3 +197,70 @@ def test_a_sensor_whose_clock_is_ahead_cuts_no_window_of_its_partition_mates_in_
     assert late_at(out) == []
     cut = [o for o in out if isinstance(o, WindowResult) and o.stats.count != 10]
     assert [o.sensor_id for o in cut if o.sensor_id != "fast"] == []
+
+
+def test_a_backlog_read_in_runs_loses_nothing_to_the_sensor_that_leads_each_poll() -> None:
+    """A backlog read an hour late in polls of 500 readings, each sensor's readings of a poll
+    one ``Run`` (as the router makes them): 60 sensors, each every 1.5-3 s from its own start,
+    and every 7th sends one reading 15 s behind its clock (late: its window closed). A run that
+    goes past every reading before it leads, and input time stays behind the lead's clock
+    (``progress.Lead``). Heard at that input time, its clock looked ahead of where it was, its
+    windows closed early and readings of the next poll for them were late: 12 to 14 where 9
+    were sent late (a real broker's workload found it, ``test_scaling``). It is heard at its
+    own reading's time: only the 9 are late."""
+    rng = random.Random(20240319)
+    events: list[tuple[int, str]] = []
+    sent_late = 0
+    for i in range(60):
+        t, n = rng.randrange(0, 2 * S), 0
+        while t < 120 * S:
+            events.append((t, str(i)))
+            n += 1
+            if i % 7 == 2 and n == 20:
+                events.append((t - 15 * S, str(i)))
+                sent_late += 1
+            t += rng.randrange(3 * S // 2, 3 * S)
+    # In the order sent (a late reading right after its sensor's 20th), as a topic keeps them.
+    order = sorted(range(len(events)), key=lambda k: (events[k][0], k))
+    for k in range(len(events)):
+        if events[k][0] < events[k - 1][0] and events[k][1] == events[k - 1][1]:
+            order.remove(k)
+            order.insert(order.index(k - 1) + 1, k)
+    state = ShardState(config())
+    wall = WALL0 + 3600
+    out: list = []
+    for p in range(0, len(order), 500):
+        runs: dict[str, list[int]] = {}
+        for k in order[p : p + 500]:
+            runs.setdefault(events[k][1], []).append(T0 + events[k][0])
+        batch: list = [Beat(PART, wall, None)]
+        for sid, stamps in runs.items():
+            n = len(stamps)
+            batch.append(Run(TEMPERATURE, sid, tuple(stamps), (60.0,) * n, (None,) * n))
+        out += state.ingest(batch, wall) + state.expire(wall)
+    assert sent_late == 9
+    assert len([o for o in out if isinstance(o, LateReading)]) == sent_late
+
+
+def test_a_lead_read_in_long_runs_moves_input_time_past_a_silent_mate() -> None:
+    """A backlog in polls of 16 s, each one run per sensor; quiet stops after the first poll
+    and busy goes on alone. A run spans more than the idle timeout: that is time passing, not
+    a clock that jumped (``progress.Lead`` takes only a jump before a run as one), so input
+    time moves on with busy: by the 16 s of busy's run that goes past quiet's (poll 1), then by
+    its next runs. Quiet, heard once with a bundle, waits an idle timeout (``_close_wait``):
+    [10, 15) closes in poll 1, [15, 20) in poll 2; not never."""
+    state = ShardState(config())
+    wall = WALL0 + 3600
+    out: list = []
+    for poll in range(6):
+        start = T0 + poll * 16 * S
+        stamps = tuple(start + k * S // 2 for k in range(32))
+        batch: list = [Beat(PART, wall, None)]
+        for sensor in ("quiet", "busy") if poll == 0 else ("busy",):
+            batch.append(Run(TEMPERATURE, sensor, stamps, (60.0,) * 32, (None,) * 32))
+        out += state.ingest(batch, wall) + state.expire(wall)
+        quiet = [o for o in out if isinstance(o, WindowResult) and o.sensor_id == "quiet"]
+        starts = [(o.stats.start - T0) // S for o in quiet]
+        if poll in (1, 2):
+            assert starts == [0, 5, 10, 15][: poll + 2], poll
+    assert late_at(out) == []
