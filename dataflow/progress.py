@@ -183,17 +183,20 @@ class Lead:
     So the sensor read furthest ahead (the lead: ``key``, at ``first``, ns, capped at the wall
     clock) never moves input time by its own clock, only by how far it has gone on since a mate
     was last heard: input time is ``second`` (the latest of the others) plus ``first - mark``
-    (``mark``: ``first`` when a mate was last heard). While its mates are read, that is about
-    their time; once they fall silent, input time goes on as the lead does, and they are silent
-    by as much. A step of the lead's clock of more than ``span`` (the idle timeout), forward or
-    back, is not taken as the input moving on (a clock set, not time passing), nor is a
-    sensor's step past the lead when it takes the lead; the span of a run (a poll's readings of
-    one sensor) past the lead is. The sensor read is heard at its own reading's time if that is
-    later (the lead's windows close by its own clock, never before it). A mate counts as
-    heard only at or past ``second``: one far behind (a gateway backfilling old readings) tells
-    nothing of how far the partition is. With no mate heard yet (one sensor alone), input time
-    is ``first``. ``ShardState.ingest`` runs the update inline, once per reading. Two sensors
-    ahead together still move it: told apart from the rest falling behind they are not."""
+    (``mark``: ``first`` at the end of the last poll a mate was heard in), plus the lateness, and
+    never past ``first`` (so while sensors' clocks agree within the lateness, input time is the
+    latest event time read, as before the lead: a mate's windows close where they did). While
+    its mates are read, that is about their time; once they fall silent, input time goes on as
+    the lead does, and they are silent by as much. A step of the lead's clock of more than
+    ``span`` (the idle timeout), forward or back, is not taken as the input moving on (a clock
+    set, not time passing), nor is a sensor's step past the lead when it takes the lead; the
+    span of a run (a poll's readings of one sensor) past the lead is. A sensor read is heard at
+    the latest reading of its poll so far, its own included, as before the lead: the lead's
+    windows close by its own clock, never before it. A mate counts as heard only at or past
+    ``second``: one far behind (a gateway backfilling old readings) tells nothing of how far the
+    partition is. With no mate heard yet (one sensor alone), input time is ``first``.
+    ``ShardState.ingest`` runs the update inline, once per reading. Two sensors ahead together
+    still move it: told apart from the rest falling behind they are not."""
 
     __slots__ = ("first", "key", "mark", "second")
 

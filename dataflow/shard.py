@@ -519,6 +519,8 @@ class ShardState:
         lead = part.lead
         lkey, first, second, mark = lead.key, lead.first, lead.second, lead.mark
         top = 0  # the lead's time after the segment's last reading, ns (0: none read)
+        seg = 0  # the segment's latest event time so far, ns, capped at the wall clock
+        mate = False  # a sensor other than the lead heard in the segment, at or past ``second``
         for reading in readings:
             # One test of the class (``Run``, ``Reading`` and ``Beat`` are final), then each
             # kind is unpacked as itself: unpacking beats four attribute reads. The sensor's
@@ -584,6 +586,9 @@ class ShardState:
                     last = win.max_ts
             else:  # a Beat: the next readings come from its partition
                 assert type(reading) is Beat
+                if mate:  # the lead's progress in this segment is the mates' too: once
+                    mark, mate = first, False
+                    top = second + lateness if second + lateness < first else first
                 if top:
                     clock.event(top / 1e9)
                 lead.key, lead.first, lead.second, lead.mark = lkey, first, second, mark
@@ -591,7 +596,7 @@ class ShardState:
                 clock, lead = part.clock, part.lead
                 lkey, first, second, mark = lead.key, lead.first, lead.second, lead.mark
                 clock.beat(reading.wall, reading.since, now, beat_grace)
-                base, top = clock.at(now, beat_grace), 0
+                base, top, seg = clock.at(now, beat_grace), 0, 0
                 continue
             if win.max_ts >= win.next_close:
                 self._score(key, sensor, win.close_due(size, lateness), out)
@@ -613,6 +618,8 @@ class ShardState:
                     mark += step
                     first = last
             elif last > first:  # another sensor ahead of the lead: it leads from here
+                if seg >= first >= 0:  # the lead it passes was read in this segment: a mate
+                    mate = True
                 if first > second:
                     second = first
                 # Its step past the lead may be a clock set ahead: not counted. A run's own
@@ -625,11 +632,19 @@ class ShardState:
                 first = last
                 lkey = key
             elif last >= second:  # a mate heard, not behind the others
-                second, mark = last, first
-            top = second + first - mark if second >= 0 else first
-            # Heard no earlier than its own reading: a sensor ahead of input time (the lead)
-            # has its windows closed by its own clock, never before it.
-            heard = (last if last > top else top) / 1e9
+                second, mate = last, True
+            if second >= 0:
+                top = second + first - mark + lateness  # the mates' time, and the lateness
+                if top > first:
+                    top = first  # the latest event time read: as without a lead
+            else:
+                top = first
+            # Heard at the segment's latest reading so far (its own included), as a sensor
+            # read then: one ahead of input time (the lead) has its windows closed by its own
+            # clock, never before it, and a gateway's bundle split by a poll is heard as one.
+            if last > seg:
+                seg = last
+            heard = seg / 1e9
             if heard < base:
                 heard = base
             if sensor.batch != now:
@@ -660,6 +675,9 @@ class ShardState:
                         win.next_close,
                     ),
                 )
+        if mate:
+            mark = first
+            top = second + lateness if second + lateness < first else first
         if top:
             clock.event(top / 1e9)
         lead.key, lead.first, lead.second, lead.mark = lkey, first, second, mark
