@@ -172,6 +172,16 @@ class PartClock:
 Key = tuple[str, str]  # (family, sensor id)
 
 
+def lead_time(first: int, second: int, mark: int, lateness: int) -> int:
+    """A partition's input time from its readings, ns (``Lead``): the mates' time, the lead's
+    own progress since a mate was heard and the lateness, never past the latest event time
+    read; the latest event time read while no mate has been heard."""
+    if second < 0:
+        return first
+    time = second + first - mark + lateness
+    return time if time < first else first
+
+
 class Lead:
     """How far one partition's readings have moved its input time, robust to one sensor whose
     clock runs ahead. In a backlog (where the wall clock caps nothing) input time was the latest

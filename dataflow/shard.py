@@ -65,7 +65,15 @@ from dataflow.model.columns import ColumnScorer
 from dataflow.model.explain import Evidence
 from dataflow.model.machine import MachineParams
 from dataflow.model.scoring import STRUCTURAL, ModelParams, SensorScorer, window_scatter
-from dataflow.progress import BEAT_GRACE_S, Beat, Lead, PartClock, SilenceQueue, grace
+from dataflow.progress import (
+    BEAT_GRACE_S,
+    Beat,
+    Lead,
+    PartClock,
+    SilenceQueue,
+    grace,
+    lead_time,
+)
 from dataflow.readings import Reading, Run
 from dataflow.rules import RuleSet
 from dataflow.windows import SensorWindows, WindowStats
@@ -518,8 +526,7 @@ class ShardState:
         span = cfg.idle_timeout_ns
         lead = part.lead
         lkey, first, second, mark = lead.key, lead.first, lead.second, lead.mark
-        top = 0  # the lead's time after the segment's last reading, ns (0: none read)
-        seg = 0  # the segment's latest event time so far, ns, capped at the wall clock
+        seg = 0  # the segment's latest event time so far, ns, capped at the wall clock (0: none)
         mate = False  # a sensor other than the lead heard in the segment, at or past ``second``
         for reading in readings:
             # One test of the class (``Run``, ``Reading`` and ``Beat`` are final), then each
@@ -586,17 +593,16 @@ class ShardState:
                     last = win.max_ts
             else:  # a Beat: the next readings come from its partition
                 assert type(reading) is Beat
-                if mate:  # the lead's progress in this segment is the mates' too: once
-                    mark, mate = first, False
-                    top = second + lateness if second + lateness < first else first
-                if top:
-                    clock.event(top / 1e9)
+                if seg:
+                    if mate:  # the lead's progress in this segment is the mates' too: once
+                        mark, mate = first, False
+                    clock.event(lead_time(first, second, mark, lateness) / 1e9)
                 lead.key, lead.first, lead.second, lead.mark = lkey, first, second, mark
                 part = self._part(reading.part)
                 clock, lead = part.clock, part.lead
                 lkey, first, second, mark = lead.key, lead.first, lead.second, lead.mark
                 clock.beat(reading.wall, reading.since, now, beat_grace)
-                base, top, seg = clock.at(now, beat_grace), 0, 0
+                base, seg = clock.at(now, beat_grace), 0
                 continue
             if win.max_ts >= win.next_close:
                 self._score(key, sensor, win.close_due(size, lateness), out)
@@ -633,12 +639,6 @@ class ShardState:
                 lkey = key
             elif last >= second:  # a mate heard, not behind the others
                 second, mate = last, True
-            if second >= 0:
-                top = second + first - mark + lateness  # the mates' time, and the lateness
-                if top > first:
-                    top = first  # the latest event time read: as without a lead
-            else:
-                top = first
             # Heard at the segment's latest reading so far (its own included), as a sensor
             # read then: one ahead of input time (the lead) has its windows closed by its own
             # clock, never before it, and a gateway's bundle split by a poll is heard as one.
@@ -675,11 +675,10 @@ class ShardState:
                         win.next_close,
                     ),
                 )
-        if mate:
-            mark = first
-            top = second + lateness if second + lateness < first else first
-        if top:
-            clock.event(top / 1e9)
+        if seg:
+            if mate:
+                mark = first
+            clock.event(lead_time(first, second, mark, lateness) / 1e9)
         lead.key, lead.first, lead.second, lead.mark = lkey, first, second, mark
         self._drain()
         self._machine_out(out)
