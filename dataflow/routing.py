@@ -206,6 +206,8 @@ def _route_runs(
     """
     family = fmt.name
     ts_col, value_col = cols.ts, cols.values
+    if len(set(ids)) == len(ids):  # one reading per sensor (a large fleet's polls): no grouping
+        return _route_lone(batch, ids, fmt, cols, cache, shards, buckets, dead, shared)
     groups: dict[Any, list[int]] = {}
     for i, key in enumerate(ids):
         idx = groups.get(key)
@@ -235,6 +237,34 @@ def _route_runs(
                 _new(Run, (family, sensor_id, pick(ts_col), pick(value_col), pick(batch)))
             )
         good += len(idx)
+    return good
+
+
+def _route_lone(
+    batch: Sequence[SourceMessage],
+    ids: list[Any],
+    fmt: Format,
+    cols: Columns,
+    cache: KeyCache,
+    shards: int,
+    buckets: list[list[Reading | Run | Beat]],
+    dead: list[DeadLetter],
+    shared: bool,
+) -> int:
+    """``_route_runs`` for a poll whose ids are all distinct: a ``Reading`` per message, in
+    the poll's order, without building a group per sensor."""
+    family = fmt.name
+    good = 0
+    for key, ts, value, msg in zip(ids, cols.ts, cols.values, batch, strict=True):
+        known = cache.get(key)
+        if known is None:
+            try:
+                known = _learn_key(cache, key, fmt, shards)
+            except BadMessage as exc:
+                dead.append(_dead(msg, exc.reason, exc.detail, fmt.name if shared else None))
+                continue
+        buckets[known[1]].append(_new(Reading, (family, known[0], ts, value, msg)))
+        good += 1
     return good
 
 

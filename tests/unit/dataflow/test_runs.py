@@ -395,6 +395,24 @@ def test_route_rejects_a_bad_key_of_a_decoded_poll_with_its_messages() -> None:
     assert counts == {TEMPERATURE: 6}
 
 
+def test_a_poll_of_one_reading_per_sensor_gives_the_message_by_message_readings() -> None:
+    """A large fleet's polls hold each sensor once: routed without grouping, each shard's
+    readings and the dead letters are what the per-message path gives, in the poll's order."""
+    msgs = poll(40, 1)
+    random.Random(7).shuffle(msgs)
+    msgs.insert(9, FakeMessage(b"", temperature(60.0, T0), "temperature_readings", 0, 77))
+    fast, dead, counts = readings_only(route([msgs], TOPICS, 4))
+    assert [(d.reason, d.offset) for d in dead] == [("bad_key", 77)]
+    assert counts == {TEMPERATURE: 40}
+    slow, slow_dead, _ = readings_only(
+        route([[*msgs, FakeMessage(b"1", b"{", "temperature_readings", 0, 999)]], TOPICS, 4)
+    )
+    assert [(d.reason, d.offset) for d in slow_dead] == [("bad_key", 77), ("invalid_json", 999)]
+    order = {s: [(*r[:4], r.source.offset()) for r in b] for s, b in flatten(fast).items()}
+    assert order == {s: [(*r[:4], r.source.offset()) for r in b] for s, b in flatten(slow).items()}
+    assert all(type(it) is Reading for b in fast.values() for it in b if type(it) is not Beat)
+
+
 def test_a_batch_of_runs_crosses_processes_and_keeps_late_bytes() -> None:
     by_shard, _, _ = readings_only(route([poll(3, 4)], TOPICS, 1))
     batch = by_shard[0]
