@@ -206,8 +206,22 @@ def _route_runs(
     """
     family = fmt.name
     ts_col, value_col = cols.ts, cols.values
-    if len(set(ids)) == len(ids):  # one reading per sensor (a large fleet's polls): no grouping
-        return _route_lone(batch, ids, fmt, cols, cache, shards, buckets, dead, shared)
+    refused = fmt.name if shared else None
+    if len(set(ids)) == len(ids):
+        # One reading per sensor (a large fleet's polls): a Reading per message, in poll
+        # order, without a group per sensor.
+        good = 0
+        for key, ts, value, msg in zip(ids, ts_col, value_col, batch, strict=True):
+            known = cache.get(key)
+            if known is None:
+                try:
+                    known = _learn_key(cache, key, fmt, shards)
+                except BadMessage as exc:
+                    dead.append(_dead(msg, exc.reason, exc.detail, refused))
+                    continue
+            buckets[known[1]].append(_new(Reading, (family, known[0], ts, value, msg)))
+            good += 1
+        return good
     groups: dict[Any, list[int]] = {}
     for i, key in enumerate(ids):
         idx = groups.get(key)
@@ -222,7 +236,6 @@ def _route_runs(
             try:
                 known = _learn_key(cache, key, fmt, shards)
             except BadMessage as exc:
-                refused = fmt.name if shared else None
                 dead.extend(_dead(batch[i], exc.reason, exc.detail, refused) for i in idx)
                 continue
         sensor_id, shard = known
@@ -237,34 +250,6 @@ def _route_runs(
                 _new(Run, (family, sensor_id, pick(ts_col), pick(value_col), pick(batch)))
             )
         good += len(idx)
-    return good
-
-
-def _route_lone(
-    batch: Sequence[SourceMessage],
-    ids: list[Any],
-    fmt: Format,
-    cols: Columns,
-    cache: KeyCache,
-    shards: int,
-    buckets: list[list[Reading | Run | Beat]],
-    dead: list[DeadLetter],
-    shared: bool,
-) -> int:
-    """``_route_runs`` for a poll whose ids are all distinct: a ``Reading`` per message, in
-    the poll's order, without building a group per sensor."""
-    family = fmt.name
-    good = 0
-    for key, ts, value, msg in zip(ids, cols.ts, cols.values, batch, strict=True):
-        known = cache.get(key)
-        if known is None:
-            try:
-                known = _learn_key(cache, key, fmt, shards)
-            except BadMessage as exc:
-                dead.append(_dead(msg, exc.reason, exc.detail, fmt.name if shared else None))
-                continue
-        buckets[known[1]].append(_new(Reading, (family, known[0], ts, value, msg)))
-        good += 1
     return good
 
 
