@@ -62,6 +62,28 @@ def test_a_bench_script_runs_and_reports(name: str) -> None:
         assert re.search(pattern, done.stdout), (pattern, done.stdout[-2000:])
 
 
+def test_the_in_process_bench_routes_polls_together_without_losing_any() -> None:
+    """``inproc.py --per-route``: polls routed together (as the flow's route step gets them)
+    fold the same readings into the same windows as polls routed one at a time; 0 is refused."""
+    emitted = []
+    for per_route in ("1", "4"):
+        args = ["--workload", "W2", "--messages", "20000", "--runs", "1", "--sensors", "2000"]
+        done = run_bench("inproc", [*args, "--per-route", per_route])
+        found = re.search(r"W2: 20,000 messages, ([\d,]+) windows emitted", done.stdout)
+        assert found, done.stdout
+        emitted.append(int(found.group(1).replace(",", "")))
+    assert emitted[0] == emitted[1] > 0
+    refused = subprocess.run(
+        [sys.executable, "inproc.py", "--per-route", "0"],
+        cwd=BENCH,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert refused.returncode == 2 and "--per-route must be at least 1" in refused.stderr
+
+
 def test_the_in_process_bench_warms_a_fleet_and_reads_it_back(tmp_path: Path) -> None:
     """``inproc.py --warm``: the warmed shards are made, kept in ``--warm-cache``, and a second
     run reads them from it; both report the timed part."""
