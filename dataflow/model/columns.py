@@ -220,9 +220,18 @@ def envelope(
 
 
 def _cuts(peak: F8, margin: float) -> F8:
-    """``novelty.cut`` over rows: ``margin * peak`` up to the knee, ``math`` on the few beyond."""
+    """``novelty.cut`` over rows: ``margin * peak`` up to the knee, ``math`` on the few beyond.
+
+    Except at a fleet's start: a new sensor's first windows are absurdly far from a level with
+    no spread yet, so most rows beyond the knee hold ``PEAK_MOST``, whose cut is computed once.
+    """
     c = margin * peak
     beyond = np.flatnonzero((c > Z_KNEE) | (peak > Z_KNEE))
+    if len(beyond) > 1:
+        most = peak[beyond] == PEAK_MOST
+        if most.any():
+            c[beyond[most]] = cut(margin, PEAK_MOST)
+            beyond = beyond[~most]
     for j in beyond.tolist():
         c[j] = cut(margin, float(peak[j]))
     return c

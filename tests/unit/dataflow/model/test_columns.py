@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from dataflow.model.columns import SCALAR_PER_PASS, Batch, ColumnScorer
+from dataflow.model.columns import SCALAR_PER_PASS, Batch, ColumnScorer, _cuts
+from dataflow.model.novelty import PEAK_MOST, cut
 from dataflow.model.scoring import ModelParams, Score, SensorScorer
 
 HALF_HOUR = 1800 * 10**9
@@ -406,3 +407,16 @@ def test_a_feature_that_is_nan_leaves_the_peaks_as_the_reference_does() -> None:
         t = i * params.window_ns
         check([sensor.score_learn(t, mean)], cols.score_batch([slot], [t], [mean]))
         assert all_same(cols.cols["peak"][slot], [e.peak for e in sensor.envelopes]), i
+
+
+def test_cuts_over_rows_are_the_reference_cut_of_each_peak() -> None:
+    """``novelty.cut`` row by row, bit for bit: below and beyond the knee, and the peak a new
+    sensor's first windows leave (``PEAK_MOST``), which the columns compute once per batch."""
+    rng = np.random.default_rng(7)
+    peak = np.concatenate(
+        [rng.uniform(0.0, 45.0, 50), rng.uniform(40.0, 400.0, 50), np.full(20, PEAK_MOST)]
+    )
+    rng.shuffle(peak)
+    for margin in (1.0, 1.2, 1.5, 3.0):
+        got = _cuts(peak.copy(), margin)
+        assert got.tolist() == [cut(margin, p) for p in peak.tolist()]
