@@ -9,7 +9,11 @@ What a quick loop needs when changing the hot path: the same messages the harnes
 one partition, routed by ``routing.route`` several polls at a time (``--per-route``: the flow's
 route step is handed every partition's polls of a Bytewax batch at once, so a shard's batch
 holds its readings from all of them) and folded by one ``ShardState`` per shard, exactly as
-``ShardLogic.on_batch`` does, then flushed. Routing one poll at a time makes each shard's
+``ShardLogic.on_batch`` does (``ingest``, then ``expire``, at a wall time that moves between
+batches; each poll marked with its partition, as the source's beat marks it), then flushed.
+Until that, windows closed only by their sensors' own readings here, where in a drain of W2 the
+flow closes two in three of them by their partition's input time (``expire``: a timer's heap,
+``close_at``), a costlier path. Routing one poll at a time makes each shard's
 batches several times smaller than the flow's, and their fixed costs (a vectorised scoring pass
 per batch) look larger than they are. It reports µs per message for routing
 (parse and shard) and for the shards (windows, scores, alerts). Bytewax's and librdkafka's own
@@ -45,13 +49,15 @@ import dataflow
 from dataflow.config import Settings
 from dataflow.families import AIR_QUALITY, TEMPERATURE
 from dataflow.flow import shard_config
+from dataflow.progress import MARK, Beat, Poll, part_name
 from dataflow.readings import formats_by_topic
 from dataflow.routing import route
 from dataflow.runtime import tune_gc
 from dataflow.shard import ShardState
 
 # A wall time after every workload reading: none is from the future, none moves input time
-# past what its readings say.
+# past what its readings say. Each batch is a millisecond later, as the flow's wall clock moves
+# between batches (a shard learns a sensor's usual gap once per batch: by the batch's time).
 LATER = 4_000_000_000.0
 
 
@@ -101,24 +107,30 @@ def warm_up(settings: Settings, warm: Iterable[list[Msg]]) -> bytes:
     topics = formats_by_topic(settings.families)
     fleet: Fleet = ({i: ShardState(config) for i in range(settings.shards)}, {})
     states, cache = fleet
-    for batch in warm:
+    for n, batch in enumerate(warm):
         by_shard, dead, _ = route([batch], topics, settings.shards, cache)
         for shard, readings in by_shard.items():
-            states[shard].ingest(readings, LATER)
+            states[shard].ingest(readings, LATER + n / 1000)
         assert not dead
     return pickle.dumps(fleet, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def run(
-    batches: list[list[Msg]], settings: Settings, warm: bytes | None = None, per_route: int = 6
+    batches: list[list[Msg]],
+    settings: Settings,
+    warm: bytes | None = None,
+    per_route: int = 6,
+    fleet: Fleet | None = None,
+    flush: bool = True,
 ) -> Round:
-    """Time ``batches`` (routed ``per_route`` at a time) and the flush, through fresh shards or
-    a copy of the ``warm`` ones."""
+    """Time ``batches`` (routed ``per_route`` at a time) and the flush, through fresh shards, a
+    copy of the ``warm`` ones, or ``fleet`` itself (left as the batches leave it: the tests look
+    at it), each shard's batch as ``ShardLogic.on_batch`` takes it (``ingest``, then ``expire``)."""
     topics = formats_by_topic(settings.families)
-    if warm is None:
+    if fleet is None and warm is None:
         config = shard_config(settings)
-        fleet: Fleet = ({i: ShardState(config) for i in range(settings.shards)}, {})
-    else:
+        fleet = ({i: ShardState(config) for i in range(settings.shards)}, {})
+    elif fleet is None:
         fleet = pickle.loads(warm)
         gc.collect()  # the copy's making is not the timed part's
     states, cache = fleet
@@ -129,15 +141,18 @@ def run(
         t0, p0 = clock(), cpu()
         by_shard, dead, _ = route(batches[at : at + per_route], topics, settings.shards, cache)
         t1, p1 = clock(), cpu()
+        now = LATER + at / 1000
         for shard, readings in by_shard.items():
-            closed += len(states[shard].ingest(readings, LATER))
+            state = states[shard]
+            closed += len(state.ingest(readings, now))
+            closed += len(state.expire(now))  # as ``on_batch``: windows closed by input time
         t_route += t1 - t0
         t_shard += clock() - t1
         c_route += p1 - p0
         c_shard += cpu() - p1
         assert not dead
     t0, p0 = clock(), cpu()
-    for state in states.values():
+    for state in states.values() if flush else ():
         closed += len(state.flush())
     t_shard += clock() - t0
     c_shard += cpu() - p0
@@ -181,11 +196,17 @@ def polls(
         for aq, key, value, _, _ in wl.readings(work, messages)
     ]
     parts = [
-        [Msg(*row) for row in rows if row[0] == t and zlib.crc32(row[1]) % partitions == p]
+        (
+            Beat(part_name(t, p), MARK, None),
+            [Msg(*row) for row in rows if row[0] == t and zlib.crc32(row[1]) % partitions == p],
+        )
         for t in by_family.values()
         for p in range(partitions)
     ]
-    each = [[p[i : i + batch] for i in range(0, len(p), batch)] for p in parts]
+    each = [
+        [Poll(msgs[i : i + batch], mark) for i in range(0, len(msgs), batch)]
+        for mark, msgs in parts
+    ]
     return [b for pair in itertools.zip_longest(*each, fillvalue=[]) for b in pair if b]
 
 

@@ -7,6 +7,7 @@ own smoke test (``tests/integration/test_bench_harness.py``).
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
@@ -89,3 +90,41 @@ def test_the_in_process_bench_warms_a_fleet_and_reads_it_back(tmp_path: Path) ->
         assert re.search(r"W2: 4,000 messages, \d+ windows emitted \| route [\d.]+", done.stdout)
         assert re.search(r"CPU time: route [\d.]+, shards [\d.]+", done.stdout)
         assert cache.exists()
+
+
+def test_the_in_process_bench_closes_windows_by_input_time_as_the_flow_does() -> None:
+    """``inproc.py`` folds each shard's batch as ``ShardLogic.on_batch`` does: ``expire`` after
+    ``ingest``, at a wall time that moves between batches. W2 (one reading per sensor per 5 s
+    window, at the window's start; lateness 2 s), stopped halfway through a tick: of the sensors
+    not yet read in that tick, many have had their window before last closed by their
+    partition's input time (two seconds past it), as in the flow, before their own next reading
+    could (the others' usual gaps, as the polls' boundaries fell, are long enough to wait).
+    Without ``expire``, or at one wall time for every batch (no usual gap between hearings is
+    learned, so a window waits the idle timeout), every one of them still has it open."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import inproc
+        import workloads
+    finally:
+        sys.path.remove(str(BENCH))
+    from dataflow.config import Settings
+    from dataflow.flow import shard_config
+    from dataflow.shard import ShardState
+
+    settings = Settings.from_env({"EMIT_ALL_WINDOWS": "false"})
+    sensors = 3_000
+    work = dataclasses.replace(workloads.WORKLOADS["W2"], sensors=sensors)
+    batches = inproc.polls(settings, work, sensors * 5 + sensors // 2, batch=500)
+    config = shard_config(settings)
+    fleet = ({i: ShardState(config) for i in range(settings.shards)}, {})
+    inproc.run(batches, settings, fleet=fleet, flush=False)
+    tick4 = workloads.T0_NS + 4 * 5 * 10**9
+    behind = [
+        len(sensor.windows.open)
+        for state in fleet[0].values()
+        for sensor in state.sensors.values()
+        if sensor.windows.max_ts == tick4
+    ]
+    assert len(behind) > sensors // 4  # about half the fleet is not read in tick 5 yet
+    assert set(behind) <= {1, 2}
+    assert behind.count(1) > len(behind) // 3
