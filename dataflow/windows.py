@@ -131,14 +131,22 @@ class SensorWindows:
 
     def close_due(self, size: int, lateness: int) -> list[WindowStats]:
         """Close, oldest first, every window whose ``end + lateness`` the clock has reached."""
-        horizon = self.max_ts - lateness - size  # windows starting at or before this are due
+        return self.close_at(self.max_ts, size, lateness)
+
+    def close_at(self, clock: int, size: int, lateness: int) -> list[WindowStats]:
+        """Close, oldest first, every window that a sensor clock at ``clock`` would close.
+
+        For a clock that ran on without readings (a live sensor, by the wall clock): the
+        sensor's own ``max_ts`` is left alone.
+        """
+        horizon = clock - lateness - size  # windows starting at or before this are due
         first = self.next_close - size - lateness  # the earliest open window
         if first > horizon:
             return []
         if first + size > horizon:
             # The usual case, without building lists: windows are aligned, so any other open
-            # window starts at least ``size`` later and is not due. A fifth of a huge fleet's
-            # time was spent here.
+            # window starts at least ``size`` later and is not due. At a fleet's scale every
+            # reading closes a window, by its sensor's next readings or by input time.
             count, total, lo, hi = self.open.pop(first)
             end = first + size
             if end > self.closed_until:
@@ -148,15 +156,6 @@ class SensorWindows:
             if mean - mean != 0.0:  # inf or nan: the sum overflowed
                 mean = _finite_mean(total, lo, hi)
             return [_new(WindowStats, (first, end, count, mean, lo, hi))]
-        return self.close_at(self.max_ts, size, lateness)
-
-    def close_at(self, clock: int, size: int, lateness: int) -> list[WindowStats]:
-        """Close, oldest first, every window that a sensor clock at ``clock`` would close.
-
-        For a clock that ran on without readings (a live sensor, by the wall clock): the
-        sensor's own ``max_ts`` is left alone.
-        """
-        horizon = clock - lateness - size
         return self._close([s for s in self.open if s <= horizon], size, lateness)
 
     def close_all(self, size: int, lateness: int) -> list[WindowStats]:
