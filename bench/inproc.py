@@ -10,10 +10,9 @@ one partition, routed by ``routing.route`` several polls at a time (``--per-rout
 route step is handed every partition's polls of a Bytewax batch at once, so a shard's batch
 holds its readings from all of them) and folded by one ``ShardState`` per shard, exactly as
 ``ShardLogic.on_batch`` does (``ingest``, then ``expire``, at a wall time that moves between
-batches; each poll marked with its partition, as the source's beat marks it), then flushed.
-Until that, windows closed only by their sensors' own readings here, where in a drain of W2 the
-flow closes two in three of them by their partition's input time (``expire``: a timer's heap,
-``close_at``), a costlier path. Routing one poll at a time makes each shard's
+batches; each poll marked with its partition, as the source's beat marks it), then flushed: in
+a drain of W2 the flow closes two windows in three by their partition's input time (``expire``),
+not by their sensors' next readings. Routing one poll at a time makes each shard's
 batches several times smaller than the flow's, and their fixed costs (a vectorised scoring pass
 per batch) look larger than they are. It reports µs per message for routing
 (parse and shard) and for the shards (windows, scores, alerts). Bytewax's and librdkafka's own
@@ -100,12 +99,17 @@ class Round:
 Fleet = tuple[dict[int, ShardState], dict[str, dict[bytes, int]]]  # shards, routing's cache
 
 
+def fresh_fleet(settings: Settings) -> Fleet:
+    """One empty ``ShardState`` per shard, and an empty routing cache."""
+    config = shard_config(settings)
+    return {i: ShardState(config) for i in range(settings.shards)}, {}
+
+
 def warm_up(settings: Settings, warm: Iterable[list[Msg]]) -> bytes:
     """The shards (and routing's cache) after ``warm``, routed and ingested, pickled: each timed
     round starts from its own copy."""
-    config = shard_config(settings)
     topics = formats_by_topic(settings.families)
-    fleet: Fleet = ({i: ShardState(config) for i in range(settings.shards)}, {})
+    fleet = fresh_fleet(settings)
     states, cache = fleet
     for n, batch in enumerate(warm):
         by_shard, dead, _ = route([batch], topics, settings.shards, cache)
@@ -128,8 +132,7 @@ def run(
     at it), each shard's batch as ``ShardLogic.on_batch`` takes it (``ingest``, then ``expire``)."""
     topics = formats_by_topic(settings.families)
     if fleet is None and warm is None:
-        config = shard_config(settings)
-        fleet = ({i: ShardState(config) for i in range(settings.shards)}, {})
+        fleet = fresh_fleet(settings)
     elif fleet is None:
         fleet = pickle.loads(warm)
         gc.collect()  # the copy's making is not the timed part's

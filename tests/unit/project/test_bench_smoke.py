@@ -108,15 +108,12 @@ def test_the_in_process_bench_closes_windows_by_input_time_as_the_flow_does() ->
     finally:
         sys.path.remove(str(BENCH))
     from dataflow.config import Settings
-    from dataflow.flow import shard_config
-    from dataflow.shard import ShardState
 
     settings = Settings.from_env({"EMIT_ALL_WINDOWS": "false"})
     sensors = 3_000
     work = dataclasses.replace(workloads.WORKLOADS["W2"], sensors=sensors)
     batches = inproc.polls(settings, work, sensors * 5 + sensors // 2, batch=500)
-    config = shard_config(settings)
-    fleet = ({i: ShardState(config) for i in range(settings.shards)}, {})
+    fleet = inproc.fresh_fleet(settings)
     inproc.run(batches, settings, fleet=fleet, flush=False)
     tick4 = workloads.T0_NS + 4 * 5 * 10**9
     behind = [
