@@ -99,10 +99,29 @@ def flow_log(log: Path) -> str:
     return log.read_text(errors="replace")[-3000:]
 
 
-def wait_for_windows(brokers: str, count: int, flow: subprocess.Popen, log: Path) -> list[dict]:
+def broker_warnings(broker_env: dict[str, str]) -> str:
+    """The broker's own WARN and ERROR lines, last first: pytest removes the temporary
+    directory (and the broker's log in it) after a few runs, before anyone looks."""
+    path = Path(broker_env["BROKER_DIR"]) / "kafka.log"
+    if not path.exists():
+        return "(no broker log)"
+    lines = [
+        line
+        for line in path.read_text(errors="replace").splitlines()
+        if " WARN " in line or " ERROR " in line
+    ]
+    return "\n".join(lines[-15:]) or "(no WARN or ERROR lines)"
+
+
+def wait_for_windows(
+    brokers: str, count: int, flow: subprocess.Popen, log: Path, broker_env: dict[str, str]
+) -> list[dict]:
     """The output once it holds ``count`` windows, read again every half second while the flow
     runs. A broker that has just created the topic or come back may not answer a read yet
-    (e.g. "not leader for partition" while it elects one): that is a retry, not a failure."""
+    (e.g. "not leader for partition" while it elects one): that is a retry, not a failure.
+
+    On a miss the flow is stopped first, so its log ends with its status line (readings read,
+    late, windows scored): that tells an input that never resumed from output never written."""
     deadline = time.monotonic() + WINDOWS_TIMEOUT_S
     seen = "nothing read yet"
     while True:
@@ -116,9 +135,10 @@ def wait_for_windows(brokers: str, count: int, flow: subprocess.Popen, log: Path
             seen = f"{len(out)} windows"
         assert flow.poll() is None, f"the flow exited ({flow.returncode}): {flow_log(log)}"
         if time.monotonic() > deadline:
+            interrupt(flow, 20)
             pytest.fail(
                 f"not {count} windows within {WINDOWS_TIMEOUT_S} s ({seen}); "
-                f"flow log: {flow_log(log)}"
+                f"flow log: {flow_log(log)}\nbroker warnings: {broker_warnings(broker_env)}"
             )
         time.sleep(0.5)
 
@@ -128,8 +148,9 @@ def test_flow_rides_through_a_broker_restart(own_broker, tmp_path: Path) -> None
     env = python_env(
         KAFKA_BROKERS=brokers,
         EMIT_ALL_WINDOWS="true",
-        STATUS_INTERVAL_SECONDS="0",
-        LOG_LEVEL="WARNING",
+        # A status line every few seconds: the counts a failure report needs.
+        STATUS_INTERVAL_SECONDS="5",
+        LOG_LEVEL="INFO",
         **TOPICS,
     )
     log = tmp_path / "flow.log"
@@ -144,7 +165,7 @@ def test_flow_rides_through_a_broker_restart(own_broker, tmp_path: Path) -> None
     try:
         produce(brokers, range(0, 30))
         # 30 s of readings: 5 closed windows, the 6th still open.
-        assert len(wait_for_windows(brokers, 5, flow, log)) == 5
+        assert len(wait_for_windows(brokers, 5, flow, log, broker_env)) == 5
         broker_sh("stop", broker_env)  # returns once the broker's process has exited
         outage_ends = time.monotonic() + OUTAGE_S
         while time.monotonic() < outage_ends:
@@ -154,7 +175,7 @@ def test_flow_rides_through_a_broker_restart(own_broker, tmp_path: Path) -> None
         assert flow.poll() is None, f"the flow died while the broker was down: {flow_log(log)}"
         produce(brokers, range(30, 60))
         # 60 s of readings: 12 windows, the last still open (no later reading closes it).
-        assert len(wait_for_windows(brokers, 11, flow, log)) == 11
+        assert len(wait_for_windows(brokers, 11, flow, log, broker_env)) == 11
         assert flow.poll() is None, flow_log(log)
     finally:
         interrupt(flow, 20)
