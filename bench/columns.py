@@ -1,6 +1,6 @@
 """``python bench/columns.py``: column-wise scoring of a batch of closed windows vs one by one.
 
-Pure Python and numpy, no broker. A fleet of ``--sensors`` sensors (default settings, 5 s
+No broker: the scorers alone. A fleet of ``--sensors`` sensors (default settings, 5 s
 windows, noise with a daily cycle and bursts) is warmed with the per-window reference
 (``SensorScorer``): ``--templates`` distinct sensors learn ``--warm`` windows each (the last few
 a day later, so each has its weekly baseline and is ready), and the fleet is copies of them. The
@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from dataflow.model.columns import SCALAR_PER_PASS, ColumnScorer
+from dataflow.model.columns import ColumnScorer
 from dataflow.model.scoring import ModelParams, SensorScorer
 
 WINDOW_NS = 5_000_000_000
@@ -75,12 +75,6 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=260,
         help="windows each template learns first (default: %(default)s; ready at 200)",
-    )
-    p.add_argument(
-        "--runs",
-        default="",
-        help="also: batches of N sensors x 20 windows each, for each N in this comma-separated "
-        "list, scored in passes, one by one, and as SCALAR_PER_PASS chooses; default: none",
     )
     p.add_argument("--seed", type=int, default=1)
     args = p.parse_args(argv)
@@ -143,31 +137,6 @@ def main(argv: list[str] | None = None) -> int:
             f"cols {', '.join(f'{x:.2f}' for x in col_t)}"
         )
     print(f"decisions compared: {mismatches} differ ({alerts} ML windows in all)")
-    for m in [int(x) for x in args.runs.split(",") if x]:
-        per: list[list[float]] = [[], [], []]
-        for _ in range(args.rounds):
-            chosen = rng.sample(range(args.sensors), m)
-            slots = [s for s in chosen for _ in range(20)]
-            rng.shuffle(slots)
-            starts, means = [], []
-            for s in slots:
-                starts.append(nxt[s])
-                nxt[s] += WINDOW_NS
-                means.append(mean_at(rng, starts[-1], base[s % len(base)]))
-            batch = (np.asarray(slots), np.asarray(starts), np.asarray(means), None)
-            for k, below in enumerate(
-                (0.0, 1e9, SCALAR_PER_PASS)
-            ):  # the same rows, each way, on copies
-                copy = pickle.loads(pickle.dumps(cols, protocol=pickle.HIGHEST_PROTOCOL))
-                copy.scalar_per_pass = below
-                a = time.process_time()
-                copy.score_batch(*batch)
-                per[k].append((time.process_time() - a) / len(slots) * 1e6)
-        print(
-            f"runs: {m:>4} sensors x 20 windows: CPU per window in passes "
-            f"{statistics.median(per[0]):.1f} us, one by one {statistics.median(per[1]):.1f} us, "
-            f"as chosen by default {statistics.median(per[2]):.1f} us"
-        )
     per_slot = sum(m.nbytes for m in cols.mats.values()) / cols.capacity
     pools = [pool.nbytes() / pool.capacity for pool in cols.pools]
     fleet = cols.nbytes() / args.sensors

@@ -94,11 +94,12 @@ NO_PART = ""  # readings that came without a partition's beat (tests, the evalua
 # family's model allows. False: every window is scored as it closes, by a per-sensor scorer
 # (the path before issue 28, kept for the test that proves both give the same results).
 BATCH = True
-# A drain with fewer of one ColumnScorer's windows than this scores them per sensor: a pass of
-# ``score_batch`` costs a few hundred numpy calls whatever its size, more than this many
-# windows cost one by one. Their slots are taken out as per-sensor scorers (``to_scorer``) and
-# stay out, scored per window, until a drain large enough puts them back (``_load``), so a shard
-# whose batches close few windows (few sensors, many readings each) pays the conversion once.
+# A drain with fewer of one ColumnScorer's windows than this scores them per sensor. Their slots
+# are taken out as per-sensor scorers (``to_scorer``) and stay out, scored per window, until a
+# drain large enough puts them back (``_load``), so a shard whose batches close few windows (few
+# sensors, many readings each) pays the conversion once, not at every drain. A call of
+# ``score_batch`` costs about two windows of the per-window scorer whatever its size, but a
+# lower bound moved slots out and back more often and cost W1 more (bench/RESULTS.md).
 COLUMN_ROWS = 32
 
 

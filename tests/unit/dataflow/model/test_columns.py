@@ -12,8 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from dataflow.model.columns import SCALAR_PER_PASS, Batch, ColumnScorer, _cuts
-from dataflow.model.novelty import PEAK_MOST, cut
+from dataflow.model.columns import Batch, ColumnScorer
 from dataflow.model.scoring import ModelParams, Score, SensorScorer
 
 HALF_HOUR = 1800 * 10**9
@@ -295,18 +294,11 @@ def test_features_it_cannot_score_are_refused() -> None:
         cols.score_batch([slot], [0], [1.0])
 
 
-@pytest.mark.parametrize(
-    ("params", "scalar_per_pass"),
-    [(BASE, 0.0), (BASE, SCALAR_PER_PASS), (BASE, 1e9), (WEEKLY, 1e9)],
-    ids=["passes", "default", "one-by-one", "weekly-one-by-one"],
-)
-def test_long_runs_of_one_sensor_decide_as_the_reference(
-    params: ModelParams, scalar_per_pass: float
-) -> None:
-    """A sensor's backlog in one batch: many passes of a few rows, or the per-window scorer
-    on the slot's state and back (``scalar_per_pass``); either way the reference's decisions."""
+@pytest.mark.parametrize("params", [BASE, WEEKLY], ids=["daily", "weekly"])
+def test_long_runs_of_one_sensor_decide_as_the_reference(params: ModelParams) -> None:
+    """A sensor's backlog in one batch, its windows among other sensors': the reference's
+    decisions, window after window of the same slot."""
     fleet = Fleet(params, seed=23)
-    fleet.cols.scalar_per_pass = scalar_per_pass
     for _ in range(60):
         fleet.add()
     fleet.run(40, backlog=3, homes=True)
@@ -383,40 +375,14 @@ def test_a_feature_that_is_nan_leaves_the_peaks_as_the_reference_does() -> None:
     scorers take) make a step of inf, then a step scale of inf and a step z of nan: the
     reference's envelope learns nothing from a nan (``x > PEAK_MOST`` is false, so is every
     comparison after), and the columns must not clip it to ``PEAK_MOST`` instead."""
-    from dataflow.model.columns import envelope
-    from dataflow.model.novelty import Envelope
-
-    ref = Envelope(half_life=150.0, margin=1.2, floor=6.0, start=0)
-    ref.peak, ref.top, ref.seen = 5.0, 10.0, 100
-    ref.observe(math.nan)
-    _, peak, top = envelope(
-        np.array([5.0]), np.array([10.0]), np.array([100]), np.array([math.nan]),
-        1.2, 6.0, ref.decay, 0,
-    )  # fmt: skip
-    assert (float(peak[0]), float(top[0])) == (ref.peak, ref.top)
-
     params = BASE.__class__(**{**BASE.__dict__, "seasonality": False})
     rng = random.Random(3)
     means = [rng.gauss(0.0, 1.0) for _ in range(45)]
     means += [1.7e308, -1e300, -1.7e308, -1.7e308, -1.7e308, 1.7e308, -1.7e308, 1e300]
     means += [rng.gauss(0.0, 1.0) for _ in range(10)]
     sensor, cols = SensorScorer(params), ColumnScorer(params)
-    cols.scalar_per_pass = 0.0  # a pass even for one row: the vectorised path
     slot = cols.alloc()
     for i, mean in enumerate(means):
         t = i * params.window_ns
         check([sensor.score_learn(t, mean)], cols.score_batch([slot], [t], [mean]))
         assert all_same(cols.cols["peak"][slot], [e.peak for e in sensor.envelopes]), i
-
-
-def test_cuts_over_rows_are_the_reference_cut_of_each_peak() -> None:
-    """``novelty.cut`` row by row, bit for bit: below and beyond the knee, and the peak a new
-    sensor's first windows leave (``PEAK_MOST``), which the columns compute once per batch."""
-    rng = np.random.default_rng(7)
-    peak = np.concatenate(
-        [rng.uniform(0.0, 45.0, 50), rng.uniform(40.0, 400.0, 50), np.full(20, PEAK_MOST)]
-    )
-    rng.shuffle(peak)
-    for margin in (1.0, 1.2, 1.5, 3.0):
-        got = _cuts(peak.copy(), margin)
-        assert got.tolist() == [cut(margin, p) for p in peak.tolist()]

@@ -1,0 +1,35 @@
+"""Where the compiled scoring loop keeps its machine code (its decisions: ``test_columns.py``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from dataflow.model import kernel
+
+ROOT = Path(__file__).parents[4]
+
+
+def test_compiled_code_is_kept_outside_the_checkout_per_version_of_its_sources(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    path = Path(kernel._cache_dir())
+    assert path.parent == tmp_path / "sensor-anomaly" / "numba"
+    assert not path.is_relative_to(ROOT)
+    assert path.is_dir() and len(path.name) == 16
+    assert kernel._cache_dir() == str(path)  # the same sources, the same place
+
+
+def test_a_given_cache_directory_is_used_and_an_unwritable_one_means_no_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "given"))
+    assert kernel._cache_dir() == str(tmp_path / "given")
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    # Numba would fall back to __pycache__ beside the source, or fail on import: not cached.
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(blocker / "cache"))
+    assert kernel._cache_dir() == ""
