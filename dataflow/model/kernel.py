@@ -280,30 +280,29 @@ def _season_learn(
         first = t
     p0_first[row0] = first
     qr = fp[F_QUALITY]
-    i = ((t + shift0) % per0) // slot0
-    m = p0_means[row0, i]
-    n = np.int64(p0_counts[row0, i])
-    if n != 0 and t - first >= per0:
-        p0_eres[row0] += qr * (abs(x - m) - p0_eres[row0])
-        p0_eraw[row0] += qr * (abs(x - level) - p0_eraw[row0])
+    _baseline_learn(p0_means, p0_counts, p0_eres, p0_eraw, row0, t, first, x, level, qr,
+                    per0, slot0, shift0, cap0, fp[F_RATE0])  # fmt: skip
+    if row1 >= 0:
+        _baseline_learn(p1_means, p1_counts, p1_eres, p1_eraw, row1, t, first, x, level, qr,
+                        per1, slot1, shift1, cap1, fp[F_RATE1])  # fmt: skip
+
+
+@_jit
+def _baseline_learn(
+    means: Arr, counts: Arr, eres: Arr, eraw: Arr, row: int, t: int, first: int, x: float,
+    level: float, qr: float, per: int, slot: int, shift: int, cap: int, rate: float,
+) -> None:  # fmt: skip
+    """``Baseline.learn`` of one pool row (``first`` already set)."""
+    i = ((t + shift) % per) // slot
+    m = means[row, i]
+    n = np.int64(counts[row, i])
+    if n != 0 and t - first >= per:
+        eres[row] += qr * (abs(x - m) - eres[row])
+        eraw[row] += qr * (abs(x - level) - eraw[row])
     n += 1
-    p0_counts[row0, i] = n if n < cap0 else cap0
+    counts[row, i] = n if n < cap else cap
     warm = 1.0 / n
-    rate = fp[F_RATE0]
-    p0_means[row0, i] = m + (warm if warm > rate else rate) * (x - m)
-    if row1 < 0:
-        return
-    i = ((t + shift1) % per1) // slot1
-    m = p1_means[row1, i]
-    n = np.int64(p1_counts[row1, i])
-    if n != 0 and t - first >= per1:
-        p1_eres[row1] += qr * (abs(x - m) - p1_eres[row1])
-        p1_eraw[row1] += qr * (abs(x - level) - p1_eraw[row1])
-    n += 1
-    p1_counts[row1, i] = n if n < cap1 else cap1
-    warm = 1.0 / n
-    rate = fp[F_RATE1]
-    p1_means[row1, i] = m + (warm if warm > rate else rate) * (x - m)
+    means[row, i] = m + (warm if warm > rate else rate) * (x - m)
 
 
 @_jit
