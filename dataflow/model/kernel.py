@@ -3,8 +3,8 @@
 Why (issue 28): at a fleet's scale every reading closes a window, and ``ColumnScorer``'s numpy
 passes cost a few hundred numpy calls each and a gather and scatter of every column per pass.
 One compiled loop over the rows, in input order, reads and writes each row's slot in place: no
-passes, no per-call fixed cost worth speaking of, and one sensor's windows go in order by
-construction.
+passes, a fixed cost per call of about two windows of the per-window scorer (Numba's dispatch of
+its arguments), and one sensor's windows go in order by construction.
 
 The decisions are ``SensorScorer.score_learn``'s bit for bit: the same IEEE operations in the same
 order, compiled without fast-math (no reassociation, no fused multiply-add), the rules that
@@ -14,9 +14,11 @@ column-vs-reference tests hold it to that.
 
 Numba compiles on first use (seconds) and caches the machine code outside the checkout
 (``$XDG_CACHE_HOME`` or ``~/.cache``, ``sensor-anomaly/numba``, else the temporary directory),
-in a directory named by a hash of the source it compiles from: Numba checks only the compiled
-function's own file for changes, and a change to ``soften`` must not run an old build.
-``NUMBA_CACHE_DIR``, where set, is used as it is (the image compiles into one at build).
+in a directory named by a hash of the sources it compiles from: Numba checks only the compiled
+function's own file for changes, and a change to ``soften`` (or to a constant it freezes in,
+such as ``BURST_WINDOWS``) must not run an old build. ``NUMBA_CACHE_DIR``, where set, is used as
+it is (the image compiles into one at build). The directory is Numba's setting for this process
+only: a flow it starts computes its own.
 ``make venv`` compiles ahead (``columns.warm``), so no test or first flow waits for it.
 """
 
@@ -49,7 +51,7 @@ def _cache_dir() -> str:
         return given if _writable(Path(given)) else ""
     here = Path(__file__).parent
     digest = hashlib.sha256()
-    for name in ("kernel.py", "features.py", "novelty.py"):
+    for name in ("kernel.py", "features.py", "novelty.py", "scoring.py"):
         digest.update((here / name).read_bytes())
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     for root in (base, Path(tempfile.gettempdir())):
@@ -59,12 +61,7 @@ def _cache_dir() -> str:
     return ""
 
 
-# An image sets NUMBA_CACHE_DIR to where it compiled at build (``Dockerfile``).
-_CACHE = _cache_dir()
-if _CACHE:
-    os.environ["NUMBA_CACHE_DIR"] = _CACHE
-
-import numba  # noqa: E402  (after the cache directory is set: Numba reads it on import)
+import numba  # noqa: E402
 import numpy as np  # noqa: E402
 from numba.extending import register_jitable  # noqa: E402
 from numpy.typing import NDArray  # noqa: E402
@@ -84,6 +81,11 @@ from dataflow.model.scoring import ABSURD_RUN, BURST_WINDOWS, HOME_SPREADS  # no
 
 for _rule in (soften, harden, tamed, cut, fade):
     register_jitable(_rule)
+
+# Read by Numba as each function below is decorated (an image sets NUMBA_CACHE_DIR).
+_CACHE = _cache_dir()
+if _CACHE:
+    numba.config.CACHE_DIR = _CACHE  # type: ignore[attr-defined]
 
 Arr = NDArray[Any]
 _F = TypeVar("_F", bound=Callable[..., Any])

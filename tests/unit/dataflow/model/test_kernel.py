@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,3 +36,23 @@ def test_a_given_cache_directory_is_used_and_an_unwritable_one_means_no_cache(
     # Numba would fall back to __pycache__ beside the source, or fail on import: not cached.
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(blocker / "cache"))
     assert kernel._cache_dir() == ""
+
+
+def test_the_cache_is_outside_the_checkout_even_when_numba_was_imported_first(
+    tmp_path: Path,
+) -> None:
+    """Numba reads its environment once, on import: a process that imported it before the
+    kernel (a library, a tool) must not fall back to ``__pycache__`` inside the checkout."""
+    code = (
+        "import numba\n"
+        "from dataflow.model import kernel\n"
+        "print(kernel.score_rows._cache._cache_path)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["XDG_CACHE_HOME"] = str(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    path = Path(done.stdout.strip())
+    assert path.is_relative_to(tmp_path / "sensor-anomaly" / "numba"), path
