@@ -48,10 +48,11 @@ import dataflow
 from dataflow.config import Settings
 from dataflow.families import AIR_QUALITY, TEMPERATURE
 from dataflow.flow import shard_config
+from dataflow.model.columns import warm as load_compiled_scorer
 from dataflow.progress import MARK, Beat, Poll, part_name
 from dataflow.readings import formats_by_topic
 from dataflow.routing import route
-from dataflow.runtime import load_scorer, tune_gc
+from dataflow.runtime import tune_gc
 from dataflow.shard import ShardState
 
 # A wall time after every workload reading: none is from the future, none moves input time
@@ -241,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--per-route must be at least 1")
     settings = Settings.from_env({"EMIT_ALL_WINDOWS": "false"})
     tune_gc()  # as the running flow does
-    load_scorer()
+    load_compiled_scorer()  # as the running flow does at its start
     print(f"dataflow from {Path(dataflow.__file__).parent}")
     for name in args.workload or sorted(wl.WORKLOADS):
         work = wl.WORKLOADS[name]

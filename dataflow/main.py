@@ -26,7 +26,8 @@ from dataflow.cluster import check_input_partitions, check_shards, cluster_shape
 from dataflow.config import ConfigError, Settings, recovery_requested
 from dataflow.flow import build_flow
 from dataflow.kafkalog import client_logger
-from dataflow.runtime import load_scorer, tune_gc
+from dataflow.model.columns import warm
+from dataflow.runtime import tune_gc
 from dataflow.sink import DeliveringKafkaSink
 from dataflow.source import SOURCE_SETTINGS, KafkaPollSource
 from dataflow.status import Status
@@ -79,7 +80,7 @@ def make_flow() -> object:
         log.info("stopped by SIGINT before the flow started")
         raise SystemExit(0) from None
     tune_gc()
-    load_scorer()
+    warm()  # the scorer's compiled loop loaded now, not in the first batch
     stop = GracefulStop()
     stop.install()
     status = Status(settings.status_interval_seconds)

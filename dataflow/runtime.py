@@ -1,5 +1,4 @@
-"""Process settings of a running flow that are not the flow's logic: the garbage collector, and
-the scorer's compiled loop loaded before the first reading.
+"""Process settings of a running flow that are not the flow's logic: the garbage collector.
 
 Set by ``dataflow.main`` when it builds the production flow, and by ``bench/inproc.py`` so that
 its in-process measurements match.
@@ -8,8 +7,6 @@ its in-process measurements match.
 from __future__ import annotations
 
 import gc
-
-from dataflow.model.columns import warm
 
 # CPython's cyclic GC runs a young collection every 700 container allocations and, as the
 # long-lived heap grows, full ones that walk every object. A 100k-sensor state is millions of
@@ -25,10 +22,3 @@ GC_THRESHOLDS = (500_000, 20, 100)
 def tune_gc() -> None:
     """Collect cycles rarely (``GC_THRESHOLDS``): the per-message path's garbage is acyclic."""
     gc.set_threshold(*GC_THRESHOLDS)
-
-
-def load_scorer() -> None:
-    """Load the column scorer's compiled loop now, from Numba's cache (compiling it there if it
-    is not), not at the first closed windows: that took a few tenths of a second out of the
-    first batch (seconds where nothing was compiled yet), delaying its alerts."""
-    warm()

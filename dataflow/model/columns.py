@@ -658,6 +658,8 @@ class ColumnScorer:
 
 def warm() -> None:
     """Compile (or load from the cache) the loop for the default settings' column types: a
-    step of ``make venv`` and of the image's build, so a flow's first batch does not wait."""
+    step of ``make venv`` and of the image's build, and of the flow's start (``dataflow.main``):
+    loaded at the first closed windows instead, it took a few tenths of a second out of the
+    first batch (seconds where nothing was compiled yet), delaying its alerts."""
     cols = ColumnScorer(ModelParams(limits=(0.0, 1.0)), capacity=1)
     cols.score_batch([cols.alloc()], [0], [0.5])

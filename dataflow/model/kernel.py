@@ -228,6 +228,25 @@ def _hst_totals(
 
 
 @_jit
+def _weekly_due(first: int, ip: Arr) -> int:
+    """``seasonality.weekly_due``: a day after the start of the first window's daily slot."""
+    return int(first - (first + ip[I_SHIFT0]) % ip[I_SLOT0] + ip[I_DAY])
+
+
+@_jit
+def _record(
+    w: Arr, use: bool, value: float, mean: float, level: float, scale: float, floor: float,
+    level_z: float, step: float, step_z: float, rate: float, lp: float, sp: float, bp: float,
+    score: float, drift: bool, change: float, burst_n: int, up: float, down: float, held: bool,
+) -> None:  # fmt: skip
+    """An ML row's numbers for ``ColumnScorer._why``, into its row ``w`` of ``why``."""
+    w[W_USE], w[W_VALUE], w[W_MEAN], w[W_LEVEL], w[W_SCALE] = use, value, mean, level, scale
+    w[W_FLOOR], w[W_LEVEL_Z], w[W_STEP], w[W_STEP_Z], w[W_RATE] = floor, level_z, step, step_z, rate
+    w[W_LP], w[W_SP], w[W_BP], w[W_SCORE], w[W_DRIFT] = lp, sp, bp, score, drift
+    w[W_CHANGE], w[W_BURST_N], w[W_UP], w[W_DOWN], w[W_HELD] = change, burst_n, up, down, held
+
+
+@_jit
 def _hst_learn(
     s: int, idx: int, counts: Arr, totals: Arr, ready_col: Arr, i4: Arr, c_counter: int,
     leaves: Arr, lo: Arr, hi: Arr, ip: Arr, fp: Arr,
@@ -266,7 +285,7 @@ def _season_learn(
     first = p0_first[row0]
     row1 = i4[s, c_pool1]
     if ip[I_WEEKLY_LATER] != 0 and row1 < 0 and first >= 0:
-        due = first - (first + shift0) % slot0 + day
+        due = _weekly_due(first, ip)
         if t >= due:
             row1 = _take(free1, meta, 1)
             i4[s, c_pool1] = row1
@@ -346,7 +365,6 @@ def score_rows(
     c_counter, c_pool0, c_pool1, c_top, c_calm = col[17], col[18], col[19], col[20], col[21]
     raw_track = np.array([c_level, c_spread, c_last, c_seen])
     res_track = np.array([c_rlevel, c_rspread, c_rlast, c_rseen])
-    day, slot0, shift0 = ip[I_DAY], ip[I_SLOT0], ip[I_SHIFT0]
     weekly_later = ip[I_WEEKLY_LATER] != 0
     meta[M_STOP] = len(sl)
     for r in range(begin, len(sl)):
@@ -360,7 +378,7 @@ def score_rows(
             new1 = not weekly_later and new0
             if weekly_later and row0 >= 0 and i4[s, c_pool1] < 0:
                 first = p0_first[row0]
-                new1 = first >= 0 and t >= first - (first + shift0) % slot0 + day
+                new1 = first >= 0 and t >= _weekly_due(first, ip)
             if (new0 and meta[M_FREE0] == 0 and meta[M_NEXT0] >= len(p0_eres)) or (
                 new1 and meta[M_FREE1] == 0 and meta[M_NEXT1] >= len(p1_eres)
             ):
@@ -451,12 +469,9 @@ def score_rows(
                 )
                 if ready and novel:
                     out_b[1, r] = True
-                    w = why[n_ml]
-                    w[W_USE], w[W_VALUE], w[W_MEAN], w[W_LEVEL] = use, value, x, t_level
-                    w[W_SCALE], w[W_FLOOR], w[W_LEVEL_Z], w[W_STEP] = t_scale, floor, level_z, step
-                    w[W_STEP_Z], w[W_RATE], w[W_LP], w[W_SP], w[W_BP] = step_z, 0.0, lp, sp, bp
-                    w[W_SCORE], w[W_DRIFT], w[W_CHANGE] = score, 0.0, c_scale
-                    w[W_BURST_N], w[W_UP], w[W_DOWN], w[W_HELD] = burst_n, up, down, 1.0
+                    _record(why[n_ml], use, value, x, t_level, t_scale, floor, level_z, step,
+                            step_z, 0.0, lp, sp, bp, score, False, c_scale, burst_n, up, down,
+                            True)  # fmt: skip
                     n_ml += 1
             else:
                 # -- the burst window, the envelopes, the drift sums --------------------------
@@ -496,12 +511,9 @@ def score_rows(
                 ml = ready and (novel or drift)
                 if ml:
                     out_b[1, r] = True
-                    w = why[n_ml]
-                    w[W_USE], w[W_VALUE], w[W_MEAN], w[W_LEVEL] = use, value, x, t_level
-                    w[W_SCALE], w[W_FLOOR], w[W_LEVEL_Z], w[W_STEP] = t_scale, floor, level_z, step
-                    w[W_STEP_Z], w[W_RATE], w[W_LP], w[W_SP], w[W_BP] = step_z, rate, lp, sp, bp
-                    w[W_SCORE], w[W_DRIFT], w[W_CHANGE] = score, drift, c_scale
-                    w[W_BURST_N], w[W_UP], w[W_DOWN], w[W_HELD] = burst_n, up, down, 0.0
+                    _record(why[n_ml], use, value, x, t_level, t_scale, floor, level_z, step,
+                            step_z, rate, lp, sp, bp, score, drift, c_scale, burst_n, up, down,
+                            False)  # fmt: skip
                     n_ml += 1
                 # -- learn: the raw track, the scatter, the residual, the steps, the seasons --
                 _learn(f8, i8, raw_track, s, x, lw)
