@@ -37,16 +37,20 @@ log = logging.getLogger("dataflow")
 
 # Throughput-minded librdkafka defaults; KAFKA_CONSUMER_CONFIG / KAFKA_PRODUCER_CONFIG override.
 # Each partition has its own consumer, so its prefetch is paid once per partition: a few polls'
-# worth (PREFETCH_POLLS x KAFKA_BATCH_SIZE) in fetches of librdkafka's default size keeps the
-# flow fed, while bench/floor.py's 8 MiB fetches and 200,000-message queues held several hundred
-# MB of a backlog in memory for no speed (bench/RESULTS.md, "Consumer prefetch"). A queue that
+# worth (PREFETCH_POLLS x KAFKA_BATCH_SIZE) keeps the flow fed, while bench/floor.py's 8 MiB
+# fetches and 200,000-message queues held several hundred MB of a backlog in memory for no speed
+# (bench/RESULTS.md, "Consumer prefetch"). The queue's bound is only checked before a fetch, and
+# a fetch's size is compressed bytes: 1 MiB of small JSON readings, decompressed, is over a
+# hundred thousand messages a partition whatever queued.min.messages says, held by librdkafka
+# while the flow works through them. So fetches are a quarter of that (as large as a producer's
+# batch is still fetched whole: the limit is not a message size limit). A queue that
 # small is full after a fetch or two, and librdkafka then puts off the partition's next fetch
 # by fetch.queue.backoff.ms, 1 s by default: with one partition the flow sat idle most of each
 # second. The backoff is kept well under the time the flow takes to work through the queue.
 # Not fetch.min.bytes, which would hold back fetches on a quiet topic.
 CONSUMER_DEFAULTS = {
     "fetch.wait.max.ms": "100",
-    "fetch.message.max.bytes": "1048576",
+    "fetch.message.max.bytes": "262144",
     "fetch.max.bytes": "67108864",
     "fetch.queue.backoff.ms": "20",
 }
