@@ -19,6 +19,7 @@ function's own file for changes, and a change to ``soften`` (or to a constant it
 such as ``BURST_WINDOWS``) must not run an old build. ``NUMBA_CACHE_DIR``, where set, is used as
 it is (the image compiles into one at build). The directory is Numba's setting for this process
 only: a flow it starts computes its own.
+Other versions' directories that no start has used for a month are removed.
 ``make venv`` compiles ahead (``columns.warm``), so no test or first flow waits for it.
 """
 
@@ -27,10 +28,14 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
+
+CACHE_UNUSED_S = 30 * 86_400.0  # another version's compiled code unused this long is removed
 
 
 def _writable(path: Path) -> bool:
@@ -57,8 +62,24 @@ def _cache_dir() -> str:
     for root in (base, Path(tempfile.gettempdir())):
         path = root / "sensor-anomaly" / "numba" / digest.hexdigest()[:16]
         if _writable(path):
+            _prune(path)
             return str(path)
     return ""
+
+
+def _prune(path: Path) -> None:
+    """Mark ``path`` used, and remove the other versions' directories beside it that no start
+    has used for ``CACHE_UNUSED_S``: each edit of the sources leaves one behind (about a MB),
+    and one still in use (another checkout's, a version being rolled back to) is touched at
+    each of its starts, so is never that old."""
+    now = time.time()
+    try:
+        os.utime(path, (now, now))
+        for other in path.parent.iterdir():
+            if other != path and other.is_dir() and now - other.stat().st_mtime > CACHE_UNUSED_S:
+                shutil.rmtree(other, ignore_errors=True)
+    except OSError:
+        pass  # a cache left untidy, not a reason to fail a start
 
 
 import numba  # noqa: E402

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,31 @@ def test_compiled_code_is_kept_outside_the_checkout_per_version_of_its_sources(
     assert not path.is_relative_to(ROOT)
     assert path.is_dir() and len(path.name) == 16
     assert kernel._cache_dir() == str(path)  # the same sources, the same place
+
+
+def test_other_versions_compiled_code_is_removed_once_unused_for_a_month(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each edit of the sources leaves a directory behind; one another checkout still starts
+    from is touched at each start, so is kept."""
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    versions = tmp_path / "sensor-anomaly" / "numba"
+    old, recent = versions / "0123456789abcdef", versions / "fedcba9876543210"
+    for path in (old, recent):
+        (path / "index").mkdir(parents=True)
+    month = kernel.CACHE_UNUSED_S
+    now = time.time()
+    os.utime(old, (now - month - 60, now - month - 60))
+    os.utime(recent, (now - month + 3600, now - month + 3600))
+    own = Path(kernel._cache_dir())
+    assert own.parent == versions and own.is_dir()
+    assert not old.exists()
+    assert (recent / "index").is_dir()
+    # Its own directory is marked used, however long since it was made.
+    os.utime(own, (now - 2 * month, now - 2 * month))
+    assert kernel._cache_dir() == str(own)
+    assert now - own.stat().st_mtime < 60
 
 
 def test_a_given_cache_directory_is_used_and_an_unwritable_one_means_no_cache(
