@@ -42,8 +42,8 @@ log = logging.getLogger("dataflow")
 # (bench/RESULTS.md, "Consumer prefetch"). The queue's bound is only checked before a fetch, and
 # a fetch's size is compressed bytes: 1 MiB of small JSON readings, decompressed, is over a
 # hundred thousand messages a partition whatever queued.min.messages says, held by librdkafka
-# while the flow works through them. So fetches are a quarter of that (as large as a producer's
-# batch is still fetched whole: the limit is not a message size limit). A queue that
+# while the flow works through them. So fetches are a quarter of that (a producer's batch larger
+# than that is still fetched whole: it is not a limit on a message's size). A queue that
 # small is full after a fetch or two, and librdkafka then puts off the partition's next fetch
 # by fetch.queue.backoff.ms, 1 s by default: with one partition the flow sat idle most of each
 # second. The backoff is kept well under the time the flow takes to work through the queue.
