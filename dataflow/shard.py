@@ -48,7 +48,6 @@ path (``_window``).
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from itertools import chain, islice
@@ -59,6 +58,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from dataflow.alerts import AlertEvent, AlertTracker
+from dataflow.closes import CloseQueue
 from dataflow.families import ML, Family
 from dataflow.machines import MachineWindows
 from dataflow.model.columns import ColumnScorer
@@ -324,10 +324,19 @@ class _Part:
     def __init__(self, name: str) -> None:
         self.clock = PartClock(name)
         self.lead = Lead()  # what its readings move input time to (``Lead``)
-        # Windows to close by input time: (input time, sensor, the next_close it was set for).
-        # Entries go stale when the sensor's own readings close the window first; skipped then.
-        self.closes: list[tuple[float, tuple[str, str], int]] = []
+        self.closes = CloseQueue()  # windows to close by input time
         self.stale = SilenceQueue()  # sensors with an open alert
+
+    def __getstate__(self) -> tuple[None, dict[str, Any]]:
+        """As pickled before ``CloseQueue``: its closes as a heap list (snapshot format v14)."""
+        slots = {name: getattr(self, name) for name in self.__slots__ if hasattr(self, name)}
+        slots["closes"] = self.closes.entries()
+        return None, slots
+
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        for name, value in state[1].items():  # as pickled (a migration fills in what is not)
+            setattr(self, name, value)
+        self.closes = CloseQueue(state[1].get("closes", ()))
 
     @property
     def topic(self) -> str:
@@ -506,7 +515,7 @@ class ShardState:
         if win.open and part is not None:
             wait = _close_wait(sensor, self.config.idle_timeout_s)
             due = sensor.heard + wait + (win.next_close - win.max_ts) / 1e9
-            heapq.heappush(part.closes, (due, key, win.next_close))
+            part.closes.push(due, key, win.next_close)
 
     def ingest(self, readings: Iterable[Reading | Run | Beat], now: float) -> list[Result]:
         """Fold a batch (readings single or as runs, each partition's after its ``Beat``) at
@@ -520,7 +529,7 @@ class ShardState:
             self.next_sweep = now + cfg.sweep_s
         out: list[Result] = []
         part = self._part(NO_PART)
-        clock = part.clock
+        clock, by_due = part.clock, part.closes.by_due
         beat_grace = cfg.grace_s
         base = clock.at(now, beat_grace)  # input time before this segment's readings
         # The partition's lead (``Lead``), in locals while its readings are read.
@@ -600,7 +609,7 @@ class ShardState:
                     clock.event(lead_time(first, second, mark, lateness) / 1e9)
                 lead.key, lead.first, lead.second, lead.mark = lkey, first, second, mark
                 part = self._part(reading.part)
-                clock, lead = part.clock, part.lead
+                clock, lead, by_due = part.clock, part.lead, part.closes.by_due
                 lkey, first, second, mark = lead.key, lead.first, lead.second, lead.mark
                 clock.beat(reading.wall, reading.since, now, beat_grace)
                 base, seg = clock.at(now, beat_grace), 0
@@ -668,14 +677,12 @@ class ShardState:
                 self._touch(key, sensor, part, heard)
             sensor.heard = heard
             if win.next_close != before and win.open:  # once per window, not per reading
-                heapq.heappush(
-                    part.closes,
-                    (
-                        heard + _close_wait(sensor, idle) + (win.next_close - win.max_ts) / 1e9,
-                        key,
-                        win.next_close,
-                    ),
-                )
+                due = heard + _close_wait(sensor, idle) + (win.next_close - win.max_ts) / 1e9
+                group = by_due.get(due)  # ``CloseQueue.push``, inline
+                if group is None:
+                    part.closes.push(due, key, win.next_close)
+                else:
+                    group.append((key, win.next_close))
         if seg:
             if mate:
                 mark = first
@@ -771,29 +778,30 @@ class ShardState:
         sizes, lateness, idle = cfg.window_ns, cfg.lateness_ns, cfg.idle_timeout_s
         beat_grace = cfg.grace_s
         self._retired(now)
+        sensors = self.sensors
         for part in list(self.parts.values()):
             at = part.clock.at(now, beat_grace)
             closes = part.closes
-            while closes and closes[0][0] <= at:
-                _, key, next_close = heapq.heappop(closes)
-                sensor = self.sensors.get(key)
-                if sensor is None or sensor.part is not part:
-                    continue  # forgotten, or moved, since
-                win = sensor.windows
-                if win.next_close != next_close:
-                    continue  # its own readings closed that window first
-                # The sensor's clock, run on by its partition's input time, less its wait.
-                wait = _close_wait(sensor, idle)
-                due = sensor.heard + wait + (next_close - win.max_ts) / 1e9
-                if at < due:  # heard again since the entry was made
-                    heapq.heappush(closes, (due, key, next_close))
-                    continue
-                # At least its earliest window (rounding must not leave it open at its due).
-                clock = max(win.max_ts + round((at - sensor.heard - wait) * 1e9), next_close)
-                self._score(key, sensor, win.close_at(clock, sizes[key[0]], lateness), out)
-                if win.open:
-                    due = sensor.heard + wait + (win.next_close - win.max_ts) / 1e9
-                    heapq.heappush(closes, (due, key, win.next_close))
+            while group := closes.take(at):
+                for key, next_close in group:
+                    sensor = sensors.get(key)
+                    if sensor is None or sensor.part is not part:
+                        continue  # forgotten, or moved, since
+                    win = sensor.windows
+                    if win.next_close != next_close:
+                        continue  # its own readings closed that window first
+                    # The sensor's clock, run on by its partition's input time, less its wait.
+                    wait = _close_wait(sensor, idle)
+                    due = sensor.heard + wait + (next_close - win.max_ts) / 1e9
+                    if at < due:  # heard again since the entry was made
+                        closes.push(due, key, next_close)
+                        continue
+                    # At least its earliest window (rounding must not leave it open at its due).
+                    clock = max(win.max_ts + round((at - sensor.heard - wait) * 1e9), next_close)
+                    self._score(key, sensor, win.close_at(clock, sizes[key[0]], lateness), out)
+                    if win.open:
+                        due = sensor.heard + wait + (win.next_close - win.max_ts) / 1e9
+                        closes.push(due, key, win.next_close)
             heard_of = self._heard_of(part)
             if cfg.stale_s > 0:
                 self._drain()  # the windows closed may open or resolve alerts, and set cadences
@@ -953,8 +961,9 @@ class ShardState:
         times = []
         for part in self.parts.values():
             dues = []
-            if part.closes:
-                dues.append(part.closes[0][0])
+            due = part.closes.first()
+            if due is not None:
+                dues.append(due)
             if cfg.stale_s > 0:
                 stale = part.stale.next_due(cfg.stale_s)
                 if stale is not None:
