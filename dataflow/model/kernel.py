@@ -47,6 +47,11 @@ def _writable(path: Path) -> bool:
         return False
 
 
+# This module and every module it takes functions or constants from: compiled code holds them,
+# so an edit of any one must not start from code compiled before it.
+SOURCES = ("kernel.py", "features.py", "novelty.py", "scoring.py", "seasonality.py")
+
+
 def _cache_dir() -> str:
     """Where compiled code is kept: ``NUMBA_CACHE_DIR`` where set, else a directory per version
     of the sources it was compiled from; "" (compile at every start) where none is writable:
@@ -56,7 +61,7 @@ def _cache_dir() -> str:
         return given if _writable(Path(given)) else ""
     here = Path(__file__).parent
     digest = hashlib.sha256()
-    for name in ("kernel.py", "features.py", "novelty.py", "scoring.py"):
+    for name in SOURCES:
         digest.update((here / name).read_bytes())
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     for root in (base, Path(tempfile.gettempdir())):
@@ -99,8 +104,9 @@ from dataflow.model.features import (  # noqa: E402
 )
 from dataflow.model.novelty import PEAK_MOST, cut, fade  # noqa: E402
 from dataflow.model.scoring import ABSURD_RUN, BURST_WINDOWS, HOME_SPREADS  # noqa: E402
+from dataflow.model.seasonality import day_after_slot  # noqa: E402
 
-for _rule in (soften, harden, tamed, cut, fade):
+for _rule in (soften, harden, tamed, cut, fade, day_after_slot):
     register_jitable(_rule)
 
 # Read by Numba as each function below is decorated (an image sets NUMBA_CACHE_DIR).
@@ -250,8 +256,8 @@ def _hst_totals(
 
 @_jit
 def _weekly_due(first: int, ip: Arr) -> int:
-    """``seasonality.weekly_due``: a day after the start of the first window's daily slot."""
-    return int(first - (first + ip[I_SHIFT0]) % ip[I_SLOT0] + ip[I_DAY])
+    """``seasonality.weekly_due`` of the columns' daily period."""
+    return int(day_after_slot(first, ip[I_SHIFT0], ip[I_SLOT0], ip[I_DAY]))
 
 
 @_jit

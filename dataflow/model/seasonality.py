@@ -210,8 +210,13 @@ def lined_up(daily: Period, weekly: Period) -> bool:
 
 def weekly_due(daily: Baseline) -> int:
     """When the weekly baseline is built: a day after the start of the first window's slot."""
-    first = daily.first
-    return first - (first + daily.period.shift_ns) % daily.period.slot_ns + DAY_NS
+    return day_after_slot(daily.first, daily.period.shift_ns, daily.period.slot_ns, DAY_NS)
+
+
+def day_after_slot(first: int, shift_ns: int, slot_ns: int, day_ns: int) -> int:
+    """A day after the start of the slot ``first`` falls in: ``weekly_due``'s arithmetic, which
+    the compiled scorer (``dataflow.model.kernel``) runs too."""
+    return first - (first + shift_ns) % slot_ns + day_ns
 
 
 def weekly_from(daily: Baseline, shape: Period) -> Baseline:

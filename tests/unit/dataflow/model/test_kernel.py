@@ -82,3 +82,18 @@ def test_the_cache_is_outside_the_checkout_even_when_numba_was_imported_first(
     assert done.returncode == 0, done.stderr[-2000:]
     path = Path(done.stdout.strip())
     assert path.is_relative_to(tmp_path / "sensor-anomaly" / "numba"), path
+
+
+def test_the_cache_version_covers_every_module_the_compiled_code_takes_from() -> None:
+    """A function or constant of a module missing from ``SOURCES`` would be compiled in, and an
+    edit of it not seen: the next start would run the old machine code."""
+    import ast
+
+    tree = ast.parse((ROOT / "dataflow" / "model" / "kernel.py").read_text())
+    taken = {
+        node.module.rsplit(".", 1)[1] + ".py"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("dataflow.model.")
+    }
+    assert "seasonality.py" in taken  # what the test reads: the imports, as written
+    assert taken <= set(kernel.SOURCES)
