@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable
+from operator import itemgetter
 
 # A queued close: (the sensor's key, the ``next_close`` it was queued for).
 Close = tuple[tuple[str, str], int]
@@ -26,7 +27,7 @@ class CloseQueue:
     def __init__(self, entries: Iterable[tuple[float, tuple[str, str], int]] = ()) -> None:
         self.dues: list[float] = []  # a heap: each due with a list in ``by_due`` once
         self.by_due: dict[float, list[Close]] = {}
-        for due, key, next_close in sorted(entries):
+        for due, key, next_close in sorted(entries, key=itemgetter(0)):  # stable: queue order
             self.push(due, key, next_close)
 
     def push(self, due: float, key: tuple[str, str], next_close: int) -> None:
@@ -59,7 +60,9 @@ class CloseQueue:
         return sum(map(len, self.by_due.values()))
 
     def entries(self) -> list[tuple[float, tuple[str, str], int]]:
-        """Every queued close as ``(due, key, next_close)``, sorted: the form a snapshot keeps
-        (a sorted list is the heap snapshots of format v14 and before held, so either reads the
-        other)."""
-        return sorted((due, key, nc) for due, group in self.by_due.items() for key, nc in group)
+        """Every queued close as ``(due, key, next_close)``, by due and, within a due, in the
+        order queued: the form a snapshot keeps, so a restored flow takes them in the order it
+        would have. Snapshots of format v14 from before this queue held a heap of the same
+        tuples, which ``CloseQueue(entries)`` reads too (its ties then in the heap's order, once,
+        where the code before took them by sensor id: the same windows, in another order)."""
+        return [(due, key, nc) for due in sorted(self.by_due) for key, nc in self.by_due[due]]

@@ -328,7 +328,8 @@ class _Part:
         self.stale = SilenceQueue()  # sensors with an open alert
 
     def __getstate__(self) -> tuple[None, dict[str, Any]]:
-        """As pickled before ``CloseQueue``: its closes as a heap list (snapshot format v14)."""
+        """As pickled before ``CloseQueue`` (snapshot format v14): its closes as a list of the
+        tuples the heap held (``CloseQueue.entries``)."""
         slots = {name: getattr(self, name) for name in self.__slots__ if hasattr(self, name)}
         slots["closes"] = self.closes.entries()
         return None, slots

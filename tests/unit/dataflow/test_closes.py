@@ -61,12 +61,13 @@ def test_it_takes_every_close_a_heap_would_take_with_the_same_dues() -> None:
         taken = drain(queue, at)
         assert sorted(taken) == sorted((key, n) for _, key, n in expected)
         assert len(queue) == len(heap)
-    assert queue.entries() == sorted(heap)
+    assert sorted(queue.entries()) == sorted(heap)
+    assert [due for due, _, _ in queue.entries()] == sorted(due for due, _, _ in heap)
 
 
-def test_a_snapshot_keeps_the_closes_as_a_sorted_heap_list_and_reads_one_back() -> None:
-    """The pickled shape of format v14: a restore of an older snapshot, or of one this code
-    wrote, queues the same closes."""
+def test_a_snapshot_keeps_the_closes_as_a_list_and_reads_an_older_heap_back() -> None:
+    """The pickled shape of format v14: a restore of an older snapshot (a heap of the same
+    tuples), or of one this code wrote, queues the same closes."""
     state = ShardState(shard_config(idle=10.0, emit_all=True))
     wall = T0 / S + 20
     readings = [Reading("temperature", str(n), T0 + s * S, 60.0) for s in (1, 6) for n in range(5)]
@@ -74,19 +75,37 @@ def test_a_snapshot_keeps_the_closes_as_a_sorted_heap_list_and_reads_one_back() 
     part = state.parts[PART]
     _, slots = part.__getstate__()
     kept = slots["closes"]
-    assert isinstance(kept, list) and kept == sorted(kept) and len(kept) == 5
+    assert isinstance(kept, list) and kept == sorted(kept) and len(kept) == 5  # queued by id
     assert kept == part.closes.entries()
     clone = pickle.loads(pickle.dumps(state))
     assert clone.parts[PART].closes.entries() == kept
-    # An older snapshot's heap list (any valid heap order) is queued the same way.
+    # An older snapshot's heap list (any valid heap order): the same closes, by due (ties in
+    # the heap's order, where the code that wrote it took them by sensor id).
     heap = list(reversed(kept))
     heapq.heapify(heap)
     slots["closes"] = heap
     part.__setstate__((None, slots))
-    assert part.closes.entries() == kept
+    assert sorted(part.closes.entries()) == kept
+    later = wall + 30
+    a = state.ingest([Beat(PART, later, 0.0)], later) + state.expire(later)
+    b = clone.ingest([Beat(PART, later, 0.0)], later) + clone.expire(later)
+    closed = [r.sensor_id for r in b if isinstance(r, WindowResult)]
+    assert closed == [str(n) for n in range(5) for _ in range(2)]  # both windows, as queued
+    assert sorted(a, key=lambda r: r.sensor_id) == b
+
+
+def test_a_restored_shard_closes_in_the_same_order_as_one_never_stopped() -> None:
+    """Closes due together keep the order they were queued in through a snapshot, so the
+    output of a restored flow is the one it would have written (not re-sorted by sensor)."""
+    state = ShardState(shard_config(idle=10.0, emit_all=True))
+    wall = T0 / S + 20
+    ids = [str(n) for n in (7, 3, 9, 1, 5)]  # heard in this order, not in the ids' order
+    readings = [Reading("temperature", i, T0 + s * S, 60.0) for s in (1, 6) for i in ids]
+    state.ingest([Beat(PART, wall, 0.0), *readings], wall)
+    clone = pickle.loads(pickle.dumps(state))
     later = wall + 30
     a = state.ingest([Beat(PART, later, 0.0)], later) + state.expire(later)
     b = clone.ingest([Beat(PART, later, 0.0)], later) + clone.expire(later)
     closed = [r.sensor_id for r in a if isinstance(r, WindowResult)]
-    assert closed == [str(n) for n in range(5) for _ in range(2)]  # both windows, as queued
+    assert closed == [i for i in ids for _ in range(2)]
     assert a == b
