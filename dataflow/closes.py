@@ -43,13 +43,13 @@ class CloseQueue:
         """The earliest due, or None when nothing is queued."""
         return self.dues[0] if self.dues else None
 
-    def take(self, at: float) -> list[Close]:
-        """Remove and return the earliest due's closes if it is at or before ``at``, else
-        nothing. What is pushed while they are handled is queued anew (a push at the same due
-        makes a new group, taken next)."""
+    def take(self, at: float) -> list[Close] | None:
+        """Remove and return the earliest due's closes if it is at or before ``at``, else None.
+        What is pushed while they are handled is queued anew (a push at the same due makes a
+        new group, taken once any earlier due's are)."""
         dues = self.dues
         if not dues or dues[0] > at:
-            return []
+            return None
         return self.by_due.pop(heapq.heappop(dues))
 
     def clear(self) -> None:

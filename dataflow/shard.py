@@ -783,7 +783,7 @@ class ShardState:
         for part in list(self.parts.values()):
             at = part.clock.at(now, beat_grace)
             closes = part.closes
-            while group := closes.take(at):
+            while (group := closes.take(at)) is not None:
                 for key, next_close in group:
                     sensor = sensors.get(key)
                     if sensor is None or sensor.part is not part:

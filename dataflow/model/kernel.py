@@ -104,9 +104,9 @@ from dataflow.model.features import (  # noqa: E402
 )
 from dataflow.model.novelty import PEAK_MOST, cut, fade  # noqa: E402
 from dataflow.model.scoring import ABSURD_RUN, BURST_WINDOWS, HOME_SPREADS  # noqa: E402
-from dataflow.model.seasonality import day_after_slot  # noqa: E402
+from dataflow.model.seasonality import day_after_slot, slot_of  # noqa: E402
 
-for _rule in (soften, harden, tamed, cut, fade, day_after_slot):
+for _rule in (soften, harden, tamed, cut, fade, day_after_slot, slot_of):
     register_jitable(_rule)
 
 # Read by Numba as each function below is decorated (an image sets NUMBA_CACHE_DIR).
@@ -319,8 +319,8 @@ def _season_learn(
             begin = due - day
             for j in range(day // slot0):
                 tt = begin + j * slot0
-                i = ((tt + shift0) % per0) // slot0
-                k = ((tt + shift1) % per1) // slot1
+                i = slot_of(tt, shift0, per0, slot0)
+                k = slot_of(tt, shift1, per1, slot1)
                 p1_means[row1, k] = p0_means[row0, i]
                 n = p0_counts[row0, i]
                 p1_counts[row1, k] = n if n < cap1 else cap1
@@ -341,7 +341,7 @@ def _baseline_learn(
     level: float, qr: float, per: int, slot: int, shift: int, cap: int, rate: float,
 ) -> None:  # fmt: skip
     """``Baseline.learn`` of one pool row (``first`` already set)."""
-    i = ((t + shift) % per) // slot
+    i = slot_of(t, shift, per, slot)
     m = means[row, i]
     n = np.int64(counts[row, i])
     if n != 0 and t - first >= per:
@@ -440,7 +440,7 @@ def score_rows(
                         continue
                     if first < 0 or t - first < per:
                         continue
-                    i = ((t + shift) % per) // slot
+                    i = slot_of(t, shift, per, slot)
                     if k == 0:
                         if p0_counts[row, i] == 0:
                             continue

@@ -113,7 +113,7 @@ class Baseline:
 
     def slot(self, t: int) -> int:
         p = self.period
-        return ((t + p.shift_ns) % p.period_ns) // p.slot_ns
+        return slot_of(t, p.shift_ns, p.period_ns, p.slot_ns)
 
     def expected(self, t: int) -> float | None:
         """The slot's mean, or None before a whole period was seen or if the slot is empty."""
@@ -211,6 +211,12 @@ def lined_up(daily: Period, weekly: Period) -> bool:
 def weekly_due(daily: Baseline) -> int:
     """When the weekly baseline is built: a day after the start of the first window's slot."""
     return day_after_slot(daily.first, daily.period.shift_ns, daily.period.slot_ns, DAY_NS)
+
+
+def slot_of(t: int, shift_ns: int, period_ns: int, slot_ns: int) -> int:
+    """The slot of a period that time ``t`` falls in: ``Baseline.slot``'s arithmetic, which the
+    compiled scorer (``dataflow.model.kernel``) runs too."""
+    return ((t + shift_ns) % period_ns) // slot_ns
 
 
 def day_after_slot(first: int, shift_ns: int, slot_ns: int, day_ns: int) -> int:

@@ -16,7 +16,7 @@ PART = "temperature_readings/0"
 
 def drain(queue: CloseQueue, at: float) -> list[tuple[tuple[str, str], int]]:
     taken = []
-    while group := queue.take(at):
+    while (group := queue.take(at)) is not None:
         taken.extend(group)
     return taken
 
@@ -28,9 +28,9 @@ def test_the_earliest_due_is_taken_first_and_ties_in_the_order_queued() -> None:
     queue.push(7.0, ("t", "a"), 3)
     queue.push(5.0, ("t", "y"), 4)
     assert queue.first() == 5.0 and len(queue) == 4
-    assert queue.take(4.9) == [] and len(queue) == 4  # nothing due yet
+    assert queue.take(4.9) is None and len(queue) == 4  # nothing due yet
     assert queue.take(6.0) == [(("t", "z"), 2), (("t", "y"), 4)]
-    assert queue.take(6.0) == []  # 7.0 is not due at 6.0
+    assert queue.take(6.0) is None  # 7.0 is not due at 6.0
     assert drain(queue, 7.0) == [(("t", "b"), 1), (("t", "a"), 3)]
     assert queue.first() is None and len(queue) == 0
 
