@@ -195,3 +195,26 @@ def test_scatters_of_a_batch_are_window_scatter_bit_for_bit() -> None:
     for (count, low, high), g in zip(rows, got.tolist(), strict=True):
         want = window_scatter(count, low, high)
         assert repr(want) == repr(g), (count, low, high, want, g)
+
+
+def test_a_sensor_whose_window_opens_an_alert_is_queued_as_silent_from_its_latest_hearing() -> None:
+    """A touch queued behind windows is kept where the sensor's own window is queued before it:
+    that window may open its alert, and the sensor is then silent from this hearing, not the
+    one before (the window's own touch)."""
+    from tests.factories import shard_config as factory
+
+    state = ShardState(factory(emit_all=True, stale_s=300.0))
+    hot, calm = ("temperature", "hot"), ("temperature", "calm")
+
+    def batch(sec: float, readings: list[tuple[str, float, float]]) -> None:
+        now = WALL0 + sec
+        items = [Reading(TEMPERATURE, s, T0 + int(t * S), v) for s, t, v in readings]
+        state.ingest([Beat(PARTS[0], now, WALL0), *items], now)
+
+    batch(10, [("calm", 1, 60.0), ("hot", 1, 95.0)])
+    batch(20, [("calm", 8, 60.0), ("hot", 9, 60.0)])  # both first windows close, in this order
+    assert state.sensors[hot].alerts.alert_id is not None
+    assert state.sensors[calm].alerts.alert_id is None
+    silent = state.parts[PARTS[0]].stale.order
+    assert list(silent) == [hot]
+    assert silent[hot] == state.sensors[hot].heard > WALL0 + 1
