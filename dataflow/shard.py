@@ -1193,16 +1193,9 @@ class ShardState:
 
     def _touch(self, key: tuple[str, str], sensor: _Sensor, part: _Part, heard: float) -> None:
         """Put a sensor with an open alert at the back of its partition's silence queue; behind
-        the windows still queued, if any (they may open or resolve its alert).
-
-        Called at a sensor's first reading of a batch, so any window of its in the queue was
-        queued by that reading, last. Without one there, and no alert open now, the touch would
-        find none open when its turn came: it is not queued (at a fleet's scale, most are not).
-        """
-        queue = self._queue
-        if queue:
-            if queue[-1][1] is sensor or sensor.alerts.alert_id is not None:
-                queue.append((key, sensor, None, part, 0, heard))
+        the windows still queued, if any (they may open or resolve its alert)."""
+        if self._queue:
+            self._queue.append((key, sensor, None, part, 0, heard))
         elif sensor.alerts.alert_id is not None:
             part.stale.touch(key, heard)
 
