@@ -530,7 +530,7 @@ class ShardState:
             self.next_sweep = now + cfg.sweep_s
         out: list[Result] = []
         part = self._part(NO_PART)
-        clock, by_due = part.clock, part.closes.by_due
+        clock = part.clock
         beat_grace = cfg.grace_s
         base = clock.at(now, beat_grace)  # input time before this segment's readings
         # The partition's lead (``Lead``), in locals while its readings are read.
@@ -610,7 +610,7 @@ class ShardState:
                     clock.event(lead_time(first, second, mark, lateness) / 1e9)
                 lead.key, lead.first, lead.second, lead.mark = lkey, first, second, mark
                 part = self._part(reading.part)
-                clock, lead, by_due = part.clock, part.lead, part.closes.by_due
+                clock, lead = part.clock, part.lead
                 lkey, first, second, mark = lead.key, lead.first, lead.second, lead.mark
                 clock.beat(reading.wall, reading.since, now, beat_grace)
                 base, seg = clock.at(now, beat_grace), 0
@@ -679,11 +679,7 @@ class ShardState:
             sensor.heard = heard
             if win.next_close != before and win.open:  # once per window, not per reading
                 due = heard + _close_wait(sensor, idle) + (win.next_close - win.max_ts) / 1e9
-                group = by_due.get(due)  # ``CloseQueue.push``, inline
-                if group is None:
-                    part.closes.push(due, key, win.next_close)
-                else:
-                    group.append((key, win.next_close))
+                part.closes.push(due, key, win.next_close)
         if seg:
             if mate:
                 mark = first
