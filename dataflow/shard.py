@@ -509,12 +509,14 @@ class ShardState:
             part.stale.touch(key, sensor.heard)
         self._arm(key, sensor)
 
-    def _arm(self, key: tuple[str, str], sensor: _Sensor) -> None:
+    def _arm(self, key: tuple[str, str], sensor: _Sensor, wait: float | None = None) -> None:
         """Queue the close of the sensor's earliest open window on its partition's input time
-        (``ingest`` does the same inline, once per window)."""
+        (``ingest`` does the same inline, once per window). ``wait``: its ``_close_wait``, when
+        the caller has it."""
         win, part = sensor.windows, sensor.part
         if win.open and part is not None:
-            wait = _close_wait(sensor, self.config.idle_timeout_s)
+            if wait is None:
+                wait = _close_wait(sensor, self.config.idle_timeout_s)
             due = sensor.heard + wait + (win.next_close - win.max_ts) / 1e9
             part.closes.push(due, key, win.next_close)
 
@@ -797,8 +799,7 @@ class ShardState:
                     clock = max(win.max_ts + round((at - sensor.heard - wait) * 1e9), next_close)
                     self._score(key, sensor, win.close_at(clock, sizes[key[0]], lateness), out)
                     if win.open:
-                        due = sensor.heard + wait + (win.next_close - win.max_ts) / 1e9
-                        closes.push(due, key, win.next_close)
+                        self._arm(key, sensor, wait)
             heard_of = self._heard_of(part)
             if cfg.stale_s > 0:
                 self._drain()  # the windows closed may open or resolve alerts, and set cadences
