@@ -34,6 +34,10 @@ RUNS = {
         ["--windows", "300", "--rounds", "1"],
         [r"\(sensors \+ machine\) / sensors median [\d.]+", r"machine state pickled: after"],
     ),
+    "ingest": (
+        ["--workload", "W1", "--messages", "3000", "--runs", "1"],
+        [r"W1: ingest [\d.]+ µs/msg CPU \(median of 1; 3,000 messages, 3600 s windows\)"],
+    ),
     "inproc": (
         ["--workload", "W2", "--messages", "20000", "--runs", "1"],
         [r"W2: 20,000 messages, \d+ windows emitted \| route [\d.]+ µs/msg, shards [\d.]+"],
