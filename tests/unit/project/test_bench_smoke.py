@@ -38,6 +38,15 @@ RUNS = {
         ["--workload", "W1", "--messages", "3000", "--runs", "1"],
         [r"W1: ingest [\d.]+ µs/msg CPU \(median of 1; 3,000 messages, 3600 s windows\)"],
     ),
+    "proto_columnar": (
+        ["--workload", "W1", "--messages", "100000", "--runs", "1"],
+        [
+            r"round 0 proto: shards CPU [\d.]+ us/msg, 1,000 windows closed",
+            r"round 0 columns: shards CPU [\d.]+ us/msg, 1,000 windows closed",
+            r"round 0 ShardState: shards CPU [\d.]+ us/msg, 1,000 windows closed",
+            r"to-arrays [\d.]+ fold [\d.]+ score\+clean [\d.]+",
+        ],
+    ),
     "inproc": (
         ["--workload", "W2", "--messages", "20000", "--runs", "1"],
         [r"W2: 20,000 messages, \d+ windows emitted \| route [\d.]+ µs/msg, shards [\d.]+"],
@@ -65,6 +74,14 @@ def test_a_bench_script_runs_and_reports(name: str) -> None:
     done = run_bench(name, args)
     for pattern in patterns:
         assert re.search(pattern, done.stdout), (pattern, done.stdout[-2000:])
+
+
+def test_the_column_wise_prototype_closes_the_windows_the_shard_closes() -> None:
+    """``proto_columnar.py --check``: its timings compare like with like only while both of its
+    hand-offs close exactly ``ShardState``'s windows (start, count, mean, min, max)."""
+    done = run_bench("proto_columnar", ["--workload", "W1", "--messages", "100000", "--check"])
+    for way in ("proto", "columns"):
+        assert f"{way}: 1,000 windows, ShardState 1,000: the same" in done.stdout, done.stdout
 
 
 def test_the_in_process_bench_routes_polls_together_without_losing_any() -> None:
