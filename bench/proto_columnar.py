@@ -63,6 +63,8 @@ Segment = tuple[str, str, list[str], I8, F8]  # partition, family, ids, times, v
 def _push(hd: F8, hs: I8, hk: I8, hn: I8, hseq: I8, p: int, due: float, slot: int, nc: int) -> None:
     """A binary heap per partition of (due, seq) -> (slot, next_close)."""
     n = hn[p]
+    if n >= hd.shape[1]:  # Numba does not check bounds: a full heap would write past its end
+        raise IndexError("a partition's heap of closes is full: raise the shard's capacity")
     seq = hseq[p]
     hseq[p] += 1
     i = n
@@ -372,8 +374,8 @@ class ProtoShard:
         return s
 
     def _room(self, readings: int) -> None:
-        """Output rows for a call: each reading closes at most one window by its own clock and
-        expire at most each sensor's two (the kernels do not check bounds)."""
+        """Output rows for a call (the kernels do not check bounds): a window closed in a call
+        was open at its start (two a sensor at most) or opened by one of its readings."""
         need = readings + 2 * len(self.slot_of)
         if need > len(self.out_s):
             self.out_s = np.zeros(need, dtype=np.int64)
