@@ -421,25 +421,11 @@ class ProtoShard:
         self._room(len(slots))
         t1 = time.process_time()
         PARTS[0] += t1 - t0
-        cfg = self.config
-        size = next(iter(cfg.window_ns.values()))
-        m = ingest(
+        self._fold(
             np.array(slots, dtype=np.int64), np.array(ts, dtype=np.int64),
             np.array(vals, dtype=np.float64), np.array(parts, dtype=np.int64),
-            np.array(bases, dtype=np.float64), now, size, cfg.lateness_ns, cfg.idle_timeout_s,
-            self.fv, self.iv, self.cnt, self.part_of, self.hd, self.hs, self.hk, self.hn,
-            self.hseq, self.pin, self.out_s, self.out_f, self.out_i, 0, self.counts,
+            np.array(bases, dtype=np.float64), now, t1,
         )  # fmt: skip
-        for p in range(len(self.part_ix)):
-            m = expire(
-                p, self.pin[p], size, cfg.lateness_ns, cfg.idle_timeout_s, self.fv, self.iv,
-                self.cnt, self.part_of, self.hd, self.hs, self.hk, self.hn, self.hseq,
-                self.out_s, self.out_f, self.out_i, m,
-            )  # fmt: skip
-        t2 = time.process_time()
-        PARTS[1] += t2 - t1
-        self._drain(m, size)
-        PARTS[2] += time.process_time() - t2
 
     def ingest_columns(self, segments: list[Segment], now: float) -> None:
         """``ingest`` of ``route_columns``' hand-off: ids to slots by one lookup each."""
@@ -472,14 +458,22 @@ class ProtoShard:
         self._room(sum(map(len, slots_l)))
         t1 = time.process_time()
         PARTS[0] += t1 - t0
+        self._fold(
+            np.concatenate(slots_l), np.concatenate(ts_l), np.concatenate(vals_l),
+            np.concatenate(parts_l), np.concatenate(bases_l), now, t1,
+        )  # fmt: skip
+
+    def _fold(
+        self, slots: I8, ts: I8, vals: F8, parts: I8, bases: F8, now: float, t1: float
+    ) -> None:
+        """The compiled fold of a call's readings, the closes by input time, then the scoring;
+        ``t1``: when the hand-off's conversion ended (the arrays are made after it)."""
         cfg = self.config
         size = next(iter(cfg.window_ns.values()))
         m = ingest(
-            np.concatenate(slots_l), np.concatenate(ts_l), np.concatenate(vals_l),
-            np.concatenate(parts_l), np.concatenate(bases_l), now, size, cfg.lateness_ns,
-            cfg.idle_timeout_s, self.fv, self.iv, self.cnt, self.part_of, self.hd, self.hs,
-            self.hk, self.hn, self.hseq, self.pin, self.out_s, self.out_f, self.out_i, 0,
-            self.counts,
+            slots, ts, vals, parts, bases, now, size, cfg.lateness_ns, cfg.idle_timeout_s,
+            self.fv, self.iv, self.cnt, self.part_of, self.hd, self.hs, self.hk, self.hn,
+            self.hseq, self.pin, self.out_s, self.out_f, self.out_i, 0, self.counts,
         )  # fmt: skip
         for p in range(len(self.part_ix)):
             m = expire(
