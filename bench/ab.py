@@ -12,7 +12,7 @@ checkout's ratio to the first (per round and of the medians), the CPU time of th
 message (steadier than wall time on a busy machine: it does not count time spent waiting for a
 core), and each checkout's W2/W1 ratio (the cost of a 100k-sensor fleet against a 1k one).
 
-Before the first round each checkout's flow runs once on the empty topics, untimed: the compiled
+Before a workload's rounds each checkout's flow runs once on the empty topics, untimed: the compiled
 scorer's cache is kept per checkout path, so a new worktree's first run compiles it, a few
 seconds that the start-up subtraction would take from its first drain (a drain of seconds read
 as millions of messages a second). A same-round CPU ratio whose baseline measured no CPU (a

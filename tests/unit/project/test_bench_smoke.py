@@ -84,6 +84,45 @@ def test_the_column_wise_prototype_closes_the_windows_the_shard_closes() -> None
         assert f"{way}: 1,000 windows, ShardState 1,000: the same" in done.stdout, done.stdout
 
 
+def test_the_prototype_hands_python_a_reading_behind_its_sensors_clock() -> None:
+    """Out of order (a review's case; the workloads are in order): readings at 1, 20, 14.5 and
+    14.8 s of one sensor. ``ShardState`` adds 14.5 and closes its window at once (the sensor's
+    clock is at 20), so 14.8 is late. The prototype must not close that window and open it
+    again: it counts 14.5 as a row for Python, and 14.8 too, and closes only what the shard's
+    own clock closes (the window of 1 s)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import proto_columnar
+    finally:
+        sys.path.remove(str(BENCH))
+    from dataflow.config import Settings
+    from dataflow.flow import shard_config
+    from dataflow.progress import MARK, Beat
+    from dataflow.readings import Reading
+    from dataflow.shard import ShardState
+
+    config = shard_config(Settings.from_env({"EMIT_ALL_WINDOWS": "true"}))
+    base = 1_710_856_625 * 10**9  # on a window boundary
+    seconds = (1.0, 20.0, 14.5, 14.8)
+    batch = [Beat("temp/0", MARK, None)] + [
+        Reading("temperature", "7", base + int(x * 1e9), 60.0, None) for x in seconds
+    ]
+    proto = proto_columnar.ProtoShard(config, 16, 2)
+    proto_columnar.KEEP = []
+    try:
+        proto.ingest(batch, 4e9)
+        kept = list(proto_columnar.KEEP)
+    finally:
+        proto_columnar.KEEP = None
+    assert [w[2] - base for w in kept] == [0]  # the window of 1 s only, once
+    assert int(proto.counts[0]) == 2  # 14.5 and 14.8: Python's
+    shard = ShardState(config)
+    results = shard.ingest(batch, 4e9)
+    starts = sorted(r.stats.start - base for r in results if hasattr(r, "stats"))
+    assert starts == [0, 10 * 10**9]  # the shard: 1 s's, and 14.5's at once
+    assert shard.counts.late == 1  # 14.8
+
+
 def test_the_in_process_bench_routes_polls_together_without_losing_any() -> None:
     """``inproc.py --per-route``: polls routed together (as the flow's route step gets them)
     fold the same readings into the same windows as polls routed one at a time; 0 is refused."""
