@@ -17,13 +17,12 @@ import math
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
-from tests.integration.conftest import BROKERS, ROOT
+from tests.integration.conftest import BROKERS, ROOT, wait_for
 from tests.tools import missing
 
 BENCH = ROOT / "bench"
@@ -52,10 +51,11 @@ def run_script(
     )
     assert done.returncode == 0, f"{name}.py exited {done.returncode}:\n{done.stderr[-3000:]}"
     # A deletion the controller has taken may still be listed for a moment.
-    deadline = time.monotonic() + DELETED_WITHIN_S
-    while (left := topics_named(admin, prefix) - before) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert left == set(), f"{name}.py left topics behind: {sorted(left)}"
+    wait_for(
+        f"{name}.py's topics ({prefix}...) to be deleted",
+        lambda: not topics_named(admin, prefix) - before,
+        timeout=DELETED_WITHIN_S,
+    )
     return done
 
 
