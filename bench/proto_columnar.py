@@ -45,7 +45,7 @@ from dataflow.flow import ShardConfig, shard_config
 from dataflow.model.columns import ColumnScorer
 from dataflow.model.columns import warm as load_compiled_scorer
 from dataflow.progress import Beat
-from dataflow.readings import Format, Reading, Run, formats_by_topic, parse_poll
+from dataflow.readings import Format, Reading, Rows, Run, formats_by_topic, parse_poll
 from dataflow.routing import KeyCache, _learn_key, route
 from dataflow.runtime import tune_gc
 
@@ -397,7 +397,7 @@ class ProtoShard:
             self.out_f = np.zeros((need, 4))
             self.out_i = np.zeros(need, dtype=np.int64)
 
-    def ingest(self, batch: Sequence[Reading | Run | Beat], now: float) -> None:
+    def ingest(self, batch: Sequence[Reading | Run | Rows | Beat], now: float) -> None:
         """A batch as ``route`` hands it: readings to slot arrays, then the compiled fold."""
         t0 = time.process_time()
         slot_of = self.slot_of
@@ -429,6 +429,15 @@ class ProtoShard:
                 vals.extend(vv)
                 parts.extend([p] * len(tt))
                 bases.extend([base] * len(tt))
+            elif type(item) is Rows:
+                fam, n = item.family, len(item.ts)
+                for sid in item.sensor_ids:
+                    s = slot_of.get((fam, sid))
+                    slots.append(self._new((fam, sid)) if s is None else s)
+                ts.extend(item.ts)
+                vals.extend(item.values)
+                parts.extend([p] * n)
+                bases.extend([base] * n)
             else:
                 assert type(item) is Beat
                 p = self.part_ix.setdefault(item.part, len(self.part_ix))

@@ -26,7 +26,7 @@ from dataflow.encoding import Headers, encode_dead_letter, encode_late, encode_w
 from dataflow.model.machine import MachineParams
 from dataflow.model.scoring import ModelParams
 from dataflow.progress import Beat
-from dataflow.readings import Reading, Run, formats_by_topic
+from dataflow.readings import Reading, Rows, Run, formats_by_topic
 from dataflow.routing import DeadLetter, KeyCache, route
 from dataflow.shard import (
     FamilySetup,
@@ -208,7 +208,7 @@ def restore(resume: bytes, config: ShardConfig | None = None) -> ShardState:
     return state
 
 
-class ShardLogic(StatefulBatchLogic[list[Reading | Run | Beat], Result, bytes | None]):
+class ShardLogic(StatefulBatchLogic[list[Reading | Run | Rows | Beat], Result, bytes | None]):
     """Adapts ``ShardState`` to Bytewax: batches in, closed windows out, pickled snapshots (or
     none, without recovery)."""
 
@@ -257,7 +257,7 @@ class ShardLogic(StatefulBatchLogic[list[Reading | Run | Beat], Result, bytes | 
             self.status.add_dead({reason: n for reason, n in dead.items() if n})
         return out
 
-    def on_batch(self, values: list[list[Reading | Run | Beat]]) -> tuple[Out, bool]:
+    def on_batch(self, values: list[list[Reading | Run | Rows | Beat]]) -> tuple[Out, bool]:
         now = self.clock()
         out: Out = []
         for readings in values:

@@ -30,6 +30,7 @@ import math
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import cache, partial
+from itertools import repeat
 from operator import attrgetter
 from typing import Annotated, Any, NamedTuple, cast, final
 
@@ -95,6 +96,31 @@ class Run(NamedTuple):
             _new(Reading, (fam, sid, t, v, s))
             for t, v, s in zip(self.ts, self.values, self.sources, strict=True)
         ]
+
+
+@final
+class Rows(NamedTuple):
+    """Single readings of many sensors of one family, from one poll, in poll order, as columns:
+    a large fleet's polls, where each sensor has one reading in a poll.
+
+    Routing hands a shard one ``Rows`` per poll, not a ``Reading`` per message: no object per
+    reading, and columns are what a compiled shard would fold (issue 28). The shard reads it row
+    by row, each row a ``Reading``'s fields as a plain tuple (``rows``).
+    """
+
+    family: str
+    sensor_ids: Sequence[str]
+    ts: Sequence[int]
+    values: Sequence[float]
+    sources: Sequence[Any]
+
+    def rows(self) -> zip[tuple[str, str, int, float, Any]]:
+        """``(family, sensor_id, ts, value, source)`` per reading, in order."""
+        return zip(repeat(self.family), self.sensor_ids, self.ts, self.values, self.sources)
+
+    def readings(self) -> list[Reading]:
+        """The rows as ``Reading``s, in order."""
+        return [_new(Reading, row) for row in self.rows()]
 
 
 class SourceRef(tuple[bytes | None, bytes | None, str | None, int | None, int | None]):

@@ -2,9 +2,10 @@
 
 Pure. Input: batches of messages with the methods of confluent-kafka's ``Message`` (see
 ``SourceMessage``), duck-typed so tests need no Kafka. Each poll is decoded whole with its
-family's format where it can be (``dataflow.readings``), grouped into one ``Run`` per sensor,
-and sent to the shard ``shard_of`` names; a message that cannot be used becomes a
-``DeadLetter`` with its original bytes.
+family's format where it can be (``dataflow.readings``) and sent to the shard ``shard_of``
+names: a poll of distinct sensors (a large fleet's) as one ``Rows`` per shard, columns in poll
+order; one with several readings per sensor (a dense fleet's) grouped into one ``Run`` per
+sensor. A message that cannot be used becomes a ``DeadLetter`` with its original bytes.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any, NamedTuple, Protocol
 
+import numpy as np
+
 from dataflow.progress import MARK, Beat, part_name
 from dataflow.readings import (
     BadMessage,
@@ -21,6 +24,7 @@ from dataflow.readings import (
     Format,
     NoTimestamp,
     Reading,
+    Rows,
     Run,
     SourceRef,
     parse,
@@ -68,9 +72,9 @@ KeyCache = dict[Any, tuple[str, int]]  # one family's key bytes or id field -> (
 _new = tuple.__new__
 
 
-class ShardBatch(list[Reading | Run | Beat]):
-    """One shard's readings from a batch of polls, single or as runs: the item ``route`` hands
-    each shard.
+class ShardBatch(list[Reading | Run | Rows | Beat]):
+    """One shard's readings from a batch of polls, single, as runs or as rows: the item
+    ``route`` hands each shard.
 
     A plain list in the process that routed it. Bytewax pickles it only to send it to a worker in
     another process (``-i/-a``), and then it travels as rows of plain values, each source reduced
@@ -88,6 +92,8 @@ class ShardBatch(list[Reading | Run | Beat]):
             elif type(item) is Reading:
                 fam, sid, t, v, one = item
                 rows.append((fam, sid, t, v, _ref(one)))
+            elif type(item) is Rows:  # stays a Rows: its columns tell it from a Run's
+                rows.append(_new(Rows, (*item[:4], list(map(_ref, item.sources)))))
             else:
                 rows.append(item)  # a Beat: plain values
         return _unpack, (rows,)
@@ -109,9 +115,11 @@ def _unpack(rows: list[tuple[Any, ...]]) -> ShardBatch:
     return ShardBatch(map(_unrow, rows))
 
 
-def _unrow(row: tuple[Any, ...]) -> Reading | Run | Beat:
+def _unrow(row: tuple[Any, ...]) -> Reading | Run | Rows | Beat:
     if type(row) is Beat:
         return row
+    if type(row) is Rows:
+        return row._replace(sources=list(map(_unref, row.sources)))
     family, sensor_id, ts, value, src = row
     if type(ts) is tuple:
         return _new(Run, (family, sensor_id, ts, value, tuple(map(_unref, src))))
@@ -135,7 +143,7 @@ def route(
     caches).
     """
     caches: dict[str, KeyCache] = {} if shard_cache is None else shard_cache
-    buckets: list[list[Reading | Run | Beat]] = [[] for _ in range(shards)]
+    buckets: list[list[Reading | Run | Rows | Beat]] = [[] for _ in range(shards)]
     dead: list[DeadLetter] = []
     by_family: dict[str, int] = {}
     for batch in batches:
@@ -195,11 +203,12 @@ def _route_runs(
     cols: Columns,
     cache: KeyCache,
     shards: int,
-    buckets: list[list[Reading | Run | Beat]],
+    buckets: list[list[Reading | Run | Rows | Beat]],
     dead: list[DeadLetter],
     shared: bool = False,
 ) -> int:
-    """Group a decoded poll by sensor: a ``Run`` per sensor, or a ``Reading`` for a lone one.
+    """Group a decoded poll by sensor: a ``Run`` per sensor, or a ``Reading`` for a lone one;
+    a poll of distinct sensors as ``Rows`` (``_route_rows``).
 
     ``ids`` are the message keys, or the sensor id fields, as the family reads them; ``shared``
     as for ``_route_each``.
@@ -207,21 +216,8 @@ def _route_runs(
     family = fmt.name
     ts_col, value_col = cols.ts, cols.values
     refused = fmt.name if shared else None
-    if len(set(ids)) == len(ids):
-        # One reading per sensor (a large fleet's polls): a Reading per message, in poll
-        # order, without a group per sensor.
-        good = 0
-        for key, ts, value, msg in zip(ids, ts_col, value_col, batch, strict=True):
-            known = cache.get(key)
-            if known is None:
-                try:
-                    known = _learn_key(cache, key, fmt, shards)
-                except BadMessage as exc:
-                    dead.append(_dead(msg, exc.reason, exc.detail, refused))
-                    continue
-            buckets[known[1]].append(_new(Reading, (family, known[0], ts, value, msg)))
-            good += 1
-        return good
+    if len(set(ids)) == len(ids):  # one reading per sensor (a large fleet's polls)
+        return _route_rows(batch, ids, fmt, cols, cache, shards, buckets, dead, refused)
     groups: dict[Any, list[int]] = {}
     for i, key in enumerate(ids):
         idx = groups.get(key)
@@ -253,12 +249,72 @@ def _route_runs(
     return good
 
 
+def _route_rows(
+    batch: Sequence[SourceMessage],
+    ids: list[Any],
+    fmt: Format,
+    cols: Columns,
+    cache: KeyCache,
+    shards: int,
+    buckets: list[list[Reading | Run | Rows | Beat]],
+    dead: list[DeadLetter],
+    refused: str | None,
+) -> int:
+    """A decoded poll of distinct sensors: each shard's rows as one ``Rows``, in poll order.
+
+    Every loop is in C but the two that split the cache's answers: the lookups by ``map``, the
+    shards' order by one stable numpy sort, each column reordered by ``itemgetter``.
+    """
+    known: list[Any] = list(map(cache.get, ids))
+    ts_col: Sequence[int] = cols.ts
+    value_col: Sequence[float] = cols.values
+    sources: Sequence[SourceMessage] = batch
+    try:
+        sensor_ids = [k[0] for k in known]
+    except TypeError:  # a key not seen yet (None): checked and learned, or a dead letter
+        keep: list[int] = []
+        for i, key in enumerate(ids):
+            if known[i] is None:
+                try:
+                    known[i] = _learn_key(cache, key, fmt, shards)
+                except BadMessage as exc:
+                    dead.append(_dead(batch[i], exc.reason, exc.detail, refused))
+                    continue
+            keep.append(i)
+        if not keep:
+            return 0
+        if len(keep) < len(ids):
+            known = [known[i] for i in keep]
+            ts_col = [ts_col[i] for i in keep]
+            value_col = [value_col[i] for i in keep]
+            sources = [batch[i] for i in keep]
+        sensor_ids = [k[0] for k in known]
+    family, n = fmt.name, len(known)
+    where = [k[1] for k in known]
+    first = where[0]
+    if where.count(first) == n:  # one shard (a single-shard flow, or a small poll)
+        buckets[first].append(_new(Rows, (family, sensor_ids, ts_col, value_col, sources)))
+        return n
+    shard_of_row = np.array(where, dtype=np.intp)
+    order = np.argsort(shard_of_row, kind="stable")
+    bounds = np.searchsorted(shard_of_row[order], np.arange(shards + 1)).tolist()
+    pick = itemgetter(*order.tolist())
+    sids, stamps, values, msgs = (pick(col) for col in (sensor_ids, ts_col, value_col, sources))
+    for shard in range(shards):
+        a, b = bounds[shard], bounds[shard + 1]
+        if a < b:
+            buckets[shard].append(
+                _new(Rows, (family, sids[a:b], stamps[a:b], values[a:b], msgs[a:b]))
+            )
+    return n
+
+
 def _route_each(
     batch: Sequence[SourceMessage],
     fmt: Format,
     cache: KeyCache,
     shards: int,
-    buckets: list[list[Reading | Run | Beat]],
+    buckets: list[list[Reading | Run | Rows | Beat]],
     dead: list[DeadLetter],
     shared: bool = False,
 ) -> int:

@@ -74,7 +74,7 @@ from dataflow.progress import (
     grace,
     lead_time,
 )
-from dataflow.readings import Reading, Run
+from dataflow.readings import Reading, Rows, Run
 from dataflow.rules import RuleSet
 from dataflow.windows import SensorWindows, WindowStats
 
@@ -256,6 +256,14 @@ def _scatters(
         scatter = (high - low) / (9.0 * np.sqrt(count))
     honest = (count >= 2) & (high >= low) & (scatter < np.inf)
     return np.where(honest, scatter, 0.0)
+
+
+_new = tuple.__new__  # a row of a ``Rows`` as the ``Reading`` it is, where one is kept
+
+
+def _rows_of(item: Reading | Run | Rows | Beat) -> Iterable[Any]:
+    """What ``ingest`` reads of an item: a ``Rows``'s rows, or the item itself."""
+    return item.rows() if type(item) is Rows else (item,)
 
 
 def _follow_cadence(sensor: _Sensor, stats: WindowStats) -> None:
@@ -520,9 +528,9 @@ class ShardState:
             due = sensor.heard + wait + (win.next_close - win.max_ts) / 1e9
             part.closes.push(due, key, win.next_close)
 
-    def ingest(self, readings: Iterable[Reading | Run | Beat], now: float) -> list[Result]:
-        """Fold a batch (readings single or as runs, each partition's after its ``Beat``) at
-        wall time ``now``; return closed windows and refused readings."""
+    def ingest(self, readings: Iterable[Reading | Run | Rows | Beat], now: float) -> list[Result]:
+        """Fold a batch (readings single, as runs or as rows, each partition's after its
+        ``Beat``) at wall time ``now``; return closed windows and refused readings."""
         cfg = self.config
         sizes, lateness, idle = cfg.window_ns, cfg.lateness_ns, cfg.idle_timeout_s
         sensors = self.sensors
@@ -541,15 +549,17 @@ class ShardState:
         lkey, first, second, mark = lead.key, lead.first, lead.second, lead.mark
         seg = 0  # the segment's latest event time so far, ns, capped at the wall clock (0: none)
         mate = False  # a sensor other than the lead heard in the segment, at or past ``second``
-        for reading in readings:
-            # One test of the class (``Run``, ``Reading`` and ``Beat`` are final), then each
-            # kind is unpacked as itself: unpacking beats four attribute reads. The sensor's
-            # lookup is written in both reading branches: a call per reading, or a slice of the
-            # reading hoisted above the branch, measured slower (bench/RESULTS.md).
-            if type(reading) is Reading:
+        for reading in chain.from_iterable(map(_rows_of, readings)):
+            # One test of the class (``Run``, ``Reading`` and ``Beat`` are final; a row of a
+            # ``Rows`` is a plain tuple of a ``Reading``'s fields), then each kind is unpacked as
+            # itself: unpacking beats four attribute reads. The sensor's lookup is written in
+            # both reading branches: a call per reading, or a slice of the reading hoisted above
+            # the branch, measured slower (bench/RESULTS.md).
+            kind = type(reading)
+            if kind is tuple or kind is Reading:
                 family, sensor_id, ts, value, _ = reading
                 if ts > horizon:
-                    out.append(LateReading(reading, FUTURE))
+                    out.append(LateReading(_new(Reading, reading), FUTURE))
                     self.counts.future += 1
                     continue
                 key = (family, sensor_id)
@@ -557,7 +567,7 @@ class ShardState:
                 if sensor is None:
                     sensor = self._new_sensor(key)
                     if sensor is None:
-                        out.append(LateReading(reading, SENSOR_LIMIT))
+                        out.append(LateReading(_new(Reading, reading), SENSOR_LIMIT))
                         self.counts.limited += 1
                         continue
                 if sensor.part is not part:
@@ -566,12 +576,12 @@ class ShardState:
                 win = sensor.windows
                 before = win.next_close
                 if ts + size + lateness <= win.max_ts or not win.add(ts, value, size, lateness):
-                    if not self._one(key, sensor, reading, size, out):
+                    if not self._one(key, sensor, _new(Reading, reading), size, out):
                         continue
                 elif sensor.late_from is not None:
                     sensor.late_from = None
                 last = ts
-            elif type(reading) is Run:
+            elif kind is Run:
                 family, sensor_id, stamps, values, _ = reading
                 if stamps[-1] > horizon and min(stamps) > horizon:  # all from the future
                     out.extend(LateReading(r, FUTURE) for r in reading.readings())
@@ -605,7 +615,7 @@ class ShardState:
                         continue
                     last = win.max_ts
             else:  # a Beat: the next readings come from its partition
-                assert type(reading) is Beat
+                assert kind is Beat
                 if seg:
                     if mate:  # the lead's progress in this segment is the mates' too: once
                         mark, mate = first, False
@@ -628,7 +638,7 @@ class ShardState:
                     if step > span:
                         # Its clock jumped before these readings (a run's own span is time
                         # passing): the jump is not how far the input moved.
-                        begin = stamps[0] if type(reading) is Run else last
+                        begin = stamps[0] if kind is Run else last
                         jump = (begin if begin < last else last) - first
                         if jump > span:
                             mark += jump
@@ -644,7 +654,7 @@ class ShardState:
                 # Its step past the lead may be a clock set ahead: not counted. A run's own
                 # span past the lead is time passing.
                 mark = last
-                if type(reading) is Run:
+                if kind is Run:
                     begin = stamps[0]
                     if begin < mark:
                         mark = begin if begin > first else first

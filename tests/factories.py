@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from itertools import chain
 from typing import Any
 
 from dataflow.config import Settings
@@ -61,14 +62,22 @@ def topics(
 
 
 def readings_only(routed: Any) -> Any:
-    """``route``'s answer with each shard's partition marks (``Beat``) left out: what tests of
-    decoding and grouping compare. ``test_routing`` checks the marks themselves."""
+    """``route``'s answer with each shard's partition marks (``Beat``) left out and its ``Rows``
+    as single readings: what tests of decoding and grouping compare. ``test_routing`` checks the
+    marks and the hand-off's shapes themselves."""
     from dataflow.progress import Beat
+    from dataflow.readings import Rows
     from dataflow.routing import ShardBatch
 
     by_shard, *rest = routed
     kept = {
-        shard: ShardBatch(item for item in batch if type(item) is not Beat)
+        shard: ShardBatch(
+            chain.from_iterable(
+                item.readings() if type(item) is Rows else (item,)
+                for item in batch
+                if type(item) is not Beat
+            )
+        )
         for shard, batch in by_shard.items()
     }
     return (kept, *rest)

@@ -19,6 +19,7 @@ from dataflow.readings import (
     VALID_RANGES,
     BadMessage,
     Reading,
+    Rows,
     Run,
     SourceRef,
     _parse_general,
@@ -410,7 +411,8 @@ def test_a_poll_of_one_reading_per_sensor_gives_the_message_by_message_readings(
     assert [(d.reason, d.offset) for d in slow_dead] == [("bad_key", 77), ("invalid_json", 999)]
     order = {s: [(*r[:4], r.source.offset()) for r in b] for s, b in flatten(fast).items()}
     assert order == {s: [(*r[:4], r.source.offset()) for r in b] for s, b in flatten(slow).items()}
-    assert all(type(it) is Reading for b in fast.values() for it in b if type(it) is not Beat)
+    raw, _, _ = route([msgs], TOPICS, 4)  # each shard's share of the poll: one Rows
+    assert [[type(it) for it in b] for b in raw.values()] == [[Beat, Rows]] * len(raw)
 
 
 def test_a_batch_of_runs_crosses_processes_and_keeps_late_bytes() -> None:
@@ -423,3 +425,67 @@ def test_a_batch_of_runs_crosses_processes_and_keeps_late_bytes() -> None:
         assert after[:4] == before[:4]
         assert isinstance(after.source, SourceRef)
         assert encode_late(LateReading(after)) == encode_late(LateReading(before))
+
+
+def typed(results: list) -> list[tuple]:
+    """Results with their classes, and a refused reading's: a row of ``Rows`` equals the
+    ``Reading`` it stands for as a tuple, but only a ``Reading`` has ``.source`` to encode."""
+    return [(type(r), type(getattr(r, "reading", None)), r) for r in results]
+
+
+def compare_rows(seed: int, disorder: float) -> dict[str, int]:
+    """Feed one random stream to two shards, a poll of distinct sensors as ``Rows`` to one and
+    as single readings to the other; assert the same results; return what was counted."""
+    rng = random.Random(seed)
+    config = make_shard_config(
+        window_ns=SIZE, lateness_ns=LATE, emit_all=True, max_sensors=9, max_future_ns=30 * S
+    )
+    singles, rows = ShardState(config), ShardState(config)
+    names = [f"s{i}" for i in range(12)]  # more than the limit: some refused
+    clock = dict.fromkeys(names, 0)
+    wall = T0 / S + 60
+    totals: dict[str, int] = {}
+    for batch_no in range(15):
+        wall += rng.uniform(0.0, 4.0)
+        by_rows: list[Reading | Run | Rows | Beat] = []
+        flat: list[Reading | Run | Rows | Beat] = []
+        for part in range(rng.randint(1, 2)):
+            beat = Beat(f"temperature_readings/{part}", wall, wall - 1)
+            sample = rng.sample(names, rng.randint(1, len(names)))
+            stamps = []
+            for sensor in sample:
+                clock[sensor] += rng.randint(0, 3 * S)
+                jitter = rng.randint(-6 * S, 0) if rng.random() < disorder else 0
+                future = 200 * S if rng.random() < 0.05 else 0
+                stamps.append(T0 + max(0, clock[sensor] + jitter) + future)
+            values = [rng.choice([rng.uniform(20, 100), 95.0, -0.0]) for _ in sample]
+            sources = [
+                SourceRef((s.encode(), b"v%d" % batch_no, "t", part, i))
+                for i, s in enumerate(sample)
+            ]
+            poll = Rows(TEMPERATURE, sample, stamps, values, sources)
+            by_rows += [beat, poll]
+            flat += [beat, *poll.readings()]
+        assert typed(rows.ingest(by_rows, wall)) == typed(singles.ingest(flat, wall))
+        assert typed(rows.expire(wall)) == typed(singles.expire(wall))
+        counted = rows.counts.take()
+        assert counted == singles.counts.take()
+        for name, n in counted.items():
+            totals[name] = totals.get(name, 0) + n
+    assert rows.flush() == singles.flush()
+    return totals
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 2**32), st.floats(0.0, 1.0))
+def test_a_shard_gives_the_same_results_from_rows(seed: int, disorder: float) -> None:
+    """A poll of distinct sensors handed as ``Rows`` (a large fleet's polls) gives what the same
+    readings one by one give: windows, late readings and those from the future or past the
+    sensor limit with their sources, in the same order, on two partitions."""
+    compare_rows(seed, disorder)
+
+
+def test_the_rows_comparison_reaches_every_refusal() -> None:
+    """The random streams above do reach the late, future and sensor-limit paths."""
+    totals = compare_rows(3, 0.5)
+    assert totals["late"] and totals["future"] and totals["limited"] and totals["windows"]
