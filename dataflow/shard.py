@@ -261,11 +261,6 @@ def _scatters(
 _new = tuple.__new__  # a row of a ``Rows`` as the ``Reading`` it is, where one is kept
 
 
-def _rows_of(item: Reading | Run | Rows | Beat) -> Iterable[Any]:
-    """What ``ingest`` reads of an item: a ``Rows``'s rows, or the item itself."""
-    return item.rows() if type(item) is Rows else (item,)
-
-
 def _follow_cadence(sensor: _Sensor, stats: WindowStats) -> None:
     """Learn the sensor's usual time between readings from a closed window, by the readings'
     own times (not by when they were read, which a backlog compresses): within the window, or
@@ -549,7 +544,7 @@ class ShardState:
         lkey, first, second, mark = lead.key, lead.first, lead.second, lead.mark
         seg = 0  # the segment's latest event time so far, ns, capped at the wall clock (0: none)
         mate = False  # a sensor other than the lead heard in the segment, at or past ``second``
-        for reading in chain.from_iterable(map(_rows_of, readings)):
+        for reading in chain.from_iterable(map(self._items(horizon), readings)):
             # One test of the class (``Run``, ``Reading`` and ``Beat`` are final; a row of a
             # ``Rows`` is a plain tuple of a ``Reading``'s fields), then each kind is unpacked as
             # itself: unpacking beats four attribute reads. The sensor's lookup is written in
@@ -581,12 +576,8 @@ class ShardState:
                 elif sensor.late_from is not None:
                     sensor.late_from = None
                 last = ts
-            elif kind is Run:
+            elif kind is Run:  # one that folds whole (``_items``): in order, none late
                 family, sensor_id, stamps, values, _ = reading
-                if stamps[-1] > horizon and min(stamps) > horizon:  # all from the future
-                    out.extend(LateReading(r, FUTURE) for r in reading.readings())
-                    self.counts.future += len(stamps)
-                    continue
                 key = (family, sensor_id)
                 sensor = sensors.get(key)
                 if sensor is None:
@@ -601,19 +592,9 @@ class ShardState:
                 win = sensor.windows
                 before = win.next_close
                 last = stamps[-1]
-                if (
-                    stamps[0] >= win.closed_until
-                    and stamps[0] + size + lateness > win.max_ts
-                    and last <= horizon
-                    and all(map(le, stamps, islice(stamps, 1, None)))
-                ):
-                    win.add_sorted(stamps, values, size, lateness)  # in order: none can be late
-                    if sensor.late_from is not None:
-                        sensor.late_from = None
-                else:  # out of order: one by one, as single readings (which close as they go)
-                    if not self._ingest_each(key, sensor, reading.readings(), horizon, out):
-                        continue
-                    last = win.max_ts
+                win.add_sorted(stamps, values, size, lateness)
+                if sensor.late_from is not None:
+                    sensor.late_from = None
             else:  # a Beat: the next readings come from its partition
                 assert kind is Beat
                 if seg:
@@ -701,34 +682,39 @@ class ShardState:
         self._machine_out(out)
         return out
 
-    def _ingest_each(
-        self,
-        key: tuple[str, str],
-        sensor: _Sensor,
-        readings: list[Reading],
-        horizon: int,
-        out: list[Result],
-    ) -> int:
-        """A run's readings one by one, as ``ingest`` takes single ones; returns how many were
-        taken (not late, not from the future)."""
-        size, lateness = self.config.window_ns[key[0]], self.config.lateness_ns
-        win = sensor.windows
-        taken = 0
-        for reading in readings:
-            ts = reading.ts
-            if ts > horizon:
-                out.append(LateReading(reading, FUTURE))
-                self.counts.future += 1
-                continue
-            if ts + size + lateness <= win.max_ts or not win.add(ts, reading.value, size, lateness):
-                if not self._one(key, sensor, reading, size, out):
-                    continue
-            elif sensor.late_from is not None:
-                sensor.late_from = None
-            taken += 1
-            if win.max_ts >= win.next_close:
-                self._score(key, sensor, win.close_due(size, lateness), out)
-        return taken
+    def _items(self, horizon: int) -> Callable[[Reading | Run | Rows | Beat], Iterable[Any]]:
+        """What ``ingest`` reads of each item, asked as it comes to the item (``chain`` takes
+        the next item's rows only once the last one's are read): a ``Rows``'s rows; a ``Run``
+        whole if it can fold whole, else its readings one by one, exactly as single readings.
+
+        A run folds whole when its readings are in order, none from the future, and the first
+        one's window is not closed and not due by the sensor's clock already (the window's end,
+        not the reading, plus the lateness, ahead of ``max_ts``): then none of them can be late,
+        whatever closes between them. A window already due closes at its first reading, and the
+        run's next readings in it are late, as single readings would find them.
+        """
+        sensors, sizes, lateness = self.sensors, self.config.window_ns, self.config.lateness_ns
+
+        def items(item: Reading | Run | Rows | Beat) -> Iterable[Any]:
+            kind = type(item)
+            if kind is Rows:
+                return cast("Rows", item).rows()
+            if kind is Run:
+                run = cast("Run", item)
+                family, sensor_id, stamps, _, _ = run
+                if stamps[-1] > horizon or not all(map(le, stamps, islice(stamps, 1, None))):
+                    return run.readings()
+                sensor = sensors.get((family, sensor_id))
+                if sensor is not None:  # (a new sensor's windows are empty)
+                    win, head, size = sensor.windows, stamps[0], sizes[family]
+                    if (
+                        head < win.closed_until
+                        or head - head % size + size + lateness <= win.max_ts
+                    ):
+                        return run.readings()
+            return (item,)
+
+        return items
 
     def _one(
         self, key: tuple[str, str], sensor: _Sensor, reading: Reading, size: int, out: list[Result]

@@ -27,7 +27,7 @@ from dataflow.readings import (
     parse_poll,
 )
 from dataflow.routing import ShardBatch, route
-from dataflow.shard import LateReading, ShardConfig, ShardState
+from dataflow.shard import LateReading, ShardConfig, ShardState, WindowResult
 from dataflow.windows import SensorWindows, _sum_in_order
 from tests.factories import T0, S, fmt, readings_only, topics
 from tests.factories import shard_config as make_shard_config
@@ -303,6 +303,30 @@ def test_a_shard_gives_the_same_windows_and_late_readings_from_runs(
         assert runs.ingest(items, now) == singles.ingest(flat, now)
         assert runs.counts.take() == singles.counts.take()
     assert runs.flush() == singles.flush()
+
+
+def test_a_run_in_order_whose_first_window_is_already_due_reads_as_single_readings() -> None:
+    """The sensor's clock (18 s) has passed [10, 15)'s end plus the lateness (17 s): a run from
+    12.9 s, in order, its first reading not so far behind the clock that it alone is refused
+    (12.9 + 5 + 2 > 18), opens [10, 15), which closes at once with that one reading; the run's
+    next reading in it, 14 s, is late, as single readings find it. Found by
+    ``test_shard_handoff``: the fast path took the whole run into the window."""
+    base = T0 - T0 % SIZE  # a window's start
+    wall = T0 / S + 60
+    results = []
+    for as_run in (True, False):
+        shard_ = ShardState(shard_config())
+        src = tuple(SourceRef((b"a", b"v%d" % i, "t", 0, i)) for i in range(3))
+        shard_.ingest([Reading(TEMPERATURE, "a", base + 18 * S, 60.0, src[0])], wall)
+        stamps, values = (base + 12_900_000_000, base + 14 * S), (61.0, 62.0)
+        run = Run(TEMPERATURE, "a", stamps, values, src[1:])
+        out = shard_.ingest([run] if as_run else run.readings(), wall)
+        results.append((typed(out), typed(shard_.flush())))
+    assert results[0] == results[1]
+    (got, _), _ = results
+    kinds = [kind for kind, _, _ in got]
+    assert kinds == [WindowResult, LateReading]  # [10, 15) of 12.9 s alone, then 14 s late
+    assert got[0][2].stats.count == 1
 
 
 def test_a_run_of_only_late_readings_does_not_count_as_hearing_from_the_sensor() -> None:
