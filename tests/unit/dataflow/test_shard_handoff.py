@@ -1,9 +1,10 @@
 """What routing hands a shard (``Rows``, ``Run``, single ``Reading``s, a partition's ``Beat``
 before each poll's share) and how often the shard is snapshotted change nothing it writes.
 
-A differential check: one seeded workload (``test_shard_batch``'s: both families on two
+A differential check: a seeded workload (``test_shard_batch``'s: both families on two
 partitions, spikes and level shifts opening and resolving alerts, silences going stale and
-forgotten, a sensor moving partition, new sensors), encoded as the producer writes it, read in
+forgotten, a sensor moving partition, new sensors; or a large fleet's shape, ``fleet``: one
+reading a window, windows closed by input time), encoded as the producer writes it, read in
 polls of random sizes (some of distinct sensors: ``Rows``; some with a sensor's several
 readings: ``Run``s; some with a bad message: single readings) and routed by ``route`` into three
 shards. Each shard's batch goes to two ``ShardState``s: one reads it as routed and is pickled and
@@ -20,6 +21,7 @@ little from those of the same readings one by one; ``test_runs`` compares what m
 
 from __future__ import annotations
 
+import math
 import pickle
 import random
 from collections.abc import Iterable
@@ -31,9 +33,9 @@ from dataflow.families import AIR_QUALITY, TEMPERATURE
 from dataflow.progress import Beat, Poll, part_name
 from dataflow.readings import Reading, Rows, Run
 from dataflow.routing import KeyCache, ShardBatch, route
-from dataflow.shard import ShardState
+from dataflow.shard import ShardState, WindowResult
 from producer.shapes import encode
-from tests.factories import topics
+from tests.factories import T0, S, topics
 from tests.fakes import FakeMessage
 from tests.unit.dataflow.test_shard_batch import WALL0, config, workload
 
@@ -114,17 +116,67 @@ def sensors(state: ShardState) -> list[tuple[object, ...]]:
     ]
 
 
+def fleet(seed: int) -> list[tuple[float, list[Beat | Reading]]]:
+    """(wall time, batch) pairs of a large fleet's shape: 600 sensors on two partitions, each
+    reading once every 5 s (one reading a window), read a second at a time, so most windows
+    close by their partition's input time; spikes open alerts, silences make them stale and
+    forget sensors, and now and then a reading comes a batch late, or too late."""
+    rng = random.Random(seed)
+    sensors = [
+        (
+            TEMPERATURE if i % 4 else AIR_QUALITY,
+            f"f{i}",
+            i % 2,
+            rng.uniform(0.0, 5.0),  # its phase
+            rng.uniform(20.0, 70.0),  # its level
+        )
+        for i in range(600)
+    ]
+    quiet: dict[str, float] = {}
+    held: dict[int, list[list[Reading]]] = {}  # by the step they arrive at, per partition
+    out = []
+    for step in range(150):
+        t0 = float(step)
+        by_part = held.pop(step, [[], []])
+        for family, sid, part, phase, level in sensors:
+            if quiet.get(sid, -1.0) > t0:
+                continue
+            if rng.random() < 0.001:
+                quiet[sid] = t0 + rng.choice([30.0, 90.0, 500.0])
+            k = math.ceil((t0 - phase) / 5.0)
+            t = phase + 5.0 * k
+            if t0 <= t < t0 + 1.0:
+                value = level + rng.gauss(0.0, 1.0) + (40.0 if rng.random() < 0.02 else 0.0)
+                reading = Reading(family, sid, T0 + int(t * S), value)
+                if rng.random() < 0.02:  # comes a second late, or eight (too late)
+                    later = held.setdefault(step + rng.choice([1, 8]), [[], []])
+                    later[part].append(reading)
+                else:
+                    by_part[part].append(reading)
+        wall = WALL0 + t0 + 1.0
+        batch: list[Beat | Reading] = []
+        for part, readings in enumerate(by_part):
+            rng.shuffle(readings)
+            batch += [Beat(f"p/{part}", wall, WALL0), *readings]
+        out.append((wall, batch))
+    return out
+
+
+SHAPES = {"mixed": workload, "fleet": fleet}
+
+
 @cache
-def compare(seed: int) -> dict[str, int]:
-    """Run the check; return what was routed and counted, for the coverage test."""
+def compare(seed: int, shape: str = "mixed") -> dict[str, int]:
+    """Run the check on one of the workloads (``SHAPES``); return what was routed and counted,
+    for the coverage tests."""
     rng = random.Random(seed)
     cfg = config()
     routed: list[ShardState] = [ShardState(cfg) for _ in range(SHARDS)]
     single: list[ShardState] = [ShardState(cfg) for _ in range(SHARDS)]
     cache: dict[str, KeyCache] = {}
-    seen = {"rows": 0, "runs": 0, "readings": 0, "dead": 0, "snapshots": 0}
+    seen = {"rows": 0, "runs": 0, "readings": 0, "dead": 0, "snapshots": 0, "closed_idle": 0}
     fmts = topics()
-    for wall, batch in workload(seed):
+    for wall, batch in SHAPES[shape](seed):
         by_shard, dead, _ = route(polls(batch, wall, rng), fmts, SHARDS, cache)
         seen["dead"] += len(dead)
         for shard, items in by_shard.items():
@@ -136,9 +188,9 @@ def compare(seed: int) -> dict[str, int]:
             want = single[shard].ingest(singles(items), wall)
             assert typed(got) == typed(want)
         for shard in range(SHARDS):
-            assert typed(routed[shard].expire(wall + 0.5)) == typed(
-                single[shard].expire(wall + 0.5)
-            )
+            expired = routed[shard].expire(wall + 0.5)
+            assert typed(expired) == typed(single[shard].expire(wall + 0.5))
+            seen["closed_idle"] += sum(type(r) is WindowResult for r in expired)
             counted = routed[shard].counts.take()
             assert counted == single[shard].counts.take()
             for name, n in counted.items():
@@ -156,6 +208,18 @@ def compare(seed: int) -> dict[str, int]:
 @pytest.mark.parametrize("seed", [1, 2])
 def test_the_hand_off_and_snapshots_change_nothing_a_shard_writes(seed: int) -> None:
     compare(seed)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_fleet_s_shape_changes_nothing_either(seed: int) -> None:
+    """The fleet's shape reaches what it is meant to: polls of distinct sensors (``Rows``) far
+    more than runs, most windows closed by input time, alerts, late readings, forgotten
+    sensors."""
+    seen = compare(seed, "fleet")
+    assert seen["rows"] > 5 * seen["runs"]
+    assert seen["closed_idle"] > seen["windows"] / 2
+    for name in ("alerts_opened", "alerts_resolved", "late", "forgotten", "snapshots"):
+        assert seen[name] > 0, name
 
 
 def test_the_check_reaches_every_shape_and_rule() -> None:
