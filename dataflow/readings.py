@@ -100,12 +100,15 @@ class Run(NamedTuple):
 
 @final
 class Rows(NamedTuple):
-    """Single readings of many sensors of one family, from one poll, in poll order, as columns:
-    a large fleet's polls, where each sensor has one reading in a poll.
+    """Single readings of one family from one poll, in poll order, as columns: a large
+    fleet's polls, where each sensor has one reading in a poll.
 
     Routing hands a shard one ``Rows`` per poll, not a ``Reading`` per message: no object per
-    reading, and columns are what a compiled shard would fold (issue 28). The shard reads it row
-    by row, each row a ``Reading``'s fields as a plain tuple (``rows``).
+    reading, and columns are what a compiled shard would fold (issue 28). The poll's message
+    keys (or id fields) were distinct, which its sensors usually are but need not be: ids that
+    differ only in form (a field of ``1`` and one of ``"1"``) are one sensor. So a row may
+    repeat an earlier row's sensor, and a fold must take the rows in order, as the shard does:
+    row by row, each a ``Reading``'s fields as a plain tuple (``rows``).
     """
 
     family: str

@@ -3,7 +3,7 @@
 Pure. Input: batches of messages with the methods of confluent-kafka's ``Message`` (see
 ``SourceMessage``), duck-typed so tests need no Kafka. Each poll is decoded whole with its
 family's format where it can be (``dataflow.readings``) and sent to the shard ``shard_of``
-names: a poll of distinct sensors (a large fleet's) as one ``Rows`` per shard, columns in poll
+names: a poll of distinct keys (a large fleet's) as one ``Rows`` per shard, columns in poll
 order; one with several readings per sensor (a dense fleet's) grouped into one ``Run`` per
 sensor. A message that cannot be used becomes a ``DeadLetter`` with its original bytes.
 """
@@ -208,7 +208,7 @@ def _route_runs(
     shared: bool = False,
 ) -> int:
     """Group a decoded poll by sensor: a ``Run`` per sensor, or a ``Reading`` for a lone one;
-    a poll of distinct sensors as ``Rows`` (``_route_rows``).
+    a poll of distinct ids as ``Rows`` (``_route_rows``).
 
     ``ids`` are the message keys, or the sensor id fields, as the family reads them; ``shared``
     as for ``_route_each``.
@@ -260,10 +260,12 @@ def _route_rows(
     dead: list[DeadLetter],
     refused: str | None,
 ) -> int:
-    """A decoded poll of distinct sensors: each shard's rows as one ``Rows``, in poll order.
+    """A decoded poll of distinct ids: each shard's rows as one ``Rows``, in poll order.
 
-    Every loop is in C but the two that split the cache's answers: the lookups by ``map``, the
-    shards' order by one stable numpy sort, each column reordered by ``itemgetter``.
+    Once every key is known (the steady state), every loop is in C but the two that split the
+    cache's answers: the lookups by ``map``, the shards' order by one stable numpy sort, each
+    column reordered by ``itemgetter``. A poll with a key not seen yet goes through the keys
+    once in Python, to learn it or refuse it.
     """
     known: list[Any] = list(map(cache.get, ids))
     ts_col: Sequence[int] = cols.ts
@@ -298,6 +300,8 @@ def _route_rows(
     shard_of_row = np.array(where, dtype=np.intp)
     order = np.argsort(shard_of_row, kind="stable")
     bounds = np.searchsorted(shard_of_row[order], np.arange(shards + 1)).tolist()
+    if bounds[-1] != n:  # a cache filled for more shards than this flow has
+        raise ValueError(f"routing cache names a shard beyond {shards}: cannot route")
     pick = itemgetter(*order.tolist())
     sids, stamps, values, msgs = (pick(col) for col in (sensor_ids, ts_col, value_col, sources))
     for shard in range(shards):

@@ -545,7 +545,7 @@ class ShardState:
         seg = 0  # the segment's latest event time so far, ns, capped at the wall clock (0: none)
         mate = False  # a sensor other than the lead heard in the segment, at or past ``second``
         for reading in chain.from_iterable(map(self._items(horizon), readings)):
-            # One test of the class (``Run``, ``Reading`` and ``Beat`` are final; a row of a
+            # Tests of the class (``Run``, ``Reading`` and ``Beat`` are final; a row of a
             # ``Rows`` is a plain tuple of a ``Reading``'s fields), then each kind is unpacked as
             # itself: unpacking beats four attribute reads. The sensor's lookup is written in
             # both reading branches: a call per reading, or a slice of the reading hoisted above
@@ -687,9 +687,10 @@ class ShardState:
         the next item's rows only once the last one's are read): a ``Rows``'s rows; a ``Run``
         whole if it can fold whole, else its readings one by one, exactly as single readings.
 
-        A run folds whole when its readings are in order, none from the future, and the first
-        one's window is not closed and not due by the sensor's clock already (the window's end,
-        not the reading, plus the lateness, ahead of ``max_ts``): then none of them can be late,
+        A run folds whole when its readings are in order, none from the future, the first not
+        before ``closed_until``, and its window not due by the sensor's clock already (the
+        window's end, not the reading, plus the lateness, ahead of ``max_ts``): then none of
+        them can be late,
         whatever closes between them. A window already due closes at its first reading, and the
         run's next readings in it are late, as single readings would find them.
         """

@@ -80,7 +80,9 @@ class SensorWindows:
         self, ts: tuple[int, ...], values: tuple[float, ...], size: int, lateness: int
     ) -> None:
         """Add a run of readings whose times never decrease and start at or after
-        ``closed_until``: none of them can be late, whatever closes between them.
+        ``closed_until``; nothing closes here. Whether none of them would have been late one by
+        one (a window of the run already due by the sensor's clock closes at its first reading)
+        is the caller's to know: ``ShardState`` folds a run whole only then.
 
         The same windows as ``add`` one by one, to the last bit: sums run in reading order from
         the window's running sum, and ``min``/``max`` keep the first of equal values as ``add``
