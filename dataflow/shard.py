@@ -690,9 +690,9 @@ class ShardState:
         A run folds whole when its readings are in order, none from the future, the first not
         before ``closed_until``, and its window not due by the sensor's clock already (the
         window's end, not the reading, plus the lateness, ahead of ``max_ts``): then none of
-        them can be late,
-        whatever closes between them. A window already due closes at its first reading, and the
-        run's next readings in it are late, as single readings would find them.
+        them can be late, whatever closes between them. A window already due closes at its
+        first reading, and the run's next readings in it are late, as single readings would
+        find them.
         """
         sensors, sizes, lateness = self.sensors, self.config.window_ns, self.config.lateness_ns
 
