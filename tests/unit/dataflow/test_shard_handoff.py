@@ -36,7 +36,7 @@ from dataflow.readings import Reading, Rows, Run
 from dataflow.routing import KeyCache, ShardBatch, route
 from dataflow.shard import LateReading, ShardState, WindowResult
 from producer.shapes import encode
-from tests.factories import T0, S, topics
+from tests.factories import T0, S, shard_config, topics
 from tests.fakes import FakeMessage
 from tests.unit.dataflow.test_shard_batch import WALL0, config, workload
 
@@ -177,11 +177,13 @@ SHAPES = {"mixed": workload, "fleet": fleet}
 
 
 @cache
-def compare(seed: int, shape: str = "mixed") -> dict[str, int]:
+def compare(seed: int, shape: str = "mixed", defaults: bool = False) -> dict[str, int]:
     """Run the check on one of the workloads (``SHAPES``); return what was routed and counted,
-    for the coverage tests."""
+    for the coverage tests. ``defaults``: the shard's default settings (lateness, idle, stale,
+    TTL) instead of ``test_shard_batch``'s shorter ones, which make alerts stale and sensors
+    forgotten within the workload."""
     rng = random.Random(seed)
-    cfg = config()
+    cfg = shard_config(emit_all=True) if defaults else config()
     routed: list[ShardState] = [ShardState(cfg) for _ in range(SHARDS)]
     single: list[ShardState] = [ShardState(cfg) for _ in range(SHARDS)]
     cache: dict[str, KeyCache] = {}
@@ -234,6 +236,12 @@ def test_a_fleet_s_shape_changes_nothing_either(seed: int) -> None:
     assert seen["closed_idle"] > seen["windows"] / 2
     for name in ("alerts_opened", "alerts_resolved", "late", "future", "forgotten", "snapshots"):
         assert seen[name] > 0, name
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_at_the_default_settings(shape: str) -> None:
+    seen = compare(3, shape, defaults=True)
+    assert seen["rows"] and seen["windows"] and seen["late"] and seen["alerts_opened"]
 
 
 def test_the_check_reaches_every_shape_and_rule() -> None:
