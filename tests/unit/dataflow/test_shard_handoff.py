@@ -4,8 +4,9 @@ before each poll's share) and how often the shard is snapshotted change nothing 
 A differential check: a seeded workload (``test_shard_batch``'s: both families on two
 partitions, spikes and level shifts opening and resolving alerts, silences going stale and
 forgotten, a sensor moving partition, new sensors; or a large fleet's shape, ``fleet``: one
-reading a window, windows closed by input time), encoded as the producer writes it, read in
-polls of random sizes (some of distinct sensors: ``Rows``; some with a sensor's several
+reading a window, windows closed by input time; or ``machines``: pumps whose channels come in
+one message and are scored together by the machine's model), encoded as the producer writes
+it, read in polls of random sizes (some of distinct sensors: ``Rows``; some with a sensor's several
 readings: ``Run``s; some with a bad message: single readings) and routed by ``route`` into three
 shards. Each shard's batch goes to two ``ShardState``s: one reads it as routed (half the time
 after a pickle round trip, as a batch sent to a worker in another process) and is pickled and
@@ -26,23 +27,43 @@ import math
 import pickle
 import random
 from collections.abc import Iterable
+from dataclasses import replace
 from functools import cache
 
 import pytest
 
-from dataflow.families import AIR_QUALITY, TEMPERATURE
+from dataflow.families import AIR_QUALITY, TEMPERATURE, parse_families
+from dataflow.model.machine import MachineParams
+from dataflow.model.scoring import ModelParams
 from dataflow.progress import Beat, Poll, part_name
-from dataflow.readings import Reading, Rows, Run
+from dataflow.readings import Format, Reading, Rows, Run, formats_by_topic
 from dataflow.routing import KeyCache, ShardBatch, route
-from dataflow.shard import LateReading, ShardState, WindowResult
-from producer.shapes import encode
+from dataflow.shard import FamilySetup, LateReading, ShardConfig, ShardState, WindowResult
+from producer.shapes import build_message, encode
 from tests.factories import T0, S, shard_config, topics
 from tests.fakes import FakeMessage
 from tests.unit.dataflow.test_shard_batch import WALL0, config, workload
 
 SHARDS = 3
 SNAP = 0.2
-TOPIC = {TEMPERATURE: "temperature_readings", AIR_QUALITY: "air-quality"}
+TOPIC = {TEMPERATURE: "temperature_readings", AIR_QUALITY: "air-quality", "pump": "pumps"}
+# A machine family: one message per pump carries both channels, read as ``<pump>/current`` and
+# ``<pump>/flow``; the pump's windows are scored together once every channel's has closed.
+(PUMP,) = parse_families(
+    {
+        "families": {
+            "pump": {
+                "topic": "pumps",
+                "machine": "asset",
+                "channels": {"current": "amps", "flow": "m3h"},
+                "timestamp": "ts",
+                "valid_range": [-1000, 1000],
+                "window_seconds": 5,
+            }
+        }
+    },
+    "pumps.yaml",
+)
 
 
 def polls(batch: list[Beat | Reading], wall: float, rng: random.Random) -> list[Poll]:
@@ -51,6 +72,7 @@ def polls(batch: list[Beat | Reading], wall: float, rng: random.Random) -> list[
     behind); now and then a message no family can read among them."""
     by_part: dict[tuple[str, int], list[FakeMessage]] = {}
     part = 0
+    channels: list[Reading] = []  # a pump's readings, one per channel, make one message
     for item in batch:
         if type(item) is Beat:
             part = int(item.part.rsplit("/", 1)[1])
@@ -58,7 +80,16 @@ def polls(batch: list[Beat | Reading], wall: float, rng: random.Random) -> list[
         assert type(item) is Reading
         topic = TOPIC[item.family]
         msgs = by_part.setdefault((topic, part), [])
-        key, value = encode(item)
+        if item.family == PUMP.name:
+            channels.append(item)
+            if len(channels) < len(PUMP.channels):
+                continue
+            pump = item.sensor_id.rpartition("/")[0]
+            values = tuple(r.value for r in channels)
+            msg = build_message((PUMP,), pump, item.ts, (values,))
+            key, value, channels = msg.key, msg.value, []
+        else:
+            key, value = encode(item)
         if rng.random() < 0.003:
             value = b"{not json"
         msgs.append(FakeMessage(key, value, topic, part, len(msgs), None))
@@ -173,7 +204,79 @@ def fleet(seed: int) -> list[tuple[float, list[Beat | Reading]]]:
     return out
 
 
-SHAPES = {"mixed": workload, "fleet": fleet}
+def machines(seed: int) -> list[tuple[float, list[Beat | Reading]]]:
+    """(wall time, batch) pairs of a machine family's shape: 30 pumps on two partitions, each
+    sending its current and flow in one message every 1 or 2 s, read two seconds at a time,
+    beside temperature sensors on the same partitions; some pumps' flow falls against their
+    current (machine alerts), a message now and then has no flow (the pump's window waits for
+    that channel's), some fall silent for a while (stale, forgotten, back), and now and then a
+    message comes a batch late."""
+    rng = random.Random(seed)
+    pumps = [(f"m{i}", i % 2, rng.choice([1.0, 2.0]), rng.uniform(0.0, 1.0)) for i in range(30)]
+    broken = {name: rng.uniform(120.0, 240.0) for name, *_ in pumps if rng.random() < 0.3}
+    temps = [(f"t{i}", i % 2, rng.uniform(20.0, 70.0)) for i in range(20)]
+    quiet: dict[str, float] = {}
+    held: dict[int, list[list[Reading]]] = {}
+    out = []
+    for step in range(150):
+        t0 = 2.0 * step
+        by_part = held.pop(step, [[], []])
+        for name, part, every, phase in pumps:
+            if quiet.get(name, -1.0) > t0:
+                continue
+            if rng.random() < 0.003:
+                quiet[name] = t0 + rng.choice([30.0, 90.0])
+            t = phase + every * math.ceil((t0 - phase) / every)
+            while t < t0 + 2.0:
+                load = rng.gauss(0.0, 1.0)
+                drop = 6.0 if t > broken.get(name, math.inf) else 0.0
+                ts = T0 + int(t * S)
+                flow = math.nan if rng.random() < 0.1 else 50 + 5 * load - drop  # not sent
+                pair = [
+                    Reading(PUMP.name, f"{name}/current", ts, 20 + 2 * load + rng.gauss(0, 0.2)),
+                    Reading(PUMP.name, f"{name}/flow", ts, flow),
+                ]
+                if rng.random() < 0.01:
+                    held.setdefault(step + 1, [[], []])[part].extend(pair)
+                else:
+                    by_part[part].extend(pair)
+                t += every
+        for sid, part, level in temps:
+            for k in range(2):
+                spike = 45.0 if rng.random() < 0.01 else 0.0
+                ts = T0 + int((t0 + k + 0.5) * S)
+                by_part[part].append(Reading(TEMPERATURE, sid, ts, level + spike))
+        wall = WALL0 + t0 + 2.0
+        batch: list[Beat | Reading] = []
+        for part, readings in enumerate(by_part):
+            batch += [Beat(f"p/{part}", wall, WALL0), *readings]
+        out.append((wall, batch))
+    return out
+
+
+SHAPES = {"mixed": workload, "fleet": fleet, "machines": machines}
+
+
+def with_pumps(cfg: ShardConfig) -> ShardConfig:
+    """``cfg`` with the pump family beside its own, its machine model ready after 20 windows."""
+    setup = FamilySetup(
+        PUMP,
+        ModelParams(limits=(-1000.0, 1000.0), window_ns=5 * S, window_size=20, warmup=20),
+        MachineParams(memory=100, warmup=20),
+    )
+    return replace(cfg, families={**cfg.families, PUMP.name: setup})
+
+
+def formats() -> dict[str, list[Format]]:
+    return {**topics(), **formats_by_topic((PUMP,))}
+
+
+def machine_results(results: Iterable[object], seen: dict[str, int]) -> None:
+    """Count the machines' windows among ``results``, and the machine alerts they opened."""
+    for r in results:
+        if type(r) is WindowResult and r.drivers is not None:
+            seen["machine_windows"] += 1
+            seen["machine_alerts"] += r.alert is not None and r.alert.event == "open"
 
 
 @cache
@@ -183,12 +286,13 @@ def compare(seed: int, shape: str = "mixed", defaults: bool = False) -> dict[str
     TTL) instead of ``test_shard_batch``'s shorter ones, which make alerts stale and sensors
     forgotten within the workload."""
     rng = random.Random(seed)
-    cfg = shard_config(emit_all=True) if defaults else config()
+    cfg = with_pumps(shard_config(emit_all=True) if defaults else config())
     routed: list[ShardState] = [ShardState(cfg) for _ in range(SHARDS)]
     single: list[ShardState] = [ShardState(cfg) for _ in range(SHARDS)]
     cache: dict[str, KeyCache] = {}
     seen = {"rows": 0, "runs": 0, "readings": 0, "dead": 0, "snapshots": 0, "closed_idle": 0}
-    fmts = topics()
+    seen["machine_windows"] = seen["machine_alerts"] = 0
+    fmts = formats()
     for wall, batch in SHAPES[shape](seed):
         by_shard, dead, _ = route(polls(batch, wall, rng), fmts, SHARDS, cache)
         seen["dead"] += len(dead)
@@ -203,10 +307,12 @@ def compare(seed: int, shape: str = "mixed", defaults: bool = False) -> dict[str
             got = routed[shard].ingest(sent, wall)
             want = single[shard].ingest(singles(items), wall)
             assert typed(got) == typed(want)
+            machine_results(got, seen)
         for shard in range(SHARDS):
             expired = routed[shard].expire(wall + 0.5)
             assert typed(expired) == typed(single[shard].expire(wall + 0.5))
             seen["closed_idle"] += sum(type(r) is WindowResult for r in expired)
+            machine_results(expired, seen)
             counted = routed[shard].counts.take()
             assert counted == single[shard].counts.take()
             for name, n in counted.items():
@@ -216,8 +322,11 @@ def compare(seed: int, shape: str = "mixed", defaults: bool = False) -> dict[str
                 routed[shard] = pickle.loads(data)
                 seen["snapshots"] += 1
     for a, b in zip(routed, single, strict=True):
-        assert typed(a.flush()) == typed(b.flush())
+        flushed = a.flush()
+        assert typed(flushed) == typed(b.flush())
+        machine_results(flushed, seen)
         assert sensors(a) == sensors(b)
+        assert sorted(a.machines) == sorted(b.machines)
     return seen
 
 
@@ -242,6 +351,16 @@ def test_a_fleet_s_shape_changes_nothing_either(seed: int) -> None:
 def test_at_the_default_settings(shape: str) -> None:
     seen = compare(3, shape, defaults=True)
     assert seen["rows"] and seen["windows"] and seen["late"] and seen["alerts_opened"]
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_a_machine_family_changes_nothing_either(seed: int) -> None:
+    """Pumps' channels, routed by pump, windows scored by the machine's model once every
+    channel's closed: machine windows and alerts, late and stale channels."""
+    seen = compare(seed, "machines")
+    assert seen["machine_windows"] > 0 and seen["machine_alerts"] > 0
+    for name in ("rows", "runs", "late", "snapshots", "forgotten"):
+        assert seen[name] > 0, name
 
 
 def test_the_check_reaches_every_shape_and_rule() -> None:
