@@ -533,7 +533,10 @@ class ShardState:
         horizon = now_ns + cfg.max_future_ns
         if self.next_sweep == _NEVER:
             self.next_sweep = now + cfg.sweep_s
-        out: list[Result] = []
+        # A restore's reconfiguration results first (``reconfigure``): they are of windows that
+        # closed before any of this batch's, whose alert events these readings' windows follow.
+        out: list[Result] = self.pending
+        self.pending = []
         part = self._part(NO_PART)
         clock = part.clock
         beat_grace = cfg.grace_s

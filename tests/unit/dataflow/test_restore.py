@@ -95,6 +95,26 @@ def test_a_changed_window_closes_the_old_length_then_takes_the_new_one() -> None
     assert state.counts.late == 0
 
 
+def test_an_alert_opened_by_a_window_the_restore_closed_is_written_before_its_end() -> None:
+    """A window length changed with a hot window open: the restore closes it at the old length,
+    which opens an alert. The flow's first call after a restore is a batch (``ingest``), then
+    the expiry: the restore's results waited for the expiry, so the batch's windows, the
+    alert's "resolved" among them, were written before the window and "open" they follow."""
+    state = ShardState(config())
+    for sec in range(23):  # clean windows, then [20, 25) hot and open at the snapshot
+        now = WALL0 + sec + 1
+        state.ingest([Beat(PART, now, WALL0), temp("a", sec, 95.0 if sec >= 20 else 60.0)], now)
+    state = pickle.loads(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+    state.reconfigure(config(WINDOW_SECONDS="3"), WALL0 + 24)
+    now = WALL0 + 60
+    out = state.ingest([Beat(PART, now, WALL0 + 59), *(temp("a", s) for s in range(23, 40))], now)
+    out += state.expire(now)
+    starts = [(o.stats.start - T0) // S for o in out if isinstance(o, WindowResult)]
+    assert starts == sorted(starts) and starts[0] == 20
+    events = [o.alert.event for o in out if isinstance(o, WindowResult) and o.alert is not None]
+    assert events == ["open", "resolved"]
+
+
 def test_a_removed_family_s_sensors_are_forgotten_with_their_event() -> None:
     sensors = "families:\n  t:\n    topic: temperature_readings\n    value: Temperature_C\n"
     sensors += "    timestamp: Timestamp\n    valid_range: [-50, 200]\n"
