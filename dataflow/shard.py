@@ -1144,6 +1144,11 @@ class ShardState:
             if part is None:
                 part = self._part(name)
                 part.clock.input = old.clock.input
+            elif part.clock.input < old.clock.input:
+                # Left by an earlier move off this topic (the family came back to it, and
+                # leaves again): its input time stood while the topic was read anew. Its own
+                # sensors were not heard there either, so it takes the topic's input time.
+                part.clock.input = old.clock.input
             self._rehome(key, sensor, old, part)  # same input time: its hearing stands
 
     # -- scoring ----------------------------------------------------------------------------

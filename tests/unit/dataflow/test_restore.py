@@ -518,6 +518,49 @@ def test_a_frozen_process_gives_a_retired_partition_no_silence_for_its_freeze() 
     ]
 
 
+@pytest.mark.parametrize("moves", [1, 3])
+def test_a_family_moved_off_a_topic_again_keeps_its_sensors_hearings(moves: int) -> None:
+    """Moved off the topic, back to it (a rollback, read from a backlog), and off it again:
+    the second move put its sensors on the partition left by the first, whose input time stood
+    while the topic's backlog was read, so a sensor never seen on the new topic went stale
+    that much later than ``ALERT_STALE_SECONDS`` after its last hearing. One move: the same."""
+    a, b = config(), config(TEMPERATURE_TOPIC="plant.temperature")
+    new = "plant.temperature/0"
+
+    def feed(
+        state: ShardState, now: float, sec: float, part: str, since: float | None, who: str
+    ) -> list:
+        batch = [temp(s, sec, 95.0 if s == "hot" else 60.0) for s in who.split()]
+        return state.ingest([Beat(part, now, since), *batch], now) + state.expire(now)
+
+    def moved(state: ShardState, cfg: ShardConfig, now: float) -> ShardState:
+        state = pickle.loads(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+        state.reconfigure(cfg, now)
+        return state
+
+    state = ShardState(a)
+    for sec in range(30):  # on the old topic, live: "hot" opens an alert
+        feed(state, WALL0 + sec + 1, sec, PART, WALL0, "hot cool")
+    if moves == 3:  # off it, both on the new topic for a while, then rolled back after 1000 s
+        state = moved(state, b, WALL0 + 31)
+        for sec in range(31, 45):
+            feed(state, WALL0 + sec + 1, sec, new, WALL0 + 31, "hot cool")
+    state = moved(state, a, WALL0 + 1045)
+    for i in range(100):  # the old topic's 1000 s of backlog, then caught up for a minute
+        feed(state, WALL0 + 1045 + i, 45 + i * 10, PART, None, "hot cool")
+    for i in range(60):
+        feed(state, WALL0 + 1145 + i, 1145 + i, PART, WALL0 + 1145, "hot cool")
+    assert state.open_alerts == 1
+    state = moved(state, b, WALL0 + 1205)  # off it (again): "hot" never turns up
+    hot = state.sensors[(TEMPERATURE, "hot")]
+    assert hot.part is not None and hot.part.clock.input >= hot.heard
+    for i in range(400):
+        out = feed(state, WALL0 + 1206 + i, 1205 + i, new, WALL0 + 1206, "cool")
+        if any(isinstance(o, SensorEvent) and o.sensor_id == "hot" for o in out):
+            break
+    assert 295 <= i <= 305, i  # ALERT_STALE_SECONDS after its last hearing
+
+
 def _sharing(cfg: ShardConfig) -> ShardConfig:
     """``cfg`` with the air-quality family read from the temperature topic too (families of a
     sensors file may share one)."""
