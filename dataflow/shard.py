@@ -930,6 +930,12 @@ class ShardState:
         stale."""
         for start in mw.due_all():
             self._machine_window(mkey, mw, start, out)
+        self._machine_stale(mkey, mw, silent, out)
+
+    def _machine_stale(
+        self, mkey: tuple[str, str], mw: MachineWindows, silent: float, out: list[Result]
+    ) -> None:
+        """Resolve the machine's open alert, if any, as stale after ``silent`` seconds."""
         event = mw.alerts.stale()
         if event is not None:
             self.counts.alerts_resolved += 1
@@ -1501,6 +1507,13 @@ class ShardState:
         setup = cfg.families.get(family)
         if setup is None:
             return
+        if mw.alerts.alert_id is not None and cfg.stale_s > 0 and mw.scored >= 0:
+            silent = (start - mw.scored - setup.window_ns) / 1e9
+            if silent >= self._machine_limit(mkey, mw):
+                # Silent for its stale time between two windows, and no timer said so: they
+                # came closed together, read from a backlog. Stale first, as live (and as a
+                # sensor's, ``_window``).
+                self._machine_stale(mkey, mw, silent, out)
         res = mw.score(
             f"{family}/{machine_id}",
             start,
@@ -1541,6 +1554,17 @@ class ShardState:
                 res.drivers,
             )
         )
+
+    def _machine_limit(self, mkey: tuple[str, str], mw: MachineWindows) -> float:
+        """How long a machine is silent before its alert is stale: until every channel is
+        (``stale_s``, or longer by a channel's cadence), as ``_stale_machines`` finds live."""
+        family, machine_id = mkey
+        cadence = 0.0
+        for name in mw.names:
+            sensor = self.sensors.get((family, f"{machine_id}/{name}"))
+            if sensor is not None and sensor.cadence > cadence:
+                cadence = sensor.cadence
+        return max(self.config.stale_s, SILENCE_GAPS * cadence)
 
     def _stale_machines(self, now: float, out: list[Result]) -> None:
         """Resolve the open alert of a machine whose every channel has been silent for its stale

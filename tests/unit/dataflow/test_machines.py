@@ -425,6 +425,46 @@ def test_a_silent_machine_resolves_its_alert_as_stale() -> None:
     assert state.open_alerts == 0
 
 
+def test_a_machine_silent_in_a_backlog_goes_stale_as_live() -> None:
+    """An episode, ten minutes of silence, then normal readings: live, the machine's alert is
+    resolved stale by the silence. Read as a backlog (one batch, the source behind), no timer
+    runs through the silence: its alert stayed open across it, to resolve clean on the normal
+    readings after it (a sensor's goes stale between two windows read together; the machine's
+    now does too)."""
+    (fam,) = parse_families(PUMPS, "p")
+    setup = FamilySetup(
+        fam,
+        ModelParams(limits=(-1000.0, 1000.0), window_ns=5 * S, window_size=20, warmup=20),
+        MachineParams(memory=100, warmup=WARM),
+    )
+    cfg = ShardConfig(lateness_ns=0, idle_timeout_s=10.0, families={"pump": setup}, stale_s=60.0)
+    batches = pump_readings("p6", 320, seed=6, break_at=300)
+    batches = batches + [[] for _ in range(120)] + batches[250:300]  # silent, then well
+
+    def machine_events(out: list) -> list[tuple[str, str | None]]:
+        return [
+            (o.alert.event, o.alert.resolution)
+            for o in out
+            if o.sensor_id == "p6" and getattr(o, "alert", None) is not None
+        ]
+
+    live = ShardState(cfg)
+    out: list = []
+    for i, batch in enumerate(batches):
+        now = (T0 + i * 5 * S + 5 * S) / S
+        shifted = [r._replace(ts=T0 + i * 5 * S + S) for r in batch]
+        out += live.ingest([Beat("pumps/0", now, T0 / S), *shifted], now) + live.expire(now)
+    want = machine_events(out + live.flush())
+    assert want[-1] == ("resolved", "stale")  # its alert open when it fell silent
+
+    backlog = ShardState(cfg)
+    now = (T0 + len(batches) * 5 * S) / S + 3600
+    readings = [r._replace(ts=T0 + i * 5 * S + S) for i, b in enumerate(batches) for r in b]
+    out = backlog.ingest([Beat("pumps/0", now, None), *readings], now) + backlog.expire(now)
+    assert machine_events(out + backlog.flush()) == want
+    assert live.open_alerts == backlog.open_alerts == 0
+
+
 def restarted(state: ShardState, channels: dict[str, str]) -> tuple[ShardState, list[str]]:
     """Snapshot, restore under the pump family with these channels, reconfigure."""
     from dataflow.flow import ShardLogic, restore
