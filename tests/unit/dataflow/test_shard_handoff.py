@@ -43,6 +43,7 @@ from dataflow.shard import FamilySetup, LateReading, ShardConfig, ShardState, Wi
 from producer.shapes import build_message, encode
 from tests.factories import T0, S, shard_config, topics
 from tests.fakes import FakeMessage
+from tests.unit.dataflow.test_machines import PUMPS
 from tests.unit.dataflow.test_shard_batch import WALL0, config, workload
 
 SHARDS = 3
@@ -50,21 +51,7 @@ SNAP = 0.2
 TOPIC = {TEMPERATURE: "temperature_readings", AIR_QUALITY: "air-quality", "pump": "pumps"}
 # A machine family: one message per pump carries both channels, read as ``<pump>/current`` and
 # ``<pump>/flow``; the pump's windows are scored together once every channel's has closed.
-(PUMP,) = parse_families(
-    {
-        "families": {
-            "pump": {
-                "topic": "pumps",
-                "machine": "asset",
-                "channels": {"current": "amps", "flow": "m3h"},
-                "timestamp": "ts",
-                "valid_range": [-1000, 1000],
-                "window_seconds": 5,
-            }
-        }
-    },
-    "pumps.yaml",
-)
+(PUMP,) = parse_families(PUMPS, "pumps.yaml")  # test_machines' pumps: current and flow
 
 
 def polls(
