@@ -249,10 +249,12 @@ class ShardLogic(StatefulBatchLogic[list[Reading | Run | Rows | Beat], Result, b
             "future": counts.pop("future"),
             "sensor_limit": counts.pop("limited"),
         }
-        moved = counts.pop("moved")
+        moved, left_out = counts.pop("moved"), counts.pop("left_out")
         self.status.add(**counts)
         if moved:
             self.status.add_moved(moved)
+        if left_out:
+            self.status.add_left_out(left_out)
         if any(dead.values()):
             self.status.add_dead({reason: n for reason, n in dead.items() if n})
         return out

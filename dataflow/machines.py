@@ -63,16 +63,19 @@ class MachineWindows:
         self.pending: dict[int, list[Any]] = {}
         self.scored = -1  # the latest window start scored: a channel's window before it is late
 
-    def channel_closed(self, channel: str, start: int, end: int, mean: float) -> None:
-        """File a channel's closed window (``due`` says which machine windows it completed)."""
+    def channel_closed(self, channel: str, start: int, end: int, mean: float) -> bool:
+        """File a channel's closed window (``due`` says which machine windows it completed);
+        False when it is left out (``file``)."""
         i = self.index.get(channel)
-        if i is not None:  # else not one of the machine's channels (the file changed)
-            self.file(i, start, end, mean)
+        if i is None:  # not one of the machine's channels (the file changed)
+            return True
+        return self.file(i, start, end, mean)
 
-    def file(self, i: int, start: int, end: int, mean: float) -> None:
-        """``channel_closed`` of the ``i``-th channel."""
+    def file(self, i: int, start: int, end: int, mean: float) -> bool:
+        """``channel_closed`` of the ``i``-th channel. False: left out, its machine window
+        scored without it (the channel was that late), which the shard counts."""
         if start <= self.scored:
-            return  # its machine window was scored without it (the channel was that late)
+            return False
         entry = self.pending.get(start)
         if entry is None:
             entry = self.pending[start] = [end, [math.nan] * len(self.names), 0]
@@ -82,6 +85,7 @@ class MachineWindows:
         values[i] = mean
         if start > self.closed[i]:
             self.closed[i] = start
+        return True
 
     def due(self, window_ns: int) -> list[int]:
         """The machine windows to score now, oldest first: those every channel has closed, and

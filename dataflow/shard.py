@@ -426,6 +426,7 @@ class ShardCounts:
         "forgotten",
         "future",
         "late",
+        "left_out",
         "limited",
         "moved",
         "windows",
@@ -435,6 +436,13 @@ class ShardCounts:
         self.alerts_opened = self.alerts_resolved = self.anomalies = 0
         self.forgotten = self.late = self.windows = 0
         self.future = self.limited = self.moved = 0
+        self.left_out = 0  # machine channels' windows closed after their machine's was scored
+
+    def __setstate__(self, state: tuple[None, dict[str, int]]) -> None:
+        """Counts pickled before a counter existed start it at 0."""
+        self.__init__()  # type: ignore[misc]
+        for name, value in state[1].items():
+            setattr(self, name, value)
 
     def take(self) -> dict[str, int]:
         """The counts since the last call, which start again from zero."""
@@ -1480,7 +1488,8 @@ class ShardState:
                 return  # not one of its machine's channels: its own model only
             link = sensor.machine = (mkey, index)
         mkey = link[0]
-        mw.file(link[1], stats.start, stats.end, stats.mean)
+        if not mw.file(link[1], stats.start, stats.end, stats.mean):
+            self.counts.left_out += 1
         self._touched.add(mkey)
 
     def _machine_out(self, out: list[Result]) -> None:

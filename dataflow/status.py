@@ -61,6 +61,11 @@ MOVED = Counter(
     "Sensors seen on a second input partition (counted once each): their messages are not "
     "keyed by sensor or machine id, and their readings may be late.",
 )
+LEFT_OUT = Counter(
+    "sensor_machine_channel_windows_left_out",
+    "Machine channels' windows closed after their machine's window was scored without them "
+    "(a channel more than 3 windows behind its machine's others is taken for dead).",
+)
 LAST_BATCH = Gauge(
     "sensor_last_batch_timestamp_seconds",
     "Wall-clock time the flow last routed a batch of input messages (its start, before one).",
@@ -160,6 +165,10 @@ class Status:
     def add_moved(self, sensors: int) -> None:
         """Sensors newly seen on a second input partition."""
         MOVED.inc(sensors)
+
+    def add_left_out(self, windows: int) -> None:
+        """Machine channels' windows left out of their machine's (``MachineWindows.file``)."""
+        LEFT_OUT.inc(windows)
 
     def set_tracked(self, shard: int, sensors: int) -> None:
         """How many sensors one shard keeps now; the gauge is the sum over shards."""

@@ -1,6 +1,7 @@
 """Machine families: the sensors file's ``machine`` and ``channels``, routing by machine, and a
 shard that scores a machine's window once and keeps one alert per machine."""
 
+import pickle
 import random
 from typing import Any
 
@@ -15,7 +16,14 @@ from dataflow.model.scoring import ModelParams
 from dataflow.progress import Beat
 from dataflow.readings import Reading, formats_by_topic, parse
 from dataflow.routing import route, shard_of
-from dataflow.shard import FamilySetup, SensorEvent, ShardConfig, ShardState, WindowResult
+from dataflow.shard import (
+    FamilySetup,
+    SensorEvent,
+    ShardConfig,
+    ShardCounts,
+    ShardState,
+    WindowResult,
+)
 from tests.factories import T0, S, readings_only
 from tests.fakes import FakeMessage
 
@@ -463,6 +471,62 @@ def test_a_machine_silent_in_a_backlog_goes_stale_as_live() -> None:
     out = backlog.ingest([Beat("pumps/0", now, None), *readings], now) + backlog.expire(now)
     assert machine_events(out + backlog.flush()) == want
     assert live.open_alerts == backlog.open_alerts == 0
+
+
+@pytest.mark.parametrize("lag", [1, 4])
+def test_a_channel_s_windows_left_out_of_its_machine_s_are_counted(lag: int) -> None:
+    """A channel that arrives ``lag`` windows after the other (a message per channel, sent
+    apart): past ``MAX_BEHIND`` windows behind, it is taken for dead and the machine's windows
+    are scored without it; its own windows, closed later, are left out. That was silent: a
+    machine whose model never learned (a first level needs every channel) said nothing."""
+    state = shard()
+    batches = pump_readings("p3", 60, seed=3, break_at=None)
+    out: list = []
+    for i in range(len(batches) + lag):
+        now = (T0 + i * 5 * S + 5 * S) / S
+        current = batches[i][:1] if i < len(batches) else []
+        flow = batches[i - lag][1:] if i >= lag else []
+        out += state.ingest([Beat("pumps/0", now, T0 / S), *current, *flow], now)
+        out += state.expire(now)
+    out += state.flush()
+    counts = state.counts.take()
+    if lag <= MAX_BEHIND:
+        assert counts["left_out"] == 0
+    else:
+        assert counts["left_out"] >= len(batches) - 2 * lag
+    assert pickle.loads(pickle.dumps(state.counts)).take() == dict.fromkeys(counts, 0)
+
+
+def test_the_flow_counts_them_in_its_metrics() -> None:
+    from prometheus_client import REGISTRY
+
+    from dataflow.flow import ShardLogic
+    from dataflow.status import Status
+
+    def left_out() -> float:
+        return REGISTRY.get_sample_value("sensor_machine_channel_windows_left_out_total") or 0.0
+
+    clock = [0.0]
+    logic = ShardLogic(shard(), lambda: clock[0], Status(0), snapshots=False)
+    before = left_out()
+    batches = pump_readings("p4", 30, seed=4, break_at=None)
+    for i in range(len(batches)):
+        clock[0] = (T0 + i * 5 * S + 5 * S) / S
+        flow = batches[i - 5][1:] if i >= 5 else []
+        logic.on_batch([[Beat("pumps/0", clock[0], T0 / S), *batches[i][:1], *flow]])
+    assert left_out() - before >= 15
+
+
+def test_counts_pickled_before_a_counter_existed_start_it_at_zero() -> None:
+    old = ShardCounts()
+    old.late = 3
+    state = old.__reduce_ex__(pickle.HIGHEST_PROTOCOL)[2]
+    assert isinstance(state, tuple)
+    del state[1]["left_out"]  # as a snapshot made before it was counted
+    back = ShardCounts.__new__(ShardCounts)
+    back.__setstate__(state)
+    taken = back.take()
+    assert taken["left_out"] == 0 and taken["late"] == 3
 
 
 def restarted(state: ShardState, channels: dict[str, str]) -> tuple[ShardState, list[str]]:
