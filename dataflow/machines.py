@@ -51,7 +51,7 @@ class MachineWindow(NamedTuple):
 class MachineWindows:
     """One machine's pending windows, joint model and alert. Picklable."""
 
-    __slots__ = ("alerts", "closed", "index", "model", "names", "pending", "scored")
+    __slots__ = ("alerts", "cadence", "closed", "index", "model", "names", "pending", "scored")
 
     def __init__(self, names: tuple[str, ...], params: MachineParams) -> None:
         self.names = names
@@ -62,6 +62,15 @@ class MachineWindows:
         # window start -> [end, each channel's mean (nan: none yet), channels filed]
         self.pending: dict[int, list[Any]] = {}
         self.scored = -1  # the latest window start scored: a channel's window before it is late
+        # Its usual time between scored windows, s (0: not known yet): how long a silence
+        # between two of them, read from a backlog, makes its alert stale (``ShardState``).
+        self.cadence = 0.0
+
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        """Machines pickled before ``cadence`` existed learn it anew."""
+        self.cadence = 0.0
+        for name, value in state[1].items():
+            setattr(self, name, value)
 
     def channel_closed(self, channel: str, start: int, end: int, mean: float) -> bool:
         """File a channel's closed window (``due`` says which machine windows it completed);

@@ -1516,13 +1516,27 @@ class ShardState:
         setup = cfg.families.get(family)
         if setup is None:
             return
-        if mw.alerts.alert_id is not None and cfg.stale_s > 0 and mw.scored >= 0:
-            silent = (start - mw.scored - setup.window_ns) / 1e9
-            if silent >= self._machine_limit(mkey, mw):
+        last = mw.scored
+        if last >= 0:
+            silent = (start - last - setup.window_ns) / 1e9
+            cadence = mw.cadence
+            if (
+                mw.alerts.alert_id is not None
+                and cfg.stale_s > 0
+                and silent >= max(cfg.stale_s, SILENCE_GAPS * cadence)
+            ):
                 # Silent for its stale time between two windows, and no timer said so: they
                 # came closed together, read from a backlog. Stale first, as live (and as a
                 # sensor's, ``_window``).
                 self._machine_stale(mkey, mw, silent, out)
+            # Its usual time between windows, learned as they are scored (in order, however
+            # they were batched: live and a backlog learn the same), as a sensor's cadence is.
+            step = (start - last) / 1e9
+            if cadence == 0.0:
+                mw.cadence = step
+            else:
+                cap = GAP_CLIP * cadence
+                mw.cadence = cadence + GAP_WEIGHT * ((step if step < cap else cap) - cadence)
         res = mw.score(
             f"{family}/{machine_id}",
             start,
@@ -1563,17 +1577,6 @@ class ShardState:
                 res.drivers,
             )
         )
-
-    def _machine_limit(self, mkey: tuple[str, str], mw: MachineWindows) -> float:
-        """How long a machine is silent before its alert is stale: until every channel is
-        (``stale_s``, or longer by a channel's cadence), as ``_stale_machines`` finds live."""
-        family, machine_id = mkey
-        cadence = 0.0
-        for name in mw.names:
-            sensor = self.sensors.get((family, f"{machine_id}/{name}"))
-            if sensor is not None and sensor.cadence > cadence:
-                cadence = sensor.cadence
-        return max(self.config.stale_s, SILENCE_GAPS * cadence)
 
     def _stale_machines(self, now: float, out: list[Result]) -> None:
         """Resolve the open alert of a machine whose every channel has been silent for its stale

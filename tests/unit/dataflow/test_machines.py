@@ -473,6 +473,80 @@ def test_a_machine_silent_in_a_backlog_goes_stale_as_live() -> None:
     assert live.open_alerts == backlog.open_alerts == 0
 
 
+def _sparse(every: float, count: int, skip: float, after: float, then: int) -> list[float]:
+    """Reading times, s: dense (a reading a window) with the relation broken from 1,500 s,
+    then ``count`` readings ``every`` s apart, a skip of ``skip`` s, then ``then`` readings
+    ``after`` s apart."""
+    stamps = [5.0 * i + 1 for i in range(320)]
+    t = stamps[-1]
+    for _ in range(count):
+        t += every
+        stamps.append(t)
+    t += skip
+    for _ in range(then):
+        stamps.append(t)
+        t += after
+    return stamps
+
+
+@pytest.mark.parametrize(
+    ("stamps", "stale"),
+    [
+        # Every 40 s, then 100 s apart (under three of its gaps): not stale, live or backlog.
+        (_sparse(40.0, 40, 100.0, 1.0, 100), False),
+        # Every 20 s, then 70 s apart (over the stale time, 60 s, and three gaps): stale.
+        (_sparse(20.0, 60, 70.0, 20.0, 3), True),
+    ],
+    ids=["under-its-gaps", "over-them"],
+)
+def test_a_sparse_machine_is_stale_in_a_backlog_exactly_when_live(
+    stamps: list[float], stale: bool
+) -> None:
+    """Its silence limit is three of its usual gaps when that is longer than the stale time.
+    Read from a backlog, the gaps were its channels' as they stood at the end of the batch (the
+    dense readings after the skip had already shortened them, or the window after it
+    lengthened them): stale where live was not, and the other way. Now the machine's own, as
+    learned window by window in either reading."""
+    cfg = ShardConfig(
+        lateness_ns=0,
+        idle_timeout_s=10.0,
+        families={"pump": shard().config.families["pump"]},
+        stale_s=60.0,
+    )
+    rng = random.Random(6)
+    by_sec: dict[int, list[Reading]] = {}
+    for sec in stamps:
+        load = rng.gauss(0, 1)
+        drop = 4.0 if sec >= 1500 else 0.0
+        by_sec.setdefault(int(sec), []).extend(
+            [
+                Reading("pump", "p6/current", T0 + int(sec * S), 20 + 2 * load + rng.gauss(0, 0.2)),
+                Reading("pump", "p6/flow", T0 + int(sec * S), 50 + 5 * load - drop),
+            ]
+        )
+
+    def events(out: list) -> list[tuple[str, str | None]]:
+        return [
+            (o.alert.event, o.alert.resolution)
+            for o in out
+            if o.sensor_id == "p6" and getattr(o, "alert", None) is not None
+        ]
+
+    live = ShardState(cfg)
+    out: list = []
+    for sec in range(int(stamps[-1]) + 6):  # a batch a second, caught up
+        now = T0 / S + sec + 0.5
+        out += live.ingest([Beat("pumps/0", now, T0 / S), *by_sec.get(sec, [])], now)
+        out += live.expire(now)
+    want = events(out + live.flush())
+    assert ("open", None) in want and (("resolved", "stale") in want) == stale
+    backlog = ShardState(cfg)
+    now = T0 / S + stamps[-1] + 3600
+    readings = [r for sec in sorted(by_sec) for r in by_sec[sec]]
+    out = backlog.ingest([Beat("pumps/0", now, None), *readings], now) + backlog.expire(now)
+    assert events(out + backlog.flush()) == want
+
+
 @pytest.mark.parametrize("lag", [1, 4])
 def test_a_channel_s_windows_left_out_of_its_machine_s_are_counted(lag: int) -> None:
     """A channel that arrives ``lag`` windows after the other (a message per channel, sent
@@ -517,7 +591,7 @@ def test_the_flow_counts_them_in_its_metrics() -> None:
     assert left_out() - before >= 15
 
 
-def test_counts_pickled_before_a_counter_existed_start_it_at_zero() -> None:
+def test_counts_and_machines_pickled_before_a_field_existed_start_it_anew() -> None:
     old = ShardCounts()
     old.late = 3
     state = old.__reduce_ex__(pickle.HIGHEST_PROTOCOL)[2]
@@ -527,6 +601,13 @@ def test_counts_pickled_before_a_counter_existed_start_it_at_zero() -> None:
     back.__setstate__(state)
     taken = back.take()
     assert taken["left_out"] == 0 and taken["late"] == 3
+    mw = MachineWindows(("a", "b"), MachineParams())
+    mw.cadence = 20.0
+    state = mw.__reduce_ex__(pickle.HIGHEST_PROTOCOL)[2]
+    del state[1]["cadence"]  # a machine pickled before it learned one
+    again = MachineWindows.__new__(MachineWindows)
+    again.__setstate__(state)
+    assert again.cadence == 0.0 and again.names == ("a", "b")
 
 
 def restarted(state: ShardState, channels: dict[str, str]) -> tuple[ShardState, list[str]]:
