@@ -259,6 +259,12 @@ class SilenceQueue:
     def drop(self, key: Key) -> None:
         self.order.pop(key, None)
 
+    def relimit(self, floor: float, limit_of: Callable[[Key], float]) -> None:
+        """The floor changed (a restore under another stale time): the sensors waiting in the
+        heap, whose due times were worked out under the old one, have them worked out anew."""
+        self.slow = [(heard + max(floor, limit_of(key)), key, heard) for _, key, heard in self.slow]
+        heapq.heapify(self.slow)
+
     def due(
         self,
         now: float,

@@ -1125,6 +1125,14 @@ class ShardState:
                 f"allowed lateness {old.lateness_ns / 1e9:g} s -> {config.lateness_ns / 1e9:g} s:"
                 " applied to open windows"
             )
+        elif old.idle_timeout_s != config.idle_timeout_s:
+            # A queued close waits up to the idle timeout (``_close_wait``), and ``expire``
+            # moves one only when it comes up early: a shorter timeout needs them queued anew.
+            pending.extend(
+                (key, sensor)
+                for key, sensor in self.sensors.items()
+                if sensor.windows.open and key[0] in config.window_ns
+            )
         for name in _PLAIN_SETTINGS:
             if getattr(old, name) != getattr(config, name):
                 lines.append(f"{name} {getattr(old, name)} -> {getattr(config, name)}: applied")
@@ -1134,6 +1142,9 @@ class ShardState:
             sensor.set_rules(config.families[family].family.rules_for(sensor_id))
         for key, sensor in pending:  # their queued closes were for the old close times
             self._arm(key, sensor)
+        if old.stale_s != config.stale_s:  # the sensors waiting past it, by their own limits
+            for part in self.parts.values():
+                part.stale.relimit(config.stale_s, self._limit(config.stale_s))
         return lines
 
     def _retire(self, family: str, topic: str) -> None:

@@ -115,6 +115,47 @@ def test_an_alert_opened_by_a_window_the_restore_closed_is_written_before_its_en
     assert events == ["open", "resolved"]
 
 
+def test_a_shorter_idle_timeout_applies_to_the_closes_already_queued() -> None:
+    """A gateway's bundles (40 readings, one a second, every 40 s) wait for the next bundle up
+    to the idle timeout. Restored with 10 s instead of 60 s, its last window closed 44 s after
+    the restore, as under the old timeout (its queued close kept the old due): now as a flow
+    that always had 10 s (15 s, within a second or two: the restore pauses input time)."""
+    state = ShardState(config(IDLE_TIMEOUT_SECONDS="60"))
+    now = WALL0
+    for b in range(6):
+        now = WALL0 + 40 * (b + 1) + 0.5
+        state.ingest([Beat(PART, now, WALL0), *(temp("g", 40 * b + i) for i in range(40))], now)
+        state.expire(now)
+    state = pickle.loads(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+    state.reconfigure(config(IDLE_TIMEOUT_SECONDS="10"), now)
+    for k in range(1, 60):
+        out = state.ingest([Beat(PART, now + k, now)], now + k) + state.expire(now + k)
+        if any(isinstance(o, WindowResult) for o in out):
+            break
+    assert k <= 20, k
+
+
+def test_a_longer_stale_time_applies_to_the_sensors_already_waiting() -> None:
+    """A slow sensor (a reading every 200 s: silent for three of its gaps, 600 s, before it is
+    stale) waits in its partition's silence heap with a due worked out under the old stale
+    time. Restored with 900 s instead of 300 s, it went stale 600 s after its last reading: now
+    900 s, as a flow that always had 900 s."""
+    state = ShardState(config(ALERT_STALE_SECONDS="300"))
+    since = WALL0
+    for sec in range(0, 3600, 5):
+        now = WALL0 + sec + 0.5
+        if sec == 2800:  # its alert open, its last reading 400 s ago: in the heap since 300 s
+            state = pickle.loads(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+            state.reconfigure(config(ALERT_STALE_SECONDS="900"), now)
+            since = now
+        hot = 95.0 if sec >= 2000 else 60.0
+        batch = [temp("slow", sec, hot)] if sec % 200 == 0 and sec <= 2400 else []
+        out = state.ingest([Beat(PART, now, since), *batch], now) + state.expire(now)
+        if any(isinstance(o, SensorEvent) for o in out):
+            break
+    assert state.open_alerts == 0 and 900 <= sec - 2400 <= 910, sec - 2400
+
+
 def test_a_removed_family_s_sensors_are_forgotten_with_their_event() -> None:
     sensors = "families:\n  t:\n    topic: temperature_readings\n    value: Temperature_C\n"
     sensors += "    timestamp: Timestamp\n    valid_range: [-50, 200]\n"
