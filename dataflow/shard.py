@@ -1382,6 +1382,7 @@ class ShardState:
             # Silent for its stale time between two windows, and no timer said so: they
             # came closed together, read from a backlog. Stale first, as live.
             self._stale(key, sensor, (stats.start - sensor.last_end) / 1e9, out)
+        before = sensor.cadence
         _follow_cadence(sensor, stats)
         mean = stats.mean
         home: tuple[float, float] | None = None
@@ -1399,7 +1400,7 @@ class ShardState:
         machine = setup.machine  # a machine's channel: its model pages through the machine
         paged = ml if machine is None else False
         if machine is not None:
-            self._to_machine(key, sensor, setup, stats)
+            self._to_machine(key, sensor, setup, stats, before)
         counts = self.counts
         if fired or paged:
             counts.anomalies += 1
@@ -1479,7 +1480,12 @@ class ShardState:
     # -- machines ---------------------------------------------------------------------------
 
     def _to_machine(
-        self, key: tuple[str, str], sensor: _Sensor, setup: FamilySetup, stats: WindowStats
+        self,
+        key: tuple[str, str],
+        sensor: _Sensor,
+        setup: FamilySetup,
+        stats: WindowStats,
+        before: float,
     ) -> None:
         """File a machine channel's closed window; the machine windows it completes are scored
         once the batch is folded (``_machine_out``)."""
@@ -1499,7 +1505,7 @@ class ShardState:
                 return  # not one of its machine's channels: its own model only
             link = sensor.machine = (mkey, index)
         mkey = link[0]
-        if not mw.file(link[1], stats.start, stats.end, stats.mean):
+        if not mw.file(link[1], stats.start, stats.end, stats.mean, before, sensor.cadence):
             self.counts.left_out += 1
         self._touched.add(mkey)
 
@@ -1528,26 +1534,14 @@ class ShardState:
         if setup is None:
             return
         last = mw.scored
-        if last >= 0:
+        if mw.alerts.alert_id is not None and cfg.stale_s > 0 and last >= 0:
             silent = (start - last - setup.window_ns) / 1e9
-            cadence = mw.cadence
-            if (
-                mw.alerts.alert_id is not None
-                and cfg.stale_s > 0
-                and silent >= max(cfg.stale_s, SILENCE_GAPS * cadence)
-            ):
-                # Silent for its stale time between two windows, and no timer said so: they
-                # came closed together, read from a backlog. Stale first, as live (and as a
-                # sensor's, ``_window``).
+            # Every channel silent for its stale time (or three of its usual gaps, as they
+            # stood before this window) between two windows, and no timer said so: they came
+            # closed together, read from a backlog. Stale first, as live (``_stale_machines``)
+            # and as a sensor's (``_window``).
+            if silent >= max(cfg.stale_s, SILENCE_GAPS * mw.reach(start)):
                 self._machine_stale(mkey, mw, silent, out)
-            # Its usual time between windows, learned as they are scored (in order, however
-            # they were batched: live and a backlog learn the same), as a sensor's cadence is.
-            step = (start - last) / 1e9
-            if cadence == 0.0:
-                mw.cadence = step
-            else:
-                cap = GAP_CLIP * cadence
-                mw.cadence = cadence + GAP_WEIGHT * ((step if step < cap else cap) - cadence)
         res = mw.score(
             f"{family}/{machine_id}",
             start,

@@ -473,10 +473,25 @@ def test_a_machine_silent_in_a_backlog_goes_stale_as_live() -> None:
     assert live.open_alerts == backlog.open_alerts == 0
 
 
+def _both(stamps: list[float], broken_from: float) -> dict[int, list[Reading]]:
+    """Both channels at each of ``stamps`` (s), the relation broken from ``broken_from``."""
+    rng = random.Random(6)
+    by_sec: dict[int, list[Reading]] = {}
+    for sec in stamps:
+        load = rng.gauss(0, 1)
+        drop = 6.0 if sec >= broken_from else 0.0
+        by_sec.setdefault(int(sec), []).extend(
+            [
+                Reading("pump", "p6/current", T0 + int(sec * S), 20 + 2 * load + rng.gauss(0, 0.2)),
+                Reading("pump", "p6/flow", T0 + int(sec * S), 50 + 5 * load - drop),
+            ]
+        )
+    return by_sec
+
+
 def _sparse(every: float, count: int, skip: float, after: float, then: int) -> list[float]:
-    """Reading times, s: dense (a reading a window) with the relation broken from 1,500 s,
-    then ``count`` readings ``every`` s apart, a skip of ``skip`` s, then ``then`` readings
-    ``after`` s apart."""
+    """Reading times, s: dense (a reading a window), then ``count`` readings ``every`` s
+    apart, a skip of ``skip`` s, then ``then`` readings ``after`` s apart."""
     stamps = [5.0 * i + 1 for i in range(320)]
     t = stamps[-1]
     for _ in range(count):
@@ -489,41 +504,53 @@ def _sparse(every: float, count: int, skip: float, after: float, then: int) -> l
     return stamps
 
 
-@pytest.mark.parametrize(
-    ("stamps", "stale"),
-    [
-        # Every 40 s, then 100 s apart (under three of its gaps): not stale, live or backlog.
-        (_sparse(40.0, 40, 100.0, 1.0, 100), False),
-        # Every 20 s, then 70 s apart (over the stale time, 60 s, and three gaps): stale.
-        (_sparse(20.0, 60, 70.0, 20.0, 3), True),
-    ],
-    ids=["under-its-gaps", "over-them"],
-)
-def test_a_sparse_machine_is_stale_in_a_backlog_exactly_when_live(
-    stamps: list[float], stale: bool
-) -> None:
-    """Its silence limit is three of its usual gaps when that is longer than the stale time.
-    Read from a backlog, the gaps were its channels' as they stood at the end of the batch (the
-    dense readings after the skip had already shortened them, or the window after it
-    lengthened them): stale where live was not, and the other way. Now the machine's own, as
-    learned window by window in either reading."""
+def _one_slow_channel() -> dict[int, list[Reading]]:
+    """Current a reading a second and hot from 1,500 s; flow a reading every 100 s from then
+    (three of its gaps: 300 s); both silent 150 s at 5,000 s."""
+    rng = random.Random(6)
+    by_sec: dict[int, list[Reading]] = {}
+    for sec in [*range(5000), *range(5150, 5450)]:
+        load = rng.gauss(0, 1)
+        hot = 12.0 if sec >= 1500 else 0.0
+        rs = [Reading("pump", "p6/current", T0 + sec * S, 20 + 2 * load + hot)]
+        if sec < 1500 or sec % 100 == 0:
+            rs.append(Reading("pump", "p6/flow", T0 + sec * S, 50 + 5 * load))
+        by_sec[sec] = rs
+    return by_sec
+
+
+STALE_CASES = {
+    # Every 40 s, then 100 s apart (under three of its gaps): not stale, live or backlog.
+    "under-its-gaps": (60.0, _both(_sparse(40.0, 40, 100.0, 1.0, 100), 1500.0), False),
+    # Every 20 s, then 70 s apart (over the stale time, 60 s, and three gaps): stale.
+    "over-them": (60.0, _both(_sparse(20.0, 60, 70.0, 20.0, 3), 1500.0), True),
+    # A reading a second, stale after 10 s, 11 s apart once: stale (three gaps of a window
+    # each would have been 15 s).
+    "dense": (
+        10.0,
+        _both([*map(float, range(2000)), *(2010.0 + i for i in range(200))], 1700.0),
+        True,
+    ),
+    # Silent 150 s, over the stale time (60 s) but under the slow channel's three gaps.
+    "a-slow-channel": (60.0, _one_slow_channel(), False),
+}
+
+
+@pytest.mark.parametrize("case", sorted(STALE_CASES))
+def test_a_machine_is_stale_in_a_backlog_exactly_when_live(case: str) -> None:
+    """A machine's silence limit: the stale time, or three of a channel's usual gaps between
+    readings if longer (``_stale_machines``, live). Read from a backlog, the gap between two
+    machine windows is judged against the channels' gaps as they stood before the window after
+    it: not as they stood at the end of the batch (the readings after the skip had changed
+    them), nor by the gaps between the machine's windows (a window's length, not a reading's
+    interval). Either made a backlog stale where live was not, or the other way."""
+    stale_s, by_sec, stale = STALE_CASES[case]
     cfg = ShardConfig(
         lateness_ns=0,
         idle_timeout_s=10.0,
         families={"pump": shard().config.families["pump"]},
-        stale_s=60.0,
+        stale_s=stale_s,
     )
-    rng = random.Random(6)
-    by_sec: dict[int, list[Reading]] = {}
-    for sec in stamps:
-        load = rng.gauss(0, 1)
-        drop = 4.0 if sec >= 1500 else 0.0
-        by_sec.setdefault(int(sec), []).extend(
-            [
-                Reading("pump", "p6/current", T0 + int(sec * S), 20 + 2 * load + rng.gauss(0, 0.2)),
-                Reading("pump", "p6/flow", T0 + int(sec * S), 50 + 5 * load - drop),
-            ]
-        )
 
     def events(out: list) -> list[tuple[str, str | None]]:
         return [
@@ -534,14 +561,15 @@ def test_a_sparse_machine_is_stale_in_a_backlog_exactly_when_live(
 
     live = ShardState(cfg)
     out: list = []
-    for sec in range(int(stamps[-1]) + 6):  # a batch a second, caught up
+    last = max(by_sec)
+    for sec in range(last + 6):  # a batch a second, caught up
         now = T0 / S + sec + 0.5
         out += live.ingest([Beat("pumps/0", now, T0 / S), *by_sec.get(sec, [])], now)
         out += live.expire(now)
     want = events(out + live.flush())
     assert ("open", None) in want and (("resolved", "stale") in want) == stale
     backlog = ShardState(cfg)
-    now = T0 / S + stamps[-1] + 3600
+    now = T0 / S + last + 3600
     readings = [r for sec in sorted(by_sec) for r in by_sec[sec]]
     out = backlog.ingest([Beat("pumps/0", now, None), *readings], now) + backlog.expire(now)
     assert events(out + backlog.flush()) == want
@@ -602,12 +630,12 @@ def test_counts_and_machines_pickled_before_a_field_existed_start_it_anew() -> N
     taken = back.take()
     assert taken["left_out"] == 0 and taken["late"] == 3
     mw = MachineWindows(("a", "b"), MachineParams())
-    mw.cadence = 20.0
+    mw.cadences = [20.0, 5.0]
     state = mw.__reduce_ex__(pickle.HIGHEST_PROTOCOL)[2]
-    del state[1]["cadence"]  # a machine pickled before it learned one
+    del state[1]["cadences"]  # a machine pickled before it kept them
     again = MachineWindows.__new__(MachineWindows)
     again.__setstate__(state)
-    assert again.cadence == 0.0 and again.names == ("a", "b")
+    assert again.cadences == [0.0, 0.0] and again.names == ("a", "b")
 
 
 def restarted(state: ShardState, channels: dict[str, str]) -> tuple[ShardState, list[str]]:
