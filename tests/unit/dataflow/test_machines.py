@@ -636,6 +636,15 @@ def test_counts_and_machines_pickled_before_a_field_existed_start_it_anew() -> N
     again = MachineWindows.__new__(MachineWindows)
     again.__setstate__(state)
     assert again.cadences == [0.0, 0.0] and again.names == ("a", "b")
+    # A pending window pickled before it kept its channels' cadences: read as none known.
+    again.file(0, 5 * S, 10 * S, 1.0, 2.0, 2.0)
+    del again.pending[5 * S][3:]
+    assert again.reach(5 * S) == 0.0
+    assert again.file(1, 5 * S, 10 * S, 1.0, 7.0, 7.0) and again.reach(5 * S) == 7.0
+    again.file(0, 10 * S, 15 * S, 1.0, 2.0, 2.0)
+    del again.pending[10 * S][3:]
+    assert again.score("m", 5 * S, 1, 1, 0, "warning").channels == 2
+    assert again.score("m", 10 * S, 1, 1, 0, "warning").channels == 1
 
 
 def restarted(state: ShardState, channels: dict[str, str]) -> tuple[ShardState, list[str]]:
