@@ -51,7 +51,7 @@ class MachineWindow(NamedTuple):
 class MachineWindows:
     """One machine's pending windows, joint model and alert. Picklable."""
 
-    __slots__ = ("alerts", "cadences", "closed", "index", "model", "names", "pending", "scored")
+    __slots__ = ("alerts", "closed", "index", "model", "names", "pending", "scored")
 
     def __init__(self, names: tuple[str, ...], params: MachineParams) -> None:
         self.names = names
@@ -59,20 +59,9 @@ class MachineWindows:
         self.model = MachineModel(len(names), params)
         self.alerts = AlertTracker()
         self.closed = [-1] * len(names)  # each channel's latest closed window start, ns
-        # window start -> [end, each channel's mean (nan: none yet), channels filed, each
-        # channel's usual time between readings as it stood before this window, s]
+        # window start -> [end, each channel's mean (nan: none yet), channels filed]
         self.pending: dict[int, list[Any]] = {}
         self.scored = -1  # the latest window start scored: a channel's window before it is late
-        # Each channel's usual time between readings (its sensor's cadence) after its latest
-        # window filed, s (0: not known): how long a silence makes the machine stale.
-        self.cadences = [0.0] * len(names)
-
-    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
-        """Machines pickled before ``cadences`` existed learn them anew."""
-        for name, value in state[1].items():
-            setattr(self, name, value)
-        if "cadences" not in state[1]:
-            self.cadences = [0.0] * len(self.names)
 
     def channel_closed(self, channel: str, start: int, end: int, mean: float) -> bool:
         """File a channel's closed window (``due`` says which machine windows it completed);
@@ -82,21 +71,14 @@ class MachineWindows:
             return True
         return self.file(i, start, end, mean)
 
-    def file(
-        self, i: int, start: int, end: int, mean: float, before: float = 0.0, after: float = 0.0
-    ) -> bool:
-        """``channel_closed`` of the ``i``-th channel; ``before`` and ``after``: its cadence
-        before and after this window (its sensor's). False: left out, its machine window
+    def file(self, i: int, start: int, end: int, mean: float) -> bool:
+        """``channel_closed`` of the ``i``-th channel. False: left out, its machine window
         scored without it (the channel was that late), which the shard counts."""
         if start <= self.scored:
             return False
         entry = self.pending.get(start)
-        if entry is None:  # the channels' cadences as they stand before this window
-            entry = self.pending[start] = [end, [math.nan] * len(self.names), 0, self.cadences[:]]
-        elif len(entry) < 4:  # pickled before they were kept
-            entry.append(self.cadences[:])
-        entry[3][i] = before
-        self.cadences[i] = after
+        if entry is None:
+            entry = self.pending[start] = [end, [math.nan] * len(self.names), 0]
         values = entry[1]
         if values[i] != values[i]:
             entry[2] += 1
@@ -104,12 +86,6 @@ class MachineWindows:
         if start > self.closed[i]:
             self.closed[i] = start
         return True
-
-    def reach(self, start: int) -> float:
-        """The longest usual time between readings of the machine's channels before the
-        pending window at ``start`` (0 if none is known)."""
-        entry = self.pending[start]
-        return max(entry[3]) if len(entry) > 3 else 0.0  # pickled before they were kept
 
     def due(self, window_ns: int) -> list[int]:
         """The machine windows to score now, oldest first: those every channel has closed, and
@@ -142,7 +118,7 @@ class MachineWindows:
         severity: str,
     ) -> MachineWindow:
         """Score a pending machine window once, and move the machine's alert."""
-        end, values, present, *_ = self.pending.pop(start)
+        end, values, present = self.pending.pop(start)
         if start > self.scored:
             self.scored = start
         if not present:  # nothing at all in it: nothing to say

@@ -938,12 +938,6 @@ class ShardState:
         stale."""
         for start in mw.due_all():
             self._machine_window(mkey, mw, start, out)
-        self._machine_stale(mkey, mw, silent, out)
-
-    def _machine_stale(
-        self, mkey: tuple[str, str], mw: MachineWindows, silent: float, out: list[Result]
-    ) -> None:
-        """Resolve the machine's open alert, if any, as stale after ``silent`` seconds."""
         event = mw.alerts.stale()
         if event is not None:
             self.counts.alerts_resolved += 1
@@ -1382,7 +1376,6 @@ class ShardState:
             # Silent for its stale time between two windows, and no timer said so: they
             # came closed together, read from a backlog. Stale first, as live.
             self._stale(key, sensor, (stats.start - sensor.last_end) / 1e9, out)
-        before = sensor.cadence
         _follow_cadence(sensor, stats)
         mean = stats.mean
         home: tuple[float, float] | None = None
@@ -1400,7 +1393,7 @@ class ShardState:
         machine = setup.machine  # a machine's channel: its model pages through the machine
         paged = ml if machine is None else False
         if machine is not None:
-            self._to_machine(key, sensor, setup, stats, before)
+            self._to_machine(key, sensor, setup, stats)
         counts = self.counts
         if fired or paged:
             counts.anomalies += 1
@@ -1480,12 +1473,7 @@ class ShardState:
     # -- machines ---------------------------------------------------------------------------
 
     def _to_machine(
-        self,
-        key: tuple[str, str],
-        sensor: _Sensor,
-        setup: FamilySetup,
-        stats: WindowStats,
-        before: float,
+        self, key: tuple[str, str], sensor: _Sensor, setup: FamilySetup, stats: WindowStats
     ) -> None:
         """File a machine channel's closed window; the machine windows it completes are scored
         once the batch is folded (``_machine_out``)."""
@@ -1505,7 +1493,7 @@ class ShardState:
                 return  # not one of its machine's channels: its own model only
             link = sensor.machine = (mkey, index)
         mkey = link[0]
-        if not mw.file(link[1], stats.start, stats.end, stats.mean, before, sensor.cadence):
+        if not mw.file(link[1], stats.start, stats.end, stats.mean):
             self.counts.left_out += 1
         self._touched.add(mkey)
 
@@ -1533,15 +1521,6 @@ class ShardState:
         setup = cfg.families.get(family)
         if setup is None:
             return
-        last = mw.scored
-        if mw.alerts.alert_id is not None and cfg.stale_s > 0 and last >= 0:
-            silent = (start - last - setup.window_ns) / 1e9
-            # Every channel silent for its stale time (or three of its usual gaps, as they
-            # stood before this window) between two windows, and no timer said so: they came
-            # closed together, read from a backlog. Stale first, as live (``_stale_machines``)
-            # and as a sensor's (``_window``).
-            if silent >= max(cfg.stale_s, SILENCE_GAPS * mw.reach(start)):
-                self._machine_stale(mkey, mw, silent, out)
         res = mw.score(
             f"{family}/{machine_id}",
             start,

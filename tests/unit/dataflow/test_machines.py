@@ -433,148 +433,6 @@ def test_a_silent_machine_resolves_its_alert_as_stale() -> None:
     assert state.open_alerts == 0
 
 
-def test_a_machine_silent_in_a_backlog_goes_stale_as_live() -> None:
-    """An episode, ten minutes of silence, then normal readings: live, the machine's alert is
-    resolved stale by the silence. Read as a backlog (one batch, the source behind), no timer
-    runs through the silence: its alert stayed open across it, to resolve clean on the normal
-    readings after it (a sensor's goes stale between two windows read together; the machine's
-    now does too)."""
-    (fam,) = parse_families(PUMPS, "p")
-    setup = FamilySetup(
-        fam,
-        ModelParams(limits=(-1000.0, 1000.0), window_ns=5 * S, window_size=20, warmup=20),
-        MachineParams(memory=100, warmup=WARM),
-    )
-    cfg = ShardConfig(lateness_ns=0, idle_timeout_s=10.0, families={"pump": setup}, stale_s=60.0)
-    batches = pump_readings("p6", 320, seed=6, break_at=300)
-    batches = batches + [[] for _ in range(120)] + batches[250:300]  # silent, then well
-
-    def machine_events(out: list) -> list[tuple[str, str | None]]:
-        return [
-            (o.alert.event, o.alert.resolution)
-            for o in out
-            if o.sensor_id == "p6" and getattr(o, "alert", None) is not None
-        ]
-
-    live = ShardState(cfg)
-    out: list = []
-    for i, batch in enumerate(batches):
-        now = (T0 + i * 5 * S + 5 * S) / S
-        shifted = [r._replace(ts=T0 + i * 5 * S + S) for r in batch]
-        out += live.ingest([Beat("pumps/0", now, T0 / S), *shifted], now) + live.expire(now)
-    want = machine_events(out + live.flush())
-    assert want[-1] == ("resolved", "stale")  # its alert open when it fell silent
-
-    backlog = ShardState(cfg)
-    now = (T0 + len(batches) * 5 * S) / S + 3600
-    readings = [r._replace(ts=T0 + i * 5 * S + S) for i, b in enumerate(batches) for r in b]
-    out = backlog.ingest([Beat("pumps/0", now, None), *readings], now) + backlog.expire(now)
-    assert machine_events(out + backlog.flush()) == want
-    assert live.open_alerts == backlog.open_alerts == 0
-
-
-def _both(stamps: list[float], broken_from: float) -> dict[int, list[Reading]]:
-    """Both channels at each of ``stamps`` (s), the relation broken from ``broken_from``."""
-    rng = random.Random(6)
-    by_sec: dict[int, list[Reading]] = {}
-    for sec in stamps:
-        load = rng.gauss(0, 1)
-        drop = 6.0 if sec >= broken_from else 0.0
-        by_sec.setdefault(int(sec), []).extend(
-            [
-                Reading("pump", "p6/current", T0 + int(sec * S), 20 + 2 * load + rng.gauss(0, 0.2)),
-                Reading("pump", "p6/flow", T0 + int(sec * S), 50 + 5 * load - drop),
-            ]
-        )
-    return by_sec
-
-
-def _sparse(every: float, count: int, skip: float, after: float, then: int) -> list[float]:
-    """Reading times, s: dense (a reading a window), then ``count`` readings ``every`` s
-    apart, a skip of ``skip`` s, then ``then`` readings ``after`` s apart."""
-    stamps = [5.0 * i + 1 for i in range(320)]
-    t = stamps[-1]
-    for _ in range(count):
-        t += every
-        stamps.append(t)
-    t += skip
-    for _ in range(then):
-        stamps.append(t)
-        t += after
-    return stamps
-
-
-def _one_slow_channel() -> dict[int, list[Reading]]:
-    """Current a reading a second and hot from 1,500 s; flow a reading every 100 s from then
-    (three of its gaps: 300 s); both silent 150 s at 5,000 s."""
-    rng = random.Random(6)
-    by_sec: dict[int, list[Reading]] = {}
-    for sec in [*range(5000), *range(5150, 5450)]:
-        load = rng.gauss(0, 1)
-        hot = 12.0 if sec >= 1500 else 0.0
-        rs = [Reading("pump", "p6/current", T0 + sec * S, 20 + 2 * load + hot)]
-        if sec < 1500 or sec % 100 == 0:
-            rs.append(Reading("pump", "p6/flow", T0 + sec * S, 50 + 5 * load))
-        by_sec[sec] = rs
-    return by_sec
-
-
-STALE_CASES = {
-    # Every 40 s, then 100 s apart (under three of its gaps): not stale, live or backlog.
-    "under-its-gaps": (60.0, _both(_sparse(40.0, 40, 100.0, 1.0, 100), 1500.0), False),
-    # Every 20 s, then 70 s apart (over the stale time, 60 s, and three gaps): stale.
-    "over-them": (60.0, _both(_sparse(20.0, 60, 70.0, 20.0, 3), 1500.0), True),
-    # A reading a second, stale after 10 s, 11 s apart once: stale (three gaps of a window
-    # each would have been 15 s).
-    "dense": (
-        10.0,
-        _both([*map(float, range(2000)), *(2010.0 + i for i in range(200))], 1700.0),
-        True,
-    ),
-    # Silent 150 s, over the stale time (60 s) but under the slow channel's three gaps.
-    "a-slow-channel": (60.0, _one_slow_channel(), False),
-}
-
-
-@pytest.mark.parametrize("case", sorted(STALE_CASES))
-def test_a_machine_is_stale_in_a_backlog_exactly_when_live(case: str) -> None:
-    """A machine's silence limit: the stale time, or three of a channel's usual gaps between
-    readings if longer (``_stale_machines``, live). Read from a backlog, the gap between two
-    machine windows is judged against the channels' gaps as they stood before the window after
-    it: not as they stood at the end of the batch (the readings after the skip had changed
-    them), nor by the gaps between the machine's windows (a window's length, not a reading's
-    interval). Either made a backlog stale where live was not, or the other way."""
-    stale_s, by_sec, stale = STALE_CASES[case]
-    cfg = ShardConfig(
-        lateness_ns=0,
-        idle_timeout_s=10.0,
-        families={"pump": shard().config.families["pump"]},
-        stale_s=stale_s,
-    )
-
-    def events(out: list) -> list[tuple[str, str | None]]:
-        return [
-            (o.alert.event, o.alert.resolution)
-            for o in out
-            if o.sensor_id == "p6" and getattr(o, "alert", None) is not None
-        ]
-
-    live = ShardState(cfg)
-    out: list = []
-    last = max(by_sec)
-    for sec in range(last + 6):  # a batch a second, caught up
-        now = T0 / S + sec + 0.5
-        out += live.ingest([Beat("pumps/0", now, T0 / S), *by_sec.get(sec, [])], now)
-        out += live.expire(now)
-    want = events(out + live.flush())
-    assert ("open", None) in want and (("resolved", "stale") in want) == stale
-    backlog = ShardState(cfg)
-    now = T0 / S + last + 3600
-    readings = [r for sec in sorted(by_sec) for r in by_sec[sec]]
-    out = backlog.ingest([Beat("pumps/0", now, None), *readings], now) + backlog.expire(now)
-    assert events(out + backlog.flush()) == want
-
-
 @pytest.mark.parametrize("lag", [1, 4])
 def test_a_channel_s_windows_left_out_of_its_machine_s_are_counted(lag: int) -> None:
     """A channel that arrives ``lag`` windows after the other (a message per channel, sent
@@ -619,7 +477,7 @@ def test_the_flow_counts_them_in_its_metrics() -> None:
     assert left_out() - before >= 15
 
 
-def test_counts_and_machines_pickled_before_a_field_existed_start_it_anew() -> None:
+def test_counts_pickled_before_a_counter_existed_start_it_at_zero() -> None:
     old = ShardCounts()
     old.late = 3
     state = old.__reduce_ex__(pickle.HIGHEST_PROTOCOL)[2]
@@ -629,22 +487,6 @@ def test_counts_and_machines_pickled_before_a_field_existed_start_it_anew() -> N
     back.__setstate__(state)
     taken = back.take()
     assert taken["left_out"] == 0 and taken["late"] == 3
-    mw = MachineWindows(("a", "b"), MachineParams())
-    mw.cadences = [20.0, 5.0]
-    state = mw.__reduce_ex__(pickle.HIGHEST_PROTOCOL)[2]
-    del state[1]["cadences"]  # a machine pickled before it kept them
-    again = MachineWindows.__new__(MachineWindows)
-    again.__setstate__(state)
-    assert again.cadences == [0.0, 0.0] and again.names == ("a", "b")
-    # A pending window pickled before it kept its channels' cadences: read as none known.
-    again.file(0, 5 * S, 10 * S, 1.0, 2.0, 2.0)
-    del again.pending[5 * S][3:]
-    assert again.reach(5 * S) == 0.0
-    assert again.file(1, 5 * S, 10 * S, 1.0, 7.0, 7.0) and again.reach(5 * S) == 7.0
-    again.file(0, 10 * S, 15 * S, 1.0, 2.0, 2.0)
-    del again.pending[10 * S][3:]
-    assert again.score("m", 5 * S, 1, 1, 0, "warning").channels == 2
-    assert again.score("m", 10 * S, 1, 1, 0, "warning").channels == 1
 
 
 def restarted(state: ShardState, channels: dict[str, str]) -> tuple[ShardState, list[str]]:
