@@ -1109,23 +1109,21 @@ class ShardState:
                     f"family {name!r}: its machines' channels changed: their models start anew"
                     " (open machine alerts resolved)"
                 )
-        if old.lateness_ns != config.lateness_ns:
+        relate = old.lateness_ns != config.lateness_ns
+        # A queued close's due holds the lateness and a wait of up to the idle timeout
+        # (``_close_wait``), and ``expire`` moves one only when it comes up early: under a new
+        # lateness or a shorter timeout, every open window's close is queued anew.
+        if relate or old.idle_timeout_s != config.idle_timeout_s:
             for key, sensor in self.sensors.items():
                 size = config.window_ns.get(key[0])
                 if size is not None and sensor.windows.open:
-                    sensor.windows.relate(size, config.lateness_ns)
+                    if relate:
+                        sensor.windows.relate(size, config.lateness_ns)
                     pending.append((key, sensor))
+        if relate:
             lines.append(
                 f"allowed lateness {old.lateness_ns / 1e9:g} s -> {config.lateness_ns / 1e9:g} s:"
                 " applied to open windows"
-            )
-        elif old.idle_timeout_s != config.idle_timeout_s:
-            # A queued close waits up to the idle timeout (``_close_wait``), and ``expire``
-            # moves one only when it comes up early: a shorter timeout needs them queued anew.
-            pending.extend(
-                (key, sensor)
-                for key, sensor in self.sensors.items()
-                if sensor.windows.open and key[0] in config.window_ns
             )
         for name in _PLAIN_SETTINGS:
             if getattr(old, name) != getattr(config, name):

@@ -76,6 +76,14 @@ def on_new_topic(state: ShardState, wall: float) -> tuple[ShardState, list[str]]
     return back, back.reconfigure(moved, wall)
 
 
+def reconfigured(state: ShardState, cfg: ShardConfig, now: float) -> ShardState:
+    """``state`` pickled and restored, as a recovery snapshot is, under ``cfg`` at wall time
+    ``now``."""
+    state = pickle.loads(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+    state.reconfigure(cfg, now)
+    return state
+
+
 @pytest.mark.parametrize("lateness", ["0", "7"])
 def test_a_changed_lateness_applies_to_open_windows(lateness: str) -> None:
     blob = snapshot_with_open_window(config())
@@ -104,8 +112,7 @@ def test_an_alert_opened_by_a_window_the_restore_closed_is_written_before_its_en
     for sec in range(23):  # clean windows, then [20, 25) hot and open at the snapshot
         now = WALL0 + sec + 1
         state.ingest([Beat(PART, now, WALL0), temp("a", sec, 95.0 if sec >= 20 else 60.0)], now)
-    state = pickle.loads(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
-    state.reconfigure(config(WINDOW_SECONDS="3"), WALL0 + 24)
+    state = reconfigured(state, config(WINDOW_SECONDS="3"), WALL0 + 24)
     now = WALL0 + 60
     out = state.ingest([Beat(PART, now, WALL0 + 59), *(temp("a", s) for s in range(23, 40))], now)
     out += state.expire(now)
@@ -126,8 +133,7 @@ def test_a_shorter_idle_timeout_applies_to_the_closes_already_queued() -> None:
         now = WALL0 + 40 * (b + 1) + 0.5
         state.ingest([Beat(PART, now, WALL0), *(temp("g", 40 * b + i) for i in range(40))], now)
         state.expire(now)
-    state = pickle.loads(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
-    state.reconfigure(config(IDLE_TIMEOUT_SECONDS="10"), now)
+    state = reconfigured(state, config(IDLE_TIMEOUT_SECONDS="10"), now)
     for k in range(1, 60):
         out = state.ingest([Beat(PART, now + k, now)], now + k) + state.expire(now + k)
         if any(isinstance(o, WindowResult) for o in out):
@@ -145,8 +151,7 @@ def test_a_longer_stale_time_applies_to_the_sensors_already_waiting() -> None:
     for sec in range(0, 3600, 5):
         now = WALL0 + sec + 0.5
         if sec == 2800:  # its alert open, its last reading 400 s ago: in the heap since 300 s
-            state = pickle.loads(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
-            state.reconfigure(config(ALERT_STALE_SECONDS="900"), now)
+            state = reconfigured(state, config(ALERT_STALE_SECONDS="900"), now)
             since = now
         hot = 95.0 if sec >= 2000 else 60.0
         batch = [temp("slow", sec, hot)] if sec % 200 == 0 and sec <= 2400 else []
@@ -574,25 +579,20 @@ def test_a_family_moved_off_a_topic_again_keeps_its_sensors_hearings(moves: int)
         batch = [temp(s, sec, 95.0 if s == "hot" else 60.0) for s in who.split()]
         return state.ingest([Beat(part, now, since), *batch], now) + state.expire(now)
 
-    def moved(state: ShardState, cfg: ShardConfig, now: float) -> ShardState:
-        state = pickle.loads(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
-        state.reconfigure(cfg, now)
-        return state
-
     state = ShardState(a)
     for sec in range(30):  # on the old topic, live: "hot" opens an alert
         feed(state, WALL0 + sec + 1, sec, PART, WALL0, "hot cool")
     if moves == 3:  # off it, both on the new topic for a while, then rolled back after 1000 s
-        state = moved(state, b, WALL0 + 31)
+        state = reconfigured(state, b, WALL0 + 31)
         for sec in range(31, 45):
             feed(state, WALL0 + sec + 1, sec, new, WALL0 + 31, "hot cool")
-    state = moved(state, a, WALL0 + 1045)
+    state = reconfigured(state, a, WALL0 + 1045)
     for i in range(100):  # the old topic's 1000 s of backlog, then caught up for a minute
         feed(state, WALL0 + 1045 + i, 45 + i * 10, PART, None, "hot cool")
     for i in range(60):
         feed(state, WALL0 + 1145 + i, 1145 + i, PART, WALL0 + 1145, "hot cool")
     assert state.open_alerts == 1
-    state = moved(state, b, WALL0 + 1205)  # off it (again): "hot" never turns up
+    state = reconfigured(state, b, WALL0 + 1205)  # off it (again): "hot" never turns up
     hot = state.sensors[(TEMPERATURE, "hot")]
     assert hot.part is not None and hot.part.clock.input >= hot.heard
     for i in range(400):
