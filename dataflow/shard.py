@@ -65,6 +65,7 @@ from dataflow.model.columns import ColumnScorer
 from dataflow.model.explain import Evidence
 from dataflow.model.machine import MachineParams
 from dataflow.model.scoring import STRUCTURAL, ModelParams, SensorScorer, window_scatter
+from dataflow.pickled import State, restore, state_of
 from dataflow.progress import (
     BEAT_GRACE_S,
     Beat,
@@ -319,10 +320,15 @@ def _calm(sensors: list[_Sensor], means: NDArray[np.float64], ml: Any) -> Any:
     return calm
 
 
+# What a snapshot keeps of each class (``dataflow.pickled``): a slotted class's ``__slots__``,
+# in their order; ``ShardState``'s attributes in the order ``__init__`` sets them.
+_PART_STATE = ("clock", "closes", "lead", "stale")
+
+
 class _Part:
     """One input partition as a shard sees it: its input time, and its sensors' silences."""
 
-    __slots__ = ("clock", "closes", "lead", "stale")
+    __slots__ = _PART_STATE
 
     def __init__(self, name: str) -> None:
         self.clock = PartClock(name)
@@ -333,13 +339,12 @@ class _Part:
     def __getstate__(self) -> tuple[None, dict[str, Any]]:
         """As pickled before ``CloseQueue`` (snapshot format v14): its closes as a list of the
         tuples the heap held (``CloseQueue.entries``)."""
-        slots = {name: getattr(self, name) for name in self.__slots__ if hasattr(self, name)}
+        _, slots = state_of(self, _PART_STATE)
         slots["closes"] = self.closes.entries()
         return None, slots
 
-    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
-        for name, value in state[1].items():  # as pickled (a migration fills in what is not)
-            setattr(self, name, value)
+    def __setstate__(self, state: State) -> None:
+        restore(self, state)  # as pickled (a migration fills in what is not)
         self.closes = CloseQueue(state[1].get("closes", ()))
 
     @property
@@ -353,26 +358,29 @@ class _Part:
 _Row = tuple[tuple[str, str], "_Sensor", WindowStats | None, Any, int, float]
 
 
+_SENSOR_STATE = (
+    "_scorer",
+    "alerts",
+    "batch",
+    "cadence",
+    "cols",
+    "gap",
+    "heard",
+    "last_end",
+    "late_from",
+    "late_n",
+    "machine",
+    "moved",
+    "part",
+    "rules",
+    "slot",
+    "streaks",
+    "windows",
+)
+
+
 class _Sensor:
-    __slots__ = (
-        "_scorer",
-        "alerts",
-        "batch",
-        "cadence",
-        "cols",
-        "gap",
-        "heard",
-        "last_end",
-        "late_from",
-        "late_n",
-        "machine",
-        "moved",
-        "part",
-        "rules",
-        "slot",
-        "streaks",
-        "windows",
-    )
+    __slots__ = _SENSOR_STATE
 
     def __init__(self, rules: RuleSet) -> None:
         self.windows = SensorWindows()
@@ -396,6 +404,12 @@ class _Sensor:
         self.rules = rules  # its family's, with its override; shared with its like
         self.streaks = rules.streaks()  # consecutive windows each rule has held, if it counts
 
+    def __getstate__(self) -> State:
+        return state_of(self, _SENSOR_STATE)
+
+    def __setstate__(self, state: State) -> None:
+        restore(self, state)  # an older snapshot's ``scorer`` goes through its setter
+
     @property
     def scorer(self) -> SensorScorer | None:
         """Its model as a per-sensor scorer: its own (or its slot's, taken out), or a copy of
@@ -416,21 +430,24 @@ class _Sensor:
             self.rules, self.streaks = rules, rules.streaks()
 
 
+_COUNTS = (
+    "alerts_opened",
+    "alerts_resolved",
+    "anomalies",
+    "forgotten",
+    "future",
+    "late",
+    "left_out",
+    "limited",
+    "moved",
+    "windows",
+)
+
+
 class ShardCounts:
     """Counters a shard keeps; the flow sums them for status and metrics."""
 
-    __slots__ = (
-        "alerts_opened",
-        "alerts_resolved",
-        "anomalies",
-        "forgotten",
-        "future",
-        "late",
-        "left_out",
-        "limited",
-        "moved",
-        "windows",
-    )
+    __slots__ = _COUNTS
 
     def __init__(self) -> None:
         self.alerts_opened = self.alerts_resolved = self.anomalies = 0
@@ -438,17 +455,35 @@ class ShardCounts:
         self.future = self.limited = self.moved = 0
         self.left_out = 0  # machine channels' windows closed after their machine's was scored
 
-    def __setstate__(self, state: tuple[None, dict[str, int]]) -> None:
+    def __getstate__(self) -> State:
+        return state_of(self, _COUNTS)
+
+    def __setstate__(self, state: State) -> None:
         """Counts pickled before a counter existed start it at 0."""
         self.__init__()  # type: ignore[misc]
-        for name, value in state[1].items():
-            setattr(self, name, value)
+        restore(self, state)
 
     def take(self) -> dict[str, int]:
         """The counts since the last call, which start again from zero."""
-        out = {name: getattr(self, name) for name in self.__slots__}
+        out = {name: getattr(self, name) for name in _COUNTS}
         self.__init__()  # type: ignore[misc]
         return out
+
+
+_SHARD_STATE = (
+    "config",
+    "sensors",
+    "parts",
+    "open_alerts",
+    "next_sweep",
+    "counts",
+    "notes",
+    "pending",
+    "machines",
+    "_touched",
+    "columns",
+    "_queue",
+)
 
 
 class ShardState:
@@ -471,6 +506,12 @@ class ShardState:
         # Closed windows not scored yet, and silence-queue touches queued behind them, in the
         # order the per-window path would have acted on them (``_drain``). Empty between calls.
         self._queue: list[_Row] = []
+
+    def __getstate__(self) -> dict[str, Any]:
+        return state_of(self, _SHARD_STATE)[1]
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        restore(self, state)  # an older format's, as pickled: ``dataflow.upgrade`` fills it in
 
     # -- input -------------------------------------------------------------------------------
 

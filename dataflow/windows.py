@@ -22,7 +22,11 @@ from functools import reduce
 from operator import add
 from typing import NamedTuple
 
+from dataflow.pickled import State, restore, state_of
+
 _NEVER = 1 << 126
+# What a snapshot keeps of a sensor's windows (``dataflow.pickled``), in ``__slots__``' order.
+_STATE = ("closed_until", "max_ts", "next_close", "open")
 
 
 class WindowStats(NamedTuple):
@@ -46,13 +50,19 @@ class SensorWindows:
     entries, never at other sensors.
     """
 
-    __slots__ = ("closed_until", "max_ts", "next_close", "open")
+    __slots__ = _STATE
 
     def __init__(self) -> None:
         self.open: dict[int, list[float]] = {}  # [count (an int), sum, min, max]
         self.max_ts = -_NEVER
         self.closed_until = -_NEVER  # end of the last closed window: earlier readings are late
         self.next_close = _NEVER  # sensor clock at which the earliest open window closes
+
+    def __getstate__(self) -> State:
+        return state_of(self, _STATE)
+
+    def __setstate__(self, state: State) -> None:
+        restore(self, state)
 
     def add(self, ts: int, value: float, size: int, lateness: int) -> bool:
         """Add a reading; return False (and change nothing) when its window has closed."""
