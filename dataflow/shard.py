@@ -77,7 +77,7 @@ from dataflow.progress import (
 )
 from dataflow.readings import Reading, Rows, Run
 from dataflow.rules import RuleSet
-from dataflow.windows import SensorWindows, WindowStats
+from dataflow.windows import Jumps, SensorWindows, WindowStats, rebase, restart_skip
 
 _NEVER = float("inf")
 SILENCE_GAPS = 3.0  # a sensor is silent after this many of its readings' usual interval
@@ -268,6 +268,10 @@ def _follow_cadence(sensor: _Sensor, stats: WindowStats) -> None:
     between windows; then mark the window's end as the sensor's last."""
     last = sensor.last_end
     if last:
+        if stats.start > last:  # windows jumped over: where a clock set back may restart
+            if sensor.jumps is None:
+                sensor.jumps = Jumps()
+            sensor.jumps.gap(last, stats.start)
         size = stats.end - stats.start
         count = stats.count
         step = (size / count if count > 1 else stats.start - last + size) / 1e9
@@ -366,6 +370,7 @@ _SENSOR_STATE = (
     "cols",
     "gap",
     "heard",
+    "jumps",
     "last_end",
     "late_from",
     "late_n",
@@ -399,6 +404,7 @@ class _Sensor:
         self.late_from: int | None = None  # event time where its current run of late began
         self.late_n = 0  # readings in that run
         self.last_end = 0  # end of its last scored window, ns (0: none yet)
+        self.jumps: Jumps | None = None  # where its windows were jumped over (a restart's)
         self.moved = False  # seen on a second partition (reported once)
         self.machine: tuple[tuple[str, str], int] | None = None  # its machine, its channel
         self.rules = rules  # its family's, with its override; shared with its like
@@ -408,6 +414,7 @@ class _Sensor:
         return state_of(self, _SENSOR_STATE)
 
     def __setstate__(self, state: State) -> None:
+        self.jumps = None  # a snapshot from before it knows of no jump
         restore(self, state)  # an older snapshot's ``scorer`` goes through its setter
 
     @property
@@ -622,7 +629,11 @@ class ShardState:
                 size = sizes[family]
                 win = sensor.windows
                 before = win.next_close
-                if ts + size + lateness <= win.max_ts or not win.add(ts, value, size, lateness):
+                if (
+                    ts + size + lateness <= win.max_ts
+                    or (sensor.jumps is not None and sensor.jumps.skips(ts))
+                    or not win.add(ts, value, size, lateness)
+                ):
                     if not self._one(key, sensor, _new(Reading, reading), size, out):
                         continue
                 elif sensor.late_from is not None:
@@ -763,6 +774,7 @@ class ShardState:
                     if (
                         head < win.closed_until
                         or head - head % size + size + lateness <= win.max_ts
+                        or (sensor.jumps is not None and head < sensor.jumps.skip_to)
                     ):
                         return run.readings()
             return (item,)
@@ -785,13 +797,18 @@ class ShardState:
         start = sensor.late_from
         if start is None or ts < start:
             sensor.late_from, sensor.late_n = ts, 1
-        elif sensor.late_n + 1 >= RESTART_READINGS and ts - start >= size:
+        elif (
+            sensor.late_n + 1 >= RESTART_READINGS
+            and ts - start >= size
+            and (skip := restart_skip(win, sensor.jumps, ts, size)) is not None
+        ):
             sensor.late_from = None
             self._score(key, sensor, win.close_all(size, lateness), out)
-            win.rebase(ts, size)
+            sensor.jumps = rebase(win, sensor.jumps, ts, size, skip)
         else:
             sensor.late_n += 1
-        if win.add(ts, reading.value, size, lateness):
+        jumps = sensor.jumps
+        if (jumps is None or not jumps.skips(ts)) and win.add(ts, reading.value, size, lateness):
             return True  # behind, but its window was not closed yet
         out.append(LateReading(reading))
         self.counts.late += 1

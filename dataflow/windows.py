@@ -27,6 +27,7 @@ from dataflow.pickled import State, restore, state_of
 _NEVER = 1 << 126
 # What a snapshot keeps of a sensor's windows (``dataflow.pickled``), in ``__slots__``' order.
 _STATE = ("closed_until", "max_ts", "next_close", "open")
+_JUMPS = ("gap_from", "gap_to", "skip_from", "skip_to")
 
 
 class WindowStats(NamedTuple):
@@ -203,14 +204,6 @@ class SensorWindows:
         if ts + 1 < self.closed_until:
             self.closed_until = ts + 1
 
-    def rebase(self, ts: int, size: int) -> None:
-        """Start again at ``ts``'s window, every window closed first: the sensor's clock had
-        stepped forward and has come back, so what is behind its old clock is not late."""
-        assert not self.open, "close the open windows first"
-        self.closed_until = ts - ts % size
-        self.max_ts = -_NEVER
-        self.next_close = _NEVER
-
     def _next_close(self, after: int, size: int, lateness: int) -> None:
         """Set the next close time once the windows before ``after`` are closed."""
         opened = self.open
@@ -239,3 +232,86 @@ def _sum_in_order(values: tuple[float, ...], start: float) -> float:
 # CPython 3.11's ``sum`` adds floats one by one, as ``add`` does; 3.12's compensates for rounding,
 # which would make a window's sum depend on how its readings were batched.
 _sum = sum if sum((1e16, 1.0, -1e16)) == 0.0 else _sum_in_order
+
+
+class Jumps:
+    """Where a sensor's windows were jumped over, and what a restart of its clock must not
+    write again: kept apart from ``SensorWindows`` (which every reading touches, and which one
+    more field would make a cache line longer) and made only for a sensor whose windows left a
+    stretch unwritten.
+
+    ``[gap_from, gap_to)``: the stretch right after the windows written in order, up to the
+    next written one, where none was (the sensor silent, or its clock jumped over it): only
+    there may a clock that comes back restart (``restart_skip``). ``[skip_from, skip_to)``: after
+    a restart, the windows written under the old clock, whose readings are late for the new
+    one (None: ``skip_from`` past any time).
+    """
+
+    __slots__ = _JUMPS
+
+    def __init__(self) -> None:
+        self.gap_from = self.gap_to = -_NEVER
+        self.skip_from, self.skip_to = _NEVER, -_NEVER
+
+    def __getstate__(self) -> State:
+        return state_of(self, _JUMPS)
+
+    def __setstate__(self, state: State) -> None:
+        restore(self, state)
+
+    def gap(self, last: int, start: int) -> None:
+        """A window starting at ``start`` was written after one ending at ``last``: the stretch
+        between, up to the windows a restart's skip holds if they come first, was not. A
+        window of the skip itself is one the old clock wrote, scored after the restart: it
+        says nothing of the new clock's stretch."""
+        if self.skip_from <= start < self.skip_to:
+            return
+        end = self.skip_from if last < self.skip_from < start else start
+        self.gap_from, self.gap_to = last, end
+
+    def skips(self, ts: int) -> bool:
+        """Whether ``ts`` falls in a window the old clock wrote (late for the new one)."""
+        return self.skip_from <= ts < self.skip_to
+
+
+def restart_skip(win: SensorWindows, jumps: Jumps | None, ts: int, size: int) -> int | None:
+    """Whether a sensor's clock may restart at ``ts`` (``rebase``): only into a window never
+    written, which the windows written under the old clock follow. The start of the first of
+    those (closed, or open and to be closed first), which the new clock must not write again;
+    None where ``ts``'s window was written or is open: ``ts`` is only late (a delayed reading,
+    not a clock set back), and no window is written twice."""
+    start = ts - ts % size
+    end = start + size
+    opened = win.open
+    if start in opened:
+        return None
+    if jumps is not None:
+        if jumps.gap_from <= start and end <= jumps.gap_to:
+            return jumps.gap_to  # open windows are later still
+        if jumps.skips(start):
+            return None
+    if start < win.closed_until:
+        return None
+    later = [s for s in opened if s > start]
+    if jumps is not None and jumps.skip_from > start and jumps.skip_to > jumps.skip_from:
+        later.append(jumps.skip_from)
+    return min(later) if later else None
+
+
+def rebase(win: SensorWindows, jumps: Jumps | None, ts: int, size: int, skip: int) -> Jumps:
+    """Start again at ``ts``'s window, every window closed first: the sensor's clock had stepped
+    forward and has come back, so what is behind its old clock is not late, up to ``skip``
+    (``restart_skip``), where the windows written under the old clock begin. Returns the
+    sensor's ``Jumps`` after it."""
+    assert not win.open, "close the open windows first"
+    start = ts - ts % size
+    after = Jumps()
+    after.skip_from, after.skip_to = skip, win.closed_until
+    if jumps is not None and jumps.skip_to > start:  # an earlier restart's, still ahead
+        after.skip_from = min(skip, jumps.skip_from)
+        after.skip_to = max(win.closed_until, jumps.skip_to)
+    # What was before the restart is not known to be unwritten: no gap until the next one.
+    win.closed_until = start
+    win.max_ts = -_NEVER
+    win.next_close = _NEVER
+    return after

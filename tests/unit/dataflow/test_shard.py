@@ -5,6 +5,9 @@ source is caught up with a ``Beat`` (``live``), as the source does every second.
 """
 
 import pickle
+import random
+
+import pytest
 
 from dataflow.families import AIR_QUALITY, TEMPERATURE
 from dataflow.progress import Beat
@@ -320,20 +323,107 @@ def test_a_reading_from_the_future_is_refused_and_moves_no_clock() -> None:
     assert [o.alert.event for o in out if isinstance(o, WindowResult) and o.alert] == ["open"]
 
 
-def test_a_clock_that_steps_forward_and_back_recovers_within_a_window() -> None:
+def test_a_clock_that_steps_forward_and_back_recovers_within_two_windows() -> None:
     """An NTP correction: one reading 100 s ahead (inside MAX_FUTURE_SECONDS), then the sensor's
-    true time again. Its readings are late for at most one window, then taken again."""
+    true time again. Its readings are late until a window that was never written (the step
+    closed the one it was in; the next one's first reading, far behind the stepped clock,
+    closed that one at once), then taken again; no window is written twice."""
     state = ShardState(config(emit_all=True))
-    feed(state, 0, [temp("a", s / 2, 60.0) for s in range(4)])
-    feed(state, 2, [temp("a", 102, 60.0)])  # the forward step
-    out = []
+    out = feed(state, 0, [temp("a", s / 2, 60.0) for s in range(4)])
+    out += feed(state, 2, [temp("a", 102, 60.0)])  # the forward step
     for k in range(5, 40):  # 2.5 s .. 19.5 s, the sensor's true time
         out += feed(state, k / 2, [temp("a", k / 2, 61.0)])
+    out += state.flush()
     late = [o for o in out if isinstance(o, LateReading)]
-    assert 0 < len(late) <= 11  # 5 s of 2 Hz readings, and the one that starts again
-    assert all(o.reading.ts < T0 + int(8 * S) for o in late)
-    taken = [o for o in out if isinstance(o, WindowResult)]
-    assert taken and taken[-1].stats.start >= T0 + 10 * S
+    assert 0 < len(late) <= 20  # at most two windows of 2 Hz readings
+    assert all(o.reading.ts < T0 + 10 * S for o in late)
+    written = [o.stats.start for o in out if isinstance(o, WindowResult)]
+    assert len(written) == len(set(written))
+    assert T0 + 10 * S in written and T0 + 15 * S in written
+
+
+def test_a_clock_set_back_restarts_and_leaves_the_windows_of_its_step_written_once() -> None:
+    """A clock three minutes ahead for ten seconds, then right again: the sensor starts again
+    within two windows of coming back (not three minutes of refused readings), and when its
+    clock reaches the windows written while it was ahead, those readings are late: no window
+    twice. Past them, it reads as before."""
+    state = ShardState(config())
+    out = []
+    for sec in range(1, 400):
+        t = sec - 0.5 + (180 if 100 <= sec < 110 else 0)
+        out += feed(state, sec, [temp("a", t, 50.0)])
+    out += state.flush()
+    written = [o.stats.start for o in out if isinstance(o, WindowResult)]
+    assert len(written) == len(set(written))
+    late = sorted((o.reading.ts - T0) / S for o in out if isinstance(o, LateReading))
+    after = [t for t in late if t < 200]
+    assert after and max(after) < 120  # back at 109.5: taken again from the next window on
+    ahead = [t for t in late if t >= 200]
+    assert ahead and min(ahead) >= 275 and max(ahead) < 290  # its step's windows, 275 to 290
+    assert T0 + 295 * S in written
+
+
+def test_delayed_readings_of_written_windows_are_late_and_never_restart_the_clock() -> None:
+    """A flaky link: three readings of a 1 Hz sensor, over a window of their own time, arrive
+    about ten seconds late. Their windows were written: they are late (dead letters), not a
+    clock set back, and no window is written a second time."""
+    state = ShardState(config())
+    held = {19.5: 31, 22.5: 31, 24.5: 31}  # reading -> the second it arrives
+    out = []
+    for sec in range(1, 70):
+        due = [t + 0.5 for t in range(60) if held.get(t + 0.5, t + 1) == sec]
+        out += feed(state, sec, [temp("a", t, 50.0) for t in due])
+    out += state.flush()
+    written = [o.stats.start for o in out if isinstance(o, WindowResult)]
+    assert len(written) == len(set(written)) == 12
+    assert sorted((o.reading.ts - T0) / S for o in out if isinstance(o, LateReading)) == [
+        19.5,
+        22.5,
+        24.5,
+    ]
+
+
+def test_a_silent_sensor_s_delayed_readings_open_no_second_copy_of_its_window() -> None:
+    """A sensor stops; three of its last readings, hot, arrive ten seconds after. Its windows
+    were closed as it fell silent: the readings are late, and page nobody."""
+    state = ShardState(config())
+    held = {41: 55, 44: 56, 47: 57}
+    out = []
+    for sec in range(1, 70):
+        due = [k for k in range(50) if held.get(k, k + 1) == sec]
+        out += feed(state, sec, [temp("b", k + 0.5, 120.0 if k in held else k) for k in due])
+    out += state.flush()
+    written = [o.stats.start for o in out if isinstance(o, WindowResult)]
+    assert len(written) == len(set(written))
+    assert not [o for o in out if isinstance(o, WindowResult) and o.alert]
+    assert len([o for o in out if isinstance(o, LateReading)]) == 3
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_no_window_is_written_twice_whatever_the_delays_and_clock_steps(seed: int) -> None:
+    """A 1 Hz sensor at the default settings whose readings arrive up to 40 s late at random,
+    and whose clock steps forward (8 s to 3 minutes) and back now and then, the steps
+    overlapping: every window it writes, it writes once; every reading is taken or refused."""
+    rng = random.Random(seed)
+    arrivals: dict[int, list[float]] = {}
+    offset = 0.0
+    for k in range(600):
+        if rng.random() < 0.01:
+            offset = rng.choice([8.0, 30.0, 180.0])  # a step forward
+        elif offset and rng.random() < 0.1:
+            offset = 0.0  # and back
+        delay = rng.choice([1, 1, 1, 1, 1, 1, 2, 5, 12, 40])
+        arrivals.setdefault(k + delay, []).append(k + 0.5 + offset)
+    state = ShardState(config())
+    out = []
+    for sec in range(1, 660):
+        out += feed(state, sec, [temp("a", t, 50.0) for t in arrivals.get(sec, [])])
+    out += state.flush()
+    written = [o.stats.start for o in out if isinstance(o, WindowResult)]
+    assert len(written) == len(set(written))
+    taken = sum(o.stats.count for o in out if isinstance(o, WindowResult))
+    late = sum(isinstance(o, LateReading) for o in out)
+    assert taken + late == 600 and taken > 0
 
 
 def test_a_shard_keeps_at_most_max_sensors() -> None:

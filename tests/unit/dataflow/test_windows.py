@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dataflow.windows import SensorWindows, WindowStats
+from dataflow.windows import Jumps, SensorWindows, WindowStats, rebase, restart_skip
 from tests.factories import T0, S
 
 SIZE, LATE = 5 * S, 2 * S
@@ -145,3 +145,42 @@ def test_a_sum_that_overflows_still_gives_a_finite_mean_within_min_and_max() -> 
         (stats,) = w.close_due(SIZE, LATE)
         assert math.isfinite(stats.mean) and stats.min <= stats.mean <= stats.max
         assert stats.mean == mean
+
+
+def test_a_clock_restarts_only_into_windows_never_written_and_skips_the_ones_ahead() -> None:
+    """Windows [0, 5) and [100, 105) written (the clock jumped over the rest): a clock that comes
+    back may restart in between, never inside a written window; then the windows written ahead
+    are late for the new clock (``Jumps.skips``), and what follows them is taken."""
+    w = SensorWindows()
+    at = lambda sec: T0 + int(sec * S)  # noqa: E731
+    assert w.add(at(1), 1.0, SIZE, LATE)
+    assert w.add(at(102), 2.0, SIZE, LATE)
+    assert [s.start for s in w.close_due(SIZE, LATE)] == [at(0)]
+    assert restart_skip(w, None, at(3), SIZE) is None  # [0, 5): written
+    assert restart_skip(w, None, at(101), SIZE) is None  # [100, 105): open, closed first
+    skip = restart_skip(w, None, at(7), SIZE)
+    assert skip == at(100)  # the first window written ahead, once the open ones close
+    assert [s.start for s in w.close_all(SIZE, LATE)] == [at(100)]
+    jumps = rebase(w, None, at(7), SIZE, skip)
+    assert (jumps.skip_from, jumps.skip_to) == (at(100), at(105))
+    assert not w.add(at(4), 0.0, SIZE, LATE)  # before the restart: late
+    assert w.add(at(7), 3.0, SIZE, LATE) and w.add(at(99), 3.0, SIZE, LATE)
+    assert jumps.skips(at(101)) and not jumps.skips(at(106))  # written under the old clock
+    assert w.add(at(106), 3.0, SIZE, LATE)
+    assert [s.start for s in w.close_all(SIZE, LATE)] == [at(5), at(95), at(105)]
+
+
+def test_a_restart_only_goes_into_the_stretch_jumped_over() -> None:
+    """Windows written in order up to 20 s, then one at 100 s: the gap [20, 100) is where a clock
+    that comes back may restart; written windows on either side of it are not."""
+    w, jumps = SensorWindows(), Jumps()
+    w.closed_until = T0 + 105 * S
+    jumps.gap(T0 + 20 * S, T0 + 100 * S)
+    assert restart_skip(w, jumps, T0 + 12 * S, SIZE) is None
+    assert restart_skip(w, jumps, T0 + 22 * S, SIZE) == T0 + 100 * S
+    assert restart_skip(w, jumps, T0 + 102 * S, SIZE) is None
+    after = rebase(w, jumps, T0 + 22 * S, SIZE, T0 + 100 * S)
+    again = Jumps()
+    again.skip_from, again.skip_to = after.skip_from, after.skip_to
+    again.gap(T0 + 60 * S, T0 + 120 * S)  # the next gap stops where the old clock's windows are
+    assert (again.gap_from, again.gap_to) == (T0 + 60 * S, T0 + 100 * S)
