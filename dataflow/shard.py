@@ -90,6 +90,7 @@ GAP_CLIP = 4.0  # a gap longer than this many usual gaps counts as this many (a 
 # closed before the next bundle and its readings were late.
 BUNDLE_READINGS = 2.0
 RESTART_READINGS = 3  # readings behind a sensor's clock, over a window, that restart it
+JUMP_GAPS = 2  # a stretch unwritten longer than this many of a sensor's usual gaps is a jump
 NO_PART = ""  # readings that came without a partition's beat (tests, the evaluation)
 # Closed windows are queued and scored in batches, column-wise (``ColumnScorer``) where the
 # family's model allows. False: every window is scored as it closes, by a per-sensor scorer
@@ -268,11 +269,15 @@ def _follow_cadence(sensor: _Sensor, stats: WindowStats) -> None:
     between windows; then mark the window's end as the sensor's last."""
     last = sensor.last_end
     if last:
-        if stats.start > last:  # windows jumped over: where a clock set back may restart
+        size = stats.end - stats.start
+        skipped = stats.start - last
+        # Windows jumped over, further apart than it reads: where a clock set back may restart.
+        if skipped > size and skipped > JUMP_GAPS * 1e9 * sensor.cadence:
             if sensor.jumps is None:
                 sensor.jumps = Jumps()
             sensor.jumps.gap(last, stats.start)
-        size = stats.end - stats.start
+        elif skipped < 0 and sensor.jumps is not None:  # behind the last: maybe in a stretch
+            sensor.jumps.wrote(stats.start, stats.end)
         count = stats.count
         step = (size / count if count > 1 else stats.start - last + size) / 1e9
         cad = sensor.cadence
@@ -1240,6 +1245,9 @@ class ShardState:
         scoring each window as it closed."""
         if not closed:
             return
+        if sensor.jumps is not None:  # written now, whatever a stretch jumped over said
+            for stats in closed:
+                sensor.jumps.wrote(stats.start, stats.end)
         if sensor.cols is None and sensor._scorer is None:
             self._model(key[0], sensor)
         self.counts.windows += len(closed)

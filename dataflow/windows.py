@@ -27,7 +27,8 @@ from dataflow.pickled import State, restore, state_of
 _NEVER = 1 << 126
 # What a snapshot keeps of a sensor's windows (``dataflow.pickled``), in ``__slots__``' order.
 _STATE = ("closed_until", "max_ts", "next_close", "open")
-_JUMPS = ("gap_from", "gap_to", "skip_from", "skip_to")
+_JUMPS = ("gaps", "restart_at", "skip_from", "skip_to")
+GAPS = 4  # stretches jumped over that a sensor keeps (``Jumps``)
 
 
 class WindowStats(NamedTuple):
@@ -238,20 +239,23 @@ class Jumps:
     """Where a sensor's windows were jumped over, and what a restart of its clock must not
     write again: kept apart from ``SensorWindows`` (which every reading touches, and which one
     more field would make a cache line longer) and made only for a sensor whose windows left a
-    stretch unwritten.
+    long stretch unwritten.
 
-    ``[gap_from, gap_to)``: the stretch right after the windows written in order, up to the
-    next written one, where none was (the sensor silent, or its clock jumped over it): only
-    there may a clock that comes back restart (``restart_skip``). ``[skip_from, skip_to)``: after
-    a restart, the windows written under the old clock, whose readings are late for the new
-    one (None: ``skip_from`` past any time).
+    ``gaps``: the last ``GAPS`` stretches ``(from, to)`` between two written windows where none
+    was, each longer than the sensor's usual spacing (its clock jumped over them, or it fell
+    silent): only there may a clock that comes back restart (``restart_skip``); several, as a
+    clock may jump twice before it comes back. ``[skip_from, skip_to)``: after a restart, the
+    windows written under the old clock, whose readings are late for the new one (none:
+    ``skip_from`` past any time). ``restart_at``: where the last restart began; windows before
+    it scored after it are the old clock's and record nothing.
     """
 
     __slots__ = _JUMPS
 
     def __init__(self) -> None:
-        self.gap_from = self.gap_to = -_NEVER
+        self.gaps: list[tuple[int, int]] = []
         self.skip_from, self.skip_to = _NEVER, -_NEVER
+        self.restart_at = -_NEVER
 
     def __getstate__(self) -> State:
         return state_of(self, _JUMPS)
@@ -260,14 +264,26 @@ class Jumps:
         restore(self, state)
 
     def gap(self, last: int, start: int) -> None:
-        """A window starting at ``start`` was written after one ending at ``last``: the stretch
-        between, up to the windows a restart's skip holds if they come first, was not. A
-        window of the skip itself is one the old clock wrote, scored after the restart: it
-        says nothing of the new clock's stretch."""
-        if self.skip_from <= start < self.skip_to:
+        """A window starting at ``start`` was written after one ending at ``last``, a long
+        stretch before it: that stretch, less the windows a restart's skip holds, was not. A
+        window of the old clock scored after a restart says nothing."""
+        if start < self.restart_at or self.skip_from <= start < self.skip_to:
             return
-        end = self.skip_from if last < self.skip_from < start else start
-        self.gap_from, self.gap_to = last, end
+        gaps = self.gaps
+        for low, high in ((last, min(start, self.skip_from)), (max(last, self.skip_to), start)):
+            if low < high and (low, high) not in gaps:
+                gaps.append((low, high))
+        del gaps[:-GAPS]
+
+    def wrote(self, start: int, end: int) -> None:
+        """A window ``[start, end)`` was closed: it is no longer in any stretch (a reading far
+        behind its clock, in a stretch jumped over, writes its window at once)."""
+        gaps = self.gaps
+        if any(low < end and start < high for low, high in gaps):
+            cut = [(low, min(high, start)) for low, high in gaps] + [
+                (max(low, end), high) for low, high in gaps
+            ]
+            gaps[:] = sorted(g for g in cut if g[0] < g[1])[-GAPS:]
 
     def skips(self, ts: int) -> bool:
         """Whether ``ts`` falls in a window the old clock wrote (late for the new one)."""
@@ -286,8 +302,9 @@ def restart_skip(win: SensorWindows, jumps: Jumps | None, ts: int, size: int) ->
     if start in opened:
         return None
     if jumps is not None:
-        if jumps.gap_from <= start and end <= jumps.gap_to:
-            return jumps.gap_to  # open windows are later still
+        for low, high in reversed(jumps.gaps):
+            if low <= start and end <= high:
+                return high  # open windows are later still
         if jumps.skips(start):
             return None
     if start < win.closed_until:
@@ -302,15 +319,17 @@ def rebase(win: SensorWindows, jumps: Jumps | None, ts: int, size: int, skip: in
     """Start again at ``ts``'s window, every window closed first: the sensor's clock had stepped
     forward and has come back, so what is behind its old clock is not late, up to ``skip``
     (``restart_skip``), where the windows written under the old clock begin. Returns the
-    sensor's ``Jumps`` after it."""
+    sensor's ``Jumps`` after it: the stretches before ``ts``'s window stay unwritten; the rest
+    the new clock writes."""
     assert not win.open, "close the open windows first"
     start = ts - ts % size
     after = Jumps()
-    after.skip_from, after.skip_to = skip, win.closed_until
-    if jumps is not None and jumps.skip_to > start:  # an earlier restart's, still ahead
-        after.skip_from = min(skip, jumps.skip_from)
-        after.skip_to = max(win.closed_until, jumps.skip_to)
-    # What was before the restart is not known to be unwritten: no gap until the next one.
+    after.skip_from, after.skip_to, after.restart_at = skip, win.closed_until, start
+    if jumps is not None:
+        after.gaps = [(low, min(high, start)) for low, high in jumps.gaps if low < start]
+        if jumps.skip_to > start:  # an earlier restart's, still ahead
+            after.skip_from = min(skip, jumps.skip_from)
+            after.skip_to = max(win.closed_until, jumps.skip_to)
     win.closed_until = start
     win.max_ts = -_NEVER
     win.next_close = _NEVER

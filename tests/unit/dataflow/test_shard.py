@@ -363,6 +363,51 @@ def test_a_clock_set_back_restarts_and_leaves_the_windows_of_its_step_written_on
     assert T0 + 295 * S in written
 
 
+def test_a_sensor_that_reads_less_than_once_a_window_still_restarts() -> None:
+    """Every window of a sensor read every 10 s leaves one unwritten: those are its spacing,
+    not a jump. Its clock three minutes ahead for 40 s, then right: it restarts after two
+    readings, into the stretch it jumped over, and the windows written ahead stay once."""
+    state = ShardState(config())
+    out = []
+    for t in range(0, 400, 10):
+        ts = t + 0.5 + (180 if 100 <= t < 140 else 0)
+        out += feed(state, t + 1, [temp("a", ts, 50.0)])
+    out += state.flush()
+    late = [(o.reading.ts - T0) / S for o in out if isinstance(o, LateReading)]
+    assert late == [140.5, 150.5, 280.5, 290.5, 300.5, 310.5]
+    written = [o.stats.start for o in out if isinstance(o, WindowResult)]
+    assert len(written) == len(set(written))
+
+
+def test_a_window_closed_before_a_restart_and_scored_after_it_opens_no_stretch() -> None:
+    """Steps forward and back three times, the second restart in the same batch that closed a
+    window of the old clock (scored after the restart): that window must not record the old
+    clock's written windows as a stretch a third restart could write again."""
+    state = ShardState(config())
+    out = []
+
+    def at(sec: int, stamps: list[float]) -> None:
+        nonlocal out
+        out += feed(state, sec, [temp("a", t, 50.0) for t in stamps])
+
+    for k in range(50):
+        at(k + 1, [k + 0.5])
+    for k in range(50, 60):
+        at(k + 1, [k + 60.5])  # ahead a minute: [110, 120) written
+    for k in range(60, 100):
+        at(k + 1, [k + 0.5])  # back: a restart
+    at(101, [180.5])  # ahead again
+    at(102, [250.5, 185.5, 188.0, 190.5])  # [180, 185) closed, and a restart, in one batch
+    for k in range(103, 110):
+        at(k, [k + 88.5])
+    at(110, [110.5, 113.0, 115.5])  # back into [110, 120)
+    for k in range(111, 130):
+        at(k, [k + 5.5])
+    out += state.flush()
+    written = [o.stats.start for o in out if isinstance(o, WindowResult)]
+    assert len(written) == len(set(written))
+
+
 def test_delayed_readings_of_written_windows_are_late_and_never_restart_the_clock() -> None:
     """A flaky link: three readings of a 1 Hz sensor, over a window of their own time, arrive
     about ten seconds late. Their windows were written: they are late (dead letters), not a

@@ -170,17 +170,21 @@ def test_a_clock_restarts_only_into_windows_never_written_and_skips_the_ones_ahe
     assert [s.start for s in w.close_all(SIZE, LATE)] == [at(5), at(95), at(105)]
 
 
-def test_a_restart_only_goes_into_the_stretch_jumped_over() -> None:
-    """Windows written in order up to 20 s, then one at 100 s: the gap [20, 100) is where a clock
-    that comes back may restart; written windows on either side of it are not."""
+def test_a_restart_only_goes_into_a_stretch_jumped_over() -> None:
+    """Windows written in order up to 20 s, then from 60 s, then from 100 s (a clock that jumped
+    twice): a clock that comes back may restart in either stretch, never in a written window;
+    a window the old clock wrote, scored after the restart, records no stretch."""
     w, jumps = SensorWindows(), Jumps()
     w.closed_until = T0 + 105 * S
-    jumps.gap(T0 + 20 * S, T0 + 100 * S)
+    jumps.gap(T0 + 20 * S, T0 + 60 * S)
+    jumps.gap(T0 + 65 * S, T0 + 100 * S)
     assert restart_skip(w, jumps, T0 + 12 * S, SIZE) is None
-    assert restart_skip(w, jumps, T0 + 22 * S, SIZE) == T0 + 100 * S
-    assert restart_skip(w, jumps, T0 + 102 * S, SIZE) is None
-    after = rebase(w, jumps, T0 + 22 * S, SIZE, T0 + 100 * S)
-    again = Jumps()
-    again.skip_from, again.skip_to = after.skip_from, after.skip_to
-    again.gap(T0 + 60 * S, T0 + 120 * S)  # the next gap stops where the old clock's windows are
-    assert (again.gap_from, again.gap_to) == (T0 + 60 * S, T0 + 100 * S)
+    assert restart_skip(w, jumps, T0 + 22 * S, SIZE) == T0 + 60 * S
+    assert restart_skip(w, jumps, T0 + 72 * S, SIZE) == T0 + 100 * S
+    assert restart_skip(w, jumps, T0 + 62 * S, SIZE) is None
+    after = rebase(w, jumps, T0 + 22 * S, SIZE, T0 + 60 * S)
+    assert after.gaps == []  # nothing of the stretch lay before the restart's window
+    assert (after.skip_from, after.skip_to) == (T0 + 60 * S, T0 + 105 * S)
+    after.gap(T0 + 10 * S, T0 + 15 * S)  # an old window, scored after the restart
+    after.gap(T0 + 40 * S, T0 + 120 * S)  # the new clock past the old one's windows
+    assert after.gaps == [(T0 + 40 * S, T0 + 60 * S), (T0 + 105 * S, T0 + 120 * S)]
