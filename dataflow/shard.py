@@ -270,23 +270,38 @@ def _follow_cadence(sensor: _Sensor, stats: WindowStats) -> None:
     last = sensor.last_end
     if last:
         size = stats.end - stats.start
-        skipped = stats.start - last
-        # Windows jumped over, further apart than it reads: where a clock set back may restart.
-        if skipped > size and skipped > JUMP_GAPS * 1e9 * sensor.cadence:
-            if sensor.jumps is None:
-                sensor.jumps = Jumps()
-            sensor.jumps.gap(last, stats.start)
-        elif skipped < 0 and sensor.jumps is not None:  # behind the last: maybe in a stretch
-            sensor.jumps.wrote(stats.start, stats.end)
         count = stats.count
-        step = (size / count if count > 1 else stats.start - last + size) / 1e9
-        cad = sensor.cadence
-        if cad == 0.0:
-            sensor.cadence = step
-        else:
-            cap = GAP_CLIP * cad
-            sensor.cadence = cad + GAP_WEIGHT * ((step if step < cap else cap) - cad)
+        # A window of one reading behind the last (a clock that came back) says nothing of the
+        # time between readings: its step would be negative.
+        if count > 1 or stats.start >= last:
+            step = (size / count if count > 1 else stats.start - last + size) / 1e9
+            cad = sensor.cadence
+            if cad == 0.0:
+                sensor.cadence = step
+            else:
+                cap = GAP_CLIP * cad
+                sensor.cadence = cad + GAP_WEIGHT * ((step if step < cap else cap) - cad)
     sensor.last_end = stats.end
+
+
+def _note_closes(sensor: _Sensor, closed: list[WindowStats]) -> None:
+    """Windows a sensor has just closed, in order: a long stretch unwritten before one (longer
+    than a window and than ``JUMP_GAPS`` of its usual gaps: its clock jumped over it, or it fell
+    silent) is where a clock set back may restart; a window closed is in no stretch. At close
+    time, not when scored: a restart later in the same batch must see both."""
+    end = sensor.closed_end
+    jumps = sensor.jumps
+    for stats in closed:
+        start = stats.start
+        skipped = start - end
+        if end and skipped > stats.end - start and skipped > JUMP_GAPS * 1e9 * sensor.cadence:
+            if jumps is None:
+                jumps = sensor.jumps = Jumps()
+            jumps.gap(end, start)
+        if jumps is not None:
+            jumps.wrote(start, stats.end)
+        end = stats.end
+    sensor.closed_end = end
 
 
 def _close_wait(sensor: _Sensor, idle: float) -> float:
@@ -372,6 +387,7 @@ _SENSOR_STATE = (
     "alerts",
     "batch",
     "cadence",
+    "closed_end",
     "cols",
     "gap",
     "heard",
@@ -410,6 +426,7 @@ class _Sensor:
         self.late_n = 0  # readings in that run
         self.last_end = 0  # end of its last scored window, ns (0: none yet)
         self.jumps: Jumps | None = None  # where its windows were jumped over (a restart's)
+        self.closed_end = 0  # end of its last closed window, ns, as it closed (0: none yet)
         self.moved = False  # seen on a second partition (reported once)
         self.machine: tuple[tuple[str, str], int] | None = None  # its machine, its channel
         self.rules = rules  # its family's, with its override; shared with its like
@@ -421,6 +438,8 @@ class _Sensor:
     def __setstate__(self, state: State) -> None:
         self.jumps = None  # a snapshot from before it knows of no jump
         restore(self, state)  # an older snapshot's ``scorer`` goes through its setter
+        if "closed_end" not in state[1]:
+            self.closed_end = state[1].get("last_end", 0)
 
     @property
     def scorer(self) -> SensorScorer | None:
@@ -636,7 +655,10 @@ class ShardState:
                 before = win.next_close
                 if (
                     ts + size + lateness <= win.max_ts
-                    or (sensor.jumps is not None and sensor.jumps.skips(ts))
+                    or (
+                        (jumps := sensor.jumps) is not None
+                        and jumps.skip_from <= ts < jumps.skip_to
+                    )
                     or not win.add(ts, value, size, lateness)
                 ):
                     if not self._one(key, sensor, _new(Reading, reading), size, out):
@@ -1245,9 +1267,10 @@ class ShardState:
         scoring each window as it closed."""
         if not closed:
             return
-        if sensor.jumps is not None:  # written now, whatever a stretch jumped over said
-            for stats in closed:
-                sensor.jumps.wrote(stats.start, stats.end)
+        if closed[0].start == sensor.closed_end and sensor.jumps is None and len(closed) == 1:
+            sensor.closed_end = closed[0].end  # the next window in order: most often
+        else:
+            _note_closes(sensor, closed)
         if sensor.cols is None and sensor._scorer is None:
             self._model(key[0], sensor)
         self.counts.windows += len(closed)

@@ -261,7 +261,9 @@ class Jumps:
         return state_of(self, _JUMPS)
 
     def __setstate__(self, state: State) -> None:
-        restore(self, state)
+        """Only the names it has now (a build of the same day kept a single stretch)."""
+        self.__init__()  # type: ignore[misc]
+        restore(self, (None, {k: v for k, v in state[1].items() if k in _JUMPS}))
 
     def gap(self, last: int, start: int) -> None:
         """A window starting at ``start`` was written after one ending at ``last``, a long
@@ -273,12 +275,16 @@ class Jumps:
         for low, high in ((last, min(start, self.skip_from)), (max(last, self.skip_to), start)):
             if low < high and (low, high) not in gaps:
                 gaps.append((low, high))
+        if len(gaps) > 1 and gaps[-2] > gaps[-1]:
+            gaps.sort()  # by place, so the last ends latest (``wrote``'s first test)
         del gaps[:-GAPS]
 
     def wrote(self, start: int, end: int) -> None:
         """A window ``[start, end)`` was closed: it is no longer in any stretch (a reading far
         behind its clock, in a stretch jumped over, writes its window at once)."""
         gaps = self.gaps
+        if not gaps or start >= gaps[-1][1]:  # after every stretch: the usual case
+            return
         if any(low < end and start < high for low, high in gaps):
             cut = [(low, min(high, start)) for low, high in gaps] + [
                 (max(low, end), high) for low, high in gaps

@@ -9,6 +9,7 @@ import random
 
 import pytest
 
+from dataflow import shard
 from dataflow.families import AIR_QUALITY, TEMPERATURE
 from dataflow.progress import Beat
 from dataflow.readings import Reading
@@ -406,6 +407,40 @@ def test_a_window_closed_before_a_restart_and_scored_after_it_opens_no_stretch()
     out += state.flush()
     written = [o.stats.start for o in out if isinstance(o, WindowResult)]
     assert len(written) == len(set(written))
+
+
+def test_a_second_step_hours_after_a_first_restarts_as_the_first_did() -> None:
+    """A sensor read every 10 s, its clock three minutes ahead for 40 s, twice, nine hours
+    apart: both steps restart alike (a window behind the last scored once made its usual gap
+    negative, then not a number, and the second step never restarted)."""
+    state = ShardState(config())
+    second = 300 + 9 * 3600
+    late = []
+    for t in range(0, second + 600, 10):
+        ahead = 300 <= t < 340 or second <= t < second + 40
+        out = feed(state, t + 1, [temp("a", t + 0.5 + (180 if ahead else 0), 50.0)])
+        late += [(o.reading.ts - T0) / S for o in out if isinstance(o, LateReading)]
+    assert [x - 300 for x in late if x < second] == [x - second for x in late if x >= second]
+    assert len(late) == 12 and 9 < state.sensors[(TEMPERATURE, "a")].cadence < 11
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_a_backlog_poll_restarts_as_the_same_readings_one_window_at_a_time(batch: bool) -> None:
+    """A 1 Hz sensor a minute ahead for 10 s, read in one backlog poll: scored in a batch or
+    window by window, it restarts at the same reading (a stretch recorded only when its
+    window was scored came too late for a restart later in the same poll)."""
+    was = shard.BATCH
+    shard.BATCH = batch
+    try:
+        state = ShardState(config())
+        now = WALL0 + 3600
+        stamps = [t + 0.5 + (60 if 100 <= t < 110 else 0) for t in range(200)]
+        batch_in = [Beat(PART, now, None), *(temp("a", t, 50.0) for t in stamps)]
+        out = state.ingest(batch_in, now) + state.flush()
+    finally:
+        shard.BATCH = was
+    late = [(o.reading.ts - T0) / S for o in out if isinstance(o, LateReading)]
+    assert len(late) == 15 and late[0] == 110.5 and late[-1] == 169.5
 
 
 def test_delayed_readings_of_written_windows_are_late_and_never_restart_the_clock() -> None:
