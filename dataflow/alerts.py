@@ -59,6 +59,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from dataflow.pickled import restore
 from dataflow.rules import RANK
 
 OPEN, UPDATE, RESOLVED = "open", "update", "resolved"
@@ -132,8 +133,7 @@ class AlertTracker:
     def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
         """Trackers pickled before ``pending`` and ``accepted`` existed had neither."""
         self.pending = self.accepted = False
-        for name, value in state[1].items():
-            setattr(self, name, value)
+        restore(self, state)
 
     def quiet(self, mean: float) -> None:
         """A clean window while no alert is open: the usual case, kept cheap."""

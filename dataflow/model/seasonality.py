@@ -29,6 +29,8 @@ import functools
 from array import array
 from dataclasses import dataclass, field
 
+from dataflow.pickled import restore
+
 DAY_NS = 86_400 * 1_000_000_000
 WEEK_NS = 7 * DAY_NS
 # The Unix epoch was a Thursday: shift so that a week's slots start on Monday 00:00 UTC.
@@ -104,8 +106,7 @@ class Baseline:
     def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
         """Counts pickled before they saturated (four bytes, up to ``0xFFFFFFFE``) come back in
         the period's type, saturated: every later window learns with the same weight."""
-        for name, value in state[1].items():
-            setattr(self, name, value)
+        restore(self, state)
         shape, counts = self.period, self.counts
         if counts.typecode != shape.zero_counts.typecode:
             cap = shape.cap
@@ -171,8 +172,7 @@ class Seasonality:
     def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
         """Snapshots from before ``weekly`` existed have both baselines already."""
         self.weekly = None
-        for name, value in state[1].items():
-            setattr(self, name, value)
+        restore(self, state)
 
     def residual(self, t: int, value: float) -> float | None:
         """``value`` minus the best baseline's expectation at ``t``; None where none is used."""
