@@ -2,7 +2,7 @@
 # One image for the producer, the dataflow and the notifier:
 # `docker run IMAGE producer|dataflow|notifier|init-topics`.
 # Slim Python 3.11 on Debian bookworm (glibc 2.36: every pinned dependency ships a manylinux
-# wheel for it, so no compiler is needed and none is installed).
+# wheel for it, so the image has no compiler; the compiled stage installs one for mypyc).
 
 # Build stage: the project as a wheel, the same `pip install .` a user runs, so the image holds
 # the installed packages and their console scripts, not a copy of the source tree.
@@ -18,6 +18,25 @@ COPY producer/ ./producer/
 COPY notifier/ ./notifier/
 COPY eval/ ./eval/
 RUN pip wheel --no-deps --wheel-dir /wheels .
+
+# Compiled stage: the shard's modules compiled by mypyc (docs/architecture.md, "The compiled
+# shard"), on the interpreter they run on. mypyc needs a C compiler, which only this stage
+# installs, and type-checks against the pinned dependencies.
+FROM python:3.11.16-slim-bookworm AS compiled
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY requirements.txt ./
+RUN pip install --only-binary=:all: -r requirements.txt
+COPY pyproject.toml ./
+COPY dataflow/ ./dataflow/
+COPY scripts/compile.sh ./scripts/
+RUN PY=python OUT=/compiled scripts/compile.sh
 
 FROM python:3.11.16-slim-bookworm
 
@@ -46,6 +65,11 @@ RUN groupadd --system --gid 10001 app \
 # The scorer's loop is compiled here once, not at each start (dataflow/model/kernel.py), into
 # a cache the app user can add to.
 ENV NUMBA_CACHE_DIR=/var/cache/sensor-anomaly/numba
+# The compiled shard, used only while it matches the installed sources: required, so an image
+# whose build and sources disagree fails at start instead of running slower unnoticed.
+COPY --from=compiled /compiled /app/compiled
+ENV DATAFLOW_COMPILED_DIR=/app/compiled \
+    DATAFLOW_COMPILED=require
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --no-deps --no-index /wheels/*.whl \
     && python -c "from dataflow.model.columns import warm; warm()" \

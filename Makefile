@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: venv broker broker-stop demo test unit lint bench bench-venv bench-quick bench-latency \
+.PHONY: venv compiled broker broker-stop demo test unit lint bench bench-venv bench-quick bench-latency \
 	bench-soak bench-drain rpk helm clean alertmanager alertmanager-stop notifier
 VENV_BENCH := .venv-bench
 
@@ -22,6 +22,15 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -c "from dataflow.model.columns import warm; warm()"  # the scorer's loop, compiled
 	touch $@
 
+# The shard's modules compiled by mypyc (dataflow/__init__.py says when they are used), rebuilt
+# when any module of the package changes: a few minutes of CPU.
+COMPILED_STAMP := build/compiled/STAMP
+
+compiled: $(COMPILED_STAMP)
+
+$(COMPILED_STAMP): $(VENV)/.installed $(shell find dataflow -name '*.py' -not -path '*/__pycache__/*')
+	scripts/compile.sh
+
 broker: venv
 	scripts/broker.sh start
 
@@ -32,7 +41,9 @@ demo: venv broker
 	$(PY) scripts/demo.py
 
 # bench-venv: tests/integration/test_bench_harness.py runs the benchmark harness, Quix peer too.
-test: venv bench-venv
+# test: the suite runs the compiled shard (scripts/test.sh sets DATAFLOW_COMPILED=require), and
+# tests/unit/dataflow/test_compiled.py holds it to the source.
+test: venv bench-venv compiled
 	scripts/test.sh
 
 unit: venv
@@ -51,10 +62,10 @@ $(VENV_BENCH)/.installed: bench/requirements-bench.txt
 	$(VENV_BENCH)/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements-bench.txt
 	touch $@
 
-bench: venv bench-venv broker
+bench: venv bench-venv compiled broker
 	$(PY) bench/harness.py $(BENCH_ARGS)
 
-bench-quick: venv bench-venv broker
+bench-quick: venv bench-venv compiled broker
 	$(PY) bench/harness.py --runs 1 --messages 200000
 
 bench-latency: venv broker
@@ -88,4 +99,4 @@ notifier: venv broker alertmanager
 	ALERTMANAGER_URL=$${ALERTMANAGER_URL:-http://127.0.0.1:$(ALERTMANAGER_PORT)} $(PY) -m notifier
 
 clean: broker-stop alertmanager-stop
-	rm -rf .broker .alertmanager
+	rm -rf .broker .alertmanager build/compiled

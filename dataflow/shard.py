@@ -65,7 +65,7 @@ from dataflow.model.columns import ColumnScorer
 from dataflow.model.explain import Evidence
 from dataflow.model.machine import MachineParams
 from dataflow.model.scoring import STRUCTURAL, ModelParams, SensorScorer, window_scatter
-from dataflow.pickled import State, restore, state_of
+from dataflow.pickled import State, fields_of, restore, restore_fields, state_of
 from dataflow.progress import (
     BEAT_GRACE_S,
     Beat,
@@ -118,6 +118,12 @@ class FamilySetup:
     def window_ns(self) -> int:
         return self.model.window_ns
 
+    def __getstate__(self) -> dict[str, Any]:
+        return fields_of(self)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        restore_fields(self, state)
+
 
 @dataclass(frozen=True)
 class ShardConfig:
@@ -146,6 +152,12 @@ class ShardConfig:
             self, "window_ns", {name: setup.window_ns for name, setup in self.families.items()}
         )
 
+    def __getstate__(self) -> dict[str, Any]:
+        return fields_of(self)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        restore_fields(self, state)
+
     @property
     def grace_s(self) -> float:
         """How long a partition's input time runs on past its source's last word
@@ -161,6 +173,12 @@ class ShardConfig:
         """How often the shard looks for sensors to forget: a tenth of the TTL, at most 60 s."""
         return min(self.state_ttl_s / 10, 60.0)
 
+
+# What the classes a snapshot holds are built with while it is unpickled, before their state is
+# set: a class compiled to a native one (mypyc) is made by calling its ``__init__`` with no
+# arguments. A shard is always built with its own configuration, a sensor with its rules.
+_UNPICKLED = ShardConfig(lateness_ns=0, idle_timeout_s=0.0, families={})
+_NO_RULES = RuleSet()
 
 # Settings a restored shard simply takes (named as ShardConfig's fields, for its log line).
 _PLAIN_SETTINGS = (
@@ -354,7 +372,7 @@ class _Part:
 
     __slots__ = _PART_STATE
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str = "") -> None:  # a default: see _UNPICKLED
         self.clock = PartClock(name)
         self.lead = Lead()  # what its readings move input time to (``Lead``)
         self.closes = CloseQueue()  # windows to close by input time
@@ -368,8 +386,9 @@ class _Part:
         return None, slots
 
     def __setstate__(self, state: State) -> None:
-        restore(self, state)  # as pickled (a migration fills in what is not)
-        self.closes = CloseQueue(state[1].get("closes", ()))
+        slots = dict(state[1])
+        self.closes = CloseQueue(slots.pop("closes", ()))
+        restore(self, (None, slots))  # as pickled (a migration fills in what is not)
 
     @property
     def topic(self) -> str:
@@ -408,7 +427,7 @@ _SENSOR_STATE = (
 class _Sensor:
     __slots__ = _SENSOR_STATE
 
-    def __init__(self, rules: RuleSet) -> None:
+    def __init__(self, rules: RuleSet = _NO_RULES) -> None:  # a default: see _UNPICKLED
         self.windows = SensorWindows()
         # Its model, made at its first closed window: a slot of its family's ColumnScorer, or
         # (a family whose model that cannot score) a scorer of its own. Both: the slot is
@@ -520,7 +539,7 @@ _SHARD_STATE = (
 class ShardState:
     """All sensors of one shard. Picklable, so Bytewax recovery can snapshot it."""
 
-    def __init__(self, config: ShardConfig) -> None:
+    def __init__(self, config: ShardConfig = _UNPICKLED) -> None:
         self.config = config
         self.sensors: dict[tuple[str, str], _Sensor] = {}
         self.parts: dict[str, _Part] = {}

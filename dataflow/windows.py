@@ -20,7 +20,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from functools import reduce
 from operator import add
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from dataflow.pickled import State, restore, state_of
 
@@ -55,7 +55,9 @@ class SensorWindows:
     __slots__ = _STATE
 
     def __init__(self) -> None:
-        self.open: dict[int, list[float]] = {}  # [count (an int), sum, min, max]
+        # [count, sum, min, max]: Any, not float, as the count is an int (a compiled build would
+        # make an int in a ``list[float]`` a float, and the window's count with it).
+        self.open: dict[int, list[Any]] = {}
         self.max_ts = -_NEVER
         self.closed_until = -_NEVER  # end of the last closed window: earlier readings are late
         self.next_close = _NEVER  # sensor clock at which the earliest open window closes

@@ -14,6 +14,9 @@ cd "$(dirname -- "${BASH_SOURCE[0]}")/.."
 
 REQUIRE_TOOLS="${REQUIRE_TOOLS:-1}"
 export REQUIRE_TOOLS
+# The suite runs the shard as built by `make compiled` (the Makefile builds it first), so a
+# failed or missing build fails the run instead of testing the source alone.
+export DATAFLOW_COMPILED="${DATAFLOW_COMPILED:-require}"
 # Programs the tests run; each is also the name of its Debian package (`prometheus` brings
 # `promtool` too).
 readonly TOOLS=(shellcheck kcat openssl prometheus prometheus-alertmanager wget)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pickle
 
 from dataflow.pickled import restore, state_of
-from dataflow.shard import ShardCounts, ShardState, _Part, _Sensor
+from dataflow.shard import FamilySetup, ShardConfig, ShardCounts, ShardState, _Part, _Sensor
 from dataflow.windows import SensorWindows
+from tests.on_source import on_source
 from tests.unit.dataflow.test_shard_batch import config, workload
 
 
@@ -20,10 +21,12 @@ def mid_stream() -> ShardState:
     return state
 
 
+# Python's default pickling is what the source is held to (a native class has none).
+@on_source
 def test_each_class_keeps_what_python_s_default_pickling_keeps() -> None:
     state = mid_stream()
     assert state.open_alerts > 0 and any(len(p.closes) for p in state.parts.values())
-    objects: list[object] = [state, state.counts]
+    objects: list[object] = [state, state.counts, state.config, *state.config.families.values()]
     for sensor in state.sensors.values():
         objects += [sensor, sensor.windows]
     assert any(s.windows.open for s in state.sensors.values())
@@ -33,7 +36,8 @@ def test_each_class_keeps_what_python_s_default_pickling_keeps() -> None:
         default = object.__getstate__(part)
         assert isinstance(default, tuple)
         assert part.__getstate__() == (None, {**default[1], "closes": part.closes.entries()})
-    assert {type(o) for o in objects} == {ShardState, ShardCounts, _Sensor, SensorWindows}
+    kinds = {ShardState, ShardCounts, _Sensor, SensorWindows, ShardConfig, FamilySetup}
+    assert {type(o) for o in objects} == kinds
 
 
 def test_a_restored_shard_s_snapshot_is_the_one_it_came_from() -> None:
@@ -45,6 +49,7 @@ def test_a_restored_shard_s_snapshot_is_the_one_it_came_from() -> None:
     assert again.sensors and again.counts.take()["windows"] > 0
 
 
+@on_source  # a native class's attributes are never unset
 def test_unset_attributes_are_left_out_and_both_forms_restore() -> None:
     part = _Part.__new__(_Part)
     part.clock = "c"  # type: ignore[assignment]

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+import dataflow
 from dataflow.config import ENV_DOCS, Settings
 from producer.settings import OPTIONS, parse_settings
 from tests.checkout import ROOT, project_files
@@ -615,17 +616,45 @@ def test_the_image_wheel_builds_from_the_docker_context_and_imports(tmp_path: Pa
         timeout=300,
     )
     assert install.returncode == 0, install.stdout + install.stderr
-    probe = "import dataflow.main, notifier.service, producer.shapes\nprint(dataflow.__file__)"
+    probe = (
+        "import dataflow.main, notifier.service, producer.shapes\n"
+        "print(dataflow.__file__)\nprint(dataflow.sources_digest())"
+    )
     ran = subprocess.run(
         [sys.executable, "-c", probe],
         cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(site)},
+        # No build beside this copy: the source runs (the image has its own, in /app/compiled).
+        env={**os.environ, "PYTHONPATH": str(site), "DATAFLOW_COMPILED": "off"},
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert ran.returncode == 0, ran.stderr
-    assert Path(ran.stdout.strip()).is_relative_to(site)
+    where, digest = ran.stdout.split()
+    assert Path(where).is_relative_to(site)
+    # The compiled stage stamps its build with the checkout's digest; the image requires it to
+    # be the installed package's, so the wheel must hold the modules as they are, no more.
+    assert digest == dataflow.sources_digest(ROOT / "dataflow")
+
+
+def test_dockerfile_ships_the_compiled_shard_and_requires_it() -> None:
+    """The compiled stage builds with the project's script from what it copies; the final
+    stage takes its output and requires it (a stale build fails at start, not silently)."""
+    build = stages()["compiled"]
+    assert set(copied(build)) == {
+        "requirements.txt",
+        "pyproject.toml",
+        "dataflow/",
+        "scripts/compile.sh",
+    }
+    [compile_step] = [rest for kw, rest in build if kw == "RUN" and "compile.sh" in rest]
+    assert "OUT=/compiled" in compile_step
+    final = stages()["final"]
+    assert ("COPY", "--from=compiled /compiled /app/compiled") in final
+    env = " ".join(rest for kw, rest in final if kw == "ENV")
+    assert "DATAFLOW_COMPILED_DIR=/app/compiled" in env and "DATAFLOW_COMPILED=require" in env
+    patterns = dockerignore_patterns()
+    assert not any(dockerignored(path.rstrip("/"), patterns) for path in copied(build))
 
 
 def dockerignore_patterns() -> list[str]:
