@@ -23,7 +23,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	touch $@
 
 # The shard's modules compiled by mypyc (dataflow/__init__.py says when they are used), rebuilt
-# when any module of the package changes: a few minutes of CPU.
+# when any module of the package changes: about seven minutes of CPU here (bench/RESULTS.md).
 COMPILED_STAMP := build/compiled/STAMP
 
 compiled: $(COMPILED_STAMP)

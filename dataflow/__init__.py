@@ -23,6 +23,8 @@ from pathlib import Path
 
 COMPILED = ("windows", "closes", "shard")
 MODES = ("auto", "off", "require")
+# This interpreter's extension suffix (Python version and platform): a build is for one.
+SUFFIX = importlib.machinery.EXTENSION_SUFFIXES[0]
 _HERE = Path(__file__).resolve().parent
 
 
@@ -41,7 +43,7 @@ def build_stamp(package: str | Path = _HERE) -> str:
     """What a build's STAMP says: the sources it came from and the interpreter it is for (its
     extension suffix names the Python version and platform), so a build is used only by the
     interpreter that made it, on the sources it made it from."""
-    return f"{sources_digest(package)} {importlib.machinery.EXTENSION_SUFFIXES[0]}"
+    return f"{sources_digest(package)} {SUFFIX}"
 
 
 def _use_compiled() -> Path | None:
@@ -59,11 +61,10 @@ def _use_compiled() -> Path | None:
     elif stamp.read_text().strip() != build_stamp():
         why = f"the build at {built} is of other sources or another Python (make compiled)"
     else:
-        suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
-        wanted = [f"dataflow/{name}{suffix}" for name in COMPILED]
+        wanted = [f"dataflow/{name}{SUFFIX}" for name in COMPILED]
         missing = [name for name in wanted if not (built / name).is_file()]
-        if not list(built.glob(f"*__mypyc{suffix}")):
-            missing.insert(0, f"its runtime library (*__mypyc{suffix})")
+        if not list(built.glob(f"*__mypyc{SUFFIX}")):
+            missing.insert(0, f"its runtime library (*__mypyc{SUFFIX})")
         if missing:
             why = f"the build at {built} lacks {', '.join(missing)}"
     if not why:
@@ -79,7 +80,7 @@ def _load(built: Path) -> None:
     """Make ``built`` the first place this package's modules are looked for. Its runtime
     library (shared by the compiled modules, imported by them under its own top-level name)
     is loaded here from its file, so nothing is added to ``sys.path``."""
-    for library in built.glob(f"*__mypyc{importlib.machinery.EXTENSION_SUFFIXES[0]}"):
+    for library in built.glob(f"*__mypyc{SUFFIX}"):
         name = library.name.partition(".")[0]
         spec = importlib.util.spec_from_file_location(name, library)
         if spec is None or spec.loader is None:

@@ -1231,7 +1231,16 @@ class ShardState:
             )
         for name in _PLAIN_SETTINGS:
             if getattr(old, name) != getattr(config, name):
-                lines.append(f"{name} {getattr(old, name)} -> {getattr(config, name)}: applied")
+                line = f"{name} {getattr(old, name)} -> {getattr(config, name)}: applied"
+                held = len(self.sensors)
+                if name == "max_sensors" and held > config.max_sensors:
+                    # Nothing learned is dropped to meet a cap: the sensors kept go on, and
+                    # new ones are refused until forgotten ones bring the shard under it.
+                    line += (
+                        f" to new sensors only: this shard keeps the {held} it has, and refuses"
+                        " new ones (sensor_limit) until idle ones are forgotten below it"
+                    )
+                lines.append(line)
         self._drain()  # nothing is queued across a change of configuration
         self.config = config
         for (family, sensor_id), sensor in self.sensors.items():

@@ -2,7 +2,7 @@
 # The shard's modules compiled by mypyc (part of mypy, pinned in requirements.txt) into
 # build/compiled, with a stamp of the sources they came from: `make compiled`, and a step of
 # `make test`. dataflow/__init__.py uses them only while the stamp matches the package's sources
-# (DATAFLOW_COMPILED in README.md); the source is the reference, and runs wherever they do not.
+# (DATAFLOW_COMPILED in docs/configuration.md); the source is the reference, and runs wherever they do not.
 #
 # mypyc writes its extensions next to the sources it reads, so it works on a copy: the checkout
 # never holds an extension that Python would import before an edited source.

@@ -229,6 +229,31 @@ def test_a_changed_shard_count_is_refused_with_the_way_to_change_it() -> None:
         restore(blob, config(SHARDS="8"))
 
 
+@pytest.mark.parametrize(("cap", "over"), [(3, True), (8, False)])
+def test_a_lowered_sensor_cap_keeps_every_sensor_and_says_so_when_under_it(
+    cap: int, over: bool
+) -> None:
+    """Five sensors kept, restored under a lower ``MAX_SENSORS_PER_SHARD``: none is dropped (a
+    model learned is not thrown away to meet a cap), and the log line says when the shard is
+    left over it, refusing new sensors, rather than a bare "applied"."""
+    state = ShardState(config())
+    for sec in range(12):
+        fleet = [temp(f"s{i}", sec) for i in range(5)]
+        state.ingest([Beat(PART, WALL0 + sec, WALL0), *fleet], WALL0 + sec)
+    lowered = config(MAX_SENSORS_PER_SHARD=str(cap))
+    restored = pickle.loads(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+    (line,) = restored.reconfigure(lowered, WALL0 + 12)
+    assert line.startswith(f"max_sensors 40000 -> {cap}: applied")
+    assert ("keeps the 5 it has" in line) is over and ("refuses new ones" in line) is over
+    assert len(restored.sensors) == 5
+    live = [Beat(PART, WALL0 + 12, WALL0), temp("s0", 12), temp("new", 12)]
+    refused = [o for o in restored.ingest(live, WALL0 + 12) if isinstance(o, LateReading)]
+    assert [(o.reading.sensor_id, o.reason) for o in refused] == (
+        [("new", "sensor_limit")] if over else []
+    )
+    assert restored.counts.limited == int(over) and ("s0" in {k[1] for k in restored.sensors})
+
+
 def test_an_unchanged_restore_says_nothing_and_loses_nothing() -> None:
     cfg = config()
     blob = snapshot_with_open_window(cfg)
