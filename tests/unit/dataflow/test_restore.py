@@ -230,7 +230,7 @@ def test_a_changed_shard_count_is_refused_with_the_way_to_change_it() -> None:
 
 
 @pytest.mark.parametrize(("cap", "over"), [(3, True), (8, False)])
-def test_a_lowered_sensor_cap_keeps_every_sensor_and_says_so_when_under_it(
+def test_a_lowered_sensor_cap_keeps_every_sensor_and_says_so_when_over_it(
     cap: int, over: bool
 ) -> None:
     """Five sensors kept, restored under a lower ``MAX_SENSORS_PER_SHARD``: none is dropped (a
