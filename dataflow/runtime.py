@@ -11,11 +11,10 @@ import gc
 # CPython's cyclic GC runs a young collection every 700 container allocations and, as the
 # long-lived heap grows, full ones that walk every object. A 100k-sensor state is millions of
 # long-lived objects, and the per-message path allocates a few containers each, so the default
-# made the cost per message grow with the fleet (measured: 2.7 vs 1.35 us per reading in the
-# shard code, 100k vs 1k sensors; 2.0 vs 1.2 with these thresholds). The flow's garbage is
-# acyclic and freed by reference counting; the collector only has to catch rare cycles. A young
-# collection walks the containers still alive, mostly a poll's librdkafka messages, so fewer of
-# them cost less: 500k instead of 50k took W1 from 0.60 to 0.67 of the floor (medians of 3).
+# made the cost per message grow with the fleet. The flow's garbage is acyclic and freed by
+# reference counting; the collector only has to catch rare cycles. A young collection walks the
+# containers still alive, mostly a poll's librdkafka messages, so fewer of them cost less. What
+# these thresholds gained is measured in bench/RESULTS.md ("GC").
 GC_THRESHOLDS = (500_000, 20, 100)
 
 
