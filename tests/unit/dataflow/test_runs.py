@@ -425,6 +425,36 @@ def test_a_message_is_used_whichever_poll_it_comes_in(odd: bytes) -> None:
         assert per_sensor(by_shard)[(0, "9")] == [(TEMPERATURE, "9", T0, 61.0, 500)]
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_a_shuffled_poll_of_uneven_runs_routes_as_one_message_a_poll(seed: int) -> None:
+    """Sensors with one to a dozen readings in a poll, interleaved at random, and bad keys among
+    them: each sensor's readings in poll order on its shard, as one message a poll gives; the
+    runs in the order of each sensor's first reading; every bad key's messages dead, in order."""
+    rng = random.Random(seed)
+    rows = [
+        (str(s).encode(), temperature(50.0 + rng.random(), T0 + i * S // 3))
+        for s in range(rng.randint(2, 40))
+        for i in range(rng.randint(1, 12))
+    ]
+    bad_keys = [b"", b"x" * 300]  # empty, too long
+    rows += [(rng.choice(bad_keys), temperature(60.0, T0)) for _ in range(rng.randint(0, 5))]
+    rng.shuffle(rows)
+    msgs = [FakeMessage(k, v, "temperature_readings", 0, n) for n, (k, v) in enumerate(rows)]
+    grouped, dead, counts = readings_only(route([msgs], TOPICS, 3))
+    single, single_dead, single_counts = readings_only(route([[m] for m in msgs], TOPICS, 3))
+    assert per_sensor(grouped) == per_sensor(single)
+    assert counts == single_counts
+    by_key: dict[bytes | None, list[int | None]] = {}
+    for d in single_dead:
+        by_key.setdefault(d.key, []).append(d.offset)
+    assert [(d.key, d.offset) for d in dead] == [(k, o) for k, offs in by_key.items() for o in offs]
+    firsts = {m.key(): m.offset() for m in reversed(msgs)}
+    for shard, items in grouped.items():  # one item per sensor, in order of first reading
+        ids = [it.sensor_id.encode() for it in items]
+        assert len(ids) == len(set(ids))
+        assert ids == sorted(ids, key=firsts.__getitem__), shard
+
+
 def test_route_rejects_a_bad_key_of_a_decoded_poll_with_its_messages() -> None:
     msgs = poll(2, 3)
     msgs += [
