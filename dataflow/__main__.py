@@ -37,12 +37,16 @@ def usage() -> str:
 
 
 def check_config(path: str | None) -> int:
-    """Validate the settings with this sensors file; print the resolved families."""
+    """Validate the settings with this sensors file, and the Kafka clients' settings as
+    librdkafka reads them (as the flow does at its start); print the resolved families."""
     env = dict(os.environ)
     if path is not None:
         env["SENSORS_CONFIG"] = path
+    from dataflow.main import check_client_config  # Kafka clients: only for this check
+
     try:
         settings = Settings.from_env(env)
+        check_client_config(settings)
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

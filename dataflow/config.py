@@ -142,7 +142,7 @@ KAFKA_PRODUCER_CONFIG = _declare(
     "KAFKA_PRODUCER_CONFIG",
     "",
     _KV,
-    "Extra librdkafka producer settings for the sinks, `k=v,k=v`.",
+    "Extra librdkafka producer settings for the sinks, `k=v,k=v`; checked by librdkafka at start.",
     redact_key_values,
 )
 WINDOW_SECONDS = _declare(

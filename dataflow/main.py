@@ -19,7 +19,7 @@ import sys
 from typing import NoReturn
 
 from bytewax.connectors.kafka import KafkaSinkMessage
-from confluent_kafka import Consumer, KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 
 from dataflow.admin import ClientConfig, StartupError, client_config, ensure_flow_topics
 from dataflow.cluster import check_input_partitions, check_shards, cluster_shape
@@ -64,7 +64,7 @@ def make_flow() -> object:
         settings = Settings.from_env()
         shape = cluster_shape(sys.argv, os.environ)
         check_shards(settings.shards, shape)
-        check_consumer_config(settings)
+        check_client_config(settings)
     except ConfigError as exc:
         config_error(exc)
     logging.basicConfig(
@@ -148,12 +148,39 @@ def check_consumer_config(settings: Settings) -> None:
     try:
         Consumer(config).close()
     except KafkaException as exc:
-        reason = exc.args[0].str() if exc.args and isinstance(exc.args[0], KafkaError) else exc
         raise ConfigError(
             f"KAFKA_CONSUMER_CONFIG: librdkafka refuses the consumer's settings "
-            f"(with the defaults: {', '.join(f'{k}={v}' for k, v in CONSUMER_DEFAULTS.items())}"
-            f"): {str(reason).strip()}"
+            f"(with the defaults: {_listed(CONSUMER_DEFAULTS)}): {_reason(exc)}"
         ) from None
+
+
+def check_producer_config(settings: Settings) -> None:
+    """librdkafka's word on the sinks' producer settings (``PRODUCER_DEFAULTS``, then
+    KAFKA_PRODUCER_CONFIG), as a configuration error: a value it refuses got past the start-up
+    checks and the topics' creation, and stopped the flow when Bytewax built a sink, with
+    librdkafka's words alone. No broker is asked (none is named)."""
+    try:
+        Producer({**PRODUCER_DEFAULTS, **settings.producer_config, "log_level": "0"}).flush(0)
+    except KafkaException as exc:
+        raise ConfigError(
+            f"KAFKA_PRODUCER_CONFIG: librdkafka refuses the producer's settings "
+            f"(with the defaults: {_listed(PRODUCER_DEFAULTS)}): {_reason(exc)}"
+        ) from None
+
+
+def check_client_config(settings: Settings) -> None:
+    """Both Kafka clients' settings, checked as the flow starts and by ``--check-config``."""
+    check_consumer_config(settings)
+    check_producer_config(settings)
+
+
+def _listed(defaults: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in defaults.items())
+
+
+def _reason(exc: KafkaException) -> str:
+    reason = exc.args[0].str() if exc.args and isinstance(exc.args[0], KafkaError) else exc
+    return str(reason).strip()
 
 
 def config_error(exc: ConfigError) -> NoReturn:

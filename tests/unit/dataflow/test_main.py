@@ -96,9 +96,61 @@ def test_a_consumer_setting_librdkafka_refuses_is_a_configuration_error(
     assert err.startswith("configuration error: KAFKA_CONSUMER_CONFIG: ") and reason in err
 
 
+@pytest.mark.parametrize(
+    ("override", "reason"),
+    [
+        ("compression.type=zstdx", 'Invalid value "zstdx" for configuration property'),
+        ("linger.ms=abc", 'Invalid value for configuration property "queue.buffering.max.ms"'),
+    ],
+)
+def test_a_producer_setting_librdkafka_refuses_is_a_configuration_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], override: str, reason: str
+) -> None:
+    """Exit 2 naming KAFKA_PRODUCER_CONFIG, before any broker is asked: it got past the start-up
+    checks and the topics' creation, and stopped the flow when Bytewax built a sink, in
+    librdkafka's words alone."""
+    import dataflow.main
+
+    def no_broker(*_: object) -> None:
+        raise AssertionError("asked the broker")
+
+    monkeypatch.setattr("sys.argv", ["bytewax.run", "dataflow.main:flow"])
+    monkeypatch.setattr(dataflow.main, "ensure_flow_topics", no_broker)
+    monkeypatch.setenv("KAFKA_BROKERS", "127.0.0.1:1")
+    monkeypatch.setenv("KAFKA_PRODUCER_CONFIG", override)
+    with pytest.raises(SystemExit) as exit_:
+        dataflow.main.make_flow()
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("configuration error: KAFKA_PRODUCER_CONFIG: ") and reason in err
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("KAFKA_CONSUMER_CONFIG", "group.id=mine"),
+        ("KAFKA_CONSUMER_CONFIG", "fetch.wait.max.ms=banana"),
+        ("KAFKA_PRODUCER_CONFIG", "linger.ms=abc"),
+    ],
+)
+def test_check_config_refuses_the_client_settings_the_flow_refuses(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], variable: str, value: str
+) -> None:
+    """``--check-config`` is the pre-deploy check: it said 0 for settings the flow then
+    refused at its start."""
+    from dataflow.__main__ import main
+
+    monkeypatch.setenv(variable, value)
+    assert main(["--check-config"]) == 2
+    assert capsys.readouterr().err.startswith(f"configuration error: {variable}: ")
+    monkeypatch.delenv(variable)
+    assert main(["--check-config"]) == 0
+
+
 def test_the_default_consumer_settings_pass_librdkafka_s_check() -> None:
     from dataflow.config import Settings
-    from dataflow.main import check_consumer_config
+    from dataflow.main import check_consumer_config, check_producer_config
 
     check_consumer_config(Settings.from_env({}))
     check_consumer_config(Settings.from_env({"KAFKA_BATCH_SIZE": "1000000"}))
+    check_producer_config(Settings.from_env({}))
