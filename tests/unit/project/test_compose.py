@@ -389,6 +389,33 @@ def test_producer_environment_is_valid_for_the_producer() -> None:
     assert settings.count is None and settings.duration_s is None  # runs until stopped
 
 
+def documented_override() -> dict:
+    """docs/deployment.md's docker-compose.override.yml for a sensors file."""
+    block = re.search(r"```yaml\n(# docker-compose\.override\.yml\n.*?)```", DEPLOYMENT, re.S)
+    assert block, "docs/deployment.md: the override example for a sensors file is gone"
+    return yaml.safe_load(block.group(1))
+
+
+def test_the_documented_sensors_file_override_gives_a_producer_that_starts(
+    tmp_path: Path,
+) -> None:
+    """``SENSORS_CONFIG=... docker compose up -d`` with the documented override: compose's own
+    ``overheat`` scenario is refused beside a sensors file (exit 2, restarted for ever), so the
+    override must set one the producer takes; its environment merged over compose's, as
+    Compose merges an override's mapping."""
+    sensors = tmp_path / "sensors.yaml"
+    sensors.write_text(
+        "families:\n  pressure:\n    topic: pressure\n    value: pa\n    valid_range: [0, 200000]\n"
+    )
+    override = documented_override()["services"]["producer"]
+    env = {**env_of("producer"), **override.get("environment", {})}
+    env["SENSORS_CONFIG"] = str(sensors)  # where the mount puts the file, here
+    settings = parse_settings([], env)  # exits 2 on a refused combination
+    assert [f.name for g in settings.groups for f in g.families] == ["pressure"]
+    with pytest.raises(SystemExit):  # and compose's default alone is refused: the test bites
+        parse_settings([], {**env_of("producer"), "SENSORS_CONFIG": str(sensors)})
+
+
 def test_recovery_directory_is_a_named_volume_the_image_prepares() -> None:
     directory = env_of("dataflow")["BYTEWAX_RECOVERY_DIRECTORY"]
     mounts = dict(v.split(":", 1) for v in SERVICES["dataflow"]["volumes"])
