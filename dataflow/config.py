@@ -224,8 +224,20 @@ AIR_QUALITY_VALID_RANGE = _declare(
     _VALID_RANGE,
     "*family*: plausible air-quality readings `lo,hi`, as above.",
 )
-HST_TREES = _declare("HST_TREES", "5", integer(1), "HalfSpaceTrees: number of trees.")
-HST_HEIGHT = _declare("HST_HEIGHT", "3", integer(1), "HalfSpaceTrees: tree height.")
+# Bounded: each sensor's model keeps trees x 2^(height + 1) node counts, so a mistyped height
+# (30 for 3) took memory no machine has and a scorer that never finished building.
+HST_TREES = _declare(
+    "HST_TREES",
+    "5",
+    integer(1, 50),
+    "HalfSpaceTrees: number of trees (1-50; memory per sensor grows with it).",
+)
+HST_HEIGHT = _declare(
+    "HST_HEIGHT",
+    "3",
+    integer(1, 10),
+    "HalfSpaceTrees: tree height (1-10; memory per sensor doubles with each step).",
+)
 HST_WINDOW_SIZE = _declare(
     "HST_WINDOW_SIZE", "100", integer(1), "HalfSpaceTrees: windows per reference-mass period."
 )

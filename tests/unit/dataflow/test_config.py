@@ -65,6 +65,8 @@ def test_overrides() -> None:
         ("ML_SEASONALITY", "maybe"),
         ("ALERT_COOLDOWN_WINDOWS", "-1"),
         ("HST_TREES", "0"),
+        ("HST_TREES", "51"),
+        ("HST_HEIGHT", "11"),  # a mistyped height: a scorer that never finished building
         ("KAFKA_BATCH_SIZE", "0"),
         ("KAFKA_BATCH_SIZE", "1000001"),  # consume() refuses it at the first poll
         ("KAFKA_CONSUMER_CONFIG", "novalue"),
