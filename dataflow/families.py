@@ -450,6 +450,19 @@ def parse_families(raw: Any, source: str, window_seconds: float = 5.0) -> tuple[
     return tuple(out)
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader (YAML 1.1), but with a number in exponent form (``2e5``, ``1E-3``)
+    a number, as JSON and YAML 1.2 read it: YAML 1.1 wants a dot (``2.0e+5``), and a JSON
+    file's ``2e5`` was refused as "expected a number, got a str"."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
 def load_families(path: str | Path, window_seconds: float = 5.0) -> tuple[Family, ...]:
     """Read and validate a sensors file (YAML, so JSON too)."""
     try:
@@ -466,7 +479,7 @@ def load_families(path: str | Path, window_seconds: float = 5.0) -> tuple[Family
             f"{exc.start}); a sensors file is YAML saved as UTF-8"
         ) from None
     try:
-        raw = yaml.safe_load(text)
+        raw = yaml.load(text, Loader=_Loader)  # a SafeLoader, with JSON's numbers
     except yaml.reader.ReaderError as exc:
         # Valid UTF-8 but a control character YAML refuses (a NUL of a binary file): PyYAML's
         # own message spans two lines and counts characters from the start.

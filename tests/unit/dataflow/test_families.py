@@ -179,6 +179,25 @@ def write(tmp_path: Path, text: str, name: str = "sensors.yaml") -> str:
     return str(path)
 
 
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ('{"families": {"f": {"topic": "t", "value": "v", "valid_range": [0, 2e5]}}}', "s.json"),
+        ("families:\n  f: {topic: t, value: v, valid_range: [-1E-3, 2.e5]}\n", "s.yaml"),
+    ],
+)
+def test_a_number_in_exponent_form_is_a_number_in_json_and_yaml(
+    tmp_path: Path, text: str, name: str
+) -> None:
+    """As JSON and YAML 1.2 read it: PyYAML's YAML 1.1 took ``2e5`` for a string, and a valid
+    JSON file was refused with "expected a number, got a str"."""
+    [family] = load_families(write(tmp_path, text, name))
+    assert family.valid_range[1] == 200_000.0
+    quoted = write(tmp_path, text.replace("2e5", '"2e5"').replace("2.e5", '"2.e5"'), name)
+    with pytest.raises(FamilyConfigError, match="expected a number, got a str"):
+        load_families(quoted)
+
+
 BASE = {"topic": "t", "value": "v", "valid_range": [0, 100]}
 
 
