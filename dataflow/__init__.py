@@ -49,8 +49,8 @@ def build_stamp(package: str | Path = _HERE) -> str:
 def _use_compiled() -> Path | None:
     """The build to import ``COMPILED`` from, or None (the source), by ``DATAFLOW_COMPILED``."""
     mode = os.environ.get("DATAFLOW_COMPILED", "auto").strip().lower() or "auto"
-    if mode not in MODES:
-        raise ValueError(f"DATAFLOW_COMPILED must be one of {', '.join(MODES)}, not {mode!r}")
+    if mode not in MODES:  # refused by the settings (dataflow.config), naming the variable
+        return None
     if mode == "off":
         return None
     built = Path(os.environ.get("DATAFLOW_COMPILED_DIR") or _HERE.parent / "build" / "compiled")

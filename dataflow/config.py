@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from dataflow import MODES as COMPILED_MODES
 from dataflow.families import (
     AIR_QUALITY,
     MAX_MAGNITUDE,
@@ -29,6 +30,7 @@ from dataflow.options import (
     Reader,
     Registry,
     boolean,
+    choice,
     comma_list,
     env_docs,
     expecting,
@@ -38,6 +40,7 @@ from dataflow.options import (
     non_empty,
     number,
     optional,
+    optional_text,
     pair,
     read_settings,
     redact_key_values,
@@ -74,6 +77,23 @@ _KV = expecting("k=v,k=v", key_values)
 _LIMITS = expecting("`lo,hi` with lo < hi", pair)
 _VALID_RANGE = expecting(f"`lo,hi` with lo < hi, within +-{MAX_MAGNITUDE:g}", _valid_range)
 
+# Read by the package as it is imported (``dataflow/__init__.py``), before any settings are:
+# declared here so that ``--help`` lists them and a bad value stops the flow as any other does
+# (the import runs the source then, rather than failing every program with a traceback).
+DATAFLOW_COMPILED = _declare(
+    "DATAFLOW_COMPILED",
+    "auto",
+    lambda raw: choice(*COMPILED_MODES)(raw.strip() or "auto"),  # empty: as the import reads it
+    "The shard's modules compiled by mypyc (`make compiled`): `auto` uses a build that matches "
+    "the sources and the interpreter, `off` runs the source, `require` fails at import without "
+    "a matching build.",
+)
+DATAFLOW_COMPILED_DIR = _declare(
+    "DATAFLOW_COMPILED_DIR",
+    "",
+    optional_text,
+    "Where the build is; unset: `build/compiled` beside the package's directory.",
+)
 KAFKA_BROKERS = _declare(
     "KAFKA_BROKERS",
     "127.0.0.1:9092",
@@ -454,6 +474,7 @@ class Settings:
         read.check(WINDOW_SECONDS, (window * 1e9).is_integer(), "a whole number of nanoseconds")
         lateness, idle = read(ALLOWED_LATENESS_SECONDS), read(IDLE_TIMEOUT_SECONDS)
         shards = read(SHARDS)
+        read(DATAFLOW_COMPILED), read(DATAFLOW_COMPILED_DIR)  # used at import; checked here
 
         sensors_config = read(SENSORS_CONFIG)
         families = (

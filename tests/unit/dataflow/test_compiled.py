@@ -27,6 +27,7 @@ import pytest
 
 import dataflow
 from dataflow import closes, shard, windows
+from dataflow.config import ConfigError, Settings
 from dataflow.routing import KeyCache, route
 from dataflow.shard import ShardState
 from tests.checkout import ROOT
@@ -191,6 +192,10 @@ def test_a_build_is_taken_only_whole_for_these_sources_and_this_python(
         assert dataflow._use_compiled() == whole
     monkeypatch.setenv("DATAFLOW_COMPILED", "off")
     assert dataflow._use_compiled() is None
+    # A bad value: the source, and the settings refuse it naming the variable (exit 2), so that
+    # the import does not fail every program (``--help`` too) with a traceback.
     monkeypatch.setenv("DATAFLOW_COMPILED", "sometimes")
-    with pytest.raises(ValueError, match="DATAFLOW_COMPILED must be one of auto, off, require"):
-        dataflow._use_compiled()
+    assert dataflow._use_compiled() is None
+    with pytest.raises(ConfigError, match="DATAFLOW_COMPILED='sometimes': must be auto, off or"):
+        Settings.from_env({"DATAFLOW_COMPILED": "sometimes"})
+    assert Settings.from_env({"DATAFLOW_COMPILED": ""}) is not None  # unset, as the import reads
