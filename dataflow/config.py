@@ -30,6 +30,7 @@ from dataflow.options import (
     Reader,
     Registry,
     boolean,
+    broker,
     choice,
     comma_list,
     env_docs,
@@ -97,7 +98,7 @@ DATAFLOW_COMPILED_DIR = _declare(
 KAFKA_BROKERS = _declare(
     "KAFKA_BROKERS",
     "127.0.0.1:9092",
-    comma_list("must be a non-empty list of host:port"),
+    comma_list("must be a non-empty list of host:port", broker),
     "Comma-separated bootstrap brokers.",
 )
 SENSORS_CONFIG = _declare(

@@ -366,6 +366,17 @@ def comma_list(what: str, each: Parser[Any] | None = None) -> Parser[tuple[Any, 
     return parse
 
 
+def broker(raw: str) -> str:
+    """A bootstrap server, ``host[:port]``: a port given must be 1-65535, which librdkafka
+    does not check (``127.0.0.1:99999`` connected to another port). A part after the last
+    colon with ``/`` or ``]`` in it is not a port (``SSL://host``, ``[::1]``)."""
+    text = raw.strip()
+    _, sep, port = text.rpartition(":")
+    if sep and not any(c in port for c in "/]") and not (port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"the port of {text!r} must be 1-65535")
+    return text
+
+
 def numbers(raw: str) -> tuple[float, ...]:
     """A comma list of finite numbers (may be empty)."""
     return tuple(number()(part) for part in items(raw))

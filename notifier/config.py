@@ -323,6 +323,10 @@ class Settings:
             parts = urlsplit(url)
         except ValueError as exc:  # e.g. "Invalid IPv6 URL"
             raise ConfigError(f"ALERTMANAGER_URL={url!r}: not a URL ({exc})") from None
+        try:
+            parts.port  # noqa: B018 (checked on reading: "abc", 99999)
+        except ValueError as exc:
+            raise ConfigError(f"ALERTMANAGER_URL={url!r}: not a URL ({exc})") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(
                 f"ALERTMANAGER_URL={url!r}: must be an http:// or https:// URL with a host"

@@ -32,6 +32,7 @@ from dataflow.options import (
     Reader,
     add_options,
     boolean,
+    broker,
     comma_list,
     env_section,
     integer,
@@ -255,7 +256,7 @@ OPTIONS: tuple[Option[Any], ...] = (
     Option(
         "KAFKA_BROKERS",
         "127.0.0.1:9092",
-        comma_list("no broker given"),
+        comma_list("no broker given", broker),
         "Kafka bootstrap servers, comma separated.",
         flag="--brokers",
         metavar="HOST:PORT[,...]",

@@ -48,6 +48,8 @@ def test_overrides() -> None:
     ("name", "value"),
     [
         ("KAFKA_BROKERS", " , "),
+        ("KAFKA_BROKERS", "127.0.0.1:99999"),  # librdkafka connected to another port
+        ("KAFKA_BROKERS", "a:9092,b:abc"),
         ("WINDOW_SECONDS", "-5"),
         ("WINDOW_SECONDS", "five"),
         ("WINDOW_SECONDS", "nan"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 from typing import Any
 
 import pytest
@@ -438,3 +439,16 @@ def test_an_option_s_redact_hides_its_text_in_both_message_shapes() -> None:
         Reader({}, {"password": "s3cret"})(flagged)
     assert "value '***' (from flag --password)" in str(exc.value)
     assert "s3cret" not in str(exc.value) and "s3cret" not in repr(exc.value)
+
+
+@pytest.mark.parametrize(
+    "good", ["kafka", "h:9092", "h:65535", "[::1]:9092", "[::1]", "SSL://h:9093"]
+)
+def test_a_broker_without_a_port_or_with_one_in_range_is_taken(good: str) -> None:
+    assert o.broker(f" {good} ") == good
+
+
+@pytest.mark.parametrize("bad", ["h:0", "h:65536", "h:abc", "h:", "[::1]:99999"])
+def test_a_broker_port_out_of_range_is_refused_naming_it(bad: str) -> None:
+    with pytest.raises(ValueError, match=f"the port of '{re.escape(bad)}' must be 1-65535"):
+        o.broker(bad)

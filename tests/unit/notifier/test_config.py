@@ -92,6 +92,17 @@ def test_credentials_in_the_url_are_refused_without_showing_them(url: str) -> No
     assert "***@" in str(exc.value) and "no credentials in the URL" in str(exc.value)
 
 
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [("http://am:abc", "could not be cast"), ("http://127.0.0.1:99999", "out of range")],
+)
+def test_a_url_with_a_bad_port_is_a_configuration_error(url: str, why: str) -> None:
+    """Refused at start naming the variable: ``abc`` failed after the state topic was read,
+    with a traceback, and 99999 was retried for ever as a refused connection."""
+    with pytest.raises(ConfigError, match=rf"^ALERTMANAGER_URL='{url}': not a URL \(.*{why}"):
+        Settings.from_env({"ALERTMANAGER_URL": url})
+
+
 def test_a_url_python_cannot_split_is_a_configuration_error() -> None:
     with pytest.raises(ConfigError, match=r"^ALERTMANAGER_URL='http://\[::1': not a URL"):
         Settings.from_env({"ALERTMANAGER_URL": "http://[::1"})
