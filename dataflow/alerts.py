@@ -9,6 +9,11 @@ them is sent with the first anomalous window after them, not lost). The alert
 **resolves** after ``resolve_after`` consecutive clean windows. The ``alert_id`` is derived from
 the sensor and the window that opened it, so a replay after a crash gives the same id.
 
+An alert that stays open with no news sends its ``update`` again, unchanged, once ``refresh``
+(ns of the sensor's own time) has passed since its last event: a steady fault sends nothing
+else for as long as it lasts, and a consumer that resolves an alert silent for too long (the
+notifier's expiry, for an alert whose ``resolved`` was lost) would end one still going.
+
 After an alert resolves, a new alert raised by the model alone stays silent for ``cooldown``
 windows: a sensor whose episode flickers on and off pages once, not once per flicker. The count
 runs from the resolution and silent anomalous windows do not restart it, so a fault that keeps
@@ -99,6 +104,7 @@ class AlertTracker:
         "baseline",
         "calm",
         "clean",
+        "event_at",
         "home",
         "lasted",
         "opened_at",
@@ -129,11 +135,16 @@ class AlertTracker:
         self.severity: str | None = None
         self.pending = False  # a peak that moved within ``update_every`` of the last event
         self.accepted = False  # the model took the episode's state as its new normal (accept)
+        self.event_at = 0  # start of the window of the open alert's latest event, ns
 
     def __setstate__(self, state: tuple[None, dict[str, object]]) -> None:
-        """Trackers pickled before ``pending`` and ``accepted`` existed had neither."""
+        """Trackers pickled before ``pending``, ``accepted`` and ``event_at`` existed had none:
+        an alert open then is refreshed as if its last event was its opening."""
         self.pending = self.accepted = False
+        self.event_at = -1
         restore(self, state)
+        if self.event_at == -1:
+            self.event_at = self.opened_at
 
     def quiet(self, mean: float) -> None:
         """A clean window while no alert is open: the usual case, kept cheap."""
@@ -153,10 +164,12 @@ class AlertTracker:
         severity: str | None = None,
         home: tuple[float, float] | None = None,
         adapt_after: int = 0,
+        refresh: int = 0,
     ) -> AlertEvent | None:
         """Feed one closed window (``reasons`` empty when it is clean, ``severity`` the highest
         of its reasons'); return an event or None. ``home`` is (level, reach) of the sensor as
-        its model knows it, read when an alert opens."""
+        its model knows it, read when an alert opens; ``refresh``: ns of silence after which
+        an open alert's ``update`` is sent again (0: never)."""
         if not reasons:
             if self.alert_id is None:
                 self.quiet(mean)
@@ -165,7 +178,7 @@ class AlertTracker:
             self.lasted += 1
             self.since_event += 1
             if self.clean < resolve_after:
-                return None
+                return self._refresh(start, refresh)
             how = CLEAN
             if self.accepted:
                 how = ADAPTED  # the model's normal now, not where the sensor was
@@ -182,7 +195,7 @@ class AlertTracker:
                     and self.reasons == (ML,)
                     and abs(home[0] - mean) * SETTLED_SHARE > home[1]
                 ):
-                    return None
+                    return self._refresh(start, refresh)
                 if self._returning(mean):
                     self.origin_reach = 0.0  # back where it belongs: no origin any more
                 elif abs(mean - self.home) > self.reach:
@@ -190,7 +203,7 @@ class AlertTracker:
                     # (it may yet come back); one a rule took part in ends with the rule's
                     # condition, said to be away (an overheat that cooled to a warmer level).
                     if not waited and self.reasons == (ML,):
-                        return None
+                        return self._refresh(start, refresh)
                     how = ADAPTED
                     if self.origin_reach == 0.0:  # the first adapted episode's home
                         self.origin, self.origin_reach = self.home, self.reach
@@ -216,6 +229,7 @@ class AlertTracker:
             self.severity = severity
             self.anomalous, self.clean, self.since_event, self.lasted = 1, 0, 0, 1
             self.pending = self.accepted = False
+            self.event_at = start
             return self._event(OPEN)
         self.anomalous += 1
         self.lasted += 1
@@ -237,8 +251,19 @@ class AlertTracker:
         if news or (self.pending and self.since_event >= update_every):
             self.since_event = 0
             self.pending = False
+            self.event_at = start
             return self._event(UPDATE)
-        return None
+        return self._refresh(start, refresh)
+
+    def _refresh(self, start: int, refresh: int) -> AlertEvent | None:
+        """The open alert's ``update`` again, unchanged, if ``refresh`` has passed since its
+        last event (nothing else is news: a steady fault)."""
+        if refresh <= 0 or start - self.event_at < refresh:
+            return None
+        self.event_at = start
+        self.since_event = 0
+        self.pending = False  # the peak goes with it
+        return self._event(UPDATE)
 
     def _returning(self, mean: float) -> bool:
         """Is the sensor back near its origin (its home before an adapted episode)? Such a

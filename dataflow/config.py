@@ -367,6 +367,14 @@ ALERT_STALE_SECONDS = _declare(
     "Seconds of input time without readings (or three of the sensor's usual gaps, if longer) "
     'after which its open alert is resolved with `"resolution": "stale"` (0: never).',
 )
+ALERT_REFRESH_SECONDS = _declare(
+    "ALERT_REFRESH_SECONDS",
+    "3600",
+    number(0, what=_SECONDS),
+    "An open alert with no event for this long (the sensor's own time) sends its `update` again, "
+    "unchanged: a steady fault says nothing else, and the notifier resolves an alert with no "
+    "event for `NOTIFIER_EXPIRE_SECONDS` (0: never; keep it well under that).",
+)
 SENSOR_STATE_TTL_SECONDS = _declare(
     "SENSOR_STATE_TTL_SECONDS",
     "604800",
@@ -440,6 +448,7 @@ class Settings:
     alert_cooldown_windows: int
     alert_adapt_windows: int
     alert_stale_seconds: float
+    alert_refresh_seconds: float
     sensor_state_ttl_seconds: float
     emit_all: bool
     status_interval_seconds: float
@@ -553,6 +562,7 @@ class Settings:
             alert_cooldown_windows=ints["ALERT_COOLDOWN_WINDOWS"],
             alert_adapt_windows=ints["ALERT_ADAPT_WINDOWS"],
             alert_stale_seconds=stale,
+            alert_refresh_seconds=read(ALERT_REFRESH_SECONDS),
             sensor_state_ttl_seconds=ttl,
             emit_all=read(EMIT_ALL_WINDOWS),
             status_interval_seconds=status,

@@ -99,6 +99,7 @@ def shard_config(settings: Settings) -> ShardConfig:
         cooldown=settings.alert_cooldown_windows,
         adapt_after=settings.alert_adapt_windows,
         stale_s=settings.alert_stale_seconds,
+        refresh_s=settings.alert_refresh_seconds,
         state_ttl_s=settings.sensor_state_ttl_seconds,
         max_future_ns=round(settings.max_future_seconds * 1e9),
         max_sensors=settings.max_sensors_per_shard,

@@ -116,8 +116,10 @@ class MachineWindows:
         resolve_after: int,
         cooldown: int,
         severity: str,
+        refresh: int = 0,
     ) -> MachineWindow:
-        """Score a pending machine window once, and move the machine's alert."""
+        """Score a pending machine window once, and move the machine's alert (``refresh`` as
+        ``AlertTracker.observe``'s)."""
         end, values, present = self.pending.pop(start)
         if start > self.scored:
             self.scored = start
@@ -143,5 +145,6 @@ class MachineWindows:
             resolve_after,
             cooldown,
             severity if anomaly else None,
+            refresh=refresh,
         )
         return MachineWindow(start, end, present, out.score, out.ready, anomaly, drivers, event)

@@ -139,6 +139,7 @@ class ShardConfig:
     cooldown: int = 48  # windows after an alert before the model alone opens another
     adapt_after: int = 360  # clean windows before an alert whose sensor stayed away resolves
     stale_s: float = 300.0  # silence that resolves an open alert as stale (0: never)
+    refresh_s: float = 3600.0  # an open alert's event time without events before it is re-sent
     state_ttl_s: float = 7 * 86_400.0  # silence after which a sensor is forgotten
     max_future_ns: int = 300 * 10**9  # readings further ahead of the wall clock are refused
     max_sensors: int = 40_000  # sensors one shard keeps at most
@@ -165,6 +166,10 @@ class ShardConfig:
         return grace(self.lateness_ns / 1e9)
 
     @property
+    def refresh_ns(self) -> int:
+        return round(self.refresh_s * 1e9)
+
+    @property
     def idle_timeout_ns(self) -> int:
         return int(self.idle_timeout_s * 1e9)
 
@@ -184,6 +189,7 @@ _NO_RULES = RuleSet()
 _PLAIN_SETTINGS = (
     "idle_timeout_s",
     "stale_s",
+    "refresh_s",
     "state_ttl_s",
     "update_every",
     "resolve_after",
@@ -1552,6 +1558,7 @@ class ShardState:
             severity,
             home,
             cfg.adapt_after,
+            cfg.refresh_ns,
         )
         if event is not None:
             part = sensor.part
@@ -1643,6 +1650,7 @@ class ShardState:
             cfg.resolve_after,
             cfg.cooldown,
             setup.family.ml_severity,
+            cfg.refresh_ns,
         )
         counts = self.counts
         if res.anomaly:

@@ -309,3 +309,61 @@ def test_a_sensor_that_starts_hot_reports_its_hottest_window_without_an_update_s
             events.append((ev.event, ev.peak_mean))
     assert events[0] == ("open", 95.0) and events[-1] == ("resolved", 99.0)
     assert [e for e in events if e[0] == "update"] == [("update", 99.0)]
+
+
+W = 10 * 10**9  # 10 s windows, in ns
+HOUR = 3600 * 10**9
+
+
+def steady(
+    windows: list[tuple[float, list[str]]], refresh: int, home: tuple[float, float] | None = None
+) -> list[tuple[int, str, float]]:
+    """(window start in s, event, peak) of each event, windows ``W`` apart."""
+    tracker = AlertTracker()
+    out = []
+    for i, (mean, reasons) in enumerate(windows):
+        ev = tracker.observe(
+            "t/2", i * W, mean, 0.0, reasons, 12, 3, 48, None, home, 360, refresh=refresh
+        )
+        if ev is not None:
+            out.append((i * W // 10**9, ev.event, ev.peak_mean))
+    return out
+
+
+def test_a_steady_fault_sends_its_update_again_each_refresh_and_nothing_else() -> None:
+    """Three hours at 95: nothing is news after the open, so without the refresh nothing is
+    sent, and the notifier's expiry took the fault for a lost one after a day."""
+    hot = [(95.0, ["threshold"])] * (3 * 360 + 1)
+    assert steady(hot, HOUR) == [(0, "open", 95.0), (3600, "update", 95.0), (7200, "update", 95.0),
+                                 (10800, "update", 95.0)]  # fmt: skip
+    assert steady(hot, 0) == [(0, "open", 95.0)]
+
+
+def test_news_restarts_the_refresh_clock() -> None:
+    """An update for a hotter peak at 30 min: the next refresh an hour after it, not after the
+    open."""
+    windows = [(95.0, ["threshold"])] * 180 + [(97.0, ["threshold"])] * 400
+    events = steady(windows, HOUR)
+    assert [(t, e) for t, e, _ in events] == [(0, "open"), (1800, "update"), (5400, "update")]
+    assert events[-1][2] == 97.0
+
+
+def test_an_alert_waiting_for_its_model_to_settle_is_refreshed_too() -> None:
+    """Clean windows while the model's level still lags (an ML episode holds): still open,
+    so still said to be once an hour."""
+    windows = [(80.0, ["ml"])] + [(80.0, [])] * 800
+    events = steady(windows, HOUR, home=(50.0, 3.0))
+    assert [(t, e) for t, e, _ in events] == [(0, "open"), (3600, "update"), (7200, "update")]
+
+
+def test_a_tracker_pickled_before_the_refresh_counts_from_its_opening() -> None:
+    tracker = AlertTracker()
+    tracker.observe("s", 0, 95.0, 0.0, ["threshold"], 10, 3)
+    state = tracker.__reduce_ex__(2)[2]
+    old = (None, {k: v for k, v in state[1].items() if k != "event_at"})
+    restored = AlertTracker.__new__(AlertTracker)
+    restored.__setstate__(old)
+    assert restored.event_at == 0 == restored.opened_at
+    assert restored.observe("s", HOUR - 1, 95.0, 0.0, ["threshold"], 10, 3, refresh=HOUR) is None
+    event = restored.observe("s", HOUR, 95.0, 0.0, ["threshold"], 10, 3, refresh=HOUR)
+    assert event is not None and event.event == "update" and event.alert_id == "s@0"

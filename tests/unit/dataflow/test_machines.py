@@ -158,7 +158,7 @@ def test_a_message_missing_a_channel_is_refused_for_that_channel_only() -> None:
 WARM = 60
 
 
-def shard(emit_all: bool = False) -> ShardState:
+def shard(emit_all: bool = False, refresh_s: float = 3600.0) -> ShardState:
     (fam,) = parse_families(PUMPS, "p")
     setup = FamilySetup(
         fam,
@@ -166,7 +166,11 @@ def shard(emit_all: bool = False) -> ShardState:
         MachineParams(memory=100, warmup=WARM),
     )
     cfg = ShardConfig(
-        lateness_ns=0, idle_timeout_s=10.0, families={"pump": setup}, emit_all=emit_all
+        lateness_ns=0,
+        idle_timeout_s=10.0,
+        families={"pump": setup},
+        emit_all=emit_all,
+        refresh_s=refresh_s,
     )
     return ShardState(cfg)
 
@@ -224,6 +228,24 @@ def test_a_broken_relation_opens_one_machine_alert_naming_both_channels() -> Non
     assert "current" in explain["text"] and "flow" in explain["text"]
     # No channel alert: the machine's pages for the episode.
     assert all(o.drivers is not None for o in events)
+
+
+def test_an_open_machine_alert_says_so_at_least_once_per_refresh() -> None:
+    """``ALERT_REFRESH_SECONDS`` reaches the machine's alert: while it is open, no stretch of
+    its windows longer than the refresh passes without an event of it."""
+    gaps = {}
+    for refresh in (60.0, 0.0):
+        out = run(shard(refresh_s=refresh), pump_readings("p1", 400, seed=1, break_at=300))
+        events = [
+            ((o.stats.start - T0) // S, o.alert.event)
+            for o in machine_results(out)
+            if o.alert is not None
+        ]
+        assert events[0][1] == "open" and all(e != "open" for _, e in events[1:])
+        end = next((t for t, e in events if e == "resolved"), (400 - 1) * 5)
+        times = [t for t, _ in events if t <= end]
+        gaps[refresh] = max(b - a for a, b in zip(times, [*times[1:], end], strict=True))
+    assert gaps[60.0] <= 60 < gaps[0.0], gaps
 
 
 def test_a_normal_machine_stays_quiet_and_is_scored_once_per_window() -> None:

@@ -167,6 +167,21 @@ def test_a_silent_sensor_s_open_alert_resolves_as_stale_after_the_stale_time() -
     assert state.open_alerts == 1
 
 
+def test_a_steady_overheat_sends_its_update_again_each_alert_refresh() -> None:
+    """ShardConfig's ``refresh_s`` reaches each sensor's alert: a machine held at 95 says it is
+    still open every refresh (60 s here), by its windows' time, and nothing else."""
+    state = ShardState(shard_config(idle=10.0, emit_all=False, refresh_s=60.0))
+    out = []
+    for sec in range(200):
+        out += feed(state, sec + 0.5, [temp("hot", sec, 95.0)])
+    events = [
+        ((o.stats.start - T0) // S, o.alert.event)
+        for o in out
+        if isinstance(o, WindowResult) and o.alert is not None
+    ]
+    assert events == [(0, "open"), (60, "update"), (120, "update"), (180, "update")]
+
+
 def test_no_silence_while_the_source_is_not_caught_up() -> None:
     """A restart after a pause, an outage, a backlog: the wall clock runs, the input does not,
     and nothing goes stale, idle or forgotten until the source is caught up again."""
