@@ -17,6 +17,7 @@ keeps alerts in memory only, so a restarted one has forgotten them).
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -85,6 +86,8 @@ class Notifier:
         #: A fatal Kafka error (e.g. fenced by a second notifier): the loop stops, main exits 3.
         self.fatal: KafkaError | None = None
         self._at_end: set[tuple[str, int]] = set()  # partitions read to their end at least once
+        self._resending = False  # the backlog is behind it: re-sends are due on their clock
+        self._started = clock()  # of ``run``: the backlog's wait counts from it
 
     def count(self, key: str, n: int = 1) -> None:
         """Add to one of ``counts`` (the stop line) and its Prometheus counter."""
@@ -231,6 +234,39 @@ class Notifier:
             self.fatal = err
         self.stop.set()
 
+    def _backlog_over(self, now: float) -> bool:
+        """Are re-sends on their clock yet (``run``): once every assigned partition is read to
+        its end, or one re-send interval after the start at the latest; the first one at once."""
+        if not self._resending and (
+            self.backlog_read() or now >= self._started + self.resend.interval
+        ):
+            self._resending = True
+            log.info(
+                "%s; re-sending the %d open alert(s)",
+                "backlog read" if self.backlog_read() else "backlog not read yet",
+                len(self.open),
+            )
+            self.resend.force()
+        return self._resending
+
+    def _keep_open(self) -> None:
+        """While a state write or a commit waits for Kafka: re-send the open set when due. A
+        stall longer than Alertmanager's resolve timeout let every open alert expire there (a
+        false resolved, then a second page at the next re-send), and no metric moved."""
+        now = self.clock()
+        if self._backlog_over(now) and self.resend.due(now):
+            self.resend_open()
+
+    def _wait(self, delay: float) -> bool:
+        """``stop.wait(delay)`` in steps of at most a second, keeping the open set re-sent;
+        True if stopped."""
+        steps = max(1, math.ceil(delay))
+        for _ in range(steps):
+            if self.stop.wait(delay / steps):
+                return True
+            self._keep_open()
+        return False
+
     def write_state(self, state: dict[str, AmAlert | Resolved | None]) -> bool:
         """Write and flush the state records; True once the broker has every one."""
         pending = dict(state)
@@ -256,8 +292,9 @@ class Notifier:
             while self.producer.flush(1.0) > 0:
                 if self.stop.is_set():
                     return False
+                self._keep_open()
             pending = {key: pending[key] for key in failed}
-            if pending and self.stop.wait(backoff.next_delay()):
+            if pending and self._wait(backoff.next_delay()):
                 return False
         return True
 
@@ -280,7 +317,7 @@ class Notifier:
                     log.warning("commit of %s not made: %s", parts, err.str())
                     return True
                 log.warning("commit failed (%s); retrying", err.str())
-                if self.stop.wait(backoff.next_delay()):
+                if self._wait(backoff.next_delay()):
                     return False
 
     # --- the loop --------------------------------------------------------------------------
@@ -349,27 +386,23 @@ class Notifier:
         re-send interval after the start at the latest (a long backlog, or Alertmanager down
         meanwhile), before a restarted Alertmanager could let the open alerts expire. Expiry
         (``NOTIFIER_EXPIRE_SECONDS``) waits until the backlog is read."""
-        started = self.clock()
-        self.resend.sent(started)
-        backlog = True
+        self._started = self.clock()
+        self.resend.sent(self._started)
+        self._resending = False
         while not self.stop.is_set():
             now = self.clock()
-            if backlog and (self.backlog_read() or now >= started + self.resend.interval):
-                backlog = False
-                log.info(
-                    "%s; re-sending the %d open alert(s)",
-                    "backlog read" if self.backlog_read() else "backlog not read yet",
-                    len(self.open),
-                )
-                self.resend.force()
-            if not backlog and self.resend.due(now):
+            if self._backlog_over(now) and self.resend.due(now):
                 # Expiry waits for the backlog: its events are what it is waiting for (an
                 # alert expired before them was resolved, then fired again by its update).
                 if self.backlog_read() and not self.expire():
                     break
                 self.resend_open()
                 continue
-            wait = self.resend.wait(now) if not backlog else started + self.resend.interval - now
+            wait = (
+                self.resend.wait(now)
+                if self._resending
+                else self._started + self.resend.interval - now
+            )
             messages = self.consumer.consume(self.settings.batch_size, min(1.0, max(0.05, wait)))
             if messages and not self.handle(messages):
                 break

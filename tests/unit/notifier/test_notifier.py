@@ -1097,3 +1097,65 @@ def test_a_resolved_record_whose_window_end_is_not_a_string_is_passed_over(end: 
     rec["window_end"] = end
     assert n.handle([FakeMessage(rec, 3)])
     assert n.counts["bad"] == 1 and log == [("commit", [(0, 4)])]
+
+
+class StalledKafka:
+    """The broker away for ``STALL`` s of a fake clock: the state topic's flush keeps its record
+    pending (a second a call), or a commit fails, retriably (ten seconds a call)."""
+
+    STALL = 400.0
+
+    def __init__(self, log: list, stalled: str) -> None:
+        self.log, self.stalled = log, stalled
+        self.now = NOW.timestamp()
+        self.until = self.now + self.STALL
+        self.producer, self.consumer = FakeProducer(log), FakeConsumer(log)
+
+    def flush(self, timeout: float) -> int:
+        if self.stalled == "state" and self.now < self.until:
+            self.now += timeout
+            return 1
+        return self.producer.flush(timeout)
+
+    def commit(self, offsets, asynchronous: bool) -> None:
+        if self.stalled == "commit" and self.now < self.until:
+            self.now += 10.0
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT, "broker down", retriable=True))
+        self.consumer.commit(offsets, asynchronous)
+
+    def produce(self, *args, **kwargs) -> None:
+        self.producer.produce(*args, **kwargs)
+
+    def assignment(self) -> list:
+        return [TopicPartition("anomalies", 0)]  # never read to its end: the backlog's wait
+
+
+@pytest.mark.parametrize("stalled", ["state", "commit"])
+def test_a_kafka_stall_in_a_batch_keeps_the_open_alerts_re_sent(stalled: str) -> None:
+    """A batch waits for its state write and commit; meanwhile the open set is re-sent on its
+    clock: held up for longer than Alertmanager's resolve timeout, every open alert expired
+    there (a false resolved, then a second page) and no metric moved."""
+    log: list = []
+    kafka = StalledKafka(log, stalled)
+    settings = Settings.from_env(
+        {"NOTIFIER_BACKOFF_INITIAL_SECONDS": "0.001", "NOTIFIER_BACKOFF_MAX_SECONDS": "0.002"}
+    )
+    n = Notifier(
+        settings,
+        FakeAm(log),
+        kafka,
+        kafka,
+        OpenAlerts(),
+        threading.Event(),
+        clock=lambda: kafka.now,
+        wall=lambda: kafka.now,
+    )
+    n.open.apply(record("open", sensor="1"), NOW)  # open since before: from the state topic
+    n.resend.sent(kafka.now)
+    assert n.handle([FakeMessage(record("open", sensor="2"), 7)])
+    resends = [e for e in log if e[0] == "post" and len(e[1]) == 2]
+    assert resends and all(e == ("post", [("1", True), ("2", True)]) for e in resends)
+    interval = settings.resend_seconds
+    assert len(resends) >= StalledKafka.STALL // interval - 1
+    assert interval * 3 <= settings.resolve_timeout_seconds  # so none expired meanwhile
+    assert log[-1][0] == "commit"
