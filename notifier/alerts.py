@@ -437,15 +437,20 @@ class OpenAlerts:
 
     def _resolve(self, record: Mapping[str, Any], now: datetime) -> Change:
         alert_id = record.get("alert_id")
-        old = self._open.pop(alert_id, None) if isinstance(alert_id, str) else None
+        # Read whole before the open alert is let go: an unreadable record (BadRecord) leaves
+        # it open and re-sent, not silently dropped to expire in Alertmanager.
+        old = self._open.get(alert_id) if isinstance(alert_id, str) else None
         fresh = alert_of(record, old.severity if old is not None else None, now)
+        end = end_of(record, now)
+        if old is not None:
+            del self._open[alert_id]
         # The labels it fired with; the record's latest annotations (how it was resolved).
         base = (
             fresh
             if old is None
             else replace(old, annotations=_keep_description(old, fresh.annotations))
         )
-        ended = self._shown(base.ended(end_of(record, now)), old, now)
+        ended = self._shown(base.ended(end), old, now)
         change = Change([ended])
         self._remember(fresh.alert_id, ended, change)
         return change

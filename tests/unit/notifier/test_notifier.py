@@ -1159,3 +1159,15 @@ def test_a_kafka_stall_in_a_batch_keeps_the_open_alerts_re_sent(stalled: str) ->
     assert len(resends) >= StalledKafka.STALL // interval - 1
     assert interval * 3 <= settings.resolve_timeout_seconds  # so none expired meanwhile
     assert log[-1][0] == "commit"
+
+
+def test_an_unreadable_resolved_leaves_its_alert_open_and_re_sent() -> None:
+    """Passed over as unreadable, it changes nothing: the alert was taken out of the open set
+    first, so it was neither resolved nor re-sent, and expired in Alertmanager unseen."""
+    alerts = OpenAlerts()
+    alerts.apply(record("open"), NOW)
+    with pytest.raises(BadRecord, match="window_end is a int"):
+        alerts.apply(record("resolved", window_end=1768464000), NOW)
+    assert [a.labels["sensor_id"] for a in alerts.firing(NOW)] == ["2"]
+    [ended] = alerts.apply(record("resolved"), NOW).posts  # a readable one still resolves it
+    assert ended.ends_at is not None and len(alerts) == 0
