@@ -100,6 +100,11 @@ def test_a_misspelt_value_is_refused_by_the_chart_s_schema(helm_bin: str) -> Non
         (("dataflow.shards=3", "dataflow.replicas=2"), "dataflow.shards=3 is fewer than the"),
         (("kafka.securityProtocol=SASL_SSL",), "needs kafka.sasl.existingSecret"),
         (("notifier.alertmanagerUrl=",), "notifier.alertmanagerUrl is required"),
+        (("notifier.alertmanagerUrl=am:9093",), "must be an http:// or https:// URL"),
+        (
+            ("notifier.resolveTimeoutSeconds=120",),
+            "notifier.resolveTimeoutSeconds=120 is under three times NOTIFIER_RESEND_SECONDS=60",
+        ),
     ],
 )
 def test_values_the_programs_would_refuse_fail_the_render(
@@ -109,6 +114,34 @@ def test_values_the_programs_would_refuse_fail_the_render(
     proc = helm(helm_bin, *template_args(None, (*base, "dataflow.workersPerProcess=2", *sets)))
     assert proc.returncode != 0
     assert says in proc.stderr
+
+
+def test_a_shorter_resolve_timeout_renders_with_a_re_send_to_match(helm_bin: str) -> None:
+    """The check follows the notifier's rule, not a fixed floor: a 2m resolve timeout is fine
+    with re-sends every 30 s, as the notifier takes it."""
+    sets = (
+        "kafka.brokers=k:9092",
+        "notifier.alertmanagerUrl=http://am:9093",
+        "notifier.resolveTimeoutSeconds=120",
+        "notifier.env[0].name=NOTIFIER_RESEND_SECONDS",
+        "notifier.env[0].value=30",
+    )
+    proc = helm(helm_bin, *template_args(None, sets))
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_the_notifier_is_replaced_not_rolled(rendered: tuple[Path, list[Obj]]) -> None:
+    """A rolling update starts the new notifier beside the old one, in one consumer group: the
+    second fences the first (docs/operations.md), and both post meanwhile."""
+    values, objs = rendered
+    notifiers = [
+        o for o in objs if o["kind"] == "Deployment" and "notifier" in o["metadata"]["name"]
+    ]
+    if values.stem == "recovery-off":  # the value set without a notifier
+        assert notifiers == []
+        return
+    [dep] = notifiers
+    assert dep["spec"]["replicas"] == 1 and dep["spec"]["strategy"] == {"type": "Recreate"}
 
 
 def pod_specs(objs: list[Obj]) -> Iterator[tuple[Obj, Obj]]:

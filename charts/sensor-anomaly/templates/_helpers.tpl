@@ -45,6 +45,19 @@ app.kubernetes.io/component: {{ .component }}
 {{- if and .Values.notifier.enabled (not .Values.notifier.alertmanagerUrl) -}}
 {{- fail "notifier.alertmanagerUrl is required with notifier.enabled (or set notifier.enabled=false)" -}}
 {{- end -}}
+{{- if .Values.notifier.enabled -}}
+{{- if not (regexMatch "^https?://[^/]" .Values.notifier.alertmanagerUrl) -}}
+{{- fail (printf "notifier.alertmanagerUrl=%q must be an http:// or https:// URL with a host: the notifier would refuse to start" .Values.notifier.alertmanagerUrl) -}}
+{{- end -}}
+{{- /* The notifier refuses a re-send interval over a third of the resolve timeout. */ -}}
+{{- $resend := 60.0 -}}
+{{- range .Values.notifier.env -}}
+{{- if eq .name "NOTIFIER_RESEND_SECONDS" -}}{{- $resend = float64 .value -}}{{- end -}}
+{{- end -}}
+{{- if lt (float64 .Values.notifier.resolveTimeoutSeconds) (mulf $resend 3) -}}
+{{- fail (printf "notifier.resolveTimeoutSeconds=%v is under three times NOTIFIER_RESEND_SECONDS=%v: the notifier would refuse to start (set NOTIFIER_RESEND_SECONDS lower in notifier.env, or this to Alertmanager's global.resolve_timeout)" .Values.notifier.resolveTimeoutSeconds $resend) -}}
+{{- end -}}
+{{- end -}}
 {{- $workers := mul (int .Values.dataflow.replicas) (int .Values.dataflow.workersPerProcess) -}}
 {{- if lt (int .Values.dataflow.shards) $workers -}}
 {{- fail (printf "dataflow.shards=%v is fewer than the cluster's %v workers (replicas x workersPerProcess): the flow would refuse to start" .Values.dataflow.shards $workers) -}}
