@@ -443,7 +443,7 @@ class OpenAlerts:
         fresh = alert_of(record, old.severity if old is not None else None, now)
         end = end_of(record, now)
         if old is not None:
-            del self._open[alert_id]
+            del self._open[old.alert_id]
         # The labels it fired with; the record's latest annotations (how it was resolved).
         base = (
             fresh
