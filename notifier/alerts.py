@@ -100,16 +100,28 @@ class AmAlert:
             out["endsAt"] = self.ends_at
         return out
 
+    def state_payload(self) -> dict[str, Any]:
+        """``payload()`` and when it was first posted, for the state topic: a restarted notifier
+        still holds a short episode's resolution firing its ``min_firing`` (it took every
+        alert it loaded for one posted long ago)."""
+        out = self.payload()
+        if self.posted_at is not None:
+            out["postedAt"] = format_time(self.posted_at)
+        return out
+
     @classmethod
     def from_payload(cls, alert_id: str, data: Mapping[str, Any]) -> AmAlert:
-        """Back from ``payload()`` (the state topic's value)."""
+        """Back from ``state_payload()`` (the state topic's value; ``postedAt`` is not in a
+        record written before it was kept)."""
         try:
+            posted = data.get("postedAt")
             return cls(
                 labels=dict(data["labels"]),
                 annotations=dict(data.get("annotations", {})),
                 starts_at=str(data["startsAt"]),
                 ends_at=data.get("endsAt"),
                 alert_id=alert_id,
+                posted_at=None if posted is None else parse_time(str(posted)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BadRecord(f"state of {alert_id}: {exc!r}") from None
@@ -292,10 +304,27 @@ class Resolved:
         return {"resolved": self.ends_at}
 
 
-def state_value(alert_id: str, data: object) -> AmAlert | Resolved:
-    """A state-topic value back from ``payload()``: an open alert or a resolved marker."""
+@dataclass(frozen=True)
+class Expired:
+    """The state value of an ``alert_id`` the notifier expired: forgotten as open (a later event
+    of it fires it again), but its late ``resolved`` is not held firing, after a restart too."""
+
+    ends_at: str
+
+    def payload(self) -> dict[str, Any]:
+        return {"expired": self.ends_at}
+
+
+StateValue = AmAlert | Resolved | Expired
+
+
+def state_value(alert_id: str, data: object) -> StateValue:
+    """A state-topic value back from ``payload()``: an open alert, or a resolved or expired
+    marker."""
     if isinstance(data, Mapping) and "resolved" in data:
         return Resolved(str(data["resolved"]))
+    if isinstance(data, Mapping) and "expired" in data:
+        return Expired(str(data["expired"]))
     if not isinstance(data, Mapping):
         raise BadRecord(f"state of {alert_id}: not a JSON object")
     return AmAlert.from_payload(alert_id, data)
@@ -308,7 +337,7 @@ class Change:
     records of alerts already resolved, passed over."""
 
     posts: list[AmAlert] = field(default_factory=list)
-    state: dict[str, AmAlert | Resolved | None] = field(default_factory=dict)
+    state: dict[str, StateValue | None] = field(default_factory=dict)
     replayed: list[str] = field(default_factory=list)
 
     def __iadd__(self, other: Change) -> Change:
@@ -332,8 +361,9 @@ class OpenAlerts:
         self._open: dict[str, AmAlert] = {a.alert_id: a for a in alerts}
         self.resolved_memory = resolved_memory
         self.min_firing = min_firing
-        # Expired alerts (memory only, the newest ``resolved_memory``): their late ``resolved``
-        # is not held firing again, which paged an alert that was ending.
+        # Expired alerts (the newest ``resolved_memory``, kept in the state topic as
+        # ``Expired``): their late ``resolved`` is not held firing again, which paged an alert
+        # that was ending.
         self._expired: dict[str, None] = {}
         self._resolved: dict[str, None] = {}  # insertion order: the oldest resolved first
 
@@ -358,15 +388,19 @@ class OpenAlerts:
             return list(self._open.values())
         return [alert.started_by(now) for alert in self._open.values()]
 
-    def load(self, alert_id: str, alert: AmAlert | Resolved | None) -> None:
+    def load(self, alert_id: str, alert: StateValue | None) -> None:
         """One state-topic record, in topic order (None: a tombstone)."""
         self._open.pop(alert_id, None)
         self._resolved.pop(alert_id, None)
+        self._expired.pop(alert_id, None)
         if isinstance(alert, AmAlert):
             self._open[alert_id] = replace(alert, alert_id=alert_id)
         elif isinstance(alert, Resolved):
             self._resolved[alert_id] = None
             self._forget_oldest(Change())
+        elif isinstance(alert, Expired):
+            self._expired[alert_id] = None
+            self._forget_expired(Change())
 
     def _remember(self, alert_id: str, ended: AmAlert, change: Change) -> None:
         """``alert_id`` resolved: keep it (and write it) as resolved, forgetting the oldest."""
@@ -374,6 +408,12 @@ class OpenAlerts:
         self._resolved[alert_id] = None
         change.state[alert_id] = Resolved(ended.ends_at or "")
         self._forget_oldest(change)
+
+    def _forget_expired(self, change: Change) -> None:
+        while len(self._expired) > self.resolved_memory:
+            oldest = next(iter(self._expired))
+            del self._expired[oldest]
+            change.state[oldest] = None
 
     def _forget_oldest(self, change: Change) -> None:
         while len(self._resolved) > self.resolved_memory:
@@ -428,11 +468,11 @@ class OpenAlerts:
         for alert_id, alert in list(self._open.items()):
             if alert.seen_at is not None and now - alert.seen_at > max_age:
                 del self._open[alert_id]
-                change.posts.append(alert.started_by(now).ended(now))
-                change.state[alert_id] = None
+                ended = alert.started_by(now).ended(now)
+                change.posts.append(ended)
+                change.state[alert_id] = Expired(ended.ends_at or "")
                 self._expired[alert_id] = None
-                if len(self._expired) > self.resolved_memory:
-                    del self._expired[next(iter(self._expired))]
+                self._forget_expired(change)
         return change
 
     def _resolve(self, record: Mapping[str, Any], now: datetime) -> Change:

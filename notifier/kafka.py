@@ -28,7 +28,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from dataflow import admin as kafka_admin
 from dataflow.admin import StartupError, client_config, ensure_topics
-from notifier.alerts import AmAlert, BadRecord, Resolved, state_value
+from notifier.alerts import AmAlert, BadRecord, StateValue, state_value
 from notifier.config import Settings
 
 log = logging.getLogger("notifier")
@@ -79,10 +79,11 @@ def ensure_state_topic(admin: AdminClient, existing: set[str], topic: str) -> No
 
 def load_state(
     settings: Settings, timeout_s: float | None = None
-) -> list[tuple[str, AmAlert | Resolved | None]]:
+) -> list[tuple[str, StateValue | None]]:
     """Every record of the state topic, in order, up to its end now: (alert_id, open alert,
-    ``Resolved`` or None for a tombstone). Read without a group (assigned partitions, nothing
-    committed). Gives up after ``timeout_s`` (``NOTIFIER_STATE_LOAD_TIMEOUT_SECONDS``)."""
+    ``Resolved``, ``Expired``, or None for a tombstone). Read without a group (assigned
+    partitions, nothing committed). Gives up after ``timeout_s``
+    (``NOTIFIER_STATE_LOAD_TIMEOUT_SECONDS``)."""
     if timeout_s is None:
         timeout_s = settings.state_load_timeout_seconds
     consumer = Consumer(
@@ -95,7 +96,7 @@ def load_state(
         }
     )
     topic = settings.state_topic
-    out: list[tuple[str, AmAlert | Resolved | None]] = []
+    out: list[tuple[str, StateValue | None]] = []
     try:
         meta = consumer.list_topics(topic, timeout=timeout_s)
         parts = [TopicPartition(topic, p, 0) for p in meta.topics[topic].partitions]

@@ -34,7 +34,7 @@ from notifier.alerts import (
     Change,
     OpenAlerts,
     ResendClock,
-    Resolved,
+    StateValue,
     collapse,
 )
 from notifier.backoff import Backoff
@@ -267,7 +267,7 @@ class Notifier:
             self._keep_open()
         return False
 
-    def write_state(self, state: dict[str, AmAlert | Resolved | None]) -> bool:
+    def write_state(self, state: dict[str, StateValue | None]) -> bool:
         """Write and flush the state records; True once the broker has every one."""
         pending = dict(state)
         backoff = self._backoff()
@@ -282,7 +282,7 @@ class Notifier:
                     log.warning("state topic %s: %s", self.settings.state_topic, err.str())
 
             for alert_id, alert in pending.items():
-                value = None if alert is None else orjson.dumps(alert.payload())
+                value = None if alert is None else orjson.dumps(_state_payload(alert))
                 self.producer.produce(
                     self.settings.state_topic,
                     key=alert_id.encode(),
@@ -406,3 +406,9 @@ class Notifier:
             messages = self.consumer.consume(self.settings.batch_size, min(1.0, max(0.05, wait)))
             if messages and not self.handle(messages):
                 break
+
+
+def _state_payload(value: StateValue) -> dict[str, Any]:
+    """What the state topic keeps of an open alert (with when it was first posted) or a
+    marker."""
+    return value.state_payload() if isinstance(value, AmAlert) else value.payload()

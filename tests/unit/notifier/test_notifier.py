@@ -852,7 +852,9 @@ def test_an_open_alert_without_events_for_the_expiry_age_is_resolved_and_counted
     n.open.apply(record("open"), NOW - timedelta(days=1, seconds=1))
     n.open.apply(record("open", sensor="3"), NOW - timedelta(hours=23))
     assert n.expire()
-    assert log == [("post", [("2", False)]), ("state", "temperature/2@1795379300000000000", True)]
+    # Kept as expired, not a tombstone: a restarted notifier still knows not to hold its late
+    # resolved firing.
+    assert log == [("post", [("2", False)]), ("state", "temperature/2@1795379300000000000", False)]
     assert [a.labels["sensor_id"] for a in n.open.firing()] == ["3"]
     assert n.counts["expired"] == 1 and sample(n, "notifier_alerts_expired_total") == 1
     # Forgotten, not remembered as resolved: a later event is news and fires it again.
@@ -1171,3 +1173,55 @@ def test_an_unreadable_resolved_leaves_its_alert_open_and_re_sent() -> None:
     assert [a.labels["sensor_id"] for a in alerts.firing(NOW)] == ["2"]
     [ended] = alerts.apply(record("resolved"), NOW).posts  # a readable one still resolves it
     assert ended.ends_at is not None and len(alerts) == 0
+
+
+def restarted(alerts: OpenAlerts, change_state: dict) -> OpenAlerts:
+    """A new notifier's open set, from the state records ``change_state`` wrote (through their
+    JSON, as the state topic holds them), on top of ``alerts``' open ones."""
+    fresh = OpenAlerts(min_firing=alerts.min_firing)
+    for alert in alerts.firing():
+        fresh.load(alert.alert_id, state_value(alert.alert_id, alert.state_payload()))
+    for alert_id, value in change_state.items():
+        payload = (
+            None
+            if value is None
+            else orjson.loads(
+                orjson.dumps(
+                    value.state_payload() if isinstance(value, AmAlert) else value.payload()
+                )
+            )
+        )
+        fresh.load(alert_id, None if payload is None else state_value(alert_id, payload))
+    return fresh
+
+
+def test_an_expired_alert_s_late_resolution_is_not_held_after_a_restart_either() -> None:
+    """The expiry is kept in the state topic: a restarted notifier held the late ``resolved`` of
+    an alert it had expired firing for ``min_firing``, and paged an episode that was ending."""
+    alerts = OpenAlerts(min_firing=timedelta(seconds=90))
+    alerts.apply(record("open"), NOW - timedelta(days=1, seconds=1))
+    expired = alerts.expire(NOW, timedelta(days=1))
+    assert [type(v).__name__ for v in expired.state.values()] == ["Expired"]
+    after = restarted(alerts, expired.state)
+    [ended] = after.apply(record("resolved", window="20:40:00"), NOW + timedelta(hours=1)).posts
+    assert ended.hold == timedelta(0)
+    # And a later event of it still fires it again: expired is not resolved.
+    again = restarted(alerts, expired.state)
+    assert again.apply(record("update"), NOW).posts[-1].ends_at is None
+
+
+def test_a_short_episode_s_resolution_is_held_firing_after_a_restart_too() -> None:
+    """When it was first posted is kept with it: a restarted notifier took every alert it
+    loaded for one posted long ago, and let a resolution 20 s after the first post through
+    unheld, before Alertmanager had notified anyone."""
+    alerts = OpenAlerts(min_firing=timedelta(seconds=90))
+    change = alerts.apply(record("open"), NOW)
+    after = restarted(OpenAlerts(min_firing=timedelta(seconds=90)), change.state)
+    [ended] = after.apply(record("resolved"), NOW + timedelta(seconds=20)).posts
+    assert ended.hold == timedelta(seconds=70)
+    # A record written before ``postedAt`` was kept: posted long ago, as before.
+    old = {k: v for k, v in change.state[ended.alert_id].state_payload().items() if k != "postedAt"}
+    legacy = OpenAlerts(min_firing=timedelta(seconds=90))
+    legacy.load(ended.alert_id, state_value(ended.alert_id, old))
+    [unheld] = legacy.apply(record("resolved"), NOW + timedelta(seconds=20)).posts
+    assert unheld.hold == timedelta(0)
