@@ -515,13 +515,22 @@ class OpenAlerts:
             return ended  # shown firing long enough by now
         return replace(ended, hold=left)
 
-    def posted(self, alerts: Iterable[AmAlert], read: datetime, at: datetime) -> None:
+    def posted(
+        self,
+        alerts: Iterable[AmAlert],
+        read: datetime,
+        at: datetime,
+        state: dict[str, StateValue | None] | None = None,
+    ) -> None:
         """Alertmanager took these at ``at``: a firing one first posted from the batch read at
-        ``read`` was shown from ``at`` (an outage between them is no time shown firing)."""
+        ``read`` was shown from ``at`` (an outage between them is no time shown firing). So
+        say the batch's ``state`` records still to be written."""
         for alert in alerts:
             mine = self._open.get(alert.alert_id)
             if alert.ends_at is None and mine is not None and mine.posted_at == read:
-                self._open[alert.alert_id] = replace(mine, posted_at=at)
+                shown = self._open[alert.alert_id] = replace(mine, posted_at=at)
+                if state is not None and isinstance(state.get(alert.alert_id), AmAlert):
+                    state[alert.alert_id] = shown
 
     def _close_sensor(self, record: Mapping[str, Any], keep: str | None, now: datetime) -> Change:
         """Resolve the sensor's open alerts other than ``keep``: a ``forgotten`` sensor's, or an

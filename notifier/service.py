@@ -366,7 +366,8 @@ class Notifier:
             what = f"{fired} firing and {len(change.posts) - fired} resolved alert(s)"
             if not self.deliver(change.posts, what):
                 return False
-            self.open.posted(change.posts, now, datetime.fromtimestamp(self.wall(), UTC))
+            at = datetime.fromtimestamp(self.wall(), UTC)
+            self.open.posted(change.posts, now, at, change.state)
             log.info("Alertmanager took %s; %d open", what, len(self.open))
         if change.state and not self.write_state(change.state):
             return False

@@ -1225,3 +1225,39 @@ def test_a_short_episode_s_resolution_is_held_firing_after_a_restart_too() -> No
     legacy.load(ended.alert_id, state_value(ended.alert_id, old))
     [unheld] = legacy.apply(record("resolved"), NOW + timedelta(seconds=20)).posts
     assert unheld.hold == timedelta(0)
+
+
+def test_the_state_keeps_when_alertmanager_took_a_first_post_after_an_outage() -> None:
+    """Alertmanager down for two minutes at an alert's first post: it was shown from when it
+    was taken, so that is what a restarted notifier must count its hold from."""
+    log: list = []
+    clock = [NOW.timestamp()]
+    written: dict[str, dict] = {}
+
+    class SlowAm(FakeAm):
+        def post(self, alerts) -> None:
+            clock[0] += 60.0  # each attempt a minute
+            super().post(alerts)
+
+    class Keeping(FakeProducer):
+        def produce(self, topic, key, value, on_delivery) -> None:
+            written[key.decode()] = orjson.loads(value)
+            super().produce(topic, key, value, on_delivery)
+
+    settings = Settings.from_env(
+        {"NOTIFIER_BACKOFF_INITIAL_SECONDS": "0.001", "NOTIFIER_BACKOFF_MAX_SECONDS": "0.002"}
+    )
+    n = Notifier(
+        settings,
+        SlowAm(log, failures=1),
+        FakeConsumer(log),
+        Keeping(log),
+        OpenAlerts(min_firing=timedelta(seconds=90)),
+        threading.Event(),
+        clock=lambda: clock[0],
+        wall=lambda: clock[0],
+    )
+    n.resend.sent(clock[0])
+    assert n.handle([FakeMessage(record("open"), 7)])
+    [state] = written.values()
+    assert state["postedAt"] == "2026-11-22T21:02:00.000Z"  # read at 21:00, taken at 21:02
