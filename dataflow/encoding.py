@@ -194,7 +194,8 @@ def _bounded(
 
 def encode_late(late: LateReading) -> tuple[bytes | None, bytes | None, Headers]:
     """A reading the shard refused (late, future, sensor limit): its original bytes and origin
-    when known, else re-encoded."""
+    when known, else re-encoded; with its family, always (several families reading one topic
+    each refuse their own readings of a message: copies told apart by nothing else)."""
     r = late.reading
     src = r.source
     reason, detail = late.reason, late.detail
@@ -202,9 +203,9 @@ def encode_late(late: LateReading) -> tuple[bytes | None, bytes | None, Headers]
         return _bounded(
             src.key(),
             src.value(),
-            _dead_headers(reason, detail, src.topic(), src.partition(), src.offset()),
+            _dead_headers(reason, detail, src.topic(), src.partition(), src.offset(), r.family),
         )
     value = orjson.dumps(
         {"family": r.family, "sensor_id": r.sensor_id, "ts_ns": r.ts, "value": r.value}
     )
-    return r.sensor_id.encode(), value, _dead_headers(reason, detail, None, None, None)
+    return r.sensor_id.encode(), value, _dead_headers(reason, detail, None, None, None, r.family)

@@ -49,6 +49,19 @@ def test_late_reading_keeps_its_original_bytes() -> None:
     assert dict(headers)["source_offset"] == b"41"
 
 
+def test_a_refused_reading_names_its_family_as_two_families_of_one_topic_read_it() -> None:
+    """Two families reading one message, one of them late: the copies were byte-identical,
+    reason, origin and all, with nothing to say whose reading each was."""
+    raw = FakeMessage(b"p1", b'{"t": 5, "temp": 61.0, "amps": 3.2}', _offset=2)
+    copies = [
+        encode_late(LateReading(Reading(family, "p1", 5, 1.0, raw)))
+        for family in ("boiler", "pump")
+    ]
+    assert [dict(h)["family"] for _, _, h in copies] == [b"boiler", b"pump"]
+    _, _, headers = encode_late(LateReading(Reading(TEMPERATURE, "3", 5, 1.5), "future"))
+    assert dict(headers)["family"] == TEMPERATURE.encode() and dict(headers)["reason"] == b"future"
+
+
 def test_late_reading_record_without_its_source() -> None:
     key, value, headers = encode_late(LateReading(Reading(TEMPERATURE, "3", 5, 1.5)))
     assert key == b"3" and dict(headers)["reason"] == b"late"
