@@ -636,6 +636,8 @@ class ShardState:
         sensors = self.sensors
         now_ns = int(now * 1e9)
         horizon = now_ns + cfg.max_future_ns
+        # A reading this far past its sensor's last may end a silence its alert goes stale for.
+        silence_ns = round(cfg.stale_s * 1e9) if cfg.stale_s > 0 else _NEVER
         if self.next_sweep == _NEVER:
             self.next_sweep = now + cfg.sweep_s
         # A restore's reconfiguration results first (``reconfigure``): they are of windows that
@@ -677,6 +679,8 @@ class ShardState:
                     self._join(key, sensor, part)
                 size = sizes[family]
                 win = sensor.windows
+                if ts - win.max_ts >= silence_ns:
+                    self._back(key, sensor, ts, size, out)
                 before = win.next_close
                 if (
                     ts + size + lateness <= win.max_ts
@@ -705,6 +709,8 @@ class ShardState:
                     self._join(key, sensor, part)
                 size = sizes[family]
                 win = sensor.windows
+                if stamps[0] - win.max_ts >= silence_ns:
+                    self._back(key, sensor, stamps[0], size, out)
                 before = win.next_close
                 last = stamps[-1]
                 win.add_sorted(stamps, values, size, lateness)
@@ -832,6 +838,26 @@ class ShardState:
             return (item,)
 
         return items
+
+    def _back(
+        self, key: tuple[str, str], sensor: _Sensor, ts: int, size: int, out: list[Result]
+    ) -> None:
+        """A sensor back at ``ts`` after a silence of at least the stale time by its own
+        readings' times: if that is past its limit and its alert is open once the windows
+        before the silence are closed (they may open or resolve it), the alert resolves as
+        stale first, as the live timer resolves it. Read from a backlog no timer ran in the
+        silence (and one read live may come before its partition's timer did), so without
+        this the alerts differed with how the readings were read: a restart's replay left
+        one open and resolved another twice."""
+        win = sensor.windows
+        silent = (ts - win.max_ts) / 1e9
+        if silent < max(self.config.stale_s, SILENCE_GAPS * sensor.cadence):
+            return
+        if win.open:
+            self._score(key, sensor, win.close_at(ts, size, self.config.lateness_ns), out)
+            self._drain()
+        if sensor.alerts.alert_id is not None:
+            self._stale(key, sensor, silent, out)
 
     def _one(
         self, key: tuple[str, str], sensor: _Sensor, reading: Reading, size: int, out: list[Result]
@@ -964,14 +990,24 @@ class ShardState:
         part = sensor.part
         return 0.0 if part is None else part.clock.at(now, self.config.grace_s) - sensor.heard
 
-    def _resolve_stale(self, key: tuple[str, str], at: float, out: list[Result]) -> None:
-        """Close a silent sensor's windows, which may resolve its alert cleanly; if they do not,
-        resolve it as stale."""
+    def _resolve_stale(
+        self, key: tuple[str, str], at: float, out: list[Result], every: bool = False
+    ) -> None:
+        """Close a silent sensor's windows (``every`` one: it is being forgotten), which may
+        resolve its alert cleanly; if they do not, resolve it as stale."""
         sensor = self.sensors[key]
-        if sensor.windows.open:
+        win = sensor.windows
+        if win.open and every:
             self._close_sensor(key, out)
-            # Closed as they were: a reading that still belongs to one is not late.
-            sensor.windows.reopen_after(sensor.windows.max_ts)
+        elif win.open:
+            # The windows its clock, run on by the silence, has passed: one still running (a
+            # window longer than the stale time) stays open for the sensor's return, written
+            # once at its end, not closed early and written again with what followed.
+            clock = win.max_ts + round((at - sensor.heard) * 1e9)
+            size = self.config.window_ns[key[0]]
+            self._score(key, sensor, win.close_at(clock, size, self.config.lateness_ns), out)
+            if win.open:
+                self._arm(key, sensor)
         self._drain()  # its windows may resolve its alert cleanly
         self._stale(key, sensor, at - sensor.heard, out)
 
@@ -1007,7 +1043,7 @@ class ShardState:
         """Close what a sensor left open, resolve its alert as stale, and drop its state."""
         sensor = self.sensors[key]
         silent = self._silence(sensor, now)
-        self._resolve_stale(key, sensor.heard + silent, out)
+        self._resolve_stale(key, sensor.heard + silent, out, every=True)
         if sensor.part is not None:
             sensor.part.stale.drop(key)
         del self.sensors[key]
@@ -1487,16 +1523,6 @@ class ShardState:
         setup = cfg.families[family]
         rules = sensor.rules
         alerts = sensor.alerts
-        stale = cfg.stale_s
-        if (
-            alerts.alert_id is not None
-            and stale > 0
-            and sensor.last_end
-            and (stats.start - sensor.last_end) / 1e9 >= max(stale, SILENCE_GAPS * sensor.cadence)
-        ):
-            # Silent for its stale time between two windows, and no timer said so: they
-            # came closed together, read from a backlog. Stale first, as live.
-            self._stale(key, sensor, (stats.start - sensor.last_end) / 1e9, out)
         _follow_cadence(sensor, stats)
         mean = stats.mean
         home: tuple[float, float] | None = None
