@@ -24,6 +24,7 @@ from dataflow.families import (
     builtin,
     load_families,
     topics_of,
+    whole_ms,
 )
 from dataflow.options import (
     Option,
@@ -170,7 +171,8 @@ WINDOW_SECONDS = _declare(
     "WINDOW_SECONDS",
     "5",
     number(0, strict=True, what=_SECONDS),
-    "Tumbling event-time window length, per sensor (a family in `SENSORS_CONFIG` may set its own).",
+    "Tumbling event-time window length, per sensor, in whole milliseconds (a family in "
+    "`SENSORS_CONFIG` may set its own).",
 )
 ALLOWED_LATENESS_SECONDS = _declare(
     "ALLOWED_LATENESS_SECONDS",
@@ -481,7 +483,7 @@ class Settings:
         read.check(ANOMALIES_TOPIC, anomalies != dlq, "different from DLQ_TOPIC")
         batch_size, partitions = read(KAFKA_BATCH_SIZE), read(TOPIC_PARTITIONS)
         window = read(WINDOW_SECONDS)
-        read.check(WINDOW_SECONDS, (window * 1e9).is_integer(), "a whole number of nanoseconds")
+        read.check(WINDOW_SECONDS, whole_ms(window), "a whole number of milliseconds")
         lateness, idle = read(ALLOWED_LATENESS_SECONDS), read(IDLE_TIMEOUT_SECONDS)
         shards = read(SHARDS)
         read(DATAFLOW_COMPILED), read(DATAFLOW_COMPILED_DIR)  # used at import; checked here

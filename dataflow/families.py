@@ -394,9 +394,10 @@ def _family(name: str, raw: Any, where: _Where, window_seconds: float) -> Family
         unit = _text(unit, where.at("unit"))
     window = spec.get("window_seconds", window_seconds)
     window = _number(window, where.at("window_seconds"))
-    if window <= 0 or not (window * 1e9).is_integer():
+    if not whole_ms(window):
         raise where.at("window_seconds").fail(
-            f"must be > 0 and a whole number of nanoseconds, got {window!r}"
+            f"must be > 0 and a whole number of milliseconds (as the output's window times "
+            f"are), got {window!r}"
         )
     limits = spec.get("limits")
     overrides: list[Override] = []
@@ -448,6 +449,14 @@ def parse_families(raw: Any, source: str, window_seconds: float = 5.0) -> tuple[
             raise at.at(name).fail(f"family name {name!r} must match [a-z0-9_]+")
         out.append(_family(name, body, at.at(name), window_seconds))
     return tuple(out)
+
+
+def whole_ms(seconds: float) -> bool:
+    """A window length the output can say: positive, in whole milliseconds (``window_start``
+    and ``window_end`` are written to the millisecond: shorter windows shared their times).
+    Read as decimal, so 1.005 s is whole (its binary float is not)."""
+    ms = seconds * 1000
+    return seconds > 0 and abs(ms - round(ms)) <= 1e-9 * max(1.0, ms)
 
 
 class _Loader(yaml.SafeLoader):

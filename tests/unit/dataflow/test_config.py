@@ -53,6 +53,7 @@ def test_overrides() -> None:
         ("WINDOW_SECONDS", "-5"),
         ("WINDOW_SECONDS", "five"),
         ("WINDOW_SECONDS", "nan"),
+        ("WINDOW_SECONDS", "0.0005"),  # the output's window times are in milliseconds
         ("ALLOWED_LATENESS_SECONDS", "-1"),
         ("IDLE_TIMEOUT_SECONDS", "0"),
         ("SHARDS", "0"),

@@ -408,3 +408,22 @@ def test_the_documented_example_is_valid_and_its_tables_list_every_key() -> None
     assert (vib.topic, vib.value) == (hum.topic, "reading.vib")
     for key in (*FAMILY_KEYS, *RULE_KEYS):
         assert f"| `{key}` |" in section, f"{key} is not in docs/sensor-families.md's table of keys"
+
+
+@pytest.mark.parametrize(("seconds", "ok"), [(1.005, True), (0.001, True), (0.0005, False)])
+def test_a_window_is_a_whole_number_of_milliseconds(
+    tmp_path: Path, seconds: float, ok: bool
+) -> None:
+    """The output's window times are in milliseconds: a 0.5 ms window was written with its start
+    equal to its end, two of them with one start. 1.005 s, not a whole number of nanoseconds as
+    a binary float, was refused."""
+    text = (
+        f"families:\n  f: {{topic: t, value: v, valid_range: [0, 1], window_seconds: {seconds}}}\n"
+    )
+    path = write(tmp_path, text)
+    if ok:
+        [family] = load_families(path)
+        assert round(family.window_seconds * 1e9) == round(seconds * 1e3) * 10**6
+    else:
+        with pytest.raises(FamilyConfigError, match="whole number of milliseconds"):
+            load_families(path)
