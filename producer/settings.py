@@ -17,9 +17,10 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dataflow.config import ConfigError, families_from_env
@@ -46,7 +47,7 @@ from dataflow.options import (
     unlimited,
 )
 from dataflow.security import SECURITY_OPTIONS, KafkaSecurity, SecurityConfigError
-from dataflow.timestamps import datetime_to_ns
+from dataflow.timestamps import MAX_NS, MIN_NS, datetime_to_ns
 from producer.replay import Layout
 from producer.shapes import Group, ShapeConflict, plan
 from producer.simulate import (
@@ -251,6 +252,11 @@ def _log_level(text: str) -> int:
     return level
 
 
+DAY_S = 86_400.0
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CENTURY_S = 100 * 365.25 * DAY_S  # a bound on spans of event time: past it, floats overflowed
+
+
 #: Every setting: its variable, default, parser, help, flag and metavar.
 OPTIONS: tuple[Option[Any], ...] = (
     Option(
@@ -309,8 +315,8 @@ OPTIONS: tuple[Option[Any], ...] = (
     Option(
         "PRODUCER_INTERVAL_SECONDS",
         "1.0",
-        number(0, strict=True),
-        "Event-time seconds between two readings of one sensor (> 0).",
+        number(0, DAY_S, strict=True),
+        "Event-time seconds between two readings of one sensor (> 0, at most a day).",
         flag="--interval",
         metavar="SECONDS",
     ),
@@ -334,7 +340,7 @@ OPTIONS: tuple[Option[Any], ...] = (
     Option(
         "PRODUCER_DURATION_SECONDS",
         "",
-        unlimited(number(0)),
+        unlimited(number(0, CENTURY_S)),
         "Stop after this many seconds of event time, i.e. duration/interval ticks (0 or unset ="
         " unlimited). With --count, whichever comes first.",
         flag="--duration",
@@ -403,7 +409,7 @@ OPTIONS: tuple[Option[Any], ...] = (
     Option(
         "PRODUCER_HISTORY_SECONDS",
         "0",
-        number(0),
+        number(0, CENTURY_S),
         "First send the readings of this many seconds before the start at full speed (event "
         "times in the past, so the dataflow's models learn from them), then go on from the "
         "start, paced from then on (--realtime: event time runs behind the wall clock by the "
@@ -632,6 +638,7 @@ def _settings(parser: argparse.ArgumentParser, read: Reader) -> Settings:
             f"{values['sensors']} the ids are Sensor1..Sensor{values['sensors']}"
         )
     _check_history(parser, values, config_path)
+    _check_span(parser, values)
     if (
         config_path is None
         and len(set(values[t] for t in ("air_quality_topic", "temperature_topic"))) < 2
@@ -713,6 +720,32 @@ def _file_families(
         return load_families(path)
     except FamilyConfigError as exc:
         parser.error(f"invalid --sensors-config (env SENSORS_CONFIG): {exc}")
+
+
+def _check_span(parser: argparse.ArgumentParser, values: Mapping[str, Any]) -> None:
+    """The simulated readings' event times lie in 1970..2100, which the dataflow reads: any
+    other start (with its history before it, its duration after) sent every message to the
+    dead-letter topic (a replay's rows are checked as it reads them)."""
+    if values["replay"] is not None:
+        return
+    start = values["start"] if values["start"] is not None else time.time_ns()
+    first = start - round(values["history"] * 1e9)
+    last = start + round((values["duration"] or 0) * 1e9)
+    if first < MIN_NS or last >= MAX_NS:
+        shown = " to ".join(map(_iso, (first, last)))
+        parser.error(
+            "--start (env PRODUCER_START), --history (env PRODUCER_HISTORY_SECONDS) and "
+            "--duration (env PRODUCER_DURATION_SECONDS) put the readings' event times at "
+            f"{shown}: they must lie in 1970..2100, which the dataflow reads (it refuses any "
+            "other as a dead letter)"
+        )
+
+
+def _iso(ns: int) -> str:
+    try:
+        return (EPOCH + timedelta(microseconds=ns // 1000)).isoformat()
+    except OverflowError:
+        return "beyond year 9999" if ns > 0 else "before year 1"
 
 
 def _check_history(

@@ -102,3 +102,41 @@ def test_the_demos_settings_reach_the_simulation() -> None:
     sim = settings.simulation(settings.start_ns or 0)
     assert (sim.scenario, sim.shift_sensor, sim.shift_after_s) == ("overheat,shift", "Sensor4", 12)
     assert (sim.history_s, sim.history_skip, sim.history_ticks) == (3600, ("2", "Sensor5"), 3600)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--start", "0001-01-01"],  # written as year 1: not even a four-digit year
+        ["--start", "1969-12-31T23:59:00"],
+        ["--start", "2101-01-01"],
+        ["--start", "2024-01-01", "--history", "3e9"],  # year 1929
+        ["--start", "2099-12-31", "--duration", "100000"],
+    ],
+)
+def test_event_times_the_dataflow_would_refuse_are_refused_at_start_up(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every message of such a run went to the dead-letter topic; it is one line naming the
+    settings now, exit 2."""
+    with pytest.raises(SystemExit) as exit_:
+        parse_settings(argv, environ={})
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "--start (env PRODUCER_START)" in err and "must lie in 1970..2100" in err
+
+
+@pytest.mark.parametrize("flag", ["--history", "--interval", "--duration"])
+def test_a_huge_span_is_a_bounded_setting_not_an_overflow(
+    flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """1e300 seconds overflowed into a traceback (float infinity to integer)."""
+    with pytest.raises(SystemExit) as exit_:
+        parse_settings([flag, "1e300"], environ={})
+    assert exit_.value.code == 2
+    assert f"invalid {flag} (env " in capsys.readouterr().err
+
+
+def test_a_start_in_range_with_its_history_is_taken() -> None:
+    settings = parse_settings(["--start", "2024-01-01", "--history", "3600"], environ={})
+    assert settings.history_s == 3600
