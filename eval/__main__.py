@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -55,6 +56,21 @@ def _kv(text: str) -> tuple[str, str]:
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
     return key.strip(), value.strip()
+
+
+def _share(text: str) -> float:
+    """A finite share, at least 0 (``nan`` and negatives crashed deep in the detector's setup,
+    naming settings the user never set)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
+SET_EXAMPLE = "ML_NOVELTY_MARGIN=1.3"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -109,7 +125,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--threshold-margin",
-        type=float,
+        type=_share,
         default=runner.Options.threshold_margin,
         help="threshold baseline level: probation max + this share of the probation "
         "range (default: %(default)s)",
@@ -122,7 +138,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--limit-pad",
-        type=float,
+        type=_share,
         default=detectors.OursConfig.limit_pad,
         help="HalfSpaceTrees range: probation min/max padded by this share of their "
         "spread (default: %(default)s)",
@@ -133,7 +149,7 @@ def parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME=VALUE",
-        help="override a dataflow setting for ours, e.g. --set ML_QUANTILE=0.995",
+        help=f"override a dataflow setting for ours, e.g. --set {SET_EXAMPLE}",
     )
     p.add_argument(
         "--loco",

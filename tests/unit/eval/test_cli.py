@@ -95,6 +95,26 @@ def test_bad_arguments_fail_with_a_message(tmp_path: Path, capsys) -> None:
     assert exc.value.code == 2
 
 
+@pytest.mark.parametrize(("flag", "value"), [("--threshold-margin", "nan"), ("--limit-pad", "-5")])
+def test_a_share_that_is_not_finite_or_is_negative_is_a_usage_error(
+    tmp_path: Path, capsys, flag: str, value: str
+) -> None:
+    """It crashed in the detector's setup with a traceback naming settings the user never set
+    (AIR_QUALITY_THRESHOLD='nan')."""
+    with pytest.raises(SystemExit) as exc:
+        main(["--data", str(tmp_path), "--labels", str(tmp_path / "x.json"), flag, value])
+    assert exc.value.code == 2
+    assert f"argument {flag}: must be a finite number >= 0" in capsys.readouterr().err
+
+
+def test_the_help_s_set_example_is_a_dataflow_setting() -> None:
+    """The example named ML_QUANTILE, which no longer exists: copied, it failed."""
+    from dataflow.config import ENV_DOCS
+    from eval.__main__ import SET_EXAMPLE
+
+    assert SET_EXAMPLE.partition("=")[0] in ENV_DOCS
+
+
 def test_cli_writes_the_json_format_and_one_png_per_file(corpus, tmp_path: Path, capsys) -> None:
     data, labels = corpus
     out, plots = tmp_path / "out" / "eval.json", tmp_path / "plots"
