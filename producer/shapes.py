@@ -204,9 +204,8 @@ def plan(families: Sequence[Family]) -> tuple[Group, ...]:
     for family in families:
         by_topic.setdefault(family.topic, []).append(family)
     groups = tuple(Group(topic, tuple(fams)) for topic, fams in by_topic.items())
-    for group in groups:
-        if len(group.families) > 1:
-            build_message(group.families, "probe", 1_700_000_000 * 10**9, probe_values(group))
+    for group in groups:  # a family alone too: one it cannot build failed mid-run
+        build_message(group.families, "probe", 1_700_000_000 * 10**9, probe_values(group))
     return groups
 
 

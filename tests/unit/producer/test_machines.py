@@ -127,3 +127,43 @@ def test_a_machine_csv_without_a_channel_column_is_refused(tmp_path: Path) -> No
     path.write_text("timestamp,current\n2024-03-01T10:00:00Z,1\n")
     with pytest.raises(ValueError, match="no column 'flow'"):
         list(read_rows(path, Layout(channels=PUMP.channel_names)))
+
+
+PER_CHANNEL = """families:
+  pump:
+    topic: pump-readings
+    machine: asset.id
+    channels: {current: elec.amps, flow: hydraulic.m3h}
+    timestamp: ts
+    timestamp_format: ms
+    valid_range: [0, 1000]
+  compressor:
+    topic: compressor-readings
+    machine: unit
+    channel: sensor
+    value: reading
+    channels: [suction, discharge]
+    timestamp: ts
+    valid_range: [0, 1000]
+"""
+
+
+def test_a_per_channel_family_is_refused_at_start_up_or_left_out_with_a_note(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Named, it was accepted and crashed at its first message, after the families before it
+    were sent; among the file's families, it is left out and said so."""
+    from producer.sending import outgoing
+    from producer.settings import parse_settings
+
+    path = tmp_path / "sensors.yaml"
+    path.write_text(PER_CHANNEL)
+    with pytest.raises(SystemExit) as exit_:
+        parse_settings(["--sensors-config", str(path), "--families", "compressor"], {})
+    assert exit_.value.code == 2
+    assert "family 'compressor' sends a message per channel" in capsys.readouterr().err
+    settings = parse_settings(["--sensors-config", str(path), "--count", "4"], {})
+    assert [f.name for g in settings.groups for f in g.families] == ["pump"]
+    assert any(note.startswith("not simulated: compressor") for note in settings.notes)
+    sent = list(outgoing(settings, 1_700_000_000 * 10**9))
+    assert sent and {topic for topic, *_ in sent} == {"pump-readings"}
