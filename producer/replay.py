@@ -15,6 +15,7 @@ counted, never sent.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import math
 from collections.abc import Iterator
@@ -104,6 +105,21 @@ def parse_time(text: str, time_format: str | None) -> int:
     return ns
 
 
+def _undecodable_line(path: str | Path) -> int:
+    """The line of a file's first byte that is not UTF-8: the text is decoded a chunk ahead of
+    the CSV reader, whose line count named a line hundreds before it."""
+    with open(path, "rb") as raw:
+        decoder = codecs.getincrementaldecoder("utf-8-sig")()
+        lines = 1
+        for block in iter(lambda: raw.read(1 << 16), b""):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                return lines + block.count(b"\n", 0, max(exc.start, 0))
+            lines += block.count(b"\n")
+        return lines
+
+
 def read_rows(path: str | Path, layout: Layout, summary: Summary | None = None) -> Iterator[Row]:
     """Yield the rows to send, in file order; raise ``ReplayError`` at the first bad one."""
     name = str(path)
@@ -117,7 +133,9 @@ def read_rows(path: str | Path, layout: Layout, summary: Summary | None = None) 
             header = next(reader)
         except StopIteration:
             raise ReplayError(f"{name}: empty file (expected a header: timestamp,value)") from None
-        except (csv.Error, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError as exc:
+            raise ReplayError(f"{name}: line {_undecodable_line(path)}: {exc}") from None
+        except csv.Error as exc:
             raise ReplayError(f"{name}: line 1: {exc}") from None
         columns = [c.strip() for c in header]
         wanted = [*layout.timestamp, *(layout.channels or (layout.value,))]
@@ -135,7 +153,9 @@ def read_rows(path: str | Path, layout: Layout, summary: Summary | None = None) 
                 cells = next(reader)
             except StopIteration:
                 return
-            except (csv.Error, UnicodeDecodeError) as exc:
+            except UnicodeDecodeError as exc:
+                raise ReplayError(f"{name}: line {_undecodable_line(path)}: {exc}") from None
+            except csv.Error as exc:
                 raise ReplayError(f"{name}: line {reader.line_num}: {exc}") from None
             line = reader.line_num
             if not cells or all(not c.strip() for c in cells):

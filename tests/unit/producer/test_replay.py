@@ -236,3 +236,20 @@ def test_a_replay_into_a_built_in_family_uses_the_dataflow_s_valid_range(tmp_pat
     )
     assert run.returncode == 2, run.stderr
     assert f"{csv}: line 3: value 60" in run.stderr and "0..50" in run.stderr
+
+
+@pytest.mark.parametrize(("rows", "bad_at"), [(3000, 1802), (2, 3), (0, 1)])
+def test_a_byte_that_is_not_utf8_is_reported_at_its_own_line(
+    tmp_path: Path, rows: int, bad_at: int
+) -> None:
+    """The text is decoded ahead of the CSV reader: a Latin-1 byte on line 1802 was reported at
+    line 1489, one on line 3 of a short file at line 1."""
+    lines = [b"timestamp,value"] + [
+        f"2024-01-01 {i // 3600:02d}:{i // 60 % 60:02d}:{i % 60:02d},{i}".encode()
+        for i in range(rows)
+    ]
+    lines[bad_at - 1] = b"\xe9" + lines[bad_at - 1]
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    with pytest.raises(ReplayError, match=rf"latin1\.csv: line {bad_at}: 'utf-8' codec"):
+        list(read_rows(path, Layout()))
