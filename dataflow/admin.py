@@ -72,8 +72,12 @@ def connect(
     brokers: Sequence[str] | str,
     security: KafkaSecurity | None = None,
     timeout_s: float = 30.0,
+    stopped: Callable[[], bool] = lambda: False,
 ) -> tuple[AdminClient, set[str]]:
     """An admin client that has had a metadata answer, and the topics the cluster has.
+
+    ``stopped``: asked between attempts; True raises ``KeyboardInterrupt``, as Ctrl-C does (a
+    SIGTERM while the broker is awaited stops at once, not after the timeout).
 
     librdkafka reports a refused login only to an error callback and then just times out, so
     the callback is watched: a bad password fails in seconds with the broker's reason, and so
@@ -108,6 +112,8 @@ def connect(
             raise StartupError(
                 f"TLS with Kafka at {where} failed ({security.redacted()}): {tls.refused}"
             )
+        if stopped():
+            raise KeyboardInterrupt
         if time.monotonic() > deadline:
             raise StartupError(
                 f"no Kafka broker answered at {where} (KAFKA_BROKERS) within "

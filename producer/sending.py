@@ -159,6 +159,7 @@ def ensure_topics(
     topics: Sequence[str],
     partitions: int,
     security: KafkaSecurity | None = None,
+    stop: threading.Event | None = None,
 ) -> None:
     """Create missing topics (replication factor 1); an existing topic is left untouched.
 
@@ -170,7 +171,8 @@ def ensure_topics(
     from dataflow.admin import connect
     from dataflow.admin import ensure_topics as create_missing
 
-    admin, existing = connect(brokers, security, timeout_s=BOOTSTRAP_TIMEOUT_MS / 1000)
+    stopped = stop.is_set if stop is not None else (lambda: False)
+    admin, existing = connect(brokers, security, BOOTSTRAP_TIMEOUT_MS / 1000, stopped)
     for topic in topics:
         if topic in existing:
             log.debug("topic %s exists", topic)
@@ -219,7 +221,7 @@ def run(settings: Settings, stop: threading.Event) -> int:
     )
     try:
         check_login(settings.brokers, settings.security)
-        ensure_topics(settings.brokers, topics, settings.partitions, settings.security)
+        ensure_topics(settings.brokers, topics, settings.partitions, settings.security, stop)
         producer = KafkaProducer(
             bootstrap_servers=list(settings.brokers),
             client_id="sensor-producer",

@@ -509,3 +509,21 @@ def test_refused_tls_exits_1_with_one_clear_line(
     ) in out
     assert "certificate verify failed; check it" in out
     assert "sent 0 messages (0 failed)" in out
+
+
+def test_a_stop_while_the_broker_is_awaited_ends_the_run_at_once(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """SIGTERM sets ``stop``; the wait for a broker did not look at it and ran its 30 s, past a
+    container's stop timeout. Now: exit 0 with the summary line, within an attempt or two."""
+    import time
+
+    from producer.settings import parse_settings
+
+    settings = parse_settings(["--brokers", "127.0.0.1:1"], {})
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    began = time.monotonic()
+    assert sending.run(settings, stop) == sending.EXIT_OK
+    assert time.monotonic() - began < sending.BOOTSTRAP_TIMEOUT_MS / 1000 / 3
+    assert capsys.readouterr().err.endswith("sent 0 messages (0 failed)\n")
