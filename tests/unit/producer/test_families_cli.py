@@ -112,7 +112,7 @@ def fake_kafka(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     monkeypatch.setattr(
         sending,
         "ensure_topics",
-        lambda brokers, topics, partitions, security=None: created.append(list(topics)),
+        lambda brokers, topics, partitions, security=None, stop=None: created.append(list(topics)),
     )
     return created
 

@@ -95,7 +95,7 @@ def fake_kafka(monkeypatch: pytest.MonkeyPatch) -> type[FakeProducer]:
     FakeProducer.fail_keys = set()
     monkeypatch.setattr(kafka, "KafkaProducer", FakeProducer)
 
-    def ensure_topics(brokers, topics, partitions, security=None) -> None:
+    def ensure_topics(brokers, topics, partitions, security=None, stop=None) -> None:
         created.append((tuple(brokers), list(topics), partitions))
 
     monkeypatch.setattr(sending, "ensure_topics", ensure_topics)
