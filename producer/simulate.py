@@ -27,7 +27,7 @@ import hashlib
 import math
 import random
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, NamedTuple
 
 from dataflow.families import Family as FamilySpec
@@ -471,6 +471,18 @@ class FamilySimulation:
             raise ValueError(f"interval_s must be > 0, got {self.interval_s}")
 
 
+def _narrowest(family: FamilySpec, group: Sequence[FamilySpec]) -> FamilySpec:
+    """``family`` with the valid range every family of ``group`` reading its value path
+    shares: one value is sent for them all, and a value outside a narrower family's range was a
+    dead letter for that family, message after message. Unchanged when they agree (or share
+    nothing: the sensors file cannot be met then, and the dataflow says so per message)."""
+    ranges = [f.valid_range for f in group if not f.channels and f.value == family.value]
+    lo, hi = max(r[0] for r in ranges), min(r[1] for r in ranges)
+    if (lo, hi) == family.valid_range or lo >= hi:
+        return family
+    return replace(family, valid_range=(lo, hi))
+
+
 def generate_families(config: FamilySimulation) -> Iterator[GroupReading]:
     """Yield a group reading per group and sensor on every tick (groups, then sensors, in order),
     all stamped ``start_ns + tick * interval``, until ``count`` or ``duration_s``."""
@@ -493,7 +505,7 @@ def generate_families(config: FamilySimulation) -> Iterator[GroupReading]:
                     )
                 elif family.value not in walks:
                     walks[family.value] = _RangeWalk(
-                        config.seed, family, sensor_id, config.interval_s
+                        config.seed, _narrowest(family, group), sensor_id, config.interval_s
                     )
             mine = [walks[f"machine:{f.name}" if f.channels else f.value] for f in group]
             plans.append((index, sensor_id, mine, list(walks.values())))

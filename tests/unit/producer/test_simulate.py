@@ -431,3 +431,27 @@ def test_shift_sensor_must_exist() -> None:
     with pytest.raises(ValueError, match="shift_sensor"):
         config(scenario="shift", sensors=2, shift_sensor="Sensor3")
     config(scenario="shift", sensors=2, shift_sensor="Sensor3", families=(TEMPERATURE,))
+
+
+def test_families_that_read_one_value_get_values_every_one_of_them_takes(tmp_path) -> None:
+    """One value is sent for families that read the same field: it walked the first family's
+    range, and a narrower family's dataflow dead-lettered most of them as out_of_range."""
+    from dataflow.readings import format_of, parse
+    from producer.sending import outgoing
+    from producer.settings import parse_settings
+
+    path = tmp_path / "sensors.yaml"
+    path.write_text(
+        "families:\n"
+        "  wide: {topic: t, value: v, timestamp: ts, valid_range: [0, 100]}\n"
+        "  narrow: {topic: t, value: v, timestamp: ts, valid_range: [0, 10]}\n"
+    )
+    settings = parse_settings(["--sensors-config", str(path), "--count", "300"], {})
+    families = [f for g in settings.groups for f in g.families]
+    sent = list(outgoing(settings, 1_700_000_000 * S))
+    assert len(sent) == 300
+    for family in families:
+        fmt = format_of(family)
+        for _, key, value, *_ in sent:
+            reading = parse(fmt, key, value)
+            assert 0.0 <= reading.value <= 10.0, (family.name, reading.value)
