@@ -990,24 +990,14 @@ class ShardState:
         part = sensor.part
         return 0.0 if part is None else part.clock.at(now, self.config.grace_s) - sensor.heard
 
-    def _resolve_stale(
-        self, key: tuple[str, str], at: float, out: list[Result], every: bool = False
-    ) -> None:
-        """Close a silent sensor's windows (``every`` one: it is being forgotten), which may
-        resolve its alert cleanly; if they do not, resolve it as stale."""
+    def _resolve_stale(self, key: tuple[str, str], at: float, out: list[Result]) -> None:
+        """Close a silent sensor's windows, which may resolve its alert cleanly; if they do not,
+        resolve it as stale."""
         sensor = self.sensors[key]
-        win = sensor.windows
-        if win.open and every:
+        if sensor.windows.open:
             self._close_sensor(key, out)
-        elif win.open:
-            # The windows its clock, run on by the silence, has passed: one still running (a
-            # window longer than the stale time) stays open for the sensor's return, written
-            # once at its end, not closed early and written again with what followed.
-            clock = win.max_ts + round((at - sensor.heard) * 1e9)
-            size = self.config.window_ns[key[0]]
-            self._score(key, sensor, win.close_at(clock, size, self.config.lateness_ns), out)
-            if win.open:
-                self._arm(key, sensor)
+            # Closed as they were: a reading that still belongs to one is not late.
+            sensor.windows.reopen_after(sensor.windows.max_ts)
         self._drain()  # its windows may resolve its alert cleanly
         self._stale(key, sensor, at - sensor.heard, out)
 
@@ -1043,7 +1033,7 @@ class ShardState:
         """Close what a sensor left open, resolve its alert as stale, and drop its state."""
         sensor = self.sensors[key]
         silent = self._silence(sensor, now)
-        self._resolve_stale(key, sensor.heard + silent, out, every=True)
+        self._resolve_stale(key, sensor.heard + silent, out)
         if sensor.part is not None:
             sensor.part.stale.drop(key)
         del self.sensors[key]

@@ -229,35 +229,3 @@ def test_a_restart_across_a_silence_gives_the_live_run_s_alerts() -> None:
     events = alert_events(whole)
     assert [e[0] for e in events][:3] == ["open", "resolved", "open"]
     assert alert_events(before + after) == events
-
-
-def test_a_window_longer_than_the_stale_time_is_written_once_with_every_reading() -> None:
-    """Ten-minute windows, a reading every 10 s at 95 °C, five and a half minutes offline in
-    the middle of one: its alert goes stale, but that window, still running, is not closed
-    early and then written again with the readings that followed (3 readings, then 24)."""
-    from collections import Counter
-
-    from tests.factories import families
-
-    cfg = shard_config(fams=families(600.0), window_ns=600 * S, emit_all=True)
-    state = ShardState(cfg)
-    out: list = []
-    sent: Counter[int] = Counter()
-    size = 600 * S
-    offline = range(size - T0 % size + 35 * S, size - T0 % size + 365 * S)  # in one window
-    for sec in range(0, 1800, 10):
-        wall = W0 + sec + 0.5
-        batch = [Beat(P, wall, W0)]
-        if sec * S not in offline:
-            batch.append(temp("2", sec, 95.0))
-            sent[(T0 + sec * S) // size * size] += 1
-        out += state.ingest(batch, wall) + state.expire(wall)
-    out += state.flush()
-    written = [o for o in out if isinstance(o, WindowResult)]
-    starts = Counter(o.stats.start for o in written)
-    assert set(starts.values()) == {1}, starts
-    assert {o.stats.start: o.stats.count for o in written} == sent
-    assert any(
-        isinstance(o, SensorEvent) and o.alert and o.alert.resolution == "stale" for o in out
-    )
-    assert not [o for o in out if isinstance(o, LateReading)]
