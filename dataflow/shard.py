@@ -51,7 +51,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from itertools import chain, islice
-from operator import le
+from operator import le, sub
 from typing import Any, NamedTuple, cast
 
 import numpy as np
@@ -813,9 +813,13 @@ class ShardState:
         window's end, not the reading, plus the lateness, ahead of ``max_ts``): then none of
         them can be late, whatever closes between them. A window already due closes at its
         first reading, and the run's next readings in it are late, as single readings would
-        find them.
+        find them. A run with a silence of the stale time or more between two of its readings
+        is read one by one too, so the reading after it is checked for a stale alert
+        (``_back``): one poll's backlog across the silence gives the alerts of live reading.
         """
         sensors, sizes, lateness = self.sensors, self.config.window_ns, self.config.lateness_ns
+        stale = self.config.stale_s
+        silence_ns = round(stale * 1e9) if stale > 0 else _NEVER
 
         def items(item: Reading | Run | Rows | Beat) -> Iterable[Any]:
             kind = type(item)
@@ -826,6 +830,11 @@ class ShardState:
                 family, sensor_id, stamps, _, _ = run
                 if stamps[-1] > horizon or not all(map(le, stamps, islice(stamps, 1, None))):
                     return run.readings()
+                if (
+                    stamps[-1] - stamps[0] >= silence_ns
+                    and max(map(sub, islice(stamps, 1, None), stamps)) >= silence_ns
+                ):
+                    return run.readings()  # a silence inside it: ``_back`` at its end
                 sensor = sensors.get((family, sensor_id))
                 if sensor is not None:  # (a new sensor's windows are empty)
                     win, head, size = sensor.windows, stamps[0], sizes[family]
@@ -843,21 +852,58 @@ class ShardState:
         self, key: tuple[str, str], sensor: _Sensor, ts: int, size: int, out: list[Result]
     ) -> None:
         """A sensor back at ``ts`` after a silence of at least the stale time by its own
-        readings' times: if that is past its limit and its alert is open once the windows
-        before the silence are closed (they may open or resolve it), the alert resolves as
-        stale first, as the live timer resolves it. Read from a backlog no timer ran in the
-        silence (and one read live may come before its partition's timer did), so without
-        this the alerts differed with how the readings were read: a restart's replay left
-        one open and resolved another twice."""
+        readings' times, handled as the live timers would have: the windows due before ``ts``
+        close first (they set the cadence the limit reads, and may open or resolve its alert);
+        then, if the silence is past its limit and its alert still open, its windows left open
+        close as a stale resolution closes them (``_silent_close``) and the alert resolves as
+        stale; so does its machine's, when every channel is that silent. Read from a backlog no
+        timer ran in the silence (and one read live may come before its partition's timer
+        did), so without this the alerts differed with how the readings were read: a
+        restart's replay left one open and resolved another twice."""
         win = sensor.windows
-        silent = (ts - win.max_ts) / 1e9
-        if silent < max(self.config.stale_s, SILENCE_GAPS * sensor.cadence):
-            return
         if win.open:
             self._score(key, sensor, win.close_at(ts, size, self.config.lateness_ns), out)
             self._drain()
+        silent = (ts - win.max_ts) / 1e9
+        if silent < max(self.config.stale_s, SILENCE_GAPS * sensor.cadence):
+            return
         if sensor.alerts.alert_id is not None:
+            self._silent_close(key, sensor, out)
             self._stale(key, sensor, silent, out)
+        if sensor.machine is not None and self.machines:
+            self._back_machine(sensor.machine[0], ts, out)
+
+    def _back_machine(self, mkey: tuple[str, str], ts: int, out: list[Result]) -> None:
+        """A machine's channel back at ``ts`` (``_back``): if every channel has been silent past
+        its limit by its own readings' times, the machine's open alert resolves as stale, as
+        ``_stale_machines`` resolves it live, after the channels' windows due by ``ts`` close
+        (as the live timers closed them: the machine windows they complete are scored whole)."""
+        mw = self.machines.get(mkey)
+        if mw is None or mw.alerts.alert_id is None:
+            return
+        family, machine_id = mkey
+        stale = self.config.stale_s
+        channels = []
+        silent = _NEVER
+        for name in mw.names:
+            ckey = (family, f"{machine_id}/{name}")
+            channel = self.sensors.get(ckey)
+            if channel is None:
+                continue
+            quiet = (ts - channel.windows.max_ts) / 1e9
+            if quiet < max(stale, SILENCE_GAPS * channel.cadence):
+                return
+            silent = min(silent, quiet)
+            channels.append((ckey, channel))
+        if not channels:
+            return
+        size, lateness = self.config.window_ns[family], self.config.lateness_ns
+        for ckey, channel in channels:
+            if channel.windows.open:
+                self._score(ckey, channel, channel.windows.close_at(ts, size, lateness), out)
+        self._drain()
+        self._machine_out(out)
+        self._close_machine(mkey, mw, silent, out)
 
     def _one(
         self, key: tuple[str, str], sensor: _Sensor, reading: Reading, size: int, out: list[Result]
@@ -994,12 +1040,17 @@ class ShardState:
         """Close a silent sensor's windows, which may resolve its alert cleanly; if they do not,
         resolve it as stale."""
         sensor = self.sensors[key]
+        self._silent_close(key, sensor, out)
+        self._stale(key, sensor, at - sensor.heard, out)
+
+    def _silent_close(self, key: tuple[str, str], sensor: _Sensor, out: list[Result]) -> None:
+        """Close and score every open window of a sensor silent past its limit: they may
+        resolve its alert cleanly before it goes stale."""
         if sensor.windows.open:
             self._close_sensor(key, out)
             # Closed as they were: a reading that still belongs to one is not late.
             sensor.windows.reopen_after(sensor.windows.max_ts)
-        self._drain()  # its windows may resolve its alert cleanly
-        self._stale(key, sensor, at - sensor.heard, out)
+        self._drain()
 
     def _stale(
         self, key: tuple[str, str], sensor: _Sensor, silent: float, out: list[Result]
