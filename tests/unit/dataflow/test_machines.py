@@ -158,7 +158,8 @@ def test_a_message_missing_a_channel_is_refused_for_that_channel_only() -> None:
 WARM = 60
 
 
-def shard(emit_all: bool = False, refresh_s: float = 3600.0) -> ShardState:
+def shard(emit_all: bool = False, refresh_s: float = 3600.0, **config: Any) -> ShardState:
+    """A shard of the pump family; ``config``: more of ``ShardConfig``'s fields."""
     (fam,) = parse_families(PUMPS, "p")
     setup = FamilySetup(
         fam,
@@ -171,6 +172,7 @@ def shard(emit_all: bool = False, refresh_s: float = 3600.0) -> ShardState:
         families={"pump": setup},
         emit_all=emit_all,
         refresh_s=refresh_s,
+        **config,
     )
     return ShardState(cfg)
 
@@ -429,15 +431,7 @@ def test_a_channel_field_beside_a_mapping_of_channels_is_refused() -> None:
 
 
 def test_a_silent_machine_resolves_its_alert_as_stale() -> None:
-    (fam,) = parse_families(PUMPS, "p")
-    setup = FamilySetup(
-        fam,
-        ModelParams(limits=(-1000.0, 1000.0), window_ns=5 * S, window_size=20, warmup=20),
-        MachineParams(memory=100, warmup=WARM),
-    )
-    state = ShardState(
-        ShardConfig(lateness_ns=0, idle_timeout_s=10.0, families={"pump": setup}, stale_s=60.0)
-    )
+    state = shard(stale_s=60.0)
     batches = pump_readings("p6", 320, seed=6, break_at=300)
     out: list = []
     for i, batch in enumerate(batches):

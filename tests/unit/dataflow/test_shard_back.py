@@ -8,17 +8,16 @@ from __future__ import annotations
 
 import orjson
 
-from dataflow.families import TEMPERATURE, parse_families
+from dataflow.families import TEMPERATURE
 from dataflow.flow import ShardLogic, restore
-from dataflow.model.machine import MachineParams
-from dataflow.model.scoring import ModelParams
 from dataflow.progress import Beat
 from dataflow.readings import Reading, Run
 from dataflow.routing import route
-from dataflow.shard import FamilySetup, SensorEvent, ShardConfig, ShardState, WindowResult
+from dataflow.shard import SensorEvent, ShardState, WindowResult
 from dataflow.status import Status
 from tests.factories import T0, S, families, shard_config, topics
 from tests.fakes import FakeMessage
+from tests.unit.dataflow.test_machines import pump_readings, shard
 
 W0 = T0 / S
 P = "temperature_readings/0"
@@ -191,19 +190,6 @@ def test_a_window_longer_than_the_stale_time_pages_from_a_backlog_and_not_live()
 
 # -- 4. Machines: _back resolves channels' alerts, never the machine's -------------------------
 
-PUMPS = {
-    "families": {
-        "pump": {
-            "topic": "pumps",
-            "machine": "asset",
-            "channels": {"current": "amps", "flow": "m3h"},
-            "timestamp": "ts",
-            "valid_range": [-1000, 1000],
-            "window_seconds": 5,
-        }
-    }
-}
-
 
 def test_a_silent_machine_s_alert_goes_stale_from_a_backlog_as_live() -> None:
     """A pump whose current/flow relation breaks (a machine alert opens), silent 100 s (stale
@@ -211,19 +197,9 @@ def test_a_silent_machine_s_alert_goes_stale_from_a_backlog_as_live() -> None:
     and a new one opens. From a backlog (its partition's input time moved only by its own
     readings) the same: with channel alerts alone resolved, the machine's first alert went
     on."""
-    from tests.unit.dataflow.test_machines import WARM, pump_readings
 
     def state() -> ShardState:
-        (fam,) = parse_families(PUMPS, "p")
-        setup = FamilySetup(
-            fam,
-            ModelParams(limits=(-1000.0, 1000.0), window_ns=5 * S, window_size=20, warmup=20),
-            MachineParams(memory=100, warmup=WARM),
-        )
-        cfg = ShardConfig(
-            lateness_ns=0, idle_timeout_s=10.0, families={"pump": setup}, stale_s=60.0
-        )
-        return ShardState(cfg)
+        return shard(stale_s=60.0)
 
     batches = pump_readings("p6", 400, seed=6, break_at=300)
     flat = [r for i, b in enumerate(batches) if not 320 <= i < 340 for r in b]
