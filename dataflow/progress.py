@@ -296,7 +296,13 @@ class SilenceQueue:
         while slow and slow[0][0] <= now:
             _, key, heard = heapq.heappop(slow)
             if key not in order and heard_of(key) == heard:
-                out.append(key)
+                # Its limit may have grown since it was queued (a window closed since set a
+                # longer cadence): due by the limit it has now.
+                due = heard + max(floor, limit_of(key))
+                if due <= now:
+                    out.append(key)
+                else:
+                    heapq.heappush(slow, (due, key, heard))
         return out
 
     def next_due(self, floor: float) -> float | None:

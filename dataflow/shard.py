@@ -852,24 +852,38 @@ class ShardState:
         self, key: tuple[str, str], sensor: _Sensor, ts: int, size: int, out: list[Result]
     ) -> None:
         """A sensor back at ``ts`` after a silence of at least the stale time by its own
-        readings' times, handled as the live timers would have: the windows due before ``ts``
-        close first (they set the cadence the limit reads, and may open or resolve its alert);
-        then, if the silence is past its limit and its alert still open, its windows left open
-        close as a stale resolution closes them (``_silent_close``) and the alert resolves as
-        stale; so does its machine's, when every channel is that silent. Read from a backlog no
-        timer ran in the silence (and one read live may come before its partition's timer
-        did), so without this the alerts differed with how the readings were read: a
-        restart's replay left one open and resolved another twice."""
+        readings' times, handled as the live timers would have, in their order by its clock:
+        each window's close at its due (it may open or resolve the alert, and sets the cadence
+        the limit reads) and, while its alert is open, the stale resolution at its limit past
+        its last reading, whichever comes first (a close at a tie, as ``expire`` does); a
+        stale resolution closes the windows left open as ``_resolve_stale`` does. Then its
+        machine's alert, when every channel is that silent. Read from a backlog no timer ran
+        in the silence (and one read live may come before its partition's timer did), so
+        without this the alerts differed with how the readings were read: a restart's replay
+        left one open and resolved another twice."""
         win = sensor.windows
-        if win.open:
-            self._score(key, sensor, win.close_at(ts, size, self.config.lateness_ns), out)
-            self._drain()
+        cfg = self.config
+        lateness = cfg.lateness_ns
+        self._drain()  # windows closed earlier in this batch: the alert and cadence they set
         silent = (ts - win.max_ts) / 1e9
-        if silent < max(self.config.stale_s, SILENCE_GAPS * sensor.cadence):
+        while True:
+            # (A close's wait for the sensor's usual gap, ``_close_wait``, is not known from
+            # a backlog: none.)
+            close = win.next_close  # (past every reading while no window is open)
+            stale_at = win.max_ts + round(max(cfg.stale_s, SILENCE_GAPS * sensor.cadence) * 1e9)
+            if sensor.alerts.alert_id is not None and stale_at <= ts and stale_at < close:
+                self._silent_close(key, sensor, out)
+                self._stale(key, sensor, silent, out)
+                break
+            if close > ts:
+                break
+            closed = win.close_at(close, size, lateness)
+            if not closed:
+                break
+            self._score(key, sensor, closed, out)
+            self._drain()
+        if silent < max(cfg.stale_s, SILENCE_GAPS * sensor.cadence):
             return
-        if sensor.alerts.alert_id is not None:
-            self._silent_close(key, sensor, out)
-            self._stale(key, sensor, silent, out)
         if sensor.machine is not None and self.machines:
             self._back_machine(sensor.machine[0], ts, out)
 
@@ -965,7 +979,7 @@ class ShardState:
         self.pending = []
         cfg = self.config
         sizes, lateness, idle = cfg.window_ns, cfg.lateness_ns, cfg.idle_timeout_s
-        beat_grace = cfg.grace_s
+        beat_grace, stale = cfg.grace_s, cfg.stale_s
         self._retired(now)
         sensors = self.sensors
         for part in list(self.parts.values()):
@@ -985,15 +999,23 @@ class ShardState:
                     if at < due:  # heard again since the entry was made
                         closes.push(due, key, next_close)
                         continue
+                    if stale > 0 and sensor.heard + stale < due:
+                        # Silent past the stale time before this close: if its alert is open
+                        # and its limit came first, the stale timer fired first (as it would
+                        # have had input time moved in smaller steps).
+                        self._drain()
+                        limit = max(stale, SILENCE_GAPS * sensor.cadence)
+                        if sensor.alerts.alert_id is not None and sensor.heard + limit < due:
+                            self._resolve_stale(key, sensor.heard + limit, out)
+                            continue
                     # At least its earliest window (rounding must not leave it open at its due).
                     clock = max(win.max_ts + round((at - sensor.heard - wait) * 1e9), next_close)
                     self._score(key, sensor, win.close_at(clock, sizes[key[0]], lateness), out)
                     if win.open:
                         self._arm(key, sensor, wait)
             heard_of = self._heard_of(part)
-            if cfg.stale_s > 0:
+            if stale > 0:
                 self._drain()  # the windows closed may open or resolve alerts, and set cadences
-                stale = cfg.stale_s
                 for key in part.stale.due(at, stale, self._limit(stale), heard_of):
                     self._resolve_stale(key, at, out)
         self._drain()
