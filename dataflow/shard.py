@@ -891,10 +891,14 @@ class ShardState:
         """A machine's channel back at ``ts`` (``_back``): if every channel has been silent past
         its limit by its own readings' times, the machine's open alert resolves as stale, as
         ``_stale_machines`` resolves it live, after the channels' windows due by ``ts`` close
-        (as the live timers closed them: the machine windows they complete are scored whole)."""
+        (as the live timers closed them: the machine windows they complete are scored whole)
+        and the machine windows due are scored (an alert they open goes stale too)."""
         mw = self.machines.get(mkey)
-        if mw is None or mw.alerts.alert_id is None:
+        if mw is None:
             return
+        # (Its alert is looked at once the windows below are scored: those filed in this batch,
+        # a poll of a backlog across the silence, and those its channels close now may open it,
+        # as live scored them before its stale timer fired.)
         family, machine_id = mkey
         stale = self.config.stale_s
         channels = []
@@ -916,8 +920,9 @@ class ShardState:
             if channel.windows.open:
                 self._score(ckey, channel, channel.windows.close_at(ts, size, lateness), out)
         self._drain()
-        self._machine_out(out)
-        self._close_machine(mkey, mw, silent, out)
+        self._machine_out(out, mkey)
+        if mw.alerts.alert_id is not None:
+            self._close_machine(mkey, mw, silent, out)
 
     def _one(
         self, key: tuple[str, str], sensor: _Sensor, reading: Reading, size: int, out: list[Result]
@@ -1708,19 +1713,40 @@ class ShardState:
             self.counts.left_out += 1
         self._touched.add(mkey)
 
-    def _machine_out(self, out: list[Result]) -> None:
-        """Score the machine windows the folded batch completed (see ``MachineWindows.due``)."""
+    def _machine_out(self, out: list[Result], only: tuple[str, str] | None = None) -> None:
+        """Score the machine windows the folded batch completed (see ``MachineWindows.due``);
+        ``only``: of that machine alone (its channel back from a silence, ``_back_machine``)."""
         touched = self._touched
         if not touched:
             return
+        if only is not None:
+            if only not in touched:
+                return
+            touched.discard(only)
+            mkeys = [only]
+        else:
+            mkeys = sorted(touched)
+            touched.clear()
         families = self.config.families
-        for mkey in sorted(touched):
+        for mkey in mkeys:
             mw = self.machines.get(mkey)
             setup = families.get(mkey[0])
             if mw is not None and setup is not None:
-                for start in mw.due(setup.window_ns):
+                for start in mw.due(setup.window_ns, self._opened(mkey, mw.names)):
                     self._machine_window(mkey, mw, start, out)
-        touched.clear()
+
+    def _opened(self, mkey: tuple[str, str], names: tuple[str, ...]) -> Callable[[int], int | None]:
+        """A machine's ``i``-th channel's earliest open window, or None (``MachineWindows.due``:
+        a channel with the window open is not dead)."""
+        sensors, family, prefix = self.sensors, mkey[0], mkey[1] + "/"
+
+        def opened(i: int) -> int | None:
+            channel = sensors.get((family, prefix + names[i]))
+            if channel is None or not channel.windows.open:
+                return None
+            return min(channel.windows.open)
+
+        return opened
 
     def _machine_window(
         self, mkey: tuple[str, str], mw: MachineWindows, start: int, out: list[Result]

@@ -292,6 +292,25 @@ def test_machine_windows_wait_for_every_channel_or_a_dead_one() -> None:
     assert 9 * w not in mw.pending
 
 
+def test_a_channel_with_its_window_open_is_not_dead() -> None:
+    """The dead-channel rule waits for a channel that has the window open (its readings are in
+    it, its close comes by input time): by the other channel's event time alone, a backlog
+    scored the window without it where live had it."""
+    mw = MachineWindows(("a", "b"), MachineParams())
+    w = 5 * S
+    opened = {0: None, 1: w}  # "b" has window w..2w open
+    for k in range(MAX_BEHIND + 3):
+        mw.channel_closed("a", k * w, (k + 1) * w, 1.0)
+    mw.channel_closed("b", 0, w, 2.0)
+    assert mw.due(w) == [0, w, 2 * w]  # without the channels' open windows: "b" taken dead
+    assert mw.due(w, opened.get) == [0]
+    mw.score("m", 0, 12, 3, 48, "warning")
+    mw.channel_closed("b", w, 2 * w, 2.0)  # its window closes (a timer): filed, not late
+    opened[1] = None
+    assert mw.due(w, opened.get) == [w, 2 * w]
+    assert mw.pending[w][2] == 2
+
+
 def test_a_batch_of_runs_scores_each_machine_window_once_with_every_channel() -> None:
     """A poll is folded a sensor at a time: one channel's run closes many windows before the
     other channel's run is read. The machine waits for the batch, not for a window."""
@@ -449,12 +468,14 @@ def test_a_silent_machine_resolves_its_alert_as_stale() -> None:
     assert state.open_alerts == 0
 
 
-@pytest.mark.parametrize("lag", [1, 4])
+@pytest.mark.parametrize("lag", [1, 4, 5])
 def test_a_channel_s_windows_left_out_of_its_machine_s_are_counted(lag: int) -> None:
     """A channel that arrives ``lag`` windows after the other (a message per channel, sent
-    apart): past ``MAX_BEHIND`` windows behind, it is taken for dead and the machine's windows
-    are scored without it; its own windows, closed later, are left out. That was silent: a
-    machine whose model never learned (a first level needs every channel) said nothing."""
+    apart): past ``MAX_BEHIND`` windows behind with no window open there, it is taken for dead
+    and the machine's windows are scored without it; its own windows, closed later, are left
+    out. That was silent: a machine whose model never learned (a first level needs every
+    channel) said nothing. At ``MAX_BEHIND + 1`` its reading for the window the other passes
+    is read in the same poll and opens it: it is waited for (``MachineWindows.due``)."""
     state = shard()
     batches = pump_readings("p3", 60, seed=3, break_at=None)
     out: list = []
@@ -466,7 +487,7 @@ def test_a_channel_s_windows_left_out_of_its_machine_s_are_counted(lag: int) -> 
         out += state.expire(now)
     out += state.flush()
     counts = state.counts.take()
-    if lag <= MAX_BEHIND:
+    if lag <= MAX_BEHIND + 1:
         assert counts["left_out"] == 0
     else:
         assert counts["left_out"] >= len(batches) - 2 * lag
