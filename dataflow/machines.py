@@ -23,7 +23,6 @@ as in any family.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from dataflow.alerts import AlertEvent, AlertTracker
@@ -88,19 +87,10 @@ class MachineWindows:
             self.closed[i] = start
         return True
 
-    def due(self, window_ns: int, opened: Callable[[int], int | None] | None = None) -> list[int]:
+    def due(self, window_ns: int) -> list[int]:
         """The machine windows to score now, oldest first: those every channel has closed, and
         those a channel has run ``MAX_BEHIND`` windows past. Asked once a batch is folded, so a
-        batch's runs of one channel cannot leave its other channels behind.
-
-        ``opened(i)``: the start of the ``i``-th channel's earliest open window (None: none). A
-        channel behind with a window open is not dead: it sent readings for that window, which
-        closes by its own clock or its partition's input time, and no machine window from its
-        start on is scored before it is filed. Its channels' windows close by event time, the
-        lagging one's by input time, and a backlog's input time does not run as live's (a
-        silence in it is not time passing): by the others' event time alone, a backlog scored
-        the window without it (and left it out) where live had it. A window open at or before
-        the latest scored holds nothing (it is left out whatever happens)."""
+        batch's runs of one channel cannot leave its other channels behind."""
         pending = self.pending
         if not pending:
             return []
@@ -109,11 +99,6 @@ class MachineWindows:
         horizon = max(closed) - MAX_BEHIND * window_ns
         if horizon > low:
             low = horizon
-            if opened is not None:
-                scored = self.scored
-                for i, c in enumerate(closed):
-                    if c < low and (first := opened(i)) is not None and scored < first <= low:
-                        low = first - 1
         if len(pending) == 1:
             (start,) = pending
             return [start] if start <= low else []

@@ -1732,21 +1732,8 @@ class ShardState:
             mw = self.machines.get(mkey)
             setup = families.get(mkey[0])
             if mw is not None and setup is not None:
-                for start in mw.due(setup.window_ns, self._opened(mkey, mw.names)):
+                for start in mw.due(setup.window_ns):
                     self._machine_window(mkey, mw, start, out)
-
-    def _opened(self, mkey: tuple[str, str], names: tuple[str, ...]) -> Callable[[int], int | None]:
-        """A machine's ``i``-th channel's earliest open window, or None (``MachineWindows.due``:
-        a channel with the window open is not dead)."""
-        sensors, family, prefix = self.sensors, mkey[0], mkey[1] + "/"
-
-        def opened(i: int) -> int | None:
-            channel = sensors.get((family, prefix + names[i]))
-            if channel is None or not channel.windows.open:
-                return None
-            return min(channel.windows.open)
-
-        return opened
 
     def _machine_window(
         self, mkey: tuple[str, str], mw: MachineWindows, start: int, out: list[Result]
