@@ -354,6 +354,13 @@ def _close_wait(sensor: _Sensor, idle: float) -> float:
     return wait if wait < idle else idle
 
 
+def _limit_of(sensor: _Sensor, floor: float) -> float:
+    """How long a sensor is heard from nothing before it counts as silent: ``floor`` (the stale
+    time, or the state TTL), or longer by its own cadence (a slow sensor is not silent between
+    two of its readings)."""
+    return max(floor, SILENCE_GAPS * sensor.cadence)
+
+
 def _calm(sensors: list[_Sensor], means: NDArray[np.float64], ml: Any) -> Any:
     """Per row of a batch: the model called it clean and none of its sensor's rules' conditions
     holds for its mean (so ``RuleSet.fired`` would fire nothing and end every streak). None
@@ -870,7 +877,7 @@ class ShardState:
             # (A close's wait for the sensor's usual gap, ``_close_wait``, is not known from
             # a backlog: none.)
             close = win.next_close  # (past every reading while no window is open)
-            stale_at = win.max_ts + round(max(cfg.stale_s, SILENCE_GAPS * sensor.cadence) * 1e9)
+            stale_at = win.max_ts + round(_limit_of(sensor, cfg.stale_s) * 1e9)
             if sensor.alerts.alert_id is not None and stale_at <= ts and stale_at < close:
                 self._silent_close(key, sensor, out)
                 self._stale(key, sensor, silent, out)
@@ -882,7 +889,7 @@ class ShardState:
                 break
             self._score(key, sensor, closed, out)
             self._drain()
-        if silent < max(cfg.stale_s, SILENCE_GAPS * sensor.cadence):
+        if silent < _limit_of(sensor, cfg.stale_s):
             return
         if sensor.machine is not None and self.machines:
             self._back_machine(sensor.machine[0], ts, out)
@@ -899,23 +906,11 @@ class ShardState:
         # (Its alert is looked at once the windows below are scored: those filed in this batch,
         # a poll of a backlog across the silence, and those its channels close now may open it,
         # as live scored them before its stale timer fired.)
-        family, machine_id = mkey
-        stale = self.config.stale_s
-        channels = []
-        silent = _NEVER
-        for name in mw.names:
-            ckey = (family, f"{machine_id}/{name}")
-            channel = self.sensors.get(ckey)
-            if channel is None:
-                continue
-            quiet = (ts - channel.windows.max_ts) / 1e9
-            if quiet < max(stale, SILENCE_GAPS * channel.cadence):
-                return
-            silent = min(silent, quiet)
-            channels.append((ckey, channel))
-        if not channels:
+        silence = self._machine_silence(mkey, mw, lambda c: (ts - c.windows.max_ts) / 1e9)
+        if silence is None:
             return
-        size, lateness = self.config.window_ns[family], self.config.lateness_ns
+        silent, channels = silence
+        size, lateness = self.config.window_ns[mkey[0]], self.config.lateness_ns
         for ckey, channel in channels:
             if channel.windows.open:
                 self._score(ckey, channel, channel.windows.close_at(ts, size, lateness), out)
@@ -965,7 +960,7 @@ class ShardState:
 
         def limit_of(key: tuple[str, str]) -> float:
             sensor = sensors.get(key)
-            return floor if sensor is None else max(floor, SILENCE_GAPS * sensor.cadence)
+            return floor if sensor is None else _limit_of(sensor, floor)
 
         return limit_of
 
@@ -1009,7 +1004,7 @@ class ShardState:
                         # and its limit came first, the stale timer fired first (as it would
                         # have had input time moved in smaller steps).
                         self._drain()
-                        limit = max(stale, SILENCE_GAPS * sensor.cadence)
+                        limit = _limit_of(sensor, stale)
                         if sensor.alerts.alert_id is not None and sensor.heard + limit < due:
                             self._resolve_stale(key, sensor.heard + limit, out)
                             continue
@@ -1100,8 +1095,7 @@ class ShardState:
         gone = [
             k
             for k, sensor in self.sensors.items()
-            if sensor.part is not None
-            and at[sensor.part] - sensor.heard >= max(ttl, SILENCE_GAPS * sensor.cadence)
+            if sensor.part is not None and at[sensor.part] - sensor.heard >= _limit_of(sensor, ttl)
         ]
         for key in gone:
             self._forget(key, now, out)
@@ -1792,24 +1786,34 @@ class ShardState:
         time (``stale_s``, or longer by its cadence), as a sensor's: its pending windows are
         scored first, which may resolve it cleanly. Only machines with an open alert are looked
         at (a few)."""
-        stale = self.config.stale_s
         for mkey, mw in list(self.machines.items()):
             if mw.alerts.alert_id is None:
                 continue
-            family, machine_id = mkey
-            silent = _NEVER
-            for name in mw.names:
-                sensor = self.sensors.get((family, f"{machine_id}/{name}"))
-                if sensor is None:
-                    continue
-                quiet = self._silence(sensor, now)
-                if quiet < max(stale, SILENCE_GAPS * sensor.cadence):
-                    silent = -1.0
-                    break
-                silent = min(silent, quiet)
-            if silent < 0 or silent == _NEVER:
+            silence = self._machine_silence(mkey, mw, lambda c: self._silence(c, now))
+            if silence is not None:
+                self._close_machine(mkey, mw, silence[0], out)
+
+    def _machine_silence(
+        self, mkey: tuple[str, str], mw: MachineWindows, quiet_of: Callable[[_Sensor], float]
+    ) -> tuple[float, list[tuple[tuple[str, str], _Sensor]]] | None:
+        """How long a machine has been silent (its least silent channel's ``quiet_of``: by input
+        time live, by a reading's time from a backlog) and its known channels, if every one of
+        them is silent past its own limit; else None."""
+        family, machine_id = mkey
+        stale = self.config.stale_s
+        silent = _NEVER
+        channels = []
+        for name in mw.names:
+            ckey = (family, f"{machine_id}/{name}")
+            channel = self.sensors.get(ckey)
+            if channel is None:
                 continue
-            self._close_machine(mkey, mw, silent, out)
+            quiet = quiet_of(channel)
+            if quiet < _limit_of(channel, stale):
+                return None
+            silent = min(silent, quiet)
+            channels.append((ckey, channel))
+        return (silent, channels) if channels else None
 
     def _machines_flush(self, out: list[Result], family: str | None = None) -> None:
         """Score every pending machine window (of one family, or all): the input ended."""

@@ -7,7 +7,8 @@ from itertools import chain
 from typing import Any
 
 from dataflow.config import Settings
-from dataflow.families import AIR_QUALITY, TEMPERATURE, Family, builtin
+from dataflow.families import AIR_QUALITY, TEMPERATURE, Family, builtin, parse_families
+from dataflow.model.machine import MachineParams
 from dataflow.model.scoring import ModelParams
 from dataflow.readings import BUILTIN, Format, ValueRange, format_of
 from dataflow.shard import FamilySetup, ShardConfig
@@ -45,6 +46,37 @@ def shard_config(
         for f in fams
     }
     return ShardConfig(lateness_ns=lateness_ns, idle_timeout_s=idle, families=setups, **kwargs)
+
+
+PUMPS_CHANNELS = {"current": "amps", "flow": "m3h"}
+# A machine family: a pump's two related channels, "<machine>/current" and "<machine>/flow".
+PUMPS = {
+    "families": {
+        "pump": {
+            "topic": "pumps",
+            "machine": "asset",
+            "channels": PUMPS_CHANNELS,
+            "timestamp": "ts",
+            "valid_range": [-1000, 1000],
+            "window_seconds": 5,
+        }
+    }
+}
+PUMP_WARM = 60  # windows before a pump's machine model scores
+
+
+def pump_config(lateness_ns: int = 0, **kwargs: Any) -> ShardConfig:
+    """A shard of the pump family, small warm-ups so its models are ready early; ``kwargs``:
+    more of ``ShardConfig``'s fields."""
+    (fam,) = parse_families(PUMPS, "pumps.yaml")
+    setup = FamilySetup(
+        fam,
+        ModelParams(limits=(-1000.0, 1000.0), window_ns=5 * S, window_size=20, warmup=20),
+        MachineParams(memory=100, warmup=PUMP_WARM),
+    )
+    return ShardConfig(
+        lateness_ns=lateness_ns, idle_timeout_s=10.0, families={"pump": setup}, **kwargs
+    )
 
 
 def fmt(family: str, valid: ValueRange | None = None) -> Format:

@@ -10,16 +10,14 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from dataflow.families import TEMPERATURE, parse_families
+from dataflow.families import TEMPERATURE
 from dataflow.flow import ShardLogic, restore
-from dataflow.model.machine import MachineParams
-from dataflow.model.scoring import ModelParams
 from dataflow.progress import Beat
 from dataflow.readings import Reading
 from dataflow.routing import route
-from dataflow.shard import FamilySetup, SensorEvent, ShardConfig, ShardState, WindowResult
+from dataflow.shard import SensorEvent, ShardConfig, ShardState, WindowResult
 from dataflow.status import Status
-from tests.factories import T0, S, families, shard_config, topics
+from tests.factories import T0, S, families, pump_config, shard_config, topics
 from tests.fakes import FakeMessage
 
 W0 = T0 / S
@@ -38,7 +36,7 @@ class Scenario:
 
     def config(self) -> ShardConfig:
         if self.machine:
-            return pump_config(self.stale, self.lateness)
+            return pump_config(lateness_ns=round(self.lateness * S), stale_s=self.stale)
         return shard_config(
             fams=families(float(self.window)),
             window_ns=self.window * S,
@@ -48,35 +46,6 @@ class Scenario:
 
     def code(self) -> str:
         return repr(self)
-
-
-PUMPS = {
-    "families": {
-        "pump": {
-            "topic": "pumps",
-            "machine": "asset",
-            "channels": {"current": "amps", "flow": "m3h"},
-            "timestamp": "ts",
-            "valid_range": [-1000, 1000],
-            "window_seconds": 5,
-        }
-    }
-}
-
-
-def pump_config(stale: float, lateness: float) -> ShardConfig:
-    (fam,) = parse_families(PUMPS, "p")
-    setup = FamilySetup(
-        fam,
-        ModelParams(limits=(-1000.0, 1000.0), window_ns=5 * S, window_size=20, warmup=20),
-        MachineParams(memory=100, warmup=60),
-    )
-    return ShardConfig(
-        lateness_ns=round(lateness * S),
-        idle_timeout_s=10.0,
-        families={"pump": setup},
-        stale_s=stale,
-    )
 
 
 def to_readings(sc: Scenario) -> list[Reading]:

@@ -24,22 +24,9 @@ from dataflow.shard import (
     ShardState,
     WindowResult,
 )
-from tests.factories import T0, S, readings_only
+from tests.factories import PUMP_WARM as WARM
+from tests.factories import PUMPS, PUMPS_CHANNELS, T0, S, pump_config, readings_only
 from tests.fakes import FakeMessage
-
-PUMPS_CHANNELS = {"current": "amps", "flow": "m3h"}
-PUMPS = {
-    "families": {
-        "pump": {
-            "topic": "pumps",
-            "machine": "asset",
-            "channels": PUMPS_CHANNELS,
-            "timestamp": "ts",
-            "valid_range": [-1000, 1000],
-            "window_seconds": 5,
-        }
-    }
-}
 
 
 def pumps(**changes: Any) -> dict:
@@ -155,26 +142,10 @@ def test_a_message_missing_a_channel_is_refused_for_that_channel_only() -> None:
 
 # -- the shard ---------------------------------------------------------------------------------
 
-WARM = 60
-
 
 def shard(emit_all: bool = False, refresh_s: float = 3600.0, **config: Any) -> ShardState:
     """A shard of the pump family; ``config``: more of ``ShardConfig``'s fields."""
-    (fam,) = parse_families(PUMPS, "p")
-    setup = FamilySetup(
-        fam,
-        ModelParams(limits=(-1000.0, 1000.0), window_ns=5 * S, window_size=20, warmup=20),
-        MachineParams(memory=100, warmup=WARM),
-    )
-    cfg = ShardConfig(
-        lateness_ns=0,
-        idle_timeout_s=10.0,
-        families={"pump": setup},
-        emit_all=emit_all,
-        refresh_s=refresh_s,
-        **config,
-    )
-    return ShardState(cfg)
+    return ShardState(pump_config(emit_all=emit_all, refresh_s=refresh_s, **config))
 
 
 def pump_readings(machine: str, n: int, seed: int, break_at: int | None) -> list[list[Reading]]:

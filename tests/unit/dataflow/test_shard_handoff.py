@@ -41,9 +41,8 @@ from dataflow.readings import Format, Reading, Rows, Run, formats_by_topic
 from dataflow.routing import KeyCache, ShardBatch, route
 from dataflow.shard import FamilySetup, LateReading, ShardConfig, ShardState, WindowResult
 from producer.shapes import build_message, encode
-from tests.factories import T0, S, shard_config, topics
+from tests.factories import PUMPS, T0, S, shard_config, topics
 from tests.fakes import FakeMessage
-from tests.unit.dataflow.test_machines import PUMPS
 from tests.unit.dataflow.test_shard_batch import WALL0, config, workload
 
 SHARDS = 3
@@ -51,7 +50,7 @@ SNAP = 0.2
 TOPIC = {TEMPERATURE: "temperature_readings", AIR_QUALITY: "air-quality", "pump": "pumps"}
 # A machine family: one message per pump carries both channels, read as ``<pump>/current`` and
 # ``<pump>/flow``; the pump's windows are scored together once every channel's has closed.
-(PUMP,) = parse_families(PUMPS, "pumps.yaml")  # test_machines' pumps: current and flow
+(PUMP,) = parse_families(PUMPS, "pumps.yaml")  # the pumps of the factories: current and flow
 
 
 def polls(
