@@ -87,18 +87,21 @@ class MachineWindows:
             self.closed[i] = start
         return True
 
-    def due(self, window_ns: int) -> list[int]:
+    def due(self, window_ns: int, dead: bool = True) -> list[int]:
         """The machine windows to score now, oldest first: those every channel has closed, and
-        those a channel has run ``MAX_BEHIND`` windows past. Asked once a batch is folded, so a
-        batch's runs of one channel cannot leave its other channels behind."""
+        (``dead``) those a channel has run ``MAX_BEHIND`` windows past. Asked once a batch is
+        folded, so a batch's runs of one channel cannot leave its other channels behind, and
+        with ``dead`` only once the close timers due have run, so a channel is not taken for
+        dead while its window's close is due."""
         pending = self.pending
         if not pending:
             return []
         closed = self.closed
         low = min(closed)
-        horizon = max(closed) - MAX_BEHIND * window_ns
-        if horizon > low:
-            low = horizon
+        if dead:
+            horizon = max(closed) - MAX_BEHIND * window_ns
+            if horizon > low:
+                low = horizon
         if len(pending) == 1:
             (start,) = pending
             return [start] if start <= low else []
