@@ -17,6 +17,7 @@ from dataflow.shard import SensorEvent, ShardState, WindowResult
 from dataflow.status import Status
 from tests.factories import T0, S, families, shard_config, topics
 from tests.fakes import FakeMessage
+from tests.unit.dataflow import fuzz_back
 from tests.unit.dataflow.test_machines import pump_readings, shard
 
 W0 = T0 / S
@@ -48,13 +49,9 @@ def live(state: ShardState, times: list[float], readings: list[Reading], until: 
 
 
 def backlog(state: ShardState, readings: list[Reading], per: int = 10) -> list:
-    """The same readings read long after, ``per`` a batch, the partition not caught up."""
-    out: list = []
-    wall = W0 + 100_000
-    for i in range(0, len(readings), per):
-        out += state.ingest([Beat(P, wall, None), *readings[i : i + per]], wall)
-        out += state.expire(wall)
-    return out + state.flush()
+    """The same readings read long after, ``per`` a batch, the partition not caught up (the wall
+    clock moving 1 ms a poll, as ``fuzz_back``'s: ``ingest`` tells batches apart by it)."""
+    return fuzz_back.backlog(state, readings, per, W0 + 100_000) + state.flush()
 
 
 def message(offset: int, sec: float, value: float) -> FakeMessage:
