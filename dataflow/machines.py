@@ -87,21 +87,18 @@ class MachineWindows:
             self.closed[i] = start
         return True
 
-    def due(self, window_ns: int, dead: bool = True) -> list[int]:
+    def due(self, window_ns: int) -> list[int]:
         """The machine windows to score now, oldest first: those every channel has closed, and
-        (``dead``) those a channel has run ``MAX_BEHIND`` windows past. Asked once a batch is
-        folded, so a batch's runs of one channel cannot leave its other channels behind, and
-        with ``dead`` only once the close timers due have run, so a channel is not taken for
-        dead while its window's close is due."""
+        those a channel has run ``MAX_BEHIND`` windows past. Asked once a batch is folded, so a
+        batch's runs of one channel cannot leave its other channels behind."""
         pending = self.pending
         if not pending:
             return []
         closed = self.closed
         low = min(closed)
-        if dead:
-            horizon = max(closed) - MAX_BEHIND * window_ns
-            if horizon > low:
-                low = horizon
+        horizon = max(closed) - MAX_BEHIND * window_ns
+        if horizon > low:
+            low = horizon
         if len(pending) == 1:
             (start,) = pending
             return [start] if start <= low else []

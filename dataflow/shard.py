@@ -562,7 +562,7 @@ class ShardState:
         self.notes: list[str] = []  # one-line news for the log (a sensor on a second partition)
         self.pending: list[Result] = []  # results of a restore's reconfiguration, not yet out
         self.machines: dict[tuple[str, str], MachineWindows] = {}  # (family, machine id) ->
-        self._touched: set[tuple[str, str]] = set()  # machines filed or held, not scored
+        self._touched: set[tuple[str, str]] = set()  # machines with windows filed, not yet due
         # Per family, its ColumnScorers: one for its current model settings, and any a restore
         # kept with settings the current ones could not retune.
         self.columns: dict[str, list[ColumnScorer]] = {}
@@ -807,7 +807,7 @@ class ShardState:
             clock.event(lead_time(first, second, mark, lateness) / 1e9)
         lead.key, lead.first, lead.second, lead.mark = lkey, first, second, mark
         self._drain()
-        self._machine_out(out, dead=False)
+        self._machine_out(out)
         return out
 
     def _items(self, horizon: int) -> Callable[[Reading | Run | Rows | Beat], Iterable[Any]]:
@@ -1021,7 +1021,7 @@ class ShardState:
         self._drain()
         if now >= self.next_sweep:
             self._sweep(now, out)
-        self._machine_out(out, now=now)
+        self._machine_out(out)
         if cfg.stale_s > 0 and self.machines:
             self._stale_machines(now, out)
         return out
@@ -1707,19 +1707,9 @@ class ShardState:
             self.counts.left_out += 1
         self._touched.add(mkey)
 
-    def _machine_out(
-        self,
-        out: list[Result],
-        only: tuple[str, str] | None = None,
-        dead: bool = True,
-        now: float | None = None,
-    ) -> None:
+    def _machine_out(self, out: list[Result], only: tuple[str, str] | None = None) -> None:
         """Score the machine windows the folded batch completed (see ``MachineWindows.due``);
-        ``only``: of that machine alone (its channel back from a silence, ``_back_machine``).
-        ``dead=False`` (a batch folded, its timers not run yet): only those every channel has
-        closed, the machines kept for the next call (``expire``'s at ``now``, once the windows
-        due by the input time have closed), which takes a channel left behind as dead, unless
-        its window's close is still to come by its timer (``_held``)."""
+        ``only``: of that machine alone (its channel back from a silence, ``_back_machine``)."""
         touched = self._touched
         if not touched:
             return
@@ -1730,47 +1720,14 @@ class ShardState:
             mkeys = [only]
         else:
             mkeys = sorted(touched)
-            if dead:
-                touched.clear()
+            touched.clear()
         families = self.config.families
         for mkey in mkeys:
             mw = self.machines.get(mkey)
             setup = families.get(mkey[0])
             if mw is not None and setup is not None:
-                for start in mw.due(setup.window_ns, dead):
-                    if now is not None and self._held(mkey, mw, start, now):
-                        touched.add(mkey)  # (and its later windows wait behind it)
-                        break
+                for start in mw.due(setup.window_ns):
                     self._machine_window(mkey, mw, start, out)
-
-    def _held(self, mkey: tuple[str, str], mw: MachineWindows, start: int, now: float) -> bool:
-        """A machine window a channel has not closed, which its sibling has run ``MAX_BEHIND``
-        windows past, waits while that channel's window is open and its timer still to come by
-        its partition's input time: live, a silent channel's last window closes by its timer
-        before its sibling gets that far, and a backlog's input time does not run through a
-        silence as its readings' times do. Bounded by the window's end plus the channel's close
-        wait too, where a channel heard with its clock stopped moves its timer on for ever."""
-        entry = mw.pending[start]
-        values = entry[1]
-        if entry[2] == len(values):
-            return False
-        family, machine_id = mkey
-        idle, grace = self.config.idle_timeout_s, self.config.grace_s
-        for i, name in enumerate(mw.names):
-            if values[i] == values[i]:
-                continue  # filed
-            channel = self.sensors.get((family, f"{machine_id}/{name}"))
-            if channel is None or channel.part is None:
-                continue
-            win = channel.windows
-            if start not in win.open:
-                continue
-            wait = _close_wait(channel, idle)
-            due = channel.heard + wait + (win.next_close - win.max_ts) / 1e9
-            end = win.next_close / 1e9 + wait
-            if channel.part.clock.at(now, grace) < min(due, end):
-                return True
-        return False
 
     def _machine_window(
         self, mkey: tuple[str, str], mw: MachineWindows, start: int, out: list[Result]
