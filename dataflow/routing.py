@@ -171,6 +171,14 @@ def route(
         values = list(map(kind.value, batch))
         keys = None
         shared = len(formats) > 1
+        channels = [fmt for fmt in formats if fmt.family.machine is not None]
+        if channels:
+            keys = list(map(kind.key, batch))
+            for family, good in _route_machine(
+                batch, values, keys, channels, caches, shards, buckets, dead, shared
+            ).items():
+                by_family[family] = by_family.get(family, 0) + good
+            formats = [fmt for fmt in formats if fmt.family.machine is None]
         for fmt in formats:
             family = fmt.name
             cache = caches.get(fmt.cache_key)
@@ -326,33 +334,100 @@ def _route_each(
 
     ``shared``: the topic has several families, so a dead letter says which one refused it.
     """
-    good = 0
-    from_key = fmt.from_key
-    for msg in batch:
-        key = msg.key()
+    return sum(_route_one(msg, fmt, cache, shards, buckets, dead, shared) for msg in batch)
+
+
+def _route_one(
+    msg: SourceMessage,
+    fmt: Format,
+    cache: KeyCache,
+    shards: int,
+    buckets: list[list[Reading | Run | Rows | Beat]],
+    dead: list[DeadLetter],
+    shared: bool,
+) -> bool:
+    """One message by the general rules (``_route_each``): routed (True) or a dead letter."""
+    key = msg.key()
+    try:
         try:
-            try:
-                reading = parse(fmt, key, msg.value(), None, msg)
-            except NoTimestamp:
-                ts = msg.timestamp()  # only now: one C call per message saved
-                if not ts[0]:
-                    raise
-                reading = parse(fmt, key, msg.value(), ts[1], msg)
-        except BadMessage as exc:
-            dead.append(_dead(msg, exc.reason, exc.detail, fmt.name if shared else None))
+            reading = parse(fmt, key, msg.value(), None, msg)
+        except NoTimestamp:
+            ts = msg.timestamp()  # only now: one C call per message saved
+            if not ts[0]:
+                raise
+            reading = parse(fmt, key, msg.value(), ts[1], msg)
+    except BadMessage as exc:
+        dead.append(_dead(msg, exc.reason, exc.detail, fmt.name if shared else None))
+        return False
+    ident = key if fmt.from_key else reading.sensor_id
+    known = cache.get(ident)
+    if known is None:
+        if fmt.from_key:
+            known = _learn_key(cache, ident, fmt, shards)
+        else:  # the reading holds the id already (a machine's with its channel)
+            if len(cache) >= SHARD_CACHE_MAX:
+                cache.clear()
+            sid = reading.sensor_id
+            known = cache[ident] = (sid, shard_of(fmt.name, fmt.machine_of(sid), shards))
+    buckets[known[1]].append(reading)
+    return True
+
+
+def _route_machine(
+    batch: Sequence[SourceMessage],
+    values: list[bytes | None],
+    keys: list[bytes | None],
+    channels: list[Format],
+    caches: dict[str, KeyCache],
+    shards: int,
+    buckets: list[list[Reading | Run | Rows | Beat]],
+    dead: list[DeadLetter],
+    shared: bool,
+) -> dict[str, int]:
+    """A poll of a machine family's messages (a format per channel, or per-channel messages):
+    single readings in the poll's order, each message's channels in turn, never a channel's
+    run or rows ahead of its siblings'. The shard decides on a machine from its channels
+    together (a channel back from a silence resolves its machine's alert when every channel
+    was silent), which a channel's whole poll read before its sibling's read wrong: the
+    sibling's readings of the same poll looked missing. Decoded column-wise where the poll
+    allows; a channel whose poll does not is parsed message by message, in the same order."""
+    kind = type(batch[0])
+    cols: list[tuple[list[Any], list[int], list[float]] | None] = []
+    for fmt in channels:
+        cache = caches.get(fmt.cache_key)
+        if cache is None:
+            cache = caches[fmt.cache_key] = {}
+        stamps = list(map(kind.timestamp, batch)) if fmt.ts_of is None else None
+        parsed = parse_poll(fmt, values, stamps)
+        if parsed is None:
+            cols.append(None)
             continue
-        good += 1
-        ident = key if from_key else reading.sensor_id
-        known = cache.get(ident)
-        if known is None:
-            if from_key:
-                known = _learn_key(cache, ident, fmt, shards)
-            else:  # the reading holds the id already (a machine's with its channel)
-                if len(cache) >= SHARD_CACHE_MAX:
-                    cache.clear()
-                sid = reading.sensor_id
-                known = cache[ident] = (sid, shard_of(fmt.name, fmt.machine_of(sid), shards))
-        buckets[known[1]].append(reading)
+        ids = keys if parsed.ids is None else parsed.ids
+        known: list[Any] = list(map(cache.get, ids))
+        for i, k in enumerate(known):
+            if k is None:
+                try:
+                    known[i] = _learn_key(cache, ids[i], fmt, shards)
+                except BadMessage as exc:
+                    dead.append(
+                        _dead(batch[i], exc.reason, exc.detail, fmt.name if shared else None)
+                    )
+        cols.append((known, parsed.ts, parsed.values))
+    good: dict[str, int] = {}
+    for i, msg in enumerate(batch):
+        for fmt, col in zip(channels, cols, strict=True):
+            if col is None:
+                routed = _route_one(msg, fmt, caches[fmt.cache_key], shards, buckets, dead, shared)
+            else:
+                known = col[0][i]
+                routed = known is not None
+                if routed:
+                    sensor_id, shard = known
+                    buckets[shard].append(
+                        _new(Reading, (fmt.name, sensor_id, col[1][i], col[2][i], msg))
+                    )
+            if routed:
+                good[fmt.name] = good.get(fmt.name, 0) + 1
     return good
 
 

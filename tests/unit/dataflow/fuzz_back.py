@@ -10,14 +10,23 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from dataflow.families import TEMPERATURE
+from dataflow.families import TEMPERATURE, parse_families
 from dataflow.flow import ShardLogic, restore
 from dataflow.progress import Beat
-from dataflow.readings import Reading
+from dataflow.readings import Reading, formats_by_topic
 from dataflow.routing import route
 from dataflow.shard import SensorEvent, ShardConfig, ShardState, WindowResult
 from dataflow.status import Status
-from tests.factories import T0, S, families, pump_config, shard_config, topics
+from tests.factories import (
+    PUMPS,
+    PUMPS_CHANNELS,
+    T0,
+    S,
+    families,
+    pump_config,
+    shard_config,
+    topics,
+)
 from tests.fakes import FakeMessage
 
 W0 = T0 / S
@@ -143,13 +152,32 @@ def message(r: Reading, offset: int) -> FakeMessage:
     return FakeMessage(r.sensor_id.encode(), body, "temperature_readings", 0, offset)
 
 
-def routed(state: ShardState, readings: list[Reading], per: int, wall: float) -> list:
-    msgs = [message(r, i) for i, r in enumerate(readings)]
+def pump_messages(readings: list[Reading]) -> list[FakeMessage]:
+    """A message per pump per time, with the channels read then (one alone: the other's format
+    finds no field, a dead letter, as a pump sending one channel would give)."""
+    bodies: dict[tuple[str, int], dict] = {}
+    for r in readings:
+        machine, _, channel = r.sensor_id.partition("/")
+        body = bodies.setdefault((machine, r.ts), {"asset": machine, "ts": r.ts})
+        body[PUMPS_CHANNELS[channel]] = r.value
+    return [
+        FakeMessage(m.encode(), orjson.dumps(body), "pumps", 0, i)
+        for i, ((m, _), body) in enumerate(bodies.items())
+    ]
+
+
+def routed(
+    state: ShardState, readings: list[Reading], per: int, wall: float, machine: bool = False
+) -> list:
+    if machine:
+        msgs = pump_messages(readings)
+        tops, part = formats_by_topic(parse_families(PUMPS, "pumps.yaml")), PP
+    else:
+        msgs, tops, part = [message(r, i) for i, r in enumerate(readings)], topics(), P
     out: list = []
-    tops = topics()
     for i in range(0, len(msgs), per):
         now = wall + i / per / 1000
-        by_shard = route([Beat(P, now, None), msgs[i : i + per]], tops, 1)[0]
+        by_shard = route([Beat(part, now, None), msgs[i : i + per]], tops, 1)[0]
         for batch in by_shard.values():
             out += state.ingest(batch, now)
         out += state.expire(now)
@@ -199,7 +227,7 @@ def run_mode(sc: Scenario, mode: str, cut: int | None = None) -> dict:
         out = backlog(state, readings, int(n), wall, part)
         return alert_events(out + caught_up(state, tail_wall, tail, part) + state.flush())
     if kind == "routed":
-        out = routed(state, readings, int(n), wall)
+        out = routed(state, readings, int(n), wall, sc.machine)
         return alert_events(out + caught_up(state, tail_wall, tail, part) + state.flush())
     if kind in ("restart", "restartr"):
         assert cut is not None
@@ -214,7 +242,7 @@ def run_mode(sc: Scenario, mode: str, cut: int | None = None) -> dict:
         if kind == "restart":
             after = backlog(again, rest, int(n), wall, part)
         else:
-            after = routed(again, rest, int(n), wall)
+            after = routed(again, rest, int(n), wall, sc.machine)
         after += caught_up(again, tail_wall, tail, part)
         return alert_events(before + after + again.flush())
     raise ValueError(mode)
@@ -329,7 +357,7 @@ TEMP_MODES = [
     "routed-10",
     "routed-500",
 ]
-PUMP_MODES = ["backlog-1", "backlog-10", "backlog-500"]
+PUMP_MODES = TEMP_MODES
 
 
 def check(sc: Scenario, seed: int, modes: list[str] | None = None) -> dict[str, dict]:
@@ -340,8 +368,7 @@ def check(sc: Scenario, seed: int, modes: list[str] | None = None) -> dict[str, 
     last = arrival(sc.readings[-1][1])
     cut = rng.randint(1, max(1, last))
     restart_modes = [f"restart-{rng.choice([1, 10, 500])}"]
-    if not sc.machine:
-        restart_modes.append(f"restartr-{rng.choice([1, 10, 500])}")
+    restart_modes.append(f"restartr-{rng.choice([1, 10, 500])}")
     bad = {}
     for mode in modes:
         got = run_mode(sc, mode)

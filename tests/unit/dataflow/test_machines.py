@@ -14,7 +14,7 @@ from dataflow.machines import MAX_BEHIND, MachineWindows
 from dataflow.model.machine import MachineParams
 from dataflow.model.scoring import ModelParams
 from dataflow.progress import Beat
-from dataflow.readings import Reading, formats_by_topic, parse
+from dataflow.readings import Reading, Rows, Run, formats_by_topic, parse
 from dataflow.routing import route, shard_of
 from dataflow.shard import (
     FamilySetup,
@@ -121,6 +121,33 @@ def test_a_machines_channels_go_to_the_machines_shard(odd: bool) -> None:
                 seen[one.sensor_id] = seen.get(one.sensor_id, 0) + 1
     assert len(seen) == 40
     assert len({shard_of("pump", f"p{i}", 8) for i in range(20)}) > 1  # spread by machine
+
+
+@pytest.mark.parametrize("odd", [False, True])
+def test_a_machines_poll_reaches_its_shard_in_poll_order_each_messages_channels_in_turn(
+    odd: bool,
+) -> None:
+    """Never a channel's run of the poll ahead of its sibling's: the shard decides on a machine
+    from its channels together (``_back_machine``), and read a channel's whole poll first it
+    took the sibling's readings of that poll for missing (a restart's replay resolved alerts
+    live never did). Whole polls and polls read message by message (an odd message) alike."""
+    (fam,) = parse_families(PUMPS, "p")
+    batch = [message("p1", i, 10.0 + i, 30.0 + i, offset=i) for i in range(4)]
+    if odd:  # one message with a float timestamp: that poll is read message by message
+        body = {"asset": "p1", "ts": (T0 + 4 * S) / 1e9, "amps": 14.0, "m3h": 34.0}
+        batch.append(FakeMessage(b"p1", orjson.dumps(body), "pumps", 0, 4, 1_700_000_000_000))
+    by_shard, dead, counts = route([batch], formats_by_topic((fam,)), 4)
+    assert not dead
+    assert counts == {"pump": 2 * len(batch)}
+    (items,) = by_shard.values()
+    got = [(r.sensor_id, r.value) for r in items if isinstance(r, Reading)]
+    want = [
+        (f"p1/{ch}", base + i)
+        for i in range(len(batch))
+        for ch, base in (("current", 10.0), ("flow", 30.0))
+    ]
+    assert got == want
+    assert not [r for r in items if isinstance(r, Run | Rows)]
 
 
 def test_a_message_missing_a_channel_is_refused_for_that_channel_only() -> None:
