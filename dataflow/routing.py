@@ -359,7 +359,15 @@ def _route_one(
     except BadMessage as exc:
         dead.append(_dead(msg, exc.reason, exc.detail, fmt.name if shared else None))
         return False
-    ident = key if fmt.from_key else reading.sensor_id
+    if fmt.from_key:
+        ident: Any = key
+    elif fmt.suffix:
+        # A channel's format: keyed by the machine id, as a poll decoded whole keys it (its
+        # sensor id would be another machine's raw id: "p7/current" is p7's current channel,
+        # and the machine "p7/current" may exist too).
+        ident = reading.sensor_id[: -len(fmt.suffix)]
+    else:
+        ident = reading.sensor_id
     known = cache.get(ident)
     if known is None:
         if fmt.from_key:
@@ -393,12 +401,14 @@ def _route_machine(
     allows; a channel whose poll does not is parsed message by message, in the same order."""
     kind = type(batch[0])
     cols: list[tuple[list[Any], list[int], list[float]] | None] = []
+    stamps = None
     for fmt in channels:
         cache = caches.get(fmt.cache_key)
         if cache is None:
             cache = caches[fmt.cache_key] = {}
-        stamps = list(map(kind.timestamp, batch)) if fmt.ts_of is None else None
-        parsed = parse_poll(fmt, values, stamps)
+        if fmt.ts_of is None and stamps is None:
+            stamps = list(map(kind.timestamp, batch))
+        parsed = parse_poll(fmt, values, stamps if fmt.ts_of is None else None)
         if parsed is None:
             cols.append(None)
             continue
@@ -412,6 +422,8 @@ def _route_machine(
                     dead.append(
                         _dead(batch[i], exc.reason, exc.detail, fmt.name if shared else None)
                     )
+        if max((k[1] for k in known if k is not None), default=0) >= shards:
+            raise ValueError(f"routing cache names a shard beyond {shards}: cannot route")
         cols.append((known, parsed.ts, parsed.values))
     good: dict[str, int] = {}
     for i, msg in enumerate(batch):

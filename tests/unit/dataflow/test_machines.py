@@ -150,6 +150,47 @@ def test_a_machines_poll_reaches_its_shard_in_poll_order_each_messages_channels_
     assert not [r for r in items if isinstance(r, Run | Rows)]
 
 
+def _where(by_shard: dict) -> dict[str, int]:
+    return {r.sensor_id: s for s, items in by_shard.items() for r in items if type(r) is Reading}
+
+
+def test_a_machine_named_like_another_machines_channel_is_its_own_machine() -> None:
+    """A poll read message by message (one message without a value) cached p7's current
+    channel under its sensor id "p7/current", which a poll decoded whole looks the machine
+    "p7/current" up by: its readings were filed as p7's (a review found it). Both paths key a
+    channel's cache by the machine id now."""
+    (fam,) = parse_families(PUMPS, "p")
+    topics, cache = formats_by_topic((fam,)), {}
+    odd = FakeMessage(b"p7", None, "pumps", 0, 1)
+    route([[message("p7", 0, 1.0, 2.0, offset=0), odd]], topics, 4, cache)
+    by_shard, dead, _ = route([[message("p7/current", 1, 1.0, 2.0, offset=2)]], topics, 4, cache)
+    assert not dead
+    assert sorted(_where(by_shard)) == ["p7/current/current", "p7/current/flow"]
+
+
+def test_a_machines_channels_share_its_shard_whichever_way_its_polls_are_read() -> None:
+    """The other way round: the machine "p7/current" decoded whole, then p7 read message by
+    message sent p7's current channel to the other machine's shard, its flow to its own: its
+    model never saw them together."""
+    (fam,) = parse_families(PUMPS, "p")
+    topics, cache, shards = formats_by_topic((fam,)), {}, 8
+    assert shard_of("pump", "p7", shards) != shard_of("pump", "p7/current", shards)
+    route([[message("p7/current", 0, 1.0, 2.0, offset=0)]], topics, shards, cache)
+    odd = FakeMessage(b"p7", None, "pumps", 0, 2)
+    by_shard, _, _ = route([[message("p7", 1, 1.0, 2.0, offset=1), odd]], topics, shards, cache)
+    where = _where(by_shard)
+    assert where["p7/current"] == where["p7/flow"] == shard_of("pump", "p7", shards)
+
+
+def test_a_routing_cache_of_more_shards_is_refused_for_a_machine_family_too() -> None:
+    (fam,) = parse_families(PUMPS, "p")
+    topics, cache = formats_by_topic((fam,)), {}
+    batch = [message(f"p{i}", 0, 1.0, 2.0, offset=i) for i in range(40)]
+    route([batch], topics, 16, cache)
+    with pytest.raises(ValueError, match="beyond 2"):
+        route([batch], topics, 2, cache)
+
+
 def test_a_message_missing_a_channel_is_refused_for_that_channel_only() -> None:
     (fam,) = parse_families(PUMPS, "p")
     topics = formats_by_topic((fam,))
