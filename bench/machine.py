@@ -12,6 +12,10 @@ The budget (issue 27): a machine costs at most N channels' worth of per-window w
 so ``(sensors + machine) / sensors`` at most 1.5. The state is the pickled size of the
 machine's own part (its joint model, alert and pending windows), after the run and fresh.
 On a shared machine the rounds vary: the minimum is printed beside the median.
+
+``--route-machines N``: also a fleet of N such machines, a message per machine per window with
+every channel in it, routed in polls of 1000 (``route``) and folded by one shard as the flow
+does; CPU per message for routing alone and for all of it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ import statistics
 import sys
 import time
 from dataclasses import replace
+from typing import Any
+
+import orjson
 
 from dataflow.config import Settings
 from dataflow.families import parse_families
@@ -31,7 +38,9 @@ from dataflow.flow import shard_config
 from dataflow.machines import MachineWindows
 from dataflow.model.machine import MachineParams
 from dataflow.model.scoring import ModelParams, SensorScorer
-from dataflow.readings import Reading
+from dataflow.progress import Beat
+from dataflow.readings import Reading, SourceRef, formats_by_topic
+from dataflow.routing import route
 from dataflow.shard import ShardState
 
 WINDOW_NS = 5_000_000_000
@@ -69,12 +78,73 @@ def shard_round(data: list[list[float]], names: tuple[str, ...]) -> tuple[float,
     return took[0], took[1]
 
 
+def route_round(machines: int, channels: int, polls: int, per: int) -> tuple[float, float]:
+    """CPU seconds per message to route a fleet's polls of a machine family (a message per
+    machine per window, every channel in it), and to route, fold and expire them in one shard
+    as the flow does: what the routing of a machine family costs beside the rest."""
+    spec = {
+        "topic": "t",
+        "machine": "m",
+        "channels": {f"c{i}": f"c{i}" for i in range(channels)},
+        "timestamp": "ts",
+        "valid_range": [-1e6, 1e6],
+        "window_seconds": 5,
+    }
+    (fam,) = parse_families({"families": {"f": spec}}, "bench")
+    settings = replace(Settings.from_env({"ALLOWED_LATENESS_SECONDS": "0"}), families=(fam,))
+    state = ShardState(shard_config(settings))
+    rng = random.Random(1)
+    t0 = 1_700_000_000 * 10**9
+    msgs = []
+    for n in range(polls * per):
+        w, m = divmod(n, machines)
+        body = {"m": f"m{m}", "ts": t0 + w * WINDOW_NS + m * 1000}
+        body.update({f"c{i}": 60 + rng.gauss(0, 1) for i in range(channels)})
+        msgs.append(SourceRef((None, orjson.dumps(body), "t", 0, n)))
+    topics = formats_by_topic((fam,))
+    cache: dict[str, Any] = {}
+    routing = 0.0
+    began = time.process_time()
+    for k in range(polls):
+        now = (t0 + (k * per // machines) * WINDOW_NS) / 1e9
+        a = time.process_time()
+        by_shard, _, _ = route(
+            [Beat("t/0", now, now), msgs[k * per : (k + 1) * per]], topics, 1, cache
+        )
+        routing += time.process_time() - a
+        for batch in by_shard.values():
+            state.ingest(batch, now)
+        state.expire(now)
+    total = time.process_time() - began
+    return routing / len(msgs), total / len(msgs)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--channels", type=int, default=8)
     p.add_argument("--windows", type=int, default=20_000, help="windows per round")
     p.add_argument("--rounds", type=int, default=5)
+    p.add_argument(
+        "--route-machines",
+        type=int,
+        default=0,
+        help="also time routing a fleet of this many machines (0: not)",
+    )
+    p.add_argument("--route-polls", type=int, default=200, help="polls of 1000 messages")
     args = p.parse_args(argv)
+    if args.route_machines:
+        per_round = [
+            route_round(args.route_machines, args.channels, args.route_polls, 1000)
+            for _ in range(args.rounds)
+        ]
+        print(
+            f"{args.route_machines} machines of {args.channels} channels, "
+            f"{args.route_polls} polls of 1000 messages x {args.rounds} rounds, CPU per message: "
+            f"route median {statistics.median(r for r, _ in per_round) * 1e6:.2f} us, route + "
+            f"shard median {statistics.median(t for _, t in per_round) * 1e6:.2f} us (rounds "
+            + ", ".join(f"{r * 1e6:.2f} / {t * 1e6:.2f}" for r, t in per_round)
+            + ")"
+        )
     data = windows(args.channels, args.windows, seed=1)
     params = ModelParams(limits=(0.0, 120.0))
     names = tuple(f"c{i}" for i in range(args.channels))

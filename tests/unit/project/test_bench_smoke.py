@@ -31,8 +31,12 @@ RUNS = {
         [r"CPU per window reference [\d.]+ us, columns [\d.]+ us", r"decisions compared: 0 differ"],
     ),
     "machine": (
-        ["--windows", "300", "--rounds", "1"],
-        [r"\(sensors \+ machine\) / sensors median [\d.]+", r"machine state pickled: after"],
+        ["--windows", "300", "--rounds", "1", "--route-machines", "50", "--route-polls", "2"],
+        [
+            r"\(sensors \+ machine\) / sensors median [\d.]+",
+            r"machine state pickled: after",
+            r"CPU per message: route median [\d.]+ us, route \+ shard median [\d.]+ us",
+        ],
     ),
     "ingest": (
         ["--workload", "W1", "--messages", "3000", "--runs", "1"],
