@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import chain
 from operator import itemgetter
 from typing import Any, NamedTuple, Protocol
 
@@ -171,13 +172,18 @@ def route(
         values = list(map(kind.value, batch))
         keys = None
         shared = len(formats) > 1
-        channels = [fmt for fmt in formats if fmt.family.machine is not None]
-        if channels:
+        machines: dict[str, list[Format]] = {}
+        for fmt in formats:
+            if fmt.family.machine is not None:
+                machines.setdefault(fmt.name, []).append(fmt)
+        if machines:
             keys = list(map(kind.key, batch))
-            for family, good in _route_machine(
-                batch, values, keys, channels, caches, shards, buckets, dead, shared
-            ).items():
-                by_family[family] = by_family.get(family, 0) + good
+            for family, channels in machines.items():
+                good = _route_machine(
+                    batch, values, keys, channels, caches, shards, buckets, dead, shared
+                )
+                if good:
+                    by_family[family] = by_family.get(family, 0) + good
             formats = [fmt for fmt in formats if fmt.family.machine is None]
         for fmt in formats:
             family = fmt.name
@@ -299,12 +305,30 @@ def _route_rows(
             value_col = [value_col[i] for i in keep]
             sources = [batch[i] for i in keep]
         sensor_ids = [k[0] for k in known]
-    family, n = fmt.name, len(known)
-    where = [k[1] for k in known]
+    _split_rows(
+        fmt.name, sensor_ids, [k[1] for k in known], ts_col, value_col, sources, shards, buckets
+    )
+    return len(known)
+
+
+def _split_rows(
+    family: str,
+    sensor_ids: Sequence[str],
+    where: list[int],
+    ts_col: Sequence[int],
+    value_col: Sequence[float],
+    sources: Sequence[Any],
+    shards: int,
+    buckets: list[list[Reading | Run | Rows | Beat]],
+) -> None:
+    """Rows to their shards (``where``: each row's), each shard's as one ``Rows`` in order."""
+    n = len(where)
     first = where[0]
     if where.count(first) == n:  # one shard (a single-shard flow, or a small poll)
+        if first >= shards:
+            raise ValueError(f"routing cache names a shard beyond {shards}: cannot route")
         buckets[first].append(_new(Rows, (family, sensor_ids, ts_col, value_col, sources)))
-        return n
+        return
     shard_of_row = np.array(where, dtype=np.intp)
     order = np.argsort(shard_of_row, kind="stable")
     bounds = np.searchsorted(shard_of_row[order], np.arange(shards + 1)).tolist()
@@ -318,7 +342,6 @@ def _route_rows(
             buckets[shard].append(
                 _new(Rows, (family, sids[a:b], stamps[a:b], values[a:b], msgs[a:b]))
             )
-    return n
 
 
 def _route_each(
@@ -391,17 +414,20 @@ def _route_machine(
     buckets: list[list[Reading | Run | Rows | Beat]],
     dead: list[DeadLetter],
     shared: bool,
-) -> dict[str, int]:
+) -> int:
     """A poll of a machine family's messages (a format per channel, or per-channel messages):
-    single readings in the poll's order, each message's channels in turn, never a channel's
-    run or rows ahead of its siblings'. The shard decides on a machine from its channels
-    together (a channel back from a silence resolves its machine's alert when every channel
-    was silent), which a channel's whole poll read before its sibling's read wrong: the
-    sibling's readings of the same poll looked missing. Decoded column-wise where the poll
-    allows; a channel whose poll does not is parsed message by message, in the same order."""
+    rows in the poll's order, each message's channels in turn, never a channel's run or rows
+    ahead of its siblings'. The shard decides on a machine from its channels together (a
+    channel back from a silence resolves its machine's alert when every channel was silent),
+    which a channel's whole poll read before its sibling's read wrong: the sibling's readings
+    of the same poll looked missing. Decoded column-wise where the poll allows, and then
+    interleaved as one ``Rows`` per shard (repeating sensors, which a shard folds in order);
+    a channel whose poll does not decode whole, or a key refused, and the poll goes as single
+    readings, message by message, in the same order."""
     kind = type(batch[0])
     cols: list[tuple[list[Any], list[int], list[float]] | None] = []
     stamps = None
+    whole = True
     for fmt in channels:
         cache = caches.get(fmt.cache_key)
         if cache is None:
@@ -411,36 +437,54 @@ def _route_machine(
         parsed = parse_poll(fmt, values, stamps if fmt.ts_of is None else None)
         if parsed is None:
             cols.append(None)
+            whole = False
             continue
         ids = keys if parsed.ids is None else parsed.ids
         known: list[Any] = list(map(cache.get, ids))
-        for i, k in enumerate(known):
-            if k is None:
-                try:
-                    known[i] = _learn_key(cache, ids[i], fmt, shards)
-                except BadMessage as exc:
-                    dead.append(
-                        _dead(batch[i], exc.reason, exc.detail, fmt.name if shared else None)
-                    )
-        if max((k[1] for k in known if k is not None), default=0) >= shards:
-            raise ValueError(f"routing cache names a shard beyond {shards}: cannot route")
+        if None in known:
+            for i, k in enumerate(known):
+                if k is None:
+                    try:
+                        known[i] = _learn_key(cache, ids[i], fmt, shards)
+                    except BadMessage as exc:
+                        dead.append(
+                            _dead(batch[i], exc.reason, exc.detail, fmt.name if shared else None)
+                        )
+                        whole = False
         cols.append((known, parsed.ts, parsed.values))
-    good: dict[str, int] = {}
+    if whole:  # the usual poll: every loop in C but the two that split the cache's answers
+        done = [c for c in cols if c is not None]
+        _split_rows(
+            channels[0].name,
+            _interleave([[k[0] for k in c[0]] for c in done]),
+            _interleave([[k[1] for k in c[0]] for c in done]),
+            _interleave([c[1] for c in done]),
+            _interleave([c[2] for c in done]),
+            _interleave([batch] * len(done)),
+            shards,
+            buckets,
+        )
+        return len(batch) * len(done)
+    good = 0
     for i, msg in enumerate(batch):
         for fmt, col in zip(channels, cols, strict=True):
             if col is None:
-                routed = _route_one(msg, fmt, caches[fmt.cache_key], shards, buckets, dead, shared)
-            else:
-                known = col[0][i]
-                routed = known is not None
-                if routed:
-                    sensor_id, shard = known
-                    buckets[shard].append(
-                        _new(Reading, (fmt.name, sensor_id, col[1][i], col[2][i], msg))
-                    )
-            if routed:
-                good[fmt.name] = good.get(fmt.name, 0) + 1
+                good += _route_one(msg, fmt, caches[fmt.cache_key], shards, buckets, dead, shared)
+                continue
+            known = col[0][i]
+            if known is None:
+                continue
+            sensor_id, shard = known
+            if shard >= shards:
+                raise ValueError(f"routing cache names a shard beyond {shards}: cannot route")
+            buckets[shard].append(_new(Reading, (fmt.name, sensor_id, col[1][i], col[2][i], msg)))
+            good += 1
     return good
+
+
+def _interleave(columns: list[Any]) -> list[Any]:
+    """One list of the columns' items taken in turn: the first of each, the second of each..."""
+    return list(chain.from_iterable(zip(*columns, strict=True)))
 
 
 def _learn_key(cache: KeyCache, key: Any, fmt: Format, shards: int) -> tuple[str, int]:

@@ -140,18 +140,27 @@ def test_a_machines_poll_reaches_its_shard_in_poll_order_each_messages_channels_
     assert not dead
     assert counts == {"pump": 2 * len(batch)}
     (items,) = by_shard.values()
-    got = [(r.sensor_id, r.value) for r in items if isinstance(r, Reading)]
+    assert not [r for r in items if isinstance(r, Run)]
+    got = [(r.sensor_id, r.value) for r in _flat(items)]
     want = [
         (f"p1/{ch}", base + i)
         for i in range(len(batch))
         for ch, base in (("current", 10.0), ("flow", 30.0))
     ]
     assert got == want
-    assert not [r for r in items if isinstance(r, Run | Rows)]
+
+
+def _flat(items: list) -> list[Reading]:
+    """A shard's items as readings, in order (a ``Rows``'s rows in turn)."""
+    return [one for r in items if not isinstance(r, Beat) for one in _readings_of(r)]
+
+
+def _readings_of(item: Reading | Run | Rows) -> list[Reading]:
+    return [item] if isinstance(item, Reading) else item.readings()
 
 
 def _where(by_shard: dict) -> dict[str, int]:
-    return {r.sensor_id: s for s, items in by_shard.items() for r in items if type(r) is Reading}
+    return {r.sensor_id: s for s, items in by_shard.items() for r in _flat(items)}
 
 
 def test_a_machine_named_like_another_machines_channel_is_its_own_machine() -> None:
