@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import chain
 from operator import itemgetter
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, cast
 
 import numpy as np
 
@@ -177,10 +177,9 @@ def route(
             if fmt.family.machine is not None:
                 machines.setdefault(fmt.name, []).append(fmt)
         if machines:
-            keys = list(map(kind.key, batch))
             for family, channels in machines.items():
                 good = _route_machine(
-                    batch, values, keys, channels, caches, shards, buckets, dead, shared
+                    batch, values, channels, caches, shards, buckets, dead, shared
                 )
                 if good:
                     by_family[family] = by_family.get(family, 0) + good
@@ -288,18 +287,11 @@ def _route_rows(
     try:
         sensor_ids = [k[0] for k in known]
     except TypeError:  # a key not seen yet (None): checked and learned, or a dead letter
-        keep: list[int] = []
-        for i, key in enumerate(ids):
-            if known[i] is None:
-                try:
-                    known[i] = _learn_key(cache, key, fmt, shards)
-                except BadMessage as exc:
-                    dead.append(_dead(batch[i], exc.reason, exc.detail, refused))
-                    continue
-            keep.append(i)
-        if not keep:
+        bad = _learn_all(known, ids, batch, fmt, cache, shards, dead, refused)
+        if len(bad) == len(ids):
             return 0
-        if len(keep) < len(ids):
+        if bad:
+            keep = [i for i, k in enumerate(known) if k is not None]
             known = [known[i] for i in keep]
             ts_col = [ts_col[i] for i in keep]
             value_col = [value_col[i] for i in keep]
@@ -407,7 +399,6 @@ def _route_one(
 def _route_machine(
     batch: Sequence[SourceMessage],
     values: list[bytes | None],
-    keys: list[bytes | None],
     channels: list[Format],
     caches: dict[str, KeyCache],
     shards: int,
@@ -427,6 +418,7 @@ def _route_machine(
     kind = type(batch[0])
     cols: list[tuple[list[Any], list[int], list[float]] | None] = []
     stamps = None
+    keys: list[bytes | None] | None = None
     whole = True
     for fmt in channels:
         cache = caches.get(fmt.cache_key)
@@ -439,21 +431,20 @@ def _route_machine(
             cols.append(None)
             whole = False
             continue
-        ids = keys if parsed.ids is None else parsed.ids
+        if parsed.ids is not None:
+            ids = parsed.ids
+        else:  # the message keys are the ids: read once per poll
+            if keys is None:
+                keys = list(map(kind.key, batch))
+            ids = keys
         known: list[Any] = list(map(cache.get, ids))
-        if None in known:
-            for i, k in enumerate(known):
-                if k is None:
-                    try:
-                        known[i] = _learn_key(cache, ids[i], fmt, shards)
-                    except BadMessage as exc:
-                        dead.append(
-                            _dead(batch[i], exc.reason, exc.detail, fmt.name if shared else None)
-                        )
-                        whole = False
+        if None in known and _learn_all(
+            known, ids, batch, fmt, cache, shards, dead, fmt.name if shared else None
+        ):
+            whole = False
         cols.append((known, parsed.ts, parsed.values))
     if whole:  # the usual poll: every loop in C but the two that split the cache's answers
-        done = [c for c in cols if c is not None]
+        done = cast("list[tuple[list[Any], list[int], list[float]]]", cols)
         _split_rows(
             channels[0].name,
             _interleave([[k[0] for k in c[0]] for c in done]),
@@ -485,6 +476,30 @@ def _route_machine(
 def _interleave(columns: list[Any]) -> list[Any]:
     """One list of the columns' items taken in turn: the first of each, the second of each..."""
     return list(chain.from_iterable(zip(*columns, strict=True)))
+
+
+def _learn_all(
+    known: list[Any],
+    ids: Sequence[Any],
+    batch: Sequence[SourceMessage],
+    fmt: Format,
+    cache: KeyCache,
+    shards: int,
+    dead: list[DeadLetter],
+    refused: str | None,
+) -> list[int]:
+    """Fill in ``known``'s gaps (ids not seen yet) by ``_learn_key``, in place; an id it refuses
+    stays None and its message becomes a dead letter (``refused``: the family that says so, on a
+    shared topic). Returns the refused rows."""
+    bad: list[int] = []
+    for i, k in enumerate(known):
+        if k is None:
+            try:
+                known[i] = _learn_key(cache, ids[i], fmt, shards)
+            except BadMessage as exc:
+                dead.append(_dead(batch[i], exc.reason, exc.detail, refused))
+                bad.append(i)
+    return bad
 
 
 def _learn_key(cache: KeyCache, key: Any, fmt: Format, shards: int) -> tuple[str, int]:
