@@ -61,7 +61,7 @@ from dataflow.alerts import AlertEvent, AlertTracker
 from dataflow.closes import CloseQueue
 from dataflow.families import ML, Family
 from dataflow.machines import MachineWindows
-from dataflow.model.columns import ColumnScorer
+from dataflow.model.columns import Batch, ColumnScorer
 from dataflow.model.explain import Evidence
 from dataflow.model.machine import MachineParams
 from dataflow.model.scoring import STRUCTURAL, ModelParams, SensorScorer, window_scatter
@@ -359,6 +359,32 @@ def _limit_of(sensor: _Sensor, floor: float) -> float:
     time, or the state TTL), or longer by its own cadence (a slow sensor is not silent between
     two of its readings)."""
     return max(floor, SILENCE_GAPS * sensor.cadence)
+
+
+# A window's scores from a batch, as ``_window`` reads them: score, ML anomaly, ready, evidence,
+# and the model's home (level, reach).
+_Scored = tuple[float, bool, bool, Evidence | None, float, float]
+
+
+def _scored_rows(b: Batch, rows: NDArray[np.intp] | None) -> list[_Scored]:
+    """The batch's scores of ``rows`` (None: all), each row's as Python values."""
+    score, ml, ready, level, reach = (
+        col if rows is None else col[rows] for col in (b.score, b.ml, b.ready, b.level, b.reach)
+    )
+    js = range(len(b.score)) if rows is None else rows.tolist()
+    why = b.why
+    return [
+        (s, m, r, why.get(j) if m else None, lv, rc)
+        for j, s, m, r, lv, rc in zip(
+            js,
+            score.tolist(),
+            ml.tolist(),
+            ready.tolist(),
+            level.tolist(),
+            reach.tolist(),
+            strict=True,
+        )
+    ]
 
 
 def _calm(sensors: list[_Sensor], means: NDArray[np.float64], ml: Any) -> Any:
@@ -1449,19 +1475,25 @@ class ShardState:
         self._queue = []
         # Per ColumnScorer: its rows' places in the queue.
         groups: dict[int, tuple[ColumnScorer, list[int]]] = {}
+        last: ColumnScorer | None = None  # the last row's (a shard's rows are mostly one's)
+        last_rows: list[int] = []
         for i, (_, sensor, stats, _, _, _) in enumerate(queue):
             cols = sensor.cols
             if cols is not None and stats is not None:
-                group = groups.get(id(cols))
-                if group is None:
-                    group = groups[id(cols)] = (cols, [])
-                group[1].append(i)
-        scored: list[tuple[float, bool, bool, Evidence | None, float, float] | None]
-        scored = [None] * len(queue)
+                if cols is not last:
+                    group = groups.get(id(cols))
+                    if group is None:
+                        group = groups[id(cols)] = (cols, [])
+                    last, last_rows = cols, group[1]
+                last_rows.append(i)
+        scored: list[_Scored | None] = [None] * len(queue)
         # Rows the model called clean and no rule condition holds for, computed over the batch:
         # if the sensor has no alert open when its row comes up, nothing but its clean-window
-        # bookkeeping follows (``_quiet``), as ``_window`` would find window by window.
-        quiet = [False] * len(queue)
+        # bookkeeping follows (``_quiet``), as ``_window`` would find window by window. Such a
+        # row's place holds its batch and its row there, and its scores are read only if it
+        # needs them (``_scored``): most rows of a fleet are quiet, and their scores were
+        # converted to Python values and tupled for nothing.
+        calm_at: list[tuple[Batch, int] | None] = [None] * len(queue)
         cfg = self.config
         for cols, rows in groups.values():
             sensors = [queue[i][1] for i in rows]
@@ -1486,24 +1518,18 @@ class ShardState:
                 table[:, 3],
                 _scatters(table[:, 2], table[:, 4], table[:, 5]),
             )
-            why = b.why
-            for j, (i, score, ml, ready, level, reach) in enumerate(
-                zip(
-                    rows,
-                    b.score.tolist(),
-                    b.ml.tolist(),
-                    b.ready.tolist(),
-                    b.level.tolist(),
-                    b.reach.tolist(),
-                    strict=True,
-                )
-            ):
-                scored[i] = (score, ml, ready, why.get(j) if ml else None, level, reach)
+            calm = None
             if cfg.families[queue[rows[0]][0][0]].machine is None:  # a machine's: its own way
                 calm = _calm(sensors, table[:, 3], b.ml)
-                if calm is not None:
-                    for i, c in zip(rows, calm.tolist(), strict=True):
-                        quiet[i] = c
+            if calm is None:
+                for i, row in zip(rows, _scored_rows(b, None), strict=True):
+                    scored[i] = row
+                continue
+            for j in np.flatnonzero(calm).tolist():
+                calm_at[rows[j]] = (b, j)
+            hot = np.flatnonzero(~calm)
+            for j, row in zip(hot.tolist(), _scored_rows(b, hot), strict=True):
+                scored[rows[j]] = row
         moved: dict[int, tuple[list[Result], list[tuple[int, Result]]]] = {}
         written: list[Result] = []
         for i, (key, sensor, stats, out, pos, heard) in enumerate(queue):
@@ -1511,10 +1537,14 @@ class ShardState:
                 if sensor.alerts.alert_id is not None:
                     out.stale.touch(key, heard)
                 continue
-            if quiet[i] and sensor.alerts.alert_id is None:
-                self._quiet(key, sensor, stats, scored[i], written)  # type: ignore[arg-type]
-            else:
+            lazy = calm_at[i]
+            if lazy is None:
                 self._window(key, sensor, stats, scored[i], heard, written)
+            elif sensor.alerts.alert_id is None:
+                self._quiet(key, sensor, stats, lazy[0], lazy[1], written)
+            else:
+                row = _scored_rows(lazy[0], np.array([lazy[1]], dtype=np.intp))[0]
+                self._window(key, sensor, stats, row, heard, written)
             if written:
                 place = moved.get(id(out))
                 if place is None:
@@ -1536,7 +1566,8 @@ class ShardState:
         key: tuple[str, str],
         sensor: _Sensor,
         stats: WindowStats,
-        scored: tuple[float, bool, bool, Evidence | None, float, float],
+        batch: Batch,
+        row: int,
         out: list[Result],
     ) -> None:
         """``_window`` of a window scored in a batch that the model called clean, no rule's
@@ -1557,8 +1588,8 @@ class ShardState:
                     family,
                     sensor_id,
                     stats,
-                    scored[0],
-                    scored[2],
+                    batch.score[row].item(),
+                    batch.ready[row].item(),
                     False,
                     None,
                     rules.first_level,
@@ -1573,7 +1604,7 @@ class ShardState:
         key: tuple[str, str],
         sensor: _Sensor,
         stats: WindowStats,
-        scored: tuple[float, bool, bool, Evidence | None, float, float] | None,
+        scored: _Scored | None,
         heard: float,
         out: list[Result],
     ) -> None:
