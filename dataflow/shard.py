@@ -52,7 +52,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from itertools import chain, islice
 from operator import le, sub
-from typing import Any, NamedTuple, cast
+from typing import Any, Final, NamedTuple, cast
 
 import numpy as np
 from numpy.typing import NDArray
@@ -79,19 +79,21 @@ from dataflow.readings import Reading, Rows, Run
 from dataflow.rules import RuleSet
 from dataflow.windows import Jumps, SensorWindows, WindowStats, rebase, restart_skip
 
-_NEVER = float("inf")
-SILENCE_GAPS = 3.0  # a sensor is silent after this many of its readings' usual interval
-GAP_WEIGHT = 0.1  # weight of the newest gap in a sensor's running usual gap
-GAP_CLIP = 4.0  # a gap longer than this many usual gaps counts as this many (a silence)
+# Final: a compiled build (mypyc) reads these as constants, not from the module's dictionary at
+# every use. BATCH and COLUMN_ROWS below are not: the tests set them.
+_NEVER: Final = float("inf")
+SILENCE_GAPS: Final = 3.0  # a sensor is silent after this many of its readings' usual interval
+GAP_WEIGHT: Final = 0.1  # weight of the newest gap in a sensor's running usual gap
+GAP_CLIP: Final = 4.0  # a gap longer than this many usual gaps counts as this many (a silence)
 # A gap between hearings of at least this many readings (a bundle, not one reading's jitter)
 # that is longer than the usual gap is taken at once, not by GAP_WEIGHT: a window's close waits
 # for the next bundle by the usual gap, and a running mean lagged a gateway whose bundles grew
 # (2 s to 8 s: a dozen bundles) or varied (3 s and 10 s in turn: the mean, 6.5 s), so windows
 # closed before the next bundle and its readings were late.
-BUNDLE_READINGS = 2.0
-RESTART_READINGS = 3  # readings behind a sensor's clock, over a window, that restart it
-JUMP_GAPS = 2  # a stretch unwritten longer than this many of a sensor's usual gaps is a jump
-NO_PART = ""  # readings that came without a partition's beat (tests, the evaluation)
+BUNDLE_READINGS: Final = 2.0
+RESTART_READINGS: Final = 3  # readings behind a sensor's clock, over a window, that restart it
+JUMP_GAPS: Final = 2  # a stretch unwritten longer than this many of a sensor's usual gaps is a jump
+NO_PART: Final = ""  # readings that came without a partition's beat (tests, the evaluation)
 # Closed windows are queued and scored in batches, column-wise (``ColumnScorer``) where the
 # family's model allows. False: every window is scored as it closes, by a per-sensor scorer
 # (the path before issue 28, kept for the test that proves both give the same results).
@@ -250,8 +252,10 @@ class SensorEvent(NamedTuple):
     unit: str | None = None
 
 
-FORGOTTEN = "forgotten"
-LATE, FUTURE, SENSOR_LIMIT = "late", "future", "sensor_limit"
+FORGOTTEN: Final = "forgotten"
+LATE: Final = "late"
+FUTURE: Final = "future"
+SENSOR_LIMIT: Final = "sensor_limit"
 _DETAILS = {
     LATE: "its window had already closed",
     FUTURE: "its time is further ahead of the wall clock than MAX_FUTURE_SECONDS",
@@ -284,7 +288,7 @@ def _scatters(
     return np.where(honest, scatter, 0.0)
 
 
-_new = tuple.__new__  # a row of a ``Rows`` as the ``Reading`` it is, where one is kept
+_new: Final = tuple.__new__  # a row of a ``Rows`` as the ``Reading`` it is, where one is kept
 
 
 def _follow_cadence(sensor: _Sensor, stats: WindowStats) -> None:

@@ -20,11 +20,11 @@ from __future__ import annotations
 from bisect import bisect_left
 from functools import reduce
 from operator import add
-from typing import Any, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from dataflow.pickled import State, restore, state_of
 
-_NEVER = 1 << 126
+_NEVER: Final = 1 << 126
 # What a snapshot keeps of a sensor's windows (``dataflow.pickled``), in ``__slots__``' order.
 _STATE = ("closed_until", "max_ts", "next_close", "open")
 _JUMPS = ("gaps", "restart_at", "skip_from", "skip_to")
@@ -225,7 +225,8 @@ def _finite_mean(total: float, lo: float, hi: float) -> float:
     return lo / 2 + hi / 2  # both signs overflowed; halves, so this sum cannot
 
 
-_new = tuple.__new__  # a NamedTuple without its Python-level __new__: a window is made per close
+# A NamedTuple without its Python-level __new__: a window is made per close.
+_new: Final = tuple.__new__
 
 
 def _sum_in_order(values: tuple[float, ...], start: float) -> float:
