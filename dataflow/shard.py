@@ -1495,7 +1495,7 @@ class ShardState:
         # if the sensor has no alert open when its row comes up, nothing but its clean-window
         # bookkeeping follows (``_quiet``), as ``_window`` would find window by window. Such a
         # row's place holds its batch and its row there, and its scores are read only if it
-        # needs them (``_scored``): most rows of a fleet are quiet, and their scores were
+        # needs them (``_scored_rows``): most rows of a fleet are quiet, and their scores were
         # converted to Python values and tupled for nothing.
         calm_at: list[tuple[Batch, int] | None] = [None] * len(queue)
         cfg = self.config
