@@ -39,6 +39,27 @@ class CloseQueue:
         else:
             group.append((key, next_close))
 
+    def push_all(
+        self,
+        dues: list[float],
+        slots: list[int],
+        nexts: list[int],
+        keys: list[tuple[str, str]],
+    ) -> None:
+        """``push(dues[i], keys[slots[i]], nexts[i])`` for each ``i``, in order: the closes a
+        loop of the shard's lane queued (``dataflow.lane``), whose runs share a due."""
+        by_due, heap = self.by_due, self.dues
+        last = float("nan")
+        group: list[Close] = []
+        for due, slot, next_close in zip(dues, slots, nexts, strict=True):
+            if due != last:
+                found = by_due.get(due)
+                if found is None:
+                    found = by_due[due] = []
+                    heapq.heappush(heap, due)
+                group, last = found, due
+            group.append((keys[slot], next_close))
+
     def first(self) -> float | None:
         """The earliest due, or None when nothing is queued."""
         return self.dues[0] if self.dues else None

@@ -235,8 +235,8 @@ class ShardLogic(StatefulBatchLogic[list[Reading | Run | Rows | Beat], Result, b
             for note in state.notes:
                 log.warning("%s", note)
             state.notes.clear()
-        if len(state.sensors) != self.tracked:
-            self.tracked = len(state.sensors)
+        if state.tracked() != self.tracked:
+            self.tracked = state.tracked()
             self.status.set_tracked(id(self), self.tracked)
         if state.open_alerts != self.open_alerts:
             self.open_alerts = state.open_alerts

@@ -48,7 +48,8 @@ path (``_window``).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
 from itertools import chain, islice
 from operator import le, sub
@@ -60,6 +61,41 @@ from numpy.typing import NDArray
 from dataflow.alerts import AlertEvent, AlertTracker
 from dataflow.closes import CloseQueue
 from dataflow.families import ML, Family
+from dataflow.lane import (
+    B_COUNT,
+    B_END,
+    B_HEARD,
+    B_KIND,
+    B_MAX,
+    B_MEAN,
+    B_MIN,
+    B_SLOT,
+    B_START,
+    BUNDLE_READINGS,
+    CSLOT,
+    EMPTY,
+    GAP_CLIP,
+    GAP_WEIGHT,
+    JUMP_GAPS,
+    L_FIRST,
+    L_MARK,
+    L_SECOND,
+    L_SEG,
+    L_SLOT,
+    NOT_LANED,
+    PART,
+    SCORER,
+    SILENCE_GAPS,
+    TOUCH,
+    WINDOW,
+    Block,
+    Lane,
+    Stretch,
+    block_arrays,
+)
+from dataflow.lane import expire as lane_expire
+from dataflow.lane import fold as lane_fold
+from dataflow.lane import quiet as lane_quiet
 from dataflow.machines import MachineWindows
 from dataflow.model.columns import Batch, ColumnScorer
 from dataflow.model.explain import Evidence
@@ -77,22 +113,13 @@ from dataflow.progress import (
 )
 from dataflow.readings import Reading, Rows, Run
 from dataflow.rules import RuleSet
+from dataflow.windows import _NEVER as _W_NEVER
 from dataflow.windows import Jumps, SensorWindows, WindowStats, rebase, restart_skip
 
 # Final: a compiled build (mypyc) reads these as constants, not from the module's dictionary at
 # every use. BATCH and COLUMN_ROWS below are not: the tests set them.
 _NEVER: Final = float("inf")
-SILENCE_GAPS: Final = 3.0  # a sensor is silent after this many of its readings' usual interval
-GAP_WEIGHT: Final = 0.1  # weight of the newest gap in a sensor's running usual gap
-GAP_CLIP: Final = 4.0  # a gap longer than this many usual gaps counts as this many (a silence)
-# A gap between hearings of at least this many readings (a bundle, not one reading's jitter)
-# that is longer than the usual gap is taken at once, not by GAP_WEIGHT: a window's close waits
-# for the next bundle by the usual gap, and a running mean lagged a gateway whose bundles grew
-# (2 s to 8 s: a dozen bundles) or varied (3 s and 10 s in turn: the mean, 6.5 s), so windows
-# closed before the next bundle and its readings were late.
-BUNDLE_READINGS: Final = 2.0
 RESTART_READINGS: Final = 3  # readings behind a sensor's clock, over a window, that restart it
-JUMP_GAPS: Final = 2  # a stretch unwritten longer than this many of a sensor's usual gaps is a jump
 NO_PART: Final = ""  # readings that came without a partition's beat (tests, the evaluation)
 # Closed windows are queued and scored in batches, column-wise (``ColumnScorer``) where the
 # family's model allows. False: every window is scored as it closes, by a per-sensor scorer
@@ -105,6 +132,10 @@ BATCH = True
 # ``score_batch`` costs about two windows of the per-window scorer whatever its size, but a
 # lower bound moved slots out and back more often and cost W1 more (bench/RESULTS.md).
 COLUMN_ROWS = 32
+# Steady sensors' windows and silence clocks are folded in slot arrays by compiled loops
+# (``dataflow.lane``). False: every sensor on the object path (the path before it, kept for
+# the tests that prove both give the same results).
+LANE = True
 
 
 @dataclass(frozen=True)
@@ -399,10 +430,62 @@ def _calm(sensors: list[_Sensor], means: NDArray[np.float64], ml: Any) -> Any:
     for sensor in sensors:
         if sensor.rules is not rules:
             return None
+    return _calm_by(rules, means, ml)
+
+
+def _calm_by(rules: RuleSet, means: NDArray[np.float64], ml: Any) -> Any:
+    """``_calm`` of rows whose sensors share ``rules`` (the lane's: ``_laneable``)."""
     calm = ~ml
     for level, above, _, _ in rules._plan:
         calm &= ~(means >= level if above else means <= level)
     return calm
+
+
+def _segments(
+    rows: list[int], laned: list[tuple[int, Block, NDArray[np.int64]]]
+) -> list[list[int] | tuple[Block, NDArray[np.int64]]]:
+    """One ColumnScorer's rows of the queue (their places) and of the lane's blocks (each after
+    the queue's rows before its place), in queue order: a slot's windows are scored in it."""
+    segments: list[list[int] | tuple[Block, NDArray[np.int64]]] = []
+    done = 0
+    for place, block, mine in laned:
+        upto = bisect_left(rows, place, done)
+        if upto > done:
+            segments.append(rows[done:upto])
+            done = upto
+        segments.append((block, mine))
+    if done < len(rows):
+        segments.append(rows[done:] if done else rows)
+    return segments
+
+
+def _stats(bi: NDArray[np.int64], bf: NDArray[np.float64], r: int) -> WindowStats:
+    """A block's row as the ``WindowStats`` the object path would have closed."""
+    return _new(
+        WindowStats,
+        (
+            int(bi[r, B_START]),
+            int(bi[r, B_END]),
+            int(bi[r, B_COUNT]),
+            float(bf[r, B_MEAN]),
+            float(bf[r, B_MIN]),
+            float(bf[r, B_MAX]),
+        ),
+    )
+
+
+def _place(
+    moved: dict[int, tuple[list[Result], list[tuple[int, Result]]]],
+    out: list[Result],
+    pos: int,
+    written: list[Result],
+) -> None:
+    """What a window wrote (``written``, then emptied), for its place ``pos`` in ``out``."""
+    place = moved.get(id(out))
+    if place is None:
+        place = moved[id(out)] = (out, [])
+    place[1].extend((pos, r) for r in written)
+    written.clear()
 
 
 # What a snapshot keeps of each class (``dataflow.pickled``): a slotted class's ``__slots__``,
@@ -468,7 +551,10 @@ _SENSOR_STATE = (
 
 
 class _Sensor:
-    __slots__ = _SENSOR_STATE
+    # ``lane``: its slot in the shard's lane while it is there (``dataflow.lane``), where its
+    # windows, clocks and clean bookkeeping are kept instead of here; never pickled (a snapshot
+    # takes every sensor out of the lane first).
+    __slots__ = (*_SENSOR_STATE, "lane")
 
     def __init__(self, rules: RuleSet = _NO_RULES) -> None:  # a default: see _UNPICKLED
         self.windows = SensorWindows()
@@ -493,12 +579,14 @@ class _Sensor:
         self.machine: tuple[tuple[str, str], int] | None = None  # its machine, its channel
         self.rules = rules  # its family's, with its override; shared with its like
         self.streaks = rules.streaks()  # consecutive windows each rule has held, if it counts
+        self.lane = NOT_LANED
 
     def __getstate__(self) -> State:
         return state_of(self, _SENSOR_STATE)
 
     def __setstate__(self, state: State) -> None:
         self.jumps = None  # a snapshot from before it knows of no jump
+        self.lane = NOT_LANED
         restore(self, state)  # an older snapshot's ``scorer`` goes through its setter
         if "closed_end" not in state[1]:
             self.closed_end = state[1].get("last_end", 0)
@@ -584,7 +672,7 @@ class ShardState:
 
     def __init__(self, config: ShardConfig = _UNPICKLED) -> None:
         self.config = config
-        self.sensors: dict[tuple[str, str], _Sensor] = {}
+        self._sensors: dict[tuple[str, str], _Sensor] = {}  # ``sensors``
         self.parts: dict[str, _Part] = {}
         self.open_alerts = 0  # sensors of this shard with an open alert
         self.next_sweep = _NEVER  # wall time of the next look for sensors to forget
@@ -599,11 +687,45 @@ class ShardState:
         # Closed windows not scored yet, and silence-queue touches queued behind them, in the
         # order the per-window path would have acted on them (``_drain``). Empty between calls.
         self._queue: list[_Row] = []
+        self._lanes()
+
+    def _lanes(self) -> None:
+        """The lane (``dataflow.lane``), empty: not pickled, as a snapshot holds every sensor
+        on the object path."""
+        self._lane = Lane()
+        # Blocks of the lane's closed windows, each after the first ``n`` rows of ``_queue``.
+        self._blocks: list[tuple[int, Block]] = []
+        # Sensors read on the object path from a ``Rows`` since the last call: the lane may take
+        # them in once their windows are drained (``_adopt``).
+        self._rowed: list[tuple[str, str]] = []
+
+    @property
+    def sensors(self) -> dict[tuple[str, str], _Sensor]:
+        """Every sensor, each with its own state: the lane's are handed back first."""
+        if len(self._lane):
+            self._lane.evict_all(_W_NEVER)
+        return self._sensors
+
+    @sensors.setter
+    def sensors(self, sensors: dict[tuple[str, str], _Sensor]) -> None:
+        self._sensors = sensors
+
+    def tracked(self) -> int:
+        """How many sensors the shard keeps (``len(sensors)``, the lane's left there)."""
+        return len(self._sensors)
 
     def __getstate__(self) -> dict[str, Any]:
-        return state_of(self, _SHARD_STATE)[1]
+        # The lane's sensors stay in it: their own fields are brought up to date to be pickled
+        # (handing them all back, each snapshot would cost the lane every sensor's way in).
+        self._lane.sync_all(_W_NEVER)
+        return {
+            name: self._sensors if name == "sensors" else getattr(self, name)
+            for name in _SHARD_STATE
+            if name == "sensors" or hasattr(self, name)
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        self._lanes()
         restore(self, state)  # an older format's, as pickled: ``dataflow.upgrade`` fills it in
 
     # -- input -------------------------------------------------------------------------------
@@ -615,10 +737,10 @@ class ShardState:
         return part
 
     def _new_sensor(self, key: tuple[str, str]) -> _Sensor | None:
-        if len(self.sensors) >= self.config.max_sensors:
+        if len(self._sensors) >= self.config.max_sensors:
             return None
         family, sensor_id = key
-        sensor = self.sensors[key] = _Sensor(
+        sensor = self._sensors[key] = _Sensor(
             self.config.families[family].family.rules_for(sensor_id)
         )
         return sensor
@@ -670,11 +792,13 @@ class ShardState:
         ``Beat``) at wall time ``now``; return closed windows and refused readings."""
         cfg = self.config
         sizes, lateness, idle = cfg.window_ns, cfg.lateness_ns, cfg.idle_timeout_s
-        sensors = self.sensors
+        sensors = self._sensors
         now_ns = int(now * 1e9)
         horizon = now_ns + cfg.max_future_ns
         # A reading this far past its sensor's last may end a silence its alert goes stale for.
         silence_ns = round(cfg.stale_s * 1e9) if cfg.stale_s > 0 else _NEVER
+        silence_lane = round(cfg.stale_s * 1e9) if cfg.stale_s > 0 else EMPTY
+        lane_on = LANE and BATCH
         if self.next_sweep == _NEVER:
             self.next_sweep = now + cfg.sweep_s
         # A restore's reconfiguration results first (``reconfigure``): they are of windows that
@@ -712,6 +836,10 @@ class ShardState:
                         out.append(LateReading(_new(Reading, reading), SENSOR_LIMIT))
                         self.counts.limited += 1
                         continue
+                elif sensor.lane >= 0:  # the lane left this reading to the object path
+                    self._lane.evict(sensor, _W_NEVER)
+                if kind is tuple and lane_on:
+                    self._rowed.append(key)
                 if sensor.part is not part:
                     self._join(key, sensor, part)
                 size = sizes[family]
@@ -742,6 +870,8 @@ class ShardState:
                         out.extend(LateReading(r, SENSOR_LIMIT) for r in reading.readings())
                         self.counts.limited += len(stamps)
                         continue
+                elif sensor.lane >= 0:
+                    self._lane.evict(sensor, _W_NEVER)
                 if sensor.part is not part:
                     self._join(key, sensor, part)
                 size = sizes[family]
@@ -753,6 +883,28 @@ class ShardState:
                 win.add_sorted(stamps, values, size, lateness)
                 if sensor.late_from is not None:
                     sensor.late_from = None
+            elif kind is Stretch:  # rows of sensors in the lane (``_lane_rows``): folded there
+                st = cast("Stretch", reading)
+                lane = self._lane
+                lead_in = lane.lead
+                lead_in[L_SLOT] = NOT_LANED if lkey is None else lane.index.get(lkey, NOT_LANED)
+                lead_in[L_FIRST], lead_in[L_SECOND], lead_in[L_MARK] = first, second, mark
+                lead_in[L_SEG] = seg
+                bi, bf = st.bi[st.used :], st.bf[st.used :]
+                st.stop, mate, nb, npush, closed = lane_fold(
+                    st.slots, st.ts, st.values, st.lo, st.hi, lane.ints, lane.floats,
+                    sizes[st.family], lateness, silence_lane, horizon, now_ns, span,
+                    lane.part_of(part), now, base, idle, lead_in, mate,
+                    bool(self._queue) or bool(self._blocks), bi, bf, st.pd, st.pi,
+                )  # fmt: skip
+                st.used += nb
+                self._lane_out(bi, bf, nb, st.pd, st.pi, npush, closed, part, out)
+                lslot = int(lead_in[L_SLOT])
+                if lslot >= 0:
+                    lkey = lane.keys[lslot]
+                first, second = int(lead_in[L_FIRST]), int(lead_in[L_SECOND])
+                mark, seg = int(lead_in[L_MARK]), int(lead_in[L_SEG])
+                continue
             else:  # a Beat: the next readings come from its partition
                 assert kind is Beat
                 if seg:
@@ -838,7 +990,76 @@ class ShardState:
         lead.key, lead.first, lead.second, lead.mark = lkey, first, second, mark
         self._drain()
         self._machine_out(out)
+        self._adopt()
         return out
+
+    def _lane_rows(self, rows: Rows, slots: NDArray[np.int64]) -> Iterator[Any]:
+        """A ``Rows``'s rows for ``ingest``: stretches the lane folds (``Stretch``), and one by
+        one, as tuples, the rows of sensors not in it and each row a stretch stopped at."""
+        family, ids, stamps, values, sources = rows
+        st = Stretch(family, slots, stamps, values)
+        i, n = 0, len(slots)
+        while i < n:
+            if slots[i] >= 0:
+                st.lo = i
+                yield st
+                i = st.stop
+                if i >= n:
+                    break
+            yield (family, ids[i], stamps[i], values[i], sources[i])
+            i += 1
+
+    def _lane_out(
+        self,
+        bi: NDArray[np.int64],
+        bf: NDArray[np.float64],
+        nb: int,
+        pd: NDArray[np.float64],
+        pi: NDArray[np.int64],
+        npush: int,
+        closed: int,
+        part: _Part,
+        out: list[Result],
+    ) -> None:
+        """What a lane loop did: its block of closed windows queued behind the shard's queue,
+        its closes queued on the partition's input time, in its order, and its count."""
+        if nb:
+            self._blocks.append((len(self._queue), Block(bi, bf, nb, out, len(out))))
+        if npush:
+            part.closes.push_all(
+                pd[:npush].tolist(), pi[:npush, 0].tolist(), pi[:npush, 1].tolist(), self._lane.keys
+            )
+        self.counts.windows += closed
+
+    def _adopt(self) -> None:
+        """Take into the lane the sensors read from a ``Rows`` on the object path that may now
+        be there (``_laneable``): the queue is drained, so no block names a slot given anew."""
+        rowed = self._rowed
+        if not rowed:
+            return
+        self._rowed = []
+        sensors, lane = self._sensors, self._lane
+        for key in rowed:
+            sensor = sensors.get(key)
+            if sensor is not None and self._laneable(key, sensor):
+                lane.adopt(key, sensor, _W_NEVER)
+
+    def _laneable(self, key: tuple[str, str], sensor: _Sensor) -> bool:
+        """Whether a sensor may go into the lane: nothing about it that only the object path
+        does (``dataflow.lane``)."""
+        if sensor.lane >= 0 or sensor.cols is None or sensor._scorer is not None:
+            return False
+        if sensor.alerts.alert_id is not None or sensor.part is None:
+            return False
+        if sensor.jumps is not None or sensor.late_from is not None or sensor.machine is not None:
+            return False
+        win = sensor.windows
+        if len(win.open) > 2 or not win.closed_any() or win.max_ts < 0:
+            return False
+        if sensor.streaks is not None and any(sensor.streaks):
+            return False
+        rules = self._lane.rules.setdefault(key[0], sensor.rules)
+        return rules is sensor.rules and self.config.families[key[0]].machine is None
 
     def _items(self, horizon: int) -> Callable[[Reading | Run | Rows | Beat], Iterable[Any]]:
         """What ``ingest`` reads of each item, asked as it comes to the item (``chain`` takes
@@ -854,14 +1075,20 @@ class ShardState:
         is read one by one too, so the reading after it is checked for a stale alert
         (``_back``): one poll's backlog across the silence gives the alerts of live reading.
         """
-        sensors, sizes, lateness = self.sensors, self.config.window_ns, self.config.lateness_ns
+        sensors, sizes, lateness = self._sensors, self.config.window_ns, self.config.lateness_ns
         stale = self.config.stale_s
+        lane, lane_on = self._lane, LANE and BATCH
         silence_ns = round(stale * 1e9) if stale > 0 else _NEVER
 
         def items(item: Reading | Run | Rows | Beat) -> Iterable[Any]:
             kind = type(item)
             if kind is Rows:
-                return cast("Rows", item).rows()
+                rows = cast("Rows", item)
+                if lane_on and len(lane):
+                    slots = lane.slots_of(rows.family, rows.sensor_ids)
+                    if slots is not None:
+                        return self._lane_rows(rows, slots)
+                return rows.rows()
             if kind is Run:
                 run = cast("Run", item)
                 family, sensor_id, stamps, _, _ = run
@@ -873,6 +1100,8 @@ class ShardState:
                 ):
                     return run.readings()  # a silence inside it: ``_back`` at its end
                 sensor = sensors.get((family, sensor_id))
+                if sensor is not None and sensor.lane >= 0:  # its windows are read here
+                    lane.evict(sensor, _W_NEVER)
                 if sensor is not None:  # (a new sensor's windows are empty)
                     win, head, size = sensor.windows, stamps[0], sizes[family]
                     if (
@@ -899,6 +1128,13 @@ class ShardState:
         without this the alerts differed with how the readings were read: a restart's replay
         left one open and resolved another twice."""
         win = sensor.windows
+        if (
+            win.max_ts == -_W_NEVER
+            and not win.open
+            and sensor.alerts.alert_id is None
+            and sensor.machine is None
+        ):
+            return  # a new sensor: nothing closes, nothing goes stale, no machine to look at
         cfg = self.config
         lateness = cfg.lateness_ns
         self._drain()  # windows closed earlier in this batch: the alert and cadence they set
@@ -986,7 +1222,7 @@ class ShardState:
 
     def _limit(self, floor: float) -> Callable[[tuple[str, str]], float]:
         """A sensor's silence limit: the floor, or longer by its own cadence."""
-        sensors = self.sensors
+        sensors = self._sensors
 
         def limit_of(key: tuple[str, str]) -> float:
             sensor = sensors.get(key)
@@ -995,7 +1231,7 @@ class ShardState:
         return limit_of
 
     def _heard_of(self, part: _Part) -> Callable[[tuple[str, str]], float | None]:
-        sensors = self.sensors
+        sensors = self._sensors
 
         def heard_of(key: tuple[str, str]) -> float | None:
             sensor = sensors.get(key)
@@ -1008,41 +1244,18 @@ class ShardState:
         out: list[Result] = self.pending
         self.pending = []
         cfg = self.config
-        sizes, lateness, idle = cfg.window_ns, cfg.lateness_ns, cfg.idle_timeout_s
         beat_grace, stale = cfg.grace_s, cfg.stale_s
         self._retired(now)
-        sensors = self.sensors
+        lane_on = LANE and BATCH
         for part in list(self.parts.values()):
             at = part.clock.at(now, beat_grace)
             closes = part.closes
             while (group := closes.take(at)) is not None:
-                for key, next_close in group:
-                    sensor = sensors.get(key)
-                    if sensor is None or sensor.part is not part:
-                        continue  # forgotten, or moved, since
-                    win = sensor.windows
-                    if win.next_close != next_close:
-                        continue  # its own readings closed that window first
-                    # The sensor's clock, run on by its partition's input time, less its wait.
-                    wait = _close_wait(sensor, idle)
-                    due = sensor.heard + wait + (next_close - win.max_ts) / 1e9
-                    if at < due:  # heard again since the entry was made
-                        closes.push(due, key, next_close)
-                        continue
-                    if stale > 0 and sensor.heard + stale < due:
-                        # Silent past the stale time before this close: if its alert is open
-                        # and its limit came first, the stale timer fired first (as it would
-                        # have had input time moved in smaller steps).
-                        self._drain()
-                        limit = _limit_of(sensor, stale)
-                        if sensor.alerts.alert_id is not None and sensor.heard + limit < due:
-                            self._resolve_stale(key, sensor.heard + limit, out)
-                            continue
-                    # At least its earliest window (rounding must not leave it open at its due).
-                    clock = max(win.max_ts + round((at - sensor.heard - wait) * 1e9), next_close)
-                    self._score(key, sensor, win.close_at(clock, sizes[key[0]], lateness), out)
-                    if win.open:
-                        self._arm(key, sensor, wait)
+                if lane_on and len(self._lane):
+                    self._lane_closes(part, at, group, out)
+                else:
+                    for key, next_close in group:
+                        self._close_by_time(part, at, key, next_close, out)
             heard_of = self._heard_of(part)
             if stale > 0:
                 self._drain()  # the windows closed may open or resolve alerts, and set cadences
@@ -1055,6 +1268,71 @@ class ShardState:
         if cfg.stale_s > 0 and self.machines:
             self._stale_machines(now, out)
         return out
+
+    def _close_by_time(
+        self, part: _Part, at: float, key: tuple[str, str], next_close: int, out: list[Result]
+    ) -> None:
+        """A close queued on the partition's input time, now at ``at``: the sensor's window
+        closes if its clock, run on by input time, has reached it (or, silent past its stale
+        time first, its alert resolves stale)."""
+        sensor = self._sensors.get(key)
+        if sensor is None or sensor.part is not part:
+            return  # forgotten, or moved, since
+        if sensor.lane >= 0:  # one the lane left to the object path
+            self._lane.evict(sensor, _W_NEVER)
+        win = sensor.windows
+        if win.next_close != next_close:
+            return  # its own readings closed that window first
+        cfg = self.config
+        stale = cfg.stale_s
+        # The sensor's clock, run on by its partition's input time, less its wait.
+        wait = _close_wait(sensor, cfg.idle_timeout_s)
+        due = sensor.heard + wait + (next_close - win.max_ts) / 1e9
+        if at < due:  # heard again since the entry was made
+            part.closes.push(due, key, next_close)
+            return
+        if stale > 0 and sensor.heard + stale < due:
+            # Silent past the stale time before this close: if its alert is open and its limit
+            # came first, the stale timer fired first (as it would have had input time moved in
+            # smaller steps).
+            self._drain()
+            limit = _limit_of(sensor, stale)
+            if sensor.alerts.alert_id is not None and sensor.heard + limit < due:
+                self._resolve_stale(key, sensor.heard + limit, out)
+                return
+        # At least its earliest window (rounding must not leave it open at its due).
+        clock = max(win.max_ts + round((at - sensor.heard - wait) * 1e9), next_close)
+        self._score(key, sensor, win.close_at(clock, cfg.window_ns[key[0]], cfg.lateness_ns), out)
+        if win.open:
+            self._arm(key, sensor, wait)
+
+    def _lane_closes(
+        self, part: _Part, at: float, group: list[tuple[tuple[str, str], int]], out: list[Result]
+    ) -> None:
+        """A group of closes due at once, in order: stretches of the lane's sensors by its loop,
+        the rest (and each close a stretch stopped at) by ``_close_by_time``."""
+        lane, cfg = self._lane, self.config
+        keys, nexts = zip(*group, strict=True)
+        slots = lane.slots_of_keys(keys)
+        n = len(slots)
+        closes = np.array(nexts, dtype=np.int64)
+        sizes = np.array([cfg.window_ns.get(f, 1) for f in lane.families], dtype=np.int64)
+        bi, bf = block_arrays(2 * n)
+        pd, pi = np.empty(n), np.empty((n, 2), dtype=np.int64)
+        used = i = 0
+        while i < n:
+            if slots[i] >= 0:
+                i, nb, npush, closed = lane_expire(
+                    slots, closes, i, n, lane.ints, lane.floats, sizes, cfg.lateness_ns,
+                    lane.part_of(part), at, cfg.stale_s, cfg.idle_timeout_s,
+                    bi[used:], bf[used:], pd, pi,
+                )  # fmt: skip
+                self._lane_out(bi[used:], bf[used:], nb, pd, pi, npush, closed, part, out)
+                used += nb
+                if i >= n:
+                    break
+            self._close_by_time(part, at, keys[i], nexts[i], out)
+            i += 1
 
     def _retired(self, now: float) -> None:
         """Run on the input time of partitions of topics no family reads any more (a family
@@ -1091,7 +1369,7 @@ class ShardState:
     def _resolve_stale(self, key: tuple[str, str], at: float, out: list[Result]) -> None:
         """Close a silent sensor's windows, which may resolve its alert cleanly; if they do not,
         resolve it as stale."""
-        sensor = self.sensors[key]
+        sensor = self._sensors[key]
         self._silent_close(key, sensor, out)
         self._stale(key, sensor, at - sensor.heard, out)
 
@@ -1122,23 +1400,31 @@ class ShardState:
         ttl, grace_s = cfg.state_ttl_s, cfg.grace_s
         # Each partition's input time once, not once per sensor (``_silence``'s, per sensor).
         at = {part: part.clock.at(now, grace_s) for part in self.parts.values()}
+        laned = self._lane.silent([at.get(p, -_NEVER) for p in self._lane.parts], ttl)
         gone = [
             k
-            for k, sensor in self.sensors.items()
-            if sensor.part is not None and at[sensor.part] - sensor.heard >= _limit_of(sensor, ttl)
+            for k, sensor in self._sensors.items()
+            if (
+                sensor.lane in laned
+                if sensor.lane >= 0
+                else sensor.part is not None
+                and at[sensor.part] - sensor.heard >= _limit_of(sensor, ttl)
+            )
         ]
         for key in gone:
             self._forget(key, now, out)
-        self.next_sweep = now + cfg.sweep_s if self.sensors else _NEVER
+        self.next_sweep = now + cfg.sweep_s if self._sensors else _NEVER
 
     def _forget(self, key: tuple[str, str], now: float, out: list[Result]) -> None:
         """Close what a sensor left open, resolve its alert as stale, and drop its state."""
-        sensor = self.sensors[key]
+        sensor = self._sensors[key]
+        if sensor.lane >= 0:
+            self._lane.evict(sensor, _W_NEVER)
         silent = self._silence(sensor, now)
         self._resolve_stale(key, sensor.heard + silent, out)
         if sensor.part is not None:
             sensor.part.stale.drop(key)
-        del self.sensors[key]
+        del self._sensors[key]
         cols = sensor.cols
         if cols is not None:  # its windows were scored (_resolve_stale drained them)
             cols.free(sensor.slot)
@@ -1163,7 +1449,7 @@ class ShardState:
         if mw is None:
             return
         prefix = machine_id + "/"
-        sensors = self.sensors  # a lookup per channel: a scan of the shard was quadratic
+        sensors = self._sensors  # a lookup per channel: a scan of the shard was quadratic
         if any((family, prefix + name) in sensors for name in mw.names):
             return
         self._close_machine(mkey, mw, silent, out)
@@ -1186,7 +1472,8 @@ class ShardState:
         """Close every open window: the input has ended."""
         out: list[Result] = self.pending
         self.pending = []
-        for key, sensor in list(self.sensors.items()):
+        self._lane.evict_all(_W_NEVER)
+        for key, sensor in list(self._sensors.items()):
             if sensor.windows.open:
                 self._close_sensor(key, out)
         self._drain()
@@ -1222,7 +1509,7 @@ class ShardState:
 
     def _close_sensor(self, key: tuple[str, str], out: list[Result]) -> None:
         """Close and score all of a sensor's open windows."""
-        sensor = self.sensors[key]
+        sensor = self._sensors[key]
         closed = sensor.windows.close_all(self.config.window_ns[key[0]], self.config.lateness_ns)
         self._score(key, sensor, closed, out)
 
@@ -1246,6 +1533,8 @@ class ShardState:
         Changing the shard count is refused by the caller (``dataflow.flow.restore``): it would
         move sensors between shards.
         """
+        self._lane.evict_all(_W_NEVER)
+        self._lanes()  # the lane's rules and indexes are of the configuration before
         old = self.config
         lines: list[str] = []
         out = self.pending
@@ -1254,7 +1543,7 @@ class ShardState:
             part.clock.pause(now)
         gone = [name for name in old.families if name not in config.families]
         for name in gone:
-            for key in [k for k in self.sensors if k[0] == name]:
+            for key in [k for k in self._sensors if k[0] == name]:
                 self._forget(key, 0.0, out)
             self.columns.pop(name, None)
             lines.append(f"family {name!r} is no longer configured: its sensors were forgotten")
@@ -1273,12 +1562,12 @@ class ShardState:
                 # minute's): a model kept from the old length pages on the new noise, or misses
                 # what its wider spread hides. The models start anew; open alerts stay open and
                 # resolve by their windows, as after any pause.
-                for key, sensor in self.sensors.items():
+                for key, sensor in self._sensors.items():
                     if key[0] == name and sensor.windows.open:
                         self._close_sensor(key, out)
                         sensor.windows.reopen_after(sensor.windows.max_ts)
                 self._drain()  # scored by the models and settings they closed under
-                for key, sensor in self.sensors.items():
+                for key, sensor in self._sensors.items():
                     if key[0] == name:  # its model anew, at its next window: no slot, no scorer
                         if sensor.cols is not None:
                             sensor.cols.free(sensor.slot)
@@ -1306,7 +1595,7 @@ class ShardState:
                 and getattr(before.model, f.name) != getattr(setup.model, f.name)
             ]
             if changed:
-                for key, sensor in self.sensors.items():
+                for key, sensor in self._sensors.items():
                     if key[0] == name and sensor._scorer is not None:
                         sensor._scorer.retune(setup.model)
                 for cols in self.columns.get(name, ()):
@@ -1336,7 +1625,7 @@ class ShardState:
                 del self.machines[mkey]
                 dropped.add(mkey)
         if dropped:
-            for sensor in self.sensors.values():
+            for sensor in self._sensors.values():
                 if sensor.machine is not None and sensor.machine[0] in dropped:
                     sensor.machine = None  # its channel's place is found again
             for name in sorted({family for family, _ in dropped}):
@@ -1352,7 +1641,7 @@ class ShardState:
         # (``_close_wait``), and ``expire`` moves one only when it comes up early: under a new
         # lateness or a shorter timeout, every open window's close is queued anew.
         if relate or old.idle_timeout_s != config.idle_timeout_s:
-            for key, sensor in self.sensors.items():
+            for key, sensor in self._sensors.items():
                 size = config.window_ns.get(key[0])
                 if size is not None and sensor.windows.open:
                     if relate:
@@ -1366,7 +1655,7 @@ class ShardState:
         for name in _PLAIN_SETTINGS:
             if getattr(old, name) != getattr(config, name):
                 line = f"{name} {getattr(old, name)} -> {getattr(config, name)}: applied"
-                held = len(self.sensors)
+                held = len(self._sensors)
                 if name == "max_sensors" and held > config.max_sensors:
                     # Nothing learned is dropped to meet a cap: the sensors kept go on, and
                     # new ones are refused until forgotten ones bring the shard under it.
@@ -1377,7 +1666,7 @@ class ShardState:
                 lines.append(line)
         self._drain()  # nothing is queued across a change of configuration
         self.config = config
-        for (family, sensor_id), sensor in self.sensors.items():
+        for (family, sensor_id), sensor in self._sensors.items():
             sensor.set_rules(config.families[family].family.rules_for(sensor_id))
         for key, sensor in pending:  # their queued closes were for the old close times
             self._arm(key, sensor)
@@ -1392,10 +1681,11 @@ class ShardState:
         family reads (``_retired``) even when another family still reads ``topic``. Else that
         family's input time judged them, running on while the new topic's backlog, where they
         may be, was still read. Same input time, so their hearings stand."""
+        self._lane.evict_all(_W_NEVER)
         moving = sorted(
             (
                 (sensor.heard, key, sensor)
-                for key, sensor in self.sensors.items()
+                for key, sensor in self._sensors.items()
                 if key[0] == family and sensor.part is not None and sensor.part.topic == topic
             ),
             key=lambda row: row[0],  # the silence queues keep the order of hearings
@@ -1464,7 +1754,7 @@ class ShardState:
     def _touch(self, key: tuple[str, str], sensor: _Sensor, part: _Part, heard: float) -> None:
         """Put a sensor with an open alert at the back of its partition's silence queue; behind
         the windows still queued, if any (they may open or resolve its alert)."""
-        if self._queue:
+        if self._queue or self._blocks:
             self._queue.append((key, sensor, None, part, 0, heard))
         elif sensor.alerts.alert_id is not None:
             part.stale.touch(key, heard)
@@ -1472,11 +1762,14 @@ class ShardState:
     def _drain(self) -> None:
         """Score the queued windows, one ``score_batch`` per ColumnScorer, then act on each in
         queue order exactly as on a window scored as it closed (``_window``); what they write
-        goes in their places in the output."""
-        queue = self._queue
-        if not queue:
+        goes in their places in the output. The lane's blocks are read in their places in the
+        queue: its calm windows get their bookkeeping by its loop (``lane.quiet``), the rest
+        hand their sensor back and go as the queue's do."""
+        queue, blocks = self._queue, self._blocks
+        if not queue and not blocks:
             return
         self._queue = []
+        self._blocks = []
         # Per ColumnScorer: its rows' places in the queue.
         groups: dict[int, tuple[ColumnScorer, list[int]]] = {}
         last: ColumnScorer | None = None  # the last row's (a shard's rows are mostly one's)
@@ -1490,6 +1783,7 @@ class ShardState:
                         group = groups[id(cols)] = (cols, [])
                     last, last_rows = cols, group[1]
                 last_rows.append(i)
+        laned = self._laned_rows(blocks, groups) if blocks else {}
         scored: list[_Scored | None] = [None] * len(queue)
         # Rows the model called clean and no rule condition holds for, computed over the batch:
         # if the sensor has no alert open when its row comes up, nothing but its clean-window
@@ -1498,45 +1792,15 @@ class ShardState:
         # needs them (``_scored_rows``): most rows of a fleet are quiet, and their scores were
         # converted to Python values and tupled for nothing.
         calm_at: list[tuple[Batch, int] | None] = [None] * len(queue)
-        cfg = self.config
-        for cols, rows in groups.values():
-            sensors = [queue[i][1] for i in rows]
-            if len(rows) < COLUMN_ROWS:  # per sensor, the slots taken out
-                for sensor in sensors:
-                    if sensor._scorer is None:
-                        sensor._scorer = cols.to_scorer(sensor.slot)
-                continue
-            for sensor in sensors:  # in a batch: the slots taken out go back first
-                if sensor._scorer is not None:
-                    cols._load(sensor.slot, sensor._scorer)
-                    sensor._scorer = None
-            # The stats as numbers (start and end too, lossy as floats: not read from here),
-            # flattened in C: numpy's own list-of-tuples conversion inspects every row's shape.
-            closed = cast("list[WindowStats]", [queue[i][2] for i in rows])
-            table = np.fromiter(chain.from_iterable(closed), np.float64, 6 * len(rows))
-            table = table.reshape(len(rows), 6)
-            starts = [stats.start for stats in closed]
-            b = cols.score_batch(
-                [sensor.slot for sensor in sensors],
-                starts,
-                table[:, 3],
-                _scatters(table[:, 2], table[:, 4], table[:, 5]),
-            )
-            calm = None
-            if cfg.families[queue[rows[0]][0][0]].machine is None:  # a machine's: its own way
-                calm = _calm(sensors, table[:, 3], b.ml)
-            if calm is None:
-                for i, row in zip(rows, _scored_rows(b, None), strict=True):
-                    scored[i] = row
-                continue
-            for j in np.flatnonzero(calm).tolist():
-                calm_at[rows[j]] = (b, j)
-            hot = np.flatnonzero(~calm)
-            for j, row in zip(hot.tolist(), _scored_rows(b, hot), strict=True):
-                scored[rows[j]] = row
+        for gid, (cols, rows) in groups.items():
+            self._score_group(cols, queue, _segments(rows, laned.get(gid, [])), scored, calm_at)
         moved: dict[int, tuple[list[Result], list[tuple[int, Result]]]] = {}
         written: list[Result] = []
+        at = 0  # the next block
         for i, (key, sensor, stats, out, pos, heard) in enumerate(queue):
+            while at < len(blocks) and blocks[at][0] <= i:
+                self._act_block(blocks[at][1], written, moved)
+                at += 1
             if stats is None:  # a touch queued behind windows
                 if sensor.alerts.alert_id is not None:
                     out.stale.touch(key, heard)
@@ -1550,11 +1814,9 @@ class ShardState:
                 row = _scored_rows(lazy[0], np.array([lazy[1]], dtype=np.intp))[0]
                 self._window(key, sensor, stats, row, heard, written)
             if written:
-                place = moved.get(id(out))
-                if place is None:
-                    place = moved[id(out)] = (out, [])
-                place[1].extend((pos, r) for r in written)
-                written.clear()
+                _place(moved, out, pos, written)
+        for _, block in blocks[at:]:
+            self._act_block(block, written, moved)
         for out, items in moved.values():  # in queue order: their places never go back
             merged: list[Result] = []
             at = 0
@@ -1564,6 +1826,169 @@ class ShardState:
                 at = pos
             merged.extend(out[at:])
             out[:] = merged
+
+    def _laned_rows(
+        self, blocks: list[tuple[int, Block]], groups: dict[int, tuple[ColumnScorer, list[int]]]
+    ) -> dict[int, list[tuple[int, Block, NDArray[np.int64]]]]:
+        """Per ColumnScorer (its group made where it has none on the queue), the lane's windows
+        to score: each block's place in the queue, the block and its rows of that scorer."""
+        lane = self._lane
+        laned: dict[int, list[tuple[int, Block, NDArray[np.int64]]]] = {}
+        for place, block in blocks:
+            bi = block.bi[: block.n]
+            rows = np.flatnonzero(bi[:, B_KIND] == WINDOW)
+            if not len(rows):
+                continue
+            which = lane.ints[bi[rows, B_SLOT], SCORER]
+            first = int(which[0])
+            if (which == first).all():
+                parts = [(first, rows)]
+            else:
+                parts = [(u, rows[which == u]) for u in np.unique(which).tolist()]
+            for u, mine in parts:
+                cols = lane.scorers[u]
+                if id(cols) not in groups:
+                    groups[id(cols)] = (cols, [])
+                laned.setdefault(id(cols), []).append((place, block, mine))
+        return laned
+
+    def _score_group(
+        self,
+        cols: ColumnScorer,
+        queue: list[_Row],
+        segments: list[list[int] | tuple[Block, NDArray[np.int64]]],
+        scored: list[_Scored | None],
+        calm_at: list[tuple[Batch, int] | None],
+    ) -> None:
+        """One ColumnScorer's windows (``segments``: the queue's rows and the lane's, in queue
+        order) scored by one ``score_batch``; what each row needs of it put in its place."""
+        lane = self._lane
+        size = sum(len(seg) if isinstance(seg, list) else len(seg[1]) for seg in segments)
+        if size < COLUMN_ROWS:  # per sensor, the slots taken out
+            for seg in segments:
+                if isinstance(seg, list):
+                    sensors = [queue[i][1] for i in seg]
+                else:
+                    sensors = [lane.sensors[s] for s in seg[0].bi[seg[1], B_SLOT].tolist()]
+                for sensor in sensors:
+                    if sensor.lane >= 0:
+                        lane.evict(sensor, _W_NEVER)
+                    if sensor._scorer is None:
+                        sensor._scorer = cols.to_scorer(sensor.slot)
+            return
+        slots: list[Any] = []
+        starts: list[Any] = []
+        means: list[NDArray[np.float64]] = []
+        scatters: list[NDArray[np.float64]] = []
+        for seg in segments:
+            if isinstance(seg, list):
+                sensors = [queue[i][1] for i in seg]
+                for sensor in sensors:  # in a batch: the slots taken out go back first
+                    if sensor._scorer is not None:
+                        cols._load(sensor.slot, sensor._scorer)
+                        sensor._scorer = None
+                # The stats as numbers (start and end too, lossy as floats: not read from
+                # here), flattened in C: numpy's own list-of-tuples conversion inspects every
+                # row's shape.
+                closed = cast("list[WindowStats]", [queue[i][2] for i in seg])
+                table = np.fromiter(chain.from_iterable(closed), np.float64, 6 * len(seg))
+                table = table.reshape(len(seg), 6)
+                slots.append(np.array([sensor.slot for sensor in sensors], dtype=np.int64))
+                starts.append(np.array([stats.start for stats in closed], dtype=np.int64))
+                means.append(table[:, 3])
+                scatters.append(_scatters(table[:, 2], table[:, 4], table[:, 5]))
+            else:
+                block, rows = seg
+                bi, bf = block.bi, block.bf
+                slots.append(lane.ints[bi[rows, B_SLOT], CSLOT])
+                starts.append(bi[rows, B_START])
+                means.append(bf[rows, B_MEAN])
+                count = bi[rows, B_COUNT].astype(np.float64)
+                scatters.append(_scatters(count, bf[rows, B_MIN], bf[rows, B_MAX]))
+        b = cols.score_batch(
+            np.concatenate(slots),
+            np.concatenate(starts),
+            np.concatenate(means),
+            np.concatenate(scatters),
+        )
+        off = 0
+        families = self.config.families
+        for seg, mean in zip(segments, means, strict=True):
+            if isinstance(seg, list):
+                n = len(seg)
+                calm = None
+                if families[queue[seg[0]][0][0]].machine is None:  # a machine's: its own way
+                    calm = _calm([queue[i][1] for i in seg], mean, b.ml[off : off + n])
+                if calm is None:
+                    rows = np.arange(off, off + n, dtype=np.intp)
+                    for i, row in zip(seg, _scored_rows(b, rows), strict=True):
+                        scored[i] = row
+                else:
+                    for j in np.flatnonzero(calm).tolist():
+                        calm_at[seg[j]] = (b, off + j)
+                    hot = np.flatnonzero(~calm)
+                    for j, row in zip(hot.tolist(), _scored_rows(b, hot + off), strict=True):
+                        scored[seg[j]] = row
+            else:
+                block, rows = seg
+                n = len(rows)
+                first = lane.sensors[int(block.bi[rows[0], B_SLOT])]
+                block.calm[rows] = _calm_by(first.rules, mean, b.ml[off : off + n])
+                block.which[rows] = len(block.batches)
+                block.batches.append(b)
+                block.j[rows] = np.arange(off, off + n)
+            off += n
+
+    def _act_block(
+        self,
+        block: Block,
+        written: list[Result],
+        moved: dict[int, tuple[list[Result], list[tuple[int, Result]]]],
+    ) -> None:
+        """A block's rows in order (``_drain``): the calm windows of sensors still in the lane
+        by its loop, the rest as the queue's rows, their sensor handed back first."""
+        lane = self._lane
+        bi, bf, n = block.bi, block.bf, block.n
+        emit = self.config.emit_all
+        r = 0
+        while r < n:
+            stop = lane_quiet(bi, bf, block.calm, r, n, lane.ints, lane.floats)
+            if emit:
+                for q in range(r, stop):
+                    if bi[q, B_KIND] == WINDOW:
+                        s = int(bi[q, B_SLOT])
+                        b = block.batches[int(block.which[q])]
+                        written.append(
+                            self._quiet_result(
+                                lane.keys[s], lane.sensors[s], _stats(bi, bf, q), b, int(block.j[q])
+                            )
+                        )
+            r = stop
+            if r >= n:
+                break
+            s = int(bi[r, B_SLOT])
+            sensor, key = lane.sensors[s], lane.keys[s]
+            if sensor.lane >= 0:
+                lane.evict(sensor, _W_NEVER)
+            heard = float(bf[r, B_HEARD])
+            if bi[r, B_KIND] == TOUCH:
+                if sensor.alerts.alert_id is not None:
+                    lane.parts[int(lane.ints[s, PART])].stale.touch(key, heard)
+            else:
+                stats = _stats(bi, bf, r)
+                which = int(block.which[r])
+                if which < 0:
+                    self._window(key, sensor, stats, None, heard, written)
+                else:
+                    b, j = block.batches[which], int(block.j[r])
+                    if block.calm[r] and sensor.alerts.alert_id is None:
+                        self._quiet(key, sensor, stats, b, j, written)
+                    else:
+                        row = _scored_rows(b, np.array([j], dtype=np.intp))[0]
+                        self._window(key, sensor, stats, row, heard, written)
+            r += 1
+        if written:
+            _place(moved, block.out, block.pos, written)
 
     def _quiet(
         self,
@@ -1583,25 +2008,27 @@ class ShardState:
             for n in range(len(streaks)):
                 streaks[n] = 0
         sensor.alerts.quiet(stats.mean)
-        cfg = self.config
-        if cfg.emit_all:
-            family, sensor_id = key
-            rules = sensor.rules
-            out.append(
-                WindowResult(
-                    family,
-                    sensor_id,
-                    stats,
-                    batch.score[row].item(),
-                    batch.ready[row].item(),
-                    False,
-                    None,
-                    rules.first_level,
-                    (),
-                    None,
-                    cfg.families[family].family.unit,
-                )
-            )
+        if self.config.emit_all:
+            out.append(self._quiet_result(key, sensor, stats, batch, row))
+
+    def _quiet_result(
+        self, key: tuple[str, str], sensor: _Sensor, stats: WindowStats, batch: Batch, row: int
+    ) -> WindowResult:
+        """A quiet window's result, written under ``EMIT_ALL_WINDOWS``."""
+        family, sensor_id = key
+        return WindowResult(
+            family,
+            sensor_id,
+            stats,
+            batch.score[row].item(),
+            batch.ready[row].item(),
+            False,
+            None,
+            sensor.rules.first_level,
+            (),
+            None,
+            self.config.families[family].family.unit,
+        )
 
     def _window(
         self,
@@ -1840,7 +2267,7 @@ class ShardState:
         channels = []
         for name in mw.names:
             ckey = (family, f"{machine_id}/{name}")
-            channel = self.sensors.get(ckey)
+            channel = self._sensors.get(ckey)
             if channel is None:
                 continue
             quiet = quiet_of(channel)
