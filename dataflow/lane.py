@@ -606,12 +606,10 @@ class Lane:
         known = self.ids.get(family)
         if not known:
             return None
-        n = len(ids)
-        return np.fromiter(map(known.get, ids, repeat(NOT_LANED)), dtype=np.int64, count=n)
+        return np.array(list(map(known.get, ids, repeat(NOT_LANED))), dtype=np.int64)
 
     def slots_of_keys(self, keys: Sequence[tuple[str, str]]) -> I8:
-        n = len(keys)
-        return np.fromiter(map(self.index.get, keys, repeat(NOT_LANED)), dtype=np.int64, count=n)
+        return np.array(list(map(self.index.get, keys, repeat(NOT_LANED))), dtype=np.int64)
 
     def silent(self, at: list[float], limit: float) -> set[int]:
         """The slots of sensors silent for ``limit`` or longer by their cadence
