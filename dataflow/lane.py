@@ -532,74 +532,69 @@ class Lane:
             self.scorers.append(cols)
         return at
 
-    def adopt(self, key: tuple[str, str], sensor: Any, never: int) -> None:
-        """Take a sensor in (``ShardState._laneable`` said it may come): its row from its
-        fields. ``never``: the windows' "no window" value (``windows._NEVER``)."""
-        s = self._slot()
-        win, alerts = sensor.windows, sensor.alerts
-        row, f = self.ints[s], self.floats[s]
-        row[MAX_TS], row[CLOSED_UNTIL] = win.max_ts, win.closed_until
-        row[NEXT_CLOSE] = EMPTY if win.next_close == never else win.next_close
-        row[LAST_END], row[CLOSED_END], row[CALM] = sensor.last_end, sensor.closed_end, alerts.calm
-        row[PART], row[FAM] = self.part_of(sensor.part), self.family_of(key[0])
-        row[LIVE], row[OPENED] = 1, len(win.open)
-        row[CSLOT], row[SCORER] = sensor.slot, self.scorer_of(sensor.cols)
-        row[W0 : W0 + 3 * WINDOWS : 3] = EMPTY
-        for k, (start, (count, total, lo, hi)) in enumerate(win.open.items()):
-            row[W0 + 3 * k : W0 + 3 * k + 3] = start, count, k
-            f[WF + 3 * k : WF + 3 * k + 3] = total, lo, hi
-        f[HEARD], f[GAP], f[CADENCE] = sensor.heard, sensor.gap, sensor.cadence
-        f[BATCH], f[BASELINE] = sensor.batch, alerts.baseline
-        self.keys[s], self.sensors[s] = key, sensor
-        self.index[key] = s
-        self.ids.setdefault(key[0], {})[key[1]] = s
-        sensor.lane = s
+    def adopt(self, sensors: list[tuple[tuple[str, str], Any]], never: int) -> None:
+        """Take sensors in (``ShardState._laneable`` said each may come): their rows from their
+        fields, written at once. ``never``: the windows' "no window" (``windows._NEVER``)."""
+        slots = [self._slot() for _ in sensors]
+        ints: list[list[int]] = []
+        floats: list[list[float]] = []
+        for (key, sensor), s in zip(sensors, slots, strict=True):
+            win, alerts = sensor.windows, sensor.alerts
+            row = [EMPTY] * NI
+            row[MAX_TS], row[CLOSED_UNTIL] = win.max_ts, win.closed_until
+            row[NEXT_CLOSE] = EMPTY if win.next_close == never else win.next_close
+            row[LAST_END], row[CLOSED_END], row[CALM] = (
+                sensor.last_end,
+                sensor.closed_end,
+                alerts.calm,
+            )
+            row[PART], row[FAM] = self.part_of(sensor.part), self.family_of(key[0])
+            row[LIVE], row[OPENED] = 1, len(win.open)
+            row[CSLOT], row[SCORER] = sensor.slot, self.scorer_of(sensor.cols)
+            f = [0.0] * NF
+            f[HEARD], f[GAP], f[CADENCE] = sensor.heard, sensor.gap, sensor.cadence
+            f[BATCH], f[BASELINE] = sensor.batch, alerts.baseline
+            for k, (start, (count, total, lo, hi)) in enumerate(win.open.items()):
+                row[W0 + 3 * k], row[W0 + 3 * k + 1], row[W0 + 3 * k + 2] = start, count, k
+                f[WF + 3 * k], f[WF + 3 * k + 1], f[WF + 3 * k + 2] = total, lo, hi
+            ints.append(row)
+            floats.append(f)
+            self.keys[s], self.sensors[s] = key, sensor
+            self.index[key] = s
+            self.ids.setdefault(key[0], {})[key[1]] = s
+            sensor.lane = s
+        if slots:
+            self.ints[slots] = ints
+            self.floats[slots] = floats
 
     def evict(self, sensor: Any, never: int) -> None:
         """Hand a sensor back to the object path: its fields from its row. Its slot is free for
         the next ``adopt``, which comes only once the shard's queue is drained, so a queued
         block's rows still name it."""
         s = sensor.lane
-        self._write_back(s, sensor, never)
+        _write_back(sensor, self.ints[s].tolist(), self.floats[s].tolist(), never)
+        self._free(s)
+
+    def _free(self, s: int) -> None:
         self.ints[s, LIVE] = 0
         key = self.keys[s]
         del self.index[key]
         del self.ids[key[0]][key[1]]
         self.free.append(s)
-        sensor.lane = NOT_LANED
+        self.sensors[s].lane = NOT_LANED
 
     def sync_all(self, never: int) -> None:
         """Every sensor's fields from its row, each staying in the lane (a snapshot's copy)."""
-        for s in self.index.values():
-            self._write_back(s, self.sensors[s], never)
-
-    def _write_back(self, s: int, sensor: Any, never: int) -> None:
-        row, f = self.ints[s], self.floats[s]
-        win, alerts = sensor.windows, sensor.alerts
-        opened = sorted(
-            (int(row[W0 + 3 * k + 2]), int(row[W0 + 3 * k]), k)
-            for k in range(WINDOWS)
-            if row[W0 + 3 * k] != EMPTY
-        )
-        win.open = {
-            start: [
-                int(row[W0 + 3 * k + 1]),
-                float(f[WF + 3 * k]),
-                float(f[WF + 3 * k + 1]),
-                float(f[WF + 3 * k + 2]),
-            ]
-            for _, start, k in opened
-        }
-        win.max_ts, win.closed_until = int(row[MAX_TS]), int(row[CLOSED_UNTIL])
-        win.next_close = never if row[NEXT_CLOSE] == EMPTY else int(row[NEXT_CLOSE])
-        sensor.last_end, sensor.closed_end = int(row[LAST_END]), int(row[CLOSED_END])
-        alerts.calm, alerts.baseline = int(row[CALM]), float(f[BASELINE])
-        sensor.heard, sensor.gap, sensor.cadence = float(f[HEARD]), float(f[GAP]), float(f[CADENCE])
-        sensor.batch = float(f[BATCH])
+        slots = list(self.index.values())
+        rows, fs = self.ints[slots].tolist(), self.floats[slots].tolist()
+        for s, row, f in zip(slots, rows, fs, strict=True):
+            _write_back(self.sensors[s], row, f, never)
 
     def evict_all(self, never: int) -> None:
+        """Hand every sensor back (``evict``)."""
+        self.sync_all(never)
         for s in list(self.index.values()):
-            self.evict(self.sensors[s], never)
+            self._free(s)
 
     def slots_of(self, family: str, ids: Sequence[str]) -> I8 | None:
         """Each id's slot (``NOT_LANED``: not in the lane); None when none of the family is."""
@@ -621,6 +616,26 @@ class Lane:
         silence = np.array(at, dtype=np.float64)[row[:, PART]] - f[:, HEARD]
         floor = np.maximum(limit, SILENCE_GAPS * f[:, CADENCE])
         return set(np.flatnonzero((row[:, LIVE] == 1) & (silence >= floor)).tolist())
+
+
+def _write_back(sensor: Any, row: list[int], f: list[float], never: int) -> None:
+    """A sensor's fields from its row (as lists)."""
+    win, alerts = sensor.windows, sensor.alerts
+    opened = sorted(
+        (row[W0 + 3 * k + 2], row[W0 + 3 * k], k)
+        for k in range(WINDOWS)
+        if row[W0 + 3 * k] != EMPTY
+    )
+    win.open = {
+        start: [row[W0 + 3 * k + 1], f[WF + 3 * k], f[WF + 3 * k + 1], f[WF + 3 * k + 2]]
+        for _, start, k in opened
+    }
+    win.max_ts, win.closed_until = row[MAX_TS], row[CLOSED_UNTIL]
+    win.next_close = never if row[NEXT_CLOSE] == EMPTY else row[NEXT_CLOSE]
+    sensor.last_end, sensor.closed_end = row[LAST_END], row[CLOSED_END]
+    alerts.calm, alerts.baseline = row[CALM], f[BASELINE]
+    sensor.heard, sensor.gap, sensor.cadence = f[HEARD], f[GAP], f[CADENCE]
+    sensor.batch = f[BATCH]
 
 
 def block_arrays(rows: int) -> tuple[I8, F8]:

@@ -1038,11 +1038,14 @@ class ShardState:
         if not rowed:
             return
         self._rowed = []
-        sensors, lane = self._sensors, self._lane
+        sensors = self._sensors
+        taken: list[tuple[tuple[str, str], _Sensor]] = []
         for key in rowed:
             sensor = sensors.get(key)
             if sensor is not None and self._laneable(key, sensor):
-                lane.adopt(key, sensor, _W_NEVER)
+                sensor.lane = 0  # taken (a key read twice is taken once)
+                taken.append((key, sensor))
+        self._lane.adopt(taken, _W_NEVER)
 
     def _laneable(self, key: tuple[str, str], sensor: _Sensor) -> bool:
         """Whether a sensor may go into the lane: nothing about it that only the object path
