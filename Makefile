@@ -20,6 +20,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	$(PY) -c "from dataflow.model.columns import warm; warm()"  # the scorer's loop, compiled
+	$(PY) -c "from dataflow.lane import warm; warm()"  # and the shard's lane's loops
 	touch $@
 
 # The shard's modules compiled by mypyc (dataflow/__init__.py says when they are used), rebuilt

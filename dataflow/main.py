@@ -26,6 +26,7 @@ from dataflow.cluster import check_input_partitions, check_shards, cluster_shape
 from dataflow.config import ConfigError, Settings, recovery_requested
 from dataflow.flow import build_flow
 from dataflow.kafkalog import client_logger
+from dataflow.lane import warm as warm_lane
 from dataflow.model.columns import warm
 from dataflow.runtime import tune_gc
 from dataflow.sink import DeliveringKafkaSink
@@ -85,6 +86,7 @@ def make_flow() -> object:
         raise SystemExit(0) from None
     tune_gc()
     warm()  # the scorer's compiled loop loaded now, not in the first batch
+    warm_lane()  # and the shard's lane's (``dataflow.lane``)
     stop = GracefulStop()
     stop.install()
     status = Status(settings.status_interval_seconds)

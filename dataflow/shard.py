@@ -698,6 +698,8 @@ class ShardState:
         # Sensors read on the object path from a ``Rows`` since the last call: the lane may take
         # them in once their windows are drained (``_adopt``).
         self._rowed: list[tuple[str, str]] = []
+        self._lane_config: ShardConfig | None = None  # the settings ``_lane_fits`` is of
+        self._lane_fits = False
 
     @property
     def sensors(self) -> dict[tuple[str, str], _Sensor]:
@@ -798,7 +800,7 @@ class ShardState:
         # A reading this far past its sensor's last may end a silence its alert goes stale for.
         silence_ns = round(cfg.stale_s * 1e9) if cfg.stale_s > 0 else _NEVER
         silence_lane = round(cfg.stale_s * 1e9) if cfg.stale_s > 0 else EMPTY
-        lane_on = LANE and BATCH
+        lane_on = self._lane_on()
         if self.next_sweep == _NEVER:
             self.next_sweep = now + cfg.sweep_s
         # A restore's reconfiguration results first (``reconfigure``): they are of windows that
@@ -993,6 +995,25 @@ class ShardState:
         self._adopt()
         return out
 
+    def _lane_on(self) -> bool:
+        """Whether the lane is used: scoring in batches, and every duration of the settings
+        within what its loops' 64-bit integers hold with room (the settings have no upper
+        bound; a sum of a time and a duration must not overflow)."""
+        if not (LANE and BATCH):
+            return False
+        cfg = self.config
+        if cfg is not self._lane_config:
+            roomy = 1 << 60
+            self._lane_config = cfg
+            self._lane_fits = (
+                cfg.lateness_ns < roomy
+                and cfg.idle_timeout_ns < roomy
+                and cfg.max_future_ns < roomy
+                and cfg.stale_s * 1e9 < roomy
+                and all(size < roomy for size in cfg.window_ns.values())
+            )
+        return self._lane_fits
+
     def _lane_rows(self, rows: Rows, slots: NDArray[np.int64]) -> Iterator[Any]:
         """A ``Rows``'s rows for ``ingest``: stretches the lane folds (``Stretch``), and one by
         one, as tuples, the rows of sensors not in it and each row a stretch stopped at."""
@@ -1080,7 +1101,7 @@ class ShardState:
         """
         sensors, sizes, lateness = self._sensors, self.config.window_ns, self.config.lateness_ns
         stale = self.config.stale_s
-        lane, lane_on = self._lane, LANE and BATCH
+        lane, lane_on = self._lane, self._lane_on()
         silence_ns = round(stale * 1e9) if stale > 0 else _NEVER
 
         def items(item: Reading | Run | Rows | Beat) -> Iterable[Any]:
@@ -1249,7 +1270,7 @@ class ShardState:
         cfg = self.config
         beat_grace, stale = cfg.grace_s, cfg.stale_s
         self._retired(now)
-        lane_on = LANE and BATCH
+        lane_on = self._lane_on()
         for part in list(self.parts.values()):
             at = part.clock.at(now, beat_grace)
             closes = part.closes
