@@ -73,6 +73,7 @@ ENV DATAFLOW_COMPILED_DIR=/app/compiled \
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     pip install --no-deps --no-index /wheels/*.whl \
     && python -c "from dataflow.model.columns import warm; warm()" \
+    && python -c "from dataflow.lane import warm; warm()" \
     && chown -R app:app /var/cache/sensor-anomaly
 COPY entrypoint.sh ./
 

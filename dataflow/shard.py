@@ -44,6 +44,14 @@ per sensor, in the same queue. Most windows of a running fleet are clean: the ro
 model called clean and no rule's condition holds for (both over the batch) get only the clean
 window's bookkeeping (``_quiet``) when their sensor has no alert open, not the whole per-window
 path (``_window``).
+
+Steady sensors go faster still (issue 28): the lane (``dataflow.lane``) keeps their windows,
+clocks and clean bookkeeping in slot arrays, and compiled loops fold a ``Rows``'s readings, a
+group of closes and a drain's calm windows for all of them at once. A loop stops at the first
+step only the object path takes, which hands that sensor back (``Lane.evict``) and takes the
+step; a sensor read from a ``Rows`` goes into the lane once nothing about it is unusual
+(``_laneable``). ``sensors`` hands every sensor back first; a snapshot writes each as the
+object path keeps it, so the format is the same with or without the lane.
 """
 
 from __future__ import annotations
