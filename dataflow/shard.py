@@ -59,7 +59,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, fields
-from itertools import chain, islice
+from itertools import chain, islice, repeat
 from operator import le, sub
 from typing import Any, Final, NamedTuple, cast
 
@@ -1027,16 +1027,24 @@ class ShardState:
         one, as tuples, the rows of sensors not in it and each row a stretch stopped at."""
         family, ids, stamps, values, sources = rows
         st = Stretch(family, slots, stamps, values)
-        i, n = 0, len(slots)
+        laned = np.flatnonzero(slots >= 0).tolist()
+        i, n, k = 0, len(slots), 0
         while i < n:
-            if slots[i] >= 0:
-                st.lo = i
-                yield st
-                i = st.stop
-                if i >= n:
-                    break
-            yield (family, ids[i], stamps[i], values[i], sources[i])
-            i += 1
+            while k < len(laned) and laned[k] < i:
+                k += 1
+            upto = laned[k] if k < len(laned) else n
+            if upto > i:  # rows of sensors not in the lane, as ``Rows.rows`` gives them
+                yield from zip(
+                    repeat(family), ids[i:upto], stamps[i:upto], values[i:upto], sources[i:upto]
+                )
+                i = upto
+                continue
+            st.lo = i
+            yield st
+            i = st.stop
+            if i < n:  # the row it stopped at
+                yield (family, ids[i], stamps[i], values[i], sources[i])
+                i += 1
 
     def _lane_out(
         self,
