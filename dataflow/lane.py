@@ -12,9 +12,10 @@ and keep the bookkeeping of a window the model called clean.
 
 Only the usual case is folded here. A sensor is in the lane while nothing about it is unusual
 (``ShardState._laneable``: its model a slot of a ColumnScorer, no alert open, no jump or late
-run, not a machine's channel, its family's rules, at most two windows open). Each loop stops,
+run, not a machine's channel, its family's rules, at most ``WINDOWS`` windows open). Each loop
+stops,
 before changing anything, at the first reading, close or window it would have to do otherwise
-(a reading late, from the future or after a silence, a third window, a jump, a silence that
+(a reading late, from the future or after a silence, one window too many, a jump, a silence that
 may make an alert stale, a window the model did not call clean), and the shard hands that
 sensor back to the object path (``evict``: its row written back into its ``_Sensor``) and does
 that step itself. Both paths take the same steps in the same order, with the same IEEE
@@ -51,7 +52,7 @@ SILENCE_GAPS: Final = 3.0  # a sensor is silent after this many of its readings'
 # ``ints``, a sensor's integers: its clock and windows (``SensorWindows``), the ends of its last
 # scored and closed windows, its clean windows' count (``AlertTracker.calm``), its partition
 # and family (indexes into ``Lane.parts`` and ``Lane.families``), whether it is in the lane, and
-# per open window (two at most) its start, count and the order it opened in.
+# per open window (``WINDOWS`` at most) its start, count and the order it opened in.
 MAX_TS, CLOSED_UNTIL, NEXT_CLOSE, LAST_END, CLOSED_END, CALM, PART, FAM, LIVE, OPENED = range(10)
 CSLOT, SCORER = 10, 11  # its slot in its ColumnScorer, and which (``Lane.scorers``)
 # Windows a sensor in the lane may have open at once: one, and those its lateness and close
@@ -203,7 +204,8 @@ def fold(
 ) -> tuple[int, bool, int, int, int]:
     """``ShardState.ingest``'s step for each row of a ``Rows`` from ``lo``, in order, until one
     it cannot take (a sensor not in the lane, a reading from the future, on another partition,
-    after a silence of the stale time, late or behind its clock, a third window, a jump): the
+    after a silence of the stale time, late or behind its clock, a window past ``WINDOWS``, a
+    jump): the
     window fold, the closes by the sensor's own clock, the partition's lead, the hearing, the
     usual gap, a silence touch where windows are queued, and the close queued by input time
     (into ``pd``/``pi``: due, slot, next close). Returns where it stopped, the lead's mate
