@@ -215,7 +215,7 @@ def fold(
     i = lo
     while i < hi:
         s = slots[i]
-        if s < 0 or ints[s, LIVE] == 0:
+        if s < 0 or ints[s, LIVE] == 0 or nb + WINDOWS >= len(bi):  # (a block full: stop)
             break
         t = ts[i]
         v = values[i]
@@ -352,7 +352,7 @@ def expire(
     i = lo
     while i < hi:
         s = slots[i]
-        if s < 0 or ints[s, LIVE] == 0:
+        if s < 0 or ints[s, LIVE] == 0 or nb + WINDOWS > len(bi):  # (a block full: stop)
             break
         next_close = closes[i]
         if ints[s, PART] != part or ints[s, NEXT_CLOSE] != next_close:
@@ -473,7 +473,8 @@ class Stretch:
         self.ts = np.array(ts, dtype=np.int64)
         self.values = np.array(values, dtype=np.float64)
         self.lo, self.hi, self.stop, self.used = 0, n, n, 0
-        self.bi, self.bf = block_arrays(3 * n)  # a row closes two windows at most, and touches
+        # A row closes every window it makes due (all but its own), and touches.
+        self.bi, self.bf = block_arrays(WINDOWS * n)
         self.pd, self.pi = np.empty(n), np.empty((n, 2), dtype=np.int64)
 
 

@@ -96,6 +96,7 @@ from dataflow.lane import (
     SILENCE_GAPS,
     TOUCH,
     WINDOW,
+    WINDOWS,
     Block,
     Lane,
     Stretch,
@@ -1357,7 +1358,7 @@ class ShardState:
         n = len(slots)
         closes = np.array(nexts, dtype=np.int64)
         sizes = np.array([cfg.window_ns.get(f, 1) for f in lane.families], dtype=np.int64)
-        bi, bf = block_arrays(2 * n)
+        bi, bf = block_arrays(WINDOWS * n)  # a close closes every window its clock makes due
         pd, pi = np.empty(n), np.empty((n, 2), dtype=np.int64)
         used = i = 0
         while i < n:
