@@ -29,7 +29,8 @@ def _default(obj: object) -> object:
     default = object.__getstate__(obj)
     if type(obj) is ShardState:
         assert isinstance(default, dict)
-        kept = {k: v for k, v in default.items() if k not in ("_lane", "_blocks", "_rowed")}
+        lane = ("_lane", "_blocks", "_rowed", "_lane_config", "_lane_fits")
+        kept = {k: v for k, v in default.items() if k not in lane}
         kept["sensors"] = kept.pop("_sensors")
         return kept
     if type(obj) is _Sensor:
