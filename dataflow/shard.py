@@ -563,7 +563,7 @@ class _Sensor:
     # ``lane``: its slot in the shard's lane while it is there (``dataflow.lane``), where its
     # windows, clocks and clean bookkeeping are kept instead of here; never pickled (a snapshot
     # takes every sensor out of the lane first).
-    __slots__ = (*_SENSOR_STATE, "lane")
+    __slots__ = (*_SENSOR_STATE, "lane", "rowed")
 
     def __init__(self, rules: RuleSet = _NO_RULES) -> None:  # a default: see _UNPICKLED
         self.windows = SensorWindows()
@@ -589,13 +589,14 @@ class _Sensor:
         self.rules = rules  # its family's, with its override; shared with its like
         self.streaks = rules.streaks()  # consecutive windows each rule has held, if it counts
         self.lane = NOT_LANED
+        self.rowed = False  # read from a ``Rows`` (what the lane folds) since it last read a run
 
     def __getstate__(self) -> State:
         return state_of(self, _SENSOR_STATE)
 
     def __setstate__(self, state: State) -> None:
         self.jumps = None  # a snapshot from before it knows of no jump
-        self.lane = NOT_LANED
+        self.lane, self.rowed = NOT_LANED, False
         restore(self, state)  # an older snapshot's ``scorer`` goes through its setter
         if "closed_end" not in state[1]:
             self.closed_end = state[1].get("last_end", 0)
@@ -704,8 +705,9 @@ class ShardState:
         self._lane = Lane()
         # Blocks of the lane's closed windows, each after the first ``n`` rows of ``_queue``.
         self._blocks: list[tuple[int, Block]] = []
-        # Sensors read on the object path from a ``Rows`` since the last call: the lane may take
-        # them in once their windows are drained (``_adopt``).
+        # Sensors read from a ``Rows`` that closed a window on the object path since the last
+        # call: the lane may take them in once their windows are drained (``_adopt``). Noted at
+        # a close, not at each reading: a sensor cannot come in before its first.
         self._rowed: list[tuple[str, str]] = []
         self._lane_config: ShardConfig | None = None  # the settings ``_lane_fits`` is of
         self._lane_fits = False
@@ -809,7 +811,6 @@ class ShardState:
         # A reading this far past its sensor's last may end a silence its alert goes stale for.
         silence_ns = round(cfg.stale_s * 1e9) if cfg.stale_s > 0 else _NEVER
         silence_lane = round(cfg.stale_s * 1e9) if cfg.stale_s > 0 else EMPTY
-        lane_on = self._lane_on()
         if self.next_sweep == _NEVER:
             self.next_sweep = now + cfg.sweep_s
         # A restore's reconfiguration results first (``reconfigure``): they are of windows that
@@ -849,8 +850,8 @@ class ShardState:
                         continue
                 elif sensor.lane >= 0:  # the lane left this reading to the object path
                     self._lane.evict(sensor, _W_NEVER)
-                if kind is tuple and lane_on:
-                    self._rowed.append(key)
+                if kind is tuple:  # a candidate for the lane from its next close (``_score``)
+                    sensor.rowed = True
                 if sensor.part is not part:
                     self._join(key, sensor, part)
                 size = sizes[family]
@@ -883,6 +884,7 @@ class ShardState:
                         continue
                 elif sensor.lane >= 0:
                     self._lane.evict(sensor, _W_NEVER)
+                sensor.rowed = False  # read in runs: the lane would hand it back at each
                 if sensor.part is not part:
                     self._join(key, sensor, part)
                 size = sizes[family]
@@ -1070,12 +1072,15 @@ class ShardState:
         self.counts.windows += closed
 
     def _adopt(self) -> None:
-        """Take into the lane the sensors read from a ``Rows`` on the object path that may now
-        be there (``_laneable``): the queue is drained, so no block names a slot given anew."""
+        """Take into the lane the sensors read from a ``Rows`` that closed a window on the
+        object path and may now be there (``_laneable``): the queue is drained, so no block
+        names a slot given anew."""
         rowed = self._rowed
         if not rowed:
             return
         self._rowed = []
+        if not self._lane_on():
+            return
         sensors = self._sensors
         taken: list[tuple[tuple[str, str], _Sensor]] = []
         for key in rowed:
@@ -1766,6 +1771,8 @@ class ShardState:
             _note_closes(sensor, closed)
         if sensor.cols is None and sensor._scorer is None:
             self._model(key[0], sensor)
+        if sensor.rowed:  # a sensor may come into the lane once it has closed a window
+            self._rowed.append(key)
         self.counts.windows += len(closed)
         heard, pos = sensor.heard, len(out)
         if len(closed) == 1:  # most often, at a fleet's scale

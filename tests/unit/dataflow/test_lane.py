@@ -20,7 +20,7 @@ from dataflow import lane as lanes
 from dataflow import shard
 from dataflow.families import TEMPERATURE
 from dataflow.progress import Beat
-from dataflow.readings import Reading, Rows
+from dataflow.readings import Reading, Rows, Run
 from dataflow.shard import ShardState
 from tests.factories import T0, S, shard_config
 from tests.unit.dataflow import test_shard_batch as batch_workload
@@ -426,3 +426,36 @@ def test_one_step_that_closes_every_open_window_gives_the_same_with_the_lane(
     assert held == 1
     assert laned == plain
     assert sum(r.startswith("WindowResult(") for r in plain) > 30
+
+
+def as_runs(batch: Batch) -> list[Beat | Run]:
+    """A batch's readings as one-reading runs (what a small fleet's polls give a shard)."""
+    return [
+        item
+        if type(item) is Beat
+        else Run(item.family, item.sensor_id, (item.ts,), (item.value,), (None,))
+        for item in batch
+    ]
+
+
+def test_sensors_read_in_runs_stay_out_of_the_lane() -> None:
+    """A sensor comes into the lane once a window of it closes after it was read from a
+    ``Rows``; read in runs from then on, it stays out (each run would hand it back), and the
+    results are those of the shard without the lane."""
+    batches = fleet(5, sensors=60, rounds=24)
+    outs: list[list[str]] = []
+    for on in (True, False):
+        with lane_on(on):
+            state = ShardState(fleet_config(2.0))
+            out: list[object] = []
+            for i, (wall, readings) in enumerate(batches):
+                out += state.ingest(as_rows(readings) if i < 12 else as_runs(readings), wall)
+                out += state.expire(wall + 2.5)
+                if on and i == 11:
+                    assert len(state._lane) > 30
+                if on and i >= 13:
+                    assert len(state._lane) == 0, i
+            out += state.flush()
+            outs.append([repr(o) for o in out] + _kept(state))
+    assert outs[0] == outs[1]
+    assert len(outs[0]) > 500

@@ -35,7 +35,7 @@ def _default(obj: object) -> object:
         return kept
     if type(obj) is _Sensor:
         assert isinstance(default, tuple)
-        return (None, {k: v for k, v in default[1].items() if k != "lane"})
+        return (None, {k: v for k, v in default[1].items() if k not in ("lane", "rowed")})
     return default
 
 
