@@ -21,8 +21,6 @@ def mid_stream() -> ShardState:
     return state
 
 
-# Python's default pickling is what the source is held to (a native class has none).
-@on_source
 def _default(obj: object) -> object:
     """Python's default pickling of ``obj``, less what the shard's lane keeps apart (never
     pickled: a snapshot writes each sensor as the object path keeps it, ``dataflow.lane``)."""
@@ -39,6 +37,8 @@ def _default(obj: object) -> object:
     return default
 
 
+# Python's default pickling is what the source is held to (a native class has none).
+@on_source
 def test_each_class_keeps_what_python_s_default_pickling_keeps() -> None:
     state = mid_stream()
     assert state.open_alerts > 0 and any(len(p.closes) for p in state.parts.values())
