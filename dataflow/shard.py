@@ -706,8 +706,9 @@ class ShardState:
         # Blocks of the lane's closed windows, each after the first ``n`` rows of ``_queue``.
         self._blocks: list[tuple[int, Block]] = []
         # Sensors read from a ``Rows`` that closed a window on the object path since the last
-        # call: the lane may take them in once their windows are drained (``_adopt``). Noted at
-        # a close, not at each reading: a sensor cannot come in before its first.
+        # call, with no scorer of their own: the lane may take them in once their windows are
+        # drained (``_adopt``). Noted at a close, not at each reading: a sensor cannot come in
+        # before its first.
         self._rowed: list[tuple[str, str]] = []
         self._lane_config: ShardConfig | None = None  # the settings ``_lane_fits`` is of
         self._lane_fits = False
@@ -1123,14 +1124,16 @@ class ShardState:
         """
         sensors, sizes, lateness = self._sensors, self.config.window_ns, self.config.lateness_ns
         stale = self.config.stale_s
-        lane, lane_on = self._lane, self._lane_on()
+        # Once per batch: a sensor comes into the lane only after its batch (``_adopt``).
+        lane = self._lane
+        laned = self._lane_on() and len(lane) > 0
         silence_ns = round(stale * 1e9) if stale > 0 else _NEVER
 
         def items(item: Reading | Run | Rows | Beat) -> Iterable[Any]:
             kind = type(item)
             if kind is Rows:
                 rows = cast("Rows", item)
-                if lane_on and len(lane):
+                if laned:
                     slots = lane.slots_of(rows.family, rows.sensor_ids)
                     if slots is not None:
                         return self._lane_rows(rows, slots)
@@ -1771,7 +1774,7 @@ class ShardState:
             _note_closes(sensor, closed)
         if sensor.cols is None and sensor._scorer is None:
             self._model(key[0], sensor)
-        if sensor.rowed:  # a sensor may come into the lane once it has closed a window
+        if sensor.rowed and sensor._scorer is None:  # it may come into the lane now
             self._rowed.append(key)
         self.counts.windows += len(closed)
         heard, pos = sensor.heard, len(out)
