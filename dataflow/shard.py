@@ -1126,7 +1126,7 @@ class ShardState:
         stale = self.config.stale_s
         # Once per batch: a sensor comes into the lane only after its batch (``_adopt``).
         lane = self._lane
-        laned = self._lane_on() and len(lane) > 0
+        laned = self._lane_on() and bool(lane.index)  # not len(): a Python call
         silence_ns = round(stale * 1e9) if stale > 0 else _NEVER
 
         def items(item: Reading | Run | Rows | Beat) -> Iterable[Any]:
@@ -1300,7 +1300,7 @@ class ShardState:
             at = part.clock.at(now, beat_grace)
             closes = part.closes
             while (group := closes.take(at)) is not None:
-                if lane_on and len(self._lane):
+                if lane_on and self._lane.index:
                     self._lane_closes(part, at, group, out)
                 else:
                     for key, next_close in group:
